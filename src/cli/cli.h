@@ -1,0 +1,32 @@
+/* cli.h - what every `d2moe <command>` shares: the command table entry,
+ * option-error reporting and the one place that turns a library status into
+ * a printed message and an exit code.  Commands parse arguments, call the
+ * library and print; model logic never lives in src/cli. */
+#ifndef D2_CLI_CLI_H
+#define D2_CLI_CLI_H
+
+#include <stdio.h>
+
+typedef struct cli_cmd {
+    const char *name;    /* the verb: "show" */
+    const char *summary; /* one line for `d2moe help` */
+    int (*run)(int argc, char **argv); /* argv[0] is the verb; returns exit status */
+} cli_cmd;
+
+/* Declared by each src/cli/cmd_<verb>.c; listed in commands.h. */
+#define CLI_COMMAND(verb) extern const cli_cmd cli_cmd_##verb;
+#include "cli/commands.h"
+#undef CLI_COMMAND
+
+/* Print "d2moe: <library message>" and return the exit code of status. */
+int cli_fail(int status);
+/* Print "d2moe <cmd>: <message>" and return 2 (bad usage). */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* After getopt_long returned '?' or ':': one line naming the option; returns 2. */
+int cli_bad_option(const char *cmd, int argc, char **argv);
+/* Full command line of this process, for results. */
+void cli_set_argv(int argc, char **argv);
+int cli_argc(void);
+char **cli_argv(void);
+
+#endif

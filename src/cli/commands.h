@@ -1,0 +1,6 @@
+/* commands.h - the command table: one CLI_COMMAND(verb) line per
+ * src/cli/cmd_<verb>.c, in the order `d2moe help` lists them.  Adding a
+ * command is a new file and a new line here; no other command changes. */
+CLI_COMMAND(list)
+CLI_COMMAND(show)
+CLI_COMMAND(db)

@@ -1,0 +1,52 @@
+/* device.c - device parameter table (see device.h). */
+#include "core/device.h"
+#include "core/err.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#define F(x) offsetof(device, x)
+static const param_def defs[] = {
+    {"name", PARAM_STRING, F(name), NULL, 0, 0, "", "profile name"},
+    {"kind", PARAM_STRING, F(kind), "datasheet", 0, 0, "", "datasheet, calibrated (fitted to the paper) or measured (d2moe calibrate)"},
+    {"mem_bytes", PARAM_INT, F(mem_bytes), NULL, 1, 1e15, "bytes", "accelerator memory"},
+    {"mem_bw", PARAM_DOUBLE, F(mem_bw), NULL, 1e6, 1e14, "bytes/s", "accelerator memory bandwidth"},
+    {"fp16_flops", PARAM_DOUBLE, F(fp16_flops), NULL, 1e6, 1e17, "FLOP/s", "peak dense FP16 throughput"},
+    {"compute_eff", PARAM_DOUBLE, F(compute_eff), "1", 1e-4, 1, "", "fraction of fp16_flops reached by expert GEMMs"},
+    {"mem_eff", PARAM_DOUBLE, F(mem_eff), "1", 1e-4, 1, "", "fraction of mem_bw reached streaming weights"},
+    {"kernel_overhead_ns", PARAM_INT, F(kernel_overhead_ns), "0", 0, 1e12, "ns", "fixed cost per expert-level kernel"},
+    {"dequant_rate", PARAM_DOUBLE, F(dequant_rate), "0", 0, 1e16, "weights/s", "dequantization rate to FP16; 0 = costed as memory traffic"},
+    {"unified", PARAM_BOOL, F(unified), "false", 0, 1, "", "accelerator shares host DRAM (no link copy)"},
+    {"host_mem_bytes", PARAM_INT, F(host_mem_bytes), NULL, 1, 1e15, "bytes", "host DRAM"},
+    {"page_cache_bytes", PARAM_INT, F(page_cache_bytes), "0", 0, 1e15, "bytes", "host DRAM that caches expert files; 0 = every load reads flash"},
+    {"flash_bw", PARAM_DOUBLE, F(flash_bw), NULL, 1e5, 1e12, "bytes/s", "flash sequential read bandwidth"},
+    {"flash_lat_ns", PARAM_INT, F(flash_lat_ns), NULL, 0, 1e10, "ns", "latency of one flash read request"},
+    {"flash_qd", PARAM_INT, F(flash_qd), "1", 1, 1024, "", "flash reads served in parallel"},
+    {"io_overhead_ns", PARAM_INT, F(io_overhead_ns), "0", 0, 1e12, "ns", "software cost per expert-level load"},
+    {"link_bw", PARAM_DOUBLE, F(link_bw), "0", 0, 1e13, "bytes/s", "host->accelerator link bandwidth (ignored when unified)"},
+    {"link_lat_ns", PARAM_INT, F(link_lat_ns), "0", 0, 1e10, "ns", "host->accelerator latency per transfer"},
+};
+#undef F
+
+const param_table device_params = {"device", "device", defs, sizeof defs / sizeof defs[0]};
+
+int device_check(const device *d, const char *where)
+{
+    if (!d->unified && d->link_bw <= 0)
+        D2_ERROR(D2_ERANGE, "%s: link_bw: must be > 0 for a discrete accelerator (or set unified = true)", where);
+    if (d->page_cache_bytes > d->host_mem_bytes)
+        D2_ERROR(D2_ERANGE, "%s: page_cache_bytes: larger than host_mem_bytes", where);
+    if (d->unified && d->mem_bytes > d->host_mem_bytes)
+        D2_ERROR(D2_ERANGE, "%s: mem_bytes: a unified device cannot have more than host_mem_bytes", where);
+    if (strcmp(d->kind, "datasheet") && strcmp(d->kind, "calibrated") && strcmp(d->kind, "measured"))
+        D2_ERROR(D2_ERANGE, "%s: kind: \"%s\" is not datasheet, calibrated or measured", where, d->kind);
+    return D2_OK;
+}
+
+int device_load(device *d, const char *name_or_path)
+{
+    char path[4096];
+    D2_TRY(param_profile_path("device", name_or_path, path, sizeof path));
+    D2_TRY(param_load_ini(&device_params, d, path));
+    return device_check(d, path);
+}

@@ -1,0 +1,42 @@
+/* device.h - an edge device as the simulator sees it: accelerator memory and
+ * compute rates, the flash -> host DRAM (page cache) -> accelerator path, and
+ * per-operation software overheads.  Values come from
+ * experiments/devices/<name>.ini through device_params; each number in those
+ * files names its source.  Nothing here computes times: src/sim does. */
+#ifndef D2_CORE_DEVICE_H
+#define D2_CORE_DEVICE_H
+
+#include <stdint.h>
+#include "core/param.h"
+
+typedef struct device {
+    char name[PARAM_STR_MAX];
+    char kind[PARAM_STR_MAX];   /* "datasheet", "calibrated" or "measured" */
+    /* accelerator */
+    int64_t mem_bytes;          /* accelerator memory, bytes */
+    double mem_bw;              /* accelerator memory bandwidth, bytes/s */
+    double fp16_flops;          /* peak dense FP16 throughput, FLOP/s */
+    double compute_eff;         /* fraction of fp16_flops expert GEMMs reach, 0..1 */
+    double mem_eff;             /* fraction of mem_bw weight streaming reaches, 0..1 */
+    int64_t kernel_overhead_ns; /* fixed cost per expert-level kernel launch, ns */
+    double dequant_rate;        /* weights/s dequantized to FP16 (0 = costed as memory traffic) */
+    int unified;                /* accelerator shares host DRAM (no link copy) */
+    /* host */
+    int64_t host_mem_bytes;     /* host DRAM, bytes */
+    int64_t page_cache_bytes;   /* host DRAM available to cache expert files, bytes (0 = none) */
+    /* flash */
+    double flash_bw;            /* sequential read bandwidth, bytes/s */
+    int64_t flash_lat_ns;       /* latency of one read request, ns */
+    int64_t flash_qd;           /* reads in flight the device serves in parallel */
+    int64_t io_overhead_ns;     /* software cost per load (allocation, sync), ns */
+    /* host -> accelerator link */
+    double link_bw;             /* bytes/s (ignored when unified) */
+    int64_t link_lat_ns;        /* per transfer, ns */
+} device;
+
+extern const param_table device_params;
+
+int device_load(device *d, const char *name_or_path);
+int device_check(const device *d, const char *where);
+
+#endif

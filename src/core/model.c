@@ -1,0 +1,165 @@
+/* model.c - model parameter table and derived sizes (see model.h). */
+#include "core/model.h"
+#include "core/err.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define F(x) offsetof(model, x)
+#define BIG 1e12
+static const param_def defs[] = {
+    {"name", PARAM_STRING, F(name), NULL, 0, 0, "", "profile name"},
+    {"layers", PARAM_INT, F(layers), NULL, 1, 1024, "", "transformer blocks"},
+    {"hidden", PARAM_INT, F(hidden), NULL, 1, 1 << 20, "elements", "model width"},
+    {"expert_ffn", PARAM_INT, F(expert_ffn), NULL, 1, 1 << 22, "elements", "intermediate size of one routed expert"},
+    {"expert_matrices", PARAM_INT, F(expert_matrices), "3", 2, 3, "", "matrices per expert (3 = SwiGLU gate/up/down, 2 = up/down)"},
+    {"experts", PARAM_INT, F(experts), NULL, 1, 4096, "", "routed experts per MoE layer"},
+    {"top_k", PARAM_INT, F(top_k), NULL, 1, 64, "", "routed experts per token"},
+    {"shared_experts", PARAM_INT, F(shared_experts), "0", 0, 64, "", "always-on experts per MoE layer"},
+    {"shared_ffn", PARAM_INT, F(shared_ffn), "0", 0, 1 << 22, "elements", "intermediate size of one shared expert"},
+    {"moe_first", PARAM_INT, F(moe_first), "0", 0, 1023, "", "index of the first MoE layer"},
+    {"moe_every", PARAM_INT, F(moe_every), "1", 1, 64, "", "an MoE FFN every n-th layer from moe_first"},
+    {"dense_ffn", PARAM_INT, F(dense_ffn), "0", 0, 1 << 22, "elements", "FFN size of the non-MoE layers"},
+    {"heads", PARAM_INT, F(heads), NULL, 1, 1024, "", "attention query heads"},
+    {"kv_heads", PARAM_INT, F(kv_heads), NULL, 1, 1024, "", "key/value heads"},
+    {"head_dim", PARAM_INT, F(head_dim), NULL, 1, 4096, "elements", "elements per head"},
+    {"attn_params", PARAM_INT, F(attn_params), "0", 0, BIG, "params", "attention params per layer; 0 = derive from heads (q,k,v,o)"},
+    {"kv_elems", PARAM_INT, F(kv_elems), "0", 0, 1 << 24, "elements", "KV-cache elements per token per layer; 0 = 2*kv_heads*head_dim"},
+    {"vocab", PARAM_INT, F(vocab), NULL, 1, 1 << 24, "tokens", "vocabulary size"},
+    {"tied_embeddings", PARAM_BOOL, F(tied_embeddings), "false", 0, 1, "", "output head shares the embedding matrix"},
+    {"dense", PARAM_BOOL, F(dense), "false", 0, 1, "", "dense model: FFN read as one always-selected expert"},
+};
+#undef F
+
+const param_table model_params = {"model", "model", defs, sizeof defs / sizeof defs[0]};
+
+int model_check(const model *m, const char *where)
+{
+    if (m->top_k > m->experts)
+        D2_ERROR(D2_ERANGE, "%s: top_k: %lld is more than experts (%lld)", where, (long long)m->top_k, (long long)m->experts);
+    if (m->heads % m->kv_heads != 0)
+        D2_ERROR(D2_ERANGE, "%s: kv_heads: %lld does not divide heads (%lld)", where, (long long)m->kv_heads, (long long)m->heads);
+    if (m->moe_first >= m->layers)
+        D2_ERROR(D2_ERANGE, "%s: moe_first: %lld is not below layers (%lld)", where, (long long)m->moe_first, (long long)m->layers);
+    if (m->shared_experts > 0 && m->shared_ffn == 0)
+        D2_ERROR(D2_ERANGE, "%s: shared_ffn: must be > 0 when shared_experts > 0", where);
+    if (model_moe_layers(m) < m->layers && m->dense_ffn == 0)
+        D2_ERROR(D2_ERANGE, "%s: dense_ffn: must be > 0 when some layers are not MoE", where);
+    if (m->dense && (m->experts != 1 || m->top_k != 1))
+        D2_ERROR(D2_ERANGE, "%s: dense: a dense model has experts = 1 and top_k = 1", where);
+    return D2_OK;
+}
+
+int model_load(model *m, const char *name_or_path)
+{
+    char path[4096];
+    D2_TRY(param_profile_path("model", name_or_path, path, sizeof path));
+    D2_TRY(param_load_ini(&model_params, m, path));
+    return model_check(m, path);
+}
+
+int model_layer_is_moe(const model *m, int64_t l)
+{
+    return l >= m->moe_first && (l - m->moe_first) % m->moe_every == 0;
+}
+
+int64_t model_moe_layers(const model *m)
+{
+    if (m->moe_first >= m->layers) return 0;
+    return (m->layers - m->moe_first + m->moe_every - 1) / m->moe_every;
+}
+
+void model_expert_matrix_shape(const model *m, int i, int64_t *rows, int64_t *cols)
+{
+    if (i < m->expert_matrices - 1) { *rows = m->expert_ffn; *cols = m->hidden; }
+    else { *rows = m->hidden; *cols = m->expert_ffn; }
+}
+
+int64_t model_expert_params(const model *m)
+{
+    return m->expert_matrices * m->hidden * m->expert_ffn;
+}
+
+/* bytes of one matrix: a code plane of `bits` per weight (padded to a byte)
+ * plus `group_bytes` per group of each row */
+static int64_t matrix_bytes(int64_t rows, int64_t cols, int bits, int64_t group, int64_t group_bytes)
+{
+    int64_t codes = (rows * cols * bits + 7) / 8;
+    if (group <= 0) return codes;
+    int64_t groups = rows * ((cols + group - 1) / group);
+    return codes + groups * group_bytes;
+}
+
+static int64_t expert_bytes(const model *m, int bits, int64_t group, int64_t group_bytes)
+{
+    int64_t total = 0;
+    for (int i = 0; i < m->expert_matrices; i++) {
+        int64_t r, c;
+        model_expert_matrix_shape(m, i, &r, &c);
+        total += matrix_bytes(r, c, bits, group, group_bytes);
+    }
+    return total;
+}
+
+int64_t model_expert_bytes_uniform(const model *m, int bits, int64_t group)
+{
+    if (bits >= 16) return expert_bytes(m, 16, 0, 0);
+    return expert_bytes(m, bits, group, 4); /* FP16 scale + FP16 zero */
+}
+
+int64_t model_expert_level_bytes(const model *m, int base_bits, int level, int64_t group)
+{
+    if (level <= 1) return expert_bytes(m, base_bits, group, 4); /* scale + zero */
+    return expert_bytes(m, 1, group, 2);                         /* sign plane + scale */
+}
+
+int64_t model_expert_mwq_bytes(const model *m, int base_bits, int levels, int64_t group)
+{
+    int64_t t = 0;
+    for (int k = 1; k <= levels; k++) t += model_expert_level_bytes(m, base_bits, k, group);
+    return t;
+}
+
+static int64_t attn_params_per_layer(const model *m)
+{
+    if (m->attn_params > 0) return m->attn_params;
+    int64_t q = m->hidden * m->heads * m->head_dim;
+    int64_t kv = 2 * m->hidden * m->kv_heads * m->head_dim;
+    int64_t o = m->heads * m->head_dim * m->hidden;
+    return q + kv + o;
+}
+
+int64_t model_nonexpert_params(const model *m)
+{
+    int64_t moe = model_moe_layers(m);
+    int64_t embed = m->vocab * m->hidden * (m->tied_embeddings ? 1 : 2);
+    int64_t per_layer = attn_params_per_layer(m) + 2 * m->hidden; /* + two RMSNorms */
+    int64_t router = m->dense ? 0 : m->hidden * m->experts;
+    int64_t shared = m->shared_experts * m->expert_matrices * m->hidden * m->shared_ffn;
+    int64_t dense = m->expert_matrices * m->hidden * m->dense_ffn;
+    return embed + m->hidden /* final norm */ + m->layers * per_layer + moe * (router + shared)
+         + (m->layers - moe) * dense;
+}
+
+int64_t model_nonexpert_bytes(const model *m, int bits)
+{
+    return (model_nonexpert_params(m) * bits + 7) / 8;
+}
+
+int64_t model_total_params(const model *m)
+{
+    return model_nonexpert_params(m) + model_moe_layers(m) * m->experts * model_expert_params(m);
+}
+
+int64_t model_kv_bytes_per_token(const model *m, int kv_bits)
+{
+    int64_t e = m->kv_elems > 0 ? m->kv_elems : 2 * m->kv_heads * m->head_dim;
+    return (m->layers * e * kv_bits + 7) / 8;
+}
+
+double model_expert_flops_per_token(const model *m)
+{
+    return 2.0 * (double)model_expert_params(m);
+}

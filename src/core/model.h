@@ -1,0 +1,77 @@
+/* model.h - the shape of an MoE (or dense) transformer, and sizes derived
+ * from it.  Values come from experiments/models/<name>.ini through the
+ * parameter table model_params; nothing here knows about devices or time.
+ *
+ * Layers: layer l (0-based) has an MoE FFN iff l >= moe_first and
+ * (l - moe_first) % moe_every == 0; the other layers have a dense FFN of
+ * dense_ffn.  Traces number only the MoE layers (0..model_moe_layers-1).
+ * A dense model (llama2-13b) is experts = 1, top_k = 1: its FFN is one
+ * always-selected expert, as the paper's dense extension reads it. */
+#ifndef D2_CORE_MODEL_H
+#define D2_CORE_MODEL_H
+
+#include <stdint.h>
+#include "core/param.h"
+
+typedef struct model {
+    char name[PARAM_STR_MAX];
+    int64_t layers;          /* transformer blocks */
+    int64_t hidden;          /* model width d, elements */
+    int64_t expert_ffn;      /* intermediate size of one routed expert, elements */
+    int64_t expert_matrices; /* matrices per expert: 3 (gate, up, down SwiGLU) or 2 */
+    int64_t experts;         /* routed experts per MoE layer */
+    int64_t top_k;           /* routed experts per token */
+    int64_t shared_experts;  /* always-on experts per MoE layer */
+    int64_t shared_ffn;      /* intermediate size of one shared expert, elements */
+    int64_t moe_first;       /* index of the first MoE layer */
+    int64_t moe_every;       /* MoE every n-th layer from moe_first */
+    int64_t dense_ffn;       /* FFN size of non-MoE layers, elements */
+    int64_t heads;           /* attention (query) heads */
+    int64_t kv_heads;        /* key/value heads (GQA) */
+    int64_t head_dim;        /* elements per head */
+    int64_t attn_params;     /* per-layer attention params; 0 = derive from heads */
+    int64_t kv_elems;        /* KV-cache elements per token per layer; 0 = 2*kv_heads*head_dim */
+    int64_t vocab;           /* vocabulary size */
+    int tied_embeddings;     /* output head shares the embedding matrix */
+    int dense;               /* a dense model read as one always-selected expert */
+} model;
+
+extern const param_table model_params;
+
+/* Load experiments/models/<name>.ini (or a path containing '/' or ".ini"). */
+int model_load(model *m, const char *name_or_path);
+/* Cross-field checks (top_k <= experts, kv_heads divides heads, ...). */
+int model_check(const model *m, const char *where);
+
+int64_t model_moe_layers(const model *m);
+int model_layer_is_moe(const model *m, int64_t layer);
+
+/* One routed expert: rows x cols of matrix i (0 <= i < expert_matrices).
+ * Matrices 0..n-2 map hidden -> ffn (rows = ffn, cols = hidden); the last
+ * maps ffn -> hidden.  Quantization groups run along cols (input dim). */
+void model_expert_matrix_shape(const model *m, int i, int64_t *rows, int64_t *cols);
+int64_t model_expert_params(const model *m);
+
+/* Storage of one routed expert.  Group scales and zeros are FP16.
+ *  - uniform INT-b, asymmetric: b bits/weight + (scale, zero) per group
+ *  - MWQ level 1: b1 bits/weight + (scale, zero) per group
+ *  - MWQ level k>1: 1 sign bit/weight + one scale per group
+ * Each matrix's code plane is padded to a whole byte.  bits = 16: plain FP16
+ * with no groups.  group: weights per group along a row (rows shorter than
+ * a group, or not a multiple of it, end with one short group). */
+int64_t model_expert_bytes_uniform(const model *m, int bits, int64_t group);
+int64_t model_expert_level_bytes(const model *m, int base_bits, int level, int64_t group);
+/* Levels 1..k together. */
+int64_t model_expert_mwq_bytes(const model *m, int base_bits, int levels, int64_t group);
+
+/* Everything that is not a routed expert: embeddings, output head, attention,
+ * norms, routers, shared experts, dense FFNs. */
+int64_t model_nonexpert_params(const model *m);
+int64_t model_nonexpert_bytes(const model *m, int bits);
+int64_t model_total_params(const model *m);
+/* Bytes of KV cache per token over all layers at kv_bits per element. */
+int64_t model_kv_bytes_per_token(const model *m, int kv_bits);
+/* FLOPs of one routed expert for one token (2 per multiply-add). */
+double model_expert_flops_per_token(const model *m);
+
+#endif

@@ -1,0 +1,341 @@
+/* param.c - table-driven parameters: defaults, INI files, --set overrides.
+ * INI syntax is parsed by inih; this file counts lines itself (inih reports
+ * only the first error line) so every message names path:line. */
+#include "core/param.h"
+#include "core/err.h"
+#include "core/units.h"
+
+#include <errno.h>
+#include <dirent.h>
+#include <ini.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <stdio.h>
+
+const param_def *param_find(const param_table *t, const char *key)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->defs[i].name, key) == 0) return &t->defs[i];
+    return NULL;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    if (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on")) {
+        *out = 1;
+        return 0;
+    }
+    if (!strcasecmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcasecmp(v, "off")) {
+        *out = 0;
+        return 0;
+    }
+    return -1;
+}
+
+static int set_one(const param_def *d, void *obj, const char *value, const char *where)
+{
+    char *field = (char *)obj + d->offset;
+    switch (d->type) {
+    case PARAM_INT: {
+        int64_t v;
+        int rc = units_parse_int64(value, &v);
+        if (rc) D2_ERROR(D2_EFORMAT, "%s: %s: expected an integer, got \"%s\"", where, d->name, value);
+        if ((double)v < d->min || (double)v > d->max)
+            D2_ERROR(D2_ERANGE, "%s: %s: %s is outside [%.15g, %.15g] %s", where, d->name, value,
+                     d->min, d->max, d->units);
+        memcpy(field, &v, sizeof v);
+        return D2_OK;
+    }
+    case PARAM_DOUBLE: {
+        double v;
+        int rc = units_parse_double(value, &v);
+        if (rc) D2_ERROR(D2_EFORMAT, "%s: %s: expected a number, got \"%s\"", where, d->name, value);
+        if (v < d->min || v > d->max)
+            D2_ERROR(D2_ERANGE, "%s: %s: %s is outside [%.15g, %.15g] %s", where, d->name, value,
+                     d->min, d->max, d->units);
+        memcpy(field, &v, sizeof v);
+        return D2_OK;
+    }
+    case PARAM_BOOL: {
+        int v;
+        if (parse_bool(value, &v))
+            D2_ERROR(D2_EFORMAT, "%s: %s: expected true/false, got \"%s\"", where, d->name, value);
+        memcpy(field, &v, sizeof v);
+        return D2_OK;
+    }
+    case PARAM_STRING: {
+        size_t len = strlen(value);
+        if (len >= PARAM_STR_MAX)
+            D2_ERROR(D2_ERANGE, "%s: %s: longer than %d characters", where, d->name, PARAM_STR_MAX - 1);
+        memcpy(field, value, len + 1);
+        return D2_OK;
+    }
+    }
+    D2_ERROR(D2_EINTERNAL, "%s: %s: bad parameter type", where, d->name);
+}
+
+void param_defaults(const param_table *t, void *obj)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const param_def *d = &t->defs[i];
+        char *field = (char *)obj + d->offset;
+        if (d->def == NULL) {
+            switch (d->type) {
+            case PARAM_INT: memset(field, 0, sizeof(int64_t)); break;
+            case PARAM_DOUBLE: { double z = 0; memcpy(field, &z, sizeof z); break; }
+            case PARAM_BOOL: memset(field, 0, sizeof(int)); break;
+            case PARAM_STRING: field[0] = '\0'; break;
+            }
+            continue;
+        }
+        /* defaults are written by us: a failure here is a bug in a table */
+        if (set_one(d, obj, d->def, "default") != D2_OK) abort();
+    }
+}
+
+int param_set(const param_table *t, void *obj, const char *key, const char *value,
+              const char *where, unsigned char *seen)
+{
+    const param_def *d = param_find(t, key);
+    if (!d) D2_ERROR(D2_EFORMAT, "%s: %s: unknown key for %s", where, key, t->name);
+    size_t idx = (size_t)(d - t->defs);
+    if (seen && seen[idx])
+        D2_ERROR(D2_EFORMAT, "%s: %s: given twice", where, key);
+    D2_TRY(set_one(d, obj, value, where));
+    if (seen) seen[idx] = 1;
+    return D2_OK;
+}
+
+/* ---- INI reading ---------------------------------------------------- */
+
+typedef struct ini_ctx {
+    FILE *f;
+    const char *path;
+    const param_table *t;
+    void *obj;
+    unsigned char seen[PARAM_MAX_DEFS];
+    int line;        /* lines handed to inih so far = current line */
+    int long_line;   /* first line longer than the reader's buffer */
+    int binary_line; /* first line holding a NUL or control byte */
+    int rc;          /* first handler error */
+    int rc_line;
+    int bad_section; /* line of first unknown section */
+    char section_name[PARAM_STR_MAX];
+} ini_ctx;
+
+/* inih's line reader, counting lines and catching what inih would pass
+ * over silently: lines longer than its buffer and binary bytes. */
+static char *param_ini_read(char *buf, int num, void *stream)
+{
+    ini_ctx *c = stream;
+    int ch, n = 0;
+    while (n < num - 1 && (ch = fgetc(c->f)) != EOF) {
+        if (ch == 0 || (ch < 32 && ch != '\t' && ch != '\r' && ch != '\n') || ch == 127) {
+            if (!c->binary_line) c->binary_line = c->line + 1;
+            ch = ' ';
+        }
+        buf[n++] = (char)ch;
+        if (ch == '\n') break;
+    }
+    if (n == 0) return NULL;
+    buf[n] = '\0';
+    c->line++;
+    if (buf[n - 1] != '\n' && n == num - 1 && (ch = fgetc(c->f)) != EOF) {
+        if (ch != '\n') {
+            if (!c->long_line) c->long_line = c->line;
+            while ((ch = fgetc(c->f)) != EOF && ch != '\n') {} /* rest of the line */
+        }
+    }
+    return buf;
+}
+
+static int param_ini_entry(void *user, const char *section, const char *name, const char *value)
+{
+    ini_ctx *c = user;
+    if (c->rc != D2_OK) return 1;
+    char where[PARAM_STR_MAX + 32];
+    snprintf(where, sizeof where, "%s:%d", c->path, c->line);
+    if (section[0] && strcmp(section, c->t->section) != 0) {
+        d2_err_set("%s: [%s]: unknown section (expected [%s])", where, section, c->t->section);
+        c->rc = D2_EFORMAT;
+        c->rc_line = c->line;
+        return 0;
+    }
+    int rc = param_set(c->t, c->obj, name, value, where, c->seen);
+    if (rc != D2_OK) {
+        c->rc = rc;
+        c->rc_line = c->line;
+        return 0;
+    }
+    return 1;
+}
+
+int param_load_ini(const param_table *t, void *obj, const char *path)
+{
+    if (t->n > PARAM_MAX_DEFS) D2_ERROR(D2_EINTERNAL, "%s: parameter table too large", t->name);
+    param_defaults(t, obj);
+    ini_ctx c;
+    memset(&c, 0, sizeof c);
+    c.f = fopen(path, "r");
+    if (!c.f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
+    c.path = path;
+    c.t = t;
+    c.obj = obj;
+    int first_err = ini_parse_stream(param_ini_read, &c, param_ini_entry, &c);
+    fclose(c.f);
+    if (c.binary_line && (c.rc == D2_OK || c.binary_line <= c.rc_line))
+        D2_ERROR(D2_EFORMAT, "%s:%d: binary data (control or NUL bytes): not a text profile", path, c.binary_line);
+    if (c.long_line && (c.rc == D2_OK || c.long_line <= c.rc_line))
+        D2_ERROR(D2_EFORMAT, "%s:%d: line too long (at most %d characters)", path, c.long_line, INI_MAX_LINE - 2);
+    if (first_err > 0 && (c.rc == D2_OK || first_err < c.rc_line))
+        D2_ERROR(D2_EFORMAT, "%s:%d: malformed line (expected key = value or [section])", path, first_err);
+    if (first_err < 0) D2_ERROR(D2_EIO, "%s: read error", path);
+    if (c.rc != D2_OK) return c.rc;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->defs[i].def == NULL && !c.seen[i])
+            D2_ERROR(D2_EFORMAT, "%s:%d: %s: required key missing", path, c.line, t->defs[i].name);
+    return D2_OK;
+}
+
+int param_apply_set(const param_table *t, void *obj, const char *assignment)
+{
+    const char *eq = strchr(assignment, '=');
+    if (!eq || eq == assignment)
+        D2_ERROR(D2_EINVAL, "--set %s: expected key=value", assignment);
+    char key[PARAM_STR_MAX];
+    size_t kl = (size_t)(eq - assignment);
+    if (kl >= sizeof key) D2_ERROR(D2_EINVAL, "--set %s: key too long", assignment);
+    memcpy(key, assignment, kl);
+    key[kl] = '\0';
+    const char *k = key;
+    char *dot = strchr(key, '.');
+    if (dot) {
+        *dot = '\0';
+        if (strcmp(key, t->name) != 0) return D2_ENOTFOUND;
+        k = dot + 1;
+    }
+    if (!param_find(t, k)) {
+        if (dot) D2_ERROR(D2_EINVAL, "--set %s: unknown key %s.%s", assignment, t->name, k);
+        return D2_ENOTFOUND;
+    }
+    return param_set(t, obj, k, eq + 1, "--set", NULL);
+}
+
+void param_format(const param_def *d, const void *obj, char *buf, size_t n)
+{
+    const char *field = (const char *)obj + d->offset;
+    switch (d->type) {
+    case PARAM_INT: { int64_t v; memcpy(&v, field, sizeof v); snprintf(buf, n, "%lld", (long long)v); break; }
+    case PARAM_DOUBLE: {
+        double v;
+        memcpy(&v, field, sizeof v);
+        if (v == floor(v) && fabs(v) < 1e18) { snprintf(buf, n, "%.0f", v); break; }
+        for (int p = 6; p <= 17; p++) { /* shortest text that reads back the same */
+            snprintf(buf, n, "%.*g", p, v);
+            if (strtod(buf, NULL) == v) break;
+        }
+        break;
+    }
+    case PARAM_BOOL: { int v; memcpy(&v, field, sizeof v); snprintf(buf, n, "%s", v ? "true" : "false"); break; }
+    case PARAM_STRING: snprintf(buf, n, "%s", field); break;
+    }
+}
+
+int param_foreach(const param_table *t, const void *obj, param_visit_fn fn, void *user)
+{
+    char key[PARAM_STR_MAX * 2], val[PARAM_STR_MAX + 32];
+    for (size_t i = 0; i < t->n; i++) {
+        snprintf(key, sizeof key, "%s.%s", t->name, t->defs[i].name);
+        param_format(&t->defs[i], obj, val, sizeof val);
+        D2_TRY(fn(key, val, t->defs[i].units, user));
+    }
+    return D2_OK;
+}
+
+void param_print(const param_table *t, const void *obj, FILE *out)
+{
+    char val[PARAM_STR_MAX + 32];
+    for (size_t i = 0; i < t->n; i++) {
+        const param_def *d = &t->defs[i];
+        param_format(d, obj, val, sizeof val);
+        fprintf(out, "%-22s = %-20s ; %s%s%s\n", d->name, val, d->units[0] ? d->units : "",
+                d->units[0] ? ", " : "", d->help);
+    }
+}
+
+void param_print_help(const param_table *t, FILE *out)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const param_def *d = &t->defs[i];
+        fprintf(out, "  %s.%-20s %s", t->name, d->name, d->help);
+        if (d->units[0]) fprintf(out, " [%s]", d->units);
+        if (d->def) fprintf(out, " (default %s", d->def);
+        else fprintf(out, " (required");
+        if (d->type == PARAM_INT || d->type == PARAM_DOUBLE) fprintf(out, "; %.6g..%.6g", d->min, d->max);
+        fprintf(out, ")\n");
+    }
+}
+
+int param_profile_path(const char *kind, const char *name_or_path, char *out, size_t n)
+{
+    size_t len = strlen(name_or_path);
+    if (strchr(name_or_path, '/') || (len > 4 && strcmp(name_or_path + len - 4, ".ini") == 0)) {
+        if ((size_t)snprintf(out, n, "%s", name_or_path) >= n)
+            D2_ERROR(D2_EINVAL, "%s: path too long", name_or_path);
+        return D2_OK;
+    }
+    for (const char *p = name_or_path; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+            D2_ERROR(D2_EINVAL, "%s: not a %s name (letters a-z, digits, '-', '_', '.')", name_or_path, kind);
+    const char *dir = getenv("D2_PROFILE_DIR");
+    if (dir && *dir) {
+        if ((size_t)snprintf(out, n, "%s/%ss/%s.ini", dir, kind, name_or_path) >= n)
+            D2_ERROR(D2_EINVAL, "%s: path too long", name_or_path);
+    } else if ((size_t)snprintf(out, n, "%s/experiments/%ss/%s.ini", D2_SRCDIR, kind, name_or_path) >= n) {
+        D2_ERROR(D2_EINVAL, "%s: path too long", name_or_path);
+    }
+    return D2_OK;
+}
+
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int param_profile_list(const char *kind, char ***names, size_t *n)
+{
+    char probe[4096], dir[4096];
+    D2_TRY(param_profile_path(kind, "x", probe, sizeof probe));
+    char *slash = strrchr(probe, '/');
+    *slash = '\0';
+    snprintf(dir, sizeof dir, "%s", probe);
+    DIR *dp = opendir(dir);
+    if (!dp) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", dir, strerror(errno));
+    char **a = NULL;
+    size_t cnt = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(dp)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len <= 4 || strcmp(e->d_name + len - 4, ".ini") != 0 || e->d_name[0] == '.') continue;
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **na = realloc(a, cap * sizeof *na);
+            if (!na) { param_names_free(a, cnt); closedir(dp); D2_ERROR(D2_ENOMEM, "out of memory"); }
+            a = na;
+        }
+        a[cnt] = strndup(e->d_name, len - 4);
+        if (!a[cnt]) { param_names_free(a, cnt); closedir(dp); D2_ERROR(D2_ENOMEM, "out of memory"); }
+        cnt++;
+    }
+    closedir(dp);
+    qsort(a, cnt, sizeof *a, cmp_str);
+    *names = a;
+    *n = cnt;
+    return D2_OK;
+}
+
+void param_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+}

@@ -1,0 +1,1 @@
+# src/host: (see the module's issue)

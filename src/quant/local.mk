@@ -1,0 +1,1 @@
+# src/quant: (see the module's issue)

@@ -1,0 +1,62 @@
+/* db.h - the SQLite results store.
+ *
+ * One file holds every result: `runs` (who, when, which code, status),
+ * `params` (every effective parameter of a run), `metrics` (name, value,
+ * unit), `inputs` (files a run read, with their content hash), and tables
+ * owned by modules (e.g. quant_errors).  The schema is versioned with
+ * PRAGMA user_version and upgraded by forward migrations; WAL mode, foreign
+ * keys on, busy timeout plus retry so concurrent writers lose nothing.
+ * A run is assembled in memory (db_run) and written in ONE transaction, so a
+ * crash never leaves half a result.  A file that is not a d2moe store (another
+ * application's database, or not SQLite at all) is refused, never written. */
+#ifndef D2_RESULTS_DB_H
+#define D2_RESULTS_DB_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sqlite3.h>
+
+#define DB_APPLICATION_ID 0x44324d45 /* "D2ME" */
+
+typedef struct db db;
+typedef struct db_run db_run;
+
+/* Open (creating and migrating as needed). */
+int db_open(const char *path, db **out);
+/* Open an existing store read-only; no migration, no creation. */
+int db_open_readonly(const char *path, db **out);
+void db_close(db *d);
+int db_schema_version(const db *d);
+/* Latest schema version this build knows. */
+int db_schema_latest(void);
+sqlite3 *db_handle(db *d);
+const char *db_path(const db *d);
+
+/* Print schema version and per-table row counts. */
+int db_info_print(db *d, FILE *out);
+
+/* Run fn inside BEGIN IMMEDIATE ... COMMIT, retrying the whole transaction
+ * when another writer holds the lock; rolled back when fn fails. */
+int db_transaction(db *d, int (*fn)(sqlite3 *h, void *user), void *user);
+
+/* ---- a run, assembled in memory, written in one transaction ---------- */
+db_run *db_run_new(const char *kind, const char *mode);
+void db_run_free(db_run *r);
+void db_run_cmdline(db_run *r, int argc, char **argv);
+void db_run_seed(db_run *r, uint64_t seed);
+void db_run_status(db_run *r, const char *status); /* ok, oom, failed */
+int db_run_param(db_run *r, const char *key, const char *value);
+int db_run_metric(db_run *r, const char *name, double value, const char *unit);
+/* Hashes the file (XXH3-128) now. */
+int db_run_input(db_run *r, const char *role, const char *path);
+/* End time is taken now; fills *id. */
+int db_run_write(db *d, db_run *r, int64_t *id);
+/* Adapter for param_foreach: adds each parameter to the run. */
+int db_run_param_visit(const char *key, const char *value, const char *units, void *run);
+/* Hash of the sorted params (XXH3-128 hex): identifies a configuration. */
+void db_run_config_hash(db_run *r, char out[33]);
+
+/* "2026-11-25T10:00:00.123Z" */
+void db_now_iso(char buf[32]);
+
+#endif

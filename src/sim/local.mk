@@ -1,0 +1,1 @@
+# src/sim: (see the module's issue)

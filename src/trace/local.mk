@@ -1,0 +1,1 @@
+# src/trace: (see the module's issue)

@@ -1,0 +1,39 @@
+#!/bin/sh
+# cli.sh - the d2moe front end: help, version, unknown commands and options.
+. "${D2_SRCDIR:-.}/tests/lib.sh"
+
+out=$("$D2MOE" help); ok $? "d2moe help exits 0"
+for c in list show db; do
+    printf '%s' "$out" | grep -q "^  $c " ; ok $? "help lists '$c'"
+done
+"$D2MOE" --version | grep -Eq '^d2moe .+'; ok $? "--version prints a version"
+"$D2MOE" show --help | grep -q 'usage: d2moe show'; ok $? "show --help"
+"$D2MOE" help show | grep -q 'usage: d2moe show'; ok $? "help show"
+expect 2 "not a d2moe command" "unknown command: exit 2, one line" -- "$D2MOE" frobnicate
+expect 2 "unknown option '--frob'" "unknown global option: exit 2, one line" -- "$D2MOE" --frob
+expect 2 "unknown option .*--colour" "unknown command option: exit 2, one line" -- "$D2MOE" list --colour models
+expect 2 "expected one of" "list without argument: exit 2" -- "$D2MOE" list
+expect 2 "expected models or devices" "list of something else: exit 2" -- "$D2MOE" list planets
+expect 2 "no command given" "no command: exit 2, one line" -- "$D2MOE"
+"$D2MOE" list models > "$TMP/models" 2>&1; ok $? "list models"
+for m in llama-moe-3.5b mixtral-8x7b llama2-13b qwen1.5-moe-a2.7b olmoe-1b-7b qwen3-30b-a3b deepseek-v2-lite switch-base-128; do
+    grep -q "^$m " "$TMP/models"; ok $? "list models shows $m"
+done
+"$D2MOE" list devices > "$TMP/devices" 2>&1; ok $? "list devices"
+for d in env1 env2 raspberry-pi-5 phone-sd8g3; do
+    grep -q "^$d " "$TMP/devices"; ok $? "list devices shows $d"
+done
+"$D2MOE" show model mixtral-8x7b > "$TMP/mx"; ok $? "show model mixtral-8x7b"
+grep -Eq '^expert_params += 176160768' "$TMP/mx"; ok $? "mixtral expert params = 3*4096*14336 = 176160768"
+grep -Eq '^expert_bytes_int16 += 352321536' "$TMP/mx"; ok $? "mixtral FP16 expert = 352321536 bytes"
+grep -Eq '^mwq_v1_bits_per_weight = 4.5000' "$TMP/mx"; ok $? "MWQ V1 = 4.5 bits/weight"
+"$D2MOE" show model mixtral-8x7b --set model.layers=8 | grep -Eq '^layers += 8 '; ok $? "--set overrides a model key"
+expect 2 "layers: 0 is outside" "--set out of range: exit 2" -- "$D2MOE" show model mixtral-8x7b --set model.layers=0
+expect 2 "not a model key" "--set of a device key on a model: exit 2" -- "$D2MOE" show model mixtral-8x7b --set device.flash_bw=1G
+expect 2 "no-such-model.ini: cannot open" "unknown model: exit 2" -- "$D2MOE" show model no-such-model
+"$D2MOE" show device env1 | grep -Eq '^flash_bw += 3500000000 '; ok $? "show device env1: flash_bw"
+expect 2 "expected a subcommand" "db without subcommand: exit 2" -- "$D2MOE" db
+expect 2 "cannot open" "db info of a missing file: exit 2" -- "$D2MOE" db info "$TMP/none.db"
+printf 'not a database at all, just text that is long enough to be a header........................................' > "$TMP/junk.db"
+expect 1 "not an SQLite database" "db info of a corrupt file: refused" -- "$D2MOE" db info "$TMP/junk.db"
+done_testing

@@ -1,0 +1,43 @@
+#!/bin/sh
+# profiles.sh - bad model and device profiles: file:line, the key, exit 2.
+. "${D2_SRCDIR:-.}/tests/lib.sh"
+
+good='[model]
+name = t
+layers = 2
+hidden = 8
+expert_ffn = 16
+experts = 4
+top_k = 2
+heads = 2
+kv_heads = 1
+head_dim = 4
+vocab = 10'
+printf '%s\n' "$good" > "$TMP/good.ini"
+"$D2MOE" show model "$TMP/good.ini" > /dev/null; ok $? "a good model profile"
+printf '%s\ncolour = blue\n' "$good" > "$TMP/unknown.ini"
+expect 2 "unknown.ini:12: colour: unknown key" "unknown key: file:line and key" -- "$D2MOE" show model "$TMP/unknown.ini"
+printf '%s\n' "$good" | sed 's/top_k = 2/top_k = 100/' > "$TMP/range.ini"
+expect 2 "range.ini:7: top_k: 100 is outside" "out-of-range value: file:line and key" -- "$D2MOE" show model "$TMP/range.ini"
+printf '%s\n' "$good" | grep -v vocab > "$TMP/missing.ini"
+expect 2 "missing.ini:[0-9]+: vocab: required key missing" "missing required key" -- "$D2MOE" show model "$TMP/missing.ini"
+printf '%s\njust words\n' "$good" > "$TMP/malformed.ini"
+expect 2 "malformed.ini:12: malformed line" "malformed line" -- "$D2MOE" show model "$TMP/malformed.ini"
+printf '%s\n' "$good" | sed 's/hidden = 8/hidden = eight/' > "$TMP/type.ini"
+expect 2 "type.ini:4: hidden: expected an integer" "wrong type" -- "$D2MOE" show model "$TMP/type.ini"
+printf '[device]\nname = d\nmem_bytes = 1G\nmem_bw = 1G\nfp16_flops = 1T\nhost_mem_bytes = 1G\nflash_bw = 1G\nflash_lat_ns = -5\nunified = true\n' > "$TMP/dev.ini"
+expect 2 "dev.ini:8: flash_lat_ns: -5 is outside" "bad device value: file:line and key" -- "$D2MOE" show device "$TMP/dev.ini"
+printf '[device]\nname = d\nmem_bytes = 1G\nmem_bw = 1G\nfp16_flops = 1T\nhost_mem_bytes = 1G\nflash_bw = 1G\nflash_lat_ns = 5\nunified = maybe\n' > "$TMP/dev2.ini"
+expect 2 "dev2.ini:9: unified: expected true/false" "bad device bool" -- "$D2MOE" show device "$TMP/dev2.ini"
+printf '\000\001\002binary\377\n' > "$TMP/bin.ini"
+expect 2 "bin.ini:1: binary data" "binary garbage" -- "$D2MOE" show model "$TMP/bin.ini"
+: > "$TMP/empty.ini"
+expect 2 "empty.ini:[0-9]+: name: required key missing" "empty file" -- "$D2MOE" show model "$TMP/empty.ini"
+# every shipped profile loads
+for f in "$D2_SRCDIR"/experiments/models/*.ini; do
+    "$D2MOE" show model "$f" > /dev/null 2>&1; ok $? "shipped $(basename "$f") loads"
+done
+for f in "$D2_SRCDIR"/experiments/devices/*.ini; do
+    "$D2MOE" show device "$f" > /dev/null 2>&1; ok $? "shipped $(basename "$f") loads"
+done
+done_testing

@@ -1,0 +1,12 @@
+#!/bin/sh
+# run-tests.sh [BUILDDIR] - the README's test command: bootstrap if needed,
+# configure into BUILDDIR (default: build), build, and run `make check`.
+set -e
+cd "$(dirname "$0")/.."
+dir=${1:-build}
+[ -x configure ] || ./bootstrap >/dev/null
+mkdir -p "$dir"
+cd "$dir"
+[ -f Makefile ] || ../configure --enable-werror >configure.out
+make -j"$(nproc)" >/dev/null
+make -j"$(nproc)" check

@@ -1,0 +1,175 @@
+/* t_core.c - units, parameter tables, INI errors, model derived sizes
+ * (known answers computed by hand from the models' config.json), devices. */
+#include "core/device.h"
+#include "core/err.h"
+#include "core/hash.h"
+#include "core/model.h"
+#include "core/rng.h"
+#include "core/units.h"
+#include "tap.h"
+
+#include <unistd.h>
+
+static void test_units(void)
+{
+    double d;
+    int64_t i;
+    ok(units_parse_double("3.5G", &d) == 0 && d == 3.5e9, "3.5G = 3.5e9");
+    ok(units_parse_double("3.5GB/s", &d) == 0 && d == 3.5e9, "3.5GB/s = 3.5e9");
+    ok(units_parse_int64("6Gi", &i) == 0 && i == 6442450944LL, "6Gi = 6 * 2^30");
+    ok(units_parse_int64("200M", &i) == 0 && i == 200000000LL, "200M = 2e8");
+    ok(units_parse_int64("9007199254740993", &i) == 0 && i == 9007199254740993LL, "large integer exact");
+    ok(units_parse_int64("1.5", &i) != 0, "1.5 is not an integer");
+    ok(units_parse_double("nan", &d) != 0, "nan refused");
+    ok(units_parse_double("inf", &d) != 0, "inf refused");
+    ok(units_parse_double("12x", &d) != 0, "trailing junk refused");
+    ok(units_parse_double("", &d) != 0, "empty refused");
+    ok(units_parse_int64("99999999999T", &i) == -2, "overflow detected");
+}
+
+static char tmpdir[256];
+
+static const char *write_tmp(const char *name, const char *text)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+#define GOOD_MODEL "[model]\nname = t\nlayers = 2\nhidden = 8\nexpert_ffn = 16\nexperts = 4\ntop_k = 2\n" \
+                   "heads = 2\nkv_heads = 1\nhead_dim = 4\nvocab = 10\n"
+
+static void expect_err(const char *name, const char *text, int want_rc, const char *want_sub)
+{
+    model m;
+    const char *p = write_tmp(name, text);
+    int rc = model_load(&m, p);
+    ok(rc == want_rc && strstr(d2_err_msg(), want_sub) != NULL, "%s: rc %d, message has \"%s\"", name, rc, want_sub);
+    if (rc != want_rc || !strstr(d2_err_msg(), want_sub)) tap_diag("message: %s", d2_err_msg());
+}
+
+static void test_ini(void)
+{
+    model m;
+    char p[512];
+    snprintf(p, sizeof p, "%s", write_tmp("good.ini", GOOD_MODEL));
+    ok(model_load(&m, p) == D2_OK, "a good profile loads");
+    is_int(m.expert_matrices, 3, "default expert_matrices = 3");
+    char where[600];
+    snprintf(where, sizeof where, "%s/unknown.ini:3: colour", tmpdir);
+    expect_err("unknown.ini", "[model]\nname = t\ncolour = blue\n", D2_EFORMAT, where);
+    snprintf(where, sizeof where, "%s/range.ini:7: top_k", tmpdir);
+    expect_err("range.ini", "[model]\nname = t\nlayers = 2\nhidden = 8\nexpert_ffn = 16\nexperts = 4\ntop_k = 99\n", D2_ERANGE, where);
+    expect_err("missing.ini", "[model]\nname = t\nlayers = 2\n", D2_EFORMAT, "hidden: required key missing");
+    snprintf(where, sizeof where, "%s/malformed.ini:2:", tmpdir);
+    expect_err("malformed.ini", "[model]\nthis line has no equals sign\n", D2_EFORMAT, where);
+    expect_err("malformed.ini", "[model]\nthis line has no equals sign\n", D2_EFORMAT, "malformed line");
+    snprintf(where, sizeof where, "%s/dup.ini:3: name: given twice", tmpdir);
+    expect_err("dup.ini", "[model]\nname = t\nname = u\n", D2_EFORMAT, where);
+    snprintf(where, sizeof where, "%s/notnum.ini:3: layers: expected an integer", tmpdir);
+    expect_err("notnum.ini", "[model]\nname = t\nlayers = many\n", D2_EFORMAT, where);
+    snprintf(where, sizeof where, "%s/section.ini:2: [modle]: unknown section", tmpdir);
+    expect_err("section.ini", "[modle]\nname = t\n", D2_EFORMAT, where);
+    char longl[400];
+    memset(longl, 'x', sizeof longl);
+    snprintf(longl, sizeof longl, "[model]\nname = %0300d\n", 1);
+    snprintf(where, sizeof where, "%s/long.ini:2: line too long", tmpdir);
+    expect_err("long.ini", longl, D2_EFORMAT, where);
+    expect_err("cross.ini", "[model]\nname = t\nlayers = 2\nhidden = 8\nexpert_ffn = 16\nexperts = 4\ntop_k = 5\n"
+               "heads = 2\nkv_heads = 1\nhead_dim = 4\nvocab = 10\n", D2_ERANGE, "top_k: 5 is more than experts");
+    ok(model_load(&m, "no-such-model") == D2_ENOTFOUND, "unknown profile name: ENOTFOUND");
+    ok(model_load(&m, "../etc/passwd") == D2_ENOTFOUND || model_load(&m, "bad name!") == D2_EINVAL, "bad names refused");
+
+    /* --set */
+    ok(model_load(&m, p) == D2_OK, "reload");
+    ok(param_apply_set(&model_params, &m, "model.layers=7") == D2_OK && m.layers == 7, "--set model.layers=7");
+    ok(param_apply_set(&model_params, &m, "layers=9") == D2_OK && m.layers == 9, "--set layers=9 (no prefix)");
+    ok(param_apply_set(&model_params, &m, "device.flash_bw=1G") == D2_ENOTFOUND, "--set of another table: ENOTFOUND");
+    ok(param_apply_set(&model_params, &m, "model.nope=1") == D2_EINVAL, "--set unknown model key: EINVAL");
+    ok(param_apply_set(&model_params, &m, "model.layers=0") == D2_ERANGE, "--set out of range: ERANGE");
+}
+
+static void test_models(void)
+{
+    model m;
+    /* Mixtral-8x7B: expert = 3 x 4096 x 14336 (config.json), by hand */
+    ok(model_load(&m, "mixtral-8x7b") == D2_OK, "mixtral-8x7b loads");
+    is_int(model_expert_params(&m), 3LL * 4096 * 14336, "mixtral expert params = 3*4096*14336 = 176160768");
+    is_int(model_expert_bytes_uniform(&m, 16, 0), 2LL * 176160768, "mixtral expert FP16 bytes = 352321536");
+    /* INT4, g=128: 176160768*4/8 codes + (14336*32*2 + 4096*112) groups * 4 bytes */
+    is_int(model_expert_bytes_uniform(&m, 4, 128), 88080384LL + (2LL * 14336 * 32 + 4096LL * 112) * 4,
+           "mixtral INT4 g128 = 88080384 + 1376256*4 = 93585408 bytes");
+    /* MWQ V1 = 2.25 + 1.125 + 1.125 = 4.5 bits/weight at g = 128 (PAPER.md section 2) */
+    double bpw = 8.0 * (double)model_expert_mwq_bytes(&m, 2, 3, 128) / (double)model_expert_params(&m);
+    is_near(bpw, 4.5, 1e-9, "MWQ V1 g128 = 4.5 bits/weight (paper: about 4.5)");
+    /* total 46.7B (Mistral AI); by hand: 32*8*176160768 + 32*(2*4096*4096+2*4096*1024+2*4096) + 2*32000*4096 + 32*4096*8 + 4096 */
+    int64_t want = 32LL * 8 * 176160768 + 32LL * (2 * 4096LL * 4096 + 2 * 4096LL * 1024 + 2 * 4096) + 2LL * 32000 * 4096 + 32LL * 4096 * 8 + 4096;
+    is_int(model_total_params(&m), want, "mixtral total params (46.70 B)");
+    is_int(model_kv_bytes_per_token(&m, 16), 32LL * 2 * 8 * 128 * 2, "mixtral KV = 131072 bytes/token");
+
+    ok(model_load(&m, "llama-moe-3.5b") == D2_OK, "llama-moe-3.5b loads");
+    is_int(model_expert_params(&m), 3LL * 4096 * 1376, "llama-moe expert params = 3*4096*1376");
+    is_near((double)model_total_params(&m) / 1e9, 6.74, 0.01, "llama-moe total ~ 6.74 B (LLaMA2-7B)");
+
+    ok(model_load(&m, "llama2-13b") == D2_OK, "llama2-13b loads");
+    ok(m.dense && m.experts == 1 && m.top_k == 1, "llama2-13b dense = one always-selected expert");
+    is_near((double)model_total_params(&m) / 1e9, 13.016, 0.001, "llama2-13b total = 13.016 B");
+
+    ok(model_load(&m, "deepseek-v2-lite") == D2_OK, "deepseek-v2-lite loads");
+    is_int(model_moe_layers(&m), 26, "deepseek-v2-lite: 26 MoE layers (layer 0 dense)");
+    is_near((double)model_total_params(&m) / 1e9, 15.7, 0.05, "deepseek-v2-lite ~ 15.7 B");
+
+    ok(model_load(&m, "switch-base-128") == D2_OK, "switch-base-128 loads");
+    is_int(model_moe_layers(&m), 12, "switch-base-128: 12 MoE layers (every other block)");
+    ok(model_layer_is_moe(&m, 1) && !model_layer_is_moe(&m, 2), "switch: layer 1 MoE, layer 2 dense");
+    is_near((double)model_total_params(&m) / 1e9, 7.4, 0.05, "switch-base-128 ~ 7.4 B");
+
+    ok(model_load(&m, "qwen3-30b-a3b") == D2_OK, "qwen3-30b-a3b loads");
+    is_near((double)model_total_params(&m) / 1e9, 30.5, 0.1, "qwen3-30b-a3b ~ 30.5 B");
+    ok(model_load(&m, "qwen1.5-moe-a2.7b") == D2_OK, "qwen1.5-moe loads");
+    is_near((double)model_total_params(&m) / 1e9, 14.3, 0.05, "qwen1.5-moe ~ 14.3 B");
+    ok(model_load(&m, "olmoe-1b-7b") == D2_OK, "olmoe loads");
+    is_near((double)model_total_params(&m) / 1e9, 6.92, 0.02, "olmoe ~ 6.92 B");
+}
+
+static void test_devices(void)
+{
+    device d;
+    static const char *names[] = {"env1", "env2", "raspberry-pi-5", "phone-sd8g3"};
+    for (int i = 0; i < 4; i++) ok(device_load(&d, names[i]) == D2_OK, "device %s loads", names[i]);
+    ok(device_load(&d, "env1") == D2_OK && d.flash_bw == 3.5e9 && d.mem_bytes == 6442450944LL, "env1: 3.5 GB/s flash, 6 GiB");
+    ok(device_load(&d, "env2") == D2_OK && d.unified, "env2 is unified memory");
+    const char *p = write_tmp("dev.ini", "[device]\nname = x\nmem_bytes = 1G\nmem_bw = 1G\nfp16_flops = 1T\nhost_mem_bytes = 1G\nflash_bw = 1G\nflash_lat_ns = 1\n");
+    ok(device_load(&d, p) == D2_ERANGE && strstr(d2_err_msg(), "link_bw"), "discrete device without link_bw refused");
+}
+
+static void test_rng_hash(void)
+{
+    gsl_rng *a = rng_new(42, 1), *b = rng_new(42, 1), *c = rng_new(42, 2);
+    unsigned long x = gsl_rng_get(a), y = gsl_rng_get(b), z = gsl_rng_get(c);
+    ok(x == y, "same (seed, stream): same draws");
+    ok(x != z, "different stream: different draws");
+    gsl_rng_free(a); gsl_rng_free(b); gsl_rng_free(c);
+    char h1[33], h2[33];
+    hash_mem_hex("abc", 3, h1);
+    hash_mem_hex("abd", 3, h2);
+    ok(strlen(h1) == 32 && strcmp(h1, h2) != 0, "xxh128 hex differs for different input");
+}
+
+int main(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/t_core.XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    test_units();
+    test_ini();
+    test_models();
+    test_devices();
+    test_rng_hash();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd)) tap_diag("could not remove %s", tmpdir);
+    return tap_done();
+}

@@ -1,0 +1,160 @@
+/* t_db.c - the results store: creation, migrations, one-transaction runs,
+ * refusal of foreign/corrupt/newer files, and two concurrent writer
+ * processes losing no rows. */
+#include "core/err.h"
+#include "core/hash.h"
+#include "results/db.h"
+#include "tap.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[256];
+
+static int count(db *d, const char *sql)
+{
+    sqlite3_stmt *st;
+    int n = -1;
+    if (sqlite3_prepare_v2(db_handle(d), sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+static int write_runs(const char *path, int n, int tag)
+{
+    db *d;
+    if (db_open(path, &d) != D2_OK) { fprintf(stderr, "open: %s\n", d2_err_msg()); return 1; }
+    for (int i = 0; i < n; i++) {
+        db_run *r = db_run_new("test", "sim");
+        char v[32];
+        snprintf(v, sizeof v, "%d-%d", tag, i);
+        db_run_param(r, "test.id", v);
+        db_run_param(r, "test.tag", tag ? "b" : "a");
+        db_run_metric(r, "x", i, "");
+        db_run_metric(r, "y", 2.0 * i, "s");
+        int rc = db_run_write(d, r, NULL);
+        db_run_free(r);
+        if (rc) { fprintf(stderr, "write: %s\n", d2_err_msg()); db_close(d); return 1; }
+    }
+    db_close(d);
+    return 0;
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/t_db.XXXXXX");
+    if (!mkdtemp(dir)) return 1;
+    char path[512];
+    snprintf(path, sizeof path, "%s/r.db", dir);
+
+    db *d;
+    ok(db_open(path, &d) == D2_OK, "create a new store");
+    is_int(db_schema_version(d), db_schema_latest(), "new store at the latest schema version");
+    is_int(count(d, "PRAGMA application_id"), DB_APPLICATION_ID, "application_id marks a d2moe store");
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db_handle(d), "PRAGMA journal_mode", -1, &st, NULL);
+    sqlite3_step(st);
+    is_str((const char *)sqlite3_column_text(st, 0), "wal", "WAL mode");
+    sqlite3_finalize(st);
+    is_int(count(d, "PRAGMA foreign_keys"), 1, "foreign keys on");
+
+    db_run *r = db_run_new("simulate", "sim");
+    char *argv[] = {"d2moe", "simulate", "--model", "mixtral 8x7b"};
+    db_run_cmdline(r, 4, argv);
+    db_run_seed(r, 7);
+    db_run_param(r, "model.name", "mixtral-8x7b");
+    db_run_param(r, "device.name", "env1");
+    db_run_metric(r, "throughput_tps", 12.5, "tokens/s");
+    db_run_metric(r, "throughput_tps", 13.5, "tokens/s"); /* last one wins */
+    int64_t id = 0;
+    ok(db_run_write(d, r, &id) == D2_OK && id == 1, "a run is written (id 1)");
+    db_run_free(r);
+    is_int(count(d, "SELECT count(*) FROM params WHERE run_id = 1"), 2, "2 params stored");
+    is_int(count(d, "SELECT value = 13.5 FROM metrics WHERE run_id = 1 AND name = 'throughput_tps'"), 1, "metric value stored, last wins");
+    is_int(count(d, "SELECT seed FROM runs WHERE id = 1"), 7, "seed stored");
+    is_int(count(d, "SELECT cmdline = 'd2moe simulate --model ''mixtral 8x7b''' FROM runs WHERE id = 1"), 1, "command line stored, quoted");
+    is_int(count(d, "SELECT length(config_hash) FROM runs WHERE id = 1"), 32, "config hash stored");
+    ok(sqlite3_exec(db_handle(d), "DELETE FROM runs WHERE id = 1", NULL, NULL, NULL) == SQLITE_OK &&
+       count(d, "SELECT count(*) FROM params") == 0, "foreign keys cascade from runs to params");
+    db_close(d);
+
+    /* migration from an older version: build a v1 store by hand */
+    char old[512];
+    snprintf(old, sizeof old, "%s/old.db", dir);
+    sqlite3 *h;
+    sqlite3_open(old, &h);
+    sqlite3_exec(h, "PRAGMA application_id = 1144147269; CREATE TABLE runs(id INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
+                    " mode TEXT NOT NULL DEFAULT 'sim', status TEXT NOT NULL, started_at TEXT NOT NULL, ended_at TEXT NOT NULL,"
+                    " code_version TEXT NOT NULL, host TEXT NOT NULL, cmdline TEXT NOT NULL, seed INTEGER, rng TEXT, config_hash TEXT NOT NULL);"
+                    "CREATE TABLE params(run_id INTEGER, key TEXT, value TEXT);"
+                    "CREATE TABLE metrics(run_id INTEGER, name TEXT, value REAL, unit TEXT);"
+                    "CREATE TABLE inputs(run_id INTEGER, role TEXT, path TEXT, xxh128 TEXT);"
+                    "INSERT INTO runs VALUES(1,'x','sim','ok','a','b','v','h','c',NULL,NULL,'0');"
+                    "PRAGMA user_version = 1;", NULL, NULL, NULL);
+    sqlite3_close(h);
+    ok(db_open(old, &d) == D2_OK, "a version-1 store opens");
+    is_int(db_schema_version(d), db_schema_latest(), "and is migrated forward to the latest version");
+    is_int(count(d, "SELECT count(*) FROM runs"), 1, "its rows survive the migration");
+    ok(count(d, "SELECT count(*) FROM quant_errors") == 0, "the new table exists");
+    db_close(d);
+
+    /* refuse a newer schema */
+    char newer[512];
+    snprintf(newer, sizeof newer, "%s/newer.db", dir);
+    sqlite3_open(newer, &h);
+    sqlite3_exec(h, "PRAGMA application_id = 1144147269; CREATE TABLE runs(id); PRAGMA user_version = 999;", NULL, NULL, NULL);
+    sqlite3_close(h);
+    ok(db_open(newer, &d) == D2_EDB && strstr(d2_err_msg(), "newer"), "a newer schema is refused: %s", d2_err_msg());
+
+    /* refuse a foreign SQLite file, and leave it unchanged */
+    char foreign[512], h1[33], h2[33];
+    snprintf(foreign, sizeof foreign, "%s/foreign.db", dir);
+    sqlite3_open(foreign, &h);
+    sqlite3_exec(h, "CREATE TABLE customers(name TEXT); INSERT INTO customers VALUES('a');", NULL, NULL, NULL);
+    sqlite3_close(h);
+    hash_file_hex(foreign, h1);
+    ok(db_open(foreign, &d) == D2_EDB && strstr(d2_err_msg(), "another application"), "a foreign database is refused: %s", d2_err_msg());
+    hash_file_hex(foreign, h2);
+    is_str(h2, h1, "and left byte-for-byte unchanged");
+
+    /* refuse a corrupt file (not SQLite) */
+    char junk[512];
+    snprintf(junk, sizeof junk, "%s/junk.db", dir);
+    FILE *f = fopen(junk, "w");
+    for (int i = 0; i < 4096; i++) fputc((i * 131) & 0xff, f);
+    fclose(f);
+    hash_file_hex(junk, h1);
+    ok(db_open(junk, &d) == D2_EDB && strstr(d2_err_msg(), "not an SQLite database"), "a corrupt file is refused: %s", d2_err_msg());
+    hash_file_hex(junk, h2);
+    is_str(h2, h1, "and left byte-for-byte unchanged");
+    ok(db_open_readonly("/nonexistent/x.db", &d) == D2_ENOTFOUND, "read-only open of a missing file: ENOTFOUND");
+
+    /* two concurrent writer processes lose nothing */
+    char conc[512];
+    snprintf(conc, sizeof conc, "%s/conc.db", dir);
+    enum { N = 300 };
+    pid_t p[2];
+    for (int k = 0; k < 2; k++) {
+        p[k] = fork();
+        if (p[k] == 0) _exit(write_runs(conc, N, k));
+    }
+    int fails = 0;
+    for (int k = 0; k < 2; k++) {
+        int status;
+        waitpid(p[k], &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fails++;
+    }
+    is_int(fails, 0, "both writer processes succeeded");
+    ok(db_open(conc, &d) == D2_OK, "open the shared store");
+    is_int(count(d, "SELECT count(*) FROM runs"), 2 * N, "all 600 runs are there");
+    is_int(count(d, "SELECT count(*) FROM params"), 4 * N, "all 1200 params are there");
+    is_int(count(d, "SELECT count(*) FROM metrics"), 4 * N, "all 1200 metrics are there");
+    is_int(count(d, "SELECT count(DISTINCT value) FROM params WHERE key = 'test.id'"), 2 * N, "no duplicate runs");
+    db_close(d);
+
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) tap_diag("could not remove %s", dir);
+    return tap_done();
+}
