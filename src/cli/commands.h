@@ -4,3 +4,4 @@
 CLI_COMMAND(list)
 CLI_COMMAND(show)
 CLI_COMMAND(db)
+CLI_COMMAND(bench)
