@@ -390,7 +390,14 @@ void db_run_config_hash(db_run *r, char out[33])
     free(buf);
 }
 
-typedef struct write_ctx { db_run *r; int64_t id; const char *path; char ended[32]; } write_ctx;
+typedef struct write_ctx {
+    db_run *r;
+    int64_t id;
+    const char *path;
+    char ended[32];
+    db_extra_fn extra;
+    void *user;
+} write_ctx;
 
 #define BIND_OK(x) do { if ((x) != SQLITE_OK) goto fail; } while (0)
 
@@ -447,6 +454,7 @@ static int write_fn(sqlite3 *h, void *user)
         if (sqlite3_step(st) != SQLITE_DONE) goto fail;
     }
     sqlite3_finalize(st);
+    if (c->extra) return c->extra(h, c->id, c->user);
     return D2_OK;
 fail:
     d2_err_set("%s: writing the run failed: %s", c->path, sqlite3_errmsg(h));
@@ -454,9 +462,11 @@ fail:
     return is_busy(sqlite3_errcode(h)) ? D2_EDB : D2_EDB;
 }
 
-int db_run_write(db *d, db_run *r, int64_t *id)
+int db_run_write(db *d, db_run *r, int64_t *id) { return db_run_write_with(d, r, NULL, NULL, id); }
+
+int db_run_write_with(db *d, db_run *r, db_extra_fn extra, void *user, int64_t *id)
 {
-    write_ctx c = {r, 0, d->path, {0}};
+    write_ctx c = {r, 0, d->path, {0}, extra, user};
     db_now_iso(c.ended);
     D2_TRY(db_transaction(d, write_fn, &c));
     if (id) *id = c.id;

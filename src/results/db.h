@@ -51,6 +51,12 @@ int db_run_metric(db_run *r, const char *name, double value, const char *unit);
 int db_run_input(db_run *r, const char *role, const char *path);
 /* End time is taken now; fills *id. */
 int db_run_write(db *d, db_run *r, int64_t *id);
+/* Same, and calls extra(h, run_id, user) inside the same transaction, for
+ * rows of module-owned tables (e.g. quant_errors); its failure rolls the
+ * whole run back.  extra may be called more than once when the transaction
+ * is retried, so it must only insert. */
+typedef int (*db_extra_fn)(sqlite3 *h, int64_t run_id, void *user);
+int db_run_write_with(db *d, db_run *r, db_extra_fn extra, void *user, int64_t *id);
 /* Adapter for param_foreach: adds each parameter to the run. */
 int db_run_param_visit(const char *key, const char *value, const char *units, void *run);
 /* Hash of the sorted params (XXH3-128 hex): identifies a configuration. */
