@@ -30,7 +30,7 @@ int d2_exit_code(int status);
 /* Record the message for the current thread (printf format).  Returns
  * nothing; use D2_ERROR to also return the code. */
 void d2_err_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void d2_err_vset(const char *fmt, va_list ap);
+void d2_err_vset(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 /* Prefix the existing message, e.g. with a file name: "file: <old>". */
 void d2_err_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *d2_err_msg(void);
