@@ -4,6 +4,7 @@ libd2core_a_SOURCES = \
 	src/core/err.c src/core/err.h \
 	src/core/units.c src/core/units.h \
 	src/core/param.c src/core/param.h \
+	src/core/inifile.c src/core/inifile.h \
 	src/core/model.c src/core/model.h \
 	src/core/device.c src/core/device.h \
 	src/core/rng.c src/core/rng.h \

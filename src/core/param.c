@@ -4,10 +4,10 @@
 #include "core/param.h"
 #include "core/err.h"
 #include "core/units.h"
+#include "core/inifile.h"
 
 #include <errno.h>
 #include <dirent.h>
-#include <ini.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,94 +108,38 @@ int param_set(const param_table *t, void *obj, const char *key, const char *valu
     return D2_OK;
 }
 
-/* ---- INI reading ---------------------------------------------------- */
+/* ---- INI files ------------------------------------------------------- */
 
-typedef struct ini_ctx {
-    FILE *f;
-    const char *path;
+typedef struct load_ctx {
     const param_table *t;
     void *obj;
     unsigned char seen[PARAM_MAX_DEFS];
-    int line;        /* lines handed to inih so far = current line */
-    int long_line;   /* first line longer than the reader's buffer */
-    int binary_line; /* first line holding a NUL or control byte */
-    int rc;          /* first handler error */
-    int rc_line;
-    int bad_section; /* line of first unknown section */
-    char section_name[PARAM_STR_MAX];
-} ini_ctx;
+} load_ctx;
 
-/* inih's line reader, counting lines and catching what inih would pass
- * over silently: lines longer than its buffer and binary bytes. */
-static char *param_ini_read(char *buf, int num, void *stream)
+static int load_entry(void *user, const char *section, const char *key, const char *value,
+                      const char *path, int line)
 {
-    ini_ctx *c = stream;
-    int ch, n = 0;
-    while (n < num - 1 && (ch = fgetc(c->f)) != EOF) {
-        if (ch == 0 || (ch < 32 && ch != '\t' && ch != '\r' && ch != '\n') || ch == 127) {
-            if (!c->binary_line) c->binary_line = c->line + 1;
-            ch = ' ';
-        }
-        buf[n++] = (char)ch;
-        if (ch == '\n') break;
-    }
-    if (n == 0) return NULL;
-    buf[n] = '\0';
-    c->line++;
-    if (buf[n - 1] != '\n' && n == num - 1 && (ch = fgetc(c->f)) != EOF) {
-        if (ch != '\n') {
-            if (!c->long_line) c->long_line = c->line;
-            while ((ch = fgetc(c->f)) != EOF && ch != '\n') {} /* rest of the line */
-        }
-    }
-    return buf;
-}
-
-static int param_ini_entry(void *user, const char *section, const char *name, const char *value)
-{
-    ini_ctx *c = user;
-    if (c->rc != D2_OK) return 1;
-    char where[PARAM_STR_MAX + 32];
-    snprintf(where, sizeof where, "%s:%d", c->path, c->line);
-    if (section[0] && strcmp(section, c->t->section) != 0) {
-        d2_err_set("%s: [%s]: unknown section (expected [%s])", where, section, c->t->section);
-        c->rc = D2_EFORMAT;
-        c->rc_line = c->line;
-        return 0;
-    }
-    int rc = param_set(c->t, c->obj, name, value, where, c->seen);
-    if (rc != D2_OK) {
-        c->rc = rc;
-        c->rc_line = c->line;
-        return 0;
-    }
-    return 1;
+    load_ctx *c = user;
+    char where[4200];
+    snprintf(where, sizeof where, "%s:%d", path, line);
+    if (section[0] && strcmp(section, c->t->section) != 0)
+        D2_ERROR(D2_EFORMAT, "%s: [%s]: unknown section (expected [%s])", where, section, c->t->section);
+    return param_set(c->t, c->obj, key, value, where, c->seen);
 }
 
 int param_load_ini(const param_table *t, void *obj, const char *path)
 {
     if (t->n > PARAM_MAX_DEFS) D2_ERROR(D2_EINTERNAL, "%s: parameter table too large", t->name);
     param_defaults(t, obj);
-    ini_ctx c;
+    load_ctx c;
     memset(&c, 0, sizeof c);
-    c.f = fopen(path, "r");
-    if (!c.f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
-    c.path = path;
     c.t = t;
     c.obj = obj;
-    int first_err = ini_parse_stream(param_ini_read, &c, param_ini_entry, &c);
-    fclose(c.f);
-    if (c.binary_line && (c.rc == D2_OK || c.binary_line <= c.rc_line))
-        D2_ERROR(D2_EFORMAT, "%s:%d: binary data (control or NUL bytes): not a text profile", path, c.binary_line);
-    if (c.long_line && (c.rc == D2_OK || c.long_line <= c.rc_line))
-        D2_ERROR(D2_EFORMAT, "%s:%d: line too long (at most %d characters)", path, c.long_line, INI_MAX_LINE - 2);
-    if (first_err > 0 && (c.rc == D2_OK || first_err < c.rc_line))
-        D2_ERROR(D2_EFORMAT, "%s:%d: malformed line (expected key = value or [section])", path, first_err);
-    if (first_err < 0) D2_ERROR(D2_EIO, "%s: read error", path);
-    if (c.rc != D2_OK) return c.rc;
+    int lines = 0;
+    D2_TRY(inifile_parse(path, load_entry, &c, &lines));
     for (size_t i = 0; i < t->n; i++)
         if (t->defs[i].def == NULL && !c.seen[i])
-            D2_ERROR(D2_EFORMAT, "%s:%d: %s: required key missing", path, c.line, t->defs[i].name);
+            D2_ERROR(D2_EFORMAT, "%s:%d: %s: required key missing", path, lines, t->defs[i].name);
     return D2_OK;
 }
 

@@ -59,6 +59,18 @@ static const char *const migrations[] = {
     "  rows INTEGER NOT NULL, cols INTEGER NOT NULL, group_size INTEGER NOT NULL,"
     "  mse REAL, snr_db REAL, rel_err REAL, out_rel_err REAL, bpw REAL,"
     "  PRIMARY KEY (run_id, tensor, method, level)) WITHOUT ROWID;",
+    /* 2 -> 3: run identity across files (merge) and sweep bookkeeping */
+    "ALTER TABLE runs ADD COLUMN uid TEXT;"      /* XXH3-128 of host, pid, time, counter */
+    "UPDATE runs SET uid = lower(hex(randomblob(16))) WHERE uid IS NULL;"
+    "CREATE UNIQUE INDEX runs_uid ON runs(uid);"
+    "CREATE INDEX params_key_value ON params(key, value);"
+    "CREATE TABLE sweep_jobs ("
+    "  job_hash TEXT NOT NULL,"     /* XXH3-128 of the job's canonical text */
+    "  code_version TEXT NOT NULL,"
+    "  sweep TEXT NOT NULL,"        /* spec name */
+    "  job TEXT NOT NULL,"          /* canonical text: key=value lines */
+    "  run_id INTEGER NOT NULL UNIQUE REFERENCES runs(id) ON DELETE CASCADE,"
+    "  PRIMARY KEY (job_hash, code_version)) WITHOUT ROWID;",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -263,6 +275,7 @@ typedef struct kvlist { kv *a; size_t n, cap; } kvlist;
 
 struct db_run {
     char kind[32], mode[16], status[16];
+    char uid[33];
     char started[32];
     char *cmdline;
     int has_seed;
@@ -324,8 +337,19 @@ db_run *db_run_new(const char *kind, const char *mode)
     snprintf(r->mode, sizeof r->mode, "%s", mode ? mode : "sim");
     snprintf(r->status, sizeof r->status, "ok");
     db_now_iso(r->started);
+    /* a name for this run that stays the same when it is merged elsewhere */
+    static _Atomic unsigned long counter;
+    struct { struct timespec ts; pid_t pid; unsigned long n; char host[64]; } u;
+    memset(&u, 0, sizeof u);
+    clock_gettime(CLOCK_REALTIME, &u.ts);
+    u.pid = getpid();
+    u.n = counter++;
+    gethostname(u.host, sizeof u.host - 1);
+    hash_mem_hex(&u, sizeof u, r->uid);
     return r;
 }
+
+const char *db_run_uid(const db_run *r) { return r->uid; }
 
 void db_run_free(db_run *r)
 {
@@ -409,7 +433,7 @@ static int write_fn(sqlite3 *h, void *user)
     gethostname(host, sizeof host - 1);
     db_run_config_hash(r, hash);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(h, "INSERT INTO runs(kind,mode,status,started_at,ended_at,code_version,host,cmdline,seed,rng,config_hash) VALUES(?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) goto fail;
+    if (sqlite3_prepare_v2(h, "INSERT INTO runs(kind,mode,status,started_at,ended_at,code_version,host,cmdline,seed,rng,config_hash,uid) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) goto fail;
     BIND_OK(sqlite3_bind_text(st, 1, r->kind, -1, SQLITE_STATIC));
     BIND_OK(sqlite3_bind_text(st, 2, r->mode, -1, SQLITE_STATIC));
     BIND_OK(sqlite3_bind_text(st, 3, r->status, -1, SQLITE_STATIC));
@@ -420,6 +444,7 @@ static int write_fn(sqlite3 *h, void *user)
     BIND_OK(sqlite3_bind_text(st, 8, r->cmdline ? r->cmdline : "", -1, SQLITE_STATIC));
     if (r->has_seed) { BIND_OK(sqlite3_bind_int64(st, 9, (sqlite3_int64)r->seed)); BIND_OK(sqlite3_bind_text(st, 10, D2_RNG_NAME, -1, SQLITE_STATIC)); }
     BIND_OK(sqlite3_bind_text(st, 11, hash, -1, SQLITE_TRANSIENT));
+    BIND_OK(sqlite3_bind_text(st, 12, r->uid, -1, SQLITE_STATIC));
     if (sqlite3_step(st) != SQLITE_DONE) goto fail;
     sqlite3_finalize(st);
     c->id = sqlite3_last_insert_rowid(h);

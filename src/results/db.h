@@ -59,6 +59,8 @@ typedef int (*db_extra_fn)(sqlite3 *h, int64_t run_id, void *user);
 int db_run_write_with(db *d, db_run *r, db_extra_fn extra, void *user, int64_t *id);
 /* Adapter for param_foreach: adds each parameter to the run. */
 int db_run_param_visit(const char *key, const char *value, const char *units, void *run);
+/* Unique name of the run (XXH3-128 hex), kept when merged into another file. */
+const char *db_run_uid(const db_run *r);
 /* Hash of the sorted params (XXH3-128 hex): identifies a configuration. */
 void db_run_config_hash(db_run *r, char out[33]);
 

@@ -1,9 +1,14 @@
-# src/results: the SQLite store (and, later, sweeps and plot export).
+# src/results: the SQLite store, sweeps (grid expansion, workers, shards,
+# merge) and the figures' data export.
 noinst_LIBRARIES += libd2results.a
 libd2results_a_SOURCES = \
-	src/results/db.c src/results/db.h
+	src/results/db.c src/results/db.h \
+	src/results/sweep.c src/results/sweep.h \
+	src/results/merge.c src/results/merge.h
 
-check_PROGRAMS += tests/t_db
+check_PROGRAMS += tests/t_db tests/t_sweep
 tests_t_db_SOURCES = tests/t_db.c tests/tap.h
 tests_t_db_LDADD = libd2results.a libd2core.a $(D2_LIBS)
-TESTS += tests/t_db
+tests_t_sweep_SOURCES = tests/t_sweep.c tests/tap.h
+tests_t_sweep_LDADD = libd2results.a libd2core.a $(D2_LIBS)
+TESTS += tests/t_db tests/t_sweep

@@ -1,0 +1,78 @@
+/* inifile.c - inih with line numbers, long-line and binary-byte errors. */
+#include "core/inifile.h"
+#include "core/err.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct ctx {
+    FILE *f;
+    const char *path;
+    inifile_fn fn;
+    void *user;
+    int line;        /* lines handed to inih so far = current line */
+    int long_line;   /* first line longer than inih's buffer */
+    int binary_line; /* first line holding a NUL or control byte */
+    int rc, rc_line; /* first callback error */
+} ctx;
+
+static char *inifile_read(char *buf, int num, void *stream)
+{
+    ctx *c = stream;
+    int ch = EOF, n = 0;
+    while (n < num - 1 && (ch = fgetc(c->f)) != EOF) {
+        if (ch == 0 || (ch < 32 && ch != '\t' && ch != '\r' && ch != '\n') || ch == 127) {
+            if (!c->binary_line) c->binary_line = c->line + 1;
+            ch = ' ';
+        }
+        buf[n++] = (char)ch;
+        if (ch == '\n') break;
+    }
+    if (n == 0) return NULL;
+    buf[n] = '\0';
+    c->line++;
+    if (buf[n - 1] != '\n' && n == num - 1 && (ch = fgetc(c->f)) != EOF && ch != '\n') {
+        if (!c->long_line) c->long_line = c->line;
+        while ((ch = fgetc(c->f)) != EOF && ch != '\n') {} /* rest of the line */
+    }
+    return buf;
+}
+
+static int inifile_entry(void *user, const char *section, const char *name, const char *value)
+{
+    ctx *c = user;
+    if (c->rc != D2_OK) return 1;
+    int rc = c->fn(c->user, section, name, value, c->path, c->line);
+    if (rc != D2_OK) {
+        c->rc = rc;
+        c->rc_line = c->line;
+        return 0;
+    }
+    return 1;
+}
+
+int inifile_parse(const char *path, inifile_fn fn, void *user, int *lines)
+{
+    ctx c;
+    memset(&c, 0, sizeof c);
+    c.f = fopen(path, "r");
+    if (!c.f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
+    c.path = path;
+    c.fn = fn;
+    c.user = user;
+    int first_err = ini_parse_stream(inifile_read, &c, inifile_entry, &c);
+    int read_err = ferror(c.f);
+    fclose(c.f);
+    if (lines) *lines = c.line;
+    if (read_err) D2_ERROR(D2_EIO, "%s: read error", path);
+    if (c.binary_line && (c.rc == D2_OK || c.binary_line <= c.rc_line))
+        D2_ERROR(D2_EFORMAT, "%s:%d: binary data (control or NUL bytes): not a text file", path, c.binary_line);
+    if (c.long_line && (c.rc == D2_OK || c.long_line <= c.rc_line))
+        D2_ERROR(D2_EFORMAT, "%s:%d: line too long (at most %d characters)", path, c.long_line, INI_MAX_LINE - 2);
+    if (first_err > 0 && (c.rc == D2_OK || first_err < c.rc_line))
+        D2_ERROR(D2_EFORMAT, "%s:%d: malformed line (expected key = value or [section])", path, first_err);
+    if (first_err < 0) D2_ERROR(D2_EIO, "%s: read error", path);
+    return c.rc;
+}

@@ -1,0 +1,97 @@
+/* merge.c - copy runs (and their params, metrics, inputs, quant_errors,
+ * sweep_jobs rows) from one store into another, by uid (see merge.h). */
+#include "results/merge.h"
+#include "core/err.h"
+#include "results/db.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct mctx { const char *in; merge_stats *st; } mctx;
+
+static int exec(sqlite3 *h, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        d2_err_set("merge: %s", msg ? msg : sqlite3_errmsg(h));
+        sqlite3_free(msg);
+        return D2_EDB;
+    }
+    return D2_OK;
+}
+
+static int merge_fn(sqlite3 *h, void *user)
+{
+    mctx *c = user;
+    /* runs the output lacks: new uid, and not a sweep job it already has */
+    D2_TRY(exec(h,
+        "DROP TABLE IF EXISTS temp.idmap;"
+        "CREATE TEMP TABLE idmap(old_id INTEGER PRIMARY KEY, uid TEXT, new_id INTEGER);"
+        "INSERT INTO temp.idmap(old_id, uid) SELECT s.id, s.uid FROM src.runs s"
+        "  WHERE NOT EXISTS (SELECT 1 FROM main.runs m WHERE m.uid = s.uid)"
+        "    AND NOT EXISTS (SELECT 1 FROM src.sweep_jobs j JOIN main.sweep_jobs k"
+        "                    ON k.job_hash = j.job_hash AND k.code_version = j.code_version"
+        "                    WHERE j.run_id = s.id);"));
+    sqlite3_stmt *st;
+    int64_t total = 0, add = 0;
+    if (sqlite3_prepare_v2(h, "SELECT (SELECT count(*) FROM src.runs), (SELECT count(*) FROM temp.idmap)", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        total = sqlite3_column_int64(st, 0);
+        add = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    D2_TRY(exec(h,
+        "INSERT INTO main.runs(kind, mode, status, started_at, ended_at, code_version, host, cmdline, seed, rng, config_hash, uid)"
+        "  SELECT kind, mode, status, started_at, ended_at, code_version, host, cmdline, seed, rng, config_hash, uid"
+        "  FROM src.runs WHERE id IN (SELECT old_id FROM temp.idmap) ORDER BY id;"
+        "UPDATE temp.idmap SET new_id = (SELECT id FROM main.runs m WHERE m.uid = temp.idmap.uid);"
+        "INSERT INTO main.params(run_id, key, value) SELECT i.new_id, p.key, p.value"
+        "  FROM src.params p JOIN temp.idmap i ON p.run_id = i.old_id;"
+        "INSERT INTO main.metrics(run_id, name, value, unit) SELECT i.new_id, p.name, p.value, p.unit"
+        "  FROM src.metrics p JOIN temp.idmap i ON p.run_id = i.old_id;"
+        "INSERT INTO main.inputs(run_id, role, path, xxh128) SELECT i.new_id, p.role, p.path, p.xxh128"
+        "  FROM src.inputs p JOIN temp.idmap i ON p.run_id = i.old_id;"
+        "INSERT INTO main.quant_errors(run_id, tensor, method, level, bits, rows, cols, group_size, mse, snr_db, rel_err, out_rel_err, bpw)"
+        "  SELECT i.new_id, tensor, method, level, bits, rows, cols, group_size, mse, snr_db, rel_err, out_rel_err, bpw"
+        "  FROM src.quant_errors p JOIN temp.idmap i ON p.run_id = i.old_id;"
+        "INSERT INTO main.sweep_jobs(job_hash, code_version, sweep, job, run_id) SELECT p.job_hash, p.code_version, p.sweep, p.job, i.new_id"
+        "  FROM src.sweep_jobs p JOIN temp.idmap i ON p.run_id = i.old_id;"
+        "DROP TABLE temp.idmap;"));
+    c->st->runs_added += add;
+    c->st->runs_present += total - add;
+    return D2_OK;
+}
+
+int merge_into(const char *out_path, const char *in_path, merge_stats *st)
+{
+    /* check the input is a d2moe store of this schema, read-only */
+    db *in;
+    D2_TRY(db_open_readonly(in_path, &in));
+    int ver = db_schema_version(in);
+    db_close(in);
+    if (ver != db_schema_latest())
+        D2_ERROR(D2_EDB, "%s: schema version %d, this build writes %d; open it once with this build (d2moe db info does not migrate) or use a matching d2moe",
+                 in_path, ver, db_schema_latest());
+    db *out;
+    D2_TRY(db_open(out_path, &out));
+    sqlite3 *h = db_handle(out);
+    sqlite3_stmt *a;
+    int rc = sqlite3_prepare_v2(h, "ATTACH DATABASE ? AS src", -1, &a, NULL);
+    if (rc == SQLITE_OK) {
+        char uri[4200];
+        snprintf(uri, sizeof uri, "%s", in_path);
+        sqlite3_bind_text(a, 1, uri, -1, SQLITE_TRANSIENT);
+        rc = sqlite3_step(a);
+        sqlite3_finalize(a);
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_OK) {
+        d2_err_set("%s: cannot attach: %s", in_path, sqlite3_errmsg(h));
+        db_close(out);
+        return D2_EDB;
+    }
+    mctx c = {in_path, st};
+    rc = db_transaction(out, merge_fn, &c);
+    sqlite3_exec(h, "DETACH DATABASE src", NULL, NULL, NULL);
+    db_close(out);
+    return rc;
+}

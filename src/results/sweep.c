@@ -1,0 +1,522 @@
+/* sweep.c - spec parsing and grid expansion, resumable multi-process
+ * execution into one SQLite store, shards (see sweep.h). */
+#include "results/sweep.h"
+#include "core/err.h"
+#include "core/hash.h"
+#include "core/inifile.h"
+#include "core/units.h"
+#include "core/version.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_VALUES 100000 /* per axis */
+#define MAX_JOBS 10000000
+
+typedef struct axis {
+    char key[128];
+    char **values;
+    size_t n, cap;
+    int line;
+    int zip; /* zip group id + 1, 0 = crossed */
+} axis;
+
+struct sweep_spec {
+    char path[4096];
+    char name[128], kind[64], description[256];
+    axis axes[SWEEP_MAX_AXES];
+    size_t naxes;
+    char zip_text[256];
+    int zip_line;
+    sweep_job *jobs;
+    size_t njobs;
+    sweep_check_fn check;
+    void *user;
+};
+
+static int axis_push(axis *a, const char *v)
+{
+    if (a->n == MAX_VALUES) D2_ERROR(D2_ERANGE, "%s: more than %d values", a->key, MAX_VALUES);
+    if (a->n == a->cap) {
+        size_t nc = a->cap ? 2 * a->cap : 8;
+        char **nv = realloc(a->values, nc * sizeof *nv);
+        if (!nv) D2_ERROR(D2_ENOMEM, "out of memory");
+        a->values = nv;
+        a->cap = nc;
+    }
+    if (!(a->values[a->n] = strdup(v))) D2_ERROR(D2_ENOMEM, "out of memory");
+    a->n++;
+    return D2_OK;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) s[--n] = '\0';
+    return s;
+}
+
+static void fmt_num(double v, char *buf, size_t n)
+{
+    if (v == floor(v) && fabs(v) < 1e18) snprintf(buf, n, "%.0f", v);
+    else snprintf(buf, n, "%.10g", v);
+}
+
+/* "lo..hi:step" or "lo..hi*factor" */
+static int expand_range(axis *a, const char *item, const char *where)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", item);
+    char *dots = strstr(buf, "..");
+    *dots = '\0';
+    char *hi_s = dots + 2, *step_s = NULL;
+    int geometric = 0;
+    char *sep = strpbrk(hi_s, ":*");
+    if (sep) {
+        geometric = *sep == '*';
+        *sep = '\0';
+        step_s = sep + 1;
+    }
+    double lo, hi, step = 1;
+    if (units_parse_double(trim(buf), &lo) || units_parse_double(trim(hi_s), &hi) ||
+        (step_s && units_parse_double(trim(step_s), &step)))
+        D2_ERROR(D2_EFORMAT, "%s: %s: malformed range \"%s\" (lo..hi, lo..hi:step or lo..hi*factor)", where, a->key, item);
+    if (lo > hi) D2_ERROR(D2_EFORMAT, "%s: %s: range \"%s\" has lo > hi", where, a->key, item);
+    if (geometric ? !(step > 1) || lo <= 0 : !(step > 0))
+        D2_ERROR(D2_EFORMAT, "%s: %s: range \"%s\": %s", where, a->key, item,
+                 geometric ? "factor must be > 1 and lo > 0" : "step must be > 0");
+    char num[64];
+    for (long i = 0;; i++) {
+        double v = geometric ? lo * pow(step, (double)i) : lo + step * (double)i;
+        if (v > hi * (1 + 1e-12)) break;
+        if (i >= MAX_VALUES) D2_ERROR(D2_ERANGE, "%s: %s: range \"%s\" has more than %d values", where, a->key, item, MAX_VALUES);
+        fmt_num(v, num, sizeof num);
+        D2_TRY(axis_push(a, num));
+    }
+    return D2_OK;
+}
+
+static int valid_key(const char *k)
+{
+    if (!strcmp(k, "model") || !strcmp(k, "device") || !strcmp(k, "trace") || !strcmp(k, "seed")) return 1;
+    const char *dot = strchr(k, '.');
+    if (!dot || dot == k || !dot[1]) return 0;
+    for (const char *p = k; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '-')) return 0;
+    return 1;
+}
+
+static int spec_entry(void *user, const char *section, const char *key, const char *value,
+                      const char *path, int line)
+{
+    sweep_spec *s = user;
+    char where[4200];
+    snprintf(where, sizeof where, "%s:%d", path, line);
+    if (strcmp(section, "sweep") != 0)
+        D2_ERROR(D2_EFORMAT, "%s: %s: keys belong in a [sweep] section", where, key);
+    if (!strcmp(key, "name")) { snprintf(s->name, sizeof s->name, "%s", value); return D2_OK; }
+    if (!strcmp(key, "kind")) { snprintf(s->kind, sizeof s->kind, "%s", value); return D2_OK; }
+    if (!strcmp(key, "description")) { snprintf(s->description, sizeof s->description, "%s", value); return D2_OK; }
+    if (!strcmp(key, "zip")) {
+        snprintf(s->zip_text, sizeof s->zip_text, "%s", value);
+        s->zip_line = line;
+        return D2_OK;
+    }
+    if (!valid_key(key))
+        D2_ERROR(D2_EFORMAT, "%s: %s: unknown key (expected model, device, trace, seed or table.key)", where, key);
+    for (size_t i = 0; i < s->naxes; i++)
+        if (!strcmp(s->axes[i].key, key)) D2_ERROR(D2_EFORMAT, "%s: %s: given twice", where, key);
+    if (s->naxes == SWEEP_MAX_AXES) D2_ERROR(D2_ERANGE, "%s: more than %d axes", where, SWEEP_MAX_AXES);
+    axis *a = &s->axes[s->naxes++];
+    snprintf(a->key, sizeof a->key, "%s", key);
+    a->line = line;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", value);
+    char *p = buf;
+    for (;;) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = '\0';
+        char *item = trim(p);
+        double v;
+        char num[64];
+        if (!*item && (comma || a->n > 0)) D2_ERROR(D2_EFORMAT, "%s: %s: empty item in the list", where, key);
+        if (!*item) break;
+        if (strstr(item, "..")) D2_TRY(expand_range(a, item, where));
+        else if (units_parse_double(item, &v) == 0) { /* numbers canonical: 200M -> 200000000 */
+            fmt_num(v, num, sizeof num);
+            D2_TRY(axis_push(a, num));
+        } else D2_TRY(axis_push(a, item));
+        if (!comma) break;
+        p = comma + 1;
+    }
+    if (a->n == 0) D2_ERROR(D2_EFORMAT, "%s: %s: empty list", where, key);
+    if (s->check)
+        for (size_t i = 0; i < a->n; i++) D2_TRY(s->check(key, a->values[i], where, s->user));
+    return D2_OK;
+}
+
+static int parse_zip(sweep_spec *s)
+{
+    if (!s->zip_text[0]) return D2_OK;
+    char where[4200], buf[256];
+    snprintf(where, sizeof where, "%s:%d", s->path, s->zip_line);
+    snprintf(buf, sizeof buf, "%s", s->zip_text);
+    int group = 0;
+    char *gsave = NULL;
+    for (char *g = strtok_r(buf, "|", &gsave); g; g = strtok_r(NULL, "|", &gsave)) {
+        group++;
+        size_t len = 0, members = 0;
+        char *save = NULL;
+        for (char *k = strtok_r(g, " \t,", &save); k; k = strtok_r(NULL, " \t,", &save)) {
+            axis *a = NULL;
+            for (size_t i = 0; i < s->naxes; i++)
+                if (!strcmp(s->axes[i].key, k)) a = &s->axes[i];
+            if (!a) D2_ERROR(D2_EFORMAT, "%s: zip: \"%s\" is not an axis of this sweep", where, k);
+            if (a->zip) D2_ERROR(D2_EFORMAT, "%s: zip: \"%s\" is in two zip groups", where, k);
+            if (members && a->n != len)
+                D2_ERROR(D2_EFORMAT, "%s: zip: \"%s\" has %zu values, the group has %zu", where, k, a->n, len);
+            len = a->n;
+            a->zip = group;
+            members++;
+        }
+        if (members < 2) D2_ERROR(D2_EFORMAT, "%s: zip: a group needs at least two axes", where);
+    }
+    return D2_OK;
+}
+
+static int cmp_kv(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void job_finish(sweep_job *j)
+{
+    const char *lines[SWEEP_MAX_AXES];
+    char tmp[SWEEP_MAX_AXES][600];
+    for (size_t i = 0; i < j->n; i++) {
+        snprintf(tmp[i], sizeof tmp[i], "%s=%s", j->key[i], j->value[i]);
+        lines[i] = tmp[i];
+    }
+    qsort(lines, j->n, sizeof lines[0], cmp_kv);
+    size_t off = 0;
+    j->text[0] = '\0';
+    for (size_t i = 0; i < j->n; i++)
+        off += (size_t)snprintf(j->text + off, sizeof j->text - off, "%s\n", lines[i]);
+    hash_mem_hex(j->text, strlen(j->text), j->hash);
+}
+
+/* Units of the grid: a crossed axis is one unit; a zip group is one unit
+ * whose members advance together.  Expanded in file order, last fastest. */
+static int expand(sweep_spec *s)
+{
+    size_t unit_of[SWEEP_MAX_AXES], unit_len[SWEEP_MAX_AXES], nunits = 0;
+    int unit_zip[SWEEP_MAX_AXES];
+    for (size_t i = 0; i < s->naxes; i++) {
+        size_t u = nunits;
+        if (s->axes[i].zip)
+            for (size_t k = 0; k < nunits; k++)
+                if (unit_zip[k] == s->axes[i].zip) u = k;
+        if (u == nunits) {
+            unit_zip[nunits] = s->axes[i].zip;
+            unit_len[nunits] = s->axes[i].n;
+            nunits++;
+        }
+        unit_of[i] = u;
+    }
+    size_t total = 1;
+    for (size_t u = 0; u < nunits; u++) {
+        if (total > MAX_JOBS / unit_len[u])
+            D2_ERROR(D2_ERANGE, "%s: the grid has more than %d jobs", s->path, MAX_JOBS);
+        total *= unit_len[u];
+    }
+    s->jobs = calloc(total, sizeof *s->jobs);
+    if (!s->jobs) D2_ERROR(D2_ENOMEM, "out of memory (%zu jobs)", total);
+    s->njobs = total;
+    for (size_t j = 0; j < total; j++) {
+        size_t rest = j, idx[SWEEP_MAX_AXES];
+        for (size_t u = nunits; u-- > 0;) {
+            idx[u] = rest % unit_len[u];
+            rest /= unit_len[u];
+        }
+        sweep_job *job = &s->jobs[j];
+        job->index = j;
+        job->n = s->naxes;
+        for (size_t i = 0; i < s->naxes; i++) {
+            job->key[i] = s->axes[i].key;
+            job->value[i] = s->axes[i].values[idx[unit_of[i]]];
+        }
+        job_finish(job);
+    }
+    return D2_OK;
+}
+
+int sweep_spec_load(const char *path, sweep_check_fn check, void *user, sweep_spec **out)
+{
+    *out = NULL;
+    sweep_spec *s = calloc(1, sizeof *s);
+    if (!s) D2_ERROR(D2_ENOMEM, "out of memory");
+    snprintf(s->path, sizeof s->path, "%s", path);
+    snprintf(s->kind, sizeof s->kind, "simulate");
+    s->check = check;
+    s->user = user;
+    int lines = 0;
+    int rc = inifile_parse(path, spec_entry, s, &lines);
+    if (rc == D2_OK && !s->name[0]) {
+        d2_err_set("%s:%d: name: required key missing", path, lines);
+        rc = D2_EFORMAT;
+    }
+    if (rc == D2_OK && s->naxes == 0) {
+        d2_err_set("%s:%d: no axes (model, device, ..., table.key)", path, lines);
+        rc = D2_EFORMAT;
+    }
+    if (rc == D2_OK) rc = parse_zip(s);
+    if (rc == D2_OK) rc = expand(s);
+    if (rc != D2_OK) {
+        sweep_spec_free(s);
+        return rc;
+    }
+    *out = s;
+    return D2_OK;
+}
+
+void sweep_spec_free(sweep_spec *s)
+{
+    if (!s) return;
+    for (size_t i = 0; i < s->naxes; i++) {
+        for (size_t k = 0; k < s->axes[i].n; k++) free(s->axes[i].values[k]);
+        free(s->axes[i].values);
+    }
+    free(s->jobs);
+    free(s);
+}
+
+const char *sweep_spec_name(const sweep_spec *s) { return s->name; }
+const char *sweep_spec_kind(const sweep_spec *s) { return s->kind; }
+const char *sweep_spec_path(const sweep_spec *s) { return s->path; }
+size_t sweep_spec_size(const sweep_spec *s) { return s->njobs; }
+const sweep_job *sweep_spec_job(const sweep_spec *s, size_t i) { return i < s->njobs ? &s->jobs[i] : NULL; }
+
+const char *sweep_job_get(const sweep_job *j, const char *key)
+{
+    for (size_t i = 0; i < j->n; i++)
+        if (!strcmp(j->key[i], key)) return j->value[i];
+    return NULL;
+}
+
+/* ---- execution -------------------------------------------------------- */
+
+int sweep_job_stored(db *d, const sweep_job *j, int *stored)
+{
+    sqlite3_stmt *st;
+    *stored = 0;
+    if (sqlite3_prepare_v2(db_handle(d), "SELECT 1 FROM sweep_jobs WHERE job_hash = ? AND code_version = ?", -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errmsg(db_handle(d)));
+    sqlite3_bind_text(st, 1, j->hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, d2_version(), -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *stored = 1;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errstr(rc));
+    return D2_OK;
+}
+
+typedef struct job_extra { const sweep_spec *s; const sweep_job *j; } job_extra;
+
+static int insert_job(sqlite3 *h, int64_t run_id, void *user)
+{
+    job_extra *x = user;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h, "INSERT INTO sweep_jobs(job_hash, code_version, sweep, job, run_id) VALUES(?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "sweep_jobs: %s", sqlite3_errmsg(h));
+    sqlite3_bind_text(st, 1, x->j->hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, d2_version(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, x->s->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, x->j->text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, run_id);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    /* stored meanwhile by another process: roll this copy back */
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) D2_ERROR(D2_EDB, "job %s already stored", x->j->hash);
+    if (rc != SQLITE_DONE) D2_ERROR(D2_EDB, "sweep_jobs: %s", sqlite3_errstr(rc));
+    return D2_OK;
+}
+
+/* Shared between the parent and its workers (an anonymous shared map). */
+typedef struct shared {
+    _Atomic size_t next;    /* next position in the shard's job list */
+    _Atomic size_t done, failed, skipped;
+} shared;
+
+static int run_one(db *d, const sweep_spec *s, const sweep_job *j, const sweep_opts *o, shared *sh)
+{
+    int stored;
+    D2_TRY(sweep_job_stored(d, j, &stored));
+    if (stored) { sh->skipped++; return D2_OK; }
+    db_run *run = db_run_new(sweep_spec_kind(s), "sim");
+    if (!run) D2_ERROR(D2_ENOMEM, "out of memory");
+    if (o->argc) db_run_cmdline(run, o->argc, o->argv);
+    db_run_param(run, "sweep.name", s->name);
+    db_run_param(run, "sweep.job", j->hash);
+    int rc = o->run(j, run, o->user);
+    if (rc != D2_OK) {
+        /* a failed job is recorded with its message but not marked done, so
+         * a rerun tries it again */
+        db_run_status(run, "failed");
+        db_run_param(run, "sweep.error", d2_err_msg());
+        db_run_write(d, run, NULL);
+        db_run_free(run);
+        sh->failed++;
+        return D2_OK;
+    }
+    job_extra x = {s, j};
+    rc = db_run_write_with(d, run, insert_job, &x, NULL);
+    db_run_free(run);
+    if (rc != D2_OK) {
+        if (strstr(d2_err_msg(), "already stored")) { sh->skipped++; return D2_OK; }
+        return rc;
+    }
+    sh->done++;
+    return D2_OK;
+}
+
+static int worker(const sweep_spec *s, const size_t *list, size_t n, const char *db_path,
+                  const sweep_opts *o, shared *sh)
+{
+    db *d;
+    D2_TRY(db_open(db_path, &d));
+    int rc = D2_OK;
+    for (;;) {
+        size_t k = sh->next++;
+        if (k >= n) break;
+        rc = run_one(d, s, &s->jobs[list[k]], o, sh);
+        if (rc != D2_OK) break;
+    }
+    db_close(d);
+    return rc;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void progress(const sweep_opts *o, const sweep_spec *s, size_t total, const shared *sh,
+                     double t0, size_t skipped0, int final)
+{
+    if (!o->progress) return;
+    size_t fin = sh->done + sh->failed + sh->skipped;
+    double el = now_s() - t0;
+    size_t ran = sh->done + sh->failed;
+    double rate = ran > 0 ? (double)ran / el : 0;
+    size_t left = total - fin;
+    double eta = rate > 0 ? (double)left / rate : 0;
+    (void)skipped0;
+    if (o->progress_tty) {
+        int width = 30, fill = total ? (int)((double)width * (double)fin / (double)total) : width;
+        char bar[64];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(o->progress, "\r%s [%s] %zu/%zu  %zu skipped  %zu failed  ETA %.0fs   %s", s->name, bar, fin, total,
+                (size_t)sh->skipped, (size_t)sh->failed, eta, final ? "\n" : "");
+    } else {
+        fprintf(o->progress, "sweep %s: %zu/%zu done (%zu skipped, %zu failed), %.1fs elapsed, ETA %.0fs\n", s->name,
+                fin, total, (size_t)sh->skipped, (size_t)sh->failed, el, eta);
+    }
+    fflush(o->progress);
+}
+
+int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o, sweep_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    if (o->workers < 1) D2_ERROR(D2_EINVAL, "workers: must be >= 1");
+    if (o->shard_n < 1 || o->shard_i < 0 || o->shard_i >= o->shard_n)
+        D2_ERROR(D2_EINVAL, "--shard %d/%d: expected I/N with 0 <= I < N", o->shard_i, o->shard_n);
+    size_t *list = malloc((s->njobs + 1) * sizeof *list), n = 0;
+    if (!list) D2_ERROR(D2_ENOMEM, "out of memory");
+    for (size_t j = 0; j < s->njobs; j++)
+        if (j % (size_t)o->shard_n == (size_t)o->shard_i) list[n++] = j;
+    st->total = n;
+
+    /* create/migrate the store once before the workers open it */
+    db *d;
+    int rc = db_open(db_path, &d);
+    if (rc) { free(list); return rc; }
+    db_close(d);
+
+    shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED) { free(list); D2_ERROR(D2_ENOMEM, "mmap: %s", strerror(errno)); }
+    memset(sh, 0, sizeof *sh);
+    double t0 = now_s();
+    int workers = o->workers;
+    if ((size_t)workers > n) workers = n ? (int)n : 1;
+    rc = D2_OK;
+    if (workers == 1) {
+        progress(o, s, n, sh, t0, 0, 0);
+        /* in-process: progress after each job */
+        db *wd = NULL;
+        rc = db_open(db_path, &wd);
+        for (size_t k = 0; rc == D2_OK && k < n; k++) {
+            rc = run_one(wd, s, &s->jobs[list[k]], o, sh);
+            progress(o, s, n, sh, t0, 0, k + 1 == n);
+        }
+        if (wd) db_close(wd);
+    } else {
+        if (workers > 256) workers = 256;
+        fflush(NULL);
+        pid_t parent = getpid();
+        int started = 0;
+        for (int w = 0; w < workers; w++) {
+            pid_t p = fork();
+            if (p < 0) { rc = D2_EIO; d2_err_set("fork: %s", strerror(errno)); break; }
+            if (p == 0) {
+                /* a worker dies with the sweep (kill -9 of the parent) */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent) _exit(3);
+                int wrc = worker(s, list, n, db_path, o, sh);
+                if (wrc != D2_OK) fprintf(stderr, "d2moe: worker: %s\n", d2_err_msg());
+                fflush(NULL);
+                _exit(wrc == D2_OK ? 0 : 1);
+            }
+            started++;
+        }
+        int alive = started;
+        size_t last = (size_t)-1;
+        while (alive > 0) {
+            int status;
+            pid_t p = waitpid(-1, &status, WNOHANG);
+            if (p > 0) {
+                alive--;
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                    rc = D2_EIO;
+                    d2_err_set("a sweep worker failed (%s %d); rerun to complete the sweep",
+                               WIFEXITED(status) ? "exit status" : "signal",
+                               WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+                }
+                continue;
+            }
+            size_t fin = sh->done + sh->failed + sh->skipped;
+            if (fin != last) { progress(o, s, n, sh, t0, 0, 0); last = fin; }
+            struct timespec ts = {0, 50 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        progress(o, s, n, sh, t0, 0, 1);
+    }
+    st->done = sh->done;
+    st->failed = sh->failed;
+    st->skipped = sh->skipped;
+    st->wall_s = now_s() - t0;
+    munmap(sh, sizeof *sh);
+    free(list);
+    return rc;
+}

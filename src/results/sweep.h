@@ -1,0 +1,79 @@
+/* sweep.h - declarative experiments: a spec (experiments/<name>.ini) whose
+ * axes expand to a grid of jobs, run by N worker processes into one results
+ * store, resumable and shardable.
+ *
+ * Spec: one [sweep] section.  Reserved keys: name, kind (what runs a job;
+ * the caller's runner decides), description, zip.  Every other key is an
+ * axis: model, device, trace, seed, or any "table.key" parameter (a --set).
+ * An axis value is a comma list; an item may be a range lo..hi:step
+ * (additive) or lo..hi*factor (geometric), numbers with k/M/G suffixes.
+ * Axes are crossed (cartesian product, in file order, last axis fastest)
+ * except axes named together in `zip = a b | c d`, which advance together
+ * and must have equal lengths.  A job is identified by the XXH3-128 of its
+ * canonical text (sorted key=value lines) and the code version: a job
+ * already stored is skipped, so a killed sweep reruns to completion with no
+ * lost and no duplicated rows.  Nothing here knows what a job computes. */
+#ifndef D2_RESULTS_SWEEP_H
+#define D2_RESULTS_SWEEP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "results/db.h"
+
+#define SWEEP_MAX_AXES 32
+
+typedef struct sweep_job {
+    size_t index;                 /* position in the grid, 0-based */
+    size_t n;                     /* number of key=value pairs */
+    const char *key[SWEEP_MAX_AXES];
+    const char *value[SWEEP_MAX_AXES];
+    char text[4096];              /* canonical "key=value\n" lines, sorted */
+    char hash[33];                /* XXH3-128 hex of text */
+} sweep_job;
+
+typedef struct sweep_spec sweep_spec;
+
+/* Checks one axis value before anything runs; returns a status and sets a
+ * message that starts with `where` ("file:line"). */
+typedef int (*sweep_check_fn)(const char *key, const char *value, const char *where, void *user);
+
+int sweep_spec_load(const char *path, sweep_check_fn check, void *user, sweep_spec **out);
+void sweep_spec_free(sweep_spec *s);
+const char *sweep_spec_name(const sweep_spec *s);
+const char *sweep_spec_kind(const sweep_spec *s);
+const char *sweep_spec_path(const sweep_spec *s);
+size_t sweep_spec_size(const sweep_spec *s);
+const sweep_job *sweep_spec_job(const sweep_spec *s, size_t i);
+/* Value of key in job, or NULL. */
+const char *sweep_job_get(const sweep_job *j, const char *key);
+
+/* Runs one job: fills the run's params, metrics and status.  A non-OK
+ * return records the run as failed (with its message) and the sweep goes on. */
+typedef int (*sweep_run_fn)(const sweep_job *job, db_run *run, void *user);
+
+typedef struct sweep_opts {
+    int workers;            /* processes, >= 1 */
+    int shard_i, shard_n;   /* run jobs with index % shard_n == shard_i */
+    FILE *progress;         /* NULL: quiet */
+    int progress_tty;       /* redraw one bar line instead of printing lines */
+    sweep_run_fn run;
+    void *user;
+    int argc;               /* command line stored with each run */
+    char **argv;
+} sweep_opts;
+
+typedef struct sweep_stats {
+    size_t total;   /* jobs in this shard */
+    size_t skipped; /* already stored for this code version */
+    size_t done;    /* run now, ok or oom */
+    size_t failed;  /* run now, failed */
+    double wall_s;  /* elapsed, seconds */
+} sweep_stats;
+
+int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o, sweep_stats *st);
+
+/* Is this job stored (ok/oom) for this code version? */
+int sweep_job_stored(db *d, const sweep_job *j, int *stored);
+
+#endif

@@ -1,0 +1,240 @@
+/* t_sweep.c - sweep specs (expansion, ranges, zip, errors with file:line),
+ * resumable execution (kill -9 mid-way, rerun, compare with an
+ * uninterrupted run), shards + merge (same rows as unsharded; idempotent).
+ * Jobs run a small deterministic test runner, not the simulator: this tests
+ * the sweep machinery; tests/sweep.sh runs real simulator sweeps. */
+#include "core/err.h"
+#include "core/hash.h"
+#include "results/db.h"
+#include "results/merge.h"
+#include "results/sweep.h"
+#include "tap.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char dir[256];
+
+static const char *write_spec(const char *name, const char *text)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static int check_cb(const char *key, const char *value, const char *where, void *user)
+{
+    (void)user;
+    if (!strcmp(key, "sim.policy") && !strcmp(value, "bogus"))
+        D2_ERROR(D2_EINVAL, "%s: %s: unknown policy \"%s\"", where, key, value);
+    return D2_OK;
+}
+
+static int slow_ms;
+
+/* deterministic "metrics" from the job's values */
+static int test_runner(const sweep_job *j, db_run *run, void *user)
+{
+    (void)user;
+    for (size_t i = 0; i < j->n; i++) db_run_param(run, j->key[i], j->value[i]);
+    const char *b = sweep_job_get(j, "sim.budget");
+    db_run_metric(run, "twice_budget", b ? 2 * atof(b) : 0, "bytes");
+    db_run_metric(run, "h", (double)(hash64(j->text, strlen(j->text)) % 100000), "");
+    if (slow_ms) {
+        struct timespec ts = {0, slow_ms * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    const char *p = sweep_job_get(j, "sim.policy");
+    if (p && !strcmp(p, "fails")) D2_ERROR(D2_EINVAL, "policy fails on purpose");
+    return D2_OK;
+}
+
+static int q_int(const char *path, const char *sql)
+{
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    int n = -1;
+    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return -1;
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return n;
+}
+
+/* a digest of the results: every (job, metric, value), order-free */
+static void digest(const char *path, char out[33])
+{
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    char *buf = calloc(1, 1 << 20);
+    size_t off = 0;
+    sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL);
+    sqlite3_prepare_v2(h, "SELECT j.job_hash, m.name, m.value FROM sweep_jobs j JOIN metrics m ON m.run_id = j.run_id "
+                          "ORDER BY j.job_hash, m.name", -1, &st, NULL);
+    while (sqlite3_step(st) == SQLITE_ROW && off < (1 << 20) - 200)
+        off += (size_t)snprintf(buf + off, (1 << 20) - off, "%s %s %.17g\n", sqlite3_column_text(st, 0),
+                                sqlite3_column_text(st, 1), sqlite3_column_double(st, 2));
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    hash_mem_hex(buf, off, out);
+    free(buf);
+}
+
+static void test_spec(void)
+{
+    sweep_spec *s;
+    const char *p = write_spec("a.ini", "# a comment\n[sweep]\nname = a\nmodel = m1, m2\nsim.budget = 200M..600M:200M\n"
+                                        "sim.requests = 4..32*2\nsim.policy = hebf\n");
+    ok(sweep_spec_load(p, check_cb, NULL, &s) == D2_OK, "a spec loads");
+    is_int(sweep_spec_size(s), 2 * 3 * 4, "2 models x 3 budgets x 4 request counts = 24 jobs");
+    const sweep_job *j0 = sweep_spec_job(s, 0), *j1 = sweep_spec_job(s, 1), *jl = sweep_spec_job(s, 23);
+    is_str(sweep_job_get(j0, "sim.budget"), "200000000", "range values canonical (200M -> 200000000)");
+    is_str(sweep_job_get(j1, "sim.requests"), "8", "last axis varies fastest");
+    is_str(sweep_job_get(jl, "model"), "m2", "first axis varies slowest");
+    is_str(sweep_job_get(jl, "sim.requests"), "32", "geometric range 4..32*2 ends at 32");
+    is_str(j0->text, "model=m1\nsim.budget=200000000\nsim.policy=hebf\nsim.requests=4\n", "canonical job text is sorted");
+    char h[33];
+    strcpy(h, j0->hash);
+    sweep_spec_free(s);
+    p = write_spec("a2.ini", "[sweep]\nname = a\nsim.policy = hebf\nsim.requests = 4, 8, 16, 32\nsim.budget = 200M, 400M, 600M\nmodel = m1,m2\n");
+    ok(sweep_spec_load(p, check_cb, NULL, &s) == D2_OK, "same grid, other key order");
+    int found = 0;
+    for (size_t i = 0; i < sweep_spec_size(s); i++) found += !strcmp(sweep_spec_job(s, i)->hash, h);
+    is_int(found, 1, "the same job has the same hash whatever the key order");
+    sweep_spec_free(s);
+
+    p = write_spec("z.ini", "[sweep]\nname = z\nmodel = a, b, c\ndevice = x, y, z\nseed = 1, 2\nzip = model device\n");
+    ok(sweep_spec_load(p, NULL, NULL, &s) == D2_OK, "zipped spec loads");
+    is_int(sweep_spec_size(s), 3 * 2, "zip(model, device) x seed = 6 jobs");
+    is_str(sweep_job_get(sweep_spec_job(s, 2), "device"), "y", "zipped axes advance together");
+    is_str(sweep_job_get(sweep_spec_job(s, 2), "model"), "b", "zipped axes advance together (model)");
+    sweep_spec_free(s);
+
+    static const struct { const char *name, *text, *want; } bad[] = {
+        {"unknown.ini", "[sweep]\nname = u\nmodel = a\ncolour = red\n", "unknown.ini:4: colour: unknown key"},
+        {"empty.ini", "[sweep]\nname = e\nmodel = \n", "empty.ini:3: model: empty list"},
+        {"emptyitem.ini", "[sweep]\nname = e\nmodel = a,,b\n", "emptyitem.ini:3: model: empty item"},
+        {"range.ini", "[sweep]\nname = r\nsim.budget = 1..x\n", "range.ini:3: sim.budget: malformed range"},
+        {"range2.ini", "[sweep]\nname = r\nsim.budget = 9..1\n", "range2.ini:3: sim.budget: range \"9..1\" has lo > hi"},
+        {"range3.ini", "[sweep]\nname = r\nsim.budget = 1..9:0\n", "range3.ini:3: sim.budget: range \"1..9:0\": step must be > 0"},
+        {"range4.ini", "[sweep]\nname = r\nsim.budget = 1..9*1\n", "factor must be > 1"},
+        {"zip.ini", "[sweep]\nname = z\nmodel = a, b\ndevice = x\nzip = model device\n", "zip.ini:5: zip: \"device\" has 1 values"},
+        {"zip2.ini", "[sweep]\nname = z\nmodel = a, b\nzip = model nope\n", "zip2.ini:4: zip: \"nope\" is not an axis"},
+        {"noname.ini", "[sweep]\nmodel = a\n", "noname.ini:2: name: required key missing"},
+        {"section.ini", "[run]\nname = s\n", "section.ini:2: name: keys belong in a [sweep] section"},
+        {"check.ini", "[sweep]\nname = c\nsim.policy = hebf, bogus\n", "check.ini:3: sim.policy: unknown policy \"bogus\""},
+        {"dup.ini", "[sweep]\nname = d\nmodel = a\nmodel = b\n", "dup.ini:4: model: given twice"},
+        {"garbage.ini", "\x01\x02\x03\xff\n", "garbage.ini:1: binary data"},
+        {"malformed.ini", "[sweep]\nname = m\nmodel a b\n", "malformed.ini:3: malformed line"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        p = write_spec(bad[i].name, bad[i].text);
+        int rc = sweep_spec_load(p, check_cb, NULL, &s);
+        ok(rc != D2_OK && strstr(d2_err_msg(), bad[i].want) && d2_exit_code(rc) == 2, "bad spec %s: %s", bad[i].name, bad[i].want);
+        if (rc == D2_OK) sweep_spec_free(s);
+        else if (!strstr(d2_err_msg(), bad[i].want)) tap_diag("got: %s", d2_err_msg());
+    }
+}
+
+static int run_sweep(const char *spec, const char *dbp, int workers, int shard_i, int shard_n, sweep_stats *st)
+{
+    sweep_spec *s;
+    int rc = sweep_spec_load(spec, NULL, NULL, &s);
+    if (rc) return rc;
+    sweep_opts o = {workers, shard_i, shard_n, NULL, 0, test_runner, NULL, 0, NULL};
+    rc = sweep_execute(s, dbp, &o, st);
+    sweep_spec_free(s);
+    return rc;
+}
+
+static void test_execute(void)
+{
+    char spec[512], full[512], killed[512];
+    snprintf(spec, sizeof spec, "%s", write_spec("g.ini", "[sweep]\nname = g\nmodel = m1, m2, m3\nsim.budget = 100..2000:100\nsim.policy = hebf, id-order\n"));
+    snprintf(full, sizeof full, "%s/full.db", dir);
+    snprintf(killed, sizeof killed, "%s/killed.db", dir);
+    sweep_stats st;
+    ok(run_sweep(spec, full, 2, 0, 1, &st) == D2_OK, "uninterrupted sweep with 2 workers");
+    is_int(st.done, 120, "120 jobs run");
+    is_int(q_int(full, "SELECT count(*) FROM runs"), 120, "120 runs stored");
+    ok(run_sweep(spec, full, 2, 0, 1, &st) == D2_OK && st.skipped == 120 && st.done == 0, "a rerun skips all 120");
+    is_int(q_int(full, "SELECT count(*) FROM runs"), 120, "and stores nothing new");
+
+    /* kill -9 the sweep (and its workers) mid-way */
+    pid_t p = fork();
+    if (p == 0) {
+        setpgid(0, 0);
+        slow_ms = 5;
+        sweep_stats s2;
+        _exit(run_sweep(spec, killed, 2, 0, 1, &s2));
+    }
+    setpgid(p, p);
+    int stored = 0;
+    for (int i = 0; i < 2000; i++) {
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+        stored = q_int(killed, "SELECT count(*) FROM sweep_jobs");
+        if (stored >= 30) break;
+    }
+    kill(-p, SIGKILL);
+    int status;
+    waitpid(p, &status, 0);
+    struct timespec ts = {0, 100 * 1000000L};
+    nanosleep(&ts, NULL); /* workers die with the parent (PDEATHSIG) */
+    int partial = q_int(killed, "SELECT count(*) FROM sweep_jobs");
+    ok(WIFSIGNALED(status) && partial > 0 && partial < 120, "killed with SIGKILL after %d of 120 jobs", partial);
+    ok(run_sweep(spec, killed, 2, 0, 1, &st) == D2_OK, "the rerun completes");
+    is_int(st.skipped, partial, "it skips exactly the jobs stored before the kill");
+    is_int(q_int(killed, "SELECT count(*) FROM runs"), 120, "no lost and no duplicated runs: 120");
+    is_int(q_int(killed, "SELECT count(DISTINCT job_hash) FROM sweep_jobs"), 120, "120 distinct jobs");
+    is_int(q_int(killed, "SELECT count(*) FROM metrics"), 240, "240 metrics, as uninterrupted");
+    char d1[33], d2[33];
+    digest(full, d1);
+    digest(killed, d2);
+    is_str(d2, d1, "same (job, metric, value) rows as the uninterrupted run");
+
+    /* shards + merge */
+    char sh[3][512], merged[512];
+    for (int i = 0; i < 3; i++) {
+        snprintf(sh[i], sizeof sh[i], "%s/shard%d.db", dir, i);
+        ok(run_sweep(spec, sh[i], 1, i, 3, &st) == D2_OK && st.total == 40, "shard %d/3 runs 40 jobs", i);
+    }
+    snprintf(merged, sizeof merged, "%s/merged.db", dir);
+    merge_stats ms = {0, 0};
+    int rc = D2_OK;
+    for (int i = 0; i < 3; i++) rc |= merge_into(merged, sh[i], &ms);
+    ok(rc == D2_OK && ms.runs_added == 120, "merge of 3 shards adds 120 runs");
+    digest(merged, d2);
+    is_str(d2, d1, "merged shards: same rows as the unsharded run");
+    memset(&ms, 0, sizeof ms);
+    for (int i = 0; i < 3; i++) rc |= merge_into(merged, sh[i], &ms);
+    ok(rc == D2_OK && ms.runs_added == 0 && ms.runs_present == 120, "merging again adds nothing (idempotent)");
+    is_int(q_int(merged, "SELECT count(*) FROM runs"), 120, "still 120 runs");
+    is_int(q_int(merged, "SELECT count(*) FROM params p JOIN runs r ON r.id = p.run_id"), q_int(full, "SELECT count(*) FROM params"), "params follow their runs");
+    ok(merge_into(merged, "/nonexistent.db", &ms) != D2_OK, "merging a missing file fails");
+
+    /* failed jobs are recorded and retried */
+    char fspec[512], fdb[512];
+    snprintf(fspec, sizeof fspec, "%s", write_spec("f.ini", "[sweep]\nname = f\nsim.policy = hebf, fails\n"));
+    snprintf(fdb, sizeof fdb, "%s/f.db", dir);
+    ok(run_sweep(fspec, fdb, 1, 0, 1, &st) == D2_OK && st.done == 1 && st.failed == 1, "one job ok, one failed");
+    is_int(q_int(fdb, "SELECT count(*) FROM runs WHERE status = 'failed'"), 1, "the failure is stored with status failed");
+    ok(run_sweep(fspec, fdb, 1, 0, 1, &st) == D2_OK && st.skipped == 1 && st.failed == 1, "a rerun retries the failed job only");
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/t_sweep.XXXXXX");
+    if (!mkdtemp(dir)) return 1;
+    test_spec();
+    test_execute();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) tap_diag("could not remove %s", dir);
+    return tap_done();
+}
