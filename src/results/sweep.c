@@ -31,6 +31,9 @@ typedef struct axis {
 
 struct sweep_spec {
     char path[4096];
+    int quick;                    /* apply the [quick] section */
+    axis quick_axes[SWEEP_MAX_AXES];
+    size_t nquick;
     char name[128], kind[64], description[256];
     axis axes[SWEEP_MAX_AXES];
     size_t naxes;
@@ -115,28 +118,8 @@ static int valid_key(const char *k)
     return 1;
 }
 
-static int spec_entry(void *user, const char *section, const char *key, const char *value,
-                      const char *path, int line)
+static int parse_axis(sweep_spec *s, axis *a, const char *key, const char *value, const char *where, int line)
 {
-    sweep_spec *s = user;
-    char where[4200];
-    snprintf(where, sizeof where, "%s:%d", path, line);
-    if (strcmp(section, "sweep") != 0)
-        D2_ERROR(D2_EFORMAT, "%s: %s: keys belong in a [sweep] section", where, key);
-    if (!strcmp(key, "name")) { snprintf(s->name, sizeof s->name, "%s", value); return D2_OK; }
-    if (!strcmp(key, "kind")) { snprintf(s->kind, sizeof s->kind, "%s", value); return D2_OK; }
-    if (!strcmp(key, "description")) { snprintf(s->description, sizeof s->description, "%s", value); return D2_OK; }
-    if (!strcmp(key, "zip")) {
-        snprintf(s->zip_text, sizeof s->zip_text, "%s", value);
-        s->zip_line = line;
-        return D2_OK;
-    }
-    if (!valid_key(key))
-        D2_ERROR(D2_EFORMAT, "%s: %s: unknown key (expected model, device, trace, seed or table.key)", where, key);
-    for (size_t i = 0; i < s->naxes; i++)
-        if (!strcmp(s->axes[i].key, key)) D2_ERROR(D2_EFORMAT, "%s: %s: given twice", where, key);
-    if (s->naxes == SWEEP_MAX_AXES) D2_ERROR(D2_ERANGE, "%s: more than %d axes", where, SWEEP_MAX_AXES);
-    axis *a = &s->axes[s->naxes++];
     snprintf(a->key, sizeof a->key, "%s", key);
     a->line = line;
     char buf[1024];
@@ -161,6 +144,56 @@ static int spec_entry(void *user, const char *section, const char *key, const ch
     if (a->n == 0) D2_ERROR(D2_EFORMAT, "%s: %s: empty list", where, key);
     if (s->check)
         for (size_t i = 0; i < a->n; i++) D2_TRY(s->check(key, a->values[i], where, s->user));
+    return D2_OK;
+}
+
+static int spec_entry(void *user, const char *section, const char *key, const char *value,
+                      const char *path, int line)
+{
+    sweep_spec *s = user;
+    char where[4200];
+    snprintf(where, sizeof where, "%s:%d", path, line);
+    if (!strcmp(section, "quick")) {
+        /* the --quick variant: replaces the values of axes of [sweep] */
+        if (!valid_key(key))
+            D2_ERROR(D2_EFORMAT, "%s: %s: unknown key (expected model, device, trace, seed or table.key)", where, key);
+        for (size_t i = 0; i < s->nquick; i++)
+            if (!strcmp(s->quick_axes[i].key, key)) D2_ERROR(D2_EFORMAT, "%s: %s: given twice", where, key);
+        if (s->nquick == SWEEP_MAX_AXES) D2_ERROR(D2_ERANGE, "%s: more than %d axes", where, SWEEP_MAX_AXES);
+        return parse_axis(s, &s->quick_axes[s->nquick++], key, value, where, line);
+    }
+    if (strcmp(section, "sweep") != 0)
+        D2_ERROR(D2_EFORMAT, "%s: %s: keys belong in a [sweep] (or [quick]) section", where, key);
+    if (!strcmp(key, "name")) { snprintf(s->name, sizeof s->name, "%s", value); return D2_OK; }
+    if (!strcmp(key, "kind")) { snprintf(s->kind, sizeof s->kind, "%s", value); return D2_OK; }
+    if (!strcmp(key, "description")) { snprintf(s->description, sizeof s->description, "%s", value); return D2_OK; }
+    if (!strcmp(key, "zip")) {
+        snprintf(s->zip_text, sizeof s->zip_text, "%s", value);
+        s->zip_line = line;
+        return D2_OK;
+    }
+    if (!valid_key(key))
+        D2_ERROR(D2_EFORMAT, "%s: %s: unknown key (expected model, device, trace, seed or table.key)", where, key);
+    for (size_t i = 0; i < s->naxes; i++)
+        if (!strcmp(s->axes[i].key, key)) D2_ERROR(D2_EFORMAT, "%s: %s: given twice", where, key);
+    if (s->naxes == SWEEP_MAX_AXES) D2_ERROR(D2_ERANGE, "%s: more than %d axes", where, SWEEP_MAX_AXES);
+    return parse_axis(s, &s->axes[s->naxes++], key, value, where, line);
+}
+
+/* [quick] values replace those of the same axis in [sweep] */
+static int apply_quick(sweep_spec *s)
+{
+    for (size_t q = 0; q < s->nquick; q++) {
+        axis *qa = &s->quick_axes[q], *a = NULL;
+        for (size_t i = 0; i < s->naxes; i++)
+            if (!strcmp(s->axes[i].key, qa->key)) a = &s->axes[i];
+        if (!a) D2_ERROR(D2_EFORMAT, "%s:%d: [quick] %s: not an axis of [sweep]", s->path, qa->line, qa->key);
+        if (!s->quick) continue;
+        axis tmp = *a;
+        *a = *qa;
+        a->zip = tmp.zip;
+        *qa = tmp;
+    }
     return D2_OK;
 }
 
@@ -259,7 +292,7 @@ static int expand(sweep_spec *s)
     return D2_OK;
 }
 
-int sweep_spec_load(const char *path, sweep_check_fn check, void *user, sweep_spec **out)
+int sweep_spec_load(const char *path, int quick, sweep_check_fn check, void *user, sweep_spec **out)
 {
     *out = NULL;
     sweep_spec *s = calloc(1, sizeof *s);
@@ -268,6 +301,7 @@ int sweep_spec_load(const char *path, sweep_check_fn check, void *user, sweep_sp
     snprintf(s->kind, sizeof s->kind, "simulate");
     s->check = check;
     s->user = user;
+    s->quick = quick;
     int lines = 0;
     int rc = inifile_parse(path, spec_entry, s, &lines);
     if (rc == D2_OK && !s->name[0]) {
@@ -278,6 +312,7 @@ int sweep_spec_load(const char *path, sweep_check_fn check, void *user, sweep_sp
         d2_err_set("%s:%d: no axes (model, device, ..., table.key)", path, lines);
         rc = D2_EFORMAT;
     }
+    if (rc == D2_OK) rc = apply_quick(s);
     if (rc == D2_OK) rc = parse_zip(s);
     if (rc == D2_OK) rc = expand(s);
     if (rc != D2_OK) {
@@ -295,6 +330,10 @@ void sweep_spec_free(sweep_spec *s)
         for (size_t k = 0; k < s->axes[i].n; k++) free(s->axes[i].values[k]);
         free(s->axes[i].values);
     }
+    for (size_t i = 0; i < s->nquick; i++) {
+        for (size_t k = 0; k < s->quick_axes[i].n; k++) free(s->quick_axes[i].values[k]);
+        free(s->quick_axes[i].values);
+    }
     free(s->jobs);
     free(s);
 }
@@ -302,6 +341,7 @@ void sweep_spec_free(sweep_spec *s)
 const char *sweep_spec_name(const sweep_spec *s) { return s->name; }
 const char *sweep_spec_kind(const sweep_spec *s) { return s->kind; }
 const char *sweep_spec_path(const sweep_spec *s) { return s->path; }
+const char *sweep_spec_description(const sweep_spec *s) { return s->description; }
 size_t sweep_spec_size(const sweep_spec *s) { return s->njobs; }
 const sweep_job *sweep_spec_job(const sweep_spec *s, size_t i) { return i < s->njobs ? &s->jobs[i] : NULL; }
 

@@ -9,7 +9,8 @@
  * (additive) or lo..hi*factor (geometric), numbers with k/M/G suffixes.
  * Axes are crossed (cartesian product, in file order, last axis fastest)
  * except axes named together in `zip = a b | c d`, which advance together
- * and must have equal lengths.  A job is identified by the XXH3-128 of its
+ * and must have equal lengths.  An optional [quick] section gives smaller
+ * value lists for some axes, used instead when quick mode is asked for.  A job is identified by the XXH3-128 of its
  * canonical text (sorted key=value lines) and the code version: a job
  * already stored is skipped, so a killed sweep reruns to completion with no
  * lost and no duplicated rows.  Nothing here knows what a job computes. */
@@ -38,11 +39,14 @@ typedef struct sweep_spec sweep_spec;
  * message that starts with `where` ("file:line"). */
 typedef int (*sweep_check_fn)(const char *key, const char *value, const char *where, void *user);
 
-int sweep_spec_load(const char *path, sweep_check_fn check, void *user, sweep_spec **out);
+/* quick != 0: the [quick] section's values replace those of the same axes
+ * (a smaller grid for a first look). */
+int sweep_spec_load(const char *path, int quick, sweep_check_fn check, void *user, sweep_spec **out);
 void sweep_spec_free(sweep_spec *s);
 const char *sweep_spec_name(const sweep_spec *s);
 const char *sweep_spec_kind(const sweep_spec *s);
 const char *sweep_spec_path(const sweep_spec *s);
+const char *sweep_spec_description(const sweep_spec *s);
 size_t sweep_spec_size(const sweep_spec *s);
 const sweep_job *sweep_spec_job(const sweep_spec *s, size_t i);
 /* Value of key in job, or NULL. */

@@ -1,0 +1,153 @@
+/* accuracy.c - est_ppl from the quantizer's error table and the public
+ * bit-width/perplexity curve (see accuracy.h for the model). */
+#include "results/accuracy.h"
+#include "core/err.h"
+
+#include <errno.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_interp.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct accuracy_model {
+    double curve[ACC_MAX_BITS + 1];   /* PPL at bits, NaN = not given */
+    double err_sep[ACC_MAX_BITS + 1]; /* rel_err of independent INT-b ("rtn-int") */
+    double err_nest[ACC_MAX_BITS + 1];/* rel_err of MWQ nested bit-width b */
+    double x[ACC_MAX_BITS + 2], y[ACC_MAX_BITS + 2]; /* error -> PPL knots */
+    size_t n;
+    gsl_interp *interp;
+    gsl_interp_accel *acc;
+};
+
+static int load_curve(accuracy_model *a, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
+    char line[256];
+    int ln = 0;
+    while (fgets(line, sizeof line, f)) {
+        ln++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '#' || *p == '\n' || *p == '\0') continue;
+        int bits;
+        double ppl;
+        char extra;
+        if (sscanf(p, "%d,%lf %c", &bits, &ppl, &extra) != 2 || bits < 1 || bits > ACC_MAX_BITS || !(ppl > 1) || !isfinite(ppl)) {
+            fclose(f);
+            D2_ERROR(D2_EFORMAT, "%s:%d: expected \"bits,ppl\" with bits 1..%d and ppl > 1", path, ln, ACC_MAX_BITS);
+        }
+        a->curve[bits] = ppl;
+    }
+    fclose(f);
+    if (isnan(a->curve[16])) D2_ERROR(D2_EFORMAT, "%s: the curve needs the 16-bit (reference) point", path);
+    return D2_OK;
+}
+
+/* size-weighted RMS of rel_err over tensors, per bits, for methods LIKE pat,
+ * from the newest run that has rows for them */
+static int load_errors(db *d, const char *pat, double *out)
+{
+    const char *sql =
+        "SELECT bits, sqrt(sum(rel_err * rel_err * rows * cols) / sum(rows * cols)) FROM quant_errors"
+        " WHERE method LIKE ?1 AND rel_err IS NOT NULL"
+        "   AND run_id = (SELECT max(run_id) FROM quant_errors WHERE method LIKE ?1)"
+        " GROUP BY bits";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db_handle(d), sql, -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errmsg(db_handle(d)));
+    sqlite3_bind_text(st, 1, pat, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int b = sqlite3_column_int(st, 0);
+        if (b >= 1 && b <= ACC_MAX_BITS) out[b] = sqlite3_column_double(st, 1);
+    }
+    sqlite3_finalize(st);
+    return D2_OK;
+}
+
+int accuracy_model_load(const char *curve_csv, db *d, accuracy_model **out)
+{
+    *out = NULL;
+    accuracy_model *a = calloc(1, sizeof *a);
+    if (!a) D2_ERROR(D2_ENOMEM, "out of memory");
+    for (int b = 0; b <= ACC_MAX_BITS; b++) a->curve[b] = a->err_sep[b] = a->err_nest[b] = NAN;
+    int rc = load_curve(a, curve_csv);
+    if (rc == D2_OK && d) rc = load_errors(d, "rtn-int%", a->err_sep);
+    if (rc == D2_OK && d) rc = load_errors(d, "mwq%", a->err_nest);
+    if (rc != D2_OK) { free(a); return rc; }
+    a->err_sep[16] = 0; /* FP16 is the reference */
+    a->err_nest[16] = 0;
+    /* knots: (0, PPL16) and (e_rtn(b), PPL(b)) for every b with both, sorted
+     * by error; a point that would not increase the error is dropped */
+    a->x[0] = 0;
+    a->y[0] = a->curve[16];
+    a->n = 1;
+    for (int b = 15; b >= 1; b--) {
+        if (isnan(a->curve[b]) || isnan(a->err_sep[b])) continue;
+        if (a->err_sep[b] <= a->x[a->n - 1]) continue;
+        double y = a->curve[b] < a->y[a->n - 1] ? a->y[a->n - 1] : a->curve[b]; /* PPL never improves with error */
+        a->x[a->n] = a->err_sep[b];
+        a->y[a->n] = y;
+        a->n++;
+    }
+    if (a->n >= 3) {
+        a->interp = gsl_interp_alloc(gsl_interp_steffen, a->n);
+        a->acc = gsl_interp_accel_alloc();
+        if (!a->interp || !a->acc || gsl_interp_init(a->interp, a->x, a->y, a->n) != GSL_SUCCESS) {
+            accuracy_model_free(a);
+            D2_ERROR(D2_EINTERNAL, "accuracy: cannot build the error -> PPL interpolation");
+        }
+    }
+    *out = a;
+    return D2_OK;
+}
+
+void accuracy_model_free(accuracy_model *a)
+{
+    if (!a) return;
+    if (a->interp) gsl_interp_free(a->interp);
+    if (a->acc) gsl_interp_accel_free(a->acc);
+    free(a);
+}
+
+double accuracy_bits_error(const accuracy_model *a, const char *format, int bits)
+{
+    if (bits < 1 || bits > ACC_MAX_BITS) return NAN;
+    return strcmp(format, "nested") == 0 ? a->err_nest[bits] : a->err_sep[bits];
+}
+
+double accuracy_curve_ppl(const accuracy_model *a, int bits)
+{
+    return bits >= 1 && bits <= ACC_MAX_BITS ? a->curve[bits] : NAN;
+}
+
+double accuracy_ppl_at_error(const accuracy_model *a, double e)
+{
+    if (isnan(e) || e < 0) return NAN;
+    if (a->n < 2) return a->n == 1 && e == 0 ? a->y[0] : NAN;
+    if (e <= a->x[a->n - 1]) {
+        if (!a->interp) { /* two knots: a line */
+            return a->y[0] + (a->y[1] - a->y[0]) * e / a->x[1];
+        }
+        return gsl_interp_eval(a->interp, a->x, a->y, e, a->acc);
+    }
+    size_t k = a->n - 1; /* beyond the last knot: extend the last segment */
+    double slope = (a->y[k] - a->y[k - 1]) / (a->x[k] - a->x[k - 1]);
+    return a->y[k] + slope * (e - a->x[k]);
+}
+
+double accuracy_estimate(const accuracy_model *a, const char *format, const double use_w2[ACC_MAX_BITS + 1])
+{
+    double num = 0, den = 0;
+    for (int b = 1; b <= ACC_MAX_BITS; b++) {
+        if (!(use_w2[b] > 0)) continue;
+        double e = accuracy_bits_error(a, format, b);
+        if (isnan(e)) return NAN;
+        num += use_w2[b] * e * e;
+        den += use_w2[b];
+    }
+    if (den <= 0) return NAN;
+    return accuracy_ppl_at_error(a, sqrt(num / den));
+}

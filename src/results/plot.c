@@ -1,0 +1,200 @@
+/* plot.c - figures.ini, SQL export to gnuplot data blocks, gnuplot runs. */
+#include "results/plot.h"
+#include "core/err.h"
+#include "core/inifile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct load_ctx { plot_fig *a; size_t n, cap; } load_ctx;
+
+static int fig_entry(void *user, const char *section, const char *key, const char *value, const char *path, int line)
+{
+    load_ctx *c = user;
+    if (!section[0]) D2_ERROR(D2_EFORMAT, "%s:%d: %s: outside a [figure] section", path, line, key);
+    plot_fig *f = c->n ? &c->a[c->n - 1] : NULL;
+    if (!f || strcmp(f->name, section) != 0) {
+        for (size_t i = 0; i < c->n; i++)
+            if (!strcmp(c->a[i].name, section)) D2_ERROR(D2_EFORMAT, "%s:%d: [%s]: section given twice", path, line, section);
+        if (c->n == c->cap) {
+            size_t nc = c->cap ? 2 * c->cap : 16;
+            plot_fig *na = realloc(c->a, nc * sizeof *na);
+            if (!na) D2_ERROR(D2_ENOMEM, "out of memory");
+            c->a = na;
+            c->cap = nc;
+        }
+        f = &c->a[c->n++];
+        memset(f, 0, sizeof *f);
+        snprintf(f->name, sizeof f->name, "%s", section);
+        f->line = line;
+    }
+    char *dst = NULL;
+    size_t dn = 0;
+    if (!strcmp(key, "sql")) { dst = f->sql; dn = sizeof f->sql; }
+    else if (!strcmp(key, "gp")) { dst = f->gp; dn = sizeof f->gp; }
+    else if (!strcmp(key, "csv")) { dst = f->csv; dn = sizeof f->csv; }
+    else if (!strcmp(key, "title")) { dst = f->title; dn = sizeof f->title; }
+    if (dst) {
+        if ((size_t)snprintf(dst, dn, "%s", value) >= dn) D2_ERROR(D2_ERANGE, "%s:%d: %s: too long", path, line, key);
+        return D2_OK;
+    }
+    if (f->nbind == PLOT_MAX_BIND) D2_ERROR(D2_ERANGE, "%s:%d: %s: more than %d bound parameters", path, line, key, PLOT_MAX_BIND);
+    snprintf(f->bind_k[f->nbind], sizeof f->bind_k[0], "%s", key);
+    snprintf(f->bind_v[f->nbind], sizeof f->bind_v[0], "%s", value);
+    f->nbind++;
+    return D2_OK;
+}
+
+int plot_figures_load(const char *ini_path, plot_fig **figs, size_t *n)
+{
+    load_ctx c = {NULL, 0, 0};
+    int rc = inifile_parse(ini_path, fig_entry, &c, NULL);
+    for (size_t i = 0; rc == D2_OK && i < c.n; i++) {
+        plot_fig *f = &c.a[i];
+        if (!f->gp[0]) { d2_err_set("%s:%d: [%s]: gp: required key missing", ini_path, f->line, f->name); rc = D2_EFORMAT; }
+        else if (!f->sql[0] == !f->csv[0]) { d2_err_set("%s:%d: [%s]: give exactly one of sql or csv", ini_path, f->line, f->name); rc = D2_EFORMAT; }
+    }
+    if (rc != D2_OK) { free(c.a); return rc; }
+    *figs = c.a;
+    *n = c.n;
+    return D2_OK;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = len >= 0 ? malloc((size_t)len + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)len, f) != (size_t)len) { free(buf); buf = NULL; }
+    if (buf) buf[len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *dat_path, plot_out *out)
+{
+    memset(out, 0, sizeof *out);
+    char qpath[4200];
+    snprintf(qpath, sizeof qpath, "%s/%s", plotdir, f->sql);
+    char *sql = slurp(qpath);
+    if (!sql) D2_ERROR(D2_ENOTFOUND, "%s: cannot read: %s", qpath, strerror(errno));
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db_handle(d), sql, -1, &st, NULL);
+    free(sql);
+    if (rc != SQLITE_OK) D2_ERROR(D2_EFORMAT, "%s: %s", qpath, sqlite3_errmsg(db_handle(d)));
+    for (int i = 1; i <= sqlite3_bind_parameter_count(st); i++) {
+        const char *pn = sqlite3_bind_parameter_name(st, i);
+        const char *v = NULL;
+        for (size_t k = 0; pn && k < f->nbind; k++)
+            if (!strcmp(pn + 1, f->bind_k[k])) v = f->bind_v[k];
+        if (!v) {
+            sqlite3_finalize(st);
+            D2_ERROR(D2_EFORMAT, "%s: parameter %s has no value in [%s] of figures.ini", qpath, pn ? pn : "?", f->name);
+        }
+        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    }
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", dat_path);
+    FILE *o = fopen(tmp, "w");
+    if (!o) { sqlite3_finalize(st); D2_ERROR(D2_EIO, "%s: cannot write: %s", tmp, strerror(errno)); }
+    int ncol = sqlite3_column_count(st);
+    fprintf(o, "# %s: %s\n#", f->name, f->title);
+    for (int c = 0; c < ncol; c++) fprintf(o, " %s", sqlite3_column_name(st, c));
+    fprintf(o, "\n");
+    char prev[256] = "";
+    size_t tl = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char label[256];
+        const unsigned char *s0 = sqlite3_column_text(st, 0);
+        snprintf(label, sizeof label, "%s", s0 ? (const char *)s0 : "none");
+        for (char *p = label; *p; p++)
+            if (*p == ' ' || *p == '\t' || *p == '\'' || *p == '"') *p = '_';
+        if (out->rows == 0 || strcmp(label, prev) != 0) {
+            if (out->rows) fprintf(o, "\n\n");
+            snprintf(prev, sizeof prev, "%s", label);
+            int w = snprintf(out->titles + tl, sizeof out->titles - tl, "%s%s", tl ? " " : "", label);
+            if (w > 0 && (size_t)w < sizeof out->titles - tl) tl += (size_t)w;
+            out->series++;
+        }
+        fprintf(o, "%s", label);
+        for (int c = 1; c < ncol; c++) {
+            if (sqlite3_column_type(st, c) == SQLITE_NULL) fprintf(o, "\tNaN");
+            else if (sqlite3_column_type(st, c) == SQLITE_TEXT) {
+                char v[256];
+                snprintf(v, sizeof v, "%s", (const char *)sqlite3_column_text(st, c));
+                for (char *p = v; *p; p++)
+                    if (*p == ' ' || *p == '\t') *p = '_';
+                fprintf(o, "\t%s", v);
+            } else fprintf(o, "\t%.10g", sqlite3_column_double(st, c));
+        }
+        fprintf(o, "\n");
+        out->rows++;
+    }
+    sqlite3_finalize(st);
+    int werr = ferror(o);
+    if (fclose(o) != 0 || werr) { unlink(tmp); D2_ERROR(D2_EIO, "%s: write failed", tmp); }
+    if (rc != SQLITE_DONE) { unlink(tmp); D2_ERROR(D2_EDB, "%s: %s", qpath, sqlite3_errstr(rc)); }
+    if (rename(tmp, dat_path) != 0) { unlink(tmp); D2_ERROR(D2_EIO, "%s: %s", dat_path, strerror(errno)); }
+    return D2_OK;
+}
+
+static int run_gnuplot(const char *gnuplot, const char *script, const char *vars, const char *log_path)
+{
+    pid_t p = fork();
+    if (p < 0) D2_ERROR(D2_EIO, "fork: %s", strerror(errno));
+    if (p == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) { dup2(fd, 2); dup2(fd, 1); close(fd); }
+        execlp(gnuplot, gnuplot, "-e", vars, script, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    if (waitpid(p, &status, 0) < 0) D2_ERROR(D2_EIO, "waitpid: %s", strerror(errno));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+            D2_ERROR(D2_EIO, "cannot run %s (apt-get install gnuplot-nox)", gnuplot);
+        char *log = slurp(log_path);
+        char first[300] = "";
+        if (log) {
+            char *nl = strrchr(log, '\n');
+            while (nl && nl > log && nl[1] == '\0') { *nl = '\0'; nl = strrchr(log, '\n'); }
+            snprintf(first, sizeof first, "%s", nl ? nl + 1 : log);
+            free(log);
+        }
+        D2_ERROR(D2_EIO, "%s failed on %s: %s (log: %s)", gnuplot, script, first, log_path);
+    }
+    return D2_OK;
+}
+
+int plot_render(const char *gnuplot, const char *plotdir, const plot_fig *f, const char *dat_path,
+                const char *datadir, const plot_out *po, const char *outbase)
+{
+    static const char *const fmts[] = {"png", "svg"};
+    char script[4200], log_path[4300];
+    snprintf(script, sizeof script, "%s/%s", plotdir, f->gp);
+    if (access(script, R_OK) != 0) D2_ERROR(D2_ENOTFOUND, "%s: cannot read: %s", script, strerror(errno));
+    snprintf(log_path, sizeof log_path, "%s.gnuplot.log", outbase);
+    for (int i = 0; i < 2; i++) {
+        char vars[8192];
+        snprintf(vars, sizeof vars,
+                 "fmt='%s'; outbase='%s'; datafile='%s'; datadir='%s'; titles='%s'; nseries=%zu; plotdir='%s'; figtitle='%s'",
+                 fmts[i], outbase, dat_path ? dat_path : "", datadir ? datadir : "", po ? po->titles : "",
+                 po ? po->series : 0, plotdir, f->title);
+        D2_TRY(run_gnuplot(gnuplot, script, vars, log_path));
+        char outp[4300];
+        snprintf(outp, sizeof outp, "%s.%s", outbase, fmts[i]);
+        struct stat sb;
+        if (stat(outp, &sb) != 0 || sb.st_size == 0) D2_ERROR(D2_EIO, "%s: gnuplot wrote nothing", outp);
+    }
+    unlink(log_path);
+    return D2_OK;
+}
