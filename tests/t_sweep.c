@@ -90,37 +90,45 @@ static void test_spec(void)
     sweep_spec *s;
     const char *p = write_spec("a.ini", "# a comment\n[sweep]\nname = a\nmodel = m1, m2\nsim.budget = 200M..600M:200M\n"
                                         "sim.requests = 4..32*2\nsim.policy = hebf\n");
-    ok(sweep_spec_load(p, 0, check_cb, NULL, &s) == D2_OK, "a spec loads");
+    ok(sweep_spec_load(p, 0, NULL, 0, check_cb, NULL, &s) == D2_OK, "a spec loads");
     is_int(sweep_spec_size(s), 2 * 3 * 4, "2 models x 3 budgets x 4 request counts = 24 jobs");
     const sweep_job *j0 = sweep_spec_job(s, 0), *j1 = sweep_spec_job(s, 1), *jl = sweep_spec_job(s, 23);
     is_str(sweep_job_get(j0, "sim.budget"), "200000000", "range values canonical (200M -> 200000000)");
     is_str(sweep_job_get(j1, "sim.requests"), "8", "last axis varies fastest");
     is_str(sweep_job_get(jl, "model"), "m2", "first axis varies slowest");
     is_str(sweep_job_get(jl, "sim.requests"), "32", "geometric range 4..32*2 ends at 32");
-    is_str(j0->text, "model=m1\nsim.budget=200000000\nsim.policy=hebf\nsim.requests=4\n", "canonical job text is sorted");
+    is_str(j0->text, "sweep=a\nmodel=m1\nsim.budget=200000000\nsim.policy=hebf\nsim.requests=4\n", "canonical job text: sweep name, then sorted keys");
     char h[33];
     strcpy(h, j0->hash);
     sweep_spec_free(s);
     p = write_spec("a2.ini", "[sweep]\nname = a\nsim.policy = hebf\nsim.requests = 4, 8, 16, 32\nsim.budget = 200M, 400M, 600M\nmodel = m1,m2\n");
-    ok(sweep_spec_load(p, 0, check_cb, NULL, &s) == D2_OK, "same grid, other key order");
+    ok(sweep_spec_load(p, 0, NULL, 0, check_cb, NULL, &s) == D2_OK, "same grid, other key order");
     int found = 0;
     for (size_t i = 0; i < sweep_spec_size(s); i++) found += !strcmp(sweep_spec_job(s, i)->hash, h);
     is_int(found, 1, "the same job has the same hash whatever the key order");
     sweep_spec_free(s);
 
     p = write_spec("z.ini", "[sweep]\nname = z\nmodel = a, b, c\ndevice = x, y, z\nseed = 1, 2\nzip = model device\n");
-    ok(sweep_spec_load(p, 0, NULL, NULL, &s) == D2_OK, "zipped spec loads");
+    ok(sweep_spec_load(p, 0, NULL, 0, NULL, NULL, &s) == D2_OK, "zipped spec loads");
     is_int(sweep_spec_size(s), 3 * 2, "zip(model, device) x seed = 6 jobs");
     is_str(sweep_job_get(sweep_spec_job(s, 2), "device"), "y", "zipped axes advance together");
     is_str(sweep_job_get(sweep_spec_job(s, 2), "model"), "b", "zipped axes advance together (model)");
     sweep_spec_free(s);
 
     p = write_spec("q.ini", "[sweep]\nname = q\nmodel = a, b, c\nsim.budget = 1..10\n[quick]\nsim.budget = 5\n");
-    ok(sweep_spec_load(p, 0, NULL, NULL, &s) == D2_OK && sweep_spec_size(s) == 30, "full variant: 3 x 10 jobs");
+    ok(sweep_spec_load(p, 0, NULL, 0, NULL, NULL, &s) == D2_OK && sweep_spec_size(s) == 30, "full variant: 3 x 10 jobs");
     sweep_spec_free(s);
-    ok(sweep_spec_load(p, 1, NULL, NULL, &s) == D2_OK && sweep_spec_size(s) == 3, "quick variant: [quick] replaces budget: 3 jobs");
+    ok(sweep_spec_load(p, 1, NULL, 0, NULL, NULL, &s) == D2_OK && sweep_spec_size(s) == 3, "quick variant: [quick] replaces budget: 3 jobs");
     is_str(sweep_job_get(sweep_spec_job(s, 1), "sim.budget"), "5", "quick value used");
     sweep_spec_free(s);
+
+    const char *sets[] = {"sim.budget=7M", "device.flash_bw=1G"};
+    ok(sweep_spec_load(p, 0, sets, 2, NULL, NULL, &s) == D2_OK && sweep_spec_size(s) == 3, "--set replaces an axis by one value and adds another");
+    is_str(sweep_job_get(sweep_spec_job(s, 0), "sim.budget"), "7000000", "--set value used (canonical)");
+    is_str(sweep_job_get(sweep_spec_job(s, 2), "device.flash_bw"), "1000000000", "--set adds a new axis");
+    sweep_spec_free(s);
+    const char *badset[] = {"sim.budget=1,2"};
+    ok(sweep_spec_load(p, 0, badset, 1, NULL, NULL, &s) == D2_EINVAL, "--set with a list is refused");
 
     static const struct { const char *name, *text, *want; } bad[] = {
         {"quick.ini", "[sweep]\nname = q\nmodel = a\n[quick]\ndevice = x\n", "quick.ini:5: [quick] device: not an axis"},
@@ -142,7 +150,7 @@ static void test_spec(void)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         p = write_spec(bad[i].name, bad[i].text);
-        int rc = sweep_spec_load(p, 0, check_cb, NULL, &s);
+        int rc = sweep_spec_load(p, 0, NULL, 0, check_cb, NULL, &s);
         ok(rc != D2_OK && strstr(d2_err_msg(), bad[i].want) && d2_exit_code(rc) == 2, "bad spec %s: %s", bad[i].name, bad[i].want);
         if (rc == D2_OK) sweep_spec_free(s);
         else if (!strstr(d2_err_msg(), bad[i].want)) tap_diag("got: %s", d2_err_msg());
@@ -152,7 +160,7 @@ static void test_spec(void)
 static int run_sweep(const char *spec, const char *dbp, int workers, int shard_i, int shard_n, sweep_stats *st)
 {
     sweep_spec *s;
-    int rc = sweep_spec_load(spec, 0, NULL, NULL, &s);
+    int rc = sweep_spec_load(spec, 0, NULL, 0, NULL, NULL, &s);
     if (rc) return rc;
     sweep_opts o = {workers, shard_i, shard_n, NULL, 0, test_runner, NULL, 0, NULL};
     rc = sweep_execute(s, dbp, &o, st);

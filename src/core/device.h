@@ -19,6 +19,7 @@ typedef struct device {
     double compute_eff;         /* fraction of fp16_flops expert GEMMs reach, 0..1 */
     double mem_eff;             /* fraction of mem_bw weight streaming reaches, 0..1 */
     int64_t kernel_overhead_ns; /* fixed cost per expert-level kernel launch, ns */
+    int64_t layer_overhead_ns;  /* fixed software cost per transformer layer per forward step, ns */
     double dequant_rate;        /* weights/s dequantized to FP16 (0 = costed as memory traffic) */
     int unified;                /* accelerator shares host DRAM (no link copy) */
     /* host */
@@ -28,6 +29,7 @@ typedef struct device {
     double flash_bw;            /* sequential read bandwidth, bytes/s */
     int64_t flash_lat_ns;       /* latency of one read request, ns */
     int64_t flash_qd;           /* reads in flight the device serves in parallel */
+    int64_t flash_read_bytes;   /* largest single read request, bytes (0 = one read per load) */
     int64_t io_overhead_ns;     /* software cost per load (allocation, sync), ns */
     /* host -> accelerator link */
     double link_bw;             /* bytes/s (ignored when unified) */

@@ -1,1 +1,17 @@
-# src/host: (see the module's issue)
+# src/host: measure this machine (calib) and run plans for real (exec).
+noinst_LIBRARIES += libd2host.a
+libd2host_a_SOURCES = \
+	src/host/calib.c src/host/calib.h \
+	src/host/exec.c src/host/exec.h \
+	src/host/execplan.c src/host/execplan.h
+
+check_PROGRAMS += tests/t_calib
+tests_t_calib_SOURCES = tests/t_calib.c tests/tap.h
+tests_t_calib_LDADD = libd2host.a libd2quant.a libd2core.a $(D2_LIBS)
+TESTS += tests/t_calib tests/calib.sh tests/exec.sh
+EXTRA_DIST += tests/calib.sh tests/exec.sh
+
+check_PROGRAMS += tests/t_exec
+tests_t_exec_SOURCES = tests/t_exec.c tests/tap.h
+tests_t_exec_LDADD = libd2host.a libd2quant.a libd2core.a $(D2_LIBS)
+TESTS += tests/t_exec

@@ -1,1 +1,25 @@
-# src/quant: (see the module's issue)
+# src/quant: MWQ quantizer, .mwq container, kernels, weight readers, baselines.
+# Links only libd2core.a below it.
+noinst_LIBRARIES += libd2quant.a
+libd2quant_a_SOURCES = \
+	src/quant/f16.h \
+	src/quant/weights.c src/quant/weights.h \
+	src/quant/kern.c src/quant/kern.h \
+	src/quant/mwq.c src/quant/mwq.h \
+	src/quant/gptq.c src/quant/gptq.h \
+	src/quant/rtn.c src/quant/rtn.h \
+	src/quant/qerr.c src/quant/qerr.h \
+	src/quant/mwqfile.c src/quant/mwqfile.h \
+	src/quant/synth.c src/quant/synth.h
+
+check_PROGRAMS += tests/t_weights tests/t_mwq tests/t_mwqfile tests/t_kern
+tests_t_weights_SOURCES = tests/t_weights.c tests/tap.h tests/t_quant_util.h
+tests_t_weights_LDADD = libd2quant.a libd2core.a $(D2_LIBS)
+tests_t_mwq_SOURCES = tests/t_mwq.c tests/tap.h tests/t_quant_util.h
+tests_t_mwq_LDADD = libd2quant.a libd2core.a $(D2_LIBS)
+tests_t_mwqfile_SOURCES = tests/t_mwqfile.c tests/tap.h tests/t_quant_util.h
+tests_t_mwqfile_LDADD = libd2quant.a libd2core.a $(D2_LIBS)
+tests_t_kern_SOURCES = tests/t_kern.c tests/tap.h tests/t_quant_util.h
+tests_t_kern_LDADD = libd2quant.a libd2core.a $(D2_LIBS)
+TESTS += tests/t_weights tests/t_mwq tests/t_mwqfile tests/t_kern tests/quant.sh
+EXTRA_DIST += tests/quant.sh docs/mwq.md

@@ -47,13 +47,13 @@ static int load_curve(accuracy_model *a, const char *path)
 }
 
 /* size-weighted RMS of rel_err over tensors, per bits, for methods LIKE pat,
- * from the newest run that has rows for them */
+ * each bit-width from the newest run that has it (V1 and V2 runs add up) */
 static int load_errors(db *d, const char *pat, double *out)
 {
     const char *sql =
-        "SELECT bits, sqrt(sum(rel_err * rel_err * rows * cols) / sum(rows * cols)) FROM quant_errors"
+        "SELECT bits, sqrt(sum(rel_err * rel_err * rows * cols) / sum(rows * cols)) FROM quant_errors q"
         " WHERE method LIKE ?1 AND rel_err IS NOT NULL"
-        "   AND run_id = (SELECT max(run_id) FROM quant_errors WHERE method LIKE ?1)"
+        "   AND run_id = (SELECT max(run_id) FROM quant_errors q2 WHERE q2.method LIKE ?1 AND q2.bits = q.bits)"
         " GROUP BY bits";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db_handle(d), sql, -1, &st, NULL) != SQLITE_OK)

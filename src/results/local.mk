@@ -6,7 +6,9 @@ libd2results_a_SOURCES = \
 	src/results/sweep.c src/results/sweep.h \
 	src/results/merge.c src/results/merge.h \
 	src/results/accuracy.c src/results/accuracy.h \
-	src/results/plot.c src/results/plot.h
+	src/results/plot.c src/results/plot.h \
+	src/results/report.c src/results/report.h \
+	src/results/runner.c src/results/runner.h
 
 check_PROGRAMS += tests/t_db tests/t_sweep tests/t_accuracy
 tests_t_db_SOURCES = tests/t_db.c tests/tap.h
@@ -15,4 +17,4 @@ tests_t_sweep_SOURCES = tests/t_sweep.c tests/tap.h
 tests_t_sweep_LDADD = libd2results.a libd2core.a $(D2_LIBS)
 tests_t_accuracy_SOURCES = tests/t_accuracy.c tests/tap.h
 tests_t_accuracy_LDADD = libd2results.a libd2core.a $(D2_LIBS)
-TESTS += tests/t_db tests/t_sweep tests/t_accuracy
+TESTS += tests/t_db tests/t_sweep tests/t_accuracy tests/sweep.sh tests/slurm.sh

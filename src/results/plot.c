@@ -40,8 +40,17 @@ static int fig_entry(void *user, const char *section, const char *key, const cha
     else if (!strcmp(key, "gp")) { dst = f->gp; dn = sizeof f->gp; }
     else if (!strcmp(key, "csv")) { dst = f->csv; dn = sizeof f->csv; }
     else if (!strcmp(key, "title")) { dst = f->title; dn = sizeof f->title; }
+    if (dst == f->title && strchr(value, '\'')) D2_ERROR(D2_EFORMAT, "%s:%d: title: no single quotes", path, line);
     if (dst) {
         if ((size_t)snprintf(dst, dn, "%s", value) >= dn) D2_ERROR(D2_ERANGE, "%s:%d: %s: too long", path, line, key);
+        return D2_OK;
+    }
+    if (!strncmp(key, "gp.", 3)) { /* a gnuplot string variable */
+        if (f->ngp == PLOT_MAX_BIND) D2_ERROR(D2_ERANGE, "%s:%d: %s: more than %d gnuplot variables", path, line, key, PLOT_MAX_BIND);
+        if (strchr(value, '\'')) D2_ERROR(D2_EFORMAT, "%s:%d: %s: no single quotes in gnuplot values", path, line, key);
+        snprintf(f->gp_k[f->ngp], sizeof f->gp_k[0], "%s", key + 3);
+        snprintf(f->gp_v[f->ngp], sizeof f->gp_v[0], "%s", value);
+        f->ngp++;
         return D2_OK;
     }
     if (f->nbind == PLOT_MAX_BIND) D2_ERROR(D2_ERANGE, "%s:%d: %s: more than %d bound parameters", path, line, key, PLOT_MAX_BIND);
@@ -185,10 +194,12 @@ int plot_render(const char *gnuplot, const char *plotdir, const plot_fig *f, con
     snprintf(log_path, sizeof log_path, "%s.gnuplot.log", outbase);
     for (int i = 0; i < 2; i++) {
         char vars[8192];
-        snprintf(vars, sizeof vars,
+        int off = snprintf(vars, sizeof vars,
                  "fmt='%s'; outbase='%s'; datafile='%s'; datadir='%s'; titles='%s'; nseries=%zu; plotdir='%s'; figtitle='%s'",
                  fmts[i], outbase, dat_path ? dat_path : "", datadir ? datadir : "", po ? po->titles : "",
                  po ? po->series : 0, plotdir, f->title);
+        for (size_t k = 0; k < f->ngp && off > 0 && (size_t)off < sizeof vars; k++)
+            off += snprintf(vars + off, sizeof vars - (size_t)off, "; %s='%s'", f->gp_k[k], f->gp_v[k]);
         D2_TRY(run_gnuplot(gnuplot, script, vars, log_path));
         char outp[4300];
         snprintf(outp, sizeof outp, "%s.%s", outbase, fmts[i]);

@@ -3,11 +3,12 @@
  *
  * plots/figures.ini has one section per figure: sql (query file), gp
  * (gnuplot script), title, and any other key is bound to the query's
- * :named parameter (one query serves the four panels of Fig. 10).  A query
+ * :named parameter (one query serves the four panels of Fig. 10), except
+ * "gp.NAME = value", passed to gnuplot as the string variable NAME.  A query
  * returns the series label in its first column and numbers after it,
  * ordered by series; the export writes one gnuplot data block per series.
- * A figure with `csv = DIR` instead reads CSV files from DIR (Fig. 9's
- * timelines).  gnuplot gets: datafile, outbase, fmt (png|svg), titles,
+ * A figure with `csv = NAME` instead reads CSV files from the folder NAME
+ * beside the store (Fig. 9's timelines).  gnuplot gets: datafile, outbase, fmt (png|svg), titles,
  * nseries, plotdir, figtitle, datadir.  Nothing here runs experiments. */
 #ifndef D2_RESULTS_PLOT_H
 #define D2_RESULTS_PLOT_H
@@ -24,6 +25,9 @@ typedef struct plot_fig {
     size_t nbind;
     char bind_k[PLOT_MAX_BIND][64];
     char bind_v[PLOT_MAX_BIND][256];
+    size_t ngp;                            /* "gp.NAME = value": gnuplot string variables */
+    char gp_k[PLOT_MAX_BIND][64];
+    char gp_v[PLOT_MAX_BIND][256];
 } plot_fig;
 
 int plot_figures_load(const char *ini_path, plot_fig **figs, size_t *n);

@@ -231,7 +231,9 @@ static int cmp_kv(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static void job_finish(sweep_job *j)
+/* The sweep's name is part of the job: the same configuration in two
+ * sweeps is stored once for each, so every figure's query finds its runs. */
+static void job_finish(sweep_job *j, const char *sweep)
 {
     const char *lines[SWEEP_MAX_AXES];
     char tmp[SWEEP_MAX_AXES][600];
@@ -240,8 +242,7 @@ static void job_finish(sweep_job *j)
         lines[i] = tmp[i];
     }
     qsort(lines, j->n, sizeof lines[0], cmp_kv);
-    size_t off = 0;
-    j->text[0] = '\0';
+    size_t off = (size_t)snprintf(j->text, sizeof j->text, "sweep=%s\n", sweep);
     for (size_t i = 0; i < j->n; i++)
         off += (size_t)snprintf(j->text + off, sizeof j->text - off, "%s\n", lines[i]);
     hash_mem_hex(j->text, strlen(j->text), j->hash);
@@ -287,12 +288,43 @@ static int expand(sweep_spec *s)
             job->key[i] = s->axes[i].key;
             job->value[i] = s->axes[i].values[idx[unit_of[i]]];
         }
-        job_finish(job);
+        job_finish(job, s->name);
     }
     return D2_OK;
 }
 
-int sweep_spec_load(const char *path, int quick, sweep_check_fn check, void *user, sweep_spec **out)
+/* "key=value" from the command line: the axis becomes that one value (or a
+ * new single-value axis), so one assumption can change without editing the
+ * spec; the job identities change with it. */
+static int apply_sets(sweep_spec *s, const char *const *sets, size_t nsets)
+{
+    for (size_t i = 0; i < nsets; i++) {
+        const char *eq = strchr(sets[i], '=');
+        char key[128];
+        if (!eq || eq == sets[i] || (size_t)(eq - sets[i]) >= sizeof key)
+            D2_ERROR(D2_EINVAL, "--set %s: expected key=value", sets[i]);
+        memcpy(key, sets[i], (size_t)(eq - sets[i]));
+        key[eq - sets[i]] = '\0';
+        if (!valid_key(key)) D2_ERROR(D2_EINVAL, "--set %s: unknown key (model, device, trace, seed or table.key)", sets[i]);
+        axis *a = NULL;
+        for (size_t k = 0; k < s->naxes; k++)
+            if (!strcmp(s->axes[k].key, key)) a = &s->axes[k];
+        if (a) {
+            for (size_t k = 0; k < a->n; k++) free(a->values[k]);
+            a->n = 0;
+            if (a->zip) D2_ERROR(D2_EINVAL, "--set %s: %s is a zipped axis", sets[i], key);
+        } else {
+            if (s->naxes == SWEEP_MAX_AXES) D2_ERROR(D2_ERANGE, "--set %s: more than %d axes", sets[i], SWEEP_MAX_AXES);
+            a = &s->axes[s->naxes++];
+        }
+        D2_TRY(parse_axis(s, a, key, eq + 1, "--set", 0));
+        if (a->n != 1) D2_ERROR(D2_EINVAL, "--set %s: one value, not a list", sets[i]);
+    }
+    return D2_OK;
+}
+
+int sweep_spec_load(const char *path, int quick, const char *const *sets, size_t nsets,
+                    sweep_check_fn check, void *user, sweep_spec **out)
 {
     *out = NULL;
     sweep_spec *s = calloc(1, sizeof *s);
@@ -314,6 +346,7 @@ int sweep_spec_load(const char *path, int quick, sweep_check_fn check, void *use
     }
     if (rc == D2_OK) rc = apply_quick(s);
     if (rc == D2_OK) rc = parse_zip(s);
+    if (rc == D2_OK) rc = apply_sets(s, sets, nsets);
     if (rc == D2_OK) rc = expand(s);
     if (rc != D2_OK) {
         sweep_spec_free(s);
@@ -470,6 +503,11 @@ static void progress(const sweep_opts *o, const sweep_spec *s, size_t total, con
         fprintf(o->progress, "\r%s [%s] %zu/%zu  %zu skipped  %zu failed  ETA %.0fs   %s", s->name, bar, fin, total,
                 (size_t)sh->skipped, (size_t)sh->failed, eta, final ? "\n" : "");
     } else {
+        /* plain lines (a log, not a terminal): about every 10% and at the end */
+        static size_t last_decile = (size_t)-1;
+        size_t decile = total ? fin * 10 / total : 10;
+        if (!final && decile == last_decile) return;
+        last_decile = decile;
         fprintf(o->progress, "sweep %s: %zu/%zu done (%zu skipped, %zu failed), %.1fs elapsed, ETA %.0fs\n", s->name,
                 fin, total, (size_t)sh->skipped, (size_t)sh->failed, el, eta);
     }

@@ -13,7 +13,9 @@
  * value lists for some axes, used instead when quick mode is asked for.  A job is identified by the XXH3-128 of its
  * canonical text (sorted key=value lines) and the code version: a job
  * already stored is skipped, so a killed sweep reruns to completion with no
- * lost and no duplicated rows.  Nothing here knows what a job computes. */
+ * lost and no duplicated rows.  The sweep's name is part of a job's text,
+ * so the same configuration in two sweeps is stored for each.  Nothing here
+ * knows what a job computes. */
 #ifndef D2_RESULTS_SWEEP_H
 #define D2_RESULTS_SWEEP_H
 
@@ -29,7 +31,7 @@ typedef struct sweep_job {
     size_t n;                     /* number of key=value pairs */
     const char *key[SWEEP_MAX_AXES];
     const char *value[SWEEP_MAX_AXES];
-    char text[4096];              /* canonical "key=value\n" lines, sorted */
+    char text[4096];              /* "sweep=<name>\n" + canonical "key=value\n" lines, sorted */
     char hash[33];                /* XXH3-128 hex of text */
 } sweep_job;
 
@@ -41,7 +43,10 @@ typedef int (*sweep_check_fn)(const char *key, const char *value, const char *wh
 
 /* quick != 0: the [quick] section's values replace those of the same axes
  * (a smaller grid for a first look). */
-int sweep_spec_load(const char *path, int quick, sweep_check_fn check, void *user, sweep_spec **out);
+/* sets: "key=value" overrides from the command line (each axis becomes that
+ * one value, or a new axis); may be NULL. */
+int sweep_spec_load(const char *path, int quick, const char *const *sets, size_t nsets,
+                    sweep_check_fn check, void *user, sweep_spec **out);
 void sweep_spec_free(sweep_spec *s);
 const char *sweep_spec_name(const sweep_spec *s);
 const char *sweep_spec_kind(const sweep_spec *s);

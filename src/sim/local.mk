@@ -1,1 +1,22 @@
-# src/sim: (see the module's issue)
+# src/sim: the serving simulator (event engine, cost model, memory, planners,
+# bit routing, named systems, serving loop).  libd2sim.a sits on
+# libd2trace.a (job.c only) and libd2core.a.
+noinst_LIBRARIES += libd2sim.a
+libd2sim_a_SOURCES = \
+	src/sim/sim.c src/sim/sim.h src/sim/params.c src/sim/job.c \
+	src/sim/des.c src/sim/des.h \
+	src/sim/cost.c src/sim/cost.h \
+	src/sim/mem.c src/sim/mem.h \
+	src/sim/plan.c src/sim/plan.h \
+	src/sim/bitroute.c src/sim/bitroute.h \
+	src/sim/policy.c src/sim/policy.h \
+	src/sim/prefetch.c src/sim/prefetch.h
+
+check_PROGRAMS += tests/t_des tests/t_sim
+tests_t_des_SOURCES = tests/t_des.c tests/tap.h
+tests_t_des_LDADD = libd2sim.a libd2core.a $(D2_LIBS)
+tests_t_sim_SOURCES = tests/t_sim.c tests/tap.h
+tests_t_sim_LDADD = libd2sim.a libd2core.a $(D2_LIBS)
+TESTS += tests/t_des tests/t_sim
+TESTS += tests/sim.sh
+EXTRA_DIST += tests/sim.sh

@@ -1,0 +1,16 @@
+-- Fig. 10: throughput (generated tokens/s) against the expert memory budget
+-- M (MB, 10^6 bytes), one series per method.  Out-of-memory runs are drawn
+-- at 0 and a method that never fits is labelled "(oom)".
+-- Bound by figures.ini: :model, :device.
+WITH r AS (SELECT max(run_id) AS id FROM sweep_jobs WHERE sweep = 'fig10' GROUP BY job_hash)
+SELECT pol.value || CASE WHEN max(runs.status = 'ok') OVER (PARTITION BY pol.value) THEN '' ELSE ' (oom)' END AS method,
+       CAST(bud.value AS REAL) / 1e6 AS budget_mb,
+       CASE WHEN runs.status = 'ok' THEN tps.value ELSE 0 END AS throughput_tps
+FROM r JOIN runs ON runs.id = r.id
+JOIN params mo ON mo.run_id = r.id AND mo.key = 'model.name' AND mo.value = :model
+JOIN params de ON de.run_id = r.id AND de.key = 'device.name' AND de.value = :device
+JOIN params pol ON pol.run_id = r.id AND pol.key = 'sim.policy'
+JOIN params bud ON bud.run_id = r.id AND bud.key = 'sim.budget'
+LEFT JOIN metrics tps ON tps.run_id = r.id AND tps.name = 'throughput_tps'
+WHERE runs.status IN ('ok', 'oom')
+ORDER BY 1, 2;

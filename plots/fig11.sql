@@ -1,0 +1,9 @@
+-- Fig. 11: dense LLaMA2-13B; :metric (throughput_tps or peak_mem_mb) against
+-- requests, one series per method.
+WITH r AS (SELECT max(run_id) AS id FROM sweep_jobs WHERE sweep = 'fig11' GROUP BY job_hash)
+SELECT pol.value, CAST(req.value AS INTEGER), CASE WHEN runs.status = 'ok' THEN m.value END
+FROM r JOIN runs ON runs.id = r.id
+JOIN params pol ON pol.run_id = r.id AND pol.key = 'sim.policy'
+JOIN params req ON req.run_id = r.id AND req.key = 'sim.requests'
+LEFT JOIN metrics m ON m.run_id = r.id AND m.name = :metric
+ORDER BY 1, 2;

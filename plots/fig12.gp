@@ -1,0 +1,6 @@
+# Fig. 12: dequantization overhead vs requests (time, peak memory or latency panel).
+load plotdir.'/style.gp'
+set xlabel 'concurrent requests R'
+set ylabel ylab
+set yrange [0:*]
+load plotdir.'/lines.gp'

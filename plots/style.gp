@@ -1,0 +1,27 @@
+# style.gp - one style for every figure; each plots/<figure>.gp loads it
+# first.  d2moe plot sets: fmt ('png' or 'svg'), outbase, datafile, datadir,
+# titles (series labels, space separated), nseries, plotdir, figtitle.
+if (fmt eq 'svg') {
+    set terminal svg size 820,520 dynamic font 'Helvetica,13' background rgb 'white'
+} else {
+    set terminal pngcairo size 820,520 font 'Helvetica,11' background rgb 'white'
+}
+set output outbase.'.'.fmt
+set termoption noenhanced
+set datafile separator "\t"
+set datafile missing 'NaN'
+set border 3 lw 1.2
+set tics nomirror out
+set grid ytics lc rgb '#e0e0e0' lt 1
+set key outside right top vertical Left reverse noautotitle samplen 2 spacing 1.1
+set title figtitle
+# eight distinguishable colours (Okabe-Ito) and markers
+set linetype 1 lc rgb '#0072B2' lw 2 pt 7  ps 1.0
+set linetype 2 lc rgb '#D55E00' lw 2 pt 5  ps 1.0
+set linetype 3 lc rgb '#009E73' lw 2 pt 9  ps 1.1
+set linetype 4 lc rgb '#CC79A7' lw 2 pt 11 ps 1.1
+set linetype 5 lc rgb '#E69F00' lw 2 pt 13 ps 1.1
+set linetype 6 lc rgb '#56B4E9' lw 2 pt 4  ps 1.0
+set linetype 7 lc rgb '#000000' lw 2 pt 6  ps 1.0
+set linetype 8 lc rgb '#F0E442' lw 2 pt 8  ps 1.0
+set linetype cycle 8

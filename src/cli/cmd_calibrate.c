@@ -1,0 +1,307 @@
+/* cmd_calibrate.c - `d2moe calibrate`: measure this machine (src/host/calib)
+ * and write a `kind = measured` device profile the simulator reads.  The
+ * profile is written to a temporary file and renamed; SIGINT/SIGTERM/SIGHUP
+ * unlink that temporary file (the storage test file never has a name). */
+#include "cli/cli.h"
+#include "core/device.h"
+#include "core/err.h"
+#include "core/model.h"
+#include "core/units.h"
+#include "core/version.h"
+#include "host/calib.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+static char g_tmp[4096]; /* temporary profile name while it exists */
+
+static void on_signal(int sig)
+{
+    if (g_tmp[0]) unlink(g_tmp);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: d2moe calibrate [-o FILE] [--name NAME] [--dir DIR] [--file-size SIZE]\n"
+            "                       [--min-read SIZE] [--max-read SIZE] [--io-bytes SIZE]\n"
+            "                       [--min-reps N] [--max-reps N] [--reuse-buffer]\n"
+            "                       [--mem-size SIZE] [--threads N] [--seed N]\n"
+            "                       [--kernel-model M | --no-kernels]\n\n"
+            "Measure this machine and write a device profile (kind = measured):\n"
+            "  storage  a nameless temporary file of --file-size bytes (default 1Gi) in\n"
+            "           --dir (default .), read at random 4 KiB-aligned offsets with the\n"
+            "           page cache bypassed (O_DIRECT; posix_fadvise DONTNEED where the\n"
+            "           filesystem refuses it), sizes --min-read..--max-read (default\n"
+            "           4Ki..64Mi, powers of 2), --io-bytes per size (default 128Mi,\n"
+            "           between --min-reps 5 and --max-reps 200 reads), sizes interleaved;\n"
+            "           medians fitted to t = flash_lat_ns + size/flash_bw (weighted least\n"
+            "           squares, GSL).  Each read goes to a fresh aligned allocation, as\n"
+            "           `d2moe execute` loads do (--reuse-buffer: one buffer).\n"
+            "  memory   streaming read of --mem-size bytes (default 256Mi) by --threads\n"
+            "           readers (default 1, the compute threads `execute` uses) -> mem_bw\n"
+            "  compute  the MWQ kernels (quant/kern.h, V1: INT2 base + 2 sign levels,\n"
+            "           group 128) on one expert of --kernel-model (default tiny-moe),\n"
+            "           levels 1..3 x 1..32 tokens, one thread; per level t = a + b T;\n"
+            "           mixed by the V1 capacities 0.3/0.4/0.3 (tokens needing level k:\n"
+            "           1, 0.7, 0.3) into the simulator's fp16_flops (2 W / b) and\n"
+            "           dequant_rate (W / a).  Also a plain float32 y = W x loop (1024 x\n"
+            "           4096) for reference; with --no-kernels its 16-token rate is\n"
+            "           fp16_flops (the name is the simulator's, the rate is float32).\n"
+            "The CPU is the accelerator: unified = true, mem_bytes = host_mem_bytes = RAM.\n"
+            "Output: -o FILE (default: the profile named --name, default host, i.e.\n"
+            "experiments/devices/host.ini), written atomically.  Check it with\n"
+            "`d2moe show device FILE`.\n");
+}
+
+static int parse_size(const char *opt, const char *arg, int64_t *out)
+{
+    if (units_parse_int64(arg, out) != 0 || *out <= 0)
+        return cli_usage_error("calibrate", "%s %s: expected a positive size (e.g. 64Mi)", opt, arg);
+    return 0;
+}
+
+static int parse_int(const char *opt, const char *arg, long lo, long hi, long *out)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+    if (!*arg || *end || v < lo || v > hi)
+        return cli_usage_error("calibrate", "%s %s: expected an integer %ld..%ld", opt, arg, lo, hi);
+    *out = v;
+    return 0;
+}
+
+static void fmt_ns(double ns, char *b, size_t n)
+{
+    if (ns < 1e4) snprintf(b, n, "%.0f ns", ns);
+    else if (ns < 1e7) snprintf(b, n, "%.1f us", ns / 1e3);
+    else snprintf(b, n, "%.2f ms", ns / 1e6);
+}
+
+static int run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},        {"output", required_argument, NULL, 'o'},
+        {"name", required_argument, NULL, 'n'},  {"dir", required_argument, NULL, 'd'},
+        {"file-size", required_argument, NULL, 'f'}, {"min-read", required_argument, NULL, 1},
+        {"max-read", required_argument, NULL, 2}, {"io-bytes", required_argument, NULL, 3},
+        {"min-reps", required_argument, NULL, 4}, {"max-reps", required_argument, NULL, 5},
+        {"reuse-buffer", no_argument, NULL, 6},  {"mem-size", required_argument, NULL, 7},
+        {"threads", required_argument, NULL, 8}, {"seed", required_argument, NULL, 9},
+        {"kernel-model", required_argument, NULL, 10}, {"no-kernels", no_argument, NULL, 11},
+        {NULL, 0, NULL, 0}};
+    calib_io_opts io;
+    calib_io_opts_init(&io);
+    const char *out_path = NULL, *name = "host";
+    int64_t mem_size = 256LL << 20;
+    long threads = 1, v;
+    const char *kmodel = "tiny-moe";
+    int kernels = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "ho:n:d:f:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        case 'o': out_path = optarg; break;
+        case 'n': name = optarg; break;
+        case 'd':
+            if (strlen(optarg) >= sizeof io.dir) return cli_usage_error("calibrate", "--dir: path too long");
+            snprintf(io.dir, sizeof io.dir, "%s", optarg);
+            break;
+        case 'f': if (parse_size("--file-size", optarg, &io.file_bytes)) return 2; break;
+        case 1: if (parse_size("--min-read", optarg, &io.min_read)) return 2; break;
+        case 2: if (parse_size("--max-read", optarg, &io.max_read)) return 2; break;
+        case 3: if (parse_size("--io-bytes", optarg, &io.bytes_per_size)) return 2; break;
+        case 4: if (parse_int("--min-reps", optarg, 1, 100000, &v)) return 2; io.min_reps = (int)v; break;
+        case 5: if (parse_int("--max-reps", optarg, 1, 100000, &v)) return 2; io.max_reps = (int)v; break;
+        case 6: io.fresh_buffers = 0; break;
+        case 7: if (parse_size("--mem-size", optarg, &mem_size)) return 2; break;
+        case 8: if (parse_int("--threads", optarg, 1, 256, &threads)) return 2; break;
+        case 9: if (parse_int("--seed", optarg, 0, 2147483647L, &v)) return 2; io.seed = (uint64_t)v; break;
+        case 10: kmodel = optarg; break;
+        case 11: kernels = 0; break;
+        default: return cli_bad_option("calibrate", argc, argv);
+        }
+    }
+    if (optind != argc) return cli_usage_error("calibrate", "unexpected argument '%s'", argv[optind]);
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+            return cli_usage_error("calibrate", "--name %s: letters a-z, digits, '-' and '_' only", name);
+    char path[4096];
+    if (!out_path) {
+        int rc = param_profile_path("device", name, path, sizeof path);
+        if (rc) return cli_fail(rc);
+        out_path = path;
+    }
+    if (mem_size < (1 << 20)) return cli_usage_error("calibrate", "--mem-size: at least 1Mi");
+    { /* fail before measuring when the profile cannot be written */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", out_path);
+        char *slash = strrchr(dir, '/');
+        if (slash == dir) dir[1] = 0;
+        else if (slash) *slash = 0;
+        else snprintf(dir, sizeof dir, ".");
+        if (access(dir, W_OK) != 0) {
+            d2_err_set("%s: cannot create the profile: %s", out_path,
+                       errno == EROFS ? "read-only file system" : errno == ENOENT ? "no such directory" : strerror(errno));
+            return cli_fail(D2_EIO);
+        }
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit is an error to report, not a crash */
+
+    char buf[64];
+    printf("storage: %s temporary file in %s ...\n", units_fmt_bytes((double)io.file_bytes, buf, sizeof buf), io.dir);
+    fflush(stdout);
+    calib_io_result r;
+    int rc = calib_io_measure(&io, &r);
+    if (rc) return cli_fail(rc);
+    printf("storage: file %s, page cache bypassed with %s, written at %.0f MB/s\n", r.tmpfile, r.cache_bypass,
+           r.write_bw / 1e6);
+    printf("  %10s %6s %12s %12s %12s %12s %9s\n", "read", "reads", "median", "min", "max", "fit", "MB/s");
+    for (int i = 0; i < r.n; i++) {
+        char a[32], b[32], cc[32], d[32];
+        fmt_ns(r.pt[i].median_ns, a, sizeof a);
+        fmt_ns(r.pt[i].min_ns, b, sizeof b);
+        fmt_ns(r.pt[i].max_ns, cc, sizeof cc);
+        fmt_ns(r.pt[i].fit_ns, d, sizeof d);
+        printf("  %10s %6d %12s %12s %12s %12s %9.1f\n", units_fmt_bytes((double)r.pt[i].size, buf, sizeof buf),
+               r.pt[i].reps, a, b, cc, d, (double)r.pt[i].size / r.pt[i].median_ns * 1e3);
+    }
+    printf("storage fit: flash_bw = %.0f B/s (%.1f MB/s), flash_lat_ns = %.0f, max |error| %.1f%%\n", r.bw,
+           r.bw / 1e6, r.lat_ns, 100 * r.max_rel_err);
+    fflush(stdout);
+
+    double bw1, bwn = 0;
+    int ncpu = calib_host_cpus();
+    if ((rc = calib_mem_bw(mem_size, 1, 5, &bw1))) return cli_fail(rc);
+    if (threads > 1 && (rc = calib_mem_bw(mem_size, (int)threads, 5, &bwn))) return cli_fail(rc);
+    printf("memory: streaming read of %s: %.2f GB/s (1 thread)", units_fmt_bytes((double)mem_size, buf, sizeof buf), bw1 / 1e9);
+    if (threads > 1) printf(", %.2f GB/s (%ld threads)", bwn / 1e9, threads);
+    printf("\n");
+    double gemv, gemm;
+    if ((rc = calib_gemm_rate(1024, 4096, 1, 5, &gemv))) return cli_fail(rc);
+    if ((rc = calib_gemm_rate(1024, 4096, 16, 3, &gemm))) return cli_fail(rc);
+    printf("compute: float32 W x, W 1024 x 4096: %.2f GFLOP/s (1 token), %.2f GFLOP/s (16 tokens), 1 thread\n",
+           gemv / 1e9, gemm / 1e9);
+
+    calib_kern_result kr;
+    double kw_b = 0, kw_a = 0, kflops = 0, kdeq = 1e16;
+    model km;
+    if (kernels) {
+        if ((rc = model_load(&km, kmodel))) return cli_fail(rc);
+        static const int toks[] = {1, 2, 4, 8, 16, 32};
+        if ((rc = calib_kern_measure(km.hidden, km.expert_ffn, 128, 2, 3, toks, 6, 5, &kr))) return cli_fail(rc);
+        static const double share[3] = {1.0, 0.7, 0.3}; /* tokens needing level k under caps 0.3/0.4/0.3 */
+        double ws = 0;
+        for (int k = 0; k < 3; k++) { kw_b += share[k] * kr.b_ns[k]; kw_a += share[k] * kr.a_ns[k]; ws += share[k]; }
+        kw_b /= ws;
+        kw_a /= ws;
+        if (!(kw_b > 0)) { d2_err_set("calibrate: kernel time does not grow with tokens (machine too noisy?)"); return cli_fail(D2_ERANGE); }
+        kflops = 2.0 * (double)kr.weights / (kw_b * 1e-9);
+        if (kw_a > 1000) kdeq = (double)kr.weights / (kw_a * 1e-9);
+        printf("kernels (%s, %s expert %lld x %lld, V1): per level time = a + b T:\n", kr.impl, km.name,
+               (long long)km.expert_ffn, (long long)km.hidden);
+        for (int k = 0; k < 3; k++) {
+            printf("  level %d: a = %8.1f us, b = %8.1f us/token;", k + 1, kr.a_ns[k] / 1e3, kr.b_ns[k] / 1e3);
+            for (int i = 0; i < kr.nt; i++) printf(" T%d %.2f ms", kr.tokens[i], kr.ns[k][i] / 1e6);
+            printf("\n");
+        }
+        printf("  mixed: a = %.1f us, b = %.1f us/token -> fp16_flops %.2f GFLOP/s, dequant_rate %.3g weights/s\n",
+               kw_a / 1e3, kw_b / 1e3, kflops / 1e9, kdeq);
+    }
+
+    /* the profile */
+    device d;
+    param_defaults(&device_params, &d);
+    snprintf(d.name, sizeof d.name, "%s", name);
+    snprintf(d.kind, sizeof d.kind, "measured");
+    d.host_mem_bytes = d.mem_bytes = calib_host_mem_bytes();
+    d.unified = 1;
+    d.mem_bw = threads > 1 && bwn > 0 ? bwn : bw1;
+    d.mem_eff = 1;
+    d.fp16_flops = kernels ? kflops : gemm;
+    d.compute_eff = 1;
+    if (kernels) d.dequant_rate = kdeq;
+    d.kernel_overhead_ns = 0;
+    d.layer_overhead_ns = 0;
+    d.page_cache_bytes = 0;
+    d.flash_bw = r.bw;
+    d.flash_lat_ns = (int64_t)(r.lat_ns + 0.5);
+    d.flash_qd = 1;
+    d.io_overhead_ns = 0;
+    if ((rc = device_check(&d, "calibrate"))) return cli_fail(rc);
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    if (!m) { d2_err_set("calibrate: out of memory"); return cli_fail(D2_ENOMEM); }
+    char when[64], cpu[256];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    calib_host_cpu_name(cpu, sizeof cpu);
+    struct utsname u;
+    if (uname(&u) != 0) memset(&u, 0, sizeof u);
+    fprintf(m, "# This host, measured by `d2moe calibrate` (d2moe %s) on %s.\n", d2_version(), when);
+    fprintf(m, "# Machine: %s, %d CPUs, %s %s %s.\n", cpu, ncpu, u.sysname, u.release, u.machine);
+    fprintf(m, "# The CPU is the accelerator: unified memory, mem_bytes = host_mem_bytes = RAM.\n");
+    fprintf(m, "# Storage: %lld-byte temporary file (%s) in %s; page cache bypassed with %s;\n",
+            (long long)r.file_bytes, r.tmpfile, io.dir, r.cache_bypass);
+    fprintf(m, "#   one reader (queue depth 1), random 4 KiB-aligned offsets, sizes interleaved,\n");
+    fprintf(m, "#   %s buffer per read; median per size; fit t = flash_lat_ns + size/flash_bw\n",
+            io.fresh_buffers ? "a fresh aligned" : "one reused");
+    fprintf(m, "#   (weighted least squares, weights 1/t^2; max |error| %.1f%%).\n", 100 * r.max_rel_err);
+    fprintf(m, "#   io_overhead_ns = 0: the per-read software cost is inside flash_lat_ns.\n");
+    fprintf(m, "#   %10s %6s %14s %14s %14s\n", "bytes", "reads", "median_ns", "min_ns", "fit_ns");
+    for (int i = 0; i < r.n; i++)
+        fprintf(m, "#   %10lld %6d %14.0f %14.0f %14.0f\n", (long long)r.pt[i].size, r.pt[i].reps, r.pt[i].median_ns,
+                r.pt[i].min_ns, r.pt[i].fit_ns);
+    fprintf(m, "# Memory: streaming read of %lld bytes, median of 5: %.0f B/s one thread", (long long)mem_size, bw1);
+    if (threads > 1) fprintf(m, ", %.0f B/s %ld threads", bwn, threads);
+    fprintf(m, ";\n#   mem_bw is the %s figure.\n", threads > 1 && bwn > 0 ? "all-threads" : "one-thread");
+    if (kernels) {
+        fprintf(m, "# Compute: the MWQ kernels (%s path), one thread, one expert of %s (%lld weights),\n", kr.impl,
+                km.name, (long long)kr.weights);
+        fprintf(m, "#   V1 (INT2 base + 2 sign levels, group 128); kern_matmul of level k alone for T tokens,\n");
+        fprintf(m, "#   median of 5; per level t = a + b T (weighted least squares):\n");
+        for (int k = 0; k < 3; k++) {
+            fprintf(m, "#   level %d: a = %.0f ns, b = %.0f ns/token;", k + 1, kr.a_ns[k], kr.b_ns[k]);
+            for (int i = 0; i < kr.nt; i++) fprintf(m, " T=%d %.0f", kr.tokens[i], kr.ns[k][i]);
+            fprintf(m, "\n");
+        }
+        fprintf(m, "#   mixed over levels by the tokens needing each under caps 0.3/0.4/0.3 (1, 0.7, 0.3):\n");
+        fprintf(m, "#   b = %.0f ns/token -> fp16_flops = 2 W / b; a = %.0f ns -> dequant_rate = W / a\n", kw_b, kw_a);
+        fprintf(m, "#   (1e16, i.e. none, when a < 1 us: the kernels work on the bit planes, no FP16 copy).\n");
+        fprintf(m, "#   The simulator's floor 2 W / mem_bw (an FP16 weight stream) still applies.\n");
+        fprintf(m, "# Reference: plain C float32 y = W x (1024 x 4096), one thread: %.0f FLOP/s (16 tokens),\n", gemm);
+        fprintf(m, "#   %.0f FLOP/s (1 token).\n", gemv);
+    } else {
+        fprintf(m, "# Compute: fp16_flops is a float32 rate (no FP16 arithmetic on this CPU path):\n");
+        fprintf(m, "#   plain C y = W x, W 1024 x 4096, 16 tokens, one thread, median of 3: %.0f FLOP/s\n", gemm);
+        fprintf(m, "#   (1 token: %.0f FLOP/s).\n", gemv);
+    }
+    fprintf(m, "#   compute_eff = mem_eff = 1: the rates are effective; kernel and layer overheads 0.\n");
+    fprintf(m, "[device]\n");
+    param_print(&device_params, &d, m);
+    if (fclose(m) != 0 || !text) { free(text); d2_err_set("calibrate: out of memory"); return cli_fail(D2_ENOMEM); }
+    rc = calib_file_write_atomic(out_path, text, len, g_tmp);
+    free(text);
+    if (rc) return cli_fail(rc);
+    printf("wrote %s\n", out_path);
+    return 0;
+}
+
+const cli_cmd cli_cmd_calibrate = {"calibrate", "measure this host's storage, memory and compute; write a device profile", run};

@@ -1,0 +1,43 @@
+/* cmd_merge.c - `d2moe merge OUT.db IN.db...`: merge result stores (sweep
+ * shards) into one; idempotent. */
+#include "cli/cli.h"
+#include "core/err.h"
+#include "results/merge.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: d2moe merge OUT.db IN.db...\n\n"
+                 "Copy every run of the inputs that OUT lacks (by run uid, and by sweep job +\n"
+                 "code version) into OUT, one transaction per input.  Merging the same input\n"
+                 "again adds nothing.  Inputs are opened read-only.\n");
+}
+
+static int run(int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h') { usage(stdout); return 0; }
+        return cli_bad_option("merge", argc, argv);
+    }
+    if (argc - optind < 2) return cli_usage_error("merge", "expected OUT.db and at least one IN.db");
+    const char *out = argv[optind];
+    char ro[PATH_MAX], ri[PATH_MAX];
+    int have_out = realpath(out, ro) != NULL;
+    for (int i = optind + 1; i < argc; i++) {
+        if (have_out && realpath(argv[i], ri) && !strcmp(ro, ri))
+            return cli_usage_error("merge", "%s: cannot merge a store into itself", argv[i]);
+        merge_stats st = {0, 0};
+        int rc = merge_into(out, argv[i], &st);
+        if (rc) return cli_fail(rc);
+        printf("%s: %lld runs added, %lld already present\n", argv[i], (long long)st.runs_added, (long long)st.runs_present);
+    }
+    return 0;
+}
+
+const cli_cmd cli_cmd_merge = {"merge", "merge result stores (sweep shards) into one", run};

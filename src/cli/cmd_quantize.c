@@ -1,0 +1,415 @@
+/* cmd_quantize.c - `d2moe quantize`: read weights, quantize each selected
+ * matrix with MWQ (rtn or gptq mode), write a .mwq file, and report the
+ * per-level error of MWQ and of the two baselines (rtn-int, msb-slice) as a
+ * table, as JSON (--json) and into the results store (--db). */
+#include "cli/cli.h"
+#include "core/err.h"
+#include "core/param.h"
+#include "quant/kern.h"
+#include "quant/mwq.h"
+#include "quant/mwqfile.h"
+#include "quant/qerr.h"
+#include "quant/rtn.h"
+#include "quant/weights.h"
+#include "results/db.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: d2moe quantize --input FILE [--format llama2c|safetensors|npy] [--tensor NAME]...\n"
+            "       [--preset v1|v2] [--base-bits B] [--levels K] [--group G] [--mode rtn|gptq]\n"
+            "       [--calib X.npy] [--set mwq.key=value]... [-o OUT.mwq] [--json] [--db FILE]\n"
+            "       [--no-baselines] [--report-tokens N]\n\n"
+            "Quantize every 2-D tensor (or each --tensor) with MWQ: a b1-bit asymmetric base per\n"
+            "group of G weights along each row plus K-1 one-bit residual levels (V1: b1=2, K=3;\n"
+            "V2: b1=5, K=4; G=128).  --mode gptq fits on the output error over the calibration\n"
+            "activations X (.npy, tokens x cols: one row per token) and compensates the error\n"
+            "block by block.  Prints, per tensor and level, weight MSE, SNR, relative error,\n"
+            "output error (when --calib is given; on up to --report-tokens tokens, default 256)\n"
+            "and bits per weight, for MWQ and the baselines rtn-int (independent INT-b copies)\n"
+            "and msb-slice (top bits of an INT8 code).  --json prints one JSON object instead.\n\n"
+            "Parameters (--set mwq.key=value):\n");
+    param_print_help(&mwq_params, out);
+}
+
+typedef struct qrow {
+    char tensor[256];
+    int64_t rows, cols, group;
+    qerr_row e;
+} qrow;
+
+typedef struct report {
+    qrow *r;
+    size_t n, cap;
+} report;
+
+static int report_add(report *rp, const char *tensor, int64_t rows, int64_t cols, int64_t group, const qerr_row *e)
+{
+    if (rp->n == rp->cap) {
+        size_t cap = rp->cap ? 2 * rp->cap : 64;
+        qrow *r = realloc(rp->r, cap * sizeof *r);
+        if (!r) D2_ERROR(D2_ENOMEM, "out of memory");
+        rp->r = r;
+        rp->cap = cap;
+    }
+    qrow *q = &rp->r[rp->n++];
+    snprintf(q->tensor, sizeof q->tensor, "%s", tensor);
+    q->rows = rows; q->cols = cols; q->group = group;
+    q->e = *e;
+    return D2_OK;
+}
+
+static int db_rows(sqlite3 *h, int64_t run_id, void *user)
+{
+    report *rp = user;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h, "INSERT INTO quant_errors (run_id, tensor, method, level, bits, rows, cols, group_size, mse, snr_db, "
+                              "rel_err, out_rel_err, bpw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "quant_errors: %s", sqlite3_errmsg(h));
+    for (size_t i = 0; i < rp->n; i++) {
+        const qrow *q = &rp->r[i];
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, run_id);
+        sqlite3_bind_text(st, 2, q->tensor, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, q->e.method, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 4, q->e.level);
+        sqlite3_bind_int(st, 5, q->e.bits);
+        sqlite3_bind_int64(st, 6, q->rows);
+        sqlite3_bind_int64(st, 7, q->cols);
+        sqlite3_bind_int64(st, 8, q->group);
+        sqlite3_bind_double(st, 9, q->e.mse);
+        if (isfinite(q->e.snr_db)) sqlite3_bind_double(st, 10, q->e.snr_db); else sqlite3_bind_null(st, 10);
+        sqlite3_bind_double(st, 11, q->e.rel_err);
+        if (isfinite(q->e.out_rel_err)) sqlite3_bind_double(st, 12, q->e.out_rel_err); else sqlite3_bind_null(st, 12);
+        sqlite3_bind_double(st, 13, q->e.bpw);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            d2_err_set("quant_errors: %s", sqlite3_errmsg(h));
+            sqlite3_finalize(st);
+            return D2_EDB;
+        }
+    }
+    sqlite3_finalize(st);
+    return D2_OK;
+}
+
+static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+static json_t *report_json(const report *rp, const char *input, const mwq_config *c, const char *out)
+{
+    json_t *root = json_object(), *cfg = json_object(), *ts = json_array();
+    json_object_set_new(root, "input", json_string(input));
+    if (out) json_object_set_new(root, "output", json_string(out));
+    json_object_set_new(cfg, "base_bits", json_integer(c->base_bits));
+    json_object_set_new(cfg, "levels", json_integer(c->levels));
+    json_object_set_new(cfg, "group", json_integer(c->group));
+    json_object_set_new(cfg, "mode", json_string(c->mode));
+    json_object_set_new(root, "config", cfg);
+    json_t *cur = NULL, *lv = NULL;
+    for (size_t i = 0; i < rp->n; i++) {
+        const qrow *q = &rp->r[i];
+        if (!cur || q->e.level == 1) {
+            cur = json_object();
+            lv = json_array();
+            json_object_set_new(cur, "name", json_string(q->tensor));
+            json_object_set_new(cur, "rows", json_integer(q->rows));
+            json_object_set_new(cur, "cols", json_integer(q->cols));
+            json_object_set_new(cur, "group", json_integer(q->group));
+            json_object_set_new(cur, "method", json_string(q->e.method));
+            json_object_set_new(cur, "levels", lv);
+            json_array_append_new(ts, cur);
+        }
+        json_t *o = json_object();
+        json_object_set_new(o, "level", json_integer(q->e.level));
+        json_object_set_new(o, "bits", json_integer(q->e.bits));
+        json_object_set_new(o, "mse", num_or_null(q->e.mse));
+        json_object_set_new(o, "snr_db", num_or_null(q->e.snr_db));
+        json_object_set_new(o, "rel_err", num_or_null(q->e.rel_err));
+        json_object_set_new(o, "bpw", num_or_null(q->e.bpw));
+        if (!isnan(q->e.out_rel_err)) json_object_set_new(o, "out_rel_err", num_or_null(q->e.out_rel_err));
+        json_array_append_new(lv, o);
+    }
+    json_object_set_new(root, "tensors", ts);
+    return root;
+}
+
+static void report_print(const report *rp, FILE *out)
+{
+    const char *last = "";
+    for (size_t i = 0; i < rp->n; i++) {
+        const qrow *q = &rp->r[i];
+        if (strcmp(last, q->tensor)) {
+            fprintf(out, "%s%s  %lld x %lld  group %lld\n", i ? "\n" : "", q->tensor, (long long)q->rows, (long long)q->cols, (long long)q->group);
+            fprintf(out, "  %-10s %5s %4s %12s %8s %9s %11s %7s\n", "method", "level", "bits", "mse", "snr_db", "rel_err", "out_rel_err", "bpw");
+            last = q->tensor;
+        }
+        char orr[32];
+        if (isnan(q->e.out_rel_err)) snprintf(orr, sizeof orr, "-");
+        else snprintf(orr, sizeof orr, "%.5f", q->e.out_rel_err);
+        fprintf(out, "  %-10s %5d %4d %12.5g %8.3f %9.5f %11s %7.4f\n", q->e.method, q->e.level, q->e.bits, q->e.mse, q->e.snr_db,
+                q->e.rel_err, orr, q->e.bpw);
+    }
+}
+
+/* Evenly spaced subset of at most n rows of X (T x cols). */
+static float *subset_rows(const float *X, int64_t T, int64_t cols, int64_t n, int64_t *out_T)
+{
+    if (n > T) n = T;
+    float *s = malloc((size_t)(n * cols) * sizeof *s);
+    if (!s) return NULL;
+    for (int64_t i = 0; i < n; i++) memcpy(s + i * cols, X + (i * T / n) * cols, (size_t)cols * sizeof *s);
+    *out_T = n;
+    return s;
+}
+
+typedef struct opts {
+    const char *input, *calib, *out, *dbpath;
+    weights_format fmt;
+    const char *tensors[256];
+    int ntensors, json, baselines;
+    int64_t report_tokens;
+} opts;
+
+static int quantize_one(weights *wf, size_t ti, const mwq_config *c, const float *X, int64_t T, const opts *o,
+                        mwqfile_writer *wr, report *rp, double *qsec)
+{
+    const weights_info *info = weights_get(wf, ti);
+    int64_t rows = info->rows, cols = info->cols, n = rows * cols;
+    const int gptq = !strcmp(c->mode, "gptq");
+    float *w;
+    D2_TRY(weights_read(wf, ti, &w));
+    mwq_matrix *m = NULL;
+    float *what = NULL, **outs = NULL, *Xs = NULL;
+    int64_t Ts = 0;
+    clock_t t0 = clock();
+    int rc = mwq_matrix_quantize(w, rows, cols, c, X, T, &m);
+    *qsec += (double)(clock() - t0) / CLOCKS_PER_SEC;
+    if (rc) { d2_err_prefix("%s: tensor \"%s\": ", weights_path(wf), info->name); goto out; }
+    if (wr && (rc = mwqfile_writer_add(wr, info->name, m, gptq ? MWQFILE_GPTQ : MWQFILE_RTN))) goto out;
+    what = malloc((size_t)n * sizeof *what);
+    if (!what) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
+    if (X && !(Xs = subset_rows(X, T, cols, o->report_tokens, &Ts))) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
+    kern_mat v;
+    mwq_matrix_view(m, m->levels, &v);
+    double bytes = 0;
+    for (int k = 1; k <= m->levels; k++) {
+        kern_mat_dequant(&v, k, what);
+        qerr_row e;
+        if ((rc = qerr_eval(w, what, rows, cols, Xs, Ts, &e))) goto out;
+        snprintf(e.method, sizeof e.method, gptq ? "mwq-gptq" : "mwq-rtn");
+        e.level = k;
+        e.bits = (int)c->base_bits + k - 1;
+        bytes += (double)m->chunk_bytes[k - 1];
+        e.bpw = 8.0 * bytes / (double)n;
+        if ((rc = report_add(rp, info->name, rows, cols, c->group, &e))) goto out;
+    }
+    if (o->baselines) {
+        const size_t K = (size_t)m->levels;
+        int bits[KERN_MAX_LEVELS];
+        for (size_t k = 0; k < K; k++) {
+            bits[k] = (int)c->base_bits + (int)k;
+            if ((rc = rtn_int_dequant(w, rows, cols, bits[k], c, what))) goto out;
+            qerr_row e;
+            if ((rc = qerr_eval(w, what, rows, cols, Xs, Ts, &e))) goto out;
+            snprintf(e.method, sizeof e.method, "rtn-int");
+            e.level = (int)k + 1; e.bits = bits[k]; e.bpw = rtn_bpw(rows, cols, bits[k], c->group);
+            if ((rc = report_add(rp, info->name, rows, cols, c->group, &e))) goto out;
+        }
+        outs = calloc(K, sizeof *outs);
+        for (size_t k = 0; outs && k < K; k++)
+            if (!(outs[k] = malloc((size_t)n * sizeof **outs))) { rc = D2_ENOMEM; break; }
+        if (!outs || rc) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
+        if ((rc = rtn_msb_dequant(w, rows, cols, bits, (int)K, c, outs))) goto out;
+        for (size_t k = 0; k < K; k++) {
+            qerr_row e;
+            if ((rc = qerr_eval(w, outs[k], rows, cols, Xs, Ts, &e))) goto out;
+            snprintf(e.method, sizeof e.method, "msb-slice");
+            e.level = (int)k + 1; e.bits = bits[k]; e.bpw = rtn_bpw(rows, cols, bits[k], c->group);
+            if ((rc = report_add(rp, info->name, rows, cols, c->group, &e))) goto out;
+        }
+    }
+out:
+    if (outs) for (int k = 0; k < (m ? m->levels : 0); k++) free(outs[k]);
+    free(outs);
+    free(Xs);
+    free(what);
+    free(w);
+    mwq_matrix_free(m);
+    return rc;
+}
+
+static int parse_int(const char *opt, const char *s, long lo, long hi, int64_t *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) return cli_usage_error("quantize", "%s %s: expected an integer %ld..%ld", opt, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+static int run(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"help", no_argument, NULL, 'h'},        {"input", required_argument, NULL, 'i'},
+        {"format", required_argument, NULL, 'f'}, {"tensor", required_argument, NULL, 't'},
+        {"preset", required_argument, NULL, 'p'}, {"base-bits", required_argument, NULL, 'b'},
+        {"levels", required_argument, NULL, 'k'}, {"group", required_argument, NULL, 'g'},
+        {"mode", required_argument, NULL, 'm'},  {"calib", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 's'},   {"output", required_argument, NULL, 'o'},
+        {"json", no_argument, NULL, 'j'},        {"db", required_argument, NULL, 'd'},
+        {"no-baselines", no_argument, NULL, 'n'}, {"report-tokens", required_argument, NULL, 'r'},
+        {NULL, 0, NULL, 0}};
+    opts o = {0};
+    o.baselines = 1;
+    o.report_tokens = 256;
+    const char *preset = NULL, *mode = NULL, *sets[64];
+    int nsets = 0;
+    int64_t bb = 0, lv = 0, gr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "hi:f:t:p:b:k:g:m:c:s:o:jd:nr:", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'h': usage(stdout); return 0;
+        case 'i': o.input = optarg; break;
+        case 'f': if (weights_format_parse(optarg, &o.fmt)) return cli_usage_error("quantize", "%s", d2_err_msg()); break;
+        case 't':
+            if (o.ntensors == 256) return cli_usage_error("quantize", "too many --tensor options (256 at most)");
+            o.tensors[o.ntensors++] = optarg;
+            break;
+        case 'p': preset = optarg; break;
+        case 'b': if (parse_int("--base-bits", optarg, 1, 8, &bb)) return 2; break;
+        case 'k': if (parse_int("--levels", optarg, 1, 8, &lv)) return 2; break;
+        case 'g': if (parse_int("--group", optarg, 1, 1 << 20, &gr)) return 2; break;
+        case 'm': mode = optarg; break;
+        case 'c': o.calib = optarg; break;
+        case 's':
+            if (nsets == 64) return cli_usage_error("quantize", "too many --set options (64 at most)");
+            sets[nsets++] = optarg;
+            break;
+        case 'o': o.out = optarg; break;
+        case 'j': o.json = 1; break;
+        case 'd': o.dbpath = optarg; break;
+        case 'n': o.baselines = 0; break;
+        case 'r': if (parse_int("--report-tokens", optarg, 1, 1 << 24, &o.report_tokens)) return 2; break;
+        default: return cli_bad_option("quantize", argc, argv);
+        }
+    }
+    if (optind < argc) return cli_usage_error("quantize", "unexpected argument '%s'", argv[optind]);
+    if (!o.input) return cli_usage_error("quantize", "--input FILE is required");
+    mwq_config c;
+    mwq_config_default(&c);
+    if (preset && mwq_config_preset(&c, preset)) return cli_usage_error("quantize", "--%s", d2_err_msg());
+    if (bb) c.base_bits = bb;
+    if (lv) c.levels = lv;
+    if (gr) c.group = gr;
+    if (mode) {
+        if (strcmp(mode, "rtn") && strcmp(mode, "gptq")) return cli_usage_error("quantize", "--mode %s: expected rtn or gptq", mode);
+        snprintf(c.mode, sizeof c.mode, "%s", mode);
+    }
+    for (int i = 0; i < nsets; i++) {
+        int rc = param_apply_set(&mwq_params, &c, sets[i]);
+        if (rc == D2_ENOTFOUND) return cli_usage_error("quantize", "--set %s: not an mwq key", sets[i]);
+        if (rc) return cli_fail(rc);
+    }
+    int rc = mwq_config_check(&c);
+    if (rc) return cli_fail(rc);
+    if (!strcmp(c.mode, "gptq") && !o.calib) return cli_usage_error("quantize", "--mode gptq needs --calib X.npy");
+
+    weights *wf = NULL, *cf = NULL;
+    float *X = NULL;
+    int64_t T = 0, Xcols = 0;
+    mwqfile_writer *wr = NULL;
+    report rp = {0};
+    size_t *sel = NULL, nsel = 0;
+    double qsec = 0, in_bytes = 0;
+    if ((rc = weights_open(o.input, o.fmt, &wf))) goto fail;
+    if (o.calib) {
+        if ((rc = weights_open(o.calib, WEIGHTS_NPY, &cf))) goto fail;
+        const weights_info *ci = weights_get(cf, 0);
+        if (ci->ndim != 2) { rc = D2_EFORMAT; d2_err_set("%s: calibration activations must be 2-D (tokens x cols), got %d dims", o.calib, ci->ndim); goto fail; }
+        if ((rc = weights_read(cf, 0, &X))) goto fail;
+        T = ci->rows;
+        Xcols = ci->cols;
+    }
+    sel = calloc(weights_count(wf) + (size_t)o.ntensors + 1, sizeof *sel);
+    if (!sel) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto fail; }
+    if (o.ntensors) {
+        for (int i = 0; i < o.ntensors; i++)
+            if ((rc = weights_find(wf, o.tensors[i], &sel[nsel++]))) goto fail;
+    } else {
+        for (size_t i = 0; i < weights_count(wf); i++)
+            if (weights_get(wf, i)->ndim == 2) sel[nsel++] = i;
+        if (!nsel) { rc = D2_ENOTFOUND; d2_err_set("%s: no 2-D tensors", o.input); goto fail; }
+    }
+    for (size_t i = 0; i < nsel; i++) {
+        const weights_info *ti = weights_get(wf, sel[i]);
+        if (X && ti->cols != Xcols && !strcmp(c.mode, "gptq")) {
+            rc = D2_EINVAL;
+            d2_err_set("%s: shape (%lld, %lld) does not match tensor \"%s\" (%lld x %lld): expected (tokens, %lld)", o.calib,
+                       (long long)T, (long long)Xcols, ti->name, (long long)ti->rows, (long long)ti->cols, (long long)ti->cols);
+            goto fail;
+        }
+    }
+    if (o.out && (rc = mwqfile_writer_new(o.out, &wr))) goto fail;
+    for (size_t i = 0; i < nsel; i++) {
+        const weights_info *ti = weights_get(wf, sel[i]);
+        int match = X && ti->cols == Xcols;
+        in_bytes += 4.0 * (double)(ti->rows * ti->cols);
+        if ((rc = quantize_one(wf, sel[i], &c, match ? X : NULL, match ? T : 0, &o, wr, &rp, &qsec))) goto fail;
+    }
+    if (wr) {
+        rc = mwqfile_writer_finish(wr);
+        wr = NULL;
+        if (rc) goto fail;
+    }
+    if (o.json) {
+        json_t *j = report_json(&rp, o.input, &c, o.out);
+        json_dumpf(j, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(8));
+        printf("\n");
+        json_decref(j);
+    } else {
+        report_print(&rp, stdout);
+        printf("\n%zu tensors, %.1f MB of float32 quantized in %.2f s CPU (%.3f GB/s)%s%s\n", nsel, in_bytes / 1e6, qsec,
+               qsec > 0 ? in_bytes / qsec / 1e9 : 0.0, o.out ? "; wrote " : "", o.out ? o.out : "");
+    }
+    if (o.dbpath) {
+        db *d;
+        if ((rc = db_open(o.dbpath, &d))) goto fail;
+        db_run *run = db_run_new("quantize", c.mode);
+        db_run_cmdline(run, cli_argc(), cli_argv());
+        db_run_seed(run, 0);
+        param_foreach(&mwq_params, &c, db_run_param_visit, run);
+        rc = db_run_input(run, "weights", o.input);
+        if (!rc && o.calib) rc = db_run_input(run, "calib", o.calib);
+        if (!rc) rc = db_run_metric(run, "tensors", (double)nsel, "");
+        if (!rc) rc = db_run_metric(run, "quantize_cpu_s", qsec, "s");
+        if (!rc) rc = db_run_metric(run, "input_bytes", in_bytes, "bytes");
+        db_run_status(run, "ok");
+        int64_t id;
+        if (!rc) rc = db_run_write_with(d, run, db_rows, &rp, &id);
+        db_run_free(run);
+        db_close(d);
+        if (rc) goto fail;
+    }
+    free(rp.r);
+    free(sel);
+    free(X);
+    weights_free(wf);
+    weights_free(cf);
+    return 0;
+fail:
+    if (wr) mwqfile_writer_abort(wr);
+    free(rp.r);
+    free(sel);
+    free(X);
+    weights_free(wf);
+    weights_free(cf);
+    return cli_fail(rc);
+}
+
+const cli_cmd cli_cmd_quantize = {"quantize", "quantize weights with MWQ into a .mwq file and report per-level errors", run};

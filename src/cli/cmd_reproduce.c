@@ -1,0 +1,188 @@
+/* cmd_reproduce.c - `d2moe reproduce [--quick]`: the README's main job.
+ * Runs, in order: the quantizer's per-level error table (for est_ppl), every
+ * sweep listed in experiments/reproduce.ini, Fig. 9's timelines, all plots,
+ * and prints the summary tables.  Each step is a library call or another
+ * d2moe command; this file only sequences them. */
+#include "config.h"
+#include "cli/cli.h"
+#include "core/err.h"
+#include "core/inifile.h"
+#include "results/accuracy.h"
+#include "results/report.h"
+#include "results/runner.h"
+#include "results/sweep.h"
+#include "sim/sim.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int cli_sweep_accuracy(const char *curve, db *d, accuracy_model **acc);
+int cli_reproduce_quantize(const char *dbp, const char *workdir, int quick);
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: d2moe reproduce [--quick] [--db FILE] [--out DIR] [-j N] [--set key=value]...\n\n"
+            "Regenerate every experiment of the paper reproduction (and the studies beyond\n"
+            "it) listed in experiments/reproduce.ini: the MWQ error table used by the\n"
+            "accuracy estimate, the sweeps, Fig. 9's timelines, the figures (DIR, default\n"
+            "plots/, PNG + SVG) and a summary of the headline numbers.  Results go to FILE\n"
+            "(default results/d2moe.db); a rerun skips what is already stored for this code\n"
+            "version.  --quick runs each sweep's [quick] grid for a first look.  --set\n"
+            "fixes a key for every sweep (e.g. --set device.flash_bw=7G).\n");
+}
+
+typedef struct plan { char sweeps[1024], summary[1024]; } plan;
+
+static int plan_entry(void *user, const char *section, const char *key, const char *value, const char *path, int line)
+{
+    plan *p = user;
+    if (strcmp(section, "reproduce")) D2_ERROR(D2_EFORMAT, "%s:%d: %s: expected a [reproduce] section", path, line, key);
+    if (!strcmp(key, "sweeps")) snprintf(p->sweeps, sizeof p->sweeps, "%s", value);
+    else if (!strcmp(key, "summary")) snprintf(p->summary, sizeof p->summary, "%s", value);
+    else D2_ERROR(D2_EFORMAT, "%s:%d: %s: unknown key (sweeps, summary)", path, line, key);
+    return D2_OK;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Fig. 9: the same run (one prompt and one generated token per request)
+ * under four load orders, written as timelines; the figure shows the first
+ * layer step of each. */
+static int fig9(const char *dir)
+{
+    static const struct { const char *name, *policy, *plan; } st[] = {
+        {"no-mwq", "ablate-router", NULL},
+        {"mwq-sequential", "ablate-mwq", NULL},
+        {"mwq-hebf", "ablate-hebf", NULL},
+        {"optimal", "ablate-hebf", "sim.plan=optimal"},
+    };
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) D2_ERROR(D2_EIO, "%s: cannot create: %s", dir, strerror(errno));
+    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+        char pol[128], path[4200];
+        snprintf(pol, sizeof pol, "sim.policy=%s", st[i].policy);
+        const char *sets[] = {pol, "sim.requests=12", "sim.prompt=1", "sim.gen=1", "sim.budget=1600M", st[i].plan};
+        snprintf(path, sizeof path, "%s/%s.csv", dir, st[i].name);
+        sim_job j = {"llama-moe-3.5b", "env1", NULL, sets, st[i].plan ? 6 : 5, 1, path};
+        sim_result *r;
+        D2_TRY(sim_job_run(&j, &r));
+        sim_result_free(r);
+    }
+    return D2_OK;
+}
+
+static int run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'}, {"quick", no_argument, NULL, 'q'},
+        {"db", required_argument, NULL, 'd'}, {"out", required_argument, NULL, 'o'},
+        {"jobs", required_argument, NULL, 'j'}, {"set", required_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
+    const char *sets[64];
+    size_t nsets = 0;
+    const char *dbp = "results/d2moe.db", *outdir = "plots";
+    int quick = 0, c;
+    long jobs = sysconf(_SC_NPROCESSORS_ONLN);
+    if (jobs < 1) jobs = 1;
+    while ((c = getopt_long(argc, argv, "hqd:o:j:S:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        case 'q': quick = 1; break;
+        case 'S':
+            if (nsets == 64) return cli_usage_error("reproduce", "too many --set options (64 at most)");
+            sets[nsets++] = optarg;
+            break;
+        case 'd': dbp = optarg; break;
+        case 'o': outdir = optarg; break;
+        case 'j': {
+            char *end;
+            jobs = strtol(optarg, &end, 10);
+            if (*end || jobs < 1 || jobs > 256) return cli_usage_error("reproduce", "-j %s: expected 1..256", optarg);
+            break;
+        }
+        default: return cli_bad_option("reproduce", argc, argv);
+        }
+    }
+    if (optind != argc) return cli_usage_error("reproduce", "unexpected argument '%s'", argv[optind]);
+    double t0 = now_s();
+    char path[4200], resdir[4200];
+    const char *slash = strrchr(dbp, '/');
+    if (slash) snprintf(resdir, sizeof resdir, "%.*s", (int)(slash - dbp), dbp);
+    else snprintf(resdir, sizeof resdir, ".");
+    if (mkdir(resdir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "d2moe: %s: cannot create: %s\n", resdir, strerror(errno));
+        return 1;
+    }
+    plan p;
+    memset(&p, 0, sizeof p);
+    snprintf(path, sizeof path, "%s/experiments/reproduce.ini", D2_SRCDIR);
+    int rc = inifile_parse(path, plan_entry, &p, NULL);
+    if (rc) return cli_fail(rc);
+
+    printf("== d2moe reproduce%s: results in %s, figures in %s, %ld workers ==\n", quick ? " --quick" : "", dbp, outdir, jobs);
+    printf("-- step 1: MWQ per-level error table (for the accuracy estimate)\n");
+    fflush(stdout);
+    if ((rc = cli_reproduce_quantize(dbp, resdir, quick)) != 0) return rc;
+
+    db *d;
+    if ((rc = db_open(dbp, &d))) return cli_fail(rc);
+    accuracy_model *acc = NULL;
+    rc = cli_sweep_accuracy(NULL, d, &acc);
+    db_close(d);
+    if (rc) return cli_fail(rc);
+    runner_ctx ctx = {acc, NULL};
+
+    printf("-- step 2: sweeps\n");
+    int status = 0;
+    char list[1024];
+    snprintf(list, sizeof list, "%s", p.sweeps);
+    for (char *save = NULL, *name = strtok_r(list, " \t,", &save); name; name = strtok_r(NULL, " \t,", &save)) {
+        snprintf(path, sizeof path, "%s/experiments/%s.ini", D2_SRCDIR, name);
+        sweep_spec *s;
+        rc = sweep_spec_load(path, quick, sets, nsets, runner_check, NULL, &s);
+        if (rc) { accuracy_model_free(acc); return cli_fail(rc); }
+        sweep_opts o = {(int)jobs, 0, 1, NULL, 0, runner_simulate, &ctx, cli_argc(), cli_argv()};
+        sweep_stats st;
+        double ts = now_s();
+        rc = sweep_execute(s, dbp, &o, &st);
+        printf("   %-10s %4zu jobs: %4zu run, %4zu stored before, %zu failed  %6.1f s  %s\n", name, st.total, st.done,
+               st.skipped, st.failed, now_s() - ts, sweep_spec_description(s));
+        fflush(stdout);
+        sweep_spec_free(s);
+        if (rc) { accuracy_model_free(acc); return cli_fail(rc); }
+        if (st.failed) status = 1;
+    }
+    accuracy_model_free(acc);
+
+    printf("-- step 3: Fig. 9 timelines\n");
+    snprintf(path, sizeof path, "%s/fig9", resdir);
+    if ((rc = fig9(path))) return cli_fail(rc);
+
+    printf("-- step 4: figures\n");
+    fflush(stdout);
+    char *pargv[] = {"plot", "all", "--db", (char *)dbp, "--out", (char *)outdir, NULL};
+    optind = 1;
+    if (cli_cmd_plot.run(6, pargv) != 0) status = 1;
+
+    printf("-- step 5: summary\n");
+    if ((rc = db_open_readonly(dbp, &d))) return cli_fail(rc);
+    snprintf(list, sizeof list, "%s", p.summary);
+    for (char *save = NULL, *name = strtok_r(list, " \t,", &save); name; name = strtok_r(NULL, " \t,", &save)) {
+        snprintf(path, sizeof path, "%s/plots/summary/%s.sql", D2_SRCDIR, name);
+        if ((rc = report_print_sql(d, path, stdout))) { status = cli_fail(rc); }
+    }
+    db_close(d);
+    printf("\n== done in %.1f s%s ==\n", now_s() - t0, status ? " (with failures above)" : "");
+    return status;
+}
+
+const cli_cmd cli_cmd_reproduce = {"reproduce", "run every experiment, draw every figure, print the headline numbers", run};

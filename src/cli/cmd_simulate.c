@@ -1,0 +1,188 @@
+/* cmd_simulate.c - `d2moe simulate`: one configuration through the serving
+ * simulator (sim_job_run), printed as text or one JSON object, optionally
+ * stored in the results database.  No model logic here. */
+#include "cli/cli.h"
+#include "core/err.h"
+#include "results/db.h"
+#include "sim/bitroute.h"
+#include "sim/mem.h"
+#include "sim/plan.h"
+#include "sim/policy.h"
+#include "sim/prefetch.h"
+#include "sim/sim.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SETS 256
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: d2moe simulate --model M --device D [--policy P] [--budget SIZE]\n"
+            "                      [--requests R] [--prompt N] [--gen N] [--trace FILE]\n"
+            "                      [--seed S] [--set table.key=value]... [--db FILE]\n"
+            "                      [--json] [--timeline FILE] [--list]\n\n"
+            "Simulate serving R requests (synchronous batch: prefill N tokens, then\n"
+            "generate N) with a named system on a device profile.  Without --trace the\n"
+            "routing comes from the trace generator preset for the model.  --policy,\n"
+            "--budget, --requests, --prompt and --gen are short for --set sim.KEY=...;\n"
+            "--set also takes model.KEY and device.KEY.  --list prints the named systems\n"
+            "and the policies they combine.  Out of memory is a result (status oom, exit\n"
+            "0); bad arguments exit 2.  See docs/simulator.md.\n\n"
+            "sim keys:\n");
+    param_print_help(&sim_param_table, out);
+}
+
+static void list(FILE *out)
+{
+    fprintf(out, "systems (--policy):\n");
+    for (const policy_system *s = policy_list(); s->name; s++) {
+        fprintf(out, "  %-17s %s\n  %-17s [%s", s->name, s->summary, "", s->nested ? "nested" : "copies");
+        for (int k = 0; k < s->levels; k++) fprintf(out, "%sINT%d", k ? "/" : " ", s->bits[k]);
+        fprintf(out, ", caps %s, bitroute %s, plan %s, mem %s, prefetch %s]\n", s->caps, s->bitroute, s->plan, s->mem,
+                s->prefetch);
+    }
+    fprintf(out, "bit-width routing (sim.bitroute):\n");
+    for (const bitroute_type *const *b = bitroute_list(); *b; b++) fprintf(out, "  %-17s %s\n", (*b)->name, (*b)->summary);
+    fprintf(out, "planners (sim.plan):\n");
+    for (const plan_type *const *p = plan_list(); *p; p++) fprintf(out, "  %-17s %s\n", (*p)->name, (*p)->summary);
+    fprintf(out, "preloading predictors (sim.prefetch):\n");
+    for (const prefetch_type *const *f = prefetch_list(); *f; f++) fprintf(out, "  %-17s %s\n", (*f)->name, (*f)->summary);
+    fprintf(out, "memory policies (sim.mem):\n");
+    for (const mem_policy_type *const *m = mem_policy_list(); *m; m++) fprintf(out, "  %-17s %s\n", (*m)->name, (*m)->summary);
+}
+
+static int json_metric(const char *name, double v, const char *unit, void *u)
+{
+    (void)unit;
+    return json_object_set_new(u, name, json_real(v)) ? D2_ENOMEM : D2_OK;
+}
+static int json_param(const char *key, const char *value, const char *units, void *u)
+{
+    (void)units;
+    return json_object_set_new(u, key, json_string(value)) ? D2_ENOMEM : D2_OK;
+}
+static int db_metric(const char *name, double v, const char *unit, void *u) { return db_run_metric(u, name, v, unit); }
+static int db_input(const char *role, const char *path, const char *id, void *u)
+{
+    if (path) D2_TRY(db_run_input(u, role, path));
+    if (id) {
+        char key[64];
+        snprintf(key, sizeof key, "input.%s_id", role);
+        D2_TRY(db_run_param(u, key, id));
+    }
+    return D2_OK;
+}
+
+static int store(const char *path, const sim_result *r, int64_t *id)
+{
+    db *d;
+    D2_TRY(db_open(path, &d));
+    db_run *run = db_run_new("simulate", "sim");
+    if (!run) { db_close(d); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    db_run_cmdline(run, cli_argc(), cli_argv());
+    db_run_seed(run, sim_result_seed(r));
+    int rc = sim_result_foreach_param(r, db_run_param_visit, run);
+    if (!rc) rc = sim_result_foreach_metric(r, db_metric, run);
+    if (!rc) rc = sim_result_foreach_input(r, db_input, run);
+    db_run_status(run, sim_result_status(r));
+    if (!rc) rc = db_run_write(d, run, id);
+    db_run_free(run);
+    db_close(d);
+    return rc;
+}
+
+static int run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},       {"list", no_argument, NULL, 'L'},
+        {"model", required_argument, NULL, 'm'}, {"device", required_argument, NULL, 'd'},
+        {"policy", required_argument, NULL, 'p'}, {"budget", required_argument, NULL, 'b'},
+        {"requests", required_argument, NULL, 'r'}, {"prompt", required_argument, NULL, 'P'},
+        {"gen", required_argument, NULL, 'g'},   {"trace", required_argument, NULL, 't'},
+        {"seed", required_argument, NULL, 'S'},  {"set", required_argument, NULL, 's'},
+        {"db", required_argument, NULL, 'D'},    {"json", no_argument, NULL, 'j'},
+        {"timeline", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
+    static char shortcuts[MAX_SETS][PARAM_STR_MAX + 32];
+    const char *sets[MAX_SETS], *given[MAX_SETS];
+    size_t nsets = 0, nshort = 0, ngiven = 0;
+    sim_job job = {NULL, NULL, NULL, NULL, 0, 1, NULL};
+    const char *dbpath = NULL;
+    int json = 0, c;
+    while ((c = getopt_long(argc, argv, "hLm:d:p:b:r:P:g:t:S:s:D:jT:", opts, NULL)) != -1) {
+        const char *key = NULL;
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        case 'L': list(stdout); return 0;
+        case 'm': job.model = optarg; break;
+        case 'd': job.device = optarg; break;
+        case 't': job.trace = optarg; break;
+        case 'D': dbpath = optarg; break;
+        case 'j': json = 1; break;
+        case 'T': job.timeline = optarg; break;
+        case 'S': {
+            char *end;
+            unsigned long long s = strtoull(optarg, &end, 10);
+            if (!*optarg || *end || optarg[0] == '-') return cli_usage_error("simulate", "--seed %s: expected a non-negative integer", optarg);
+            job.seed = s;
+            break;
+        }
+        case 'p': key = "policy"; break;
+        case 'b': key = "budget"; break;
+        case 'r': key = "requests"; break;
+        case 'P': key = "prompt"; break;
+        case 'g': key = "gen"; break;
+        case 's':
+            if (ngiven == MAX_SETS) return cli_usage_error("simulate", "too many --set options (%d at most)", MAX_SETS);
+            given[ngiven++] = optarg;
+            break;
+        default: return cli_bad_option("simulate", argc, argv);
+        }
+        if (key) {
+            if (nshort == MAX_SETS) return cli_usage_error("simulate", "too many options");
+            if (strlen(optarg) >= PARAM_STR_MAX) return cli_usage_error("simulate", "--%s: value too long", key);
+            snprintf(shortcuts[nshort++], sizeof shortcuts[0], "sim.%s=%s", key, optarg);
+        }
+    }
+    /* shortcuts first, in order, so an explicit --set wins */
+    if (nshort + ngiven > MAX_SETS) return cli_usage_error("simulate", "too many options");
+    for (size_t i = 0; i < nshort; i++) sets[nsets++] = shortcuts[i];
+    for (size_t i = 0; i < ngiven; i++) sets[nsets++] = given[i];
+    if (optind < argc) return cli_usage_error("simulate", "unexpected argument '%s'", argv[optind]);
+    if (!job.model) return cli_usage_error("simulate", "--model is required");
+    if (!job.device) return cli_usage_error("simulate", "--device is required");
+    job.sets = sets;
+    job.nsets = nsets;
+    sim_result *r;
+    int rc = sim_job_run(&job, &r);
+    if (rc) return cli_fail(rc);
+    int64_t id = 0;
+    if (dbpath && (rc = store(dbpath, r, &id))) {
+        sim_result_free(r);
+        return cli_fail(rc);
+    }
+    if (json) {
+        json_t *o = json_object(), *params = json_object();
+        json_object_set_new(o, "status", json_string(sim_result_status(r)));
+        if (sim_result_reason(r)[0]) json_object_set_new(o, "reason", json_string(sim_result_reason(r)));
+        sim_result_foreach_metric(r, json_metric, o);
+        sim_result_foreach_param(r, json_param, params);
+        json_object_set_new(o, "params", params);
+        if (dbpath) json_object_set_new(o, "run_id", json_integer(id));
+        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
+        json_decref(o);
+        if (!s) { sim_result_free(r); fprintf(stderr, "d2moe simulate: out of memory\n"); return 1; }
+        puts(s);
+        free(s);
+    } else {
+        sim_result_print(r, stdout);
+        if (dbpath) printf("%-22s = %lld\n", "run_id", (long long)id);
+    }
+    sim_result_free(r);
+    return 0;
+}
+
+const cli_cmd cli_cmd_simulate = {"simulate", "simulate serving a batch with a named system (--list: systems)", run};

@@ -1,0 +1,113 @@
+/* cmd_sweep.c - `d2moe sweep SPEC [--db FILE] [-j N] [--shard I/N]`: run an
+ * experiment grid into a results store, resumably (see src/results/sweep.h). */
+#include "cli/cli.h"
+#include "core/err.h"
+#include "results/accuracy.h"
+#include "results/runner.h"
+#include "results/sweep.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: d2moe sweep SPEC.ini [--db FILE] [-j N] [--shard I/N] [--timelines DIR] [--curve CSV] [--quick] [--set key=value]... [--quiet]\n\n"
+            "Expand the [sweep] spec into a grid of simulator runs and run them on N worker\n"
+            "processes into the results store (default results/d2moe.db).  Resumable: a job\n"
+            "already stored for this code version is skipped, so an interrupted sweep is\n"
+            "completed by running the same command again.  --shard I/N runs only jobs with\n"
+            "index %% N == I (0 <= I < N), e.g. one Slurm array task each; merge the shards\n"
+            "with 'd2moe merge'.  Every run gets est_ppl from the accuracy model (the curve\n"
+            "CSV, default experiments/accuracy/llama-moe-wikitext2.csv, and the store's\n"
+            "quant_errors table; NaN when the table is empty).  --quick uses the spec's\n"
+            "[quick] section (smaller value lists) for a first look.  --set key=value\n"
+            "fixes one axis to one value (or adds it) for every job, e.g. --set\n"
+            "device.flash_bw=7G to change one assumption and rerun.\n\n"
+            "Spec keys: name, kind (simulate), description, zip = a b | c d, and axes:\n"
+            "model, device, trace, seed, or any table.key (model.*, device.*, sim.*).\n"
+            "Values: comma lists; ranges lo..hi:step or lo..hi*factor.\n");
+}
+
+int cli_sweep_accuracy(const char *curve, db *d, accuracy_model **acc);
+int cli_sweep_accuracy(const char *curve, db *d, accuracy_model **acc)
+{
+    char def[4200];
+    if (!curve) {
+        snprintf(def, sizeof def, "%s/experiments/accuracy/llama-moe-wikitext2.csv", D2_SRCDIR);
+        curve = def;
+    }
+    return accuracy_model_load(curve, d, acc);
+}
+
+static int run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},     {"db", required_argument, NULL, 'd'},
+        {"jobs", required_argument, NULL, 'j'}, {"shard", required_argument, NULL, 's'},
+        {"timelines", required_argument, NULL, 't'}, {"curve", required_argument, NULL, 'c'},
+        {"quiet", no_argument, NULL, 'q'},    {"quick", no_argument, NULL, 'Q'},
+        {"set", required_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
+    const char *sets[64];
+    size_t nsets = 0;
+    const char *dbp = "results/d2moe.db", *tl = NULL, *curve = NULL;
+    int jobs = 1, si = 0, sn = 1, quiet = 0, quick = 0, c;
+    while ((c = getopt_long(argc, argv, "hd:j:s:t:c:q", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        case 'd': dbp = optarg; break;
+        case 'j': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 256) return cli_usage_error("sweep", "-j %s: expected 1..256 workers", optarg);
+            jobs = (int)v;
+            break;
+        }
+        case 's': {
+            char extra;
+            if (sscanf(optarg, "%d/%d%c", &si, &sn, &extra) != 2 || sn < 1 || si < 0 || si >= sn)
+                return cli_usage_error("sweep", "--shard %s: expected I/N with 0 <= I < N", optarg);
+            break;
+        }
+        case 't': tl = optarg; break;
+        case 'c': curve = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'Q': quick = 1; break;
+        case 'S':
+            if (nsets == 64) return cli_usage_error("sweep", "too many --set options (64 at most)");
+            sets[nsets++] = optarg;
+            break;
+        default: return cli_bad_option("sweep", argc, argv);
+        }
+    }
+    if (argc - optind != 1) return cli_usage_error("sweep", "expected one SPEC.ini");
+    sweep_spec *s;
+    int rc = sweep_spec_load(argv[optind], quick, sets, nsets, runner_check, NULL, &s);
+    if (rc) return cli_fail(rc);
+    if (strcmp(sweep_spec_kind(s), "simulate") != 0) {
+        sweep_spec_free(s);
+        return cli_usage_error("sweep", "%s: kind = %s: only 'simulate' sweeps run here", argv[optind], sweep_spec_kind(s));
+    }
+    db *d;
+    if ((rc = db_open(dbp, &d)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
+    accuracy_model *acc = NULL;
+    rc = cli_sweep_accuracy(curve, d, &acc);
+    db_close(d);
+    if (rc) { sweep_spec_free(s); return cli_fail(rc); }
+    runner_ctx ctx = {acc, tl};
+    sweep_opts o = {jobs, si, sn, quiet ? NULL : stderr, isatty(2), runner_simulate, &ctx, cli_argc(), cli_argv()};
+    sweep_stats st;
+    rc = sweep_execute(s, dbp, &o, &st);
+    if (!quiet || rc)
+        fprintf(stderr, "sweep %s: %zu jobs in this shard: %zu run, %zu already stored, %zu failed; %.2f s (%.1f configurations/s per worker)\n",
+                sweep_spec_name(s), st.total, st.done, st.skipped, st.failed, st.wall_s,
+                st.wall_s > 0 ? (double)(st.done + st.failed) / st.wall_s / jobs : 0.0);
+    accuracy_model_free(acc);
+    sweep_spec_free(s);
+    if (rc) return cli_fail(rc);
+    return st.failed ? 1 : 0;
+}
+
+const cli_cmd cli_cmd_sweep = {"sweep", "run an experiment grid into the results store (resumable, shardable)", run};

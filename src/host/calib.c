@@ -1,0 +1,563 @@
+/* calib.c - measurements of this machine (see calib.h).  Storage: a nameless
+ * temporary file written with O_DIRECT (or buffered + fdatasync when the
+ * filesystem refuses O_DIRECT), then timed reads that bypass the page cache,
+ * fitted by GSL weighted least squares.  Memory and compute: timed loops. */
+#define _GNU_SOURCE
+#include "host/calib.h"
+#include "core/err.h"
+#include "core/rng.h"
+#include "quant/kern.h"
+#include "quant/mwq.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_fit.h>
+#include <gsl/gsl_randist.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ALIGN 4096
+
+int64_t calib_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double calib_median(const double *x, int n)
+{
+    double buf[256], *c = n <= 256 ? buf : malloc((size_t)n * sizeof *c);
+    if (!c) return x[0];
+    memcpy(c, x, (size_t)n * sizeof *c);
+    qsort(c, (size_t)n, sizeof *c, cmp_double);
+    double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
+    if (c != buf) free(c);
+    return m;
+}
+
+void calib_io_opts_init(calib_io_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->dir, sizeof o->dir, ".");
+    o->file_bytes = 1LL << 30;
+    o->min_read = 4096;
+    o->max_read = 64LL << 20;
+    o->bytes_per_size = 128LL << 20;
+    o->min_reps = 5;
+    o->max_reps = 200;
+    o->fresh_buffers = 1;
+    o->seed = 7;
+}
+
+static int is_pow2(int64_t x) { return x > 0 && (x & (x - 1)) == 0; }
+
+/* The reason of an errno, in words a user acts on. */
+static const char *why(int e)
+{
+    switch (e) {
+    case EROFS: return "read-only file system";
+    case ENOSPC: return "no space left on device";
+    case EDQUOT: return "disk quota exceeded";
+    case EFBIG: return "file size limit exceeded";
+    case EACCES: case EPERM: return "permission denied";
+    case ENOENT: return "no such file or directory";
+    case ENOTDIR: return "not a directory";
+    default: return strerror(e);
+    }
+}
+
+/* A nameless file in dir: O_TMPFILE where the filesystem has it, else
+ * mkstemp and unlink at once.  *direct = 1 when O_DIRECT was accepted. */
+static int open_tmp(const char *dir, int *fd_out, int *direct, char *method, size_t mn)
+{
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_DIRECT, 0600);
+    if (fd >= 0) { *direct = 1; snprintf(method, mn, "O_TMPFILE"); *fd_out = fd; return D2_OK; }
+    int e = errno;
+    if (e == EINVAL) { /* O_DIRECT refused (tmpfs on older kernels) */
+        fd = open(dir, O_TMPFILE | O_RDWR, 0600);
+        if (fd >= 0) { *direct = 0; snprintf(method, mn, "O_TMPFILE"); *fd_out = fd; return D2_OK; }
+        e = errno;
+    }
+    if (e == EROFS || e == EACCES || e == EPERM || e == ENOENT || e == ENOTDIR || e == ENOSPC || e == EDQUOT)
+        D2_ERROR(D2_EIO, "%s: cannot create the calibration file: %s", dir, why(e));
+    /* no O_TMPFILE support: a named file, unlinked before any data is written */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/.d2moe-calib.XXXXXX", dir);
+    fd = mkstemp(path);
+    if (fd < 0) D2_ERROR(D2_EIO, "%s: cannot create the calibration file: %s", dir, why(errno));
+    unlink(path);
+    snprintf(method, mn, "mkstemp+unlink");
+    int fl = fcntl(fd, F_GETFL);
+    *direct = fl >= 0 && fcntl(fd, F_SETFL, fl | O_DIRECT) == 0;
+    *fd_out = fd;
+    return D2_OK;
+}
+
+static void fill_random(uint64_t *p, size_t words, uint64_t *state)
+{
+    uint64_t x = *state;
+    for (size_t i = 0; i < words; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        p[i] = x;
+    }
+    *state = x;
+}
+
+static int write_file(int fd, const calib_io_opts *o, int direct, double *bw)
+{
+    const size_t chunk = 4u << 20;
+    void *buf;
+    if (posix_memalign(&buf, ALIGN, chunk)) D2_ERROR(D2_ENOMEM, "calibration: out of memory (4 MiB buffer)");
+    uint64_t st = o->seed * 0x9E3779B97F4A7C15ULL + 1;
+    int64_t t0 = calib_now_ns();
+    for (int64_t off = 0; off < o->file_bytes; off += (int64_t)chunk) {
+        size_t n = (size_t)(o->file_bytes - off < (int64_t)chunk ? o->file_bytes - off : (int64_t)chunk);
+        fill_random(buf, chunk / 8, &st);
+        size_t done = 0;
+        while (done < n) {
+            ssize_t w = pwrite(fd, (char *)buf + done, n - done, off + (off_t)done);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                int e = w < 0 ? errno : ENOSPC;
+                free(buf);
+                D2_ERROR(D2_EIO, "%s: cannot write the %lld-byte calibration file: %s", o->dir,
+                         (long long)o->file_bytes, why(e));
+            }
+            done += (size_t)w;
+        }
+    }
+    free(buf);
+    if (fdatasync(fd) != 0)
+        D2_ERROR(D2_EIO, "%s: cannot write the calibration file: %s", o->dir, why(errno));
+    int64_t t1 = calib_now_ns();
+    *bw = (double)o->file_bytes / ((double)(t1 - t0) * 1e-9);
+    if (!direct) /* drop what the buffered writes left in the page cache */
+        posix_fadvise(fd, 0, o->file_bytes, POSIX_FADV_DONTNEED);
+    return D2_OK;
+}
+
+int calib_io_fit(calib_io_result *r)
+{
+    if (r->n < 2) D2_ERROR(D2_EINVAL, "calibration: need at least two read sizes to fit");
+    double x[CALIB_MAX_SIZES], y[CALIB_MAX_SIZES], w[CALIB_MAX_SIZES];
+    for (int i = 0; i < r->n; i++) {
+        x[i] = (double)r->pt[i].size;
+        y[i] = r->pt[i].median_ns;
+        if (!(y[i] > 0)) D2_ERROR(D2_EINTERNAL, "calibration: read of %lld bytes took no time", (long long)r->pt[i].size);
+        w[i] = 1.0 / (y[i] * y[i]);
+    }
+    double c0, c1, cov00, cov01, cov11, chisq;
+    int rc = gsl_fit_wlinear(x, 1, w, 1, y, 1, (size_t)r->n, &c0, &c1, &cov00, &cov01, &cov11, &chisq);
+    if (rc != GSL_SUCCESS) D2_ERROR(D2_EINTERNAL, "calibration: the storage fit failed: %s", gsl_strerror(rc));
+    if (!(c1 > 0))
+        D2_ERROR(D2_ERANGE, "calibration: read time does not grow with read size (slope %g ns/byte): "
+                            "the page cache was not bypassed or the machine is too noisy", c1);
+    if (c0 < 0) { /* latency cannot be negative: refit the slope through the origin */
+        double s = 0, ww = 0;
+        for (int i = 0; i < r->n; i++) { s += w[i] * x[i] * y[i]; ww += w[i] * x[i] * x[i]; }
+        c0 = 0;
+        c1 = s / ww;
+    }
+    r->lat_ns = c0;
+    r->bw = 1e9 / c1;
+    r->max_rel_err = 0;
+    for (int i = 0; i < r->n; i++) {
+        r->pt[i].fit_ns = c0 + c1 * x[i];
+        double e = fabs(r->pt[i].fit_ns - y[i]) / y[i];
+        if (e > r->max_rel_err) r->max_rel_err = e;
+    }
+    return D2_OK;
+}
+
+static int timed_read(int fd, int direct, int fresh, void *reuse, int64_t size, int64_t off, double *ns)
+{
+    void *buf = reuse;
+    if (!direct) posix_fadvise(fd, off, size, POSIX_FADV_DONTNEED);
+    int64_t t0 = calib_now_ns();
+    if (fresh && posix_memalign(&buf, ALIGN, (size_t)size)) D2_ERROR(D2_ENOMEM, "calibration: out of memory");
+    int64_t done = 0;
+    while (done < size) {
+        ssize_t n = pread(fd, (char *)buf + done, (size_t)(size - done), off + done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            if (fresh) free(buf);
+            D2_ERROR(D2_EIO, "calibration: read of %lld bytes failed: %s", (long long)size, strerror(e));
+        }
+        done += n;
+    }
+    if (fresh) free(buf);
+    *ns = (double)(calib_now_ns() - t0);
+    return D2_OK;
+}
+
+int calib_io_measure(const calib_io_opts *o, calib_io_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (!is_pow2(o->min_read) || o->min_read < ALIGN || !is_pow2(o->max_read) || o->max_read < o->min_read)
+        D2_ERROR(D2_EINVAL, "calibration: read sizes must be powers of two, %d <= min <= max", ALIGN);
+    if (o->file_bytes < 2 * o->max_read || o->file_bytes % ALIGN)
+        D2_ERROR(D2_EINVAL, "calibration: the file size %lld must be a multiple of 4 KiB and at least twice the "
+                            "largest read (%lld bytes)", (long long)o->file_bytes, (long long)o->max_read);
+    if (o->min_reps < 1 || o->max_reps < o->min_reps || o->max_reps > 100000)
+        D2_ERROR(D2_EINVAL, "calibration: repetitions must satisfy 1 <= min <= max <= 100000");
+    struct stat st;
+    if (stat(o->dir, &st) != 0) D2_ERROR(D2_EIO, "%s: %s", o->dir, why(errno));
+    if (!S_ISDIR(st.st_mode)) D2_ERROR(D2_EIO, "%s: not a directory", o->dir);
+
+    int fd, direct;
+    D2_TRY(open_tmp(o->dir, &fd, &direct, r->tmpfile, sizeof r->tmpfile));
+    snprintf(r->cache_bypass, sizeof r->cache_bypass, "%s", direct ? "O_DIRECT" : "POSIX_FADV_DONTNEED");
+    r->file_bytes = o->file_bytes;
+    int rc = write_file(fd, o, direct, &r->write_bw);
+    if (rc) { close(fd); return rc; }
+
+    /* sizes and repetitions */
+    int nsz = 0, reps[CALIB_MAX_SIZES], total = 0;
+    for (int64_t s = o->min_read; s <= o->max_read && nsz < CALIB_MAX_SIZES; s *= 2) {
+        int64_t k = o->bytes_per_size / s;
+        reps[nsz] = (int)(k < o->min_reps ? o->min_reps : k > o->max_reps ? o->max_reps : k);
+        r->pt[nsz].size = s;
+        total += reps[nsz];
+        nsz++;
+    }
+    r->n = nsz;
+    /* an interleaved schedule: every size's reads spread over the whole run */
+    int *order = malloc((size_t)total * sizeof *order);
+    double *times = malloc((size_t)total * sizeof *times);
+    void *reuse = NULL;
+    if (!order || !times || posix_memalign(&reuse, ALIGN, (size_t)o->max_read)) {
+        free(order); free(times); close(fd);
+        D2_ERROR(D2_ENOMEM, "calibration: out of memory");
+    }
+    int left[CALIB_MAX_SIZES], base[CALIB_MAX_SIZES];
+    for (int i = 0, b = 0; i < nsz; i++) { left[i] = reps[i]; base[i] = b; b += reps[i]; }
+    gsl_rng *g = rng_new(o->seed, 0x10);
+    if (!g) { free(order); free(times); free(reuse); close(fd); D2_ERROR(D2_ENOMEM, "calibration: out of memory"); }
+    for (int j = 0; j < total; j++) { /* pick a size with probability proportional to its remaining reads */
+        int64_t remaining = total - j, u = (int64_t)gsl_rng_uniform_int(g, (unsigned long)remaining), i = 0;
+        while (i < nsz - 1 && u >= left[i]) u -= left[i++];
+        while (!left[i]) i++;
+        order[j] = (int)i;
+        left[i]--;
+    }
+    int done_i[CALIB_MAX_SIZES] = {0};
+    rc = D2_OK;
+    for (int j = 0; j < total && rc == D2_OK; j++) {
+        int i = order[j];
+        int64_t s = r->pt[i].size, slots = (o->file_bytes - s) / ALIGN + 1;
+        int64_t off = (int64_t)gsl_rng_uniform_int(g, (unsigned long)slots) * ALIGN;
+        if (off + s > o->file_bytes) off = o->file_bytes - s;
+        double ns = 0;
+        rc = timed_read(fd, direct, o->fresh_buffers, reuse, s, off, &ns);
+        times[base[i] + done_i[i]++] = ns;
+    }
+    gsl_rng_free(g);
+    free(reuse);
+    close(fd); /* the file had no name: closing frees it */
+    if (rc == D2_OK) {
+        for (int i = 0; i < nsz; i++) {
+            calib_io_point *p = &r->pt[i];
+            double *t = times + base[i];
+            p->reps = reps[i];
+            p->median_ns = calib_median(t, reps[i]);
+            p->min_ns = p->max_ns = t[0];
+            for (int k = 1; k < reps[i]; k++) {
+                if (t[k] < p->min_ns) p->min_ns = t[k];
+                if (t[k] > p->max_ns) p->max_ns = t[k];
+            }
+        }
+        rc = calib_io_fit(r);
+    }
+    free(order);
+    free(times);
+    return rc;
+}
+
+/* ---- memory bandwidth ------------------------------------------------ */
+
+typedef struct membw_job {
+    const uint64_t *p;       /* start of this thread's share */
+    size_t words;            /* 8-byte words in the share */
+    uint64_t sum;            /* result, so the loads are not optimised away */
+    int64_t t0, t1;          /* this thread's start and end, ns (monotonic) */
+    pthread_barrier_t *bar;  /* all threads start together */
+} membw_job;
+
+static uint64_t sum_words(const uint64_t *p, size_t n)
+{
+    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        a0 += p[i]; a1 += p[i + 1]; a2 += p[i + 2]; a3 += p[i + 3];
+        a4 += p[i + 4]; a5 += p[i + 5]; a6 += p[i + 6]; a7 += p[i + 7];
+    }
+    for (; i < n; i++) a0 += p[i];
+    return a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+}
+
+static void *membw_thread(void *arg)
+{
+    membw_job *j = arg;
+    pthread_barrier_wait(j->bar);
+    j->t0 = calib_now_ns();
+    j->sum = sum_words(j->p, j->words);
+    j->t1 = calib_now_ns();
+    return NULL;
+}
+
+int calib_mem_bw(int64_t bytes, int threads, int reps, double *bw)
+{
+    if (bytes < (1 << 20) || threads < 1 || threads > 256 || reps < 1 || reps > 1000)
+        D2_ERROR(D2_EINVAL, "memory bandwidth: need bytes >= 1 MiB, 1..256 threads, 1..1000 passes");
+    size_t words = (size_t)bytes / 8;
+    uint64_t *p;
+    if (posix_memalign((void **)&p, 64, words * 8)) D2_ERROR(D2_ENOMEM, "memory bandwidth: cannot allocate %lld bytes", (long long)bytes);
+    for (size_t i = 0; i < words; i++) p[i] = i * 0x9E3779B97F4A7C15ULL; /* touch every page */
+    double *t = malloc((size_t)reps * sizeof *t);
+    membw_job *jobs = calloc((size_t)threads, sizeof *jobs);
+    pthread_t *tid = calloc((size_t)threads, sizeof *tid);
+    if (!t || !jobs || !tid) { free(p); free(t); free(jobs); free(tid); D2_ERROR(D2_ENOMEM, "memory bandwidth: out of memory"); }
+    volatile uint64_t sink = 0;
+    int rc = D2_OK;
+    for (int r = 0; r < reps && rc == D2_OK; r++) {
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, (unsigned)threads + 1);
+        size_t share = words / (size_t)threads;
+        int started = 0;
+        for (int i = 0; i < threads; i++) {
+            jobs[i] = (membw_job){p + (size_t)i * share, i == threads - 1 ? words - (size_t)i * share : share, 0, 0, 0, &bar};
+            if (pthread_create(&tid[i], NULL, membw_thread, &jobs[i]) != 0) { rc = D2_EIO; break; }
+            started++;
+        }
+        if (rc) { /* release the ones that started; they wait on the barrier */
+            pthread_barrier_destroy(&bar);
+            for (int i = 0; i < started; i++) pthread_cancel(tid[i]), pthread_join(tid[i], NULL);
+            break;
+        }
+        pthread_barrier_wait(&bar);
+        int64_t t0 = INT64_MAX, t1 = 0;
+        for (int i = 0; i < threads; i++) {
+            pthread_join(tid[i], NULL);
+            sink += jobs[i].sum;
+            if (jobs[i].t0 < t0) t0 = jobs[i].t0;
+            if (jobs[i].t1 > t1) t1 = jobs[i].t1;
+        }
+        t[r] = (double)(t1 - t0); /* first start to last end */
+        pthread_barrier_destroy(&bar);
+    }
+    (void)sink;
+    if (rc == D2_OK) *bw = (double)(words * 8) / (calib_median(t, reps) * 1e-9);
+    free(p); free(t); free(jobs); free(tid);
+    if (rc) D2_ERROR(D2_EIO, "memory bandwidth: cannot start a thread");
+    return D2_OK;
+}
+
+/* ---- compute -------------------------------------------------------- */
+
+int calib_gemm_rate(int64_t rows, int64_t cols, int tokens, int reps, double *flops)
+{
+    if (rows < 1 || cols < 1 || tokens < 1 || tokens > 4096 || reps < 1 || reps > 1000 || rows * cols > (1LL << 28))
+        D2_ERROR(D2_EINVAL, "GEMM rate: bad shape %lld x %lld, %d tokens, %d passes", (long long)rows,
+                 (long long)cols, tokens, reps);
+    float *w = malloc((size_t)(rows * cols) * sizeof *w);
+    float *x = malloc((size_t)(cols * tokens) * sizeof *x);
+    float *y = malloc((size_t)(rows * tokens) * sizeof *y);
+    double *t = malloc((size_t)reps * sizeof *t);
+    if (!w || !x || !y || !t) { free(w); free(x); free(y); free(t); D2_ERROR(D2_ENOMEM, "GEMM rate: out of memory"); }
+    for (int64_t i = 0; i < rows * cols; i++) w[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+    for (int64_t i = 0; i < cols * tokens; i++) x[i] = (float)(i % 17) * 0.1f;
+    for (int r = 0; r < reps; r++) {
+        int64_t t0 = calib_now_ns();
+        for (int64_t i = 0; i < rows; i++) {
+            const float *wr = w + i * cols;
+            for (int k = 0; k < tokens; k++) {
+                const float *xk = x + (int64_t)k * cols;
+                float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+                int64_t c = 0;
+                for (; c + 8 <= cols; c += 8) {
+                    a0 += wr[c] * xk[c]; a1 += wr[c + 1] * xk[c + 1]; a2 += wr[c + 2] * xk[c + 2];
+                    a3 += wr[c + 3] * xk[c + 3]; a4 += wr[c + 4] * xk[c + 4]; a5 += wr[c + 5] * xk[c + 5];
+                    a6 += wr[c + 6] * xk[c + 6]; a7 += wr[c + 7] * xk[c + 7];
+                }
+                for (; c < cols; c++) a0 += wr[c] * xk[c];
+                y[(int64_t)k * rows + i] = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+            }
+        }
+        t[r] = (double)(calib_now_ns() - t0);
+    }
+    volatile float sink = y[0] + y[rows * tokens - 1];
+    (void)sink;
+    *flops = 2.0 * (double)rows * (double)cols * tokens / (calib_median(t, reps) * 1e-9);
+    free(w); free(x); free(y); free(t);
+    return D2_OK;
+}
+
+/* ---- MWQ kernels ---------------------------------------------------- */
+
+int calib_kern_measure(int64_t hidden, int64_t ffn, int64_t group, int base_bits, int levels, const int *tokens,
+                       int nt, int reps, calib_kern_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (nt < 2 || nt > CALIB_MAX_T || levels < 1 || levels > KERN_MAX_LEVELS_CALIB || reps < 1 || hidden < 1 || ffn < 1 ||
+        hidden * ffn > (1LL << 28))
+        D2_ERROR(D2_EINVAL, "kernel rates: bad shape or token list");
+    int maxT = 0;
+    for (int i = 0; i < nt; i++) {
+        if (tokens[i] < 1 || tokens[i] > 1024) D2_ERROR(D2_EINVAL, "kernel rates: token counts must be 1..1024");
+        if (tokens[i] > maxT) maxT = tokens[i];
+    }
+    mwq_config c;
+    mwq_config_default(&c);
+    c.base_bits = base_bits;
+    c.levels = levels;
+    c.group = group;
+    D2_TRY(mwq_config_check(&c));
+    int64_t rows[3] = {ffn, ffn, hidden}, cols[3] = {hidden, hidden, ffn};
+    mwq_matrix *q[3] = {NULL, NULL, NULL};
+    kern_act *acts[2][1024];
+    memset(acts, 0, sizeof acts);
+    float *w = malloc((size_t)(hidden * ffn) * sizeof *w), *x = malloc((size_t)(hidden > ffn ? hidden : ffn) * sizeof *x);
+    float *Y = calloc((size_t)maxT * (size_t)(hidden > ffn ? hidden : ffn), sizeof *Y);
+    double *t = malloc((size_t)reps * sizeof *t);
+    gsl_rng *g = rng_new(11, 0x6b65726e);
+    int rc = (!w || !x || !Y || !t || !g) ? D2_ENOMEM : D2_OK;
+    if (rc) d2_err_set("kernel rates: out of memory");
+    for (int m = 0; m < 3 && rc == D2_OK; m++) {
+        for (int64_t i = 0; i < rows[m] * cols[m]; i++) w[i] = (float)(0.02 * gsl_ran_gaussian_ziggurat(g, 1.0));
+        rc = mwq_matrix_quantize(w, rows[m], cols[m], &c, NULL, 0, &q[m]);
+    }
+    for (int a = 0; a < 2 && rc == D2_OK; a++) {
+        int64_t n = a == 0 ? hidden : ffn;
+        for (int64_t i = 0; i < n; i++) x[i] = (float)gsl_ran_gaussian_ziggurat(g, 1.0);
+        for (int i = 0; i < maxT && rc == D2_OK; i++) {
+            rc = kern_act_new(n, group, &acts[a][i]);
+            if (rc == D2_OK) rc = kern_act_set(acts[a][i], x);
+        }
+    }
+    for (int k = 1; k <= levels && rc == D2_OK; k++)
+        for (int ti = 0; ti < nt; ti++) {
+            for (int rep = 0; rep < reps; rep++) {
+                int64_t t0 = calib_now_ns();
+                for (int m = 0; m < 3; m++) {
+                    kern_mat v;
+                    mwq_matrix_view(q[m], levels, &v);
+                    kern_matmul(&v, k, k, acts[m == 2], tokens[ti], Y);
+                }
+                t[rep] = (double)(calib_now_ns() - t0);
+            }
+            r->ns[k - 1][ti] = calib_median(t, reps);
+        }
+    if (rc == D2_OK) {
+        r->levels = levels;
+        r->nt = nt;
+        memcpy(r->tokens, tokens, (size_t)nt * sizeof *tokens);
+        r->weights = 3 * hidden * ffn;
+        snprintf(r->impl, sizeof r->impl, "%s", kern_impl_name(kern_have_avx2() ? KERN_AVX2 : KERN_SCALAR));
+        for (int k = 0; k < levels && rc == D2_OK; k++) {
+            double xs[CALIB_MAX_T], ys[CALIB_MAX_T], ws[CALIB_MAX_T], c0, c1, v00, v01, v11, chi;
+            for (int i = 0; i < nt; i++) {
+                xs[i] = tokens[i];
+                ys[i] = r->ns[k][i];
+                ws[i] = 1.0 / (ys[i] * ys[i]);
+            }
+            int grc = gsl_fit_wlinear(xs, 1, ws, 1, ys, 1, (size_t)nt, &c0, &c1, &v00, &v01, &v11, &chi);
+            if (grc != GSL_SUCCESS) {
+                rc = D2_EINTERNAL;
+                d2_err_set("kernel rates: fit failed: %s", gsl_strerror(grc));
+            }
+            r->a_ns[k] = c0;
+            r->b_ns[k] = c1;
+        }
+    }
+    for (int a = 0; a < 2; a++)
+        for (int i = 0; i < 1024; i++) kern_act_free(acts[a][i]);
+    for (int m = 0; m < 3; m++) mwq_matrix_free(q[m]);
+    free(w); free(x); free(Y); free(t);
+    if (g) gsl_rng_free(g);
+    return rc;
+}
+
+/* ---- profile file and host facts ----------------------------------- */
+
+int calib_file_write_atomic(const char *path, const char *data, size_t n, char *tmp_path)
+{
+    char tmp[4200];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= 4096)
+        D2_ERROR(D2_EINVAL, "%s: path too long", path);
+    if (tmp_path) snprintf(tmp_path, 4096, "%s", tmp); /* template: nothing to unlink yet */
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        if (tmp_path) tmp_path[0] = 0;
+        D2_ERROR(D2_EIO, "%s: cannot create the profile: %s", path, why(errno));
+    }
+    if (tmp_path) snprintf(tmp_path, 4096, "%s", tmp);
+    mode_t mask = umask(0);
+    umask(mask);
+    size_t done = 0;
+    int e = fchmod(fd, 0666 & ~mask) != 0 ? errno : 0;
+    while (!e && done < n) {
+        ssize_t w = write(fd, data + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) { e = w < 0 ? errno : ENOSPC; break; }
+        done += (size_t)w;
+    }
+    if (!e && fsync(fd) != 0) e = errno;
+    if (close(fd) != 0 && !e) e = errno;
+    if (!e && rename(tmp, path) != 0) e = errno;
+    if (e) {
+        unlink(tmp);
+        if (tmp_path) tmp_path[0] = 0;
+        D2_ERROR(D2_EIO, "%s: cannot write the profile: %s", path, why(e));
+    }
+    if (tmp_path) tmp_path[0] = 0;
+    return D2_OK;
+}
+
+int64_t calib_host_mem_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), sz = sysconf(_SC_PAGESIZE);
+    return pages > 0 && sz > 0 ? (int64_t)pages * sz : 0;
+}
+
+int calib_host_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+void calib_host_cpu_name(char *buf, size_t n)
+{
+    snprintf(buf, n, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) == 0) {
+            char *c = strchr(line, ':');
+            if (c) {
+                c++;
+                while (*c == ' ' || *c == '\t') c++;
+                c[strcspn(c, "\n")] = 0;
+                snprintf(buf, n, "%s", c);
+            }
+            break;
+        }
+    }
+    fclose(f);
+}

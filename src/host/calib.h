@@ -1,0 +1,108 @@
+/* calib.h - measure this machine: storage read time against read size with
+ * the page cache bypassed, memory streaming bandwidth, a float GEMV/GEMM
+ * rate, and a fitted t = lat + size/bw.  Produces numbers only: it does not
+ * write profiles (the CLI does, with calib_file_write_atomic), never prints,
+ * and installs no signal handlers: its temporary data file has no name from
+ * the moment it exists (O_TMPFILE, or mkstemp + immediate unlink). */
+#ifndef D2_HOST_CALIB_H
+#define D2_HOST_CALIB_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#define CALIB_MAX_SIZES 40
+#define KERN_MAX_LEVELS_CALIB 8 /* = KERN_MAX_LEVELS of quant/kern.h */
+
+/* Options of the storage measurement; calib_io_opts_init sets defaults. */
+typedef struct calib_io_opts {
+    char dir[4096];          /* directory of the temporary data file */
+    int64_t file_bytes;      /* temporary file size, bytes (default 1 GiB) */
+    int64_t min_read;        /* smallest read, bytes, power of 2 >= 4096 (default 4 KiB) */
+    int64_t max_read;        /* largest read, bytes, power of 2 (default 64 MiB) */
+    int64_t bytes_per_size;  /* bytes read per size and pass, bytes (default 128 MiB) */
+    int min_reps, max_reps;  /* timed reads per size: at least / at most (default 5 / 200) */
+    int fresh_buffers;       /* 1: read into a new aligned allocation each time, as
+                                `execute` does (page faults included); 0: reuse one */
+    uint64_t seed;           /* offsets and file content */
+} calib_io_opts;
+
+void calib_io_opts_init(calib_io_opts *o);
+
+/* One read size: repeated reads at random aligned offsets, interleaved with
+ * the other sizes so machine noise hits all sizes alike. */
+typedef struct calib_io_point {
+    int64_t size;            /* bytes per read */
+    int reps;                /* timed reads */
+    double median_ns;        /* median time of one read, ns */
+    double min_ns, max_ns;   /* fastest and slowest read, ns */
+    double fit_ns;           /* lat + size/bw of the fit, ns */
+} calib_io_point;
+
+typedef struct calib_io_result {
+    char cache_bypass[32];   /* "O_DIRECT" or "POSIX_FADV_DONTNEED" */
+    char tmpfile[32];        /* "O_TMPFILE" or "mkstemp+unlink" */
+    int64_t file_bytes;      /* bytes written to the temporary file */
+    double write_bw;         /* bytes/s writing it (fdatasync included) */
+    int n;                   /* points */
+    calib_io_point pt[CALIB_MAX_SIZES];
+    double bw;               /* fitted bandwidth, bytes/s */
+    double lat_ns;           /* fitted latency per read, ns (>= 0) */
+    double max_rel_err;      /* max |median - fit| / median over the points */
+} calib_io_result;
+
+/* Write the temporary file, time the reads, fit (weighted least squares,
+ * weights 1/median^2, so each point counts by its relative error; GSL).
+ * D2_EIO names the directory and the reason (read-only, no space, ...);
+ * the temporary file never outlives the call or the process. */
+int calib_io_measure(const calib_io_opts *o, calib_io_result *r);
+
+/* Fit t = lat + size/bw to the points' medians (fills bw, lat_ns, fit_ns,
+ * max_rel_err).  Exposed for tests. */
+int calib_io_fit(calib_io_result *r);
+
+/* Streaming read bandwidth of a buffer of `bytes` (>= 1 MiB) by `threads`
+ * threads (each sums its share), median of `reps` passes, bytes/s. */
+int calib_mem_bw(int64_t bytes, int threads, int reps, double *bw);
+
+/* Rate of a plain C float32 y = W x over `tokens` input vectors (W rows x
+ * cols, row-major; the loop the compiler vectorizes), median of `reps`,
+ * FLOP/s (2 per multiply-add). */
+int calib_gemm_rate(int64_t rows, int64_t cols, int tokens, int reps, double *flops);
+
+/* The MWQ level-k kernels (quant/kern.h kern_matmul, incremental level k)
+ * on one expert of shape (ffn x hidden gate and up, hidden x ffn down),
+ * synthetic weights quantized by MWQ (b1, K, group), for each level and
+ * token count: median time of the three matrices' products.  Then per
+ * level a least-squares line t = a_k + b_k T (GSL, weights 1/t^2). */
+#define CALIB_MAX_T 12
+typedef struct calib_kern_result {
+    int levels;                               /* K */
+    int nt;                                   /* token counts measured */
+    int tokens[CALIB_MAX_T];                  /* token counts */
+    double ns[KERN_MAX_LEVELS_CALIB][CALIB_MAX_T]; /* median time, ns */
+    double a_ns[KERN_MAX_LEVELS_CALIB];       /* fitted fixed part per level, ns */
+    double b_ns[KERN_MAX_LEVELS_CALIB];       /* fitted time per token per level, ns */
+    int64_t weights;                          /* weights of one expert */
+    char impl[16];                            /* kernel path: "scalar" or "avx2" */
+} calib_kern_result;
+int calib_kern_measure(int64_t hidden, int64_t ffn, int64_t group, int base_bits, int levels, const int *tokens,
+                       int nt, int reps, calib_kern_result *r);
+
+/* Median of n doubles (sorts a copy).  n >= 1. */
+double calib_median(const double *x, int n);
+
+/* Monotonic clock, ns. */
+int64_t calib_now_ns(void);
+
+/* Write data to path atomically: a temporary file in the same directory,
+ * fsync, rename.  *tmp_path (if not NULL, >= 4096 bytes) holds the
+ * temporary name while it exists (for a signal handler to unlink) and is
+ * emptied afterwards.  On failure nothing is left and path is untouched. */
+int calib_file_write_atomic(const char *path, const char *data, size_t n, char *tmp_path);
+
+/* Host facts for the profile. */
+int64_t calib_host_mem_bytes(void);
+int calib_host_cpus(void);
+void calib_host_cpu_name(char *buf, size_t n);
+
+#endif

@@ -1,0 +1,661 @@
+/* mwq.c - the MWQ quantizer (PAPER.md section 2): base fit with a scale
+ * search, closed-form least-squares residual sign levels, FP16 storage, and
+ * the gptq mode's block-level error compensation.  Exact readings of the
+ * paper's ambiguous points are stated where they are implemented and in
+ * docs/mwq.md. */
+#include "config.h"
+#include "quant/mwq.h"
+#include "quant/f16.h"
+#include "quant/gptq.h"
+#include "core/err.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(HAVE_IMMINTRIN_H) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#define MWQ_X86 1
+#endif
+
+#define F(x) offsetof(mwq_config, x)
+static const param_def defs[] = {
+    {"base_bits", PARAM_INT, F(base_bits), "2", 1, 8, "bits", "b1: bits of the level-1 (base) code; paper V1 = 2, V2 = 5"},
+    {"levels", PARAM_INT, F(levels), "3", 1, 8, "", "K: levels including the base, each further level adds one bit; V1 = 3, V2 = 4"},
+    {"group", PARAM_INT, F(group), "128", 1, 1 << 20, "weights", "g: weights per group along a row (paper: 128)"},
+    {"mode", PARAM_STRING, F(mode), "rtn", 0, 0, "", "rtn (weight error) or gptq (activation-aware + block compensation)"},
+    {"search_steps", PARAM_INT, F(search_steps), "3", 0, 31, "", "T: base inverse-scale candidates (nmax + t*delta)/range, t = -T..T, each refitted by least squares (llama.cpp make_qkx2_quants: 20 steps of 0.1; T=3 is within 0.05 dB of T=10 on stories260K)"},
+    {"search_delta", PARAM_DOUBLE, F(search_delta), "0.3333333", 1e-6, 100, "code units", "step between base scale candidates"},
+    {"search_objective", PARAM_STRING, F(search_objective), "base", 0, 0, "", "error the base fit minimises: base (level 1; keeps a K-level file's first k levels equal to a k-level quantization), all (sum over levels 1..K), top (level K); see docs/mwq.md"},
+    {"gptq_damp", PARAM_DOUBLE, F(gptq_damp), "0.01", 0, 10, "", "lambda = damp * mean(diag H) added to diag(H) (GPTQ percdamp default 0.01)"},
+    {"gptq_block", PARAM_INT, F(gptq_block), "128", 1, 1 << 20, "columns", "gamma: columns per compensation block, a multiple of group (GPTQ uses 128)"},
+    {"gptq_comp_level", PARAM_INT, F(gptq_comp_level), "0", 0, 8, "", "level whose error is propagated to later columns; 0 = the top level K"},
+};
+#undef F
+const param_table mwq_params = {"mwq", "mwq", defs, sizeof defs / sizeof defs[0]};
+
+void mwq_config_default(mwq_config *c) { param_defaults(&mwq_params, c); }
+
+int mwq_config_preset(mwq_config *c, const char *name)
+{
+    if (!strcmp(name, "v1")) { c->base_bits = 2; c->levels = 3; c->group = 128; return D2_OK; }
+    if (!strcmp(name, "v2")) { c->base_bits = 5; c->levels = 4; c->group = 128; return D2_OK; }
+    D2_ERROR(D2_EINVAL, "preset '%s': expected v1 (b1=2, K=3) or v2 (b1=5, K=4)", name);
+}
+
+int mwq_config_check(const mwq_config *c)
+{
+    if (c->base_bits < 1 || c->base_bits > 8) D2_ERROR(D2_ERANGE, "mwq.base_bits: %lld is outside 1..8", (long long)c->base_bits);
+    if (c->levels < 1 || c->base_bits + c->levels - 1 > 8)
+        D2_ERROR(D2_ERANGE, "mwq.levels: %lld levels on a %lld-bit base give more than 8 bits (b1 + K - 1 <= 8)",
+                 (long long)c->levels, (long long)c->base_bits);
+    if (c->group < 1) D2_ERROR(D2_ERANGE, "mwq.group: must be >= 1");
+    if (strcmp(c->search_objective, "all") && strcmp(c->search_objective, "base") && strcmp(c->search_objective, "top"))
+        D2_ERROR(D2_EINVAL, "mwq.search_objective: '%s': expected all, base or top", c->search_objective);
+    if (strcmp(c->mode, "rtn") && strcmp(c->mode, "gptq")) D2_ERROR(D2_EINVAL, "mwq.mode: '%s': expected rtn or gptq", c->mode);
+    if (!strcmp(c->mode, "gptq") && c->gptq_block % c->group != 0)
+        D2_ERROR(D2_ERANGE, "mwq.gptq_block: %lld is not a multiple of the group size %lld", (long long)c->gptq_block, (long long)c->group);
+    if (c->gptq_comp_level > c->levels)
+        D2_ERROR(D2_ERANGE, "mwq.gptq_comp_level: %lld is above levels (%lld)", (long long)c->gptq_comp_level, (long long)c->levels);
+    return D2_OK;
+}
+
+/* ---- matrix ------------------------------------------------------------- */
+int mwq_matrix_new(const kern_shape *shape, int levels, mwq_matrix **out)
+{
+    *out = NULL;
+    mwq_matrix *m = calloc(1, sizeof *m);
+    if (!m) D2_ERROR(D2_ENOMEM, "out of memory");
+    m->shape = *shape;
+    m->levels = levels;
+    for (int k = 1; k <= levels; k++) {
+        m->chunk_bytes[k - 1] = kern_chunk_bytes(shape, k);
+        m->chunk[k - 1] = calloc(1, (size_t)m->chunk_bytes[k - 1] + 32);
+        if (!m->chunk[k - 1]) { mwq_matrix_free(m); D2_ERROR(D2_ENOMEM, "out of memory (%lld bytes)", (long long)kern_chunk_bytes(shape, k)); }
+    }
+    *out = m;
+    return D2_OK;
+}
+
+void mwq_matrix_free(mwq_matrix *m)
+{
+    if (!m) return;
+    for (int k = 0; k < KERN_MAX_LEVELS; k++) free(m->chunk[k]);
+    free(m);
+}
+
+void mwq_matrix_view(const mwq_matrix *m, int k, kern_mat *out)
+{
+    memset(out, 0, sizeof *out);
+    out->shape = m->shape;
+    out->levels = k;
+    for (int i = 0; i < k; i++) out->chunk[i] = m->chunk[i];
+}
+
+/* ---- base fit ------------------------------------------------------------
+ * Candidates: codes l_i = clamp(rint((x_i - min) * is_t), 0, nmax) with
+ * is_t = (nmax + t*delta) / (max - min), t = -T..T (after llama.cpp's
+ * make_qkx2_quants); for each, the weighted least-squares (s, m) of
+ * x ~ s*l + m and its closed-form error.  The best candidate and plain
+ * min/max are then rounded to FP16, re-quantized to the nearest code and
+ * their actual errors compared, so the fit is never worse than min/max RTN.
+ * The candidate sums are accumulated in 8 float lanes in a fixed order by
+ * both the scalar and the AVX2 code, so both pick the same candidate. */
+typedef struct cand_sums { float sl, sll, slx; } cand_sums;
+
+/* Round to nearest, ties to even, for |v| < 2^22 (callers clamp first): the
+ * same result as nearbyintf / _mm256_round_ps, without a libm call. */
+static inline float q_rint(float v)
+{
+    const float m = 12582912.0f; /* 1.5 * 2^23 */
+    return v >= 0 ? (v + m) - m : (v - m) + m;
+}
+
+static float lanes_sum(const float v[8])
+{
+    return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+}
+
+static void cand_scalar(const float *x, const float *h, int64_t n, float xmin, float is, float nmax, cand_sums *o)
+{
+    float sl[8] = {0}, sll[8] = {0}, slx[8] = {0};
+    for (int64_t i = 0; i < n; i++) {
+        float l = (x[i] - xmin) * is;
+        l = q_rint(l < 0 ? 0 : l > nmax ? nmax : l);
+        float hl = h ? h[i] * l : l;
+        sl[i & 7] += hl;
+        sll[i & 7] += hl * l;
+        slx[i & 7] += hl * x[i];
+    }
+    o->sl = lanes_sum(sl);
+    o->sll = lanes_sum(sll);
+    o->slx = lanes_sum(slx);
+}
+
+#ifdef MWQ_X86
+__attribute__((target("avx2"))) static float hsum8(__m256 v)
+{
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+
+/* Same arithmetic as cand_scalar (mul then add, no FMA), n % 8 == 0. */
+__attribute__((target("avx2"))) static void cand_avx2(const float *x, const float *h, int64_t n, float xmin, float is,
+                                                      float nmax, cand_sums *o)
+{
+    __m256 vmin = _mm256_set1_ps(xmin), vis = _mm256_set1_ps(is), vnmax = _mm256_set1_ps(nmax), zero = _mm256_setzero_ps();
+    __m256 sl = zero, sll = zero, slx = zero;
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256 xv = _mm256_loadu_ps(x + i);
+        __m256 l = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_sub_ps(xv, vmin), vis), zero), vnmax);
+        l = _mm256_round_ps(l, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256 hl = h ? _mm256_mul_ps(_mm256_loadu_ps(h + i), l) : l;
+        sl = _mm256_add_ps(sl, hl);
+        sll = _mm256_add_ps(sll, _mm256_mul_ps(hl, l));
+        slx = _mm256_add_ps(slx, _mm256_mul_ps(hl, xv));
+    }
+    o->sl = hsum8(sl);
+    o->sll = hsum8(sll);
+    o->slx = hsum8(slx);
+}
+
+static int have_avx2(void)
+{
+    static int have = -1;
+    if (have < 0) { __builtin_cpu_init(); have = __builtin_cpu_supports("avx2"); }
+    return have;
+}
+#endif
+
+static int force_scalar_fit;
+/* For tests: 1 forces the scalar candidate search. */
+void mwq_fit_force_scalar(int on);
+void mwq_fit_force_scalar(int on) { force_scalar_fit = on; }
+
+#ifdef MWQ_X86
+/* Two candidates in one pass over x (same per-candidate arithmetic). */
+__attribute__((target("avx2"))) static void cand2_avx2(const float *x, const float *h, int64_t n, float xmin, float is1, float is2,
+                                                       float nmax, cand_sums *o1, cand_sums *o2)
+{
+    __m256 vmin = _mm256_set1_ps(xmin), v1 = _mm256_set1_ps(is1), v2 = _mm256_set1_ps(is2), vnmax = _mm256_set1_ps(nmax),
+           zero = _mm256_setzero_ps();
+    __m256 a1 = zero, b1 = zero, c1 = zero, a2 = zero, b2 = zero, c2 = zero;
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256 xv = _mm256_loadu_ps(x + i), d = _mm256_sub_ps(xv, vmin);
+        __m256 l1 = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(d, v1), zero), vnmax);
+        __m256 l2 = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(d, v2), zero), vnmax);
+        l1 = _mm256_round_ps(l1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        l2 = _mm256_round_ps(l2, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256 h1 = l1, h2 = l2;
+        if (h) {
+            __m256 hv = _mm256_loadu_ps(h + i);
+            h1 = _mm256_mul_ps(hv, l1);
+            h2 = _mm256_mul_ps(hv, l2);
+        }
+        a1 = _mm256_add_ps(a1, h1);
+        b1 = _mm256_add_ps(b1, _mm256_mul_ps(h1, l1));
+        c1 = _mm256_add_ps(c1, _mm256_mul_ps(h1, xv));
+        a2 = _mm256_add_ps(a2, h2);
+        b2 = _mm256_add_ps(b2, _mm256_mul_ps(h2, l2));
+        c2 = _mm256_add_ps(c2, _mm256_mul_ps(h2, xv));
+    }
+    o1->sl = hsum8(a1); o1->sll = hsum8(b1); o1->slx = hsum8(c1);
+    o2->sl = hsum8(a2); o2->sll = hsum8(b2); o2->slx = hsum8(c2);
+}
+#endif
+
+static void cand_eval(const float *x, const float *h, int64_t n, float xmin, float is, float nmax, cand_sums *o)
+{
+#ifdef MWQ_X86
+    if (!force_scalar_fit && n % 8 == 0 && have_avx2()) { cand_avx2(x, h, n, xmin, is, nmax, o); return; }
+#endif
+    cand_scalar(x, h, n, xmin, is, nmax, o);
+}
+
+/* Codes for FP16 (s, z): q = rint(clamp(x/s + z, 0, nmax)), computed as
+ * x * (1/s) + z in float (mul then add, never fused) by both paths. */
+static void codes_scalar(const float *x, int64_t n, float is, float z, float nmax, uint8_t *q)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i] * is + z;
+        q[i] = (uint8_t)q_rint(v < 0 ? 0 : v > nmax ? nmax : v);
+    }
+}
+
+#ifdef MWQ_X86
+__attribute__((target("avx2"))) static double codes_avx2(const float *x, const float *h, int64_t n, float is, float s, float z,
+                                                        float nmax, uint8_t *q)
+{
+    __m256 vis = _mm256_set1_ps(is), vz = _mm256_set1_ps(z), vs = _mm256_set1_ps(s), vn = _mm256_set1_ps(nmax),
+           zero = _mm256_setzero_ps(), e = zero;
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256 xv = _mm256_loadu_ps(x + i);
+        __m256 v = _mm256_add_ps(_mm256_mul_ps(xv, vis), vz);
+        v = _mm256_round_ps(_mm256_min_ps(_mm256_max_ps(v, zero), vn), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256i i32 = _mm256_cvtps_epi32(v);
+        __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
+        _mm_storel_epi64((__m128i *)(q + i), _mm_packus_epi16(p16, p16));
+        __m256 d = _mm256_sub_ps(_mm256_mul_ps(_mm256_sub_ps(v, vz), vs), xv);
+        d = _mm256_mul_ps(d, d);
+        e = _mm256_add_ps(e, h ? _mm256_mul_ps(_mm256_loadu_ps(h + i), d) : d);
+    }
+    return hsum8(e);
+}
+
+__attribute__((target("avx2"))) static void group_stats_avx2(const float *x, int64_t n, float *mn, float *mx, float *sum)
+{
+    __m256 lo = _mm256_loadu_ps(x), hi = lo, sm = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        lo = _mm256_min_ps(lo, v);
+        hi = _mm256_max_ps(hi, v);
+        sm = _mm256_add_ps(sm, v);
+    }
+    float l[8], h8[8];
+    _mm256_storeu_ps(l, lo);
+    _mm256_storeu_ps(h8, hi);
+    float a = l[0], b = h8[0];
+    for (int i = 1; i < 8; i++) { a = l[i] < a ? l[i] : a; b = h8[i] > b ? h8[i] : b; }
+    *mn = a;
+    *mx = b;
+    *sum = hsum8(sm);
+}
+#endif
+
+/* Final codes for FP16 (s, z) and the weighted error they give, summed in 8
+ * float lanes in a fixed order (the same in both paths). */
+static double codes_for(const float *x, const float *h, int64_t n, float s, float z, int nmax, uint8_t *q)
+{
+    float is = 1.0f / s;
+#ifdef MWQ_X86
+    if (!force_scalar_fit && n % 8 == 0 && have_avx2()) return codes_avx2(x, h, n, is, s, z, (float)nmax, q);
+#endif
+    codes_scalar(x, n, is, z, (float)nmax, q);
+    float e[8] = {0};
+    for (int64_t i = 0; i < n; i++) {
+        float d = ((float)q[i] - z) * s - x[i];
+        e[i & 7] += h ? h[i] * (d * d) : d * d;
+    }
+    return lanes_sum(e);
+}
+
+/* min, max and the sum (8 lanes) of a group */
+static void group_stats(const float *x, int64_t n, float *mn, float *mx, float *sum)
+{
+#ifdef MWQ_X86
+    if (!force_scalar_fit && n % 8 == 0 && have_avx2()) { group_stats_avx2(x, n, mn, mx, sum); return; }
+#endif
+    float lo = x[0], hi = x[0], l[8] = {0};
+    for (int64_t i = 0; i < n; i++) {
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+        l[i & 7] += x[i];
+    }
+    *mn = lo;
+    *mx = hi;
+    *sum = lanes_sum(l);
+}
+
+static int to_f16_pair(double s, double m, mwq_base_fit *f)
+{
+    /* x ~ s*l + m  <=>  x ~ (l - z)*s with z = -m/s */
+    uint16_t s16 = f16_from_float((float)s);
+    if ((s16 & 0x7fff) == 0) s16 = 1; /* below FP16's smallest subnormal: 2^-24 */
+    float sf = f16_to_float(s16);
+    if (!isfinite(sf)) return -1;
+    uint16_t z16 = f16_from_float((float)(-m / sf));
+    float zf = f16_to_float(z16);
+    if (!isfinite(zf)) return -1;
+    f->s16 = s16; f->z16 = z16; f->s = sf; f->z = zf;
+    return 0;
+}
+
+/* Up to 3 FP16 base fits worth comparing (see above). */
+static int base_candidates(const float *x, const float *h, int64_t n, int bits, const mwq_config *c, mwq_base_fit *cand, int *nc)
+{
+    const int nmax = (1 << bits) - 1;
+    float xmin, xmax, xsum;
+    group_stats(x, n, &xmin, &xmax, &xsum);
+    if (!(xmax > xmin)) {
+        /* constant group: code 0, z = -sign(c), s = |c| (or s = 1, z = 0 for c = 0) */
+        float a = fabsf(xmin);
+        if (to_f16_pair(a > 0 ? a : 1.0, a > 0 ? (double)xmin : 0.0, &cand[0]))
+            D2_ERROR(D2_ERANGE, "weight %g does not fit an FP16 scale", (double)xmin);
+        *nc = 1;
+        return D2_OK;
+    }
+    double range = (double)xmax - (double)xmin;
+    /* weighted totals that do not depend on the candidate */
+    double sw = (double)n, sx = xsum;
+    if (h) {
+        sw = sx = 0;
+        for (int64_t i = 0; i < n; i++) {
+            sw += h[i];
+            sx += (double)h[i] * x[i];
+        }
+    }
+    double best_s = range / nmax, best_m = xmin, best_e = INFINITY;
+    cand_sums cs0;
+    int have0 = 0;
+    if (sw > 0) {
+        /* inverse scales of the candidates, evaluated two per pass */
+        enum { MAXC = 64 };
+        float isv[MAXC];
+        int64_t tv[MAXC];
+        cand_sums csv[MAXC];
+        int ncand = 0;
+        for (int64_t t = -c->search_steps; t <= c->search_steps && ncand < MAXC; t++) {
+            double is = (nmax + (double)t * c->search_delta) / range;
+            if (is <= 0) continue;
+            isv[ncand] = t == 0 ? (float)(nmax / range) : (float)is;
+            tv[ncand++] = t;
+        }
+        int i2 = 0;
+#ifdef MWQ_X86
+        if (!force_scalar_fit && n % 8 == 0 && have_avx2())
+            for (; i2 + 2 <= ncand; i2 += 2) cand2_avx2(x, h, n, xmin, isv[i2], isv[i2 + 1], (float)nmax, &csv[i2], &csv[i2 + 1]);
+#endif
+        for (; i2 < ncand; i2++) cand_eval(x, h, n, xmin, isv[i2], (float)nmax, &csv[i2]);
+        for (int ci = 0; ci < ncand; ci++) {
+            const int64_t t = tv[ci];
+            cand_sums cs = csv[ci];
+            if (t == 0) { cs0 = cs; have0 = 1; }
+            double D = sw * cs.sll - (double)cs.sl * cs.sl;
+            if (D <= 0) continue;
+            double s = (sw * cs.slx - (double)cs.sl * sx) / D, m = ((double)cs.sll * sx - (double)cs.sl * cs.slx) / D;
+            if (!(s > 0)) continue;
+            /* sum h (s l + m - x)^2 without the sum h x^2 term (same for all) */
+            double e = -2 * s * cs.slx - 2 * m * sx + s * s * cs.sll + 2 * s * m * cs.sl + m * m * sw;
+            if (e < best_e) { best_e = e; best_s = s; best_m = m; }
+        }
+    }
+    /* candidates: min/max, its least-squares refit (t = 0), the grid winner */
+    *nc = 0;
+    if (!to_f16_pair(range / nmax, xmin, &cand[*nc])) (*nc)++;
+    if (sw > 0) {
+        cand_sums cs = cs0;
+        if (!have0) cand_eval(x, h, n, xmin, (float)(nmax / range), (float)nmax, &cs);
+        double D = sw * cs.sll - (double)cs.sl * cs.sl;
+        if (D > 0) {
+            double s0 = (sw * cs.slx - (double)cs.sl * sx) / D, m0 = ((double)cs.sll * sx - (double)cs.sl * cs.slx) / D;
+            if (s0 > 0 && !to_f16_pair(s0, m0, &cand[*nc])) (*nc)++;
+        }
+    }
+    if (isfinite(best_e) && !to_f16_pair(best_s, best_m, &cand[*nc])) {
+        int dup = 0;
+        for (int i = 0; i < *nc; i++) dup |= cand[i].s16 == cand[*nc].s16 && cand[i].z16 == cand[*nc].z16;
+        if (!dup) (*nc)++;
+    }
+    if (*nc == 0) D2_ERROR(D2_ERANGE, "group range %g does not fit an FP16 scale", range);
+    return D2_OK;
+}
+
+int mwq_base_fit_group(const float *x, const float *h, int64_t n, int bits, const mwq_config *c, mwq_base_fit *fit,
+                       uint8_t *q)
+{
+    mwq_base_fit cand[3];
+    int nc;
+    D2_TRY(base_candidates(x, h, n, bits, c, cand, &nc));
+    const int nmax = (1 << bits) - 1;
+    /* the candidate with the lowest level-1 error, ties to the earlier */
+    int best = 0;
+    double be = INFINITY;
+    for (int i = 0; i < nc; i++) {
+        double e = codes_for(x, h, n, cand[i].s, cand[i].z, nmax, q);
+        if (e < be) { be = e; best = i; }
+    }
+    *fit = cand[best];
+    codes_for(x, h, n, fit->s, fit->z, nmax, q);
+    return D2_OK;
+}
+
+/* ---- one group of one row, all levels ------------------------------------ */
+
+/* Residual level of one group (PAPER.md 2.2-2.3): R = x - W_{k-1}, B =
+ * sign(R) with sign(0) = +1, a_k = the least-squares scale for a fixed sign
+ * plane = mean |R| (rtn) or sum h|R| / sum h (gptq, weights h), rounded to
+ * FP16 before W_k = W_{k-1} + a_k B is formed.  Unweighted sums run in 8
+ * float lanes in a fixed order in both paths.  Bits are ORed into plane at
+ * column c0 + i; *err receives sum h (x - W_k)^2. */
+static uint16_t sign_level_scalar(const float *x, const float *h, const float *prev, int64_t n, float *cur, uint8_t *plane,
+                                  int64_t c0, double *err)
+{
+    uint16_t a16;
+    if (h) {
+        double num = 0, den = 0;
+        for (int64_t i = 0; i < n; i++) {
+            num += h[i] * fabs((double)x[i] - prev[i]);
+            den += h[i];
+        }
+        a16 = f16_from_float(den > 0 ? (float)(num / den) : 0.0f);
+    } else {
+        float lanes[8] = {0};
+        for (int64_t i = 0; i < n; i++) lanes[i & 7] += fabsf(x[i] - prev[i]);
+        a16 = f16_from_float(lanes_sum(lanes) / (float)n);
+    }
+    float a = f16_to_float(a16), e[8] = {0};
+    for (int64_t i = 0; i < n; i++) {
+        int pos = x[i] - prev[i] >= 0;
+        if (pos) plane[(c0 + i) >> 3] |= (uint8_t)(1u << ((c0 + i) & 7));
+        cur[i] = prev[i] + (pos ? a : -a);
+        float d = x[i] - cur[i];
+        e[i & 7] += h ? h[i] * (d * d) : d * d;
+    }
+    *err = lanes_sum(e);
+    return a16;
+}
+
+#ifdef MWQ_X86
+/* Unweighted, n % 8 == 0 and c0 % 8 == 0: whole bytes of the plane are written. */
+__attribute__((target("avx2,f16c"))) static uint16_t sign_level_avx2(const float *x, const float *prev, int64_t n, float *cur,
+                                                                       uint8_t *plane, int64_t c0, double *err)
+{
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), zero = _mm256_setzero_ps();
+    __m256 acc = zero, e = zero;
+    for (int64_t i = 0; i < n; i += 8)
+        acc = _mm256_add_ps(acc, _mm256_and_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(prev + i)), absm));
+    uint16_t a16 = f16_from_float(hsum8(acc) / (float)n);
+    float a = f16_to_float(a16);
+    const __m256 va = _mm256_set1_ps(a), vna = _mm256_set1_ps(-a);
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256 p = _mm256_loadu_ps(prev + i), xv = _mm256_loadu_ps(x + i);
+        __m256 ge = _mm256_cmp_ps(_mm256_sub_ps(xv, p), zero, _CMP_GE_OQ);
+        plane[(c0 + i) >> 3] = (uint8_t)_mm256_movemask_ps(ge);
+        __m256 cv = _mm256_add_ps(p, _mm256_blendv_ps(vna, va, ge));
+        _mm256_storeu_ps(cur + i, cv);
+        __m256 d = _mm256_sub_ps(xv, cv);
+        e = _mm256_add_ps(e, _mm256_mul_ps(d, d));
+    }
+    *err = hsum8(e);
+    return a16;
+}
+
+/* Base planes and W1 = (q - z) s for n % 8 == 0, c0 % 8 == 0. */
+__attribute__((target("avx2"))) static void base_planes_avx2(const uint8_t *q, int64_t n, int b1, float s, float z, uint8_t *pl,
+                                                              int64_t RB, int64_t c0, float *what)
+{
+    const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z);
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256i q8 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + i)));
+        _mm256_storeu_ps(what + i, _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(q8), vz), vs));
+        /* bit p of the 8 codes: move it to the sign bit of each 32-bit lane */
+        for (int p = 0; p < b1; p++)
+            pl[p * RB + ((c0 + i) >> 3)] = (uint8_t)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(q8, 31 - p)));
+    }
+}
+#endif
+
+static inline void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+
+/* All K levels of one group from base fit f.  Bits go to planes (level 1:
+ * b1 planes RB bytes apart; level k: sp[k]) at column c0; scales to a16[k].
+ * what[k*g + i] = W_{k+1}; err[k] = weighted error of level k+1. */
+typedef struct group_out {
+    uint8_t *pl;        /* level-1 planes of this row */
+    int64_t RB, c0;
+    uint8_t *sp[KERN_MAX_LEVELS]; /* sign plane of level k (index k-1), k >= 2 */
+    uint16_t a16[KERN_MAX_LEVELS];
+} group_out;
+
+/* have_q: q already holds f's codes (err[0] is then not computed). */
+static void run_levels(const float *x, const float *h, int64_t n, int b1, int K, int g, const mwq_base_fit *f, uint8_t *q,
+                       int have_q, float *what, double *err, group_out *o)
+{
+    const int nmax = (1 << b1) - 1;
+    if (!have_q) err[0] = codes_for(x, h, n, f->s, f->z, nmax, q);
+    int vec = 0;
+#ifdef MWQ_X86
+    vec = !force_scalar_fit && n % 8 == 0 && o->c0 % 8 == 0 && have_avx2();
+    if (vec) base_planes_avx2(q, n, b1, f->s, f->z, o->pl, o->RB, o->c0, what);
+#endif
+    if (!vec)
+        for (int64_t i = 0; i < n; i++) {
+            for (int p = 0; p < b1; p++)
+                if ((q[i] >> p) & 1) o->pl[p * o->RB + ((o->c0 + i) >> 3)] |= (uint8_t)(1u << ((o->c0 + i) & 7));
+            what[i] = ((float)q[i] - f->z) * f->s;
+        }
+    for (int k = 2; k <= K; k++) {
+        const float *prev = what + (size_t)(k - 2) * g;
+        float *cur = what + (size_t)(k - 1) * g;
+#ifdef MWQ_X86
+        if (vec && !h) { o->a16[k - 1] = sign_level_avx2(x, prev, n, cur, o->sp[k - 1], o->c0, &err[k - 1]); continue; }
+#endif
+        o->a16[k - 1] = sign_level_scalar(x, h, prev, n, cur, o->sp[k - 1], o->c0, &err[k - 1]);
+    }
+}
+
+/* Quantize x[0..n) = row r, group j, all levels; what[k*g + i] receives
+ * W_{k+1}.  The base fit is chosen among the candidates of base_candidates by
+ * mwq.search_objective: the level-1 error (base), the top level's (top), or
+ * the sum over levels 1..K (all, default: every bit-width is served). */
+static int quant_group(mwq_matrix *m, int64_t r, int64_t j, const float *x, const float *h, int64_t n,
+                       const mwq_config *c, uint8_t *q, float *what)
+{
+    const kern_shape *s = &m->shape;
+    const int64_t G = kern_groups_per_row(s), RB = kern_row_bytes(s), c0 = j * s->group;
+    const int b1 = s->base_bits, g = (int)s->group, K = m->levels;
+    mwq_base_fit cand[3];
+    int nc, best = 0;
+    int rc = base_candidates(x, h, n, b1, c, cand, &nc);
+    if (rc) { d2_err_prefix("row %lld, columns %lld..%lld: ", (long long)r, (long long)c0, (long long)(c0 + n - 1)); return rc; }
+    double err[KERN_MAX_LEVELS];
+    int have_q = 0;
+    if (nc > 1 && (c->search_objective[0] == 'b' || K == 1 || n > 4096)) {
+        /* level-1 error only: no dry runs of the residual levels; the
+         * winner's codes are kept (qb on the stack for n <= 4096) */
+        uint8_t qb[4096];
+        double be = INFINITY;
+        for (int i = 0; i < nc; i++) {
+            uint8_t *qq = n <= 4096 && i > 0 ? qb : q;
+            double e = codes_for(x, h, n, cand[i].s, cand[i].z, (1 << b1) - 1, qq);
+            if (e < be) {
+                be = e;
+                best = i;
+                if (qq != q) memcpy(q, qq, (size_t)n);
+            }
+        }
+        have_q = n <= 4096;
+    } else if (nc > 1) {
+        /* dry runs into scratch planes */
+        uint8_t scratch[(KERN_MAX_LEVELS + 8) * 520];
+        group_out o = {scratch, 520, 0, {0}, {0}};
+        for (int k = 2; k <= K; k++) o.sp[k - 1] = scratch + (size_t)(8 + k - 2) * 520;
+        double be = INFINITY;
+        for (int i = 0; i < nc; i++) {
+            memset(scratch, 0, sizeof scratch);
+            run_levels(x, h, n, b1, K, g, &cand[i], q, 0, what, err, &o);
+            double sc = 0;
+            if (c->search_objective[0] == 'b') sc = err[0];
+            else if (c->search_objective[0] == 't') sc = err[K - 1];
+            else for (int k = 0; k < K; k++) sc += err[k];
+            if (sc < be) { be = sc; best = i; }
+        }
+    }
+    uint8_t *ch = m->chunk[0];
+    group_out o = {ch + kern_chunk_planes_offset(s, 1) + r * b1 * RB, RB, c0, {0}, {0}};
+    for (int k = 2; k <= K; k++) o.sp[k - 1] = m->chunk[k - 1] + kern_chunk_planes_offset(s, k) + r * RB;
+    run_levels(x, h, n, b1, K, g, &cand[best], q, have_q, what, err, &o);
+    wr16(ch + 2 * (r * G + j), cand[best].s16);
+    wr16(ch + kern_chunk_zeros_offset(s) + 2 * (r * G + j), cand[best].z16);
+    for (int k = 2; k <= K; k++) wr16(m->chunk[k - 1] + 2 * (r * G + j), o.a16[k - 1]);
+    return D2_OK;
+}
+
+#ifdef MWQ_X86
+/* index of the first non-finite value, or n */
+__attribute__((target("avx2"))) static int64_t first_nonfinite_avx2(const float *v, int64_t n)
+{
+    const __m256i em = _mm256_set1_epi32(0x7f800000);
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m256i any = _mm256_setzero_si256();
+        for (int k = 0; k < 64; k += 8) {
+            __m256i e = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(v + i + k)), em);
+            any = _mm256_or_si256(any, _mm256_cmpeq_epi32(e, em));
+        }
+        if (!_mm256_testz_si256(any, any)) break;
+    }
+    for (; i < n; i++)
+        if (!isfinite(v[i])) return i;
+    return n;
+}
+#endif
+
+static int check_finite(const float *v, int64_t rows, int64_t cols, const char *what)
+{
+    int64_t n = rows * cols, i = 0;
+#ifdef MWQ_X86
+    if (have_avx2()) i = first_nonfinite_avx2(v, n);
+    else
+#endif
+        while (i < n && isfinite(v[i])) i++;
+    if (i < n)
+        D2_ERROR(D2_EINVAL, "%s: element (%lld, %lld) (index %lld) is %s", what, (long long)(i / cols), (long long)(i % cols),
+                 (long long)i, isnan(v[i]) ? "NaN" : "Inf");
+    return D2_OK;
+}
+
+int mwq_quantize_columns(mwq_matrix *m, const float *w, int64_t c0, int64_t c1, const float *hdiag, const mwq_config *c,
+                         int comp_level, float *comp_what)
+{
+    const kern_shape *s = &m->shape;
+    const int64_t g = s->group, cols = s->cols, K = m->levels;
+    uint8_t *q = malloc((size_t)g);
+    float *what = malloc((size_t)(K * g) * sizeof *what);
+    if (!q || !what) { free(q); free(what); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    int rc = D2_OK;
+    for (int64_t r = 0; r < s->rows && rc == D2_OK; r++)
+        for (int64_t j = c0 / g; j * g < c1 && rc == D2_OK; j++) {
+            int64_t n = (j + 1) * g <= cols ? g : cols - j * g;
+            rc = quant_group(m, r, j, w + r * cols + j * g, hdiag ? hdiag + j * g : NULL, n, c, q, what);
+            if (rc == D2_OK && comp_what)
+                memcpy(comp_what + r * (c1 - c0) + (j * g - c0), what + (size_t)(comp_level - 1) * g, (size_t)n * sizeof *what);
+        }
+    free(q);
+    free(what);
+    return rc;
+}
+
+int mwq_matrix_quantize(const float *w, int64_t rows, int64_t cols, const mwq_config *c, const float *calib, int64_t T,
+                        mwq_matrix **out)
+{
+    *out = NULL;
+    D2_TRY(mwq_config_check(c));
+    if (rows < 1 || cols < 1) D2_ERROR(D2_EINVAL, "matrix %lld x %lld: empty", (long long)rows, (long long)cols);
+    D2_TRY(check_finite(w, rows, cols, "weights"));
+    int gptq = !strcmp(c->mode, "gptq");
+    if (gptq) {
+        if (!calib || T < 1) D2_ERROR(D2_EINVAL, "gptq mode needs calibration activations (--calib)");
+        D2_TRY(check_finite(calib, T, cols, "calibration activations"));
+    }
+    kern_shape shape = {rows, cols, c->group, (int)c->base_bits};
+    mwq_matrix *m;
+    D2_TRY(mwq_matrix_new(&shape, (int)c->levels, &m));
+    int rc = gptq ? gptq_quantize(m, w, calib, T, c) : mwq_quantize_columns(m, w, 0, cols, NULL, c, 1, NULL);
+    if (rc) { mwq_matrix_free(m); return rc; }
+    *out = m;
+    return D2_OK;
+}

@@ -1,0 +1,313 @@
+/* mwqfile.c - .mwq writer and reader (see mwqfile.h; layout in docs/mwq.md). */
+#include "config.h"
+#include "quant/mwqfile.h"
+#include "core/err.h"
+#include "core/hash.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static uint64_t get64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = (v << 8) | p[i]; return v; }
+static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+#define ENTRY_FIXED (2 + 4 + 24)   /* name_len, b1/levels/mode/pad, rows/cols/group */
+#define ENTRY_LEVEL 24             /* offset, bytes, xxh3 */
+
+/* ---- reader ---------------------------------------------------------------- */
+struct mwqfile {
+    char path[4096];
+    int fd;
+    int64_t size, nread;
+    mwqfile_tensor *t;
+    size_t n;
+};
+
+static int rd(mwqfile *f, void *buf, int64_t n, int64_t off, const char *what)
+{
+    if (off < 0 || n < 0 || off + n > f->size)
+        D2_ERROR(D2_EFORMAT, "%s: %s: bytes %lld..%lld are past the end of the %lld-byte file (truncated?)", f->path, what,
+                 (long long)off, (long long)(off + n), (long long)f->size);
+    char *p = buf;
+    while (n > 0) {
+        ssize_t r = pread(f->fd, p, (size_t)n, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) D2_ERROR(D2_EIO, "%s: read at offset %lld: %s", f->path, (long long)off, strerror(errno));
+        if (r == 0) D2_ERROR(D2_EFORMAT, "%s: %s: unexpected end of file at offset %lld", f->path, what, (long long)off);
+        f->nread += r;
+        p += r; n -= r; off += r;
+    }
+    return D2_OK;
+}
+
+static int parse_index(mwqfile *f, const uint8_t *ix, int64_t len, uint32_t nt, int64_t idx_off)
+{
+    int64_t pos = 0;
+    for (uint32_t i = 0; i < nt; i++) {
+        mwqfile_tensor *t = &f->t[i];
+        memset(t, 0, sizeof *t);
+        if (pos + ENTRY_FIXED > len) D2_ERROR(D2_EFORMAT, "%s: index entry %u at offset %lld: truncated", f->path, i, (long long)(idx_off + pos));
+        unsigned nl = ix[pos] | (ix[pos + 1] << 8);
+        if (nl == 0 || nl > 255 || pos + ENTRY_FIXED + nl > len)
+            D2_ERROR(D2_EFORMAT, "%s: index entry %u at offset %lld: bad name length %u", f->path, i, (long long)(idx_off + pos), nl);
+        memcpy(t->name, ix + pos + 2, nl);
+        const uint8_t *p = ix + pos + 2 + nl;
+        t->shape.base_bits = p[0];
+        t->levels = p[1];
+        t->mode = p[2];
+        t->shape.rows = (int64_t)get64(p + 4);
+        t->shape.cols = (int64_t)get64(p + 12);
+        t->shape.group = (int64_t)get64(p + 20);
+        if (t->shape.base_bits < 1 || t->levels < 1 || t->shape.base_bits + t->levels - 1 > 8 || t->mode > 1 ||
+            t->shape.rows < 1 || t->shape.cols < 1 || t->shape.group < 1 || t->shape.rows > ((int64_t)1 << 32) ||
+            t->shape.cols > ((int64_t)1 << 32))
+            D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" (index offset %lld): bad field (b1 %d, levels %d, mode %d, %lld x %lld, group %lld)",
+                     f->path, t->name, (long long)(idx_off + pos), t->shape.base_bits, t->levels, t->mode,
+                     (long long)t->shape.rows, (long long)t->shape.cols, (long long)t->shape.group);
+        pos += ENTRY_FIXED + nl;
+        if (pos + (int64_t)t->levels * ENTRY_LEVEL > len) D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\": index truncated", f->path, t->name);
+        for (int k = 1; k <= t->levels; k++) {
+            const uint8_t *q = ix + pos + (k - 1) * ENTRY_LEVEL;
+            t->offset[k - 1] = (int64_t)get64(q);
+            t->bytes[k - 1] = (int64_t)get64(q + 8);
+            t->xxh3[k - 1] = get64(q + 16);
+            int64_t want = kern_chunk_bytes(&t->shape, k);
+            if (t->bytes[k - 1] != want)
+                D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" level %d: chunk of %lld bytes, its shape needs %lld", f->path, t->name, k,
+                         (long long)t->bytes[k - 1], (long long)want);
+            if (t->offset[k - 1] < MWQFILE_HEADER_BYTES || t->offset[k - 1] + t->bytes[k - 1] > f->size)
+                D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" level %d: chunk at %lld..%lld is outside the %lld-byte file (truncated?)",
+                         f->path, t->name, k, (long long)t->offset[k - 1], (long long)(t->offset[k - 1] + t->bytes[k - 1]),
+                         (long long)f->size);
+        }
+        pos += (int64_t)t->levels * ENTRY_LEVEL;
+    }
+    return D2_OK;
+}
+
+int mwqfile_open(const char *path, mwqfile **out)
+{
+    *out = NULL;
+    mwqfile *f = calloc(1, sizeof *f);
+    if (!f) D2_ERROR(D2_ENOMEM, "out of memory");
+    snprintf(f->path, sizeof f->path, "%s", path);
+    f->fd = open(path, O_RDONLY);
+    if (f->fd < 0) { int e = errno; free(f); D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(e)); }
+    struct stat st;
+    if (fstat(f->fd, &st) || !S_ISREG(st.st_mode)) { mwqfile_close(f); D2_ERROR(D2_EINVAL, "%s: not a regular file", path); }
+    f->size = st.st_size;
+    uint8_t h[MWQFILE_HEADER_BYTES];
+    uint8_t *ix = NULL;
+    int rc = rd(f, h, sizeof h, 0, "header");
+    if (rc) goto fail;
+    rc = D2_EFORMAT;
+    if (memcmp(h, MWQFILE_MAGIC, 8)) { d2_err_set("%s: not a .mwq file (bad magic at offset 0)", path); goto fail; }
+    if (get64(h + 48) != hash64(h, 48)) { d2_err_set("%s: header checksum mismatch (offset 48)", path); goto fail; }
+    if (get32(h + 8) != MWQFILE_VERSION) { d2_err_set("%s: format version %u, this build reads %d", path, get32(h + 8), MWQFILE_VERSION); goto fail; }
+    uint32_t nt = get32(h + 12);
+    int64_t ioff = (int64_t)get64(h + 16), ilen = (int64_t)get64(h + 24), fbytes = (int64_t)get64(h + 40);
+    if (fbytes != f->size) {
+        d2_err_set("%s: header says %lld bytes, the file has %lld (truncated or appended to)", path, (long long)fbytes, (long long)f->size);
+        goto fail;
+    }
+    if (nt > 1000000 || ilen < 0 || ilen > (1 << 30) || ioff < MWQFILE_HEADER_BYTES || ioff + ilen > f->size) {
+        d2_err_set("%s: header: index at %lld (%lld bytes, %u tensors) does not fit the file", path, (long long)ioff, (long long)ilen, nt);
+        goto fail;
+    }
+    ix = malloc((size_t)ilen + 1);
+    f->t = calloc(nt ? nt : 1, sizeof *f->t);
+    if (!ix || !f->t) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto fail; }
+    if ((rc = rd(f, ix, ilen, ioff, "index"))) goto fail;
+    rc = D2_EFORMAT;
+    if (hash64(ix, (size_t)ilen) != get64(h + 32)) { d2_err_set("%s: index checksum mismatch (index at offset %lld)", path, (long long)ioff); goto fail; }
+    f->n = nt;
+    if ((rc = parse_index(f, ix, ilen, nt, ioff))) goto fail;
+    free(ix);
+    *out = f;
+    return D2_OK;
+fail:
+    free(ix);
+    mwqfile_close(f);
+    return rc;
+}
+
+void mwqfile_close(mwqfile *f)
+{
+    if (!f) return;
+    if (f->fd >= 0) close(f->fd);
+    free(f->t);
+    free(f);
+}
+
+const char *mwqfile_path(const mwqfile *f) { return f->path; }
+int mwqfile_fd(const mwqfile *f) { return f->fd; }
+size_t mwqfile_count(const mwqfile *f) { return f->n; }
+const mwqfile_tensor *mwqfile_tensor_get(const mwqfile *f, size_t i) { return i < f->n ? &f->t[i] : NULL; }
+int64_t mwqfile_bytes_read(const mwqfile *f) { return f->nread; }
+
+int mwqfile_find(const mwqfile *f, const char *name, size_t *i)
+{
+    for (size_t k = 0; k < f->n; k++)
+        if (!strcmp(f->t[k].name, name)) { *i = k; return D2_OK; }
+    D2_ERROR(D2_ENOTFOUND, "%s: no tensor named \"%s\"", f->path, name);
+}
+
+int mwqfile_chunk_read(mwqfile *f, size_t i, int level, void *buf, int64_t cap)
+{
+    if (i >= f->n) D2_ERROR(D2_EINVAL, "%s: tensor %zu of %zu", f->path, i, f->n);
+    const mwqfile_tensor *t = &f->t[i];
+    if (level < 1 || level > t->levels) D2_ERROR(D2_EINVAL, "%s: tensor \"%s\" has levels 1..%d, not %d", f->path, t->name, t->levels, level);
+    if (cap < t->bytes[level - 1]) D2_ERROR(D2_EINVAL, "chunk of %lld bytes does not fit a %lld-byte buffer", (long long)t->bytes[level - 1], (long long)cap);
+    char what[320];
+    snprintf(what, sizeof what, "tensor \"%s\" level %d", t->name, level);
+    D2_TRY(rd(f, buf, t->bytes[level - 1], t->offset[level - 1], what));
+    if (hash64(buf, (size_t)t->bytes[level - 1]) != t->xxh3[level - 1])
+        D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" level %d: checksum mismatch (chunk at offset %lld, %lld bytes)", f->path, t->name,
+                 level, (long long)t->offset[level - 1], (long long)t->bytes[level - 1]);
+    return D2_OK;
+}
+
+int mwqfile_load(mwqfile *f, size_t i, int k, mwq_matrix **out)
+{
+    *out = NULL;
+    if (i >= f->n) D2_ERROR(D2_EINVAL, "%s: tensor %zu of %zu", f->path, i, f->n);
+    const mwqfile_tensor *t = &f->t[i];
+    if (k < 1 || k > t->levels) D2_ERROR(D2_ERANGE, "%s: tensor \"%s\" has levels 1..%d, not %d", f->path, t->name, t->levels, k);
+    mwq_matrix *m;
+    D2_TRY(mwq_matrix_new(&t->shape, k, &m));
+    for (int l = 1; l <= k; l++) {
+        int rc = mwqfile_chunk_read(f, i, l, m->chunk[l - 1], m->chunk_bytes[l - 1]);
+        if (rc) { mwq_matrix_free(m); return rc; }
+    }
+    *out = m;
+    return D2_OK;
+}
+
+/* ---- writer ---------------------------------------------------------------- */
+struct mwqfile_writer {
+    char path[4096], tmp[4200];
+    FILE *fp;
+    int64_t pos;
+    uint8_t *ix;
+    size_t ixlen, ixcap;
+    uint32_t n;
+};
+
+static int wr(mwqfile_writer *w, const void *p, size_t n)
+{
+    if (n && fwrite(p, 1, n, w->fp) != n) D2_ERROR(D2_EIO, "%s: write failed: %s", w->tmp, strerror(errno));
+    w->pos += (int64_t)n;
+    return D2_OK;
+}
+
+static int ix_put(mwqfile_writer *w, const void *p, size_t n)
+{
+    if (w->ixlen + n > w->ixcap) {
+        size_t cap = w->ixcap ? 2 * w->ixcap : 4096;
+        while (cap < w->ixlen + n) cap *= 2;
+        uint8_t *q = realloc(w->ix, cap);
+        if (!q) D2_ERROR(D2_ENOMEM, "out of memory");
+        w->ix = q;
+        w->ixcap = cap;
+    }
+    memcpy(w->ix + w->ixlen, p, n);
+    w->ixlen += n;
+    return D2_OK;
+}
+
+static int pad(mwqfile_writer *w)
+{
+    static const uint8_t z[MWQFILE_ALIGN];
+    size_t n = (size_t)((MWQFILE_ALIGN - w->pos % MWQFILE_ALIGN) % MWQFILE_ALIGN);
+    return wr(w, z, n);
+}
+
+int mwqfile_writer_new(const char *path, mwqfile_writer **out)
+{
+    *out = NULL;
+    mwqfile_writer *w = calloc(1, sizeof *w);
+    if (!w) D2_ERROR(D2_ENOMEM, "out of memory");
+    snprintf(w->path, sizeof w->path, "%s", path);
+    snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
+    w->fp = fopen(w->tmp, "wb");
+    if (!w->fp) { int e = errno; free(w); D2_ERROR(D2_EIO, "%s.tmp: cannot create: %s", path, strerror(e)); }
+    uint8_t h[MWQFILE_HEADER_BYTES] = {0};
+    int rc = wr(w, h, sizeof h); /* placeholder, rewritten by finish */
+    if (rc) { mwqfile_writer_abort(w); return rc; }
+    *out = w;
+    return D2_OK;
+}
+
+int mwqfile_writer_add(mwqfile_writer *w, const char *name, const mwq_matrix *m, mwqfile_mode mode)
+{
+    size_t nl = strlen(name);
+    if (nl == 0 || nl > 255) D2_ERROR(D2_EINVAL, "tensor name \"%s\": 1..255 bytes", name);
+    uint8_t e[ENTRY_FIXED + 255];
+    e[0] = (uint8_t)nl;
+    e[1] = 0;
+    memcpy(e + 2, name, nl);
+    uint8_t *p = e + 2 + nl;
+    p[0] = (uint8_t)m->shape.base_bits;
+    p[1] = (uint8_t)m->levels;
+    p[2] = (uint8_t)mode;
+    p[3] = 0;
+    put64(p + 4, (uint64_t)m->shape.rows);
+    put64(p + 12, (uint64_t)m->shape.cols);
+    put64(p + 20, (uint64_t)m->shape.group);
+    D2_TRY(ix_put(w, e, ENTRY_FIXED + nl));
+    for (int k = 1; k <= m->levels; k++) {
+        D2_TRY(pad(w));
+        uint8_t q[ENTRY_LEVEL];
+        put64(q, (uint64_t)w->pos);
+        put64(q + 8, (uint64_t)m->chunk_bytes[k - 1]);
+        put64(q + 16, hash64(m->chunk[k - 1], (size_t)m->chunk_bytes[k - 1]));
+        D2_TRY(wr(w, m->chunk[k - 1], (size_t)m->chunk_bytes[k - 1]));
+        D2_TRY(ix_put(w, q, sizeof q));
+    }
+    w->n++;
+    return D2_OK;
+}
+
+int mwqfile_writer_finish(mwqfile_writer *w)
+{
+    int rc = pad(w);
+    int64_t ioff = w->pos;
+    if (!rc) rc = wr(w, w->ix, w->ixlen);
+    if (!rc) {
+        uint8_t h[MWQFILE_HEADER_BYTES] = {0};
+        memcpy(h, MWQFILE_MAGIC, 8);
+        put32(h + 8, MWQFILE_VERSION);
+        put32(h + 12, w->n);
+        put64(h + 16, (uint64_t)ioff);
+        put64(h + 24, (uint64_t)w->ixlen);
+        put64(h + 32, hash64(w->ix, w->ixlen));
+        put64(h + 40, (uint64_t)w->pos);
+        put64(h + 48, hash64(h, 48));
+        if (fseek(w->fp, 0, SEEK_SET) || fwrite(h, 1, sizeof h, w->fp) != sizeof h) {
+            d2_err_set("%s: write failed: %s", w->tmp, strerror(errno));
+            rc = D2_EIO;
+        }
+    }
+    if (!rc && fclose(w->fp)) { d2_err_set("%s: close failed: %s", w->tmp, strerror(errno)); rc = D2_EIO; }
+    w->fp = NULL;
+    if (!rc && rename(w->tmp, w->path)) { d2_err_set("%s: cannot rename to %s: %s", w->tmp, w->path, strerror(errno)); rc = D2_EIO; }
+    if (rc) { mwqfile_writer_abort(w); return rc; }
+    free(w->ix);
+    free(w);
+    return D2_OK;
+}
+
+void mwqfile_writer_abort(mwqfile_writer *w)
+{
+    if (!w) return;
+    if (w->fp) fclose(w->fp);
+    remove(w->tmp);
+    free(w->ix);
+    free(w);
+}

@@ -1,0 +1,23 @@
+/* runner.h - what a sweep job of kind "simulate" does: build a sim_job from
+ * the job's keys (model, device, trace, seed, table.key=value sets), run the
+ * simulator, and put every effective parameter, metric and input -- plus the
+ * accuracy estimate est_ppl -- into the run record.  Also the spec checker
+ * that rejects unknown keys and bad values before any job starts. */
+#ifndef D2_RESULTS_RUNNER_H
+#define D2_RESULTS_RUNNER_H
+
+#include "results/accuracy.h"
+#include "results/db.h"
+#include "results/sweep.h"
+
+typedef struct runner_ctx {
+    const accuracy_model *acc; /* NULL: est_ppl not computed */
+    const char *timeline_dir;  /* NULL, or write <dir>/<job hash>.csv */
+} runner_ctx;
+
+/* sweep_run_fn for kind "simulate"; user is a runner_ctx (may be NULL). */
+int runner_simulate(const sweep_job *job, db_run *run, void *user);
+/* sweep_check_fn: key known to the model/device/sim tables, value valid. */
+int runner_check(const char *key, const char *value, const char *where, void *user);
+
+#endif

@@ -1,0 +1,199 @@
+/* bitroute.c - bit-width routing policies (see bitroute.h).  Every random
+ * choice uses the caller's seeded GSL generator. */
+#include "sim/bitroute.h"
+#include "core/err.h"
+
+#include <gsl/gsl_randist.h>
+#include <stdlib.h>
+#include <string.h>
+
+void bitroute_split(const double *caps, uint32_t levels, size_t n, size_t *count)
+{
+    double rem[16];
+    size_t total = 0;
+    for (uint32_t k = 0; k < levels; k++) {
+        double x = caps[k] * (double)n;
+        count[k] = (size_t)x;
+        rem[k] = x - (double)count[k];
+        total += count[k];
+    }
+    while (total < n) {
+        uint32_t best = 0;
+        for (uint32_t k = 1; k < levels; k++)
+            if (rem[k] >= rem[best]) best = k;
+        count[best]++;
+        rem[best] = -1;
+        total++;
+    }
+}
+
+/* capacity: the paper caps level k at c_k * T of the T uses in a block and
+ * drops overflow at random.  Our reading: the block is one layer step; a
+ * random permutation of its uses gives the first round(c_1 n) level 1, the
+ * next round(c_2 n) level 2, ... so the mix is exactly c_k and which use
+ * gets which level is independent of its gate weight. */
+static int assign_capacity(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, size_t n, uint32_t *idx)
+{
+    (void)layer;
+    size_t cnt[16];
+    bitroute_split(c->caps, c->levels, n, cnt);
+    for (size_t i = 0; i < n; i++) idx[i] = (uint32_t)i;
+    if (n > 1) gsl_ran_shuffle(c->rng, idx, n, sizeof *idx);
+    size_t p = 0;
+    for (uint32_t k = 0; k < c->levels; k++)
+        for (size_t j = 0; j < cnt[k]; j++) u[idx[p++]].level = (uint8_t)k;
+    return D2_OK;
+}
+
+/* order-preserving map of a float to uint32 (negative weights sort first) */
+static uint32_t fkey(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    return (x & 0x80000000u) ? ~x : (x | 0x80000000u);
+}
+
+/* Rearrange a[lo..hi) so that a[p] holds the value it would hold sorted,
+ * smaller values before it, larger after (quickselect, median of three).
+ * Keys are unique, so the result is the same as a full sort would give. */
+static void select_nth(uint64_t *a, size_t lo, size_t hi, size_t p)
+{
+    while (hi - lo > 16) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t x = a[lo], y = a[mid], z = a[hi - 1];
+        uint64_t piv = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        size_t i = lo, j = hi - 1;
+        for (;;) { /* Hoare partition */
+            while (a[i] < piv) i++;
+            while (a[j] > piv) j--;
+            if (i >= j) break;
+            uint64_t t = a[i]; a[i] = a[j]; a[j] = t;
+            i++;
+            j--;
+        }
+        if (p <= j) hi = j + 1;
+        else lo = j + 1;
+    }
+    for (size_t i = lo + 1; i < hi; i++) { /* small range: insertion sort */
+        uint64_t v = a[i];
+        size_t j = i;
+        while (j > lo && a[j - 1] > v) { a[j] = a[j - 1]; j--; }
+        a[j] = v;
+    }
+}
+
+/* Uses ranked by (gate weight, index), split into consecutive groups of
+ * cnt[0], cnt[1], ... (ascending weight): each group gets its level.  Only
+ * the group boundaries are selected, no full sort.  tmp: n uint64. */
+static void rank_levels(bitroute_use *u, size_t n, const size_t *cnt, uint32_t levels, uint64_t *a)
+{
+    for (size_t i = 0; i < n; i++) a[i] = ((uint64_t)fkey(u[i].weight) << 32) | i;
+    size_t lo = 0;
+    for (uint32_t k = 0; k < levels; k++) {
+        size_t hi = lo + cnt[k];
+        if (k + 1 < levels && hi > lo && hi < n) select_nth(a, lo, n, hi - 1); /* a[lo..hi): the cnt[k] smallest left */
+        for (size_t i = lo; i < hi; i++) u[(uint32_t)a[i]].level = (uint8_t)k;
+        lo = hi;
+    }
+}
+
+/* gate: the same c_k mix as capacity, but by gate-weight rank within the
+ * layer step: the lowest-weighted c_1 share gets level 1, ..., the highest
+ * c_K share the top level ("more important tokens get more bits"). */
+static int assign_gate(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, size_t n, uint32_t *idx)
+{
+    (void)layer;
+    size_t cnt[16];
+    bitroute_split(c->caps, c->levels, n, cnt);
+    rank_levels(u, n, cnt, c->levels, (uint64_t *)(void *)idx); /* scratch is malloc(ed): 8-byte aligned */
+    return D2_OK;
+}
+
+static int assign_static(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, size_t n, uint32_t *idx)
+{
+    (void)idx;
+    for (size_t i = 0; i < n; i++) u[i].level = c->static_level[layer * c->experts + u[i].expert];
+    return D2_OK;
+}
+
+static int assign_uniform(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, size_t n, uint32_t *idx)
+{
+    (void)layer;
+    (void)idx;
+    for (uint32_t k = 0; k < c->levels; k++)
+        if (c->level_bits[k] == c->arg_bits) {
+            for (size_t i = 0; i < n; i++) u[i].level = (uint8_t)k;
+            return D2_OK;
+        }
+    D2_ERROR(D2_EINVAL, "bitroute uniform:%d: the storage format has no %d-bit level", c->arg_bits, c->arg_bits);
+}
+
+static int assign_trace(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, size_t n, uint32_t *idx)
+{
+    (void)idx;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = 0;
+        while (k < c->levels && c->level_bits[k] != u[i].bits) k++;
+        if (k == c->levels)
+            D2_ERROR(D2_EINVAL, "bitroute trace: layer %u: recorded bit-width %u is not a level of the storage format",
+                     layer, (unsigned)u[i].bits);
+        u[i].level = (uint8_t)k;
+    }
+    return D2_OK;
+}
+
+static const bitroute_type types[] = {
+    {"capacity", "level drawn at random with the capacities c_k (exact mix per layer step)", 0, 1, 0, 0, assign_capacity},
+    {"gate", "gate-weight rank in the layer step: higher weight, more bits, same c_k mix", 0, 1, 0, 0, assign_gate},
+    {"static", "one level per expert, fixed offline from profiling (EdgeMoE)", 0, 0, 1, 0, assign_static},
+    {"uniform", "uniform:B -- every use at B bits", 1, 0, 0, 0, assign_uniform},
+    {"trace", "bit-widths recorded in the trace", 0, 0, 0, 1, assign_trace},
+};
+static const bitroute_type *const type_ptrs[] = {&types[0], &types[1], &types[2], &types[3], &types[4], NULL};
+
+const bitroute_type *const *bitroute_list(void) { return type_ptrs; }
+
+const bitroute_type *bitroute_find(const char *spec, int *arg)
+{
+    const char *colon = strchr(spec, ':');
+    size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        if (strlen(types[i].name) != len || strncmp(types[i].name, spec, len)) continue;
+        if (types[i].has_arg != (colon != NULL)) return NULL;
+        if (colon) {
+            char *end;
+            long b = strtol(colon + 1, &end, 10);
+            if (*end || b < 1 || b > 16 || end == colon + 1) return NULL;
+            *arg = (int)b;
+        }
+        return &types[i];
+    }
+    return NULL;
+}
+
+static _Thread_local const double *mass_base;
+static int by_mass(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    if (mass_base[x] != mass_base[y]) return mass_base[x] < mass_base[y] ? -1 : 1;
+    return x < y ? -1 : (x > y);
+}
+
+int bitroute_static_levels(const double *mass, uint32_t layers, uint32_t experts,
+                           const double *caps, uint32_t levels, uint8_t *out)
+{
+    uint32_t *idx = malloc(experts * sizeof *idx);
+    size_t cnt[16];
+    if (!idx) D2_ERROR(D2_ENOMEM, "bitroute: out of memory");
+    bitroute_split(caps, levels, experts, cnt);
+    for (uint32_t l = 0; l < layers; l++) {
+        for (uint32_t e = 0; e < experts; e++) idx[e] = e;
+        mass_base = mass + (size_t)l * experts;
+        qsort(idx, experts, sizeof *idx, by_mass);
+        size_t p = 0;
+        for (uint32_t k = 0; k < levels; k++)
+            for (size_t j = 0; j < cnt[k]; j++) out[(size_t)l * experts + idx[p++]] = (uint8_t)k;
+    }
+    free(idx);
+    return D2_OK;
+}

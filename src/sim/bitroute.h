@@ -1,0 +1,56 @@
+/* bitroute.h - bit-width routing, the second half of dual routing (paper
+ * section 3): for each (token, activated expert) use in a layer step pick a
+ * level 1..K.  We cannot train the paper's router, so these policies stand
+ * in for it; each is a row of a table looked up by name.  Expert routing
+ * (which experts) comes from the trace, not from here. */
+#ifndef D2_SIM_BITROUTE_H
+#define D2_SIM_BITROUTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <gsl/gsl_rng.h>
+
+typedef struct bitroute_use {
+    uint32_t expert;  /* expert id */
+    float weight;     /* gate weight */
+    uint8_t bits;     /* recorded bit-width (0 = none) */
+    uint8_t level;    /* out: 0-based level / copy index */
+} bitroute_use;
+
+typedef struct bitroute_cfg {
+    uint32_t levels;         /* K */
+    const int *level_bits;   /* [K] bit-width of each level */
+    const double *caps;      /* [K] capacities c_k, sum 1 */
+    int arg_bits;            /* uniform:B -> B */
+    uint32_t layers, experts;
+    const uint8_t *static_level; /* [layers * experts] for "static" (from profiling) */
+    gsl_rng *rng;            /* capacity draws */
+} bitroute_cfg;
+
+typedef struct bitroute_type {
+    const char *name;
+    const char *summary;
+    int has_arg;       /* "uniform:B" */
+    int is_router;     /* stands in for a per-token router (costs sim.router_overhead) */
+    int needs_profile; /* needs static_level */
+    int needs_bits;    /* needs bit-widths recorded in the trace */
+    /* scratch: 6n entries, 8-byte aligned */
+    int (*assign)(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, size_t n, uint32_t *scratch);
+} bitroute_type;
+
+/* "capacity", "gate", "static", "uniform:4", "trace"; *arg gets B for uniform:B. */
+const bitroute_type *bitroute_find(const char *spec, int *arg);
+const bitroute_type *const *bitroute_list(void);
+
+/* Counts per level for n uses from capacities, largest remainder (ties to
+ * the higher level): sum is n. */
+void bitroute_split(const double *caps, uint32_t levels, size_t n, size_t *count);
+
+/* Static levels: rank each layer's experts by importance (gate-weight mass
+ * from profiling, higher = more important) and give the top c_K share the
+ * highest level, ... (EdgeMoE's expert-wise bit-width adaptation, with
+ * gate mass standing in for its accuracy-loss profile). */
+int bitroute_static_levels(const double *mass, uint32_t layers, uint32_t experts,
+                           const double *caps, uint32_t levels, uint8_t *out);
+
+#endif

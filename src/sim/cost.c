@@ -1,0 +1,70 @@
+/* cost.c - device cost model (see cost.h).  Readings of the paper that live
+ * here: weights-only quantization dequantized on the fly into FP16, then an
+ * FP16 GEMM (paper section 4); a roofline max(FLOP time, weight-stream time)
+ * for every GEMM; durations from rates rounded up. */
+#include "sim/cost.h"
+
+#include <math.h>
+
+int64_t cost_dur_ns(double amount, double rate)
+{
+    if (amount <= 0) return 0;
+    double q = amount * 1e9 / rate;
+    double r = nearbyint(q);
+    /* a rate like 3.5e9 is not exact in binary: treat a quotient within
+     * 1e-9 relative of an integer as that integer, round up otherwise */
+    int64_t ns = fabs(q - r) <= 1e-9 * (q > 1 ? q : 1) ? (int64_t)r : (int64_t)ceil(q);
+    return ns > 0 ? ns : 1;
+}
+
+int64_t cost_load_ns(const device *d, int64_t bytes, int page_cached)
+{
+    int64_t t = d->io_overhead_ns;
+    if (!page_cached) {
+        int64_t reads = d->flash_read_bytes > 0 ? (bytes + d->flash_read_bytes - 1) / d->flash_read_bytes : 1;
+        int64_t waves = (reads + d->flash_qd - 1) / d->flash_qd;
+        t += waves * d->flash_lat_ns + cost_dur_ns((double)bytes, d->flash_bw);
+    }
+    if (!d->unified)
+        t += d->link_lat_ns + cost_dur_ns((double)bytes, d->link_bw);
+    else if (page_cached)
+        t += cost_dur_ns((double)bytes, d->mem_bw * d->mem_eff);
+    return t > 0 ? t : 1;
+}
+
+void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int64_t tokens, cost_compute *out)
+{
+    double bw = d->mem_bw * d->mem_eff, fl = d->fp16_flops * d->compute_eff;
+    int kernels = 1;
+    out->dequant = 0;
+    if (bits < 16) {
+        kernels = 2;
+        /* dequant_rate = 0: a memory-bound pass reading the stored unit and
+         * writing FP16 weights */
+        out->dequant = d->dequant_rate > 0 ? cost_dur_ns((double)weights, d->dequant_rate)
+                                           : cost_dur_ns((double)stored + 2.0 * (double)weights, bw);
+    }
+    int64_t tf = cost_dur_ns(2.0 * (double)weights * (double)tokens, fl);
+    int64_t tm = cost_dur_ns(2.0 * (double)weights, bw);
+    out->gemm = tf > tm ? tf : tm;
+    out->overhead = kernels * d->kernel_overhead_ns;
+    out->total = out->dequant + out->gemm + out->overhead;
+    if (out->total < 1) out->total = 1;
+}
+
+int64_t cost_nonexpert_ns(const device *d, const model *m, int nonexpert_bits, int kv_bits,
+                          int64_t tokens, double ctx_sum)
+{
+    double moe = (double)model_moe_layers(m);
+    double per_layers = (double)m->layers / moe; /* transformer layers per MoE slot */
+    double w = (double)model_nonexpert_params(m) / moe;
+    double wbytes = w * nonexpert_bits / 8.0;
+    double kvbytes = (double)model_kv_bytes_per_token(m, kv_bits) / moe * ctx_sum;
+    /* attention scores and values: 2 FLOPs x 2 matmuls x heads x head_dim per (token, context) pair */
+    double attn = 4.0 * (double)(m->heads * m->head_dim) * ctx_sum * per_layers;
+    double flops = 2.0 * w * (double)tokens + attn;
+    int64_t tf = cost_dur_ns(flops, d->fp16_flops * d->compute_eff);
+    int64_t tm = cost_dur_ns(wbytes + kvbytes, d->mem_bw * d->mem_eff);
+    int64_t t = (tf > tm ? tf : tm) + (int64_t)ceil(per_layers * (double)d->layer_overhead_ns);
+    return t > 0 ? t : 1;
+}

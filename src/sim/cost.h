@@ -1,0 +1,43 @@
+/* cost.h - the device cost model: how long a load, an expert-level compute
+ * and a layer's non-expert work take on a device profile.  Pure functions of
+ * (device, sizes); every duration is rounded UP to whole nanoseconds and a
+ * non-empty operation takes at least 1 ns.  It keeps no state and no clock. */
+#ifndef D2_SIM_COST_H
+#define D2_SIM_COST_H
+
+#include <stdint.h>
+#include "core/device.h"
+#include "core/model.h"
+
+/* ceil(amount / rate) seconds in ns; 0 for amount 0; >= 1 otherwise. */
+int64_t cost_dur_ns(double amount, double rate);
+
+/* One load of `bytes` into accelerator memory.  From flash (not cached):
+ * ceil(reads / flash_qd) * flash_lat_ns + bytes / flash_bw, reads =
+ * ceil(bytes / flash_read_bytes) (1 when flash_read_bytes = 0).  From the
+ * host page cache: no flash term.  Then, unless unified, the host->device
+ * copy link_lat_ns + bytes / link_bw (after the read: a staged copy); a
+ * unified device served from the page cache copies at mem_bw * mem_eff.
+ * Plus io_overhead_ns. */
+int64_t cost_load_ns(const device *d, int64_t bytes, int page_cached);
+
+/* Parts of one expert-unit compute, ns (see cost.c). */
+typedef struct cost_compute {
+    int64_t dequant;  /* dequantize the unit to FP16 */
+    int64_t gemm;     /* roofline of the token GEMMs against FP16 weights */
+    int64_t overhead; /* kernel launches */
+    int64_t total;
+} cost_compute;
+
+/* weights: weights in the unit (all matrices of one expert); stored: its
+ * bytes; bits: its bit-width (16 = no dequantization); tokens: rows. */
+void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int64_t tokens, cost_compute *out);
+
+/* Non-expert work of one MoE-layer slot of a forward step: attention, norms,
+ * router, shared experts and the dense layers between MoE layers, spread
+ * evenly over the MoE layers.  tokens: new tokens in the step; ctx_sum: sum
+ * over those tokens of the context each attends to. */
+int64_t cost_nonexpert_ns(const device *d, const model *m, int nonexpert_bits, int kv_bits,
+                          int64_t tokens, double ctx_sum);
+
+#endif

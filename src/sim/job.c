@@ -1,0 +1,85 @@
+/* job.c - one simulation from the command line's inputs (profile names, a
+ * trace path or the generator, "table.key=value" sets, a seed), for the
+ * simulate command and for sweep workers that do not go through argv.
+ * It opens files; it does not print or touch a database. */
+#include "sim/sim.h"
+#include "core/err.h"
+#include "trace/source.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+void sim_result_set_inputs(sim_result *r, const char *model_path, const char *device_path,
+                           const char *trace_path, const char *trace_id);
+
+static int route_trace(void *user, uint32_t req, uint32_t pos, uint32_t layer,
+                       uint16_t *experts, float *weights, uint8_t *bits)
+{
+    return trace_source_route(user, req, pos, layer, experts, weights, bits);
+}
+
+/* Apply one "table.key=value" to whichever table its prefix names. */
+static int apply_set(model *m, device *d, sim_params *p, const char *s)
+{
+    int rc = param_apply_set(&model_params, m, s);
+    if (rc != D2_ENOTFOUND) return rc;
+    rc = param_apply_set(&device_params, d, s);
+    if (rc != D2_ENOTFOUND) return rc;
+    rc = param_apply_set(&sim_param_table, p, s);
+    if (rc != D2_ENOTFOUND) return rc;
+    D2_ERROR(D2_EINVAL, "--set %s: expected model.KEY=, device.KEY= or sim.KEY=VALUE", s);
+}
+
+int sim_job_run(const sim_job *job, sim_result **out)
+{
+    model m;
+    device d;
+    sim_params p;
+    char mpath[4096], dpath[4096], seed[32];
+    *out = NULL;
+    D2_TRY(param_profile_path("model", job->model, mpath, sizeof mpath));
+    D2_TRY(param_profile_path("device", job->device, dpath, sizeof dpath));
+    D2_TRY(model_load(&m, job->model));
+    D2_TRY(device_load(&d, job->device));
+    param_defaults(&sim_param_table, &p);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)job->seed);
+    D2_TRY(param_set(&sim_param_table, &p, "seed", seed, "seed", NULL));
+    for (size_t i = 0; i < job->nsets; i++) D2_TRY(apply_set(&m, &d, &p, job->sets[i]));
+    if (job->nsets) {
+        D2_TRY(model_check(&m, "--set"));
+        D2_TRY(device_check(&d, "--set"));
+    }
+
+    trace_source *src = NULL;
+    int rc = job->trace ? trace_source_open_file(job->trace, &src)
+                        : trace_source_open_gen(m.name, (uint64_t)p.seed, &src);
+    if (rc) return rc;
+    trace_shape sh;
+    trace_source_shape(src, &sh);
+    if ((int64_t)sh.layers != model_moe_layers(&m) || (int64_t)sh.experts != m.experts || (int64_t)sh.top_k != m.top_k) {
+        trace_source_free(src);
+        D2_ERROR(D2_EINVAL, "%s: routing of %u MoE layers x %u experts, top-%u does not match model %s (%lld x %lld, top-%lld)",
+                 job->trace ? job->trace : "generator", sh.layers, sh.experts, sh.top_k, m.name,
+                 (long long)model_moe_layers(&m), (long long)m.experts, (long long)m.top_k);
+    }
+    FILE *tl = NULL;
+    if (job->timeline && !(tl = fopen(job->timeline, "w"))) {
+        int e = errno;
+        trace_source_free(src);
+        D2_ERROR(D2_EIO, "%s: %s", job->timeline, strerror(e));
+    }
+    sim_input in = {&m, &d, &p, route_trace, src, sh.has_bits, tl};
+    sim_result *r = NULL;
+    rc = sim_run(&in, &r);
+    if (tl && fclose(tl) != 0 && rc == D2_OK) {
+        sim_result_free(r);
+        trace_source_free(src);
+        D2_ERROR(D2_EIO, "%s: write failed", job->timeline);
+    }
+    if (rc == D2_OK) sim_result_set_inputs(r, mpath, dpath, job->trace, trace_source_id(src));
+    trace_source_free(src);
+    if (rc) return rc;
+    *out = r;
+    return D2_OK;
+}

@@ -1,0 +1,376 @@
+/* mem.c - resident set, budget and eviction policies (see mem.h).
+ * Victims are found by scanning the resident list (a budget holds tens of
+ * levels, so a scan is cheaper than keeping a heap per policy in order). */
+#include "sim/mem.h"
+#include "core/err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct mem_entry {
+    int64_t bytes;     /* size of this unit, bytes */
+    int64_t last_use;  /* tick of the last use (lru) */
+    int64_t uses;      /* uses so far (lfu) */
+    int64_t cache_tick;/* last page-cache access */
+    int32_t pins;      /* steps/loads holding it */
+    int32_t res_idx;   /* index in the resident list, -1 if absent */
+    int32_t cache_idx; /* index in the page-cache list, -1 if not cached */
+    int32_t cand_idx;  /* index in the candidate list (resident, unpinned), -1 if not */
+    uint16_t layer, expert; /* of this entry (kept to avoid divisions) */
+    uint8_t unit;
+    uint8_t state;     /* enum mem_state */
+    uint8_t predicted; /* preloaded for the next layer */
+} mem_entry;
+
+struct mem {
+    const mem_policy_type *type;
+    uint32_t layers, experts, units, n;
+    uint32_t layer;        /* layer being served */
+    mem_entry *e;
+    uint32_t *res, nres;   /* resident or loading entries */
+    uint32_t *cache, ncache;
+    uint32_t *cand, ncand;  /* eviction candidates: RESIDENT and unpinned */
+    int64_t cand_bytes;     /* their bytes */
+    uint32_t *bcnt;         /* [unit * layers + layer]: candidates not predicted (budget's index) */
+    uint32_t ucnt[256];     /* the same summed per unit */
+    int64_t budget;        /* bytes */
+    int64_t resident;      /* bytes resident or loading */
+    int64_t peak;          /* bytes */
+    int64_t cache_cap, cache_used; /* bytes */
+    int64_t reserved_total, evicted_total, released_total; /* bytes */
+    uint64_t evictions;
+};
+
+/* ---- policies --------------------------------------------------------- */
+
+static uint32_t unit_of(const mem *m, uint32_t id) { return m->e[id].unit; }
+static uint32_t expert_of(const mem *m, uint32_t id) { return m->e[id].expert; }
+
+/* Layer steps until the entry's layer is served again (the current layer,
+ * already computed, is furthest: L). */
+static uint32_t next_use(const mem *m, uint32_t id)
+{
+    uint32_t l = m->e[id].layer;
+    return l > m->layer ? l - m->layer : l + m->layers - m->layer; /* 1..L; the current layer: L */
+}
+
+/* Paper Algorithm 2 (section 4), our reading of its stated intent: evict
+ * high levels before base levels (level descending first, over every layer),
+ * and among equal levels the layer needed furthest in the future first; with
+ * layers served cyclically that is the layer just finished ("the previous
+ * layer"), then the one before it.  Ties: higher expert id.  Score: lower
+ * is evicted first; (unit, layer, expert) make it unique. */
+static inline uint64_t score_budget(const mem *m, uint32_t id)
+{
+    return ((uint64_t)(m->units - 1 - unit_of(m, id)) << 40) | ((uint64_t)(m->layers - next_use(m, id)) << 20) |
+           (uint64_t)(m->experts - 1 - expert_of(m, id));
+}
+
+/* least recently used first (ticks are unique per use; never-used 0) */
+static inline uint64_t score_lru(const mem *m, uint32_t id) { return (uint64_t)m->e[id].last_use; }
+
+/* least frequently used first, ties least recently used */
+static inline uint64_t score_lfu(const mem *m, uint32_t id)
+{
+    uint64_t u = (uint64_t)m->e[id].uses, t = (uint64_t)m->e[id].last_use;
+    if (u > 0xFFFFFF) u = 0xFFFFFF;
+    if (t > 0xFFFFFFFFFFULL) t = 0xFFFFFFFFFFULL;
+    return (u << 40) | t;
+}
+
+/* The victim among the candidates: predicted entries last, then the lowest
+ * score, then the lowest id.  One scan, instantiated per score so the
+ * comparison inlines. */
+#define VICTIM_FN(name, score)                                                          \
+    static uint32_t name(const mem *m)                                                  \
+    {                                                                                   \
+        uint32_t best = m->cand[0];                                                     \
+        uint64_t best_score = score(m, best);                                           \
+        int best_pred = m->e[best].predicted;                                           \
+        for (uint32_t i = 1; i < m->ncand; i++) {                                       \
+            uint32_t c = m->cand[i];                                                    \
+            int pred = m->e[c].predicted;                                               \
+            if (pred > best_pred) continue;                                             \
+            uint64_t sc = score(m, c);                                                  \
+            if (pred < best_pred || sc < best_score || (sc == best_score && c < best)) { \
+                best = c;                                                               \
+                best_score = sc;                                                        \
+                best_pred = pred;                                                       \
+            }                                                                           \
+        }                                                                               \
+        return best;                                                                    \
+    }
+VICTIM_FN(victim_scan_budget, score_budget)
+
+/* The same order as victim_scan_budget without a scan: the highest unit
+ * holding a non-predicted candidate, then layers from the one needed
+ * furthest ahead (the current layer, then the one before, ...), then the
+ * highest expert.  Counts per (unit, layer) say where to look. */
+static uint32_t victim_budget(const mem *m)
+{
+    for (uint32_t u = m->units; u-- > 0;)
+        for (uint32_t d = 0; m->ucnt[u] && d < m->layers; d++) {
+            uint32_t l = (m->layer + m->layers - d) % m->layers;
+            if (!m->bcnt[u * m->layers + l]) continue;
+            for (uint32_t e = m->experts; e-- > 0;) {
+                uint32_t id = (l * m->experts + e) * m->units + u;
+                if (m->e[id].cand_idx >= 0 && !m->e[id].predicted) {
+#ifdef D2_DEBUG
+                    if (victim_scan_budget(m) != id) return UINT32_MAX; /* caught as a broken invariant */
+#endif
+                    return id;
+                }
+            }
+        }
+    return victim_scan_budget(m); /* only predicted candidates left */
+}
+VICTIM_FN(victim_lru, score_lru)
+VICTIM_FN(victim_lfu, score_lfu)
+
+static const mem_policy_type policies[] = {
+    {"budget", "keep levels within budget M; evict high levels first, then the layer needed furthest ahead (paper Alg. 2)", 1, 0, score_budget, victim_budget},
+    {"lru", "keep levels within budget M; evict the least recently used (expert, level)", 1, 0, score_lru, victim_lru},
+    {"lfu", "keep levels within budget M; evict the least frequently used (expert, level), ties LRU", 1, 0, score_lfu, victim_lfu},
+    {"none", "free every level right after its compute (budget M bounds levels in flight)", 0, 0, score_lru, victim_lru},
+    {"hold", "every expert resident from the start; out of memory if it does not fit", 1, 1, score_lru, victim_lru},
+};
+#define NPOL (sizeof policies / sizeof policies[0])
+static const mem_policy_type *const policy_list[] = {&policies[0], &policies[1], &policies[2], &policies[3], &policies[4], NULL};
+
+const mem_policy_type *mem_policy_find(const char *name)
+{
+    for (size_t i = 0; i < NPOL; i++)
+        if (!strcmp(policies[i].name, name)) return &policies[i];
+    return NULL;
+}
+
+const mem_policy_type *const *mem_policy_list(void) { return policy_list; }
+
+/* ---- entries ------------------------------------------------------------ */
+
+int mem_new(const mem_policy_type *t, uint32_t layers, uint32_t experts, uint32_t units,
+            const int64_t *unit_bytes, int64_t budget, int64_t cache_bytes, mem **out)
+{
+    if (units < 1 || units > 256 || layers > 65535 || experts > 65535)
+        D2_ERROR(D2_ERANGE, "mem: %u layers x %u experts x %u units is beyond 65535 x 65535 x 256", layers, experts, units);
+    mem *m = calloc(1, sizeof *m);
+    if (!m) D2_ERROR(D2_ENOMEM, "mem: out of memory");
+    m->type = t;
+    m->layers = layers;
+    m->experts = experts;
+    m->units = units;
+    m->n = layers * experts * units;
+    m->budget = budget;
+    m->cache_cap = cache_bytes;
+    m->e = calloc(m->n, sizeof *m->e);
+    m->res = malloc(m->n * sizeof *m->res);
+    m->cache = malloc(m->n * sizeof *m->cache);
+    m->cand = malloc(m->n * sizeof *m->cand);
+    m->bcnt = calloc((size_t)units * layers, sizeof *m->bcnt);
+    if (!m->e || !m->res || !m->cache || !m->cand || !m->bcnt) { mem_free(m); D2_ERROR(D2_ENOMEM, "mem: out of memory"); }
+    for (uint32_t i = 0; i < m->n; i++) {
+        m->e[i].bytes = unit_bytes[i % units];
+        m->e[i].unit = (uint8_t)(i % units);
+        m->e[i].expert = (uint16_t)((i / units) % experts);
+        m->e[i].layer = (uint16_t)(i / units / experts);
+        m->e[i].res_idx = -1;
+        m->e[i].cache_idx = -1;
+        m->e[i].cand_idx = -1;
+    }
+    *out = m;
+    return D2_OK;
+}
+
+void mem_free(mem *m)
+{
+    if (!m) return;
+    free(m->e);
+    free(m->res);
+    free(m->cache);
+    free(m->cand);
+    free(m->bcnt);
+    free(m);
+}
+
+uint32_t mem_entry_id(const mem *m, uint32_t layer, uint32_t expert, uint32_t unit)
+{
+    return (layer * m->experts + expert) * m->units + unit;
+}
+int mem_entry_state(const mem *m, uint32_t id) { return m->e[id].state; }
+int64_t mem_entry_bytes(const mem *m, uint32_t id) { return m->e[id].bytes; }
+static void cand_add(mem *m, uint32_t id)
+{
+    mem_entry *x = &m->e[id];
+    if (x->cand_idx >= 0 || x->pins || x->state != MEM_RESIDENT) return;
+    x->cand_idx = (int32_t)m->ncand;
+    m->cand[m->ncand++] = id;
+    m->cand_bytes += x->bytes;
+    if (!x->predicted) m->bcnt[x->unit * m->layers + x->layer]++, m->ucnt[x->unit]++;
+}
+
+static void cand_remove(mem *m, uint32_t id)
+{
+    mem_entry *x = &m->e[id];
+    if (x->cand_idx < 0) return;
+    uint32_t last = m->cand[--m->ncand];
+    m->cand[x->cand_idx] = last;
+    m->e[last].cand_idx = x->cand_idx;
+    x->cand_idx = -1;
+    m->cand_bytes -= x->bytes;
+    if (!x->predicted) m->bcnt[x->unit * m->layers + x->layer]--, m->ucnt[x->unit]--;
+}
+
+void mem_entry_pin(mem *m, uint32_t id)
+{
+    m->e[id].pins++;
+    cand_remove(m, id);
+}
+
+void mem_entry_unpin(mem *m, uint32_t id)
+{
+    if (m->e[id].pins > 0 && --m->e[id].pins == 0) cand_add(m, id);
+}
+void mem_entry_predict(mem *m, uint32_t id, int on)
+{
+    mem_entry *x = &m->e[id];
+    if (x->predicted == !!on) return;
+    if (x->cand_idx >= 0) {
+        m->bcnt[x->unit * m->layers + x->layer] += on ? (uint32_t)-1 : 1u;
+        m->ucnt[x->unit] += on ? (uint32_t)-1 : 1u;
+    }
+    x->predicted = (uint8_t)!!on;
+}
+int mem_entry_predicted(const mem *m, uint32_t id) { return m->e[id].predicted; }
+void mem_set_layer(mem *m, uint32_t layer) { m->layer = layer; }
+
+void mem_entry_touch(mem *m, uint32_t id, int64_t tick)
+{
+    m->e[id].last_use = tick;
+    m->e[id].uses++;
+}
+
+static void res_remove(mem *m, uint32_t id)
+{
+    cand_remove(m, id);
+    int32_t i = m->e[id].res_idx;
+    uint32_t last = m->res[--m->nres];
+    m->res[i] = last;
+    m->e[last].res_idx = i;
+    m->e[id].res_idx = -1;
+    m->e[id].state = MEM_ABSENT;
+    m->e[id].predicted = 0;
+    m->resident -= m->e[id].bytes;
+}
+
+static void res_add(mem *m, uint32_t id, int state)
+{
+    m->e[id].res_idx = (int32_t)m->nres;
+    m->res[m->nres++] = id;
+    m->e[id].state = (uint8_t)state;
+    m->resident += m->e[id].bytes;
+    m->reserved_total += m->e[id].bytes;
+    if (m->resident > m->peak) m->peak = m->resident;
+}
+
+int mem_entry_reserve(mem *m, uint32_t id, int *evicted)
+{
+    int64_t need = m->e[id].bytes;
+    *evicted = 0;
+    if (need > m->budget) return 1;
+    /* victims: resident, unpinned (the candidate list); predicted ones
+     * (preloads for the next layer) only after every other.  A load that
+     * cannot fit even after evicting every candidate is refused with the
+     * resident set untouched. */
+    if (m->resident - m->cand_bytes + need > m->budget) return 1;
+    while (m->resident + need > m->budget) {
+        uint32_t best = m->type->victim(m);
+        if (best >= m->n) return -1; /* a policy's index disagrees with its order: a bug */
+        m->evicted_total += m->e[best].bytes;
+        m->evictions++;
+        res_remove(m, best);
+        (*evicted)++;
+    }
+    res_add(m, id, MEM_LOADING);
+    return 0;
+}
+
+void mem_entry_loaded(mem *m, uint32_t id)
+{
+    m->e[id].state = MEM_RESIDENT;
+    cand_add(m, id);
+}
+
+void mem_entry_release(mem *m, uint32_t id)
+{
+    if (m->e[id].state == MEM_ABSENT) return;
+    m->released_total += m->e[id].bytes;
+    res_remove(m, id);
+}
+
+int mem_hold_all(mem *m)
+{
+    for (uint32_t i = 0; i < m->n; i++)
+        if (m->e[i].state == MEM_ABSENT) {
+            res_add(m, i, MEM_RESIDENT);
+            cand_add(m, i);
+        }
+    return D2_OK;
+}
+
+int mem_cache_access(mem *m, uint32_t id, int64_t tick)
+{
+    mem_entry *x = &m->e[id];
+    if (x->cache_idx >= 0) { x->cache_tick = tick; return 1; }
+    if (x->bytes > m->cache_cap) return 0;
+    while (m->cache_used + x->bytes > m->cache_cap) { /* evict the LRU file */
+        uint32_t vi = 0;
+        for (uint32_t i = 1; i < m->ncache; i++)
+            if (m->e[m->cache[i]].cache_tick < m->e[m->cache[vi]].cache_tick) vi = i;
+        uint32_t v = m->cache[vi], last = m->cache[--m->ncache];
+        m->cache[vi] = last;
+        m->e[last].cache_idx = (int32_t)vi;
+        m->e[v].cache_idx = -1;
+        m->cache_used -= m->e[v].bytes;
+    }
+    x->cache_idx = (int32_t)m->ncache;
+    m->cache[m->ncache++] = id;
+    m->cache_used += x->bytes;
+    x->cache_tick = tick;
+    return 0;
+}
+
+int64_t mem_resident_bytes(const mem *m) { return m->resident; }
+int64_t mem_peak_bytes(const mem *m) { return m->peak; }
+int64_t mem_budget(const mem *m) { return m->budget; }
+int64_t mem_evicted_bytes(const mem *m) { return m->evicted_total; }
+int64_t mem_reserved_total(const mem *m) { return m->reserved_total; }
+uint64_t mem_evictions(const mem *m) { return m->evictions; }
+
+int mem_check(const mem *m)
+{
+    if (m->resident > m->budget)
+        D2_ERROR(D2_EINTERNAL, "mem: %lld bytes resident over a budget of %lld", (long long)m->resident, (long long)m->budget);
+    if (m->reserved_total - m->evicted_total - m->released_total != m->resident)
+        D2_ERROR(D2_EINTERNAL, "mem: bytes unaccounted: reserved %lld - evicted %lld - released %lld != resident %lld",
+                 (long long)m->reserved_total, (long long)m->evicted_total, (long long)m->released_total, (long long)m->resident);
+    int64_t sum = 0;
+    for (uint32_t i = 0; i < m->nres; i++) {
+        const mem_entry *x = &m->e[m->res[i]];
+        if (x->res_idx != (int32_t)i || x->state == MEM_ABSENT) D2_ERROR(D2_EINTERNAL, "mem: resident list broken");
+        sum += x->bytes;
+    }
+    if (sum != m->resident) D2_ERROR(D2_EINTERNAL, "mem: resident list holds %lld bytes, account says %lld", (long long)sum, (long long)m->resident);
+    int64_t cb = 0;
+    for (uint32_t i = 0; i < m->ncand; i++) {
+        const mem_entry *x = &m->e[m->cand[i]];
+        if (x->cand_idx != (int32_t)i || x->pins || x->state != MEM_RESIDENT) D2_ERROR(D2_EINTERNAL, "mem: candidate list broken");
+        cb += x->bytes;
+    }
+    if (cb != m->cand_bytes) D2_ERROR(D2_EINTERNAL, "mem: candidate bytes %lld, list holds %lld", (long long)m->cand_bytes, (long long)cb);
+    uint32_t nb = 0, nbl = 0;
+    for (uint32_t i = 0; i < m->ncand; i++) nb += !m->e[m->cand[i]].predicted;
+    for (uint32_t i = 0; i < m->units * m->layers; i++) nbl += m->bcnt[i];
+    if (nb != nbl) D2_ERROR(D2_EINTERNAL, "mem: budget index counts %u candidates, list has %u", nbl, nb);
+    if (m->cache_used > m->cache_cap) D2_ERROR(D2_EINTERNAL, "mem: page cache over capacity");
+    return D2_OK;
+}

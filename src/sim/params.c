@@ -1,0 +1,35 @@
+/* params.c - the "sim" parameter table (see sim.h): every knob of the
+ * serving simulator, so --set sim.key=value works and every effective value
+ * is stored with a run. */
+#include "sim/sim.h"
+
+#include <stddef.h>
+
+#define F(x) offsetof(sim_params, x)
+static const param_def defs[] = {
+    {"policy", PARAM_STRING, F(policy), "d2moe-v1", 0, 0, "", "named system (d2moe list systems; docs/simulator.md)"},
+    {"budget", PARAM_INT, F(budget), "1600M", 1, 1e15, "bytes", "expert memory budget M (paper: 200 MB .. 2500 MB)"},
+    {"requests", PARAM_INT, F(requests), "32", 1, 4096, "", "requests in the synchronous batch (paper: 4 .. 32)"},
+    {"prompt", PARAM_INT, F(prompt), "128", 1, 1 << 20, "tokens", "prompt tokens per request (paper: 128)"},
+    {"gen", PARAM_INT, F(gen), "128", 1, 1 << 20, "tokens", "generated tokens per request (paper: 128)"},
+    {"seed", PARAM_INT, F(seed), "1", 0, 9.2e18, "", "seed of every random choice (routing generator, capacity draws, predictor noise)"},
+    {"bitroute", PARAM_STRING, F(bitroute), "", 0, 0, "", "bit-width routing: capacity, gate, static, uniform:B, trace (empty = the system's)"},
+    {"plan", PARAM_STRING, F(plan), "", 0, 0, "", "planner: hebf, id-order, sequential, optimal (empty = the system's)"},
+    {"mem", PARAM_STRING, F(mem), "", 0, 0, "", "memory policy: budget, lru, lfu, none, hold (empty = the system's)"},
+    {"caps", PARAM_STRING, F(caps), "", 0, 0, "", "bit-width capacities c_k, e.g. 0.3/0.4/0.3 (empty = the system's)"},
+    {"group", PARAM_INT, F(group), "128", 1, 1 << 20, "weights", "quantization group size (paper: 128)"},
+    {"nonexpert_bits", PARAM_INT, F(nonexpert_bits), "4", 1, 32, "bits", "bits per resident non-expert weight (4: weights-only INT4, see docs/simulator.md)"},
+    {"kv_bits", PARAM_INT, F(kv_bits), "16", 1, 32, "bits", "bits per KV-cache element"},
+    {"kv_on_device", PARAM_BOOL, F(kv_on_device), "true", 0, 1, "", "count the KV cache in accelerator memory (false: kept in host memory; attention cost unchanged -- see docs/simulator.md)"},
+    {"transient_fp16", PARAM_BOOL, F(transient_fp16), "true", 0, 1, "", "count the FP16 copy a dequantized expert level occupies while it computes"},
+    {"plan_gap", PARAM_BOOL, F(plan_gap), "false", 0, 1, "", "also plan each step with hebf, id-order and optimal and report their makespan gaps"},
+    {"opt_max_states", PARAM_INT, F(opt_max_states), "1048576", 1, 1e9, "states", "optimal planner: largest dynamic program per step (beyond: hebf, counted)"},
+    {"prefetch", PARAM_STRING, F(prefetch), "", 0, 0, "", "preloading predictor: none, paths (measured activation paths), oracle (accuracy sim.predict_acc) (empty = the system's)"},
+    {"prefetch_k", PARAM_INT, F(prefetch_k), "0", 0, 4096, "experts", "experts preloaded for the next layer when the system preloads; 0 = top_k"},
+    {"predict_acc", PARAM_DOUBLE, F(predict_acc), "1", 0, 1, "", "accuracy of the oracle predictor: each true next-layer expert kept with this probability"},
+    {"profile_requests", PARAM_INT, F(profile_requests), "8", 1, 4096, "", "requests after the batch's ids used for offline profiling (static levels, predictor)"},
+    {"router_overhead", PARAM_DOUBLE, F(router_overhead), "0.015", 0, 1, "", "bit router latency as a fraction of expert compute (paper: 1-2%)"},
+};
+#undef F
+
+const param_table sim_param_table = {"sim", "sim", defs, sizeof defs / sizeof defs[0]};

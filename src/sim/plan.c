@@ -1,0 +1,182 @@
+/* plan.c - load-order planners (see plan.h).  HEBF is the paper's greedy
+ * (section 4); optimal is an exact dynamic program over the load sets that
+ * keep chains ascending, feasible for the step sizes of the paper. */
+#include "sim/plan.h"
+#include "core/err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int64_t plan_makespan(const plan_item *it, size_t n, const uint32_t *order, size_t nload)
+{
+    int64_t c2 = 0, c1 = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!it[i].load) c2 += it[i].t_comp;
+    for (size_t k = 0; k < nload; k++) {
+        const plan_item *x = &it[order[k]];
+        c1 += x->t_io;
+        c2 = (c2 > c1 ? c2 : c1) + x->t_comp;
+    }
+    return c2;
+}
+
+int64_t plan_makespan_serial(const plan_item *it, size_t n, const uint32_t *order, size_t nload)
+{
+    int64_t t = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!it[i].load) t += it[i].t_comp;
+    for (size_t k = 0; k < nload; k++) t += it[order[k]].t_io + it[order[k]].t_comp;
+    return t;
+}
+
+/* ascending (expert, unit) */
+static int order_id(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order)
+{
+    (void)c;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (it[i].load) order[k++] = (uint32_t)i;
+    for (size_t i = 1; i < k; i++) { /* insertion sort: steps are small */
+        uint32_t v = order[i];
+        size_t j = i;
+        while (j > 0 && (it[order[j - 1]].expert > it[v].expert ||
+                         (it[order[j - 1]].expert == it[v].expert && it[order[j - 1]].unit > it[v].unit))) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = v;
+    }
+    return (int)k;
+}
+
+/* HEBF (paper section 4): one queue per expert holding its needed units in
+ * ascending order; repeatedly append, among the queue heads, the one with
+ * the highest token count ("hot" = count in this batch).  Our reading for
+ * ties, which the paper leaves open: the lower expert id first.  With
+ * separate copies (not nested) every unit is its own queue. */
+static int order_hebf(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order)
+{
+    int k = order_id(c, it, n, order); /* chains are contiguous runs in id order */
+    uint32_t stmp[256];
+    size_t shead[256], send[256];
+    int small = k <= 256;
+    uint32_t *tmp = small ? stmp : malloc((size_t)k * sizeof *tmp);
+    size_t *head = small ? shead : malloc((size_t)k * sizeof *head), *end = small ? send : malloc((size_t)k * sizeof *end);
+    if (!tmp || !head || !end) {
+        if (!small) { free(tmp); free(head); free(end); }
+        D2_ERROR(D2_ENOMEM, "plan: out of memory");
+    }
+    size_t nq = 0;
+    for (int i = 0; i < k;) {
+        int j = i + 1;
+        if (c->nested)
+            while (j < k && it[order[j]].expert == it[order[i]].expert) j++;
+        head[nq] = (size_t)i;
+        end[nq++] = (size_t)j;
+        i = j;
+    }
+    for (int out = 0; out < k; out++) {
+        size_t best = (size_t)-1;
+        for (size_t q = 0; q < nq; q++) {
+            if (head[q] == end[q]) continue;
+            if (best == (size_t)-1 || it[order[head[q]]].tokens > it[order[head[best]]].tokens) best = q;
+        }
+        tmp[out] = order[head[best]++];
+    }
+    memcpy(order, tmp, (size_t)k * sizeof *order);
+    if (!small) { free(tmp); free(head); free(end); }
+    return k;
+}
+
+/* Dynamic program, exact for the static model: for a set S of loaded items
+ * the I/O queue ends at sum(t_io over S) whatever the order, so the best
+ * order of S is the one with the earliest compute end, and
+ * C2(S + j) = max(C2(S), C1(S) + t_io(j)) + t_comp(j) is monotone in C2(S).
+ * States are the chain-prefix vectors (mixed radix), visited in index order,
+ * which is a topological order. */
+int plan_optimal(const plan_ctx *c, const plan_item *it, size_t n, uint32_t *order)
+{
+    uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    if (!ids) return -1;
+    plan_ctx cc = *c;
+    int k = order_id(&cc, it, n, ids);
+    /* chains */
+    size_t nq = 0;
+    size_t *cstart = malloc((size_t)(k + 1) * sizeof *cstart), *clen = malloc((size_t)(k + 1) * sizeof *clen);
+    uint64_t *radix = malloc((size_t)(k + 1) * sizeof *radix);
+    if (!cstart || !clen || !radix) { free(ids); free(cstart); free(clen); free(radix); return -1; }
+    for (int i = 0; i < k;) {
+        int j = i + 1;
+        if (c->nested)
+            while (j < k && it[ids[j]].expert == it[ids[i]].expert) j++;
+        cstart[nq] = (size_t)i;
+        clen[nq++] = (size_t)(j - i);
+        i = j;
+    }
+    uint64_t states = 1;
+    for (size_t q = 0; q < nq; q++) {
+        radix[q] = states;
+        if (states > (uint64_t)c->max_states / (clen[q] + 1) + 1) { states = UINT64_MAX; break; }
+        states *= clen[q] + 1;
+    }
+    if (states == UINT64_MAX || states > (uint64_t)c->max_states) {
+        free(ids); free(cstart); free(clen); free(radix);
+        return -1;
+    }
+    int64_t *best = malloc(states * sizeof *best), *c1 = malloc(states * sizeof *c1);
+    uint8_t *from = malloc(states);
+    if (!best || !c1 || !from) { free(ids); free(cstart); free(clen); free(radix); free(best); free(c1); free(from); return -1; }
+    int64_t base = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!it[i].load) base += it[i].t_comp;
+    for (uint64_t s = 0; s < states; s++) best[s] = INT64_MAX;
+    best[0] = base;
+    c1[0] = 0;
+    for (uint64_t s = 0; s < states; s++) {
+        if (best[s] == INT64_MAX) continue;
+        for (size_t q = 0; q < nq; q++) {
+            uint64_t pos = (s / radix[q]) % (clen[q] + 1);
+            if (pos == clen[q]) continue;
+            const plan_item *x = &it[ids[cstart[q] + pos]];
+            uint64_t t = s + radix[q];
+            int64_t l1 = c1[s] + x->t_io;
+            int64_t l2 = (best[s] > l1 ? best[s] : l1) + x->t_comp;
+            if (l2 < best[t]) { best[t] = l2; c1[t] = l1; from[t] = (uint8_t)q; }
+        }
+    }
+    /* walk back from the full set */
+    uint64_t s = states - 1;
+    for (int out = k - 1; out >= 0; out--) {
+        size_t q = from[s];
+        uint64_t pos = (s / radix[q]) % (clen[q] + 1);
+        order[out] = ids[cstart[q] + pos - 1];
+        s -= radix[q];
+    }
+    free(ids); free(cstart); free(clen); free(radix); free(best); free(c1); free(from);
+    return k;
+}
+
+static int order_optimal(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order)
+{
+    int k = plan_optimal(c, it, n, order);
+    if (k >= 0) return k;
+    c->fallbacks++;
+    return order_hebf(c, it, n, order);
+}
+
+static const plan_type plans[] = {
+    {"hebf", "hottest-expert-bit-first: among per-expert level queues, the head with most tokens next (paper sec. 4)", 0, order_hebf},
+    {"id-order", "ascending expert id, then level; loads overlap computes (paper Fig. 9 a/b)", 0, order_id},
+    {"sequential", "ascending expert id, then level; load, compute, load, ... with no overlap", 1, order_id},
+    {"optimal", "exact minimum makespan of the step by dynamic programming (hebf beyond sim.opt_max_states)", 0, order_optimal},
+};
+static const plan_type *const plan_ptrs[] = {&plans[0], &plans[1], &plans[2], &plans[3], NULL};
+
+const plan_type *plan_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof plans / sizeof plans[0]; i++)
+        if (!strcmp(plans[i].name, name)) return &plans[i];
+    return NULL;
+}
+
+const plan_type *const *plan_list(void) { return plan_ptrs; }

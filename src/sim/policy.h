@@ -1,0 +1,24 @@
+/* policy.h - named systems: each a row combining a storage format (nested
+ * MWQ levels, or separate full copies per bit-width), a bit-width routing
+ * policy, a planner, a memory policy and cross-layer preloading.  A new
+ * baseline is a new row here, never an edit of the serving loop. */
+#ifndef D2_SIM_POLICY_H
+#define D2_SIM_POLICY_H
+
+#define POLICY_MAX_LEVELS 8
+
+typedef struct policy_system {
+    const char *name;
+    const char *summary;
+    int nested;       /* 1: MWQ nested levels (level k = units 1..k); 0: one full copy per bit-width */
+    int levels;       /* K */
+    int bits[POLICY_MAX_LEVELS]; /* bit-width of level k (nested: b1, b1+1, ...) */
+    const char *caps; /* default capacities c_k */
+    const char *bitroute, *plan, *mem;
+    const char *prefetch; /* preloading predictor (prefetch.h): none, paths (EdgeMoE), oracle */
+} policy_system;
+
+const policy_system *policy_find(const char *name);
+const policy_system *policy_list(void); /* terminated by a row with name NULL */
+
+#endif

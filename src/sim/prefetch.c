@@ -1,0 +1,79 @@
+/* prefetch.c - preloading predictors (see prefetch.h).  Scores are ranked
+ * descending with ties to the lower expert id, so predictions repeat. */
+#include "sim/prefetch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXE 4096
+
+/* the `want` highest scores, descending, ties to the lower id */
+static uint32_t top(const double *score, uint32_t E, uint32_t want, uint32_t *out)
+{
+    uint32_t n = 0;
+    if (want == 0) return 0;
+    for (uint32_t e = 0; e < E; e++) {
+        uint32_t j;
+        if (n < want) j = n++;
+        else if (score[e] > score[out[want - 1]]) j = want - 1;
+        else continue;
+        while (j > 0 && score[e] > score[out[j - 1]]) { out[j] = out[j - 1]; j--; }
+        out[j] = e;
+    }
+    return n;
+}
+
+static uint32_t predict_none(const prefetch_ctx *c, uint32_t *out)
+{
+    (void)c;
+    (void)out;
+    return 0;
+}
+
+/* EdgeMoE's activation-path statistics: sum over this layer's uses of
+ * P(e' at l+1 | e at l), measured on the profiling requests. */
+static uint32_t predict_paths(const prefetch_ctx *c, uint32_t *out)
+{
+    double score[MAXE] = {0};
+    for (size_t i = 0; i < c->ncur; i++) {
+        const double *row = c->trans + (size_t)c->cur[i] * c->experts;
+        for (uint32_t e = 0; e < c->experts; e++) score[e] += row[e];
+    }
+    return top(score, c->experts, c->want, out);
+}
+
+/* A predictor of given accuracy: the next layer's true most-used experts,
+ * each kept with probability acc, else replaced by a random expert not
+ * already predicted. */
+static uint32_t predict_oracle(const prefetch_ctx *c, uint32_t *out)
+{
+    double score[MAXE] = {0};
+    unsigned char taken[MAXE] = {0};
+    for (size_t i = 0; i < c->nnext; i++) score[c->next[i]] += 1;
+    uint32_t n = top(score, c->experts, c->want, out);
+    for (uint32_t i = 0; i < n; i++) taken[out[i]] = 1;
+    for (uint32_t i = 0; i < n; i++)
+        if (gsl_rng_uniform(c->rng) >= c->acc && n < c->experts) {
+            uint32_t e;
+            do e = (uint32_t)gsl_rng_uniform_int(c->rng, c->experts); while (taken[e]);
+            taken[e] = 1;
+            out[i] = e;
+        }
+    return n;
+}
+
+static const prefetch_type types[] = {
+    {"none", "no preloading (the paper's D2MoE)", 0, predict_none},
+    {"paths", "next layer's experts from activation-path statistics of profiling requests (EdgeMoE)", 1, predict_paths},
+    {"oracle", "the next layer's true top experts, each kept with probability sim.predict_acc", 0, predict_oracle},
+};
+static const prefetch_type *const ptrs[] = {&types[0], &types[1], &types[2], NULL};
+
+const prefetch_type *prefetch_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (!strcmp(types[i].name, name)) return &types[i];
+    return NULL;
+}
+
+const prefetch_type *const *prefetch_list(void) { return ptrs; }

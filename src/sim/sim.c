@@ -1,0 +1,854 @@
+/* sim.c - the serving loop: R requests in a synchronous batch, one forward
+ * step (prefill, then one decode token) at a time, layer by layer; per layer
+ * step bit routing -> plan -> I/O channel and compute unit driven by the
+ * event engine, with the memory account deciding what stays resident.
+ * It does not parse command lines or write databases (see job.c, src/cli). */
+#include "sim/sim.h"
+#include "sim/bitroute.h"
+#include "sim/cost.h"
+#include "sim/des.h"
+#include "sim/mem.h"
+#include "sim/plan.h"
+#include "sim/policy.h"
+#include "sim/prefetch.h"
+#include "core/err.h"
+#include "core/rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- metrics: each registered once (name, unit, field) ----------------- */
+
+typedef struct sim_metrics {
+    double throughput_tps, total_tps, makespan_s, ttft_s, tpot_s;
+    double peak_mem_mb, peak_expert_mb, io_gb, io_busy_s, compute_busy_s, expert_compute_s, nonexpert_s;
+    double dequant_s, router_s, bubble_s, bubble_ratio, hit_rate, loads, hits, evictions;
+    double prefetch_loads, prefetch_used, prefetch_accuracy, page_cache_hits;
+    double plan_overhead_s, plan_gap_mean, plan_gap_max, plan_gap_idorder_mean, plan_gap_steps, plan_gap_skipped;
+    double opt_fallbacks, layer_steps, tokens_generated, tokens_total, avg_bits;
+    double nonexpert_mb, kv_mb;
+} sim_metrics;
+
+typedef struct metric_def {
+    const char *name, *unit;
+    size_t off;
+} metric_def;
+
+#define M(n, u) {#n, u, offsetof(sim_metrics, n)}
+static const metric_def metric_defs[] = {
+    M(throughput_tps, "tokens/s"), M(total_tps, "tokens/s"), M(makespan_s, "s"), M(ttft_s, "s"), M(tpot_s, "s"),
+    M(peak_mem_mb, "MB"), M(peak_expert_mb, "MB"), M(io_gb, "GB"), M(io_busy_s, "s"), M(compute_busy_s, "s"),
+    M(expert_compute_s, "s"), M(nonexpert_s, "s"), M(dequant_s, "s"), M(router_s, "s"), M(bubble_s, "s"),
+    M(bubble_ratio, ""), M(hit_rate, ""), M(loads, ""), M(hits, ""), M(evictions, ""),
+    M(prefetch_loads, ""), M(prefetch_used, ""), M(prefetch_accuracy, ""), M(page_cache_hits, ""),
+    M(plan_overhead_s, "s"), M(plan_gap_mean, ""), M(plan_gap_max, ""), M(plan_gap_idorder_mean, ""),
+    M(plan_gap_steps, ""), M(plan_gap_skipped, ""), M(opt_fallbacks, ""), M(layer_steps, ""),
+    M(tokens_generated, "tokens"), M(tokens_total, "tokens"), M(avg_bits, "bits"),
+    M(nonexpert_mb, "MB"), M(kv_mb, "MB"),
+};
+#undef M
+#define NMETRIC (sizeof metric_defs / sizeof metric_defs[0])
+
+struct sim_result {
+    char status[8];
+    char reason[256];
+    sim_metrics m;
+    int levels;
+    int level_bits[POLICY_MAX_LEVELS];
+    double uses[POLICY_MAX_LEVELS];     /* token-expert uses per level */
+    double gate_sum[POLICY_MAX_LEVELS]; /* sum of their gate weights */
+    model model;
+    device device;
+    sim_params params;
+    char sys_bitroute[PARAM_STR_MAX], sys_plan[PARAM_STR_MAX], sys_mem[PARAM_STR_MAX], sys_caps[PARAM_STR_MAX];
+    int nested;
+    char sys_prefetch[PARAM_STR_MAX];
+    char trace_path[4096], trace_id[128], model_path[4096], device_path[4096];
+};
+
+/* ---- run state ------------------------------------------------------------ */
+
+enum { EV_NONEXP_DONE = 1, EV_LOAD_DONE, EV_COMP_DONE, EV_STEP_START };
+
+typedef struct step_item {
+    uint32_t entry, expert, unit, tokens;
+    int64_t t_comp;      /* ns */
+    int64_t dequant, router; /* parts of t_comp, ns */
+    int state;           /* 0 waiting for load, 1 ready, 2 computing, 3 done */
+    int hit;             /* resident or loading when the step was planned */
+    int started;         /* its load has started in this step */
+} step_item;
+
+typedef struct io_req {
+    uint32_t entry;
+    int prefetch;        /* preload for the next layer */
+    uint32_t layer;      /* layer it serves (timeline) */
+} io_req;
+
+typedef struct run {
+    const sim_input *in;
+    const model *m;
+    const device *d;
+    const sim_params *p;
+    const policy_system *sys;
+    const bitroute_type *bt;
+    const plan_type *pt;
+    const mem_policy_type *mt;
+    const prefetch_type *ft;
+    bitroute_cfg bc;
+    plan_ctx pc;
+    double caps[POLICY_MAX_LEVELS];
+    int64_t unit_bytes[POLICY_MAX_LEVELS];
+    int unit_bits[POLICY_MAX_LEVELS];
+    uint32_t L, E, K, U, R, P, G;
+    int64_t W;              /* weights per expert */
+    int64_t io_unit[POLICY_MAX_LEVELS]; /* load time of a unit from flash, ns */
+    cost_compute *ccache;   /* [U][tokens] compute cost memo (total 0 = not yet) */
+    des *ev;
+    mem *mm;
+    gsl_rng *rng_bits, *rng_pred;
+    /* routing of the current forward step: [layer][tok][k] */
+    uint16_t *rexp;
+    float *rw;
+    uint8_t *rb;
+    size_t ntok_max;
+    bitroute_use *uses;
+    uint32_t *scratch;
+    /* offline profiling */
+    uint8_t *static_level;  /* [L*E] */
+    double *trans;          /* [L*E*E] P(e' at l+1 | e at l) */
+    /* step */
+    uint32_t f, layer, ntok, pos0;
+    step_item *items;
+    uint32_t nitems, remaining;
+    int32_t *item_of;       /* entry -> item index in this step, -1 */
+    plan_item *pitems;
+    uint32_t *order, *order2;
+    uint32_t *ready;
+    uint32_t rhead, rtail;
+    io_req *ioq;
+    uint32_t qhead, qtail, qcap;
+    int io_busy, comp_busy, phase; /* phase: 0 non-expert, 1 expert */
+    int waiting;
+    int64_t idle_since;
+    uint32_t *predicted;    /* entries marked predicted */
+    uint32_t npredicted;
+    /* memory account, bytes */
+    int64_t fixed_bytes, kv_bytes, transient, peak_total, kv_per_token;
+    int oom;
+    int done;               /* the last step has ended */
+    int64_t end_ns;         /* when it ended */
+    int64_t tick;
+    /* accumulators */
+    int64_t io_busy_ns, comp_ns, expert_ns, nonexp_ns, dequant_ns, router_ns, bubble_ns, ttft_ns;
+    int64_t io_bytes;
+    uint64_t loads, hits, pf_loads, pf_used, pc_hits, steps;
+    double plan_wall, gap_sum, gap_max, gap_id_sum;
+    uint64_t gap_n, gap_skip;
+    double uses_k[POLICY_MAX_LEVELS], gate_k[POLICY_MAX_LEVELS];
+    sim_result *res;
+    int err;
+} run;
+
+#define RUN_TRY(expr) do { int rc_ = (expr); if (rc_) { r->err = rc_; return rc_; } } while (0)
+
+static int parse_caps(const char *s, int levels, double *caps, const char *what)
+{
+    int n = 0;
+    double sum = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || v < 0 || v > 1 || n == levels)
+            D2_ERROR(D2_EINVAL, "%s: \"%s\": expected %d capacities 0..1 separated by '/'", what, s, levels);
+        caps[n++] = v;
+        sum += v;
+        p = end;
+        if (*p == '/') p++;
+        else if (*p) D2_ERROR(D2_EINVAL, "%s: \"%s\": expected %d capacities 0..1 separated by '/'", what, s, levels);
+    }
+    if (n != levels) D2_ERROR(D2_EINVAL, "%s: \"%s\": the storage format has %d levels", what, s, levels);
+    if (fabs(sum - 1) > 1e-6) D2_ERROR(D2_EINVAL, "%s: \"%s\": capacities sum to %g, not 1", what, s, sum);
+    return D2_OK;
+}
+
+/* ---- memory account ------------------------------------------------------ */
+
+static void mem_account(run *r)
+{
+    int64_t total = r->fixed_bytes + (r->p->kv_on_device ? r->kv_bytes : 0) + mem_resident_bytes(r->mm) + r->transient;
+    if (total > r->peak_total) r->peak_total = total;
+    if (total > r->d->mem_bytes && !r->oom) {
+        r->oom = 1;
+        snprintf(r->res->reason, sizeof r->res->reason,
+                 "at %.6f s (layer %u of forward step %u): %lld bytes needed (non-expert %lld, KV %lld, experts %lld, "
+                 "FP16 transient %lld), the device has %lld",
+                 (double)des_now(r->ev) / 1e9, r->layer, r->f, (long long)total, (long long)r->fixed_bytes,
+                 (long long)(r->p->kv_on_device ? r->kv_bytes : 0), (long long)mem_resident_bytes(r->mm),
+                 (long long)r->transient, (long long)r->d->mem_bytes);
+    }
+}
+
+static void timeline(run *r, int64_t t0, int64_t t1, const char *q, uint32_t layer, int expert, int level, uint32_t tokens)
+{
+    if (r->in->timeline)
+        fprintf(r->in->timeline, "%lld,%lld,%s,%u,%d,%d,%u\n", (long long)t0, (long long)t1, q, layer, expert, level, tokens);
+}
+
+/* ---- profiling (offline, from requests the batch does not use) ----------- */
+
+static int profile(run *r)
+{
+    size_t LE = (size_t)r->L * r->E;
+    double *mass = calloc(LE, sizeof *mass);
+    double *cnt = calloc(LE * r->E, sizeof *cnt);
+    uint16_t ex[2][64];
+    float w[64];
+    if (!mass || !cnt) { free(mass); free(cnt); D2_ERROR(D2_ENOMEM, "sim: out of memory"); }
+    uint32_t npos = r->P + r->G;
+    for (uint32_t q = 0; q < (uint32_t)r->p->profile_requests; q++) {
+        uint32_t req = r->R + q; /* ids after the batch; a trace file wraps them */
+        for (uint32_t pos = 0; pos < npos; pos++)
+            for (uint32_t l = 0; l < r->L; l++) {
+                int rc = r->in->route(r->in->route_user, req, pos, l, ex[l & 1], w, NULL);
+                if (rc) { free(mass); free(cnt); return rc; }
+                for (uint32_t k = 0; k < r->K; k++) mass[(size_t)l * r->E + ex[l & 1][k]] += w[k];
+                if (l > 0)
+                    for (uint32_t a = 0; a < r->K; a++)
+                        for (uint32_t b = 0; b < r->K; b++)
+                            cnt[((size_t)(l - 1) * r->E + ex[(l - 1) & 1][a]) * r->E + ex[l & 1][b]] += 1;
+            }
+    }
+    int rc = bitroute_static_levels(mass, r->L, r->E, r->caps, r->U, r->static_level);
+    if (rc) { free(mass); free(cnt); return rc; }
+    for (size_t row = 0; row < LE; row++) { /* rows -> conditional probabilities */
+        double s = 0;
+        for (uint32_t e = 0; e < r->E; e++) s += cnt[row * r->E + e];
+        for (uint32_t e = 0; e < r->E; e++) r->trans[row * r->E + e] = s > 0 ? cnt[row * r->E + e] / s : 1.0 / r->E;
+    }
+    free(mass);
+    free(cnt);
+    return D2_OK;
+}
+
+/* ---- routing of one forward step ---------------------------------------- */
+
+static int fetch_routing(run *r)
+{
+    for (uint32_t pp = 0; pp < (r->f == 0 ? r->P : 1); pp++)
+        for (uint32_t l = 0; l < r->L; l++)
+            for (uint32_t q = 0; q < r->R; q++) {
+                size_t at = ((size_t)l * r->ntok + (size_t)pp * r->R + q) * r->K;
+                int rc = r->in->route(r->in->route_user, q, r->pos0 + pp, l, r->rexp + at, r->rw + at, r->rb + at);
+                if (rc) return rc;
+                for (uint32_t k = 0; k < r->K; k++)
+                    if (r->rexp[at + k] >= r->E)
+                        D2_ERROR(D2_EFORMAT, "routing: request %u position %u layer %u: expert %u is not below %u",
+                                 q, r->pos0 + pp, l, (unsigned)r->rexp[at + k], r->E);
+            }
+    return D2_OK;
+}
+
+/* ---- the I/O channel and the compute unit -------------------------------- */
+
+static int kick_compute(run *r);
+
+static int kick_io(run *r)
+{
+    while (!r->io_busy && r->qhead < r->qtail && !r->oom && !r->done) {
+        io_req *q = &r->ioq[r->qhead];
+        if (r->pt->serial && !q->prefetch && (r->comp_busy || r->rhead < r->rtail)) return D2_OK;
+        int st = mem_entry_state(r->mm, q->entry);
+        if (st != MEM_ABSENT) { r->qhead++; continue; } /* already resident or loading */
+        int evicted, got = mem_entry_reserve(r->mm, q->entry, &evicted);
+        if (got < 0) D2_ERROR(D2_EINTERNAL, "sim: the memory policy's victim index disagrees with its order");
+        if (got) {
+            if (q->prefetch) { /* never stall the channel for a guess */
+                mem_entry_predict(r->mm, q->entry, 0);
+                r->qhead++;
+                continue;
+            }
+            return D2_OK; /* wait until a compute frees a level */
+        }
+        uint32_t unit = q->entry % r->U;
+        if (!q->prefetch) {
+            step_item *it = &r->items[r->item_of[q->entry]];
+            it->started = 1;
+            /* invariant: nested levels of an expert load in ascending order */
+            if (r->sys->nested && unit > 0) {
+                int32_t jj = r->item_of[q->entry - 1];
+                if (jj < 0 || !(r->items[jj].hit || r->items[jj].started))
+                    D2_ERROR(D2_EINTERNAL, "sim: level %u of expert %u loads before level %u", unit + 1,
+                             (q->entry / r->U) % r->E, unit);
+            }
+        }
+        int64_t bytes = mem_entry_bytes(r->mm, q->entry);
+        int cached = r->d->page_cache_bytes > 0 && mem_cache_access(r->mm, q->entry, r->tick++);
+        if (cached) r->pc_hits++;
+        int64_t t = cached ? cost_load_ns(r->d, bytes, 1) : r->io_unit[unit];
+        int64_t now = des_now(r->ev);
+        RUN_TRY(des_event_after(r->ev, t, EV_LOAD_DONE, q->entry, q->prefetch));
+        timeline(r, now, now + t, "io", q->layer, (int)((q->entry / r->U) % r->E), (int)unit + 1,
+                 q->prefetch ? 0 : r->items[r->item_of[q->entry]].tokens);
+        r->io_busy = 1;
+        r->io_busy_ns += t;
+        r->io_bytes += bytes;
+        if (q->prefetch) r->pf_loads++;
+        else r->loads++;
+        r->qhead++;
+        mem_account(r);
+    }
+    return D2_OK;
+}
+
+static int kick_compute(run *r)
+{
+    if (r->comp_busy || r->phase != 1 || r->rhead == r->rtail || r->oom) return D2_OK;
+    step_item *it = &r->items[r->ready[r->rhead++]];
+    if (mem_entry_state(r->mm, it->entry) != MEM_RESIDENT)
+        D2_ERROR(D2_EINTERNAL, "sim: compute of expert %u level %u starts before its load completed", it->expert, it->unit + 1);
+    int64_t now = des_now(r->ev);
+    if (r->waiting) { r->bubble_ns += now - r->idle_since; r->waiting = 0; }
+    it->state = 2;
+    if (r->p->transient_fp16 && r->unit_bits[it->unit] < 16) {
+        r->transient = 2 * r->W;
+        mem_account(r);
+    }
+    RUN_TRY(des_event_after(r->ev, it->t_comp, EV_COMP_DONE, it - r->items, 0));
+    timeline(r, now, now + it->t_comp, "compute", r->layer, (int)it->expert, (int)it->unit + 1, it->tokens);
+    r->comp_busy = 1;
+    r->comp_ns += it->t_comp;
+    r->expert_ns += it->t_comp;
+    r->dequant_ns += it->dequant;
+    r->router_ns += it->router;
+    return D2_OK;
+}
+
+/* ---- preloading (EdgeMoE) -------------------------------------------------- */
+
+static int queue_io(run *r, uint32_t entry, int prefetch, uint32_t layer)
+{
+    if (r->qtail == r->qcap) {
+        if (r->qhead > 0) {
+            memmove(r->ioq, r->ioq + r->qhead, (r->qtail - r->qhead) * sizeof *r->ioq);
+            r->qtail -= r->qhead;
+            r->qhead = 0;
+        } else {
+            io_req *q = realloc(r->ioq, 2 * r->qcap * sizeof *q);
+            if (!q) D2_ERROR(D2_ENOMEM, "sim: out of memory");
+            r->ioq = q;
+            r->qcap *= 2;
+        }
+    }
+    r->ioq[r->qtail++] = (io_req){entry, prefetch, layer};
+    return D2_OK;
+}
+
+static int issue_prefetch(run *r)
+{
+    if (r->layer + 1 >= r->L) return D2_OK; /* EdgeMoE predicts within a token's pass */
+    uint32_t ex[4096];
+    size_t nu = (size_t)r->ntok * r->K;
+    prefetch_ctx pc = {r->E, r->p->prefetch_k > 0 ? (uint32_t)r->p->prefetch_k : r->K,
+                       r->rexp + (size_t)r->layer * nu, nu, r->rexp + (size_t)(r->layer + 1) * nu, nu,
+                       r->trans + (size_t)r->layer * r->E * r->E, r->p->predict_acc, r->rng_pred};
+    if (pc.want > r->E) pc.want = r->E;
+    uint32_t n = r->ft->predict(&pc, ex);
+    for (uint32_t i = 0; i < n; i++) {
+        /* the unit(s) the expert will use: its static level if the system
+         * has one, else the base level (nested) / most common copy */
+        uint32_t lev = 0;
+        if (r->bt->needs_profile) lev = r->static_level[(size_t)(r->layer + 1) * r->E + ex[i]];
+        else if (!r->sys->nested)
+            for (uint32_t k = 1; k < r->U; k++)
+                if (r->caps[k] > r->caps[lev]) lev = k;
+        for (uint32_t u = r->sys->nested ? 0 : lev; u <= lev; u++) {
+            uint32_t id = mem_entry_id(r->mm, r->layer + 1, ex[i], u);
+            if (mem_entry_state(r->mm, id) != MEM_ABSENT) continue;
+            mem_entry_predict(r->mm, id, 1);
+            r->predicted[r->npredicted++] = id;
+            RUN_TRY(queue_io(r, id, 1, r->layer + 1));
+        }
+    }
+    return D2_OK;
+}
+
+/* ---- one layer step ------------------------------------------------------ */
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* wall clock: only for plan_overhead_s */
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int step_start(run *r)
+{
+    if (r->layer == 0) { /* a new forward step: its tokens' KV cache */
+        r->ntok = r->f == 0 ? r->R * r->P : r->R;
+        r->pos0 = r->f == 0 ? 0 : r->P + r->f - 1;
+        r->kv_bytes += (int64_t)r->ntok * r->kv_per_token;
+        RUN_TRY(fetch_routing(r));
+    }
+    mem_set_layer(r->mm, r->layer);
+    mem_account(r);
+    double ctx;
+    if (r->f == 0) ctx = (double)r->R * (double)r->P * ((double)r->P + 1) / 2;
+    else ctx = (double)r->R * ((double)r->pos0 + 1);
+    int64_t t = cost_nonexpert_ns(r->d, r->m, (int)r->p->nonexpert_bits, (int)r->p->kv_bits, r->ntok, ctx);
+    int64_t now = des_now(r->ev);
+    timeline(r, now, now + t, "compute", r->layer, -1, 0, r->ntok);
+    r->phase = 0;
+    r->comp_busy = 1;
+    r->comp_ns += t;
+    r->nonexp_ns += t;
+    return des_event_after(r->ev, t, EV_NONEXP_DONE, 0, 0);
+}
+
+static int plan_step(run *r)
+{
+    /* bit routing of every (token, expert) use of this layer step */
+    size_t n = (size_t)r->ntok * r->K;
+    const size_t base = (size_t)r->layer * r->ntok * r->K;
+    for (size_t i = 0; i < n; i++)
+        r->uses[i] = (bitroute_use){r->rexp[base + i], r->rw[base + i], r->rb[base + i], 0};
+    RUN_TRY(r->bt->assign(&r->bc, r->layer, r->uses, n, r->scratch));
+    /* B[j][u]: tokens that need unit u of expert j */
+    uint32_t *B = r->scratch; /* reuse: E*U <= n*... sized at setup */
+    memset(B, 0, (size_t)r->E * r->U * sizeof *B);
+    for (size_t i = 0; i < n; i++) { /* uses at exactly (expert, level) */
+        const bitroute_use *u = &r->uses[i];
+        r->uses_k[u->level] += 1;
+        r->gate_k[u->level] += u->weight;
+        B[u->expert * r->U + u->level]++;
+    }
+    if (r->sys->nested) /* nesting: a use at level k needs units 1..k */
+        for (uint32_t j = 0; j < r->E; j++)
+            for (uint32_t k = r->U - 1; k-- > 0;) B[j * r->U + k] += B[j * r->U + k + 1];
+    r->nitems = 0;
+    r->rhead = r->rtail = 0;
+    for (uint32_t j = 0; j < r->E; j++)
+        for (uint32_t u = 0; u < r->U; u++) {
+            uint32_t cnt = B[j * r->U + u];
+            if (!cnt) continue;
+            step_item *it = &r->items[r->nitems];
+            it->entry = mem_entry_id(r->mm, r->layer, j, u);
+            it->expert = j;
+            it->unit = u;
+            it->tokens = cnt;
+            cost_compute cc = {0, 0, 0, 0};
+            if (cnt <= r->ntok_max) cc = r->ccache[(size_t)u * (r->ntok_max + 1) + cnt];
+            if (cc.total == 0) {
+                cost_expert(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], cnt, &cc);
+                if (cnt <= r->ntok_max) r->ccache[(size_t)u * (r->ntok_max + 1) + cnt] = cc;
+            }
+            it->dequant = cc.dequant;
+            it->router = r->bt->is_router ? (int64_t)ceil(r->p->router_overhead * (double)cc.total) : 0;
+            it->t_comp = cc.total + it->router;
+            int st = mem_entry_state(r->mm, it->entry);
+            it->hit = st != MEM_ABSENT;
+            it->started = 0;
+            it->state = st == MEM_RESIDENT ? 1 : 0;
+            if (it->hit) {
+                r->hits++;
+                if (mem_entry_predicted(r->mm, it->entry) || st == MEM_LOADING) r->pf_used++;
+            }
+            mem_entry_pin(r->mm, it->entry);
+            mem_entry_touch(r->mm, it->entry, r->tick++);
+            r->item_of[it->entry] = (int32_t)r->nitems;
+            plan_item *pi = &r->pitems[r->nitems];
+            *pi = (plan_item){j, u, cnt, st == MEM_ABSENT ? r->io_unit[u] : 0, it->t_comp, st == MEM_ABSENT};
+            if (st == MEM_RESIDENT) r->ready[r->rtail++] = r->nitems;
+            r->nitems++;
+        }
+    r->remaining = r->nitems;
+    /* predictions made for this layer are settled now */
+    for (uint32_t i = 0; i < r->npredicted; i++) mem_entry_predict(r->mm, r->predicted[i], 0);
+    r->npredicted = 0;
+    r->qhead = r->qtail = 0; /* drop preloads that have not started */
+    /* plan the loads (wall-clock timed: plan_overhead_s) */
+    double w0 = wall_now();
+    int k = r->pt->order(&r->pc, r->pitems, r->nitems, r->order);
+    r->plan_wall += wall_now() - w0;
+    if (k < 0) { r->err = k; return k; }
+    if (r->p->plan_gap && k > 0) {
+        plan_ctx hc = r->pc;
+        int kh = plan_find("hebf")->order(&hc, r->pitems, r->nitems, r->order2);
+        if (kh < 0) return kh;
+        int64_t mh = plan_makespan(r->pitems, r->nitems, r->order2, (size_t)kh);
+        int ki = plan_find("id-order")->order(&hc, r->pitems, r->nitems, r->order2);
+        int64_t mi = plan_makespan(r->pitems, r->nitems, r->order2, (size_t)ki);
+        int ko = plan_optimal(&r->pc, r->pitems, r->nitems, r->order2);
+        if (ko >= 0) {
+            int64_t mo = plan_makespan(r->pitems, r->nitems, r->order2, (size_t)ko);
+            if (mo > mh) D2_ERROR(D2_EINTERNAL, "sim: optimal plan (%lld ns) worse than hebf (%lld ns)", (long long)mo, (long long)mh);
+            double g = (double)mh / (double)mo - 1;
+            r->gap_sum += g;
+            r->gap_id_sum += (double)mi / (double)mo - 1;
+            if (g > r->gap_max) r->gap_max = g;
+            r->gap_n++;
+        } else {
+            r->gap_skip++;
+        }
+    }
+    for (int i = 0; i < k; i++) RUN_TRY(queue_io(r, r->items[r->order[i]].entry, 0, r->layer));
+    return issue_prefetch(r);
+}
+
+static int step_end(run *r)
+{
+    for (uint32_t i = 0; i < r->nitems; i++) r->item_of[r->items[i].entry] = -1;
+    r->steps++;
+    RUN_TRY(mem_check(r->mm));
+    RUN_TRY(des_check(r->ev));
+    if (++r->layer == r->L) {
+        r->layer = 0;
+        if (r->f == 0) r->ttft_ns = des_now(r->ev);
+        if (++r->f == r->G) { /* done; preloads still in flight do not count */
+            r->done = 1;
+            r->end_ns = des_now(r->ev);
+            return D2_OK;
+        }
+    }
+    return des_event_after(r->ev, 0, EV_STEP_START, 0, 0);
+}
+
+static int handle(run *r, const des_event *e)
+{
+    switch (e->kind) {
+    case EV_STEP_START:
+        return step_start(r);
+    case EV_NONEXP_DONE:
+        r->comp_busy = 0;
+        r->phase = 1;
+        RUN_TRY(plan_step(r));
+        r->waiting = 1;
+        r->idle_since = des_now(r->ev);
+        if (r->nitems == 0) return step_end(r);
+        RUN_TRY(kick_compute(r));
+        return kick_io(r);
+    case EV_LOAD_DONE: {
+        uint32_t id = (uint32_t)e->a;
+        r->io_busy = 0;
+        mem_entry_loaded(r->mm, id);
+        int32_t ii = r->item_of[id];
+        if (ii >= 0 && r->items[ii].state == 0) {
+            r->items[ii].state = 1;
+            r->ready[r->rtail++] = (uint32_t)ii;
+        }
+        RUN_TRY(kick_compute(r));
+        return kick_io(r);
+    }
+    case EV_COMP_DONE: {
+        step_item *it = &r->items[e->a];
+        it->state = 3;
+        r->comp_busy = 0;
+        r->transient = 0;
+        mem_entry_unpin(r->mm, it->entry);
+        if (!r->mt->keep) mem_entry_release(r->mm, it->entry);
+        if (--r->remaining == 0) {
+            RUN_TRY(kick_io(r)); /* preloads may proceed during the next layer's non-expert work */
+            return step_end(r);
+        }
+        r->waiting = 1;
+        r->idle_since = des_now(r->ev);
+        RUN_TRY(kick_compute(r));
+        return kick_io(r);
+    }
+    }
+    D2_ERROR(D2_EINTERNAL, "sim: unknown event kind %d", e->kind);
+}
+
+/* ---- setup and teardown -------------------------------------------------- */
+
+static void run_free(run *r)
+{
+    des_free(r->ev);
+    mem_free(r->mm);
+    if (r->rng_bits) gsl_rng_free(r->rng_bits);
+    if (r->rng_pred) gsl_rng_free(r->rng_pred);
+    free(r->rexp); free(r->rw); free(r->rb); free(r->uses); free(r->scratch);
+    free(r->static_level); free(r->trans); free(r->items); free(r->item_of);
+    free(r->pitems); free(r->order); free(r->order2); free(r->ready); free(r->ioq); free(r->predicted); free(r->ccache);
+}
+
+static int setup(run *r, const sim_input *in)
+{
+    const sim_params *p = in->params;
+    r->in = in;
+    r->m = in->model;
+    r->d = in->device;
+    r->p = p;
+    r->sys = policy_find(p->policy);
+    if (!r->sys) D2_ERROR(D2_EINVAL, "sim.policy: unknown system \"%s\" (see d2moe simulate --list)", p->policy);
+    const char *br = p->bitroute[0] ? p->bitroute : r->sys->bitroute;
+    const char *pl = p->plan[0] ? p->plan : r->sys->plan;
+    const char *mp = p->mem[0] ? p->mem : r->sys->mem;
+    const char *cp = p->caps[0] ? p->caps : r->sys->caps;
+    const char *pf = p->prefetch[0] ? p->prefetch : r->sys->prefetch;
+    if (!(r->ft = prefetch_find(pf))) D2_ERROR(D2_EINVAL, "sim.prefetch: unknown predictor \"%s\" (none, paths, oracle)", pf);
+    int arg = 0;
+    if (!(r->bt = bitroute_find(br, &arg))) D2_ERROR(D2_EINVAL, "sim.bitroute: unknown bit-width routing \"%s\" (capacity, gate, static, uniform:B, trace)", br);
+    if (!(r->pt = plan_find(pl))) D2_ERROR(D2_EINVAL, "sim.plan: unknown planner \"%s\" (hebf, id-order, sequential, optimal)", pl);
+    if (!(r->mt = mem_policy_find(mp))) D2_ERROR(D2_EINVAL, "sim.mem: unknown memory policy \"%s\" (budget, lru, lfu, none, hold)", mp);
+    r->U = (uint32_t)r->sys->levels;
+    D2_TRY(parse_caps(cp, (int)r->U, r->caps, "sim.caps"));
+    if (r->bt->needs_bits && !in->route_has_bits)
+        D2_ERROR(D2_EINVAL, "sim.bitroute: \"trace\" needs bit-widths recorded in the trace; this routing has none");
+    r->L = (uint32_t)model_moe_layers(r->m);
+    r->E = (uint32_t)r->m->experts;
+    r->K = (uint32_t)r->m->top_k;
+    if (r->L == 0) D2_ERROR(D2_EINVAL, "model %s: no MoE layers", r->m->name);
+    if (r->E > 4096 || r->K > 64) D2_ERROR(D2_ERANGE, "model %s: at most 4096 experts and top_k 64", r->m->name);
+    r->R = (uint32_t)p->requests;
+    r->P = (uint32_t)p->prompt;
+    r->G = (uint32_t)p->gen;
+    r->W = model_expert_params(r->m);
+    int64_t maxunit = 0, total_units = 0;
+    for (uint32_t u = 0; u < r->U; u++) {
+        r->unit_bits[u] = r->sys->bits[u];
+        r->unit_bytes[u] = r->sys->nested ? model_expert_level_bytes(r->m, r->sys->bits[0], (int)u + 1, p->group)
+                                          : model_expert_bytes_uniform(r->m, r->sys->bits[u], p->group);
+        if (r->unit_bytes[u] > maxunit) maxunit = r->unit_bytes[u];
+        total_units += r->unit_bytes[u];
+    }
+    if (r->bt->has_arg) {
+        int found = 0;
+        for (uint32_t u = 0; u < r->U; u++) found |= r->unit_bits[u] == arg;
+        if (!found) D2_ERROR(D2_EINVAL, "sim.bitroute: uniform:%d: system %s stores no %d-bit level", arg, r->sys->name, arg);
+    }
+    int64_t budget = p->budget;
+    if (r->mt->hold) budget = total_units * (int64_t)r->L * r->E;
+    else if (budget < maxunit)
+        D2_ERROR(D2_ERANGE, "sim.budget: %lld bytes is smaller than one expert level (%lld bytes) of %s on %s",
+                 (long long)budget, (long long)maxunit, r->sys->name, r->m->name);
+    D2_TRY(des_new(&r->ev));
+    D2_TRY(mem_new(r->mt, r->L, r->E, r->U, r->unit_bytes, budget, r->d->page_cache_bytes, &r->mm));
+    r->rng_bits = rng_new((uint64_t)p->seed, 101);
+    r->rng_pred = rng_new((uint64_t)p->seed, 102);
+    r->ntok_max = (size_t)r->R * (r->P > 1 ? r->P : 1);
+    size_t nroute = (size_t)r->L * r->ntok_max * r->K;
+    size_t nuse = r->ntok_max * r->K;
+    size_t nent = (size_t)r->L * r->E * r->U;
+    size_t nit = (size_t)r->E * r->U;
+    r->rexp = malloc(nroute * sizeof *r->rexp);
+    r->rw = malloc(nroute * sizeof *r->rw);
+    r->rb = calloc(nroute, sizeof *r->rb);
+    r->uses = malloc(nuse * sizeof *r->uses);
+    r->scratch = malloc((6 * nuse > nit ? 6 * nuse : nit) * sizeof *r->scratch);
+    r->static_level = calloc((size_t)r->L * r->E, 1);
+    r->trans = calloc((size_t)r->L * r->E * r->E, sizeof *r->trans);
+    r->items = malloc(nit * sizeof *r->items);
+    r->item_of = malloc(nent * sizeof *r->item_of);
+    r->pitems = malloc(nit * sizeof *r->pitems);
+    r->order = malloc(nit * sizeof *r->order);
+    r->order2 = malloc(nit * sizeof *r->order2);
+    r->ready = malloc(nit * sizeof *r->ready);
+    r->qcap = (uint32_t)(2 * nit + 16);
+    r->ioq = malloc(r->qcap * sizeof *r->ioq);
+    r->predicted = malloc(nent * sizeof *r->predicted);
+    r->ccache = calloc((size_t)r->U * (r->ntok_max + 1), sizeof *r->ccache);
+    for (uint32_t u = 0; u < r->U; u++) r->io_unit[u] = cost_load_ns(r->d, r->unit_bytes[u], 0);
+    if (!r->rng_bits || !r->rng_pred || !r->rexp || !r->rw || !r->rb || !r->uses || !r->scratch || !r->static_level ||
+        !r->trans || !r->items || !r->item_of || !r->pitems || !r->order || !r->order2 || !r->ready || !r->ioq || !r->predicted || !r->ccache)
+        D2_ERROR(D2_ENOMEM, "sim: out of memory");
+    for (size_t i = 0; i < nent; i++) r->item_of[i] = -1;
+    r->bc = (bitroute_cfg){r->U, r->unit_bits, r->caps, arg, r->L, r->E, r->static_level, r->rng_bits};
+    r->pc = (plan_ctx){r->sys->nested, p->opt_max_states, 0};
+    if (r->bt->needs_profile || r->ft->needs_profile) D2_TRY(profile(r));
+    r->fixed_bytes = model_nonexpert_bytes(r->m, (int)p->nonexpert_bits);
+    r->kv_per_token = model_kv_bytes_per_token(r->m, (int)p->kv_bits);
+    if (r->mt->hold) D2_TRY(mem_hold_all(r->mm));
+    return D2_OK;
+}
+
+static void finish(run *r)
+{
+    sim_result *s = r->res;
+    sim_metrics *m = &s->m;
+    double T = (double)(r->done ? r->end_ns : des_now(r->ev)) / 1e9;
+    snprintf(s->status, sizeof s->status, "%s", r->oom ? "oom" : "ok");
+    m->makespan_s = T;
+    m->tokens_generated = r->oom ? 0 : (double)r->R * r->G;
+    m->tokens_total = r->oom ? 0 : (double)r->R * (r->P + r->G);
+    m->throughput_tps = T > 0 ? m->tokens_generated / T : 0;
+    m->total_tps = T > 0 ? m->tokens_total / T : 0;
+    m->ttft_s = (double)r->ttft_ns / 1e9;
+    m->tpot_s = r->G > 1 && !r->oom ? (T - m->ttft_s) / (r->G - 1) : 0;
+    m->peak_mem_mb = (double)r->peak_total / 1e6;
+    m->nonexpert_mb = (double)r->fixed_bytes / 1e6;
+    m->kv_mb = (double)r->kv_bytes / 1e6;
+    m->peak_expert_mb = (double)mem_peak_bytes(r->mm) / 1e6;
+    m->io_gb = (double)r->io_bytes / 1e9;
+    m->io_busy_s = (double)r->io_busy_ns / 1e9;
+    m->compute_busy_s = (double)r->comp_ns / 1e9;
+    m->expert_compute_s = (double)r->expert_ns / 1e9;
+    m->nonexpert_s = (double)r->nonexp_ns / 1e9;
+    m->dequant_s = (double)r->dequant_ns / 1e9;
+    m->router_s = (double)r->router_ns / 1e9;
+    m->bubble_s = (double)r->bubble_ns / 1e9;
+    m->bubble_ratio = T > 0 ? m->bubble_s / T : 0;
+    m->loads = (double)r->loads;
+    m->hits = (double)r->hits;
+    m->hit_rate = r->hits + r->loads ? (double)r->hits / (double)(r->hits + r->loads) : 0;
+    m->evictions = (double)mem_evictions(r->mm);
+    m->prefetch_loads = (double)r->pf_loads;
+    m->prefetch_used = (double)r->pf_used;
+    m->prefetch_accuracy = r->pf_loads ? (double)r->pf_used / (double)r->pf_loads : 0;
+    m->page_cache_hits = (double)r->pc_hits;
+    m->plan_overhead_s = r->plan_wall;
+    m->plan_gap_mean = r->gap_n ? r->gap_sum / (double)r->gap_n : 0;
+    m->plan_gap_max = r->gap_max;
+    m->plan_gap_idorder_mean = r->gap_n ? r->gap_id_sum / (double)r->gap_n : 0;
+    m->plan_gap_steps = (double)r->gap_n;
+    m->plan_gap_skipped = (double)r->gap_skip;
+    m->opt_fallbacks = (double)r->pc.fallbacks;
+    m->layer_steps = (double)r->steps;
+    s->levels = (int)r->U;
+    double ub = 0, un = 0;
+    for (uint32_t k = 0; k < r->U; k++) {
+        s->level_bits[k] = r->unit_bits[k];
+        s->uses[k] = r->uses_k[k];
+        s->gate_sum[k] = r->gate_k[k];
+        ub += r->uses_k[k] * r->unit_bits[k];
+        un += r->uses_k[k];
+    }
+    m->avg_bits = un > 0 ? ub / un : 0;
+    snprintf(s->sys_bitroute, sizeof s->sys_bitroute, "%s", r->p->bitroute[0] ? r->p->bitroute : r->sys->bitroute);
+    snprintf(s->sys_plan, sizeof s->sys_plan, "%s", r->pt->name);
+    snprintf(s->sys_mem, sizeof s->sys_mem, "%s", r->mt->name);
+    snprintf(s->sys_caps, sizeof s->sys_caps, "%s", r->p->caps[0] ? r->p->caps : r->sys->caps);
+    s->nested = r->sys->nested;
+    snprintf(s->sys_prefetch, sizeof s->sys_prefetch, "%s", r->ft->name);
+}
+
+int sim_run(const sim_input *in, sim_result **out)
+{
+    *out = NULL;
+    run rr, *r = &rr;
+    memset(r, 0, sizeof *r);
+    sim_result *res = calloc(1, sizeof *res);
+    if (!res) D2_ERROR(D2_ENOMEM, "sim: out of memory");
+    r->res = res;
+    res->model = *in->model;
+    res->device = *in->device;
+    res->params = *in->params;
+    int rc = setup(r, in);
+    if (rc == D2_OK) {
+        if (in->timeline) fprintf(in->timeline, "start_ns,end_ns,queue,layer,expert,level,tokens\n");
+        mem_account(r);
+        if (!r->oom) rc = des_event_push(r->ev, 0, EV_STEP_START, 0, 0);
+        des_event e;
+        while (rc == D2_OK && !r->oom && !r->done && des_event_pop(r->ev, &e)) rc = handle(r, &e);
+        if (rc == D2_OK && !r->oom && !r->done)
+            rc = (d2_err_set("sim: the run stopped before its last step (a load could never fit)"), D2_EINTERNAL);
+        if (rc == D2_OK && !r->oom) {
+            /* every byte loaded is accounted: loaded = resident + evicted + released */
+            if (!r->mt->hold && r->io_bytes != mem_reserved_total(r->mm))
+                rc = (d2_err_set("sim: %lld bytes loaded but %lld reserved", (long long)r->io_bytes,
+                                 (long long)mem_reserved_total(r->mm)), D2_EINTERNAL);
+            if (rc == D2_OK) rc = mem_check(r->mm);
+        }
+        if (rc == D2_OK) finish(r);
+    }
+    run_free(r);
+    if (rc != D2_OK) { free(res); return rc; }
+    *out = res;
+    return D2_OK;
+}
+
+/* ---- results --------------------------------------------------------------- */
+
+void sim_result_free(sim_result *r) { free(r); }
+const char *sim_result_status(const sim_result *r) { return r->status; }
+const char *sim_result_reason(const sim_result *r) { return r->reason; }
+uint64_t sim_result_seed(const sim_result *r) { return (uint64_t)r->params.seed; }
+
+int sim_result_foreach_metric(const sim_result *r, sim_metric_fn fn, void *user)
+{
+    for (size_t i = 0; i < NMETRIC; i++)
+        D2_TRY(fn(metric_defs[i].name, *(const double *)((const char *)&r->m + metric_defs[i].off), metric_defs[i].unit, user));
+    for (int k = 0; k < r->levels; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "uses_bits_%d", r->level_bits[k]);
+        D2_TRY(fn(name, r->uses[k], "uses", user));
+        snprintf(name, sizeof name, "gate_bits_%d", r->level_bits[k]);
+        D2_TRY(fn(name, r->gate_sum[k], "", user));
+    }
+    return D2_OK;
+}
+
+typedef struct find_ctx { const char *name; double v; int found; } find_ctx;
+static int find_visit(const char *name, double v, const char *unit, void *u)
+{
+    (void)unit;
+    find_ctx *c = u;
+    if (!strcmp(name, c->name)) { c->v = v; c->found = 1; }
+    return D2_OK;
+}
+
+int sim_result_metric(const sim_result *r, const char *name, double *value)
+{
+    find_ctx c = {name, 0, 0};
+    sim_result_foreach_metric(r, find_visit, &c);
+    if (!c.found) return D2_ENOTFOUND;
+    *value = c.v;
+    return D2_OK;
+}
+
+int sim_result_foreach_param(const sim_result *r, param_visit_fn fn, void *user)
+{
+    D2_TRY(param_foreach(&model_params, &r->model, fn, user));
+    D2_TRY(param_foreach(&device_params, &r->device, fn, user));
+    D2_TRY(param_foreach(&sim_param_table, &r->params, fn, user));
+    char bits[64] = "";
+    for (int k = 0; k < r->levels; k++) {
+        size_t l = strlen(bits);
+        snprintf(bits + l, sizeof bits - l, "%s%d", k ? "/" : "", r->level_bits[k]);
+    }
+    D2_TRY(fn("system.format", r->nested ? "nested" : "copies", "", user));
+    D2_TRY(fn("system.bits", bits, "bits", user));
+    D2_TRY(fn("system.caps", r->sys_caps, "", user));
+    D2_TRY(fn("system.bitroute", r->sys_bitroute, "", user));
+    D2_TRY(fn("system.plan", r->sys_plan, "", user));
+    D2_TRY(fn("system.mem", r->sys_mem, "", user));
+    D2_TRY(fn("system.prefetch", r->sys_prefetch, "", user));
+    D2_TRY(fn("system.rng", D2_RNG_NAME, "", user));
+    return D2_OK;
+}
+
+int sim_result_foreach_input(const sim_result *r, sim_input_fn fn, void *user)
+{
+    if (r->model_path[0]) D2_TRY(fn("model", r->model_path, NULL, user));
+    if (r->device_path[0]) D2_TRY(fn("device", r->device_path, NULL, user));
+    if (r->trace_id[0]) D2_TRY(fn("trace", r->trace_path[0] ? r->trace_path : NULL, r->trace_id, user));
+    return D2_OK;
+}
+
+static int print_visit(const char *name, double v, const char *unit, void *u)
+{
+    fprintf((FILE *)u, "%-22s = %.9g%s%s\n", name, v, unit[0] ? " " : "", unit);
+    return D2_OK;
+}
+
+void sim_result_print(const sim_result *r, FILE *out)
+{
+    fprintf(out, "%-22s = %s\n", "status", r->status);
+    if (r->reason[0]) fprintf(out, "%-22s = %s\n", "reason", r->reason);
+    sim_result_foreach_metric(r, print_visit, out);
+}
+
+/* for job.c */
+void sim_result_set_inputs(sim_result *r, const char *model_path, const char *device_path,
+                           const char *trace_path, const char *trace_id);
+void sim_result_set_inputs(sim_result *r, const char *model_path, const char *device_path,
+                           const char *trace_path, const char *trace_id)
+{
+    snprintf(r->model_path, sizeof r->model_path, "%s", model_path ? model_path : "");
+    snprintf(r->device_path, sizeof r->device_path, "%s", device_path ? device_path : "");
+    snprintf(r->trace_path, sizeof r->trace_path, "%s", trace_path ? trace_path : "");
+    snprintf(r->trace_id, sizeof r->trace_id, "%s", trace_id ? trace_id : "");
+}

@@ -1,0 +1,560 @@
+/* gen.c - synthetic routing: model construction from parameters or a fit,
+ * per-request streams, writing and statistics.  Streams: (seed, 0) builds
+ * the expert rankings, (seed, 2) fits gate weights, (seed, 2^32 + req) drives
+ * request req, (seed ^ pilot mark, ...) drives fitting pilots, so adding
+ * requests never changes earlier ones. */
+#include "trace/gen.h"
+#include "core/err.h"
+#include "core/hash.h"
+#include "core/model.h"
+#include "core/rng.h"
+
+#include <gsl/gsl_randist.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const param_def gen_defs[] = {
+    {"model", PARAM_STRING, offsetof(gen_params, model), "", 0, 0, "", "model profile giving the shape (experiments/models)"},
+    {"layers", PARAM_INT, offsetof(gen_params, layers), "0", 0, 65535, "layers", "MoE layers; 0 = from the model"},
+    {"experts", PARAM_INT, offsetof(gen_params, experts), "0", 0, 65535, "experts", "routed experts per layer; 0 = from the model"},
+    {"top_k", PARAM_INT, offsetof(gen_params, top_k), "0", 0, TRACE_K_MAX, "experts", "experts per token; 0 = from the model"},
+    {"requests", PARAM_INT, offsetof(gen_params, requests), "4", 1, 1000000, "requests", "requests in a generated file"},
+    {"prefill", PARAM_INT, offsetof(gen_params, prefill), "128", 0, 1000000, "tokens", "prompt tokens per request (paper s.5: input 128)"},
+    {"decode", PARAM_INT, offsetof(gen_params, decode), "128", 0, 1000000, "tokens", "generated tokens per request (paper s.5: output 128)"},
+    {"skew", PARAM_DOUBLE, offsetof(gen_params, skew), "0.6", 0, 8, "", "Zipf exponent of expert popularity, p(rank r) ~ (r+1)^-skew"},
+    {"repeat", PARAM_DOUBLE, offsetof(gen_params, repeat), "0.05", 0, 0.99, "probability", "top-1 expert kept from the previous token (beyond chance)"},
+    {"xlayer", PARAM_DOUBLE, offsetof(gen_params, xlayer), "0.1", 0, 1, "probability", "top-1 follows the previous layer's top-1 (same popularity rank)"},
+    {"gate_alpha", PARAM_DOUBLE, offsetof(gen_params, gate_alpha), "1", 0.01, 1000, "", "Dirichlet concentration of gate weights (small = peaked top-1)"},
+    {"tasks", PARAM_INT, offsetof(gen_params, tasks), "1", 1, 64, "tasks", "tasks in the per-request mixture (a request draws one uniformly)"},
+    {"task_share", PARAM_DOUBLE, offsetof(gen_params, task_share), "0.5", 0, 1, "fraction", "fraction of ranks a task keeps from the common ranking"},
+};
+const param_table gen_params_table = {"gen", "gen", gen_defs, sizeof gen_defs / sizeof gen_defs[0]};
+
+#define GEN_REJECT_TRIES 64      /* draws before falling back to rank order for non-top-1 slots */
+/* Fitting pilots: GEN_PILOT_REQUESTS requests long enough that every layer
+ * gets max(GEN_PILOT_SLOTS, GEN_PILOT_SLOTS_PER_EXPERT * E) expert slots, so
+ * a pilot's sampling noise on a share is about 1% (Mixtral: 8192 tokens). */
+#define GEN_PILOT_REQUESTS 16
+#define GEN_PILOT_SLOTS 32768
+#define GEN_PILOT_SLOTS_PER_EXPERT 256
+#define GEN_FIT_ROUNDS 5
+
+struct gen_model {
+    gen_params p;
+    uint64_t seed;
+    uint32_t L, E, K, T;
+    double *pop;                 /* [T][L][E] popularity */
+    gsl_ran_discrete_t **tab;    /* [T][L] */
+    uint16_t *by_rank;           /* [T][L][E] expert of rank r */
+    uint16_t *rank_of;           /* [T][L][E] rank of expert e */
+    double *repeat;              /* [L] */
+    int fitted;
+    uint64_t fit_hash;           /* hash of fitted arrays, 0 when not fitted */
+};
+
+struct gen_stream {
+    const gen_model *m;
+    uint32_t req, task, pos;     /* pos = UINT32_MAX before the first token */
+    gsl_rng *r;
+    uint16_t *cur;               /* [L][K] */
+    float *w;                    /* [L][K] */
+    uint16_t *prev1;             /* [L] top-1 of the previous token */
+    double *alpha, *theta;       /* [K] */
+};
+
+int gen_params_resolve(gen_params *p)
+{
+    if (p->model[0] && (!p->layers || !p->experts || !p->top_k)) {
+        model m;
+        D2_TRY(model_load(&m, p->model));
+        if (!p->layers) p->layers = model_moe_layers(&m);
+        if (!p->experts) p->experts = m.experts;
+        if (!p->top_k) p->top_k = m.top_k;
+    }
+    if (!p->layers || !p->experts || !p->top_k)
+        D2_ERROR(D2_EINVAL, "gen: shape unknown: give gen.model or gen.layers, gen.experts and gen.top_k");
+    if (p->top_k > p->experts) D2_ERROR(D2_EINVAL, "gen: top_k %lld > experts %lld", (long long)p->top_k, (long long)p->experts);
+    if (p->prefill + p->decode < 1) D2_ERROR(D2_EINVAL, "gen: prefill + decode must be at least 1 token");
+    if (p->prefill + p->decode > UINT32_MAX / 2) D2_ERROR(D2_EINVAL, "gen: prefill + decode too large");
+    return D2_OK;
+}
+
+int gen_preset_load(const char *name, gen_params *p)
+{
+    char path[1024];
+    param_defaults(&gen_params_table, p);
+    if (strchr(name, '/') || (strlen(name) > 4 && !strcmp(name + strlen(name) - 4, ".ini"))) {
+        snprintf(path, sizeof path, "%s", name);
+    } else {
+        const char *dir = getenv("D2_PRESET_DIR");
+        if (dir) snprintf(path, sizeof path, "%s/%s.ini", dir, name);
+        else snprintf(path, sizeof path, "%s/traces/presets/%s.ini", D2_SRCDIR, name);
+        FILE *f = fopen(path, "r");
+        if (!f) D2_ERROR(D2_ENOTFOUND, "generator preset \"%s\": %s not found", name, path);
+        fclose(f);
+    }
+    return param_load_ini(&gen_params_table, p, path);
+}
+
+static const double *sort_vals;
+static int cmp_rank(const void *a, const void *b)
+{
+    uint16_t x = *(const uint16_t *)a, y = *(const uint16_t *)b;
+    double vx = sort_vals[x], vy = sort_vals[y];
+    if (vx != vy) return vx > vy ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+/* Rebuild the alias table and ranking of (task, layer) from pop. */
+static int layer_rebuild(gen_model *m, uint32_t t, uint32_t l)
+{
+    size_t off = ((size_t)t * m->L + l) * m->E;
+    double *pp = m->pop + off, sum = 0;
+    for (uint32_t e = 0; e < m->E; e++) sum += pp[e];
+    /* a layer with no activations at all (an empty table row) is read as uniform */
+    if (!(sum > 0)) for (uint32_t e = 0; e < m->E; e++) pp[e] = 1.0;
+    size_t ti = (size_t)t * m->L + l;
+    if (m->tab[ti]) gsl_ran_discrete_free(m->tab[ti]);
+    m->tab[ti] = gsl_ran_discrete_preproc(m->E, pp);
+    if (!m->tab[ti]) D2_ERROR(D2_ENOMEM, "gen: cannot build the popularity table of layer %u", l);
+    uint16_t *br = m->by_rank + off, *ro = m->rank_of + off;
+    for (uint32_t e = 0; e < m->E; e++) br[e] = (uint16_t)e;
+    sort_vals = pp;
+    qsort(br, m->E, sizeof *br, cmp_rank);
+    for (uint32_t r = 0; r < m->E; r++) ro[br[r]] = (uint16_t)r;
+    return D2_OK;
+}
+
+void gen_model_free(gen_model *m)
+{
+    if (!m) return;
+    if (m->tab)
+        for (size_t i = 0; i < (size_t)m->T * m->L; i++)
+            if (m->tab[i]) gsl_ran_discrete_free(m->tab[i]);
+    free(m->tab); free(m->pop); free(m->by_rank); free(m->rank_of); free(m->repeat);
+    free(m);
+}
+
+int gen_model_new(const gen_params *pin, uint64_t seed, gen_model **out)
+{
+    *out = NULL;
+    gen_params p = *pin;
+    D2_TRY(gen_params_resolve(&p));
+    gen_model *m = calloc(1, sizeof *m);
+    if (!m) D2_ERROR(D2_ENOMEM, "out of memory");
+    m->p = p;
+    m->seed = seed;
+    m->L = (uint32_t)p.layers; m->E = (uint32_t)p.experts; m->K = (uint32_t)p.top_k; m->T = (uint32_t)p.tasks;
+    size_t TLE = (size_t)m->T * m->L * m->E;
+    m->pop = calloc(TLE, sizeof *m->pop);
+    m->by_rank = calloc(TLE, sizeof *m->by_rank);
+    m->rank_of = calloc(TLE, sizeof *m->rank_of);
+    m->tab = calloc((size_t)m->T * m->L, sizeof *m->tab);
+    m->repeat = calloc(m->L, sizeof *m->repeat);
+    gsl_rng *r = rng_new(seed, 0);
+    uint16_t *perm = malloc(m->E * sizeof *perm), *sub = malloc(m->E * sizeof *sub);
+    if (!m->pop || !m->by_rank || !m->rank_of || !m->tab || !m->repeat || !r || !perm || !sub) {
+        gen_model_free(m); if (r) gsl_rng_free(r); free(perm); free(sub);
+        D2_ERROR(D2_ENOMEM, "out of memory");
+    }
+    int rc = D2_OK;
+    for (uint32_t l = 0; l < m->L && !rc; l++) {
+        m->repeat[l] = p.repeat;
+        /* the common ranking of layer l: a seeded random permutation */
+        for (uint32_t e = 0; e < m->E; e++) perm[e] = (uint16_t)e;
+        gsl_ran_shuffle(r, perm, m->E, sizeof *perm);
+        for (uint32_t t = 0; t < m->T && !rc; t++) {
+            uint16_t *rk = m->by_rank + ((size_t)t * m->L + l) * m->E; /* scratch for the task ranking */
+            memcpy(rk, perm, m->E * sizeof *rk);
+            if (t > 0) {
+                /* a task re-deals (1 - task_share) of the ranks among themselves */
+                uint32_t n = (uint32_t)llround((1 - p.task_share) * m->E);
+                for (uint32_t e = 0; e < m->E; e++) sub[e] = (uint16_t)e;
+                gsl_ran_shuffle(r, sub, m->E, sizeof *sub);
+                /* experts at the random ranks sub[0..n) are shuffled among those ranks */
+                uint16_t *ex = malloc((n ? n : 1) * sizeof *ex);
+                if (!ex) { rc = D2_ENOMEM; d2_err_set("out of memory"); break; }
+                for (uint32_t i = 0; i < n; i++) ex[i] = rk[sub[i]];
+                gsl_ran_shuffle(r, ex, n, sizeof *ex);
+                for (uint32_t i = 0; i < n; i++) rk[sub[i]] = ex[i];
+                free(ex);
+            }
+            double *pp = m->pop + ((size_t)t * m->L + l) * m->E;
+            for (uint32_t rank = 0; rank < m->E; rank++) pp[rk[rank]] = pow(rank + 1.0, -p.skew);
+            rc = layer_rebuild(m, t, l);
+        }
+    }
+    gsl_rng_free(r);
+    free(perm);
+    free(sub);
+    if (rc) { gen_model_free(m); return rc; }
+    *out = m;
+    return D2_OK;
+}
+
+const gen_params *gen_model_params(const gen_model *m) { return &m->p; }
+
+int gen_model_set_layer(gen_model *m, uint32_t l, const double *share, double repeat)
+{
+    if (l >= m->L) D2_ERROR(D2_EINVAL, "gen: layer %u out of range", l);
+    for (uint32_t e = 0; e < m->E; e++)
+        if (!isfinite(share[e]) || share[e] < 0) D2_ERROR(D2_EINVAL, "gen: layer %u expert %u: share %g invalid", l, e, share[e]);
+    /* a fitted layer has one popularity for every task (tasks then differ only by name) */
+    for (uint32_t t = 0; t < m->T; t++) {
+        memcpy(m->pop + ((size_t)t * m->L + l) * m->E, share, m->E * sizeof *share);
+        D2_TRY(layer_rebuild(m, t, l));
+    }
+    if (!isnan(repeat)) m->repeat[l] = repeat < 0 ? 0 : repeat > 0.99 ? 0.99 : repeat;
+    m->fitted = 1;
+    return D2_OK;
+}
+
+/* ----------------------------------------------------------------- streams */
+
+void gen_stream_free(gen_stream *s)
+{
+    if (!s) return;
+    if (s->r) gsl_rng_free(s->r);
+    free(s->cur); free(s->w); free(s->prev1); free(s->alpha); free(s->theta);
+    free(s);
+}
+
+static uint64_t stream_id(uint32_t req) { return ((uint64_t)1 << 32) | req; }
+
+int gen_stream_reset(gen_stream *s)
+{
+    gsl_rng *r = rng_new(s->m->seed, stream_id(s->req));
+    if (!r) D2_ERROR(D2_ENOMEM, "out of memory");
+    gsl_rng_free(s->r);
+    s->r = r;
+    s->task = s->m->T > 1 ? (uint32_t)gsl_rng_uniform_int(s->r, s->m->T) : 0;
+    s->pos = UINT32_MAX;
+    return D2_OK;
+}
+
+int gen_stream_new(const gen_model *m, uint32_t req, gen_stream **out)
+{
+    *out = NULL;
+    gen_stream *s = calloc(1, sizeof *s);
+    if (!s) D2_ERROR(D2_ENOMEM, "out of memory");
+    s->m = m;
+    s->req = req;
+    s->r = rng_new(m->seed, stream_id(req));
+    s->cur = calloc((size_t)m->L * m->K, sizeof *s->cur);
+    s->w = calloc((size_t)m->L * m->K, sizeof *s->w);
+    s->prev1 = calloc(m->L, sizeof *s->prev1);
+    s->alpha = malloc(m->K * sizeof *s->alpha);
+    s->theta = malloc(m->K * sizeof *s->theta);
+    if (!s->r || !s->cur || !s->w || !s->prev1 || !s->alpha || !s->theta) { gen_stream_free(s); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    for (uint32_t j = 0; j < m->K; j++) s->alpha[j] = m->p.gate_alpha;
+    s->task = m->T > 1 ? (uint32_t)gsl_rng_uniform_int(s->r, m->T) : 0;
+    s->pos = UINT32_MAX;
+    *out = s;
+    return D2_OK;
+}
+
+static int cmp_float_desc(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x > y ? -1 : x < y;
+}
+
+uint32_t gen_stream_next(gen_stream *s)
+{
+    const gen_model *m = s->m;
+    const uint32_t L = m->L, E = m->E, K = m->K, t = s->task;
+    uint32_t pos = s->pos == UINT32_MAX ? 0 : s->pos + 1;
+    for (uint32_t l = 0; l < L; l++) {
+        size_t off = ((size_t)t * L + l) * E;
+        const gsl_ran_discrete_t *tab = m->tab[(size_t)t * L + l];
+        uint16_t *set = s->cur + (size_t)l * K;
+        /* two uniforms always drawn, so the stream's consumption does not depend on the branch */
+        double u = gsl_rng_uniform(s->r), v = gsl_rng_uniform(s->r);
+        uint16_t top;
+        if (pos > 0 && u < m->repeat[l]) {
+            top = s->prev1[l];
+        } else if (l > 0 && v < m->p.xlayer) {
+            /* cross-layer: the expert of the same popularity rank as the previous layer's top-1 */
+            uint16_t a = s->cur[(size_t)(l - 1) * K];
+            uint16_t rank = m->rank_of[((size_t)t * L + l - 1) * E + a];
+            top = m->by_rank[off + rank];
+        } else {
+            top = (uint16_t)gsl_ran_discrete(s->r, tab);
+        }
+        set[0] = top;
+        for (uint32_t j = 1; j < K; j++) {
+            uint16_t e = 0;
+            int found = 0;
+            for (int tries = 0; tries < GEN_REJECT_TRIES && !found; tries++) {
+                e = (uint16_t)gsl_ran_discrete(s->r, tab);
+                found = 1;
+                for (uint32_t i = 0; i < j; i++)
+                    if (set[i] == e) { found = 0; break; }
+            }
+            for (uint32_t rank = 0; rank < E && !found; rank++) {
+                /* fallback: the most popular expert not chosen yet */
+                e = m->by_rank[off + rank];
+                found = 1;
+                for (uint32_t i = 0; i < j; i++)
+                    if (set[i] == e) { found = 0; break; }
+            }
+            set[j] = e;
+        }
+        float *w = s->w + (size_t)l * K;
+        if (K == 1) {
+            w[0] = 1.0f;
+        } else {
+            gsl_ran_dirichlet(s->r, K, s->alpha, s->theta);
+            qsort(s->theta, K, sizeof *s->theta, cmp_float_desc);
+            for (uint32_t j = 0; j < K; j++) w[j] = (float)s->theta[j];
+            for (uint32_t j = 1; j < K; j++)
+                if (w[j] > w[j - 1]) w[j] = w[j - 1]; /* float rounding must not break the order */
+        }
+        s->prev1[l] = top;
+    }
+    s->pos = pos;
+    return pos;
+}
+
+void gen_stream_route(const gen_stream *s, uint32_t layer, uint16_t *experts, float *weights)
+{
+    const uint32_t K = s->m->K;
+    memcpy(experts, s->cur + (size_t)layer * K, K * sizeof *experts);
+    memcpy(weights, s->w + (size_t)layer * K, K * sizeof *weights);
+}
+
+uint32_t gen_stream_pos(const gen_stream *s) { return s->pos; }
+
+/* ------------------------------------------------------------- write, stat */
+
+typedef int (*tok_fn)(void *user, const trace_rec *r);
+
+static int gen_run(const gen_model *m, uint32_t requests, uint32_t tokens, uint32_t prefill, tok_fn fn, void *user)
+{
+    trace_rec rec;
+    memset(&rec, 0, sizeof rec);
+    for (uint32_t q = 0; q < requests; q++) {
+        gen_stream *s;
+        D2_TRY(gen_stream_new(m, q, &s));
+        for (uint32_t i = 0; i < tokens; i++) {
+            uint32_t pos = gen_stream_next(s);
+            rec.req = q;
+            rec.pos = pos;
+            rec.phase = pos < prefill ? TRACE_PREFILL : TRACE_DECODE;
+            for (uint32_t l = 0; l < m->L; l++) {
+                rec.layer = (uint16_t)l;
+                gen_stream_route(s, l, rec.experts, rec.weights);
+                int rc = fn(user, &rec);
+                if (rc) { gen_stream_free(s); return rc; }
+            }
+        }
+        gen_stream_free(s);
+    }
+    return D2_OK;
+}
+
+static int put_writer(void *u, const trace_rec *r) { return trace_writer_put(u, r); }
+static int put_stat(void *u, const trace_rec *r) { stat_add(u, r); return D2_OK; }
+
+int gen_write(const gen_model *m, const char *path)
+{
+    trace_header h;
+    memset(&h, 0, sizeof h);
+    h.layers = m->L; h.experts = m->E; h.top_k = m->K;
+    snprintf(h.model, sizeof h.model, "%s", m->p.model);
+    trace_writer *w;
+    D2_TRY(trace_writer_new(path, &h, &w));
+    int rc = gen_run(m, (uint32_t)m->p.requests, (uint32_t)(m->p.prefill + m->p.decode), (uint32_t)m->p.prefill, put_writer, w);
+    if (rc) { trace_writer_abort(w); return rc; }
+    return trace_writer_close(w);
+}
+
+int gen_stat(const gen_model *m, uint32_t requests, uint32_t tokens, stat_acc *s)
+{
+    return gen_run(m, requests, tokens, (uint32_t)m->p.prefill, put_stat, s);
+}
+
+/* ------------------------------------------------------------------ fitting */
+
+/* Mean of the largest of K Dirichlet(alpha) components, Monte Carlo with a
+ * fixed stream (deterministic). */
+static double top1_mean(uint32_t K, double alpha, uint64_t seed)
+{
+    gsl_rng *r = rng_new(seed, 2);
+    double a[TRACE_K_MAX], th[TRACE_K_MAX], sum = 0;
+    const int n = 4000;
+    for (uint32_t j = 0; j < K; j++) a[j] = alpha;
+    for (int i = 0; i < n; i++) {
+        gsl_ran_dirichlet(r, K, a, th);
+        double mx = 0;
+        for (uint32_t j = 0; j < K; j++) if (th[j] > mx) mx = th[j];
+        sum += mx;
+    }
+    gsl_rng_free(r);
+    return sum / n;
+}
+
+/* Mean over layers of next_top1_acc of pilots as long as the target (the
+ * statistic is in-sample, so its bias depends on the token count: equal
+ * lengths make it comparable).  GEN_XFIT_REPS replicate pilots. */
+#define GEN_XFIT_REPS 8
+#define GEN_XFIT_STEPS 10
+static int pilot_next_acc(const gen_model *m, uint32_t requests, uint32_t tokens, uint64_t seed, double *out)
+{
+    stat_params sp;
+    stat_params_default(&sp);
+    double sum = 0;
+    int n = 0;
+    for (int rep = 0; rep < GEN_XFIT_REPS; rep++) {
+        gen_model pilot = *m;
+        pilot.seed = seed ^ 0xc0ffeeULL ^ ((uint64_t)rep << 44);
+        stat_acc *s;
+        D2_TRY(stat_new(m->L, m->E, m->K, &s));
+        int rc = gen_stat(&pilot, requests, tokens, s);
+        if (!rc) rc = stat_finish(s, &sp);
+        if (!rc) {
+            double v = stat_mean(s, offsetof(stat_layer, next_top1_acc));
+            if (!isnan(v)) { sum += v; n++; }
+        }
+        stat_free(s);
+        if (rc) return rc;
+    }
+    *out = n ? sum / n : NAN;
+    return D2_OK;
+}
+
+/* Cross-layer correlation: bisect xlayer so the pilots' mean next-layer
+ * top-1 predictability equals the target's, at the target's length.  Kept
+ * as the preset's value when the target has no token order (a table) or
+ * only one layer. */
+static int fit_xlayer(gen_model *m, const stat_acc *target, uint64_t seed)
+{
+    double want = stat_mean(target, offsetof(stat_layer, next_top1_acc));
+    uint32_t req = stat_requests(target);
+    uint64_t tok = stat_tokens(target);
+    if (isnan(want) || m->L < 2 || !req || tok < 2 * (uint64_t)req) return D2_OK;
+    uint32_t per = (uint32_t)(tok / req);
+    double lo = 0, hi = 1, got;
+    for (int it = 0; it < GEN_XFIT_STEPS; it++) { /* predictability grows with xlayer */
+        m->p.xlayer = 0.5 * (lo + hi);
+        D2_TRY(pilot_next_acc(m, req, per, seed, &got));
+        if (isnan(got)) break;
+        if (got < want) lo = m->p.xlayer; else hi = m->p.xlayer;
+    }
+    m->p.xlayer = 0.5 * (lo + hi);
+    return D2_OK;
+}
+
+int gen_model_fit(const gen_params *base, const stat_acc *target, uint64_t seed, gen_model **out)
+{
+    *out = NULL;
+    gen_params p = *base;
+    const uint32_t L = stat_layers(target), E = stat_experts(target), K = stat_top_k(target);
+    /* the target's shape wins over the preset's; a model whose shape differs
+     * (e.g. a table covering only some layers) is not named in the output */
+    if (p.model[0]) {
+        gen_params q = p;
+        q.layers = q.experts = q.top_k = 0;
+        if (gen_params_resolve(&q) != D2_OK || q.layers != L || q.experts != E || q.top_k != K) p.model[0] = 0;
+    }
+    p.layers = L; p.experts = E; p.top_k = K;
+    /* gate weights: match the mean top-1 weight (mean over layers) */
+    double wt = 0;
+    int nw = 0;
+    for (uint32_t l = 0; l < L; l++) {
+        double w0 = stat_layer_get(target, l)->w_mean[0];
+        if (isfinite(w0)) { wt += w0; nw++; }
+    }
+    if (nw && K > 1) {
+        wt /= nw;
+        double lo = log(0.01), hi = log(1000);
+        for (int it = 0; it < 30; it++) { /* top1_mean decreases with alpha */
+            double mid = 0.5 * (lo + hi);
+            if (top1_mean(K, exp(mid), seed) > wt) lo = mid; else hi = mid;
+        }
+        p.gate_alpha = exp(0.5 * (lo + hi));
+    }
+    gen_model *m;
+    D2_TRY(gen_model_new(&p, seed, &m));
+    double *pop = malloc((size_t)L * E * sizeof *pop);
+    double *rep = malloc(L * sizeof *rep);
+    if (!pop || !rep) { free(pop); free(rep); gen_model_free(m); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    int rc = D2_OK;
+    for (uint32_t l = 0; l < L && !rc; l++) {
+        const stat_layer *y = stat_layer_get(target, l);
+        memcpy(pop + (size_t)l * E, y->share, E * sizeof *pop);
+        double c = 0;
+        for (uint32_t e = 0; e < E; e++) c += y->share[e] * y->share[e];
+        /* repeat beyond chance: observed = rho + (1 - rho) * chance */
+        rep[l] = isnan(y->top1_repeat) ? NAN : fmax(0, (y->top1_repeat - c) / (1 - c));
+        rc = gen_model_set_layer(m, l, pop + (size_t)l * E, rep[l]);
+    }
+    stat_params sp;
+    stat_params_default(&sp);
+    if (!rc) rc = fit_xlayer(m, target, seed);
+    /* pilot rounds: measure, then correct popularity (multiplicatively) and
+     * repeat (additively) toward the target */
+    for (int round = 0; round < GEN_FIT_ROUNDS && !rc; round++) {
+        stat_acc *s;
+        gen_model pilot = *m;
+        pilot.seed = seed ^ 0x5eedf17ULL ^ ((uint64_t)round << 40);
+        if ((rc = stat_new(L, E, K, &s))) break;
+        uint64_t slots = (uint64_t)GEN_PILOT_SLOTS_PER_EXPERT * E;
+        if (slots < GEN_PILOT_SLOTS) slots = GEN_PILOT_SLOTS;
+        uint32_t tokens = (uint32_t)((slots / K + GEN_PILOT_REQUESTS - 1) / GEN_PILOT_REQUESTS);
+        rc = gen_stat(&pilot, GEN_PILOT_REQUESTS, tokens, s);
+        if (!rc) rc = stat_finish(s, &sp);
+        for (uint32_t l = 0; l < L && !rc; l++) {
+            const stat_layer *y = stat_layer_get(target, l), *g = stat_layer_get(s, l);
+            double *pp = pop + (size_t)l * E;
+            for (uint32_t e = 0; e < E; e++) {
+                if (y->share[e] <= 0) pp[e] = 0;
+                else if (g->share[e] > 0) pp[e] *= y->share[e] / g->share[e];
+                else pp[e] *= 2;
+            }
+            double r = NAN;
+            if (!isnan(rep[l]) && !isnan(g->top1_repeat)) {
+                double c = 0;
+                for (uint32_t e = 0; e < E; e++) c += g->share[e] * g->share[e];
+                r = rep[l] + (y->top1_repeat - g->top1_repeat) / fmax(0.3, 1 - c);
+                rep[l] = r = fmin(0.99, fmax(0, r));
+            }
+            rc = gen_model_set_layer(m, l, pp, r);
+        }
+        stat_free(s);
+    }
+    if (!rc) {
+        uint64_t hb[2];
+        hb[0] = hash64(pop, (size_t)L * E * sizeof *pop);
+        hb[1] = hash64(rep, L * sizeof *rep);
+        m->fit_hash = hash64(hb, sizeof hb);
+    }
+    free(pop);
+    free(rep);
+    if (rc) { gen_model_free(m); return rc; }
+    *out = m;
+    return D2_OK;
+}
+
+typedef struct desc_buf { char *p; size_t n, used; } desc_buf;
+static int desc_visit(const char *key, const char *value, const char *units, void *user)
+{
+    (void)units;
+    desc_buf *d = user;
+    int k = snprintf(d->p + d->used, d->n - d->used, "%s=%s\n", key, value);
+    if (k > 0) d->used += (size_t)k < d->n - d->used ? (size_t)k : d->n - d->used - 1;
+    return 0;
+}
+
+int gen_model_describe(const gen_model *m, char *buf, size_t n)
+{
+    if (!n) return D2_OK;
+    buf[0] = 0;
+    desc_buf d = {buf, n, 0};
+    param_foreach(&gen_params_table, &m->p, desc_visit, &d);
+    snprintf(buf + d.used, n - d.used, "seed=%llu\nfit=%016llx\n", (unsigned long long)m->seed, (unsigned long long)m->fit_hash);
+    return D2_OK;
+}

@@ -1,0 +1,938 @@
+/* import.c - parse foreign router traces into records, check and repair
+ * them as documented in import.h, sort, and write a .d2t.  JSON through
+ * jansson, one object per line; CSV by a strict splitter (no quoting). */
+#include "trace/import.h"
+#include "core/err.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const import_problem_names[IMPORT_PROBLEM_N] = {
+    "id out of range", "bad gate weight", "wrong k", "expert repeated in a record", "duplicate record",
+    "experts not in descending gate order", "token with missing layers", "position gap"};
+const char *const import_problem_handling[IMPORT_PROBLEM_N] = {
+    "record dropped", "record dropped", "record dropped", "record dropped", "later record dropped",
+    "reordered", "kept; the source falls back to the nearest earlier layer", "positions renumbered"};
+
+typedef struct raw {
+    uint32_t req;   /* dense request number, first appearance order */
+    uint32_t line;  /* input line, 1-based */
+    int64_t pos;    /* position as in the file */
+    int64_t layer;  /* layer as in the file */
+    uint8_t k, nw, phase, has_bits, drop;
+    int32_t ex[TRACE_K_MAX];
+    float w[TRACE_K_MAX];
+    uint8_t bits[TRACE_K_MAX];
+} raw;
+
+typedef struct ctx {
+    const char *path;
+    const import_opts *o;
+    import_report *rep;
+    raw *rows;
+    size_t n, cap;
+    /* request names -> dense ids (open addressing) */
+    char **names;
+    uint32_t *ids;
+    size_t hcap, nreq;
+    /* vllm meta */
+    uint32_t meta_experts, meta_topk, meta_layers;
+} ctx;
+
+static int problem(ctx *c, import_problem p, uint32_t line, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int problem(ctx *c, import_problem p, uint32_t line, const char *fmt, ...)
+{
+    char msg[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (c->o->strict) D2_ERROR(D2_EFORMAT, "%s:%u: %s (--strict)", c->path, line, msg);
+    if (!c->rep->n[p]++) snprintf(c->rep->first[p], sizeof c->rep->first[p], "%s:%u: %s", c->path, line, msg);
+    return D2_OK;
+}
+
+static uint64_t strhash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
+static int req_id(ctx *c, const char *name, uint32_t *out)
+{
+    if (c->nreq * 2 >= c->hcap) {
+        size_t ncap = c->hcap ? 2 * c->hcap : 64;
+        char **nn = calloc(ncap, sizeof *nn);
+        uint32_t *ni = calloc(ncap, sizeof *ni);
+        if (!nn || !ni) { free(nn); free(ni); D2_ERROR(D2_ENOMEM, "out of memory"); }
+        for (size_t i = 0; i < c->hcap; i++)
+            if (c->names[i]) {
+                size_t j = strhash(c->names[i]) & (ncap - 1);
+                while (nn[j]) j = (j + 1) & (ncap - 1);
+                nn[j] = c->names[i];
+                ni[j] = c->ids[i];
+            }
+        free(c->names); free(c->ids);
+        c->names = nn; c->ids = ni; c->hcap = ncap;
+    }
+    size_t j = strhash(name) & (c->hcap - 1);
+    while (c->names[j]) {
+        if (!strcmp(c->names[j], name)) { *out = c->ids[j]; return D2_OK; }
+        j = (j + 1) & (c->hcap - 1);
+    }
+    if (c->nreq >= UINT32_MAX - 1) D2_ERROR(D2_ERANGE, "%s: too many requests", c->path);
+    c->names[j] = strdup(name);
+    if (!c->names[j]) D2_ERROR(D2_ENOMEM, "out of memory");
+    c->ids[j] = (uint32_t)c->nreq++;
+    *out = c->ids[j];
+    return D2_OK;
+}
+
+static raw *row_new(ctx *c)
+{
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? 2 * c->cap : 4096;
+        raw *r = realloc(c->rows, ncap * sizeof *r);
+        if (!r) return NULL;
+        c->rows = r;
+        c->cap = ncap;
+    }
+    raw *r = &c->rows[c->n];
+    /* only the header fields; ex/w/bits are written for j < k by the parsers */
+    r->req = r->line = 0;
+    r->pos = r->layer = 0;
+    r->k = r->nw = r->phase = r->has_bits = r->drop = 0;
+    memset(r->bits, 0, sizeof r->bits);
+    return r;
+}
+
+/* ------------------------------------------------------------------- JSON */
+
+static const char *jtype(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a real number";
+    case JSON_TRUE: case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+static int jget(ctx *c, uint32_t line, json_t *o, const char *key, json_t **out)
+{
+    *out = json_object_get(o, key);
+    if (!*out) D2_ERROR(D2_EFORMAT, "%s:%u: field \"%s\": missing", c->path, line, key);
+    return D2_OK;
+}
+
+static int jint(ctx *c, uint32_t line, json_t *o, const char *key, int64_t *out)
+{
+    json_t *v;
+    D2_TRY(jget(c, line, o, key, &v));
+    if (!json_is_integer(v)) D2_ERROR(D2_EFORMAT, "%s:%u: field \"%s\": expected an integer, got %s", c->path, line, key, jtype(v));
+    *out = (int64_t)json_integer_value(v);
+    return D2_OK;
+}
+
+/* Experts and weights arrays into r; lengths beyond TRACE_K_MAX are a k problem. */
+static int jroute(ctx *c, uint32_t line, json_t *o, const char *kex, const char *kw, raw *r)
+{
+    json_t *ex, *w;
+    D2_TRY(jget(c, line, o, kex, &ex));
+    D2_TRY(jget(c, line, o, kw, &w));
+    if (!json_is_array(ex)) D2_ERROR(D2_EFORMAT, "%s:%u: field \"%s\": expected an array, got %s", c->path, line, kex, jtype(ex));
+    if (!json_is_array(w)) D2_ERROR(D2_EFORMAT, "%s:%u: field \"%s\": expected an array, got %s", c->path, line, kw, jtype(w));
+    size_t ne = json_array_size(ex), nw = json_array_size(w);
+    for (size_t i = 0; i < ne; i++) {
+        json_t *v = json_array_get(ex, i);
+        if (!json_is_integer(v))
+            D2_ERROR(D2_EFORMAT, "%s:%u: field \"%s\"[%zu]: expected an integer, got %s", c->path, line, kex, i, jtype(v));
+        json_int_t x = json_integer_value(v);
+        if (i < TRACE_K_MAX) r->ex[i] = x < -1 || x > 65535 ? -1 : (int32_t)x;
+    }
+    for (size_t i = 0; i < nw; i++) {
+        json_t *v = json_array_get(w, i);
+        if (!json_is_number(v))
+            D2_ERROR(D2_EFORMAT, "%s:%u: field \"%s\"[%zu]: expected a number, got %s", c->path, line, kw, i, jtype(v));
+        if (i < TRACE_K_MAX) r->w[i] = (float)json_number_value(v);
+    }
+    if (ne != nw || ne == 0 || ne > TRACE_K_MAX) {
+        D2_TRY(problem(c, IMPORT_K, line, "fields \"%s\"/\"%s\": %zu ids and %zu weights (1..%d, equal counts expected)",
+                       kex, kw, ne, nw, TRACE_K_MAX));
+        r->drop = 1;
+        ne = 0;
+    }
+    r->k = (uint8_t)ne;
+    r->nw = (uint8_t)ne;
+    return D2_OK;
+}
+
+static int parse_json_line(ctx *c, uint32_t line, const char *buf, size_t len, int vllm)
+{
+    json_error_t err;
+    json_t *o = json_loadb(buf, len, 0, &err);
+    if (!o) D2_ERROR(D2_EFORMAT, "%s:%u: malformed JSON at column %d: %s", c->path, line, err.column, err.text);
+    int rc = D2_OK;
+    if (!json_is_object(o)) { rc = D2_EFORMAT; d2_err_set("%s:%u: expected a JSON object, got %s", c->path, line, jtype(o)); goto out; }
+    if (vllm) {
+        json_t *t;
+        if ((rc = jget(c, line, o, "type", &t))) goto out;
+        if (!json_is_string(t)) { rc = D2_EFORMAT; d2_err_set("%s:%u: field \"type\": expected a string, got %s", c->path, line, jtype(t)); goto out; }
+        if (!strcmp(json_string_value(t), "meta")) {
+            int64_t v;
+            if (json_object_get(o, "num_experts")) {
+                if ((rc = jint(c, line, o, "num_experts", &v))) goto out;
+                if (v < 1 || v > 65535) { rc = D2_EFORMAT; d2_err_set("%s:%u: field \"num_experts\": %lld out of range 1..65535", c->path, line, (long long)v); goto out; }
+                c->meta_experts = (uint32_t)v;
+            }
+            if (json_object_get(o, "top_k")) {
+                if ((rc = jint(c, line, o, "top_k", &v))) goto out;
+                if (v < 1 || v > TRACE_K_MAX) { rc = D2_EFORMAT; d2_err_set("%s:%u: field \"top_k\": %lld out of range 1..%d", c->path, line, (long long)v, TRACE_K_MAX); goto out; }
+                c->meta_topk = (uint32_t)v;
+            }
+            json_t *ll = json_object_get(o, "layers_logged");
+            if (ll && json_is_array(ll)) {
+                for (size_t i = 0; i < json_array_size(ll); i++) {
+                    json_t *x = json_array_get(ll, i);
+                    if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > 65534) {
+                        rc = D2_EFORMAT; d2_err_set("%s:%u: field \"layers_logged\"[%zu]: expected a layer number", c->path, line, i); goto out;
+                    }
+                    if ((uint32_t)json_integer_value(x) + 1 > c->meta_layers) c->meta_layers = (uint32_t)json_integer_value(x) + 1;
+                }
+            }
+            goto out;
+        }
+        if (strcmp(json_string_value(t), "route")) { c->rep->skipped_other++; goto out; }
+    }
+    raw *r = row_new(c);
+    if (!r) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
+    r->line = line;
+    int64_t layer, pos;
+    char name[256];
+    if ((rc = jint(c, line, o, "layer", &layer))) goto out;
+    if ((rc = jint(c, line, o, "token_idx", &pos))) goto out;
+    if (vllm) {
+        json_t *q;
+        if ((rc = jget(c, line, o, "req_id", &q))) goto out;
+        if (json_is_string(q) && strlen(json_string_value(q)) >= sizeof name) {
+            rc = D2_EFORMAT; d2_err_set("%s:%u: field \"req_id\": longer than %zu bytes", c->path, line, sizeof name - 1); goto out;
+        }
+        if (json_is_string(q)) snprintf(name, sizeof name, "%s", json_string_value(q));
+        else if (json_is_integer(q)) snprintf(name, sizeof name, "%lld", (long long)json_integer_value(q));
+        else { rc = D2_EFORMAT; d2_err_set("%s:%u: field \"req_id\": expected a string or integer, got %s", c->path, line, jtype(q)); goto out; }
+        r->phase = TRACE_UNKNOWN; /* a vLLM log does not say which rows are prompt tokens */
+        rc = jroute(c, line, o, "topk_ids", "topk_weights", r);
+    } else {
+        int64_t pid;
+        if ((rc = jint(c, line, o, "problem_id", &pid))) goto out;
+        json_t *ds = json_object_get(o, "dataset");
+        if (ds && !json_is_string(ds)) { rc = D2_EFORMAT; d2_err_set("%s:%u: field \"dataset\": expected a string, got %s", c->path, line, jtype(ds)); goto out; }
+        /* a request = (dataset, problem_id) */
+        snprintf(name, sizeof name, "%.200s/%lld", ds ? json_string_value(ds) : "", (long long)pid);
+        /* token_idx counts generated tokens (data/README.md): decode phase */
+        r->phase = TRACE_DECODE;
+        rc = jroute(c, line, o, "experts", "gating_probs", r);
+    }
+    if (rc) goto out;
+    if (pos < 0) { rc = D2_EFORMAT; d2_err_set("%s:%u: field \"token_idx\": %lld is negative", c->path, line, (long long)pos); goto out; }
+    r->layer = layer;
+    r->pos = pos;
+    if ((rc = req_id(c, name, &r->req))) goto out;
+    c->n++;
+    c->rep->rows++;
+out:
+    json_decref(o);
+    return rc;
+}
+
+
+/* ------------------------------------------------------- JSON fast path */
+
+/* A strict parser for the flat objects routing logs are made of: string,
+ * number and array-of-number values, no escapes.  It only serves valid
+ * lines of the expected shape; anything else (nesting, escapes, literals,
+ * a missing field, a wrong type) returns 0 and the line goes through
+ * jansson, which gives the error message.  Numbers follow the JSON grammar;
+ * integers are numbers without fraction or exponent, as in jansson. */
+#define FJ_FIELDS 16
+#define FJ_ARR 64
+typedef struct fj_val {
+    const char *key;
+    size_t klen;
+    char type; /* 'i' integer, 'r' real, 's' string, 'a' array */
+    int64_t i;
+    double d;
+    const char *s;
+    size_t slen;
+    int n;               /* array length */
+    int all_int;         /* array: every element an integer */
+    double arr[FJ_ARR];
+} fj_val;
+
+typedef struct fj_obj { fj_val v[FJ_FIELDS]; int n; } fj_obj;
+
+static const char *fj_ws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+/* number at p: returns end or NULL */
+static const char *fj_num(const char *p, const char *e, int *is_int, int64_t *iv, double *dv)
+{
+    const char *b = p;
+    int neg = 0;
+    if (p < e && *p == '-') { neg = 1; p++; }
+    if (p >= e || *p < '0' || *p > '9') return NULL;
+    uint64_t acc = 0;
+    int digits = 0;
+    if (*p == '0') { p++; digits = 1; }
+    else
+        while (p < e && *p >= '0' && *p <= '9') {
+            if (++digits > 18) return NULL; /* leave big integers to jansson */
+            acc = acc * 10 + (uint64_t)(*p++ - '0');
+        }
+    int frac = 0;
+    if (p < e && *p == '.') {
+        p++;
+        if (p >= e || *p < '0' || *p > '9') return NULL;
+        while (p < e && *p >= '0' && *p <= '9') p++;
+        frac = 1;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < e && (*p == '+' || *p == '-')) p++;
+        if (p >= e || *p < '0' || *p > '9') return NULL;
+        while (p < e && *p >= '0' && *p <= '9') p++;
+        frac = 1;
+    }
+    if (!frac) {
+        *is_int = 1;
+        *iv = neg ? -(int64_t)acc : (int64_t)acc;
+        *dv = (double)*iv;
+    } else {
+        char tmp[64];
+        size_t n = (size_t)(p - b);
+        if (n >= sizeof tmp) return NULL;
+        memcpy(tmp, b, n);
+        tmp[n] = 0;
+        *is_int = 0;
+        *dv = strtod(tmp, NULL);
+        if (!isfinite(*dv)) return NULL;
+    }
+    return p;
+}
+
+static int fj_parse(const char *p, size_t len, fj_obj *o)
+{
+    const char *e = p + len;
+    o->n = 0;
+    p = fj_ws(p, e);
+    if (p >= e || *p++ != '{') return 0;
+    p = fj_ws(p, e);
+    if (p < e && *p == '}') return 0;
+    for (;;) {
+        if (o->n == FJ_FIELDS) return 0;
+        fj_val *v = &o->v[o->n++];
+        p = fj_ws(p, e);
+        if (p >= e || *p++ != '"') return 0;
+        v->key = p;
+        while (p < e && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20) p++;
+        if (p >= e || *p != '"') return 0;
+        v->klen = (size_t)(p - v->key);
+        p = fj_ws(p + 1, e);
+        if (p >= e || *p++ != ':') return 0;
+        p = fj_ws(p, e);
+        if (p >= e) return 0;
+        if (*p == '"') {
+            v->type = 's';
+            v->s = ++p;
+            while (p < e && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x80) p++;
+            if (p >= e || *p != '"') return 0;
+            v->slen = (size_t)(p - v->s);
+            p++;
+        } else if (*p == '[') {
+            v->type = 'a';
+            v->n = 0;
+            v->all_int = 1;
+            p = fj_ws(p + 1, e);
+            if (p < e && *p == ']') p++;
+            else
+                for (;;) {
+                    int isint;
+                    int64_t iv;
+                    double dv;
+                    if (v->n == FJ_ARR) return 0;
+                    p = fj_num(p, e, &isint, &iv, &dv);
+                    if (!p) return 0;
+                    v->arr[v->n++] = dv;
+                    if (!isint) v->all_int = 0;
+                    p = fj_ws(p, e);
+                    if (p < e && *p == ',') { p = fj_ws(p + 1, e); continue; }
+                    if (p < e && *p == ']') { p++; break; }
+                    return 0;
+                }
+        } else {
+            int isint;
+            p = fj_num(p, e, &isint, &v->i, &v->d);
+            if (!p) return 0;
+            v->type = isint ? 'i' : 'r';
+        }
+        p = fj_ws(p, e);
+        if (p < e && *p == ',') { p++; continue; }
+        if (p < e && *p == '}') { p++; break; }
+        return 0;
+    }
+    return fj_ws(p, e) == e;
+}
+
+static const fj_val *fj_get(const fj_obj *o, const char *key)
+{
+    size_t n = strlen(key);
+    const fj_val *found = NULL;
+    for (int i = 0; i < o->n; i++) /* the last duplicate wins, as in jansson */
+        if (o->v[i].klen == n && !memcmp(o->v[i].key, key, n)) found = &o->v[i];
+    return found;
+}
+
+/* The happy path of parse_json_line; 0 = not handled (use jansson). */
+static int fast_line(ctx *c, uint32_t line, const char *buf, size_t len, int vllm, int *rc)
+{
+    fj_obj o;
+    *rc = D2_OK;
+    if (!fj_parse(buf, len, &o)) return 0;
+    const fj_val *layer = fj_get(&o, "layer"), *pos = fj_get(&o, "token_idx");
+    const fj_val *ex = fj_get(&o, vllm ? "topk_ids" : "experts"), *w = fj_get(&o, vllm ? "topk_weights" : "gating_probs");
+    if (!layer || layer->type != 'i' || !pos || pos->type != 'i' || pos->i < 0 || !ex || ex->type != 'a' || !ex->all_int ||
+        !w || w->type != 'a' || ex->n != w->n || ex->n < 1 || ex->n > TRACE_K_MAX)
+        return 0;
+    char name[256];
+    if (vllm) {
+        const fj_val *t = fj_get(&o, "type"), *q = fj_get(&o, "req_id");
+        if (!t || t->type != 's' || t->slen != 5 || memcmp(t->s, "route", 5) || !q) return 0;
+        if (q->type == 's' && q->slen < sizeof name) { memcpy(name, q->s, q->slen); name[q->slen] = 0; }
+        else if (q->type == 'i') snprintf(name, sizeof name, "%lld", (long long)q->i);
+        else return 0;
+    } else {
+        const fj_val *pid = fj_get(&o, "problem_id"), *ds = fj_get(&o, "dataset");
+        if (!pid || pid->type != 'i' || (ds && ds->type != 's')) return 0;
+        snprintf(name, sizeof name, "%.*s/%lld", ds ? (int)(ds->slen < 200 ? ds->slen : 200) : 0, ds ? ds->s : "", (long long)pid->i);
+    }
+    raw *r = row_new(c);
+    if (!r) { *rc = D2_ENOMEM; d2_err_set("out of memory"); return 1; }
+    r->line = line;
+    r->layer = layer->i;
+    r->pos = pos->i;
+    r->phase = vllm ? TRACE_UNKNOWN : TRACE_DECODE; /* as in parse_json_line */
+    for (int j = 0; j < ex->n; j++) {
+        double x = ex->arr[j];
+        r->ex[j] = x < -1 || x > 65535 ? -1 : (int32_t)x;
+        r->w[j] = (float)w->arr[j];
+    }
+    r->k = r->nw = (uint8_t)ex->n;
+    if ((*rc = req_id(c, name, &r->req))) return 1;
+    c->n++;
+    c->rep->rows++;
+    return 1;
+}
+
+/* -------------------------------------------------------------------- CSV */
+
+/* Generic CSV (traces/README.md): header
+ *   req,pos,phase,layer,e0..e{k-1},w0..w{k-1}[,b0..b{k-1}]
+ * req is any text without commas; phase prefill|decode|unknown. */
+typedef struct csv_cols { int k, has_bits; } csv_cols;
+
+static int csv_split(char *s, char **f, int max)
+{
+    int n = 0;
+    for (;;) {
+        if (n == max) return -1;
+        f[n++] = s;
+        char *comma = strchr(s, ',');
+        if (!comma) break;
+        *comma = 0;
+        s = comma + 1;
+    }
+    return n;
+}
+
+static int csv_header(ctx *c, char *line, csv_cols *cc)
+{
+    char *f[3 * TRACE_K_MAX + 8];
+    int n = csv_split(line, f, 3 * TRACE_K_MAX + 8);
+    static const char *fixed[] = {"req", "pos", "phase", "layer"};
+    if (n < 6) D2_ERROR(D2_EFORMAT, "%s:1: CSV header: expected req,pos,phase,layer,e0..,w0..[,b0..]", c->path);
+    for (int i = 0; i < 4; i++)
+        if (strcmp(f[i], fixed[i])) D2_ERROR(D2_EFORMAT, "%s:1: CSV header column %d: expected \"%s\", got \"%s\"", c->path, i + 1, fixed[i], f[i]);
+    int k = 0;
+    while (4 + k < n && f[4 + k][0] == 'e') k++;
+    if (k < 1 || k > TRACE_K_MAX) D2_ERROR(D2_EFORMAT, "%s:1: CSV header: %d expert columns, expected 1..%d", c->path, k, TRACE_K_MAX);
+    int has_bits = n == 4 + 3 * k;
+    if (n != 4 + 2 * k && !has_bits) D2_ERROR(D2_EFORMAT, "%s:1: CSV header: %d columns, expected %d or %d for k = %d", c->path, n, 4 + 2 * k, 4 + 3 * k, k);
+    for (int j = 0; j < k * (2 + has_bits); j++) {
+        char want[16];
+        snprintf(want, sizeof want, "%c%d", j < k ? 'e' : j < 2 * k ? 'w' : 'b', j % k);
+        if (strcmp(f[4 + j], want)) D2_ERROR(D2_EFORMAT, "%s:1: CSV header column %d: expected \"%s\", got \"%s\"", c->path, 5 + j, want, f[4 + j]);
+    }
+    cc->k = k;
+    cc->has_bits = has_bits;
+    return D2_OK;
+}
+
+static int csv_int(ctx *c, uint32_t line, const char *col, const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end || errno) D2_ERROR(D2_EFORMAT, "%s:%u: field \"%s\": expected an integer, got \"%.40s\"", c->path, line, col, s);
+    if (v < lo || v > hi) D2_ERROR(D2_EFORMAT, "%s:%u: field \"%s\": %lld out of range %lld..%lld", c->path, line, col, v, (long long)lo, (long long)hi);
+    *out = v;
+    return D2_OK;
+}
+
+static int parse_csv_line(ctx *c, uint32_t line, char *buf, const csv_cols *cc)
+{
+    char *f[3 * TRACE_K_MAX + 8];
+    int want = 4 + cc->k * (2 + cc->has_bits);
+    int n = csv_split(buf, f, 3 * TRACE_K_MAX + 8);
+    if (n != want) D2_ERROR(D2_EFORMAT, "%s:%u: %d fields, the header has %d", c->path, line, n < 0 ? 3 * TRACE_K_MAX + 8 : n, want);
+    raw *r = row_new(c);
+    if (!r) D2_ERROR(D2_ENOMEM, "out of memory");
+    r->line = line;
+    int64_t v;
+    D2_TRY(csv_int(c, line, "pos", f[1], 0, INT64_MAX, &r->pos));
+    if (!strcmp(f[2], "prefill")) r->phase = TRACE_PREFILL;
+    else if (!strcmp(f[2], "decode")) r->phase = TRACE_DECODE;
+    else if (!strcmp(f[2], "unknown")) r->phase = TRACE_UNKNOWN;
+    else D2_ERROR(D2_EFORMAT, "%s:%u: field \"phase\": expected prefill, decode or unknown, got \"%.40s\"", c->path, line, f[2]);
+    D2_TRY(csv_int(c, line, "layer", f[3], INT32_MIN, INT32_MAX, &r->layer));
+    for (int j = 0; j < cc->k; j++) {
+        char col[8];
+        snprintf(col, sizeof col, "e%d", j);
+        D2_TRY(csv_int(c, line, col, f[4 + j], INT32_MIN, INT32_MAX, &v));
+        r->ex[j] = v < -1 || v > 65535 ? -1 : (int32_t)v;
+        char *end;
+        const char *s = f[4 + cc->k + j];
+        double w = strtod(s, &end);
+        if (end == s || *end) D2_ERROR(D2_EFORMAT, "%s:%u: field \"w%d\": expected a number, got \"%.40s\"", c->path, line, j, s);
+        r->w[j] = (float)w;
+        if (cc->has_bits) {
+            snprintf(col, sizeof col, "b%d", j);
+            D2_TRY(csv_int(c, line, col, f[4 + 2 * cc->k + j], 0, 32, &v));
+            r->bits[j] = (uint8_t)v;
+        }
+    }
+    r->k = r->nw = (uint8_t)cc->k;
+    r->has_bits = (uint8_t)cc->has_bits;
+    if (!f[0][0]) D2_ERROR(D2_EFORMAT, "%s:%u: field \"req\": empty", c->path, line);
+    D2_TRY(req_id(c, f[0], &r->req));
+    c->n++;
+    c->rep->rows++;
+    return D2_OK;
+}
+
+/* ------------------------------------------------------------- read lines */
+
+static int read_input(ctx *c, int fmt, int *has_bits)
+{
+    FILE *f = fopen(c->path, "rb");
+    if (!f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", c->path, strerror(errno));
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    uint32_t line = 0;
+    int rc = D2_OK;
+    csv_cols cc = {0, 0};
+    while ((len = getline(&buf, &cap, f)) >= 0) {
+        line++;
+        if (memchr(buf, 0, (size_t)len)) { rc = D2_EFORMAT; d2_err_set("%s:%u: binary data (NUL byte): not a text trace", c->path, line); break; }
+        while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) buf[--len] = 0;
+        size_t sp = 0;
+        while (sp < (size_t)len && isspace((unsigned char)buf[sp])) sp++;
+        if (sp == (size_t)len) continue; /* blank line */
+        if (fmt == 2) {
+            if (!cc.k) rc = csv_header(c, buf, &cc);
+            else rc = parse_csv_line(c, line, buf, &cc);
+        } else if (!fast_line(c, line, buf, (size_t)len, fmt == 1, &rc)) {
+            rc = parse_json_line(c, line, buf, (size_t)len, fmt == 1);
+        }
+        if (rc) break;
+    }
+    if (!rc && ferror(f)) { rc = D2_EIO; d2_err_set("%s: read error", c->path); }
+    c->rep->lines = line;
+    free(buf);
+    fclose(f);
+    *has_bits = cc.has_bits;
+    if (!rc && fmt == 2 && !cc.k) { rc = D2_EFORMAT; d2_err_set("%s: empty file: no CSV header", c->path); }
+    if (!rc && c->n == 0) { rc = D2_EFORMAT; d2_err_set("%s: %s: no routing records", c->path, line ? "no usable lines" : "empty file"); }
+    return rc;
+}
+
+/* vLLM's warm-up dummy batch: a leading run of rows with identical ids and
+ * uniform weights (1/k each).  Its length is detected, not assumed. */
+static void skip_warmup(ctx *c)
+{
+    if (!c->n) return;
+    const raw *a = &c->rows[0];
+    size_t n = 0;
+    for (; n < c->n; n++) {
+        const raw *r = &c->rows[n];
+        if (r->drop || r->k != a->k || !r->k || memcmp(r->ex, a->ex, r->k * sizeof r->ex[0])) break;
+        int uniform = 1;
+        for (int j = 0; j < r->k; j++)
+            if (fabsf(r->w[j] - 1.0f / r->k) > 1e-6f) uniform = 0;
+        if (!uniform) break;
+    }
+    if (n < 2) return; /* one uniform row alone is not a batch */
+    for (size_t i = 0; i < n; i++) c->rows[i].drop = 1;
+    c->rep->warmup = n;
+}
+
+static const raw *sort_rows;
+static int cmp_idx(const void *pa, const void *pb)
+{
+    const raw *a = &sort_rows[*(const uint32_t *)pa], *b = &sort_rows[*(const uint32_t *)pb];
+    if (a->req != b->req) return a->req < b->req ? -1 : 1;
+    if (a->pos != b->pos) return a->pos < b->pos ? -1 : 1;
+    if (a->layer != b->layer) return a->layer < b->layer ? -1 : 1;
+    return a->line < b->line ? -1 : a->line > b->line;
+}
+
+static int check_rows(ctx *c, uint32_t L, uint32_t E, uint32_t K)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        raw *r = &c->rows[i];
+        if (r->drop) continue;
+        if (r->k != K) {
+            D2_TRY(problem(c, IMPORT_K, r->line, "field \"experts\": expected %u ids, got %u", K, r->k));
+            r->drop = 1;
+            continue;
+        }
+        if (r->layer < 0 || r->layer >= L) {
+            D2_TRY(problem(c, IMPORT_RANGE, r->line, "field \"layer\": %lld out of range 0..%u", (long long)r->layer, L - 1));
+            r->drop = 1;
+            continue;
+        }
+        for (int j = 0; j < r->k && !r->drop; j++) {
+            if (r->ex[j] < 0 || (uint32_t)r->ex[j] >= E) {
+                D2_TRY(problem(c, IMPORT_RANGE, r->line, "field \"experts\"[%d]: id out of range 0..%u", j, E - 1));
+                r->drop = 1;
+            } else if (!isfinite(r->w[j]) || r->w[j] < 0) {
+                D2_TRY(problem(c, IMPORT_WEIGHT, r->line, "field \"weights\"[%d]: %g is not a finite weight >= 0", j, (double)r->w[j]));
+                r->drop = 1;
+            } else {
+                for (int i2 = 0; i2 < j; i2++)
+                    if (r->ex[i2] == r->ex[j]) {
+                        D2_TRY(problem(c, IMPORT_DUPEXP, r->line, "field \"experts\": id %d appears twice", r->ex[j]));
+                        r->drop = 1;
+                        break;
+                    }
+            }
+        }
+        if (r->drop) continue;
+        int sorted = 1;
+        for (int j = 1; j < r->k; j++)
+            if (r->w[j] > r->w[j - 1]) sorted = 0;
+        if (!sorted) {
+            D2_TRY(problem(c, IMPORT_ORDER, r->line, "field \"weights\": not in descending order"));
+            for (int a = 1; a < r->k; a++) /* insertion sort, stable */
+                for (int b = a; b > 0 && r->w[b] > r->w[b - 1]; b--) {
+                    float tw = r->w[b]; r->w[b] = r->w[b - 1]; r->w[b - 1] = tw;
+                    int32_t te = r->ex[b]; r->ex[b] = r->ex[b - 1]; r->ex[b - 1] = te;
+                    uint8_t tb = r->bits[b]; r->bits[b] = r->bits[b - 1]; r->bits[b - 1] = tb;
+                }
+        }
+    }
+    return D2_OK;
+}
+
+static int write_rows(ctx *c, const char *out, uint32_t L, uint32_t E, uint32_t K, int has_bits)
+{
+    uint32_t *idx = malloc((c->n ? c->n : 1) * sizeof *idx);
+    if (!idx) D2_ERROR(D2_ENOMEM, "out of memory");
+    size_t m = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (!c->rows[i].drop) idx[m++] = (uint32_t)i;
+    sort_rows = c->rows;
+    qsort(idx, m, sizeof *idx, cmp_idx);
+    /* duplicates: keep the first line */
+    size_t w = 0;
+    for (size_t i = 0; i < m; i++) {
+        const raw *r = &c->rows[idx[i]];
+        if (w) {
+            const raw *p = &c->rows[idx[w - 1]];
+            if (p->req == r->req && p->pos == r->pos && p->layer == r->layer) {
+                int rc = problem(c, IMPORT_DUP, r->line, "request %u position %lld layer %lld: duplicate of line %u", r->req,
+                                 (long long)r->pos, (long long)r->layer, p->line);
+                if (rc) { free(idx); return rc; }
+                continue;
+            }
+        }
+        idx[w++] = idx[i];
+    }
+    m = w;
+    if (!m) { free(idx); D2_ERROR(D2_EFORMAT, "%s: no usable records (all %llu rows dropped)", c->path, (unsigned long long)c->rep->rows); }
+    /* token checks (missing layers, gaps) before writing, so --strict fails cleanly */
+    for (size_t i = 0; i < m;) {
+        size_t j = i;
+        const raw *r = &c->rows[idx[i]];
+        while (j < m && c->rows[idx[j]].req == r->req && c->rows[idx[j]].pos == r->pos) j++;
+        if (j - i < L) {
+            int rc = problem(c, IMPORT_MISSING, r->line, "request %u position %lld: %zu of %u layers present", r->req,
+                             (long long)r->pos, j - i, L);
+            if (rc) { free(idx); return rc; }
+        }
+        if (j < m && c->rows[idx[j]].req == r->req && c->rows[idx[j]].pos != r->pos + 1) {
+            int rc = problem(c, IMPORT_GAP, c->rows[idx[j]].line, "request %u: position %lld follows %lld", r->req,
+                             (long long)c->rows[idx[j]].pos, (long long)r->pos);
+            if (rc) { free(idx); return rc; }
+        }
+        i = j;
+    }
+    trace_header h = {0};
+    h.layers = L; h.experts = E; h.top_k = K; h.has_bits = has_bits;
+    if (c->o->model) snprintf(h.model, sizeof h.model, "%s", c->o->model);
+    trace_writer *tw;
+    int rc = trace_writer_new(out, &h, &tw);
+    if (rc) { free(idx); return rc; }
+    /* Requests are renumbered densely in order of first appearance among
+     * kept rows; positions are renumbered 0,1,2.. per request in file order
+     * of position (the first recorded position becomes 0). */
+    uint32_t req = UINT32_MAX, newreq = 0, newpos = 0;
+    int64_t lastpos = 0;
+    for (size_t i = 0; i < m && !rc; i++) {
+        const raw *r = &c->rows[idx[i]];
+        if (r->req != req) {
+            if (req != UINT32_MAX) newreq++;
+            req = r->req;
+            newpos = 0;
+            lastpos = r->pos;
+        } else if (r->pos != lastpos) {
+            newpos++;
+            lastpos = r->pos;
+        }
+        trace_rec t;
+        memset(&t, 0, sizeof t);
+        t.req = newreq;
+        t.pos = newpos;
+        t.layer = (uint16_t)r->layer;
+        t.phase = r->phase;
+        for (uint32_t j = 0; j < K; j++) {
+            t.experts[j] = (uint16_t)r->ex[j];
+            t.weights[j] = r->w[j];
+            t.bits[j] = r->bits[j];
+        }
+        rc = trace_writer_put(tw, &t);
+    }
+    free(idx);
+    if (rc) { trace_writer_abort(tw); return rc; }
+    c->rep->records = m;
+    c->rep->requests = newreq + 1;
+    return trace_writer_close(tw);
+}
+
+int import_run(const char *in, const char *out, const import_opts *o, import_report *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    int fmt;
+    if (!o->format) D2_ERROR(D2_EINVAL, "no input format given (mixtral-jsonl, vllm-jsonl or csv)");
+    if (!strcmp(o->format, "mixtral-jsonl")) fmt = 0;
+    else if (!strcmp(o->format, "vllm-jsonl")) fmt = 1;
+    else if (!strcmp(o->format, "csv")) fmt = 2;
+    else D2_ERROR(D2_EINVAL, "format \"%s\": expected mixtral-jsonl, vllm-jsonl or csv", o->format);
+    ctx c = {0};
+    c.path = in;
+    c.o = o;
+    c.rep = rep;
+    int has_bits = 0;
+    int rc = read_input(&c, fmt, &has_bits);
+    if (!rc && fmt == 1) {
+        skip_warmup(&c);
+        if (rep->warmup == rep->rows) { rc = D2_EFORMAT; d2_err_set("%s: only warm-up rows (%llu), no real routing", in, (unsigned long long)rep->warmup); }
+    }
+    uint32_t L = o->layers, E = o->experts, K = o->top_k;
+    if (!rc) {
+        if (!E) E = c.meta_experts;
+        if (!K) K = c.meta_topk;
+        if (!L) L = c.meta_layers;
+        int64_t maxl = -1, maxe = -1;
+        uint32_t firstk = 0;
+        for (size_t i = 0; i < c.n; i++) {
+            const raw *r = &c.rows[i];
+            if (r->drop) continue;
+            if (!firstk) firstk = r->k;
+            if (r->layer <= 65534 && r->layer > maxl) maxl = r->layer;
+            for (int j = 0; j < r->k; j++)
+                if (r->ex[j] > maxe) maxe = r->ex[j];
+        }
+        /* Inferred shape: largest id seen + 1 (then nothing is out of range). */
+        if (!K) K = firstk;
+        if (!L) L = maxl >= 0 ? (uint32_t)maxl + 1 : 1;
+        if (!E) E = maxe >= 0 ? (uint32_t)maxe + 1 : 1;
+        if (E < K) E = K;
+        if (!K || K > TRACE_K_MAX) { rc = D2_EFORMAT; d2_err_set("%s: cannot tell top-k (no valid record)", in); }
+    }
+    if (!rc) rc = check_rows(&c, L, E, K);
+    if (!rc) {
+        rep->layers = L; rep->experts = E; rep->top_k = K;
+        rc = write_rows(&c, out, L, E, K, has_bits);
+    }
+    if (!rc) {
+        trace_file *tf;
+        rc = trace_file_open(out, &tf);
+        if (!rc) { rep->tokens = trace_file_header(tf)->tokens; trace_file_close(tf); }
+    }
+    for (size_t i = 0; i < c.hcap; i++) free(c.names[i]);
+    free(c.names); free(c.ids); free(c.rows);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ tables */
+
+void import_table_clear(import_table *t)
+{
+    free(t->shares);
+    memset(t, 0, sizeof *t);
+}
+
+static int table_json(const char *path, const char *text, size_t len, import_table *t)
+{
+    json_error_t err;
+    json_t *o = json_loadb(text, len, 0, &err);
+    if (!o) D2_ERROR(D2_EFORMAT, "%s:%d: malformed JSON: %s", path, err.line, err.text);
+    int rc = D2_OK;
+    json_t *ne = json_object_get(o, "num_experts"), *by = json_object_get(o, "expert_usage_by_layer");
+    if (!json_is_integer(ne) || json_integer_value(ne) < 1 || json_integer_value(ne) > 65535) { rc = D2_EFORMAT; d2_err_set("%s: field \"num_experts\": expected an integer 1..65535", path); goto out; }
+    if (!json_is_object(by) || json_object_size(by) == 0) { rc = D2_EFORMAT; d2_err_set("%s: field \"expert_usage_by_layer\": expected a non-empty object", path); goto out; }
+    t->experts = (uint32_t)json_integer_value(ne);
+    t->layers = (uint32_t)json_object_size(by);
+    t->top_k = 0; /* counts: k unknown */
+    long *keys = malloc(t->layers * sizeof *keys);
+    t->shares = calloc((size_t)t->layers * t->experts, sizeof *t->shares);
+    if (!keys || !t->shares) { free(keys); rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
+    const char *k;
+    json_t *v;
+    size_t n = 0;
+    json_object_foreach(by, k, v) {
+        char *end;
+        keys[n] = strtol(k, &end, 10);
+        if (*end || end == k) { free(keys); rc = D2_EFORMAT; d2_err_set("%s: field \"expert_usage_by_layer\": key \"%s\" is not a layer number", path, k); goto out; }
+        n++;
+    }
+    /* layers in numeric order */
+    for (size_t a = 1; a < n; a++)
+        for (size_t b = a; b > 0 && keys[b] < keys[b - 1]; b--) { long x = keys[b]; keys[b] = keys[b - 1]; keys[b - 1] = x; }
+    for (size_t l = 0; l < n && !rc; l++) {
+        char kb[32];
+        snprintf(kb, sizeof kb, "%ld", keys[l]);
+        json_t *lay = json_object_get(by, kb);
+        if (!json_is_object(lay)) { rc = D2_EFORMAT; d2_err_set("%s: field \"expert_usage_by_layer\".\"%s\": expected an object", path, kb); break; }
+        json_object_foreach(lay, k, v) {
+            char *end;
+            long e = strtol(k, &end, 10);
+            if (*end || end == k || e < 0 || e >= (long)t->experts) { rc = D2_EFORMAT; d2_err_set("%s: layer %s: expert \"%s\" out of range 0..%u", path, kb, k, t->experts - 1); break; }
+            if (!json_is_number(v) || json_number_value(v) < 0) { rc = D2_EFORMAT; d2_err_set("%s: layer %s expert %s: expected a count >= 0", path, kb, k); break; }
+            t->shares[l * t->experts + (size_t)e] = json_number_value(v);
+        }
+    }
+    free(keys);
+out:
+    json_decref(o);
+    if (rc) import_table_clear(t);
+    return rc;
+}
+
+static int table_csv(const char *path, char *text, const char *language, import_table *t)
+{
+    const char *lang = language ? language : "English";
+    char *save = NULL, *line = strtok_r(text, "\n", &save);
+    if (!line) D2_ERROR(D2_EFORMAT, "%s: empty file", path);
+    /* header: Layer,Language,Expert_0,...  */
+    if (strncmp(line, "Layer,Language,Expert_0", 23)) D2_ERROR(D2_EFORMAT, "%s:1: header: expected Layer,Language,Expert_0,...", path);
+    uint32_t E = 0;
+    for (char *p = line; *p; p++) E += *p == ',';
+    E -= 1;
+    if (E < 1 || E > 65535) D2_ERROR(D2_EFORMAT, "%s:1: header: %u expert columns", path, E);
+    size_t cap = 64;
+    double *sh = malloc(cap * E * sizeof *sh);
+    if (!sh) D2_ERROR(D2_ENOMEM, "out of memory");
+    uint32_t L = 0, lineno = 1;
+    double ksum = 0;
+    while ((line = strtok_r(NULL, "\n", &save))) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len && line[len - 1] == '\r') line[--len] = 0;
+        if (!len) continue;
+        char *c1 = strchr(line, ',');
+        char *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
+        if (!c2) { free(sh); D2_ERROR(D2_EFORMAT, "%s:%u: expected Layer,Language,values", path, lineno); }
+        *c2 = 0;
+        if (strcmp(c1 + 1, lang)) continue;
+        if (L == cap) {
+            cap *= 2;
+            double *n = realloc(sh, cap * E * sizeof *sh);
+            if (!n) { free(sh); D2_ERROR(D2_ENOMEM, "out of memory"); }
+            sh = n;
+        }
+        char *p = c2 + 1;
+        double rs = 0;
+        for (uint32_t e = 0; e < E; e++) {
+            char *end;
+            double v = strtod(p, &end);
+            if (end == p || !isfinite(v) || v < 0 || (e + 1 < E ? *end != ',' : *end != 0)) {
+                free(sh);
+                D2_ERROR(D2_EFORMAT, "%s:%u: field \"Expert_%u\": expected a number >= 0", path, lineno, e);
+            }
+            sh[(size_t)L * E + e] = v;
+            rs += v;
+            p = end + 1;
+        }
+        ksum += rs;
+        L++;
+    }
+    if (!L) { free(sh); D2_ERROR(D2_EFORMAT, "%s: no rows with Language = %s", path, lang); }
+    t->layers = L;
+    t->experts = E;
+    double k = ksum / L;
+    /* activation fractions: a row sums to top-k (data/README.md) */
+    t->top_k = fabs(k - round(k)) < 0.05 && round(k) >= 1 && round(k) <= TRACE_K_MAX ? (uint32_t)round(k) : 0;
+    t->shares = sh;
+    return D2_OK;
+}
+
+int import_table_read(const char *path, const char *language, import_table *t)
+{
+    memset(t, 0, sizeof *t);
+    FILE *f = fopen(path, "rb");
+    if (!f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (sz <= 0) { fclose(f); D2_ERROR(D2_EFORMAT, "%s: empty file", path); }
+    char *buf = malloc((size_t)sz + 1);
+    if (!buf) { fclose(f); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    size_t got = fread(buf, 1, (size_t)sz, f);
+    fclose(f);
+    if (got != (size_t)sz) { free(buf); D2_ERROR(D2_EIO, "%s: read error", path); }
+    buf[sz] = 0;
+    int rc;
+    if (memchr(buf, 0, (size_t)sz)) { rc = D2_EFORMAT; d2_err_set("%s: binary data: neither a .d2t trace nor an activation table", path); }
+    else {
+        size_t i = 0;
+        while (i < (size_t)sz && isspace((unsigned char)buf[i])) i++;
+        rc = buf[i] == '{' ? table_json(path, buf, (size_t)sz, t) : table_csv(path, buf, language, t);
+    }
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,75 @@
+#!/bin/sh
+# calib.sh - `d2moe calibrate`: a small run writes a profile that loads; bad
+# options exit 2; a read-only or full disk gives one clear line and leaves no
+# file; SIGTERM mid-run leaves no temporary file.  Rates are not asserted.
+. "${D2_SRCDIR:-.}/tests/lib.sh"
+
+SMALL="--file-size 8Mi --max-read 1Mi --io-bytes 1Mi --min-reps 3 --max-reps 8 --mem-size 4Mi"
+mkdir -p "$TMP/d"
+# shellcheck disable=SC2086
+"$D2MOE" calibrate -o "$TMP/host.ini" --dir "$TMP/d" $SMALL > "$TMP/out" 2> "$TMP/err"; ok $? "small calibration run"
+[ ! -s "$TMP/err" ]; ok $? "nothing on stderr"
+grep -q '^kind *= measured ' "$TMP/host.ini"; ok $? "profile says kind = measured"
+grep -Eq '^# .*page cache bypassed with (O_DIRECT|POSIX_FADV_DONTNEED)' "$TMP/host.ini"; ok $? "profile names the cache bypass"
+"$D2MOE" show device "$TMP/host.ini" > "$TMP/show" 2>&1; ok $? "d2moe show device loads the profile"
+grep -Eq '^unified += true ' "$TMP/show"; ok $? "unified = true"
+awk '$1 == "flash_bw" && $3 > 0 { f = 1 } END { exit !f }' "$TMP/show"; ok $? "flash_bw > 0"
+awk '$1 == "fp16_flops" && $3 > 0 { f = 1 } END { exit !f }' "$TMP/show"; ok $? "fp16_flops > 0"
+mem=$(awk '$1 == "mem_bytes" { print $3 }' "$TMP/show")
+[ "$mem" -gt 0 ] 2>/dev/null; ok $? "mem_bytes from the machine ($mem)"
+[ -z "$(ls -A "$TMP/d")" ]; ok $? "no temporary file left in --dir"
+[ "$(ls "$TMP" | grep -c 'host.ini.tmp')" -eq 0 ]; ok $? "no temporary profile left"
+
+expect 2 "--file-size 12x" "bad size: exit 2, one line" -- "$D2MOE" calibrate -o "$TMP/x.ini" --file-size 12x
+expect 2 "at least twice the largest read" "file smaller than the reads: exit 2" -- \
+    "$D2MOE" calibrate -o "$TMP/x.ini" --dir "$TMP/d" --file-size 1Mi --max-read 1Mi
+expect 2 "unknown option" "unknown option: exit 2" -- "$D2MOE" calibrate --frob
+expect 1 "nowhere: no such file or directory" "missing --dir: one line" -- "$D2MOE" calibrate -o "$TMP/x.ini" --dir "$TMP/nowhere" $SMALL
+[ ! -e "$TMP/x.ini" ]; ok $? "no profile after the errors"
+
+# A read-only and a full file system, each in a private mount namespace
+# (needs root and unshare; SKIP otherwise).
+if unshare -m true 2>/dev/null; then
+    mkdir -p "$TMP/ro"
+    err=$(unshare -m sh -c "mount --bind -o ro '$TMP/ro' '$TMP/ro' && exec '$D2MOE' calibrate -o '$TMP/ro/host.ini' --dir '$TMP/ro' $SMALL" 2>&1 >/dev/null)
+    st=$?
+    [ $st -eq 1 ] && printf '%s' "$err" | grep -q 'read-only file system' && [ "$(printf '%s\n' "$err" | grep -c '')" -eq 1 ]
+    ok $? "read-only --dir: exit 1, one line ($err)"
+    [ -z "$(ls -A "$TMP/ro")" ]; ok $? "read-only: nothing left"
+    err=$(unshare -m sh -c "mount --bind -o ro '$TMP/ro' '$TMP/ro' && exec '$D2MOE' calibrate -o '$TMP/ro/host.ini' --dir '$TMP/d' $SMALL" 2>&1 >/dev/null)
+    st=$?
+    [ $st -eq 1 ] && printf '%s' "$err" | grep -q 'read-only file system'; ok $? "read-only output place: exit 1 ($err)"
+    [ -z "$(ls -A "$TMP/ro")" ]; ok $? "read-only output: no partial profile"
+    mkdir -p "$TMP/full"
+    err=$(unshare -m sh -c "mount -t tmpfs -o size=2m tmpfs '$TMP/full' && exec '$D2MOE' calibrate -o '$TMP/full/host.ini' --dir '$TMP/full' $SMALL" 2>&1 >/dev/null)
+    st=$?
+    [ $st -eq 1 ] && printf '%s' "$err" | grep -q 'no space left'; ok $? "full disk: exit 1 ($err)"
+    [ -z "$(ls -A "$TMP/full")" ]; ok $? "full disk: nothing left (and the tmpfs is gone with its namespace)"
+else
+    skip "read-only --dir (no unshare -m)"; skip "read-only: nothing left"
+    skip "read-only output"; skip "read-only output: no partial profile"
+    skip "full disk (no unshare -m)"; skip "full disk: nothing left"
+fi
+# A file size limit makes the data file's writes fail like a full disk.
+err=$(sh -c "ulimit -f 2048; exec '$D2MOE' calibrate -o '$TMP/f.ini' --dir '$TMP/d' $SMALL" 2>&1 >/dev/null)
+st=$?
+[ $st -eq 1 ] && printf '%s' "$err" | grep -q 'file size limit'; ok $? "file size limit: exit 1, clear reason ($err)"
+[ -z "$(ls -A "$TMP/d")" ] && [ ! -e "$TMP/f.ini" ]; ok $? "file size limit: nothing left"
+
+# SIGTERM while measuring: the temporary file (open, nameless) goes with the
+# process.  Large enough to be still running when the signal comes.
+"$D2MOE" calibrate -o "$TMP/k.ini" --dir "$TMP/d" --file-size 64Mi --max-read 4Mi --io-bytes 512Mi \
+    --min-reps 50 --max-reps 2000 > "$TMP/kout" 2>&1 &
+pid=$!
+seen=1
+i=0
+while [ $i -lt 100 ]; do
+    if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q "$TMP/d/.*(deleted)"; then seen=0; break; fi
+    sleep 0.05; i=$((i + 1))
+done
+ok $seen "while measuring, the process holds a nameless file in --dir"
+kill -TERM $pid 2>/dev/null
+wait $pid; st=$?
+[ $st -eq 143 ]; ok $? "SIGTERM ends calibrate (status $st)"
+[ -z "$(ls -A "$TMP/d")" ] && [ ! -e "$TMP/k.ini" ]; ok $? "after SIGTERM: no temporary file, no profile"
+done_testing

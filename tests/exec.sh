@@ -1,0 +1,129 @@
+#!/bin/sh
+# exec.sh - `d2moe execute` on a small model: runs the simulator's plan for
+# real, stays within the budget, matches the one-shot kernels, stores a sim
+# and a real run; bad configurations exit 2 with one line; a --spec runs
+# every point and reports each point's error.  Timing is reported, never
+# asserted here (see `d2moe execute --spec experiments/validation.ini`).
+. "${D2_SRCDIR:-.}/tests/lib.sh"
+
+cat > "$TMP/small.ini" <<'EOF'
+[model]
+name = t-small
+layers = 2
+hidden = 256
+expert_ffn = 512
+experts = 4
+top_k = 2
+heads = 1
+kv_heads = 1
+head_dim = 8
+attn_params = 1
+vocab = 16
+tied_embeddings = true
+EOF
+mkdir -p "$TMP/presets"
+cat > "$TMP/presets/t-small.ini" <<'EOF'
+[gen]
+layers = 2
+experts = 4
+top_k = 2
+EOF
+D2_PRESET_DIR="$TMP/presets"; export D2_PRESET_DIR
+mkdir -p "$TMP/d"
+"$D2MOE" calibrate -o "$TMP/host.ini" --dir "$TMP/d" --file-size 8Mi --max-read 1Mi --io-bytes 1Mi --min-reps 3 \
+    --max-reps 8 --mem-size 4Mi --kernel-model "$TMP/small.ini" > "$TMP/cal" 2>&1; ok $? "calibrate a device profile (small)"
+grep -q '^# Compute: the MWQ kernels' "$TMP/host.ini"; ok $? "profile documents the kernel rates"
+
+RUN="--model $TMP/small.ini --device $TMP/host.ini --requests 4 --prompt 2 --gen 3 --mwq-dir $TMP"
+# shellcheck disable=SC2086
+"$D2MOE" execute $RUN --budget 2M --db "$TMP/r.db" --real-timeline "$TMP/real.csv" > "$TMP/out" 2> "$TMP/err"
+ok $? "execute runs (d2moe-v1, budget 2M)"
+[ ! -s "$TMP/err" ]; ok $? "nothing on stderr"; [ -s "$TMP/err" ] && diag "$(cat "$TMP/err")"
+grep -q '^generating .*t-small.*\.mwq' "$TMP/out"; ok $? "a synthetic model file was generated"
+ls "$TMP"/t-small.*.mwq > /dev/null 2>&1; ok $? "the model file is kept for the next run"
+grep -Eq '^makespan_s +[0-9.]+ +[0-9.]+ ' "$TMP/out"; ok $? "makespan: simulated and measured"
+awk '$1 == "peak_expert_mb" && $3 <= 2.0 && $3 > 0 { f = 1 } END { exit !f }' "$TMP/out"
+ok $? "peak expert bytes within the 2 MB budget ($(awk '$1 == "peak_expert_mb" { print $3 }' "$TMP/out") MB)"
+awk '/^verify:/ { for (i = 1; i <= NF; i++) if ($i == "kernels,") v = $(i - 4); if (v + 0 < 0.01 && $2 + 0 > 0) f = 1 } END { exit !f }' "$TMP/out"
+ok $? "token outputs equal the one-shot kernels ($(grep '^verify:' "$TMP/out"))"
+[ "$(grep -c ',io,' "$TMP/real.csv")" -gt 0 ] && [ "$(grep -c ',compute,' "$TMP/real.csv")" -gt 0 ]
+ok $? "real timeline has io and compute rows"
+grep makespan_s "$TMP/out" | while read -r _ s r e; do diag "makespan simulated $s s, measured $r s, error $e"; done
+if command -v sqlite3 > /dev/null; then
+    n=$(sqlite3 "$TMP/r.db" "SELECT group_concat(mode) FROM (SELECT mode FROM runs WHERE kind = 'execute' ORDER BY id)")
+    [ "$n" = "sim,real" ]; ok $? "results store: a sim and a real run ($n)"
+    h=$(sqlite3 "$TMP/r.db" "SELECT count(DISTINCT config_hash) FROM runs")
+    [ "$h" = 1 ]; ok $? "both runs have the same configuration hash"
+else
+    skip "results store (no sqlite3)"; skip "configuration hash (no sqlite3)"
+fi
+# shellcheck disable=SC2086
+"$D2MOE" execute $RUN --budget 2M --plan-check-only > /dev/null 2>&1; [ $? -eq 2 ]; ok $? "unknown option: exit 2"
+# shellcheck disable=SC2086
+"$D2MOE" execute $RUN --budget 2M --threads 2 --no-verify > "$TMP/out2" 2>&1; ok $? "two compute threads"
+
+expect 2 "--model is required" "no model: exit 2" -- "$D2MOE" execute --device "$TMP/host.ini"
+# shellcheck disable=SC2086
+expect 2 "nested \(MWQ\) systems only" "separate copies: exit 2" -- "$D2MOE" execute $RUN --policy matryoshka-free
+# shellcheck disable=SC2086
+expect 2 "nested \(MWQ\) systems only|preloads experts" "preloading (EdgeMoE) system: exit 2" -- "$D2MOE" execute $RUN --policy edgemoe
+# shellcheck disable=SC2086
+expect 2 "threads 0" "bad --threads: exit 2" -- "$D2MOE" execute $RUN --threads 0
+cat > "$TMP/other.ini" <<'EOF'
+[model]
+name = t-small
+layers = 2
+hidden = 128
+expert_ffn = 512
+experts = 4
+top_k = 2
+heads = 1
+kv_heads = 1
+head_dim = 8
+attn_params = 1
+vocab = 16
+tied_embeddings = true
+EOF
+mwq=$(ls "$TMP"/t-small.*.mwq | head -1)
+expect 2 "needs" "model file of another shape: exit 2, one line" -- "$D2MOE" execute --model "$TMP/other.ini" \
+    --device "$TMP/host.ini" --requests 4 --prompt 2 --gen 3 --mwq "$mwq"
+# shellcheck disable=SC2086
+expect 2 "smaller than one expert level" "budget below one level: exit 2" -- "$D2MOE" execute $RUN --budget 10k
+
+# SIGTERM while the model file is generated: no partial file left
+sed 's/^hidden = 256/hidden = 1024/; s/^expert_ffn = 512/expert_ffn = 2816/' "$TMP/small.ini" > "$TMP/big.ini"
+mkdir -p "$TMP/g"
+"$D2MOE" execute --model "$TMP/big.ini" --device "$TMP/host.ini" --requests 2 --prompt 1 --gen 1 --mwq-dir "$TMP/g" \
+    > "$TMP/gout" 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 100 ] && ! ls "$TMP/g" 2>/dev/null | grep -q 'mwq.tmp$'; do sleep 0.05; i=$((i + 1)); done
+ls "$TMP/g" | grep -q 'mwq.tmp$'; ok $? "generation under way (temporary model file)"
+kill -TERM $pid 2>/dev/null
+wait $pid; st=$?
+[ $st -eq 143 ] && [ -z "$(ls -A "$TMP/g")" ]; ok $? "SIGTERM while generating: status $st, no file left"
+
+cat > "$TMP/v.ini" <<EOF
+[sweep]
+name = vsmall
+kind = execute
+model = $TMP/small.ini
+device = $TMP/host.ini
+sim.plan = hebf, id-order
+sim.budget = 2M
+sim.requests = 4
+sim.prompt = 2
+sim.gen = 3
+EOF
+"$D2MOE" execute --spec "$TMP/v.ini" --db "$TMP/v.db" --mwq-dir "$TMP" --repeat 2 > "$TMP/vout" 2>&1; ok $? "a validation spec runs"
+[ "$(grep -Ec '^[01] +2 +[0-9.]+ +[0-9.]+ +-?[0-9.]+%' "$TMP/vout")" -eq 2 ]; ok $? "each of the 2 points reports its error (2 rounds)"
+grep -E '^[01] +2 +[0-9.]+' "$TMP/vout" | while read -r p _ s r e _; do diag "point $p: simulated $s s, measured $r s (median), error $e"; done
+grep -q 'mean |error|' "$TMP/vout"; ok $? "overall error reported"
+"$D2MOE" execute --spec "$TMP/v.ini" --db "$TMP/v.db" --mwq-dir "$TMP" --repeat 1 --max-error 0.0001 > /dev/null 2> "$TMP/merr"
+[ $? -eq 1 ] && grep -q 'above --max-error' "$TMP/merr"; ok $? "--max-error below the error: exit 1"
+"$D2MOE" execute --spec "$TMP/v.ini" --db "$TMP/v.db" --mwq-dir "$TMP" --repeat 1 --max-error 1000 > /dev/null 2>&1
+ok $? "--max-error above the error: exit 0"
+expect 2 "needs --db" "--spec without --db: exit 2" -- "$D2MOE" execute --spec "$TMP/v.ini"
+sed 's/^kind = execute/kind = simulate/' "$TMP/v.ini" > "$TMP/v2.ini"
+expect 2 "expected kind = execute" "a spec of another kind: exit 2" -- "$D2MOE" execute --spec "$TMP/v2.ini" --db "$TMP/v.db"
+done_testing

@@ -1,0 +1,53 @@
+#!/bin/sh
+# quant.sh - `d2moe quantize`, `d2moe mwq inspect` and `d2moe bench kernels`
+# from the command line: the real stories260K checkpoint (skipped when
+# ../shared is absent), JSON fields, the results store, and bad input (exit
+# status 2 and a one-line message naming the file).
+. "${D2_SRCDIR:-.}/tests/lib.sh"
+
+STORIES="$D2_SHARED/data/weights/stories260K.bin"
+if [ -r "$STORIES" ]; then
+    "$D2MOE" quantize --input "$STORIES" --preset v1 -o "$TMP/s.mwq" > "$TMP/out.txt" 2>&1; ok $? "quantize stories260K --preset v1"
+    grep -q '^layers.0.w1  172 x 64  group 128' "$TMP/out.txt"; ok $? "text report names layers.0.w1 172 x 64"
+    n=$(grep -c '^  mwq-rtn ' "$TMP/out.txt"); [ "$n" -eq $((36 * 3)) ]; ok $? "3 mwq-rtn levels for each of the 36 matrices (got $n rows)"
+    "$D2MOE" mwq inspect --verify "$TMP/s.mwq" > "$TMP/insp.txt" 2>&1; ok $? "mwq inspect --verify"
+    grep -q '36 tensors, every chunk checksum verified' "$TMP/insp.txt"; ok $? "inspect: 36 tensors verified"
+    # w1: 172 x 64, level 1: 172 groups x 4 bytes + 2 planes x 8 bytes x 172 rows = 3440
+    grep -A3 '^layers.0.w1 ' "$TMP/insp.txt" | grep -Eq '^ +1 +2 +[0-9]+ +3440 '; ok $? "inspect: w1 level-1 chunk is 3440 bytes (by hand)"
+    "$D2MOE" quantize --input "$STORIES" --tensor layers.1.w2 --preset v2 --json > "$TMP/j.json"; ok $? "quantize --json v2 one tensor"
+    grep -q '"tensors"' "$TMP/j.json" && grep -q '"snr_db"' "$TMP/j.json" && grep -q '"bpw"' "$TMP/j.json" && grep -q '"method": "msb-slice"' "$TMP/j.json"
+    ok $? "json has tensors, snr_db, bpw and the msb-slice baseline"
+    n=$(grep -c '"level"' "$TMP/j.json"); [ "$n" -eq 12 ]; ok $? "json: 3 methods x 4 levels (got $n)"
+    "$D2MOE" quantize --input "$STORIES" --tensor layers.0.w1 --tensor layers.0.w3 --db "$TMP/r.db" > /dev/null; ok $? "quantize --db"
+    "$D2MOE" db info "$TMP/r.db" | grep -Eq 'quant_errors +18'; ok $? "db has 2 tensors x 3 methods x 3 levels = 18 quant_errors rows"
+    "$D2MOE" quantize --input "$STORIES" --tensor layers.0.w1 --no-baselines -o "$TMP/a.mwq" > /dev/null &&
+        "$D2MOE" quantize --input "$STORIES" --tensor layers.0.w1 --no-baselines -o "$TMP/b.mwq" > /dev/null && cmp -s "$TMP/a.mwq" "$TMP/b.mwq"
+    ok $? "same input and options give a byte-identical .mwq"
+    head -c 500000 "$STORIES" > "$TMP/trunc.bin"
+    expect 2 "trunc.bin: .*truncated" "truncated checkpoint: exit 2, one line" -- "$D2MOE" quantize --input "$TMP/trunc.bin" -o "$TMP/x.mwq"
+    [ ! -e "$TMP/x.mwq" ] && [ ! -e "$TMP/x.mwq.tmp" ]; ok $? "no output left behind after a failure"
+    expect 2 "no tensor named \"nope\"" "unknown --tensor: exit 2" -- "$D2MOE" quantize --input "$STORIES" --tensor nope
+    # calibration of the wrong width for gptq
+    printf '\223NUMPY\001\000v\000{'"'"'descr'"'"': '"'"'<f4'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (2, 3), }' > "$TMP/c.npy"
+    head -c $((128 - $(wc -c < "$TMP/c.npy") - 1)) /dev/zero | tr '\0' ' ' >> "$TMP/c.npy"; printf '\n' >> "$TMP/c.npy"
+    head -c 24 /dev/zero >> "$TMP/c.npy"
+    expect 2 "c.npy: shape \\(2, 3\\) does not match" "gptq calib of the wrong width: exit 2" -- "$D2MOE" quantize --input "$STORIES" --tensor layers.0.w1 --mode gptq --calib "$TMP/c.npy"
+else
+    for i in $(seq 1 17); do skip "stories260K.bin not found under \$D2_SHARED/data/weights"; done
+fi
+expect 2 "--input FILE is required" "no --input: exit 2" -- "$D2MOE" quantize
+expect 2 "unknown option" "bad option: exit 2" -- "$D2MOE" quantize --input x.bin --frobnicate
+expect 2 "preset 'v9'" "bad preset: exit 2" -- "$D2MOE" quantize --input x.bin --preset v9
+expect 2 "more than 8 bits" "b1 + K - 1 > 8: exit 2" -- "$D2MOE" quantize --input x.bin --base-bits 6 --levels 4
+expect 2 "--mode gptq needs --calib" "gptq without calib: exit 2" -- "$D2MOE" quantize --input x.bin --mode gptq
+expect 2 "unknown key mwq.colour" "--set unknown key: exit 2" -- "$D2MOE" quantize --input x.bin --set mwq.colour=red
+expect 2 "missing.bin: cannot open" "missing input: exit 2" -- "$D2MOE" quantize --input "$TMP/missing.bin"
+expect 2 "cannot tell the format" "unknown extension: exit 2" -- "$D2MOE" quantize --input "$TMP/w.gguf"
+printf 'hello' > "$TMP/junk.mwq"
+expect 2 "junk.mwq: .*truncated" "mwq inspect of junk: exit 2" -- "$D2MOE" mwq inspect "$TMP/junk.mwq"
+expect 2 "unknown subcommand" "mwq frob: exit 2" -- "$D2MOE" mwq frob x
+"$D2MOE" bench kernels --help | grep -q 'usage: d2moe bench kernels'; ok $? "bench kernels --help"
+"$D2MOE" bench kernels --rows 64 --cols 256 --qrows 8 --qcols 256 --reps 1 --json > "$TMP/b.json"; ok $? "bench kernels runs (tiny sizes)"
+grep -q '"stream_gbs"' "$TMP/b.json" && grep -q '"quantize_gbs"' "$TMP/b.json" && grep -q '"dot_gw_s"' "$TMP/b.json" && grep -q '"dot_gbs"' "$TMP/b.json"
+ok $? "bench json has stream_gbs, quantize_gbs, dot_gw_s, dot_gbs"
+done_testing

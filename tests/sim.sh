@@ -1,0 +1,55 @@
+#!/bin/sh
+# sim.sh - d2moe simulate: JSON fields, --db rows, --timeline CSV, --list,
+# repeatability, out of memory as a result, and bad arguments (exit 2, one
+# line).  Small configurations only: performance lives in `d2moe bench sim`.
+. "${D2_SRCDIR:-.}/tests/lib.sh"
+
+S="$D2MOE simulate --model llama-moe-3.5b --device env1 --requests 4 --prompt 8 --gen 8"
+
+$S --json > "$TMP/a.json"; ok $? "simulate --json exits 0"
+for k in status throughput_tps total_tps makespan_s ttft_s tpot_s peak_mem_mb io_gb io_busy_s compute_busy_s \
+         bubble_s bubble_ratio hit_rate plan_overhead_s uses_bits_2 gate_bits_4; do
+    jq -e "has(\"$k\")" "$TMP/a.json" > /dev/null; ok $? "json has $k"
+done
+jq -e '.status == "ok" and .throughput_tps > 0 and .makespan_s > 0' "$TMP/a.json" > /dev/null; ok $? "status ok, throughput > 0"
+jq -e '.params["sim.policy"] == "d2moe-v1" and .params["system.plan"] == "hebf"' "$TMP/a.json" > /dev/null; ok $? "effective params in the JSON"
+$S --json > "$TMP/b.json"
+jq -S 'del(.plan_overhead_s)' "$TMP/a.json" > "$TMP/a2"; jq -S 'del(.plan_overhead_s)' "$TMP/b.json" > "$TMP/b2"
+cmp -s "$TMP/a2" "$TMP/b2"; ok $? "two runs with the same seed: identical output (but the wall-clock plan overhead)"
+
+$S --policy hold-int8 --db "$TMP/r.db" > /dev/null; ok $? "simulate --db exits 0"
+n=$(sqlite3 "$TMP/r.db" "SELECT count(*) FROM metrics WHERE run_id = 1 AND name = 'throughput_tps'"); [ "$n" = 1 ]; ok $? "metrics stored"
+n=$(sqlite3 "$TMP/r.db" "SELECT value FROM params WHERE run_id = 1 AND key = 'sim.policy'"); [ "$n" = hold-int8 ]; ok $? "params stored (sim.policy = $n)"
+n=$(sqlite3 "$TMP/r.db" "SELECT count(*) FROM params WHERE run_id = 1 AND key LIKE 'device.%'"); [ "$n" -gt 10 ]; ok $? "device params stored ($n)"
+n=$(sqlite3 "$TMP/r.db" "SELECT count(*) FROM inputs WHERE run_id = 1 AND role IN ('model','device')"); [ "$n" = 2 ]; ok $? "model and device profiles stored as inputs"
+n=$(sqlite3 "$TMP/r.db" "SELECT status FROM runs WHERE id = 1"); [ "$n" = ok ]; ok $? "run status ok"
+
+$S --policy edgemoe --timeline "$TMP/t.csv" > /dev/null; ok $? "simulate --timeline exits 0"
+head -1 "$TMP/t.csv" | grep -q '^start_ns,end_ns,queue,layer,expert,level,tokens$'; ok $? "timeline header"
+awk -F, 'NR > 1 && ($2 <= $1 || ($3 != "io" && $3 != "compute")) { bad++ } END { exit bad > 0 }' "$TMP/t.csv"; ok $? "every interval has end > start and a known queue"
+awk -F, 'NR > 1 && $3 == "compute" { if ($1 < last) bad++; last = $2 } END { exit bad > 0 }' "$TMP/t.csv"; ok $? "compute intervals never overlap"
+awk -F, 'NR > 1 && $3 == "io" { if ($1 < last) bad++; last = $2 } END { exit bad > 0 }' "$TMP/t.csv"; ok $? "I/O intervals never overlap (one channel)"
+
+$D2MOE simulate --list | grep -q '^  ablate-hebf '; ok $? "--list shows the systems"
+$D2MOE simulate --list | grep -q '^  paths '; ok $? "--list shows the preloading predictors"
+$D2MOE simulate --help | grep -q 'sim.budget'; ok $? "--help lists the sim keys"
+
+$D2MOE simulate --model mixtral-8x7b --device env1 --policy hold-int8 --requests 2 --prompt 4 --gen 4 --json > "$TMP/oom.json"
+ok $? "out of memory exits 0 (a result)"
+jq -e '.status == "oom" and (.reason | length) > 0' "$TMP/oom.json" > /dev/null; ok $? "mixtral INT8 resident on a 6 GB GPU: status oom"
+
+expect 2 'unknown system "nope"' "unknown policy: exit 2" -- $S --policy nope
+expect 2 "smaller than one expert level" "budget below one level: exit 2" -- $S --budget 1M
+expect 2 "unknown planner" "unknown planner: exit 2" -- $S --set sim.plan=fastest
+expect 2 "unknown predictor" "unknown preloading predictor: exit 2" -- $S --set sim.prefetch=psychic
+expect 2 "expected model.KEY" "--set of an unknown table: exit 2" -- $S --set foo.bar=1
+expect 2 "requests: 0 is outside" "zero requests: exit 2" -- $S --requests 0
+expect 2 "model is required" "no model: exit 2" -- $D2MOE simulate --device env1
+expect 2 "unknown option" "unknown option: exit 2" -- $S --frobnicate
+expect 2 "trace" "bitroute=trace without recorded bits: exit 2" -- $S --set sim.bitroute=trace
+if $D2MOE trace gen --model olmoe-1b-7b --set gen.requests=1 --set gen.prefill=4 --set gen.decode=4 -o "$TMP/olmoe.d2t" > /dev/null 2>&1; then
+    expect 2 "does not match model" "a trace of another model's shape: exit 2" -- $S --trace "$TMP/olmoe.d2t"
+else
+    skip "trace gen unavailable"
+fi
+done_testing

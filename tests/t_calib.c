@@ -1,0 +1,148 @@
+/* t_calib.c - host calibration: the storage fit on known answers, medians,
+ * the atomic profile write (including into a read-only place), and a small
+ * real storage run that leaves no file behind.  No timing is asserted:
+ * rates are measured by `d2moe calibrate`, not here. */
+#include "core/err.h"
+#include "host/calib.h"
+#include "tap.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(d);
+    return n;
+}
+
+static void test_fit(void)
+{
+    /* exact line: lat 80 us, 2 GB/s -> t = 80000 + size / 2 ns (by hand) */
+    calib_io_result r;
+    memset(&r, 0, sizeof r);
+    for (int i = 0; i < 6; i++) {
+        r.pt[i].size = 4096LL << (2 * i);
+        r.pt[i].median_ns = 80000.0 + (double)r.pt[i].size / 2.0;
+    }
+    r.n = 6;
+    ok(calib_io_fit(&r) == D2_OK, "fit of an exact line succeeds");
+    is_near(r.lat_ns, 80000, 1e-3, "latency 80 us recovered");
+    is_near(r.bw, 2e9, 1e-3, "bandwidth 2 GB/s recovered");
+    is_near(r.max_rel_err, 0, 1e-9, "no residual on an exact line");
+
+    /* relative weighting: a 10% error on the largest point moves bw, barely lat */
+    r.pt[5].median_ns *= 1.10;
+    ok(calib_io_fit(&r) == D2_OK, "fit with one noisy point");
+    ok(r.bw < 2e9 && r.bw > 1.7e9, "bandwidth pulled down by the slow large read (%.4g)", r.bw);
+    ok(fabs(r.lat_ns - 80000) < 8000, "latency stays near 80 us (%.0f)", r.lat_ns);
+
+    /* flat times: the page cache was not bypassed -> refused, not a silly profile */
+    for (int i = 0; i < 6; i++) r.pt[i].median_ns = 1000.0 - i;
+    int rc = calib_io_fit(&r);
+    ok(rc == D2_ERANGE && strstr(d2_err_msg(), "does not grow"), "time falling with size is refused: %s", d2_err_msg());
+
+    /* pure bandwidth, negative intercept by least squares -> clamped to 0 */
+    for (int i = 0; i < 6; i++) r.pt[i].median_ns = (double)r.pt[i].size * (i == 0 ? 0.5 : 1.0);
+    ok(calib_io_fit(&r) == D2_OK && r.lat_ns == 0 && r.bw > 0, "negative latency clamped to 0 (bw %.4g)", r.bw);
+
+    r.n = 1;
+    ok(calib_io_fit(&r) == D2_EINVAL, "one point cannot be fitted");
+}
+
+static void test_median(void)
+{
+    double a[] = {5, 1, 3};
+    is_near(calib_median(a, 3), 3, 0, "median of 3");
+    double b[] = {4, 1, 3, 2};
+    is_near(calib_median(b, 4), 2.5, 0, "median of 4 = mean of middle two");
+    ok(a[0] == 5 && a[1] == 1, "median leaves its input unsorted");
+}
+
+static void test_atomic(const char *dir)
+{
+    char path[512], tmp[4096], buf[64];
+    snprintf(path, sizeof path, "%s/p.ini", dir);
+    ok(calib_file_write_atomic(path, "[device]\n", 9, tmp) == D2_OK, "atomic write");
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (f) fclose(f);
+    ok(n == 9 && memcmp(buf, "[device]\n", 9) == 0, "content written");
+    ok(tmp[0] == 0, "temporary name cleared after rename");
+    is_int(count_entries(dir), 1, "only the profile is left");
+    unlink(path);
+
+    snprintf(path, sizeof path, "%s/no/such/dir/p.ini", dir);
+    int rc = calib_file_write_atomic(path, "x", 1, tmp);
+    ok(rc == D2_EIO && strstr(d2_err_msg(), "cannot create the profile"), "missing directory: %s", d2_err_msg());
+    rc = calib_file_write_atomic("/proc/d2moe-p.ini", "x", 1, NULL);
+    ok(rc == D2_EIO, "unwritable place (/proc): %s", d2_err_msg());
+}
+
+static void test_measure(const char *dir)
+{
+    calib_io_opts o;
+    calib_io_opts_init(&o);
+    snprintf(o.dir, sizeof o.dir, "%s", dir);
+    o.file_bytes = 4 << 20;
+    o.max_read = 1 << 20;
+    o.bytes_per_size = 1 << 20;
+    o.min_reps = 3;
+    o.max_reps = 8;
+    calib_io_result r;
+    int rc = calib_io_measure(&o, &r);
+    ok(rc == D2_OK, "small storage run (4 MiB file, 4 KiB..1 MiB reads): %s", rc ? d2_err_msg() : "ok");
+    is_int(r.n, 9, "9 read sizes, 4 KiB .. 1 MiB");
+    int sane = 1;
+    for (int i = 0; i < r.n; i++)
+        sane &= r.pt[i].reps >= 3 && r.pt[i].reps <= 8 && r.pt[i].min_ns > 0 && r.pt[i].min_ns <= r.pt[i].median_ns &&
+                r.pt[i].median_ns <= r.pt[i].max_ns;
+    ok(sane, "every size: 3..8 reads, 0 < min <= median <= max");
+    ok(r.bw > 0 && r.lat_ns >= 0, "fitted bw %.3g B/s, latency %.0f ns", r.bw, r.lat_ns);
+    ok(!strcmp(r.cache_bypass, "O_DIRECT") || !strcmp(r.cache_bypass, "POSIX_FADV_DONTNEED"),
+       "page cache bypass named (%s)", r.cache_bypass);
+    is_int(count_entries(dir), 0, "no temporary file left in the directory");
+
+    o.file_bytes = 1 << 20; /* smaller than twice the largest read */
+    ok(calib_io_measure(&o, &r) == D2_EINVAL, "file too small for the reads refused: %s", d2_err_msg());
+    o.file_bytes = 4 << 20;
+    o.min_read = 1000;
+    ok(calib_io_measure(&o, &r) == D2_EINVAL, "read size not a power of two refused");
+    o.min_read = 4096;
+    snprintf(o.dir, sizeof o.dir, "%s/missing", dir);
+    rc = calib_io_measure(&o, &r);
+    ok(rc == D2_EIO && strstr(d2_err_msg(), "missing"), "missing directory named: %s", d2_err_msg());
+}
+
+static void test_rates(void)
+{
+    double bw = 0, fl = 0;
+    int rc = calib_mem_bw(4 << 20, 1, 2, &bw);
+    ok(rc == D2_OK && bw > 0, "memory bandwidth measured (%.3g B/s)", bw);
+    rc = calib_mem_bw(4 << 20, 2, 2, &bw);
+    ok(rc == D2_OK && bw > 0, "memory bandwidth, 2 threads (%.3g B/s)", bw);
+    ok(calib_mem_bw(1000, 1, 1, &bw) == D2_EINVAL, "tiny buffer refused");
+    rc = calib_gemm_rate(64, 256, 4, 2, &fl);
+    ok(rc == D2_OK && fl > 0, "GEMM rate measured (%.3g FLOP/s)", fl);
+    ok(calib_gemm_rate(0, 256, 4, 2, &fl) == D2_EINVAL, "empty GEMM refused");
+    ok(calib_host_mem_bytes() > 0 && calib_host_cpus() >= 1, "host memory and CPUs known");
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/t_calib.XXXXXX";
+    if (!mkdtemp(dir)) { printf("Bail out! mkdtemp\n"); return 1; }
+    test_fit();
+    test_median();
+    test_atomic(dir);
+    test_measure(dir);
+    test_rates();
+    rmdir(dir);
+    return tap_done();
+}

@@ -1,0 +1,191 @@
+/* t_exec.c - real execution: plans built by hand run against a small
+ * synthetic .mwq file; the budget is never exceeded, an impossible budget is
+ * an error (not a hang), the incremental level-by-level arithmetic equals
+ * the one-shot kernels, and the simulator's timeline CSV becomes the same
+ * plan.  No timing is asserted. */
+#include "core/err.h"
+#include "core/model.h"
+#include "host/exec.h"
+#include "host/execplan.h"
+#include "quant/mwq.h"
+#include "tap.h"
+
+#include <unistd.h>
+
+static model small_model(void)
+{
+    model m;
+    param_defaults(&model_params, &m);
+    snprintf(m.name, sizeof m.name, "t-exec");
+    m.layers = 2;
+    m.hidden = 256;
+    m.expert_ffn = 384;
+    m.expert_matrices = 3;
+    m.experts = 4;
+    m.top_k = 2;
+    m.heads = m.kv_heads = 1;
+    m.head_dim = 8;
+    m.vocab = 16;
+    return m;
+}
+
+/* loads and computes of one phase: experts 0..n-1 at levels 1..lev[e], tokens[e][k] */
+static void add_phase(exec_plan *p, uint32_t phase, uint32_t layer, int n, const int *lev, const uint32_t tok[][3])
+{
+    for (int e = 0; e < n; e++)
+        for (int k = 1; k <= lev[e]; k++) {
+            uint32_t next = k < lev[e] ? tok[e][k] : 0;
+            p->load[p->n_load++] = (exec_op){phase, layer, (uint32_t)e, (uint32_t)k, tok[e][k - 1], 0};
+            p->comp[p->n_comp++] = (exec_op){phase, layer, (uint32_t)e, (uint32_t)k, tok[e][k - 1], tok[e][k - 1] - next};
+        }
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/t_exec.XXXXXX", path[256];
+    if (!mkdtemp(dir)) { printf("Bail out! mkdtemp\n"); return 1; }
+    snprintf(path, sizeof path, "%s/m.mwq", dir);
+    model m = small_model();
+    mwq_config c;
+    mwq_config_default(&c); /* V1: b1 2, K 3, g 128 */
+    int rc = execplan_model_generate(path, &m, &c, 5);
+    ok(rc == D2_OK, "synthetic model file generated: %s", rc ? d2_err_msg() : "ok");
+    exec_store s;
+    rc = execplan_store_open(&s, path, &m, 3, 2, 128);
+    ok(rc == D2_OK, "model file opens as a store: %s", rc ? d2_err_msg() : "ok");
+    if (rc) { rmdir(dir); return tap_done(); }
+    int64_t u1 = exec_store_unit_bytes(&s, 0, 0, 1), u2 = exec_store_unit_bytes(&s, 0, 0, 2);
+    is_int(u1, model_expert_level_bytes(&m, 2, 1, 128), "level-1 unit bytes = the model's (what the simulator counts)");
+    is_int(u2, model_expert_level_bytes(&m, 2, 2, 128), "level-2 unit bytes = the model's");
+
+    /* two layers x two steps, experts at 3/2/1/3 levels */
+    exec_op loads[64], comps[64];
+    exec_plan p = {loads, 0, comps, 0, 0};
+    const int lev[4] = {3, 2, 1, 3};
+    const uint32_t tok[4][3] = {{5, 3, 1}, {4, 2, 0}, {2, 0, 0}, {3, 3, 3}};
+    add_phase(&p, 0, 0, 4, lev, tok);
+    add_phase(&p, 1, 1, 4, lev, tok);
+    add_phase(&p, 2, 0, 4, lev, tok);
+    add_phase(&p, 3, 1, 4, lev, tok);
+    int64_t expert3 = u1 + 2 * u2;
+    exec_opts o = {1LL << 40, 1, 9, 1, NULL};
+    exec_result r;
+    rc = exec_run(&s, &p, &o, &r);
+    ok(rc == D2_OK, "unbounded budget: runs (%s)", rc ? d2_err_msg() : "ok");
+    is_int(r.loads, 36, "36 loads");
+    is_int(r.computes, 36, "36 computes");
+    ok(r.makespan_ns > 0 && r.io_busy_ns > 0 && r.comp_busy_ns > 0 && r.comp_busy_ns <= r.makespan_ns,
+       "busy times within the makespan");
+    is_int(r.verified, 16, "one token checked per (phase, expert)");
+    ok(r.verify_max_rel < 1e-4, "incremental levels == one-shot kernels (max rel %.3g)", r.verify_max_rel);
+    ok(r.verify_max_rel_ref < 0.05, "close to the double reference with float activations (max rel %.3g)", r.verify_max_rel_ref);
+    ok(!strcmp(r.io_method, "O_DIRECT") || !strcmp(r.io_method, "POSIX_FADV_DONTNEED"), "io method named (%s)", r.io_method);
+
+    /* the same arithmetic with two compute threads */
+    exec_result r2;
+    o.threads = 2;
+    rc = exec_run(&s, &p, &o, &r2);
+    ok(rc == D2_OK && r2.verify_max_rel < 1e-4, "two compute threads: same arithmetic (%.3g)", r2.verify_max_rel);
+    o.threads = 1;
+
+    /* a budget of one expert at three levels: waits, never exceeds */
+    o.budget = expert3;
+    rc = exec_run(&s, &p, &o, &r);
+    ok(rc == D2_OK, "budget of one 3-level expert: runs (%s)", rc ? d2_err_msg() : "ok");
+    ok(r.peak_expert_bytes <= expert3 && r.peak_expert_bytes >= u1, "peak expert bytes %lld <= budget %lld",
+       (long long)r.peak_expert_bytes, (long long)expert3);
+
+    /* serial (sequential strategy) */
+    p.serial = 1;
+    o.budget = 1LL << 40;
+    rc = exec_run(&s, &p, &o, &r);
+    ok(rc == D2_OK && r.verify_max_rel < 1e-4, "serial plan runs");
+    p.serial = 0;
+
+    /* budget below one unit: refused */
+    o.budget = u1 - 1;
+    rc = exec_run(&s, &p, &o, &r);
+    ok(rc == D2_ERANGE && strstr(d2_err_msg(), "more than the budget"), "unit above the budget: %s", d2_err_msg());
+
+    /* infeasible: expert 0 level 3 needs levels 1..3 resident, budget holds two */
+    o.budget = u1 + u2;
+    exec_plan p1 = {loads, 0, comps, 0, 0};
+    const int lev1[1] = {3};
+    const uint32_t tok1[1][3] = {{2, 2, 2}};
+    add_phase(&p1, 0, 0, 1, lev1, tok1);
+    rc = exec_run(&s, &p1, &o, &r);
+    ok(rc == D2_ERANGE && strstr(d2_err_msg(), "held by units still needed"), "impossible budget: error, no hang: %s",
+       d2_err_msg());
+
+    /* bad plans */
+    o.budget = 1LL << 40;
+    exec_op bad = {0, 0, 7, 1, 1, 1};
+    exec_plan pb = {&bad, 1, &bad, 1, 0};
+    rc = exec_run(&s, &pb, &o, &r);
+    ok(rc == D2_EINVAL && strstr(d2_err_msg(), "outside the model file"), "expert 7 of 4: %s", d2_err_msg());
+    exec_op ld = {0, 0, 0, 1, 1, 0}, cp = {0, 0, 1, 1, 1, 1};
+    exec_plan pc = {&ld, 1, &cp, 1, 0};
+    rc = exec_run(&s, &pc, &o, &r);
+    ok(rc == D2_EINVAL && strstr(d2_err_msg(), "never loaded"), "compute of an unloaded level: %s", d2_err_msg());
+    exec_op cp2 = {0, 0, 0, 2, 1, 1};
+    pc.comp = &cp2;
+    rc = exec_run(&s, &pc, &o, &r);
+    ok(rc == D2_EINVAL && strstr(d2_err_msg(), "not nested"), "level 2 without level 1: %s", d2_err_msg());
+
+    /* the simulator may compute a resident higher level before a reloaded
+     * lower one: down waits until both gate/up levels are in */
+    exec_op l3[3] = {{0, 0, 0, 1, 2, 0}, {0, 0, 0, 2, 1, 0}, {1, 0, 0, 1, 2, 0}};
+    exec_op c4[4] = {{0, 0, 0, 1, 2, 1}, {0, 0, 0, 2, 1, 1}, {1, 0, 0, 2, 1, 1}, {1, 0, 0, 1, 2, 1}};
+    exec_plan po = {l3, 3, c4, 4, 0};
+    rc = exec_run(&s, &po, &o, &r);
+    ok(rc == D2_OK && r.verified == 2 && r.verify_max_rel < 1e-4,
+       "level 2 (resident) before level 1 (reloaded): same arithmetic (%s, %.3g)", rc ? d2_err_msg() : "ok", r.verify_max_rel);
+
+    /* a model that does not match the file */
+    model m2 = m;
+    m2.hidden = 128;
+    exec_store s2;
+    rc = execplan_store_open(&s2, path, &m2, 3, 2, 128);
+    ok(rc == D2_EFORMAT && strstr(d2_err_msg(), "needs"), "shape mismatch named: %s", d2_err_msg());
+    rc = execplan_store_open(&s2, path, &m, 4, 2, 128);
+    ok(rc == D2_EFORMAT, "more levels than stored refused");
+    exec_store_close(&s);
+
+    /* the simulator's timeline -> plan */
+    const char *csv = "start_ns,end_ns,queue,layer,expert,level,tokens\n"
+                      "0,10,compute,0,-1,0,4\n"
+                      "10,20,io,0,1,1,3\n"
+                      "20,30,io,0,1,2,1\n"
+                      "20,25,compute,0,1,1,3\n"
+                      "30,35,compute,0,1,2,1\n"
+                      "35,40,compute,1,-1,0,4\n"
+                      "40,50,io,1,0,1,2\n"
+                      "50,60,compute,1,0,1,2\n";
+    FILE *f = fmemopen((void *)csv, strlen(csv), "r");
+    exec_plan tp;
+    rc = execplan_from_timeline(f, 0, &tp);
+    fclose(f);
+    ok(rc == D2_OK, "timeline parsed: %s", rc ? d2_err_msg() : "ok");
+    if (rc == D2_OK) {
+        is_int(tp.n_load, 3, "3 loads");
+        is_int(tp.n_comp, 3, "3 expert computes (non-expert lines open phases)");
+        ok(tp.load[2].phase == 1 && tp.comp[2].phase == 1, "second layer step is phase 1");
+        ok(tp.comp[0].final == 2 && tp.comp[1].final == 1 && tp.comp[2].final == 2,
+           "final tokens: 3-1 = 2 end at level 1, 1 at level 2");
+        execplan_free(&tp);
+    }
+    const char *pre = "0,10,compute,0,-1,0,4\n10,20,io,1,3,1,0\n";
+    f = fmemopen((void *)pre, strlen(pre), "r");
+    rc = execplan_from_timeline(f, 0, &tp);
+    fclose(f);
+    ok(rc == D2_EINVAL && strstr(d2_err_msg(), "preload"), "preloads refused: %s", d2_err_msg());
+    const char *junk = "0,10,compute\n";
+    f = fmemopen((void *)junk, strlen(junk), "r");
+    rc = execplan_from_timeline(f, 0, &tp);
+    fclose(f);
+    ok(rc == D2_EFORMAT && strstr(d2_err_msg(), ":1:"), "malformed line named: %s", d2_err_msg());
+
+    unlink(path);
+    rmdir(dir);
+    return tap_done();
+}

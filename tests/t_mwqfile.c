@@ -1,0 +1,148 @@
+/* t_mwqfile.c - the .mwq container: round trip, a reader that reads exactly
+ * chunks 1..k (bytes counted, and chunk k+1 corrupted without effect), and a
+ * corpus of bad files (truncations at every section, bad magic, checksum
+ * errors, wrong version) that must give one-line D2_EFORMAT errors. */
+#include "core/err.h"
+#include "core/hash.h"
+#include "quant/mwqfile.h"
+#include "tap.h"
+#include "t_quant_util.h"
+
+#include <gsl/gsl_errno.h>
+
+static mwq_matrix *mk(int64_t r, int64_t c, int b1, int K, uint64_t seed)
+{
+    float *w = tq_heavy(r, c, seed);
+    mwq_config cfg;
+    mwq_config_default(&cfg);
+    cfg.base_bits = b1; cfg.levels = K;
+    mwq_matrix *m = NULL;
+    mwq_matrix_quantize(w, r, c, &cfg, NULL, 0, &m);
+    free(w);
+    return m;
+}
+
+static unsigned char *slurp(const char *p, long *n)
+{
+    FILE *f = fopen(p, "rb");
+    fseek(f, 0, SEEK_END);
+    *n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)*n);
+    if (fread(b, 1, (size_t)*n, f) != (size_t)*n) exit(1);
+    fclose(f);
+    return b;
+}
+
+int main(void)
+{
+    gsl_set_error_handler_off();
+    mwq_matrix *a = mk(40, 300, 2, 3, 1), *b = mk(17, 256, 5, 4, 2);
+    const char *path = tq_path("t.mwq");
+    mwqfile_writer *w;
+    ok(mwqfile_writer_new(path, &w) == D2_OK, "writer opens");
+    ok(mwqfile_writer_add(w, "layers.0.w1", a, MWQFILE_RTN) == D2_OK && mwqfile_writer_add(w, "expert.3.down", b, MWQFILE_GPTQ) == D2_OK, "two tensors added");
+    ok(mwqfile_writer_finish(w) == D2_OK, "writer finishes");
+    ok(access(tq_path("t.mwq.tmp"), F_OK) != 0, "temporary file renamed away");
+
+    mwqfile *f;
+    if (!ok(mwqfile_open(path, &f) == D2_OK, "reader opens")) { tap_diag("%s", d2_err_msg()); return tap_done(); }
+    int64_t after_open = mwqfile_bytes_read(f);
+    is_int(mwqfile_count(f), 2, "2 tensors");
+    const mwqfile_tensor *t0 = mwqfile_tensor_get(f, 0), *t1 = mwqfile_tensor_get(f, 1);
+    ok(!strcmp(t0->name, "layers.0.w1") && t0->shape.rows == 40 && t0->shape.cols == 300 && t0->levels == 3 &&
+       t0->shape.base_bits == 2 && t0->mode == MWQFILE_RTN, "tensor 0 index entry");
+    ok(!strcmp(t1->name, "expert.3.down") && t1->levels == 4 && t1->shape.base_bits == 5 && t1->mode == MWQFILE_GPTQ, "tensor 1 index entry");
+    int aligned = 1;
+    for (int k = 0; k < 3; k++) aligned &= t0->offset[k] % MWQFILE_ALIGN == 0;
+    ok(aligned, "chunks start at %d-byte boundaries", MWQFILE_ALIGN);
+    size_t i;
+    ok(mwqfile_find(f, "expert.3.down", &i) == D2_OK && i == 1, "find by name");
+    ok(mwqfile_find(f, "nope", &i) == D2_ENOTFOUND, "unknown name: D2_ENOTFOUND");
+
+    /* load levels 1..k: exactly header + index + chunks 1..k are read */
+    for (int k = 1; k <= 4; k++) {
+        mwqfile *g;
+        mwqfile_open(path, &g);
+        int64_t before = mwqfile_bytes_read(g);
+        mwq_matrix *m;
+        int rc = mwqfile_load(g, 1, k, &m);
+        int64_t want = 0;
+        for (int l = 1; l <= k; l++) want += t1->bytes[l - 1];
+        ok(rc == D2_OK && mwqfile_bytes_read(g) - before == want, "load k=%d reads exactly chunks 1..%d: %lld bytes (want %lld)", k, k,
+           (long long)(mwqfile_bytes_read(g) - before), (long long)want);
+        int same = rc == D2_OK;
+        for (int l = 1; same && l <= k; l++) same &= !memcmp(m->chunk[l - 1], b->chunk[l - 1], (size_t)b->chunk_bytes[l - 1]);
+        ok(same, "load k=%d: chunks equal the written ones", k);
+        if (rc == D2_OK) mwq_matrix_free(m);
+        mwqfile_close(g);
+    }
+    is_int(after_open, MWQFILE_HEADER_BYTES + (int64_t)(30 + 11 + 3 * 24) + (30 + 13 + 4 * 24), "open reads header + index only");
+    /* caller-buffer chunk read */
+    unsigned char *buf = malloc((size_t)t0->bytes[1]);
+    ok(mwqfile_chunk_read(f, 0, 2, buf, t0->bytes[1]) == D2_OK && !memcmp(buf, a->chunk[1], (size_t)a->chunk_bytes[1]), "chunk_read into a caller buffer");
+    ok(mwqfile_chunk_read(f, 0, 2, buf, t0->bytes[1] - 1) == D2_EINVAL, "chunk_read refuses a short buffer");
+    ok(mwqfile_chunk_read(f, 0, 4, buf, t0->bytes[1]) == D2_EINVAL, "chunk_read refuses a level the tensor lacks");
+    free(buf);
+    mwqfile_close(f);
+
+    /* corrupt level 3 of tensor 0: levels 1..2 still load, level 3 fails */
+    long n;
+    unsigned char *img = slurp(path, &n);
+    const char *bad = tq_path("bad.mwq");
+    img[t0->offset[2] + 5] ^= 0x40;
+    tq_write(bad, img, (size_t)n);
+    img[t0->offset[2] + 5] ^= 0x40;
+    mwqfile_open(bad, &f);
+    mwq_matrix *m;
+    ok(mwqfile_load(f, 0, 2, &m) == D2_OK, "corrupt level 3: levels 1..2 load (level 3 never read)");
+    mwq_matrix_free(m);
+    int rc = mwqfile_load(f, 0, 3, &m);
+    ok(rc == D2_EFORMAT && strstr(d2_err_msg(), "level 3: checksum mismatch") && strstr(d2_err_msg(), bad), "corrupt level 3: checksum error names file and level");
+    mwqfile_close(f);
+
+    /* truncations: every length in a coarse sweep plus section edges */
+    int all = 1, cnt = 0;
+    for (long len = 0; len < n; len += (len < 200 ? 1 : 997)) {
+        tq_write(bad, img, (size_t)len);
+        rc = mwqfile_open(bad, &f);
+        if (rc == D2_OK) { mwqfile_close(f); all = 0; tap_diag("truncated to %ld opened", len); }
+        else if (rc != D2_EFORMAT || !strstr(d2_err_msg(), bad)) { all = 0; tap_diag("len %ld: rc %d %s", len, rc, d2_err_msg()); }
+        cnt++;
+    }
+    ok(all, "%d truncated files refused with D2_EFORMAT naming the file", cnt);
+    /* appended bytes */
+    unsigned char *big = malloc((size_t)n + 10);
+    memcpy(big, img, (size_t)n);
+    memset(big + n, 0, 10);
+    tq_write(bad, big, (size_t)n + 10);
+    ok(mwqfile_open(bad, &f) == D2_EFORMAT && strstr(d2_err_msg(), "truncated or appended"), "appended bytes detected");
+    free(big);
+    img[0] = 'X';
+    tq_write(bad, img, (size_t)n);
+    ok(mwqfile_open(bad, &f) == D2_EFORMAT && strstr(d2_err_msg(), "bad magic"), "bad magic");
+    img[0] = 'D';
+    img[9] ^= 1; /* version field, header checksum now wrong */
+    tq_write(bad, img, (size_t)n);
+    ok(mwqfile_open(bad, &f) == D2_EFORMAT && strstr(d2_err_msg(), "header checksum"), "damaged header: checksum mismatch");
+    img[9] ^= 1;
+    /* version 2 with a valid header checksum */
+    img[8] = 2;
+    uint64_t hsum = hash64(img, 48);
+    for (int k = 0; k < 8; k++) img[48 + k] = (unsigned char)(hsum >> (8 * k));
+    tq_write(bad, img, (size_t)n);
+    ok(mwqfile_open(bad, &f) == D2_EFORMAT && strstr(d2_err_msg(), "format version 2"), "unknown version refused: %s", d2_err_msg());
+    /* index damage */
+    free(img);
+    img = slurp(path, &n);
+    img[n - 3] ^= 0x10;
+    tq_write(bad, img, (size_t)n);
+    ok(mwqfile_open(bad, &f) == D2_EFORMAT && strstr(d2_err_msg(), "index checksum"), "damaged index: checksum mismatch");
+    tq_write(bad, "", 0);
+    ok(mwqfile_open(tq_path("missing.mwq"), &f) == D2_ENOTFOUND, "missing file: D2_ENOTFOUND");
+    free(img);
+    mwq_matrix_free(a);
+    mwq_matrix_free(b);
+    tq_cleanup();
+    return tap_done();
+}

@@ -1,0 +1,503 @@
+/* t_sim.c - the serving simulator: cost model known answers, closed-form
+ * pipeline cases (pure I/O-bound step, pure compute-bound step, the
+ * two-expert HEBF example where id-order leaves a bubble), the optimal
+ * planner against brute force, memory policies, bit routing, out of memory
+ * as a result, bad arguments, repeatability.  The library checks its
+ * invariants (budget, load-before-compute, bytes accounted, ascending
+ * levels) on every run and fails with D2_EINTERNAL, so every run here also
+ * tests them.  Routing is built by hand: no dependency on src/trace. */
+#include "sim/sim.h"
+#include "sim/bitroute.h"
+#include "sim/cost.h"
+#include "sim/mem.h"
+#include "sim/plan.h"
+#include "core/err.h"
+#include "core/rng.h"
+#include "tap.h"
+
+/* a tiny model: 1..2 MoE layers, experts of 2 x 128 x 256 = 65536 weights */
+static model tiny(int layers, int experts, int top_k)
+{
+    model m;
+    param_defaults(&model_params, &m);
+    snprintf(m.name, sizeof m.name, "tiny");
+    m.layers = layers; m.hidden = 128; m.expert_ffn = 256; m.expert_matrices = 2;
+    m.experts = experts; m.top_k = top_k; m.heads = 1; m.kv_heads = 1; m.head_dim = 128; m.vocab = 16;
+    return m;
+}
+
+/* unified device: flash 1 GB/s, no latencies, 10 GFLOP/s, 1 TB/s memory */
+static device dev(void)
+{
+    device d;
+    param_defaults(&device_params, &d);
+    snprintf(d.name, sizeof d.name, "testdev");
+    d.mem_bytes = 1000000000000LL; d.mem_bw = 1e12; d.fp16_flops = 10e9; d.unified = 1;
+    d.host_mem_bytes = d.mem_bytes; d.flash_bw = 1e9; d.flash_lat_ns = 0; d.dequant_rate = 1e12;
+    return d;
+}
+
+static sim_params params(const char *policy)
+{
+    sim_params p;
+    param_defaults(&sim_param_table, &p);
+    snprintf(p.policy, sizeof p.policy, "%s", policy);
+    p.router_overhead = 0;
+    p.transient_fp16 = 0;
+    p.nonexpert_bits = 16;
+    return p;
+}
+
+/* routing table: expert of request r at every position and layer = map[r] */
+typedef struct fixed_route { const uint16_t *map; uint32_t k; } fixed_route;
+static int route_fixed(void *u, uint32_t req, uint32_t pos, uint32_t layer, uint16_t *e, float *w, uint8_t *b)
+{
+    (void)pos; (void)layer;
+    fixed_route *f = u;
+    for (uint32_t i = 0; i < f->k; i++) { e[i] = f->map[req * f->k + i]; w[i] = 1.0f / (float)(i + 1); if (b) b[i] = 0; }
+    return D2_OK;
+}
+
+/* random routing from (seed, req, pos, layer): top_k distinct experts, skewed */
+typedef struct rand_route { uint32_t E, K; uint64_t seed; } rand_route;
+static int route_rand(void *u, uint32_t req, uint32_t pos, uint32_t layer, uint16_t *e, float *w, uint8_t *b)
+{
+    rand_route *r = u;
+    gsl_rng *g = rng_new(r->seed, ((uint64_t)req << 40) ^ ((uint64_t)pos << 16) ^ layer);
+    for (uint32_t i = 0; i < r->K; i++) {
+        uint16_t x;
+        int dup;
+        do {
+            double v = gsl_rng_uniform(g);
+            x = (uint16_t)((double)r->E * v * v); /* skew toward low ids */
+            dup = 0;
+            for (uint32_t j = 0; j < i; j++) dup |= e[j] == x;
+        } while (dup);
+        e[i] = x;
+        w[i] = (float)gsl_rng_uniform(g);
+        if (b) b[i] = (uint8_t)(2 + gsl_rng_uniform_int(g, 3));
+    }
+    gsl_rng_free(g);
+    return D2_OK;
+}
+
+static double metric(const sim_result *r, const char *name)
+{
+    double v = -1;
+    if (sim_result_metric(r, name, &v)) tap_diag("no metric %s", name);
+    return v;
+}
+
+static void test_cost(void)
+{
+    is_int(cost_dur_ns(3.5e9, 3.5e9), 1000000000, "3.5 GB at 3.5 GB/s = 1 s exactly");
+    is_int(cost_dur_ns(1, 3e9), 1, "1 byte at 3 GB/s rounds up to 1 ns");
+    is_int(cost_dur_ns(10, 3e9), 4, "10 bytes at 3 GB/s = 3.33 ns -> 4 ns");
+    is_int(cost_dur_ns(0, 1e9), 0, "nothing takes 0 ns");
+    device d = dev();
+    d.unified = 0; d.link_bw = 25e9; d.link_lat_ns = 10000; d.flash_lat_ns = 66667; d.io_overhead_ns = 5000;
+    d.flash_bw = 3.5e9;
+    /* by hand: 5 us + 66.667 us + 100 MB / 3.5 GB/s (28,571,428.57 -> 28,571,429 ns) + 10 us + 100 MB / 25 GB/s (4 ms) */
+    is_int(cost_load_ns(&d, 100000000, 0), 5000 + 66667 + 28571429 + 10000 + 4000000, "load of 100 MB from flash over PCIe, by hand");
+    is_int(cost_load_ns(&d, 100000000, 1), 5000 + 10000 + 4000000, "from the page cache only the link copy remains");
+    d.flash_read_bytes = 1 << 20; d.flash_qd = 4;
+    /* 96 reads of 1 MiB -> 24 waves of latency */
+    is_int(cost_load_ns(&d, 96 << 20, 0), 5000 + 24 * 66667 + cost_dur_ns(96 << 20, 3.5e9) + 10000 + cost_dur_ns(96 << 20, 25e9),
+           "reads split by flash_read_bytes pay one latency per queue-depth wave");
+    cost_compute c;
+    device t = dev();
+    cost_expert(&t, 65536, 66000, 8, 9, &c);
+    /* GEMM 2*65536*9 FLOP / 10 GFLOP/s = 117,964.8 -> 117,965 ns; dequant 65536 / 1e12 -> 66 ns */
+    is_int(c.gemm, 117965, "expert GEMM is FLOP-bound: 117,965 ns by hand");
+    is_int(c.dequant, 66, "dequantization at dequant_rate: 66 ns by hand");
+    cost_expert(&t, 65536, 131072, 16, 1, &c);
+    is_int(c.dequant, 0, "FP16 needs no dequantization");
+}
+
+/* One step, R requests at prefill P = 1, gen = 1: exactly one forward step. */
+static sim_result *run1(const char *policy, const char *plan, const uint16_t *map, int R, int layers, int64_t budget,
+                        const device *d, FILE *tl)
+{
+    model m = tiny(layers, 2, 1);
+    sim_params p = params(policy);
+    snprintf(p.plan, sizeof p.plan, "%s", plan);
+    p.requests = R; p.prompt = 1; p.gen = 1; p.budget = budget;
+    fixed_route fr = {map, 1};
+    sim_input in = {&m, d, &p, route_fixed, &fr, 0, tl};
+    sim_result *r = NULL;
+    int rc = sim_run(&in, &r);
+    if (rc) tap_diag("sim_run: %s", d2_err_msg());
+    return r;
+}
+
+static void test_closed_form(void)
+{
+    device d = dev();
+    model m = tiny(1, 2, 1);
+    int64_t bytes = model_expert_bytes_uniform(&m, 8, 128);
+    int64_t io = cost_load_ns(&d, bytes, 0);
+    cost_compute c1, c9;
+    cost_expert(&d, 65536, bytes, 8, 1, &c1);
+    cost_expert(&d, 65536, bytes, 8, 9, &c9);
+    int64_t A = cost_nonexpert_ns(&d, &m, 16, 16, 10, 10);
+    tap_diag("io %lld ns, compute 1 token %lld ns, 9 tokens %lld ns, non-expert %lld ns", (long long)io,
+             (long long)c1.total, (long long)c9.total, (long long)A);
+    ok(c1.total < io && c9.total >= io, "the case is set up as intended: c(1) < io <= c(9)");
+    uint16_t map[10] = {0, 1, 1, 1, 1, 1, 1, 1, 1, 1}; /* expert 0: 1 token, expert 1: 9 tokens */
+
+    /* id-order: load 0, load 1 back to back; compute 0 waits io, compute 1 waits 2 io */
+    sim_result *r = run1("moqe-dynaio-int8", "id-order", map, 10, 1, 1000000000, &d, NULL);
+    ok(r != NULL, "id-order run");
+    if (r) {
+        is_near(metric(r, "makespan_s") * 1e9, A + 2 * io + c9.total, 0.5, "id-order makespan = A + 2 io + c(9)");
+        is_near(metric(r, "bubble_s") * 1e9, 2 * io - c1.total, 0.5, "id-order bubble = io (first load) + io - c(1) (the hole)");
+        sim_result_free(r);
+    }
+    r = run1("moqe-dynaio-int8", "hebf", map, 10, 1, 1000000000, &d, NULL);
+    ok(r != NULL, "hebf run");
+    if (r) {
+        is_near(metric(r, "makespan_s") * 1e9, A + io + c9.total + c1.total, 0.5, "hebf makespan = A + io + c(9) + c(1)");
+        is_near(metric(r, "bubble_s") * 1e9, io, 0.5, "hebf bubble = only the first load: no hole");
+        sim_result_free(r);
+    }
+    r = run1("moqe-dynaio-int8", "sequential", map, 10, 1, 1000000000, &d, NULL);
+    if (r) {
+        is_near(metric(r, "makespan_s") * 1e9, A + 2 * io + c1.total + c9.total, 0.5, "sequential makespan = A + io + c(1) + io + c(9)");
+        sim_result_free(r);
+    }
+
+    /* pure I/O-bound: compute nearly free -> A + 2 io + c_last */
+    device fast = d;
+    fast.fp16_flops = 1e17;
+    cost_compute f9;
+    cost_expert(&fast, 65536, bytes, 8, 9, &f9);
+    int64_t Af = cost_nonexpert_ns(&fast, &m, 16, 16, 10, 10);
+    r = run1("moqe-dynaio-int8", "hebf", map, 10, 1, 1000000000, &fast, NULL);
+    if (r) {
+        is_near(metric(r, "makespan_s") * 1e9, Af + 2 * io + f9.total, 0.5, "I/O-bound step: A + io + io + c(9)");
+        is_near(metric(r, "io_busy_s") * 1e9, 2 * io, 0.5, "I/O busy = 2 io");
+        sim_result_free(r);
+    }
+    /* pure compute-bound: hold (nothing to load) -> A + c(1) + c(9) */
+    r = run1("hold-int8", "", map, 10, 1, 1000000000, &d, NULL);
+    if (r) {
+        is_near(metric(r, "makespan_s") * 1e9, A + c1.total + c9.total, 0.5, "compute-bound step (hold): A + c(1) + c(9)");
+        is_near(metric(r, "io_gb"), 0, 0, "hold loads nothing");
+        is_near(metric(r, "hit_rate"), 1, 0, "hold: every level a hit");
+        is_near(metric(r, "bubble_s"), 0, 0, "hold: no bubble");
+        sim_result_free(r);
+    }
+}
+
+/* every permutation respecting ascending units per expert */
+static int64_t brute(const plan_item *it, size_t n, uint32_t *perm, size_t k, size_t depth, int nested)
+{
+    if (depth == k) return plan_makespan(it, n, perm, k);
+    int64_t best = INT64_MAX;
+    for (size_t i = depth; i < k; i++) {
+        uint32_t t = perm[depth]; perm[depth] = perm[i]; perm[i] = t;
+        int okc = 1;
+        if (nested) /* no lower unit of the same expert may come later */
+            for (size_t j = depth + 1; j < k; j++)
+                if (it[perm[j]].expert == it[perm[depth]].expert && it[perm[j]].unit < it[perm[depth]].unit) okc = 0;
+        if (okc) {
+            int64_t v = brute(it, n, perm, k, depth + 1, nested);
+            if (v < best) best = v;
+        }
+        t = perm[depth]; perm[depth] = perm[i]; perm[i] = t;
+    }
+    return best;
+}
+
+static void test_optimal(void)
+{
+    gsl_rng *g = rng_new(42, 1);
+    int agree = 0, never_worse = 0, chains_ok = 1, cases = 60;
+    for (int c = 0; c < cases; c++) {
+        plan_item it[8];
+        size_t n = 0;
+        int nested = c % 2;
+        while (n < 6) {
+            uint32_t e = (uint32_t)gsl_rng_uniform_int(g, 3), lev = (uint32_t)gsl_rng_uniform_int(g, 3);
+            int dup = 0;
+            for (size_t i = 0; i < n; i++) dup |= it[i].expert == e && it[i].unit == lev;
+            if (dup) continue;
+            uint32_t tok = 1 + (uint32_t)gsl_rng_uniform_int(g, 20);
+            it[n++] = (plan_item){e, lev, tok, 100 + (int64_t)gsl_rng_uniform_int(g, 900), 50 * (int64_t)tok, gsl_rng_uniform(g) < 0.85};
+        }
+        plan_ctx pc = {nested, 1 << 20, 0};
+        uint32_t ord[8], perm[8];
+        int k = plan_optimal(&pc, it, n, ord);
+        size_t kk = 0;
+        for (size_t i = 0; i < n; i++) if (it[i].load) perm[kk++] = (uint32_t)i;
+        int64_t bf = brute(it, n, perm, kk, 0, nested);
+        int64_t mo = plan_makespan(it, n, ord, (size_t)k);
+        if (mo == bf) agree++;
+        if (nested)
+            for (int a = 0; a < k; a++)
+                for (int b = a + 1; b < k; b++)
+                    if (it[ord[a]].expert == it[ord[b]].expert && it[ord[a]].unit > it[ord[b]].unit) chains_ok = 0;
+        const plan_type *h = plan_find("hebf");
+        int kh = h->order(&pc, it, n, perm);
+        if (plan_makespan(it, n, perm, (size_t)kh) >= mo) never_worse++;
+    }
+    is_int(agree, cases, "optimal = brute force over all valid orders on %d random steps", cases);
+    is_int(never_worse, cases, "hebf never beats optimal");
+    ok(chains_ok, "optimal keeps nested levels ascending");
+    /* the fixed two-expert case: id-order >= hebf >= optimal */
+    plan_item two[2] = {{0, 0, 1, 1000, 200, 1}, {1, 0, 9, 1000, 1800, 1}};
+    plan_ctx pc = {1, 1 << 20, 0};
+    uint32_t o[2];
+    int k = plan_find("id-order")->order(&pc, two, 2, o);
+    int64_t mi = plan_makespan(two, 2, o, (size_t)k);
+    k = plan_find("hebf")->order(&pc, two, 2, o);
+    int64_t mh = plan_makespan(two, 2, o, (size_t)k);
+    ok(o[0] == 1, "hebf loads the hot expert first");
+    k = plan_optimal(&pc, two, 2, o);
+    int64_t mo = plan_makespan(two, 2, o, (size_t)k);
+    is_int(mi, 1000 + 1000 + 1800, "id-order: 2 loads then the hot compute (3800 by hand)");
+    is_int(mh, 1000 + 1800 + 200, "hebf: load, hot compute hides the next load (3000 by hand)");
+    ok(mo <= mh && mh <= mi, "optimal <= hebf <= id-order");
+    pc.max_states = 2;
+    ok(plan_optimal(&pc, two, 2, o) == -1, "optimal refuses a search above max_states");
+    gsl_rng_free(g);
+}
+
+static void test_mem(void)
+{
+    int64_t ub[3] = {100, 50, 50};
+    mem *m;
+    mem_new(mem_policy_find("budget"), 4, 2, 3, ub, 300, 0, &m);
+    int ev;
+    /* layer 1 expert 0 all levels, layer 2 expert 1 base */
+    uint32_t a0 = mem_entry_id(m, 1, 0, 0), a1 = mem_entry_id(m, 1, 0, 1), a2 = mem_entry_id(m, 1, 0, 2);
+    uint32_t b0 = mem_entry_id(m, 2, 1, 0);
+    mem_set_layer(m, 1);
+    ok(!mem_entry_reserve(m, a0, &ev) && !mem_entry_reserve(m, a1, &ev) && !mem_entry_reserve(m, a2, &ev), "fill layer 1");
+    mem_entry_loaded(m, a0); mem_entry_loaded(m, a1); mem_entry_loaded(m, a2);
+    mem_set_layer(m, 2);
+    ok(!mem_entry_reserve(m, b0, &ev) && ev == 0, "room for a base level: nothing evicted");
+    mem_entry_loaded(m, b0);
+    mem_set_layer(m, 3);
+    uint32_t c1 = mem_entry_id(m, 3, 0, 1);
+    ok(!mem_entry_reserve(m, c1, &ev) && ev == 1, "next layer needs 50 bytes: one victim");
+    ok(mem_entry_state(m, a2) == MEM_ABSENT && mem_entry_state(m, a0) == MEM_RESIDENT,
+       "budget policy evicts the previous layers' highest level first, base levels stay");
+    mem_entry_pin(m, a0); mem_entry_pin(m, a1); mem_entry_pin(m, b0);
+    uint32_t c0 = mem_entry_id(m, 3, 1, 0);
+    ok(mem_entry_reserve(m, c0, &ev) == 1 && mem_resident_bytes(m) == 300, "no room without evicting pinned levels: refused, nothing changed");
+    ok(mem_check(m) == D2_OK, "resident <= budget, bytes accounted");
+    mem_free(m);
+    ok(mem_policy_find("lru") && mem_policy_find("lfu") && mem_policy_find("none") && mem_policy_find("hold") && !mem_policy_find("fifo"),
+       "memory policies by name");
+}
+
+static void test_bitroute(void)
+{
+    double caps[3] = {0.3, 0.4, 0.3};
+    size_t cnt[3];
+    bitroute_split(caps, 3, 10, cnt);
+    ok(cnt[0] == 3 && cnt[1] == 4 && cnt[2] == 3, "c = .3/.4/.3 of 10 uses: 3/4/3");
+    bitroute_split(caps, 3, 7, cnt);
+    is_int(cnt[0] + cnt[1] + cnt[2], 7, "split of 7 uses sums to 7");
+    int bits[3] = {2, 3, 4};
+    gsl_rng *g = rng_new(3, 0);
+    bitroute_cfg c = {3, bits, caps, 0, 1, 8, NULL, g};
+    bitroute_use u[10];
+    uint64_t scratch64[30];
+    uint32_t *scratch = (uint32_t *)(void *)scratch64;
+    for (int i = 0; i < 10; i++) u[i] = (bitroute_use){(uint32_t)i % 8, (float)i / 10.0f, 0, 9};
+    int a;
+    const bitroute_type *gate = bitroute_find("gate", &a);
+    gate->assign(&c, 0, u, 10, scratch);
+    ok(u[0].level == 0 && u[2].level == 0 && u[3].level == 1 && u[6].level == 1 && u[7].level == 2 && u[9].level == 2,
+       "gate: lowest 3 weights INT2, next 4 INT3, top 3 INT4");
+    const bitroute_type *cap = bitroute_find("capacity", &a);
+    size_t n[3] = {0, 0, 0};
+    cap->assign(&c, 0, u, 10, scratch);
+    for (int i = 0; i < 10; i++) n[u[i].level]++;
+    ok(n[0] == 3 && n[1] == 4 && n[2] == 3, "capacity: exact 3/4/3 mix");
+    /* a large step: groups by weight rank must not overlap */
+    enum { NB = 1000 };
+    bitroute_use *big = malloc(NB * sizeof *big);
+    uint64_t *sc = malloc(3 * NB * sizeof *sc);
+    for (int i = 0; i < NB; i++) big[i] = (bitroute_use){0, (float)gsl_rng_uniform_int(g, 300) / 300.0f, 0, 9};
+    gate->assign(&c, 0, big, NB, (uint32_t *)(void *)sc);
+    float hi[3] = {-1, -1, -1}, lo[3] = {2, 2, 2};
+    size_t nb[3] = {0, 0, 0};
+    for (int i = 0; i < NB; i++) {
+        int l = big[i].level;
+        nb[l]++;
+        if (big[i].weight > hi[l]) hi[l] = big[i].weight;
+        if (big[i].weight < lo[l]) lo[l] = big[i].weight;
+    }
+    ok(nb[0] == 300 && nb[1] == 400 && nb[2] == 300 && hi[0] <= lo[1] && hi[1] <= lo[2],
+       "gate on 1000 uses with ties: 300/400/300 and no level below holds a heavier weight");
+    free(big);
+    free(sc);
+    const bitroute_type *un = bitroute_find("uniform:3", &a);
+    ok(un && a == 3, "uniform:3 parses");
+    ok(!bitroute_find("uniform", &a) && !bitroute_find("uniform:x", &a) && !bitroute_find("bogus", &a), "bad bit routing names refused");
+    gsl_rng_free(g);
+}
+
+static sim_result *run_rand(const char *policy, const model *m, const device *d, sim_params *p, uint64_t seed, int *rc)
+{
+    rand_route rr = {(uint32_t)m->experts, (uint32_t)m->top_k, seed};
+    snprintf(p->policy, sizeof p->policy, "%s", policy);
+    sim_input in = {m, d, p, route_rand, &rr, 1, NULL};
+    sim_result *r = NULL;
+    *rc = sim_run(&in, &r);
+    return r;
+}
+
+static void test_systems(void)
+{
+    model m = tiny(4, 8, 2);
+    device d = dev();
+    const char *sys[] = {"d2moe-v1", "d2moe-v2", "hold-int8", "hold-awq-int4", "matryoshka-free", "edgemoe",
+                         "moqe-dynaio-int4", "moqe-dynaio-int8", "ablate-router", "ablate-mwq", "ablate-hebf"};
+    int64_t lvl = model_expert_bytes_uniform(&m, 8, 128);
+    for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++) {
+        sim_params p = params("");
+        p.requests = 6; p.prompt = 4; p.gen = 5; p.budget = 5 * lvl; p.plan_gap = 1;
+        int rc;
+        sim_result *r = run_rand(sys[i], &m, &d, &p, 9, &rc);
+        ok(rc == D2_OK && r && !strcmp(sim_result_status(r), "ok"), "%s runs (invariants held)%s%s", sys[i], rc ? ": " : "", rc ? d2_err_msg() : "");
+        if (!r) continue;
+        double peak = metric(r, "peak_expert_mb") * 1e6;
+        if (strncmp(sys[i], "hold", 4)) ok(peak <= (double)p.budget, "%s: resident experts (%.0f) within the budget", sys[i], peak);
+        ok(metric(r, "plan_gap_mean") >= 0 && (metric(r, "plan_gap_steps") > 0 || !strncmp(sys[i], "hold", 4)), "%s: optimal <= hebf on every step (checked in the run); hebf gap %.4f, id-order gap %.4f", sys[i],
+           metric(r, "plan_gap_mean"), metric(r, "plan_gap_idorder_mean"));
+        is_near(metric(r, "tokens_generated"), 30, 0, "%s: 6 x 5 tokens generated", sys[i]);
+        if (!strcmp(sys[i], "edgemoe"))
+            ok(metric(r, "uses_bits_2") > 0 && metric(r, "uses_bits_3") > 0 && metric(r, "uses_bits_4") > 0,
+               "edgemoe: static levels use all three bit-widths (%.0f/%.0f/%.0f)", metric(r, "uses_bits_2"),
+               metric(r, "uses_bits_3"), metric(r, "uses_bits_4"));
+        sim_result_free(r);
+    }
+    /* prefetching measured vs given accuracy */
+    sim_params p = params("");
+    p.requests = 4; p.prompt = 2; p.gen = 6; p.budget = 6 * lvl; p.predict_acc = 1;
+    snprintf(p.prefetch, sizeof p.prefetch, "oracle");
+    int rc;
+    sim_result *r = run_rand("edgemoe", &m, &d, &p, 9, &rc);
+    if (r) {
+        ok(metric(r, "prefetch_loads") > 0 && metric(r, "prefetch_accuracy") > 0.5, "edgemoe with a perfect predictor: %.0f preloads, %.2f used",
+           metric(r, "prefetch_loads"), metric(r, "prefetch_accuracy"));
+        sim_result_free(r);
+    }
+    /* host page cache in front of flash: second reads skip the flash term */
+    p = params("");
+    p.requests = 4; p.prompt = 2; p.gen = 6; p.budget = 2 * lvl;
+    device pc = d;
+    pc.page_cache_bytes = 1000000000;
+    r = run_rand("moqe-dynaio-int8", &m, &pc, &p, 9, &rc);
+    sim_result *r0 = run_rand("moqe-dynaio-int8", &m, &d, &p, 9, &rc);
+    if (r && r0) {
+        ok(metric(r, "page_cache_hits") > 0 && metric(r0, "page_cache_hits") == 0, "page cache: %.0f loads served from host DRAM",
+           metric(r, "page_cache_hits"));
+        ok(metric(r, "io_busy_s") < metric(r0, "io_busy_s") && metric(r, "io_gb") == metric(r0, "io_gb"),
+           "page cache: same bytes loaded, less I/O time (unified copy at memory speed)");
+    } else {
+        ok(0, "page cache runs");
+    }
+    sim_result_free(r);
+    sim_result_free(r0);
+    /* bit routing from the trace, lfu, optimal as the planner */
+    p = params("");
+    p.requests = 5; p.prompt = 3; p.gen = 4; p.budget = 4 * lvl;
+    snprintf(p.bitroute, sizeof p.bitroute, "trace");
+    snprintf(p.mem, sizeof p.mem, "lfu");
+    snprintf(p.plan, sizeof p.plan, "optimal");
+    r = run_rand("d2moe-v1", &m, &d, &p, 5, &rc);
+    ok(rc == D2_OK && r, "d2moe-v1 with bitroute=trace, mem=lfu, plan=optimal%s%s", rc ? ": " : "", rc ? d2_err_msg() : "");
+    if (r) {
+        double u2 = metric(r, "uses_bits_2"), u3 = metric(r, "uses_bits_3"), u4 = metric(r, "uses_bits_4");
+        is_near(u2 + u3 + u4, 5 * (3 + 3) * 2 * 4, 0, "every token-expert use counted once (5 req x 6 positions x top-2 x 4 layers)");
+        ok(metric(r, "gate_bits_2") > 0, "gate weight sums reported");
+        sim_result_free(r);
+    }
+}
+
+static void test_errors_and_oom(void)
+{
+    model m = tiny(2, 8, 2);
+    device d = dev();
+    sim_params p = params("");
+    int rc;
+    sim_result *r = run_rand("no-such-system", &m, &d, &p, 1, &rc);
+    ok(rc == D2_EINVAL && !r && d2_exit_code(rc) == 2, "unknown policy: EINVAL, exit 2 (%s)", d2_err_msg());
+    p.budget = 1000;
+    r = run_rand("d2moe-v1", &m, &d, &p, 1, &rc);
+    ok(rc == D2_ERANGE && !r && strstr(d2_err_msg(), "smaller than one expert level"), "budget below one level: ERANGE (%s)", d2_err_msg());
+    p = params("");
+    snprintf(p.plan, sizeof p.plan, "fastest");
+    r = run_rand("d2moe-v1", &m, &d, &p, 1, &rc);
+    ok(rc == D2_EINVAL, "unknown planner refused");
+    p = params("");
+    snprintf(p.caps, sizeof p.caps, "0.5/0.5");
+    r = run_rand("d2moe-v1", &m, &d, &p, 1, &rc);
+    ok(rc == D2_EINVAL, "caps with the wrong number of levels refused");
+    p = params("");
+    snprintf(p.bitroute, sizeof p.bitroute, "uniform:5");
+    r = run_rand("d2moe-v1", &m, &d, &p, 1, &rc);
+    ok(rc == D2_EINVAL, "uniform:5 on an INT2/3/4 format refused");
+    /* out of memory is a result */
+    device small = d;
+    small.mem_bytes = 2 * model_expert_bytes_uniform(&m, 8, 128);
+    p = params("");
+    p.requests = 2; p.prompt = 2; p.gen = 2;
+    r = run_rand("hold-int8", &m, &small, &p, 1, &rc);
+    ok(rc == D2_OK && r && !strcmp(sim_result_status(r), "oom") && sim_result_reason(r)[0], "hold-int8 that does not fit: status oom (%s)",
+       r ? sim_result_reason(r) : d2_err_msg());
+    if (r) { is_near(metric(r, "throughput_tps"), 0, 0, "oom reports no throughput"); sim_result_free(r); }
+}
+
+static int collect(const char *name, double v, const char *unit, void *u)
+{
+    (void)unit;
+    if (strcmp(name, "plan_overhead_s")) { /* wall clock: the one non-simulated metric */
+        double **p = u;
+        *(*p)++ = v;
+    }
+    return D2_OK;
+}
+
+static void test_repeatable(void)
+{
+    model m = tiny(3, 8, 2);
+    device d = dev();
+    double a[128], b[128], *pa = a, *pb = b;
+    int rc;
+    sim_params p = params("");
+    p.requests = 8; p.prompt = 4; p.gen = 6; p.budget = 6 * model_expert_bytes_uniform(&m, 4, 128);
+    snprintf(p.bitroute, sizeof p.bitroute, "capacity");
+    sim_result *r1 = run_rand("d2moe-v1", &m, &d, &p, 77, &rc);
+    sim_result *r2 = run_rand("d2moe-v1", &m, &d, &p, 77, &rc);
+    p.seed = 2;
+    sim_result *r3 = run_rand("d2moe-v1", &m, &d, &p, 77, &rc);
+    if (r1 && r2 && r3) {
+        sim_result_foreach_metric(r1, collect, &pa);
+        sim_result_foreach_metric(r2, collect, &pb);
+        ok(pa - a == pb - b && !memcmp(a, b, (size_t)(pa - a) * sizeof *a), "same seed: every metric bit for bit equal");
+        double m1 = metric(r1, "makespan_s"), m3 = metric(r3, "makespan_s");
+        ok(m1 != m3 || metric(r1, "uses_bits_2") == metric(r3, "uses_bits_2"), "another seed draws other capacity levels");
+    } else {
+        ok(0, "repeatability runs");
+    }
+    sim_result_free(r1); sim_result_free(r2); sim_result_free(r3);
+}
+
+int main(void)
+{
+    test_cost();
+    test_closed_form();
+    test_optimal();
+    test_mem();
+    test_bitroute();
+    test_systems();
+    test_errors_and_oom();
+    test_repeatable();
+    return tap_done();
+}

@@ -1,0 +1,66 @@
+#!/bin/sh
+# trace.sh - the `d2moe trace` commands end to end: exit status 2 and one
+# line naming file:line and field for bad input, --json keys, same seed same
+# bytes, the shipped traces read back, real data when ../shared is present.
+. "${D2_SRCDIR:-.}/tests/lib.sh"
+C=$D2_SRCDIR/tests/data/trace
+
+expect 2 'truncated.jsonl:2: malformed JSON' "truncated JSON" -- $D2MOE trace import --format mixtral-jsonl $C/truncated.jsonl -o $TMP/x.d2t
+expect 2 'wrongtype.jsonl:2: field "layer": expected an integer' "wrong type" -- $D2MOE trace import --format mixtral-jsonl $C/wrongtype.jsonl -o $TMP/x.d2t
+expect 2 'range.jsonl:2: field "experts"\[1\]: id out of range 0..7 \(--strict\)' "id out of range, --strict" -- $D2MOE trace import --strict --format mixtral-jsonl --model mixtral-8x7b $C/range.jsonl -o $TMP/x.d2t
+expect 2 'empty.jsonl: empty file' "empty file" -- $D2MOE trace import --format mixtral-jsonl $C/empty.jsonl -o $TMP/x.d2t
+expect 2 'garbage.bin:1' "binary garbage" -- $D2MOE trace import --format vllm-jsonl $C/garbage.bin -o $TMP/x.d2t
+expect 2 'garbage.bin: .*neither a .d2t' "garbage as .d2t" -- $D2MOE trace stats $C/garbage.bin
+expect 2 'unrecognized|unknown|--bogus' "unknown option" -- $D2MOE trace stats --bogus x
+expect 2 'format "xml"' "unknown format" -- $D2MOE trace import --format xml $C/good.csv -o $TMP/x.d2t
+expect 2 'expected import, gen, stats or info' "unknown subcommand" -- $D2MOE trace frobnicate
+expect 2 'gen.bogus|not a gen key' "unknown gen key" -- $D2MOE trace gen --model mixtral-8x7b --set gen.bogus=1 -o $TMP/x.d2t
+expect 2 'skew' "gen value out of range" -- $D2MOE trace gen --model mixtral-8x7b --set gen.skew=99 -o $TMP/x.d2t
+expect 2 'preset "nope"' "unknown model preset" -- $D2MOE trace gen --model nope -o $TMP/x.d2t
+
+# default mode: problems counted and reported, never silent
+out=$($D2MOE trace import --format mixtral-jsonl --model mixtral-8x7b $C/range.jsonl -o $TMP/r.d2t 2>&1)
+echo "$out" | grep -q 'problem: 1 x id out of range (record dropped); first: .*range.jsonl:2' ; ok $? "range.jsonl default: reported with count and handling"
+
+# a flipped byte in a .d2t
+$D2MOE trace import --format csv $C/good.csv -o $TMP/g.d2t >/dev/null; ok $? "import good.csv"
+# byte 150 = header 128 + chunk head 16 + 6: record 0's position (0) becomes 0xff
+cp "$TMP/g.d2t" "$TMP/f.d2t"; printf '\377' | dd of="$TMP/f.d2t" bs=1 seek=150 conv=notrunc 2>/dev/null
+expect 2 'f.d2t: byte 128: chunk 0 \(records 0..5\): checksum mismatch' "flipped byte in a .d2t" -- $D2MOE trace stats $TMP/f.d2t
+head -c 300 $TMP/g.d2t > $TMP/t.d2t
+expect 2 't.d2t: truncated' "truncated .d2t" -- $D2MOE trace stats $TMP/t.d2t
+
+# stats --json has the documented keys
+$D2MOE trace stats --json $TMP/g.d2t > $TMP/s.json; ok $? "stats --json"
+for k in '"records":6,' '"tokens":3,' '"layers_n":2,' '"experts_n":4,' '"top_k":2,' '"layers":\[{"layer":0,' '"share":\[' '"max_over_mean":' '"cv":' '"gini":' '"entropy":' '"top1_repeat":'; do
+    grep -q "$k" $TMP/s.json; ok $? "stats --json has $k"
+done
+
+# same seed, same bytes; the shipped traces match their recorded commands
+$D2MOE trace gen --model mixtral-8x7b --seed 7 --set gen.requests=2 --set gen.prefill=8 --set gen.decode=8 -o $TMP/a.d2t >/dev/null
+$D2MOE trace gen --model mixtral-8x7b --seed 7 --set gen.requests=2 --set gen.prefill=8 --set gen.decode=8 -o $TMP/b.d2t >/dev/null
+cmp -s $TMP/a.d2t $TMP/b.d2t; ok $? "same seed, same bytes"
+$D2MOE trace gen --model mixtral-8x7b --seed 8 --set gen.requests=2 --set gen.prefill=8 --set gen.decode=8 -o $TMP/c.d2t >/dev/null
+! cmp -s $TMP/a.d2t $TMP/c.d2t; ok $? "another seed, other bytes"
+for f in $D2_SRCDIR/traces/*.d2t; do
+    [ -f "$f" ] || continue
+    cmd=$(sed -n "s/^    d2moe \(trace gen .* -o traces\/$(basename $f)\)\$/\1/p" $D2_SRCDIR/traces/README.md)
+    if [ -z "$cmd" ]; then ok 1 "$(basename $f): command in traces/README.md"; continue; fi
+    cmd=$(echo "$cmd" | sed "s| -o traces/.*| -o $TMP/shipped.d2t|")
+    (cd $D2_SRCDIR && $D2MOE $cmd >/dev/null) && cmp -s $TMP/shipped.d2t $f; ok $? "$(basename $f) is what its README command makes"
+done
+
+S=$D2_SHARED/data
+if [ -f $S/traces/mixtral-8x7b-instruct.gsm8k.routing.jsonl ]; then
+    $D2MOE trace import --format mixtral-jsonl --model mixtral-8x7b $S/traces/mixtral-8x7b-instruct.gsm8k.routing.jsonl -o $TMP/mx.d2t > $TMP/imp.txt
+    ok $? "import the Mixtral GSM8K trace"
+    grep -q '7889 records, 247 tokens' $TMP/imp.txt; ok $? "7889 records, 247 tokens"
+    # text table: column 9 is top1_rep; data/README.md: 0.14 / 0.21 / 0.22 (+-0.01, see t_trace.c)
+    $D2MOE trace stats $TMP/mx.d2t | awk '$1 == "0" { a = $9 } $1 == "15" { b = $9 } $1 == "31" { c = $9 }
+        END { d1 = a - 0.14; d2 = b - 0.21; d3 = c - 0.22; exit !(d1 * d1 <= 1e-4 && d2 * d2 <= 1e-4 && d3 * d3 <= 1e-4) }'
+    ok $? "CLI: top-1 repeat 0.14 / 0.21 / 0.22 at layers 0 / 15 / 31"
+    $D2MOE trace gen --like $TMP/mx.d2t --set gen.requests=4 -o $TMP/like.d2t > /dev/null; ok $? "gen --like an imported trace"
+else
+    skip "../shared/data absent"; skip "../shared/data absent"; skip "../shared/data absent"; skip "../shared/data absent"
+fi
+done_testing
