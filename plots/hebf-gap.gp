@@ -1,7 +1,8 @@
-# HEBF (and id order) against the optimal load order, per layer step.
+# HEBF (and id order) against the optimal load order, per layer step,
+# across flash bandwidth.
 load plotdir.'/style.gp'
-set xlabel 'concurrent requests R'
-set ylabel 'makespan above optimal, mean per step (%)'
+set xlabel 'flash read bandwidth (GB/s)'
+set ylabel 'makespan above optimal, mean per layer step (%)'
 set logscale x 2
 set yrange [0:*]
 load plotdir.'/lines.gp'

@@ -31,9 +31,21 @@ if [ -r "$STORIES" ]; then
     printf '\223NUMPY\001\000v\000{'"'"'descr'"'"': '"'"'<f4'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (2, 3), }' > "$TMP/c.npy"
     head -c $((128 - $(wc -c < "$TMP/c.npy") - 1)) /dev/zero | tr '\0' ' ' >> "$TMP/c.npy"; printf '\n' >> "$TMP/c.npy"
     head -c 24 /dev/zero >> "$TMP/c.npy"
+    # gptq with a real calibration file: 256 tokens x 64 columns (perl writes little-endian float32)
+    if command -v perl > /dev/null 2>&1; then
+        perl -e 'my $h = "{\x27descr\x27: \x27<f4\x27, \x27fortran_order\x27: False, \x27shape\x27: (256, 64), }";
+                 $h .= " " x (118 - length($h)) . "\n"; print "\x93NUMPY\x01\x00", pack("v", length($h)), $h;
+                 print pack("f<*", map { sin($_ * 0.37) * (1 + ($_ % 7 == 0) * 3) } 1 .. 256 * 64);' > "$TMP/x.npy"
+        "$D2MOE" quantize --input "$STORIES" --tensor layers.0.wq --tensor layers.0.w1 --mode gptq --calib "$TMP/x.npy" --json -o "$TMP/g.mwq" > "$TMP/g.json"
+        ok $? "quantize --mode gptq --calib (256 tokens x 64)"
+        grep -q '"method": "mwq-gptq"' "$TMP/g.json" && grep -q '"out_rel_err"' "$TMP/g.json"; ok $? "gptq json: method mwq-gptq with out_rel_err"
+        "$D2MOE" mwq inspect "$TMP/g.mwq" | grep -q 'mode gptq'; ok $? "inspect shows mode gptq"
+    else
+        for i in 1 2 3; do skip "perl not found"; done
+    fi
     expect 2 "c.npy: shape \\(2, 3\\) does not match" "gptq calib of the wrong width: exit 2" -- "$D2MOE" quantize --input "$STORIES" --tensor layers.0.w1 --mode gptq --calib "$TMP/c.npy"
 else
-    for i in $(seq 1 17); do skip "stories260K.bin not found under \$D2_SHARED/data/weights"; done
+    for i in $(seq 1 20); do skip "stories260K.bin not found under \$D2_SHARED/data/weights"; done
 fi
 expect 2 "--input FILE is required" "no --input: exit 2" -- "$D2MOE" quantize
 expect 2 "unknown option" "bad option: exit 2" -- "$D2MOE" quantize --input x.bin --frobnicate
@@ -47,7 +59,7 @@ printf 'hello' > "$TMP/junk.mwq"
 expect 2 "junk.mwq: .*truncated" "mwq inspect of junk: exit 2" -- "$D2MOE" mwq inspect "$TMP/junk.mwq"
 expect 2 "unknown subcommand" "mwq frob: exit 2" -- "$D2MOE" mwq frob x
 "$D2MOE" bench kernels --help | grep -q 'usage: d2moe bench kernels'; ok $? "bench kernels --help"
-"$D2MOE" bench kernels --rows 64 --cols 256 --qrows 8 --qcols 256 --reps 1 --json > "$TMP/b.json"; ok $? "bench kernels runs (tiny sizes)"
+"$D2MOE" bench kernels --rows 64 --cols 256 --qrows 8 --qcols 256 --reps 1 --stream-mib 8 --json > "$TMP/b.json"; ok $? "bench kernels runs (tiny sizes)"
 grep -q '"stream_gbs"' "$TMP/b.json" && grep -q '"quantize_gbs"' "$TMP/b.json" && grep -q '"dot_gw_s"' "$TMP/b.json" && grep -q '"dot_gbs"' "$TMP/b.json"
 ok $? "bench json has stream_gbs, quantize_gbs, dot_gw_s, dot_gbs"
 done_testing

@@ -32,6 +32,9 @@ awk -F, 'NR > 1 && $3 == "io" { if ($1 < last) bad++; last = $2 } END { exit bad
 
 $D2MOE simulate --list | grep -q '^  ablate-hebf '; ok $? "--list shows the systems"
 $D2MOE simulate --list | grep -q '^  paths '; ok $? "--list shows the preloading predictors"
+$D2MOE simulate --list | grep -q '^  poisson '; ok $? "--list shows the arrival processes"
+$S --set sim.arrival=poisson --set sim.arrival_rate=4 --json | jq -e '.status == "ok" and .ttft_max_s >= .ttft_s and .latency_s > 0' > /dev/null
+ok $? "poisson arrivals: per-request ttft and latency"
 $D2MOE simulate --help | grep -q 'sim.budget'; ok $? "--help lists the sim keys"
 
 $D2MOE simulate --model mixtral-8x7b --device env1 --policy hold-int8 --requests 2 --prompt 4 --gen 4 --json > "$TMP/oom.json"
@@ -51,5 +54,12 @@ if $D2MOE trace gen --model olmoe-1b-7b --set gen.requests=1 --set gen.prefill=4
     expect 2 "does not match model" "a trace of another model's shape: exit 2" -- $S --trace "$TMP/olmoe.d2t"
 else
     skip "trace gen unavailable"
+fi
+MX="$D2_SHARED/data/traces/mixtral-8x7b-instruct.gsm8k.routing.jsonl"
+if [ -f "$MX" ] && $D2MOE trace import --format mixtral-jsonl "$MX" -o "$TMP/mx.d2t" --model mixtral-8x7b > /dev/null 2>&1; then
+    $D2MOE simulate --model mixtral-8x7b --device env2 --trace "$TMP/mx.d2t" --requests 2 --prompt 16 --gen 16 --policy edgemoe --json > "$TMP/mx.json"
+    jq -e '.status == "ok" and .prefetch_loads > 0' "$TMP/mx.json" > /dev/null; ok $? "real Mixtral routing (shared data): edgemoe runs and preloads"
+else
+    skip "shared Mixtral trace absent"
 fi
 done_testing

@@ -46,7 +46,10 @@ int main(void)
     db_run_free(r);
 
     accuracy_model *a;
-    ok(accuracy_model_load(curve, d, &a) == D2_OK, "model loads: %s", d2_err_msg());
+    if (!ok(accuracy_model_load(curve, d, &a) == D2_OK, "model loads: %s", d2_err_msg())) {
+        db_close(d);
+        return tap_done();
+    }
     /* uniform-bit runs land on the curve (paper table: 2 -> 20.95, 3 -> 15.10, 4 -> 14.72, 8 -> 14.55) */
     static const struct { int bits; double ppl; } pts[] = {{2, 20.95}, {3, 15.10}, {4, 14.72}, {5, 14.63}, {6, 14.62}, {8, 14.55}, {16, 14.55}};
     for (size_t i = 0; i < sizeof pts / sizeof pts[0]; i++) {

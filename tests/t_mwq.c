@@ -313,6 +313,7 @@ static void test_gptq(void)
     int same = 1;
     for (int k = 0; k < 3; k++) same &= !memcmp(mg->chunk[k], mg2->chunk[k], (size_t)mg->chunk_bytes[k]);
     ok(same, "gptq mode is deterministic");
+    mwq_matrix_free(mg2);
     ok(mwq_matrix_quantize(w, r, c, &cfg, NULL, 0, &mg2) == D2_EINVAL, "gptq without calibration refused");
     X[3 * c + 7] = NAN;
     ok(mwq_matrix_quantize(w, r, c, &cfg, X, T, &mg2) == D2_EINVAL && strstr(d2_err_msg(), "(3, 7)"), "NaN in calibration rejected with index");

@@ -49,7 +49,9 @@ int main(void)
     if (!ok(mwqfile_open(path, &f) == D2_OK, "reader opens")) { tap_diag("%s", d2_err_msg()); return tap_done(); }
     int64_t after_open = mwqfile_bytes_read(f);
     is_int(mwqfile_count(f), 2, "2 tensors");
-    const mwqfile_tensor *t0 = mwqfile_tensor_get(f, 0), *t1 = mwqfile_tensor_get(f, 1);
+    /* copies: the entries live as long as f */
+    mwqfile_tensor t0v = *mwqfile_tensor_get(f, 0), t1v = *mwqfile_tensor_get(f, 1);
+    const mwqfile_tensor *t0 = &t0v, *t1 = &t1v;
     ok(!strcmp(t0->name, "layers.0.w1") && t0->shape.rows == 40 && t0->shape.cols == 300 && t0->levels == 3 &&
        t0->shape.base_bits == 2 && t0->mode == MWQFILE_RTN, "tensor 0 index entry");
     ok(!strcmp(t1->name, "expert.3.down") && t1->levels == 4 && t1->shape.base_bits == 5 && t1->mode == MWQFILE_GPTQ, "tensor 1 index entry");

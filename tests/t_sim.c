@@ -387,6 +387,18 @@ static void test_systems(void)
            metric(r, "prefetch_loads"), metric(r, "prefetch_accuracy"));
         sim_result_free(r);
     }
+    /* the smallest legal budget: one base level; loads wait for computes to free room */
+    for (int pol = 0; pol < 3; pol++) {
+        const char *mp[] = {"budget", "lru", "none"};
+        p = params("");
+        p.requests = 6; p.prompt = 3; p.gen = 4;
+        p.budget = model_expert_level_bytes(&m, 2, 1, 128);
+        snprintf(p.mem, sizeof p.mem, "%s", mp[pol]);
+        r = run_rand("d2moe-v1", &m, &d, &p, 4, &rc);
+        ok(rc == D2_OK && r && metric(r, "peak_expert_mb") * 1e6 <= (double)p.budget, "budget of one base level, mem %s: runs within it%s%s",
+           mp[pol], rc ? ": " : "", rc ? d2_err_msg() : "");
+        sim_result_free(r);
+    }
     /* host page cache in front of flash: second reads skip the flash term */
     p = params("");
     p.requests = 4; p.prompt = 2; p.gen = 6; p.budget = 2 * lvl;
@@ -416,6 +428,8 @@ static void test_systems(void)
         double u2 = metric(r, "uses_bits_2"), u3 = metric(r, "uses_bits_3"), u4 = metric(r, "uses_bits_4");
         is_near(u2 + u3 + u4, 5 * (3 + 3) * 2 * 4, 0, "every token-expert use counted once (5 req x 6 positions x top-2 x 4 layers)");
         ok(metric(r, "gate_bits_2") > 0, "gate weight sums reported");
+        ok(metric(r, "gate2_bits_2") > 0 && metric(r, "gate2_bits_2") <= metric(r, "gate_bits_2"),
+           "squared gate weight sums reported (<= the sums, weights <= 1)");
         sim_result_free(r);
     }
 }
@@ -452,6 +466,35 @@ static void test_errors_and_oom(void)
     ok(rc == D2_OK && r && !strcmp(sim_result_status(r), "oom") && sim_result_reason(r)[0], "hold-int8 that does not fit: status oom (%s)",
        r ? sim_result_reason(r) : d2_err_msg());
     if (r) { is_near(metric(r, "throughput_tps"), 0, 0, "oom reports no throughput"); sim_result_free(r); }
+}
+
+static void test_arrivals(void)
+{
+    model m = tiny(3, 8, 2);
+    device d = dev();
+    int rc;
+    sim_params p = params("");
+    p.requests = 5; p.prompt = 4; p.gen = 3; p.budget = 8 * model_expert_bytes_uniform(&m, 4, 128);
+    /* one request every 1000 s: each is served alone, so there are
+     * requests x gen forward steps of layers layer steps */
+    snprintf(p.arrival, sizeof p.arrival, "uniform");
+    p.arrival_rate = 0.001;
+    sim_result *r = run_rand("d2moe-v1", &m, &d, &p, 3, &rc);
+    ok(rc == D2_OK && r, "uniform arrivals run");
+    if (r) {
+        is_near(metric(r, "layer_steps"), 5 * 3 * 3, 0, "requests far apart: each alone, 5 x 3 forward steps x 3 layers");
+        ok(metric(r, "makespan_s") > 4000 && metric(r, "makespan_s") < 4001, "makespan = last arrival (4000 s) + one request's service");
+        ok(metric(r, "latency_s") >= metric(r, "ttft_s") && metric(r, "ttft_max_s") >= metric(r, "ttft_s"), "latency >= ttft, max >= mean");
+        sim_result_free(r);
+    }
+    snprintf(p.arrival, sizeof p.arrival, "poisson");
+    p.arrival_rate = 50;
+    r = run_rand("d2moe-v1", &m, &d, &p, 3, &rc);
+    ok(rc == D2_OK && r && metric(r, "tokens_generated") == 15, "poisson arrivals: every request served");
+    sim_result_free(r);
+    snprintf(p.arrival, sizeof p.arrival, "bursty");
+    r = run_rand("d2moe-v1", &m, &d, &p, 3, &rc);
+    ok(rc == D2_EINVAL && !r, "unknown arrival process refused");
 }
 
 static int collect(const char *name, double v, const char *unit, void *u)
@@ -499,5 +542,6 @@ int main(void)
     test_systems();
     test_errors_and_oom();
     test_repeatable();
+    test_arrivals();
     return tap_done();
 }

@@ -59,7 +59,10 @@ static int q_int(const char *path, const char *sql)
     sqlite3 *h;
     sqlite3_stmt *st;
     int n = -1;
-    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return -1;
+    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        sqlite3_close(h); /* the handle exists even when the open fails */
+        return -1;
+    }
     if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     sqlite3_close(h);

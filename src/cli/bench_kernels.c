@@ -33,6 +33,15 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* CPU time of this thread: what the quantizer costs when other processes
+ * share the core (wall time is reported too) */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 #ifdef BENCH_X86
 __attribute__((target("avx2"))) static double stream_sum(const uint8_t *p, size_t n)
 {
@@ -132,16 +141,19 @@ static double time_matvec(const mwq_matrix *m, int lo, int hi, const kern_act *a
 static void usage(FILE *out)
 {
     fprintf(out, "usage: d2moe bench kernels [--rows R] [--cols C] [--qrows R] [--qcols C] [--reps N]\n"
-                 "                           [--impl auto|scalar|avx2] [--json]\n\n"
+                 "                           [--impl auto|scalar|avx2] [--stream-mib N] [--json]\n"
+                 "                           [--gptq ROWSxCOLSxTOKENS]\n\n"
                  "MWQ kernel benchmark (V1: b1=2, K=3, g=128), one core:\n"
-                 "  stream   single-core streaming read bandwidth over 1 GiB\n"
+                 "  stream   single-core streaming read bandwidth over --stream-mib MiB (default 1024)\n"
                  "  quantize rtn-mode MWQ, scale search included, all 3 levels, on a --qrows x --qcols\n"
                  "           heavy-tailed float32 matrix (default 4096 x 14336): GB/s of float32 input\n"
                  "  dot      mat-vec with int8 activations per group, levels 1..k fused, on a random\n"
                  "           packed --rows x --cols matrix (default 32768 x 14336: 132 MB at level 1,\n"
                  "           far above a 32 MiB L3); 10^9 weights/s and packed GB/s per level, the\n"
                  "           memory bound (stream / packed bytes per weight) and the compute bound\n"
-                 "           (same kernel on a 128 x 4096 matrix that stays in L2).\n");
+                 "           (same kernel on a 128 x 4096 matrix that stays in L2).\n"
+                 "  gptq     with --gptq RxCxT only: gptq-mode MWQ V1 of an R x C heavy-tailed matrix\n"
+                 "           with T random calibration tokens, wall and thread CPU seconds.\n");
 }
 
 int bench_kernels(int argc, char **argv);
@@ -151,14 +163,16 @@ int bench_kernels(int argc, char **argv)
                                        {"cols", required_argument, NULL, 'c'},   {"qrows", required_argument, NULL, 'R'},
                                        {"qcols", required_argument, NULL, 'C'},  {"reps", required_argument, NULL, 'n'},
                                        {"impl", required_argument, NULL, 'i'},   {"json", no_argument, NULL, 'j'},
+                                       {"stream-mib", required_argument, NULL, 's'},
+                                       {"gptq", required_argument, NULL, 'g'},
                                        {NULL, 0, NULL, 0}};
-    long rows = 32768, cols = 14336, qrows = 4096, qcols = 14336, reps = 5;
+    long rows = 32768, cols = 14336, qrows = 4096, qcols = 14336, reps = 5, stream_mib = 1024, grows = 0, gcols = 0, gtok = 0;
     int json = 0, ch;
     kern_impl impl = KERN_AUTO;
-    while ((ch = getopt_long(argc, argv, "hr:c:R:C:n:i:j", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "hr:c:R:C:n:i:js:g:", lo, NULL)) != -1) {
         char *end = NULL;
         long v = 0;
-        if (ch == 'r' || ch == 'c' || ch == 'R' || ch == 'C' || ch == 'n') {
+        if (ch == 'r' || ch == 'c' || ch == 'R' || ch == 'C' || ch == 'n' || ch == 's') {
             v = strtol(optarg, &end, 10);
             if (*end || v < 1 || v > (1L << 20)) return cli_usage_error("bench kernels", "%s: expected an integer 1..1048576", optarg);
             if ((ch == 'c' || ch == 'C') && v % 128) return cli_usage_error("bench kernels", "--cols/--qcols %ld: a multiple of 128", v);
@@ -170,6 +184,12 @@ int bench_kernels(int argc, char **argv)
         case 'R': qrows = v; break;
         case 'C': qcols = v; break;
         case 'n': reps = v; break;
+        case 's': stream_mib = v; break;
+        case 'g':
+            if (sscanf(optarg, "%ldx%ldx%ld", &grows, &gcols, &gtok) != 3 || grows < 1 || gcols < 1 || gtok < 1 ||
+                grows > (1L << 20) || gcols > (1L << 17) || gtok > (1L << 20))
+                return cli_usage_error("bench kernels", "--gptq %s: expected ROWSxCOLSxTOKENS, e.g. 4096x14336x2048", optarg);
+            break;
         case 'i':
             if (!strcmp(optarg, "auto")) impl = KERN_AUTO;
             else if (!strcmp(optarg, "scalar")) impl = KERN_SCALAR;
@@ -187,7 +207,7 @@ int bench_kernels(int argc, char **argv)
     long llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
     const int K = 3, b1 = 2;
 
-    double stream = measure_stream((size_t)1 << 30, (int)reps);
+    double stream = measure_stream((size_t)stream_mib << 20, (int)reps);
 
     /* quantize throughput */
     int64_t qn = (int64_t)qrows * qcols;
@@ -199,18 +219,40 @@ int bench_kernels(int argc, char **argv)
     }
     mwq_config cfg;
     mwq_config_default(&cfg);
-    double qbest = 1e30;
+    double qbest = 1e30, qcpu = 1e30;
     for (int rep = 0; rep < (reps < 3 ? reps : 3); rep++) {
         mwq_matrix *m;
-        double t = now();
+        double t = now(), tc = cpu_now();
         int rc = mwq_matrix_quantize(w, qrows, qcols, &cfg, NULL, 0, &m);
         t = now() - t;
+        tc = cpu_now() - tc;
         if (rc) { free(w); gsl_rng_free(r); return cli_fail(rc); }
         mwq_matrix_free(m);
         if (t < qbest) qbest = t;
+        if (tc < qcpu) qcpu = tc;
     }
     free(w);
-    double qgbs = 4.0 * (double)qn / qbest / 1e9;
+    double qgbs = 4.0 * (double)qn / qbest / 1e9, qcgbs = 4.0 * (double)qn / qcpu / 1e9;
+
+    double gwall = 0, gcpu = 0;
+    if (grows) {
+        float *gw = malloc((size_t)grows * (size_t)gcols * sizeof *gw), *gx = malloc((size_t)gtok * (size_t)gcols * sizeof *gx);
+        if (!gw || !gx) { free(gw); free(gx); gsl_rng_free(r); d2_err_set("out of memory"); return cli_fail(D2_ENOMEM); }
+        for (long i = 0; i < grows * gcols; i++) gw[i] = (float)(0.02 * gsl_ran_tdist(r, 3.0));
+        for (long i = 0; i < gtok * gcols; i++) gx[i] = (float)gsl_ran_gaussian(r, (i % gcols) % 16 == 5 ? 8.0 : 1.0);
+        mwq_config gc;
+        mwq_config_default(&gc);
+        snprintf(gc.mode, sizeof gc.mode, "gptq");
+        mwq_matrix *gm;
+        double t = now(), tc = cpu_now();
+        int grc = mwq_matrix_quantize(gw, grows, gcols, &gc, gx, gtok, &gm);
+        gwall = now() - t;
+        gcpu = cpu_now() - tc;
+        free(gw);
+        free(gx);
+        if (grc) { gsl_rng_free(r); return cli_fail(grc); }
+        mwq_matrix_free(gm);
+    }
 
     /* dot: big (memory) and small (compute) matrices */
     mwq_matrix *big, *small;
@@ -226,18 +268,19 @@ int bench_kernels(int argc, char **argv)
     kern_act_set(a, x);
     kern_act_set(as, x);
     gsl_rng_free(r);
-    double bigbytes = 0, smallbytes = 0;
+    double bigbytes = 0;
     json_t *jl = json_array();
     if (!json) {
         printf("kernels: %s path, one core; L3 reported by sysconf: %.1f MiB\n", kern_impl_name(used), llc > 0 ? llc / 1048576.0 : 0.0);
-        printf("stream read bandwidth (1 GiB): %.2f GB/s\n", stream);
-        printf("quantize rtn V1 (search + 3 levels) %ld x %ld: %.3f GB/s of float32 input (%.2f s)\n", qrows, qcols, qgbs, qbest);
+        printf("stream read bandwidth (%ld MiB): %.2f GB/s\n", stream_mib, stream);
+        printf("quantize rtn V1 (search + 3 levels) %ld x %ld: %.3f GB/s of float32 input (%.2f s wall; %.3f GB/s by thread CPU time)\n",
+               qrows, qcols, qgbs, qbest, qcgbs);
+        if (grows) printf("gptq V1 %ld x %ld, %ld calibration tokens: %.2f s wall, %.2f s thread CPU\n", grows, gcols, gtok, gwall, gcpu);
         printf("dot (mat-vec, int8 activations per group of 128) on %ld x %ld, levels 1..k fused:\n", rows, cols);
         printf("  %5s %4s %9s %9s %12s %11s %10s %8s %10s\n", "level", "bits", "Gw/s", "GB/s", "mem_bound", "cpu_bound", "of_mem", "nearer", "incr_Gw/s");
     }
     for (int k = 1; k <= K; k++) {
         bigbytes += (double)big->chunk_bytes[k - 1];
-        smallbytes += (double)small->chunk_bytes[k - 1];
         double tb = time_matvec(big, 1, k, a, y, (int)reps);
         double ts = time_matvec(small, 1, k, as, y, (int)reps * 20);
         double ti = time_matvec(big, k, k, a, y, (int)reps);
@@ -268,6 +311,13 @@ int bench_kernels(int argc, char **argv)
         json_object_set_new(o, "l3_bytes_sysconf", json_integer(llc));
         json_object_set_new(o, "stream_gbs", json_real(stream));
         json_object_set_new(o, "quantize_gbs", json_real(qgbs));
+        json_object_set_new(o, "quantize_cpu_gbs", json_real(qcgbs));
+        json_object_set_new(o, "stream_bytes", json_integer((json_int_t)stream_mib << 20));
+        if (grows) {
+            json_object_set_new(o, "gptq_shape", json_pack("[i,i,i]", (json_int_t)grows, (json_int_t)gcols, (json_int_t)gtok));
+            json_object_set_new(o, "gptq_wall_s", json_real(gwall));
+            json_object_set_new(o, "gptq_cpu_s", json_real(gcpu));
+        }
         json_object_set_new(o, "quantize_shape", json_pack("[i,i]", (json_int_t)qrows, (json_int_t)qcols));
         json_object_set_new(o, "dot_shape", json_pack("[i,i]", (json_int_t)rows, (json_int_t)cols));
         json_object_set_new(o, "activations", json_string("int8 per group of 128"));

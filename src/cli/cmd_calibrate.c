@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,7 +36,7 @@ static void usage(FILE *out)
             "                       [--min-read SIZE] [--max-read SIZE] [--io-bytes SIZE]\n"
             "                       [--min-reps N] [--max-reps N] [--reuse-buffer]\n"
             "                       [--mem-size SIZE] [--threads N] [--seed N]\n"
-            "                       [--kernel-model M | --no-kernels]\n\n"
+            "                       [--kernel-model M | --no-kernels] [--nice N]\n\n"
             "Measure this machine and write a device profile (kind = measured):\n"
             "  storage  a nameless temporary file of --file-size bytes (default 1Gi) in\n"
             "           --dir (default .), read at random 4 KiB-aligned offsets with the\n"
@@ -50,13 +51,16 @@ static void usage(FILE *out)
             "           readers (default 1, the compute threads `execute` uses) -> mem_bw\n"
             "  compute  the MWQ kernels (quant/kern.h, V1: INT2 base + 2 sign levels,\n"
             "           group 128) on one expert of --kernel-model (default tiny-moe),\n"
-            "           levels 1..3 x 1..32 tokens, one thread; per level t = a + b T;\n"
+            "           levels 1..3 x 1..32 tokens, one thread, thread CPU time (so a\n"
+            "           shared machine's other processes do not inflate it); t = a + b T;\n"
             "           mixed by the V1 capacities 0.3/0.4/0.3 (tokens needing level k:\n"
             "           1, 0.7, 0.3) into the simulator's fp16_flops (2 W / b) and\n"
             "           dequant_rate (W / a).  Also a plain float32 y = W x loop (1024 x\n"
             "           4096) for reference; with --no-kernels its 16-token rate is\n"
             "           fp16_flops (the name is the simulator's, the rate is float32).\n"
             "The CPU is the accelerator: unified = true, mem_bytes = host_mem_bytes = RAM.\n"
+            "--nice N: measure at that scheduling priority (negative needs root; -20\n"
+            "shields the measurement from other processes on a shared machine).\n"
             "Output: -o FILE (default: the profile named --name, default host, i.e.\n"
             "experiments/devices/host.ini), written atomically.  Check it with\n"
             "`d2moe show device FILE`.\n");
@@ -97,6 +101,7 @@ static int run(int argc, char **argv)
         {"reuse-buffer", no_argument, NULL, 6},  {"mem-size", required_argument, NULL, 7},
         {"threads", required_argument, NULL, 8}, {"seed", required_argument, NULL, 9},
         {"kernel-model", required_argument, NULL, 10}, {"no-kernels", no_argument, NULL, 11},
+        {"nice", required_argument, NULL, 12},
         {NULL, 0, NULL, 0}};
     calib_io_opts io;
     calib_io_opts_init(&io);
@@ -104,7 +109,7 @@ static int run(int argc, char **argv)
     int64_t mem_size = 256LL << 20;
     long threads = 1, v;
     const char *kmodel = "tiny-moe";
-    int kernels = 1;
+    int kernels = 1, nice_v = 0;
     int c;
     while ((c = getopt_long(argc, argv, "ho:n:d:f:", opts, NULL)) != -1) {
         switch (c) {
@@ -127,6 +132,14 @@ static int run(int argc, char **argv)
         case 9: if (parse_int("--seed", optarg, 0, 2147483647L, &v)) return 2; io.seed = (uint64_t)v; break;
         case 10: kmodel = optarg; break;
         case 11: kernels = 0; break;
+        case 12:
+            if (parse_int("--nice", optarg, -20, 19, &v)) return 2;
+            if (setpriority(PRIO_PROCESS, 0, (int)v) != 0) {
+                d2_err_set("calibrate: --nice %ld: %s", v, strerror(errno));
+                return cli_fail(D2_EINVAL);
+            }
+            nice_v = (int)v;
+            break;
         default: return cli_bad_option("calibrate", argc, argv);
         }
     }
@@ -258,6 +271,12 @@ static int run(int argc, char **argv)
     fprintf(m, "# This host, measured by `d2moe calibrate` (d2moe %s) on %s.\n", d2_version(), when);
     fprintf(m, "# Machine: %s, %d CPUs, %s %s %s.\n", cpu, ncpu, u.sysname, u.release, u.machine);
     fprintf(m, "# The CPU is the accelerator: unified memory, mem_bytes = host_mem_bytes = RAM.\n");
+    {
+        double la = -1;
+        FILE *lf = fopen("/proc/loadavg", "r");
+        if (lf) { if (fscanf(lf, "%lf", &la) != 1) la = -1; fclose(lf); }
+        fprintf(m, "# Measured at nice %d; load average (1 min) at the end: %.2f.\n", nice_v, la);
+    }
     fprintf(m, "# Storage: %lld-byte temporary file (%s) in %s; page cache bypassed with %s;\n",
             (long long)r.file_bytes, r.tmpfile, io.dir, r.cache_bypass);
     fprintf(m, "#   one reader (queue depth 1), random 4 KiB-aligned offsets, sizes interleaved,\n");
@@ -276,7 +295,8 @@ static int run(int argc, char **argv)
         fprintf(m, "# Compute: the MWQ kernels (%s path), one thread, one expert of %s (%lld weights),\n", kr.impl,
                 km.name, (long long)kr.weights);
         fprintf(m, "#   V1 (INT2 base + 2 sign levels, group 128); kern_matmul of level k alone for T tokens,\n");
-        fprintf(m, "#   median of 5; per level t = a + b T (weighted least squares):\n");
+        fprintf(m, "#   median of 5 of the thread's CPU time (not inflated by other processes);\n");
+        fprintf(m, "#   per level t = a + b T (weighted least squares):\n");
         for (int k = 0; k < 3; k++) {
             fprintf(m, "#   level %d: a = %.0f ns, b = %.0f ns/token;", k + 1, kr.a_ns[k], kr.b_ns[k]);
             for (int i = 0; i < kr.nt; i++) fprintf(m, " T=%d %.0f", kr.tokens[i], kr.ns[k][i]);

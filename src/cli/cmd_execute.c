@@ -16,10 +16,13 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,9 +47,10 @@ static void usage(FILE *out)
             "                     [--requests R] [--prompt N] [--gen N] [--trace FILE]\n"
             "                     [--seed S] [--set table.key=value]... [--db FILE]\n"
             "                     [--mwq FILE | --mwq-dir DIR] [--threads N] [--no-verify]\n"
-            "                     [--timeline FILE] [--real-timeline FILE]\n"
+            "                     [--timeline FILE] [--real-timeline FILE] [--nice N]\n"
             "       d2moe execute --spec experiments/validation.ini --db FILE [--quick]\n"
-            "                     [--repeat N] [--max-error PCT]\n"
+            "                     [--repeat N] [--max-error PCT] [--recalibrate DIR]\n"
+            "                     [--nice N]\n"
             "                     [--mwq-dir DIR] [--threads N] [--no-verify]\n\n"
             "Run the plan `d2moe simulate` makes with the same options for real on this\n"
             "machine: one I/O thread reads each expert level (three chunks, one pread\n"
@@ -63,14 +67,19 @@ static void usage(FILE *out)
             "Only nested (MWQ) systems without preloading run here.  Use a device\n"
             "profile from `d2moe calibrate` and a model whose non-expert work is ~0\n"
             "(tiny-moe): execute runs the expert layers only.  --timeline writes the\n"
-            "simulator's CSV, --real-timeline the measured one (same columns).\n\n"
+            "simulator's CSV, --real-timeline the measured one (same columns).\n"
+            "--nice N: run at that scheduling priority (negative needs root): -20\n"
+            "shields the measurement from other processes on a shared machine.\n\n"
             "--spec runs every point of a sweep spec of kind execute (the validation\n"
             "experiment), one process per run, one after the other, --repeat rounds\n"
             "(default 3) interleaved so machine noise spreads over the points; stores\n"
             "them in --db (params exec.spec, exec.point) and prints each point's\n"
             "predicted and measured (median of the rounds) makespan, bubble ratio and\n"
             "error (plots/validation.sql).  --max-error: exit 1 when a point's\n"
-            "|error| is above PCT percent (the issue: 15 on a quiet machine, 25 in CI).\n");
+            "|error| is above PCT percent (the issue: 15 on a quiet machine, 25 in CI).\n"
+            "--recalibrate DIR: before each round run `d2moe calibrate` (256Mi file in\n"
+            "DIR) and use that profile instead of the spec's device, so a drifting\n"
+            "machine is compared against rates measured seconds before.\n");
 }
 
 typedef struct eff {
@@ -111,6 +120,18 @@ typedef struct kv { const char *k; double v; const char *u; } kv;
 
 static int db_metric(const char *name, double v, const char *unit, void *u) { return db_run_metric(u, name, v, unit); }
 
+/* 1-minute load average (/proc/loadavg): how quiet the machine was; -1 if unknown */
+static double loadavg1(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
 static const char *g_spec = NULL, *g_point = NULL; /* --spec children: exec.spec, exec.point */
 
 static int store(const char *path, const sim_result *r, const exec_result *x, const char *mwq, int threads, uint64_t seed)
@@ -140,6 +161,7 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
                 {"io_busy_s", (double)x->io_busy_ns / 1e9, "s"},
                 {"compute_busy_s", (double)x->comp_busy_ns / 1e9, "s"},
                 {"expert_compute_s", (double)x->comp_busy_ns / 1e9, "s"},
+                {"compute_cpu_s", (double)x->comp_cpu_ns / 1e9, "s"},
                 {"bubble_s", (double)x->comp_idle_ns / 1e9, "s"},
                 {"bubble_ratio", T > 0 ? (double)x->comp_idle_ns / 1e9 / T : 0, ""},
                 {"throughput_tps", T > 0 ? gen / T : 0, "tokens/s"},
@@ -153,6 +175,7 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
                 {"verify_max_rel", x->verify_max_rel, ""},
                 {"verify_max_rel_ref", x->verify_max_rel_ref, ""},
                 {"verified_tokens", (double)x->verified, "tokens"},
+                {"host_loadavg_1m", loadavg1(), ""},
             };
             for (size_t i = 0; i < sizeof m / sizeof m[0] && !rc; i++) rc = db_run_metric(run, m[i].k, m[i].v, m[i].u);
         }
@@ -186,8 +209,24 @@ static int cmp_dbl(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int run_spec(const char *dbpath, const char *const *pass, int npass, const sweep_spec *s, int repeat, double max_err)
+/* Run a child d2moe with argv av; its exit status (128 + signal when killed). */
+static int run_child(char **av)
 {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        execv("/proc/self/exe", av);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int run_spec(const char *dbpath, const char *const *pass, int npass, const sweep_spec *s, int repeat, double max_err,
+                    const char *recal_dir)
+{
+    char round_dev[4200] = "";
     size_t n = sweep_spec_size(s);
     int failed = 0;
     int64_t start_id = 0;
@@ -207,6 +246,19 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
     for (size_t it = 0; it < n * (size_t)repeat; it++) {
         size_t i = it % n;
         const sweep_job *j = sweep_spec_job(s, i);
+        if (recal_dir && i == 0) { /* a fresh profile for this round */
+            snprintf(round_dev, sizeof round_dev, "%s/host-round%zu.ini", recal_dir, it / n + 1);
+            const char *km = sweep_job_get(j, "model");
+            char *cv[] = {"d2moe", "calibrate", "-o", round_dev, "--dir", (char *)recal_dir, "--file-size", "256Mi",
+                          "--io-bytes", "32Mi", "--max-read", "16Mi", "--kernel-model", (char *)(km ? km : "tiny-moe"), NULL};
+            printf("\n== round %zu: calibrating into %s\n", it / n + 1, round_dev);
+            fflush(stdout);
+            int cst = run_child(cv);
+            if (cst != 0) {
+                d2_err_set("execute: calibration before round %zu failed (status %d)", it / n + 1, cst);
+                return cli_fail(D2_EIO);
+            }
+        }
         char *av[2 * SWEEP_MAX_AXES + 40];
         static char setbuf[SWEEP_MAX_AXES][PARAM_STR_MAX * 2];
         char pt[32];
@@ -220,7 +272,7 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
                 static char opt[SWEEP_MAX_AXES][16];
                 snprintf(opt[k], sizeof opt[k], "--%s", key);
                 av[ac++] = opt[k];
-                av[ac++] = (char *)val;
+                av[ac++] = (char *)(recal_dir && !strcmp(key, "device") ? round_dev : val);
             } else {
                 snprintf(setbuf[k], sizeof setbuf[k], "%s=%s", key, val);
                 av[ac++] = "--set";
@@ -236,20 +288,15 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
         for (int k = 0; k < npass; k++) av[ac++] = (char *)pass[k];
         av[ac] = NULL;
         printf("\n== round %zu, point %zu:", it / n + 1, i);
-        for (size_t k = 0; k < j->n; k++) printf(" %s=%s", j->key[k], j->value[k]);
+        for (size_t k = 0; k < j->n; k++)
+            printf(" %s=%s", j->key[k], recal_dir && !strcmp(j->key[k], "device") ? round_dev : j->value[k]);
         printf("\n");
         fflush(stdout);
-        pid_t pid = fork();
-        if (pid < 0) { d2_err_set("execute: fork: %s", strerror(errno)); return cli_fail(D2_EIO); }
-        if (pid == 0) {
-            execv("/proc/self/exe", av);
-            _exit(127);
-        }
-        int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        int st = run_child(av);
+        if (st < 0) { d2_err_set("execute: fork: %s", strerror(errno)); return cli_fail(D2_EIO); }
+        if (st != 0) {
             failed++;
-            printf("point %zu failed (status %d)\n", i, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+            printf("point %zu failed (status %d)\n", i, st);
         }
     }
     /* the summary, from the store */
@@ -333,6 +380,7 @@ static int run(int argc, char **argv)
         {"spec", required_argument, NULL, 1},    {"quick", no_argument, NULL, 2},
         {"x-spec", required_argument, NULL, 3},  {"x-point", required_argument, NULL, 4},
         {"repeat", required_argument, NULL, 5}, {"max-error", required_argument, NULL, 6},
+        {"recalibrate", required_argument, NULL, 7}, {"nice", required_argument, NULL, 8},
         {NULL, 0, NULL, 0}};
     static char shortcuts[MAX_SETS][PARAM_STR_MAX + 32];
     static char adjust[128];
@@ -342,6 +390,7 @@ static int run(int argc, char **argv)
     const char *dbpath = NULL, *mwq = NULL, *mwqdir = ".", *user_tl = NULL, *real_tl = NULL;
     int threads = 1, verify = 1, quick = 0, repeat = 3, c;
     double max_err = 0;
+    const char *recal = NULL;
     const char *spec = NULL, *pass[8];
     int npass = 0;
     while ((c = getopt_long(argc, argv, "hm:d:p:b:r:P:g:t:S:s:D:T:R:w:W:j:V", opts, NULL)) != -1) {
@@ -367,6 +416,17 @@ static int run(int argc, char **argv)
             if (!*optarg || *end || v < 1 || v > 100) return cli_usage_error("execute", "--repeat %s: expected 1..100", optarg);
             repeat = (int)v;
             break;
+        }
+        case 7: recal = optarg; break;
+        case 8: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < -20 || v > 19) return cli_usage_error("execute", "--nice %s: expected -20..19", optarg);
+            if (setpriority(PRIO_PROCESS, 0, (int)v) != 0) {
+                d2_err_set("execute: --nice %ld: %s", v, strerror(errno));
+                return cli_fail(D2_EINVAL);
+            }
+            break; /* threads and child processes inherit it */
         }
         case 6: {
             char *end;
@@ -415,7 +475,7 @@ static int run(int argc, char **argv)
     if (spec) {
         if (!dbpath) return cli_usage_error("execute", "--spec needs --db");
         if (job.model || job.device || nsets || mwq || user_tl || real_tl)
-            return cli_usage_error("execute", "--spec takes the configuration from the spec (only --db, --mwq-dir, --threads, --no-verify, --quick, --repeat, --max-error)");
+            return cli_usage_error("execute", "--spec takes the configuration from the spec (only --db, --mwq-dir, --threads, --no-verify, --quick, --repeat, --max-error, --recalibrate, --nice)");
         sweep_spec *sp;
         int src = sweep_spec_load(spec, quick, NULL, 0, runner_check, NULL, &sp);
         if (src) return cli_fail(src);
@@ -424,7 +484,7 @@ static int run(int argc, char **argv)
             sweep_spec_free(sp);
             return cli_fail(D2_EINVAL);
         }
-        int st = run_spec(dbpath, pass, npass, sp, repeat, max_err);
+        int st = run_spec(dbpath, pass, npass, sp, repeat, max_err, recal);
         sweep_spec_free(sp);
         return st;
     }
@@ -529,7 +589,11 @@ static int run(int argc, char **argv)
         rc = D2_EIO;
     }
     if (rt) fprintf(rt, "start_ns,end_ns,queue,layer,expert,level,tokens\n");
-    exec_opts o = {e.budget, threads, job.seed, verify, rt};
+    /* weight buffers stay mapped once touched (a server's weight pool):
+     * below 32 MiB glibc serves them from the heap and never trims it */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
+    exec_opts o = {e.budget, threads, job.seed, verify, rt, 1};
     if (rc == D2_OK) rc = exec_run(&store_, &plan, &o, &x);
     if (rt && fclose(rt) != 0 && rc == D2_OK) { d2_err_set("%s: write failed", real_tl); rc = D2_EIO; }
     exec_store_close(&store_);
@@ -552,13 +616,15 @@ static int run(int argc, char **argv)
     printf("%-16s %12.6f %12.6f %8.1f%%\n", "io_busy_s", sio, (double)x.io_busy_ns / 1e9, 100 * rel((double)x.io_busy_ns / 1e9, sio));
     printf("%-16s %12.6f %12.6f %8.1f%%\n", "compute_busy_s", scomp, (double)x.comp_busy_ns / 1e9,
            100 * rel((double)x.comp_busy_ns / 1e9, scomp));
+    printf("%-16s %12.6f %12.6f %8.1f%%   (CPU time of the compute thread in its items)\n", "compute_cpu_s", scomp,
+           (double)x.comp_cpu_ns / 1e9, 100 * rel((double)x.comp_cpu_ns / 1e9, scomp));
     printf("%-16s %12.6f %12.6f\n", "bubble_s", sbub, (double)x.comp_idle_ns / 1e9);
     printf("%-16s %12.4f %12.4f\n", "bubble_ratio", sbr, T > 0 ? (double)x.comp_idle_ns / 1e9 / T : 0);
     printf("%-16s %12.3f %12.3f   (budget %.3f MB; allocations with padding %.3f MB)\n", "peak_expert_mb", speak,
            (double)x.peak_expert_bytes / 1e6, (double)e.budget / 1e6, (double)x.peak_alloc_bytes / 1e6);
     printf("%-16s %12s %12.1f\n", "peak_rss_mb", "-", (double)x.peak_rss_bytes / 1e6);
-    printf("io: %s, %.3f GB read, %.3f s waiting for budget room\n", x.io_method, (double)x.bytes_read / 1e9,
-           (double)x.io_wait_mem_ns / 1e9);
+    printf("io: %s, %.3f GB read, %.3f s waiting for budget room; load average %.2f\n", x.io_method,
+           (double)x.bytes_read / 1e9, (double)x.io_wait_mem_ns / 1e9, loadavg1());
     if (verify)
         printf("verify: %lld tokens; max relative difference %.3g to the one-shot kernels, %.3g to the double reference\n",
                (long long)x.verified, x.verify_max_rel, x.verify_max_rel_ref);

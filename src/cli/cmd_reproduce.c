@@ -73,7 +73,7 @@ static int fig9(const char *dir)
         snprintf(pol, sizeof pol, "sim.policy=%s", st[i].policy);
         const char *sets[] = {pol, "sim.requests=12", "sim.prompt=1", "sim.gen=1", "sim.budget=1600M", st[i].plan};
         snprintf(path, sizeof path, "%s/%s.csv", dir, st[i].name);
-        sim_job j = {"llama-moe-3.5b", "env1", NULL, sets, st[i].plan ? 6 : 5, 1, path};
+        sim_job j = {"llama-moe-3.5b", "env1-calibrated", NULL, sets, st[i].plan ? 6 : 5, 1, path};
         sim_result *r;
         D2_TRY(sim_job_run(&j, &r));
         sim_result_free(r);

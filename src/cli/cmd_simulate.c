@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "core/err.h"
 #include "results/db.h"
+#include "sim/arrival.h"
 #include "sim/bitroute.h"
 #include "sim/mem.h"
 #include "sim/plan.h"
@@ -51,6 +52,8 @@ static void list(FILE *out)
     for (const plan_type *const *p = plan_list(); *p; p++) fprintf(out, "  %-17s %s\n", (*p)->name, (*p)->summary);
     fprintf(out, "preloading predictors (sim.prefetch):\n");
     for (const prefetch_type *const *f = prefetch_list(); *f; f++) fprintf(out, "  %-17s %s\n", (*f)->name, (*f)->summary);
+    fprintf(out, "arrival processes (sim.arrival):\n");
+    for (const arrival_type *const *a = arrival_list(); *a; a++) fprintf(out, "  %-17s %s\n", (*a)->name, (*a)->summary);
     fprintf(out, "memory policies (sim.mem):\n");
     for (const mem_policy_type *const *m = mem_policy_list(); *m; m++) fprintf(out, "  %-17s %s\n", (*m)->name, (*m)->summary);
 }

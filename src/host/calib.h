@@ -72,7 +72,9 @@ int calib_gemm_rate(int64_t rows, int64_t cols, int tokens, int reps, double *fl
 /* The MWQ level-k kernels (quant/kern.h kern_matmul, incremental level k)
  * on one expert of shape (ffn x hidden gate and up, hidden x ffn down),
  * synthetic weights quantized by MWQ (b1, K, group), for each level and
- * token count: median time of the three matrices' products.  Then per
+ * token count: median thread CPU time of the three matrices' products
+ * (CPU time, so other processes on a shared machine do not inflate it;
+ * the kernels are single-threaded and compute-bound).  Then per
  * level a least-squares line t = a_k + b_k T (GSL, weights 1/t^2). */
 #define CALIB_MAX_T 12
 typedef struct calib_kern_result {
@@ -93,6 +95,8 @@ double calib_median(const double *x, int n);
 
 /* Monotonic clock, ns. */
 int64_t calib_now_ns(void);
+/* CPU time of the calling thread, ns. */
+int64_t calib_cpu_ns(void);
 
 /* Write data to path atomically: a temporary file in the same directory,
  * fsync, rename.  *tmp_path (if not NULL, >= 4096 bytes) holds the

@@ -73,12 +73,16 @@ typedef struct exec_opts {
     uint64_t seed;             /* token activations */
     int verify;                /* keep one token per (phase, expert) to check afterwards */
     FILE *timeline;            /* NULL, or CSV start_ns,end_ns,queue,layer,expert,level,tokens */
+    int prefault;              /* before timing: touch and free as much memory as the run holds
+                                  (useful when the caller keeps freed memory mapped: mallopt
+                                  M_MMAP_THRESHOLD / M_TRIM_THRESHOLD, as `d2moe execute` does) */
 } exec_opts;
 
 typedef struct exec_result {
     int64_t makespan_ns;       /* first load start to last operation end, ns */
     int64_t io_busy_ns;        /* sum of load durations, ns */
     int64_t comp_busy_ns;      /* sum of compute durations, ns */
+    int64_t comp_cpu_ns;       /* CPU time of the compute thread in them, ns (helpers not counted) */
     int64_t comp_idle_ns;      /* makespan - comp_busy: the compute queue's bubbles, ns */
     int64_t io_wait_mem_ns;    /* time the I/O thread waited for budget room, ns */
     int64_t bytes_read;        /* expert bytes loaded, bytes */

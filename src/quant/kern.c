@@ -12,6 +12,7 @@
 #include <string.h>
 
 #if defined(HAVE_IMMINTRIN_H) && (defined(__x86_64__) || defined(__i386__))
+#include <cpuid.h>
 #include <immintrin.h>
 #define KERN_X86 1
 #endif
@@ -179,7 +180,7 @@ static float dot_scalar(const kern_mat *m, int64_t row, int lo, int hi, const ke
             if (k == 1) {
                 float z = rdf16(ch + kern_chunk_zeros_offset(s) + 2 * (row * G + j));
                 int64_t I = 0;
-                for (int p = 0; p < P; p++) I += (int64_t)masked_sum_scalar(pl + p * RB, a->xq, c0, c1) << p;
+                for (int p = 0; p < P; p++) I += (int64_t)masked_sum_scalar(pl + p * RB, a->xq, c0, c1) * ((int64_t)1 << p);
                 acc += sc * a->dx[j] * ((float)I - z * (float)a->sx[j]);
             } else {
                 int32_t M = masked_sum_scalar(pl, a->xq, c0, c1);
@@ -302,7 +303,9 @@ int kern_have_avx2(void)
     static int have = -1;
     if (have < 0) {
         __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        unsigned eax, ebx, ecx = 0, edx;
+        int f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)); /* CPUID.1:ECX.F16C */
+        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     }
     return have;
 #else

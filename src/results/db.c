@@ -403,7 +403,7 @@ static int kv_cmp(const void *a, const void *b) { return strcmp(((const kv *)a)-
 
 void db_run_config_hash(db_run *r, char out[33])
 {
-    qsort(r->params.a, r->params.n, sizeof(kv), kv_cmp);
+    if (r->params.n > 0) qsort(r->params.a, r->params.n, sizeof(kv), kv_cmp);
     size_t len = 1;
     for (size_t i = 0; i < r->params.n; i++) len += strlen(r->params.a[i].k) + strlen(r->params.a[i].v) + 2;
     char *buf = malloc(len), *p = buf;

@@ -17,4 +17,4 @@ tests_t_sweep_SOURCES = tests/t_sweep.c tests/tap.h
 tests_t_sweep_LDADD = libd2results.a libd2core.a $(D2_LIBS)
 tests_t_accuracy_SOURCES = tests/t_accuracy.c tests/tap.h
 tests_t_accuracy_LDADD = libd2results.a libd2core.a $(D2_LIBS)
-TESTS += tests/t_db tests/t_sweep tests/t_accuracy tests/sweep.sh tests/slurm.sh
+TESTS += tests/t_db tests/t_sweep tests/t_accuracy tests/sweep.sh tests/slurm.sh tests/reproduce.sh

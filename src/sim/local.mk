@@ -10,7 +10,8 @@ libd2sim_a_SOURCES = \
 	src/sim/plan.c src/sim/plan.h \
 	src/sim/bitroute.c src/sim/bitroute.h \
 	src/sim/policy.c src/sim/policy.h \
-	src/sim/prefetch.c src/sim/prefetch.h
+	src/sim/prefetch.c src/sim/prefetch.h \
+	src/sim/arrival.c src/sim/arrival.h
 
 check_PROGRAMS += tests/t_des tests/t_sim
 tests_t_des_SOURCES = tests/t_des.c tests/tap.h

@@ -7,11 +7,13 @@
 
 #define F(x) offsetof(sim_params, x)
 static const param_def defs[] = {
-    {"policy", PARAM_STRING, F(policy), "d2moe-v1", 0, 0, "", "named system (d2moe list systems; docs/simulator.md)"},
+    {"policy", PARAM_STRING, F(policy), "d2moe-v1", 0, 0, "", "named system (d2moe simulate --list; docs/simulator.md)"},
     {"budget", PARAM_INT, F(budget), "1600M", 1, 1e15, "bytes", "expert memory budget M (paper: 200 MB .. 2500 MB)"},
     {"requests", PARAM_INT, F(requests), "32", 1, 4096, "", "requests in the synchronous batch (paper: 4 .. 32)"},
     {"prompt", PARAM_INT, F(prompt), "128", 1, 1 << 20, "tokens", "prompt tokens per request (paper: 128)"},
     {"gen", PARAM_INT, F(gen), "128", 1, 1 << 20, "tokens", "generated tokens per request (paper: 128)"},
+    {"arrival", PARAM_STRING, F(arrival), "batch", 0, 0, "", "request arrivals: batch (all at 0, the paper), poisson or uniform at sim.arrival_rate (continuous batching)"},
+    {"arrival_rate", PARAM_DOUBLE, F(arrival_rate), "1", 1e-6, 1e9, "requests/s", "arrival rate of poisson and uniform arrivals"},
     {"seed", PARAM_INT, F(seed), "1", 0, 9.2e18, "", "seed of every random choice (routing generator, capacity draws, predictor noise)"},
     {"bitroute", PARAM_STRING, F(bitroute), "", 0, 0, "", "bit-width routing: capacity, gate, static, uniform:B, trace (empty = the system's)"},
     {"plan", PARAM_STRING, F(plan), "", 0, 0, "", "planner: hebf, id-order, sequential, optimal (empty = the system's)"},

@@ -1,5 +1,6 @@
-/* sim.c - the serving loop: R requests in a synchronous batch, one forward
- * step (prefill, then one decode token) at a time, layer by layer; per layer
+/* sim.c - the serving loop: R requests (a synchronous batch, or arriving
+ * over time with continuous batching), one forward step (prefills and one
+ * decode token per running request) at a time, layer by layer; per layer
  * step bit routing -> plan -> I/O channel and compute unit driven by the
  * event engine, with the memory account deciding what stays resident.
  * It does not parse command lines or write databases (see job.c, src/cli). */
@@ -11,6 +12,7 @@
 #include "sim/plan.h"
 #include "sim/policy.h"
 #include "sim/prefetch.h"
+#include "sim/arrival.h"
 #include "core/err.h"
 #include "core/rng.h"
 
@@ -28,7 +30,7 @@ typedef struct sim_metrics {
     double prefetch_loads, prefetch_used, prefetch_accuracy, page_cache_hits;
     double plan_overhead_s, plan_gap_mean, plan_gap_max, plan_gap_idorder_mean, plan_gap_steps, plan_gap_skipped;
     double opt_fallbacks, layer_steps, tokens_generated, tokens_total, avg_bits;
-    double nonexpert_mb, kv_mb;
+    double nonexpert_mb, kv_mb, ttft_max_s, latency_s;
 } sim_metrics;
 
 typedef struct metric_def {
@@ -46,7 +48,7 @@ static const metric_def metric_defs[] = {
     M(plan_overhead_s, "s"), M(plan_gap_mean, ""), M(plan_gap_max, ""), M(plan_gap_idorder_mean, ""),
     M(plan_gap_steps, ""), M(plan_gap_skipped, ""), M(opt_fallbacks, ""), M(layer_steps, ""),
     M(tokens_generated, "tokens"), M(tokens_total, "tokens"), M(avg_bits, "bits"),
-    M(nonexpert_mb, "MB"), M(kv_mb, "MB"),
+    M(nonexpert_mb, "MB"), M(kv_mb, "MB"), M(ttft_max_s, "s"), M(latency_s, "s"),
 };
 #undef M
 #define NMETRIC (sizeof metric_defs / sizeof metric_defs[0])
@@ -59,6 +61,7 @@ struct sim_result {
     int level_bits[POLICY_MAX_LEVELS];
     double uses[POLICY_MAX_LEVELS];     /* token-expert uses per level */
     double gate_sum[POLICY_MAX_LEVELS]; /* sum of their gate weights */
+    double gate2_sum[POLICY_MAX_LEVELS]; /* sum of their squared gate weights */
     model model;
     device device;
     sim_params params;
@@ -99,40 +102,50 @@ typedef struct run {
     const prefetch_type *ft;
     bitroute_cfg bc;
     plan_ctx pc;
-    double caps[POLICY_MAX_LEVELS];
-    int64_t unit_bytes[POLICY_MAX_LEVELS];
-    int unit_bits[POLICY_MAX_LEVELS];
-    uint32_t L, E, K, U, R, P, G;
+    double caps[POLICY_MAX_LEVELS];          /* capacities c_k, fractions summing to 1 */
+    int64_t unit_bytes[POLICY_MAX_LEVELS];   /* bytes of one expert's unit k */
+    int unit_bits[POLICY_MAX_LEVELS];        /* bit-width of level k */
+    uint32_t L, E, K, U, R, P, G;            /* MoE layers, experts, top_k, units, requests, prompt and gen tokens */
     int64_t W;              /* weights per expert */
     int64_t io_unit[POLICY_MAX_LEVELS]; /* load time of a unit from flash, ns */
     cost_compute *ccache;   /* [U][tokens] compute cost memo (total 0 = not yet) */
     des *ev;
     mem *mm;
-    gsl_rng *rng_bits, *rng_pred;
+    gsl_rng *rng_bits, *rng_pred, *rng_arrival;
     /* routing of the current forward step: [layer][tok][k] */
-    uint16_t *rexp;
-    float *rw;
-    uint8_t *rb;
-    size_t ntok_max;
-    bitroute_use *uses;
-    uint32_t *scratch;
+    uint16_t *rexp;         /* expert ids */
+    float *rw;              /* gate weights */
+    uint8_t *rb;            /* recorded bit-widths, bits (0 = none) */
+    size_t ntok_max;        /* tokens of the largest forward step (the prefill) */
+    bitroute_use *uses;     /* one layer step's (token, expert) uses */
+    uint32_t *scratch;      /* bit routing scratch (6 per use), then B[expert][unit] counts */
     /* offline profiling */
     uint8_t *static_level;  /* [L*E] */
     double *trans;          /* [L*E*E] P(e' at l+1 | e at l) */
     /* step */
-    uint32_t f, layer, ntok, pos0;
+    uint32_t f, layer, ntok;       /* forward step, MoE layer, tokens of the forward step */
+    double ctx_sum;                /* sum over those tokens of the context each attends to, tokens */
+    /* requests: arrival, progress; a forward step = prefills of the
+     * requests in pre_q (P tokens each, position-major) then one decode
+     * token of each request in dec_q */
+    const arrival_type *at;
+    int64_t *arrive_ns, *first_ns, *finish_ns; /* per request, ns */
+    uint32_t *gen_cnt;             /* tokens generated so far per request (0: not prefilled) */
+    uint32_t *pre_q, *dec_q, *dec_pos;
+    uint32_t npre, ndec, ndone;
+    int64_t kv_peak;               /* bytes */
     step_item *items;
-    uint32_t nitems, remaining;
+    uint32_t nitems, remaining;    /* units in the layer step, units not yet computed */
     int32_t *item_of;       /* entry -> item index in this step, -1 */
     plan_item *pitems;
     uint32_t *order, *order2;
-    uint32_t *ready;
+    uint32_t *ready;        /* FIFO of items whose unit is resident, in readiness order */
     uint32_t rhead, rtail;
-    io_req *ioq;
+    io_req *ioq;            /* loads not yet started, in order */
     uint32_t qhead, qtail, qcap;
-    int io_busy, comp_busy, phase; /* phase: 0 non-expert, 1 expert */
-    int waiting;
-    int64_t idle_since;
+    int io_busy, comp_busy, phase; /* flags; phase: 0 non-expert, 1 expert */
+    int waiting;            /* the compute unit waits for a load (a bubble is open) */
+    int64_t idle_since;     /* when that bubble opened, ns */
     uint32_t *predicted;    /* entries marked predicted */
     uint32_t npredicted;
     /* memory account, bytes */
@@ -140,14 +153,16 @@ typedef struct run {
     int oom;
     int done;               /* the last step has ended */
     int64_t end_ns;         /* when it ended */
-    int64_t tick;
+    int64_t tick;           /* use counter for lru/lfu and the page cache (not time) */
     /* accumulators */
-    int64_t io_busy_ns, comp_ns, expert_ns, nonexp_ns, dequant_ns, router_ns, bubble_ns, ttft_ns;
-    int64_t io_bytes;
-    uint64_t loads, hits, pf_loads, pf_used, pc_hits, steps;
-    double plan_wall, gap_sum, gap_max, gap_id_sum;
-    uint64_t gap_n, gap_skip;
-    double uses_k[POLICY_MAX_LEVELS], gate_k[POLICY_MAX_LEVELS];
+    int64_t io_busy_ns, comp_ns, expert_ns, nonexp_ns, dequant_ns, router_ns, bubble_ns; /* ns */
+    int64_t io_bytes;       /* bytes loaded */
+    uint64_t loads, hits, pf_loads, pf_used, pc_hits, steps; /* counts */
+    double plan_wall;       /* wall-clock seconds in the planner */
+    double gap_sum, gap_max, gap_id_sum; /* makespan ratios - 1 */
+    uint64_t gap_n, gap_skip;            /* steps compared, steps too large for optimal */
+    double uses_k[POLICY_MAX_LEVELS], gate_k[POLICY_MAX_LEVELS]; /* uses, gate-weight sums per level */
+    double gate2_k[POLICY_MAX_LEVELS]; /* sums of squared gate weights per level */
     sim_result *res;
     int err;
 } run;
@@ -236,19 +251,28 @@ static int profile(run *r)
 
 /* ---- routing of one forward step ---------------------------------------- */
 
+static int route_one(run *r, uint32_t q, uint32_t pos, uint32_t l, size_t tok)
+{
+    size_t at = ((size_t)l * r->ntok + tok) * r->K;
+    int rc = r->in->route(r->in->route_user, q, pos, l, r->rexp + at, r->rw + at, r->rb + at);
+    if (rc) return rc;
+    for (uint32_t k = 0; k < r->K; k++)
+        if (r->rexp[at + k] >= r->E)
+            D2_ERROR(D2_EFORMAT, "routing: request %u position %u layer %u: expert %u is not below %u", q, pos, l,
+                     (unsigned)r->rexp[at + k], r->E);
+    return D2_OK;
+}
+
+/* In the source's fast order: for position, for layer, for request. */
 static int fetch_routing(run *r)
 {
-    for (uint32_t pp = 0; pp < (r->f == 0 ? r->P : 1); pp++)
+    for (uint32_t pp = 0; r->npre && pp < r->P; pp++)
         for (uint32_t l = 0; l < r->L; l++)
-            for (uint32_t q = 0; q < r->R; q++) {
-                size_t at = ((size_t)l * r->ntok + (size_t)pp * r->R + q) * r->K;
-                int rc = r->in->route(r->in->route_user, q, r->pos0 + pp, l, r->rexp + at, r->rw + at, r->rb + at);
-                if (rc) return rc;
-                for (uint32_t k = 0; k < r->K; k++)
-                    if (r->rexp[at + k] >= r->E)
-                        D2_ERROR(D2_EFORMAT, "routing: request %u position %u layer %u: expert %u is not below %u",
-                                 q, r->pos0 + pp, l, (unsigned)r->rexp[at + k], r->E);
-            }
+            for (uint32_t i = 0; i < r->npre; i++)
+                D2_TRY(route_one(r, r->pre_q[i], pp, l, (size_t)pp * r->npre + i));
+    size_t base = (size_t)r->npre * r->P;
+    for (uint32_t l = 0; r->ndec && l < r->L; l++)
+        for (uint32_t j = 0; j < r->ndec; j++) D2_TRY(route_one(r, r->dec_q[j], r->dec_pos[j], l, base + j));
     return D2_OK;
 }
 
@@ -387,19 +411,34 @@ static double wall_now(void)
 
 static int step_start(run *r)
 {
-    if (r->layer == 0) { /* a new forward step: its tokens' KV cache */
-        r->ntok = r->f == 0 ? r->R * r->P : r->R;
-        r->pos0 = r->f == 0 ? 0 : r->P + r->f - 1;
+    int64_t now = des_now(r->ev);
+    if (r->layer == 0) { /* a new forward step: who is in it, its tokens' KV cache */
+        r->npre = r->ndec = 0;
+        int64_t next = INT64_MAX;
+        for (uint32_t q = 0; q < r->R; q++) {
+            if (r->finish_ns[q] >= 0) continue;
+            if (r->arrive_ns[q] > now) { /* joins a later forward step */
+                if (r->arrive_ns[q] < next) next = r->arrive_ns[q];
+                continue;
+            }
+            if (r->gen_cnt[q] == 0) r->pre_q[r->npre++] = q;
+            else {
+                r->dec_q[r->ndec] = q;
+                r->dec_pos[r->ndec++] = r->P + r->gen_cnt[q] - 1;
+            }
+        }
+        if (r->npre + r->ndec == 0) /* nobody to serve: wait for the next arrival */
+            return des_event_push(r->ev, next, EV_STEP_START, 0, 0);
+        r->ntok = r->npre * r->P + r->ndec;
+        r->ctx_sum = (double)r->npre * (double)r->P * ((double)r->P + 1) / 2;
+        for (uint32_t j = 0; j < r->ndec; j++) r->ctx_sum += (double)r->dec_pos[j] + 1;
         r->kv_bytes += (int64_t)r->ntok * r->kv_per_token;
+        if (r->kv_bytes > r->kv_peak) r->kv_peak = r->kv_bytes;
         RUN_TRY(fetch_routing(r));
     }
     mem_set_layer(r->mm, r->layer);
     mem_account(r);
-    double ctx;
-    if (r->f == 0) ctx = (double)r->R * (double)r->P * ((double)r->P + 1) / 2;
-    else ctx = (double)r->R * ((double)r->pos0 + 1);
-    int64_t t = cost_nonexpert_ns(r->d, r->m, (int)r->p->nonexpert_bits, (int)r->p->kv_bits, r->ntok, ctx);
-    int64_t now = des_now(r->ev);
+    int64_t t = cost_nonexpert_ns(r->d, r->m, (int)r->p->nonexpert_bits, (int)r->p->kv_bits, r->ntok, r->ctx_sum);
     timeline(r, now, now + t, "compute", r->layer, -1, 0, r->ntok);
     r->phase = 0;
     r->comp_busy = 1;
@@ -423,6 +462,7 @@ static int plan_step(run *r)
         const bitroute_use *u = &r->uses[i];
         r->uses_k[u->level] += 1;
         r->gate_k[u->level] += u->weight;
+        r->gate2_k[u->level] += (double)u->weight * u->weight;
         B[u->expert * r->U + u->level]++;
     }
     if (r->sys->nested) /* nesting: a use at level k needs units 1..k */
@@ -504,12 +544,22 @@ static int step_end(run *r)
     r->steps++;
     RUN_TRY(mem_check(r->mm));
     RUN_TRY(des_check(r->ev));
-    if (++r->layer == r->L) {
+    if (++r->layer == r->L) { /* the forward step is complete: every request in it has a new token */
+        int64_t now = des_now(r->ev);
         r->layer = 0;
-        if (r->f == 0) r->ttft_ns = des_now(r->ev);
-        if (++r->f == r->G) { /* done; preloads still in flight do not count */
+        r->f++;
+        for (uint32_t i = 0; i < r->npre + r->ndec; i++) {
+            uint32_t q = i < r->npre ? r->pre_q[i] : r->dec_q[i - r->npre];
+            if (r->gen_cnt[q]++ == 0) r->first_ns[q] = now;
+            if (r->gen_cnt[q] == r->G) { /* finished: its KV cache (prompt + G-1 fed tokens) is freed */
+                r->finish_ns[q] = now;
+                r->ndone++;
+                r->kv_bytes -= (int64_t)(r->P + r->G - 1) * r->kv_per_token;
+            }
+        }
+        if (r->ndone == r->R) { /* done; preloads still in flight do not count */
             r->done = 1;
-            r->end_ns = des_now(r->ev);
+            r->end_ns = now;
             return D2_OK;
         }
     }
@@ -570,6 +620,9 @@ static void run_free(run *r)
     mem_free(r->mm);
     if (r->rng_bits) gsl_rng_free(r->rng_bits);
     if (r->rng_pred) gsl_rng_free(r->rng_pred);
+    if (r->rng_arrival) gsl_rng_free(r->rng_arrival);
+    free(r->arrive_ns); free(r->first_ns); free(r->finish_ns); free(r->gen_cnt);
+    free(r->pre_q); free(r->dec_q); free(r->dec_pos);
     free(r->rexp); free(r->rw); free(r->rb); free(r->uses); free(r->scratch);
     free(r->static_level); free(r->trans); free(r->items); free(r->item_of);
     free(r->pitems); free(r->order); free(r->order2); free(r->ready); free(r->ioq); free(r->predicted); free(r->ccache);
@@ -589,6 +642,7 @@ static int setup(run *r, const sim_input *in)
     const char *mp = p->mem[0] ? p->mem : r->sys->mem;
     const char *cp = p->caps[0] ? p->caps : r->sys->caps;
     const char *pf = p->prefetch[0] ? p->prefetch : r->sys->prefetch;
+    if (!(r->at = arrival_find(p->arrival))) D2_ERROR(D2_EINVAL, "sim.arrival: unknown arrival process \"%s\" (batch, poisson, uniform)", p->arrival);
     if (!(r->ft = prefetch_find(pf))) D2_ERROR(D2_EINVAL, "sim.prefetch: unknown predictor \"%s\" (none, paths, oracle)", pf);
     int arg = 0;
     if (!(r->bt = bitroute_find(br, &arg))) D2_ERROR(D2_EINVAL, "sim.bitroute: unknown bit-width routing \"%s\" (capacity, gate, static, uniform:B, trace)", br);
@@ -651,11 +705,22 @@ static int setup(run *r, const sim_input *in)
     r->ioq = malloc(r->qcap * sizeof *r->ioq);
     r->predicted = malloc(nent * sizeof *r->predicted);
     r->ccache = calloc((size_t)r->U * (r->ntok_max + 1), sizeof *r->ccache);
+    r->arrive_ns = malloc(r->R * sizeof *r->arrive_ns);
+    r->first_ns = malloc(r->R * sizeof *r->first_ns);
+    r->finish_ns = malloc(r->R * sizeof *r->finish_ns);
+    r->gen_cnt = calloc(r->R, sizeof *r->gen_cnt);
+    r->pre_q = malloc(r->R * sizeof *r->pre_q);
+    r->dec_q = malloc(r->R * sizeof *r->dec_q);
+    r->dec_pos = malloc(r->R * sizeof *r->dec_pos);
+    r->rng_arrival = rng_new((uint64_t)p->seed, 103);
     for (uint32_t u = 0; u < r->U; u++) r->io_unit[u] = cost_load_ns(r->d, r->unit_bytes[u], 0);
     if (!r->rng_bits || !r->rng_pred || !r->rexp || !r->rw || !r->rb || !r->uses || !r->scratch || !r->static_level ||
-        !r->trans || !r->items || !r->item_of || !r->pitems || !r->order || !r->order2 || !r->ready || !r->ioq || !r->predicted || !r->ccache)
+        !r->trans || !r->items || !r->item_of || !r->pitems || !r->order || !r->order2 || !r->ready || !r->ioq || !r->predicted || !r->ccache ||
+        !r->arrive_ns || !r->first_ns || !r->finish_ns || !r->gen_cnt || !r->pre_q || !r->dec_q || !r->dec_pos || !r->rng_arrival)
         D2_ERROR(D2_ENOMEM, "sim: out of memory");
     for (size_t i = 0; i < nent; i++) r->item_of[i] = -1;
+    for (uint32_t q = 0; q < r->R; q++) r->first_ns[q] = r->finish_ns[q] = -1;
+    D2_TRY(r->at->times(p->arrival_rate, r->rng_arrival, r->R, r->arrive_ns));
     r->bc = (bitroute_cfg){r->U, r->unit_bits, r->caps, arg, r->L, r->E, r->static_level, r->rng_bits};
     r->pc = (plan_ctx){r->sys->nested, p->opt_max_states, 0};
     if (r->bt->needs_profile || r->ft->needs_profile) D2_TRY(profile(r));
@@ -676,11 +741,28 @@ static void finish(run *r)
     m->tokens_total = r->oom ? 0 : (double)r->R * (r->P + r->G);
     m->throughput_tps = T > 0 ? m->tokens_generated / T : 0;
     m->total_tps = T > 0 ? m->tokens_total / T : 0;
-    m->ttft_s = (double)r->ttft_ns / 1e9;
-    m->tpot_s = r->G > 1 && !r->oom ? (T - m->ttft_s) / (r->G - 1) : 0;
+    /* per request: time to first token from its arrival, time per output
+     * token after it, latency from arrival to its last token */
+    int64_t sft = 0, mft = 0, stp = 0, slat = 0;
+    uint32_t nft = 0, nfin = 0;
+    for (uint32_t q = 0; q < r->R; q++) {
+        if (r->first_ns[q] < 0) continue;
+        int64_t ft = r->first_ns[q] - r->arrive_ns[q];
+        sft += ft;
+        if (ft > mft) mft = ft;
+        nft++;
+        if (r->finish_ns[q] < 0) continue;
+        stp += r->finish_ns[q] - r->first_ns[q];
+        slat += r->finish_ns[q] - r->arrive_ns[q];
+        nfin++;
+    }
+    m->ttft_s = nft ? (double)(sft / nft) / 1e9 : 0;
+    m->ttft_max_s = (double)mft / 1e9;
+    m->tpot_s = r->G > 1 && nfin && !r->oom ? (double)(stp / nfin) / 1e9 / (r->G - 1) : 0;
+    m->latency_s = nfin ? (double)(slat / nfin) / 1e9 : 0;
     m->peak_mem_mb = (double)r->peak_total / 1e6;
     m->nonexpert_mb = (double)r->fixed_bytes / 1e6;
-    m->kv_mb = (double)r->kv_bytes / 1e6;
+    m->kv_mb = (double)r->kv_peak / 1e6;
     m->peak_expert_mb = (double)mem_peak_bytes(r->mm) / 1e6;
     m->io_gb = (double)r->io_bytes / 1e9;
     m->io_busy_s = (double)r->io_busy_ns / 1e9;
@@ -713,6 +795,7 @@ static void finish(run *r)
         s->level_bits[k] = r->unit_bits[k];
         s->uses[k] = r->uses_k[k];
         s->gate_sum[k] = r->gate_k[k];
+        s->gate2_sum[k] = r->gate2_k[k];
         ub += r->uses_k[k] * r->unit_bits[k];
         un += r->uses_k[k];
     }
@@ -777,6 +860,8 @@ int sim_result_foreach_metric(const sim_result *r, sim_metric_fn fn, void *user)
         D2_TRY(fn(name, r->uses[k], "uses", user));
         snprintf(name, sizeof name, "gate_bits_%d", r->level_bits[k]);
         D2_TRY(fn(name, r->gate_sum[k], "", user));
+        snprintf(name, sizeof name, "gate2_bits_%d", r->level_bits[k]);
+        D2_TRY(fn(name, r->gate2_sum[k], "", user));
     }
     return D2_OK;
 }

@@ -23,6 +23,8 @@ typedef struct sim_params {
     int64_t requests;             /* R requests in the synchronous batch */
     int64_t prompt;               /* prompt tokens per request */
     int64_t gen;                  /* generated tokens per request */
+    char arrival[PARAM_STR_MAX];  /* arrival process: batch, poisson, uniform */
+    double arrival_rate;          /* requests/s (poisson, uniform) */
     int64_t seed;                 /* seed of every random choice */
     char bitroute[PARAM_STR_MAX]; /* bit-width routing override ("" = system's) */
     char plan[PARAM_STR_MAX];     /* planner override */

@@ -1,0 +1,22 @@
+/* arrival.h - when requests arrive: a row per arrival process, looked up by
+ * name.  "batch" is the paper's synchronous batch (all at time 0); the others
+ * feed continuous batching in the serving loop (a request joins at the next
+ * forward step after it arrives).  Times only: no request lengths here. */
+#ifndef D2_SIM_ARRIVAL_H
+#define D2_SIM_ARRIVAL_H
+
+#include <stdint.h>
+#include <gsl/gsl_rng.h>
+
+typedef struct arrival_type {
+    const char *name;
+    const char *summary;
+    /* arrival time of each of n requests, ns, non-decreasing; rate in
+     * requests/s (unused by batch) */
+    int (*times)(double rate, gsl_rng *rng, uint32_t n, int64_t *t_ns);
+} arrival_type;
+
+const arrival_type *arrival_find(const char *name);
+const arrival_type *const *arrival_list(void); /* NULL-terminated */
+
+#endif
