@@ -256,12 +256,6 @@ int gen_stream_new(const gen_model *m, uint32_t req, gen_stream **out)
     return D2_OK;
 }
 
-static int cmp_float_desc(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x > y ? -1 : x < y;
-}
-
 uint32_t gen_stream_next(gen_stream *s)
 {
     const gen_model *m = s->m;
@@ -308,7 +302,13 @@ uint32_t gen_stream_next(gen_stream *s)
             w[0] = 1.0f;
         } else {
             gsl_ran_dirichlet(s->r, K, s->alpha, s->theta);
-            qsort(s->theta, K, sizeof *s->theta, cmp_float_desc);
+            /* descending; insertion sort: K is small and this runs per token x layer */
+            for (uint32_t a = 1; a < K; a++) {
+                double x = s->theta[a];
+                uint32_t b = a;
+                for (; b > 0 && s->theta[b - 1] < x; b--) s->theta[b] = s->theta[b - 1];
+                s->theta[b] = x;
+            }
             for (uint32_t j = 0; j < K; j++) w[j] = (float)s->theta[j];
             for (uint32_t j = 1; j < K; j++)
                 if (w[j] > w[j - 1]) w[j] = w[j - 1]; /* float rounding must not break the order */
