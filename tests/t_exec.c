@@ -68,7 +68,7 @@ int main(void)
     add_phase(&p, 2, 0, 4, lev, tok);
     add_phase(&p, 3, 1, 4, lev, tok);
     int64_t expert3 = u1 + 2 * u2;
-    exec_opts o = {1LL << 40, 1, 9, 1, NULL};
+    exec_opts o = {1LL << 40, 1, 9, 1, NULL, 1};
     exec_result r;
     rc = exec_run(&s, &p, &o, &r);
     ok(rc == D2_OK, "unbounded budget: runs (%s)", rc ? d2_err_msg() : "ok");

@@ -13,6 +13,18 @@ static const policy_system systems[] = {
      0, 1, {8}, "1", "uniform:8", "id-order", "hold", "none"},
     {"hold-awq-int4", "Hold-in-Memory-AWQ INT4: every expert resident at INT4, no expert I/O",
      0, 1, {4}, "1", "uniform:4", "id-order", "hold", "none"},
+    /* uniform bit-widths held in memory, for the bit-width trade-off table
+     * (PAPER.md section 1: one bit-width for the whole model, as llama.cpp) */
+    {"hold-int2", "every expert resident at INT2 (bit-width trade-off table)",
+     0, 1, {2}, "1", "uniform:2", "id-order", "hold", "none"},
+    {"hold-int3", "every expert resident at INT3 (bit-width trade-off table)",
+     0, 1, {3}, "1", "uniform:3", "id-order", "hold", "none"},
+    {"hold-int5", "every expert resident at INT5 (bit-width trade-off table)",
+     0, 1, {5}, "1", "uniform:5", "id-order", "hold", "none"},
+    {"hold-int6", "every expert resident at INT6 (bit-width trade-off table)",
+     0, 1, {6}, "1", "uniform:6", "id-order", "hold", "none"},
+    {"hold-fp16", "every expert resident at FP16 (bit-width trade-off table)",
+     0, 1, {16}, "1", "uniform:16", "id-order", "hold", "none"},
     {"matryoshka-free", "D2MoE routing and scheduling over separate GPTQ INT2/INT3/INT4 copies",
      0, 3, {2, 3, 4}, "0.3/0.4/0.3", "gate", "hebf", "budget", "none"},
     {"edgemoe", "EdgeMoE: one offline bit-width per expert (INT2/3/4), id order, LRU buffer, next-layer preloading",
