@@ -1,0 +1,30 @@
+#!/bin/sh
+# db.sh - the results store through the CLI: two processes writing runs into
+# the same file at the same time lose nothing; db info reports the schema
+# version and row counts; a foreign SQLite file is refused and not changed.
+. "${D2_SRCDIR:-.}/tests/lib.sh"
+command -v sqlite3 >/dev/null || { skip "sqlite3 command-line tool not installed"; done_testing; exit 0; }
+writer() {
+    i=0
+    while [ $i -lt 12 ]; do
+        "$D2MOE" simulate --model llama-moe-3.5b --device env1 --policy d2moe-v1 --requests 2 --prompt 4 --gen 4 \
+            --seed "$1$i" --db "$TMP/shared.db" > /dev/null || return 1
+        i=$((i + 1))
+    done
+}
+writer 1 & a=$!
+writer 2 & b=$!
+wait $a; ra=$?
+wait $b; rb=$?
+[ $ra -eq 0 ] && [ $rb -eq 0 ]; ok $? "two concurrent writer processes succeed"
+[ "$(sqlite3 "$TMP/shared.db" "SELECT count(*) FROM runs")" -eq 24 ]; ok $? "all 24 runs are stored"
+[ "$(sqlite3 "$TMP/shared.db" "SELECT count(DISTINCT seed) FROM runs")" -eq 24 ]; ok $? "24 distinct runs, none duplicated"
+[ "$(sqlite3 "$TMP/shared.db" "SELECT count(*) FROM runs r WHERE NOT EXISTS (SELECT 1 FROM metrics m WHERE m.run_id = r.id)")" -eq 0 ]; ok $? "every run has its metrics"
+"$D2MOE" db info "$TMP/shared.db" > "$TMP/info"; ok $? "db info"
+grep -Eq '^schema version: [0-9]+' "$TMP/info"; ok $? "db info prints the schema version"
+grep -Eq '^runs +24$' "$TMP/info"; ok $? "db info counts 24 runs"
+sqlite3 "$TMP/foreign.db" "CREATE TABLE t(x); INSERT INTO t VALUES (1);"
+before=$(md5sum < "$TMP/foreign.db")
+expect 1 "another application" "a foreign SQLite file is refused" -- "$D2MOE" simulate --model llama-moe-3.5b --device env1 --requests 1 --prompt 2 --gen 2 --db "$TMP/foreign.db"
+[ "$(md5sum < "$TMP/foreign.db")" = "$before" ]; ok $? "and left unchanged"
+done_testing
