@@ -34,7 +34,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: d2moe calibrate [-o FILE] [--name NAME] [--dir DIR] [--file-size SIZE]\n"
             "                       [--min-read SIZE] [--max-read SIZE] [--io-bytes SIZE]\n"
-            "                       [--min-reps N] [--max-reps N] [--reuse-buffer]\n"
+            "                       [--min-reps N] [--max-reps N] [--fresh-buffers]\n"
             "                       [--mem-size SIZE] [--threads N] [--seed N]\n"
             "                       [--kernel-model M | --no-kernels] [--nice N]\n\n"
             "Measure this machine and write a device profile (kind = measured):\n"
@@ -45,8 +45,9 @@ static void usage(FILE *out)
             "           4Ki..64Mi, powers of 2), --io-bytes per size (default 128Mi,\n"
             "           between --min-reps 5 and --max-reps 200 reads), sizes interleaved;\n"
             "           medians fitted to t = flash_lat_ns + size/flash_bw (weighted least\n"
-            "           squares, GSL).  Each read goes to a fresh aligned allocation, as\n"
-            "           `d2moe execute` loads do (--reuse-buffer: one buffer).\n"
+            "           squares, GSL).  Reads go to one reused aligned buffer, as\n"
+            "           `d2moe execute` recycles its weight buffers (--fresh-buffers: a\n"
+            "           new allocation per read, page faults included).\n"
             "  memory   streaming read of --mem-size bytes (default 256Mi) by --threads\n"
             "           readers (default 1, the compute threads `execute` uses) -> mem_bw\n"
             "  compute  the MWQ kernels (quant/kern.h, V1: INT2 base + 2 sign levels,\n"
@@ -98,7 +99,7 @@ static int run(int argc, char **argv)
         {"file-size", required_argument, NULL, 'f'}, {"min-read", required_argument, NULL, 1},
         {"max-read", required_argument, NULL, 2}, {"io-bytes", required_argument, NULL, 3},
         {"min-reps", required_argument, NULL, 4}, {"max-reps", required_argument, NULL, 5},
-        {"reuse-buffer", no_argument, NULL, 6},  {"mem-size", required_argument, NULL, 7},
+        {"fresh-buffers", no_argument, NULL, 6},  {"mem-size", required_argument, NULL, 7},
         {"threads", required_argument, NULL, 8}, {"seed", required_argument, NULL, 9},
         {"kernel-model", required_argument, NULL, 10}, {"no-kernels", no_argument, NULL, 11},
         {"nice", required_argument, NULL, 12},
@@ -126,7 +127,7 @@ static int run(int argc, char **argv)
         case 3: if (parse_size("--io-bytes", optarg, &io.bytes_per_size)) return 2; break;
         case 4: if (parse_int("--min-reps", optarg, 1, 100000, &v)) return 2; io.min_reps = (int)v; break;
         case 5: if (parse_int("--max-reps", optarg, 1, 100000, &v)) return 2; io.max_reps = (int)v; break;
-        case 6: io.fresh_buffers = 0; break;
+        case 6: io.fresh_buffers = 1; break;
         case 7: if (parse_size("--mem-size", optarg, &mem_size)) return 2; break;
         case 8: if (parse_int("--threads", optarg, 1, 256, &threads)) return 2; break;
         case 9: if (parse_int("--seed", optarg, 0, 2147483647L, &v)) return 2; io.seed = (uint64_t)v; break;
@@ -280,8 +281,8 @@ static int run(int argc, char **argv)
     fprintf(m, "# Storage: %lld-byte temporary file (%s) in %s; page cache bypassed with %s;\n",
             (long long)r.file_bytes, r.tmpfile, io.dir, r.cache_bypass);
     fprintf(m, "#   one reader (queue depth 1), random 4 KiB-aligned offsets, sizes interleaved,\n");
-    fprintf(m, "#   %s buffer per read; median per size; fit t = flash_lat_ns + size/flash_bw\n",
-            io.fresh_buffers ? "a fresh aligned" : "one reused");
+    fprintf(m, "#   %s; median per size; fit t = flash_lat_ns + size/flash_bw\n",
+            io.fresh_buffers ? "a fresh aligned buffer per read" : "one reused aligned buffer");
     fprintf(m, "#   (weighted least squares, weights 1/t^2; max |error| %.1f%%).\n", 100 * r.max_rel_err);
     fprintf(m, "#   io_overhead_ns = 0: the per-read software cost is inside flash_lat_ns.\n");
     fprintf(m, "#   %10s %6s %14s %14s %14s\n", "bytes", "reads", "median_ns", "min_ns", "fit_ns");

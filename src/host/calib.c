@@ -67,7 +67,7 @@ void calib_io_opts_init(calib_io_opts *o)
     o->bytes_per_size = 128LL << 20;
     o->min_reps = 5;
     o->max_reps = 200;
-    o->fresh_buffers = 1;
+    o->fresh_buffers = 0;
     o->seed = 7;
 }
 

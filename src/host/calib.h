@@ -21,8 +21,9 @@ typedef struct calib_io_opts {
     int64_t max_read;        /* largest read, bytes, power of 2 (default 64 MiB) */
     int64_t bytes_per_size;  /* bytes read per size and pass, bytes (default 128 MiB) */
     int min_reps, max_reps;  /* timed reads per size: at least / at most (default 5 / 200) */
-    int fresh_buffers;       /* 1: read into a new aligned allocation each time, as
-                                `execute` does (page faults included); 0: reuse one */
+    int fresh_buffers;       /* 1: read into a new aligned allocation each time (page
+                                faults included); 0 (default): reuse one, as `execute`
+                                does with its recycled, already mapped weight buffers */
     uint64_t seed;           /* offsets and file content */
 } calib_io_opts;
 

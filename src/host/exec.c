@@ -1,5 +1,5 @@
 /* exec.c - real execution of a plan (see exec.h).  Threads: the caller's
- * thread is the I/O queue (pread into fresh allocations, in plan order); one
+ * thread is the I/O queue (pread into heap allocations, in plan order); one
  * compute coordinator (plus threads-1 helpers that take slices of each
  * item's tokens) runs the compute queue.  All shared state sits under one
  * mutex; the kernels and the reads run outside it.

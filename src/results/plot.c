@@ -45,6 +45,12 @@ static int fig_entry(void *user, const char *section, const char *key, const cha
         if ((size_t)snprintf(dst, dn, "%s", value) >= dn) D2_ERROR(D2_ERANGE, "%s:%d: %s: too long", path, line, key);
         return D2_OK;
     }
+    if (!strcmp(key, "optional")) {
+        if (strcmp(value, "true") && strcmp(value, "false"))
+            D2_ERROR(D2_EFORMAT, "%s:%d: optional: expected true or false, got \"%s\"", path, line, value);
+        f->optional = !strcmp(value, "true");
+        return D2_OK;
+    }
     if (!strncmp(key, "gp.", 3)) { /* a gnuplot string variable */
         if (f->ngp == PLOT_MAX_BIND) D2_ERROR(D2_ERANGE, "%s:%d: %s: more than %d gnuplot variables", path, line, key, PLOT_MAX_BIND);
         if (strchr(value, '\'')) D2_ERROR(D2_EFORMAT, "%s:%d: %s: no single quotes in gnuplot values", path, line, key);

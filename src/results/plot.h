@@ -4,7 +4,8 @@
  * plots/figures.ini has one section per figure: sql (query file), gp
  * (gnuplot script), title, and any other key is bound to the query's
  * :named parameter (one query serves the four panels of Fig. 10), except
- * "gp.NAME = value", passed to gnuplot as the string variable NAME.  A query
+ * "gp.NAME = value", passed to gnuplot as the string variable NAME, and
+ * "optional = true" (a figure of an experiment reproduce does not run).  A query
  * returns the series label in its first column and numbers after it,
  * ordered by series; the export writes one gnuplot data block per series.
  * A figure with `csv = NAME` instead reads CSV files from the folder NAME
@@ -22,6 +23,7 @@ typedef struct plot_fig {
     char name[64];
     char sql[256], gp[256], csv[256], title[256];
     int line;                              /* line of the section in figures.ini */
+    int optional;                          /* "optional = true": not made by reproduce; `plot all` skips it without data */
     size_t nbind;
     char bind_k[PLOT_MAX_BIND][64];
     char bind_v[PLOT_MAX_BIND][256];
