@@ -484,8 +484,10 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* One progress report; *last_decile remembers what a plain log already
+ * said (lines about every 10% instead of one per job). */
 static void progress(const sweep_opts *o, const sweep_spec *s, size_t total, const shared *sh,
-                     double t0, size_t skipped0, int final)
+                     double t0, size_t *last_decile, int final)
 {
     if (!o->progress) return;
     size_t fin = sh->done + sh->failed + sh->skipped;
@@ -494,7 +496,6 @@ static void progress(const sweep_opts *o, const sweep_spec *s, size_t total, con
     double rate = ran > 0 ? (double)ran / el : 0;
     size_t left = total - fin;
     double eta = rate > 0 ? (double)left / rate : 0;
-    (void)skipped0;
     if (o->progress_tty) {
         int width = 30, fill = total ? (int)((double)width * (double)fin / (double)total) : width;
         char bar[64];
@@ -504,10 +505,9 @@ static void progress(const sweep_opts *o, const sweep_spec *s, size_t total, con
                 (size_t)sh->skipped, (size_t)sh->failed, eta, final ? "\n" : "");
     } else {
         /* plain lines (a log, not a terminal): about every 10% and at the end */
-        static size_t last_decile = (size_t)-1;
         size_t decile = total ? fin * 10 / total : 10;
-        if (!final && decile == last_decile) return;
-        last_decile = decile;
+        if (!final && decile == *last_decile) return;
+        *last_decile = decile;
         fprintf(o->progress, "sweep %s: %zu/%zu done (%zu skipped, %zu failed), %.1fs elapsed, ETA %.0fs\n", s->name,
                 fin, total, (size_t)sh->skipped, (size_t)sh->failed, el, eta);
     }
@@ -536,17 +536,18 @@ int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o,
     if (sh == MAP_FAILED) { free(list); D2_ERROR(D2_ENOMEM, "mmap: %s", strerror(errno)); }
     memset(sh, 0, sizeof *sh);
     double t0 = now_s();
+    size_t decile = (size_t)-1;
     int workers = o->workers;
     if ((size_t)workers > n) workers = n ? (int)n : 1;
     rc = D2_OK;
     if (workers == 1) {
-        progress(o, s, n, sh, t0, 0, 0);
+        progress(o, s, n, sh, t0, &decile, 0);
         /* in-process: progress after each job */
         db *wd = NULL;
         rc = db_open(db_path, &wd);
         for (size_t k = 0; rc == D2_OK && k < n; k++) {
             rc = run_one(wd, s, &s->jobs[list[k]], o, sh);
-            progress(o, s, n, sh, t0, 0, k + 1 == n);
+            progress(o, s, n, sh, t0, &decile, k + 1 == n);
         }
         if (wd) db_close(wd);
     } else {
@@ -584,11 +585,11 @@ int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o,
                 continue;
             }
             size_t fin = sh->done + sh->failed + sh->skipped;
-            if (fin != last) { progress(o, s, n, sh, t0, 0, 0); last = fin; }
+            if (fin != last) { progress(o, s, n, sh, t0, &decile, 0); last = fin; }
             struct timespec ts = {0, 50 * 1000000L};
             nanosleep(&ts, NULL);
         }
-        progress(o, s, n, sh, t0, 0, 1);
+        progress(o, s, n, sh, t0, &decile, 1);
     }
     st->done = sh->done;
     st->failed = sh->failed;
