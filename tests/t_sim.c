@@ -2,7 +2,9 @@
  * pipeline cases (pure I/O-bound step, pure compute-bound step, the
  * two-expert HEBF example where id-order leaves a bubble), the optimal
  * planner against brute force, memory policies, bit routing, out of memory
- * as a result, bad arguments, repeatability.  The library checks its
+ * as a result, bad arguments, repeatability, nested levels of an expert
+ * held together until its last item (observed through sim_run_observed and
+ * the timeline).  The library checks its
  * invariants (budget, load-before-compute, bytes accounted, ascending
  * levels) on every run and fails with D2_EINTERNAL, so every run here also
  * tests them.  Routing is built by hand: no dependency on src/trace. */
@@ -94,6 +96,7 @@ static void test_cost(void)
     is_int(cost_dur_ns(1, 3e9), 1, "1 byte at 3 GB/s rounds up to 1 ns");
     is_int(cost_dur_ns(10, 3e9), 4, "10 bytes at 3 GB/s = 3.33 ns -> 4 ns");
     is_int(cost_dur_ns(0, 1e9), 0, "nothing takes 0 ns");
+    is_int(cost_dur_ns(1e30, 1e-6), COST_NS_MAX, "10^30 units at 10^-6/s saturates at COST_NS_MAX (no float-to-int overflow)");
     device d = dev();
     d.unified = 0; d.link_bw = 25e9; d.link_lat_ns = 10000; d.flash_lat_ns = 66667; d.io_overhead_ns = 5000;
     d.flash_bw = 3.5e9;
@@ -112,6 +115,25 @@ static void test_cost(void)
     is_int(c.dequant, 66, "dequantization at dequant_rate: 66 ns by hand");
     cost_expert(&t, 65536, 131072, 16, 1, &c);
     is_int(c.dequant, 0, "FP16 needs no dequantization");
+    /* the weight-stream floor: memory 1 GB/s, one token, 65,536 weights
+     * stored as an INT2 base level of 18,432 bytes.  FLOPs: 2 x 65,536 /
+     * 10 GFLOP/s = 13,107.2 -> 13,108 ns.  With an FP16 copy step
+     * (dequant_rate 1e12) the FP16 weights stream: 131,072 B / 1 GB/s =
+     * 131,072 ns.  Without one (dequant_rate 1e16 >= 1e15, kernels on the
+     * bit planes) the stored bytes do: 18,432 ns; dequantization 65,536 /
+     * 1e16 s rounds up to 1 ns. */
+    t.mem_bw = 1e9;
+    cost_expert(&t, 65536, 18432, 2, 1, &c);
+    is_int(c.gemm, 131072, "with an FP16 copy step the GEMM floor streams 2 bytes per weight: 131,072 ns by hand");
+    t.dequant_rate = 1e16;
+    cost_expert(&t, 65536, 18432, 2, 1, &c);
+    is_int(c.gemm, 18432, "without one (dequant_rate 1e16) it streams the stored bytes: 18,432 ns by hand");
+    is_int(c.total, 18433, "total = 18,432 + 1 ns of dequantization + no kernel overhead");
+    cost_expert(&t, 65536, 18432, 2, 16, &c);
+    is_int(c.gemm, 209716, "16 tokens are FLOP-bound either way: 2 x 65,536 x 16 / 10 GFLOP/s = 209,715.2 -> 209,716 ns");
+    t.dequant_rate = 1e15 * (1 - 1e-9);
+    cost_expert(&t, 65536, 18432, 2, 1, &c);
+    is_int(c.gemm, 131072, "dequant_rate just below 1e15: an FP16 copy step again");
 }
 
 /* One step, R requests at prefill P = 1, gen = 1: exactly one forward step. */
@@ -128,6 +150,264 @@ static sim_result *run1(const char *policy, const char *plan, const uint16_t *ma
     int rc = sim_run(&in, &r);
     if (rc) tap_diag("sim_run: %s", d2_err_msg());
     return r;
+}
+
+/* ---- nested levels held together (observer + timeline) ---------------- */
+
+typedef struct freed { int64_t t; uint32_t layer, expert, level; } freed;
+typedef struct freed_log { freed *v; size_t n, cap; } freed_log;
+
+static void on_freed(void *user, sim_ns t, uint32_t layer, uint32_t expert, uint32_t level)
+{
+    freed_log *f = user;
+    if (f->n == f->cap) {
+        f->cap = f->cap ? 2 * f->cap : 64;
+        f->v = realloc(f->v, f->cap * sizeof *f->v);
+        if (!f->v) abort();
+    }
+    f->v[f->n++] = (freed){t, layer, expert, level};
+}
+
+typedef struct tl_line { int64_t s, e; int layer, expert, level; } tl_line;
+
+/* Compute lines of a timeline (non-expert lines have expert -1). */
+static tl_line *read_computes(FILE *tl, size_t *n)
+{
+    char line[256], q[16];
+    size_t cap = 256;
+    tl_line *v = malloc(cap * sizeof *v);
+    *n = 0;
+    rewind(tl);
+    while (v && fgets(line, sizeof line, tl)) {
+        long long s0, e0;
+        int l, e, k;
+        unsigned tok;
+        if (sscanf(line, "%lld,%lld,%15[^,],%d,%d,%d,%u", &s0, &e0, q, &l, &e, &k, &tok) != 7 || strcmp(q, "compute")) continue;
+        if (*n == cap) v = realloc(v, (cap *= 2) * sizeof *v);
+        if (v) v[(*n)++] = (tl_line){s0, e0, l, e, k};
+    }
+    return v;
+}
+
+/* Frees that broke the rule, in the layer step (between two non-expert
+ * lines) whose span holds the free.  literal: a free of (j, u) while an
+ * item (j, u' > u) of the step has not finished.  Otherwise: a free of
+ * (j, u) after its own compute started in the step while any other item of
+ * expert j in the step has not finished (frees of units the step has not
+ * used yet are allowed: a deferred expert's resident levels). */
+static int bad_frees(FILE *tl, const freed_log *f, int literal)
+{
+    size_t n;
+    tl_line *c = read_computes(tl, &n);
+    int bad = 0;
+    for (size_t i = 0; c && i < f->n; i++) {
+        const freed *x = &f->v[i];
+        size_t w = n;
+        for (size_t k = 0; k < n; k++)
+            if (c[k].expert < 0 && c[k].s <= x->t) w = k;
+        if (w == n || c[w].layer != (int)x->layer) continue;
+        int used = literal;
+        for (size_t k = w + 1; k < n && c[k].expert >= 0; k++)
+            if (c[k].expert == (int)x->expert && c[k].level == (int)x->level && c[k].s <= x->t) used = 1;
+        for (size_t k = w + 1; used && k < n && c[k].expert >= 0; k++)
+            if (c[k].expert == (int)x->expert && c[k].e > x->t &&
+                (literal ? c[k].level > (int)x->level : c[k].level != (int)x->level)) {
+                if (bad++ < 3)
+                    tap_diag("layer %u expert %u level %u freed at %lld ns; level %d computes until %lld ns", x->layer,
+                             x->expert, x->level, (long long)x->t, c[k].level, (long long)c[k].e);
+                break;
+            }
+    }
+    if (!c) bad = -1;
+    free(c);
+    return bad;
+}
+
+/* Deferred experts that were partly hits after all, in a timeline: in a
+ * layer step, a level of expert j is freed and then loaded again in the
+ * same step, while another level of j computes in the step without a load.
+ * A level resident at planning is freed within its step only if its
+ * expert was deferred (an open expert holds its resident levels), and a
+ * deferred expert has no hits at planning: that other level was resident
+ * when its load came up. */
+static int deferred_hits(FILE *tl, const freed_log *f)
+{
+    char line[256], q[16];
+    size_t n = 0, cap = 256;
+    tl_line *v = malloc(cap * sizeof *v);
+    int *io = malloc(cap * sizeof *io), found = 0;
+    rewind(tl);
+    while (v && io && fgets(line, sizeof line, tl)) {
+        long long s0, e0;
+        int l, e, k;
+        unsigned tok;
+        if (sscanf(line, "%lld,%lld,%15[^,],%d,%d,%d,%u", &s0, &e0, q, &l, &e, &k, &tok) != 7) continue;
+        if (n == cap) {
+            cap *= 2;
+            v = realloc(v, cap * sizeof *v);
+            io = realloc(io, cap * sizeof *io);
+            if (!v || !io) break;
+        }
+        io[n] = !strcmp(q, "io") ? (tok > 0 ? 1 : 2) : 0; /* 1 load, 2 preload, 0 compute */
+        v[n++] = (tl_line){s0, e0, l, e, k};
+    }
+    for (size_t w = 0; v && io && w < n; w++) {
+        if (io[w] || v[w].expert >= 0) continue; /* a non-expert line opens a layer step */
+        size_t end = w + 1;
+        while (end < n && !(io[end] == 0 && v[end].expert < 0)) end++;
+        int64_t t1 = end < n ? v[end].s : INT64_MAX;
+        for (size_t i = 0; i < f->n; i++) {
+            const freed *x = &f->v[i];
+            if (x->t <= v[w].s || x->t >= t1 || (int)x->layer != v[w].layer) continue;
+            int reloaded = 0, hit = 0;
+            for (size_t k = w + 1; k < end; k++)
+                reloaded |= io[k] == 1 && v[k].expert == (int)x->expert && v[k].level == (int)x->level && v[k].s >= x->t;
+            for (size_t c = w + 1; reloaded && c < end; c++) {
+                if (io[c] || v[c].expert != (int)x->expert) continue;
+                int loaded = 0;
+                for (size_t k = w + 1; k < end; k++)
+                    loaded |= io[k] == 1 && v[k].expert == v[c].expert && v[k].level == v[c].level;
+                hit |= !loaded;
+            }
+            found += reloaded && hit;
+        }
+    }
+    free(v);
+    free(io);
+    return found;
+}
+
+/* requests: expert (top-1) and recorded bit-width */
+typedef struct bits_route { const uint16_t *ex; const uint8_t *bits; } bits_route;
+static int route_bits(void *u, uint32_t req, uint32_t pos, uint32_t layer, uint16_t *e, float *w, uint8_t *b)
+{
+    (void)pos; (void)layer;
+    bits_route *br = u;
+    e[0] = br->ex[req];
+    w[0] = 1;
+    if (b) b[0] = br->bits[req];
+    return D2_OK;
+}
+
+/* One layer step of d2moe-v1 (INT2 base + 2 planes, hebf, budget policy) on
+ * two experts, budget = one expert's three levels S = b1 + b2 + b3 =
+ * 18,432 + 9,216 + 9,216 = 36,864 bytes = 2 x b1.  Expert 1: three tokens
+ * at INT2 and one at INT4 (units 1, 2, 3 with 4, 1, 1 tokens); expert 0:
+ * two tokens at INT2 (unit 1, 2 tokens).  hebf loads (1,1), (0,1), (1,2),
+ * (1,3); after the first two the budget is full.  The old loop unpinned
+ * (1,1) when it had computed and evicted it to load (1,2): expert 1's
+ * base level was gone while its levels 2 and 3 were still to compute.
+ * Now (1,1) stays until (1,3) has computed; (1,2) waits until expert 0 is
+ * done and frees (0,1), the only eviction.  By hand (io_k: load of unit
+ * k, c_k(n): compute of unit k for n tokens, A: non-expert work):
+ *   t = A + io_1: (1,1) loaded, computes c_1(4) while (0,1) loads;
+ *   (0,1) computes c_1(2) after it: expert 0 done at T = A + io_1 + c_1(4) + c_1(2);
+ *   (1,2) loads T .. T + io_2, computes c_2(1) (> io_3, so (1,3), loaded
+ *   meanwhile, follows at once) and (1,3) computes c_3(1):
+ *   makespan = A + io_1 + c_1(4) + c_1(2) + io_2 + c_2(1) + c_3(1). */
+static void test_nested_hold(void)
+{
+    model m = tiny(1, 2, 1);
+    device d = dev();
+    sim_params p = params("d2moe-v1");
+    snprintf(p.bitroute, sizeof p.bitroute, "trace");
+    p.requests = 6; p.prompt = 1; p.gen = 1;
+    int64_t b1 = model_expert_level_bytes(&m, 2, 1, 128), b2 = model_expert_level_bytes(&m, 2, 2, 128);
+    int64_t b3 = model_expert_level_bytes(&m, 2, 3, 128);
+    is_int(b1 + b2 + b3, 36864, "S = 18,432 + 9,216 + 9,216 = 36,864 bytes = 2 x b1");
+    p.budget = b1 + b2 + b3;
+    static const uint16_t ex[6] = {1, 1, 1, 1, 0, 0};
+    static const uint8_t bits[6] = {2, 2, 2, 4, 2, 2};
+    bits_route br = {ex, bits};
+    FILE *tl = tmpfile();
+    freed_log fl = {0};
+    sim_observer obs = {on_freed, &fl};
+    sim_input in = {&m, &d, &p, route_bits, &br, 1, tl};
+    sim_result *r = NULL;
+    int rc = sim_run_observed(&in, &obs, &r);
+    ok(rc == D2_OK && r, "one step at a budget of one expert's three levels runs%s%s", rc ? ": " : "", rc ? d2_err_msg() : "");
+    if (r && tl) {
+        int64_t io1 = cost_load_ns(&d, b1, 0), io2 = cost_load_ns(&d, b2, 0);
+        cost_compute c14, c12, c21, c31;
+        cost_expert(&d, 65536, b1, 2, 4, &c14);
+        cost_expert(&d, 65536, b1, 2, 2, &c12);
+        cost_expert(&d, 65536, b2, 3, 1, &c21);
+        cost_expert(&d, 65536, b3, 4, 1, &c31);
+        int64_t A = cost_nonexpert_ns(&d, &m, 16, 16, 6, 6);
+        ok(c21.total > cost_load_ns(&d, b3, 0) && c14.total > io1, "the case is set up as intended: c_2(1) > io_3, c_1(4) > io_1");
+        is_int(bad_frees(tl, &fl, 1), 0, "no unit (j, u) freed while an item (j, u' > u) of the step is pending");
+        ok(fl.n == 1 && fl.v[0].expert == 0 && fl.v[0].level == 1 && fl.v[0].t == A + io1 + c14.total + c12.total,
+           "the one eviction is (0,1), when expert 0 is done (%zu frees; first: expert %u level %u at %lld ns)", fl.n,
+           fl.n ? fl.v[0].expert : 0, fl.n ? fl.v[0].level : 0, fl.n ? (long long)fl.v[0].t : 0LL);
+        is_near(metric(r, "makespan_s") * 1e9, A + io1 + c14.total + c12.total + io2 + c21.total + c31.total, 0.5,
+                "makespan = A + io_1 + c_1(4) + c_1(2) + io_2 + c_2(1) + c_3(1), by hand");
+        is_near(metric(r, "loads"), 4, 0, "four loads, none repeated");
+        is_near(metric(r, "evictions"), 1, 0, "one eviction");
+        ok(metric(r, "peak_expert_mb") * 1e6 <= (double)p.budget, "resident experts within the budget");
+    }
+    sim_result_free(r);
+    free(fl.v);
+    if (tl) fclose(tl);
+
+    /* a step whose partly resident experts cannot all hold their levels at
+     * once: some are deferred (their resident levels stay evictable, all
+     * their levels queued), and a deferred level still resident when its
+     * turn comes is a hit then (found by a search over seeds) */
+    {
+        model m3 = tiny(1, 3, 2);
+        sim_params q = params("d2moe-v1");
+        q.requests = 4; q.prompt = 2; q.gen = 6; q.budget = b1 + b2 + b3 + 2 * b2;
+        snprintf(q.bitroute, sizeof q.bitroute, "trace");
+        rand_route rr = {3, 2, 2};
+        FILE *t3 = tmpfile();
+        freed_log f3 = {0};
+        sim_observer o3 = {on_freed, &f3};
+        sim_input in3 = {&m3, &d, &q, route_rand, &rr, 1, t3};
+        r = NULL;
+        rc = sim_run_observed(&in3, &o3, &r);
+        ok(rc == D2_OK && r && t3, "deferred experts: runs%s%s", rc ? ": " : "", rc ? d2_err_msg() : "");
+        if (r && t3) {
+            int late = deferred_hits(t3, &f3);
+            ok(late > 0, "an expert deferred: a resident level of it evicted and reloaded in its step, another a hit when "
+               "its load came up (%d such)", late);
+            is_int(bad_frees(t3, &f3, 0), 0, "and no level freed while its expert still computes (%zu frees)", f3.n);
+        }
+        sim_result_free(r);
+        free(f3.v);
+        if (t3) fclose(t3);
+    }
+
+    /* random routing at the smallest legal budget (one expert's levels):
+     * every memory policy and planner, with preloading too; the rule holds
+     * on every step (the loop also checks it itself: D2_EINTERNAL) */
+    model m4 = tiny(4, 8, 2);
+    struct { const char *mem, *plan, *prefetch; } cases[] = {
+        {"budget", "hebf", ""}, {"lru", "hebf", ""}, {"lfu", "id-order", ""}, {"none", "hebf", ""},
+        {"budget", "optimal", ""}, {"budget", "sequential", ""}, {"lru", "hebf", "oracle"}, {"budget", "hebf", "paths"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int extra = 0; extra < 2; extra++) {
+            sim_params q = params("d2moe-v1");
+            q.requests = 6; q.prompt = 3; q.gen = 4;
+            q.budget = b1 + b2 + b3 + extra * b1; /* S, then S + one base level (experts interleave) */
+            snprintf(q.mem, sizeof q.mem, "%s", cases[i].mem);
+            snprintf(q.plan, sizeof q.plan, "%s", cases[i].plan);
+            snprintf(q.prefetch, sizeof q.prefetch, "%s", cases[i].prefetch);
+            rand_route rr = {8, 2, 11};
+            FILE *t2 = tmpfile();
+            freed_log f2 = {0};
+            sim_observer o2 = {on_freed, &f2};
+            sim_input in2 = {&m4, &d, &q, route_rand, &rr, 1, t2};
+            r = NULL;
+            rc = sim_run_observed(&in2, &o2, &r);
+            ok(rc == D2_OK && r && metric(r, "peak_expert_mb") * 1e6 <= (double)q.budget && t2 && bad_frees(t2, &f2, 0) == 0,
+               "budget %s, mem %s, plan %s%s%s: runs within it, no level freed while its expert still computes "
+               "(%zu frees)%s%s", extra ? "S + b1" : "S", cases[i].mem, cases[i].plan, cases[i].prefetch[0] ? ", prefetch " : "",
+               cases[i].prefetch, f2.n, rc ? ": " : "", rc ? d2_err_msg() : "");
+            sim_result_free(r);
+            free(f2.v);
+            if (t2) fclose(t2);
+        }
 }
 
 static void test_closed_form(void)
@@ -387,15 +667,22 @@ static void test_systems(void)
            metric(r, "prefetch_loads"), metric(r, "prefetch_accuracy"));
         sim_result_free(r);
     }
-    /* the smallest legal budget: one base level; loads wait for computes to free room */
+    /* the smallest legal budget: nested, one expert's levels 1..3 (a token at
+     * level 3 holds them all); copies, one copy.  Loads wait for computes to
+     * free room.  (It was one base level before levels were held together.) */
     for (int pol = 0; pol < 3; pol++) {
         const char *mp[] = {"budget", "lru", "none"};
         p = params("");
         p.requests = 6; p.prompt = 3; p.gen = 4;
-        p.budget = model_expert_level_bytes(&m, 2, 1, 128);
+        p.budget = model_expert_level_bytes(&m, 2, 1, 128) + 2 * model_expert_level_bytes(&m, 2, 2, 128);
         snprintf(p.mem, sizeof p.mem, "%s", mp[pol]);
         r = run_rand("d2moe-v1", &m, &d, &p, 4, &rc);
-        ok(rc == D2_OK && r && metric(r, "peak_expert_mb") * 1e6 <= (double)p.budget, "budget of one base level, mem %s: runs within it%s%s",
+        ok(rc == D2_OK && r && metric(r, "peak_expert_mb") * 1e6 <= (double)p.budget, "budget of one expert's three levels, mem %s: runs within it%s%s",
+           mp[pol], rc ? ": " : "", rc ? d2_err_msg() : "");
+        sim_result_free(r);
+        p.budget = model_expert_bytes_uniform(&m, 4, 128);
+        r = run_rand("matryoshka-free", &m, &d, &p, 4, &rc);
+        ok(rc == D2_OK && r && metric(r, "peak_expert_mb") * 1e6 <= (double)p.budget, "copies: budget of one INT4 copy, mem %s: runs within it%s%s",
            mp[pol], rc ? ": " : "", rc ? d2_err_msg() : "");
         sim_result_free(r);
     }
@@ -445,6 +732,19 @@ static void test_errors_and_oom(void)
     p.budget = 1000;
     r = run_rand("d2moe-v1", &m, &d, &p, 1, &rc);
     ok(rc == D2_ERANGE && !r && strstr(d2_err_msg(), "smaller than one expert level"), "budget below one level: ERANGE (%s)", d2_err_msg());
+    /* nested: one byte short of one expert's levels 1..3 (18,432 + 2 x 9,216) */
+    p.budget = 36863;
+    r = run_rand("d2moe-v1", &m, &d, &p, 1, &rc);
+    ok(rc == D2_ERANGE && !r && d2_exit_code(rc) == 2 && strstr(d2_err_msg(), "smaller than one expert level set (36864 bytes)"),
+       "nested budget below one expert's three levels: ERANGE, exit 2, names 36,864 bytes (%s)", d2_err_msg());
+    p.budget = 36864;
+    r = run_rand("d2moe-v1", &m, &d, &p, 1, &rc);
+    ok(rc == D2_OK && r, "exactly one expert's three levels is legal%s%s", rc ? ": " : "", rc ? d2_err_msg() : "");
+    sim_result_free(r);
+    /* copies: one copy is enough (matryoshka-free's largest, INT4) */
+    p.budget = model_expert_bytes_uniform(&m, 4, 128) - 1;
+    r = run_rand("matryoshka-free", &m, &d, &p, 1, &rc);
+    ok(rc == D2_ERANGE && !r && strstr(d2_err_msg(), "smaller than one expert level ("), "copies: budget below the largest copy: ERANGE (%s)", d2_err_msg());
     p = params("");
     snprintf(p.plan, sizeof p.plan, "fastest");
     r = run_rand("d2moe-v1", &m, &d, &p, 1, &rc);
@@ -536,6 +836,7 @@ int main(void)
 {
     test_cost();
     test_closed_form();
+    test_nested_hold();
     test_optimal();
     test_mem();
     test_bitroute();

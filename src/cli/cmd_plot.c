@@ -75,9 +75,10 @@ static int run(int argc, char **argv)
     char datadir[4200];
     snprintf(datadir, sizeof datadir, "%s/data", outdir);
     if (mkdir_p(datadir) != 0) {
+        int e = errno; /* before db_close and free can change it */
         db_close(d);
         free(figs);
-        fprintf(stderr, "d2moe: %s: cannot create: %s\n", datadir, strerror(errno));
+        fprintf(stderr, "d2moe: %s: cannot create: %s\n", datadir, strerror(e));
         return 1;
     }
     int status = 0;

@@ -156,6 +156,7 @@ static int run(int argc, char **argv)
         rc = sweep_execute(s, dbp, &o, &st);
         printf("   %-10s %4zu jobs: %4zu run, %4zu stored before, %zu failed  %6.1f s  %s\n", name, st.total, st.done,
                st.skipped, st.failed, now_s() - ts, sweep_spec_description(s));
+        if (st.failed) printf("   %-10s first failure: %s\n", name, st.first_error);
         fflush(stdout);
         sweep_spec_free(s);
         if (rc) { accuracy_model_free(acc); return cli_fail(rc); }

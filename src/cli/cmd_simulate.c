@@ -12,6 +12,7 @@
 #include "sim/prefetch.h"
 #include "sim/sim.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -128,8 +129,9 @@ static int run(int argc, char **argv)
         case 'T': job.timeline = optarg; break;
         case 'S': {
             char *end;
+            errno = 0;
             unsigned long long s = strtoull(optarg, &end, 10);
-            if (!*optarg || *end || optarg[0] == '-') return cli_usage_error("simulate", "--seed %s: expected a non-negative integer", optarg);
+            if (!*optarg || *end || optarg[0] == '-' || errno == ERANGE) return cli_usage_error("simulate", "--seed %s: expected a non-negative integer", optarg);
             job.seed = s;
             break;
         }

@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void usage(FILE *out)
@@ -83,12 +84,16 @@ static int run(int argc, char **argv)
         }
     }
     if (argc - optind != 1) return cli_usage_error("sweep", "expected one SPEC.ini");
+    struct stat tst;
+    if (tl && (stat(tl, &tst) != 0 || !S_ISDIR(tst.st_mode)))
+        return cli_usage_error("sweep", "--timelines %s: not a directory", tl);
     sweep_spec *s;
     int rc = sweep_spec_load(argv[optind], quick, sets, nsets, runner_check, NULL, &s);
     if (rc) return cli_fail(rc);
     if (strcmp(sweep_spec_kind(s), "simulate") != 0) {
+        rc = cli_usage_error("sweep", "%s: kind = %s: only 'simulate' sweeps run here", argv[optind], sweep_spec_kind(s));
         sweep_spec_free(s);
-        return cli_usage_error("sweep", "%s: kind = %s: only 'simulate' sweeps run here", argv[optind], sweep_spec_kind(s));
+        return rc;
     }
     db *d;
     if ((rc = db_open(dbp, &d)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
@@ -100,10 +105,13 @@ static int run(int argc, char **argv)
     sweep_opts o = {jobs, si, sn, quiet ? NULL : stderr, isatty(2), runner_simulate, &ctx, cli_argc(), cli_argv()};
     sweep_stats st;
     rc = sweep_execute(s, dbp, &o, &st);
-    if (!quiet || rc)
-        fprintf(stderr, "sweep %s: %zu jobs in this shard: %zu run, %zu already stored, %zu failed; %.2f s (%.1f configurations/s per worker)\n",
+    /* failed jobs are stored with their messages (params sweep.error); the
+     * first one is printed, also under --quiet, so exit status 1 says why */
+    if (!quiet || rc || st.failed)
+        fprintf(stderr, "sweep %s: %zu jobs in this shard: %zu run, %zu already stored, %zu failed; %.2f s (%.1f configurations/s per worker)%s%s\n",
                 sweep_spec_name(s), st.total, st.done, st.skipped, st.failed, st.wall_s,
-                st.wall_s > 0 ? (double)(st.done + st.failed) / st.wall_s / jobs : 0.0);
+                st.wall_s > 0 ? (double)(st.done + st.failed) / st.wall_s / jobs : 0.0,
+                st.first_error[0] ? "; first failure: " : "", st.first_error);
     accuracy_model_free(acc);
     sweep_spec_free(s);
     if (rc) return cli_fail(rc);

@@ -8,6 +8,7 @@
 #include "trace/stat.h"
 #include "trace/trace.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -257,8 +258,9 @@ static int cmd_gen(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'S': {
             char *end;
+            errno = 0;
             seed = strtoull(optarg, &end, 10);
-            if (!*optarg || *end || optarg[0] == '-') return cli_usage_error("trace gen", "--seed %s: expected an integer >= 0", optarg);
+            if (!*optarg || *end || optarg[0] == '-' || errno == ERANGE) return cli_usage_error("trace gen", "--seed %s: expected an integer >= 0", optarg);
             break;
         }
         case 's':

@@ -39,12 +39,20 @@ int d2_exit_code(int status)
     }
 }
 
+/* Keep it one line: a message is printed as "d2moe: <msg>\n"; other control
+ * bytes (quoted from a malformed input file) are not sent to the terminal
+ * either. */
+static void one_line(char *m)
+{
+    for (char *p = m; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t') *p = ' ';
+        else if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+}
+
 void d2_err_vset(const char *fmt, va_list ap)
 {
     vsnprintf(err_msg, sizeof err_msg, fmt, ap);
-    /* keep it one line: a message is printed as "d2moe: <msg>\n" */
-    for (char *p = err_msg; *p; p++)
-        if (*p == '\n' || *p == '\r') *p = ' ';
+    one_line(err_msg);
 }
 
 void d2_err_set(const char *fmt, ...)
@@ -65,6 +73,7 @@ void d2_err_prefix(const char *fmt, ...)
     va_end(ap);
     memcpy(old, err_msg, sizeof old);
     snprintf(err_msg, sizeof err_msg, "%s%s", pre, old);
+    one_line(err_msg);
 }
 
 const char *d2_err_msg(void) { return err_msg[0] ? err_msg : "no error message recorded"; }

@@ -6,6 +6,7 @@
 #include <ini.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct ctx {
     FILE *f;
@@ -59,6 +60,11 @@ int inifile_parse(const char *path, inifile_fn fn, void *user, int *lines)
     memset(&c, 0, sizeof c);
     c.f = fopen(path, "r");
     if (!c.f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(c.f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(c.f);
+        D2_ERROR(D2_EINVAL, "%s: is a directory, not a file", path);
+    }
     c.path = path;
     c.fn = fn;
     c.user = user;

@@ -49,6 +49,14 @@ int model_check(const model *m, const char *where)
         D2_ERROR(D2_ERANGE, "%s: dense_ffn: must be > 0 when some layers are not MoE", where);
     if (m->dense && (m->experts != 1 || m->top_k != 1))
         D2_ERROR(D2_ERANGE, "%s: dense: a dense model has experts = 1 and top_k = 1", where);
+    /* Each key is within its range, but together they can describe a model
+     * whose byte counts overflow int64 (1024 layers x 4096 experts of 3 x
+     * 2^20 x 2^22): bound the total (the non-expert part cannot overflow,
+     * the expert product is taken in double). */
+    double total = (double)model_nonexpert_params(m) + (double)model_moe_layers(m) * (double)m->experts * (double)model_expert_params(m);
+    if (total > MODEL_PARAMS_MAX)
+        D2_ERROR(D2_ERANGE, "%s: %.3g parameters in all: more than %.0e (layers, experts, hidden and ffn sizes together)", where,
+                 total, MODEL_PARAMS_MAX);
     return D2_OK;
 }
 

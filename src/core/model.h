@@ -40,7 +40,9 @@ extern const param_table model_params;
 
 /* Load experiments/models/<name>.ini (or a path containing '/' or ".ini"). */
 int model_load(model *m, const char *name_or_path);
-/* Cross-field checks (top_k <= experts, kv_heads divides heads, ...). */
+/* Cross-field checks (top_k <= experts, kv_heads divides heads, at most
+ * MODEL_PARAMS_MAX parameters in all, so every byte count fits int64). */
+#define MODEL_PARAMS_MAX 1e15
 int model_check(const model *m, const char *where);
 
 int64_t model_moe_layers(const model *m);

@@ -80,6 +80,14 @@ static int open_llama2c(weights *w)
     int64_t dim = h[0], hid = h[1], L = h[2], nh = h[3], nkv = h[4], vocab = abs(h[5]), seq = h[6];
     if (dim % nh) D2_ERROR(D2_EFORMAT, "%s: header: dim %lld is not a multiple of n_heads %lld", w->path, (long long)dim, (long long)nh);
     int64_t hs = dim / nh, kv = nkv * hs, off = 28;
+    /* The bytes the header implies, in double (each factor is at most 2^24, the
+     * sum can pass 2^63): a file that cannot hold them is refused before the
+     * per-tensor offsets below are summed in int64 or listed. */
+    double need = 28 + 4.0 * ((double)vocab * dim * (h[5] < 0 ? 2 : 1) + (double)dim +
+                              (double)L * ((double)dim * (2 + 2 * dim + 2 * kv + 3 * hid)) + (double)seq * (hs / 2) * 2);
+    if (need > (double)w->size)
+        D2_ERROR(D2_EFORMAT, "%s: llama2.c checkpoint (dim %lld, hidden %lld, %lld layers, vocab %lld) needs %.0f bytes, the file has %lld (truncated)",
+                 w->path, (long long)dim, (long long)hid, (long long)L, (long long)vocab, need, (long long)w->size);
     weights_info ti;
 #define T(nm, r, c, nd)                                                                        \
     do {                                                                                       \
@@ -138,6 +146,10 @@ static int open_safetensors(weights *w)
         if (!strcmp(key, "__metadata__")) continue;
         weights_info ti;
         memset(&ti, 0, sizeof ti);
+        if (strlen(key) >= sizeof ti.name) {
+            d2_err_set("%s: tensor \"%.40s...\": name longer than %zu bytes", w->path, key, sizeof ti.name - 1);
+            rc = D2_EFORMAT; break;
+        }
         snprintf(ti.name, sizeof ti.name, "%s", key);
         json_t *dt = json_object_get(v, "dtype"), *sh = json_object_get(v, "shape"), *of = json_object_get(v, "data_offsets");
         if (!json_is_string(dt) || !json_is_array(sh) || !json_is_array(of) || json_array_size(of) != 2 ||
@@ -149,7 +161,7 @@ static int open_safetensors(weights *w)
         snprintf(ti.dtype_name, sizeof ti.dtype_name, "%s", d);
         ti.dtype = !strcmp(d, "F32") ? WEIGHTS_F32 : !strcmp(d, "F16") ? WEIGHTS_F16 : !strcmp(d, "BF16") ? WEIGHTS_BF16 : WEIGHTS_OTHER;
         ti.ndim = (int)json_array_size(sh);
-        int64_t numel = 1, last = 1;
+        int64_t numel = 1, last = 1, lead = 1; /* lead: the product of all dimensions but the last */
         for (int i = 0; i < ti.ndim; i++) {
             json_t *e = json_array_get(sh, (size_t)i);
             if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > ((int64_t)1 << 40)) {
@@ -157,12 +169,16 @@ static int open_safetensors(weights *w)
                 rc = D2_EFORMAT; break;
             }
             last = json_integer_value(e);
+            if (last && (numel > ((int64_t)1 << 40) / last || lead > ((int64_t)1 << 40) / last)) {
+                d2_err_set("%s: tensor \"%s\": shape too large", w->path, key);
+                rc = D2_EFORMAT; break;
+            }
+            if (i < ti.ndim - 1) lead *= last;
             numel *= last;
-            if (numel > ((int64_t)1 << 40)) { d2_err_set("%s: tensor \"%s\": shape too large", w->path, key); rc = D2_EFORMAT; break; }
         }
         if (rc) break;
         ti.cols = ti.ndim ? last : 1;
-        ti.rows = ti.cols ? numel / ti.cols : 0;
+        ti.rows = lead;
         int64_t b = json_integer_value(json_array_get(of, 0)), e = json_integer_value(json_array_get(of, 1));
         if (b < 0 || e < b || e > dsize) {
             d2_err_set("%s: tensor \"%s\": data_offsets [%lld, %lld] outside the %lld data bytes (truncated?)", w->path, key,
@@ -240,13 +256,17 @@ static int open_npy(weights *w)
         v = end;
     }
     ti.ndim = (int)nd;
-    int64_t numel = 1;
+    int64_t numel = 1, lead = 1; /* lead: the product of all dimensions but the last */
     for (int i = 0; i < nd; i++) {
+        if (dims[i] && (numel > ((int64_t)1 << 40) / dims[i] || lead > ((int64_t)1 << 40) / dims[i])) {
+            d2_err_set("%s: header: shape too large", w->path);
+            goto out;
+        }
+        if (i < nd - 1) lead *= dims[i];
         numel *= dims[i];
-        if (numel > ((int64_t)1 << 40)) { d2_err_set("%s: header: shape too large", w->path); goto out; }
     }
     ti.cols = nd ? dims[nd - 1] : 1;
-    ti.rows = ti.cols ? numel / ti.cols : 0;
+    ti.rows = lead;
     if (ti.fortran && nd > 2) { d2_err_set("%s: fortran_order with %d dimensions not supported", w->path, (int)nd); goto out; }
     ti.offset = h0 + hl;
     if (ti.offset + numel * esize(ti.dtype) > w->size) {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct accuracy_model {
     double curve[ACC_MAX_BITS + 1];   /* PPL at bits, NaN = not given */
@@ -25,6 +26,11 @@ static int load_curve(accuracy_model *a, const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        D2_ERROR(D2_EINVAL, "%s: is a directory, not a file", path);
+    }
     char line[256];
     int ln = 0;
     while (fgets(line, sizeof line, f)) {

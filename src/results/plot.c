@@ -85,10 +85,10 @@ static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = len >= 0 ? malloc((size_t)len + 1) : NULL;
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) { fclose(f); errno = EISDIR; return NULL; }
+    long len = (long)st.st_size;
+    char *buf = malloc((size_t)len + 1);
     if (buf && fread(buf, 1, (size_t)len, f) != (size_t)len) { free(buf); buf = NULL; }
     if (buf) buf[len] = '\0';
     fclose(f);

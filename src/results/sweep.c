@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -427,6 +429,8 @@ static int insert_job(sqlite3 *h, int64_t run_id, void *user)
 typedef struct shared {
     _Atomic size_t next;    /* next position in the shard's job list */
     _Atomic size_t done, failed, skipped;
+    atomic_int has_error;   /* first_error is set (by the first failing job) */
+    char first_error[512];
 } shared;
 
 static int run_one(db *d, const sweep_spec *s, const sweep_job *j, const sweep_opts *o, shared *sh)
@@ -445,6 +449,9 @@ static int run_one(db *d, const sweep_spec *s, const sweep_job *j, const sweep_o
          * a rerun tries it again */
         db_run_status(run, "failed");
         db_run_param(run, "sweep.error", d2_err_msg());
+        int none = 0;
+        if (atomic_compare_exchange_strong(&sh->has_error, &none, 1))
+            snprintf(sh->first_error, sizeof sh->first_error, "%s", d2_err_msg());
         db_run_write(d, run, NULL);
         db_run_free(run);
         sh->failed++;
@@ -595,6 +602,7 @@ int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o,
     st->failed = sh->failed;
     st->skipped = sh->skipped;
     st->wall_s = now_s() - t0;
+    snprintf(st->first_error, sizeof st->first_error, "%s", sh->has_error ? sh->first_error : "");
     munmap(sh, sizeof *sh);
     free(list);
     return rc;

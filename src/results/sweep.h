@@ -78,6 +78,7 @@ typedef struct sweep_stats {
     size_t done;    /* run now, ok or oom */
     size_t failed;  /* run now, failed */
     double wall_s;  /* elapsed, seconds */
+    char first_error[512]; /* message of the first failed job ("" = none); all are in params sweep.error */
 } sweep_stats;
 
 int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o, sweep_stats *st);

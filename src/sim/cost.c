@@ -6,10 +6,17 @@
 
 #include <math.h>
 
+/* a + b, both >= 0, saturating at COST_NS_MAX */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    return a >= COST_NS_MAX - b ? COST_NS_MAX : a + b;
+}
+
 int64_t cost_dur_ns(double amount, double rate)
 {
     if (amount <= 0) return 0;
     double q = amount * 1e9 / rate;
+    if (!(q < (double)COST_NS_MAX)) return COST_NS_MAX;
     double r = nearbyint(q);
     /* a rate like 3.5e9 is not exact in binary: treat a quotient within
      * 1e-9 relative of an integer as that integer, round up otherwise */
@@ -19,16 +26,18 @@ int64_t cost_dur_ns(double amount, double rate)
 
 int64_t cost_load_ns(const device *d, int64_t bytes, int page_cached)
 {
-    int64_t t = d->io_overhead_ns;
+    int64_t t = d->io_overhead_ns < COST_NS_MAX ? d->io_overhead_ns : COST_NS_MAX;
     if (!page_cached) {
         int64_t reads = d->flash_read_bytes > 0 ? (bytes + d->flash_read_bytes - 1) / d->flash_read_bytes : 1;
         int64_t waves = (reads + d->flash_qd - 1) / d->flash_qd;
-        t += waves * d->flash_lat_ns + cost_dur_ns((double)bytes, d->flash_bw);
+        double lat = (double)waves * (double)d->flash_lat_ns;
+        t = sat_add(t, lat < (double)COST_NS_MAX ? (int64_t)lat : COST_NS_MAX);
+        t = sat_add(t, cost_dur_ns((double)bytes, d->flash_bw));
     }
     if (!d->unified)
-        t += d->link_lat_ns + cost_dur_ns((double)bytes, d->link_bw);
+        t = sat_add(sat_add(t, d->link_lat_ns < COST_NS_MAX ? d->link_lat_ns : COST_NS_MAX), cost_dur_ns((double)bytes, d->link_bw));
     else if (page_cached)
-        t += cost_dur_ns((double)bytes, d->mem_bw * d->mem_eff);
+        t = sat_add(t, cost_dur_ns((double)bytes, d->mem_bw * d->mem_eff));
     return t > 0 ? t : 1;
 }
 
@@ -45,10 +54,14 @@ void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int
                                            : cost_dur_ns((double)stored + 2.0 * (double)weights, bw);
     }
     int64_t tf = cost_dur_ns(2.0 * (double)weights * (double)tokens, fl);
-    int64_t tm = cost_dur_ns(2.0 * (double)weights, bw);
+    /* the weight-stream floor: the FP16 weights, or, when the device has no
+     * FP16 copy step (dequant_rate >= COST_NO_FP16_COPY: the kernels work on
+     * the packed bit planes), the stored bytes */
+    double streamed = bits < 16 && d->dequant_rate >= COST_NO_FP16_COPY ? (double)stored : 2.0 * (double)weights;
+    int64_t tm = cost_dur_ns(streamed, bw);
     out->gemm = tf > tm ? tf : tm;
-    out->overhead = kernels * d->kernel_overhead_ns;
-    out->total = out->dequant + out->gemm + out->overhead;
+    out->overhead = d->kernel_overhead_ns < COST_NS_MAX / 2 ? kernels * d->kernel_overhead_ns : COST_NS_MAX;
+    out->total = sat_add(sat_add(out->dequant, out->gemm), out->overhead);
     if (out->total < 1) out->total = 1;
 }
 
@@ -65,6 +78,7 @@ int64_t cost_nonexpert_ns(const device *d, const model *m, int nonexpert_bits, i
     double flops = 2.0 * w * (double)tokens + attn;
     int64_t tf = cost_dur_ns(flops, d->fp16_flops * d->compute_eff);
     int64_t tm = cost_dur_ns(wbytes + kvbytes, d->mem_bw * d->mem_eff);
-    int64_t t = (tf > tm ? tf : tm) + (int64_t)ceil(per_layers * (double)d->layer_overhead_ns);
+    double lo = ceil(per_layers * (double)d->layer_overhead_ns);
+    int64_t t = sat_add(tf > tm ? tf : tm, lo < (double)COST_NS_MAX ? (int64_t)lo : COST_NS_MAX);
     return t > 0 ? t : 1;
 }

@@ -9,7 +9,13 @@
 #include "core/device.h"
 #include "core/model.h"
 
-/* ceil(amount / rate) seconds in ns; 0 for amount 0; >= 1 otherwise. */
+/* The longest duration the model returns: 2^46 ns (19.5 hours).  Every
+ * parameter is within its range, but together they can ask for more (an
+ * expert of 10^13 weights at 100 FLOP/s); such a duration saturates here and
+ * the simulator refuses it (sums of up to 2^16 of them then fit int64). */
+#define COST_NS_MAX ((int64_t)1 << 46)
+
+/* ceil(amount / rate) seconds in ns; 0 for amount 0; 1..COST_NS_MAX otherwise. */
 int64_t cost_dur_ns(double amount, double rate);
 
 /* One load of `bytes` into accelerator memory.  From flash (not cached):
@@ -19,15 +25,21 @@ int64_t cost_dur_ns(double amount, double rate);
  * copy link_lat_ns + bytes / link_bw (after the read: a staged copy); a
  * unified device served from the page cache copies at mem_bw * mem_eff.
  * Plus io_overhead_ns. */
-int64_t cost_load_ns(const device *d, int64_t bytes, int page_cached);
+int64_t cost_load_ns(const device *d, int64_t bytes, int page_cached); /* <= COST_NS_MAX */
 
 /* Parts of one expert-unit compute, ns (see cost.c). */
 typedef struct cost_compute {
     int64_t dequant;  /* dequantize the unit to FP16 */
-    int64_t gemm;     /* roofline of the token GEMMs against FP16 weights */
+    int64_t gemm;     /* roofline of the token GEMMs (FLOPs vs the weight stream) */
     int64_t overhead; /* kernel launches */
-    int64_t total;
+    int64_t total;    /* <= COST_NS_MAX */
 } cost_compute;
+
+/* A dequant_rate at or above this (weights/s) means the device has no FP16
+ * copy step: its kernels work on the packed bit planes (`d2moe calibrate`
+ * writes 1e16 when dequantization costs nothing measurable), so a GEMM's
+ * memory floor streams the stored bytes, not 2 bytes per weight. */
+#define COST_NO_FP16_COPY 1e15
 
 /* weights: weights in the unit (all matrices of one expert); stored: its
  * bytes; bits: its bit-width (16 = no dequantization); tokens: rows. */
@@ -38,6 +50,6 @@ void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int
  * evenly over the MoE layers.  tokens: new tokens in the step; ctx_sum: sum
  * over those tokens of the context each attends to. */
 int64_t cost_nonexpert_ns(const device *d, const model *m, int nonexpert_bits, int kv_bits,
-                          int64_t tokens, double ctx_sum);
+                          int64_t tokens, double ctx_sum); /* <= COST_NS_MAX */
 
 #endif

@@ -42,6 +42,9 @@ size_t des_pending(const des *e) { return e->n; }
 int des_event_push(des *e, des_ns t, int kind, int64_t a, int64_t b)
 {
     if (t < e->now) D2_ERROR(D2_EINTERNAL, "des: event at %lld ns is before now (%lld ns)", (long long)t, (long long)e->now);
+    if (t > DES_NS_MAX)
+        D2_ERROR(D2_ERANGE, "des: an event at %.3g s of simulated time is past the horizon (2^62 ns, 146 years): too long a run to simulate",
+                 (double)t / 1e9);
     if (e->n == e->cap) {
         des_event *h = realloc(e->heap, (2 * e->cap + 1) * sizeof *h);
         if (!h) D2_ERROR(D2_ENOMEM, "des: out of memory");
@@ -62,6 +65,9 @@ int des_event_push(des *e, des_ns t, int kind, int64_t a, int64_t b)
 int des_event_after(des *e, des_ns delay, int kind, int64_t a, int64_t b)
 {
     if (delay < 0) D2_ERROR(D2_EINTERNAL, "des: negative delay %lld ns", (long long)delay);
+    if (delay > DES_NS_MAX - e->now)
+        D2_ERROR(D2_ERANGE, "des: an event %.3g s after %.3g s of simulated time is past the horizon (2^62 ns, 146 years): too long a run to simulate",
+                 (double)delay / 1e9, (double)e->now / 1e9);
     return des_event_push(e, e->now + delay, kind, a, b);
 }
 

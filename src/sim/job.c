@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void sim_result_set_inputs(sim_result *r, const char *model_path, const char *device_path,
                            const char *trace_path, const char *trace_id);
@@ -63,19 +64,37 @@ int sim_job_run(const sim_job *job, sim_result **out)
                  job->trace ? job->trace : "generator", sh.layers, sh.experts, sh.top_k, m.name,
                  (long long)model_moe_layers(&m), (long long)m.experts, (long long)m.top_k);
     }
+    /* the timeline goes to "<file>.tmp", renamed when the run succeeded: a
+     * failed run leaves no partial CSV */
     FILE *tl = NULL;
-    if (job->timeline && !(tl = fopen(job->timeline, "w"))) {
-        int e = errno;
-        trace_source_free(src);
-        D2_ERROR(D2_EIO, "%s: %s", job->timeline, strerror(e));
+    char tltmp[4200];
+    if (job->timeline) {
+        if ((size_t)snprintf(tltmp, sizeof tltmp, "%s.tmp", job->timeline) >= sizeof tltmp) {
+            trace_source_free(src);
+            D2_ERROR(D2_EINVAL, "%s: path too long", job->timeline);
+        }
+        struct stat st;
+        int e = 0;
+        if (stat(job->timeline, &st) == 0 && S_ISDIR(st.st_mode)) e = EISDIR;
+        else if (!(tl = fopen(tltmp, "w"))) e = errno;
+        if (e) {
+            trace_source_free(src);
+            D2_ERROR(D2_EIO, "%s: %s", job->timeline, strerror(e));
+        }
     }
     sim_input in = {&m, &d, &p, route_trace, src, sh.has_bits, tl};
     sim_result *r = NULL;
     rc = sim_run(&in, &r);
-    if (tl && fclose(tl) != 0 && rc == D2_OK) {
-        sim_result_free(r);
-        trace_source_free(src);
-        D2_ERROR(D2_EIO, "%s: write failed", job->timeline);
+    if (tl) {
+        int bad = fclose(tl) != 0;
+        if (rc == D2_OK && (bad || rename(tltmp, job->timeline) != 0)) {
+            int e = errno;
+            remove(tltmp);
+            sim_result_free(r);
+            trace_source_free(src);
+            D2_ERROR(D2_EIO, "%s: write failed: %s", job->timeline, strerror(e));
+        }
+        if (rc != D2_OK) remove(tltmp);
     }
     if (rc == D2_OK) sim_result_set_inputs(r, mpath, dpath, job->trace, trace_source_id(src));
     trace_source_free(src);

@@ -39,6 +39,8 @@ struct mem {
     int64_t cache_cap, cache_used; /* bytes */
     int64_t reserved_total, evicted_total, released_total; /* bytes */
     uint64_t evictions;
+    mem_free_fn free_fn;   /* NULL, or told of every entry leaving memory */
+    void *free_user;
 };
 
 /* ---- policies --------------------------------------------------------- */
@@ -131,7 +133,7 @@ static const mem_policy_type policies[] = {
     {"budget", "keep levels within budget M; evict high levels first, then the layer needed furthest ahead (paper Alg. 2)", 1, 0, score_budget, victim_budget},
     {"lru", "keep levels within budget M; evict the least recently used (expert, level)", 1, 0, score_lru, victim_lru},
     {"lfu", "keep levels within budget M; evict the least frequently used (expert, level), ties LRU", 1, 0, score_lfu, victim_lfu},
-    {"none", "free every level right after its compute (budget M bounds levels in flight)", 0, 0, score_lru, victim_lru},
+    {"none", "free levels right after use (an expert's nested levels after its last one; budget M bounds levels in flight)", 0, 0, score_lru, victim_lru},
     {"hold", "every expert resident from the start; out of memory if it does not fit", 1, 1, score_lru, victim_lru},
 };
 #define NPOL (sizeof policies / sizeof policies[0])
@@ -249,8 +251,15 @@ void mem_entry_touch(mem *m, uint32_t id, int64_t tick)
     m->e[id].uses++;
 }
 
+void mem_set_free_hook(mem *m, mem_free_fn fn, void *user)
+{
+    m->free_fn = fn;
+    m->free_user = user;
+}
+
 static void res_remove(mem *m, uint32_t id)
 {
+    if (m->free_fn) m->free_fn(m->free_user, id);
     cand_remove(m, id);
     int32_t i = m->e[id].res_idx;
     uint32_t last = m->res[--m->nres];

@@ -60,6 +60,11 @@ int mem_hold_all(mem *m);
 /* Host page cache (LRU by bytes): was the unit's file cached?  Inserts it. */
 int mem_cache_access(mem *m, uint32_t id, int64_t tick);
 
+/* Called whenever an entry leaves memory (evicted to make room, or released),
+ * before its state changes; the serving loop checks its invariants there. */
+typedef void (*mem_free_fn)(void *user, uint32_t id);
+void mem_set_free_hook(mem *m, mem_free_fn fn, void *user);
+
 int64_t mem_resident_bytes(const mem *m); /* resident + loading, bytes */
 int64_t mem_peak_bytes(const mem *m);
 int64_t mem_budget(const mem *m);

@@ -77,12 +77,29 @@ enum { EV_NONEXP_DONE = 1, EV_LOAD_DONE, EV_COMP_DONE, EV_STEP_START };
 
 typedef struct step_item {
     uint32_t entry, expert, unit, tokens;
+    uint32_t grp;        /* its group in this step (step_group) */
     int64_t t_comp;      /* ns */
     int64_t dequant, router; /* parts of t_comp, ns */
     int state;           /* 0 waiting for load, 1 ready, 2 computing, 3 done */
-    int hit;             /* resident or loading when the step was planned */
+    int hit;             /* resident or loading when the step was planned, or when its deferred load came up */
     int started;         /* its load has started in this step */
+    int held;            /* the step holds (pins) its unit: from its hit or load until its group is done */
+    int pred;            /* present at planning as a preload (predicted, or still loading) */
 } step_item;
+
+/* The items of a layer step that are used together.  Nested storage: one
+ * expert's units (levels 1..k): the expert's FFN is SwiGLU, so a token at
+ * level k sums the gate/up products of levels 1..k before the nonlinearity
+ * and then goes through down at levels 1..k; every unit stays resident until
+ * the expert's last item has computed.  Copies: each unit alone.  A group
+ * is "open" once it holds a unit; loads are admitted so that every open
+ * group can still finish within the budget (group_admit). */
+typedef struct step_group {
+    uint32_t first, n, left; /* items [first, first + n); not yet computed */
+    int64_t need, held;      /* bytes of its units; of those, held by the step */
+} step_group;
+
+typedef struct grp_need { int64_t rem, held; } grp_need; /* group_admit scratch */
 
 typedef struct io_req {
     uint32_t entry;
@@ -136,6 +153,13 @@ typedef struct run {
     int64_t kv_peak;               /* bytes */
     step_item *items;
     uint32_t nitems, remaining;    /* units in the layer step, units not yet computed */
+    step_group *groups;     /* of the layer step [ngroups] */
+    uint32_t ngroups;
+    int64_t held_total;     /* bytes held by the layer step (sum of groups' held) */
+    uint8_t *gflag;         /* per group: open (planning), seen (pick_load) */
+    grp_need *gneed;
+    uint32_t bad_free;      /* 1 + an entry that left memory while its step needed it; 0 */
+    const sim_observer *obs;
     int32_t *item_of;       /* entry -> item index in this step, -1 */
     plan_item *pitems;
     uint32_t *order, *order2;
@@ -168,6 +192,15 @@ typedef struct run {
 } run;
 
 #define RUN_TRY(expr) do { int rc_ = (expr); if (rc_) { r->err = rc_; return rc_; } } while (0)
+
+/* A duration the cost model saturated (cost.h): refused, not simulated. */
+static int check_dur(int64_t t, const char *what)
+{
+    if (t >= COST_NS_MAX)
+        D2_ERROR(D2_ERANGE, "sim: one %s takes %.1f hours or more of simulated time: the device is too slow for this model",
+                 what, (double)COST_NS_MAX / 3.6e12);
+    return D2_OK;
+}
 
 static int parse_caps(const char *s, int levels, double *caps, const char *what)
 {
@@ -280,14 +313,136 @@ static int fetch_routing(run *r)
 
 static int kick_compute(run *r);
 
+/* The step holds the item's unit (resident or loading) until its group is done. */
+static void hold_item(run *r, step_item *it)
+{
+    mem_entry_pin(r->mm, it->entry);
+    it->held = 1;
+    r->groups[it->grp].held += r->unit_bytes[it->unit];
+    r->held_total += r->unit_bytes[it->unit];
+}
+
+static int cmp_need(const void *a, const void *b)
+{
+    const grp_need *x = a, *y = b;
+    return x->rem < y->rem ? -1 : x->rem > y->rem;
+}
+
+/* May group g hold `bytes` more now?  They must fit beside what the step
+ * holds (unheld resident units can be evicted), and afterwards every open
+ * group must still be able to finish: a banker's check with one resource,
+ * the budget (open groups by remaining need ascending; each that fits
+ * returns what it holds when done). */
+static int group_admit(run *r, uint32_t g, int64_t bytes)
+{
+    int64_t room = mem_budget(r->mm) - r->held_total - bytes, rest = 0;
+    if (room < 0) return 0;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < r->ngroups; i++) {
+        const step_group *x = &r->groups[i];
+        int64_t held = x->held + (i == g ? bytes : 0);
+        if (!held || !x->left) continue;
+        r->gneed[n++] = (grp_need){x->need - held, held};
+        rest += x->need - held;
+    }
+    if (rest <= room) return 1;
+    qsort(r->gneed, n, sizeof *r->gneed, cmp_need);
+    for (uint32_t i = 0; i < n; i++) {
+        if (r->gneed[i].rem > room) return 0;
+        room += r->gneed[i].held;
+    }
+    return 1;
+}
+
+static int load_admit(run *r, uint32_t qi)
+{
+    const step_item *it = &r->items[r->item_of[r->ioq[qi].entry]];
+    return group_admit(r, it->grp, r->unit_bytes[it->unit]);
+}
+
+/* Nested storage: make the queue's head a unit the step can take now.  The
+ * planner's head if admissible; else wait while a group that needs no more
+ * loads is computing (it will free its units); else the first admissible
+ * unit further on that is its group's first in the queue (levels stay
+ * ascending).  One exists while every open group can finish (admission
+ * keeps that true).  1: the head may go; 0: wait; < 0: error. */
+static int pick_load(run *r)
+{
+    if (load_admit(r, r->qhead)) return 1;
+    for (uint32_t g = 0; g < r->ngroups; g++)
+        if (r->groups[g].left && r->groups[g].held == r->groups[g].need) return 0;
+    memset(r->gflag, 0, r->ngroups);
+    r->gflag[r->items[r->item_of[r->ioq[r->qhead].entry]].grp] = 1;
+    for (uint32_t i = r->qhead + 1; i < r->qtail && !r->ioq[i].prefetch; i++) {
+        uint32_t g = r->items[r->item_of[r->ioq[i].entry]].grp;
+        if (r->gflag[g]) continue;
+        r->gflag[g] = 1;
+        if (load_admit(r, i)) {
+            io_req t = r->ioq[i];
+            memmove(r->ioq + r->qhead + 1, r->ioq + r->qhead, (i - r->qhead) * sizeof *r->ioq);
+            r->ioq[r->qhead] = t;
+            return 1;
+        }
+    }
+    D2_ERROR(D2_EINTERNAL, "sim: layer %u of forward step %u: no load fits the budget and no compute can free room", r->layer, r->f);
+}
+
+/* mem's free hook.  Invariant: a unit leaving memory is not held by the
+ * running layer step, and none whose item has started computing leaves
+ * while its group (nested: the expert) still has an item pending. */
+static void unit_freed(void *user, uint32_t id)
+{
+    run *r = user;
+    int32_t ii = r->item_of[id];
+    if (ii >= 0 && !r->bad_free) {
+        const step_item *it = &r->items[ii];
+        if (it->held || (it->state >= 2 && r->groups[it->grp].left > 0)) r->bad_free = id + 1;
+    }
+    if (r->obs && r->obs->unit_freed)
+        r->obs->unit_freed(r->obs->user, des_now(r->ev), id / r->U / r->E, (id / r->U) % r->E, id % r->U + 1);
+}
+
+static int check_freed(run *r)
+{
+    if (!r->bad_free) return D2_OK;
+    uint32_t id = r->bad_free - 1;
+    D2_ERROR(D2_EINTERNAL, "sim: level %u of expert %u (layer %u) left memory while its layer step still needs it",
+             id % r->U + 1, (id / r->U) % r->E, id / r->U / r->E);
+}
+
 static int kick_io(run *r)
 {
     while (!r->io_busy && r->qhead < r->qtail && !r->oom && !r->done) {
         io_req *q = &r->ioq[r->qhead];
         if (r->pt->serial && !q->prefetch && (r->comp_busy || r->rhead < r->rtail)) return D2_OK;
-        int st = mem_entry_state(r->mm, q->entry);
-        if (st != MEM_ABSENT) { r->qhead++; continue; } /* already resident or loading */
+        step_item *it = NULL;
+        if (q->prefetch) {
+            if (mem_entry_state(r->mm, q->entry) != MEM_ABSENT) { r->qhead++; continue; } /* already resident or loading */
+        } else {
+            if (r->sys->nested) {
+                int go = pick_load(r);
+                if (go <= 0) { if (go < 0) r->err = go; return go < 0 ? go : D2_OK; }
+                q = &r->ioq[r->qhead];
+            }
+            int32_t ii = r->item_of[q->entry];
+            it = &r->items[ii];
+            int st = mem_entry_state(r->mm, q->entry);
+            if (st != MEM_ABSENT) { /* a deferred group's unit still resident: a hit after all */
+                hold_item(r, it);
+                it->hit = 1;
+                r->hits++;
+                if (it->pred) r->pf_used++;
+                if (st == MEM_RESIDENT) {
+                    it->state = 1;
+                    r->ready[r->rtail++] = (uint32_t)ii;
+                }
+                r->qhead++;
+                RUN_TRY(kick_compute(r));
+                continue;
+            }
+        }
         int evicted, got = mem_entry_reserve(r->mm, q->entry, &evicted);
+        RUN_TRY(check_freed(r));
         if (got < 0) D2_ERROR(D2_EINTERNAL, "sim: the memory policy's victim index disagrees with its order");
         if (got) {
             if (q->prefetch) { /* never stall the channel for a guess */
@@ -298,8 +453,8 @@ static int kick_io(run *r)
             return D2_OK; /* wait until a compute frees a level */
         }
         uint32_t unit = q->entry % r->U;
-        if (!q->prefetch) {
-            step_item *it = &r->items[r->item_of[q->entry]];
+        if (it) {
+            hold_item(r, it);
             it->started = 1;
             /* invariant: nested levels of an expert load in ascending order */
             if (r->sys->nested && unit > 0) {
@@ -313,6 +468,7 @@ static int kick_io(run *r)
         int cached = r->d->page_cache_bytes > 0 && mem_cache_access(r->mm, q->entry, r->tick++);
         if (cached) r->pc_hits++;
         int64_t t = cached ? cost_load_ns(r->d, bytes, 1) : r->io_unit[unit];
+        RUN_TRY(check_dur(t, "expert load"));
         int64_t now = des_now(r->ev);
         RUN_TRY(des_event_after(r->ev, t, EV_LOAD_DONE, q->entry, q->prefetch));
         timeline(r, now, now + t, "io", q->layer, (int)((q->entry / r->U) % r->E), (int)unit + 1,
@@ -439,6 +595,7 @@ static int step_start(run *r)
     mem_set_layer(r->mm, r->layer);
     mem_account(r);
     int64_t t = cost_nonexpert_ns(r->d, r->m, (int)r->p->nonexpert_bits, (int)r->p->kv_bits, r->ntok, r->ctx_sum);
+    RUN_TRY(check_dur(t, "layer's non-expert work"));
     timeline(r, now, now + t, "compute", r->layer, -1, 0, r->ntok);
     r->phase = 0;
     r->comp_busy = 1;
@@ -469,6 +626,8 @@ static int plan_step(run *r)
         for (uint32_t j = 0; j < r->E; j++)
             for (uint32_t k = r->U - 1; k-- > 0;) B[j * r->U + k] += B[j * r->U + k + 1];
     r->nitems = 0;
+    r->ngroups = 0;
+    r->held_total = 0;
     r->rhead = r->rtail = 0;
     for (uint32_t j = 0; j < r->E; j++)
         for (uint32_t u = 0; u < r->U; u++) {
@@ -485,26 +644,65 @@ static int plan_step(run *r)
                 cost_expert(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], cnt, &cc);
                 if (cnt <= r->ntok_max) r->ccache[(size_t)u * (r->ntok_max + 1) + cnt] = cc;
             }
+            RUN_TRY(check_dur(cc.total, "expert compute"));
             it->dequant = cc.dequant;
             it->router = r->bt->is_router ? (int64_t)ceil(r->p->router_overhead * (double)cc.total) : 0;
             it->t_comp = cc.total + it->router;
             int st = mem_entry_state(r->mm, it->entry);
-            it->hit = st != MEM_ABSENT;
-            it->started = 0;
-            it->state = st == MEM_RESIDENT ? 1 : 0;
-            if (it->hit) {
-                r->hits++;
-                if (mem_entry_predicted(r->mm, it->entry) || st == MEM_LOADING) r->pf_used++;
-            }
-            mem_entry_pin(r->mm, it->entry);
+            it->hit = st != MEM_ABSENT; /* present; a hit if its group opens below */
+            it->pred = it->hit && (mem_entry_predicted(r->mm, it->entry) || st == MEM_LOADING);
+            it->started = it->held = 0;
+            it->state = 0;
+            if (!r->sys->nested || !r->ngroups || r->items[r->groups[r->ngroups - 1].first].expert != j)
+                r->groups[r->ngroups++] = (step_group){r->nitems, 0, 0, 0, 0};
+            step_group *g = &r->groups[r->ngroups - 1];
+            g->n++;
+            g->left++;
+            g->need += r->unit_bytes[u];
+            it->grp = r->ngroups - 1;
             mem_entry_touch(r->mm, it->entry, r->tick++);
             r->item_of[it->entry] = (int32_t)r->nitems;
-            plan_item *pi = &r->pitems[r->nitems];
-            *pi = (plan_item){j, u, cnt, st == MEM_ABSENT ? r->io_unit[u] : 0, it->t_comp, st == MEM_ABSENT};
-            if (st == MEM_RESIDENT) r->ready[r->rtail++] = r->nitems;
             r->nitems++;
         }
     r->remaining = r->nitems;
+    /* Which groups hold their present units now (hits).  Groups all present,
+     * or with a unit still loading (a preload: at most one), and every group
+     * of copies open at once (always safe); then nested groups partly
+     * present, in expert order, while every open group can still finish.
+     * Any other group is deferred: its present units stay evictable and
+     * all its units are planned as loads; a unit still resident when its
+     * load comes up is a hit then. */
+    memset(r->gflag, 0, r->ngroups);
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t g = 0; g < r->ngroups; g++) {
+            step_group *x = &r->groups[g];
+            int64_t present = 0;
+            int loading = 0;
+            for (uint32_t i = x->first; i < x->first + x->n; i++)
+                if (r->items[i].hit) {
+                    present += r->unit_bytes[r->items[i].unit];
+                    loading |= mem_entry_state(r->mm, r->items[i].entry) == MEM_LOADING;
+                }
+            if (r->gflag[g] || !present) continue;
+            if (pass == 0 ? !(present == x->need || loading || !r->sys->nested) : !group_admit(r, g, present)) continue;
+            r->gflag[g] = 1;
+            for (uint32_t i = x->first; i < x->first + x->n; i++)
+                if (r->items[i].hit) hold_item(r, &r->items[i]);
+        }
+    for (uint32_t i = 0; i < r->nitems; i++) {
+        step_item *it = &r->items[i];
+        if (it->held) {
+            r->hits++;
+            if (it->pred) r->pf_used++;
+            if (mem_entry_state(r->mm, it->entry) == MEM_RESIDENT) {
+                it->state = 1;
+                r->ready[r->rtail++] = i;
+            }
+        } else {
+            it->hit = 0;
+        }
+        r->pitems[i] = (plan_item){it->expert, it->unit, it->tokens, it->hit ? 0 : r->io_unit[it->unit], it->t_comp, !it->hit};
+    }
     /* predictions made for this layer are settled now */
     for (uint32_t i = 0; i < r->npredicted; i++) mem_entry_predict(r->mm, r->predicted[i], 0);
     r->npredicted = 0;
@@ -585,7 +783,7 @@ static int handle(run *r, const des_event *e)
         r->io_busy = 0;
         mem_entry_loaded(r->mm, id);
         int32_t ii = r->item_of[id];
-        if (ii >= 0 && r->items[ii].state == 0) {
+        if (ii >= 0 && r->items[ii].held && r->items[ii].state == 0) {
             r->items[ii].state = 1;
             r->ready[r->rtail++] = (uint32_t)ii;
         }
@@ -597,8 +795,18 @@ static int handle(run *r, const des_event *e)
         it->state = 3;
         r->comp_busy = 0;
         r->transient = 0;
-        mem_entry_unpin(r->mm, it->entry);
-        if (!r->mt->keep) mem_entry_release(r->mm, it->entry);
+        step_group *g = &r->groups[it->grp];
+        if (--g->left == 0) { /* the group's last item: its units may go */
+            for (uint32_t i = g->first; i < g->first + g->n; i++) {
+                step_item *x = &r->items[i];
+                x->held = 0;
+                mem_entry_unpin(r->mm, x->entry);
+                if (!r->mt->keep) mem_entry_release(r->mm, x->entry);
+            }
+            r->held_total -= g->held;
+            g->held = 0;
+            RUN_TRY(check_freed(r));
+        }
         if (--r->remaining == 0) {
             RUN_TRY(kick_io(r)); /* preloads may proceed during the next layer's non-expert work */
             return step_end(r);
@@ -626,6 +834,7 @@ static void run_free(run *r)
     free(r->rexp); free(r->rw); free(r->rb); free(r->uses); free(r->scratch);
     free(r->static_level); free(r->trans); free(r->items); free(r->item_of);
     free(r->pitems); free(r->order); free(r->order2); free(r->ready); free(r->ioq); free(r->predicted); free(r->ccache);
+    free(r->groups); free(r->gflag); free(r->gneed);
 }
 
 static int setup(run *r, const sim_input *in)
@@ -676,11 +885,16 @@ static int setup(run *r, const sim_input *in)
     }
     int64_t budget = p->budget;
     if (r->mt->hold) budget = total_units * (int64_t)r->L * r->E;
+    else if (r->sys->nested && budget < total_units) /* a token at the top level holds every level */
+        D2_ERROR(D2_ERANGE, "sim.budget: %lld bytes is smaller than one expert level set (%lld bytes) of %s on %s: "
+                 "nested levels 1..%u of an expert are used together (a token at level %u needs them all until its down projection)",
+                 (long long)budget, (long long)total_units, r->sys->name, r->m->name, r->U, r->U);
     else if (budget < maxunit)
         D2_ERROR(D2_ERANGE, "sim.budget: %lld bytes is smaller than one expert level (%lld bytes) of %s on %s",
                  (long long)budget, (long long)maxunit, r->sys->name, r->m->name);
     D2_TRY(des_new(&r->ev));
     D2_TRY(mem_new(r->mt, r->L, r->E, r->U, r->unit_bytes, budget, r->d->page_cache_bytes, &r->mm));
+    mem_set_free_hook(r->mm, unit_freed, r);
     r->rng_bits = rng_new((uint64_t)p->seed, 101);
     r->rng_pred = rng_new((uint64_t)p->seed, 102);
     r->ntok_max = (size_t)r->R * (r->P > 1 ? r->P : 1);
@@ -696,6 +910,9 @@ static int setup(run *r, const sim_input *in)
     r->static_level = calloc((size_t)r->L * r->E, 1);
     r->trans = calloc((size_t)r->L * r->E * r->E, sizeof *r->trans);
     r->items = malloc(nit * sizeof *r->items);
+    r->groups = malloc(nit * sizeof *r->groups);
+    r->gflag = malloc(nit);
+    r->gneed = malloc(nit * sizeof *r->gneed);
     r->item_of = malloc(nent * sizeof *r->item_of);
     r->pitems = malloc(nit * sizeof *r->pitems);
     r->order = malloc(nit * sizeof *r->order);
@@ -713,9 +930,12 @@ static int setup(run *r, const sim_input *in)
     r->dec_q = malloc(r->R * sizeof *r->dec_q);
     r->dec_pos = malloc(r->R * sizeof *r->dec_pos);
     r->rng_arrival = rng_new((uint64_t)p->seed, 103);
-    for (uint32_t u = 0; u < r->U; u++) r->io_unit[u] = cost_load_ns(r->d, r->unit_bytes[u], 0);
+    for (uint32_t u = 0; u < r->U; u++) {
+        r->io_unit[u] = cost_load_ns(r->d, r->unit_bytes[u], 0);
+        D2_TRY(check_dur(r->io_unit[u], "expert load"));
+    }
     if (!r->rng_bits || !r->rng_pred || !r->rexp || !r->rw || !r->rb || !r->uses || !r->scratch || !r->static_level ||
-        !r->trans || !r->items || !r->item_of || !r->pitems || !r->order || !r->order2 || !r->ready || !r->ioq || !r->predicted || !r->ccache ||
+        !r->trans || !r->items || !r->groups || !r->gflag || !r->gneed || !r->item_of || !r->pitems || !r->order || !r->order2 || !r->ready || !r->ioq || !r->predicted || !r->ccache ||
         !r->arrive_ns || !r->first_ns || !r->finish_ns || !r->gen_cnt || !r->pre_q || !r->dec_q || !r->dec_pos || !r->rng_arrival)
         D2_ERROR(D2_ENOMEM, "sim: out of memory");
     for (size_t i = 0; i < nent; i++) r->item_of[i] = -1;
@@ -808,11 +1028,14 @@ static void finish(run *r)
     snprintf(s->sys_prefetch, sizeof s->sys_prefetch, "%s", r->ft->name);
 }
 
-int sim_run(const sim_input *in, sim_result **out)
+int sim_run(const sim_input *in, sim_result **out) { return sim_run_observed(in, NULL, out); }
+
+int sim_run_observed(const sim_input *in, const sim_observer *obs, sim_result **out)
 {
     *out = NULL;
     run rr, *r = &rr;
     memset(r, 0, sizeof *r);
+    r->obs = obs;
     sim_result *res = calloc(1, sizeof *res);
     if (!res) D2_ERROR(D2_ENOMEM, "sim: out of memory");
     r->res = res;

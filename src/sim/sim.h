@@ -64,9 +64,19 @@ typedef struct sim_input {
 typedef struct sim_result sim_result;
 
 /* Run one configuration.  Bad configuration (unknown policy, budget below
- * one expert level, ...): D2_EINVAL/D2_ERANGE with a one-line message and no
+ * one expert's level set, ...): D2_EINVAL/D2_ERANGE with a one-line message and no
  * result.  Out of memory is a result (status "oom"), not an error. */
 int sim_run(const sim_input *in, sim_result **out);
+
+/* Hooks into a run (tests, tools); NULL members are skipped. */
+typedef struct sim_observer {
+    /* An expert unit left accelerator memory at simulated time t: evicted to
+     * make room, or freed after use (memory policy "none"); level 1-based. */
+    void (*unit_freed)(void *user, sim_ns t, uint32_t layer, uint32_t expert, uint32_t level);
+    void *user;
+} sim_observer;
+/* sim_run, telling obs (may be NULL) as the run goes. */
+int sim_run_observed(const sim_input *in, const sim_observer *obs, sim_result **out);
 
 /* One configuration from the command line's inputs, for sweeps:
  * model and device are profile names or .ini paths; trace NULL = the trace

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 const char *const import_problem_names[IMPORT_PROBLEM_N] = {
     "id out of range", "bad gate weight", "wrong k", "expert repeated in a record", "duplicate record",
@@ -548,6 +549,11 @@ static int read_input(ctx *c, int fmt, int *has_bits)
 {
     FILE *f = fopen(c->path, "rb");
     if (!f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", c->path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        D2_ERROR(D2_EINVAL, "%s: is a directory, not a file", c->path);
+    }
     char *buf = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -774,9 +780,11 @@ int import_run(const char *in, const char *out, const import_opts *o, import_rep
             if (!firstk) firstk = r->k;
             if (r->layer <= 65534 && r->layer > maxl) maxl = r->layer;
             for (int j = 0; j < r->k; j++)
-                if (r->ex[j] > maxe) maxe = r->ex[j];
+                if (r->ex[j] <= 65534 && r->ex[j] > maxe) maxe = r->ex[j];
         }
-        /* Inferred shape: largest id seen + 1 (then nothing is out of range). */
+        /* Inferred shape: largest id seen + 1 (then nothing is out of range),
+         * ids up to the format's 65535 experts (a larger one is out of range,
+         * reported at its line like any other). */
         if (!K) K = firstk;
         if (!L) L = maxl >= 0 ? (uint32_t)maxl + 1 : 1;
         if (!E) E = maxe >= 0 ? (uint32_t)maxe + 1 : 1;
@@ -916,9 +924,10 @@ int import_table_read(const char *path, const char *language, import_table *t)
     memset(t, 0, sizeof *t);
     FILE *f = fopen(path, "rb");
     if (!f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
+    /* the size comes from fstat: ftell on a directory or a pipe is no size */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) { fclose(f); D2_ERROR(D2_EINVAL, "%s: not a regular file", path); }
+    long sz = (long)st.st_size;
     if (sz <= 0) { fclose(f); D2_ERROR(D2_EFORMAT, "%s: empty file", path); }
     char *buf = malloc((size_t)sz + 1);
     if (!buf) { fclose(f); D2_ERROR(D2_ENOMEM, "out of memory"); }

@@ -75,13 +75,15 @@ int trace_rec_check(const trace_rec *r, uint32_t layers, uint32_t experts, uint3
 /* ---- writer ---- */
 typedef struct trace_writer trace_writer;
 /* Header fields used: layers, experts, top_k, has_bits, chunk_records (0 =
- * default 1024), model.  Counts are filled in on close. */
+ * default 1024), model.  Counts are filled in on close.  Records go to
+ * "<path>.tmp", renamed to path by a successful close: path never holds a
+ * partial trace. */
 int trace_writer_new(const char *path, const trace_header *h, trace_writer **out);
 /* Append a record; order must be (req, pos, layer) strictly increasing with
  * requests and positions numbered without gaps. */
 int trace_writer_put(trace_writer *w, const trace_rec *r);
-/* Finish the file (index, counts, header checksum); frees w.  On error the
- * partial file is removed. */
+/* Finish the file (index, counts, header checksum) and rename it to path;
+ * frees w.  On error the partial file is removed and path is untouched. */
 int trace_writer_close(trace_writer *w);
 /* Abandon: remove the partial file, free w. */
 void trace_writer_abort(trace_writer *w);

@@ -1,0 +1,89 @@
+#!/bin/sh
+# badinput.sh - bad input to every kind of d2moe input, from the robustness
+# audit: directories given as files, out-of-range numbers, headers whose
+# sizes overflow, a spec of the wrong kind, unwritable outputs.  Each must
+# give exit status 2 (1 for a system failure) and one line naming the file or
+# option, never a crash or a sanitizer report, and leave no partial output.
+. "${D2_SRCDIR:-.}/tests/lib.sh"
+
+T="$D2_SRCDIR/traces/llama-moe-3.5b.r2.p16.d32.s2.d2t"
+mkdir "$TMP/adir"
+
+# a directory where a file is expected (trace stats and gen --like used to
+# malloc the "size" ftell gives a directory: 2^63 bytes)
+expect 2 "adir: not a regular file" "trace stats DIR: exit 2" -- "$D2MOE" trace stats "$TMP/adir"
+expect 2 "adir: not a regular file" "trace gen --like DIR: exit 2" -- "$D2MOE" trace gen --model mixtral-8x7b --like "$TMP/adir" -o "$TMP/g.d2t"
+expect 2 "adir: is a directory" "trace import DIR: exit 2" -- "$D2MOE" trace import --format csv "$TMP/adir" -o "$TMP/i.d2t"
+expect 2 "adir: is a directory" "show model DIR: exit 2" -- "$D2MOE" show model "$TMP/adir"
+expect 2 "adir: is a directory" "sweep DIR: exit 2" -- "$D2MOE" sweep "$TMP/adir" --db "$TMP/s.db"
+[ ! -e "$TMP/g.d2t" ] && [ ! -e "$TMP/i.d2t" ] && [ ! -e "$TMP/s.db" ]; ok $? "nothing written after those failures"
+
+# numbers out of range
+expect 2 "--seed 99999999999999999999999: expected" "trace gen --seed beyond uint64: exit 2 (was silently UINT64_MAX)" -- "$D2MOE" trace gen --model mixtral-8x7b --seed 99999999999999999999999 -o "$TMP/g.d2t"
+expect 2 "--seed 99999999999999999999999: expected" "simulate --seed beyond uint64: exit 2" -- "$D2MOE" simulate --model llama-moe-3.5b --device env2 --seed 99999999999999999999999
+expect 2 "budget: 1e30 is outside" "simulate --budget 1e30: out of range, not 'expected an integer'" -- "$D2MOE" simulate --model llama-moe-3.5b --device env2 --budget 1e30
+expect 2 "arrival_rate: 1e999 is outside" "a double beyond DBL_MAX: out of range" -- "$D2MOE" simulate --model llama-moe-3.5b --device env2 --set sim.arrival_rate=1e999
+expect 2 "parameters in all: more than" "show model: keys each in range, sizes overflowing together: exit 2" -- "$D2MOE" show model llama-moe-3.5b --set model.layers=1024 --set model.hidden=1048576 --set model.expert_ffn=4194304 --set model.experts=4096
+expect 2 "expert load takes .* hours or more of simulated time" "simulate: a load of 10^10 ns per byte read: refused, not overflowed" -- "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 1 --gen 1 --set device.flash_read_bytes=1 --set device.flash_lat_ns=1e10
+expect 2 "non-expert work takes .* hours or more" "simulate: a device of 100 FLOP/s: refused, not overflowed" -- "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 1 --gen 1 --set device.fp16_flops=1e6 --set device.compute_eff=0.0001
+
+# simulate --timeline: written to FILE.tmp, renamed after the run, so a
+# failing run leaves no partial CSV
+expect 2 "too slow" "simulate --timeline of a failing run: exit 2" -- "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 1 --gen 1 --set device.fp16_flops=1e6 --set device.compute_eff=0.0001 --timeline "$TMP/tl.csv"
+[ ! -e "$TMP/tl.csv" ] && [ ! -e "$TMP/tl.csv.tmp" ]; ok $? "no timeline left by the failed run"
+"$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --timeline "$TMP/tl.csv" > /dev/null &&
+    head -1 "$TMP/tl.csv" | grep -q '^start_ns,end_ns,queue' && [ ! -e "$TMP/tl.csv.tmp" ]
+ok $? "a good run writes the timeline (no temporary left)"
+
+# weight files whose header sizes overflow int64
+# llama2.c: dim 64, hidden 172, 5111813 layers (a stories260K header with one flipped byte)
+printf '\100\000\000\000\254\000\000\000\005\000\116\000\010\000\000\000\004\000\000\000\000\002\000\000\000\002\000\000' > "$TMP/layers.bin"
+head -c 4096 /dev/zero >> "$TMP/layers.bin"
+expect 2 "layers.bin: .* needs 929123278620 bytes, the file has 4124 \(truncated\)" "llama2.c header of 5M layers: refused at once" -- "$D2MOE" quantize --input "$TMP/layers.bin"
+# dim 655424, hidden 13996, 7685 layers, kv 47108: the byte count passes 2^63
+printf '\100\000\012\000\254\066\000\000\005\036\000\000\010\000\000\000\004\270\000\000\000\002\000\000\000\002\000\000' > "$TMP/ovf.bin"
+expect 2 "ovf.bin: .* \(truncated\)" "llama2.c header whose size overflows int64: exit 2" -- "$D2MOE" quantize --input "$TMP/ovf.bin"
+st() { # st FILE JSON: a safetensors file with that header and 64 data bytes
+    n=${#2}
+    printf "$(printf '\\%03o\\%03o' $((n % 256)) $((n / 256)))\\000\\000\\000\\000\\000\\000" > "$1"
+    printf '%s' "$2" >> "$1"
+    head -c 64 /dev/zero >> "$1"
+}
+st "$TMP/huge.safetensors" '{"a":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,16]}}'
+expect 2 "huge.safetensors: tensor \"a\": shape too large" "safetensors 2^40 x 2^40: exit 2" -- "$D2MOE" quantize --input "$TMP/huge.safetensors"
+st "$TMP/zero.safetensors" '{"a":{"dtype":"F32","shape":[4,0],"data_offsets":[0,0]}}'
+expect 2 "matrix 4 x 0: empty" "safetensors 4 x 0: named 4 x 0" -- "$D2MOE" quantize --input "$TMP/zero.safetensors"
+long=$(printf '%0300d' 0)
+st "$TMP/long.safetensors" "{\"$long\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}"
+expect 2 "name longer than 255 bytes" "safetensors tensor name of 300 bytes: refused, not truncated" -- "$D2MOE" quantize --input "$TMP/long.safetensors"
+st "$TMP/ctl.safetensors" "$(printf '{"a":{"dtype":"F32","shape":[2,\034')"
+err=$("$D2MOE" quantize --input "$TMP/ctl.safetensors" 2>&1 >/dev/null); rc=$?
+[ $rc -eq 2 ] && printf '%s' "$err" | grep -q 'JSON header' && ! printf '%s' "$err" | LC_ALL=C grep -q "$(printf '\034')"
+ok $? "a control byte quoted from a JSON header is not printed raw (status $rc)"
+h="{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 1099511627776), }"
+{ printf '\223NUMPY\001\000\200\000'; printf '%-127s\n' "$h"; } > "$TMP/huge.npy"
+expect 2 "huge.npy: header: shape too large" ".npy 2^40 x 2^40: exit 2" -- "$D2MOE" quantize --input "$TMP/huge.npy"
+
+# trace output: written to OUT.tmp and renamed, so OUT is whole or absent
+"$D2MOE" trace gen --model mixtral-8x7b --set gen.requests=1 --set gen.prefill=4 --set gen.decode=4 -o "$TMP/ok.d2t" > /dev/null
+ok $? "trace gen writes a trace"
+[ -s "$TMP/ok.d2t" ] && [ ! -e "$TMP/ok.d2t.tmp" ]; ok $? "no temporary left after a good write"
+expect 1 "adir: cannot create: Is a directory" "trace gen -o DIR: exit 1 before any work" -- "$D2MOE" trace gen --model mixtral-8x7b -o "$TMP/adir"
+[ ! -e "$TMP/adir.tmp" ]; ok $? "no temporary left beside a refused output"
+cp "$T" "$TMP/keep.d2t"
+expect 2 "request 0 .*duplicate|field" "trace import of bad input over an existing trace: exit 2" -- "$D2MOE" trace import --strict --format mixtral-jsonl "$D2_SRCDIR/tests/data/trace/dup.jsonl" -o "$TMP/keep.d2t"
+cmp -s "$T" "$TMP/keep.d2t"; ok $? "the existing trace is untouched"
+
+printf 'req,pos,phase,layer,e0,e1,w0,w1\na,0,prefill,0,65535,2,0.6,0.4\n' > "$TMP/id.csv"
+expect 2 'id.csv:2: field "experts"\[0\]: id out of range' "csv expert id 65535 (beyond the format's 65535 experts): named at its line" -- "$D2MOE" trace import --strict --format csv "$TMP/id.csv" -o "$TMP/id.d2t"
+
+# sweeps
+printf '[sweep]\nname = k\nkind = execute\nmodel = llama-moe-3.5b\ndevice = env2\n' > "$TMP/exec.ini"
+expect 2 "kind = execute: only 'simulate' sweeps run here" "sweep of kind execute: exit 2 (used the freed spec)" -- "$D2MOE" sweep "$TMP/exec.ini" --db "$TMP/s.db"
+printf '[sweep]\nname = b\nmodel = llama-moe-3.5b\ndevice = env2\nsim.requests = 1\nsim.prompt = 2\nsim.gen = 2\nsim.budget = 1,2\n' > "$TMP/fail.ini"
+expect 2 "--timelines .*: not a directory" "sweep --timelines to a missing directory: exit 2 before running" -- "$D2MOE" sweep "$TMP/fail.ini" --db "$TMP/s.db" --timelines "$TMP/none/x"
+[ ! -e "$TMP/s.db" ]; ok $? "no store created by the refused sweeps"
+expect 1 "2 failed.*first failure: sim.budget: 1 bytes is smaller" "sweep --quiet with failing jobs: exit 1 and says why" -- "$D2MOE" sweep "$TMP/fail.ini" --db "$TMP/s.db" --quiet
+expect 2 "adir: is a directory" "sweep --curve DIR: exit 2" -- "$D2MOE" sweep "$TMP/fail.ini" --db "$TMP/s.db" --curve "$TMP/adir"
+expect 1 "exec.ini/data: cannot create: Not a directory" "plot --out FILE: the mkdir error, not a later errno" -- "$D2MOE" plot fig3 --db "$TMP/s.db" --out "$TMP/exec.ini"
+done_testing
