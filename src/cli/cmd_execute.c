@@ -4,6 +4,7 @@
  * and measures it; both results are printed side by side and, with --db,
  * stored as two runs of kind "execute": mode "sim" and mode "real". */
 #include "cli/cli.h"
+#include "cli/simopts.h"
 #include "core/err.h"
 #include "core/model.h"
 #include "host/exec.h"
@@ -27,7 +28,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MAX_SETS 256
 
 static char g_tl[4096];   /* the simulator's timeline while it exists */
 static char g_gen[4200];  /* the model file's temporary name while it is generated */
@@ -369,11 +369,8 @@ static int run(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},        {"model", required_argument, NULL, 'm'},
-        {"device", required_argument, NULL, 'd'}, {"policy", required_argument, NULL, 'p'},
-        {"budget", required_argument, NULL, 'b'}, {"requests", required_argument, NULL, 'r'},
-        {"prompt", required_argument, NULL, 'P'}, {"gen", required_argument, NULL, 'g'},
-        {"trace", required_argument, NULL, 't'},  {"seed", required_argument, NULL, 'S'},
-        {"set", required_argument, NULL, 's'},    {"db", required_argument, NULL, 'D'},
+        {"device", required_argument, NULL, 'd'}, SIMOPTS_LONG,
+        {"trace", required_argument, NULL, 't'},  {"db", required_argument, NULL, 'D'},
         {"timeline", required_argument, NULL, 'T'}, {"real-timeline", required_argument, NULL, 'R'},
         {"mwq", required_argument, NULL, 'w'},    {"mwq-dir", required_argument, NULL, 'W'},
         {"threads", required_argument, NULL, 'j'}, {"no-verify", no_argument, NULL, 'V'},
@@ -382,10 +379,9 @@ static int run(int argc, char **argv)
         {"repeat", required_argument, NULL, 5}, {"max-error", required_argument, NULL, 6},
         {"recalibrate", required_argument, NULL, 7}, {"nice", required_argument, NULL, 8},
         {NULL, 0, NULL, 0}};
-    static char shortcuts[MAX_SETS][PARAM_STR_MAX + 32];
     static char adjust[128];
-    const char *sets[MAX_SETS + 1], *given[MAX_SETS];
-    size_t nsets = 0, nshort = 0, ngiven = 0;
+    static simopts so;
+    simopts_init(&so);
     sim_job job = {NULL, NULL, NULL, NULL, 0, 1, NULL};
     const char *dbpath = NULL, *mwq = NULL, *mwqdir = ".", *user_tl = NULL, *real_tl = NULL;
     int threads = 1, verify = 1, quick = 0, repeat = 3, c;
@@ -394,7 +390,9 @@ static int run(int argc, char **argv)
     const char *spec = NULL, *pass[8];
     int npass = 0;
     while ((c = getopt_long(argc, argv, "hm:d:p:b:r:P:g:t:S:s:D:T:R:w:W:j:V", opts, NULL)) != -1) {
-        const char *key = NULL;
+        int t = simopts_take(&so, c, optarg, "execute");
+        if (t == 1) continue;
+        if (t) return t;
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'm': job.model = optarg; break;
@@ -444,37 +442,15 @@ static int run(int argc, char **argv)
             pass[npass++] = optarg;
             break;
         }
-        case 'S': {
-            char *end;
-            unsigned long long s = strtoull(optarg, &end, 10);
-            if (!*optarg || *end || optarg[0] == '-') return cli_usage_error("execute", "--seed %s: expected a non-negative integer", optarg);
-            job.seed = s;
-            break;
-        }
-        case 'p': key = "policy"; break;
-        case 'b': key = "budget"; break;
-        case 'r': key = "requests"; break;
-        case 'P': key = "prompt"; break;
-        case 'g': key = "gen"; break;
-        case 's':
-            if (ngiven == MAX_SETS) return cli_usage_error("execute", "too many --set options (%d at most)", MAX_SETS);
-            given[ngiven++] = optarg;
-            break;
         default: return cli_bad_option("execute", argc, argv);
         }
-        if (key) {
-            if (nshort == MAX_SETS) return cli_usage_error("execute", "too many options");
-            if (strlen(optarg) >= PARAM_STR_MAX) return cli_usage_error("execute", "--%s: value too long", key);
-            snprintf(shortcuts[nshort++], sizeof shortcuts[0], "sim.%s=%s", key, optarg);
-        }
     }
-    if (nshort + ngiven > MAX_SETS) return cli_usage_error("execute", "too many options");
-    for (size_t i = 0; i < nshort; i++) sets[nsets++] = shortcuts[i];
-    for (size_t i = 0; i < ngiven; i++) sets[nsets++] = given[i];
+    if (simopts_finish(&so, "execute")) return 2;
+    job.seed = so.seed;
     if (optind < argc) return cli_usage_error("execute", "unexpected argument '%s'", argv[optind]);
     if (spec) {
         if (!dbpath) return cli_usage_error("execute", "--spec needs --db");
-        if (job.model || job.device || nsets || mwq || user_tl || real_tl)
+        if (job.model || job.device || so.nsets || mwq || user_tl || real_tl)
             return cli_usage_error("execute", "--spec takes the configuration from the spec (only --db, --mwq-dir, --threads, --no-verify, --quick, --repeat, --max-error, --recalibrate, --nice)");
         sweep_spec *sp;
         int src = sweep_spec_load(spec, quick, NULL, 0, runner_check, NULL, &sp);
@@ -490,8 +466,8 @@ static int run(int argc, char **argv)
     }
     if (!job.model) return cli_usage_error("execute", "--model is required");
     if (!job.device) return cli_usage_error("execute", "--device is required");
-    job.sets = sets;
-    job.nsets = nsets;
+    job.sets = so.sets;
+    job.nsets = so.nsets;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -521,8 +497,8 @@ static int run(int argc, char **argv)
 
     /* 2. the real simulation, a load being three reads, with its timeline */
     snprintf(adjust, sizeof adjust, "device.io_overhead_ns=%lld", (long long)(e.io_over + 2 * e.lat));
-    sets[nsets++] = adjust;
-    job.nsets = nsets;
+    so.sets[so.nsets++] = adjust; /* room reserved in simopts.sets */
+    job.nsets = so.nsets;
     if (user_tl) job.timeline = user_tl;
     else {
         const char *tmp = getenv("TMPDIR");

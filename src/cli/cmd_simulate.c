@@ -2,6 +2,7 @@
  * simulator (sim_job_run), printed as text or one JSON object, optionally
  * stored in the results database.  No model logic here. */
 #include "cli/cli.h"
+#include "cli/simopts.h"
 #include "core/err.h"
 #include "results/db.h"
 #include "sim/arrival.h"
@@ -18,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SETS 256
 
 static void usage(FILE *out)
 {
@@ -104,20 +104,18 @@ static int run(int argc, char **argv)
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},       {"list", no_argument, NULL, 'L'},
         {"model", required_argument, NULL, 'm'}, {"device", required_argument, NULL, 'd'},
-        {"policy", required_argument, NULL, 'p'}, {"budget", required_argument, NULL, 'b'},
-        {"requests", required_argument, NULL, 'r'}, {"prompt", required_argument, NULL, 'P'},
-        {"gen", required_argument, NULL, 'g'},   {"trace", required_argument, NULL, 't'},
-        {"seed", required_argument, NULL, 'S'},  {"set", required_argument, NULL, 's'},
+        SIMOPTS_LONG,                            {"trace", required_argument, NULL, 't'},
         {"db", required_argument, NULL, 'D'},    {"json", no_argument, NULL, 'j'},
         {"timeline", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
-    static char shortcuts[MAX_SETS][PARAM_STR_MAX + 32];
-    const char *sets[MAX_SETS], *given[MAX_SETS];
-    size_t nsets = 0, nshort = 0, ngiven = 0;
+    static simopts so;
+    simopts_init(&so);
     sim_job job = {NULL, NULL, NULL, NULL, 0, 1, NULL};
     const char *dbpath = NULL;
     int json = 0, c;
     while ((c = getopt_long(argc, argv, "hLm:d:p:b:r:P:g:t:S:s:D:jT:", opts, NULL)) != -1) {
-        const char *key = NULL;
+        int t = simopts_take(&so, c, optarg, "simulate");
+        if (t == 1) continue;
+        if (t) return t;
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'L': list(stdout); return 0;
@@ -127,40 +125,16 @@ static int run(int argc, char **argv)
         case 'D': dbpath = optarg; break;
         case 'j': json = 1; break;
         case 'T': job.timeline = optarg; break;
-        case 'S': {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(optarg, &end, 10);
-            if (!*optarg || *end || optarg[0] == '-' || errno == ERANGE) return cli_usage_error("simulate", "--seed %s: expected a non-negative integer", optarg);
-            job.seed = s;
-            break;
-        }
-        case 'p': key = "policy"; break;
-        case 'b': key = "budget"; break;
-        case 'r': key = "requests"; break;
-        case 'P': key = "prompt"; break;
-        case 'g': key = "gen"; break;
-        case 's':
-            if (ngiven == MAX_SETS) return cli_usage_error("simulate", "too many --set options (%d at most)", MAX_SETS);
-            given[ngiven++] = optarg;
-            break;
         default: return cli_bad_option("simulate", argc, argv);
         }
-        if (key) {
-            if (nshort == MAX_SETS) return cli_usage_error("simulate", "too many options");
-            if (strlen(optarg) >= PARAM_STR_MAX) return cli_usage_error("simulate", "--%s: value too long", key);
-            snprintf(shortcuts[nshort++], sizeof shortcuts[0], "sim.%s=%s", key, optarg);
-        }
     }
-    /* shortcuts first, in order, so an explicit --set wins */
-    if (nshort + ngiven > MAX_SETS) return cli_usage_error("simulate", "too many options");
-    for (size_t i = 0; i < nshort; i++) sets[nsets++] = shortcuts[i];
-    for (size_t i = 0; i < ngiven; i++) sets[nsets++] = given[i];
+    if (simopts_finish(&so, "simulate")) return 2;
+    job.seed = so.seed;
     if (optind < argc) return cli_usage_error("simulate", "unexpected argument '%s'", argv[optind]);
     if (!job.model) return cli_usage_error("simulate", "--model is required");
     if (!job.device) return cli_usage_error("simulate", "--device is required");
-    job.sets = sets;
-    job.nsets = nsets;
+    job.sets = so.sets;
+    job.nsets = so.nsets;
     sim_result *r;
     int rc = sim_job_run(&job, &r);
     if (rc) return cli_fail(rc);

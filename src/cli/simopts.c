@@ -1,0 +1,52 @@
+/* simopts.c - shared option handling of simulate and execute (see simopts.h). */
+#include "cli/simopts.h"
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void simopts_init(simopts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->seed = 1;
+}
+
+int simopts_take(simopts *o, int c, const char *arg, const char *cmd)
+{
+    const char *key = NULL;
+    switch (c) {
+    case 'p': key = "policy"; break;
+    case 'b': key = "budget"; break;
+    case 'r': key = "requests"; break;
+    case 'P': key = "prompt"; break;
+    case 'g': key = "gen"; break;
+    case 's':
+        if (o->ngiven == SIMOPTS_MAX_SETS) return cli_usage_error(cmd, "too many --set options (%d at most)", SIMOPTS_MAX_SETS);
+        o->given[o->ngiven++] = arg;
+        return 1;
+    case 'S': {
+        char *end;
+        errno = 0;
+        unsigned long long s = strtoull(arg, &end, 10);
+        if (!*arg || *end || arg[0] == '-' || errno == ERANGE)
+            return cli_usage_error(cmd, "--seed %s: expected an integer 0..18446744073709551615", arg);
+        o->seed = s;
+        return 1;
+    }
+    default: return 0;
+    }
+    if (o->nshort == SIMOPTS_MAX_SETS) return cli_usage_error(cmd, "too many options");
+    if (strlen(arg) >= PARAM_STR_MAX) return cli_usage_error(cmd, "--%s: value too long", key);
+    snprintf(o->shortcut[o->nshort++], sizeof o->shortcut[0], "sim.%s=%s", key, arg);
+    return 1;
+}
+
+int simopts_finish(simopts *o, const char *cmd)
+{
+    if (o->nshort + o->ngiven > SIMOPTS_MAX_SETS) return cli_usage_error(cmd, "too many options");
+    o->nsets = 0;
+    for (size_t i = 0; i < o->nshort; i++) o->sets[o->nsets++] = o->shortcut[i];
+    for (size_t i = 0; i < o->ngiven; i++) o->sets[o->nsets++] = o->given[i];
+    return 0;
+}
