@@ -5,6 +5,7 @@
  * d2moe command; this file only sequences them. */
 #include "config.h"
 #include "cli/cli.h"
+#include "cli/reproduce.h"
 #include "core/err.h"
 #include "core/inifile.h"
 #include "results/accuracy.h"
@@ -21,8 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int cli_sweep_accuracy(const char *curve, db *d, accuracy_model **acc);
-int cli_reproduce_quantize(const char *dbp, const char *workdir, int quick);
 
 static void usage(FILE *out)
 {
@@ -37,15 +36,49 @@ static void usage(FILE *out)
             "fixes a key for every sweep (e.g. --set device.flash_bw=7G).\n");
 }
 
-typedef struct plan { char sweeps[1024], summary[1024]; } plan;
+#define FIG9_MAX 8
+
+/* experiments/reproduce.ini: [reproduce] sweeps, summary; [fig9] model,
+ * device, common (sets for every strategy) and one line of sets per
+ * strategy, whose name is the timeline's file name. */
+typedef struct plan {
+    char sweeps[1024], summary[1024];
+    char model[128], device[128], common[512];
+    char name[FIG9_MAX][64], sets[FIG9_MAX][256];
+    int nstrat;
+} plan;
 
 static int plan_entry(void *user, const char *section, const char *key, const char *value, const char *path, int line)
 {
     plan *p = user;
-    if (strcmp(section, "reproduce")) D2_ERROR(D2_EFORMAT, "%s:%d: %s: expected a [reproduce] section", path, line, key);
-    if (!strcmp(key, "sweeps")) snprintf(p->sweeps, sizeof p->sweeps, "%s", value);
-    else if (!strcmp(key, "summary")) snprintf(p->summary, sizeof p->summary, "%s", value);
-    else D2_ERROR(D2_EFORMAT, "%s:%d: %s: unknown key (sweeps, summary)", path, line, key);
+    if (!strcmp(section, "reproduce")) {
+        if (!strcmp(key, "sweeps")) snprintf(p->sweeps, sizeof p->sweeps, "%s", value);
+        else if (!strcmp(key, "summary")) snprintf(p->summary, sizeof p->summary, "%s", value);
+        else D2_ERROR(D2_EFORMAT, "%s:%d: %s: unknown key (sweeps, summary)", path, line, key);
+        return D2_OK;
+    }
+    if (!strcmp(section, "fig9")) {
+        if (!strcmp(key, "model")) snprintf(p->model, sizeof p->model, "%s", value);
+        else if (!strcmp(key, "device")) snprintf(p->device, sizeof p->device, "%s", value);
+        else if (!strcmp(key, "common")) snprintf(p->common, sizeof p->common, "%s", value);
+        else {
+            if (p->nstrat == FIG9_MAX) D2_ERROR(D2_ERANGE, "%s:%d: %s: more than %d strategies", path, line, key, FIG9_MAX);
+            snprintf(p->name[p->nstrat], sizeof p->name[0], "%s", key);
+            snprintf(p->sets[p->nstrat], sizeof p->sets[0], "%s", value);
+            p->nstrat++;
+        }
+        return D2_OK;
+    }
+    D2_ERROR(D2_EFORMAT, "%s:%d: %s: expected a [reproduce] or [fig9] section", path, line, key);
+}
+
+/* split "a=1 b=2" into sets (in place) */
+static int split_sets(char *text, const char **sets, size_t *n, size_t max)
+{
+    for (char *save = NULL, *t = strtok_r(text, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+        if (*n == max) D2_ERROR(D2_ERANGE, "reproduce.ini: [fig9]: more than %zu settings", max);
+        sets[(*n)++] = t;
+    }
     return D2_OK;
 }
 
@@ -56,24 +89,23 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Fig. 9: the same run (one prompt and one generated token per request)
- * under four load orders, written as timelines; the figure shows the first
- * layer step of each. */
-static int fig9(const char *dir)
+/* Fig. 9: the same run under each strategy of [fig9], written as
+ * timelines <dir>/<strategy>.csv; plots/fig9.gp draws the first layer step. */
+static int fig9(const plan *p, const char *dir)
 {
-    static const struct { const char *name, *policy, *plan; } st[] = {
-        {"no-mwq", "ablate-router", NULL},
-        {"mwq-sequential", "ablate-mwq", NULL},
-        {"mwq-hebf", "ablate-hebf", NULL},
-        {"optimal", "ablate-hebf", "sim.plan=optimal"},
-    };
+    if (!p->model[0] || !p->device[0] || p->nstrat == 0)
+        D2_ERROR(D2_EFORMAT, "experiments/reproduce.ini: [fig9] needs model, device and at least one strategy");
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) D2_ERROR(D2_EIO, "%s: cannot create: %s", dir, strerror(errno));
-    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
-        char pol[128], path[4200];
-        snprintf(pol, sizeof pol, "sim.policy=%s", st[i].policy);
-        const char *sets[] = {pol, "sim.requests=12", "sim.prompt=1", "sim.gen=1", "sim.budget=1600M", st[i].plan};
-        snprintf(path, sizeof path, "%s/%s.csv", dir, st[i].name);
-        sim_job j = {"llama-moe-3.5b", "env1-calibrated", NULL, sets, st[i].plan ? 6 : 5, 1, path};
+    for (int i = 0; i < p->nstrat; i++) {
+        char common[512], own[256], path[4200];
+        const char *sets[64];
+        size_t n = 0;
+        snprintf(common, sizeof common, "%s", p->common);
+        snprintf(own, sizeof own, "%s", p->sets[i]);
+        D2_TRY(split_sets(common, sets, &n, 64));
+        D2_TRY(split_sets(own, sets, &n, 64));
+        snprintf(path, sizeof path, "%s/%s.csv", dir, p->name[i]);
+        sim_job j = {p->model, p->device, NULL, sets, n, 1, path};
         sim_result *r;
         D2_TRY(sim_job_run(&j, &r));
         sim_result_free(r);
@@ -136,7 +168,7 @@ static int run(int argc, char **argv)
     db *d;
     if ((rc = db_open(dbp, &d))) return cli_fail(rc);
     accuracy_model *acc = NULL;
-    rc = cli_sweep_accuracy(NULL, d, &acc);
+    rc = accuracy_model_load_default(NULL, d, &acc);
     db_close(d);
     if (rc) return cli_fail(rc);
     runner_ctx ctx = {acc, NULL};
@@ -166,7 +198,7 @@ static int run(int argc, char **argv)
 
     printf("-- step 3: Fig. 9 timelines\n");
     snprintf(path, sizeof path, "%s/fig9", resdir);
-    if ((rc = fig9(path))) return cli_fail(rc);
+    if ((rc = fig9(&p, path))) return cli_fail(rc);
 
     printf("-- step 4: figures\n");
     fflush(stdout);

@@ -32,17 +32,6 @@ static void usage(FILE *out)
             "Values: comma lists; ranges lo..hi:step or lo..hi*factor.\n");
 }
 
-int cli_sweep_accuracy(const char *curve, db *d, accuracy_model **acc);
-int cli_sweep_accuracy(const char *curve, db *d, accuracy_model **acc)
-{
-    char def[4200];
-    if (!curve) {
-        snprintf(def, sizeof def, "%s/experiments/accuracy/llama-moe-wikitext2.csv", D2_SRCDIR);
-        curve = def;
-    }
-    return accuracy_model_load(curve, d, acc);
-}
-
 static int run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -98,7 +87,7 @@ static int run(int argc, char **argv)
     db *d;
     if ((rc = db_open(dbp, &d)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
     accuracy_model *acc = NULL;
-    rc = cli_sweep_accuracy(curve, d, &acc);
+    rc = accuracy_model_load_default(curve, d, &acc);
     db_close(d);
     if (rc) { sweep_spec_free(s); return cli_fail(rc); }
     runner_ctx ctx = {acc, tl};

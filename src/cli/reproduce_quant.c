@@ -6,6 +6,7 @@
  * baselines), through the `quantize` command.  Skipped when the store
  * already has an error table. */
 #include "cli/cli.h"
+#include "cli/reproduce.h"
 #include "core/err.h"
 #include "quant/synth.h"
 #include "results/db.h"
@@ -16,8 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int cli_reproduce_quantize(const char *dbp, const char *workdir, int quick);
 
 int cli_reproduce_quantize(const char *dbp, const char *workdir, int quick)
 {

@@ -110,6 +110,16 @@ int accuracy_model_load(const char *curve_csv, db *d, accuracy_model **out)
     return D2_OK;
 }
 
+int accuracy_model_load_default(const char *curve_csv, db *d, accuracy_model **out)
+{
+    char def[4200];
+    if (!curve_csv) {
+        snprintf(def, sizeof def, "%s/experiments/accuracy/llama-moe-wikitext2.csv", D2_SRCDIR);
+        curve_csv = def;
+    }
+    return accuracy_model_load(curve_csv, d, out);
+}
+
 void accuracy_model_free(accuracy_model *a)
 {
     if (!a) return;

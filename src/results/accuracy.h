@@ -30,6 +30,9 @@ typedef struct accuracy_model accuracy_model;
 /* curve_csv: "bits,ppl" lines ('#' comments); errors come from the store's
  * quant_errors rows (the most recent quantize run that has each method). */
 int accuracy_model_load(const char *curve_csv, db *d, accuracy_model **out);
+/* The same with the shipped curve when curve_csv is NULL:
+ * <source tree>/experiments/accuracy/llama-moe-wikitext2.csv. */
+int accuracy_model_load_default(const char *curve_csv, db *d, accuracy_model **out);
 void accuracy_model_free(accuracy_model *a);
 
 /* Relative weight error of `bits` under storage format `format`

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef struct mctx { const char *in; merge_stats *st; } mctx;
+typedef struct mctx { merge_stats *st; } mctx;
 
 static int exec(sqlite3 *h, const char *sql)
 {
@@ -89,7 +89,7 @@ int merge_into(const char *out_path, const char *in_path, merge_stats *st)
         db_close(out);
         return D2_EDB;
     }
-    mctx c = {in_path, st};
+    mctx c = {st};
     rc = db_transaction(out, merge_fn, &c);
     sqlite3_exec(h, "DETACH DATABASE src", NULL, NULL, NULL);
     db_close(out);

@@ -452,8 +452,9 @@ static int run_one(db *d, const sweep_spec *s, const sweep_job *j, const sweep_o
         int none = 0;
         if (atomic_compare_exchange_strong(&sh->has_error, &none, 1))
             snprintf(sh->first_error, sizeof sh->first_error, "%s", d2_err_msg());
-        db_run_write(d, run, NULL);
+        int wrc = db_run_write(d, run, NULL);
         db_run_free(run);
+        if (wrc != D2_OK) return wrc; /* the store itself failed: stop */
         sh->failed++;
         return D2_OK;
     }
