@@ -26,9 +26,92 @@ static void test_layout(void)
         tot = 2 * kern_chunk_bytes(&s, 3) + kern_chunk_bytes(&s2, 3);
         is_int(tot, model_expert_level_bytes(&m, 2, 3, 128), "level-3 chunks = model_expert_level_bytes");
     } else tap_skip(2, "mixtral-8x7b profile not found");
-    /* cols % 8 != 0: each row plane is padded to a byte (differs from model.h) */
+    /* cols * w % 8 != 0: each row slice is padded to a byte (differs from model.h) */
     kern_shape s3 = {3, 172, 128, 2};
-    is_int(kern_chunk_bytes(&s3, 1), 3 * 2 * 4 + 3 * 2 * 22, "3x172 b1=2: 2 groups/row of 4 bytes, 2 planes of 22 bytes per row");
+    is_int(kern_chunk_bytes(&s3, 1), 3 * 2 * 4 + 3 * 43, "3x172 b1=2: 2 groups/row of 4 bytes, a 2-bit slice of 43 bytes per row");
+    kern_shape s4 = {3, 171, 128, 7};
+    is_int(kern_level_row_bytes(&s4, 1), 86 + 43 + 22, "171 cols b1=7: slices 4+2+1 bits of 86, 43, 22 bytes");
+    is_int(kern_level_row_bytes(&s4, 2), 22, "171 cols level 2: one sign plane of 22 bytes");
+    /* slice widths: greedy 4, 2, 1, low bits first */
+    static const char *want[9] = {"", "1@0", "2@0", "2@0 1@2", "4@0", "4@0 1@4", "4@0 2@4", "4@0 2@4 1@6", "4@0 4@4"};
+    int all = 1;
+    for (int b = 1; b <= 8; b++) {
+        kern_shape sb = {1, 256, 128, b};
+        int w[KERN_MAX_SLICES], o[KERN_MAX_SLICES], n = kern_level_slices(&sb, 1, w, o);
+        char got[64] = "";
+        for (int i = 0; i < n; i++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%d@%d", i ? " " : "", w[i], o[i]);
+        if (strcmp(got, want[b])) { tap_diag("b1=%d: slices %s, want %s", b, got, want[b]); all = 0; }
+    }
+    ok(all, "level-1 slices for b1 = 1..8 (kern.h: 3 = 2+1, 7 = 4+2+1, 8 = 4+4)");
+}
+
+/* Known answers of the layout rule in kern.h, worked by hand. */
+static void test_slots(void)
+{
+    int64_t byte;
+    int sh;
+    /* 2-bit slice, 300 cols: block 0 = weights 0..127 in bytes 0..31; weight
+     * 37 = offset 37: byte 37 % 32 = 5, bits 2*(37/32) = 2 */
+    kern_slot(300, 2, 37, &byte, &sh);
+    ok(byte == 5 && sh == 2, "2-bit weight 37: byte 5, shift 2 (got %lld, %d)", (long long)byte, sh);
+    /* weight 127: byte 31, shift 6 */
+    kern_slot(300, 2, 127, &byte, &sh);
+    ok(byte == 31 && sh == 6, "2-bit weight 127: byte 31, shift 6");
+    /* block 2 holds the last 300 - 256 = 44 weights in ceil(44*2/8) = 11
+     * bytes; weight 290 = offset 34: byte 64 + 34 % 11 = 65, shift 2*(34/11) = 6 */
+    kern_slot(300, 2, 290, &byte, &sh);
+    ok(byte == 65 && sh == 6, "2-bit weight 290 in the short last block: byte 65, shift 6 (got %lld, %d)", (long long)byte, sh);
+    /* 1-bit slice: weight 200 of a full 256 block: byte 200 % 32 = 8, bit 6 */
+    kern_slot(512, 1, 200, &byte, &sh);
+    ok(byte == 8 && sh == 6, "1-bit weight 200: byte 8, bit 6");
+    /* 4-bit: weight 70 = block 1 offset 6: byte 32 + 6 = 38, shift 0 */
+    kern_slot(512, 4, 70, &byte, &sh);
+    ok(byte == 38 && sh == 0, "4-bit weight 70: byte 38, shift 0");
+    /* packing writes exactly there: code 3 of weight 37 in a 2-bit slice */
+    uint8_t sl[75] = {0}, q[1] = {3};
+    kern_pack_codes(sl, 300, 2, 0, 37, q, 1);
+    int only = sl[5] == 0x0c;
+    for (int i = 0; i < 75; i++) only &= i == 5 || sl[i] == 0;
+    ok(only, "kern_pack_codes puts code 3 of weight 37 at byte 5 bits 2-3 and nowhere else");
+}
+
+/* The AVX2 packers against the scalar ones: every width and code offset,
+ * aligned and unaligned starts, full and short last blocks. */
+static void test_pack_paths(void)
+{
+    static const int64_t colsv[] = {256, 1000, 1024, 300, 77};
+    uint8_t q[1024], bits[128], a[1024], b[1024];
+    uint64_t st = 88172645463325252ULL;
+    for (int i = 0; i < 1024; i++) { st ^= st << 13; st ^= st >> 7; st ^= st << 17; q[i] = (uint8_t)st; }
+    for (int i = 0; i < 128; i++) bits[i] = q[i * 3];
+    int same = 1, cases = 0;
+    for (size_t ci = 0; ci < sizeof colsv / sizeof colsv[0]; ci++) {
+        const int64_t cols = colsv[ci];
+        static const int64_t starts[] = {0, 8, 32, 96, 128, 200};
+        for (size_t si = 0; si < sizeof starts / sizeof starts[0]; si++) {
+            const int64_t c0 = starts[si] < cols ? starts[si] : 0, n = cols - c0;
+            for (int w = 1; w <= 4; w *= 2)
+                for (int o = 0; o + w <= 8; o += w) {
+                    memset(a, 0, sizeof a);
+                    memset(b, 0, sizeof b);
+                    kern_impl_set(KERN_SCALAR);
+                    kern_pack_codes(a, cols, w, o, c0, q, n);
+                    kern_impl_set(KERN_AUTO);
+                    kern_pack_codes(b, cols, w, o, c0, q, n);
+                    same &= !memcmp(a, b, sizeof a);
+                    cases++;
+                }
+            memset(a, 0, sizeof a);
+            memset(b, 0, sizeof b);
+            kern_impl_set(KERN_SCALAR);
+            kern_pack_bits(a, cols, c0, bits, n);
+            kern_impl_set(KERN_AUTO);
+            kern_pack_bits(b, cols, c0, bits, n);
+            same &= !memcmp(a, b, sizeof a);
+            cases++;
+        }
+    }
+    ok(same, "%s packers = scalar packers, byte for byte (%d cases)", kern_impl_name(kern_have_avx2() ? KERN_AVX2 : KERN_SCALAR), cases);
 }
 
 static double ref_dot(const kern_mat *m, int64_t row, int lo, int hi, const float *xhat, double *mag)
@@ -136,6 +219,10 @@ static void test_random(void)
     check_kernels("heavy 33x1000 V1 (short group, tail of 8)", w, 33, 1000, 2, 3, 128, 4);
     check_kernels("heavy 33x1024 g=64", w, 33, 1024, 2, 3, 64, 5);
     check_kernels("heavy 33x1024 b1=3 K=2 g=100 (groups not byte-aligned)", w, 33, 1024, 3, 2, 100, 6);
+    check_kernels("heavy 33x1024 b1=4 K=3 g=256", w, 33, 1024, 4, 3, 256, 9);
+    check_kernels("heavy 33x1024 b1=6 K=2 g=96", w, 33, 1024, 6, 2, 96, 10);
+    check_kernels("heavy 33x1000 b1=7 K=2 (4+2+1 slices, short block)", w, 33, 1000, 7, 2, 128, 11);
+    check_kernels("heavy 33x1024 b1=1 K=4 g=1024", w, 33, 1024, 1, 4, 1024, 12);
     free(w);
 }
 
@@ -179,6 +266,8 @@ int main(void)
     gsl_set_error_handler_off();
     tap_diag("AVX2 path available: %s", kern_have_avx2() ? "yes" : "no");
     test_layout();
+    test_slots();
+    test_pack_paths();
     test_random();
     test_real();
     test_act();

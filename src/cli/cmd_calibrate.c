@@ -305,7 +305,7 @@ static int run(int argc, char **argv)
         }
         fprintf(m, "#   mixed over levels by the tokens needing each under caps 0.3/0.4/0.3 (1, 0.7, 0.3):\n");
         fprintf(m, "#   b = %.0f ns/token -> fp16_flops = 2 W / b; a = %.0f ns -> dequant_rate = W / a\n", kw_b, kw_a);
-        fprintf(m, "#   (1e16, i.e. none, when a < 1 us: the kernels work on the bit planes, no FP16 copy).\n");
+        fprintf(m, "#   (1e16, i.e. none, when a < 1 us: the kernels work on the packed codes, no FP16 copy).\n");
         fprintf(m, "#   The simulator's floor 2 W / mem_bw (an FP16 weight stream) still applies.\n");
         fprintf(m, "# Reference: plain C float32 y = W x (1024 x 4096), one thread: %.0f FLOP/s (16 tokens),\n", gemm);
         fprintf(m, "#   %.0f FLOP/s (1 token).\n", gemv);

@@ -9,6 +9,7 @@
 #include "core/model.h"
 #include "host/exec.h"
 #include "host/execplan.h"
+#include "quant/mwqfile.h"
 #include "results/db.h"
 #include "results/runner.h"
 #include "results/sweep.h"
@@ -528,9 +529,11 @@ static int run(int argc, char **argv)
     char path[4096];
     if (mwq) snprintf(path, sizeof path, "%s", mwq);
     else {
-        snprintf(path, sizeof path, "%s/%s.b%dk%dg%lld.L%lldE%lldH%lldF%lld.mwq", mwqdir, e.m.name, e.bits[0], e.levels,
+        /* the container version is in the name: a file cached by a build
+         * with another layout is not picked up */
+        snprintf(path, sizeof path, "%s/%s.b%dk%dg%lld.L%lldE%lldH%lldF%lld.v%d.mwq", mwqdir, e.m.name, e.bits[0], e.levels,
                  (long long)e.group, (long long)model_moe_layers(&e.m), (long long)e.m.experts, (long long)e.m.hidden,
-                 (long long)e.m.expert_ffn);
+                 (long long)e.m.expert_ffn, MWQFILE_VERSION);
         struct stat st;
         if (stat(path, &st) != 0) {
             mwq_config mc;

@@ -19,8 +19,26 @@
 
 /* ---- layout ---------------------------------------------------------- */
 int64_t kern_groups_per_row(const kern_shape *s) { return (s->cols + s->group - 1) / s->group; }
-int64_t kern_row_bytes(const kern_shape *s) { return (s->cols + 7) / 8; }
-int kern_level_planes(const kern_shape *s, int level) { return level == 1 ? s->base_bits : 1; }
+
+int kern_level_slices(const kern_shape *s, int level, int w[KERN_MAX_SLICES], int o[KERN_MAX_SLICES])
+{
+    if (level > 1) { w[0] = 1; o[0] = 0; return 1; }
+    int n = 0, bits = s->base_bits, lo = 0;
+    for (int width = 4; width >= 1; width /= 2)
+        while (bits >= width && n < KERN_MAX_SLICES) { w[n] = width; o[n++] = lo; lo += width; bits -= width; }
+    return n;
+}
+
+int64_t kern_slice_bytes(int64_t cols, int w) { return (cols * w + 7) / 8; }
+
+int64_t kern_level_row_bytes(const kern_shape *s, int level)
+{
+    int w[KERN_MAX_SLICES], o[KERN_MAX_SLICES], n = kern_level_slices(s, level, w, o);
+    int64_t b = 0;
+    for (int i = 0; i < n; i++) b += kern_slice_bytes(s->cols, w[i]);
+    return b;
+}
+
 int64_t kern_chunk_zeros_offset(const kern_shape *s) { return 2 * s->rows * kern_groups_per_row(s); }
 int64_t kern_chunk_planes_offset(const kern_shape *s, int level)
 {
@@ -28,7 +46,7 @@ int64_t kern_chunk_planes_offset(const kern_shape *s, int level)
 }
 int64_t kern_chunk_bytes(const kern_shape *s, int level)
 {
-    return kern_chunk_planes_offset(s, level) + s->rows * kern_level_planes(s, level) * kern_row_bytes(s);
+    return kern_chunk_planes_offset(s, level) + s->rows * kern_level_row_bytes(s, level);
 }
 
 /* Round to nearest, ties to even, for |v| < 2^22 (the magic-number trick:
@@ -42,30 +60,52 @@ static inline float kern_rint(float v)
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline float rdf16(const uint8_t *p) { return f16_to_float(rd16(p)); }
 
+/* ---- slices ------------------------------------------------------------ */
+static inline int slice_code(const uint8_t *bp, int64_t cols, int w, int64_t c)
+{
+    int64_t byte;
+    int sh;
+    kern_slot(cols, w, c, &byte, &sh);
+    return (bp[byte] >> sh) & ((1 << w) - 1);
+}
+
+/* q[c - c0] |= code(c) << o for c0 <= c < c1 (c0 a multiple of 256). */
+static void slice_decode(const uint8_t *bp, int64_t cols, int w, int o, int64_t c0, int64_t c1, uint8_t *q)
+{
+    const int64_t B = 256 / w, fend = cols / B * B;
+    const int mask = (1 << w) - 1;
+    int64_t c = c0;
+    for (; c + B <= c1 && c + B <= fend; c += B) {
+        const uint8_t *blk = bp + c / B * 32;
+        for (int u = 0; u < 8 / w; u++)
+            for (int i = 0; i < 32; i++) q[c - c0 + 32 * u + i] |= (uint8_t)(((blk[i] >> (w * u)) & mask) << o);
+    }
+    for (; c < c1; c++) q[c - c0] |= (uint8_t)(slice_code(bp, cols, w, c) << o);
+}
+
 /* ---- dequantization ---------------------------------------------------- */
 void kern_row_dequant(const kern_mat *m, int level, int64_t row, float *out)
 {
     const kern_shape *s = &m->shape;
-    int64_t G = kern_groups_per_row(s), RB = kern_row_bytes(s), g = s->group;
+    const int64_t G = kern_groups_per_row(s), g = s->group, cols = s->cols;
+    uint8_t q[256];
     for (int k = 1; k <= level; k++) {
         const uint8_t *ch = m->chunk[k - 1];
-        int P = kern_level_planes(s, k);
-        const uint8_t *pl = ch + kern_chunk_planes_offset(s, k) + row * P * RB;
-        for (int64_t j = 0; j < G; j++) {
-            int64_t c0 = j * g, c1 = c0 + g < s->cols ? c0 + g : s->cols;
-            float sc = rdf16(ch + 2 * (row * G + j));
-            if (k == 1) {
-                float z = rdf16(ch + kern_chunk_zeros_offset(s) + 2 * (row * G + j));
-                for (int64_t c = c0; c < c1; c++) {
-                    int q = 0;
-                    for (int p = 0; p < P; p++) q |= ((pl[p * RB + (c >> 3)] >> (c & 7)) & 1) << p;
-                    out[c] = ((float)q - z) * sc;
-                }
-            } else {
-                for (int64_t c = c0; c < c1; c++) {
-                    int b = (pl[c >> 3] >> (c & 7)) & 1;
-                    out[c] = out[c] + (b ? sc : -sc);
-                }
+        int w[KERN_MAX_SLICES], o[KERN_MAX_SLICES], ns = kern_level_slices(s, k, w, o);
+        const uint8_t *rowp = ch + kern_chunk_planes_offset(s, k) + row * kern_level_row_bytes(s, k);
+        for (int64_t c0 = 0; c0 < cols; c0 += 256) {
+            const int64_t c1 = c0 + 256 < cols ? c0 + 256 : cols;
+            memset(q, 0, sizeof q);
+            const uint8_t *bp = rowp;
+            for (int i = 0; i < ns; i++) {
+                slice_decode(bp, cols, w[i], o[i], c0, c1, q);
+                bp += kern_slice_bytes(cols, w[i]);
+            }
+            for (int64_t c = c0; c < c1; c++) {
+                const int64_t j = c / g;
+                const float sc = rdf16(ch + 2 * (row * G + j));
+                if (k == 1) out[c] = ((float)q[c - c0] - rdf16(ch + kern_chunk_zeros_offset(s) + 2 * (row * G + j))) * sc;
+                else out[c] = out[c] + (q[c - c0] ? sc : -sc);
             }
         }
     }
@@ -80,12 +120,6 @@ void kern_mat_dequant(const kern_mat *m, int level, float *out)
 struct kern_act {
     int64_t cols, group, G;
     int8_t *xq;   /* cols rounded up to 32, zero padded */
-    int8_t *xp;   /* xq permuted per 256-block (when group % 128 == 0), full
-                   * 128-blocks only, else 0: for c % 256 == 0, bit b, i < 16:
-                   * xp[c + 32b + i] = xq[c + 8i + b], xp[c + 32b + 16 + i] =
-                   * xq[c + 128 + 8i + b]: a 32-byte plane slice (256 weights)
-                   * shifted right by b and masked to bit 0 lines up with
-                   * xp[c + 32b .. +32] (AVX2 path) */
     float *dx;    /* [G] scale of group j: xhat = dx * xq */
     int32_t *sx;  /* [G] sum of xq over group j */
 };
@@ -99,14 +133,12 @@ int kern_act_new(int64_t cols, int64_t group, kern_act **out)
     a->cols = cols;
     a->group = group;
     a->G = (cols + group - 1) / group;
-    size_t nx = (size_t)((cols + 255) / 256 * 256 + 32);
+    size_t nx = (size_t)((cols + 31) / 32 * 32 + 32);
     a->xq = aligned_alloc(32, nx);
-    a->xp = aligned_alloc(32, nx);
     a->dx = calloc((size_t)a->G, sizeof *a->dx);
     a->sx = calloc((size_t)a->G, sizeof *a->sx);
-    if (!a->xq || !a->xp || !a->dx || !a->sx) { kern_act_free(a); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    if (!a->xq || !a->dx || !a->sx) { kern_act_free(a); D2_ERROR(D2_ENOMEM, "out of memory"); }
     memset(a->xq, 0, nx);
-    memset(a->xp, 0, nx);
     *out = a;
     return D2_OK;
 }
@@ -115,7 +147,6 @@ void kern_act_free(kern_act *a)
 {
     if (!a) return;
     free(a->xq);
-    free(a->xp);
     free(a->dx);
     free(a->sx);
     free(a);
@@ -142,12 +173,6 @@ int kern_act_set(kern_act *a, const float *x)
         a->dx[j] = amax / 127.0f;
         a->sx[j] = sum;
     }
-    if (a->group % 128 == 0)
-        for (int64_t c = 0; c + 128 <= a->cols; c += 128) {
-            int64_t base = c / 256 * 256, hi = (c / 128) & 1;
-            for (int b = 0; b < 8; b++)
-                for (int i = 0; i < 16; i++) a->xp[base + 32 * b + 16 * hi + i] = a->xq[c + 8 * i + b];
-        }
     return D2_OK;
 }
 
@@ -157,79 +182,245 @@ void kern_act_dequant(const kern_act *a, float *xhat)
 }
 
 /* ---- scalar reference dot ---------------------------------------------- */
-static int32_t masked_sum_scalar(const uint8_t *plane, const int8_t *xq, int64_t c0, int64_t c1)
+/* sum of code(c) * xq[c] over c0 <= c < c1 of one slice */
+static int32_t slice_sum_scalar(const uint8_t *bp, int64_t cols, int w, const int8_t *xq, int64_t c0, int64_t c1)
 {
     int32_t m = 0;
-    for (int64_t c = c0; c < c1; c++)
-        if ((plane[c >> 3] >> (c & 7)) & 1) m += xq[c];
+    for (int64_t c = c0; c < c1; c++) m += slice_code(bp, cols, w, c) * xq[c];
     return m;
 }
 
 static float dot_scalar(const kern_mat *m, int64_t row, int lo, int hi, const kern_act *a)
 {
     const kern_shape *s = &m->shape;
-    int64_t G = kern_groups_per_row(s), RB = kern_row_bytes(s), g = s->group;
+    const int64_t G = kern_groups_per_row(s), g = s->group, cols = s->cols;
     float acc = 0;
     for (int k = lo; k <= hi; k++) {
         const uint8_t *ch = m->chunk[k - 1];
-        int P = kern_level_planes(s, k);
-        const uint8_t *pl = ch + kern_chunk_planes_offset(s, k) + row * P * RB;
+        int w[KERN_MAX_SLICES], o[KERN_MAX_SLICES], ns = kern_level_slices(s, k, w, o);
+        const uint8_t *rowp = ch + kern_chunk_planes_offset(s, k) + row * kern_level_row_bytes(s, k);
         for (int64_t j = 0; j < G; j++) {
-            int64_t c0 = j * g, c1 = c0 + g < s->cols ? c0 + g : s->cols;
+            int64_t c0 = j * g, c1 = c0 + g < cols ? c0 + g : cols;
             float sc = rdf16(ch + 2 * (row * G + j));
+            int64_t I = 0;
+            const uint8_t *bp = rowp;
+            for (int i = 0; i < ns; i++) {
+                I += (int64_t)slice_sum_scalar(bp, cols, w[i], a->xq, c0, c1) * ((int64_t)1 << o[i]);
+                bp += kern_slice_bytes(cols, w[i]);
+            }
             if (k == 1) {
                 float z = rdf16(ch + kern_chunk_zeros_offset(s) + 2 * (row * G + j));
-                int64_t I = 0;
-                for (int p = 0; p < P; p++) I += (int64_t)masked_sum_scalar(pl + p * RB, a->xq, c0, c1) * ((int64_t)1 << p);
                 acc += sc * a->dx[j] * ((float)I - z * (float)a->sx[j]);
             } else {
-                int32_t M = masked_sum_scalar(pl, a->xq, c0, c1);
-                acc += sc * a->dx[j] * (float)(2 * M - a->sx[j]);
+                acc += sc * a->dx[j] * (float)(2 * I - a->sx[j]);
             }
         }
     }
     return acc;
 }
 
+/* ---- packing (the quantizer's side of the layout) ------------------------ */
+static void pack_codes_scalar(uint8_t *slice, int64_t cols, int w, int o, int64_t c0, const uint8_t *q, int64_t n)
+{
+    const int mask = (1 << w) - 1;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t byte;
+        int sh;
+        kern_slot(cols, w, c0 + i, &byte, &sh);
+        slice[byte] |= (uint8_t)(((q[i] >> o) & mask) << sh);
+    }
+}
+
+static void pack_bits_scalar(uint8_t *slice, int64_t cols, int64_t c0, const uint8_t *bits, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        int64_t byte;
+        int sh;
+        kern_slot(cols, 1, c0 + i, &byte, &sh);
+        slice[byte] |= (uint8_t)(((bits[i >> 3] >> (i & 7)) & 1) << sh);
+    }
+}
+
 /* ---- AVX2 ------------------------------------------------------------ */
 #ifdef KERN_X86
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
 
-/* 32 bits -> 32 bytes 0xFF/0x00, ANDed with the 32 int8 activations, summed
- * in pairs to int16 (maddubs with 1s). */
-AVX2_FN static inline __m256i masked_pairs(uint32_t bits, const int8_t *xq, __m256i shuf, __m256i bitsel, __m256i ones8)
+/* The 32-weight units c (c % 32 == 0) that lie in a full block of a w-bit
+ * slice: the block's 32 bytes start at (c / B) * 32, the unit's shift is
+ * w * ((c % B) / 32).  The units of one block are ORed in a register and the
+ * block is read and written once. */
+AVX2_FN static void pack_codes_avx2(uint8_t *slice, int64_t cols, int w, int o, int64_t c0, const uint8_t *q, int64_t n)
 {
-    __m256i v = _mm256_set1_epi32((int)bits);
-    v = _mm256_shuffle_epi8(v, shuf);
-    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bitsel), bitsel);
-    __m256i xv = _mm256_loadu_si256((const __m256i *)xq);
-    return _mm256_maddubs_epi16(ones8, _mm256_and_si256(v, xv));
+    const int64_t B = 256 / w, fend = cols / B * B;
+    const __m256i mask = _mm256_set1_epi8((char)((1 << w) - 1));
+    const __m128i ro = _mm_cvtsi32_si128(o);
+    int64_t lead = (32 - c0 % 32) % 32;
+    if (lead > n) lead = n;
+    pack_codes_scalar(slice, cols, w, o, c0, q, lead);
+    int64_t i = lead;
+    while (i + 32 <= n && c0 + i + 32 <= fend) {
+        const int64_t blk = (c0 + i) / B;
+        __m256i acc = _mm256_setzero_si256();
+        for (; i + 32 <= n && (c0 + i) / B == blk; i += 32) {
+            __m256i v = _mm256_and_si256(_mm256_srl_epi16(_mm256_loadu_si256((const __m256i *)(q + i)), ro), mask);
+            acc = _mm256_or_si256(acc, _mm256_sll_epi16(v, _mm_cvtsi32_si128(w * (int)((c0 + i - blk * B) / 32))));
+        }
+        uint8_t *d = slice + blk * 32;
+        _mm256_storeu_si256((__m256i *)d, _mm256_or_si256(_mm256_loadu_si256((const __m256i *)d), acc));
+    }
+    pack_codes_scalar(slice, cols, w, o, c0 + i, q + i, n - i);
+}
+
+AVX2_FN static void pack_bits_avx2(uint8_t *slice, int64_t cols, int64_t c0, const uint8_t *bits, int64_t n)
+{
+    if (c0 % 32 != 0) { pack_bits_scalar(slice, cols, c0, bits, n); return; }
+    const int64_t fend = cols / 256 * 256;
+    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bitsel = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    int64_t i = 0;
+    while (i + 32 <= n && c0 + i + 32 <= fend) {
+        const int64_t blk = (c0 + i) / 256;
+        __m256i acc = _mm256_setzero_si256();
+        for (; i + 32 <= n && (c0 + i) / 256 == blk; i += 32) {
+            uint32_t mb;
+            memcpy(&mb, bits + i / 8, 4);
+            /* byte j of the unit <- bit j of mb, placed at bit u = (c % 256) / 32 */
+            __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)mb), shuf);
+            v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bitsel), bitsel);
+            acc = _mm256_or_si256(acc, _mm256_and_si256(v, _mm256_set1_epi8((char)(1 << ((c0 + i) % 256 / 32)))));
+        }
+        uint8_t *d = slice + blk * 32;
+        _mm256_storeu_si256((__m256i *)d, _mm256_or_si256(_mm256_loadu_si256((const __m256i *)d), acc));
+    }
+    pack_bits_scalar(slice, cols, c0 + i, bits + i / 8, n - i);
+}
+
+/* sum over c in [cb, ce) of coef[c/g - j0] * pw * code(c) * xq[c] for one
+ * slice, into facc (vector part) and *tail (scalar part).  cb % 256 == 0.
+ * When g % 32 == 0, the full blocks run 32 weights per shift, and, maddubs,
+ * add; the int16 lanes take at most 8 units (8 * 2 * 15 * 127 < 2^15) before
+ * they are flushed to float with the group's coefficient. */
+#define KERN_GCHUNK 256
+AVX2_FN static inline void slice_dot_avx2(const uint8_t *bp, const int8_t *xq, int64_t cols, int64_t g, int w, int64_t cb,
+                                          int64_t ce, int64_t j0, const float *coef, float pw, __m256 *facc, float *tail)
+{
+    int64_t c = cb;
+    if (g == 128) {
+        /* the paper's group size, unrolled: no counters, a flush per group,
+         * two float accumulators for the flush chain */
+        const int64_t B = 256 / w, fend = ce < cols / B * B ? ce / B * B : cols / B * B;
+        const __m256i ones16 = _mm256_set1_epi16(1);
+        const float *cf = coef + (cb / 128 - j0);
+        __m256 f0 = *facc, f1 = _mm256_setzero_ps(), vpw = _mm256_set1_ps(pw);
+#define KERN_M(v, sh, u, mk) \
+    _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, sh), mk), _mm256_loadu_si256((const __m256i *)(xq + c + 32 * (u))))
+#define KERN_FLUSH(f, acc, j) \
+    f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(acc, ones16)), _mm256_mul_ps(_mm256_broadcast_ss(cf + (j)), vpw), f)
+        if (w == 1) {
+            const __m256i mk = _mm256_set1_epi8(1);
+            for (; c + 256 <= fend; c += 256, cf += 2) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(bp + c / 8));
+                __m256i a = _mm256_add_epi16(_mm256_add_epi16(KERN_M(v, 0, 0, mk), KERN_M(v, 1, 1, mk)),
+                                             _mm256_add_epi16(KERN_M(v, 2, 2, mk), KERN_M(v, 3, 3, mk)));
+                __m256i b = _mm256_add_epi16(_mm256_add_epi16(KERN_M(v, 4, 4, mk), KERN_M(v, 5, 5, mk)),
+                                             _mm256_add_epi16(KERN_M(v, 6, 6, mk), KERN_M(v, 7, 7, mk)));
+                KERN_FLUSH(f0, a, 0);
+                KERN_FLUSH(f1, b, 1);
+            }
+        } else if (w == 2) {
+            const __m256i mk = _mm256_set1_epi8(3);
+            for (; c + 256 <= fend; c += 256, cf += 2) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(bp + c / 4));
+                const __m256i v2 = _mm256_loadu_si256((const __m256i *)(bp + c / 4 + 32));
+                __m256i a = _mm256_add_epi16(_mm256_add_epi16(KERN_M(v, 0, 0, mk), KERN_M(v, 2, 1, mk)),
+                                             _mm256_add_epi16(KERN_M(v, 4, 2, mk), KERN_M(v, 6, 3, mk)));
+                __m256i b = _mm256_add_epi16(_mm256_add_epi16(KERN_M(v2, 0, 4, mk), KERN_M(v2, 2, 5, mk)),
+                                             _mm256_add_epi16(KERN_M(v2, 4, 6, mk), KERN_M(v2, 6, 7, mk)));
+                KERN_FLUSH(f0, a, 0);
+                KERN_FLUSH(f1, b, 1);
+            }
+        } else {
+            const __m256i mk = _mm256_set1_epi8(15);
+            for (; c + 128 <= fend; c += 128, cf += 1) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(bp + c / 2));
+                const __m256i v2 = _mm256_loadu_si256((const __m256i *)(bp + c / 2 + 32));
+                __m256i a = _mm256_add_epi16(_mm256_add_epi16(KERN_M(v, 0, 0, mk), KERN_M(v, 4, 1, mk)),
+                                             _mm256_add_epi16(KERN_M(v2, 0, 2, mk), KERN_M(v2, 4, 3, mk)));
+                KERN_FLUSH(f0, a, 0);
+            }
+        }
+#undef KERN_M
+#undef KERN_FLUSH
+        *facc = _mm256_add_ps(f0, f1);
+    } else if (g % 32 == 0) {
+        const int64_t B = 256 / w, fend = ce < cols / B * B ? ce / B * B : cols / B * B;
+        const int UG = (int)(g / 32); /* units per group (g <= 2^20) */
+        int lim = UG < 8 ? UG : 8;
+        while (UG % lim) lim--; /* flush every lim units: a divisor of UG, <= 8 */
+        const int per_group = UG / lim;
+        const __m256i ones16 = _mm256_set1_epi16(1);
+        __m256i acc16 = _mm256_setzero_si256();
+        __m256 f = *facc;
+        int cnt = 0, fl = 0;
+        int64_t jg = cb / g - j0;
+#define KERN_UNIT(v, sh, u, mk)                                                                                         \
+    do {                                                                                                                \
+        __m256i t_ = _mm256_and_si256(_mm256_srli_epi16(v, sh), mk);                                                    \
+        acc16 = _mm256_add_epi16(acc16, _mm256_maddubs_epi16(t_, _mm256_loadu_si256((const __m256i *)(xq + c + 32 * (u))))); \
+        if (++cnt == lim) {                                                                                             \
+            f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(acc16, ones16)), _mm256_set1_ps(coef[jg] * pw), f); \
+            acc16 = _mm256_setzero_si256();                                                                             \
+            cnt = 0;                                                                                                    \
+            if (++fl == per_group) { fl = 0; jg++; }                                                                    \
+        }                                                                                                               \
+    } while (0)
+        if (w == 1) {
+            const __m256i mk = _mm256_set1_epi8(1);
+            for (; c + 256 <= fend; c += 256) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(bp + c / 8));
+                KERN_UNIT(v, 0, 0, mk); KERN_UNIT(v, 1, 1, mk); KERN_UNIT(v, 2, 2, mk); KERN_UNIT(v, 3, 3, mk);
+                KERN_UNIT(v, 4, 4, mk); KERN_UNIT(v, 5, 5, mk); KERN_UNIT(v, 6, 6, mk); KERN_UNIT(v, 7, 7, mk);
+            }
+        } else if (w == 2) {
+            const __m256i mk = _mm256_set1_epi8(3);
+            for (; c + 128 <= fend; c += 128) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(bp + c / 4));
+                KERN_UNIT(v, 0, 0, mk); KERN_UNIT(v, 2, 1, mk); KERN_UNIT(v, 4, 2, mk); KERN_UNIT(v, 6, 3, mk);
+            }
+        } else {
+            const __m256i mk = _mm256_set1_epi8(15);
+            for (; c + 64 <= fend; c += 64) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(bp + c / 2));
+                KERN_UNIT(v, 0, 0, mk); KERN_UNIT(v, 4, 1, mk);
+            }
+        }
+#undef KERN_UNIT
+        if (cnt) f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(acc16, ones16)), _mm256_set1_ps(coef[jg] * pw), f);
+        *facc = f;
+    }
+    /* the rest (a last partial block, or groups not a multiple of 32), group by group */
+    while (c < ce) {
+        const int64_t j = c / g, gend = (j + 1) * g < ce ? (j + 1) * g : ce;
+        *tail += coef[j - j0] * pw * (float)slice_sum_scalar(bp, cols, w, xq, c, gend);
+        c = gend;
+    }
 }
 
 /* One row, levels lo..hi.  Per level: the group coefficients (FP16 scale x
  * activation scale) and the zero/sum correction are computed 8 groups at a
- * time with F16C.  Integer masked sums, when g % 128 == 0: a 32-byte plane
- * slice covers two 128-weight blocks (lower lane, upper lane); for each bit
- * position b, (slice >> b) & 1 gives 0/1 bytes that maddubs multiplies with
- * the permuted activations xp, so each 32 weights cost shift, and, maddubs,
- * add.  Otherwise 32-weight steps against xq; scalar for the last < 32. */
-#define KERN_GCHUNK 256
+ * time with F16C, then each slice adds its integer sums times 2^(low bit). */
 AVX2_FN static float dot_avx2(const kern_mat *m, int64_t row, int lo, int hi, const kern_act *a)
 {
     const kern_shape *s = &m->shape;
-    const int64_t G = kern_groups_per_row(s), RB = kern_row_bytes(s), g = s->group, cols = s->cols;
-    const int64_t c128 = g % 128 == 0 ? cols / 128 * 128 : 0; /* weights covered by the 128-block path */
-    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i bitsel = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    const int64_t G = kern_groups_per_row(s), g = s->group, cols = s->cols;
     float coef[KERN_GCHUNK];
     __m256 facc = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
     float tail = 0;
     for (int k = lo; k <= hi; k++) {
         const uint8_t *ch = m->chunk[k - 1];
-        const int P = kern_level_planes(s, k);
-        const uint8_t *pl = ch + kern_chunk_planes_offset(s, k) + row * P * RB;
+        int w[KERN_MAX_SLICES], o[KERN_MAX_SLICES], ns = kern_level_slices(s, k, w, o);
+        const uint8_t *rowp = ch + kern_chunk_planes_offset(s, k) + row * kern_level_row_bytes(s, k);
         const uint8_t *scp = ch + 2 * row * G;
         const uint8_t *zp = ch + kern_chunk_zeros_offset(s) + 2 * row * G;
         const __m256 two = _mm256_set1_ps(k == 1 ? 1.0f : 2.0f);
@@ -249,42 +440,11 @@ AVX2_FN static float dot_avx2(const kern_mat *m, int64_t row, int lo, int hi, co
                 tail -= sd * (float)a->sx[j0 + j] * (k == 1 ? rdf16(zp + 2 * (j0 + j)) : 1.0f);
                 coef[j] = k == 1 ? sd : 2.0f * sd;
             }
-            /* columns of groups j0 .. j0+nj-1 */
             const int64_t cb = j0 * g, ce = (j0 + nj) * g < cols ? (j0 + nj) * g : cols;
-            const int64_t fe = ce < c128 ? ce : c128; /* end of the 128-block part */
-            for (int p = 0; p < P; p++) {
-                const uint8_t *bp = pl + p * RB;
-                const float pw = (float)(1 << p);
-                int64_t c = cb;
-                for (; c + 128 <= fe; c += 256) {
-                    __m256i v = c + 256 <= fe ? _mm256_loadu_si256((const __m256i *)(bp + c / 8))
-                                              : _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)(bp + c / 8)));
-                    const int8_t *xp = a->xp + c;
-                    __m256i acc16 = _mm256_setzero_si256();
-                    for (int b = 0; b < 8; b++) {
-                        __m256i t = _mm256_and_si256(_mm256_srli_epi16(v, b), ones8);
-                        acc16 = _mm256_add_epi16(acc16, _mm256_maddubs_epi16(t, _mm256_load_si256((const __m256i *)(xp + 32 * b))));
-                    }
-                    const int64_t jl = c / g - j0, jh = (c + 128) / g - j0;
-                    __m256 cf = _mm256_set_m128(_mm_set1_ps(c + 256 <= fe ? coef[jh] * pw : 0.0f), _mm_set1_ps(coef[jl] * pw));
-                    facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(acc16, ones16)), cf, facc);
-                }
-                if (c > fe) c = fe;
-                /* the rest, group by group */
-                while (c < ce) {
-                    const int64_t jg = c / g - j0, gend = (c / g + 1) * g < ce ? (c / g + 1) * g : ce;
-                    __m256i acc16 = _mm256_setzero_si256();
-                    if (c % 8 == 0)
-                        for (; c + 32 <= gend; c += 32) {
-                            uint32_t bits;
-                            memcpy(&bits, bp + c / 8, 4);
-                            acc16 = _mm256_add_epi16(acc16, masked_pairs(bits, a->xq + c, shuf, bitsel, ones8));
-                        }
-                    const float cp = coef[jg] * pw;
-                    facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(acc16, ones16)), _mm256_set1_ps(cp), facc);
-                    if (c < gend) tail += cp * (float)masked_sum_scalar(bp, a->xq, c, gend);
-                    c = gend;
-                }
+            const uint8_t *bp = rowp;
+            for (int i = 0; i < ns; i++) {
+                slice_dot_avx2(bp, a->xq, cols, g, w[i], cb, ce, j0, coef, (float)(1 << o[i]), &facc, &tail);
+                bp += kern_slice_bytes(cols, w[i]);
             }
         }
     }
@@ -331,12 +491,26 @@ const char *kern_impl_name(kern_impl impl)
     }
 }
 
-/* The AVX2 path keeps int16 partial sums per group (or per 256-block) that
- * cannot overflow when g <= 4096 (128 steps of |254|). */
 static int use_avx2(const kern_mat *m)
 {
-    if (forced == KERN_SCALAR || !kern_have_avx2()) return 0;
-    return m->shape.group <= 4096;
+    (void)m;
+    return forced != KERN_SCALAR && kern_have_avx2();
+}
+
+void kern_pack_codes(uint8_t *slice, int64_t cols, int w, int o, int64_t c0, const uint8_t *q, int64_t n)
+{
+#ifdef KERN_X86
+    if (use_avx2(NULL)) { pack_codes_avx2(slice, cols, w, o, c0, q, n); return; }
+#endif
+    pack_codes_scalar(slice, cols, w, o, c0, q, n);
+}
+
+void kern_pack_bits(uint8_t *slice, int64_t cols, int64_t c0, const uint8_t *bits, int64_t n)
+{
+#ifdef KERN_X86
+    if (use_avx2(NULL)) { pack_bits_avx2(slice, cols, c0, bits, n); return; }
+#endif
+    pack_bits_scalar(slice, cols, c0, bits, n);
 }
 
 float kern_dot(const kern_mat *m, int64_t row, int lo, int hi, const kern_act *a)

@@ -10,6 +10,7 @@
 #include "core/err.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <sys/mman.h>
 #include <stdlib.h>
@@ -64,23 +65,61 @@ int mwq_config_check(const mwq_config *c)
 
 /* ---- matrix ------------------------------------------------------------- */
 /* Zeroed chunk memory.  Large chunks are 2 MiB aligned and marked for
- * transparent huge pages: on a VM a 4 KiB page fault costs microseconds and
- * a 4096 x 14336 V1 matrix would otherwise take ~8000 of them while it is
- * being quantized. */
+ * transparent huge pages: on a VM a 4 KiB page fault costs microseconds (15
+ * us measured on this host's hypervisor) and a 4096 x 14336 V1 matrix would
+ * otherwise take ~8000 of them while it is being quantized.  Freed large
+ * chunks are kept (up to CHUNK_CACHE_BYTES) and handed to the next matrix of
+ * the same size, zeroed: a model has hundreds of matrices of a few shapes,
+ * and reusing touched memory costs a memset instead of fresh page faults. */
+#define CHUNK_HUGE ((size_t)2 << 20)
+#define CHUNK_CACHE_SLOTS 16
+#define CHUNK_CACHE_BYTES ((size_t)512 << 20)
+static struct { void *p; size_t n; } chunk_cache[CHUNK_CACHE_SLOTS];
+static size_t chunk_cached;
+static pthread_mutex_t chunk_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t chunk_round(size_t n) { return n >= 2 * CHUNK_HUGE ? (n + CHUNK_HUGE - 1) / CHUNK_HUGE * CHUNK_HUGE : n; }
+
 static void *chunk_alloc(size_t n)
 {
+    const size_t r = chunk_round(n);
+    if (r == n && n < 2 * CHUNK_HUGE) return calloc(1, n);
+    void *p = NULL;
+    pthread_mutex_lock(&chunk_lock);
+    for (int i = 0; i < CHUNK_CACHE_SLOTS && !p; i++)
+        if (chunk_cache[i].p && chunk_cache[i].n == r) {
+            p = chunk_cache[i].p;
+            chunk_cache[i].p = NULL;
+            chunk_cached -= r;
+        }
+    pthread_mutex_unlock(&chunk_lock);
+    if (!p) {
+        if (posix_memalign(&p, CHUNK_HUGE, r)) return NULL;
 #ifdef MADV_HUGEPAGE
-    const size_t huge = (size_t)2 << 20;
-    if (n >= 2 * huge) {
-        void *p = NULL;
-        size_t r = (n + huge - 1) / huge * huge;
-        if (posix_memalign(&p, huge, r)) return NULL;
         (void)madvise(p, r, MADV_HUGEPAGE); /* a hint: failure only costs speed */
-        memset(p, 0, r);
-        return p;
-    }
 #endif
-    return calloc(1, n);
+    }
+    memset(p, 0, r);
+    return p;
+}
+
+static void chunk_free(void *p, size_t n)
+{
+    if (!p) return;
+    const size_t r = chunk_round(n);
+    if (r != n || n >= 2 * CHUNK_HUGE) {
+        pthread_mutex_lock(&chunk_lock);
+        for (int i = 0; i < CHUNK_CACHE_SLOTS; i++)
+            if (!chunk_cache[i].p && chunk_cached + r <= CHUNK_CACHE_BYTES) {
+                chunk_cache[i].p = p;
+                chunk_cache[i].n = r;
+                chunk_cached += r;
+                p = NULL;
+                break;
+            }
+        pthread_mutex_unlock(&chunk_lock);
+    }
+    free(p);
 }
 
 int mwq_matrix_new(const kern_shape *shape, int levels, mwq_matrix **out)
@@ -92,7 +131,7 @@ int mwq_matrix_new(const kern_shape *shape, int levels, mwq_matrix **out)
     m->levels = levels;
     for (int k = 1; k <= levels; k++) {
         m->chunk_bytes[k - 1] = kern_chunk_bytes(shape, k);
-        m->chunk[k - 1] = chunk_alloc((size_t)m->chunk_bytes[k - 1] + 32);
+        m->chunk[k - 1] = chunk_alloc((size_t)m->chunk_bytes[k - 1] + 32); /* +32: kernels may read a vector past the end */
         if (!m->chunk[k - 1]) { mwq_matrix_free(m); D2_ERROR(D2_ENOMEM, "out of memory (%lld bytes)", (long long)kern_chunk_bytes(shape, k)); }
     }
     *out = m;
@@ -102,7 +141,7 @@ int mwq_matrix_new(const kern_shape *shape, int levels, mwq_matrix **out)
 void mwq_matrix_free(mwq_matrix *m)
 {
     if (!m) return;
-    for (int k = 0; k < KERN_MAX_LEVELS; k++) free(m->chunk[k]);
+    for (int k = 0; k < KERN_MAX_LEVELS; k++) chunk_free(m->chunk[k], (size_t)m->chunk_bytes[k] + 32);
     free(m);
 }
 
@@ -138,6 +177,15 @@ static float lanes_sum(const float v[8])
     return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
 }
 
+/* 16 lanes (two AVX2 accumulators, even and odd 8-blocks): add the two
+ * halves lane by lane, then as lanes_sum */
+static float lanes_sum16(const float v[16])
+{
+    float t[8];
+    for (int i = 0; i < 8; i++) t[i] = v[i] + v[i + 8];
+    return lanes_sum(t);
+}
+
 static void cand_scalar(const float *x, const float *h, int64_t n, float xmin, float is, float nmax, cand_sums *o)
 {
     float sl[8] = {0}, sll[8] = {0}, slx[8] = {0};
@@ -146,8 +194,8 @@ static void cand_scalar(const float *x, const float *h, int64_t n, float xmin, f
         l = q_rint(l < 0 ? 0 : l > nmax ? nmax : l);
         float hl = h ? h[i] * l : l;
         sl[i & 7] += hl;
-        sll[i & 7] += hl * l;
-        slx[i & 7] += hl * x[i];
+        sll[i & 7] = fmaf(hl, l, sll[i & 7]);
+        slx[i & 7] = fmaf(hl, x[i], slx[i & 7]);
     }
     o->sl = lanes_sum(sl);
     o->sll = lanes_sum(sll);
@@ -155,7 +203,7 @@ static void cand_scalar(const float *x, const float *h, int64_t n, float xmin, f
 }
 
 #ifdef MWQ_X86
-__attribute__((target("avx2"))) static float hsum8(__m256 v)
+__attribute__((target("avx2,fma"))) static float hsum8(__m256 v)
 {
     __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     q = _mm_add_ps(q, _mm_movehl_ps(q, q));
@@ -163,8 +211,8 @@ __attribute__((target("avx2"))) static float hsum8(__m256 v)
     return _mm_cvtss_f32(q);
 }
 
-/* Same arithmetic as cand_scalar (mul then add, no FMA), n % 8 == 0. */
-__attribute__((target("avx2"))) static void cand_avx2(const float *x, const float *h, int64_t n, float xmin, float is,
+/* Same arithmetic as cand_scalar (fused multiply-add where it uses fmaf), n % 8 == 0. */
+__attribute__((target("avx2,fma"))) static void cand_avx2(const float *x, const float *h, int64_t n, float xmin, float is,
                                                       float nmax, cand_sums *o)
 {
     __m256 vmin = _mm256_set1_ps(xmin), vis = _mm256_set1_ps(is), vnmax = _mm256_set1_ps(nmax), zero = _mm256_setzero_ps();
@@ -175,8 +223,8 @@ __attribute__((target("avx2"))) static void cand_avx2(const float *x, const floa
         l = _mm256_round_ps(l, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         __m256 hl = h ? _mm256_mul_ps(_mm256_loadu_ps(h + i), l) : l;
         sl = _mm256_add_ps(sl, hl);
-        sll = _mm256_add_ps(sll, _mm256_mul_ps(hl, l));
-        slx = _mm256_add_ps(slx, _mm256_mul_ps(hl, xv));
+        sll = _mm256_fmadd_ps(hl, l, sll);
+        slx = _mm256_fmadd_ps(hl, xv, slx);
     }
     o->sl = hsum8(sl);
     o->sll = hsum8(sll);
@@ -186,7 +234,7 @@ __attribute__((target("avx2"))) static void cand_avx2(const float *x, const floa
 static int have_avx2(void)
 {
     static int have = -1;
-    if (have < 0) { __builtin_cpu_init(); have = __builtin_cpu_supports("avx2"); }
+    if (have < 0) { __builtin_cpu_init(); have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
     return have;
 }
 #endif
@@ -198,7 +246,7 @@ void mwq_fit_force_scalar(int on) { force_scalar_fit = on; }
 
 #ifdef MWQ_X86
 /* Two candidates in one pass over x (same per-candidate arithmetic). */
-__attribute__((target("avx2"))) static void cand2_avx2(const float *x, const float *h, int64_t n, float xmin, float is1, float is2,
+__attribute__((target("avx2,fma"))) static void cand2_avx2(const float *x, const float *h, int64_t n, float xmin, float is1, float is2,
                                                        float nmax, cand_sums *o1, cand_sums *o2)
 {
     __m256 vmin = _mm256_set1_ps(xmin), v1 = _mm256_set1_ps(is1), v2 = _mm256_set1_ps(is2), vnmax = _mm256_set1_ps(nmax),
@@ -218,18 +266,18 @@ __attribute__((target("avx2"))) static void cand2_avx2(const float *x, const flo
             h2 = _mm256_mul_ps(hv, l2);
         }
         a1 = _mm256_add_ps(a1, h1);
-        b1 = _mm256_add_ps(b1, _mm256_mul_ps(h1, l1));
-        c1 = _mm256_add_ps(c1, _mm256_mul_ps(h1, xv));
+        b1 = _mm256_fmadd_ps(h1, l1, b1);
+        c1 = _mm256_fmadd_ps(h1, xv, c1);
         a2 = _mm256_add_ps(a2, h2);
-        b2 = _mm256_add_ps(b2, _mm256_mul_ps(h2, l2));
-        c2 = _mm256_add_ps(c2, _mm256_mul_ps(h2, xv));
+        b2 = _mm256_fmadd_ps(h2, l2, b2);
+        c2 = _mm256_fmadd_ps(h2, xv, c2);
     }
     o1->sl = hsum8(a1); o1->sll = hsum8(b1); o1->slx = hsum8(c1);
     o2->sl = hsum8(a2); o2->sll = hsum8(b2); o2->slx = hsum8(c2);
 }
 
 /* Three candidates in one pass. */
-__attribute__((target("avx2"))) static void cand3_avx2(const float *x, const float *h, int64_t n, float xmin, const float *is,
+__attribute__((target("avx2,fma"))) static void cand3_avx2(const float *x, const float *h, int64_t n, float xmin, const float *is,
                                                        float nmax, cand_sums *o)
 {
     __m256 vmin = _mm256_set1_ps(xmin), v1 = _mm256_set1_ps(is[0]), v2 = _mm256_set1_ps(is[1]), v3 = _mm256_set1_ps(is[2]),
@@ -248,14 +296,14 @@ __attribute__((target("avx2"))) static void cand3_avx2(const float *x, const flo
             h3 = _mm256_mul_ps(hv, l3);
         }
         a1 = _mm256_add_ps(a1, h1);
-        b1 = _mm256_add_ps(b1, _mm256_mul_ps(h1, l1));
-        c1 = _mm256_add_ps(c1, _mm256_mul_ps(h1, xv));
+        b1 = _mm256_fmadd_ps(h1, l1, b1);
+        c1 = _mm256_fmadd_ps(h1, xv, c1);
         a2 = _mm256_add_ps(a2, h2);
-        b2 = _mm256_add_ps(b2, _mm256_mul_ps(h2, l2));
-        c2 = _mm256_add_ps(c2, _mm256_mul_ps(h2, xv));
+        b2 = _mm256_fmadd_ps(h2, l2, b2);
+        c2 = _mm256_fmadd_ps(h2, xv, c2);
         a3 = _mm256_add_ps(a3, h3);
-        b3 = _mm256_add_ps(b3, _mm256_mul_ps(h3, l3));
-        c3 = _mm256_add_ps(c3, _mm256_mul_ps(h3, xv));
+        b3 = _mm256_fmadd_ps(h3, l3, b3);
+        c3 = _mm256_fmadd_ps(h3, xv, c3);
     }
     o[0].sl = hsum8(a1); o[0].sll = hsum8(b1); o[0].slx = hsum8(c1);
     o[1].sl = hsum8(a2); o[1].sll = hsum8(b2); o[1].slx = hsum8(c2);
@@ -272,56 +320,61 @@ static void cand_eval(const float *x, const float *h, int64_t n, float xmin, flo
 }
 
 /* Codes for FP16 (s, z): q = rint(clamp(x/s + z, 0, nmax)), computed as
- * x * (1/s) + z in float (mul then add, never fused) by both paths. */
+ * fma(x, 1/s, z) in float by both paths (fmaf is exactly rounded, so the
+ * scalar path matches the FMA instruction bit for bit). */
 static void codes_scalar(const float *x, int64_t n, float is, float z, float nmax, uint8_t *q)
 {
     for (int64_t i = 0; i < n; i++) {
-        float v = x[i] * is + z;
+        float v = fmaf(x[i], is, z);
         q[i] = (uint8_t)q_rint(v < 0 ? 0 : v > nmax ? nmax : v);
     }
 }
 
 #ifdef MWQ_X86
-__attribute__((target("avx2"))) static double codes_avx2(const float *x, const float *h, int64_t n, float is, float s, float z,
-                                                        float nmax, uint8_t *q)
+__attribute__((target("avx2,fma"))) static double codes_avx2(const float *x, const float *h, int64_t n, float is, float s,
+                                                             float z, float nmax, uint8_t *q)
 {
     __m256 vis = _mm256_set1_ps(is), vz = _mm256_set1_ps(z), vs = _mm256_set1_ps(s), vn = _mm256_set1_ps(nmax),
-           zero = _mm256_setzero_ps(), e = zero;
+           zero = _mm256_setzero_ps(), e[2] = {zero, zero};
+    /* two accumulators (even and odd 8-blocks) halve the FMA latency chain;
+     * the scalar path sums in the same 16 lanes */
     for (int64_t i = 0; i < n; i += 8) {
         __m256 xv = _mm256_loadu_ps(x + i);
-        __m256 v = _mm256_add_ps(_mm256_mul_ps(xv, vis), vz);
+        __m256 v = _mm256_fmadd_ps(xv, vis, vz);
         v = _mm256_round_ps(_mm256_min_ps(_mm256_max_ps(v, zero), vn), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         __m256i i32 = _mm256_cvtps_epi32(v);
         __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
         _mm_storel_epi64((__m128i *)(q + i), _mm_packus_epi16(p16, p16));
-        __m256 d = _mm256_sub_ps(_mm256_mul_ps(_mm256_sub_ps(v, vz), vs), xv);
-        d = _mm256_mul_ps(d, d);
-        e = _mm256_add_ps(e, h ? _mm256_mul_ps(_mm256_loadu_ps(h + i), d) : d);
+        __m256 d = _mm256_fmsub_ps(_mm256_sub_ps(v, vz), vs, xv);
+        const int p = (int)((i >> 3) & 1);
+        e[p] = h ? _mm256_fmadd_ps(_mm256_loadu_ps(h + i), _mm256_mul_ps(d, d), e[p]) : _mm256_fmadd_ps(d, d, e[p]);
     }
-    return hsum8(e);
+    return hsum8(_mm256_add_ps(e[0], e[1]));
 }
 
-__attribute__((target("avx2"))) static void group_stats_avx2(const float *x, int64_t n, float *mn, float *mx, float *sum)
+__attribute__((target("avx2,fma"))) static void group_stats_avx2(const float *x, int64_t n, float *mn, float *mx, float *sum)
 {
-    __m256 lo = _mm256_loadu_ps(x), hi = lo, sm = _mm256_setzero_ps();
+    __m256 lo[2], hi[2], sm[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    lo[0] = lo[1] = hi[0] = hi[1] = _mm256_loadu_ps(x);
     for (int64_t i = 0; i < n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
-        lo = _mm256_min_ps(lo, v);
-        hi = _mm256_max_ps(hi, v);
-        sm = _mm256_add_ps(sm, v);
+        const int p = (int)((i >> 3) & 1);
+        lo[p] = _mm256_min_ps(lo[p], v);
+        hi[p] = _mm256_max_ps(hi[p], v);
+        sm[p] = _mm256_add_ps(sm[p], v);
     }
     float l[8], h8[8];
-    _mm256_storeu_ps(l, lo);
-    _mm256_storeu_ps(h8, hi);
+    _mm256_storeu_ps(l, _mm256_min_ps(lo[0], lo[1]));
+    _mm256_storeu_ps(h8, _mm256_max_ps(hi[0], hi[1]));
     float a = l[0], b = h8[0];
     for (int i = 1; i < 8; i++) { a = l[i] < a ? l[i] : a; b = h8[i] > b ? h8[i] : b; }
     *mn = a;
     *mx = b;
-    *sum = hsum8(sm);
+    *sum = hsum8(_mm256_add_ps(sm[0], sm[1]));
 }
 #endif
 
-/* Final codes for FP16 (s, z) and the weighted error they give, summed in 8
+/* Final codes for FP16 (s, z) and the weighted error they give, summed in 16
  * float lanes in a fixed order (the same in both paths). */
 static double codes_for(const float *x, const float *h, int64_t n, float s, float z, int nmax, uint8_t *q)
 {
@@ -330,29 +383,29 @@ static double codes_for(const float *x, const float *h, int64_t n, float s, floa
     if (!force_scalar_fit && n % 8 == 0 && have_avx2()) return codes_avx2(x, h, n, is, s, z, (float)nmax, q);
 #endif
     codes_scalar(x, n, is, z, (float)nmax, q);
-    float e[8] = {0};
+    float e[16] = {0};
     for (int64_t i = 0; i < n; i++) {
-        float d = ((float)q[i] - z) * s - x[i];
-        e[i & 7] += h ? h[i] * (d * d) : d * d;
+        float d = fmaf((float)q[i] - z, s, -x[i]);
+        e[i & 15] = h ? fmaf(h[i], d * d, e[i & 15]) : fmaf(d, d, e[i & 15]);
     }
-    return lanes_sum(e);
+    return lanes_sum16(e);
 }
 
-/* min, max and the sum (8 lanes) of a group */
+/* min, max and the sum (16 lanes) of a group */
 static void group_stats(const float *x, int64_t n, float *mn, float *mx, float *sum)
 {
 #ifdef MWQ_X86
     if (!force_scalar_fit && n % 8 == 0 && have_avx2()) { group_stats_avx2(x, n, mn, mx, sum); return; }
 #endif
-    float lo = x[0], hi = x[0], l[8] = {0};
+    float lo = x[0], hi = x[0], l[16] = {0};
     for (int64_t i = 0; i < n; i++) {
         lo = x[i] < lo ? x[i] : lo;
         hi = x[i] > hi ? x[i] : hi;
-        l[i & 7] += x[i];
+        l[i & 15] += x[i];
     }
     *mn = lo;
     *mx = hi;
-    *sum = lanes_sum(l);
+    *sum = lanes_sum16(l);
 }
 
 static int to_f16_pair(double s, double m, mwq_base_fit *f)
@@ -375,6 +428,11 @@ static int base_candidates(const float *x, const float *h, int64_t n, int bits, 
     const int nmax = (1 << bits) - 1;
     float xmin, xmax, xsum;
     group_stats(x, n, &xmin, &xmax, &xsum);
+    if (!isfinite(xsum)) {
+        /* a NaN or Inf makes the sum non-finite (so can an overflow) */
+        for (int64_t i = 0; i < n; i++)
+            if (!isfinite(x[i])) D2_ERROR(D2_EINVAL, "element %lld of the group is %s", (long long)i, isnan(x[i]) ? "NaN" : "Inf");
+    }
     if (!(xmax > xmin)) {
         /* constant group: code 0, z = -sign(c), s = |c| (or s = 1, z = 0 for c = 0) */
         float a = fabsf(xmin);
@@ -403,8 +461,9 @@ static int base_candidates(const float *x, const float *h, int64_t n, int bits, 
         int64_t tv[MAXC];
         cand_sums csv[MAXC];
         int ncand = 0;
+        const double irange = 1.0 / range;
         for (int64_t t = -c->search_steps; t <= c->search_steps && ncand < MAXC; t++) {
-            double is = (nmax + (double)t * c->search_delta) / range;
+            double is = (nmax + (double)t * c->search_delta) * irange;
             if (is <= 0) continue;
             isv[ncand] = t == 0 ? (float)(nmax / range) : (float)is;
             tv[ncand++] = t;
@@ -423,7 +482,8 @@ static int base_candidates(const float *x, const float *h, int64_t n, int bits, 
             if (tv[ci] == 0) { cs0 = cs; have0 = 1; }
             double D = sw * cs.sll - (double)cs.sl * cs.sl;
             if (D <= 0) continue;
-            double s = (sw * cs.slx - (double)cs.sl * sx) / D, m = ((double)cs.sll * sx - (double)cs.sl * cs.slx) / D;
+            const double iD = 1.0 / D;
+            double s = (sw * cs.slx - (double)cs.sl * sx) * iD, m = ((double)cs.sll * sx - (double)cs.sl * cs.slx) * iD;
             if (!(s > 0)) continue;
             /* sum h (s l + m - x)^2 without the sum h x^2 term (same for all) */
             double e = -2 * s * cs.slx - 2 * m * sx + s * s * cs.sll + 2 * s * m * cs.sl + m * m * sw;
@@ -479,10 +539,11 @@ int mwq_base_fit_group(const float *x, const float *h, int64_t n, int bits, cons
  * sign(R) with sign(0) = +1, a_k = the least-squares scale for a fixed sign
  * plane = mean |R| (rtn) or sum h|R| / sum h (gptq, weights h), rounded to
  * FP16 before W_k = W_{k-1} + a_k B is formed.  Unweighted sums run in 8
- * float lanes in a fixed order in both paths.  Bits are ORed into plane at
- * column c0 + i; *err receives sum h (x - W_k)^2. */
+ * float lanes in a fixed order in both paths.  Bit i of the zeroed bits[]
+ * is set for weight i of the group (kern_pack_bits places them in the
+ * chunk); *err receives sum h (x - W_k)^2. */
 static uint16_t sign_level_scalar(const float *x, const float *h, const float *prev, int64_t n, float *cur, uint8_t *plane,
-                                  int64_t c0, double *err, float *abs_sum)
+                                  double *err, float *abs_sum)
 {
     uint16_t a16;
     if (h) {
@@ -505,7 +566,7 @@ static uint16_t sign_level_scalar(const float *x, const float *h, const float *p
     float a = f16_to_float(a16), e[8] = {0}, nx[8] = {0};
     for (int64_t i = 0; i < n; i++) {
         int pos = x[i] - prev[i] >= 0;
-        if (pos) plane[(c0 + i) >> 3] |= (uint8_t)(1u << ((c0 + i) & 7));
+        if (pos) plane[i >> 3] |= (uint8_t)(1u << (i & 7));
         cur[i] = prev[i] + (pos ? a : -a);
         float d = x[i] - cur[i];
         e[i & 7] += h ? h[i] * (d * d) : d * d;
@@ -517,11 +578,10 @@ static uint16_t sign_level_scalar(const float *x, const float *h, const float *p
 }
 
 #ifdef MWQ_X86
-/* Unweighted, n % 8 == 0 and c0 % 8 == 0: whole bytes of the plane are
- * written.  *abs_sum: this level's sum |x - prev| when >= 0 (from the level
+/* Unweighted, n % 8 == 0: whole bytes of bits[] are written.  *abs_sum: this level's sum |x - prev| when >= 0 (from the level
  * below), replaced by the next level's, summed in the same lane order. */
-__attribute__((target("avx2"))) static uint16_t sign_level_avx2(const float *x, const float *prev, int64_t n, float *cur,
-                                                                  uint8_t *plane, int64_t c0, double *err, float *abs_sum)
+__attribute__((target("avx2,fma"))) static uint16_t sign_level_avx2(const float *x, const float *prev, int64_t n, float *cur,
+                                                                  uint8_t *plane, double *err, float *abs_sum)
 {
     const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), zero = _mm256_setzero_ps();
     __m256 e = zero, nx = zero;
@@ -538,7 +598,7 @@ __attribute__((target("avx2"))) static uint16_t sign_level_avx2(const float *x, 
     for (int64_t i = 0; i < n; i += 8) {
         __m256 p = _mm256_loadu_ps(prev + i), xv = _mm256_loadu_ps(x + i);
         __m256 ge = _mm256_cmp_ps(_mm256_sub_ps(xv, p), zero, _CMP_GE_OQ);
-        plane[(c0 + i) >> 3] = (uint8_t)_mm256_movemask_ps(ge);
+        plane[i >> 3] = (uint8_t)_mm256_movemask_ps(ge);
         __m256 cv = _mm256_add_ps(p, _mm256_blendv_ps(vna, va, ge));
         _mm256_storeu_ps(cur + i, cv);
         __m256 d = _mm256_sub_ps(xv, cv);
@@ -550,30 +610,33 @@ __attribute__((target("avx2"))) static uint16_t sign_level_avx2(const float *x, 
     return a16;
 }
 
-/* Base planes and W1 = (q - z) s for n % 8 == 0, c0 % 8 == 0. */
-__attribute__((target("avx2"))) static void base_planes_avx2(const uint8_t *q, int64_t n, int b1, float s, float z, uint8_t *pl,
-                                                              int64_t RB, int64_t c0, float *what)
+/* W1 = (q - z) s for n % 8 == 0; returns sum |x - W1| in the lane order of
+ * sign_level_avx2 (level 2 needs it). */
+__attribute__((target("avx2,fma"))) static float base_what_avx2(const float *x, const uint8_t *q, int64_t n, float s, float z,
+                                                             float *what)
 {
     const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z);
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n; i += 8) {
         __m256i q8 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + i)));
-        _mm256_storeu_ps(what + i, _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(q8), vz), vs));
-        /* bit p of the 8 codes: move it to the sign bit of each 32-bit lane */
-        for (int p = 0; p < b1; p++)
-            pl[p * RB + ((c0 + i) >> 3)] = (uint8_t)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(q8, 31 - p)));
+        __m256 w1 = _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(q8), vz), vs);
+        _mm256_storeu_ps(what + i, w1);
+        acc = _mm256_add_ps(acc, _mm256_and_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), w1), absm));
     }
+    return hsum8(acc);
 }
 #endif
 
 static inline void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 
-/* All K levels of one group from base fit f.  Bits go to planes (level 1:
- * b1 planes RB bytes apart; level k: sp[k]) at column c0; scales to a16[k].
- * what[k*g + i] = W_{k+1}; err[k] = weighted error of level k+1. */
+/* All K levels of one group from base fit f: level-1 codes in q[n], the
+ * sign bits of level k (k >= 2) in bits + (k-2)*nb8 (group-relative, zeroed
+ * here), scales to a16[k-1].  what[k*g + i] = W_{k+1}; err[k] = weighted
+ * error of level k+1.  Nothing is written to the chunks (dry runs use this). */
 typedef struct group_out {
-    uint8_t *pl;        /* level-1 planes of this row */
-    int64_t RB, c0;
-    uint8_t *sp[KERN_MAX_LEVELS]; /* sign plane of level k (index k-1), k >= 2 */
+    uint8_t *bits;      /* (K-1) * nb8 bytes */
+    int64_t nb8;        /* ceil(n / 8) rounded up to 4 */
     uint16_t a16[KERN_MAX_LEVELS];
 } group_out;
 
@@ -584,43 +647,49 @@ static void run_levels(const float *x, const float *h, int64_t n, int b1, int K,
     const int nmax = (1 << b1) - 1;
     if (!have_q) err[0] = codes_for(x, h, n, f->s, f->z, nmax, q);
     int vec = 0;
+    float abs_sum = -1.0f; /* sum |R| of level 2 when known; each level hands the next its own */
 #ifdef MWQ_X86
-    vec = !force_scalar_fit && n % 8 == 0 && o->c0 % 8 == 0 && have_avx2();
-    if (vec) base_planes_avx2(q, n, b1, f->s, f->z, o->pl, o->RB, o->c0, what);
+    vec = !force_scalar_fit && n % 8 == 0 && have_avx2();
+    if (vec) abs_sum = base_what_avx2(x, q, n, f->s, f->z, what);
 #endif
     if (!vec)
-        for (int64_t i = 0; i < n; i++) {
-            for (int p = 0; p < b1; p++)
-                if ((q[i] >> p) & 1) o->pl[p * o->RB + ((o->c0 + i) >> 3)] |= (uint8_t)(1u << ((o->c0 + i) & 7));
-            what[i] = ((float)q[i] - f->z) * f->s;
-        }
-    float abs_sum = -1.0f; /* unknown for level 2; each level hands the next its sum |R| */
+        for (int64_t i = 0; i < n; i++) what[i] = ((float)q[i] - f->z) * f->s;
+    if (K > 1) memset(o->bits, 0, (size_t)((K - 1) * o->nb8));
     for (int k = 2; k <= K; k++) {
         const float *prev = what + (size_t)(k - 2) * g;
         float *cur = what + (size_t)(k - 1) * g;
+        uint8_t *bits = o->bits + (k - 2) * o->nb8;
 #ifdef MWQ_X86
-        if (vec && !h) { o->a16[k - 1] = sign_level_avx2(x, prev, n, cur, o->sp[k - 1], o->c0, &err[k - 1], &abs_sum); continue; }
+        if (vec && !h) { o->a16[k - 1] = sign_level_avx2(x, prev, n, cur, bits, &err[k - 1], &abs_sum); continue; }
 #endif
-        o->a16[k - 1] = sign_level_scalar(x, h, prev, n, cur, o->sp[k - 1], o->c0, &err[k - 1], &abs_sum);
+        o->a16[k - 1] = sign_level_scalar(x, h, prev, n, cur, bits, &err[k - 1], &abs_sum);
     }
 }
 
 /* Quantize x[0..n) = row r, group j, all levels; what[k*g + i] receives
  * W_{k+1}.  The base fit is chosen among the candidates of base_candidates by
  * mwq.search_objective: the level-1 error (base), the top level's (top), or
- * the sum over levels 1..K (all, default: every bit-width is served). */
+ * the sum over levels 1..K (all).  bits: scratch of (K-1) * nb8 bytes. */
 static int quant_group(mwq_matrix *m, int64_t r, int64_t j, const float *x, const float *h, int64_t n,
-                       const mwq_config *c, uint8_t *q, float *what)
+                       const mwq_config *c, uint8_t *q, float *what, uint8_t *bits)
 {
     const kern_shape *s = &m->shape;
-    const int64_t G = kern_groups_per_row(s), RB = kern_row_bytes(s), c0 = j * s->group;
+    const int64_t G = kern_groups_per_row(s), c0 = j * s->group;
     const int b1 = s->base_bits, g = (int)s->group, K = m->levels;
     mwq_base_fit cand[3];
     int nc, best = 0;
     int rc = base_candidates(x, h, n, b1, c, cand, &nc);
+    if (rc == D2_EINVAL) {
+        /* the rtn path checks finiteness here, in a pass it makes anyway */
+        int64_t i = 0;
+        while (i < n && isfinite(x[i])) i++;
+        D2_ERROR(D2_EINVAL, "weights: element (%lld, %lld) (index %lld) is %s", (long long)r, (long long)(c0 + i),
+                 (long long)(r * s->cols + c0 + i), isnan(x[i]) ? "NaN" : "Inf");
+    }
     if (rc) { d2_err_prefix("row %lld, columns %lld..%lld: ", (long long)r, (long long)c0, (long long)(c0 + n - 1)); return rc; }
     double err[KERN_MAX_LEVELS];
     int have_q = 0;
+    group_out o = {bits, (n + 31) / 32 * 4, {0}};
     if (nc > 1 && (c->search_objective[0] == 'b' || K == 1 || n > 4096)) {
         /* level-1 error only: no dry runs of the residual levels; the
          * winner's codes are kept (qb on the stack for n <= 4096) */
@@ -637,13 +706,9 @@ static int quant_group(mwq_matrix *m, int64_t r, int64_t j, const float *x, cons
         }
         have_q = n <= 4096;
     } else if (nc > 1) {
-        /* dry runs into scratch planes */
-        uint8_t scratch[(KERN_MAX_LEVELS + 8) * 520];
-        group_out o = {scratch, 520, 0, {0}, {0}};
-        for (int k = 2; k <= K; k++) o.sp[k - 1] = scratch + (size_t)(8 + k - 2) * 520;
+        /* dry runs: the levels of every candidate, nothing written */
         double be = INFINITY;
         for (int i = 0; i < nc; i++) {
-            memset(scratch, 0, sizeof scratch);
             run_levels(x, h, n, b1, K, g, &cand[i], q, 0, what, err, &o);
             double sc = 0;
             if (c->search_objective[0] == 'b') sc = err[0];
@@ -652,10 +717,18 @@ static int quant_group(mwq_matrix *m, int64_t r, int64_t j, const float *x, cons
             if (sc < be) { be = sc; best = i; }
         }
     }
-    uint8_t *ch = m->chunk[0];
-    group_out o = {ch + kern_chunk_planes_offset(s, 1) + r * b1 * RB, RB, c0, {0}, {0}};
-    for (int k = 2; k <= K; k++) o.sp[k - 1] = m->chunk[k - 1] + kern_chunk_planes_offset(s, k) + r * RB;
     run_levels(x, h, n, b1, K, g, &cand[best], q, have_q, what, err, &o);
+    /* into the chunks: level-1 slices, sign planes, scales, zeros */
+    uint8_t *ch = m->chunk[0];
+    int w[KERN_MAX_SLICES], lo[KERN_MAX_SLICES], ns = kern_level_slices(s, 1, w, lo);
+    uint8_t *bp = ch + kern_chunk_planes_offset(s, 1) + r * kern_level_row_bytes(s, 1);
+    for (int i = 0; i < ns; i++) {
+        kern_pack_codes(bp, s->cols, w[i], lo[i], c0, q, n);
+        bp += kern_slice_bytes(s->cols, w[i]);
+    }
+    for (int k = 2; k <= K; k++)
+        kern_pack_bits(m->chunk[k - 1] + kern_chunk_planes_offset(s, k) + r * kern_level_row_bytes(s, k), s->cols, c0,
+                       o.bits + (k - 2) * o.nb8, n);
     wr16(ch + 2 * (r * G + j), cand[best].s16);
     wr16(ch + kern_chunk_zeros_offset(s) + 2 * (r * G + j), cand[best].z16);
     for (int k = 2; k <= K; k++) wr16(m->chunk[k - 1] + 2 * (r * G + j), o.a16[k - 1]);
@@ -664,7 +737,7 @@ static int quant_group(mwq_matrix *m, int64_t r, int64_t j, const float *x, cons
 
 #ifdef MWQ_X86
 /* index of the first non-finite value, or n */
-__attribute__((target("avx2"))) static int64_t first_nonfinite_avx2(const float *v, int64_t n)
+__attribute__((target("avx2,fma"))) static int64_t first_nonfinite_avx2(const float *v, int64_t n)
 {
     const __m256i em = _mm256_set1_epi32(0x7f800000);
     int64_t i = 0;
@@ -701,18 +774,19 @@ int mwq_quantize_columns(mwq_matrix *m, const float *w, int64_t c0, int64_t c1, 
 {
     const kern_shape *s = &m->shape;
     const int64_t g = s->group, cols = s->cols, K = m->levels;
-    uint8_t *q = malloc((size_t)g);
+    uint8_t *q = malloc((size_t)g), *bits = malloc((size_t)(K * ((g + 31) / 32 * 4)));
     float *what = malloc((size_t)(K * g) * sizeof *what);
-    if (!q || !what) { free(q); free(what); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    if (!q || !what || !bits) { free(q); free(what); free(bits); D2_ERROR(D2_ENOMEM, "out of memory"); }
     int rc = D2_OK;
     for (int64_t r = 0; r < s->rows && rc == D2_OK; r++)
         for (int64_t j = c0 / g; j * g < c1 && rc == D2_OK; j++) {
             int64_t n = (j + 1) * g <= cols ? g : cols - j * g;
-            rc = quant_group(m, r, j, w + r * cols + j * g, hdiag ? hdiag + j * g : NULL, n, c, q, what);
+            rc = quant_group(m, r, j, w + r * cols + j * g, hdiag ? hdiag + j * g : NULL, n, c, q, what, bits);
             if (rc == D2_OK && comp_what)
                 memcpy(comp_what + r * (c1 - c0) + (j * g - c0), what + (size_t)(comp_level - 1) * g, (size_t)n * sizeof *what);
         }
     free(q);
+    free(bits);
     free(what);
     return rc;
 }
@@ -723,9 +797,11 @@ int mwq_matrix_quantize(const float *w, int64_t rows, int64_t cols, const mwq_co
     *out = NULL;
     D2_TRY(mwq_config_check(c));
     if (rows < 1 || cols < 1) D2_ERROR(D2_EINVAL, "matrix %lld x %lld: empty", (long long)rows, (long long)cols);
-    D2_TRY(check_finite(w, rows, cols, "weights"));
     int gptq = !strcmp(c->mode, "gptq");
+    /* rtn mode finds NaN/Inf group by group (quant_group) in a pass it makes
+     * anyway; gptq mixes columns, so it checks everything first */
     if (gptq) {
+        D2_TRY(check_finite(w, rows, cols, "weights"));
         if (!calib || T < 1) D2_ERROR(D2_EINVAL, "gptq mode needs calibration activations (--calib)");
         D2_TRY(check_finite(calib, T, cols, "calibration activations"));
     }

@@ -13,7 +13,7 @@
 #include "quant/mwq.h"
 
 #define MWQFILE_MAGIC "D2MWQ\0\r\n"
-#define MWQFILE_VERSION 1
+#define MWQFILE_VERSION 2 /* 2: level-1 codes in 4/2/1-bit slices, strided blocks (kern.h); 1: bit planes */
 #define MWQFILE_HEADER_BYTES 64
 #define MWQFILE_ALIGN 64 /* chunks start at multiples of this */
 
