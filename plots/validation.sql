@@ -2,12 +2,15 @@
 -- measured one (x) of `d2moe execute --spec experiments/validation.ini`.
 -- A pair is a sim row and the real row the same process wrote right after
 -- it (same configuration hash).  Series: planner; every round is a point.
--- Per point errors: `d2moe execute --spec` prints them (median of rounds).
+-- Per point errors: `d2moe execute --spec` prints them (median of the
+-- rounds' paired errors).
 WITH pairs AS (
   SELECT rs.id AS sid, rr.id AS rid
     FROM runs rs JOIN runs rr ON rr.id = rs.id + 1 AND rr.config_hash = rs.config_hash
    WHERE rs.kind = 'execute' AND rs.mode = 'sim' AND rr.mode = 'real' AND rs.status = 'ok'
-     AND EXISTS (SELECT 1 FROM params WHERE run_id = rs.id AND key = 'exec.spec' AND value = 'validation'))
+     AND EXISTS (SELECT 1 FROM params WHERE run_id = rs.id AND key = 'exec.spec' AND value = 'validation')
+     -- runs rejected by the kernel-probe gate (the machine changed speed) are left out
+     AND coalesce((SELECT value FROM metrics WHERE run_id = rr.id AND name = 'probe_ok'), 1) != 0)
 SELECT pl.value, mr.value, ms.value
   FROM pairs
   JOIN params pl ON pl.run_id = pairs.sid AND pl.key = 'system.plan'

@@ -17,6 +17,7 @@ awk '$1 == "flash_bw" && $3 > 0 { f = 1 } END { exit !f }' "$TMP/show"; ok $? "f
 awk '$1 == "fp16_flops" && $3 > 0 { f = 1 } END { exit !f }' "$TMP/show"; ok $? "fp16_flops > 0"
 mem=$(awk '$1 == "mem_bytes" { print $3 }' "$TMP/show")
 [ "$mem" -gt 0 ] 2>/dev/null; ok $? "mem_bytes from the machine ($mem)"
+grep -Eq '^# +SwiGLU epilogue .*per token: [1-9][0-9]* ns' "$TMP/host.ini"; ok $? "the SwiGLU epilogue is measured and named in the profile"
 [ -z "$(ls -A "$TMP/d")" ]; ok $? "no temporary file left in --dir"
 [ "$(ls "$TMP" | grep -c 'host.ini.tmp')" -eq 0 ]; ok $? "no temporary profile left"
 
@@ -24,6 +25,7 @@ expect 2 "--file-size 12x" "bad size: exit 2, one line" -- "$D2MOE" calibrate -o
 expect 2 "at least twice the largest read" "file smaller than the reads: exit 2" -- \
     "$D2MOE" calibrate -o "$TMP/x.ini" --dir "$TMP/d" --file-size 1Mi --max-read 1Mi
 expect 2 "unknown option" "unknown option: exit 2" -- "$D2MOE" calibrate --frob
+expect 2 "--size-step 1: expected a factor 1.05..16" "size step without progress: exit 2" -- "$D2MOE" calibrate -o "$TMP/x.ini" --size-step 1
 expect 1 "nowhere: no such file or directory" "missing --dir: one line" -- "$D2MOE" calibrate -o "$TMP/x.ini" --dir "$TMP/nowhere" $SMALL
 [ ! -e "$TMP/x.ini" ]; ok $? "no profile after the errors"
 

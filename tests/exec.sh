@@ -57,6 +57,20 @@ if command -v sqlite3 > /dev/null; then
 else
     skip "results store (no sqlite3)"; skip "configuration hash (no sqlite3)"
 fi
+grep -Eq '^# probe_ns = [1-9][0-9]*$' "$TMP/host.ini"; ok $? "calibrate records the kernel probe (# probe_ns)"
+grep -Eq '^probe: [0-9.]+ us before, [0-9.]+ us after the run' "$TMP/out"; ok $? "execute times the probe before and after the run"
+if command -v sqlite3 > /dev/null; then
+    n=$(sqlite3 "$TMP/r.db" "SELECT count(*) FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.mode = 'real' AND m.name IN ('probe_before_ns', 'probe_after_ns') AND m.value > 0")
+    [ "$n" = 2 ]; ok $? "the real run stores probe_before_ns and probe_after_ns ($n)"
+    w=$(sqlite3 "$TMP/r.db" "SELECT value FROM params p JOIN runs r ON r.id = p.run_id WHERE r.mode = 'real' AND p.key = 'exec.wait'")
+    [ "$w" = spin ]; ok $? "exec.wait = spin by default ($w)"
+else
+    skip "probe metrics (no sqlite3)"; skip "exec.wait (no sqlite3)"
+fi
+# shellcheck disable=SC2086
+"$D2MOE" execute $RUN --budget 2M --wait sleep --no-verify > "$TMP/outs" 2>&1; ok $? "--wait sleep runs"
+# shellcheck disable=SC2086
+expect 2 "--wait nap: expected spin or sleep" "bad --wait: exit 2" -- "$D2MOE" execute $RUN --wait nap
 # shellcheck disable=SC2086
 "$D2MOE" execute $RUN --budget 2M --plan-check-only > /dev/null 2>&1; [ $? -eq 2 ]; ok $? "unknown option: exit 2"
 # shellcheck disable=SC2086
@@ -123,6 +137,22 @@ grep -q 'mean |error|' "$TMP/vout"; ok $? "overall error reported"
 [ $? -eq 1 ] && grep -q 'above --max-error' "$TMP/merr"; ok $? "--max-error below the error: exit 1"
 "$D2MOE" execute --spec "$TMP/v.ini" --db "$TMP/v.db" --mwq-dir "$TMP" --repeat 1 --max-error 1000 > /dev/null 2>&1
 ok $? "--max-error above the error: exit 0"
+# --recalibrate: a profile before every point; a run whose probe moved more
+# than --probe-tol from the calibration's is rejected and measured again
+"$D2MOE" execute --spec "$TMP/v.ini" --db "$TMP/v3.db" --mwq-dir "$TMP" --repeat 1 --recalibrate "$TMP/rc" \
+    --probe-tol 0.0001 --max-retries 1 > "$TMP/vr" 2>&1; ok $? "--recalibrate with an impossible --probe-tol still finishes"
+# each attempt is rejected, by the calibration's own check (probe against its
+# kernel fits) or by the run's probes
+[ "$(grep -Ec 'rejected, (measuring|calibrating) again' "$TMP/vr")" -eq 2 ] && [ "$(grep -c 'rejected (no retries left)' "$TMP/vr")" -eq 2 ]
+ok $? "every attempt rejected: 2 points x (1 + 1 retry)"
+grep -q '^4 runs rejected' "$TMP/vr"; ok $? "the summary counts the rejected runs"
+[ "$(grep -c '(no result)' "$TMP/vr")" -eq 2 ]; ok $? "rejected runs are left out of the summary"
+[ "$(ls "$TMP/rc" | grep -c '^host-r1-p[01].ini$')" -eq 2 ]; ok $? "one profile per point in the recalibration directory"
+"$D2MOE" execute --spec "$TMP/v.ini" --db "$TMP/v4.db" --mwq-dir "$TMP" --repeat 1 --recalibrate "$TMP/rc" \
+    --probe-tol 100 > "$TMP/vr2" 2>&1; ok $? "--recalibrate with a wide --probe-tol"
+! grep -q 'rejected' "$TMP/vr2"; ok $? "nothing rejected at 100%"
+grep -Eq '^[01] +1 +[0-9.]+ +[0-9.]+ +-?[0-9.]+% .*rounds: [-+][0-9.]+%' "$TMP/vr2"; ok $? "each point lists its paired per-round errors"
+expect 2 "--probe-tol 0: expected a percentage" "bad --probe-tol: exit 2" -- "$D2MOE" execute --spec "$TMP/v.ini" --db "$TMP/v.db" --probe-tol 0
 expect 2 "needs --db" "--spec without --db: exit 2" -- "$D2MOE" execute --spec "$TMP/v.ini"
 sed 's/^kind = execute/kind = simulate/' "$TMP/v.ini" > "$TMP/v2.ini"
 expect 2 "expected kind = execute" "a spec of another kind: exit 2" -- "$D2MOE" execute --spec "$TMP/v2.ini" --db "$TMP/v.db"

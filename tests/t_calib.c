@@ -113,8 +113,21 @@ static void test_measure(const char *dir)
     ok(calib_io_measure(&o, &r) == D2_EINVAL, "file too small for the reads refused: %s", d2_err_msg());
     o.file_bytes = 4 << 20;
     o.min_read = 1000;
-    ok(calib_io_measure(&o, &r) == D2_EINVAL, "read size not a power of two refused");
+    ok(calib_io_measure(&o, &r) == D2_EINVAL, "read size not a multiple of 4 KiB refused");
     o.min_read = 4096;
+    o.size_step = 1.0;
+    ok(calib_io_measure(&o, &r) == D2_EINVAL, "size step 1 (no progress) refused");
+    o.size_step = 1.25;
+    o.min_read = 8192;
+    o.max_read = 32768;
+    rc = calib_io_measure(&o, &r);
+    /* 8192 * 1.25 = 10240 -> 12288 (rounded up to 4 KiB); 15360 -> 16384; 20480; 25600 -> 28672; 36864 > 32768 stops */
+    static const int64_t want[] = {8192, 12288, 16384, 20480, 28672};
+    int steps_ok = rc == D2_OK && r.n == 5;
+    for (int i = 0; steps_ok && i < 5; i++) steps_ok = r.pt[i].size == want[i];
+    ok(steps_ok, "--size-step 1.25 from 8 KiB: 8, 12, 16, 20, 28 KiB (each rounded up to 4 KiB; got %d sizes)", r.n);
+    o.size_step = 2;
+    o.max_read = 1 << 20;
     snprintf(o.dir, sizeof o.dir, "%s/missing", dir);
     rc = calib_io_measure(&o, &r);
     ok(rc == D2_EIO && strstr(d2_err_msg(), "missing"), "missing directory named: %s", d2_err_msg());

@@ -68,7 +68,7 @@ int main(void)
     add_phase(&p, 2, 0, 4, lev, tok);
     add_phase(&p, 3, 1, 4, lev, tok);
     int64_t expert3 = u1 + 2 * u2;
-    exec_opts o = {1LL << 40, 1, 9, 1, NULL, 1};
+    exec_opts o = {1LL << 40, 1, 9, 1, NULL, 1, 0};
     exec_result r;
     rc = exec_run(&s, &p, &o, &r);
     ok(rc == D2_OK, "unbounded budget: runs (%s)", rc ? d2_err_msg() : "ok");
@@ -88,12 +88,20 @@ int main(void)
     ok(rc == D2_OK && r2.verify_max_rel < 1e-4, "two compute threads: same arithmetic (%.3g)", r2.verify_max_rel);
     o.threads = 1;
 
-    /* a budget of one expert at three levels: waits, never exceeds */
+    /* a budget of one expert at three levels: waits, never exceeds; both
+     * ways of waiting (polling, the default, and sleeping on the condition
+     * variable) */
     o.budget = expert3;
-    rc = exec_run(&s, &p, &o, &r);
-    ok(rc == D2_OK, "budget of one 3-level expert: runs (%s)", rc ? d2_err_msg() : "ok");
-    ok(r.peak_expert_bytes <= expert3 && r.peak_expert_bytes >= u1, "peak expert bytes %lld <= budget %lld",
-       (long long)r.peak_expert_bytes, (long long)expert3);
+    for (int sw = 0; sw < 2; sw++) {
+        o.sleep_wait = sw;
+        rc = exec_run(&s, &p, &o, &r);
+        ok(rc == D2_OK, "budget of one 3-level expert, %s: runs (%s)", sw ? "sleeping waits" : "polling waits",
+           rc ? d2_err_msg() : "ok");
+        ok(r.peak_expert_bytes <= expert3 && r.peak_expert_bytes >= u1 && r.verify_max_rel < 1e-4,
+           "%s: peak expert bytes %lld <= budget %lld, same arithmetic", sw ? "sleeping" : "polling",
+           (long long)r.peak_expert_bytes, (long long)expert3);
+    }
+    o.sleep_wait = 0;
 
     /* serial (sequential strategy) */
     p.serial = 1;

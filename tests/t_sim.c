@@ -440,6 +440,31 @@ static void test_closed_form(void)
         is_near(metric(r, "bubble_s") * 1e9, io, 0.5, "hebf bubble = only the first load: no hole");
         sim_result_free(r);
     }
+    /* I/O interference (device.io_interference = x): compute runs at 1/(1+x)
+     * while a load is in flight.  hebf: c(9) overlaps load 0 for io ns, so it
+     * does io/(1+x) of its work then and ends io*x/(1+x) later. */
+    device di = d;
+    di.io_interference = 1.0;
+    r = run1("moqe-dynaio-int8", "hebf", map, 10, 1, 1000000000, &di, NULL);
+    ok(r != NULL, "hebf run with io_interference = 1");
+    if (r) {
+        is_near(metric(r, "makespan_s") * 1e9, A + io + c9.total + c1.total + io / 2.0, 1.5,
+                "interference 1: hebf makespan = A + io + c(9) + c(1) + io * x/(1+x)");
+        is_near(metric(r, "compute_busy_s") * 1e9, A + c9.total + c1.total + io / 2.0, 1.5,
+                "interference 1: compute busy grows by the same io/2 (the overlapped part ran at half rate)");
+        sim_result_free(r);
+    }
+    di.io_interference = 0.25;
+    r = run1("moqe-dynaio-int8", "id-order", map, 10, 1, 1000000000, &di, NULL);
+    if (r) {
+        /* id-order: c(1) starts at A + io while load 1 runs until A + 2 io > its end, so
+         * all of c(1) runs at 1/1.25; c(9) runs alone after load 1 */
+        is_near(metric(r, "makespan_s") * 1e9, A + 2 * io + c9.total, 1.5,
+                "interference 0.25, id-order: c(1) slowed inside the hole, makespan unchanged = A + 2 io + c(9)");
+        is_near(metric(r, "compute_busy_s") * 1e9, A + 1.25 * c1.total + c9.total, 1.5,
+                "interference 0.25, id-order: compute busy = A + 1.25 c(1) + c(9)");
+        sim_result_free(r);
+    }
     r = run1("moqe-dynaio-int8", "sequential", map, 10, 1, 1000000000, &d, NULL);
     if (r) {
         is_near(metric(r, "makespan_s") * 1e9, A + 2 * io + c1.total + c9.total, 0.5, "sequential makespan = A + io + c(1) + io + c(9)");
@@ -807,6 +832,63 @@ static int collect(const char *name, double v, const char *unit, void *u)
     return D2_OK;
 }
 
+/* sim.nested_compute = swiglu: one token at the top level of V1 (levels 2,
+ * 3, 4 bits).  Items 1 and 2 run gate/up only (W - Wm weights, Wm = one
+ * matrix); item 3 adds the down projection of levels 1..3 (3 Wm weights).
+ * uniform: every item computes W.  Durations from cost_expert, by hand. */
+static void test_swiglu(void)
+{
+    device d = dev();
+    d.dequant_rate = 1e16; /* no FP16 copy: the floor is the packed bytes */
+    model m = tiny(1, 2, 1);
+    const int64_t W = model_expert_params(&m), Wm = W / m.expert_matrices;
+    int64_t ub[3];
+    for (int k = 0; k < 3; k++) ub[k] = model_expert_level_bytes(&m, 2, k + 1, 128);
+    cost_compute gu[3], dn, un[3];
+    for (int k = 0; k < 3; k++) {
+        cost_expert(&d, W - Wm, ub[k] - ub[k] / m.expert_matrices, 2 + k, 1, &gu[k]);
+        cost_expert(&d, W, ub[k], 2 + k, 1, &un[k]);
+    }
+    cost_expert(&d, 3 * Wm, ub[0] / 2 + ub[1] / 2 + ub[2] / 2, 4, 1, &dn);
+    uint16_t map[1] = {0};
+    for (int mode = 0; mode < 2; mode++) {
+        sim_params p = params("d2moe-v1");
+        snprintf(p.bitroute, sizeof p.bitroute, "uniform:4");
+        snprintf(p.nested_compute, sizeof p.nested_compute, "%s", mode ? "swiglu" : "uniform");
+        p.requests = 1; p.prompt = 1; p.gen = 1; p.budget = 1000000000;
+        fixed_route fr = {map, 1};
+        FILE *tl = tmpfile();
+        sim_input in = {&m, &d, &p, route_fixed, &fr, 0, tl};
+        sim_result *r = NULL;
+        if (!ok(sim_run(&in, &r) == D2_OK, "%s run: %s", p.nested_compute, d2_err_msg())) { fclose(tl); continue; }
+        rewind(tl);
+        char line[256];
+        long long t0, t1;
+        int layer, expert, level, tokens, n = 0, good = 1;
+        char q[16];
+        while (fgets(line, sizeof line, tl))
+            if (sscanf(line, "%lld,%lld,%15[^,],%d,%d,%d,%d", &t0, &t1, q, &layer, &expert, &level, &tokens) == 7 &&
+                !strcmp(q, "compute") && expert >= 0 && n < 3) { /* the first step's three items */
+                int64_t want = mode ? gu[level - 1].total + (level == 3 ? dn.total : 0) : un[level - 1].total;
+                if (t1 - t0 != want) { tap_diag("%s level %d: %lld ns, want %lld", p.nested_compute, level, t1 - t0, (long long)want); good = 0; }
+                n++;
+            }
+        ok(good && n == 3, mode ? "swiglu: items 1, 2 = gate/up of their level; item 3 = gate/up + down of levels 1..3 (cost_expert by hand)"
+                                : "uniform: each level item = the whole expert for its tokens");
+        fclose(tl);
+        sim_result_free(r);
+    }
+    sim_params p = params("d2moe-v1");
+    snprintf(p.nested_compute, sizeof p.nested_compute, "downward");
+    p.requests = 1; p.prompt = 1; p.gen = 1; p.budget = 1000000000;
+    fixed_route fr = {map, 1};
+    sim_input in = {&m, &d, &p, route_fixed, &fr, 0, NULL};
+    sim_result *r = NULL;
+    ok(sim_run(&in, &r) == D2_EINVAL && strstr(d2_err_msg(), "sim.nested_compute"), "unknown sim.nested_compute refused: %s",
+       d2_err_msg());
+    sim_result_free(r);
+}
+
 static void test_repeatable(void)
 {
     model m = tiny(3, 8, 2);
@@ -836,6 +918,7 @@ int main(void)
 {
     test_cost();
     test_closed_form();
+    test_swiglu();
     test_nested_hold();
     test_optimal();
     test_mem();

@@ -7,6 +7,7 @@
 #include "cli/simopts.h"
 #include "core/err.h"
 #include "core/model.h"
+#include "host/calib.h"
 #include "host/exec.h"
 #include "host/execplan.h"
 #include "quant/mwqfile.h"
@@ -24,6 +25,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -47,12 +49,12 @@ static void usage(FILE *out)
             "usage: d2moe execute --model M --device D [--policy P] [--budget SIZE]\n"
             "                     [--requests R] [--prompt N] [--gen N] [--trace FILE]\n"
             "                     [--seed S] [--set table.key=value]... [--db FILE]\n"
-            "                     [--mwq FILE | --mwq-dir DIR] [--threads N] [--no-verify]\n"
+            "                     [--mwq FILE | --mwq-dir DIR] [--threads N] [--no-verify] [--wait spin|sleep]\n"
             "                     [--timeline FILE] [--real-timeline FILE] [--nice N]\n"
             "       d2moe execute --spec experiments/validation.ini --db FILE [--quick]\n"
-            "                     [--repeat N] [--max-error PCT] [--recalibrate DIR]\n"
+            "                     [--repeat N] [--max-error PCT] [--recalibrate DIR [--probe-tol PCT] [--max-retries N]]\n"
             "                     [--nice N]\n"
-            "                     [--mwq-dir DIR] [--threads N] [--no-verify]\n\n"
+            "                     [--mwq-dir DIR] [--threads N] [--no-verify] [--wait spin|sleep]\n\n"
             "Run the plan `d2moe simulate` makes with the same options for real on this\n"
             "machine: one I/O thread reads each expert level (three chunks, one pread\n"
             "each, page cache bypassed with O_DIRECT) of a .mwq model file into a fresh\n"
@@ -70,17 +72,29 @@ static void usage(FILE *out)
             "(tiny-moe): execute runs the expert layers only.  --timeline writes the\n"
             "simulator's CSV, --real-timeline the measured one (same columns).\n"
             "--nice N: run at that scheduling priority (negative needs root): -20\n"
-            "shields the measurement from other processes on a shared machine.\n\n"
+            "shields the measurement from other processes on a shared machine.\n"
+            "--wait spin (default): the I/O thread and the compute thread poll while\n"
+            "they wait for each other, as serving engines' workers do; --wait sleep:\n"
+            "they block (on this VM a compute after a sleep runs up to 60%% slower at\n"
+            "first, which the simulator does not model).  Stored as exec.wait.\n\n"
             "--spec runs every point of a sweep spec of kind execute (the validation\n"
             "experiment), one process per run, one after the other, --repeat rounds\n"
             "(default 3) interleaved so machine noise spreads over the points; stores\n"
             "them in --db (params exec.spec, exec.point) and prints each point's\n"
-            "predicted and measured (median of the rounds) makespan, bubble ratio and\n"
-            "error (plots/validation.sql).  --max-error: exit 1 when a point's\n"
-            "|error| is above PCT percent (the issue: 15 on a quiet machine, 25 in CI).\n"
-            "--recalibrate DIR: before each round run `d2moe calibrate` (256Mi file in\n"
-            "DIR) and use that profile instead of the spec's device, so a drifting\n"
-            "machine is compared against rates measured seconds before.\n");
+            "predicted and measured makespan and bubble ratio (medians of the rounds)\n"
+            "and its error: the median over rounds of (sim - real) / real, each\n"
+            "prediction paired with its own run (plots/validation.sql).  --max-error:\n"
+            "exit 1 when a point's |error| is above PCT percent (the issue: 15 on a\n"
+            "quiet machine, 25 in CI).  --recalibrate DIR: before every point of every\n"
+            "round run `d2moe calibrate` (256Mi file in DIR; reads sampled a factor\n"
+            "1.25 apart around the model's level-chunk sizes) and use that profile\n"
+            "instead of the spec's device, so a drifting machine is compared against\n"
+            "rates measured seconds before.  Every run also times a kernel probe (one\n"
+            "pass of levels 1..3 of one expert, one token) right before and after\n"
+            "itself; with --recalibrate a run whose probe moved more than --probe-tol\n"
+            "percent (default 10) from the calibration's probe is rejected (metric\n"
+            "probe_ok = 0, left out of the summary and the plot) and the point is\n"
+            "calibrated and run again, up to --max-retries times (default 3).\n");
 }
 
 typedef struct eff {
@@ -134,6 +148,9 @@ static double loadavg1(void)
 }
 
 static const char *g_spec = NULL, *g_point = NULL; /* --spec children: exec.spec, exec.point */
+static const char *g_wait = "spin";                /* --wait: exec.wait */
+static double g_probe_ref = 0, g_probe_tol = 0.10;  /* --x-probe-ref NS, --x-probe-tol F (--spec children) */
+static double g_probe_before = 0, g_probe_after = 0;
 
 static int store(const char *path, const sim_result *r, const exec_result *x, const char *mwq, int threads, uint64_t seed)
 {
@@ -150,6 +167,7 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
         rc = sim_result_foreach_param(r, db_run_param_visit, run);
         if (!rc) rc = db_run_param(run, "exec.threads", th);
         if (!rc) rc = db_run_param(run, "exec.io_method", x->io_method);
+        if (!rc) rc = db_run_param(run, "exec.wait", g_wait);
         if (!rc && g_spec) rc = db_run_param(run, "exec.spec", g_spec);
         if (!rc && g_point) rc = db_run_param(run, "exec.point", g_point);
         if (!rc) rc = db_run_input(run, "mwq", mwq);
@@ -179,6 +197,13 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
                 {"host_loadavg_1m", loadavg1(), ""},
             };
             for (size_t i = 0; i < sizeof m / sizeof m[0] && !rc; i++) rc = db_run_metric(run, m[i].k, m[i].v, m[i].u);
+            if (!rc && g_probe_before > 0) rc = db_run_metric(run, "probe_before_ns", g_probe_before, "ns");
+            if (!rc && g_probe_after > 0) rc = db_run_metric(run, "probe_after_ns", g_probe_after, "ns");
+            if (!rc && g_probe_ref > 0) {
+                rc = db_run_metric(run, "probe_ref_ns", g_probe_ref, "ns");
+                int okp = fabs(g_probe_before / g_probe_ref - 1) <= g_probe_tol && fabs(g_probe_after / g_probe_ref - 1) <= g_probe_tol;
+                if (!rc) rc = db_run_metric(run, "probe_ok", okp, "");
+            }
         }
         db_run_status(run, "ok");
         int64_t id;
@@ -202,20 +227,18 @@ static const char *pairs_sql =
     "  JOIN metrics bs ON bs.run_id = rs.id AND bs.name = 'bubble_ratio'"
     "  JOIN metrics br ON br.run_id = rr.id AND br.name = 'bubble_ratio'"
     " WHERE rs.kind = 'execute' AND rs.mode = 'sim' AND rs.status = 'ok' AND rs.id > ?2"
+    "   AND coalesce((SELECT value FROM metrics WHERE run_id = rr.id AND name = 'probe_ok'), 1) != 0"
     " ORDER BY rs.id";
-
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Run a child d2moe with argv av; its exit status (128 + signal when killed). */
 static int run_child(char **av)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
+        /* a run outliving a killed validation would write into its store */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(128 + SIGTERM);
         execv("/proc/self/exe", av);
         _exit(127);
     }
@@ -224,10 +247,51 @@ static int run_child(char **av)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-static int run_spec(const char *dbpath, const char *const *pass, int npass, const sweep_spec *s, int repeat, double max_err,
-                    const char *recal_dir)
+/* "# <key> = X" written by calibrate into the profile at path; 0 if none */
+static double profile_comment_value(const char *path, const char *key)
 {
-    char round_dev[4200] = "";
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[512], pre[96];
+    int np = snprintf(pre, sizeof pre, "# %s = ", key);
+    double v = 0;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, pre, (size_t)np)) {
+            v = strtod(line + np, NULL);
+            break;
+        }
+    fclose(f);
+    return v > 0 ? v : 0;
+}
+
+/* probe_ok of the last real run of (spec, point) stored after after_id:
+ * 1 accepted (or no probe reference), 0 rejected, -1 no run */
+static int last_probe_ok(const char *dbpath, const char *spec, size_t point, int64_t after_id)
+{
+    db *d;
+    if (db_open(dbpath, &d)) return -1;
+    sqlite3_stmt *q;
+    int res = -1;
+    const char *sql = "SELECT coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'probe_ok'), 1)"
+                      "  FROM runs r JOIN params sp ON sp.run_id = r.id AND sp.key = 'exec.spec' AND sp.value = ?1"
+                      "  JOIN params pt ON pt.run_id = r.id AND pt.key = 'exec.point' AND CAST(pt.value AS INTEGER) = ?2"
+                      " WHERE r.mode = 'real' AND r.id > ?3 ORDER BY r.id DESC LIMIT 1";
+    if (sqlite3_prepare_v2(db_handle(d), sql, -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, spec, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(q, 2, (sqlite3_int64)point);
+        sqlite3_bind_int64(q, 3, after_id);
+        if (sqlite3_step(q) == SQLITE_ROW) res = sqlite3_column_double(q, 0) != 0;
+        sqlite3_finalize(q);
+    }
+    db_close(d);
+    return res;
+}
+
+static int run_spec(const char *dbpath, const char *const *pass, int npass, const sweep_spec *s, int repeat, double max_err,
+                    const char *recal_dir, int max_retries, const char *probe_tol)
+{
+    char round_dev[4200] = "", probe_ref[32] = "";
+    int rejected = 0;
     size_t n = sweep_spec_size(s);
     int failed = 0;
     int64_t start_id = 0;
@@ -242,22 +306,55 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
         }
         db_close(d0);
     }
+    if (recal_dir && mkdir(recal_dir, 0777) != 0 && errno != EEXIST) {
+        d2_err_set("execute: --recalibrate %s: %s", recal_dir, strerror(errno));
+        return cli_fail(D2_EIO);
+    }
     printf("validation %s: %zu points x %d rounds, each run in its own process, rounds interleaved\n",
            sweep_spec_name(s), n, repeat);
     for (size_t it = 0; it < n * (size_t)repeat; it++) {
-        size_t i = it % n;
+      size_t i = it % n;
+      for (int attempt = 0; attempt <= max_retries; attempt++) {
         const sweep_job *j = sweep_spec_job(s, i);
-        if (recal_dir && i == 0) { /* a fresh profile for this round */
-            snprintf(round_dev, sizeof round_dev, "%s/host-round%zu.ini", recal_dir, it / n + 1);
+        if (recal_dir) {
+            /* a fresh profile right before every point: on a shared VM the
+             * machine's speed drifts by 2x within minutes, so a prediction
+             * is only comparable with a run made under the same rates.  The
+             * reads are sampled densely (factor 1.25) around the sizes this
+             * model's level chunks have (V1: half the level-2 chunk .. twice
+             * the level-1 chunk), where read time is not linear in size. */
+            snprintf(round_dev, sizeof round_dev, "%s/host-r%zu-p%zu.ini", recal_dir, it / n + 1, i);
             const char *km = sweep_job_get(j, "model");
+            char lo[32] = "64Ki", hi[32] = "4Mi";
+            model mm;
+            if (model_load(&mm, km ? km : "tiny-moe") == D2_OK) {
+                int64_t c1 = model_expert_level_bytes(&mm, 2, 1, 128) / 3, c2 = model_expert_level_bytes(&mm, 2, 2, 128) / 3;
+                int64_t a = c2 / 2 / 4096 * 4096, b = (2 * c1 + 4095) / 4096 * 4096;
+                if (a < 4096) a = 4096;
+                if (b > (64LL << 20)) b = 64LL << 20;
+                if (b > a) {
+                    snprintf(lo, sizeof lo, "%lld", (long long)a);
+                    snprintf(hi, sizeof hi, "%lld", (long long)b);
+                }
+            }
             char *cv[] = {"d2moe", "calibrate", "-o", round_dev, "--dir", (char *)recal_dir, "--file-size", "256Mi",
-                          "--io-bytes", "32Mi", "--max-read", "16Mi", "--kernel-model", (char *)(km ? km : "tiny-moe"), NULL};
-            printf("\n== round %zu: calibrating into %s\n", it / n + 1, round_dev);
+                          "--io-bytes", "16Mi", "--min-read", lo, "--max-read", hi, "--size-step", "1.25",
+                          "--kernel-model", (char *)(km ? km : "tiny-moe"), NULL};
+            printf("\n== round %zu, point %zu: calibrating into %s (reads %s..%s bytes)\n", it / n + 1, i, round_dev, lo, hi);
             fflush(stdout);
             int cst = run_child(cv);
             if (cst != 0) {
-                d2_err_set("execute: calibration before round %zu failed (status %d)", it / n + 1, cst);
+                d2_err_set("execute: calibration before round %zu, point %zu failed (status %d)", it / n + 1, i, cst);
                 return cli_fail(D2_EIO);
+            }
+            double pr = profile_comment_value(round_dev, "probe_ns"), fr = profile_comment_value(round_dev, "probe_fit_ratio");
+            if (pr > 0) snprintf(probe_ref, sizeof probe_ref, "%.0f", pr);
+            if (fr > 0 && fabs(fr - 1) > atof(probe_tol) / 100) {
+                /* the machine changed speed during the calibration itself */
+                rejected++;
+                printf("round %zu, point %zu: the calibration's probe is %.3f x its own kernel fits: rejected%s\n", it / n + 1, i,
+                       fr, attempt < max_retries ? ", calibrating again" : " (no retries left)");
+                continue;
             }
         }
         char *av[2 * SWEEP_MAX_AXES + 40];
@@ -286,6 +383,12 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
         av[ac++] = (char *)sweep_spec_name(s);
         av[ac++] = "--x-point";
         av[ac++] = pt;
+        if (probe_ref[0]) {
+            av[ac++] = "--x-probe-ref";
+            av[ac++] = probe_ref;
+            av[ac++] = "--probe-tol";
+            av[ac++] = (char *)probe_tol;
+        }
         for (int k = 0; k < npass; k++) av[ac++] = (char *)pass[k];
         av[ac] = NULL;
         printf("\n== round %zu, point %zu:", it / n + 1, i);
@@ -298,7 +401,13 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
         if (st != 0) {
             failed++;
             printf("point %zu failed (status %d)\n", i, st);
+            break;
         }
+        if (!probe_ref[0] || last_probe_ok(dbpath, sweep_spec_name(s), i, start_id) != 0) break;
+        rejected++;
+        printf("round %zu, point %zu: the machine's kernel speed moved more than %s%% from its calibration during the "
+               "run: rejected%s\n", it / n + 1, i, probe_tol, attempt < max_retries ? ", measuring again" : " (no retries left)");
+      }
     }
     /* the summary, from the store */
     db *d;
@@ -312,11 +421,12 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
     }
     sqlite3_bind_text(q, 1, sweep_spec_name(s), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(q, 2, start_id);
-    double *sim = calloc(n, sizeof *sim), *sb = calloc(n, sizeof *sb), *real = calloc(n * (size_t)repeat, sizeof *real),
-           *rb = calloc(n * (size_t)repeat, sizeof *rb);
+    double *sb = calloc(n, sizeof *sb), *real = calloc(n * (size_t)repeat, sizeof *real),
+           *rb = calloc(n * (size_t)repeat, sizeof *rb), *simr = calloc(n * (size_t)repeat, sizeof *simr),
+           *err = calloc(n * (size_t)repeat, sizeof *err);
     int *cnt = calloc(n, sizeof *cnt);
-    if (!sim || !sb || !real || !rb || !cnt) {
-        free(sim); free(sb); free(real); free(rb); free(cnt);
+    if (!simr || !err || !sb || !real || !rb || !cnt) {
+        free(simr); free(err); free(sb); free(real); free(rb); free(cnt);
         sqlite3_finalize(q);
         db_close(d);
         d2_err_set("execute: out of memory");
@@ -325,7 +435,7 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
     while (sqlite3_step(q) == SQLITE_ROW) {
         int64_t p = sqlite3_column_int64(q, 0);
         if (p < 0 || (size_t)p >= n || cnt[p] >= repeat) continue;
-        sim[p] = sqlite3_column_double(q, 1);
+        simr[(size_t)p * (size_t)repeat + (size_t)cnt[p]] = sqlite3_column_double(q, 1);
         sb[p] = sqlite3_column_double(q, 3);
         real[(size_t)p * (size_t)repeat + (size_t)cnt[p]] = sqlite3_column_double(q, 2);
         rb[(size_t)p * (size_t)repeat + (size_t)cnt[p]] = sqlite3_column_double(q, 4);
@@ -333,26 +443,28 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
     }
     sqlite3_finalize(q);
     db_close(d);
-    printf("\n%-6s %6s %12s %12s %9s %10s %10s   (real: median of the rounds)\n", "point", "rounds", "sim_s", "real_s",
-           "error", "sim_bub", "real_bub");
+    printf("\n%-6s %6s %12s %12s %9s %10s %10s   (medians over the rounds; error: median of each round's\n"
+           "%63s(sim - real) / real, prediction and run paired)\n", "point", "rounds", "sim_s", "real_s", "error", "sim_bub",
+           "real_bub", "");
     double sum = 0, worst = 0;
     int np = 0;
     for (size_t p = 0; p < n; p++) {
         if (!cnt[p]) { printf("%-6zu %6d  (no result)\n", p, 0); continue; }
-        double *rp = real + p * (size_t)repeat, *bp = rb + p * (size_t)repeat;
-        qsort(rp, (size_t)cnt[p], sizeof *rp, cmp_dbl);
-        qsort(bp, (size_t)cnt[p], sizeof *bp, cmp_dbl);
+        double *rp = real + p * (size_t)repeat, *bp = rb + p * (size_t)repeat, *sp = simr + p * (size_t)repeat,
+               *ep = err + p * (size_t)repeat;
         int k = cnt[p];
-        double rm = k % 2 ? rp[k / 2] : 0.5 * (rp[k / 2 - 1] + rp[k / 2]);
-        double bm = k % 2 ? bp[k / 2] : 0.5 * (bp[k / 2 - 1] + bp[k / 2]);
-        double e = rm > 0 ? (sim[p] - rm) / rm : 0;
-        printf("%-6zu %6d %12.6f %12.6f %8.1f%% %10.4f %10.4f\n", p, k, sim[p], rm, 100 * e, sb[p], bm);
+        for (int r = 0; r < k; r++) ep[r] = rp[r] > 0 ? (sp[r] - rp[r]) / rp[r] : 0;
+        double e = calib_median(ep, k), rm = calib_median(rp, k), bm = calib_median(bp, k), sm = calib_median(sp, k);
+        printf("%-6zu %6d %12.6f %12.6f %8.1f%% %10.4f %10.4f   rounds:", p, k, sm, rm, 100 * e, sb[p], bm);
+        for (int r = 0; r < k; r++) printf(" %+.1f%%", 100 * ep[r]);
+        printf("\n");
         sum += fabs(e);
         if (fabs(e) > worst) worst = fabs(e);
         np++;
     }
-    free(sim); free(sb); free(real); free(rb); free(cnt);
+    free(simr); free(err); free(sb); free(real); free(rb); free(cnt);
     if (np) printf("makespan error over %d points: mean |error| %.1f%%, max |error| %.1f%%\n", np, 100 * sum / np, 100 * worst);
+    if (rejected) printf("%d runs rejected: the kernel probe moved more than %s%% from the calibration during the run\n", rejected, probe_tol);
     if (max_err > 0 && (np < (int)n || worst * 100 > max_err)) {
         fprintf(stderr, "d2moe execute: makespan error %.1f%% above --max-error %g%% (or points missing)\n", 100 * worst, max_err);
         return 1;
@@ -379,16 +491,19 @@ static int run(int argc, char **argv)
         {"x-spec", required_argument, NULL, 3},  {"x-point", required_argument, NULL, 4},
         {"repeat", required_argument, NULL, 5}, {"max-error", required_argument, NULL, 6},
         {"recalibrate", required_argument, NULL, 7}, {"nice", required_argument, NULL, 8},
+        {"wait", required_argument, NULL, 9}, {"x-probe-ref", required_argument, NULL, 10},
+        {"probe-tol", required_argument, NULL, 11}, {"max-retries", required_argument, NULL, 12},
         {NULL, 0, NULL, 0}};
     static char adjust[128];
     static simopts so;
     simopts_init(&so);
     sim_job job = {NULL, NULL, NULL, NULL, 0, 1, NULL};
     const char *dbpath = NULL, *mwq = NULL, *mwqdir = ".", *user_tl = NULL, *real_tl = NULL;
-    int threads = 1, verify = 1, quick = 0, repeat = 3, c;
+    int threads = 1, verify = 1, quick = 0, repeat = 3, max_retries = 3, c;
+    const char *probe_tol_arg = NULL;
     double max_err = 0;
     const char *recal = NULL;
-    const char *spec = NULL, *pass[8];
+    const char *spec = NULL, *pass[12];
     int npass = 0;
     while ((c = getopt_long(argc, argv, "hm:d:p:b:r:P:g:t:S:s:D:T:R:w:W:j:V", opts, NULL)) != -1) {
         int t = simopts_take(&so, c, optarg, "execute");
@@ -407,6 +522,34 @@ static int run(int argc, char **argv)
         case 'V': verify = 0; pass[npass++] = "--no-verify"; break;
         case 1: spec = optarg; break;
         case 2: quick = 1; break;
+        case 9:
+            if (strcmp(optarg, "spin") && strcmp(optarg, "sleep"))
+                return cli_usage_error("execute", "--wait %s: expected spin or sleep", optarg);
+            g_wait = optarg;
+            pass[npass++] = "--wait";
+            pass[npass++] = optarg;
+            break;
+        case 10: {
+            char *end;
+            g_probe_ref = strtod(optarg, &end);
+            if (end == optarg || *end || !(g_probe_ref > 0)) return cli_usage_error("execute", "--x-probe-ref %s: expected ns > 0", optarg);
+            break;
+        }
+        case 11: {
+            char *end;
+            double v = strtod(optarg, &end);
+            if (end == optarg || *end || !(v > 0 && v <= 100)) return cli_usage_error("execute", "--probe-tol %s: expected a percentage 0..100", optarg);
+            g_probe_tol = v / 100;
+            probe_tol_arg = optarg;
+            break;
+        }
+        case 12: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 0 || v > 100) return cli_usage_error("execute", "--max-retries %s: expected 0..100", optarg);
+            max_retries = (int)v;
+            break;
+        }
         case 3: g_spec = optarg; break;
         case 4: g_point = optarg; break;
         case 5: {
@@ -452,7 +595,7 @@ static int run(int argc, char **argv)
     if (spec) {
         if (!dbpath) return cli_usage_error("execute", "--spec needs --db");
         if (job.model || job.device || so.nsets || mwq || user_tl || real_tl)
-            return cli_usage_error("execute", "--spec takes the configuration from the spec (only --db, --mwq-dir, --threads, --no-verify, --quick, --repeat, --max-error, --recalibrate, --nice)");
+            return cli_usage_error("execute", "--spec takes the configuration from the spec (only --db, --mwq-dir, --threads, --no-verify, --wait, --quick, --repeat, --max-error, --recalibrate, --probe-tol, --max-retries, --nice)");
         sweep_spec *sp;
         int src = sweep_spec_load(spec, quick, NULL, 0, runner_check, NULL, &sp);
         if (src) return cli_fail(src);
@@ -461,7 +604,7 @@ static int run(int argc, char **argv)
             sweep_spec_free(sp);
             return cli_fail(D2_EINVAL);
         }
-        int st = run_spec(dbpath, pass, npass, sp, repeat, max_err, recal);
+        int st = run_spec(dbpath, pass, npass, sp, repeat, max_err, recal, max_retries, probe_tol_arg ? probe_tol_arg : "10");
         sweep_spec_free(sp);
         return st;
     }
@@ -572,8 +715,15 @@ static int run(int argc, char **argv)
      * below 32 MiB glibc serves them from the heap and never trims it */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, INT_MAX);
-    exec_opts o = {e.budget, threads, job.seed, verify, rt, 1};
+    exec_opts o = {e.budget, threads, job.seed, verify, rt, 1, !strcmp(g_wait, "sleep")};
+    /* the kernel probe right before and after the timed run (untimed):
+     * did the machine keep its speed? */
+    calib_probe *probe = NULL;
+    if (rc == D2_OK) rc = calib_probe_new(e.m.hidden, e.m.expert_ffn, &probe);
+    if (rc == D2_OK) g_probe_before = calib_probe_run(probe, 21);
     if (rc == D2_OK) rc = exec_run(&store_, &plan, &o, &x);
+    if (rc == D2_OK) g_probe_after = calib_probe_run(probe, 21);
+    calib_probe_free(probe);
     if (rt && fclose(rt) != 0 && rc == D2_OK) { d2_err_set("%s: write failed", real_tl); rc = D2_EIO; }
     exec_store_close(&store_);
     execplan_free(&plan);
@@ -602,6 +752,12 @@ static int run(int argc, char **argv)
     printf("%-16s %12.3f %12.3f   (budget %.3f MB; allocations with padding %.3f MB)\n", "peak_expert_mb", speak,
            (double)x.peak_expert_bytes / 1e6, (double)e.budget / 1e6, (double)x.peak_alloc_bytes / 1e6);
     printf("%-16s %12s %12.1f\n", "peak_rss_mb", "-", (double)x.peak_rss_bytes / 1e6);
+    printf("probe: %.1f us before, %.1f us after the run", g_probe_before / 1e3, g_probe_after / 1e3);
+    if (g_probe_ref > 0)
+        printf(" (calibrated %.1f us: %s within %.0f%%)", g_probe_ref / 1e3,
+               fabs(g_probe_before / g_probe_ref - 1) <= g_probe_tol && fabs(g_probe_after / g_probe_ref - 1) <= g_probe_tol ? "both" : "NOT both",
+               100 * g_probe_tol);
+    printf("\n");
     printf("io: %s, %.3f GB read, %.3f s waiting for budget room; load average %.2f\n", x.io_method,
            (double)x.bytes_read / 1e9, (double)x.io_wait_mem_ns / 1e9, loadavg1());
     if (verify)

@@ -21,6 +21,8 @@ typedef struct device {
     int64_t kernel_overhead_ns; /* fixed cost per expert-level kernel launch, ns */
     int64_t layer_overhead_ns;  /* fixed software cost per transformer layer per forward step, ns */
     double dequant_rate;        /* weights/s dequantized to FP16 (0 = costed as memory traffic) */
+    double io_interference;     /* while a load is in flight, expert compute runs at 1/(1 + x)
+                                   of its rate; 0 = independent queues */
     int unified;                /* accelerator shares host DRAM (no link copy) */
     /* host */
     int64_t host_mem_bytes;     /* host DRAM, bytes */

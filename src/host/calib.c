@@ -4,6 +4,7 @@
  * fitted by GSL weighted least squares.  Memory and compute: timed loops. */
 #define _GNU_SOURCE
 #include "host/calib.h"
+#include "host/exec.h"
 #include "core/err.h"
 #include "core/rng.h"
 #include "quant/kern.h"
@@ -65,13 +66,13 @@ void calib_io_opts_init(calib_io_opts *o)
     o->min_read = 4096;
     o->max_read = 64LL << 20;
     o->bytes_per_size = 128LL << 20;
+    o->size_step = 2.0;
     o->min_reps = 5;
     o->max_reps = 200;
     o->fresh_buffers = 0;
     o->seed = 7;
 }
 
-static int is_pow2(int64_t x) { return x > 0 && (x & (x - 1)) == 0; }
 
 /* The reason of an errno, in words a user acts on. */
 static const char *why(int e)
@@ -216,8 +217,8 @@ static int timed_read(int fd, int direct, int fresh, void *reuse, int64_t size, 
 int calib_io_measure(const calib_io_opts *o, calib_io_result *r)
 {
     memset(r, 0, sizeof *r);
-    if (!is_pow2(o->min_read) || o->min_read < ALIGN || !is_pow2(o->max_read) || o->max_read < o->min_read)
-        D2_ERROR(D2_EINVAL, "calibration: read sizes must be powers of two, %d <= min <= max", ALIGN);
+    if (o->min_read % ALIGN || o->min_read < ALIGN || o->max_read < o->min_read || !(o->size_step >= 1.05 && o->size_step <= 16))
+        D2_ERROR(D2_EINVAL, "calibration: read sizes must be multiples of %d with min <= max, and the size step 1.05..16", ALIGN);
     if (o->file_bytes < 2 * o->max_read || o->file_bytes % ALIGN)
         D2_ERROR(D2_EINVAL, "calibration: the file size %lld must be a multiple of 4 KiB and at least twice the "
                             "largest read (%lld bytes)", (long long)o->file_bytes, (long long)o->max_read);
@@ -236,7 +237,8 @@ int calib_io_measure(const calib_io_opts *o, calib_io_result *r)
 
     /* sizes and repetitions */
     int nsz = 0, reps[CALIB_MAX_SIZES], total = 0;
-    for (int64_t s = o->min_read; s <= o->max_read && nsz < CALIB_MAX_SIZES; s *= 2) {
+    for (int64_t s = o->min_read; s <= o->max_read && nsz < CALIB_MAX_SIZES;
+         s = ((int64_t)ceil((double)s * o->size_step) + ALIGN - 1) / ALIGN * ALIGN) {
         int64_t k = o->bytes_per_size / s;
         reps[nsz] = (int)(k < o->min_reps ? o->min_reps : k > o->max_reps ? o->max_reps : k);
         r->pt[nsz].size = s;
@@ -472,6 +474,23 @@ int calib_kern_measure(int64_t hidden, int64_t ffn, int64_t group, int base_bits
             }
             r->ns[k - 1][ti] = calib_median(t, reps);
         }
+    if (rc == D2_OK) { /* the per-token SwiGLU epilogue, as execute runs it */
+        float *gv = malloc((size_t)ffn * sizeof *gv), *uv = malloc((size_t)ffn * sizeof *uv), *hv = malloc((size_t)ffn * sizeof *hv);
+        kern_act *ha = NULL;
+        if (!gv || !uv || !hv || kern_act_new(ffn, group, &ha)) { rc = D2_ENOMEM; d2_err_set("kernel rates: out of memory"); }
+        for (int64_t i = 0; rc == D2_OK && i < ffn; i++) {
+            gv[i] = (float)gsl_ran_gaussian_ziggurat(g, 1.0);
+            uv[i] = (float)gsl_ran_gaussian_ziggurat(g, 1.0);
+        }
+        for (int rep = 0; rc == D2_OK && rep < reps; rep++) {
+            int64_t t0 = calib_cpu_ns();
+            for (int i = 0; i < 8 && rc == D2_OK; i++) rc = exec_swiglu(gv, uv, ffn, hv, ha);
+            t[rep] = (double)(calib_cpu_ns() - t0) / 8;
+        }
+        if (rc == D2_OK) r->epi_ns = calib_median(t, reps);
+        free(gv); free(uv); free(hv);
+        kern_act_free(ha);
+    }
     if (rc == D2_OK) {
         r->levels = levels;
         r->nt = nt;
@@ -499,6 +518,158 @@ int calib_kern_measure(int64_t hidden, int64_t ffn, int64_t group, int base_bits
     for (int m = 0; m < 3; m++) mwq_matrix_free(q[m]);
     free(w); free(x); free(Y); free(t);
     if (g) gsl_rng_free(g);
+    return rc;
+}
+
+/* ---- I/O interference ------------------------------------------------ */
+
+typedef struct reader_arg {
+    int fd, direct;
+    int64_t file_bytes, size;
+    void *buf;
+    int run;                /* atomic: 1 keeps the reader going */
+    int64_t reads;
+} reader_arg;
+
+static void *reader_main(void *p)
+{
+    reader_arg *a = p;
+    uint64_t st = 0x9e3779b97f4a7c15ULL;
+    const int64_t slots = (a->file_bytes - a->size) / ALIGN + 1;
+    while (__atomic_load_n(&a->run, __ATOMIC_ACQUIRE)) {
+        st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+        double ns;
+        if (timed_read(a->fd, a->direct, 0, a->buf, a->size, (int64_t)(st % (uint64_t)slots) * ALIGN, &ns)) break;
+        a->reads++;
+    }
+    return NULL;
+}
+
+struct calib_probe {
+    mwq_matrix *q[3];
+    kern_act *acts[2];
+    float *Y;
+    double *t;
+    int tcap;
+};
+
+void calib_probe_free(calib_probe *p)
+{
+    if (!p) return;
+    for (int m = 0; m < 3; m++) mwq_matrix_free(p->q[m]);
+    for (int a = 0; a < 2; a++) kern_act_free(p->acts[a]);
+    free(p->Y);
+    free(p->t);
+    free(p);
+}
+
+int calib_probe_new(int64_t hidden, int64_t ffn, calib_probe **out)
+{
+    *out = NULL;
+    if (hidden < 1 || ffn < 1 || hidden * ffn > (1LL << 28)) D2_ERROR(D2_EINVAL, "probe: bad expert shape");
+    calib_probe *p = calloc(1, sizeof *p);
+    float *w = malloc((size_t)(hidden * ffn) * sizeof *w);
+    gsl_rng *g = rng_new(12, 0x696e7466);
+    int rc = (!p || !w || !g) ? D2_ENOMEM : D2_OK;
+    if (rc) d2_err_set("probe: out of memory");
+    mwq_config c;
+    mwq_config_default(&c);
+    int64_t rows[3] = {ffn, ffn, hidden}, cols[3] = {hidden, hidden, ffn};
+    for (int m = 0; m < 3 && rc == D2_OK; m++) {
+        for (int64_t i = 0; i < rows[m] * cols[m]; i++) w[i] = (float)(0.02 * gsl_ran_gaussian_ziggurat(g, 1.0));
+        rc = mwq_matrix_quantize(w, rows[m], cols[m], &c, NULL, 0, &p->q[m]);
+    }
+    for (int a = 0; a < 2 && rc == D2_OK; a++) {
+        int64_t n = a == 0 ? hidden : ffn;
+        for (int64_t i = 0; i < n; i++) w[i] = (float)gsl_ran_gaussian_ziggurat(g, 1.0);
+        rc = kern_act_new(n, c.group, &p->acts[a]);
+        if (rc == D2_OK) rc = kern_act_set(p->acts[a], w);
+    }
+    if (rc == D2_OK && !(p->Y = calloc((size_t)(hidden > ffn ? hidden : ffn), sizeof *p->Y))) {
+        rc = D2_ENOMEM;
+        d2_err_set("probe: out of memory");
+    }
+    free(w);
+    if (g) gsl_rng_free(g);
+    if (rc) { calib_probe_free(p); return rc; }
+    *out = p;
+    return D2_OK;
+}
+
+double calib_probe_run(calib_probe *p, int passes)
+{
+    if (passes < 1) passes = 1;
+    if (passes > p->tcap) {
+        double *t = realloc(p->t, (size_t)passes * sizeof *t);
+        if (!t) return 0;
+        p->t = t;
+        p->tcap = passes;
+    }
+    for (int i = 0; i < passes; i++) {
+        int64_t t0 = calib_now_ns();
+        for (int k = 1; k <= 3; k++)
+            for (int m = 0; m < 3; m++) {
+                kern_mat v;
+                mwq_matrix_view(p->q[m], 3, &v);
+                kern_matmul(&v, k, k, &p->acts[m == 2], 1, p->Y);
+            }
+        p->t[i] = (double)(calib_now_ns() - t0);
+    }
+    return calib_median(p->t, passes);
+}
+
+int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int64_t read_bytes, int blocks,
+                       calib_interference_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (read_bytes < ALIGN || read_bytes % ALIGN || o->file_bytes < 2 * read_bytes || blocks < 2 || blocks > 1000)
+        D2_ERROR(D2_EINVAL, "interference: read size %lld (a multiple of 4 KiB, at most half the file), %d blocks",
+                 (long long)read_bytes, blocks);
+    struct stat st;
+    if (stat(o->dir, &st) != 0) D2_ERROR(D2_EIO, "%s: %s", o->dir, why(errno));
+    calib_probe *pr = NULL;
+    D2_TRY(calib_probe_new(hidden, ffn, &pr));
+    const int per = 5;
+    double *t[2] = {malloc((size_t)(blocks * per) * sizeof(double)), malloc((size_t)(blocks * per) * sizeof(double))};
+    reader_arg ra = {-1, 0, o->file_bytes, read_bytes, NULL, 0, 0};
+    int rc = (!t[0] || !t[1] || posix_memalign(&ra.buf, ALIGN, (size_t)read_bytes)) ? D2_ENOMEM : D2_OK;
+    if (rc) { ra.buf = NULL; d2_err_set("interference: out of memory"); }
+    char method[64];
+    if (rc == D2_OK) rc = open_tmp(o->dir, &ra.fd, &ra.direct, method, sizeof method);
+    double wbw;
+    if (rc == D2_OK) rc = write_file(ra.fd, o, ra.direct, &wbw);
+    /* blocks alternate: the probe alone, then with a reader thread */
+    int n[2] = {0, 0};
+    for (int b = 0; b < blocks && rc == D2_OK; b++) {
+        const int on = b & 1;
+        pthread_t th;
+        if (on) {
+            __atomic_store_n(&ra.run, 1, __ATOMIC_RELEASE);
+            if (pthread_create(&th, NULL, reader_main, &ra)) { rc = D2_EIO; d2_err_set("interference: cannot start a thread"); break; }
+            struct timespec ts = {0, 2000000}; /* let the first read start */
+            nanosleep(&ts, NULL);
+        }
+        for (int i = 0; i < per; i++) t[on][n[on]++] = calib_probe_run(pr, 1);
+        if (on) {
+            __atomic_store_n(&ra.run, 0, __ATOMIC_RELEASE);
+            pthread_join(th, NULL);
+        }
+    }
+    if (rc == D2_OK) {
+        if (ra.reads == 0) { rc = D2_EIO; d2_err_set("interference: the reader thread read nothing"); }
+        else {
+            r->alone_ns = calib_median(t[0], n[0]);
+            r->with_io_ns = calib_median(t[1], n[1]);
+            r->x = r->with_io_ns / r->alone_ns - 1;
+            if (r->x < 0) r->x = 0;
+            r->reads = ra.reads;
+            r->read_bytes = read_bytes;
+        }
+    }
+    if (ra.fd >= 0) close(ra.fd); /* nameless: closing frees it */
+    free(ra.buf);
+    calib_probe_free(pr);
+    free(t[0]); free(t[1]);
     return rc;
 }
 

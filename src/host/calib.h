@@ -17,8 +17,10 @@
 typedef struct calib_io_opts {
     char dir[4096];          /* directory of the temporary data file */
     int64_t file_bytes;      /* temporary file size, bytes (default 1 GiB) */
-    int64_t min_read;        /* smallest read, bytes, power of 2 >= 4096 (default 4 KiB) */
-    int64_t max_read;        /* largest read, bytes, power of 2 (default 64 MiB) */
+    int64_t min_read;        /* smallest read, bytes, a multiple of 4096 (default 4 KiB) */
+    int64_t max_read;        /* largest read, bytes, >= min_read (default 64 MiB) */
+    double size_step;        /* factor between read sizes, each rounded up to 4 KiB
+                                (default 2: powers of 2; 1.25 samples a range densely) */
     int64_t bytes_per_size;  /* bytes read per size and pass, bytes (default 128 MiB) */
     int min_reps, max_reps;  /* timed reads per size: at least / at most (default 5 / 200) */
     int fresh_buffers;       /* 1: read into a new aligned allocation each time (page
@@ -86,10 +88,40 @@ typedef struct calib_kern_result {
     double a_ns[KERN_MAX_LEVELS_CALIB];       /* fitted fixed part per level, ns */
     double b_ns[KERN_MAX_LEVELS_CALIB];       /* fitted time per token per level, ns */
     int64_t weights;                          /* weights of one expert */
+    double epi_ns;                            /* median time of one token's SwiGLU
+                                                 epilogue (silu(gate) * up, int8
+                                                 activations for down), ns */
     char impl[16];                            /* kernel path: "scalar" or "avx2" */
 } calib_kern_result;
 int calib_kern_measure(int64_t hidden, int64_t ffn, int64_t group, int base_bits, int levels, const int *tokens,
                        int nt, int reps, calib_kern_result *r);
+
+/* A kernel probe: one expert of hidden x ffn quantized (V1, synthetic
+ * weights, seeded) once; a pass = levels 1, 2, 3 of its three matrices for one
+ * token, as an execute item runs them.  calibrate records the probe's median
+ * with the profile and execute runs it right before and after its timed run,
+ * so a validation can tell whether the machine kept the speed it was
+ * calibrated at. */
+typedef struct calib_probe calib_probe;
+int calib_probe_new(int64_t hidden, int64_t ffn, calib_probe **out);
+/* Median wall time of `passes` passes, ns. */
+double calib_probe_run(calib_probe *p, int passes);
+void calib_probe_free(calib_probe *p);
+
+/* How much a concurrent load slows the kernels (the simulator's
+ * device.io_interference): the MWQ kernels of one expert (V1, levels 1..3,
+ * one token) timed in `blocks` alternating blocks, alone and while a second
+ * thread reads a nameless temporary file (o->dir, o->file_bytes) with
+ * O_DIRECT at random offsets, read_bytes per read; x = median(with) /
+ * median(alone) - 1, at least 0.  Wall time (the reader shares the machine
+ * by design). */
+typedef struct calib_interference_result {
+    double alone_ns, with_io_ns;  /* medians of one pass, ns */
+    double x;                     /* slowdown while loading */
+    int64_t reads, read_bytes;    /* reads the reader made, bytes per read */
+} calib_interference_result;
+int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int64_t read_bytes, int blocks,
+                       calib_interference_result *r);
 
 /* Median of n doubles (sorts a copy).  n >= 1. */
 double calib_median(const double *x, int n);

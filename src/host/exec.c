@@ -361,6 +361,7 @@ typedef struct run {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     size_t loads_done, comps_done;
+    uint64_t ev;                /* bumped (atomically, under mu) at every broadcast of cv */
     int64_t held, held_alloc, peak, peak_alloc;
     int comp_blocked;           /* coordinator waits for loads_done >= comp_blocked_on */
     size_t comp_blocked_on;
@@ -386,6 +387,28 @@ typedef struct run {
     int nver;
 } run;
 
+/* Wake the waiters of cv (mu held). */
+static void ev_signal(run *R)
+{
+    __atomic_add_fetch(&R->ev, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&R->cv);
+}
+
+/* Wait for the next ev_signal (mu held; held again on return).  Spinning:
+ * release mu and poll ev with a pause, so the thread never sleeps. */
+static void ev_wait(run *R)
+{
+    if (R->o->sleep_wait) { pthread_cond_wait(&R->cv, &R->mu); return; }
+    uint64_t g = R->ev;
+    pthread_mutex_unlock(&R->mu);
+    while (__atomic_load_n(&R->ev, __ATOMIC_ACQUIRE) == g) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    pthread_mutex_lock(&R->mu);
+}
+
 static void run_fail(run *R, int rc)
 {
     pthread_mutex_lock(&R->mu);
@@ -394,7 +417,7 @@ static void run_fail(run *R, int rc)
         R->fail_rc = rc;
         snprintf(R->fail_msg, sizeof R->fail_msg, "%s", d2_err_msg());
     }
-    pthread_cond_broadcast(&R->cv);
+    ev_signal(R);
     pthread_mutex_unlock(&R->mu);
 }
 
@@ -454,6 +477,12 @@ static void mat_view(run *R, uint32_t layer, uint32_t expert, int matrix, uint32
 
 static float silu(float v) { return v / (1.0f + expf(-v)); }
 
+int exec_swiglu(const float *g, const float *u, int64_t f, float *h, kern_act *ha)
+{
+    for (int64_t r = 0; r < f; r++) h[r] = silu(g[r]) * u[r];
+    return kern_act_set(ha, h);
+}
+
 /* The part of compute ci for the group's tokens [a, b): gate/up level k
  * for the tokens at >= k, then down (levels 1..j) for the tokens ending at
  * each level j that becomes complete with this compute. */
@@ -481,9 +510,7 @@ static int comp_slice(run *R, size_t ci, tokstate *t, uint32_t a, uint32_t b)
         float *h = malloc((size_t)f * sizeof *h);
         if (!h) D2_ERROR(D2_ENOMEM, "execute: out of memory");
         for (uint32_t i = fa; i < fb; i++) {
-            const float *gi = t->g + (size_t)i * (size_t)f, *ui = t->u + (size_t)i * (size_t)f;
-            for (int64_t r = 0; r < f; r++) h[r] = silu(gi[r]) * ui[r];
-            int rc = kern_act_set(t->ha[i], h);
+            int rc = exec_swiglu(t->g + (size_t)i * (size_t)f, t->u + (size_t)i * (size_t)f, f, h, t->ha[i]);
             if (rc) { free(h); return rc; }
         }
         free(h);
@@ -577,8 +604,8 @@ static void *comp_main(void *arg)
         while (!R->fail && R->loads_done < (size_t)R->d.dep_load[i]) {
             R->comp_blocked = 1;
             R->comp_blocked_on = (size_t)R->d.dep_load[i];
-            pthread_cond_broadcast(&R->cv);
-            pthread_cond_wait(&R->cv, &R->mu);
+            ev_signal(R);
+            ev_wait(R);
         }
         R->comp_blocked = 0;
         int stop = R->fail;
@@ -601,7 +628,7 @@ static void *comp_main(void *arg)
             }
         }
         R->comps_done = i + 1;
-        pthread_cond_broadcast(&R->cv);
+        ev_signal(R);
         pthread_mutex_unlock(&R->mu);
     }
     return NULL;
@@ -657,7 +684,7 @@ static int io_loop(run *R)
             D2_ERROR(D2_ERANGE, "execute: level %u of (layer %u, expert %u) is %lld bytes, more than the budget %lld",
                      op->level, op->layer, op->expert, (long long)need, (long long)R->o->budget);
         pthread_mutex_lock(&R->mu);
-        while (!R->fail && R->comps_done < R->d.gate[i]) pthread_cond_wait(&R->cv, &R->mu);
+        while (!R->fail && R->comps_done < R->d.gate[i]) ev_wait(R);
         if (R->ub[uid].buf) { /* loaded before and never used since: replace it */
             free(R->ub[uid].buf);
             R->ub[uid].buf = NULL;
@@ -673,7 +700,7 @@ static int io_loop(run *R)
                                     "the %lld-byte budget are held by units still needed",
                          i, op->layer, op->expert, op->level, (long long)need, (long long)R->held, (long long)R->o->budget);
             }
-            pthread_cond_wait(&R->cv, &R->mu);
+            ev_wait(R);
         }
         R->io_wait_mem += calib_now_ns() - w0;
         if (R->fail) { pthread_mutex_unlock(&R->mu); return D2_OK; }
@@ -700,7 +727,7 @@ static int io_loop(run *R)
                      (long long)R->o->budget);
         }
         R->loads_done = i + 1;
-        pthread_cond_broadcast(&R->cv);
+        ev_signal(R);
         pthread_mutex_unlock(&R->mu);
     }
     return D2_OK;

@@ -76,6 +76,12 @@ typedef struct exec_opts {
     int prefault;              /* before timing: touch and free as much memory as the run holds
                                   (useful when the caller keeps freed memory mapped: mallopt
                                   M_MMAP_THRESHOLD / M_TRIM_THRESHOLD, as `d2moe execute` does) */
+    int sleep_wait;            /* 0 (default): the I/O thread and the compute coordinator poll
+                                  (spin with pause) when they wait for each other, as serving
+                                  engines' worker threads do; 1: they block on a condition
+                                  variable.  On this project's VM a compute that starts after
+                                  its thread slept 0.2-1 ms ran 40-60% slower for its first
+                                  ~200 us (docs/host.md), which the simulator does not model */
 } exec_opts;
 
 typedef struct exec_result {
@@ -107,5 +113,10 @@ int exec_plan_check(const exec_plan *p, const exec_store *s);
  * plan need more than the budget with nothing left to free, D2_ERANGE
  * (never a hang). */
 int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_result *r);
+
+/* One token's SwiGLU epilogue: h = silu(g) * up over f values, then h
+ * quantized into ha for the down projection.  Shared with calibrate, which
+ * times exactly this. */
+int exec_swiglu(const float *g, const float *u, int64_t f, float *h, kern_act *ha);
 
 #endif

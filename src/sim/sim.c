@@ -136,6 +136,8 @@ typedef struct run {
     size_t ntok_max;        /* tokens of the largest forward step (the prefill) */
     bitroute_use *uses;     /* one layer step's (token, expert) uses */
     uint32_t *scratch;      /* bit routing scratch (6 per use), then B[expert][unit] counts */
+    uint32_t *Bfin;         /* [expert][unit] tokens whose last level is unit (nested) */
+    int swiglu;             /* sim.nested_compute = swiglu (nested systems only) */
     /* offline profiling */
     uint8_t *static_level;  /* [L*E] */
     double *trans;          /* [L*E*E] P(e' at l+1 | e at l) */
@@ -169,6 +171,14 @@ typedef struct run {
     uint32_t qhead, qtail, qcap;
     int io_busy, comp_busy, phase; /* flags; phase: 0 non-expert, 1 expert */
     int waiting;            /* the compute unit waits for a load (a bubble is open) */
+    /* the running expert compute when device.io_interference > 0: its rate
+     * changes whenever the I/O queue starts or stops, so its end event is
+     * re-pushed with a new version and stale ones are dropped */
+    int comp_active;        /* an expert item is computing under the interference model */
+    uint32_t comp_idx;      /* its item index */
+    int64_t comp_start, comp_last; /* when it started / its remaining work was last updated, ns */
+    double comp_rem;        /* its remaining work at full rate, ns */
+    int64_t comp_ver;       /* version of its end event (event field b) */
     int64_t idle_since;     /* when that bubble opened, ns */
     uint32_t *predicted;    /* entries marked predicted */
     uint32_t npredicted;
@@ -410,6 +420,21 @@ static int check_freed(run *r)
              id % r->U + 1, (id / r->U) % r->E, id / r->U / r->E);
 }
 
+/* The I/O queue went from busy_before to r->io_busy: the running expert
+ * compute (interference model) changes rate; push its new end. */
+static int comp_rerate(run *r, int busy_before)
+{
+    if (!r->comp_active || busy_before == r->io_busy) return D2_OK;
+    const double x = r->d->io_interference;
+    int64_t now = des_now(r->ev);
+    r->comp_rem -= (double)(now - r->comp_last) / (busy_before ? 1 + x : 1);
+    if (r->comp_rem < 0) r->comp_rem = 0;
+    r->comp_last = now;
+    r->comp_ver++;
+    double f = r->io_busy ? 1 + x : 1;
+    return des_event_after(r->ev, (int64_t)ceil(r->comp_rem * f), EV_COMP_DONE, r->comp_idx, r->comp_ver);
+}
+
 static int kick_io(run *r)
 {
     while (!r->io_busy && r->qhead < r->qtail && !r->oom && !r->done) {
@@ -474,6 +499,7 @@ static int kick_io(run *r)
         timeline(r, now, now + t, "io", q->layer, (int)((q->entry / r->U) % r->E), (int)unit + 1,
                  q->prefetch ? 0 : r->items[r->item_of[q->entry]].tokens);
         r->io_busy = 1;
+        RUN_TRY(comp_rerate(r, 0));
         r->io_busy_ns += t;
         r->io_bytes += bytes;
         if (q->prefetch) r->pf_loads++;
@@ -497,11 +523,23 @@ static int kick_compute(run *r)
         r->transient = 2 * r->W;
         mem_account(r);
     }
-    RUN_TRY(des_event_after(r->ev, it->t_comp, EV_COMP_DONE, it - r->items, 0));
-    timeline(r, now, now + it->t_comp, "compute", r->layer, (int)it->expert, (int)it->unit + 1, it->tokens);
     r->comp_busy = 1;
-    r->comp_ns += it->t_comp;
-    r->expert_ns += it->t_comp;
+    if (r->d->io_interference > 0) {
+        /* the duration depends on the I/O queue while it runs: accounted
+         * and written to the timeline when it ends */
+        r->comp_active = 1;
+        r->comp_idx = (uint32_t)(it - r->items);
+        r->comp_start = r->comp_last = now;
+        r->comp_rem = (double)it->t_comp;
+        r->comp_ver++;
+        double f = r->io_busy ? 1 + r->d->io_interference : 1;
+        RUN_TRY(des_event_after(r->ev, (int64_t)ceil(r->comp_rem * f), EV_COMP_DONE, r->comp_idx, r->comp_ver));
+    } else {
+        RUN_TRY(des_event_after(r->ev, it->t_comp, EV_COMP_DONE, it - r->items, 0));
+        timeline(r, now, now + it->t_comp, "compute", r->layer, (int)it->expert, (int)it->unit + 1, it->tokens);
+        r->comp_ns += it->t_comp;
+        r->expert_ns += it->t_comp;
+    }
     r->dequant_ns += it->dequant;
     r->router_ns += it->router;
     return D2_OK;
@@ -622,6 +660,7 @@ static int plan_step(run *r)
         r->gate2_k[u->level] += (double)u->weight * u->weight;
         B[u->expert * r->U + u->level]++;
     }
+    if (r->swiglu) memcpy(r->Bfin, B, (size_t)r->E * r->U * sizeof *B);
     if (r->sys->nested) /* nesting: a use at level k needs units 1..k */
         for (uint32_t j = 0; j < r->E; j++)
             for (uint32_t k = r->U - 1; k-- > 0;) B[j * r->U + k] += B[j * r->U + k + 1];
@@ -639,10 +678,25 @@ static int plan_step(run *r)
             it->unit = u;
             it->tokens = cnt;
             cost_compute cc = {0, 0, 0, 0};
-            if (cnt <= r->ntok_max) cc = r->ccache[(size_t)u * (r->ntok_max + 1) + cnt];
-            if (cc.total == 0) {
-                cost_expert(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], cnt, &cc);
-                if (cnt <= r->ntok_max) r->ccache[(size_t)u * (r->ntok_max + 1) + cnt] = cc;
+            if (r->swiglu) {
+                /* gate/up of level u+1 for its cnt tokens, and the down
+                 * projection of levels 1..u+1 for the tokens ending here */
+                uint32_t fin = r->Bfin[j * r->U + u];
+                int64_t Wm = r->W / r->m->expert_matrices, down_bytes = 0;
+                for (uint32_t l = 0; l <= u; l++) down_bytes += r->unit_bytes[l] / r->m->expert_matrices;
+                cost_compute gu, dn = {0, 0, 0, 0};
+                cost_expert(r->d, r->W - Wm, r->unit_bytes[u] - r->unit_bytes[u] / r->m->expert_matrices, r->unit_bits[u], cnt, &gu);
+                if (fin) cost_expert(r->d, Wm * (int64_t)(u + 1), down_bytes, r->unit_bits[u], fin, &dn);
+                cc.dequant = gu.dequant + dn.dequant;
+                cc.gemm = gu.gemm + dn.gemm;
+                cc.overhead = gu.overhead + dn.overhead;
+                cc.total = gu.total + dn.total;
+            } else {
+                if (cnt <= r->ntok_max) cc = r->ccache[(size_t)u * (r->ntok_max + 1) + cnt];
+                if (cc.total == 0) {
+                    cost_expert(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], cnt, &cc);
+                    if (cnt <= r->ntok_max) r->ccache[(size_t)u * (r->ntok_max + 1) + cnt] = cc;
+                }
             }
             RUN_TRY(check_dur(cc.total, "expert compute"));
             it->dequant = cc.dequant;
@@ -781,6 +835,7 @@ static int handle(run *r, const des_event *e)
     case EV_LOAD_DONE: {
         uint32_t id = (uint32_t)e->a;
         r->io_busy = 0;
+        RUN_TRY(comp_rerate(r, 1));
         mem_entry_loaded(r->mm, id);
         int32_t ii = r->item_of[id];
         if (ii >= 0 && r->items[ii].held && r->items[ii].state == 0) {
@@ -792,6 +847,14 @@ static int handle(run *r, const des_event *e)
     }
     case EV_COMP_DONE: {
         step_item *it = &r->items[e->a];
+        if (r->d->io_interference > 0) {
+            if (e->b != r->comp_ver || !r->comp_active) return D2_OK; /* superseded by a rate change */
+            int64_t now = des_now(r->ev);
+            r->comp_active = 0;
+            timeline(r, r->comp_start, now, "compute", r->layer, (int)it->expert, (int)it->unit + 1, it->tokens);
+            r->comp_ns += now - r->comp_start;
+            r->expert_ns += now - r->comp_start;
+        }
         it->state = 3;
         r->comp_busy = 0;
         r->transient = 0;
@@ -831,7 +894,7 @@ static void run_free(run *r)
     if (r->rng_arrival) gsl_rng_free(r->rng_arrival);
     free(r->arrive_ns); free(r->first_ns); free(r->finish_ns); free(r->gen_cnt);
     free(r->pre_q); free(r->dec_q); free(r->dec_pos);
-    free(r->rexp); free(r->rw); free(r->rb); free(r->uses); free(r->scratch);
+    free(r->rexp); free(r->rw); free(r->rb); free(r->uses); free(r->scratch); free(r->Bfin);
     free(r->static_level); free(r->trans); free(r->items); free(r->item_of);
     free(r->pitems); free(r->order); free(r->order2); free(r->ready); free(r->ioq); free(r->predicted); free(r->ccache);
     free(r->groups); free(r->gflag); free(r->gneed);
@@ -852,6 +915,9 @@ static int setup(run *r, const sim_input *in)
     const char *cp = p->caps[0] ? p->caps : r->sys->caps;
     const char *pf = p->prefetch[0] ? p->prefetch : r->sys->prefetch;
     if (!(r->at = arrival_find(p->arrival))) D2_ERROR(D2_EINVAL, "sim.arrival: unknown arrival process \"%s\" (batch, poisson, uniform)", p->arrival);
+    if (strcmp(p->nested_compute, "uniform") && strcmp(p->nested_compute, "swiglu"))
+        D2_ERROR(D2_EINVAL, "sim.nested_compute: \"%s\": expected uniform or swiglu", p->nested_compute);
+    r->swiglu = r->sys->nested && !strcmp(p->nested_compute, "swiglu") && r->m->expert_matrices >= 2;
     if (!(r->ft = prefetch_find(pf))) D2_ERROR(D2_EINVAL, "sim.prefetch: unknown predictor \"%s\" (none, paths, oracle)", pf);
     int arg = 0;
     if (!(r->bt = bitroute_find(br, &arg))) D2_ERROR(D2_EINVAL, "sim.bitroute: unknown bit-width routing \"%s\" (capacity, gate, static, uniform:B, trace)", br);
@@ -907,6 +973,7 @@ static int setup(run *r, const sim_input *in)
     r->rb = calloc(nroute, sizeof *r->rb);
     r->uses = malloc(nuse * sizeof *r->uses);
     r->scratch = malloc((6 * nuse > nit ? 6 * nuse : nit) * sizeof *r->scratch);
+    r->Bfin = malloc(nit * sizeof *r->Bfin);
     r->static_level = calloc((size_t)r->L * r->E, 1);
     r->trans = calloc((size_t)r->L * r->E * r->E, sizeof *r->trans);
     r->items = malloc(nit * sizeof *r->items);
@@ -934,7 +1001,7 @@ static int setup(run *r, const sim_input *in)
         r->io_unit[u] = cost_load_ns(r->d, r->unit_bytes[u], 0);
         D2_TRY(check_dur(r->io_unit[u], "expert load"));
     }
-    if (!r->rng_bits || !r->rng_pred || !r->rexp || !r->rw || !r->rb || !r->uses || !r->scratch || !r->static_level ||
+    if (!r->rng_bits || !r->rng_pred || !r->rexp || !r->rw || !r->rb || !r->uses || !r->scratch || !r->Bfin || !r->static_level ||
         !r->trans || !r->items || !r->groups || !r->gflag || !r->gneed || !r->item_of || !r->pitems || !r->order || !r->order2 || !r->ready || !r->ioq || !r->predicted || !r->ccache ||
         !r->arrive_ns || !r->first_ns || !r->finish_ns || !r->gen_cnt || !r->pre_q || !r->dec_q || !r->dec_pos || !r->rng_arrival)
         D2_ERROR(D2_ENOMEM, "sim: out of memory");

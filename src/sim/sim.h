@@ -34,6 +34,7 @@ typedef struct sim_params {
     int64_t nonexpert_bits;       /* bits per non-expert weight */
     int64_t kv_bits;              /* bits per KV-cache element */
     int kv_on_device;             /* count the KV cache in accelerator memory */
+    char nested_compute[PARAM_STR_MAX]; /* nested level-item cost: "uniform" or "swiglu" */
     int transient_fp16;           /* count the transient FP16 dequantized expert in memory */
     int plan_gap;                 /* also evaluate hebf and optimal per step (plan_gap_*) */
     int64_t opt_max_states;       /* optimal planner: largest search (states) per step */
