@@ -15,6 +15,8 @@ grep -Eq '^# .*page cache bypassed with (O_DIRECT|POSIX_FADV_DONTNEED)' "$TMP/ho
 grep -Eq '^unified += true ' "$TMP/show"; ok $? "unified = true"
 awk '$1 == "flash_bw" && $3 > 0 { f = 1 } END { exit !f }' "$TMP/show"; ok $? "flash_bw > 0"
 awk '$1 == "fp16_flops" && $3 > 0 { f = 1 } END { exit !f }' "$TMP/show"; ok $? "fp16_flops > 0"
+awk '$1 == "dequant_rate" && $3 >= 1e15 { f = 1 } END { exit !f }' "$TMP/show"; ok $? "dequant_rate >= 1e15: no FP16 copy (the kernels read packed codes)"
+awk '$1 == "kernel_overhead_ns" && $3 == 0 { f = 1 } END { exit !f }' "$TMP/show"; ok $? "kernel_overhead_ns = 0: the fitted intercept is recorded, not used"
 mem=$(awk '$1 == "mem_bytes" { print $3 }' "$TMP/show")
 [ "$mem" -gt 0 ] 2>/dev/null; ok $? "mem_bytes from the machine ($mem)"
 grep -Eq '^# +SwiGLU epilogue .*per token: [1-9][0-9]* ns' "$TMP/host.ini"; ok $? "the SwiGLU epilogue is measured and named in the profile"
@@ -26,6 +28,7 @@ expect 2 "at least twice the largest read" "file smaller than the reads: exit 2"
     "$D2MOE" calibrate -o "$TMP/x.ini" --dir "$TMP/d" --file-size 1Mi --max-read 1Mi
 expect 2 "unknown option" "unknown option: exit 2" -- "$D2MOE" calibrate --frob
 expect 2 "--size-step 1: expected a factor 1.05..16" "size step without progress: exit 2" -- "$D2MOE" calibrate -o "$TMP/x.ini" --size-step 1
+expect 2 "at most 40: raise --size-step" "too many read sizes: exit 2, before any file" -- "$D2MOE" calibrate -o "$TMP/x.ini" --dir "$TMP/d" --size-step 1.05
 expect 1 "nowhere: no such file or directory" "missing --dir: one line" -- "$D2MOE" calibrate -o "$TMP/x.ini" --dir "$TMP/nowhere" $SMALL
 [ ! -e "$TMP/x.ini" ]; ok $? "no profile after the errors"
 

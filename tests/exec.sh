@@ -139,20 +139,30 @@ grep -q 'mean |error|' "$TMP/vout"; ok $? "overall error reported"
 ok $? "--max-error above the error: exit 0"
 # --recalibrate: a profile before every point; a run whose probe moved more
 # than --probe-tol from the calibration's is rejected and measured again
+# (--calib-tol wide, so every calibration passes and the run gate decides)
 "$D2MOE" execute --spec "$TMP/v.ini" --db "$TMP/v3.db" --mwq-dir "$TMP" --repeat 1 --recalibrate "$TMP/rc" \
-    --probe-tol 0.0001 --max-retries 1 > "$TMP/vr" 2>&1; ok $? "--recalibrate with an impossible --probe-tol still finishes"
-# each attempt is rejected, by the calibration's own check (probe against its
-# kernel fits) or by the run's probes
-[ "$(grep -Ec 'rejected, (measuring|calibrating) again' "$TMP/vr")" -eq 2 ] && [ "$(grep -c 'rejected (no retries left)' "$TMP/vr")" -eq 2 ]
-ok $? "every attempt rejected: 2 points x (1 + 1 retry)"
+    --calib-tol 1000 --probe-tol 0.0001 --max-retries 1 > "$TMP/vr" 2>&1; ok $? "--recalibrate with an impossible --probe-tol still finishes"
+[ "$(grep -c 'during the run: rejected, measuring again' "$TMP/vr")" -eq 2 ] && [ "$(grep -c 'during the run: rejected (no retries left)' "$TMP/vr")" -eq 2 ]
+ok $? "every run rejected by its probes: 2 points x (1 + 1 retry)"
 grep -q '^4 runs rejected' "$TMP/vr"; ok $? "the summary counts the rejected runs"
 [ "$(grep -c '(no result)' "$TMP/vr")" -eq 2 ]; ok $? "rejected runs are left out of the summary"
+if command -v sqlite3 > /dev/null; then
+    n=$(sqlite3 "$TMP/v3.db" "SELECT count(*) FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = 'probe_ok' AND m.value = 0 WHERE r.mode = 'real'")
+    [ "$n" = 4 ]; ok $? "the store marks the 4 real runs probe_ok = 0 ($n)"
+else
+    skip "probe_ok in the store (no sqlite3)"
+fi
 [ "$(ls "$TMP/rc" | grep -c '^host-r1-p[01].ini$')" -eq 2 ]; ok $? "one profile per point in the recalibration directory"
+"$D2MOE" execute --spec "$TMP/v.ini" --db "$TMP/v5.db" --mwq-dir "$TMP" --repeat 1 --recalibrate "$TMP/rc" \
+    --calib-tol 0.0001 --max-retries 1 > "$TMP/vc" 2>&1; ok $? "--recalibrate with an impossible --calib-tol still finishes"
+[ "$(grep -c 'its own kernel fits: rejected' "$TMP/vc")" -eq 4 ] && grep -q '^4 calibrations rejected' "$TMP/vc"
+ok $? "every calibration rejected against its own kernel fits, and counted"
 "$D2MOE" execute --spec "$TMP/v.ini" --db "$TMP/v4.db" --mwq-dir "$TMP" --repeat 1 --recalibrate "$TMP/rc" \
     --probe-tol 100 > "$TMP/vr2" 2>&1; ok $? "--recalibrate with a wide --probe-tol"
 ! grep -q 'rejected' "$TMP/vr2"; ok $? "nothing rejected at 100%"
 grep -Eq '^[01] +1 +[0-9.]+ +[0-9.]+ +-?[0-9.]+% .*rounds: [-+][0-9.]+%' "$TMP/vr2"; ok $? "each point lists its paired per-round errors"
 expect 2 "--probe-tol 0: expected a percentage" "bad --probe-tol: exit 2" -- "$D2MOE" execute --spec "$TMP/v.ini" --db "$TMP/v.db" --probe-tol 0
+expect 2 "--calib-tol x: expected a percentage" "bad --calib-tol: exit 2" -- "$D2MOE" execute --spec "$TMP/v.ini" --db "$TMP/v.db" --calib-tol x
 expect 2 "needs --db" "--spec without --db: exit 2" -- "$D2MOE" execute --spec "$TMP/v.ini"
 sed 's/^kind = execute/kind = simulate/' "$TMP/v.ini" > "$TMP/v2.ini"
 expect 2 "expected kind = execute" "a spec of another kind: exit 2" -- "$D2MOE" execute --spec "$TMP/v2.ini" --db "$TMP/v.db"

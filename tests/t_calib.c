@@ -123,7 +123,10 @@ static void test_measure(const char *dir)
     rc = calib_io_measure(&o, &r);
     /* 8192 * 1.25 = 10240 -> 12288 (rounded up to 4 KiB); 15360 -> 16384; 20480; 25600 -> 28672; 36864 > 32768 stops */
     static const int64_t want[] = {8192, 12288, 16384, 20480, 28672};
-    int steps_ok = rc == D2_OK && r.n == 5;
+    /* the sizes are set before the fit; on a busy machine the fit of such
+     * small reads may be refused (slope <= 0), which is not what this checks */
+    if (rc != D2_OK) tap_diag("--size-step run: %s", d2_err_msg());
+    int steps_ok = (rc == D2_OK || rc == D2_ERANGE) && r.n == 5;
     for (int i = 0; steps_ok && i < 5; i++) steps_ok = r.pt[i].size == want[i];
     ok(steps_ok, "--size-step 1.25 from 8 KiB: 8, 12, 16, 20, 28 KiB (each rounded up to 4 KiB; got %d sizes)", r.n);
     o.size_step = 2;

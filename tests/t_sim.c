@@ -456,6 +456,7 @@ static void test_closed_form(void)
     }
     di.io_interference = 0.25;
     r = run1("moqe-dynaio-int8", "id-order", map, 10, 1, 1000000000, &di, NULL);
+    ok(r != NULL, "id-order run with io_interference = 0.25");
     if (r) {
         /* id-order: c(1) starts at A + io while load 1 runs until A + 2 io > its end, so
          * all of c(1) runs at 1/1.25; c(9) runs alone after load 1 */

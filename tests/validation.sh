@@ -31,11 +31,7 @@ for p in 0 1; do
     set -- $line
     rounds=$2 sim=$3 real=$4 err=${5%\%}
     diag "point $p: $rounds accepted rounds, simulated $sim s, measured $real s (medians), error $err% ($(echo "$line" | sed 's/.*rounds://'))"
-    if [ "$rounds" -lt 2 ]; then
-        skip "point $p: only $rounds accepted round(s): the machine kept changing speed"
-        continue
-    fi
-    awk -v e="$err" 'BEGIN { exit !(e <= 25 && e >= -25) }'; ok $? "point $p: makespan error $err% within 25%"
+    awk -v e="$err" 'BEGIN { exit !(e <= 25 && e >= -25) }'; ok $? "point $p: makespan error $err% within 25% ($rounds accepted rounds)"
     n=$((n + 1))
 done
 diag "$n of 2 points checked"

@@ -52,7 +52,8 @@ static void usage(FILE *out)
             "                     [--mwq FILE | --mwq-dir DIR] [--threads N] [--no-verify] [--wait spin|sleep]\n"
             "                     [--timeline FILE] [--real-timeline FILE] [--nice N]\n"
             "       d2moe execute --spec experiments/validation.ini --db FILE [--quick]\n"
-            "                     [--repeat N] [--max-error PCT] [--recalibrate DIR [--probe-tol PCT] [--max-retries N]]\n"
+            "                     [--repeat N] [--max-error PCT]\n"
+            "                     [--recalibrate DIR [--probe-tol PCT] [--calib-tol PCT] [--max-retries N]]\n"
             "                     [--nice N]\n"
             "                     [--mwq-dir DIR] [--threads N] [--no-verify] [--wait spin|sleep]\n\n"
             "Run the plan `d2moe simulate` makes with the same options for real on this\n"
@@ -94,7 +95,9 @@ static void usage(FILE *out)
             "itself; with --recalibrate a run whose probe moved more than --probe-tol\n"
             "percent (default 10) from the calibration's probe is rejected (metric\n"
             "probe_ok = 0, left out of the summary and the plot) and the point is\n"
-            "calibrated and run again, up to --max-retries times (default 3).\n");
+            "calibrated and run again, up to --max-retries times (default 3); so is a\n"
+            "calibration whose probe differs more than --calib-tol percent (default 10)\n"
+            "from the same pass predicted by its own kernel fits.\n");
 }
 
 typedef struct eff {
@@ -199,7 +202,7 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
             for (size_t i = 0; i < sizeof m / sizeof m[0] && !rc; i++) rc = db_run_metric(run, m[i].k, m[i].v, m[i].u);
             if (!rc && g_probe_before > 0) rc = db_run_metric(run, "probe_before_ns", g_probe_before, "ns");
             if (!rc && g_probe_after > 0) rc = db_run_metric(run, "probe_after_ns", g_probe_after, "ns");
-            if (!rc && g_probe_ref > 0) {
+            if (!rc && g_probe_ref > 0 && g_probe_before > 0) {
                 rc = db_run_metric(run, "probe_ref_ns", g_probe_ref, "ns");
                 int okp = fabs(g_probe_before / g_probe_ref - 1) <= g_probe_tol && fabs(g_probe_after / g_probe_ref - 1) <= g_probe_tol;
                 if (!rc) rc = db_run_metric(run, "probe_ok", okp, "");
@@ -288,10 +291,10 @@ static int last_probe_ok(const char *dbpath, const char *spec, size_t point, int
 }
 
 static int run_spec(const char *dbpath, const char *const *pass, int npass, const sweep_spec *s, int repeat, double max_err,
-                    const char *recal_dir, int max_retries, const char *probe_tol)
+                    const char *recal_dir, int max_retries, const char *probe_tol, const char *calib_tol)
 {
     char round_dev[4200] = "", probe_ref[32] = "";
-    int rejected = 0;
+    int rejected = 0, rejected_cal = 0;
     size_t n = sweep_spec_size(s);
     int failed = 0;
     int64_t start_id = 0;
@@ -348,10 +351,11 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
                 return cli_fail(D2_EIO);
             }
             double pr = profile_comment_value(round_dev, "probe_ns"), fr = profile_comment_value(round_dev, "probe_fit_ratio");
+            probe_ref[0] = 0; /* never the previous point's */
             if (pr > 0) snprintf(probe_ref, sizeof probe_ref, "%.0f", pr);
-            if (fr > 0 && fabs(fr - 1) > atof(probe_tol) / 100) {
+            if (fr > 0 && fabs(fr - 1) > atof(calib_tol) / 100) {
                 /* the machine changed speed during the calibration itself */
-                rejected++;
+                rejected_cal++;
                 printf("round %zu, point %zu: the calibration's probe is %.3f x its own kernel fits: rejected%s\n", it / n + 1, i,
                        fr, attempt < max_retries ? ", calibrating again" : " (no retries left)");
                 continue;
@@ -421,7 +425,7 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
     }
     sqlite3_bind_text(q, 1, sweep_spec_name(s), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(q, 2, start_id);
-    double *sb = calloc(n, sizeof *sb), *real = calloc(n * (size_t)repeat, sizeof *real),
+    double *sb = calloc(n * (size_t)repeat, sizeof *sb), *real = calloc(n * (size_t)repeat, sizeof *real),
            *rb = calloc(n * (size_t)repeat, sizeof *rb), *simr = calloc(n * (size_t)repeat, sizeof *simr),
            *err = calloc(n * (size_t)repeat, sizeof *err);
     int *cnt = calloc(n, sizeof *cnt);
@@ -436,7 +440,7 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
         int64_t p = sqlite3_column_int64(q, 0);
         if (p < 0 || (size_t)p >= n || cnt[p] >= repeat) continue;
         simr[(size_t)p * (size_t)repeat + (size_t)cnt[p]] = sqlite3_column_double(q, 1);
-        sb[p] = sqlite3_column_double(q, 3);
+        sb[(size_t)p * (size_t)repeat + (size_t)cnt[p]] = sqlite3_column_double(q, 3);
         real[(size_t)p * (size_t)repeat + (size_t)cnt[p]] = sqlite3_column_double(q, 2);
         rb[(size_t)p * (size_t)repeat + (size_t)cnt[p]] = sqlite3_column_double(q, 4);
         cnt[p]++;
@@ -454,8 +458,9 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
                *ep = err + p * (size_t)repeat;
         int k = cnt[p];
         for (int r = 0; r < k; r++) ep[r] = rp[r] > 0 ? (sp[r] - rp[r]) / rp[r] : 0;
-        double e = calib_median(ep, k), rm = calib_median(rp, k), bm = calib_median(bp, k), sm = calib_median(sp, k);
-        printf("%-6zu %6d %12.6f %12.6f %8.1f%% %10.4f %10.4f   rounds:", p, k, sm, rm, 100 * e, sb[p], bm);
+        double e = calib_median(ep, k), rm = calib_median(rp, k), bm = calib_median(bp, k), sm = calib_median(sp, k),
+               sbm = calib_median(sb + p * (size_t)repeat, k);
+        printf("%-6zu %6d %12.6f %12.6f %8.1f%% %10.4f %10.4f   rounds:", p, k, sm, rm, 100 * e, sbm, bm);
         for (int r = 0; r < k; r++) printf(" %+.1f%%", 100 * ep[r]);
         printf("\n");
         sum += fabs(e);
@@ -465,12 +470,14 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
     free(simr); free(err); free(sb); free(real); free(rb); free(cnt);
     if (np) printf("makespan error over %d points: mean |error| %.1f%%, max |error| %.1f%%\n", np, 100 * sum / np, 100 * worst);
     if (rejected) printf("%d runs rejected: the kernel probe moved more than %s%% from the calibration during the run\n", rejected, probe_tol);
+    if (rejected_cal)
+        printf("%d calibrations rejected: their probe differed more than %s%% from their own kernel fits\n", rejected_cal, calib_tol);
     if (max_err > 0 && (np < (int)n || worst * 100 > max_err)) {
         fprintf(stderr, "d2moe execute: makespan error %.1f%% above --max-error %g%% (or points missing)\n", 100 * worst, max_err);
         return 1;
     }
     if (failed) {
-        fprintf(stderr, "d2moe execute: %d of %zu points failed\n", failed, n);
+        fprintf(stderr, "d2moe execute: %d runs failed\n", failed);
         return 1;
     }
     return 0;
@@ -493,6 +500,7 @@ static int run(int argc, char **argv)
         {"recalibrate", required_argument, NULL, 7}, {"nice", required_argument, NULL, 8},
         {"wait", required_argument, NULL, 9}, {"x-probe-ref", required_argument, NULL, 10},
         {"probe-tol", required_argument, NULL, 11}, {"max-retries", required_argument, NULL, 12},
+        {"calib-tol", required_argument, NULL, 13},
         {NULL, 0, NULL, 0}};
     static char adjust[128];
     static simopts so;
@@ -500,12 +508,13 @@ static int run(int argc, char **argv)
     sim_job job = {NULL, NULL, NULL, NULL, 0, 1, NULL};
     const char *dbpath = NULL, *mwq = NULL, *mwqdir = ".", *user_tl = NULL, *real_tl = NULL;
     int threads = 1, verify = 1, quick = 0, repeat = 3, max_retries = 3, c;
-    const char *probe_tol_arg = NULL;
+    const char *probe_tol_arg = NULL, *calib_tol_arg = NULL;
     double max_err = 0;
     const char *recal = NULL;
-    const char *spec = NULL, *pass[12];
+    const char *spec = NULL, *pass[32];
     int npass = 0;
     while ((c = getopt_long(argc, argv, "hm:d:p:b:r:P:g:t:S:s:D:T:R:w:W:j:V", opts, NULL)) != -1) {
+        if (npass > (int)(sizeof pass / sizeof pass[0]) - 2) return cli_usage_error("execute", "too many options");
         int t = simopts_take(&so, c, optarg, "execute");
         if (t == 1) continue;
         if (t) return t;
@@ -541,6 +550,13 @@ static int run(int argc, char **argv)
             if (end == optarg || *end || !(v > 0 && v <= 100)) return cli_usage_error("execute", "--probe-tol %s: expected a percentage 0..100", optarg);
             g_probe_tol = v / 100;
             probe_tol_arg = optarg;
+            break;
+        }
+        case 13: {
+            char *end;
+            double v = strtod(optarg, &end);
+            if (end == optarg || *end || !(v > 0 && v <= 1000)) return cli_usage_error("execute", "--calib-tol %s: expected a percentage 0..1000", optarg);
+            calib_tol_arg = optarg;
             break;
         }
         case 12: {
@@ -595,7 +611,7 @@ static int run(int argc, char **argv)
     if (spec) {
         if (!dbpath) return cli_usage_error("execute", "--spec needs --db");
         if (job.model || job.device || so.nsets || mwq || user_tl || real_tl)
-            return cli_usage_error("execute", "--spec takes the configuration from the spec (only --db, --mwq-dir, --threads, --no-verify, --wait, --quick, --repeat, --max-error, --recalibrate, --probe-tol, --max-retries, --nice)");
+            return cli_usage_error("execute", "--spec takes the configuration from the spec (only --db, --mwq-dir, --threads, --no-verify, --wait, --quick, --repeat, --max-error, --recalibrate, --probe-tol, --calib-tol, --max-retries, --nice)");
         sweep_spec *sp;
         int src = sweep_spec_load(spec, quick, NULL, 0, runner_check, NULL, &sp);
         if (src) return cli_fail(src);
@@ -604,7 +620,8 @@ static int run(int argc, char **argv)
             sweep_spec_free(sp);
             return cli_fail(D2_EINVAL);
         }
-        int st = run_spec(dbpath, pass, npass, sp, repeat, max_err, recal, max_retries, probe_tol_arg ? probe_tol_arg : "10");
+        int st = run_spec(dbpath, pass, npass, sp, repeat, max_err, recal, max_retries, probe_tol_arg ? probe_tol_arg : "10",
+                          calib_tol_arg ? calib_tol_arg : "10");
         sweep_spec_free(sp);
         return st;
     }
@@ -719,10 +736,13 @@ static int run(int argc, char **argv)
     /* the kernel probe right before and after the timed run (untimed):
      * did the machine keep its speed? */
     calib_probe *probe = NULL;
-    if (rc == D2_OK) rc = calib_probe_new(e.m.hidden, e.m.expert_ffn, &probe);
-    if (rc == D2_OK) g_probe_before = calib_probe_run(probe, 21);
+    if (rc == D2_OK && calib_probe_new(e.m.hidden, e.m.expert_ffn, &probe) != D2_OK) {
+        fprintf(stderr, "d2moe execute: note: no kernel probe (%s)\n", d2_err_msg()); /* the run itself does not need it */
+        probe = NULL;
+    }
+    if (rc == D2_OK && probe) g_probe_before = calib_probe_run(probe, 21);
     if (rc == D2_OK) rc = exec_run(&store_, &plan, &o, &x);
-    if (rc == D2_OK) g_probe_after = calib_probe_run(probe, 21);
+    if (rc == D2_OK && probe) g_probe_after = calib_probe_run(probe, 21);
     calib_probe_free(probe);
     if (rt && fclose(rt) != 0 && rc == D2_OK) { d2_err_set("%s: write failed", real_tl); rc = D2_EIO; }
     exec_store_close(&store_);
@@ -753,7 +773,7 @@ static int run(int argc, char **argv)
            (double)x.peak_expert_bytes / 1e6, (double)e.budget / 1e6, (double)x.peak_alloc_bytes / 1e6);
     printf("%-16s %12s %12.1f\n", "peak_rss_mb", "-", (double)x.peak_rss_bytes / 1e6);
     printf("probe: %.1f us before, %.1f us after the run", g_probe_before / 1e3, g_probe_after / 1e3);
-    if (g_probe_ref > 0)
+    if (g_probe_ref > 0 && g_probe_before > 0)
         printf(" (calibrated %.1f us: %s within %.0f%%)", g_probe_ref / 1e3,
                fabs(g_probe_before / g_probe_ref - 1) <= g_probe_tol && fabs(g_probe_after / g_probe_ref - 1) <= g_probe_tol ? "both" : "NOT both",
                100 * g_probe_tol);

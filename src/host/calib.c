@@ -224,6 +224,15 @@ int calib_io_measure(const calib_io_opts *o, calib_io_result *r)
                             "largest read (%lld bytes)", (long long)o->file_bytes, (long long)o->max_read);
     if (o->min_reps < 1 || o->max_reps < o->min_reps || o->max_reps > 100000)
         D2_ERROR(D2_EINVAL, "calibration: repetitions must satisfy 1 <= min <= max <= 100000");
+    {
+        int cnt = 0;
+        for (int64_t s = o->min_read; s <= o->max_read; s = ((int64_t)ceil((double)s * o->size_step) + ALIGN - 1) / ALIGN * ALIGN)
+            cnt++;
+        if (cnt > CALIB_MAX_SIZES)
+            D2_ERROR(D2_EINVAL, "calibration: %d read sizes from %lld to %lld bytes a factor %g apart, at most %d: "
+                                "raise --size-step or narrow the range", cnt, (long long)o->min_read, (long long)o->max_read,
+                     o->size_step, CALIB_MAX_SIZES);
+    }
     struct stat st;
     if (stat(o->dir, &st) != 0) D2_ERROR(D2_EIO, "%s: %s", o->dir, why(errno));
     if (!S_ISDIR(st.st_mode)) D2_ERROR(D2_EIO, "%s: not a directory", o->dir);
@@ -237,8 +246,9 @@ int calib_io_measure(const calib_io_opts *o, calib_io_result *r)
 
     /* sizes and repetitions */
     int nsz = 0, reps[CALIB_MAX_SIZES], total = 0;
-    for (int64_t s = o->min_read; s <= o->max_read && nsz < CALIB_MAX_SIZES;
+    for (int64_t s = o->min_read; s <= o->max_read;
          s = ((int64_t)ceil((double)s * o->size_step) + ALIGN - 1) / ALIGN * ALIGN) {
+        if (nsz == CALIB_MAX_SIZES) break; /* refused above, before the file */
         int64_t k = o->bytes_per_size / s;
         reps[nsz] = (int)(k < o->min_reps ? o->min_reps : k > o->max_reps ? o->max_reps : k);
         r->pt[nsz].size = s;

@@ -36,7 +36,9 @@
 
 typedef struct kern_shape {
     int64_t rows, cols; /* weights: rows = outputs, cols = inputs */
-    int64_t group;      /* weights per group along a row */
+    int64_t group;      /* weights per group along a row, 1..2^20 (mwq.group's
+                           range; mwqfile refuses larger; the kernels' int16 and
+                           int32 sums rely on it) */
     int base_bits;      /* b1, bits of the level-1 code, 1..8 */
 } kern_shape;
 

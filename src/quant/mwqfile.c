@@ -65,7 +65,8 @@ static int parse_index(mwqfile *f, const uint8_t *ix, int64_t len, uint32_t nt, 
         t->shape.cols = (int64_t)get64(p + 12);
         t->shape.group = (int64_t)get64(p + 20);
         if (t->shape.base_bits < 1 || t->levels < 1 || t->shape.base_bits + t->levels - 1 > 8 || t->mode > 1 ||
-            t->shape.rows < 1 || t->shape.cols < 1 || t->shape.group < 1 || t->shape.rows > ((int64_t)1 << 32) ||
+            t->shape.rows < 1 || t->shape.cols < 1 || t->shape.group < 1 || t->shape.group > ((int64_t)1 << 20) ||
+            t->shape.rows > ((int64_t)1 << 32) ||
             t->shape.cols > ((int64_t)1 << 32))
             D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" (index offset %lld): bad field (b1 %d, levels %d, mode %d, %lld x %lld, group %lld)",
                      f->path, t->name, (long long)(idx_off + pos), t->shape.base_bits, t->levels, t->mode,
