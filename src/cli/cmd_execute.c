@@ -547,7 +547,7 @@ static int run(int argc, char **argv)
         case 11: {
             char *end;
             double v = strtod(optarg, &end);
-            if (end == optarg || *end || !(v > 0 && v <= 100)) return cli_usage_error("execute", "--probe-tol %s: expected a percentage 0..100", optarg);
+            if (end == optarg || *end || !(v > 0 && v <= 1000)) return cli_usage_error("execute", "--probe-tol %s: expected a percentage 0..1000", optarg);
             g_probe_tol = v / 100;
             probe_tol_arg = optarg;
             break;
