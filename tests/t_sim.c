@@ -852,6 +852,7 @@ static void test_swiglu(void)
     }
     cost_expert(&d, 3 * Wm, ub[0] / 2 + ub[1] / 2 + ub[2] / 2, 4, 1, &dn);
     uint16_t map[1] = {0};
+    long long step_total[2] = {0, 0};
     for (int mode = 0; mode < 2; mode++) {
         sim_params p = params("d2moe-v1");
         snprintf(p.bitroute, sizeof p.bitroute, "uniform:4");
@@ -861,7 +862,8 @@ static void test_swiglu(void)
         FILE *tl = tmpfile();
         sim_input in = {&m, &d, &p, route_fixed, &fr, 0, tl};
         sim_result *r = NULL;
-        if (!ok(sim_run(&in, &r) == D2_OK, "%s run: %s", p.nested_compute, d2_err_msg())) { fclose(tl); continue; }
+        int rc = sim_run(&in, &r);
+        if (!ok(rc == D2_OK, "%s run (%s)", p.nested_compute, rc ? d2_err_msg() : "ok")) { fclose(tl); continue; }
         rewind(tl);
         char line[256];
         long long t0, t1;
@@ -876,17 +878,28 @@ static void test_swiglu(void)
             }
         ok(good && n == 3, mode ? "swiglu: items 1, 2 = gate/up of their level; item 3 = gate/up + down of levels 1..3 (cost_expert by hand)"
                                 : "uniform: each level item = the whole expert for its tokens");
+        step_total[mode] = 0;
+        rewind(tl);
+        n = 0;
+        while (fgets(line, sizeof line, tl))
+            if (sscanf(line, "%lld,%lld,%15[^,],%d,%d,%d,%d", &t0, &t1, q, &layer, &expert, &level, &tokens) == 7 &&
+                !strcmp(q, "compute") && expert >= 0 && n++ < 3)
+                step_total[mode] += t1 - t0;
         fclose(tl);
         sim_result_free(r);
     }
+    /* compute-bound (10 GFLOP/s, memory 1 TB/s): the same total work, moved
+     * between items (sum_k k F_k = sum_k T_k); a few ns of rounding per call */
+    is_near((double)step_total[1], (double)step_total[0], 8, "swiglu and uniform: the same total compute per token (%lld vs %lld ns)",
+            (long long)step_total[1], (long long)step_total[0]);
     sim_params p = params("d2moe-v1");
     snprintf(p.nested_compute, sizeof p.nested_compute, "downward");
     p.requests = 1; p.prompt = 1; p.gen = 1; p.budget = 1000000000;
     fixed_route fr = {map, 1};
     sim_input in = {&m, &d, &p, route_fixed, &fr, 0, NULL};
     sim_result *r = NULL;
-    ok(sim_run(&in, &r) == D2_EINVAL && strstr(d2_err_msg(), "sim.nested_compute"), "unknown sim.nested_compute refused: %s",
-       d2_err_msg());
+    int rc = sim_run(&in, &r);
+    ok(rc == D2_EINVAL && strstr(d2_err_msg(), "sim.nested_compute"), "unknown sim.nested_compute refused (%s)", d2_err_msg());
     sim_result_free(r);
 }
 

@@ -22,6 +22,13 @@ typedef struct cli_cmd {
 int cli_fail(int status);
 /* Print "d2moe <cmd>: <message>" and return 2 (bad usage). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Numeric option values: 0 and *out set, or the usage error's exit code (2)
+ * naming the option and the range.  cli_parse_long: an integer lo..hi.
+ * cli_parse_double: a number in lo..hi (above lo, not equal, when lo_open),
+ * `what` names it in the message ("a percentage", "a factor"). */
+int cli_parse_long(const char *cmd, const char *opt, const char *arg, long lo, long hi, long *out);
+int cli_parse_double(const char *cmd, const char *opt, const char *arg, double lo, double hi, int lo_open,
+                     const char *what, double *out);
 /* After getopt_long returned '?' or ':': one line naming the option; returns 2. */
 int cli_bad_option(const char *cmd, int argc, char **argv);
 /* Full command line of this process, for results. */

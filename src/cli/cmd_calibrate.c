@@ -87,12 +87,7 @@ static int parse_size(const char *opt, const char *arg, int64_t *out)
 
 static int parse_int(const char *opt, const char *arg, long lo, long hi, long *out)
 {
-    char *end;
-    long v = strtol(arg, &end, 10);
-    if (!*arg || *end || v < lo || v > hi)
-        return cli_usage_error("calibrate", "%s %s: expected an integer %ld..%ld", opt, arg, lo, hi);
-    *out = v;
-    return 0;
+    return cli_parse_long("calibrate", opt, arg, lo, hi, out);
 }
 
 static void fmt_ns(double ns, char *b, size_t n)
@@ -146,14 +141,9 @@ static int run(int argc, char **argv)
         case 10: kmodel = optarg; break;
         case 11: kernels = 0; break;
         case 14: interference = 0; break;
-        case 13: {
-            char *end = NULL;
-            double f = strtod(optarg, &end);
-            if (end == optarg || *end || !(f >= 1.05 && f <= 16))
-                return cli_usage_error("calibrate", "--size-step %s: expected a factor 1.05..16", optarg);
-            io.size_step = f;
+        case 13:
+            if (cli_parse_double("calibrate", "--size-step", optarg, 1.05, 16, 0, "a factor", &io.size_step)) return 2;
             break;
-        }
         case 12:
             if (parse_int("--nice", optarg, -20, 19, &v)) return 2;
             if (setpriority(PRIO_PROCESS, 0, (int)v) != 0) {
@@ -375,9 +365,9 @@ static int run(int argc, char **argv)
                     ir.alone_ns, ir.with_io_ns, (long long)ir.read_bytes, ir.x);
         else fprintf(m, "# I/O interference: not measured (--no-interference): io_interference = 0.\n");
         fprintf(m, "# Probe (execute compares its own runs of it before and after a timed run with this):\n");
-        fprintf(m, "# probe_ns = %.0f\n", probe_ns);
-        fprintf(m, "# probe_fit_ratio = %.4f   (the probe / the same pass from the kernel fits: 1 when the machine kept\n"
-                   "#   its speed through the calibration)\n", probe_fit_ns > 0 ? probe_ns / probe_fit_ns : 0);
+        fprintf(m, "# " CALIB_NOTE_PROBE " = %.0f\n", probe_ns);
+        fprintf(m, "# " CALIB_NOTE_PROBE_FIT " = %.4f   (the probe / the same pass from the kernel fits: 1 when the machine\n"
+                   "#   kept its speed through the calibration)\n", probe_fit_ns > 0 ? probe_ns / probe_fit_ns : 0);
         fprintf(m, "# Reference: plain C float32 y = W x (1024 x 4096), one thread: %.0f FLOP/s (16 tokens),\n", gemm);
         fprintf(m, "#   %.0f FLOP/s (1 token).\n", gemv);
     } else {

@@ -204,8 +204,7 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
             if (!rc && g_probe_after > 0) rc = db_run_metric(run, "probe_after_ns", g_probe_after, "ns");
             if (!rc && g_probe_ref > 0 && g_probe_before > 0) {
                 rc = db_run_metric(run, "probe_ref_ns", g_probe_ref, "ns");
-                int okp = fabs(g_probe_before / g_probe_ref - 1) <= g_probe_tol && fabs(g_probe_after / g_probe_ref - 1) <= g_probe_tol;
-                if (!rc) rc = db_run_metric(run, "probe_ok", okp, "");
+                if (!rc) rc = db_run_metric(run, "probe_ok", calib_probe_agrees(g_probe_before, g_probe_after, g_probe_ref, g_probe_tol), "");
             }
         }
         db_run_status(run, "ok");
@@ -248,23 +247,6 @@ static int run_child(char **av)
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* "# <key> = X" written by calibrate into the profile at path; 0 if none */
-static double profile_comment_value(const char *path, const char *key)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    char line[512], pre[96];
-    int np = snprintf(pre, sizeof pre, "# %s = ", key);
-    double v = 0;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, pre, (size_t)np)) {
-            v = strtod(line + np, NULL);
-            break;
-        }
-    fclose(f);
-    return v > 0 ? v : 0;
 }
 
 /* probe_ok of the last real run of (spec, point) stored after after_id:
@@ -350,7 +332,7 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
                 d2_err_set("execute: calibration before round %zu, point %zu failed (status %d)", it / n + 1, i, cst);
                 return cli_fail(D2_EIO);
             }
-            double pr = profile_comment_value(round_dev, "probe_ns"), fr = profile_comment_value(round_dev, "probe_fit_ratio");
+            double pr = calib_profile_note(round_dev, CALIB_NOTE_PROBE), fr = calib_profile_note(round_dev, CALIB_NOTE_PROBE_FIT);
             probe_ref[0] = 0; /* never the previous point's */
             if (pr > 0) snprintf(probe_ref, sizeof probe_ref, "%.0f", pr);
             if (fr > 0 && fabs(fr - 1) > atof(calib_tol) / 100) {
@@ -509,6 +491,9 @@ static int run(int argc, char **argv)
     const char *dbpath = NULL, *mwq = NULL, *mwqdir = ".", *user_tl = NULL, *real_tl = NULL;
     int threads = 1, verify = 1, quick = 0, repeat = 3, max_retries = 3, c;
     const char *probe_tol_arg = NULL, *calib_tol_arg = NULL;
+    double dv;
+    long lv;
+    int pst;
     double max_err = 0;
     const char *recal = NULL;
     const char *spec = NULL, *pass[32];
@@ -538,43 +523,28 @@ static int run(int argc, char **argv)
             pass[npass++] = "--wait";
             pass[npass++] = optarg;
             break;
-        case 10: {
-            char *end;
-            g_probe_ref = strtod(optarg, &end);
-            if (end == optarg || *end || !(g_probe_ref > 0)) return cli_usage_error("execute", "--x-probe-ref %s: expected ns > 0", optarg);
+        case 10:
+            if ((pst = cli_parse_double("execute", "--x-probe-ref", optarg, 0, 1e15, 1, "ns", &g_probe_ref))) return pst;
             break;
-        }
-        case 11: {
-            char *end;
-            double v = strtod(optarg, &end);
-            if (end == optarg || *end || !(v > 0 && v <= 1000)) return cli_usage_error("execute", "--probe-tol %s: expected a percentage 0..1000", optarg);
-            g_probe_tol = v / 100;
+        case 11:
+            if ((pst = cli_parse_double("execute", "--probe-tol", optarg, 0, 1000, 1, "a percentage", &dv))) return pst;
+            g_probe_tol = dv / 100;
             probe_tol_arg = optarg;
             break;
-        }
-        case 13: {
-            char *end;
-            double v = strtod(optarg, &end);
-            if (end == optarg || *end || !(v > 0 && v <= 1000)) return cli_usage_error("execute", "--calib-tol %s: expected a percentage 0..1000", optarg);
+        case 13:
+            if ((pst = cli_parse_double("execute", "--calib-tol", optarg, 0, 1000, 1, "a percentage", &dv))) return pst;
             calib_tol_arg = optarg;
             break;
-        }
-        case 12: {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (!*optarg || *end || v < 0 || v > 100) return cli_usage_error("execute", "--max-retries %s: expected 0..100", optarg);
-            max_retries = (int)v;
+        case 12:
+            if ((pst = cli_parse_long("execute", "--max-retries", optarg, 0, 100, &lv))) return pst;
+            max_retries = (int)lv;
             break;
-        }
         case 3: g_spec = optarg; break;
         case 4: g_point = optarg; break;
-        case 5: {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (!*optarg || *end || v < 1 || v > 100) return cli_usage_error("execute", "--repeat %s: expected 1..100", optarg);
-            repeat = (int)v;
+        case 5:
+            if ((pst = cli_parse_long("execute", "--repeat", optarg, 1, 100, &lv))) return pst;
+            repeat = (int)lv;
             break;
-        }
         case 7: recal = optarg; break;
         case 8: {
             char *end;
@@ -586,22 +556,15 @@ static int run(int argc, char **argv)
             }
             break; /* threads and child processes inherit it */
         }
-        case 6: {
-            char *end;
-            max_err = strtod(optarg, &end);
-            if (!*optarg || *end || !(max_err > 0) || max_err > 1000)
-                return cli_usage_error("execute", "--max-error %s: expected a percentage > 0", optarg);
+        case 6:
+            if ((pst = cli_parse_double("execute", "--max-error", optarg, 0, 1000, 1, "a percentage", &max_err))) return pst;
             break;
-        }
-        case 'j': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (!*optarg || *end || v < 1 || v > 64) return cli_usage_error("execute", "--threads %s: expected 1..64", optarg);
-            threads = (int)v;
+        case 'j':
+            if ((pst = cli_parse_long("execute", "--threads", optarg, 1, 64, &lv))) return pst;
+            threads = (int)lv;
             pass[npass++] = "--threads";
             pass[npass++] = optarg;
             break;
-        }
         default: return cli_bad_option("execute", argc, argv);
         }
     }
@@ -775,7 +738,7 @@ static int run(int argc, char **argv)
     printf("probe: %.1f us before, %.1f us after the run", g_probe_before / 1e3, g_probe_after / 1e3);
     if (g_probe_ref > 0 && g_probe_before > 0)
         printf(" (calibrated %.1f us: %s within %.0f%%)", g_probe_ref / 1e3,
-               fabs(g_probe_before / g_probe_ref - 1) <= g_probe_tol && fabs(g_probe_after / g_probe_ref - 1) <= g_probe_tol ? "both" : "NOT both",
+               calib_probe_agrees(g_probe_before, g_probe_after, g_probe_ref, g_probe_tol) ? "both" : "NOT both",
                100 * g_probe_tol);
     printf("\n");
     printf("io: %s, %.3f GB read, %.3f s waiting for budget room; load average %.2f\n", x.io_method,

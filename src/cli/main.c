@@ -7,7 +7,9 @@
 
 #include <getopt.h>
 #include <gsl/gsl_errno.h>
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,6 +41,27 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, " (see 'd2moe %s --help')\n", cmd);
     return 2;
+}
+
+int cli_parse_long(const char *cmd, const char *opt, const char *arg, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (!*arg || *end || errno || v < lo || v > hi) return cli_usage_error(cmd, "%s %s: expected an integer %ld..%ld", opt, arg, lo, hi);
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *cmd, const char *opt, const char *arg, double lo, double hi, int lo_open,
+                     const char *what, double *out)
+{
+    char *end;
+    double v = strtod(arg, &end);
+    if (end == arg || *end || !(lo_open ? v > lo : v >= lo) || !(v <= hi))
+        return cli_usage_error(cmd, "%s %s: expected %s %g..%g", opt, arg, what, lo, hi);
+    *out = v;
+    return 0;
 }
 
 int cli_bad_option(const char *cmd, int argc, char **argv)

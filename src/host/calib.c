@@ -429,6 +429,25 @@ int calib_gemm_rate(int64_t rows, int64_t cols, int tokens, int reps, double *fl
 
 /* ---- MWQ kernels ---------------------------------------------------- */
 
+/* One synthetic expert (gate, up: ffn x hidden; down: hidden x ffn), weights
+ * N(0, 0.02^2) from g, quantized with c: what the kernel fits and the probe
+ * time (the same seed, so the probe runs the expert the fits measured). */
+#define CALIB_EXPERT_SEED 11
+#define CALIB_EXPERT_STREAM 0x6b65726e
+static int expert_quantize(int64_t hidden, int64_t ffn, const mwq_config *c, gsl_rng *g, mwq_matrix *q[3])
+{
+    const int64_t rows[3] = {ffn, ffn, hidden}, cols[3] = {hidden, hidden, ffn};
+    float *w = malloc((size_t)(hidden * ffn) * sizeof *w);
+    if (!w) D2_ERROR(D2_ENOMEM, "kernel rates: out of memory");
+    int rc = D2_OK;
+    for (int m = 0; m < 3 && rc == D2_OK; m++) {
+        for (int64_t i = 0; i < rows[m] * cols[m]; i++) w[i] = (float)(0.02 * gsl_ran_gaussian_ziggurat(g, 1.0));
+        rc = mwq_matrix_quantize(w, rows[m], cols[m], c, NULL, 0, &q[m]);
+    }
+    free(w);
+    return rc;
+}
+
 int calib_kern_measure(int64_t hidden, int64_t ffn, int64_t group, int base_bits, int levels, const int *tokens,
                        int nt, int reps, calib_kern_result *r)
 {
@@ -447,20 +466,16 @@ int calib_kern_measure(int64_t hidden, int64_t ffn, int64_t group, int base_bits
     c.levels = levels;
     c.group = group;
     D2_TRY(mwq_config_check(&c));
-    int64_t rows[3] = {ffn, ffn, hidden}, cols[3] = {hidden, hidden, ffn};
     mwq_matrix *q[3] = {NULL, NULL, NULL};
     kern_act *acts[2][1024];
     memset(acts, 0, sizeof acts);
-    float *w = malloc((size_t)(hidden * ffn) * sizeof *w), *x = malloc((size_t)(hidden > ffn ? hidden : ffn) * sizeof *x);
+    float *x = malloc((size_t)(hidden > ffn ? hidden : ffn) * sizeof *x);
     float *Y = calloc((size_t)maxT * (size_t)(hidden > ffn ? hidden : ffn), sizeof *Y);
     double *t = malloc((size_t)reps * sizeof *t);
-    gsl_rng *g = rng_new(11, 0x6b65726e);
-    int rc = (!w || !x || !Y || !t || !g) ? D2_ENOMEM : D2_OK;
+    gsl_rng *g = rng_new(CALIB_EXPERT_SEED, CALIB_EXPERT_STREAM);
+    int rc = (!x || !Y || !t || !g) ? D2_ENOMEM : D2_OK;
     if (rc) d2_err_set("kernel rates: out of memory");
-    for (int m = 0; m < 3 && rc == D2_OK; m++) {
-        for (int64_t i = 0; i < rows[m] * cols[m]; i++) w[i] = (float)(0.02 * gsl_ran_gaussian_ziggurat(g, 1.0));
-        rc = mwq_matrix_quantize(w, rows[m], cols[m], &c, NULL, 0, &q[m]);
-    }
+    if (rc == D2_OK) rc = expert_quantize(hidden, ffn, &c, g, q);
     for (int a = 0; a < 2 && rc == D2_OK; a++) {
         int64_t n = a == 0 ? hidden : ffn;
         for (int64_t i = 0; i < n; i++) x[i] = (float)gsl_ran_gaussian_ziggurat(g, 1.0);
@@ -526,7 +541,7 @@ int calib_kern_measure(int64_t hidden, int64_t ffn, int64_t group, int base_bits
     for (int a = 0; a < 2; a++)
         for (int i = 0; i < 1024; i++) kern_act_free(acts[a][i]);
     for (int m = 0; m < 3; m++) mwq_matrix_free(q[m]);
-    free(w); free(x); free(Y); free(t);
+    free(x); free(Y); free(t);
     if (g) gsl_rng_free(g);
     return rc;
 }
@@ -578,17 +593,13 @@ int calib_probe_new(int64_t hidden, int64_t ffn, calib_probe **out)
     *out = NULL;
     if (hidden < 1 || ffn < 1 || hidden * ffn > (1LL << 28)) D2_ERROR(D2_EINVAL, "probe: bad expert shape");
     calib_probe *p = calloc(1, sizeof *p);
-    float *w = malloc((size_t)(hidden * ffn) * sizeof *w);
-    gsl_rng *g = rng_new(12, 0x696e7466);
+    float *w = malloc((size_t)(hidden > ffn ? hidden : ffn) * sizeof *w);
+    gsl_rng *g = rng_new(CALIB_EXPERT_SEED, CALIB_EXPERT_STREAM);
     int rc = (!p || !w || !g) ? D2_ENOMEM : D2_OK;
     if (rc) d2_err_set("probe: out of memory");
     mwq_config c;
     mwq_config_default(&c);
-    int64_t rows[3] = {ffn, ffn, hidden}, cols[3] = {hidden, hidden, ffn};
-    for (int m = 0; m < 3 && rc == D2_OK; m++) {
-        for (int64_t i = 0; i < rows[m] * cols[m]; i++) w[i] = (float)(0.02 * gsl_ran_gaussian_ziggurat(g, 1.0));
-        rc = mwq_matrix_quantize(w, rows[m], cols[m], &c, NULL, 0, &p->q[m]);
-    }
+    if (rc == D2_OK) rc = expert_quantize(hidden, ffn, &c, g, p->q);
     for (int a = 0; a < 2 && rc == D2_OK; a++) {
         int64_t n = a == 0 ? hidden : ffn;
         for (int64_t i = 0; i < n; i++) w[i] = (float)gsl_ran_gaussian_ziggurat(g, 1.0);
@@ -626,6 +637,27 @@ double calib_probe_run(calib_probe *p, int passes)
         p->t[i] = (double)(calib_now_ns() - t0);
     }
     return calib_median(p->t, passes);
+}
+
+int calib_probe_agrees(double before_ns, double after_ns, double ref_ns, double tol)
+{
+    return ref_ns > 0 && fabs(before_ns / ref_ns - 1) <= tol && fabs(after_ns / ref_ns - 1) <= tol;
+}
+
+double calib_profile_note(const char *path, const char *key)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[512], pre[96];
+    int np = snprintf(pre, sizeof pre, "# %s = ", key);
+    double v = 0;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, pre, (size_t)np)) {
+            v = strtod(line + np, NULL);
+            break;
+        }
+    fclose(f);
+    return v > 0 ? v : 0;
 }
 
 int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int64_t read_bytes, int blocks,

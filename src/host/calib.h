@@ -107,6 +107,16 @@ int calib_probe_new(int64_t hidden, int64_t ffn, calib_probe **out);
 /* Median wall time of `passes` passes, ns. */
 double calib_probe_run(calib_probe *p, int passes);
 void calib_probe_free(calib_probe *p);
+/* 1 when both probe times are within tol (a fraction) of the reference. */
+int calib_probe_agrees(double before_ns, double after_ns, double ref_ns, double tol);
+
+/* Machine-readable notes calibrate writes into a profile as comment lines
+ * "# <key> = <value>" (the simulator's parameters are not the place for
+ * them): the probe's median and its ratio to the kernel fits. */
+#define CALIB_NOTE_PROBE "probe_ns"
+#define CALIB_NOTE_PROBE_FIT "probe_fit_ratio"
+/* The value of note key in the profile at path; 0 when absent or not > 0. */
+double calib_profile_note(const char *path, const char *key);
 
 /* How much a concurrent load slows the kernels (the simulator's
  * device.io_interference): the MWQ kernels of one expert (V1, levels 1..3,

@@ -777,8 +777,7 @@ static int verify(run *R, exec_result *r)
             if (rc == D2_OK) {
                 kern_matvec(&m[0], 1, (int)K, xa, g);
                 kern_matvec(&m[1], 1, (int)K, xa, u);
-                for (int64_t i = 0; i < f; i++) h[i] = silu(g[i]) * u[i];
-                rc = kern_act_set(ha, h);
+                rc = exec_swiglu(g, u, f, h, ha);
             }
             if (rc == D2_OK) {
                 kern_matvec(&m[2], 1, (int)K, ha, y);

@@ -491,16 +491,12 @@ const char *kern_impl_name(kern_impl impl)
     }
 }
 
-static int use_avx2(const kern_mat *m)
-{
-    (void)m;
-    return forced != KERN_SCALAR && kern_have_avx2();
-}
+static int use_avx2(void) { return forced != KERN_SCALAR && kern_have_avx2(); }
 
 void kern_pack_codes(uint8_t *slice, int64_t cols, int w, int o, int64_t c0, const uint8_t *q, int64_t n)
 {
 #ifdef KERN_X86
-    if (use_avx2(NULL)) { pack_codes_avx2(slice, cols, w, o, c0, q, n); return; }
+    if (use_avx2()) { pack_codes_avx2(slice, cols, w, o, c0, q, n); return; }
 #endif
     pack_codes_scalar(slice, cols, w, o, c0, q, n);
 }
@@ -508,7 +504,7 @@ void kern_pack_codes(uint8_t *slice, int64_t cols, int w, int o, int64_t c0, con
 void kern_pack_bits(uint8_t *slice, int64_t cols, int64_t c0, const uint8_t *bits, int64_t n)
 {
 #ifdef KERN_X86
-    if (use_avx2(NULL)) { pack_bits_avx2(slice, cols, c0, bits, n); return; }
+    if (use_avx2()) { pack_bits_avx2(slice, cols, c0, bits, n); return; }
 #endif
     pack_bits_scalar(slice, cols, c0, bits, n);
 }
@@ -516,7 +512,7 @@ void kern_pack_bits(uint8_t *slice, int64_t cols, int64_t c0, const uint8_t *bit
 float kern_dot(const kern_mat *m, int64_t row, int lo, int hi, const kern_act *a)
 {
 #ifdef KERN_X86
-    if (use_avx2(m)) return dot_avx2(m, row, lo, hi, a);
+    if (use_avx2()) return dot_avx2(m, row, lo, hi, a);
 #endif
     return dot_scalar(m, row, lo, hi, a);
 }
@@ -524,7 +520,7 @@ float kern_dot(const kern_mat *m, int64_t row, int lo, int hi, const kern_act *a
 void kern_matvec(const kern_mat *m, int lo, int hi, const kern_act *a, float *y)
 {
 #ifdef KERN_X86
-    if (use_avx2(m)) {
+    if (use_avx2()) {
         for (int64_t r = 0; r < m->shape.rows; r++) y[r] += dot_avx2(m, r, lo, hi, a);
         return;
     }
@@ -534,7 +530,7 @@ void kern_matvec(const kern_mat *m, int lo, int hi, const kern_act *a, float *y)
 
 void kern_matmul(const kern_mat *m, int lo, int hi, kern_act *const *acts, int64_t T, float *Y)
 {
-    int avx = use_avx2(m);
+    int avx = use_avx2();
     for (int64_t r = 0; r < m->shape.rows; r++)
         for (int64_t t = 0; t < T; t++) {
 #ifdef KERN_X86

@@ -65,6 +65,21 @@ void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int
     if (out->total < 1) out->total = 1;
 }
 
+void cost_expert_swiglu_item(const device *d, int64_t weights, int64_t matrices, const int64_t *level_bytes, int k,
+                             int bits, int64_t tokens, int64_t final, cost_compute *out)
+{
+    const int64_t Wm = weights / matrices, ub = level_bytes[k - 1];
+    int64_t down_bytes = 0;
+    for (int l = 0; l < k; l++) down_bytes += level_bytes[l] / matrices;
+    cost_compute gu, dn = {0, 0, 0, 0};
+    cost_expert(d, weights - Wm, ub - ub / matrices, bits, tokens, &gu);
+    if (final > 0) cost_expert(d, Wm * k, down_bytes, bits, final, &dn);
+    out->dequant = gu.dequant + dn.dequant;
+    out->gemm = gu.gemm + dn.gemm;
+    out->overhead = gu.overhead + dn.overhead;
+    out->total = sat_add(gu.total, dn.total);
+}
+
 int64_t cost_nonexpert_ns(const device *d, const model *m, int nonexpert_bits, int kv_bits,
                           int64_t tokens, double ctx_sum)
 {

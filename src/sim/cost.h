@@ -36,7 +36,7 @@ typedef struct cost_compute {
 } cost_compute;
 
 /* A dequant_rate at or above this (weights/s) means the device has no FP16
- * copy step: its kernels work on the packed bit planes (`d2moe calibrate`
+ * copy step: its kernels work on the packed codes (`d2moe calibrate`
  * writes 1e16 when dequantization costs nothing measurable), so a GEMM's
  * memory floor streams the stored bytes, not 2 bytes per weight. */
 #define COST_NO_FP16_COPY 1e15
@@ -44,6 +44,17 @@ typedef struct cost_compute {
 /* weights: weights in the unit (all matrices of one expert); stored: its
  * bytes; bits: its bit-width (16 = no dequantization); tokens: rows. */
 void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int64_t tokens, cost_compute *out);
+
+/* Level item k (1-based) of a nested (MWQ) expert costed as the SwiGLU data
+ * flow runs it (sim.nested_compute = swiglu): the gate/up matrices of level
+ * k for its `tokens` (weights - weights/matrices, their share of
+ * level_bytes[k-1]), plus, for the `final` tokens whose last level is k, the
+ * down matrix at levels 1..k (k * weights/matrices, a 1/matrices share of
+ * each level's bytes).  level_bytes[i]: bytes of level i+1 of the expert.
+ * Over an expert's items the total equals cost_expert's per level and token
+ * (sum_k k F_k = sum_k T_k). */
+void cost_expert_swiglu_item(const device *d, int64_t weights, int64_t matrices, const int64_t *level_bytes, int k,
+                             int bits, int64_t tokens, int64_t final, cost_compute *out);
 
 /* Non-expert work of one MoE-layer slot of a forward step: attention, norms,
  * router, shared experts and the dense layers between MoE layers, spread

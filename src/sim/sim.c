@@ -678,20 +678,10 @@ static int plan_step(run *r)
             it->unit = u;
             it->tokens = cnt;
             cost_compute cc = {0, 0, 0, 0};
-            if (r->swiglu) {
-                /* gate/up of level u+1 for its cnt tokens, and the down
-                 * projection of levels 1..u+1 for the tokens ending here */
-                uint32_t fin = r->Bfin[j * r->U + u];
-                int64_t Wm = r->W / r->m->expert_matrices, down_bytes = 0;
-                for (uint32_t l = 0; l <= u; l++) down_bytes += r->unit_bytes[l] / r->m->expert_matrices;
-                cost_compute gu, dn = {0, 0, 0, 0};
-                cost_expert(r->d, r->W - Wm, r->unit_bytes[u] - r->unit_bytes[u] / r->m->expert_matrices, r->unit_bits[u], cnt, &gu);
-                if (fin) cost_expert(r->d, Wm * (int64_t)(u + 1), down_bytes, r->unit_bits[u], fin, &dn);
-                cc.dequant = gu.dequant + dn.dequant;
-                cc.gemm = gu.gemm + dn.gemm;
-                cc.overhead = gu.overhead + dn.overhead;
-                cc.total = gu.total + dn.total;
-            } else {
+            if (r->swiglu)
+                cost_expert_swiglu_item(r->d, r->W, r->m->expert_matrices, r->unit_bytes, (int)u + 1, r->unit_bits[u], cnt,
+                                        r->Bfin[j * r->U + u], &cc);
+            else {
                 if (cnt <= r->ntok_max) cc = r->ccache[(size_t)u * (r->ntok_max + 1) + cnt];
                 if (cc.total == 0) {
                     cost_expert(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], cnt, &cc);
