@@ -9,6 +9,7 @@
  * levels) on every run and fails with D2_EINTERNAL, so every run here also
  * tests them.  Routing is built by hand: no dependency on src/trace. */
 #include "sim/sim.h"
+#include "sim/policy.h"
 #include "sim/bitroute.h"
 #include "sim/cost.h"
 #include "sim/mem.h"
@@ -102,7 +103,19 @@ static void test_cost(void)
     d.flash_bw = 3.5e9;
     /* by hand: 5 us + 66.667 us + 100 MB / 3.5 GB/s (28,571,428.57 -> 28,571,429 ns) + 10 us + 100 MB / 25 GB/s (4 ms) */
     is_int(cost_load_ns(&d, 100000000, 0), 5000 + 66667 + 28571429 + 10000 + 4000000, "load of 100 MB from flash over PCIe, by hand");
-    is_int(cost_load_ns(&d, 100000000, 1), 5000 + 10000 + 4000000, "from the page cache only the link copy remains");
+    d.host_copy_bw = 10e9;
+    /* a page-cache hit: the read()'s copy into the user buffer, 100 MB / 10 GB/s = 10 ms, then the link */
+    is_int(cost_load_ns(&d, 100000000, 1), 5000 + 10000 + 10000000 + 4000000, "from the page cache: host copy + link copy, no flash");
+    d.buffered_io = 1; /* a buffered flash read pays the host copy too */
+    is_int(cost_load_ns(&d, 100000000, 0), 5000 + 66667 + 28571429 + 10000000 + 10000 + 4000000, "buffered flash read: flash + host copy + link");
+    /* pipelined in 10 MB chunks (n = 10): max stage 28,571,429 + (sum - max) / 10 = 1,400,000 */
+    d.io_chunk_bytes = 10000000;
+    is_int(cost_load_ns(&d, 100000000, 0), 5000 + 66667 + 10000 + 28571429 + 1400000, "chunked pipelining: slowest stage + one chunk of the others");
+    is_int(cost_load_floor_ns(&d, 100000000, 0), 28571429, "floor of a flash load: its slowest stage (flash)");
+    is_int(cost_load_floor_ns(&d, 100000000, 1), 10000000, "floor of a page-cache hit: its slowest stage (host copy)");
+    d.unified = 1;
+    is_int(cost_load_ns(&d, 100000000, 1), 5000 + 10000000, "unified memory: the read()'s copy is the transfer");
+    d.unified = 0; d.buffered_io = 0; d.io_chunk_bytes = 0;
     d.flash_read_bytes = 1 << 20; d.flash_qd = 4;
     /* 96 reads of 1 MiB -> 24 waves of latency */
     is_int(cost_load_ns(&d, 96 << 20, 0), 5000 + 24 * 66667 + cost_dur_ns(96 << 20, 3.5e9) + 10000 + cost_dur_ns(96 << 20, 25e9),
@@ -482,6 +495,15 @@ static void test_closed_form(void)
     if (r) {
         is_near(metric(r, "makespan_s") * 1e9, Af + 2 * io + f9.total, 0.5, "I/O-bound step: A + io + io + c(9)");
         is_near(metric(r, "io_busy_s") * 1e9, 2 * io, 0.5, "I/O busy = 2 io");
+        /* the bound, by hand: one forward step needs both units and starts
+         * with nothing resident, so 2 x bytes cross flash at 1 GB/s; FLOPs
+         * 2 W per use x 10 uses + the non-expert work at 1e17 FLOP/s */
+        is_near(metric(r, "bound_io_s") * 1e9, (double)cost_dur_ns(2.0 * (double)bytes, 1e9), 0.5, "bound: I/O = 2 units from flash");
+        is_near(metric(r, "bound_compute_s"), (2.0 * 65536 * 10 + cost_nonexpert_flops(&m, 10, 10)) / 1e17, 1e-15,
+                "bound: compute = FLOPs at peak");
+        is_near(metric(r, "bound_tps"), 10 / metric(r, "bound_io_s"), 1e-6, "I/O-bound: bound_tps = 10 tokens / bound_io_s");
+        is_near(metric(r, "bound_util"), 2.0 * (double)io / (double)(Af + 2 * io + f9.total), 1e-6,
+                "I/O-bound: bound_util = 2 io / (A + 2 io + c(9))");
         sim_result_free(r);
     }
     /* pure compute-bound: hold (nothing to load) -> A + c(1) + c(9) */
@@ -491,8 +513,26 @@ static void test_closed_form(void)
         is_near(metric(r, "io_gb"), 0, 0, "hold loads nothing");
         is_near(metric(r, "hit_rate"), 1, 0, "hold: every level a hit");
         is_near(metric(r, "bubble_s"), 0, 0, "hold: no bubble");
+        is_near(metric(r, "bound_io_s"), 0, 0, "hold: no I/O in the bound (everything resident from the start)");
+        double fl = 2.0 * 65536 * 10 + cost_nonexpert_flops(&m, 10, 10);
+        is_near(metric(r, "bound_tps"), 10 / (fl / 10e9), 1e-6, "compute-bound: bound_tps = 10 / (FLOPs / 10 GFLOP/s)");
+        ok(metric(r, "bound_util") <= 1 && metric(r, "bound_util") > 0.5, "compute-bound: bound_util %.4f (dequant, memory floors)", metric(r, "bound_util"));
         sim_result_free(r);
     }
+    /* the fused kernel: max(dequant, gemm) + one launch, by hand */
+    device k = d;
+    k.kernel_overhead_ns = 1000;
+    k.dequant_rate = 1e9; /* 65,536 weights: 65,536 ns of dequantization */
+    cost_compute pl, fu, fn;
+    cost_expert(&k, 65536, bytes, 8, 9, &pl);
+    cost_expert_fused(&k, 65536, bytes, 8, 9, 1, &fu);
+    cost_expert_fused(&k, 65536, bytes, 8, 9, 0, &fn);
+    is_int(pl.total, 65536 + pl.gemm + 2000, "per-level: dequant + GEMM + two launches");
+    is_int(fu.total, (65536 > pl.gemm ? 65536 : pl.gemm) + 1000, "fused: max(dequant, GEMM) + one launch");
+    is_int(fn.total, fu.total - 1000, "fused, not the expert's first level: no launch");
+    k.dequant_rate = 1e15; /* GEMM-bound: dequantization hides entirely */
+    cost_expert_fused(&k, 65536, bytes, 8, 9, 1, &fu);
+    is_int(fu.total, fu.gemm + 1000, "fused, fast dequantization: GEMM + one launch");
 }
 
 /* every permutation respecting ascending units per expert */
@@ -672,7 +712,13 @@ static void test_systems(void)
         ok(rc == D2_OK && r && !strcmp(sim_result_status(r), "ok"), "%s runs (invariants held)%s%s", sys[i], rc ? ": " : "", rc ? d2_err_msg() : "");
         if (!r) continue;
         double peak = metric(r, "peak_expert_mb") * 1e6;
-        if (strncmp(sys[i], "hold", 4)) ok(peak <= (double)p.budget, "%s: resident experts (%.0f) within the budget", sys[i], peak);
+        const policy_system *ps = policy_find(sys[i]);
+        if (strncmp(sys[i], "hold", 4) && !strcmp(ps->buffer, "budget"))
+            ok(peak <= (double)p.budget, "%s: resident experts (%.0f) within the budget", sys[i], peak);
+        else if (strncmp(sys[i], "hold", 4))
+            ok(peak > (double)p.budget && peak <= (double)d.mem_bytes, "%s: its buffer fills the device, not sim.budget (%.0f)", sys[i], peak);
+        ok(metric(r, "bound_tps") >= metric(r, "throughput_tps") && metric(r, "bound_util") > 0 && metric(r, "bound_util") <= 1 + 1e-9,
+           "%s: throughput %.4g <= bound %.4g", sys[i], metric(r, "throughput_tps"), metric(r, "bound_tps"));
         ok(metric(r, "plan_gap_mean") >= 0 && (metric(r, "plan_gap_steps") > 0 || !strncmp(sys[i], "hold", 4)), "%s: optimal <= hebf on every step (checked in the run); hebf gap %.4f, id-order gap %.4f", sys[i],
            metric(r, "plan_gap_mean"), metric(r, "plan_gap_idorder_mean"));
         is_near(metric(r, "tokens_generated"), 30, 0, "%s: 6 x 5 tokens generated", sys[i]);

@@ -31,6 +31,7 @@ typedef struct sim_metrics {
     double plan_overhead_s, plan_gap_mean, plan_gap_max, plan_gap_idorder_mean, plan_gap_steps, plan_gap_skipped;
     double opt_fallbacks, layer_steps, tokens_generated, tokens_total, avg_bits;
     double nonexpert_mb, kv_mb, ttft_max_s, latency_s;
+    double bound_tps, bound_util, bound_io_s, bound_compute_s, page_cache_gb;
 } sim_metrics;
 
 typedef struct metric_def {
@@ -49,6 +50,7 @@ static const metric_def metric_defs[] = {
     M(plan_gap_steps, ""), M(plan_gap_skipped, ""), M(opt_fallbacks, ""), M(layer_steps, ""),
     M(tokens_generated, "tokens"), M(tokens_total, "tokens"), M(avg_bits, "bits"),
     M(nonexpert_mb, "MB"), M(kv_mb, "MB"), M(ttft_max_s, "s"), M(latency_s, "s"),
+    M(bound_tps, "tokens/s"), M(bound_util, ""), M(bound_io_s, "s"), M(bound_compute_s, "s"), M(page_cache_gb, "GB"),
 };
 #undef M
 #define NMETRIC (sizeof metric_defs / sizeof metric_defs[0])
@@ -68,6 +70,7 @@ struct sim_result {
     char sys_bitroute[PARAM_STR_MAX], sys_plan[PARAM_STR_MAX], sys_mem[PARAM_STR_MAX], sys_caps[PARAM_STR_MAX];
     int nested;
     char sys_prefetch[PARAM_STR_MAX];
+    char sys_buffer[PARAM_STR_MAX];
     char trace_path[4096], trace_id[128], model_path[4096], device_path[4096];
 };
 
@@ -138,6 +141,13 @@ typedef struct run {
     uint32_t *scratch;      /* bit routing scratch (6 per use), then B[expert][unit] counts */
     uint32_t *Bfin;         /* [expert][unit] tokens whose last level is unit (nested) */
     int swiglu;             /* sim.nested_compute = swiglu (nested systems only) */
+    int fused;              /* sim.nested_kernel = fused */
+    int64_t cache_bytes;    /* host page cache capacity, bytes (0 = none) */
+    /* the bound (sim_bound): work no schedule avoids */
+    int64_t fstep_need;     /* bytes of distinct units the current forward step needs */
+    int64_t fstep_avail;    /* bytes that can be resident when it begins: the budget (the first step: what is) */
+    int64_t lb_io_ns;       /* I/O time no schedule avoids, summed over forward steps, ns */
+    double lb_flops;        /* FLOPs of the expert uses (2 W per token-expert use) and non-expert work */
     /* offline profiling */
     uint8_t *static_level;  /* [L*E] */
     double *trans;          /* [L*E*E] P(e' at l+1 | e at l) */
@@ -490,7 +500,7 @@ static int kick_io(run *r)
             }
         }
         int64_t bytes = mem_entry_bytes(r->mm, q->entry);
-        int cached = r->d->page_cache_bytes > 0 && mem_cache_access(r->mm, q->entry, r->tick++);
+        int cached = r->cache_bytes > 0 && mem_cache_access(r->mm, q->entry, r->tick++);
         if (cached) r->pc_hits++;
         int64_t t = cached ? cost_load_ns(r->d, bytes, 1) : r->io_unit[unit];
         RUN_TRY(check_dur(t, "expert load"));
@@ -627,12 +637,14 @@ static int step_start(run *r)
         r->ctx_sum = (double)r->npre * (double)r->P * ((double)r->P + 1) / 2;
         for (uint32_t j = 0; j < r->ndec; j++) r->ctx_sum += (double)r->dec_pos[j] + 1;
         r->kv_bytes += (int64_t)r->ntok * r->kv_per_token;
+        r->fstep_avail = r->f == 0 ? mem_resident_bytes(r->mm) : mem_budget(r->mm);
         if (r->kv_bytes > r->kv_peak) r->kv_peak = r->kv_bytes;
         RUN_TRY(fetch_routing(r));
     }
     mem_set_layer(r->mm, r->layer);
     mem_account(r);
     int64_t t = cost_nonexpert_ns(r->d, r->m, (int)r->p->nonexpert_bits, (int)r->p->kv_bits, r->ntok, r->ctx_sum);
+    r->lb_flops += cost_nonexpert_flops(r->m, r->ntok, r->ctx_sum);
     RUN_TRY(check_dur(t, "layer's non-expert work"));
     timeline(r, now, now + t, "compute", r->layer, -1, 0, r->ntok);
     r->phase = 0;
@@ -650,6 +662,7 @@ static int plan_step(run *r)
     for (size_t i = 0; i < n; i++)
         r->uses[i] = (bitroute_use){r->rexp[base + i], r->rw[base + i], r->rb[base + i], 0};
     RUN_TRY(r->bt->assign(&r->bc, r->layer, r->uses, n, r->scratch));
+    r->lb_flops += 2.0 * (double)r->W * (double)n; /* every token-expert use is at least one GEMM of the expert */
     /* B[j][u]: tokens that need unit u of expert j */
     uint32_t *B = r->scratch; /* reuse: E*U <= n*... sized at setup */
     memset(B, 0, (size_t)r->E * r->U * sizeof *B);
@@ -680,11 +693,14 @@ static int plan_step(run *r)
             cost_compute cc = {0, 0, 0, 0};
             if (r->swiglu)
                 cost_expert_swiglu_item(r->d, r->W, r->m->expert_matrices, r->unit_bytes, (int)u + 1, r->unit_bits[u], cnt,
-                                        r->Bfin[j * r->U + u], &cc);
+                                        r->Bfin[j * r->U + u], r->fused, &cc);
             else {
                 if (cnt <= r->ntok_max) cc = r->ccache[(size_t)u * (r->ntok_max + 1) + cnt];
                 if (cc.total == 0) {
-                    cost_expert(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], cnt, &cc);
+                    if (r->fused) /* one launch per expert: on its first level (nested), on every copy */
+                        cost_expert_fused(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], cnt, !r->sys->nested || u == 0, &cc);
+                    else
+                        cost_expert(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], cnt, &cc);
                     if (cnt <= r->ntok_max) r->ccache[(size_t)u * (r->ntok_max + 1) + cnt] = cc;
                 }
             }
@@ -703,6 +719,7 @@ static int plan_step(run *r)
             g->n++;
             g->left++;
             g->need += r->unit_bytes[u];
+            r->fstep_need += r->unit_bytes[u];
             it->grp = r->ngroups - 1;
             mem_entry_touch(r->mm, it->entry, r->tick++);
             r->item_of[it->entry] = (int32_t)r->nitems;
@@ -780,6 +797,32 @@ static int plan_step(run *r)
     return issue_prefetch(r);
 }
 
+/* The bound (docs/simulator.md, "The bound"): the units a forward step
+ * needs (N bytes, distinct) were either resident when it began (at most the
+ * budget M: resident bytes never exceed it, loading ones included; in the
+ * first forward step exactly what the system starts with) or are
+ * loaded during it, so at least N - M bytes cross the host link, and of
+ * those at least N - M - C come from flash (C: the page cache, which held
+ * at most C of them when the step began).  Each tier's bytes take at least
+ * their slowest stage's bandwidth term (cost_load_floor_ns); the page-cache
+ * share is costed at the cheaper of its two ways in.  One I/O channel: the
+ * run lasts at least the sum. */
+static void bound_fstep(run *r)
+{
+    int64_t need = r->fstep_need - r->fstep_avail;
+    r->fstep_need = 0;
+    if (need <= 0) return;
+    int64_t flash = need - r->cache_bytes;
+    if (flash < 0) flash = 0;
+    int64_t cached = need - flash;
+    int64_t tc = 0;
+    if (cached > 0) {
+        int64_t hit = cost_load_floor_ns(r->d, cached, 1), miss = cost_load_floor_ns(r->d, cached, 0);
+        tc = hit < miss ? hit : miss;
+    }
+    r->lb_io_ns += (flash > 0 ? cost_load_floor_ns(r->d, flash, 0) : 0) + tc;
+}
+
 static int step_end(run *r)
 {
     for (uint32_t i = 0; i < r->nitems; i++) r->item_of[r->items[i].entry] = -1;
@@ -788,6 +831,7 @@ static int step_end(run *r)
     RUN_TRY(des_check(r->ev));
     if (++r->layer == r->L) { /* the forward step is complete: every request in it has a new token */
         int64_t now = des_now(r->ev);
+        bound_fstep(r);
         r->layer = 0;
         r->f++;
         for (uint32_t i = 0; i < r->npre + r->ndec; i++) {
@@ -905,6 +949,9 @@ static int setup(run *r, const sim_input *in)
     const char *cp = p->caps[0] ? p->caps : r->sys->caps;
     const char *pf = p->prefetch[0] ? p->prefetch : r->sys->prefetch;
     if (!(r->at = arrival_find(p->arrival))) D2_ERROR(D2_EINVAL, "sim.arrival: unknown arrival process \"%s\" (batch, poisson, uniform)", p->arrival);
+    if (strcmp(p->nested_kernel, "per-level") && strcmp(p->nested_kernel, "fused"))
+        D2_ERROR(D2_EINVAL, "sim.nested_kernel: \"%s\": expected per-level or fused", p->nested_kernel);
+    r->fused = !strcmp(p->nested_kernel, "fused");
     if (strcmp(p->nested_compute, "uniform") && strcmp(p->nested_compute, "swiglu"))
         D2_ERROR(D2_EINVAL, "sim.nested_compute: \"%s\": expected uniform or swiglu", p->nested_compute);
     r->swiglu = r->sys->nested && !strcmp(p->nested_compute, "swiglu") && r->m->expert_matrices >= 2;
@@ -939,9 +986,30 @@ static int setup(run *r, const sim_input *in)
         for (uint32_t u = 0; u < r->U; u++) found |= r->unit_bits[u] == arg;
         if (!found) D2_ERROR(D2_EINVAL, "sim.bitroute: uniform:%d: system %s stores no %d-bit level", arg, r->sys->name, arg);
     }
+    r->fixed_bytes = model_nonexpert_bytes(r->m, (int)p->nonexpert_bits);
+    r->kv_per_token = model_kv_bytes_per_token(r->m, (int)p->kv_bits);
+    const char *buf = p->buffer[0] ? p->buffer : r->sys->buffer;
+    if (strcmp(buf, "budget") && strcmp(buf, "device"))
+        D2_ERROR(D2_EINVAL, "sim.buffer: \"%s\": expected budget or device", buf);
+    snprintf(r->res->sys_buffer, sizeof r->res->sys_buffer, "%s", buf);
     int64_t budget = p->budget;
     if (r->mt->hold) budget = total_units * (int64_t)r->L * r->E;
-    else if (r->sys->nested && budget < total_units) /* a token at the top level holds every level */
+    else if (!strcmp(buf, "device")) {
+        /* a buffer that fills the device: what the non-expert weights, the
+         * largest KV cache of the run and the FP16 transient leave free */
+        int64_t kv = p->kv_on_device ? (int64_t)r->R * (r->P + r->G - 1) * r->kv_per_token : 0;
+        int64_t tr = p->transient_fp16 ? 2 * r->W : 0;
+        int64_t need = r->sys->nested ? total_units : maxunit;
+        budget = r->d->mem_bytes - r->fixed_bytes - kv - tr;
+        if (budget < need) {
+            r->oom = 1;
+            snprintf(r->res->reason, sizeof r->res->reason,
+                     "the device leaves %lld bytes for the expert buffer after non-expert %lld, KV %lld and FP16 transient %lld "
+                     "bytes of %lld; %s needs at least %lld", (long long)budget, (long long)r->fixed_bytes, (long long)kv,
+                     (long long)tr, (long long)r->d->mem_bytes, r->sys->name, (long long)need);
+            budget = need;
+        }
+    } else if (r->sys->nested && budget < total_units) /* a token at the top level holds every level */
         D2_ERROR(D2_ERANGE, "sim.budget: %lld bytes is smaller than one expert level set (%lld bytes) of %s on %s: "
                  "nested levels 1..%u of an expert are used together (a token at level %u needs them all until its down projection)",
                  (long long)budget, (long long)total_units, r->sys->name, r->m->name, r->U, r->U);
@@ -949,7 +1017,14 @@ static int setup(run *r, const sim_input *in)
         D2_ERROR(D2_ERANGE, "sim.budget: %lld bytes is smaller than one expert level (%lld bytes) of %s on %s",
                  (long long)budget, (long long)maxunit, r->sys->name, r->m->name);
     D2_TRY(des_new(&r->ev));
-    D2_TRY(mem_new(r->mt, r->L, r->E, r->U, r->unit_bytes, budget, r->d->page_cache_bytes, &r->mm));
+    {
+        /* the host page cache: fixed, or derived from host RAM (on unified
+         * memory the accelerator side's non-expert weights, largest KV cache
+         * and expert memory come out of the same DRAM) */
+        int64_t kvmax = p->kv_on_device ? (int64_t)r->R * (r->P + r->G - 1) * r->kv_per_token : 0;
+        r->cache_bytes = device_page_cache_bytes(r->d, r->fixed_bytes + kvmax + budget);
+    }
+    D2_TRY(mem_new(r->mt, r->L, r->E, r->U, r->unit_bytes, budget, r->cache_bytes, &r->mm));
     mem_set_free_hook(r->mm, unit_freed, r);
     r->rng_bits = rng_new((uint64_t)p->seed, 101);
     r->rng_pred = rng_new((uint64_t)p->seed, 102);
@@ -1001,8 +1076,6 @@ static int setup(run *r, const sim_input *in)
     r->bc = (bitroute_cfg){r->U, r->unit_bits, r->caps, arg, r->L, r->E, r->static_level, r->rng_bits};
     r->pc = (plan_ctx){r->sys->nested, p->opt_max_states, 0};
     if (r->bt->needs_profile || r->ft->needs_profile) D2_TRY(profile(r));
-    r->fixed_bytes = model_nonexpert_bytes(r->m, (int)p->nonexpert_bits);
-    r->kv_per_token = model_kv_bytes_per_token(r->m, (int)p->kv_bits);
     if (r->mt->hold) D2_TRY(mem_hold_all(r->mm));
     return D2_OK;
 }
@@ -1066,6 +1139,13 @@ static void finish(run *r)
     m->plan_gap_skipped = (double)r->gap_skip;
     m->opt_fallbacks = (double)r->pc.fallbacks;
     m->layer_steps = (double)r->steps;
+    /* the bound: the run lasts at least its unavoidable I/O and its FLOPs at peak */
+    m->bound_io_s = (double)r->lb_io_ns / 1e9;
+    m->bound_compute_s = r->lb_flops / r->d->fp16_flops;
+    double tlb = m->bound_io_s > m->bound_compute_s ? m->bound_io_s : m->bound_compute_s;
+    m->bound_tps = r->oom || tlb <= 0 ? 0 : (double)r->R * r->G / tlb;
+    m->bound_util = m->bound_tps > 0 ? m->throughput_tps / m->bound_tps : 0;
+    m->page_cache_gb = (double)r->cache_bytes / 1e9;
     s->levels = (int)r->U;
     double ub = 0, un = 0;
     for (uint32_t k = 0; k < r->U; k++) {
@@ -1116,6 +1196,10 @@ int sim_run_observed(const sim_input *in, const sim_observer *obs, sim_result **
             if (rc == D2_OK) rc = mem_check(r->mm);
         }
         if (rc == D2_OK) finish(r);
+        /* invariant: no run beats its bound */
+        if (rc == D2_OK && res->m.throughput_tps > res->m.bound_tps * (1 + 1e-9) && !r->oom)
+            rc = (d2_err_set("sim: throughput %.9g tokens/s above its bound %.9g", res->m.throughput_tps, res->m.bound_tps),
+                  D2_EINTERNAL);
     }
     run_free(r);
     if (rc != D2_OK) { free(res); return rc; }
@@ -1181,6 +1265,7 @@ int sim_result_foreach_param(const sim_result *r, param_visit_fn fn, void *user)
     D2_TRY(fn("system.plan", r->sys_plan, "", user));
     D2_TRY(fn("system.mem", r->sys_mem, "", user));
     D2_TRY(fn("system.prefetch", r->sys_prefetch, "", user));
+    D2_TRY(fn("system.buffer", r->sys_buffer, "", user));
     D2_TRY(fn("system.rng", D2_RNG_NAME, "", user));
     return D2_OK;
 }

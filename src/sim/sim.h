@@ -43,6 +43,9 @@ typedef struct sim_params {
     double predict_acc;           /* oracle predictor accuracy, 0..1 */
     int64_t profile_requests;     /* requests (ids after the batch) used for offline profiling */
     double router_overhead;       /* bit-router latency, fraction of the expert compute it gates */
+    char nested_kernel[PARAM_STR_MAX]; /* dequantize + GEMM kernel reading: "per-level" or "fused" */
+    char buffer[PARAM_STR_MAX];   /* expert memory bound: "budget" (sim.budget), "device" (free device
+                                     memory), "" = the system's */
 } sim_params;
 
 extern const param_table sim_param_table;
