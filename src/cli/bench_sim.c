@@ -79,7 +79,7 @@ static int time_job(const char *mname, const char *dname, const char *policy, co
     snprintf(s4, sizeof s4, "sim.policy=%s", policy);
     snprintf(s5, sizeof s5, "%s", extra ? extra : "sim.budget=1600M");
     const char *sets[] = {s1, s2, s3, s4, s5};
-    sim_job job = {mname, dname, trace, sets, 5, 1, NULL};
+    sim_job job = {.model = mname, .device = dname, .trace = trace, .sets = sets, .nsets = 5, .seed = 1};
     *best = 1e30;
     for (int i = 0; i < reps; i++) {
         sim_result *r;

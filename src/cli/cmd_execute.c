@@ -487,7 +487,7 @@ static int run(int argc, char **argv)
     static char adjust[128];
     static simopts so;
     simopts_init(&so);
-    sim_job job = {NULL, NULL, NULL, NULL, 0, 1, NULL};
+    sim_job job = {.seed = 1};
     const char *dbpath = NULL, *mwq = NULL, *mwqdir = ".", *user_tl = NULL, *real_tl = NULL;
     int threads = 1, verify = 1, quick = 0, repeat = 3, max_retries = 3, c;
     const char *probe_tol_arg = NULL, *calib_tol_arg = NULL;
@@ -498,7 +498,7 @@ static int run(int argc, char **argv)
     const char *recal = NULL;
     const char *spec = NULL, *pass[32];
     int npass = 0;
-    while ((c = getopt_long(argc, argv, "hm:d:p:b:r:P:g:t:S:s:D:T:R:w:W:j:V", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hm:d:p:b:r:P:g:t:S:s:E:D:T:R:w:W:j:V", opts, NULL)) != -1) {
         if (npass > (int)(sizeof pass / sizeof pass[0]) - 2) return cli_usage_error("execute", "too many options");
         int t = simopts_take(&so, c, optarg, "execute");
         if (t == 1) continue;
@@ -570,6 +570,7 @@ static int run(int argc, char **argv)
     }
     if (simopts_finish(&so, "execute")) return 2;
     job.seed = so.seed;
+    job.readings = so.readings;
     if (optind < argc) return cli_usage_error("execute", "unexpected argument '%s'", argv[optind]);
     if (spec) {
         if (!dbpath) return cli_usage_error("execute", "--spec needs --db");

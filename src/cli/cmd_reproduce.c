@@ -105,7 +105,7 @@ static int fig9(const plan *p, const char *dir)
         D2_TRY(split_sets(common, sets, &n, 64));
         D2_TRY(split_sets(own, sets, &n, 64));
         snprintf(path, sizeof path, "%s/%s.csv", dir, p->name[i]);
-        sim_job j = {p->model, p->device, NULL, sets, n, 1, path};
+        sim_job j = {.model = p->model, .device = p->device, .sets = sets, .nsets = n, .seed = 1, .timeline = path};
         sim_result *r;
         D2_TRY(sim_job_run(&j, &r));
         sim_result_free(r);

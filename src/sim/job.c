@@ -3,6 +3,7 @@
  * simulate command and for sweep workers that do not go through argv.
  * It opens files; it does not print or touch a database. */
 #include "sim/sim.h"
+#include "sim/readings.h"
 #include "core/err.h"
 #include "trace/source.h"
 
@@ -13,6 +14,7 @@
 
 void sim_result_set_inputs(sim_result *r, const char *model_path, const char *device_path,
                            const char *trace_path, const char *trace_id);
+void sim_result_set_reading(sim_result *r, const char *name, const char *settings, const char *path);
 
 static int route_trace(void *user, uint32_t req, uint32_t pos, uint32_t layer,
                        uint16_t *experts, float *weights, uint8_t *bits)
@@ -46,8 +48,11 @@ int sim_job_run(const sim_job *job, sim_result **out)
     param_defaults(&sim_param_table, &p);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)job->seed);
     D2_TRY(param_set(&sim_param_table, &p, "seed", seed, "seed", NULL));
+    readings rd;
+    D2_TRY(readings_load(&rd, job->readings));
+    for (size_t i = 0; i < rd.n; i++) D2_TRY(apply_set(&m, &d, &p, rd.set[i]));
     for (size_t i = 0; i < job->nsets; i++) D2_TRY(apply_set(&m, &d, &p, job->sets[i]));
-    if (job->nsets) {
+    if (job->nsets || rd.n) {
         D2_TRY(model_check(&m, "--set"));
         D2_TRY(device_check(&d, "--set"));
     }
@@ -96,7 +101,12 @@ int sim_job_run(const sim_job *job, sim_result **out)
         }
         if (rc != D2_OK) remove(tltmp);
     }
-    if (rc == D2_OK) sim_result_set_inputs(r, mpath, dpath, job->trace, trace_source_id(src));
+    if (rc == D2_OK) {
+        char txt[2048];
+        readings_text(&rd, txt, sizeof txt);
+        sim_result_set_inputs(r, mpath, dpath, job->trace, trace_source_id(src));
+        sim_result_set_reading(r, rd.name, txt, rd.path);
+    }
     trace_source_free(src);
     if (rc) return rc;
     *out = r;

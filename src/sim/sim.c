@@ -71,6 +71,7 @@ struct sim_result {
     int nested;
     char sys_prefetch[PARAM_STR_MAX];
     char sys_buffer[PARAM_STR_MAX];
+    char reading_name[PARAM_STR_MAX], reading_settings[2048], reading_path[4096];
     char trace_path[4096], trace_id[128], model_path[4096], device_path[4096];
 };
 
@@ -1267,6 +1268,8 @@ int sim_result_foreach_param(const sim_result *r, param_visit_fn fn, void *user)
     D2_TRY(fn("system.prefetch", r->sys_prefetch, "", user));
     D2_TRY(fn("system.buffer", r->sys_buffer, "", user));
     D2_TRY(fn("system.rng", D2_RNG_NAME, "", user));
+    D2_TRY(fn("reading.name", r->reading_name, "", user));
+    D2_TRY(fn("reading.settings", r->reading_settings, "", user));
     return D2_OK;
 }
 
@@ -1274,6 +1277,7 @@ int sim_result_foreach_input(const sim_result *r, sim_input_fn fn, void *user)
 {
     if (r->model_path[0]) D2_TRY(fn("model", r->model_path, NULL, user));
     if (r->device_path[0]) D2_TRY(fn("device", r->device_path, NULL, user));
+    if (r->reading_path[0]) D2_TRY(fn("reading", r->reading_path, NULL, user));
     if (r->trace_id[0]) D2_TRY(fn("trace", r->trace_path[0] ? r->trace_path : NULL, r->trace_id, user));
     return D2_OK;
 }
@@ -1301,4 +1305,12 @@ void sim_result_set_inputs(sim_result *r, const char *model_path, const char *de
     snprintf(r->device_path, sizeof r->device_path, "%s", device_path ? device_path : "");
     snprintf(r->trace_path, sizeof r->trace_path, "%s", trace_path ? trace_path : "");
     snprintf(r->trace_id, sizeof r->trace_id, "%s", trace_id ? trace_id : "");
+}
+
+void sim_result_set_reading(sim_result *r, const char *name, const char *settings, const char *path);
+void sim_result_set_reading(sim_result *r, const char *name, const char *settings, const char *path)
+{
+    snprintf(r->reading_name, sizeof r->reading_name, "%s", name);
+    snprintf(r->reading_settings, sizeof r->reading_settings, "%s", settings);
+    snprintf(r->reading_path, sizeof r->reading_path, "%s", path);
 }

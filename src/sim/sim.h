@@ -84,9 +84,11 @@ int sim_run_observed(const sim_input *in, const sim_observer *obs, sim_result **
 
 /* One configuration from the command line's inputs, for sweeps:
  * model and device are profile names or .ini paths; trace NULL = the trace
- * generator preset for the model (trace_source_open_gen); sets are
- * "table.key=value" applied, in order, to the model, device and sim tables
- * after seed (sim.seed).  timeline: NULL or a CSV path to write. */
+ * generator preset for the model (trace_source_open_gen); the reading's
+ * settings (sim/readings.h) and then sets, "table.key=value", are applied in
+ * order to the model, device and sim tables after seed (sim.seed).
+ * timeline: NULL or a CSV path to write.  The result carries the reading
+ * (params reading.name, reading.settings; input "reading"). */
 typedef struct sim_job {
     const char *model;
     const char *device;
@@ -95,6 +97,8 @@ typedef struct sim_job {
     size_t nsets;
     uint64_t seed;
     const char *timeline;
+    const char *readings; /* reading set: NAME (experiments/readings/NAME.ini) or a path; NULL or "" =
+                             READINGS_DEFAULT ("datasheet"); "none" = nothing applied.  Applied before sets. */
 } sim_job;
 int sim_job_run(const sim_job *job, sim_result **out);
 
