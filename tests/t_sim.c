@@ -522,16 +522,19 @@ static void test_closed_form(void)
     /* the fused kernel: max(dequant, gemm) + one launch, by hand */
     device k = d;
     k.kernel_overhead_ns = 1000;
-    k.dequant_rate = 1e9; /* 65,536 weights: 65,536 ns of dequantization */
-    cost_compute pl, fu, fn;
+    k.dequant_rate = 1e9; /* 65,536 weights: 65,536 ns of dequantization per pass (per-level) */
+    cost_compute pl, fu, fn, f1;
     cost_expert(&k, 65536, bytes, 8, 9, &pl);
-    cost_expert_fused(&k, 65536, bytes, 8, 9, 1, &fu);
-    cost_expert_fused(&k, 65536, bytes, 8, 9, 0, &fn);
+    cost_expert_fused(&k, 65536, bytes, 8, 4, 9, 1, &fu);  /* 4 stored bits: the fit's reference */
+    cost_expert_fused(&k, 65536, bytes, 8, 4, 9, 0, &fn);
+    cost_expert_fused(&k, 65536, bytes, 8, 1, 9, 0, &f1);  /* a sign plane: a quarter of the bit operations */
     is_int(pl.total, 65536 + pl.gemm + 2000, "per-level: dequant + GEMM + two launches");
+    is_int(fu.dequant, 65536, "fused: a 4-bit unit dequantizes at the fitted rate");
     is_int(fu.total, (65536 > pl.gemm ? 65536 : pl.gemm) + 1000, "fused: max(dequant, GEMM) + one launch");
     is_int(fn.total, fu.total - 1000, "fused, not the expert's first level: no launch");
+    is_int(f1.dequant, 16384, "fused: a 1-bit sign plane costs 1/4 of the INT4 bit operations");
     k.dequant_rate = 1e15; /* GEMM-bound: dequantization hides entirely */
-    cost_expert_fused(&k, 65536, bytes, 8, 9, 1, &fu);
+    cost_expert_fused(&k, 65536, bytes, 8, 8, 9, 1, &fu);
     is_int(fu.total, fu.gemm + 1000, "fused, fast dequantization: GEMM + one launch");
 }
 

@@ -97,10 +97,14 @@ void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int
     if (out->total < 1) out->total = 1;
 }
 
-void cost_expert_fused(const device *d, int64_t weights, int64_t stored, int bits, int64_t tokens, int launch,
-                       cost_compute *out)
+void cost_expert_fused(const device *d, int64_t weights, int64_t stored, int bits, int plane_bits, int64_t tokens,
+                       int launch, cost_compute *out)
 {
     cost_expert(d, weights, stored, bits, tokens, out);
+    if (bits < 16) /* bit operations in proportion to the unit's own bits (fit rates are of INT4 codes) */
+        out->dequant = d->dequant_rate > 0
+                           ? cost_dur_ns((double)weights * plane_bits / COST_DEQUANT_REF_BITS, d->dequant_rate)
+                           : cost_dur_ns((double)stored, d->mem_bw * d->mem_eff);
     out->overhead = launch ? (d->kernel_overhead_ns < COST_NS_MAX ? d->kernel_overhead_ns : COST_NS_MAX) : 0;
     /* dequantization runs in step with the matrix work: the longer of the two */
     out->total = sat_add(out->dequant > out->gemm ? out->dequant : out->gemm, out->overhead);
@@ -115,8 +119,9 @@ void cost_expert_swiglu_item(const device *d, int64_t weights, int64_t matrices,
     for (int l = 0; l < k; l++) down_bytes += level_bytes[l] / matrices;
     cost_compute gu, dn = {0, 0, 0, 0};
     if (fused) {
-        cost_expert_fused(d, weights - Wm, ub - ub / matrices, bits, tokens, k == 1, &gu);
-        if (final > 0) cost_expert_fused(d, Wm * k, down_bytes, bits, final, 0, &dn);
+        int pb = k == 1 ? bits : 1; /* level 1: the b1-bit base; above: one sign plane */
+        cost_expert_fused(d, weights - Wm, ub - ub / matrices, bits, pb, tokens, k == 1, &gu);
+        if (final > 0) cost_expert_fused(d, Wm * k, down_bytes, bits, bits, final, 0, &dn); /* levels 1..k: b1 + k - 1 = bits */
     } else {
         cost_expert(d, weights - Wm, ub - ub / matrices, bits, tokens, &gu);
         if (final > 0) cost_expert(d, Wm * k, down_bytes, bits, final, &dn);

@@ -55,11 +55,17 @@ void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int
 
 /* The paper's fused nested kernel (sim.nested_kernel = fused): one pass
  * in which dequantization (CUDA cores) runs in step with the GEMM (tensor
- * cores), so the unit costs max(dequant, gemm) of cost_expert, plus one
- * kernel launch when `launch` (a nested expert launches once, on its first
- * level; a copy on each unit). */
-void cost_expert_fused(const device *d, int64_t weights, int64_t stored, int bits, int64_t tokens, int launch,
-                       cost_compute *out);
+ * cores), so the unit costs max(dequant, gemm), plus one kernel launch when
+ * `launch` (a nested expert launches once, on its first level; a copy on
+ * each unit).  "Each level adding its bytes and bit operations": the
+ * dequantization of a unit is in proportion to its own stored bits,
+ * plane_bits (a nested base level b1, a sign plane 1, a copy its width):
+ * weights x plane_bits / COST_DEQUANT_REF_BITS / dequant_rate (the fitted
+ * rates are of INT4 codes), or with dequant_rate = 0 one read of the stored
+ * unit at mem_bw x mem_eff (no FP16 copy is written). */
+#define COST_DEQUANT_REF_BITS 4.0
+void cost_expert_fused(const device *d, int64_t weights, int64_t stored, int bits, int plane_bits, int64_t tokens,
+                       int launch, cost_compute *out);
 
 /* Level item k (1-based) of a nested (MWQ) expert costed as the SwiGLU data
  * flow runs it (sim.nested_compute = swiglu): the gate/up matrices of level

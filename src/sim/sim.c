@@ -699,7 +699,8 @@ static int plan_step(run *r)
                 if (cnt <= r->ntok_max) cc = r->ccache[(size_t)u * (r->ntok_max + 1) + cnt];
                 if (cc.total == 0) {
                     if (r->fused) /* one launch per expert: on its first level (nested), on every copy */
-                        cost_expert_fused(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], cnt, !r->sys->nested || u == 0, &cc);
+                        cost_expert_fused(r->d, r->W, r->unit_bytes[u], r->unit_bits[u],
+                                          r->sys->nested && u > 0 ? 1 : r->unit_bits[u], cnt, !r->sys->nested || u == 0, &cc);
                     else
                         cost_expert(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], cnt, &cc);
                     if (cnt <= r->ntok_max) r->ccache[(size_t)u * (r->ntok_max + 1) + cnt] = cc;
