@@ -150,6 +150,9 @@ static void test_cost(void)
 }
 
 /* One step, R requests at prefill P = 1, gen = 1: exactly one forward step. */
+struct freed_log;
+static int run_obs(const sim_input *in, FILE *tl, struct freed_log *fl, sim_result **r);
+
 static sim_result *run1(const char *policy, const char *plan, const uint16_t *map, int R, int layers, int64_t budget,
                         const device *d, FILE *tl)
 {
@@ -158,9 +161,9 @@ static sim_result *run1(const char *policy, const char *plan, const uint16_t *ma
     snprintf(p.plan, sizeof p.plan, "%s", plan);
     p.requests = R; p.prompt = 1; p.gen = 1; p.budget = budget;
     fixed_route fr = {map, 1};
-    sim_input in = {&m, d, &p, route_fixed, &fr, 0, tl};
+    sim_input in = {&m, d, &p, route_fixed, &fr, 0};
     sim_result *r = NULL;
-    int rc = sim_run(&in, &r);
+    int rc = run_obs(&in, tl, NULL, &r);
     if (rc) tap_diag("sim_run: %s", d2_err_msg());
     return r;
 }
@@ -182,6 +185,29 @@ static void on_freed(void *user, sim_ns t, uint32_t layer, uint32_t expert, uint
 }
 
 typedef struct tl_line { int64_t s, e; int layer, expert, level; } tl_line;
+
+/* A run with the library's timeline writer (an observer) into tl and the
+ * free hook into fl; either may be NULL. */
+typedef struct tl_obs { sim_timeline tw; sim_observer tlo; freed_log *fl; } tl_obs;
+static void tobs_op(void *u, const sim_op *op)
+{
+    tl_obs *t = u;
+    if (t->tlo.op) t->tlo.op(t->tlo.user, op);
+}
+static void tobs_freed(void *u, sim_ns t, uint32_t layer, uint32_t expert, uint32_t level)
+{
+    tl_obs *o = u;
+    if (o->fl) on_freed(o->fl, t, layer, expert, level);
+}
+static int run_obs(const sim_input *in, FILE *tl, struct freed_log *fl, sim_result **r)
+{
+    tl_obs t;
+    memset(&t, 0, sizeof t);
+    if (tl) sim_timeline_begin(&t.tw, tl, &t.tlo);
+    t.fl = fl;
+    sim_observer o = {.op = tobs_op, .unit_freed = tobs_freed, .user = &t};
+    return sim_run_observed(in, &o, r);
+}
 
 /* Compute lines of a timeline (non-expert lines have expert -1). */
 static tl_line *read_computes(FILE *tl, size_t *n)
@@ -334,10 +360,9 @@ static void test_nested_hold(void)
     bits_route br = {ex, bits};
     FILE *tl = tmpfile();
     freed_log fl = {0};
-    sim_observer obs = {on_freed, &fl};
-    sim_input in = {&m, &d, &p, route_bits, &br, 1, tl};
+    sim_input in = {&m, &d, &p, route_bits, &br, 1};
     sim_result *r = NULL;
-    int rc = sim_run_observed(&in, &obs, &r);
+    int rc = run_obs(&in, tl, &fl, &r);
     ok(rc == D2_OK && r, "one step at a budget of one expert's three levels runs%s%s", rc ? ": " : "", rc ? d2_err_msg() : "");
     if (r && tl) {
         int64_t io1 = cost_load_ns(&d, b1, 0), io2 = cost_load_ns(&d, b2, 0);
@@ -374,10 +399,9 @@ static void test_nested_hold(void)
         rand_route rr = {3, 2, 2};
         FILE *t3 = tmpfile();
         freed_log f3 = {0};
-        sim_observer o3 = {on_freed, &f3};
-        sim_input in3 = {&m3, &d, &q, route_rand, &rr, 1, t3};
+        sim_input in3 = {&m3, &d, &q, route_rand, &rr, 1};
         r = NULL;
-        rc = sim_run_observed(&in3, &o3, &r);
+        rc = run_obs(&in3, t3, &f3, &r);
         ok(rc == D2_OK && r && t3, "deferred experts: runs%s%s", rc ? ": " : "", rc ? d2_err_msg() : "");
         if (r && t3) {
             int late = deferred_hits(t3, &f3);
@@ -409,10 +433,9 @@ static void test_nested_hold(void)
             rand_route rr = {8, 2, 11};
             FILE *t2 = tmpfile();
             freed_log f2 = {0};
-            sim_observer o2 = {on_freed, &f2};
-            sim_input in2 = {&m4, &d, &q, route_rand, &rr, 1, t2};
+            sim_input in2 = {&m4, &d, &q, route_rand, &rr, 1};
             r = NULL;
-            rc = sim_run_observed(&in2, &o2, &r);
+            rc = run_obs(&in2, t2, &f2, &r);
             ok(rc == D2_OK && r && metric(r, "peak_expert_mb") * 1e6 <= (double)q.budget && t2 && bad_frees(t2, &f2, 0) == 0,
                "budget %s, mem %s, plan %s%s%s: runs within it, no level freed while its expert still computes "
                "(%zu frees)%s%s", extra ? "S + b1" : "S", cases[i].mem, cases[i].plan, cases[i].prefetch[0] ? ", prefetch " : "",
@@ -694,7 +717,7 @@ static sim_result *run_rand(const char *policy, const model *m, const device *d,
 {
     rand_route rr = {(uint32_t)m->experts, (uint32_t)m->top_k, seed};
     snprintf(p->policy, sizeof p->policy, "%s", policy);
-    sim_input in = {m, d, p, route_rand, &rr, 1, NULL};
+    sim_input in = {m, d, p, route_rand, &rr, 1};
     sim_result *r = NULL;
     *rc = sim_run(&in, &r);
     return r;
@@ -909,9 +932,9 @@ static void test_swiglu(void)
         p.requests = 1; p.prompt = 1; p.gen = 1; p.budget = 1000000000;
         fixed_route fr = {map, 1};
         FILE *tl = tmpfile();
-        sim_input in = {&m, &d, &p, route_fixed, &fr, 0, tl};
+        sim_input in = {&m, &d, &p, route_fixed, &fr, 0};
         sim_result *r = NULL;
-        int rc = sim_run(&in, &r);
+        int rc = run_obs(&in, tl, NULL, &r);
         if (!ok(rc == D2_OK, "%s run (%s)", p.nested_compute, rc ? d2_err_msg() : "ok")) { fclose(tl); continue; }
         rewind(tl);
         char line[256];
@@ -945,7 +968,7 @@ static void test_swiglu(void)
     snprintf(p.nested_compute, sizeof p.nested_compute, "downward");
     p.requests = 1; p.prompt = 1; p.gen = 1; p.budget = 1000000000;
     fixed_route fr = {map, 1};
-    sim_input in = {&m, &d, &p, route_fixed, &fr, 0, NULL};
+    sim_input in = {&m, &d, &p, route_fixed, &fr, 0};
     sim_result *r = NULL;
     int rc = sim_run(&in, &r);
     ok(rc == D2_EINVAL && strstr(d2_err_msg(), "sim.nested_compute"), "unknown sim.nested_compute refused (%s)", d2_err_msg());
@@ -977,6 +1000,87 @@ static void test_repeatable(void)
     sim_result_free(r1); sim_result_free(r2); sim_result_free(r3);
 }
 
+/* ---- typed operations (sim_op) ------------------------------------------ */
+
+typedef struct op_log { sim_op *v; size_t n, cap; } op_log;
+static void log_op(void *u, const sim_op *op)
+{
+    op_log *l = u;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        sim_op *q = realloc(l->v, l->cap * sizeof *q);
+        if (!q) return;
+        l->v = q;
+    }
+    l->v[l->n++] = *op;
+}
+
+static void test_ops(void)
+{
+    model m = tiny(3, 8, 2);
+    device d = dev();
+    sim_params p = params("d2moe-v1");
+    p.requests = 5; p.prompt = 3; p.gen = 4; p.budget = 6 * model_expert_level_bytes(&m, 2, 1, 128) * 3;
+    rand_route rr = {8, 2, 5};
+    sim_input in = {&m, &d, &p, route_rand, &rr, 1};
+    op_log lg = {0};
+    sim_observer obs = {.op = log_op, .user = &lg};
+    sim_result *r = NULL;
+    int rc = sim_run_observed(&in, &obs, &r);
+    ok(rc == D2_OK && r && lg.n > 0, "typed operations observed (%zu)", lg.n);
+    if (!r) return;
+    int bad_step = 0, bad_order = 0, bad_final = 0, nload = 0, ncomp = 0;
+    for (size_t i = 0; i < lg.n; i++) {
+        const sim_op *o = &lg.v[i];
+        if (!o->preload && o->step != o->fstep * 3 + o->layer) bad_step++;
+        if (o->kind == SIM_OP_LOAD) { nload++; if (o->bytes <= 0 || o->tier != SIM_TIER_FLASH) bad_step++; }
+        if (o->kind != SIM_OP_COMPUTE) continue;
+        ncomp++;
+        /* no compute before its load (same unit, same layer step) */
+        for (size_t j = 0; j < lg.n; j++) {
+            const sim_op *x = &lg.v[j];
+            if (x->kind == SIM_OP_LOAD && !x->preload && x->step == o->step && x->expert == o->expert &&
+                x->level == o->level && x->end > o->start)
+                bad_order++;
+        }
+        /* final tokens: over an expert's level items they add up to its uses (its level-1 tokens) */
+        if (o->level == 1) {
+            uint32_t sum = 0;
+            for (size_t j = 0; j < lg.n; j++)
+                if (lg.v[j].kind == SIM_OP_COMPUTE && lg.v[j].step == o->step && lg.v[j].expert == o->expert) sum += lg.v[j].final;
+            if (sum != o->tokens) bad_final++;
+        }
+    }
+    ok(!bad_step, "every operation names its forward step, layer step and layer consistently; loads their tier and bytes");
+    ok(!bad_order, "no compute starts before its unit's load in the same layer step (from the typed operations)");
+    ok(!bad_final, "final tokens over an expert's levels add up to its uses");
+    is_near((double)nload, metric(r, "loads") + metric(r, "prefetch_loads"), 0, "one load operation per counted load");
+    /* the timeline writer is an observer of the same stream: one line per operation */
+    FILE *tl = tmpfile();
+    sim_result *r2 = NULL;
+    rc = run_obs(&in, tl, NULL, &r2);
+    size_t lines = 0;
+    char buf[256];
+    rewind(tl);
+    while (fgets(buf, sizeof buf, tl)) lines++;
+    is_int((int64_t)lines, (int64_t)lg.n + 1, "the timeline CSV: a header and one line per operation");
+    fclose(tl);
+    sim_result_free(r2);
+    /* the effective system without running it */
+    sim_system sys;
+    sim_params q = params("ablate-mwq");
+    snprintf(q.plan, sizeof q.plan, "hebf");
+    ok(sim_system_resolve(&q, &sys) == D2_OK && sys.nested && sys.levels == 3 && !strcmp(sys.plan, "hebf") && !sys.serial &&
+           !sys.preloads && !strcmp(sys.mem, "none"),
+       "sim_system_resolve: ablate-mwq with sim.plan=hebf is nested, 3 levels, hebf, overlapping, no preloads");
+    q = params("edgemoe");
+    ok(sim_system_resolve(&q, &sys) == D2_OK && sys.preloads && !strcmp(sys.buffer, "device"), "edgemoe preloads; its buffer fills the device");
+    q = params("nosuch");
+    ok(sim_system_resolve(&q, &sys) == D2_EINVAL, "unknown system: D2_EINVAL");
+    sim_result_free(r);
+    free(lg.v);
+}
+
 int main(void)
 {
     test_cost();
@@ -990,5 +1094,6 @@ int main(void)
     test_errors_and_oom();
     test_repeatable();
     test_arrivals();
+    test_ops();
     return tap_done();
 }

@@ -151,7 +151,7 @@ int bench_sim(int argc, char **argv)
             double dt = now_s() - t0;
             if (dt < gen_best) gen_best = dt;
         }
-        sim_input in = {&m, &d, &p, route_replay, &rp, 0, NULL};
+        sim_input in = {&m, &d, &p, route_replay, &rp, 0};
         for (int i = 0; i < reps && !rc; i++) {
             double t0 = now_s();
             if ((rc = sim_run(&in, &r))) break;
@@ -179,7 +179,7 @@ int bench_sim(int argc, char **argv)
     param_defaults(&sim_param_table, &p);
     for (int L = 8; L <= 64; L *= 2) {
         m.layers = L;
-        sim_input in = {&m, &d, &p, route_hash, &m, 0, NULL};
+        sim_input in = {&m, &d, &p, route_hash, &m, 0};
         double best = 1e30;
         for (int i = 0; i < (reps > 3 ? 3 : reps); i++) {
             double t0 = now_s();

@@ -81,6 +81,7 @@ enum { EV_NONEXP_DONE = 1, EV_LOAD_DONE, EV_COMP_DONE, EV_STEP_START };
 
 typedef struct step_item {
     uint32_t entry, expert, unit, tokens;
+    uint32_t final;      /* tokens whose own level is this unit (copies: = tokens) */
     uint32_t grp;        /* its group in this step (step_group) */
     int64_t t_comp;      /* ns */
     int64_t dequant, router; /* parts of t_comp, ns */
@@ -117,6 +118,7 @@ typedef struct run {
     const device *d;
     const sim_params *p;
     const policy_system *sys;
+    sim_system rs;          /* the system as resolved (overrides applied) */
     const bitroute_type *bt;
     const plan_type *pt;
     const mem_policy_type *mt;
@@ -261,10 +263,30 @@ static void mem_account(run *r)
     }
 }
 
-static void timeline(run *r, int64_t t0, int64_t t1, const char *q, uint32_t layer, int expert, int level, uint32_t tokens)
+/* Tell the observer of one operation. */
+static void emit(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level, uint32_t tokens,
+                 uint32_t final, int preload, sim_op_tier tier, int64_t bytes)
 {
-    if (r->in->timeline)
-        fprintf(r->in->timeline, "%lld,%lld,%s,%u,%d,%d,%u\n", (long long)t0, (long long)t1, q, layer, expert, level, tokens);
+    if (!r->obs || !r->obs->op) return;
+    sim_op op = {.kind = kind, .fstep = r->f, .step = (uint32_t)r->steps, .layer = layer, .expert = expert, .level = level,
+                 .tokens = tokens, .final = final, .preload = preload, .tier = tier, .bytes = bytes, .start = t0, .end = t1};
+    r->obs->op(r->obs->user, &op);
+}
+
+static void timeline_op(void *user, const sim_op *op)
+{
+    sim_timeline *t = user;
+    fprintf(t->f, "%lld,%lld,%s,%u,%d,%u,%u\n", (long long)op->start, (long long)op->end,
+            op->kind == SIM_OP_LOAD ? "io" : "compute", op->layer, (int)op->expert, op->level, op->tokens);
+}
+
+void sim_timeline_begin(sim_timeline *t, FILE *f, sim_observer *obs)
+{
+    t->f = f;
+    fprintf(f, "start_ns,end_ns,queue,layer,expert,level,tokens\n");
+    memset(obs, 0, sizeof *obs);
+    obs->op = timeline_op;
+    obs->user = t;
 }
 
 /* ---- profiling (offline, from requests the batch does not use) ----------- */
@@ -507,8 +529,9 @@ static int kick_io(run *r)
         RUN_TRY(check_dur(t, "expert load"));
         int64_t now = des_now(r->ev);
         RUN_TRY(des_event_after(r->ev, t, EV_LOAD_DONE, q->entry, q->prefetch));
-        timeline(r, now, now + t, "io", q->layer, (int)((q->entry / r->U) % r->E), (int)unit + 1,
-                 q->prefetch ? 0 : r->items[r->item_of[q->entry]].tokens);
+        emit(r, SIM_OP_LOAD, now, now + t, q->layer, (int)((q->entry / r->U) % r->E), unit + 1,
+             q->prefetch ? 0 : r->items[r->item_of[q->entry]].tokens, 0, q->prefetch,
+             cached ? SIM_TIER_PAGE_CACHE : SIM_TIER_FLASH, bytes);
         r->io_busy = 1;
         RUN_TRY(comp_rerate(r, 0));
         r->io_busy_ns += t;
@@ -547,7 +570,8 @@ static int kick_compute(run *r)
         RUN_TRY(des_event_after(r->ev, (int64_t)ceil(r->comp_rem * f), EV_COMP_DONE, r->comp_idx, r->comp_ver));
     } else {
         RUN_TRY(des_event_after(r->ev, it->t_comp, EV_COMP_DONE, it - r->items, 0));
-        timeline(r, now, now + it->t_comp, "compute", r->layer, (int)it->expert, (int)it->unit + 1, it->tokens);
+        emit(r, SIM_OP_COMPUTE, now, now + it->t_comp, r->layer, (int)it->expert, it->unit + 1, it->tokens, it->final, 0,
+             SIM_TIER_NONE, 0);
         r->comp_ns += it->t_comp;
         r->expert_ns += it->t_comp;
     }
@@ -647,7 +671,7 @@ static int step_start(run *r)
     int64_t t = cost_nonexpert_ns(r->d, r->m, (int)r->p->nonexpert_bits, (int)r->p->kv_bits, r->ntok, r->ctx_sum);
     r->lb_flops += cost_nonexpert_flops(r->m, r->ntok, r->ctx_sum);
     RUN_TRY(check_dur(t, "layer's non-expert work"));
-    timeline(r, now, now + t, "compute", r->layer, -1, 0, r->ntok);
+    emit(r, SIM_OP_NONEXPERT, now, now + t, r->layer, -1, 0, r->ntok, 0, 0, SIM_TIER_NONE, 0);
     r->phase = 0;
     r->comp_busy = 1;
     r->comp_ns += t;
@@ -674,7 +698,7 @@ static int plan_step(run *r)
         r->gate2_k[u->level] += (double)u->weight * u->weight;
         B[u->expert * r->U + u->level]++;
     }
-    if (r->swiglu) memcpy(r->Bfin, B, (size_t)r->E * r->U * sizeof *B);
+    memcpy(r->Bfin, B, (size_t)r->E * r->U * sizeof *B);
     if (r->sys->nested) /* nesting: a use at level k needs units 1..k */
         for (uint32_t j = 0; j < r->E; j++)
             for (uint32_t k = r->U - 1; k-- > 0;) B[j * r->U + k] += B[j * r->U + k + 1];
@@ -691,6 +715,7 @@ static int plan_step(run *r)
             it->expert = j;
             it->unit = u;
             it->tokens = cnt;
+            it->final = r->Bfin[j * r->U + u];
             cost_compute cc = {0, 0, 0, 0};
             if (r->swiglu)
                 cost_expert_swiglu_item(r->d, r->W, r->m->expert_matrices, r->unit_bytes, (int)u + 1, r->unit_bits[u], cnt,
@@ -887,7 +912,8 @@ static int handle(run *r, const des_event *e)
             if (e->b != r->comp_ver || !r->comp_active) return D2_OK; /* superseded by a rate change */
             int64_t now = des_now(r->ev);
             r->comp_active = 0;
-            timeline(r, r->comp_start, now, "compute", r->layer, (int)it->expert, (int)it->unit + 1, it->tokens);
+            emit(r, SIM_OP_COMPUTE, r->comp_start, now, r->layer, (int)it->expert, it->unit + 1, it->tokens, it->final, 0,
+                 SIM_TIER_NONE, 0);
             r->comp_ns += now - r->comp_start;
             r->expert_ns += now - r->comp_start;
         }
@@ -936,6 +962,40 @@ static void run_free(run *r)
     free(r->groups); free(r->gflag); free(r->gneed);
 }
 
+int sim_system_resolve(const sim_params *p, sim_system *out)
+{
+    memset(out, 0, sizeof *out);
+    const policy_system *sys = policy_find(p->policy);
+    if (!sys) D2_ERROR(D2_EINVAL, "sim.policy: unknown system \"%s\" (see d2moe simulate --list)", p->policy);
+    snprintf(out->name, sizeof out->name, "%s", sys->name);
+    out->nested = sys->nested;
+    out->levels = sys->levels;
+    for (int k = 0; k < sys->levels; k++) out->bits[k] = sys->bits[k];
+#define PICK(f) snprintf(out->f, sizeof out->f, "%s", p->f[0] ? p->f : sys->f)
+    PICK(caps);
+    PICK(bitroute);
+    PICK(plan);
+    PICK(mem);
+    PICK(prefetch);
+    PICK(buffer);
+#undef PICK
+    int arg = 0;
+    const plan_type *pt = plan_find(out->plan);
+    const mem_policy_type *mt = mem_policy_find(out->mem);
+    const prefetch_type *ft = prefetch_find(out->prefetch);
+    if (!ft) D2_ERROR(D2_EINVAL, "sim.prefetch: unknown predictor \"%s\" (none, paths, oracle)", out->prefetch);
+    if (!bitroute_find(out->bitroute, &arg))
+        D2_ERROR(D2_EINVAL, "sim.bitroute: unknown bit-width routing \"%s\" (capacity, gate, static, uniform:B, trace)", out->bitroute);
+    if (!pt) D2_ERROR(D2_EINVAL, "sim.plan: unknown planner \"%s\" (hebf, id-order, sequential, optimal)", out->plan);
+    if (!mt) D2_ERROR(D2_EINVAL, "sim.mem: unknown memory policy \"%s\" (budget, lru, lfu, none, hold)", out->mem);
+    if (strcmp(out->buffer, "budget") && strcmp(out->buffer, "device"))
+        D2_ERROR(D2_EINVAL, "sim.buffer: \"%s\": expected budget or device", out->buffer);
+    out->serial = pt->serial;
+    out->hold = mt->hold;
+    out->preloads = strcmp(ft->name, "none") != 0;
+    return D2_OK;
+}
+
 static int setup(run *r, const sim_input *in)
 {
     const sim_params *p = in->params;
@@ -943,13 +1003,9 @@ static int setup(run *r, const sim_input *in)
     r->m = in->model;
     r->d = in->device;
     r->p = p;
+    D2_TRY(sim_system_resolve(p, &r->rs));
     r->sys = policy_find(p->policy);
-    if (!r->sys) D2_ERROR(D2_EINVAL, "sim.policy: unknown system \"%s\" (see d2moe simulate --list)", p->policy);
-    const char *br = p->bitroute[0] ? p->bitroute : r->sys->bitroute;
-    const char *pl = p->plan[0] ? p->plan : r->sys->plan;
-    const char *mp = p->mem[0] ? p->mem : r->sys->mem;
-    const char *cp = p->caps[0] ? p->caps : r->sys->caps;
-    const char *pf = p->prefetch[0] ? p->prefetch : r->sys->prefetch;
+    const char *br = r->rs.bitroute, *pl = r->rs.plan, *mp = r->rs.mem, *cp = r->rs.caps, *pf = r->rs.prefetch;
     if (!(r->at = arrival_find(p->arrival))) D2_ERROR(D2_EINVAL, "sim.arrival: unknown arrival process \"%s\" (batch, poisson, uniform)", p->arrival);
     if (strcmp(p->nested_kernel, "per-level") && strcmp(p->nested_kernel, "fused"))
         D2_ERROR(D2_EINVAL, "sim.nested_kernel: \"%s\": expected per-level or fused", p->nested_kernel);
@@ -957,11 +1013,11 @@ static int setup(run *r, const sim_input *in)
     if (strcmp(p->nested_compute, "uniform") && strcmp(p->nested_compute, "swiglu"))
         D2_ERROR(D2_EINVAL, "sim.nested_compute: \"%s\": expected uniform or swiglu", p->nested_compute);
     r->swiglu = r->sys->nested && !strcmp(p->nested_compute, "swiglu") && r->m->expert_matrices >= 2;
-    if (!(r->ft = prefetch_find(pf))) D2_ERROR(D2_EINVAL, "sim.prefetch: unknown predictor \"%s\" (none, paths, oracle)", pf);
     int arg = 0;
-    if (!(r->bt = bitroute_find(br, &arg))) D2_ERROR(D2_EINVAL, "sim.bitroute: unknown bit-width routing \"%s\" (capacity, gate, static, uniform:B, trace)", br);
-    if (!(r->pt = plan_find(pl))) D2_ERROR(D2_EINVAL, "sim.plan: unknown planner \"%s\" (hebf, id-order, sequential, optimal)", pl);
-    if (!(r->mt = mem_policy_find(mp))) D2_ERROR(D2_EINVAL, "sim.mem: unknown memory policy \"%s\" (budget, lru, lfu, none, hold)", mp);
+    r->ft = prefetch_find(pf);
+    r->bt = bitroute_find(br, &arg);
+    r->pt = plan_find(pl);
+    r->mt = mem_policy_find(mp); /* all four known: sim_system_resolve checked them */
     r->U = (uint32_t)r->sys->levels;
     D2_TRY(parse_caps(cp, (int)r->U, r->caps, "sim.caps"));
     if (r->bt->needs_bits && !in->route_has_bits)
@@ -990,9 +1046,7 @@ static int setup(run *r, const sim_input *in)
     }
     r->fixed_bytes = model_nonexpert_bytes(r->m, (int)p->nonexpert_bits);
     r->kv_per_token = model_kv_bytes_per_token(r->m, (int)p->kv_bits);
-    const char *buf = p->buffer[0] ? p->buffer : r->sys->buffer;
-    if (strcmp(buf, "budget") && strcmp(buf, "device"))
-        D2_ERROR(D2_EINVAL, "sim.buffer: \"%s\": expected budget or device", buf);
+    const char *buf = r->rs.buffer;
     snprintf(r->res->sys_buffer, sizeof r->res->sys_buffer, "%s", buf);
     int64_t budget = p->budget;
     if (r->mt->hold) budget = total_units * (int64_t)r->L * r->E;
@@ -1183,7 +1237,6 @@ int sim_run_observed(const sim_input *in, const sim_observer *obs, sim_result **
     res->params = *in->params;
     int rc = setup(r, in);
     if (rc == D2_OK) {
-        if (in->timeline) fprintf(in->timeline, "start_ns,end_ns,queue,layer,expert,level,tokens\n");
         mem_account(r);
         if (!r->oom) rc = des_event_push(r->ev, 0, EV_STEP_START, 0, 0);
         des_event e;
