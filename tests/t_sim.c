@@ -599,19 +599,22 @@ static void test_optimal(void)
         }
         plan_ctx pc = {nested, 1 << 20, 0};
         uint32_t ord[8], perm[8];
-        int k = plan_optimal(&pc, it, n, ord);
+        size_t k;
+        int found;
+        plan_optimal(&pc, it, n, ord, &k, &found);
         size_t kk = 0;
         for (size_t i = 0; i < n; i++) if (it[i].load) perm[kk++] = (uint32_t)i;
         int64_t bf = brute(it, n, perm, kk, 0, nested);
-        int64_t mo = plan_makespan(it, n, ord, (size_t)k);
-        if (mo == bf) agree++;
+        int64_t mo = plan_makespan(it, n, ord, k);
+        if (mo == bf && found) agree++;
         if (nested)
-            for (int a = 0; a < k; a++)
-                for (int b = a + 1; b < k; b++)
+            for (size_t a = 0; a < k; a++)
+                for (size_t b = a + 1; b < k; b++)
                     if (it[ord[a]].expert == it[ord[b]].expert && it[ord[a]].unit > it[ord[b]].unit) chains_ok = 0;
         const plan_type *h = plan_find("hebf");
-        int kh = h->order(&pc, it, n, perm);
-        if (plan_makespan(it, n, perm, (size_t)kh) >= mo) never_worse++;
+        size_t kh;
+        h->order(&pc, it, n, perm, &kh);
+        if (plan_makespan(it, n, perm, kh) >= mo) never_worse++;
     }
     is_int(agree, cases, "optimal = brute force over all valid orders on %d random steps", cases);
     is_int(never_worse, cases, "hebf never beats optimal");
@@ -620,18 +623,20 @@ static void test_optimal(void)
     plan_item two[2] = {{0, 0, 1, 1000, 200, 1}, {1, 0, 9, 1000, 1800, 1}};
     plan_ctx pc = {1, 1 << 20, 0};
     uint32_t o[2];
-    int k = plan_find("id-order")->order(&pc, two, 2, o);
-    int64_t mi = plan_makespan(two, 2, o, (size_t)k);
-    k = plan_find("hebf")->order(&pc, two, 2, o);
-    int64_t mh = plan_makespan(two, 2, o, (size_t)k);
+    size_t k;
+    int found;
+    ok(plan_find("id-order")->order(&pc, two, 2, o, &k) == D2_OK && k == 2, "id-order: status OK, two loads");
+    int64_t mi = plan_makespan(two, 2, o, k);
+    plan_find("hebf")->order(&pc, two, 2, o, &k);
+    int64_t mh = plan_makespan(two, 2, o, k);
     ok(o[0] == 1, "hebf loads the hot expert first");
-    k = plan_optimal(&pc, two, 2, o);
-    int64_t mo = plan_makespan(two, 2, o, (size_t)k);
+    plan_optimal(&pc, two, 2, o, &k, &found);
+    int64_t mo = plan_makespan(two, 2, o, k);
     is_int(mi, 1000 + 1000 + 1800, "id-order: 2 loads then the hot compute (3800 by hand)");
     is_int(mh, 1000 + 1800 + 200, "hebf: load, hot compute hides the next load (3000 by hand)");
     ok(mo <= mh && mh <= mi, "optimal <= hebf <= id-order");
     pc.max_states = 2;
-    ok(plan_optimal(&pc, two, 2, o) == -1, "optimal refuses a search above max_states");
+    ok(plan_optimal(&pc, two, 2, o, &k, &found) == D2_OK && !found, "optimal: a search above max_states is 'not found', not an error");
     gsl_rng_free(g);
 }
 
@@ -640,24 +645,26 @@ static void test_mem(void)
     int64_t ub[3] = {100, 50, 50};
     mem *m;
     mem_new(mem_policy_find("budget"), 4, 2, 3, ub, 300, 0, &m);
-    int ev;
+    int ev, f0, f1, f2;
     /* layer 1 expert 0 all levels, layer 2 expert 1 base */
     uint32_t a0 = mem_entry_id(m, 1, 0, 0), a1 = mem_entry_id(m, 1, 0, 1), a2 = mem_entry_id(m, 1, 0, 2);
     uint32_t b0 = mem_entry_id(m, 2, 1, 0);
     mem_set_layer(m, 1);
-    ok(!mem_entry_reserve(m, a0, &ev) && !mem_entry_reserve(m, a1, &ev) && !mem_entry_reserve(m, a2, &ev), "fill layer 1");
+    ok(!mem_entry_reserve(m, a0, &f0, &ev) && !mem_entry_reserve(m, a1, &f1, &ev) && !mem_entry_reserve(m, a2, &f2, &ev) &&
+           f0 && f1 && f2, "fill layer 1");
     mem_entry_loaded(m, a0); mem_entry_loaded(m, a1); mem_entry_loaded(m, a2);
     mem_set_layer(m, 2);
-    ok(!mem_entry_reserve(m, b0, &ev) && ev == 0, "room for a base level: nothing evicted");
+    ok(!mem_entry_reserve(m, b0, &f0, &ev) && f0 && ev == 0, "room for a base level: nothing evicted");
     mem_entry_loaded(m, b0);
     mem_set_layer(m, 3);
     uint32_t c1 = mem_entry_id(m, 3, 0, 1);
-    ok(!mem_entry_reserve(m, c1, &ev) && ev == 1, "next layer needs 50 bytes: one victim");
+    ok(!mem_entry_reserve(m, c1, &f0, &ev) && f0 && ev == 1, "next layer needs 50 bytes: one victim");
     ok(mem_entry_state(m, a2) == MEM_ABSENT && mem_entry_state(m, a0) == MEM_RESIDENT,
        "budget policy evicts the previous layers' highest level first, base levels stay");
     mem_entry_pin(m, a0); mem_entry_pin(m, a1); mem_entry_pin(m, b0);
     uint32_t c0 = mem_entry_id(m, 3, 1, 0);
-    ok(mem_entry_reserve(m, c0, &ev) == 1 && mem_resident_bytes(m) == 300, "no room without evicting pinned levels: refused, nothing changed");
+    ok(mem_entry_reserve(m, c0, &f0, &ev) == D2_OK && !f0 && mem_resident_bytes(m) == 300,
+       "no room without evicting pinned levels: refused (fits = 0, status OK), nothing changed");
     ok(mem_check(m) == D2_OK, "resident <= budget, bytes accounted");
     mem_free(m);
     ok(mem_policy_find("lru") && mem_policy_find("lfu") && mem_policy_find("none") && mem_policy_find("hold") && !mem_policy_find("fifo"),

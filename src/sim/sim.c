@@ -211,10 +211,9 @@ typedef struct run {
     double uses_k[POLICY_MAX_LEVELS], gate_k[POLICY_MAX_LEVELS]; /* uses, gate-weight sums per level */
     double gate2_k[POLICY_MAX_LEVELS]; /* sums of squared gate weights per level */
     sim_result *res;
-    int err;
 } run;
 
-#define RUN_TRY(expr) do { int rc_ = (expr); if (rc_) { r->err = rc_; return rc_; } } while (0)
+#define RUN_TRY(expr) D2_TRY(expr)
 
 /* A duration the cost model saturated (cost.h): refused, not simulated. */
 static int check_dur(int64_t t, const char *what)
@@ -408,12 +407,14 @@ static int load_admit(run *r, uint32_t qi)
  * loads is computing (it will free its units); else the first admissible
  * unit further on that is its group's first in the queue (levels stay
  * ascending).  One exists while every open group can finish (admission
- * keeps that true).  1: the head may go; 0: wait; < 0: error. */
-static int pick_load(run *r)
+ * keeps that true).  *go = 1: the head may go; 0: wait.  A D2 status. */
+static int pick_load(run *r, int *go)
 {
-    if (load_admit(r, r->qhead)) return 1;
+    *go = 1;
+    if (load_admit(r, r->qhead)) return D2_OK;
+    *go = 0;
     for (uint32_t g = 0; g < r->ngroups; g++)
-        if (r->groups[g].left && r->groups[g].held == r->groups[g].need) return 0;
+        if (r->groups[g].left && r->groups[g].held == r->groups[g].need) return D2_OK;
     memset(r->gflag, 0, r->ngroups);
     r->gflag[r->items[r->item_of[r->ioq[r->qhead].entry]].grp] = 1;
     for (uint32_t i = r->qhead + 1; i < r->qtail && !r->ioq[i].prefetch; i++) {
@@ -424,7 +425,8 @@ static int pick_load(run *r)
             io_req t = r->ioq[i];
             memmove(r->ioq + r->qhead + 1, r->ioq + r->qhead, (i - r->qhead) * sizeof *r->ioq);
             r->ioq[r->qhead] = t;
-            return 1;
+            *go = 1;
+            return D2_OK;
         }
     }
     D2_ERROR(D2_EINTERNAL, "sim: layer %u of forward step %u: no load fits the budget and no compute can free room", r->layer, r->f);
@@ -478,8 +480,9 @@ static int kick_io(run *r)
             if (mem_entry_state(r->mm, q->entry) != MEM_ABSENT) { r->qhead++; continue; } /* already resident or loading */
         } else {
             if (r->sys->nested) {
-                int go = pick_load(r);
-                if (go <= 0) { if (go < 0) r->err = go; return go < 0 ? go : D2_OK; }
+                int go;
+                RUN_TRY(pick_load(r, &go));
+                if (!go) return D2_OK;
                 q = &r->ioq[r->qhead];
             }
             int32_t ii = r->item_of[q->entry];
@@ -499,10 +502,10 @@ static int kick_io(run *r)
                 continue;
             }
         }
-        int evicted, got = mem_entry_reserve(r->mm, q->entry, &evicted);
+        int evicted, fits;
+        RUN_TRY(mem_entry_reserve(r->mm, q->entry, &fits, &evicted));
         RUN_TRY(check_freed(r));
-        if (got < 0) D2_ERROR(D2_EINTERNAL, "sim: the memory policy's victim index disagrees with its order");
-        if (got) {
+        if (!fits) {
             if (q->prefetch) { /* never stall the channel for a guess */
                 mem_entry_predict(r->mm, q->entry, 0);
                 r->qhead++;
@@ -797,19 +800,21 @@ static int plan_step(run *r)
     r->qhead = r->qtail = 0; /* drop preloads that have not started */
     /* plan the loads (wall-clock timed: plan_overhead_s) */
     double w0 = wall_now();
-    int k = r->pt->order(&r->pc, r->pitems, r->nitems, r->order);
+    size_t k;
+    int prc = r->pt->order(&r->pc, r->pitems, r->nitems, r->order, &k);
     r->plan_wall += wall_now() - w0;
-    if (k < 0) { r->err = k; return k; }
+    RUN_TRY(prc);
     if (r->p->plan_gap && k > 0) {
         plan_ctx hc = r->pc;
-        int kh = plan_find("hebf")->order(&hc, r->pitems, r->nitems, r->order2);
-        if (kh < 0) return kh;
-        int64_t mh = plan_makespan(r->pitems, r->nitems, r->order2, (size_t)kh);
-        int ki = plan_find("id-order")->order(&hc, r->pitems, r->nitems, r->order2);
-        int64_t mi = plan_makespan(r->pitems, r->nitems, r->order2, (size_t)ki);
-        int ko = plan_optimal(&r->pc, r->pitems, r->nitems, r->order2);
-        if (ko >= 0) {
-            int64_t mo = plan_makespan(r->pitems, r->nitems, r->order2, (size_t)ko);
+        size_t kh, ki, ko;
+        int found;
+        RUN_TRY(plan_find("hebf")->order(&hc, r->pitems, r->nitems, r->order2, &kh));
+        int64_t mh = plan_makespan(r->pitems, r->nitems, r->order2, kh);
+        RUN_TRY(plan_find("id-order")->order(&hc, r->pitems, r->nitems, r->order2, &ki));
+        int64_t mi = plan_makespan(r->pitems, r->nitems, r->order2, ki);
+        RUN_TRY(plan_optimal(&r->pc, r->pitems, r->nitems, r->order2, &ko, &found));
+        if (found) {
+            int64_t mo = plan_makespan(r->pitems, r->nitems, r->order2, ko);
             if (mo > mh) D2_ERROR(D2_EINTERNAL, "sim: optimal plan (%lld ns) worse than hebf (%lld ns)", (long long)mo, (long long)mh);
             double g = (double)mh / (double)mo - 1;
             r->gap_sum += g;
@@ -820,7 +825,7 @@ static int plan_step(run *r)
             r->gap_skip++;
         }
     }
-    for (int i = 0; i < k; i++) RUN_TRY(queue_io(r, r->items[r->order[i]].entry, 0, r->layer));
+    for (size_t i = 0; i < k; i++) RUN_TRY(queue_io(r, r->items[r->order[i]].entry, 0, r->layer));
     return issue_prefetch(r);
 }
 
