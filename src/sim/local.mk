@@ -12,6 +12,7 @@ libd2sim_a_SOURCES = \
 	src/sim/policy.c src/sim/policy.h \
 	src/sim/prefetch.c src/sim/prefetch.h \
 	src/sim/arrival.c src/sim/arrival.h \
+	src/sim/readings.c src/sim/readings.h \
 	src/sim/pcache.c src/sim/pcache.h
 
 check_PROGRAMS += tests/t_des tests/t_sim
@@ -25,5 +26,5 @@ check_PROGRAMS += tests/t_pcache
 tests_t_pcache_SOURCES = tests/t_pcache.c tests/tap.h
 tests_t_pcache_LDADD = libd2core.a $(D2_LIBS)
 TESTS += tests/t_pcache
-TESTS += tests/sim.sh
-EXTRA_DIST += tests/sim.sh
+TESTS += tests/sim.sh tests/readings.sh
+EXTRA_DIST += tests/sim.sh tests/readings.sh
