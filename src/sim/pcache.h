@@ -7,8 +7,8 @@
  * Policy "lru": one list in access order; a hit moves the file to the head,
  * a miss inserts it at the head after evicting from the tail until it fits.
  *
- * Policy "two-list": the kernel's rules (Linux 6.x, CONFIG_LRU_GEN off), each
- * with its source:
+ * Policy "two-list": the kernel's rules with CONFIG_LRU_GEN off, each with
+ * its source (read in Linux 6.1, Debian's linux-source-6.1 6.1.192):
  *  R1 A new file enters the inactive list at its head (mm/filemap.c
  *     filemap_add_folio -> folio_add_lru) and is marked accessed by the read
  *     that faulted it (filemap_read -> folio_mark_accessed): its referenced
@@ -44,8 +44,8 @@
  * (so no VM_EXEC rotation and no referenced-PTE activation), no anonymous
  * memory or swap (the workingset size in R7 is the active file list only),
  * one memory cgroup and one NUMA node; reclaim is exact and immediate (no
- * watermarks, batches, per-CPU lru caches, or the refault-triggered
- * deactivation of shrink_node); shadows are kept forever (no shadow-node
+ * watermarks, batches, per-CPU lru caches, or prepare_scan_count's
+ * deactivation after new refault activations); shadows are kept forever (no shadow-node
  * shrinker) at full precision (no bucket_order); the multi-generational LRU
  * (CONFIG_LRU_GEN) is not modelled.  A file larger than the capacity is
  * never cached (a miss that changes nothing).  Every access is O(1) apart
