@@ -4,6 +4,7 @@
  * implements them and does not know time or cost. */
 #include "sim/pcache.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -194,7 +195,12 @@ int pcache_new(const char *policy, int64_t capacity_bytes, uint32_t n, const int
     if (!out) D2_ERROR(D2_EINVAL, "pcache: no output pointer");
     *out = NULL;
     const pcache_policy_type *t = pcache_policy_find(policy);
-    if (!t) D2_ERROR(D2_ENOTFOUND, "pcache: unknown policy \"%s\" (lru, two-list)", policy ? policy : "(null)");
+    if (!t) {
+        char names[128] = "";
+        for (size_t i = 0, len = 0; i < NPOL && len < sizeof names; i++)
+            len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", policies[i].name);
+        D2_ERROR(D2_ENOTFOUND, "pcache: unknown policy \"%s\" (known: %s)", policy ? policy : "(null)", names);
+    }
     if (capacity_bytes < 0) D2_ERROR(D2_ERANGE, "pcache: capacity %lld bytes must be >= 0", (long long)capacity_bytes);
     if (n > UINT32_MAX - 2) D2_ERROR(D2_ERANGE, "pcache: %u files is too many", n);
     if (n && !bytes_of) D2_ERROR(D2_EINVAL, "pcache: no file sizes");

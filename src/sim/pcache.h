@@ -45,11 +45,19 @@
  * memory or swap (the workingset size in R7 is the active file list only),
  * one memory cgroup and one NUMA node; reclaim is exact and immediate (no
  * watermarks, batches, per-CPU lru caches, or prepare_scan_count's
- * deactivation after new refault activations); shadows are kept forever (no shadow-node
- * shrinker) at full precision (no bucket_order); the multi-generational LRU
- * (CONFIG_LRU_GEN) is not modelled.  A file larger than the capacity is
- * never cached (a miss that changes nothing).  Every access is O(1) apart
- * from the evictions and demotions it causes, each O(1). */
+ * deactivation after new refault activations); shadows are kept forever
+ * (no shadow-node shrinker) at full precision (no bucket_order); the
+ * multi-generational LRU (CONFIG_LRU_GEN) is not modelled.  A file larger
+ * than the capacity is never cached (a miss that changes nothing).  Every
+ * access is O(1) apart from the evictions and demotions it causes, each O(1).
+ *
+ * What follows from the rules (tests/t_pcache.c): a cold two-list cache is
+ * strict LRU until its first hit, so a read sequence on which LRU never hits
+ * gets no hit from it either; and a cycle slightly larger than the cache
+ * gets 0 hits even with a warm active list, because R7 activates every
+ * refault and the active list, never reordered by reads, is a FIFO too.
+ * Two-list keeps hits where reads are not a strict cycle (orders that vary)
+ * or where a warm active list outlasts long refault distances. */
 #ifndef D2_SIM_PCACHE_H
 #define D2_SIM_PCACHE_H
 
