@@ -12,7 +12,8 @@ libd2sim_a_SOURCES = \
 	src/sim/policy.c src/sim/policy.h \
 	src/sim/prefetch.c src/sim/prefetch.h \
 	src/sim/arrival.c src/sim/arrival.h \
-	src/sim/readings.c src/sim/readings.h
+	src/sim/readings.c src/sim/readings.h \
+	src/sim/pcache.c src/sim/pcache.h
 
 check_PROGRAMS += tests/t_des tests/t_sim
 tests_t_des_SOURCES = tests/t_des.c tests/tap.h
@@ -20,5 +21,10 @@ tests_t_des_LDADD = libd2sim.a libd2core.a $(D2_LIBS)
 tests_t_sim_SOURCES = tests/t_sim.c tests/tap.h
 tests_t_sim_LDADD = libd2sim.a libd2core.a $(D2_LIBS)
 TESTS += tests/t_des tests/t_sim
+# t_pcache compiles src/sim/pcache.c into itself (to corrupt its internals)
+check_PROGRAMS += tests/t_pcache
+tests_t_pcache_SOURCES = tests/t_pcache.c tests/tap.h
+tests_t_pcache_LDADD = libd2core.a $(D2_LIBS)
+TESTS += tests/t_pcache
 TESTS += tests/sim.sh tests/readings.sh
 EXTRA_DIST += tests/sim.sh tests/readings.sh
