@@ -4,6 +4,7 @@
  * length.  Runs the same job at growing gen lengths and layer counts and
  * prints ns per (token x layer) and the peak RSS after each. */
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/hash.h"
 #include "sim/sim.h"
@@ -14,13 +15,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static long rss_kb(void)
 {
@@ -83,9 +77,9 @@ static int time_job(const char *mname, const char *dname, const char *policy, co
     *best = 1e30;
     for (int i = 0; i < reps; i++) {
         sim_result *r;
-        double t0 = now_s();
+        double t0 = clock_mono_s();
         int rc = sim_job_run(&job, &r);
-        double t = now_s() - t0;
+        double t = clock_mono_s() - t0;
         if (rc) return rc;
         if (t < *best) *best = t;
         if (keep && i == reps - 1) *keep = r;
@@ -139,7 +133,7 @@ int bench_sim(int argc, char **argv)
         double gen_best = 1e30, sim_best = 1e30;
         for (int i = 0; i < reps; i++) {
             trace_source *src;
-            double t0 = now_s();
+            double t0 = clock_mono_s();
             if ((rc = trace_source_open_gen(m.name, 1, &src))) { free(rp.e); free(rp.w); return cli_fail(rc); }
             for (uint32_t pos = 0; pos < P && !rc; pos++)
                 for (uint32_t l = 0; l < L && !rc; l++)
@@ -148,14 +142,14 @@ int bench_sim(int argc, char **argv)
                         rc = trace_source_route(src, q, pos, l, rp.e + at, rp.w + at, NULL);
                     }
             trace_source_free(src);
-            double dt = now_s() - t0;
+            double dt = clock_mono_s() - t0;
             if (dt < gen_best) gen_best = dt;
         }
         sim_input in = {&m, &d, &p, route_replay, &rp, 0, NULL};
         for (int i = 0; i < reps && !rc; i++) {
-            double t0 = now_s();
+            double t0 = clock_mono_s();
             if ((rc = sim_run(&in, &r))) break;
-            double dt = now_s() - t0;
+            double dt = clock_mono_s() - t0;
             if (dt < sim_best) sim_best = dt;
             sim_result_free(r);
         }
@@ -182,9 +176,9 @@ int bench_sim(int argc, char **argv)
         sim_input in = {&m, &d, &p, route_hash, &m, 0, NULL};
         double best = 1e30;
         for (int i = 0; i < (reps > 3 ? 3 : reps); i++) {
-            double t0 = now_s();
+            double t0 = clock_mono_s();
             if ((rc = sim_run(&in, &r))) return cli_fail(rc);
-            double dt = now_s() - t0;
+            double dt = clock_mono_s() - t0;
             if (dt < best) best = dt;
             sim_result_free(r);
         }
