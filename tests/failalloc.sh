@@ -5,9 +5,9 @@
 # until the run succeeds.  Every failed run must exit 1 with a message that
 # says "out of memory" (never a crash, a hang, another status, or a leak
 # under the sanitizer build), and the run that succeeds must print what an
-# unfailed run prints.  Walks at most FAILALLOC_MAX (default 60) values of
-# N per command, stepping through the allocation count when it is larger
-# (the step is printed).
+# unfailed run prints.  Walks at most FAILALLOC_MAX (default 60; the sweep
+# half of it) values of N per command, stepping through the allocation count
+# when it is larger (the step is printed).
 . "${D2_SRCDIR:-.}/tests/lib.sh"
 F=$(cd "${D2_BUILDDIR:-.}" && pwd)/tests/d2moe-failalloc
 SRC=$(cd "$D2_SRCDIR" && pwd)
@@ -67,5 +67,6 @@ walk "simulate (.d2t)" "$nojson_overhead" \
     --trace "$SRC/traces/mixtral-8x7b.r2.p16.d32.s1.d2t"
 walk "quantize" "grep -v 's CPU'" "$F" quantize --input "$TMP/w.npy" --format npy --no-baselines -o q.mwq
 walk "trace import" "cat" "$F" trace import --format csv "$SRC/tests/data/trace/good.csv" -o t.d2t
+MAXN=$(( MAXN / 2 ))  # a sweep run (a database, two points) costs the most: half the walk
 walk "sweep" "grep -v 'runs/s\|[0-9.]* s\b'" "$F" sweep "$TMP/s.ini" --db s.db --quiet
 done_testing
