@@ -5,6 +5,7 @@
 #include "trace/source.h"
 #include "core/err.h"
 #include "core/hash.h"
+#include "core/vec.h"
 #include "trace/gen.h"
 #include "trace/trace.h"
 
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #define SOURCE_GEN_MAX_REQ (1u << 24) /* largest generator request id served (bounds memory) */
+#define SOURCE_GEN_DESC_MAX 4096      /* bytes of the generator description hashed into the source id */
 
 /* A request's cursor holds one token: every layer of the position last
  * asked for, decoded in one pass (missing layers already filled by the
@@ -37,7 +39,7 @@ struct trace_source {
     /* generator */
     gen_model *g;
     gen_stream **st;   /* [nst] */
-    uint32_t nst;
+    size_t nst;
 };
 
 int trace_source_open_file(const char *path, trace_source **out)
@@ -78,7 +80,7 @@ int trace_source_open_gen(const char *model_name, uint64_t seed, trace_source **
     s->shape.top_k = (uint32_t)q->top_k;
     s->shape.requests = UINT32_MAX;
     s->shape.has_bits = 0;
-    char desc[4096];
+    char desc[SOURCE_GEN_DESC_MAX];
     gen_model_describe(s->g, desc, sizeof desc);
     char hex[33];
     hash_mem_hex(desc, strlen(desc), hex);
@@ -106,7 +108,7 @@ void trace_source_free(trace_source *s)
         free(s->cur);
     }
     trace_file_close(s->f);
-    for (uint32_t i = 0; i < s->nst; i++) gen_stream_free(s->st[i]);
+    for (size_t i = 0; i < s->nst; i++) gen_stream_free(s->st[i]);
     free(s->st);
     gen_model_free(s->g);
     free(s);
@@ -237,13 +239,9 @@ static int route_gen(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer
 {
     if (req >= SOURCE_GEN_MAX_REQ) D2_ERROR(D2_ERANGE, "generator source: request %u beyond %u", req, SOURCE_GEN_MAX_REQ - 1);
     if (req >= s->nst) {
-        uint32_t n = s->nst ? s->nst : 16;
-        while (n <= req) n *= 2;
-        gen_stream **st = realloc(s->st, n * sizeof *st);
-        if (!st) D2_ERROR(D2_ENOMEM, "out of memory");
-        memset(st + s->nst, 0, (n - s->nst) * sizeof *st);
-        s->st = st;
-        s->nst = n;
+        size_t n = s->nst;
+        D2_TRY(VEC_RESERVE(s->st, s->nst, (size_t)req + 1));
+        memset(s->st + n, 0, (s->nst - n) * sizeof *s->st);
     }
     if (!s->st[req]) D2_TRY(gen_stream_new(s->g, req, &s->st[req]));
     gen_stream *g = s->st[req];
