@@ -5,3 +5,12 @@ EXTRA_DIST += tests/validation.sh tests/lib.sh tests/cli.sh tests/profiles.sh te
 # Golden outputs of the simulator (tests/golden/update.sh regenerates them).
 TESTS += tests/golden.sh
 EXTRA_DIST += tests/golden.sh tests/golden
+# Allocation-failure injection: d2moe linked with tests/failalloc.c, whose
+# wrappers fail the Nth allocation (D2_FAIL_ALLOC=N); tests/failalloc.sh
+# walks N over small runs.
+check_PROGRAMS += tests/d2moe-failalloc
+tests_d2moe_failalloc_SOURCES = $(d2moe_SOURCES) tests/failalloc.c
+tests_d2moe_failalloc_LDADD = $(d2moe_LDADD)
+tests_d2moe_failalloc_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=aligned_alloc,--wrap=posix_memalign
+TESTS += tests/failalloc.sh
+EXTRA_DIST += tests/failalloc.sh

@@ -6,6 +6,7 @@
 #include "core/model.h"
 #include "core/rng.h"
 #include "core/units.h"
+#include "core/vec.h"
 #include "tap.h"
 
 #include <unistd.h>
@@ -159,11 +160,29 @@ static void test_rng_hash(void)
     ok(strlen(h1) == 32 && strcmp(h1, h2) != 0, "xxh128 hex differs for different input");
 }
 
+static void test_vec(void)
+{
+    int *a = NULL;
+    size_t cap = 0, n = 0;
+    int good = 1;
+    for (int i = 0; i < 1000 && good; i++) {
+        if (VEC_RESERVE(a, cap, n + 1) != D2_OK || cap < n + 1) good = 0;
+        else a[n++] = i;
+    }
+    for (size_t i = 0; i < n && good; i++) good = a[i] == (int)i;
+    ok(good && n == 1000 && cap == 1024, "VEC_RESERVE: 1000 appends keep every element, capacity doubles from 16 to 1024");
+    ok(VEC_RESERVE(a, cap, 10) == D2_OK && cap == 1024, "VEC_RESERVE: no growth when there is room");
+    int *keep = a;
+    ok(VEC_RESERVE(a, cap, SIZE_MAX / 2) == D2_ENOMEM && a == keep && cap == 1024, "VEC_RESERVE: overflow is D2_ENOMEM, array kept");
+    free(a);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/t_core.XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     test_units();
+    test_vec();
     test_ini();
     test_models();
     test_devices();

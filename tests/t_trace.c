@@ -210,6 +210,46 @@ static void test_source_file(void)
     trace_source_free(s);
 }
 
+/* Missing layers at the start and end of a token, a token spanning two
+ * chunks (chunks of 2 records), positions found by search (the request is
+ * incomplete): layer 0 of position 0 comes from its next recorded layer (1),
+ * layer 2 of position 1 from its nearest earlier one (1). */
+static void test_source_gaps(void)
+{
+    trace_header h = {0};
+    h.layers = 3; h.experts = 8; h.top_k = 2; h.chunk_records = 2;
+    trace_writer *w;
+    int rc = trace_writer_new(tmp("gaps.d2t"), &h, &w);
+    const uint32_t have[2][3] = {{0, 1, 1}, {1, 1, 0}};
+    for (uint32_t p = 0; p < 2 && !rc; p++)
+        for (uint32_t l = 0; l < 3 && !rc; l++) {
+            if (!have[p][l]) continue;
+            trace_rec r = {0};
+            r.pos = p; r.layer = (uint16_t)l; r.phase = TRACE_DECODE;
+            r.experts[0] = (uint16_t)(4 * p + l); r.experts[1] = 7;
+            r.weights[0] = 0.5f + 0.1f * (float)l; r.weights[1] = 0.1f;
+            rc = trace_writer_put(w, &r);
+        }
+    if (rc) trace_writer_abort(w);
+    else rc = trace_writer_close(w);
+    trace_source *s = NULL;
+    ok(!rc && trace_source_open_file(tmp("gaps.d2t"), &s) == D2_OK, "gappy trace written and opened");
+    const uint16_t want[2][3] = {{1, 1, 2}, {4, 5, 5}};
+    int good = s != NULL;
+    for (uint32_t p = 0; p < 4 && good; p++)
+        for (uint32_t l = 0; l < 3 && good; l++) {
+            uint16_t ex[TRACE_K_MAX];
+            float wt[TRACE_K_MAX];
+            uint8_t bits[TRACE_K_MAX];
+            if (trace_source_route(s, 0, p, l, ex, wt, bits) || ex[0] != want[p % 2][l] || ex[1] != 7 || bits[0] != 0) {
+                good = 0;
+                tap_diag("pos %u layer %u: got %u, want %u", p, l, ex[0], want[p % 2][l]);
+            }
+        }
+    ok(good, "file source: missing first and last layers filled from the next and the nearest earlier recorded layer");
+    trace_source_free(s);
+}
+
 static void test_stats_known(void)
 {
     /* 1 request, positions 0..3, 2 layers, 4 experts, top-1.
@@ -559,6 +599,7 @@ int main(void)
     test_roundtrip();
     test_damage();
     test_source_file();
+    test_source_gaps();
     test_stats_known();
     test_import_corpus();
     test_fuzz();

@@ -6,6 +6,7 @@
  * on a matrix that fits in L2).  Numbers are wall-clock bests of --reps. */
 #include "config.h"
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/rng.h"
 #include "quant/f16.h"
@@ -25,13 +26,6 @@
 #include <immintrin.h>
 #define BENCH_X86 1
 #endif
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* CPU time of this thread: what the quantizer costs when other processes
  * share the core (wall time is reported too) */
@@ -81,13 +75,13 @@ static double measure_stream(size_t bytes, int reps)
     for (size_t i = 0; i < bytes; i++) buf[i] = (uint8_t)i;
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
-        double t = now();
+        double t = clock_mono_s();
 #ifdef BENCH_X86
         sink = kern_have_avx2() ? stream_sum(buf, bytes) : stream_sum_scalar(buf, bytes);
 #else
         sink = stream_sum_scalar(buf, bytes);
 #endif
-        t = now() - t;
+        t = clock_mono_s() - t;
         if (t < best) best = t;
     }
     free(buf);
@@ -130,9 +124,9 @@ static double time_matvec(const mwq_matrix *m, int lo, int hi, const kern_act *a
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         memset(y, 0, (size_t)m->shape.rows * sizeof *y);
-        double t = now();
+        double t = clock_mono_s();
         kern_matvec(&v, lo, hi, a, y);
-        t = now() - t;
+        t = clock_mono_s() - t;
         if (t < best) best = t;
     }
     return best;
@@ -222,9 +216,9 @@ int bench_kernels(int argc, char **argv)
     double qbest = 1e30, qcpu = 1e30;
     for (int rep = 0; rep < (reps < 3 ? reps : 3); rep++) {
         mwq_matrix *m;
-        double t = now(), tc = cpu_now();
+        double t = clock_mono_s(), tc = cpu_now();
         int rc = mwq_matrix_quantize(w, qrows, qcols, &cfg, NULL, 0, &m);
-        t = now() - t;
+        t = clock_mono_s() - t;
         tc = cpu_now() - tc;
         if (rc) { free(w); gsl_rng_free(r); return cli_fail(rc); }
         mwq_matrix_free(m);
@@ -244,9 +238,9 @@ int bench_kernels(int argc, char **argv)
         mwq_config_default(&gc);
         snprintf(gc.mode, sizeof gc.mode, "gptq");
         mwq_matrix *gm;
-        double t = now(), tc = cpu_now();
+        double t = clock_mono_s(), tc = cpu_now();
         int grc = mwq_matrix_quantize(gw, grows, gcols, &gc, gx, gtok, &gm);
-        gwall = now() - t;
+        gwall = clock_mono_s() - t;
         gcpu = cpu_now() - tc;
         free(gw);
         free(gx);

@@ -4,6 +4,7 @@
  * its own).  Inputs are generated from the Mixtral preset with a fixed seed
  * into --dir and removed afterwards. */
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "trace/gen.h"
 #include "trace/import.h"
@@ -19,13 +20,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static double cpu_seconds(void)
 {
@@ -89,7 +83,7 @@ static int child_stats(const char *path, double *secs, long *rss_kib, unsigned l
 {
     int pfd[2];
     if (pipe(pfd)) D2_ERROR(D2_EIO, "pipe failed");
-    double t0 = now();
+    double t0 = clock_mono_s();
     pid_t pid = fork();
     if (pid < 0) D2_ERROR(D2_EIO, "fork failed");
     if (pid == 0) {
@@ -110,7 +104,7 @@ static int child_stats(const char *path, double *secs, long *rss_kib, unsigned l
     int st;
     struct rusage ru;
     if (wait4(pid, &st, 0, &ru) != pid) D2_ERROR(D2_EIO, "wait failed");
-    *secs = now() - t0;
+    *secs = clock_mono_s() - t0;
     *rss_kib = ru.ru_maxrss;
     *records = n;
     if (got != (ssize_t)sizeof n || !WIFEXITED(st) || WEXITSTATUS(st)) D2_ERROR(D2_EINTERNAL, "stats child failed on %s", path);
@@ -138,11 +132,11 @@ static int source_rate(trace_source *s, uint32_t R, uint32_t P, double *rate)
     trace_source_shape(s, &sh);
     uint16_t e[32];
     float w[32];
-    double t0 = now();
+    double t0 = clock_mono_s();
     for (uint32_t pos = 0; pos < P; pos++)
         for (uint32_t l = 0; l < sh.layers; l++)
             for (uint32_t q = 0; q < R; q++) D2_TRY(trace_source_route(s, q, pos, l, e, w, NULL));
-    *rate = (double)P * sh.layers * R / (now() - t0);
+    *rate = (double)P * sh.layers * R / (clock_mono_s() - t0);
     return D2_OK;
 }
 
@@ -183,9 +177,9 @@ int bench_trace(int argc, char **argv)
     import_report rep;
     double best = 1e30, best_cpu = 1e30;
     for (int rep_i = 0; rep_i < 3 && !rc; rep_i++) {
-        double t0 = now(), c0 = cpu_seconds();
+        double t0 = clock_mono_s(), c0 = cpu_seconds();
         rc = import_run(jsonl, out, &o, &rep);
-        double t = now() - t0, ct = cpu_seconds() - c0;
+        double t = clock_mono_s() - t0, ct = cpu_seconds() - c0;
         if (t < best) best = t;
         if (ct < best_cpu) best_cpu = ct;
     }
@@ -196,11 +190,11 @@ int bench_trace(int argc, char **argv)
     fflush(stdout);
     if (!keep) { remove(jsonl); remove(out); }
 
-    double t0 = now();
+    double t0 = clock_mono_s();
     if ((rc = gen_d2t(big, (uint64_t)records)) || (rc = gen_d2t(small, (uint64_t)(records / 10)))) return cli_fail(rc);
     struct stat st;
     stat(big, &st);
-    printf("generated %s (%.1f MB) and a tenth of it in %.2f s\n", big, (double)st.st_size / 1e6, now() - t0);
+    printf("generated %s (%.1f MB) and a tenth of it in %.2f s\n", big, (double)st.st_size / 1e6, clock_mono_s() - t0);
     fflush(stdout);
     double secs, secs_small;
     long rss, rss_small;

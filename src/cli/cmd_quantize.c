@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "core/err.h"
 #include "core/param.h"
+#include "core/vec.h"
 #include "quant/kern.h"
 #include "quant/mwq.h"
 #include "quant/mwqfile.h"
@@ -52,13 +53,7 @@ typedef struct report {
 
 static int report_add(report *rp, const char *tensor, int64_t rows, int64_t cols, int64_t group, const qerr_row *e)
 {
-    if (rp->n == rp->cap) {
-        size_t cap = rp->cap ? 2 * rp->cap : 64;
-        qrow *r = realloc(rp->r, cap * sizeof *r);
-        if (!r) D2_ERROR(D2_ENOMEM, "out of memory");
-        rp->r = r;
-        rp->cap = cap;
-    }
+    D2_TRY(VEC_RESERVE(rp->r, rp->cap, rp->n + 1));
     qrow *q = &rp->r[rp->n++];
     snprintf(q->tensor, sizeof q->tensor, "%s", tensor);
     q->rows = rows; q->cols = cols; q->group = group;

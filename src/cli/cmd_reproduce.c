@@ -6,6 +6,7 @@
 #include "config.h"
 #include "cli/cli.h"
 #include "cli/reproduce.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/inifile.h"
 #include "results/accuracy.h"
@@ -89,13 +90,6 @@ static int split_sets(char *text, const char **sets, size_t *n, size_t max)
     return D2_OK;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Fig. 9: the same run under each strategy of [fig9], written as
  * timelines <dir>/<strategy>.csv; plots/fig9.gp draws the first layer step. */
 static int fig9(const plan *p, const char *dir, const char *rdname)
@@ -164,7 +158,7 @@ static int run(int argc, char **argv)
         snprintf(rdset, sizeof rdset, "readings=%s", rdname);
         sets[nsets++] = rdset;
     }
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     char path[4200], resdir[4200];
     const char *slash = strrchr(dbp, '/');
     if (slash) snprintf(resdir, sizeof resdir, "%.*s", (int)(slash - dbp), dbp);
@@ -204,10 +198,10 @@ static int run(int argc, char **argv)
         if (rc) { accuracy_model_free(acc); return cli_fail(rc); }
         sweep_opts o = {(int)jobs, 0, 1, NULL, 0, runner_simulate, &ctx, cli_argc(), cli_argv()};
         sweep_stats st;
-        double ts = now_s();
+        double ts = clock_mono_s();
         rc = sweep_execute(s, dbp, &o, &st);
         printf("   %-10s %4zu jobs: %4zu run, %4zu stored before, %zu failed  %6.1f s  %s\n", name, st.total, st.done,
-               st.skipped, st.failed, now_s() - ts, sweep_spec_description(s));
+               st.skipped, st.failed, clock_mono_s() - ts, sweep_spec_description(s));
         if (st.failed) printf("   %-10s first failure: %s\n", name, st.first_error);
         fflush(stdout);
         sweep_spec_free(s);
@@ -234,7 +228,7 @@ static int run(int argc, char **argv)
         if ((rc = report_print_sql(d, path, stdout))) { status = cli_fail(rc); }
     }
     db_close(d);
-    printf("\n== done in %.1f s%s ==\n", now_s() - t0, status ? " (with failures above)" : "");
+    printf("\n== done in %.1f s%s ==\n", clock_mono_s() - t0, status ? " (with failures above)" : "");
     return status;
 }
 

@@ -56,13 +56,8 @@ int device_check(const device *d, const char *where)
     return D2_OK;
 }
 
-int device_load(device *d, const char *name_or_path)
-{
-    char path[4096];
-    D2_TRY(param_profile_path("device", name_or_path, path, sizeof path));
-    D2_TRY(param_load_ini(&device_params, d, path));
-    return device_check(d, path);
-}
+static int check_any(const void *d, const char *where) { return device_check(d, where); }
+int device_load(device *d, const char *name_or_path) { return param_profile_load(&device_params, name_or_path, d, check_any); }
 
 int64_t device_page_cache_bytes(const device *d, int64_t accel_bytes)
 {

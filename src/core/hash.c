@@ -1,11 +1,40 @@
-/* hash.c - xxHash wrappers. */
+/* hash.c - xxHash wrappers.  A file's XXH3-128 is computed once per
+ * process and file version: later calls for the same path, device, inode,
+ * size, mtime and ctime answer from a small cache (a sweep worker or a --db
+ * run hashes the same trace and profiles for every point).  Not a
+ * cross-process cache. */
 #include "core/hash.h"
 #include "core/err.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <xxhash.h>
+
+#define HASH_CACHE_SLOTS 16 /* files remembered (round robin) */
+
+typedef struct hash_slot {
+    char *path;             /* as given, NULL = empty slot */
+    dev_t dev;
+    ino_t ino;
+    off_t size;             /* bytes */
+    struct timespec mtime, ctime;
+    char hex[33];
+} hash_slot;
+
+static hash_slot cache[HASH_CACHE_SLOTS];
+static unsigned cache_next;
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int same_version(const hash_slot *h, const char *path, const struct stat *st)
+{
+    return h->path && !strcmp(h->path, path) && h->dev == st->st_dev && h->ino == st->st_ino && h->size == st->st_size &&
+           h->mtime.tv_sec == st->st_mtim.tv_sec && h->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+           h->ctime.tv_sec == st->st_ctim.tv_sec && h->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
 
 static void hex128(XXH128_hash_t h, char out[33])
 {
@@ -16,18 +45,43 @@ int hash_file_hex(const char *path, char out[33])
 {
     FILE *f = fopen(path, "rb");
     if (!f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
-    XXH3_state_t *st = XXH3_createState();
-    if (!st) { fclose(f); D2_ERROR(D2_ENOMEM, "out of memory"); }
-    XXH3_128bits_reset(st);
+    struct stat st;
+    int cacheable = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
+    if (cacheable) {
+        int hit = 0;
+        pthread_mutex_lock(&cache_mu);
+        for (unsigned i = 0; i < HASH_CACHE_SLOTS && !hit; i++)
+            if (same_version(&cache[i], path, &st)) { memcpy(out, cache[i].hex, 33); hit = 1; }
+        pthread_mutex_unlock(&cache_mu);
+        if (hit) { fclose(f); return D2_OK; }
+    }
+    XXH3_state_t *xs = XXH3_createState();
+    if (!xs) { fclose(f); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    XXH3_128bits_reset(xs);
     unsigned char buf[1 << 16];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) XXH3_128bits_update(st, buf, n);
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) XXH3_128bits_update(xs, buf, n);
     int err = ferror(f);
     fclose(f);
-    XXH128_hash_t h = XXH3_128bits_digest(st);
-    XXH3_freeState(st);
+    XXH128_hash_t h = XXH3_128bits_digest(xs);
+    XXH3_freeState(xs);
     if (err) D2_ERROR(D2_EIO, "%s: read error", path);
     hex128(h, out);
+    /* remembered only if the file did not change while it was read */
+    struct stat st2;
+    char *copy = cacheable ? strdup(path) : NULL;
+    if (copy && stat(path, &st2) == 0 && st2.st_ino == st.st_ino && st2.st_dev == st.st_dev && st2.st_size == st.st_size &&
+        st2.st_mtim.tv_sec == st.st_mtim.tv_sec && st2.st_mtim.tv_nsec == st.st_mtim.tv_nsec) {
+        pthread_mutex_lock(&cache_mu);
+        hash_slot *slot = &cache[cache_next++ % HASH_CACHE_SLOTS];
+        free(slot->path);
+        *slot = (hash_slot){.path = copy, .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
+                         .mtime = st.st_mtim, .ctime = st.st_ctim};
+        memcpy(slot->hex, out, 33);
+        pthread_mutex_unlock(&cache_mu);
+    } else {
+        free(copy); /* out of memory or changed: just not remembered */
+    }
     return D2_OK;
 }
 

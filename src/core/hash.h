@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 32 hex digits + NUL of the XXH3-128 of a whole file. */
+/* 32 hex digits + NUL of the XXH3-128 of a whole file.  Computed once per
+ * process for a given file version (path, device, inode, size, mtime,
+ * ctime): a second call answers from a cache. */
 int hash_file_hex(const char *path, char out[33]);
 /* Same for a memory block. */
 void hash_mem_hex(const void *p, size_t n, char out[33]);

@@ -60,13 +60,8 @@ int model_check(const model *m, const char *where)
     return D2_OK;
 }
 
-int model_load(model *m, const char *name_or_path)
-{
-    char path[4096];
-    D2_TRY(param_profile_path("model", name_or_path, path, sizeof path));
-    D2_TRY(param_load_ini(&model_params, m, path));
-    return model_check(m, path);
-}
+static int check_any(const void *m, const char *where) { return model_check(m, where); }
+int model_load(model *m, const char *name_or_path) { return param_profile_load(&model_params, name_or_path, m, check_any); }
 
 int model_layer_is_moe(const model *m, int64_t l)
 {

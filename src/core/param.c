@@ -283,3 +283,12 @@ void param_names_free(char **names, size_t n)
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
 }
+
+int param_profile_load(const param_table *t, const char *name_or_path, void *obj,
+                       int (*check)(const void *obj, const char *where))
+{
+    char path[PARAM_PATH_MAX];
+    D2_TRY(param_profile_path(t->name, name_or_path, path, sizeof path));
+    D2_TRY(param_load_ini(t, obj, path));
+    return check ? check(obj, path) : D2_OK;
+}

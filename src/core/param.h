@@ -77,6 +77,13 @@ void param_print_help(const param_table *t, FILE *out);
  * by default <source tree>/experiments/<kind>s/<name>.ini.  A name holding a
  * '/' or ending in ".ini" is taken as a path. */
 int param_profile_path(const char *kind, const char *name_or_path, char *out, size_t n);
+/* Bytes of a resolved profile path. */
+#define PARAM_PATH_MAX 4096
+/* The one profile loader: resolve name_or_path for the table's kind
+ * (t->name: "model", "device"), load it into obj (defaults, then the file), then run
+ * check(obj, path) when given (cross-field checks). */
+int param_profile_load(const param_table *t, const char *name_or_path, void *obj,
+                       int (*check)(const void *obj, const char *where));
 /* Sorted names of the profiles of a kind ("model", "device"); free with
  * param_names_free. */
 int param_profile_list(const char *kind, char ***names, size_t *n);

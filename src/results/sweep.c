@@ -1,6 +1,7 @@
 /* sweep.c - spec parsing and grid expansion, resumable multi-process
  * execution into one SQLite store, shards (see sweep.h). */
 #include "results/sweep.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/inifile.h"
@@ -485,13 +486,6 @@ static int worker(const sweep_spec *s, const size_t *list, size_t n, const char 
     return rc;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* One progress report; *last_decile remembers what a plain log already
  * said (lines about every 10% instead of one per job). */
 static void progress(const sweep_opts *o, const sweep_spec *s, size_t total, const shared *sh,
@@ -499,7 +493,7 @@ static void progress(const sweep_opts *o, const sweep_spec *s, size_t total, con
 {
     if (!o->progress) return;
     size_t fin = sh->done + sh->failed + sh->skipped;
-    double el = now_s() - t0;
+    double el = clock_mono_s() - t0;
     size_t ran = sh->done + sh->failed;
     double rate = ran > 0 ? (double)ran / el : 0;
     size_t left = total - fin;
@@ -543,7 +537,7 @@ int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o,
     shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (sh == MAP_FAILED) { free(list); D2_ERROR(D2_ENOMEM, "mmap: %s", strerror(errno)); }
     memset(sh, 0, sizeof *sh);
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     size_t decile = (size_t)-1;
     int workers = o->workers;
     if ((size_t)workers > n) workers = n ? (int)n : 1;
@@ -602,7 +596,7 @@ int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o,
     st->done = sh->done;
     st->failed = sh->failed;
     st->skipped = sh->skipped;
-    st->wall_s = now_s() - t0;
+    st->wall_s = clock_mono_s() - t0;
     snprintf(st->first_error, sizeof st->first_error, "%s", sh->has_error ? sh->first_error : "");
     munmap(sh, sizeof *sh);
     free(list);

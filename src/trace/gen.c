@@ -2,7 +2,13 @@
  * per-request streams, writing and statistics.  Streams: (seed, 0) builds
  * the expert rankings, (seed, 2) fits gate weights, (seed, 2^32 + req) drives
  * request req, (seed ^ pilot mark, ...) drives fitting pilots, so adding
- * requests never changes earlier ones. */
+ * requests never changes earlier ones.  A request's draws (generator
+ * version 2) come from a xoshiro256** stream whose 256-bit state is drawn
+ * from the GSL generator of (seed, 2^32 + req): popularity by Walker alias
+ * tables, gate weights as K Marsaglia-Tsang gammas (normals by the polar
+ * method) normalised and sorted -- the same distributions as version 1's
+ * gsl_ran_discrete and gsl_ran_dirichlet, several times faster, and a
+ * different (but equally repeatable) stream. */
 #include "trace/gen.h"
 #include "core/err.h"
 #include "core/hash.h"
@@ -33,6 +39,7 @@ static const param_def gen_defs[] = {
 };
 const param_table gen_params_table = {"gen", "gen", gen_defs, sizeof gen_defs / sizeof gen_defs[0]};
 
+#define GEN_VERSION 2            /* stream version, part of the source id: 2 = xoshiro256** + alias + own gamma */
 #define GEN_REJECT_TRIES 64      /* draws before falling back to rank order for non-top-1 slots */
 /* Fitting pilots: GEN_PILOT_REQUESTS requests long enough that every layer
  * gets max(GEN_PILOT_SLOTS, GEN_PILOT_SLOTS_PER_EXPERT * E) expert slots, so
@@ -47,7 +54,8 @@ struct gen_model {
     uint64_t seed;
     uint32_t L, E, K, T;
     double *pop;                 /* [T][L][E] popularity */
-    gsl_ran_discrete_t **tab;    /* [T][L] */
+    uint32_t *thr;               /* [T][L][E] alias table: keep slot i when the low 32 bits < thr[i] */
+    uint16_t *alias;             /* [T][L][E] alias table: else take alias[i] */
     uint16_t *by_rank;           /* [T][L][E] expert of rank r */
     uint16_t *rank_of;           /* [T][L][E] rank of expert e */
     double *repeat;              /* [L] */
@@ -55,14 +63,97 @@ struct gen_model {
     uint64_t fit_hash;           /* hash of fitted arrays, 0 when not fitted */
 };
 
+/* xoshiro256** (Blackman and Vigna, 2018), state drawn from a GSL stream */
+typedef struct fast_rng {
+    uint64_t x[4];
+    double spare;                /* second normal of the polar method */
+    int has_spare;
+} fast_rng;
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t fr_next(fast_rng *r)
+{
+    uint64_t *s = r->x, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = rotl(s[3], 45);
+    return out;
+}
+static inline double fr_uniform(fast_rng *r) { return (double)(fr_next(r) >> 11) * 0x1.0p-53; } /* [0, 1) */
+static inline uint32_t fr_below(fast_rng *r, uint32_t n) { return (uint32_t)(((fr_next(r) >> 32) * n) >> 32); }
+
+/* Seed from the GSL generator of (seed, stream) (src/core/rng.h). */
+static int fr_seed(fast_rng *r, uint64_t seed, uint64_t stream)
+{
+    gsl_rng *g = rng_new(seed, stream);
+    if (!g) D2_ERROR(D2_ENOMEM, "out of memory");
+    uint64_t any = 0;
+    for (int i = 0; i < 4; i++) {
+        uint64_t hi = gsl_rng_get(g) & 0xffffffffUL, lo = gsl_rng_get(g) & 0xffffffffUL;
+        r->x[i] = hi << 32 | lo;
+        any |= r->x[i];
+    }
+    if (!any) r->x[0] = 1; /* the all-zero state is the one xoshiro cannot leave */
+    r->has_spare = 0;
+    gsl_rng_free(g);
+    return D2_OK;
+}
+
+static double fr_normal(fast_rng *r)
+{
+    if (r->has_spare) { r->has_spare = 0; return r->spare; }
+    double u, v, q;
+    do {
+        u = 2 * fr_uniform(r) - 1;
+        v = 2 * fr_uniform(r) - 1;
+        q = u * u + v * v;
+    } while (q >= 1 || q == 0);
+    double f = sqrt(-2 * log(q) / q);
+    r->spare = v * f;
+    r->has_spare = 1;
+    return u * f;
+}
+
+/* Gamma(a, 1): Marsaglia and Tsang (2000); a < 1 by Gamma(a + 1) U^(1/a);
+ * a = 1 is an exponential. */
+static double fr_gamma(fast_rng *r, double a)
+{
+    if (a == 1) return -log1p(-fr_uniform(r));
+    if (a < 1) {
+        double u;
+        do u = fr_uniform(r); while (u == 0);
+        return fr_gamma(r, a + 1) * pow(u, 1 / a);
+    }
+    const double d = a - 1.0 / 3, c = 1 / sqrt(9 * d);
+    for (;;) {
+        double x, v;
+        do { x = fr_normal(r); v = 1 + c * x; } while (v <= 0);
+        v = v * v * v;
+        double u = fr_uniform(r);
+        if (u < 1 - 0.0331 * x * x * x * x) return d * v;
+        if (u > 0 && log(u) < 0.5 * x * x + d * (1 - v + log(v))) return d * v;
+    }
+}
+
+/* K gate weights: a Dirichlet(a, ..., a) vector sorted descending */
+static void fr_gate(fast_rng *r, uint32_t K, double a, double *th)
+{
+    double sum = 0;
+    for (uint32_t j = 0; j < K; j++) sum += th[j] = fr_gamma(r, a);
+    for (uint32_t j = 0; j < K; j++) th[j] /= sum;
+    for (uint32_t i = 1; i < K; i++) { /* insertion sort: K is small */
+        double x = th[i];
+        uint32_t b = i;
+        for (; b > 0 && th[b - 1] < x; b--) th[b] = th[b - 1];
+        th[b] = x;
+    }
+}
+
 struct gen_stream {
     const gen_model *m;
     uint32_t req, task, pos;     /* pos = UINT32_MAX before the first token */
-    gsl_rng *r;
+    fast_rng r;
     uint16_t *cur;               /* [L][K] */
     float *w;                    /* [L][K] */
     uint16_t *prev1;             /* [L] top-1 of the previous token */
-    double *alpha, *theta;       /* [K] */
 };
 
 int gen_params_resolve(gen_params *p)
@@ -116,10 +207,30 @@ static int layer_rebuild(gen_model *m, uint32_t t, uint32_t l)
     for (uint32_t e = 0; e < m->E; e++) sum += pp[e];
     /* a layer with no activations at all (an empty table row) is read as uniform */
     if (!(sum > 0)) for (uint32_t e = 0; e < m->E; e++) pp[e] = 1.0;
-    size_t ti = (size_t)t * m->L + l;
-    if (m->tab[ti]) gsl_ran_discrete_free(m->tab[ti]);
-    m->tab[ti] = gsl_ran_discrete_preproc(m->E, pp);
-    if (!m->tab[ti]) D2_ERROR(D2_ENOMEM, "gen: cannot build the popularity table of layer %u", l);
+    /* Walker alias table (Vose's construction) */
+    const uint32_t E = m->E;
+    double *q = malloc(E * sizeof *q);
+    uint16_t *small = malloc(E * sizeof *small), *large = malloc(E * sizeof *large);
+    if (!q || !small || !large) { free(q); free(small); free(large); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    double tot = 0;
+    for (uint32_t e = 0; e < E; e++) tot += pp[e];
+    uint32_t ns = 0, nl = 0;
+    for (uint32_t e = 0; e < E; e++) {
+        q[e] = pp[e] * E / tot;
+        if (q[e] < 1) small[ns++] = (uint16_t)e; else large[nl++] = (uint16_t)e;
+    }
+    uint32_t *thr = m->thr + off;
+    uint16_t *al = m->alias + off;
+    while (ns && nl) {
+        uint16_t a = small[--ns], g = large[nl - 1];
+        thr[a] = (uint32_t)(q[a] * 4294967296.0);
+        al[a] = g;
+        q[g] -= 1 - q[a];
+        if (q[g] < 1) { nl--; small[ns++] = g; }
+    }
+    while (nl) { uint16_t g = large[--nl]; thr[g] = UINT32_MAX; al[g] = g; }
+    while (ns) { uint16_t a = small[--ns]; thr[a] = UINT32_MAX; al[a] = a; } /* rounding leftovers */
+    free(q); free(small); free(large);
     uint16_t *br = m->by_rank + off, *ro = m->rank_of + off;
     for (uint32_t e = 0; e < m->E; e++) br[e] = (uint16_t)e;
     sort_vals = pp;
@@ -131,10 +242,7 @@ static int layer_rebuild(gen_model *m, uint32_t t, uint32_t l)
 void gen_model_free(gen_model *m)
 {
     if (!m) return;
-    if (m->tab)
-        for (size_t i = 0; i < (size_t)m->T * m->L; i++)
-            if (m->tab[i]) gsl_ran_discrete_free(m->tab[i]);
-    free(m->tab); free(m->pop); free(m->by_rank); free(m->rank_of); free(m->repeat);
+    free(m->thr); free(m->alias); free(m->pop); free(m->by_rank); free(m->rank_of); free(m->repeat);
     free(m);
 }
 
@@ -152,11 +260,12 @@ int gen_model_new(const gen_params *pin, uint64_t seed, gen_model **out)
     m->pop = calloc(TLE, sizeof *m->pop);
     m->by_rank = calloc(TLE, sizeof *m->by_rank);
     m->rank_of = calloc(TLE, sizeof *m->rank_of);
-    m->tab = calloc((size_t)m->T * m->L, sizeof *m->tab);
+    m->thr = calloc(TLE, sizeof *m->thr);
+    m->alias = calloc(TLE, sizeof *m->alias);
     m->repeat = calloc(m->L, sizeof *m->repeat);
     gsl_rng *r = rng_new(seed, 0);
     uint16_t *perm = malloc(m->E * sizeof *perm), *sub = malloc(m->E * sizeof *sub);
-    if (!m->pop || !m->by_rank || !m->rank_of || !m->tab || !m->repeat || !r || !perm || !sub) {
+    if (!m->pop || !m->by_rank || !m->rank_of || !m->thr || !m->alias || !m->repeat || !r || !perm || !sub) {
         gen_model_free(m); if (r) gsl_rng_free(r); free(perm); free(sub);
         D2_ERROR(D2_ENOMEM, "out of memory");
     }
@@ -217,8 +326,7 @@ int gen_model_set_layer(gen_model *m, uint32_t l, const double *share, double re
 void gen_stream_free(gen_stream *s)
 {
     if (!s) return;
-    if (s->r) gsl_rng_free(s->r);
-    free(s->cur); free(s->w); free(s->prev1); free(s->alpha); free(s->theta);
+    free(s->cur); free(s->w); free(s->prev1);
     free(s);
 }
 
@@ -226,11 +334,8 @@ static uint64_t stream_id(uint32_t req) { return ((uint64_t)1 << 32) | req; }
 
 int gen_stream_reset(gen_stream *s)
 {
-    gsl_rng *r = rng_new(s->m->seed, stream_id(s->req));
-    if (!r) D2_ERROR(D2_ENOMEM, "out of memory");
-    gsl_rng_free(s->r);
-    s->r = r;
-    s->task = s->m->T > 1 ? (uint32_t)gsl_rng_uniform_int(s->r, s->m->T) : 0;
+    D2_TRY(fr_seed(&s->r, s->m->seed, stream_id(s->req)));
+    s->task = s->m->T > 1 ? fr_below(&s->r, s->m->T) : 0;
     s->pos = UINT32_MAX;
     return D2_OK;
 }
@@ -242,18 +347,21 @@ int gen_stream_new(const gen_model *m, uint32_t req, gen_stream **out)
     if (!s) D2_ERROR(D2_ENOMEM, "out of memory");
     s->m = m;
     s->req = req;
-    s->r = rng_new(m->seed, stream_id(req));
     s->cur = calloc((size_t)m->L * m->K, sizeof *s->cur);
     s->w = calloc((size_t)m->L * m->K, sizeof *s->w);
     s->prev1 = calloc(m->L, sizeof *s->prev1);
-    s->alpha = malloc(m->K * sizeof *s->alpha);
-    s->theta = malloc(m->K * sizeof *s->theta);
-    if (!s->r || !s->cur || !s->w || !s->prev1 || !s->alpha || !s->theta) { gen_stream_free(s); D2_ERROR(D2_ENOMEM, "out of memory"); }
-    for (uint32_t j = 0; j < m->K; j++) s->alpha[j] = m->p.gate_alpha;
-    s->task = m->T > 1 ? (uint32_t)gsl_rng_uniform_int(s->r, m->T) : 0;
-    s->pos = UINT32_MAX;
+    if (!s->cur || !s->w || !s->prev1) { gen_stream_free(s); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    int rc = gen_stream_reset(s);
+    if (rc) { gen_stream_free(s); return rc; }
     *out = s;
     return D2_OK;
+}
+
+static inline uint16_t alias_draw(fast_rng *r, const uint32_t *thr, const uint16_t *al, uint32_t E)
+{
+    uint64_t x = fr_next(r);
+    uint32_t i = (uint32_t)(((x >> 32) * E) >> 32);
+    return (uint32_t)x < thr[i] ? (uint16_t)i : al[i];
 }
 
 uint32_t gen_stream_next(gen_stream *s)
@@ -263,10 +371,11 @@ uint32_t gen_stream_next(gen_stream *s)
     uint32_t pos = s->pos == UINT32_MAX ? 0 : s->pos + 1;
     for (uint32_t l = 0; l < L; l++) {
         size_t off = ((size_t)t * L + l) * E;
-        const gsl_ran_discrete_t *tab = m->tab[(size_t)t * L + l];
+        const uint32_t *thr = m->thr + off;
+        const uint16_t *al = m->alias + off;
         uint16_t *set = s->cur + (size_t)l * K;
         /* two uniforms always drawn, so the stream's consumption does not depend on the branch */
-        double u = gsl_rng_uniform(s->r), v = gsl_rng_uniform(s->r);
+        double u = fr_uniform(&s->r), v = fr_uniform(&s->r);
         uint16_t top;
         if (pos > 0 && u < m->repeat[l]) {
             top = s->prev1[l];
@@ -276,14 +385,14 @@ uint32_t gen_stream_next(gen_stream *s)
             uint16_t rank = m->rank_of[((size_t)t * L + l - 1) * E + a];
             top = m->by_rank[off + rank];
         } else {
-            top = (uint16_t)gsl_ran_discrete(s->r, tab);
+            top = alias_draw(&s->r, thr, al, E);
         }
         set[0] = top;
         for (uint32_t j = 1; j < K; j++) {
             uint16_t e = 0;
             int found = 0;
             for (int tries = 0; tries < GEN_REJECT_TRIES && !found; tries++) {
-                e = (uint16_t)gsl_ran_discrete(s->r, tab);
+                e = alias_draw(&s->r, thr, al, E);
                 found = 1;
                 for (uint32_t i = 0; i < j; i++)
                     if (set[i] == e) { found = 0; break; }
@@ -301,15 +410,9 @@ uint32_t gen_stream_next(gen_stream *s)
         if (K == 1) {
             w[0] = 1.0f;
         } else {
-            gsl_ran_dirichlet(s->r, K, s->alpha, s->theta);
-            /* descending; insertion sort: K is small and this runs per token x layer */
-            for (uint32_t a = 1; a < K; a++) {
-                double x = s->theta[a];
-                uint32_t b = a;
-                for (; b > 0 && s->theta[b - 1] < x; b--) s->theta[b] = s->theta[b - 1];
-                s->theta[b] = x;
-            }
-            for (uint32_t j = 0; j < K; j++) w[j] = (float)s->theta[j];
+            double th[TRACE_K_MAX];
+            fr_gate(&s->r, K, m->p.gate_alpha, th);
+            for (uint32_t j = 0; j < K; j++) w[j] = (float)th[j];
             for (uint32_t j = 1; j < K; j++)
                 if (w[j] > w[j - 1]) w[j] = w[j - 1]; /* float rounding must not break the order */
         }
@@ -383,17 +486,14 @@ int gen_stat(const gen_model *m, uint32_t requests, uint32_t tokens, stat_acc *s
  * fixed stream (deterministic). */
 static double top1_mean(uint32_t K, double alpha, uint64_t seed)
 {
-    gsl_rng *r = rng_new(seed, 2);
-    double a[TRACE_K_MAX], th[TRACE_K_MAX], sum = 0;
+    fast_rng r;
+    double th[TRACE_K_MAX], sum = 0;
     const int n = 4000;
-    for (uint32_t j = 0; j < K; j++) a[j] = alpha;
+    if (fr_seed(&r, seed, 2)) return NAN;
     for (int i = 0; i < n; i++) {
-        gsl_ran_dirichlet(r, K, a, th);
-        double mx = 0;
-        for (uint32_t j = 0; j < K; j++) if (th[j] > mx) mx = th[j];
-        sum += mx;
+        fr_gate(&r, K, alpha, th);
+        sum += th[0];
     }
-    gsl_rng_free(r);
     return sum / n;
 }
 
@@ -555,6 +655,7 @@ int gen_model_describe(const gen_model *m, char *buf, size_t n)
     buf[0] = 0;
     desc_buf d = {buf, n, 0};
     param_foreach(&gen_params_table, &m->p, desc_visit, &d);
-    snprintf(buf + d.used, n - d.used, "seed=%llu\nfit=%016llx\n", (unsigned long long)m->seed, (unsigned long long)m->fit_hash);
+    snprintf(buf + d.used, n - d.used, "seed=%llu\nfit=%016llx\nversion=%d\n", (unsigned long long)m->seed,
+             (unsigned long long)m->fit_hash, GEN_VERSION);
     return D2_OK;
 }

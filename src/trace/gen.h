@@ -2,7 +2,8 @@
  * (Zipf skew over a seeded per-layer ranking, or a fitted share vector),
  * temporal locality (top-1 kept on the next token), cross-layer correlation
  * (top-1 follows the previous layer's top-1 by rank), Dirichlet gate
- * weights, per-request task mixtures; every draw from seeded GSL streams.
+ * weights, per-request task mixtures; every draw from a seeded stream
+ * (xoshiro256** seeded through GSL, gen.c).
  * It also fits itself to real statistics (--like).  It knows nothing about
  * the simulator; source.h serves it to the simulator. */
 #ifndef D2_TRACE_GEN_H

@@ -5,6 +5,7 @@
 #include "trace/source.h"
 #include "core/err.h"
 #include "core/hash.h"
+#include "core/vec.h"
 #include "trace/gen.h"
 #include "trace/trace.h"
 
@@ -13,12 +14,20 @@
 #include <string.h>
 
 #define SOURCE_GEN_MAX_REQ (1u << 24) /* largest generator request id served (bounds memory) */
+#define SOURCE_GEN_DESC_MAX 4096      /* bytes of the generator description hashed into the source id */
 
+/* A request's cursor holds one token: every layer of the position last
+ * asked for, decoded in one pass (missing layers already filled by the
+ * fallback rule), so the simulator's order (all layers of a position, then
+ * the next position) decodes each record once and answers the rest from
+ * these small arrays.  Memory: layers x top_k per request touched. */
 typedef struct cursor {
     trace_chunk_cache *c;
-    uint64_t at;   /* record last served */
-    trace_rec rec; /* its contents */
-    int valid;
+    uint32_t pos;      /* file position held, UINT32_MAX = none */
+    uint16_t *e;       /* [layers][top_k] expert ids */
+    float *w;          /* [layers][top_k] gate weights */
+    uint8_t *b;        /* [layers][top_k] recorded bit-widths */
+    int16_t *from;     /* [layers] scratch: recorded layer filling each layer, -1 = none yet */
 } cursor;
 
 struct trace_source {
@@ -30,7 +39,7 @@ struct trace_source {
     /* generator */
     gen_model *g;
     gen_stream **st;   /* [nst] */
-    uint32_t nst;
+    size_t nst;
 };
 
 int trace_source_open_file(const char *path, trace_source **out)
@@ -71,7 +80,7 @@ int trace_source_open_gen(const char *model_name, uint64_t seed, trace_source **
     s->shape.top_k = (uint32_t)q->top_k;
     s->shape.requests = UINT32_MAX;
     s->shape.has_bits = 0;
-    char desc[4096];
+    char desc[SOURCE_GEN_DESC_MAX];
     gen_model_describe(s->g, desc, sizeof desc);
     char hex[33];
     hash_mem_hex(desc, strlen(desc), hex);
@@ -83,35 +92,124 @@ int trace_source_open_gen(const char *model_name, uint64_t seed, trace_source **
 void trace_source_shape(const trace_source *s, trace_shape *out) { *out = s->shape; }
 const char *trace_source_id(const trace_source *s) { return s->id; }
 
+static void cursor_free(cursor *c)
+{
+    trace_chunk_cache_free(c->c);
+    free(c->e); free(c->w); free(c->b); free(c->from);
+    free(c);
+}
+
 void trace_source_free(trace_source *s)
 {
     if (!s) return;
     if (s->cur) {
         for (uint32_t i = 0; i < s->shape.requests; i++)
-            if (s->cur[i]) { trace_chunk_cache_free(s->cur[i]->c); free(s->cur[i]); }
+            if (s->cur[i]) cursor_free(s->cur[i]);
         free(s->cur);
     }
     trace_file_close(s->f);
-    for (uint32_t i = 0; i < s->nst; i++) gen_stream_free(s->st[i]);
+    for (size_t i = 0; i < s->nst; i++) gen_stream_free(s->st[i]);
     free(s->st);
     gen_model_free(s->g);
     free(s);
 }
 
-static int key_cmp(const trace_rec *r, uint32_t pos, uint32_t layer)
+static int cursor_new(trace_source *s, cursor **out)
 {
-    if (r->pos != pos) return r->pos < pos ? -1 : 1;
-    if (r->layer != layer) return r->layer < layer ? -1 : 1;
-    return 0;
+    const size_t LK = (size_t)s->shape.layers * s->shape.top_k;
+    cursor *c = calloc(1, sizeof *c);
+    if (c) {
+        c->pos = UINT32_MAX;
+        c->e = malloc(LK * sizeof *c->e);
+        c->w = malloc(LK * sizeof *c->w);
+        c->b = malloc(LK * sizeof *c->b);
+        c->from = malloc(s->shape.layers * sizeof *c->from);
+    }
+    if (!c || !c->e || !c->w || !c->b || !c->from) {
+        if (c) cursor_free(c);
+        D2_ERROR(D2_ENOMEM, "out of memory");
+    }
+    int rc = trace_chunk_cache_new(s->f, &c->c);
+    if (rc) { cursor_free(c); return rc; }
+    *out = c;
+    return D2_OK;
 }
 
-static int cursor_load(trace_source *s, cursor *c, uint64_t i)
+static uint16_t le16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t le32(const unsigned char *p)
 {
-    if (c->valid && c->at == i) return D2_OK;
-    c->valid = 0;
-    D2_TRY(trace_file_record(s->f, c->c, i, &c->rec));
-    c->at = i;
-    c->valid = 1;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Decode every record of file request fr's position p into the cursor in
+ * one pass over the chunk bytes (the .d2t record layout, traces/README.md),
+ * then fill the layers the file lacks: from the nearest earlier recorded
+ * layer of the token, else from its next recorded layer. */
+static int cursor_load_token(trace_source *s, cursor *c, uint32_t fr, const trace_req_info *info, uint32_t p)
+{
+    const uint32_t L = s->shape.layers, K = s->shape.top_k, rb = trace_record_bytes(K, s->shape.has_bits);
+    const uint64_t lo = info->first, hi = info->first + info->records; /* [lo, hi) */
+    const unsigned char *q;
+    uint32_t n;
+    uint64_t i;
+    c->pos = UINT32_MAX;
+    if (info->records == (uint64_t)info->positions * L) {
+        i = lo + (uint64_t)p * L; /* complete request: direct */
+    } else {
+        uint64_t a = lo, b = hi; /* lower bound of (p, layer 0) */
+        while (a < b) {
+            uint64_t mid = a + (b - a) / 2;
+            D2_TRY(trace_file_raw(s->f, c->c, mid, &q, &n));
+            if (le32(q + 4) < p) a = mid + 1;
+            else b = mid;
+        }
+        i = a;
+    }
+    for (uint32_t l = 0; l < L; l++) c->from[l] = -1;
+    uint32_t got = 0;
+    n = 0;
+    for (; i < hi; i++, n--, q += rb) {
+        if (n == 0) D2_TRY(trace_file_raw(s->f, c->c, i, &q, &n));
+        uint32_t rq = le32(q), rp = le32(q + 4), layer = le16(q + 8);
+        if (rq != fr || (got == 0 && rp != p))
+            D2_ERROR(D2_EFORMAT, "%s: record %llu: request index does not match the records", trace_file_path(s->f),
+                     (unsigned long long)i);
+        if (rp != p) break;
+        if (layer >= L)
+            D2_ERROR(D2_EFORMAT, "%s: record %llu: layer %u out of range 0..%u", trace_file_path(s->f), (unsigned long long)i,
+                     layer, L - 1);
+        got++;
+        if (c->from[layer] == (int16_t)layer) continue; /* a second record of a layer: the first wins */
+        c->from[layer] = (int16_t)layer;
+        const unsigned char *x = q + 12, *y = x + 2 * K, *z = y + 4 * K;
+        uint16_t *e = c->e + (size_t)layer * K;
+        float *w = c->w + (size_t)layer * K;
+        uint8_t *bt = c->b + (size_t)layer * K;
+        for (uint32_t j = 0; j < K; j++) {
+            uint32_t u = le32(y + 4 * j);
+            e[j] = le16(x + 2 * j);
+            memcpy(&w[j], &u, sizeof u);
+            bt[j] = s->shape.has_bits ? z[j] : 0;
+        }
+    }
+    if (got == 0)
+        D2_ERROR(D2_EFORMAT, "%s: request %u position %u: no records (the request index does not match the records)",
+                 trace_file_path(s->f), fr, p);
+    if (got < L) {
+        int16_t last = -1, first = -1;
+        for (uint32_t l = 0; l < L; l++) {
+            if (c->from[l] == (int16_t)l) { last = (int16_t)l; if (first < 0) first = last; }
+            else c->from[l] = last; /* -1 while no earlier layer: filled from `first` below */
+        }
+        for (uint32_t l = 0; l < L; l++) {
+            int16_t src = c->from[l] < 0 ? first : c->from[l];
+            if (src == (int16_t)l) continue;
+            memcpy(c->e + (size_t)l * K, c->e + (size_t)src * K, K * sizeof *c->e);
+            memcpy(c->w + (size_t)l * K, c->w + (size_t)src * K, K * sizeof *c->w);
+            memcpy(c->b + (size_t)l * K, c->b + (size_t)src * K, K);
+        }
+    }
+    c->pos = p;
     return D2_OK;
 }
 
@@ -119,57 +217,20 @@ static int route_file(trace_source *s, uint32_t req, uint32_t pos, uint32_t laye
                       uint8_t *bits)
 {
     /* wrap: request modulo the file's count, position modulo the request's length */
-    uint32_t fr = req % s->shape.requests;
+    uint32_t fr = req < s->shape.requests ? req : req % s->shape.requests; /* no division in the common case */
     const trace_req_info *info = trace_file_request(s->f, fr);
-    uint32_t p = pos % info->positions;
+    uint32_t p = pos < info->positions ? pos : pos % info->positions;
     cursor *c = s->cur[fr];
     if (!c) {
-        c = calloc(1, sizeof *c);
-        if (!c) D2_ERROR(D2_ENOMEM, "out of memory");
-        int rc = trace_chunk_cache_new(s->f, &c->c);
-        if (rc) { free(c); return rc; }
+        D2_TRY(cursor_new(s, &c));
         s->cur[fr] = c;
     }
-    uint64_t lo = info->first, hi = info->first + info->records; /* [lo, hi) */
-    uint64_t found = UINT64_MAX;
-    /* fast paths for the simulator's order: the same record or the next one */
-    if (c->valid && c->at >= lo && c->at < hi) {
-        if (!key_cmp(&c->rec, p, layer)) found = c->at;
-        else if (c->at + 1 < hi) {
-            D2_TRY(cursor_load(s, c, c->at + 1));
-            if (!key_cmp(&c->rec, p, layer)) found = c->at;
-        }
-    }
-    if (found == UINT64_MAX && info->records == (uint64_t)info->positions * s->shape.layers) {
-        found = lo + (uint64_t)p * s->shape.layers + layer; /* complete request: direct */
-    }
-    if (found == UINT64_MAX) {
-        /* lower bound of (p, layer) */
-        uint64_t a = lo, b = hi;
-        while (a < b) {
-            uint64_t mid = a + (b - a) / 2;
-            D2_TRY(cursor_load(s, c, mid));
-            if (key_cmp(&c->rec, p, layer) < 0) a = mid + 1;
-            else b = mid;
-        }
-        found = a;
-        if (a < hi) D2_TRY(cursor_load(s, c, a));
-        if (a == hi || key_cmp(&c->rec, p, layer) != 0) {
-            /* (p, layer) missing: nearest earlier layer of the same token, else the token's next recorded layer */
-            if (a > lo) {
-                D2_TRY(cursor_load(s, c, a - 1));
-                if (c->rec.pos == p) found = a - 1;
-            }
-        }
-    }
-    D2_TRY(cursor_load(s, c, found));
-    if (c->rec.req != fr || c->rec.pos != p)
-        D2_ERROR(D2_EFORMAT, "%s: record %llu: request index does not match the records", trace_file_path(s->f),
-                 (unsigned long long)found);
+    if (c->pos != p) D2_TRY(cursor_load_token(s, c, fr, info, p));
     const uint32_t K = s->shape.top_k;
-    memcpy(experts, c->rec.experts, K * sizeof *experts);
-    memcpy(weights, c->rec.weights, K * sizeof *weights);
-    if (bits) memcpy(bits, c->rec.bits, K);
+    const size_t at = (size_t)layer * K;
+    for (uint32_t j = 0; j < K; j++) { experts[j] = c->e[at + j]; weights[j] = c->w[at + j]; } /* K is small: no memcpy call */
+    if (bits)
+        for (uint32_t j = 0; j < K; j++) bits[j] = c->b[at + j];
     return D2_OK;
 }
 
@@ -178,13 +239,9 @@ static int route_gen(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer
 {
     if (req >= SOURCE_GEN_MAX_REQ) D2_ERROR(D2_ERANGE, "generator source: request %u beyond %u", req, SOURCE_GEN_MAX_REQ - 1);
     if (req >= s->nst) {
-        uint32_t n = s->nst ? s->nst : 16;
-        while (n <= req) n *= 2;
-        gen_stream **st = realloc(s->st, n * sizeof *st);
-        if (!st) D2_ERROR(D2_ENOMEM, "out of memory");
-        memset(st + s->nst, 0, (n - s->nst) * sizeof *st);
-        s->st = st;
-        s->nst = n;
+        size_t n = s->nst;
+        D2_TRY(VEC_RESERVE(s->st, s->nst, (size_t)req + 1));
+        memset(s->st + n, 0, (s->nst - n) * sizeof *s->st);
     }
     if (!s->st[req]) D2_TRY(gen_stream_new(s->g, req, &s->st[req]));
     gen_stream *g = s->st[req];

@@ -488,6 +488,17 @@ int trace_file_record(trace_file *f, trace_chunk_cache *c, uint64_t i, trace_rec
     return D2_OK;
 }
 
+int trace_file_raw(trace_file *f, trace_chunk_cache *c, uint64_t i, const unsigned char **p, uint32_t *n)
+{
+    if (i >= f->h.records) D2_ERROR(D2_EINVAL, "%s: record %llu beyond the end", f->path, (unsigned long long)i);
+    uint64_t chunk = i / f->h.chunk_records;
+    if (c->chunk != chunk) D2_TRY(chunk_load(f, c, chunk));
+    uint32_t at = (uint32_t)(i - chunk * f->h.chunk_records);
+    *p = c->buf + TRACE_CHUNK_HEAD_BYTES + (size_t)at * f->rb;
+    *n = c->n - at;
+    return D2_OK;
+}
+
 /* ------------------------------------------------------------------ reader */
 
 struct trace_reader {

@@ -101,6 +101,11 @@ typedef struct trace_chunk_cache trace_chunk_cache;
 int trace_chunk_cache_new(const trace_file *f, trace_chunk_cache **out);
 void trace_chunk_cache_free(trace_chunk_cache *c);
 int trace_file_record(trace_file *f, trace_chunk_cache *c, uint64_t i, trace_rec *r);
+/* The encoded bytes of record i and of the records after it in the same
+ * chunk (loaded and checked like trace_file_record): *p points at record i,
+ * *n >= 1 records of trace_record_bytes() each follow.  For readers that
+ * decode many records in one pass (the routing source). */
+int trace_file_raw(trace_file *f, trace_chunk_cache *c, uint64_t i, const unsigned char **p, uint32_t *n);
 void trace_file_close(trace_file *f);
 
 /* ---- streaming reader: every record in file order, every check ---- */
