@@ -90,7 +90,15 @@ static int cmd_import(int argc, char **argv)
     printf("%s: %llu records, %llu tokens, %u requests; %u layers x %u experts, top-%u\n", out,
            (unsigned long long)rep.records, (unsigned long long)rep.tokens, rep.requests, rep.layers, rep.experts, rep.top_k);
     printf("read %llu lines, %llu routing rows\n", (unsigned long long)rep.lines, (unsigned long long)rep.rows);
-    if (rep.warmup) printf("skipped %llu warm-up rows (vLLM dummy batch: identical ids, uniform weights)\n", (unsigned long long)rep.warmup);
+    if (!strcmp(o.format, "vllm-jsonl")) {
+        printf("vLLM log: %llu warm-up rows skipped (leading run of identical rows: same ids, same weights)\n",
+               (unsigned long long)rep.warmup);
+        printf("vLLM log: %llu forward batches; %llu req_id(s) with token_idx restarts split into %llu prefill + %llu decode batches "
+               "(%llu runs of equal-size decode batches, row j = request j); %u requests written\n",
+               (unsigned long long)rep.batches, (unsigned long long)rep.batched_reqs, (unsigned long long)rep.prefill_batches,
+               (unsigned long long)rep.decode_batches, (unsigned long long)rep.decode_runs, rep.requests);
+        printf("vLLM log: %u layer(s) logged: %s (layer numbers kept)\n", rep.layers_logged, rep.layer_list);
+    }
     if (rep.skipped_other) printf("skipped %llu lines of other types\n", (unsigned long long)rep.skipped_other);
     for (int i = 0; i < IMPORT_PROBLEM_N; i++)
         if (rep.n[i])

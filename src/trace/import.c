@@ -42,6 +42,8 @@ typedef struct ctx {
     char **names;
     uint32_t *ids;
     size_t hcap, nreq;
+    char **byid; /* [nreq] the same strings, by dense id */
+    size_t byid_cap;
     /* vllm meta */
     uint32_t meta_experts, meta_topk, meta_layers;
 } ctx;
@@ -89,8 +91,16 @@ static int req_id(ctx *c, const char *name, uint32_t *out)
         j = (j + 1) & (c->hcap - 1);
     }
     if (c->nreq >= UINT32_MAX - 1) D2_ERROR(D2_ERANGE, "%s: too many requests", c->path);
+    if (c->nreq == c->byid_cap) {
+        size_t ncap = c->byid_cap ? 2 * c->byid_cap : 64;
+        char **nb = realloc(c->byid, ncap * sizeof *nb);
+        if (!nb) D2_ERROR(D2_ENOMEM, "out of memory");
+        c->byid = nb;
+        c->byid_cap = ncap;
+    }
     c->names[j] = strdup(name);
     if (!c->names[j]) D2_ERROR(D2_ENOMEM, "out of memory");
+    c->byid[c->nreq] = c->names[j];
     c->ids[j] = (uint32_t)c->nreq++;
     *out = c->ids[j];
     return D2_OK;
@@ -585,27 +595,169 @@ static int read_input(ctx *c, int fmt, int *has_bits)
     return rc;
 }
 
-/* vLLM's warm-up dummy batch: a leading run of rows with identical ids and
- * uniform weights (1/k each).  Its length is detected, not assumed. */
+/* vLLM's warm-up dummy batch: a leading run of identical route rows.  A
+ * dummy batch feeds the same input to every token, so at each layer all its
+ * rows carry the same ids and the same weights (uniform 1/k in the OLMoE log,
+ * non-uniform in the Qwen1.5-MoE log).  The run ends at the first row that
+ * differs from the first run row of its layer; it is a warm-up only when every
+ * layer in it has at least two rows (one token's rows across layers are not a
+ * batch).  Its length is detected, never assumed. */
 static void skip_warmup(ctx *c)
 {
     if (!c->n) return;
-    const raw *a = &c->rows[0];
+    enum { SLOTS = 64 }; /* layers tracked; a warm-up over more layers is not detected */
+    int64_t lay[SLOTS];
+    size_t first[SLOTS], cnt[SLOTS];
+    int nl = 0;
     size_t n = 0;
     for (; n < c->n; n++) {
         const raw *r = &c->rows[n];
-        if (r->drop || r->k != a->k || !r->k || memcmp(r->ex, a->ex, r->k * sizeof r->ex[0])) break;
-        int uniform = 1;
-        for (int j = 0; j < r->k; j++)
-            if (fabsf(r->w[j] - 1.0f / r->k) > 1e-6f) uniform = 0;
-        if (!uniform) break;
+        if (r->drop || !r->k) break;
+        int i = 0;
+        while (i < nl && lay[i] != r->layer) i++;
+        if (i == nl) {
+            if (nl == SLOTS) break;
+            lay[nl] = r->layer; first[nl] = n; cnt[nl] = 0; nl++;
+        }
+        const raw *a = &c->rows[first[i]];
+        if (r->k != a->k || memcmp(r->ex, a->ex, r->k * sizeof r->ex[0]) || memcmp(r->w, a->w, r->k * sizeof r->w[0])) break;
+        cnt[i]++;
     }
-    if (n < 2) return; /* one uniform row alone is not a batch */
+    for (int i = 0; i < nl; i++)
+        if (cnt[i] < 2) return;
+    if (n < 2) return;
     for (size_t i = 0; i < n; i++) c->rows[i].drop = 1;
     c->rep->warmup = n;
 }
 
+/* Forward batches of a vLLM log (traces/README.md, "Reading a vLLM log").
+ * Rows of one req_id are taken in file order; a row whose token_idx is not
+ * above the last token_idx seen at its layer in the current batch starts a
+ * new forward batch.  A req_id whose rows form one batch (token_idx a running
+ * counter, or a true per-request log) is left as it is.  Otherwise the first
+ * batch is the prefill (phase prefill, positions = token_idx) and the later
+ * ones are decode batches: a run of consecutive decode batches of equal size
+ * B holds one row per running request, so row j (token_idx j) of each batch
+ * of the run is request j of that run, one position per batch.  When the
+ * first run has B = 1 its request continues the prefill's request.  A change
+ * of size ends a run: the log does not say which request finished, so the
+ * next run's rows become new requests. */
 static const raw *sort_rows;
+static int cmp_req_line(const void *pa, const void *pb)
+{
+    const raw *a = &sort_rows[*(const uint32_t *)pa], *b = &sort_rows[*(const uint32_t *)pb];
+    if (a->req != b->req) return a->req < b->req ? -1 : 1;
+    return a->line < b->line ? -1 : a->line > b->line;
+}
+
+static int vllm_structure(ctx *c)
+{
+    int rc = D2_OK;
+    size_t m = 0;
+    uint32_t *idx = malloc((c->n ? c->n : 1) * sizeof *idx);
+    uint32_t *bno = malloc((c->n ? c->n : 1) * sizeof *bno);
+    int64_t *last = malloc(65536 * sizeof *last);
+    uint64_t *stamp = calloc(65536, sizeof *stamp);
+    int64_t *bmin = NULL, *bmax = NULL;
+    size_t bcap = 0;
+    uint8_t *seen = calloc(65536, 1);
+    if (!idx || !bno || !last || !stamp || !seen) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
+    for (size_t i = 0; i < c->n; i++)
+        if (!c->rows[i].drop) idx[m++] = (uint32_t)i;
+    sort_rows = c->rows;
+    qsort(idx, m, sizeof *idx, cmp_req_line);
+    uint64_t serial = 0;
+    for (size_t i = 0; i < m;) {
+        size_t j = i;
+        uint32_t q = c->rows[idx[i]].req;
+        while (j < m && c->rows[idx[j]].req == q) j++;
+        /* batches of request q: rows idx[i..j) in file order */
+        uint32_t nb = 0;
+        serial++;
+        for (size_t t = i; t < j; t++) {
+            const raw *r = &c->rows[idx[t]];
+            size_t l = (size_t)(r->layer < 0 ? 0 : r->layer > 65535 ? 65535 : r->layer);
+            if (t == i || (stamp[l] == serial && r->pos <= last[l])) {
+                serial++;
+                if (nb == bcap) {
+                    size_t ncap = bcap ? 2 * bcap : 64;
+                    int64_t *a = realloc(bmin, ncap * sizeof *a);
+                    if (a) bmin = a;
+                    int64_t *b = a ? realloc(bmax, ncap * sizeof *b) : NULL;
+                    if (!b) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
+                    bmax = b;
+                    bcap = ncap;
+                }
+                bmin[nb] = bmax[nb] = r->pos;
+                nb++;
+            }
+            stamp[l] = serial;
+            last[l] = r->pos;
+            if (r->pos < bmin[nb - 1]) bmin[nb - 1] = r->pos;
+            if (r->pos > bmax[nb - 1]) bmax[nb - 1] = r->pos;
+            bno[idx[t]] = nb - 1;
+        }
+        if (nb < 2) { c->rep->batches++; i = j; continue; }
+        c->rep->batches += nb;
+        c->rep->batched_reqs++;
+        c->rep->prefill_batches++;
+        c->rep->decode_batches += nb - 1;
+        /* runs of equal-size decode batches */
+        const char *qname = c->byid[q];
+        uint32_t run = 0, step = 0;
+        int64_t P = bmax[0] - bmin[0] + 1;
+        /* per batch: run number and step within the run, recomputed on the fly */
+        uint32_t *brun = malloc(nb * sizeof *brun), *bstep = malloc(nb * sizeof *bstep);
+        if (!brun || !bstep) { free(brun); free(bstep); rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
+        for (uint32_t b = 1; b < nb; b++) {
+            if (b > 1 && bmax[b] - bmin[b] == bmax[b - 1] - bmin[b - 1]) step++;
+            else { if (b > 1) run++; step = 0; c->rep->decode_runs++; }
+            brun[b] = run;
+            bstep[b] = step;
+        }
+        int64_t B0 = nb > 1 ? bmax[1] - bmin[1] + 1 : 0;
+        for (size_t t = i; t < j && !rc; t++) {
+            raw *r = &c->rows[idx[t]];
+            uint32_t b = bno[idx[t]];
+            if (b == 0) {
+                r->pos -= bmin[0];
+                r->phase = TRACE_PREFILL;
+                continue;
+            }
+            int64_t row = r->pos - bmin[b];
+            r->phase = TRACE_DECODE;
+            if (brun[b] == 0 && B0 == 1) {
+                r->pos = P + bstep[b];
+                continue;
+            }
+            char name[300];
+            snprintf(name, sizeof name, "%.200s#run%u.row%lld", qname, brun[b], (long long)row);
+            r->pos = bstep[b];
+            rc = req_id(c, name, &r->req);
+        }
+        free(brun);
+        free(bstep);
+        if (rc) goto out;
+        i = j;
+    }
+    /* layers logged */
+    for (size_t t = 0; t < m; t++) {
+        const raw *r = &c->rows[idx[t]];
+        if (r->layer >= 0 && r->layer <= 65535 && !seen[r->layer]) {
+            seen[r->layer] = 1;
+            c->rep->layers_logged++;
+            size_t len = strlen(c->rep->layer_list);
+            if (len + 8 < sizeof c->rep->layer_list)
+                snprintf(c->rep->layer_list + len, sizeof c->rep->layer_list - len, "%s%lld", len ? "," : "", (long long)r->layer);
+            else if (!strstr(c->rep->layer_list, ",..."))
+                snprintf(c->rep->layer_list + len, sizeof c->rep->layer_list - len, ",...");
+        }
+    }
+out:
+    free(idx); free(bno); free(last); free(stamp); free(bmin); free(bmax); free(seen);
+    return rc;
+}
+
 static int cmp_idx(const void *pa, const void *pb)
 {
     const raw *a = &sort_rows[*(const uint32_t *)pa], *b = &sort_rows[*(const uint32_t *)pb];
@@ -689,14 +841,26 @@ static int write_rows(ctx *c, const char *out, uint32_t L, uint32_t E, uint32_t 
     }
     m = w;
     if (!m) { free(idx); D2_ERROR(D2_EFORMAT, "%s: no usable records (all %llu rows dropped)", c->path, (unsigned long long)c->rep->rows); }
-    /* token checks (missing layers, gaps) before writing, so --strict fails cleanly */
+    /* token checks (missing layers, gaps) before writing, so --strict fails
+     * cleanly.  A token misses a layer when it lacks one of the layers the
+     * file logs (a log of layers 3 and 7 is complete with those two). */
+    uint32_t nlog = 0;
+    {
+        uint8_t *seen = calloc(L ? L : 1, 1);
+        if (!seen) { free(idx); D2_ERROR(D2_ENOMEM, "out of memory"); }
+        for (size_t i = 0; i < m; i++) {
+            const raw *r = &c->rows[idx[i]];
+            if (!seen[r->layer]) { seen[r->layer] = 1; nlog++; }
+        }
+        free(seen);
+    }
     for (size_t i = 0; i < m;) {
         size_t j = i;
         const raw *r = &c->rows[idx[i]];
         while (j < m && c->rows[idx[j]].req == r->req && c->rows[idx[j]].pos == r->pos) j++;
-        if (j - i < L) {
-            int rc = problem(c, IMPORT_MISSING, r->line, "request %u position %lld: %zu of %u layers present", r->req,
-                             (long long)r->pos, j - i, L);
+        if (j - i < nlog) {
+            int rc = problem(c, IMPORT_MISSING, r->line, "request %u position %lld: %zu of the %u logged layers present", r->req,
+                             (long long)r->pos, j - i, nlog);
             if (rc) { free(idx); return rc; }
         }
         if (j < m && c->rows[idx[j]].req == r->req && c->rows[idx[j]].pos != r->pos + 1) {
@@ -766,6 +930,7 @@ int import_run(const char *in, const char *out, const import_opts *o, import_rep
     if (!rc && fmt == 1) {
         skip_warmup(&c);
         if (rep->warmup == rep->rows) { rc = D2_EFORMAT; d2_err_set("%s: only warm-up rows (%llu), no real routing", in, (unsigned long long)rep->warmup); }
+        else rc = vllm_structure(&c);
     }
     uint32_t L = o->layers, E = o->experts, K = o->top_k;
     if (!rc) {
@@ -802,7 +967,7 @@ int import_run(const char *in, const char *out, const import_opts *o, import_rep
         if (!rc) { rep->tokens = trace_file_header(tf)->tokens; trace_file_close(tf); }
     }
     for (size_t i = 0; i < c.hcap; i++) free(c.names[i]);
-    free(c.names); free(c.ids); free(c.rows);
+    free(c.names); free(c.ids); free(c.rows); free(c.byid);
     return rc;
 }
 
