@@ -1,5 +1,5 @@
 /* t_import.c - the vLLM importer on logs shaped like the two real layouts
- * (tests/data/trace/vllm-*.jsonl, written by the Python lines in that
+ * (tests/data/trace/vllm-*.jsonl, written by vllm-logs.py in that
  * folder's README) and on the shared OLMoE log ($D2_SHARED, # SKIP when
  * absent).  Record counts and per-layer expert counts are computed here from
  * the JSONL by a plain pass that skips the known number of warm-up rows, and
