@@ -13,9 +13,9 @@ mkdir "$TMP/adir"
 # malloc the "size" ftell gives a directory: 2^63 bytes)
 expect 2 "adir: not a regular file" "trace stats DIR: exit 2" -- "$D2MOE" trace stats "$TMP/adir"
 expect 2 "adir: not a regular file" "trace gen --like DIR: exit 2" -- "$D2MOE" trace gen --model mixtral-8x7b --like "$TMP/adir" -o "$TMP/g.d2t"
-expect 2 "adir: is a directory" "trace import DIR: exit 2" -- "$D2MOE" trace import --format csv "$TMP/adir" -o "$TMP/i.d2t"
-expect 2 "adir: is a directory" "show model DIR: exit 2" -- "$D2MOE" show model "$TMP/adir"
-expect 2 "adir: is a directory" "sweep DIR: exit 2" -- "$D2MOE" sweep "$TMP/adir" --db "$TMP/s.db"
+expect 2 "adir: not a regular file \(a directory\)" "trace import DIR: exit 2" -- "$D2MOE" trace import --format csv "$TMP/adir" -o "$TMP/i.d2t"
+expect 2 "adir: not a regular file \(a directory\)" "show model DIR: exit 2" -- "$D2MOE" show model "$TMP/adir"
+expect 2 "adir: not a regular file \(a directory\)" "sweep DIR: exit 2" -- "$D2MOE" sweep "$TMP/adir" --db "$TMP/s.db"
 [ ! -e "$TMP/g.d2t" ] && [ ! -e "$TMP/i.d2t" ] && [ ! -e "$TMP/s.db" ]; ok $? "nothing written after those failures"
 
 # numbers out of range
@@ -68,7 +68,7 @@ expect 2 "huge.npy: header: shape too large" ".npy 2^40 x 2^40: exit 2" -- "$D2M
 "$D2MOE" trace gen --model mixtral-8x7b --set gen.requests=1 --set gen.prefill=4 --set gen.decode=4 -o "$TMP/ok.d2t" > /dev/null
 ok $? "trace gen writes a trace"
 [ -s "$TMP/ok.d2t" ] && [ ! -e "$TMP/ok.d2t.tmp" ]; ok $? "no temporary left after a good write"
-expect 1 "adir: cannot create: Is a directory" "trace gen -o DIR: exit 1 before any work" -- "$D2MOE" trace gen --model mixtral-8x7b -o "$TMP/adir"
+expect 2 "adir: output path exists and is a directory" "trace gen -o DIR: exit 2 before any work (refused, not replaced)" -- "$D2MOE" trace gen --model mixtral-8x7b -o "$TMP/adir"
 [ ! -e "$TMP/adir.tmp" ]; ok $? "no temporary left beside a refused output"
 cp "$T" "$TMP/keep.d2t"
 expect 2 "request 0 .*duplicate|field" "trace import of bad input over an existing trace: exit 2" -- "$D2MOE" trace import --strict --format mixtral-jsonl "$D2_SRCDIR/tests/data/trace/dup.jsonl" -o "$TMP/keep.d2t"

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "quant/mwqfile.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/hash.h"
 
 #include <errno.h>
@@ -194,6 +195,7 @@ int mwqfile_load(mwqfile *f, size_t i, int k, mwq_matrix **out)
 struct mwqfile_writer {
     char path[4096], tmp[4200];
     FILE *fp;
+    fileio_out *out; /* the temporary "<path>.tmp" (core/fileio.h) */
     int64_t pos;
     uint8_t *ix;
     size_t ixlen, ixcap;
@@ -236,8 +238,8 @@ int mwqfile_writer_new(const char *path, mwqfile_writer **out)
     if (!w) D2_ERROR(D2_ENOMEM, "out of memory");
     snprintf(w->path, sizeof w->path, "%s", path);
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
-    w->fp = fopen(w->tmp, "wb");
-    if (!w->fp) { int e = errno; free(w); D2_ERROR(D2_EIO, "%s.tmp: cannot create: %s", path, strerror(e)); }
+    int orc = fileio_out_open(path, &w->out, &w->fp);
+    if (orc) { free(w); return orc; }
     uint8_t h[MWQFILE_HEADER_BYTES] = {0};
     int rc = wr(w, h, sizeof h); /* placeholder, rewritten by finish */
     if (rc) { mwqfile_writer_abort(w); return rc; }
@@ -295,9 +297,10 @@ int mwqfile_writer_finish(mwqfile_writer *w)
             rc = D2_EIO;
         }
     }
-    if (!rc && fclose(w->fp)) { d2_err_set("%s: close failed: %s", w->tmp, strerror(errno)); rc = D2_EIO; }
+    if (rc) { mwqfile_writer_abort(w); return rc; }
+    rc = fileio_out_commit(w->out);
+    w->out = NULL;
     w->fp = NULL;
-    if (!rc && rename(w->tmp, w->path)) { d2_err_set("%s: cannot rename to %s: %s", w->tmp, w->path, strerror(errno)); rc = D2_EIO; }
     if (rc) { mwqfile_writer_abort(w); return rc; }
     free(w->ix);
     free(w);
@@ -307,8 +310,7 @@ int mwqfile_writer_finish(mwqfile_writer *w)
 void mwqfile_writer_abort(mwqfile_writer *w)
 {
     if (!w) return;
-    if (w->fp) fclose(w->fp);
-    remove(w->tmp);
+    fileio_out_abort(w->out);
     free(w->ix);
     free(w);
 }

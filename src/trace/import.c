@@ -3,6 +3,7 @@
  * jansson, one object per line; CSV by a strict splitter (no quoting). */
 #include "trace/import.h"
 #include "core/err.h"
+#include "core/fileio.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -557,22 +558,19 @@ static int parse_csv_line(ctx *c, uint32_t line, char *buf, const csv_cols *cc)
 
 static int read_input(ctx *c, int fmt, int *has_bits)
 {
-    FILE *f = fopen(c->path, "rb");
-    if (!f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", c->path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        D2_ERROR(D2_EINVAL, "%s: is a directory, not a file", c->path);
-    }
+    /* a regular file of at most FILEIO_TEXT_MAX bytes, lines of at most
+     * FILEIO_LINE_MAX bytes (traces/README.md, "Limits") */
+    FILE *f;
+    D2_TRY(fileio_open_read(c->path, FILEIO_TEXT_MAX, &f, NULL));
     char *buf = NULL;
-    size_t cap = 0;
-    ssize_t len;
+    size_t cap = 0, len;
     uint32_t line = 0;
-    int rc = D2_OK;
+    int rc = D2_OK, got;
     csv_cols cc = {0, 0};
-    while ((len = getline(&buf, &cap, f)) >= 0) {
+    while ((got = fileio_getline(f, c->path, (uint64_t)line + 1, FILEIO_LINE_MAX, &buf, &cap, &len)) == 1) {
+        if (line == UINT32_MAX - 1) { rc = D2_ERANGE; d2_err_set("%s:%u: more than %u lines", c->path, line, UINT32_MAX - 1); break; }
         line++;
-        if (memchr(buf, 0, (size_t)len)) { rc = D2_EFORMAT; d2_err_set("%s:%u: binary data (NUL byte): not a text trace", c->path, line); break; }
+        if (memchr(buf, 0, len)) { rc = D2_EFORMAT; d2_err_set("%s:%u: binary data (NUL byte): not a text trace", c->path, line); break; }
         while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) buf[--len] = 0;
         size_t sp = 0;
         while (sp < (size_t)len && isspace((unsigned char)buf[sp])) sp++;
@@ -585,7 +583,7 @@ static int read_input(ctx *c, int fmt, int *has_bits)
         }
         if (rc) break;
     }
-    if (!rc && ferror(f)) { rc = D2_EIO; d2_err_set("%s: read error", c->path); }
+    if (!rc && got > 1) rc = got;
     c->rep->lines = line;
     free(buf);
     fclose(f);
@@ -1087,12 +1085,10 @@ static int table_csv(const char *path, char *text, const char *language, import_
 int import_table_read(const char *path, const char *language, import_table *t)
 {
     memset(t, 0, sizeof *t);
-    FILE *f = fopen(path, "rb");
-    if (!f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
-    /* the size comes from fstat: ftell on a directory or a pipe is no size */
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) { fclose(f); D2_ERROR(D2_EINVAL, "%s: not a regular file", path); }
-    long sz = (long)st.st_size;
+    FILE *f;
+    uint64_t size;
+    D2_TRY(fileio_open_read(path, FILEIO_TABLE_MAX, &f, &size));
+    long sz = (long)size;
     if (sz <= 0) { fclose(f); D2_ERROR(D2_EFORMAT, "%s: empty file", path); }
     char *buf = malloc((size_t)sz + 1);
     if (!buf) { fclose(f); D2_ERROR(D2_ENOMEM, "out of memory"); }
