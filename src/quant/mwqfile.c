@@ -72,6 +72,11 @@ static int parse_index(mwqfile *f, const uint8_t *ix, int64_t len, uint32_t nt, 
             D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" (index offset %lld): bad field (b1 %d, levels %d, mode %d, %lld x %lld, group %lld)",
                      f->path, t->name, (long long)(idx_off + pos), t->shape.base_bits, t->levels, t->mode,
                      (long long)t->shape.rows, (long long)t->shape.cols, (long long)t->shape.group);
+        /* rows and cols each up to 2^32 would overflow every size computed
+         * from them: the product is limited first (docs/mwq.md, "Limits") */
+        if (t->shape.rows > MWQFILE_ELEMS_MAX / t->shape.cols)
+            D2_ERROR(D2_ERANGE, "%s: tensor \"%s\": %lld x %lld elements, more than the limit of %lld", f->path, t->name,
+                     (long long)t->shape.rows, (long long)t->shape.cols, (long long)MWQFILE_ELEMS_MAX);
         pos += ENTRY_FIXED + nl;
         if (pos + (int64_t)t->levels * ENTRY_LEVEL > len) D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\": index truncated", f->path, t->name);
         for (int k = 1; k <= t->levels; k++) {
@@ -83,7 +88,7 @@ static int parse_index(mwqfile *f, const uint8_t *ix, int64_t len, uint32_t nt, 
             if (t->bytes[k - 1] != want)
                 D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" level %d: chunk of %lld bytes, its shape needs %lld", f->path, t->name, k,
                          (long long)t->bytes[k - 1], (long long)want);
-            if (t->offset[k - 1] < MWQFILE_HEADER_BYTES || t->offset[k - 1] + t->bytes[k - 1] > f->size)
+            if (t->offset[k - 1] < MWQFILE_HEADER_BYTES || t->offset[k - 1] > f->size || t->bytes[k - 1] > f->size - t->offset[k - 1])
                 D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" level %d: chunk at %lld..%lld is outside the %lld-byte file (truncated?)",
                          f->path, t->name, k, (long long)t->offset[k - 1], (long long)(t->offset[k - 1] + t->bytes[k - 1]),
                          (long long)f->size);

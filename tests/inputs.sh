@@ -1,0 +1,70 @@
+#!/bin/sh
+# inputs.sh - issue 13's findings, each with its input: endless inputs end at
+# once with exit 2; output paths that are not regular files are refused, not
+# replaced; a killed writer leaves no temporary; lines and outputs over their
+# caps are refused naming the file; header-legal extreme shapes are handled
+# in bounded memory.
+. "${D2_SRCDIR:-.}/tests/lib.sh"
+
+# endless inputs: exit 2 naming the file (timeout 10: a hang shows as 124)
+for c in "show model /dev/zero" "sweep /dev/zero --db $TMP/z.db" "trace gen --preset /dev/zero -o $TMP/z.d2t" \
+         "simulate --model /dev/zero --device env2" "trace import --format csv /dev/zero -o $TMP/z.d2t" \
+         "trace import --format mixtral-jsonl /dev/zero -o $TMP/z.d2t" "trace import --format vllm-jsonl /dev/zero -o $TMP/z.d2t" \
+         "trace stats /dev/zero" "trace gen --model mixtral-8x7b --like /dev/zero -o $TMP/z.d2t"; do
+    # shellcheck disable=SC2086
+    expect 2 "/dev/zero: not a regular file \(a character device\)" "$c: exit 2 at once" -- timeout 10 "$D2MOE" $c
+done
+mkfifo "$TMP/fifo"
+expect 2 "fifo: not a regular file \(a FIFO\)" "a FIFO as a profile: exit 2, not a wait for a writer" -- timeout 10 "$D2MOE" show model "$TMP/fifo"
+[ ! -e "$TMP/z.d2t" ] && [ ! -e "$TMP/z.db" ]; ok $? "nothing written by those"
+
+# output paths: FIFO, symlink, device refused with exit 2, never replaced
+G="trace gen --model mixtral-8x7b --set gen.requests=1 --set gen.prefill=2 --set gen.decode=2"
+# shellcheck disable=SC2086
+expect 2 "fifo: output path exists and is a FIFO" "trace gen -o FIFO: exit 2" -- "$D2MOE" $G -o "$TMP/fifo"
+[ -p "$TMP/fifo" ] && [ ! -e "$TMP/fifo.tmp" ]; ok $? "the FIFO is still a FIFO, no temporary left"
+echo keep > "$TMP/target"; ln -s "$TMP/target" "$TMP/link"
+# shellcheck disable=SC2086
+expect 2 "link: output path exists and is a symbolic link" "trace gen -o SYMLINK: exit 2" -- "$D2MOE" $G -o "$TMP/link"
+[ -L "$TMP/link" ] && [ "$(cat "$TMP/target")" = keep ]; ok $? "the symlink and its target untouched"
+# shellcheck disable=SC2086
+expect 2 "null: output path exists and is a character device" "trace gen -o /dev/null: exit 2" -- "$D2MOE" $G -o /dev/null
+expect 2 "link: output path exists and is a symbolic link" "trace import -o SYMLINK: exit 2" -- \
+    "$D2MOE" trace import --format csv "$D2_SRCDIR/tests/data/trace/good.csv" -o "$TMP/link"
+ln -s "$TMP/target" "$TMP/ok.d2t.tmp"
+# shellcheck disable=SC2086
+expect 2 "ok.d2t.tmp: exists and is a symbolic link" "a symlink at OUT.tmp is not written through" -- "$D2MOE" $G -o "$TMP/ok.d2t"
+[ "$(cat "$TMP/target")" = keep ]; ok $? "its target untouched"
+rm -f "$TMP/ok.d2t.tmp"
+
+# a killed writer: SIGTERM and SIGINT remove OUT.tmp
+for sig in TERM INT; do
+    "$D2MOE" trace gen --model mixtral-8x7b --set gen.requests=4000 --set gen.prefill=128 --set gen.decode=128 -o "$TMP/kill.d2t" >/dev/null 2>&1 &
+    pid=$!
+    i=0; while [ ! -e "$TMP/kill.d2t.tmp" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+    kill -s $sig $pid; wait $pid; st=$?
+    [ $st -ne 0 ] && [ ! -e "$TMP/kill.d2t.tmp" ] && [ ! -e "$TMP/kill.d2t" ]; ok $? "SIG$sig during trace gen: no OUT.tmp left (status $st)"
+done
+
+# trace gen output cap
+expect 2 "big.d2t: .* bytes of records, more than the limit of 17179869184 bytes" "trace gen of 10^12 tokens: refused before writing" -- \
+    "$D2MOE" trace gen --model mixtral-8x7b --set gen.requests=1000000 --set gen.decode=1000000 -o "$TMP/big.d2t"
+[ ! -e "$TMP/big.d2t" ] && [ ! -e "$TMP/big.d2t.tmp" ]; ok $? "nothing written"
+
+# a line over the 1 MiB cap: file:line
+{ echo 'req,pos,phase,layer,e0,w0'; head -c 1100000 /dev/zero | tr '\0' 'x'; echo; } > "$TMP/long.csv"
+expect 2 "long.csv:2: line longer than 1048576 bytes" "a 1.1 MB CSV line: exit 2 at file:line" -- "$D2MOE" trace import --format csv "$TMP/long.csv" -o "$TMP/l.d2t"
+{ echo '[model]'; printf 'name = '; head -c 5000000 /dev/zero | tr '\0' 'x'; echo; } > "$TMP/huge.ini"
+expect 2 "huge.ini: 5000016 bytes, more than the limit of 4194304 bytes" "a 5 MB profile: exit 2 naming the cap" -- "$D2MOE" show model "$TMP/huge.ini"
+
+# header-legal extreme shapes, handled in memory proportional to the data
+printf '{"problem_id":0,"layer":0,"experts":[65534],"gating_probs":[1.0],"token_idx":0}\n{"problem_id":0,"layer":1,"experts":[3],"gating_probs":[1.0],"token_idx":0}\n' > "$TMP/wide.jsonl"
+"$D2MOE" trace import --format mixtral-jsonl "$TMP/wide.jsonl" -o "$TMP/wide.d2t" > /dev/null; ok $? "2 layers x 65,535 experts from a two-line JSONL"
+out=$( (ulimit -v 400000; "$D2MOE" trace stats "$TMP/wide.d2t") 2>&1); st=$?
+[ $st -eq 0 ] && echo "$out" | grep -q "2 layers x 65535 experts"; ok $? "trace stats of it under a 400 MB limit: exit 0 (transitions counted sparsely; was 34 GB)"
+printf '{"problem_id":0,"layer":0,"experts":[1],"gating_probs":[1.0],"token_idx":0}\n{"problem_id":0,"layer":65534,"experts":[3],"gating_probs":[1.0],"token_idx":0}\n' > "$TMP/deep.jsonl"
+"$D2MOE" trace import --format mixtral-jsonl "$TMP/deep.jsonl" -o "$TMP/deep.d2t" > /dev/null; ok $? "65,535 layers x 2 records"
+out=$("$D2MOE" trace stats "$TMP/deep.d2t" 2>&1); st=$?
+[ $st -eq 0 ] && echo "$out" | grep -q "65533 layers without records not shown" && [ "$(echo "$out" | grep -c '^ *[0-9]')" -lt 20 ]
+ok $? "trace stats of it: exit 0, empty layers counted, not printed as rows"
+done_testing
