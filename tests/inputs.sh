@@ -67,4 +67,24 @@ printf '{"problem_id":0,"layer":0,"experts":[1],"gating_probs":[1.0],"token_idx"
 out=$("$D2MOE" trace stats "$TMP/deep.d2t" 2>&1); st=$?
 [ $st -eq 0 ] && echo "$out" | grep -q "65533 layers without records not shown" && [ "$(echo "$out" | grep -c '^ *[0-9]')" -lt 20 ]
 ok $? "trace stats of it: exit 0, empty layers counted, not printed as rows"
+# strict activation tables (Qwen3 layout): the Layer column decides the layer
+H='Layer,Language,Expert_0,Expert_1'
+printf '%s\n1,English,0.5,1.5\n0,English,1.5,0.5\n' "$H" > "$TMP/order.csv"
+out=$("$D2MOE" trace stats --json "$TMP/order.csv" 2>&1); st=$?
+[ $st -eq 0 ] && [ "$(echo "$out" | tr -d ' \n' | grep -o '"share":\[[^]]*\]' | tr '\n' ' ')" = '"share":[0.75,0.25] "share":[0.25,0.75] ' ]
+ok $? "rows out of order: the Layer column decides (layer 0 = 1.5,0.5)"
+printf '%s\n0,English,1,1\n\n\n0,English,1,1\n' "$H" > "$TMP/dup.csv"
+expect 2 "dup.csv:5: field \"Layer\": layer 0 again \(first at line 2\)" "duplicate layer: exit 2 at file:line (blank lines counted)" -- "$D2MOE" trace stats "$TMP/dup.csv"
+printf '%s\n0,English,1,1\n2,English,1,1\n' "$H" > "$TMP/gap.csv"
+expect 2 "gap.csv: field \"Layer\": layer 1 missing" "a gap in the layers: exit 2" -- "$D2MOE" trace stats "$TMP/gap.csv"
+printf '%s\n0,English,1,1\n\nx,English,1,1\n' "$H" > "$TMP/nonnum.csv"
+expect 2 "nonnum.csv:4: field \"Layer\": expected a layer number" "a non-numeric layer: exit 2 at file:line" -- "$D2MOE" trace stats "$TMP/nonnum.csv"
+printf '%s\n0,English,0,0\n' "$H" > "$TMP/zero.csv"
+expect 2 "zero.csv:2: layer 0: values sum to 0" "an all-zero table: exit 2" -- "$D2MOE" trace stats "$TMP/zero.csv"
+printf '%s\n0,English,1e308,1e308\n' "$H" > "$TMP/huge.csv"
+expect 2 "huge.csv:2: field \"Expert_0\": expected a number 0..1e\+15" "1e308 values: exit 2" -- "$D2MOE" trace stats "$TMP/huge.csv"
+printf '{"num_experts": 2, "expert_usage_by_layer": {"1": {"0": 0, "1": 0}}}\n' > "$TMP/zero.json"
+expect 2 "zero.json: layer 0: values sum to 0" "all-zero Switch counts: exit 2" -- "$D2MOE" trace stats "$TMP/zero.json"
+printf '{"num_experts": 2, "expert_usage_by_layer": {"1": {"0": 1e308, "1": 1e308}}}\n' > "$TMP/huge.json"
+expect 2 "huge.json: layer 1 expert 0: expected a count 0..1e\+15" "1e308 Switch counts: exit 2" -- "$D2MOE" trace stats "$TMP/huge.json"
 done_testing

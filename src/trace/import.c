@@ -977,6 +977,11 @@ void import_table_clear(import_table *t)
     memset(t, 0, sizeof *t);
 }
 
+/* Values of a table: finite, >= 0, at most this (a larger count or fraction
+ * is no activation table; the sums would overflow). */
+#define TABLE_VALUE_MAX 1e15
+static int table_check_rows(const char *path, import_table *t, const uint32_t *lines);
+
 static int table_json(const char *path, const char *text, size_t len, import_table *t)
 {
     json_error_t err;
@@ -1013,72 +1018,133 @@ static int table_json(const char *path, const char *text, size_t len, import_tab
             char *end;
             long e = strtol(k, &end, 10);
             if (*end || end == k || e < 0 || e >= (long)t->experts) { rc = D2_EFORMAT; d2_err_set("%s: layer %s: expert \"%s\" out of range 0..%u", path, kb, k, t->experts - 1); break; }
-            if (!json_is_number(v) || json_number_value(v) < 0) { rc = D2_EFORMAT; d2_err_set("%s: layer %s expert %s: expected a count >= 0", path, kb, k); break; }
+            if (!json_is_number(v) || !(json_number_value(v) >= 0) || json_number_value(v) > TABLE_VALUE_MAX) { rc = D2_EFORMAT; d2_err_set("%s: layer %s expert %s: expected a count 0..%g", path, kb, k, TABLE_VALUE_MAX); break; }
             t->shares[l * t->experts + (size_t)e] = json_number_value(v);
         }
     }
     free(keys);
+    if (!rc) rc = table_check_rows(path, t, NULL);
 out:
     json_decref(o);
     if (rc) import_table_clear(t);
     return rc;
 }
 
+/* Every layer of a table must have some activation: a row of zeros (or a
+ * whole table of them) cannot be measured or fitted. */
+static int table_check_rows(const char *path, import_table *t, const uint32_t *lines)
+{
+    for (uint32_t l = 0; l < t->layers; l++) {
+        double s = 0;
+        for (uint32_t e = 0; e < t->experts; e++) s += t->shares[(size_t)l * t->experts + e];
+        if (!(s > 0) || !isfinite(s)) {
+            if (lines) D2_ERROR(D2_EFORMAT, "%s:%u: layer %u: values sum to %g (all zero or not finite)", path, lines[l], l, s);
+            D2_ERROR(D2_EFORMAT, "%s: layer %u: values sum to %g (all zero or not finite)", path, l, s);
+        }
+    }
+    return D2_OK;
+}
+
+/* Qwen3 activation CSV: the Layer column decides the layer; the rows of the
+ * chosen language must hold layers 0..L-1 exactly once each (duplicates,
+ * gaps and non-numeric layers are errors at file:line).  Line numbers count
+ * every line, blank ones included. */
 static int table_csv(const char *path, char *text, const char *language, import_table *t)
 {
     const char *lang = language ? language : "English";
-    char *save = NULL, *line = strtok_r(text, "\n", &save);
+    char *p = text;
+    uint32_t lineno = 0;
+    char *line = NULL;
+    /* next line (CR stripped) into line; NULL at the end */
+#define NEXT_LINE()                                                  \
+    do {                                                             \
+        if (!*p) { line = NULL; break; }                             \
+        line = p;                                                    \
+        char *nl_ = strchr(p, '\n');                                 \
+        if (nl_) { *nl_ = 0; p = nl_ + 1; } else p += strlen(p);     \
+        size_t n_ = strlen(line);                                    \
+        if (n_ && line[n_ - 1] == '\r') line[n_ - 1] = 0;            \
+        lineno++;                                                    \
+    } while (0)
+    NEXT_LINE();
     if (!line) D2_ERROR(D2_EFORMAT, "%s: empty file", path);
     /* header: Layer,Language,Expert_0,...  */
     if (strncmp(line, "Layer,Language,Expert_0", 23)) D2_ERROR(D2_EFORMAT, "%s:1: header: expected Layer,Language,Expert_0,...", path);
     uint32_t E = 0;
-    for (char *p = line; *p; p++) E += *p == ',';
+    for (char *q = line; *q; q++) E += *q == ',';
     E -= 1;
-    if (E < 1 || E > 65535) D2_ERROR(D2_EFORMAT, "%s:1: header: %u expert columns", path, E);
+    if (E < 1 || E > 65535) D2_ERROR(D2_EFORMAT, "%s:1: header: %u expert columns (1..65535)", path, E);
     size_t cap = 64;
     double *sh = malloc(cap * E * sizeof *sh);
-    if (!sh) D2_ERROR(D2_ENOMEM, "out of memory");
-    uint32_t L = 0, lineno = 1;
+    uint32_t *at = malloc(cap * sizeof *at); /* line of each layer's row, 0 = none yet */
+    if (!sh || !at) { free(sh); free(at); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    memset(at, 0, cap * sizeof *at);
+    uint32_t L = 0, rows = 0;
     double ksum = 0;
-    while ((line = strtok_r(NULL, "\n", &save))) {
-        lineno++;
-        size_t len = strlen(line);
-        if (len && line[len - 1] == '\r') line[--len] = 0;
-        if (!len) continue;
+    int rc = D2_OK;
+    for (;;) {
+        NEXT_LINE();
+        if (!line) break;
+        if (!*line) continue;
         char *c1 = strchr(line, ',');
         char *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
-        if (!c2) { free(sh); D2_ERROR(D2_EFORMAT, "%s:%u: expected Layer,Language,values", path, lineno); }
+        if (!c2) { rc = D2_EFORMAT; d2_err_set("%s:%u: expected Layer,Language,values", path, lineno); break; }
+        *c1 = 0;
         *c2 = 0;
         if (strcmp(c1 + 1, lang)) continue;
-        if (L == cap) {
-            cap *= 2;
-            double *n = realloc(sh, cap * E * sizeof *sh);
-            if (!n) { free(sh); D2_ERROR(D2_ENOMEM, "out of memory"); }
-            sh = n;
+        char *end;
+        errno = 0;
+        long lay = strtol(line, &end, 10);
+        if (end == line || *end || errno || lay < 0 || lay > 65534) {
+            rc = D2_EFORMAT; d2_err_set("%s:%u: field \"Layer\": expected a layer number 0..65534, got \"%.40s\"", path, lineno, line); break;
         }
-        char *p = c2 + 1;
+        if ((size_t)lay >= cap) {
+            size_t ncap = cap;
+            while ((size_t)lay >= ncap) ncap *= 2;
+            double *n = realloc(sh, ncap * E * sizeof *sh);
+            if (n) sh = n;
+            uint32_t *na = n ? realloc(at, ncap * sizeof *at) : NULL;
+            if (!na) { rc = D2_ENOMEM; d2_err_set("out of memory"); break; }
+            at = na;
+            memset(at + cap, 0, (ncap - cap) * sizeof *at);
+            cap = ncap;
+        }
+        if (at[lay]) { rc = D2_EFORMAT; d2_err_set("%s:%u: field \"Layer\": layer %ld again (first at line %u)", path, lineno, lay, at[lay]); break; }
+        at[lay] = lineno;
+        if ((uint32_t)lay + 1 > L) L = (uint32_t)lay + 1;
+        char *q = c2 + 1;
         double rs = 0;
         for (uint32_t e = 0; e < E; e++) {
-            char *end;
-            double v = strtod(p, &end);
-            if (end == p || !isfinite(v) || v < 0 || (e + 1 < E ? *end != ',' : *end != 0)) {
-                free(sh);
-                D2_ERROR(D2_EFORMAT, "%s:%u: field \"Expert_%u\": expected a number >= 0", path, lineno, e);
+            double v = strtod(q, &end);
+            if (end == q || !isfinite(v) || v < 0 || v > TABLE_VALUE_MAX || (e + 1 < E ? *end != ',' : *end != 0)) {
+                rc = D2_EFORMAT;
+                d2_err_set("%s:%u: field \"Expert_%u\": expected a number 0..%g", path, lineno, e, TABLE_VALUE_MAX);
+                break;
             }
-            sh[(size_t)L * E + e] = v;
+            sh[(size_t)lay * E + e] = v;
             rs += v;
-            p = end + 1;
+            q = end + 1;
         }
+        if (rc) break;
         ksum += rs;
-        L++;
+        rows++;
     }
-    if (!L) { free(sh); D2_ERROR(D2_EFORMAT, "%s: no rows with Language = %s", path, lang); }
-    t->layers = L;
-    t->experts = E;
+#undef NEXT_LINE
+    if (!rc && !rows) { rc = D2_EFORMAT; d2_err_set("%s: no rows with Language = %s", path, lang); }
+    for (uint32_t l = 0; !rc && l < L; l++)
+        if (!at[l]) { rc = D2_EFORMAT; d2_err_set("%s: field \"Layer\": layer %u missing (layers 0..%u expected, once each)", path, l, L - 1); }
+    if (!rc) {
+        t->layers = L;
+        t->experts = E;
+        t->shares = sh;
+        rc = table_check_rows(path, t, at);
+        if (rc) t->shares = NULL;
+    }
+    if (rc) { free(sh); free(at); memset(t, 0, sizeof *t); return rc; }
+    free(at);
     double k = ksum / L;
     /* activation fractions: a row sums to top-k (data/README.md) */
     t->top_k = fabs(k - round(k)) < 0.05 && round(k) >= 1 && round(k) <= TRACE_K_MAX ? (uint32_t)round(k) : 0;
-    t->shares = sh;
     return D2_OK;
 }
 
