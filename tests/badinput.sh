@@ -47,11 +47,11 @@ st() { # st FILE JSON: a safetensors file with that header and 64 data bytes
     n=${#2}
     printf "$(printf '\\%03o\\%03o' $((n % 256)) $((n / 256)))\\000\\000\\000\\000\\000\\000" > "$1"
     printf '%s' "$2" >> "$1"
-    head -c 64 /dev/zero >> "$1"
+    head -c "${3:-64}" /dev/zero >> "$1"
 }
 st "$TMP/huge.safetensors" '{"a":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,16]}}'
 expect 2 "huge.safetensors: tensor \"a\": shape too large" "safetensors 2^40 x 2^40: exit 2" -- "$D2MOE" quantize --input "$TMP/huge.safetensors"
-st "$TMP/zero.safetensors" '{"a":{"dtype":"F32","shape":[4,0],"data_offsets":[0,0]}}'
+st "$TMP/zero.safetensors" '{"a":{"dtype":"F32","shape":[4,0],"data_offsets":[0,0]}}' 0
 expect 2 "matrix 4 x 0: empty" "safetensors 4 x 0: named 4 x 0" -- "$D2MOE" quantize --input "$TMP/zero.safetensors"
 long=$(printf '%0300d' 0)
 st "$TMP/long.safetensors" "{\"$long\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}"

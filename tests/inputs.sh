@@ -87,4 +87,30 @@ printf '{"num_experts": 2, "expert_usage_by_layer": {"1": {"0": 0, "1": 0}}}\n' 
 expect 2 "zero.json: layer 0: values sum to 0" "all-zero Switch counts: exit 2" -- "$D2MOE" trace stats "$TMP/zero.json"
 printf '{"num_experts": 2, "expert_usage_by_layer": {"1": {"0": 1e308, "1": 1e308}}}\n' > "$TMP/huge.json"
 expect 2 "huge.json: layer 1 expert 0: expected a count 0..1e\+15" "1e308 Switch counts: exit 2" -- "$D2MOE" trace stats "$TMP/huge.json"
+# strict weight files: exit 2 naming the file
+st() { # st FILE JSON DATABYTES: a safetensors file with that header
+    n=${#2}
+    printf "$(printf '\\%03o\\%03o' $((n % 256)) $((n / 256)))\\000\\000\\000\\000\\000\\000" > "$1"
+    printf '%s' "$2" >> "$1"
+    head -c "$3" /dev/zero >> "$1"
+}
+st "$TMP/good.safetensors" '{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2,2],"data_offsets":[16,32]}}' 32
+err=$("$D2MOE" quantize --input "$TMP/good.safetensors" 2>&1 >/dev/null); ! echo "$err" | grep -q "good.safetensors:"; ok $? "a well-formed safetensors file passes the header checks ($err)"
+st "$TMP/overlap.safetensors" '{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2,2],"data_offsets":[8,24]}}' 24
+expect 2 "overlap.safetensors: data_offsets overlap" "safetensors with overlapping tensors: exit 2" -- "$D2MOE" quantize --input "$TMP/overlap.safetensors"
+st "$TMP/hole.safetensors" '{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2,2],"data_offsets":[24,40]}}' 40
+expect 2 "hole.safetensors: data_offsets leave a hole: bytes \[16, 24\)" "safetensors with a hole: exit 2" -- "$D2MOE" quantize --input "$TMP/hole.safetensors"
+st "$TMP/past.safetensors" '{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}' 8
+expect 2 "past.safetensors: tensor \"a\": data_offsets \[0, 16\] outside the 8 data bytes" "safetensors offsets past the file: exit 2" -- "$D2MOE" quantize --input "$TMP/past.safetensors"
+st "$TMP/dupname.safetensors" '{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"a":{"dtype":"F32","shape":[2,2],"data_offsets":[16,32]}}' 32
+expect 2 "dupname.safetensors: JSON header: duplicate object key" "safetensors tensor named twice: exit 2" -- "$D2MOE" quantize --input "$TMP/dupname.safetensors"
+h="{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), 'descr': '<f2', }"
+{ printf '\223NUMPY\001\000'; printf "$(printf '\\%03o' $((${#h} + 1)))\\000"; printf '%s\n' "$h"; head -c 16 /dev/zero; } > "$TMP/dupkey.npy"
+expect 2 "dupkey.npy: header: key 'descr' appears more than once" ".npy with a duplicate descr: exit 2 (numpy takes the last)" -- "$D2MOE" quantize --input "$TMP/dupkey.npy"
+# llama2.c: the smallest legal header (dim 2, hidden 2, 1 layer, 1 head, 1 kv head, vocab 1, seq 1) and its floats, plus 1 MB
+printf '\002\000\000\000\002\000\000\000\001\000\000\000\001\000\000\000\001\000\000\000\001\000\000\000\001\000\000\000' > "$TMP/tiny.bin"
+head -c $((4 * (2 + 2 + 4 + 4 + 4 + 4 + 2 + 4 + 4 + 4 + 2 + 2))) /dev/zero >> "$TMP/tiny.bin"
+err=$("$D2MOE" quantize --input "$TMP/tiny.bin" 2>&1 >/dev/null); ! echo "$err" | grep -q "tiny.bin:"; ok $? "a llama2.c checkpoint of exactly its size passes the header checks ($err)"
+cp "$TMP/tiny.bin" "$TMP/trail.bin"; head -c 1048576 /dev/zero >> "$TMP/trail.bin"
+expect 2 "trail.bin: llama2.c checkpoint .* ends at byte 180, the file has 1048756 \(1048576 trailing bytes\)" "llama2.c with 1 MB of trailing bytes: exit 2" -- "$D2MOE" quantize --input "$TMP/trail.bin"
 done_testing
