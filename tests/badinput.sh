@@ -83,7 +83,7 @@ expect 2 "kind = execute: only 'simulate' sweeps run here" "sweep of kind execut
 printf '[sweep]\nname = b\nmodel = llama-moe-3.5b\ndevice = env2\nsim.requests = 1\nsim.prompt = 2\nsim.gen = 2\nsim.budget = 1,2\n' > "$TMP/fail.ini"
 expect 2 "--timelines .*: not a directory" "sweep --timelines to a missing directory: exit 2 before running" -- "$D2MOE" sweep "$TMP/fail.ini" --db "$TMP/s.db" --timelines "$TMP/none/x"
 [ ! -e "$TMP/s.db" ]; ok $? "no store created by the refused sweeps"
-expect 1 "2 failed.*first failure: sim.budget: 1 bytes is smaller" "sweep --quiet with failing jobs: exit 1 and says why" -- "$D2MOE" sweep "$TMP/fail.ini" --db "$TMP/s.db" --quiet
+expect 2 "2 failed.*first failure: sim.budget: 1 bytes is smaller" "sweep --quiet with failing jobs on bad input: exit 2 (as simulate) and says why" -- "$D2MOE" sweep "$TMP/fail.ini" --db "$TMP/s.db" --quiet
 expect 2 "adir: is a directory" "sweep --curve DIR: exit 2" -- "$D2MOE" sweep "$TMP/fail.ini" --db "$TMP/s.db" --curve "$TMP/adir"
 expect 1 "exec.ini/data: cannot create: Not a directory" "plot --out FILE: the mkdir error, not a later errno" -- "$D2MOE" plot fig3 --db "$TMP/s.db" --out "$TMP/exec.ini"
 done_testing

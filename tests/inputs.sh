@@ -113,4 +113,16 @@ head -c $((4 * (2 + 2 + 4 + 4 + 4 + 4 + 2 + 4 + 4 + 4 + 2 + 2))) /dev/zero >> "$
 err=$("$D2MOE" quantize --input "$TMP/tiny.bin" 2>&1 >/dev/null); ! echo "$err" | grep -q "tiny.bin:"; ok $? "a llama2.c checkpoint of exactly its size passes the header checks ($err)"
 cp "$TMP/tiny.bin" "$TMP/trail.bin"; head -c 1048576 /dev/zero >> "$TMP/trail.bin"
 expect 2 "trail.bin: llama2.c checkpoint .* ends at byte 180, the file has 1048756 \(1048576 trailing bytes\)" "llama2.c with 1 MB of trailing bytes: exit 2" -- "$D2MOE" quantize --input "$TMP/trail.bin"
+# sweeps: a job failing on a damaged trace exits 2 like simulate; a rerun
+# replaces its failed row instead of adding another
+cp "$D2_SRCDIR/traces/llama-moe-3.5b.r2.p16.d32.s2.d2t" "$TMP/dmg.d2t"; chmod u+w "$TMP/dmg.d2t"
+printf 'x' | dd of="$TMP/dmg.d2t" bs=1 seek=300 conv=notrunc 2>/dev/null
+printf '[sweep]\nname = dmg\nmodel = llama-moe-3.5b\ndevice = env2\nsim.requests = 1\nsim.prompt = 2\nsim.gen = 2\ntrace = %s\n' "$TMP/dmg.d2t" > "$TMP/dmg.ini"
+"$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --trace "$TMP/dmg.d2t" > /dev/null 2>&1; sim=$?
+"$D2MOE" sweep "$TMP/dmg.ini" --db "$TMP/dmg.db" --quiet > /dev/null 2>&1; sw=$?
+[ $sim -eq 2 ] && [ $sw -eq 2 ]; ok $? "damaged trace: simulate exits $sim, the sweep job exits $sw (both 2)"
+"$D2MOE" sweep "$TMP/dmg.ini" --db "$TMP/dmg.db" --quiet > /dev/null 2>&1
+"$D2MOE" sweep "$TMP/dmg.ini" --db "$TMP/dmg.db" --quiet > /dev/null 2>&1; sw=$?
+n=$(sqlite3 "$TMP/dmg.db" "SELECT count(*) FROM runs WHERE status = 'failed'")
+[ $sw -eq 2 ] && [ "$n" = 1 ]; ok $? "after three runs of the sweep: $n failed row (the latest failure replaces the old)"
 done_testing
