@@ -125,4 +125,7 @@ printf '[sweep]\nname = dmg\nmodel = llama-moe-3.5b\ndevice = env2\nsim.requests
 "$D2MOE" sweep "$TMP/dmg.ini" --db "$TMP/dmg.db" --quiet > /dev/null 2>&1; sw=$?
 n=$(sqlite3 "$TMP/dmg.db" "SELECT count(*) FROM runs WHERE status = 'failed'")
 [ $sw -eq 2 ] && [ "$n" = 1 ]; ok $? "after three runs of the sweep: $n failed row (the latest failure replaces the old)"
+# fuzzing findings kept as regression cases (tests/data/fuzz; the sanitizer
+# build of .ci/run turns undefined behaviour into a failure)
+"$D2MOE" trace stats "$D2_SRCDIR/tests/data/fuzz/table-no-transitions.csv" > /dev/null; ok $? "fuzz table finding: stats of an activation table (no transitions: qsort of 0 entries)"
 done_testing

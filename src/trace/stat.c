@@ -237,7 +237,7 @@ int stat_finish(stat_acc *s, const stat_params *p)
     for (size_t i = 0; i < s->tr_cap; i++)
         if (s->tr[i].key) s->tr[nt++] = s->tr[i];
     for (size_t i = 0; i < nt; i++) s->tr[i].key--;
-    qsort(s->tr, nt, sizeof *s->tr, cmp_tr);
+    if (nt) qsort(s->tr, nt, sizeof *s->tr, cmp_tr); /* qsort(NULL, 0) is undefined: found by tests/fuzz (table) */
     s->tr_cap = s->tr_n = 0; /* the table is now a sorted array of nt entries */
     size_t ti = 0;
     double *sorted = malloc(E * sizeof *sorted);
