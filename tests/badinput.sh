@@ -13,9 +13,9 @@ mkdir "$TMP/adir"
 # malloc the "size" ftell gives a directory: 2^63 bytes)
 expect 2 "adir: not a regular file" "trace stats DIR: exit 2" -- "$D2MOE" trace stats "$TMP/adir"
 expect 2 "adir: not a regular file" "trace gen --like DIR: exit 2" -- "$D2MOE" trace gen --model mixtral-8x7b --like "$TMP/adir" -o "$TMP/g.d2t"
-expect 2 "adir: is a directory" "trace import DIR: exit 2" -- "$D2MOE" trace import --format csv "$TMP/adir" -o "$TMP/i.d2t"
-expect 2 "adir: is a directory" "show model DIR: exit 2" -- "$D2MOE" show model "$TMP/adir"
-expect 2 "adir: is a directory" "sweep DIR: exit 2" -- "$D2MOE" sweep "$TMP/adir" --db "$TMP/s.db"
+expect 2 "adir: not a regular file \(a directory\)" "trace import DIR: exit 2" -- "$D2MOE" trace import --format csv "$TMP/adir" -o "$TMP/i.d2t"
+expect 2 "adir: not a regular file \(a directory\)" "show model DIR: exit 2" -- "$D2MOE" show model "$TMP/adir"
+expect 2 "adir: not a regular file \(a directory\)" "sweep DIR: exit 2" -- "$D2MOE" sweep "$TMP/adir" --db "$TMP/s.db"
 [ ! -e "$TMP/g.d2t" ] && [ ! -e "$TMP/i.d2t" ] && [ ! -e "$TMP/s.db" ]; ok $? "nothing written after those failures"
 
 # numbers out of range
@@ -47,11 +47,11 @@ st() { # st FILE JSON: a safetensors file with that header and 64 data bytes
     n=${#2}
     printf "$(printf '\\%03o\\%03o' $((n % 256)) $((n / 256)))\\000\\000\\000\\000\\000\\000" > "$1"
     printf '%s' "$2" >> "$1"
-    head -c 64 /dev/zero >> "$1"
+    head -c "${3:-64}" /dev/zero >> "$1"
 }
 st "$TMP/huge.safetensors" '{"a":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,16]}}'
 expect 2 "huge.safetensors: tensor \"a\": shape too large" "safetensors 2^40 x 2^40: exit 2" -- "$D2MOE" quantize --input "$TMP/huge.safetensors"
-st "$TMP/zero.safetensors" '{"a":{"dtype":"F32","shape":[4,0],"data_offsets":[0,0]}}'
+st "$TMP/zero.safetensors" '{"a":{"dtype":"F32","shape":[4,0],"data_offsets":[0,0]}}' 0
 expect 2 "matrix 4 x 0: empty" "safetensors 4 x 0: named 4 x 0" -- "$D2MOE" quantize --input "$TMP/zero.safetensors"
 long=$(printf '%0300d' 0)
 st "$TMP/long.safetensors" "{\"$long\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}"
@@ -68,7 +68,7 @@ expect 2 "huge.npy: header: shape too large" ".npy 2^40 x 2^40: exit 2" -- "$D2M
 "$D2MOE" trace gen --model mixtral-8x7b --set gen.requests=1 --set gen.prefill=4 --set gen.decode=4 -o "$TMP/ok.d2t" > /dev/null
 ok $? "trace gen writes a trace"
 [ -s "$TMP/ok.d2t" ] && [ ! -e "$TMP/ok.d2t.tmp" ]; ok $? "no temporary left after a good write"
-expect 1 "adir: cannot create: Is a directory" "trace gen -o DIR: exit 1 before any work" -- "$D2MOE" trace gen --model mixtral-8x7b -o "$TMP/adir"
+expect 2 "adir: output path exists and is a directory" "trace gen -o DIR: exit 2 before any work (refused, not replaced)" -- "$D2MOE" trace gen --model mixtral-8x7b -o "$TMP/adir"
 [ ! -e "$TMP/adir.tmp" ]; ok $? "no temporary left beside a refused output"
 cp "$T" "$TMP/keep.d2t"
 expect 2 "request 0 .*duplicate|field" "trace import of bad input over an existing trace: exit 2" -- "$D2MOE" trace import --strict --format mixtral-jsonl "$D2_SRCDIR/tests/data/trace/dup.jsonl" -o "$TMP/keep.d2t"
@@ -83,7 +83,7 @@ expect 2 "kind = execute: only 'simulate' sweeps run here" "sweep of kind execut
 printf '[sweep]\nname = b\nmodel = llama-moe-3.5b\ndevice = env2\nsim.requests = 1\nsim.prompt = 2\nsim.gen = 2\nsim.budget = 1,2\n' > "$TMP/fail.ini"
 expect 2 "--timelines .*: not a directory" "sweep --timelines to a missing directory: exit 2 before running" -- "$D2MOE" sweep "$TMP/fail.ini" --db "$TMP/s.db" --timelines "$TMP/none/x"
 [ ! -e "$TMP/s.db" ]; ok $? "no store created by the refused sweeps"
-expect 1 "2 failed.*first failure: sim.budget: 1 bytes is smaller" "sweep --quiet with failing jobs: exit 1 and says why" -- "$D2MOE" sweep "$TMP/fail.ini" --db "$TMP/s.db" --quiet
+expect 2 "2 failed.*first failure: sim.budget: 1 bytes is smaller" "sweep --quiet with failing jobs on bad input: exit 2 (as simulate) and says why" -- "$D2MOE" sweep "$TMP/fail.ini" --db "$TMP/s.db" --quiet
 expect 2 "adir: is a directory" "sweep --curve DIR: exit 2" -- "$D2MOE" sweep "$TMP/fail.ini" --db "$TMP/s.db" --curve "$TMP/adir"
 expect 1 "exec.ini/data: cannot create: Not a directory" "plot --out FILE: the mkdir error, not a later errno" -- "$D2MOE" plot fig3 --db "$TMP/s.db" --out "$TMP/exec.ini"
 done_testing

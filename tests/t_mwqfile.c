@@ -140,6 +140,24 @@ int main(void)
     img[n - 3] ^= 0x10;
     tq_write(bad, img, (size_t)n);
     ok(mwqfile_open(bad, &f) == D2_EFORMAT && strstr(d2_err_msg(), "index checksum"), "damaged index: checksum mismatch");
+    /* a 2^32 x 2^32 shape with valid checksums: the chunk size used to
+     * overflow int64 (UBSan in kern_chunk_bytes); now the element limit */
+    free(img);
+    img = slurp(path, &n);
+    {
+        uint64_t ioff = 0, ilen = 0;
+        for (int j = 7; j >= 0; j--) { ioff = ioff << 8 | img[16 + j]; ilen = ilen << 8 | img[24 + j]; }
+        unsigned char *e = img + ioff + 2 + img[ioff] + 4; /* entry 0: rows at +0, cols at +8 */
+        for (int j = 0; j < 8; j++) e[j] = e[8 + j] = (unsigned char)(j == 4);
+        uint64_t hi = hash64(img + ioff, ilen), hh;
+        for (int j = 0; j < 8; j++) img[32 + j] = (unsigned char)(hi >> (8 * j));
+        hh = hash64(img, 48);
+        for (int j = 0; j < 8; j++) img[48 + j] = (unsigned char)(hh >> (8 * j));
+    }
+    tq_write(bad, img, (size_t)n);
+    ok(mwqfile_open(bad, &f) == D2_ERANGE && strstr(d2_err_msg(), "4294967296 x 4294967296 elements, more than the limit") &&
+           strstr(d2_err_msg(), "bad.mwq"),
+       "2^32 x 2^32 shape: refused by the element limit, file named: %s", d2_err_msg());
     tq_write(bad, "", 0);
     ok(mwqfile_open(tq_path("missing.mwq"), &f) == D2_ENOTFOUND, "missing file: D2_ENOTFOUND");
     free(img);

@@ -319,7 +319,7 @@ static void test_import_corpus(void)
     import_expect("negweight.jsonl", "mixtral-jsonl", 1, 0, D2_EFORMAT, "negweight.jsonl:2: field \"weights\"[1]");
     import_expect("wrongk.jsonl", "mixtral-jsonl", 1, 0, D2_EFORMAT, "wrongk.jsonl:2: field \"experts\": expected 2 ids, got 3");
     import_expect("dup.jsonl", "mixtral-jsonl", 1, 0, D2_EFORMAT, "dup.jsonl:2: request 0 position 0 layer 0: duplicate of line 1");
-    import_expect("missing.jsonl", "mixtral-jsonl", 1, 0, D2_EFORMAT, "missing.jsonl:1: request 0 position 0: 1 of 2 layers present");
+    import_expect("missing.jsonl", "mixtral-jsonl", 1, 0, D2_EFORMAT, "missing.jsonl:1: request 0 position 0: 1 of the 2 logged layers present");
     import_expect("empty.jsonl", "mixtral-jsonl", 0, 0, D2_EFORMAT, "empty file");
     import_expect("garbage.bin", "mixtral-jsonl", 0, 0, D2_EFORMAT, "garbage.bin:");
     import_expect("garbage.bin", "vllm-jsonl", 0, 0, D2_EFORMAT, "garbage.bin:");

@@ -114,7 +114,9 @@ static int run(int argc, char **argv)
     accuracy_model_free(acc);
     sweep_spec_free(s);
     if (rc) return cli_fail(rc);
-    return st.failed ? 1 : 0;
+    /* failed jobs: the exit status of their cause, as simulate would give it
+     * (2 for bad input such as a damaged trace, else 1) */
+    return st.failed ? d2_exit_code(st.first_status ? st.first_status : D2_EINTERNAL) : 0;
 }
 
 const cli_cmd cli_cmd_sweep = {"sweep", "run an experiment grid into the results store (resumable, shardable)", run};

@@ -90,7 +90,15 @@ static int cmd_import(int argc, char **argv)
     printf("%s: %llu records, %llu tokens, %u requests; %u layers x %u experts, top-%u\n", out,
            (unsigned long long)rep.records, (unsigned long long)rep.tokens, rep.requests, rep.layers, rep.experts, rep.top_k);
     printf("read %llu lines, %llu routing rows\n", (unsigned long long)rep.lines, (unsigned long long)rep.rows);
-    if (rep.warmup) printf("skipped %llu warm-up rows (vLLM dummy batch: identical ids, uniform weights)\n", (unsigned long long)rep.warmup);
+    if (!strcmp(o.format, "vllm-jsonl")) {
+        printf("vLLM log: %llu warm-up rows skipped (leading run of identical rows: same ids, same weights)\n",
+               (unsigned long long)rep.warmup);
+        printf("vLLM log: %llu forward batches; %llu req_id(s) with token_idx restarts split into %llu prefill + %llu decode batches "
+               "(%llu runs of equal-size decode batches, row j = request j); %u requests written\n",
+               (unsigned long long)rep.batches, (unsigned long long)rep.batched_reqs, (unsigned long long)rep.prefill_batches,
+               (unsigned long long)rep.decode_batches, (unsigned long long)rep.decode_runs, rep.requests);
+        printf("vLLM log: %u layer(s) logged: %s (layer numbers kept)\n", rep.layers_logged, rep.layer_list);
+    }
     if (rep.skipped_other) printf("skipped %llu lines of other types\n", (unsigned long long)rep.skipped_other);
     for (int i = 0; i < IMPORT_PROBLEM_N; i++)
         if (rep.n[i])
@@ -151,8 +159,12 @@ static void print_stats(const char *path, const stat_acc *s)
     printf("%s: %llu records, %llu tokens, %u requests; %u layers x %u experts, top-%u\n", path,
            (unsigned long long)stat_records(s), (unsigned long long)stat_tokens(s), stat_requests(s), L, E, K);
     printf("layer  records  share_min share_max max/mean    cv  gini entropy top1_rep next_acc chance  w_top1\n");
+    uint32_t empty = 0;
     for (uint32_t l = 0; l < L; l++) {
         const stat_layer *y = stat_layer_get(s, l);
+        /* a trace's layers without records (a one-layer log, a sparse file)
+         * have no statistics: counted, not printed as rows of "-" */
+        if (stat_records(s) && !y->records) { empty++; continue; }
         double mn = 1, mx = 0;
         for (uint32_t e = 0; e < E; e++) { if (y->share[e] < mn) mn = y->share[e]; if (y->share[e] > mx) mx = y->share[e]; }
         char a[7][16];
@@ -168,6 +180,7 @@ static void print_stats(const char *path, const stat_acc *s)
         printf("%5u %8llu %9.4f %9.4f %8s %5s %5s %7s %8s %8s %6s %7s\n", l, (unsigned long long)y->records, mn, mx, a[0], a[1],
                a[2], a[3], a[4], a[5], a[6], w);
     }
+    if (empty) printf("(%u layers without records not shown)\n", empty);
     printf("median over layers: max/mean %.2f, cv %.2f, gini %.3f, top1_repeat %.3f\n",
            stat_median(s, offsetof(stat_layer, max_over_mean)), stat_median(s, offsetof(stat_layer, cv)),
            stat_median(s, offsetof(stat_layer, gini)), stat_median(s, offsetof(stat_layer, top1_repeat)));
@@ -302,6 +315,18 @@ static int cmd_gen(int argc, char **argv)
         rc = gen_model_new(&p, seed, &m);
     }
     if (rc) return cli_fail(rc);
+    {
+        /* the output cap (traces/README.md, "Limits"): refused before writing */
+        const gen_params *g = gen_model_params(m);
+        double bytes = (double)g->requests * (double)(g->prefill + g->decode) * (double)g->layers *
+                       (double)trace_record_bytes((uint32_t)g->top_k, 0);
+        if (bytes > (double)TRACE_GEN_MAX_BYTES) {
+            gen_model_free(m);
+            return cli_usage_error("trace gen", "%s: %.3g bytes of records, more than the limit of %llu bytes (%lld requests x %lld tokens x %lld layers)",
+                                   out, bytes, (unsigned long long)TRACE_GEN_MAX_BYTES, (long long)g->requests,
+                                   (long long)(g->prefill + g->decode), (long long)g->layers);
+        }
+    }
     rc = gen_write(m, out);
     if (rc) { gen_model_free(m); return cli_fail(rc); }
     const gen_params *q = gen_model_params(m);

@@ -3,9 +3,11 @@
 #include "config.h"
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/version.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <gsl/gsl_errno.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -89,9 +91,26 @@ static const cli_cmd *find(const char *name)
     return NULL;
 }
 
+/* SIGINT/SIGTERM/SIGHUP: remove the temporaries of writers in progress
+ * (core/fileio.h), then die of the signal as before.  Commands that need
+ * more (calibrate) install their own handler. */
+static void on_fatal_signal(int sig)
+{
+    fileio_tmp_cleanup();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 int main(int argc, char **argv)
 {
     gsl_set_error_handler_off(); /* every GSL status is checked; none aborts */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     cli_set_argv(argc, argv);
     if (argc < 2) {
         fprintf(stderr, "d2moe: no command given (see 'd2moe help')\n");

@@ -1,6 +1,7 @@
 /* inifile.c - inih with line numbers, long-line and binary-byte errors. */
 #include "core/inifile.h"
 #include "core/err.h"
+#include "core/fileio.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -58,13 +59,9 @@ int inifile_parse(const char *path, inifile_fn fn, void *user, int *lines)
 {
     ctx c;
     memset(&c, 0, sizeof c);
-    c.f = fopen(path, "r");
-    if (!c.f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(c.f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(c.f);
-        D2_ERROR(D2_EINVAL, "%s: is a directory, not a file", path);
-    }
+    /* a regular file of at most FILEIO_INI_MAX bytes: /dev/zero or a FIFO
+     * would otherwise be read forever */
+    D2_TRY(fileio_open_read(path, FILEIO_INI_MAX, &c.f, NULL));
     c.path = path;
     c.fn = fn;
     c.user = user;

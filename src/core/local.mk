@@ -11,6 +11,7 @@ libd2core_a_SOURCES = \
 	src/core/hash.c src/core/hash.h \
 	src/core/clock.c src/core/clock.h \
 	src/core/vec.h \
+	src/core/fileio.c src/core/fileio.h \
 	src/core/version.h
 nodist_libd2core_a_SOURCES = src/core/version.c
 CLEANFILES += src/core/version.c src/core/version.c.tmp

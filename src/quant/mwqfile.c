@@ -2,6 +2,7 @@
 #include "config.h"
 #include "quant/mwqfile.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/hash.h"
 
 #include <errno.h>
@@ -71,6 +72,11 @@ static int parse_index(mwqfile *f, const uint8_t *ix, int64_t len, uint32_t nt, 
             D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" (index offset %lld): bad field (b1 %d, levels %d, mode %d, %lld x %lld, group %lld)",
                      f->path, t->name, (long long)(idx_off + pos), t->shape.base_bits, t->levels, t->mode,
                      (long long)t->shape.rows, (long long)t->shape.cols, (long long)t->shape.group);
+        /* rows and cols each up to 2^32 would overflow every size computed
+         * from them: the product is limited first (docs/mwq.md, "Limits") */
+        if (t->shape.rows > MWQFILE_ELEMS_MAX / t->shape.cols)
+            D2_ERROR(D2_ERANGE, "%s: tensor \"%s\": %lld x %lld elements, more than the limit of %lld", f->path, t->name,
+                     (long long)t->shape.rows, (long long)t->shape.cols, (long long)MWQFILE_ELEMS_MAX);
         pos += ENTRY_FIXED + nl;
         if (pos + (int64_t)t->levels * ENTRY_LEVEL > len) D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\": index truncated", f->path, t->name);
         for (int k = 1; k <= t->levels; k++) {
@@ -82,7 +88,7 @@ static int parse_index(mwqfile *f, const uint8_t *ix, int64_t len, uint32_t nt, 
             if (t->bytes[k - 1] != want)
                 D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" level %d: chunk of %lld bytes, its shape needs %lld", f->path, t->name, k,
                          (long long)t->bytes[k - 1], (long long)want);
-            if (t->offset[k - 1] < MWQFILE_HEADER_BYTES || t->offset[k - 1] + t->bytes[k - 1] > f->size)
+            if (t->offset[k - 1] < MWQFILE_HEADER_BYTES || t->offset[k - 1] > f->size || t->bytes[k - 1] > f->size - t->offset[k - 1])
                 D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" level %d: chunk at %lld..%lld is outside the %lld-byte file (truncated?)",
                          f->path, t->name, k, (long long)t->offset[k - 1], (long long)(t->offset[k - 1] + t->bytes[k - 1]),
                          (long long)f->size);
@@ -194,6 +200,7 @@ int mwqfile_load(mwqfile *f, size_t i, int k, mwq_matrix **out)
 struct mwqfile_writer {
     char path[4096], tmp[4200];
     FILE *fp;
+    fileio_out *out; /* the temporary "<path>.tmp" (core/fileio.h) */
     int64_t pos;
     uint8_t *ix;
     size_t ixlen, ixcap;
@@ -236,8 +243,8 @@ int mwqfile_writer_new(const char *path, mwqfile_writer **out)
     if (!w) D2_ERROR(D2_ENOMEM, "out of memory");
     snprintf(w->path, sizeof w->path, "%s", path);
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
-    w->fp = fopen(w->tmp, "wb");
-    if (!w->fp) { int e = errno; free(w); D2_ERROR(D2_EIO, "%s.tmp: cannot create: %s", path, strerror(e)); }
+    int orc = fileio_out_open(path, &w->out, &w->fp);
+    if (orc) { free(w); return orc; }
     uint8_t h[MWQFILE_HEADER_BYTES] = {0};
     int rc = wr(w, h, sizeof h); /* placeholder, rewritten by finish */
     if (rc) { mwqfile_writer_abort(w); return rc; }
@@ -295,9 +302,10 @@ int mwqfile_writer_finish(mwqfile_writer *w)
             rc = D2_EIO;
         }
     }
-    if (!rc && fclose(w->fp)) { d2_err_set("%s: close failed: %s", w->tmp, strerror(errno)); rc = D2_EIO; }
+    if (rc) { mwqfile_writer_abort(w); return rc; }
+    rc = fileio_out_commit(w->out);
+    w->out = NULL;
     w->fp = NULL;
-    if (!rc && rename(w->tmp, w->path)) { d2_err_set("%s: cannot rename to %s: %s", w->tmp, w->path, strerror(errno)); rc = D2_EIO; }
     if (rc) { mwqfile_writer_abort(w); return rc; }
     free(w->ix);
     free(w);
@@ -307,8 +315,7 @@ int mwqfile_writer_finish(mwqfile_writer *w)
 void mwqfile_writer_abort(mwqfile_writer *w)
 {
     if (!w) return;
-    if (w->fp) fclose(w->fp);
-    remove(w->tmp);
+    fileio_out_abort(w->out);
     free(w->ix);
     free(w);
 }

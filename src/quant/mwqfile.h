@@ -16,6 +16,7 @@
 #define MWQFILE_VERSION 2 /* 2: level-1 codes in 4/2/1-bit slices, strided blocks (kern.h); 1: bit planes */
 #define MWQFILE_HEADER_BYTES 64
 #define MWQFILE_ALIGN 64 /* chunks start at multiples of this */
+#define MWQFILE_ELEMS_MAX ((int64_t)1 << 40) /* rows x cols of one tensor, checked before any size is computed */
 
 typedef enum mwqfile_mode { MWQFILE_RTN = 0, MWQFILE_GPTQ = 1 } mwqfile_mode;
 

@@ -112,6 +112,12 @@ static int open_llama2c(weights *w)
     off += 4 * seq * (hs / 2) * 2; /* freq_cis_real, freq_cis_imag: RoPE tables, not listed */
     if (h[5] < 0) T("wcls", vocab, dim, 2);
 #undef T
+    /* bytes after the last tensor: not a checkpoint of this header (a
+     * different layout or a concatenation), refused rather than ignored */
+    if (off < w->size)
+        D2_ERROR(D2_EFORMAT, "%s: llama2.c checkpoint (dim %lld, hidden %lld, %lld layers, vocab %lld) ends at byte %lld, the file has %lld (%lld trailing bytes)",
+                 w->path, (long long)dim, (long long)hid, (long long)L, (long long)vocab, (long long)off, (long long)w->size,
+                 (long long)(w->size - off));
     if (off > w->size)
         D2_ERROR(D2_EFORMAT, "%s: llama2.c checkpoint (dim %lld, hidden %lld, %lld layers, vocab %lld) needs %lld bytes, the file has %lld (truncated)",
                  w->path, (long long)dim, (long long)hid, (long long)L, (long long)vocab, (long long)off, (long long)w->size);
@@ -132,13 +138,16 @@ static int open_safetensors(weights *w)
     if (rc) { free(js); return rc; }
     js[hl] = 0;
     json_error_t je;
-    json_t *root = json_loadb(js, hl, 0, &je);
+    /* a tensor named twice: refused (jansson would keep one silently) */
+    json_t *root = json_loadb(js, hl, JSON_REJECT_DUPLICATES, &je);
     free(js);
     if (!root || !json_is_object(root)) {
         if (root) json_decref(root);
         D2_ERROR(D2_EFORMAT, "%s: JSON header: %s (byte %d of the header)", w->path, root ? "not an object" : je.text, je.position);
     }
     int64_t data0 = 8 + (int64_t)hl, dsize = w->size - data0;
+    int64_t (*sp)[2] = NULL; /* [begin, end) of every tensor, for the hole/overlap check below */
+    size_t n = 0, spcap = 0;
     const char *key;
     json_t *v;
     rc = D2_OK;
@@ -192,16 +201,45 @@ static int open_safetensors(weights *w)
         }
         ti.offset = data0 + b;
         if ((rc = add(w, &ti))) break;
+        if (n == spcap) {
+            size_t nc = spcap ? 2 * spcap : 64;
+            int64_t (*ns)[2] = realloc(sp, nc * sizeof *ns);
+            if (!ns) { rc = D2_ENOMEM; d2_err_set("out of memory"); break; }
+            sp = ns;
+            spcap = nc;
+        }
+        sp[n][0] = b;
+        sp[n][1] = e;
+        n++;
     }
     json_decref(root);
+    if (rc) { free(sp); return rc; }
+    /* the data buffer is indexed entirely, without holes or overlaps (the
+     * safetensors specification): sort the spans and walk them */
+    for (size_t i = 1; i < n; i++) /* insertion sort by begin (n is small) */
+        for (size_t j = i; j > 0 && sp[j][0] < sp[j - 1][0]; j--) {
+            int64_t a = sp[j][0], b = sp[j][1];
+            sp[j][0] = sp[j - 1][0]; sp[j][1] = sp[j - 1][1]; sp[j - 1][0] = a; sp[j - 1][1] = b;
+        }
+    int64_t at = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (sp[i][0] < at) { rc = D2_EFORMAT; d2_err_set("%s: data_offsets overlap: [%lld, %lld) begins before %lld, the end of the previous tensor", w->path, (long long)sp[i][0], (long long)sp[i][1], (long long)at); }
+        else if (sp[i][0] > at) { rc = D2_EFORMAT; d2_err_set("%s: data_offsets leave a hole: bytes [%lld, %lld) belong to no tensor", w->path, (long long)at, (long long)sp[i][0]); }
+        at = sp[i][1];
+    }
+    if (!rc && at != dsize) { rc = D2_EFORMAT; d2_err_set("%s: data_offsets end at %lld, the data has %lld bytes (%lld trailing)", w->path, (long long)at, (long long)dsize, (long long)(dsize - at)); }
+    free(sp);
     return rc;
 }
 
 /* ---- .npy ----------------------------------------------------------------------- */
+/* 1 = the key appears more than once (numpy keeps the last, we would read
+ * the first: refused); -1 = absent */
 static int npy_field(const char *hdr, const char *key, const char **val)
 {
     const char *p = strstr(hdr, key);
     if (!p) return -1;
+    if (strstr(p + strlen(key), key)) return 1;
     p = strchr(p + strlen(key), ':');
     if (!p) return -1;
     p++;
@@ -237,6 +275,9 @@ static int open_npy(weights *w)
     if (dot && !strcmp(dot, ".npy")) *dot = 0;
     const char *v;
     rc = D2_EFORMAT;
+    static const char *const keys[] = {"'descr'", "'fortran_order'", "'shape'"};
+    for (int i = 0; i < 3; i++)
+        if (npy_field(hdr, keys[i], &v) == 1) { d2_err_set("%s: header: key %s appears more than once", w->path, keys[i]); goto out; }
     if (npy_field(hdr, "'descr'", &v) || (*v != '\'' && *v != '"')) { d2_err_set("%s: header: no 'descr'", w->path); goto out; }
     size_t k = 0;
     for (v++; *v && *v != '\'' && *v != '"' && k + 1 < sizeof ti.dtype_name; v++) ti.dtype_name[k++] = *v;

@@ -407,10 +407,33 @@ int sweep_job_stored(db *d, const sweep_job *j, int *stored)
 
 typedef struct job_extra { const sweep_spec *s; const sweep_job *j; } job_extra;
 
+/* Earlier failed runs of this job (any code version) are replaced by the
+ * run being written, in its transaction: a rerun never piles up failures. */
+static int drop_old_failures(sqlite3 *h, int64_t run_id, const char *job_hash)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h, "DELETE FROM runs WHERE status = 'failed' AND id <> ? AND id IN "
+                              "(SELECT run_id FROM params WHERE key = 'sweep.job' AND value = ?)", -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "runs: %s", sqlite3_errmsg(h));
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_text(st, 2, job_hash, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) D2_ERROR(D2_EDB, "runs: %s", sqlite3_errstr(rc));
+    return D2_OK;
+}
+
+static int replace_failure(sqlite3 *h, int64_t run_id, void *user)
+{
+    const job_extra *x = user;
+    return drop_old_failures(h, run_id, x->j->hash);
+}
+
 static int insert_job(sqlite3 *h, int64_t run_id, void *user)
 {
     job_extra *x = user;
     sqlite3_stmt *st;
+    D2_TRY(drop_old_failures(h, run_id, x->j->hash));
     if (sqlite3_prepare_v2(h, "INSERT INTO sweep_jobs(job_hash, code_version, sweep, job, run_id) VALUES(?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK)
         D2_ERROR(D2_EDB, "sweep_jobs: %s", sqlite3_errmsg(h));
     sqlite3_bind_text(st, 1, x->j->hash, -1, SQLITE_STATIC);
@@ -432,6 +455,7 @@ typedef struct shared {
     _Atomic size_t done, failed, skipped;
     atomic_int has_error;   /* first_error is set (by the first failing job) */
     char first_error[512];
+    int first_status;       /* the d2 status of that failure */
 } shared;
 
 static int run_one(db *d, const sweep_spec *s, const sweep_job *j, const sweep_opts *o, shared *sh)
@@ -451,9 +475,12 @@ static int run_one(db *d, const sweep_spec *s, const sweep_job *j, const sweep_o
         db_run_status(run, "failed");
         db_run_param(run, "sweep.error", d2_err_msg());
         int none = 0;
-        if (atomic_compare_exchange_strong(&sh->has_error, &none, 1))
+        if (atomic_compare_exchange_strong(&sh->has_error, &none, 1)) {
             snprintf(sh->first_error, sizeof sh->first_error, "%s", d2_err_msg());
-        int wrc = db_run_write(d, run, NULL);
+            sh->first_status = rc;
+        }
+        job_extra fx = {s, j};
+        int wrc = db_run_write_with(d, run, replace_failure, &fx, NULL);
         db_run_free(run);
         if (wrc != D2_OK) return wrc; /* the store itself failed: stop */
         sh->failed++;
@@ -598,6 +625,7 @@ int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o,
     st->skipped = sh->skipped;
     st->wall_s = clock_mono_s() - t0;
     snprintf(st->first_error, sizeof st->first_error, "%s", sh->has_error ? sh->first_error : "");
+    st->first_status = sh->has_error ? sh->first_status : D2_OK;
     munmap(sh, sizeof *sh);
     free(list);
     return rc;

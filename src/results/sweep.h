@@ -79,6 +79,7 @@ typedef struct sweep_stats {
     size_t failed;  /* run now, failed */
     double wall_s;  /* elapsed, seconds */
     char first_error[512]; /* message of the first failed job ("" = none); all are in params sweep.error */
+    int first_status;      /* its d2 status (D2_OK = none): bad input gives exit 2 like simulate */
 } sweep_stats;
 
 int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o, sweep_stats *st);

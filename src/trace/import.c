@@ -3,6 +3,7 @@
  * jansson, one object per line; CSV by a strict splitter (no quoting). */
 #include "trace/import.h"
 #include "core/err.h"
+#include "core/fileio.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -42,6 +43,8 @@ typedef struct ctx {
     char **names;
     uint32_t *ids;
     size_t hcap, nreq;
+    char **byid; /* [nreq] the same strings, by dense id */
+    size_t byid_cap;
     /* vllm meta */
     uint32_t meta_experts, meta_topk, meta_layers;
 } ctx;
@@ -89,8 +92,16 @@ static int req_id(ctx *c, const char *name, uint32_t *out)
         j = (j + 1) & (c->hcap - 1);
     }
     if (c->nreq >= UINT32_MAX - 1) D2_ERROR(D2_ERANGE, "%s: too many requests", c->path);
+    if (c->nreq == c->byid_cap) {
+        size_t ncap = c->byid_cap ? 2 * c->byid_cap : 64;
+        char **nb = realloc(c->byid, ncap * sizeof *nb);
+        if (!nb) D2_ERROR(D2_ENOMEM, "out of memory");
+        c->byid = nb;
+        c->byid_cap = ncap;
+    }
     c->names[j] = strdup(name);
     if (!c->names[j]) D2_ERROR(D2_ENOMEM, "out of memory");
+    c->byid[c->nreq] = c->names[j];
     c->ids[j] = (uint32_t)c->nreq++;
     *out = c->ids[j];
     return D2_OK;
@@ -547,22 +558,19 @@ static int parse_csv_line(ctx *c, uint32_t line, char *buf, const csv_cols *cc)
 
 static int read_input(ctx *c, int fmt, int *has_bits)
 {
-    FILE *f = fopen(c->path, "rb");
-    if (!f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", c->path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        D2_ERROR(D2_EINVAL, "%s: is a directory, not a file", c->path);
-    }
+    /* a regular file of at most FILEIO_TEXT_MAX bytes, lines of at most
+     * FILEIO_LINE_MAX bytes (traces/README.md, "Limits") */
+    FILE *f;
+    D2_TRY(fileio_open_read(c->path, FILEIO_TEXT_MAX, &f, NULL));
     char *buf = NULL;
-    size_t cap = 0;
-    ssize_t len;
+    size_t cap = 0, len;
     uint32_t line = 0;
-    int rc = D2_OK;
+    int rc = D2_OK, got;
     csv_cols cc = {0, 0};
-    while ((len = getline(&buf, &cap, f)) >= 0) {
+    while ((got = fileio_getline(f, c->path, (uint64_t)line + 1, FILEIO_LINE_MAX, &buf, &cap, &len)) == 1) {
+        if (line == UINT32_MAX - 1) { rc = D2_ERANGE; d2_err_set("%s:%u: more than %u lines", c->path, line, UINT32_MAX - 1); break; }
         line++;
-        if (memchr(buf, 0, (size_t)len)) { rc = D2_EFORMAT; d2_err_set("%s:%u: binary data (NUL byte): not a text trace", c->path, line); break; }
+        if (memchr(buf, 0, len)) { rc = D2_EFORMAT; d2_err_set("%s:%u: binary data (NUL byte): not a text trace", c->path, line); break; }
         while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) buf[--len] = 0;
         size_t sp = 0;
         while (sp < (size_t)len && isspace((unsigned char)buf[sp])) sp++;
@@ -575,7 +583,7 @@ static int read_input(ctx *c, int fmt, int *has_bits)
         }
         if (rc) break;
     }
-    if (!rc && ferror(f)) { rc = D2_EIO; d2_err_set("%s: read error", c->path); }
+    if (!rc && got > 1) rc = got;
     c->rep->lines = line;
     free(buf);
     fclose(f);
@@ -585,27 +593,169 @@ static int read_input(ctx *c, int fmt, int *has_bits)
     return rc;
 }
 
-/* vLLM's warm-up dummy batch: a leading run of rows with identical ids and
- * uniform weights (1/k each).  Its length is detected, not assumed. */
+/* vLLM's warm-up dummy batch: a leading run of identical route rows.  A
+ * dummy batch feeds the same input to every token, so at each layer all its
+ * rows carry the same ids and the same weights (uniform 1/k in the OLMoE log,
+ * non-uniform in the Qwen1.5-MoE log).  The run ends at the first row that
+ * differs from the first run row of its layer; it is a warm-up only when every
+ * layer in it has at least two rows (one token's rows across layers are not a
+ * batch).  Its length is detected, never assumed. */
 static void skip_warmup(ctx *c)
 {
     if (!c->n) return;
-    const raw *a = &c->rows[0];
+    enum { SLOTS = 64 }; /* layers tracked; a warm-up over more layers is not detected */
+    int64_t lay[SLOTS];
+    size_t first[SLOTS], cnt[SLOTS];
+    int nl = 0;
     size_t n = 0;
     for (; n < c->n; n++) {
         const raw *r = &c->rows[n];
-        if (r->drop || r->k != a->k || !r->k || memcmp(r->ex, a->ex, r->k * sizeof r->ex[0])) break;
-        int uniform = 1;
-        for (int j = 0; j < r->k; j++)
-            if (fabsf(r->w[j] - 1.0f / r->k) > 1e-6f) uniform = 0;
-        if (!uniform) break;
+        if (r->drop || !r->k) break;
+        int i = 0;
+        while (i < nl && lay[i] != r->layer) i++;
+        if (i == nl) {
+            if (nl == SLOTS) break;
+            lay[nl] = r->layer; first[nl] = n; cnt[nl] = 0; nl++;
+        }
+        const raw *a = &c->rows[first[i]];
+        if (r->k != a->k || memcmp(r->ex, a->ex, r->k * sizeof r->ex[0]) || memcmp(r->w, a->w, r->k * sizeof r->w[0])) break;
+        cnt[i]++;
     }
-    if (n < 2) return; /* one uniform row alone is not a batch */
+    for (int i = 0; i < nl; i++)
+        if (cnt[i] < 2) return;
+    if (n < 2) return;
     for (size_t i = 0; i < n; i++) c->rows[i].drop = 1;
     c->rep->warmup = n;
 }
 
+/* Forward batches of a vLLM log (traces/README.md, "Reading a vLLM log").
+ * Rows of one req_id are taken in file order; a row whose token_idx is not
+ * above the last token_idx seen at its layer in the current batch starts a
+ * new forward batch.  A req_id whose rows form one batch (token_idx a running
+ * counter, or a true per-request log) is left as it is.  Otherwise the first
+ * batch is the prefill (phase prefill, positions = token_idx) and the later
+ * ones are decode batches: a run of consecutive decode batches of equal size
+ * B holds one row per running request, so row j (token_idx j) of each batch
+ * of the run is request j of that run, one position per batch.  When the
+ * first run has B = 1 its request continues the prefill's request.  A change
+ * of size ends a run: the log does not say which request finished, so the
+ * next run's rows become new requests. */
 static const raw *sort_rows;
+static int cmp_req_line(const void *pa, const void *pb)
+{
+    const raw *a = &sort_rows[*(const uint32_t *)pa], *b = &sort_rows[*(const uint32_t *)pb];
+    if (a->req != b->req) return a->req < b->req ? -1 : 1;
+    return a->line < b->line ? -1 : a->line > b->line;
+}
+
+static int vllm_structure(ctx *c)
+{
+    int rc = D2_OK;
+    size_t m = 0;
+    uint32_t *idx = malloc((c->n ? c->n : 1) * sizeof *idx);
+    uint32_t *bno = malloc((c->n ? c->n : 1) * sizeof *bno);
+    int64_t *last = malloc(65536 * sizeof *last);
+    uint64_t *stamp = calloc(65536, sizeof *stamp);
+    int64_t *bmin = NULL, *bmax = NULL;
+    size_t bcap = 0;
+    uint8_t *seen = calloc(65536, 1);
+    if (!idx || !bno || !last || !stamp || !seen) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
+    for (size_t i = 0; i < c->n; i++)
+        if (!c->rows[i].drop) idx[m++] = (uint32_t)i;
+    sort_rows = c->rows;
+    qsort(idx, m, sizeof *idx, cmp_req_line);
+    uint64_t serial = 0;
+    for (size_t i = 0; i < m;) {
+        size_t j = i;
+        uint32_t q = c->rows[idx[i]].req;
+        while (j < m && c->rows[idx[j]].req == q) j++;
+        /* batches of request q: rows idx[i..j) in file order */
+        uint32_t nb = 0;
+        serial++;
+        for (size_t t = i; t < j; t++) {
+            const raw *r = &c->rows[idx[t]];
+            size_t l = (size_t)(r->layer < 0 ? 0 : r->layer > 65535 ? 65535 : r->layer);
+            if (t == i || (stamp[l] == serial && r->pos <= last[l])) {
+                serial++;
+                if (nb == bcap) {
+                    size_t ncap = bcap ? 2 * bcap : 64;
+                    int64_t *a = realloc(bmin, ncap * sizeof *a);
+                    if (a) bmin = a;
+                    int64_t *b = a ? realloc(bmax, ncap * sizeof *b) : NULL;
+                    if (!b) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
+                    bmax = b;
+                    bcap = ncap;
+                }
+                bmin[nb] = bmax[nb] = r->pos;
+                nb++;
+            }
+            stamp[l] = serial;
+            last[l] = r->pos;
+            if (r->pos < bmin[nb - 1]) bmin[nb - 1] = r->pos;
+            if (r->pos > bmax[nb - 1]) bmax[nb - 1] = r->pos;
+            bno[idx[t]] = nb - 1;
+        }
+        if (nb < 2) { c->rep->batches++; i = j; continue; }
+        c->rep->batches += nb;
+        c->rep->batched_reqs++;
+        c->rep->prefill_batches++;
+        c->rep->decode_batches += nb - 1;
+        /* runs of equal-size decode batches */
+        const char *qname = c->byid[q];
+        uint32_t run = 0, step = 0;
+        int64_t P = bmax[0] - bmin[0] + 1;
+        /* per batch: run number and step within the run, recomputed on the fly */
+        uint32_t *brun = malloc(nb * sizeof *brun), *bstep = malloc(nb * sizeof *bstep);
+        if (!brun || !bstep) { free(brun); free(bstep); rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
+        for (uint32_t b = 1; b < nb; b++) {
+            if (b > 1 && bmax[b] - bmin[b] == bmax[b - 1] - bmin[b - 1]) step++;
+            else { if (b > 1) run++; step = 0; c->rep->decode_runs++; }
+            brun[b] = run;
+            bstep[b] = step;
+        }
+        int64_t B0 = nb > 1 ? bmax[1] - bmin[1] + 1 : 0;
+        for (size_t t = i; t < j && !rc; t++) {
+            raw *r = &c->rows[idx[t]];
+            uint32_t b = bno[idx[t]];
+            if (b == 0) {
+                r->pos -= bmin[0];
+                r->phase = TRACE_PREFILL;
+                continue;
+            }
+            int64_t row = r->pos - bmin[b];
+            r->phase = TRACE_DECODE;
+            if (brun[b] == 0 && B0 == 1) {
+                r->pos = P + bstep[b];
+                continue;
+            }
+            char name[300];
+            snprintf(name, sizeof name, "%.200s#run%u.row%lld", qname, brun[b], (long long)row);
+            r->pos = bstep[b];
+            rc = req_id(c, name, &r->req);
+        }
+        free(brun);
+        free(bstep);
+        if (rc) goto out;
+        i = j;
+    }
+    /* layers logged */
+    for (size_t t = 0; t < m; t++) {
+        const raw *r = &c->rows[idx[t]];
+        if (r->layer >= 0 && r->layer <= 65535 && !seen[r->layer]) {
+            seen[r->layer] = 1;
+            c->rep->layers_logged++;
+            size_t len = strlen(c->rep->layer_list);
+            if (len + 8 < sizeof c->rep->layer_list)
+                snprintf(c->rep->layer_list + len, sizeof c->rep->layer_list - len, "%s%lld", len ? "," : "", (long long)r->layer);
+            else if (!strstr(c->rep->layer_list, ",..."))
+                snprintf(c->rep->layer_list + len, sizeof c->rep->layer_list - len, ",...");
+        }
+    }
+out:
+    free(idx); free(bno); free(last); free(stamp); free(bmin); free(bmax); free(seen);
+    return rc;
+}
+
 static int cmp_idx(const void *pa, const void *pb)
 {
     const raw *a = &sort_rows[*(const uint32_t *)pa], *b = &sort_rows[*(const uint32_t *)pb];
@@ -689,14 +839,26 @@ static int write_rows(ctx *c, const char *out, uint32_t L, uint32_t E, uint32_t 
     }
     m = w;
     if (!m) { free(idx); D2_ERROR(D2_EFORMAT, "%s: no usable records (all %llu rows dropped)", c->path, (unsigned long long)c->rep->rows); }
-    /* token checks (missing layers, gaps) before writing, so --strict fails cleanly */
+    /* token checks (missing layers, gaps) before writing, so --strict fails
+     * cleanly.  A token misses a layer when it lacks one of the layers the
+     * file logs (a log of layers 3 and 7 is complete with those two). */
+    uint32_t nlog = 0;
+    {
+        uint8_t *seen = calloc(L ? L : 1, 1);
+        if (!seen) { free(idx); D2_ERROR(D2_ENOMEM, "out of memory"); }
+        for (size_t i = 0; i < m; i++) {
+            const raw *r = &c->rows[idx[i]];
+            if (!seen[r->layer]) { seen[r->layer] = 1; nlog++; }
+        }
+        free(seen);
+    }
     for (size_t i = 0; i < m;) {
         size_t j = i;
         const raw *r = &c->rows[idx[i]];
         while (j < m && c->rows[idx[j]].req == r->req && c->rows[idx[j]].pos == r->pos) j++;
-        if (j - i < L) {
-            int rc = problem(c, IMPORT_MISSING, r->line, "request %u position %lld: %zu of %u layers present", r->req,
-                             (long long)r->pos, j - i, L);
+        if (j - i < nlog) {
+            int rc = problem(c, IMPORT_MISSING, r->line, "request %u position %lld: %zu of the %u logged layers present", r->req,
+                             (long long)r->pos, j - i, nlog);
             if (rc) { free(idx); return rc; }
         }
         if (j < m && c->rows[idx[j]].req == r->req && c->rows[idx[j]].pos != r->pos + 1) {
@@ -766,6 +928,7 @@ int import_run(const char *in, const char *out, const import_opts *o, import_rep
     if (!rc && fmt == 1) {
         skip_warmup(&c);
         if (rep->warmup == rep->rows) { rc = D2_EFORMAT; d2_err_set("%s: only warm-up rows (%llu), no real routing", in, (unsigned long long)rep->warmup); }
+        else rc = vllm_structure(&c);
     }
     uint32_t L = o->layers, E = o->experts, K = o->top_k;
     if (!rc) {
@@ -802,7 +965,7 @@ int import_run(const char *in, const char *out, const import_opts *o, import_rep
         if (!rc) { rep->tokens = trace_file_header(tf)->tokens; trace_file_close(tf); }
     }
     for (size_t i = 0; i < c.hcap; i++) free(c.names[i]);
-    free(c.names); free(c.ids); free(c.rows);
+    free(c.names); free(c.ids); free(c.rows); free(c.byid);
     return rc;
 }
 
@@ -813,6 +976,11 @@ void import_table_clear(import_table *t)
     free(t->shares);
     memset(t, 0, sizeof *t);
 }
+
+/* Values of a table: finite, >= 0, at most this (a larger count or fraction
+ * is no activation table; the sums would overflow). */
+#define TABLE_VALUE_MAX 1e15
+static int table_check_rows(const char *path, import_table *t, const uint32_t *lines);
 
 static int table_json(const char *path, const char *text, size_t len, import_table *t)
 {
@@ -850,84 +1018,143 @@ static int table_json(const char *path, const char *text, size_t len, import_tab
             char *end;
             long e = strtol(k, &end, 10);
             if (*end || end == k || e < 0 || e >= (long)t->experts) { rc = D2_EFORMAT; d2_err_set("%s: layer %s: expert \"%s\" out of range 0..%u", path, kb, k, t->experts - 1); break; }
-            if (!json_is_number(v) || json_number_value(v) < 0) { rc = D2_EFORMAT; d2_err_set("%s: layer %s expert %s: expected a count >= 0", path, kb, k); break; }
+            if (!json_is_number(v) || !(json_number_value(v) >= 0) || json_number_value(v) > TABLE_VALUE_MAX) { rc = D2_EFORMAT; d2_err_set("%s: layer %s expert %s: expected a count 0..%g", path, kb, k, TABLE_VALUE_MAX); break; }
             t->shares[l * t->experts + (size_t)e] = json_number_value(v);
         }
     }
     free(keys);
+    if (!rc) rc = table_check_rows(path, t, NULL);
 out:
     json_decref(o);
     if (rc) import_table_clear(t);
     return rc;
 }
 
+/* Every layer of a table must have some activation: a row of zeros (or a
+ * whole table of them) cannot be measured or fitted. */
+static int table_check_rows(const char *path, import_table *t, const uint32_t *lines)
+{
+    for (uint32_t l = 0; l < t->layers; l++) {
+        double s = 0;
+        for (uint32_t e = 0; e < t->experts; e++) s += t->shares[(size_t)l * t->experts + e];
+        if (!(s > 0) || !isfinite(s)) {
+            if (lines) D2_ERROR(D2_EFORMAT, "%s:%u: layer %u: values sum to %g (all zero or not finite)", path, lines[l], l, s);
+            D2_ERROR(D2_EFORMAT, "%s: layer %u: values sum to %g (all zero or not finite)", path, l, s);
+        }
+    }
+    return D2_OK;
+}
+
+/* Qwen3 activation CSV: the Layer column decides the layer; the rows of the
+ * chosen language must hold layers 0..L-1 exactly once each (duplicates,
+ * gaps and non-numeric layers are errors at file:line).  Line numbers count
+ * every line, blank ones included. */
 static int table_csv(const char *path, char *text, const char *language, import_table *t)
 {
     const char *lang = language ? language : "English";
-    char *save = NULL, *line = strtok_r(text, "\n", &save);
+    char *p = text;
+    uint32_t lineno = 0;
+    char *line = NULL;
+    /* next line (CR stripped) into line; NULL at the end */
+#define NEXT_LINE()                                                  \
+    do {                                                             \
+        if (!*p) { line = NULL; break; }                             \
+        line = p;                                                    \
+        char *nl_ = strchr(p, '\n');                                 \
+        if (nl_) { *nl_ = 0; p = nl_ + 1; } else p += strlen(p);     \
+        size_t n_ = strlen(line);                                    \
+        if (n_ && line[n_ - 1] == '\r') line[n_ - 1] = 0;            \
+        lineno++;                                                    \
+    } while (0)
+    NEXT_LINE();
     if (!line) D2_ERROR(D2_EFORMAT, "%s: empty file", path);
     /* header: Layer,Language,Expert_0,...  */
     if (strncmp(line, "Layer,Language,Expert_0", 23)) D2_ERROR(D2_EFORMAT, "%s:1: header: expected Layer,Language,Expert_0,...", path);
     uint32_t E = 0;
-    for (char *p = line; *p; p++) E += *p == ',';
+    for (char *q = line; *q; q++) E += *q == ',';
     E -= 1;
-    if (E < 1 || E > 65535) D2_ERROR(D2_EFORMAT, "%s:1: header: %u expert columns", path, E);
+    if (E < 1 || E > 65535) D2_ERROR(D2_EFORMAT, "%s:1: header: %u expert columns (1..65535)", path, E);
     size_t cap = 64;
     double *sh = malloc(cap * E * sizeof *sh);
-    if (!sh) D2_ERROR(D2_ENOMEM, "out of memory");
-    uint32_t L = 0, lineno = 1;
+    uint32_t *at = malloc(cap * sizeof *at); /* line of each layer's row, 0 = none yet */
+    if (!sh || !at) { free(sh); free(at); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    memset(at, 0, cap * sizeof *at);
+    uint32_t L = 0, rows = 0;
     double ksum = 0;
-    while ((line = strtok_r(NULL, "\n", &save))) {
-        lineno++;
-        size_t len = strlen(line);
-        if (len && line[len - 1] == '\r') line[--len] = 0;
-        if (!len) continue;
+    int rc = D2_OK;
+    for (;;) {
+        NEXT_LINE();
+        if (!line) break;
+        if (!*line) continue;
         char *c1 = strchr(line, ',');
         char *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
-        if (!c2) { free(sh); D2_ERROR(D2_EFORMAT, "%s:%u: expected Layer,Language,values", path, lineno); }
+        if (!c2) { rc = D2_EFORMAT; d2_err_set("%s:%u: expected Layer,Language,values", path, lineno); break; }
+        *c1 = 0;
         *c2 = 0;
         if (strcmp(c1 + 1, lang)) continue;
-        if (L == cap) {
-            cap *= 2;
-            double *n = realloc(sh, cap * E * sizeof *sh);
-            if (!n) { free(sh); D2_ERROR(D2_ENOMEM, "out of memory"); }
-            sh = n;
+        char *end;
+        errno = 0;
+        long lay = strtol(line, &end, 10);
+        if (end == line || *end || errno || lay < 0 || lay > 65534) {
+            rc = D2_EFORMAT; d2_err_set("%s:%u: field \"Layer\": expected a layer number 0..65534, got \"%.40s\"", path, lineno, line); break;
         }
-        char *p = c2 + 1;
+        if ((size_t)lay >= cap) {
+            size_t ncap = cap;
+            while ((size_t)lay >= ncap) ncap *= 2;
+            double *n = realloc(sh, ncap * E * sizeof *sh);
+            if (n) sh = n;
+            uint32_t *na = n ? realloc(at, ncap * sizeof *at) : NULL;
+            if (!na) { rc = D2_ENOMEM; d2_err_set("out of memory"); break; }
+            at = na;
+            memset(at + cap, 0, (ncap - cap) * sizeof *at);
+            cap = ncap;
+        }
+        if (at[lay]) { rc = D2_EFORMAT; d2_err_set("%s:%u: field \"Layer\": layer %ld again (first at line %u)", path, lineno, lay, at[lay]); break; }
+        at[lay] = lineno;
+        if ((uint32_t)lay + 1 > L) L = (uint32_t)lay + 1;
+        char *q = c2 + 1;
         double rs = 0;
         for (uint32_t e = 0; e < E; e++) {
-            char *end;
-            double v = strtod(p, &end);
-            if (end == p || !isfinite(v) || v < 0 || (e + 1 < E ? *end != ',' : *end != 0)) {
-                free(sh);
-                D2_ERROR(D2_EFORMAT, "%s:%u: field \"Expert_%u\": expected a number >= 0", path, lineno, e);
+            double v = strtod(q, &end);
+            if (end == q || !isfinite(v) || v < 0 || v > TABLE_VALUE_MAX || (e + 1 < E ? *end != ',' : *end != 0)) {
+                rc = D2_EFORMAT;
+                d2_err_set("%s:%u: field \"Expert_%u\": expected a number 0..%g", path, lineno, e, TABLE_VALUE_MAX);
+                break;
             }
-            sh[(size_t)L * E + e] = v;
+            sh[(size_t)lay * E + e] = v;
             rs += v;
-            p = end + 1;
+            q = end + 1;
         }
+        if (rc) break;
         ksum += rs;
-        L++;
+        rows++;
     }
-    if (!L) { free(sh); D2_ERROR(D2_EFORMAT, "%s: no rows with Language = %s", path, lang); }
-    t->layers = L;
-    t->experts = E;
+#undef NEXT_LINE
+    if (!rc && !rows) { rc = D2_EFORMAT; d2_err_set("%s: no rows with Language = %s", path, lang); }
+    for (uint32_t l = 0; !rc && l < L; l++)
+        if (!at[l]) { rc = D2_EFORMAT; d2_err_set("%s: field \"Layer\": layer %u missing (layers 0..%u expected, once each)", path, l, L - 1); }
+    if (!rc) {
+        t->layers = L;
+        t->experts = E;
+        t->shares = sh;
+        rc = table_check_rows(path, t, at);
+        if (rc) t->shares = NULL;
+    }
+    if (rc) { free(sh); free(at); memset(t, 0, sizeof *t); return rc; }
+    free(at);
     double k = ksum / L;
     /* activation fractions: a row sums to top-k (data/README.md) */
     t->top_k = fabs(k - round(k)) < 0.05 && round(k) >= 1 && round(k) <= TRACE_K_MAX ? (uint32_t)round(k) : 0;
-    t->shares = sh;
     return D2_OK;
 }
 
 int import_table_read(const char *path, const char *language, import_table *t)
 {
     memset(t, 0, sizeof *t);
-    FILE *f = fopen(path, "rb");
-    if (!f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
-    /* the size comes from fstat: ftell on a directory or a pipe is no size */
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) { fclose(f); D2_ERROR(D2_EINVAL, "%s: not a regular file", path); }
-    long sz = (long)st.st_size;
+    FILE *f;
+    uint64_t size;
+    D2_TRY(fileio_open_read(path, FILEIO_TABLE_MAX, &f, &size));
+    long sz = (long)size;
     if (sz <= 0) { fclose(f); D2_ERROR(D2_EFORMAT, "%s: empty file", path); }
     char *buf = malloc((size_t)sz + 1);
     if (!buf) { fclose(f); D2_ERROR(D2_ENOMEM, "out of memory"); }

@@ -40,6 +40,13 @@ typedef struct import_report {
     uint64_t rows;           /* routing rows parsed */
     uint64_t skipped_other;  /* lines of other types (vllm: not "route"/"meta") */
     uint64_t warmup;         /* vllm warm-up dummy rows skipped */
+    /* vllm structure (traces/README.md, "Reading a vLLM log") */
+    uint64_t batches;        /* forward batches found (a req_id whose token_idx never restarts is one) */
+    uint64_t batched_reqs;   /* req_ids whose token_idx restarts: split into prefill + decode batches */
+    uint64_t prefill_batches, decode_batches; /* of those req_ids */
+    uint64_t decode_runs;    /* runs of consecutive equal-size decode batches (row j = request j) */
+    uint32_t layers_logged;  /* distinct layers among the kept rows */
+    char layer_list[64];     /* those layers, "0" or "3,7,..." */
     uint64_t records;        /* records written */
     uint64_t tokens;         /* distinct (request, position) written */
     uint32_t requests;

@@ -13,3 +13,8 @@ tests_t_trace_SOURCES = tests/t_trace.c tests/tap.h
 tests_t_trace_LDADD = libd2trace.a libd2core.a $(D2_LIBS)
 TESTS += tests/t_trace tests/trace.sh
 EXTRA_DIST += tests/trace.sh tests/data/trace
+
+check_PROGRAMS += tests/t_import
+tests_t_import_SOURCES = tests/t_import.c tests/tap.h
+tests_t_import_LDADD = libd2trace.a libd2core.a $(D2_LIBS)
+TESTS += tests/t_import

@@ -28,8 +28,12 @@ struct stat_acc {
     uint64_t *nrec;       /* [L] */
     uint64_t *rep_pairs, *rep_hits; /* [L] */
     uint64_t *overlap;    /* [L] sum of |S & S'| */
-    uint64_t *trans;      /* [L-1][E][E] top-1 at l -> top-1 at l+1 */
-    uint64_t *transk;     /* [L-1][E][E] top-1 at l -> any of k at l+1 */
+    /* cross-layer transitions, sparse: key ((l * E) + a) * E + b for top-1 a
+     * at layer l and expert b at l+1; memory grows with the distinct pairs
+     * seen (at most records x k), never with layers x experts^2 */
+    struct tr_ent { uint64_t key, top1, anyk; } *tr; /* open addressing, key+1 (0 = empty) */
+    size_t tr_cap, tr_n;
+    int tr_failed;                                  /* out of memory while counting */
     double *wsum, *wsq;   /* [L][K] */
     /* token state */
     int have_tok;
@@ -54,14 +58,12 @@ int stat_new(uint32_t layers, uint32_t experts, uint32_t top_k, stat_acc **out)
     stat_acc *s = calloc(1, sizeof *s);
     if (!s) D2_ERROR(D2_ENOMEM, "out of memory");
     s->L = layers; s->E = experts; s->K = top_k;
-    size_t LE = (size_t)layers * experts, TE = (size_t)(layers - 1) * experts * experts;
+    size_t LE = (size_t)layers * experts;
     s->count = calloc(LE, sizeof *s->count);
     s->nrec = calloc(layers, sizeof *s->nrec);
     s->rep_pairs = calloc(layers, sizeof *s->rep_pairs);
     s->rep_hits = calloc(layers, sizeof *s->rep_hits);
     s->overlap = calloc(layers, sizeof *s->overlap);
-    s->trans = calloc(TE + 1, sizeof *s->trans);
-    s->transk = calloc(TE + 1, sizeof *s->transk);
     s->wsum = calloc((size_t)layers * top_k, sizeof *s->wsum);
     s->wsq = calloc((size_t)layers * top_k, sizeof *s->wsq);
     s->cur_ok = calloc(layers, 1);
@@ -69,7 +71,7 @@ int stat_new(uint32_t layers, uint32_t experts, uint32_t top_k, stat_acc **out)
     s->cur_set = calloc((size_t)layers * top_k, sizeof *s->cur_set);
     s->prev_set = calloc((size_t)layers * top_k, sizeof *s->prev_set);
     s->lay = calloc(layers, sizeof *s->lay);
-    if (!s->count || !s->nrec || !s->rep_pairs || !s->rep_hits || !s->overlap || !s->trans || !s->transk || !s->wsum ||
+    if (!s->count || !s->nrec || !s->rep_pairs || !s->rep_hits || !s->overlap || !s->wsum ||
         !s->wsq || !s->cur_ok || !s->prev_ok || !s->cur_set || !s->prev_set || !s->lay) {
         stat_free(s);
         D2_ERROR(D2_ENOMEM, "out of memory");
@@ -90,9 +92,38 @@ void stat_free(stat_acc *s)
         }
     free(s->lay);
     free(s->count); free(s->nrec); free(s->rep_pairs); free(s->rep_hits); free(s->overlap);
-    free(s->trans); free(s->transk); free(s->wsum); free(s->wsq);
+    free(s->tr); free(s->wsum); free(s->wsq);
     free(s->cur_ok); free(s->prev_ok); free(s->cur_set); free(s->prev_set);
     free(s);
+}
+
+static uint64_t tr_hash(uint64_t x)
+{
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
+    return x;
+}
+
+/* the entry of key (created), NULL when out of memory */
+static struct tr_ent *tr_get(stat_acc *s, uint64_t key)
+{
+    if (2 * (s->tr_n + 1) > s->tr_cap) {
+        size_t ncap = s->tr_cap ? 2 * s->tr_cap : 1024;
+        struct tr_ent *n = calloc(ncap, sizeof *n);
+        if (!n) return NULL;
+        for (size_t i = 0; i < s->tr_cap; i++)
+            if (s->tr[i].key) {
+                size_t j = tr_hash(s->tr[i].key) & (ncap - 1);
+                while (n[j].key) j = (j + 1) & (ncap - 1);
+                n[j] = s->tr[i];
+            }
+        free(s->tr);
+        s->tr = n;
+        s->tr_cap = ncap;
+    }
+    size_t j = tr_hash(key + 1) & (s->tr_cap - 1);
+    while (s->tr[j].key && s->tr[j].key != key + 1) j = (j + 1) & (s->tr_cap - 1);
+    if (!s->tr[j].key) { s->tr[j].key = key + 1; s->tr_n++; }
+    return &s->tr[j];
 }
 
 void stat_add(stat_acc *s, const trace_rec *r)
@@ -136,9 +167,13 @@ void stat_add(stat_acc *s, const trace_rec *r)
     }
     if (l > 0 && s->last_layer == (int32_t)l - 1) {
         uint16_t a = s->cur_set[(size_t)(l - 1) * K];
-        size_t base = ((size_t)(l - 1) * E + a) * E;
-        s->trans[base + set[0]]++;
-        for (uint32_t j = 0; j < K; j++) s->transk[base + set[j]]++;
+        uint64_t base = ((uint64_t)(l - 1) * E + a) * E;
+        for (uint32_t j = 0; j < K && !s->tr_failed; j++) {
+            struct tr_ent *t = tr_get(s, base + set[j]);
+            if (!t) { s->tr_failed = 1; break; }
+            t->anyk++;
+            if (j == 0) t->top1++;
+        }
     }
     s->last_layer = (int32_t)l;
 }
@@ -183,6 +218,12 @@ static int parse_mix(stat_acc *s, const char *txt)
     return D2_OK;
 }
 
+static int cmp_tr(const void *a, const void *b)
+{
+    uint64_t x = ((const struct tr_ent *)a)->key, y = ((const struct tr_ent *)b)->key;
+    return x < y ? -1 : x > y;
+}
+
 int stat_finish(stat_acc *s, const stat_params *p)
 {
     if (s->finished) D2_ERROR(D2_EINTERNAL, "stat_finish called twice");
@@ -190,15 +231,25 @@ int stat_finish(stat_acc *s, const stat_params *p)
     s->nbatch = 0;
     for (int64_t R = 1; R <= p->batch_max && s->nbatch < STAT_BATCH_MAX; R *= 2) s->batch[s->nbatch++] = (uint32_t)R;
     const uint32_t L = s->L, E = s->E, K = s->K;
+    if (s->tr_failed) D2_ERROR(D2_ENOMEM, "out of memory (cross-layer transition counts)");
+    /* transitions sorted by key: grouped by layer, then by the top-1 a */
+    size_t nt = 0;
+    for (size_t i = 0; i < s->tr_cap; i++)
+        if (s->tr[i].key) s->tr[nt++] = s->tr[i];
+    for (size_t i = 0; i < nt; i++) s->tr[i].key--;
+    if (nt) qsort(s->tr, nt, sizeof *s->tr, cmp_tr); /* qsort(NULL, 0) is undefined: found by tests/fuzz (table) */
+    s->tr_cap = s->tr_n = 0; /* the table is now a sorted array of nt entries */
+    size_t ti = 0;
     double *sorted = malloc(E * sizeof *sorted);
-    if (!sorted) D2_ERROR(D2_ENOMEM, "out of memory");
+    uint64_t *col = calloc(E, sizeof *col);
+    if (!sorted || !col) { free(sorted); free(col); D2_ERROR(D2_ENOMEM, "out of memory"); }
     for (uint32_t l = 0; l < L; l++) {
         stat_layer *y = &s->lay[l];
         y->records = s->nrec[l];
         y->share = calloc(E, sizeof *y->share);
         y->distinct_experts = calloc((size_t)s->nbatch + 1, sizeof(double));
         y->distinct_items = calloc((size_t)s->nbatch + 1, sizeof(double));
-        if (!y->share || !y->distinct_experts || !y->distinct_items) { free(sorted); D2_ERROR(D2_ENOMEM, "out of memory"); }
+        if (!y->share || !y->distinct_experts || !y->distinct_items) { free(sorted); free(col); D2_ERROR(D2_ENOMEM, "out of memory"); }
         const uint64_t *c = s->count + (size_t)l * E;
         uint64_t slots = 0;
         for (uint32_t e = 0; e < E; e++) slots += c[e];
@@ -228,25 +279,34 @@ int stat_finish(stat_acc *s, const stat_params *p)
         y->topk_overlap = s->rep_pairs[l] ? (double)s->overlap[l] / ((double)s->rep_pairs[l] * K) : NAN;
         y->next_top1_acc = y->next_top1_chance = y->next_topk_hit = NAN;
         if (l + 1 < L) {
-            const uint64_t *t = s->trans + (size_t)l * E * E, *tk = s->transk + (size_t)l * E * E;
-            uint64_t tot = 0, best = 0, hit = 0;
-            for (uint32_t a = 0; a < E; a++) {
+            /* entries of layer l: keys in [l*E*E, (l+1)*E*E), grouped by a;
+             * absent pairs count 0 */
+            uint64_t tot = 0, best = 0, hit = 0, chance = 0;
+            const uint64_t lo = (uint64_t)l * E * E, hi = lo + (uint64_t)E * E;
+            size_t t0 = ti;
+            while (ti < nt && s->tr[ti].key < hi) {
+                uint64_t a = (s->tr[ti].key - lo) / E;
                 uint64_t m = 0, n = 0;
-                for (uint32_t b = 0; b < E; b++) { n += t[(size_t)a * E + b]; if (t[(size_t)a * E + b] > m) m = t[(size_t)a * E + b]; }
+                size_t na = 0;
+                for (; ti < nt && s->tr[ti].key < hi && (s->tr[ti].key - lo) / E == a; ti++) {
+                    const struct tr_ent *t = &s->tr[ti];
+                    n += t->top1;
+                    if (t->top1 > m) m = t->top1;
+                    col[(t->key - lo) % E] += t->top1;
+                    sorted[na++] = (double)t->anyk; /* at most E entries per a */
+                }
                 tot += n;
                 best += m;
-                /* top-K successors of a by count: K largest of tk[a][.] */
-                for (uint32_t e = 0; e < E; e++) sorted[e] = (double)tk[(size_t)a * E + e];
-                qsort(sorted, E, sizeof *sorted, cmp_double);
-                for (uint32_t j = 0; j < K; j++) hit += (uint64_t)sorted[E - 1 - j];
+                /* top-K successors of a by count: the K largest (absent ones are 0) */
+                qsort(sorted, na, sizeof *sorted, cmp_double);
+                for (uint32_t j = 0; j < K && j < na; j++) hit += (uint64_t)sorted[na - 1 - j];
             }
+            for (size_t u = t0; u < ti; u++) {
+                uint64_t b = (s->tr[u].key - lo) % E;
+                if (col[b] > chance) chance = col[b];
+            }
+            for (size_t u = t0; u < ti; u++) col[(s->tr[u].key - lo) % E] = 0;
             if (tot) {
-                uint64_t chance = 0;
-                for (uint32_t b = 0; b < E; b++) {
-                    uint64_t col = 0;
-                    for (uint32_t a = 0; a < E; a++) col += t[(size_t)a * E + b];
-                    if (col > chance) chance = col;
-                }
                 y->next_top1_acc = (double)best / (double)tot;
                 y->next_top1_chance = (double)chance / (double)tot;
                 y->next_topk_hit = (double)hit / ((double)tot * K);
@@ -279,6 +339,7 @@ int stat_finish(stat_acc *s, const stat_params *p)
         }
     }
     free(sorted);
+    free(col);
     s->finished = 1;
     return D2_OK;
 }

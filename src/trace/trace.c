@@ -3,6 +3,7 @@
  * It checks everything it reads; it never prints. */
 #include "trace/trace.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/hash.h"
 
 #include <errno.h>
@@ -102,9 +103,9 @@ static void header_encode(const trace_header *h, uint32_t rb, uint64_t index_off
 /* ------------------------------------------------------------------ writer */
 
 struct trace_writer {
-    FILE *f;
+    FILE *f;                /* the temporary of `out` */
+    fileio_out *out;        /* "<path>.tmp", renamed to path on success (core/fileio.h) */
     char *path;             /* the file written on close */
-    char *tmp;              /* "<path>.tmp": written, renamed to path on success */
     trace_header h;
     uint32_t rb;            /* bytes per record */
     unsigned char *chunk;   /* chunk_records * rb bytes */
@@ -123,8 +124,6 @@ int trace_writer_new(const char *path, const trace_header *h, trace_writer **out
     if (h->experts < 1 || h->experts > 65535) D2_ERROR(D2_EINVAL, "%s: experts %u out of range 1..65535", path, h->experts);
     if (h->top_k < 1 || h->top_k > TRACE_K_MAX || h->top_k > h->experts)
         D2_ERROR(D2_EINVAL, "%s: top_k %u out of range 1..min(%d, experts)", path, h->top_k, TRACE_K_MAX);
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) D2_ERROR(D2_EIO, "%s: cannot create: %s", path, strerror(EISDIR));
     trace_writer *w = calloc(1, sizeof *w);
     if (!w) D2_ERROR(D2_ENOMEM, "out of memory");
     w->h = *h;
@@ -136,17 +135,12 @@ int trace_writer_new(const char *path, const trace_header *h, trace_writer **out
     w->rb = trace_record_bytes(h->top_k, h->has_bits);
     w->chunk = malloc((size_t)w->h.chunk_records * w->rb);
     w->path = strdup(path);
-    w->tmp = w->path ? malloc(strlen(path) + 5) : NULL;
-    if (!w->chunk || !w->path || !w->tmp) { trace_writer_abort(w); D2_ERROR(D2_ENOMEM, "out of memory"); }
-    sprintf(w->tmp, "%s.tmp", path);
+    if (!w->chunk || !w->path) { trace_writer_abort(w); D2_ERROR(D2_ENOMEM, "out of memory"); }
     /* a temporary beside the output, renamed over it only when complete: a
-     * failure or a kill never leaves a half-written trace under path */
-    w->f = fopen(w->tmp, "wb");
-    if (!w->f) {
-        int e = errno;
-        free(w->chunk); free(w->path); free(w->tmp); free(w);
-        D2_ERROR(D2_EIO, "%s: cannot create: %s", path, strerror(e));
-    }
+     * failure or a kill never leaves a half-written trace under path, and a
+     * FIFO, device or symlink at path is refused (core/fileio.h) */
+    int rc = fileio_out_open(path, &w->out, &w->f);
+    if (rc) { trace_writer_abort(w); return rc; }
     unsigned char zero[TRACE_HEADER_BYTES] = {0};
     if (fwrite(zero, 1, sizeof zero, w->f) != sizeof zero) {
         trace_writer_abort(w);
@@ -260,19 +254,17 @@ int trace_writer_close(trace_writer *w)
     if (rc) d2_err_set("%s: not written: an earlier record was refused", w->path);
     if (!rc && w->h.records == 0) { rc = D2_EINVAL; d2_err_set("%s: no records to write", w->path); }
     if (!rc) rc = writer_finish(w);
-    if (fclose(w->f) && !rc) { rc = D2_EIO; d2_err_set("%s: close: %s", w->path, strerror(errno)); }
-    w->f = NULL;
-    if (!rc && rename(w->tmp, w->path)) { rc = D2_EIO; d2_err_set("%s: cannot rename %s over it: %s", w->path, w->tmp, strerror(errno)); }
-    if (rc) remove(w->tmp);
-    free(w->chunk); free(w->idx); free(w->path); free(w->tmp); free(w);
+    if (rc) fileio_out_abort(w->out);
+    else rc = fileio_out_commit(w->out);
+    free(w->chunk); free(w->idx); free(w->path); free(w);
     return rc;
 }
 
 void trace_writer_abort(trace_writer *w)
 {
     if (!w) return;
-    if (w->f) { fclose(w->f); remove(w->tmp); }
-    free(w->chunk); free(w->idx); free(w->path); free(w->tmp); free(w);
+    fileio_out_abort(w->out);
+    free(w->chunk); free(w->idx); free(w->path); free(w);
 }
 
 /* -------------------------------------------------------------------- file */

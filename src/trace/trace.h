@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #define TRACE_K_MAX 16            /* largest top-k a record can hold */
+#define TRACE_GEN_MAX_BYTES (16ull << 30) /* `trace gen` refuses outputs with more record bytes */
 #define TRACE_VERSION 1           /* .d2t format version written */
 #define TRACE_HEADER_BYTES 128    /* bytes */
 #define TRACE_CHUNK_HEAD_BYTES 16 /* bytes */

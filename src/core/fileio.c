@@ -1,0 +1,190 @@
+/* fileio.c - bounded inputs, output paths refused unless regular, and a
+ * registry of temporaries for removal on a signal (see fileio.h). */
+#include "core/fileio.h"
+#include "core/err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *kind(mode_t m)
+{
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISSOCK(m)) return "a socket";
+    if (S_ISLNK(m)) return "a symbolic link";
+    return "not a regular file";
+}
+
+int fileio_check_fd(int fd, const char *path, uint64_t cap, uint64_t *size)
+{
+    struct stat st;
+    if (fstat(fd, &st)) D2_ERROR(D2_EIO, "%s: cannot stat: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) D2_ERROR(D2_EINVAL, "%s: not a regular file (%s)", path, kind(st.st_mode));
+    if ((uint64_t)st.st_size > cap)
+        D2_ERROR(D2_ERANGE, "%s: %llu bytes, more than the limit of %llu bytes for this kind of file", path,
+                 (unsigned long long)st.st_size, (unsigned long long)cap);
+    if (size) *size = (uint64_t)st.st_size;
+    return D2_OK;
+}
+
+int fileio_open_read(const char *path, uint64_t cap, FILE **out, uint64_t *size)
+{
+    *out = NULL;
+    /* O_NONBLOCK: opening a FIFO without a writer must not wait */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
+    int rc = fileio_check_fd(fd, path, cap, size);
+    if (rc) { close(fd); return rc; }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (!f) { close(fd); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    *out = f;
+    return D2_OK;
+}
+
+int fileio_getline(FILE *f, const char *path, uint64_t line, size_t max, char **buf, size_t *cap, size_t *len)
+{
+    size_t n = 0;
+    int ch = EOF;
+    if (*cap < 256) {
+        char *b = realloc(*buf, 256);
+        if (!b) D2_ERROR(D2_ENOMEM, "out of memory");
+        *buf = b;
+        *cap = 256;
+    }
+    while ((ch = getc(f)) != EOF && ch != '\n') {
+        if (n >= max) D2_ERROR(D2_EFORMAT, "%s:%llu: line longer than %zu bytes", path, (unsigned long long)line, max);
+        if (n + 2 > *cap) {
+            size_t nc = *cap * 2 > max + 2 ? max + 2 : *cap * 2;
+            char *b = realloc(*buf, nc);
+            if (!b) D2_ERROR(D2_ENOMEM, "out of memory");
+            *buf = b;
+            *cap = nc;
+        }
+        (*buf)[n++] = (char)ch;
+    }
+    if (ferror(f)) D2_ERROR(D2_EIO, "%s:%llu: read error", path, (unsigned long long)line);
+    if (ch == EOF && n == 0) return 0;
+    if (n && (*buf)[n - 1] == '\r') n--;
+    (*buf)[n] = 0;
+    *len = n;
+    return 1;
+}
+
+int fileio_out_check(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) return D2_OK;
+        D2_ERROR(D2_EIO, "%s: cannot stat: %s", path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode))
+        D2_ERROR(D2_EINVAL, "%s: output path exists and is %s: refusing to replace it (give a new file name)", path,
+                 kind(st.st_mode));
+    return D2_OK;
+}
+
+/* ---------------------------------------------------------- temporaries */
+
+#define TMP_SLOTS 32
+static char *volatile tmp_slot[TMP_SLOTS];
+
+void fileio_tmp_register(const char *tmp)
+{
+    char *c = strdup(tmp);
+    if (!c) return;
+    for (int i = 0; i < TMP_SLOTS; i++)
+        if (!tmp_slot[i]) { tmp_slot[i] = c; return; }
+    free(c);
+}
+
+void fileio_tmp_forget(const char *tmp)
+{
+    for (int i = 0; i < TMP_SLOTS; i++)
+        if (tmp_slot[i] && !strcmp(tmp_slot[i], tmp)) {
+            char *c = tmp_slot[i];
+            tmp_slot[i] = NULL;
+            free(c);
+            return;
+        }
+}
+
+void fileio_tmp_cleanup(void)
+{
+    for (int i = 0; i < TMP_SLOTS; i++)
+        if (tmp_slot[i]) unlink(tmp_slot[i]);
+}
+
+struct fileio_out {
+    FILE *f;
+    char *path, *tmp;
+};
+
+int fileio_out_open(const char *path, fileio_out **out, FILE **fp)
+{
+    *out = NULL;
+    *fp = NULL;
+    D2_TRY(fileio_out_check(path));
+    fileio_out *o = calloc(1, sizeof *o);
+    if (o) o->path = strdup(path);
+    if (o && o->path) o->tmp = malloc(strlen(path) + 5);
+    if (!o || !o->path || !o->tmp) {
+        if (o) { free(o->path); free(o); }
+        D2_ERROR(D2_ENOMEM, "out of memory");
+    }
+    sprintf(o->tmp, "%s.tmp", path);
+    /* a symlink or FIFO planted at the temporary name is not followed */
+    struct stat st;
+    if (lstat(o->tmp, &st) == 0 && !S_ISREG(st.st_mode)) {
+        free(o->path); free(o->tmp); free(o);
+        D2_ERROR(D2_EINVAL, "%s.tmp: exists and is %s: refusing to write through it", path, kind(st.st_mode));
+    }
+    int fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        free(o->path); free(o->tmp); free(o);
+        D2_ERROR(D2_EIO, "%s: cannot create %s.tmp: %s", path, path, strerror(e));
+    }
+    fileio_tmp_register(o->tmp);
+    o->f = fdopen(fd, "wb");
+    if (!o->f) { close(fd); fileio_out_abort(o); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    *out = o;
+    *fp = o->f;
+    return D2_OK;
+}
+
+const char *fileio_out_tmp(const fileio_out *o) { return o->tmp; }
+
+static void out_free(fileio_out *o)
+{
+    fileio_tmp_forget(o->tmp);
+    free(o->path); free(o->tmp); free(o);
+}
+
+int fileio_out_commit(fileio_out *o)
+{
+    int rc = D2_OK;
+    if (fclose(o->f)) { rc = D2_EIO; d2_err_set("%s: write error: %s", o->path, strerror(errno)); }
+    o->f = NULL;
+    if (!rc) rc = fileio_out_check(o->path); /* it may have been replaced meanwhile */
+    if (!rc && rename(o->tmp, o->path)) { rc = D2_EIO; d2_err_set("%s: cannot rename %s over it: %s", o->path, o->tmp, strerror(errno)); }
+    if (rc) unlink(o->tmp);
+    out_free(o);
+    return rc;
+}
+
+void fileio_out_abort(fileio_out *o)
+{
+    if (!o) return;
+    if (o->f) fclose(o->f);
+    unlink(o->tmp);
+    out_free(o);
+}

@@ -1,0 +1,60 @@
+/* fileio.h - bounded input files and safe output files, for every reader
+ * and writer of d2moe.  Inputs: a regular file no larger than a documented
+ * cap (devices, FIFOs, sockets and directories are refused, so /dev/zero
+ * cannot make a reader run forever) and lines no longer than a cap, with
+ * file:line.  Outputs: an existing path that is not a regular file (FIFO,
+ * device, symlink, directory) is refused, never replaced; data goes to
+ * "<path>.tmp", renamed over the path when complete, removed on failure and
+ * (through fileio_tmp_cleanup from a signal handler in src/cli) on SIGINT or
+ * SIGTERM.  It does not lock: two writers of one path race as before. */
+#ifndef D2_CORE_FILEIO_H
+#define D2_CORE_FILEIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Size caps of input files, bytes (README "Limits"). */
+#define FILEIO_INI_MAX (4ull << 20)     /* INI profiles, presets, sweep specs, figure and claims files */
+#define FILEIO_TABLE_MAX (256ull << 20) /* activation tables (CSV, JSON) */
+#define FILEIO_TEXT_MAX (4ull << 30)    /* text traces for `trace import` */
+#define FILEIO_LINE_MAX (1u << 20)      /* one line of a text trace or table */
+
+/* Open path for reading ("rb") after checking it is a regular file of at
+ * most cap bytes; *size gets its size (may be NULL).  Errors name the file:
+ * D2_ENOTFOUND (cannot open), D2_EINVAL (not a regular file), D2_ERANGE
+ * (over the cap). */
+int fileio_open_read(const char *path, uint64_t cap, FILE **out, uint64_t *size);
+/* The same check for an open descriptor (pread readers). */
+int fileio_check_fd(int fd, const char *path, uint64_t cap, uint64_t *size);
+
+/* Read one line (without its '\n' or "\r\n") into *buf (grown as needed, at
+ * most max+1 bytes).  Returns 1 with *len set, 0 at end of file, or an
+ * error (never 1): D2_EFORMAT "path:line: line longer than max bytes",
+ * D2_EIO, D2_ENOMEM.
+ * `line` is the number of the line being read (1-based), for the message. */
+int fileio_getline(FILE *f, const char *path, uint64_t line, size_t max, char **buf, size_t *cap, size_t *len);
+
+/* Refuse an output path that exists and is not a regular file (symlinks are
+ * refused too: they are not followed).  D2_EINVAL naming the path. */
+int fileio_out_check(const char *path);
+
+/* A file written through a temporary: open checks the path
+ * (fileio_out_check), creates "<path>.tmp" (not following a symlink there)
+ * and registers it for removal on a signal; commit closes it and renames it
+ * over path; abort closes and removes it.  Both free o. */
+typedef struct fileio_out fileio_out;
+int fileio_out_open(const char *path, fileio_out **o, FILE **fp);
+const char *fileio_out_tmp(const fileio_out *o);
+int fileio_out_commit(fileio_out *o);
+void fileio_out_abort(fileio_out *o);
+
+/* Register / forget a temporary file to be removed by fileio_tmp_cleanup
+ * (for writers that manage their own temporary).  At most 32 at a time;
+ * beyond that a file is simply not registered. */
+void fileio_tmp_register(const char *tmp);
+void fileio_tmp_forget(const char *tmp);
+/* Remove every registered temporary: async-signal-safe (unlink only). */
+void fileio_tmp_cleanup(void);
+
+#endif

@@ -1,0 +1,131 @@
+#!/bin/sh
+# inputs.sh - issue 13's findings, each with its input: endless inputs end at
+# once with exit 2; output paths that are not regular files are refused, not
+# replaced; a killed writer leaves no temporary; lines and outputs over their
+# caps are refused naming the file; header-legal extreme shapes are handled
+# in bounded memory.
+. "${D2_SRCDIR:-.}/tests/lib.sh"
+
+# endless inputs: exit 2 naming the file (timeout 10: a hang shows as 124)
+for c in "show model /dev/zero" "sweep /dev/zero --db $TMP/z.db" "trace gen --preset /dev/zero -o $TMP/z.d2t" \
+         "simulate --model /dev/zero --device env2" "trace import --format csv /dev/zero -o $TMP/z.d2t" \
+         "trace import --format mixtral-jsonl /dev/zero -o $TMP/z.d2t" "trace import --format vllm-jsonl /dev/zero -o $TMP/z.d2t" \
+         "trace stats /dev/zero" "trace gen --model mixtral-8x7b --like /dev/zero -o $TMP/z.d2t"; do
+    # shellcheck disable=SC2086
+    expect 2 "/dev/zero: not a regular file \(a character device\)" "$c: exit 2 at once" -- timeout 10 "$D2MOE" $c
+done
+mkfifo "$TMP/fifo"
+expect 2 "fifo: not a regular file \(a FIFO\)" "a FIFO as a profile: exit 2, not a wait for a writer" -- timeout 10 "$D2MOE" show model "$TMP/fifo"
+[ ! -e "$TMP/z.d2t" ] && [ ! -e "$TMP/z.db" ]; ok $? "nothing written by those"
+
+# output paths: FIFO, symlink, device refused with exit 2, never replaced
+G="trace gen --model mixtral-8x7b --set gen.requests=1 --set gen.prefill=2 --set gen.decode=2"
+# shellcheck disable=SC2086
+expect 2 "fifo: output path exists and is a FIFO" "trace gen -o FIFO: exit 2" -- "$D2MOE" $G -o "$TMP/fifo"
+[ -p "$TMP/fifo" ] && [ ! -e "$TMP/fifo.tmp" ]; ok $? "the FIFO is still a FIFO, no temporary left"
+echo keep > "$TMP/target"; ln -s "$TMP/target" "$TMP/link"
+# shellcheck disable=SC2086
+expect 2 "link: output path exists and is a symbolic link" "trace gen -o SYMLINK: exit 2" -- "$D2MOE" $G -o "$TMP/link"
+[ -L "$TMP/link" ] && [ "$(cat "$TMP/target")" = keep ]; ok $? "the symlink and its target untouched"
+# shellcheck disable=SC2086
+expect 2 "null: output path exists and is a character device" "trace gen -o /dev/null: exit 2" -- "$D2MOE" $G -o /dev/null
+expect 2 "link: output path exists and is a symbolic link" "trace import -o SYMLINK: exit 2" -- \
+    "$D2MOE" trace import --format csv "$D2_SRCDIR/tests/data/trace/good.csv" -o "$TMP/link"
+ln -s "$TMP/target" "$TMP/ok.d2t.tmp"
+# shellcheck disable=SC2086
+expect 2 "ok.d2t.tmp: exists and is a symbolic link" "a symlink at OUT.tmp is not written through" -- "$D2MOE" $G -o "$TMP/ok.d2t"
+[ "$(cat "$TMP/target")" = keep ]; ok $? "its target untouched"
+rm -f "$TMP/ok.d2t.tmp"
+
+# a killed writer: SIGTERM and SIGINT remove OUT.tmp
+for sig in TERM INT; do
+    "$D2MOE" trace gen --model mixtral-8x7b --set gen.requests=4000 --set gen.prefill=128 --set gen.decode=128 -o "$TMP/kill.d2t" >/dev/null 2>&1 &
+    pid=$!
+    i=0; while [ ! -e "$TMP/kill.d2t.tmp" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+    kill -s $sig $pid; wait $pid; st=$?
+    [ $st -ne 0 ] && [ ! -e "$TMP/kill.d2t.tmp" ] && [ ! -e "$TMP/kill.d2t" ]; ok $? "SIG$sig during trace gen: no OUT.tmp left (status $st)"
+done
+
+# trace gen output cap
+expect 2 "big.d2t: .* bytes of records, more than the limit of 17179869184 bytes" "trace gen of 10^12 tokens: refused before writing" -- \
+    "$D2MOE" trace gen --model mixtral-8x7b --set gen.requests=1000000 --set gen.decode=1000000 -o "$TMP/big.d2t"
+[ ! -e "$TMP/big.d2t" ] && [ ! -e "$TMP/big.d2t.tmp" ]; ok $? "nothing written"
+
+# a line over the 1 MiB cap: file:line
+{ echo 'req,pos,phase,layer,e0,w0'; head -c 1100000 /dev/zero | tr '\0' 'x'; echo; } > "$TMP/long.csv"
+expect 2 "long.csv:2: line longer than 1048576 bytes" "a 1.1 MB CSV line: exit 2 at file:line" -- "$D2MOE" trace import --format csv "$TMP/long.csv" -o "$TMP/l.d2t"
+{ echo '[model]'; printf 'name = '; head -c 5000000 /dev/zero | tr '\0' 'x'; echo; } > "$TMP/huge.ini"
+expect 2 "huge.ini: 5000016 bytes, more than the limit of 4194304 bytes" "a 5 MB profile: exit 2 naming the cap" -- "$D2MOE" show model "$TMP/huge.ini"
+
+# header-legal extreme shapes, handled in memory proportional to the data
+printf '{"problem_id":0,"layer":0,"experts":[65534],"gating_probs":[1.0],"token_idx":0}\n{"problem_id":0,"layer":1,"experts":[3],"gating_probs":[1.0],"token_idx":0}\n' > "$TMP/wide.jsonl"
+"$D2MOE" trace import --format mixtral-jsonl "$TMP/wide.jsonl" -o "$TMP/wide.d2t" > /dev/null; ok $? "2 layers x 65,535 experts from a two-line JSONL"
+out=$( (ulimit -v 400000; "$D2MOE" trace stats "$TMP/wide.d2t") 2>&1); st=$?
+[ $st -eq 0 ] && echo "$out" | grep -q "2 layers x 65535 experts"; ok $? "trace stats of it under a 400 MB limit: exit 0 (transitions counted sparsely; was 34 GB)"
+printf '{"problem_id":0,"layer":0,"experts":[1],"gating_probs":[1.0],"token_idx":0}\n{"problem_id":0,"layer":65534,"experts":[3],"gating_probs":[1.0],"token_idx":0}\n' > "$TMP/deep.jsonl"
+"$D2MOE" trace import --format mixtral-jsonl "$TMP/deep.jsonl" -o "$TMP/deep.d2t" > /dev/null; ok $? "65,535 layers x 2 records"
+out=$("$D2MOE" trace stats "$TMP/deep.d2t" 2>&1); st=$?
+[ $st -eq 0 ] && echo "$out" | grep -q "65533 layers without records not shown" && [ "$(echo "$out" | grep -c '^ *[0-9]')" -lt 20 ]
+ok $? "trace stats of it: exit 0, empty layers counted, not printed as rows"
+# strict activation tables (Qwen3 layout): the Layer column decides the layer
+H='Layer,Language,Expert_0,Expert_1'
+printf '%s\n1,English,0.5,1.5\n0,English,1.5,0.5\n' "$H" > "$TMP/order.csv"
+out=$("$D2MOE" trace stats --json "$TMP/order.csv" 2>&1); st=$?
+[ $st -eq 0 ] && [ "$(echo "$out" | tr -d ' \n' | grep -o '"share":\[[^]]*\]' | tr '\n' ' ')" = '"share":[0.75,0.25] "share":[0.25,0.75] ' ]
+ok $? "rows out of order: the Layer column decides (layer 0 = 1.5,0.5)"
+printf '%s\n0,English,1,1\n\n\n0,English,1,1\n' "$H" > "$TMP/dup.csv"
+expect 2 "dup.csv:5: field \"Layer\": layer 0 again \(first at line 2\)" "duplicate layer: exit 2 at file:line (blank lines counted)" -- "$D2MOE" trace stats "$TMP/dup.csv"
+printf '%s\n0,English,1,1\n2,English,1,1\n' "$H" > "$TMP/gap.csv"
+expect 2 "gap.csv: field \"Layer\": layer 1 missing" "a gap in the layers: exit 2" -- "$D2MOE" trace stats "$TMP/gap.csv"
+printf '%s\n0,English,1,1\n\nx,English,1,1\n' "$H" > "$TMP/nonnum.csv"
+expect 2 "nonnum.csv:4: field \"Layer\": expected a layer number" "a non-numeric layer: exit 2 at file:line" -- "$D2MOE" trace stats "$TMP/nonnum.csv"
+printf '%s\n0,English,0,0\n' "$H" > "$TMP/zero.csv"
+expect 2 "zero.csv:2: layer 0: values sum to 0" "an all-zero table: exit 2" -- "$D2MOE" trace stats "$TMP/zero.csv"
+printf '%s\n0,English,1e308,1e308\n' "$H" > "$TMP/huge.csv"
+expect 2 "huge.csv:2: field \"Expert_0\": expected a number 0..1e\+15" "1e308 values: exit 2" -- "$D2MOE" trace stats "$TMP/huge.csv"
+printf '{"num_experts": 2, "expert_usage_by_layer": {"1": {"0": 0, "1": 0}}}\n' > "$TMP/zero.json"
+expect 2 "zero.json: layer 0: values sum to 0" "all-zero Switch counts: exit 2" -- "$D2MOE" trace stats "$TMP/zero.json"
+printf '{"num_experts": 2, "expert_usage_by_layer": {"1": {"0": 1e308, "1": 1e308}}}\n' > "$TMP/huge.json"
+expect 2 "huge.json: layer 1 expert 0: expected a count 0..1e\+15" "1e308 Switch counts: exit 2" -- "$D2MOE" trace stats "$TMP/huge.json"
+# strict weight files: exit 2 naming the file
+st() { # st FILE JSON DATABYTES: a safetensors file with that header
+    n=${#2}
+    printf "$(printf '\\%03o\\%03o' $((n % 256)) $((n / 256)))\\000\\000\\000\\000\\000\\000" > "$1"
+    printf '%s' "$2" >> "$1"
+    head -c "$3" /dev/zero >> "$1"
+}
+st "$TMP/good.safetensors" '{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2,2],"data_offsets":[16,32]}}' 32
+err=$("$D2MOE" quantize --input "$TMP/good.safetensors" 2>&1 >/dev/null); ! echo "$err" | grep -q "good.safetensors:"; ok $? "a well-formed safetensors file passes the header checks ($err)"
+st "$TMP/overlap.safetensors" '{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2,2],"data_offsets":[8,24]}}' 24
+expect 2 "overlap.safetensors: data_offsets overlap" "safetensors with overlapping tensors: exit 2" -- "$D2MOE" quantize --input "$TMP/overlap.safetensors"
+st "$TMP/hole.safetensors" '{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2,2],"data_offsets":[24,40]}}' 40
+expect 2 "hole.safetensors: data_offsets leave a hole: bytes \[16, 24\)" "safetensors with a hole: exit 2" -- "$D2MOE" quantize --input "$TMP/hole.safetensors"
+st "$TMP/past.safetensors" '{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}' 8
+expect 2 "past.safetensors: tensor \"a\": data_offsets \[0, 16\] outside the 8 data bytes" "safetensors offsets past the file: exit 2" -- "$D2MOE" quantize --input "$TMP/past.safetensors"
+st "$TMP/dupname.safetensors" '{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"a":{"dtype":"F32","shape":[2,2],"data_offsets":[16,32]}}' 32
+expect 2 "dupname.safetensors: JSON header: duplicate object key" "safetensors tensor named twice: exit 2" -- "$D2MOE" quantize --input "$TMP/dupname.safetensors"
+h="{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), 'descr': '<f2', }"
+{ printf '\223NUMPY\001\000'; printf "$(printf '\\%03o' $((${#h} + 1)))\\000"; printf '%s\n' "$h"; head -c 16 /dev/zero; } > "$TMP/dupkey.npy"
+expect 2 "dupkey.npy: header: key 'descr' appears more than once" ".npy with a duplicate descr: exit 2 (numpy takes the last)" -- "$D2MOE" quantize --input "$TMP/dupkey.npy"
+# llama2.c: the smallest legal header (dim 2, hidden 2, 1 layer, 1 head, 1 kv head, vocab 1, seq 1) and its floats, plus 1 MB
+printf '\002\000\000\000\002\000\000\000\001\000\000\000\001\000\000\000\001\000\000\000\001\000\000\000\001\000\000\000' > "$TMP/tiny.bin"
+head -c $((4 * (2 + 2 + 4 + 4 + 4 + 4 + 2 + 4 + 4 + 4 + 2 + 2))) /dev/zero >> "$TMP/tiny.bin"
+err=$("$D2MOE" quantize --input "$TMP/tiny.bin" 2>&1 >/dev/null); ! echo "$err" | grep -q "tiny.bin:"; ok $? "a llama2.c checkpoint of exactly its size passes the header checks ($err)"
+cp "$TMP/tiny.bin" "$TMP/trail.bin"; head -c 1048576 /dev/zero >> "$TMP/trail.bin"
+expect 2 "trail.bin: llama2.c checkpoint .* ends at byte 180, the file has 1048756 \(1048576 trailing bytes\)" "llama2.c with 1 MB of trailing bytes: exit 2" -- "$D2MOE" quantize --input "$TMP/trail.bin"
+# sweeps: a job failing on a damaged trace exits 2 like simulate; a rerun
+# replaces its failed row instead of adding another
+cp "$D2_SRCDIR/traces/llama-moe-3.5b.r2.p16.d32.s2.d2t" "$TMP/dmg.d2t"; chmod u+w "$TMP/dmg.d2t"
+printf 'x' | dd of="$TMP/dmg.d2t" bs=1 seek=300 conv=notrunc 2>/dev/null
+printf '[sweep]\nname = dmg\nmodel = llama-moe-3.5b\ndevice = env2\nsim.requests = 1\nsim.prompt = 2\nsim.gen = 2\ntrace = %s\n' "$TMP/dmg.d2t" > "$TMP/dmg.ini"
+"$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --trace "$TMP/dmg.d2t" > /dev/null 2>&1; sim=$?
+"$D2MOE" sweep "$TMP/dmg.ini" --db "$TMP/dmg.db" --quiet > /dev/null 2>&1; sw=$?
+[ $sim -eq 2 ] && [ $sw -eq 2 ]; ok $? "damaged trace: simulate exits $sim, the sweep job exits $sw (both 2)"
+"$D2MOE" sweep "$TMP/dmg.ini" --db "$TMP/dmg.db" --quiet > /dev/null 2>&1
+"$D2MOE" sweep "$TMP/dmg.ini" --db "$TMP/dmg.db" --quiet > /dev/null 2>&1; sw=$?
+n=$(sqlite3 "$TMP/dmg.db" "SELECT count(*) FROM runs WHERE status = 'failed'")
+[ $sw -eq 2 ] && [ "$n" = 1 ]; ok $? "after three runs of the sweep: $n failed row (the latest failure replaces the old)"
+# fuzzing findings kept as regression cases (tests/data/fuzz; the sanitizer
+# build of .ci/run turns undefined behaviour into a failure)
+"$D2MOE" trace stats "$D2_SRCDIR/tests/data/fuzz/table-no-transitions.csv" > /dev/null; ok $? "fuzz table finding: stats of an activation table (no transitions: qsort of 0 entries)"
+done_testing
