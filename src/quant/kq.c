@@ -15,7 +15,7 @@
 #if defined(HAVE_IMMINTRIN_H) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
 #define KQ_X86 1
-#define KQ_AVX2_FN __attribute__((target("avx2,fma")))
+#define KQ_AVX2_FN __attribute__((target("avx2,fma,f16c")))
 #endif
 
 /* ---- format ------------------------------------------------------------ */
@@ -104,10 +104,7 @@ static void factors_read(const kq_format *f, const uint8_t *p, int fc[KQ_NSUB])
 }
 
 /* step of level k >= 2 in sub-block j: the float every path uses */
-static inline float level_step(const kq_format *f, float s, int k, int c)
-{
-    return s * ldexpf(kq_factor(f->factor_bits, c), -(k - 2));
-}
+static inline float level_step(const kq_matrix *m, float s, int k, int c) { return s * m->step[k - 1][c]; }
 
 /* ---- matrix -------------------------------------------------------------- */
 int kq_matrix_new(const kq_format *f, int64_t rows, int64_t cols, kq_matrix **out)
@@ -122,6 +119,8 @@ int kq_matrix_new(const kq_format *f, int64_t rows, int64_t cols, kq_matrix **ou
     kq_matrix *m = calloc(1, sizeof *m);
     if (!m) D2_ERROR(D2_ENOMEM, "out of memory");
     m->fmt = *f;
+    for (int k = 2; k <= KQ_MAX_LEVELS; k++)
+        for (int c = 0; c < 8; c++) m->step[k - 1][c] = ldexpf(kq_factor(f->factor_bits, c & ((1 << f->factor_bits) - 1)), -(k - 2));
     m->rows = rows;
     m->cols = cols;
     for (int k = 1; k <= f->levels; k++) {
@@ -248,7 +247,7 @@ static void quant_super(kq_matrix *m, int64_t row, int64_t b, const float *x, in
             double be = INFINITY;
             int bc = 0;
             for (int c = 0; c < nf; c++) {
-                const float a = level_step(f, sj, k, c);
+                const float a = level_step(m, sj, k, c);
                 double e = 0;
                 for (int i = 0; i < KQ_SUB; i++) {
                     const int ci = KQ_SUB * j + i;
@@ -258,7 +257,7 @@ static void quant_super(kq_matrix *m, int64_t row, int64_t b, const float *x, in
                 }
                 if (e < be) { be = e; bc = c; }
             }
-            const float a = level_step(f, sj, k, bc);
+            const float a = level_step(m, sj, k, bc);
             if (f->factor_bits) bs_put(r + 32, j * f->factor_bits, f->factor_bits, bc);
             for (int i = 0; i < KQ_SUB; i++) {
                 const int ci = KQ_SUB * j + i;
@@ -319,7 +318,7 @@ void kq_row_dequant(const kq_matrix *m, int level, int64_t row, float *out)
             factors_read(f, r, fc);
             for (int c = 0; c < KQ_SUPER; c++) {
                 const int j = c / KQ_SUB;
-                const float a = level_step(f, h.d * (float)h.sc[j], k, fc[j]);
+                const float a = level_step(m, h.d * (float)h.sc[j], k, fc[j]);
                 o[c] = (r[c % 32] >> j) & 1 ? o[c] + a : o[c] - a;
             }
         }
@@ -389,58 +388,87 @@ void kq_act_dequant(const kq_act *a, float *xhat)
 }
 
 /* ---- kernels ------------------------------------------------------------------
- * Per super-block, the integer sums P[j] = sum_i q_i xq_i (level 1) and
- * M_kj = sum_{sign bit set} xq_i (level k), then one float combination
- * (combine()) shared by both paths:
- *   level 1: d * sum_j sc_j P_j - dmin * sum_j mc_j bsum_j
- *   level k: sum_j a_kj (2 M_kj - bsum_j)
- * times the super-block's activation scale dx. */
-typedef struct sb_sums { int32_t p[KQ_NSUB]; int32_t mk[KQ_MAX_LEVELS][KQ_NSUB]; } sb_sums;
-
-static float combine(const kq_format *f, const sb_head *h, const uint8_t *const *res, const int32_t *bsum, int lo, int hi,
-                     const sb_sums *S)
+ * Per super-block: the integer sub-block sums P_j = sum_i q_i xq_i (level 1)
+ * and M_kj = sum over set sign bits of xq_i (level k), then
+ *   level 1:  d * sum_j sc_j P_j - dmin * sum_j mc_j bsum_j   (int64 sums)
+ *   level k:  lane j accumulates a_kj * (2 M_kj - bsum_j), levels in order,
+ *             a_kj = (d * sc_j) * step[k][c_kj]; the 8 lanes are summed in a
+ *             fixed tree ((0+4)+(2+6))+((1+5)+(3+7)) by both paths
+ * times the super-block's activation scale dx, super-blocks summed in order. */
+static inline uint64_t rd64(const uint8_t *p)
 {
-    float tot = 0;
-    if (lo == 1) {
-        int64_t ip = 0, im = 0; /* b1 = 8 with 8-bit scales: up to 8 * 255 * 32 * 255 * 127 > 2^31 */
-        for (int j = 0; j < KQ_NSUB; j++) { ip += (int64_t)h->sc[j] * S->p[j]; im += (int64_t)h->mc[j] * bsum[j]; }
-        tot = h->d * (float)ip - h->dmin * (float)im;
-    }
-    for (int k = lo > 2 ? lo : 2; k <= hi; k++) {
-        int fc[KQ_NSUB];
-        factors_read(f, res[k - 1], fc);
-        float lv = 0;
-        for (int j = 0; j < KQ_NSUB; j++) lv += level_step(f, h->d * (float)h->sc[j], k, fc[j]) * (float)(2 * S->mk[k - 1][j] - bsum[j]);
-        tot += lv;
-    }
-    return tot;
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
 }
 
-static void sums_scalar(const kq_format *f, const uint8_t *codes, const uint8_t *const *res, const int8_t *xq, int lo, int hi,
-                        sb_sums *S)
+static inline float lanes8(const float v[8]) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
+
+static float sb_dot_scalar(const kq_matrix *m, const uint8_t *p, const uint8_t *const *res, const int8_t *xq, const int32_t *bsum,
+                           int lo, int hi)
 {
-    if (lo == 1)
+    const kq_format *f = &m->fmt;
+    const float d = f16_to_float(rd16(p)), dmin = f16_to_float(rd16(p + 2));
+    const uint64_t su = rd64(p + 4), mu = rd64(p + 4 + f->scale_bits);
+    const int smask = (1 << f->scale_bits) - 1, mmask = (1 << f->min_bits) - 1, fmask = (1 << f->factor_bits) - 1;
+    int sc[KQ_NSUB], mc[KQ_NSUB];
+    for (int j = 0; j < KQ_NSUB; j++) {
+        sc[j] = (int)(su >> (j * f->scale_bits)) & smask;
+        mc[j] = (int)(mu >> (j * f->min_bits)) & mmask;
+    }
+    float l1 = 0;
+    if (lo == 1) {
+        const uint8_t *codes = p + 4 + scales_bytes(f);
+        int64_t ip = 0, im = 0;
         for (int j = 0; j < KQ_NSUB; j++) {
-            int32_t s = 0;
-            for (int i = 0; i < KQ_SUB; i++) s += base_code(f, codes, KQ_SUB * j + i) * xq[KQ_SUB * j + i];
-            S->p[j] = s;
+            int32_t sum = 0;
+            for (int i = 0; i < KQ_SUB; i++) sum += base_code(f, codes, KQ_SUB * j + i) * xq[KQ_SUB * j + i];
+            ip += (int64_t)sc[j] * sum;
+            im += (int64_t)mc[j] * bsum[j];
         }
-    for (int k = lo > 2 ? lo : 2; k <= hi; k++)
+        l1 = d * (float)ip - dmin * (float)im;
+    }
+    float acc[KQ_NSUB] = {0};
+    for (int k = lo > 2 ? lo : 2; k <= hi; k++) {
+        const uint8_t *r = res[k - 1];
+        const int fc = f->factor_bits ? rd16(r + 32) : 0;
         for (int j = 0; j < KQ_NSUB; j++) {
-            int32_t s = 0;
-            for (int i = 0; i < KQ_SUB; i++) s += (res[k - 1][i] >> j) & 1 ? xq[KQ_SUB * j + i] : 0;
-            S->mk[k - 1][j] = s;
+            int32_t sum = 0;
+            for (int i = 0; i < KQ_SUB; i++) sum += (r[i] >> j) & 1 ? xq[KQ_SUB * j + i] : 0;
+            const float a = (d * (float)sc[j]) * m->step[k - 1][(fc >> (j * f->factor_bits)) & fmask];
+            acc[j] = acc[j] + a * (float)(2 * sum - bsum[j]);
         }
+    }
+    return l1 + lanes8(acc);
 }
 
 #ifdef KQ_X86
 /* 8 vectors of 8 int32 -> one vector of their 8 horizontal sums */
-KQ_AVX2_FN static inline __m256i hsum8x8(const __m256i v[8])
+KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i hsum8x8(const __m256i v[8])
 {
     __m256i t0 = _mm256_hadd_epi32(v[0], v[1]), t1 = _mm256_hadd_epi32(v[2], v[3]);
     __m256i t2 = _mm256_hadd_epi32(v[4], v[5]), t3 = _mm256_hadd_epi32(v[6], v[7]);
     __m256i u0 = _mm256_hadd_epi32(t0, t1), u1 = _mm256_hadd_epi32(t2, t3);
     return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31));
+}
+
+KQ_AVX2_FN static inline float hsum8f(__m256 v)
+{
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); /* (0+4) (1+5) (2+6) (3+7) */
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));                                       /* ((0+4)+(2+6)) ((1+5)+(3+7)) */
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+
+/* the 8 fields of `bits` bits of u (LSB first) as 8 int32 lanes */
+KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i fields8(uint64_t u, int bits)
+{
+    const __m256i b = _mm256_set1_epi64x((long long)u);
+    const __m256i v0 = _mm256_srlv_epi64(b, _mm256_setr_epi64x(0, bits, 2 * bits, 3 * bits));
+    const __m256i v1 = _mm256_srlv_epi64(b, _mm256_setr_epi64x(4 * bits, 5 * bits, 6 * bits, 7 * bits));
+    __m256i t = _mm256_blend_epi32(v0, _mm256_slli_epi64(v1, 32), 0xAA); /* f0 f4 f1 f5 f2 f6 f3 f7 */
+    t = _mm256_permutevar8x32_epi32(t, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    return _mm256_and_si256(t, _mm256_set1_epi32((1 << bits) - 1));
 }
 
 /* sub-block sums of one w-bit slice (codes << o) into acc[8] */
@@ -457,52 +485,115 @@ KQ_AVX2_FN static inline void slice_sums(const uint8_t *sp, int w, int o, const 
     }
 }
 
-/* the 2-bit base (v1k), unrolled */
-KQ_AVX2_FN static inline __m256i base2_sums(const uint8_t *sp, const int8_t *xq)
+KQ_AVX2_FN static inline int64_t hsum_i64(__m256i v)
 {
-    const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
-    __m256i acc[8];
-    for (int blk = 0; blk < 2; blk++) {
-        const __m256i v = _mm256_loadu_si256((const __m256i *)(sp + 32 * blk));
-        for (int u = 0; u < 4; u++) {
-            const __m256i c = _mm256_and_si256(_mm256_srli_epi16(v, 2 * u), mask);
-            acc[4 * blk + u] = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(c, _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * (4 * blk + u)))), ones);
-        }
-    }
-    return hsum8x8(acc);
+    int32_t t[8];
+    _mm256_storeu_si256((__m256i *)t, v);
+    int64_t s = 0;
+    for (int j = 0; j < 8; j++) s += t[j];
+    return s;
 }
 
-KQ_AVX2_FN static void sums_avx2(const kq_format *f, const uint8_t *codes, const uint8_t *const *res, const int8_t *xq, int lo,
-                                 int hi, sb_sums *S)
+/* 8 int32 lanes summed: in int32 when `small` (no overflow possible for the
+ * format, so equal to the int64 sum), else in int64 */
+KQ_AVX2_FN static inline int64_t hsum_lanes(__m256i v, int small)
 {
-    const __m256i ones = _mm256_set1_epi16(1), one8 = _mm256_set1_epi8(1);
+    if (small) {
+        __m128i q = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4e));
+        q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xb1));
+        return _mm_cvtsi128_si32(q);
+    }
+    return hsum_i64(v);
+}
+
+KQ_AVX2_FN __attribute__((always_inline)) static inline float sb_dot_avx2(const kq_matrix *m, const uint8_t *p, const uint8_t *const *res, const int8_t *xq,
+                                           const int32_t *bsum, int lo, int hi, int small)
+{
+    const kq_format *f = &m->fmt;
+    const __m256i ones = _mm256_set1_epi16(1);
+    uint16_t h16[2];
+    memcpy(h16, p, 4);
+    const float d = _cvtsh_ss(h16[0]), dmin = _cvtsh_ss(h16[1]);
+    uint64_t su, mu; /* x86: little-endian loads */
+    memcpy(&su, p + 4, 8);
+    memcpy(&mu, p + 4 + f->scale_bits, 8);
+    const __m256i sc = fields8(su, f->scale_bits);
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)bsum);
+    float l1 = 0;
     if (lo == 1) {
-        if (f->base_bits == 2) _mm256_storeu_si256((__m256i *)S->p, base2_sums(codes, xq));
-        else {
-            __m256i acc[8];
+        const uint8_t *codes = p + 4 + scales_bytes(f);
+        __m256i acc[8];
+        if (f->base_bits == 2) {
+            const __m256i mask = _mm256_set1_epi8(3);
+            for (int blk = 0; blk < 2; blk++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(codes + 32 * blk));
+                for (int u = 0; u < 4; u++)
+                    acc[4 * blk + u] = _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 2 * u), mask),
+                                             _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * (4 * blk + u)))),
+                        ones);
+            }
+        } else {
             for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_si256();
             int w[3], o[3], ns = base_slices(f->base_bits, w, o);
             const uint8_t *sp = codes;
             for (int t = 0; t < ns; t++) { slice_sums(sp, w[t], o[t], xq, acc); sp += 32 * w[t]; }
-            _mm256_storeu_si256((__m256i *)S->p, hsum8x8(acc));
         }
+        const __m256i P = hsum8x8(acc);
+        const __m256i mc = fields8(mu, f->min_bits);
+        l1 = d * (float)hsum_lanes(_mm256_mullo_epi32(sc, P), small) - dmin * (float)hsum_lanes(_mm256_mullo_epi32(mc, bs), small);
     }
+    __m256 acc = _mm256_setzero_ps();
+    const __m256 s = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sc));
+    const __m256i one8 = _mm256_set1_epi8(1);
     for (int k = lo > 2 ? lo : 2; k <= hi; k++) {
-        const __m256i v = _mm256_loadu_si256((const __m256i *)res[k - 1]);
-        __m256i acc[8];
-        for (int j = 0; j < KQ_NSUB; j++) {
-            const __m256i c = _mm256_and_si256(_mm256_srli_epi16(v, j), one8);
-            acc[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(c, _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * j))), ones);
+        const uint8_t *r = res[k - 1];
+        const __m256i v = _mm256_loadu_si256((const __m256i *)r);
+#define KQ_SGN(j)                                                                                                       \
+    _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, j), one8),                              \
+                                           _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * (j)))),                     \
+                      ones)
+        const __m256i part[8] = {KQ_SGN(0), KQ_SGN(1), KQ_SGN(2), KQ_SGN(3), KQ_SGN(4), KQ_SGN(5), KQ_SGN(6), KQ_SGN(7)};
+#undef KQ_SGN
+        const __m256i M = hsum8x8(part);
+        __m256 step;
+        if (f->factor_bits) {
+            uint16_t fc;
+            memcpy(&fc, r + 32, 2);
+            step = _mm256_permutevar8x32_ps(_mm256_loadu_ps(m->step[k - 1]), fields8(fc, f->factor_bits));
         }
-        _mm256_storeu_si256((__m256i *)S->mk[k - 1], hsum8x8(acc));
+        else step = _mm256_set1_ps(m->step[k - 1][0]);
+        const __m256 t = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_slli_epi32(M, 1), bs));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(s, step), t));
     }
+    return l1 + hsum8f(acc);
+}
+
+KQ_AVX2_FN static float row_dot_avx2(const kq_matrix *m, const uint8_t *p, const uint8_t **res, const kq_act *a, int lo, int hi,
+                                     int64_t sb1, int64_t rb)
+{
+    const kq_format *f = &m->fmt;
+    /* largest |sum_j sc_j P_j| or |sum_j mc_j bsum_j|: 8 * 255 * 32 * 255 * 127 at most */
+    const int64_t most = 8LL * ((1 << (f->scale_bits > f->min_bits ? f->scale_bits : f->min_bits)) - 1) * KQ_SUB *
+                         ((1 << f->base_bits) - 1) * 127;
+    const int small = most < (1LL << 31);
+    float tot = 0;
+    for (int64_t b = 0; b < m->cols / KQ_SUPER; b++) {
+        tot += a->dx[b] * sb_dot_avx2(m, p, res, a->xq + b * KQ_SUPER, a->bsum + b * KQ_NSUB, lo, hi, small);
+        p += sb1;
+        for (int k = 2; k <= hi; k++) res[k - 1] += rb;
+    }
+    return tot;
 }
 
 static int kq_have_avx2(void)
 {
     static int have = -1;
-    if (have < 0) { __builtin_cpu_init(); have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    }
     return have;
 }
 #else
@@ -525,28 +616,18 @@ float kq_dot(const kq_matrix *m, int64_t row, int lo, int hi, const kq_act *a)
 {
     if (impl_now == KQ_AUTO) kq_impl_set(KQ_AUTO);
     const kq_format *f = &m->fmt;
-    const int64_t NB = m->cols / KQ_SUPER;
-    const int64_t sb1 = kq_super_bytes(f, 1);
-    const int sbytes = scales_bytes(f);
-    const uint8_t *p1 = m->chunk[0] + row * NB * sb1;
-    const uint8_t *rp[KQ_MAX_LEVELS] = {0};
-    int64_t rb[KQ_MAX_LEVELS] = {0};
-    for (int k = 2; k <= hi; k++) { rb[k - 1] = kq_super_bytes(f, k); rp[k - 1] = m->chunk[k - 1] + row * NB * rb[k - 1]; }
-    float tot = 0;
-    sb_sums S;
-    for (int64_t b = 0; b < NB; b++) {
-        const uint8_t *p = p1 + b * sb1;
-        const uint8_t *res[KQ_MAX_LEVELS] = {0};
-        for (int k = 2; k <= hi; k++) res[k - 1] = rp[k - 1] + b * rb[k - 1];
-        sb_head h;
-        head_read(f, p, &h);
-        const int8_t *xq = a->xq + b * KQ_SUPER;
+    const int64_t NB = m->cols / KQ_SUPER, sb1 = kq_super_bytes(f, 1), rb = kq_super_bytes(f, 2);
+    const uint8_t *p = m->chunk[0] + row * NB * sb1;
+    const uint8_t *res[KQ_MAX_LEVELS] = {0};
+    for (int k = 2; k <= hi; k++) res[k - 1] = m->chunk[k - 1] + row * NB * rb;
 #ifdef KQ_X86
-        if (impl_now == KQ_AVX2) sums_avx2(f, p + 4 + sbytes, res, xq, lo, hi, &S);
-        else
+    if (impl_now == KQ_AVX2) return row_dot_avx2(m, p, res, a, lo, hi, sb1, rb);
 #endif
-            sums_scalar(f, p + 4 + sbytes, res, xq, lo, hi, &S);
-        tot += a->dx[b] * combine(f, &h, res, a->bsum + b * KQ_NSUB, lo, hi, &S);
+    float tot = 0;
+    for (int64_t b = 0; b < NB; b++) {
+        tot += a->dx[b] * sb_dot_scalar(m, p, res, a->xq + b * KQ_SUPER, a->bsum + b * KQ_NSUB, lo, hi);
+        p += sb1;
+        for (int k = 2; k <= hi; k++) res[k - 1] += rb;
     }
     return tot;
 }

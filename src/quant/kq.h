@@ -58,6 +58,7 @@ typedef struct kq_matrix {
     int64_t rows, cols;                 /* cols % 256 == 0 */
     uint8_t *chunk[KQ_MAX_LEVELS];      /* owned; chunk[k-1] = level k */
     int64_t chunk_bytes[KQ_MAX_LEVELS];
+    float step[KQ_MAX_LEVELS][8];       /* step[k-1][c] = kq_factor(fbits, c) * 2^-(k-2), from fmt */
 } kq_matrix;
 
 /* Quantize w[rows*cols] (row-major, rows = outputs) to all levels of f.
