@@ -7,7 +7,9 @@
  * quantize --json`, not here. */
 #include "tap.h"
 #include "core/err.h"
+#include "core/model.h"
 #include "core/rng.h"
+#include "quant/mwq.h"
 #include "quant/kq.h"
 #include "quant/synth.h"
 
@@ -220,6 +222,61 @@ static void refusals(void)
     kq_matrix_free(m);
 }
 
+/* model.c's storage-format sizes equal the quantizers' real level chunks */
+static void format_sizes(void)
+{
+    model md;
+    memset(&md, 0, sizeof md);
+    md.hidden = 512;
+    md.expert_ffn = 768;
+    md.expert_matrices = 3;
+    static const char *const names[] = {"v1", "v2", "v1k", "v2k"};
+    for (int fi = 0; fi < 4; fi++)
+        for (int64_t group = 96; group <= 128; group += 32) {
+            const int kq = fi >= 2;
+            if (kq && group != 128) continue;
+            int K = 0;
+            model_format_levels(names[fi], &K);
+            int64_t real[KQ_MAX_LEVELS] = {0};
+            for (int i = 0; i < 3; i++) {
+                int64_t r, c;
+                model_expert_matrix_shape(&md, i, &r, &c);
+                float *w = heavy(r, c, 20 + (uint64_t)i);
+                if (kq) {
+                    kq_format f;
+                    kq_format_preset(names[fi], &f);
+                    kq_matrix *m;
+                    kq_quantize(w, r, c, &f, 1, &m);
+                    for (int k = 1; k <= K; k++) real[k - 1] += m->chunk_bytes[k - 1];
+                    kq_matrix_free(m);
+                } else {
+                    mwq_config cfg;
+                    mwq_config_default(&cfg);
+                    mwq_config_preset(&cfg, names[fi]);
+                    cfg.group = group;
+                    cfg.search_steps = 0;
+                    mwq_matrix *m;
+                    mwq_matrix_quantize(w, r, c, &cfg, NULL, 0, &m);
+                    for (int k = 1; k <= K; k++) real[k - 1] += m->chunk_bytes[k - 1];
+                    mwq_matrix_free(m);
+                }
+                free(w);
+            }
+            int same = 1;
+            for (int k = 1; k <= K; k++) {
+                int64_t b = -1;
+                same &= model_expert_format_level_bytes(&md, names[fi], k, group, &b) == D2_OK && b == real[k - 1];
+            }
+            ok(same, "%s, group %lld: model_expert_format_level_bytes = the quantizer's chunk bytes at every level", names[fi], (long long)group);
+        }
+    int64_t b;
+    ok(model_expert_format_level_bytes(&md, "v3", 1, 128, &b) == D2_EINVAL, "unknown storage format refused");
+    ok(model_expert_format_level_bytes(&md, "v1k", 4, 128, &b) == D2_EINVAL, "level 4 of v1k refused");
+    md.expert_ffn = 1376;
+    ok(model_expert_format_level_bytes(&md, "v1k", 1, 128, &b) == D2_EINVAL && strstr(d2_err_msg(), "multiple of 256"),
+       "v1k with a 1376-wide matrix refused");
+}
+
 int main(void)
 {
     hand_block();
@@ -236,5 +293,6 @@ int main(void)
     kq_format one = {.base_bits = 1, .levels = 8, .scale_bits = 2, .min_bits = 1, .factor_bits = 2};
     kernels(&one, "b1 1, 8 levels", 2, 256, 15);
     refusals();
+    format_sizes();
     return tap_done();
 }
