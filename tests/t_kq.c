@@ -10,6 +10,7 @@
 #include "core/model.h"
 #include "core/rng.h"
 #include "quant/mwq.h"
+#include "quant/mwqfile.h"
 #include "quant/kq.h"
 #include "quant/synth.h"
 
@@ -269,6 +270,49 @@ static void format_sizes(void)
             }
             ok(same, "%s, group %lld: model_expert_format_level_bytes = the quantizer's chunk bytes at every level", names[fi], (long long)group);
         }
+    /* the .mwq container: one chunk per expert matrix and level, of the model's size */
+    const char *path = "t_kq.tmp.mwq";
+    for (int fi = 2; fi < 4; fi++) {
+        kq_format f;
+        kq_format_preset(names[fi], &f);
+        mwqfile_writer *wr;
+        mwqfile_writer_new(path, &wr);
+        kq_matrix *ms[3];
+        for (int i = 0; i < 3; i++) {
+            int64_t r, c;
+            model_expert_matrix_shape(&md, i, &r, &c);
+            float *w = heavy(r, c, 30 + (uint64_t)i);
+            kq_quantize(w, r, c, &f, 1, &ms[i]);
+            char nm[16];
+            snprintf(nm, sizeof nm, "w%d", i);
+            mwqfile_writer_add_kq(wr, nm, ms[i]);
+            free(w);
+        }
+        ok(mwqfile_writer_finish(wr) == D2_OK, "%s: .mwq written", names[fi]);
+        mwqfile *mf;
+        if (!ok(mwqfile_open(path, &mf) == D2_OK, "%s: .mwq reopened", names[fi])) continue;
+        int same = 1;
+        for (int k = 1; k <= f.levels; k++) {
+            int64_t want, got = 0;
+            model_expert_format_level_bytes(&md, names[fi], k, 0, &want);
+            for (size_t i = 0; i < 3; i++) got += mwqfile_tensor_get(mf, i)->bytes[k - 1];
+            same &= got == want;
+        }
+        ok(same, "%s: the file's chunk bytes per level = model_expert_format_level_bytes", names[fi]);
+        const int64_t before = mwqfile_bytes_read(mf);
+        kq_matrix *l2;
+        int rc = mwqfile_load_kq(mf, 1, 2, &l2);
+        ok(rc == D2_OK && mwqfile_bytes_read(mf) - before == l2->chunk_bytes[0] + l2->chunk_bytes[1] &&
+               !memcmp(l2->chunk[0], ms[1]->chunk[0], (size_t)l2->chunk_bytes[0]) &&
+               !memcmp(l2->chunk[1], ms[1]->chunk[1], (size_t)l2->chunk_bytes[1]),
+           "%s: loading level 2 reads exactly chunks 1..2, equal to the quantized ones", names[fi]);
+        mwq_matrix *wrong;
+        ok(mwqfile_load(mf, 0, 1, &wrong) == D2_EINVAL, "%s: a k-quant tensor is refused by the v1/v2 loader", names[fi]);
+        if (!rc) kq_matrix_free(l2);
+        mwqfile_close(mf);
+        for (int i = 0; i < 3; i++) kq_matrix_free(ms[i]);
+    }
+    remove(path);
     int64_t b;
     ok(model_expert_format_level_bytes(&md, "v3", 1, 128, &b) == D2_EINVAL, "unknown storage format refused");
     ok(model_expert_format_level_bytes(&md, "v1k", 4, 128, &b) == D2_EINVAL, "level 4 of v1k refused");

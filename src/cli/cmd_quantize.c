@@ -182,13 +182,14 @@ typedef struct opts {
 
 /* The v1k / v2k path: quantize with kq.h and report each level. */
 static int quantize_kq(const float *w, int64_t rows, int64_t cols, const char *name, const kq_format *f, const float *Xs,
-                       int64_t Ts, float *what, report *rp, double *qsec)
+                       int64_t Ts, float *what, report *rp, double *qsec, mwqfile_writer *wr)
 {
     kq_matrix *m;
     clock_t t0 = clock();
     int rc = kq_quantize(w, rows, cols, f, 4, &m);
     *qsec += (double)(clock() - t0) / CLOCKS_PER_SEC;
     if (rc) return rc;
+    if (wr && (rc = mwqfile_writer_add_kq(wr, name, m))) { kq_matrix_free(m); return rc; }
     double bytes = 0;
     for (int k = 1; k <= f->levels && !rc; k++) {
         for (int64_t r = 0; r < rows; r++) kq_row_dequant(m, k, r, what + r * cols);
@@ -221,7 +222,7 @@ static int quantize_one(weights *wf, size_t ti, const mwq_config *c, const float
         what = malloc((size_t)n * sizeof *what);
         if (!what) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
         if (X && !(Xs = subset_rows(X, T, cols, o->report_tokens, &Ts))) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
-        rc = quantize_kq(w, rows, cols, info->name, o->kq, Xs, Ts, what, rp, qsec);
+        rc = quantize_kq(w, rows, cols, info->name, o->kq, Xs, Ts, what, rp, qsec, wr);
         if (rc) { d2_err_prefix("%s: tensor \"%s\": ", weights_path(wf), info->name); goto out; }
         goto baselines;
     }
@@ -346,7 +347,6 @@ static int run(int argc, char **argv)
     if (preset && (!strcmp(preset, "v1k") || !strcmp(preset, "v2k"))) {
         kq_format_preset(preset, &kq);
         o.kq = &kq;
-        if (o.out) return cli_usage_error("quantize", "--preset %s: writing the k-quant levels to a .mwq file is not implemented yet (drop -o)", preset);
         if (mode && strcmp(mode, "rtn")) return cli_usage_error("quantize", "--preset %s: only --mode rtn", preset);
         if (bb || lv || gr) return cli_usage_error("quantize", "--preset %s fixes the bits, levels and super-blocks", preset);
         c.base_bits = kq.base_bits;
