@@ -7,7 +7,7 @@ libd2quant_a_SOURCES = \
 	src/quant/kern.c src/quant/kern.h \
 	src/quant/kq.c src/quant/kq.h \
 	src/quant/mwq.c src/quant/mwq.h \
-	src/quant/gptq.c src/quant/gptq.h \
+	src/quant/gptq.c src/quant/mwq_int.h \
 	src/quant/rtn.c src/quant/rtn.h \
 	src/quant/qerr.c src/quant/qerr.h \
 	src/quant/mwqfile.c src/quant/mwqfile.h \
