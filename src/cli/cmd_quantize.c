@@ -195,7 +195,7 @@ static int quantize_kq(const float *w, int64_t rows, int64_t cols, const char *n
         for (int64_t r = 0; r < rows; r++) kq_row_dequant(m, k, r, what + r * cols);
         qerr_row e;
         if ((rc = qerr_eval(w, what, rows, cols, Xs, Ts, &e))) break;
-        snprintf(e.method, sizeof e.method, "mwq-k");
+        snprintf(e.method, sizeof e.method, "kq-mwq");
         e.level = k;
         e.bits = f->base_bits + k - 1;
         bytes += (double)m->chunk_bytes[k - 1];
