@@ -168,9 +168,11 @@ static void fit_sub(const float *x, int nmax, int T, float *s_out, float *m_out)
         const float is = (float)((nmax + 0.1 * t) / range);
         double sl = 0, sll = 0, slx = 0;
         int l[KQ_SUB];
+        const float nm = (float)nmax, mg = 12582912.0f;
         for (int i = 0; i < KQ_SUB; i++) {
-            float v = (x[i] - mn) * is;
-            l[i] = (int)q_rint(v < 0 ? 0 : v > nmax ? (float)nmax : v);
+            float v = (x[i] - mn) * is; /* >= 0: x >= mn */
+            v = v < nm ? v : nm;
+            l[i] = (int)((v + mg) - mg); /* round to nearest even, v >= 0 */
             sl += l[i]; sll += (double)l[i] * l[i]; slx += l[i] * (double)x[i];
         }
         double D = KQ_SUB * sll - sl * sl;
@@ -244,25 +246,22 @@ static void quant_super(kq_matrix *m, int64_t row, int64_t b, const float *x, in
         const int nf = 1 << f->factor_bits;
         for (int j = 0; j < KQ_NSUB; j++) {
             const float sj = h.d * (float)h.sc[j];
+            /* with the signs of R = x - W_{k-1}, the error of step a is
+             * sum R^2 - 2 a sum |R| + 32 a^2: the factor is chosen in closed form */
+            double s1 = 0;
+            for (int i = 0; i < KQ_SUB; i++) s1 += fabs((double)x[KQ_SUB * j + i] - cur[KQ_SUB * j + i]);
             double be = INFINITY;
             int bc = 0;
             for (int c = 0; c < nf; c++) {
-                const float a = level_step(m, sj, k, c);
-                double e = 0;
-                for (int i = 0; i < KQ_SUB; i++) {
-                    const int ci = KQ_SUB * j + i;
-                    const float nv = x[ci] - cur[ci] >= 0 ? cur[ci] + a : cur[ci] - a;
-                    const double d = (double)x[ci] - nv;
-                    e += d * d;
-                }
+                const double a = level_step(m, sj, k, c), e = KQ_SUB * a * a - 2 * a * s1;
                 if (e < be) { be = e; bc = c; }
             }
             const float a = level_step(m, sj, k, bc);
             if (f->factor_bits) bs_put(r + 32, j * f->factor_bits, f->factor_bits, bc);
             for (int i = 0; i < KQ_SUB; i++) {
-                const int ci = KQ_SUB * j + i;
-                if (x[ci] - cur[ci] >= 0) { r[i] |= (uint8_t)(1u << j); cur[ci] = cur[ci] + a; }
-                else cur[ci] = cur[ci] - a;
+                const int ci = KQ_SUB * j + i, pos = x[ci] - cur[ci] >= 0;
+                r[i] |= (uint8_t)(pos << j);
+                cur[ci] = cur[ci] + (pos ? a : -a);
             }
         }
     }
@@ -300,26 +299,43 @@ static int base_code(const kq_format *f, const uint8_t *codes, int c)
     return q;
 }
 
+/* the 256 base codes of a super-block */
+static void base_codes(const kq_format *f, const uint8_t *codes, uint8_t q[KQ_SUPER])
+{
+    int w[3], o[3], ns = base_slices(f->base_bits, w, o);
+    memset(q, 0, KQ_SUPER);
+    const uint8_t *sp = codes;
+    for (int t = 0; t < ns; t++) {
+        const int per = 256 / w[t], mask = (1 << w[t]) - 1;
+        for (int blk = 0; blk < w[t]; blk++)
+            for (int u = 0; u < per / 32; u++)
+                for (int i = 0; i < 32; i++)
+                    q[blk * per + 32 * u + i] |= (uint8_t)(((sp[blk * 32 + i] >> (w[t] * u)) & mask) << o[t]);
+        sp += 32 * w[t];
+    }
+}
+
 void kq_row_dequant(const kq_matrix *m, int level, int64_t row, float *out)
 {
     const kq_format *f = &m->fmt;
+    uint8_t q[KQ_SUPER];
     for (int64_t b = 0; b < m->cols / KQ_SUPER; b++) {
         const uint8_t *p = sb_ptr(m, 1, row, b);
         sb_head h;
         head_read(f, p, &h);
+        base_codes(f, p + 4 + scales_bytes(f), q);
         float *o = out + b * KQ_SUPER;
         for (int c = 0; c < KQ_SUPER; c++) {
             const int j = c / KQ_SUB;
-            o[c] = h.d * (float)h.sc[j] * (float)base_code(f, p + 4 + scales_bytes(f), c) - h.dmin * (float)h.mc[j];
+            o[c] = h.d * (float)h.sc[j] * (float)q[c] - h.dmin * (float)h.mc[j];
         }
         for (int k = 2; k <= level; k++) {
             const uint8_t *r = sb_ptr(m, k, row, b);
             int fc[KQ_NSUB];
             factors_read(f, r, fc);
-            for (int c = 0; c < KQ_SUPER; c++) {
-                const int j = c / KQ_SUB;
+            for (int j = 0; j < KQ_NSUB; j++) {
                 const float a = level_step(m, h.d * (float)h.sc[j], k, fc[j]);
-                o[c] = (r[c % 32] >> j) & 1 ? o[c] + a : o[c] - a;
+                for (int i = 0; i < KQ_SUB; i++) o[KQ_SUB * j + i] = o[KQ_SUB * j + i] + a * (float)(2 * ((r[i] >> j) & 1) - 1);
             }
         }
     }
