@@ -487,8 +487,9 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i fields8(uint64_t
     return _mm256_and_si256(t, _mm256_set1_epi32((1 << bits) - 1));
 }
 
-/* sub-block sums of one w-bit slice (codes << o) into acc[8] */
-KQ_AVX2_FN static inline void slice_sums(const uint8_t *sp, int w, int o, const int8_t *xq, __m256i acc[8])
+/* sub-block sums of one w-bit slice (codes << o) into acc[8]; inlined so
+ * that constant widths unroll */
+KQ_AVX2_FN __attribute__((always_inline)) static inline void slice_sums(const uint8_t *sp, int w, int o, const int8_t *xq, __m256i acc[8])
 {
     const __m256i mask = _mm256_set1_epi8((char)((1 << w) - 1)), ones = _mm256_set1_epi16(1);
     const int per_blk = 8 / w; /* sub-blocks per 32-byte block */
@@ -550,6 +551,10 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline float sb_dot_avx2(const 
                                              _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * (4 * blk + u)))),
                         ones);
             }
+        } else if (f->base_bits == 5) { /* v2k: a 4-bit and a 1-bit slice */
+            for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_si256();
+            slice_sums(codes, 4, 0, xq, acc);
+            slice_sums(codes + 128, 1, 4, xq, acc);
         } else {
             for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_si256();
             int w[3], o[3], ns = base_slices(f->base_bits, w, o);
