@@ -104,7 +104,7 @@ static int db_rows(sqlite3 *h, int64_t run_id, void *user)
 
 static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
-static json_t *report_json(const report *rp, const char *input, const mwq_config *c, const char *out)
+static json_t *report_json(const report *rp, const char *input, const mwq_config *c, const char *out, const char *kq_preset)
 {
     json_t *root = json_object(), *cfg = json_object(), *ts = json_array();
     json_object_set_new(root, "input", json_string(input));
@@ -113,6 +113,7 @@ static json_t *report_json(const report *rp, const char *input, const mwq_config
     json_object_set_new(cfg, "levels", json_integer(c->levels));
     json_object_set_new(cfg, "group", json_integer(c->group));
     json_object_set_new(cfg, "mode", json_string(c->mode));
+    if (kq_preset) json_object_set_new(cfg, "preset", json_string(kq_preset)); /* k-quant nested: group above is the baselines' */
     json_object_set_new(root, "config", cfg);
     json_t *cur = NULL, *lv = NULL;
     for (size_t i = 0; i < rp->n; i++) {
@@ -351,6 +352,7 @@ static int run(int argc, char **argv)
         if (bb || lv || gr) return cli_usage_error("quantize", "--preset %s fixes the bits, levels and super-blocks", preset);
         c.base_bits = kq.base_bits;
         c.levels = kq.levels;
+        /* the baselines keep g = 128; the report's group is the super-block */
     } else if (preset && mwq_config_preset(&c, preset)) return cli_usage_error("quantize", "--%s", d2_err_msg());
     if (bb) c.base_bits = bb;
     if (lv) c.levels = lv;
@@ -416,7 +418,7 @@ static int run(int argc, char **argv)
         if (rc) goto fail;
     }
     if (o.json) {
-        json_t *j = report_json(&rp, o.input, &c, o.out);
+        json_t *j = report_json(&rp, o.input, &c, o.out, o.kq ? preset : NULL);
         json_dumpf(j, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(8));
         printf("\n");
         json_decref(j);

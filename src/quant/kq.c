@@ -166,22 +166,27 @@ static void fit_sub(const float *x, int nmax, int T, float *s_out, float *m_out)
     double best_e = INFINITY, bs = range / nmax, bm = -mn;
     for (int t = -T; t <= T; t++) {
         const float is = (float)((nmax + 0.1 * t) / range);
-        double sl = 0, sll = 0, slx = 0;
-        int l[KQ_SUB];
+        /* 8 float lanes (the sums of l and l^2 are exact: integers < 2^24) */
+        float a8[8] = {0}, b8[8] = {0}, c8[8] = {0};
         const float nm = (float)nmax, mg = 12582912.0f;
-        for (int i = 0; i < KQ_SUB; i++) {
-            float v = (x[i] - mn) * is; /* >= 0: x >= mn */
-            v = v < nm ? v : nm;
-            l[i] = (int)((v + mg) - mg); /* round to nearest even, v >= 0 */
-            sl += l[i]; sll += (double)l[i] * l[i]; slx += l[i] * (double)x[i];
-        }
+        for (int i = 0; i < KQ_SUB; i += 8)
+            for (int u = 0; u < 8; u++) {
+                float v = (x[i + u] - mn) * is; /* >= 0: x >= mn */
+                v = v < nm ? v : nm;
+                const float l = (v + mg) - mg; /* round to nearest even, v >= 0 */
+                a8[u] += l;
+                b8[u] += l * l;
+                c8[u] += l * x[i + u];
+            }
+        double sl = 0, sll = 0, slx = 0;
+        for (int u = 0; u < 8; u++) { sl += a8[u]; sll += b8[u]; slx += c8[u]; }
         double D = KQ_SUB * sll - sl * sl;
         if (D <= 0) continue;
         double s = (KQ_SUB * slx - sl * sx) / D, off = (sll * sx - sl * slx) / D;
         if (off > 0) { off = 0; s = slx / sll; }
         if (!(s > 0)) continue;
-        double e = 0;
-        for (int i = 0; i < KQ_SUB; i++) { double d = s * l[i] + off - x[i]; e += d * d; }
+        /* sum (s l + off - x)^2 without the sum x^2 term (the same for all) */
+        const double e = s * s * sll + 2 * s * off * sl + KQ_SUB * off * off - 2 * s * slx - 2 * off * sx;
         if (e < best_e) { best_e = e; bs = s; bm = -off; }
     }
     *s_out = (float)bs;
@@ -221,25 +226,28 @@ static void quant_super(kq_matrix *m, int64_t row, int64_t b, const float *x, in
         bs_put(p + 4, KQ_NSUB * f->scale_bits + j * f->min_bits, f->min_bits, h.mc[j]);
     }
     head_read(f, p, &h); /* the stored values */
-    int w[3], o[3], ns = base_slices(f->base_bits, w, o);
-    uint8_t *codes = p + 4 + scales_bytes(f);
+    uint8_t q[KQ_SUPER];
     for (int j = 0; j < KQ_NSUB; j++) {
-        const float sj = h.d * (float)h.sc[j], mj = h.dmin * (float)h.mc[j];
+        const float sj = h.d * (float)h.sc[j], mj = h.dmin * (float)h.mc[j], nm = (float)nmax, mg = 12582912.0f;
         for (int i = 0; i < KQ_SUB; i++) {
             const int c = KQ_SUB * j + i;
-            int q = 0;
-            if (sj > 0) {
-                float v = q_rint((x[c] + mj) / sj);
-                q = v < 0 ? 0 : v > nmax ? nmax : (int)v;
-            }
-            cur[c] = sj * (float)q - mj;
-            uint8_t *sp = codes;
-            for (int t = 0; t < ns; t++) {
-                const int per = 256 / w[t], blk = c / per, off = c % per;
-                sp[blk * 32 + off % 32] |= (uint8_t)(((q >> o[t]) & ((1 << w[t]) - 1)) << (w[t] * (off / 32)));
-                sp += 32 * w[t];
-            }
+            float v = sj > 0 ? (x[c] + mj) / sj : 0;
+            v = v > 0 ? v : 0;
+            v = v < nm ? v : nm;
+            q[c] = (uint8_t)((v + mg) - mg); /* round to nearest even, 0 <= v <= nmax */
+            cur[c] = sj * (float)q[c] - mj;
         }
+    }
+    /* pack: the inverse of base_codes */
+    int w[3], o[3], ns = base_slices(f->base_bits, w, o);
+    uint8_t *sp = p + 4 + scales_bytes(f);
+    for (int t = 0; t < ns; t++) {
+        const int per = 256 / w[t], mask = (1 << w[t]) - 1;
+        for (int blk = 0; blk < w[t]; blk++)
+            for (int u = 0; u < per / 32; u++)
+                for (int i = 0; i < 32; i++)
+                    sp[blk * 32 + i] |= (uint8_t)(((q[blk * per + 32 * u + i] >> o[t]) & mask) << (w[t] * u));
+        sp += 32 * w[t];
     }
     for (int k = 2; k <= f->levels; k++) {
         uint8_t *r = (uint8_t *)sb_ptr(m, k, row, b);
