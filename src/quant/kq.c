@@ -6,6 +6,7 @@
 #include "config.h"
 #include "quant/kq.h"
 #include "quant/f16.h"
+#include "quant/kern.h"
 #include "core/err.h"
 
 #include <math.h>
@@ -616,15 +617,8 @@ KQ_AVX2_FN static float row_dot_avx2(const kq_matrix *m, const uint8_t *p, const
     return tot;
 }
 
-static int kq_have_avx2(void)
-{
-    static int have = -1;
-    if (have < 0) {
-        __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    }
-    return have;
-}
+/* AVX2 + FMA + F16C: the same test as kern.c's */
+static int kq_have_avx2(void) { return kern_have_avx2(); }
 #else
 static int kq_have_avx2(void) { return 0; }
 #endif
