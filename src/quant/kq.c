@@ -608,13 +608,45 @@ KQ_AVX2_FN static float row_dot_avx2(const kq_matrix *m, const uint8_t *p, const
     const int64_t most = 8LL * ((1 << (f->scale_bits > f->min_bits ? f->scale_bits : f->min_bits)) - 1) * KQ_SUB *
                          ((1 << f->base_bits) - 1) * 127;
     const int small = most < (1LL << 31);
+    /* 2-bit base: level 1 accumulated in 8 float lanes across super-blocks
+     * (sub-block scales applied in int16 by madd, no per-block reduction);
+     * its int16 products are at most 2 * 3 * 127 * 255 < 2^31 per pair */
+    const int lanes = lo == 1 && f->base_bits == 2;
+    const int lo2 = lanes ? 2 : lo;
+    __m256 f1 = _mm256_setzero_ps();
+    const __m256i mask2 = _mm256_set1_epi8(3);
     float tot = 0;
     for (int64_t b = 0; b < m->cols / KQ_SUPER; b++) {
-        tot += a->dx[b] * sb_dot_avx2(m, p, res, a->xq + b * KQ_SUPER, a->bsum + b * KQ_NSUB, lo, hi, small);
+        const int8_t *xq = a->xq + b * KQ_SUPER;
+        if (lanes) {
+            uint16_t h16[2];
+            uint64_t su, mu;
+            memcpy(h16, p, 4);
+            memcpy(&su, p + 4, 8);
+            memcpy(&mu, p + 4 + f->scale_bits, 8);
+            const __m256i sc32 = fields8(su, f->scale_bits), mc32 = fields8(mu, f->min_bits);
+            const __m256i sc16 = _mm256_broadcastsi128_si256(
+                _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(sc32, sc32), 0x08)));
+            const uint8_t *codes = p + 4 + scales_bytes(f);
+            const __m256i v0 = _mm256_loadu_si256((const __m256i *)codes), v1 = _mm256_loadu_si256((const __m256i *)(codes + 32));
+#define KQ_B2(v, u, j)                                                                                                   \
+    _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 2 * (u)), mask2),                         \
+                                           _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * (j)))),                      \
+                      _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)(((2 * (j) + 1) << 8) | (2 * (j))))))
+            __m256i acc = _mm256_add_epi32(_mm256_add_epi32(KQ_B2(v0, 0, 0), KQ_B2(v0, 1, 1)), _mm256_add_epi32(KQ_B2(v0, 2, 2), KQ_B2(v0, 3, 3)));
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_add_epi32(KQ_B2(v1, 0, 4), KQ_B2(v1, 1, 5)),
+                                                         _mm256_add_epi32(KQ_B2(v1, 2, 6), KQ_B2(v1, 3, 7))));
+#undef KQ_B2
+            const float dx = a->dx[b];
+            const __m256i mins = _mm256_mullo_epi32(mc32, _mm256_loadu_si256((const __m256i *)(a->bsum + b * KQ_NSUB)));
+            f1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(dx * _cvtsh_ss(h16[0])), f1);
+            f1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(-dx * _cvtsh_ss(h16[1])), f1);
+        }
+        if (hi >= lo2) tot += a->dx[b] * sb_dot_avx2(m, p, res, xq, a->bsum + b * KQ_NSUB, lo2, hi, small);
         p += sb1;
         for (int k = 2; k <= hi; k++) res[k - 1] += rb;
     }
-    return tot;
+    return tot + hsum8f(f1);
 }
 
 /* AVX2 + FMA + F16C: the same test as kern.c's */
