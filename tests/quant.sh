@@ -62,4 +62,22 @@ expect 2 "unknown subcommand" "mwq frob: exit 2" -- "$D2MOE" mwq frob x
 "$D2MOE" bench kernels --rows 64 --cols 256 --qrows 8 --qcols 256 --reps 1 --stream-mib 8 --json > "$TMP/b.json"; ok $? "bench kernels runs (tiny sizes)"
 grep -q '"stream_gbs"' "$TMP/b.json" && grep -q '"quantize_gbs"' "$TMP/b.json" && grep -q '"dot_gw_s"' "$TMP/b.json" && grep -q '"dot_gbs"' "$TMP/b.json"
 ok $? "bench json has stream_gbs, quantize_gbs, dot_gw_s, dot_gbs"
+# the k-quant nested presets through the CLI: a 64 x 512 .npy (perl), quantize, container, inspect, bench
+if command -v perl > /dev/null 2>&1; then
+    perl -e 'my $h = "{\x27descr\x27: \x27<f4\x27, \x27fortran_order\x27: False, \x27shape\x27: (64, 512), }";
+             $h .= " " x (118 - length($h)) . "\n"; print "\x93NUMPY\x01\x00", pack("v", length($h)), $h;
+             print pack("f<*", map { sin($_ * 0.37) * (1 + ($_ % 16 == 0) * 7) } 1 .. 64 * 512);' > "$TMP/k.npy"
+    "$D2MOE" quantize --input "$TMP/k.npy" --preset v1k --json -o "$TMP/k.mwq" > "$TMP/k.json"; ok $? "quantize --preset v1k -o"
+    grep -q '"method": "kq-mwq"' "$TMP/k.json" && grep -q '"preset": "v1k"' "$TMP/k.json"; ok $? "v1k json: method kq-mwq, preset v1k"
+    "$D2MOE" mwq inspect "$TMP/k.mwq" | grep -q 'k-quant layout'; ok $? "inspect shows the k-quant layout"
+    printf '\223NUMPY\001\000v\000{'"'"'descr'"'"': '"'"'<f4'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (2, 3), }' > "$TMP/c3.npy"
+    head -c $((128 - $(wc -c < "$TMP/c3.npy") - 1)) /dev/zero | tr '\0' ' ' >> "$TMP/c3.npy"; printf '\n' >> "$TMP/c3.npy"
+    head -c 24 /dev/zero >> "$TMP/c3.npy"
+    expect 2 "cols must be a multiple of 256" "v1k on 3 columns: exit 2" -- "$D2MOE" quantize --input "$TMP/c3.npy" --preset v1k
+else
+    for i in 1 2 3 4; do skip "perl not found"; done
+fi
+expect 2 "fixes the bits" "v1k with --levels: exit 2" -- "$D2MOE" quantize --input x.bin --preset v1k --levels 2
+"$D2MOE" bench kernels --preset v2k --rows 64 --cols 256 --qrows 8 --qcols 256 --reps 1 --stream-mib 8 --json > "$TMP/bk.json"; ok $? "bench kernels --preset v2k runs (tiny sizes)"
+grep -q '"preset": "v2k"' "$TMP/bk.json" && [ "$(grep -c '"dot_gw_s"' "$TMP/bk.json")" -eq 4 ]; ok $? "v2k bench json: 4 levels"
 done_testing

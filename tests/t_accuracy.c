@@ -12,6 +12,7 @@
 /* hand-made error table: INT-b RTN error roughly halves per bit */
 static const double rtn_err[9] = {0, 0, 0.40, 0.20, 0.10, 0.05, 0.025, 0, 0.006};
 static const double mwq_err[9] = {0, 0, 0.38, 0.15, 0.07, 0, 0, 0, 0};
+static const double kq_err[9] = {0, 0, 0.32, 0.20, 0.13, 0.05, 0.03, 0, 0}; /* "kq-mwq": v1k / v2k levels */
 
 static int add_rows(sqlite3 *h, int64_t run_id, void *user)
 {
@@ -20,6 +21,12 @@ static int add_rows(sqlite3 *h, int64_t run_id, void *user)
         if (rtn_err[b] > 0) {
             char *sql = sqlite3_mprintf("INSERT INTO quant_errors VALUES(%lld,'w1','rtn-int',%d,%d,64,128,128,0,0,%.17g,NULL,0)",
                                         (long long)run_id, b, b, rtn_err[b]);
+            sqlite3_exec(h, sql, NULL, NULL, NULL);
+            sqlite3_free(sql);
+        }
+        if (kq_err[b] > 0) {
+            char *sql = sqlite3_mprintf("INSERT INTO quant_errors VALUES(%lld,'w1','kq-mwq',%d,%d,64,256,256,0,0,%.17g,NULL,0)",
+                                        (long long)run_id, b < 5 ? b - 1 : b - 4, b, kq_err[b]);
             sqlite3_exec(h, sql, NULL, NULL, NULL);
             sqlite3_free(sql);
         }
@@ -65,6 +72,15 @@ int main(void)
         prev = p;
     }
     ok(mono, "PPL never decreases as error grows (0..0.5)");
+    /* the k-quant nested presets read their own rows, and leave "nested" (mwq-*) alone */
+    is_near(accuracy_bits_error(a, "nested-k", 3), 0.20, 1e-12, "nested-k INT3 error = the kq-mwq row");
+    is_near(accuracy_bits_error(a, "nested", 3), 0.15, 1e-12, "nested INT3 error still the mwq-rtn row");
+    ok(isnan(accuracy_bits_error(a, "nested-k", 7)), "nested-k without a 7-bit row: NaN");
+    {
+        double k4[ACC_MAX_BITS + 1] = {0};
+        k4[4] = 1.0;
+        is_near(accuracy_estimate(a, "nested-k", k4), accuracy_ppl_at_error(a, 0.13), 1e-12, "nested-k all-INT4 run: PPL at e = 0.13");
+    }
     double w2[ACC_MAX_BITS + 1] = {0};
     w2[2] = 0.3; w2[3] = 0.4; w2[4] = 0.3;
     double mix = accuracy_estimate(a, "separate", w2);

@@ -11,6 +11,7 @@
 #include "core/rng.h"
 #include "quant/f16.h"
 #include "quant/kern.h"
+#include "quant/kq.h"
 #include "quant/mwq.h"
 
 #include <getopt.h>
@@ -132,11 +133,159 @@ static double time_matvec(const mwq_matrix *m, int lo, int hi, const kern_act *a
     return best;
 }
 
+/* Random packed k-quant data: every byte random except d / dmin (FP16 around
+ * 0.001, so the values stay finite). */
+static int random_kq(const kq_format *f, int64_t rows, int64_t cols, gsl_rng *r, kq_matrix **out)
+{
+    D2_TRY(kq_matrix_new(f, rows, cols, out));
+    kq_matrix *m = *out;
+    for (int k = 1; k <= f->levels; k++) {
+        uint8_t *ch = m->chunk[k - 1];
+        for (int64_t i = 0; i + 4 <= m->chunk_bytes[k - 1]; i += 4) {
+            uint32_t v = (uint32_t)gsl_rng_get(r);
+            memcpy(ch + i, &v, 4);
+        }
+        if (k == 1)
+            for (int64_t b = 0; b < rows * (cols / KQ_SUPER); b++) {
+                uint8_t *p = ch + b * kq_super_bytes(f, 1);
+                uint16_t d = f16_from_float((float)(0.0005 + 0.001 * gsl_rng_uniform(r)));
+                p[0] = p[2] = (uint8_t)d;
+                p[1] = p[3] = (uint8_t)(d >> 8);
+            }
+    }
+    return D2_OK;
+}
+
+static double time_kq(const kq_matrix *m, int lo, int hi, const kq_act *a, float *y, int reps)
+{
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        memset(y, 0, (size_t)m->rows * sizeof *y);
+        double t = now();
+        kq_matvec(m, lo, hi, a, y);
+        t = now() - t;
+        if (t < best) best = t;
+    }
+    return best;
+}
+
+/* --preset v1k / v2k: the same figures for the k-quant nested format */
+static int bench_kq(const char *preset, long rows, long cols, long qrows, long qcols, long reps, long stream_mib, int json,
+                    kq_impl impl)
+{
+    kq_format f;
+    D2_TRY(kq_format_preset(preset, &f));
+    if (cols % KQ_SUPER || qcols % KQ_SUPER)
+        return cli_usage_error("bench kernels", "--preset %s: --cols and --qcols must be multiples of %d", preset, KQ_SUPER);
+    kq_impl used = kq_impl_set(impl);
+    if (impl == KQ_AVX2 && used != KQ_AVX2) return cli_usage_error("bench kernels", "--impl avx2: this CPU lacks AVX2/FMA");
+    gsl_rng *r = rng_new(1, 0);
+    if (!r) { d2_err_set("out of memory"); return cli_fail(D2_ENOMEM); }
+    double stream = measure_stream((size_t)stream_mib << 20, (int)reps);
+    int64_t qn = (int64_t)qrows * qcols;
+    float *w = malloc((size_t)qn * sizeof *w);
+    if (!w) { gsl_rng_free(r); d2_err_set("out of memory"); return cli_fail(D2_ENOMEM); }
+    for (int64_t i = 0; i < qn; i++) {
+        double v = 0.02 * gsl_ran_tdist(r, 3.0);
+        w[i] = (float)((i % qcols) % 16 == 5 ? 8 * v : v);
+    }
+    double qbest = 1e30, qcpu = 1e30;
+    for (int rep = 0; rep < (reps < 2 ? reps : 2); rep++) {
+        kq_matrix *m;
+        double t = now(), tc = cpu_now();
+        int rc = kq_quantize(w, qrows, qcols, &f, 4, &m);
+        t = now() - t;
+        tc = cpu_now() - tc;
+        if (rc) { free(w); gsl_rng_free(r); return cli_fail(rc); }
+        kq_matrix_free(m);
+        if (t < qbest) qbest = t;
+        if (tc < qcpu) qcpu = tc;
+    }
+    free(w);
+    double qgbs = 4.0 * (double)qn / qbest / 1e9, qcgbs = 4.0 * (double)qn / qcpu / 1e9;
+    kq_matrix *big, *small;
+    int rc = random_kq(&f, rows, cols, r, &big);
+    if (!rc) rc = random_kq(&f, 128, 4096, r, &small);
+    if (rc) { gsl_rng_free(r); return cli_fail(rc); }
+    long nx = cols > 4096 ? cols : 4096, ny = rows > 128 ? rows : 128;
+    float *x = malloc((size_t)nx * sizeof *x), *y = malloc((size_t)ny * sizeof *y);
+    kq_act *a = NULL, *as = NULL;
+    if (!x || !y || kq_act_new(cols, &a) || kq_act_new(4096, &as)) {
+        free(x); free(y); kq_act_free(a); kq_matrix_free(big); kq_matrix_free(small); gsl_rng_free(r);
+        d2_err_set("out of memory");
+        return cli_fail(D2_ENOMEM);
+    }
+    for (long i = 0; i < nx; i++) x[i] = (float)gsl_ran_gaussian(r, 1.0);
+    kq_act_set(a, x);
+    kq_act_set(as, x);
+    gsl_rng_free(r);
+    json_t *jl = json_array();
+    if (!json) {
+        printf("kernels %s: %s path, one core\n", preset, kq_impl_name(used));
+        printf("stream read bandwidth (%ld MiB): %.2f GB/s\n", stream_mib, stream);
+        printf("quantize %s (all %d levels) %ld x %ld: %.3f GB/s of float32 input (%.2f s wall; %.3f GB/s by thread CPU time)\n",
+               preset, f.levels, qrows, qcols, qgbs, qbest, qcgbs);
+        printf("dot (mat-vec, int8 activations per super-block of 256) on %ld x %ld, levels 1..k in one pass:\n", rows, cols);
+        printf("  %5s %6s %9s %9s %12s %11s %10s %10s\n", "level", "bpw", "Gw/s", "GB/s", "mem_bound", "cpu_bound", "of_mem", "incr_Gw/s");
+    }
+    double bytes = 0;
+    for (int k = 1; k <= f.levels; k++) {
+        bytes += (double)big->chunk_bytes[k - 1];
+        double tb = time_kq(big, 1, k, a, y, (int)reps);
+        double ts = time_kq(small, 1, k, as, y, (int)reps * 20);
+        double ti = time_kq(big, k, k, a, y, (int)reps);
+        double nw = (double)rows * cols, gw = nw / tb / 1e9, gbs = bytes / tb / 1e9;
+        double bpw = bytes / nw, membound = stream / bpw, cpubound = 128.0 * 4096 / ts / 1e9;
+        if (json) {
+            json_t *o = json_object();
+            json_object_set_new(o, "level", json_integer(k));
+            json_object_set_new(o, "bits_per_weight", json_real(8 * bpw));
+            json_object_set_new(o, "dot_gw_s", json_real(gw));
+            json_object_set_new(o, "dot_gbs", json_real(gbs));
+            json_object_set_new(o, "memory_bound_gw_s", json_real(membound));
+            json_object_set_new(o, "compute_bound_gw_s", json_real(cpubound));
+            json_object_set_new(o, "fraction_of_memory_bound", json_real(gw / membound));
+            json_object_set_new(o, "incremental_gw_s", json_real(nw / ti / 1e9));
+            json_array_append_new(jl, o);
+        } else {
+            printf("  %5d %6.3f %9.2f %9.2f %12.2f %11.2f %9.0f%% %10.2f\n", k, 8 * bpw, gw, gbs, membound, cpubound, 100 * gw / membound,
+                   nw / ti / 1e9);
+        }
+    }
+    if (json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "preset", json_string(preset));
+        json_object_set_new(o, "impl", json_string(kq_impl_name(used)));
+        json_object_set_new(o, "stream_gbs", json_real(stream));
+        json_object_set_new(o, "quantize_gbs", json_real(qgbs));
+        json_object_set_new(o, "quantize_cpu_gbs", json_real(qcgbs));
+        json_object_set_new(o, "quantize_shape", json_pack("[i,i]", (json_int_t)qrows, (json_int_t)qcols));
+        json_object_set_new(o, "dot_shape", json_pack("[i,i]", (json_int_t)rows, (json_int_t)cols));
+        json_object_set_new(o, "activations", json_string("int8 per super-block of 256"));
+        json_object_set_new(o, "levels", jl);
+        json_dumpf(o, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(6));
+        printf("\n");
+        json_decref(o);
+    } else {
+        json_decref(jl);
+        printf("  (mem_bound = stream / packed bytes per weight; cpu_bound = same kernel, 128 x 4096 in L2;\n"
+               "   incr = level k alone, added to level k-1's result)\n");
+    }
+    free(x);
+    free(y);
+    kq_act_free(a);
+    kq_act_free(as);
+    kq_matrix_free(big);
+    kq_matrix_free(small);
+    kq_impl_set(KQ_AUTO);
+    return 0;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: d2moe bench kernels [--rows R] [--cols C] [--qrows R] [--qcols C] [--reps N]\n"
                  "                           [--impl auto|scalar|avx2] [--stream-mib N] [--json]\n"
-                 "                           [--gptq ROWSxCOLSxTOKENS]\n\n"
+                 "                           [--gptq ROWSxCOLSxTOKENS] [--preset v1|v1k|v2k]\n\n"
                  "MWQ kernel benchmark (V1: b1=2, K=3, g=128), one core:\n"
                  "  stream   single-core streaming read bandwidth over --stream-mib MiB (default 1024)\n"
                  "  quantize rtn-mode MWQ, scale search included, all 3 levels, on a --qrows x --qcols\n"
@@ -147,7 +296,9 @@ static void usage(FILE *out)
                  "           memory bound (stream / packed bytes per weight) and the compute bound\n"
                  "           (same kernel on a 128 x 4096 matrix that stays in L2).\n"
                  "  gptq     with --gptq RxCxT only: gptq-mode MWQ V1 of an R x C heavy-tailed matrix\n"
-                 "           with T random calibration tokens, wall and thread CPU seconds.\n");
+                 "           with T random calibration tokens, wall and thread CPU seconds.\n"
+                 "--preset v1k|v2k: the same figures for the k-quant nested format (docs/mwq.md);\n"
+                 "           each level's dot reads levels 1..k in one pass.\n");
 }
 
 int bench_kernels(int argc, char **argv);
@@ -159,11 +310,13 @@ int bench_kernels(int argc, char **argv)
                                        {"impl", required_argument, NULL, 'i'},   {"json", no_argument, NULL, 'j'},
                                        {"stream-mib", required_argument, NULL, 's'},
                                        {"gptq", required_argument, NULL, 'g'},
+                                       {"preset", required_argument, NULL, 'p'},
                                        {NULL, 0, NULL, 0}};
     long rows = 32768, cols = 14336, qrows = 4096, qcols = 14336, reps = 5, stream_mib = 1024, grows = 0, gcols = 0, gtok = 0;
     int json = 0, ch;
+    const char *preset = "v1";
     kern_impl impl = KERN_AUTO;
-    while ((ch = getopt_long(argc, argv, "hr:c:R:C:n:i:js:g:", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "hr:c:R:C:n:i:js:g:p:", lo, NULL)) != -1) {
         char *end = NULL;
         long v = 0;
         if (ch == 'r' || ch == 'c' || ch == 'R' || ch == 'C' || ch == 'n' || ch == 's') {
@@ -191,8 +344,18 @@ int bench_kernels(int argc, char **argv)
             else return cli_usage_error("bench kernels", "--impl %s: expected auto, scalar or avx2", optarg);
             break;
         case 'j': json = 1; break;
+        case 'p':
+            if (strcmp(optarg, "v1") && strcmp(optarg, "v1k") && strcmp(optarg, "v2k"))
+                return cli_usage_error("bench kernels", "--preset %s: expected v1, v1k or v2k", optarg);
+            preset = optarg;
+            break;
         default: return cli_bad_option("bench kernels", argc, argv);
         }
+    }
+    if (strcmp(preset, "v1")) {
+        if (grows) return cli_usage_error("bench kernels", "--gptq: only with --preset v1");
+        return bench_kq(preset, rows, cols, qrows, qcols, reps, stream_mib, json,
+                        impl == KERN_SCALAR ? KQ_SCALAR : impl == KERN_AVX2 ? KQ_AVX2 : KQ_AUTO);
     }
     kern_impl used = kern_impl_set(impl);
     if (impl == KERN_AVX2 && used != KERN_AVX2) return cli_usage_error("bench kernels", "--impl avx2: this CPU lacks AVX2/FMA/F16C");

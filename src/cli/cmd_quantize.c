@@ -7,6 +7,7 @@
 #include "core/param.h"
 #include "core/vec.h"
 #include "quant/kern.h"
+#include "quant/kq.h"
 #include "quant/mwq.h"
 #include "quant/mwqfile.h"
 #include "quant/qerr.h"
@@ -25,12 +26,14 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: d2moe quantize --input FILE [--format llama2c|safetensors|npy] [--tensor NAME]...\n"
-            "       [--preset v1|v2] [--base-bits B] [--levels K] [--group G] [--mode rtn|gptq]\n"
+            "       [--preset v1|v2|v1k|v2k] [--base-bits B] [--levels K] [--group G] [--mode rtn|gptq]\n"
             "       [--calib X.npy] [--set mwq.key=value]... [-o OUT.mwq] [--json] [--db FILE]\n"
             "       [--no-baselines] [--report-tokens N]\n\n"
             "Quantize every 2-D tensor (or each --tensor) with MWQ: a b1-bit asymmetric base per\n"
             "group of G weights along each row plus K-1 one-bit residual levels (V1: b1=2, K=3;\n"
-            "V2: b1=5, K=4; G=128).  --mode gptq fits on the output error over the calibration\n"
+            "V2: b1=5, K=4; G=128).  v1k / v2k: the k-quant nested format (docs/mwq.md): 256-weight\n"
+            "super-blocks, quantized sub-block scales and mins, residual levels tied to the base step.\n"
+            "--mode gptq fits on the output error over the calibration\n"
             "activations X (.npy, tokens x cols: one row per token) and compensates the error\n"
             "block by block.  Prints, per tensor and level, weight MSE, SNR, relative error,\n"
             "output error (when --calib is given; on up to --report-tokens tokens, default 256)\n"
@@ -96,7 +99,7 @@ static int db_rows(sqlite3 *h, int64_t run_id, void *user)
 
 static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
-static json_t *report_json(const report *rp, const char *input, const mwq_config *c, const char *out)
+static json_t *report_json(const report *rp, const char *input, const mwq_config *c, const char *out, const char *kq_preset)
 {
     json_t *root = json_object(), *cfg = json_object(), *ts = json_array();
     json_object_set_new(root, "input", json_string(input));
@@ -105,6 +108,7 @@ static json_t *report_json(const report *rp, const char *input, const mwq_config
     json_object_set_new(cfg, "levels", json_integer(c->levels));
     json_object_set_new(cfg, "group", json_integer(c->group));
     json_object_set_new(cfg, "mode", json_string(c->mode));
+    if (kq_preset) json_object_set_new(cfg, "preset", json_string(kq_preset)); /* k-quant nested: group above is the baselines' */
     json_object_set_new(root, "config", cfg);
     json_t *cur = NULL, *lv = NULL;
     for (size_t i = 0; i < rp->n; i++) {
@@ -169,7 +173,34 @@ typedef struct opts {
     const char *tensors[256];
     int ntensors, json, baselines;
     int64_t report_tokens;
+    const kq_format *kq; /* --preset v1k / v2k: the k-quant nested format (kq.h) */
 } opts;
+
+/* The v1k / v2k path: quantize with kq.h and report each level. */
+static int quantize_kq(const float *w, int64_t rows, int64_t cols, const char *name, const kq_format *f, const float *Xs,
+                       int64_t Ts, float *what, report *rp, double *qsec, mwqfile_writer *wr)
+{
+    kq_matrix *m;
+    clock_t t0 = clock();
+    int rc = kq_quantize(w, rows, cols, f, 4, &m);
+    *qsec += (double)(clock() - t0) / CLOCKS_PER_SEC;
+    if (rc) return rc;
+    if (wr && (rc = mwqfile_writer_add_kq(wr, name, m))) { kq_matrix_free(m); return rc; }
+    double bytes = 0;
+    for (int k = 1; k <= f->levels && !rc; k++) {
+        for (int64_t r = 0; r < rows; r++) kq_row_dequant(m, k, r, what + r * cols);
+        qerr_row e;
+        if ((rc = qerr_eval(w, what, rows, cols, Xs, Ts, &e))) break;
+        snprintf(e.method, sizeof e.method, "kq-mwq");
+        e.level = k;
+        e.bits = f->base_bits + k - 1;
+        bytes += (double)m->chunk_bytes[k - 1];
+        e.bpw = 8.0 * bytes / (double)(rows * cols);
+        rc = report_add(rp, name, rows, cols, KQ_SUPER, &e);
+    }
+    kq_matrix_free(m);
+    return rc;
+}
 
 static int quantize_one(weights *wf, size_t ti, const mwq_config *c, const float *X, int64_t T, const opts *o,
                         mwqfile_writer *wr, report *rp, double *qsec)
@@ -182,8 +213,17 @@ static int quantize_one(weights *wf, size_t ti, const mwq_config *c, const float
     mwq_matrix *m = NULL;
     float *what = NULL, **outs = NULL, *Xs = NULL;
     int64_t Ts = 0;
+    int rc = D2_OK;
+    if (o->kq) {
+        what = malloc((size_t)n * sizeof *what);
+        if (!what) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
+        if (X && !(Xs = subset_rows(X, T, cols, o->report_tokens, &Ts))) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
+        rc = quantize_kq(w, rows, cols, info->name, o->kq, Xs, Ts, what, rp, qsec, wr);
+        if (rc) { d2_err_prefix("%s: tensor \"%s\": ", weights_path(wf), info->name); goto out; }
+        goto baselines;
+    }
     clock_t t0 = clock();
-    int rc = mwq_matrix_quantize(w, rows, cols, c, X, T, &m);
+    rc = mwq_matrix_quantize(w, rows, cols, c, X, T, &m);
     *qsec += (double)(clock() - t0) / CLOCKS_PER_SEC;
     if (rc) { d2_err_prefix("%s: tensor \"%s\": ", weights_path(wf), info->name); goto out; }
     if (wr && (rc = mwqfile_writer_add(wr, info->name, m, gptq ? MWQFILE_GPTQ : MWQFILE_RTN))) goto out;
@@ -204,8 +244,9 @@ static int quantize_one(weights *wf, size_t ti, const mwq_config *c, const float
         e.bpw = 8.0 * bytes / (double)n;
         if ((rc = report_add(rp, info->name, rows, cols, c->group, &e))) goto out;
     }
+baselines:
     if (o->baselines) {
-        const size_t K = (size_t)m->levels;
+        const size_t K = (size_t)(o->kq ? o->kq->levels : m->levels);
         int bits[KERN_MAX_LEVELS];
         for (size_t k = 0; k < K; k++) {
             bits[k] = (int)c->base_bits + (int)k;
@@ -230,7 +271,7 @@ static int quantize_one(weights *wf, size_t ti, const mwq_config *c, const float
         }
     }
 out:
-    if (outs) for (int k = 0; k < (m ? m->levels : 0); k++) free(outs[k]);
+    if (outs) for (int k = 0; k < (o->kq ? o->kq->levels : m ? m->levels : 0); k++) free(outs[k]);
     free(outs);
     free(Xs);
     free(what);
@@ -298,7 +339,16 @@ static int run(int argc, char **argv)
     if (!o.input) return cli_usage_error("quantize", "--input FILE is required");
     mwq_config c;
     mwq_config_default(&c);
-    if (preset && mwq_config_preset(&c, preset)) return cli_usage_error("quantize", "--%s", d2_err_msg());
+    kq_format kq;
+    if (preset && (!strcmp(preset, "v1k") || !strcmp(preset, "v2k"))) {
+        kq_format_preset(preset, &kq);
+        o.kq = &kq;
+        if (mode && strcmp(mode, "rtn")) return cli_usage_error("quantize", "--preset %s: only --mode rtn", preset);
+        if (bb || lv || gr) return cli_usage_error("quantize", "--preset %s fixes the bits, levels and super-blocks", preset);
+        c.base_bits = kq.base_bits;
+        c.levels = kq.levels;
+        /* the baselines keep g = 128; the report's group is the super-block */
+    } else if (preset && mwq_config_preset(&c, preset)) return cli_usage_error("quantize", "--%s", d2_err_msg());
     if (bb) c.base_bits = bb;
     if (lv) c.levels = lv;
     if (gr) c.group = gr;
@@ -363,7 +413,7 @@ static int run(int argc, char **argv)
         if (rc) goto fail;
     }
     if (o.json) {
-        json_t *j = report_json(&rp, o.input, &c, o.out);
+        json_t *j = report_json(&rp, o.input, &c, o.out, o.kq ? preset : NULL);
         json_dumpf(j, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(8));
         printf("\n");
         json_decref(j);

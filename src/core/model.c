@@ -125,6 +125,67 @@ int64_t model_expert_mwq_bytes(const model *m, int base_bits, int levels, int64_
     return t;
 }
 
+/* The storage formats of model_expert_format_level_bytes: the paper's MWQ
+ * (per-group FP16 scales, kq = 0) and the k-quant nested format (bytes per
+ * 256-weight super-block and level, kq = 1; quant/kq.h's layout). */
+static const struct storage_format {
+    const char *name;
+    int kq;           /* 0: kern.h layout, 1: kq.h super-blocks */
+    int base_bits;    /* kern.h: b1 */
+    int levels;       /* K */
+    int sb_bytes[4];  /* kq.h: bytes per super-block of level 1..K */
+} storage_formats[] = {
+    {.name = "v1", .kq = 0, .base_bits = 2, .levels = 3},
+    {.name = "v2", .kq = 0, .base_bits = 5, .levels = 4},
+    {.name = "v1k", .kq = 1, .base_bits = 2, .levels = 3, .sb_bytes = {76, 34, 34}},
+    {.name = "v2k", .kq = 1, .base_bits = 5, .levels = 4, .sb_bytes = {176, 32, 32, 32}},
+};
+
+static const struct storage_format *storage_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof storage_formats / sizeof storage_formats[0]; i++)
+        if (!strcmp(name, storage_formats[i].name)) return &storage_formats[i];
+    return NULL;
+}
+
+int model_format_levels(const char *format, int *levels)
+{
+    const struct storage_format *f = storage_find(format);
+    if (!f) D2_ERROR(D2_EINVAL, "storage format '%s': expected v1, v2, v1k or v2k", format);
+    *levels = f->levels;
+    return D2_OK;
+}
+
+int model_expert_format_level_bytes(const model *m, const char *format, int level, int64_t group, int64_t *bytes)
+{
+    *bytes = 0;
+    const struct storage_format *f = storage_find(format);
+    if (!f) D2_ERROR(D2_EINVAL, "storage format '%s': expected v1, v2, v1k or v2k", format);
+    if (level < 1 || level > f->levels) D2_ERROR(D2_EINVAL, "storage format %s: level %d is outside 1..%d", format, level, f->levels);
+    if (!f->kq && group < 1) D2_ERROR(D2_EINVAL, "storage format %s: group %lld must be >= 1", format, (long long)group);
+    int64_t total = 0;
+    for (int i = 0; i < m->expert_matrices; i++) {
+        int64_t r, c;
+        model_expert_matrix_shape(m, i, &r, &c);
+        if (f->kq) {
+            if (c % 256) D2_ERROR(D2_EINVAL, "storage format %s: expert matrix %d is %lld x %lld; its cols are not a multiple of 256", format, i, (long long)r, (long long)c);
+            total += r * (c / 256) * f->sb_bytes[level - 1];
+        } else {
+            const int64_t G = (c + group - 1) / group;
+            if (level == 1) {
+                /* slices of 4, 2, 1 bits (kern.h), each row slice padded to a byte */
+                int64_t rowb = 0;
+                for (int bits = f->base_bits, w = 4; w >= 1; w /= 2)
+                    while (bits >= w) { rowb += (c * w + 7) / 8; bits -= w; }
+                total += r * (4 * G + rowb);
+            } else
+                total += r * (2 * G + (c + 7) / 8);
+        }
+    }
+    *bytes = total;
+    return D2_OK;
+}
+
 static int64_t attn_params_per_layer(const model *m)
 {
     if (m->attn_params > 0) return m->attn_params;

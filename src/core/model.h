@@ -66,6 +66,21 @@ int64_t model_expert_level_bytes(const model *m, int base_bits, int level, int64
 /* Levels 1..k together. */
 int64_t model_expert_mwq_bytes(const model *m, int base_bits, int levels, int64_t group);
 
+/* Bytes of level k (1-based) of one routed expert in a named storage format,
+ * exactly as the quantizer's level chunks are laid out (what one loadable
+ * chunk per expert and level costs; the .mwq file adds only alignment):
+ *  "v1" (b1 2, K 3), "v2" (b1 5, K 4): the paper's MWQ (kern.h), group g
+ *      along each row, FP16 scale (+ zero at level 1) per group, each row
+ *      slice padded to a whole byte;
+ *  "v1k" (K 3), "v2k" (K 4): the k-quant nested format (kq.h), 256-weight
+ *      super-blocks of 76 / 34 / 34 bytes (v1k) or 176 / 32 / 32 / 32 (v2k)
+ *      per level; group is ignored and every matrix's cols must be a
+ *      multiple of 256.
+ * D2_EINVAL naming the format, level or matrix when they do not fit. */
+int model_expert_format_level_bytes(const model *m, const char *format, int level, int64_t group, int64_t *bytes);
+/* Levels of a named storage format (3 or 4); D2_EINVAL when unknown. */
+int model_format_levels(const char *format, int *levels);
+
 /* Everything that is not a routed expert: embeddings, output head, attention,
  * norms, routers, shared experts, dense FFNs. */
 int64_t model_nonexpert_params(const model *m);

@@ -17,7 +17,7 @@
  *   (W the original weights), so one Cholesky factor and one GEMM per block
  *   suffice.  With gamma = cols this is plain activation-weighted RTN. */
 #include "config.h"
-#include "quant/gptq.h"
+#include "quant/mwq_int.h"
 #include "core/err.h"
 
 #include <math.h>

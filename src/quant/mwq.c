@@ -6,7 +6,7 @@
 #include "config.h"
 #include "quant/mwq.h"
 #include "quant/f16.h"
-#include "quant/gptq.h"
+#include "quant/mwq_int.h"
 #include "core/err.h"
 
 #include <math.h>
@@ -55,8 +55,9 @@ int mwq_config_check(const mwq_config *c)
     if (c->group < 1) D2_ERROR(D2_ERANGE, "mwq.group: must be >= 1");
     if (strcmp(c->search_objective, "all") && strcmp(c->search_objective, "base") && strcmp(c->search_objective, "top"))
         D2_ERROR(D2_EINVAL, "mwq.search_objective: '%s': expected all, base or top", c->search_objective);
-    if (strcmp(c->mode, "rtn") && strcmp(c->mode, "gptq")) D2_ERROR(D2_EINVAL, "mwq.mode: '%s': expected rtn or gptq", c->mode);
-    if (!strcmp(c->mode, "gptq") && c->gptq_block % c->group != 0)
+    const mwq_mode *md = mwq_mode_find(c->mode);
+    if (!md) D2_ERROR(D2_EINVAL, "mwq.mode: '%s': expected rtn or gptq", c->mode);
+    if (md->block_columns && c->gptq_block % c->group != 0)
         D2_ERROR(D2_ERANGE, "mwq.gptq_block: %lld is not a multiple of the group size %lld", (long long)c->gptq_block, (long long)c->group);
     if (c->gptq_comp_level > c->levels)
         D2_ERROR(D2_ERANGE, "mwq.gptq_comp_level: %lld is above levels (%lld)", (long long)c->gptq_comp_level, (long long)c->levels);
@@ -791,16 +792,36 @@ int mwq_quantize_columns(mwq_matrix *m, const float *w, int64_t c0, int64_t c1, 
     return rc;
 }
 
+/* rtn mode: every group fitted on its weight error, no calibration */
+static int rtn_quantize(mwq_matrix *m, const float *w, const float *X, int64_t T, const mwq_config *c)
+{
+    (void)X;
+    (void)T;
+    return mwq_quantize_columns(m, w, 0, m->shape.cols, NULL, c, 1, NULL);
+}
+
+static const mwq_mode mwq_modes[] = {
+    {.name = "rtn", .needs_calib = 0, .block_columns = 0, .quantize = rtn_quantize},
+    {.name = "gptq", .needs_calib = 1, .block_columns = 1, .quantize = gptq_quantize},
+};
+
+const mwq_mode *mwq_mode_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof mwq_modes / sizeof mwq_modes[0]; i++)
+        if (!strcmp(name, mwq_modes[i].name)) return &mwq_modes[i];
+    return NULL;
+}
+
 int mwq_matrix_quantize(const float *w, int64_t rows, int64_t cols, const mwq_config *c, const float *calib, int64_t T,
                         mwq_matrix **out)
 {
     *out = NULL;
     D2_TRY(mwq_config_check(c));
     if (rows < 1 || cols < 1) D2_ERROR(D2_EINVAL, "matrix %lld x %lld: empty", (long long)rows, (long long)cols);
-    int gptq = !strcmp(c->mode, "gptq");
+    const mwq_mode *md = mwq_mode_find(c->mode); /* found: mwq_config_check passed */
     /* rtn mode finds NaN/Inf group by group (quant_group) in a pass it makes
      * anyway; gptq mixes columns, so it checks everything first */
-    if (gptq) {
+    if (md->needs_calib) {
         D2_TRY(check_finite(w, rows, cols, "weights"));
         if (!calib || T < 1) D2_ERROR(D2_EINVAL, "gptq mode needs calibration activations (--calib)");
         D2_TRY(check_finite(calib, T, cols, "calibration activations"));
@@ -808,7 +829,7 @@ int mwq_matrix_quantize(const float *w, int64_t rows, int64_t cols, const mwq_co
     kern_shape shape = {rows, cols, c->group, (int)c->base_bits};
     mwq_matrix *m;
     D2_TRY(mwq_matrix_new(&shape, (int)c->levels, &m));
-    int rc = gptq ? gptq_quantize(m, w, calib, T, c) : mwq_quantize_columns(m, w, 0, cols, NULL, c, 1, NULL);
+    int rc = md->quantize(m, w, calib, T, c);
     if (rc) { mwq_matrix_free(m); return rc; }
     *out = m;
     return D2_OK;

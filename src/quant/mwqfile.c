@@ -65,6 +65,18 @@ static int parse_index(mwqfile *f, const uint8_t *ix, int64_t len, uint32_t nt, 
         t->shape.rows = (int64_t)get64(p + 4);
         t->shape.cols = (int64_t)get64(p + 12);
         t->shape.group = (int64_t)get64(p + 20);
+        t->kq = p[3];
+        if (t->kq == 1) {
+            /* k-quant tensor: the group field carries the sub-block code widths */
+            const uint64_t gf = get64(p + 20);
+            t->kqf = (kq_format){.base_bits = p[0], .levels = p[1], .scale_bits = (int)(gf >> 32 & 0xff),
+                                 .min_bits = (int)(gf >> 40 & 0xff), .factor_bits = (int)(gf >> 48 & 0xff)};
+            t->shape.group = (int64_t)(gf & 0xffffffffu);
+            if ((gf >> 56) || t->shape.group != KQ_SUPER || kq_format_check(&t->kqf) || t->mode != 0 || t->shape.cols % KQ_SUPER)
+                D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" (index offset %lld): bad k-quant field (group word 0x%llx, b1 %d, levels %d, mode %d, cols %lld)",
+                         f->path, t->name, (long long)(idx_off + pos), (unsigned long long)gf, p[0], p[1], p[2], (long long)t->shape.cols);
+        } else if (t->kq != 0)
+            D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" (index offset %lld): bad layout byte %d", f->path, t->name, (long long)(idx_off + pos), t->kq);
         if (t->shape.base_bits < 1 || t->levels < 1 || t->shape.base_bits + t->levels - 1 > 8 || t->mode > 1 ||
             t->shape.rows < 1 || t->shape.cols < 1 || t->shape.group < 1 || t->shape.group > ((int64_t)1 << 20) ||
             t->shape.rows > ((int64_t)1 << 32) ||
@@ -84,7 +96,7 @@ static int parse_index(mwqfile *f, const uint8_t *ix, int64_t len, uint32_t nt, 
             t->offset[k - 1] = (int64_t)get64(q);
             t->bytes[k - 1] = (int64_t)get64(q + 8);
             t->xxh3[k - 1] = get64(q + 16);
-            int64_t want = kern_chunk_bytes(&t->shape, k);
+            int64_t want = t->kq ? kq_chunk_bytes(&t->kqf, t->shape.rows, t->shape.cols, k) : kern_chunk_bytes(&t->shape, k);
             if (t->bytes[k - 1] != want)
                 D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" level %d: chunk of %lld bytes, its shape needs %lld", f->path, t->name, k,
                          (long long)t->bytes[k - 1], (long long)want);
@@ -186,11 +198,31 @@ int mwqfile_load(mwqfile *f, size_t i, int k, mwq_matrix **out)
     if (i >= f->n) D2_ERROR(D2_EINVAL, "%s: tensor %zu of %zu", f->path, i, f->n);
     const mwqfile_tensor *t = &f->t[i];
     if (k < 1 || k > t->levels) D2_ERROR(D2_ERANGE, "%s: tensor \"%s\" has levels 1..%d, not %d", f->path, t->name, t->levels, k);
+    if (t->kq) D2_ERROR(D2_EINVAL, "%s: tensor \"%s\" is in the k-quant layout (mwqfile_load_kq)", f->path, t->name);
     mwq_matrix *m;
     D2_TRY(mwq_matrix_new(&t->shape, k, &m));
     for (int l = 1; l <= k; l++) {
         int rc = mwqfile_chunk_read(f, i, l, m->chunk[l - 1], m->chunk_bytes[l - 1]);
         if (rc) { mwq_matrix_free(m); return rc; }
+    }
+    *out = m;
+    return D2_OK;
+}
+
+int mwqfile_load_kq(mwqfile *f, size_t i, int k, kq_matrix **out)
+{
+    *out = NULL;
+    if (i >= f->n) D2_ERROR(D2_EINVAL, "%s: tensor %zu of %zu", f->path, i, f->n);
+    const mwqfile_tensor *t = &f->t[i];
+    if (!t->kq) D2_ERROR(D2_EINVAL, "%s: tensor \"%s\" is not in the k-quant layout (mwqfile_load)", f->path, t->name);
+    if (k < 1 || k > t->levels) D2_ERROR(D2_ERANGE, "%s: tensor \"%s\" has levels 1..%d, not %d", f->path, t->name, t->levels, k);
+    kq_format fk = t->kqf;
+    fk.levels = k;
+    kq_matrix *m;
+    D2_TRY(kq_matrix_new(&fk, t->shape.rows, t->shape.cols, &m));
+    for (int l = 1; l <= k; l++) {
+        int rc = mwqfile_chunk_read(f, i, l, m->chunk[l - 1], m->chunk_bytes[l - 1]);
+        if (rc) { kq_matrix_free(m); return rc; }
     }
     *out = m;
     return D2_OK;
@@ -270,6 +302,37 @@ int mwqfile_writer_add(mwqfile_writer *w, const char *name, const mwq_matrix *m,
     put64(p + 20, (uint64_t)m->shape.group);
     D2_TRY(ix_put(w, e, ENTRY_FIXED + nl));
     for (int k = 1; k <= m->levels; k++) {
+        D2_TRY(pad(w));
+        uint8_t q[ENTRY_LEVEL];
+        put64(q, (uint64_t)w->pos);
+        put64(q + 8, (uint64_t)m->chunk_bytes[k - 1]);
+        put64(q + 16, hash64(m->chunk[k - 1], (size_t)m->chunk_bytes[k - 1]));
+        D2_TRY(wr(w, m->chunk[k - 1], (size_t)m->chunk_bytes[k - 1]));
+        D2_TRY(ix_put(w, q, sizeof q));
+    }
+    w->n++;
+    return D2_OK;
+}
+
+int mwqfile_writer_add_kq(mwqfile_writer *w, const char *name, const kq_matrix *m)
+{
+    size_t nl = strlen(name);
+    if (nl == 0 || nl > 255) D2_ERROR(D2_EINVAL, "tensor name \"%s\": 1..255 bytes", name);
+    uint8_t e[ENTRY_FIXED + 255];
+    e[0] = (uint8_t)nl;
+    e[1] = 0;
+    memcpy(e + 2, name, nl);
+    uint8_t *p = e + 2 + nl;
+    p[0] = (uint8_t)m->fmt.base_bits;
+    p[1] = (uint8_t)m->fmt.levels;
+    p[2] = MWQFILE_RTN;
+    p[3] = 1;
+    put64(p + 4, (uint64_t)m->rows);
+    put64(p + 12, (uint64_t)m->cols);
+    put64(p + 20, (uint64_t)KQ_SUPER | (uint64_t)m->fmt.scale_bits << 32 | (uint64_t)m->fmt.min_bits << 40 |
+                      (uint64_t)m->fmt.factor_bits << 48);
+    D2_TRY(ix_put(w, e, ENTRY_FIXED + nl));
+    for (int k = 1; k <= m->fmt.levels; k++) {
         D2_TRY(pad(w));
         uint8_t q[ENTRY_LEVEL];
         put64(q, (uint64_t)w->pos);

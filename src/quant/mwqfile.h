@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include "quant/kern.h"
 #include "quant/mwq.h"
+#include "quant/kq.h"
 
 #define MWQFILE_MAGIC "D2MWQ\0\r\n"
 #define MWQFILE_VERSION 2 /* 2: level-1 codes in 4/2/1-bit slices, strided blocks (kern.h); 1: bit planes */
@@ -28,6 +29,8 @@ typedef struct mwqfile_tensor {
     int64_t offset[KERN_MAX_LEVELS];   /* bytes from file start, level k at [k-1] */
     int64_t bytes[KERN_MAX_LEVELS];    /* = kern_chunk_bytes(shape, k) */
     uint64_t xxh3[KERN_MAX_LEVELS];    /* XXH3-64 of the chunk */
+    int kq;                            /* 1: k-quant nested layout (kq.h); shape.group = 256 */
+    kq_format kqf;                     /* the kq.h format when kq = 1 */
 } mwqfile_tensor;
 
 /* ---- reader ---- */
@@ -45,6 +48,8 @@ int mwqfile_find(const mwqfile *f, const char *name, size_t *i);
 int mwqfile_chunk_read(mwqfile *f, size_t i, int level, void *buf, int64_t cap);
 /* Levels 1..k of tensor i into a new matrix (reads exactly those chunks). */
 int mwqfile_load(mwqfile *f, size_t i, int k, mwq_matrix **out);
+/* Levels 1..k of a k-quant tensor (kq = 1) into a new kq_matrix. */
+int mwqfile_load_kq(mwqfile *f, size_t i, int k, kq_matrix **out);
 /* Bytes this handle has read from the file so far (header, index, chunks). */
 int64_t mwqfile_bytes_read(const mwqfile *f);
 
@@ -53,6 +58,9 @@ typedef struct mwqfile_writer mwqfile_writer;
 /* Writes PATH.tmp and renames it to PATH on finish. */
 int mwqfile_writer_new(const char *path, mwqfile_writer **out);
 int mwqfile_writer_add(mwqfile_writer *w, const char *name, const mwq_matrix *m, mwqfile_mode mode);
+/* A k-quant tensor: index byte 3 (reserved, 0 for kern.h tensors) = 1, the
+ * group field = 256 | scale_bits << 32 | min_bits << 40 | factor_bits << 48. */
+int mwqfile_writer_add_kq(mwqfile_writer *w, const char *name, const kq_matrix *m);
 /* Index, header, rename; frees w whatever the outcome. */
 int mwqfile_writer_finish(mwqfile_writer *w);
 /* Removes the temporary file and frees w. */

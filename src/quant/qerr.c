@@ -2,7 +2,7 @@
  * the float GEMM of gptq.c on (W - What) and W. */
 #include "config.h"
 #include "quant/qerr.h"
-#include "quant/gptq.h"
+#include "quant/mwq_int.h"
 #include "core/err.h"
 
 #include <math.h>

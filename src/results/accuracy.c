@@ -16,6 +16,7 @@ struct accuracy_model {
     double curve[ACC_MAX_BITS + 1];   /* PPL at bits, NaN = not given */
     double err_sep[ACC_MAX_BITS + 1]; /* rel_err of independent INT-b ("rtn-int") */
     double err_nest[ACC_MAX_BITS + 1];/* rel_err of MWQ nested bit-width b */
+    double err_kq[ACC_MAX_BITS + 1];  /* rel_err of the k-quant nested presets v1k / v2k ("kq-mwq"), level of b bits */
     double x[ACC_MAX_BITS + 2], y[ACC_MAX_BITS + 2]; /* error -> PPL knots */
     size_t n;
     gsl_interp *interp;
@@ -78,13 +79,15 @@ int accuracy_model_load(const char *curve_csv, db *d, accuracy_model **out)
     *out = NULL;
     accuracy_model *a = calloc(1, sizeof *a);
     if (!a) D2_ERROR(D2_ENOMEM, "out of memory");
-    for (int b = 0; b <= ACC_MAX_BITS; b++) a->curve[b] = a->err_sep[b] = a->err_nest[b] = NAN;
+    for (int b = 0; b <= ACC_MAX_BITS; b++) a->curve[b] = a->err_sep[b] = a->err_nest[b] = a->err_kq[b] = NAN;
     int rc = load_curve(a, curve_csv);
     if (rc == D2_OK && d) rc = load_errors(d, "rtn-int%", a->err_sep);
     if (rc == D2_OK && d) rc = load_errors(d, "mwq%", a->err_nest);
+    if (rc == D2_OK && d) rc = load_errors(d, "kq-mwq", a->err_kq);
     if (rc != D2_OK) { free(a); return rc; }
     a->err_sep[16] = 0; /* FP16 is the reference */
     a->err_nest[16] = 0;
+    a->err_kq[16] = 0;
     /* knots: (0, PPL16) and (e_rtn(b), PPL(b)) for every b with both, sorted
      * by error; a point that would not increase the error is dropped */
     a->x[0] = 0;
@@ -131,6 +134,7 @@ void accuracy_model_free(accuracy_model *a)
 double accuracy_bits_error(const accuracy_model *a, const char *format, int bits)
 {
     if (bits < 1 || bits > ACC_MAX_BITS) return NAN;
+    if (strcmp(format, "nested-k") == 0) return a->err_kq[bits];
     return strcmp(format, "nested") == 0 ? a->err_nest[bits] : a->err_sep[bits];
 }
 

@@ -36,7 +36,8 @@ int accuracy_model_load_default(const char *curve_csv, db *d, accuracy_model **o
 void accuracy_model_free(accuracy_model *a);
 
 /* Relative weight error of `bits` under storage format `format`
- * ("nested": MWQ levels; "separate"/"uniform": independent INT-b copies);
+ * ("nested": MWQ levels; "nested-k": the k-quant nested presets v1k / v2k,
+ * method "kq-mwq"; "separate"/"uniform": independent INT-b copies);
  * NaN when the table lacks it. */
 double accuracy_bits_error(const accuracy_model *a, const char *format, int bits);
 /* PPL at a relative error (the fitted curve). */

@@ -1,0 +1,96 @@
+/* kq.h - MWQ-K, the nested presets v1k / v2k (issue 16): k-quant-style
+ * 256-weight super-blocks with quantized sub-block scales and mins for the
+ * base level, and residual sign levels whose step is tied to the base
+ * sub-block step, chosen per sub-block from a small table (fbits bits).  The
+ * layout, the quantizer, dequantization and the int8-activation dot / mat-vec
+ * kernels (scalar reference + AVX2) live here.  Files are mwqfile.h's job;
+ * the paper's v1 / v2 format is kern.h / mwq.h and is unchanged.
+ *
+ * Layout (little-endian).  A rows x cols matrix, cols a multiple of 256,
+ * NB = cols / 256 super-blocks per row.  Chunk of level k = rows * NB
+ * super-block records of SBk bytes, row-major (row r, super-block b at
+ * (r * NB + b) * SBk).  Sub-block j (0..7) = weights 32j .. 32j+31.
+ *   level 1:  d     FP16  scale of the sub-block scale codes
+ *             dmin  FP16  scale of the sub-block min codes
+ *             8 scale codes of sbits bits, then 8 min codes of mbits bits,
+ *             one LSB-first bit stream, ceil(8*(sbits+mbits)/8) bytes
+ *             the b1-bit codes q in slices of 4, 2, 1 bits (greedy, low bits
+ *             first, as kern.h), each 32*w bytes: weight c of a w-bit slice is
+ *             in byte (c % (256/w)) % 32 of block c / (256/w), at bit
+ *             w * ((c % (256/w)) / 32)
+ *             W1 = s_j * q - m_j,  s_j = d * sc_j,  m_j = dmin * mc_j
+ *   level k>1: 32 bytes of signs (byte i, bit u = weight 32u + i; 1 = +)
+ *             then 8 factor codes of fbits bits (LSB-first), fbits bytes
+ *             W_k = W_{k-1} +- a_kj,  a_kj = s_j * (kq_factor(fbits, c) * 2^-(k-2))
+ * fbits = 0: a_kj = s_j / 2^k, so level k is a uniform grid of step
+ * s_j / 2^(k-1) (the "tied" reading). */
+#ifndef D2_QUANT_KQ_H
+#define D2_QUANT_KQ_H
+
+#include <stdint.h>
+
+#define KQ_SUPER 256
+#define KQ_SUB 32
+#define KQ_NSUB 8
+#define KQ_MAX_LEVELS 8
+
+typedef struct kq_format {
+    int base_bits;   /* b1, bits of the level-1 code, 1..8 */
+    int levels;      /* K, levels including the base, b1 + K - 1 <= 8 */
+    int scale_bits;  /* bits of a sub-block scale code, 1..8 */
+    int min_bits;    /* bits of a sub-block min code, 1..8 */
+    int factor_bits; /* bits of a residual factor code, 0..2 */
+} kq_format;
+
+/* "v1k" (b1 2, K 3, scale/min 4/4, factors 2 bits: 2.375 / 3.4375 / 4.5 bpw)
+ * or "v2k" (b1 5, K 4, 6/6, factors 0: 5.5 / 6.5 / 7.5 / 8.5 bpw). */
+int kq_format_preset(const char *name, kq_format *f);
+int kq_format_check(const kq_format *f);
+/* Bytes of one super-block record of level k (1-based). */
+int64_t kq_super_bytes(const kq_format *f, int level);
+/* Bytes of the chunk of level k of a rows x cols matrix (cols % 256 == 0). */
+int64_t kq_chunk_bytes(const kq_format *f, int64_t rows, int64_t cols, int level);
+/* Residual factor of code c (fbits 0: 0.25; 1: .125/.25; 2: .05/.1/.17/.25). */
+float kq_factor(int fbits, int c);
+
+typedef struct kq_matrix {
+    kq_format fmt;
+    int64_t rows, cols;                 /* cols % 256 == 0 */
+    uint8_t *chunk[KQ_MAX_LEVELS];      /* owned; chunk[k-1] = level k */
+    int64_t chunk_bytes[KQ_MAX_LEVELS];
+    float step[KQ_MAX_LEVELS][8];       /* step[k-1][c] = kq_factor(fbits, c) * 2^-(k-2), from fmt */
+} kq_matrix;
+
+/* Quantize w[rows*cols] (row-major, rows = outputs) to all levels of f.
+ * search_steps T: base scale candidates t = -T..T (make_qkx2-style).
+ * Shapes with cols % 256 != 0 and NaN/Inf weights: D2_EINVAL naming them. */
+int kq_quantize(const float *w, int64_t rows, int64_t cols, const kq_format *f, int search_steps, kq_matrix **out);
+/* Empty matrix with zeroed chunks (hand-built blocks, readers). */
+int kq_matrix_new(const kq_format *f, int64_t rows, int64_t cols, kq_matrix **out);
+void kq_matrix_free(kq_matrix *m);
+
+/* Dequantize row r at level k (1..levels) into out[cols]. */
+void kq_row_dequant(const kq_matrix *m, int level, int64_t row, float *out);
+
+/* One token's activations: int8 per super-block of 256 (scale max|x|/127)
+ * and the sums of each 32-weight sub-block. */
+typedef struct kq_act kq_act;
+int kq_act_new(int64_t cols, kq_act **out);
+void kq_act_free(kq_act *a);
+/* D2_EINVAL on NaN/Inf (naming the index); cols must match. */
+int kq_act_set(kq_act *a, const float *x);
+void kq_act_dequant(const kq_act *a, float *xhat);
+
+typedef enum kq_impl { KQ_AUTO = 0, KQ_SCALAR, KQ_AVX2 } kq_impl;
+/* Force a path; returns the one that will be used. */
+kq_impl kq_impl_set(kq_impl impl);
+const char *kq_impl_name(kq_impl impl);
+
+/* Contribution of levels lo..hi (1 <= lo <= hi <= levels) to row . xhat:
+ * W_hi . xhat - W_{lo-1} . xhat, all levels in one pass over the row. */
+float kq_dot(const kq_matrix *m, int64_t row, int lo, int hi, const kq_act *a);
+/* y[r] += kq_dot(m, r, lo, hi, a) for every row.  D2_EINVAL on a bad range
+ * or an activation of another width. */
+int kq_matvec(const kq_matrix *m, int lo, int hi, const kq_act *a, float *y);
+
+#endif

@@ -1,0 +1,343 @@
+/* t_kq.c - the k-quant nested format (quant/kq.h): a hand-built super-block
+ * decodes to the values the layout comment defines; the prefix property
+ * (levels 1..k of a K-level quantization are byte-identical to a k-level
+ * one); the error never grows across levels; the AVX2 kernels equal the
+ * scalar reference and the dequantized dot; bad shapes and ranges refused.
+ * Speed and error size are measured by `d2moe bench kernels` and `d2moe
+ * quantize --json`, not here. */
+#include "tap.h"
+#include "core/err.h"
+#include "core/model.h"
+#include "core/rng.h"
+#include "quant/mwq.h"
+#include "quant/mwqfile.h"
+#include "quant/kq.h"
+#include "quant/synth.h"
+
+#include <gsl/gsl_randist.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* v1k super-block written byte by byte from the layout in kq.h */
+static void hand_block(void)
+{
+    kq_format f;
+    kq_format_preset("v1k", &f);
+    kq_matrix *m;
+    ok(kq_matrix_new(&f, 1, 256, &m) == D2_OK, "v1k 1 x 256 matrix");
+    uint8_t *p = m->chunk[0];
+    p[0] = 0x00; p[1] = 0x3c; /* d = 1.0 (FP16 0x3c00) */
+    p[2] = 0x00; p[3] = 0x38; /* dmin = 0.5 (0x3800) */
+    /* scale codes sc_j = j + 1 (4 bits each, LSB first): bytes 4..7; mins mc_j = 7 - j: bytes 8..11 */
+    for (int j = 0; j < 8; j++) {
+        p[4 + j / 2] |= (uint8_t)((j + 1) << (4 * (j % 2)));
+        p[8 + j / 2] |= (uint8_t)((7 - j) << (4 * (j % 2)));
+    }
+    /* 2-bit codes: weight c has code c % 4; byte (c % 128) % 32 of block c / 128, bits 2 * ((c % 128) / 32) */
+    uint8_t *codes = p + 12;
+    for (int c = 0; c < 256; c++) codes[(c / 128) * 32 + (c % 128) % 32] |= (uint8_t)((c % 4) << (2 * ((c % 128) / 32)));
+    /* level 2: signs + for even weights; factor code of sub-block j = j % 4 (2 bits, LSB first, 2 bytes) */
+    uint8_t *r = m->chunk[1];
+    for (int c = 0; c < 256; c += 2) r[c % 32] |= (uint8_t)(1u << (c / 32));
+    r[32] = 0 | 1 << 2 | 2 << 4 | 3 << 6;
+    r[33] = 0 | 1 << 2 | 2 << 4 | 3 << 6;
+    is_int(kq_super_bytes(&f, 1), 76, "v1k level-1 record: 4 + 8 + 64 bytes");
+    is_int(kq_super_bytes(&f, 2), 34, "v1k level-2 record: 32 + 2 bytes");
+    float out[256];
+    kq_row_dequant(m, 1, 0, out);
+    const float fac[4] = {0.05f, 0.1f, 0.17f, 0.25f};
+    int bad1 = 0, bad2 = 0;
+    for (int c = 0; c < 256; c++) {
+        int j = c / 32;
+        float want = (float)(j + 1) * (float)(c % 4) - 0.5f * (float)(7 - j);
+        bad1 += out[c] != want;
+    }
+    ok(!bad1, "level 1 of the hand-built block: W = (j+1) * (c %% 4) - 0.5 * (7-j) (%d wrong)", bad1);
+    float o2[256];
+    kq_row_dequant(m, 2, 0, o2);
+    for (int c = 0; c < 256; c++) {
+        int j = c / 32;
+        float a = (float)(j + 1) * fac[j % 4];
+        float want = c % 2 == 0 ? out[c] + a : out[c] - a;
+        bad2 += o2[c] != want;
+    }
+    ok(!bad2, "level 2: W1 +- s_j * factor[j %% 4], + on even weights (%d wrong)", bad2);
+    /* the kernels read the same block: dot with x = e_c gives W_k[c] */
+    kq_act *a;
+    kq_act_new(256, &a);
+    float x[256] = {0};
+    x[37] = 1.0f;
+    kq_act_set(a, x);
+    for (int impl = KQ_SCALAR; impl <= KQ_AVX2; impl++) {
+        kq_impl got = kq_impl_set((kq_impl)impl);
+        if (got != (kq_impl)impl) { tap_skip(2, "no AVX2"); continue; }
+        is_near(kq_dot(m, 0, 1, 1, a), out[37], 1e-6, "%s dot of level 1 with e_37 = W1[37]", kq_impl_name(got));
+        is_near(kq_dot(m, 0, 1, 2, a), o2[37], 1e-6, "%s dot of levels 1..2 with e_37 = W2[37]", kq_impl_name(got));
+    }
+    kq_impl_set(KQ_AUTO);
+    kq_act_free(a);
+    kq_matrix_free(m);
+}
+
+static float *heavy(int64_t rows, int64_t cols, uint64_t seed)
+{
+    synth_params p = {rows, cols, 3.0, 0.02, 16, 8.0, seed};
+    float *w;
+    return synth_heavy_tailed(&p, &w) ? NULL : w;
+}
+
+static double rel_err(const kq_matrix *m, const float *w, int level)
+{
+    float *o = malloc((size_t)m->cols * sizeof *o);
+    double e = 0, n = 0;
+    for (int64_t r = 0; r < m->rows; r++) {
+        kq_row_dequant(m, level, r, o);
+        for (int64_t c = 0; c < m->cols; c++) {
+            double d = (double)w[r * m->cols + c] - o[c];
+            e += d * d;
+            n += (double)w[r * m->cols + c] * w[r * m->cols + c];
+        }
+    }
+    free(o);
+    return sqrt(e / n);
+}
+
+static void prefix_and_levels(const char *preset)
+{
+    kq_format f;
+    kq_format_preset(preset, &f);
+    float *w = heavy(16, 512, 7);
+    kq_matrix *full, *part;
+    ok(kq_quantize(w, 16, 512, &f, 4, &full) == D2_OK, "%s: quantize 16 x 512", preset);
+    for (int k = 1; k < f.levels; k++) {
+        kq_format fk = f;
+        fk.levels = k;
+        kq_quantize(w, 16, 512, &fk, 4, &part);
+        int same = 1;
+        for (int l = 1; l <= k; l++) same &= part->chunk_bytes[l - 1] == full->chunk_bytes[l - 1] &&
+                                             !memcmp(part->chunk[l - 1], full->chunk[l - 1], (size_t)full->chunk_bytes[l - 1]);
+        ok(same, "%s: levels 1..%d of the %d-level file equal a %d-level quantization, byte for byte", preset, k, f.levels, k);
+        kq_matrix_free(part);
+    }
+    double prev = INFINITY;
+    int down = 1;
+    for (int k = 1; k <= f.levels; k++) {
+        double e = rel_err(full, w, k);
+        tap_diag("%s level %d: relative error %.4f", preset, k, e);
+        down &= e < prev;
+        prev = e;
+    }
+    ok(down, "%s: the error falls at every level", preset);
+    kq_matrix_free(full);
+    free(w);
+}
+
+/* AVX2 vs scalar vs the dequantized product, all level ranges */
+static void kernels(const kq_format *f, const char *name, int64_t rows, int64_t cols, uint64_t seed)
+{
+    float *w = heavy(rows, cols, seed);
+    kq_matrix *m;
+    kq_quantize(w, rows, cols, f, 2, &m);
+    gsl_rng *g = rng_new(seed, 0x6b71);
+    float *x = malloc((size_t)cols * sizeof *x), *xh = malloc((size_t)cols * sizeof *xh), *row = malloc((size_t)cols * sizeof *row),
+          *lo_row = malloc((size_t)cols * sizeof *lo_row);
+    for (int64_t c = 0; c < cols; c++) x[c] = (float)gsl_ran_gaussian(g, 1.0);
+    x[0] = 0; /* an exact zero and an all-zero super-block edge */
+    kq_act *a;
+    kq_act_new(cols, &a);
+    kq_act_set(a, x);
+    kq_act_dequant(a, xh);
+    int bad_simd = 0, bad_ref = 0, n = 0;
+    double worst = 0;
+    for (int lo = 1; lo <= f->levels; lo++)
+        for (int hi = lo; hi <= f->levels; hi++)
+            for (int64_t r = 0; r < rows; r++) {
+                kq_impl_set(KQ_SCALAR);
+                float s = kq_dot(m, r, lo, hi, a);
+                float v = s;
+                if (kq_impl_set(KQ_AVX2) == KQ_AVX2) v = kq_dot(m, r, lo, hi, a);
+                /* reference: W_hi . xhat - W_{lo-1} . xhat in double */
+                kq_row_dequant(m, hi, r, row);
+                if (lo > 1) kq_row_dequant(m, lo - 1, r, lo_row);
+                double ref = 0, mag = 0;
+                for (int64_t c = 0; c < cols; c++) {
+                    double d = (double)row[c] - (lo > 1 ? lo_row[c] : 0);
+                    ref += d * xh[c];
+                    mag += fabs(d * xh[c]);
+                }
+                /* float rounding: relative to the sum of |terms| (the paths sum in different orders) */
+                bad_simd += fabs((double)v - s) > 1e-6 * (mag + 1e-30);
+                double err = fabs(s - ref) / (mag + 1e-30);
+                worst = err > worst ? err : worst;
+                bad_ref += err > 1e-5;
+                n++;
+            }
+    kq_impl_set(KQ_AUTO);
+    ok(!bad_simd, "%s %lld x %lld: AVX2 dot equals scalar within float rounding (1e-6 of sum |terms|; %d of %d differ)", name, (long long)rows,
+       (long long)cols, bad_simd, n);
+    ok(!bad_ref, "%s %lld x %lld: scalar dot equals the dequantized product (worst %.2g of sum |terms|)", name, (long long)rows,
+       (long long)cols, worst);
+    /* mat-vec = dots */
+    float *y = calloc((size_t)rows, sizeof *y);
+    ok(kq_matvec(m, 1, f->levels, a, y) == D2_OK && y[rows - 1] == kq_dot(m, rows - 1, 1, f->levels, a), "%s: matvec row = dot", name);
+    free(y);
+    kq_act_free(a);
+    kq_matrix_free(m);
+    gsl_rng_free(g);
+    free(x); free(xh); free(row); free(lo_row); free(w);
+}
+
+static void refusals(void)
+{
+    kq_format f;
+    kq_format_preset("v1k", &f);
+    kq_matrix *m = NULL;
+    float w[300 * 2];
+    for (int i = 0; i < 600; i++) w[i] = (float)i;
+    ok(kq_quantize(w, 2, 300, &f, 4, &m) == D2_EINVAL && !m && strstr(d2_err_msg(), "multiple of 256"),
+       "cols 300 refused, the message names the super-block rule");
+    ok(kq_format_preset("v3k", &f) == D2_EINVAL, "unknown preset refused");
+    kq_format bad = {.base_bits = 5, .levels = 5, .scale_bits = 6, .min_bits = 6, .factor_bits = 0};
+    ok(kq_format_check(&bad) == D2_ERANGE, "b1 5 + 5 levels (9 bits) refused");
+    kq_format_preset("v1k", &f);
+    float big[256 * 2];
+    for (int i = 0; i < 512; i++) big[i] = sinf((float)i);
+    big[300] = NAN;
+    ok(kq_quantize(big, 2, 256, &f, 4, &m) == D2_EINVAL && strstr(d2_err_msg(), "(1, 44)"), "NaN named: %s", d2_err_msg());
+    big[300] = 0;
+    kq_quantize(big, 2, 256, &f, 4, &m);
+    kq_act *a, *a2;
+    ok(kq_act_new(100, &a) == D2_EINVAL, "activations of 100 columns refused");
+    kq_act_new(256, &a);
+    kq_act_new(512, &a2);
+    kq_act_set(a, big);
+    kq_act_set(a2, big);
+    float y[2] = {0};
+    ok(kq_matvec(m, 0, 1, a, y) == D2_EINVAL, "level range 0..1 refused");
+    ok(kq_matvec(m, 2, 4, a, y) == D2_EINVAL, "level range 2..4 of a 3-level matrix refused");
+    ok(kq_matvec(m, 1, 3, a2, y) == D2_EINVAL, "activations of another width refused");
+    big[3] = INFINITY;
+    ok(kq_act_set(a, big) == D2_EINVAL, "Inf activation refused");
+    kq_act_free(a);
+    kq_act_free(a2);
+    kq_matrix_free(m);
+}
+
+/* model.c's storage-format sizes equal the quantizers' real level chunks */
+static void format_sizes(void)
+{
+    model md;
+    memset(&md, 0, sizeof md);
+    md.hidden = 512;
+    md.expert_ffn = 768;
+    md.expert_matrices = 3;
+    static const char *const names[] = {"v1", "v2", "v1k", "v2k"};
+    for (int fi = 0; fi < 4; fi++)
+        for (int64_t group = 96; group <= 128; group += 32) {
+            const int kq = fi >= 2;
+            if (kq && group != 128) continue;
+            int K = 0;
+            model_format_levels(names[fi], &K);
+            int64_t real[KQ_MAX_LEVELS] = {0};
+            for (int i = 0; i < 3; i++) {
+                int64_t r, c;
+                model_expert_matrix_shape(&md, i, &r, &c);
+                float *w = heavy(r, c, 20 + (uint64_t)i);
+                if (kq) {
+                    kq_format f;
+                    kq_format_preset(names[fi], &f);
+                    kq_matrix *m;
+                    kq_quantize(w, r, c, &f, 1, &m);
+                    for (int k = 1; k <= K; k++) real[k - 1] += m->chunk_bytes[k - 1];
+                    kq_matrix_free(m);
+                } else {
+                    mwq_config cfg;
+                    mwq_config_default(&cfg);
+                    mwq_config_preset(&cfg, names[fi]);
+                    cfg.group = group;
+                    cfg.search_steps = 0;
+                    mwq_matrix *m;
+                    mwq_matrix_quantize(w, r, c, &cfg, NULL, 0, &m);
+                    for (int k = 1; k <= K; k++) real[k - 1] += m->chunk_bytes[k - 1];
+                    mwq_matrix_free(m);
+                }
+                free(w);
+            }
+            int same = 1;
+            for (int k = 1; k <= K; k++) {
+                int64_t b = -1;
+                same &= model_expert_format_level_bytes(&md, names[fi], k, group, &b) == D2_OK && b == real[k - 1];
+            }
+            ok(same, "%s, group %lld: model_expert_format_level_bytes = the quantizer's chunk bytes at every level", names[fi], (long long)group);
+        }
+    /* the .mwq container: one chunk per expert matrix and level, of the model's size */
+    const char *path = "t_kq.tmp.mwq";
+    for (int fi = 2; fi < 4; fi++) {
+        kq_format f;
+        kq_format_preset(names[fi], &f);
+        mwqfile_writer *wr;
+        mwqfile_writer_new(path, &wr);
+        kq_matrix *ms[3];
+        for (int i = 0; i < 3; i++) {
+            int64_t r, c;
+            model_expert_matrix_shape(&md, i, &r, &c);
+            float *w = heavy(r, c, 30 + (uint64_t)i);
+            kq_quantize(w, r, c, &f, 1, &ms[i]);
+            char nm[16];
+            snprintf(nm, sizeof nm, "w%d", i);
+            mwqfile_writer_add_kq(wr, nm, ms[i]);
+            free(w);
+        }
+        ok(mwqfile_writer_finish(wr) == D2_OK, "%s: .mwq written", names[fi]);
+        mwqfile *mf;
+        if (!ok(mwqfile_open(path, &mf) == D2_OK, "%s: .mwq reopened", names[fi])) continue;
+        int same = 1;
+        for (int k = 1; k <= f.levels; k++) {
+            int64_t want, got = 0;
+            model_expert_format_level_bytes(&md, names[fi], k, 0, &want);
+            for (size_t i = 0; i < 3; i++) got += mwqfile_tensor_get(mf, i)->bytes[k - 1];
+            same &= got == want;
+        }
+        ok(same, "%s: the file's chunk bytes per level = model_expert_format_level_bytes", names[fi]);
+        const int64_t before = mwqfile_bytes_read(mf);
+        kq_matrix *l2;
+        int rc = mwqfile_load_kq(mf, 1, 2, &l2);
+        ok(rc == D2_OK && mwqfile_bytes_read(mf) - before == l2->chunk_bytes[0] + l2->chunk_bytes[1] &&
+               !memcmp(l2->chunk[0], ms[1]->chunk[0], (size_t)l2->chunk_bytes[0]) &&
+               !memcmp(l2->chunk[1], ms[1]->chunk[1], (size_t)l2->chunk_bytes[1]),
+           "%s: loading level 2 reads exactly chunks 1..2, equal to the quantized ones", names[fi]);
+        mwq_matrix *wrong;
+        ok(mwqfile_load(mf, 0, 1, &wrong) == D2_EINVAL, "%s: a k-quant tensor is refused by the v1/v2 loader", names[fi]);
+        if (!rc) kq_matrix_free(l2);
+        mwqfile_close(mf);
+        for (int i = 0; i < 3; i++) kq_matrix_free(ms[i]);
+    }
+    remove(path);
+    int64_t b;
+    ok(model_expert_format_level_bytes(&md, "v3", 1, 128, &b) == D2_EINVAL, "unknown storage format refused");
+    ok(model_expert_format_level_bytes(&md, "v1k", 4, 128, &b) == D2_EINVAL, "level 4 of v1k refused");
+    md.expert_ffn = 1376;
+    ok(model_expert_format_level_bytes(&md, "v1k", 1, 128, &b) == D2_EINVAL && strstr(d2_err_msg(), "multiple of 256"),
+       "v1k with a 1376-wide matrix refused");
+}
+
+int main(void)
+{
+    hand_block();
+    prefix_and_levels("v1k");
+    prefix_and_levels("v2k");
+    kq_format f;
+    kq_format_preset("v1k", &f);
+    kernels(&f, "v1k", 5, 256, 11);
+    kernels(&f, "v1k", 3, 1024, 12);
+    kq_format_preset("v2k", &f);
+    kernels(&f, "v2k", 4, 512, 13);
+    kq_format odd = {.base_bits = 7, .levels = 2, .scale_bits = 8, .min_bits = 3, .factor_bits = 1};
+    kernels(&odd, "b1 7 (4+2+1 slices), scale/min 8/3, 1-bit factors", 3, 768, 14);
+    kq_format one = {.base_bits = 1, .levels = 8, .scale_bits = 2, .min_bits = 1, .factor_bits = 2};
+    kernels(&one, "b1 1, 8 levels", 2, 256, 15);
+    refusals();
+    format_sizes();
+    return tap_done();
+}
