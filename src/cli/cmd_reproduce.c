@@ -200,6 +200,9 @@ static int run(int argc, char **argv)
     snprintf(path, sizeof path, "%s/fig9", resdir);
     if ((rc = fig9(&p, path))) return cli_fail(rc);
 
+    printf("-- step 3b: measured accuracy (d2moe eval on a real llama2.c checkpoint)\n");
+    if (cli_reproduce_eval(dbp, quick) != 0) status = 1;
+
     printf("-- step 4: figures\n");
     fflush(stdout);
     char *pargv[] = {"plot", "all", "--db", (char *)dbp, "--out", (char *)outdir, NULL};
