@@ -19,6 +19,9 @@ struct evalq_ref {
     int64_t N, T, V;
     int32_t *tok;  /* [N][T+1] */
     float *logit;  /* [N][T][V] FP32 logits at each position */
+    float *prob;   /* [N][T][V] their softmax */
+    double *lse;   /* [N][T] log-sum-exp of the logits */
+    int32_t *top;  /* [N][T] argmax (first of ties) */
     double nll;    /* sum of -log p(sampled) */
 };
 
@@ -36,6 +39,9 @@ void evalq_ref_free(evalq_ref *r)
     if (!r) return;
     free(r->tok);
     free(r->logit);
+    free(r->prob);
+    free(r->lse);
+    free(r->top);
     free(r);
 }
 
@@ -46,9 +52,9 @@ int evalq_ref_sample(const llm_model *m, const evalq_opts *o, evalq_ref **out)
     if (o->seqs < 1 || o->seqs > 4096) D2_ERROR(D2_ERANGE, "--seqs %lld: expected 1..4096", (long long)o->seqs);
     if (o->len < 1 || o->len > c->seq_len)
         D2_ERROR(D2_ERANGE, "--len %lld: expected 1..%lld (the checkpoint's seq_len)", (long long)o->len, (long long)c->seq_len);
-    const double bytes = 4.0 * (double)o->seqs * (double)o->len * (double)c->vocab_size;
+    const double bytes = 8.0 * (double)o->seqs * (double)o->len * (double)c->vocab_size;
     if (bytes > (double)((int64_t)4 << 30))
-        D2_ERROR(D2_ERANGE, "--seqs %lld --len %lld: the reference logits would take %.1f GiB (4 GiB at most)", (long long)o->seqs,
+        D2_ERROR(D2_ERANGE, "--seqs %lld --len %lld: the reference logits and probabilities would take %.1f GiB (4 GiB at most)", (long long)o->seqs,
                  (long long)o->len, bytes / (1 << 30));
     if (c->vocab_size <= EVALQ_BOS) D2_ERROR(D2_EFORMAT, "vocabulary of %lld tokens has no BOS id %d", (long long)c->vocab_size, EVALQ_BOS);
     evalq_ref *r = calloc(1, sizeof *r);
@@ -56,11 +62,14 @@ int evalq_ref_sample(const llm_model *m, const evalq_opts *o, evalq_ref **out)
     r->N = o->seqs; r->T = o->len; r->V = c->vocab_size;
     r->tok = malloc((size_t)(r->N * (r->T + 1)) * sizeof *r->tok);
     r->logit = malloc((size_t)(r->N * r->T * r->V) * sizeof *r->logit);
+    r->prob = malloc((size_t)(r->N * r->T * r->V) * sizeof *r->prob);
+    r->lse = malloc((size_t)(r->N * r->T) * sizeof *r->lse);
+    r->top = malloc((size_t)(r->N * r->T) * sizeof *r->top);
     int32_t *in = malloc((size_t)r->N * sizeof *in);
     float *lg = malloc((size_t)(r->N * r->V) * sizeof *lg);
     gsl_rng *g = rng_new(o->seed, STREAM_SAMPLE);
     llm_batch *b = NULL;
-    int rc = (!r->tok || !r->logit || !in || !lg || !g) ? D2_ENOMEM : D2_OK;
+    int rc = (!r->tok || !r->logit || !r->prob || !r->lse || !r->top || !in || !lg || !g) ? D2_ENOMEM : D2_OK;
     if (rc) d2_err_set("out of memory");
     if (!rc) rc = llm_batch_new(m, r->N, r->T, &b);
     for (int64_t i = 0; !rc && i < r->N; i++) r->tok[i * (r->T + 1)] = EVALQ_BOS;
@@ -73,6 +82,14 @@ int evalq_ref_sample(const llm_model *m, const evalq_opts *o, evalq_ref **out)
             /* temperature 1, full distribution: the first id whose cumulative
              * probability exceeds u (the last id if rounding leaves a gap) */
             const double lse = logsumexp(l, r->V), u = gsl_rng_uniform(g);
+            float *pr = r->prob + (i * r->T + t) * r->V;
+            int32_t top = 0;
+            for (int64_t v = 0; v < r->V; v++) {
+                pr[v] = (float)exp((double)l[v] - lse);
+                if (l[v] > l[top]) top = (int32_t)v;
+            }
+            r->lse[i * r->T + t] = lse;
+            r->top[i * r->T + t] = top;
             double cum = 0;
             int64_t k = 0;
             for (; k < r->V - 1; k++) {
@@ -111,18 +128,19 @@ int evalq_measure(const llm_model *m, const evalq_ref *ref, llm_ffn_fn ffn, void
         for (int64_t i = 0; i < N; i++) in[i] = ref->tok[i * (T + 1) + t];
         if ((rc = llm_batch_step(m, b, in, t, ffn, user, lg))) break;
         for (int64_t i = 0; i < N; i++) {
-            const float *p = ref->logit + (i * T + t) * V, *q = lg + i * V;
-            /* KL(P || Q) = sum_v P_v (p_v - q_v) - lse(p) + lse(q), p, q logits */
-            const double lp = logsumexp(p, V), lq = logsumexp(q, V);
-            double s = 0;
-            int64_t ap = 0, aq = 0;
+            const float *p = ref->logit + (i * T + t) * V, *P = ref->prob + (i * T + t) * V, *q = lg + i * V;
+            /* KL(P || Q) = sum_v P_v (p_v - q_v) - lse(p) + lse(q), p, q logits;
+             * P_v sums to 1 within float rounding: normalise by its sum */
+            const double lp = ref->lse[i * T + t], lq = logsumexp(q, V);
+            double s = 0, z = 0;
+            int64_t aq = 0;
             for (int64_t v = 0; v < V; v++) {
-                s += exp((double)p[v] - lp) * ((double)p[v] - (double)q[v]);
-                if (p[v] > p[ap]) ap = v;
+                s += (double)P[v] * ((double)p[v] - (double)q[v]);
+                z += P[v];
                 if (q[v] > q[aq]) aq = v;
             }
-            kl += s - lp + lq;
-            agree += ap == aq;
+            kl += s / z - lp + lq;
+            agree += ref->top[i * T + t] == aq;
             nll += lq - (double)q[ref->tok[i * (T + 1) + t + 1]];
         }
     }

@@ -33,7 +33,7 @@ struct llm_model {
 
 struct llm_batch {
     int64_t B, T;
-    float *kc, *vc;   /* [L][B][T][kv_dim] key and value caches */
+    float *kc, *vc;   /* [L][B][kv_dim][T] key and value caches, position innermost (the attention loops run over t) */
     float *x, *xb, *xb2, *q, *k, *v, *att, *hres, *ffo, *scr; /* work */
 };
 
@@ -56,21 +56,33 @@ static float dot_scalar(const float *w, const float *x, int64_t n)
 
 #ifdef LLM_X86
 #define AVX2_FN __attribute__((target("avx2,fma")))
+/* reduce8's order in registers: (a0+a4, a1+a5, a2+a6, a3+a7), then
+ * (s0+s2, s1+s3), then their sum */
+AVX2_FN static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+}
+
+/* The tail c = full..in-1 lands in lanes 0..in-full-1 (= c & 7, full a
+ * multiple of 8), as in dot_scalar; masked-off lanes add 0*0 exactly. */
+AVX2_FN static float dot_avx2(const float *w, const float *x, int64_t n)
+{
+    __m256 acc = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(w + c), _mm256_loadu_ps(x + c), acc);
+    if (c < n) {
+        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - c)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        acc = _mm256_fmadd_ps(_mm256_maskload_ps(w + c, mask), _mm256_maskload_ps(x + c, mask), acc);
+    }
+    return hsum8(acc);
+}
+
 AVX2_FN static void matmul_avx2(float *y, const float *x, const float *w, int64_t n, int64_t in, int64_t out)
 {
-    for (int64_t i = 0; i < n; i++) {
-        const float *xi = x + i * in;
-        for (int64_t r = 0; r < out; r++) {
-            const float *wr = w + r * in;
-            __m256 acc = _mm256_setzero_ps();
-            int64_t c = 0;
-            for (; c + 8 <= in; c += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(wr + c), _mm256_loadu_ps(xi + c), acc);
-            float a[8];
-            _mm256_storeu_ps(a, acc);
-            for (; c < in; c++) a[c & 7] = fmaf(wr[c], xi[c], a[c & 7]);
-            y[i * out + r] = reduce8(a);
-        }
-    }
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t r = 0; r < out; r++) y[i * out + r] = dot_avx2(w + r * in, x + i * in, in);
 }
 static int have_avx2(void)
 {
@@ -81,7 +93,32 @@ static int have_avx2(void)
     }
     return h;
 }
+
+AVX2_FN static void axpy_avx2(float *y, float a, const float *x, int64_t n)
+{
+    const __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
+}
 #endif
+
+/* y[i] += a * x[i] (fused), and the 8-lane dot: same bytes on both paths */
+static void axpy(float *y, float a, const float *x, int64_t n)
+{
+#ifdef LLM_X86
+    if (!force_scalar && have_avx2()) { axpy_avx2(y, a, x, n); return; }
+#endif
+    for (int64_t i = 0; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
+}
+
+static float dot(const float *w, const float *x, int64_t n)
+{
+#ifdef LLM_X86
+    if (!force_scalar && have_avx2()) return dot_avx2(w, x, n);
+#endif
+    return dot_scalar(w, x, n);
+}
 
 void llm_matmul(float *y, const float *x, const float *w, int64_t n, int64_t in, int64_t out)
 {
@@ -379,28 +416,23 @@ int llm_batch_step(const llm_model *m, llm_batch *b, const int32_t *tokens, int6
         for (int64_t i = 0; i < B; i++) {
             rope(b->q + i * D, D, hs, pos);
             rope(b->k + i * KV, KV, hs, pos);
-            float *kc = b->kc + ((l * B + i) * T + pos) * KV, *vc = b->vc + ((l * B + i) * T + pos) * KV;
-            memcpy(kc, b->k + i * KV, (size_t)KV * sizeof(float));
-            memcpy(vc, b->v + i * KV, (size_t)KV * sizeof(float));
+            float *kc = b->kc + (l * B + i) * KV * T, *vc = b->vc + (l * B + i) * KV * T;
+            for (int64_t j = 0; j < KV; j++) {
+                kc[j * T + pos] = b->k[i * KV + j];
+                vc[j * T + pos] = b->v[i * KV + j];
+            }
         }
         /* per head h (kv head h / kvmul): att[t] = softmax_t(q . k_t / sqrt(hs)), xb = sum_t att[t] v_t */
         for (int64_t i = 0; i < B; i++)
             for (int64_t h = 0; h < c->n_heads; h++) {
                 const float *q = b->q + i * D + h * hs;
-                const int64_t ko = (h / kvmul) * hs;
-                for (int64_t t = 0; t <= pos; t++) {
-                    const float *k = b->kc + ((l * B + i) * T + t) * KV + ko;
-                    float s = 0;
-                    for (int64_t j = 0; j < hs; j++) s += q[j] * k[j];
-                    b->att[t] = s * isq;
-                }
+                const float *kh = b->kc + (l * B + i) * KV * T + (h / kvmul) * hs * T;
+                const float *vh = b->vc + (l * B + i) * KV * T + (h / kvmul) * hs * T;
+                memset(b->att, 0, (size_t)(pos + 1) * sizeof(float));
+                for (int64_t j = 0; j < hs; j++) axpy(b->att, q[j] * isq, kh + j * T, pos + 1);
                 softmax(b->att, pos + 1);
                 float *o = b->xb + i * D + h * hs;
-                memset(o, 0, (size_t)hs * sizeof *o);
-                for (int64_t t = 0; t <= pos; t++) {
-                    const float *v = b->vc + ((l * B + i) * T + t) * KV + ko;
-                    for (int64_t j = 0; j < hs; j++) o[j] += b->att[t] * v[j];
-                }
+                for (int64_t j = 0; j < hs; j++) o[j] = dot(b->att, vh + j * T, pos + 1);
             }
         llm_matmul(b->xb2, b->xb, m->wo[l], B, D, D); /* attention output */
         for (int64_t i = 0; i < B * D; i++) b->x[i] += b->xb2[i];
