@@ -39,6 +39,10 @@ ok $? "--db: parameters stored (9 uniform runs, got $n)"
 "$D2MOE" plot evalq --db "$TMP/r.db" --out "$TMP/plots" >/dev/null 2>&1 && [ -s "$TMP/plots/evalq.png" ]
 ok $? "plot evalq draws the figure from the stored runs"
 
+"$D2MOE" eval --input "$TMP/syn.bin" --seqs 3 --len 8 --preset v1 --ffn-path kernel --json 2>/dev/null |
+    python3 -c 'import json, sys; c = json.load(sys.stdin)["configs"]; assert {x["ffn_path"] for x in c if x["method"] == "mwq"} == {"kernel"}; assert {x["ffn_path"] for x in c if x["method"] != "mwq"} == {"dequant"}'
+ok $? "--ffn-path kernel: MWQ rows through the kernels, baselines dequantized, each labelled"
+expect 2 "--ffn-path" "--ffn-path bad: exit 2" -- "$D2MOE" eval --input "$TMP/syn.bin" --ffn-path gpu
 expect 2 "required" "no --input: exit 2" -- "$D2MOE" eval
 expect 2 "--seqs" "--seqs 0: exit 2" -- "$D2MOE" eval --input "$TMP/syn.bin" --seqs 0
 expect 2 "--len 600" "--len beyond seq_len: exit 2 naming the option" -- "$D2MOE" eval --input "$TMP/syn.bin" --len 600

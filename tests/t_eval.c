@@ -314,7 +314,7 @@ static void check_levels(const llm_model *lm, const evalq_ref *ref, const char *
         if (rows[i].bitroute && strcmp(rows[i].bitroute, "capacity")) continue;
         evalq_result res[KERN_MAX_LEVELS];
         size_t n;
-        if (!ok(evalq_row_run(lm, ref, &rows[i], 1, res, &n) == D2_OK, "%s: %s/%s/%s runs", what, rows[i].preset, rows[i].method,
+        if (!ok(evalq_row_run(lm, ref, &rows[i], 1, EVALQ_PATH_DEQUANT, res, &n) == D2_OK, "%s: %s/%s/%s runs", what, rows[i].preset, rows[i].method,
                 rows[i].bitroute ? rows[i].bitroute : "uniform"))
             continue;
         for (size_t k = 0; k < n; k++) all_nonneg &= res[k].m.kl >= 0 && res[k].m.top1 >= 0 && res[k].m.top1 <= 1;
@@ -371,12 +371,32 @@ static void test_eval_synthetic(void)
     const evalq_row *cap = NULL;
     for (size_t i = 0; i < nrows; i++) if (rows[i].bitroute && !strcmp(rows[i].bitroute, "capacity")) { cap = &rows[i]; break; }
     evalq_result a[KERN_MAX_LEVELS], b[KERN_MAX_LEVELS];
-    evalq_row_run(lm, ref, cap, 5, a, &n1);
-    evalq_row_run(lm, ref, cap, 5, b, &n2);
+    evalq_row_run(lm, ref, cap, 5, EVALQ_PATH_DEQUANT, a, &n1);
+    evalq_row_run(lm, ref, cap, 5, EVALQ_PATH_DEQUANT, b, &n2);
     ok(n1 == 1 && n2 == 1 && memcmp(&a[0].m, &b[0].m, sizeof a[0].m) == 0 && memcmp(a[0].share, b[0].share, sizeof a[0].share) == 0,
        "capacity routing, same seed: same KL, top-1, ppl and level shares bytes");
     is_near(a[0].share[0], 0.3, 0.05, "capacity 0.3/0.4/0.3 over 6-token steps: level-1 share ~0.3 (largest remainder: 2 of 6)");
     check_levels(lm, ref, "synthetic");
+
+    /* the kernel path: MWQ rows through kern_matmul (int8 activations),
+     * baselines dequantized; KL still falls with the levels */
+    evalq_result kr[KERN_MAX_LEVELS], dr[KERN_MAX_LEVELS];
+    size_t nk, nd;
+    const evalq_row *v2 = NULL, *rt = NULL;
+    for (size_t i = 0; i < nrows; i++) {
+        if (!rows[i].bitroute && !strcmp(rows[i].preset, "v2") && !strcmp(rows[i].method, "mwq")) v2 = &rows[i];
+        if (!rows[i].bitroute && !strcmp(rows[i].preset, "v1") && !strcmp(rows[i].method, "rtn-int")) rt = &rows[i];
+    }
+    ok(evalq_row_run(lm, ref, v2, 1, EVALQ_PATH_KERNEL, kr, &nk) == D2_OK && nk == 4 && kr[0].kernel == 1, "kernel path: v2 mwq runs through kern_matmul");
+    int falls = 1, differs = 0;
+    evalq_row_run(lm, ref, v2, 1, EVALQ_PATH_DEQUANT, dr, &nd);
+    for (size_t k = 0; k < nk; k++) {
+        falls &= kr[k].m.kl >= 0 && (k == 0 || kr[k].m.kl < kr[k - 1].m.kl);
+        differs |= kr[k].m.kl != dr[k].m.kl;
+    }
+    ok(falls, "kernel path: KL >= 0 and falls with the levels (%.4g ... %.4g)", kr[0].m.kl, kr[nk - 1].m.kl);
+    ok(differs && dr[0].kernel == 0, "kernel path differs from dequant (int8 activations), dequant is flagged as such");
+    ok(evalq_row_run(lm, ref, rt, 1, EVALQ_PATH_KERNEL, kr, &nk) == D2_OK && kr[0].kernel == 0, "kernel path: rtn-int (no kernel format) is dequantized and says so");
     evalq_ref_free(ref);
     llm_model_free(lm);
 }

@@ -26,7 +26,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: d2moe eval --input FILE [--format llama2c] [--seqs N] [--len T] [--seed S]\n"
-            "       [--preset P]... [--db FILE] [--json]\n"
+            "       [--preset P]... [--ffn-path dequant|kernel] [--db FILE] [--json]\n"
             "       d2moe eval --list\n"
             "       d2moe eval --write-synthetic FILE [--seed S]\n\n"
             "Measure, on a real forward pass of a llama2.c checkpoint, what quantizing its FFN\n"
@@ -38,6 +38,9 @@ static void usage(FILE *out)
             "and norms stay FP32.  Configurations (--list): every level of each preset with MWQ,\n"
             "rtn-int (separate copies) and msb-slice, and per-token bit routing with the\n"
             "paper's capacities; --preset keeps the rows of the named presets.\n"
+            "--ffn-path kernel runs the MWQ rows through the project's kernels (kern_matmul,\n"
+            "which also quantizes activations to int8 per group) instead of FP32 products\n"
+            "with dequantized weights (dequant, the default: the weight error alone).\n"
             "est_ppl, the estimate every simulated run carries, is shown beside the measurement\n"
             "when the --db store holds the quantizer's error table (from `d2moe reproduce` or\n"
             "`d2moe quantize --db`), with Spearman's rank correlation of est_ppl and of the FFN\n"
@@ -50,6 +53,7 @@ typedef struct opts {
     const char *input, *dbpath, *synth;
     const char *presets[16];
     int npresets, json, list;
+    evalq_path path;
     long seqs, len;
     uint64_t seed;
 } opts;
@@ -93,6 +97,7 @@ static int store(db *d, const opts *o, const evalq_result *r, double ref_ppl, do
     P("eval.level", "%d", r->level);
     P("eval.bitroute", "%s", r->level ? "uniform" : r->bitroute);
     P("eval.caps", "%s", r->caps);
+    P("eval.ffn_path", "%s", r->kernel ? "kernel" : "dequant");
 #undef P
     if (!rc) rc = db_run_input(run, "weights", o->input);
     if (!rc) rc = db_run_metric(run, "kl", r->m.kl, "nats");
@@ -142,10 +147,11 @@ static int run(int argc, char **argv)
         {"len", required_argument, NULL, 'T'},    {"seed", required_argument, NULL, 's'},
         {"db", required_argument, NULL, 'd'},     {"json", no_argument, NULL, 'j'},
         {"preset", required_argument, NULL, 'p'}, {"list", no_argument, NULL, 'l'},
-        {"write-synthetic", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0}};
+        {"write-synthetic", required_argument, NULL, 'w'}, {"ffn-path", required_argument, NULL, 'P'},
+        {NULL, 0, NULL, 0}};
     opts o = {.seqs = 16, .len = 128, .seed = 1};
     int ch;
-    while ((ch = getopt_long(argc, argv, "hi:f:n:T:s:d:jp:lw:", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "hi:f:n:T:s:d:jp:lw:P:", lo, NULL)) != -1) {
         switch (ch) {
         case 'h': usage(stdout); return 0;
         case 'i': o.input = optarg; break;
@@ -174,6 +180,7 @@ static int run(int argc, char **argv)
             break;
         case 'l': o.list = 1; break;
         case 'w': o.synth = optarg; break;
+        case 'P': if (evalq_path_parse(optarg, &o.path)) return cli_usage_error("eval", "--ffn-path: %s", d2_err_msg()); break;
         default: return cli_bad_option("eval", argc, argv);
         }
     }
@@ -223,7 +230,7 @@ static int run(int argc, char **argv)
         for (int p = 0; p < o.npresets; p++) keep |= !strcmp(rows[i].preset, o.presets[p]);
         if (!keep) continue;
         size_t n;
-        if ((rc = evalq_row_run(m, ref, &rows[i], o.seed, res + nres, &n))) goto fail;
+        if ((rc = evalq_row_run(m, ref, &rows[i], o.seed, o.path, res + nres, &n))) goto fail;
         for (size_t k = 0; k < n; k++) teval += res[nres + k].seconds;
         nres += n;
     }
@@ -254,6 +261,7 @@ static int run(int argc, char **argv)
             json_t *c = json_object(), *sh = json_array();
             json_object_set_new(c, "preset", json_string(r->preset));
             json_object_set_new(c, "method", json_string(r->method));
+            json_object_set_new(c, "ffn_path", json_string(r->kernel ? "kernel" : "dequant"));
             json_object_set_new(c, "level", r->level ? json_integer(r->level) : json_null());
             json_object_set_new(c, "bits", r->level ? json_integer(r->bits) : json_null());
             json_object_set_new(c, "bitroute", r->level ? json_null() : json_string(r->bitroute));
@@ -282,7 +290,9 @@ static int run(int argc, char **argv)
         printf("%s: dim %lld, hidden %lld, %lld layers, %lld/%lld heads, vocab %lld\n", o.input, (long long)mc->dim,
                (long long)mc->hidden_dim, (long long)mc->n_layers, (long long)mc->n_heads, (long long)mc->n_kv_heads,
                (long long)mc->vocab_size);
-        printf("quantized: FFN w1, w2, w3 only (attention, embeddings, norms stay FP32)\n");
+        printf("quantized: FFN w1, w2, w3 only (attention, embeddings, norms stay FP32); FFN path %s\n",
+               o.path == EVALQ_PATH_KERNEL ? "kernel (MWQ rows: kern_matmul, int8 activations; baselines dequantized)"
+                                           : "dequant (FP32 products with dequantized weights)");
         printf("reference: %ld sequences x %ld tokens sampled from the FP32 model (seed %llu): ppl %.4f\n\n", o.seqs, o.len,
                (unsigned long long)o.seed, ref_ppl);
         printf("%-6s %-9s %-20s %5s %4s %6s %6s %8s %10s %6s %8s %8s\n", "preset", "method", "bitroute", "level", "bits", "bpw",

@@ -241,6 +241,8 @@ typedef struct hook {
     bitroute_use *u;          /* [N] */
     uint32_t *scr;            /* [6N] */
     float *xg, *og, *fscr;    /* [N*dim], [N*dim], [2*N*hidden] */
+    int kernel;               /* through kern_matmul */
+    kern_act **ax, **ah;      /* [N] activations for dim- and hidden-wide inputs */
     int64_t count[KERN_MAX_LEVELS]; /* token-layer uses per level */
 } hook;
 
@@ -251,22 +253,42 @@ static double norm(const float *x, int64_t n)
     return sqrt(s);
 }
 
+/* FFN at level k of g tokens x[g*dim] -> out[g*dim] */
+static int ffn_level(hook *h, int64_t layer, int k, const float *x, int64_t g, int64_t D, int64_t H, float *out)
+{
+    if (!h->kernel) {
+        llm_ffn(ffnq_weight(h->set, layer, 0, k), ffnq_weight(h->set, layer, 1, k), ffnq_weight(h->set, layer, 2, k), D, H, x, g,
+                h->fscr, out);
+        return D2_OK;
+    }
+    kern_mat w1, w2, w3;
+    D2_TRY(ffnq_kern(h->set, layer, 0, &w1));
+    D2_TRY(ffnq_kern(h->set, layer, 1, &w2));
+    D2_TRY(ffnq_kern(h->set, layer, 2, &w3));
+    float *y1 = h->fscr, *y3 = h->fscr + g * H;
+    for (int64_t i = 0; i < g; i++) D2_TRY(kern_act_set(h->ax[i], x + i * D));
+    memset(y1, 0, (size_t)(2 * g * H) * sizeof(float));
+    kern_matmul(&w1, 1, k, h->ax, g, y1);
+    kern_matmul(&w3, 1, k, h->ax, g, y3);
+    for (int64_t i = 0; i < g * H; i++) y1[i] = y1[i] / (1.0f + expf(-y1[i])) * y3[i];
+    for (int64_t i = 0; i < g; i++) D2_TRY(kern_act_set(h->ah[i], y1 + i * H));
+    memset(out, 0, (size_t)(g * D) * sizeof(float));
+    kern_matmul(&w2, 1, k, h->ah, g, out);
+    return D2_OK;
+}
+
 static int hook_ffn(void *user, const llm_ffn_step *s)
 {
     hook *h = user;
     const int64_t n = s->n, D = s->dim, H = s->hidden;
     const int K = ffnq_levels(h->set);
     if (h->uniform) {
-        const int k = h->uniform;
-        llm_ffn(ffnq_weight(h->set, s->layer, 0, k), ffnq_weight(h->set, s->layer, 1, k), ffnq_weight(h->set, s->layer, 2, k), D,
-                H, s->xn, n, h->fscr, s->out);
-        h->count[k - 1] += n;
+        D2_TRY(ffn_level(h, s->layer, h->uniform, s->xn, n, D, H, s->out));
+        h->count[h->uniform - 1] += n;
         return D2_OK;
     }
     /* routed: the signal, then the simulator's policy picks the levels */
-    if (h->route->signal == EVALQ_SIG_FFN_REL_UPDATE)
-        llm_ffn(ffnq_weight(h->set, s->layer, 0, 1), ffnq_weight(h->set, s->layer, 1, 1), ffnq_weight(h->set, s->layer, 2, 1), D, H,
-                s->xn, n, h->fscr, h->og);
+    if (h->route->signal == EVALQ_SIG_FFN_REL_UPDATE) D2_TRY(ffn_level(h, s->layer, 1, s->xn, n, D, H, h->og));
     for (int64_t i = 0; i < n; i++) {
         double sig = 0;
         switch (h->route->signal) {
@@ -287,8 +309,7 @@ static int hook_ffn(void *user, const llm_ffn_step *s)
         for (int64_t i = 0; i < n; i++)
             if (h->u[i].level + 1 == k) memcpy(h->xg + (g++) * D, s->xn + i * D, (size_t)D * sizeof(float));
         if (!g) continue;
-        llm_ffn(ffnq_weight(h->set, s->layer, 0, k), ffnq_weight(h->set, s->layer, 1, k), ffnq_weight(h->set, s->layer, 2, k), D, H,
-                h->xg, g, h->fscr, h->og);
+        D2_TRY(ffn_level(h, s->layer, k, h->xg, g, D, H, h->og));
         g = 0;
         for (int64_t i = 0; i < n; i++)
             if (h->u[i].level + 1 == k) memcpy(s->out + i * D, h->og + (g++) * D, (size_t)D * sizeof(float));
@@ -297,16 +318,28 @@ static int hook_ffn(void *user, const llm_ffn_step *s)
     return D2_OK;
 }
 
-static void fill_common(evalq_result *r, const evalq_row *row, const ffnq_set *set)
+int evalq_path_parse(const char *s, evalq_path *out)
+{
+    if (!strcmp(s, "dequant")) *out = EVALQ_PATH_DEQUANT;
+    else if (!strcmp(s, "kernel")) *out = EVALQ_PATH_KERNEL;
+    else D2_ERROR(D2_EINVAL, "FFN path \"%s\": expected dequant or kernel", s);
+    return D2_OK;
+}
+
+const char *evalq_path_name(evalq_path p) { return p == EVALQ_PATH_KERNEL ? "kernel" : "dequant"; }
+
+static void fill_common(evalq_result *r, const evalq_row *row, const ffnq_set *set, int kernel)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->preset, sizeof r->preset, "%s", row->preset);
     snprintf(r->method, sizeof r->method, "%s", row->method);
+    r->kernel = kernel;
     r->levels = ffnq_levels(set);
     for (int k = 1; k <= r->levels; k++) r->level_bits[k - 1] = ffnq_level_bits(set, k);
 }
 
-int evalq_row_run(const llm_model *m, const evalq_ref *ref, const evalq_row *row, uint64_t seed, evalq_result *res, size_t *n)
+int evalq_row_run(const llm_model *m, const evalq_ref *ref, const evalq_row *row, uint64_t seed, evalq_path path,
+                  evalq_result *res, size_t *n)
 {
     *n = 0;
     const ffnq_method *meth = ffnq_method_find(row->method);
@@ -333,13 +366,26 @@ int evalq_row_run(const llm_model *m, const evalq_ref *ref, const evalq_row *row
     h.scr = malloc((size_t)(6 * N) * sizeof *h.scr);
     int rc = (!h.xg || !h.og || !h.fscr || !h.u || !h.scr) ? D2_ENOMEM : D2_OK;
     if (rc) d2_err_set("out of memory");
+    kern_mat probe;
+    const int has_kern = ffnq_kern(set, 0, 0, &probe) == D2_OK;
+    if (!has_kern) d2_err_clear(); /* a method without a kernel format: dequantized */
+    if (!rc && path == EVALQ_PATH_KERNEL && has_kern) {
+        h.kernel = 1;
+        h.ax = calloc((size_t)N, sizeof *h.ax);
+        h.ah = calloc((size_t)N, sizeof *h.ah);
+        if (!h.ax || !h.ah) { rc = D2_ENOMEM; d2_err_set("out of memory"); }
+        for (int64_t i = 0; !rc && i < N; i++) {
+            rc = kern_act_new(mc->dim, c.group, &h.ax[i]);
+            if (!rc) rc = kern_act_new(mc->hidden_dim, c.group, &h.ah[i]);
+        }
+    }
     const int K = ffnq_levels(set);
     int lbits[KERN_MAX_LEVELS];
     for (int k = 1; k <= K; k++) lbits[k - 1] = ffnq_level_bits(set, k);
     if (!rc && !route) {
         for (int k = 1; !rc && k <= K; k++) {
             evalq_result *r = &res[(*n)];
-            fill_common(r, row, set);
+            fill_common(r, row, set, h.kernel);
             memset(h.count, 0, sizeof h.count);
             h.uniform = k;
             const double t0 = clock_mono_s();
@@ -355,7 +401,7 @@ int evalq_row_run(const llm_model *m, const evalq_ref *ref, const evalq_row *row
         }
     } else if (!rc) {
         evalq_result *r = &res[0];
-        fill_common(r, row, set);
+        fill_common(r, row, set, h.kernel);
         snprintf(r->bitroute, sizeof r->bitroute, "%s", row->bitroute);
         snprintf(r->caps, sizeof r->caps, "%s", row->caps);
         int arg = 0;
@@ -383,6 +429,9 @@ int evalq_row_run(const llm_model *m, const evalq_ref *ref, const evalq_row *row
             *n = 1;
         }
     }
+    for (int64_t i = 0; h.ax && i < N; i++) kern_act_free(h.ax[i]);
+    for (int64_t i = 0; h.ah && i < N; i++) kern_act_free(h.ah[i]);
+    free(h.ax); free(h.ah);
     free(h.xg); free(h.og); free(h.fscr); free(h.u); free(h.scr);
     ffnq_set_free(set);
     return rc;

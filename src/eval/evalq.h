@@ -75,6 +75,15 @@ typedef struct evalq_row {
 } evalq_row;
 const evalq_row *evalq_rows(size_t *n);
 
+/* How a quantized FFN computes: "dequant" decodes the weights to FP32 and
+ * multiplies in FP32 (the weight error alone); "kernel" runs methods stored
+ * in the MWQ container through kern_matmul, which also quantizes the
+ * activations to int8 per group (what the deployed kernels compute);
+ * methods without a kernel format are dequantized either way. */
+typedef enum evalq_path { EVALQ_PATH_DEQUANT = 0, EVALQ_PATH_KERNEL } evalq_path;
+int evalq_path_parse(const char *s, evalq_path *out);
+const char *evalq_path_name(evalq_path p);
+
 typedef struct evalq_result {
     char preset[16], method[16], bitroute[32], caps[64];
     int level;          /* 1..K for a uniform configuration, 0 for a routed mix */
@@ -88,12 +97,13 @@ typedef struct evalq_result {
     double est_bits_w2[17]; /* share of uses at each nominal bit-width (for est_ppl) */
     evalq_metrics m;
     double seconds;     /* wall time of the measurement */
+    int kernel;         /* 1: computed through kern_matmul (int8 activations) */
 } evalq_result;
 
 /* Evaluate one row: writes K results (uniform) or 1 (routed) into res[]
  * (room for KERN_MAX_LEVELS) and their count into *n. */
-int evalq_row_run(const llm_model *m, const evalq_ref *ref, const evalq_row *row, uint64_t seed, evalq_result *res,
-                  size_t *n);
+int evalq_row_run(const llm_model *m, const evalq_ref *ref, const evalq_row *row, uint64_t seed, evalq_path path,
+                  evalq_result *res, size_t *n);
 
 /* Spearman's rank correlation of x and y (average ranks for ties); NaN
  * entries are left out pairwise.  *rho = NaN when fewer than 3 pairs remain

@@ -16,10 +16,11 @@ struct ffnq_set {
     int levels, bits[KERN_MAX_LEVELS];
     double bpw[KERN_MAX_LEVELS], stored[KERN_MAX_LEVELS], rel[KERN_MAX_LEVELS];
     float **w; /* [(layer*3 + which)*levels + level-1] */
+    mwq_matrix **kern; /* [layer*3 + which], NULL entries for methods without a kernel format */
 };
 
 /* MWQ: quantize once, decode levels 1..K with the kernels' dequant */
-static int build_mwq(const float *w, int64_t rows, int64_t cols, const mwq_config *c, float **lv, double *bpw)
+static int build_mwq(const float *w, int64_t rows, int64_t cols, const mwq_config *c, float **lv, double *bpw, mwq_matrix **kern)
 {
     mwq_matrix *m;
     D2_TRY(mwq_matrix_quantize(w, rows, cols, c, NULL, 0, &m));
@@ -31,12 +32,13 @@ static int build_mwq(const float *w, int64_t rows, int64_t cols, const mwq_confi
         bytes += (double)m->chunk_bytes[k - 1];
         bpw[k - 1] = 8.0 * bytes / (double)(rows * cols);
     }
-    mwq_matrix_free(m);
+    *kern = m;
     return D2_OK;
 }
 
-static int build_rtn(const float *w, int64_t rows, int64_t cols, const mwq_config *c, float **lv, double *bpw)
+static int build_rtn(const float *w, int64_t rows, int64_t cols, const mwq_config *c, float **lv, double *bpw, mwq_matrix **kern)
 {
+    *kern = NULL;
     for (int k = 0; k < (int)c->levels; k++) {
         const int bits = (int)c->base_bits + k;
         D2_TRY(rtn_int_dequant(w, rows, cols, bits, c, lv[k]));
@@ -45,8 +47,9 @@ static int build_rtn(const float *w, int64_t rows, int64_t cols, const mwq_confi
     return D2_OK;
 }
 
-static int build_msb(const float *w, int64_t rows, int64_t cols, const mwq_config *c, float **lv, double *bpw)
+static int build_msb(const float *w, int64_t rows, int64_t cols, const mwq_config *c, float **lv, double *bpw, mwq_matrix **kern)
 {
+    *kern = NULL;
     int bits[KERN_MAX_LEVELS];
     for (int k = 0; k < (int)c->levels; k++) {
         bits[k] = (int)c->base_bits + k;
@@ -75,7 +78,9 @@ void ffnq_set_free(ffnq_set *s)
 {
     if (!s) return;
     for (int64_t i = 0; s->w && i < s->layers * 3 * s->levels; i++) free(s->w[i]);
+    for (int64_t i = 0; s->kern && i < s->layers * 3; i++) mwq_matrix_free(s->kern[i]);
     free(s->w);
+    free(s->kern);
     free(s);
 }
 
@@ -90,7 +95,8 @@ int ffnq_set_build(const llm_model *m, const ffnq_method *method, const mwq_conf
     s->layers = mc->n_layers;
     s->levels = (int)c->levels;
     s->w = calloc((size_t)(s->layers * 3 * s->levels), sizeof *s->w);
-    if (!s->w) { free(s); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    s->kern = calloc((size_t)(s->layers * 3), sizeof *s->kern);
+    if (!s->w || !s->kern) { ffnq_set_free(s); D2_ERROR(D2_ENOMEM, "out of memory"); }
     double err2[KERN_MAX_LEVELS] = {0}, bits_sum[KERN_MAX_LEVELS] = {0}, norm2 = 0, nw = 0, int8_bits = 0;
     int rc = D2_OK;
     for (int64_t l = 0; !rc && l < s->layers; l++)
@@ -101,7 +107,7 @@ int ffnq_set_build(const llm_model *m, const ffnq_method *method, const mwq_conf
             for (int k = 0; k < s->levels; k++)
                 if (!(lv[k] = malloc((size_t)(rows * cols) * sizeof(float)))) { rc = D2_ENOMEM; d2_err_set("out of memory"); }
             double bpw[KERN_MAX_LEVELS];
-            if (!rc && (rc = method->build(w, rows, cols, c, lv, bpw)))
+            if (!rc && (rc = method->build(w, rows, cols, c, lv, bpw, &s->kern[l * 3 + which])))
                 d2_err_prefix("layers.%lld.w%d: ", (long long)l, which + 1);
             for (int k = 0; !rc && k < s->levels; k++) {
                 double e = 0;
@@ -133,6 +139,14 @@ int ffnq_level_bits(const ffnq_set *s, int level) { return level >= 1 && level <
 double ffnq_level_bpw(const ffnq_set *s, int level) { return level >= 1 && level <= s->levels ? s->bpw[level - 1] : NAN; }
 double ffnq_stored_bpw(const ffnq_set *s, int level) { return level >= 1 && level <= s->levels ? s->stored[level - 1] : NAN; }
 double ffnq_level_rel_err(const ffnq_set *s, int level) { return level >= 1 && level <= s->levels ? s->rel[level - 1] : NAN; }
+
+int ffnq_kern(const ffnq_set *s, int64_t layer, int which, kern_mat *out)
+{
+    if (layer < 0 || layer >= s->layers || which < 0 || which > 2 || !s->kern[layer * 3 + which])
+        D2_ERROR(D2_ENOTFOUND, "%s: no kernel format for layers.%lld.w%d", s->method->name, (long long)layer, which + 1);
+    mwq_matrix_view(s->kern[layer * 3 + which], s->levels, out);
+    return D2_OK;
+}
 
 const float *ffnq_weight(const ffnq_set *s, int64_t layer, int which, int level)
 {

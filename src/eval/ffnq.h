@@ -18,8 +18,10 @@ typedef struct ffnq_method {
     const char *name;    /* "mwq", "rtn-int", "msb-slice" */
     const char *summary;
     const char *storage; /* "nested" (one container, level k reads levels 1..k) or "separate" */
-    /* level_bpw[k] / stored_bpw are set by build */
-    int (*build)(const float *w, int64_t rows, int64_t cols, const mwq_config *c, float **levels, double *level_bpw);
+    /* fills levels[k] (dequantized, rows*cols) and level_bpw[k] for k < K;
+     * a method with a kernel format hands its matrix back in *kern (else NULL) */
+    int (*build)(const float *w, int64_t rows, int64_t cols, const mwq_config *c, float **levels, double *level_bpw,
+                 mwq_matrix **kern);
 } ffnq_method;
 
 const ffnq_method *ffnq_method_find(const char *name);
@@ -40,6 +42,9 @@ double ffnq_level_bpw(const ffnq_set *s, int level);
 double ffnq_stored_bpw(const ffnq_set *s, int level);
 /* ||W - What||_F / ||W||_F over all FFN matrices together, at `level`. */
 double ffnq_level_rel_err(const ffnq_set *s, int level);
+/* The kernels' view (quant/kern.h) of a matrix, levels 1..K, for methods
+ * stored in the MWQ container; D2_ENOTFOUND for the others. */
+int ffnq_kern(const ffnq_set *s, int64_t layer, int which, kern_mat *out);
 /* Dequantized matrix (layout as llm_model_ffn), level 1..K. */
 const float *ffnq_weight(const ffnq_set *s, int64_t layer, int which, int level);
 
