@@ -313,6 +313,7 @@ static int run(int argc, char **argv)
         printf("\n");
     }
     /* timing goes to stderr: stdout is the same bytes for the same seed */
+    fflush(stdout);
     fprintf(stderr, "eval: reference %ld x %ld tokens in %.2f s; %zu configurations, %.0f tokens/s through quantized FFNs\n", o.seqs,
             o.len, tref, nres, teval > 0 ? (double)nres * (double)(o.seqs * o.len) / teval : 0.0);
     free(est); free(kl); free(rel);
