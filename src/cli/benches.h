@@ -4,3 +4,4 @@
 BENCH(sim, "serving simulator: paper-size run (target < 50 ms), scaling in tokens and layers")
 BENCH(kernels, "MWQ kernels: stream bandwidth, quantize GB/s, level-k dot G weights/s vs memory/compute bounds")
 BENCH(trace, "router traces: JSONL import MB/s (target >= 50), stats of 10M records (target < 3 s) and peak RSS")
+BENCH(eval, "llama2.c forward pass (src/eval): tokens/s FP32, quantized FFN dequantized and through the MWQ kernels")

@@ -1,6 +1,7 @@
 /* cmd_reproduce.c - `d2moe reproduce [--quick]`: the README's main job.
  * Runs, in order: the quantizer's per-level error table (for est_ppl), every
- * sweep listed in experiments/reproduce.ini, Fig. 9's timelines, all plots,
+ * sweep listed in experiments/reproduce.ini, Fig. 9's timelines, the measured
+ * accuracy of stories260K's quantized FFN (when the checkpoint exists), all plots,
  * and prints the summary tables.  Each step is a library call or another
  * d2moe command; this file only sequences them. */
 #include "config.h"
@@ -213,6 +214,9 @@ static int run(int argc, char **argv)
     printf("-- step 3: Fig. 9 timelines\n");
     snprintf(path, sizeof path, "%s/fig9", resdir);
     if ((rc = fig9(&p, path, rdname))) return cli_fail(rc);
+
+    printf("-- step 3b: measured accuracy (d2moe eval on a real llama2.c checkpoint)\n");
+    if (cli_reproduce_eval(dbp, quick) != 0) status = 1;
 
     printf("-- step 4: figures\n");
     fflush(stdout);
