@@ -8,7 +8,8 @@ libd2results_a_SOURCES = \
 	src/results/accuracy.c src/results/accuracy.h \
 	src/results/plot.c src/results/plot.h \
 	src/results/report.c src/results/report.h \
-	src/results/runner.c src/results/runner.h
+	src/results/runner.c src/results/runner.h \
+	src/results/audit.c src/results/audit.h
 
 check_PROGRAMS += tests/t_db tests/t_sweep tests/t_accuracy
 tests_t_db_SOURCES = tests/t_db.c tests/tap.h
