@@ -196,7 +196,7 @@ static int run(int argc, char **argv)
         free(s);
         return 0;
     }
-    printf("audit of %s, readings %s\n", claims_path, readings ? readings : "(none)");
+    printf("audit of %s, readings %s\n", claims_path, audit_report_readings(r));
     cli_audit_print(r, stdout, 1);
     if (audit_report_id(r)) printf("audit_id = %lld in %s\n", (long long)audit_report_id(r), dbpath);
     audit_report_free(r);

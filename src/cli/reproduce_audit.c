@@ -1,6 +1,6 @@
 /* reproduce_audit.c - the claims-audit step of `d2moe reproduce`: the audit
  * of experiments/paper-claims.ini under each shipped reading set (every
- * experiments/readings/NAME.ini, in name order), printed as a table of verdicts
+ * experiments/readings/NAME.ini, in name order: readings_list), printed as a table of verdicts
  * and stored in the reproduce store.  Sequencing only: results/audit.c does
  * the work, cmd_audit.c the printing. */
 #include "config.h"
@@ -9,52 +9,39 @@
 #include "core/err.h"
 #include "results/audit.h"
 #include "results/db.h"
+#include "sim/readings.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
-
-static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+#include <stdio.h>
 
 int cli_reproduce_audit(const char *dbp)
 {
-    char dir[4200], claims[4200];
-    snprintf(dir, sizeof dir, "%s/experiments/readings", D2_SRCDIR);
+    char claims[4200];
     snprintf(claims, sizeof claims, "%s/experiments/paper-claims.ini", D2_SRCDIR);
-    DIR *dh = opendir(dir);
-    if (!dh) {
-        printf("   skipped: %s: %s (no reading sets to audit under)\n", dir, strerror(errno));
+    char **names = NULL;
+    size_t n = 0;
+    if (readings_list(&names, &n) != D2_OK || n == 0) {
+        printf("   skipped: no reading sets in experiments/readings/ to audit under\n");
+        if (names) param_names_free(names, n);
         return 0;
     }
-    char *names[64];
-    size_t n = 0;
-    for (struct dirent *e; (e = readdir(dh)) && n < sizeof names / sizeof names[0];) {
-        size_t l = strlen(e->d_name);
-        if (l > 4 && e->d_name[0] != '.' && !strcmp(e->d_name + l - 4, ".ini") && (names[n] = strndup(e->d_name, l - 4))) n++;
-    }
-    closedir(dh);
-    qsort(names, n, sizeof names[0], cmp_name);
-    if (n == 0) printf("   skipped: no reading sets in %s\n", dir);
     audit_claims *cl = NULL;
-    int rc = n ? audit_claims_load(claims, &cl) : D2_OK;
     db *d = NULL;
-    if (rc == D2_OK && n) rc = db_open(dbp, &d);
-    int status = 0;
+    int rc = audit_claims_load(claims, &cl);
+    if (rc == D2_OK) rc = db_open(dbp, &d);
     for (size_t i = 0; rc == D2_OK && i < n; i++) {
         audit_opts o = {.readings = names[i], .store = d, .argc = cli_argc(), .argv = cli_argv()};
         audit_report *r;
         rc = audit_run(cl, &o, &r);
         if (rc) break;
-        printf("   readings %s (audit %lld in %s; details: d2moe audit --claims %s --readings %s):\n", names[i],
-               (long long)audit_report_id(r), dbp, claims, names[i]);
+        printf("   readings %s (audit %lld in %s; per case: d2moe audit --claims experiments/paper-claims.ini --readings %s):\n",
+               names[i], (long long)audit_report_id(r), dbp, names[i]);
         cli_audit_print(r, stdout, 0);
         fflush(stdout);
         audit_report_free(r);
     }
-    if (rc) status = cli_fail(rc);
+    int status = rc ? cli_fail(rc) : 0;
     db_close(d);
     audit_claims_free(cl);
-    for (size_t i = 0; i < n; i++) free(names[i]);
+    param_names_free(names, n);
     return status;
 }

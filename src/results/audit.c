@@ -12,6 +12,7 @@
 #include "core/version.h"
 #include "results/runner.h"
 #include "sim/policy.h"
+#include "sim/readings.h"
 #include "sim/sim.h"
 
 #include <ctype.h>
@@ -474,7 +475,7 @@ size_t audit_report_tally(const audit_report *r, audit_verdict v)
  * run failed: a case error).  Failures of this process (out of memory, I/O)
  * are returned. */
 static int run_job(audit_report *rep, const claim *cl, const char *mname, const char *dname, const char *policy,
-                   int64_t budget, const char *readings, size_t *out)
+                   int64_t budget, const char *rdname, size_t *out)
 {
     char sets_buf[5 + AUDIT_MAX_SETS][PARAM_STR_MAX + 64];
     const char *sets[5 + AUDIT_MAX_SETS];
@@ -505,8 +506,7 @@ static int run_job(audit_report *rep, const claim *cl, const char *mname, const 
     memset(m, 0, sizeof *m);
     snprintf(m->key, sizeof m->key, "%s", key);
     sim_job job = {.model = mname, .device = dname, .trace = NULL, .sets = sets, .nsets = n, .seed = cl->seed,
-                   .timeline = NULL};
-    (void)readings;
+                   .timeline = NULL, .readings = rdname};
     d2_err_clear();
     m->rc = sim_job_run(&job, &m->r);
     if (m->rc == D2_ENOMEM || m->rc == D2_EIO) return m->rc;
@@ -536,7 +536,7 @@ static double bound_of(const sim_result *r)
 
 static int is_oom(const memo *m) { return m->r && strcmp(sim_result_status(m->r), "ok") != 0; }
 
-static int run_case(audit_report *rep, const claim *cl, const char *path, const char *readings, size_t mi, size_t di,
+static int run_case(audit_report *rep, const claim *cl, const char *path, const char *rdname, size_t mi, size_t di,
                     size_t bi, audit_case *c, size_t used[2])
 {
     memset(c, 0, sizeof *c);
@@ -545,13 +545,13 @@ static int run_case(audit_report *rep, const claim *cl, const char *path, const 
     c->budget = cl->budgets[bi];
     c->value = c->bound = NAN;
     used[0] = used[1] = SIZE_MAX;
-    D2_TRY(run_job(rep, cl, c->model, c->device, cl->policy, c->budget, readings, &used[0]));
+    D2_TRY(run_job(rep, cl, c->model, c->device, cl->policy, c->budget, rdname, &used[0]));
     audit_relation rel = cl->rule.relation;
     if (rel == AUDIT_RATIO || rel == AUDIT_REDUCTION)
         D2_TRY(run_job(rep, cl, c->model, c->device, cl->baseline, cl->baseline_budget ? cl->baseline_budget : c->budget,
-                       readings, &used[1]));
+                       rdname, &used[1]));
     else if (rel == AUDIT_GAIN)
-        D2_TRY(run_job(rep, cl, c->model, c->device, cl->policy, cl->budget_hi, readings, &used[1]));
+        D2_TRY(run_job(rep, cl, c->model, c->device, cl->policy, cl->budget_hi, rdname, &used[1]));
     const memo *a = &rep->m[used[0]], *b = used[1] == SIZE_MAX ? NULL : &rep->m[used[1]];
     const memo *bad = !a->r ? a : (b && !b->r) ? b : NULL;
     if (bad) {
@@ -704,8 +704,12 @@ int audit_run(const audit_claims *c, const audit_opts *o, audit_report **out)
     *out = NULL;
     audit_report *rep = calloc(1, sizeof *rep);
     if (!rep) D2_ERROR(D2_ENOMEM, "out of memory");
-    const char *readings = o && o->readings ? o->readings : "";
-    snprintf(rep->readings, sizeof rep->readings, "%s", readings);
+    const char *rdname = o && o->readings ? o->readings : "";
+    /* a bad reading is the caller's error, found before any run */
+    readings rd;
+    int lrc = readings_load(&rd, rdname);
+    if (lrc != D2_OK) { free(rep); return lrc; }
+    snprintf(rep->readings, sizeof rep->readings, "%s", rd.name);
     rep->claims = calloc(c->n, sizeof *rep->claims);
     rep->cases = calloc(c->n, sizeof *rep->cases);
     rep->used = calloc(c->n, sizeof *rep->used);
@@ -723,7 +727,7 @@ int audit_run(const audit_claims *c, const audit_opts *o, audit_report **out)
         for (size_t mi = 0; rc == D2_OK && mi < cl->nmodels; mi++)
             for (size_t di = 0; rc == D2_OK && di < cl->ndevices; di++)
                 for (size_t bi = 0; rc == D2_OK && bi < cl->nbudgets; bi++, k++)
-                    rc = run_case(rep, cl, c->path, readings, mi, di, bi, &cases[k], rep->used[i][k]);
+                    rc = run_case(rep, cl, c->path, rdname, mi, di, bi, &cases[k], rep->used[i][k]);
         audit_claim_result *cr = &rep->claims[i];
         cr->name = rep->text[i].name;
         cr->source = rep->text[i].source;
