@@ -56,7 +56,7 @@ static void what(const audit_claim_result *c, char *buf, size_t n)
 /* The table: one line per claim; with cases, each case below its claim. */
 void cli_audit_print(const audit_report *r, FILE *out, int cases)
 {
-    fprintf(out, "%-34s %-15s %6s  %-17s %-17s %s\n", "claim", "verdict", "holds", "claimed", "observed", "what");
+    fprintf(out, "%-37s %-15s %6s  %-17s %-19s %s\n", "claim", "verdict", "holds", "claimed", "observed", "what");
     for (size_t i = 0; i < audit_report_count(r); i++) {
         audit_claim_result c;
         audit_report_claim(r, i, &c);
@@ -88,7 +88,7 @@ void cli_audit_print(const audit_report *r, FILE *out, int cases)
         what(&c, w, sizeof w);
         char holds[32];
         snprintf(holds, sizeof holds, "%zu/%zu", hold, c.ncases);
-        fprintf(out, "%-34s %-15s %6s  %-17s %-17s %s\n", c.name, audit_verdict_name(c.verdict), holds, claimed, observed, w);
+        fprintf(out, "%-37s %-15s %6s  %-17s %-19s %s\n", c.name, audit_verdict_name(c.verdict), holds, claimed, observed, w);
         if (!cases) continue;
         fprintf(out, "    source: %s\n", c.source);
         for (size_t j = 0; j < c.ncases; j++) {
