@@ -1,8 +1,9 @@
 /* reproduce_audit.c - the claims-audit step of `d2moe reproduce`: the audit
  * of experiments/paper-claims.ini under each shipped reading set (every
- * experiments/readings/NAME.ini, in name order: readings_list), printed as a table of verdicts
- * and stored in the reproduce store.  Sequencing only: results/audit.c does
- * the work, cmd_audit.c the printing. */
+ * experiments/readings/NAME.ini, in name order), printed as a table of
+ * verdicts and stored in the reproduce store; a rerun skips an audit already
+ * stored.  Sequencing only: results/audit.c does the work, cmd_audit.c the
+ * printing. */
 #include "config.h"
 #include "cli/cli.h"
 #include "cli/reproduce.h"
@@ -29,6 +30,16 @@ int cli_reproduce_audit(const char *dbp)
     int rc = audit_claims_load(claims, &cl);
     if (rc == D2_OK) rc = db_open(dbp, &d);
     for (size_t i = 0; rc == D2_OK && i < n; i++) {
+        int64_t id;
+        size_t t[4];
+        if ((rc = audit_stored_find(d, cl, names[i], &id, t)) != D2_OK) break;
+        if (id) { /* a rerun: this claims file, reading and code version are audited already */
+            printf("   readings %s: stored before as audit %lld in %s: %zu reproduced, %zu exceeds-bound, %zu not-reproduced, "
+                   "%zu error (the table: d2moe audit --claims experiments/paper-claims.ini --readings %s)\n",
+                   names[i], (long long)id, dbp, t[AUDIT_REPRODUCED], t[AUDIT_EXCEEDS_BOUND], t[AUDIT_NOT_REPRODUCED],
+                   t[AUDIT_ERROR], names[i]);
+            continue;
+        }
         audit_opts o = {.readings = names[i], .store = d, .argc = cli_argc(), .argv = cli_argv()};
         audit_report *r;
         rc = audit_run(cl, &o, &r);

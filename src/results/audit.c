@@ -697,6 +697,34 @@ fail:
     return D2_EDB;
 }
 
+int audit_stored_find(db *d, const audit_claims *c, const char *rdname, int64_t *id, size_t tally[4])
+{
+    *id = 0;
+    for (int v = 0; v < 4; v++) tally[v] = 0;
+    readings rd;
+    D2_TRY(readings_load(&rd, rdname ? rdname : ""));
+    sqlite3 *h = db_handle(d);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(h, "SELECT max(id) FROM audits WHERE claims_hash = ? AND readings = ? AND code_version = ?", -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 1, c->hash, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 2, rd.name, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 3, d2_version(), -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errmsg(h));
+    if (!*id) return D2_OK;
+    rc = sqlite3_prepare_v2(h, "SELECT verdict, count(*) FROM audit_claims WHERE audit_id = ? GROUP BY verdict", -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 1, *id);
+    while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        for (int v = 0; v < 4; v++)
+            if (name && !strcmp(name, audit_verdict_name((audit_verdict)v))) tally[v] = (size_t)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errmsg(h));
+    return D2_OK;
+}
+
 /* ---- the audit -------------------------------------------------------------- */
 
 int audit_run(const audit_claims *c, const audit_opts *o, audit_report **out)

@@ -90,6 +90,12 @@ typedef struct audit_opts {
 int audit_run(const audit_claims *c, const audit_opts *opts, audit_report **out);
 void audit_report_free(audit_report *r);
 
+/* An audit already in the store for this claims file (same content hash),
+ * reading set (NAME as given, NULL or "" = the default) and code version:
+ * *id its audits.id (0 = none) and tally[v] the number of claims with
+ * verdict v.  For reruns that skip what is stored. */
+int audit_stored_find(db *d, const audit_claims *c, const char *readings, int64_t *id, size_t tally[4]);
+
 /* One claim of a report (read-only). */
 typedef struct audit_claim_result {
     const char *name;
