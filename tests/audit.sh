@@ -103,6 +103,7 @@ bad '0,/^status = oom$/s//status = oom\nmin = 1/' 'min: not used by relation sta
 bad 's/^sim.kv_on_device = false$/sim.kv_on_devise = false/' 'sim.kv_on_devise: not a sim key' "unknown table.key: exit 2"
 bad 's/^sim.kv_on_device = false$/sim.budget = 1G/' 'sim.budget: set it with the claim' "sim.budget as a setting: exit 2"
 bad 's/^\[claim ratio-holds\]$/[claim value-holds]/' '\[claim value-holds\]: claim "value-holds" given twice' "duplicate claim: exit 2"
+bad 's/^\[claim ratio-holds\]$/[claim empty]\n\n[claim ratio-holds]/' '\[claim empty\]: a section with no keys' "a claim with no keys: exit 2"
 expect 2 'not a regular file' "/dev/zero: exit 2, no hang" -- $D2MOE audit --claims /dev/zero
 expect 2 'cannot open' "missing file: exit 2" -- $D2MOE audit --claims "$TMP/none.ini"
 expect 2 'claims FILE is required' "no --claims: exit 2" -- $D2MOE audit

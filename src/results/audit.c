@@ -398,6 +398,33 @@ static int claim_check(const claim *cl, const char *path)
     return D2_OK;
 }
 
+/* inih reports keys, not sections: a [section] with no key under it would
+ * pass unseen, so read the headers once more and refuse such a section. */
+static int check_headers(const audit_claims *c, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) D2_ERROR(D2_EIO, "%s: cannot open: %s", path, strerror(errno));
+    char buf[4096];
+    int line = 0, rc = D2_OK;
+    while (rc == D2_OK && fgets(buf, sizeof buf, f)) {
+        line++;
+        char *t = trim(buf);
+        size_t n = strlen(t);
+        if (n < 2 || t[0] != '[' || t[n - 1] != ']') continue;
+        t[n - 1] = '\0';
+        char *sec = trim(t + 1);
+        int seen = 0;
+        for (size_t i = 0; i < c->n && !seen; i++) {
+            char want[AUDIT_NAME_MAX + 8];
+            snprintf(want, sizeof want, "claim %s", c->a[i].name);
+            seen = !strcmp(sec, want);
+        }
+        if (!seen) rc = (d2_err_set("%s:%d: [%s]: a section with no keys", path, line, sec), D2_EFORMAT);
+    }
+    fclose(f);
+    return rc;
+}
+
 int audit_claims_load(const char *path, audit_claims **out)
 {
     *out = NULL;
@@ -411,6 +438,7 @@ int audit_claims_load(const char *path, audit_claims **out)
     int lines = 0;
     int rc = inifile_parse(path, entry, &p, &lines);
     if (rc == D2_OK && c->n == 0) rc = (d2_err_set("%s:%d: no [claim NAME] section with keys", path, lines > 0 ? lines : 1), D2_EFORMAT);
+    if (rc == D2_OK) rc = check_headers(c, path);
     for (size_t i = 0; rc == D2_OK && i < c->n; i++) rc = claim_check(&c->a[i], path);
     if (rc == D2_OK) rc = hash_file_hex(path, c->hash);
     if (rc != D2_OK) { audit_claims_free(c); return rc; }
