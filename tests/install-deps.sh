@@ -2,7 +2,7 @@
 # install-deps.sh - install the Debian packages d2moe needs to build, test
 # and plot, when run as root with apt-get; otherwise say what is missing.
 pkgs="build-essential autoconf automake pkg-config libgsl-dev libsqlite3-dev
-      libjansson-dev libinih-dev libxxhash-dev gnuplot-nox sqlite3 git"
+      libjansson-dev libinih-dev libxxhash-dev gnuplot-nox sqlite3 git jq python3"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -14,13 +14,19 @@ done
 grep -q "^Fig. 10 headline" "$TMP/out"; ok $? "summary: Fig. 10 headline table"
 grep -q "^Accuracy table" "$TMP/out"; ok $? "summary: accuracy table"
 grep -q "no rows" "$TMP/out"; [ $? -ne 0 ]; ok $? "no summary table is empty"
+for rd in $(ls "$D2_SRCDIR/experiments/readings" | sed -n 's/\.ini$//p'); do
+    grep -Eq "^   readings $rd \(audit [0-9]+" "$TMP/out" && grep -Eq "^headline-tps-max-vs-edgemoe +(reproduced|exceeds-bound|not-reproduced|error) " "$TMP/out"
+    ok $? "claims audit printed under reading $rd"
+done
 if command -v sqlite3 >/dev/null; then
     [ "$(sqlite3 "$TMP/r/d2moe.db" "SELECT count(DISTINCT bits) FROM quant_errors WHERE method = 'rtn-int'")" -eq 7 ]; ok $? "error table stored: rtn-int at 7 bit-widths"
     [ "$(sqlite3 "$TMP/r/d2moe.db" "SELECT count(*) FROM metrics m JOIN runs r ON r.id = m.run_id WHERE m.name = 'est_ppl' AND m.value IS NULL AND r.status = 'ok'")" -eq 0 ]; ok $? "every ok run has a finite est_ppl (oom runs have none)"
+    [ "$(sqlite3 "$TMP/r/d2moe.db" "SELECT count(DISTINCT readings) FROM audits")" -eq "$(ls "$D2_SRCDIR/experiments/readings" | grep -c '\.ini$')" ]; ok $? "one stored claims audit per reading"
 else
-    skip "sqlite3 command-line tool not installed"; skip "sqlite3 command-line tool not installed"
+    skip "sqlite3 command-line tool not installed"; skip "sqlite3 command-line tool not installed"; skip "sqlite3 command-line tool not installed"
 fi
 "$D2MOE" reproduce --quick --db "$TMP/r/d2moe.db" --out "$TMP/plots" --set sim.prompt=8 --set sim.gen=8 -j 2 > "$TMP/out2" 2>&1
 ok $? "rerun"
 grep -Eq "^ +fig10 +[0-9]+ jobs: +0 run" "$TMP/out2"; ok $? "a rerun runs no sweep job again"
+grep -Eq "^   readings [a-z-]+: stored before as audit [0-9]+ in .*: [0-9]+ reproduced" "$TMP/out2"; ok $? "a rerun does not audit the same claims again"
 done_testing

@@ -232,6 +232,10 @@ static int run(int argc, char **argv)
         if ((rc = report_print_sql(d, path, stdout))) { status = cli_fail(rc); }
     }
     db_close(d);
+
+    printf("-- step 6: claims audit (experiments/paper-claims.ini under each reading)\n");
+    fflush(stdout);
+    if (cli_reproduce_audit(dbp) != 0) status = 1;
     printf("\n== done in %.1f s%s ==\n", clock_mono_s() - t0, status ? " (with failures above)" : "");
     return status;
 }

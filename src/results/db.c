@@ -71,6 +71,31 @@ static const char *const migrations[] = {
     "  job TEXT NOT NULL,"          /* canonical text: key=value lines */
     "  run_id INTEGER NOT NULL UNIQUE REFERENCES runs(id) ON DELETE CASCADE,"
     "  PRIMARY KEY (job_hash, code_version)) WITHOUT ROWID;",
+    /* 3 -> 4: claims audits (results/audit.c): one row per audit, its
+     * claims with their verdicts, and every case with the runs behind it */
+    "CREATE TABLE audits ("
+    "  id INTEGER PRIMARY KEY,"
+    "  uid TEXT UNIQUE,"            /* XXH3-128 of time, pid and the claims hash */
+    "  created TEXT,"               /* ISO 8601 UTC */
+    "  claims_file TEXT,"
+    "  claims_hash TEXT,"           /* XXH3-128 of the claims file */
+    "  readings TEXT,"              /* reading-set name, '' = none */
+    "  code_version TEXT);"
+    "CREATE TABLE audit_claims ("
+    "  audit_id INTEGER NOT NULL REFERENCES audits(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL, source TEXT, relation TEXT, metric TEXT,"
+    "  min REAL, max REAL,"         /* claimed range; NULL for status claims */
+    "  verdict TEXT,"               /* reproduced, exceeds-bound, not-reproduced, error */
+    "  PRIMARY KEY (audit_id, name));"
+    "CREATE TABLE audit_cases ("
+    "  audit_id INTEGER NOT NULL REFERENCES audits(id) ON DELETE CASCADE,"
+    "  claim TEXT NOT NULL, model TEXT, device TEXT,"
+    "  budget INTEGER,"             /* bytes */
+    "  value REAL, bound REAL,"     /* NULL = none */
+    "  low REAL, high REAL,"        /* the claim's range */
+    "  run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,"     /* the policy run (gain: at budget) */
+    "  ref_run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL);" /* baseline run, or gain's budget_hi run */
+    "CREATE INDEX audit_cases_audit ON audit_cases(audit_id, claim);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
