@@ -2,7 +2,8 @@
 -- M (MB, 10^6 bytes), one series per method.  Out-of-memory runs are drawn
 -- at 0 and a method that never fits is labelled "(oom)".
 -- Bound by figures.ini: :model, :device.
-WITH r AS (SELECT max(run_id) AS id FROM sweep_jobs WHERE sweep = 'fig10' GROUP BY job_hash)
+WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
+           WHERE j.sweep = :sweep AND rv.variant = :variant GROUP BY j.job_hash)
 SELECT pol.value || CASE WHEN max(runs.status = 'ok') OVER (PARTITION BY pol.value) THEN '' ELSE ' (oom)' END AS method,
        CAST(bud.value AS REAL) / 1e6 AS budget_mb,
        CASE WHEN runs.status = 'ok' THEN tps.value ELSE 0 END AS throughput_tps

@@ -1,7 +1,8 @@
 -- Fig. 12: dequantization overhead against requests.  :what selects the
 -- panel: 'time' (dequant and expert compute seconds), 'memory' (peak MB with
 -- and without the transient FP16 copy counted), 'latency' (makespan s).
-WITH r AS (SELECT max(run_id) AS id FROM sweep_jobs WHERE sweep = 'fig12' GROUP BY job_hash),
+WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
+           WHERE j.sweep = :sweep AND rv.variant = :variant GROUP BY j.job_hash),
 v AS (SELECT r.id,
         (SELECT CAST(value AS INTEGER) FROM params WHERE run_id = r.id AND key = 'sim.requests') AS req,
         (SELECT value FROM params WHERE run_id = r.id AND key = 'sim.transient_fp16') AS tr

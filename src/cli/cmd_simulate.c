@@ -112,7 +112,7 @@ static int run(int argc, char **argv)
     sim_job job = {NULL, NULL, NULL, NULL, 0, 1, NULL};
     const char *dbpath = NULL;
     int json = 0, c;
-    while ((c = getopt_long(argc, argv, "hLm:d:p:b:r:P:g:t:S:s:D:jT:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hLm:d:p:b:r:P:g:t:S:s:D:jT:", opts, NULL)) != -1) {
         int t = simopts_take(&so, c, optarg, "simulate");
         if (t == 1) continue;
         if (t) return t;

@@ -15,7 +15,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: d2moe sweep SPEC.ini [--db FILE] [-j N] [--shard I/N] [--timelines DIR] [--curve CSV] [--quick] [--set key=value]... [--quiet]\n\n"
+            "usage: d2moe sweep SPEC.ini [--db FILE] [-j N] [--shard I/N] [--timelines DIR] [--curve CSV] [--quick] [--set key=value]... [--as NAME] [--quiet]\n\n"
             "Expand the [sweep] spec into a grid of simulator runs and run them on N worker\n"
             "processes into the results store (default results/d2moe.db).  Resumable: a job\n"
             "already stored for this code version is skipped, so an interrupted sweep is\n"
@@ -27,6 +27,11 @@ static void usage(FILE *out)
             "[quick] section (smaller value lists) for a first look.  --set key=value\n"
             "fixes one axis to one value (or adds it) for every job, e.g. --set\n"
             "device.flash_bw=7G to change one assumption and rerun.\n\n"
+            "Variants: every run records the assumptions it ran with beyond the spec's\n"
+            "axes: by default \"base\" (no --set, no reading) or \"v\" + a digest of the\n"
+            "overrides and the reading; --as NAME names them.  Figures, summaries and\n"
+            "exports show one variant (--variant NAME, default the spec's own); 'd2moe db\n"
+            "info FILE' lists them.\n\n"
             "Spec keys: name, kind (simulate), description, zip = a b | c d, and axes:\n"
             "model, device, trace, seed, or any table.key (model.*, device.*, sim.*).\n"
             "Values: comma lists; ranges lo..hi:step or lo..hi*factor.\n");
@@ -39,12 +44,12 @@ static int run(int argc, char **argv)
         {"jobs", required_argument, NULL, 'j'}, {"shard", required_argument, NULL, 's'},
         {"timelines", required_argument, NULL, 't'}, {"curve", required_argument, NULL, 'c'},
         {"quiet", no_argument, NULL, 'q'},    {"quick", no_argument, NULL, 'Q'},
-        {"set", required_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
+        {"set", required_argument, NULL, 'S'}, {"as", required_argument, NULL, 'A'}, {NULL, 0, NULL, 0}};
     const char *sets[64];
     size_t nsets = 0;
-    const char *dbp = "results/d2moe.db", *tl = NULL, *curve = NULL;
+    const char *dbp = "results/d2moe.db", *tl = NULL, *curve = NULL, *as = NULL;
     int jobs = 1, si = 0, sn = 1, quiet = 0, quick = 0, c;
-    while ((c = getopt_long(argc, argv, "hd:j:s:t:c:q", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hd:j:s:t:c:q", opts, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'd': dbp = optarg; break;
@@ -64,6 +69,7 @@ static int run(int argc, char **argv)
         case 't': tl = optarg; break;
         case 'c': curve = optarg; break;
         case 'q': quiet = 1; break;
+        case 'A': as = optarg; break;
         case 'Q': quick = 1; break;
         case 'S':
             if (nsets == 64) return cli_usage_error("sweep", "too many --set options (64 at most)");
@@ -84,8 +90,14 @@ static int run(int argc, char **argv)
         sweep_spec_free(s);
         return rc;
     }
+    if (as && (rc = sweep_spec_name_variant(s, as)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
     db *d;
     if ((rc = db_open(dbp, &d)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
+    if (as && (rc = db_variant_usable(d, as, sweep_spec_overrides(s))) != D2_OK) {
+        db_close(d);
+        sweep_spec_free(s);
+        return cli_fail(rc);
+    }
     accuracy_model *acc = NULL;
     rc = accuracy_model_load_default(curve, d, &acc);
     db_close(d);
@@ -96,9 +108,11 @@ static int run(int argc, char **argv)
     rc = sweep_execute(s, dbp, &o, &st);
     /* failed jobs are stored with their messages (params sweep.error); the
      * first one is printed, also under --quiet, so exit status 1 says why */
+    char variant[DB_VARIANT_MAX];
+    sweep_spec_variant(s, variant);
     if (!quiet || rc || st.failed)
-        fprintf(stderr, "sweep %s: %zu jobs in this shard: %zu run, %zu already stored, %zu failed; %.2f s (%.1f configurations/s per worker)%s%s\n",
-                sweep_spec_name(s), st.total, st.done, st.skipped, st.failed, st.wall_s,
+        fprintf(stderr, "sweep %s (variant %s%s): %zu jobs in this shard: %zu run, %zu already stored, %zu failed; %.2f s (%.1f configurations/s per worker)%s%s\n",
+                sweep_spec_name(s), variant, as || !*sweep_spec_overrides(s) ? "" : " = the --set overrides", st.total, st.done, st.skipped, st.failed, st.wall_s,
                 st.wall_s > 0 ? (double)(st.done + st.failed) / st.wall_s / jobs : 0.0,
                 st.first_error[0] ? "; first failure: " : "", st.first_error);
     accuracy_model_free(acc);

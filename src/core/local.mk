@@ -10,6 +10,7 @@ libd2core_a_SOURCES = \
 	src/core/rng.c src/core/rng.h \
 	src/core/hash.c src/core/hash.h \
 	src/core/clock.c src/core/clock.h \
+	src/core/suggest.c src/core/suggest.h \
 	src/core/version.h
 nodist_libd2core_a_SOURCES = src/core/version.c
 CLEANFILES += src/core/version.c src/core/version.c.tmp
