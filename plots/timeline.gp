@@ -10,8 +10,8 @@ set yrange [-0.6:1.6]
 set grid xtics lc rgb '#e0e0e0'
 set xlabel 'simulated time (ms)'
 set key outside right top
-lc(level) = level == 0 ? 0x999999 : level == 1 ? 0x0072B2 : level == 2 ? 0xD55E00 : level == 3 ? 0x009E73 : level == 4 ? 0xCC79A7 : 0xE69F00
-plot datafile every ::1 using (($1 + $2) / 2e6):(strcol(3) eq 'io' ? 1 : 0):(($2 - $1) / 2e6):(0.35):(lc($6)) \
+levelcolor(level) = level == 0 ? 0x999999 : level == 1 ? 0x0072B2 : level == 2 ? 0xD55E00 : level == 3 ? 0x009E73 : level == 4 ? 0xCC79A7 : 0xE69F00
+plot datafile every ::1 using (($1 + $2) / 2e6):(strcol(3) eq 'io' ? 1 : 0):(($2 - $1) / 2e6):(0.35):(levelcolor($6)) \
          with boxxyerror fs solid 0.9 noborder lc rgb variable notitle, \
      NaN with boxes fs solid lc rgb '#999999' title 'not an expert', \
      NaN with boxes fs solid lc rgb '#0072B2' title 'level 1', \

@@ -55,7 +55,6 @@ static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, c
     char variant[DB_VARIANT_MAX], note[2048];
     rc = db_variant_pick(d, q->sweep, want, variant, note, sizeof note);
     if (rc) { db_close(d); return cli_fail(rc); }
-    if (note[0]) fprintf(stderr, "d2moe plot: %s: %s\n", q->sweep, note);
     q->variant = variant;
     char dat[4300];
     snprintf(dat, sizeof dat, "%s.dat", outp);
@@ -84,6 +83,7 @@ static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, c
     snprintf(script, sizeof script, "%s/sweep.gp", plotdir);
     rc = plot_draw(D2_GNUPLOT, script, vars, outp);
     if (rc) return cli_fail(rc);
+    if (note[0]) fprintf(stderr, "d2moe plot: %s: %s\n", q->sweep, note);
     printf("%s (%zu runs, %zu series, variant %s%s)\n", outp, po.rows, po.series, variant,
            ax.oom ? "; out-of-memory runs drawn as crosses" : "");
     return 0;

@@ -5,6 +5,8 @@
 #include "core/err.h"
 #include "core/model.h"
 #include "core/units.h"
+#include "core/suggest.h"
+#include "sim/policy.h"
 #include "sim/sim.h"
 
 #include <math.h>
@@ -51,7 +53,23 @@ int runner_check(const char *key, const char *value, const char *where, void *us
     prefix[pl] = '\0';
     const param_table *t = table_for(prefix);
     if (!t) D2_ERROR(D2_EINVAL, "%s: %s: unknown table \"%s\" (model, device or sim)", where, key, prefix);
-    if (!param_find(t, dot + 1)) D2_ERROR(D2_EINVAL, "%s: %s: not a %s key", where, key, prefix);
+    if (!param_find(t, dot + 1)) {
+        const char *names[PARAM_MAX_DEFS];
+        size_t n = 0;
+        for (size_t i = 0; i < t->n && n < PARAM_MAX_DEFS; i++) names[n++] = t->defs[i].name;
+        char hint[200];
+        suggest_hint(dot + 1, names, n, hint, sizeof hint);
+        if (!strcmp(prefix, "sim")) D2_ERROR(D2_EINVAL, "%s: %s: not a sim key%s ('d2moe simulate --help' lists them)", where, key, hint);
+        D2_ERROR(D2_EINVAL, "%s: %s: not a %s key%s ('d2moe show %s NAME' lists them)", where, key, prefix, hint, prefix);
+    }
+    if (!strcmp(key, "sim.policy") && !policy_find(value)) {
+        const char *names[64];
+        size_t n = 0;
+        for (const policy_system *p = policy_list(); p->name && n < 64; p++) names[n++] = p->name;
+        char hint[200];
+        suggest_hint(value, names, n, hint, sizeof hint);
+        D2_ERROR(D2_EINVAL, "%s: sim.policy: \"%s\" is not a named system%s ('d2moe simulate --list' lists them)", where, value, hint);
+    }
     /* the value must parse and lie in range: try it on a scratch object */
     union { model m; device d; sim_params s; } scratch;
     param_defaults(t, &scratch);
