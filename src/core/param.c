@@ -44,7 +44,7 @@ static int set_one(const param_def *d, void *obj, const char *value, const char 
     case PARAM_INT: {
         int64_t v;
         int rc = units_parse_int64(value, &v);
-        if (rc && rc != -2) D2_ERROR(D2_EFORMAT, "%s: %s: expected an integer, got \"%s\"", where, d->name, value);
+        if (rc && rc != -2) D2_ERROR(D2_EFORMAT, "%s: %s: expected an integer, got \"%s\" (suffixes k M G T or Ki Mi Gi Ti, any case; a trailing B or B/s is ignored)", where, d->name, value);
         if (rc == -2 || (double)v < d->min || (double)v > d->max) /* -2: beyond int64 */
             D2_ERROR(D2_ERANGE, "%s: %s: %s is outside [%.15g, %.15g] %s", where, d->name, value,
                      d->min, d->max, d->units);
@@ -54,7 +54,7 @@ static int set_one(const param_def *d, void *obj, const char *value, const char 
     case PARAM_DOUBLE: {
         double v;
         int rc = units_parse_double(value, &v);
-        if (rc && rc != -2) D2_ERROR(D2_EFORMAT, "%s: %s: expected a number, got \"%s\"", where, d->name, value);
+        if (rc && rc != -2) D2_ERROR(D2_EFORMAT, "%s: %s: expected a number, got \"%s\" (suffixes k M G T or Ki Mi Gi Ti, any case; a trailing B or B/s is ignored)", where, d->name, value);
         if (rc == -2 || v < d->min || v > d->max) /* -2: beyond double */
             D2_ERROR(D2_ERANGE, "%s: %s: %s is outside [%.15g, %.15g] %s", where, d->name, value,
                      d->min, d->max, d->units);

@@ -96,7 +96,7 @@ static int expand_range(axis *a, const char *item, const char *where)
     double lo, hi, step = 1;
     if (units_parse_double(trim(buf), &lo) || units_parse_double(trim(hi_s), &hi) ||
         (step_s && units_parse_double(trim(step_s), &step)))
-        D2_ERROR(D2_EFORMAT, "%s: %s: malformed range \"%s\" (lo..hi, lo..hi:step or lo..hi*factor)", where, a->key, item);
+        D2_ERROR(D2_EFORMAT, "%s: %s: malformed range \"%s\" (expected lo..hi, lo..hi:step or lo..hi*factor, e.g. 200M..2600M:300M or 4..32*2)", where, a->key, item);
     if (lo > hi) D2_ERROR(D2_EFORMAT, "%s: %s: range \"%s\" has lo > hi", where, a->key, item);
     if (geometric ? !(step > 1) || lo <= 0 : !(step > 0))
         D2_ERROR(D2_EFORMAT, "%s: %s: range \"%s\": %s", where, a->key, item,
