@@ -2,6 +2,7 @@
  * one line each with their headline sizes. */
 #include "config.h"
 #include "cli/cli.h"
+#include "sim/readings.h"
 #include "core/device.h"
 #include "core/err.h"
 #include "core/model.h"
@@ -13,8 +14,8 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: d2moe [--profiles DIR] list [models|devices]\n\n"
-                 "List the model or device profiles with their headline sizes and the folder\n"
+    fprintf(out, "usage: d2moe [--profiles DIR] list [models|devices|readings]\n\n"
+                 "List the model, device or reading profiles with their headline sizes and the folder\n"
                  "each came from; without an argument, the folders searched.  Sizes: MB = 10^6\n"
                  "bytes, B = 10^9 params.  A profile name is looked up in, first match wins:\n"
                  "  1. --profiles DIR   2. $D2MOE_PROFILES   3. ./experiments (current folder)\n"
@@ -49,6 +50,24 @@ static int list_models(void)
     }
     param_names_free(names, n);
     return status;
+}
+
+/* reading sets (experiments/readings): name and their settings */
+static int list_readings(void)
+{
+    char **names;
+    size_t n;
+    int rc = readings_list(&names, &n);
+    if (rc) return cli_fail(rc);
+    for (size_t i = 0; i < n; i++) {
+        readings r;
+        char txt[2048];
+        if ((rc = readings_load(&r, names[i]))) { param_names_free(names, n); return cli_fail(rc); }
+        readings_text(&r, txt, sizeof txt);
+        printf("%-16s %s\n", r.name, txt);
+    }
+    param_names_free(names, n);
+    return 0;
 }
 
 static int list_devices(void)
@@ -87,17 +106,18 @@ static int run(int argc, char **argv)
         size_t n = param_profile_roots(roots, origins);
         printf("profiles are looked up in (first match wins):\n");
         for (size_t i = 0; i < n; i++) printf("  %zu. %-16s %s\n", i + 1, origins[i], roots[i]);
-        printf("'d2moe list models' and 'd2moe list devices' list them.\n");
+        printf("'d2moe list models', 'd2moe list devices' and 'd2moe list readings' list them.\n");
         return 0;
     }
-    if (argc - optind != 1) return cli_usage_error("list", "expected one of: models, devices");
+    if (argc - optind != 1) return cli_usage_error("list", "expected one of: models, devices, readings");
     const char *what = argv[optind];
     if (!strcmp(what, "models")) return list_models();
     if (!strcmp(what, "devices")) return list_devices();
-    static const char *const kinds[] = {"models", "devices"};
+    if (!strcmp(what, "readings")) return list_readings();
+    static const char *const kinds[] = {"models", "devices", "readings"};
     char hint[100];
-    suggest_hint(what, kinds, 2, hint, sizeof hint);
-    return cli_usage_error("list", "'%s': expected models or devices%s", what, hint);
+    suggest_hint(what, kinds, 3, hint, sizeof hint);
+    return cli_usage_error("list", "'%s': expected models, devices or readings%s", what, hint);
 }
 
 const cli_cmd cli_cmd_list = {"list", "list model or device profiles", run};
