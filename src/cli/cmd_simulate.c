@@ -83,7 +83,7 @@ static int db_input(const char *role, const char *path, const char *id, void *u)
     return D2_OK;
 }
 
-static int store(const char *path, const sim_result *r, int64_t *id)
+static int store(const char *path, const sim_result *r, const simopts *so, int64_t *id)
 {
     db *d;
     D2_TRY(db_open(path, &d));
@@ -95,6 +95,15 @@ static int store(const char *path, const sim_result *r, int64_t *id)
     if (!rc) rc = sim_result_foreach_metric(r, db_metric, run);
     if (!rc) rc = sim_result_foreach_input(r, db_input, run);
     db_run_status(run, sim_result_status(r));
+    /* variant: the --set overrides and --readings (src/results/db.h) */
+    const char *ov[SIMOPTS_MAX_SETS + 1];
+    char rd[PARAM_STR_MAX + 16], *canon = NULL;
+    size_t nov = 0;
+    for (size_t i = 0; i < so->ngiven; i++) ov[nov++] = so->given[i];
+    if (so->readings) { snprintf(rd, sizeof rd, "readings=%s", so->readings); ov[nov++] = rd; }
+    if (!rc) rc = db_overrides_canon(ov, nov, &canon);
+    if (!rc) rc = db_run_variant(run, NULL, canon);
+    free(canon);
     if (!rc) rc = db_run_write(d, run, id);
     db_run_free(run);
     db_close(d);
@@ -142,7 +151,7 @@ static int run(int argc, char **argv)
     int rc = sim_job_run(&job, &r);
     if (rc) return cli_fail(rc);
     int64_t id = 0;
-    if (dbpath && (rc = store(dbpath, r, &id))) {
+    if (dbpath && (rc = store(dbpath, r, &so, &id))) {
         sim_result_free(r);
         return cli_fail(rc);
     }

@@ -926,8 +926,11 @@ static int write_fn(sqlite3 *h, void *user)
     gethostname(host, sizeof host - 1);
     db_run_config_hash(r, hash);
     char variant[DB_VARIANT_MAX];
+    /* the reading counts through the overrides when the caller gave them
+     * (a sweep: --readings is the override readings=NAME, a readings axis
+     * is swept, not a variant); else through the run's reading.name */
     const char *reading = "";
-    for (size_t i = 0; i < r->params.n; i++)
+    for (size_t i = 0; !r->overrides && i < r->params.n; i++)
         if (!strcmp(r->params.a[i].k, "reading.name")) reading = r->params.a[i].v;
     const char *ovr = r->overrides ? r->overrides : "";
     if (r->variant[0]) snprintf(variant, sizeof variant, "%s", r->variant);

@@ -79,7 +79,9 @@ int db_overrides_canon(const char *const *sets, size_t n, char **out);
 void db_variant_auto(const char *overrides, const char *reading, char out[DB_VARIANT_MAX]);
 /* D2_EINVAL unless NAME is 1..63 of [A-Za-z0-9._-] and not "legacy". */
 int db_variant_name_check(const char *name);
-/* name NULL or "": derived at write time; overrides: canonical text or NULL. */
+/* name NULL or "": derived at write time from overrides (canonical text)
+ * and, only when overrides is NULL (a run outside a sweep), from the run's
+ * param reading.name. */
 int db_run_variant(db_run *r, const char *name, const char *overrides);
 /* The variant to show for a sweep's runs (sweep NULL: the whole store):
  * `want` when given (D2_ENOTFOUND when the sweep has runs but none of it);
