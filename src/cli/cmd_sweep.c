@@ -8,6 +8,7 @@
 #include "results/sweep.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -113,6 +114,10 @@ static int run(int argc, char **argv)
     rc = accuracy_model_load_default(curve, d, &acc);
     db_close(d);
     if (rc) { sweep_spec_free(s); return cli_fail(rc); }
+    /* say it when est_ppl cannot be computed, and how to get it */
+    if (isnan(accuracy_bits_error(acc, "nested", 4)))
+        fprintf(stderr, "d2moe sweep: note: %s has no quantizer error table (quant_errors), so est_ppl is stored empty; "
+                        "'d2moe reproduce' fills it (step 1), or 'd2moe quantize ... --db %s' (docs/mwq.md)\n", dbp, dbp);
     runner_ctx ctx = {acc, tl};
     sweep_opts o = {jobs, si, sn, quiet ? NULL : stderr, isatty(2), runner_simulate, &ctx, cli_argc(), cli_argv()};
     sweep_stats st;
