@@ -9,10 +9,11 @@ v AS (SELECT r.id,
       FROM r JOIN runs ON runs.id = r.id AND runs.status = 'ok')
 SELECT 'dequantization', req, (SELECT value FROM metrics WHERE run_id = v.id AND name = 'dequant_s') FROM v WHERE :what = 'time' AND tr = 'true'
 UNION ALL
-SELECT 'expert_compute_total', req, (SELECT value FROM metrics WHERE run_id = v.id AND name = 'expert_compute_s') FROM v WHERE :what = 'time' AND tr = 'true'
+SELECT 'expert compute (total)', req, (SELECT value FROM metrics WHERE run_id = v.id AND name = 'expert_compute_s') FROM v WHERE :what = 'time' AND tr = 'true'
 UNION ALL
-SELECT CASE tr WHEN 'true' THEN 'with_transient_FP16' ELSE 'without_transient_FP16' END, req,
+SELECT CASE tr WHEN 'true' THEN 'with transient FP16 copy' ELSE 'without transient FP16 copy' END, req,
        (SELECT value FROM metrics WHERE run_id = v.id AND name = 'peak_mem_mb') FROM v WHERE :what = 'memory'
 UNION ALL
-SELECT 'makespan', req, (SELECT value FROM metrics WHERE run_id = v.id AND name = 'makespan_s') FROM v WHERE :what = 'latency' AND tr = 'true'
+SELECT CASE tr WHEN 'true' THEN 'with transient FP16 copy' ELSE 'without transient FP16 copy' END, req,
+       (SELECT value FROM metrics WHERE run_id = v.id AND name = 'makespan_s') FROM v WHERE :what = 'latency'
 ORDER BY 1, 2;

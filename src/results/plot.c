@@ -141,7 +141,16 @@ int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *varia
         if (out->rows == 0 || strcmp(label, prev) != 0) {
             if (out->rows) fprintf(o, "\n\n");
             snprintf(prev, sizeof prev, "%s", label);
-            int w = snprintf(out->titles + tl, sizeof out->titles - tl, "%s%s", tl ? " " : "", label);
+            /* the legend keeps the label's spaces: gnuplot's word() splits
+             * titles on ASCII blanks, so they travel as U+00A0 */
+            char shown[512];
+            size_t k = 0;
+            for (const char *q = s0 ? (const char *)s0 : "none"; *q && k + 3 < sizeof shown; q++) {
+                if (*q == ' ') { shown[k++] = (char)0xC2; shown[k++] = (char)0xA0; }
+                else if (*q != '\'' && *q != '"' && *q != '\t') shown[k++] = *q;
+            }
+            shown[k] = '\0';
+            int w = snprintf(out->titles + tl, sizeof out->titles - tl, "%s%s", tl ? " " : "", shown);
             if (w > 0 && (size_t)w < sizeof out->titles - tl) tl += (size_t)w;
             out->series++;
         }
