@@ -115,7 +115,7 @@ static int run(int argc, char **argv)
     db_close(d);
     if (rc) { sweep_spec_free(s); return cli_fail(rc); }
     /* say it when est_ppl cannot be computed, and how to get it */
-    if (isnan(accuracy_bits_error(acc, "nested", 4)))
+    if (!quiet && isnan(accuracy_bits_error(acc, "nested", 4)))
         fprintf(stderr, "d2moe sweep: note: %s has no quantizer error table (quant_errors), so est_ppl is stored empty; "
                         "'d2moe reproduce' fills it (step 1), or 'd2moe quantize ... --db %s' (docs/mwq.md)\n", dbp, dbp);
     runner_ctx ctx = {acc, tl};
