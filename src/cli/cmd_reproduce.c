@@ -175,7 +175,10 @@ static int run(int argc, char **argv)
     }
     plan p;
     memset(&p, 0, sizeof p);
-    snprintf(path, sizeof path, "%s/experiments/reproduce.ini", D2_SRCDIR);
+    /* specs and queries from ./, the installed data folder or the source tree */
+    char expdir[4200];
+    snprintf(expdir, sizeof expdir, "%s", cli_data_dir("experiments", "reproduce.ini"));
+    snprintf(path, sizeof path, "%s/reproduce.ini", expdir);
     int rc = inifile_parse(path, plan_entry, &p, NULL);
     if (rc) return cli_fail(rc);
 
@@ -198,7 +201,7 @@ static int run(int argc, char **argv)
     char list[1024];
     snprintf(list, sizeof list, "%s", p.sweeps);
     for (char *save = NULL, *name = strtok_r(list, " \t,", &save); name; name = strtok_r(NULL, " \t,", &save)) {
-        snprintf(path, sizeof path, "%s/experiments/%s.ini", D2_SRCDIR, name);
+        snprintf(path, sizeof path, "%s/%s.ini", expdir, name);
         sweep_spec *s;
         rc = sweep_spec_load(path, quick, sets, nsets, runner_check, NULL, &s);
         if (rc) { accuracy_model_free(acc); return cli_fail(rc); }
@@ -236,7 +239,7 @@ static int run(int argc, char **argv)
     if ((rc = db_open_readonly(dbp, &d))) return cli_fail(rc);
     snprintf(list, sizeof list, "%s", p.summary);
     for (char *save = NULL, *name = strtok_r(list, " \t,", &save); name; name = strtok_r(NULL, " \t,", &save)) {
-        snprintf(path, sizeof path, "%s/plots/summary/%s.sql", D2_SRCDIR, name);
+        snprintf(path, sizeof path, "%s/summary/%s.sql", cli_data_dir("plots", "figures.ini"), name);
         if ((rc = report_print_sql(d, path, variant, stdout))) { status = cli_fail(rc); }
     }
     db_close(d);
