@@ -90,6 +90,18 @@ n=$("$D2MOE" export --db "$db" --sweep wt --format json 2>/dev/null | jq length 
 [ "$n" = 4 ]; ok $? "export --sweep wt --format json: the 4 runs of the spec's own variant ($n)"
 expect 2 "differ in device.flash_bw" "export --sweep of two variants, none the spec's own: exit 2" -- "$D2MOE" export --db "$TMP/m.db" --sweep wt
 
+diag "progress: say what you did"
+tr="$D2_SRCDIR/traces/llama-moe-3.5b.r2.p16.d32.s2.d2t"
+"$D2MOE" simulate --model llama-moe-3.5b --device env1 --trace "$tr" --requests 32 --prompt 16 --gen 32 --db "$TMP/tr.db" 2> "$TMP/tr.err" > /dev/null
+grep -q "has 2 requests; the run's 32 requests reuse them: its routing is repeated 16 times" "$TMP/tr.err"; ok $? "a 2-request trace replayed for 32 requests: a line on stderr"
+[ "$(sqlite3 "$TMP/tr.db" "SELECT value FROM metrics WHERE name = 'trace_repeats'")" = "16.0" ]; ok $? "and trace_repeats = 16 stored"
+"$D2MOE" simulate --model llama-moe-3.5b --device env1 --trace "$tr" --requests 2 --prompt 16 --gen 40 2> "$TMP/tr2.err" > /dev/null
+grep -q "2 of them are shorter (down to 48 positions) than the run's 56" "$TMP/tr2.err"; ok $? "requests shorter than prompt + gen: said too"
+"$D2MOE" simulate --model llama-moe-3.5b --device env1 --trace "$tr" --requests 2 --prompt 16 --gen 32 2> "$TMP/tr3.err" > /dev/null
+[ ! -s "$TMP/tr3.err" ]; ok $? "a trace long enough: nothing said"
+"$D2MOE" sweep "$TMP/t.ini" --db "$TMP/np.db" 2> "$TMP/np.err" > /dev/null
+grep -q "no quantizer error table (quant_errors), so est_ppl is stored empty; 'd2moe reproduce' fills it" "$TMP/np.err"; ok $? "a sweep says why est_ppl is empty and how to fill it"
+
 diag "progress: whole-spec validation"
 sed 's/^sim.policy = .*/sim.policy = d2moe-v1, edgemo/' "$TMP/t.ini" > "$TMP/bad.ini"
 expect 2 "bad.ini:5: sim.policy: \"edgemo\" is not a named system \(did you mean 'edgemoe'\?\)" \

@@ -131,6 +131,23 @@ static int run(int argc, char **argv)
                 sweep_spec_name(s), variant, as || !*sweep_spec_overrides(s) ? "" : " = the --set overrides", st.total, st.done, st.skipped, st.failed, st.wall_s,
                 st.wall_s > 0 ? (double)(st.done + st.failed) / st.wall_s / jobs : 0.0,
                 st.first_error[0] ? "; first failure: " : "", st.first_error);
+    /* say it when a trace was repeated to fill runs (metric trace_repeats) */
+    db *rd;
+    if (!quiet && rc == D2_OK && db_open_readonly(dbp, &rd) == D2_OK) {
+        sqlite3_stmt *q;
+        if (sqlite3_prepare_v2(db_handle(rd),
+                "SELECT count(*), max(m.value), (SELECT value FROM params WHERE run_id = max(m.run_id) AND key = 'result.trace_repeated')"
+                " FROM metrics m JOIN params p ON p.run_id = m.run_id AND p.key = 'sweep.name' AND p.value = ?"
+                " WHERE m.name = 'trace_repeats' AND m.value > 1", -1, &q, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(q, 1, sweep_spec_name(s), -1, SQLITE_STATIC);
+            if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) > 0)
+                fprintf(stderr, "sweep %s: note: %d runs repeat their trace (up to %.0f times; stored as trace_repeats), e.g. %s\n",
+                        sweep_spec_name(s), sqlite3_column_int(q, 0), sqlite3_column_double(q, 1),
+                        sqlite3_column_text(q, 2) ? (const char *)sqlite3_column_text(q, 2) : "");
+            sqlite3_finalize(q);
+        }
+        db_close(rd);
+    }
     accuracy_model_free(acc);
     sweep_spec_free(s);
     if (rc) return cli_fail(rc);
