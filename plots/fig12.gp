@@ -2,5 +2,5 @@
 load plotdir.'/style.gp'
 set xlabel 'concurrent requests R'
 set ylabel ylab
-set yrange [0:*]
+if (ylab[1:4] ne 'peak') { set yrange [0:*] }
 load plotdir.'/lines.gp'

@@ -1,12 +1,13 @@
 -- Fig. 3: expert I/O busy time, expert compute time and total latency
 -- (makespan) in seconds against requests.  Series: what is measured.
-WITH r AS (SELECT max(run_id) AS id FROM sweep_jobs WHERE sweep = 'fig3' GROUP BY job_hash),
+WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
+           WHERE j.sweep = :sweep AND rv.variant = :variant GROUP BY j.job_hash),
 v AS (SELECT r.id,
         (SELECT CAST(value AS INTEGER) FROM params WHERE run_id = r.id AND key = 'sim.requests') AS req
       FROM r JOIN runs ON runs.id = r.id AND runs.status = 'ok')
-SELECT 'expert_I/O', v.req, m.value FROM v JOIN metrics m ON m.run_id = v.id AND m.name = 'io_busy_s'
+SELECT 'expert I/O (busy time)', v.req, m.value FROM v JOIN metrics m ON m.run_id = v.id AND m.name = 'io_busy_s'
 UNION ALL
-SELECT 'expert_compute', v.req, m.value FROM v JOIN metrics m ON m.run_id = v.id AND m.name = 'expert_compute_s'
+SELECT 'expert compute', v.req, m.value FROM v JOIN metrics m ON m.run_id = v.id AND m.name = 'expert_compute_s'
 UNION ALL
-SELECT 'total_latency', v.req, m.value FROM v JOIN metrics m ON m.run_id = v.id AND m.name = 'makespan_s'
+SELECT 'total latency (makespan)', v.req, m.value FROM v JOIN metrics m ON m.run_id = v.id AND m.name = 'makespan_s'
 ORDER BY 1, 2;

@@ -1,29 +1,47 @@
-# Fig. 9: the I/O and compute queues of the same layer steps under four
+# Fig. 9: the I/O and compute queues of the same layer step under four
 # orders (Gantt chart).  Reads the simulator's timelines (CSV: start_ns,
 # end_ns, queue, layer, expert, level, tokens) from datadir/<strategy>.csv,
 # written by `d2moe reproduce`; drawn: the first layer step (layer 0, up to
-# the first record of layer 1).
+# the first record of layer 1).  All panels share one time axis (the
+# longest step) and one colour key; every panel has its time unit.
 load plotdir.'/style.gp'
-if (fmt eq 'svg') { set terminal svg size 900,880 dynamic noenhanced font 'Helvetica,12' background rgb 'white' } else { set terminal pngcairo size 900,880 noenhanced font 'Helvetica,10' background rgb 'white' }
+if (fmt eq 'svg') { set terminal svg size 900,900 dynamic noenhanced font 'Helvetica,12' background rgb 'white' } else { set terminal pngcairo size 900,900 noenhanced font 'Helvetica,10' background rgb 'white' }
 set output outbase.'.'.fmt
 set datafile separator ','
-names = 'no-mwq mwq-sequential mwq-hebf optimal'
-array labels[4] = ['No MWQ: separate copies, id order', 'MWQ, expert (id) order', 'MWQ, fine-grained bit level (HEBF)', 'Optimal order (search)']
-set multiplot layout 4,1 title figtitle
+names = 'no-mwq mwq-id-order mwq-hebf optimal'
+array labels[4] = ['(a) no MWQ: separate copies per bit-width, expert id order', '(b) MWQ levels, expert id order', '(c) MWQ, fine-grained bit-level order (HEBF)', '(d) optimal order (exhaustive search)']
+# level colours: 1 blue, 2 orange, 3 green, 4 purple; work that is not an expert's: dark grey
+levelcolor(level) = level == 0 ? 0x404040 : level == 1 ? 0x0072B2 : level == 2 ? 0xD55E00 : level == 3 ? 0x009E73 : 0xCC79A7
+# one time axis for all panels: the end of the longest first layer step
+xmax = 0
+array tends[4]
+do for [i = 1:4] {
+    f = datadir.'/'.word(names, i).'.csv'
+    stats f every ::1 using ($4 == 1 ? $1 : NaN) nooutput
+    tend = STATS_min
+    tends[i] = tend
+    stats f every ::1 using ($4 == 0 && $1 < tend ? $2 / 1e6 : NaN) nooutput
+    if (STATS_max > xmax) { xmax = STATS_max }
+}
+set multiplot layout 5,1 title figtitle
 set ytics ('compute' 0, 'I/O' 1)
 set grid xtics lc rgb '#e0e0e0'
 set key off
-# level colours: 1 blue, 2 orange, 3 green, 4 purple; non-expert compute grey
-lc(level) = level == 0 ? 0x999999 : level == 1 ? 0x0072B2 : level == 2 ? 0xD55E00 : level == 3 ? 0x009E73 : 0xCC79A7
+set xrange [0:xmax * 1.02]
+set xlabel 'simulated time (ms)' offset 0,0.6
 do for [i = 1:4] {
     f = datadir.'/'.word(names, i).'.csv'
-    set autoscale
-    stats f every ::1 using ($4 == 1 ? $1 : NaN) nooutput
-    tend = STATS_min
+    tend = tends[i]
     set yrange [-0.6:1.6]
-    set title labels[i].'   [colour = level: 1 blue, 2 orange, 3 green; grey = non-expert]'
-    if (i == 4) { set xlabel 'simulated time (ms)' } else { unset xlabel }
-    plot f every ::1 using ($4 == 0 && $1 < tend ? ($1 + $2) / 2e6 : NaN):(strcol(3) eq 'io' ? 1 : 0):(($2 - $1) / 2e6):(0.35):(lc($6)) \
+    set title labels[i] offset 0,-0.4
+    plot f every ::1 using ($4 == 0 && $1 < tend ? ($1 + $2) / 2e6 : NaN):(strcol(3) eq 'io' ? 1 : 0):(($2 - $1) / 2e6):(0.38):(levelcolor($6)) \
          with boxxyerror fs solid 0.9 noborder lc rgb variable
 }
+# the one colour key
+unset title; unset xlabel; unset ytics; unset border; unset tics; unset grid
+set key center center horizontal font ',10' samplen 2
+set xrange [0:1]; set yrange [0:1]
+plot NaN with boxes fs solid lc rgb '#0072B2' title 'level 1', NaN with boxes fs solid lc rgb '#D55E00' title 'level 2', \
+     NaN with boxes fs solid lc rgb '#009E73' title 'level 3', NaN with boxes fs solid lc rgb '#CC79A7' title 'level 4', \
+     NaN with boxes fs solid lc rgb '#404040' title 'not an expert (attention, router)'
 unset multiplot

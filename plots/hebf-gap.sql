@@ -1,12 +1,13 @@
 -- Beyond the paper: mean relative makespan excess over the optimal order
 -- per layer step (percent) against flash bandwidth (GB/s); series: planner
 -- and batch size.
-WITH r AS (SELECT max(run_id) AS id FROM sweep_jobs WHERE sweep = 'hebf-gap' GROUP BY job_hash),
+WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
+           WHERE j.sweep = :sweep AND rv.variant = :variant GROUP BY j.job_hash),
 v AS (SELECT r.id,
         (SELECT CAST(value AS INTEGER) FROM params WHERE run_id = r.id AND key = 'sim.requests') AS req,
         (SELECT CAST(value AS REAL) / 1e9 FROM params WHERE run_id = r.id AND key = 'device.flash_bw') AS bw
       FROM r JOIN runs ON runs.id = r.id AND runs.status = 'ok')
-SELECT 'HEBF_R=' || req AS series, bw AS flash_gbs, 100 * (SELECT value FROM metrics WHERE run_id = v.id AND name = 'plan_gap_mean') AS gap_pct FROM v
+SELECT 'HEBF, R = ' || req AS series, bw AS flash_gbs, 100 * (SELECT value FROM metrics WHERE run_id = v.id AND name = 'plan_gap_mean') AS gap_pct FROM v
 UNION ALL
-SELECT 'id-order_R=' || req, bw, 100 * (SELECT value FROM metrics WHERE run_id = v.id AND name = 'plan_gap_idorder_mean') FROM v
+SELECT 'id order, R = ' || req, bw, 100 * (SELECT value FROM metrics WHERE run_id = v.id AND name = 'plan_gap_idorder_mean') FROM v
 ORDER BY 1, 2;

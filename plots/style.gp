@@ -8,13 +8,14 @@ if (fmt eq 'svg') {
 }
 set output outbase.'.'.fmt
 set termoption noenhanced
+set encoding utf8
 set datafile separator "\t"
 set datafile missing 'NaN'
 set border 3 lw 1.2
 set tics nomirror out
 set grid ytics lc rgb '#e0e0e0' lt 1
 set key outside right top vertical Left reverse noautotitle samplen 2 spacing 1.1
-set title figtitle
+set title figtitle font (strlen(figtitle) > 80 ? (fmt eq 'svg' ? ',11' : ',9') : '')
 # eight distinguishable colours (Okabe-Ito) and markers
 set linetype 1 lc rgb '#0072B2' lw 2 pt 7  ps 1.0
 set linetype 2 lc rgb '#D55E00' lw 2 pt 5  ps 1.0

@@ -12,7 +12,7 @@ done
 expect 2 "not a d2moe command" "unknown command: exit 2, one line" -- "$D2MOE" frobnicate
 expect 2 "unknown option '--frob'" "unknown global option: exit 2, one line" -- "$D2MOE" --frob
 expect 2 "unknown option .*--colour" "unknown command option: exit 2, one line" -- "$D2MOE" list --colour models
-expect 2 "expected one of" "list without argument: exit 2" -- "$D2MOE" list
+"$D2MOE" list | grep -q "looked up in"; ok $? "list without argument: the profile search order"
 expect 2 "expected models, devices or readings" "list of something else: exit 2" -- "$D2MOE" list planets
 expect 2 "no command given" "no command: exit 2, one line" -- "$D2MOE"
 "$D2MOE" list models > "$TMP/models" 2>&1; ok $? "list models"
@@ -30,7 +30,10 @@ grep -Eq '^mwq_v1_bits_per_weight = 4.5000' "$TMP/mx"; ok $? "MWQ V1 = 4.5 bits/
 "$D2MOE" show model mixtral-8x7b --set model.layers=8 | grep -Eq '^layers += 8 '; ok $? "--set overrides a model key"
 expect 2 "layers: 0 is outside" "--set out of range: exit 2" -- "$D2MOE" show model mixtral-8x7b --set model.layers=0
 expect 2 "not a model key" "--set of a device key on a model: exit 2" -- "$D2MOE" show model mixtral-8x7b --set device.flash_bw=1G
-expect 2 "no-such-model.ini: cannot open" "unknown model: exit 2" -- "$D2MOE" show model no-such-model
+expect 2 "no such profile.*d2moe list models" "unknown model: exit 2, points to d2moe list" -- "$D2MOE" show model no-such-model
+expect 2 "did you mean 'llama-moe-3.5b'" "misspelt model: did you mean" -- "$D2MOE" show model llama-moe-3.6b
+expect 2 "did you mean 'sweep'" "misspelt command: did you mean" -- "$D2MOE" swep
+expect 2 "did you mean '--budget'" "misspelt option: did you mean" -- "$D2MOE" simulate --model tiny-moe --device env1 --bugdet 1G
 "$D2MOE" show device env1 | grep -Eq '^flash_bw += 3500000000 '; ok $? "show device env1: flash_bw"
 expect 2 "expected a subcommand" "db without subcommand: exit 2" -- "$D2MOE" db
 expect 2 "cannot open" "db info of a missing file: exit 2" -- "$D2MOE" db info "$TMP/none.db"

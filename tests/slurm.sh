@@ -4,8 +4,13 @@
 # merged store must equal an unsharded run.  SKIP unless slurm-wlm and munge
 # are installed and we are root (.ci/run installs them when it can).
 . "${D2_SRCDIR:-.}/tests/lib.sh"
-if [ "$(id -u)" -ne 0 ] || ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null || ! command -v sqlite3 >/dev/null; then
-    skip "needs root, slurm-wlm, munge and sqlite3"; done_testing; exit 0
+missing=""
+[ "$(id -u)" -eq 0 ] || missing="$missing root"
+command -v slurmctld >/dev/null || missing="$missing slurm-wlm (slurmctld)"
+command -v munged >/dev/null || missing="$missing munge (munged)"
+command -v sqlite3 >/dev/null || missing="$missing sqlite3"
+if [ -n "$missing" ]; then
+    skip "missing:$missing"; done_testing; exit 0
 fi
 if pgrep -x slurmctld >/dev/null; then skip "a slurmctld is already running here"; done_testing; exit 0; fi
 cl="$D2_SRCDIR/experiments/slurm/local-cluster.sh"

@@ -7,6 +7,7 @@
 #include "core/rng.h"
 #include "core/units.h"
 #include "core/vec.h"
+#include "core/suggest.h"
 #include "tap.h"
 
 #include <unistd.h>
@@ -20,6 +21,16 @@ static void test_units(void)
     ok(units_parse_int64("6Gi", &i) == 0 && i == 6442450944LL, "6Gi = 6 * 2^30");
     ok(units_parse_int64("200M", &i) == 0 && i == 200000000LL, "200M = 2e8");
     ok(units_parse_int64("9007199254740993", &i) == 0 && i == 9007199254740993LL, "large integer exact");
+    ok(units_parse_int64("1500mb", &i) == 0 && i == 1500000000LL, "suffixes are case-insensitive: 1500mb = 1.5e9");
+    ok(units_parse_int64("2gib", &i) == 0 && i == 2147483648LL, "2gib = 2 * 2^30");
+    ok(units_parse_double("1500xb", &d) != 0, "an unknown suffix is refused");
+    {   /* did you mean: edit distance with transpositions (hand-computed) */
+        static const char *const c[] = {"sweep", "simulate", "show", "report"};
+        ok(suggest_distance("kitten", "sitting") == 3, "distance kitten/sitting = 3 (Levenshtein's example)");
+        ok(suggest_distance("swepe", "sweep") == 1, "a swap of neighbours is one edit");
+        ok(suggest_pick("swep", c, 4) && !strcmp(suggest_pick("swep", c, 4), "sweep"), "swep -> sweep");
+        ok(suggest_pick("xyzzy", c, 4) == NULL, "nothing close: no suggestion");
+    }
     ok(units_parse_int64("1.5", &i) != 0, "1.5 is not an integer");
     ok(units_parse_double("nan", &d) != 0, "nan refused");
     ok(units_parse_double("inf", &d) != 0, "inf refused");

@@ -1,5 +1,6 @@
 -- Fig. 10 headline: D2MoE-V1 throughput over each baseline (ratio; oom = the baseline ran out of memory)
-WITH r AS (SELECT max(run_id) AS id FROM sweep_jobs WHERE sweep = 'fig10' GROUP BY job_hash),
+WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
+           WHERE j.sweep = 'fig10' AND rv.variant = :variant GROUP BY j.job_hash),
 v AS (SELECT r.id, runs.status,
         (SELECT value FROM params WHERE run_id = r.id AND key = 'model.name') AS model,
         (SELECT value FROM params WHERE run_id = r.id AND key = 'device.name') AS device,

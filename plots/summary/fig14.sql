@@ -1,5 +1,6 @@
 -- Fig. 14 headline: throughput of each ablation step and its gain over the step before
-WITH r AS (SELECT max(run_id) AS id FROM sweep_jobs WHERE sweep = 'fig14' GROUP BY job_hash),
+WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
+           WHERE j.sweep = 'fig14' AND rv.variant = :variant GROUP BY j.job_hash),
 v AS (SELECT r.id,
         (SELECT value FROM params WHERE run_id = r.id AND key = 'model.name') AS model,
         (SELECT value FROM params WHERE run_id = r.id AND key = 'sim.policy') AS policy,

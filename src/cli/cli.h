@@ -29,8 +29,19 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_parse_long(const char *cmd, const char *opt, const char *arg, long lo, long hi, long *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *arg, double lo, double hi, int lo_open,
                      const char *what, double *out);
-/* After getopt_long returned '?' or ':': one line naming the option; returns 2. */
+/* getopt_long that remembers the long options, so an unknown option gets a
+ * "did you mean" (cli_bad_option). */
+struct option;
+int cli_getopt_long(int argc, char *const *argv, const char *shortopts, const struct option *longopts, int *idx);
+/* After getopt_long returned '?' or ':': one line naming the option (and
+ * the closest known one); returns 2. */
 int cli_bad_option(const char *cmd, int argc, char **argv);
+/* The folder of shipped data `what` ("plots" or "experiments") holding
+ * `marker` (e.g. "figures.ini"): ./<what>, then the installed data folder
+ * $(datadir)/d2moe/<what>, then the source tree's. */
+const char *cli_data_dir(const char *what, const char *marker);
+/* `d2moe report`'s work (also run by reproduce): an exit status. */
+int cli_report_write(const char *dbp, const char *outp, const char *variant, const char *plotdir, int quiet);
 /* Full command line of this process, for results. */
 void cli_set_argv(int argc, char **argv);
 int cli_argc(void);

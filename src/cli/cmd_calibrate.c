@@ -119,7 +119,7 @@ static int run(int argc, char **argv)
     const char *kmodel = "tiny-moe";
     int kernels = 1, nice_v = 0, interference = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "ho:n:d:f:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "ho:n:d:f:", opts, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'o': out_path = optarg; break;

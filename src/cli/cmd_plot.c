@@ -3,6 +3,7 @@
 #include "config.h"
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/suggest.h"
 #include "results/plot.h"
 
 #include <errno.h>
@@ -14,13 +15,26 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: d2moe plot FIGURE|all|list [--db FILE] [--out DIR] [--plots DIR]\n\n"
+    fprintf(out, "usage: d2moe plot FIGURE|all|list [--db FILE] [--out DIR] [--plots DIR] [--variant NAME]\n"
+                 "       d2moe plot --sweep NAME --x KEY --y METRIC [--series KEY] [--where KEY=VALUE]...\n"
+                 "                  [--variant NAME] [--db FILE] -o OUT.png|OUT.svg\n"
+                 "       d2moe plot timeline FILE.csv -o OUT.png|OUT.svg\n\n"
                  "Draw figures listed in plots/figures.ini from the results store (default\n"
                  "results/d2moe.db) into DIR (default plots/) as PNG and SVG; the exported data\n"
                  "goes to DIR/data/<figure>.dat.  Timeline figures (Fig. 9) read CSV folders\n"
                  "beside the store (results/fig9/).  'list' prints the figures.  'all' skips\n"
                  "figures marked optional (experiments reproduce does not run, e.g. the\n"
-                 "host validation) when the store has no data for them.\n");
+                 "host validation) when the store has no data for them.\n\n"
+                 "Variants: a figure shows the runs of one variant of its sweep (--variant\n"
+                 "NAME; default the spec's own, made without --set).  When the store holds\n"
+                 "several and none is the spec's own, plot stops with exit status 2 naming\n"
+                 "them and the keys that differ ('d2moe db info FILE' lists variants).\n\n"
+                 "--sweep: any sweep; KEY is a parameter (table.key, or model, device, trace,\n"
+                 "seed) or a metric; one line per value of --series; --where keeps runs with\n"
+                 "KEY = VALUE (numbers compare as numbers: 1600M = 1600000000).  Out-of-memory\n"
+                 "runs are drawn as crosses on the x axis.\n\n"
+                 "timeline: a Gantt chart of a 'd2moe simulate --timeline FILE.csv' (I/O and\n"
+                 "compute queues, bars coloured by bit level).\n");
 }
 
 static int mkdir_p(const char *p)
@@ -33,24 +47,145 @@ static int mkdir_p(const char *p)
     return 0;
 }
 
+static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, const char *want, const char *outp)
+{
+    db *d = NULL;
+    int rc = db_open_readonly(dbp, &d);
+    if (rc) return cli_fail(rc);
+    char variant[DB_VARIANT_MAX], note[2048];
+    rc = db_variant_pick(d, q->sweep, want, variant, note, sizeof note);
+    if (rc) { db_close(d); return cli_fail(rc); }
+    q->variant = variant;
+    char dat[4300];
+    snprintf(dat, sizeof dat, "%s.dat", outp);
+    plot_out po;
+    plot_axes ax;
+    rc = plot_sweep_export(d, q, dat, &po, &ax);
+    db_close(d);
+    if (rc) return cli_fail(rc);
+    if (po.rows == 0) {
+        unlink(dat);
+        fprintf(stderr, "d2moe plot: sweep %s has no runs of variant %s in %s%s\n", q->sweep, variant, dbp,
+                q->nwhere ? " that match every --where" : "");
+        return 1;
+    }
+    char title[1024], where[512] = "";
+    size_t off = 0;
+    for (size_t i = 0; i < q->nwhere && off < sizeof where; i++)
+        off += (size_t)snprintf(where + off, sizeof where - off, "%s%s=%s", i ? ", " : "; ", q->where_k[i], q->where_v[i]);
+    snprintf(title, sizeof title, "sweep %s, variant %s: %s against %s%s", q->sweep, variant, q->y, q->x, where);
+    for (char *p = title; *p; p++)
+        if (*p == '\'') *p = ' ';
+    char vars[8192];
+    snprintf(vars, sizeof vars, "datafile='%s'; titles='%s'; nseries=%zu; plotdir='%s'; figtitle='%s'; xlab='%s'; ylab='%s'; xcat=%d; anyoom=%d",
+             dat, po.titles, po.series, plotdir, title, ax.xlabel, ax.ylabel, ax.xcat, ax.oom > 0);
+    char script[4200];
+    snprintf(script, sizeof script, "%s/sweep.gp", plotdir);
+    rc = plot_draw(D2_GNUPLOT, script, vars, outp);
+    if (rc) return cli_fail(rc);
+    if (note[0]) fprintf(stderr, "d2moe plot: %s: %s\n", q->sweep, note);
+    printf("%s (%zu runs, %zu series, variant %s%s)\n", outp, po.rows, po.series, variant,
+           ax.oom ? "; out-of-memory runs drawn as crosses" : "");
+    return 0;
+}
+
+static int plot_timeline(const char *plotdir, const char *csv, const char *outp)
+{
+    FILE *f = fopen(csv, "r");
+    if (!f) {
+        fprintf(stderr, "d2moe plot: %s: cannot open: %s\n", csv, strerror(errno));
+        return 2;
+    }
+    char line[256] = "";
+    int ok = fgets(line, sizeof line, f) != NULL;
+    line[strcspn(line, "\r\n")] = '\0';
+    long rows = 0;
+    char buf[512];
+    int badline = 0;
+    while (ok && fgets(buf, sizeof buf, f)) {
+        rows++;
+        long long a, b;
+        char q[16];
+        if (sscanf(buf, "%lld,%lld,%15[a-z],", &a, &b, q) != 3 || b < a) { badline = (int)rows + 1; break; }
+    }
+    fclose(f);
+    if (!ok || strcmp(line, "start_ns,end_ns,queue,layer,expert,level,tokens") != 0) {
+        fprintf(stderr, "d2moe plot: %s:1: not a timeline (expected the header start_ns,end_ns,queue,layer,expert,level,tokens of 'd2moe simulate --timeline')\n", csv);
+        return 2;
+    }
+    if (badline) {
+        fprintf(stderr, "d2moe plot: %s:%d: malformed record (start_ns,end_ns,queue,... with end_ns >= start_ns)\n", csv, badline);
+        return 2;
+    }
+    if (rows == 0) {
+        fprintf(stderr, "d2moe plot: %s:2: the timeline has no records\n", csv);
+        return 2;
+    }
+    char vars[8192], script[4200], title[4400];
+    const char *base = strrchr(csv, '/');
+    snprintf(title, sizeof title, "timeline %s: I/O and compute queues (%ld records)", base ? base + 1 : csv, rows);
+    for (char *p = title; *p; p++)
+        if (*p == '\'') *p = ' ';
+    snprintf(vars, sizeof vars, "datafile='%s'; plotdir='%s'; figtitle='%s'; titles=''; nseries=0", csv, plotdir, title);
+    snprintf(script, sizeof script, "%s/timeline.gp", plotdir);
+    int rc = plot_draw(D2_GNUPLOT, script, vars, outp);
+    if (rc) return cli_fail(rc);
+    printf("%s (%ld records)\n", outp, rows);
+    return 0;
+}
+
 static int run(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'}, {"db", required_argument, NULL, 'd'},
-        {"out", required_argument, NULL, 'o'}, {"plots", required_argument, NULL, 'p'}, {NULL, 0, NULL, 0}};
-    const char *dbp = "results/d2moe.db", *outdir = "plots";
+        {"out", required_argument, NULL, 'o'}, {"plots", required_argument, NULL, 'p'},
+        {"variant", required_argument, NULL, 'V'}, {"sweep", required_argument, NULL, 's'},
+        {"x", required_argument, NULL, 'x'}, {"y", required_argument, NULL, 'y'},
+        {"series", required_argument, NULL, 'S'}, {"where", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0}};
+    const char *dbp = "results/d2moe.db", *outdir = NULL, *want_variant = NULL;
     char plotdir[4096];
-    snprintf(plotdir, sizeof plotdir, "%s/plots", D2_SRCDIR);
+    snprintf(plotdir, sizeof plotdir, "%s", cli_data_dir("plots", "figures.ini"));
+    plot_query q;
+    memset(&q, 0, sizeof q);
     int c;
-    while ((c = getopt_long(argc, argv, "hd:o:p:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hd:o:p:", opts, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'd': dbp = optarg; break;
         case 'o': outdir = optarg; break;
         case 'p': snprintf(plotdir, sizeof plotdir, "%s", optarg); break;
+        case 'V': want_variant = optarg; break;
+        case 's': q.sweep = optarg; break;
+        case 'x': q.x = optarg; break;
+        case 'y': q.y = optarg; break;
+        case 'S': q.series = optarg; break;
+        case 'w': {
+            const char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || !eq[1]) return cli_usage_error("plot", "--where %s: expected KEY=VALUE", optarg);
+            if (q.nwhere == PLOT_MAX_WHERE) return cli_usage_error("plot", "more than %d --where", PLOT_MAX_WHERE);
+            static char wk[PLOT_MAX_WHERE][256];
+            snprintf(wk[q.nwhere], sizeof wk[0], "%.*s", (int)(eq - optarg), optarg);
+            q.where_k[q.nwhere] = wk[q.nwhere];
+            q.where_v[q.nwhere] = eq + 1;
+            q.nwhere++;
+            break;
+        }
         default: return cli_bad_option("plot", argc, argv);
         }
     }
+    if (q.sweep) {
+        if (optind != argc) return cli_usage_error("plot", "--sweep: unexpected argument '%s'", argv[optind]);
+        if (!q.x || !q.y) return cli_usage_error("plot", "--sweep needs --x KEY and --y METRIC");
+        if (!outdir) return cli_usage_error("plot", "--sweep needs -o OUT.png or -o OUT.svg");
+        return plot_one_sweep(dbp, plotdir, &q, want_variant, outdir);
+    }
+    if (q.x || q.y || q.series || q.nwhere) return cli_usage_error("plot", "--x, --y, --series and --where go with --sweep NAME");
+    if (optind < argc && !strcmp(argv[optind], "timeline")) {
+        if (argc - optind != 2) return cli_usage_error("plot", "timeline: expected one FILE.csv");
+        if (!outdir) return cli_usage_error("plot", "timeline needs -o OUT.png or -o OUT.svg");
+        return plot_timeline(plotdir, argv[optind + 1], outdir);
+    }
+    if (!outdir) outdir = "plots";
     if (argc - optind != 1) return cli_usage_error("plot", "expected one FIGURE, all or list");
     const char *want = argv[optind];
     char ini[4200];
@@ -67,8 +202,16 @@ static int run(int argc, char **argv)
     int any = 0;
     for (size_t i = 0; i < n; i++) any |= !strcmp(figs[i].name, want);
     if (!any && strcmp(want, "all") != 0) {
+        const char *names[256];
+        size_t nn = 0;
+        for (size_t i = 0; i < n && nn < 255; i++) names[nn++] = figs[i].name;
+        names[nn++] = "all";
+        char hint[200];
+        suggest_hint(want, names, nn, hint, sizeof hint);
         free(figs);
-        return cli_usage_error("plot", "'%s': no such figure (see 'd2moe plot list')", want);
+        /* cli_usage_error adds the --help pointer; name the list once */
+        fprintf(stderr, "d2moe plot: '%s': no such figure%s; 'd2moe plot list' lists them\n", want, hint);
+        return 2;
     }
     db *d = NULL;
     if ((rc = db_open_readonly(dbp, &d)) != D2_OK) { free(figs); return cli_fail(rc); }
@@ -82,6 +225,7 @@ static int run(int argc, char **argv)
         return 1;
     }
     int status = 0;
+    char noted[128] = "";
     for (size_t i = 0; i < n; i++) {
         plot_fig *f = &figs[i];
         if (strcmp(want, "all") && strcmp(want, f->name)) continue;
@@ -91,15 +235,29 @@ static int run(int argc, char **argv)
         memset(&po, 0, sizeof po);
         const char *datp = NULL, *cdir = NULL;
         if (f->sql[0]) {
+            char variant[DB_VARIANT_MAX] = "base", note[2048] = "";
+            if (f->sweep[0]) {
+                rc = db_variant_pick(d, f->sweep, want_variant, variant, note, sizeof note);
+                if (rc) {
+                    /* rows of several variants would mix: stop this figure */
+                    fprintf(stderr, "d2moe plot: %s: %s\n", f->name, d2_err_msg());
+                    status = 2;
+                    continue;
+                }
+                if (note[0] && strcmp(noted, f->sweep)) {
+                    fprintf(stderr, "d2moe plot: %s: %s\n", f->sweep, note);
+                    snprintf(noted, sizeof noted, "%s", f->sweep);
+                }
+            } else if (want_variant) snprintf(variant, sizeof variant, "%s", want_variant);
             snprintf(dat, sizeof dat, "%s/%s.dat", datadir, f->name);
-            rc = plot_export(d, plotdir, f, dat, &po);
+            rc = plot_export(d, plotdir, f, variant, dat, &po);
             if (rc == D2_OK && po.rows == 0) {
                 if (f->optional && !strcmp(want, "all")) {
                     printf("%s: skipped (optional; no data in %s)\n", f->name, dbp);
                     continue;
                 }
                 fprintf(stderr, "d2moe: %s: no data in %s (run its experiment first)\n", f->name, dbp);
-                status = 1;
+                if (!status) status = 1;
                 continue;
             }
             datp = dat;
@@ -112,12 +270,12 @@ static int run(int argc, char **argv)
             rc = D2_OK;
             if (access(csvdir, R_OK) != 0) {
                 fprintf(stderr, "d2moe: %s: no timelines in %s (d2moe reproduce writes them)\n", f->name, csvdir);
-                status = 1;
+                if (!status) status = 1;
                 continue;
             }
         }
         if (rc == D2_OK) rc = plot_render(D2_GNUPLOT, plotdir, f, datp, cdir, &po, outbase);
-        if (rc) { status = cli_fail(rc); continue; }
+        if (rc) { int e = cli_fail(rc); if (!status) status = e; continue; }
         printf("%s: %s.png %s.svg (%zu rows, %zu series)\n", f->name, outbase, outbase, po.rows, po.series);
     }
     db_close(d);

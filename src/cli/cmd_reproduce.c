@@ -131,7 +131,7 @@ static int run(int argc, char **argv)
     int quick = 0, c;
     long jobs = sysconf(_SC_NPROCESSORS_ONLN);
     if (jobs < 1) jobs = 1;
-    while ((c = getopt_long(argc, argv, "hqd:o:j:S:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hqd:o:j:S:", opts, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'q': quick = 1; break;
@@ -170,7 +170,10 @@ static int run(int argc, char **argv)
     }
     plan p;
     memset(&p, 0, sizeof p);
-    snprintf(path, sizeof path, "%s/experiments/reproduce.ini", D2_SRCDIR);
+    /* specs and queries from ./, the installed data folder or the source tree */
+    char expdir[4200];
+    snprintf(expdir, sizeof expdir, "%s", cli_data_dir("experiments", "reproduce.ini"));
+    snprintf(path, sizeof path, "%s/reproduce.ini", expdir);
     int rc = inifile_parse(path, plan_entry, &p, NULL);
     if (rc) return cli_fail(rc);
 
@@ -193,7 +196,7 @@ static int run(int argc, char **argv)
     char list[1024];
     snprintf(list, sizeof list, "%s", p.sweeps);
     for (char *save = NULL, *name = strtok_r(list, " \t,", &save); name; name = strtok_r(NULL, " \t,", &save)) {
-        snprintf(path, sizeof path, "%s/experiments/%s.ini", D2_SRCDIR, name);
+        snprintf(path, sizeof path, "%s/%s.ini", expdir, name);
         sweep_spec *s;
         rc = sweep_spec_load(path, quick, sets, nsets, runner_check, NULL, &s);
         if (rc) { accuracy_model_free(acc); return cli_fail(rc); }
@@ -220,22 +223,30 @@ static int run(int argc, char **argv)
 
     printf("-- step 4: figures\n");
     fflush(stdout);
-    char *pargv[] = {"plot", "all", "--db", (char *)dbp, "--out", (char *)outdir, NULL};
+    char variant[DB_VARIANT_MAX] = "base";
+    if (nsets) { /* this run's variant: the --set overrides */
+        char *ovr = NULL;
+        if (db_overrides_canon(sets, nsets, &ovr) == D2_OK) db_variant_auto(ovr, "", variant);
+        free(ovr);
+    }
+    char *pargv[] = {"plot", "all", "--db", (char *)dbp, "--out", (char *)outdir, "--variant", variant, NULL};
     optind = 1;
-    if (cli_cmd_plot.run(6, pargv) != 0) status = 1;
+    if (cli_cmd_plot.run(nsets ? 8 : 6, pargv) != 0) status = 1;
 
     printf("-- step 5: summary\n");
     if ((rc = db_open_readonly(dbp, &d))) return cli_fail(rc);
     snprintf(list, sizeof list, "%s", p.summary);
     for (char *save = NULL, *name = strtok_r(list, " \t,", &save); name; name = strtok_r(NULL, " \t,", &save)) {
-        snprintf(path, sizeof path, "%s/plots/summary/%s.sql", D2_SRCDIR, name);
-        if ((rc = report_print_sql(d, path, stdout))) { status = cli_fail(rc); }
+        snprintf(path, sizeof path, "%s/summary/%s.sql", cli_data_dir("plots", "figures.ini"), name);
+        if ((rc = report_print_sql(d, path, variant, stdout))) { status = cli_fail(rc); }
     }
     db_close(d);
 
     printf("-- step 6: claims audit (experiments/paper-claims.ini under each reading)\n");
     fflush(stdout);
     if (cli_reproduce_audit(dbp) != 0) status = 1;
+    snprintf(path, sizeof path, "%s/report.html", resdir);
+    if (cli_report_write(dbp, path, nsets ? variant : NULL, cli_data_dir("plots", "figures.ini"), 0) != 0) status = 1;
     printf("\n== done in %.1f s%s ==\n", clock_mono_s() - t0, status ? " (with failures above)" : "");
     return status;
 }

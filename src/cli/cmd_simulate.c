@@ -5,6 +5,7 @@
 #include "cli/simopts.h"
 #include "core/err.h"
 #include "results/db.h"
+#include "results/runner.h"
 #include "sim/arrival.h"
 #include "sim/bitroute.h"
 #include "sim/mem.h"
@@ -15,6 +16,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +85,7 @@ static int db_input(const char *role, const char *path, const char *id, void *u)
     return D2_OK;
 }
 
-static int store(const char *path, const sim_result *r, int64_t *id)
+static int store(const char *path, const sim_result *r, const simopts *so, double trace_repeats, int64_t *id)
 {
     db *d;
     D2_TRY(db_open(path, &d));
@@ -95,6 +97,16 @@ static int store(const char *path, const sim_result *r, int64_t *id)
     if (!rc) rc = sim_result_foreach_metric(r, db_metric, run);
     if (!rc) rc = sim_result_foreach_input(r, db_input, run);
     db_run_status(run, sim_result_status(r));
+    if (!rc && trace_repeats == trace_repeats) rc = db_run_metric(run, "trace_repeats", trace_repeats, "times");
+    /* variant: the --set overrides and --readings (src/results/db.h) */
+    const char *ov[SIMOPTS_MAX_SETS + 1];
+    char rd[PARAM_STR_MAX + 16], *canon = NULL;
+    size_t nov = 0;
+    for (size_t i = 0; i < so->ngiven; i++) ov[nov++] = so->given[i];
+    if (so->readings) { snprintf(rd, sizeof rd, "readings=%s", so->readings); ov[nov++] = rd; }
+    if (!rc) rc = db_overrides_canon(ov, nov, &canon);
+    if (!rc) rc = db_run_variant(run, NULL, canon);
+    free(canon);
     if (!rc) rc = db_run_write(d, run, id);
     db_run_free(run);
     db_close(d);
@@ -114,7 +126,7 @@ static int run(int argc, char **argv)
     sim_job job = {.seed = 1};
     const char *dbpath = NULL;
     int json = 0, c;
-    while ((c = getopt_long(argc, argv, "hLm:d:p:b:r:P:g:t:S:s:E:D:jT:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hLm:d:p:b:r:P:g:t:S:s:E:D:jT:", opts, NULL)) != -1) {
         int t = simopts_take(&so, c, optarg, "simulate");
         if (t == 1) continue;
         if (t) return t;
@@ -141,8 +153,14 @@ static int run(int argc, char **argv)
     sim_result *r;
     int rc = sim_job_run(&job, &r);
     if (rc) return cli_fail(rc);
+    double repeats = 1;
+    if (job.trace) { /* say it when the trace is shorter than the run (stored as trace_repeats) */
+        char why[600];
+        if ((rc = runner_result_trace_repeats(r, job.trace, &repeats, why, sizeof why))) { sim_result_free(r); return cli_fail(rc); }
+        if (repeats > 1) fprintf(stderr, "d2moe simulate: note: %s: its routing is repeated %.0f times\n", why, repeats);
+    }
     int64_t id = 0;
-    if (dbpath && (rc = store(dbpath, r, &id))) {
+    if (dbpath && (rc = store(dbpath, r, &so, job.trace ? repeats : NAN, &id))) {
         sim_result_free(r);
         return cli_fail(rc);
     }

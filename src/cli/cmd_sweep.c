@@ -8,6 +8,7 @@
 #include "results/sweep.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,7 +17,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: d2moe sweep SPEC.ini [--db FILE] [-j N] [--shard I/N] [--timelines DIR] [--curve CSV] [--quick] [--readings NAME] [--set key=value]... [--quiet]\n\n"
+            "usage: d2moe sweep SPEC.ini [--db FILE] [-j N] [--shard I/N] [--timelines DIR] [--curve CSV] [--quick] [--readings NAME] [--as NAME] [--set key=value]... [--quiet]\n\n"
             "Expand the [sweep] spec into a grid of simulator runs and run them on N worker\n"
             "processes into the results store (default results/d2moe.db).  Resumable: a job\n"
             "already stored for this code version is skipped, so an interrupted sweep is\n"
@@ -30,6 +31,11 @@ static void usage(FILE *out)
             "device.flash_bw=7G to change one assumption and rerun.  --readings NAME\n"
             "(= --set readings=NAME) applies a reading set to every job; a spec may also\n"
             "sweep `readings = datasheet, paper-testbed` like any axis.\n\n"
+            "Variants: every run records the assumptions it ran with beyond the spec's\n"
+            "axes: by default \"base\" (no --set, no --readings) or \"v\" + a digest of\n"
+            "those overrides; --as NAME names them.  Figures, summaries and exports show\n"
+            "one variant (--variant NAME, default the spec's own); 'd2moe db info FILE'\n"
+            "lists them.\n\n"
             "Spec keys: name, kind (simulate), description, zip = a b | c d, and axes:\n"
             "model, device, trace, seed, readings, or any table.key (model.*, device.*, sim.*).\n"
             "Values: comma lists; ranges lo..hi:step or lo..hi*factor.\n");
@@ -42,13 +48,14 @@ static int run(int argc, char **argv)
         {"jobs", required_argument, NULL, 'j'}, {"shard", required_argument, NULL, 's'},
         {"timelines", required_argument, NULL, 't'}, {"curve", required_argument, NULL, 'c'},
         {"quiet", no_argument, NULL, 'q'},    {"quick", no_argument, NULL, 'Q'},
-        {"set", required_argument, NULL, 'S'}, {"readings", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0}};
+        {"set", required_argument, NULL, 'S'}, {"readings", required_argument, NULL, 'R'},
+        {"as", required_argument, NULL, 'A'}, {NULL, 0, NULL, 0}};
     const char *sets[64];
     char rdset[PARAM_STR_MAX + 16];
     size_t nsets = 0;
-    const char *dbp = "results/d2moe.db", *tl = NULL, *curve = NULL;
+    const char *dbp = "results/d2moe.db", *tl = NULL, *curve = NULL, *as = NULL;
     int jobs = 1, si = 0, sn = 1, quiet = 0, quick = 0, c;
-    while ((c = getopt_long(argc, argv, "hd:j:s:t:c:q", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hd:j:s:t:c:q", opts, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'd': dbp = optarg; break;
@@ -68,6 +75,7 @@ static int run(int argc, char **argv)
         case 't': tl = optarg; break;
         case 'c': curve = optarg; break;
         case 'q': quiet = 1; break;
+        case 'A': as = optarg; break;
         case 'Q': quick = 1; break;
         case 'S':
             if (nsets == 64) return cli_usage_error("sweep", "too many --set options (64 at most)");
@@ -94,23 +102,52 @@ static int run(int argc, char **argv)
         sweep_spec_free(s);
         return rc;
     }
+    if (as && (rc = sweep_spec_name_variant(s, as)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
     db *d;
     if ((rc = db_open(dbp, &d)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
+    if (as && (rc = db_variant_usable(d, as, sweep_spec_overrides(s))) != D2_OK) {
+        db_close(d);
+        sweep_spec_free(s);
+        return cli_fail(rc);
+    }
     accuracy_model *acc = NULL;
     rc = accuracy_model_load_default(curve, d, &acc);
     db_close(d);
     if (rc) { sweep_spec_free(s); return cli_fail(rc); }
+    /* say it when est_ppl cannot be computed, and how to get it */
+    if (!quiet && isnan(accuracy_bits_error(acc, "nested", 4)))
+        fprintf(stderr, "d2moe sweep: note: %s has no quantizer error table (quant_errors), so est_ppl is stored empty; "
+                        "'d2moe reproduce' fills it (step 1), or 'd2moe quantize ... --db %s' (docs/mwq.md)\n", dbp, dbp);
     runner_ctx ctx = {acc, tl};
     sweep_opts o = {jobs, si, sn, quiet ? NULL : stderr, isatty(2), runner_simulate, &ctx, cli_argc(), cli_argv()};
     sweep_stats st;
     rc = sweep_execute(s, dbp, &o, &st);
     /* failed jobs are stored with their messages (params sweep.error); the
      * first one is printed, also under --quiet, so exit status 1 says why */
+    char variant[DB_VARIANT_MAX];
+    sweep_spec_variant(s, variant);
     if (!quiet || rc || st.failed)
-        fprintf(stderr, "sweep %s: %zu jobs in this shard: %zu run, %zu already stored, %zu failed; %.2f s (%.1f configurations/s per worker)%s%s\n",
-                sweep_spec_name(s), st.total, st.done, st.skipped, st.failed, st.wall_s,
+        fprintf(stderr, "sweep %s (variant %s%s): %zu jobs in this shard: %zu run, %zu already stored, %zu failed; %.2f s (%.1f configurations/s per worker)%s%s\n",
+                sweep_spec_name(s), variant, as || !*sweep_spec_overrides(s) ? "" : " = the --set overrides", st.total, st.done, st.skipped, st.failed, st.wall_s,
                 st.wall_s > 0 ? (double)(st.done + st.failed) / st.wall_s / jobs : 0.0,
                 st.first_error[0] ? "; first failure: " : "", st.first_error);
+    /* say it when a trace was repeated to fill runs (metric trace_repeats) */
+    db *rd;
+    if (!quiet && rc == D2_OK && db_open_readonly(dbp, &rd) == D2_OK) {
+        sqlite3_stmt *q;
+        if (sqlite3_prepare_v2(db_handle(rd),
+                "SELECT count(*), max(m.value), (SELECT value FROM params WHERE run_id = max(m.run_id) AND key = 'result.trace_repeated')"
+                " FROM metrics m JOIN params p ON p.run_id = m.run_id AND p.key = 'sweep.name' AND p.value = ?"
+                " WHERE m.name = 'trace_repeats' AND m.value > 1", -1, &q, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(q, 1, sweep_spec_name(s), -1, SQLITE_STATIC);
+            if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) > 0)
+                fprintf(stderr, "sweep %s: note: %d runs repeat their trace (up to %.0f times; stored as trace_repeats), e.g. %s\n",
+                        sweep_spec_name(s), sqlite3_column_int(q, 0), sqlite3_column_double(q, 1),
+                        sqlite3_column_text(q, 2) ? (const char *)sqlite3_column_text(q, 2) : "");
+            sqlite3_finalize(q);
+        }
+        db_close(rd);
+    }
     accuracy_model_free(acc);
     sweep_spec_free(s);
     if (rc) return cli_fail(rc);

@@ -4,6 +4,8 @@
 #include "cli/cli.h"
 #include "core/err.h"
 #include "core/fileio.h"
+#include "core/param.h"
+#include "core/suggest.h"
 #include "core/version.h"
 
 #include <getopt.h>
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const cli_cmd *const commands[] = {
 #define CLI_COMMAND(verb) &cli_cmd_##verb,
@@ -66,12 +69,73 @@ int cli_parse_double(const char *cmd, const char *opt, const char *arg, double l
     return 0;
 }
 
+static const struct option *g_longopts;
+
+int cli_getopt_long(int argc, char *const *argv, const char *shortopts, const struct option *longopts, int *idx)
+{
+    g_longopts = longopts;
+    return getopt_long(argc, argv, shortopts, longopts, idx);
+}
+
 int cli_bad_option(const char *cmd, int argc, char **argv)
 {
     const char *opt = (optind - 1 >= 0 && optind - 1 < argc) ? argv[optind - 1] : "?";
     if (optopt && optopt != '?' && strncmp(opt, "--", 2) != 0)
         return cli_usage_error(cmd, "bad option '-%c' or missing argument", optopt);
+    if (strncmp(opt, "--", 2) == 0 && g_longopts) {
+        char name[128];
+        snprintf(name, sizeof name, "%s", opt + 2);
+        name[strcspn(name, "=")] = '\0';
+        const char *names[128];
+        size_t n = 0, known = 0;
+        for (const struct option *o = g_longopts; o->name && n < 128; o++) {
+            names[n++] = o->name;
+            if (!strcmp(o->name, name)) known = 1;
+        }
+        if (known) return cli_usage_error(cmd, "option '--%s' needs a value", name);
+        const char *pick = suggest_pick(name, names, n);
+        if (pick) return cli_usage_error(cmd, "unknown option '--%s' (did you mean '--%s'?)", name, pick);
+        return cli_usage_error(cmd, "unknown option '--%s'", name);
+    }
     return cli_usage_error(cmd, "unknown option or missing argument: '%s'", opt);
+}
+
+const char *cli_data_dir(const char *what, const char *marker)
+{
+    static char buf[2][4200];
+    static int k;
+    char *out = buf[k++ & 1];
+    const char *roots[3] = {".", D2_DATADIR, D2_SRCDIR};
+    for (int i = 0; i < 3; i++) {
+        snprintf(out, sizeof buf[0], "%s/%s/%s", roots[i], what, marker);
+        if (access(out, R_OK) == 0) {
+            snprintf(out, sizeof buf[0], "%s%s%s", i ? roots[i] : "", i ? "/" : "", what);
+            return out;
+        }
+    }
+    snprintf(out, sizeof buf[0], "%s/%s", D2_SRCDIR, what);
+    return out;
+}
+
+/* --profiles DIR (or --profiles=DIR) anywhere before "--": taken out of
+ * argv here, so every command looks profiles up there first. */
+static int take_profiles(int *argc, char **argv)
+{
+    int o = 1;
+    for (int i = 1; i < *argc; i++) {
+        if (!strcmp(argv[i], "--")) { while (i < *argc) argv[o++] = argv[i++]; break; }
+        if (!strcmp(argv[i], "--profiles") || !strncmp(argv[i], "--profiles=", 11)) {
+            const char *dir = argv[i][10] == '=' ? argv[i] + 11 : (i + 1 < *argc ? argv[++i] : NULL);
+            if (!dir || !*dir) { fprintf(stderr, "d2moe: --profiles: expected a folder\n"); return 2; }
+            if (access(dir, R_OK | X_OK) != 0) { fprintf(stderr, "d2moe: --profiles %s: %s\n", dir, strerror(errno)); return 2; }
+            param_profiles_dir_set(dir);
+            continue;
+        }
+        argv[o++] = argv[i];
+    }
+    argv[o] = NULL;
+    *argc = o;
+    return 0;
 }
 
 static void usage(FILE *out)
@@ -81,7 +145,8 @@ static void usage(FILE *out)
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
     fprintf(out, "  %-12s %s\n", "help", "list the commands, or 'help COMMAND' for one");
-    fprintf(out, "\nOptions: --version, --help\n");
+    fprintf(out, "\nOptions: --version, --help, --profiles DIR (look profiles up in DIR first;\n"
+                 "see 'd2moe list' for the search order)\n");
 }
 
 static const cli_cmd *find(const char *name)
@@ -101,6 +166,17 @@ static void on_fatal_signal(int sig)
     raise(sig);
 }
 
+static int unknown_command(const char *name)
+{
+    const char *names[N_COMMANDS + 1];
+    for (size_t i = 0; i < N_COMMANDS; i++) names[i] = commands[i]->name;
+    names[N_COMMANDS] = "help";
+    char hint[200];
+    suggest_hint(name, names, N_COMMANDS + 1, hint, sizeof hint);
+    fprintf(stderr, "d2moe: '%s' is not a d2moe command%s; 'd2moe help' lists them\n", name, hint);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     gsl_set_error_handler_off(); /* every GSL status is checked; none aborts */
@@ -111,6 +187,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    if (take_profiles(&argc, argv)) return 2;
     cli_set_argv(argc, argv);
     if (argc < 2) {
         fprintf(stderr, "d2moe: no command given (see 'd2moe help')\n");
@@ -128,7 +205,7 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "help")) {
         if (argc == 2) { usage(stdout); return 0; }
         const cli_cmd *c = find(argv[2]);
-        if (!c) { fprintf(stderr, "d2moe: '%s' is not a d2moe command (see 'd2moe help')\n", argv[2]); return 2; }
+        if (!c) return unknown_command(argv[2]);
         char *hargv[] = {argv[2], "--help", NULL};
         optind = 1;
         return c->run(2, hargv);
@@ -138,10 +215,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const cli_cmd *c = find(verb);
-    if (!c) {
-        fprintf(stderr, "d2moe: '%s' is not a d2moe command (see 'd2moe help')\n", verb);
-        return 2;
-    }
+    if (!c) return unknown_command(verb);
     optind = 1;
     opterr = 0;
     return c->run(argc - 1, argv + 1);

@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "core/units.h"
 #include "core/inifile.h"
+#include "core/suggest.h"
 
 #include <errno.h>
 #include <dirent.h>
@@ -13,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 const param_def *param_find(const param_table *t, const char *key)
 {
@@ -41,7 +44,7 @@ static int set_one(const param_def *d, void *obj, const char *value, const char 
     case PARAM_INT: {
         int64_t v;
         int rc = units_parse_int64(value, &v);
-        if (rc && rc != -2) D2_ERROR(D2_EFORMAT, "%s: %s: expected an integer, got \"%s\"", where, d->name, value);
+        if (rc && rc != -2) D2_ERROR(D2_EFORMAT, "%s: %s: expected an integer, got \"%s\" (suffixes k M G T or Ki Mi Gi Ti, any case; a trailing B or B/s is ignored)", where, d->name, value);
         if (rc == -2 || (double)v < d->min || (double)v > d->max) /* -2: beyond int64 */
             D2_ERROR(D2_ERANGE, "%s: %s: %s is outside [%.15g, %.15g] %s", where, d->name, value,
                      d->min, d->max, d->units);
@@ -51,7 +54,7 @@ static int set_one(const param_def *d, void *obj, const char *value, const char 
     case PARAM_DOUBLE: {
         double v;
         int rc = units_parse_double(value, &v);
-        if (rc && rc != -2) D2_ERROR(D2_EFORMAT, "%s: %s: expected a number, got \"%s\"", where, d->name, value);
+        if (rc && rc != -2) D2_ERROR(D2_EFORMAT, "%s: %s: expected a number, got \"%s\" (suffixes k M G T or Ki Mi Gi Ti, any case; a trailing B or B/s is ignored)", where, d->name, value);
         if (rc == -2 || v < d->min || v > d->max) /* -2: beyond double */
             D2_ERROR(D2_ERANGE, "%s: %s: %s is outside [%.15g, %.15g] %s", where, d->name, value,
                      d->min, d->max, d->units);
@@ -222,9 +225,42 @@ void param_print_help(const param_table *t, FILE *out)
     }
 }
 
-int param_profile_path(const char *kind, const char *name_or_path, char *out, size_t n)
+static char g_profiles_dir[4096];
+
+void param_profiles_dir_set(const char *dir) { snprintf(g_profiles_dir, sizeof g_profiles_dir, "%s", dir ? dir : ""); }
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+size_t param_profile_roots(const char *roots[PARAM_MAX_ROOTS], const char *origins[PARAM_MAX_ROOTS])
+{
+    static char installed[4096], source[4096];
+    size_t n = 0;
+    const char *env = getenv("D2MOE_PROFILES");
+    snprintf(installed, sizeof installed, "%s/experiments", D2_DATADIR);
+    snprintf(source, sizeof source, "%s/experiments", D2_SRCDIR);
+    const char *cand[PARAM_MAX_ROOTS] = {g_profiles_dir[0] ? g_profiles_dir : NULL, env && *env ? env : NULL,
+                                         "experiments", installed, source};
+    static const char *const labels[PARAM_MAX_ROOTS] = {"--profiles", "$D2MOE_PROFILES", "./experiments",
+                                                        "installed", "source tree"};
+    for (size_t i = 0; i < PARAM_MAX_ROOTS; i++) {
+        if (!cand[i]) continue;
+        /* an explicit folder counts even when missing: its lookups fail loudly */
+        if (i >= 2 && !is_dir(cand[i])) continue;
+        roots[n] = cand[i];
+        origins[n] = labels[i];
+        n++;
+    }
+    return n;
+}
+
+int param_profile_find(const char *kind, const char *name_or_path, char *out, size_t n, const char **origin)
 {
     size_t len = strlen(name_or_path);
+    if (origin) *origin = "path";
     if (strchr(name_or_path, '/') || (len > 4 && strcmp(name_or_path + len - 4, ".ini") == 0)) {
         if ((size_t)snprintf(out, n, "%s", name_or_path) >= n)
             D2_ERROR(D2_EINVAL, "%s: path too long", name_or_path);
@@ -232,47 +268,74 @@ int param_profile_path(const char *kind, const char *name_or_path, char *out, si
     }
     for (const char *p = name_or_path; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
-            D2_ERROR(D2_EINVAL, "%s: not a %s name (letters a-z, digits, '-', '_', '.')", name_or_path, kind);
-    const char *dir = getenv("D2_PROFILE_DIR");
-    if (dir && *dir) {
-        if ((size_t)snprintf(out, n, "%s/%ss/%s.ini", dir, kind, name_or_path) >= n)
+            D2_ERROR(D2_EINVAL, "%s: not a %s name (letters a-z, digits, '-', '_', '.'); 'd2moe list %ss' lists them",
+                     name_or_path, kind, kind);
+    const char *roots[PARAM_MAX_ROOTS], *origins[PARAM_MAX_ROOTS];
+    size_t nr = param_profile_roots(roots, origins);
+    for (size_t i = 0; i < nr; i++) {
+        if ((size_t)snprintf(out, n, "%s/%ss/%s.ini", roots[i], kind, name_or_path) >= n)
             D2_ERROR(D2_EINVAL, "%s: path too long", name_or_path);
-    } else if ((size_t)snprintf(out, n, "%s/experiments/%ss/%s.ini", D2_SRCDIR, kind, name_or_path) >= n) {
-        D2_ERROR(D2_EINVAL, "%s: path too long", name_or_path);
+        if (access(out, F_OK) == 0) {
+            if (origin) *origin = origins[i];
+            return D2_OK;
+        }
     }
-    return D2_OK;
+    char **names = NULL, hint[200] = "";
+    size_t nn = 0;
+    if (param_profile_list(kind, &names, &nn) == D2_OK) {
+        suggest_hint(name_or_path, (const char *const *)names, nn, hint, sizeof hint);
+        param_names_free(names, nn);
+    }
+    d2_err_clear();
+    D2_ERROR(D2_ENOTFOUND, "%s '%s': no such profile%s; 'd2moe list %ss' lists them and where they are looked up",
+             kind, name_or_path, hint, kind);
 }
 
+int param_profile_path(const char *kind, const char *name_or_path, char *out, size_t n)
+{
+    return param_profile_find(kind, name_or_path, out, n, NULL);
+}
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 int param_profile_list(const char *kind, char ***names, size_t *n)
 {
-    char probe[4096], dir[4096];
-    D2_TRY(param_profile_path(kind, "x", probe, sizeof probe));
-    char *slash = strrchr(probe, '/');
-    *slash = '\0';
-    snprintf(dir, sizeof dir, "%s", probe);
-    DIR *dp = opendir(dir);
-    if (!dp) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", dir, strerror(errno));
+    const char *roots[PARAM_MAX_ROOTS], *origins[PARAM_MAX_ROOTS];
+    size_t nr = param_profile_roots(roots, origins);
     char **a = NULL;
     size_t cnt = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(dp)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len <= 4 || strcmp(e->d_name + len - 4, ".ini") != 0 || e->d_name[0] == '.') continue;
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **na = realloc(a, cap * sizeof *na);
-            if (!na) { param_names_free(a, cnt); closedir(dp); D2_ERROR(D2_ENOMEM, "out of memory"); }
-            a = na;
+    int any = 0;
+    for (size_t r = 0; r < nr; r++) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/%ss", roots[r], kind);
+        DIR *dp = opendir(dir);
+        if (!dp) continue;
+        any = 1;
+        struct dirent *e;
+        while ((e = readdir(dp)) != NULL) {
+            size_t len = strlen(e->d_name);
+            if (len <= 4 || strcmp(e->d_name + len - 4, ".ini") != 0 || e->d_name[0] == '.') continue;
+            int dup = 0;
+            for (size_t k = 0; k < cnt && !dup; k++) dup = strlen(a[k]) == len - 4 && !strncmp(a[k], e->d_name, len - 4);
+            if (dup) continue;
+            if (cnt == cap) {
+                cap = cap ? cap * 2 : 16;
+                char **na = realloc(a, cap * sizeof *na);
+                if (!na) { param_names_free(a, cnt); closedir(dp); D2_ERROR(D2_ENOMEM, "out of memory"); }
+                a = na;
+            }
+            a[cnt] = strndup(e->d_name, len - 4);
+            if (!a[cnt]) { param_names_free(a, cnt); closedir(dp); D2_ERROR(D2_ENOMEM, "out of memory"); }
+            cnt++;
         }
-        a[cnt] = strndup(e->d_name, len - 4);
-        if (!a[cnt]) { param_names_free(a, cnt); closedir(dp); D2_ERROR(D2_ENOMEM, "out of memory"); }
-        cnt++;
+        closedir(dp);
     }
-    closedir(dp);
-    qsort(a, cnt, sizeof *a, cmp_str);
+    if (!any) {
+        param_names_free(a, cnt);
+        D2_ERROR(D2_ENOTFOUND, "no %ss/ folder in any profile folder (--profiles, $D2MOE_PROFILES, ./experiments, %s/experiments, %s/experiments)",
+                 kind, D2_DATADIR, D2_SRCDIR);
+    }
+    if (cnt) qsort(a, cnt, sizeof *a, cmp_str);
     *names = a;
     *n = cnt;
     return D2_OK;

@@ -73,9 +73,25 @@ void param_print(const param_table *t, const void *obj, FILE *out);
 /* Print the table's keys, defaults, ranges and help (for --help). */
 void param_print_help(const param_table *t, FILE *out);
 
-/* Resolve a profile name ("env1") to $D2_PROFILE_DIR/<kind>s/<name>.ini, or
- * by default <source tree>/experiments/<kind>s/<name>.ini.  A name holding a
- * '/' or ending in ".ini" is taken as a path. */
+/* Profiles (models, devices, readings) are looked up by name in these
+ * folders, first match wins:
+ *   1. the folder given with --profiles DIR (param_profiles_dir_set)
+ *   2. $D2MOE_PROFILES
+ *   3. ./experiments under the current folder
+ *   4. the installed data folder, $(datadir)/d2moe/experiments
+ *   5. the build's source tree, <srcdir>/experiments
+ * each holding <kind>s/<name>.ini (models/, devices/, readings/).  Folders
+ * that do not exist are skipped. */
+#define PARAM_MAX_ROOTS 5
+void param_profiles_dir_set(const char *dir);
+/* The folders in search order and what put each there ("--profiles",
+ * "$D2MOE_PROFILES", "./experiments", "installed", "source tree"). */
+size_t param_profile_roots(const char *roots[PARAM_MAX_ROOTS], const char *origins[PARAM_MAX_ROOTS]);
+/* Resolve a profile name ("env1") to the first <root>/<kind>s/<name>.ini
+ * that exists; D2_ENOTFOUND (naming the closest name and `d2moe list`)
+ * when none does.  A name holding a '/' or ending in ".ini" is taken as a
+ * path.  origin (may be NULL) gets the root's label. */
+int param_profile_find(const char *kind, const char *name_or_path, char *out, size_t n, const char **origin);
 int param_profile_path(const char *kind, const char *name_or_path, char *out, size_t n);
 /* Bytes of a resolved profile path. */
 #define PARAM_PATH_MAX 4096
@@ -84,8 +100,8 @@ int param_profile_path(const char *kind, const char *name_or_path, char *out, si
  * check(obj, path) when given (cross-field checks). */
 int param_profile_load(const param_table *t, const char *name_or_path, void *obj,
                        int (*check)(const void *obj, const char *where));
-/* Sorted names of the profiles of a kind ("model", "device"); free with
- * param_names_free. */
+/* Sorted names of the profiles of a kind ("model", "device") over every
+ * root (a name counted once: the first root's); free with param_names_free. */
 int param_profile_list(const char *kind, char ***names, size_t *n);
 void param_names_free(char **names, size_t n);
 

@@ -1,4 +1,5 @@
-/* units.c - strict number parsing with k/M/G/T and Ki/Mi/Gi/Ti suffixes. */
+/* units.c - strict number parsing with k/M/G/T and Ki/Mi/Gi/Ti suffixes
+ * (case-insensitive; a trailing B or B/s is ignored). */
 #include "core/units.h"
 
 #include <errno.h>
@@ -13,23 +14,24 @@ static int suffix_scale(const char *s, double *scale)
     if (*s == '\0') return 0;
     double base = 0;
     switch (*s) {
+    /* case-insensitive: "1500mb" is 1500 MB (nothing here is milli) */
     case 'k': case 'K': base = 1e3; break;
-    case 'M': base = 1e6; break;
-    case 'G': base = 1e9; break;
-    case 'T': base = 1e12; break;
+    case 'm': case 'M': base = 1e6; break;
+    case 'g': case 'G': base = 1e9; break;
+    case 't': case 'T': base = 1e12; break;
     default: break;
     }
     if (base != 0) {
         s++;
-        if (*s == 'i') {
+        if (*s == 'i' || *s == 'I') {
             base = base == 1e3 ? 1024.0 : base == 1e6 ? 1048576.0
                  : base == 1e9 ? 1073741824.0 : 1099511627776.0;
             s++;
         }
         *scale = base;
     }
-    if (*s == 'B') s++;
-    if (strcmp(s, "/s") == 0) s += 2;
+    if (*s == 'B' || *s == 'b') s++;
+    if (strcmp(s, "/s") == 0 || strcmp(s, "/S") == 0) s += 2;
     return *s == '\0' ? 0 : -1;
 }
 

@@ -4,9 +4,11 @@
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/rng.h"
+#include "core/units.h"
 #include "core/version.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -96,6 +98,22 @@ static const char *const migrations[] = {
     "  run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,"     /* the policy run (gain: at budget) */
     "  ref_run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL);" /* baseline run, or gain's budget_hi run */
     "CREATE INDEX audit_cases_audit ON audit_cases(audit_id, claim);",
+    /* 4 -> 5: variants (issue 14): every run names the assumptions it ran
+     * with beyond its sweep's axes, so reruns with one changed --set never
+     * mix silently into a figure.  Runs stored before are 'legacy'. */
+    "ALTER TABLE runs ADD COLUMN variant TEXT;"
+    "UPDATE runs SET variant = 'legacy';"
+    "CREATE INDEX runs_variant ON runs(variant);"
+    "CREATE TABLE variants ("
+    "  name TEXT PRIMARY KEY,"          /* 'base', 'v' + 8 hex digits, or a sweep --as name */
+    "  overrides TEXT NOT NULL,"        /* canonical sorted key=value lines; '' = none */
+    "  reading TEXT NOT NULL DEFAULT '',"/* reading set name ('' = none) */
+    "  named INTEGER NOT NULL DEFAULT 0,"/* 1: named by the user (sweep --as) */
+    "  created_at TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "INSERT INTO variants(name, overrides, reading, named, created_at)"
+    "  SELECT 'legacy', '(unknown: stored before variants existed)', '', 0,"
+    "         strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE EXISTS (SELECT 1 FROM runs);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -163,6 +181,9 @@ int db_transaction(db *d, int (*fn)(sqlite3 *h, void *user), void *user)
     D2_ERROR(D2_EDB, "%s: database stayed locked by another writer; gave up after 2000 tries", d->path);
 }
 
+static int wide_view_refresh(sqlite3 *h, const char *path);
+static void overrides_line(const char *ovr, const char *reading, char *buf, size_t n);
+
 static int migrate_fn(sqlite3 *h, void *user)
 {
     db *d = user;
@@ -190,7 +211,7 @@ static int migrate_fn(sqlite3 *h, void *user)
         if (exec_simple(d, sql) != SQLITE_OK) return D2_EDB;
     }
     d->version = v;
-    return D2_OK;
+    return wide_view_refresh(h, d->path);
 }
 
 /* Reads the header fields in one read transaction: a snapshot, so a second
@@ -290,6 +311,24 @@ int db_info_print(db *d, FILE *out)
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
+    if (d->version < 5) return D2_OK;
+    /* variants: which assumptions the runs were made with */
+    if (sqlite3_prepare_v2(d->h,
+            "SELECT v.name, v.overrides, v.reading, v.named, count(r.id),"
+            " (SELECT group_concat(s, ' ') FROM (SELECT DISTINCT p.value AS s FROM runs q JOIN params p ON p.run_id = q.id"
+            "   AND p.key = 'sweep.name' WHERE q.variant = v.name ORDER BY 1))"
+            " FROM variants v LEFT JOIN runs r ON r.variant = v.name GROUP BY v.name ORDER BY min(r.id)", -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
+    fprintf(out, "\n%-12s %6s  %-24s %s\n", "variant", "runs", "sweeps", "overrides");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char o[1024];
+        overrides_line((const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2), o, sizeof o);
+        const char *sw = (const char *)sqlite3_column_text(st, 5);
+        fprintf(out, "%-12s %6d  %-24s %s%s\n", (const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 4),
+                sw ? sw : "-", o, sqlite3_column_int(st, 3) ? " (named with --as)" : "");
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
     return D2_OK;
 }
 
@@ -306,6 +345,8 @@ struct db_run {
     int has_seed;
     uint64_t seed;
     kvlist params, metrics, inputs;
+    char variant[DB_VARIANT_MAX]; /* "" = computed at write from overrides + reading */
+    char *overrides;              /* canonical override lines ("" = none) */
 };
 
 static int kv_push(kvlist *l, const char *k, const char *v, const char *unit, double x)
@@ -383,6 +424,7 @@ void db_run_free(db_run *r)
     kv_free(&r->metrics);
     kv_free(&r->inputs);
     free(r->cmdline);
+    free(r->overrides);
     free(r);
 }
 
@@ -439,6 +481,457 @@ void db_run_config_hash(db_run *r, char out[33])
     free(buf);
 }
 
+/* ---- variants ---------------------------------------------------------- */
+
+static int cmp_strp(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+int db_overrides_canon(const char *const *sets, size_t n, char **out)
+{
+    *out = NULL;
+    char **lines = calloc(n + 1, sizeof *lines);
+    size_t len = 1;
+    if (!lines) D2_ERROR(D2_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(sets[i], '=');
+        char num[64];
+        double v;
+        const char *val = eq ? eq + 1 : "";
+        int klen = eq ? (int)(eq - sets[i]) : (int)strlen(sets[i]);
+        /* numbers canonical, as a sweep's axes are: 7G -> 7000000000 */
+        if (*val && units_parse_double(val, &v) == 0) {
+            if (v == floor(v) && fabs(v) < 1e18) snprintf(num, sizeof num, "%.0f", v);
+            else snprintf(num, sizeof num, "%.10g", v);
+            val = num;
+        }
+        size_t l = (size_t)klen + strlen(val) + 2;
+        lines[i] = malloc(l);
+        if (!lines[i]) { for (size_t k = 0; k < i; k++) free(lines[k]); free(lines); D2_ERROR(D2_ENOMEM, "out of memory"); }
+        snprintf(lines[i], l, "%.*s=%s", klen, sets[i], val);
+        len += l;
+    }
+    qsort(lines, n, sizeof *lines, cmp_strp);
+    char *o = malloc(len), *p = o;
+    if (o) {
+        *p = '\0';
+        for (size_t i = 0; i < n; i++) p += sprintf(p, "%s\n", lines[i]);
+    }
+    for (size_t i = 0; i < n; i++) free(lines[i]);
+    free(lines);
+    if (!o) D2_ERROR(D2_ENOMEM, "out of memory");
+    *out = o;
+    return D2_OK;
+}
+
+void db_variant_auto(const char *overrides, const char *reading, char out[DB_VARIANT_MAX])
+{
+    if ((!overrides || !*overrides) && (!reading || !*reading)) {
+        snprintf(out, DB_VARIANT_MAX, "base");
+        return;
+    }
+    size_t l = strlen(overrides ? overrides : "") + strlen(reading ? reading : "") + 32;
+    char *buf = malloc(l), hex[33];
+    if (!buf) { snprintf(out, DB_VARIANT_MAX, "v00000000"); return; }
+    snprintf(buf, l, "%sreading.name=%s\n", overrides ? overrides : "", reading ? reading : "");
+    hash_mem_hex(buf, strlen(buf), hex);
+    free(buf);
+    snprintf(out, DB_VARIANT_MAX, "v%.8s", hex);
+}
+
+int db_variant_name_check(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n >= DB_VARIANT_MAX)
+        D2_ERROR(D2_EINVAL, "variant name \"%s\": 1..%d characters", name, DB_VARIANT_MAX - 1);
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+            D2_ERROR(D2_EINVAL, "variant name \"%s\": letters, digits, '-', '_' and '.' only", name);
+    if (!strcmp(name, "legacy")) D2_ERROR(D2_EINVAL, "variant name \"legacy\" is reserved for runs stored before variants existed");
+    return D2_OK;
+}
+
+int db_run_variant(db_run *r, const char *name, const char *overrides)
+{
+    if (name && *name) D2_TRY(db_variant_name_check(name));
+    snprintf(r->variant, sizeof r->variant, "%s", name ? name : "");
+    free(r->overrides);
+    r->overrides = NULL;
+    if (overrides && !(r->overrides = strdup(overrides))) D2_ERROR(D2_ENOMEM, "out of memory");
+    return D2_OK;
+}
+
+/* one line for messages: "a=1, b=2" (or "no overrides") */
+static void overrides_line(const char *ovr, const char *reading, char *buf, size_t n)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (const char *p = ovr; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        int l = nl ? (int)(nl - p) : (int)strlen(p);
+        int w = snprintf(buf + off, n - off, "%s%.*s", off ? ", " : "", l, p);
+        if (w < 0 || (size_t)w >= n - off) { off = n - 1; break; }
+        off += (size_t)w;
+        p = nl ? nl + 1 : p + l;
+    }
+    if (reading && *reading && off < n - 1) {
+        int w = snprintf(buf + off, n - off, "%sreading %s", off ? ", " : "", reading);
+        if (w > 0 && (size_t)w < n - off) off += (size_t)w;
+    }
+    if (off == 0) snprintf(buf, n, "no overrides");
+}
+
+static int variant_register(sqlite3 *h, const char *path, const char *name, const char *ovr, const char *reading, int named)
+{
+    char now[32];
+    db_now_iso(now);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h, "INSERT OR IGNORE INTO variants(name, overrides, reading, named, created_at) VALUES(?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "%s: variants: %s", path, sqlite3_errmsg(h));
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ovr, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, reading, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, named);
+    sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) D2_ERROR(D2_EDB, "%s: variants: %s", path, sqlite3_errstr(rc));
+    if (sqlite3_prepare_v2(h, "SELECT overrides, reading FROM variants WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "%s: variants: %s", path, sqlite3_errmsg(h));
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    rc = D2_OK;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *o = (const char *)sqlite3_column_text(st, 0), *rd = (const char *)sqlite3_column_text(st, 1);
+        if (strcmp(o ? o : "", ovr) || strcmp(rd ? rd : "", reading)) {
+            char had[512], now_l[512];
+            overrides_line(o, rd, had, sizeof had);
+            overrides_line(ovr, reading, now_l, sizeof now_l);
+            d2_err_set("%s: variant \"%s\" already stands for %s; these runs have %s (name them with another --as)",
+                       path, name, had, now_l);
+            rc = D2_EINVAL;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- runs_wide: one row per run, every param and metric a column ------- */
+
+typedef struct strlist { char **a; size_t n, cap; } strlist;
+
+static int strlist_push(strlist *l, const char *s)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? 2 * l->cap : 64;
+        char **na = realloc(l->a, nc * sizeof *na);
+        if (!na) D2_ERROR(D2_ENOMEM, "out of memory");
+        l->a = na;
+        l->cap = nc;
+    }
+    if (!(l->a[l->n] = strdup(s))) D2_ERROR(D2_ENOMEM, "out of memory");
+    l->n++;
+    return D2_OK;
+}
+
+static void strlist_free(strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++) free(l->a[i]);
+    free(l->a);
+}
+
+static int strlist_has(const strlist *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->a[i], s)) return 1;
+    return 0;
+}
+
+static int collect(sqlite3 *h, const char *sql, strlist *l)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) D2_ERROR(D2_EDB, "%s", sqlite3_errmsg(h));
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        if (v && strlist_push(l, v) != D2_OK) { sqlite3_finalize(st); return D2_ENOMEM; }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) D2_ERROR(D2_EDB, "%s", sqlite3_errstr(rc));
+    return D2_OK;
+}
+
+static const char *const wide_fixed[] = {"run_id", "uid", "sweep", "variant", "status", "kind", "mode",
+                                         "code_version", "started_at", "seed"};
+
+static int wide_select_h(sqlite3 *h, char **out)
+{
+    *out = NULL;
+    strlist keys = {0}, names = {0};
+    int rc = collect(h, "SELECT DISTINCT key FROM params ORDER BY key", &keys);
+    if (rc == D2_OK) rc = collect(h, "SELECT DISTINCT name FROM metrics ORDER BY name", &names);
+    sqlite3_str *s = sqlite3_str_new(h);
+    sqlite3_str_appendall(s,
+        "SELECT r.id AS run_id, r.uid AS uid,"
+        " (SELECT value FROM params WHERE run_id = r.id AND key = 'sweep.name') AS sweep,"
+        " r.variant AS variant, r.status AS status, r.kind AS kind, r.mode AS mode,"
+        " r.code_version AS code_version, r.started_at AS started_at, r.seed AS seed");
+    for (size_t i = 0; rc == D2_OK && i < keys.n; i++)
+        sqlite3_str_appendf(s, ", (SELECT value FROM params WHERE run_id = r.id AND key = %Q) AS \"%w\"", keys.a[i], keys.a[i]);
+    for (size_t i = 0; rc == D2_OK && i < names.n; i++) {
+        int clash = strlist_has(&keys, names.a[i]);
+        for (size_t k = 0; k < sizeof wide_fixed / sizeof wide_fixed[0]; k++) clash |= !strcmp(wide_fixed[k], names.a[i]);
+        sqlite3_str_appendf(s, ", (SELECT value FROM metrics WHERE run_id = r.id AND name = %Q) AS \"%s%w\"", names.a[i],
+                            clash ? "metric." : "", names.a[i]);
+    }
+    sqlite3_str_appendall(s, " FROM runs r");
+    strlist_free(&keys);
+    strlist_free(&names);
+    char *sql = sqlite3_str_finish(s);
+    if (rc != D2_OK) { sqlite3_free(sql); return rc; }
+    if (!sql) D2_ERROR(D2_ENOMEM, "out of memory");
+    *out = sql;
+    return D2_OK;
+}
+
+int db_wide_select(db *d, char **sql) { return wide_select_h(d->h, sql); }
+
+static int wide_view_refresh(sqlite3 *h, const char *path)
+{
+    char *sel;
+    D2_TRY(wide_select_h(h, &sel));
+    char *sql = sqlite3_mprintf("DROP VIEW IF EXISTS runs_wide; CREATE VIEW runs_wide AS %s ORDER BY r.id", sel);
+    sqlite3_free(sel);
+    if (!sql) D2_ERROR(D2_ENOMEM, "out of memory");
+    char *msg = NULL;
+    int rc = sqlite3_exec(h, sql, NULL, NULL, &msg);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) {
+        d2_err_set("%s: runs_wide: %s", path, msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return D2_EDB;
+    }
+    return D2_OK;
+}
+
+/* Recreates the view only when this run brought a column it lacks. */
+static int wide_view_update(sqlite3 *h, const char *path, int64_t run_id)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h,
+            "SELECT EXISTS (SELECT 1 FROM params WHERE run_id = ?1 AND key NOT IN (SELECT name FROM pragma_table_info('runs_wide')))"
+            " OR EXISTS (SELECT 1 FROM metrics WHERE run_id = ?1 AND name NOT IN (SELECT name FROM pragma_table_info('runs_wide'))"
+            "            AND 'metric.' || name NOT IN (SELECT name FROM pragma_table_info('runs_wide')))",
+            -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "%s: runs_wide: %s", path, sqlite3_errmsg(h));
+    sqlite3_bind_int64(st, 1, run_id);
+    int stale = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return stale ? wide_view_refresh(h, path) : D2_OK;
+}
+
+int db_wide_view_refresh(db *d) { return wide_view_refresh(d->h, d->path); }
+
+/* ---- choosing one variant --------------------------------------------- */
+
+typedef struct vrow { char name[DB_VARIANT_MAX]; char *ovr, *reading; long runs; } vrow;
+
+static void vrows_free(vrow *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) { free(v[i].ovr); free(v[i].reading); }
+    free(v);
+}
+
+static int variants_of(db *d, const char *sweep, vrow **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    const char *sql = sweep
+        ? "SELECT r.variant, coalesce(v.overrides, ''), coalesce(v.reading, ''), count(*) FROM runs r"
+          " JOIN params p ON p.run_id = r.id AND p.key = 'sweep.name' AND p.value = ?1"
+          " LEFT JOIN variants v ON v.name = r.variant GROUP BY r.variant ORDER BY min(r.id)"
+        : "SELECT r.variant, coalesce(v.overrides, ''), coalesce(v.reading, ''), count(*) FROM runs r"
+          " LEFT JOIN variants v ON v.name = r.variant GROUP BY r.variant ORDER BY min(r.id)";
+    if (sqlite3_prepare_v2(d->h, sql, -1, &st, NULL) != SQLITE_OK) D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
+    if (sweep) sqlite3_bind_text(st, 1, sweep, -1, SQLITE_STATIC);
+    vrow *a = NULL;
+    size_t cnt = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        vrow *na = realloc(a, (cnt + 1) * sizeof *na);
+        if (!na) { sqlite3_finalize(st); vrows_free(a, cnt); D2_ERROR(D2_ENOMEM, "out of memory"); }
+        a = na;
+        const char *nm = (const char *)sqlite3_column_text(st, 0);
+        snprintf(a[cnt].name, sizeof a[cnt].name, "%s", nm ? nm : "legacy");
+        a[cnt].ovr = strdup((const char *)sqlite3_column_text(st, 1));
+        a[cnt].reading = strdup((const char *)sqlite3_column_text(st, 2));
+        a[cnt].runs = sqlite3_column_int(st, 3);
+        cnt++;
+        if (!a[cnt - 1].ovr || !a[cnt - 1].reading) { sqlite3_finalize(st); vrows_free(a, cnt); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) { vrows_free(a, cnt); D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errstr(rc)); }
+    *out = a;
+    *n = cnt;
+    return D2_OK;
+}
+
+/* value of key in canonical override text, or NULL */
+static const char *ovr_get(const char *ovr, const char *key, char *buf, size_t n)
+{
+    size_t kl = strlen(key);
+    for (const char *p = ovr; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t l = nl ? (size_t)(nl - p) : strlen(p);
+        if (l > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+            snprintf(buf, n, "%.*s", (int)(l - kl - 1), p + kl + 1);
+            return buf;
+        }
+        p = nl ? nl + 1 : p + l;
+    }
+    return NULL;
+}
+
+/* the keys whose values differ between the variants: "device.flash_bw, reading" */
+static void differing_keys(const vrow *v, size_t n, char *buf, size_t bn)
+{
+    strlist keys = {0};
+    for (size_t i = 0; i < n; i++)
+        for (const char *p = v[i].ovr; *p;) {
+            const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
+            size_t l = nl ? (size_t)(nl - p) : strlen(p);
+            if (eq && eq < p + l) {
+                char k[256];
+                snprintf(k, sizeof k, "%.*s", (int)(eq - p), p);
+                if (!strlist_has(&keys, k)) strlist_push(&keys, k);
+            }
+            p = nl ? nl + 1 : p + l;
+        }
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; k < keys.n; k++) {
+        char a[256], b[256];
+        const char *first = ovr_get(v[0].ovr, keys.a[k], a, sizeof a);
+        int differ = 0;
+        for (size_t i = 1; i < n && !differ; i++) {
+            const char *x = ovr_get(v[i].ovr, keys.a[k], b, sizeof b);
+            differ = (!first != !x) || (first && strcmp(first, x));
+        }
+        if (!differ) continue;
+        int w = snprintf(buf + off, bn - off, "%s%s", off ? ", " : "", keys.a[k]);
+        if (w > 0 && (size_t)w < bn - off) off += (size_t)w;
+    }
+    int rdiff = 0, legacy = 0;
+    for (size_t i = 0; i < n; i++) {
+        rdiff |= strcmp(v[i].reading, v[0].reading) != 0;
+        legacy |= !strcmp(v[i].name, "legacy");
+    }
+    if (rdiff) {
+        int w = snprintf(buf + off, bn - off, "%sreading.name", off ? ", " : "");
+        if (w > 0 && (size_t)w < bn - off) off += (size_t)w;
+    }
+    if (legacy) {
+        int w = snprintf(buf + off, bn - off, "%s(unknown for legacy runs)", off ? ", " : "");
+        if (w > 0 && (size_t)w < bn - off) off += (size_t)w;
+    }
+    if (!off) snprintf(buf, bn, "only the name given with --as");
+    strlist_free(&keys);
+}
+
+static void variant_list(const vrow *v, size_t n, char *buf, size_t bn)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        char o[400];
+        overrides_line(v[i].ovr, v[i].reading, o, sizeof o);
+        int w = snprintf(buf + off, bn - off, "%s%s (%ld runs: %s)", i ? "; " : "", v[i].name, v[i].runs, o);
+        if (w < 0 || (size_t)w >= bn - off) break;
+        off += (size_t)w;
+    }
+}
+
+int db_variant_pick(db *d, const char *sweep, const char *want, char out[DB_VARIANT_MAX], char *note, size_t nn)
+{
+    if (note && nn) note[0] = '\0';
+    vrow *v;
+    size_t n;
+    D2_TRY(variants_of(d, sweep, &v, &n));
+    char list[2048], keys[512];
+    variant_list(v, n, list, sizeof list);
+    const char *what = sweep ? sweep : "the store";
+    int rc = D2_OK;
+    if (want && *want) {
+        size_t i = 0;
+        while (i < n && strcmp(v[i].name, want)) i++;
+        if (i == n && n > 0) {
+            d2_err_set("%s: %s has no runs of variant \"%s\"; its variants: %s", d->path, what, want, list);
+            rc = D2_ENOTFOUND;
+        } else snprintf(out, DB_VARIANT_MAX, "%s", want);
+    } else if (n == 0) {
+        snprintf(out, DB_VARIANT_MAX, "base"); /* no data: the caller says so */
+    } else {
+        /* the spec's own: the variant without overrides (any reading) */
+        size_t own = n, nown = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!v[i].ovr[0] && strcmp(v[i].name, "legacy")) { own = i; nown++; }
+        if (nown == 1) snprintf(out, DB_VARIANT_MAX, "%s", v[own].name);
+        else if (n == 1) snprintf(out, DB_VARIANT_MAX, "%s", v[0].name);
+        else {
+            differing_keys(v, n, keys, sizeof keys);
+            d2_err_set("%s: the runs of %s are of %zu variants that differ in %s: %s; choose one with --variant NAME",
+                       d->path, what, n, keys, list);
+            rc = D2_EINVAL;
+        }
+    }
+    if (rc == D2_OK && note && nn && n > 1) {
+        vrow *others = calloc(n, sizeof *others);
+        size_t k = 0;
+        for (size_t i = 0; others && i < n; i++)
+            if (strcmp(v[i].name, out)) others[k++] = v[i];
+        if (others) {
+            variant_list(others, k, list, sizeof list);
+            snprintf(note, nn, "variant %s shown; %s also holds %s (--variant NAME to show one)", out, what, list);
+        }
+        free(others); /* shallow copies */
+    }
+    vrows_free(v, n);
+    return rc;
+}
+
+int db_variant_usable(db *d, const char *name, const char *overrides)
+{
+    D2_TRY(db_variant_name_check(name));
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->h, "SELECT overrides, reading FROM variants WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = D2_OK;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *o = (const char *)sqlite3_column_text(st, 0);
+        if (strcmp(o ? o : "", overrides ? overrides : "")) {
+            char had[512], now_l[512];
+            overrides_line(o, (const char *)sqlite3_column_text(st, 1), had, sizeof had);
+            overrides_line(overrides, "", now_l, sizeof now_l);
+            d2_err_set("%s: variant \"%s\" already stands for %s, not %s; choose another name", d->path, name, had, now_l);
+            rc = D2_EINVAL;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_variant_describe(db *d, const char *name, char *buf, size_t n)
+{
+    sqlite3_stmt *st;
+    snprintf(buf, n, "unknown");
+    if (sqlite3_prepare_v2(d->h, "SELECT overrides, reading FROM variants WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        overrides_line((const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1), buf, n);
+    sqlite3_finalize(st);
+    return D2_OK;
+}
+
 typedef struct write_ctx {
     db_run *r;
     int64_t id;
@@ -457,8 +950,19 @@ static int write_fn(sqlite3 *h, void *user)
     char host[256] = "unknown", hash[33];
     gethostname(host, sizeof host - 1);
     db_run_config_hash(r, hash);
+    char variant[DB_VARIANT_MAX];
+    /* the reading counts through the overrides when the caller gave them
+     * (a sweep: --readings is the override readings=NAME, a readings axis
+     * is swept, not a variant); else through the run's reading.name */
+    const char *reading = "";
+    for (size_t i = 0; !r->overrides && i < r->params.n; i++)
+        if (!strcmp(r->params.a[i].k, "reading.name")) reading = r->params.a[i].v;
+    const char *ovr = r->overrides ? r->overrides : "";
+    if (r->variant[0]) snprintf(variant, sizeof variant, "%s", r->variant);
+    else db_variant_auto(ovr, reading, variant);
+    D2_TRY(variant_register(h, c->path, variant, ovr, reading, r->variant[0] != 0));
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(h, "INSERT INTO runs(kind,mode,status,started_at,ended_at,code_version,host,cmdline,seed,rng,config_hash,uid) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) goto fail;
+    if (sqlite3_prepare_v2(h, "INSERT INTO runs(kind,mode,status,started_at,ended_at,code_version,host,cmdline,seed,rng,config_hash,uid,variant) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) goto fail;
     BIND_OK(sqlite3_bind_text(st, 1, r->kind, -1, SQLITE_STATIC));
     BIND_OK(sqlite3_bind_text(st, 2, r->mode, -1, SQLITE_STATIC));
     BIND_OK(sqlite3_bind_text(st, 3, r->status, -1, SQLITE_STATIC));
@@ -470,6 +974,7 @@ static int write_fn(sqlite3 *h, void *user)
     if (r->has_seed) { BIND_OK(sqlite3_bind_int64(st, 9, (sqlite3_int64)r->seed)); BIND_OK(sqlite3_bind_text(st, 10, D2_RNG_NAME, -1, SQLITE_STATIC)); }
     BIND_OK(sqlite3_bind_text(st, 11, hash, -1, SQLITE_TRANSIENT));
     BIND_OK(sqlite3_bind_text(st, 12, r->uid, -1, SQLITE_STATIC));
+    BIND_OK(sqlite3_bind_text(st, 13, variant, -1, SQLITE_TRANSIENT));
     if (sqlite3_step(st) != SQLITE_DONE) goto fail;
     sqlite3_finalize(st);
     c->id = sqlite3_last_insert_rowid(h);
@@ -504,6 +1009,8 @@ static int write_fn(sqlite3 *h, void *user)
         if (sqlite3_step(st) != SQLITE_DONE) goto fail;
     }
     sqlite3_finalize(st);
+    st = NULL;
+    D2_TRY(wide_view_update(h, c->path, c->id));
     if (c->extra) return c->extra(h, c->id, c->user);
     return D2_OK;
 fail:

@@ -12,6 +12,7 @@
 #ifndef D2_RESULTS_DB_H
 #define D2_RESULTS_DB_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sqlite3.h>
@@ -63,6 +64,43 @@ int db_run_param_visit(const char *key, const char *value, const char *units, vo
 const char *db_run_uid(const db_run *r);
 /* Hash of the sorted params (XXH3-128 hex): identifies a configuration. */
 void db_run_config_hash(db_run *r, char out[33]);
+
+/* ---- variants: the assumptions a run ran with beyond its sweep's axes ---
+ * A variant is named by the user (sweep --as NAME) or, by default, derived
+ * from the run's overrides (--set) and reading (param reading.name): "base"
+ * when it has neither, else "v" + 8 hex digits of their XXH3 digest.  The
+ * table `variants` maps each name to its overrides; a name never stands for
+ * two different sets of overrides.  Figures, summaries and exports show
+ * one variant at a time (db_variant_pick). */
+#define DB_VARIANT_MAX 64
+/* Canonical override text of "key=value" strings: sorted lines, numbers
+ * written out (7G -> 7000000000).  *out is malloc'ed. */
+int db_overrides_canon(const char *const *sets, size_t n, char **out);
+void db_variant_auto(const char *overrides, const char *reading, char out[DB_VARIANT_MAX]);
+/* D2_EINVAL unless NAME is 1..63 of [A-Za-z0-9._-] and not "legacy". */
+int db_variant_name_check(const char *name);
+/* name NULL or "": derived at write time from overrides (canonical text)
+ * and, only when overrides is NULL (a run outside a sweep), from the run's
+ * param reading.name. */
+int db_run_variant(db_run *r, const char *name, const char *overrides);
+/* The variant to show for a sweep's runs (sweep NULL: the whole store):
+ * `want` when given (D2_ENOTFOUND when the sweep has runs but none of it);
+ * else the spec's own (the one without overrides), or the only one; else
+ * D2_EINVAL with a message naming the variants and the keys that differ.
+ * note (may be NULL) gets a line naming the other variants, if any. */
+int db_variant_pick(db *d, const char *sweep, const char *want, char out[DB_VARIANT_MAX], char *note, size_t nn);
+/* Before a sweep --as NAME: D2_EINVAL when NAME is malformed or already
+ * stands for other overrides in this store. */
+int db_variant_usable(db *d, const char *name, const char *overrides);
+/* "device.flash_bw=7000000000, reading paper" or "no overrides". */
+int db_variant_describe(db *d, const char *name, char *buf, size_t n);
+
+/* ---- runs_wide: one row per run, columns run_id, uid, sweep, variant,
+ * status, kind, mode, code_version, started_at, seed, then every param key
+ * (table.key) and every metric name (prefixed "metric." if it clashes).  The
+ * view is recreated whenever a write brings a new column. */
+int db_wide_select(db *d, char **sql); /* the view's SELECT; sqlite3_free it */
+int db_wide_view_refresh(db *d);
 
 /* "2026-11-25T10:00:00.123Z" */
 void db_now_iso(char buf[32]);

@@ -41,8 +41,9 @@ static int merge_fn(sqlite3 *h, void *user)
     }
     sqlite3_finalize(st);
     D2_TRY(exec(h,
-        "INSERT INTO main.runs(kind, mode, status, started_at, ended_at, code_version, host, cmdline, seed, rng, config_hash, uid)"
-        "  SELECT kind, mode, status, started_at, ended_at, code_version, host, cmdline, seed, rng, config_hash, uid"
+        "INSERT OR IGNORE INTO main.variants SELECT * FROM src.variants;"
+        "INSERT INTO main.runs(kind, mode, status, started_at, ended_at, code_version, host, cmdline, seed, rng, config_hash, uid, variant)"
+        "  SELECT kind, mode, status, started_at, ended_at, code_version, host, cmdline, seed, rng, config_hash, uid, variant"
         "  FROM src.runs WHERE id IN (SELECT old_id FROM temp.idmap) ORDER BY id;"
         "UPDATE temp.idmap SET new_id = (SELECT id FROM main.runs m WHERE m.uid = temp.idmap.uid);"
         "INSERT INTO main.params(run_id, key, value) SELECT i.new_id, p.key, p.value"
@@ -57,6 +58,15 @@ static int merge_fn(sqlite3 *h, void *user)
         "INSERT INTO main.sweep_jobs(job_hash, code_version, sweep, job, run_id) SELECT p.job_hash, p.code_version, p.sweep, p.job, i.new_id"
         "  FROM src.sweep_jobs p JOIN temp.idmap i ON p.run_id = i.old_id;"
         "DROP TABLE temp.idmap;"));
+    /* a variant name must mean the same overrides in both stores */
+    if (sqlite3_prepare_v2(h, "SELECT s.name FROM src.variants s JOIN main.variants m ON m.name = s.name"
+                              " WHERE m.overrides != s.overrides OR m.reading != s.reading", -1, &st, NULL) == SQLITE_OK) {
+        int clash = sqlite3_step(st) == SQLITE_ROW;
+        char name[128] = "";
+        if (clash) snprintf(name, sizeof name, "%s", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+        if (clash) D2_ERROR(D2_EINVAL, "merge: variant \"%s\" stands for different overrides in the two stores; rename one (sweep --as)", name);
+    }
     c->st->runs_added += add;
     c->st->runs_present += total - add;
     return D2_OK;
@@ -91,6 +101,7 @@ int merge_into(const char *out_path, const char *in_path, merge_stats *st)
     }
     mctx c = {st};
     rc = db_transaction(out, merge_fn, &c);
+    if (rc == D2_OK) rc = db_wide_view_refresh(out);
     sqlite3_exec(h, "DETACH DATABASE src", NULL, NULL, NULL);
     db_close(out);
     return rc;

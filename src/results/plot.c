@@ -2,6 +2,8 @@
 #include "results/plot.h"
 #include "core/err.h"
 #include "core/inifile.h"
+#include "core/suggest.h"
+#include "core/units.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +42,7 @@ static int fig_entry(void *user, const char *section, const char *key, const cha
     else if (!strcmp(key, "gp")) { dst = f->gp; dn = sizeof f->gp; }
     else if (!strcmp(key, "csv")) { dst = f->csv; dn = sizeof f->csv; }
     else if (!strcmp(key, "title")) { dst = f->title; dn = sizeof f->title; }
+    else if (!strcmp(key, "sweep")) { dst = f->sweep; dn = sizeof f->sweep; }
     if (dst == f->title && strchr(value, '\'')) D2_ERROR(D2_EFORMAT, "%s:%d: title: no single quotes", path, line);
     if (dst) {
         if ((size_t)snprintf(dst, dn, "%s", value) >= dn) D2_ERROR(D2_ERANGE, "%s:%d: %s: too long", path, line, key);
@@ -95,7 +98,7 @@ static char *slurp(const char *path)
     return buf;
 }
 
-int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *dat_path, plot_out *out)
+int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *variant, const char *dat_path, plot_out *out)
 {
     memset(out, 0, sizeof *out);
     char qpath[4200];
@@ -111,6 +114,8 @@ int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *dat_p
         const char *v = NULL;
         for (size_t k = 0; pn && k < f->nbind; k++)
             if (!strcmp(pn + 1, f->bind_k[k])) v = f->bind_v[k];
+        if (!v && pn && !strcmp(pn + 1, "variant")) v = variant ? variant : "base";
+        if (!v && pn && !strcmp(pn + 1, "sweep") && f->sweep[0]) v = f->sweep;
         if (!v) {
             sqlite3_finalize(st);
             D2_ERROR(D2_EFORMAT, "%s: parameter %s has no value in [%s] of figures.ini", qpath, pn ? pn : "?", f->name);
@@ -136,7 +141,16 @@ int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *dat_p
         if (out->rows == 0 || strcmp(label, prev) != 0) {
             if (out->rows) fprintf(o, "\n\n");
             snprintf(prev, sizeof prev, "%s", label);
-            int w = snprintf(out->titles + tl, sizeof out->titles - tl, "%s%s", tl ? " " : "", label);
+            /* the legend keeps the label's spaces: gnuplot's word() splits
+             * titles on ASCII blanks, so they travel as U+00A0 */
+            char shown[512];
+            size_t k = 0;
+            for (const char *q = s0 ? (const char *)s0 : "none"; *q && k + 3 < sizeof shown; q++) {
+                if (*q == ' ') { shown[k++] = (char)0xC2; shown[k++] = (char)0xA0; }
+                else if (*q != '\'' && *q != '"' && *q != '\t') shown[k++] = *q;
+            }
+            shown[k] = '\0';
+            int w = snprintf(out->titles + tl, sizeof out->titles - tl, "%s%s", tl ? " " : "", shown);
             if (w > 0 && (size_t)w < sizeof out->titles - tl) tl += (size_t)w;
             out->series++;
         }
@@ -212,6 +226,216 @@ int plot_render(const char *gnuplot, const char *plotdir, const plot_fig *f, con
         struct stat sb;
         if (stat(outp, &sb) != 0 || sb.st_size == 0) D2_ERROR(D2_EIO, "%s: gnuplot wrote nothing", outp);
     }
+    unlink(log_path);
+    return D2_OK;
+}
+
+/* ---- any sweep: plot --sweep NAME --x KEY --y METRIC ------------------- */
+
+static const char *key_alias(const char *k)
+{
+    if (!strcmp(k, "model")) return "model.name";
+    if (!strcmp(k, "device")) return "device.name";
+    if (!strcmp(k, "trace")) return "input.trace_id";
+    return k;
+}
+
+/* the names a key may take in this sweep: params and metrics of its runs */
+static int sweep_names(db *d, const char *sweep, char ***out, size_t *n)
+{
+    sqlite3_stmt *st;
+    *out = NULL;
+    *n = 0;
+    if (sqlite3_prepare_v2(db_handle(d),
+            "WITH r AS (SELECT run_id AS id FROM params WHERE key = 'sweep.name' AND value = ?1)"
+            " SELECT DISTINCT key FROM params WHERE run_id IN (SELECT id FROM r)"
+            " UNION SELECT DISTINCT name FROM metrics WHERE run_id IN (SELECT id FROM r)"
+            " UNION VALUES ('model'), ('device'), ('trace'), ('seed')", -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errmsg(db_handle(d)));
+    sqlite3_bind_text(st, 1, sweep, -1, SQLITE_STATIC);
+    char **a = NULL;
+    size_t cnt = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        char **na = realloc(a, (cnt + 1) * sizeof *na);
+        if (!na) break;
+        a = na;
+        a[cnt] = strdup((const char *)sqlite3_column_text(st, 0));
+        if (a[cnt]) cnt++;
+    }
+    sqlite3_finalize(st);
+    *out = a;
+    *n = cnt;
+    return D2_OK;
+}
+
+static void names_free(char **a, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(a[i]);
+    free(a);
+}
+
+/* SQL expression for KEY of the run `runs`, and its unit ("" if none) */
+static int key_expr(db *d, const char *sweep, const char *opt, const char *key, char **expr, char *unit, size_t un)
+{
+    *expr = NULL;
+    unit[0] = '\0';
+    const char *k = key_alias(key);
+    if (!strcmp(k, "seed")) { *expr = sqlite3_mprintf("runs.seed"); return *expr ? D2_OK : D2_ENOMEM; }
+    sqlite3_stmt *st;
+    int kind = 0; /* 1 param, 2 metric */
+    if (sqlite3_prepare_v2(db_handle(d),
+            "SELECT 1, '' FROM params WHERE key = ?1 AND run_id IN (SELECT run_id FROM params WHERE key = 'sweep.name' AND value = ?2)"
+            " UNION ALL SELECT 2, unit FROM metrics WHERE name = ?1 AND run_id IN (SELECT run_id FROM params WHERE key = 'sweep.name' AND value = ?2)"
+            " LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errmsg(db_handle(d)));
+    sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, sweep, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        kind = sqlite3_column_int(st, 0);
+        snprintf(unit, un, "%s", (const char *)sqlite3_column_text(st, 1));
+    }
+    sqlite3_finalize(st);
+    if (kind == 1) *expr = sqlite3_mprintf("(SELECT value FROM params WHERE run_id = runs.id AND key = %Q)", k);
+    else if (kind == 2) *expr = sqlite3_mprintf("(SELECT value FROM metrics WHERE run_id = runs.id AND name = %Q)", k);
+    else {
+        char **names;
+        size_t n;
+        D2_TRY(sweep_names(d, sweep, &names, &n));
+        char hint[300];
+        suggest_hint(key, (const char *const *)names, n, hint, sizeof hint);
+        names_free(names, n);
+        D2_ERROR(D2_ENOTFOUND, "%s %s: no parameter or metric of that name in the runs of sweep %s%s (d2moe export --sweep %s lists the columns)",
+                 opt, key, sweep, hint, sweep);
+    }
+    return *expr ? D2_OK : D2_ENOMEM;
+}
+
+static int is_number(const char *s, double *v)
+{
+    char *end;
+    if (!s || !*s) return 0;
+    *v = strtod(s, &end);
+    return *end == '\0';
+}
+
+int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out *out, plot_axes *ax)
+{
+    memset(out, 0, sizeof *out);
+    memset(ax, 0, sizeof *ax);
+    char *xe = NULL, *ye = NULL, *se = NULL, xu[64], yu[64], su[64];
+    int rc = key_expr(d, q->sweep, "--x", q->x, &xe, xu, sizeof xu);
+    if (rc == D2_OK) rc = key_expr(d, q->sweep, "--y", q->y, &ye, yu, sizeof yu);
+    if (rc == D2_OK && q->series) rc = key_expr(d, q->sweep, "--series", q->series, &se, su, sizeof su);
+    sqlite3_str *s = sqlite3_str_new(db_handle(d));
+    sqlite3_str_appendf(s,
+        "WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id"
+        " WHERE j.sweep = %Q AND rv.variant = %Q GROUP BY j.job_hash)"
+        " SELECT %s, %s, CASE WHEN runs.status = 'ok' THEN %s END, runs.status FROM r JOIN runs ON runs.id = r.id WHERE 1",
+        q->sweep, q->variant, se ? se : "'all'", xe ? xe : "NULL", ye ? ye : "NULL");
+    for (size_t i = 0; rc == D2_OK && i < q->nwhere; i++) {
+        char *we = NULL, wu[64], opt[300];
+        snprintf(opt, sizeof opt, "--where %s=%s:", q->where_k[i], q->where_v[i]);
+        rc = key_expr(d, q->sweep, opt, q->where_k[i], &we, wu, sizeof wu);
+        if (rc != D2_OK) break;
+        double v;
+        if (units_parse_double(q->where_v[i], &v) == 0)
+            sqlite3_str_appendf(s, " AND CAST(%s AS REAL) = %.17g", we, v);
+        else
+            sqlite3_str_appendf(s, " AND %s = %Q", we, q->where_v[i]);
+        sqlite3_free(we);
+    }
+    sqlite3_str_appendall(s, " ORDER BY 1, CAST(2 AS REAL), 2");
+    char *sql = sqlite3_str_finish(s);
+    sqlite3_free(xe);
+    sqlite3_free(ye);
+    sqlite3_free(se);
+    if (rc != D2_OK) { sqlite3_free(sql); return rc; }
+    snprintf(ax->xlabel, sizeof ax->xlabel, "%s%s%s%s", q->x, xu[0] ? " (" : "", xu, xu[0] ? ")" : "");
+    snprintf(ax->ylabel, sizeof ax->ylabel, "%s%s%s%s", q->y, yu[0] ? " (" : "", yu, yu[0] ? ")" : "");
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db_handle(d), sql, -1, &st, NULL) != SQLITE_OK) {
+        d2_err_set("%s: %s", db_path(d), sqlite3_errmsg(db_handle(d)));
+        sqlite3_free(sql);
+        return D2_EDB;
+    }
+    sqlite3_free(sql);
+    /* first pass: is x numeric?  categories in order of first appearance */
+    char cats[64][128];
+    size_t ncat = 0;
+    ax->xcat = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *x = (const char *)sqlite3_column_text(st, 1);
+        double v;
+        if (!is_number(x, &v)) ax->xcat = 1;
+        size_t k = 0;
+        while (k < ncat && strcmp(cats[k], x ? x : "")) k++;
+        if (k == ncat && ncat < 64) snprintf(cats[ncat++], sizeof cats[0], "%s", x ? x : "");
+    }
+    sqlite3_reset(st);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", dat_path);
+    FILE *o = fopen(tmp, "w");
+    if (!o) { sqlite3_finalize(st); D2_ERROR(D2_EIO, "%s: cannot write: %s", tmp, strerror(errno)); }
+    fprintf(o, "# sweep %s, variant %s: series x y oom_marker x_label\n", q->sweep, q->variant);
+    char prev[256] = "";
+    size_t tl = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char label[256], xl[128];
+        const unsigned char *s0 = sqlite3_column_text(st, 0), *x = sqlite3_column_text(st, 1);
+        const char *status = (const char *)sqlite3_column_text(st, 3);
+        snprintf(label, sizeof label, "%s", s0 ? (const char *)s0 : "none");
+        for (char *p = label; *p; p++)
+            if (*p == ' ' || *p == '\t' || *p == '\'' || *p == '"') *p = '-';
+        snprintf(xl, sizeof xl, "%s", x ? (const char *)x : "");
+        for (char *p = xl; *p; p++)
+            if (*p == ' ' || *p == '\t') *p = '-';
+        if (out->rows == 0 || strcmp(label, prev) != 0) {
+            if (out->rows) fprintf(o, "\n\n");
+            snprintf(prev, sizeof prev, "%s", label);
+            int w = snprintf(out->titles + tl, sizeof out->titles - tl, "%s%s", tl ? " " : "", label);
+            if (w > 0 && (size_t)w < sizeof out->titles - tl) tl += (size_t)w;
+            out->series++;
+        }
+        double xv = 0;
+        if (ax->xcat) {
+            size_t k = 0;
+            while (k < ncat && strcmp(cats[k], xl)) k++;
+            xv = (double)k;
+        } else xv = sqlite3_column_double(st, 1);
+        int oom = status && !strcmp(status, "oom");
+        ax->oom += oom;
+        ax->failed += status && !strcmp(status, "failed");
+        fprintf(o, "%s\t%.10g\t", label, xv);
+        if (sqlite3_column_type(st, 2) == SQLITE_NULL) fprintf(o, "NaN");
+        else fprintf(o, "%.10g", sqlite3_column_double(st, 2));
+        fprintf(o, "\t%s\t%s\n", oom ? "0" : "NaN", xl[0] ? xl : "-");
+        out->rows++;
+    }
+    sqlite3_finalize(st);
+    int werr = ferror(o);
+    if (fclose(o) != 0 || werr) { unlink(tmp); D2_ERROR(D2_EIO, "%s: write failed", tmp); }
+    if (rc != SQLITE_DONE) { unlink(tmp); D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errstr(rc)); }
+    if (rename(tmp, dat_path) != 0) { unlink(tmp); D2_ERROR(D2_EIO, "%s: %s", dat_path, strerror(errno)); }
+    return D2_OK;
+}
+
+int plot_draw(const char *gnuplot, const char *script, const char *vars, const char *outpath)
+{
+    const char *dot = strrchr(outpath, '.');
+    const char *fmt = dot && !strcmp(dot, ".svg") ? "svg" : dot && !strcmp(dot, ".png") ? "png" : NULL;
+    if (!fmt) D2_ERROR(D2_EINVAL, "-o %s: expected a file name ending in .png or .svg", outpath);
+    if (access(script, R_OK) != 0) D2_ERROR(D2_ENOTFOUND, "%s: cannot read: %s", script, strerror(errno));
+    char outbase[4200], log_path[4300], *all;
+    snprintf(outbase, sizeof outbase, "%.*s", (int)(dot - outpath), outpath);
+    snprintf(log_path, sizeof log_path, "%s.gnuplot.log", outbase);
+    size_t l = strlen(vars) + strlen(outbase) + 64;
+    if (!(all = malloc(l))) D2_ERROR(D2_ENOMEM, "out of memory");
+    snprintf(all, l, "fmt='%s'; outbase='%s'; %s", fmt, outbase, vars);
+    int rc = run_gnuplot(gnuplot, script, all, log_path);
+    free(all);
+    if (rc != D2_OK) return rc;
+    struct stat sb;
+    if (stat(outpath, &sb) != 0 || sb.st_size == 0) D2_ERROR(D2_EIO, "%s: gnuplot wrote nothing", outpath);
     unlink(log_path);
     return D2_OK;
 }

@@ -22,6 +22,7 @@
 typedef struct plot_fig {
     char name[64];
     char sql[256], gp[256], csv[256], title[256];
+    char sweep[128];                       /* the sweep its query reads ("" = none): bound to :sweep */
     int line;                              /* line of the section in figures.ini */
     int optional;                          /* "optional = true": not made by reproduce; `plot all` skips it without data */
     size_t nbind;
@@ -39,11 +40,35 @@ typedef struct plot_out {
     char titles[2048]; /* series labels, space separated (spaces inside a label -> '_') */
 } plot_out;
 
-/* Run the figure's query on d and write the data file. */
-int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *dat_path, plot_out *out);
+/* Run the figure's query on d and write the data file; variant (may be
+ * NULL: "base") is bound to the query's :variant. */
+int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *variant, const char *dat_path, plot_out *out);
 /* Run gnuplot on the figure's script for fmt "png" and "svg"; writes
  * <outbase>.png and <outbase>.svg. */
 int plot_render(const char *gnuplot, const char *plotdir, const plot_fig *f, const char *dat_path,
                 const char *datadir, const plot_out *po, const char *outbase);
+
+/* Any sweep: x and y are a parameter (table.key, or model, device,
+ * trace, seed) or a metric; one series per value of `series` (NULL: one);
+ * rows filtered by where_k[i] = where_v[i] (numbers compared as numbers).
+ * Only the sweep's runs of `variant`, the latest run of each job.  The data
+ * file has columns: series, x (category index when x is not numeric), y
+ * (NaN unless ok), oom marker (0 for an out-of-memory run, else NaN), x
+ * label.  An unknown key is D2_ENOTFOUND with a suggestion. */
+#define PLOT_MAX_WHERE 16
+typedef struct plot_query {
+    const char *sweep, *variant, *x, *y, *series;
+    size_t nwhere;
+    const char *where_k[PLOT_MAX_WHERE], *where_v[PLOT_MAX_WHERE];
+} plot_query;
+typedef struct plot_axes {
+    char xlabel[256], ylabel[256]; /* key (unit) */
+    int xcat;                      /* x is categorical */
+    size_t oom, failed;            /* runs out of memory, failed */
+} plot_axes;
+int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out *out, plot_axes *ax);
+/* Runs gnuplot script with the variable assignments vars and fmt/outbase
+ * taken from outpath (.png or .svg; anything else is D2_EINVAL). */
+int plot_draw(const char *gnuplot, const char *script, const char *vars, const char *outpath);
 
 #endif

@@ -1,77 +1,471 @@
-/* report.c - summary queries as aligned text tables (see report.h). */
+/* report.c - summary queries as text or HTML tables, and the
+ * self-contained HTML report (see report.h). */
 #include "results/report.h"
 #include "core/err.h"
+#include "core/hash.h"
+#include "core/version.h"
+#include "results/plot.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #define MAX_COLS 24
 #define MAX_ROWS 2000
 
-int report_print_sql(db *d, const char *sql_path, FILE *out)
+typedef struct table {
+    char title[512];
+    int nc, nr;          /* columns; data rows (row 0 = header) */
+    char *(*cells)[MAX_COLS];
+} table;
+
+static void table_free(table *t)
 {
-    FILE *f = fopen(sql_path, "r");
-    if (!f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", sql_path, strerror(errno));
-    char *sql = NULL;
+    if (!t->cells) return;
+    for (int r = 0; r <= t->nr; r++)
+        for (int c = 0; c < t->nc; c++) free(t->cells[r][c]);
+    free(t->cells);
+    t->cells = NULL;
+}
+
+static char *slurp_text(const char *path, char *title, size_t tn)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    char *sql = NULL, line[2048];
     size_t cap = 0, len = 0;
-    char line[2048], title[512] = "";
+    if (title && tn) title[0] = '\0';
     while (fgets(line, sizeof line, f)) {
-        if (!title[0] && !strncmp(line, "-- ", 3)) {
-            snprintf(title, sizeof title, "%s", line + 3);
+        if (title && !title[0] && !strncmp(line, "-- ", 3)) {
+            snprintf(title, tn, "%s", line + 3);
             title[strcspn(title, "\n")] = '\0';
         }
         size_t l = strlen(line);
         if (len + l + 1 > cap) {
             cap = (len + l + 1) * 2;
             char *n = realloc(sql, cap);
-            if (!n) { free(sql); fclose(f); D2_ERROR(D2_ENOMEM, "out of memory"); }
+            if (!n) { free(sql); fclose(f); errno = ENOMEM; return NULL; }
             sql = n;
         }
         memcpy(sql + len, line, l + 1);
         len += l;
     }
     fclose(f);
-    if (!sql) D2_ERROR(D2_EFORMAT, "%s: empty query", sql_path);
+    if (!sql) { errno = ENODATA; return NULL; }
+    return sql;
+}
+
+void report_sql_sweep(const char *sql_path, char *out, size_t n)
+{
+    out[0] = '\0';
+    char *sql = slurp_text(sql_path, NULL, 0);
+    if (!sql) return;
+    const char *p = strstr(sql, "j.sweep = '");
+    if (p) {
+        p += strlen("j.sweep = '");
+        const char *q = strchr(p, '\'');
+        if (q) snprintf(out, n, "%.*s", (int)(q - p), p);
+    }
+    free(sql);
+}
+
+static int query_table(db *d, const char *sql_path, const char *variant, table *t)
+{
+    memset(t, 0, sizeof *t);
+    char *sql = slurp_text(sql_path, t->title, sizeof t->title);
+    if (!sql) D2_ERROR(D2_ENOTFOUND, "%s: cannot read: %s", sql_path, strerror(errno));
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db_handle(d), sql, -1, &st, NULL);
     free(sql);
     if (rc != SQLITE_OK) D2_ERROR(D2_EFORMAT, "%s: %s", sql_path, sqlite3_errmsg(db_handle(d)));
-    int nc = sqlite3_column_count(st);
-    if (nc > MAX_COLS) nc = MAX_COLS;
-    char *(*cells)[MAX_COLS] = calloc(MAX_ROWS + 1, sizeof *cells);
-    if (!cells) { sqlite3_finalize(st); D2_ERROR(D2_ENOMEM, "out of memory"); }
-    size_t w[MAX_COLS] = {0};
-    for (int c = 0; c < nc; c++) {
-        cells[0][c] = strdup(sqlite3_column_name(st, c));
-        w[c] = strlen(cells[0][c]);
+    for (int i = 1; i <= sqlite3_bind_parameter_count(st); i++) {
+        const char *pn = sqlite3_bind_parameter_name(st, i);
+        if (pn && !strcmp(pn + 1, "variant")) sqlite3_bind_text(st, i, variant ? variant : "base", -1, SQLITE_TRANSIENT);
+        else {
+            sqlite3_finalize(st);
+            D2_ERROR(D2_EFORMAT, "%s: parameter %s: a summary query binds only :variant", sql_path, pn ? pn : "?");
+        }
     }
-    int nr = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && nr < MAX_ROWS) {
-        nr++;
-        for (int c = 0; c < nc; c++) {
-            char buf[128];
+    t->nc = sqlite3_column_count(st);
+    if (t->nc > MAX_COLS) t->nc = MAX_COLS;
+    t->cells = calloc(MAX_ROWS + 1, sizeof *t->cells);
+    if (!t->cells) { sqlite3_finalize(st); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    for (int c = 0; c < t->nc; c++) t->cells[0][c] = strdup(sqlite3_column_name(st, c));
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && t->nr < MAX_ROWS) {
+        t->nr++;
+        for (int c = 0; c < t->nc; c++) {
+            char buf[256];
             switch (sqlite3_column_type(st, c)) {
             case SQLITE_NULL: snprintf(buf, sizeof buf, "-"); break;
             case SQLITE_FLOAT: snprintf(buf, sizeof buf, "%.4g", sqlite3_column_double(st, c)); break;
             default: snprintf(buf, sizeof buf, "%s", (const char *)sqlite3_column_text(st, c)); break;
             }
-            cells[nr][c] = strdup(buf);
-            if (cells[nr][c] && strlen(buf) > w[c]) w[c] = strlen(buf);
+            t->cells[t->nr][c] = strdup(buf);
         }
     }
     sqlite3_finalize(st);
-    fprintf(out, "\n%s\n", title[0] ? title : sql_path);
-    if (nr == 0) fprintf(out, "  (no rows: run the experiment first)\n");
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) { table_free(t); D2_ERROR(D2_EDB, "%s: %s", sql_path, sqlite3_errstr(rc)); }
+    if (!t->title[0]) snprintf(t->title, sizeof t->title, "%s", sql_path);
+    return D2_OK;
+}
+
+int report_print_sql(db *d, const char *sql_path, const char *variant, FILE *out)
+{
+    table t;
+    D2_TRY(query_table(d, sql_path, variant, &t));
+    size_t w[MAX_COLS] = {0};
+    for (int r = 0; r <= t.nr; r++)
+        for (int c = 0; c < t.nc; c++)
+            if (t.cells[r][c] && strlen(t.cells[r][c]) > w[c]) w[c] = strlen(t.cells[r][c]);
+    fprintf(out, "\n%s%s%s%s\n", t.title, variant && strcmp(variant, "base") ? " [variant " : "",
+            variant && strcmp(variant, "base") ? variant : "", variant && strcmp(variant, "base") ? "]" : "");
+    if (t.nr == 0) fprintf(out, "  (no rows: run the experiment first)\n");
     else
-        for (int r = 0; r <= nr; r++) {
+        for (int r = 0; r <= t.nr; r++) {
             fprintf(out, " ");
-            for (int c = 0; c < nc; c++) fprintf(out, " %*s", (int)w[c], cells[r][c] ? cells[r][c] : "?");
+            for (int c = 0; c < t.nc; c++) fprintf(out, " %*s", (int)w[c], t.cells[r][c] ? t.cells[r][c] : "?");
             fprintf(out, "\n");
         }
-    for (int r = 0; r <= nr; r++)
-        for (int c = 0; c < nc; c++) free(cells[r][c]);
-    free(cells);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) D2_ERROR(D2_EDB, "%s: %s", sql_path, sqlite3_errstr(rc));
+    table_free(&t);
+    return D2_OK;
+}
+
+/* ---- HTML --------------------------------------------------------------- */
+
+static void esc(FILE *o, const char *s)
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", o); break;
+        case '>': fputs("&gt;", o); break;
+        case '&': fputs("&amp;", o); break;
+        case '"': fputs("&quot;", o); break;
+        default: fputc(*s, o);
+        }
+    }
+}
+
+static const char *cell_class(const char *v)
+{
+    if (!v) return "";
+    if (!strcasecmp(v, "fail") || !strcasecmp(v, "failed") || !strcasecmp(v, "refuted") || !strcasecmp(v, "no")) return " class=\"bad\"";
+    if (!strcasecmp(v, "pass") || !strcasecmp(v, "ok") || !strcasecmp(v, "holds") || !strcasecmp(v, "yes")) return " class=\"good\"";
+    return "";
+}
+
+static void html_table(FILE *o, const table *t)
+{
+    if (t->nr == 0) { fputs("<p class=\"none\">no rows: run the experiment first</p>\n", o); return; }
+    fputs("<div class=\"scroll\"><table>\n<tr>", o);
+    for (int c = 0; c < t->nc; c++) { fputs("<th>", o); esc(o, t->cells[0][c]); fputs("</th>", o); }
+    fputs("</tr>\n", o);
+    for (int r = 1; r <= t->nr; r++) {
+        fputs("<tr>", o);
+        for (int c = 0; c < t->nc; c++) {
+            fprintf(o, "<td%s>", cell_class(t->cells[r][c]));
+            esc(o, t->cells[r][c]);
+            fputs("</td>", o);
+        }
+        fputs("</tr>\n", o);
+    }
+    fputs("</table></div>\n", o);
+}
+
+/* an SVG file inline: from "<svg" on, ids prefixed so that figures on one
+ * page never share an id */
+static int inline_svg(FILE *o, const char *path, int fig)
+{
+    char *s = slurp_text(path, NULL, 0);
+    if (!s) D2_ERROR(D2_EIO, "%s: cannot read: %s", path, strerror(errno));
+    char *p = strstr(s, "<svg");
+    if (!p) { free(s); D2_ERROR(D2_EFORMAT, "%s: not an SVG file", path); }
+    char pre[16];
+    snprintf(pre, sizeof pre, "f%d-", fig);
+    static const char *const pats[] = {"id='", "id=\"", "href='#", "href=\"#", "url(#"};
+    while (*p) {
+        size_t k, hit = 0;
+        for (k = 0; k < 5; k++)
+            if (!strncmp(p, pats[k], strlen(pats[k]))) { hit = strlen(pats[k]); break; }
+        if (hit) {
+            fwrite(p, 1, hit, o);
+            fputs(pre, o);
+            p += hit;
+        } else if (!strncmp(p, "<svg", 4) && p[4] != ':') {
+            fputs("<svg role=\"img\" class=\"fig\"", o);
+            p += 4;
+        } else fputc(*p++, o);
+    }
+    free(s);
+    return D2_OK;
+}
+
+static int table_exists(db *d, const char *name)
+{
+    sqlite3_stmt *st;
+    int yes = 0;
+    if (sqlite3_prepare_v2(db_handle(d), "SELECT 1 FROM sqlite_master WHERE type IN ('table','view') AND name = ?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        yes = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+    }
+    return yes;
+}
+
+/* rows of any SQL, as a table (no binding) */
+static int sql_table(db *d, const char *sql, const char *title, table *t)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->title, sizeof t->title, "%s", title);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db_handle(d), sql, -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errmsg(db_handle(d)));
+    t->nc = sqlite3_column_count(st);
+    if (t->nc > MAX_COLS) t->nc = MAX_COLS;
+    t->cells = calloc(MAX_ROWS + 1, sizeof *t->cells);
+    if (!t->cells) { sqlite3_finalize(st); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    for (int c = 0; c < t->nc; c++) t->cells[0][c] = strdup(sqlite3_column_name(st, c));
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && t->nr < MAX_ROWS) {
+        t->nr++;
+        for (int c = 0; c < t->nc; c++) {
+            char buf[512];
+            switch (sqlite3_column_type(st, c)) {
+            case SQLITE_NULL: snprintf(buf, sizeof buf, "-"); break;
+            case SQLITE_FLOAT: snprintf(buf, sizeof buf, "%.4g", sqlite3_column_double(st, c)); break;
+            default: snprintf(buf, sizeof buf, "%s", (const char *)sqlite3_column_text(st, c)); break;
+            }
+            t->cells[t->nr][c] = strdup(buf);
+        }
+    }
+    sqlite3_finalize(st);
+    return D2_OK;
+}
+
+/* code versions, readings and input hashes of a sweep's runs of one variant */
+static void provenance(FILE *o, db *d, const char *sweep, const char *variant)
+{
+    char desc[1024];
+    db_variant_describe(d, variant, desc, sizeof desc);
+    fputs("<details class=\"prov\"><summary>provenance</summary><dl>", o);
+    fputs("<dt>sweep</dt><dd>", o); esc(o, sweep); fputs("</dd><dt>variant</dt><dd>", o);
+    esc(o, variant); fputs(" (", o); esc(o, desc); fputs(")</dd>", o);
+    static const char *const q[3] = {
+        "SELECT r.code_version || ' (' || count(*) || ' runs)' FROM runs r JOIN params p ON p.run_id = r.id AND p.key = 'sweep.name'"
+        " AND p.value = ?1 WHERE r.variant = ?2 AND r.status != 'failed' GROUP BY r.code_version ORDER BY 1",
+        "SELECT coalesce(nullif((SELECT value FROM params WHERE run_id = r.id AND key = 'reading.name'), ''), '(none)') || ' (' || count(*) || ' runs)'"
+        " FROM runs r JOIN params p ON p.run_id = r.id AND p.key = 'sweep.name' AND p.value = ?1"
+        " WHERE r.variant = ?2 AND r.status != 'failed' GROUP BY 1 ORDER BY 1",
+        "SELECT i.role || ': ' || replace(i.path, rtrim(i.path, replace(i.path, '/', '')), '') || '  xxh128 ' || i.xxh128 || ' (' || count(*) || ' runs)'"
+        " FROM inputs i JOIN runs r ON r.id = i.run_id JOIN params p ON p.run_id = r.id AND p.key = 'sweep.name' AND p.value = ?1"
+        " WHERE r.variant = ?2 AND r.status != 'failed' GROUP BY i.role, i.path, i.xxh128 ORDER BY 1"};
+    static const char *const label[3] = {"code version", "reading", "input files"};
+    for (int k = 0; k < 3; k++) {
+        sqlite3_stmt *st;
+        fprintf(o, "<dt>%s</dt><dd>", label[k]);
+        if (sqlite3_prepare_v2(db_handle(d), q[k], -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, sweep, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, variant, -1, SQLITE_STATIC);
+            int n = 0;
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                if (n++) fputs("<br>", o);
+                esc(o, (const char *)sqlite3_column_text(st, 0));
+            }
+            if (!n) fputs("(none)", o);
+            sqlite3_finalize(st);
+        }
+        fputs("</dd>", o);
+    }
+    fputs("</dl></details>\n", o);
+}
+
+/* timelines (Fig. 9): the CSV files and their hashes */
+static void provenance_csv(FILE *o, const char *dir)
+{
+    fputs("<details class=\"prov\"><summary>provenance</summary><dl><dt>timelines</dt><dd>", o);
+    DIR *dp = opendir(dir);
+    int n = 0;
+    if (dp) {
+        struct dirent *e;
+        while ((e = readdir(dp))) {
+            size_t l = strlen(e->d_name);
+            if (l < 5 || strcmp(e->d_name + l - 4, ".csv")) continue;
+            char p[4400], hex[33];
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            if (hash_file_hex(p, hex) != D2_OK) continue;
+            if (n++) fputs("<br>", o);
+            esc(o, e->d_name);
+            fprintf(o, "  xxh128 %s", hex);
+        }
+        closedir(dp);
+    }
+    if (!n) fputs("(none)", o);
+    fputs("</dd><dt>code version</dt><dd>written by d2moe reproduce (simulator runs, not stored as rows)</dd></dl></details>\n", o);
+}
+
+static const char css[] =
+    "body{font-family:Helvetica,Arial,sans-serif;margin:0;color:#1a1a1a;background:#fafafa}"
+    "header{background:#0b3d66;color:#fff;padding:18px 32px}header h1{margin:0 0 6px;font-size:24px}"
+    "header p{margin:2px 0;font-size:13px;opacity:.9}main{padding:8px 32px 40px;max-width:1100px}"
+    "nav{font-size:13px;margin:14px 0}nav a{margin-right:10px;color:#0b3d66}"
+    "section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:12px 18px;margin:18px 0}"
+    "h2{font-size:19px;margin:6px 0 10px;color:#0b3d66}h3{font-size:15px;margin:14px 0 6px}"
+    "svg.fig{width:100%;height:auto;max-width:900px;display:block;margin:6px 0}"
+    "table{border-collapse:collapse;font-size:12px;margin:6px 0}"
+    "th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}"
+    "th{background:#eef3f8}td:first-child,th:first-child{text-align:left}"
+    ".scroll{overflow-x:auto}.none{color:#777;font-style:italic}.warn{color:#a33}"
+    "td.bad{background:#fde2e1}td.good{background:#e3f4e4}"
+    "details.prov{font-size:12px;color:#333}details.prov dt{font-weight:bold;margin-top:4px}"
+    "details.prov dd{margin-left:16px;font-family:monospace}";
+
+int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    char ini[4200];
+    snprintf(ini, sizeof ini, "%s/figures.ini", o->plotdir);
+    plot_fig *figs;
+    size_t nf;
+    D2_TRY(plot_figures_load(ini, &figs, &nf));
+    char now[32];
+    db_now_iso(now);
+    fprintf(out, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                 "<title>d2moe report: ");
+    esc(out, db_path(d));
+    fprintf(out, "</title><style>%s</style></head><body>\n<header><h1>d2moe results report</h1><p>store ", css);
+    esc(out, db_path(d));
+    fprintf(out, " (schema %d) &middot; written %s by d2moe %s</p><p>Every figure below was drawn from this store; open "
+                 "&ldquo;provenance&rdquo; under a figure for the code version, reading, variant and input files "
+                 "of its runs.</p></header>\n<main>\n<nav><a href=\"#figures\">figures</a><a href=\"#summary\">summary tables</a>"
+                 "<a href=\"#audit\">claims audit</a><a href=\"#variants\">variants</a></nav>\n",
+            db_schema_version(d), now, d2_version());
+
+    /* figures */
+    fputs("<section id=\"figures\"><h2>Figures</h2>\n", out);
+    int rc = D2_OK;
+    for (size_t i = 0; i < nf && rc == D2_OK; i++) {
+        plot_fig *f = &figs[i];
+        char variant[DB_VARIANT_MAX] = "base", note[2048] = "", dat[4400], outbase[4400], csvdir[4400], svg[4500];
+        snprintf(outbase, sizeof outbase, "%s/%s", o->workdir, f->name);
+        plot_out po;
+        memset(&po, 0, sizeof po);
+        const char *datp = NULL, *cdir = NULL;
+        if (f->sql[0]) {
+            if (f->sweep[0]) {
+                int prc = D2_ENOTFOUND;
+                if (o->variant) prc = db_variant_pick(d, f->sweep, o->variant, variant, note, sizeof note);
+                if (prc != D2_OK) prc = db_variant_pick(d, f->sweep, NULL, variant, note, sizeof note);
+                if (prc != D2_OK) {
+                    fprintf(out, "<h3 id=\"fig-%s\">", f->name);
+                    esc(out, f->title);
+                    fputs("</h3><p class=\"warn\">not drawn: ", out);
+                    esc(out, d2_err_msg());
+                    fputs("</p>\n", out);
+                    st->mixed++;
+                    continue;
+                }
+            }
+            snprintf(dat, sizeof dat, "%s/%s.dat", o->workdir, f->name);
+            rc = plot_export(d, o->plotdir, f, variant, dat, &po);
+            if (rc != D2_OK) break;
+            if (po.rows == 0) { st->missing++; continue; }
+            datp = dat;
+        } else {
+            snprintf(csvdir, sizeof csvdir, "%s/%s", o->csvroot ? o->csvroot : ".", f->csv);
+            struct stat sb;
+            if (stat(csvdir, &sb) != 0) { st->missing++; continue; }
+            cdir = csvdir;
+        }
+        rc = plot_render(o->gnuplot, o->plotdir, f, datp, cdir, &po, outbase);
+        if (rc != D2_OK) break;
+        snprintf(svg, sizeof svg, "%s.svg", outbase);
+        fprintf(out, "<figure id=\"fig-%s\">\n", f->name);
+        rc = inline_svg(out, svg, (int)i);
+        if (rc != D2_OK) break;
+        fputs("<figcaption>", out);
+        esc(out, f->title);
+        if (f->sql[0]) fprintf(out, " &middot; %zu rows, %zu series", po.rows, po.series);
+        fputs("</figcaption>\n", out);
+        if (note[0]) { fputs("<p class=\"warn\">", out); esc(out, note); fputs("</p>\n", out); }
+        if (f->sweep[0]) provenance(out, d, f->sweep, variant);
+        else if (cdir) provenance_csv(out, cdir);
+        fputs("</figure>\n", out);
+        st->figures++;
+    }
+    free(figs);
+    if (rc != D2_OK) return rc;
+    if (st->figures == 0) fputs("<p class=\"none\">no figure has data in this store yet</p>\n", out);
+    fputs("</section>\n", out);
+
+    /* summary tables: every .sql file of plots/summary, in name order */
+    fputs("<section id=\"summary\"><h2>Summary tables</h2>\n", out);
+    char sdir[4200];
+    snprintf(sdir, sizeof sdir, "%s/summary", o->plotdir);
+    struct dirent **ents = NULL;
+    int ne = scandir(sdir, &ents, NULL, alphasort);
+    for (int i = 0; i < ne; i++) {
+        size_t l = strlen(ents[i]->d_name);
+        if (rc == D2_OK && l > 4 && !strcmp(ents[i]->d_name + l - 4, ".sql")) {
+            char p[4500], sweep[128], variant[DB_VARIANT_MAX] = "base";
+            snprintf(p, sizeof p, "%s/%s", sdir, ents[i]->d_name);
+            report_sql_sweep(p, sweep, sizeof sweep);
+            int prc = D2_OK;
+            if (sweep[0]) {
+                prc = D2_ENOTFOUND;
+                if (o->variant) prc = db_variant_pick(d, sweep, o->variant, variant, NULL, 0);
+                if (prc != D2_OK) prc = db_variant_pick(d, sweep, NULL, variant, NULL, 0);
+            }
+            table t;
+            if (prc != D2_OK) {
+                fputs("<h3>", out); esc(out, ents[i]->d_name); fputs("</h3><p class=\"warn\">not shown: ", out);
+                esc(out, d2_err_msg()); fputs("</p>\n", out);
+            } else if ((rc = query_table(d, p, variant, &t)) == D2_OK) {
+                fputs("<h3>", out);
+                esc(out, t.title);
+                if (strcmp(variant, "base")) { fputs(" [variant ", out); esc(out, variant); fputs("]", out); }
+                fputs("</h3>\n", out);
+                html_table(out, &t);
+                table_free(&t);
+                st->tables++;
+            }
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    if (rc != D2_OK) return rc;
+    fputs("</section>\n", out);
+
+    /* the claims audit, when the store has one: tables read generically */
+    fputs("<section id=\"audit\"><h2>Claims audit</h2>\n", out);
+    static const char *const audit[] = {"audits", "audit_claims", "audit_cases"};
+    for (int k = 0; k < 3; k++) {
+        if (!table_exists(d, audit[k])) continue;
+        char *sql = sqlite3_mprintf("SELECT * FROM \"%w\" LIMIT %d", audit[k], MAX_ROWS);
+        table t;
+        if (sql && sql_table(d, sql, audit[k], &t) == D2_OK) {
+            fprintf(out, "<h3>%s (%d rows)</h3>\n", audit[k], t.nr);
+            html_table(out, &t);
+            table_free(&t);
+            st->audit_tables++;
+        }
+        sqlite3_free(sql);
+    }
+    if (!st->audit_tables) fputs("<p class=\"none\">this store holds no claims audit</p>\n", out);
+    fputs("</section>\n", out);
+
+    /* variants */
+    fputs("<section id=\"variants\"><h2>Variants in this store</h2>\n", out);
+    table t;
+    if (db_schema_version(d) >= 4 &&
+        sql_table(d, "SELECT v.name AS variant, CASE WHEN v.overrides = '' THEN 'no overrides' ELSE replace(rtrim(v.overrides, char(10)), char(10), ', ') END AS overrides,"
+                     " v.reading, (SELECT count(*) FROM runs WHERE variant = v.name) AS runs FROM variants v ORDER BY v.created_at", "variants", &t) == D2_OK) {
+        html_table(out, &t);
+        table_free(&t);
+    }
+    fputs("</section>\n</main></body></html>\n", out);
     return D2_OK;
 }

@@ -1,13 +1,44 @@
-/* report.h - print the result of a summary query as an aligned text table
- * headed by the query's first comment line.  Used by `d2moe reproduce`;
- * the queries live in plots/summary/.  Computes nothing itself. */
+/* report.h - summary tables and the HTML report.
+ *
+ * Summary queries (plots/summary/ files, first comment line = title) become
+ * aligned text tables (`d2moe reproduce`) or HTML tables.  The HTML report
+ * is one self-contained page (inline CSS, inline SVG, no network): every
+ * figure of plots/figures.ini that has data, each with its provenance (code
+ * version, reading, variant, input hashes), the summary tables, the
+ * variants of the store, and the claims audit when the store has one
+ * (tables audits, audit_claims, audit_cases, read generically).  Computes
+ * nothing itself: figures come from plot.h, numbers from the queries. */
 #ifndef D2_RESULTS_REPORT_H
 #define D2_RESULTS_REPORT_H
 
 #include <stdio.h>
 #include "results/db.h"
 
-/* Returns D2_OK also when the query has no rows (it says so). */
-int report_print_sql(db *d, const char *sql_path, FILE *out);
+/* Returns D2_OK also when the query has no rows (it says so).  variant is
+ * bound to the query's :variant (NULL: "base"). */
+int report_print_sql(db *d, const char *sql_path, const char *variant, FILE *out);
+
+/* The sweep a summary or figure query reads ("j.sweep = 'NAME'" in its
+ * text), or "" when it names none. */
+void report_sql_sweep(const char *sql_path, char *out, size_t n);
+
+typedef struct report_opts {
+    const char *plotdir;  /* figures.ini, *.sql, *.gp, summary/ */
+    const char *gnuplot;  /* executable */
+    const char *workdir;  /* an empty scratch folder for data and SVG files */
+    const char *variant;  /* shown where a sweep has it; NULL: each sweep's own */
+    const char *csvroot;  /* folder beside the store holding timeline folders (fig9/) */
+} report_opts;
+
+typedef struct report_stats {
+    size_t figures;       /* drawn */
+    size_t missing;       /* figures without data */
+    size_t mixed;         /* figures not drawn: variants would mix */
+    size_t tables;        /* summary tables */
+    size_t audit_tables;  /* audit tables found */
+} report_stats;
+
+/* Writes the page to out (the caller makes the file appear atomically). */
+int report_html(db *d, const report_opts *o, FILE *out, report_stats *st);
 
 #endif

@@ -5,7 +5,10 @@
 #include "core/err.h"
 #include "core/model.h"
 #include "core/units.h"
+#include "core/suggest.h"
+#include "sim/policy.h"
 #include "sim/sim.h"
+#include "trace/trace.h"
 #include "sim/readings.h"
 
 #include <math.h>
@@ -57,11 +60,83 @@ int runner_check(const char *key, const char *value, const char *where, void *us
     prefix[pl] = '\0';
     const param_table *t = table_for(prefix);
     if (!t) D2_ERROR(D2_EINVAL, "%s: %s: unknown table \"%s\" (model, device or sim)", where, key, prefix);
-    if (!param_find(t, dot + 1)) D2_ERROR(D2_EINVAL, "%s: %s: not a %s key", where, key, prefix);
+    if (!param_find(t, dot + 1)) {
+        const char *names[PARAM_MAX_DEFS];
+        size_t n = 0;
+        for (size_t i = 0; i < t->n && n < PARAM_MAX_DEFS; i++) names[n++] = t->defs[i].name;
+        char hint[200];
+        suggest_hint(dot + 1, names, n, hint, sizeof hint);
+        if (!strcmp(prefix, "sim")) D2_ERROR(D2_EINVAL, "%s: %s: not a sim key%s ('d2moe simulate --help' lists them)", where, key, hint);
+        D2_ERROR(D2_EINVAL, "%s: %s: not a %s key%s ('d2moe show %s NAME' lists them)", where, key, prefix, hint, prefix);
+    }
+    if (!strcmp(key, "sim.policy") && !policy_find(value)) {
+        const char *names[64];
+        size_t n = 0;
+        for (const policy_system *p = policy_list(); p->name && n < 64; p++) names[n++] = p->name;
+        char hint[200];
+        suggest_hint(value, names, n, hint, sizeof hint);
+        D2_ERROR(D2_EINVAL, "%s: sim.policy: \"%s\" is not a named system%s ('d2moe simulate --list' lists them)", where, value, hint);
+    }
     /* the value must parse and lie in range: try it on a scratch object */
     union { model m; device d; sim_params s; } scratch;
     param_defaults(t, &scratch);
     return param_set(t, &scratch, dot + 1, value, where, NULL);
+}
+
+int runner_trace_repeats(const char *trace, int64_t requests, int64_t positions, double *times, char *why, size_t n)
+{
+    *times = 1;
+    if (n) why[0] = '\0';
+    trace_file *f;
+    D2_TRY(trace_file_open(trace, &f));
+    uint32_t nreq = trace_file_header(f)->requests;
+    double t = 1, short_req = 0;
+    uint32_t minpos = UINT32_MAX;
+    if (nreq > 0 && requests > (int64_t)nreq) t = ceil((double)requests / nreq);
+    for (int64_t r = 0; nreq > 0 && r < requests && r < (int64_t)nreq; r++) {
+        const trace_req_info *info = trace_file_request(f, (uint32_t)r);
+        if (info->positions > 0 && positions > (int64_t)info->positions) {
+            short_req++;
+            double k = ceil((double)positions / info->positions);
+            if (k > t) t = k;
+            if (info->positions < minpos) minpos = info->positions;
+        }
+    }
+    trace_file_close(f);
+    *times = t;
+    if (t > 1 && n) {
+        int w = snprintf(why, n, "trace %s has %u requests", trace, nreq);
+        if (w > 0 && (size_t)w < n && requests > (int64_t)nreq)
+            w += snprintf(why + w, n - (size_t)w, "; the run's %lld requests reuse them", (long long)requests);
+        if (w > 0 && (size_t)w < n && short_req > 0)
+            snprintf(why + w, n - (size_t)w, "; %.0f of them are shorter (down to %u positions) than the run's %lld, so their routing repeats",
+                     short_req, minpos, (long long)positions);
+    }
+    return D2_OK;
+}
+
+typedef struct find_ctx { const char *key; int64_t v; } find_ctx;
+
+static int find_param(const char *key, const char *value, const char *units, void *user)
+{
+    (void)units;
+    find_ctx *c = user;
+    if (!strcmp(key, c->key)) units_parse_int64(value, &c->v); /* value lives only during the call */
+    return D2_OK;
+}
+
+/* a result's integer parameter "table.key" (0 if absent) */
+static int64_t result_int(const sim_result *r, const char *key)
+{
+    find_ctx c = {key, 0};
+    sim_result_foreach_param(r, find_param, &c);
+    return c.v;
+}
+
+int runner_result_trace_repeats(const sim_result *r, const char *trace, double *times, char *why, size_t n)
+{
+    return runner_trace_repeats(trace, result_int(r, "sim.requests"),
+                                result_int(r, "sim.prompt") + result_int(r, "sim.gen"), times, why, n);
 }
 
 typedef struct fill {
@@ -145,6 +220,14 @@ int runner_simulate(const sweep_job *job, db_run *run, void *user)
     if (rc == D2_OK) {
         db_run_status(run, sim_result_status(r));
         if (*sim_result_reason(r)) db_run_param(run, "result.reason", sim_result_reason(r));
+    }
+    if (rc == D2_OK && sj.trace) {
+        /* say it when the trace was repeated to fill the run */
+        double times = 1;
+        char why[600];
+        rc = runner_result_trace_repeats(r, sj.trace, &times, why, sizeof why);
+        if (rc == D2_OK) rc = db_run_metric(run, "trace_repeats", times, "times");
+        if (rc == D2_OK && times > 1) rc = db_run_param(run, "result.trace_repeated", why);
     }
     if (rc == D2_OK && c && c->acc) {
         double ppl = NAN;

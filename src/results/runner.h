@@ -17,6 +17,15 @@ typedef struct runner_ctx {
 
 /* sweep_run_fn for kind "simulate"; user is a runner_ctx (may be NULL). */
 int runner_simulate(const sweep_job *job, db_run *run, void *user);
+/* How many times a recorded trace is replayed to fill a run of `requests`
+ * requests of `positions` token positions each (prompt + gen): requests
+ * beyond the file's wrap around, and so do positions beyond a request's
+ * length (trace/source.h).  *times = 1 when the trace is long enough;
+ * why gets one line saying what was repeated. */
+int runner_trace_repeats(const char *trace, int64_t requests, int64_t positions, double *times, char *why, size_t n);
+/* The same for a finished run (its sim.requests, sim.prompt + sim.gen). */
+typedef struct sim_result sim_result;
+int runner_result_trace_repeats(const sim_result *r, const char *trace, double *times, char *why, size_t n);
 /* sweep_check_fn: key known to the model/device/sim tables, value valid. */
 int runner_check(const char *key, const char *value, const char *where, void *user);
 

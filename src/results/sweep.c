@@ -46,6 +46,8 @@ struct sweep_spec {
     size_t njobs;
     sweep_check_fn check;
     void *user;
+    char *overrides;              /* canonical text of the --set overrides ("" = none) */
+    char variant[DB_VARIANT_MAX]; /* named with sweep_spec_name_variant, or "" */
 };
 
 static int axis_push(axis *a, const char *v)
@@ -95,7 +97,7 @@ static int expand_range(axis *a, const char *item, const char *where)
     double lo, hi, step = 1;
     if (units_parse_double(trim(buf), &lo) || units_parse_double(trim(hi_s), &hi) ||
         (step_s && units_parse_double(trim(step_s), &step)))
-        D2_ERROR(D2_EFORMAT, "%s: %s: malformed range \"%s\" (lo..hi, lo..hi:step or lo..hi*factor)", where, a->key, item);
+        D2_ERROR(D2_EFORMAT, "%s: %s: malformed range \"%s\" (expected lo..hi, lo..hi:step or lo..hi*factor, e.g. 200M..2600M:300M or 4..32*2)", where, a->key, item);
     if (lo > hi) D2_ERROR(D2_EFORMAT, "%s: %s: range \"%s\" has lo > hi", where, a->key, item);
     if (geometric ? !(step > 1) || lo <= 0 : !(step > 0))
         D2_ERROR(D2_EFORMAT, "%s: %s: range \"%s\": %s", where, a->key, item,
@@ -236,7 +238,7 @@ static int cmp_kv(const void *a, const void *b)
 
 /* The sweep's name is part of the job: the same configuration in two
  * sweeps is stored once for each, so every figure's query finds its runs. */
-static void job_finish(sweep_job *j, const char *sweep)
+static void job_finish(sweep_job *j, const char *sweep, const char *variant)
 {
     const char *lines[SWEEP_MAX_AXES];
     char tmp[SWEEP_MAX_AXES][600];
@@ -246,6 +248,9 @@ static void job_finish(sweep_job *j, const char *sweep)
     }
     qsort(lines, j->n, sizeof lines[0], cmp_kv);
     size_t off = (size_t)snprintf(j->text, sizeof j->text, "sweep=%s\n", sweep);
+    /* a named variant is its own set of jobs (auto variants differ in
+     * their override lines already) */
+    if (variant && *variant) off += (size_t)snprintf(j->text + off, sizeof j->text - off, "variant=%s\n", variant);
     for (size_t i = 0; i < j->n; i++)
         off += (size_t)snprintf(j->text + off, sizeof j->text - off, "%s\n", lines[i]);
     hash_mem_hex(j->text, strlen(j->text), j->hash);
@@ -291,7 +296,7 @@ static int expand(sweep_spec *s)
             job->key[i] = s->axes[i].key;
             job->value[i] = s->axes[i].values[idx[unit_of[i]]];
         }
-        job_finish(job, s->name);
+        job_finish(job, s->name, s->variant);
     }
     return D2_OK;
 }
@@ -350,6 +355,7 @@ int sweep_spec_load(const char *path, int quick, const char *const *sets, size_t
     if (rc == D2_OK) rc = apply_quick(s);
     if (rc == D2_OK) rc = parse_zip(s);
     if (rc == D2_OK) rc = apply_sets(s, sets, nsets);
+    if (rc == D2_OK) rc = db_overrides_canon(sets, nsets, &s->overrides);
     if (rc == D2_OK) rc = expand(s);
     if (rc != D2_OK) {
         sweep_spec_free(s);
@@ -371,7 +377,24 @@ void sweep_spec_free(sweep_spec *s)
         free(s->quick_axes[i].values);
     }
     free(s->jobs);
+    free(s->overrides);
     free(s);
+}
+
+int sweep_spec_name_variant(sweep_spec *s, const char *name)
+{
+    D2_TRY(db_variant_name_check(name));
+    snprintf(s->variant, sizeof s->variant, "%s", name);
+    for (size_t j = 0; j < s->njobs; j++) job_finish(&s->jobs[j], s->name, s->variant);
+    return D2_OK;
+}
+
+const char *sweep_spec_overrides(const sweep_spec *s) { return s->overrides ? s->overrides : ""; }
+
+void sweep_spec_variant(const sweep_spec *s, char out[DB_VARIANT_MAX])
+{
+    if (s->variant[0]) snprintf(out, DB_VARIANT_MAX, "%s", s->variant);
+    else db_variant_auto(sweep_spec_overrides(s), "", out);
 }
 
 const char *sweep_spec_name(const sweep_spec *s) { return s->name; }
@@ -468,6 +491,8 @@ static int run_one(db *d, const sweep_spec *s, const sweep_job *j, const sweep_o
     if (o->argc) db_run_cmdline(run, o->argc, o->argv);
     db_run_param(run, "sweep.name", s->name);
     db_run_param(run, "sweep.job", j->hash);
+    int vrc = db_run_variant(run, s->variant[0] ? s->variant : NULL, sweep_spec_overrides(s));
+    if (vrc != D2_OK) { db_run_free(run); return vrc; }
     int rc = o->run(j, run, o->user);
     if (rc != D2_OK) {
         /* a failed job is recorded with its message but not marked done, so

@@ -54,6 +54,15 @@ const char *sweep_spec_path(const sweep_spec *s);
 const char *sweep_spec_description(const sweep_spec *s);
 size_t sweep_spec_size(const sweep_spec *s);
 const sweep_job *sweep_spec_job(const sweep_spec *s, size_t i);
+/* Names the variant of this sweep's runs (sweep --as NAME; see db.h);
+ * it becomes part of every job's identity.  Without it, a run's variant is
+ * derived from the overrides (the sets given to sweep_spec_load) and the
+ * reading it ran with. */
+int sweep_spec_name_variant(sweep_spec *s, const char *name);
+/* Canonical text of the overrides ("" = none). */
+const char *sweep_spec_overrides(const sweep_spec *s);
+/* The variant name its runs get when they ran without a reading. */
+void sweep_spec_variant(const sweep_spec *s, char out[DB_VARIANT_MAX]);
 /* Value of key in job, or NULL. */
 const char *sweep_job_get(const sweep_job *j, const char *key);
 

@@ -1,0 +1,158 @@
+/* cmd_export.c - `d2moe export`: the runs of a results store as one wide
+ * table (one row per run, every parameter and metric a column), CSV or
+ * JSON, for pandas and spreadsheets.  The same columns as the SQL view
+ * runs_wide (src/results/db.h).  Opens the store read-only. */
+#include "cli/cli.h"
+#include "core/err.h"
+#include "results/db.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: d2moe export [--db FILE] [--sweep NAME] [--variant NAME] [--format csv|json] [-o OUT]\n\n"
+                 "Write the runs of a results store (default results/d2moe.db) as one wide table:\n"
+                 "one row per run with run_id, uid, sweep, variant, status, kind, mode,\n"
+                 "code_version, started_at, seed, then every parameter (table.key) and every\n"
+                 "metric as a column (empty when a run has none).  The same columns as the SQL\n"
+                 "view runs_wide (results/README.md).  --sweep keeps one sweep's runs, of one\n"
+                 "variant: --variant NAME, default the spec's own; when the sweep's runs are of\n"
+                 "several variants and none is the spec's own, export stops with exit status 2\n"
+                 "naming them.  Without --sweep, every run (--variant NAME keeps one variant).\n"
+                 "CSV (RFC 4180, default) or JSON (an array of objects; metrics as numbers).\n"
+                 "OUT: default standard output; written atomically.\n");
+}
+
+static void csv_cell(FILE *o, const char *s)
+{
+    if (!s) return;
+    if (!strpbrk(s, ",\"\n\r")) { fputs(s, o); return; }
+    fputc('"', o);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', o);
+        fputc(*s, o);
+    }
+    fputc('"', o);
+}
+
+static int export_rows(db *d, const char *sweep, const char *variant, int json, FILE *o, long *rows)
+{
+    char *sel;
+    D2_TRY(db_wide_select(d, &sel));
+    char *sql = sqlite3_mprintf("SELECT * FROM (%s) WHERE (?1 IS NULL OR sweep = ?1) AND (?2 IS NULL OR variant = ?2) ORDER BY run_id", sel);
+    sqlite3_free(sel);
+    if (!sql) D2_ERROR(D2_ENOMEM, "out of memory");
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db_handle(d), sql, -1, &st, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errmsg(db_handle(d)));
+    if (sweep) sqlite3_bind_text(st, 1, sweep, -1, SQLITE_STATIC);
+    if (variant) sqlite3_bind_text(st, 2, variant, -1, SQLITE_STATIC);
+    int nc = sqlite3_column_count(st);
+    *rows = 0;
+    json_t *arr = json ? json_array() : NULL;
+    if (!json)
+        for (int c = 0; c < nc; c++) {
+            if (c) fputc(',', o);
+            csv_cell(o, sqlite3_column_name(st, c));
+        }
+    if (!json) fputs("\r\n", o);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *obj = json ? json_object() : NULL;
+        for (int c = 0; c < nc; c++) {
+            int t = sqlite3_column_type(st, c);
+            if (json) {
+                json_t *v = t == SQLITE_NULL ? json_null()
+                          : t == SQLITE_INTEGER ? json_integer(sqlite3_column_int64(st, c))
+                          : t == SQLITE_FLOAT ? json_real(sqlite3_column_double(st, c))
+                          : json_string((const char *)sqlite3_column_text(st, c));
+                json_object_set_new(obj, sqlite3_column_name(st, c), v ? v : json_null());
+            } else {
+                if (c) fputc(',', o);
+                if (t == SQLITE_FLOAT) fprintf(o, "%.17g", sqlite3_column_double(st, c));
+                else if (t != SQLITE_NULL) csv_cell(o, (const char *)sqlite3_column_text(st, c));
+            }
+        }
+        if (json) json_array_append_new(arr, obj);
+        else fputs("\r\n", o);
+        (*rows)++;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) { json_decref(arr); D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errstr(rc)); }
+    if (json) {
+        int jr = json_dumpf(arr, o, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
+        json_decref(arr);
+        fputc('\n', o);
+        if (jr) D2_ERROR(D2_EIO, "writing JSON failed");
+    }
+    return D2_OK;
+}
+
+static int run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'}, {"db", required_argument, NULL, 'd'},
+        {"sweep", required_argument, NULL, 's'}, {"variant", required_argument, NULL, 'V'},
+        {"format", required_argument, NULL, 'f'}, {"out", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
+    const char *dbp = "results/d2moe.db", *sweep = NULL, *want = NULL, *outp = NULL;
+    int json = 0, c;
+    while ((c = cli_getopt_long(argc, argv, "hd:s:f:o:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        case 'd': dbp = optarg; break;
+        case 's': sweep = optarg; break;
+        case 'V': want = optarg; break;
+        case 'f':
+            if (!strcmp(optarg, "csv")) json = 0;
+            else if (!strcmp(optarg, "json")) json = 1;
+            else return cli_usage_error("export", "--format %s: expected csv or json", optarg);
+            break;
+        case 'o': outp = optarg; break;
+        default: return cli_bad_option("export", argc, argv);
+        }
+    }
+    if (optind != argc) return cli_usage_error("export", "unexpected argument '%s'", argv[optind]);
+    db *d;
+    int rc = db_open_readonly(dbp, &d);
+    if (rc) return cli_fail(rc);
+    char variant[DB_VARIANT_MAX], note[2048] = "";
+    const char *v = want;
+    if (sweep) {
+        if ((rc = db_variant_pick(d, sweep, want, variant, note, sizeof note))) { db_close(d); return cli_fail(rc); }
+        v = variant;
+        if (note[0]) fprintf(stderr, "d2moe export: %s: %s\n", sweep, note);
+    }
+    char tmp[4200];
+    FILE *o = stdout;
+    if (outp) {
+        snprintf(tmp, sizeof tmp, "%s.tmp", outp);
+        if (!(o = fopen(tmp, "w"))) {
+            int e = errno;
+            db_close(d);
+            fprintf(stderr, "d2moe export: %s: cannot write: %s\n", tmp, strerror(e));
+            return 1;
+        }
+    }
+    long rows = 0;
+    rc = export_rows(d, sweep, v, json, o, &rows);
+    db_close(d);
+    if (outp) {
+        int werr = ferror(o);
+        if (fclose(o) != 0 || werr) { unlink(tmp); if (!rc) { fprintf(stderr, "d2moe export: %s: write failed\n", tmp); return 1; } }
+        if (rc) { unlink(tmp); return cli_fail(rc); }
+        if (rename(tmp, outp) != 0) { unlink(tmp); fprintf(stderr, "d2moe export: %s: %s\n", outp, strerror(errno)); return 1; }
+        fprintf(stderr, "d2moe export: %s: %ld runs\n", outp, rows);
+    } else if (rc) return cli_fail(rc);
+    if (sweep && rows == 0) {
+        fprintf(stderr, "d2moe export: sweep %s has no runs in %s\n", sweep, dbp);
+        return 1;
+    }
+    return 0;
+}
+
+const cli_cmd cli_cmd_export = {"export", "write the runs as one wide table (CSV or JSON), one row per run", run};

@@ -1,0 +1,128 @@
+/* cmd_report.c - `d2moe report --db FILE -o OUT.html`: one self-contained
+ * HTML page of a results store (src/results/report.h).  Draws the figures
+ * into a scratch folder, which it removes; writes the page atomically. */
+#include "config.h"
+#include "cli/cli.h"
+#include "core/err.h"
+#include "results/report.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: d2moe report [--db FILE] -o OUT.html [--variant NAME] [--plots DIR]\n\n"
+                 "Write one self-contained HTML page (inline CSS and SVG, nothing fetched from a\n"
+                 "network) of a results store (default results/d2moe.db): every figure of\n"
+                 "plots/figures.ini that has data, each with its provenance (code version,\n"
+                 "reading, variant, input file hashes), the summary tables, the claims audit\n"
+                 "when the store holds one, and the store's variants.  Each figure shows the\n"
+                 "spec's own variant of its sweep, or NAME where the sweep has it; a figure\n"
+                 "whose runs would mix variants is left out with a note and the exit status\n"
+                 "is 2.  Timeline figures read the folders beside the store (results/fig9/).\n");
+}
+
+static void rm_tree(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    if (dp) {
+        struct dirent *e;
+        while ((e = readdir(dp))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char p[4400];
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+        closedir(dp);
+    }
+    rmdir(dir);
+}
+
+int cli_report_write(const char *dbp, const char *outp, const char *variant, const char *plotdir, int quiet)
+{
+    size_t ol = strlen(outp);
+    if (ol < 6 || strcmp(outp + ol - 5, ".html"))
+        return cli_usage_error("report", "-o %s: expected a file name ending in .html", outp);
+    db *d;
+    int rc = db_open_readonly(dbp, &d);
+    if (rc) return cli_fail(rc);
+    char work[] = "/tmp/d2moe-report.XXXXXX";
+    if (!mkdtemp(work)) {
+        db_close(d);
+        fprintf(stderr, "d2moe report: cannot create a scratch folder in /tmp: %s\n", strerror(errno));
+        return 1;
+    }
+    char tmp[4200], csvroot[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", outp);
+    const char *slash = strrchr(dbp, '/');
+    if (slash) snprintf(csvroot, sizeof csvroot, "%.*s", (int)(slash - dbp), dbp);
+    else snprintf(csvroot, sizeof csvroot, ".");
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        int e = errno;
+        db_close(d);
+        rm_tree(work);
+        fprintf(stderr, "d2moe report: %s: cannot write: %s\n", tmp, strerror(e));
+        return 1;
+    }
+    report_opts o = {plotdir, D2_GNUPLOT, work, variant, csvroot};
+    report_stats st;
+    rc = report_html(d, &o, f, &st);
+    int werr = ferror(f);
+    if (fclose(f) != 0) werr = 1;
+    db_close(d);
+    rm_tree(work);
+    if (rc || werr) {
+        unlink(tmp);
+        if (rc) return cli_fail(rc);
+        fprintf(stderr, "d2moe report: %s: write failed\n", tmp);
+        return 1;
+    }
+    if (rename(tmp, outp) != 0) {
+        int e = errno;
+        unlink(tmp);
+        fprintf(stderr, "d2moe report: %s: %s\n", outp, strerror(e));
+        return 1;
+    }
+    if (!quiet)
+        printf("%s: %zu figures, %zu summary tables, %s; %zu figures without data%s\n", outp, st.figures, st.tables,
+               st.audit_tables ? "claims audit" : "no claims audit in the store", st.missing,
+               st.mixed ? ", some not drawn (variants would mix: see the page)" : "");
+    if (st.mixed) {
+        fprintf(stderr, "d2moe report: %zu figures not drawn: their runs are of several variants and none is the spec's own; choose one with --variant NAME ('d2moe db info %s')\n",
+                st.mixed, dbp);
+        return 2;
+    }
+    return 0;
+}
+
+static int run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'}, {"db", required_argument, NULL, 'd'},
+        {"out", required_argument, NULL, 'o'}, {"variant", required_argument, NULL, 'V'},
+        {"plots", required_argument, NULL, 'p'}, {NULL, 0, NULL, 0}};
+    const char *dbp = "results/d2moe.db", *outp = NULL, *variant = NULL;
+    char plotdir[4200];
+    snprintf(plotdir, sizeof plotdir, "%s", cli_data_dir("plots", "figures.ini"));
+    int c;
+    while ((c = cli_getopt_long(argc, argv, "hd:o:p:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        case 'd': dbp = optarg; break;
+        case 'o': outp = optarg; break;
+        case 'V': variant = optarg; break;
+        case 'p': snprintf(plotdir, sizeof plotdir, "%s", optarg); break;
+        default: return cli_bad_option("report", argc, argv);
+        }
+    }
+    if (optind != argc) return cli_usage_error("report", "unexpected argument '%s'", argv[optind]);
+    if (!outp) return cli_usage_error("report", "-o OUT.html is required");
+    return cli_report_write(dbp, outp, variant, plotdir, 0);
+}
+
+const cli_cmd cli_cmd_report = {"report", "write one self-contained HTML page of a results store", run};

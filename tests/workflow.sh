@@ -1,0 +1,147 @@
+#!/bin/sh
+# workflow.sh - the researcher's workflow (issue 14): runs of different
+# variants never mix in a figure; plot --sweep and plot timeline; export and
+# the runs_wide view (columns and row count against the store); the HTML
+# report rendered by a real browser (SKIP without chromium); the profile
+# search order; a bad spec value fails before any run and stores nothing.
+. "${D2_SRCDIR:-.}/tests/lib.sh"
+command -v sqlite3 >/dev/null || { skip "sqlite3 command-line tool not installed"; done_testing; exit 0; }
+command -v gnuplot >/dev/null || { skip "gnuplot not installed"; done_testing; exit 0; }
+
+cat > "$TMP/t.ini" <<'SPEC'
+[sweep]
+name = wt
+model = llama-moe-3.5b
+device = env1
+sim.policy = d2moe-v1, moqe-dynaio-int4
+sim.budget = 600M, 1200M
+sim.requests = 2
+sim.prompt = 4
+sim.gen = 4
+SPEC
+db="$TMP/w.db"
+diag "progress: sweeps"
+"$D2MOE" sweep "$TMP/t.ini" --db "$db" --quiet; ok $? "sweep: 4 jobs"
+[ "$(sqlite3 "$db" "SELECT count(*) FROM runs WHERE variant = 'base'")" -eq 4 ]; ok $? "runs without overrides are variant base"
+
+# a figure of figures.ini, pointed at this sweep (the Fig. 10 query)
+mkdir -p "$TMP/plots" && cp -r "$D2_SRCDIR"/plots/*.gp "$D2_SRCDIR"/plots/*.sql "$TMP/plots/"
+cat > "$TMP/plots/figures.ini" <<'FIG'
+[tfig]
+title = test figure
+sql = fig10.sql
+sweep = wt
+gp = fig10.gp
+model = llama-moe-3.5b
+device = env1
+FIG
+"$D2MOE" plot tfig --plots "$TMP/plots" --db "$db" --out "$TMP/out" > "$TMP/p1" 2>&1; ok $? "figure of the sweep"
+grep -q "(4 rows" "$TMP/p1"; ok $? "figure has 4 rows"
+
+# the same sweep rerun with one changed assumption into the same store
+"$D2MOE" sweep "$TMP/t.ini" --db "$db" --quiet --set device.flash_bw=7G; ok $? "rerun with --set device.flash_bw=7G"
+v=$(sqlite3 "$db" "SELECT DISTINCT variant FROM runs WHERE variant != 'base'")
+case "$v" in v????????) ok 0 "the rerun's runs are variant $v";; *) ok 1 "the rerun's runs get a digest variant ($v)";; esac
+"$D2MOE" plot tfig --plots "$TMP/plots" --db "$db" --out "$TMP/out" > "$TMP/p2" 2>&1; st=$?
+if [ $st -eq 0 ]; then grep -q "(4 rows" "$TMP/p2"; ok $? "after the rerun the figure keeps its 4 rows"
+else [ $st -eq 2 ]; ok $? "after the rerun the figure stops with exit 2"; fi
+grep -q "also holds $v" "$TMP/p2"; ok $? "plot says the store holds another variant"
+"$D2MOE" plot tfig --plots "$TMP/plots" --db "$db" --out "$TMP/out" --variant "$v" > "$TMP/p3" 2>&1 && grep -q "(4 rows" "$TMP/p3"
+ok $? "--variant $v: its 4 rows"
+"$D2MOE" db info "$db" > "$TMP/info"; grep -Eq "^base +4 " "$TMP/info" && grep -Eq "^$v +4 .*device.flash_bw=7000000000" "$TMP/info"
+ok $? "db info lists both variants with their overrides"
+expect 2 "already stands for" "sweep --as NAME: a name never stands for two sets of overrides" -- \
+    "$D2MOE" sweep "$TMP/t.ini" --db "$db" --quiet --as base --set device.flash_bw=5G
+# two variants, neither the spec's own: a figure would mix them
+"$D2MOE" sweep "$TMP/t.ini" --db "$TMP/m.db" --quiet --set device.flash_bw=7G
+"$D2MOE" sweep "$TMP/t.ini" --db "$TMP/m.db" --quiet --set device.flash_bw=5G
+expect 2 "2 variants that differ in device.flash_bw" "figure of two variants, none the spec's own: exit 2 naming the key" -- \
+    "$D2MOE" plot tfig --plots "$TMP/plots" --db "$TMP/m.db" --out "$TMP/out"
+expect 2 "differ in device.flash_bw" "plot --sweep of two variants: exit 2" -- \
+    "$D2MOE" plot --sweep wt --x sim.budget --y throughput_tps --db "$TMP/m.db" -o "$TMP/m.png"
+
+diag "progress: plot --sweep, plot timeline"
+"$D2MOE" plot --sweep wt --x sim.budget --y throughput_tps --series sim.policy --db "$db" -o "$TMP/s.png" > "$TMP/s.out"
+ok $? "plot --sweep"
+[ -s "$TMP/s.png" ] && grep -q "4 runs, 2 series, variant base" "$TMP/s.out"; ok $? "plot --sweep: 4 runs, 2 series, base"
+"$D2MOE" plot --sweep wt --x sim.policy --y peak_mem_mb --where sim.budget=600M --db "$db" -o "$TMP/s.svg" > "$TMP/s2.out"
+grep -q "2 runs, 1 series" "$TMP/s2.out" && grep -q "<svg" "$TMP/s.svg"; ok $? "plot --sweep: categorical x, --where 600M keeps 2 runs, SVG"
+expect 2 "did you mean 'throughput_tps'" "plot --sweep: unknown metric suggests a name" -- \
+    "$D2MOE" plot --sweep wt --x sim.budget --y throughput_tp --db "$db" -o "$TMP/x.png"
+"$D2MOE" simulate --model llama-moe-3.5b --device env1 --policy d2moe-v1 --requests 2 --prompt 4 --gen 4 --timeline "$TMP/tl.csv" > /dev/null
+"$D2MOE" plot timeline "$TMP/tl.csv" -o "$TMP/tl.png" > /dev/null && [ -s "$TMP/tl.png" ]; ok $? "plot timeline"
+printf 'a,b\n1,2\n' > "$TMP/bad.csv"
+expect 2 "bad.csv:1: not a timeline" "plot timeline of a CSV that is not one: exit 2, file:line" -- "$D2MOE" plot timeline "$TMP/bad.csv" -o "$TMP/b.png"
+
+diag "progress: export"
+"$D2MOE" export --db "$db" -o "$TMP/all.csv" 2>/dev/null; ok $? "export (CSV)"
+runs=$(sqlite3 "$db" "SELECT count(*) FROM runs")
+[ "$(($(grep -c '' "$TMP/all.csv") - 1))" -eq "$runs" ]; ok $? "export: one row per run ($runs)"
+want=$(sqlite3 "$db" "SELECT 10 + (SELECT count(DISTINCT key) FROM params) + (SELECT count(DISTINCT name) FROM metrics)")
+got=$(head -1 "$TMP/all.csv" | tr ',' '\n' | grep -c '')
+[ "$got" -eq "$want" ]; ok $? "export: columns = fixed 10 + every param key + every metric ($got, want $want)"
+head -1 "$TMP/all.csv" | tr -d '\r' | tr ',' '\n' | sed -n 1,5p | tr '\n' ' ' | grep -q "^run_id uid sweep variant status "
+ok $? "export: run_id, uid, sweep, variant, status first"
+head -1 "$TMP/all.csv" | tr -d '\r' | tr ',' '\n' | grep -qx "sim.budget"; ok $? "export: a column per param (sim.budget)"
+[ "$(sqlite3 "$db" "SELECT count(*) FROM runs_wide")" -eq "$runs" ] &&
+    [ "$(sqlite3 "$db" "SELECT count(*) FROM pragma_table_info('runs_wide')")" -eq "$want" ]
+ok $? "view runs_wide: same rows and columns"
+n=$("$D2MOE" export --db "$db" --sweep wt --format json 2>/dev/null | jq length 2>/dev/null)
+[ "$n" = 4 ]; ok $? "export --sweep wt --format json: the 4 runs of the spec's own variant ($n)"
+expect 2 "differ in device.flash_bw" "export --sweep of two variants, none the spec's own: exit 2" -- "$D2MOE" export --db "$TMP/m.db" --sweep wt
+
+diag "progress: say what you did"
+tr="$D2_SRCDIR/traces/llama-moe-3.5b.r2.p16.d32.s2.d2t"
+"$D2MOE" simulate --model llama-moe-3.5b --device env1 --trace "$tr" --requests 32 --prompt 16 --gen 32 --db "$TMP/tr.db" 2> "$TMP/tr.err" > /dev/null
+grep -q "has 2 requests; the run's 32 requests reuse them: its routing is repeated 16 times" "$TMP/tr.err"; ok $? "a 2-request trace replayed for 32 requests: a line on stderr"
+[ "$(sqlite3 "$TMP/tr.db" "SELECT value FROM metrics WHERE name = 'trace_repeats'")" = "16.0" ]; ok $? "and trace_repeats = 16 stored"
+"$D2MOE" simulate --model llama-moe-3.5b --device env1 --trace "$tr" --requests 2 --prompt 16 --gen 40 2> "$TMP/tr2.err" > /dev/null
+grep -q "2 of them are shorter (down to 48 positions) than the run's 56" "$TMP/tr2.err"; ok $? "requests shorter than prompt + gen: said too"
+"$D2MOE" simulate --model llama-moe-3.5b --device env1 --trace "$tr" --requests 2 --prompt 16 --gen 32 2> "$TMP/tr3.err" > /dev/null
+[ ! -s "$TMP/tr3.err" ]; ok $? "a trace long enough: nothing said"
+"$D2MOE" sweep "$TMP/t.ini" --db "$TMP/np.db" 2> "$TMP/np.err" > /dev/null
+grep -q "no quantizer error table (quant_errors), so est_ppl is stored empty; 'd2moe reproduce' fills it" "$TMP/np.err"; ok $? "a sweep says why est_ppl is empty and how to fill it"
+
+diag "progress: whole-spec validation"
+sed 's/^sim.policy = .*/sim.policy = d2moe-v1, edgemo/' "$TMP/t.ini" > "$TMP/bad.ini"
+expect 2 "bad.ini:5: sim.policy: \"edgemo\" is not a named system \(did you mean 'edgemoe'\?\)" \
+    "a bad system name in a spec: exit 2 at file:line" -- "$D2MOE" sweep "$TMP/bad.ini" --db "$TMP/bad.db"
+[ ! -e "$TMP/bad.db" ] || [ "$(sqlite3 "$TMP/bad.db" "SELECT count(*) FROM runs")" -eq 0 ]; ok $? "and nothing is stored"
+sed 's/^sim.budget = .*/sim.budget = 600M, 12x/' "$TMP/t.ini" > "$TMP/bad2.ini"
+expect 2 "bad2.ini:6: " "a malformed value in a spec: exit 2 at file:line" -- "$D2MOE" sweep "$TMP/bad2.ini" --db "$TMP/bad.db"
+[ ! -e "$TMP/bad.db" ]; ok $? "and no store is created"
+
+diag "progress: profile search order"
+mkdir -p "$TMP/cwd/experiments/devices" "$TMP/env/devices" "$TMP/opt/devices"
+for d in "$TMP/cwd/experiments" "$TMP/env" "$TMP/opt"; do
+    sed 's/^name = env1$/name = envx/' "$D2_SRCDIR/experiments/devices/env1.ini" > "$d/devices/envx.ini"
+done
+origin() { (cd "$TMP/cwd" && "$@" list devices | awk '$1 == "envx" { print $(NF-1) }'); }
+[ "$(origin env D2MOE_PROFILES="$TMP/env" "$D2MOE" --profiles "$TMP/opt")" = "--profiles" ]; ok $? "--profiles DIR comes first"
+[ "$(origin env D2MOE_PROFILES="$TMP/env" "$D2MOE")" = "\$D2MOE_PROFILES" ]; ok $? "then \$D2MOE_PROFILES"
+[ "$(origin env -u D2MOE_PROFILES "$D2MOE")" = "./experiments" ]; ok $? "then ./experiments"
+(cd "$TMP" && env -u D2MOE_PROFILES "$D2MOE" list devices | grep "^env1 " | grep -Eq "(installed|source tree) \(")
+ok $? "then the installed folder or the source tree"
+(cd "$TMP/cwd" && "$D2MOE" simulate --model llama-moe-3.5b --device envx --requests 1 --prompt 2 --gen 2 > /dev/null); ok $? "a profile of ./experiments is usable by name"
+
+diag "progress: HTML report in a browser"
+"$D2MOE" report --db "$db" --plots "$TMP/plots" -o "$TMP/r.html" > "$TMP/r.out"; ok $? "report"
+nfig=$(grep -o '<figure ' "$TMP/r.html" | grep -c '')
+[ "$nfig" -eq 1 ] && [ "$(grep -c 'http://\|https://' "$TMP/r.html")" -eq "$(grep -c 'xmlns' "$TMP/r.html")" ]
+ok $? "report: 1 figure, no link but SVG namespaces ($nfig figures)"
+grep -q "<dt>variant</dt><dd>base" "$TMP/r.html" && grep -q "xxh128" "$TMP/r.html"; ok $? "report: provenance with variant and input hashes"
+chrome=$(command -v chromium || command -v chromium-browser)
+if [ -z "$chrome" ] || [ "$(id -u)" -ne 0 ]; then
+    skip "chromium not installed (apt-get install chromium) or not root"; skip "chromium"; skip "chromium"
+else
+    flags="--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync"
+    mkdir "$TMP/ud1" "$TMP/ud2"
+    timeout 120 "$chrome" $flags --user-data-dir="$TMP/ud1" --window-size=1200,1400 --screenshot="$TMP/r.png" "file://$TMP/r.html" > /dev/null 2>&1
+    [ -s "$TMP/r.png" ]; ok $? "chromium renders the report to a PNG"
+    # a blank white 1200x1400 page is ~10 KB; a page with a figure and tables is far larger
+    [ "$(wc -c < "$TMP/r.png")" -gt 40000 ]; ok $? "the screenshot is not blank ($(wc -c < "$TMP/r.png") bytes)"
+    timeout 120 "$chrome" $flags --user-data-dir="$TMP/ud2" --dump-dom "file://$TMP/r.html" 2>/dev/null > "$TMP/dom"
+    [ "$(grep -o '<svg role="img" class="fig"' "$TMP/dom" | grep -c '')" -eq "$nfig" ] && grep -q "gnuplot_plot_1" "$TMP/dom"
+    ok $? "the browser's DOM holds every figure as SVG with its plot"
+fi
+done_testing
