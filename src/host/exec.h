@@ -114,9 +114,4 @@ int exec_plan_check(const exec_plan *p, const exec_store *s);
  * (never a hang). */
 int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_result *r);
 
-/* One token's SwiGLU epilogue: h = silu(g) * up over f values, then h
- * quantized into ha for the down projection.  Shared with calibrate, which
- * times exactly this. */
-int exec_swiglu(const float *g, const float *u, int64_t f, float *h, kern_act *ha);
-
 #endif
