@@ -14,6 +14,7 @@
 #include "host/exec.h"
 #include "core/err.h"
 #include "core/clock.h"
+#include "host/opjoin.h"
 #include "quant/swiglu.h"
 
 #include <errno.h>
@@ -834,6 +835,50 @@ static void prefault(const exec_store *s, const exec_plan *p, int64_t budget, co
     free(v);
 }
 
+/* The run's ops as typed records (times from the run's first op): per
+ * phase a zero-length non-expert record at the phase's first op (execute
+ * runs no non-expert work), its loads and its computes.  Into o->ops, and
+ * as CSV into o->timeline (phase by phase, the simulator's layout). */
+static int record_ops(const run *R, int64_t first, const exec_opts *o)
+{
+    const exec_plan *p = R->p;
+    uint32_t L = R->s->layers ? R->s->layers : 1;
+    opjoin_tl *tl = NULL;
+    D2_TRY(opjoin_tl_new(&tl));
+    int rc = D2_OK;
+    size_t i = 0, j = 0;
+    while (rc == D2_OK && (i < p->n_load || j < p->n_comp)) {
+        uint32_t ph = i < p->n_load && (j == p->n_comp || p->load[i].phase <= p->comp[j].phase) ? p->load[i].phase
+                                                                                                 : p->comp[j].phase;
+        int64_t t = INT64_MAX;
+        size_t i1 = i, j1 = j;
+        for (; i1 < p->n_load && p->load[i1].phase == ph; i1++) t = R->ls[i1] < t ? R->ls[i1] : t;
+        for (; j1 < p->n_comp && p->comp[j1].phase == ph; j1++) t = R->cs[j1] < t ? R->cs[j1] : t;
+        opjoin_op ne = {.kind = OPJOIN_NONEXPERT, .step = (int32_t)(ph / L), .layer = (int32_t)(ph % L), .expert = -1,
+                        .start_ns = t - first, .end_ns = t - first};
+        rc = opjoin_tl_add(tl, &ne);
+        for (; rc == D2_OK && i < i1; i++) {
+            const exec_op *x = &p->load[i];
+            opjoin_op op = {OPJOIN_LOAD, (int32_t)(ph / L), (int32_t)x->layer, (int32_t)x->expert, (int32_t)x->level,
+                            (int32_t)x->tokens, R->ls[i] - first, R->le[i] - first};
+            rc = opjoin_tl_add(tl, &op);
+        }
+        for (; rc == D2_OK && j < j1; j++) {
+            const exec_op *x = &p->comp[j];
+            opjoin_op op = {OPJOIN_COMPUTE, (int32_t)(ph / L), (int32_t)x->layer, (int32_t)x->expert, (int32_t)x->level,
+                            (int32_t)x->tokens, R->cs[j] - first, R->ce[j] - first};
+            rc = opjoin_tl_add(tl, &op);
+        }
+    }
+    if (rc == D2_OK && o->timeline && opjoin_tl_write_csv(tl, o->timeline) != D2_OK) {
+        rc = D2_EIO;
+        d2_err_set("execute: cannot write the real timeline");
+    }
+    for (size_t k = 0; rc == D2_OK && o->ops && k < opjoin_tl_size(tl); k++) rc = opjoin_tl_add(o->ops, opjoin_tl_get(tl, k));
+    opjoin_tl_free(tl);
+    return rc;
+}
+
 int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -927,17 +972,8 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
         snprintf(r->io_method, sizeof r->io_method, "%s", s->direct ? "O_DIRECT" : "POSIX_FADV_DONTNEED");
         struct rusage ru;
         if (getrusage(RUSAGE_SELF, &ru) == 0) r->peak_rss_bytes = (int64_t)ru.ru_maxrss * 1024;
-        if (o->timeline) {
-            for (size_t i = 0; i < p->n_load; i++)
-                fprintf(o->timeline, "%lld,%lld,io,%u,%u,%u,%u\n", (long long)(R->ls[i] - first),
-                        (long long)(R->le[i] - first), p->load[i].layer, p->load[i].expert, p->load[i].level,
-                        p->load[i].tokens);
-            for (size_t i = 0; i < p->n_comp; i++)
-                fprintf(o->timeline, "%lld,%lld,compute,%u,%u,%u,%u\n", (long long)(R->cs[i] - first),
-                        (long long)(R->ce[i] - first), p->comp[i].layer, p->comp[i].expert, p->comp[i].level,
-                        p->comp[i].tokens);
-        }
-        if (o->verify) rc = verify(R, r);
+        if (o->timeline || o->ops) rc = record_ops(R, first, o);
+        if (rc == D2_OK && o->verify) rc = verify(R, r);
     }
 out:
     if (R->ub)
