@@ -73,7 +73,8 @@ typedef struct exec_opts {
     int threads;               /* compute threads (tokens split among them), >= 1 */
     uint64_t seed;             /* token activations */
     int verify;                /* keep one token per (phase, expert) to check afterwards */
-    FILE *timeline;            /* NULL, or CSV start_ns,end_ns,queue,layer,expert,level,tokens,
+    FILE *timeline;            /* NULL, or CSV lines start_ns,end_ns,queue,layer,expert,level,tokens
+                                  (no header),
                                   phase by phase as the simulator writes it (opjoin_tl_write_csv;
                                   a zero-length non-expert line opens each phase) */
     int prefault;              /* before timing: touch and free as much memory as the run holds

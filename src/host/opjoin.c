@@ -152,7 +152,6 @@ int opjoin_tl_write_csv(const opjoin_tl *tl, FILE *f)
 {
     opjoin_op *s;
     D2_TRY(sorted_copy(tl, cmp_phase, &s));
-    fprintf(f, "start_ns,end_ns,queue,layer,expert,level,tokens\n");
     for (size_t i = 0; i < tl->n; i++)
         fprintf(f, "%lld,%lld,%s,%d,%d,%d,%d\n", (long long)s[i].start_ns, (long long)s[i].end_ns,
                 s[i].kind == OPJOIN_LOAD ? "io" : "compute", (int)s[i].layer, (int)s[i].expert, (int)s[i].level,

@@ -43,8 +43,9 @@ const opjoin_op *opjoin_tl_get(const opjoin_tl *tl, size_t i);
  * when such a line's layer is not above the previous one's.  Expert lines
  * belong to the latest step.  `name` is used in errors (name:line). */
 int opjoin_tl_read_csv(FILE *f, const char *name, opjoin_tl *tl);
-/* Write the same CSV: per step and layer, the non-expert line, then its
- * loads, then its computes (each group by start time). */
+/* Write the same CSV lines (the header line is the caller's): per step and
+ * layer, the non-expert line, then its loads, then its computes (each group
+ * by start time). */
 int opjoin_tl_write_csv(const opjoin_tl *tl, FILE *f);
 
 /* One term of the comparison, in ns summed over the ops it covers. */
