@@ -13,7 +13,7 @@ expect 2 "not a d2moe command" "unknown command: exit 2, one line" -- "$D2MOE" f
 expect 2 "unknown option '--frob'" "unknown global option: exit 2, one line" -- "$D2MOE" --frob
 expect 2 "unknown option .*--colour" "unknown command option: exit 2, one line" -- "$D2MOE" list --colour models
 expect 2 "expected one of" "list without argument: exit 2" -- "$D2MOE" list
-expect 2 "expected models or devices" "list of something else: exit 2" -- "$D2MOE" list planets
+expect 2 "expected models, devices or readings" "list of something else: exit 2" -- "$D2MOE" list planets
 expect 2 "no command given" "no command: exit 2, one line" -- "$D2MOE"
 "$D2MOE" list models > "$TMP/models" 2>&1; ok $? "list models"
 for m in llama-moe-3.5b mixtral-8x7b llama2-13b qwen1.5-moe-a2.7b olmoe-1b-7b qwen3-30b-a3b deepseek-v2-lite switch-base-128; do

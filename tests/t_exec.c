@@ -8,6 +8,7 @@
 #include "host/exec.h"
 #include "host/opjoin.h"
 #include "host/execplan.h"
+#include "sim/sim.h"
 #include "quant/mwq.h"
 #include "tap.h"
 
@@ -205,39 +206,39 @@ int main(void)
     ok(rc == D2_EFORMAT, "more levels than stored refused");
     exec_store_close(&s);
 
-    /* the simulator's timeline -> plan */
-    const char *csv = "start_ns,end_ns,queue,layer,expert,level,tokens\n"
-                      "0,10,compute,0,-1,0,4\n"
-                      "10,20,io,0,1,1,3\n"
-                      "20,30,io,0,1,2,1\n"
-                      "20,25,compute,0,1,1,3\n"
-                      "30,35,compute,0,1,2,1\n"
-                      "35,40,compute,1,-1,0,4\n"
-                      "40,50,io,1,0,1,2\n"
-                      "50,60,compute,1,0,1,2\n";
-    FILE *f = fmemopen((void *)csv, strlen(csv), "r");
+    /* the simulator's typed operations -> plan (by hand: two layer steps;
+     * expert 1 at levels 1 (3 tokens, 2 of them final) and 2 (1 token)) */
+    const sim_op ops[] = {
+        {.kind = SIM_OP_NONEXPERT, .step = 0, .layer = 0, .expert = -1, .tokens = 4, .start = 0, .end = 10},
+        {.kind = SIM_OP_LOAD, .step = 0, .layer = 0, .expert = 1, .level = 1, .tokens = 3, .start = 10, .end = 20},
+        {.kind = SIM_OP_LOAD, .step = 0, .layer = 0, .expert = 1, .level = 2, .tokens = 1, .start = 20, .end = 30},
+        {.kind = SIM_OP_COMPUTE, .step = 0, .layer = 0, .expert = 1, .level = 1, .tokens = 3, .final = 2, .start = 20, .end = 25},
+        {.kind = SIM_OP_COMPUTE, .step = 0, .layer = 0, .expert = 1, .level = 2, .tokens = 1, .final = 1, .start = 30, .end = 35},
+        {.kind = SIM_OP_NONEXPERT, .step = 1, .layer = 1, .expert = -1, .tokens = 4, .start = 35, .end = 40},
+        {.kind = SIM_OP_LOAD, .step = 1, .layer = 1, .expert = 0, .level = 1, .tokens = 2, .start = 40, .end = 50},
+        {.kind = SIM_OP_COMPUTE, .step = 1, .layer = 1, .expert = 0, .level = 1, .tokens = 2, .final = 2, .start = 50, .end = 60},
+    };
+    execplan_builder xb;
+    sim_observer obs;
     exec_plan tp;
-    rc = execplan_from_timeline(f, 0, &tp);
-    fclose(f);
-    ok(rc == D2_OK, "timeline parsed: %s", rc ? d2_err_msg() : "ok");
+    execplan_builder_init(&xb, 0, &obs);
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) obs.op(obs.user, &ops[i]);
+    rc = execplan_builder_finish(&xb, &tp);
+    ok(rc == D2_OK, "plan built from typed operations: %s", rc ? d2_err_msg() : "ok");
     if (rc == D2_OK) {
         is_int(tp.n_load, 3, "3 loads");
-        is_int(tp.n_comp, 3, "3 expert computes (non-expert lines open phases)");
+        is_int(tp.n_comp, 3, "3 expert computes (non-expert work opens layer steps)");
         ok(tp.load[2].phase == 1 && tp.comp[2].phase == 1, "second layer step is phase 1");
         ok(tp.comp[0].final == 2 && tp.comp[1].final == 1 && tp.comp[2].final == 2,
-           "final tokens: 3-1 = 2 end at level 1, 1 at level 2");
+           "final tokens as the simulator counted them");
         execplan_free(&tp);
     }
-    const char *pre = "0,10,compute,0,-1,0,4\n10,20,io,1,3,1,0\n";
-    f = fmemopen((void *)pre, strlen(pre), "r");
-    rc = execplan_from_timeline(f, 0, &tp);
-    fclose(f);
+    const sim_op pre = {.kind = SIM_OP_LOAD, .step = 0, .layer = 1, .expert = 3, .level = 1, .preload = 1, .start = 10, .end = 20};
+    execplan_builder_init(&xb, 0, &obs);
+    obs.op(obs.user, &ops[0]);
+    obs.op(obs.user, &pre);
+    rc = execplan_builder_finish(&xb, &tp);
     ok(rc == D2_EINVAL && strstr(d2_err_msg(), "preload"), "preloads refused: %s", d2_err_msg());
-    const char *junk = "0,10,compute\n";
-    f = fmemopen((void *)junk, strlen(junk), "r");
-    rc = execplan_from_timeline(f, 0, &tp);
-    fclose(f);
-    ok(rc == D2_EFORMAT && strstr(d2_err_msg(), ":1:"), "malformed line named: %s", d2_err_msg());
 
     unlink(path);
     rmdir(dir);

@@ -79,7 +79,7 @@ static int time_job(const char *mname, const char *dname, const char *policy, co
     snprintf(s4, sizeof s4, "sim.policy=%s", policy);
     snprintf(s5, sizeof s5, "%s", extra ? extra : "sim.budget=1600M");
     const char *sets[] = {s1, s2, s3, s4, s5};
-    sim_job job = {mname, dname, trace, sets, 5, 1, NULL};
+    sim_job job = {.model = mname, .device = dname, .trace = trace, .sets = sets, .nsets = 5, .seed = 1};
     *best = 1e30;
     for (int i = 0; i < reps; i++) {
         sim_result *r;
@@ -151,7 +151,7 @@ int bench_sim(int argc, char **argv)
             double dt = now_s() - t0;
             if (dt < gen_best) gen_best = dt;
         }
-        sim_input in = {&m, &d, &p, route_replay, &rp, 0, NULL};
+        sim_input in = {&m, &d, &p, route_replay, &rp, 0};
         for (int i = 0; i < reps && !rc; i++) {
             double t0 = now_s();
             if ((rc = sim_run(&in, &r))) break;
@@ -179,7 +179,7 @@ int bench_sim(int argc, char **argv)
     param_defaults(&sim_param_table, &p);
     for (int L = 8; L <= 64; L *= 2) {
         m.layers = L;
-        sim_input in = {&m, &d, &p, route_hash, &m, 0, NULL};
+        sim_input in = {&m, &d, &p, route_hash, &m, 0};
         double best = 1e30;
         for (int i = 0; i < (reps > 3 ? 3 : reps); i++) {
             double t0 = now_s();

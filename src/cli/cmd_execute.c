@@ -32,12 +32,10 @@
 #include <unistd.h>
 
 
-static char g_tl[4096];   /* the simulator's timeline while it exists */
 static char g_gen[4200];  /* the model file's temporary name while it is generated */
 
 static void on_signal(int sig)
 {
-    if (g_tl[0]) unlink(g_tl);
     if (g_gen[0]) unlink(g_gen);
     signal(sig, SIG_DFL);
     raise(sig);
@@ -106,33 +104,6 @@ typedef struct eff {
     int64_t budget, group, lat, io_over;
     char plan[64], mem[64];
 } eff;
-
-static int collect(const char *key, const char *value, const char *units, void *u)
-{
-    (void)units;
-    eff *e = u;
-    if (!strncmp(key, "model.", 6)) return param_set(&model_params, &e->m, key + 6, value, "sim", NULL);
-    if (!strcmp(key, "system.format")) e->nested = !strcmp(value, "nested");
-    else if (!strcmp(key, "system.prefetch")) e->prefetch = !strcmp(value, "true");
-    else if (!strcmp(key, "system.plan")) snprintf(e->plan, sizeof e->plan, "%s", value);
-    else if (!strcmp(key, "system.mem")) snprintf(e->mem, sizeof e->mem, "%s", value);
-    else if (!strcmp(key, "sim.budget")) e->budget = strtoll(value, NULL, 10);
-    else if (!strcmp(key, "sim.group")) e->group = strtoll(value, NULL, 10);
-    else if (!strcmp(key, "device.flash_lat_ns")) e->lat = strtoll(value, NULL, 10);
-    else if (!strcmp(key, "device.io_overhead_ns")) e->io_over = strtoll(value, NULL, 10);
-    else if (!strcmp(key, "system.bits")) {
-        e->levels = 0;
-        for (const char *p = value; *p && e->levels < 8;) {
-            char *end;
-            long b = strtol(p, &end, 10);
-            if (end == p) break;
-            e->bits[e->levels++] = (int)b;
-            p = end;
-            while (*p && (*p < '0' || *p > '9')) p++;
-        }
-    }
-    return D2_OK;
-}
 
 typedef struct kv { const char *k; double v; const char *u; } kv;
 
@@ -487,7 +458,7 @@ static int run(int argc, char **argv)
     static char adjust[128];
     static simopts so;
     simopts_init(&so);
-    sim_job job = {NULL, NULL, NULL, NULL, 0, 1, NULL};
+    sim_job job = {.seed = 1};
     const char *dbpath = NULL, *mwq = NULL, *mwqdir = ".", *user_tl = NULL, *real_tl = NULL;
     int threads = 1, verify = 1, quick = 0, repeat = 3, max_retries = 3, c;
     const char *probe_tol_arg = NULL, *calib_tol_arg = NULL;
@@ -498,7 +469,7 @@ static int run(int argc, char **argv)
     const char *recal = NULL;
     const char *spec = NULL, *pass[32];
     int npass = 0;
-    while ((c = getopt_long(argc, argv, "hm:d:p:b:r:P:g:t:S:s:D:T:R:w:W:j:V", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hm:d:p:b:r:P:g:t:S:s:E:D:T:R:w:W:j:V", opts, NULL)) != -1) {
         if (npass > (int)(sizeof pass / sizeof pass[0]) - 2) return cli_usage_error("execute", "too many options");
         int t = simopts_take(&so, c, optarg, "execute");
         if (t == 1) continue;
@@ -570,6 +541,7 @@ static int run(int argc, char **argv)
     }
     if (simopts_finish(&so, "execute")) return 2;
     job.seed = so.seed;
+    job.readings = so.readings;
     if (optind < argc) return cli_usage_error("execute", "unexpected argument '%s'", argv[optind]);
     if (spec) {
         if (!dbpath) return cli_usage_error("execute", "--spec needs --db");
@@ -600,53 +572,51 @@ static int run(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
 
-    /* 1. a first simulation: the effective configuration */
-    sim_result *r = NULL;
-    int rc = sim_job_run(&job, &r);
-    if (rc) return cli_fail(rc);
+    /* 1. the effective configuration, without running anything */
     eff e;
     memset(&e, 0, sizeof e);
-    param_defaults(&model_params, &e.m);
-    rc = sim_result_foreach_param(r, collect, &e);
-    sim_result_free(r);
-    r = NULL;
+    device dvc;
+    sim_params sp;
+    sim_system sys;
+    int rc = sim_job_resolve(&job, &e.m, &dvc, &sp, &sys);
     if (rc) return cli_fail(rc);
+    e.nested = sys.nested;
+    e.levels = sys.levels;
+    for (int k = 0; k < sys.levels && k < 8; k++) e.bits[k] = sys.bits[k];
+    snprintf(e.plan, sizeof e.plan, "%s", sys.plan);
+    snprintf(e.mem, sizeof e.mem, "%s", sys.mem);
+    e.budget = sp.budget;
+    e.group = sp.group;
+    e.lat = dvc.flash_lat_ns;
+    e.io_over = dvc.io_overhead_ns;
     if (!e.nested || e.levels < 1) return cli_usage_error("execute", "the system stores separate copies per bit-width; execute runs nested (MWQ) systems only");
-    if (e.prefetch) return cli_usage_error("execute", "the system preloads experts; execute runs on-demand plans only");
-    if (!strcmp(e.mem, "hold")) return cli_usage_error("execute", "a hold-in-memory system has no expert I/O to execute");
+    if (sys.preloads) return cli_usage_error("execute", "the system preloads experts (sim.prefetch = %s); execute runs on-demand plans only", sys.prefetch);
+    if (sys.hold) return cli_usage_error("execute", "a hold-in-memory system has no expert I/O to execute");
     for (int k = 1; k < e.levels; k++)
         if (e.bits[k] != e.bits[0] + k) return cli_usage_error("execute", "system bits are not nested levels b1, b1+1, ...");
-    const plan_type *pt = plan_find(e.plan);
-    if (!pt) { d2_err_set("execute: unknown planner %s", e.plan); return cli_fail(D2_EINVAL); }
 
-    /* 2. the real simulation, a load being three reads, with its timeline */
+    /* 2. the simulation, a load being three reads; its plan handed over as
+     * typed operations (and written as a timeline when asked) */
     snprintf(adjust, sizeof adjust, "device.io_overhead_ns=%lld", (long long)(e.io_over + 2 * e.lat));
     so.sets[so.nsets++] = adjust; /* room reserved in simopts.sets */
     job.nsets = so.nsets;
-    if (user_tl) job.timeline = user_tl;
-    else {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(g_tl, sizeof g_tl, "%s/d2moe-exec-tl.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        int fd = mkstemp(g_tl);
-        if (fd < 0) { g_tl[0] = 0; d2_err_set("execute: cannot create a temporary file: %s", strerror(errno)); return cli_fail(D2_EIO); }
-        close(fd);
-        job.timeline = g_tl;
-    }
+    job.timeline = user_tl;
+    execplan_builder pb;
+    sim_observer pobs;
+    execplan_builder_init(&pb, sys.serial, &pobs);
+    job.obs = &pobs;
+    sim_result *r = NULL;
     rc = sim_job_run(&job, &r);
-    FILE *tl = rc ? NULL : fopen(job.timeline, "r");
-    if (g_tl[0]) { unlink(g_tl); g_tl[0] = 0; } /* open: still readable */
-    if (rc) return cli_fail(rc);
-    if (!tl) { sim_result_free(r); d2_err_set("%s: %s", job.timeline, strerror(errno)); return cli_fail(D2_EIO); }
+    exec_plan plan;
+    int prc = execplan_builder_finish(&pb, &plan);
+    if (rc) { if (!prc) execplan_free(&plan); return cli_fail(rc); }
+    if (prc) { sim_result_free(r); return cli_fail(prc); }
     if (strcmp(sim_result_status(r), "ok")) {
-        fclose(tl);
+        execplan_free(&plan);
         d2_err_set("execute: the simulator says this configuration does not fit: %s", sim_result_reason(r));
         sim_result_free(r);
         return cli_fail(D2_ERANGE);
     }
-    exec_plan plan;
-    rc = execplan_from_timeline(tl, pt->serial, &plan);
-    fclose(tl);
-    if (rc) { sim_result_free(r); return cli_fail(rc); }
 
     /* 3. the model file */
     char path[4096];

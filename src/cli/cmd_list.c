@@ -1,6 +1,7 @@
 /* cmd_list.c - `d2moe list models|devices`: the profiles in experiments/,
  * one line each with their headline sizes. */
 #include "cli/cli.h"
+#include "sim/readings.h"
 #include "core/device.h"
 #include "core/err.h"
 #include "core/model.h"
@@ -10,7 +11,7 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: d2moe list models|devices\n\n"
+    fprintf(out, "usage: d2moe list models|devices|readings\n\n"
                  "List the model or device profiles (experiments/models, experiments/devices)\n"
                  "with their headline sizes.  Sizes: MB = 10^6 bytes, B = 10^9 params.\n");
 }
@@ -38,6 +39,24 @@ static int list_models(void)
     }
     param_names_free(names, n);
     return status;
+}
+
+/* reading sets (experiments/readings): name and their settings */
+static int list_readings(void)
+{
+    char **names;
+    size_t n;
+    int rc = readings_list(&names, &n);
+    if (rc) return cli_fail(rc);
+    for (size_t i = 0; i < n; i++) {
+        readings r;
+        char txt[2048];
+        if ((rc = readings_load(&r, names[i]))) { param_names_free(names, n); return cli_fail(rc); }
+        readings_text(&r, txt, sizeof txt);
+        printf("%-16s %s\n", r.name, txt);
+    }
+    param_names_free(names, n);
+    return 0;
 }
 
 static int list_devices(void)
@@ -68,11 +87,12 @@ static int run(int argc, char **argv)
         if (c == 'h') { usage(stdout); return 0; }
         return cli_bad_option("list", argc, argv);
     }
-    if (argc - optind != 1) return cli_usage_error("list", "expected one of: models, devices");
+    if (argc - optind != 1) return cli_usage_error("list", "expected one of: models, devices, readings");
     const char *what = argv[optind];
     if (!strcmp(what, "models")) return list_models();
     if (!strcmp(what, "devices")) return list_devices();
-    return cli_usage_error("list", "'%s': expected models or devices", what);
+    if (!strcmp(what, "readings")) return list_readings();
+    return cli_usage_error("list", "'%s': expected models, devices or readings", what);
 }
 
 const cli_cmd cli_cmd_list = {"list", "list model or device profiles", run};

@@ -12,6 +12,7 @@
 #include "results/report.h"
 #include "results/runner.h"
 #include "results/sweep.h"
+#include "sim/readings.h"
 #include "sim/sim.h"
 
 #include <errno.h>
@@ -23,16 +24,22 @@
 #include <unistd.h>
 
 
+/* the reading of the figures: the project's best-justified model of the
+ * paper's testbed (docs/reproduction.md) */
+#define REPRODUCE_READINGS "paper-testbed"
+
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: d2moe reproduce [--quick] [--db FILE] [--out DIR] [-j N] [--set key=value]...\n\n"
+            "usage: d2moe reproduce [--quick] [--readings NAME] [--db FILE] [--out DIR] [-j N] [--set key=value]...\n\n"
             "Regenerate every experiment of the paper reproduction (and the studies beyond\n"
             "it) listed in experiments/reproduce.ini: the MWQ error table used by the\n"
             "accuracy estimate, the sweeps, Fig. 9's timelines, the figures (DIR, default\n"
             "plots/, PNG + SVG) and a summary of the headline numbers.  Results go to FILE\n"
             "(default results/d2moe.db); a rerun skips what is already stored for this code\n"
-            "version.  --quick runs each sweep's [quick] grid for a first look.  --set\n"
+            "version.  --quick runs each sweep's [quick] grid for a first look.\n"
+            "--readings NAME (default " REPRODUCE_READINGS ") is the reading set every run uses\n"
+            "(experiments/readings; docs/reproduction.md compares them).  --set\n"
             "fixes a key for every sweep (e.g. --set device.flash_bw=7G).\n");
 }
 
@@ -91,7 +98,7 @@ static double now_s(void)
 
 /* Fig. 9: the same run under each strategy of [fig9], written as
  * timelines <dir>/<strategy>.csv; plots/fig9.gp draws the first layer step. */
-static int fig9(const plan *p, const char *dir)
+static int fig9(const plan *p, const char *dir, const char *rdname)
 {
     if (!p->model[0] || !p->device[0] || p->nstrat == 0)
         D2_ERROR(D2_EFORMAT, "experiments/reproduce.ini: [fig9] needs model, device and at least one strategy");
@@ -105,7 +112,8 @@ static int fig9(const plan *p, const char *dir)
         D2_TRY(split_sets(common, sets, &n, 64));
         D2_TRY(split_sets(own, sets, &n, 64));
         snprintf(path, sizeof path, "%s/%s.csv", dir, p->name[i]);
-        sim_job j = {p->model, p->device, NULL, sets, n, 1, path};
+        sim_job j = {.model = p->model, .device = p->device, .sets = sets, .nsets = n, .seed = 1, .timeline = path,
+                     .readings = rdname};
         sim_result *r;
         D2_TRY(sim_job_run(&j, &r));
         sim_result_free(r);
@@ -118,9 +126,12 @@ static int run(int argc, char **argv)
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'}, {"quick", no_argument, NULL, 'q'},
         {"db", required_argument, NULL, 'd'}, {"out", required_argument, NULL, 'o'},
-        {"jobs", required_argument, NULL, 'j'}, {"set", required_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
-    const char *sets[64];
+        {"jobs", required_argument, NULL, 'j'}, {"set", required_argument, NULL, 'S'},
+        {"readings", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0}};
+    const char *sets[65];
     size_t nsets = 0;
+    const char *rdname = REPRODUCE_READINGS;
+    char rdset[PARAM_STR_MAX + 16];
     const char *dbp = "results/d2moe.db", *outdir = "plots";
     int quick = 0, c;
     long jobs = sysconf(_SC_NPROCESSORS_ONLN);
@@ -135,6 +146,7 @@ static int run(int argc, char **argv)
             break;
         case 'd': dbp = optarg; break;
         case 'o': outdir = optarg; break;
+        case 'R': rdname = optarg; break;
         case 'j': {
             char *end;
             jobs = strtol(optarg, &end, 10);
@@ -145,6 +157,13 @@ static int run(int argc, char **argv)
         }
     }
     if (optind != argc) return cli_usage_error("reproduce", "unexpected argument '%s'", argv[optind]);
+    {   /* every sweep and Fig. 9 under one reading (checked before anything runs) */
+        readings rd;
+        int rrc = readings_load(&rd, rdname);
+        if (rrc) return cli_fail(rrc);
+        snprintf(rdset, sizeof rdset, "readings=%s", rdname);
+        sets[nsets++] = rdset;
+    }
     double t0 = now_s();
     char path[4200], resdir[4200];
     const char *slash = strrchr(dbp, '/');
@@ -160,7 +179,8 @@ static int run(int argc, char **argv)
     int rc = inifile_parse(path, plan_entry, &p, NULL);
     if (rc) return cli_fail(rc);
 
-    printf("== d2moe reproduce%s: results in %s, figures in %s, %ld workers ==\n", quick ? " --quick" : "", dbp, outdir, jobs);
+    printf("== d2moe reproduce%s: reading %s, results in %s, figures in %s, %ld workers ==\n", quick ? " --quick" : "", rdname,
+           dbp, outdir, jobs);
     printf("-- step 1: MWQ per-level error table (for the accuracy estimate)\n");
     fflush(stdout);
     if ((rc = cli_reproduce_quantize(dbp, resdir, quick)) != 0) return rc;
@@ -198,7 +218,7 @@ static int run(int argc, char **argv)
 
     printf("-- step 3: Fig. 9 timelines\n");
     snprintf(path, sizeof path, "%s/fig9", resdir);
-    if ((rc = fig9(&p, path))) return cli_fail(rc);
+    if ((rc = fig9(&p, path, rdname))) return cli_fail(rc);
 
     printf("-- step 4: figures\n");
     fflush(stdout);

@@ -25,14 +25,16 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: d2moe simulate --model M --device D [--policy P] [--budget SIZE]\n"
             "                      [--requests R] [--prompt N] [--gen N] [--trace FILE]\n"
-            "                      [--seed S] [--set table.key=value]... [--db FILE]\n"
-            "                      [--json] [--timeline FILE] [--list]\n\n"
+            "                      [--seed S] [--readings NAME] [--set table.key=value]...\n"
+            "                      [--db FILE] [--json] [--timeline FILE] [--list]\n\n"
             "Simulate serving R requests (synchronous batch: prefill N tokens, then\n"
             "generate N) with a named system on a device profile.  Without --trace the\n"
             "routing comes from the trace generator preset for the model.  --policy,\n"
             "--budget, --requests, --prompt and --gen are short for --set sim.KEY=...;\n"
             "--set also takes model.KEY and device.KEY.  --list prints the named systems\n"
-            "and the policies they combine.  Out of memory is a result (status oom, exit\n"
+            "and the policies they combine.  --readings names the reading set applied to\n"
+            "every system (experiments/readings/NAME.ini; default datasheet, none = the\n"
+            "profiles as they are).  Out of memory is a result (status oom, exit\n"
             "0); bad arguments exit 2.  See docs/simulator.md.\n\n"
             "sim keys:\n");
     param_print_help(&sim_param_table, out);
@@ -109,10 +111,10 @@ static int run(int argc, char **argv)
         {"timeline", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
     static simopts so;
     simopts_init(&so);
-    sim_job job = {NULL, NULL, NULL, NULL, 0, 1, NULL};
+    sim_job job = {.seed = 1};
     const char *dbpath = NULL;
     int json = 0, c;
-    while ((c = getopt_long(argc, argv, "hLm:d:p:b:r:P:g:t:S:s:D:jT:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hLm:d:p:b:r:P:g:t:S:s:E:D:jT:", opts, NULL)) != -1) {
         int t = simopts_take(&so, c, optarg, "simulate");
         if (t == 1) continue;
         if (t) return t;
@@ -130,6 +132,7 @@ static int run(int argc, char **argv)
     }
     if (simopts_finish(&so, "simulate")) return 2;
     job.seed = so.seed;
+    job.readings = so.readings;
     if (optind < argc) return cli_usage_error("simulate", "unexpected argument '%s'", argv[optind]);
     if (!job.model) return cli_usage_error("simulate", "--model is required");
     if (!job.device) return cli_usage_error("simulate", "--device is required");

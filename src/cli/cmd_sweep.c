@@ -2,6 +2,7 @@
  * experiment grid into a results store, resumably (see src/results/sweep.h). */
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/param.h"
 #include "results/accuracy.h"
 #include "results/runner.h"
 #include "results/sweep.h"
@@ -15,7 +16,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: d2moe sweep SPEC.ini [--db FILE] [-j N] [--shard I/N] [--timelines DIR] [--curve CSV] [--quick] [--set key=value]... [--quiet]\n\n"
+            "usage: d2moe sweep SPEC.ini [--db FILE] [-j N] [--shard I/N] [--timelines DIR] [--curve CSV] [--quick] [--readings NAME] [--set key=value]... [--quiet]\n\n"
             "Expand the [sweep] spec into a grid of simulator runs and run them on N worker\n"
             "processes into the results store (default results/d2moe.db).  Resumable: a job\n"
             "already stored for this code version is skipped, so an interrupted sweep is\n"
@@ -26,9 +27,11 @@ static void usage(FILE *out)
             "quant_errors table; NaN when the table is empty).  --quick uses the spec's\n"
             "[quick] section (smaller value lists) for a first look.  --set key=value\n"
             "fixes one axis to one value (or adds it) for every job, e.g. --set\n"
-            "device.flash_bw=7G to change one assumption and rerun.\n\n"
+            "device.flash_bw=7G to change one assumption and rerun.  --readings NAME\n"
+            "(= --set readings=NAME) applies a reading set to every job; a spec may also\n"
+            "sweep `readings = datasheet, paper-testbed` like any axis.\n\n"
             "Spec keys: name, kind (simulate), description, zip = a b | c d, and axes:\n"
-            "model, device, trace, seed, or any table.key (model.*, device.*, sim.*).\n"
+            "model, device, trace, seed, readings, or any table.key (model.*, device.*, sim.*).\n"
             "Values: comma lists; ranges lo..hi:step or lo..hi*factor.\n");
 }
 
@@ -39,8 +42,9 @@ static int run(int argc, char **argv)
         {"jobs", required_argument, NULL, 'j'}, {"shard", required_argument, NULL, 's'},
         {"timelines", required_argument, NULL, 't'}, {"curve", required_argument, NULL, 'c'},
         {"quiet", no_argument, NULL, 'q'},    {"quick", no_argument, NULL, 'Q'},
-        {"set", required_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
+        {"set", required_argument, NULL, 'S'}, {"readings", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0}};
     const char *sets[64];
+    char rdset[PARAM_STR_MAX + 16];
     size_t nsets = 0;
     const char *dbp = "results/d2moe.db", *tl = NULL, *curve = NULL;
     int jobs = 1, si = 0, sn = 1, quiet = 0, quick = 0, c;
@@ -68,6 +72,12 @@ static int run(int argc, char **argv)
         case 'S':
             if (nsets == 64) return cli_usage_error("sweep", "too many --set options (64 at most)");
             sets[nsets++] = optarg;
+            break;
+        case 'R':
+            if (nsets == 64) return cli_usage_error("sweep", "too many --set options (64 at most)");
+            if ((size_t)snprintf(rdset, sizeof rdset, "readings=%s", optarg) >= sizeof rdset)
+                return cli_usage_error("sweep", "--readings %s: name too long", optarg);
+            sets[nsets++] = rdset;
             break;
         default: return cli_bad_option("sweep", argc, argv);
         }

@@ -25,6 +25,9 @@ int simopts_take(simopts *o, int c, const char *arg, const char *cmd)
         if (o->ngiven == SIMOPTS_MAX_SETS) return cli_usage_error(cmd, "too many --set options (%d at most)", SIMOPTS_MAX_SETS);
         o->given[o->ngiven++] = arg;
         return 1;
+    case 'E':
+        o->readings = arg;
+        return 1;
     case 'S': {
         char *end;
         errno = 0;

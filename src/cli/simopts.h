@@ -18,14 +18,15 @@ typedef struct simopts {
     const char *sets[SIMOPTS_MAX_SETS + 8]; /* shortcuts then --set; room for a caller's extras */
     size_t nsets;
     uint64_t seed;
+    const char *readings; /* --readings NAME (NULL: the default reading) */
 } simopts;
 
-/* The getopt_long rows of the shared options (values 'p','b','r','P','g','s','S'). */
+/* The getopt_long rows of the shared options (values 'p','b','r','P','g','s','S','E'). */
 #define SIMOPTS_LONG                                                                    \
     {"policy", required_argument, NULL, 'p'}, {"budget", required_argument, NULL, 'b'}, \
     {"requests", required_argument, NULL, 'r'}, {"prompt", required_argument, NULL, 'P'}, \
     {"gen", required_argument, NULL, 'g'}, {"set", required_argument, NULL, 's'},       \
-    {"seed", required_argument, NULL, 'S'}
+    {"seed", required_argument, NULL, 'S'}, {"readings", required_argument, NULL, 'E'}
 
 void simopts_init(simopts *o);
 /* Handle option c with its argument.  Returns 1 when c is a shared option it

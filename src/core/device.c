@@ -20,7 +20,15 @@ static const param_def defs[] = {
     {"io_interference", PARAM_DOUBLE, F(io_interference), "0", 0, 100, "", "expert compute runs at 1/(1 + x) of its rate while a load is in flight (d2moe calibrate measures it; 0 = independent)"},
     {"unified", PARAM_BOOL, F(unified), "false", 0, 1, "", "accelerator shares host DRAM (no link copy)"},
     {"host_mem_bytes", PARAM_INT, F(host_mem_bytes), NULL, 1, 1e15, "bytes", "host DRAM"},
-    {"page_cache_bytes", PARAM_INT, F(page_cache_bytes), "0", 0, 1e15, "bytes", "host DRAM that caches expert files; 0 = every load reads flash"},
+    {"page_cache_bytes", PARAM_INT, F(page_cache_bytes), "0", 0, 1e15, "bytes", "host DRAM that caches expert files; 0 = every load reads flash (unless page_cache_auto)"},
+    {"page_cache_auto", PARAM_BOOL, F(page_cache_auto), "false", 0, 1, "", "derive the page cache from host RAM: host_mem_bytes - host_os_bytes - host_process_bytes - host_pinned_bytes (- accelerator use when unified)"},
+    {"page_cache_policy", PARAM_STRING, F(page_cache_policy), "two-list", 0, 0, "", "page cache replacement: two-list (Linux active/inactive lists with refault detection) or lru"},
+    {"host_os_bytes", PARAM_INT, F(host_os_bytes), "2Gi", 0, 1e15, "bytes", "host DRAM the OS and other programs take (page_cache_auto)"},
+    {"host_process_bytes", PARAM_INT, F(host_process_bytes), "3Gi", 0, 1e15, "bytes", "host DRAM the serving process's runtime takes (page_cache_auto)"},
+    {"host_pinned_bytes", PARAM_INT, F(host_pinned_bytes), "256Mi", 0, 1e15, "bytes", "pinned staging buffers for expert loads (page_cache_auto)"},
+    {"host_copy_bw", PARAM_DOUBLE, F(host_copy_bw), "10G", 1e6, 1e13, "bytes/s", "CPU memcpy rate of a buffered read: page cache -> user buffer"},
+    {"buffered_io", PARAM_BOOL, F(buffered_io), "false", 0, 1, "", "loads are buffered read()s: each, hit or miss, pays a host copy at host_copy_bw (a page-cache hit always does)"},
+    {"io_chunk_bytes", PARAM_INT, F(io_chunk_bytes), "0", 0, 1e15, "bytes", "pipeline a load in chunks of this size across flash, host copy and link (0 = stages one after another)"},
     {"flash_bw", PARAM_DOUBLE, F(flash_bw), NULL, 1e5, 1e12, "bytes/s", "flash sequential read bandwidth"},
     {"flash_lat_ns", PARAM_INT, F(flash_lat_ns), NULL, 0, 1e10, "ns", "latency of one flash read request"},
     {"flash_qd", PARAM_INT, F(flash_qd), "1", 1, 1024, "", "flash reads served in parallel"},
@@ -41,6 +49,8 @@ int device_check(const device *d, const char *where)
         D2_ERROR(D2_ERANGE, "%s: page_cache_bytes: larger than host_mem_bytes", where);
     if (d->unified && d->mem_bytes > d->host_mem_bytes)
         D2_ERROR(D2_ERANGE, "%s: mem_bytes: a unified device cannot have more than host_mem_bytes", where);
+    if (strcmp(d->page_cache_policy, "two-list") && strcmp(d->page_cache_policy, "lru"))
+        D2_ERROR(D2_ERANGE, "%s: page_cache_policy: \"%s\" is not two-list or lru", where, d->page_cache_policy);
     if (strcmp(d->kind, "datasheet") && strcmp(d->kind, "calibrated") && strcmp(d->kind, "measured"))
         D2_ERROR(D2_ERANGE, "%s: kind: \"%s\" is not datasheet, calibrated or measured", where, d->kind);
     return D2_OK;
@@ -52,4 +62,12 @@ int device_load(device *d, const char *name_or_path)
     D2_TRY(param_profile_path("device", name_or_path, path, sizeof path));
     D2_TRY(param_load_ini(&device_params, d, path));
     return device_check(d, path);
+}
+
+int64_t device_page_cache_bytes(const device *d, int64_t accel_bytes)
+{
+    if (!d->page_cache_auto) return d->page_cache_bytes;
+    int64_t c = d->host_mem_bytes - d->host_os_bytes - d->host_process_bytes - d->host_pinned_bytes;
+    if (d->unified) c -= accel_bytes;
+    return c > 0 ? c : 0;
 }

@@ -27,6 +27,15 @@ typedef struct device {
     /* host */
     int64_t host_mem_bytes;     /* host DRAM, bytes */
     int64_t page_cache_bytes;   /* host DRAM available to cache expert files, bytes (0 = none) */
+    int page_cache_auto;        /* derive the page cache from host RAM (device_page_cache_bytes) */
+    char page_cache_policy[PARAM_STR_MAX]; /* "two-list" (Linux active/inactive) or "lru" */
+    int64_t host_os_bytes;      /* host DRAM the OS and other programs take, bytes */
+    int64_t host_process_bytes; /* host DRAM the serving process itself takes (runtime), bytes */
+    int64_t host_pinned_bytes;  /* pinned staging buffers for expert loads, bytes */
+    double host_copy_bw;        /* CPU memcpy rate of a buffered read (page cache -> user buffer), bytes/s */
+    int buffered_io;            /* loads are buffered read()s through the page cache (each pays a host copy) */
+    int64_t io_chunk_bytes;     /* a load is pipelined in chunks of this size across flash, host copy and
+                                   link (0 = the stages run one after the other) */
     /* flash */
     double flash_bw;            /* sequential read bandwidth, bytes/s */
     int64_t flash_lat_ns;       /* latency of one read request, ns */
@@ -41,6 +50,11 @@ typedef struct device {
 extern const param_table device_params;
 
 int device_load(device *d, const char *name_or_path);
+/* Bytes of host DRAM the page cache can hold: page_cache_bytes, or when
+ * page_cache_auto, host_mem_bytes minus the OS, the process, the pinned
+ * buffers and (unified memory) what the accelerator side uses (accel_bytes:
+ * non-expert weights, KV cache and the expert budget); never below 0. */
+int64_t device_page_cache_bytes(const device *d, int64_t accel_bytes);
 int device_check(const device *d, const char *where);
 
 #endif

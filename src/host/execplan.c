@@ -4,6 +4,7 @@
 #include "core/err.h"
 #include "core/rng.h"
 #include "quant/mwqfile.h"
+#include "sim/sim.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,74 +41,45 @@ static int push(exec_op **v, size_t *n, size_t *cap, exec_op op)
     return D2_OK;
 }
 
-int execplan_from_timeline(FILE *tl, int serial, exec_plan *out)
+static void builder_op(void *user, const sim_op *op)
 {
-    memset(out, 0, sizeof *out);
-    out->serial = serial;
-    char line[512];
-    size_t capl = 0, capc = 0, lineno = 0;
-    int64_t phase = -1;
-    long cur_layer = -1;
-    int rc = D2_OK;
-    while (fgets(line, sizeof line, tl)) {
-        lineno++;
-        if (lineno == 1 && strncmp(line, "start_ns", 8) == 0) continue;
-        long long t0, t1;
-        char q[16];
-        long layer, expert, level, tokens;
-        if (sscanf(line, "%lld,%lld,%15[^,],%ld,%ld,%ld,%ld", &t0, &t1, q, &layer, &expert, &level, &tokens) != 7 ||
-            layer < 0 || tokens < 0) {
-            rc = D2_EFORMAT;
-            d2_err_set("sim timeline:%zu: expected start_ns,end_ns,queue,layer,expert,level,tokens", lineno);
-            break;
-        }
-        if (!strcmp(q, "compute") && expert < 0) { /* non-expert work: a new layer step */
-            phase++;
-            cur_layer = layer;
-            continue;
-        }
-        if (phase < 0 || expert < 0 || level < 1) {
-            rc = D2_EFORMAT;
-            d2_err_set("sim timeline:%zu: expert operation outside a layer step", lineno);
-            break;
-        }
-        if (layer != cur_layer || (!strcmp(q, "io") && tokens == 0)) {
-            rc = D2_EINVAL;
-            d2_err_set("sim timeline:%zu: a preload for layer %ld during layer %ld: execute runs on-demand plans only "
-                       "(choose a system without prefetch)", lineno, layer, cur_layer);
-            break;
-        }
-        exec_op op = {(uint32_t)phase, (uint32_t)layer, (uint32_t)expert, (uint32_t)level, (uint32_t)tokens, 0};
-        if (!strcmp(q, "io")) rc = push(&out->load, &out->n_load, &capl, op);
-        else if (!strcmp(q, "compute")) rc = push(&out->comp, &out->n_comp, &capc, op);
-        else {
-            rc = D2_EFORMAT;
-            d2_err_set("sim timeline:%zu: unknown queue \"%s\"", lineno, q);
-        }
-        if (rc) break;
+    execplan_builder *b = user;
+    if (b->rc || op->kind == SIM_OP_NONEXPERT) return;
+    if (op->preload) {
+        b->rc = D2_EINVAL;
+        snprintf(b->err, sizeof b->err, "a preload of layer %u expert %d: execute runs on-demand plans only "
+                 "(choose a system without prefetch)", op->layer, (int)op->expert);
+        return;
     }
-    if (rc == D2_OK && ferror(tl)) {
-        rc = D2_EIO;
-        d2_err_set("sim timeline: read error");
+    exec_op x = {.phase = op->step, .layer = op->layer, .expert = (uint32_t)op->expert, .level = op->level,
+                 .tokens = op->tokens, .final = op->kind == SIM_OP_COMPUTE ? op->final : 0};
+    int rc = op->kind == SIM_OP_LOAD ? push(&b->plan.load, &b->plan.n_load, &b->capl, x)
+                                      : push(&b->plan.comp, &b->plan.n_comp, &b->capc, x);
+    if (rc) {
+        b->rc = rc;
+        snprintf(b->err, sizeof b->err, "%s", d2_err_msg());
     }
-    /* final tokens of each compute: its tokens minus the next level's (which
-     * may compute earlier in the phase, when it was resident) */
-    size_t ph0 = 0;
-    for (size_t i = 0; rc == D2_OK && i < out->n_comp; i++) {
-        exec_op *c = &out->comp[i];
-        uint32_t next = 0;
-        if (out->comp[ph0].phase != c->phase) ph0 = i;
-        for (size_t j = ph0; j < out->n_comp && out->comp[j].phase == c->phase; j++)
-            if (out->comp[j].expert == c->expert && out->comp[j].level == c->level + 1) { next = out->comp[j].tokens; break; }
-        if (next > c->tokens) {
-            rc = D2_EFORMAT;
-            d2_err_set("sim timeline: phase %u expert %u: level %u has more tokens than level %u", c->phase, c->expert,
-                       c->level + 1, c->level);
-        }
-        c->final = c->tokens - next;
+}
+
+void execplan_builder_init(execplan_builder *b, int serial, struct sim_observer *obs)
+{
+    memset(b, 0, sizeof *b);
+    b->plan.serial = serial;
+    memset(obs, 0, sizeof *obs);
+    obs->op = builder_op;
+    obs->user = b;
+}
+
+int execplan_builder_finish(execplan_builder *b, exec_plan *out)
+{
+    if (b->rc) {
+        int rc = b->rc;
+        execplan_free(&b->plan);
+        D2_ERROR(rc, "sim plan: %s", b->err);
     }
-    if (rc) execplan_free(out);
-    return rc;
+    *out = b->plan;
+    memset(&b->plan, 0, sizeof b->plan);
+    return D2_OK;
 }
 
 int execplan_store_open(exec_store *s, const char *path, const model *m, int levels, int base_bits, int64_t group)

@@ -1,6 +1,6 @@
 /* execplan.h - adapters between the simulator, the .mwq container and the
  * execution engine: the plan the simulator chose (read back from its
- * timeline CSV) as an exec_plan, a .mwq model file as an exec_store, and a
+ * typed operations) as an exec_plan, a .mwq model file as an exec_store, and a
  * synthetic model file made with the MWQ quantizer when none is given.  It
  * decides nothing about scheduling itself. */
 #ifndef D2_HOST_EXECPLAN_H
@@ -12,12 +12,22 @@
 #include "host/exec.h"
 #include "quant/mwq.h"
 
-/* Parse a sim timeline (start_ns,end_ns,queue,layer,expert,level,tokens,
- * header line first).  Each non-expert compute line (expert -1) opens a
- * phase; io and expert compute lines belong to the latest phase, in the
- * order they started.  Preloads for a later layer (systems with prefetch)
- * are refused: execute runs on-demand plans only.  serial as plan_type. */
-int execplan_from_timeline(FILE *tl, int serial, exec_plan *out);
+/* The simulator's plan as an exec_plan, built from its typed operations
+ * (sim_op): install the builder's observer (sim_job.obs), run the
+ * simulation, then finish.  Each layer step is a phase; loads and expert
+ * computes belong to their layer step, in the order they started; a compute
+ * carries its final-token count from the simulator.  Preloads (systems with
+ * prefetch) are refused: execute runs on-demand plans only.  serial as
+ * plan_type's.  finish hands the plan (execplan_free) or the first error. */
+typedef struct execplan_builder {
+    exec_plan plan;
+    size_t capl, capc;     /* allocated load / compute records */
+    int rc;                /* first error (D2 status), D2_OK */
+    char err[256];         /* its message */
+} execplan_builder;
+struct sim_observer;
+void execplan_builder_init(execplan_builder *b, int serial, struct sim_observer *obs);
+int execplan_builder_finish(execplan_builder *b, exec_plan *out);
 void execplan_free(exec_plan *p);
 
 /* Tensor names in a model file: "l<layer>.e<expert>.<gate|up|down>". */

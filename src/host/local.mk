@@ -13,7 +13,7 @@ EXTRA_DIST += tests/calib.sh tests/exec.sh
 
 check_PROGRAMS += tests/t_exec
 tests_t_exec_SOURCES = tests/t_exec.c tests/tap.h
-tests_t_exec_LDADD = libd2host.a libd2quant.a libd2core.a $(D2_LIBS)
+tests_t_exec_LDADD = libd2host.a libd2sim.a libd2trace.a libd2quant.a libd2core.a $(D2_LIBS)
 TESTS += tests/t_exec
 
 # the validation: bootstrap statistics and the predicted/real op join (issue 18)

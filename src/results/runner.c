@@ -6,6 +6,7 @@
 #include "core/model.h"
 #include "core/units.h"
 #include "sim/sim.h"
+#include "sim/readings.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -32,6 +33,11 @@ int runner_check(const char *key, const char *value, const char *where, void *us
     if (!strcmp(key, "device")) {
         device d;
         if (device_load(&d, value) != D2_OK) { d2_err_prefix("%s: device: ", where); return D2_EINVAL; }
+        return D2_OK;
+    }
+    if (!strcmp(key, "readings")) {
+        readings rd;
+        if (readings_load(&rd, value) != D2_OK) { d2_err_prefix("%s: readings: ", where); return D2_EINVAL; }
         return D2_OK;
     }
     if (!strcmp(key, "trace")) {
@@ -112,6 +118,7 @@ int runner_simulate(const sweep_job *job, db_run *run, void *user)
         else if (!strcmp(k, "device")) sj.device = v;
         else if (!strcmp(k, "trace")) sj.trace = v;
         else if (!strcmp(k, "seed")) sj.seed = strtoull(v, NULL, 10);
+        else if (!strcmp(k, "readings")) sj.readings = v;
         else {
             snprintf(sets_buf[n], sizeof sets_buf[n], "%s=%s", k, v);
             sets[n] = sets_buf[n];

@@ -112,7 +112,7 @@ static int expand_range(axis *a, const char *item, const char *where)
 
 static int valid_key(const char *k)
 {
-    if (!strcmp(k, "model") || !strcmp(k, "device") || !strcmp(k, "trace") || !strcmp(k, "seed")) return 1;
+    if (!strcmp(k, "model") || !strcmp(k, "device") || !strcmp(k, "trace") || !strcmp(k, "seed") || !strcmp(k, "readings")) return 1;
     const char *dot = strchr(k, '.');
     if (!dot || dot == k || !dot[1]) return 0;
     for (const char *p = k; *p; p++)
@@ -158,7 +158,7 @@ static int spec_entry(void *user, const char *section, const char *key, const ch
     if (!strcmp(section, "quick")) {
         /* the --quick variant: replaces the values of axes of [sweep] */
         if (!valid_key(key))
-            D2_ERROR(D2_EFORMAT, "%s: %s: unknown key (expected model, device, trace, seed or table.key)", where, key);
+            D2_ERROR(D2_EFORMAT, "%s: %s: unknown key (expected model, device, trace, seed, readings or table.key)", where, key);
         for (size_t i = 0; i < s->nquick; i++)
             if (!strcmp(s->quick_axes[i].key, key)) D2_ERROR(D2_EFORMAT, "%s: %s: given twice", where, key);
         if (s->nquick == SWEEP_MAX_AXES) D2_ERROR(D2_ERANGE, "%s: more than %d axes", where, SWEEP_MAX_AXES);
@@ -175,7 +175,7 @@ static int spec_entry(void *user, const char *section, const char *key, const ch
         return D2_OK;
     }
     if (!valid_key(key))
-        D2_ERROR(D2_EFORMAT, "%s: %s: unknown key (expected model, device, trace, seed or table.key)", where, key);
+        D2_ERROR(D2_EFORMAT, "%s: %s: unknown key (expected model, device, trace, seed, readings or table.key)", where, key);
     for (size_t i = 0; i < s->naxes; i++)
         if (!strcmp(s->axes[i].key, key)) D2_ERROR(D2_EFORMAT, "%s: %s: given twice", where, key);
     if (s->naxes == SWEEP_MAX_AXES) D2_ERROR(D2_ERANGE, "%s: more than %d axes", where, SWEEP_MAX_AXES);
@@ -307,7 +307,7 @@ static int apply_sets(sweep_spec *s, const char *const *sets, size_t nsets)
             D2_ERROR(D2_EINVAL, "--set %s: expected key=value", sets[i]);
         memcpy(key, sets[i], (size_t)(eq - sets[i]));
         key[eq - sets[i]] = '\0';
-        if (!valid_key(key)) D2_ERROR(D2_EINVAL, "--set %s: unknown key (model, device, trace, seed or table.key)", sets[i]);
+        if (!valid_key(key)) D2_ERROR(D2_EINVAL, "--set %s: unknown key (model, device, trace, seed, readings or table.key)", sets[i]);
         axis *a = NULL;
         for (size_t k = 0; k < s->naxes; k++)
             if (!strcmp(s->axes[k].key, key)) a = &s->axes[k];

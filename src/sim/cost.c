@@ -24,6 +24,18 @@ int64_t cost_dur_ns(double amount, double rate)
     return ns > 0 ? ns : 1;
 }
 
+/* The stage durations of one load, ns (bandwidth terms only): flash (when
+ * not page-cached), host copy (page-cached, or any buffered read), link
+ * (discrete accelerators).  Returns the number of stages. */
+static int load_stages(const device *d, int64_t bytes, int page_cached, int64_t *st)
+{
+    int n = 0;
+    if (!page_cached) st[n++] = cost_dur_ns((double)bytes, d->flash_bw);
+    if (page_cached || d->buffered_io) st[n++] = cost_dur_ns((double)bytes, d->host_copy_bw);
+    if (!d->unified) st[n++] = cost_dur_ns((double)bytes, d->link_bw);
+    return n;
+}
+
 int64_t cost_load_ns(const device *d, int64_t bytes, int page_cached)
 {
     int64_t t = d->io_overhead_ns < COST_NS_MAX ? d->io_overhead_ns : COST_NS_MAX;
@@ -32,13 +44,33 @@ int64_t cost_load_ns(const device *d, int64_t bytes, int page_cached)
         int64_t waves = (reads + d->flash_qd - 1) / d->flash_qd;
         double lat = (double)waves * (double)d->flash_lat_ns;
         t = sat_add(t, lat < (double)COST_NS_MAX ? (int64_t)lat : COST_NS_MAX);
-        t = sat_add(t, cost_dur_ns((double)bytes, d->flash_bw));
     }
-    if (!d->unified)
-        t = sat_add(sat_add(t, d->link_lat_ns < COST_NS_MAX ? d->link_lat_ns : COST_NS_MAX), cost_dur_ns((double)bytes, d->link_bw));
-    else if (page_cached)
-        t = sat_add(t, cost_dur_ns((double)bytes, d->mem_bw * d->mem_eff));
+    if (!d->unified) t = sat_add(t, d->link_lat_ns < COST_NS_MAX ? d->link_lat_ns : COST_NS_MAX);
+    int64_t st[3], sum = 0, mx = 0;
+    int n = load_stages(d, bytes, page_cached, st);
+    for (int i = 0; i < n; i++) {
+        sum = sat_add(sum, st[i]);
+        if (st[i] > mx) mx = st[i];
+    }
+    /* chunked pipelining: n_c equal chunks through the stages take the
+     * slowest stage's whole time plus one chunk of each other stage,
+     * max + (sum - max) / n_c (rounded up); without chunks, the sum */
+    int64_t pipe = sum;
+    if (d->io_chunk_bytes > 0 && bytes > d->io_chunk_bytes && n > 1) {
+        int64_t nc = (bytes + d->io_chunk_bytes - 1) / d->io_chunk_bytes;
+        pipe = sat_add(mx, (sum - mx + nc - 1) / nc);
+    }
+    t = sat_add(t, pipe);
     return t > 0 ? t : 1;
+}
+
+int64_t cost_load_floor_ns(const device *d, int64_t bytes, int page_cached)
+{
+    int64_t st[3], mx = 0;
+    int n = load_stages(d, bytes, page_cached, st);
+    for (int i = 0; i < n; i++)
+        if (st[i] > mx) mx = st[i];
+    return mx;
 }
 
 void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int64_t tokens, cost_compute *out)
@@ -65,19 +97,49 @@ void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int
     if (out->total < 1) out->total = 1;
 }
 
+void cost_expert_fused(const device *d, int64_t weights, int64_t stored, int bits, int plane_bits, int64_t tokens,
+                       int launch, cost_compute *out)
+{
+    cost_expert(d, weights, stored, bits, tokens, out);
+    if (bits < 16) /* bit operations in proportion to the unit's own bits (fit rates are of INT4 codes) */
+        out->dequant = d->dequant_rate > 0
+                           ? cost_dur_ns((double)weights * plane_bits / COST_DEQUANT_REF_BITS, d->dequant_rate)
+                           : cost_dur_ns((double)stored, d->mem_bw * d->mem_eff);
+    out->overhead = launch ? (d->kernel_overhead_ns < COST_NS_MAX ? d->kernel_overhead_ns : COST_NS_MAX) : 0;
+    /* dequantization runs in step with the matrix work: the longer of the two */
+    out->total = sat_add(out->dequant > out->gemm ? out->dequant : out->gemm, out->overhead);
+    if (out->total < 1) out->total = 1;
+}
+
 void cost_expert_swiglu_item(const device *d, int64_t weights, int64_t matrices, const int64_t *level_bytes, int k,
-                             int bits, int64_t tokens, int64_t final, cost_compute *out)
+                             int bits, int64_t tokens, int64_t final, int fused, cost_compute *out)
 {
     const int64_t Wm = weights / matrices, ub = level_bytes[k - 1];
     int64_t down_bytes = 0;
     for (int l = 0; l < k; l++) down_bytes += level_bytes[l] / matrices;
     cost_compute gu, dn = {0, 0, 0, 0};
-    cost_expert(d, weights - Wm, ub - ub / matrices, bits, tokens, &gu);
-    if (final > 0) cost_expert(d, Wm * k, down_bytes, bits, final, &dn);
+    if (fused) {
+        int pb = k == 1 ? bits : 1; /* level 1: the b1-bit base; above: one sign plane */
+        cost_expert_fused(d, weights - Wm, ub - ub / matrices, bits, pb, tokens, k == 1, &gu);
+        if (final > 0) cost_expert_fused(d, Wm * k, down_bytes, bits, bits, final, 0, &dn); /* levels 1..k: b1 + k - 1 = bits */
+    } else {
+        cost_expert(d, weights - Wm, ub - ub / matrices, bits, tokens, &gu);
+        if (final > 0) cost_expert(d, Wm * k, down_bytes, bits, final, &dn);
+    }
     out->dequant = gu.dequant + dn.dequant;
     out->gemm = gu.gemm + dn.gemm;
     out->overhead = gu.overhead + dn.overhead;
     out->total = sat_add(gu.total, dn.total);
+}
+
+double cost_nonexpert_flops(const model *m, int64_t tokens, double ctx_sum)
+{
+    double moe = (double)model_moe_layers(m);
+    double per_layers = (double)m->layers / moe;
+    double w = (double)model_nonexpert_params(m) / moe;
+    /* the weight GEMMs, and attention scores and values: 2 FLOPs x 2
+     * matmuls x heads x head_dim per (token, context) pair */
+    return 2.0 * w * (double)tokens + 4.0 * (double)(m->heads * m->head_dim) * ctx_sum * per_layers;
 }
 
 int64_t cost_nonexpert_ns(const device *d, const model *m, int nonexpert_bits, int kv_bits,
@@ -88,9 +150,7 @@ int64_t cost_nonexpert_ns(const device *d, const model *m, int nonexpert_bits, i
     double w = (double)model_nonexpert_params(m) / moe;
     double wbytes = w * nonexpert_bits / 8.0;
     double kvbytes = (double)model_kv_bytes_per_token(m, kv_bits) / moe * ctx_sum;
-    /* attention scores and values: 2 FLOPs x 2 matmuls x heads x head_dim per (token, context) pair */
-    double attn = 4.0 * (double)(m->heads * m->head_dim) * ctx_sum * per_layers;
-    double flops = 2.0 * w * (double)tokens + attn;
+    double flops = cost_nonexpert_flops(m, tokens, ctx_sum);
     int64_t tf = cost_dur_ns(flops, d->fp16_flops * d->compute_eff);
     int64_t tm = cost_dur_ns(wbytes + kvbytes, d->mem_bw * d->mem_eff);
     double lo = ceil(per_layers * (double)d->layer_overhead_ns);

@@ -18,14 +18,22 @@
 /* ceil(amount / rate) seconds in ns; 0 for amount 0; 1..COST_NS_MAX otherwise. */
 int64_t cost_dur_ns(double amount, double rate);
 
-/* One load of `bytes` into accelerator memory.  From flash (not cached):
- * ceil(reads / flash_qd) * flash_lat_ns + bytes / flash_bw, reads =
- * ceil(bytes / flash_read_bytes) (1 when flash_read_bytes = 0).  From the
- * host page cache: no flash term.  Then, unless unified, the host->device
- * copy link_lat_ns + bytes / link_bw (after the read: a staged copy); a
- * unified device served from the page cache copies at mem_bw * mem_eff.
+/* One load of `bytes` into accelerator memory, through up to three stages:
+ *   flash      bytes / flash_bw, when not in the host page cache, plus
+ *              ceil(reads / flash_qd) * flash_lat_ns, reads =
+ *              ceil(bytes / flash_read_bytes) (1 when flash_read_bytes = 0);
+ *   host copy  bytes / host_copy_bw: a buffered read() copies from the page
+ *              cache into a (pinned) user buffer; paid by every page-cache
+ *              hit, and by a flash read too when device.buffered_io;
+ *   link       link_lat_ns + bytes / link_bw, unless unified (on unified
+ *              memory the read()'s copy is the transfer).
+ * The stages' bandwidth terms add up, or with device.io_chunk_bytes = c > 0
+ * they are pipelined in n = ceil(bytes / c) chunks: max + (sum - max) / n.
  * Plus io_overhead_ns. */
 int64_t cost_load_ns(const device *d, int64_t bytes, int page_cached); /* <= COST_NS_MAX */
+/* The slowest stage's bandwidth term alone: no load of `bytes` from that
+ * tier is faster, however it is pipelined (for the bound, sim_bound). */
+int64_t cost_load_floor_ns(const device *d, int64_t bytes, int page_cached);
 
 /* Parts of one expert-unit compute, ns (see cost.c). */
 typedef struct cost_compute {
@@ -45,6 +53,20 @@ typedef struct cost_compute {
  * bytes; bits: its bit-width (16 = no dequantization); tokens: rows. */
 void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int64_t tokens, cost_compute *out);
 
+/* The paper's fused nested kernel (sim.nested_kernel = fused): one pass
+ * in which dequantization (CUDA cores) runs in step with the GEMM (tensor
+ * cores), so the unit costs max(dequant, gemm), plus one kernel launch when
+ * `launch` (a nested expert launches once, on its first level; a copy on
+ * each unit).  "Each level adding its bytes and bit operations": the
+ * dequantization of a unit is in proportion to its own stored bits,
+ * plane_bits (a nested base level b1, a sign plane 1, a copy its width):
+ * weights x plane_bits / COST_DEQUANT_REF_BITS / dequant_rate (the fitted
+ * rates are of INT4 codes), or with dequant_rate = 0 one read of the stored
+ * unit at mem_bw x mem_eff (no FP16 copy is written). */
+#define COST_DEQUANT_REF_BITS 4.0
+void cost_expert_fused(const device *d, int64_t weights, int64_t stored, int bits, int plane_bits, int64_t tokens,
+                       int launch, cost_compute *out);
+
 /* Level item k (1-based) of a nested (MWQ) expert costed as the SwiGLU data
  * flow runs it (sim.nested_compute = swiglu): the gate/up matrices of level
  * k for its `tokens` (weights - weights/matrices, their share of
@@ -54,12 +76,15 @@ void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int
  * Over an expert's items the total equals cost_expert's per level and token
  * (sum_k k F_k = sum_k T_k). */
 void cost_expert_swiglu_item(const device *d, int64_t weights, int64_t matrices, const int64_t *level_bytes, int k,
-                             int bits, int64_t tokens, int64_t final, cost_compute *out);
+                             int bits, int64_t tokens, int64_t final, int fused, cost_compute *out);
 
 /* Non-expert work of one MoE-layer slot of a forward step: attention, norms,
  * router, shared experts and the dense layers between MoE layers, spread
  * evenly over the MoE layers.  tokens: new tokens in the step; ctx_sum: sum
  * over those tokens of the context each attends to. */
+/* FLOPs of that work (the GEMMs and attention): the compute term of
+ * cost_nonexpert_ns before it meets the device (for the bound). */
+double cost_nonexpert_flops(const model *m, int64_t tokens, double ctx_sum);
 int64_t cost_nonexpert_ns(const device *d, const model *m, int nonexpert_bits, int kv_bits,
                           int64_t tokens, double ctx_sum); /* <= COST_NS_MAX */
 

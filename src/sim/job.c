@@ -3,6 +3,7 @@
  * simulate command and for sweep workers that do not go through argv.
  * It opens files; it does not print or touch a database. */
 #include "sim/sim.h"
+#include "sim/readings.h"
 #include "core/err.h"
 #include "trace/source.h"
 
@@ -13,6 +14,7 @@
 
 void sim_result_set_inputs(sim_result *r, const char *model_path, const char *device_path,
                            const char *trace_path, const char *trace_id);
+void sim_result_set_reading(sim_result *r, const char *name, const char *settings, const char *path);
 
 static int route_trace(void *user, uint32_t req, uint32_t pos, uint32_t layer,
                        uint16_t *experts, float *weights, uint8_t *bits)
@@ -32,25 +34,64 @@ static int apply_set(model *m, device *d, sim_params *p, const char *s)
     D2_ERROR(D2_EINVAL, "--set %s: expected model.KEY=, device.KEY= or sim.KEY=VALUE", s);
 }
 
+/* Profiles, then the reading, then the sets: the effective configuration. */
+static int resolve(const sim_job *job, model *m, device *d, sim_params *p, readings *rd)
+{
+    char seed[32];
+    D2_TRY(model_load(m, job->model));
+    D2_TRY(device_load(d, job->device));
+    param_defaults(&sim_param_table, p);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)job->seed);
+    D2_TRY(param_set(&sim_param_table, p, "seed", seed, "seed", NULL));
+    D2_TRY(readings_load(rd, job->readings));
+    for (size_t i = 0; i < rd->n; i++) D2_TRY(apply_set(m, d, p, rd->set[i]));
+    for (size_t i = 0; i < job->nsets; i++) D2_TRY(apply_set(m, d, p, job->sets[i]));
+    if (job->nsets || rd->n) {
+        D2_TRY(model_check(m, "--set"));
+        D2_TRY(device_check(d, "--set"));
+    }
+    return D2_OK;
+}
+
+int sim_job_resolve(const sim_job *job, model *m, device *d, sim_params *p, sim_system *s)
+{
+    model mm;
+    device dd;
+    sim_params pp;
+    readings rd;
+    D2_TRY(resolve(job, &mm, &dd, &pp, &rd));
+    if (s) D2_TRY(sim_system_resolve(&pp, s));
+    if (m) *m = mm;
+    if (d) *d = dd;
+    if (p) *p = pp;
+    return D2_OK;
+}
+
+/* the job's observers: the timeline writer and the caller's */
+typedef struct fanout { sim_observer tl; const sim_observer *user; int have_tl; } fanout;
+static void fan_op(void *u, const sim_op *op)
+{
+    fanout *f = u;
+    if (f->have_tl) f->tl.op(f->tl.user, op);
+    if (f->user && f->user->op) f->user->op(f->user->user, op);
+}
+static void fan_freed(void *u, sim_ns t, uint32_t layer, uint32_t expert, uint32_t level)
+{
+    fanout *f = u;
+    if (f->user && f->user->unit_freed) f->user->unit_freed(f->user->user, t, layer, expert, level);
+}
+
 int sim_job_run(const sim_job *job, sim_result **out)
 {
     model m;
     device d;
     sim_params p;
-    char mpath[4096], dpath[4096], seed[32];
+    readings rd;
+    char mpath[4096], dpath[4096];
     *out = NULL;
     D2_TRY(param_profile_path("model", job->model, mpath, sizeof mpath));
     D2_TRY(param_profile_path("device", job->device, dpath, sizeof dpath));
-    D2_TRY(model_load(&m, job->model));
-    D2_TRY(device_load(&d, job->device));
-    param_defaults(&sim_param_table, &p);
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)job->seed);
-    D2_TRY(param_set(&sim_param_table, &p, "seed", seed, "seed", NULL));
-    for (size_t i = 0; i < job->nsets; i++) D2_TRY(apply_set(&m, &d, &p, job->sets[i]));
-    if (job->nsets) {
-        D2_TRY(model_check(&m, "--set"));
-        D2_TRY(device_check(&d, "--set"));
-    }
+    D2_TRY(resolve(job, &m, &d, &p, &rd));
 
     trace_source *src = NULL;
     int rc = job->trace ? trace_source_open_file(job->trace, &src)
@@ -82,9 +123,16 @@ int sim_job_run(const sim_job *job, sim_result **out)
             D2_ERROR(D2_EIO, "%s: %s", job->timeline, strerror(e));
         }
     }
-    sim_input in = {&m, &d, &p, route_trace, src, sh.has_bits, tl};
+    sim_input in = {&m, &d, &p, route_trace, src, sh.has_bits};
     sim_result *r = NULL;
-    rc = sim_run(&in, &r);
+    sim_timeline tlw;
+    fanout fo = {.user = job->obs};
+    if (tl) {
+        sim_timeline_begin(&tlw, tl, &fo.tl);
+        fo.have_tl = 1;
+    }
+    sim_observer obs = {.op = fan_op, .unit_freed = fan_freed, .user = &fo};
+    rc = sim_run_observed(&in, &obs, &r);
     if (tl) {
         int bad = fclose(tl) != 0;
         if (rc == D2_OK && (bad || rename(tltmp, job->timeline) != 0)) {
@@ -96,7 +144,12 @@ int sim_job_run(const sim_job *job, sim_result **out)
         }
         if (rc != D2_OK) remove(tltmp);
     }
-    if (rc == D2_OK) sim_result_set_inputs(r, mpath, dpath, job->trace, trace_source_id(src));
+    if (rc == D2_OK) {
+        char txt[2048];
+        readings_text(&rd, txt, sizeof txt);
+        sim_result_set_inputs(r, mpath, dpath, job->trace, trace_source_id(src));
+        sim_result_set_reading(r, rd.name, txt, rd.path);
+    }
     trace_source_free(src);
     if (rc) return rc;
     *out = r;

@@ -11,7 +11,8 @@ libd2sim_a_SOURCES = \
 	src/sim/bitroute.c src/sim/bitroute.h \
 	src/sim/policy.c src/sim/policy.h \
 	src/sim/prefetch.c src/sim/prefetch.h \
-	src/sim/arrival.c src/sim/arrival.h
+	src/sim/arrival.c src/sim/arrival.h \
+	src/sim/readings.c src/sim/readings.h
 
 check_PROGRAMS += tests/t_des tests/t_sim
 tests_t_des_SOURCES = tests/t_des.c tests/tap.h
@@ -19,5 +20,5 @@ tests_t_des_LDADD = libd2sim.a libd2core.a $(D2_LIBS)
 tests_t_sim_SOURCES = tests/t_sim.c tests/tap.h
 tests_t_sim_LDADD = libd2sim.a libd2core.a $(D2_LIBS)
 TESTS += tests/t_des tests/t_sim
-TESTS += tests/sim.sh
-EXTRA_DIST += tests/sim.sh
+TESTS += tests/sim.sh tests/readings.sh
+EXTRA_DIST += tests/sim.sh tests/readings.sh

@@ -281,26 +281,28 @@ static void res_add(mem *m, uint32_t id, int state)
     if (m->resident > m->peak) m->peak = m->resident;
 }
 
-int mem_entry_reserve(mem *m, uint32_t id, int *evicted)
+int mem_entry_reserve(mem *m, uint32_t id, int *fits, int *evicted)
 {
     int64_t need = m->e[id].bytes;
     *evicted = 0;
-    if (need > m->budget) return 1;
+    *fits = 0;
+    if (need > m->budget) return D2_OK;
     /* victims: resident, unpinned (the candidate list); predicted ones
      * (preloads for the next layer) only after every other.  A load that
      * cannot fit even after evicting every candidate is refused with the
      * resident set untouched. */
-    if (m->resident - m->cand_bytes + need > m->budget) return 1;
+    if (m->resident - m->cand_bytes + need > m->budget) return D2_OK;
     while (m->resident + need > m->budget) {
         uint32_t best = m->type->victim(m);
-        if (best >= m->n) return -1; /* a policy's index disagrees with its order: a bug */
+        if (best >= m->n) D2_ERROR(D2_EINTERNAL, "mem: policy %s: its victim index disagrees with its order", m->type->name);
         m->evicted_total += m->e[best].bytes;
         m->evictions++;
         res_remove(m, best);
         (*evicted)++;
     }
     res_add(m, id, MEM_LOADING);
-    return 0;
+    *fits = 1;
+    return D2_OK;
 }
 
 void mem_entry_loaded(mem *m, uint32_t id)

@@ -46,11 +46,11 @@ void mem_entry_touch(mem *m, uint32_t id, int64_t tick);
 /* The layer now being served (the budget policy's distances count from it). */
 void mem_set_layer(mem *m, uint32_t layer);
 
-/* Make room and mark the entry LOADING (its bytes count from now).  Returns
- * 1 when it cannot fit without evicting a pinned entry (nothing changed), 0
- * on success, -1 on a broken invariant (a bug); *evicted gets the number of
- * victims. */
-int mem_entry_reserve(mem *m, uint32_t id, int *evicted);
+/* Make room and mark the entry LOADING (its bytes count from now): *fits =
+ * 1.  *fits = 0 when it cannot fit without evicting a pinned entry (nothing
+ * changed).  *evicted gets the number of victims.  D2_EINTERNAL on a broken
+ * invariant (a bug). */
+int mem_entry_reserve(mem *m, uint32_t id, int *fits, int *evicted);
 void mem_entry_loaded(mem *m, uint32_t id);       /* LOADING -> RESIDENT */
 void mem_entry_release(mem *m, uint32_t id);      /* RESIDENT -> ABSENT (policy none) */
 /* Hold policy: make every entry resident at once (may exceed the budget

@@ -31,6 +31,8 @@ static const param_def defs[] = {
     {"prefetch_k", PARAM_INT, F(prefetch_k), "0", 0, 4096, "experts", "experts preloaded for the next layer when the system preloads; 0 = top_k"},
     {"predict_acc", PARAM_DOUBLE, F(predict_acc), "1", 0, 1, "", "accuracy of the oracle predictor: each true next-layer expert kept with this probability"},
     {"profile_requests", PARAM_INT, F(profile_requests), "8", 1, 4096, "", "requests after the batch's ids used for offline profiling (static levels, predictor)"},
+    {"nested_kernel", PARAM_STRING, F(nested_kernel), "per-level", 0, 0, "", "dequantize + GEMM kernel of every system that dequantizes: per-level (a dequantize pass then an FP16 GEMM per unit, two launches; what d2moe execute runs on this host) or fused (the paper's parallel loading dequantization kernel: dequantization in step with the GEMM, max of the two, one launch per expert)"},
+    {"buffer", PARAM_STRING, F(buffer), "", 0, 0, "", "what bounds resident experts: budget (sim.budget, D2MoE's Algorithm 2 and systems built on it) or device (all device memory left after non-expert weights, KV cache and the FP16 transient: a buffer that fills the device); empty = the system's"},
     {"router_overhead", PARAM_DOUBLE, F(router_overhead), "0.015", 0, 1, "", "bit router latency as a fraction of expert compute (paper: 1-2%)"},
 };
 #undef F

@@ -30,9 +30,8 @@ int64_t plan_makespan_serial(const plan_item *it, size_t n, const uint32_t *orde
 }
 
 /* ascending (expert, unit) */
-static int order_id(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order)
+static size_t ids_sorted(const plan_item *it, size_t n, uint32_t *order)
 {
-    (void)c;
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (it[i].load) order[k++] = (uint32_t)i;
@@ -46,7 +45,14 @@ static int order_id(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order)
         }
         order[j] = v;
     }
-    return (int)k;
+    return k;
+}
+
+static int order_id(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order, size_t *nload)
+{
+    (void)c;
+    *nload = ids_sorted(it, n, order);
+    return D2_OK;
 }
 
 /* HEBF (paper section 4): one queue per expert holding its needed units in
@@ -54,9 +60,9 @@ static int order_id(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order)
  * the highest token count ("hot" = count in this batch).  Our reading for
  * ties, which the paper leaves open: the lower expert id first.  With
  * separate copies (not nested) every unit is its own queue. */
-static int order_hebf(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order)
+static int order_hebf(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order, size_t *nload)
 {
-    int k = order_id(c, it, n, order); /* chains are contiguous runs in id order */
+    int k = (int)ids_sorted(it, n, order); /* chains are contiguous runs in id order */
     uint32_t stmp[256];
     size_t shead[256], send[256];
     int small = k <= 256;
@@ -85,7 +91,8 @@ static int order_hebf(plan_ctx *c, const plan_item *it, size_t n, uint32_t *orde
     }
     memcpy(order, tmp, (size_t)k * sizeof *order);
     if (!small) { free(tmp); free(head); free(end); }
-    return k;
+    *nload = (size_t)k;
+    return D2_OK;
 }
 
 /* Dynamic program, exact for the static model: for a set S of loaded items
@@ -94,17 +101,19 @@ static int order_hebf(plan_ctx *c, const plan_item *it, size_t n, uint32_t *orde
  * C2(S + j) = max(C2(S), C1(S) + t_io(j)) + t_comp(j) is monotone in C2(S).
  * States are the chain-prefix vectors (mixed radix), visited in index order,
  * which is a topological order. */
-int plan_optimal(const plan_ctx *c, const plan_item *it, size_t n, uint32_t *order)
+#define OPT_NOMEM() D2_ERROR(D2_ENOMEM, "plan: optimal: out of memory")
+int plan_optimal(const plan_ctx *c, const plan_item *it, size_t n, uint32_t *order, size_t *nload, int *found)
 {
+    *found = 0;
+    *nload = 0;
     uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
-    if (!ids) return -1;
-    plan_ctx cc = *c;
-    int k = order_id(&cc, it, n, ids);
+    if (!ids) OPT_NOMEM();
+    int k = (int)ids_sorted(it, n, ids);
     /* chains */
     size_t nq = 0;
     size_t *cstart = malloc((size_t)(k + 1) * sizeof *cstart), *clen = malloc((size_t)(k + 1) * sizeof *clen);
     uint64_t *radix = malloc((size_t)(k + 1) * sizeof *radix);
-    if (!cstart || !clen || !radix) { free(ids); free(cstart); free(clen); free(radix); return -1; }
+    if (!cstart || !clen || !radix) { free(ids); free(cstart); free(clen); free(radix); OPT_NOMEM(); }
     for (int i = 0; i < k;) {
         int j = i + 1;
         if (c->nested)
@@ -119,13 +128,13 @@ int plan_optimal(const plan_ctx *c, const plan_item *it, size_t n, uint32_t *ord
         if (states > (uint64_t)c->max_states / (clen[q] + 1) + 1) { states = UINT64_MAX; break; }
         states *= clen[q] + 1;
     }
-    if (states == UINT64_MAX || states > (uint64_t)c->max_states) {
+    if (states == UINT64_MAX || states > (uint64_t)c->max_states) { /* too big: not found, not an error */
         free(ids); free(cstart); free(clen); free(radix);
-        return -1;
+        return D2_OK;
     }
     int64_t *best = malloc(states * sizeof *best), *c1 = malloc(states * sizeof *c1);
     uint8_t *from = malloc(states);
-    if (!best || !c1 || !from) { free(ids); free(cstart); free(clen); free(radix); free(best); free(c1); free(from); return -1; }
+    if (!best || !c1 || !from) { free(ids); free(cstart); free(clen); free(radix); free(best); free(c1); free(from); OPT_NOMEM(); }
     int64_t base = 0;
     for (size_t i = 0; i < n; i++)
         if (!it[i].load) base += it[i].t_comp;
@@ -153,22 +162,28 @@ int plan_optimal(const plan_ctx *c, const plan_item *it, size_t n, uint32_t *ord
         s -= radix[q];
     }
     free(ids); free(cstart); free(clen); free(radix); free(best); free(c1); free(from);
-    return k;
+    *nload = (size_t)k;
+    *found = 1;
+    return D2_OK;
 }
 
-static int order_optimal(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order)
+static int order_optimal(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order, size_t *nload)
 {
-    int k = plan_optimal(c, it, n, order);
-    if (k >= 0) return k;
+    int found;
+    D2_TRY(plan_optimal(c, it, n, order, nload, &found));
+    if (found) return D2_OK;
     c->fallbacks++;
-    return order_hebf(c, it, n, order);
+    return order_hebf(c, it, n, order, nload);
 }
 
 static const plan_type plans[] = {
-    {"hebf", "hottest-expert-bit-first: among per-expert level queues, the head with most tokens next (paper sec. 4)", 0, order_hebf},
-    {"id-order", "ascending expert id, then level; loads overlap computes (paper Fig. 9 a/b)", 0, order_id},
-    {"sequential", "ascending expert id, then level; load, compute, load, ... with no overlap", 1, order_id},
-    {"optimal", "exact minimum makespan of the step by dynamic programming (hebf beyond sim.opt_max_states)", 0, order_optimal},
+    {.name = "hebf", .summary = "hottest-expert-bit-first: among per-expert level queues, the head with most tokens next (paper sec. 4)",
+     .serial = 0, .order = order_hebf},
+    {.name = "id-order", .summary = "ascending expert id, then level; loads overlap computes", .serial = 0, .order = order_id},
+    {.name = "sequential", .summary = "ascending expert id, then level; load, compute, load, ... with no overlap (paper Fig. 9 b, Fig. 14's first steps)",
+     .serial = 1, .order = order_id},
+    {.name = "optimal", .summary = "exact minimum makespan of the step by dynamic programming (hebf beyond sim.opt_max_states)",
+     .serial = 0, .order = order_optimal},
 };
 static const plan_type *const plan_ptrs[] = {&plans[0], &plans[1], &plans[2], &plans[3], NULL};
 

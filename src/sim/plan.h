@@ -29,9 +29,9 @@ typedef struct plan_type {
     const char *name;
     const char *summary;
     int serial;  /* no overlap: a load starts only when the compute unit is idle */
-    /* Write a permutation of the indices of items with load = 1 into order;
-     * returns how many (or a negative d2_status). */
-    int (*order)(plan_ctx *c, const plan_item *items, size_t n, uint32_t *order);
+    /* Write a permutation of the indices of items with load = 1 into order
+     * and their count to *nload; returns a D2 status (D2_ENOMEM). */
+    int (*order)(plan_ctx *c, const plan_item *items, size_t n, uint32_t *order, size_t *nload);
 } plan_type;
 
 const plan_type *plan_find(const char *name);
@@ -46,8 +46,9 @@ int64_t plan_makespan(const plan_item *items, size_t n, const uint32_t *order, s
 int64_t plan_makespan_serial(const plan_item *items, size_t n, const uint32_t *order, size_t nload);
 
 /* Exact minimum of plan_makespan over orders that keep each expert's units
- * ascending (when nested).  Returns the count written to order, or -1 when
- * the search would exceed c->max_states (order untouched). */
-int plan_optimal(const plan_ctx *c, const plan_item *items, size_t n, uint32_t *order);
+ * ascending (when nested).  *found = 1 and the count in *nload; *found = 0
+ * when the search would exceed c->max_states (order untouched).  Returns a
+ * D2 status (D2_ENOMEM: out of memory is an error, not "too big"). */
+int plan_optimal(const plan_ctx *c, const plan_item *items, size_t n, uint32_t *order, size_t *nload, int *found);
 
 #endif

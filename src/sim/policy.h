@@ -16,6 +16,7 @@ typedef struct policy_system {
     const char *caps; /* default capacities c_k */
     const char *bitroute, *plan, *mem;
     const char *prefetch; /* preloading predictor (prefetch.h): none, paths (EdgeMoE), oracle */
+    const char *buffer;   /* what bounds its resident experts: "budget" (sim.budget) or "device" */
 } policy_system;
 
 const policy_system *policy_find(const char *name);

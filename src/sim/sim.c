@@ -31,6 +31,7 @@ typedef struct sim_metrics {
     double plan_overhead_s, plan_gap_mean, plan_gap_max, plan_gap_idorder_mean, plan_gap_steps, plan_gap_skipped;
     double opt_fallbacks, layer_steps, tokens_generated, tokens_total, avg_bits;
     double nonexpert_mb, kv_mb, ttft_max_s, latency_s;
+    double bound_tps, bound_util, bound_io_s, bound_compute_s, page_cache_gb;
 } sim_metrics;
 
 typedef struct metric_def {
@@ -49,6 +50,7 @@ static const metric_def metric_defs[] = {
     M(plan_gap_steps, ""), M(plan_gap_skipped, ""), M(opt_fallbacks, ""), M(layer_steps, ""),
     M(tokens_generated, "tokens"), M(tokens_total, "tokens"), M(avg_bits, "bits"),
     M(nonexpert_mb, "MB"), M(kv_mb, "MB"), M(ttft_max_s, "s"), M(latency_s, "s"),
+    M(bound_tps, "tokens/s"), M(bound_util, ""), M(bound_io_s, "s"), M(bound_compute_s, "s"), M(page_cache_gb, "GB"),
 };
 #undef M
 #define NMETRIC (sizeof metric_defs / sizeof metric_defs[0])
@@ -68,6 +70,8 @@ struct sim_result {
     char sys_bitroute[PARAM_STR_MAX], sys_plan[PARAM_STR_MAX], sys_mem[PARAM_STR_MAX], sys_caps[PARAM_STR_MAX];
     int nested;
     char sys_prefetch[PARAM_STR_MAX];
+    char sys_buffer[PARAM_STR_MAX];
+    char reading_name[PARAM_STR_MAX], reading_settings[2048], reading_path[4096];
     char trace_path[4096], trace_id[128], model_path[4096], device_path[4096];
 };
 
@@ -77,6 +81,7 @@ enum { EV_NONEXP_DONE = 1, EV_LOAD_DONE, EV_COMP_DONE, EV_STEP_START };
 
 typedef struct step_item {
     uint32_t entry, expert, unit, tokens;
+    uint32_t final;      /* tokens whose own level is this unit (copies: = tokens) */
     uint32_t grp;        /* its group in this step (step_group) */
     int64_t t_comp;      /* ns */
     int64_t dequant, router; /* parts of t_comp, ns */
@@ -113,6 +118,7 @@ typedef struct run {
     const device *d;
     const sim_params *p;
     const policy_system *sys;
+    sim_system rs;          /* the system as resolved (overrides applied) */
     const bitroute_type *bt;
     const plan_type *pt;
     const mem_policy_type *mt;
@@ -138,6 +144,13 @@ typedef struct run {
     uint32_t *scratch;      /* bit routing scratch (6 per use), then B[expert][unit] counts */
     uint32_t *Bfin;         /* [expert][unit] tokens whose last level is unit (nested) */
     int swiglu;             /* sim.nested_compute = swiglu (nested systems only) */
+    int fused;              /* sim.nested_kernel = fused */
+    int64_t cache_bytes;    /* host page cache capacity, bytes (0 = none) */
+    /* the bound (sim_bound): work no schedule avoids */
+    int64_t fstep_need;     /* bytes of distinct units the current forward step needs */
+    int64_t fstep_avail;    /* bytes that can be resident when it begins: the budget (the first step: what is) */
+    int64_t lb_io_ns;       /* I/O time no schedule avoids, summed over forward steps, ns */
+    double lb_flops;        /* FLOPs of the expert uses (2 W per token-expert use) and non-expert work */
     /* offline profiling */
     uint8_t *static_level;  /* [L*E] */
     double *trans;          /* [L*E*E] P(e' at l+1 | e at l) */
@@ -198,10 +211,9 @@ typedef struct run {
     double uses_k[POLICY_MAX_LEVELS], gate_k[POLICY_MAX_LEVELS]; /* uses, gate-weight sums per level */
     double gate2_k[POLICY_MAX_LEVELS]; /* sums of squared gate weights per level */
     sim_result *res;
-    int err;
 } run;
 
-#define RUN_TRY(expr) do { int rc_ = (expr); if (rc_) { r->err = rc_; return rc_; } } while (0)
+#define RUN_TRY(expr) D2_TRY(expr)
 
 /* A duration the cost model saturated (cost.h): refused, not simulated. */
 static int check_dur(int64_t t, const char *what)
@@ -250,10 +262,30 @@ static void mem_account(run *r)
     }
 }
 
-static void timeline(run *r, int64_t t0, int64_t t1, const char *q, uint32_t layer, int expert, int level, uint32_t tokens)
+/* Tell the observer of one operation. */
+static void emit(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level, uint32_t tokens,
+                 uint32_t final, int preload, sim_op_tier tier, int64_t bytes)
 {
-    if (r->in->timeline)
-        fprintf(r->in->timeline, "%lld,%lld,%s,%u,%d,%d,%u\n", (long long)t0, (long long)t1, q, layer, expert, level, tokens);
+    if (!r->obs || !r->obs->op) return;
+    sim_op op = {.kind = kind, .fstep = r->f, .step = (uint32_t)r->steps, .layer = layer, .expert = expert, .level = level,
+                 .tokens = tokens, .final = final, .preload = preload, .tier = tier, .bytes = bytes, .start = t0, .end = t1};
+    r->obs->op(r->obs->user, &op);
+}
+
+static void timeline_op(void *user, const sim_op *op)
+{
+    sim_timeline *t = user;
+    fprintf(t->f, "%lld,%lld,%s,%u,%d,%u,%u\n", (long long)op->start, (long long)op->end,
+            op->kind == SIM_OP_LOAD ? "io" : "compute", op->layer, (int)op->expert, op->level, op->tokens);
+}
+
+void sim_timeline_begin(sim_timeline *t, FILE *f, sim_observer *obs)
+{
+    t->f = f;
+    fprintf(f, "start_ns,end_ns,queue,layer,expert,level,tokens\n");
+    memset(obs, 0, sizeof *obs);
+    obs->op = timeline_op;
+    obs->user = t;
 }
 
 /* ---- profiling (offline, from requests the batch does not use) ----------- */
@@ -375,12 +407,14 @@ static int load_admit(run *r, uint32_t qi)
  * loads is computing (it will free its units); else the first admissible
  * unit further on that is its group's first in the queue (levels stay
  * ascending).  One exists while every open group can finish (admission
- * keeps that true).  1: the head may go; 0: wait; < 0: error. */
-static int pick_load(run *r)
+ * keeps that true).  *go = 1: the head may go; 0: wait.  A D2 status. */
+static int pick_load(run *r, int *go)
 {
-    if (load_admit(r, r->qhead)) return 1;
+    *go = 1;
+    if (load_admit(r, r->qhead)) return D2_OK;
+    *go = 0;
     for (uint32_t g = 0; g < r->ngroups; g++)
-        if (r->groups[g].left && r->groups[g].held == r->groups[g].need) return 0;
+        if (r->groups[g].left && r->groups[g].held == r->groups[g].need) return D2_OK;
     memset(r->gflag, 0, r->ngroups);
     r->gflag[r->items[r->item_of[r->ioq[r->qhead].entry]].grp] = 1;
     for (uint32_t i = r->qhead + 1; i < r->qtail && !r->ioq[i].prefetch; i++) {
@@ -391,7 +425,8 @@ static int pick_load(run *r)
             io_req t = r->ioq[i];
             memmove(r->ioq + r->qhead + 1, r->ioq + r->qhead, (i - r->qhead) * sizeof *r->ioq);
             r->ioq[r->qhead] = t;
-            return 1;
+            *go = 1;
+            return D2_OK;
         }
     }
     D2_ERROR(D2_EINTERNAL, "sim: layer %u of forward step %u: no load fits the budget and no compute can free room", r->layer, r->f);
@@ -445,8 +480,9 @@ static int kick_io(run *r)
             if (mem_entry_state(r->mm, q->entry) != MEM_ABSENT) { r->qhead++; continue; } /* already resident or loading */
         } else {
             if (r->sys->nested) {
-                int go = pick_load(r);
-                if (go <= 0) { if (go < 0) r->err = go; return go < 0 ? go : D2_OK; }
+                int go;
+                RUN_TRY(pick_load(r, &go));
+                if (!go) return D2_OK;
                 q = &r->ioq[r->qhead];
             }
             int32_t ii = r->item_of[q->entry];
@@ -466,10 +502,10 @@ static int kick_io(run *r)
                 continue;
             }
         }
-        int evicted, got = mem_entry_reserve(r->mm, q->entry, &evicted);
+        int evicted, fits;
+        RUN_TRY(mem_entry_reserve(r->mm, q->entry, &fits, &evicted));
         RUN_TRY(check_freed(r));
-        if (got < 0) D2_ERROR(D2_EINTERNAL, "sim: the memory policy's victim index disagrees with its order");
-        if (got) {
+        if (!fits) {
             if (q->prefetch) { /* never stall the channel for a guess */
                 mem_entry_predict(r->mm, q->entry, 0);
                 r->qhead++;
@@ -490,14 +526,15 @@ static int kick_io(run *r)
             }
         }
         int64_t bytes = mem_entry_bytes(r->mm, q->entry);
-        int cached = r->d->page_cache_bytes > 0 && mem_cache_access(r->mm, q->entry, r->tick++);
+        int cached = r->cache_bytes > 0 && mem_cache_access(r->mm, q->entry, r->tick++);
         if (cached) r->pc_hits++;
         int64_t t = cached ? cost_load_ns(r->d, bytes, 1) : r->io_unit[unit];
         RUN_TRY(check_dur(t, "expert load"));
         int64_t now = des_now(r->ev);
         RUN_TRY(des_event_after(r->ev, t, EV_LOAD_DONE, q->entry, q->prefetch));
-        timeline(r, now, now + t, "io", q->layer, (int)((q->entry / r->U) % r->E), (int)unit + 1,
-                 q->prefetch ? 0 : r->items[r->item_of[q->entry]].tokens);
+        emit(r, SIM_OP_LOAD, now, now + t, q->layer, (int)((q->entry / r->U) % r->E), unit + 1,
+             q->prefetch ? 0 : r->items[r->item_of[q->entry]].tokens, 0, q->prefetch,
+             cached ? SIM_TIER_PAGE_CACHE : SIM_TIER_FLASH, bytes);
         r->io_busy = 1;
         RUN_TRY(comp_rerate(r, 0));
         r->io_busy_ns += t;
@@ -536,7 +573,8 @@ static int kick_compute(run *r)
         RUN_TRY(des_event_after(r->ev, (int64_t)ceil(r->comp_rem * f), EV_COMP_DONE, r->comp_idx, r->comp_ver));
     } else {
         RUN_TRY(des_event_after(r->ev, it->t_comp, EV_COMP_DONE, it - r->items, 0));
-        timeline(r, now, now + it->t_comp, "compute", r->layer, (int)it->expert, (int)it->unit + 1, it->tokens);
+        emit(r, SIM_OP_COMPUTE, now, now + it->t_comp, r->layer, (int)it->expert, it->unit + 1, it->tokens, it->final, 0,
+             SIM_TIER_NONE, 0);
         r->comp_ns += it->t_comp;
         r->expert_ns += it->t_comp;
     }
@@ -627,14 +665,16 @@ static int step_start(run *r)
         r->ctx_sum = (double)r->npre * (double)r->P * ((double)r->P + 1) / 2;
         for (uint32_t j = 0; j < r->ndec; j++) r->ctx_sum += (double)r->dec_pos[j] + 1;
         r->kv_bytes += (int64_t)r->ntok * r->kv_per_token;
+        r->fstep_avail = r->f == 0 ? mem_resident_bytes(r->mm) : mem_budget(r->mm);
         if (r->kv_bytes > r->kv_peak) r->kv_peak = r->kv_bytes;
         RUN_TRY(fetch_routing(r));
     }
     mem_set_layer(r->mm, r->layer);
     mem_account(r);
     int64_t t = cost_nonexpert_ns(r->d, r->m, (int)r->p->nonexpert_bits, (int)r->p->kv_bits, r->ntok, r->ctx_sum);
+    r->lb_flops += cost_nonexpert_flops(r->m, r->ntok, r->ctx_sum);
     RUN_TRY(check_dur(t, "layer's non-expert work"));
-    timeline(r, now, now + t, "compute", r->layer, -1, 0, r->ntok);
+    emit(r, SIM_OP_NONEXPERT, now, now + t, r->layer, -1, 0, r->ntok, 0, 0, SIM_TIER_NONE, 0);
     r->phase = 0;
     r->comp_busy = 1;
     r->comp_ns += t;
@@ -650,6 +690,7 @@ static int plan_step(run *r)
     for (size_t i = 0; i < n; i++)
         r->uses[i] = (bitroute_use){r->rexp[base + i], r->rw[base + i], r->rb[base + i], 0};
     RUN_TRY(r->bt->assign(&r->bc, r->layer, r->uses, n, r->scratch));
+    r->lb_flops += 2.0 * (double)r->W * (double)n; /* every token-expert use is at least one GEMM of the expert */
     /* B[j][u]: tokens that need unit u of expert j */
     uint32_t *B = r->scratch; /* reuse: E*U <= n*... sized at setup */
     memset(B, 0, (size_t)r->E * r->U * sizeof *B);
@@ -660,7 +701,7 @@ static int plan_step(run *r)
         r->gate2_k[u->level] += (double)u->weight * u->weight;
         B[u->expert * r->U + u->level]++;
     }
-    if (r->swiglu) memcpy(r->Bfin, B, (size_t)r->E * r->U * sizeof *B);
+    memcpy(r->Bfin, B, (size_t)r->E * r->U * sizeof *B);
     if (r->sys->nested) /* nesting: a use at level k needs units 1..k */
         for (uint32_t j = 0; j < r->E; j++)
             for (uint32_t k = r->U - 1; k-- > 0;) B[j * r->U + k] += B[j * r->U + k + 1];
@@ -677,14 +718,19 @@ static int plan_step(run *r)
             it->expert = j;
             it->unit = u;
             it->tokens = cnt;
+            it->final = r->Bfin[j * r->U + u];
             cost_compute cc = {0, 0, 0, 0};
             if (r->swiglu)
                 cost_expert_swiglu_item(r->d, r->W, r->m->expert_matrices, r->unit_bytes, (int)u + 1, r->unit_bits[u], cnt,
-                                        r->Bfin[j * r->U + u], &cc);
+                                        r->Bfin[j * r->U + u], r->fused, &cc);
             else {
                 if (cnt <= r->ntok_max) cc = r->ccache[(size_t)u * (r->ntok_max + 1) + cnt];
                 if (cc.total == 0) {
-                    cost_expert(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], cnt, &cc);
+                    if (r->fused) /* one launch per expert: on its first level (nested), on every copy */
+                        cost_expert_fused(r->d, r->W, r->unit_bytes[u], r->unit_bits[u],
+                                          r->sys->nested && u > 0 ? 1 : r->unit_bits[u], cnt, !r->sys->nested || u == 0, &cc);
+                    else
+                        cost_expert(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], cnt, &cc);
                     if (cnt <= r->ntok_max) r->ccache[(size_t)u * (r->ntok_max + 1) + cnt] = cc;
                 }
             }
@@ -703,6 +749,7 @@ static int plan_step(run *r)
             g->n++;
             g->left++;
             g->need += r->unit_bytes[u];
+            r->fstep_need += r->unit_bytes[u];
             it->grp = r->ngroups - 1;
             mem_entry_touch(r->mm, it->entry, r->tick++);
             r->item_of[it->entry] = (int32_t)r->nitems;
@@ -753,19 +800,21 @@ static int plan_step(run *r)
     r->qhead = r->qtail = 0; /* drop preloads that have not started */
     /* plan the loads (wall-clock timed: plan_overhead_s) */
     double w0 = wall_now();
-    int k = r->pt->order(&r->pc, r->pitems, r->nitems, r->order);
+    size_t k;
+    int prc = r->pt->order(&r->pc, r->pitems, r->nitems, r->order, &k);
     r->plan_wall += wall_now() - w0;
-    if (k < 0) { r->err = k; return k; }
+    RUN_TRY(prc);
     if (r->p->plan_gap && k > 0) {
         plan_ctx hc = r->pc;
-        int kh = plan_find("hebf")->order(&hc, r->pitems, r->nitems, r->order2);
-        if (kh < 0) return kh;
-        int64_t mh = plan_makespan(r->pitems, r->nitems, r->order2, (size_t)kh);
-        int ki = plan_find("id-order")->order(&hc, r->pitems, r->nitems, r->order2);
-        int64_t mi = plan_makespan(r->pitems, r->nitems, r->order2, (size_t)ki);
-        int ko = plan_optimal(&r->pc, r->pitems, r->nitems, r->order2);
-        if (ko >= 0) {
-            int64_t mo = plan_makespan(r->pitems, r->nitems, r->order2, (size_t)ko);
+        size_t kh, ki, ko;
+        int found;
+        RUN_TRY(plan_find("hebf")->order(&hc, r->pitems, r->nitems, r->order2, &kh));
+        int64_t mh = plan_makespan(r->pitems, r->nitems, r->order2, kh);
+        RUN_TRY(plan_find("id-order")->order(&hc, r->pitems, r->nitems, r->order2, &ki));
+        int64_t mi = plan_makespan(r->pitems, r->nitems, r->order2, ki);
+        RUN_TRY(plan_optimal(&r->pc, r->pitems, r->nitems, r->order2, &ko, &found));
+        if (found) {
+            int64_t mo = plan_makespan(r->pitems, r->nitems, r->order2, ko);
             if (mo > mh) D2_ERROR(D2_EINTERNAL, "sim: optimal plan (%lld ns) worse than hebf (%lld ns)", (long long)mo, (long long)mh);
             double g = (double)mh / (double)mo - 1;
             r->gap_sum += g;
@@ -776,8 +825,34 @@ static int plan_step(run *r)
             r->gap_skip++;
         }
     }
-    for (int i = 0; i < k; i++) RUN_TRY(queue_io(r, r->items[r->order[i]].entry, 0, r->layer));
+    for (size_t i = 0; i < k; i++) RUN_TRY(queue_io(r, r->items[r->order[i]].entry, 0, r->layer));
     return issue_prefetch(r);
+}
+
+/* The bound (docs/simulator.md, "The bound"): the units a forward step
+ * needs (N bytes, distinct) were either resident when it began (at most the
+ * budget M: resident bytes never exceed it, loading ones included; in the
+ * first forward step exactly what the system starts with) or are
+ * loaded during it, so at least N - M bytes cross the host link, and of
+ * those at least N - M - C come from flash (C: the page cache, which held
+ * at most C of them when the step began).  Each tier's bytes take at least
+ * their slowest stage's bandwidth term (cost_load_floor_ns); the page-cache
+ * share is costed at the cheaper of its two ways in.  One I/O channel: the
+ * run lasts at least the sum. */
+static void bound_fstep(run *r)
+{
+    int64_t need = r->fstep_need - r->fstep_avail;
+    r->fstep_need = 0;
+    if (need <= 0) return;
+    int64_t flash = need - r->cache_bytes;
+    if (flash < 0) flash = 0;
+    int64_t cached = need - flash;
+    int64_t tc = 0;
+    if (cached > 0) {
+        int64_t hit = cost_load_floor_ns(r->d, cached, 1), miss = cost_load_floor_ns(r->d, cached, 0);
+        tc = hit < miss ? hit : miss;
+    }
+    r->lb_io_ns += (flash > 0 ? cost_load_floor_ns(r->d, flash, 0) : 0) + tc;
 }
 
 static int step_end(run *r)
@@ -788,6 +863,7 @@ static int step_end(run *r)
     RUN_TRY(des_check(r->ev));
     if (++r->layer == r->L) { /* the forward step is complete: every request in it has a new token */
         int64_t now = des_now(r->ev);
+        bound_fstep(r);
         r->layer = 0;
         r->f++;
         for (uint32_t i = 0; i < r->npre + r->ndec; i++) {
@@ -841,7 +917,8 @@ static int handle(run *r, const des_event *e)
             if (e->b != r->comp_ver || !r->comp_active) return D2_OK; /* superseded by a rate change */
             int64_t now = des_now(r->ev);
             r->comp_active = 0;
-            timeline(r, r->comp_start, now, "compute", r->layer, (int)it->expert, (int)it->unit + 1, it->tokens);
+            emit(r, SIM_OP_COMPUTE, r->comp_start, now, r->layer, (int)it->expert, it->unit + 1, it->tokens, it->final, 0,
+                 SIM_TIER_NONE, 0);
             r->comp_ns += now - r->comp_start;
             r->expert_ns += now - r->comp_start;
         }
@@ -890,6 +967,40 @@ static void run_free(run *r)
     free(r->groups); free(r->gflag); free(r->gneed);
 }
 
+int sim_system_resolve(const sim_params *p, sim_system *out)
+{
+    memset(out, 0, sizeof *out);
+    const policy_system *sys = policy_find(p->policy);
+    if (!sys) D2_ERROR(D2_EINVAL, "sim.policy: unknown system \"%s\" (see d2moe simulate --list)", p->policy);
+    snprintf(out->name, sizeof out->name, "%s", sys->name);
+    out->nested = sys->nested;
+    out->levels = sys->levels;
+    for (int k = 0; k < sys->levels; k++) out->bits[k] = sys->bits[k];
+#define PICK(f) snprintf(out->f, sizeof out->f, "%s", p->f[0] ? p->f : sys->f)
+    PICK(caps);
+    PICK(bitroute);
+    PICK(plan);
+    PICK(mem);
+    PICK(prefetch);
+    PICK(buffer);
+#undef PICK
+    int arg = 0;
+    const plan_type *pt = plan_find(out->plan);
+    const mem_policy_type *mt = mem_policy_find(out->mem);
+    const prefetch_type *ft = prefetch_find(out->prefetch);
+    if (!ft) D2_ERROR(D2_EINVAL, "sim.prefetch: unknown predictor \"%s\" (none, paths, oracle)", out->prefetch);
+    if (!bitroute_find(out->bitroute, &arg))
+        D2_ERROR(D2_EINVAL, "sim.bitroute: unknown bit-width routing \"%s\" (capacity, gate, static, uniform:B, trace)", out->bitroute);
+    if (!pt) D2_ERROR(D2_EINVAL, "sim.plan: unknown planner \"%s\" (hebf, id-order, sequential, optimal)", out->plan);
+    if (!mt) D2_ERROR(D2_EINVAL, "sim.mem: unknown memory policy \"%s\" (budget, lru, lfu, none, hold)", out->mem);
+    if (strcmp(out->buffer, "budget") && strcmp(out->buffer, "device"))
+        D2_ERROR(D2_EINVAL, "sim.buffer: \"%s\": expected budget or device", out->buffer);
+    out->serial = pt->serial;
+    out->hold = mt->hold;
+    out->preloads = strcmp(ft->name, "none") != 0;
+    return D2_OK;
+}
+
 static int setup(run *r, const sim_input *in)
 {
     const sim_params *p = in->params;
@@ -897,22 +1008,21 @@ static int setup(run *r, const sim_input *in)
     r->m = in->model;
     r->d = in->device;
     r->p = p;
+    D2_TRY(sim_system_resolve(p, &r->rs));
     r->sys = policy_find(p->policy);
-    if (!r->sys) D2_ERROR(D2_EINVAL, "sim.policy: unknown system \"%s\" (see d2moe simulate --list)", p->policy);
-    const char *br = p->bitroute[0] ? p->bitroute : r->sys->bitroute;
-    const char *pl = p->plan[0] ? p->plan : r->sys->plan;
-    const char *mp = p->mem[0] ? p->mem : r->sys->mem;
-    const char *cp = p->caps[0] ? p->caps : r->sys->caps;
-    const char *pf = p->prefetch[0] ? p->prefetch : r->sys->prefetch;
+    const char *br = r->rs.bitroute, *pl = r->rs.plan, *mp = r->rs.mem, *cp = r->rs.caps, *pf = r->rs.prefetch;
     if (!(r->at = arrival_find(p->arrival))) D2_ERROR(D2_EINVAL, "sim.arrival: unknown arrival process \"%s\" (batch, poisson, uniform)", p->arrival);
+    if (strcmp(p->nested_kernel, "per-level") && strcmp(p->nested_kernel, "fused"))
+        D2_ERROR(D2_EINVAL, "sim.nested_kernel: \"%s\": expected per-level or fused", p->nested_kernel);
+    r->fused = !strcmp(p->nested_kernel, "fused");
     if (strcmp(p->nested_compute, "uniform") && strcmp(p->nested_compute, "swiglu"))
         D2_ERROR(D2_EINVAL, "sim.nested_compute: \"%s\": expected uniform or swiglu", p->nested_compute);
     r->swiglu = r->sys->nested && !strcmp(p->nested_compute, "swiglu") && r->m->expert_matrices >= 2;
-    if (!(r->ft = prefetch_find(pf))) D2_ERROR(D2_EINVAL, "sim.prefetch: unknown predictor \"%s\" (none, paths, oracle)", pf);
     int arg = 0;
-    if (!(r->bt = bitroute_find(br, &arg))) D2_ERROR(D2_EINVAL, "sim.bitroute: unknown bit-width routing \"%s\" (capacity, gate, static, uniform:B, trace)", br);
-    if (!(r->pt = plan_find(pl))) D2_ERROR(D2_EINVAL, "sim.plan: unknown planner \"%s\" (hebf, id-order, sequential, optimal)", pl);
-    if (!(r->mt = mem_policy_find(mp))) D2_ERROR(D2_EINVAL, "sim.mem: unknown memory policy \"%s\" (budget, lru, lfu, none, hold)", mp);
+    r->ft = prefetch_find(pf);
+    r->bt = bitroute_find(br, &arg);
+    r->pt = plan_find(pl);
+    r->mt = mem_policy_find(mp); /* all four known: sim_system_resolve checked them */
     r->U = (uint32_t)r->sys->levels;
     D2_TRY(parse_caps(cp, (int)r->U, r->caps, "sim.caps"));
     if (r->bt->needs_bits && !in->route_has_bits)
@@ -939,9 +1049,28 @@ static int setup(run *r, const sim_input *in)
         for (uint32_t u = 0; u < r->U; u++) found |= r->unit_bits[u] == arg;
         if (!found) D2_ERROR(D2_EINVAL, "sim.bitroute: uniform:%d: system %s stores no %d-bit level", arg, r->sys->name, arg);
     }
+    r->fixed_bytes = model_nonexpert_bytes(r->m, (int)p->nonexpert_bits);
+    r->kv_per_token = model_kv_bytes_per_token(r->m, (int)p->kv_bits);
+    const char *buf = r->rs.buffer;
+    snprintf(r->res->sys_buffer, sizeof r->res->sys_buffer, "%s", buf);
     int64_t budget = p->budget;
     if (r->mt->hold) budget = total_units * (int64_t)r->L * r->E;
-    else if (r->sys->nested && budget < total_units) /* a token at the top level holds every level */
+    else if (!strcmp(buf, "device")) {
+        /* a buffer that fills the device: what the non-expert weights, the
+         * largest KV cache of the run and the FP16 transient leave free */
+        int64_t kv = p->kv_on_device ? (int64_t)r->R * (r->P + r->G - 1) * r->kv_per_token : 0;
+        int64_t tr = p->transient_fp16 ? 2 * r->W : 0;
+        int64_t need = r->sys->nested ? total_units : maxunit;
+        budget = r->d->mem_bytes - r->fixed_bytes - kv - tr;
+        if (budget < need) {
+            r->oom = 1;
+            snprintf(r->res->reason, sizeof r->res->reason,
+                     "the device leaves %lld bytes for the expert buffer after non-expert %lld, KV %lld and FP16 transient %lld "
+                     "bytes of %lld; %s needs at least %lld", (long long)budget, (long long)r->fixed_bytes, (long long)kv,
+                     (long long)tr, (long long)r->d->mem_bytes, r->sys->name, (long long)need);
+            budget = need;
+        }
+    } else if (r->sys->nested && budget < total_units) /* a token at the top level holds every level */
         D2_ERROR(D2_ERANGE, "sim.budget: %lld bytes is smaller than one expert level set (%lld bytes) of %s on %s: "
                  "nested levels 1..%u of an expert are used together (a token at level %u needs them all until its down projection)",
                  (long long)budget, (long long)total_units, r->sys->name, r->m->name, r->U, r->U);
@@ -949,7 +1078,14 @@ static int setup(run *r, const sim_input *in)
         D2_ERROR(D2_ERANGE, "sim.budget: %lld bytes is smaller than one expert level (%lld bytes) of %s on %s",
                  (long long)budget, (long long)maxunit, r->sys->name, r->m->name);
     D2_TRY(des_new(&r->ev));
-    D2_TRY(mem_new(r->mt, r->L, r->E, r->U, r->unit_bytes, budget, r->d->page_cache_bytes, &r->mm));
+    {
+        /* the host page cache: fixed, or derived from host RAM (on unified
+         * memory the accelerator side's non-expert weights, largest KV cache
+         * and expert memory come out of the same DRAM) */
+        int64_t kvmax = p->kv_on_device ? (int64_t)r->R * (r->P + r->G - 1) * r->kv_per_token : 0;
+        r->cache_bytes = device_page_cache_bytes(r->d, r->fixed_bytes + kvmax + budget);
+    }
+    D2_TRY(mem_new(r->mt, r->L, r->E, r->U, r->unit_bytes, budget, r->cache_bytes, &r->mm));
     mem_set_free_hook(r->mm, unit_freed, r);
     r->rng_bits = rng_new((uint64_t)p->seed, 101);
     r->rng_pred = rng_new((uint64_t)p->seed, 102);
@@ -1001,8 +1137,6 @@ static int setup(run *r, const sim_input *in)
     r->bc = (bitroute_cfg){r->U, r->unit_bits, r->caps, arg, r->L, r->E, r->static_level, r->rng_bits};
     r->pc = (plan_ctx){r->sys->nested, p->opt_max_states, 0};
     if (r->bt->needs_profile || r->ft->needs_profile) D2_TRY(profile(r));
-    r->fixed_bytes = model_nonexpert_bytes(r->m, (int)p->nonexpert_bits);
-    r->kv_per_token = model_kv_bytes_per_token(r->m, (int)p->kv_bits);
     if (r->mt->hold) D2_TRY(mem_hold_all(r->mm));
     return D2_OK;
 }
@@ -1066,6 +1200,13 @@ static void finish(run *r)
     m->plan_gap_skipped = (double)r->gap_skip;
     m->opt_fallbacks = (double)r->pc.fallbacks;
     m->layer_steps = (double)r->steps;
+    /* the bound: the run lasts at least its unavoidable I/O and its FLOPs at peak */
+    m->bound_io_s = (double)r->lb_io_ns / 1e9;
+    m->bound_compute_s = r->lb_flops / r->d->fp16_flops;
+    double tlb = m->bound_io_s > m->bound_compute_s ? m->bound_io_s : m->bound_compute_s;
+    m->bound_tps = r->oom || tlb <= 0 ? 0 : (double)r->R * r->G / tlb;
+    m->bound_util = m->bound_tps > 0 ? m->throughput_tps / m->bound_tps : 0;
+    m->page_cache_gb = (double)r->cache_bytes / 1e9;
     s->levels = (int)r->U;
     double ub = 0, un = 0;
     for (uint32_t k = 0; k < r->U; k++) {
@@ -1101,7 +1242,6 @@ int sim_run_observed(const sim_input *in, const sim_observer *obs, sim_result **
     res->params = *in->params;
     int rc = setup(r, in);
     if (rc == D2_OK) {
-        if (in->timeline) fprintf(in->timeline, "start_ns,end_ns,queue,layer,expert,level,tokens\n");
         mem_account(r);
         if (!r->oom) rc = des_event_push(r->ev, 0, EV_STEP_START, 0, 0);
         des_event e;
@@ -1116,6 +1256,10 @@ int sim_run_observed(const sim_input *in, const sim_observer *obs, sim_result **
             if (rc == D2_OK) rc = mem_check(r->mm);
         }
         if (rc == D2_OK) finish(r);
+        /* invariant: no run beats its bound */
+        if (rc == D2_OK && res->m.throughput_tps > res->m.bound_tps * (1 + 1e-9) && !r->oom)
+            rc = (d2_err_set("sim: throughput %.9g tokens/s above its bound %.9g", res->m.throughput_tps, res->m.bound_tps),
+                  D2_EINTERNAL);
     }
     run_free(r);
     if (rc != D2_OK) { free(res); return rc; }
@@ -1181,7 +1325,10 @@ int sim_result_foreach_param(const sim_result *r, param_visit_fn fn, void *user)
     D2_TRY(fn("system.plan", r->sys_plan, "", user));
     D2_TRY(fn("system.mem", r->sys_mem, "", user));
     D2_TRY(fn("system.prefetch", r->sys_prefetch, "", user));
+    D2_TRY(fn("system.buffer", r->sys_buffer, "", user));
     D2_TRY(fn("system.rng", D2_RNG_NAME, "", user));
+    D2_TRY(fn("reading.name", r->reading_name, "", user));
+    D2_TRY(fn("reading.settings", r->reading_settings, "", user));
     return D2_OK;
 }
 
@@ -1189,6 +1336,7 @@ int sim_result_foreach_input(const sim_result *r, sim_input_fn fn, void *user)
 {
     if (r->model_path[0]) D2_TRY(fn("model", r->model_path, NULL, user));
     if (r->device_path[0]) D2_TRY(fn("device", r->device_path, NULL, user));
+    if (r->reading_path[0]) D2_TRY(fn("reading", r->reading_path, NULL, user));
     if (r->trace_id[0]) D2_TRY(fn("trace", r->trace_path[0] ? r->trace_path : NULL, r->trace_id, user));
     return D2_OK;
 }
@@ -1216,4 +1364,12 @@ void sim_result_set_inputs(sim_result *r, const char *model_path, const char *de
     snprintf(r->device_path, sizeof r->device_path, "%s", device_path ? device_path : "");
     snprintf(r->trace_path, sizeof r->trace_path, "%s", trace_path ? trace_path : "");
     snprintf(r->trace_id, sizeof r->trace_id, "%s", trace_id ? trace_id : "");
+}
+
+void sim_result_set_reading(sim_result *r, const char *name, const char *settings, const char *path);
+void sim_result_set_reading(sim_result *r, const char *name, const char *settings, const char *path)
+{
+    snprintf(r->reading_name, sizeof r->reading_name, "%s", name);
+    snprintf(r->reading_settings, sizeof r->reading_settings, "%s", settings);
+    snprintf(r->reading_path, sizeof r->reading_path, "%s", path);
 }

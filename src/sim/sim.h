@@ -43,6 +43,9 @@ typedef struct sim_params {
     double predict_acc;           /* oracle predictor accuracy, 0..1 */
     int64_t profile_requests;     /* requests (ids after the batch) used for offline profiling */
     double router_overhead;       /* bit-router latency, fraction of the expert compute it gates */
+    char nested_kernel[PARAM_STR_MAX]; /* dequantize + GEMM kernel reading: "per-level" or "fused" */
+    char buffer[PARAM_STR_MAX];   /* expert memory bound: "budget" (sim.budget), "device" (free device
+                                     memory), "" = the system's */
 } sim_params;
 
 extern const param_table sim_param_table;
@@ -59,8 +62,53 @@ typedef struct sim_input {
     sim_route_fn route;
     void *route_user;
     int route_has_bits;   /* the routing records bit-widths (for bitroute "trace") */
-    FILE *timeline;       /* NULL, or CSV: start_ns,end_ns,queue,layer,expert,level,tokens */
 } sim_input;
+
+/* What a named system resolves to under a configuration: the row of
+ * policy.c with the sim.* overrides applied (sim_system_resolve).  It lets a
+ * caller (d2moe execute, the audit) know what a run will do without running
+ * it. */
+typedef struct sim_system {
+    char name[PARAM_STR_MAX];
+    int nested;                   /* 1: MWQ nested levels (level k = units 1..k); 0: separate copies */
+    int levels;                   /* K */
+    int bits[8];                  /* bit-width of level / copy k (0-based) */
+    char caps[PARAM_STR_MAX], bitroute[PARAM_STR_MAX], plan[PARAM_STR_MAX], mem[PARAM_STR_MAX];
+    char prefetch[PARAM_STR_MAX], buffer[PARAM_STR_MAX];
+    int serial;                   /* its planner forbids I/O-compute overlap */
+    int preloads;                 /* it loads predicted experts of the next layer */
+    int hold;                     /* every expert resident from the start, no expert I/O */
+} sim_system;
+/* D2_EINVAL with a message when a name (system, planner, ...) is unknown. */
+int sim_system_resolve(const sim_params *p, sim_system *out);
+
+/* One operation of a run, as the simulator performed it: a typed record
+ * handed to observers (the timeline writer, d2moe execute's plan, tests). */
+typedef enum sim_op_kind {
+    SIM_OP_NONEXPERT = 0, /* a layer slot's non-expert work: opens a layer step */
+    SIM_OP_LOAD,          /* an expert unit loaded into accelerator memory */
+    SIM_OP_COMPUTE,       /* an expert unit computed for its tokens */
+} sim_op_kind;
+typedef enum sim_op_tier {
+    SIM_TIER_NONE = 0,    /* not a load */
+    SIM_TIER_FLASH,       /* read from flash */
+    SIM_TIER_PAGE_CACHE,  /* served by the host page cache */
+} sim_op_tier;
+typedef struct sim_op {
+    sim_op_kind kind;
+    uint32_t fstep;       /* forward step (0 = the first) */
+    uint32_t step;        /* layer step of the run (fstep x MoE layers + layer) it belongs to */
+    uint32_t layer;       /* MoE layer it serves (a preload: the next layer) */
+    int32_t expert;       /* expert id; -1 for non-expert work */
+    uint32_t level;       /* 1-based level (nested) or copy index + 1; 0 for non-expert work */
+    uint32_t tokens;      /* compute: tokens that need this unit; load: the same for its item (0: a preload);
+                             non-expert: the tokens of the forward step */
+    uint32_t final;       /* compute: tokens whose own level is this one (nested); = tokens for copies */
+    int preload;          /* load: for the next layer, predicted */
+    sim_op_tier tier;     /* load: where its bytes came from */
+    int64_t bytes;        /* load: bytes moved */
+    sim_ns start, end;    /* simulated ns */
+} sim_op;
 
 typedef struct sim_result sim_result;
 
@@ -71,6 +119,10 @@ int sim_run(const sim_input *in, sim_result **out);
 
 /* Hooks into a run (tests, tools); NULL members are skipped. */
 typedef struct sim_observer {
+    /* Every operation: a load when it starts (its end is known then), a
+     * compute when it starts (when it ends under device.io_interference,
+     * whose rate changes while it runs), non-expert work when it starts. */
+    void (*op)(void *user, const sim_op *op);
     /* An expert unit left accelerator memory at simulated time t: evicted to
      * make room, or freed after use (memory policy "none"); level 1-based. */
     void (*unit_freed)(void *user, sim_ns t, uint32_t layer, uint32_t expert, uint32_t level);
@@ -79,11 +131,19 @@ typedef struct sim_observer {
 /* sim_run, telling obs (may be NULL) as the run goes. */
 int sim_run_observed(const sim_input *in, const sim_observer *obs, sim_result **out);
 
+/* The timeline CSV as an observer: start_ns,end_ns,queue,layer,expert,level,
+ * tokens (queue io or compute; non-expert work expert -1, level 0; preloads
+ * tokens 0).  sim_timeline_begin writes the header. */
+typedef struct sim_timeline { FILE *f; } sim_timeline;
+void sim_timeline_begin(sim_timeline *t, FILE *f, sim_observer *obs);
+
 /* One configuration from the command line's inputs, for sweeps:
  * model and device are profile names or .ini paths; trace NULL = the trace
- * generator preset for the model (trace_source_open_gen); sets are
- * "table.key=value" applied, in order, to the model, device and sim tables
- * after seed (sim.seed).  timeline: NULL or a CSV path to write. */
+ * generator preset for the model (trace_source_open_gen); the reading's
+ * settings (sim/readings.h) and then sets, "table.key=value", are applied in
+ * order to the model, device and sim tables after seed (sim.seed).
+ * timeline: NULL or a CSV path to write.  The result carries the reading
+ * (params reading.name, reading.settings; input "reading"). */
 typedef struct sim_job {
     const char *model;
     const char *device;
@@ -92,8 +152,14 @@ typedef struct sim_job {
     size_t nsets;
     uint64_t seed;
     const char *timeline;
+    const char *readings; /* reading set: NAME (experiments/readings/NAME.ini) or a path; NULL or "" =
+                             READINGS_DEFAULT ("datasheet"); "none" = nothing applied.  Applied before sets. */
+    const sim_observer *obs; /* NULL, or told of every operation (beside the timeline) */
 } sim_job;
 int sim_job_run(const sim_job *job, sim_result **out);
+/* The effective model, device, parameters and system of a job, without
+ * running it (any out-pointer may be NULL). */
+int sim_job_resolve(const sim_job *job, model *m, device *d, sim_params *p, sim_system *s);
 
 void sim_result_free(sim_result *r);
 const char *sim_result_status(const sim_result *r); /* "ok" or "oom" */
