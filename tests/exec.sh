@@ -2,8 +2,9 @@
 # exec.sh - `d2moe execute` on a small model: runs the simulator's plan for
 # real, stays within the budget, matches the one-shot kernels, stores a sim
 # and a real run; bad configurations exit 2 with one line; a --spec runs
-# every point and reports each point's error.  Timing is reported, never
-# asserted here (see `d2moe execute --spec experiments/validation.ini`).
+# every point and reports each point's error; `d2moe validate` runs,
+# reports intervals and the op join, and stores every round.  Timing is
+# reported, never asserted here (`make validate` measures it).
 . "${D2_SRCDIR:-.}/tests/lib.sh"
 
 cat > "$TMP/small.ini" <<'EOF'
@@ -167,4 +168,40 @@ expect 2 "--calib-tol x: expected a percentage" "bad --calib-tol: exit 2" -- "$D
 expect 2 "needs --db" "--spec without --db: exit 2" -- "$D2MOE" execute --spec "$TMP/v.ini"
 sed 's/^kind = execute/kind = simulate/' "$TMP/v.ini" > "$TMP/v2.ini"
 expect 2 "expected kind = execute" "a spec of another kind: exit 2" -- "$D2MOE" execute --spec "$TMP/v2.ini" --db "$TMP/v.db"
+
+# d2moe validate (the measurement behind `make validate`): functional only,
+# both gates wide open; no timing is asserted
+"$D2MOE" validate "$TMP/v.ini" --db "$TMP/val.db" --work "$TMP/vw" --rounds 2 --calib-tol 1000 --probe-tol 1000 \
+    --file-size 8Mi --time-cap 10 > "$TMP/vv" 2>&1; ok $? "validate: 2 points x 2 accepted rounds"
+[ "$(grep -Ec '^[01] +(hebf|id-order) .* 2 +0 +[0-9.]+ +[0-9.]+ +[-+][0-9.]+% +\[[-+][0-9.]+, [-+][0-9.]+\]% +\[[-+][0-9.]+, [-+][0-9.]+\]% +(within 10%|outside 10%|cannot conclude)$' "$TMP/vv")" -eq 2 ]
+ok $? "each point: median error, its interval, the machine's spread and a verdict"
+grep -q '^makespan ' "$TMP/vv" && grep -q '^compute_l1 ' "$TMP/vv" && grep -q '^load_l1 ' "$TMP/vv"; ok $? "validate prints the op join"
+grep -E '^[01] +(hebf|id-order)|^makespan ' "$TMP/vv" | while read -r l; do diag "$l"; done
+if command -v sqlite3 > /dev/null; then
+    n=$(sqlite3 "$TMP/val.db" "SELECT count(*) FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = 'accepted' AND m.value = 1
+        JOIN params p ON p.run_id = r.id AND p.key = 'validate.reason' AND p.value = 'accepted' WHERE r.kind = 'validate' AND r.mode = 'round'")
+    [ "$n" = 4 ]; ok $? "4 accepted rounds stored ($n)"
+    n=$(sqlite3 "$TMP/val.db" "SELECT count(*) FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = 'join_compute_l1_real_s' AND m.value > 0 WHERE r.mode = 'round'")
+    [ "$n" = 4 ]; ok $? "each round stores its op join ($n)"
+    n=$(sqlite3 "$TMP/val.db" "SELECT count(*) FROM runs r JOIN metrics lo ON lo.run_id = r.id AND lo.name = 'error_lo'
+        JOIN metrics hi ON hi.run_id = r.id AND hi.name = 'error_hi' JOIN metrics md ON md.run_id = r.id AND md.name = 'error_median'
+        WHERE r.kind = 'validate' AND r.mode = 'point' AND lo.value <= md.value AND md.value <= hi.value")
+    [ "$n" = 2 ]; ok $? "each point stores lo <= median <= hi ($n)"
+else
+    skip "rounds in the store (no sqlite3)"; skip "op join in the store (no sqlite3)"; skip "intervals in the store (no sqlite3)"
+fi
+# a run gate nothing passes: rounds rejected, stored with their reason, no verdict
+"$D2MOE" validate "$TMP/v.ini" --db "$TMP/val2.db" --work "$TMP/vw" --rounds 1 --calib-tol 1000 --probe-tol 0.0001 \
+    --file-size 8Mi --time-cap 0.01 > "$TMP/vr3" 2>&1; ok $? "validate with an impossible --probe-tol ends at the time cap"
+grep -q '(no accepted round)' "$TMP/vr3"; ok $? "a point without accepted rounds says so"
+if command -v sqlite3 > /dev/null; then
+    n=$(sqlite3 "$TMP/val2.db" "SELECT count(*) FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = 'accepted' AND m.value = 0
+        JOIN params p ON p.run_id = r.id AND p.key = 'validate.reason' AND p.value LIKE 'run: kernel probe moved%' WHERE r.mode = 'round'")
+    [ "$n" -ge 1 ]; ok $? "rejected rounds stored with their reason ($n)"
+else
+    skip "rejected rounds in the store (no sqlite3)"
+fi
+expect 2 "--rounds 0: expected an integer" "validate --rounds 0: exit 2" -- "$D2MOE" validate "$TMP/v.ini" --db "$TMP/val.db" --rounds 0
+expect 2 "--db FILE is required" "validate without --db: exit 2" -- "$D2MOE" validate "$TMP/v.ini"
+expect 2 "expected kind = execute" "validate of a spec of another kind: exit 2" -- "$D2MOE" validate "$TMP/v2.ini" --db "$TMP/val.db"
 done_testing

@@ -1,7 +1,7 @@
 # tests/: shell tests of the d2moe command (module test programs are listed
 # in each src/<module>/local.mk).
 TESTS += tests/cli.sh tests/profiles.sh tests/db.sh tests/badinput.sh tests/inputs.sh tests/workflow.sh
-EXTRA_DIST += tests/workflow.sh tests/validation.sh tests/lib.sh tests/cli.sh tests/profiles.sh tests/db.sh tests/badinput.sh tests/inputs.sh
+EXTRA_DIST += tests/workflow.sh tests/lib.sh tests/cli.sh tests/profiles.sh tests/db.sh tests/badinput.sh tests/inputs.sh
 # Golden outputs of the simulator (tests/golden/update.sh regenerates them).
 TESTS += tests/golden.sh
 EXTRA_DIST += tests/golden.sh tests/golden

@@ -6,6 +6,7 @@
 #include "core/err.h"
 #include "core/model.h"
 #include "host/exec.h"
+#include "host/opjoin.h"
 #include "host/execplan.h"
 #include "sim/sim.h"
 #include "quant/mwq.h"
@@ -69,7 +70,7 @@ int main(void)
     add_phase(&p, 2, 0, 4, lev, tok);
     add_phase(&p, 3, 1, 4, lev, tok);
     int64_t expert3 = u1 + 2 * u2;
-    exec_opts o = {1LL << 40, 1, 9, 1, NULL, 1, 0};
+    exec_opts o = {1LL << 40, 1, 9, 1, NULL, 1, 0, NULL};
     exec_result r;
     rc = exec_run(&s, &p, &o, &r);
     ok(rc == D2_OK, "unbounded budget: runs (%s)", rc ? d2_err_msg() : "ok");
@@ -81,6 +82,51 @@ int main(void)
     ok(r.verify_max_rel < 1e-4, "incremental levels == one-shot kernels (max rel %.3g)", r.verify_max_rel);
     ok(r.verify_max_rel_ref < 0.05, "close to the double reference with float activations (max rel %.3g)", r.verify_max_rel_ref);
     ok(!strcmp(r.io_method, "O_DIRECT") || !strcmp(r.io_method, "POSIX_FADV_DONTNEED"), "io method named (%s)", r.io_method);
+
+    /* the run's ops as typed records and as a timeline CSV: the same ops,
+     * one zero-length non-expert record per phase, steps = phase / layers */
+    {
+        opjoin_tl *ops = NULL, *back = NULL;
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *csv = open_memstream(&buf, &len);
+        int orc = opjoin_tl_new(&ops);
+        if (!orc) orc = opjoin_tl_new(&back);
+        o.ops = ops;
+        o.timeline = csv;
+        exec_result rt;
+        if (!orc) orc = exec_run(&s, &p, &o, &rt);
+        o.ops = NULL;
+        o.timeline = NULL;
+        if (csv) fclose(csv);
+        ok(orc == D2_OK && opjoin_tl_size(ops) == 36 + 36 + 4, "typed records: 36 loads, 36 computes, 4 phase markers (%zu)",
+           ops ? opjoin_tl_size(ops) : 0);
+        FILE *in = buf ? fmemopen(buf, len, "r") : NULL;
+        ok(in && opjoin_tl_read_csv(in, "real timeline", back) == D2_OK, "the timeline CSV reads back (%s)", d2_err_msg());
+        if (in) fclose(in);
+        opjoin_report j;
+        int jrc = orc ? orc : opjoin_join(ops, back, &j);
+        ok(!jrc && j.matched == 76 && !j.pred_only && !j.real_only,
+           "the CSV and the records are the same ops, steps included (%lld pairs)", (long long)j.matched);
+        int64_t comp = 0, sum = 0;
+        for (int t = 0; t < j.nterm; t++) {
+            if (!strncmp(j.term[t].name, "compute_l", 9)) comp += j.term[t].real_ns;
+            if (j.term[t].in_sum) sum += j.term[t].real_ns;
+        }
+        ok(!jrc && j.makespan_real_ns == rt.makespan_ns && comp == rt.comp_busy_ns && sum == rt.makespan_ns,
+           "records: makespan %lld = the result's, compute busy %lld = the result's, split adds up",
+           (long long)j.makespan_real_ns, (long long)comp);
+        int per_step[3] = {0, 0, 0};
+        for (size_t i = 0; ops && i < opjoin_tl_size(ops); i++) {
+            const opjoin_op *op = opjoin_tl_get(ops, i);
+            per_step[op->step >= 0 && op->step <= 1 ? op->step : 2]++;
+        }
+        ok(per_step[0] == 38 && per_step[1] == 38 && per_step[2] == 0,
+           "two layers x two steps: 38 ops in step 0 and in step 1 (%d, %d, %d other)", per_step[0], per_step[1], per_step[2]);
+        free(buf);
+        opjoin_tl_free(ops);
+        opjoin_tl_free(back);
+    }
 
     /* the same arithmetic with two compute threads */
     exec_result r2;

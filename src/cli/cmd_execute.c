@@ -665,7 +665,7 @@ static int run(int argc, char **argv)
      * below 32 MiB glibc serves them from the heap and never trims it */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, INT_MAX);
-    exec_opts o = {e.budget, threads, job.seed, verify, rt, 1, !strcmp(g_wait, "sleep")};
+    exec_opts o = {e.budget, threads, job.seed, verify, rt, 1, !strcmp(g_wait, "sleep"), NULL};
     /* the kernel probe right before and after the timed run (untimed):
      * did the machine keep its speed? */
     calib_probe *probe = NULL;

@@ -11,3 +11,10 @@ int64_t clock_mono_ns(void)
 }
 
 double clock_mono_s(void) { return (double)clock_mono_ns() * 1e-9; }
+
+int64_t clock_thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}

@@ -11,5 +11,8 @@
 int64_t clock_mono_ns(void);
 /* The same in seconds. */
 double clock_mono_s(void);
+/* CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), nanoseconds:
+ * what a compute-bound kernel cost, whatever else shares the machine. */
+int64_t clock_thread_cpu_ns(void);
 
 #endif

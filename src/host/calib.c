@@ -4,11 +4,12 @@
  * fitted by GSL weighted least squares.  Memory and compute: timed loops. */
 #define _GNU_SOURCE
 #include "host/calib.h"
-#include "host/exec.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/rng.h"
 #include "quant/kern.h"
 #include "quant/mwq.h"
+#include "quant/swiglu.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,20 +27,6 @@
 #include <unistd.h>
 
 #define ALIGN 4096
-
-int64_t calib_cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-int64_t calib_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -132,7 +119,7 @@ static int write_file(int fd, const calib_io_opts *o, int direct, double *bw)
     void *buf;
     if (posix_memalign(&buf, ALIGN, chunk)) D2_ERROR(D2_ENOMEM, "calibration: out of memory (4 MiB buffer)");
     uint64_t st = o->seed * 0x9E3779B97F4A7C15ULL + 1;
-    int64_t t0 = calib_now_ns();
+    int64_t t0 = clock_mono_ns();
     for (int64_t off = 0; off < o->file_bytes; off += (int64_t)chunk) {
         size_t n = (size_t)(o->file_bytes - off < (int64_t)chunk ? o->file_bytes - off : (int64_t)chunk);
         fill_random(buf, chunk / 8, &st);
@@ -152,7 +139,7 @@ static int write_file(int fd, const calib_io_opts *o, int direct, double *bw)
     free(buf);
     if (fdatasync(fd) != 0)
         D2_ERROR(D2_EIO, "%s: cannot write the calibration file: %s", o->dir, why(errno));
-    int64_t t1 = calib_now_ns();
+    int64_t t1 = clock_mono_ns();
     *bw = (double)o->file_bytes / ((double)(t1 - t0) * 1e-9);
     if (!direct) /* drop what the buffered writes left in the page cache */
         posix_fadvise(fd, 0, o->file_bytes, POSIX_FADV_DONTNEED);
@@ -196,7 +183,7 @@ static int timed_read(int fd, int direct, int fresh, void *reuse, int64_t size, 
 {
     void *buf = reuse;
     if (!direct) posix_fadvise(fd, off, size, POSIX_FADV_DONTNEED);
-    int64_t t0 = calib_now_ns();
+    int64_t t0 = clock_mono_ns();
     if (fresh && posix_memalign(&buf, ALIGN, (size_t)size)) D2_ERROR(D2_ENOMEM, "calibration: out of memory");
     int64_t done = 0;
     while (done < size) {
@@ -210,7 +197,7 @@ static int timed_read(int fd, int direct, int fresh, void *reuse, int64_t size, 
         done += n;
     }
     if (fresh) free(buf);
-    *ns = (double)(calib_now_ns() - t0);
+    *ns = (double)(clock_mono_ns() - t0);
     return D2_OK;
 }
 
@@ -334,9 +321,9 @@ static void *membw_thread(void *arg)
 {
     membw_job *j = arg;
     pthread_barrier_wait(j->bar);
-    j->t0 = calib_now_ns();
+    j->t0 = clock_mono_ns();
     j->sum = sum_words(j->p, j->words);
-    j->t1 = calib_now_ns();
+    j->t1 = clock_mono_ns();
     return NULL;
 }
 
@@ -402,7 +389,7 @@ int calib_gemm_rate(int64_t rows, int64_t cols, int tokens, int reps, double *fl
     for (int64_t i = 0; i < rows * cols; i++) w[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
     for (int64_t i = 0; i < cols * tokens; i++) x[i] = (float)(i % 17) * 0.1f;
     for (int r = 0; r < reps; r++) {
-        int64_t t0 = calib_now_ns();
+        int64_t t0 = clock_mono_ns();
         for (int64_t i = 0; i < rows; i++) {
             const float *wr = w + i * cols;
             for (int k = 0; k < tokens; k++) {
@@ -418,7 +405,7 @@ int calib_gemm_rate(int64_t rows, int64_t cols, int tokens, int reps, double *fl
                 y[(int64_t)k * rows + i] = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
             }
         }
-        t[r] = (double)(calib_now_ns() - t0);
+        t[r] = (double)(clock_mono_ns() - t0);
     }
     volatile float sink = y[0] + y[rows * tokens - 1];
     (void)sink;
@@ -489,13 +476,13 @@ int calib_kern_measure(int64_t hidden, int64_t ffn, int64_t group, int base_bits
             for (int rep = 0; rep < reps; rep++) {
                 /* thread CPU time: what the kernels cost, not how long other
                  * processes on a shared machine kept this one waiting */
-                int64_t t0 = calib_cpu_ns();
+                int64_t t0 = clock_thread_cpu_ns();
                 for (int m = 0; m < 3; m++) {
                     kern_mat v;
                     mwq_matrix_view(q[m], levels, &v);
                     kern_matmul(&v, k, k, acts[m == 2], tokens[ti], Y);
                 }
-                t[rep] = (double)(calib_cpu_ns() - t0);
+                t[rep] = (double)(clock_thread_cpu_ns() - t0);
             }
             r->ns[k - 1][ti] = calib_median(t, reps);
         }
@@ -508,9 +495,9 @@ int calib_kern_measure(int64_t hidden, int64_t ffn, int64_t group, int base_bits
             uv[i] = (float)gsl_ran_gaussian_ziggurat(g, 1.0);
         }
         for (int rep = 0; rc == D2_OK && rep < reps; rep++) {
-            int64_t t0 = calib_cpu_ns();
-            for (int i = 0; i < 8 && rc == D2_OK; i++) rc = exec_swiglu(gv, uv, ffn, hv, ha);
-            t[rep] = (double)(calib_cpu_ns() - t0) / 8;
+            int64_t t0 = clock_thread_cpu_ns();
+            for (int i = 0; i < 8 && rc == D2_OK; i++) rc = swiglu_token(gv, uv, ffn, hv, ha);
+            t[rep] = (double)(clock_thread_cpu_ns() - t0) / 8;
         }
         if (rc == D2_OK) r->epi_ns = calib_median(t, reps);
         free(gv); free(uv); free(hv);
@@ -627,14 +614,14 @@ double calib_probe_run(calib_probe *p, int passes)
         p->tcap = passes;
     }
     for (int i = 0; i < passes; i++) {
-        int64_t t0 = calib_now_ns();
+        int64_t t0 = clock_mono_ns();
         for (int k = 1; k <= 3; k++)
             for (int m = 0; m < 3; m++) {
                 kern_mat v;
                 mwq_matrix_view(p->q[m], 3, &v);
                 kern_matmul(&v, k, k, &p->acts[m == 2], 1, p->Y);
             }
-        p->t[i] = (double)(calib_now_ns() - t0);
+        p->t[i] = (double)(clock_mono_ns() - t0);
     }
     return calib_median(p->t, passes);
 }

@@ -136,11 +136,6 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
 /* Median of n doubles (sorts a copy).  n >= 1. */
 double calib_median(const double *x, int n);
 
-/* Monotonic clock, ns. */
-int64_t calib_now_ns(void);
-/* CPU time of the calling thread, ns. */
-int64_t calib_cpu_ns(void);
-
 /* Write data to path atomically: a temporary file in the same directory,
  * fsync, rename.  *tmp_path (if not NULL, >= 4096 bytes) holds the
  * temporary name while it exists (for a signal handler to unlink) and is

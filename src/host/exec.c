@@ -13,7 +13,9 @@
 #define _GNU_SOURCE
 #include "host/exec.h"
 #include "core/err.h"
-#include "host/calib.h"
+#include "core/clock.h"
+#include "host/opjoin.h"
+#include "quant/swiglu.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -475,14 +477,6 @@ static void mat_view(run *R, uint32_t layer, uint32_t expert, int matrix, uint32
     }
 }
 
-static float silu(float v) { return v / (1.0f + expf(-v)); }
-
-int exec_swiglu(const float *g, const float *u, int64_t f, float *h, kern_act *ha)
-{
-    for (int64_t r = 0; r < f; r++) h[r] = silu(g[r]) * u[r];
-    return kern_act_set(ha, h);
-}
-
 /* The part of compute ci for the group's tokens [a, b): gate/up level k
  * for the tokens at >= k, then down (levels 1..j) for the tokens ending at
  * each level j that becomes complete with this compute. */
@@ -510,7 +504,7 @@ static int comp_slice(run *R, size_t ci, tokstate *t, uint32_t a, uint32_t b)
         float *h = malloc((size_t)f * sizeof *h);
         if (!h) D2_ERROR(D2_ENOMEM, "execute: out of memory");
         for (uint32_t i = fa; i < fb; i++) {
-            int rc = exec_swiglu(t->g + (size_t)i * (size_t)f, t->u + (size_t)i * (size_t)f, f, h, t->ha[i]);
+            int rc = swiglu_token(t->g + (size_t)i * (size_t)f, t->u + (size_t)i * (size_t)f, f, h, t->ha[i]);
             if (rc) { free(h); return rc; }
         }
         free(h);
@@ -611,11 +605,11 @@ static void *comp_main(void *arg)
         int stop = R->fail;
         pthread_mutex_unlock(&R->mu);
         if (stop) break;
-        int64_t cpu0 = calib_cpu_ns();
-        R->cs[i] = calib_now_ns() - R->t0;
+        int64_t cpu0 = clock_thread_cpu_ns();
+        R->cs[i] = clock_mono_ns() - R->t0;
         int rc = comp_item(R, i);
-        R->ce[i] = calib_now_ns() - R->t0;
-        R->comp_cpu += calib_cpu_ns() - cpu0;
+        R->ce[i] = clock_mono_ns() - R->t0;
+        R->comp_cpu += clock_thread_cpu_ns() - cpu0;
         if (rc) { run_fail(R, rc); break; }
         pthread_mutex_lock(&R->mu);
         for (size_t k = R->d.free_start[i]; k < R->d.free_start[i + 1]; k++) {
@@ -691,7 +685,7 @@ static int io_loop(run *R)
             R->held -= need;
             R->held_alloc -= R->ub[uid].alloc;
         }
-        int64_t w0 = calib_now_ns();
+        int64_t w0 = clock_mono_ns();
         while (!R->fail && R->held + need > R->o->budget) {
             /* room comes only from computes; if none can run, the plan needs more than the budget */
             if (R->comps_done == p->n_comp || (R->comp_blocked && R->comp_blocked_on > i)) {
@@ -702,15 +696,15 @@ static int io_loop(run *R)
             }
             ev_wait(R);
         }
-        R->io_wait_mem += calib_now_ns() - w0;
+        R->io_wait_mem += clock_mono_ns() - w0;
         if (R->fail) { pthread_mutex_unlock(&R->mu); return D2_OK; }
         R->held += need; /* reserved before the allocation exists: never above budget */
         pthread_mutex_unlock(&R->mu);
 
-        R->ls[i] = calib_now_ns() - R->t0;
+        R->ls[i] = clock_mono_ns() - R->t0;
         unit_buf u = {0};
         int rc = load_unit(R, op, &u);
-        R->le[i] = calib_now_ns() - R->t0;
+        R->le[i] = clock_mono_ns() - R->t0;
         pthread_mutex_lock(&R->mu);
         if (rc) {
             R->held -= need;
@@ -777,7 +771,7 @@ static int verify(run *R, exec_result *r)
             if (rc == D2_OK) {
                 kern_matvec(&m[0], 1, (int)K, xa, g);
                 kern_matvec(&m[1], 1, (int)K, xa, u);
-                rc = exec_swiglu(g, u, f, h, ha);
+                rc = swiglu_token(g, u, f, h, ha);
             }
             if (rc == D2_OK) {
                 kern_matvec(&m[2], 1, (int)K, ha, y);
@@ -841,6 +835,50 @@ static void prefault(const exec_store *s, const exec_plan *p, int64_t budget, co
     free(v);
 }
 
+/* The run's ops as typed records (times from the run's first op): per
+ * phase a zero-length non-expert record at the phase's first op (execute
+ * runs no non-expert work), its loads and its computes.  Into o->ops, and
+ * as CSV into o->timeline (phase by phase, the simulator's layout). */
+static int record_ops(const run *R, int64_t first, const exec_opts *o)
+{
+    const exec_plan *p = R->p;
+    uint32_t L = R->s->layers ? R->s->layers : 1;
+    opjoin_tl *tl = NULL;
+    D2_TRY(opjoin_tl_new(&tl));
+    int rc = D2_OK;
+    size_t i = 0, j = 0;
+    while (rc == D2_OK && (i < p->n_load || j < p->n_comp)) {
+        uint32_t ph = i < p->n_load && (j == p->n_comp || p->load[i].phase <= p->comp[j].phase) ? p->load[i].phase
+                                                                                                 : p->comp[j].phase;
+        int64_t t = INT64_MAX;
+        size_t i1 = i, j1 = j;
+        for (; i1 < p->n_load && p->load[i1].phase == ph; i1++) t = R->ls[i1] < t ? R->ls[i1] : t;
+        for (; j1 < p->n_comp && p->comp[j1].phase == ph; j1++) t = R->cs[j1] < t ? R->cs[j1] : t;
+        opjoin_op ne = {.kind = OPJOIN_NONEXPERT, .step = (int32_t)(ph / L), .layer = (int32_t)(ph % L), .expert = -1,
+                        .start_ns = t - first, .end_ns = t - first};
+        rc = opjoin_tl_add(tl, &ne);
+        for (; rc == D2_OK && i < i1; i++) {
+            const exec_op *x = &p->load[i];
+            opjoin_op op = {OPJOIN_LOAD, (int32_t)(ph / L), (int32_t)x->layer, (int32_t)x->expert, (int32_t)x->level,
+                            (int32_t)x->tokens, R->ls[i] - first, R->le[i] - first};
+            rc = opjoin_tl_add(tl, &op);
+        }
+        for (; rc == D2_OK && j < j1; j++) {
+            const exec_op *x = &p->comp[j];
+            opjoin_op op = {OPJOIN_COMPUTE, (int32_t)(ph / L), (int32_t)x->layer, (int32_t)x->expert, (int32_t)x->level,
+                            (int32_t)x->tokens, R->cs[j] - first, R->ce[j] - first};
+            rc = opjoin_tl_add(tl, &op);
+        }
+    }
+    if (rc == D2_OK && o->timeline && opjoin_tl_write_csv(tl, o->timeline) != D2_OK) {
+        rc = D2_EIO;
+        d2_err_set("execute: cannot write the real timeline");
+    }
+    for (size_t k = 0; rc == D2_OK && o->ops && k < opjoin_tl_size(tl); k++) rc = opjoin_tl_add(o->ops, opjoin_tl_get(tl, k));
+    opjoin_tl_free(tl);
+    return rc;
+}
+
 int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -888,7 +926,7 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
     }
     if (nh != o->threads - 1) R->nthreads = nh + 1; /* fewer helpers than asked: the split adapts */
     if (o->prefault) prefault(s, p, o->budget, &R->d);
-    R->t0 = calib_now_ns();
+    R->t0 = clock_mono_ns();
     if (pthread_create(&ct, NULL, comp_main, R) != 0) {
         rc = D2_EIO;
         d2_err_set("execute: cannot start the compute thread");
@@ -897,7 +935,7 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
         if (io_rc) run_fail(R, io_rc);
         pthread_join(ct, NULL);
     }
-    int64_t t_end = calib_now_ns() - R->t0;
+    int64_t t_end = clock_mono_ns() - R->t0;
     pthread_mutex_lock(&R->hmu);
     R->quit = 1;
     pthread_cond_broadcast(&R->hcv);
@@ -934,17 +972,8 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
         snprintf(r->io_method, sizeof r->io_method, "%s", s->direct ? "O_DIRECT" : "POSIX_FADV_DONTNEED");
         struct rusage ru;
         if (getrusage(RUSAGE_SELF, &ru) == 0) r->peak_rss_bytes = (int64_t)ru.ru_maxrss * 1024;
-        if (o->timeline) {
-            for (size_t i = 0; i < p->n_load; i++)
-                fprintf(o->timeline, "%lld,%lld,io,%u,%u,%u,%u\n", (long long)(R->ls[i] - first),
-                        (long long)(R->le[i] - first), p->load[i].layer, p->load[i].expert, p->load[i].level,
-                        p->load[i].tokens);
-            for (size_t i = 0; i < p->n_comp; i++)
-                fprintf(o->timeline, "%lld,%lld,compute,%u,%u,%u,%u\n", (long long)(R->cs[i] - first),
-                        (long long)(R->ce[i] - first), p->comp[i].layer, p->comp[i].expert, p->comp[i].level,
-                        p->comp[i].tokens);
-        }
-        if (o->verify) rc = verify(R, r);
+        if (o->timeline || o->ops) rc = record_ops(R, first, o);
+        if (rc == D2_OK && o->verify) rc = verify(R, r);
     }
 out:
     if (R->ub)

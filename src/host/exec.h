@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "host/opjoin.h"
 #include "quant/kern.h"
 
 #define EXEC_MATRICES 3 /* gate, up, down (SwiGLU) */
@@ -72,7 +73,10 @@ typedef struct exec_opts {
     int threads;               /* compute threads (tokens split among them), >= 1 */
     uint64_t seed;             /* token activations */
     int verify;                /* keep one token per (phase, expert) to check afterwards */
-    FILE *timeline;            /* NULL, or CSV start_ns,end_ns,queue,layer,expert,level,tokens */
+    FILE *timeline;            /* NULL, or CSV lines start_ns,end_ns,queue,layer,expert,level,tokens
+                                  (no header),
+                                  phase by phase as the simulator writes it (opjoin_tl_write_csv;
+                                  a zero-length non-expert line opens each phase) */
     int prefault;              /* before timing: touch and free as much memory as the run holds
                                   (useful when the caller keeps freed memory mapped: mallopt
                                   M_MMAP_THRESHOLD / M_TRIM_THRESHOLD, as `d2moe execute` does) */
@@ -82,6 +86,8 @@ typedef struct exec_opts {
                                   variable.  On this project's VM a compute that starts after
                                   its thread slept 0.2-1 ms ran 40-60% slower for its first
                                   ~200 us (docs/host.md), which the simulator does not model */
+    opjoin_tl *ops;            /* NULL, or receives every op of the run as a typed record
+                                  (times from the run's first op, ns; step = phase / layers) */
 } exec_opts;
 
 typedef struct exec_result {
@@ -113,10 +119,5 @@ int exec_plan_check(const exec_plan *p, const exec_store *s);
  * plan need more than the budget with nothing left to free, D2_ERANGE
  * (never a hang). */
 int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_result *r);
-
-/* One token's SwiGLU epilogue: h = silu(g) * up over f values, then h
- * quantized into ha for the down projection.  Shared with calibrate, which
- * times exactly this. */
-int exec_swiglu(const float *g, const float *u, int64_t f, float *h, kern_act *ha);
 
 #endif

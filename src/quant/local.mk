@@ -11,7 +11,8 @@ libd2quant_a_SOURCES = \
 	src/quant/rtn.c src/quant/rtn.h \
 	src/quant/qerr.c src/quant/qerr.h \
 	src/quant/mwqfile.c src/quant/mwqfile.h \
-	src/quant/synth.c src/quant/synth.h
+	src/quant/synth.c src/quant/synth.h \
+	src/quant/swiglu.c src/quant/swiglu.h
 
 check_PROGRAMS += tests/t_weights tests/t_mwq tests/t_mwqfile tests/t_kern tests/t_kq
 tests_t_weights_SOURCES = tests/t_weights.c tests/tap.h tests/t_quant_util.h

@@ -1,0 +1,576 @@
+/* cmd_validate.c - `d2moe validate`: the simulator against real execution
+ * on this host, as a measurement with statistics.  Every point of a sweep
+ * spec of kind execute is calibrated and run for real (`d2moe calibrate` +
+ * `d2moe execute` child processes), rounds interleaved across points, until
+ * each point has a fixed number of accepted rounds or a time cap is hit;
+ * every round (accepted or rejected, with its reason) and each point's
+ * median paired error with its bootstrap interval, the machine's own spread
+ * and the op join (host/opjoin.h) go to the results store.  It is never a
+ * test: nothing here asserts a timing. */
+#include "cli/cli.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/model.h"
+#include "host/calib.h"
+#include "host/opjoin.h"
+#include "host/valstat.h"
+#include "results/db.h"
+#include "results/runner.h"
+#include "results/sweep.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: d2moe validate SPEC.ini --db FILE [--quick] [--rounds N] [--time-cap MIN]\n"
+            "                      [--bound PCT] [--work DIR] [--probe-tol PCT] [--calib-tol PCT]\n"
+            "                      [--nice N] [--seed S] [--file-size SIZE]\n\n"
+            "Measure the simulator against real execution on this machine for every point\n"
+            "of a sweep spec of kind execute (experiments/validation.ini).  A round of a\n"
+            "point: `d2moe calibrate` (a fresh profile, files in --work DIR, default\n"
+            "./validate-work; its temporary read file --file-size, default 256Mi),\n"
+            "then `d2moe execute` of the point against it (one process,\n"
+            "no verification), both timelines kept.  Rounds are interleaved across the\n"
+            "points and repeated until every point has --rounds accepted rounds (default\n"
+            "7) or --time-cap minutes (default 14) have passed.  A round is rejected (and\n"
+            "stored with its reason) when its calibration's kernel probe differs more\n"
+            "than --calib-tol percent (default 10) from its own kernel fits, when the\n"
+            "run's probe before or after it moved more than --probe-tol percent (default\n"
+            "10) from the calibration's, or when the run failed.\n\n"
+            "Per point: the median over accepted rounds of the paired error (sim - real)\n"
+            "/ real with a 95%% percentile-bootstrap interval (10000 resamples, GSL,\n"
+            "--seed), the verdict \"within PCT%%\" only when the point has all its\n"
+            "rounds and the interval lies inside\n"
+            "+-PCT (--bound, default 10), \"outside\" when it lies wholly beyond, else\n"
+            "\"cannot conclude\"; beside it the machine's own spread: the interval of the\n"
+            "median real makespan of the same run repeated, relative to that median.\n"
+            "The op join: each round's predicted and real ops paired and both makespans\n"
+            "split into compute per level, waiting for loads, hand-off after a load,\n"
+            "non-expert work and tail; summed over accepted rounds per point.\n"
+            "Stored in --db: kind validate, mode round (metric accepted 0/1, param\n"
+            "validate.reason) and mode point; the runs of execute as usual.\n"
+            "Exit 0 when the measurement completed, whatever the verdicts.\n");
+}
+
+static int run_child(char **av)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(128 + SIGTERM);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) { dup2(null, 1); close(null); } /* the children's tables: in the store */
+        execv("/proc/self/exe", av);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static double loadavg1(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
+/* the last real run of (spec, point) after after_id: its id, makespan,
+ * probe_ok (1 when absent), and the sim run's makespan just before it */
+static int last_pair(const char *dbpath, const char *spec, size_t point, int64_t after_id, int64_t *id, double *sim_s,
+                     double *real_s, int *probe_ok)
+{
+    db *d;
+    D2_TRY(db_open(dbpath, &d));
+    sqlite3_stmt *q;
+    int rc = D2_ENOTFOUND;
+    const char *sql =
+        "SELECT r.id, (SELECT value FROM metrics WHERE run_id = r.id AND name = 'makespan_s'),"
+        "  (SELECT value FROM metrics WHERE run_id = r.id - 1 AND name = 'makespan_s'),"
+        "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'probe_ok'), 1)"
+        "  FROM runs r JOIN params sp ON sp.run_id = r.id AND sp.key = 'exec.spec' AND sp.value = ?1"
+        "  JOIN params pt ON pt.run_id = r.id AND pt.key = 'exec.point' AND CAST(pt.value AS INTEGER) = ?2"
+        " WHERE r.kind = 'execute' AND r.mode = 'real' AND r.id > ?3 ORDER BY r.id DESC LIMIT 1";
+    if (sqlite3_prepare_v2(db_handle(d), sql, -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, spec, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(q, 2, (sqlite3_int64)point);
+        sqlite3_bind_int64(q, 3, after_id);
+        if (sqlite3_step(q) == SQLITE_ROW) {
+            *id = sqlite3_column_int64(q, 0);
+            *real_s = sqlite3_column_double(q, 1);
+            *sim_s = sqlite3_column_double(q, 2);
+            *probe_ok = sqlite3_column_double(q, 3) != 0;
+            rc = D2_OK;
+        }
+        sqlite3_finalize(q);
+    } else rc = D2_EDB;
+    db_close(d);
+    if (rc) d2_err_set("%s: no execute run of point %zu found", dbpath, point);
+    return rc;
+}
+
+static int64_t max_run_id(const char *dbpath)
+{
+    db *d;
+    int64_t id = 0;
+    if (db_open(dbpath, &d)) return 0;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db_handle(d), "SELECT coalesce(max(id), 0) FROM runs", -1, &q, NULL) == SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW) id = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    }
+    db_close(d);
+    return id;
+}
+
+static int join_files(const char *sim_csv, const char *real_csv, opjoin_report *rep)
+{
+    opjoin_tl *a = NULL, *b = NULL;
+    int rc = opjoin_tl_new(&a);
+    if (!rc) rc = opjoin_tl_new(&b);
+    FILE *f = rc ? NULL : fopen(sim_csv, "r");
+    if (!rc && !f) { d2_err_set("%s: %s", sim_csv, strerror(errno)); rc = D2_EIO; }
+    if (!rc) rc = opjoin_tl_read_csv(f, sim_csv, a);
+    if (f) fclose(f);
+    f = rc ? NULL : fopen(real_csv, "r");
+    if (!rc && !f) { d2_err_set("%s: %s", real_csv, strerror(errno)); rc = D2_EIO; }
+    if (!rc) rc = opjoin_tl_read_csv(f, real_csv, b);
+    if (f) fclose(f);
+    if (!rc) rc = opjoin_join(a, b, rep);
+    opjoin_tl_free(a);
+    opjoin_tl_free(b);
+    return rc;
+}
+
+typedef struct point_acc {
+    int n;                          /* accepted rounds */
+    double *err, *sim, *real;       /* per accepted round */
+    int attempts, rejected;
+    opjoin_report join;             /* terms summed over accepted rounds */
+    int joined;
+} point_acc;
+
+/* a round's record: status ok (the record is sound); metric accepted 0/1
+ * and param validate.reason say whether it counts and why not */
+static int store_round(const char *dbpath, const char *spec, size_t point, int round, int attempt, int accepted,
+                       const char *reason, int64_t exec_id, double sim_s, double real_s, const opjoin_report *j, double calib_ratio)
+{
+    db *d;
+    D2_TRY(db_open(dbpath, &d));
+    db_run *run = db_run_new("validate", "round");
+    if (!run) { db_close(d); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    char pt[32], rd[32], at[32];
+    snprintf(pt, sizeof pt, "%zu", point);
+    snprintf(rd, sizeof rd, "%d", round);
+    snprintf(at, sizeof at, "%d", attempt);
+    db_run_cmdline(run, cli_argc(), cli_argv());
+    int rc = db_run_param(run, "exec.spec", spec);
+    if (!rc) rc = db_run_param(run, "exec.point", pt);
+    if (!rc) rc = db_run_param(run, "validate.round", rd);
+    if (!rc) rc = db_run_param(run, "validate.attempt", at);
+    if (!rc) rc = db_run_param(run, "validate.reason", reason);
+    if (!rc) rc = db_run_metric(run, "accepted", accepted, "");
+    if (!rc) rc = db_run_metric(run, "host_loadavg_1m", loadavg1(), "");
+    if (!rc && calib_ratio > 0) rc = db_run_metric(run, "calib_probe_fit_ratio", calib_ratio, "");
+    if (!rc && exec_id > 0) rc = db_run_metric(run, "exec_real_run_id", (double)exec_id, "");
+    if (!rc && real_s > 0) {
+        rc = db_run_metric(run, "sim_makespan_s", sim_s, "s");
+        if (!rc) rc = db_run_metric(run, "real_makespan_s", real_s, "s");
+        if (!rc) rc = db_run_metric(run, "error", (sim_s - real_s) / real_s, "");
+    }
+    for (int t = 0; j && !rc && t < j->nterm; t++) {
+        if (!j->term[t].n_pred && !j->term[t].n_real) continue;
+        char k[64];
+        snprintf(k, sizeof k, "join_%s_sim_s", j->term[t].name);
+        rc = db_run_metric(run, k, (double)j->term[t].pred_ns / 1e9, "s");
+        snprintf(k, sizeof k, "join_%s_real_s", j->term[t].name);
+        if (!rc) rc = db_run_metric(run, k, (double)j->term[t].real_ns / 1e9, "s");
+    }
+    if (j && !rc) rc = db_run_metric(run, "join_matched", (double)j->matched, "ops");
+    if (j && !rc) rc = db_run_metric(run, "join_sim_only", (double)j->pred_only, "ops");
+    if (j && !rc) rc = db_run_metric(run, "join_real_only", (double)j->real_only, "ops");
+    db_run_status(run, "ok");
+    int64_t id;
+    if (!rc) rc = db_run_write(d, run, &id);
+    db_run_free(run);
+    db_close(d);
+    return rc;
+}
+
+static int run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},          {"db", required_argument, NULL, 'D'},
+        {"quick", no_argument, NULL, 'q'},         {"rounds", required_argument, NULL, 'n'},
+        {"time-cap", required_argument, NULL, 'c'}, {"bound", required_argument, NULL, 'b'},
+        {"work", required_argument, NULL, 'w'},    {"probe-tol", required_argument, NULL, 1},
+        {"calib-tol", required_argument, NULL, 2}, {"nice", required_argument, NULL, 3},
+        {"seed", required_argument, NULL, 4},      {"file-size", required_argument, NULL, 5},
+        {NULL, 0, NULL, 0}};
+    const char *dbpath = NULL, *work = "validate-work", *probe_tol = "10", *fsize = "256Mi";
+    int quick = 0, rounds = 7, c, st;
+    double cap_min = 14, bound = 10, calib_tol = 10, dv;
+    long lv;
+    uint64_t seed = 1;
+    while ((c = getopt_long(argc, argv, "hD:qn:c:b:w:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        case 'D': dbpath = optarg; break;
+        case 'q': quick = 1; break;
+        case 'w': work = optarg; break;
+        case 'n':
+            if ((st = cli_parse_long("validate", "--rounds", optarg, 1, 1000, &lv))) return st;
+            rounds = (int)lv;
+            break;
+        case 'c':
+            if ((st = cli_parse_double("validate", "--time-cap", optarg, 0, 1e6, 1, "minutes", &cap_min))) return st;
+            break;
+        case 'b':
+            if ((st = cli_parse_double("validate", "--bound", optarg, 0, 1000, 1, "a percentage", &bound))) return st;
+            break;
+        case 1:
+            if ((st = cli_parse_double("validate", "--probe-tol", optarg, 0, 1000, 1, "a percentage", &dv))) return st;
+            probe_tol = optarg;
+            break;
+        case 2:
+            if ((st = cli_parse_double("validate", "--calib-tol", optarg, 0, 1000, 1, "a percentage", &calib_tol))) return st;
+            break;
+        case 3:
+            if ((st = cli_parse_long("validate", "--nice", optarg, -20, 19, &lv))) return st;
+            if (setpriority(PRIO_PROCESS, 0, (int)lv) != 0) {
+                d2_err_set("validate: --nice %ld: %s", lv, strerror(errno));
+                return cli_fail(D2_EINVAL);
+            }
+            break;
+        case 4:
+            if ((st = cli_parse_long("validate", "--seed", optarg, 0, LONG_MAX, &lv))) return st;
+            seed = (uint64_t)lv;
+            break;
+        case 5: fsize = optarg; break; /* calibrate checks it */
+        default: return cli_bad_option("validate", argc, argv);
+        }
+    }
+    if (optind != argc - 1) return cli_usage_error("validate", "expected one SPEC.ini (and --db FILE)");
+    if (!dbpath) return cli_usage_error("validate", "--db FILE is required");
+    const char *spec = argv[optind];
+    sweep_spec *sp;
+    int rc = sweep_spec_load(spec, quick, NULL, 0, runner_check, NULL, &sp);
+    if (rc) return cli_fail(rc);
+    if (strcmp(sweep_spec_kind(sp), "execute")) {
+        d2_err_set("%s: kind = %s: expected kind = execute", spec, sweep_spec_kind(sp));
+        sweep_spec_free(sp);
+        return cli_fail(D2_EINVAL);
+    }
+    if (mkdir(work, 0777) != 0 && errno != EEXIST) {
+        d2_err_set("validate: --work %s: %s", work, strerror(errno));
+        sweep_spec_free(sp);
+        return cli_fail(D2_EIO);
+    }
+    size_t n = sweep_spec_size(sp);
+    const char *name = sweep_spec_name(sp);
+    point_acc *acc = calloc(n, sizeof *acc);
+    for (size_t p = 0; acc && p < n; p++) {
+        acc[p].err = calloc((size_t)rounds, sizeof(double));
+        acc[p].sim = calloc((size_t)rounds, sizeof(double));
+        acc[p].real = calloc((size_t)rounds, sizeof(double));
+        if (!acc[p].err || !acc[p].sim || !acc[p].real) rc = D2_ENOMEM;
+    }
+    if (!acc || rc) {
+        d2_err_set("validate: out of memory");
+        rc = D2_ENOMEM;
+        goto out;
+    }
+    int64_t start_id = max_run_id(dbpath);
+    double t_start = clock_mono_s(), load0 = loadavg1();
+    printf("validate %s: %zu points, %d accepted rounds each, time cap %.1f min, load average %.2f at start\n", name, n,
+           rounds, cap_min, load0);
+    fflush(stdout);
+    int round = 0;
+    for (;;) {
+        int todo = 0;
+        for (size_t p = 0; p < n; p++) todo += acc[p].n < rounds;
+        if (!todo || clock_mono_s() - t_start > cap_min * 60) break;
+        round++;
+        for (size_t p = 0; p < n && rc == D2_OK; p++) {
+            if (acc[p].n >= rounds) continue;
+            if (clock_mono_s() - t_start > cap_min * 60) break;
+            const sweep_job *j = sweep_spec_job(sp, p);
+            const char *km = sweep_job_get(j, "model");
+            char dev[4200], scsv[4200], rcsv[4200], lo[32] = "64Ki", hi[32] = "4Mi";
+            snprintf(dev, sizeof dev, "%s/host-p%zu.ini", work, p);
+            snprintf(scsv, sizeof scsv, "%s/sim-p%zu.csv", work, p);
+            snprintf(rcsv, sizeof rcsv, "%s/real-p%zu.csv", work, p);
+            model mm;
+            if (model_load(&mm, km ? km : "tiny-moe") == D2_OK) { /* reads sampled around the level-chunk sizes */
+                int64_t c1 = model_expert_level_bytes(&mm, 2, 1, 128) / 3, c2 = model_expert_level_bytes(&mm, 2, 2, 128) / 3;
+                int64_t a = c2 / 2 / 4096 * 4096, b = (2 * c1 + 4095) / 4096 * 4096;
+                if (a < 4096) a = 4096;
+                if (b > (64LL << 20)) b = 64LL << 20;
+                if (b > a) {
+                    snprintf(lo, sizeof lo, "%lld", (long long)a);
+                    snprintf(hi, sizeof hi, "%lld", (long long)b);
+                }
+            }
+            acc[p].attempts++;
+            char *cv[] = {"d2moe", "calibrate", "-o", dev, "--dir", (char *)work, "--file-size", (char *)fsize, "--io-bytes", "16Mi",
+                          "--min-read", lo, "--max-read", hi, "--size-step", "1.25", "--kernel-model",
+                          (char *)(km ? km : "tiny-moe"), NULL};
+            printf("round %d, point %zu (accepted %d/%d, %.0f s, load %.2f): ", round, p, acc[p].n, rounds,
+                   clock_mono_s() - t_start, loadavg1());
+            fflush(stdout);
+            int cst = run_child(cv);
+            if (cst != 0) {
+                d2_err_set("validate: calibration failed (status %d)", cst);
+                rc = D2_EIO;
+                break;
+            }
+            double pr = calib_profile_note(dev, CALIB_NOTE_PROBE), fr = calib_profile_note(dev, CALIB_NOTE_PROBE_FIT);
+            char reason[256];
+            if (fr > 0 && fabs(fr - 1) > calib_tol / 100) {
+                snprintf(reason, sizeof reason, "calibration: kernel probe %.3f x its own kernel fits (tolerance %g%%)", fr,
+                         calib_tol);
+                printf("rejected: %s\n", reason);
+                acc[p].rejected++;
+                rc = store_round(dbpath, name, p, round, acc[p].attempts, 0, reason, 0, 0, 0, NULL, fr);
+                continue;
+            }
+            char *av[2 * SWEEP_MAX_AXES + 40];
+            char kvbuf[SWEEP_MAX_AXES][PARAM_STR_MAX * 2], opt[SWEEP_MAX_AXES][16], ptxt[32], probe_ref[32];
+            int ac = 0;
+            snprintf(ptxt, sizeof ptxt, "%zu", p);
+            snprintf(probe_ref, sizeof probe_ref, "%.0f", pr);
+            av[ac++] = "d2moe";
+            av[ac++] = "execute";
+            for (size_t k = 0; k < j->n; k++) {
+                const char *key = j->key[k], *val = j->value[k];
+                if (!strcmp(key, "model") || !strcmp(key, "device") || !strcmp(key, "trace") || !strcmp(key, "seed")) {
+                    snprintf(opt[k], sizeof opt[k], "--%s", key);
+                    av[ac++] = opt[k];
+                    av[ac++] = (char *)(!strcmp(key, "device") ? dev : val);
+                } else {
+                    snprintf(kvbuf[k], sizeof kvbuf[k], "%s=%s", key, val);
+                    av[ac++] = "--set";
+                    av[ac++] = kvbuf[k];
+                }
+            }
+            char *tail[] = {"--db", (char *)dbpath, "--x-spec", (char *)name, "--x-point", ptxt, "--mwq-dir", (char *)work,
+                            "--no-verify", "--timeline", scsv, "--real-timeline", rcsv};
+            for (size_t k = 0; k < sizeof tail / sizeof tail[0]; k++) av[ac++] = tail[k];
+            if (pr > 0) {
+                av[ac++] = "--x-probe-ref";
+                av[ac++] = probe_ref;
+                av[ac++] = "--probe-tol";
+                av[ac++] = (char *)probe_tol;
+            }
+            av[ac] = NULL;
+            int est = run_child(av);
+            int64_t xid = 0;
+            double s_s = 0, r_s = 0;
+            int pok = 0;
+            opjoin_report rep;
+            int have_join = 0;
+            if (est != 0) {
+                snprintf(reason, sizeof reason, "execute failed (status %d)", est);
+            } else if ((rc = last_pair(dbpath, name, p, start_id, &xid, &s_s, &r_s, &pok))) {
+                break;
+            } else {
+                have_join = join_files(scsv, rcsv, &rep) == D2_OK;
+                if (!have_join) fflush(stdout), fprintf(stderr, "d2moe validate: note: no op join for this round: %s\n", d2_err_msg());
+                if (!pok) snprintf(reason, sizeof reason, "run: kernel probe moved more than %s%% from the calibration's", probe_tol);
+                else snprintf(reason, sizeof reason, "accepted");
+            }
+            int accepted = est == 0 && pok && r_s > 0;
+            if (accepted) {
+                int k = acc[p].n++;
+                acc[p].sim[k] = s_s;
+                acc[p].real[k] = r_s;
+                acc[p].err[k] = (s_s - r_s) / r_s;
+                if (have_join) {
+                    if (!acc[p].joined) acc[p].join = rep;
+                    else {
+                        for (int t = 0; t < rep.nterm; t++) {
+                            acc[p].join.term[t].pred_ns += rep.term[t].pred_ns;
+                            acc[p].join.term[t].real_ns += rep.term[t].real_ns;
+                            acc[p].join.term[t].n_pred += rep.term[t].n_pred;
+                            acc[p].join.term[t].n_real += rep.term[t].n_real;
+                        }
+                        acc[p].join.makespan_pred_ns += rep.makespan_pred_ns;
+                        acc[p].join.makespan_real_ns += rep.makespan_real_ns;
+                        acc[p].join.matched += rep.matched;
+                        acc[p].join.pred_only += rep.pred_only;
+                        acc[p].join.real_only += rep.real_only;
+                    }
+                    acc[p].joined++;
+                }
+                printf("sim %.3f s, real %.3f s, error %+.1f%%\n", s_s, r_s, 100 * acc[p].err[k]);
+            } else {
+                acc[p].rejected++;
+                printf("rejected: %s", reason);
+                if (r_s > 0) printf(" (sim %.3f s, real %.3f s)", s_s, r_s);
+                printf("\n");
+            }
+            fflush(stdout);
+            rc = store_round(dbpath, name, p, round, acc[p].attempts, accepted, reason, xid, s_s, r_s,
+                             have_join ? &rep : NULL, fr);
+        }
+        if (rc) break;
+    }
+    if (rc) goto out;
+    double elapsed = clock_mono_s() - t_start, load1 = loadavg1();
+
+    /* per point: the interval, the verdict, the machine's spread */
+    printf("\n%.1f min, load average %.2f at start, %.2f at the end; error = (sim - real) / real per round, median and "
+           "95%% bootstrap interval;\nspread = interval of the median real makespan of the same run repeated, relative to it\n",
+           elapsed / 60, load0, load1);
+    printf("%-5s %-28s %5s %5s %9s %9s %8s %18s %18s  %s\n", "point", "configuration", "acc", "rej", "sim_s", "real_s",
+           "error", "95% interval", "machine spread", "verdict");
+    int nwithin = 0, nout = 0, ncannot = 0;
+    for (size_t p = 0; p < n && rc == D2_OK; p++) {
+        const sweep_job *j = sweep_spec_job(sp, p);
+        char cfg[128] = "";
+        for (size_t k = 0; k < j->n; k++) {
+            const char *key = j->key[k];
+            if (!strcmp(key, "sim.plan") || !strcmp(key, "sim.budget") || !strcmp(key, "sim.requests")) {
+                size_t l = strlen(cfg);
+                snprintf(cfg + l, sizeof cfg - l, "%s%s", l ? " " : "", j->value[k]);
+            }
+        }
+        db *d;
+        if ((rc = db_open(dbpath, &d))) break;
+        db_run *r = db_run_new("validate", "point");
+        if (!r) { db_close(d); rc = D2_ENOMEM; break; }
+        char pt[32], bd[32], nr[32];
+        snprintf(pt, sizeof pt, "%zu", p);
+        snprintf(bd, sizeof bd, "%g", bound);
+        snprintf(nr, sizeof nr, "%d", rounds);
+        db_run_cmdline(r, cli_argc(), cli_argv());
+        db_run_seed(r, seed);
+        for (size_t k = 0; k < j->n && !rc; k++) {
+            char key[128];
+            snprintf(key, sizeof key, "point.%s", j->key[k]);
+            rc = db_run_param(r, key, j->value[k]);
+        }
+        if (!rc) rc = db_run_param(r, "exec.spec", name);
+        if (!rc) rc = db_run_param(r, "exec.point", pt);
+        if (!rc) rc = db_run_param(r, "validate.bound_pct", bd);
+        if (!rc) rc = db_run_param(r, "validate.rounds", nr);
+        if (!rc) rc = db_run_metric(r, "accepted_rounds", acc[p].n, "");
+        if (!rc) rc = db_run_metric(r, "rejected_rounds", acc[p].rejected, "");
+        if (!rc) rc = db_run_metric(r, "host_loadavg_start", load0, "");
+        if (!rc) rc = db_run_metric(r, "host_loadavg_end", load1, "");
+        const char *verdict = "no accepted round";
+        if (acc[p].n == 0) {
+            printf("%-5zu %-28s %5d %5d  (no accepted round)\n", p, cfg, 0, acc[p].rejected);
+            ncannot++;
+        } else {
+            valstat_ci e, m, s;
+            rc = valstat_median_ci(acc[p].err, acc[p].n, 10000, 0.95, seed, &e);
+            if (!rc) rc = valstat_median_ci(acc[p].real, acc[p].n, 10000, 0.95, seed + 1, &m);
+            if (!rc) rc = valstat_median_ci(acc[p].sim, acc[p].n, 10000, 0.95, seed + 2, &s);
+            if (rc) { db_run_free(r); db_close(d); break; }
+            /* a verdict needs the fixed number of rounds: a point resting on
+             * fewer has an interval (at n = 1 a point) that claims too much */
+            valstat_verdict v = acc[p].n < rounds ? VALSTAT_CANNOT : valstat_judge(&e, bound / 100);
+            char vb[64], iv[40], spr[40];
+            if (acc[p].n < rounds) snprintf(vb, sizeof vb, "cannot conclude (%d of %d rounds)", acc[p].n, rounds);
+            else if (v == VALSTAT_CANNOT) snprintf(vb, sizeof vb, "cannot conclude");
+            else snprintf(vb, sizeof vb, "%s %g%%", valstat_verdict_name(v), bound);
+            verdict = valstat_verdict_name(v);
+            nwithin += v == VALSTAT_WITHIN, nout += v == VALSTAT_OUTSIDE, ncannot += v == VALSTAT_CANNOT;
+            snprintf(iv, sizeof iv, "[%+.1f, %+.1f]%%", 100 * e.lo, 100 * e.hi);
+            if (acc[p].n > 1) snprintf(spr, sizeof spr, "[%+.1f, %+.1f]%%", 100 * (m.lo / m.median - 1), 100 * (m.hi / m.median - 1));
+            else snprintf(spr, sizeof spr, "-");
+            printf("%-5zu %-28s %5d %5d %9.3f %9.3f %+7.1f%% %18s %18s  %s\n", p, cfg, acc[p].n, acc[p].rejected, s.median,
+                   m.median, 100 * e.median, iv, spr, vb);
+            const struct { const char *k; double v; const char *u; } mt[] = {
+                {"error_median", e.median, ""}, {"error_lo", e.lo, ""}, {"error_hi", e.hi, ""},
+                {"sim_makespan_median_s", s.median, "s"}, {"real_makespan_median_s", m.median, "s"},
+                {"real_spread_lo", m.lo / m.median - 1, ""}, {"real_spread_hi", m.hi / m.median - 1, ""},
+                {"sim_spread_lo", s.lo / s.median - 1, ""}, {"sim_spread_hi", s.hi / s.median - 1, ""},
+                {"within", v == VALSTAT_WITHIN, ""}, {"outside", v == VALSTAT_OUTSIDE, ""},
+            };
+            for (size_t k = 0; k < sizeof mt / sizeof mt[0] && !rc; k++) rc = db_run_metric(r, mt[k].k, mt[k].v, mt[k].u);
+            for (int t = 0; acc[p].joined && t < acc[p].join.nterm && !rc; t++) {
+                const opjoin_term *T = &acc[p].join.term[t];
+                if (!T->n_pred && !T->n_real) continue;
+                char k[64];
+                snprintf(k, sizeof k, "join_%s_sim_s", T->name);
+                rc = db_run_metric(r, k, (double)T->pred_ns / 1e9 / acc[p].joined, "s");
+                snprintf(k, sizeof k, "join_%s_real_s", T->name);
+                if (!rc) rc = db_run_metric(r, k, (double)T->real_ns / 1e9 / acc[p].joined, "s");
+            }
+        }
+        if (!rc) rc = db_run_param(r, "validate.verdict", verdict);
+        db_run_status(r, "ok");
+        int64_t id;
+        if (!rc) rc = db_run_write(d, r, &id);
+        db_run_free(r);
+        db_close(d);
+    }
+    if (rc) goto out;
+    printf("verdicts at %g%%: %d within, %d outside, %d cannot conclude\n", bound, nwithin, nout, ncannot);
+
+    /* the op join: where the real run spends time the prediction does not
+     * (per accepted round, mean over rounds, summed over points) */
+    opjoin_report tot;
+    int have = 0, rounds_joined = 0;
+    for (size_t p = 0; p < n; p++) {
+        if (!acc[p].joined) continue;
+        if (!have) {
+            tot = acc[p].join;
+            for (int t = 0; t < tot.nterm; t++) tot.term[t].pred_ns = tot.term[t].real_ns = 0;
+            tot.makespan_pred_ns = tot.makespan_real_ns = 0;
+            have = 1;
+        }
+        for (int t = 0; t < tot.nterm; t++) {
+            tot.term[t].pred_ns += acc[p].join.term[t].pred_ns;
+            tot.term[t].real_ns += acc[p].join.term[t].real_ns;
+        }
+        tot.makespan_pred_ns += acc[p].join.makespan_pred_ns;
+        tot.makespan_real_ns += acc[p].join.makespan_real_ns;
+        rounds_joined += acc[p].joined;
+    }
+    if (have) {
+        printf("\nop join over %d accepted rounds (seconds summed over them; the first block adds up to the makespan):\n",
+               rounds_joined);
+        printf("%-16s %10s %10s %10s %9s\n", "term", "sim_s", "real_s", "real-sim", "share");
+        double dms = (double)(tot.makespan_real_ns - tot.makespan_pred_ns);
+        for (int pass = 1; pass >= 0; pass--) {
+            for (int t = 0; t < tot.nterm; t++) {
+                const opjoin_term *T = &tot.term[t];
+                if (T->in_sum != pass || (!T->pred_ns && !T->real_ns)) continue;
+                double dd = (double)(T->real_ns - T->pred_ns);
+                printf("%-16s %10.3f %10.3f %+10.3f", T->name, T->pred_ns / 1e9, T->real_ns / 1e9, dd / 1e9);
+                if (pass && dms != 0) printf(" %8.0f%%", 100 * dd / dms);
+                printf("\n");
+            }
+            if (pass) printf("%-16s %10.3f %10.3f %+10.3f %8s\n--\n", "makespan", tot.makespan_pred_ns / 1e9,
+                             tot.makespan_real_ns / 1e9, dms / 1e9, "100%");
+        }
+    }
+out:
+    for (size_t p = 0; acc && p < n; p++) { free(acc[p].err); free(acc[p].sim); free(acc[p].real); }
+    free(acc);
+    sweep_spec_free(sp);
+    return rc ? cli_fail(rc) : 0;
+}
+
+const cli_cmd cli_cmd_validate = {"validate", "sim vs real on this host: intervals, verdicts, op join (make validate)", run};

@@ -1,0 +1,304 @@
+/* opjoin.c - operation records, timeline CSV, and the predicted/real join
+ * (see opjoin.h). */
+#include "host/opjoin.h"
+#include "core/err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct opjoin_tl {
+    opjoin_op *op;
+    size_t n, cap;
+};
+
+int opjoin_tl_new(opjoin_tl **out)
+{
+    *out = calloc(1, sizeof **out);
+    if (!*out) D2_ERROR(D2_ENOMEM, "op records: out of memory");
+    return D2_OK;
+}
+
+void opjoin_tl_free(opjoin_tl *tl)
+{
+    if (!tl) return;
+    free(tl->op);
+    free(tl);
+}
+
+int opjoin_tl_add(opjoin_tl *tl, const opjoin_op *op)
+{
+    if (op->kind != OPJOIN_LOAD && op->kind != OPJOIN_COMPUTE && op->kind != OPJOIN_NONEXPERT)
+        D2_ERROR(D2_EINVAL, "op record: unknown kind %d", (int)op->kind);
+    if (op->kind == OPJOIN_NONEXPERT ? op->level != 0 : (op->level < 1 || op->level > OPJOIN_MAX_LEVEL))
+        D2_ERROR(D2_EINVAL, "op record: level %d out of range", (int)op->level);
+    if (op->end_ns < op->start_ns || op->step < 0 || op->layer < 0)
+        D2_ERROR(D2_EINVAL, "op record: step %d layer %d [%lld, %lld] out of range", (int)op->step, (int)op->layer,
+                 (long long)op->start_ns, (long long)op->end_ns);
+    if (tl->n == tl->cap) {
+        size_t c = tl->cap ? 2 * tl->cap : 256;
+        opjoin_op *q = realloc(tl->op, c * sizeof *q);
+        if (!q) D2_ERROR(D2_ENOMEM, "op records: out of memory");
+        tl->op = q;
+        tl->cap = c;
+    }
+    tl->op[tl->n++] = *op;
+    return D2_OK;
+}
+
+size_t opjoin_tl_size(const opjoin_tl *tl) { return tl->n; }
+const opjoin_op *opjoin_tl_get(const opjoin_tl *tl, size_t i) { return i < tl->n ? &tl->op[i] : NULL; }
+
+int opjoin_tl_read_csv(FILE *f, const char *name, opjoin_tl *tl)
+{
+    char line[512];
+    size_t lineno = 0;
+    int32_t step = 0, prev_layer = -1;
+    int opened = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) D2_ERROR(D2_EFORMAT, "%s:%zu: line too long", name, lineno);
+        if (lineno == 1 && !strncmp(line, "start_ns", 8)) continue;
+        if (line[0] == '\n') continue;
+        long long t0, t1;
+        char q[16];
+        long layer, expert, level, tokens;
+        char tail;
+        if (sscanf(line, "%lld,%lld,%15[^,],%ld,%ld,%ld,%ld%c", &t0, &t1, q, &layer, &expert, &level, &tokens, &tail) < 7 ||
+            t0 < 0 || t1 < t0 || layer < 0 || layer > INT32_MAX || tokens < 0 || tokens > INT32_MAX)
+            D2_ERROR(D2_EFORMAT, "%s:%zu: expected start_ns,end_ns,queue,layer,expert,level,tokens (0 <= start <= end)", name,
+                     lineno);
+        opjoin_op op = {.layer = (int32_t)layer, .expert = -1, .tokens = (int32_t)tokens, .start_ns = t0, .end_ns = t1};
+        if (!strcmp(q, "compute") && expert < 0) {
+            if (opened && layer <= prev_layer) step++;
+            opened = 1;
+            prev_layer = (int32_t)layer;
+            op.kind = OPJOIN_NONEXPERT;
+        } else {
+            if (strcmp(q, "compute") && strcmp(q, "io")) D2_ERROR(D2_EFORMAT, "%s:%zu: queue \"%s\": expected io or compute", name, lineno, q);
+            if (expert < 0 || expert > INT32_MAX) D2_ERROR(D2_EFORMAT, "%s:%zu: expert %ld out of range", name, lineno, expert);
+            if (level < 1 || level > OPJOIN_MAX_LEVEL)
+                D2_ERROR(D2_EFORMAT, "%s:%zu: level %ld: expected 1..%d", name, lineno, level, OPJOIN_MAX_LEVEL);
+            if (!opened) D2_ERROR(D2_EFORMAT, "%s:%zu: expert operation before any layer step (non-expert line)", name, lineno);
+            op.kind = strcmp(q, "io") ? OPJOIN_COMPUTE : OPJOIN_LOAD;
+            op.expert = (int32_t)expert;
+            op.level = (int32_t)level;
+        }
+        op.step = step;
+        D2_TRY(opjoin_tl_add(tl, &op));
+    }
+    if (ferror(f)) D2_ERROR(D2_EIO, "%s: read error", name);
+    return D2_OK;
+}
+
+/* ---- ordering ---------------------------------------------------------- */
+
+static int kind_rank(opjoin_kind k) { return k == OPJOIN_NONEXPERT ? 0 : k == OPJOIN_LOAD ? 1 : 2; }
+
+#define CMP(a, b) \
+    do {          \
+        if ((a) != (b)) return (a) < (b) ? -1 : 1; \
+    } while (0)
+
+static int cmp_phase(const void *x, const void *y)
+{
+    const opjoin_op *a = x, *b = y;
+    CMP(a->step, b->step);
+    CMP(a->layer, b->layer);
+    CMP(kind_rank(a->kind), kind_rank(b->kind));
+    CMP(a->start_ns, b->start_ns);
+    CMP(a->expert, b->expert);
+    CMP(a->level, b->level);
+    return 0;
+}
+
+static int cmp_key(const opjoin_op *a, const opjoin_op *b)
+{
+    CMP((int)a->kind, (int)b->kind);
+    CMP(a->step, b->step);
+    CMP(a->layer, b->layer);
+    CMP(a->expert, b->expert);
+    CMP(a->level, b->level);
+    return 0;
+}
+
+static int cmp_join(const void *x, const void *y)
+{
+    const opjoin_op *a = x, *b = y;
+    int c = cmp_key(a, b);
+    if (c) return c;
+    CMP(a->start_ns, b->start_ns);
+    CMP(a->end_ns, b->end_ns);
+    return 0;
+}
+
+static int cmp_start(const void *x, const void *y)
+{
+    const opjoin_op *a = x, *b = y;
+    CMP(a->start_ns, b->start_ns);
+    CMP(a->end_ns, b->end_ns);
+    return 0;
+}
+
+static int sorted_copy(const opjoin_tl *tl, int (*cmp)(const void *, const void *), opjoin_op **out)
+{
+    *out = malloc((tl->n ? tl->n : 1) * sizeof **out);
+    if (!*out) D2_ERROR(D2_ENOMEM, "op join: out of memory");
+    if (tl->n) memcpy(*out, tl->op, tl->n * sizeof **out);
+    qsort(*out, tl->n, sizeof **out, cmp);
+    return D2_OK;
+}
+
+int opjoin_tl_write_csv(const opjoin_tl *tl, FILE *f)
+{
+    opjoin_op *s;
+    D2_TRY(sorted_copy(tl, cmp_phase, &s));
+    for (size_t i = 0; i < tl->n; i++)
+        fprintf(f, "%lld,%lld,%s,%d,%d,%d,%d\n", (long long)s[i].start_ns, (long long)s[i].end_ns,
+                s[i].kind == OPJOIN_LOAD ? "io" : "compute", (int)s[i].layer, (int)s[i].expert, (int)s[i].level,
+                (int)s[i].tokens);
+    free(s);
+    return ferror(f) ? D2_EIO : D2_OK;
+}
+
+/* ---- the makespan split ------------------------------------------------ */
+
+#define L OPJOIN_MAX_LEVEL
+enum { T_COMPUTE = 0, T_WAIT = L, T_HANDOFF = 2 * L, T_NONEXPERT = 3 * L, T_NE_GAP, T_TAIL, T_LOAD, T_IO_IDLE = T_LOAD + L, T_N };
+
+static void term_names(opjoin_report *r)
+{
+    r->nterm = T_N;
+    for (int k = 1; k <= L; k++) {
+        snprintf(r->term[T_COMPUTE + k - 1].name, sizeof r->term[0].name, "compute_l%d", k);
+        snprintf(r->term[T_WAIT + k - 1].name, sizeof r->term[0].name, "wait_l%d", k);
+        snprintf(r->term[T_HANDOFF + k - 1].name, sizeof r->term[0].name, "handoff_l%d", k);
+        snprintf(r->term[T_LOAD + k - 1].name, sizeof r->term[0].name, "load_l%d", k);
+    }
+    snprintf(r->term[T_NONEXPERT].name, sizeof r->term[0].name, "nonexpert");
+    snprintf(r->term[T_NE_GAP].name, sizeof r->term[0].name, "nonexpert_gap");
+    snprintf(r->term[T_TAIL].name, sizeof r->term[0].name, "tail");
+    snprintf(r->term[T_IO_IDLE].name, sizeof r->term[0].name, "io_idle");
+    for (int t = 0; t < T_N; t++) r->term[t].in_sum = t < T_LOAD;
+}
+
+/* v[T_N] and n[T_N] of one timeline; *makespan */
+static int split(const opjoin_tl *tl, int64_t *v, int64_t *n, int64_t *makespan)
+{
+    memset(v, 0, T_N * sizeof *v);
+    memset(n, 0, T_N * sizeof *n);
+    *makespan = 0;
+    if (!tl->n) return D2_OK;
+    opjoin_op *s, *ld;
+    D2_TRY(sorted_copy(tl, cmp_start, &s));
+    int rc = sorted_copy(tl, cmp_join, &ld); /* loads first (kind 0), by key then start */
+    if (rc) { free(s); return rc; }
+    size_t nld = 0;
+    while (nld < tl->n && ld[nld].kind == OPJOIN_LOAD) nld++;
+    int64_t t0 = s[0].start_ns, tend = s[0].end_ns;
+    for (size_t i = 0; i < tl->n; i++)
+        if (s[i].end_ns > tend) tend = s[i].end_ns;
+    *makespan = tend - t0;
+    int64_t prev = t0, iprev = t0, ibusy = 0;
+    for (size_t i = 0; i < tl->n; i++) {
+        const opjoin_op *o = &s[i];
+        if (o->kind == OPJOIN_LOAD) {
+            v[T_LOAD + o->level - 1] += o->end_ns - o->start_ns;
+            n[T_LOAD + o->level - 1]++;
+            int64_t b0 = o->start_ns > iprev ? o->start_ns : iprev;
+            if (o->end_ns > b0) ibusy += o->end_ns - b0;
+            if (o->end_ns > iprev) iprev = o->end_ns;
+            continue;
+        }
+        int64_t gap = o->start_ns > prev ? o->start_ns - prev : 0;
+        int64_t b0 = o->start_ns > prev ? o->start_ns : prev;
+        int64_t busy = o->end_ns > b0 ? o->end_ns - b0 : 0;
+        if (o->kind == OPJOIN_NONEXPERT) {
+            v[T_NONEXPERT] += busy;
+            v[T_NE_GAP] += gap;
+            n[T_NONEXPERT]++;
+            n[T_NE_GAP]++;
+        } else {
+            int k = o->level - 1;
+            /* ready: the last load of this expert's levels 1..k in this step that ended by the start */
+            int64_t ready = INT64_MIN;
+            size_t lo = 0, hi = nld;
+            opjoin_op key = {.kind = OPJOIN_LOAD, .step = o->step, .layer = o->layer, .expert = o->expert, .level = 0};
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (cmp_key(&ld[mid], &key) < 0) lo = mid + 1;
+                else hi = mid;
+            }
+            for (size_t j = lo; j < nld && ld[j].step == o->step && ld[j].layer == o->layer && ld[j].expert == o->expert; j++)
+                if (ld[j].level <= o->level && ld[j].end_ns <= o->start_ns && ld[j].end_ns > ready) ready = ld[j].end_ns;
+            int64_t w = 0;
+            if (ready > prev) w = ready - prev < gap ? ready - prev : gap;
+            v[T_COMPUTE + k] += busy;
+            v[T_WAIT + k] += w;
+            v[T_HANDOFF + k] += gap - w;
+            n[T_COMPUTE + k]++;
+            n[T_WAIT + k]++;
+            n[T_HANDOFF + k]++;
+        }
+        if (o->end_ns > prev) prev = o->end_ns;
+    }
+    v[T_TAIL] = tend - prev;
+    n[T_TAIL] = 1;
+    v[T_IO_IDLE] = *makespan - ibusy;
+    n[T_IO_IDLE] = 1;
+    free(s);
+    free(ld);
+    return D2_OK;
+}
+
+int opjoin_join(const opjoin_tl *pred, const opjoin_tl *real, opjoin_report *out)
+{
+    memset(out, 0, sizeof *out);
+    term_names(out);
+    int64_t vp[T_N], np[T_N], vr[T_N], nr[T_N];
+    D2_TRY(split(pred, vp, np, &out->makespan_pred_ns));
+    D2_TRY(split(real, vr, nr, &out->makespan_real_ns));
+    for (int t = 0; t < T_N; t++) {
+        out->term[t].pred_ns = vp[t];
+        out->term[t].real_ns = vr[t];
+        out->term[t].n_pred = np[t];
+        out->term[t].n_real = nr[t];
+    }
+    opjoin_op *a, *b;
+    D2_TRY(sorted_copy(pred, cmp_join, &a));
+    int rc = sorted_copy(real, cmp_join, &b);
+    if (rc) { free(a); return rc; }
+    size_t i = 0, j = 0;
+    int64_t worst = INT64_MIN;
+    while (i < pred->n || j < real->n) {
+        int c = i == pred->n ? 1 : j == real->n ? -1 : cmp_key(&a[i], &b[j]);
+        if (c < 0) {
+            out->pred_only++;
+            out->pred_only_ns += a[i].end_ns - a[i].start_ns;
+            i++;
+        } else if (c > 0) {
+            out->real_only++;
+            out->real_only_ns += b[j].end_ns - b[j].start_ns;
+            j++;
+        } else {
+            out->matched++;
+            int64_t d = (b[j].end_ns - b[j].start_ns) - (a[i].end_ns - a[i].start_ns);
+            if (d > worst) {
+                worst = d;
+                out->worst_pred = a[i];
+                out->worst_real = b[j];
+            }
+            i++;
+            j++;
+        }
+    }
+    free(a);
+    free(b);
+    return D2_OK;
+}
+
+int opjoin_report_term(const opjoin_report *r, const char *name)
+{
+    for (int t = 0; t < r->nterm; t++)
+        if (!strcmp(r->term[t].name, name)) return t;
+    return -1;
+}

@@ -1,0 +1,92 @@
+/* opjoin.h - typed operation records of one run (a load, an expert compute
+ * or the non-expert work of a layer step, with its start and end) and the
+ * join of a predicted run with the real run of the same plan: each op paired
+ * with its counterpart, and each timeline's makespan split into exact terms
+ * (compute per level, the compute queue waiting for a load, the hand-off
+ * after the load was done, non-expert work, tail) so the difference shows
+ * where the real run spends time the simulator did not predict.  It runs no
+ * simulation or execution and never prints. */
+#ifndef D2_HOST_OPJOIN_H
+#define D2_HOST_OPJOIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum opjoin_kind { OPJOIN_LOAD = 0, OPJOIN_COMPUTE = 1, OPJOIN_NONEXPERT = 2 } opjoin_kind;
+#define OPJOIN_MAX_LEVEL 8 /* levels 1..8 (= KERN_MAX_LEVELS) */
+
+typedef struct opjoin_op {
+    opjoin_kind kind;
+    int32_t step;              /* forward step (0-based) */
+    int32_t layer;             /* MoE layer */
+    int32_t expert;            /* expert, -1 for non-expert work */
+    int32_t level;             /* bit level 1..OPJOIN_MAX_LEVEL, 0 for non-expert work */
+    int32_t tokens;            /* tokens of the op (information only) */
+    int64_t start_ns, end_ns;  /* wall or simulated time, ns, end >= start */
+} opjoin_op;
+
+/* A run's ops, in any order.  Opaque. */
+typedef struct opjoin_tl opjoin_tl;
+int opjoin_tl_new(opjoin_tl **out);
+void opjoin_tl_free(opjoin_tl *tl);
+/* Append one op (the simulator's op observer or the executor calls this).
+ * D2_EINVAL for a kind, level or interval out of range. */
+int opjoin_tl_add(opjoin_tl *tl, const opjoin_op *op);
+size_t opjoin_tl_size(const opjoin_tl *tl);
+const opjoin_op *opjoin_tl_get(const opjoin_tl *tl, size_t i);
+
+/* Read a timeline CSV (`d2moe simulate --timeline`, `d2moe execute
+ * --timeline/--real-timeline`): header start_ns,end_ns,queue,layer,expert,
+ * level,tokens, then one line per op.  A compute line with expert -1 is the
+ * non-expert work of a layer step and opens it; the step counter advances
+ * when such a line's layer is not above the previous one's.  Expert lines
+ * belong to the latest step.  `name` is used in errors (name:line). */
+int opjoin_tl_read_csv(FILE *f, const char *name, opjoin_tl *tl);
+/* Write the same CSV lines (the header line is the caller's): per step and
+ * layer, the non-expert line, then its loads, then its computes (each group
+ * by start time). */
+int opjoin_tl_write_csv(const opjoin_tl *tl, FILE *f);
+
+/* One term of the comparison, in ns summed over the ops it covers. */
+typedef struct opjoin_term {
+    char name[32];      /* e.g. "compute_l2", "wait_l1", "handoff_l3", "load_l1" */
+    int in_sum;         /* 1: part of the makespan split (the in_sum terms add up to it) */
+    int64_t pred_ns;    /* predicted, ns */
+    int64_t real_ns;    /* measured, ns */
+    int64_t n_pred;     /* ops behind the predicted figure */
+    int64_t n_real;     /* ops behind the measured one */
+} opjoin_term;
+
+#define OPJOIN_MAX_TERMS (5 * OPJOIN_MAX_LEVEL + 4)
+
+typedef struct opjoin_report {
+    int64_t makespan_pred_ns, makespan_real_ns; /* last end - first start, ns */
+    int64_t matched;                            /* op pairs joined */
+    int64_t pred_only, real_only;               /* ops with no counterpart */
+    int64_t pred_only_ns, real_only_ns;         /* their summed durations, ns */
+    int nterm;
+    opjoin_term term[OPJOIN_MAX_TERMS];
+    /* the joined pair with the largest real - predicted duration */
+    opjoin_op worst_pred, worst_real;           /* valid when matched > 0 */
+} opjoin_report;
+
+/* Join pred and real.  Ops are paired on (kind, step, layer, expert, level),
+ * the i-th occurrence with the i-th (ordered by start).  The makespan split
+ * of each timeline, over its compute queue (compute and non-expert ops in
+ * start order, from the first op start of the run):
+ *   makespan = sum(compute_lk) + nonexpert + sum(wait_lk) + sum(handoff_lk)
+ *            + nonexpert_gap + tail
+ * where, before a compute of level k of (step, layer, expert), the idle
+ * time since the queue's previous op ended is "wait" up to the end of the
+ * last load of that expert's levels 1..k in that step, "handoff" after it;
+ * idle time before non-expert work is nonexpert_gap; "tail" is after the
+ * queue's last op until the run's last op ends.  Not in the sum: load_lk
+ * (load durations per level, the I/O queue) and io_idle (I/O queue idle).
+ * Terms at levels no op has are still present, with zeros. */
+int opjoin_join(const opjoin_tl *pred, const opjoin_tl *real, opjoin_report *out);
+
+/* Index of the term called name, or -1. */
+int opjoin_report_term(const opjoin_report *r, const char *name);
+
+#endif

@@ -1,0 +1,40 @@
+/* valstat.h - the statistics of the sim-vs-real validation: the median of a
+ * small sample with a percentile-bootstrap confidence interval (resampling
+ * through a GSL generator seeded via core/rng.h, so the same sample and seed
+ * give the same interval), and the verdict a bound allows.  It knows nothing
+ * of runs, stores or timelines and never prints. */
+#ifndef D2_HOST_VALSTAT_H
+#define D2_HOST_VALSTAT_H
+
+#include <stdint.h>
+
+/* The median of a sample and its bootstrap interval. */
+typedef struct valstat_ci {
+    int n;            /* sample size */
+    int resamples;    /* bootstrap resamples drawn (0 when n == 1: the interval is the point) */
+    double level;     /* confidence level, a fraction (0.95) */
+    double median;    /* sample median (mean of the two middle values for even n), sample units */
+    double lo, hi;    /* interval: the (1-level)/2 and (1+level)/2 quantiles of the resampled
+                         medians (the smallest resampled median whose empirical CDF reaches
+                         the level), sample units */
+} valstat_ci;
+
+/* Median of x[0..n) (sorts a copy); D2_EINVAL for n < 1, D2_ENOMEM. */
+int valstat_median(const double *x, int n, double *out);
+
+/* Percentile bootstrap of the median: `resamples` (>= 100) samples of n
+ * drawn with replacement (gsl_rng_uniform_int on rng_new(seed, stream
+ * VALSTAT_RNG_STREAM)), level in (0, 1).  n == 1: lo = hi = median. */
+#define VALSTAT_RNG_STREAM 18
+int valstat_median_ci(const double *x, int n, int resamples, double level, uint64_t seed, valstat_ci *out);
+
+/* What an interval lets one say about |value| <= bound (bound > 0):
+ * WITHIN when the whole interval lies in [-bound, bound], OUTSIDE when it
+ * lies wholly above bound or wholly below -bound, else CANNOT (the sample
+ * is too noisy to decide). */
+typedef enum valstat_verdict { VALSTAT_WITHIN, VALSTAT_OUTSIDE, VALSTAT_CANNOT } valstat_verdict;
+valstat_verdict valstat_judge(const valstat_ci *ci, double bound);
+/* "within", "outside", "cannot conclude" */
+const char *valstat_verdict_name(valstat_verdict v);
+
+#endif

@@ -1,0 +1,234 @@
+/* t_valid.c - the validation's statistics and op join on known answers:
+ * the bootstrap interval of the median against the exact bootstrap
+ * distribution (closed form: the resampled median of an odd sample of n is
+ * <= x_(k) exactly when at least (n+1)/2 of n draws are <= x_(k), a
+ * Binomial(n, k/n) tail), the verdicts, and the join of a hand-made
+ * predicted/real pair of timelines whose split is worked out by hand in the
+ * comments.  No timing is measured here. */
+#include "core/err.h"
+#include "host/opjoin.h"
+#include "host/valstat.h"
+#include "tap.h"
+
+#include <gsl/gsl_cdf.h>
+
+/* the exact percentile-bootstrap bound of the median of x_(1) < ... < x_(n)
+ * (n odd): the smallest k with P(Binomial(n, k/n) >= (n+1)/2) >= p */
+static int exact_k(int n, double p)
+{
+    for (int k = 1; k <= n; k++)
+        if (gsl_cdf_binomial_Q((unsigned)(n / 2), (double)k / n, (unsigned)n) >= p) return k;
+    return n;
+}
+
+static void test_bootstrap(void)
+{
+    /* 1..11: exact_k(11, .025) = 3 (P = 0.0072 at k = 2, 0.051 at k = 3),
+     * exact_k(11, .975) = 9 (0.949 at 8, 0.993 at 9) */
+    double x[11];
+    for (int i = 0; i < 11; i++) x[i] = 11 - i; /* unsorted on purpose */
+    valstat_ci ci;
+    ok(valstat_median_ci(x, 11, 20000, 0.95, 7, &ci) == D2_OK, "bootstrap of 1..11");
+    is_int(exact_k(11, 0.025), 3, "closed form: lower bound is x_(3) for n = 11");
+    is_int(exact_k(11, 0.975), 9, "closed form: upper bound is x_(9) for n = 11");
+    is_near(ci.median, 6, 0, "median 6");
+    is_near(ci.lo, 3, 0, "lower bound x_(3) = 3 (%g)", ci.lo);
+    is_near(ci.hi, 9, 0, "upper bound x_(9) = 9 (%g)", ci.hi);
+    is_int(ci.resamples, 20000, "resamples recorded");
+
+    /* paired errors of 7 rounds: bounds x_(2), x_(6) (P = 0.010 at k = 1, 0.108 at 2; 0.892 at 5, 0.990 at 6) */
+    double e[7] = {0.04, -0.09, 0.02, -0.03, 0.00, 0.07, -0.30};
+    is_int(exact_k(7, 0.025), 2, "closed form: lower bound x_(2) for n = 7");
+    is_int(exact_k(7, 0.975), 6, "closed form: upper bound x_(6) for n = 7");
+    ok(valstat_median_ci(e, 7, 20000, 0.95, 1, &ci) == D2_OK, "bootstrap of 7 paired errors");
+    is_near(ci.median, 0.00, 1e-15, "median 0.00");
+    is_near(ci.lo, -0.09, 1e-15, "lower bound x_(2) = -0.09 (%g)", ci.lo);
+    is_near(ci.hi, 0.04, 1e-15, "upper bound x_(6) = 0.04 (%g)", ci.hi);
+    is_str(valstat_verdict_name(valstat_judge(&ci, 0.10)), "within", "[-9%%, +4%%] lies inside 10%%: within");
+    is_str(valstat_verdict_name(valstat_judge(&ci, 0.05)), "cannot conclude", "[-9%%, +4%%] straddles 5%%: cannot conclude");
+    valstat_ci sh = ci;
+    sh.lo += 0.2, sh.hi += 0.2;
+    is_str(valstat_verdict_name(valstat_judge(&sh, 0.10)), "outside", "[+11%%, +24%%] wholly above 10%%: outside");
+    sh.lo = -0.4, sh.hi = -0.15;
+    is_str(valstat_verdict_name(valstat_judge(&sh, 0.10)), "outside", "[-40%%, -15%%] wholly below -10%%: outside");
+
+    /* reproducible: same seed, same interval, bit for bit */
+    double y[6] = {1.5, 0.2, 3.3, 2.2, 0.9, 7.0};
+    valstat_ci a, b;
+    ok(valstat_median_ci(y, 6, 1000, 0.9, 99, &a) == D2_OK && valstat_median_ci(y, 6, 1000, 0.9, 99, &b) == D2_OK &&
+           memcmp(&a, &b, sizeof a) == 0,
+       "same sample and seed: the same interval");
+    is_near(a.median, (1.5 + 2.2) / 2, 1e-15, "even n: mean of the two middle values");
+    ok(a.lo <= a.median && a.median <= a.hi && a.lo >= 0.2 && a.hi <= 7.0, "lo <= median <= hi within the sample's range");
+
+    double one = 0.123;
+    ok(valstat_median_ci(&one, 1, 1000, 0.95, 1, &ci) == D2_OK && ci.lo == one && ci.hi == one && ci.resamples == 0,
+       "one value: the interval is the point");
+    double same[5] = {0.5, 0.5, 0.5, 0.5, 0.5};
+    ok(valstat_median_ci(same, 5, 1000, 0.95, 1, &ci) == D2_OK && ci.lo == 0.5 && ci.hi == 0.5, "equal values: zero width");
+    ok(valstat_median_ci(x, 0, 1000, 0.95, 1, &ci) == D2_EINVAL, "empty sample: D2_EINVAL");
+    ok(valstat_median_ci(x, 5, 1000, 1.0, 1, &ci) == D2_EINVAL, "level 1: D2_EINVAL");
+    ok(valstat_median_ci(x, 5, 10, 0.95, 1, &ci) == D2_EINVAL, "10 resamples: D2_EINVAL");
+}
+
+static opjoin_tl *tl_from(const char *csv)
+{
+    opjoin_tl *tl;
+    if (opjoin_tl_new(&tl)) return NULL;
+    FILE *f = fmemopen((void *)csv, strlen(csv), "r");
+    int rc = f ? opjoin_tl_read_csv(f, "hand", tl) : D2_EIO;
+    if (f) fclose(f);
+    if (rc) { tap_diag("%s", d2_err_msg()); opjoin_tl_free(tl); return NULL; }
+    return tl;
+}
+
+static int64_t term(const opjoin_report *r, const char *name, int real)
+{
+    int t = opjoin_report_term(r, name);
+    return t < 0 ? -1 : real ? r->term[t].real_ns : r->term[t].pred_ns;
+}
+
+/* predicted (simulator-like): non-expert work on the compute queue, each
+ * compute right when its load ends.  Split by hand:
+ *   ne 0-10: busy 10; e1 L1 110-160: idle 100 waiting for load L1 (ends 110),
+ *   busy 50; e1 L2 210-260: idle 50 waiting for load L2 (ends 210), busy 50;
+ *   ne 260-270: busy 10; e0 L1 270-320 (resident, no load): busy 50.
+ *   compute_l1 100, compute_l2 50, wait_l1 100, wait_l2 50, nonexpert 20 = 320.
+ *   loads: L1 100, L2 100; I/O idle 320 - 200 = 120. */
+static const char *pred_csv =
+    "start_ns,end_ns,queue,layer,expert,level,tokens\n"
+    "0,10,compute,0,-1,0,4\n"
+    "10,110,io,0,1,1,4\n"
+    "110,210,io,0,1,2,2\n"
+    "110,160,compute,0,1,1,4\n"
+    "210,260,compute,0,1,2,2\n"
+    "260,270,compute,1,-1,0,4\n"
+    "270,320,compute,1,0,1,4\n";
+/* real (executor-like: zero-length non-expert markers).  By hand:
+ *   e1 L1 170-240: idle 170 since 0, load L1 ended 150 -> wait 150,
+ *   hand-off 20, busy 70; e1 L2 270-330: idle 30 since 240, load L2 ended
+ *   260 -> wait 20, hand-off 10, busy 60; e0 L1 335-400: idle 5, no load ->
+ *   hand-off 5, busy 65; a load the prediction lacks ends at 420: tail 20.
+ *   compute_l1 135, compute_l2 60, wait_l1 150, wait_l2 20, handoff_l1 25,
+ *   handoff_l2 10, tail 20 = 420.  Loads: L1 150 + 20, L2 110; I/O busy
+ *   [0, 260] + [400, 420] -> idle 140.  Pairs: 7 (the extra load is real
+ *   only, 20 ns); largest excess: load e1 L1, +50 ns. */
+static const char *real_csv =
+    "start_ns,end_ns,queue,layer,expert,level,tokens\n"
+    "0,0,compute,0,-1,0,0\n"
+    "0,150,io,0,1,1,4\n"
+    "150,260,io,0,1,2,2\n"
+    "170,240,compute,0,1,1,4\n"
+    "270,330,compute,0,1,2,2\n"
+    "330,330,compute,1,-1,0,0\n"
+    "335,400,compute,1,0,1,4\n"
+    "400,420,io,1,3,1,4\n";
+
+static void test_join(void)
+{
+    opjoin_tl *p = tl_from(pred_csv), *r = tl_from(real_csv);
+    ok(p && r, "hand-made timelines read");
+    if (!p || !r) { opjoin_tl_free(p); opjoin_tl_free(r); return; }
+    is_int((long long)opjoin_tl_size(p), 7, "7 predicted ops");
+    is_int((long long)opjoin_tl_size(r), 8, "8 real ops");
+    opjoin_report j;
+    ok(opjoin_join(p, r, &j) == D2_OK, "join");
+    is_int(j.makespan_pred_ns, 320, "predicted makespan 320");
+    is_int(j.makespan_real_ns, 420, "real makespan 420");
+    int64_t sp = 0, sr = 0;
+    for (int t = 0; t < j.nterm; t++)
+        if (j.term[t].in_sum) sp += j.term[t].pred_ns, sr += j.term[t].real_ns;
+    ok(sp == 320 && sr == 420, "the split adds up to each makespan (%lld, %lld)", (long long)sp, (long long)sr);
+    const struct { const char *name; int64_t pred, real; } want[] = {
+        {"compute_l1", 100, 135}, {"compute_l2", 50, 60}, {"wait_l1", 100, 150}, {"wait_l2", 50, 20},
+        {"handoff_l1", 0, 25},    {"handoff_l2", 0, 10},  {"nonexpert", 20, 0},  {"nonexpert_gap", 0, 0},
+        {"tail", 0, 20},          {"load_l1", 100, 170},  {"load_l2", 100, 110}, {"io_idle", 120, 140},
+        {"compute_l3", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ok(term(&j, want[i].name, 0) == want[i].pred && term(&j, want[i].name, 1) == want[i].real,
+           "%s: predicted %lld, real %lld (got %lld, %lld)", want[i].name, (long long)want[i].pred, (long long)want[i].real,
+           (long long)term(&j, want[i].name, 0), (long long)term(&j, want[i].name, 1));
+    is_int(j.matched, 7, "7 op pairs");
+    ok(j.pred_only == 0 && j.real_only == 1 && j.real_only_ns == 20, "one real-only op of 20 ns");
+    ok(j.worst_real.kind == OPJOIN_LOAD && j.worst_real.expert == 1 && j.worst_real.level == 1 &&
+           j.worst_real.end_ns - j.worst_real.start_ns - (j.worst_pred.end_ns - j.worst_pred.start_ns) == 50,
+       "largest excess: the load of expert 1 level 1, +50 ns");
+    int t = opjoin_report_term(&j, "load_l1");
+    ok(t >= 0 && j.term[t].n_pred == 1 && j.term[t].n_real == 2 && !j.term[t].in_sum, "load_l1: 1 vs 2 ops, not in the split");
+
+    /* the CSV written back reads as the same run */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ok(f && opjoin_tl_write_csv(r, f) == D2_OK, "write the real timeline");
+    if (f) fclose(f);
+    opjoin_tl *r2 = buf ? tl_from(buf) : NULL;
+    opjoin_report j2;
+    ok(r2 && opjoin_join(r, r2, &j2) == D2_OK && j2.matched == 8 && j2.pred_only == 0 && j2.real_only == 0 &&
+           j2.makespan_pred_ns == j2.makespan_real_ns,
+       "written and read back: every op pairs with itself");
+    int same = r2 != NULL;
+    for (int u = 0; same && u < j2.nterm; u++) same = j2.term[u].pred_ns == j2.term[u].real_ns;
+    ok(same, "and splits the same");
+    free(buf);
+    opjoin_tl_free(r2);
+    opjoin_tl_free(p);
+    opjoin_tl_free(r);
+}
+
+static void test_steps(void)
+{
+    /* layers 0, 1, 0, 1: steps 0, 0, 1, 1; the same load twice in one step
+     * pairs first with first (by start) */
+    opjoin_tl *a = tl_from("0,1,compute,0,-1,0,1\n1,5,io,0,2,1,1\n5,9,compute,0,2,1,1\n9,10,compute,1,-1,0,1\n"
+                           "10,11,compute,0,-1,0,1\n11,15,io,0,2,1,1\n15,19,compute,0,2,1,1\n19,20,compute,1,-1,0,1\n"
+                           "20,30,io,1,4,1,1\n30,40,io,1,4,1,1\n");
+    ok(a != NULL, "timeline without header read");
+    if (!a) return;
+    ok(opjoin_tl_get(a, 4)->step == 1 && opjoin_tl_get(a, 4)->kind == OPJOIN_NONEXPERT && opjoin_tl_get(a, 6)->step == 1 &&
+           opjoin_tl_get(a, 3)->step == 0,
+       "the step advances when the layer does not");
+    opjoin_tl *b;
+    ok(opjoin_tl_new(&b) == D2_OK, "empty timeline");
+    for (size_t i = 0; i < opjoin_tl_size(a); i++) {
+        opjoin_op o = *opjoin_tl_get(a, i);
+        if (o.kind == OPJOIN_LOAD && o.layer == 1) o.end_ns += o.start_ns == 30 ? 7 : 1; /* second +7, first +1 */
+        opjoin_tl_add(b, &o);
+    }
+    opjoin_report j;
+    ok(opjoin_join(a, b, &j) == D2_OK && j.matched == 10 && j.worst_real.start_ns == 30 &&
+           j.worst_real.end_ns - j.worst_pred.end_ns == 7,
+       "repeated op: i-th paired with i-th (the +7 lands on the second)");
+    opjoin_op bad = {.kind = OPJOIN_COMPUTE, .level = 9, .start_ns = 0, .end_ns = 1};
+    ok(opjoin_tl_add(b, &bad) == D2_EINVAL, "level 9 refused");
+    bad.level = 1, bad.start_ns = 5;
+    ok(opjoin_tl_add(b, &bad) == D2_EINVAL, "end before start refused");
+    opjoin_tl_free(a);
+    opjoin_tl_free(b);
+
+    const struct { const char *csv, *msg; } badcsv[] = {
+        {"0,5,io,0,1,1,1\n", "hand:1: expert operation before any layer step"},
+        {"start_ns,end_ns,queue,layer,expert,level,tokens\n0,1,compute,0,-1,0,1\n5,4,io,0,1,1,1\n", "hand:3: expected"},
+        {"0,1,compute,0,-1,0,1\n1,2,io,0,1,9,1\n", "hand:2: level 9"},
+        {"0,1,compute,0,-1,0,1\n1,2,disk,0,1,1,1\n", "hand:2: queue \"disk\""},
+        {"0,1,compute,0,-1,0,1\nnonsense\n", "hand:2: expected"},
+    };
+    for (size_t i = 0; i < sizeof badcsv / sizeof badcsv[0]; i++) {
+        opjoin_tl *t;
+        opjoin_tl_new(&t);
+        FILE *f = fmemopen((void *)badcsv[i].csv, strlen(badcsv[i].csv), "r");
+        int rc = opjoin_tl_read_csv(f, "hand", t);
+        fclose(f);
+        ok(rc == D2_EFORMAT && strstr(d2_err_msg(), badcsv[i].msg), "bad timeline %zu: %s", i, d2_err_msg());
+        opjoin_tl_free(t);
+    }
+}
+
+int main(void)
+{
+    test_bootstrap();
+    test_join();
+    test_steps();
+    return tap_done();
+}
