@@ -107,7 +107,7 @@ bad 's/^\[claim ratio-holds\]$/[claim empty]\n\n[claim ratio-holds]/' '\[claim e
 expect 2 'not a regular file' "/dev/zero: exit 2, no hang" -- $D2MOE audit --claims /dev/zero
 expect 2 'cannot open' "missing file: exit 2" -- $D2MOE audit --claims "$TMP/none.ini"
 expect 2 'claims FILE is required' "no --claims: exit 2" -- $D2MOE audit
-expect 2 'reading "nope" not found' "unknown reading: exit 2" -- $D2MOE audit --claims "$C" --readings nope
+expect 2 "nope" "unknown reading: exit 2" -- $D2MOE audit --claims "$C" --readings nope
 expect 2 'unknown option' "unknown option: exit 2" -- $D2MOE audit --claims "$C" --frobnicate
 sed 's/^requests = 2$/requestz = 2/' "$C" > "$TMP/bad.ini"
 $D2MOE audit --claims "$TMP/bad.ini" --db "$TMP/none.db" 2> /dev/null
