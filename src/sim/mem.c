@@ -3,6 +3,7 @@
  * levels, so a scan is cheaper than keeping a heap per policy in order). */
 #include "sim/mem.h"
 #include "core/err.h"
+#include "sim/pcache.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +12,8 @@ typedef struct mem_entry {
     int64_t bytes;     /* size of this unit, bytes */
     int64_t last_use;  /* tick of the last use (lru) */
     int64_t uses;      /* uses so far (lfu) */
-    int64_t cache_tick;/* last page-cache access */
     int32_t pins;      /* steps/loads holding it */
     int32_t res_idx;   /* index in the resident list, -1 if absent */
-    int32_t cache_idx; /* index in the page-cache list, -1 if not cached */
     int32_t cand_idx;  /* index in the candidate list (resident, unpinned), -1 if not */
     uint16_t layer, expert; /* of this entry (kept to avoid divisions) */
     uint8_t unit;
@@ -28,7 +27,6 @@ struct mem {
     uint32_t layer;        /* layer being served */
     mem_entry *e;
     uint32_t *res, nres;   /* resident or loading entries */
-    uint32_t *cache, ncache;
     uint32_t *cand, ncand;  /* eviction candidates: RESIDENT and unpinned */
     int64_t cand_bytes;     /* their bytes */
     uint32_t *bcnt;         /* [unit * layers + layer]: candidates not predicted (budget's index) */
@@ -36,7 +34,8 @@ struct mem {
     int64_t budget;        /* bytes */
     int64_t resident;      /* bytes resident or loading */
     int64_t peak;          /* bytes */
-    int64_t cache_cap, cache_used; /* bytes */
+    int64_t cache_cap;     /* host page cache, bytes (0: none) */
+    pcache *pc;            /* the page cache model (NULL: none) */
     int64_t reserved_total, evicted_total, released_total; /* bytes */
     uint64_t evictions;
     mem_free_fn free_fn;   /* NULL, or told of every entry leaving memory */
@@ -166,17 +165,15 @@ int mem_new(const mem_policy_type *t, uint32_t layers, uint32_t experts, uint32_
     m->cache_cap = cache_bytes;
     m->e = calloc(m->n, sizeof *m->e);
     m->res = malloc(m->n * sizeof *m->res);
-    m->cache = malloc(m->n * sizeof *m->cache);
     m->cand = malloc(m->n * sizeof *m->cand);
     m->bcnt = calloc((size_t)units * layers, sizeof *m->bcnt);
-    if (!m->e || !m->res || !m->cache || !m->cand || !m->bcnt) { mem_free(m); D2_ERROR(D2_ENOMEM, "mem: out of memory"); }
+    if (!m->e || !m->res || !m->cand || !m->bcnt) { mem_free(m); D2_ERROR(D2_ENOMEM, "mem: out of memory"); }
     for (uint32_t i = 0; i < m->n; i++) {
         m->e[i].bytes = unit_bytes[i % units];
         m->e[i].unit = (uint8_t)(i % units);
         m->e[i].expert = (uint16_t)((i / units) % experts);
         m->e[i].layer = (uint16_t)(i / units / experts);
         m->e[i].res_idx = -1;
-        m->e[i].cache_idx = -1;
         m->e[i].cand_idx = -1;
     }
     *out = m;
@@ -188,7 +185,7 @@ void mem_free(mem *m)
     if (!m) return;
     free(m->e);
     free(m->res);
-    free(m->cache);
+    pcache_free(m->pc);
     free(m->cand);
     free(m->bcnt);
     free(m);
@@ -328,26 +325,22 @@ int mem_hold_all(mem *m)
     return D2_OK;
 }
 
-int mem_cache_access(mem *m, uint32_t id, int64_t tick)
+int mem_page_cache_open(mem *m, const char *policy)
 {
-    mem_entry *x = &m->e[id];
-    if (x->cache_idx >= 0) { x->cache_tick = tick; return 1; }
-    if (x->bytes > m->cache_cap) return 0;
-    while (m->cache_used + x->bytes > m->cache_cap) { /* evict the LRU file */
-        uint32_t vi = 0;
-        for (uint32_t i = 1; i < m->ncache; i++)
-            if (m->e[m->cache[i]].cache_tick < m->e[m->cache[vi]].cache_tick) vi = i;
-        uint32_t v = m->cache[vi], last = m->cache[--m->ncache];
-        m->cache[vi] = last;
-        m->e[last].cache_idx = (int32_t)vi;
-        m->e[v].cache_idx = -1;
-        m->cache_used -= m->e[v].bytes;
-    }
-    x->cache_idx = (int32_t)m->ncache;
-    m->cache[m->ncache++] = id;
-    m->cache_used += x->bytes;
-    x->cache_tick = tick;
-    return 0;
+    if (m->cache_cap <= 0) return D2_OK;
+    int64_t *b = malloc((size_t)m->n * sizeof *b);
+    if (!b) D2_ERROR(D2_ENOMEM, "mem: out of memory");
+    for (uint32_t i = 0; i < m->n; i++) b[i] = m->e[i].bytes;
+    int rc = pcache_new(policy, m->cache_cap, m->n, b, &m->pc);
+    free(b);
+    return rc;
+}
+
+int mem_cache_access(mem *m, uint32_t id, int *hit)
+{
+    *hit = 0;
+    if (!m->pc) return D2_OK;
+    return pcache_access(m->pc, id, hit);
 }
 
 int64_t mem_resident_bytes(const mem *m) { return m->resident; }
@@ -382,6 +375,6 @@ int mem_check(const mem *m)
     for (uint32_t i = 0; i < m->ncand; i++) nb += !m->e[m->cand[i]].predicted;
     for (uint32_t i = 0; i < m->units * m->layers; i++) nbl += m->bcnt[i];
     if (nb != nbl) D2_ERROR(D2_EINTERNAL, "mem: budget index counts %u candidates, list has %u", nbl, nb);
-    if (m->cache_used > m->cache_cap) D2_ERROR(D2_EINTERNAL, "mem: page cache over capacity");
+    if (m->pc) D2_TRY(pcache_check(m->pc));
     return D2_OK;
 }

@@ -57,8 +57,11 @@ void mem_entry_release(mem *m, uint32_t id);      /* RESIDENT -> ABSENT (policy 
  * only if the caller set budget to the total). */
 int mem_hold_all(mem *m);
 
-/* Host page cache (LRU by bytes): was the unit's file cached?  Inserts it. */
-int mem_cache_access(mem *m, uint32_t id, int64_t tick);
+/* Host page cache in front of flash (src/sim/pcache.c): open it with a
+ * replacement policy ("two-list", "lru") when mem_new got a capacity; then
+ * *hit tells whether the unit's file was cached (a miss inserts it). */
+int mem_page_cache_open(mem *m, const char *policy);
+int mem_cache_access(mem *m, uint32_t id, int *hit);
 
 /* Called whenever an entry leaves memory (evicted to make room, or released),
  * before its state changes; the serving loop checks its invariants there. */

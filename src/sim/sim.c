@@ -526,7 +526,8 @@ static int kick_io(run *r)
             }
         }
         int64_t bytes = mem_entry_bytes(r->mm, q->entry);
-        int cached = r->cache_bytes > 0 && mem_cache_access(r->mm, q->entry, r->tick++);
+        int cached;
+        RUN_TRY(mem_cache_access(r->mm, q->entry, &cached));
         if (cached) r->pc_hits++;
         int64_t t = cached ? cost_load_ns(r->d, bytes, 1) : r->io_unit[unit];
         RUN_TRY(check_dur(t, "expert load"));
@@ -1086,6 +1087,7 @@ static int setup(run *r, const sim_input *in)
         r->cache_bytes = device_page_cache_bytes(r->d, r->fixed_bytes + kvmax + budget);
     }
     D2_TRY(mem_new(r->mt, r->L, r->E, r->U, r->unit_bytes, budget, r->cache_bytes, &r->mm));
+    D2_TRY(mem_page_cache_open(r->mm, r->d->page_cache_policy));
     mem_set_free_hook(r->mm, unit_freed, r);
     r->rng_bits = rng_new((uint64_t)p->seed, 101);
     r->rng_pred = rng_new((uint64_t)p->seed, 102);
