@@ -321,10 +321,10 @@ static int cmd_gen(int argc, char **argv)
         double bytes = (double)g->requests * (double)(g->prefill + g->decode) * (double)g->layers *
                        (double)trace_record_bytes((uint32_t)g->top_k, 0);
         if (bytes > (double)TRACE_GEN_MAX_BYTES) {
-            gen_model_free(m);
+            long long nr = (long long)g->requests, nt = (long long)(g->prefill + g->decode), nl = (long long)g->layers;
+            gen_model_free(m); /* g points into m: its values are copied above */
             return cli_usage_error("trace gen", "%s: %.3g bytes of records, more than the limit of %llu bytes (%lld requests x %lld tokens x %lld layers)",
-                                   out, bytes, (unsigned long long)TRACE_GEN_MAX_BYTES, (long long)g->requests,
-                                   (long long)(g->prefill + g->decode), (long long)g->layers);
+                                   out, bytes, (unsigned long long)TRACE_GEN_MAX_BYTES, nr, nt, nl);
         }
     }
     rc = gen_write(m, out);

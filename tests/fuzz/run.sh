@@ -35,7 +35,7 @@ cc_h() { # cc_h NAME SOURCE [DEFINES...]
     name=$1; s=$2; shift 2
     $CLANG -g -O1 -fsanitize=fuzzer $san $I "$@" "$src/tests/fuzz/$s" -o "$dir/$name" $L
 }
-all="d2t import-mixtral import-vllm import-csv table mwq weights-llama2c weights-safetensors weights-npy ini spec"
+all="d2t import-mixtral import-vllm import-csv table mwq weights-llama2c weights-safetensors weights-npy ini spec claims"
 [ $# -gt 0 ] && all="$*"
 status=0
 for h in $all; do
@@ -51,6 +51,7 @@ for h in $all; do
     weights-npy) cc_h $h fuzz_weights.c -DFUZZ_WFORMAT=WEIGHTS_NPY ;;
     ini) cc_h $h fuzz_ini.c ;;
     spec) cc_h $h fuzz_spec.c ;;
+    claims) cc_h $h fuzz_claims.c ;;
     *) echo "fuzz: unknown harness $h"; status=1; continue ;;
     esac || { echo "fuzz: $h: build failed"; status=1; continue; }
     mkdir -p "$dir/$h.corpus" "$dir/$h.art"
