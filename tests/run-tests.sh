@@ -1,7 +1,7 @@
 #!/bin/sh
 # run-tests.sh [BUILDDIR] - the README's test command: bootstrap if needed,
 # configure into BUILDDIR (default: build), build, run `make check`.  No
-# timing is asserted: the sim-vs-real validation is a measurement
+# timing is asserted: comparing the simulator with real runs is a measurement
 # (`make validate`, docs/host.md), not a test.
 set -e
 cd "$(dirname "$0")/.."
