@@ -73,18 +73,6 @@ static int json_param(const char *key, const char *value, const char *units, voi
     (void)units;
     return json_object_set_new(u, key, json_string(value)) ? D2_ENOMEM : D2_OK;
 }
-static int db_metric(const char *name, double v, const char *unit, void *u) { return db_run_metric(u, name, v, unit); }
-static int db_input(const char *role, const char *path, const char *id, void *u)
-{
-    if (path) D2_TRY(db_run_input(u, role, path));
-    if (id) {
-        char key[64];
-        snprintf(key, sizeof key, "input.%s_id", role);
-        D2_TRY(db_run_param(u, key, id));
-    }
-    return D2_OK;
-}
-
 static int store(const char *path, const sim_result *r, const simopts *so, double trace_repeats, int64_t *id)
 {
     db *d;
@@ -92,11 +80,7 @@ static int store(const char *path, const sim_result *r, const simopts *so, doubl
     db_run *run = db_run_new("simulate", "sim");
     if (!run) { db_close(d); D2_ERROR(D2_ENOMEM, "out of memory"); }
     db_run_cmdline(run, cli_argc(), cli_argv());
-    db_run_seed(run, sim_result_seed(r));
-    int rc = sim_result_foreach_param(r, db_run_param_visit, run);
-    if (!rc) rc = sim_result_foreach_metric(r, db_metric, run);
-    if (!rc) rc = sim_result_foreach_input(r, db_input, run);
-    db_run_status(run, sim_result_status(r));
+    int rc = runner_fill_run(run, r);
     if (!rc && trace_repeats == trace_repeats) rc = db_run_metric(run, "trace_repeats", trace_repeats, "times");
     /* variant: the --set overrides and --readings (src/results/db.h) */
     const char *ov[SIMOPTS_MAX_SETS + 1];

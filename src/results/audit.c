@@ -621,29 +621,12 @@ static int run_case(audit_report *rep, const claim *cl, const char *path, const 
 
 /* ---- the store -------------------------------------------------------------- */
 
-static int db_metric(const char *name, double v, const char *unit, void *u) { return db_run_metric(u, name, v, unit); }
-static int db_input(const char *role, const char *path, const char *id, void *u)
-{
-    if (path) D2_TRY(db_run_input(u, role, path));
-    if (id) {
-        char key[64];
-        snprintf(key, sizeof key, "input.%s_id", role);
-        D2_TRY(db_run_param(u, key, id));
-    }
-    return D2_OK;
-}
-
 static int store_run(db *d, memo *m, const audit_opts *o)
 {
     db_run *run = db_run_new("simulate", "sim");
     if (!run) D2_ERROR(D2_ENOMEM, "out of memory");
     if (o->argc > 0) db_run_cmdline(run, o->argc, o->argv);
-    db_run_seed(run, sim_result_seed(m->r));
-    int rc = sim_result_foreach_param(m->r, db_run_param_visit, run);
-    if (!rc) rc = sim_result_foreach_metric(m->r, db_metric, run);
-    if (!rc) rc = sim_result_foreach_input(m->r, db_input, run);
-    if (!rc && *sim_result_reason(m->r)) rc = db_run_param(run, "result.reason", sim_result_reason(m->r));
-    db_run_status(run, sim_result_status(m->r));
+    int rc = runner_fill_run(run, m->r);
     if (!rc) rc = db_run_write(d, run, &m->run_id);
     db_run_free(run);
     return rc;

@@ -178,6 +178,24 @@ static int input_cb(const char *role, const char *path, const char *id, void *us
     return D2_OK;
 }
 
+static int plain_metric(const char *name, double v, const char *unit, void *u) { return db_run_metric(u, name, v, unit); }
+static int plain_input(const char *role, const char *path, const char *id, void *u)
+{
+    fill f = {.run = u};
+    return input_cb(role, path, id, &f);
+}
+
+int runner_fill_run(db_run *run, const sim_result *r)
+{
+    db_run_seed(run, sim_result_seed(r));
+    D2_TRY(sim_result_foreach_param(r, db_run_param_visit, run));
+    D2_TRY(sim_result_foreach_metric(r, plain_metric, run));
+    D2_TRY(sim_result_foreach_input(r, plain_input, run));
+    db_run_status(run, sim_result_status(r));
+    if (*sim_result_reason(r)) D2_TRY(db_run_param(run, "result.reason", sim_result_reason(r)));
+    return D2_OK;
+}
+
 int runner_simulate(const sweep_job *job, db_run *run, void *user)
 {
     const runner_ctx *c = user;

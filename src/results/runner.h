@@ -27,6 +27,11 @@ int runner_trace_repeats(const char *trace, int64_t requests, int64_t positions,
 typedef struct sim_result sim_result;
 int runner_result_trace_repeats(const sim_result *r, const char *trace, double *times, char *why, size_t n);
 /* sweep_check_fn: key known to the model/device/sim tables, value valid. */
+/* Every effective parameter, metric and input of a simulated run, its seed,
+ * status and (oom) reason, into run: what simulate, sweeps and the audit
+ * store for a sim_result. */
+int runner_fill_run(db_run *run, const sim_result *r);
+
 int runner_check(const char *key, const char *value, const char *where, void *user);
 
 #endif
