@@ -17,7 +17,14 @@ if [ -r "$STORIES" ]; then
     "$D2MOE" quantize --input "$STORIES" --tensor layers.1.w2 --preset v2 --json > "$TMP/j.json"; ok $? "quantize --json v2 one tensor"
     grep -q '"tensors"' "$TMP/j.json" && grep -q '"snr_db"' "$TMP/j.json" && grep -q '"bpw"' "$TMP/j.json" && grep -q '"method": "msb-slice"' "$TMP/j.json"
     ok $? "json has tensors, snr_db, bpw and the msb-slice baseline"
-    n=$(grep -c '"level"' "$TMP/j.json"); [ "$n" -eq 12 ]; ok $? "json: 3 methods x 4 levels (got $n)"
+    n=$(grep -c '"level"' "$TMP/j.json"); [ "$n" -eq 24 ]; ok $? "json: 3 methods x 4 levels, per tensor and in the totals (got $n)"
+    # --rows-of 256: w1 (172 x 64 = 11008 weights) read as 43 rows of 256, the k-quant comparison's shape
+    "$D2MOE" quantize --input "$STORIES" --tensor layers.0.w1 --preset v1k --rows-of 256 --no-baselines --json > "$TMP/k.json"
+    ok $? "quantize --preset v1k --rows-of 256"
+    grep -q '"rows": 43' "$TMP/k.json" && grep -q '"cols": 256' "$TMP/k.json" && grep -q '"totals"' "$TMP/k.json"
+    ok $? "--rows-of 256: 43 x 256, totals present"
+    expect 2 "11008 elements are not a multiple of --rows-of 100" "--rows-of 100: exit 2, names the count" -- \
+        "$D2MOE" quantize --input "$STORIES" --tensor layers.0.w1 --rows-of 100
     "$D2MOE" quantize --input "$STORIES" --tensor layers.0.w1 --tensor layers.0.w3 --db "$TMP/r.db" > /dev/null; ok $? "quantize --db"
     "$D2MOE" db info "$TMP/r.db" | grep -Eq 'quant_errors +18'; ok $? "db has 2 tensors x 3 methods x 3 levels = 18 quant_errors rows"
     "$D2MOE" quantize --input "$STORIES" --tensor layers.0.w1 --no-baselines -o "$TMP/a.mwq" > /dev/null &&
@@ -45,7 +52,7 @@ if [ -r "$STORIES" ]; then
     fi
     expect 2 "c.npy: shape \\(2, 3\\) does not match" "gptq calib of the wrong width: exit 2" -- "$D2MOE" quantize --input "$STORIES" --tensor layers.0.w1 --mode gptq --calib "$TMP/c.npy"
 else
-    for i in $(seq 1 20); do skip "stories260K.bin not found under \$D2_SHARED/data/weights"; done
+    for i in $(seq 1 23); do skip "stories260K.bin not found under \$D2_SHARED/data/weights"; done
 fi
 expect 2 "--input FILE is required" "no --input: exit 2" -- "$D2MOE" quantize
 expect 2 "unknown option" "bad option: exit 2" -- "$D2MOE" quantize --input x.bin --frobnicate

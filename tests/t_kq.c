@@ -26,54 +26,62 @@ static void hand_block(void)
     kq_format_preset("v1k", &f);
     kq_matrix *m;
     ok(kq_matrix_new(&f, 1, 256, &m) == D2_OK, "v1k 1 x 256 matrix");
+    is_int(kq_super_bytes(&f, 1), 74, "v1k level-1 record: 2 + 8 + 64 bytes (relative mins: no dmin)");
+    is_int(kq_super_bytes(&f, 2), 36, "v1k level-2 record: 32 + 4 bytes (inner and outward factor codes)");
+    is_int(kq_super_bytes(&f, 3), 34, "v1k level-3 record: 32 + 2 bytes (level-3 factor codes)");
     uint8_t *p = m->chunk[0];
     p[0] = 0x00; p[1] = 0x3c; /* d = 1.0 (FP16 0x3c00) */
-    p[2] = 0x00; p[3] = 0x38; /* dmin = 0.5 (0x3800) */
-    /* scale codes sc_j = j + 1 (4 bits each, LSB first): bytes 4..7; mins mc_j = 7 - j: bytes 8..11 */
+    /* scale codes sc_j = j + 1 (4 bits each, LSB first): bytes 2..5; min codes mc_j = 7 - j: bytes 6..9 */
     for (int j = 0; j < 8; j++) {
-        p[4 + j / 2] |= (uint8_t)((j + 1) << (4 * (j % 2)));
-        p[8 + j / 2] |= (uint8_t)((7 - j) << (4 * (j % 2)));
+        p[2 + j / 2] |= (uint8_t)((j + 1) << (4 * (j % 2)));
+        p[6 + j / 2] |= (uint8_t)((7 - j) << (4 * (j % 2)));
     }
     /* 2-bit codes: weight c has code c % 4; byte (c % 128) % 32 of block c / 128, bits 2 * ((c % 128) / 32) */
-    uint8_t *codes = p + 12;
+    uint8_t *codes = p + 10;
     for (int c = 0; c < 256; c++) codes[(c / 128) * 32 + (c % 128) % 32] |= (uint8_t)((c % 4) << (2 * ((c % 128) / 32)));
-    /* level 2: signs + for even weights; factor code of sub-block j = j % 4 (2 bits, LSB first, 2 bytes) */
-    uint8_t *r = m->chunk[1];
-    for (int c = 0; c < 256; c += 2) r[c % 32] |= (uint8_t)(1u << (c / 32));
-    r[32] = 0 | 1 << 2 | 2 << 4 | 3 << 6;
-    r[33] = 0 | 1 << 2 | 2 << 4 | 3 << 6;
-    is_int(kq_super_bytes(&f, 1), 76, "v1k level-1 record: 4 + 8 + 64 bytes");
-    is_int(kq_super_bytes(&f, 2), 34, "v1k level-2 record: 32 + 2 bytes");
-    float out[256];
-    kq_row_dequant(m, 1, 0, out);
-    const float fac[4] = {0.05f, 0.1f, 0.17f, 0.25f};
-    int bad1 = 0, bad2 = 0;
-    for (int c = 0; c < 256; c++) {
-        int j = c / 32;
-        float want = (float)(j + 1) * (float)(c % 4) - 0.5f * (float)(7 - j);
-        bad1 += out[c] != want;
-    }
-    ok(!bad1, "level 1 of the hand-built block: W = (j+1) * (c %% 4) - 0.5 * (7-j) (%d wrong)", bad1);
-    float o2[256];
+    /* level 2: sign + where c % 3 == 0; sub-block j: gi = j % 4, go = (j + 1) % 4 (4 bits at 4j) */
+    uint8_t *r2 = m->chunk[1], *r3 = m->chunk[2];
+    for (int c = 0; c < 256; c++)
+        if (c % 3 == 0) r2[c % 32] |= (uint8_t)(1u << (c / 32));
+    for (int j = 0; j < 8; j++) r2[32 + j / 2] |= (uint8_t)(((j % 4) | ((j + 1) % 4) << 2) << (4 * (j % 2)));
+    /* level 3: sign + where c % 5 == 0; h_j = 3 - j % 4 (2 bits at 2j) */
+    for (int c = 0; c < 256; c++)
+        if (c % 5 == 0) r3[c % 32] |= (uint8_t)(1u << (c / 32));
+    for (int j = 0; j < 8; j++) r3[32 + j / 4] |= (uint8_t)((3 - j % 4) << (2 * (j % 4)));
+    float o1[256], o2[256], o3[256];
+    kq_row_dequant(m, 1, 0, o1);
     kq_row_dequant(m, 2, 0, o2);
+    kq_row_dequant(m, 3, 0, o3);
+    int bad1 = 0, bad2 = 0, bad3 = 0, nout = 0;
     for (int c = 0; c < 256; c++) {
-        int j = c / 32;
-        float a = (float)(j + 1) * fac[j % 4];
-        float want = c % 2 == 0 ? out[c] + a : out[c] - a;
-        bad2 += o2[c] != want;
+        const int j = c / 32, q = c % 4, pos2 = c % 3 == 0, pos3 = c % 5 == 0;
+        const float s = (float)(j + 1), w1 = s * (float)q - 0.2f * (float)((j + 1) * (7 - j)); /* kappa = 3 / 15 */
+        bad1 += o1[c] != w1;
+        const int outward = (q == 3 && pos2) || (q == 0 && !pos2);
+        nout += outward;
+        const float G = outward ? kq_go[(j + 1) % 4] : kq_gi[j % 4];
+        const float w2 = w1 + (pos2 ? 1 : -1) * ((s * G) * 0.25f);
+        bad2 += o2[c] != w2;
+        const float w3 = w2 + (pos3 ? 1 : -1) * ((s * G) * (kq_h[3 - j % 4] / 8));
+        bad3 += o3[c] != w3;
     }
-    ok(!bad2, "level 2: W1 +- s_j * factor[j %% 4], + on even weights (%d wrong)", bad2);
+    ok(!bad1, "level 1 of the hand-built block: W = (j+1) * (c %% 4) - 0.2 * (j+1) * (7-j) (%d wrong)", bad1);
+    ok(!bad2 && nout > 0 && nout < 256, "level 2: W1 +- s_j * (outward ? go : gi) / 4, %d outward weights (%d wrong)", nout, bad2);
+    ok(!bad3, "level 3: W2 +- s_j * (outward ? go : gi) * h / 8 (%d wrong)", bad3);
     /* the kernels read the same block: dot with x = e_c gives W_k[c] */
     kq_act *a;
     kq_act_new(256, &a);
-    float x[256] = {0};
-    x[37] = 1.0f;
-    kq_act_set(a, x);
-    for (int impl = KQ_SCALAR; impl <= KQ_AVX2; impl++) {
-        kq_impl got = kq_impl_set((kq_impl)impl);
-        if (got != (kq_impl)impl) { tap_skip(2, "no AVX2"); continue; }
-        is_near(kq_dot(m, 0, 1, 1, a), out[37], 1e-6, "%s dot of level 1 with e_37 = W1[37]", kq_impl_name(got));
-        is_near(kq_dot(m, 0, 1, 2, a), o2[37], 1e-6, "%s dot of levels 1..2 with e_37 = W2[37]", kq_impl_name(got));
+    for (int c = 36; c <= 39; c++) {
+        float x[256] = {0};
+        x[c] = 1.0f;
+        kq_act_set(a, x);
+        for (int impl = KQ_SCALAR; impl <= KQ_AVX2; impl++) {
+            kq_impl got = kq_impl_set((kq_impl)impl);
+            if (got != (kq_impl)impl) { tap_skip(3, "no AVX2"); continue; }
+            is_near(kq_dot(m, 0, 1, 1, a), o1[c], 1e-6, "%s dot of level 1 with e_%d = W1[%d]", kq_impl_name(got), c, c);
+            is_near(kq_dot(m, 0, 1, 2, a), o2[c], 1e-6, "%s dot of levels 1..2 with e_%d = W2[%d]", kq_impl_name(got), c, c);
+            is_near(kq_dot(m, 0, 3, 3, a), o3[c] - o2[c], 1e-6, "%s dot of level 3 alone with e_%d = W3 - W2", kq_impl_name(got), c);
+        }
     }
     kq_impl_set(KQ_AUTO);
     kq_act_free(a);
@@ -198,8 +206,11 @@ static void refusals(void)
     ok(kq_quantize(w, 2, 300, &f, 4, &m) == D2_EINVAL && !m && strstr(d2_err_msg(), "multiple of 256"),
        "cols 300 refused, the message names the super-block rule");
     ok(kq_format_preset("v3k", &f) == D2_EINVAL, "unknown preset refused");
-    kq_format bad = {.base_bits = 5, .levels = 5, .scale_bits = 6, .min_bits = 6, .factor_bits = 0};
+    kq_format bad = {.base_bits = 5, .levels = 5, .scale_bits = 6, .min_bits = 6, .min_rel = 0, .resid = KQ_TIED};
     ok(kq_format_check(&bad) == D2_ERANGE, "b1 5 + 5 levels (9 bits) refused");
+    bad.levels = 2;
+    bad.resid = (kq_resid)2;
+    ok(kq_format_check(&bad) == D2_ERANGE, "unknown residual rule refused");
     kq_format_preset("v1k", &f);
     float big[256 * 2];
     for (int i = 0; i < 512; i++) big[i] = sinf((float)i);
@@ -333,10 +344,12 @@ int main(void)
     kernels(&f, "v1k", 3, 1024, 12);
     kq_format_preset("v2k", &f);
     kernels(&f, "v2k", 4, 512, 13);
-    kq_format odd = {.base_bits = 7, .levels = 2, .scale_bits = 8, .min_bits = 3, .factor_bits = 1};
-    kernels(&odd, "b1 7 (4+2+1 slices), scale/min 8/3, 1-bit factors", 3, 768, 14);
-    kq_format one = {.base_bits = 1, .levels = 8, .scale_bits = 2, .min_bits = 1, .factor_bits = 2};
-    kernels(&one, "b1 1, 8 levels", 2, 256, 15);
+    kq_format odd = {.base_bits = 7, .levels = 2, .scale_bits = 8, .min_bits = 3, .min_rel = 0, .resid = KQ_TIED};
+    kernels(&odd, "b1 7 (4+2+1 slices), scale/min 8/3, tied", 3, 768, 14);
+    kq_format oddb = {.base_bits = 3, .levels = 4, .scale_bits = 8, .min_bits = 8, .min_rel = 1, .resid = KQ_BUCKET};
+    kernels(&oddb, "b1 3 (2+1 slices), scale/min 8/8 relative, bucket, 4 levels", 3, 512, 16);
+    kq_format one = {.base_bits = 1, .levels = 8, .scale_bits = 2, .min_bits = 1, .min_rel = 1, .resid = KQ_BUCKET};
+    kernels(&one, "b1 1, 8 levels, bucket", 2, 256, 15);
     refusals();
     format_sizes();
     return tap_done();

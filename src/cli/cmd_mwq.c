@@ -69,16 +69,16 @@ static int run(int argc, char **argv)
             json_object_set_new(jt, "mode", json_string(t->mode ? "gptq" : "rtn"));
             json_object_set_new(jt, "layout", json_string(t->kq ? "k-quant" : "group"));
             if (t->kq)
-                json_object_set_new(jt, "kq", json_pack("{s:i,s:i,s:i}", "scale_bits", t->kqf.scale_bits, "min_bits", t->kqf.min_bits,
-                                                        "factor_bits", t->kqf.factor_bits));
+                json_object_set_new(jt, "kq", json_pack("{s:i,s:i,s:b,s:s}", "scale_bits", t->kqf.scale_bits, "min_bits", t->kqf.min_bits,
+                                                        "min_rel", t->kqf.min_rel, "resid", t->kqf.resid == KQ_BUCKET ? "bucket" : "tied"));
             json_object_set_new(jt, "levels", jl);
             json_array_append_new(ts, jt);
         } else {
             printf("\n%s  %lld x %lld  group %lld  b1 %d  levels %d  mode %s\n", t->name, (long long)t->shape.rows,
                    (long long)t->shape.cols, (long long)t->shape.group, t->shape.base_bits, t->levels, t->mode ? "gptq" : "rtn");
             if (t->kq)
-                printf("  k-quant layout: 256-weight super-blocks, sub-block scale/min/factor codes of %d/%d/%d bits\n",
-                       t->kqf.scale_bits, t->kqf.min_bits, t->kqf.factor_bits);
+                printf("  k-quant layout: 256-weight super-blocks, sub-block scale/min codes of %d/%d bits, %s mins, %s residual steps\n",
+                       t->kqf.scale_bits, t->kqf.min_bits, t->kqf.min_rel ? "relative" : "FP16-scaled", t->kqf.resid == KQ_BUCKET ? "bucket" : "tied");
             printf("  %5s %4s %14s %12s %18s %8s\n", "level", "bits", "offset", "bytes", "xxh3", "bpw_cum");
         }
         for (int k = 1; k <= t->levels; k++) {

@@ -28,7 +28,7 @@ static void usage(FILE *out)
             "usage: d2moe quantize --input FILE [--format llama2c|safetensors|npy] [--tensor NAME]...\n"
             "       [--preset v1|v2|v1k|v2k] [--base-bits B] [--levels K] [--group G] [--mode rtn|gptq]\n"
             "       [--calib X.npy] [--set mwq.key=value]... [-o OUT.mwq] [--json] [--db FILE]\n"
-            "       [--no-baselines] [--report-tokens N]\n\n"
+            "       [--no-baselines] [--report-tokens N] [--rows-of N]\n\n"
             "Quantize every 2-D tensor (or each --tensor) with MWQ: a b1-bit asymmetric base per\n"
             "group of G weights along each row plus K-1 one-bit residual levels (V1: b1=2, K=3;\n"
             "V2: b1=5, K=4; G=128).  v1k / v2k: the k-quant nested format (docs/mwq.md): 256-weight\n"
@@ -38,7 +38,10 @@ static void usage(FILE *out)
             "block by block.  Prints, per tensor and level, weight MSE, SNR, relative error,\n"
             "output error (when --calib is given; on up to --report-tokens tokens, default 256)\n"
             "and bits per weight, for MWQ and the baselines rtn-int (independent INT-b copies)\n"
-            "and msb-slice (top bits of an INT8 code).  --json prints one JSON object instead.\n\n"
+            "and msb-slice (top bits of an INT8 code).  --json prints one JSON object instead,\n"
+            "with \"totals\": per method and level, the error over all tensors together.\n"
+            "--rows-of N reads each tensor as rows of N weights (its elements in file order;\n"
+            "the element count must be a multiple of N), e.g. 256 for the k-quant comparison.\n\n"
             "Parameters (--set mwq.key=value):\n");
     param_print_help(&mwq_params, out);
 }
@@ -46,12 +49,14 @@ static void usage(FILE *out)
 typedef struct qrow {
     char tensor[256];
     int64_t rows, cols, group;
+    double wsq; /* sum of the tensor's squared weights (for the totals) */
     qerr_row e;
 } qrow;
 
 typedef struct report {
     qrow *r;
     size_t n, cap;
+    double cur_wsq; /* sum w^2 of the tensor being reported */
 } report;
 
 static int report_add(report *rp, const char *tensor, int64_t rows, int64_t cols, int64_t group, const qerr_row *e)
@@ -60,6 +65,7 @@ static int report_add(report *rp, const char *tensor, int64_t rows, int64_t cols
     qrow *q = &rp->r[rp->n++];
     snprintf(q->tensor, sizeof q->tensor, "%s", tensor);
     q->rows = rows; q->cols = cols; q->group = group;
+    q->wsq = rp->cur_wsq;
     q->e = *e;
     return D2_OK;
 }
@@ -135,6 +141,33 @@ static json_t *report_json(const report *rp, const char *input, const mwq_config
         json_array_append_new(lv, o);
     }
     json_object_set_new(root, "tensors", ts);
+    /* totals: per (method, level), over all tensors: sqrt(sum e^2 / sum w^2), stored bits / weights */
+    json_t *tot = json_array();
+    for (size_t i = 0; i < rp->n; i++) {
+        const qrow *q = &rp->r[i];
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++) seen = !strcmp(rp->r[j].e.method, q->e.method) && rp->r[j].e.level == q->e.level;
+        if (seen) continue;
+        double se = 0, sw = 0, bits = 0, nw = 0;
+        for (size_t j = i; j < rp->n; j++) {
+            const qrow *u = &rp->r[j];
+            if (strcmp(u->e.method, q->e.method) || u->e.level != q->e.level) continue;
+            const double n = (double)(u->rows * u->cols);
+            se += u->e.mse * n;
+            sw += u->wsq;
+            bits += u->e.bpw * n;
+            nw += n;
+        }
+        json_t *o = json_object();
+        json_object_set_new(o, "method", json_string(q->e.method));
+        json_object_set_new(o, "level", json_integer(q->e.level));
+        json_object_set_new(o, "bits", json_integer(q->e.bits));
+        json_object_set_new(o, "rel_err", num_or_null(sw > 0 ? sqrt(se / sw) : NAN));
+        json_object_set_new(o, "bpw", num_or_null(nw > 0 ? bits / nw : NAN));
+        json_object_set_new(o, "weights", json_real(nw));
+        json_array_append_new(tot, o);
+    }
+    json_object_set_new(root, "totals", tot);
     return root;
 }
 
@@ -173,6 +206,7 @@ typedef struct opts {
     const char *tensors[256];
     int ntensors, json, baselines;
     int64_t report_tokens;
+    int64_t rows_of; /* --rows-of N: each tensor reshaped to rows of N weights (0: as stored) */
     const kq_format *kq; /* --preset v1k / v2k: the k-quant nested format (kq.h) */
 } opts;
 
@@ -208,8 +242,17 @@ static int quantize_one(weights *wf, size_t ti, const mwq_config *c, const float
     const weights_info *info = weights_get(wf, ti);
     int64_t rows = info->rows, cols = info->cols, n = rows * cols;
     const int gptq = !strcmp(c->mode, "gptq");
+    if (o->rows_of) {
+        if (n % o->rows_of)
+            D2_ERROR(D2_EINVAL, "%s: tensor \"%s\": %lld elements are not a multiple of --rows-of %lld", weights_path(wf), info->name,
+                     (long long)n, (long long)o->rows_of);
+        rows = n / o->rows_of;
+        cols = o->rows_of;
+    }
     float *w;
     D2_TRY(weights_read(wf, ti, &w));
+    rp->cur_wsq = 0;
+    for (int64_t i = 0; i < n; i++) rp->cur_wsq += (double)w[i] * w[i];
     mwq_matrix *m = NULL;
     float *what = NULL, **outs = NULL, *Xs = NULL;
     int64_t Ts = 0;
@@ -300,7 +343,7 @@ static int run(int argc, char **argv)
         {"set", required_argument, NULL, 's'},   {"output", required_argument, NULL, 'o'},
         {"json", no_argument, NULL, 'j'},        {"db", required_argument, NULL, 'd'},
         {"no-baselines", no_argument, NULL, 'n'}, {"report-tokens", required_argument, NULL, 'r'},
-        {NULL, 0, NULL, 0}};
+        {"rows-of", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0}};
     opts o = {0};
     o.baselines = 1;
     o.report_tokens = 256;
@@ -308,7 +351,7 @@ static int run(int argc, char **argv)
     int nsets = 0;
     int64_t bb = 0, lv = 0, gr = 0;
     int ch;
-    while ((ch = cli_getopt_long(argc, argv, "hi:f:t:p:b:k:g:m:c:s:o:jd:nr:", lo, NULL)) != -1) {
+    while ((ch = cli_getopt_long(argc, argv, "hi:f:t:p:b:k:g:m:c:s:o:jd:nr:R:", lo, NULL)) != -1) {
         switch (ch) {
         case 'h': usage(stdout); return 0;
         case 'i': o.input = optarg; break;
@@ -332,6 +375,7 @@ static int run(int argc, char **argv)
         case 'd': o.dbpath = optarg; break;
         case 'n': o.baselines = 0; break;
         case 'r': if (parse_int("--report-tokens", optarg, 1, 1 << 24, &o.report_tokens)) return 2; break;
+        case 'R': if (parse_int("--rows-of", optarg, 1, 1 << 24, &o.rows_of)) return 2; break;
         default: return cli_bad_option("quantize", argc, argv);
         }
     }
@@ -364,6 +408,7 @@ static int run(int argc, char **argv)
     int rc = mwq_config_check(&c);
     if (rc) return cli_fail(rc);
     if (!strcmp(c.mode, "gptq") && !o.calib) return cli_usage_error("quantize", "--mode gptq needs --calib X.npy");
+    if (o.rows_of && o.calib) return cli_usage_error("quantize", "--rows-of: not with --calib (the activations would not match the rows)");
 
     weights *wf = NULL, *cf = NULL;
     float *X = NULL;

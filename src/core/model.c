@@ -137,7 +137,7 @@ static const struct storage_format {
 } storage_formats[] = {
     {.name = "v1", .kq = 0, .base_bits = 2, .levels = 3},
     {.name = "v2", .kq = 0, .base_bits = 5, .levels = 4},
-    {.name = "v1k", .kq = 1, .base_bits = 2, .levels = 3, .sb_bytes = {76, 34, 34}},
+    {.name = "v1k", .kq = 1, .base_bits = 2, .levels = 3, .sb_bytes = {74, 36, 34}},
     {.name = "v2k", .kq = 1, .base_bits = 5, .levels = 4, .sb_bytes = {176, 32, 32, 32}},
 };
 

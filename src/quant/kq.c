@@ -20,11 +20,13 @@
 #endif
 
 /* ---- format ------------------------------------------------------------ */
+const float kq_gi[4] = {0.2f, 0.4f, 0.68f, 1.0f}, kq_go[4] = {0.4f, 0.8f, 1.3f, 2.0f}, kq_h[4] = {0.6f, 0.8f, 1.0f, 1.25f};
+
 int kq_format_preset(const char *name, kq_format *f)
 {
     static const struct { const char *name; kq_format f; } presets[] = {
-        {.name = "v1k", .f = {.base_bits = 2, .levels = 3, .scale_bits = 4, .min_bits = 4, .factor_bits = 2}},
-        {.name = "v2k", .f = {.base_bits = 5, .levels = 4, .scale_bits = 6, .min_bits = 6, .factor_bits = 0}},
+        {.name = "v1k", .f = {.base_bits = 2, .levels = 3, .scale_bits = 4, .min_bits = 4, .min_rel = 1, .resid = KQ_BUCKET}},
+        {.name = "v2k", .f = {.base_bits = 5, .levels = 4, .scale_bits = 6, .min_bits = 6, .min_rel = 0, .resid = KQ_TIED}},
     };
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
         if (!strcmp(name, presets[i].name)) { *f = presets[i].f; return D2_OK; }
@@ -38,27 +40,24 @@ int kq_format_check(const kq_format *f)
         D2_ERROR(D2_ERANGE, "kq levels: %d levels on a %d-bit base give more than 8 bits", f->levels, f->base_bits);
     if (f->scale_bits < 1 || f->scale_bits > 8) D2_ERROR(D2_ERANGE, "kq scale_bits: %d is outside 1..8", f->scale_bits);
     if (f->min_bits < 1 || f->min_bits > 8) D2_ERROR(D2_ERANGE, "kq min_bits: %d is outside 1..8", f->min_bits);
-    if (f->factor_bits < 0 || f->factor_bits > 2) D2_ERROR(D2_ERANGE, "kq factor_bits: %d is outside 0..2", f->factor_bits);
+    if (f->min_rel != 0 && f->min_rel != 1) D2_ERROR(D2_ERANGE, "kq min_rel: %d is not 0 or 1", f->min_rel);
+    if (f->resid != KQ_TIED && f->resid != KQ_BUCKET) D2_ERROR(D2_ERANGE, "kq resid: %d is not TIED (0) or BUCKET (1)", (int)f->resid);
     return D2_OK;
 }
 
+static int head_bytes(const kq_format *f) { return f->min_rel ? 2 : 4; }
 static int scales_bytes(const kq_format *f) { return (KQ_NSUB * (f->scale_bits + f->min_bits) + 7) / 8; }
+static int res_code_bytes(const kq_format *f, int level) { return f->resid == KQ_BUCKET ? (level == 2 ? 4 : 2) : 0; }
 
 int64_t kq_super_bytes(const kq_format *f, int level)
 {
-    if (level == 1) return 4 + scales_bytes(f) + 32 * f->base_bits;
-    return 32 + f->factor_bits; /* 8 codes of fbits bits = fbits bytes */
+    if (level == 1) return head_bytes(f) + scales_bytes(f) + 32 * f->base_bits;
+    return 32 + res_code_bytes(f, level);
 }
 
 int64_t kq_chunk_bytes(const kq_format *f, int64_t rows, int64_t cols, int level)
 {
     return rows * (cols / KQ_SUPER) * kq_super_bytes(f, level);
-}
-
-float kq_factor(int fbits, int c)
-{
-    static const float t0[1] = {0.25f}, t1[2] = {0.125f, 0.25f}, t2[4] = {0.05f, 0.1f, 0.17f, 0.25f};
-    return fbits == 0 ? t0[0] : fbits == 1 ? t1[c & 1] : t2[c & 3];
 }
 
 /* slices of the base code: widths 4, 2, 1, greedy, low bits first */
@@ -86,26 +85,46 @@ static inline void bs_put(uint8_t *p, int bitpos, int bits, int v)
         if ((v >> b) & 1) p[bitpos >> 3] |= (uint8_t)(1u << (bitpos & 7));
 }
 
-/* The level-1 header of one super-block: d, dmin and the 8 scale / min codes. */
-typedef struct sb_head { float d, dmin; int sc[KQ_NSUB], mc[KQ_NSUB]; } sb_head;
+/* The level-1 header of one super-block, decoded: the stored s_j and m_j
+ * (every path uses these floats), and the codes for the integer kernels. */
+typedef struct sb_head {
+    float d, dm;                 /* d; the min multiplier: dmin, or d * kappa (min_rel) */
+    int sc[KQ_NSUB], mc[KQ_NSUB];
+    float s[KQ_NSUB], m[KQ_NSUB];
+} sb_head;
+
+static inline float kappa(const kq_format *f) { return (float)((1 << f->base_bits) - 1) / (float)((1 << f->min_bits) - 1); }
+
+static void head_decode(const kq_format *f, sb_head *h)
+{
+    for (int j = 0; j < KQ_NSUB; j++) {
+        h->s[j] = h->d * (float)h->sc[j];
+        h->m[j] = h->dm * (float)(f->min_rel ? h->sc[j] * h->mc[j] : h->mc[j]);
+    }
+}
 
 static void head_read(const kq_format *f, const uint8_t *p, sb_head *h)
 {
     h->d = f16_to_float(rd16(p));
-    h->dmin = f16_to_float(rd16(p + 2));
+    h->dm = f->min_rel ? h->d * kappa(f) : f16_to_float(rd16(p + 2));
+    const uint8_t *sp = p + head_bytes(f);
     for (int j = 0; j < KQ_NSUB; j++) {
-        h->sc[j] = bs_get(p + 4, j * f->scale_bits, f->scale_bits);
-        h->mc[j] = bs_get(p + 4, KQ_NSUB * f->scale_bits + j * f->min_bits, f->min_bits);
+        h->sc[j] = bs_get(sp, j * f->scale_bits, f->scale_bits);
+        h->mc[j] = bs_get(sp, KQ_NSUB * f->scale_bits + j * f->min_bits, f->min_bits);
+    }
+    head_decode(f, h);
+}
+
+/* the residual codes of a level record: gi / go (level 2) or h (k > 2) per sub-block */
+static void res_codes(const kq_format *f, const uint8_t *r, int level, int gi[KQ_NSUB], int go[KQ_NSUB], int h[KQ_NSUB])
+{
+    for (int j = 0; j < KQ_NSUB; j++) {
+        gi[j] = go[j] = h[j] = 0;
+        if (f->resid != KQ_BUCKET) continue;
+        if (level == 2) { gi[j] = bs_get(r + 32, 4 * j, 2); go[j] = bs_get(r + 32, 4 * j + 2, 2); }
+        else h[j] = bs_get(r + 32, 2 * j, 2);
     }
 }
-
-static void factors_read(const kq_format *f, const uint8_t *p, int fc[KQ_NSUB])
-{
-    for (int j = 0; j < KQ_NSUB; j++) fc[j] = f->factor_bits ? bs_get(p + 32, j * f->factor_bits, f->factor_bits) : 0;
-}
-
-/* step of level k >= 2 in sub-block j: the float every path uses */
-static inline float level_step(const kq_matrix *m, float s, int k, int c) { return s * m->step[k - 1][c]; }
 
 /* ---- matrix -------------------------------------------------------------- */
 int kq_matrix_new(const kq_format *f, int64_t rows, int64_t cols, kq_matrix **out)
@@ -121,7 +140,8 @@ int kq_matrix_new(const kq_format *f, int64_t rows, int64_t cols, kq_matrix **ou
     if (!m) D2_ERROR(D2_ENOMEM, "out of memory");
     m->fmt = *f;
     for (int k = 2; k <= KQ_MAX_LEVELS; k++)
-        for (int c = 0; c < 8; c++) m->step[k - 1][c] = ldexpf(kq_factor(f->factor_bits, c & ((1 << f->factor_bits) - 1)), -(k - 2));
+        for (int c = 0; c < 4; c++)
+            m->step[k - 1][c] = f->resid == KQ_TIED ? ldexpf(1.0f, -k) : k == 2 ? 0.25f : ldexpf(kq_h[c], -k);
     m->rows = rows;
     m->cols = cols;
     for (int k = 1; k <= f->levels; k++) {
@@ -161,7 +181,11 @@ static void fit_sub(const float *x, int nmax, int T, float *s_out, float *m_out)
     for (int i = 1; i < KQ_SUB; i++) { mn = x[i] < mn ? x[i] : mn; mx = x[i] > mx ? x[i] : mx; }
     if (mn > 0) mn = 0;
     const float range = mx - mn;
-    if (!(range > 0)) { *s_out = 0; *m_out = -mn; return; }
+    if (!(range > 0)) { /* constant block: 0 (s = m = 0) or c < 0 (code 0 at c) */
+        *s_out = -mn / (float)nmax;
+        *m_out = -mn;
+        return;
+    }
     double sx = 0;
     for (int i = 0; i < KQ_SUB; i++) sx += x[i];
     double best_e = INFINITY, bs = range / nmax, bm = -mn;
@@ -208,40 +232,132 @@ static void quant_codes8(const float *v, int bits, uint16_t *d16, int *c)
     }
 }
 
-/* one super-block, all levels: x[256]; prev receives W_K */
+/* level-1 codes and values of a sub-block for the stored s, m */
+static void sub_codes(const float *x, float s, float m, int nmax, uint8_t *q, float *w1)
+{
+    const float nm = (float)nmax, mg = 12582912.0f;
+    for (int i = 0; i < KQ_SUB; i++) {
+        float v = s > 0 ? (x[i] + m) / s : 0;
+        v = v > 0 ? v : 0;
+        v = v < nm ? v : nm;
+        q[i] = (uint8_t)((v + mg) - mg); /* round to nearest even, 0 <= v <= nmax */
+        w1[i] = s * (float)q[i] - m;
+    }
+}
+
+/* The BUCKET residual fit of one sub-block: given W1 (codes q, scale s), the
+ * factors gi, go, h3 minimising e2 + 4 e3 (the errors of levels 2 and 3; the
+ * inner and outward sets are disjoint, so gi and go are chosen separately
+ * for each h3).  Returns that objective. */
+#define KQ_W3 4.0f
+typedef struct bucket_fit { int gi, go, h3; } bucket_fit;
+
+static float bucket_search(const float *x, const float *w1, const uint8_t *q, int nmax, float s, bucket_fit *bf)
+{
+    uint8_t pos[KQ_SUB], out[KQ_SUB];
+    for (int i = 0; i < KQ_SUB; i++) {
+        pos[i] = x[i] - w1[i] >= 0;
+        out[i] = (q[i] == nmax && pos[i]) || (q[i] == 0 && !pos[i]);
+    }
+    /* e[set][g][h]: set 0 inner, 1 outward */
+    float e2[2][4] = {{0}}, e3[2][4][4] = {{{0}}};
+    for (int set = 0; set < 2; set++)
+        for (int g = 0; g < 4; g++) {
+            const float sg = s * (set ? kq_go[g] : kq_gi[g]), a2 = sg * 0.25f;
+            for (int i = 0; i < KQ_SUB; i++) {
+                if (out[i] != set) continue;
+                const float v2 = w1[i] + (pos[i] ? a2 : -a2), r2 = x[i] - v2;
+                e2[set][g] += r2 * r2;
+                for (int h = 0; h < 4; h++) {
+                    const float a3 = sg * ldexpf(kq_h[h], -3), v3 = v2 + (r2 >= 0 ? a3 : -a3), r3 = x[i] - v3;
+                    e3[set][g][h] += r3 * r3;
+                }
+            }
+        }
+    float best = INFINITY;
+    for (int h = 0; h < 4; h++) {
+        float tot = 0;
+        int bg[2] = {0, 0};
+        for (int set = 0; set < 2; set++) {
+            float b = INFINITY;
+            for (int g = 0; g < 4; g++) {
+                const float o = e2[set][g] + KQ_W3 * e3[set][g][h];
+                if (o < b) { b = o; bg[set] = g; }
+            }
+            tot += b;
+        }
+        if (tot < best) { best = tot; bf->gi = bg[0]; bf->go = bg[1]; bf->h3 = h; }
+    }
+    return best;
+}
+
+/* the step of weight i at level k >= 2 of a BUCKET sub-block (kq.h) */
+static inline float bucket_step(const kq_matrix *m, float s, int outward, int gi, int go, int k, int h)
+{
+    if (m->fmt.resid == KQ_TIED) return s * m->step[k - 1][0];
+    return (s * (outward ? kq_go[go] : kq_gi[gi])) * m->step[k - 1][h];
+}
+
+/* one super-block, all levels: x[256] */
 static void quant_super(kq_matrix *m, int64_t row, int64_t b, const float *x, int T)
 {
     const kq_format *f = &m->fmt;
-    const int nmax = (1 << f->base_bits) - 1;
-    float s[KQ_NSUB], mn[KQ_NSUB], cur[KQ_SUPER];
+    const int nmax = (1 << f->base_bits) - 1, smax = (1 << f->scale_bits) - 1, mmax = (1 << f->min_bits) - 1;
+    float s[KQ_NSUB], mn[KQ_NSUB];
     for (int j = 0; j < KQ_NSUB; j++) fit_sub(x + KQ_SUB * j, nmax, T, &s[j], &mn[j]);
-    uint16_t d16, dm16;
+    uint16_t d16, dm16 = 0;
     sb_head h;
     quant_codes8(s, f->scale_bits, &d16, h.sc);
-    quant_codes8(mn, f->min_bits, &dm16, h.mc);
+    h.d = f16_to_float(d16);
+    if (f->min_rel) {
+        h.dm = h.d * kappa(f);
+        for (int j = 0; j < KQ_NSUB; j++) {
+            const float u = h.sc[j] > 0 && h.dm > 0 ? q_rint(mn[j] / (h.dm * (float)h.sc[j])) : 0;
+            h.mc[j] = u < 0 ? 0 : u > mmax ? mmax : (int)u;
+        }
+    } else {
+        quant_codes8(mn, f->min_bits, &dm16, h.mc);
+        h.dm = f16_to_float(dm16);
+    }
+    uint8_t q[KQ_SUPER];
+    float cur[KQ_SUPER];
+    bucket_fit bf[KQ_NSUB] = {{0, 0, 0}};
+    if (f->resid == KQ_BUCKET) {
+        /* per sub-block: the rounded (sc, mc) pair and its 8 neighbours, on
+         * e1 + e2 + 4 e3; the rounded pair is tried first and kept on ties */
+        static const int8_t nb[9][2] = {{0, 0}, {-1, -1}, {-1, 0}, {-1, 1}, {0, -1}, {0, 1}, {1, -1}, {1, 0}, {1, 1}};
+        for (int j = 0; j < KQ_NSUB; j++) {
+            const float *xj = x + KQ_SUB * j;
+            const int sc0 = h.sc[j], mc0 = h.mc[j];
+            float best = INFINITY;
+            for (int t = 0; t < 9; t++) {
+                const int sc = sc0 + nb[t][0], mc = mc0 + nb[t][1];
+                if (sc < 0 || sc > smax || mc < 0 || mc > mmax) continue;
+                const float sj = h.d * (float)sc, mj = h.dm * (float)(f->min_rel ? sc * mc : mc);
+                uint8_t qj[KQ_SUB];
+                float w1[KQ_SUB], e1 = 0;
+                sub_codes(xj, sj, mj, nmax, qj, w1);
+                for (int i = 0; i < KQ_SUB; i++) e1 += (xj[i] - w1[i]) * (xj[i] - w1[i]);
+                bucket_fit cand;
+                const float o = e1 + bucket_search(xj, w1, qj, nmax, sj, &cand);
+                if (o < best) { best = o; h.sc[j] = sc; h.mc[j] = mc; bf[j] = cand; }
+            }
+        }
+    }
+    head_decode(f, &h);
+    for (int j = 0; j < KQ_NSUB; j++) sub_codes(x + KQ_SUB * j, h.s[j], h.m[j], nmax, q + KQ_SUB * j, cur + KQ_SUB * j);
+    /* level 1 record */
     uint8_t *p = (uint8_t *)sb_ptr(m, 1, row, b);
     wr16(p, d16);
-    wr16(p + 2, dm16);
+    if (!f->min_rel) wr16(p + 2, dm16);
+    uint8_t *sp = p + head_bytes(f);
     for (int j = 0; j < KQ_NSUB; j++) {
-        bs_put(p + 4, j * f->scale_bits, f->scale_bits, h.sc[j]);
-        bs_put(p + 4, KQ_NSUB * f->scale_bits + j * f->min_bits, f->min_bits, h.mc[j]);
-    }
-    head_read(f, p, &h); /* the stored values */
-    uint8_t q[KQ_SUPER];
-    for (int j = 0; j < KQ_NSUB; j++) {
-        const float sj = h.d * (float)h.sc[j], mj = h.dmin * (float)h.mc[j], nm = (float)nmax, mg = 12582912.0f;
-        for (int i = 0; i < KQ_SUB; i++) {
-            const int c = KQ_SUB * j + i;
-            float v = sj > 0 ? (x[c] + mj) / sj : 0;
-            v = v > 0 ? v : 0;
-            v = v < nm ? v : nm;
-            q[c] = (uint8_t)((v + mg) - mg); /* round to nearest even, 0 <= v <= nmax */
-            cur[c] = sj * (float)q[c] - mj;
-        }
+        bs_put(sp, j * f->scale_bits, f->scale_bits, h.sc[j]);
+        bs_put(sp, KQ_NSUB * f->scale_bits + j * f->min_bits, f->min_bits, h.mc[j]);
     }
     /* pack: the inverse of base_codes */
     int w[3], o[3], ns = base_slices(f->base_bits, w, o);
-    uint8_t *sp = p + 4 + scales_bytes(f);
+    sp += scales_bytes(f);
     for (int t = 0; t < ns; t++) {
         const int per = 256 / w[t], mask = (1 << w[t]) - 1;
         for (int blk = 0; blk < w[t]; blk++)
@@ -250,27 +366,46 @@ static void quant_super(kq_matrix *m, int64_t row, int64_t b, const float *x, in
                     sp[blk * 32 + i] |= (uint8_t)(((q[blk * per + 32 * u + i] >> o[t]) & mask) << (w[t] * u));
         sp += 32 * w[t];
     }
+    /* residual levels: signs of x - W_{k-1}; BUCKET: the factors found above
+     * for level 2 and 3, and for k > 3 the h minimising the level-k error */
+    uint8_t outw[KQ_SUPER];
     for (int k = 2; k <= f->levels; k++) {
         uint8_t *r = (uint8_t *)sb_ptr(m, k, row, b);
-        const int nf = 1 << f->factor_bits;
         for (int j = 0; j < KQ_NSUB; j++) {
-            const float sj = h.d * (float)h.sc[j];
-            /* with the signs of R = x - W_{k-1}, the error of step a is
-             * sum R^2 - 2 a sum |R| + 32 a^2: the factor is chosen in closed form */
-            double s1 = 0;
-            for (int i = 0; i < KQ_SUB; i++) s1 += fabs((double)x[KQ_SUB * j + i] - cur[KQ_SUB * j + i]);
-            double be = INFINITY;
-            int bc = 0;
-            for (int c = 0; c < nf; c++) {
-                const double a = level_step(m, sj, k, c), e = KQ_SUB * a * a - 2 * a * s1;
-                if (e < be) { be = e; bc = c; }
+            const float *xj = x + KQ_SUB * j;
+            float *cj = cur + KQ_SUB * j;
+            const uint8_t *qj = q + KQ_SUB * j;
+            uint8_t *oj = outw + KQ_SUB * j;
+            if (k == 2)
+                for (int i = 0; i < KQ_SUB; i++) {
+                    const int pos = xj[i] - cj[i] >= 0;
+                    oj[i] = f->resid == KQ_BUCKET && ((qj[i] == nmax && pos) || (qj[i] == 0 && !pos));
+                }
+            int hk = 0;
+            if (f->resid == KQ_BUCKET) {
+                if (k == 2) bs_put(r + 32, 4 * j, 2, bf[j].gi), bs_put(r + 32, 4 * j + 2, 2, bf[j].go);
+                else {
+                    if (k == 3) hk = bf[j].h3;
+                    else {
+                        float be = INFINITY;
+                        for (int c = 0; c < 4; c++) {
+                            float e = 0;
+                            for (int i = 0; i < KQ_SUB; i++) {
+                                const float a = bucket_step(m, h.s[j], oj[i], bf[j].gi, bf[j].go, k, c), d = xj[i] - cj[i];
+                                const float v = d >= 0 ? d - a : d + a;
+                                e += v * v;
+                            }
+                            if (e < be) { be = e; hk = c; }
+                        }
+                    }
+                    bs_put(r + 32, 2 * j, 2, hk);
+                }
             }
-            const float a = level_step(m, sj, k, bc);
-            if (f->factor_bits) bs_put(r + 32, j * f->factor_bits, f->factor_bits, bc);
             for (int i = 0; i < KQ_SUB; i++) {
-                const int ci = KQ_SUB * j + i, pos = x[ci] - cur[ci] >= 0;
+                const int pos = xj[i] - cj[i] >= 0;
+                const float a = bucket_step(m, h.s[j], oj[i], bf[j].gi, bf[j].go, k, hk);
                 r[i] |= (uint8_t)(pos << j);
-                cur[ci] = cur[ci] + (pos ? a : -a);
+                cj[i] = cj[i] + (pos ? a : -a);
             }
         }
     }
@@ -296,18 +431,6 @@ int kq_quantize(const float *w, int64_t rows, int64_t cols, const kq_format *f, 
 }
 
 /* ---- dequantization -------------------------------------------------------- */
-static int base_code(const kq_format *f, const uint8_t *codes, int c)
-{
-    int w[3], o[3], ns = base_slices(f->base_bits, w, o), q = 0;
-    const uint8_t *sp = codes;
-    for (int t = 0; t < ns; t++) {
-        const int per = 256 / w[t], blk = c / per, off = c % per;
-        q |= ((sp[blk * 32 + off % 32] >> (w[t] * (off / 32))) & ((1 << w[t]) - 1)) << o[t];
-        sp += 32 * w[t];
-    }
-    return q;
-}
-
 /* the 256 base codes of a super-block */
 static void base_codes(const kq_format *f, const uint8_t *codes, uint8_t q[KQ_SUPER])
 {
@@ -327,25 +450,29 @@ static void base_codes(const kq_format *f, const uint8_t *codes, uint8_t q[KQ_SU
 void kq_row_dequant(const kq_matrix *m, int level, int64_t row, float *out)
 {
     const kq_format *f = &m->fmt;
+    const int nmax = (1 << f->base_bits) - 1;
     uint8_t q[KQ_SUPER];
     for (int64_t b = 0; b < m->cols / KQ_SUPER; b++) {
         const uint8_t *p = sb_ptr(m, 1, row, b);
         sb_head h;
         head_read(f, p, &h);
-        base_codes(f, p + 4 + scales_bytes(f), q);
+        base_codes(f, p + head_bytes(f) + scales_bytes(f), q);
         float *o = out + b * KQ_SUPER;
-        for (int c = 0; c < KQ_SUPER; c++) {
-            const int j = c / KQ_SUB;
-            o[c] = h.d * (float)h.sc[j] * (float)q[c] - h.dmin * (float)h.mc[j];
-        }
+        for (int c = 0; c < KQ_SUPER; c++) o[c] = h.s[c / KQ_SUB] * (float)q[c] - h.m[c / KQ_SUB];
+        const uint8_t *r2 = level >= 2 ? sb_ptr(m, 2, row, b) : NULL;
+        int gi[KQ_NSUB], go[KQ_NSUB], hh[KQ_NSUB];
+        if (r2) res_codes(f, r2, 2, gi, go, hh);
         for (int k = 2; k <= level; k++) {
             const uint8_t *r = sb_ptr(m, k, row, b);
-            int fc[KQ_NSUB];
-            factors_read(f, r, fc);
-            for (int j = 0; j < KQ_NSUB; j++) {
-                const float a = level_step(m, h.d * (float)h.sc[j], k, fc[j]);
-                for (int i = 0; i < KQ_SUB; i++) o[KQ_SUB * j + i] = o[KQ_SUB * j + i] + a * (float)(2 * ((r[i] >> j) & 1) - 1);
-            }
+            int gk[KQ_NSUB], ok_[KQ_NSUB];
+            if (k > 2) res_codes(f, r, k, gk, ok_, hh);
+            for (int j = 0; j < KQ_NSUB; j++)
+                for (int i = 0; i < KQ_SUB; i++) {
+                    const int c = KQ_SUB * j + i, pos2 = (r2[i] >> j) & 1;
+                    const int outward = f->resid == KQ_BUCKET && ((q[c] == nmax && pos2) || (q[c] == 0 && !pos2));
+                    const float a = bucket_step(m, h.s[j], outward, gi[j], go[j], k, k > 2 ? hh[j] : 0);
+                    o[c] = o[c] + ((r[i] >> j) & 1 ? a : -a);
+                }
         }
     }
 }
@@ -413,12 +540,14 @@ void kq_act_dequant(const kq_act *a, float *xhat)
 }
 
 /* ---- kernels ------------------------------------------------------------------
- * Per super-block: the integer sub-block sums P_j = sum_i q_i xq_i (level 1)
- * and M_kj = sum over set sign bits of xq_i (level k), then
- *   level 1:  d * sum_j sc_j P_j - dmin * sum_j mc_j bsum_j   (int64 sums)
- *   level k:  lane j accumulates a_kj * (2 M_kj - bsum_j), levels in order,
- *             a_kj = (d * sc_j) * step[k][c_kj]; the 8 lanes are summed in a
- *             fixed tree ((0+4)+(2+6))+((1+5)+(3+7)) by both paths
+ * Per super-block, the integer sums (both paths compute exactly these):
+ *   level 1:  ip = sum_j sc_j P_j,  P_j = sum_i q_i xq_i;
+ *             im = sum_j sc_j mc_j bsum_j (min_rel) or sum_j mc_j bsum_j
+ *   level k:  y_kj = sum_i sgn_ki xq_i over sub-block j, z_kj = the same over
+ *             its outward weights (BUCKET; 0 for TIED)
+ * then one float combination, the same C code for both paths (sb_combine):
+ *   d ip - dm im  +  sum over lanes j (fixed tree) of
+ *   acc_j += (s_j F_kj) (G_in (y - z) + G_out z),  levels in order,
  * times the super-block's activation scale dx, super-blocks summed in order. */
 static inline uint64_t rd64(const uint8_t *p)
 {
@@ -426,45 +555,80 @@ static inline uint64_t rd64(const uint8_t *p)
     for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
     return v;
 }
+static inline uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 
 static inline float lanes8(const float v[8]) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
 
-static float sb_dot_scalar(const kq_matrix *m, const uint8_t *p, const uint8_t *const *res, const int8_t *xq, const int32_t *bsum,
-                           int lo, int hi)
+typedef struct sb_int {
+    int64_t ip, im;                    /* level 1 (see above) */
+    int32_t y[KQ_MAX_LEVELS][KQ_NSUB]; /* y[k-1][j] */
+    int32_t z[KQ_MAX_LEVELS][KQ_NSUB]; /* z[k-1][j] */
+} sb_int;
+
+static float sb_combine(const kq_matrix *m, const uint8_t *p, const uint8_t *const *res, const sb_int *t, int lo, int hi)
 {
     const kq_format *f = &m->fmt;
-    const float d = f16_to_float(rd16(p)), dmin = f16_to_float(rd16(p + 2));
-    const uint64_t su = rd64(p + 4), mu = rd64(p + 4 + f->scale_bits);
-    const int smask = (1 << f->scale_bits) - 1, mmask = (1 << f->min_bits) - 1, fmask = (1 << f->factor_bits) - 1;
-    int sc[KQ_NSUB], mc[KQ_NSUB];
-    for (int j = 0; j < KQ_NSUB; j++) {
-        sc[j] = (int)(su >> (j * f->scale_bits)) & smask;
-        mc[j] = (int)(mu >> (j * f->min_bits)) & mmask;
-    }
-    float l1 = 0;
-    if (lo == 1) {
-        const uint8_t *codes = p + 4 + scales_bytes(f);
-        int64_t ip = 0, im = 0;
-        for (int j = 0; j < KQ_NSUB; j++) {
-            int32_t sum = 0;
-            for (int i = 0; i < KQ_SUB; i++) sum += base_code(f, codes, KQ_SUB * j + i) * xq[KQ_SUB * j + i];
-            ip += (int64_t)sc[j] * sum;
-            im += (int64_t)mc[j] * bsum[j];
-        }
-        l1 = d * (float)ip - dmin * (float)im;
-    }
+    const float d = f16_to_float(rd16(p));
+    const float dm = f->min_rel ? d * kappa(f) : f16_to_float(rd16(p + 2));
+    const float l1 = lo == 1 ? d * (float)t->ip - dm * (float)t->im : 0;
+    if (hi < 2) return l1;
+    const int bucket = f->resid == KQ_BUCKET, smask = (1 << f->scale_bits) - 1;
+    const uint64_t su = rd64(p + head_bytes(f));
+    const uint32_t c2 = bucket ? rd32(res[1] + 32) : 0;
     float acc[KQ_NSUB] = {0};
     for (int k = lo > 2 ? lo : 2; k <= hi; k++) {
-        const uint8_t *r = res[k - 1];
-        const int fc = f->factor_bits ? rd16(r + 32) : 0;
+        const uint32_t ck = bucket && k > 2 ? rd16(res[k - 1] + 32) : 0;
         for (int j = 0; j < KQ_NSUB; j++) {
-            int32_t sum = 0;
-            for (int i = 0; i < KQ_SUB; i++) sum += (r[i] >> j) & 1 ? xq[KQ_SUB * j + i] : 0;
-            const float a = (d * (float)sc[j]) * m->step[k - 1][(fc >> (j * f->factor_bits)) & fmask];
-            acc[j] = acc[j] + a * (float)(2 * sum - bsum[j]);
+            const float sj = d * (float)((int)(su >> (j * f->scale_bits)) & smask);
+            const float gin = bucket ? kq_gi[(c2 >> 4 * j) & 3] : 1.0f, gout = bucket ? kq_go[(c2 >> (4 * j + 2)) & 3] : 1.0f;
+            const float F = m->step[k - 1][(ck >> 2 * j) & 3];
+            acc[j] = acc[j] + (sj * F) * (gin * (float)(t->y[k - 1][j] - t->z[k - 1][j]) + gout * (float)t->z[k - 1][j]);
         }
     }
     return l1 + lanes8(acc);
+}
+
+/* level-1 sums from the 8 P_j */
+static void sb_level1(const kq_format *f, const uint8_t *p, const int32_t P[KQ_NSUB], const int32_t *bsum, sb_int *t)
+{
+    const uint64_t su = rd64(p + head_bytes(f)), mu = rd64(p + head_bytes(f) + f->scale_bits);
+    const int smask = (1 << f->scale_bits) - 1, mmask = (1 << f->min_bits) - 1;
+    t->ip = t->im = 0;
+    for (int j = 0; j < KQ_NSUB; j++) {
+        const int64_t sc = (int64_t)(su >> (j * f->scale_bits)) & smask, mc = (int64_t)(mu >> (j * f->min_bits)) & mmask;
+        t->ip += sc * P[j];
+        t->im += (f->min_rel ? sc * mc : mc) * bsum[j];
+    }
+}
+
+static void sb_int_scalar(const kq_matrix *m, const uint8_t *p, const uint8_t *const *res, const int8_t *xq, const int32_t *bsum, int lo,
+                          int hi, sb_int *t)
+{
+    const kq_format *f = &m->fmt;
+    const int nmax = (1 << f->base_bits) - 1;
+    uint8_t q[KQ_SUPER];
+    base_codes(f, p + head_bytes(f) + scales_bytes(f), q);
+    if (lo == 1) {
+        int32_t P[KQ_NSUB];
+        for (int j = 0; j < KQ_NSUB; j++) {
+            P[j] = 0;
+            for (int i = 0; i < KQ_SUB; i++) P[j] += q[KQ_SUB * j + i] * xq[KQ_SUB * j + i];
+        }
+        sb_level1(f, p, P, bsum, t);
+    }
+    for (int k = lo > 2 ? lo : 2; k <= hi; k++) {
+        const uint8_t *r = res[k - 1], *r2 = res[1];
+        for (int j = 0; j < KQ_NSUB; j++) {
+            int32_t y = 0, z = 0;
+            for (int i = 0; i < KQ_SUB; i++) {
+                const int c = KQ_SUB * j + i, v = (r[i] >> j) & 1 ? xq[c] : -xq[c], pos2 = (r2[i] >> j) & 1;
+                y += v;
+                if (f->resid == KQ_BUCKET && ((q[c] == nmax && pos2) || (q[c] == 0 && !pos2))) z += v;
+            }
+            t->y[k - 1][j] = y;
+            t->z[k - 1][j] = z;
+        }
+    }
 }
 
 #ifdef KQ_X86
@@ -477,27 +641,25 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i hsum8x8(const __
     return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31));
 }
 
-KQ_AVX2_FN static inline float hsum8f(__m256 v)
+/* the 32 codes of sub-block j (bytes), assembled from the slices */
+KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i sub_q(const kq_format *f, const uint8_t *codes, int j)
 {
-    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); /* (0+4) (1+5) (2+6) (3+7) */
-    q = _mm_add_ps(q, _mm_movehl_ps(q, q));                                       /* ((0+4)+(2+6)) ((1+5)+(3+7)) */
-    q = _mm_add_ss(q, _mm_movehdup_ps(q));
-    return _mm_cvtss_f32(q);
+    if (f->base_bits == 2)
+        return _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(codes + 32 * (j / 4))), 2 * (j % 4)), _mm256_set1_epi8(3));
+    int w[3], o[3], ns = base_slices(f->base_bits, w, o);
+    __m256i q = _mm256_setzero_si256();
+    const uint8_t *sp = codes;
+    for (int t = 0; t < ns; t++) {
+        const int per_blk = 8 / w[t];
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(sp + 32 * (j / per_blk)));
+        const __m256i c = _mm256_and_si256(_mm256_srli_epi16(v, w[t] * (j % per_blk)), _mm256_set1_epi8((char)((1 << w[t]) - 1)));
+        q = _mm256_or_si256(q, _mm256_and_si256(_mm256_slli_epi16(c, o[t]), _mm256_set1_epi8((char)(((1 << w[t]) - 1) << o[t]))));
+        sp += 32 * w[t];
+    }
+    return q;
 }
 
-/* the 8 fields of `bits` bits of u (LSB first) as 8 int32 lanes */
-KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i fields8(uint64_t u, int bits)
-{
-    const __m256i b = _mm256_set1_epi64x((long long)u);
-    const __m256i v0 = _mm256_srlv_epi64(b, _mm256_setr_epi64x(0, bits, 2 * bits, 3 * bits));
-    const __m256i v1 = _mm256_srlv_epi64(b, _mm256_setr_epi64x(4 * bits, 5 * bits, 6 * bits, 7 * bits));
-    __m256i t = _mm256_blend_epi32(v0, _mm256_slli_epi64(v1, 32), 0xAA); /* f0 f4 f1 f5 f2 f6 f3 f7 */
-    t = _mm256_permutevar8x32_epi32(t, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
-    return _mm256_and_si256(t, _mm256_set1_epi32((1 << bits) - 1));
-}
-
-/* sub-block sums of one w-bit slice (codes << o) into acc[8]; inlined so
- * that constant widths unroll */
+/* sub-block sums of one w-bit slice (codes << o) into acc[8] */
 KQ_AVX2_FN __attribute__((always_inline)) static inline void slice_sums(const uint8_t *sp, int w, int o, const int8_t *xq, __m256i acc[8])
 {
     const __m256i mask = _mm256_set1_epi8((char)((1 << w) - 1)), ones = _mm256_set1_epi16(1);
@@ -511,142 +673,66 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline void slice_sums(const ui
     }
 }
 
-KQ_AVX2_FN static inline int64_t hsum_i64(__m256i v)
-{
-    int32_t t[8];
-    _mm256_storeu_si256((__m256i *)t, v);
-    int64_t s = 0;
-    for (int j = 0; j < 8; j++) s += t[j];
-    return s;
-}
-
-/* 8 int32 lanes summed: in int32 when `small` (no overflow possible for the
- * format, so equal to the int64 sum), else in int64 */
-KQ_AVX2_FN static inline int64_t hsum_lanes(__m256i v, int small)
-{
-    if (small) {
-        __m128i q = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-        q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4e));
-        q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xb1));
-        return _mm_cvtsi128_si32(q);
-    }
-    return hsum_i64(v);
-}
-
-KQ_AVX2_FN __attribute__((always_inline)) static inline float sb_dot_avx2(const kq_matrix *m, const uint8_t *p, const uint8_t *const *res, const int8_t *xq,
-                                           const int32_t *bsum, int lo, int hi, int small)
+KQ_AVX2_FN __attribute__((always_inline)) static inline void sb_int_avx2(const kq_matrix *m, const uint8_t *p, const uint8_t *const *res,
+                                                                         const int8_t *xq, const int32_t *bsum, int lo, int hi, sb_int *t)
 {
     const kq_format *f = &m->fmt;
-    const __m256i ones = _mm256_set1_epi16(1);
-    uint16_t h16[2];
-    memcpy(h16, p, 4);
-    const float d = _cvtsh_ss(h16[0]), dmin = _cvtsh_ss(h16[1]);
-    uint64_t su, mu; /* x86: little-endian loads */
-    memcpy(&su, p + 4, 8);
-    memcpy(&mu, p + 4 + f->scale_bits, 8);
-    const __m256i sc = fields8(su, f->scale_bits);
-    const __m256i bs = _mm256_loadu_si256((const __m256i *)bsum);
-    float l1 = 0;
+    const __m256i ones = _mm256_set1_epi16(1), one8 = _mm256_set1_epi8(1), zero = _mm256_setzero_si256();
+    const uint8_t *codes = p + head_bytes(f) + scales_bytes(f);
     if (lo == 1) {
-        const uint8_t *codes = p + 4 + scales_bytes(f);
         __m256i acc[8];
         if (f->base_bits == 2) {
-            const __m256i mask = _mm256_set1_epi8(3);
-            for (int blk = 0; blk < 2; blk++) {
-                const __m256i v = _mm256_loadu_si256((const __m256i *)(codes + 32 * blk));
-                for (int u = 0; u < 4; u++)
-                    acc[4 * blk + u] = _mm256_madd_epi16(
-                        _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 2 * u), mask),
-                                             _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * (4 * blk + u)))),
-                        ones);
-            }
-        } else if (f->base_bits == 5) { /* v2k: a 4-bit and a 1-bit slice */
-            for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_si256();
-            slice_sums(codes, 4, 0, xq, acc);
-            slice_sums(codes + 128, 1, 4, xq, acc);
+            for (int j = 0; j < 8; j++)
+                acc[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(sub_q(f, codes, j), _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * j))), ones);
         } else {
-            for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_si256();
+            for (int j = 0; j < 8; j++) acc[j] = zero;
             int w[3], o[3], ns = base_slices(f->base_bits, w, o);
             const uint8_t *sp = codes;
-            for (int t = 0; t < ns; t++) { slice_sums(sp, w[t], o[t], xq, acc); sp += 32 * w[t]; }
+            for (int u = 0; u < ns; u++) { slice_sums(sp, w[u], o[u], xq, acc); sp += 32 * w[u]; }
         }
-        const __m256i P = hsum8x8(acc);
-        const __m256i mc = fields8(mu, f->min_bits);
-        l1 = d * (float)hsum_lanes(_mm256_mullo_epi32(sc, P), small) - dmin * (float)hsum_lanes(_mm256_mullo_epi32(mc, bs), small);
+        int32_t P[8];
+        _mm256_storeu_si256((__m256i *)P, hsum8x8(acc));
+        sb_level1(f, p, P, bsum, t);
     }
-    __m256 acc = _mm256_setzero_ps();
-    const __m256 s = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sc));
-    const __m256i one8 = _mm256_set1_epi8(1);
+    if (hi < 2) return;
+    const int bucket = f->resid == KQ_BUCKET;
+    __m256i outm[8];
+    const __m256i v2 = _mm256_loadu_si256((const __m256i *)res[1]);
+    if (bucket) {
+        const __m256i nm = _mm256_set1_epi8((char)((1 << f->base_bits) - 1));
+        for (int j = 0; j < 8; j++) {
+            const __m256i bit = _mm256_set1_epi8((char)(1 << j)), q = sub_q(f, codes, j);
+            const __m256i pos = _mm256_cmpeq_epi8(_mm256_and_si256(v2, bit), bit);
+            outm[j] = _mm256_or_si256(_mm256_and_si256(_mm256_cmpeq_epi8(q, nm), pos), _mm256_andnot_si256(pos, _mm256_cmpeq_epi8(q, zero)));
+        }
+    }
     for (int k = lo > 2 ? lo : 2; k <= hi; k++) {
-        const uint8_t *r = res[k - 1];
-        const __m256i v = _mm256_loadu_si256((const __m256i *)r);
-#define KQ_SGN(j)                                                                                                       \
-    _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, j), one8),                              \
-                                           _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * (j)))),                     \
-                      ones)
-        const __m256i part[8] = {KQ_SGN(0), KQ_SGN(1), KQ_SGN(2), KQ_SGN(3), KQ_SGN(4), KQ_SGN(5), KQ_SGN(6), KQ_SGN(7)};
-#undef KQ_SGN
-        const __m256i M = hsum8x8(part);
-        __m256 step;
-        if (f->factor_bits) {
-            uint16_t fc;
-            memcpy(&fc, r + 32, 2);
-            step = _mm256_permutevar8x32_ps(_mm256_loadu_ps(m->step[k - 1]), fields8(fc, f->factor_bits));
+        const __m256i v = _mm256_loadu_si256((const __m256i *)res[k - 1]);
+        __m256i Y[8], Z[8];
+        for (int j = 0; j < 8; j++) {
+            const __m256i bit = _mm256_set1_epi8((char)(1 << j));
+            const __m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), zero);
+            const __m256i y = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * j)), _mm256_or_si256(neg, one8));
+            Y[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(one8, y), ones);
+            Z[j] = bucket ? _mm256_madd_epi16(_mm256_maddubs_epi16(one8, _mm256_and_si256(y, outm[j])), ones) : zero;
         }
-        else step = _mm256_set1_ps(m->step[k - 1][0]);
-        const __m256 t = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_slli_epi32(M, 1), bs));
-        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(s, step), t));
+        _mm256_storeu_si256((__m256i *)t->y[k - 1], hsum8x8(Y));
+        _mm256_storeu_si256((__m256i *)t->z[k - 1], hsum8x8(Z));
     }
-    return l1 + hsum8f(acc);
 }
 
 KQ_AVX2_FN static float row_dot_avx2(const kq_matrix *m, const uint8_t *p, const uint8_t **res, const kq_act *a, int lo, int hi,
-                                     int64_t sb1, int64_t rb)
+                                     int64_t sb1, const int64_t *rb)
 {
-    const kq_format *f = &m->fmt;
-    /* largest |sum_j sc_j P_j| or |sum_j mc_j bsum_j|: 8 * 255 * 32 * 255 * 127 at most */
-    const int64_t most = 8LL * ((1 << (f->scale_bits > f->min_bits ? f->scale_bits : f->min_bits)) - 1) * KQ_SUB *
-                         ((1 << f->base_bits) - 1) * 127;
-    const int small = most < (1LL << 31);
-    /* 2-bit base: level 1 accumulated in 8 float lanes across super-blocks
-     * (sub-block scales applied in int16 by madd, no per-block reduction);
-     * its int16 products are at most 2 * 3 * 127 * 255 < 2^31 per pair */
-    const int lanes = lo == 1 && f->base_bits == 2;
-    const int lo2 = lanes ? 2 : lo;
-    __m256 f1 = _mm256_setzero_ps();
-    const __m256i mask2 = _mm256_set1_epi8(3);
     float tot = 0;
+    sb_int t;
     for (int64_t b = 0; b < m->cols / KQ_SUPER; b++) {
-        const int8_t *xq = a->xq + b * KQ_SUPER;
-        if (lanes) {
-            uint16_t h16[2];
-            uint64_t su, mu;
-            memcpy(h16, p, 4);
-            memcpy(&su, p + 4, 8);
-            memcpy(&mu, p + 4 + f->scale_bits, 8);
-            const __m256i sc32 = fields8(su, f->scale_bits), mc32 = fields8(mu, f->min_bits);
-            const __m256i sc16 = _mm256_broadcastsi128_si256(
-                _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(sc32, sc32), 0x08)));
-            const uint8_t *codes = p + 4 + scales_bytes(f);
-            const __m256i v0 = _mm256_loadu_si256((const __m256i *)codes), v1 = _mm256_loadu_si256((const __m256i *)(codes + 32));
-#define KQ_B2(v, u, j)                                                                                                   \
-    _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 2 * (u)), mask2),                         \
-                                           _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * (j)))),                      \
-                      _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)(((2 * (j) + 1) << 8) | (2 * (j))))))
-            __m256i acc = _mm256_add_epi32(_mm256_add_epi32(KQ_B2(v0, 0, 0), KQ_B2(v0, 1, 1)), _mm256_add_epi32(KQ_B2(v0, 2, 2), KQ_B2(v0, 3, 3)));
-            acc = _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_add_epi32(KQ_B2(v1, 0, 4), KQ_B2(v1, 1, 5)),
-                                                         _mm256_add_epi32(KQ_B2(v1, 2, 6), KQ_B2(v1, 3, 7))));
-#undef KQ_B2
-            const float dx = a->dx[b];
-            const __m256i mins = _mm256_mullo_epi32(mc32, _mm256_loadu_si256((const __m256i *)(a->bsum + b * KQ_NSUB)));
-            f1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(dx * _cvtsh_ss(h16[0])), f1);
-            f1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(-dx * _cvtsh_ss(h16[1])), f1);
-        }
-        if (hi >= lo2) tot += a->dx[b] * sb_dot_avx2(m, p, res, xq, a->bsum + b * KQ_NSUB, lo2, hi, small);
+        sb_int_avx2(m, p, res, a->xq + b * KQ_SUPER, a->bsum + b * KQ_NSUB, lo, hi, &t);
+        tot += a->dx[b] * sb_combine(m, p, res, &t, lo, hi);
         p += sb1;
-        for (int k = 2; k <= hi; k++) res[k - 1] += rb;
+        for (int k = 2; k <= hi; k++) res[k - 1] += rb[k - 1];
     }
-    return tot + hsum8f(f1);
+    return tot;
 }
 
 /* AVX2 + FMA + F16C: the same test as kern.c's */
@@ -671,18 +757,24 @@ float kq_dot(const kq_matrix *m, int64_t row, int lo, int hi, const kq_act *a)
 {
     if (impl_now == KQ_AUTO) kq_impl_set(KQ_AUTO);
     const kq_format *f = &m->fmt;
-    const int64_t NB = m->cols / KQ_SUPER, sb1 = kq_super_bytes(f, 1), rb = kq_super_bytes(f, 2);
+    const int64_t NB = m->cols / KQ_SUPER, sb1 = kq_super_bytes(f, 1);
+    int64_t rb[KQ_MAX_LEVELS] = {0};
     const uint8_t *p = m->chunk[0] + row * NB * sb1;
     const uint8_t *res[KQ_MAX_LEVELS] = {0};
-    for (int k = 2; k <= hi; k++) res[k - 1] = m->chunk[k - 1] + row * NB * rb;
+    for (int k = 2; k <= hi; k++) {
+        rb[k - 1] = kq_super_bytes(f, k);
+        res[k - 1] = m->chunk[k - 1] + row * NB * rb[k - 1];
+    }
 #ifdef KQ_X86
     if (impl_now == KQ_AVX2) return row_dot_avx2(m, p, res, a, lo, hi, sb1, rb);
 #endif
     float tot = 0;
+    sb_int t;
     for (int64_t b = 0; b < NB; b++) {
-        tot += a->dx[b] * sb_dot_scalar(m, p, res, a->xq + b * KQ_SUPER, a->bsum + b * KQ_NSUB, lo, hi);
+        sb_int_scalar(m, p, res, a->xq + b * KQ_SUPER, a->bsum + b * KQ_NSUB, lo, hi, &t);
+        tot += a->dx[b] * sb_combine(m, p, res, &t, lo, hi);
         p += sb1;
-        for (int k = 2; k <= hi; k++) res[k - 1] += rb;
+        for (int k = 2; k <= hi; k++) res[k - 1] += rb[k - 1];
     }
     return tot;
 }

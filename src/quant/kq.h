@@ -1,29 +1,38 @@
 /* kq.h - MWQ-K, the nested presets v1k / v2k (issue 16): k-quant-style
  * 256-weight super-blocks with quantized sub-block scales and mins for the
  * base level, and residual sign levels whose step is tied to the base
- * sub-block step, chosen per sub-block from a small table (fbits bits).  The
- * layout, the quantizer, dequantization and the int8-activation dot / mat-vec
- * kernels (scalar reference + AVX2) live here.  Files are mwqfile.h's job;
- * the paper's v1 / v2 format is kern.h / mwq.h and is unchanged.
+ * sub-block step.  The layout, the quantizer, dequantization and the
+ * int8-activation dot / mat-vec kernels (scalar reference + AVX2) live here.
+ * Files are mwqfile.h's job; the paper's v1 / v2 format is kern.h / mwq.h and
+ * is unchanged.
  *
  * Layout (little-endian).  A rows x cols matrix, cols a multiple of 256,
  * NB = cols / 256 super-blocks per row.  Chunk of level k = rows * NB
  * super-block records of SBk bytes, row-major (row r, super-block b at
  * (r * NB + b) * SBk).  Sub-block j (0..7) = weights 32j .. 32j+31.
  *   level 1:  d     FP16  scale of the sub-block scale codes
- *             dmin  FP16  scale of the sub-block min codes
- *             8 scale codes of sbits bits, then 8 min codes of mbits bits,
- *             one LSB-first bit stream, ceil(8*(sbits+mbits)/8) bytes
+ *             dmin  FP16  scale of the min codes (only when min_rel = 0)
+ *             8 scale codes sc_j of sbits bits, then 8 min codes mc_j of
+ *             mbits bits, one LSB-first bit stream, ceil(8*(sbits+mbits)/8) bytes
  *             the b1-bit codes q in slices of 4, 2, 1 bits (greedy, low bits
  *             first, as kern.h), each 32*w bytes: weight c of a w-bit slice is
  *             in byte (c % (256/w)) % 32 of block c / (256/w), at bit
  *             w * ((c % (256/w)) / 32)
- *             W1 = s_j * q - m_j,  s_j = d * sc_j,  m_j = dmin * mc_j
- *   level k>1: 32 bytes of signs (byte i, bit u = weight 32u + i; 1 = +)
- *             then 8 factor codes of fbits bits (LSB-first), fbits bytes
- *             W_k = W_{k-1} +- a_kj,  a_kj = s_j * (kq_factor(fbits, c) * 2^-(k-2))
- * fbits = 0: a_kj = s_j / 2^k, so level k is a uniform grid of step
- * s_j / 2^(k-1) (the "tied" reading). */
+ *             W1 = s_j * q - m_j,  s_j = d * sc_j,
+ *             m_j = dmin * mc_j (min_rel 0) or (d * kappa) * (sc_j * mc_j)
+ *             (min_rel 1, kappa = nmax / (2^mbits - 1): the min in code units)
+ *   level k>1: 32 bytes of signs (byte i, bit j = weight 32j + i; 1 = +), then
+ *             resid TIED:   nothing;  a_k = s_j * 2^-k
+ *             resid BUCKET: level 2: 8 x 4 bits (bits 4j..4j+3: gi_j low 2
+ *             bits, go_j high 2 bits), 4 bytes; level k > 2: 8 x 2 bits h_kj,
+ *             2 bytes;  a_k = (s_j * G) * F_k with G = kq_go[go_j] for an
+ *             "outward" weight (q = nmax with level-2 sign +, or q = 0 with
+ *             level-2 sign -) and G = kq_gi[gi_j] otherwise,
+ *             F_2 = 1/4, F_k = kq_h[h_kj] * 2^-k (k > 2)
+ *             W_k = W_{k-1} +- a_k
+ * TIED: level k is a uniform grid of step s_j / 2^(k-1).  BUCKET: the steps of
+ * the inner base buckets and of the outward halves of the two end buckets
+ * (where the heavy tails lie) are chosen per sub-block. */
 #ifndef D2_QUANT_KQ_H
 #define D2_QUANT_KQ_H
 
@@ -34,35 +43,42 @@
 #define KQ_NSUB 8
 #define KQ_MAX_LEVELS 8
 
+typedef enum kq_resid { KQ_TIED = 0, KQ_BUCKET = 1 } kq_resid;
+
 typedef struct kq_format {
-    int base_bits;   /* b1, bits of the level-1 code, 1..8 */
-    int levels;      /* K, levels including the base, b1 + K - 1 <= 8 */
-    int scale_bits;  /* bits of a sub-block scale code, 1..8 */
-    int min_bits;    /* bits of a sub-block min code, 1..8 */
-    int factor_bits; /* bits of a residual factor code, 0..2 */
+    int base_bits;  /* b1, bits of the level-1 code, 1..8 */
+    int levels;     /* K, levels including the base, b1 + K - 1 <= 8 */
+    int scale_bits; /* bits of a sub-block scale code, 1..8 */
+    int min_bits;   /* bits of a sub-block min code, 1..8 */
+    int min_rel;    /* 1: mins relative to the sub-block scale (no dmin); 0: FP16 dmin */
+    kq_resid resid; /* residual step rule of levels k > 1 */
 } kq_format;
 
-/* "v1k" (b1 2, K 3, scale/min 4/4, factors 2 bits: 2.375 / 3.4375 / 4.5 bpw)
- * or "v2k" (b1 5, K 4, 6/6, factors 0: 5.5 / 6.5 / 7.5 / 8.5 bpw). */
+/* The BUCKET tables: inner factor, outward factor, level k > 2 factor. */
+extern const float kq_gi[4], kq_go[4], kq_h[4];
+
+/* "v1k" (b1 2, K 3, scale/min 4/4, relative mins, BUCKET: 2.3125 / 3.4375 /
+ * 4.5 bpw) or "v2k" (b1 5, K 4, 6/6, FP16 dmin, TIED: 5.5 / 6.5 / 7.5 / 8.5). */
 int kq_format_preset(const char *name, kq_format *f);
 int kq_format_check(const kq_format *f);
 /* Bytes of one super-block record of level k (1-based). */
 int64_t kq_super_bytes(const kq_format *f, int level);
 /* Bytes of the chunk of level k of a rows x cols matrix (cols % 256 == 0). */
 int64_t kq_chunk_bytes(const kq_format *f, int64_t rows, int64_t cols, int level);
-/* Residual factor of code c (fbits 0: 0.25; 1: .125/.25; 2: .05/.1/.17/.25). */
-float kq_factor(int fbits, int c);
 
 typedef struct kq_matrix {
     kq_format fmt;
     int64_t rows, cols;                 /* cols % 256 == 0 */
     uint8_t *chunk[KQ_MAX_LEVELS];      /* owned; chunk[k-1] = level k */
     int64_t chunk_bytes[KQ_MAX_LEVELS];
-    float step[KQ_MAX_LEVELS][8];       /* step[k-1][c] = kq_factor(fbits, c) * 2^-(k-2), from fmt */
+    float step[KQ_MAX_LEVELS][4];       /* F_k: step[k-1][h] (BUCKET: 1/4 at k = 2, kq_h[h] 2^-k above; TIED: 2^-k) */
 } kq_matrix;
 
 /* Quantize w[rows*cols] (row-major, rows = outputs) to all levels of f.
- * search_steps T: base scale candidates t = -T..T (make_qkx2-style).
+ * search_steps T: base scale candidates t = -T..T (make_qkx2-style); BUCKET
+ * formats then search the neighbours of each rounded scale / min code and the
+ * residual factors on e1 + e2 + 4 e3 (level errors; always levels 1..3, so a
+ * k-level quantization is a prefix of a K-level one).
  * Shapes with cols % 256 != 0 and NaN/Inf weights: D2_EINVAL naming them. */
 int kq_quantize(const float *w, int64_t rows, int64_t cols, const kq_format *f, int search_steps, kq_matrix **out);
 /* Empty matrix with zeroed chunks (hand-built blocks, readers). */

@@ -70,7 +70,7 @@ static int parse_index(mwqfile *f, const uint8_t *ix, int64_t len, uint32_t nt, 
             /* k-quant tensor: the group field carries the sub-block code widths */
             const uint64_t gf = get64(p + 20);
             t->kqf = (kq_format){.base_bits = p[0], .levels = p[1], .scale_bits = (int)(gf >> 32 & 0xff),
-                                 .min_bits = (int)(gf >> 40 & 0xff), .factor_bits = (int)(gf >> 48 & 0xff)};
+                                 .min_bits = (int)(gf >> 40 & 0xff), .min_rel = (int)(gf >> 52 & 0xf), .resid = (kq_resid)(gf >> 48 & 0xf)};
             t->shape.group = (int64_t)(gf & 0xffffffffu);
             if ((gf >> 56) || t->shape.group != KQ_SUPER || kq_format_check(&t->kqf) || t->mode != 0 || t->shape.cols % KQ_SUPER)
                 D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" (index offset %lld): bad k-quant field (group word 0x%llx, b1 %d, levels %d, mode %d, cols %lld)",
@@ -330,7 +330,7 @@ int mwqfile_writer_add_kq(mwqfile_writer *w, const char *name, const kq_matrix *
     put64(p + 4, (uint64_t)m->rows);
     put64(p + 12, (uint64_t)m->cols);
     put64(p + 20, (uint64_t)KQ_SUPER | (uint64_t)m->fmt.scale_bits << 32 | (uint64_t)m->fmt.min_bits << 40 |
-                      (uint64_t)m->fmt.factor_bits << 48);
+                      (uint64_t)m->fmt.resid << 48 | (uint64_t)m->fmt.min_rel << 52);
     D2_TRY(ix_put(w, e, ENTRY_FIXED + nl));
     for (int k = 1; k <= m->fmt.levels; k++) {
         D2_TRY(pad(w));

@@ -59,7 +59,8 @@ typedef struct mwqfile_writer mwqfile_writer;
 int mwqfile_writer_new(const char *path, mwqfile_writer **out);
 int mwqfile_writer_add(mwqfile_writer *w, const char *name, const mwq_matrix *m, mwqfile_mode mode);
 /* A k-quant tensor: index byte 3 (reserved, 0 for kern.h tensors) = 1, the
- * group field = 256 | scale_bits << 32 | min_bits << 40 | factor_bits << 48. */
+ * group field = 256 | scale_bits << 32 | min_bits << 40 | resid << 48 | min_rel << 52
+ * (resid 0 tied, 1 bucket; the v1k files of the first layout, 2 at bit 48, are refused). */
 int mwqfile_writer_add_kq(mwqfile_writer *w, const char *name, const kq_matrix *m);
 /* Index, header, rename; frees w whatever the outcome. */
 int mwqfile_writer_finish(mwqfile_writer *w);
