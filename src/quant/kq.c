@@ -175,7 +175,7 @@ static inline float q_rint(float v)
 /* Fit x[0..32) ~ s*q - m, q in 0..nmax, m >= 0 (the sub-block minimum
  * clamped to <= 0, as k-quants do): candidates iscale = (nmax + t/10) / range,
  * t = -T..T, each refitted by least squares; the lowest error wins. */
-static void fit_sub(const float *x, int nmax, int T, float *s_out, float *m_out)
+static inline __attribute__((always_inline)) void fit_sub(const float *x, int nmax, int T, float *s_out, float *m_out)
 {
     float mn = x[0], mx = x[0];
     for (int i = 1; i < KQ_SUB; i++) { mn = x[i] < mn ? x[i] : mn; mx = x[i] > mx ? x[i] : mx; }
@@ -233,7 +233,7 @@ static void quant_codes8(const float *v, int bits, uint16_t *d16, int *c)
 }
 
 /* level-1 codes and values of a sub-block for the stored s, m */
-static void sub_codes(const float *x, float s, float m, int nmax, uint8_t *q, float *w1)
+static inline __attribute__((always_inline)) void sub_codes(const float *x, float s, float m, int nmax, uint8_t *q, float *w1)
 {
     const float nm = (float)nmax, mg = 12582912.0f;
     for (int i = 0; i < KQ_SUB; i++) {
@@ -252,28 +252,42 @@ static void sub_codes(const float *x, float s, float m, int nmax, uint8_t *q, fl
 #define KQ_W3 4.0f
 typedef struct bucket_fit { int gi, go, h3; } bucket_fit;
 
-static float bucket_search(const float *x, const float *w1, const uint8_t *q, int nmax, float s, bucket_fit *bf)
+static inline float lanes8(const float v[8]) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
+
+/* Sums are kept in 8 lanes (lane u takes weights u, u+8, ...) and added in
+ * a fixed tree, so the compiler may vectorise them without changing a bit;
+ * no multiply-add is fused (no "fma" target), so every machine gives the
+ * same bytes. */
+static inline __attribute__((always_inline)) float bucket_search(const float *x, const float *w1, const uint8_t *q, int nmax, float s, bucket_fit *bf)
 {
-    uint8_t pos[KQ_SUB], out[KQ_SUB];
+    /* per weight: |R| = |x - W1| and its set (0 inner, 1 outward); level k
+     * moves toward x by a, so |R_k| = ||R_{k-1}| - a| and, summed over a
+     * set, e3(h) = sum |R2|^2 - 2 a3 sum |R2| + n a3^2 in closed form */
+    static const float h8[4] = {0.6f / 8, 0.8f / 8, 1.0f / 8, 1.25f / 8};
+    float u[KQ_SUB], mo[KQ_SUB], no8[8] = {0};
     for (int i = 0; i < KQ_SUB; i++) {
-        pos[i] = x[i] - w1[i] >= 0;
-        out[i] = (q[i] == nmax && pos[i]) || (q[i] == 0 && !pos[i]);
+        const float r = x[i] - w1[i];
+        u[i] = fabsf(r);
+        mo[i] = (q[i] == nmax && r >= 0) || (q[i] == 0 && r < 0) ? 1.0f : 0.0f;
     }
-    /* e[set][g][h]: set 0 inner, 1 outward */
-    float e2[2][4] = {{0}}, e3[2][4][4] = {{{0}}};
-    for (int set = 0; set < 2; set++)
-        for (int g = 0; g < 4; g++) {
-            const float sg = s * (set ? kq_go[g] : kq_gi[g]), a2 = sg * 0.25f;
-            for (int i = 0; i < KQ_SUB; i++) {
-                if (out[i] != set) continue;
-                const float v2 = w1[i] + (pos[i] ? a2 : -a2), r2 = x[i] - v2;
-                e2[set][g] += r2 * r2;
-                for (int h = 0; h < 4; h++) {
-                    const float a3 = sg * ldexpf(kq_h[h], -3), v3 = v2 + (r2 >= 0 ? a3 : -a3), r3 = x[i] - v3;
-                    e3[set][g][h] += r3 * r3;
-                }
+    for (int i = 0; i < KQ_SUB; i += 8)
+        for (int l = 0; l < 8; l++) no8[l] += mo[i + l];
+    const float n[2] = {(float)KQ_SUB - lanes8(no8), lanes8(no8)};
+    float e2[2][4], s1[2][4];
+    for (int g = 0; g < 4; g++) {
+        const float ai = s * kq_gi[g] * 0.25f, ao = s * kq_go[g] * 0.25f;
+        float Et[8] = {0}, Eo[8] = {0}, St[8] = {0}, So[8] = {0};
+        for (int i = 0; i < KQ_SUB; i += 8)
+            for (int l = 0; l < 8; l++) {
+                const float a = mo[i + l] > 0 ? ao : ai, v = fabsf(u[i + l] - a), vv = v * v;
+                Et[l] += vv - mo[i + l] * vv;
+                Eo[l] += mo[i + l] * vv;
+                St[l] += v - mo[i + l] * v;
+                So[l] += mo[i + l] * v;
             }
-        }
+        e2[0][g] = lanes8(Et); e2[1][g] = lanes8(Eo);
+        s1[0][g] = lanes8(St); s1[1][g] = lanes8(So);
+    }
     float best = INFINITY;
     for (int h = 0; h < 4; h++) {
         float tot = 0;
@@ -281,7 +295,9 @@ static float bucket_search(const float *x, const float *w1, const uint8_t *q, in
         for (int set = 0; set < 2; set++) {
             float b = INFINITY;
             for (int g = 0; g < 4; g++) {
-                const float o = e2[set][g] + KQ_W3 * e3[set][g][h];
+                const float a3 = s * (set ? kq_go[g] : kq_gi[g]) * h8[h];
+                const float e3 = e2[set][g] - 2 * a3 * s1[set][g] + n[set] * a3 * a3;
+                const float o = e2[set][g] + KQ_W3 * e3;
                 if (o < b) { b = o; bg[set] = g; }
             }
             tot += b;
@@ -298,7 +314,10 @@ static inline float bucket_step(const kq_matrix *m, float s, int outward, int gi
     return (s * (outward ? kq_go[go] : kq_gi[gi])) * m->step[k - 1][h];
 }
 
-/* one super-block, all levels: x[256] */
+/* one super-block, all levels: x[256]; an AVX2 clone (no FMA: same bytes) */
+#if defined(KQ_X86) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default"), optimize("O3")))
+#endif
 static void quant_super(kq_matrix *m, int64_t row, int64_t b, const float *x, int T)
 {
     const kq_format *f = &m->fmt;
@@ -337,7 +356,11 @@ static void quant_super(kq_matrix *m, int64_t row, int64_t b, const float *x, in
                 uint8_t qj[KQ_SUB];
                 float w1[KQ_SUB], e1 = 0;
                 sub_codes(xj, sj, mj, nmax, qj, w1);
-                for (int i = 0; i < KQ_SUB; i++) e1 += (xj[i] - w1[i]) * (xj[i] - w1[i]);
+                float e8[8] = {0};
+                for (int i = 0; i < KQ_SUB; i += 8)
+                    for (int l = 0; l < 8; l++) e8[l] += (xj[i + l] - w1[i + l]) * (xj[i + l] - w1[i + l]);
+                e1 = lanes8(e8);
+                if (!(e1 < best)) continue; /* e2, e3 >= 0: this pair cannot win (exact pruning) */
                 bucket_fit cand;
                 const float o = e1 + bucket_search(xj, w1, qj, nmax, sj, &cand);
                 if (o < best) { best = o; h.sc[j] = sc; h.mc[j] = mc; bf[j] = cand; }
@@ -556,8 +579,6 @@ static inline uint64_t rd64(const uint8_t *p)
     return v;
 }
 static inline uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-
-static inline float lanes8(const float v[8]) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
 
 typedef struct sb_int {
     int64_t ip, im;                    /* level 1 (see above) */
