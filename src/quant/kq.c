@@ -20,7 +20,9 @@
 #endif
 
 /* ---- format ------------------------------------------------------------ */
-const float kq_gi[4] = {0.2f, 0.4f, 0.68f, 1.0f}, kq_go[4] = {0.4f, 0.8f, 1.3f, 2.0f}, kq_h[4] = {0.6f, 0.8f, 1.0f, 1.25f};
+const float kq_gi[4] = {0.2f, 0.4f, 0.7f, 1.0f}, kq_go[4] = {0.4f, 0.8f, 1.3f, 2.0f}, kq_h[4] = {0.6f, 0.8f, 1.0f, 1.25f};
+/* the same factors in tenths: the kernels fold them into the int8 sums */
+static const uint8_t kq_gi10[4] = {2, 4, 7, 10}, kq_go10[4] = {4, 8, 13, 20};
 
 int kq_format_preset(const char *name, kq_format *f)
 {
@@ -582,8 +584,7 @@ static inline uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_
 
 typedef struct sb_int {
     int64_t ip, im;                    /* level 1 (see above) */
-    int32_t y[KQ_MAX_LEVELS][KQ_NSUB]; /* y[k-1][j] */
-    int32_t z[KQ_MAX_LEVELS][KQ_NSUB]; /* z[k-1][j] */
+    int32_t y[KQ_MAX_LEVELS][KQ_NSUB]; /* y[k-1][j]: sum sgn xq (TIED) or sum 10 G sgn xq (BUCKET) */
 } sb_int;
 
 static float sb_combine(const kq_matrix *m, const uint8_t *p, const uint8_t *const *res, const sb_int *t, int lo, int hi)
@@ -595,15 +596,13 @@ static float sb_combine(const kq_matrix *m, const uint8_t *p, const uint8_t *con
     if (hi < 2) return l1;
     const int bucket = f->resid == KQ_BUCKET, smask = (1 << f->scale_bits) - 1;
     const uint64_t su = rd64(p + head_bytes(f));
-    const uint32_t c2 = bucket ? rd32(res[1] + 32) : 0;
     float acc[KQ_NSUB] = {0};
     for (int k = lo > 2 ? lo : 2; k <= hi; k++) {
         const uint32_t ck = bucket && k > 2 ? rd16(res[k - 1] + 32) : 0;
         for (int j = 0; j < KQ_NSUB; j++) {
             const float sj = d * (float)((int)(su >> (j * f->scale_bits)) & smask);
-            const float gin = bucket ? kq_gi[(c2 >> 4 * j) & 3] : 1.0f, gout = bucket ? kq_go[(c2 >> (4 * j + 2)) & 3] : 1.0f;
             const float F = m->step[k - 1][(ck >> 2 * j) & 3];
-            acc[j] = acc[j] + (sj * F) * (gin * (float)(t->y[k - 1][j] - t->z[k - 1][j]) + gout * (float)t->z[k - 1][j]);
+            acc[j] = acc[j] + (sj * F) * (bucket ? 0.1f * (float)t->y[k - 1][j] : (float)t->y[k - 1][j]);
         }
     }
     return l1 + lanes8(acc);
@@ -639,15 +638,16 @@ static void sb_int_scalar(const kq_matrix *m, const uint8_t *p, const uint8_t *c
     }
     for (int k = lo > 2 ? lo : 2; k <= hi; k++) {
         const uint8_t *r = res[k - 1], *r2 = res[1];
+        const uint32_t c2 = f->resid == KQ_BUCKET ? rd32(r2 + 32) : 0;
         for (int j = 0; j < KQ_NSUB; j++) {
-            int32_t y = 0, z = 0;
+            const int gin = kq_gi10[(c2 >> 4 * j) & 3], gout = kq_go10[(c2 >> (4 * j + 2)) & 3];
+            int32_t y = 0;
             for (int i = 0; i < KQ_SUB; i++) {
                 const int c = KQ_SUB * j + i, v = (r[i] >> j) & 1 ? xq[c] : -xq[c], pos2 = (r2[i] >> j) & 1;
-                y += v;
-                if (f->resid == KQ_BUCKET && ((q[c] == nmax && pos2) || (q[c] == 0 && !pos2))) z += v;
+                if (f->resid != KQ_BUCKET) y += v;
+                else y += ((q[c] == nmax && pos2) || (q[c] == 0 && !pos2) ? gout : gin) * v;
             }
             t->y[k - 1][j] = y;
-            t->z[k - 1][j] = z;
         }
     }
 }
@@ -694,12 +694,35 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline void slice_sums(const ui
     }
 }
 
-KQ_AVX2_FN __attribute__((always_inline)) static inline void sb_int_avx2(const kq_matrix *m, const uint8_t *p, const uint8_t *const *res,
-                                                                         const int8_t *xq, const int32_t *bsum, int lo, int hi, sb_int *t)
+/* the 8 fields of `bits` bits of u (LSB first) as 8 int32 lanes */
+KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i fields8(uint64_t u, int bits)
+{
+    const __m256i b = _mm256_set1_epi64x((long long)u);
+    const __m256i v0 = _mm256_srlv_epi64(b, _mm256_setr_epi64x(0, bits, 2 * bits, 3 * bits));
+    const __m256i v1 = _mm256_srlv_epi64(b, _mm256_setr_epi64x(4 * bits, 5 * bits, 6 * bits, 7 * bits));
+    __m256i t = _mm256_blend_epi32(v0, _mm256_slli_epi64(v1, 32), 0xAA); /* f0 f4 f1 f5 f2 f6 f3 f7 */
+    t = _mm256_permutevar8x32_epi32(t, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    return _mm256_and_si256(t, _mm256_set1_epi32((1 << bits) - 1));
+}
+
+/* One super-block as 8 float lanes (lane j = sub-block j): the same integer
+ * sums as the scalar path, combined in vector registers (the float
+ * association differs from sb_combine: equal within rounding). */
+KQ_AVX2_FN __attribute__((always_inline)) static inline __m256 sb_vec_avx2(const kq_matrix *m, const uint8_t *p, const uint8_t *const *res,
+                                                                           const int8_t *xq, const int32_t *bsum, int lo, int hi)
 {
     const kq_format *f = &m->fmt;
     const __m256i ones = _mm256_set1_epi16(1), one8 = _mm256_set1_epi8(1), zero = _mm256_setzero_si256();
-    const uint8_t *codes = p + head_bytes(f) + scales_bytes(f);
+    const int hb = head_bytes(f);
+    const uint8_t *codes = p + hb + scales_bytes(f);
+    uint16_t h16[2];
+    memcpy(h16, p, 4);
+    const float d = _cvtsh_ss(h16[0]);
+    uint64_t su;
+    memcpy(&su, p + hb, 8);
+    const __m256i sc = fields8(su, f->scale_bits);
+    const __m256 sf = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sc));
+    __m256 t = _mm256_setzero_ps();
     if (lo == 1) {
         __m256i acc[8];
         if (f->base_bits == 2) {
@@ -711,49 +734,153 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline void sb_int_avx2(const k
             const uint8_t *sp = codes;
             for (int u = 0; u < ns; u++) { slice_sums(sp, w[u], o[u], xq, acc); sp += 32 * w[u]; }
         }
-        int32_t P[8];
-        _mm256_storeu_si256((__m256i *)P, hsum8x8(acc));
-        sb_level1(f, p, P, bsum, t);
+        uint64_t mu;
+        memcpy(&mu, p + hb + f->scale_bits, 8);
+        const __m256i mc = fields8(mu, f->min_bits);
+        const __m256 mf = f->min_rel ? _mm256_mul_ps(_mm256_set1_ps(d * kappa(f)), _mm256_cvtepi32_ps(_mm256_mullo_epi32(sc, mc)))
+                                     : _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(h16[1])), _mm256_cvtepi32_ps(mc));
+        t = _mm256_sub_ps(_mm256_mul_ps(sf, _mm256_cvtepi32_ps(hsum8x8(acc))),
+                          _mm256_mul_ps(mf, _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)bsum))));
     }
-    if (hi < 2) return;
+    if (hi < 2) return t;
     const int bucket = f->resid == KQ_BUCKET;
-    __m256i outm[8];
-    const __m256i v2 = _mm256_loadu_si256((const __m256i *)res[1]);
+    __m256i wg[8]; /* BUCKET: 10 G per weight (u8) */
     if (bucket) {
+        const __m256i v2 = _mm256_loadu_si256((const __m256i *)res[1]);
         const __m256i nm = _mm256_set1_epi8((char)((1 << f->base_bits) - 1));
+        uint32_t c2;
+        memcpy(&c2, res[1] + 32, 4);
         for (int j = 0; j < 8; j++) {
             const __m256i bit = _mm256_set1_epi8((char)(1 << j)), q = sub_q(f, codes, j);
             const __m256i pos = _mm256_cmpeq_epi8(_mm256_and_si256(v2, bit), bit);
-            outm[j] = _mm256_or_si256(_mm256_and_si256(_mm256_cmpeq_epi8(q, nm), pos), _mm256_andnot_si256(pos, _mm256_cmpeq_epi8(q, zero)));
+            const __m256i out = _mm256_or_si256(_mm256_and_si256(_mm256_cmpeq_epi8(q, nm), pos), _mm256_andnot_si256(pos, _mm256_cmpeq_epi8(q, zero)));
+            wg[j] = _mm256_blendv_epi8(_mm256_set1_epi8((char)kq_gi10[(c2 >> 4 * j) & 3]), _mm256_set1_epi8((char)kq_go10[(c2 >> (4 * j + 2)) & 3]), out);
         }
     }
     for (int k = lo > 2 ? lo : 2; k <= hi; k++) {
         const __m256i v = _mm256_loadu_si256((const __m256i *)res[k - 1]);
-        __m256i Y[8], Z[8];
+        __m256i Y[8];
         for (int j = 0; j < 8; j++) {
             const __m256i bit = _mm256_set1_epi8((char)(1 << j));
             const __m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), zero);
             const __m256i y = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * j)), _mm256_or_si256(neg, one8));
-            Y[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(one8, y), ones);
-            Z[j] = bucket ? _mm256_madd_epi16(_mm256_maddubs_epi16(one8, _mm256_and_si256(y, outm[j])), ones) : zero;
+            Y[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(bucket ? wg[j] : one8, y), ones);
         }
-        _mm256_storeu_si256((__m256i *)t->y[k - 1], hsum8x8(Y));
-        _mm256_storeu_si256((__m256i *)t->z[k - 1], hsum8x8(Z));
+        const __m256i Yv = hsum8x8(Y);
+        __m256 F;
+        if (bucket && k > 2) {
+            uint16_t ck;
+            memcpy(&ck, res[k - 1] + 32, 2);
+            const __m256i hv = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(ck), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+                                                _mm256_set1_epi32(3));
+            F = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(m->step[k - 1])), hv);
+        } else
+            F = _mm256_set1_ps(m->step[k - 1][0]);
+        const __m256 inner = bucket ? _mm256_mul_ps(_mm256_set1_ps(0.1f), _mm256_cvtepi32_ps(Yv)) : _mm256_cvtepi32_ps(Yv);
+        t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_mul_ps(sf, F), inner));
     }
+    return t;
+}
+
+KQ_AVX2_FN static inline float hsum8f(__m256 v)
+{
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+
+/* The v1k fast path (BUCKET, 2-bit base, levels <= 3): every sum is scaled
+ * per sub-block in int16 by madd (level 1 by sc_j, level 2 by sc_j, level 3
+ * by sc_j * 20 h_j; the factors G are in the int8 weights, in tenths) and
+ * accumulated in int32 lanes, so a super-block needs no horizontal sum:
+ * lanes are converted to float once per super-block and reduced once per row.
+ * Bounds: level-1 pairs 2*3*127 * 15 * 2, level-3 pairs 2*20*127 * 375 * 2
+ * per lane and sub-block, times 8 sub-blocks: < 2^31. */
+static const uint8_t kq_h20[4] = {12, 16, 20, 25}; /* 20 * kq_h */
+
+KQ_AVX2_FN __attribute__((always_inline)) static inline __m256 sb_fast_avx2(const kq_matrix *m, const uint8_t *p, const uint8_t *const *res,
+                                                                            const int8_t *xq, const int32_t *bsum, int lo, int hi)
+{
+    const kq_format *f = &m->fmt;
+    const __m256i one8 = _mm256_set1_epi8(1), zero = _mm256_setzero_si256(), three = _mm256_set1_epi8(3);
+    const int hb = head_bytes(f);
+    const uint8_t *codes = p + hb + scales_bytes(f);
+    uint16_t h16;
+    memcpy(&h16, p, 2);
+    const float d = _cvtsh_ss(h16);
+    uint64_t su;
+    memcpy(&su, p + hb, 8);
+    const int smask = (1 << f->scale_bits) - 1;
+    const __m256i c0 = _mm256_loadu_si256((const __m256i *)codes), c1 = _mm256_loadu_si256((const __m256i *)(codes + 32));
+    __m256i a1 = zero, a2 = zero, a3 = zero;
+    __m256i v2 = zero, v3 = zero;
+    uint32_t c2 = 0;
+    uint16_t ck = 0;
+    if (hi >= 2) { v2 = _mm256_loadu_si256((const __m256i *)res[1]); memcpy(&c2, res[1] + 32, 4); }
+    if (hi >= 3) { v3 = _mm256_loadu_si256((const __m256i *)res[2]); memcpy(&ck, res[2] + 32, 2); }
+    for (int j = 0; j < 8; j++) {
+        const int sc = (int)(su >> (j * f->scale_bits)) & smask;
+        const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * j));
+        const __m256i q = _mm256_and_si256(_mm256_srli_epi16(j < 4 ? c0 : c1, 2 * (j % 4)), three);
+        const __m256i s16 = _mm256_set1_epi16((short)sc);
+        if (lo == 1) a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), s16));
+        if (hi >= 2) {
+            const __m256i bit = _mm256_set1_epi8((char)(1 << j));
+            const __m256i pos = _mm256_cmpeq_epi8(_mm256_and_si256(v2, bit), bit);
+            const __m256i out = _mm256_or_si256(_mm256_and_si256(_mm256_cmpeq_epi8(q, three), pos), _mm256_andnot_si256(pos, _mm256_cmpeq_epi8(q, zero)));
+            const __m256i wg = _mm256_blendv_epi8(_mm256_set1_epi8((char)kq_gi10[(c2 >> 4 * j) & 3]), _mm256_set1_epi8((char)kq_go10[(c2 >> (4 * j + 2)) & 3]), out);
+            if (lo <= 2) a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_maddubs_epi16(wg, _mm256_sign_epi8(x, _mm256_or_si256(_mm256_xor_si256(pos, _mm256_set1_epi8(-1)), one8))), s16));
+            if (hi >= 3) {
+                const __m256i neg3 = _mm256_cmpeq_epi8(_mm256_and_si256(v3, bit), zero);
+                const __m256i y3 = _mm256_sign_epi8(x, _mm256_or_si256(neg3, one8));
+                a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(_mm256_maddubs_epi16(wg, y3), _mm256_set1_epi16((short)(sc * kq_h20[(ck >> 2 * j) & 3]))));
+            }
+        }
+    }
+    /* level 1: d sum sc P - d kappa sum sc mc bsum; level 2: d/4 * 0.1 * a2; level 3: d/8 * 0.05 * 0.1 * a3 */
+    __m256 t = _mm256_setzero_ps();
+    if (lo == 1) {
+        uint64_t mu;
+        memcpy(&mu, p + hb + f->scale_bits, 8);
+        const __m256i mins = _mm256_mullo_epi32(_mm256_mullo_epi32(fields8(su, f->scale_bits), fields8(mu, f->min_bits)),
+                                                _mm256_loadu_si256((const __m256i *)bsum));
+        t = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(a1)), _mm256_mul_ps(_mm256_set1_ps(d * kappa(f)), _mm256_cvtepi32_ps(mins)));
+    }
+    if (hi >= 2 && lo <= 2) t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_set1_ps(d * 0.025f), _mm256_cvtepi32_ps(a2)));
+    if (hi >= 3) t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_set1_ps(d * 0.000625f), _mm256_cvtepi32_ps(a3)));
+    return t;
+}
+
+/* float lanes accumulated across the row's super-blocks, one reduction per
+ * row; the common (lo, hi) ranges get their own constant-folded copy */
+KQ_AVX2_FN __attribute__((always_inline)) static inline float row_dot_avx2_t(const kq_matrix *m, const uint8_t *p, const uint8_t **res, const kq_act *a,
+                                                                            int lo, int hi, int64_t sb1, const int64_t *rb, int fast)
+{
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < m->cols / KQ_SUPER; b++) {
+        const __m256 t = fast ? sb_fast_avx2(m, p, res, a->xq + b * KQ_SUPER, a->bsum + b * KQ_NSUB, lo, hi)
+                              : sb_vec_avx2(m, p, res, a->xq + b * KQ_SUPER, a->bsum + b * KQ_NSUB, lo, hi);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(a->dx[b]), t, acc);
+        p += sb1;
+        for (int k = 2; k <= hi; k++) res[k - 1] += rb[k - 1];
+    }
+    return hsum8f(acc);
 }
 
 KQ_AVX2_FN static float row_dot_avx2(const kq_matrix *m, const uint8_t *p, const uint8_t **res, const kq_act *a, int lo, int hi,
                                      int64_t sb1, const int64_t *rb)
 {
-    float tot = 0;
-    sb_int t;
-    for (int64_t b = 0; b < m->cols / KQ_SUPER; b++) {
-        sb_int_avx2(m, p, res, a->xq + b * KQ_SUPER, a->bsum + b * KQ_NSUB, lo, hi, &t);
-        tot += a->dx[b] * sb_combine(m, p, res, &t, lo, hi);
-        p += sb1;
-        for (int k = 2; k <= hi; k++) res[k - 1] += rb[k - 1];
+    const kq_format *f = &m->fmt;
+    if (f->resid == KQ_BUCKET && f->base_bits == 2 && f->min_rel && hi <= 3) {
+        if (lo == 1 && hi == 1) return row_dot_avx2_t(m, p, res, a, 1, 1, sb1, rb, 1);
+        if (lo == 1 && hi == 2) return row_dot_avx2_t(m, p, res, a, 1, 2, sb1, rb, 1);
+        if (lo == 1 && hi == 3) return row_dot_avx2_t(m, p, res, a, 1, 3, sb1, rb, 1);
+        if (lo == 2 && hi == 2) return row_dot_avx2_t(m, p, res, a, 2, 2, sb1, rb, 1);
+        if (lo == 2 && hi == 3) return row_dot_avx2_t(m, p, res, a, 2, 3, sb1, rb, 1);
+        return row_dot_avx2_t(m, p, res, a, 3, 3, sb1, rb, 1);
     }
-    return tot;
+    return row_dot_avx2_t(m, p, res, a, lo, hi, sb1, rb, 0);
 }
 
 /* AVX2 + FMA + F16C: the same test as kern.c's */
