@@ -73,7 +73,7 @@ int64_t model_expert_mwq_bytes(const model *m, int base_bits, int levels, int64_
  *      along each row, FP16 scale (+ zero at level 1) per group, each row
  *      slice padded to a whole byte;
  *  "v1k" (K 3), "v2k" (K 4): the k-quant nested format (kq.h), 256-weight
- *      super-blocks of 76 / 34 / 34 bytes (v1k) or 176 / 32 / 32 / 32 (v2k)
+ *      super-blocks of 74 / 36 / 34 bytes (v1k) or 176 / 32 / 32 / 32 (v2k)
  *      per level; group is ignored and every matrix's cols must be a
  *      multiple of 256.
  * D2_EINVAL naming the format, level or matrix when they do not fit. */
