@@ -27,6 +27,16 @@ typedef struct prefetch_ctx {
     gsl_rng *rng;          /* oracle noise */
     const mem *mem;        /* read-only view of what is resident */
     void *state;           /* the predictor's per-run state (state_size bytes, zeroed, then init) */
+    uint32_t fstep;        /* the forward step being served (0 = the first) */
+    /* The routing source, for predictors that learn offline at init from the
+     * profiling requests (ids profile_first .. profile_first + profile_n - 1,
+     * positions 0 .. positions - 1), as profile.c does: experts in
+     * descending gate order, their gate weights; bits may be NULL.  D2
+     * status.  Reading the run's own requests ahead is not allowed (that
+     * is the oracle predictor's declared cheat). */
+    int (*route)(void *user, uint32_t req, uint32_t pos, uint32_t layer, uint16_t *experts, float *weights, uint8_t *bits);
+    void *route_user;
+    uint32_t profile_first, profile_n, positions;
 } prefetch_ctx;
 
 typedef struct prefetch_type {

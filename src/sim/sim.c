@@ -216,7 +216,9 @@ static int setup(run *r, const sim_input *in)
                            .mem = r->mm};
     r->fc = (prefetch_ctx){.experts = r->E, .layers = r->L, .top_k = r->K,
                            .want = p->prefetch_k > 0 ? (uint32_t)p->prefetch_k : r->K, .acc = p->predict_acc,
-                           .rng = r->rng_pred, .mem = r->mm, .tok_req = r->tok_req};
+                           .rng = r->rng_pred, .mem = r->mm, .tok_req = r->tok_req, .route = in->route,
+                           .route_user = in->route_user, .profile_first = r->R, .profile_n = (uint32_t)p->profile_requests,
+                           .positions = r->P + r->G};
     if (r->fc.want > r->E) r->fc.want = r->E;
     if (r->bt->state_size && !(r->bc.state = calloc(1, r->bt->state_size))) D2_ERROR(D2_ENOMEM, "sim: out of memory");
     if (r->bt->init) D2_TRY(r->bt->init(r->bc.state, &r->bc));

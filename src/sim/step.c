@@ -146,6 +146,7 @@ static int issue_prefetch(run *r)
     size_t nu = (size_t)r->ntok * r->K;
     prefetch_ctx *c = &r->fc;
     c->layer = r->layer;
+    c->fstep = r->f;
     c->ntok = r->ntok;
     c->cur = r->rexp + (size_t)r->layer * nu;
     c->ncur = nu;
