@@ -6,7 +6,7 @@
 # longest step) and one colour key; every panel has its time unit.
 load plotdir.'/style.gp'
 if (fmt eq 'svg') { set terminal svg size 900,900 dynamic noenhanced font 'Helvetica,12' background rgb 'white' } else { set terminal pngcairo size 900,900 noenhanced font 'Helvetica,10' background rgb 'white' }
-set output outbase.'.'.fmt
+set output outfile
 set datafile separator ','
 names = 'no-mwq mwq-id-order mwq-hebf optimal'
 array labels[4] = ['(a) no MWQ: separate copies per bit-width, expert id order', '(b) MWQ levels, expert id order', '(c) MWQ, fine-grained bit-level order (HEBF)', '(d) optimal order (exhaustive search)']

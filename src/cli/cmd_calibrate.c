@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "core/device.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/model.h"
 #include "core/units.h"
 #include "core/version.h"
@@ -167,6 +168,8 @@ static int run(int argc, char **argv)
     }
     if (mem_size < (1 << 20)) return cli_usage_error("calibrate", "--mem-size: at least 1Mi");
     { /* fail before measuring when the profile cannot be written */
+        int orc = fileio_out_check(out_path); /* a FIFO, device or symlink: refused (exit 2) */
+        if (orc) return cli_fail(orc);
         char dir[4096];
         snprintf(dir, sizeof dir, "%s", out_path);
         char *slash = strrchr(dir, '/');

@@ -2,6 +2,7 @@
  * options, calls src/trace, prints.  No trace logic lives here. */
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/param.h"
 #include "trace/gen.h"
 #include "trace/import.h"
@@ -111,7 +112,8 @@ static int cmd_import(int argc, char **argv)
 
 static int is_d2t(const char *path)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = NULL; /* not a regular file: not a .d2t (the reader then names the problem) */
+    if (fileio_open_read(path, UINT64_MAX, &f, NULL) != D2_OK) f = NULL;
     char m[8] = {0};
     int yes = f && fread(m, 1, 8, f) == 8 && !memcmp(m, "D2TRACE", 8);
     if (f) fclose(f);
@@ -285,6 +287,10 @@ static int cmd_gen(int argc, char **argv)
     }
     if (argc != optind) return cli_usage_error("trace gen", "unexpected argument '%s'", argv[optind]);
     if (!out) return cli_usage_error("trace gen", "-o OUT.d2t is required");
+    { /* a FIFO, device, symlink or directory at OUT: refused before the fit */
+        int orc = fileio_out_check(out);
+        if (orc) return cli_fail(orc);
+    }
     if (!modelname && !preset && !like) return cli_usage_error("trace gen", "give --model, --preset or --like");
     gen_params p;
     int rc;

@@ -1,6 +1,8 @@
 /* simopts.c - shared option handling of simulate and execute (see simopts.h). */
 #include "cli/simopts.h"
 #include "cli/cli.h"
+#include "core/err.h"
+#include "sim/sim.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -41,6 +43,22 @@ int simopts_take(simopts *o, int c, const char *arg, const char *cmd)
     }
     if (o->nshort == SIMOPTS_MAX_SETS) return cli_usage_error(cmd, "too many options");
     if (strlen(arg) >= PARAM_STR_MAX) return cli_usage_error(cmd, "--%s: value too long", key);
+    {
+        /* check the value here, so an error names the option typed
+         * (--budget), not the --set it stands for */
+        char opt[32];
+        snprintf(opt, sizeof opt, "--%s", key);
+        sim_params scratch;
+        param_defaults(&sim_param_table, &scratch);
+        if (param_set(&sim_param_table, &scratch, key, arg, opt, NULL) != D2_OK) {
+            /* param_set says "--budget: budget: why": drop the repeated key */
+            const char *m = d2_err_msg();
+            size_t ol = strlen(opt), kl = strlen(key);
+            if (!strncmp(m, opt, ol) && !strncmp(m + ol, ": ", 2) && !strncmp(m + ol + 2, key, kl) && !strncmp(m + ol + 2 + kl, ": ", 2))
+                m += ol + 2 + kl + 2;
+            return cli_usage_error(cmd, "%s: %s", opt, m);
+        }
+    }
     snprintf(o->shortcut[o->nshort++], sizeof o->shortcut[0], "sim.%s=%s", key, arg);
     return 1;
 }

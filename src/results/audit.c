@@ -5,6 +5,7 @@
 #include "results/audit.h"
 #include "core/device.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/hash.h"
 #include "core/inifile.h"
 #include "core/model.h"
@@ -402,8 +403,8 @@ static int claim_check(const claim *cl, const char *path)
  * pass unseen, so read the headers once more and refuse such a section. */
 static int check_headers(const audit_claims *c, const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) D2_ERROR(D2_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    D2_TRY(fileio_open_read(path, FILEIO_INI_MAX, &f, NULL));
     char buf[4096];
     int line = 0, rc = D2_OK;
     while (rc == D2_OK && fgets(buf, sizeof buf, f)) {

@@ -44,7 +44,11 @@ int runner_check(const char *key, const char *value, const char *where, void *us
         return D2_OK;
     }
     if (!strcmp(key, "trace")) {
-        if (access(value, R_OK) != 0) D2_ERROR(D2_EINVAL, "%s: trace: cannot read \"%s\"", where, value);
+        /* opened, not only found: a FIFO, a file that is not a .d2t or a
+         * bad header fails here, before any run */
+        trace_file *tf;
+        if (trace_file_open(value, &tf) != D2_OK) { d2_err_prefix("%s: trace: ", where); return D2_EINVAL; }
+        trace_file_close(tf);
         return D2_OK;
     }
     if (!strcmp(key, "seed")) {
