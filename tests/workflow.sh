@@ -164,6 +164,10 @@ expect 2 "^d2moe simulate: --budget: expected an integer, got \"1500xb\" \(suffi
 expect 2 "^d2moe simulate: --requests: 0 is outside \[1, " "--requests 0: the range, naming --requests" -- "$D2MOE" $S --requests 0
 # shellcheck disable=SC2086
 expect 2 "^d2moe: --set: budget: expected an integer" "--set sim.budget=x still names --set" -- "$D2MOE" $S --set sim.budget=x
+# shellcheck disable=SC2086
+expect 2 "^d2moe: --set: sim.bugdet: not a sim key \(did you mean 'budget'\?\) \('d2moe simulate --help' lists them\)$" "--set with a misspelt key: did you mean" -- "$D2MOE" $S --set sim.bugdet=1G
+# shellcheck disable=SC2086
+expect 2 "^d2moe: --policy: \"d2moe-v3\" is not a named system \(did you mean 'd2moe-v1'\?\) \('d2moe simulate --list' lists them\)$" "--policy with an unknown system: did you mean" -- "$D2MOE" $S --policy d2moe-v3
 sed 's/^sim.budget = .*/sim.budget = 600M..1200M:x/' "$TMP/t.ini" > "$TMP/bad5.ini"
 expect 2 "bad5.ini:6: sim.budget: .*expected lo..hi, lo..hi:step or lo..hi\*factor, e.g. 200M..2600M:300M" \
     "a malformed range: exit 2 showing the range syntax" -- "$D2MOE" sweep "$TMP/bad5.ini" --db "$TMP/bad.db"

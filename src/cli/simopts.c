@@ -2,6 +2,7 @@
 #include "cli/simopts.h"
 #include "cli/cli.h"
 #include "core/err.h"
+#include "results/runner.h"
 #include "sim/sim.h"
 
 #include <errno.h>
@@ -50,7 +51,15 @@ int simopts_take(simopts *o, int c, const char *arg, const char *cmd)
         snprintf(opt, sizeof opt, "--%s", key);
         sim_params scratch;
         param_defaults(&sim_param_table, &scratch);
-        if (param_set(&sim_param_table, &scratch, key, arg, opt, NULL) != D2_OK) {
+        if (!strcmp(key, "policy")) { /* a named system, with a suggestion */
+            if (runner_check("sim.policy", arg, opt, NULL) != D2_OK) {
+                char m[1024]; /* its own pointer to --list: no second hint */
+                snprintf(m, sizeof m, "%s", d2_err_msg());
+                const char *t = !strncmp(m, "--policy: sim.policy: ", 22) ? m + 22 : m;
+                d2_err_set("--policy: %s", t);
+                return cli_fail(D2_EINVAL);
+            }
+        } else if (param_set(&sim_param_table, &scratch, key, arg, opt, NULL) != D2_OK) {
             /* param_set says "--budget: budget: why": drop the repeated key */
             const char *m = d2_err_msg();
             size_t ol = strlen(opt), kl = strlen(key);
@@ -69,5 +78,17 @@ int simopts_finish(simopts *o, const char *cmd)
     o->nsets = 0;
     for (size_t i = 0; i < o->nshort; i++) o->sets[o->nsets++] = o->shortcut[i];
     for (size_t i = 0; i < o->ngiven; i++) o->sets[o->nsets++] = o->given[i];
+    /* --set table.key=value: the key known (else the closest one suggested)
+     * and the value valid, before anything runs */
+    for (size_t i = 0; i < o->ngiven; i++) {
+        const char *a = o->given[i], *eq = strchr(a, '='), *dot = strchr(a, '.');
+        if (!eq || !dot || dot > eq || dot == a) continue; /* the simulator names these */
+        char key[160];
+        if ((size_t)(eq - a) >= sizeof key) continue;
+        memcpy(key, a, (size_t)(eq - a));
+        key[eq - a] = '\0';
+        if (strncmp(key, "model.", 6) && strncmp(key, "device.", 7) && strncmp(key, "sim.", 4)) continue;
+        if (runner_check(key, eq + 1, "--set", NULL) != D2_OK) return cli_fail(D2_EINVAL); /* it names where to look */
+    }
     return 0;
 }
