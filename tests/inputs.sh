@@ -17,6 +17,16 @@ done
 mkfifo "$TMP/fifo"
 expect 2 "fifo: not a regular file \(a FIFO\)" "a FIFO as a profile: exit 2, not a wait for a writer" -- timeout 10 "$D2MOE" show model "$TMP/fifo"
 [ ! -e "$TMP/z.d2t" ] && [ ! -e "$TMP/z.db" ]; ok $? "nothing written by those"
+# a FIFO as any input: refused at once (opening one for reading waits for a
+# writer: every reader opens without waiting and checks the file first)
+for c in "trace stats" "trace info" "trace gen -o $TMP/z.d2t --like" "eval --input" "quantize --format npy --input" \
+         "quantize --format llama2c --input" "mwq inspect" "audit --claims" "db info" "export --db" \
+         "simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --trace" \
+         "sweep $D2_SRCDIR/experiments/fig3.ini --quick --db $TMP/z.db --curve"; do
+    # shellcheck disable=SC2086
+    expect 2 "fifo(:1)?: not a regular file" "$c FIFO: exit 2 at once" -- timeout 10 "$D2MOE" $c "$TMP/fifo"
+done
+[ ! -e "$TMP/z.d2t" ] && [ ! -e "$TMP/z.db" ]; ok $? "nothing written by those"
 
 # output paths: FIFO, symlink, device refused with exit 2, never replaced
 G="trace gen --model mixtral-8x7b --set gen.requests=1 --set gen.prefill=2 --set gen.decode=2"

@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "sim/readings.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/param.h"
 #include "results/accuracy.h"
 #include "results/runner.h"
@@ -112,6 +113,12 @@ static int run(int argc, char **argv)
     }
     if (as && (rc = sweep_spec_name_variant(s, as)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
     db *d;
+    struct stat cst; /* a --curve that is a FIFO or device: refused before the store is created */
+    if (curve && stat(curve, &cst) == 0 && !S_ISREG(cst.st_mode) && !S_ISDIR(cst.st_mode)) {
+        FILE *cf;
+        if ((rc = fileio_open_read(curve, FILEIO_TABLE_MAX, &cf, NULL)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
+        fclose(cf);
+    }
     if ((rc = db_open(dbp, &d)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
     if (as && (rc = db_variant_usable(d, as, sweep_spec_overrides(s))) != D2_OK) {
         db_close(d);

@@ -124,8 +124,9 @@ static int is_d2t(const char *path)
 static int load_stats(const char *path, const stat_params *sp, const char *language, uint32_t top_k, stat_acc **out)
 {
     if (is_d2t(path)) return stat_file(path, sp, out);
-    FILE *f = fopen(path, "rb");
-    if (f) {
+    FILE *f; /* a FIFO or device: refused here, not waited on */
+    D2_TRY(fileio_open_read(path, UINT64_MAX, &f, NULL));
+    {
         /* a file that starts like a .d2t but is too short must be diagnosed as one */
         char m[8] = {0};
         size_t n = fread(m, 1, 8, f);
