@@ -27,6 +27,7 @@ static char g_tmp[4096]; /* temporary profile name while it exists */
 static void on_signal(int sig)
 {
     if (g_tmp[0]) unlink(g_tmp);
+    fileio_tmp_cleanup(); /* OUT.tmp of the writers in progress (core/fileio.h) */
     signal(sig, SIG_DFL);
     raise(sig);
 }

@@ -38,6 +38,7 @@ static char g_gen[4200];  /* the model file's temporary name while it is generat
 static void on_signal(int sig)
 {
     if (g_gen[0]) unlink(g_gen);
+    fileio_tmp_cleanup(); /* OUT.tmp of the writers in progress (core/fileio.h) */
     signal(sig, SIG_DFL);
     raise(sig);
 }
