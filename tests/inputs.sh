@@ -26,6 +26,14 @@ for c in "trace stats" "trace info" "trace gen -o $TMP/z.d2t --like" "eval --inp
     # shellcheck disable=SC2086
     expect 2 "fifo(:1)?: not a regular file" "$c FIFO: exit 2 at once" -- timeout 10 "$D2MOE" $c "$TMP/fifo"
 done
+# a FIFO as a reading (a name given by path): --readings, a spec's readings axis, audit
+expect 2 "fifo: not a regular file" "simulate --readings FIFO: exit 2 at once" -- \
+    timeout 10 "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --readings "$TMP/fifo"
+printf '[sweep]\nname = rf\nmodel = llama-moe-3.5b\ndevice = env2\nreadings = %s\n' "$TMP/fifo" > "$TMP/rf.ini"
+expect 2 "rf.ini:5: readings: .*fifo: not a regular file" "a spec whose readings axis names a FIFO: exit 2 at file:line" -- \
+    timeout 10 "$D2MOE" sweep "$TMP/rf.ini" --db "$TMP/z.db"
+expect 2 "fifo: not a regular file" "audit --readings FIFO: exit 2 at once" -- \
+    timeout 10 "$D2MOE" audit --claims "$D2_SRCDIR/experiments/paper-claims.ini" --readings "$TMP/fifo"
 [ ! -e "$TMP/z.d2t" ] && [ ! -e "$TMP/z.db" ]; ok $? "nothing written by those"
 
 # output paths: FIFO, symlink, device refused with exit 2, never replaced

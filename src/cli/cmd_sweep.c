@@ -95,7 +95,7 @@ static int run(int argc, char **argv)
     if (argc - optind != 1) return cli_usage_error("sweep", "expected one SPEC.ini");
     if (rdset[0]) { /* named as typed: --readings NAME, not the --set it becomes */
         readings rd;
-        if (readings_load(&rd, rdset + 9) != D2_OK) {
+        if (runner_readings_load(&rd, rdset + 9) != D2_OK) {
             d2_err_prefix("--readings %s: ", rdset + 9);
             return cli_fail(D2_EINVAL);
         }

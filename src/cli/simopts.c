@@ -1,6 +1,7 @@
 /* simopts.c - shared option handling of simulate and execute (see simopts.h). */
 #include "cli/simopts.h"
 #include "cli/cli.h"
+#include "sim/readings.h"
 #include "core/err.h"
 #include "results/runner.h"
 #include "sim/sim.h"
@@ -28,9 +29,15 @@ int simopts_take(simopts *o, int c, const char *arg, const char *cmd)
         if (o->ngiven == SIMOPTS_MAX_SETS) return cli_usage_error(cmd, "too many --set options (%d at most)", SIMOPTS_MAX_SETS);
         o->given[o->ngiven++] = arg;
         return 1;
-    case 'E':
+    case 'E': {
         o->readings = arg;
+        readings rd; /* named as typed, and a FIFO refused rather than waited on */
+        if (runner_readings_load(&rd, arg) != D2_OK) {
+            d2_err_prefix("--readings %s: ", arg);
+            return cli_fail(D2_EINVAL);
+        }
         return 1;
+    }
     case 'S': {
         char *end;
         errno = 0;
