@@ -98,7 +98,7 @@ ok $? "trace gen --like 2 layers x 65,535 experts: exit 0 within the 10 s guard"
 out=$("$D2MOE" trace stats --json "$TMP/wgen.d2t" 2>&1)
 echo "$out" | jq -e '.layers[0].share[65534] == 1 and .layers[1].share[3] == 1' > /dev/null
 ok $? "the generated trace routes layer 0 to expert 65534 and layer 1 to expert 3 only, like its target"
-# (about 3 s on a quiet machine; the pilots of the header's shape drew 2^31 routes a round)
+# (about 1 s on a quiet machine; the pilots of the header's shape drew 2^31 routes a round)
 timeout 60 "$D2MOE" trace gen --like "$TMP/deep.d2t" --set gen.requests=1 --set gen.prefill=1 --set gen.decode=1 -o "$TMP/dgen.d2t" > /dev/null
 ok $? "trace gen --like 65,535 layers x 2 records: exit 0 within the 60 s guard"
 # strict activation tables (Qwen3 layout): the Layer column decides the layer

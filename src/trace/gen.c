@@ -640,6 +640,7 @@ int gen_model_fit(const gen_params *base, const stat_acc *target, uint64_t seed,
         gen_model pilot = *m;
         pilot.seed = seed ^ 0x5eedf17ULL ^ ((uint64_t)round << 40);
         if ((rc = stat_new(L, E, K, &s))) break;
+        stat_set_light(s); /* the rounds read shares and repeats only */
         uint32_t preq, tokens;
         pilot_shape(target, &preq, &tokens);
         rc = gen_stat(&pilot, preq, tokens, s);
