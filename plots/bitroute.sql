@@ -1,11 +1,16 @@
 -- Beyond the paper: throughput against estimated perplexity, one point per
--- (bit-routing policy, budget); series: policy.
+-- (bit-routing policy, budget); series: the policy, named with its budgets
+-- (under the fitted rates a policy's budgets give nearly the same point).
 WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = :sweep AND rv.variant = :variant GROUP BY j.job_hash)
-SELECT br.value, p.value, t.value, CAST(bud.value AS REAL) / 1e6
-FROM r JOIN runs ON runs.id = r.id AND runs.status = 'ok'
-JOIN params br ON br.run_id = r.id AND br.key = 'sim.bitroute'
-JOIN params bud ON bud.run_id = r.id AND bud.key = 'sim.budget'
-JOIN metrics p ON p.run_id = r.id AND p.name = 'est_ppl'
-JOIN metrics t ON t.run_id = r.id AND t.name = 'throughput_tps'
-ORDER BY 1, 4;
+           WHERE j.sweep = :sweep AND rv.variant = :variant GROUP BY j.job_hash),
+v AS (SELECT br.value AS policy, p.value AS ppl, t.value AS tps, CAST(bud.value AS REAL) / 1e6 AS mb
+      FROM r JOIN runs ON runs.id = r.id AND runs.status = 'ok'
+      JOIN params br ON br.run_id = r.id AND br.key = 'sim.bitroute'
+      JOIN params bud ON bud.run_id = r.id AND bud.key = 'sim.budget'
+      JOIN metrics p ON p.run_id = r.id AND p.name = 'est_ppl'
+      JOIN metrics t ON t.run_id = r.id AND t.name = 'throughput_tps'),
+b AS (SELECT policy, group_concat(printf('%.0f', mb), '/') AS budgets
+      FROM (SELECT DISTINCT policy, mb FROM v ORDER BY policy, mb) GROUP BY policy)
+SELECT v.policy || ' (M = ' || b.budgets || ' MB)', v.ppl, v.tps, v.mb
+FROM v JOIN b ON b.policy = v.policy
+ORDER BY v.policy, v.mb;

@@ -3,7 +3,7 @@
 # labelled with its value.  Data: series = model; x = step 0..3; y = tok/s.
 load plotdir.'/style.gp'
 if (fmt eq 'svg') { set terminal svg size 900,460 dynamic noenhanced font 'Helvetica,12' background rgb 'white' } else { set terminal pngcairo size 900,460 noenhanced font 'Helvetica,10' background rgb 'white' }
-set output outbase.'.'.fmt
+set output outfile
 set style fill solid 0.85 border -1
 set boxwidth 0.6
 set key off

@@ -6,7 +6,7 @@
 # longest step) and one colour key; every panel has its time unit.
 load plotdir.'/style.gp'
 if (fmt eq 'svg') { set terminal svg size 900,900 dynamic noenhanced font 'Helvetica,12' background rgb 'white' } else { set terminal pngcairo size 900,900 noenhanced font 'Helvetica,10' background rgb 'white' }
-set output outbase.'.'.fmt
+set output outfile
 set datafile separator ','
 names = 'no-mwq mwq-id-order mwq-hebf optimal'
 array labels[4] = ['(a) no MWQ: separate copies per bit-width, expert id order', '(b) MWQ levels, expert id order', '(c) MWQ, fine-grained bit-level order (HEBF)', '(d) optimal order (exhaustive search)']
@@ -34,10 +34,14 @@ do for [i = 1:4] {
     tend = tends[i]
     set yrange [-0.6:1.6]
     set title labels[i] offset 0,-0.4
+    # the work that is not an expert's is a sliver at this scale: say how long it is
+    stats f every ::1 using ($4 == 0 && $5 == -1 && $1 < tend ? ($2 - $1) / 1e6 : NaN) nooutput
+    set label 2 sprintf('dark sliver at 0: attention + router, %.2f ms', STATS_sum) at first 0, first -0.5 left font ',8' offset 0.5,0
     plot f every ::1 using ($4 == 0 && $1 < tend ? ($1 + $2) / 2e6 : NaN):(strcol(3) eq 'io' ? 1 : 0):(($2 - $1) / 2e6):(0.38):(levelcolor($6)) \
          with boxxyerror fs solid 0.9 noborder lc rgb variable
 }
 # the one colour key
+unset label 2
 unset title; unset xlabel; unset ytics; unset border; unset tics; unset grid
 set key center center horizontal font ',10' samplen 2
 set xrange [0:1]; set yrange [0:1]

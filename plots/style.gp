@@ -1,12 +1,15 @@
 # style.gp - one style for every figure; each plots/<figure>.gp loads it
-# first.  d2moe plot sets: fmt ('png' or 'svg'), outbase, datafile, datadir,
-# titles (series labels, space separated), nseries, plotdir, figtitle.
+# first.  d2moe plot sets: fmt ('png' or 'svg'), outbase, outfile (the
+# temporary the figure is drawn into, renamed to outbase.fmt when complete),
+# datafile, datadir, titles (series labels, space separated), nseries,
+# plotdir, figtitle.
 if (fmt eq 'svg') {
     set terminal svg size 820,520 dynamic font 'Helvetica,13' background rgb 'white'
 } else {
     set terminal pngcairo size 820,520 font 'Helvetica,11' background rgb 'white'
 }
-set output outbase.'.'.fmt
+if (!exists('outfile')) { outfile = outbase.'.'.fmt }
+set output outfile
 set termoption noenhanced
 set encoding utf8
 set datafile separator "\t"

@@ -17,6 +17,24 @@ done
 mkfifo "$TMP/fifo"
 expect 2 "fifo: not a regular file \(a FIFO\)" "a FIFO as a profile: exit 2, not a wait for a writer" -- timeout 10 "$D2MOE" show model "$TMP/fifo"
 [ ! -e "$TMP/z.d2t" ] && [ ! -e "$TMP/z.db" ]; ok $? "nothing written by those"
+# a FIFO as any input: refused at once (opening one for reading waits for a
+# writer: every reader opens without waiting and checks the file first)
+for c in "trace stats" "trace info" "trace gen -o $TMP/z.d2t --like" "eval --input" "quantize --format npy --input" \
+         "quantize --format llama2c --input" "mwq inspect" "audit --claims" "db info" "export --db" \
+         "simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --trace" \
+         "sweep $D2_SRCDIR/experiments/fig3.ini --quick --db $TMP/z.db --curve"; do
+    # shellcheck disable=SC2086
+    expect 2 "fifo(:1)?: not a regular file" "$c FIFO: exit 2 at once" -- timeout 10 "$D2MOE" $c "$TMP/fifo"
+done
+# a FIFO as a reading (a name given by path): --readings, a spec's readings axis, audit
+expect 2 "fifo: not a regular file" "simulate --readings FIFO: exit 2 at once" -- \
+    timeout 10 "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --readings "$TMP/fifo"
+printf '[sweep]\nname = rf\nmodel = llama-moe-3.5b\ndevice = env2\nreadings = %s\n' "$TMP/fifo" > "$TMP/rf.ini"
+expect 2 "rf.ini:5: readings: .*fifo: not a regular file" "a spec whose readings axis names a FIFO: exit 2 at file:line" -- \
+    timeout 10 "$D2MOE" sweep "$TMP/rf.ini" --db "$TMP/z.db"
+expect 2 "fifo: not a regular file" "audit --readings FIFO: exit 2 at once" -- \
+    timeout 10 "$D2MOE" audit --claims "$D2_SRCDIR/experiments/paper-claims.ini" --readings "$TMP/fifo"
+[ ! -e "$TMP/z.d2t" ] && [ ! -e "$TMP/z.db" ]; ok $? "nothing written by those"
 
 # output paths: FIFO, symlink, device refused with exit 2, never replaced
 G="trace gen --model mixtral-8x7b --set gen.requests=1 --set gen.prefill=2 --set gen.decode=2"
@@ -72,6 +90,17 @@ printf '{"problem_id":0,"layer":0,"experts":[1],"gating_probs":[1.0],"token_idx"
 out=$("$D2MOE" trace stats "$TMP/deep.d2t" 2>&1); st=$?
 [ $st -eq 0 ] && echo "$out" | grep -q "65533 layers without records not shown" && [ "$(echo "$out" | grep -c '^ *[0-9]')" -lt 20 ]
 ok $? "trace stats of it: exit 0, empty layers counted, not printed as rows"
+# trace gen --like of those shapes: the fit's pilots are sized by the experts
+# and records the target has, not by the header (2 x 65,535 took 23 s; the
+# timeouts only catch a return of that: they are guards, not measurements)
+timeout 10 "$D2MOE" trace gen --like "$TMP/wide.d2t" --set gen.requests=2 --set gen.prefill=4 --set gen.decode=4 -o "$TMP/wgen.d2t" > /dev/null
+ok $? "trace gen --like 2 layers x 65,535 experts: exit 0 within the 10 s guard"
+out=$("$D2MOE" trace stats --json "$TMP/wgen.d2t" 2>&1)
+echo "$out" | jq -e '.layers[0].share[65534] == 1 and .layers[1].share[3] == 1' > /dev/null
+ok $? "the generated trace routes layer 0 to expert 65534 and layer 1 to expert 3 only, like its target"
+# (about 1 s on a quiet machine; the pilots of the header's shape drew 2^31 routes a round)
+timeout 60 "$D2MOE" trace gen --like "$TMP/deep.d2t" --set gen.requests=1 --set gen.prefill=1 --set gen.decode=1 -o "$TMP/dgen.d2t" > /dev/null
+ok $? "trace gen --like 65,535 layers x 2 records: exit 0 within the 60 s guard"
 # strict activation tables (Qwen3 layout): the Layer column decides the layer
 H='Layer,Language,Expert_0,Expert_1'
 printf '%s\n1,English,0.5,1.5\n0,English,1.5,0.5\n' "$H" > "$TMP/order.csv"
@@ -133,4 +162,67 @@ n=$(sqlite3 "$TMP/dmg.db" "SELECT count(*) FROM runs WHERE status = 'failed'")
 # fuzzing findings kept as regression cases (tests/data/fuzz; the sanitizer
 # build of .ci/run turns undefined behaviour into a failure)
 "$D2MOE" trace stats "$D2_SRCDIR/tests/data/fuzz/table-no-transitions.csv" > /dev/null; ok $? "fuzz table finding: stats of an activation table (no transitions: qsort of 0 entries)"
+
+# every other writer: a FIFO or a symlink at its output path is refused with
+# exit 2 and left as it was (no temporary beside it)
+outs_untouched() { # the FIFO is a FIFO, the symlink a symlink, its target unchanged, no .tmp
+    [ -p "$TMP/ofifo$1" ] && [ -L "$TMP/olink$1" ] && [ "$(cat "$TMP/otarget")" = keep ] && [ ! -e "$TMP/ofifo$1.tmp" ] && [ ! -e "$TMP/olink$1.tmp" ]
+}
+echo keep > "$TMP/otarget"
+for ext in .npy .bin .png .svg .csv .html .ini .db .tl; do
+    mkfifo "$TMP/ofifo$ext"; ln -s "$TMP/otarget" "$TMP/olink$ext"
+done
+cat > "$TMP/osw.ini" <<EOT
+[sweep]
+name = osw
+model = llama-moe-3.5b
+device = env2
+sim.requests = 1, 2
+sim.prompt = 2
+sim.gen = 2
+EOT
+"$D2MOE" sweep "$TMP/osw.ini" --db "$TMP/o.db" --quiet > /dev/null 2>&1; ok $? "a small store for the output tests"
+"$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --timeline "$TMP/o.tl" > /dev/null; ok $? "a small timeline"
+for k in fifo link; do
+    f="$TMP/o$k"
+    what=$([ $k = fifo ] && echo "a FIFO" || echo "a symbolic link")
+    expect 2 "o$k.bin: output path exists and is $what" "eval --write-synthetic $k: exit 2" -- "$D2MOE" eval --write-synthetic "$f.bin"
+    expect 2 "o$k.png: output path exists and is $what" "plot --sweep -o $k: exit 2" -- \
+        "$D2MOE" plot --sweep osw --x sim.requests --y makespan_s --db "$TMP/o.db" -o "$f.png"
+    expect 2 "o$k.svg: output path exists and is $what" "plot timeline -o $k: exit 2" -- "$D2MOE" plot timeline "$TMP/o.tl" -o "$f.svg"
+    expect 2 "o$k.csv: output path exists and is $what" "export -o $k: exit 2" -- "$D2MOE" export --db "$TMP/o.db" -o "$f.csv"
+    expect 2 "o$k.html: output path exists and is $what" "report -o $k: exit 2" -- "$D2MOE" report --db "$TMP/o.db" -o "$f.html"
+    expect 2 "o$k.ini: output path exists and is $what" "calibrate -o $k: exit 2 before measuring" -- timeout 10 "$D2MOE" calibrate -o "$f.ini"
+    expect 2 "o$k.db: output path exists and is $what" "simulate --db $k: exit 2" -- \
+        "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --db "$f.db"
+    expect 2 "o$k.db: output path exists and is $what" "sweep --db $k: exit 2" -- "$D2MOE" sweep "$TMP/osw.ini" --db "$f.db" --quiet
+    expect 2 "o$k.db: output path exists and is $what" "merge into $k: exit 2" -- "$D2MOE" merge "$f.db" "$TMP/o.db"
+    expect 2 "o$k.tl: output path exists and is $what" "simulate --timeline $k: exit 2" -- \
+        "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --timeline "$f.tl"
+    expect 2 "o$k.tl: output path exists and is $what" "execute --real-timeline $k: exit 2 before running" -- \
+        "$D2MOE" execute --model tiny-moe --device env2 --real-timeline "$f.tl"
+    expect 2 "o$k.npy: output path exists and is $what" "quantize -o $k: exit 2" -- \
+        "$D2MOE" quantize --input "$TMP/good.safetensors" -o "$f.npy"
+done
+outs_untouched .npy && outs_untouched .bin && outs_untouched .png && outs_untouched .svg && outs_untouched .csv && \
+    outs_untouched .html && outs_untouched .ini && outs_untouched .db && outs_untouched .tl
+ok $? "every FIFO and symlink untouched, no temporary left"
+expect 2 "ofifo.db: not a regular file" "plot --db FIFO (reading a store): exit 2, not a wait for a writer" -- \
+    timeout 10 "$D2MOE" plot --sweep osw --x sim.requests --y makespan_s --db "$TMP/ofifo.db" -o "$TMP/x.png"
+expect 2 "ofifo.tl: not a regular file \(a FIFO\)" "plot timeline of a FIFO: exit 2" -- timeout 10 "$D2MOE" plot timeline "$TMP/ofifo.tl" -o "$TMP/x.png"
+# a figure of figures.ini (plot FIGURE --out DIR): the PNG, SVG and data file
+mkdir -p "$TMP/pl" "$TMP/po/data"
+cp "$D2_SRCDIR/plots/style.gp" "$TMP/pl/"
+printf '[tiny]\ntitle = tiny\nsql = tiny.sql\ngp = tiny.gp\n' > "$TMP/pl/figures.ini"
+echo "SELECT 'a', 1, 2 UNION ALL SELECT 'a', 2, 3;" > "$TMP/pl/tiny.sql"
+printf "load plotdir.'/style.gp'\nplot for [i = 0:nseries - 1] datafile index i using 2:3 with lines title word(titles, i + 1)\n" > "$TMP/pl/tiny.gp"
+"$D2MOE" plot tiny --plots "$TMP/pl" --db "$TMP/o.db" --out "$TMP/po" > /dev/null && [ -s "$TMP/po/tiny.png" ] && [ -s "$TMP/po/tiny.svg" ] && \
+    [ -z "$(ls "$TMP/po" | grep -v '^tiny\.\(png\|svg\)$' | grep -v '^data$')" ]
+ok $? "plot FIGURE --out DIR: PNG and SVG written, no temporary or log left"
+rm -f "$TMP/po/tiny.png"; mkfifo "$TMP/po/tiny.png"
+expect 2 "tiny.png: output path exists and is a FIFO" "plot FIGURE with a FIFO at DIR/FIG.png: exit 2" -- "$D2MOE" plot tiny --plots "$TMP/pl" --db "$TMP/o.db" --out "$TMP/po"
+[ -p "$TMP/po/tiny.png" ] && [ ! -e "$TMP/po/tiny.png.tmp" ]; ok $? "the FIFO untouched"
+rm -f "$TMP/po/tiny.png" "$TMP/po/data/tiny.dat"; ln -s "$TMP/otarget" "$TMP/po/data/tiny.dat"
+expect 2 "tiny.dat: output path exists and is a symbolic link" "plot FIGURE with a symlink at its data file: exit 2" -- "$D2MOE" plot tiny --plots "$TMP/pl" --db "$TMP/o.db" --out "$TMP/po"
+[ -L "$TMP/po/data/tiny.dat" ] && [ "$(cat "$TMP/otarget")" = keep ]; ok $? "the symlink and its target untouched"
 done_testing

@@ -41,7 +41,7 @@ $D2MOE simulate --model mixtral-8x7b --device env1 --policy hold-int8 --requests
 ok $? "out of memory exits 0 (a result)"
 jq -e '.status == "oom" and (.reason | length) > 0' "$TMP/oom.json" > /dev/null; ok $? "mixtral INT8 resident on a 6 GB GPU: status oom"
 
-expect 2 'unknown system "nope"' "unknown policy: exit 2" -- $S --policy nope
+expect 2 '"nope" is not a named system' "unknown policy: exit 2" -- $S --policy nope
 expect 2 "smaller than one expert level" "budget below one level: exit 2" -- $S --budget 1M
 expect 2 "unknown planner" "unknown planner: exit 2" -- $S --set sim.plan=fastest
 expect 2 "unknown predictor" "unknown preloading predictor: exit 2" -- $S --set sim.prefetch=psychic

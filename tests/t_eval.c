@@ -14,11 +14,13 @@
 #include "eval/evalq.h"
 #include "eval/ffnq.h"
 #include "eval/llm.h"
+#include "quant/synth.h"
 #include "tap.h"
 
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_randist.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char tmpdir[256];
@@ -462,7 +464,37 @@ static void test_bad(void)
     fwrite(h2, 4, 3, f);
     fclose(f);
     ok(llm_model_load(p, &lm) == D2_EFORMAT && strstr(d2_err_msg(), "header"), "12-byte file: header refused: %s", d2_err_msg());
-    ok(llm_model_load("/dev/zero", &lm) == D2_EFORMAT && strstr(d2_err_msg(), "dim"), "/dev/zero: dim 0 refused, no hang: %s", d2_err_msg());
+    ok(llm_model_load("/dev/zero", &lm) == D2_EINVAL && strstr(d2_err_msg(), "/dev/zero: not a regular file"), "/dev/zero: refused as not a regular file, no hang: %s", d2_err_msg());
+}
+
+/* issue 13: the synthetic weight writers refuse an output path that is a
+ * FIFO or a symlink (exit 2 in the CLI) and leave it as it was */
+static void test_synth_outputs(void)
+{
+    char fifo[512], link[512], target[512], tmpf[600];
+    path_in_tmp(fifo, sizeof fifo, "out.fifo");
+    path_in_tmp(link, sizeof link, "out.link");
+    path_in_tmp(target, sizeof target, "out.target");
+    FILE *f = fopen(target, "w");
+    if (f) { fputs("keep", f); fclose(f); }
+    ok(mkfifo(fifo, 0600) == 0 && symlink(target, link) == 0, "a FIFO and a symlink to write over");
+    float w[4] = {1, 2, 3, 4};
+    llm_config c = {.dim = 32, .hidden_dim = 48, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .vocab_size = 64, .seq_len = 32, .shared_cls = 1};
+    const char *paths[2] = {fifo, link};
+    for (int i = 0; i < 2; i++) {
+        int rc = synth_npy_write(paths[i], w, 2, 2);
+        ok(rc == D2_EINVAL && strstr(d2_err_msg(), "output path exists"), "synth_npy_write over a %s: %s", i ? "symlink" : "FIFO", d2_err_msg());
+        rc = llm_synth_write(paths[i], &c, 1);
+        ok(rc == D2_EINVAL && strstr(d2_err_msg(), "output path exists"), "llm_synth_write over a %s: %s", i ? "symlink" : "FIFO", d2_err_msg());
+        snprintf(tmpf, sizeof tmpf, "%s.tmp", paths[i]);
+        ok(access(tmpf, F_OK) != 0, "no %s.tmp left", i ? "symlink" : "FIFO");
+    }
+    struct stat st;
+    char buf[8] = "";
+    f = fopen(target, "r");
+    if (f) { if (!fgets(buf, sizeof buf, f)) buf[0] = 0; fclose(f); }
+    ok(stat(fifo, &st) == 0 && S_ISFIFO(st.st_mode) && lstat(link, &st) == 0 && S_ISLNK(st.st_mode) && !strcmp(buf, "keep"),
+       "the FIFO, the symlink and its target untouched");
 }
 
 int main(void)
@@ -476,6 +508,7 @@ int main(void)
     test_spearman_caps();
     test_bad();
     test_eval_synthetic();
+    test_synth_outputs();
     test_real();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -110,6 +110,67 @@ expect 2 "bad.ini:5: sim.policy: \"edgemo\" is not a named system \(did you mean
 sed 's/^sim.budget = .*/sim.budget = 600M, 12x/' "$TMP/t.ini" > "$TMP/bad2.ini"
 expect 2 "bad2.ini:6: " "a malformed value in a spec: exit 2 at file:line" -- "$D2MOE" sweep "$TMP/bad2.ini" --db "$TMP/bad.db"
 [ ! -e "$TMP/bad.db" ]; ok $? "and no store is created"
+# reading names are checked like other names: the name, and the reading's
+# own file (its settings) before any run
+printf 'readings = datasheet, paper-testbd\n' >> "$TMP/t.ini.r" && cat "$TMP/t.ini" "$TMP/t.ini.r" > "$TMP/bad3.ini"
+expect 2 "bad3.ini:10: readings: .*paper-testbd.*did you mean 'paper-testbed'" "an unknown reading in a spec: exit 2 at file:line with a suggestion" -- \
+    "$D2MOE" sweep "$TMP/bad3.ini" --db "$TMP/bad.db"
+[ ! -e "$TMP/bad.db" ]; ok $? "and no store is created"
+printf 'device.flash_bw = 3.5G\ndevice.compute_eff = fast\n' > "$TMP/myreading.ini"
+{ cat "$TMP/t.ini"; echo "readings = datasheet, $TMP/myreading.ini"; } > "$TMP/bad4.ini"
+expect 2 "bad4.ini:10: readings: .*myreading.ini:2: " "a reading file with a bad setting: exit 2 naming the spec line and the reading's line" -- \
+    "$D2MOE" sweep "$TMP/bad4.ini" --db "$TMP/bad.db"
+[ ! -e "$TMP/bad.db" ]; ok $? "and no store is created"
+expect 2 "--readings paper-testbd: .*did you mean 'paper-testbed'" "sweep --readings with an unknown name: exit 2 before any run" -- \
+    "$D2MOE" sweep "$TMP/t.ini" --readings paper-testbd --db "$TMP/bad.db"
+[ ! -e "$TMP/bad.db" ]; ok $? "and no store is created"
+
+diag "progress: legacy runs (stored before variants existed)"
+# a store whose runs predate variants: the 4.0 -> 5 migration marks them
+# 'legacy' (overrides unknown).  Made here from a fresh store the same way.
+legacy() { # legacy DB: every run of DB becomes a legacy run of an older code version
+    sqlite3 "$1" "UPDATE runs SET variant = 'legacy'; DELETE FROM variants WHERE name != 'legacy';
+                  INSERT OR IGNORE INTO variants(name, overrides, reading, named, created_at) VALUES('legacy', '(unknown: stored before variants existed)', '', 0, 0);
+                  UPDATE sweep_jobs SET code_version = 'old';"
+}
+"$D2MOE" sweep "$TMP/t.ini" --db "$TMP/lg.db" --quiet && legacy "$TMP/lg.db"; ok $? "a store of legacy runs"
+"$D2MOE" plot tfig --plots "$TMP/plots" --db "$TMP/lg.db" --out "$TMP/out" > "$TMP/l1" 2>&1 && grep -q "(4 rows" "$TMP/l1"
+ok $? "legacy runs only: the figure shows them (one variant, no ambiguity)"
+cp "$TMP/lg.db" "$TMP/lg2.db"
+"$D2MOE" sweep "$TMP/t.ini" --db "$TMP/lg.db" --quiet; ok $? "the same spec rerun into it"
+[ "$(sqlite3 "$TMP/lg.db" "SELECT count(*) FROM runs WHERE variant = 'base'")" -eq 4 ]; ok $? "4 new base runs beside 4 legacy ones"
+"$D2MOE" plot tfig --plots "$TMP/plots" --db "$TMP/lg.db" --out "$TMP/out" > "$TMP/l2" 2>&1; st=$?
+[ $st -eq 0 ] && grep -q "(4 rows" "$TMP/l2" && grep -q "variant base shown; wt also holds legacy (4 runs" "$TMP/l2"
+ok $? "legacy + base: the figure shows base's 4 rows only, and says legacy is there"
+n=$("$D2MOE" export --db "$TMP/lg.db" --sweep wt --format json 2>/dev/null | jq '[.[] | select(.variant == "base")] | length')
+[ "$n" = 4 ]; ok $? "export --sweep: base's 4 runs"
+"$D2MOE" sweep "$TMP/t.ini" --db "$TMP/lg2.db" --quiet --set device.flash_bw=7G; ok $? "legacy store rerun with a --set"
+expect 2 "2 variants that differ in device.flash_bw, \(unknown for legacy runs\): legacy \(4 runs.*\); v[0-9a-f]+ \(4 runs" \
+    "legacy + an override variant: a figure stops with exit 2 naming both" -- \
+    "$D2MOE" plot tfig --plots "$TMP/plots" --db "$TMP/lg2.db" --out "$TMP/out"
+expect 2 "unknown for legacy runs" "plot --sweep of them: exit 2 too" -- \
+    "$D2MOE" plot --sweep wt --x sim.budget --y throughput_tps --db "$TMP/lg2.db" -o "$TMP/l.png"
+"$D2MOE" plot tfig --plots "$TMP/plots" --db "$TMP/lg2.db" --out "$TMP/out" --variant legacy > "$TMP/l3" 2>&1 && grep -q "(4 rows" "$TMP/l3"
+ok $? "--variant legacy: its 4 rows"
+
+diag "progress: option values"
+S="simulate --model llama-moe-3.5b --device env1 --requests 1 --prompt 2 --gen 2"
+# shellcheck disable=SC2086
+"$D2MOE" $S --budget 1500mb --json | jq -e '.params["sim.budget"] == "1500000000"' > /dev/null; ok $? "--budget 1500mb: suffixes in any case (1.5e9 bytes)"
+# shellcheck disable=SC2086
+expect 2 "^d2moe simulate: --budget: expected an integer, got \"1500xb\" \(suffixes k M G T or Ki Mi Gi Ti, any case" \
+    "--budget 1500xb: the error names --budget and lists the suffixes" -- "$D2MOE" $S --budget 1500xb
+# shellcheck disable=SC2086
+expect 2 "^d2moe simulate: --requests: 0 is outside \[1, " "--requests 0: the range, naming --requests" -- "$D2MOE" $S --requests 0
+# shellcheck disable=SC2086
+expect 2 "^d2moe: --set: budget: expected an integer" "--set sim.budget=x still names --set" -- "$D2MOE" $S --set sim.budget=x
+# shellcheck disable=SC2086
+expect 2 "^d2moe: --set: sim.bugdet: not a sim key \(did you mean 'budget'\?\) \('d2moe simulate --help' lists them\)$" "--set with a misspelt key: did you mean" -- "$D2MOE" $S --set sim.bugdet=1G
+# shellcheck disable=SC2086
+expect 2 "^d2moe: --policy: \"d2moe-v3\" is not a named system \(did you mean 'd2moe-v1'\?\) \('d2moe simulate --list' lists them\)$" "--policy with an unknown system: did you mean" -- "$D2MOE" $S --policy d2moe-v3
+sed 's/^sim.budget = .*/sim.budget = 600M..1200M:x/' "$TMP/t.ini" > "$TMP/bad5.ini"
+expect 2 "bad5.ini:6: sim.budget: .*expected lo..hi, lo..hi:step or lo..hi\*factor, e.g. 200M..2600M:300M" \
+    "a malformed range: exit 2 showing the range syntax" -- "$D2MOE" sweep "$TMP/bad5.ini" --db "$TMP/bad.db"
 
 diag "progress: profile search order"
 mkdir -p "$TMP/cwd/experiments/devices" "$TMP/env/devices" "$TMP/opt/devices"

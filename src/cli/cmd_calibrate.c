@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "core/device.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/model.h"
 #include "core/units.h"
 #include "core/version.h"
@@ -26,6 +27,7 @@ static char g_tmp[4096]; /* temporary profile name while it exists */
 static void on_signal(int sig)
 {
     if (g_tmp[0]) unlink(g_tmp);
+    fileio_tmp_cleanup(); /* OUT.tmp of the writers in progress (core/fileio.h) */
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -167,6 +169,8 @@ static int run(int argc, char **argv)
     }
     if (mem_size < (1 << 20)) return cli_usage_error("calibrate", "--mem-size: at least 1Mi");
     { /* fail before measuring when the profile cannot be written */
+        int orc = fileio_out_check(out_path); /* a FIFO, device or symlink: refused (exit 2) */
+        if (orc) return cli_fail(orc);
         char dir[4096];
         snprintf(dir, sizeof dir, "%s", out_path);
         char *slash = strrchr(dir, '/');

@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "cli/simopts.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/model.h"
 #include "host/calib.h"
 #include "host/exec.h"
@@ -37,6 +38,7 @@ static char g_gen[4200];  /* the model file's temporary name while it is generat
 static void on_signal(int sig)
 {
     if (g_gen[0]) unlink(g_gen);
+    fileio_tmp_cleanup(); /* OUT.tmp of the writers in progress (core/fileio.h) */
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -564,6 +566,13 @@ static int run(int argc, char **argv)
     if (!job.device) return cli_usage_error("execute", "--device is required");
     job.sets = so.sets;
     job.nsets = so.nsets;
+    { /* outputs that are a FIFO, device or symlink: refused before the run */
+        const char *outs[3] = {user_tl, real_tl, dbpath};
+        for (int i = 0; i < 3; i++) {
+            int orc = outs[i] ? fileio_out_check(outs[i]) : D2_OK;
+            if (orc) return cli_fail(orc);
+        }
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -656,10 +665,8 @@ static int run(int argc, char **argv)
     /* 4. run it */
     exec_result x;
     FILE *rt = NULL;
-    if (rc == D2_OK && real_tl && !(rt = fopen(real_tl, "w"))) {
-        d2_err_set("%s: %s", real_tl, strerror(errno));
-        rc = D2_EIO;
-    }
+    fileio_out *rto = NULL; /* a regular file (or new), written through OUT.tmp */
+    if (rc == D2_OK && real_tl) rc = fileio_out_open(real_tl, &rto, &rt);
     if (rt) fprintf(rt, "start_ns,end_ns,queue,layer,expert,level,tokens\n");
     /* weight buffers stay mapped once touched (a server's weight pool):
      * below 32 MiB glibc serves them from the heap and never trims it */
@@ -677,7 +684,11 @@ static int run(int argc, char **argv)
     if (rc == D2_OK) rc = exec_run(&store_, &plan, &o, &x);
     if (rc == D2_OK && probe) g_probe_after = calib_probe_run(probe, 21);
     calib_probe_free(probe);
-    if (rt && fclose(rt) != 0 && rc == D2_OK) { d2_err_set("%s: write failed", real_tl); rc = D2_EIO; }
+    if (rto) {
+        if (rc == D2_OK && ferror(rt)) { d2_err_set("%s: write failed", real_tl); rc = D2_EIO; }
+        if (rc == D2_OK) rc = fileio_out_commit(rto);
+        else fileio_out_abort(rto);
+    }
     exec_store_close(&store_);
     execplan_free(&plan);
     if (rc) { sim_result_free(r); return cli_fail(rc); }

@@ -4,6 +4,7 @@
  * runs_wide (src/results/db.h).  Opens the store read-only. */
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "results/db.h"
 
 #include <errno.h>
@@ -127,25 +128,16 @@ static int run(int argc, char **argv)
         v = variant;
         if (note[0]) fprintf(stderr, "d2moe export: %s: %s\n", sweep, note);
     }
-    char tmp[4200];
     FILE *o = stdout;
-    if (outp) {
-        snprintf(tmp, sizeof tmp, "%s.tmp", outp);
-        if (!(o = fopen(tmp, "w"))) {
-            int e = errno;
-            db_close(d);
-            fprintf(stderr, "d2moe export: %s: cannot write: %s\n", tmp, strerror(e));
-            return 1;
-        }
-    }
+    fileio_out *fo = NULL; /* -o: a regular file (or new), written through OUT.tmp */
+    if (outp && (rc = fileio_out_open(outp, &fo, &o)) != D2_OK) { db_close(d); return cli_fail(rc); }
     long rows = 0;
     rc = export_rows(d, sweep, v, json, o, &rows);
     db_close(d);
     if (outp) {
-        int werr = ferror(o);
-        if (fclose(o) != 0 || werr) { unlink(tmp); if (!rc) { fprintf(stderr, "d2moe export: %s: write failed\n", tmp); return 1; } }
-        if (rc) { unlink(tmp); return cli_fail(rc); }
-        if (rename(tmp, outp) != 0) { unlink(tmp); fprintf(stderr, "d2moe export: %s: %s\n", outp, strerror(errno)); return 1; }
+        if (rc == D2_OK && ferror(o)) { rc = D2_EIO; d2_err_set("%s: write failed", outp); }
+        if (rc) { fileio_out_abort(fo); return cli_fail(rc); }
+        if ((rc = fileio_out_commit(fo)) != D2_OK) return cli_fail(rc);
         fprintf(stderr, "d2moe export: %s: %ld runs\n", outp, rows);
     } else if (rc) return cli_fail(rc);
     if (sweep && rows == 0) {

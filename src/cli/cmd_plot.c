@@ -3,6 +3,7 @@
 #include "config.h"
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/suggest.h"
 #include "results/plot.h"
 
@@ -91,11 +92,9 @@ static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, c
 
 static int plot_timeline(const char *plotdir, const char *csv, const char *outp)
 {
-    FILE *f = fopen(csv, "r");
-    if (!f) {
-        fprintf(stderr, "d2moe plot: %s: cannot open: %s\n", csv, strerror(errno));
-        return 2;
-    }
+    FILE *f;
+    int orc = fileio_open_read(csv, FILEIO_TEXT_MAX, &f, NULL); /* a FIFO or device: refused, not waited on */
+    if (orc) return cli_fail(orc);
     char line[256] = "";
     int ok = fgets(line, sizeof line, f) != NULL;
     line[strcspn(line, "\r\n")] = '\0';
@@ -147,7 +146,7 @@ static int run(int argc, char **argv)
     snprintf(plotdir, sizeof plotdir, "%s", cli_data_dir("plots", "figures.ini"));
     plot_query q;
     memset(&q, 0, sizeof q);
-    int c;
+    int c, rc;
     while ((c = cli_getopt_long(argc, argv, "hd:o:p:", opts, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
@@ -177,12 +176,14 @@ static int run(int argc, char **argv)
         if (optind != argc) return cli_usage_error("plot", "--sweep: unexpected argument '%s'", argv[optind]);
         if (!q.x || !q.y) return cli_usage_error("plot", "--sweep needs --x KEY and --y METRIC");
         if (!outdir) return cli_usage_error("plot", "--sweep needs -o OUT.png or -o OUT.svg");
+        if ((rc = fileio_out_check(outdir)) != D2_OK) return cli_fail(rc); /* before anything is written */
         return plot_one_sweep(dbp, plotdir, &q, want_variant, outdir);
     }
     if (q.x || q.y || q.series || q.nwhere) return cli_usage_error("plot", "--x, --y, --series and --where go with --sweep NAME");
     if (optind < argc && !strcmp(argv[optind], "timeline")) {
         if (argc - optind != 2) return cli_usage_error("plot", "timeline: expected one FILE.csv");
         if (!outdir) return cli_usage_error("plot", "timeline needs -o OUT.png or -o OUT.svg");
+        if ((rc = fileio_out_check(outdir)) != D2_OK) return cli_fail(rc);
         return plot_timeline(plotdir, argv[optind + 1], outdir);
     }
     if (!outdir) outdir = "plots";
@@ -192,7 +193,7 @@ static int run(int argc, char **argv)
     snprintf(ini, sizeof ini, "%s/figures.ini", plotdir);
     plot_fig *figs;
     size_t n;
-    int rc = plot_figures_load(ini, &figs, &n);
+    rc = plot_figures_load(ini, &figs, &n);
     if (rc) return cli_fail(rc);
     if (!strcmp(want, "list")) {
         for (size_t i = 0; i < n; i++) printf("%-16s %s\n", figs[i].name, figs[i].title);

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "results/report.h"
 
 #include <dirent.h>
@@ -56,38 +57,25 @@ int cli_report_write(const char *dbp, const char *outp, const char *variant, con
         fprintf(stderr, "d2moe report: cannot create a scratch folder in /tmp: %s\n", strerror(errno));
         return 1;
     }
-    char tmp[4200], csvroot[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", outp);
+    char csvroot[4200];
     const char *slash = strrchr(dbp, '/');
     if (slash) snprintf(csvroot, sizeof csvroot, "%.*s", (int)(slash - dbp), dbp);
     else snprintf(csvroot, sizeof csvroot, ".");
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        int e = errno;
+    fileio_out *fo; /* a regular file (or new), written through OUT.tmp */
+    FILE *f;
+    if ((rc = fileio_out_open(outp, &fo, &f)) != D2_OK) {
         db_close(d);
         rm_tree(work);
-        fprintf(stderr, "d2moe report: %s: cannot write: %s\n", tmp, strerror(e));
-        return 1;
+        return cli_fail(rc);
     }
     report_opts o = {plotdir, D2_GNUPLOT, work, variant, csvroot};
     report_stats st;
     rc = report_html(d, &o, f, &st);
-    int werr = ferror(f);
-    if (fclose(f) != 0) werr = 1;
+    if (rc == D2_OK && ferror(f)) { rc = D2_EIO; d2_err_set("%s: write failed", outp); }
     db_close(d);
     rm_tree(work);
-    if (rc || werr) {
-        unlink(tmp);
-        if (rc) return cli_fail(rc);
-        fprintf(stderr, "d2moe report: %s: write failed\n", tmp);
-        return 1;
-    }
-    if (rename(tmp, outp) != 0) {
-        int e = errno;
-        unlink(tmp);
-        fprintf(stderr, "d2moe report: %s: %s\n", outp, strerror(e));
-        return 1;
-    }
+    if (rc) { fileio_out_abort(fo); return cli_fail(rc); }
+    if ((rc = fileio_out_commit(fo)) != D2_OK) return cli_fail(rc);
     if (!quiet)
         printf("%s: %zu figures, %zu summary tables, %s; %zu figures without data%s\n", outp, st.figures, st.tables,
                st.audit_tables ? "claims audit" : "no claims audit in the store", st.missing,

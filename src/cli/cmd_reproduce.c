@@ -154,7 +154,7 @@ static int run(int argc, char **argv)
     if (optind != argc) return cli_usage_error("reproduce", "unexpected argument '%s'", argv[optind]);
     {   /* every sweep and Fig. 9 under one reading (checked before anything runs) */
         readings rd;
-        int rrc = readings_load(&rd, rdname);
+        int rrc = runner_readings_load(&rd, rdname);
         if (rrc) return cli_fail(rrc);
         snprintf(rdset, sizeof rdset, "readings=%s", rdname);
         sets[nsets++] = rdset;

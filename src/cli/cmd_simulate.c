@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "cli/simopts.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "results/db.h"
 #include "results/runner.h"
 #include "sim/arrival.h"
@@ -138,8 +139,12 @@ static int run(int argc, char **argv)
     if (!job.device) return cli_usage_error("simulate", "--device is required");
     job.sets = so.sets;
     job.nsets = so.nsets;
+    /* outputs that are a FIFO, device or symlink: refused before the run */
+    int rc = job.timeline ? fileio_out_check(job.timeline) : D2_OK;
+    if (rc == D2_OK && dbpath) rc = fileio_out_check(dbpath);
+    if (rc) return cli_fail(rc);
     sim_result *r;
-    int rc = sim_job_run(&job, &r);
+    rc = sim_job_run(&job, &r);
     if (rc) return cli_fail(rc);
     double repeats = 1;
     if (job.trace) { /* say it when the trace is shorter than the run (stored as trace_repeats) */

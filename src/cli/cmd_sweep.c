@@ -1,7 +1,9 @@
 /* cmd_sweep.c - `d2moe sweep SPEC [--db FILE] [-j N] [--shard I/N]`: run an
  * experiment grid into a results store, resumably (see src/results/sweep.h). */
 #include "cli/cli.h"
+#include "sim/readings.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/param.h"
 #include "results/accuracy.h"
 #include "results/runner.h"
@@ -51,7 +53,7 @@ static int run(int argc, char **argv)
         {"set", required_argument, NULL, 'S'}, {"readings", required_argument, NULL, 'R'},
         {"as", required_argument, NULL, 'A'}, {NULL, 0, NULL, 0}};
     const char *sets[64];
-    char rdset[PARAM_STR_MAX + 16];
+    char rdset[PARAM_STR_MAX + 16] = "";
     size_t nsets = 0;
     const char *dbp = "results/d2moe.db", *tl = NULL, *curve = NULL, *as = NULL;
     int jobs = 1, si = 0, sn = 1, quiet = 0, quick = 0, c;
@@ -91,6 +93,13 @@ static int run(int argc, char **argv)
         }
     }
     if (argc - optind != 1) return cli_usage_error("sweep", "expected one SPEC.ini");
+    if (rdset[0]) { /* named as typed: --readings NAME, not the --set it becomes */
+        readings rd;
+        if (runner_readings_load(&rd, rdset + 9) != D2_OK) {
+            d2_err_prefix("--readings %s: ", rdset + 9);
+            return cli_fail(D2_EINVAL);
+        }
+    }
     struct stat tst;
     if (tl && (stat(tl, &tst) != 0 || !S_ISDIR(tst.st_mode)))
         return cli_usage_error("sweep", "--timelines %s: not a directory", tl);
@@ -104,6 +113,12 @@ static int run(int argc, char **argv)
     }
     if (as && (rc = sweep_spec_name_variant(s, as)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
     db *d;
+    struct stat cst; /* a --curve that is a FIFO or device: refused before the store is created */
+    if (curve && stat(curve, &cst) == 0 && !S_ISREG(cst.st_mode) && !S_ISDIR(cst.st_mode)) {
+        FILE *cf;
+        if ((rc = fileio_open_read(curve, FILEIO_TABLE_MAX, &cf, NULL)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
+        fclose(cf);
+    }
     if ((rc = db_open(dbp, &d)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
     if (as && (rc = db_variant_usable(d, as, sweep_spec_overrides(s))) != D2_OK) {
         db_close(d);

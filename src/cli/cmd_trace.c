@@ -2,6 +2,7 @@
  * options, calls src/trace, prints.  No trace logic lives here. */
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/param.h"
 #include "trace/gen.h"
 #include "trace/import.h"
@@ -111,7 +112,8 @@ static int cmd_import(int argc, char **argv)
 
 static int is_d2t(const char *path)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = NULL; /* not a regular file: not a .d2t (the reader then names the problem) */
+    if (fileio_open_read(path, UINT64_MAX, &f, NULL) != D2_OK) f = NULL;
     char m[8] = {0};
     int yes = f && fread(m, 1, 8, f) == 8 && !memcmp(m, "D2TRACE", 8);
     if (f) fclose(f);
@@ -122,8 +124,9 @@ static int is_d2t(const char *path)
 static int load_stats(const char *path, const stat_params *sp, const char *language, uint32_t top_k, stat_acc **out)
 {
     if (is_d2t(path)) return stat_file(path, sp, out);
-    FILE *f = fopen(path, "rb");
-    if (f) {
+    FILE *f; /* a FIFO or device: refused here, not waited on */
+    D2_TRY(fileio_open_read(path, UINT64_MAX, &f, NULL));
+    {
         /* a file that starts like a .d2t but is too short must be diagnosed as one */
         char m[8] = {0};
         size_t n = fread(m, 1, 8, f);
@@ -285,6 +288,10 @@ static int cmd_gen(int argc, char **argv)
     }
     if (argc != optind) return cli_usage_error("trace gen", "unexpected argument '%s'", argv[optind]);
     if (!out) return cli_usage_error("trace gen", "-o OUT.d2t is required");
+    { /* a FIFO, device, symlink or directory at OUT: refused before the fit */
+        int orc = fileio_out_check(out);
+        if (orc) return cli_fail(orc);
+    }
     if (!modelname && !preset && !like) return cli_usage_error("trace gen", "give --model, --preset or --like");
     gen_params p;
     int rc;

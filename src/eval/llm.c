@@ -5,6 +5,7 @@
 #include "config.h"
 #include "eval/llm.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/rng.h"
 #include "quant/weights.h"
 
@@ -180,8 +181,8 @@ int llm_model_load(const char *path, llm_model **out)
     *out = NULL;
     /* the head counts and seq_len are not tensor shapes: read the header here,
      * then check every tensor the reader lists against it */
-    FILE *f = fopen(path, "rb");
-    if (!f) D2_ERROR(errno == ENOENT ? D2_ENOTFOUND : D2_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f; /* a regular file (a FIFO or device is refused, not read) */
+    D2_TRY(fileio_open_read(path, UINT64_MAX, &f, NULL));
     int32_t h[7];
     size_t got = fread(h, sizeof h[0], 7, f);
     fclose(f);
@@ -267,12 +268,11 @@ static int put(FILE *f, gsl_rng *r, int64_t n, int kind, double sd)
 int llm_synth_write(const char *path, const llm_config *c, uint64_t seed)
 {
     D2_TRY(check_config(path, c));
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) D2_ERROR(D2_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+    fileio_out *o; /* the path must be a regular file or new; written through path.tmp */
+    FILE *f;
+    D2_TRY(fileio_out_open(path, &o, &f));
     gsl_rng *r = rng_new(seed, 0x53594e);
-    if (!r) { fclose(f); unlink(tmp); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    if (!r) { fileio_out_abort(o); D2_ERROR(D2_ENOMEM, "out of memory"); }
     const int64_t D = c->dim, H = c->hidden_dim, L = c->n_layers, hs = D / c->n_heads, KV = D * c->n_kv_heads / c->n_heads;
     int32_t hdr[7] = {(int32_t)D, (int32_t)H, (int32_t)L, (int32_t)c->n_heads, (int32_t)c->n_kv_heads,
                       (int32_t)(c->shared_cls ? c->vocab_size : -c->vocab_size), (int32_t)c->seq_len};
@@ -298,13 +298,12 @@ int llm_synth_write(const char *path, const llm_config *c, uint64_t seed)
             }
     if (!c->shared_cls) ok = ok && put(f, r, c->vocab_size * D, 0, 0.3);
     gsl_rng_free(r);
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
+    if (!ok) {
         int e = errno;
-        unlink(tmp);
+        fileio_out_abort(o);
         D2_ERROR(D2_EIO, "%s: write failed: %s", path, strerror(e));
     }
-    return D2_OK;
+    return fileio_out_commit(o);
 }
 
 /* ---- forward ---------------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #include "host/calib.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/rng.h"
 #include "quant/kern.h"
 #include "quant/mwq.h"
@@ -706,6 +707,9 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
 
 int calib_file_write_atomic(const char *path, const char *data, size_t n, char *tmp_path)
 {
+    /* like every output (core/fileio.h): a FIFO, device or symlink at path
+     * is refused, never replaced */
+    D2_TRY(fileio_out_check(path));
     char tmp[4200];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= 4096)
         D2_ERROR(D2_EINVAL, "%s: path too long", path);
@@ -716,6 +720,7 @@ int calib_file_write_atomic(const char *path, const char *data, size_t n, char *
         D2_ERROR(D2_EIO, "%s: cannot create the profile: %s", path, why(errno));
     }
     if (tmp_path) snprintf(tmp_path, 4096, "%s", tmp);
+    fileio_tmp_register(tmp); /* removed on SIGINT/SIGTERM (src/cli's handler) */
     mode_t mask = umask(0);
     umask(mask);
     size_t done = 0;
@@ -728,7 +733,9 @@ int calib_file_write_atomic(const char *path, const char *data, size_t n, char *
     }
     if (!e && fsync(fd) != 0) e = errno;
     if (close(fd) != 0 && !e) e = errno;
+    if (!e && fileio_out_check(path) != D2_OK) e = EEXIST; /* replaced by a non-regular file meanwhile */
     if (!e && rename(tmp, path) != 0) e = errno;
+    fileio_tmp_forget(tmp);
     if (e) {
         unlink(tmp);
         if (tmp_path) tmp_path[0] = 0;

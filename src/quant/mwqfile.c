@@ -116,7 +116,7 @@ int mwqfile_open(const char *path, mwqfile **out)
     mwqfile *f = calloc(1, sizeof *f);
     if (!f) D2_ERROR(D2_ENOMEM, "out of memory");
     snprintf(f->path, sizeof f->path, "%s", path);
-    f->fd = open(path, O_RDONLY);
+    f->fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO: refused below, not waited on */
     if (f->fd < 0) { int e = errno; free(f); D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(e)); }
     struct stat st;
     if (fstat(f->fd, &st) || !S_ISREG(st.st_mode)) { mwqfile_close(f); D2_ERROR(D2_EINVAL, "%s: not a regular file", path); }

@@ -1,6 +1,7 @@
 /* synth.c - seeded heavy-tailed synthetic weights and a .npy writer. */
 #include "quant/synth.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/rng.h"
 
 #include <errno.h>
@@ -40,20 +41,19 @@ int synth_npy_write(const char *path, const float *w, int64_t rows, int64_t cols
      * and a final newline to a multiple of 64 bytes */
     int total = 10 + n + 1;
     int pad = (64 - total % 64) % 64;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) D2_ERROR(D2_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+    fileio_out *o; /* the path must be a regular file or new; written through path.tmp */
+    FILE *f;
+    D2_TRY(fileio_out_open(path, &o, &f));
     unsigned short hl = (unsigned short)(n + pad + 1);
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff), (unsigned char)(hl >> 8)};
     int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)n, f) == (size_t)n;
     for (int i = 0; ok && i < pad; i++) ok = fputc(' ', f) != EOF;
     ok = ok && fputc('\n', f) != EOF;
     ok = ok && fwrite(w, sizeof *w, (size_t)(rows * cols), f) == (size_t)(rows * cols);
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        D2_ERROR(D2_EIO, "%s: write failed: %s", path, strerror(errno));
+    if (!ok) {
+        int e = errno;
+        fileio_out_abort(o);
+        D2_ERROR(D2_EIO, "%s: write failed: %s", path, strerror(e));
     }
-    return D2_OK;
+    return fileio_out_commit(o);
 }

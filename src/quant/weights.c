@@ -335,7 +335,7 @@ int weights_open(const char *path, weights_format fmt, weights **out)
     weights *w = calloc(1, sizeof *w);
     if (!w) D2_ERROR(D2_ENOMEM, "out of memory");
     snprintf(w->path, sizeof w->path, "%s", path);
-    w->fd = open(path, O_RDONLY);
+    w->fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO: refused below, not waited on */
     if (w->fd < 0) { int e = errno; free(w); D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(e)); }
     struct stat st;
     if (fstat(w->fd, &st) || !S_ISREG(st.st_mode)) { weights_free(w); D2_ERROR(D2_EINVAL, "%s: not a regular file", path); }

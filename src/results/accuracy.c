@@ -2,6 +2,7 @@
  * bit-width/perplexity curve (see accuracy.h for the model). */
 #include "results/accuracy.h"
 #include "core/err.h"
+#include "core/fileio.h"
 
 #include <errno.h>
 #include <gsl/gsl_errno.h>
@@ -25,13 +26,10 @@ struct accuracy_model {
 
 static int load_curve(accuracy_model *a, const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        D2_ERROR(D2_EINVAL, "%s: is a directory, not a file", path);
-    }
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) D2_ERROR(D2_EINVAL, "%s: is a directory, not a file", path);
+    FILE *f; /* a regular file of at most FILEIO_TABLE_MAX bytes (a FIFO is not waited on) */
+    D2_TRY(fileio_open_read(path, FILEIO_TABLE_MAX, &f, NULL));
     char line[256];
     int ln = 0;
     while (fgets(line, sizeof line, f)) {

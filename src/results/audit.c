@@ -5,6 +5,7 @@
 #include "results/audit.h"
 #include "core/device.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/hash.h"
 #include "core/inifile.h"
 #include "core/model.h"
@@ -402,8 +403,8 @@ static int claim_check(const claim *cl, const char *path)
  * pass unseen, so read the headers once more and refuse such a section. */
 static int check_headers(const audit_claims *c, const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) D2_ERROR(D2_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    D2_TRY(fileio_open_read(path, FILEIO_INI_MAX, &f, NULL));
     char buf[4096];
     int line = 0, rc = D2_OK;
     while (rc == D2_OK && fgets(buf, sizeof buf, f)) {
@@ -713,7 +714,7 @@ int audit_stored_find(db *d, const audit_claims *c, const char *rdname, int64_t 
     *id = 0;
     for (int v = 0; v < 4; v++) tally[v] = 0;
     readings rd;
-    D2_TRY(readings_load(&rd, rdname ? rdname : ""));
+    D2_TRY(runner_readings_load(&rd, rdname ? rdname : ""));
     sqlite3 *h = db_handle(d);
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(h, "SELECT max(id) FROM audits WHERE claims_hash = ? AND readings = ? AND code_version = ?", -1, &st, NULL);
@@ -746,7 +747,7 @@ int audit_run(const audit_claims *c, const audit_opts *o, audit_report **out)
     const char *rdname = o && o->readings ? o->readings : "";
     /* a bad reading is the caller's error, found before any run */
     readings rd;
-    int lrc = readings_load(&rd, rdname);
+    int lrc = runner_readings_load(&rd, rdname);
     if (lrc != D2_OK) { free(rep); return lrc; }
     snprintf(rep->readings, sizeof rep->readings, "%s", rd.name);
     rep->claims = calloc(c->n, sizeof *rep->claims);

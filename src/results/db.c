@@ -2,6 +2,7 @@
  * and one-transaction run records (see db.h). */
 #include "results/db.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/hash.h"
 #include "core/rng.h"
 #include "core/units.h"
@@ -11,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -254,8 +256,13 @@ static int open_common(const char *path, int flags, db **out)
 
 int db_open(const char *path, db **out)
 {
+    *out = NULL;
+    /* a store is written like every output (core/fileio.h): an existing
+     * FIFO, device or symlink at the path is refused, never opened (SQLite
+     * would follow the link or block on the FIFO) */
+    D2_TRY(fileio_out_check(path));
     db *d;
-    D2_TRY(open_common(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, &d));
+    D2_TRY(open_common(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW, &d));
     int rc = D2_OK;
     /* WAL can be refused briefly while another process holds a lock */
     for (int attempt = 0; attempt < 500; attempt++) {
@@ -274,6 +281,8 @@ int db_open(const char *path, db **out)
 int db_open_readonly(const char *path, db **out)
 {
     if (access(path, R_OK) != 0) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb; /* a FIFO or device would block or never end */
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) D2_ERROR(D2_EINVAL, "%s: not a regular file (not a results database)", path);
     db *d;
     D2_TRY(open_common(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, &d));
     if (d->version == 0 && N_MIGRATIONS > 0) {

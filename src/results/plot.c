@@ -1,6 +1,10 @@
-/* plot.c - figures.ini, SQL export to gnuplot data blocks, gnuplot runs. */
+/* plot.c - figures.ini, SQL export to gnuplot data blocks, gnuplot runs.
+ * Every file it writes (data files, PNG/SVG, gnuplot logs) goes through
+ * core/fileio.h: an output path that is a FIFO, device or symlink is
+ * refused, and a figure is drawn into <path>.tmp and renamed into place. */
 #include "results/plot.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/inifile.h"
 #include "core/suggest.h"
 #include "core/units.h"
@@ -86,11 +90,11 @@ int plot_figures_load(const char *ini_path, plot_fig **figs, size_t *n)
 
 static char *slurp(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) { fclose(f); errno = EISDIR; return NULL; }
-    long len = (long)st.st_size;
+    FILE *f;
+    uint64_t size; /* a regular file of at most FILEIO_INI_MAX bytes (a FIFO is not waited on) */
+    int rc = fileio_open_read(path, FILEIO_INI_MAX, &f, &size);
+    if (rc != D2_OK) { errno = rc == D2_ENOTFOUND ? ENOENT : rc == D2_ERANGE ? EFBIG : EINVAL; return NULL; }
+    long len = (long)size;
     char *buf = malloc((size_t)len + 1);
     if (buf && fread(buf, 1, (size_t)len, f) != (size_t)len) { free(buf); buf = NULL; }
     if (buf) buf[len] = '\0';
@@ -122,10 +126,9 @@ int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *varia
         }
         sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
     }
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", dat_path);
-    FILE *o = fopen(tmp, "w");
-    if (!o) { sqlite3_finalize(st); D2_ERROR(D2_EIO, "%s: cannot write: %s", tmp, strerror(errno)); }
+    fileio_out *fo;
+    FILE *o;
+    if ((rc = fileio_out_open(dat_path, &fo, &o)) != D2_OK) { sqlite3_finalize(st); return rc; }
     int ncol = sqlite3_column_count(st);
     fprintf(o, "# %s: %s\n#", f->name, f->title);
     for (int c = 0; c < ncol; c++) fprintf(o, " %s", sqlite3_column_name(st, c));
@@ -169,25 +172,32 @@ int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *varia
         out->rows++;
     }
     sqlite3_finalize(st);
-    int werr = ferror(o);
-    if (fclose(o) != 0 || werr) { unlink(tmp); D2_ERROR(D2_EIO, "%s: write failed", tmp); }
-    if (rc != SQLITE_DONE) { unlink(tmp); D2_ERROR(D2_EDB, "%s: %s", qpath, sqlite3_errstr(rc)); }
-    if (rename(tmp, dat_path) != 0) { unlink(tmp); D2_ERROR(D2_EIO, "%s: %s", dat_path, strerror(errno)); }
-    return D2_OK;
+    if (rc != SQLITE_DONE) { fileio_out_abort(fo); D2_ERROR(D2_EDB, "%s: %s", qpath, sqlite3_errstr(rc)); }
+    if (ferror(o)) { fileio_out_abort(fo); D2_ERROR(D2_EIO, "%s: write failed", dat_path); }
+    return fileio_out_commit(fo);
 }
 
+/* gnuplot's messages go to log_path, kept when it fails (removed on a
+ * signal while it runs) */
 static int run_gnuplot(const char *gnuplot, const char *script, const char *vars, const char *log_path)
 {
+    D2_TRY(fileio_out_check(log_path));
+    int lfd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (lfd < 0) D2_ERROR(D2_EIO, "%s: cannot create: %s", log_path, strerror(errno));
+    fileio_tmp_register(log_path);
     pid_t p = fork();
-    if (p < 0) D2_ERROR(D2_EIO, "fork: %s", strerror(errno));
+    if (p < 0) { close(lfd); fileio_tmp_forget(log_path); D2_ERROR(D2_EIO, "fork: %s", strerror(errno)); }
     if (p == 0) {
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) { dup2(fd, 2); dup2(fd, 1); close(fd); }
+        dup2(lfd, 2);
+        dup2(lfd, 1);
         execlp(gnuplot, gnuplot, "-e", vars, script, (char *)NULL);
         _exit(127);
     }
+    close(lfd);
     int status;
-    if (waitpid(p, &status, 0) < 0) D2_ERROR(D2_EIO, "waitpid: %s", strerror(errno));
+    int w = waitpid(p, &status, 0);
+    fileio_tmp_forget(log_path);
+    if (w < 0) D2_ERROR(D2_EIO, "waitpid: %s", strerror(errno));
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
             D2_ERROR(D2_EIO, "cannot run %s (apt-get install gnuplot-nox)", gnuplot);
@@ -204,6 +214,21 @@ static int run_gnuplot(const char *gnuplot, const char *script, const char *vars
     return D2_OK;
 }
 
+/* run gnuplot writing into fo's temporary, then rename it over outp (or
+ * remove it when gnuplot fails or writes nothing) */
+static int draw_into(const char *gnuplot, const char *script, const char *vars, const char *log_path, fileio_out *fo,
+                     const char *outp)
+{
+    int rc = run_gnuplot(gnuplot, script, vars, log_path);
+    struct stat sb;
+    if (rc == D2_OK && (stat(fileio_out_tmp(fo), &sb) != 0 || sb.st_size == 0)) {
+        d2_err_set("%s: gnuplot wrote nothing", outp);
+        rc = D2_EIO;
+    }
+    if (rc != D2_OK) { fileio_out_abort(fo); return rc; }
+    return fileio_out_commit(fo);
+}
+
 int plot_render(const char *gnuplot, const char *plotdir, const plot_fig *f, const char *dat_path,
                 const char *datadir, const plot_out *po, const char *outbase)
 {
@@ -213,18 +238,19 @@ int plot_render(const char *gnuplot, const char *plotdir, const plot_fig *f, con
     if (access(script, R_OK) != 0) D2_ERROR(D2_ENOTFOUND, "%s: cannot read: %s", script, strerror(errno));
     snprintf(log_path, sizeof log_path, "%s.gnuplot.log", outbase);
     for (int i = 0; i < 2; i++) {
+        char outp[4300];
+        snprintf(outp, sizeof outp, "%s.%s", outbase, fmts[i]);
+        fileio_out *fo;
+        FILE *fp;
+        D2_TRY(fileio_out_open(outp, &fo, &fp));
         char vars[8192];
         int off = snprintf(vars, sizeof vars,
-                 "fmt='%s'; outbase='%s'; datafile='%s'; datadir='%s'; titles='%s'; nseries=%zu; plotdir='%s'; figtitle='%s'",
-                 fmts[i], outbase, dat_path ? dat_path : "", datadir ? datadir : "", po ? po->titles : "",
+                 "fmt='%s'; outbase='%s'; outfile='%s'; datafile='%s'; datadir='%s'; titles='%s'; nseries=%zu; plotdir='%s'; figtitle='%s'",
+                 fmts[i], outbase, fileio_out_tmp(fo), dat_path ? dat_path : "", datadir ? datadir : "", po ? po->titles : "",
                  po ? po->series : 0, plotdir, f->title);
         for (size_t k = 0; k < f->ngp && off > 0 && (size_t)off < sizeof vars; k++)
             off += snprintf(vars + off, sizeof vars - (size_t)off, "; %s='%s'", f->gp_k[k], f->gp_v[k]);
-        D2_TRY(run_gnuplot(gnuplot, script, vars, log_path));
-        char outp[4300];
-        snprintf(outp, sizeof outp, "%s.%s", outbase, fmts[i]);
-        struct stat sb;
-        if (stat(outp, &sb) != 0 || sb.st_size == 0) D2_ERROR(D2_EIO, "%s: gnuplot wrote nothing", outp);
+        D2_TRY(draw_into(gnuplot, script, vars, log_path, fo, outp));
     }
     unlink(log_path);
     return D2_OK;
@@ -372,10 +398,9 @@ int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out
         if (k == ncat && ncat < 64) snprintf(cats[ncat++], sizeof cats[0], "%s", x ? x : "");
     }
     sqlite3_reset(st);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", dat_path);
-    FILE *o = fopen(tmp, "w");
-    if (!o) { sqlite3_finalize(st); D2_ERROR(D2_EIO, "%s: cannot write: %s", tmp, strerror(errno)); }
+    fileio_out *fo;
+    FILE *o;
+    if ((rc = fileio_out_open(dat_path, &fo, &o)) != D2_OK) { sqlite3_finalize(st); return rc; }
     fprintf(o, "# sweep %s, variant %s: series x y oom_marker x_label\n", q->sweep, q->variant);
     char prev[256] = "";
     size_t tl = 0;
@@ -412,11 +437,9 @@ int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out
         out->rows++;
     }
     sqlite3_finalize(st);
-    int werr = ferror(o);
-    if (fclose(o) != 0 || werr) { unlink(tmp); D2_ERROR(D2_EIO, "%s: write failed", tmp); }
-    if (rc != SQLITE_DONE) { unlink(tmp); D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errstr(rc)); }
-    if (rename(tmp, dat_path) != 0) { unlink(tmp); D2_ERROR(D2_EIO, "%s: %s", dat_path, strerror(errno)); }
-    return D2_OK;
+    if (rc != SQLITE_DONE) { fileio_out_abort(fo); D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errstr(rc)); }
+    if (ferror(o)) { fileio_out_abort(fo); D2_ERROR(D2_EIO, "%s: write failed", dat_path); }
+    return fileio_out_commit(fo);
 }
 
 int plot_draw(const char *gnuplot, const char *script, const char *vars, const char *outpath)
@@ -428,14 +451,15 @@ int plot_draw(const char *gnuplot, const char *script, const char *vars, const c
     char outbase[4200], log_path[4300], *all;
     snprintf(outbase, sizeof outbase, "%.*s", (int)(dot - outpath), outpath);
     snprintf(log_path, sizeof log_path, "%s.gnuplot.log", outbase);
-    size_t l = strlen(vars) + strlen(outbase) + 64;
-    if (!(all = malloc(l))) D2_ERROR(D2_ENOMEM, "out of memory");
-    snprintf(all, l, "fmt='%s'; outbase='%s'; %s", fmt, outbase, vars);
-    int rc = run_gnuplot(gnuplot, script, all, log_path);
+    fileio_out *fo;
+    FILE *fp;
+    D2_TRY(fileio_out_open(outpath, &fo, &fp));
+    size_t l = strlen(vars) + 2 * strlen(outbase) + 96;
+    if (!(all = malloc(l))) { fileio_out_abort(fo); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    snprintf(all, l, "fmt='%s'; outbase='%s'; outfile='%s'; %s", fmt, outbase, fileio_out_tmp(fo), vars);
+    int rc = draw_into(gnuplot, script, all, log_path, fo, outpath);
     free(all);
     if (rc != D2_OK) return rc;
-    struct stat sb;
-    if (stat(outpath, &sb) != 0 || sb.st_size == 0) D2_ERROR(D2_EIO, "%s: gnuplot wrote nothing", outpath);
     unlink(log_path);
     return D2_OK;
 }

@@ -2,6 +2,7 @@
  * self-contained HTML report (see report.h). */
 #include "results/report.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/hash.h"
 #include "core/version.h"
 #include "results/plot.h"
@@ -34,8 +35,8 @@ static void table_free(table *t)
 
 static char *slurp_text(const char *path, char *title, size_t tn)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) return NULL;
+    FILE *f; /* a regular file of at most FILEIO_INI_MAX bytes (a FIFO is not waited on) */
+    if (fileio_open_read(path, FILEIO_INI_MAX, &f, NULL) != D2_OK) { errno = EINVAL; return NULL; }
     char *sql = NULL, line[2048];
     size_t cap = 0, len = 0;
     if (title && tn) title[0] = '\0';

@@ -3,6 +3,7 @@
 #include "results/runner.h"
 #include "core/device.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/model.h"
 #include "core/units.h"
 #include "core/suggest.h"
@@ -25,6 +26,19 @@ static const param_table *table_for(const char *prefix)
     return NULL;
 }
 
+int runner_readings_load(readings *rd, const char *name_or_path)
+{
+    if (name_or_path && *name_or_path && strcmp(name_or_path, "none")) {
+        char path[PARAM_PATH_MAX];
+        if (param_profile_path("reading", name_or_path, path, sizeof path) == D2_OK) {
+            FILE *f; /* a FIFO or device: refused, not waited on */
+            D2_TRY(fileio_open_read(path, FILEIO_INI_MAX, &f, NULL));
+            fclose(f);
+        }
+    }
+    return readings_load(rd, name_or_path);
+}
+
 int runner_check(const char *key, const char *value, const char *where, void *user)
 {
     (void)user;
@@ -40,11 +54,15 @@ int runner_check(const char *key, const char *value, const char *where, void *us
     }
     if (!strcmp(key, "readings")) {
         readings rd;
-        if (readings_load(&rd, value) != D2_OK) { d2_err_prefix("%s: readings: ", where); return D2_EINVAL; }
+        if (runner_readings_load(&rd, value) != D2_OK) { d2_err_prefix("%s: readings: ", where); return D2_EINVAL; }
         return D2_OK;
     }
     if (!strcmp(key, "trace")) {
-        if (access(value, R_OK) != 0) D2_ERROR(D2_EINVAL, "%s: trace: cannot read \"%s\"", where, value);
+        /* opened, not only found: a FIFO, a file that is not a .d2t or a
+         * bad header fails here, before any run */
+        trace_file *tf;
+        if (trace_file_open(value, &tf) != D2_OK) { d2_err_prefix("%s: trace: ", where); return D2_EINVAL; }
+        trace_file_close(tf);
         return D2_OK;
     }
     if (!strcmp(key, "seed")) {

@@ -34,4 +34,9 @@ int runner_fill_run(db_run *run, const sim_result *r);
 
 int runner_check(const char *key, const char *value, const char *where, void *user);
 
+/* readings_load, after checking that the reading's file is a regular file
+ * (src/sim's loader would wait on a FIFO); NULL, "" and "none" as there. */
+typedef struct readings readings;
+int runner_readings_load(readings *rd, const char *name_or_path);
+
 #endif

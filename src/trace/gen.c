@@ -42,11 +42,19 @@ const param_table gen_params_table = {"gen", "gen", gen_defs, sizeof gen_defs / 
 #define GEN_VERSION 2            /* stream version, part of the source id: 2 = xoshiro256** + alias + own gamma */
 #define GEN_REJECT_TRIES 64      /* draws before falling back to rank order for non-top-1 slots */
 /* Fitting pilots: GEN_PILOT_REQUESTS requests long enough that every layer
- * gets max(GEN_PILOT_SLOTS, GEN_PILOT_SLOTS_PER_EXPERT * E) expert slots, so
+ * gets max(GEN_PILOT_SLOTS, GEN_PILOT_SLOTS_PER_EXPERT x experts used) expert slots, so
  * a pilot's sampling noise on a share is about 1% (Mixtral: 8192 tokens). */
 #define GEN_PILOT_REQUESTS 16
 #define GEN_PILOT_SLOTS 32768
 #define GEN_PILOT_SLOTS_PER_EXPERT 256
+/* Only the experts the target uses count (the others get popularity 0 and
+ * are never drawn), and a pilot round draws at most
+ * max(GEN_PILOT_DRAWS, GEN_PILOT_DRAWS_PER_RECORD x the target's records)
+ * layer routes (2^19: what Mixtral's 32 layers x 16 x 1024 tokens draw, the
+ * most of any shipped model): the fit costs time proportional to the data,
+ * not to the header's layers x experts (2 x 65,535 took 23 s). */
+#define GEN_PILOT_DRAWS (1u << 19)
+#define GEN_PILOT_DRAWS_PER_RECORD 64
 #define GEN_FIT_ROUNDS 5
 
 struct gen_model {
@@ -548,6 +556,36 @@ static int fit_xlayer(gen_model *m, const stat_acc *target, uint64_t seed)
     return D2_OK;
 }
 
+/* The shape of a fitting pilot: GEN_PILOT_REQUESTS requests with enough
+ * slots for GEN_PILOT_SLOTS_PER_EXPERT per expert the target uses (at least
+ * GEN_PILOT_SLOTS per layer), cut to the draw cap by shortening the requests
+ * and then by running fewer of them (at least one token). */
+static void pilot_shape(const stat_acc *target, uint32_t *requests, uint32_t *tokens)
+{
+    const uint32_t L = stat_layers(target), E = stat_experts(target), K = stat_top_k(target);
+    uint64_t used = 0;
+    for (uint32_t l = 0; l < L; l++) {
+        const stat_layer *y = stat_layer_get(target, l);
+        uint64_t n = 0;
+        for (uint32_t e = 0; e < E; e++) n += y->share[e] > 0;
+        if (n > used) used = n;
+    }
+    uint64_t slots = (uint64_t)GEN_PILOT_SLOTS_PER_EXPERT * used;
+    if (slots < GEN_PILOT_SLOTS) slots = GEN_PILOT_SLOTS;
+    uint64_t per = (slots / K + GEN_PILOT_REQUESTS - 1) / GEN_PILOT_REQUESTS;
+    uint64_t cap = (uint64_t)GEN_PILOT_DRAWS_PER_RECORD * stat_records(target);
+    if (cap < GEN_PILOT_DRAWS) cap = GEN_PILOT_DRAWS;
+    uint64_t total = cap / L; /* tokens over all pilot requests */
+    if (total < 1) total = 1;
+    uint64_t req = GEN_PILOT_REQUESTS;
+    if (per * req > total) {
+        per = total / req;
+        if (per < 1) { per = 1; req = total < GEN_PILOT_REQUESTS ? total : GEN_PILOT_REQUESTS; }
+    }
+    *requests = (uint32_t)req;
+    *tokens = (uint32_t)per;
+}
+
 int gen_model_fit(const gen_params *base, const stat_acc *target, uint64_t seed, gen_model **out)
 {
     *out = NULL;
@@ -602,10 +640,10 @@ int gen_model_fit(const gen_params *base, const stat_acc *target, uint64_t seed,
         gen_model pilot = *m;
         pilot.seed = seed ^ 0x5eedf17ULL ^ ((uint64_t)round << 40);
         if ((rc = stat_new(L, E, K, &s))) break;
-        uint64_t slots = (uint64_t)GEN_PILOT_SLOTS_PER_EXPERT * E;
-        if (slots < GEN_PILOT_SLOTS) slots = GEN_PILOT_SLOTS;
-        uint32_t tokens = (uint32_t)((slots / K + GEN_PILOT_REQUESTS - 1) / GEN_PILOT_REQUESTS);
-        rc = gen_stat(&pilot, GEN_PILOT_REQUESTS, tokens, s);
+        stat_set_light(s); /* the rounds read shares and repeats only */
+        uint32_t preq, tokens;
+        pilot_shape(target, &preq, &tokens);
+        rc = gen_stat(&pilot, preq, tokens, s);
         if (!rc) rc = stat_finish(s, &sp);
         for (uint32_t l = 0; l < L && !rc; l++) {
             const stat_layer *y = stat_layer_get(target, l), *g = stat_layer_get(s, l);

@@ -34,6 +34,7 @@ struct stat_acc {
     struct tr_ent { uint64_t key, top1, anyk; } *tr; /* open addressing, key+1 (0 = empty) */
     size_t tr_cap, tr_n;
     int tr_failed;                                  /* out of memory while counting */
+    int light;                                      /* stat_set_light: no transitions, no distinct_* */
     double *wsum, *wsq;   /* [L][K] */
     /* token state */
     int have_tok;
@@ -80,6 +81,8 @@ int stat_new(uint32_t layers, uint32_t experts, uint32_t top_k, stat_acc **out)
     *out = s;
     return D2_OK;
 }
+
+void stat_set_light(stat_acc *s) { s->light = 1; }
 
 void stat_free(stat_acc *s)
 {
@@ -165,7 +168,7 @@ void stat_add(stat_acc *s, const trace_rec *r)
             for (uint32_t b = 0; b < K; b++) ov += ps[a] == set[b];
         s->overlap[l] += ov;
     }
-    if (l > 0 && s->last_layer == (int32_t)l - 1) {
+    if (!s->light && l > 0 && s->last_layer == (int32_t)l - 1) {
         uint16_t a = s->cur_set[(size_t)(l - 1) * K];
         uint64_t base = ((uint64_t)(l - 1) * E + a) * E;
         for (uint32_t j = 0; j < K && !s->tr_failed; j++) {
@@ -322,7 +325,8 @@ int stat_finish(stat_acc *s, const stat_params *p)
         /* Independent tokens: expert e is in a token's top-k with q_e = K * share_e;
          * a level-j item of e is needed iff some token on e picks level >= j
          * (nested levels, PAPER.md s.3), each pair at level i with prob mix[i]. */
-        for (int b = 0; b < s->nbatch; b++) {
+        for (int b = 0; b < s->nbatch && s->light; b++) y->distinct_experts[b] = y->distinct_items[b] = NAN;
+        for (int b = 0; b < s->nbatch && !s->light; b++) {
             double R = s->batch[b], de = 0, di = 0;
             for (uint32_t e = 0; e < E; e++) {
                 double q = fmin(1.0, K * y->share[e]);

@@ -46,6 +46,10 @@ typedef struct stat_layer {
 typedef struct stat_acc stat_acc;
 
 int stat_new(uint32_t layers, uint32_t experts, uint32_t top_k, stat_acc **out);
+/* Count only shares, repeats and gate weights (what a generator fit's
+ * pilots read): no cross-layer transitions (next_* stay NaN) and no
+ * distinct_experts / distinct_items (NaN).  Call before the first add. */
+void stat_set_light(stat_acc *s);
 /* Records must arrive in (req, pos, layer) order, as a .d2t holds them. */
 void stat_add(stat_acc *s, const trace_rec *r);
 /* Set a layer's expert activation counts directly (activation tables, which

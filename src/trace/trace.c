@@ -390,7 +390,7 @@ int trace_file_open(const char *path, trace_file **out)
     f->path = strdup(path);
     if (!f->path) { free(f); D2_ERROR(D2_ENOMEM, "out of memory"); }
     int rc = D2_OK;
-    f->fd = open(path, O_RDONLY);
+    f->fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO: refused below, not waited on */
     struct stat st;
     unsigned char head[TRACE_HEADER_BYTES];
     if (f->fd < 0) { rc = D2_ENOTFOUND; d2_err_set("%s: cannot open: %s", path, strerror(errno)); goto fail; }
