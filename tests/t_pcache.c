@@ -173,9 +173,9 @@ static int list_is(const pcache *c, int list, const uint32_t *want, uint32_t nwa
 
 static void t_table_and_args(void)
 {
-    const pcache_policy_type *const *l = pcache_policy_list();
+    const pcache_policy_type *l = pcache_policy_list();
     int k = 0;
-    for (; l[k]; k++) ok(l[k]->summary && *l[k]->summary && pcache_policy_find(l[k]->name) == l[k], "policy %s: found by name, has a summary", l[k]->name);
+    for (; l[k].name; k++) ok(l[k].summary && *l[k].summary && pcache_policy_find(l[k].name) == &l[k], "policy %s: found by name, has a summary", l[k].name);
     is_int(k, 2, "two policies in the table");
     ok(pcache_policy_find("lru") && pcache_policy_find("two-list"), "lru and two-list exist");
     ok(!pcache_policy_find("clock") && !pcache_policy_find(NULL), "unknown or null policy name: NULL");
@@ -341,14 +341,14 @@ static void t_too_big(void)
     int64_t b[3] = {5, 11, 5};
     uint32_t seq[] = {0, 2, 1, 1, 0};
     int got[5], want[] = {0, 0, 0, 0, 1};
-    const pcache_policy_type *const *l = pcache_policy_list();
-    for (int k = 0; l[k]; k++) {
-        pcache *c = run_seq(l[k]->name, 10, 3, b, seq, 5, got);
+    const pcache_policy_type *l = pcache_policy_list();
+    for (int k = 0; l[k].name; k++) {
+        pcache *c = run_seq(l[k].name, 10, 3, b, seq, 5, got);
         pcache_stats s;
-        if (!ok(c != NULL, "%s: file of 11 B in a 10 B cache: runs", l[k]->name)) continue;
+        if (!ok(c != NULL, "%s: file of 11 B in a 10 B cache: runs", l[k].name)) continue;
         pcache_stats_get(c, &s);
         ok(same_hits(got, want, 5) && s.too_big == 2 && s.evictions == 0 && s.bytes_inactive + s.bytes_active == 10,
-           "%s: the big file is never cached, evicts nothing, the two 5 B files stay", l[k]->name);
+           "%s: the big file is never cached, evicts nothing, the two 5 B files stay", l[k].name);
         pcache_free(c);
     }
 }

@@ -689,7 +689,7 @@ static void test_bitroute(void)
     is_int(cnt[0] + cnt[1] + cnt[2], 7, "split of 7 uses sums to 7");
     int bits[3] = {2, 3, 4};
     gsl_rng *g = rng_new(3, 0);
-    bitroute_cfg c = {3, bits, caps, 0, 1, 8, NULL, g};
+    bitroute_cfg c = {.levels = 3, .level_bits = bits, .caps = caps, .layers = 1, .experts = 8, .rng = g};
     bitroute_use u[10];
     uint64_t scratch64[30];
     uint32_t *scratch = (uint32_t *)(void *)scratch64;

@@ -45,22 +45,26 @@ static void usage(FILE *out)
 static void list(FILE *out)
 {
     fprintf(out, "systems (--policy):\n");
-    for (const policy_system *s = policy_list(); s->name; s++) {
+    for (size_t i = 0; i < policy_count(); i++) {
+        const policy_system *s = policy_at(i);
         fprintf(out, "  %-17s %s\n  %-17s [%s", s->name, s->summary, "", s->nested ? "nested" : "copies");
         for (int k = 0; k < s->levels; k++) fprintf(out, "%sINT%d", k ? "/" : " ", s->bits[k]);
         fprintf(out, ", caps %s, bitroute %s, plan %s, mem %s, prefetch %s]\n", s->caps, s->bitroute, s->plan, s->mem,
                 s->prefetch);
     }
     fprintf(out, "bit-width routing (sim.bitroute):\n");
-    for (const bitroute_type *const *b = bitroute_list(); *b; b++) fprintf(out, "  %-17s %s\n", (*b)->name, (*b)->summary);
+#define LIST_ROWS(prefix)                                                                        \
+    for (size_t i = 0; i < prefix##_count(); i++) fprintf(out, "  %-17s %s\n", prefix##_at(i)->name, prefix##_at(i)->summary)
+    LIST_ROWS(bitroute_type);
     fprintf(out, "planners (sim.plan):\n");
-    for (const plan_type *const *p = plan_list(); *p; p++) fprintf(out, "  %-17s %s\n", (*p)->name, (*p)->summary);
+    LIST_ROWS(plan);
     fprintf(out, "preloading predictors (sim.prefetch):\n");
-    for (const prefetch_type *const *f = prefetch_list(); *f; f++) fprintf(out, "  %-17s %s\n", (*f)->name, (*f)->summary);
+    LIST_ROWS(prefetch);
     fprintf(out, "arrival processes (sim.arrival):\n");
-    for (const arrival_type *const *a = arrival_list(); *a; a++) fprintf(out, "  %-17s %s\n", (*a)->name, (*a)->summary);
+    LIST_ROWS(arrival);
     fprintf(out, "memory policies (sim.mem):\n");
-    for (const mem_policy_type *const *m = mem_policy_list(); *m; m++) fprintf(out, "  %-17s %s\n", (*m)->name, (*m)->summary);
+    LIST_ROWS(mem_policy);
+#undef LIST_ROWS
 }
 
 static int json_metric(const char *name, double v, const char *unit, void *u)

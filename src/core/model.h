@@ -43,6 +43,9 @@ int model_load(model *m, const char *name_or_path);
 /* Cross-field checks (top_k <= experts, kv_heads divides heads, at most
  * MODEL_PARAMS_MAX parameters in all, so every byte count fits int64). */
 #define MODEL_PARAMS_MAX 1e15
+/* The simulator's limits on a model's routing (tables sized by them). */
+#define MODEL_MAX_EXPERTS 4096 /* routed experts per MoE layer */
+#define MODEL_MAX_TOP_K 64     /* experts per token */
 int model_check(const model *m, const char *where);
 
 int64_t model_moe_layers(const model *m);

@@ -72,7 +72,7 @@ int runner_check(const char *key, const char *value, const char *where, void *us
     if (!strcmp(key, "sim.policy") && !policy_find(value)) {
         const char *names[64];
         size_t n = 0;
-        for (const policy_system *p = policy_list(); p->name && n < 64; p++) names[n++] = p->name;
+        for (size_t i = 0; i < policy_count() && n < 64; i++) names[n++] = policy_at(i)->name;
         char hint[200];
         suggest_hint(value, names, n, hint, sizeof hint);
         D2_ERROR(D2_EINVAL, "%s: sim.policy: \"%s\" is not a named system%s ('d2moe simulate --list' lists them)", where, value, hint);

@@ -2,6 +2,7 @@
  * caller's seeded generator; times are rounded up to whole nanoseconds. */
 #include "sim/arrival.h"
 #include "core/err.h"
+#include "core/registry.h"
 
 #include <gsl/gsl_randist.h>
 #include <math.h>
@@ -35,17 +36,9 @@ static int times_uniform(double rate, gsl_rng *rng, uint32_t n, int64_t *t)
 }
 
 static const arrival_type types[] = {
-    {"batch", "every request at time 0, one synchronous batch (the paper)", times_batch},
-    {"poisson", "Poisson arrivals at sim.arrival_rate requests/s; continuous batching", times_poisson},
-    {"uniform", "one request every 1/sim.arrival_rate s; continuous batching", times_uniform},
+    {.name = "batch", .summary = "every request at time 0, one synchronous batch (the paper)", .times = times_batch},
+    {.name = "poisson", .summary = "Poisson arrivals at sim.arrival_rate requests/s; continuous batching", .times = times_poisson},
+    {.name = "uniform", .summary = "one request every 1/sim.arrival_rate s; continuous batching", .times = times_uniform},
+    {.name = NULL},
 };
-static const arrival_type *const ptrs[] = {&types[0], &types[1], &types[2], NULL};
-
-const arrival_type *arrival_find(const char *name)
-{
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (!strcmp(types[i].name, name)) return &types[i];
-    return NULL;
-}
-
-const arrival_type *const *arrival_list(void) { return ptrs; }
+D2_REGISTRY(arrival, arrival_type, types)

@@ -16,7 +16,8 @@ typedef struct arrival_type {
     int (*times)(double rate, gsl_rng *rng, uint32_t n, int64_t *t_ns);
 } arrival_type;
 
-const arrival_type *arrival_find(const char *name);
-const arrival_type *const *arrival_list(void); /* NULL-terminated */
+#include "core/registry.h"
+/* arrival_find, _list, _count, _at, _names, _register (core/registry.h) */
+D2_REGISTRY_DECLARE(arrival, arrival_type)
 
 #endif

@@ -2,6 +2,7 @@
  * choice uses the caller's seeded GSL generator. */
 #include "sim/bitroute.h"
 #include "core/err.h"
+#include "core/registry.h"
 
 #include <gsl/gsl_randist.h>
 #include <stdlib.h>
@@ -9,7 +10,7 @@
 
 void bitroute_split(const double *caps, uint32_t levels, size_t n, size_t *count)
 {
-    double rem[16];
+    double rem[BITROUTE_MAX_LEVELS];
     size_t total = 0;
     for (uint32_t k = 0; k < levels; k++) {
         double x = caps[k] * (double)n;
@@ -35,7 +36,7 @@ void bitroute_split(const double *caps, uint32_t levels, size_t n, size_t *count
 static int assign_capacity(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, size_t n, uint32_t *idx)
 {
     (void)layer;
-    size_t cnt[16];
+    size_t cnt[BITROUTE_MAX_LEVELS];
     bitroute_split(c->caps, c->levels, n, cnt);
     for (size_t i = 0; i < n; i++) idx[i] = (uint32_t)i;
     if (n > 1) gsl_ran_shuffle(c->rng, idx, n, sizeof *idx);
@@ -103,7 +104,7 @@ static void rank_levels(bitroute_use *u, size_t n, const size_t *cnt, uint32_t l
 static int assign_gate(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, size_t n, uint32_t *idx)
 {
     (void)layer;
-    size_t cnt[16];
+    size_t cnt[BITROUTE_MAX_LEVELS];
     bitroute_split(c->caps, c->levels, n, cnt);
     rank_levels(u, n, cnt, c->levels, (uint64_t *)(void *)idx); /* scratch is malloc(ed): 8-byte aligned */
     return D2_OK;
@@ -142,33 +143,53 @@ static int assign_trace(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, 
     return D2_OK;
 }
 
-static const bitroute_type types[] = {
-    {"capacity", "level drawn at random with the capacities c_k (exact mix per layer step)", 0, 1, 0, 0, assign_capacity},
-    {"gate", "gate-weight rank in the layer step: higher weight, more bits, same c_k mix", 0, 1, 0, 0, assign_gate},
-    {"static", "one level per expert, fixed offline from profiling (EdgeMoE)", 0, 0, 1, 0, assign_static},
-    {"uniform", "uniform:B -- every use at B bits", 1, 0, 0, 0, assign_uniform},
-    {"trace", "bit-widths recorded in the trace", 0, 0, 0, 1, assign_trace},
-};
-static const bitroute_type *const type_ptrs[] = {&types[0], &types[1], &types[2], &types[3], &types[4], NULL};
+static int preload_static(const bitroute_cfg *c, uint32_t layer, uint32_t expert, uint32_t *level)
+{
+    *level = c->static_level[layer * c->experts + expert];
+    return D2_OK;
+}
 
-const bitroute_type *const *bitroute_list(void) { return type_ptrs; }
+static const bitroute_type types[] = {
+    {.name = "capacity", .summary = "level drawn at random with the capacities c_k (exact mix per layer step)",
+     .is_router = 1, .assign = assign_capacity},
+    {.name = "gate", .summary = "gate-weight rank in the layer step: higher weight, more bits, same c_k mix",
+     .is_router = 1, .assign = assign_gate},
+    {.name = "static", .summary = "one level per expert, fixed offline from profiling (EdgeMoE)",
+     .needs_profile = 1, .assign = assign_static, .preload_level = preload_static},
+    {.name = "uniform", .summary = "uniform:B -- every use at B bits", .has_arg = 1, .assign = assign_uniform},
+    {.name = "trace", .summary = "bit-widths recorded in the trace", .needs_bits = 1, .assign = assign_trace},
+    {.name = NULL},
+};
+D2_REGISTRY(bitroute_type, bitroute_type, types)
 
 const bitroute_type *bitroute_find(const char *spec, int *arg)
 {
     const char *colon = strchr(spec, ':');
     size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        if (strlen(types[i].name) != len || strncmp(types[i].name, spec, len)) continue;
-        if (types[i].has_arg != (colon != NULL)) return NULL;
-        if (colon) {
-            char *end;
-            long b = strtol(colon + 1, &end, 10);
-            if (*end || b < 1 || b > 16 || end == colon + 1) return NULL;
-            *arg = (int)b;
-        }
-        return &types[i];
+    char name[64];
+    if (len >= sizeof name) return NULL;
+    memcpy(name, spec, len);
+    name[len] = 0;
+    const bitroute_type *t = bitroute_type_find(name);
+    if (!t || t->has_arg != (colon != NULL)) return NULL;
+    if (colon) {
+        char *end;
+        long b = strtol(colon + 1, &end, 10);
+        if (*end || b < 1 || b > 16 || end == colon + 1) return NULL;
+        *arg = (int)b;
     }
-    return NULL;
+    return t;
+}
+
+int bitroute_preload_level(const bitroute_type *t, const bitroute_cfg *c, uint32_t layer, uint32_t expert, uint32_t *level)
+{
+    if (t->preload_level) return t->preload_level(c, layer, expert, level);
+    uint32_t lev = 0;
+    if (!c->nested)
+        for (uint32_t k = 1; k < c->levels; k++)
+            if (c->caps[k] > c->caps[lev]) lev = k;
+    *level = lev;
+    return D2_OK;
 }
 
 static _Thread_local const double *mass_base;
@@ -183,7 +204,7 @@ int bitroute_static_levels(const double *mass, uint32_t layers, uint32_t experts
                            const double *caps, uint32_t levels, uint8_t *out)
 {
     uint32_t *idx = malloc(experts * sizeof *idx);
-    size_t cnt[16];
+    size_t cnt[BITROUTE_MAX_LEVELS];
     if (!idx) D2_ERROR(D2_ENOMEM, "bitroute: out of memory");
     bitroute_split(caps, levels, experts, cnt);
     for (uint32_t l = 0; l < layers; l++) {

@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <gsl/gsl_rng.h>
+#include "sim/mem.h"
+
+#define BITROUTE_MAX_LEVELS 16 /* levels a storage format may have */
 
 typedef struct bitroute_use {
     uint32_t expert;  /* expert id */
@@ -25,6 +28,10 @@ typedef struct bitroute_cfg {
     uint32_t layers, experts;
     const uint8_t *static_level; /* [layers * experts] for "static" (from profiling) */
     gsl_rng *rng;            /* capacity draws */
+    int nested;              /* levels are nested (level k = units 1..k), else separate copies */
+    const mem *mem;          /* read-only view of what is resident (mem_entry_state), for
+                                policies that choose a level by what a miss would cost */
+    void *state;             /* the policy's per-run state (state_size bytes, zeroed, then init) */
 } bitroute_cfg;
 
 typedef struct bitroute_type {
@@ -34,13 +41,28 @@ typedef struct bitroute_type {
     int is_router;     /* stands in for a per-token router (costs sim.router_overhead) */
     int needs_profile; /* needs static_level */
     int needs_bits;    /* needs bit-widths recorded in the trace */
+    size_t state_size; /* bytes of per-run state (0: none) */
+    int (*init)(void *state, const bitroute_cfg *c); /* NULL: nothing; D2 status */
+    void (*fini)(void *state);
     /* scratch: 6n entries, 8-byte aligned */
     int (*assign)(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, size_t n, uint32_t *scratch);
+    /* The level (0-based) a predicted expert of `layer` is preloaded at
+     * (nested: levels 0..level load).  NULL: bitroute_preload_level's
+     * default. */
+    int (*preload_level)(const bitroute_cfg *c, uint32_t layer, uint32_t expert, uint32_t *level);
 } bitroute_type;
+
+#include "core/registry.h"
+/* bitroute_type_find (exact name), _list, _count, _at, _names, _register */
+D2_REGISTRY_DECLARE(bitroute_type, bitroute_type)
 
 /* "capacity", "gate", "static", "uniform:4", "trace"; *arg gets B for uniform:B. */
 const bitroute_type *bitroute_find(const char *spec, int *arg);
-const bitroute_type *const *bitroute_list(void);
+
+/* The level to preload a predicted expert at: the type's preload_level, else
+ * the base level (nested: the level every use needs) or the copy with the
+ * largest capacity (copies: the most likely one). */
+int bitroute_preload_level(const bitroute_type *t, const bitroute_cfg *c, uint32_t layer, uint32_t expert, uint32_t *level);
 
 /* Counts per level for n uses from capacities, largest remainder (ties to
  * the higher level): sum is n. */

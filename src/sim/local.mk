@@ -3,7 +3,8 @@
 # libd2trace.a (job.c only) and libd2core.a.
 noinst_LIBRARIES += libd2sim.a
 libd2sim_a_SOURCES = \
-	src/sim/sim.c src/sim/sim.h src/sim/params.c src/sim/job.c \
+	src/sim/sim.c src/sim/sim.h src/sim/sim_int.h src/sim/params.c src/sim/job.c \
+	src/sim/engine.c src/sim/step.c src/sim/profile.c src/sim/result.c src/sim/system.c src/sim/timeline.c src/sim/oracle.c \
 	src/sim/des.c src/sim/des.h \
 	src/sim/cost.c src/sim/cost.h \
 	src/sim/mem.c src/sim/mem.h \
@@ -15,12 +16,14 @@ libd2sim_a_SOURCES = \
 	src/sim/readings.c src/sim/readings.h \
 	src/sim/pcache.c src/sim/pcache.h
 
-check_PROGRAMS += tests/t_des tests/t_sim
+check_PROGRAMS += tests/t_des tests/t_sim tests/t_plugin
+tests_t_plugin_SOURCES = tests/t_plugin.c tests/tap.h
+tests_t_plugin_LDADD = libd2sim.a libd2core.a $(D2_LIBS)
 tests_t_des_SOURCES = tests/t_des.c tests/tap.h
 tests_t_des_LDADD = libd2sim.a libd2core.a $(D2_LIBS)
 tests_t_sim_SOURCES = tests/t_sim.c tests/tap.h
 tests_t_sim_LDADD = libd2sim.a libd2core.a $(D2_LIBS)
-TESTS += tests/t_des tests/t_sim
+TESTS += tests/t_des tests/t_sim tests/t_plugin
 # t_pcache compiles src/sim/pcache.c into itself (to corrupt its internals)
 check_PROGRAMS += tests/t_pcache
 tests_t_pcache_SOURCES = tests/t_pcache.c tests/tap.h

@@ -3,6 +3,7 @@
  * levels, so a scan is cheaper than keeping a heap per policy in order). */
 #include "sim/mem.h"
 #include "core/err.h"
+#include "core/registry.h"
 #include "sim/pcache.h"
 
 #include <stdlib.h>
@@ -40,6 +41,11 @@ struct mem {
     uint64_t evictions;
     mem_free_fn free_fn;   /* NULL, or told of every entry leaving memory */
     void *free_user;
+    void *pstate;          /* the policy's per-run state (NULL: none) */
+    mem_oracle_fn oracle;  /* next-use oracle (NULL: none) */
+    void *oracle_user;
+    int64_t *layer_bytes;  /* [layers] resident + loading bytes per layer */
+    int64_t initial;       /* bytes made resident by a hold policy, bytes */
 };
 
 /* ---- policies --------------------------------------------------------- */
@@ -83,7 +89,7 @@ static inline uint64_t score_lfu(const mem *m, uint32_t id)
  * score, then the lowest id.  One scan, instantiated per score so the
  * comparison inlines. */
 #define VICTIM_FN(name, score)                                                          \
-    static uint32_t name(const mem *m)                                                  \
+    static uint32_t name##_scan(const mem *m)                                           \
     {                                                                                   \
         uint32_t best = m->cand[0];                                                     \
         uint64_t best_score = score(m, best);                                           \
@@ -101,13 +107,13 @@ static inline uint64_t score_lfu(const mem *m, uint32_t id)
         }                                                                               \
         return best;                                                                    \
     }
-VICTIM_FN(victim_scan_budget, score_budget)
+VICTIM_FN(victim_budget, score_budget)
 
 /* The same order as victim_scan_budget without a scan: the highest unit
  * holding a non-predicted candidate, then layers from the one needed
  * furthest ahead (the current layer, then the one before, ...), then the
  * highest expert.  Counts per (unit, layer) say where to look. */
-static uint32_t victim_budget(const mem *m)
+static uint32_t victim_budget_index(const mem *m)
 {
     for (uint32_t u = m->units; u-- > 0;)
         for (uint32_t d = 0; m->ucnt[u] && d < m->layers; d++) {
@@ -117,37 +123,92 @@ static uint32_t victim_budget(const mem *m)
                 uint32_t id = (l * m->experts + e) * m->units + u;
                 if (m->e[id].cand_idx >= 0 && !m->e[id].predicted) {
 #ifdef D2_DEBUG
-                    if (victim_scan_budget(m) != id) return UINT32_MAX; /* caught as a broken invariant */
+                    if (victim_budget_scan(m) != id) return UINT32_MAX; /* caught as a broken invariant */
 #endif
                     return id;
                 }
             }
         }
-    return victim_scan_budget(m); /* only predicted candidates left */
+    return victim_budget_scan(m); /* only predicted candidates left */
 }
 VICTIM_FN(victim_lru, score_lru)
 VICTIM_FN(victim_lfu, score_lfu)
 
-static const mem_policy_type policies[] = {
-    {"budget", "keep levels within budget M; evict high levels first, then the layer needed furthest ahead (paper Alg. 2)", 1, 0, score_budget, victim_budget},
-    {"lru", "keep levels within budget M; evict the least recently used (expert, level)", 1, 0, score_lru, victim_lru},
-    {"lfu", "keep levels within budget M; evict the least frequently used (expert, level), ties LRU", 1, 0, score_lfu, victim_lfu},
-    {"none", "free levels right after use (an expert's nested levels after its last one; budget M bounds levels in flight)", 0, 0, score_lru, victim_lru},
-    {"hold", "every expert resident from the start; out of memory if it does not fit", 1, 1, score_lru, victim_lru},
-};
-#define NPOL (sizeof policies / sizeof policies[0])
-static const mem_policy_type *const policy_list[] = {&policies[0], &policies[1], &policies[2], &policies[3], &policies[4], NULL};
-
-const mem_policy_type *mem_policy_find(const char *name)
+static int pick_budget(void *st, const mem *m, uint32_t incoming, uint32_t *out)
 {
-    for (size_t i = 0; i < NPOL; i++)
-        if (!strcmp(policies[i].name, name)) return &policies[i];
-    return NULL;
+    (void)st, (void)incoming;
+    *out = victim_budget_index(m);
+    return D2_OK;
+}
+static int pick_lru(void *st, const mem *m, uint32_t incoming, uint32_t *out)
+{
+    (void)st, (void)incoming;
+    *out = victim_lru_scan(m);
+    return D2_OK;
+}
+static int pick_lfu(void *st, const mem *m, uint32_t incoming, uint32_t *out)
+{
+    (void)st, (void)incoming;
+    *out = victim_lfu_scan(m);
+    return D2_OK;
 }
 
-const mem_policy_type *const *mem_policy_list(void) { return policy_list; }
+/* Belady's MIN (offline optimal for equal-size units): evict the candidate
+ * whose next use lies furthest ahead (never used again first), from the
+ * routing source's next-use oracle; predicted entries last, then higher
+ * units first (they are needed only when a use is routed that high), then
+ * the higher id.  Levels of one expert share its next use: bit routing
+ * picks levels at the step, so the oracle knows the expert, not the level. */
+static int pick_belady(void *st, const mem *m, uint32_t incoming, uint32_t *out)
+{
+    (void)st, (void)incoming;
+    uint32_t best = UINT32_MAX;
+    uint64_t best_when = 0;
+    int best_pred = 2;
+    for (uint32_t i = 0; i < m->ncand; i++) {
+        uint32_t c = m->cand[i];
+        uint64_t when;
+        D2_TRY(mem_next_use(m, c, &when));
+        int pred = m->e[c].predicted;
+        if (best != UINT32_MAX) {
+            if (pred > best_pred) continue;
+            if (pred == best_pred) {
+                if (when < best_when) continue;
+                if (when == best_when && (m->e[c].unit < m->e[best].unit || (m->e[c].unit == m->e[best].unit && c < best)))
+                    continue;
+            }
+        }
+        best = c;
+        best_when = when;
+        best_pred = pred;
+    }
+    *out = best;
+    return D2_OK;
+}
+
+static const mem_policy_type policies[] = {
+    {.name = "budget",
+     .summary = "keep levels within budget M; evict high levels first, then the layer needed furthest ahead (paper Alg. 2)",
+     .keep = 1, .victim = pick_budget},
+    {.name = "lru", .summary = "keep levels within budget M; evict the least recently used (expert, level)",
+     .keep = 1, .victim = pick_lru},
+    {.name = "lfu", .summary = "keep levels within budget M; evict the least frequently used (expert, level), ties LRU",
+     .keep = 1, .victim = pick_lfu},
+    {.name = "belady",
+     .summary = "keep levels within budget M; evict the (expert, level) used again furthest ahead (offline optimum, reads the routing ahead)",
+     .keep = 1, .needs_oracle = 1, .victim = pick_belady},
+    {.name = "none",
+     .summary = "free levels right after use (an expert's nested levels after its last one; budget M bounds levels in flight)",
+     .keep = 0, .victim = pick_lru},
+    {.name = "hold", .summary = "every expert resident from the start; out of memory if it does not fit",
+     .keep = 1, .hold = 1, .victim = pick_lru},
+    {.name = NULL},
+};
+D2_REGISTRY(mem_policy, mem_policy_type, policies)
 
 /* ---- entries ------------------------------------------------------------ */
+
+static void hold_all(mem *m);
 
 int mem_new(const mem_policy_type *t, uint32_t layers, uint32_t experts, uint32_t units,
             const int64_t *unit_bytes, int64_t budget, int64_t cache_bytes, mem **out)
@@ -167,7 +228,12 @@ int mem_new(const mem_policy_type *t, uint32_t layers, uint32_t experts, uint32_
     m->res = malloc(m->n * sizeof *m->res);
     m->cand = malloc(m->n * sizeof *m->cand);
     m->bcnt = calloc((size_t)units * layers, sizeof *m->bcnt);
-    if (!m->e || !m->res || !m->cand || !m->bcnt) { mem_free(m); D2_ERROR(D2_ENOMEM, "mem: out of memory"); }
+    m->layer_bytes = calloc(layers ? layers : 1, sizeof *m->layer_bytes);
+    if (t->state_size) m->pstate = calloc(1, t->state_size);
+    if (!m->e || !m->res || !m->cand || !m->bcnt || !m->layer_bytes || (t->state_size && !m->pstate)) {
+        mem_free(m);
+        D2_ERROR(D2_ENOMEM, "mem: out of memory");
+    }
     for (uint32_t i = 0; i < m->n; i++) {
         m->e[i].bytes = unit_bytes[i % units];
         m->e[i].unit = (uint8_t)(i % units);
@@ -176,6 +242,17 @@ int mem_new(const mem_policy_type *t, uint32_t layers, uint32_t experts, uint32_
         m->e[i].res_idx = -1;
         m->e[i].cand_idx = -1;
     }
+    if (t->init) {
+        int rc = t->init(m->pstate, m);
+        if (rc) { /* its state is not set up: no fini */
+            free(m->pstate);
+            m->pstate = NULL;
+            m->type = NULL;
+            mem_free(m);
+            return rc;
+        }
+    }
+    if (t->hold) hold_all(m);
     *out = m;
     return D2_OK;
 }
@@ -183,6 +260,9 @@ int mem_new(const mem_policy_type *t, uint32_t layers, uint32_t experts, uint32_
 void mem_free(mem *m)
 {
     if (!m) return;
+    if (m->type && m->type->fini && m->pstate) m->type->fini(m->pstate);
+    free(m->pstate);
+    free(m->layer_bytes);
     free(m->e);
     free(m->res);
     pcache_free(m->pc);
@@ -246,7 +326,43 @@ void mem_entry_touch(mem *m, uint32_t id, int64_t tick)
 {
     m->e[id].last_use = tick;
     m->e[id].uses++;
+    if (m->type->on_use) m->type->on_use(m->pstate, m, id);
 }
+
+void mem_step_done(mem *m, uint32_t layer)
+{
+    if (m->type->after_step) m->type->after_step(m->pstate, m, layer);
+}
+
+void mem_set_oracle(mem *m, mem_oracle_fn fn, void *user)
+{
+    m->oracle = fn;
+    m->oracle_user = user;
+}
+
+int mem_next_use(const mem *m, uint32_t id, uint64_t *when)
+{
+    *when = UINT64_MAX;
+    if (!m->oracle) D2_ERROR(D2_EINVAL, "mem: policy %s needs the next-use oracle and this run has none", m->type->name);
+    return m->oracle(m->oracle_user, m->e[id].layer, m->e[id].expert, when);
+}
+
+void mem_candidates(const mem *m, const uint32_t **ids, uint32_t *n)
+{
+    *ids = m->cand;
+    *n = m->ncand;
+}
+uint32_t mem_layers(const mem *m) { return m->layers; }
+uint32_t mem_experts(const mem *m) { return m->experts; }
+uint32_t mem_units(const mem *m) { return m->units; }
+uint32_t mem_layer(const mem *m) { return m->layer; }
+uint32_t mem_entry_layer(const mem *m, uint32_t id) { return m->e[id].layer; }
+uint32_t mem_entry_expert(const mem *m, uint32_t id) { return m->e[id].expert; }
+uint32_t mem_entry_unit(const mem *m, uint32_t id) { return m->e[id].unit; }
+int64_t mem_entry_last_use(const mem *m, uint32_t id) { return m->e[id].last_use; }
+int64_t mem_entry_uses(const mem *m, uint32_t id) { return m->e[id].uses; }
+int64_t mem_layer_bytes(const mem *m, uint32_t layer) { return m->layer_bytes[layer]; }
+void *mem_policy_state(const mem *m) { return m->pstate; }
 
 void mem_set_free_hook(mem *m, mem_free_fn fn, void *user)
 {
@@ -257,6 +373,8 @@ void mem_set_free_hook(mem *m, mem_free_fn fn, void *user)
 static void res_remove(mem *m, uint32_t id)
 {
     if (m->free_fn) m->free_fn(m->free_user, id);
+    if (m->type->on_evict) m->type->on_evict(m->pstate, m, id);
+    m->layer_bytes[m->e[id].layer] -= m->e[id].bytes;
     cand_remove(m, id);
     int32_t i = m->e[id].res_idx;
     uint32_t last = m->res[--m->nres];
@@ -274,8 +392,10 @@ static void res_add(mem *m, uint32_t id, int state)
     m->res[m->nres++] = id;
     m->e[id].state = (uint8_t)state;
     m->resident += m->e[id].bytes;
+    m->layer_bytes[m->e[id].layer] += m->e[id].bytes;
     m->reserved_total += m->e[id].bytes;
     if (m->resident > m->peak) m->peak = m->resident;
+    if (m->type->on_insert) m->type->on_insert(m->pstate, m, id);
 }
 
 int mem_entry_reserve(mem *m, uint32_t id, int *fits, int *evicted)
@@ -290,8 +410,9 @@ int mem_entry_reserve(mem *m, uint32_t id, int *fits, int *evicted)
      * resident set untouched. */
     if (m->resident - m->cand_bytes + need > m->budget) return D2_OK;
     while (m->resident + need > m->budget) {
-        uint32_t best = m->type->victim(m);
-        if (best >= m->n) D2_ERROR(D2_EINTERNAL, "mem: policy %s: its victim index disagrees with its order", m->type->name);
+        uint32_t best = UINT32_MAX;
+        D2_TRY(m->type->victim(m->pstate, m, id, &best));
+        if (best >= m->n || m->e[best].cand_idx < 0) D2_ERROR(D2_EINTERNAL, "mem: policy %s: its victim is not an eviction candidate (or its index disagrees with its order)", m->type->name);
         m->evicted_total += m->e[best].bytes;
         m->evictions++;
         res_remove(m, best);
@@ -315,14 +436,21 @@ void mem_entry_release(mem *m, uint32_t id)
     res_remove(m, id);
 }
 
-int mem_hold_all(mem *m)
+/* Hold policy: every entry resident at once. */
+static void hold_all(mem *m)
 {
     for (uint32_t i = 0; i < m->n; i++)
         if (m->e[i].state == MEM_ABSENT) {
             res_add(m, i, MEM_RESIDENT);
             cand_add(m, i);
         }
-    return D2_OK;
+    m->initial = m->resident;
+}
+
+void mem_entry_done(mem *m, uint32_t id)
+{
+    mem_entry_unpin(m, id);
+    if (!m->type->keep) mem_entry_release(m, id);
 }
 
 int mem_page_cache_open(mem *m, const char *policy)
@@ -348,6 +476,7 @@ int64_t mem_peak_bytes(const mem *m) { return m->peak; }
 int64_t mem_budget(const mem *m) { return m->budget; }
 int64_t mem_evicted_bytes(const mem *m) { return m->evicted_total; }
 int64_t mem_reserved_total(const mem *m) { return m->reserved_total; }
+int64_t mem_initial_bytes(const mem *m) { return m->initial; }
 uint64_t mem_evictions(const mem *m) { return m->evictions; }
 
 int mem_check(const mem *m)
@@ -364,6 +493,9 @@ int mem_check(const mem *m)
         sum += x->bytes;
     }
     if (sum != m->resident) D2_ERROR(D2_EINTERNAL, "mem: resident list holds %lld bytes, account says %lld", (long long)sum, (long long)m->resident);
+    int64_t lsum = 0;
+    for (uint32_t l = 0; l < m->layers; l++) lsum += m->layer_bytes[l];
+    if (lsum != m->resident) D2_ERROR(D2_EINTERNAL, "mem: per-layer bytes sum to %lld, account says %lld", (long long)lsum, (long long)m->resident);
     int64_t cb = 0;
     for (uint32_t i = 0; i < m->ncand; i++) {
         const mem_entry *x = &m->e[m->cand[i]];

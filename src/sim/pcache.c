@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/registry.h"
 
 #define NIL UINT32_MAX
 
@@ -173,19 +174,9 @@ static const pcache_policy_type policies[] = {
      .summary = "Linux's active/inactive file lists: promotion on a second read, "
                 "inactive_is_low balance, workingset refault activation",
      .access = two_access},
+    {.name = NULL},
 };
-#define NPOL (sizeof policies / sizeof policies[0])
-static const pcache_policy_type *const policy_ptrs[] = {&policies[0], &policies[1], NULL};
-
-const pcache_policy_type *pcache_policy_find(const char *name)
-{
-    if (!name) return NULL;
-    for (size_t i = 0; i < NPOL; i++)
-        if (!strcmp(policies[i].name, name)) return &policies[i];
-    return NULL;
-}
-
-const pcache_policy_type *const *pcache_policy_list(void) { return policy_ptrs; }
+D2_REGISTRY(pcache_policy, pcache_policy_type, policies)
 
 /* ---- object ---- */
 
@@ -196,9 +187,8 @@ int pcache_new(const char *policy, int64_t capacity_bytes, uint32_t n, const int
     *out = NULL;
     const pcache_policy_type *t = pcache_policy_find(policy);
     if (!t) {
-        char names[128] = "";
-        for (size_t i = 0, len = 0; i < NPOL && len < sizeof names; i++)
-            len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", policies[i].name);
+        char names[128];
+        pcache_policy_names(names, sizeof names);
         D2_ERROR(D2_ENOTFOUND, "pcache: unknown policy \"%s\" (known: %s)", policy ? policy : "(null)", names);
     }
     if (capacity_bytes < 0) D2_ERROR(D2_ERANGE, "pcache: capacity %lld bytes must be >= 0", (long long)capacity_bytes);

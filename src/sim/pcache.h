@@ -78,8 +78,9 @@ typedef struct pcache_policy_type {
     void (*access)(pcache *c, uint32_t id, int *hit);
 } pcache_policy_type;
 
-const pcache_policy_type *pcache_policy_find(const char *name); /* NULL if unknown */
-const pcache_policy_type *const *pcache_policy_list(void);      /* NULL-terminated */
+#include "core/registry.h"
+/* pcache_policy_find, _list, _count, _at, _names, _register (core/registry.h) */
+D2_REGISTRY_DECLARE(pcache_policy, pcache_policy_type)
 
 /* Counters since pcache_new. */
 typedef struct pcache_stats {

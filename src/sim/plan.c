@@ -3,6 +3,7 @@
  * keep chains ascending, feasible for the step sizes of the paper. */
 #include "sim/plan.h"
 #include "core/err.h"
+#include "core/registry.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -184,14 +185,6 @@ static const plan_type plans[] = {
      .serial = 1, .order = order_id},
     {.name = "optimal", .summary = "exact minimum makespan of the step by dynamic programming (hebf beyond sim.opt_max_states)",
      .serial = 0, .order = order_optimal},
+    {.name = NULL},
 };
-static const plan_type *const plan_ptrs[] = {&plans[0], &plans[1], &plans[2], &plans[3], NULL};
-
-const plan_type *plan_find(const char *name)
-{
-    for (size_t i = 0; i < sizeof plans / sizeof plans[0]; i++)
-        if (!strcmp(plans[i].name, name)) return &plans[i];
-    return NULL;
-}
-
-const plan_type *const *plan_list(void) { return plan_ptrs; }
+D2_REGISTRY(plan, plan_type, plans)

@@ -34,8 +34,9 @@ typedef struct plan_type {
     int (*order)(plan_ctx *c, const plan_item *items, size_t n, uint32_t *order, size_t *nload);
 } plan_type;
 
-const plan_type *plan_find(const char *name);
-const plan_type *const *plan_list(void); /* NULL-terminated */
+#include "core/registry.h"
+/* plan_find, _list, _count, _at, _names, _register (core/registry.h) */
+D2_REGISTRY_DECLARE(plan, plan_type)
 
 /* Makespan, ns, of the static model: resident items (load = 0) compute from
  * time 0 in index order, then the loads in `order` back to back from time 0,

@@ -2,6 +2,8 @@
  * docs/simulator.md, which says what each row models and why). */
 #include "sim/policy.h"
 
+#include "core/registry.h"
+
 #include <string.h>
 
 static const policy_system systems[] = {
@@ -80,11 +82,4 @@ static const policy_system systems[] = {
     {.name = NULL},
 };
 
-const policy_system *policy_find(const char *name)
-{
-    for (const policy_system *s = systems; s->name; s++)
-        if (!strcmp(s->name, name)) return s;
-    return NULL;
-}
-
-const policy_system *policy_list(void) { return systems; }
+D2_REGISTRY(policy, policy_system, systems)

@@ -19,7 +19,10 @@ typedef struct policy_system {
     const char *buffer;   /* what bounds its resident experts: "budget" (sim.budget) or "device" */
 } policy_system;
 
-const policy_system *policy_find(const char *name);
-const policy_system *policy_list(void); /* terminated by a row with name NULL */
+#include "core/registry.h"
+/* policy_find, _list (ends with a row whose name is NULL), _count, _at,
+ * _names, _register (core/registry.h): a system registered at run time is a
+ * row like these, with plug-ins that may themselves be registered rows. */
+D2_REGISTRY_DECLARE(policy, policy_system)
 
 #endif

@@ -1,11 +1,14 @@
 /* prefetch.c - preloading predictors (see prefetch.h).  Scores are ranked
  * descending with ties to the lower expert id, so predictions repeat. */
 #include "sim/prefetch.h"
+#include "core/err.h"
+#include "core/model.h"
+#include "core/registry.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define MAXE 4096
+#define MAXE MODEL_MAX_EXPERTS
 
 /* the `want` highest scores, descending, ties to the lower id */
 static uint32_t top(const double *score, uint32_t E, uint32_t want, uint32_t *out)
@@ -23,29 +26,31 @@ static uint32_t top(const double *score, uint32_t E, uint32_t want, uint32_t *ou
     return n;
 }
 
-static uint32_t predict_none(const prefetch_ctx *c, uint32_t *out)
+static int predict_none(const prefetch_ctx *c, uint32_t *out, uint32_t *n)
 {
     (void)c;
     (void)out;
-    return 0;
+    *n = 0;
+    return D2_OK;
 }
 
 /* EdgeMoE's activation-path statistics: sum over this layer's uses of
  * P(e' at l+1 | e at l), measured on the profiling requests. */
-static uint32_t predict_paths(const prefetch_ctx *c, uint32_t *out)
+static int predict_paths(const prefetch_ctx *c, uint32_t *out, uint32_t *n)
 {
     double score[MAXE] = {0};
     for (size_t i = 0; i < c->ncur; i++) {
         const double *row = c->trans + (size_t)c->cur[i] * c->experts;
         for (uint32_t e = 0; e < c->experts; e++) score[e] += row[e];
     }
-    return top(score, c->experts, c->want, out);
+    *n = top(score, c->experts, c->want, out);
+    return D2_OK;
 }
 
 /* A predictor of given accuracy: the next layer's true most-used experts,
  * each kept with probability acc, else replaced by a random expert not
  * already predicted. */
-static uint32_t predict_oracle(const prefetch_ctx *c, uint32_t *out)
+static int predict_oracle(const prefetch_ctx *c, uint32_t *out, uint32_t *nout)
 {
     double score[MAXE] = {0};
     unsigned char taken[MAXE] = {0};
@@ -59,21 +64,16 @@ static uint32_t predict_oracle(const prefetch_ctx *c, uint32_t *out)
             taken[e] = 1;
             out[i] = e;
         }
-    return n;
+    *nout = n;
+    return D2_OK;
 }
 
 static const prefetch_type types[] = {
-    {"none", "no preloading (the paper's D2MoE)", 0, predict_none},
-    {"paths", "next layer's experts from activation-path statistics of profiling requests (EdgeMoE)", 1, predict_paths},
-    {"oracle", "the next layer's true top experts, each kept with probability sim.predict_acc", 0, predict_oracle},
+    {.name = "none", .summary = "no preloading (the paper's D2MoE)", .predict = predict_none},
+    {.name = "paths", .summary = "next layer's experts from activation-path statistics of profiling requests (EdgeMoE)",
+     .needs_profile = 1, .predict = predict_paths},
+    {.name = "oracle", .summary = "the next layer's true top experts, each kept with probability sim.predict_acc",
+     .predict = predict_oracle},
+    {.name = NULL},
 };
-static const prefetch_type *const ptrs[] = {&types[0], &types[1], &types[2], NULL};
-
-const prefetch_type *prefetch_find(const char *name)
-{
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (!strcmp(types[i].name, name)) return &types[i];
-    return NULL;
-}
-
-const prefetch_type *const *prefetch_list(void) { return ptrs; }
+D2_REGISTRY(prefetch, prefetch_type, types)

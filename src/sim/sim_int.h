@@ -1,0 +1,234 @@
+/* sim_int.h - private to the serving simulator (src/sim): the run's state,
+ * the result's layout and the functions the simulator's files share (SQLite's
+ * btreeInt.h habit).  Nothing outside src/sim includes it.  sim.c sets a run
+ * up and drives the event loop; engine.c is the I/O channel and the compute
+ * unit; step.c plans a layer step and admits its loads; profile.c is the
+ * offline profiling; result.c turns a finished run into metrics; system.c
+ * resolves a named system; timeline.c is the timeline CSV observer. */
+#ifndef D2_SIM_SIM_INT_H
+#define D2_SIM_SIM_INT_H
+
+#include "sim/sim.h"
+#include "sim/arrival.h"
+#include "sim/bitroute.h"
+#include "sim/cost.h"
+#include "sim/des.h"
+#include "sim/mem.h"
+#include "sim/plan.h"
+#include "sim/policy.h"
+#include "sim/prefetch.h"
+#include "core/err.h"
+
+#include <gsl/gsl_rng.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- metrics: each registered once in result.c (name, unit, field) ------- */
+
+typedef struct sim_metrics {
+    double throughput_tps, total_tps, makespan_s, ttft_s, tpot_s;
+    double peak_mem_mb, peak_expert_mb, io_gb, io_busy_s, compute_busy_s, expert_compute_s, nonexpert_s;
+    double dequant_s, router_s, bubble_s, bubble_ratio, hit_rate, loads, hits, evictions;
+    double prefetch_loads, prefetch_used, prefetch_accuracy, page_cache_hits;
+    double plan_overhead_s, plan_gap_mean, plan_gap_max, plan_gap_idorder_mean, plan_gap_steps, plan_gap_skipped;
+    double opt_fallbacks, layer_steps, tokens_generated, tokens_total, avg_bits;
+    double nonexpert_mb, kv_mb, ttft_max_s, latency_s;
+    double bound_tps, bound_util, bound_io_s, bound_compute_s, page_cache_gb;
+} sim_metrics;
+
+struct sim_result {
+    char status[8];
+    char reason[256];
+    sim_metrics m;
+    int levels;
+    int level_bits[POLICY_MAX_LEVELS];
+    double uses[POLICY_MAX_LEVELS];     /* token-expert uses per level */
+    double gate_sum[POLICY_MAX_LEVELS]; /* sum of their gate weights */
+    double gate2_sum[POLICY_MAX_LEVELS]; /* sum of their squared gate weights */
+    model model;
+    device device;
+    sim_params params;
+    char sys_bitroute[PARAM_STR_MAX], sys_plan[PARAM_STR_MAX], sys_mem[PARAM_STR_MAX], sys_caps[PARAM_STR_MAX];
+    int nested;
+    char sys_prefetch[PARAM_STR_MAX];
+    char sys_buffer[PARAM_STR_MAX];
+    char reading_name[PARAM_STR_MAX], reading_settings[2048], reading_path[4096];
+    char trace_path[4096], trace_id[128], model_path[4096], device_path[4096];
+};
+
+/* ---- run state ------------------------------------------------------------ */
+
+enum { EV_NONEXP_DONE = 1, EV_LOAD_DONE, EV_COMP_DONE, EV_STEP_START };
+
+typedef struct step_item {
+    uint32_t entry, expert, unit, tokens;
+    uint32_t final;      /* tokens whose own level is this unit (copies: = tokens) */
+    uint32_t grp;        /* its group in this step (step_group) */
+    int64_t t_comp;      /* ns */
+    int64_t dequant, router; /* parts of t_comp, ns */
+    int state;           /* 0 waiting for load, 1 ready, 2 computing, 3 done */
+    int hit;             /* resident or loading when the step was planned, or when its deferred load came up */
+    int started;         /* its load has started in this step */
+    int held;            /* the step holds (pins) its unit: from its hit or load until its group is done */
+    int pred;            /* present at planning as a preload (predicted, or still loading) */
+} step_item;
+
+/* The items of a layer step that are used together.  Nested storage: one
+ * expert's units (levels 1..k): the expert's FFN is SwiGLU, so a token at
+ * level k sums the gate/up products of levels 1..k before the nonlinearity
+ * and then goes through down at levels 1..k; every unit stays resident until
+ * the expert's last item has computed.  Copies: each unit alone.  A group
+ * is "open" once it holds a unit; loads are admitted so that every open
+ * group can still finish within the budget (group_admit). */
+typedef struct step_group {
+    uint32_t first, n, left; /* items [first, first + n); not yet computed */
+    int64_t need, held;      /* bytes of its units; of those, held by the step */
+} step_group;
+
+typedef struct grp_need { int64_t rem, held; } grp_need; /* group_admit scratch */
+
+typedef struct io_req {
+    uint32_t entry;
+    int prefetch;        /* preload for the next layer */
+    uint32_t layer;      /* layer it serves (timeline) */
+} io_req;
+
+typedef struct run {
+    const sim_input *in;
+    const model *m;
+    const device *d;
+    const sim_params *p;
+    const policy_system *sys;
+    sim_system rs;          /* the system as resolved (overrides applied) */
+    const bitroute_type *bt;
+    const plan_type *pt;
+    const mem_policy_type *mt;
+    const prefetch_type *ft;
+    bitroute_cfg bc;        /* bit routing's configuration and state */
+    plan_ctx pc;
+    prefetch_ctx fc;        /* the predictor's context and state */
+    int bt_live, ft_live;   /* their init ran (fini is due) */
+    uint32_t *tok_req;      /* [ntok_max] request of each token of the forward step */
+    uint64_t *next_use;     /* next-use oracle (oracle.c): [L*E] bitsets over forward steps, NULL when unused */
+    uint32_t nfsteps, nu_words; /* forward steps the oracle covers; 64-bit words per (layer, expert) */
+    double caps[POLICY_MAX_LEVELS];          /* capacities c_k, fractions summing to 1 */
+    int64_t unit_bytes[POLICY_MAX_LEVELS];   /* bytes of one expert's unit k */
+    int unit_bits[POLICY_MAX_LEVELS];        /* bit-width of level k */
+    uint32_t L, E, K, U, R, P, G;            /* MoE layers, experts, top_k, units, requests, prompt and gen tokens */
+    int64_t W;              /* weights per expert */
+    int64_t io_unit[POLICY_MAX_LEVELS]; /* load time of a unit from flash, ns */
+    cost_compute *ccache;   /* [U][tokens] compute cost memo (total 0 = not yet) */
+    des *ev;
+    mem *mm;
+    gsl_rng *rng_bits, *rng_pred, *rng_arrival;
+    /* routing of the current forward step: [layer][tok][k] */
+    uint16_t *rexp;         /* expert ids */
+    float *rw;              /* gate weights */
+    uint8_t *rb;            /* recorded bit-widths, bits (0 = none) */
+    size_t ntok_max;        /* tokens of the largest forward step (the prefill) */
+    bitroute_use *uses;     /* one layer step's (token, expert) uses */
+    uint32_t *scratch;      /* bit routing scratch (6 per use), then B[expert][unit] counts */
+    uint32_t *Bfin;         /* [expert][unit] tokens whose last level is unit (nested) */
+    int swiglu;             /* sim.nested_compute = swiglu (nested systems only) */
+    int fused;              /* sim.nested_kernel = fused */
+    int64_t cache_bytes;    /* host page cache capacity, bytes (0 = none) */
+    /* the bound (sim_bound): work no schedule avoids */
+    int64_t fstep_need;     /* bytes of distinct units the current forward step needs */
+    int64_t fstep_avail;    /* bytes that can be resident when it begins: the budget (the first step: what is) */
+    int64_t lb_io_ns;       /* I/O time no schedule avoids, summed over forward steps, ns */
+    double lb_flops;        /* FLOPs of the expert uses (2 W per token-expert use) and non-expert work */
+    /* offline profiling */
+    uint8_t *static_level;  /* [L*E] */
+    double *trans;          /* [L*E*E] P(e' at l+1 | e at l) */
+    /* step */
+    uint32_t f, layer, ntok;       /* forward step, MoE layer, tokens of the forward step */
+    double ctx_sum;                /* sum over those tokens of the context each attends to, tokens */
+    /* requests: arrival, progress; a forward step = prefills of the
+     * requests in pre_q (P tokens each, position-major) then one decode
+     * token of each request in dec_q */
+    const arrival_type *at;
+    int64_t *arrive_ns, *first_ns, *finish_ns; /* per request, ns */
+    uint32_t *gen_cnt;             /* tokens generated so far per request (0: not prefilled) */
+    uint32_t *pre_q, *dec_q, *dec_pos;
+    uint32_t npre, ndec, ndone;
+    int64_t kv_peak;               /* bytes */
+    step_item *items;
+    uint32_t nitems, remaining;    /* units in the layer step, units not yet computed */
+    step_group *groups;     /* of the layer step [ngroups] */
+    uint32_t ngroups;
+    int64_t held_total;     /* bytes held by the layer step (sum of groups' held) */
+    uint8_t *gflag;         /* per group: open (planning), seen (pick_load) */
+    grp_need *gneed;
+    uint32_t bad_free;      /* 1 + an entry that left memory while its step needed it; 0 */
+    const sim_observer *obs;
+    int32_t *item_of;       /* entry -> item index in this step, -1 */
+    plan_item *pitems;
+    uint32_t *order, *order2;
+    uint32_t *ready;        /* FIFO of items whose unit is resident, in readiness order */
+    uint32_t rhead, rtail;
+    io_req *ioq;            /* loads not yet started, in order */
+    uint32_t qhead, qtail, qcap;
+    int io_busy, comp_busy, phase; /* flags; phase: 0 non-expert, 1 expert */
+    int waiting;            /* the compute unit waits for a load (a bubble is open) */
+    /* the running expert compute when device.io_interference > 0: its rate
+     * changes whenever the I/O queue starts or stops, so its end event is
+     * re-pushed with a new version and stale ones are dropped */
+    int comp_active;        /* an expert item is computing under the interference model */
+    uint32_t comp_idx;      /* its item index */
+    int64_t comp_start, comp_last; /* when it started / its remaining work was last updated, ns */
+    double comp_rem;        /* its remaining work at full rate, ns */
+    int64_t comp_ver;       /* version of its end event (event field b) */
+    int64_t idle_since;     /* when that bubble opened, ns */
+    uint32_t *predicted;    /* entries marked predicted */
+    uint32_t npredicted;
+    /* memory account, bytes */
+    int64_t fixed_bytes, kv_bytes, transient, peak_total, kv_per_token;
+    int oom;
+    int done;               /* the last step has ended */
+    int64_t end_ns;         /* when it ended */
+    int64_t tick;           /* use counter for lru/lfu and the page cache (not time) */
+    /* accumulators */
+    int64_t io_busy_ns, comp_ns, expert_ns, nonexp_ns, dequant_ns, router_ns, bubble_ns; /* ns */
+    int64_t io_bytes;       /* bytes loaded */
+    uint64_t loads, hits, pf_loads, pf_used, pc_hits, steps; /* counts */
+    double plan_wall;       /* wall-clock seconds in the planner */
+    double gap_sum, gap_max, gap_id_sum; /* makespan ratios - 1 */
+    uint64_t gap_n, gap_skip;            /* steps compared, steps too large for optimal */
+    double uses_k[POLICY_MAX_LEVELS], gate_k[POLICY_MAX_LEVELS]; /* uses, gate-weight sums per level */
+    double gate2_k[POLICY_MAX_LEVELS]; /* sums of squared gate weights per level */
+    sim_result *res;
+} run;
+
+#define RUN_TRY(expr) D2_TRY(expr)
+
+/* sim.c */
+int sim_check_dur(int64_t t, const char *what);
+void sim_mem_account(run *r);
+void sim_emit(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level, uint32_t tokens,
+              uint32_t final, int preload, sim_op_tier tier, int64_t bytes);
+/* system.c */
+int system_parse_caps(const char *s, int levels, double *caps, const char *what);
+/* profile.c: per-expert static levels and layer-to-layer transitions from
+ * the profiling requests */
+int profile_run(run *r);
+/* step.c: a layer step's start, plan (bit routing, items, groups, hits,
+ * load order, preloads) and end; admission of loads within the budget */
+int step_start(run *r);
+int step_plan(run *r);
+int step_end(run *r);
+void step_hold_item(run *r, step_item *it);
+int step_group_admit(run *r, uint32_t g, int64_t bytes);
+int step_pick_load(run *r, int *go);
+/* engine.c: the I/O channel, the compute unit, the events */
+int engine_kick_io(run *r);
+int engine_kick_compute(run *r);
+int engine_handle(run *r, const des_event *e);
+void engine_unit_freed(void *user, uint32_t id);
+int engine_check_freed(run *r);
+/* oracle.c: the next-use oracle from the routing source, read ahead */
+int oracle_build(run *r);
+int oracle_next_use(void *user, uint32_t layer, uint32_t expert, uint64_t *when);
+/* result.c */
+void result_finish(run *r);
+
+#endif

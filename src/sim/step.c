@@ -1,0 +1,421 @@
+/* step.c - one layer step: who is served in a forward step and its
+ * routing (step_start), bit routing -> items and groups -> hits -> the
+ * planner's load order -> preloads for the next layer (step_plan), the
+ * admission of loads within the budget (a banker's check over the step's
+ * groups), and the step's end (tokens, requests finishing, the bound).  It
+ * does not start loads or computes (engine.c). */
+#include "sim/sim_int.h"
+#include "core/clock.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int route_one(run *r, uint32_t q, uint32_t pos, uint32_t l, size_t tok)
+{
+    size_t at = ((size_t)l * r->ntok + tok) * r->K;
+    int rc = r->in->route(r->in->route_user, q, pos, l, r->rexp + at, r->rw + at, r->rb + at);
+    if (rc) return rc;
+    for (uint32_t k = 0; k < r->K; k++)
+        if (r->rexp[at + k] >= r->E)
+            D2_ERROR(D2_EFORMAT, "routing: request %u position %u layer %u: expert %u is not below %u", q, pos, l,
+                     (unsigned)r->rexp[at + k], r->E);
+    return D2_OK;
+}
+
+/* In the source's fast order: for position, for layer, for request. */
+static int fetch_routing(run *r)
+{
+    for (uint32_t pp = 0; r->npre && pp < r->P; pp++)
+        for (uint32_t l = 0; l < r->L; l++)
+            for (uint32_t i = 0; i < r->npre; i++)
+                D2_TRY(route_one(r, r->pre_q[i], pp, l, (size_t)pp * r->npre + i));
+    size_t base = (size_t)r->npre * r->P;
+    for (uint32_t l = 0; r->ndec && l < r->L; l++)
+        for (uint32_t j = 0; j < r->ndec; j++) D2_TRY(route_one(r, r->dec_q[j], r->dec_pos[j], l, base + j));
+    for (uint32_t pp = 0; pp < r->P; pp++)
+        for (uint32_t i = 0; i < r->npre; i++) r->tok_req[(size_t)pp * r->npre + i] = r->pre_q[i];
+    for (uint32_t j = 0; j < r->ndec; j++) r->tok_req[base + j] = r->dec_q[j];
+    return D2_OK;
+}
+
+/* ---- the I/O channel and the compute unit -------------------------------- */
+
+int engine_kick_compute(run *r);
+
+/* The step holds the item's unit (resident or loading) until its group is done. */
+void step_hold_item(run *r, step_item *it)
+{
+    mem_entry_pin(r->mm, it->entry);
+    it->held = 1;
+    r->groups[it->grp].held += r->unit_bytes[it->unit];
+    r->held_total += r->unit_bytes[it->unit];
+}
+
+static int cmp_need(const void *a, const void *b)
+{
+    const grp_need *x = a, *y = b;
+    return x->rem < y->rem ? -1 : x->rem > y->rem;
+}
+
+/* May group g hold `bytes` more now?  They must fit beside what the step
+ * holds (unheld resident units can be evicted), and afterwards every open
+ * group must still be able to finish: a banker's check with one resource,
+ * the budget (open groups by remaining need ascending; each that fits
+ * returns what it holds when done). */
+int step_group_admit(run *r, uint32_t g, int64_t bytes)
+{
+    int64_t room = mem_budget(r->mm) - r->held_total - bytes, rest = 0;
+    if (room < 0) return 0;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < r->ngroups; i++) {
+        const step_group *x = &r->groups[i];
+        int64_t held = x->held + (i == g ? bytes : 0);
+        if (!held || !x->left) continue;
+        r->gneed[n++] = (grp_need){x->need - held, held};
+        rest += x->need - held;
+    }
+    if (rest <= room) return 1;
+    qsort(r->gneed, n, sizeof *r->gneed, cmp_need);
+    for (uint32_t i = 0; i < n; i++) {
+        if (r->gneed[i].rem > room) return 0;
+        room += r->gneed[i].held;
+    }
+    return 1;
+}
+
+static int load_admit(run *r, uint32_t qi)
+{
+    const step_item *it = &r->items[r->item_of[r->ioq[qi].entry]];
+    return step_group_admit(r, it->grp, r->unit_bytes[it->unit]);
+}
+
+/* Nested storage: make the queue's head a unit the step can take now.  The
+ * planner's head if admissible; else wait while a group that needs no more
+ * loads is computing (it will free its units); else the first admissible
+ * unit further on that is its group's first in the queue (levels stay
+ * ascending).  One exists while every open group can finish (admission
+ * keeps that true).  *go = 1: the head may go; 0: wait.  A D2 status. */
+int step_pick_load(run *r, int *go)
+{
+    *go = 1;
+    if (load_admit(r, r->qhead)) return D2_OK;
+    *go = 0;
+    for (uint32_t g = 0; g < r->ngroups; g++)
+        if (r->groups[g].left && r->groups[g].held == r->groups[g].need) return D2_OK;
+    memset(r->gflag, 0, r->ngroups);
+    r->gflag[r->items[r->item_of[r->ioq[r->qhead].entry]].grp] = 1;
+    for (uint32_t i = r->qhead + 1; i < r->qtail && !r->ioq[i].prefetch; i++) {
+        uint32_t g = r->items[r->item_of[r->ioq[i].entry]].grp;
+        if (r->gflag[g]) continue;
+        r->gflag[g] = 1;
+        if (load_admit(r, i)) {
+            io_req t = r->ioq[i];
+            memmove(r->ioq + r->qhead + 1, r->ioq + r->qhead, (i - r->qhead) * sizeof *r->ioq);
+            r->ioq[r->qhead] = t;
+            *go = 1;
+            return D2_OK;
+        }
+    }
+    D2_ERROR(D2_EINTERNAL, "sim: layer %u of forward step %u: no load fits the budget and no compute can free room", r->layer, r->f);
+}
+
+static int queue_io(run *r, uint32_t entry, int prefetch, uint32_t layer)
+{
+    if (r->qtail == r->qcap) {
+        if (r->qhead > 0) {
+            memmove(r->ioq, r->ioq + r->qhead, (r->qtail - r->qhead) * sizeof *r->ioq);
+            r->qtail -= r->qhead;
+            r->qhead = 0;
+        } else {
+            io_req *q = realloc(r->ioq, 2 * r->qcap * sizeof *q);
+            if (!q) D2_ERROR(D2_ENOMEM, "sim: out of memory");
+            r->ioq = q;
+            r->qcap *= 2;
+        }
+    }
+    r->ioq[r->qtail++] = (io_req){entry, prefetch, layer};
+    return D2_OK;
+}
+
+/* The predictor sees this layer step's uses; predictions (for the next
+ * layer, within the token's pass as EdgeMoE) are queued behind the step's
+ * own loads, at the level bit routing chooses for a preload. */
+static int issue_prefetch(run *r)
+{
+    size_t nu = (size_t)r->ntok * r->K;
+    prefetch_ctx *c = &r->fc;
+    c->layer = r->layer;
+    c->fstep = r->f;
+    c->ntok = r->ntok;
+    c->cur = r->rexp + (size_t)r->layer * nu;
+    c->ncur = nu;
+    int last = r->layer + 1 >= r->L;
+    c->next = last ? NULL : r->rexp + (size_t)(r->layer + 1) * nu;
+    c->nnext = last ? 0 : nu;
+    c->trans = last ? NULL : r->trans + (size_t)r->layer * r->E * r->E;
+    if (r->ft->observe) RUN_TRY(r->ft->observe(c));
+    if (last) return D2_OK;
+    uint32_t ex[MODEL_MAX_EXPERTS], n = 0;
+    RUN_TRY(r->ft->predict(c, ex, &n));
+    if (n > c->want) D2_ERROR(D2_EINTERNAL, "sim: predictor %s returned %u experts, more than the %u asked", r->ft->name, n, c->want);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t lev;
+        if (ex[i] >= r->E) D2_ERROR(D2_EINTERNAL, "sim: predictor %s predicted expert %u of %u", r->ft->name, ex[i], r->E);
+        RUN_TRY(bitroute_preload_level(r->bt, &r->bc, r->layer + 1, ex[i], &lev));
+        if (lev >= r->U) D2_ERROR(D2_EINTERNAL, "sim: bit routing %s preloads level %u of %u", r->bt->name, lev + 1, r->U);
+        for (uint32_t u = r->sys->nested ? 0 : lev; u <= lev; u++) {
+            uint32_t id = mem_entry_id(r->mm, r->layer + 1, ex[i], u);
+            if (mem_entry_state(r->mm, id) != MEM_ABSENT) continue;
+            mem_entry_predict(r->mm, id, 1);
+            r->predicted[r->npredicted++] = id;
+            RUN_TRY(queue_io(r, id, 1, r->layer + 1));
+        }
+    }
+    return D2_OK;
+}
+
+int step_start(run *r)
+{
+    int64_t now = des_now(r->ev);
+    if (r->layer == 0) { /* a new forward step: who is in it, its tokens' KV cache */
+        r->npre = r->ndec = 0;
+        int64_t next = INT64_MAX;
+        for (uint32_t q = 0; q < r->R; q++) {
+            if (r->finish_ns[q] >= 0) continue;
+            if (r->arrive_ns[q] > now) { /* joins a later forward step */
+                if (r->arrive_ns[q] < next) next = r->arrive_ns[q];
+                continue;
+            }
+            if (r->gen_cnt[q] == 0) r->pre_q[r->npre++] = q;
+            else {
+                r->dec_q[r->ndec] = q;
+                r->dec_pos[r->ndec++] = r->P + r->gen_cnt[q] - 1;
+            }
+        }
+        if (r->npre + r->ndec == 0) /* nobody to serve: wait for the next arrival */
+            return des_event_push(r->ev, next, EV_STEP_START, 0, 0);
+        r->ntok = r->npre * r->P + r->ndec;
+        r->ctx_sum = (double)r->npre * (double)r->P * ((double)r->P + 1) / 2;
+        for (uint32_t j = 0; j < r->ndec; j++) r->ctx_sum += (double)r->dec_pos[j] + 1;
+        r->kv_bytes += (int64_t)r->ntok * r->kv_per_token;
+        r->fstep_avail = r->f == 0 ? mem_resident_bytes(r->mm) : mem_budget(r->mm);
+        if (r->kv_bytes > r->kv_peak) r->kv_peak = r->kv_bytes;
+        RUN_TRY(fetch_routing(r));
+    }
+    mem_set_layer(r->mm, r->layer);
+    sim_mem_account(r);
+    int64_t t = cost_nonexpert_ns(r->d, r->m, (int)r->p->nonexpert_bits, (int)r->p->kv_bits, r->ntok, r->ctx_sum);
+    r->lb_flops += cost_nonexpert_flops(r->m, r->ntok, r->ctx_sum);
+    RUN_TRY(sim_check_dur(t, "layer's non-expert work"));
+    sim_emit(r, SIM_OP_NONEXPERT, now, now + t, r->layer, -1, 0, r->ntok, 0, 0, SIM_TIER_NONE, 0);
+    r->phase = 0;
+    r->comp_busy = 1;
+    r->comp_ns += t;
+    r->nonexp_ns += t;
+    return des_event_after(r->ev, t, EV_NONEXP_DONE, 0, 0);
+}
+
+int step_plan(run *r)
+{
+    /* bit routing of every (token, expert) use of this layer step */
+    size_t n = (size_t)r->ntok * r->K;
+    const size_t base = (size_t)r->layer * r->ntok * r->K;
+    for (size_t i = 0; i < n; i++)
+        r->uses[i] = (bitroute_use){r->rexp[base + i], r->rw[base + i], r->rb[base + i], 0};
+    RUN_TRY(r->bt->assign(&r->bc, r->layer, r->uses, n, r->scratch));
+    r->lb_flops += 2.0 * (double)r->W * (double)n; /* every token-expert use is at least one GEMM of the expert */
+    /* B[j][u]: tokens that need unit u of expert j */
+    uint32_t *B = r->scratch; /* reuse: E*U <= n*... sized at setup */
+    memset(B, 0, (size_t)r->E * r->U * sizeof *B);
+    for (size_t i = 0; i < n; i++) { /* uses at exactly (expert, level) */
+        const bitroute_use *u = &r->uses[i];
+        r->uses_k[u->level] += 1;
+        r->gate_k[u->level] += u->weight;
+        r->gate2_k[u->level] += (double)u->weight * u->weight;
+        B[u->expert * r->U + u->level]++;
+    }
+    memcpy(r->Bfin, B, (size_t)r->E * r->U * sizeof *B);
+    if (r->sys->nested) /* nesting: a use at level k needs units 1..k */
+        for (uint32_t j = 0; j < r->E; j++)
+            for (uint32_t k = r->U - 1; k-- > 0;) B[j * r->U + k] += B[j * r->U + k + 1];
+    r->nitems = 0;
+    r->ngroups = 0;
+    r->held_total = 0;
+    r->rhead = r->rtail = 0;
+    for (uint32_t j = 0; j < r->E; j++)
+        for (uint32_t u = 0; u < r->U; u++) {
+            uint32_t cnt = B[j * r->U + u];
+            if (!cnt) continue;
+            step_item *it = &r->items[r->nitems];
+            it->entry = mem_entry_id(r->mm, r->layer, j, u);
+            it->expert = j;
+            it->unit = u;
+            it->tokens = cnt;
+            it->final = r->Bfin[j * r->U + u];
+            cost_compute cc = {0, 0, 0, 0};
+            if (r->swiglu)
+                cost_expert_swiglu_item(r->d, r->W, r->m->expert_matrices, r->unit_bytes, (int)u + 1, r->unit_bits[u], cnt,
+                                        r->Bfin[j * r->U + u], r->fused, &cc);
+            else {
+                if (cnt <= r->ntok_max) cc = r->ccache[(size_t)u * (r->ntok_max + 1) + cnt];
+                if (cc.total == 0) {
+                    if (r->fused) /* one launch per expert: on its first level (nested), on every copy */
+                        cost_expert_fused(r->d, r->W, r->unit_bytes[u], r->unit_bits[u],
+                                          r->sys->nested && u > 0 ? 1 : r->unit_bits[u], cnt, !r->sys->nested || u == 0, &cc);
+                    else
+                        cost_expert(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], cnt, &cc);
+                    if (cnt <= r->ntok_max) r->ccache[(size_t)u * (r->ntok_max + 1) + cnt] = cc;
+                }
+            }
+            RUN_TRY(sim_check_dur(cc.total, "expert compute"));
+            it->dequant = cc.dequant;
+            it->router = r->bt->is_router ? (int64_t)ceil(r->p->router_overhead * (double)cc.total) : 0;
+            it->t_comp = cc.total + it->router;
+            int st = mem_entry_state(r->mm, it->entry);
+            it->hit = st != MEM_ABSENT; /* present; a hit if its group opens below */
+            it->pred = it->hit && (mem_entry_predicted(r->mm, it->entry) || st == MEM_LOADING);
+            it->started = it->held = 0;
+            it->state = 0;
+            if (!r->sys->nested || !r->ngroups || r->items[r->groups[r->ngroups - 1].first].expert != j)
+                r->groups[r->ngroups++] = (step_group){r->nitems, 0, 0, 0, 0};
+            step_group *g = &r->groups[r->ngroups - 1];
+            g->n++;
+            g->left++;
+            g->need += r->unit_bytes[u];
+            r->fstep_need += r->unit_bytes[u];
+            it->grp = r->ngroups - 1;
+            mem_entry_touch(r->mm, it->entry, r->tick++);
+            r->item_of[it->entry] = (int32_t)r->nitems;
+            r->nitems++;
+        }
+    r->remaining = r->nitems;
+    /* Which groups hold their present units now (hits).  Groups all present,
+     * or with a unit still loading (a preload: at most one), and every group
+     * of copies open at once (always safe); then nested groups partly
+     * present, in expert order, while every open group can still finish.
+     * Any other group is deferred: its present units stay evictable and
+     * all its units are planned as loads; a unit still resident when its
+     * load comes up is a hit then. */
+    memset(r->gflag, 0, r->ngroups);
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t g = 0; g < r->ngroups; g++) {
+            step_group *x = &r->groups[g];
+            int64_t present = 0;
+            int loading = 0;
+            for (uint32_t i = x->first; i < x->first + x->n; i++)
+                if (r->items[i].hit) {
+                    present += r->unit_bytes[r->items[i].unit];
+                    loading |= mem_entry_state(r->mm, r->items[i].entry) == MEM_LOADING;
+                }
+            if (r->gflag[g] || !present) continue;
+            if (pass == 0 ? !(present == x->need || loading || !r->sys->nested) : !step_group_admit(r, g, present)) continue;
+            r->gflag[g] = 1;
+            for (uint32_t i = x->first; i < x->first + x->n; i++)
+                if (r->items[i].hit) step_hold_item(r, &r->items[i]);
+        }
+    for (uint32_t i = 0; i < r->nitems; i++) {
+        step_item *it = &r->items[i];
+        if (it->held) {
+            r->hits++;
+            if (it->pred) r->pf_used++;
+            if (mem_entry_state(r->mm, it->entry) == MEM_RESIDENT) {
+                it->state = 1;
+                r->ready[r->rtail++] = i;
+            }
+        } else {
+            it->hit = 0;
+        }
+        r->pitems[i] = (plan_item){it->expert, it->unit, it->tokens, it->hit ? 0 : r->io_unit[it->unit], it->t_comp, !it->hit};
+    }
+    /* predictions made for this layer are settled now */
+    for (uint32_t i = 0; i < r->npredicted; i++) mem_entry_predict(r->mm, r->predicted[i], 0);
+    r->npredicted = 0;
+    r->qhead = r->qtail = 0; /* drop preloads that have not started */
+    /* plan the loads (wall-clock timed: plan_overhead_s) */
+    double w0 = clock_mono_s();
+    size_t k;
+    int prc = r->pt->order(&r->pc, r->pitems, r->nitems, r->order, &k);
+    r->plan_wall += clock_mono_s() - w0;
+    RUN_TRY(prc);
+    if (r->p->plan_gap && k > 0) {
+        plan_ctx hc = r->pc;
+        size_t kh, ki, ko;
+        int found;
+        RUN_TRY(plan_find("hebf")->order(&hc, r->pitems, r->nitems, r->order2, &kh));
+        int64_t mh = plan_makespan(r->pitems, r->nitems, r->order2, kh);
+        RUN_TRY(plan_find("id-order")->order(&hc, r->pitems, r->nitems, r->order2, &ki));
+        int64_t mi = plan_makespan(r->pitems, r->nitems, r->order2, ki);
+        RUN_TRY(plan_optimal(&r->pc, r->pitems, r->nitems, r->order2, &ko, &found));
+        if (found) {
+            int64_t mo = plan_makespan(r->pitems, r->nitems, r->order2, ko);
+            if (mo > mh) D2_ERROR(D2_EINTERNAL, "sim: optimal plan (%lld ns) worse than hebf (%lld ns)", (long long)mo, (long long)mh);
+            double g = (double)mh / (double)mo - 1;
+            r->gap_sum += g;
+            r->gap_id_sum += (double)mi / (double)mo - 1;
+            if (g > r->gap_max) r->gap_max = g;
+            r->gap_n++;
+        } else {
+            r->gap_skip++;
+        }
+    }
+    for (size_t i = 0; i < k; i++) RUN_TRY(queue_io(r, r->items[r->order[i]].entry, 0, r->layer));
+    return issue_prefetch(r);
+}
+
+/* The bound (docs/simulator.md, "The bound"): the units a forward step
+ * needs (N bytes, distinct) were either resident when it began (at most the
+ * budget M: resident bytes never exceed it, loading ones included; in the
+ * first forward step exactly what the system starts with) or are
+ * loaded during it, so at least N - M bytes cross the host link, and of
+ * those at least N - M - C come from flash (C: the page cache, which held
+ * at most C of them when the step began).  Each tier's bytes take at least
+ * their slowest stage's bandwidth term (cost_load_floor_ns); the page-cache
+ * share is costed at the cheaper of its two ways in.  One I/O channel: the
+ * run lasts at least the sum. */
+static void bound_fstep(run *r)
+{
+    int64_t need = r->fstep_need - r->fstep_avail;
+    r->fstep_need = 0;
+    if (need <= 0) return;
+    int64_t flash = need - r->cache_bytes;
+    if (flash < 0) flash = 0;
+    int64_t cached = need - flash;
+    int64_t tc = 0;
+    if (cached > 0) {
+        int64_t hit = cost_load_floor_ns(r->d, cached, 1), miss = cost_load_floor_ns(r->d, cached, 0);
+        tc = hit < miss ? hit : miss;
+    }
+    r->lb_io_ns += (flash > 0 ? cost_load_floor_ns(r->d, flash, 0) : 0) + tc;
+}
+
+int step_end(run *r)
+{
+    for (uint32_t i = 0; i < r->nitems; i++) r->item_of[r->items[i].entry] = -1;
+    r->steps++;
+    mem_step_done(r->mm, r->layer);
+    RUN_TRY(mem_check(r->mm));
+    RUN_TRY(des_check(r->ev));
+    if (++r->layer == r->L) { /* the forward step is complete: every request in it has a new token */
+        int64_t now = des_now(r->ev);
+        bound_fstep(r);
+        r->layer = 0;
+        r->f++;
+        for (uint32_t i = 0; i < r->npre + r->ndec; i++) {
+            uint32_t q = i < r->npre ? r->pre_q[i] : r->dec_q[i - r->npre];
+            if (r->gen_cnt[q]++ == 0) r->first_ns[q] = now;
+            if (r->gen_cnt[q] == r->G) { /* finished: its KV cache (prompt + G-1 fed tokens) is freed */
+                r->finish_ns[q] = now;
+                r->ndone++;
+                r->kv_bytes -= (int64_t)(r->P + r->G - 1) * r->kv_per_token;
+            }
+        }
+        if (r->ndone == r->R) { /* done; preloads still in flight do not count */
+            r->done = 1;
+            r->end_ns = now;
+            return D2_OK;
+        }
+    }
+    return des_event_after(r->ev, 0, EV_STEP_START, 0, 0);
+}
+

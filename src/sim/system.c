@@ -1,0 +1,77 @@
+/* system.c - a named system resolved under a configuration: the row of
+ * policy.c with the sim.* overrides applied and every part's name checked
+ * (sim_system_resolve), and the capacities parser.  It does not run
+ * anything. */
+#include "sim/sim_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int system_parse_caps(const char *s, int levels, double *caps, const char *what)
+{
+    int n = 0;
+    double sum = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || v < 0 || v > 1 || n == levels)
+            D2_ERROR(D2_EINVAL, "%s: \"%s\": expected %d capacities 0..1 separated by '/'", what, s, levels);
+        caps[n++] = v;
+        sum += v;
+        p = end;
+        if (*p == '/') p++;
+        else if (*p) D2_ERROR(D2_EINVAL, "%s: \"%s\": expected %d capacities 0..1 separated by '/'", what, s, levels);
+    }
+    if (n != levels) D2_ERROR(D2_EINVAL, "%s: \"%s\": the storage format has %d levels", what, s, levels);
+    if (fabs(sum - 1) > 1e-6) D2_ERROR(D2_EINVAL, "%s: \"%s\": capacities sum to %g, not 1", what, s, sum);
+    return D2_OK;
+}
+
+int sim_system_resolve(const sim_params *p, sim_system *out)
+{
+    memset(out, 0, sizeof *out);
+    const policy_system *sys = policy_find(p->policy);
+    char names[1024];
+    if (!sys) D2_ERROR(D2_EINVAL, "sim.policy: unknown system \"%s\" (see d2moe simulate --list)", p->policy);
+    snprintf(out->name, sizeof out->name, "%s", sys->name);
+    out->nested = sys->nested;
+    out->levels = sys->levels;
+    for (int k = 0; k < sys->levels; k++) out->bits[k] = sys->bits[k];
+#define PICK(f) snprintf(out->f, sizeof out->f, "%s", p->f[0] ? p->f : sys->f)
+    PICK(caps);
+    PICK(bitroute);
+    PICK(plan);
+    PICK(mem);
+    PICK(prefetch);
+    PICK(buffer);
+#undef PICK
+    int arg = 0;
+    const plan_type *pt = plan_find(out->plan);
+    const mem_policy_type *mt = mem_policy_find(out->mem);
+    const prefetch_type *ft = prefetch_find(out->prefetch);
+    if (!ft) {
+        prefetch_names(names, sizeof names);
+        D2_ERROR(D2_EINVAL, "sim.prefetch: unknown predictor \"%s\" (%s)", out->prefetch, names);
+    }
+    if (!bitroute_find(out->bitroute, &arg)) {
+        bitroute_type_names(names, sizeof names);
+        D2_ERROR(D2_EINVAL, "sim.bitroute: unknown bit-width routing \"%s\" (%s; uniform takes :B)", out->bitroute, names);
+    }
+    if (!pt) {
+        plan_names(names, sizeof names);
+        D2_ERROR(D2_EINVAL, "sim.plan: unknown planner \"%s\" (%s)", out->plan, names);
+    }
+    if (!mt) {
+        mem_policy_names(names, sizeof names);
+        D2_ERROR(D2_EINVAL, "sim.mem: unknown memory policy \"%s\" (%s)", out->mem, names);
+    }
+    if (strcmp(out->buffer, "budget") && strcmp(out->buffer, "device"))
+        D2_ERROR(D2_EINVAL, "sim.buffer: \"%s\": expected budget or device", out->buffer);
+    out->serial = pt->serial;
+    out->hold = mt->hold;
+    out->preloads = strcmp(ft->name, "none") != 0;
+    return D2_OK;
+}
+
