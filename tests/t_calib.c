@@ -150,6 +150,17 @@ static void test_rates(void)
     ok(calib_host_mem_bytes() > 0 && calib_host_cpus() >= 1, "host memory and CPUs known");
 }
 
+/* calib_cold_bw: the cold-weight rate from a warm and a cold pass (by hand) */
+static void test_cold_bw(void)
+{
+    /* 4,866,048 stored bytes, 600 us warm, 650 us cold: 4866048 / 50e-6 s */
+    is_near(calib_cold_bw(4866048, 600e3, 650e3), 4866048 / 50e-6, 1e-3, "cold_weight_bw = bytes / (cold - warm)");
+    is_near(calib_cold_bw(1000, 1000, 2000), 1e9, 1e-6, "1000 bytes in 1000 ns more: 1 GB/s");
+    ok(calib_cold_bw(4866048, 650e3, 650e3) == 0, "cold no slower than warm: 0 (no cost)");
+    ok(calib_cold_bw(4866048, 650e3, 600e3) == 0, "cold faster than warm (noise): 0");
+    ok(calib_cold_bw(4866048, 0, 600e3) == 0 && calib_cold_bw(0, 1, 2) == 0, "no warm time or no bytes: 0");
+}
+
 int main(void)
 {
     char dir[] = "/tmp/t_calib.XXXXXX";
@@ -159,6 +170,7 @@ int main(void)
     test_atomic(dir);
     test_measure(dir);
     test_rates();
+    test_cold_bw();
     rmdir(dir);
     return tap_done();
 }

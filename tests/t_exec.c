@@ -76,6 +76,7 @@ int main(void)
     ok(rc == D2_OK, "unbounded budget: runs (%s)", rc ? d2_err_msg() : "ok");
     is_int(r.loads, 36, "36 loads");
     is_int(r.computes, 36, "36 computes");
+    is_int(r.pool_new_buffers, 0, "unbounded budget: the prefilled pool serves every load");
     ok(r.makespan_ns > 0 && r.io_busy_ns > 0 && r.comp_busy_ns > 0 && r.comp_busy_ns <= r.makespan_ns,
        "busy times within the makespan");
     is_int(r.verified, 16, "one token checked per (phase, expert)");
@@ -147,6 +148,10 @@ int main(void)
         ok(r.peak_expert_bytes <= expert3 && r.peak_expert_bytes >= u1 && r.verify_max_rel < 1e-4,
            "%s: peak expert bytes %lld <= budget %lld, same arithmetic", sw ? "sleeping" : "polling",
            (long long)r.peak_expert_bytes, (long long)expert3);
+        /* the weight pool filled before timing holds, per level, as many
+         * buffers as the budget can hold units of that level: no buffer is
+         * made during the run, however the loads and frees interleave */
+        is_int(r.pool_new_buffers, 0, "%s: the prefilled weight pool serves every load", sw ? "sleeping" : "polling");
     }
     o.sleep_wait = 0;
 

@@ -147,6 +147,14 @@ static void test_cost(void)
     t.dequant_rate = 1e15 * (1 - 1e-9);
     cost_expert(&t, 65536, 18432, 2, 1, &c);
     is_int(c.gemm, 131072, "dequant_rate just below 1e15: an FP16 copy step again");
+    /* device.cold_weight_bw: the stored bytes once more, from DRAM, added to
+     * the roofline: 16 tokens, 18,432 stored bytes at 1 GB/s = 18,432 ns on
+     * top of the 209,716 ns FLOP term (by hand); 0 leaves it unchanged */
+    t.dequant_rate = 1e16;
+    t.cold_weight_bw = 1e9;
+    cost_expert(&t, 65536, 18432, 2, 16, &c);
+    is_int(c.gemm, 209716 + 18432, "cold weights add stored / cold_weight_bw: 209,716 + 18,432 ns by hand");
+    t.cold_weight_bw = 0;
 }
 
 /* One step, R requests at prefill P = 1, gen = 1: exactly one forward step. */

@@ -39,7 +39,8 @@ static void usage(FILE *out)
             "                       [--min-read SIZE] [--max-read SIZE] [--size-step F] [--io-bytes SIZE]\n"
             "                       [--min-reps N] [--max-reps N] [--fresh-buffers]\n"
             "                       [--mem-size SIZE] [--threads N] [--seed N]\n"
-            "                       [--kernel-model M | --no-kernels] [--no-interference] [--nice N]\n\n"
+            "                       [--kernel-model M | --no-kernels] [--no-interference] [--no-cold]\n"
+            "                       [--pool-size SIZE] [--nice N]\n\n"
             "Measure this machine and write a device profile (kind = measured):\n"
             "  storage  a nameless temporary file of --file-size bytes (default 1Gi) in\n"
             "           --dir (default .), read at random 4 KiB-aligned offsets with the\n"
@@ -68,10 +69,17 @@ static void usage(FILE *out)
             "           \"# probe_ns\" for execute's stability check.  Also a plain float32 y = W x loop (1024 x\n"
             "           4096) for reference; with --no-kernels its 16-token rate is\n"
             "           fp16_flops (the name is the simulator's, the rate is float32).\n"
-            "  interference  the same kernels timed alone and while a second thread reads\n"
-            "           the disk (O_DIRECT, reads of a V1 level-1 chunk of --kernel-model):\n"
-            "           io_interference = with / alone - 1, the simulator's slowdown of\n"
-            "           compute while a load is in flight (--no-interference: 0)\n"
+            "  cold     the probe's pass on a copy of the expert from a pool of copies\n"
+            "           (--pool-size, default 128Mi, beyond the CPU's caches) against the\n"
+            "           same copy again (warm), thread CPU time, alternating blocks:\n"
+            "           cold_weight_bw = pass bytes / (cold - warm), the simulator's\n"
+            "           extra stream of an expert's stored bytes per unit compute\n"
+            "           (--no-cold: 0)\n"
+            "  interference  passes over that pool timed alone and while a second thread\n"
+            "           reads the disk (O_DIRECT, reads of a V1 level-1 chunk of\n"
+            "           --kernel-model), thread CPU time: io_interference = with / alone\n"
+            "           - 1, the simulator's slowdown of compute while a load is in flight\n"
+            "           (--no-interference: 0)\n"
             "The CPU is the accelerator: unified = true, mem_bytes = host_mem_bytes = RAM.\n"
             "--nice N: measure at that scheduling priority (negative needs root; -20\n"
             "shields the measurement from other processes on a shared machine).\n"
@@ -111,7 +119,8 @@ static int run(int argc, char **argv)
         {"threads", required_argument, NULL, 8}, {"seed", required_argument, NULL, 9},
         {"kernel-model", required_argument, NULL, 10}, {"no-kernels", no_argument, NULL, 11},
         {"nice", required_argument, NULL, 12}, {"size-step", required_argument, NULL, 13},
-        {"no-interference", no_argument, NULL, 14},
+        {"no-interference", no_argument, NULL, 14}, {"no-cold", no_argument, NULL, 15},
+        {"pool-size", required_argument, NULL, 16},
         {NULL, 0, NULL, 0}};
     calib_io_opts io;
     calib_io_opts_init(&io);
@@ -119,7 +128,8 @@ static int run(int argc, char **argv)
     int64_t mem_size = 256LL << 20;
     long threads = 1, v;
     const char *kmodel = "tiny-moe";
-    int kernels = 1, nice_v = 0, interference = 1;
+    int kernels = 1, nice_v = 0, interference = 1, cold = 1;
+    int64_t pool_bytes = 128LL << 20;
     int c;
     while ((c = cli_getopt_long(argc, argv, "ho:n:d:f:", opts, NULL)) != -1) {
         switch (c) {
@@ -143,6 +153,12 @@ static int run(int argc, char **argv)
         case 10: kmodel = optarg; break;
         case 11: kernels = 0; break;
         case 14: interference = 0; break;
+        case 15: cold = 0; break;
+        case 16:
+            if (parse_size("--pool-size", optarg, &pool_bytes)) return 2;
+            if (pool_bytes < (1LL << 20) || pool_bytes > (16LL << 30))
+                return cli_usage_error("calibrate", "--pool-size %s: must be 1Mi..16Gi", optarg);
+            break;
         case 13:
             if (cli_parse_double("calibrate", "--size-step", optarg, 1.05, 16, 0, "a factor", &io.size_step)) return 2;
             break;
@@ -284,10 +300,18 @@ static int run(int argc, char **argv)
         calib_io_opts io2 = io;
         if (io2.file_bytes > (256LL << 20)) io2.file_bytes = 256LL << 20;
         if (io2.file_bytes < 2 * rb) io2.file_bytes = (2 * rb + 4095) / 4096 * 4096;
-        if ((rc = calib_interference(&io2, km.hidden, km.expert_ffn, rb, 40, &ir))) return cli_fail(rc);
-        printf("interference: the kernels take %.1f us alone, %.1f us while another thread reads (%lld-byte O_DIRECT reads, "
-               "%lld of them) -> io_interference %.3f\n", ir.alone_ns / 1e3, ir.with_io_ns / 1e3, (long long)ir.read_bytes,
-               (long long)ir.reads, ir.x);
+        if ((rc = calib_interference(&io2, km.hidden, km.expert_ffn, pool_bytes, rb, 40, &ir))) return cli_fail(rc);
+        printf("interference: a pass over cold weights takes %.1f us alone, %.1f us while another thread reads (%lld-byte "
+               "O_DIRECT reads, %lld of them; thread CPU time) -> io_interference %.3f\n", ir.alone_ns / 1e3,
+               ir.with_io_ns / 1e3, (long long)ir.read_bytes, (long long)ir.reads, ir.x);
+    }
+    calib_cold_result cr;
+    memset(&cr, 0, sizeof cr);
+    if (kernels && cold) {
+        if ((rc = calib_cold(km.hidden, km.expert_ffn, pool_bytes, 40, &cr))) return cli_fail(rc);
+        printf("cold weights: a pass (%lld stored bytes) takes %.1f us warm, %.1f us on a copy from a pool of %d "
+               "(thread CPU time) -> cold_weight_bw %.3g B/s%s\n", (long long)cr.pass_bytes, cr.warm_ns / 1e3,
+               cr.cold_ns / 1e3, cr.copies, cr.bw, cr.bw > 0 ? "" : " (none: no slower than warm)");
     }
 
     /* the profile */
@@ -303,6 +327,7 @@ static int run(int argc, char **argv)
     d.compute_eff = 1;
     if (kernels) d.dequant_rate = kdeq;
     d.io_interference = ir.x;
+    d.cold_weight_bw = cr.bw;
     d.kernel_overhead_ns = 0;
     d.layer_overhead_ns = 0;
     d.page_cache_bytes = 0;
@@ -362,10 +387,17 @@ static int run(int argc, char **argv)
         fprintf(m, "#   b = %.0f ns/token -> fp16_flops = 2 W / b; a = %.0f ns, not used (noise-level here:\n", kw_b, kw_a);
         fprintf(m, "#   kernel_overhead_ns = 0).  dequant_rate = 1e16: the kernels work on the packed codes, no FP16\n");
         fprintf(m, "#   copy, so the memory floor is the packed bytes / mem_bw.\n");
+        if (cold)
+            fprintf(m, "# Cold weights: one pass (levels 1..3, one token, the three matrices: %lld stored bytes) took\n"
+                       "#   %.0f ns on the copy just used (warm) and %.0f ns on the next of %d copies (%lld-byte pool, beyond\n"
+                       "#   the caches), medians of 20 alternating blocks of 5, thread CPU time:\n"
+                       "#   cold_weight_bw = bytes / (cold - warm) = %.6g B/s (0: no slower than warm).\n",
+                    (long long)cr.pass_bytes, cr.warm_ns, cr.cold_ns, cr.copies, (long long)pool_bytes, cr.bw);
+        else fprintf(m, "# Cold weights: not measured (--no-cold): cold_weight_bw = 0.\n");
         if (interference)
-            fprintf(m, "# I/O interference: the kernels (levels 1..3, one token, the three matrices) took %.0f ns alone and\n"
+            fprintf(m, "# I/O interference: passes over that pool (cold weights) took %.0f ns alone and\n"
                        "#   %.0f ns while a second thread read the disk (%lld-byte O_DIRECT reads, a V1 level-1 chunk),\n"
-                       "#   medians of 20 alternating blocks of 5, wall time: io_interference = %.4f.\n",
+                       "#   medians of 20 alternating blocks of 5, thread CPU time: io_interference = %.4f.\n",
                     ir.alone_ns, ir.with_io_ns, (long long)ir.read_bytes, ir.x);
         else fprintf(m, "# I/O interference: not measured (--no-interference): io_interference = 0.\n");
         fprintf(m, "# Probe (execute compares its own runs of it before and after a timed run with this):\n");

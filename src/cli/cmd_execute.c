@@ -165,6 +165,7 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
                 {"loads", (double)x->loads, ""},
                 {"peak_expert_mb", (double)x->peak_expert_bytes / 1e6, "MB"},
                 {"peak_alloc_mb", (double)x->peak_alloc_bytes / 1e6, "MB"},
+                {"pool_new_buffers", (double)x->pool_new_buffers, ""},
                 {"peak_rss_mb", (double)x->peak_rss_bytes / 1e6, "MB"},
                 {"io_wait_mem_s", (double)x->io_wait_mem_ns / 1e9, "s"},
                 {"verify_max_rel", x->verify_max_rel, ""},

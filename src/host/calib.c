@@ -648,8 +648,130 @@ double calib_profile_note(const char *path, const char *key)
     return v > 0 ? v : 0;
 }
 
-int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int64_t read_bytes, int blocks,
-                       calib_interference_result *r)
+/* ---- a pool of expert copies (cold weights) --------------------------- */
+
+typedef struct kpool {
+    mwq_matrix *q[3];             /* the quantized expert */
+    int n;                        /* copies */
+    uint8_t **mem;                /* [n]: one aligned block per copy */
+    kern_mat *v;                  /* [n * 3] views into the copies */
+    kern_act *acts[2];
+    float *Y;
+    int64_t pass_bytes;           /* stored bytes of levels 1..3, three matrices */
+} kpool;
+
+static void kpool_free(kpool *p)
+{
+    for (int i = 0; p->mem && i < p->n; i++) free(p->mem[i]);
+    free(p->mem); free(p->v); free(p->Y);
+    for (int m = 0; m < 3; m++) mwq_matrix_free(p->q[m]);
+    for (int a = 0; a < 2; a++) kern_act_free(p->acts[a]);
+    memset(p, 0, sizeof *p);
+}
+
+static int kpool_new(int64_t hidden, int64_t ffn, int64_t pool_bytes, kpool *p)
+{
+    memset(p, 0, sizeof *p);
+    if (hidden < 1 || ffn < 1 || hidden * ffn > (1LL << 28) || pool_bytes < 1 || pool_bytes > (1LL << 34))
+        D2_ERROR(D2_EINVAL, "cold weights: bad expert shape or pool size %lld", (long long)pool_bytes);
+    gsl_rng *g = rng_new(CALIB_EXPERT_SEED, CALIB_EXPERT_STREAM);
+    float *w = malloc((size_t)(hidden > ffn ? hidden : ffn) * sizeof *w);
+    int rc = (!g || !w) ? D2_ENOMEM : D2_OK;
+    if (rc) d2_err_set("cold weights: out of memory");
+    mwq_config c;
+    mwq_config_default(&c);
+    if (rc == D2_OK) rc = expert_quantize(hidden, ffn, &c, g, p->q);
+    for (int a = 0; a < 2 && rc == D2_OK; a++) {
+        int64_t n = a == 0 ? hidden : ffn;
+        for (int64_t i = 0; i < n; i++) w[i] = (float)gsl_ran_gaussian_ziggurat(g, 1.0);
+        rc = kern_act_new(n, c.group, &p->acts[a]);
+        if (rc == D2_OK) rc = kern_act_set(p->acts[a], w);
+    }
+    free(w);
+    if (g) gsl_rng_free(g);
+    int64_t per = 0; /* bytes of one copy, each chunk 64-byte aligned */
+    for (int m = 0; m < 3 && rc == D2_OK; m++)
+        for (int k = 0; k < 3; k++) {
+            p->pass_bytes += p->q[m]->chunk_bytes[k];
+            per += (p->q[m]->chunk_bytes[k] + 63) / 64 * 64;
+        }
+    if (rc == D2_OK) {
+        p->n = (int)((pool_bytes + per - 1) / per);
+        if (p->n < 2) p->n = 2;
+        p->mem = calloc((size_t)p->n, sizeof *p->mem);
+        p->v = calloc((size_t)p->n * 3, sizeof *p->v);
+        p->Y = calloc((size_t)(hidden > ffn ? hidden : ffn), sizeof *p->Y);
+        if (!p->mem || !p->v || !p->Y) { rc = D2_ENOMEM; d2_err_set("cold weights: out of memory"); }
+    }
+    for (int i = 0; i < p->n && rc == D2_OK; i++) {
+        void *b;
+        if (posix_memalign(&b, ALIGN, (size_t)per)) { rc = D2_ENOMEM; d2_err_set("cold weights: out of memory (%d copies of %lld bytes)", p->n, (long long)per); break; }
+        p->mem[i] = b;
+        int64_t off = 0;
+        for (int m = 0; m < 3; m++) {
+            kern_mat *v = &p->v[(size_t)i * 3 + (size_t)m];
+            mwq_matrix_view(p->q[m], 3, v);
+            for (int k = 0; k < 3; k++) {
+                memcpy(p->mem[i] + off, p->q[m]->chunk[k], (size_t)p->q[m]->chunk_bytes[k]);
+                v->chunk[k] = p->mem[i] + off;
+                off += (p->q[m]->chunk_bytes[k] + 63) / 64 * 64;
+            }
+        }
+    }
+    if (rc) kpool_free(p);
+    return rc;
+}
+
+/* One pass over copy i (levels 1..3, three matrices, one token), thread CPU ns. */
+static double kpool_pass(kpool *p, int i)
+{
+    int64_t t0 = clock_thread_cpu_ns();
+    for (int k = 1; k <= 3; k++)
+        for (int m = 0; m < 3; m++) kern_matmul(&p->v[(size_t)i * 3 + (size_t)m], k, k, &p->acts[m == 2], 1, p->Y);
+    return (double)(clock_thread_cpu_ns() - t0);
+}
+
+double calib_cold_bw(int64_t bytes, double warm_ns, double cold_ns)
+{
+    if (!(warm_ns > 0) || !(cold_ns > warm_ns) || bytes <= 0) return 0;
+    return (double)bytes / ((cold_ns - warm_ns) * 1e-9);
+}
+
+int calib_cold(int64_t hidden, int64_t ffn, int64_t pool_bytes, int blocks, calib_cold_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (blocks < 2 || blocks > 1000) D2_ERROR(D2_EINVAL, "cold weights: %d blocks (2..1000)", blocks);
+    kpool p;
+    D2_TRY(kpool_new(hidden, ffn, pool_bytes, &p));
+    const int per = 5;
+    double *t[2] = {malloc((size_t)(blocks * per) * sizeof(double)), malloc((size_t)(blocks * per) * sizeof(double))};
+    int rc = (!t[0] || !t[1]) ? D2_ENOMEM : D2_OK, n[2] = {0, 0}, next = 1;
+    if (rc) d2_err_set("cold weights: out of memory");
+    for (int i = 0; i < p.n && rc == D2_OK; i++) kpool_pass(&p, i); /* every copy mapped and touched once */
+    for (int b = 0; b < blocks && rc == D2_OK; b++)
+        for (int i = 0; i < per; i++) {
+            if (b & 1) { /* cold: the next copy, last touched a whole pool ago (copy 0 is the warm one) */
+                t[1][n[1]++] = kpool_pass(&p, next);
+                next = next + 1 < p.n ? next + 1 : 1;
+            } else {
+                kpool_pass(&p, 0);
+                t[0][n[0]++] = kpool_pass(&p, 0);
+            }
+        }
+    if (rc == D2_OK) {
+        r->warm_ns = calib_median(t[0], n[0]);
+        r->cold_ns = calib_median(t[1], n[1]);
+        r->pass_bytes = p.pass_bytes;
+        r->copies = p.n;
+        r->bw = calib_cold_bw(p.pass_bytes, r->warm_ns, r->cold_ns);
+    }
+    free(t[0]); free(t[1]);
+    kpool_free(&p);
+    return rc;
+}
+
+int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int64_t pool_bytes, int64_t read_bytes,
+                       int blocks, calib_interference_result *r)
 {
     memset(r, 0, sizeof *r);
     if (read_bytes < ALIGN || read_bytes % ALIGN || o->file_bytes < 2 * read_bytes || blocks < 2 || blocks > 1000)
@@ -657,8 +779,8 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
                  (long long)read_bytes, blocks);
     struct stat st;
     if (stat(o->dir, &st) != 0) D2_ERROR(D2_EIO, "%s: %s", o->dir, why(errno));
-    calib_probe *pr = NULL;
-    D2_TRY(calib_probe_new(hidden, ffn, &pr));
+    kpool pool;
+    D2_TRY(kpool_new(hidden, ffn, pool_bytes, &pool));
     const int per = 5;
     double *t[2] = {malloc((size_t)(blocks * per) * sizeof(double)), malloc((size_t)(blocks * per) * sizeof(double))};
     reader_arg ra = {-1, 0, o->file_bytes, read_bytes, NULL, 0, 0};
@@ -668,8 +790,9 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
     if (rc == D2_OK) rc = open_tmp(o->dir, &ra.fd, &ra.direct, method, sizeof method);
     double wbw;
     if (rc == D2_OK) rc = write_file(ra.fd, o, ra.direct, &wbw);
-    /* blocks alternate: the probe alone, then with a reader thread */
-    int n[2] = {0, 0};
+    /* blocks alternate: the passes alone, then with a reader thread; both
+     * walk the pool (cold weights), as a serving loop computes */
+    int n[2] = {0, 0}, next = 0;
     for (int b = 0; b < blocks && rc == D2_OK; b++) {
         const int on = b & 1;
         pthread_t th;
@@ -679,7 +802,10 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
             struct timespec ts = {0, 2000000}; /* let the first read start */
             nanosleep(&ts, NULL);
         }
-        for (int i = 0; i < per; i++) t[on][n[on]++] = calib_probe_run(pr, 1);
+        for (int i = 0; i < per; i++) {
+            t[on][n[on]++] = kpool_pass(&pool, next);
+            next = next + 1 < pool.n ? next + 1 : 0;
+        }
         if (on) {
             __atomic_store_n(&ra.run, 0, __ATOMIC_RELEASE);
             pthread_join(th, NULL);
@@ -698,7 +824,7 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
     }
     if (ra.fd >= 0) close(ra.fd); /* nameless: closing frees it */
     free(ra.buf);
-    calib_probe_free(pr);
+    kpool_free(&pool);
     free(t[0]); free(t[1]);
     return rc;
 }

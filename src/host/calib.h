@@ -118,20 +118,43 @@ int calib_probe_agrees(double before_ns, double after_ns, double ref_ns, double 
 /* The value of note key in the profile at path; 0 when absent or not > 0. */
 double calib_profile_note(const char *path, const char *key);
 
+/* Cold weights (the simulator's device.cold_weight_bw).  The kernel rates
+ * above repeat one expert, so its weights sit in the CPU cache; a serving
+ * loop walks many experts and finds each in DRAM.  A pool of copies of one
+ * expert (V1, levels 1..3; at least pool_bytes in all, far beyond the
+ * last-level cache) is made, and a pass (levels 1..3 of the three matrices,
+ * one token: the probe's pass) is timed in thread CPU time in `blocks`
+ * alternating blocks: on the same copy right after a pass over it (warm),
+ * and on the next copy of the pool (cold: last touched a whole pool ago).
+ * cold_weight_bw = pass_bytes / (median cold - median warm); 0 when cold is
+ * not slower (the cache makes no difference). */
+typedef struct calib_cold_result {
+    double warm_ns, cold_ns;      /* medians of one pass, ns */
+    int64_t pass_bytes;           /* stored bytes one pass reads */
+    int copies;                   /* expert copies in the pool */
+    double bw;                    /* cold_weight_bw, bytes/s (0 = none) */
+} calib_cold_result;
+int calib_cold(int64_t hidden, int64_t ffn, int64_t pool_bytes, int blocks, calib_cold_result *r);
+/* bytes / (cold_ns - warm_ns) in bytes/s; 0 when cold_ns <= warm_ns or
+ * either is not > 0.  Exposed for tests. */
+double calib_cold_bw(int64_t bytes, double warm_ns, double cold_ns);
+
 /* How much a concurrent load slows the kernels (the simulator's
- * device.io_interference): the MWQ kernels of one expert (V1, levels 1..3,
- * one token) timed in `blocks` alternating blocks, alone and while a second
- * thread reads a nameless temporary file (o->dir, o->file_bytes) with
- * O_DIRECT at random offsets, read_bytes per read; x = median(with) /
- * median(alone) - 1, at least 0.  Wall time (the reader shares the machine
- * by design). */
+ * device.io_interference): passes over the pool of calib_cold (cold
+ * weights, as a serving loop computes; pool_bytes) timed in thread CPU time
+ * in `blocks` alternating blocks, alone and while a second thread reads a
+ * nameless temporary file (o->dir, o->file_bytes) with O_DIRECT at random
+ * offsets, read_bytes per read; x = median(with) / median(alone) - 1, at
+ * least 0.  CPU time: what the reads' memory traffic and interrupts cost
+ * the kernels, not how long other processes on a shared machine kept the
+ * compute thread off a CPU. */
 typedef struct calib_interference_result {
     double alone_ns, with_io_ns;  /* medians of one pass, ns */
     double x;                     /* slowdown while loading */
     int64_t reads, read_bytes;    /* reads the reader made, bytes per read */
 } calib_interference_result;
-int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int64_t read_bytes, int blocks,
-                       calib_interference_result *r);
+int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int64_t pool_bytes, int64_t read_bytes,
+                       int blocks, calib_interference_result *r);
 
 /* Median of n doubles (sorts a copy).  n >= 1. */
 double calib_median(const double *x, int n);

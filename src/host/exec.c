@@ -1,5 +1,5 @@
 /* exec.c - real execution of a plan (see exec.h).  Threads: the caller's
- * thread is the I/O queue (pread into heap allocations, in plan order); one
+ * thread is the I/O queue (pread into buffers of a weight pool, in plan order); one
  * compute coordinator (plus threads-1 helpers that take slices of each
  * item's tokens) runs the compute queue.  All shared state sits under one
  * mutex; the kernels and the reads run outside it.
@@ -28,6 +28,7 @@
 
 #define ALIGN 4096
 #define VERIFY_MAX 64
+#define EXEC_MAX_LEVELS_POOL 8 /* = KERN_MAX_LEVELS */
 
 static int64_t round_up(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
 
@@ -336,8 +337,8 @@ out:
 /* ---- the run ---------------------------------------------------------- */
 
 typedef struct unit_buf {
-    uint8_t *buf;              /* allocation, NULL when absent */
-    int64_t alloc;             /* its size, bytes */
+    uint8_t *buf;              /* a buffer of the weight pool, NULL when absent */
+    int64_t alloc;             /* bytes it needs (the pool's buffer of its level may be larger) */
     int64_t off[EXEC_MATRICES]; /* where each matrix's chunk starts in buf */
 } unit_buf;
 
@@ -387,6 +388,14 @@ typedef struct run {
     tokstate *ts;               /* [experts], the current phase's */
     vrec ver[VERIFY_MAX];
     int nver;
+    /* the weight pool: per level, free buffers of that level's largest unit */
+    pthread_mutex_t pmu;
+    struct pool_level {
+        int64_t size;           /* bytes of each buffer */
+        void **v;               /* free buffers */
+        size_t n, cap;
+    } pool[EXEC_MAX_LEVELS_POOL];
+    int64_t pool_new;           /* buffers allocated (and zeroed) during the timed run */
 } run;
 
 /* Wake the waiters of cv (mu held). */
@@ -589,6 +598,109 @@ static int comp_item(run *R, size_t ci)
     return D2_OK;
 }
 
+/* Where each chunk of a unit goes in its buffer (off[m], at the chunk's
+ * first byte) and the bytes the buffer needs; lo/len: the file extent read. */
+static int64_t unit_layout(const exec_store *s, uint32_t layer, uint32_t expert, uint32_t level, int64_t off[],
+                           int64_t lo[], int64_t len[])
+{
+    int64_t pos = 0;
+    for (int m = 0; m < EXEC_MATRICES; m++) {
+        const exec_chunk *ch = exec_store_chunk(s, layer, expert, m, (int)level);
+        lo[m] = s->direct ? ch->off / ALIGN * ALIGN : ch->off;
+        len[m] = s->direct ? round_up(ch->off + ch->bytes, ALIGN) - lo[m] : ch->bytes;
+        off[m] = pos + (ch->off - lo[m]);
+        pos += round_up(len[m], s->direct ? ALIGN : 64);
+    }
+    return pos;
+}
+
+/* The weight pool.  A server keeps its expert buffers in a pool of memory
+ * it has touched; so does execute: a unit is read into a free buffer of its
+ * level and given back when freed, and a buffer new to the pool is zeroed
+ * by the CPU before the first read lands in it.  (Measured on this VM: a
+ * kernel pass over pages filled only by O_DIRECT DMA, never touched by the
+ * CPU, is much slower; with glibc's heap and a prefault the 100M points
+ * still grew past the prefaulted memory, docs/host.md.)  With
+ * exec_opts.prefault the pool is filled before timing with as many buffers
+ * per level as the budget can hold at once (at most the level's units). */
+static int pool_init(run *R, int fill)
+{
+    const exec_store *s = R->s;
+    if (s->levels < 1 || s->levels > EXEC_MAX_LEVELS_POOL)
+        D2_ERROR(D2_ERANGE, "execute: %d levels, 1..%d", s->levels, EXEC_MAX_LEVELS_POOL);
+    const uint32_t K = (uint32_t)s->levels, NL = (uint32_t)s->layers, NE = (uint32_t)s->experts;
+    int64_t off[EXEC_MATRICES], lo[EXEC_MATRICES], len[EXEC_MATRICES], minb[EXEC_MAX_LEVELS_POOL];
+    size_t units[EXEC_MAX_LEVELS_POOL];
+    for (uint32_t k = 0; k < K; k++) { minb[k] = INT64_MAX; units[k] = 0; }
+    for (uint32_t l = 0; l < NL; l++)
+        for (uint32_t e = 0; e < NE; e++)
+            for (uint32_t k = 1; k <= K; k++) {
+                int64_t a = unit_layout(s, l, e, k, off, lo, len);
+                if (a > R->pool[k - 1].size) R->pool[k - 1].size = a;
+                int64_t b = R->d.unit_bytes[unit_id(s, l, e, k)];
+                if (b < minb[k - 1]) minb[k - 1] = b;
+                units[k - 1]++;
+            }
+    for (uint32_t k = 0; fill && k < K; k++) {
+        size_t want = minb[k] > 0 ? (size_t)(R->o->budget / minb[k]) : units[k];
+        if (want > units[k]) want = units[k];
+        struct pool_level *P = &R->pool[k];
+        P->v = calloc(want ? want : 1, sizeof *P->v);
+        if (!P->v) D2_ERROR(D2_ENOMEM, "execute: out of memory for the weight pool");
+        P->cap = want ? want : 1;
+        for (size_t i = 0; i < want; i++) {
+            void *b;
+            if (posix_memalign(&b, ALIGN, (size_t)P->size))
+                D2_ERROR(D2_ENOMEM, "execute: cannot allocate the weight pool (%zu buffers of %lld bytes for level %u)",
+                         want, (long long)P->size, k + 1);
+            memset(b, 0, (size_t)P->size);
+            P->v[P->n++] = b;
+        }
+    }
+    return D2_OK;
+}
+
+static void pool_free(run *R)
+{
+    for (int k = 0; k < EXEC_MAX_LEVELS_POOL; k++) {
+        for (size_t i = 0; i < R->pool[k].n; i++) free(R->pool[k].v[i]);
+        free(R->pool[k].v);
+    }
+}
+
+/* A buffer for a unit of `level`: a free one, or a new one zeroed by the CPU. */
+static int pool_get(run *R, uint32_t level, uint8_t **out)
+{
+    struct pool_level *P = &R->pool[level - 1];
+    void *b = NULL;
+    pthread_mutex_lock(&R->pmu);
+    if (P->n) b = P->v[--P->n];
+    pthread_mutex_unlock(&R->pmu);
+    if (!b) {
+        if (posix_memalign(&b, ALIGN, (size_t)P->size))
+            D2_ERROR(D2_ENOMEM, "execute: cannot allocate %lld bytes", (long long)P->size);
+        memset(b, 0, (size_t)P->size);
+        __atomic_add_fetch(&R->pool_new, 1, __ATOMIC_RELAXED);
+    }
+    *out = b;
+    return D2_OK;
+}
+
+/* Give a unit's buffer back to the pool (freed if the list cannot grow). */
+static void pool_put(run *R, uint32_t level, uint8_t *b)
+{
+    struct pool_level *P = &R->pool[level - 1];
+    pthread_mutex_lock(&R->pmu);
+    if (P->n == P->cap) {
+        size_t nc = P->cap ? 2 * P->cap : 16;
+        void **v = realloc(P->v, nc * sizeof *v);
+        if (v) { P->v = v; P->cap = nc; }
+    }
+    if (P->n < P->cap) { P->v[P->n++] = b; b = NULL; }
+    pthread_mutex_unlock(&R->pmu);
+    free(b);
+}
+
 static void *comp_main(void *arg)
 {
     run *R = arg;
@@ -615,7 +727,7 @@ static void *comp_main(void *arg)
         for (size_t k = R->d.free_start[i]; k < R->d.free_start[i + 1]; k++) {
             unit_buf *u = &R->ub[R->d.free_unit[k]];
             if (u->buf) {
-                free(u->buf);
+                pool_put(R, (uint32_t)(R->d.free_unit[k] % R->s->levels) + 1, u->buf);
                 u->buf = NULL;
                 R->held -= R->d.unit_bytes[R->d.free_unit[k]];
                 R->held_alloc -= u->alloc;
@@ -628,24 +740,15 @@ static void *comp_main(void *arg)
     return NULL;
 }
 
-/* Read the unit's three chunks into one fresh allocation.  O_DIRECT: each
+/* Read the unit's three chunks into one buffer of the weight pool.  O_DIRECT: each
  * chunk is read as the 4 KiB-aligned extent around it (at most 8 KiB more,
  * counted in peak_alloc_bytes); otherwise exactly, then DONTNEED. */
 static int load_unit(run *R, const exec_op *op, unit_buf *u)
 {
     const exec_store *s = R->s;
-    int64_t pos = 0, lo[EXEC_MATRICES], len[EXEC_MATRICES];
-    for (int m = 0; m < EXEC_MATRICES; m++) {
-        const exec_chunk *ch = exec_store_chunk(s, op->layer, op->expert, m, (int)op->level);
-        lo[m] = s->direct ? ch->off / ALIGN * ALIGN : ch->off;
-        len[m] = s->direct ? round_up(ch->off + ch->bytes, ALIGN) - lo[m] : ch->bytes;
-        u->off[m] = pos + (ch->off - lo[m]);
-        pos += round_up(len[m], s->direct ? ALIGN : 64);
-    }
-    u->alloc = pos;
-    void *b;
-    if (posix_memalign(&b, ALIGN, (size_t)pos)) D2_ERROR(D2_ENOMEM, "execute: cannot allocate %lld bytes", (long long)pos);
-    u->buf = b;
+    int64_t lo[EXEC_MATRICES], len[EXEC_MATRICES];
+    u->alloc = unit_layout(s, op->layer, op->expert, op->level, u->off, lo, len);
+    D2_TRY(pool_get(R, op->level, &u->buf));
     for (int m = 0; m < EXEC_MATRICES; m++) {
         const exec_chunk *ch = exec_store_chunk(s, op->layer, op->expert, m, (int)op->level);
         uint8_t *dst = u->buf + u->off[m] - (ch->off - lo[m]);
@@ -655,7 +758,7 @@ static int load_unit(run *R, const exec_op *op, unit_buf *u)
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) {
                 int e = n < 0 ? errno : 0;
-                free(u->buf);
+                pool_put(R, op->level, u->buf);
                 u->buf = NULL;
                 if (!e) D2_ERROR(D2_EFORMAT, "%s: file ends inside the chunk at offset %lld", s->path, (long long)ch->off);
                 D2_ERROR(D2_EIO, "%s: read at offset %lld: %s", s->path, (long long)(lo[m] + done), strerror(e));
@@ -680,7 +783,7 @@ static int io_loop(run *R)
         pthread_mutex_lock(&R->mu);
         while (!R->fail && R->comps_done < R->d.gate[i]) ev_wait(R);
         if (R->ub[uid].buf) { /* loaded before and never used since: replace it */
-            free(R->ub[uid].buf);
+            pool_put(R, op->level, R->ub[uid].buf);
             R->ub[uid].buf = NULL;
             R->held -= need;
             R->held_alloc -= R->ub[uid].alloc;
@@ -809,36 +912,6 @@ out:
     return rc;
 }
 
-/* Touch, then free, as much memory as the run will hold at once, in pieces
- * of the largest unit: when the allocator keeps freed memory (the caller's
- * mallopt, see exec_opts.prefault) the loads then land in pages the CPU has
- * already mapped.  On the VM this was written on, pages filled only by
- * O_DIRECT DMA made the first kernel pass over them 2-3x slower. */
-static void prefault(const exec_store *s, const exec_plan *p, int64_t budget, const sched *d)
-{
-    int64_t total = 0, piece = 0;
-    size_t units = (size_t)s->layers * s->experts * (size_t)s->levels;
-    for (size_t u = 0; u < units; u++) {
-        total += d->unit_bytes[u];
-        if (d->unit_bytes[u] > piece) piece = d->unit_bytes[u];
-    }
-    (void)p;
-    int64_t want = (budget < total ? budget : total) + (int64_t)units * 3 * 2 * ALIGN;
-    piece = round_up(piece + 3 * 2 * ALIGN, ALIGN);
-    size_t n = (size_t)((want + piece - 1) / piece);
-    void **v = calloc(n, sizeof *v);
-    if (!v) return;
-    for (size_t i = 0; i < n; i++)
-        if (posix_memalign(&v[i], ALIGN, (size_t)piece) == 0) memset(v[i], 0, (size_t)piece);
-        else v[i] = NULL;
-    for (size_t i = 0; i < n; i++) free(v[i]);
-    free(v);
-}
-
-/* The run's ops as typed records (times from the run's first op): per
- * phase a zero-length non-expert record at the phase's first op (execute
- * runs no non-expert work), its loads and its computes.  Into o->ops, and
- * as CSV into o->timeline (phase by phase, the simulator's layout). */
 static int record_ops(const run *R, int64_t first, const exec_opts *o)
 {
     const exec_plan *p = R->p;
@@ -914,6 +987,8 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
     pthread_mutex_init(&R->hmu, NULL);
     pthread_cond_init(&R->hcv, NULL);
     pthread_cond_init(&R->hdone, NULL);
+    pthread_mutex_init(&R->pmu, NULL);
+    if ((rc = pool_init(R, o->prefault))) goto out;
     pthread_t helpers[64], ct;
     int nh = 0;
     for (int i = 1; i < o->threads; i++) {
@@ -925,7 +1000,6 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
         nh++;
     }
     if (nh != o->threads - 1) R->nthreads = nh + 1; /* fewer helpers than asked: the split adapts */
-    if (o->prefault) prefault(s, p, o->budget, &R->d);
     R->t0 = clock_mono_ns();
     if (pthread_create(&ct, NULL, comp_main, R) != 0) {
         rc = D2_EIO;
@@ -968,6 +1042,7 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
             r->bytes_read += R->d.unit_bytes[unit_id(s, p->load[i].layer, p->load[i].expert, p->load[i].level)];
         r->peak_expert_bytes = R->peak;
         r->peak_alloc_bytes = R->peak_alloc;
+        r->pool_new_buffers = R->pool_new;
         r->token_products = R->products;
         snprintf(r->io_method, sizeof r->io_method, "%s", s->direct ? "O_DIRECT" : "POSIX_FADV_DONTNEED");
         struct rusage ru;
@@ -978,6 +1053,7 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
 out:
     if (R->ub)
         for (size_t u = 0; u < units; u++) free(R->ub[u].buf);
+    pool_free(R);
     if (R->ts)
         for (uint32_t e = 0; e < s->experts; e++) ts_clear(&R->ts[e]);
     for (int v = 0; v < R->nver; v++) { free(R->ver[v].x); free(R->ver[v].out); }

@@ -77,9 +77,9 @@ typedef struct exec_opts {
                                   (no header),
                                   phase by phase as the simulator writes it (opjoin_tl_write_csv;
                                   a zero-length non-expert line opens each phase) */
-    int prefault;              /* before timing: touch and free as much memory as the run holds
-                                  (useful when the caller keeps freed memory mapped: mallopt
-                                  M_MMAP_THRESHOLD / M_TRIM_THRESHOLD, as `d2moe execute` does) */
+    int prefault;              /* before timing: fill the weight pool (loads are read into its
+                                  buffers, each zeroed by the CPU when new) with as many buffers
+                                  per level as the budget holds at once; 0: it grows during the run */
     int sleep_wait;            /* 0 (default): the I/O thread and the compute coordinator poll
                                   (spin with pause) when they wait for each other, as serving
                                   engines' worker threads do; 1: they block on a condition
@@ -101,6 +101,8 @@ typedef struct exec_result {
     int64_t loads, computes;   /* operations done */
     int64_t peak_expert_bytes; /* most expert bytes held at once, bytes (<= budget) */
     int64_t peak_alloc_bytes;  /* the same allocations with alignment padding, bytes */
+    int64_t pool_new_buffers;  /* weight-pool buffers allocated (and zeroed) during the timed run
+                                  (0 when exec_opts.prefault filled the pool) */
     int64_t peak_rss_bytes;    /* process peak resident set (getrusage), bytes */
     int64_t token_products;    /* token x level x matrix products computed */
     double verify_max_rel;     /* max relative difference to the one-shot kernels, 0 if none checked */

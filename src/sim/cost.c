@@ -92,6 +92,8 @@ void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int
     double streamed = bits < 16 && d->dequant_rate >= COST_NO_FP16_COPY ? (double)stored : 2.0 * (double)weights;
     int64_t tm = cost_dur_ns(streamed, bw);
     out->gemm = tf > tm ? tf : tm;
+    if (d->cold_weight_bw > 0) /* the weights come from DRAM once per call, not overlapped */
+        out->gemm = sat_add(out->gemm, cost_dur_ns((double)stored, d->cold_weight_bw));
     out->overhead = d->kernel_overhead_ns < COST_NS_MAX / 2 ? kernels * d->kernel_overhead_ns : COST_NS_MAX;
     out->total = sat_add(sat_add(out->dequant, out->gemm), out->overhead);
     if (out->total < 1) out->total = 1;

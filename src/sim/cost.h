@@ -38,7 +38,8 @@ int64_t cost_load_floor_ns(const device *d, int64_t bytes, int page_cached);
 /* Parts of one expert-unit compute, ns (see cost.c). */
 typedef struct cost_compute {
     int64_t dequant;  /* dequantize the unit to FP16 */
-    int64_t gemm;     /* roofline of the token GEMMs (FLOPs vs the weight stream) */
+    int64_t gemm;     /* roofline of the token GEMMs (FLOPs vs the weight stream), plus the
+                         cold weight stream (device.cold_weight_bw) */
     int64_t overhead; /* kernel launches */
     int64_t total;    /* <= COST_NS_MAX */
 } cost_compute;
@@ -50,7 +51,11 @@ typedef struct cost_compute {
 #define COST_NO_FP16_COPY 1e15
 
 /* weights: weights in the unit (all matrices of one expert); stored: its
- * bytes; bits: its bit-width (16 = no dequantization); tokens: rows. */
+ * bytes; bits: its bit-width (16 = no dequantization); tokens: rows.
+ * With device.cold_weight_bw > 0 the GEMM term adds stored / cold_weight_bw
+ * once per call: a serving loop over many experts finds their weights in
+ * DRAM, not in the cache a kernel benchmark repeating one expert warms
+ * (d2moe calibrate measures the difference; docs/host.md). */
 void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int64_t tokens, cost_compute *out);
 
 /* The paper's fused nested kernel (sim.nested_kernel = fused): one pass
