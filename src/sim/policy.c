@@ -79,6 +79,19 @@ static const policy_system systems[] = {
      .summary = "Fig. 14 step 3, + HEBF: I/O-compute overlap in hottest-first order, free after use; + Budget = d2moe-v1",
      .nested = 1, .levels = 3, .bits = {2, 3, 4}, .caps = "0.3/0.4/0.3",
      .bitroute = "gate", .plan = "hebf", .mem = "none", .prefetch = "none", .buffer = "budget"},
+    /* issue 15: D2MoE with next-layer preloading (the paper's stated
+     * limitation lifted): the paths predictor (EdgeMoE's activation-path
+     * statistics, measured on the profiling requests) preloads the base
+     * level of each predicted expert (bitroute_preload_level: nested
+     * storage preloads levels 1..k, here k = 1, so base first). */
+    {.name = "d2moe-v1-prefetch",
+     .summary = "D2MoE V1 + next-layer preloading of predicted experts' base level (paths predictor)",
+     .nested = 1, .levels = 3, .bits = {2, 3, 4}, .caps = "0.3/0.4/0.3",
+     .bitroute = "gate", .plan = "hebf", .mem = "budget", .prefetch = "paths", .buffer = "budget"},
+    {.name = "d2moe-v2-prefetch",
+     .summary = "D2MoE V2 + next-layer preloading of predicted experts' base level (paths predictor)",
+     .nested = 1, .levels = 4, .bits = {5, 6, 7, 8}, .caps = "0.25/0.25/0.25/0.25",
+     .bitroute = "gate", .plan = "hebf", .mem = "budget", .prefetch = "paths", .buffer = "budget"},
     {.name = NULL},
 };
 
