@@ -466,7 +466,7 @@ int mem_entry_reserve(mem *m, uint32_t id, int *fits, int *evicted)
      * cannot fit even after evicting every candidate is refused with the
      * resident set untouched. */
     if (m->resident - m->cand_bytes + need > m->budget) return D2_OK;
-    while (m->resident + need > m->budget) {
+    while (m->resident + need > m->budget || (m->type->wants_room && m->ncand && m->type->wants_room(m->pstate, m, id))) {
         uint32_t best = UINT32_MAX;
         D2_TRY(m->type->victim(m->pstate, m, id, &best));
         if (best >= m->n || m->e[best].cand_idx < 0) D2_ERROR(D2_EINTERNAL, "mem: policy %s: its victim is not an eviction candidate (or its index disagrees with its order)", m->type->name);
