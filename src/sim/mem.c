@@ -3,6 +3,7 @@
  * levels, so a scan is cheaper than keeping a heap per policy in order). */
 #include "config.h" /* D2_DEBUG (configure --enable-debug) */
 #include "sim/mem.h"
+#include "sim/plugins.h"
 #include "core/err.h"
 #include "core/registry.h"
 #include "sim/pcache.h"
@@ -215,6 +216,13 @@ static const mem_policy_type policies[] = {
      .keep = 0, .victim = pick_lru},
     {.name = "hold", .summary = "every expert resident from the start; out of memory if it does not fit",
      .keep = 1, .hold = 1, .victim = pick_lru},
+    /* issue 15 (src/sim/mem_layerlru.c, mem_hobbit.c) */
+    {.name = "layer-lru",
+     .summary = "a per-layer LRU cache: each MoE layer owns budget M / layers, a full layer evicts its own least recently used (mixtral-offloading)",
+     .keep = 1, .victim = layerlru_victim, .wants_room = layerlru_wants_room},
+    {.name = "hobbit",
+     .summary = "evict the lowest score of recency, frequency and precision together (0.5/0.3/0.2; HOBBIT's sequence-level cache)",
+     .keep = 1, .victim = hobbit_victim},
     {.name = NULL},
 };
 D2_REGISTRY(mem_policy, mem_policy_type, policies)
