@@ -43,12 +43,15 @@ int layerlru_wants_room(void *state, const mem *m, uint32_t incoming)
     return mem_layer_bytes(m, l) + mem_entry_bytes(m, incoming) > share(m) && lru_of(m, l) != UINT32_MAX;
 }
 
+/* The layer's own least recently used when the layer's share is full (a
+ * per-layer cache); else (the budget is full, the layer under its share)
+ * the least recently used of the layer furthest over its share, lower
+ * layer on ties. */
 int layerlru_victim(void *state, const mem *m, uint32_t incoming, uint32_t *out)
 {
-    (void)state;
-    uint32_t l = mem_entry_layer(m, incoming);
-    uint32_t v = lru_of(m, l);
-    if (v == UINT32_MAX) { /* the budget is full and this layer has nothing to give: the layer furthest over its share */
+    uint32_t v = UINT32_MAX;
+    if (layerlru_wants_room(state, m, incoming)) v = lru_of(m, mem_entry_layer(m, incoming));
+    else {
         int64_t worst = INT64_MIN;
         for (uint32_t x = 0; x < mem_layers(m); x++) {
             int64_t over = mem_layer_bytes(m, x) - share(m);
