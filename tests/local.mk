@@ -19,3 +19,5 @@ check_PROGRAMS += tests/t_systems
 tests_t_systems_SOURCES = tests/t_systems.c tests/tap.h
 tests_t_systems_LDADD = libd2sim.a libd2trace.a libd2core.a $(D2_LIBS)
 TESTS += tests/t_systems
+TESTS += tests/systems.sh
+EXTRA_DIST += tests/systems.sh
