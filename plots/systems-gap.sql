@@ -15,7 +15,7 @@ v AS (SELECT r.sweep,
       FROM r JOIN runs ON runs.id = r.id AND runs.status = 'ok'
       JOIN params mo ON mo.run_id = r.id AND mo.key = 'model.name' AND mo.value = :model
       JOIN params de ON de.run_id = r.id AND de.key = 'device.name' AND de.value = :device)
-SELECT o.policy, o.budget_mb, 100.0 * (o.io / b.io - 1) AS gap_pct
+SELECT o.policy || CASE WHEN o.policy = 'edgemoe' THEN ' (fills the device, ignores M)' ELSE '' END AS method, o.budget_mb, 100.0 * (o.io / b.io - 1) AS gap_pct
 FROM v o JOIN v b ON b.sweep = :sweep || '-belady' AND b.policy = o.policy AND b.budget_mb = o.budget_mb
 WHERE o.sweep = :sweep AND b.io > 0
 ORDER BY 1, 2;
