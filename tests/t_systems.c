@@ -462,6 +462,11 @@ static void test_systems_move(void)
     double acc = run_metric("mixtral-offloading", NULL, "3G", "prefetch_accuracy");
     ok(sp > ll && acc > 0.7 && acc < 0.9, "speculative loading raises its hit rate (%.3f > %.3f without; with global LRU %.3f); "
        "measured accuracy %.3f near the assumed 0.8", sp, ll, gl, acc);
+    double m3 = run_metric("mixtral-offloading", NULL, "3G", "io_gb"), m2 = run_metric("mixtral-offloading-int2", NULL, "3G", "io_gb");
+    double t3 = run_metric("mixtral-offloading", NULL, "3G", "throughput_tps");
+    double t2 = run_metric("mixtral-offloading-int2", NULL, "3G", "throughput_tps");
+    ok(m2 > 0 && m2 < m3 && t2 > t3, "mixtral-offloading-int2 moves fewer bytes (%.1f < %.1f GB) and serves faster (%.3f > %.3f tok/s) "
+       "than its INT3 row", m2, m3, t2, t3);
     double d1 = run_metric("d2moe-v1", NULL, "2G", "hit_rate"), d1p = run_metric("d2moe-v1-prefetch", NULL, "2G", "hit_rate");
     double d2 = run_metric("d2moe-v2", NULL, "4G", "hit_rate"), d2p = run_metric("d2moe-v2-prefetch", NULL, "4G", "hit_rate");
     ok(d1 >= 0 && d1p > d1 && d2 >= 0 && d2p > d2, "preloading raises D2MoE's hit rate: v1 %.3f -> %.3f, v2 %.3f -> %.3f", d1,
