@@ -14,3 +14,10 @@ tests_d2moe_failalloc_LDADD = $(d2moe_LDADD)
 tests_d2moe_failalloc_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=aligned_alloc,--wrap=posix_memalign
 TESTS += tests/failalloc.sh
 EXTRA_DIST += tests/failalloc.sh
+# Issue 15's systems (sysa): belady's bound, hobbit, mixtral-offloading, d2moe with preloading.
+check_PROGRAMS += tests/t_systems
+tests_t_systems_SOURCES = tests/t_systems.c tests/tap.h
+tests_t_systems_LDADD = libd2sim.a libd2trace.a libd2core.a $(D2_LIBS)
+TESTS += tests/t_systems
+TESTS += tests/systems.sh
+EXTRA_DIST += tests/systems.sh

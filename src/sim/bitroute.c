@@ -1,6 +1,7 @@
 /* bitroute.c - bit-width routing policies (see bitroute.h).  Every random
  * choice uses the caller's seeded GSL generator. */
 #include "sim/bitroute.h"
+#include "sim/plugins.h"
 #include "core/err.h"
 #include "core/registry.h"
 
@@ -158,6 +159,10 @@ static const bitroute_type types[] = {
      .needs_profile = 1, .assign = assign_static, .preload_level = preload_static},
     {.name = "uniform", .summary = "uniform:B -- every use at B bits", .has_arg = 1, .assign = assign_uniform},
     {.name = "trace", .summary = "bit-widths recorded in the trace", .needs_bits = 1, .assign = assign_trace},
+    /* issue 15 (src/sim/br_hobbit.c) */
+    {.name = "hobbit",
+     .summary = "separate copies: high precision if resident or any use's gate >= 0.3, else the low copy on a miss (HOBBIT)",
+     .assign = hobbit_assign, .preload_level = hobbit_preload_level},
     {.name = NULL},
 };
 D2_REGISTRY(bitroute_type, bitroute_type, types)

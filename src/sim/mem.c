@@ -1,7 +1,9 @@
 /* mem.c - resident set, budget and eviction policies (see mem.h).
  * Victims are found by scanning the resident list (a budget holds tens of
  * levels, so a scan is cheaper than keeping a heap per policy in order). */
+#include "config.h" /* D2_DEBUG (configure --enable-debug) */
 #include "sim/mem.h"
+#include "sim/plugins.h"
 #include "core/err.h"
 #include "core/registry.h"
 #include "sim/pcache.h"
@@ -46,6 +48,18 @@ struct mem {
     void *oracle_user;
     int64_t *layer_bytes;  /* [layers] resident + loading bytes per layer */
     int64_t initial;       /* bytes made resident by a hold policy, bytes */
+#ifdef D2_DEBUG
+    /* Debug builds: a shadow LRU cache of the same budget fed the same uses
+     * (mem_entry_touch), for a clairvoyant policy over one storage unit and
+     * no preloads, where mem_check asserts the policy loaded no more than
+     * the shadow missed (Belady's MIN is optimal on every prefix of a
+     * sequence of equal-size units; issue 15's invariant). */
+    int sh_on;             /* the check applies (units == 1, needs_oracle, not hold, nothing predicted) */
+    int64_t *sh_last;      /* [n] shadow tick of the last use, 0 = not in the shadow */
+    uint32_t *sh_res, sh_nres; /* shadow-resident ids */
+    int64_t sh_bytes, sh_tick; /* shadow bytes, its use counter */
+    uint64_t sh_misses, loads; /* the shadow's misses, the policy's reservations */
+#endif
 };
 
 /* ---- policies --------------------------------------------------------- */
@@ -202,6 +216,13 @@ static const mem_policy_type policies[] = {
      .keep = 0, .victim = pick_lru},
     {.name = "hold", .summary = "every expert resident from the start; out of memory if it does not fit",
      .keep = 1, .hold = 1, .victim = pick_lru},
+    /* issue 15 (src/sim/mem_layerlru.c, mem_hobbit.c) */
+    {.name = "layer-lru",
+     .summary = "a per-layer LRU cache: each MoE layer owns budget M / layers, a full layer evicts its own least recently used (mixtral-offloading)",
+     .keep = 1, .victim = layerlru_victim, .wants_room = layerlru_wants_room},
+    {.name = "hobbit",
+     .summary = "evict the lowest score of recency, frequency and precision together (0.5/0.3/0.2; HOBBIT's sequence-level cache)",
+     .keep = 1, .victim = hobbit_victim},
     {.name = NULL},
 };
 D2_REGISTRY(mem_policy, mem_policy_type, policies)
@@ -242,6 +263,17 @@ int mem_new(const mem_policy_type *t, uint32_t layers, uint32_t experts, uint32_
         m->e[i].res_idx = -1;
         m->e[i].cand_idx = -1;
     }
+#ifdef D2_DEBUG
+    m->sh_on = units == 1 && t->needs_oracle && !t->hold;
+    if (m->sh_on) {
+        m->sh_last = calloc(m->n, sizeof *m->sh_last);
+        m->sh_res = malloc(m->n * sizeof *m->sh_res);
+        if (!m->sh_last || !m->sh_res) {
+            mem_free(m);
+            D2_ERROR(D2_ENOMEM, "mem: out of memory");
+        }
+    }
+#endif
     if (t->init) {
         int rc = t->init(m->pstate, m);
         if (rc) { /* its state is not set up: no fini */
@@ -262,6 +294,10 @@ void mem_free(mem *m)
     if (!m) return;
     if (m->type && m->type->fini && m->pstate) m->type->fini(m->pstate);
     free(m->pstate);
+#ifdef D2_DEBUG
+    free(m->sh_last);
+    free(m->sh_res);
+#endif
     free(m->layer_bytes);
     free(m->e);
     free(m->res);
@@ -318,12 +354,41 @@ void mem_entry_predict(mem *m, uint32_t id, int on)
         m->ucnt[x->unit] += on ? (uint32_t)-1 : 1u;
     }
     x->predicted = (uint8_t)!!on;
+#ifdef D2_DEBUG
+    if (on) m->sh_on = 0; /* preloads: loads are no longer demand misses */
+#endif
 }
 int mem_entry_predicted(const mem *m, uint32_t id) { return m->e[id].predicted; }
 void mem_set_layer(mem *m, uint32_t layer) { m->layer = layer; }
 
+#ifdef D2_DEBUG
+/* The shadow LRU sees a use: a miss inserts it, evicting least recently
+ * used shadow entries while over the budget. */
+static void shadow_touch(mem *m, uint32_t id)
+{
+    if (!m->sh_on) return;
+    if (!m->sh_last[id]) {
+        m->sh_misses++;
+        m->sh_res[m->sh_nres++] = id;
+        m->sh_bytes += m->e[id].bytes;
+        while (m->sh_bytes > m->budget && m->sh_nres > 1) {
+            uint32_t v = UINT32_MAX, vi = 0;
+            for (uint32_t i = 0; i < m->sh_nres; i++)
+                if (m->sh_res[i] != id && (v == UINT32_MAX || m->sh_last[m->sh_res[i]] < m->sh_last[v])) v = m->sh_res[i], vi = i;
+            m->sh_res[vi] = m->sh_res[--m->sh_nres];
+            m->sh_last[v] = 0;
+            m->sh_bytes -= m->e[v].bytes;
+        }
+    }
+    m->sh_last[id] = ++m->sh_tick;
+}
+#endif
+
 void mem_entry_touch(mem *m, uint32_t id, int64_t tick)
 {
+#ifdef D2_DEBUG
+    shadow_touch(m, id);
+#endif
     m->e[id].last_use = tick;
     m->e[id].uses++;
     if (m->type->on_use) m->type->on_use(m->pstate, m, id);
@@ -409,7 +474,7 @@ int mem_entry_reserve(mem *m, uint32_t id, int *fits, int *evicted)
      * cannot fit even after evicting every candidate is refused with the
      * resident set untouched. */
     if (m->resident - m->cand_bytes + need > m->budget) return D2_OK;
-    while (m->resident + need > m->budget) {
+    while (m->resident + need > m->budget || (m->type->wants_room && m->ncand && m->type->wants_room(m->pstate, m, id))) {
         uint32_t best = UINT32_MAX;
         D2_TRY(m->type->victim(m->pstate, m, id, &best));
         if (best >= m->n || m->e[best].cand_idx < 0) D2_ERROR(D2_EINTERNAL, "mem: policy %s: its victim is not an eviction candidate (or its index disagrees with its order)", m->type->name);
@@ -419,6 +484,9 @@ int mem_entry_reserve(mem *m, uint32_t id, int *fits, int *evicted)
         (*evicted)++;
     }
     res_add(m, id, MEM_LOADING);
+#ifdef D2_DEBUG
+    m->loads++;
+#endif
     *fits = 1;
     return D2_OK;
 }
@@ -508,5 +576,11 @@ int mem_check(const mem *m)
     for (uint32_t i = 0; i < m->units * m->layers; i++) nbl += m->bcnt[i];
     if (nb != nbl) D2_ERROR(D2_EINTERNAL, "mem: budget index counts %u candidates, list has %u", nbl, nb);
     if (m->pc) D2_TRY(pcache_check(m->pc));
+#ifdef D2_DEBUG
+    if (m->sh_on && m->loads > m->sh_misses)
+        D2_ERROR(D2_EINTERNAL, "mem: policy %s loaded %llu units where an LRU cache of the same budget over the same uses "
+                 "missed %llu (the offline optimum cannot lose to LRU)", m->type->name, (unsigned long long)m->loads,
+                 (unsigned long long)m->sh_misses);
+#endif
     return D2_OK;
 }

@@ -35,6 +35,12 @@ typedef struct mem_policy_type {
     /* The entry to evict next, among the candidates (mem_candidates: at
      * least one), to make room for `incoming`.  D2 status. */
     int (*victim)(void *state, const mem *m, uint32_t incoming, uint32_t *out);
+    /* Optional (NULL: never): 1 when the policy wants one more victim before
+     * `incoming` is reserved although the budget has room, e.g. a cache
+     * partitioned per layer whose layer share is full (victim is then asked
+     * as usual).  Called only while there are candidates; each call that
+     * says 1 costs one eviction, so the loop ends. */
+    int (*wants_room)(void *state, const mem *m, uint32_t incoming);
 } mem_policy_type;
 
 #include "core/registry.h"

@@ -79,6 +79,39 @@ static const policy_system systems[] = {
      .summary = "Fig. 14 step 3, + HEBF: I/O-compute overlap in hottest-first order, free after use; + Budget = d2moe-v1",
      .nested = 1, .levels = 3, .bits = {2, 3, 4}, .caps = "0.3/0.4/0.3",
      .bitroute = "gate", .plan = "hebf", .mem = "none", .prefetch = "none", .buffer = "budget"},
+    /* issue 15: D2MoE with next-layer preloading (the paper's stated
+     * limitation lifted): the paths predictor (EdgeMoE's activation-path
+     * statistics, measured on the profiling requests) preloads the base
+     * level of each predicted expert (bitroute_preload_level: nested
+     * storage preloads levels 1..k, here k = 1, so base first). */
+    {.name = "d2moe-v1-prefetch",
+     .summary = "D2MoE V1 + next-layer preloading of predicted experts' base level (paths predictor)",
+     .nested = 1, .levels = 3, .bits = {2, 3, 4}, .caps = "0.3/0.4/0.3",
+     .bitroute = "gate", .plan = "hebf", .mem = "budget", .prefetch = "paths", .buffer = "budget"},
+    {.name = "d2moe-v2-prefetch",
+     .summary = "D2MoE V2 + next-layer preloading of predicted experts' base level (paths predictor)",
+     .nested = 1, .levels = 4, .bits = {5, 6, 7, 8}, .caps = "0.25/0.25/0.25/0.25",
+     .bitroute = "gate", .plan = "hebf", .mem = "budget", .prefetch = "paths", .buffer = "budget"},
+    /* issue 15: HOBBIT (arXiv 2411.01433): INT2 and INT4 copies (not
+     * nested), low precision for less important experts on a miss,
+     * layer-adaptive gate prefetching, the recency/frequency/precision
+     * cache */
+    {.name = "hobbit",
+     .summary = "HOBBIT: INT4 + INT2 copies, an unimportant expert missing its INT4 copy runs at INT2, adaptive next-layer prefetch, recency/frequency/precision cache",
+     .nested = 0, .levels = 2, .bits = {2, 4}, .caps = "0/1", /* caps: unused by hobbit routing; a preload default of the INT4 copy */
+     .bitroute = "hobbit", .plan = "id-order", .mem = "hobbit", .prefetch = "gate-adaptive", .buffer = "budget"},
+    /* issue 15: mixtral-offloading (Eliseev and Mazur, arXiv 2312.17238):
+     * per-layer LRU of k = M / (layers x expert) experts, speculative
+     * loading by the next layer's gate, experts quantized to 3 (or 2) bits
+     * (HQQ in the paper; attention at 4 bits = sim.nonexpert_bits) */
+    {.name = "mixtral-offloading",
+     .summary = "mixtral-offloading: INT3 experts, per-layer LRU cache of M / layers, speculative loading of the next layer's experts by its gate",
+     .nested = 0, .levels = 1, .bits = {3}, .caps = "1",
+     .bitroute = "uniform:3", .plan = "id-order", .mem = "layer-lru", .prefetch = "gate-ahead", .buffer = "budget"},
+    {.name = "mixtral-offloading-int2",
+     .summary = "mixtral-offloading with INT2 experts (the paper's other expert quantization)",
+     .nested = 0, .levels = 1, .bits = {2}, .caps = "1",
+     .bitroute = "uniform:2", .plan = "id-order", .mem = "layer-lru", .prefetch = "gate-ahead", .buffer = "budget"},
     {.name = NULL},
 };
 

@@ -1,6 +1,7 @@
 /* prefetch.c - preloading predictors (see prefetch.h).  Scores are ranked
  * descending with ties to the lower expert id, so predictions repeat. */
 #include "sim/prefetch.h"
+#include "sim/plugins.h"
 #include "core/err.h"
 #include "core/model.h"
 #include "core/registry.h"
@@ -74,6 +75,15 @@ static const prefetch_type types[] = {
      .needs_profile = 1, .predict = predict_paths},
     {.name = "oracle", .summary = "the next layer's true top experts, each kept with probability sim.predict_acc",
      .predict = predict_oracle},
+    /* issue 15 (src/sim/pf_gate.c): the next layer's gate on the current hidden state, by its accuracy */
+    {.name = "gate-ahead",
+     .summary = "the next layer's gate applied to the current hidden state (mixtral-offloading): each true expert predicted with probability 0.8 (assumed)",
+     .state_size = sizeof(gate_state), .init = gate_init, .fini = gate_fini, .observe = gate_observe,
+     .predict = gate_predict_fixed},
+    {.name = "gate-adaptive",
+     .summary = "gate-ahead preloading as many experts as the layer's running accuracy justifies (HOBBIT's layer-level adaptive prefetching)",
+     .state_size = sizeof(gate_state), .init = gate_init, .fini = gate_fini, .observe = gate_observe,
+     .predict = gate_predict_adaptive},
     {.name = NULL},
 };
 D2_REGISTRY(prefetch, prefetch_type, types)

@@ -1,0 +1,22 @@
+# Beyond the paper (issue 15): throughput of the serving systems against the
+# expert memory budget, one line per system.  Log y (the systems span an
+# order of magnitude).  Out-of-memory runs: a cross at the bottom of the
+# axis in the system's colour.  Points shifted a few MB per system so equal
+# lines stay visible.
+load plotdir.'/style.gp'
+# ten systems: two more line types than style.gp's eight
+set linetype 9 lc rgb '#7F7F7F' lw 2 pt 12 ps 1.1
+set linetype 10 lc rgb '#8C510A' lw 2 pt 3 ps 1.1
+set linetype cycle 10
+set xlabel 'expert memory budget M (MB); points shifted a few MB per system so equal lines stay visible'
+set ylabel 'throughput (generated tokens/s, log scale)'
+set logscale y
+set format y '%g'
+set key below maxrows 4 font ',9' width -2
+stats datafile using 3 nooutput
+ymin = STATS_min > 0 ? STATS_min / 2.0 : 0.01
+set yrange [ymin:STATS_max * 2]
+dx(i) = (i - (nseries - 1) / 2.0) * 12
+plot for [i = 0:nseries - 1] datafile index i using ($2 + dx(i)):3 with linespoints lt (i + 1) dashtype i % 4 + 1 title word(titles, i + 1), \
+     for [i = 0:nseries - 1] datafile index i using ($2 + dx(i)):($4 * ymin * 1.15) with points lt (i + 1) pt 2 ps 1.8 lw 2 notitle, \
+     NaN with points lc rgb '#000000' pt 2 ps 1.8 lw 2 title 'x = out of memory at this M'

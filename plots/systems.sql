@@ -1,0 +1,21 @@
+-- Beyond the paper (issue 15): throughput (generated tokens/s) against the
+-- expert memory budget M (MB, 10^6 bytes), one series per serving system,
+-- each with the cache policy of its row.  Out-of-memory runs: no
+-- throughput, marker 1 in column 4.  edgemoe's buffer fills the device
+-- (it ignores M).  Bound by figures.ini: :model, :device; by d2moe plot:
+-- :sweep, :variant.
+WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
+           WHERE j.sweep = :sweep AND rv.variant = :variant GROUP BY j.job_hash)
+SELECT pol.value || CASE WHEN pol.value = 'edgemoe' THEN ' (fills the device, ignores M)' ELSE '' END
+       || CASE WHEN max(runs.status = 'ok') OVER (PARTITION BY pol.value) THEN '' ELSE ': out of memory at every M' END AS method,
+       CAST(bud.value AS REAL) / 1e6 AS budget_mb,
+       CASE WHEN runs.status = 'ok' THEN tps.value END AS throughput_tps,
+       CASE WHEN runs.status = 'oom' THEN 1 END AS oom
+FROM r JOIN runs ON runs.id = r.id
+JOIN params mo ON mo.run_id = r.id AND mo.key = 'model.name' AND mo.value = :model
+JOIN params de ON de.run_id = r.id AND de.key = 'device.name' AND de.value = :device
+JOIN params pol ON pol.run_id = r.id AND pol.key = 'sim.policy'
+JOIN params bud ON bud.run_id = r.id AND bud.key = 'sim.budget'
+LEFT JOIN metrics tps ON tps.run_id = r.id AND tps.name = 'throughput_tps'
+WHERE runs.status IN ('ok', 'oom')
+ORDER BY 1, 2;
