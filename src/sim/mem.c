@@ -363,6 +363,7 @@ int64_t mem_entry_last_use(const mem *m, uint32_t id) { return m->e[id].last_use
 int64_t mem_entry_uses(const mem *m, uint32_t id) { return m->e[id].uses; }
 int64_t mem_layer_bytes(const mem *m, uint32_t layer) { return m->layer_bytes[layer]; }
 void *mem_policy_state(const mem *m) { return m->pstate; }
+const mem_policy_type *mem_policy(const mem *m) { return m->type; }
 
 void mem_set_free_hook(mem *m, mem_free_fn fn, void *user)
 {
