@@ -14,3 +14,8 @@ tests_d2moe_failalloc_LDADD = $(d2moe_LDADD)
 tests_d2moe_failalloc_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=aligned_alloc,--wrap=posix_memalign
 TESTS += tests/failalloc.sh
 EXTRA_DIST += tests/failalloc.sh
+# The plug-ins of issue 15's moe-infinity, fate and slicemoe systems.
+check_PROGRAMS += tests/t_systems2
+tests_t_systems2_SOURCES = tests/t_systems2.c tests/tap.h
+tests_t_systems2_LDADD = libd2sim.a libd2core.a $(D2_LIBS)
+TESTS += tests/t_systems2

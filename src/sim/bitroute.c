@@ -3,6 +3,7 @@
 #include "sim/bitroute.h"
 #include "core/err.h"
 #include "core/registry.h"
+#include "sim/plugins.h"
 
 #include <gsl/gsl_randist.h>
 #include <stdlib.h>
@@ -158,6 +159,9 @@ static const bitroute_type types[] = {
      .needs_profile = 1, .assign = assign_static, .preload_level = preload_static},
     {.name = "uniform", .summary = "uniform:B -- every use at B bits", .has_arg = 1, .assign = assign_uniform},
     {.name = "trace", .summary = "bit-widths recorded in the trace", .needs_bits = 1, .assign = assign_trace},
+    /* issue 15's systems (hooks in slicemoe.c) */
+    {.name = "slice", .summary = "SliceMoE: the highest level whose slices are cached, raised (most gate weight first) while the miss rate stays within 10%",
+     .state_size = sizeof(slice_route_state), .assign = slice_assign},
     {.name = NULL},
 };
 D2_REGISTRY(bitroute_type, bitroute_type, types)

@@ -14,7 +14,8 @@ libd2sim_a_SOURCES = \
 	src/sim/prefetch.c src/sim/prefetch.h \
 	src/sim/arrival.c src/sim/arrival.h \
 	src/sim/readings.c src/sim/readings.h \
-	src/sim/pcache.c src/sim/pcache.h
+	src/sim/pcache.c src/sim/pcache.h \
+	src/sim/plugins.h src/sim/mem_arc.c src/sim/pf_moeinf.c src/sim/pf_fate.c src/sim/slicemoe.c
 
 check_PROGRAMS += tests/t_des tests/t_sim tests/t_plugin
 tests_t_plugin_SOURCES = tests/t_plugin.c tests/tap.h

@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "core/registry.h"
 #include "sim/pcache.h"
+#include "sim/plugins.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,23 @@ static const mem_policy_type policies[] = {
      .keep = 0, .victim = pick_lru},
     {.name = "hold", .summary = "every expert resident from the start; out of memory if it does not fit",
      .keep = 1, .hold = 1, .victim = pick_lru},
+    /* issue 15's systems (hooks in mem_arc.c, pf_moeinf.c, slicemoe.c) */
+    {.name = "arc",
+     .summary = "keep levels within budget M; ARC eviction (recency list T1, frequency list T2, ghosts B1/B2, adaptive target p; in bytes)",
+     .keep = 1, .state_size = sizeof(arc_state), .init = arc_init, .fini = arc_fini, .on_insert = arc_on_insert,
+     .on_use = arc_on_use, .on_evict = arc_on_evict, .victim = arc_victim},
+    {.name = "fate",
+     .summary = "Fate's shallow-favouring cache: ARC within per-layer quotas that give early layers more of budget M",
+     .keep = 1, .state_size = sizeof(arc_state), .init = fate_mem_init, .fini = arc_fini, .on_insert = arc_on_insert,
+     .on_use = arc_on_use, .on_evict = arc_on_evict, .victim = fate_mem_victim},
+    {.name = "moe-infinity",
+     .summary = "MoE-Infinity's activation-aware cache: evict the expert level the matched activation matrices predict least used (needs the moe-infinity predictor; else LRU)",
+     .keep = 1, .state_size = sizeof(moeinf_mem_state), .init = moeinf_mem_init, .fini = moeinf_mem_fini,
+     .victim = moeinf_mem_victim},
+    {.name = "slicemoe",
+     .summary = "SliceMoE's slice cache: low-order slices first; after the first forward step, slices of experts predicted cold for decode first (warmup)",
+     .keep = 1, .state_size = sizeof(slice_mem_state), .init = slice_mem_init, .fini = slice_mem_fini,
+     .on_use = slice_mem_on_use, .after_step = slice_mem_after_step, .victim = slice_mem_victim},
     {.name = NULL},
 };
 D2_REGISTRY(mem_policy, mem_policy_type, policies)

@@ -4,6 +4,7 @@
 #include "core/err.h"
 #include "core/model.h"
 #include "core/registry.h"
+#include "sim/plugins.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,14 @@ static const prefetch_type types[] = {
      .needs_profile = 1, .predict = predict_paths},
     {.name = "oracle", .summary = "the next layer's true top experts, each kept with probability sim.predict_acc",
      .predict = predict_oracle},
+    /* issue 15's systems (hooks in pf_moeinf.c, pf_fate.c) */
+    {.name = "moe-infinity",
+     .summary = "MoE-Infinity: each request's expert activation matrix matched (cosine) against the profiling requests'; the best match's next row",
+     .state_size = sizeof(moeinf_state), .init = moeinf_init, .fini = moeinf_fini, .observe = moeinf_observe,
+     .predict = moeinf_predict},
+    {.name = "fate-gate",
+     .summary = "Fate: the next layer's gate on this layer's input, per token, modelled at its reported accuracy (97.15%)",
+     .predict = fate_predict},
     {.name = NULL},
 };
 D2_REGISTRY(prefetch, prefetch_type, types)
