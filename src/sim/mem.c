@@ -370,6 +370,7 @@ void mem_candidates(const mem *m, const uint32_t **ids, uint32_t *n)
     *ids = m->cand;
     *n = m->ncand;
 }
+int mem_entry_candidate(const mem *m, uint32_t id) { return m->e[id].cand_idx >= 0; }
 uint32_t mem_layers(const mem *m) { return m->layers; }
 uint32_t mem_experts(const mem *m) { return m->experts; }
 uint32_t mem_units(const mem *m) { return m->units; }

@@ -75,6 +75,7 @@ int mem_next_use(const mem *m, uint32_t id, uint64_t *when);
 
 /* Read-only views for policies. */
 void mem_candidates(const mem *m, const uint32_t **ids, uint32_t *n); /* resident, unpinned */
+int mem_entry_candidate(const mem *m, uint32_t id); /* 1: among mem_candidates (policies keeping their own order) */
 uint32_t mem_layers(const mem *m);
 uint32_t mem_experts(const mem *m);
 uint32_t mem_units(const mem *m);
