@@ -219,7 +219,7 @@ static const mem_policy_type policies[] = {
     {.name = "slicemoe",
      .summary = "SliceMoE's slice cache: low-order slices first; after the first forward step, slices of experts predicted cold for decode first (warmup)",
      .keep = 1, .state_size = sizeof(slice_mem_state), .init = slice_mem_init, .fini = slice_mem_fini,
-     .on_use = slice_mem_on_use, .after_step = slice_mem_after_step, .victim = slice_mem_victim},
+     .on_insert = slice_mem_on_insert, .on_use = slice_mem_on_use, .on_evict = slice_mem_on_evict, .after_step = slice_mem_after_step, .victim = slice_mem_victim},
     {.name = NULL},
 };
 D2_REGISTRY(mem_policy, mem_policy_type, policies)

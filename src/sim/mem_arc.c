@@ -48,10 +48,9 @@ int arc_init(void *st, const mem *m)
     s->adapted = ARC_NIL;
     s->list = calloc(s->n ? s->n : 1, 1);
     s->fresh = calloc(s->n ? s->n : 1, 1);
-    s->mark = calloc(s->n ? s->n : 1, 1);
     s->prev = malloc((s->n ? s->n : 1) * sizeof *s->prev);
     s->next = malloc((s->n ? s->n : 1) * sizeof *s->next);
-    if (!s->list || !s->fresh || !s->mark || !s->prev || !s->next) {
+    if (!s->list || !s->fresh || !s->prev || !s->next) {
         arc_fini(s);
         D2_ERROR(D2_ENOMEM, "mem arc: out of memory");
     }
@@ -65,11 +64,10 @@ void arc_fini(void *st)
     arc_state *s = st;
     free(s->list);
     free(s->fresh);
-    free(s->mark);
     free(s->prev);
     free(s->next);
     free(s->quota);
-    s->list = s->fresh = s->mark = NULL;
+    s->list = s->fresh = NULL;
     s->prev = s->next = NULL;
     s->quota = NULL;
 }
@@ -166,12 +164,12 @@ void arc_on_evict(void *st, const mem *m, uint32_t id)
     trim_ghosts(s, m);
 }
 
-/* The LRU-most marked entry of list l, optionally of one layer, not
+/* The LRU-most candidate of list l, optionally of one layer, not
  * predicted (ARC_NIL: none). */
-static uint32_t lru_marked(const arc_state *s, const mem *m, uint8_t l, int64_t layer)
+static uint32_t lru_candidate(const arc_state *s, const mem *m, uint8_t l, int64_t layer)
 {
     for (uint32_t id = s->tail[l]; id != ARC_NIL; id = s->prev[id])
-        if (s->mark[id] && !mem_entry_predicted(m, id) && (layer < 0 || mem_entry_layer(m, id) == (uint32_t)layer)) return id;
+        if (mem_entry_candidate(m, id) && !mem_entry_predicted(m, id) && (layer < 0 || mem_entry_layer(m, id) == (uint32_t)layer)) return id;
     return ARC_NIL;
 }
 
@@ -181,7 +179,7 @@ static uint32_t lru_marked(const arc_state *s, const mem *m, uint8_t l, int64_t 
  * no candidate.  ARC_NIL when no candidate qualifies. */
 static uint32_t replace(arc_state *s, const mem *m, uint32_t incoming, int64_t layer)
 {
-    uint32_t a = lru_marked(s, m, ARC_T1, layer), b = lru_marked(s, m, ARC_T2, layer);
+    uint32_t a = lru_candidate(s, m, ARC_T1, layer), b = lru_candidate(s, m, ARC_T2, layer);
     double t1 = (double)s->bytes[ARC_T1];
     int in_b2 = s->list[incoming] == ARC_B2 && !mem_entry_predicted(m, incoming);
     if (a != ARC_NIL && (b == ARC_NIL || t1 > s->p || (in_b2 && t1 == s->p))) return a;
@@ -206,14 +204,6 @@ static uint32_t fallback(const mem *m, int64_t layer)
     return best;
 }
 
-static void mark_candidates(arc_state *s, const mem *m, int on)
-{
-    const uint32_t *c;
-    uint32_t n;
-    mem_candidates(m, &c, &n);
-    for (uint32_t i = 0; i < n; i++) s->mark[c[i]] = (uint8_t)on;
-}
-
 /* ARC's adaptation happens before REPLACE: the first victim asked for an
  * incoming ghost adapts p (on_insert then does not adapt again). */
 static void adapt_for(arc_state *s, const mem *m, uint32_t incoming)
@@ -230,9 +220,7 @@ int arc_victim(void *st, const mem *m, uint32_t incoming, uint32_t *out)
 {
     arc_state *s = st;
     adapt_for(s, m, incoming);
-    mark_candidates(s, m, 1);
     uint32_t v = replace(s, m, incoming, -1);
-    mark_candidates(s, m, 0);
     *out = v != ARC_NIL ? v : fallback(m, -1);
     return D2_OK;
 }
@@ -277,7 +265,6 @@ int fate_mem_victim(void *st, const mem *m, uint32_t incoming, uint32_t *out)
 {
     arc_state *s = st;
     adapt_for(s, m, incoming);
-    mark_candidates(s, m, 1);
     uint32_t li = mem_entry_layer(m, incoming), v = ARC_NIL;
     if (mem_layer_bytes(m, li) + mem_entry_bytes(m, incoming) > s->quota[li]) v = replace(s, m, incoming, li);
     /* layers over their quota, furthest over first: at most one pass per layer */
@@ -301,7 +288,6 @@ int fate_mem_victim(void *st, const mem *m, uint32_t incoming, uint32_t *out)
         last_l = pick;
     }
     if (v == ARC_NIL) v = replace(s, m, incoming, -1);
-    mark_candidates(s, m, 0);
     *out = v != ARC_NIL ? v : fallback(m, -1);
     return D2_OK;
 }

@@ -30,7 +30,6 @@ typedef struct arc_state {
     double p;                        /* target size of T1, bytes (0 .. c) */
     int64_t c;                       /* cache size: the memory budget, bytes */
     uint32_t adapted;                /* entry p was last adapted for, not yet inserted (ARC_NIL: none) */
-    uint8_t *mark;                   /* [n] scratch: victim candidates */
     /* shallow-favouring quotas (fate), NULL: one cache for every layer */
     int64_t *quota;                  /* [layers] bytes */
     uint32_t layers;
@@ -118,12 +117,20 @@ typedef struct slice_mem_state {
     uint32_t layers, experts, units;
     double *hot;       /* [layers * experts] uses of each expert so far (its base unit's) */
     uint8_t *keep;     /* [layers * experts] predicted hot for decode (after the warmup) */
+    /* the resident entries in buckets by eviction class and unit (bucket
+     * class * units + units - 1 - unit: evicted in bucket order), each a
+     * list from the least recently used (head) to the most (tail) */
+    uint32_t *prev, *next;   /* [entries] links (UINT32_MAX: none) */
+    uint32_t *bucket;        /* [entries] 1 + its bucket, 0: in none */
+    uint32_t *head, *tail;   /* [3 * units] */
     int warm;          /* the warmup ran (the first forward step ended) */
     uint32_t steps;    /* layer steps ended */
 } slice_mem_state;
 int slice_mem_init(void *st, const mem *m);
 void slice_mem_fini(void *st);
 void slice_mem_on_use(void *st, const mem *m, uint32_t id);
+void slice_mem_on_insert(void *st, const mem *m, uint32_t id);
+void slice_mem_on_evict(void *st, const mem *m, uint32_t id);
 void slice_mem_after_step(void *st, const mem *m, uint32_t layer);
 int slice_mem_victim(void *st, const mem *m, uint32_t incoming, uint32_t *out);
 

@@ -113,35 +113,104 @@ int slice_assign(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, size_t 
 
 /* ---- the memory policy -------------------------------------------------------- */
 
+#define NIL UINT32_MAX
+
+static uint32_t nentries(const slice_mem_state *s) { return s->layers * s->experts * s->units; }
+
 int slice_mem_init(void *st, const mem *m)
 {
     slice_mem_state *s = st;
     s->layers = mem_layers(m);
     s->experts = mem_experts(m);
     s->units = mem_units(m);
-    size_t LE = (size_t)s->layers * s->experts + 1;
+    size_t LE = (size_t)s->layers * s->experts + 1, n = (size_t)nentries(s) + 1, nb = 3 * (size_t)s->units;
     s->hot = calloc(LE, sizeof *s->hot);
     s->keep = calloc(LE, 1);
-    if (!s->hot || !s->keep) {
+    s->prev = malloc(n * sizeof *s->prev);
+    s->next = malloc(n * sizeof *s->next);
+    s->bucket = calloc(n, sizeof *s->bucket);
+    s->head = malloc(nb * sizeof *s->head);
+    s->tail = malloc(nb * sizeof *s->tail);
+    if (!s->hot || !s->keep || !s->prev || !s->next || !s->bucket || !s->head || !s->tail) {
         slice_mem_fini(s);
         D2_ERROR(D2_ENOMEM, "mem slicemoe: out of memory");
     }
+    for (size_t b = 0; b < nb; b++) s->head[b] = s->tail[b] = NIL;
     return D2_OK;
 }
 
 void slice_mem_fini(void *st)
 {
     slice_mem_state *s = st;
-    free(s->hot);
-    free(s->keep);
+    free(s->hot); free(s->keep); free(s->prev); free(s->next); free(s->bucket); free(s->head); free(s->tail);
     s->hot = NULL;
     s->keep = NULL;
+    s->prev = s->next = s->bucket = s->head = s->tail = NULL;
 }
+
+/* Eviction class: before the warmup every entry is class 0; after it, 0 =
+ * an expert predicted cold, 1 = a kept expert's upper slice, 2 = a kept
+ * expert's base slice. */
+static uint32_t klass(const slice_mem_state *s, const mem *m, uint32_t id)
+{
+    if (!s->warm || !s->keep[(size_t)mem_entry_layer(m, id) * s->experts + mem_entry_expert(m, id)]) return 0;
+    return mem_entry_unit(m, id) == 0 ? 2 : 1;
+}
+
+static void unlink_entry(slice_mem_state *s, uint32_t id)
+{
+    if (!s->bucket[id]) return;
+    uint32_t b = s->bucket[id] - 1, p = s->prev[id], n = s->next[id];
+    if (p != NIL) s->next[p] = n;
+    else s->head[b] = n;
+    if (n != NIL) s->prev[n] = p;
+    else s->tail[b] = p;
+    s->bucket[id] = 0;
+}
+
+/* (last use, id) ascending from the head */
+static int before(const mem *m, uint32_t a, uint32_t b)
+{
+    int64_t x = mem_entry_last_use(m, a), y = mem_entry_last_use(m, b);
+    return x < y || (x == y && a < b);
+}
+
+/* Into its bucket at its place by last use (a use is the newest: the tail). */
+static void link_entry(slice_mem_state *s, const mem *m, uint32_t id)
+{
+    unlink_entry(s, id);
+    uint32_t b = klass(s, m, id) * s->units + s->units - 1 - mem_entry_unit(m, id);
+    uint32_t at = s->tail[b]; /* insert after `at` */
+    while (at != NIL && before(m, id, at)) at = s->prev[at];
+    s->prev[id] = at;
+    s->next[id] = at == NIL ? s->head[b] : s->next[at];
+    if (s->next[id] != NIL) s->prev[s->next[id]] = id;
+    else s->tail[b] = id;
+    if (at != NIL) s->next[at] = id;
+    else s->head[b] = id;
+    s->bucket[id] = b + 1;
+}
+
+void slice_mem_on_insert(void *st, const mem *m, uint32_t id) { link_entry(st, m, id); }
 
 void slice_mem_on_use(void *st, const mem *m, uint32_t id)
 {
     slice_mem_state *s = st;
     if (mem_entry_unit(m, id) == 0) s->hot[(size_t)mem_entry_layer(m, id) * s->experts + mem_entry_expert(m, id)] += 1;
+    if (mem_entry_state(m, id) != MEM_ABSENT) link_entry(s, m, id);
+}
+
+void slice_mem_on_evict(void *st, const mem *m, uint32_t id)
+{
+    (void)m;
+    unlink_entry(st, id);
+}
+
+static const mem *sort_mem;
+static int by_use(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return before(sort_mem, x, y) ? -1 : before(sort_mem, y, x);
 }
 
 /* The warmup, at the end of the first forward step: in every layer the
@@ -167,38 +236,37 @@ void slice_mem_after_step(void *st, const mem *m, uint32_t layer)
             kp[b] = 1;
         }
     }
+    /* the classes changed: rebuild the buckets, oldest first so each link is at a tail */
+    uint32_t n = nentries(s), k = 0;
+    uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    if (!ids) { /* keep the old buckets: the order stays LRU by unit (no hook here reports an error) */
+        s->warm = 0;
+        return;
+    }
+    for (uint32_t id = 0; id < n; id++)
+        if (s->bucket[id]) ids[k++] = id;
+    sort_mem = m;
+    qsort(ids, k, sizeof *ids, by_use);
+    for (uint32_t i = 0; i < k; i++) unlink_entry(s, ids[i]);
+    for (uint32_t i = 0; i < k; i++) link_entry(s, m, ids[i]);
+    free(ids);
 }
 
-/* Eviction class: before the warmup every entry is class 0; after it, 0 =
- * an expert predicted cold, 1 = a kept expert's upper slice, 2 = a kept
- * expert's base slice.  Victim: not predicted, lowest class, highest unit,
- * least recently used, lower id. */
-static int klass(const slice_mem_state *s, const mem *m, uint32_t id)
-{
-    if (!s->warm || !s->keep[(size_t)mem_entry_layer(m, id) * s->experts + mem_entry_expert(m, id)]) return 0;
-    return mem_entry_unit(m, id) == 0 ? 2 : 1;
-}
-
+/* Victim: not predicted first; buckets in order (class, then the higher
+ * unit), each from its least recently used; the first candidate. */
 int slice_mem_victim(void *st, const mem *m, uint32_t incoming, uint32_t *out)
 {
     (void)incoming;
     slice_mem_state *s = st;
+    for (int pred = 0; pred < 2; pred++)
+        for (uint32_t b = 0; b < 3 * s->units; b++)
+            for (uint32_t id = s->head[b]; id != NIL; id = s->next[id])
+                if (mem_entry_candidate(m, id) && mem_entry_predicted(m, id) == pred) {
+                    *out = id;
+                    return D2_OK;
+                }
     const uint32_t *c;
     uint32_t n;
     mem_candidates(m, &c, &n);
-    uint32_t best = c[0];
-    for (uint32_t i = 1; i < n; i++) {
-        uint32_t id = c[i];
-        int a = mem_entry_predicted(m, id), b = mem_entry_predicted(m, best);
-        if (a != b) { if (a < b) best = id; continue; }
-        a = klass(s, m, id), b = klass(s, m, best);
-        if (a != b) { if (a < b) best = id; continue; }
-        uint32_t ua = mem_entry_unit(m, id), ub = mem_entry_unit(m, best);
-        if (ua != ub) { if (ua > ub) best = id; continue; }
-        int64_t la = mem_entry_last_use(m, id), lb = mem_entry_last_use(m, best);
-        if (la != lb) { if (la < lb) best = id; continue; }
-        if (id < best) best = id;
-    }
-    *out = best;
-    return D2_OK;
+    D2_ERROR(D2_EINTERNAL, "mem slicemoe: %u candidates, none in its buckets", n);
 }
