@@ -473,6 +473,8 @@ static sim_result *run_small(const char *system, const char *const *sets, int to
         char *f = !strcmp(sets[i], "mem") ? p.mem : !strcmp(sets[i], "bitroute") ? p.bitroute : !strcmp(sets[i], "prefetch") ? p.prefetch
                 : !strcmp(sets[i], "caps") ? p.caps : NULL;
         if (f) snprintf(f, PARAM_STR_MAX, "%s", sets[i + 1]);
+        if (!strcmp(sets[i], "miss_target")) p.miss_target = strtod(sets[i + 1], NULL);
+        if (!strcmp(sets[i], "gate_acc")) p.gate_acc = strtod(sets[i + 1], NULL);
     }
     sim_input in = {&m, &d, &p, route, NULL, 0};
     sim_result *r = NULL;
@@ -524,9 +526,20 @@ static void test_fate_system(void)
         ok(metric(a, "hit_rate") > metric(c, "hit_rate"), "fate: its preloads raise the hit rate (%.3f, without %.3f)", metric(a, "hit_rate"),
            metric(c, "hit_rate"));
     }
+    /* the gate's accuracy is a parameter: all wrong vs all right */
+    const char *acc0[] = {"gate_acc", "0", NULL}, *acc1[] = {"gate_acc", "1", NULL};
+    int rc4, rc5;
+    sim_result *d = run_small("fate", acc0, 2, route_skew, 6, 2, &rc4);
+    sim_result *e = run_small("fate", acc1, 2, route_skew, 6, 2, &rc5);
+    ok(!rc4 && !rc5 && d && e && metric(e, "prefetch_accuracy") > metric(d, "prefetch_accuracy") + 0.3 &&
+           metric(e, "hit_rate") > metric(d, "hit_rate"),
+       "fate: sim.gate_acc 1 preloads better than 0 (accuracy %.3f vs %.3f, hit rate %.3f vs %.3f)", metric(e, "prefetch_accuracy"),
+       metric(d, "prefetch_accuracy"), metric(e, "hit_rate"), metric(d, "hit_rate"));
     sim_result_free(a);
     sim_result_free(b);
     sim_result_free(c);
+    sim_result_free(d);
+    sim_result_free(e);
 }
 
 static void test_slicemoe_system(void)
@@ -550,9 +563,23 @@ static void test_slicemoe_system(void)
     ok(!rc3 && c && a && metric(c, "avg_bits") > metric(a, "avg_bits") + 0.1 && 1 - metric(c, "hit_rate") < 1 - metric(a, "hit_rate"),
        "slicemoe: with room for every expert, fewer misses (%.3f) and more bits per use (%.2f vs %.2f)", 1 - metric(c, "hit_rate"),
        metric(c, "avg_bits"), metric(a, "avg_bits"));
+    /* the target's ends in closed form: 0 never raises an expert above what
+     * is cached, and only base units are ever loaded, so every use is at
+     * INT2; 1 raises every expert to the top, every use at INT4 */
+    const char *t0[] = {"miss_target", "0", NULL}, *t1[] = {"miss_target", "1", NULL};
+    int rc4, rc5;
+    sim_result *d = run_small("slicemoe", t0, 2, route_skew, 6, 2, &rc4);
+    sim_result *e = run_small("slicemoe", t1, 2, route_skew, 6, 2, &rc5);
+    ok(!rc4 && d && metric(d, "avg_bits") == 2, "slicemoe: sim.miss_target 0: every use at 2 bits (got %.3f)", metric(d, "avg_bits"));
+    ok(!rc5 && e && metric(e, "avg_bits") == 4, "slicemoe: sim.miss_target 1: every use at 4 bits (got %.3f)", metric(e, "avg_bits"));
+    ok(d && e && a && metric(d, "io_gb") <= metric(a, "io_gb") && metric(a, "io_gb") < metric(e, "io_gb"),
+       "slicemoe: bytes loaded grow with the target (0: %.6f, 0.1: %.6f, 1: %.6f GB)", metric(d, "io_gb"), metric(a, "io_gb"),
+       metric(e, "io_gb"));
     sim_result_free(a);
     sim_result_free(b);
     sim_result_free(c);
+    sim_result_free(d);
+    sim_result_free(e);
 }
 
 /* The parts are plug-ins any system can use: each new memory policy,

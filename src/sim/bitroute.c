@@ -160,7 +160,7 @@ static const bitroute_type types[] = {
     {.name = "uniform", .summary = "uniform:B -- every use at B bits", .has_arg = 1, .assign = assign_uniform},
     {.name = "trace", .summary = "bit-widths recorded in the trace", .needs_bits = 1, .assign = assign_trace},
     /* issue 15's systems (hooks in slicemoe.c) */
-    {.name = "slice", .summary = "SliceMoE: the highest level whose slices are cached, raised (most gate weight first) while the miss rate stays within 10%",
+    {.name = "slice", .summary = "SliceMoE: the highest level whose slices are cached, raised (most gate weight first) while the recent miss rate stays within sim.miss_target",
      .state_size = sizeof(slice_route_state), .assign = slice_assign},
     {.name = NULL},
 };

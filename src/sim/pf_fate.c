@@ -3,10 +3,11 @@
  * per token, that token's next-layer experts.  The trace records routing,
  * not hidden states, so the gate is modelled by its accuracy: each of a
  * token's true next-layer experts is predicted with probability
- * FATE_GATE_ACC (the paper's reported figure), else a wrong expert drawn at
- * random; the experts most predicted over the step's tokens are preloaded.
+ * sim.gate_acc (default: the paper's reported figure), else a wrong expert
+ * drawn at random; the experts most predicted over the step's tokens are preloaded.
  * It reads the next layer's true routing (ctx.next) for that reason only. */
 #include "sim/plugins.h"
+#include "sim/sim.h"
 #include "core/err.h"
 #include "core/model.h"
 
@@ -17,10 +18,11 @@ int fate_predict(const prefetch_ctx *c, uint32_t *out, uint32_t *n)
     double score[MODEL_MAX_EXPERTS] = {0};
     *n = 0;
     if (!c->next || c->experts == 0) return D2_OK;
+    double acc = c->params ? c->params->gate_acc : FATE_GATE_ACC;
     for (size_t i = 0; i < c->nnext; i++) {
         uint32_t e = c->next[i];
         if (e >= c->experts) continue;
-        if (c->experts > 1 && gsl_rng_uniform(c->rng) >= FATE_GATE_ACC) { /* a wrong expert */
+        if (c->experts > 1 && gsl_rng_uniform(c->rng) >= acc) { /* a wrong expert */
             uint32_t w = (uint32_t)gsl_rng_uniform_int(c->rng, c->experts - 1);
             e = w >= e ? w + 1 : w;
         }

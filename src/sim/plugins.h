@@ -93,7 +93,8 @@ int moeinf_mem_victim(void *st, const mem *m, uint32_t incoming, uint32_t *out);
 /* Accuracy of Fate's cross-layer gate: the share of a token's next-layer
  * experts the next layer's gate, applied to this layer's input, gets right.
  * Fate (arXiv 2502.12224) reports 97.15% prefetch accuracy; our trace cannot
- * measure it (it records routing, not hidden states). */
+ * measure it (it records routing, not hidden states).  sim.gate_acc in a
+ * run (this default); the constant outside one (ctx.params NULL). */
 #define FATE_GATE_ACC 0.9715
 int fate_predict(const prefetch_ctx *c, uint32_t *out, uint32_t *n);
 
@@ -101,7 +102,8 @@ int fate_predict(const prefetch_ctx *c, uint32_t *out, uint32_t *n);
 
 /* The miss-rate target of SliceMoE's on-demand precision: an expert is
  * raised above what is cached only while the recent unit miss rate stays at
- * or under it (our choice of value; docs/simulator.md).  Recent: each layer
+ * or under it (our choice of value; docs/simulator.md; sim.miss_target in a
+ * run, this default; the constant outside one).  Recent: each layer
  * step's counts weigh 1, earlier ones decay by 1 - 1/L per layer step (about
  * the last forward step). */
 #define SLICEMOE_MISS_TARGET 0.10

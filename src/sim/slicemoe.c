@@ -3,13 +3,14 @@
  * slices alone form the lower-precision expert, so level k = units 1..k of
  * the nested storage.  Bit routing `slice` assigns each expert's precision
  * on demand from what is cached: the highest level whose slices are all
- * resident, raised further (most gate weight first) only while the run's
- * unit miss rate stays within SLICEMOE_MISS_TARGET.  Memory policy
+ * resident, raised further (most gate weight first) only while the recent
+ * unit miss rate stays within sim.miss_target.  Memory policy
  * `slicemoe` evicts low-order slices first and, at the end of the first
  * forward step (the prefill), reshapes the cache for decode: experts the
  * prefill used most keep their slices, the others' go first.  It does not
  * model the quantizer itself (error: src/eval) nor proactive warmup loads. */
 #include "sim/plugins.h"
+#include "sim/sim.h"
 #include "core/err.h"
 #include "core/model.h"
 
@@ -108,7 +109,7 @@ int slice_assign_target(const bitroute_cfg *c, double target, uint32_t layer, bi
 
 int slice_assign(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, size_t n, uint32_t *scratch)
 {
-    return slice_assign_target(c, SLICEMOE_MISS_TARGET, layer, u, n, scratch);
+    return slice_assign_target(c, c->params ? c->params->miss_target : SLICEMOE_MISS_TARGET, layer, u, n, scratch);
 }
 
 /* ---- the memory policy -------------------------------------------------------- */
