@@ -352,7 +352,11 @@ static void test_slice_levels(void)
     memcpy(u, u0, sizeof u);
     ok(slice_assign_target(&c, 1, 0, u, 4, scratch) == D2_OK && u[0].level == 2 && u[1].level == 2 && u[2].level == 2 && u[3].level == 2,
        "target 1: every expert at the top level");
-    /* a history over the target refuses every raise: 10 misses of 10 items, decayed by 0 (one layer) -> none left */
+    /* the slicemoe memory policy beside it is fed token counts for its warmup */
+    const slice_mem_state *ms = mem_policy_state(m);
+    ok(ms->fed && ms->hot[0] == 4 && ms->hot[1] == 4 && ms->hot[2] == 3 && ms->hot[3] == 4,
+       "slice feeds the slicemoe memory policy one count per token use: 3 assignments of one use each, on top of the setup's "
+       "base-unit uses (experts 0, 1, 3) counted before the feed");
     mem_free(m);
 
     /* copies (not nested): the cached copy is a hit at its precision */

@@ -117,7 +117,9 @@ int slice_assign_target(const bitroute_cfg *c, double target, uint32_t layer, bi
 
 typedef struct slice_mem_state {
     uint32_t layers, experts, units;
-    double *hot;       /* [layers * experts] uses of each expert so far (its base unit's) */
+    double *hot;       /* [layers * experts] tokens routed to each expert so far (fed by bit routing slice;
+                          without it, layer steps that used the expert's base unit) */
+    int fed;           /* bit routing slice feeds hot */
     uint8_t *keep;     /* [layers * experts] predicted hot for decode (after the warmup) */
     /* the resident entries in buckets by eviction class and unit (bucket
      * class * units + units - 1 - unit: evicted in bucket order), each a

@@ -7,7 +7,8 @@
  * unit miss rate stays within sim.miss_target.  Memory policy
  * `slicemoe` evicts low-order slices first and, at the end of the first
  * forward step (the prefill), reshapes the cache for decode: experts the
- * prefill used most keep their slices, the others' go first.  It does not
+ * prefill routed most tokens to (counted by the bit routing, which sees
+ * tokens) keep their slices, the others' go first.  It does not
  * model the quantizer itself (error: src/eval) nor proactive warmup loads. */
 #include "sim/plugins.h"
 #include "sim/sim.h"
@@ -102,6 +103,15 @@ int slice_assign_target(const bitroute_cfg *c, double target, uint32_t layer, bi
         }
     }
     for (size_t i = 0; i < n; i++) u[i].level = lev[u[i].expert];
+    /* the memory policy's warmup counts tokens: tell it, when it runs beside us */
+    const mem_policy_type *mt = mem_policy(c->mem);
+    if (mt && mt->victim == slice_mem_victim) {
+        slice_mem_state *ms = mem_policy_state(c->mem);
+        if (ms && ms->hot && layer < ms->layers) {
+            ms->fed = 1;
+            for (size_t i = 0; i < n; i++) ms->hot[(size_t)layer * ms->experts + u[i].expert] += 1;
+        }
+    }
     s->items += items;
     s->misses += miss;
     return D2_OK;
@@ -197,7 +207,7 @@ void slice_mem_on_insert(void *st, const mem *m, uint32_t id) { link_entry(st, m
 void slice_mem_on_use(void *st, const mem *m, uint32_t id)
 {
     slice_mem_state *s = st;
-    if (mem_entry_unit(m, id) == 0) s->hot[(size_t)mem_entry_layer(m, id) * s->experts + mem_entry_expert(m, id)] += 1;
+    if (!s->fed && mem_entry_unit(m, id) == 0) s->hot[(size_t)mem_entry_layer(m, id) * s->experts + mem_entry_expert(m, id)] += 1;
     if (mem_entry_state(m, id) != MEM_ABSENT) link_entry(s, m, id);
 }
 
@@ -215,7 +225,7 @@ static int by_use(const void *a, const void *b)
 }
 
 /* The warmup, at the end of the first forward step: in every layer the
- * experts the step used most (ties: lower id), as many as the budget holds
+ * experts the step routed most tokens to (ties: lower id), as many as the budget holds
  * base slices of in an equal share per layer, are kept for decode. */
 void slice_mem_after_step(void *st, const mem *m, uint32_t layer)
 {
