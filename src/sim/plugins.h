@@ -127,6 +127,7 @@ typedef struct slice_mem_state {
     uint32_t *prev, *next;   /* [entries] links (UINT32_MAX: none) */
     uint32_t *bucket;        /* [entries] 1 + its bucket, 0: in none */
     uint32_t *head, *tail;   /* [3 * units] */
+    uint32_t *scratch;       /* [entries] the warmup's rebuild (allocated at init: after_step cannot fail) */
     int warm;          /* the warmup ran (the first forward step ended) */
     uint32_t steps;    /* layer steps ended */
 } slice_mem_state;

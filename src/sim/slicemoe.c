@@ -142,7 +142,8 @@ int slice_mem_init(void *st, const mem *m)
     s->bucket = calloc(n, sizeof *s->bucket);
     s->head = malloc(nb * sizeof *s->head);
     s->tail = malloc(nb * sizeof *s->tail);
-    if (!s->hot || !s->keep || !s->prev || !s->next || !s->bucket || !s->head || !s->tail) {
+    s->scratch = malloc(n * sizeof *s->scratch);
+    if (!s->hot || !s->keep || !s->prev || !s->next || !s->bucket || !s->head || !s->tail || !s->scratch) {
         slice_mem_fini(s);
         D2_ERROR(D2_ENOMEM, "mem slicemoe: out of memory");
     }
@@ -153,7 +154,8 @@ int slice_mem_init(void *st, const mem *m)
 void slice_mem_fini(void *st)
 {
     slice_mem_state *s = st;
-    free(s->hot); free(s->keep); free(s->prev); free(s->next); free(s->bucket); free(s->head); free(s->tail);
+    free(s->hot); free(s->keep); free(s->prev); free(s->next); free(s->bucket); free(s->head); free(s->tail); free(s->scratch);
+    s->scratch = NULL;
     s->hot = NULL;
     s->keep = NULL;
     s->prev = s->next = s->bucket = s->head = s->tail = NULL;
@@ -217,7 +219,7 @@ void slice_mem_on_evict(void *st, const mem *m, uint32_t id)
     unlink_entry(st, id);
 }
 
-static const mem *sort_mem;
+static _Thread_local const mem *sort_mem; /* qsort has no user pointer */
 static int by_use(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -249,18 +251,13 @@ void slice_mem_after_step(void *st, const mem *m, uint32_t layer)
     }
     /* the classes changed: rebuild the buckets, oldest first so each link is at a tail */
     uint32_t n = nentries(s), k = 0;
-    uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
-    if (!ids) { /* keep the old buckets: the order stays LRU by unit (no hook here reports an error) */
-        s->warm = 0;
-        return;
-    }
+    uint32_t *ids = s->scratch;
     for (uint32_t id = 0; id < n; id++)
         if (s->bucket[id]) ids[k++] = id;
     sort_mem = m;
     qsort(ids, k, sizeof *ids, by_use);
     for (uint32_t i = 0; i < k; i++) unlink_entry(s, ids[i]);
     for (uint32_t i = 0; i < k; i++) link_entry(s, m, ids[i]);
-    free(ids);
 }
 
 /* Victim: not predicted first; buckets in order (class, then the higher
