@@ -539,6 +539,16 @@ static void test_fate_system(void)
            metric(e, "hit_rate") > metric(d, "hit_rate"),
        "fate: sim.gate_acc 1 preloads better than 0 (accuracy %.3f vs %.3f, hit rate %.3f vs %.3f)", metric(e, "prefetch_accuracy"),
        metric(d, "prefetch_accuracy"), metric(e, "hit_rate"), metric(d, "hit_rate"));
+    /* the shallow-favouring quotas against plain ARC and LRU over the same row */
+    const char *arc[] = {"mem", "arc", NULL}, *lru[] = {"mem", "lru", NULL};
+    int rc6, rc7;
+    sim_result *f = run_small("fate", arc, 2, route_skew, 6, 2, &rc6);
+    sim_result *g = run_small("fate", lru, 2, route_skew, 6, 2, &rc7);
+    ok(!rc6 && !rc7 && f && g && metric(a, "hit_rate") > metric(f, "hit_rate") && metric(a, "hit_rate") > metric(g, "hit_rate"),
+       "fate: its shallow-favouring quotas hit more (%.4f) than plain arc (%.4f) and lru (%.4f) on the same row", metric(a, "hit_rate"),
+       metric(f, "hit_rate"), metric(g, "hit_rate"));
+    sim_result_free(f);
+    sim_result_free(g);
     sim_result_free(a);
     sim_result_free(b);
     sim_result_free(c);
