@@ -213,7 +213,7 @@ static const mem_policy_type policies[] = {
      .keep = 1, .state_size = sizeof(arc_state), .init = fate_mem_init, .fini = arc_fini, .on_insert = arc_on_insert,
      .on_use = arc_on_use, .on_evict = arc_on_evict, .victim = fate_mem_victim},
     {.name = "moe-infinity",
-     .summary = "MoE-Infinity's activation-aware cache: evict the expert level the matched activation matrices predict least used (needs the moe-infinity predictor; else LRU)",
+     .summary = "MoE-Infinity's activation-aware cache: evict the expert level the matched activation matrices predict least used, then the layer needed furthest ahead, then LRU (without the moe-infinity predictor: those two)",
      .keep = 1, .state_size = sizeof(moeinf_mem_state), .init = moeinf_mem_init, .fini = moeinf_mem_fini,
      .victim = moeinf_mem_victim},
     {.name = "slicemoe",
