@@ -215,7 +215,7 @@ static const mem_policy_type policies[] = {
     {.name = "moe-infinity",
      .summary = "MoE-Infinity's activation-aware cache: evict the expert level the matched activation matrices predict least used, then the layer needed furthest ahead, then LRU (without the moe-infinity predictor: those two)",
      .keep = 1, .state_size = sizeof(moeinf_mem_state), .init = moeinf_mem_init, .fini = moeinf_mem_fini,
-     .victim = moeinf_mem_victim},
+     .on_use = moeinf_mem_on_use, .victim = moeinf_mem_victim},
     {.name = "slicemoe",
      .summary = "SliceMoE's slice cache: low-order slices first; after the first forward step, slices of experts predicted cold for decode first (warmup)",
      .keep = 1, .state_size = sizeof(slice_mem_state), .init = slice_mem_init, .fini = slice_mem_fini,

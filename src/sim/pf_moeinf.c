@@ -207,8 +207,13 @@ int moeinf_mem_init(void *st, const mem *m)
     moeinf_mem_state *s = st;
     s->layers = mem_layers(m);
     s->experts = mem_experts(m);
+    s->units = mem_units(m);
     s->prio = calloc((size_t)s->layers * s->experts + 1, sizeof *s->prio);
-    if (!s->prio) D2_ERROR(D2_ENOMEM, "mem moe-infinity: out of memory");
+    s->last = calloc((size_t)s->layers * s->experts * s->units + 1, sizeof *s->last);
+    if (!s->prio || !s->last) {
+        moeinf_mem_fini(s);
+        D2_ERROR(D2_ENOMEM, "mem moe-infinity: out of memory");
+    }
     return D2_OK;
 }
 
@@ -216,52 +221,55 @@ void moeinf_mem_fini(void *st)
 {
     moeinf_mem_state *s = st;
     free(s->prio);
+    free(s->last);
     s->prio = NULL;
+    s->last = NULL;
 }
 
-/* Layer steps until layer l is served again after the current one (the
- * current layer, just used, is furthest: L). */
-static uint32_t ahead(const mem *m, uint32_t l)
+void moeinf_mem_on_use(void *st, const mem *m, uint32_t id)
 {
-    uint32_t cur = mem_layer(m), L = mem_layers(m);
-    return l > cur ? l - cur : l + L - cur;
+    moeinf_mem_state *s = st;
+    s->last[id] = mem_entry_last_use(m, id);
 }
 
 /* Not predicted first, then the lowest predicted activation (0 for all
  * until the predictor has matched), then the layer needed furthest ahead
- * (layers are served in a cycle), then least recently used, then the
- * higher unit, then the lower id. */
+ * (layers are served in a cycle: the current one, just used, is furthest),
+ * then least recently used, then the higher unit, then the lower id.  One
+ * pass; an entry's layer, expert and unit come from its id
+ * ((layer * E + expert) * U + unit). */
 int moeinf_mem_victim(void *st, const mem *m, uint32_t incoming, uint32_t *out)
 {
     (void)incoming;
     moeinf_mem_state *s = st;
     const uint32_t *c;
-    uint32_t n;
+    uint32_t n, U = s->units, E = s->experts, L = s->layers, cur = mem_layer(m);
     mem_candidates(m, &c, &n);
-    uint32_t best = c[0];
+    uint32_t best = c[0], bu = 0, bahead = 0;
     double bp = 0;
+    int64_t blast = 0;
     int bpred = 2;
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t id = c[i];
+        uint32_t id = c[i], le = id / U, u = id - le * U, l = le / E;
         int pred = mem_entry_predicted(m, id);
-        double p = s->have ? s->prio[(size_t)mem_entry_layer(m, id) * s->experts + mem_entry_expert(m, id)] : 0;
+        double p = s->have ? s->prio[le] : 0;
+        uint32_t ah = l > cur ? l - cur : l + L - cur;
+        int64_t last = s->last[id];
         if (bpred != 2) {
             if (pred != bpred) {
                 if (pred > bpred) continue;
             } else if (p != bp) {
                 if (p > bp) continue;
-            } else if (ahead(m, mem_entry_layer(m, id)) != ahead(m, mem_entry_layer(m, best))) {
-                if (ahead(m, mem_entry_layer(m, id)) < ahead(m, mem_entry_layer(m, best))) continue;
-            } else if (mem_entry_last_use(m, id) != mem_entry_last_use(m, best)) {
-                if (mem_entry_last_use(m, id) > mem_entry_last_use(m, best)) continue;
-            } else if (mem_entry_unit(m, id) != mem_entry_unit(m, best)) {
-                if (mem_entry_unit(m, id) < mem_entry_unit(m, best)) continue;
+            } else if (ah != bahead) {
+                if (ah < bahead) continue;
+            } else if (last != blast) {
+                if (last > blast) continue;
+            } else if (u != bu) {
+                if (u < bu) continue;
             } else if (id > best)
                 continue;
         }
-        best = id;
-        bp = p;
-        bpred = pred;
+        best = id, bp = p, bpred = pred, bahead = ah, blast = last, bu = u;
     }
     *out = best;
     return D2_OK;

@@ -56,8 +56,9 @@ void fate_quotas(int64_t budget, uint32_t layers, double ratio, int64_t *quota);
 /* The memory policy's state: the predicted activation of every (layer,
  * expert), written by the moe-infinity predictor when it runs beside it. */
 typedef struct moeinf_mem_state {
-    uint32_t layers, experts;
-    double *prio;      /* [layers * experts] expected uses per token (matched activation matrices); NULL until predicted */
+    uint32_t layers, experts, units;
+    double *prio;      /* [layers * experts] expected uses per token (matched activation matrices); 0 until predicted */
+    int64_t *last;     /* [entries] tick of the last use (kept by on_use: the victim scan reads it without a call) */
     int have;          /* the predictor wrote prio at least once */
 } moeinf_mem_state;
 
@@ -86,6 +87,7 @@ int moeinf_predict(const prefetch_ctx *c, uint32_t *out, uint32_t *n);
 double moeinf_similarity(const moeinf_state *s, uint32_t q, uint32_t j);
 int moeinf_mem_init(void *st, const mem *m);
 void moeinf_mem_fini(void *st);
+void moeinf_mem_on_use(void *st, const mem *m, uint32_t id);
 int moeinf_mem_victim(void *st, const mem *m, uint32_t incoming, uint32_t *out);
 
 /* ---- Fate's cross-layer gate (pf_fate.c) -------------------------------- */
