@@ -89,6 +89,36 @@ static void test_arc_by_hand(void)
     mem_free(m);
 }
 
+/* ARC in bytes: units of 1 and 2 bytes (two copies per expert: entry
+ * 2e + u has 1 + u bytes), c = 4 bytes; ids 0 2 4 0 1 2 5:
+ *   0 2 4  misses (1 byte each): T1 = 4 2 0
+ *   0      hit: T2 = 0, T1 = 4 2
+ *   1      2 bytes, 1 free: |T1| = 2 > p = 0, evict 2 -> B1; T1 = 1 4
+ *   2      B1 hit: p += 1 byte x max(|B2|/|B1|, 1) = 1; |T1| = 3 > 1, evict 4 -> B1; T2 = 2 0
+ *   5      2 bytes, none free: |T1| = 2 > 1, evict 1 (2 bytes) -> B1 = 1 4;
+ *          T1 = 5, and |T1| + |B1| = 5 > c drops the oldest ghost 4
+ * final T1 = 5, T2 = 2 0, B1 = 1, B2 empty, p = 1 byte; 1 hit. */
+static void test_arc_bytes(void)
+{
+    int64_t ub[2] = {1, 2};
+    mem *m = NULL;
+    if (!ok(mem_new(mem_policy_find("arc"), 1, 4, 2, ub, 4, 0, &m) == D2_OK, "arc in bytes: units of 1 and 2 bytes, c = 4")) return;
+    const uint32_t seq[] = {0, 2, 4, 0, 1, 2, 5};
+    int hits = 0, rc = D2_OK, hit;
+    for (size_t i = 0; i < sizeof seq / sizeof *seq && rc == D2_OK; i++) {
+        rc = access_id(m, seq[i], &hit);
+        hits += hit;
+    }
+    const arc_state *s = mem_policy_state(m);
+    ok(rc == D2_OK && hits == 1, "arc in bytes: the sequence runs, 1 hit");
+    const char *t1 = arc_list_str(s, ARC_T1), *t2 = arc_list_str(s, ARC_T2), *b1 = arc_list_str(s, ARC_B1), *b2 = arc_list_str(s, ARC_B2);
+    ok(!strcmp(t1, "5") && !strcmp(t2, "2 0") && !strcmp(b1, "1") && !strcmp(b2, ""),
+       "arc in bytes: T1 = 5, T2 = 2 0, B1 = 1, B2 empty (got %s / %s / %s / %s)", t1, t2, b1, b2);
+    ok(s->p == 1 && s->bytes[ARC_T1] == 2 && s->bytes[ARC_T2] == 2 && s->bytes[ARC_B1] == 2,
+       "arc in bytes: p = 1 byte; T1 2, T2 2, B1 2 bytes");
+    mem_free(m);
+}
+
 /* ---- textbook ARC over pages, for the random comparison ------------------ */
 
 typedef struct tarc {
@@ -635,6 +665,7 @@ int main(void)
 {
     test_arc_by_hand();
     test_arc_vs_textbook();
+    test_arc_bytes();
     test_fate_split();
     test_moeinf_match();
     test_slice_levels();
