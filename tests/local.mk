@@ -21,3 +21,8 @@ tests_t_systems_LDADD = libd2sim.a libd2trace.a libd2core.a $(D2_LIBS)
 TESTS += tests/t_systems
 TESTS += tests/systems.sh
 EXTRA_DIST += tests/systems.sh
+# The plug-ins of issue 15's moe-infinity, fate and slicemoe systems.
+check_PROGRAMS += tests/t_systems2
+tests_t_systems2_SOURCES = tests/t_systems2.c tests/tap.h
+tests_t_systems2_LDADD = libd2sim.a libd2core.a $(D2_LIBS)
+TESTS += tests/t_systems2

@@ -4,6 +4,7 @@
 #include "sim/plugins.h"
 #include "core/err.h"
 #include "core/registry.h"
+#include "sim/plugins.h"
 
 #include <gsl/gsl_randist.h>
 #include <stdlib.h>
@@ -163,6 +164,9 @@ static const bitroute_type types[] = {
     {.name = "hobbit",
      .summary = "separate copies: high precision if resident or any use's gate >= 0.3, else the low copy on a miss (HOBBIT)",
      .assign = hobbit_assign, .preload_level = hobbit_preload_level},
+    /* issue 15's systems (hooks in slicemoe.c) */
+    {.name = "slice", .summary = "SliceMoE: the highest level whose slices are cached, raised (most gate weight first) while the recent miss rate stays within sim.miss_target",
+     .state_size = sizeof(slice_route_state), .assign = slice_assign},
     {.name = NULL},
 };
 D2_REGISTRY(bitroute_type, bitroute_type, types)

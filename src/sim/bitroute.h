@@ -32,6 +32,7 @@ typedef struct bitroute_cfg {
     const mem *mem;          /* read-only view of what is resident (mem_entry_state), for
                                 policies that choose a level by what a miss would cost */
     void *state;             /* the policy's per-run state (state_size bytes, zeroed, then init) */
+    const struct sim_params *params; /* the run's parameters (sim.h), read-only; NULL outside a run */
 } bitroute_cfg;
 
 typedef struct bitroute_type {

@@ -15,7 +15,8 @@ libd2sim_a_SOURCES = \
 	src/sim/arrival.c src/sim/arrival.h \
 	src/sim/readings.c src/sim/readings.h \
 	src/sim/pcache.c src/sim/pcache.h \
-	src/sim/plugins.h src/sim/mem_layerlru.c src/sim/mem_hobbit.c src/sim/br_hobbit.c src/sim/pf_gate.c
+	src/sim/plugins.h src/sim/mem_layerlru.c src/sim/mem_hobbit.c src/sim/br_hobbit.c src/sim/pf_gate.c \
+	src/sim/mem_arc.c src/sim/pf_moeinf.c src/sim/pf_fate.c src/sim/slicemoe.c
 
 check_PROGRAMS += tests/t_des tests/t_sim tests/t_plugin
 tests_t_plugin_SOURCES = tests/t_plugin.c tests/tap.h

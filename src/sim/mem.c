@@ -7,6 +7,7 @@
 #include "core/err.h"
 #include "core/registry.h"
 #include "sim/pcache.h"
+#include "sim/plugins.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,23 @@ static const mem_policy_type policies[] = {
     {.name = "hobbit",
      .summary = "evict the lowest score of recency, frequency and precision together (0.5/0.3/0.2; HOBBIT's sequence-level cache)",
      .keep = 1, .victim = hobbit_victim},
+    /* issue 15's systems (hooks in mem_arc.c, pf_moeinf.c, slicemoe.c) */
+    {.name = "arc",
+     .summary = "keep levels within budget M; ARC eviction (recency list T1, frequency list T2, ghosts B1/B2, adaptive target p; in bytes)",
+     .keep = 1, .state_size = sizeof(arc_state), .init = arc_init, .fini = arc_fini, .on_insert = arc_on_insert,
+     .on_use = arc_on_use, .on_evict = arc_on_evict, .victim = arc_victim},
+    {.name = "fate",
+     .summary = "Fate's shallow-favouring cache: ARC within per-layer quotas that give early layers more of budget M",
+     .keep = 1, .state_size = sizeof(arc_state), .init = fate_mem_init, .fini = arc_fini, .on_insert = arc_on_insert,
+     .on_use = arc_on_use, .on_evict = arc_on_evict, .victim = fate_mem_victim},
+    {.name = "moe-infinity",
+     .summary = "MoE-Infinity's activation-aware cache: evict the expert level the matched activation matrices predict least used, then the layer needed furthest ahead, then LRU (without the moe-infinity predictor: those two)",
+     .keep = 1, .state_size = sizeof(moeinf_mem_state), .init = moeinf_mem_init, .fini = moeinf_mem_fini,
+     .on_use = moeinf_mem_on_use, .victim = moeinf_mem_victim},
+    {.name = "slicemoe",
+     .summary = "SliceMoE's slice cache: low-order slices first; after the first forward step, slices of experts predicted cold for decode first (warmup)",
+     .keep = 1, .state_size = sizeof(slice_mem_state), .init = slice_mem_init, .fini = slice_mem_fini,
+     .on_insert = slice_mem_on_insert, .on_use = slice_mem_on_use, .on_evict = slice_mem_on_evict, .after_step = slice_mem_after_step, .victim = slice_mem_victim},
     {.name = NULL},
 };
 D2_REGISTRY(mem_policy, mem_policy_type, policies)
@@ -417,6 +435,7 @@ void mem_candidates(const mem *m, const uint32_t **ids, uint32_t *n)
     *ids = m->cand;
     *n = m->ncand;
 }
+int mem_entry_candidate(const mem *m, uint32_t id) { return m->e[id].cand_idx >= 0; }
 uint32_t mem_layers(const mem *m) { return m->layers; }
 uint32_t mem_experts(const mem *m) { return m->experts; }
 uint32_t mem_units(const mem *m) { return m->units; }
@@ -428,6 +447,7 @@ int64_t mem_entry_last_use(const mem *m, uint32_t id) { return m->e[id].last_use
 int64_t mem_entry_uses(const mem *m, uint32_t id) { return m->e[id].uses; }
 int64_t mem_layer_bytes(const mem *m, uint32_t layer) { return m->layer_bytes[layer]; }
 void *mem_policy_state(const mem *m) { return m->pstate; }
+const mem_policy_type *mem_policy(const mem *m) { return m->type; }
 
 void mem_set_free_hook(mem *m, mem_free_fn fn, void *user)
 {

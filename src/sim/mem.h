@@ -81,6 +81,7 @@ int mem_next_use(const mem *m, uint32_t id, uint64_t *when);
 
 /* Read-only views for policies. */
 void mem_candidates(const mem *m, const uint32_t **ids, uint32_t *n); /* resident, unpinned */
+int mem_entry_candidate(const mem *m, uint32_t id); /* 1: among mem_candidates (policies keeping their own order) */
 uint32_t mem_layers(const mem *m);
 uint32_t mem_experts(const mem *m);
 uint32_t mem_units(const mem *m);
@@ -92,6 +93,10 @@ int64_t mem_entry_last_use(const mem *m, uint32_t id); /* tick of the last use, 
 int64_t mem_entry_uses(const mem *m, uint32_t id);     /* uses so far */
 int64_t mem_layer_bytes(const mem *m, uint32_t layer); /* resident + loading bytes of that layer */
 void *mem_policy_state(const mem *m);              /* the policy's state (tests) */
+/* The running policy: plug-ins of one system that cooperate (a predictor
+ * feeding its memory policy, src/sim/plugins.h) check it before touching its
+ * state. */
+const mem_policy_type *mem_policy(const mem *m);
 
 /* Make room and mark the entry LOADING (its bytes count from now): *fits =
  * 1.  *fits = 0 when it cannot fit without evicting a pinned entry (nothing

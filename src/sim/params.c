@@ -34,6 +34,8 @@ static const param_def defs[] = {
     {"nested_kernel", PARAM_STRING, F(nested_kernel), "per-level", 0, 0, "", "dequantize + GEMM kernel of every system that dequantizes: per-level (a dequantize pass then an FP16 GEMM per unit, two launches; what d2moe execute runs on this host) or fused (the paper's parallel loading dequantization kernel: dequantization in step with the GEMM, max of the two, one launch per expert)"},
     {"buffer", PARAM_STRING, F(buffer), "", 0, 0, "", "what bounds resident experts: budget (sim.budget, D2MoE's Algorithm 2 and systems built on it) or device (all device memory left after non-expert weights, KV cache and the FP16 transient: a buffer that fills the device); empty = the system's"},
     {"router_overhead", PARAM_DOUBLE, F(router_overhead), "0.015", 0, 1, "", "bit router latency as a fraction of expert compute (paper: 1-2%)"},
+    {"miss_target", PARAM_DOUBLE, F(miss_target), "0.1", 0, 1, "", "bit routing slice (SliceMoE): an expert is raised above the precision cached only while the recent miss rate of its units stays within this (our value)"},
+    {"gate_acc", PARAM_DOUBLE, F(gate_acc), "0.9715", 0, 1, "", "predictor fate-gate: probability its cross-layer gate predicts each of a token's next-layer experts (Fate, arXiv 2502.12224, reports 97.15%)"},
 };
 #undef F
 

@@ -112,6 +112,20 @@ static const policy_system systems[] = {
      .summary = "mixtral-offloading with INT2 experts (the paper's other expert quantization)",
      .nested = 0, .levels = 1, .bits = {2}, .caps = "1",
      .bitroute = "uniform:2", .plan = "id-order", .mem = "layer-lru", .prefetch = "gate-ahead", .buffer = "budget"},
+    /* systems from the field (issue 15; docs/simulator.md says what each
+     * models and leaves out) */
+    {.name = "moe-infinity",
+     .summary = "MoE-Infinity: INT4 experts, per-request activation matrices matched against profiled ones drive preloading and the cache",
+     .nested = 0, .levels = 1, .bits = {4}, .caps = "1",
+     .bitroute = "uniform:4", .plan = "id-order", .mem = "moe-infinity", .prefetch = "moe-infinity", .buffer = "budget"},
+    {.name = "fate",
+     .summary = "Fate: popular experts INT4, unpopular INT2 (profiled), cross-layer gate preloading, shallow-favouring ARC cache",
+     .nested = 0, .levels = 2, .bits = {2, 4}, .caps = "0.5/0.5",
+     .bitroute = "static", .plan = "id-order", .mem = "fate", .prefetch = "fate-gate", .buffer = "budget"},
+    {.name = "slicemoe",
+     .summary = "SliceMoE: nested INT2/3/4 slices cached separately, precision from what is cached under a miss-rate target, decode warmup",
+     .nested = 1, .levels = 3, .bits = {2, 3, 4}, .caps = "0.3/0.4/0.3",
+     .bitroute = "slice", .plan = "id-order", .mem = "slicemoe", .prefetch = "none", .buffer = "budget"},
     {.name = NULL},
 };
 

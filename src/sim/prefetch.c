@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "core/model.h"
 #include "core/registry.h"
+#include "sim/plugins.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,14 @@ static const prefetch_type types[] = {
      .summary = "gate-ahead preloading as many experts as the layer's running accuracy justifies (HOBBIT's layer-level adaptive prefetching)",
      .state_size = sizeof(gate_state), .init = gate_init, .fini = gate_fini, .observe = gate_observe,
      .predict = gate_predict_adaptive},
+    /* issue 15's systems (hooks in pf_moeinf.c, pf_fate.c) */
+    {.name = "moe-infinity",
+     .summary = "MoE-Infinity: each request's expert activation matrix matched (cosine) against the profiling requests'; the best match's next row",
+     .state_size = sizeof(moeinf_state), .init = moeinf_init, .fini = moeinf_fini, .observe = moeinf_observe,
+     .predict = moeinf_predict},
+    {.name = "fate-gate",
+     .summary = "Fate: the next layer's gate on this layer's input, per token, modelled by its accuracy sim.gate_acc (Fate reports 97.15%)",
+     .predict = fate_predict},
     {.name = NULL},
 };
 D2_REGISTRY(prefetch, prefetch_type, types)

@@ -26,6 +26,7 @@ typedef struct prefetch_ctx {
     double acc;            /* oracle: probability each true expert is kept */
     gsl_rng *rng;          /* oracle noise */
     const mem *mem;        /* read-only view of what is resident */
+    const struct sim_params *params; /* the run's parameters (sim.h), read-only; NULL outside a run */
     void *state;           /* the predictor's per-run state (state_size bytes, zeroed, then init) */
     uint32_t fstep;        /* the forward step being served (0 = the first) */
     /* The routing source, for predictors that learn offline at init from the

@@ -213,12 +213,12 @@ static int setup(run *r, const sim_input *in)
      * lives in mem) */
     r->bc = (bitroute_cfg){.levels = r->U, .level_bits = r->unit_bits, .caps = r->caps, .arg_bits = arg, .layers = r->L,
                            .experts = r->E, .static_level = r->static_level, .rng = r->rng_bits, .nested = r->sys->nested,
-                           .mem = r->mm};
+                           .mem = r->mm, .params = p};
     r->fc = (prefetch_ctx){.experts = r->E, .layers = r->L, .top_k = r->K,
                            .want = p->prefetch_k > 0 ? (uint32_t)p->prefetch_k : r->K, .acc = p->predict_acc,
                            .rng = r->rng_pred, .mem = r->mm, .tok_req = r->tok_req, .route = in->route,
                            .route_user = in->route_user, .profile_first = r->R, .profile_n = (uint32_t)p->profile_requests,
-                           .positions = r->P + r->G};
+                           .positions = r->P + r->G, .params = p};
     if (r->fc.want > r->E) r->fc.want = r->E;
     if (r->bt->state_size && !(r->bc.state = calloc(1, r->bt->state_size))) D2_ERROR(D2_ENOMEM, "sim: out of memory");
     if (r->bt->init) D2_TRY(r->bt->init(r->bc.state, &r->bc));

@@ -46,6 +46,8 @@ typedef struct sim_params {
     char nested_kernel[PARAM_STR_MAX]; /* dequantize + GEMM kernel reading: "per-level" or "fused" */
     char buffer[PARAM_STR_MAX];   /* expert memory bound: "budget" (sim.budget), "device" (free device
                                      memory), "" = the system's */
+    double miss_target;           /* bit routing slice (SliceMoE): recent unit miss rate allowed, 0..1 */
+    double gate_acc;              /* predictor fate-gate (Fate): share of next-layer experts its gate gets right */
 } sim_params;
 
 extern const param_table sim_param_table;

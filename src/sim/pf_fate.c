@@ -1,0 +1,46 @@
+/* pf_fate.c - Fate's cross-layer gate prefetch (Fang et al., arXiv
+ * 2502.12224): the next layer's gate applied to this layer's input predicts,
+ * per token, that token's next-layer experts.  The trace records routing,
+ * not hidden states, so the gate is modelled by its accuracy: each of a
+ * token's true next-layer experts is predicted with probability
+ * sim.gate_acc (default: the paper's reported figure), else a wrong expert
+ * drawn at random; the experts most predicted over the step's tokens are preloaded.
+ * It reads the next layer's true routing (ctx.next) for that reason only. */
+#include "sim/plugins.h"
+#include "sim/sim.h"
+#include "core/err.h"
+#include "core/model.h"
+
+#include <gsl/gsl_rng.h>
+
+int fate_predict(const prefetch_ctx *c, uint32_t *out, uint32_t *n)
+{
+    double score[MODEL_MAX_EXPERTS] = {0};
+    *n = 0;
+    if (!c->next || c->experts == 0) return D2_OK;
+    double acc = c->params ? c->params->gate_acc : FATE_GATE_ACC;
+    for (size_t i = 0; i < c->nnext; i++) {
+        uint32_t e = c->next[i];
+        if (e >= c->experts) continue;
+        if (c->experts > 1 && gsl_rng_uniform(c->rng) >= acc) { /* a wrong expert */
+            uint32_t w = (uint32_t)gsl_rng_uniform_int(c->rng, c->experts - 1);
+            e = w >= e ? w + 1 : w;
+        }
+        score[e] += 1;
+    }
+    uint32_t k = 0;
+    for (uint32_t e = 0; e < c->experts; e++) { /* the want highest, ties to the lower id */
+        if (score[e] <= 0) continue;
+        uint32_t j;
+        if (k < c->want) j = k++;
+        else if (score[e] > score[out[c->want - 1]]) j = c->want - 1;
+        else continue;
+        while (j > 0 && score[e] > score[out[j - 1]]) {
+            out[j] = out[j - 1];
+            j--;
+        }
+        out[j] = e;
+    }
+    *n = k;
+    return D2_OK;
+}
