@@ -225,4 +225,16 @@ expect 2 "tiny.png: output path exists and is a FIFO" "plot FIGURE with a FIFO a
 rm -f "$TMP/po/tiny.png" "$TMP/po/data/tiny.dat"; ln -s "$TMP/otarget" "$TMP/po/data/tiny.dat"
 expect 2 "tiny.dat: output path exists and is a symbolic link" "plot FIGURE with a symlink at its data file: exit 2" -- "$D2MOE" plot tiny --plots "$TMP/pl" --db "$TMP/o.db" --out "$TMP/po"
 [ -L "$TMP/po/data/tiny.dat" ] && [ "$(cat "$TMP/otarget")" = keep ]; ok $? "the symlink and its target untouched"
+# per-job timelines written by the simulator (sweep --timelines DIR): a FIFO
+# at a job's timeline path is refused (exit 2), never replaced
+mkdir -p "$TMP/tld"
+printf '[sweep]\nname = tl\nmodel = llama-moe-3.5b\ndevice = env2\nsim.policy = d2moe-v1\nsim.requests = 1\nsim.prompt = 2\nsim.gen = 2\nseed = 1\n' >"$TMP/tl.ini"
+"$D2MOE" sweep "$TMP/tl.ini" --db "$TMP/tl1.db" --timelines "$TMP/tld" --quiet >/dev/null 2>&1
+tlf=$(ls "$TMP"/tld/*.csv 2>/dev/null | head -1)
+[ -n "$tlf" ]; ok $? "sweep --timelines writes a job's timeline"
+if [ -n "$tlf" ]; then
+    rm -f "$tlf"; mkfifo "$tlf"
+    timeout 20 "$D2MOE" sweep "$TMP/tl.ini" --db "$TMP/tl2.db" --timelines "$TMP/tld" --quiet >/dev/null 2>&1; st=$?
+    [ "$st" -eq 2 ] && [ -p "$tlf" ] && [ ! -e "$tlf.tmp" ]; ok $? "a FIFO at a job's timeline: exit 2 (status $st), the FIFO untouched, no temporary"
+fi
 done_testing

@@ -5,6 +5,7 @@
 #include "sim/sim.h"
 #include "sim/readings.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "trace/source.h"
 
 #include <errno.h>
@@ -108,19 +109,12 @@ int sim_job_run(const sim_job *job, sim_result **out)
     /* the timeline goes to "<file>.tmp", renamed when the run succeeded: a
      * failed run leaves no partial CSV */
     FILE *tl = NULL;
-    char tltmp[4200];
-    if (job->timeline) {
-        if ((size_t)snprintf(tltmp, sizeof tltmp, "%s.tmp", job->timeline) >= sizeof tltmp) {
+    fileio_out *tlo = NULL;
+    if (job->timeline) { /* a FIFO, device or symlink there is refused, never replaced */
+        rc = fileio_out_open(job->timeline, &tlo, &tl);
+        if (rc) {
             trace_source_free(src);
-            D2_ERROR(D2_EINVAL, "%s: path too long", job->timeline);
-        }
-        struct stat st;
-        int e = 0;
-        if (stat(job->timeline, &st) == 0 && S_ISDIR(st.st_mode)) e = EISDIR;
-        else if (!(tl = fopen(tltmp, "w"))) e = errno;
-        if (e) {
-            trace_source_free(src);
-            D2_ERROR(D2_EIO, "%s: %s", job->timeline, strerror(e));
+            return rc;
         }
     }
     sim_input in = {&m, &d, &p, route_trace, src, sh.has_bits};
@@ -133,16 +127,12 @@ int sim_job_run(const sim_job *job, sim_result **out)
     }
     sim_observer obs = {.op = fan_op, .unit_freed = fan_freed, .user = &fo};
     rc = sim_run_observed(&in, &obs, &r);
-    if (tl) {
-        int bad = fclose(tl) != 0;
-        if (rc == D2_OK && (bad || rename(tltmp, job->timeline) != 0)) {
-            int e = errno;
-            remove(tltmp);
+    if (tlo) {
+        if (rc != D2_OK) fileio_out_abort(tlo);
+        else if ((rc = fileio_out_commit(tlo)) != D2_OK) {
             sim_result_free(r);
-            trace_source_free(src);
-            D2_ERROR(D2_EIO, "%s: write failed: %s", job->timeline, strerror(e));
+            r = NULL;
         }
-        if (rc != D2_OK) remove(tltmp);
     }
     if (rc == D2_OK) {
         char txt[2048];

@@ -3,6 +3,7 @@
 #include "sim/sim.h"
 #include "core/device.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/inifile.h"
 
 #include <stdio.h>
@@ -64,8 +65,11 @@ int readings_load(readings *r, const char *name_or_path)
         return D2_OK;
     }
     D2_TRY(param_profile_path("reading", nm, r->path, sizeof r->path));
-    FILE *f = fopen(r->path, "r");
-    if (!f) D2_ERROR(D2_ENOTFOUND, "%s: reading \"%s\" not found (d2moe list readings; experiments/readings/NAME.ini)", r->path, nm);
+    FILE *f;
+    int rc = fileio_open_read(r->path, FILEIO_INI_MAX, &f, NULL); /* a FIFO or device is refused, not read */
+    if (rc == D2_ENOTFOUND)
+        D2_ERROR(D2_ENOTFOUND, "%s: reading \"%s\" not found (d2moe list readings; experiments/readings/NAME.ini)", r->path, nm);
+    if (rc) return rc;
     fclose(f);
     /* the name is the file's base name without .ini */
     const char *base = strrchr(r->path, '/');
