@@ -4,15 +4,18 @@
 # axis in the system's colour.  Points shifted a few MB per system so equal
 # lines stay visible.
 load plotdir.'/style.gp'
-# ten systems: two more line types than style.gp's eight
+# thirteen systems: five more line types than style.gp's eight
 set linetype 9 lc rgb '#7F7F7F' lw 2 pt 12 ps 1.1
 set linetype 10 lc rgb '#8C510A' lw 2 pt 3 ps 1.1
-set linetype cycle 10
+set linetype 11 lc rgb '#01665E' lw 2 pt 14 ps 1.1
+set linetype 12 lc rgb '#C51B7D' lw 2 pt 10 ps 1.1
+set linetype 13 lc rgb '#4D9221' lw 2 pt 1 ps 1.1
+set linetype cycle 13
 set xlabel 'expert memory budget M (MB); points shifted a few MB per system so equal lines stay visible'
 set ylabel 'throughput (generated tokens/s, log scale)'
 set logscale y
 set format y '%g'
-set key below maxrows 4 font ',9' width -2
+set key below maxrows 5 font ',9' width -2
 stats datafile using 3 nooutput
 ymin = STATS_min > 0 ? STATS_min / 2.0 : 0.01
 set yrange [ymin:STATS_max * 2]
