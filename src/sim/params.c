@@ -35,7 +35,7 @@ static const param_def defs[] = {
     {"buffer", PARAM_STRING, F(buffer), "", 0, 0, "", "what bounds resident experts: budget (sim.budget, D2MoE's Algorithm 2 and systems built on it) or device (all device memory left after non-expert weights, KV cache and the FP16 transient: a buffer that fills the device); empty = the system's"},
     {"router_overhead", PARAM_DOUBLE, F(router_overhead), "0.015", 0, 1, "", "bit router latency as a fraction of expert compute (paper: 1-2%)"},
     {"miss_target", PARAM_DOUBLE, F(miss_target), "0.1", 0, 1, "", "bit routing slice (SliceMoE): an expert is raised above the precision cached only while the recent miss rate of its units stays within this (our value)"},
-    {"gate_acc", PARAM_DOUBLE, F(gate_acc), "0.9715", 0, 1, "", "predictor fate-gate: probability its cross-layer gate predicts each of a token's next-layer experts (Fate, arXiv 2502.12224, reports 97.15%)"},
+    {"gate_acc", PARAM_DOUBLE, F(gate_acc), "0.9715", 0, 1, "", "predictor fate-gate: probability its cross-layer gate predicts each of a token's next-layer experts (default: the accuracy we recall Fate, arXiv 2502.12224, reporting; unverified here, see docs/simulator.md)"},
 };
 #undef F
 
