@@ -679,6 +679,12 @@ static void test_mem(void)
        "memory policies by name");
 }
 
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return (a > b) - (a < b);
+}
+
 static void test_bitroute(void)
 {
     double caps[3] = {0.3, 0.4, 0.3};
@@ -722,6 +728,46 @@ static void test_bitroute(void)
        "gate on 1000 uses with ties: 300/400/300 and no level below holds a heavier weight");
     free(big);
     free(sc);
+    /* gate against a full sort by (weight, index): sizes on both sides of
+     * the histogram path (256 uses), ties, negative weights, one repeated
+     * weight, and empty levels */
+    {
+        static const size_t sizes[] = {1, 7, 255, 256, 257, 1000, 8192, 20011};
+        static const double capsets[4][3] = {{.3, .4, .3}, {0, .5, .5}, {.5, .5, 0}, {0, 0, 1}};
+        int agree = 1, cases = 0;
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+            for (int kind = 0; kind < 4; kind++)
+                for (int ci = 0; ci < 4; ci++) {
+                    size_t N = sizes[si];
+                    bitroute_use *v = malloc(N * sizeof *v);
+                    uint64_t *sc2 = malloc(N * sizeof *sc2), *ref = malloc(N * sizeof *ref);
+                    for (size_t i = 0; i < N; i++) {
+                        float w = kind == 0 ? (float)gsl_rng_uniform(g)
+                                : kind == 1 ? (float)gsl_rng_uniform_int(g, 7) / 7.0f /* many ties */
+                                : kind == 2 ? (float)(gsl_rng_uniform(g) - 0.5) * 1e-3f /* negative, tiny range */
+                                : 0.25f;                                              /* all equal */
+                        v[i] = (bitroute_use){0, w, 0, 9};
+                        float fw = w;
+                        uint32_t x;
+                        memcpy(&x, &fw, sizeof x);
+                        x = (x & 0x80000000u) ? ~x : (x | 0x80000000u);
+                        ref[i] = ((uint64_t)x << 32) | i;
+                    }
+                    qsort(ref, N, sizeof *ref, cmp_u64);
+                    bitroute_cfg cc = c;
+                    cc.caps = capsets[ci];
+                    size_t ct[3];
+                    bitroute_split(capsets[ci], 3, N, ct);
+                    gate->assign(&cc, 0, v, N, (uint32_t *)(void *)sc2);
+                    size_t at = 0;
+                    for (int l = 0; l < 3; l++)
+                        for (size_t j = 0; j < ct[l]; j++, at++)
+                            if (v[(uint32_t)ref[at]].level != l) agree = 0;
+                    cases++;
+                    free(v); free(sc2); free(ref);
+                }
+        ok(agree, "gate equals a full sort by (weight, index) in %d cases (sizes 1..20011, ties, negative, equal weights, empty levels)", cases);
+    }
     const bitroute_type *un = bitroute_find("uniform:3", &a);
     ok(un && a == 3, "uniform:3 parses");
     ok(!bitroute_find("uniform", &a) && !bitroute_find("uniform:x", &a) && !bitroute_find("bogus", &a), "bad bit routing names refused");

@@ -521,6 +521,76 @@ static void test_fuzz(void)
     ok(bad == 0, "%d mutated inputs: each imported cleanly or refused with a format error", runs);
 }
 
+/* The generated-routing memo (source.c) changes cost, never answers: every
+ * (req, pos, layer) equals what the generator's own stream gives, whether
+ * the memo recorded it, replays it for a second source of the same id,
+ * stopped recording at its bound, or is off. */
+static int ref_equal(trace_source *s, uint32_t req, uint32_t P, uint32_t L, int backwards)
+{
+    gen_params p;
+    gen_model *g = NULL;
+    gen_stream *st = NULL;
+    int same = gen_preset_load("mixtral-8x7b", &p) == D2_OK && gen_model_new(&p, 9, &g) == D2_OK &&
+               gen_stream_new(g, req, &st) == D2_OK;
+    uint16_t *re = calloc((size_t)P * L * 2, sizeof *re);
+    float *rw = calloc((size_t)P * L * 2, sizeof *rw);
+    same = same && re && rw;
+    for (uint32_t pos = 0; same && pos < P; pos++) {
+        gen_stream_next(st);
+        for (uint32_t l = 0; l < L; l++) gen_stream_route(st, l, re + ((size_t)pos * L + l) * 2, rw + ((size_t)pos * L + l) * 2);
+    }
+    for (uint32_t i = 0; same && i < P; i++) {
+        uint32_t pos = backwards ? P - 1 - i : i;
+        for (uint32_t l = 0; same && l < L; l++) {
+            uint16_t e[TRACE_K_MAX];
+            float w[TRACE_K_MAX];
+            uint8_t b[TRACE_K_MAX] = {9, 9};
+            size_t at = ((size_t)pos * L + l) * 2;
+            same = trace_source_route(s, req, pos, l, e, w, b) == D2_OK && !memcmp(e, re + at, 2 * sizeof *e) &&
+                   !memcmp(w, rw + at, 2 * sizeof *w) && b[0] == 0 && b[1] == 0;
+        }
+    }
+    free(re); free(rw);
+    gen_stream_free(st);
+    gen_model_free(g);
+    return same;
+}
+
+static void test_memo(void)
+{
+    trace_source *s1, *s2;
+    trace_source_memo_limit(0); /* a clean memo */
+    size_t before = trace_source_memo_bytes();
+    ok(before == 0, "turning the memo off empties it");
+    trace_source_memo_limit((size_t)8 << 20);
+    ok(trace_source_open_gen("mixtral-8x7b", 9, &s1) == D2_OK && ref_equal(s1, 5, 64, 32, 0),
+       "memo on: a first source answers what the stream gives (64 positions of request 5)");
+    size_t held = trace_source_memo_bytes();
+    ok(held == 64 * 32 * 2 * 6, "the memo recorded them: 64 positions x 32 layers x top-2 x 6 bytes (%zu)", held);
+    trace_source_free(s1);
+    ok(trace_source_memo_bytes() == held, "it keeps them after the source is freed");
+    ok(trace_source_open_gen("mixtral-8x7b", 9, &s2) == D2_OK && ref_equal(s2, 5, 64, 32, 1) && ref_equal(s2, 5, 100, 32, 0) &&
+           trace_source_memo_bytes() > held,
+       "a second source of the same id replays them (backwards too) and extends them past position 64");
+    trace_source_free(s2);
+    /* bound of 16 KiB: recording stops after 16 positions (48 would be 18 KiB) */
+    trace_source_memo_limit(0);
+    ok(trace_source_open_gen("mixtral-8x7b", 9, &s1) == D2_OK, "memo off, then a small bound");
+    trace_source_free(s1);
+    ok(trace_source_memo_bytes() == 0, "with the memo off, freed sources leave nothing behind (%zu bytes)", trace_source_memo_bytes());
+    trace_source_memo_limit(16 << 10);
+    ok(trace_source_open_gen("mixtral-8x7b", 9, &s1) == D2_OK && ref_equal(s1, 2, 80, 32, 0) && ref_equal(s1, 2, 80, 32, 1) &&
+           ref_equal(s1, 3, 40, 32, 1),
+       "past its bound the memo stops recording and answers stay the stream's, forwards and backwards");
+    ok(trace_source_memo_bytes() <= 16 << 10, "the memo stays within its bound (%zu bytes)", trace_source_memo_bytes());
+    trace_source_free(s1);
+    trace_source_memo_limit(0);
+    ok(trace_source_open_gen("mixtral-8x7b", 9, &s1) == D2_OK && ref_equal(s1, 7, 30, 32, 1) && ref_equal(s1, 7, 30, 32, 0),
+       "memo off: answers are the stream's");
+    trace_source_free(s1);
+    trace_source_memo_limit((size_t)128 << 20);
+}
+
 static void test_gen(void)
 {
     gen_params p;
@@ -587,6 +657,7 @@ static void test_gen(void)
     }
     ok(all, "every model in experiments/models has a generator preset with its shape (%zu)", nn);
     if (nn) param_names_free(names, nn);
+    test_memo();
     ok(trace_source_open_gen("no-such-model", 1, &s1) == D2_ENOTFOUND && strstr(d2_err_msg(), "no-such-model"), "unknown preset: \"%s\"", d2_err_msg());
     gen_model_free(a); gen_model_free(b); gen_model_free(c);
 }

@@ -85,18 +85,68 @@ static void select_nth(uint64_t *a, size_t lo, size_t hi, size_t p)
     }
 }
 
+#define RANK_BUCKETS 2048 /* histogram buckets of rank_levels */
+#define RANK_SMALL 256    /* below this many uses: quickselect (the histogram costs more) */
+
 /* Uses ranked by (gate weight, index), split into consecutive groups of
- * cnt[0], cnt[1], ... (ascending weight): each group gets its level.  Only
- * the group boundaries are selected, no full sort.  tmp: n uint64. */
+ * cnt[0], cnt[1], ... (ascending weight): each group gets its level.  The
+ * keys (weight, index) are unique, so the split is the one a full sort
+ * gives; no full sort is made.  Large steps: one pass builds a histogram
+ * of the keys over their range, each group boundary is then found by
+ * quickselect among the few uses of its bucket, and a last pass gives each
+ * use its level by comparing its key with the boundaries (no branch per
+ * use).  Small steps: quickselect of the boundaries.  a: n uint64 scratch. */
 static void rank_levels(bitroute_use *u, size_t n, const size_t *cnt, uint32_t levels, uint64_t *a)
 {
-    for (size_t i = 0; i < n; i++) a[i] = ((uint64_t)fkey(u[i].weight) << 32) | i;
-    size_t lo = 0;
-    for (uint32_t k = 0; k < levels; k++) {
-        size_t hi = lo + cnt[k];
-        if (k + 1 < levels && hi > lo && hi < n) select_nth(a, lo, n, hi - 1); /* a[lo..hi): the cnt[k] smallest left */
-        for (size_t i = lo; i < hi; i++) u[(uint32_t)a[i]].level = (uint8_t)k;
-        lo = hi;
+    if (n < RANK_SMALL) {
+        for (size_t i = 0; i < n; i++) a[i] = ((uint64_t)fkey(u[i].weight) << 32) | i;
+        size_t lo = 0;
+        for (uint32_t k = 0; k < levels; k++) {
+            size_t hi = lo + cnt[k];
+            if (k + 1 < levels && hi > lo && hi < n) select_nth(a, lo, n, hi - 1); /* a[lo..hi): the cnt[k] smallest left */
+            for (size_t i = lo; i < hi; i++) u[(uint32_t)a[i]].level = (uint8_t)k;
+            lo = hi;
+        }
+        return;
+    }
+    uint32_t kmin = UINT32_MAX, kmax = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t f = fkey(u[i].weight);
+        a[i] = ((uint64_t)f << 32) | i;
+        kmin = f < kmin ? f : kmin;
+        kmax = f > kmax ? f : kmax;
+    }
+    unsigned shift = 0;
+    while (((kmax - kmin) >> shift) >= RANK_BUCKETS) shift++;
+    uint32_t hist[RANK_BUCKETS] = {0};
+    for (size_t i = 0; i < n; i++) hist[((uint32_t)(a[i] >> 32) - kmin) >> shift]++;
+    /* boundary k: the largest key of groups 0..k, i.e. rank c_k - 1 with c_k = cnt[0] + ... + cnt[k];
+     * a use's level is the number of boundaries below its key (c_k = 0: every key is above) */
+    uint64_t bound[BITROUTE_MAX_LEVELS];
+    int above_all[BITROUTE_MAX_LEVELS];
+    size_t c = 0;
+    for (uint32_t k = 0; k + 1 < levels; k++) {
+        c += cnt[k];
+        above_all[k] = c == 0;
+        bound[k] = UINT64_MAX;
+        if (c == 0 || c >= n) continue;
+        size_t r = c - 1, below = 0;
+        uint32_t b = 0;
+        while (below + hist[b] <= r) below += hist[b++];
+        /* gather bucket b's keys at the front of a (a stays a permutation of the keys) and select */
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if ((((uint32_t)(a[i] >> 32) - kmin) >> shift) == b) {
+                uint64_t t = a[m]; a[m] = a[i]; a[i] = t;
+                m++;
+            }
+        select_nth(a, 0, m, r - below);
+        bound[k] = a[r - below];
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t l = 0;
+        for (uint32_t k = 0; k + 1 < levels; k++) l += (uint32_t)(above_all[k] | (a[i] > bound[k]));
+        u[(uint32_t)a[i]].level = (uint8_t)l;
     }
 }
 

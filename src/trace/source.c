@@ -1,7 +1,8 @@
 /* source.c - the simulator's routing source over a .d2t file (per-request
  * cursors, one chunk cached per cursor) or over the generator (one stream
- * per request, generated forward on demand).  See source.h for the wrap
- * and fallback rules. */
+ * per request, generated forward on demand and remembered in a bounded
+ * process-wide memo shared by sources of the same id).  See source.h for
+ * the wrap and fallback rules. */
 #include "trace/source.h"
 #include "core/err.h"
 #include "core/hash.h"
@@ -36,11 +37,185 @@ struct trace_source {
     /* file */
     trace_file *f;
     cursor **cur;      /* [requests in file], lazily allocated */
-    /* generator */
-    gen_model *g;
-    gen_stream **st;   /* [nst] */
-    size_t nst;
+    /* generator: the routing lives in a memo entry shared with every open
+     * source of the same id (below) */
+    struct memo_ent *m;
 };
+
+/* The memo of generated routing.  A sweep worker (one process) runs many
+ * jobs on the same model preset and seed, and each job used to regenerate
+ * the same routing; the memo keeps, per source id (a hash of the generator
+ * parameters, seed and version: the id stored with results, so equal ids
+ * mean equal routing), every position generated so far of every request,
+ * and a later source with that id replays them.  What a source answers does
+ * not change: a memo hit returns the bytes the stream produced.  Bounded
+ * by trace_source_memo_limit (D2MOE_ROUTE_MEMO_MB, default
+ * SOURCE_MEMO_DEFAULT_MB): over the bound, entries no open source uses go
+ * first (least recently opened), then a request stops being recorded and
+ * is generated as before (its stream runs forward; going back regenerates
+ * from position 0).  A failed allocation also just stops recording.  Not
+ * thread-safe: the process is single-threaded (sweep workers are
+ * processes). */
+#define SOURCE_MEMO_DEFAULT_MB 128 /* default bound of the memo, MiB */
+#define SOURCE_MEMO_ENTRIES 8      /* distinct generator ids kept at once */
+
+typedef struct memo_req {
+    gen_stream *st;    /* the request's stream; NULL until first asked */
+    uint32_t n;        /* positions recorded: 0..n-1 */
+    size_t cap;        /* positions allocated in e and w */
+    uint16_t *e;       /* [cap][layers][top_k] expert ids */
+    float *w;          /* [cap][layers][top_k] gate weights */
+    int stopped;       /* 1: no longer recorded (bound or allocation failure) */
+} memo_req;
+
+typedef struct memo_ent {
+    char id[48];
+    gen_model *g;      /* owned */
+    memo_req *rq;      /* [nrq], by request id */
+    size_t nrq;
+    size_t bytes;      /* recorded routing held, bytes */
+    unsigned refs;     /* open sources using it */
+    uint64_t opened;   /* memo tick of the last open */
+} memo_ent;
+
+static memo_ent *memo_tab[SOURCE_MEMO_ENTRIES];
+static size_t memo_bytes;        /* sum of entry bytes */
+static size_t memo_limit;        /* bound, bytes */
+static int memo_limit_set;       /* 0 until set or read from the environment */
+static uint64_t memo_tick;
+
+static size_t memo_bound(void)
+{
+    if (!memo_limit_set) {
+        memo_limit_set = 1;
+        memo_limit = (size_t)SOURCE_MEMO_DEFAULT_MB << 20;
+        const char *v = getenv("D2MOE_ROUTE_MEMO_MB");
+        if (v && *v) {
+            char *end;
+            unsigned long long mb = strtoull(v, &end, 10);
+            /* an unreadable value falls back to the default: the memo never changes results */
+            if (!*end && mb <= ((size_t)-1 >> 20)) memo_limit = (size_t)mb << 20;
+        }
+    }
+    return memo_limit;
+}
+
+size_t trace_source_memo_bytes(void) { return memo_bytes; }
+
+static void memo_ent_free(memo_ent *m)
+{
+    if (!m) return;
+    for (size_t i = 0; i < m->nrq; i++) {
+        gen_stream_free(m->rq[i].st);
+        free(m->rq[i].e);
+        free(m->rq[i].w);
+    }
+    free(m->rq);
+    gen_model_free(m->g);
+    memo_bytes -= m->bytes;
+    free(m);
+}
+
+/* free unused entries, least recently opened first, until `need` more
+ * bytes fit the bound; 1 if they fit */
+static int memo_make_room(size_t need)
+{
+    const size_t lim = memo_bound();
+    while (memo_bytes + need > lim) {
+        int v = -1;
+        for (int i = 0; i < SOURCE_MEMO_ENTRIES; i++)
+            if (memo_tab[i] && !memo_tab[i]->refs && (v < 0 || memo_tab[i]->opened < memo_tab[v]->opened)) v = i;
+        if (v < 0) return 0;
+        memo_ent_free(memo_tab[v]);
+        memo_tab[v] = NULL;
+    }
+    return 1;
+}
+
+void trace_source_memo_limit(size_t bytes)
+{
+    memo_limit_set = 1;
+    memo_limit = bytes;
+    memo_make_room(0);
+    for (int i = 0; !bytes && i < SOURCE_MEMO_ENTRIES; i++) /* off: entries no source uses go now */
+        if (memo_tab[i] && !memo_tab[i]->refs) {
+            memo_ent_free(memo_tab[i]);
+            memo_tab[i] = NULL;
+        }
+}
+
+/* a source lets go of its entry: an entry outside the table (memo off or
+ * full) goes with its last source; one in the table stays for the next
+ * source of its id, unless the bound is now exceeded */
+static void memo_release(memo_ent *m)
+{
+    if (!m || --m->refs) return;
+    int v = -1;
+    for (int i = 0; i < SOURCE_MEMO_ENTRIES; i++)
+        if (memo_tab[i] == m) v = i;
+    if (v < 0 || !memo_bound()) {
+        memo_ent_free(m);
+        if (v >= 0) memo_tab[v] = NULL;
+        return;
+    }
+    memo_make_room(0);
+}
+
+/* the entry for generator model g (taken over: freed here on a hit) with id */
+static int memo_acquire(gen_model *g, const char *id, memo_ent **out)
+{
+    for (int i = 0; i < SOURCE_MEMO_ENTRIES; i++)
+        if (memo_tab[i] && !strcmp(memo_tab[i]->id, id)) {
+            gen_model_free(g);
+            memo_tab[i]->refs++;
+            memo_tab[i]->opened = ++memo_tick;
+            *out = memo_tab[i];
+            return D2_OK;
+        }
+    memo_ent *m = calloc(1, sizeof *m);
+    if (!m) { gen_model_free(g); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    snprintf(m->id, sizeof m->id, "%s", id);
+    m->g = g;
+    m->refs = 1;
+    m->opened = ++memo_tick;
+    if (memo_bound()) { /* a free slot, else the least recently opened unused entry's; none: m stays private */
+        int v = -1;
+        for (int i = 0; i < SOURCE_MEMO_ENTRIES && v < 0; i++)
+            if (!memo_tab[i]) v = i;
+        if (v < 0) /* the table is full */
+            for (int i = 0; i < SOURCE_MEMO_ENTRIES; i++)
+                if (!memo_tab[i]->refs && (v < 0 || memo_tab[i]->opened < memo_tab[v]->opened)) v = i;
+        if (v >= 0) {
+            memo_ent_free(memo_tab[v]);
+            memo_tab[v] = m;
+        }
+    }
+    *out = m;
+    return D2_OK;
+}
+
+/* record the stream's current position (== q->n) of every layer */
+static void memo_record(memo_ent *m, memo_req *q, uint32_t L, uint32_t K)
+{
+    int in_tab = 0;
+    for (int i = 0; i < SOURCE_MEMO_ENTRIES; i++) in_tab |= memo_tab[i] == m;
+    const size_t LK = (size_t)L * K;
+    if (q->n == q->cap) {
+        size_t nc = q->cap ? 2 * q->cap : 16, add = (nc - q->cap) * LK * (sizeof *q->e + sizeof *q->w);
+        if (!in_tab || nc > UINT32_MAX || !memo_make_room(add)) { q->stopped = 1; return; }
+        uint16_t *e = realloc(q->e, nc * LK * sizeof *e);
+        if (e) q->e = e;
+        float *w = e ? realloc(q->w, nc * LK * sizeof *w) : NULL;
+        if (w) q->w = w;
+        if (!e || !w) { q->stopped = 1; return; } /* a failed allocation only stops recording */
+        q->cap = nc;
+        m->bytes += add;
+        memo_bytes += add;
+    }
+    for (uint32_t l = 0; l < L; l++)
+        gen_stream_route(q->st, l, q->e + (size_t)q->n * LK + (size_t)l * K, q->w + (size_t)q->n * LK + (size_t)l * K);
+    q->n++;
+}
 
 int trace_source_open_file(const char *path, trace_source **out)
 {
@@ -72,19 +247,21 @@ int trace_source_open_gen(const char *model_name, uint64_t seed, trace_source **
     if (!p.model[0]) snprintf(p.model, sizeof p.model, "%s", model_name);
     trace_source *s = calloc(1, sizeof *s);
     if (!s) D2_ERROR(D2_ENOMEM, "out of memory");
-    int rc = gen_model_new(&p, seed, &s->g);
+    gen_model *g;
+    int rc = gen_model_new(&p, seed, &g);
     if (rc) { free(s); return rc; }
-    const gen_params *q = gen_model_params(s->g);
+    const gen_params *q = gen_model_params(g);
     s->shape.layers = (uint32_t)q->layers;
     s->shape.experts = (uint32_t)q->experts;
     s->shape.top_k = (uint32_t)q->top_k;
     s->shape.requests = UINT32_MAX;
     s->shape.has_bits = 0;
     char desc[SOURCE_GEN_DESC_MAX];
-    gen_model_describe(s->g, desc, sizeof desc);
+    gen_model_describe(g, desc, sizeof desc);
     char hex[33];
     hash_mem_hex(desc, strlen(desc), hex);
     snprintf(s->id, sizeof s->id, "gen:%s", hex);
+    if ((rc = memo_acquire(g, s->id, &s->m))) { free(s); return rc; } /* g is the memo's (or freed) from here */
     *out = s;
     return D2_OK;
 }
@@ -108,9 +285,7 @@ void trace_source_free(trace_source *s)
         free(s->cur);
     }
     trace_file_close(s->f);
-    for (size_t i = 0; i < s->nst; i++) gen_stream_free(s->st[i]);
-    free(s->st);
-    gen_model_free(s->g);
+    memo_release(s->m);
     free(s);
 }
 
@@ -238,19 +413,29 @@ static int route_gen(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer
                      uint8_t *bits)
 {
     if (req >= SOURCE_GEN_MAX_REQ) D2_ERROR(D2_ERANGE, "generator source: request %u beyond %u", req, SOURCE_GEN_MAX_REQ - 1);
-    if (req >= s->nst) {
-        size_t n = s->nst;
-        D2_TRY(VEC_RESERVE(s->st, s->nst, (size_t)req + 1));
-        memset(s->st + n, 0, (s->nst - n) * sizeof *s->st);
+    memo_ent *m = s->m;
+    const uint32_t L = s->shape.layers, K = s->shape.top_k;
+    if (req >= m->nrq) {
+        size_t n = m->nrq;
+        D2_TRY(VEC_RESERVE(m->rq, m->nrq, (size_t)req + 1));
+        memset(m->rq + n, 0, (m->nrq - n) * sizeof *m->rq);
     }
-    if (!s->st[req]) D2_TRY(gen_stream_new(s->g, req, &s->st[req]));
-    gen_stream *g = s->st[req];
-    uint32_t at = gen_stream_pos(g);
-    /* a stream only runs forward: going back regenerates from position 0 */
-    if (at != UINT32_MAX && pos < at) { D2_TRY(gen_stream_reset(g)); at = UINT32_MAX; }
-    while (at == UINT32_MAX || at < pos) at = gen_stream_next(g);
-    gen_stream_route(g, layer, experts, weights);
-    if (bits) memset(bits, 0, s->shape.top_k);
+    memo_req *q = &m->rq[req];
+    if (bits) memset(bits, 0, K);
+    if (pos < q->n) { /* recorded */
+        const size_t at = ((size_t)pos * L + layer) * K;
+        for (uint32_t j = 0; j < K; j++) { experts[j] = q->e[at + j]; weights[j] = q->w[at + j]; }
+        return D2_OK;
+    }
+    if (!q->st) D2_TRY(gen_stream_new(m->g, req, &q->st));
+    uint32_t at = gen_stream_pos(q->st);
+    /* a stream only runs forward: going back (only past what was recorded) regenerates from position 0 */
+    if (at != UINT32_MAX && pos < at) { D2_TRY(gen_stream_reset(q->st)); at = UINT32_MAX; }
+    while (at == UINT32_MAX || at < pos) {
+        at = gen_stream_next(q->st);
+        if (!q->stopped && at == q->n) memo_record(m, q, L, K);
+    }
+    gen_stream_route(q->st, layer, experts, weights);
     return D2_OK;
 }
 

@@ -5,6 +5,7 @@
 #ifndef D2_TRACE_SOURCE_H
 #define D2_TRACE_SOURCE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct trace_source trace_source;
@@ -46,8 +47,12 @@ void trace_source_shape(const trace_source *s, trace_shape *out);
  * Generator source: every request id is distinct (up to 2^24), positions
  * are unbounded; the answer for (req, pos, layer) depends only on (seed,
  * req, pos, layer) and the preset (traces/presets/<model>.ini), not on call
- * order.  Memory: one stream per request id used (layers x top_k routes);
- * asking for an earlier position regenerates the request from position 0. */
+ * order.  Generated positions are remembered in a process-wide memo shared
+ * by every source of the same id (a sweep's jobs on one model and seed
+ * generate once), bounded by trace_source_memo_limit; past the bound a
+ * request is generated forward as it goes and asking for an earlier
+ * position regenerates it from position 0.  The memo never changes an
+ * answer, only its cost. */
 int trace_source_route(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer,
                        uint16_t *experts, float *weights, uint8_t *bits);
 
@@ -56,5 +61,14 @@ int trace_source_route(trace_source *s, uint32_t req, uint32_t pos, uint32_t lay
 const char *trace_source_id(const trace_source *s);
 
 void trace_source_free(trace_source *s);
+
+/* Bound of the generated-routing memo in bytes (0 turns it off: each source
+ * generates its own routing and keeps nothing once freed).  Default:
+ * D2MOE_ROUTE_MEMO_MB MiB from the environment, else 128 MiB.  Takes effect
+ * for what is recorded from then on. */
+void trace_source_memo_limit(size_t bytes);
+
+/* Routing bytes the memo holds now. */
+size_t trace_source_memo_bytes(void);
 
 #endif
