@@ -567,13 +567,22 @@ int64_t mem_reserved_total(const mem *m) { return m->reserved_total; }
 int64_t mem_initial_bytes(const mem *m) { return m->initial; }
 uint64_t mem_evictions(const mem *m) { return m->evictions; }
 
-int mem_check(const mem *m)
+int mem_check_quick(const mem *m)
 {
     if (m->resident > m->budget)
         D2_ERROR(D2_EINTERNAL, "mem: %lld bytes resident over a budget of %lld", (long long)m->resident, (long long)m->budget);
     if (m->reserved_total - m->evicted_total - m->released_total != m->resident)
         D2_ERROR(D2_EINTERNAL, "mem: bytes unaccounted: reserved %lld - evicted %lld - released %lld != resident %lld",
                  (long long)m->reserved_total, (long long)m->evicted_total, (long long)m->released_total, (long long)m->resident);
+    int64_t lsum = 0;
+    for (uint32_t l = 0; l < m->layers; l++) lsum += m->layer_bytes[l];
+    if (lsum != m->resident) D2_ERROR(D2_EINTERNAL, "mem: per-layer bytes sum to %lld, account says %lld", (long long)lsum, (long long)m->resident);
+    return D2_OK;
+}
+
+int mem_check(const mem *m)
+{
+    D2_TRY(mem_check_quick(m));
     int64_t sum = 0;
     for (uint32_t i = 0; i < m->nres; i++) {
         const mem_entry *x = &m->e[m->res[i]];
@@ -581,9 +590,6 @@ int mem_check(const mem *m)
         sum += x->bytes;
     }
     if (sum != m->resident) D2_ERROR(D2_EINTERNAL, "mem: resident list holds %lld bytes, account says %lld", (long long)sum, (long long)m->resident);
-    int64_t lsum = 0;
-    for (uint32_t l = 0; l < m->layers; l++) lsum += m->layer_bytes[l];
-    if (lsum != m->resident) D2_ERROR(D2_EINTERNAL, "mem: per-layer bytes sum to %lld, account says %lld", (long long)lsum, (long long)m->resident);
     int64_t cb = 0;
     for (uint32_t i = 0; i < m->ncand; i++) {
         const mem_entry *x = &m->e[m->cand[i]];

@@ -129,5 +129,10 @@ int64_t mem_initial_bytes(const mem *m);     /* bytes made resident by a hold po
 uint64_t mem_evictions(const mem *m);
 /* resident <= budget; reserved - evicted - released == resident; lists consistent. */
 int mem_check(const mem *m);
+/* The checks of mem_check whose cost does not grow with what is resident:
+ * resident <= budget, the byte account, and the per-layer bytes (O(layers));
+ * the simulator runs it after every layer step and mem_check (the list
+ * walks) after every forward step. */
+int mem_check_quick(const mem *m);
 
 #endif
