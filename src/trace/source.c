@@ -58,13 +58,15 @@ struct trace_source {
  * processes). */
 #define SOURCE_MEMO_DEFAULT_MB 128 /* default bound of the memo, MiB */
 #define SOURCE_MEMO_ENTRIES 8      /* distinct generator ids kept at once */
+#define MEMO_REC(K) ((size_t)(K) * (sizeof(float) + sizeof(uint16_t))) /* bytes of one (position, layer) record */
 
 typedef struct memo_req {
     gen_stream *st;    /* the request's stream; NULL until first asked */
     uint32_t n;        /* positions recorded: 0..n-1 */
-    size_t cap;        /* positions allocated in e and w */
-    uint16_t *e;       /* [cap][layers][top_k] expert ids */
-    float *w;          /* [cap][layers][top_k] gate weights */
+    size_t cap;        /* positions allocated in rec */
+    unsigned char *rec; /* [cap][layers] records of MEMO_REC(top_k) bytes: top_k gate weights
+                         * (float), then top_k expert ids (uint16): one array per request, so
+                         * the simulator's order (requests inner) reads one stream per request */
     int stopped;       /* 1: no longer recorded (bound or allocation failure) */
 } memo_req;
 
@@ -107,8 +109,7 @@ static void memo_ent_free(memo_ent *m)
     if (!m) return;
     for (size_t i = 0; i < m->nrq; i++) {
         gen_stream_free(m->rq[i].st);
-        free(m->rq[i].e);
-        free(m->rq[i].w);
+        free(m->rq[i].rec);
     }
     free(m->rq);
     gen_model_free(m->g);
@@ -199,21 +200,25 @@ static void memo_record(memo_ent *m, memo_req *q, uint32_t L, uint32_t K)
 {
     int in_tab = 0;
     for (int i = 0; i < SOURCE_MEMO_ENTRIES; i++) in_tab |= memo_tab[i] == m;
-    const size_t LK = (size_t)L * K;
+    const size_t RB = MEMO_REC(K), PB = (size_t)L * RB; /* bytes per record, per position */
     if (q->n == q->cap) {
-        size_t nc = q->cap ? 2 * q->cap : 16, add = (nc - q->cap) * LK * (sizeof *q->e + sizeof *q->w);
+        size_t nc = q->cap ? 2 * q->cap : 16, add = (nc - q->cap) * PB;
         if (!in_tab || nc > UINT32_MAX || !memo_make_room(add)) { q->stopped = 1; return; }
-        uint16_t *e = realloc(q->e, nc * LK * sizeof *e);
-        if (e) q->e = e;
-        float *w = e ? realloc(q->w, nc * LK * sizeof *w) : NULL;
-        if (w) q->w = w;
-        if (!e || !w) { q->stopped = 1; return; } /* a failed allocation only stops recording */
+        unsigned char *x = realloc(q->rec, nc * PB);
+        if (!x) { q->stopped = 1; return; } /* a failed allocation only stops recording */
+        q->rec = x;
         q->cap = nc;
         m->bytes += add;
         memo_bytes += add;
     }
-    for (uint32_t l = 0; l < L; l++)
-        gen_stream_route(q->st, l, q->e + (size_t)q->n * LK + (size_t)l * K, q->w + (size_t)q->n * LK + (size_t)l * K);
+    for (uint32_t l = 0; l < L; l++) {
+        uint16_t e[TRACE_K_MAX];
+        float w[TRACE_K_MAX];
+        gen_stream_route(q->st, l, e, w);
+        unsigned char *r = q->rec + (size_t)q->n * PB + (size_t)l * RB;
+        memcpy(r, w, K * sizeof *w);
+        memcpy(r + K * sizeof *w, e, K * sizeof *e);
+    }
     q->n++;
 }
 
@@ -423,8 +428,12 @@ static int route_gen(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer
     memo_req *q = &m->rq[req];
     if (bits) memset(bits, 0, K);
     if (pos < q->n) { /* recorded */
-        const size_t at = ((size_t)pos * L + layer) * K;
-        for (uint32_t j = 0; j < K; j++) { experts[j] = q->e[at + j]; weights[j] = q->w[at + j]; }
+        const unsigned char *r = q->rec + ((size_t)pos * L + layer) * MEMO_REC(K);
+        __builtin_prefetch(r + 256); /* this request's next records: the simulator asks for the next layer soon */
+        for (uint32_t j = 0; j < K; j++) {
+            memcpy(&weights[j], r + j * sizeof(float), sizeof(float));
+            memcpy(&experts[j], r + K * sizeof(float) + j * sizeof(uint16_t), sizeof(uint16_t));
+        }
         return D2_OK;
     }
     if (!q->st) D2_TRY(gen_stream_new(m->g, req, &q->st));
