@@ -82,14 +82,21 @@ static int order_hebf(plan_ctx *c, const plan_item *it, size_t n, uint32_t *orde
         end[nq++] = (size_t)j;
         i = j;
     }
-    for (int out = 0; out < k; out++) {
-        size_t best = (size_t)-1;
-        for (size_t q = 0; q < nq; q++) {
-            if (head[q] == end[q]) continue;
-            if (best == (size_t)-1 || it[order[head[q]]].tokens > it[order[head[best]]].tokens) best = q;
-        }
-        tmp[out] = order[head[best]++];
+    /* the heads' token counts in a flat array (an empty queue: -1, never
+     * chosen while any queue has a head) */
+    int64_t shk[256], *hk = small ? shk : malloc((size_t)(nq ? nq : 1) * sizeof *hk);
+    if (!hk) {
+        if (!small) { free(tmp); free(head); free(end); }
+        D2_ERROR(D2_ENOMEM, "plan: out of memory");
     }
+    for (size_t q = 0; q < nq; q++) hk[q] = it[order[head[q]]].tokens;
+    for (int out = 0; out < k; out++) {
+        size_t best = 0;
+        for (size_t q = 1; q < nq; q++) best = hk[q] > hk[best] ? q : best; /* ties: the lower expert id */
+        tmp[out] = order[head[best]++];
+        hk[best] = head[best] < end[best] ? (int64_t)it[order[head[best]]].tokens : -1;
+    }
+    if (!small) free(hk);
     memcpy(order, tmp, (size_t)k * sizeof *order);
     if (!small) { free(tmp); free(head); free(end); }
     *nload = (size_t)k;

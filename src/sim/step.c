@@ -228,12 +228,25 @@ int step_plan(run *r)
     /* B[j][u]: tokens that need unit u of expert j */
     uint32_t *B = r->scratch; /* reuse: E*U <= n*... sized at setup */
     memset(B, 0, (size_t)r->E * r->U * sizeof *B);
+    /* gate-weight sums per (expert, level) first, then per level in (expert)
+     * order: the per-use chain spreads over the buckets instead of one
+     * memory cell per level */
+    const size_t nb = (size_t)r->E * r->U;
+    double *gs = r->gsum, *gs2 = r->gsum + nb;
+    memset(gs, 0, 2 * nb * sizeof *gs);
     for (size_t i = 0; i < n; i++) { /* uses at exactly (expert, level) */
         const bitroute_use *u = &r->uses[i];
-        r->uses_k[u->level] += 1;
-        r->gate_k[u->level] += u->weight;
-        r->gate2_k[u->level] += (double)u->weight * u->weight;
-        B[u->expert * r->U + u->level]++;
+        size_t b = (size_t)u->expert * r->U + u->level;
+        B[b]++;
+        gs[b] += u->weight;
+        gs2[b] += (double)u->weight * u->weight;
+    }
+    for (size_t b = 0; b < nb; b++) {
+        if (!B[b]) continue;
+        uint32_t k = (uint32_t)(b % r->U);
+        r->uses_k[k] += B[b];
+        r->gate_k[k] += gs[b];
+        r->gate2_k[k] += gs2[b];
     }
     memcpy(r->Bfin, B, (size_t)r->E * r->U * sizeof *B);
     if (r->sys->nested) /* nesting: a use at level k needs units 1..k */
