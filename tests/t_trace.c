@@ -565,13 +565,17 @@ static void test_memo(void)
     trace_source_memo_limit((size_t)8 << 20);
     ok(trace_source_open_gen("mixtral-8x7b", 9, &s1) == D2_OK && ref_equal(s1, 5, 64, 32, 0),
        "memo on: a first source answers what the stream gives (64 positions of request 5)");
+    ok(trace_source_memo_bytes() == 0, "the first source of an id records nothing (%zu bytes)", trace_source_memo_bytes());
+    trace_source_free(s1);
+    ok(trace_source_open_gen("mixtral-8x7b", 9, &s1) == D2_OK && ref_equal(s1, 5, 64, 32, 0),
+       "a second source of the same id answers what the stream gives");
     size_t held = trace_source_memo_bytes();
-    ok(held == 64 * 32 * 2 * 6, "the memo recorded them: 64 positions x 32 layers x top-2 x 6 bytes (%zu)", held);
+    ok(held == 64 * 32 * 2 * 6, "the second one recorded them: 64 positions x 32 layers x top-2 x 6 bytes (%zu)", held);
     trace_source_free(s1);
     ok(trace_source_memo_bytes() == held, "it keeps them after the source is freed");
     ok(trace_source_open_gen("mixtral-8x7b", 9, &s2) == D2_OK && ref_equal(s2, 5, 64, 32, 1) && ref_equal(s2, 5, 100, 32, 0) &&
            trace_source_memo_bytes() > held,
-       "a second source of the same id replays them (backwards too) and extends them past position 64");
+       "a third source of the same id replays them (backwards too) and extends them past position 64");
     trace_source_free(s2);
     /* bound of 16 KiB: recording stops after 16 positions (48 would be 18 KiB) */
     trace_source_memo_limit(0);
@@ -579,6 +583,8 @@ static void test_memo(void)
     trace_source_free(s1);
     ok(trace_source_memo_bytes() == 0, "with the memo off, freed sources leave nothing behind (%zu bytes)", trace_source_memo_bytes());
     trace_source_memo_limit(16 << 10);
+    ok(trace_source_open_gen("mixtral-8x7b", 9, &s1) == D2_OK, "a small bound: a first source (records nothing)");
+    trace_source_free(s1);
     ok(trace_source_open_gen("mixtral-8x7b", 9, &s1) == D2_OK && ref_equal(s1, 2, 80, 32, 0) && ref_equal(s1, 2, 80, 32, 1) &&
            ref_equal(s1, 3, 40, 32, 1),
        "past its bound the memo stops recording and answers stay the stream's, forwards and backwards");

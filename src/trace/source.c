@@ -47,7 +47,9 @@ struct trace_source {
  * the same routing; the memo keeps, per source id (a hash of the generator
  * parameters, seed and version: the id stored with results, so equal ids
  * mean equal routing), every position generated so far of every request,
- * and a later source with that id replays them.  What a source answers does
+ * and a later source with that id replays them.  Recording starts with the
+ * second source of an id (a single run, e.g. one `simulate`, never reuses
+ * its routing and would only pay for the copies).  What a source answers does
  * not change: a memo hit returns the bytes the stream produced.  Bounded
  * by trace_source_memo_limit (D2MOE_ROUTE_MEMO_MB, default
  * SOURCE_MEMO_DEFAULT_MB): over the bound, entries no open source uses go
@@ -77,6 +79,7 @@ typedef struct memo_ent {
     size_t nrq;
     size_t bytes;      /* recorded routing held, bytes */
     unsigned refs;     /* open sources using it */
+    unsigned opens;    /* sources opened on it so far; recording starts with the second */
     uint64_t opened;   /* memo tick of the last open */
 } memo_ent;
 
@@ -169,6 +172,7 @@ static int memo_acquire(gen_model *g, const char *id, memo_ent **out)
         if (memo_tab[i] && !strcmp(memo_tab[i]->id, id)) {
             gen_model_free(g);
             memo_tab[i]->refs++;
+            memo_tab[i]->opens++;
             memo_tab[i]->opened = ++memo_tick;
             *out = memo_tab[i];
             return D2_OK;
@@ -178,6 +182,7 @@ static int memo_acquire(gen_model *g, const char *id, memo_ent **out)
     snprintf(m->id, sizeof m->id, "%s", id);
     m->g = g;
     m->refs = 1;
+    m->opens = 1;
     m->opened = ++memo_tick;
     if (memo_bound()) { /* a free slot, else the least recently opened unused entry's; none: m stays private */
         int v = -1;
@@ -442,7 +447,7 @@ static int route_gen(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer
     if (at != UINT32_MAX && pos < at) { D2_TRY(gen_stream_reset(q->st)); at = UINT32_MAX; }
     while (at == UINT32_MAX || at < pos) {
         at = gen_stream_next(q->st);
-        if (!q->stopped && at == q->n) memo_record(m, q, L, K);
+        if (m->opens > 1 && !q->stopped && at == q->n) memo_record(m, q, L, K);
     }
     gen_stream_route(q->st, layer, experts, weights);
     return D2_OK;
