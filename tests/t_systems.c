@@ -159,7 +159,7 @@ static sim_result *tiny_run(const tiny_route *t, const char *system, double budg
             tap_diag("%s: %s", sets[i], d2_err_msg());
             return NULL;
         }
-    sim_input in = {&m, &d, &p, route_tiny, (void *)t, 0};
+    sim_input in = {&m, &d, &p, route_tiny, (void *)t, 0, NULL};
     sim_result *r = NULL;
     *rc = sim_run(&in, &r);
     if (*rc) tap_diag("sim_run: %s", d2_err_msg());

@@ -556,6 +556,51 @@ static int ref_equal(trace_source *s, uint32_t req, uint32_t P, uint32_t L, int 
     return same;
 }
 
+/* trace_source_route_token gives every layer of a token as one
+ * trace_source_route per layer does (positions past a request's end wrap) */
+static int token_equal(trace_source *s, uint32_t R, uint32_t P)
+{
+    trace_shape sh;
+    trace_source_shape(s, &sh);
+    const uint32_t L = sh.layers, K = sh.top_k;
+    uint16_t *te = calloc((size_t)L * K, sizeof *te);
+    float *tw = calloc((size_t)L * K, sizeof *tw);
+    uint8_t *tb = calloc((size_t)L * K, 1);
+    int same = te && tw && tb;
+    for (uint32_t q = 0; same && q < R; q++)
+        for (uint32_t pos = 0; same && pos < P; pos++) {
+            same = trace_source_route_token(s, q, pos, te, tw, tb) == D2_OK;
+            for (uint32_t l = 0; same && l < L; l++) {
+                uint16_t e[TRACE_K_MAX];
+                float w[TRACE_K_MAX];
+                uint8_t b[TRACE_K_MAX];
+                same = trace_source_route(s, q, pos, l, e, w, b) == D2_OK && !memcmp(e, te + (size_t)l * K, K * sizeof *e) &&
+                       !memcmp(w, tw + (size_t)l * K, K * sizeof *w) && !memcmp(b, tb + (size_t)l * K, K);
+            }
+        }
+    free(te); free(tw); free(tb);
+    return same;
+}
+
+static void test_route_token(void)
+{
+    trace_source *s;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/traces/mixtral-8x7b.r2.p16.d32.s1.d2t", tap_srcdir());
+    ok(trace_source_open_file(path, &s) == D2_OK && token_equal(s, 3, 60), "a token at once = a layer at a time: committed .d2t (wrapping requests and positions)");
+    trace_source_free(s);
+    trace_source_memo_limit(0);
+    ok(trace_source_open_gen("mixtral-8x7b", 4, &s) == D2_OK && token_equal(s, 3, 20), "... generator, memo off");
+    trace_source_free(s);
+    trace_source_memo_limit((size_t)8 << 20);
+    for (int i = 1; i <= 3; i++) { /* the first source of an id records nothing, the second records, the third replays */
+        ok(trace_source_open_gen("mixtral-8x7b", 4, &s) == D2_OK && token_equal(s, 3, 20), "... generator, memo on, source %d", i);
+        trace_source_free(s);
+    }
+    ok(trace_source_memo_bytes() > 0, "the memo holds the routing (%zu bytes)", trace_source_memo_bytes());
+    trace_source_memo_limit((size_t)128 << 20);
+}
+
 static void test_memo(void)
 {
     trace_source *s1, *s2;
@@ -664,6 +709,7 @@ static void test_gen(void)
     ok(all, "every model in experiments/models has a generator preset with its shape (%zu)", nn);
     if (nn) param_names_free(names, nn);
     test_memo();
+    test_route_token();
     ok(trace_source_open_gen("no-such-model", 1, &s1) == D2_ENOTFOUND && strstr(d2_err_msg(), "no-such-model"), "unknown preset: \"%s\"", d2_err_msg());
     gen_model_free(a); gen_model_free(b); gen_model_free(c);
 }

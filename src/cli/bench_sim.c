@@ -66,6 +66,16 @@ static int route_replay(void *user, uint32_t req, uint32_t pos, uint32_t layer, 
     return D2_OK;
 }
 
+static int route_replay_token(void *user, uint32_t req, uint32_t pos, uint16_t *e, float *w, uint8_t *b)
+{
+    const replay *rp = user;
+    size_t at = ((size_t)(req % rp->R) * rp->P + pos % rp->P) * rp->L * rp->K, n = (size_t)rp->L * rp->K;
+    memcpy(e, rp->e + at, n * sizeof *e);
+    memcpy(w, rp->w + at, n * sizeof *w);
+    if (b) memset(b, 0, n);
+    return D2_OK;
+}
+
 /* best of `reps` wall times of one job */
 static int time_job(const char *mname, const char *dname, const char *policy, const char *trace, int req, int prompt,
                     int gen, const char *extra, int reps, double *best, sim_result **keep)
@@ -161,7 +171,7 @@ int bench_sim(int argc, char **argv)
             double dt = clock_mono_s() - t0;
             if (dt < gen_best) gen_best = dt;
         }
-        sim_input in = {&m, &d, &p, route_replay, &rp, 0};
+        sim_input in = {&m, &d, &p, route_replay, &rp, 0, route_replay_token};
         for (int i = 0; i < reps && !rc; i++) {
             double t0 = clock_mono_s();
             if ((rc = sim_run(&in, &r))) break;
@@ -212,7 +222,7 @@ int bench_sim(int argc, char **argv)
     param_defaults(&sim_param_table, &p);
     for (int L = 8; L <= 64; L *= 2) {
         m.layers = L;
-        sim_input in = {&m, &d, &p, route_hash, &m, 0};
+        sim_input in = {&m, &d, &p, route_hash, &m, 0, NULL};
         double best = 1e30;
         for (int i = 0; i < (reps > 3 ? 3 : reps); i++) {
             double t0 = clock_mono_s();

@@ -23,6 +23,11 @@ static int route_trace(void *user, uint32_t req, uint32_t pos, uint32_t layer,
     return trace_source_route(user, req, pos, layer, experts, weights, bits);
 }
 
+static int route_trace_token(void *user, uint32_t req, uint32_t pos, uint16_t *experts, float *weights, uint8_t *bits)
+{
+    return trace_source_route_token(user, req, pos, experts, weights, bits);
+}
+
 /* Apply one "table.key=value" to whichever table its prefix names. */
 static int apply_set(model *m, device *d, sim_params *p, const char *s)
 {
@@ -117,7 +122,7 @@ int sim_job_run(const sim_job *job, sim_result **out)
             return rc;
         }
     }
-    sim_input in = {&m, &d, &p, route_trace, src, sh.has_bits};
+    sim_input in = {&m, &d, &p, route_trace, src, sh.has_bits, route_trace_token};
     sim_result *r = NULL;
     sim_timeline tlw;
     fanout fo = {.user = job->obs};

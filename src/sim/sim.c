@@ -57,7 +57,7 @@ static void run_free(run *r)
     if (r->ft_live && r->ft->fini) r->ft->fini(r->fc.state);
     free(r->bc.state);
     free(r->fc.state);
-    free(r->tok_req);
+    free(r->tok_req); free(r->tok_e); free(r->tok_w); free(r->tok_b);
     free(r->next_use);
     free(r->arrive_ns); free(r->first_ns); free(r->finish_ns); free(r->gen_cnt);
     free(r->pre_q); free(r->dec_q); free(r->dec_pos);
@@ -196,6 +196,9 @@ static int setup(run *r, const sim_input *in)
     r->dec_q = malloc(r->R * sizeof *r->dec_q);
     r->dec_pos = malloc(r->R * sizeof *r->dec_pos);
     r->tok_req = malloc(r->ntok_max * sizeof *r->tok_req);
+    r->tok_e = malloc((size_t)r->L * r->K * sizeof *r->tok_e);
+    r->tok_w = malloc((size_t)r->L * r->K * sizeof *r->tok_w);
+    r->tok_b = malloc((size_t)r->L * r->K * sizeof *r->tok_b);
     r->rng_arrival = rng_new((uint64_t)p->seed, 103);
     for (uint32_t u = 0; u < r->U; u++) {
         r->io_unit[u] = cost_load_ns(r->d, r->unit_bytes[u], 0);
@@ -203,7 +206,7 @@ static int setup(run *r, const sim_input *in)
     }
     if (!r->rng_bits || !r->rng_pred || !r->rexp || !r->rw || !r->rb || !r->uses || !r->scratch || !r->Bfin || !r->gsum || !r->static_level ||
         !r->trans || !r->items || !r->groups || !r->gflag || !r->gneed || !r->item_of || !r->pitems || !r->order || !r->order2 || !r->ready || !r->ioq || !r->predicted || !r->ccache ||
-        !r->arrive_ns || !r->first_ns || !r->finish_ns || !r->gen_cnt || !r->pre_q || !r->dec_q || !r->dec_pos || !r->tok_req || !r->rng_arrival)
+        !r->arrive_ns || !r->first_ns || !r->finish_ns || !r->gen_cnt || !r->pre_q || !r->dec_q || !r->dec_pos || !r->tok_req || !r->tok_e || !r->tok_w || !r->tok_b || !r->rng_arrival)
         D2_ERROR(D2_ENOMEM, "sim: out of memory");
     for (size_t i = 0; i < nent; i++) r->item_of[i] = -1;
     for (uint32_t q = 0; q < r->R; q++) r->first_ns[q] = r->finish_ns[q] = -1;

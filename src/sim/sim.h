@@ -57,6 +57,12 @@ extern const param_table sim_param_table;
 typedef int (*sim_route_fn)(void *user, uint32_t req, uint32_t pos, uint32_t layer,
                             uint16_t *experts, float *weights, uint8_t *bits);
 
+/* Optional: every MoE layer of one (request, position) at once, experts and
+ * weights [layers][top_k], bits likewise; the same values as one route call
+ * per layer (the serving loop then makes one call per token, not per layer). */
+typedef int (*sim_route_token_fn)(void *user, uint32_t req, uint32_t pos,
+                                  uint16_t *experts, float *weights, uint8_t *bits);
+
 typedef struct sim_input {
     const model *model;
     const device *device;
@@ -64,6 +70,7 @@ typedef struct sim_input {
     sim_route_fn route;
     void *route_user;
     int route_has_bits;   /* the routing records bit-widths (for bitroute "trace") */
+    sim_route_token_fn route_token; /* NULL: route per layer */
 } sim_input;
 
 /* What a named system resolves to under a configuration: the row of

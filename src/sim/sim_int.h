@@ -109,6 +109,9 @@ typedef struct run {
     prefetch_ctx fc;        /* the predictor's context and state */
     int bt_live, ft_live;   /* their init ran (fini is due) */
     uint32_t *tok_req;      /* [ntok_max] request of each token of the forward step */
+    uint16_t *tok_e;        /* [layers][top_k] one token's routing (route_token) */
+    float *tok_w;           /* [layers][top_k] its gate weights */
+    uint8_t *tok_b;         /* [layers][top_k] its recorded bit-widths */
     uint64_t *next_use;     /* next-use oracle (oracle.c): [L*E] bitsets over forward steps, NULL when unused */
     uint32_t nfsteps, nu_words; /* forward steps the oracle covers; 64-bit words per (layer, expert) */
     double caps[POLICY_MAX_LEVELS];          /* capacities c_k, fractions summing to 1 */

@@ -453,6 +453,40 @@ static int route_gen(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer
     return D2_OK;
 }
 
+int trace_source_route_token(trace_source *s, uint32_t req, uint32_t pos, uint16_t *experts, float *weights, uint8_t *bits)
+{
+    const uint32_t L = s->shape.layers, K = s->shape.top_k;
+    const size_t LK = (size_t)L * K;
+    if (s->f) {
+        uint32_t fr = req < s->shape.requests ? req : req % s->shape.requests;
+        const trace_req_info *info = trace_file_request(s->f, fr);
+        uint32_t p = pos < info->positions ? pos : pos % info->positions;
+        cursor *c = s->cur[fr];
+        if (!c) {
+            D2_TRY(cursor_new(s, &c));
+            s->cur[fr] = c;
+        }
+        if (c->pos != p) D2_TRY(cursor_load_token(s, c, fr, info, p));
+        memcpy(experts, c->e, LK * sizeof *experts);
+        memcpy(weights, c->w, LK * sizeof *weights);
+        if (bits) memcpy(bits, c->b, LK * sizeof *bits);
+        return D2_OK;
+    }
+    if (req < SOURCE_GEN_MAX_REQ && req < s->m->nrq && pos < s->m->rq[req].n) { /* recorded: one pass over the token's records */
+        const unsigned char *r = s->m->rq[req].rec + (size_t)pos * L * MEMO_REC(K);
+        for (uint32_t l = 0; l < L; l++, r += MEMO_REC(K))
+            for (uint32_t j = 0; j < K; j++) {
+                memcpy(&weights[(size_t)l * K + j], r + j * sizeof(float), sizeof(float));
+                memcpy(&experts[(size_t)l * K + j], r + K * sizeof(float) + j * sizeof(uint16_t), sizeof(uint16_t));
+            }
+        if (bits) memset(bits, 0, LK);
+        return D2_OK;
+    }
+    for (uint32_t l = 0; l < L; l++)
+        D2_TRY(route_gen(s, req, pos, l, experts + (size_t)l * K, weights + (size_t)l * K, bits ? bits + (size_t)l * K : NULL));
+    return D2_OK;
+}
+
 int trace_source_route(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer, uint16_t *experts, float *weights,
                        uint8_t *bits)
 {

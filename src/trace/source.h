@@ -56,6 +56,12 @@ void trace_source_shape(const trace_source *s, trace_shape *out);
 int trace_source_route(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer,
                        uint16_t *experts, float *weights, uint8_t *bits);
 
+/* Every layer of one (request, position) at once: experts and weights
+ * [layers][top_k], bits (if not NULL) likewise; the same values as one
+ * trace_source_route per layer, with one call instead of `layers`. */
+int trace_source_route_token(trace_source *s, uint32_t req, uint32_t pos,
+                             uint16_t *experts, float *weights, uint8_t *bits);
+
 /* XXH3-128 hex of the file, or a hash of the generator parameters + seed:
  * stored with results. */
 const char *trace_source_id(const trace_source *s);
