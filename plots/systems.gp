@@ -15,6 +15,7 @@ set xlabel 'expert memory budget M (MB); points shifted a few MB per system so e
 set ylabel 'throughput (generated tokens/s, log scale)'
 set logscale y
 set format y '%g'
+set ytics (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500) # 1-2-5 on the log axis
 set key below maxrows 5 font ',9' width -2
 stats datafile using 3 nooutput
 ymin = STATS_min > 0 ? STATS_min / 2.0 : 0.01

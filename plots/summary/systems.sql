@@ -1,5 +1,6 @@
 -- Beyond the paper (issue 15): every serving system at M = 2000 MB (the
--- quick grid's budget), each model and device: throughput, hit rate,
+-- quick grid's budget), each model and device: throughput, mean bits per
+-- expert use (a system at lower precision is faster and less accurate), hit rate,
 -- prefetch accuracy, MB loaded per generated token, and its cache policy's
 -- gap to belady on the same routing (bytes loaded with its own policy over
 -- those with belady, minus 1; the systems-belady sweep).
@@ -16,10 +17,12 @@ v AS (SELECT r.sweep, runs.status,
         (SELECT value FROM metrics WHERE run_id = r.id AND name = 'prefetch_loads') AS pfl,
         (SELECT value FROM metrics WHERE run_id = r.id AND name = 'prefetch_accuracy') AS pfa,
         (SELECT value FROM metrics WHERE run_id = r.id AND name = 'io_gb') AS io,
+        (SELECT value FROM metrics WHERE run_id = r.id AND name = 'avg_bits') AS bits,
         (SELECT value FROM metrics WHERE run_id = r.id AND name = 'tokens_generated') AS gen
       FROM r JOIN runs ON runs.id = r.id)
 SELECT o.model, o.device, o.policy AS system, o.mem AS cache,
        CASE WHEN o.status = 'oom' THEN 'oom' ELSE printf('%.3f', o.tps) END AS "tok/s",
+       CASE WHEN o.status = 'oom' THEN '' ELSE printf('%.2f', o.bits) END AS bits,
        CASE WHEN o.status = 'oom' THEN '' ELSE printf('%.2f', o.hit) END AS hit_rate,
        CASE WHEN o.status = 'oom' OR o.pfl = 0 THEN '' ELSE printf('%.2f', o.pfa) END AS prefetch_acc,
        CASE WHEN o.status = 'oom' OR o.gen = 0 THEN '' ELSE printf('%.0f', 1000.0 * o.io / o.gen) END AS "MB/token",

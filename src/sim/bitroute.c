@@ -4,7 +4,6 @@
 #include "sim/plugins.h"
 #include "core/err.h"
 #include "core/registry.h"
-#include "sim/plugins.h"
 
 #include <gsl/gsl_randist.h>
 #include <stdlib.h>

@@ -7,7 +7,6 @@
 #include "core/err.h"
 #include "core/registry.h"
 #include "sim/pcache.h"
-#include "sim/plugins.h"
 
 #include <stdlib.h>
 #include <string.h>

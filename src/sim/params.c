@@ -36,6 +36,7 @@ static const param_def defs[] = {
     {"router_overhead", PARAM_DOUBLE, F(router_overhead), "0.015", 0, 1, "", "bit router latency as a fraction of expert compute (paper: 1-2%)"},
     {"miss_target", PARAM_DOUBLE, F(miss_target), "0.1", 0, 1, "", "bit routing slice (SliceMoE): an expert is raised above the precision cached only while the recent miss rate of its units stays within this (our value)"},
     {"gate_acc", PARAM_DOUBLE, F(gate_acc), "0.9715", 0, 1, "", "predictor fate-gate: probability its cross-layer gate predicts each of a token's next-layer experts (default: the accuracy we recall Fate, arXiv 2502.12224, reporting; unverified here, see docs/simulator.md)"},
+    {"gate_ahead_acc", PARAM_DOUBLE, F(gate_ahead_acc), "0.8", 0, 1, "", "predictors gate-ahead and gate-adaptive (mixtral-offloading, hobbit): probability the next layer's gate on this layer's hidden state predicts each of a token's next-layer experts (default 0.8: our assumption, neither paper gives one; see docs/simulator.md)"},
 };
 #undef F
 

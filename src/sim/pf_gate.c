@@ -6,6 +6,7 @@
  * is predicted with probability acc, else a wrong expert is (the oracle
  * predictor's noise model).  It does not compute any gate. */
 #include "sim/plugins.h"
+#include "sim/sim.h"
 #include "core/err.h"
 #include "core/model.h"
 
@@ -90,10 +91,13 @@ static int guess(const prefetch_ctx *c, double acc, uint32_t want, uint32_t *out
     return D2_OK;
 }
 
-/* mixtral-offloading: a fixed accuracy GATE_AHEAD_ACC, `want` experts. */
+/* the modelled accuracy: sim.gate_ahead_acc (default GATE_AHEAD_ACC) */
+static double ahead_acc(const prefetch_ctx *c) { return c->params ? c->params->gate_ahead_acc : GATE_AHEAD_ACC; }
+
+/* mixtral-offloading: accuracy sim.gate_ahead_acc, `want` experts. */
 int gate_predict_fixed(const prefetch_ctx *c, uint32_t *out, uint32_t *n)
 {
-    return guess(c, GATE_AHEAD_ACC, c->want, out, n);
+    return guess(c, ahead_acc(c), c->want, out, n);
 }
 
 /* HOBBIT's layer-level adaptive prefetching, our reading: as many of the
@@ -106,5 +110,5 @@ int gate_predict_adaptive(const prefetch_ctx *c, uint32_t *out, uint32_t *n)
     uint32_t k = (uint32_t)((double)c->want * s->acc[c->layer + 1] + 0.5);
     if (k < 1) k = 1;
     if (k > c->want) k = c->want;
-    return guess(c, GATE_AHEAD_ACC, k, out, n);
+    return guess(c, ahead_acc(c), k, out, n);
 }

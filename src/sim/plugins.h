@@ -33,7 +33,7 @@ int hobbit_preload_level(const bitroute_cfg *c, uint32_t layer, uint32_t expert,
 
 /* pf_gate.c: the next layer's gate applied to the current hidden state,
  * modelled by its accuracy (no hidden states in a routing trace) */
-#define GATE_AHEAD_ACC 0.8
+#define GATE_AHEAD_ACC 0.8 /* sim.gate_ahead_acc's default (params.c), used when a context has no parameters */
 typedef struct gate_state {
     uint32_t layers, experts;
     uint8_t *pred;   /* [layers * experts] 1: predicted for that layer at its last prediction */

@@ -5,7 +5,6 @@
 #include "core/err.h"
 #include "core/model.h"
 #include "core/registry.h"
-#include "sim/plugins.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +77,7 @@ static const prefetch_type types[] = {
      .predict = predict_oracle},
     /* issue 15 (src/sim/pf_gate.c): the next layer's gate on the current hidden state, by its accuracy */
     {.name = "gate-ahead",
-     .summary = "the next layer's gate applied to the current hidden state (mixtral-offloading): each true expert predicted with probability 0.8 (assumed)",
+     .summary = "the next layer's gate applied to the current hidden state (mixtral-offloading): each true expert predicted with probability sim.gate_ahead_acc (0.8, assumed)",
      .state_size = sizeof(gate_state), .init = gate_init, .fini = gate_fini, .observe = gate_observe,
      .predict = gate_predict_fixed},
     {.name = "gate-adaptive",

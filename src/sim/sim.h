@@ -48,6 +48,7 @@ typedef struct sim_params {
                                      memory), "" = the system's */
     double miss_target;           /* bit routing slice (SliceMoE): recent unit miss rate allowed, 0..1 */
     double gate_acc;              /* predictor fate-gate (Fate): share of next-layer experts its gate gets right */
+    double gate_ahead_acc;        /* predictors gate-ahead/gate-adaptive (mixtral-offloading, HOBBIT): the same share, assumed */
 } sim_params;
 
 extern const param_table sim_param_table;
