@@ -66,6 +66,27 @@ ok $? "plot --sweep"
 [ -s "$TMP/s.png" ] && grep -q "4 runs, 2 series, variant base" "$TMP/s.out"; ok $? "plot --sweep: 4 runs, 2 series, base"
 "$D2MOE" plot --sweep wt --x sim.policy --y peak_mem_mb --where sim.budget=600M --db "$db" -o "$TMP/s.svg" > "$TMP/s2.out"
 grep -q "2 runs, 1 series" "$TMP/s2.out" && grep -q "<svg" "$TMP/s.svg"; ok $? "plot --sweep: categorical x, --where 600M keeps 2 runs, SVG"
+# numeric x in numeric order (text order would put 1400M before 500M), and
+# a line never joins runs that differ in another swept key
+cat > "$TMP/t3.ini" <<'SPEC'
+[sweep]
+name = wt3
+model = llama-moe-3.5b
+device = env1, env2
+sim.policy = d2moe-v1
+sim.budget = 500M, 1400M, 2600M
+sim.requests = 2
+sim.prompt = 4
+sim.gen = 4
+SPEC
+"$D2MOE" sweep "$TMP/t3.ini" --db "$TMP/w3.db" --quiet
+"$D2MOE" plot --sweep wt3 --x sim.budget --y throughput_tps --where device=env1 --db "$TMP/w3.db" -o "$TMP/o3.png" > /dev/null &&
+    [ "$(grep -v '^#' "$TMP/o3.png.dat" | cut -f2 | grep . | tr '\n' ' ')" = "500000000 1400000000 2600000000 " ]
+ok $? "plot --sweep: x in numeric order (500M, 1400M, 2600M)"
+expect 2 "differ in device; pick one with --where" "plot --sweep: a line would mix two devices at one x: exit 2 naming the key" -- \
+    "$D2MOE" plot --sweep wt3 --x sim.budget --y throughput_tps --db "$TMP/w3.db" -o "$TMP/o4.png"
+"$D2MOE" plot --sweep wt3 --x sim.budget --y throughput_tps --series device --db "$TMP/w3.db" -o "$TMP/o5.png" | grep -q "6 runs, 2 series"
+ok $? "plot --sweep: the same runs with --series device: 2 lines"
 expect 2 "did you mean 'throughput_tps'" "plot --sweep: unknown metric suggests a name" -- \
     "$D2MOE" plot --sweep wt --x sim.budget --y throughput_tp --db "$db" -o "$TMP/x.png"
 "$D2MOE" simulate --model llama-moe-3.5b --device env1 --policy d2moe-v1 --requests 2 --prompt 4 --gen 4 --timeline "$TMP/tl.csv" > /dev/null

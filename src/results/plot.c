@@ -344,6 +344,57 @@ static int is_number(const char *s, double *v)
     return *end == '\0';
 }
 
+/* The sweep-spec keys of the runs a plot selects (a job's text: one
+ * key=value per line) that take more than one value, other than --x and
+ * --series: what would mix inside a line. */
+#define MIX_KEYS 32
+typedef struct mix {
+    char key[MIX_KEYS][64], val[MIX_KEYS][128];
+    int varies[MIX_KEYS];
+    size_t n;
+} mix;
+
+static int same_key(const char *spec_key, const char *opt_key)
+{
+    return opt_key && (!strcmp(spec_key, opt_key) || !strcmp(key_alias(spec_key), key_alias(opt_key)));
+}
+
+static void mix_add(mix *m, const char *job, const plot_query *q)
+{
+    for (const char *p = job; p && *p;) {
+        const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (eq && (size_t)(eq - p) < len && (size_t)(eq - p) < sizeof m->key[0]) {
+            char k[64], v[128];
+            snprintf(k, sizeof k, "%.*s", (int)(eq - p), p);
+            snprintf(v, sizeof v, "%.*s", (int)(len - (size_t)(eq - p) - 1), eq + 1);
+            if (strcmp(k, "sweep") && !same_key(k, q->x) && !same_key(k, q->series)) {
+                size_t i = 0;
+                while (i < m->n && strcmp(m->key[i], k)) i++;
+                if (i == m->n && m->n < MIX_KEYS) {
+                    snprintf(m->key[i], sizeof m->key[i], "%s", k);
+                    snprintf(m->val[i], sizeof m->val[i], "%s", v);
+                    m->n++;
+                } else if (i < m->n && strcmp(m->val[i], v))
+                    m->varies[i] = 1;
+            }
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+}
+
+static void mix_keys(const mix *m, char *out, size_t n)
+{
+    size_t l = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < m->n; i++)
+        if (m->varies[i]) {
+            int w = snprintf(out + l, n - l, "%s%s", l ? ", " : "", m->key[i]);
+            if (w < 0 || (size_t)w >= n - l) break;
+            l += (size_t)w;
+        }
+}
+
 int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out *out, plot_axes *ax)
 {
     memset(out, 0, sizeof *out);
@@ -356,7 +407,8 @@ int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out
     sqlite3_str_appendf(s,
         "WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id"
         " WHERE j.sweep = %Q AND rv.variant = %Q GROUP BY j.job_hash)"
-        " SELECT %s, %s, CASE WHEN runs.status = 'ok' THEN %s END, runs.status FROM r JOIN runs ON runs.id = r.id WHERE 1",
+        " SELECT %s, %s, CASE WHEN runs.status = 'ok' THEN %s END, runs.status,"
+        " (SELECT job FROM sweep_jobs WHERE run_id = runs.id) FROM r JOIN runs ON runs.id = r.id WHERE 1",
         q->sweep, q->variant, se ? se : "'all'", xe ? xe : "NULL", ye ? ye : "NULL");
     for (size_t i = 0; rc == D2_OK && i < q->nwhere; i++) {
         char *we = NULL, wu[64], opt[300];
@@ -370,7 +422,8 @@ int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out
             sqlite3_str_appendf(s, " AND %s = %Q", we, q->where_v[i]);
         sqlite3_free(we);
     }
-    sqlite3_str_appendall(s, " ORDER BY 1, CAST(2 AS REAL), 2");
+    /* numbers in numeric order (text order put 1.4G before 500M), then text */
+    sqlite3_str_appendf(s, " ORDER BY 1, CAST(%s AS REAL), %s", xe ? xe : "NULL", xe ? xe : "NULL");
     char *sql = sqlite3_str_finish(s);
     sqlite3_free(xe);
     sqlite3_free(ye);
@@ -385,19 +438,35 @@ int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out
         return D2_EDB;
     }
     sqlite3_free(sql);
-    /* first pass: is x numeric?  categories in order of first appearance */
+    /* first pass: is x numeric?  categories in order of first appearance;
+     * does a line hold two runs at one x (another swept key varies)? */
     char cats[64][128];
     size_t ncat = 0;
     ax->xcat = 0;
+    mix m = {0};
+    char ps[256] = "", px[128] = "";
+    int first = 1, dup = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *x = (const char *)sqlite3_column_text(st, 1);
+        const char *x = (const char *)sqlite3_column_text(st, 1), *sv = (const char *)sqlite3_column_text(st, 0);
         double v;
         if (!is_number(x, &v)) ax->xcat = 1;
         size_t k = 0;
         while (k < ncat && strcmp(cats[k], x ? x : "")) k++;
         if (k == ncat && ncat < 64) snprintf(cats[ncat++], sizeof cats[0], "%s", x ? x : "");
+        if (!first && !strcmp(ps, sv ? sv : "") && !strcmp(px, x ? x : "")) dup = 1;
+        first = 0;
+        snprintf(ps, sizeof ps, "%s", sv ? sv : "");
+        snprintf(px, sizeof px, "%s", x ? x : "");
+        mix_add(&m, (const char *)sqlite3_column_text(st, 4), q);
     }
     sqlite3_reset(st);
+    if (dup) {
+        sqlite3_finalize(st);
+        char keys[600];
+        mix_keys(&m, keys, sizeof keys);
+        D2_ERROR(D2_EINVAL, "plot --sweep %s: a line would join runs at the same --x that differ in %s; pick one with --where KEY=VALUE, "
+                 "or draw it as --series", q->sweep, keys[0] ? keys : "a key outside the sweep's spec (two variants?)");
+    }
     fileio_out *fo;
     FILE *o;
     if ((rc = fileio_out_open(dat_path, &fo, &o)) != D2_OK) { sqlite3_finalize(st); return rc; }
