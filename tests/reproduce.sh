@@ -14,6 +14,11 @@ done
 grep -q "^Fig. 10 headline" "$TMP/out"; ok $? "summary: Fig. 10 headline table"
 grep -q "^Accuracy table" "$TMP/out"; ok $? "summary: accuracy table"
 grep -q "no rows" "$TMP/out"; [ $? -ne 0 ]; ok $? "no summary table is empty"
+# the HTML report beside the store: every drawn figure, provenance with a reading
+nfig=$(awk '/^\[/ { if (n) print n; n = substr($0, 2, length($0) - 2) } /^optional *= *true/ { n = "" } END { if (n) print n }' "$D2_SRCDIR/plots/figures.ini" | grep -c '')
+[ -s "$TMP/r/report.html" ] && [ "$(grep -o '<figure ' "$TMP/r/report.html" | grep -c '')" -ge "$nfig" ] &&
+    grep -q '<dt>reading</dt><dd>[a-z(]' "$TMP/r/report.html"
+ok $? "reproduce writes r/report.html with every figure ($nfig) and the readings of its runs"
 for rd in $(ls "$D2_SRCDIR/experiments/readings" | sed -n 's/\.ini$//p'); do
     grep -Eq "^   readings $rd \(audit [0-9]+" "$TMP/out" && grep -Eq "^headline-tps-max-vs-edgemoe +(reproduced|exceeds-bound|not-reproduced|error) " "$TMP/out"
     ok $? "claims audit printed under reading $rd"

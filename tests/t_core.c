@@ -30,6 +30,11 @@ static void test_units(void)
         ok(suggest_distance("swepe", "sweep") == 1, "a swap of neighbours is one edit");
         ok(suggest_pick("swep", c, 4) && !strcmp(suggest_pick("swep", c, 4), "sweep"), "swep -> sweep");
         ok(suggest_pick("xyzzy", c, 4) == NULL, "nothing close: no suggestion");
+        static const char *const m[] = {"llama-moe-3.5b", "mixtral-8x7b", "qwen3-30b-a3b"};
+        ok(suggest_pick("mixtrl", m, 3) && !strcmp(suggest_pick("mixtrl", m, 3), "mixtral-8x7b"),
+           "mixtrl -> mixtral-8x7b (one edit from a prefix)");
+        ok(suggest_pick("qwen", m, 3) && !strcmp(suggest_pick("qwen", m, 3), "qwen3-30b-a3b"), "qwen -> qwen3-30b-a3b (a prefix)");
+        ok(suggest_pick("mzzz", m, 3) == NULL, "mzzz: far from every name and prefix, no suggestion");
     }
     ok(units_parse_int64("1.5", &i) != 0, "1.5 is not an integer");
     ok(units_parse_double("nan", &d) != 0, "nan refused");

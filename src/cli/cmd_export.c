@@ -124,7 +124,10 @@ static int run(int argc, char **argv)
     char variant[DB_VARIANT_MAX], note[2048] = "";
     const char *v = want;
     if (sweep) {
-        if ((rc = db_variant_pick(d, sweep, want, variant, note, sizeof note))) { db_close(d); return cli_fail(rc); }
+        if ((rc = db_sweep_check(d, sweep)) || (rc = db_variant_pick(d, sweep, want, variant, note, sizeof note))) {
+            db_close(d);
+            return cli_fail(rc);
+        }
         v = variant;
         if (note[0]) fprintf(stderr, "d2moe export: %s: %s\n", sweep, note);
     }

@@ -54,7 +54,8 @@ static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, c
     int rc = db_open_readonly(dbp, &d);
     if (rc) return cli_fail(rc);
     char variant[DB_VARIANT_MAX], note[2048];
-    rc = db_variant_pick(d, q->sweep, want, variant, note, sizeof note);
+    rc = db_sweep_check(d, q->sweep);
+    if (!rc) rc = db_variant_pick(d, q->sweep, want, variant, note, sizeof note);
     if (rc) { db_close(d); return cli_fail(rc); }
     q->variant = variant;
     char dat[4300];
@@ -62,13 +63,15 @@ static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, c
     plot_out po;
     plot_axes ax;
     rc = plot_sweep_export(d, q, dat, &po, &ax);
+    char hint[1024] = "";
+    if (!rc && po.rows == 0 && q->nwhere) plot_where_hint(d, q, hint, sizeof hint);
     db_close(d);
     if (rc) return cli_fail(rc);
     if (po.rows == 0) {
         unlink(dat);
-        fprintf(stderr, "d2moe plot: sweep %s has no runs of variant %s in %s%s\n", q->sweep, variant, dbp,
-                q->nwhere ? " that match every --where" : "");
-        return 1;
+        fprintf(stderr, "d2moe plot: sweep %s has no runs of variant %s in %s%s%s\n", q->sweep, variant, dbp,
+                q->nwhere ? " that match every --where" : "", hint);
+        return hint[0] ? 2 : 1;
     }
     char title[1024], where[512] = "";
     size_t off = 0;

@@ -37,46 +37,54 @@ static int parse_bool(const char *v, int *out)
     return -1;
 }
 
-static int set_one(const param_def *d, void *obj, const char *value, const char *where)
+/* `name`: the key as the message names it (d->name, or table.key for --set) */
+static int set_one_named(const param_def *d, const char *name, void *obj, const char *value, const char *where)
 {
     char *field = (char *)obj + d->offset;
+    const char *rng = strstr(value, "..") ? "; a range lo..hi:step belongs in a sweep spec" : "";
+    const char *usp = d->units[0] ? " " : "";
     switch (d->type) {
     case PARAM_INT: {
         int64_t v;
         int rc = units_parse_int64(value, &v);
-        if (rc && rc != -2) D2_ERROR(D2_EFORMAT, "%s: %s: expected an integer, got \"%s\" (suffixes k M G T or Ki Mi Gi Ti, any case; a trailing B or B/s is ignored)", where, d->name, value);
+        if (rc && rc != -2) D2_ERROR(D2_EFORMAT, "%s: %s: expected an integer, got \"%s\" (suffixes k M G T or Ki Mi Gi Ti, any case; a trailing B or B/s is ignored%s)", where, name, value, rng);
         if (rc == -2 || (double)v < d->min || (double)v > d->max) /* -2: beyond int64 */
-            D2_ERROR(D2_ERANGE, "%s: %s: %s is outside [%.15g, %.15g] %s", where, d->name, value,
-                     d->min, d->max, d->units);
+            D2_ERROR(D2_ERANGE, "%s: %s: %s is outside [%.15g, %.15g]%s%s", where, name, value,
+                     d->min, d->max, usp, d->units);
         memcpy(field, &v, sizeof v);
         return D2_OK;
     }
     case PARAM_DOUBLE: {
         double v;
         int rc = units_parse_double(value, &v);
-        if (rc && rc != -2) D2_ERROR(D2_EFORMAT, "%s: %s: expected a number, got \"%s\" (suffixes k M G T or Ki Mi Gi Ti, any case; a trailing B or B/s is ignored)", where, d->name, value);
+        if (rc && rc != -2) D2_ERROR(D2_EFORMAT, "%s: %s: expected a number, got \"%s\" (suffixes k M G T or Ki Mi Gi Ti, any case; a trailing B or B/s is ignored%s)", where, name, value, rng);
         if (rc == -2 || v < d->min || v > d->max) /* -2: beyond double */
-            D2_ERROR(D2_ERANGE, "%s: %s: %s is outside [%.15g, %.15g] %s", where, d->name, value,
-                     d->min, d->max, d->units);
+            D2_ERROR(D2_ERANGE, "%s: %s: %s is outside [%.15g, %.15g]%s%s", where, name, value,
+                     d->min, d->max, usp, d->units);
         memcpy(field, &v, sizeof v);
         return D2_OK;
     }
     case PARAM_BOOL: {
         int v;
         if (parse_bool(value, &v))
-            D2_ERROR(D2_EFORMAT, "%s: %s: expected true/false, got \"%s\"", where, d->name, value);
+            D2_ERROR(D2_EFORMAT, "%s: %s: expected true/false, got \"%s\"", where, name, value);
         memcpy(field, &v, sizeof v);
         return D2_OK;
     }
     case PARAM_STRING: {
         size_t len = strlen(value);
         if (len >= PARAM_STR_MAX)
-            D2_ERROR(D2_ERANGE, "%s: %s: longer than %d characters", where, d->name, PARAM_STR_MAX - 1);
+            D2_ERROR(D2_ERANGE, "%s: %s: longer than %d characters", where, name, PARAM_STR_MAX - 1);
         memcpy(field, value, len + 1);
         return D2_OK;
     }
     }
-    D2_ERROR(D2_EINTERNAL, "%s: %s: bad parameter type", where, d->name);
+    D2_ERROR(D2_EINTERNAL, "%s: %s: bad parameter type", where, name);
+}
+
+static int set_one(const param_def *d, void *obj, const char *value, const char *where)
+{
+    return set_one_named(d, d->name, obj, value, where);
 }
 
 void param_defaults(const param_table *t, void *obj)
@@ -106,7 +114,9 @@ int param_set(const param_table *t, void *obj, const char *key, const char *valu
     size_t idx = (size_t)(d - t->defs);
     if (seen && seen[idx])
         D2_ERROR(D2_EFORMAT, "%s: %s: given twice", where, key);
-    D2_TRY(set_one(d, obj, value, where));
+    char full[2 * PARAM_STR_MAX]; /* after --set the message names the key as typed there: table.key */
+    snprintf(full, sizeof full, "%s.%s", t->name, d->name);
+    D2_TRY(set_one_named(d, strcmp(where, "--set") ? d->name : full, obj, value, where));
     if (seen) seen[idx] = 1;
     return D2_OK;
 }

@@ -39,6 +39,15 @@ const char *suggest_pick(const char *word, const char *const *cands, size_t n)
         int d = suggest_distance(word, cands[i]);
         if (strcasecmp(word, cands[i]) == 0) d = 0;
         else if (wl >= 3 && strncmp(cands[i], word, wl) == 0 && d > limit) d = limit; /* a prefix */
+        else if (wl >= 4 && d > limit) { /* a misspelt prefix ("mixtrl" of "mixtral-8x7b"): one edit from a prefix */
+            char pre[128];
+            for (size_t pl = wl - 1; pl <= wl + 1 && pl < sizeof pre; pl++) {
+                if (pl > strlen(cands[i])) break;
+                memcpy(pre, cands[i], pl);
+                pre[pl] = '\0';
+                if (suggest_distance(word, pre) <= 1) { d = limit; break; }
+            }
+        }
         if (d < bd) { bd = d; best = cands[i]; }
     }
     return bd <= limit ? best : NULL;

@@ -5,6 +5,7 @@
 #include "core/fileio.h"
 #include "core/hash.h"
 #include "core/rng.h"
+#include "core/suggest.h"
 #include "core/units.h"
 #include "core/version.h"
 
@@ -856,6 +857,39 @@ static void variant_list(const vrow *v, size_t n, char *buf, size_t bn)
         if (w < 0 || (size_t)w >= bn - off) break;
         off += (size_t)w;
     }
+}
+
+int db_sweep_check(db *d, const char *name)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->h, "SELECT DISTINCT sweep FROM sweep_jobs ORDER BY 1", -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
+    enum { MAXN = 256 };
+    char *names[MAXN];
+    size_t n = 0;
+    int found = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *x = (const char *)sqlite3_column_text(st, 0);
+        if (!x) continue;
+        if (!strcmp(x, name)) found = 1;
+        if (n < MAXN && (names[n] = strdup(x))) n++;
+    }
+    sqlite3_finalize(st);
+    if (found) {
+        for (size_t i = 0; i < n; i++) free(names[i]);
+        return D2_OK;
+    }
+    char hint[300], list[1024];
+    suggest_hint(name, (const char *const *)names, n, hint, sizeof hint);
+    size_t l = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < n && l + 4 < sizeof list; i++) {
+        int w = snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "", names[i]);
+        if (w < 0 || (size_t)w >= sizeof list - l) { snprintf(list + l, sizeof list - l, ", ..."); break; }
+        l += (size_t)w;
+    }
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    D2_ERROR(D2_ENOTFOUND, "%s: no sweep named %s%s; its sweeps: %s", d->path, name, hint, n ? list : "(none)");
 }
 
 int db_variant_pick(db *d, const char *sweep, const char *want, char out[DB_VARIANT_MAX], char *note, size_t nn)

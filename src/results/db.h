@@ -89,6 +89,9 @@ int db_run_variant(db_run *r, const char *name, const char *overrides);
  * D2_EINVAL with a message naming the variants and the keys that differ.
  * note (may be NULL) gets a line naming the other variants, if any. */
 int db_variant_pick(db *d, const char *sweep, const char *want, char out[DB_VARIANT_MAX], char *note, size_t nn);
+/* D2_OK when the store holds runs of sweep `name`; else D2_ENOTFOUND with a
+ * message naming the store, the closest sweep name and the sweeps it holds. */
+int db_sweep_check(db *d, const char *name);
 /* Before a sweep --as NAME: D2_EINVAL when NAME is malformed or already
  * stands for other overrides in this store. */
 int db_variant_usable(db *d, const char *name, const char *overrides);

@@ -395,6 +395,44 @@ static void mix_keys(const mix *m, char *out, size_t n)
         }
 }
 
+void plot_where_hint(db *d, const plot_query *q, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    for (size_t w = 0; w < q->nwhere; w++) {
+        char *e = NULL, u[64];
+        if (key_expr(d, q->sweep, "--where", q->where_k[w], &e, u, sizeof u) != D2_OK) continue;
+        char *sql = sqlite3_mprintf("SELECT DISTINCT %s FROM runs WHERE id IN (SELECT run_id FROM params WHERE key = 'sweep.name'"
+                                    " AND value = %Q) ORDER BY 1 LIMIT 64", e, q->sweep);
+        sqlite3_free(e);
+        sqlite3_stmt *st;
+        if (!sql || sqlite3_prepare_v2(db_handle(d), sql, -1, &st, NULL) != SQLITE_OK) { sqlite3_free(sql); continue; }
+        sqlite3_free(sql);
+        char *vals[64], list[600] = "";
+        size_t nv = 0, l = 0;
+        int has = 0;
+        double want = 0;
+        int num = units_parse_double(q->where_v[w], &want) == 0;
+        while (sqlite3_step(st) == SQLITE_ROW && nv < 64) {
+            const char *v = (const char *)sqlite3_column_text(st, 0);
+            if (!v) continue;
+            double x;
+            if (!strcmp(v, q->where_v[w]) || (num && is_number(v, &x) && x == want)) has = 1;
+            if (!(vals[nv] = strdup(v))) break;
+            int k = snprintf(list + l, sizeof list - l, "%s%s", nv ? ", " : "", v);
+            if (k > 0 && (size_t)k < sizeof list - l) l += (size_t)k;
+            nv++;
+        }
+        sqlite3_finalize(st);
+        if (!has && nv) {
+            char hint[300];
+            suggest_hint(q->where_v[w], (const char *const *)vals, nv, hint, sizeof hint);
+            snprintf(buf, n, " (--where %s=%s: no run has it%s; its values: %s)", q->where_k[w], q->where_v[w], hint, list);
+        }
+        for (size_t i = 0; i < nv; i++) free(vals[i]);
+        if (buf[0]) return;
+    }
+}
+
 int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out *out, plot_axes *ax)
 {
     memset(out, 0, sizeof *out);

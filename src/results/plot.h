@@ -67,6 +67,10 @@ typedef struct plot_axes {
     size_t oom, failed;            /* runs out of memory, failed */
 } plot_axes;
 int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out *out, plot_axes *ax);
+/* After a plot --sweep matched no run: " (--where K=V: K takes A, B, ...;
+ * did you mean 'X'?)" for the first --where whose value no run of the sweep
+ * has, into buf; "" when each value occurs. */
+void plot_where_hint(db *d, const plot_query *q, char *buf, size_t n);
 /* Runs gnuplot script with the variable assignments vars and fmt/outbase
  * taken from outpath (.png or .svg; anything else is D2_EINVAL). */
 int plot_draw(const char *gnuplot, const char *script, const char *vars, const char *outpath);

@@ -257,9 +257,9 @@ static void provenance(FILE *o, db *d, const char *sweep, const char *variant)
     static const char *const q[3] = {
         "SELECT r.code_version || ' (' || count(*) || ' runs)' FROM runs r JOIN params p ON p.run_id = r.id AND p.key = 'sweep.name'"
         " AND p.value = ?1 WHERE r.variant = ?2 AND r.status != 'failed' GROUP BY r.code_version ORDER BY 1",
-        "SELECT coalesce(nullif((SELECT value FROM params WHERE run_id = r.id AND key = 'reading.name'), ''), '(none)') || ' (' || count(*) || ' runs)'"
-        " FROM runs r JOIN params p ON p.run_id = r.id AND p.key = 'sweep.name' AND p.value = ?1"
-        " WHERE r.variant = ?2 AND r.status != 'failed' GROUP BY 1 ORDER BY 1",
+        "SELECT rd || ' (' || count(*) || ' runs)' FROM (SELECT coalesce(nullif((SELECT value FROM params WHERE run_id = r.id"
+        " AND key = 'reading.name'), ''), '(none)') AS rd FROM runs r JOIN params p ON p.run_id = r.id AND p.key = 'sweep.name'"
+        " AND p.value = ?1 WHERE r.variant = ?2 AND r.status != 'failed') GROUP BY rd ORDER BY 1",
         "SELECT i.role || ': ' || replace(i.path, rtrim(i.path, replace(i.path, '/', '')), '') || '  xxh128 ' || i.xxh128 || ' (' || count(*) || ' runs)'"
         " FROM inputs i JOIN runs r ON r.id = i.run_id JOIN params p ON p.run_id = r.id AND p.key = 'sweep.name' AND p.value = ?1"
         " WHERE r.variant = ?2 AND r.status != 'failed' GROUP BY i.role, i.path, i.xxh128 ORDER BY 1"};
@@ -277,6 +277,10 @@ static void provenance(FILE *o, db *d, const char *sweep, const char *variant)
             }
             if (!n) fputs("(none)", o);
             sqlite3_finalize(st);
+        } else { /* said on the page, never an empty line */
+            fputs("(not available: ", o);
+            esc(o, sqlite3_errmsg(db_handle(d)));
+            fputs(")", o);
         }
         fputs("</dd>", o);
     }

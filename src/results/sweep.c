@@ -95,7 +95,7 @@ static int expand_range(axis *a, const char *item, const char *where)
         step_s = sep + 1;
     }
     double lo, hi, step = 1;
-    if (units_parse_double(trim(buf), &lo) || units_parse_double(trim(hi_s), &hi) ||
+    if (*hi_s == '.' || units_parse_double(trim(buf), &lo) || units_parse_double(trim(hi_s), &hi) || /* "..." is no range */
         (step_s && units_parse_double(trim(step_s), &step)))
         D2_ERROR(D2_EFORMAT, "%s: %s: malformed range \"%s\" (expected lo..hi, lo..hi:step or lo..hi*factor, e.g. 200M..2600M:300M or 4..32*2)", where, a->key, item);
     if (lo > hi) D2_ERROR(D2_EFORMAT, "%s: %s: range \"%s\" has lo > hi", where, a->key, item);
