@@ -90,6 +90,11 @@ printf '{"problem_id":0,"layer":0,"experts":[1],"gating_probs":[1.0],"token_idx"
 out=$("$D2MOE" trace stats "$TMP/deep.d2t" 2>&1); st=$?
 [ $st -eq 0 ] && echo "$out" | grep -q "65533 layers without records not shown" && [ "$(echo "$out" | grep -c '^ *[0-9]')" -lt 20 ]
 ok $? "trace stats of it: exit 0, empty layers counted, not printed as rows"
+echo "$out" | grep -qi 'nan'; [ $? -ne 0 ]; ok $? "trace stats of it: no nan anywhere (means over the layers with records)"
+printf '{"problem_id":0,"layer":0,"experts":[1],"gating_probs":[1.0],"token_idx":0}\n{"problem_id":0,"layer":65534,"experts":[65534],"gating_probs":[1.0],"token_idx":0}\n' > "$TMP/square.jsonl"
+expect 2 "65535 layers x 65535 experts: more than 4194304 \(layers x experts\) cells" \
+    "65,535 layers x 65,535 experts: refused (exit 2), beyond any model profile" -- \
+    "$D2MOE" trace import --format mixtral-jsonl "$TMP/square.jsonl" -o "$TMP/square.d2t"
 # trace gen --like of those shapes: the fit's pilots are sized by the experts
 # and records the target has, not by the header (2 x 65,535 took 23 s; the
 # timeouts only catch a return of that: they are guards, not measurements)
@@ -113,10 +118,16 @@ printf '%s\n0,English,1,1\n2,English,1,1\n' "$H" > "$TMP/gap.csv"
 expect 2 "gap.csv: field \"Layer\": layer 1 missing" "a gap in the layers: exit 2" -- "$D2MOE" trace stats "$TMP/gap.csv"
 printf '%s\n0,English,1,1\n\nx,English,1,1\n' "$H" > "$TMP/nonnum.csv"
 expect 2 "nonnum.csv:4: field \"Layer\": expected a layer number" "a non-numeric layer: exit 2 at file:line" -- "$D2MOE" trace stats "$TMP/nonnum.csv"
+printf '%s\n0,English,1\n' "$H" > "$TMP/short.csv"
+expect 2 "short.csv:2: 3 fields, the header has 4" "a short row: exit 2 naming the field count" -- "$D2MOE" trace stats "$TMP/short.csv"
+printf '%s\n0,English,1,1,1\n' "$H" > "$TMP/longrow.csv"
+expect 2 "longrow.csv:2: 5 fields, the header has 4" "a long row: exit 2 naming the field count" -- "$D2MOE" trace stats "$TMP/longrow.csv"
 printf '%s\n0,English,0,0\n' "$H" > "$TMP/zero.csv"
 expect 2 "zero.csv:2: layer 0: values sum to 0" "an all-zero table: exit 2" -- "$D2MOE" trace stats "$TMP/zero.csv"
 printf '%s\n0,English,1e308,1e308\n' "$H" > "$TMP/huge.csv"
 expect 2 "huge.csv:2: field \"Expert_0\": expected a number 0..1e\+15" "1e308 values: exit 2" -- "$D2MOE" trace stats "$TMP/huge.csv"
+printf '{"num_experts": 2, "expert_usage_by_layer": {"1": {"0": 1, "1": 2}, "1": {"0": 3, "1": 4}}}\n' > "$TMP/dupl.json"
+expect 2 "dupl.json:1: malformed JSON: duplicate object key" "Switch counts with a layer key twice: exit 2" -- "$D2MOE" trace stats --top-k 1 "$TMP/dupl.json"
 printf '{"num_experts": 2, "expert_usage_by_layer": {"1": {"0": 0, "1": 0}}}\n' > "$TMP/zero.json"
 expect 2 "zero.json: layer 0: values sum to 0" "all-zero Switch counts: exit 2" -- "$D2MOE" trace stats "$TMP/zero.json"
 printf '{"num_experts": 2, "expert_usage_by_layer": {"1": {"0": 1e308, "1": 1e308}}}\n' > "$TMP/huge.json"
@@ -141,6 +152,13 @@ expect 2 "dupname.safetensors: JSON header: duplicate object key" "safetensors t
 h="{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), 'descr': '<f2', }"
 { printf '\223NUMPY\001\000'; printf "$(printf '\\%03o' $((${#h} + 1)))\\000"; printf '%s\n' "$h"; head -c 16 /dev/zero; } > "$TMP/dupkey.npy"
 expect 2 "dupkey.npy: header: key 'descr' appears more than once" ".npy with a duplicate descr: exit 2 (numpy takes the last)" -- "$D2MOE" quantize --input "$TMP/dupkey.npy"
+h="{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), \"descr\": '<f2', }"
+{ printf '\223NUMPY\001\000'; printf "$(printf '\\%03o' $((${#h} + 1)))\\000"; printf '%s\n' "$h"; head -c 16 /dev/zero; } > "$TMP/dupkey2.npy"
+expect 2 "dupkey2.npy: header: key 'descr' appears more than once" ".npy with descr twice, once double-quoted: exit 2" -- "$D2MOE" quantize --input "$TMP/dupkey2.npy"
+h="{\"descr\": '<f4', \"fortran_order\": False, \"shape\": (2, 2), }"
+{ printf '\223NUMPY\001\000'; printf "$(printf '\\%03o' $((${#h} + 1)))\\000"; printf '%s\n' "$h"; head -c 16 /dev/zero; } > "$TMP/dq.npy"
+"$D2MOE" quantize --input "$TMP/dq.npy" -o "$TMP/dq.mwq" > /dev/null 2>&1 && [ -s "$TMP/dq.mwq" ]
+ok $? ".npy with double-quoted keys (legal Python) is read and quantized"
 # llama2.c: the smallest legal header (dim 2, hidden 2, 1 layer, 1 head, 1 kv head, vocab 1, seq 1) and its floats, plus 1 MB
 printf '\002\000\000\000\002\000\000\000\001\000\000\000\001\000\000\000\001\000\000\000\001\000\000\000\001\000\000\000' > "$TMP/tiny.bin"
 head -c $((4 * (2 + 2 + 4 + 4 + 4 + 4 + 2 + 4 + 4 + 4 + 2 + 2))) /dev/zero >> "$TMP/tiny.bin"

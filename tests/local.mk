@@ -2,6 +2,8 @@
 # in each src/<module>/local.mk).
 TESTS += tests/cli.sh tests/profiles.sh tests/db.sh tests/badinput.sh tests/inputs.sh tests/workflow.sh
 EXTRA_DIST += tests/workflow.sh tests/lib.sh tests/cli.sh tests/profiles.sh tests/db.sh tests/badinput.sh tests/inputs.sh
+# inputs.sh replays the fuzzers' findings kept here
+EXTRA_DIST += tests/data/fuzz
 # Golden outputs of the simulator (tests/golden/update.sh regenerates them).
 TESTS += tests/golden.sh
 EXTRA_DIST += tests/golden.sh tests/golden

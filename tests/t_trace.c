@@ -4,6 +4,7 @@
  * generator determinism, and the --like fits against the real data in
  * $D2_SHARED (# SKIP when absent).  Runs in a few seconds. */
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/model.h"
 #include "core/rng.h"
 #include "trace/gen.h"
@@ -129,6 +130,28 @@ static void test_roundtrip(void)
     a.pos = 0; a.experts[0] = 4;
     ok(trace_writer_put(w, &a) == D2_EFORMAT && strstr(d2_err_msg(), "\"experts\"[0]: id 4 out of range"), "writer refuses an id out of range");
     ok(trace_writer_close(w) != D2_OK && !file_exists(tmp("bad.d2t")), "a refused writer does not leave a file");
+    /* layers x experts beyond what a model profile allows: refused by the
+     * writer (an importer never makes one) and by the reader (a header made
+     * elsewhere, checksum right) */
+    hh.layers = 65535; hh.experts = 65535;
+    ok(trace_writer_new(tmp("big.d2t"), &hh, &w) == D2_EINVAL && strstr(d2_err_msg(), "65535 layers x 65535 experts") &&
+           !file_exists(tmp("big.d2t")),
+       "writer refuses 65,535 layers x 65,535 experts (\"%s\")", d2_err_msg());
+    size_t nb = 0;
+    unsigned char *b = slurp(tmp("small.d2t"), &nb);
+    if (b && nb >= 128) {
+        const uint32_t L = 65535, E = 65535;
+        for (int i = 0; i < 4; i++) { b[16 + i] = (unsigned char)(L >> 8 * i); b[20 + i] = (unsigned char)(E >> 8 * i); }
+        uint64_t hs = hash64(b, 120);
+        for (int i = 0; i < 8; i++) b[120 + i] = (unsigned char)(hs >> 8 * i);
+        spit(tmp("big.d2t"), b, nb);
+        trace_file *tf = NULL;
+        ok(trace_file_open(tmp("big.d2t"), &tf) == D2_EFORMAT && strstr(d2_err_msg(), "big.d2t") &&
+               strstr(d2_err_msg(), "\"layers\" x \"experts\""),
+           "reader refuses a header of 65,535 x 65,535 (\"%s\")", d2_err_msg());
+        trace_file_close(tf);
+    } else ok(0, "read small.d2t back");
+    free(b);
 }
 
 /* Every single flipped byte and every truncation must be detected by open

@@ -136,7 +136,7 @@ static int load_stats(const char *path, const stat_params *sp, const char *langu
     import_table t;
     D2_TRY(import_table_read(path, language, &t));
     uint32_t K = top_k ? top_k : t.top_k;
-    if (!K) { import_table_clear(&t); D2_ERROR(D2_EINVAL, "%s: the table holds counts: give the top-k (--model or --set gen.top_k)", path); }
+    if (!K) { import_table_clear(&t); D2_ERROR(D2_EINVAL, "%s: the table holds counts: give the top-k (trace stats --top-k K; trace gen --like: --model M or --set gen.top_k=K)", path); }
     stat_acc *s;
     int rc = stat_new(t.layers, t.experts, K, &s);
     if (!rc) {
@@ -184,24 +184,44 @@ static void print_stats(const char *path, const stat_acc *s)
                a[2], a[3], a[4], a[5], a[6], w);
     }
     if (empty) printf("(%u layers without records not shown)\n", empty);
-    printf("median over layers: max/mean %.2f, cv %.2f, gini %.3f, top1_repeat %.3f\n",
-           stat_median(s, offsetof(stat_layer, max_over_mean)), stat_median(s, offsetof(stat_layer, cv)),
-           stat_median(s, offsetof(stat_layer, gini)), stat_median(s, offsetof(stat_layer, top1_repeat)));
+    { /* a median over no layer with a value is "-", never "nan" */
+        char m[4][16];
+        const size_t off[4] = {offsetof(stat_layer, max_over_mean), offsetof(stat_layer, cv), offsetof(stat_layer, gini),
+                               offsetof(stat_layer, top1_repeat)};
+        const int prec[4] = {2, 2, 3, 3};
+        for (int i = 0; i < 4; i++) {
+            double v = stat_median(s, off[i]);
+            if (isnan(v)) snprintf(m[i], sizeof m[i], "-");
+            else snprintf(m[i], sizeof m[i], "%.*f", prec[i], v);
+        }
+        printf("median over layers: max/mean %s, cv %s, gini %s, top1_repeat %s\n", m[0], m[1], m[2], m[3]);
+    }
     const uint32_t *b;
     int nb = stat_batches(s, &b);
     printf("batch R                   ");
     for (int i = 0; i < nb; i++) printf(" %7u", b[i]);
+    /* means over the layers that have a value (a layer without records has none) */
     printf("\ndistinct experts (mean/layer)");
     for (int i = 0; i < nb; i++) {
         double m = 0;
-        for (uint32_t l = 0; l < L; l++) m += stat_layer_get(s, l)->distinct_experts[i];
-        printf(" %7.2f", m / L);
+        uint32_t k = 0;
+        for (uint32_t l = 0; l < L; l++) {
+            double v = stat_layer_get(s, l)->distinct_experts[i];
+            if (!isnan(v)) m += v, k++;
+        }
+        if (k) printf(" %7.2f", m / k);
+        else printf(" %7s", "-");
     }
     printf("\ndistinct (expert,level) items ");
     for (int i = 0; i < nb; i++) {
         double m = 0;
-        for (uint32_t l = 0; l < L; l++) m += stat_layer_get(s, l)->distinct_items[i];
-        printf(" %7.2f", m / L);
+        uint32_t k = 0;
+        for (uint32_t l = 0; l < L; l++) {
+            double v = stat_layer_get(s, l)->distinct_items[i];
+            if (!isnan(v)) m += v, k++;
+        }
+        if (k) printf(" %7.2f", m / k);
+        else printf(" %7s", "-");
     }
     printf("\n");
 }

@@ -233,14 +233,24 @@ static int open_safetensors(weights *w)
 }
 
 /* ---- .npy ----------------------------------------------------------------------- */
-/* 1 = the key appears more than once (numpy keeps the last, we would read
- * the first: refused); -1 = absent */
+/* `key` bare (descr): found quoted either way ('descr' or "descr", both
+ * legal Python).  1 = the key appears more than once in any quoting (numpy
+ * keeps the last, we would read the first: refused); -1 = absent */
 static int npy_field(const char *hdr, const char *key, const char **val)
 {
-    const char *p = strstr(hdr, key);
-    if (!p) return -1;
-    if (strstr(p + strlen(key), key)) return 1;
-    p = strchr(p + strlen(key), ':');
+    char q1[64], q2[64];
+    snprintf(q1, sizeof q1, "'%s'", key);
+    snprintf(q2, sizeof q2, "\"%s\"", key);
+    const char *first = NULL;
+    int n = 0;
+    for (int k = 0; k < 2; k++)
+        for (const char *p = strstr(hdr, k ? q2 : q1); p; p = strstr(p + 1, k ? q2 : q1)) {
+            n++;
+            if (!first || p < first) first = p;
+        }
+    if (!n) return -1;
+    if (n > 1) return 1;
+    const char *p = strchr(first + strlen(q1), ':');
     if (!p) return -1;
     p++;
     while (*p == ' ') p++;
@@ -275,17 +285,17 @@ static int open_npy(weights *w)
     if (dot && !strcmp(dot, ".npy")) *dot = 0;
     const char *v;
     rc = D2_EFORMAT;
-    static const char *const keys[] = {"'descr'", "'fortran_order'", "'shape'"};
+    static const char *const keys[] = {"descr", "fortran_order", "shape"};
     for (int i = 0; i < 3; i++)
-        if (npy_field(hdr, keys[i], &v) == 1) { d2_err_set("%s: header: key %s appears more than once", w->path, keys[i]); goto out; }
-    if (npy_field(hdr, "'descr'", &v) || (*v != '\'' && *v != '"')) { d2_err_set("%s: header: no 'descr'", w->path); goto out; }
+        if (npy_field(hdr, keys[i], &v) == 1) { d2_err_set("%s: header: key '%s' appears more than once", w->path, keys[i]); goto out; }
+    if (npy_field(hdr, "descr", &v) || (*v != '\'' && *v != '"')) { d2_err_set("%s: header: no 'descr'", w->path); goto out; }
     size_t k = 0;
     for (v++; *v && *v != '\'' && *v != '"' && k + 1 < sizeof ti.dtype_name; v++) ti.dtype_name[k++] = *v;
     ti.dtype = !strcmp(ti.dtype_name, "<f4") ? WEIGHTS_F32 : !strcmp(ti.dtype_name, "<f2") ? WEIGHTS_F16 : WEIGHTS_OTHER;
     if (ti.dtype == WEIGHTS_OTHER) { d2_err_set("%s: header: dtype '%s' not supported (expected '<f4' or '<f2')", w->path, ti.dtype_name); goto out; }
-    if (npy_field(hdr, "'fortran_order'", &v)) { d2_err_set("%s: header: no 'fortran_order'", w->path); goto out; }
+    if (npy_field(hdr, "fortran_order", &v)) { d2_err_set("%s: header: no 'fortran_order'", w->path); goto out; }
     ti.fortran = !strncmp(v, "True", 4);
-    if (npy_field(hdr, "'shape'", &v) || *v != '(') { d2_err_set("%s: header: no 'shape' tuple", w->path); goto out; }
+    if (npy_field(hdr, "shape", &v) || *v != '(') { d2_err_set("%s: header: no 'shape' tuple", w->path); goto out; }
     int64_t dims[8], nd = 0;
     for (v++;;) {
         while (*v == ' ' || *v == ',') v++;

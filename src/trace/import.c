@@ -192,7 +192,7 @@ static int jroute(ctx *c, uint32_t line, json_t *o, const char *kex, const char 
 static int parse_json_line(ctx *c, uint32_t line, const char *buf, size_t len, int vllm)
 {
     json_error_t err;
-    json_t *o = json_loadb(buf, len, 0, &err);
+    json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
     if (!o) D2_ERROR(D2_EFORMAT, "%s:%u: malformed JSON at column %d: %s", c->path, line, err.column, err.text);
     int rc = D2_OK;
     if (!json_is_object(o)) { rc = D2_EFORMAT; d2_err_set("%s:%u: expected a JSON object, got %s", c->path, line, jtype(o)); goto out; }
@@ -985,7 +985,7 @@ static int table_check_rows(const char *path, import_table *t, const uint32_t *l
 static int table_json(const char *path, const char *text, size_t len, import_table *t)
 {
     json_error_t err;
-    json_t *o = json_loadb(text, len, 0, &err);
+    json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (!o) D2_ERROR(D2_EFORMAT, "%s:%d: malformed JSON: %s", path, err.line, err.text);
     int rc = D2_OK;
     json_t *ne = json_object_get(o, "num_experts"), *by = json_object_get(o, "expert_usage_by_layer");
@@ -1113,6 +1113,13 @@ static int table_csv(const char *path, char *text, const char *language, import_
         at[lay] = lineno;
         if ((uint32_t)lay + 1 > L) L = (uint32_t)lay + 1;
         char *q = c2 + 1;
+        uint32_t nf = 1; /* value fields on the line: the header's count, else the row is short or long */
+        for (const char *x = q; *x; x++) nf += *x == ',';
+        if (nf != E) {
+            rc = D2_EFORMAT;
+            d2_err_set("%s:%u: %u fields, the header has %u (Layer, Language and %u expert columns)", path, lineno, nf + 2, E + 2, E);
+            break;
+        }
         double rs = 0;
         for (uint32_t e = 0; e < E; e++) {
             double v = strtod(q, &end);

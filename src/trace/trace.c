@@ -122,6 +122,9 @@ int trace_writer_new(const char *path, const trace_header *h, trace_writer **out
     *out = NULL;
     if (h->layers < 1 || h->layers > 65535) D2_ERROR(D2_EINVAL, "%s: layers %u out of range 1..65535", path, h->layers);
     if (h->experts < 1 || h->experts > 65535) D2_ERROR(D2_EINVAL, "%s: experts %u out of range 1..65535", path, h->experts);
+    if ((uint64_t)h->layers * h->experts > TRACE_CELLS_MAX)
+        D2_ERROR(D2_EINVAL, "%s: %u layers x %u experts: more than %u (layers x experts) cells, the largest a model profile allows",
+                 path, h->layers, h->experts, TRACE_CELLS_MAX);
     if (h->top_k < 1 || h->top_k > TRACE_K_MAX || h->top_k > h->experts)
         D2_ERROR(D2_EINVAL, "%s: top_k %u out of range 1..min(%d, experts)", path, h->top_k, TRACE_K_MAX);
     trace_writer *w = calloc(1, sizeof *w);
@@ -321,6 +324,9 @@ static int file_check_header(trace_file *f, const unsigned char *p, uint64_t siz
     h->model[TRACE_MODEL_NAME_MAX - 1] = 0;
     if (h->layers < 1 || h->layers > 65535) D2_ERROR(D2_EFORMAT, "%s: header field \"layers\": %u out of range", path, h->layers);
     if (h->experts < 1 || h->experts > 65535) D2_ERROR(D2_EFORMAT, "%s: header field \"experts\": %u out of range", path, h->experts);
+    if ((uint64_t)h->layers * h->experts > TRACE_CELLS_MAX)
+        D2_ERROR(D2_EFORMAT, "%s: header fields \"layers\" x \"experts\": %u x %u is more than %u cells, the largest a model profile allows",
+                 path, h->layers, h->experts, TRACE_CELLS_MAX);
     if (h->top_k < 1 || h->top_k > TRACE_K_MAX || h->top_k > h->experts)
         D2_ERROR(D2_EFORMAT, "%s: header field \"top_k\": %u out of range", path, h->top_k);
     if (h->chunk_records < 1 || h->chunk_records > TRACE_CHUNK_MAX)

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #define TRACE_K_MAX 16            /* largest top-k a record can hold */
+#define TRACE_CELLS_MAX (1024u * 4096u) /* largest layers x experts (the profiles' limits: 1024 layers, 4096 experts) */
 #define TRACE_GEN_MAX_BYTES (16ull << 30) /* `trace gen` refuses outputs with more record bytes */
 #define TRACE_VERSION 1           /* .d2t format version written */
 #define TRACE_HEADER_BYTES 128    /* bytes */

@@ -22,7 +22,7 @@ if [ ! -f "$dir/build/Makefile" ]; then
     (cd "$dir/build" && CC=$CLANG CFLAGS="-g -O1 -fsanitize=fuzzer-no-link $san" "$src/configure" >configure.out 2>&1) ||
         { echo "fuzz: configure failed (see $dir/build/configure.out)"; exit 1; }
 fi
-(cd "$dir/build" && make -j2 libd2core.a libd2trace.a libd2quant.a libd2sim.a libd2results.a >make.out 2>&1) ||
+(cd "$dir/build" && make -j"$(nproc 2>/dev/null || echo 2)" libd2core.a libd2trace.a libd2quant.a libd2sim.a libd2results.a >make.out 2>&1) ||
     { echo "fuzz: library build failed (see $dir/build/make.out)"; tail -20 "$dir/build/make.out"; exit 1; }
 libs=$(cd "$dir/build" && make -s -f Makefile -f - print-d2-libs <<'MK'
 print-d2-libs:
