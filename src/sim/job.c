@@ -130,7 +130,10 @@ int sim_job_run(const sim_job *job, sim_result **out)
         sim_timeline_begin(&tlw, tl, &fo.tl);
         fo.have_tl = 1;
     }
-    sim_observer obs = {.op = fan_op, .unit_freed = fan_freed, .user = &fo};
+    /* no one listening (a sweep job without --timelines): no observer, so the
+     * serving loop does not build an operation per load and compute */
+    const int want_op = fo.have_tl || (job->obs && job->obs->op), want_freed = job->obs && job->obs->unit_freed;
+    sim_observer obs = {.op = want_op ? fan_op : NULL, .unit_freed = want_freed ? fan_freed : NULL, .user = &fo};
     rc = sim_run_observed(&in, &obs, &r);
     if (tlo) {
         if (rc != D2_OK) fileio_out_abort(tlo);
