@@ -7,6 +7,7 @@
 #include "core/fileio.h"
 #include "core/inifile.h"
 #include "core/suggest.h"
+#include "results/runner.h"
 #include "core/units.h"
 
 #include <errno.h>
@@ -321,7 +322,10 @@ static int key_expr(db *d, const char *sweep, const char *opt, const char *key, 
         snprintf(unit, un, "%s", (const char *)sqlite3_column_text(st, 1));
     }
     sqlite3_finalize(st);
-    if (kind == 1) *expr = sqlite3_mprintf("(SELECT value FROM params WHERE run_id = runs.id AND key = %Q)", k);
+    if (kind == 1) {
+        *expr = sqlite3_mprintf("(SELECT value FROM params WHERE run_id = runs.id AND key = %Q)", k);
+        snprintf(unit, un, "%s", runner_param_units(k)); /* from the parameter's table row */
+    }
     else if (kind == 2) *expr = sqlite3_mprintf("(SELECT value FROM metrics WHERE run_id = runs.id AND name = %Q)", k);
     else {
         char **names;

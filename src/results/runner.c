@@ -26,6 +26,18 @@ static const param_table *table_for(const char *prefix)
     return NULL;
 }
 
+const char *runner_param_units(const char *key)
+{
+    const char *dot = strchr(key, '.');
+    char prefix[16];
+    if (!dot || (size_t)(dot - key) >= sizeof prefix) return "";
+    memcpy(prefix, key, (size_t)(dot - key));
+    prefix[dot - key] = '\0';
+    const param_table *t = table_for(prefix);
+    const param_def *d = t ? param_find(t, dot + 1) : NULL;
+    return d && d->units ? d->units : "";
+}
+
 int runner_readings_load(readings *rd, const char *name_or_path)
 {
     if (name_or_path && *name_or_path && strcmp(name_or_path, "none")) {

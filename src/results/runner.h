@@ -33,6 +33,9 @@ int runner_result_trace_repeats(const sim_result *r, const char *trace, double *
 int runner_fill_run(db_run *run, const sim_result *r);
 
 int runner_check(const char *key, const char *value, const char *where, void *user);
+/* The units of a table.key parameter (model.*, device.*, sim.*) from its
+ * table row, or "" (unknown key or unitless). */
+const char *runner_param_units(const char *key);
 
 /* readings_load, after checking that the reading's file is a regular file
  * (src/sim's loader would wait on a FIFO); NULL, "" and "none" as there. */
