@@ -41,6 +41,18 @@ $D2MOE simulate --model mixtral-8x7b --device env1 --policy hold-int8 --requests
 ok $? "out of memory exits 0 (a result)"
 jq -e '.status == "oom" and (.reason | length) > 0' "$TMP/oom.json" > /dev/null; ok $? "mixtral INT8 resident on a 6 GB GPU: status oom"
 
+# sim.storage: a nested system's level sizes from a named storage format.
+# One token at INT2 only (uniform:2), room for all: 64 level-1 loads, so the
+# bytes scale by the level-1 sizes: v1k 74 B per 256 weights against the
+# paper layout's 2 bits + 4 B per 128 weights (0.28125 B/weight): 37/36.
+ST="$D2MOE simulate --model mixtral-8x7b --device env1 --set sim.bitroute=uniform:2 --budget 4G --requests 1 --prompt 1 --gen 1 --json"
+a=$($ST | jq '.io_gb'); b=$($ST --set sim.storage=v1 | jq '.io_gb'); c=$($ST --set sim.storage=v1k | jq '.io_gb')
+awk -v a="$a" -v b="$b" 'BEGIN { exit !(a > 0 && a == b) }'; ok $? "sim.storage=v1: the paper layout's sizes ($a GB both)"
+awk -v a="$a" -v c="$c" 'BEGIN { r = c / a; exit !(r > 37 / 36 - 1e-9 && r < 37 / 36 + 1e-9) }'
+ok $? "sim.storage=v1k: level-1 bytes 74 B per super-block of 256 weights, 37/36 of the paper layout ($c / $a GB)"
+expect 2 "sim.storage v2k has 4 levels; system d2moe-v1 has 3" "sim.storage with another level count: exit 2" -- $S --set sim.storage=v2k
+expect 2 "stores separate copies, not nested levels" "sim.storage on a system of copies: exit 2" -- $S --policy hold-int8 --set sim.storage=v1k
+expect 2 "not a storage format" "sim.storage of an unknown format: exit 2" -- $S --set sim.storage=v3k
 expect 2 '"nope" is not a named system' "unknown policy: exit 2" -- $S --policy nope
 expect 2 "smaller than one expert level" "budget below one level: exit 2" -- $S --budget 1M
 expect 2 "unknown planner" "unknown planner: exit 2" -- $S --set sim.plan=fastest

@@ -107,6 +107,10 @@ int runner_check(const char *key, const char *value, const char *where, void *us
         suggest_hint(value, names, n, hint, sizeof hint);
         D2_ERROR(D2_EINVAL, "%s: sim.policy: \"%s\" is not a named system%s ('d2moe simulate --list' lists them)", where, value, hint);
     }
+    if (!strcmp(key, "sim.storage") && *value) {
+        int lv;
+        if (model_format_levels(value, &lv) != D2_OK) D2_ERROR(D2_EINVAL, "%s: sim.storage: \"%s\" is not a storage format (v1, v2, v1k or v2k)", where, value);
+    }
     /* the value must parse and lie in range: try it on a scratch object */
     union { model m; device d; sim_params s; } scratch;
     param_defaults(t, &scratch);

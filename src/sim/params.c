@@ -20,6 +20,7 @@ static const param_def defs[] = {
     {"mem", PARAM_STRING, F(mem), "", 0, 0, "", "memory policy, a name from d2moe simulate --list (e.g. budget, lru, belady, arc; empty = the system's)"},
     {"caps", PARAM_STRING, F(caps), "", 0, 0, "", "bit-width capacities c_k, e.g. 0.3/0.4/0.3 (empty = the system's)"},
     {"group", PARAM_INT, F(group), "128", 1, 1 << 20, "weights", "quantization group size (paper: 128)"},
+    {"storage", PARAM_STRING, F(storage), "", 0, 0, "", "storage format of a nested system's levels: empty = the paper's (b1-bit codes, then sign planes, FP16 scales per group of sim.group); v1, v2 (the .mwq layouts of kern.h), v1k, v2k (the k-quant nested presets of kq.h: 256-weight super-blocks, quantized sub-block scales); its level count must be the system's (docs/mwq.md)"},
     {"nonexpert_bits", PARAM_INT, F(nonexpert_bits), "4", 1, 32, "bits", "bits per resident non-expert weight (4: weights-only INT4, see docs/simulator.md)"},
     {"kv_bits", PARAM_INT, F(kv_bits), "16", 1, 32, "bits", "bits per KV-cache element"},
     {"kv_on_device", PARAM_BOOL, F(kv_on_device), "true", 0, 1, "", "count the KV cache in accelerator memory (false: kept in host memory; attention cost unchanged -- see docs/simulator.md)"},

@@ -27,6 +27,7 @@ typedef struct sim_params {
     double arrival_rate;          /* requests/s (poisson, uniform) */
     int64_t seed;                 /* seed of every random choice */
     char bitroute[PARAM_STR_MAX]; /* bit-width routing override ("" = system's) */
+    char storage[PARAM_STR_MAX];  /* nested levels' storage format: "" (the paper's per-group layout) or v1, v2, v1k, v2k */
     char plan[PARAM_STR_MAX];     /* planner override */
     char mem[PARAM_STR_MAX];      /* memory policy override */
     char caps[PARAM_STR_MAX];     /* bit-width capacities c_k, "0.3/0.4/0.3" ("" = system's) */
