@@ -23,6 +23,16 @@ for rd in $(ls "$D2_SRCDIR/experiments/readings" | sed -n 's/\.ini$//p'); do
     grep -Eq "^   readings $rd \(audit [0-9]+" "$TMP/out" && grep -Eq "^headline-tps-max-vs-edgemoe +(reproduced|exceeds-bound|not-reproduced|error) " "$TMP/out"
     ok $? "claims audit printed under reading $rd"
 done
+# sim.storage=v1k: est_ppl from the k-quant error table reproduce stored
+# (kq-mwq), lower than the MWQ table's at the same bit-widths
+printf '[sweep]\nname = stor\nmodel = mixtral-8x7b\ndevice = env1\nsim.policy = d2moe-v1\nsim.storage = v1, v1k\nsim.requests = 2\nsim.prompt = 8\nsim.gen = 8\n' > "$TMP/stor.ini"
+"$D2MOE" sweep "$TMP/stor.ini" --db "$TMP/r/d2moe.db" --quiet > /dev/null 2>&1
+if command -v sqlite3 >/dev/null; then
+    q="SELECT (SELECT value FROM metrics WHERE run_id = j.run_id AND name = 'est_ppl') FROM sweep_jobs j JOIN params p ON p.run_id = j.run_id AND p.key = 'sim.storage' WHERE j.sweep = 'stor' AND p.value ="
+    pv1=$(sqlite3 "$TMP/r/d2moe.db" "$q 'v1'"); pk=$(sqlite3 "$TMP/r/d2moe.db" "$q 'v1k'")
+    awk -v a="$pv1" -v b="$pk" 'BEGIN { exit !(a > 0 && b > 0 && b < a) }'
+    ok $? "sim.storage=v1k: est_ppl from the k-quant error table ($pk) below v1's ($pv1)"
+fi
 if command -v sqlite3 >/dev/null; then
     [ "$(sqlite3 "$TMP/r/d2moe.db" "SELECT count(DISTINCT bits) FROM quant_errors WHERE method = 'rtn-int'")" -eq 7 ]; ok $? "error table stored: rtn-int at 7 bit-widths"
     [ "$(sqlite3 "$TMP/r/d2moe.db" "SELECT count(*) FROM metrics m JOIN runs r ON r.id = m.run_id WHERE m.name = 'est_ppl' AND m.value IS NULL AND r.status = 'ok'")" -eq 0 ]; ok $? "every ok run has a finite est_ppl (oom runs have none)"

@@ -148,6 +148,12 @@ static const struct storage_format *storage_find(const char *name)
     return NULL;
 }
 
+int model_format_is_kq(const char *format)
+{
+    const struct storage_format *f = storage_find(format);
+    return f && f->kq;
+}
+
 int model_format_levels(const char *format, int *levels)
 {
     const struct storage_format *f = storage_find(format);

@@ -83,6 +83,9 @@ int64_t model_expert_mwq_bytes(const model *m, int base_bits, int levels, int64_
 int model_expert_format_level_bytes(const model *m, const char *format, int level, int64_t group, int64_t *bytes);
 /* Levels of a named storage format (3 or 4); D2_EINVAL when unknown. */
 int model_format_levels(const char *format, int *levels);
+/* 1 when `format` is a k-quant nested format (v1k, v2k: quant/kq.h's
+ * layout), 0 for the others and for an unknown name. */
+int model_format_is_kq(const char *format);
 
 /* Everything that is not a routed expert: embeddings, output head, attention,
  * norms, routers, shared experts, dense FFNs. */

@@ -178,12 +178,14 @@ typedef struct fill {
     double w2[ACC_MAX_BITS + 1]; /* sum of squared gate weights per bit-width */
     int have_w2;
     char format[64];             /* storage format: nested or separate copies */
+    int kq;                      /* sim.storage names a k-quant nested format (v1k, v2k) */
 } fill;
 
 static int param_cb(const char *key, const char *value, const char *units, void *user)
 {
     fill *f = user;
     if (!strcmp(key, "system.format") || !strcmp(key, "system.storage")) snprintf(f->format, sizeof f->format, "%s", value);
+    if (!strcmp(key, "sim.storage")) f->kq = model_format_is_kq(value);
     return db_run_param_visit(key, value, units, f->run);
 }
 
@@ -283,7 +285,9 @@ int runner_simulate(const sweep_job *job, db_run *run, void *user)
     }
     if (rc == D2_OK && c && c->acc) {
         double ppl = NAN;
-        if (f.have_w2) ppl = accuracy_estimate(c->acc, f.format, f.w2);
+        /* nested levels stored as k-quant super-blocks: their own error table */
+        const char *fmt = f.kq && !strcmp(f.format, "nested") ? "nested-k" : f.format;
+        if (f.have_w2) ppl = accuracy_estimate(c->acc, fmt, f.w2);
         rc = db_run_metric(run, "est_ppl", ppl, "ppl");
     }
     sim_result_free(r);
