@@ -353,6 +353,21 @@ static void test_layer_lru_run(void)
 
 /* ---- speculative loads: used or wasted (pf_gate.c) ------------------------ */
 
+/* share of the 2 true next-layer experts (3 and 5) gate-ahead keeps over
+ * 20000 predictions */
+static double kept_share(prefetch_ctx *c)
+{
+    uint64_t kept = 0, total = 0;
+    for (int i = 0; i < 20000; i++) {
+        uint32_t out[8], n;
+        c->layer = (uint32_t)(i % 3);
+        gate_predict_fixed(c, out, &n);
+        for (uint32_t k = 0; k < n; k++) kept += out[k] == 3 || out[k] == 5;
+        total += 2;
+    }
+    return (double)kept / (double)total;
+}
+
 static void test_gate_predictors(void)
 {
     gate_state st = {0};
@@ -363,15 +378,7 @@ static void test_gate_predictors(void)
     /* the fixed accuracy: over 20000 predictions of 2 true experts each,
      * the share kept is GATE_AHEAD_ACC within 5 standard deviations
      * (sqrt(0.8 x 0.2 / 40000) = 0.002) */
-    uint64_t kept = 0, total = 0;
-    for (int i = 0; i < 20000; i++) {
-        uint32_t out[8], n;
-        c.layer = (uint32_t)(i % 3);
-        gate_predict_fixed(&c, out, &n);
-        for (uint32_t k = 0; k < n; k++) kept += out[k] == 3 || out[k] == 5;
-        total += 2;
-    }
-    is_near((double)kept / (double)total, GATE_AHEAD_ACC, 0.01, "gate-ahead keeps each true expert with probability 0.8");
+    is_near(kept_share(&c), GATE_AHEAD_ACC, 0.01, "gate-ahead keeps each true expert with probability 0.8");
     /* sim.gate_ahead_acc replaces the default when the context has the run's parameters */
     {
         sim_params sp;
@@ -379,15 +386,7 @@ static void test_gate_predictors(void)
         ok(sp.gate_ahead_acc == GATE_AHEAD_ACC, "sim.gate_ahead_acc defaults to GATE_AHEAD_ACC (%g)", sp.gate_ahead_acc);
         sp.gate_ahead_acc = 0.3;
         c.params = &sp;
-        kept = total = 0;
-        for (int i = 0; i < 20000; i++) {
-            uint32_t o[8], m;
-            c.layer = (uint32_t)(i % 3);
-            gate_predict_fixed(&c, o, &m);
-            for (uint32_t k = 0; k < m; k++) kept += o[k] == 3 || o[k] == 5;
-            total += 2;
-        }
-        is_near((double)kept / (double)total, 0.3, 0.012, "--set sim.gate_ahead_acc=0.3: each true expert kept with probability 0.3");
+        is_near(kept_share(&c), 0.3, 0.012, "--set sim.gate_ahead_acc=0.3: each true expert kept with probability 0.3");
         c.params = NULL;
     }
     /* adaptive: layer 2's predictions all miss twice: its accuracy 1 -> 0.5

@@ -156,6 +156,24 @@ static void fmt(char *b, size_t n, double x, int w, int dec)
     else snprintf(b, n, "%*s", w, "-");
 }
 
+/* one row: for each batch size, the mean over the layers that have a value
+ * of distinct_items (items = 1) or distinct_experts; "-" when no layer has one */
+static void print_layer_means(const stat_acc *s, uint32_t L, int nb, const char *title, int items)
+{
+    printf("%s", title);
+    for (int i = 0; i < nb; i++) {
+        double m = 0;
+        uint32_t k = 0;
+        for (uint32_t l = 0; l < L; l++) {
+            const stat_layer *y = stat_layer_get(s, l);
+            const double *row = items ? y->distinct_items : y->distinct_experts;
+            if (!isnan(row[i])) m += row[i], k++;
+        }
+        if (k) printf(" %7.2f", m / k);
+        else printf(" %7s", "-");
+    }
+}
+
 static void print_stats(const char *path, const stat_acc *s)
 {
     uint32_t L = stat_layers(s), E = stat_experts(s), K = stat_top_k(s);
@@ -201,28 +219,8 @@ static void print_stats(const char *path, const stat_acc *s)
     printf("batch R                   ");
     for (int i = 0; i < nb; i++) printf(" %7u", b[i]);
     /* means over the layers that have a value (a layer without records has none) */
-    printf("\ndistinct experts (mean/layer)");
-    for (int i = 0; i < nb; i++) {
-        double m = 0;
-        uint32_t k = 0;
-        for (uint32_t l = 0; l < L; l++) {
-            double v = stat_layer_get(s, l)->distinct_experts[i];
-            if (!isnan(v)) m += v, k++;
-        }
-        if (k) printf(" %7.2f", m / k);
-        else printf(" %7s", "-");
-    }
-    printf("\ndistinct (expert,level) items ");
-    for (int i = 0; i < nb; i++) {
-        double m = 0;
-        uint32_t k = 0;
-        for (uint32_t l = 0; l < L; l++) {
-            double v = stat_layer_get(s, l)->distinct_items[i];
-            if (!isnan(v)) m += v, k++;
-        }
-        if (k) printf(" %7.2f", m / k);
-        else printf(" %7s", "-");
-    }
+    print_layer_means(s, L, nb, "\ndistinct experts (mean/layer)", 0);
+    print_layer_means(s, L, nb, "\ndistinct (expert,level) items ", 1);
     printf("\n");
 }
 

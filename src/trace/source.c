@@ -398,11 +398,12 @@ static int cursor_load_token(trace_source *s, cursor *c, uint32_t fr, const trac
     return D2_OK;
 }
 
-static int route_file(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer, uint16_t *experts, float *weights,
-                      uint8_t *bits)
+/* the cursor holding (req, pos) of the file: request modulo the file's
+ * count, position modulo the request's length (no division in the common
+ * case), its token decoded if it was not the one held */
+static int file_cursor(trace_source *s, uint32_t req, uint32_t pos, cursor **out)
 {
-    /* wrap: request modulo the file's count, position modulo the request's length */
-    uint32_t fr = req < s->shape.requests ? req : req % s->shape.requests; /* no division in the common case */
+    uint32_t fr = req < s->shape.requests ? req : req % s->shape.requests;
     const trace_req_info *info = trace_file_request(s->f, fr);
     uint32_t p = pos < info->positions ? pos : pos % info->positions;
     cursor *c = s->cur[fr];
@@ -411,12 +412,30 @@ static int route_file(trace_source *s, uint32_t req, uint32_t pos, uint32_t laye
         s->cur[fr] = c;
     }
     if (c->pos != p) D2_TRY(cursor_load_token(s, c, fr, info, p));
+    *out = c;
+    return D2_OK;
+}
+
+static int route_file(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer, uint16_t *experts, float *weights,
+                      uint8_t *bits)
+{
+    cursor *c;
+    D2_TRY(file_cursor(s, req, pos, &c));
     const uint32_t K = s->shape.top_k;
     const size_t at = (size_t)layer * K;
     for (uint32_t j = 0; j < K; j++) { experts[j] = c->e[at + j]; weights[j] = c->w[at + j]; } /* K is small: no memcpy call */
     if (bits)
         for (uint32_t j = 0; j < K; j++) bits[j] = c->b[at + j];
     return D2_OK;
+}
+
+/* one recorded (position, layer) of the memo: K gate weights, then K ids */
+static inline void memo_read(const unsigned char *r, uint32_t K, uint16_t *experts, float *weights)
+{
+    for (uint32_t j = 0; j < K; j++) {
+        memcpy(&weights[j], r + j * sizeof(float), sizeof(float));
+        memcpy(&experts[j], r + K * sizeof(float) + j * sizeof(uint16_t), sizeof(uint16_t));
+    }
 }
 
 static int route_gen(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer, uint16_t *experts, float *weights,
@@ -435,10 +454,7 @@ static int route_gen(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer
     if (pos < q->n) { /* recorded */
         const unsigned char *r = q->rec + ((size_t)pos * L + layer) * MEMO_REC(K);
         __builtin_prefetch(r + 256); /* this request's next records: the simulator asks for the next layer soon */
-        for (uint32_t j = 0; j < K; j++) {
-            memcpy(&weights[j], r + j * sizeof(float), sizeof(float));
-            memcpy(&experts[j], r + K * sizeof(float) + j * sizeof(uint16_t), sizeof(uint16_t));
-        }
+        memo_read(r, K, experts, weights);
         return D2_OK;
     }
     if (!q->st) D2_TRY(gen_stream_new(m->g, req, &q->st));
@@ -458,15 +474,8 @@ int trace_source_route_token(trace_source *s, uint32_t req, uint32_t pos, uint16
     const uint32_t L = s->shape.layers, K = s->shape.top_k;
     const size_t LK = (size_t)L * K;
     if (s->f) {
-        uint32_t fr = req < s->shape.requests ? req : req % s->shape.requests;
-        const trace_req_info *info = trace_file_request(s->f, fr);
-        uint32_t p = pos < info->positions ? pos : pos % info->positions;
-        cursor *c = s->cur[fr];
-        if (!c) {
-            D2_TRY(cursor_new(s, &c));
-            s->cur[fr] = c;
-        }
-        if (c->pos != p) D2_TRY(cursor_load_token(s, c, fr, info, p));
+        cursor *c;
+        D2_TRY(file_cursor(s, req, pos, &c));
         memcpy(experts, c->e, LK * sizeof *experts);
         memcpy(weights, c->w, LK * sizeof *weights);
         if (bits) memcpy(bits, c->b, LK * sizeof *bits);
@@ -474,11 +483,7 @@ int trace_source_route_token(trace_source *s, uint32_t req, uint32_t pos, uint16
     }
     if (req < SOURCE_GEN_MAX_REQ && req < s->m->nrq && pos < s->m->rq[req].n) { /* recorded: one pass over the token's records */
         const unsigned char *r = s->m->rq[req].rec + (size_t)pos * L * MEMO_REC(K);
-        for (uint32_t l = 0; l < L; l++, r += MEMO_REC(K))
-            for (uint32_t j = 0; j < K; j++) {
-                memcpy(&weights[(size_t)l * K + j], r + j * sizeof(float), sizeof(float));
-                memcpy(&experts[(size_t)l * K + j], r + K * sizeof(float) + j * sizeof(uint16_t), sizeof(uint16_t));
-            }
+        for (uint32_t l = 0; l < L; l++, r += MEMO_REC(K)) memo_read(r, K, experts + (size_t)l * K, weights + (size_t)l * K);
         if (bits) memset(bits, 0, LK);
         return D2_OK;
     }
