@@ -77,8 +77,9 @@ int cli_report_write(const char *dbp, const char *outp, const char *variant, con
     if (rc) { fileio_out_abort(fo); return cli_fail(rc); }
     if ((rc = fileio_out_commit(fo)) != D2_OK) return cli_fail(rc);
     if (!quiet)
-        printf("%s: %zu figures, %zu summary tables, %s; %zu figures without data%s\n", outp, st.figures, st.tables,
-               st.audit_tables ? "claims audit" : "no claims audit in the store", st.missing,
+        printf("%s: %zu figure%s, %zu summary table%s, %s; %zu figure%s without data%s\n", outp, st.figures,
+               st.figures == 1 ? "" : "s", st.tables, st.tables == 1 ? "" : "s",
+               st.audit_tables ? "claims audit" : "no claims audit in the store", st.missing, st.missing == 1 ? "" : "s",
                st.mixed ? ", some not drawn (variants would mix: see the page)" : "");
     if (st.mixed) {
         fprintf(stderr, "d2moe report: %zu figures not drawn: their runs are of several variants and none is the spec's own; choose one with --variant NAME ('d2moe db info %s')\n",
