@@ -1142,6 +1142,35 @@ static void test_ops(void)
     free(lg.v);
 }
 
+/* An expert id at or above the model's count is a format error naming the
+ * request, position and layer, both when routing comes a layer at a time
+ * and a token at once (sim_input.route_token). */
+static int route_fixed_token(void *u, uint32_t req, uint32_t pos, uint16_t *e, float *w, uint8_t *b)
+{
+    fixed_route *f = u;
+    for (uint32_t l = 0; l < 3; l++) /* the tiny model below: 3 layers, top-1 */
+        D2_TRY(route_fixed(u, req, pos, l, e + (size_t)l * f->k, w + (size_t)l * f->k, b ? b + (size_t)l * f->k : NULL));
+    return D2_OK;
+}
+
+static void test_bad_expert_id(void)
+{
+    static const uint16_t map[2] = {1, 2}; /* request 1 routes to expert 2 of 2 */
+    model m = tiny(3, 2, 1);
+    device d = dev();
+    sim_params p = params("moqe-dynaio-int4");
+    p.requests = 2; p.prompt = 1; p.gen = 1; p.budget = 1LL << 40;
+    fixed_route fr = {map, 1};
+    for (int tok = 0; tok < 2; tok++) {
+        sim_input in = {&m, &d, &p, route_fixed, &fr, 0, tok ? route_fixed_token : NULL};
+        sim_result *r = NULL;
+        int rc = sim_run(&in, &r);
+        ok(rc == D2_EFORMAT && strstr(d2_err_msg(), "request 1 position 0 layer 0: expert 2 is not below 2"),
+           "expert id 2 of 2 experts refused (%s): \"%s\"", tok ? "a token at once" : "a layer at a time", rc ? d2_err_msg() : "ran");
+        sim_result_free(r);
+    }
+}
+
 int main(void)
 {
     test_cost();
@@ -1156,5 +1185,6 @@ int main(void)
     test_repeatable();
     test_arrivals();
     test_ops();
+    test_bad_expert_id();
     return tap_done();
 }

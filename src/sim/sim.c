@@ -108,17 +108,9 @@ static int setup(run *r, const sim_input *in)
     r->G = (uint32_t)p->gen;
     r->W = model_expert_params(r->m);
     int64_t maxunit = 0, total_units = 0;
-    if (p->storage[0]) { /* a named storage format for the nested levels (model.c's table) */
-        int fl;
-        D2_TRY(model_format_levels(p->storage, &fl));
-        if (!r->sys->nested)
-            D2_ERROR(D2_EINVAL, "sim.storage %s: system %s stores separate copies, not nested levels", p->storage, r->sys->name);
-        if ((uint32_t)fl != r->U)
-            D2_ERROR(D2_EINVAL, "sim.storage %s has %d levels; system %s has %u", p->storage, fl, r->sys->name, r->U);
-    }
     for (uint32_t u = 0; u < r->U; u++) {
         r->unit_bits[u] = r->sys->bits[u];
-        if (p->storage[0]) /* level k still computes as a (b1 + k - 1)-bit code; its bytes are the format's */
+        if (p->storage[0]) /* checked by sim_system_resolve; level k still computes as a (b1 + k - 1)-bit code, its bytes are the format's */
             D2_TRY(model_expert_format_level_bytes(r->m, p->storage, (int)u + 1, p->group, &r->unit_bytes[u]));
         else
             r->unit_bytes[u] = r->sys->nested ? model_expert_level_bytes(r->m, r->sys->bits[0], (int)u + 1, p->group)

@@ -69,6 +69,14 @@ int sim_system_resolve(const sim_params *p, sim_system *out)
     }
     if (strcmp(out->buffer, "budget") && strcmp(out->buffer, "device"))
         D2_ERROR(D2_EINVAL, "sim.buffer: \"%s\": expected budget or device", out->buffer);
+    if (p->storage[0]) { /* a named storage format sizes nested levels only, level for level */
+        int fl;
+        D2_TRY(model_format_levels(p->storage, &fl));
+        if (!out->nested)
+            D2_ERROR(D2_EINVAL, "sim.storage %s: system %s stores separate copies, not nested levels", p->storage, out->name);
+        if (fl != out->levels)
+            D2_ERROR(D2_EINVAL, "sim.storage %s has %d levels; system %s has %d", p->storage, fl, out->name, out->levels);
+    }
     out->serial = pt->serial;
     out->hold = mt->hold;
     out->preloads = strcmp(ft->name, "none") != 0;
