@@ -1145,11 +1145,10 @@ static void test_ops(void)
 /* An expert id at or above the model's count is a format error naming the
  * request, position and layer, both when routing comes a layer at a time
  * and a token at once (sim_input.route_token). */
-static int route_fixed_token(void *u, uint32_t req, uint32_t pos, uint16_t *e, float *w, uint8_t *b)
+static int route_fixed_token(void *u, uint32_t req, uint32_t pos, uint16_t *e, float *w, uint8_t *b, size_t stride)
 {
-    fixed_route *f = u;
     for (uint32_t l = 0; l < 3; l++) /* the tiny model below: 3 layers, top-1 */
-        D2_TRY(route_fixed(u, req, pos, l, e + (size_t)l * f->k, w + (size_t)l * f->k, b ? b + (size_t)l * f->k : NULL));
+        D2_TRY(route_fixed(u, req, pos, l, e + (size_t)l * stride, w + (size_t)l * stride, b ? b + (size_t)l * stride : NULL));
     return D2_OK;
 }
 

@@ -580,27 +580,42 @@ static int ref_equal(trace_source *s, uint32_t req, uint32_t P, uint32_t L, int 
 }
 
 /* trace_source_route_token gives every layer of a token as one
- * trace_source_route per layer does (positions past a request's end wrap) */
+ * trace_source_route per layer does (positions past a request's end wrap),
+ * packed (stride top_k) and into a wider layout (stride 3 top_k, the
+ * other slots untouched) */
 static int token_equal(trace_source *s, uint32_t R, uint32_t P)
 {
     trace_shape sh;
     trace_source_shape(s, &sh);
     const uint32_t L = sh.layers, K = sh.top_k;
-    uint16_t *te = calloc((size_t)L * K, sizeof *te);
-    float *tw = calloc((size_t)L * K, sizeof *tw);
-    uint8_t *tb = calloc((size_t)L * K, 1);
+    const size_t S = 3 * (size_t)K;
+    uint16_t *te = calloc((size_t)L * S, sizeof *te);
+    float *tw = calloc((size_t)L * S, sizeof *tw);
+    uint8_t *tb = calloc((size_t)L * S, 1);
     int same = te && tw && tb;
-    for (uint32_t q = 0; same && q < R; q++)
-        for (uint32_t pos = 0; same && pos < P; pos++) {
-            same = trace_source_route_token(s, q, pos, te, tw, tb) == D2_OK;
-            for (uint32_t l = 0; same && l < L; l++) {
-                uint16_t e[TRACE_K_MAX];
-                float w[TRACE_K_MAX];
-                uint8_t b[TRACE_K_MAX];
-                same = trace_source_route(s, q, pos, l, e, w, b) == D2_OK && !memcmp(e, te + (size_t)l * K, K * sizeof *e) &&
-                       !memcmp(w, tw + (size_t)l * K, K * sizeof *w) && !memcmp(b, tb + (size_t)l * K, K);
+    for (int wide = 0; wide < 2; wide++) {
+        const size_t stride = wide ? S : K;
+        for (uint32_t q = 0; same && q < R; q++)
+            for (uint32_t pos = 0; same && pos < P; pos++) {
+                if (wide) {
+                    for (size_t i = 0; i < (size_t)L * S; i++) te[i] = 0xBEEF, tw[i] = -7.0f, tb[i] = 0xAA;
+                    same = trace_source_route_token(s, q, pos, te + K, tw + K, tb + K, stride) == D2_OK;
+                } else {
+                    same = trace_source_route_token(s, q, pos, te, tw, tb, stride) == D2_OK;
+                }
+                const size_t off = wide ? K : 0;
+                for (uint32_t l = 0; same && l < L; l++) {
+                    uint16_t e[TRACE_K_MAX];
+                    float w[TRACE_K_MAX];
+                    uint8_t b[TRACE_K_MAX];
+                    const size_t at = off + (size_t)l * stride;
+                    same = trace_source_route(s, q, pos, l, e, w, b) == D2_OK && !memcmp(e, te + at, K * sizeof *e) &&
+                           !memcmp(w, tw + at, K * sizeof *w) && !memcmp(b, tb + at, K);
+                    for (size_t i = 0; same && wide && i < K; i++) /* the slots around it are not written */
+                        same = te[(size_t)l * S + i] == 0xBEEF && tw[(size_t)l * S + 2 * K + i] == -7.0f && tb[(size_t)l * S + i] == 0xAA;
+                }
             }
-        }
+    }
     free(te); free(tw); free(tb);
     return same;
 }
@@ -621,6 +636,13 @@ static void test_route_token(void)
         trace_source_free(s);
     }
     ok(trace_source_memo_bytes() > 0, "the memo holds the routing (%zu bytes)", trace_source_memo_bytes());
+    {
+        uint16_t e[64];
+        float w[64];
+        ok(trace_source_open_gen("mixtral-8x7b", 4, &s) == D2_OK && trace_source_route_token(s, 0, 0, e, w, NULL, 1) == D2_EINVAL,
+           "a layer stride below top_k is refused");
+        trace_source_free(s);
+    }
     trace_source_memo_limit((size_t)128 << 20);
 }
 

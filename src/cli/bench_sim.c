@@ -66,13 +66,18 @@ static int route_replay(void *user, uint32_t req, uint32_t pos, uint32_t layer, 
     return D2_OK;
 }
 
-static int route_replay_token(void *user, uint32_t req, uint32_t pos, uint16_t *e, float *w, uint8_t *b)
+static int route_replay_token(void *user, uint32_t req, uint32_t pos, uint16_t *e, float *w, uint8_t *b, size_t stride)
 {
     const replay *rp = user;
-    size_t at = ((size_t)(req % rp->R) * rp->P + pos % rp->P) * rp->L * rp->K, n = (size_t)rp->L * rp->K;
-    memcpy(e, rp->e + at, n * sizeof *e);
-    memcpy(w, rp->w + at, n * sizeof *w);
-    if (b) memset(b, 0, n);
+    const size_t at = ((size_t)(req % rp->R) * rp->P + pos % rp->P) * rp->L * rp->K;
+    for (uint32_t l = 0; l < rp->L; l++) {
+        const size_t from = at + (size_t)l * rp->K, to = (size_t)l * stride;
+        for (uint32_t k = 0; k < rp->K; k++) {
+            e[to + k] = rp->e[from + k];
+            w[to + k] = rp->w[from + k];
+            if (b) b[to + k] = 0;
+        }
+    }
     return D2_OK;
 }
 

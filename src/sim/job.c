@@ -23,9 +23,10 @@ static int route_trace(void *user, uint32_t req, uint32_t pos, uint32_t layer,
     return trace_source_route(user, req, pos, layer, experts, weights, bits);
 }
 
-static int route_trace_token(void *user, uint32_t req, uint32_t pos, uint16_t *experts, float *weights, uint8_t *bits)
+static int route_trace_token(void *user, uint32_t req, uint32_t pos, uint16_t *experts, float *weights, uint8_t *bits,
+                             size_t stride)
 {
-    return trace_source_route_token(user, req, pos, experts, weights, bits);
+    return trace_source_route_token(user, req, pos, experts, weights, bits, stride);
 }
 
 /* Apply one "table.key=value" to whichever table its prefix names. */

@@ -21,26 +21,21 @@ int sim_check_dur(int64_t t, const char *what)
     return D2_OK;
 }
 
-void sim_mem_account(run *r)
+void sim_mem_oom(run *r, int64_t total)
 {
-    int64_t total = r->fixed_bytes + (r->p->kv_on_device ? r->kv_bytes : 0) + mem_resident_bytes(r->mm) + r->transient;
-    if (total > r->peak_total) r->peak_total = total;
-    if (total > r->d->mem_bytes && !r->oom) {
-        r->oom = 1;
-        snprintf(r->res->reason, sizeof r->res->reason,
-                 "at %.6f s (layer %u of forward step %u): %lld bytes needed (non-expert %lld, KV %lld, experts %lld, "
-                 "FP16 transient %lld), the device has %lld",
-                 (double)des_now(r->ev) / 1e9, r->layer, r->f, (long long)total, (long long)r->fixed_bytes,
-                 (long long)(r->p->kv_on_device ? r->kv_bytes : 0), (long long)mem_resident_bytes(r->mm),
-                 (long long)r->transient, (long long)r->d->mem_bytes);
-    }
+    r->oom = 1;
+    snprintf(r->res->reason, sizeof r->res->reason,
+             "at %.6f s (layer %u of forward step %u): %lld bytes needed (non-expert %lld, KV %lld, experts %lld, "
+             "FP16 transient %lld), the device has %lld",
+             (double)des_now(r->ev) / 1e9, r->layer, r->f, (long long)total, (long long)r->fixed_bytes,
+             (long long)(r->p->kv_on_device ? r->kv_bytes : 0), (long long)mem_resident_bytes(r->mm),
+             (long long)r->transient, (long long)r->d->mem_bytes);
 }
 
-/* Tell the observer of one operation. */
-void sim_emit(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level, uint32_t tokens,
+/* Tell the observer of one operation (sim_emit checks there is one). */
+void sim_emit_op(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level, uint32_t tokens,
                  uint32_t final, int preload, sim_op_tier tier, int64_t bytes)
 {
-    if (!r->obs || !r->obs->op) return;
     sim_op op = {.kind = kind, .fstep = r->f, .step = (uint32_t)r->steps, .layer = layer, .expert = expert, .level = level,
                  .tokens = tokens, .final = final, .preload = preload, .tier = tier, .bytes = bytes, .start = t0, .end = t1};
     r->obs->op(r->obs->user, &op);
@@ -57,7 +52,7 @@ static void run_free(run *r)
     if (r->ft_live && r->ft->fini) r->ft->fini(r->fc.state);
     free(r->bc.state);
     free(r->fc.state);
-    free(r->tok_req); free(r->tok_e); free(r->tok_w); free(r->tok_b);
+    free(r->tok_req);
     free(r->next_use);
     free(r->arrive_ns); free(r->first_ns); free(r->finish_ns); free(r->gen_cnt);
     free(r->pre_q); free(r->dec_q); free(r->dec_pos);
@@ -199,9 +194,6 @@ static int setup(run *r, const sim_input *in)
     r->dec_q = malloc(r->R * sizeof *r->dec_q);
     r->dec_pos = malloc(r->R * sizeof *r->dec_pos);
     r->tok_req = malloc(r->ntok_max * sizeof *r->tok_req);
-    r->tok_e = malloc((size_t)r->L * r->K * sizeof *r->tok_e);
-    r->tok_w = malloc((size_t)r->L * r->K * sizeof *r->tok_w);
-    r->tok_b = malloc((size_t)r->L * r->K * sizeof *r->tok_b);
     r->rng_arrival = rng_new((uint64_t)p->seed, 103);
     for (uint32_t u = 0; u < r->U; u++) {
         r->io_unit[u] = cost_load_ns(r->d, r->unit_bytes[u], 0);
@@ -209,7 +201,7 @@ static int setup(run *r, const sim_input *in)
     }
     if (!r->rng_bits || !r->rng_pred || !r->rexp || !r->rw || !r->rb || !r->uses || !r->scratch || !r->Bfin || !r->gsum || !r->static_level ||
         !r->trans || !r->items || !r->groups || !r->gflag || !r->gneed || !r->item_of || !r->pitems || !r->order || !r->order2 || !r->ready || !r->ioq || !r->predicted || !r->ccache ||
-        !r->arrive_ns || !r->first_ns || !r->finish_ns || !r->gen_cnt || !r->pre_q || !r->dec_q || !r->dec_pos || !r->tok_req || !r->tok_e || !r->tok_w || !r->tok_b || !r->rng_arrival)
+        !r->arrive_ns || !r->first_ns || !r->finish_ns || !r->gen_cnt || !r->pre_q || !r->dec_q || !r->dec_pos || !r->tok_req || !r->rng_arrival)
         D2_ERROR(D2_ENOMEM, "sim: out of memory");
     for (size_t i = 0; i < nent; i++) r->item_of[i] = -1;
     for (uint32_t q = 0; q < r->R; q++) r->first_ns[q] = r->finish_ns[q] = -1;

@@ -59,11 +59,14 @@ extern const param_table sim_param_table;
 typedef int (*sim_route_fn)(void *user, uint32_t req, uint32_t pos, uint32_t layer,
                             uint16_t *experts, float *weights, uint8_t *bits);
 
-/* Optional: every MoE layer of one (request, position) at once, experts and
- * weights [layers][top_k], bits likewise; the same values as one route call
- * per layer (the serving loop then makes one call per token, not per layer). */
+/* Optional: every MoE layer of one (request, position) at once, layer l's
+ * top_k experts, weights and bits at [l * stride, l * stride + top_k) of
+ * each array (stride in elements, >= top_k); the same values as one route
+ * call per layer (the serving loop then makes one call per token, not per
+ * layer, and the source writes straight into its [layer][token][top_k]
+ * arrays). */
 typedef int (*sim_route_token_fn)(void *user, uint32_t req, uint32_t pos,
-                                  uint16_t *experts, float *weights, uint8_t *bits);
+                                  uint16_t *experts, float *weights, uint8_t *bits, size_t stride);
 
 typedef struct sim_input {
     const model *model;

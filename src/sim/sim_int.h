@@ -87,6 +87,10 @@ typedef struct step_group {
 
 typedef struct grp_need { int64_t rem, held; } grp_need; /* group_admit scratch */
 
+/* What an open group (holding bytes, items left) still needs, bytes; 0 for
+ * a group not open.  run.open_rest is its sum over the step's groups. */
+static inline int64_t step_group_rest(const step_group *x) { return x->held > 0 && x->left > 0 ? x->need - x->held : 0; }
+
 typedef struct io_req {
     uint32_t entry;
     int prefetch;        /* preload for the next layer */
@@ -109,9 +113,6 @@ typedef struct run {
     prefetch_ctx fc;        /* the predictor's context and state */
     int bt_live, ft_live;   /* their init ran (fini is due) */
     uint32_t *tok_req;      /* [ntok_max] request of each token of the forward step */
-    uint16_t *tok_e;        /* [layers][top_k] one token's routing (route_token) */
-    float *tok_w;           /* [layers][top_k] its gate weights */
-    uint8_t *tok_b;         /* [layers][top_k] its recorded bit-widths */
     uint64_t *next_use;     /* next-use oracle (oracle.c): [L*E] bitsets over forward steps, NULL when unused */
     uint32_t nfsteps, nu_words; /* forward steps the oracle covers; 64-bit words per (layer, expert) */
     double caps[POLICY_MAX_LEVELS];          /* capacities c_k, fractions summing to 1 */
@@ -161,6 +162,8 @@ typedef struct run {
     step_group *groups;     /* of the layer step [ngroups] */
     uint32_t ngroups;
     int64_t held_total;     /* bytes held by the layer step (sum of groups' held) */
+    int64_t open_rest;      /* bytes the open groups still need (sum of step_group_rest), kept as they change */
+    int bad_rest;           /* debug builds: open_rest disagreed with the groups once */
     uint8_t *gflag;         /* per group: open (planning), seen (pick_load) */
     grp_need *gneed;
     uint32_t bad_free;      /* 1 + an entry that left memory while its step needed it; 0 */
@@ -207,9 +210,24 @@ typedef struct run {
 
 /* sim.c */
 int sim_check_dur(int64_t t, const char *what);
-void sim_mem_account(run *r);
-void sim_emit(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level, uint32_t tokens,
-              uint32_t final, int preload, sim_op_tier tier, int64_t bytes);
+void sim_mem_oom(run *r, int64_t total);
+/* the device memory account after a change: its peak, and the run stops
+ * (status oom, with the reason) when it exceeds the device */
+static inline void sim_mem_account(run *r)
+{
+    int64_t total = r->fixed_bytes + (r->p->kv_on_device ? r->kv_bytes : 0) + mem_resident_bytes(r->mm) + r->transient;
+    if (total > r->peak_total) r->peak_total = total;
+    if (total > r->d->mem_bytes && !r->oom) sim_mem_oom(r, total);
+}
+void sim_emit_op(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level, uint32_t tokens,
+                 uint32_t final, int preload, sim_op_tier tier, int64_t bytes);
+/* an operation to the observer, if one listens (inline: without one the
+ * arguments are not even computed) */
+static inline void sim_emit(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level,
+                            uint32_t tokens, uint32_t final, int preload, sim_op_tier tier, int64_t bytes)
+{
+    if (r->obs && r->obs->op) sim_emit_op(r, kind, t0, t1, layer, expert, level, tokens, final, preload, tier, bytes);
+}
 /* system.c */
 int system_parse_caps(const char *s, int levels, double *caps, const char *what);
 /* profile.c: per-expert static levels and layer-to-layer transitions from

@@ -29,20 +29,15 @@ static int route_one(run *r, uint32_t q, uint32_t pos, uint32_t l, size_t tok)
     return check_experts(r, q, pos, l, r->rexp + at, r->K);
 }
 
-/* every layer of one token from a source that routes a token at once */
+/* every layer of one token from a source that routes a token at once,
+ * written by the source straight into the token's column of the
+ * [layer][token][top_k] arrays */
 static int route_token(run *r, uint32_t q, uint32_t pos, size_t tok)
 {
     const uint32_t L = r->L, K = r->K;
-    D2_TRY(r->in->route_token(r->in->route_user, q, pos, r->tok_e, r->tok_w, r->tok_b));
-    D2_TRY(check_experts(r, q, pos, 0, r->tok_e, (size_t)L * K));
-    for (uint32_t l = 0; l < L; l++) { /* the token's column of the [layer][token][top_k] arrays */
-        size_t at = ((size_t)l * r->ntok + tok) * K, from = (size_t)l * K;
-        for (uint32_t k = 0; k < K; k++) { /* K is small: no memcpy calls (they cost 3% here) */
-            r->rexp[at + k] = r->tok_e[from + k];
-            r->rw[at + k] = r->tok_w[from + k];
-            r->rb[at + k] = r->tok_b[from + k];
-        }
-    }
+    const size_t stride = r->ntok * K, at = tok * K;
+    D2_TRY(r->in->route_token(r->in->route_user, q, pos, r->rexp + at, r->rw + at, r->rb + at, stride));
+    for (uint32_t l = 0; l < L; l++) D2_TRY(check_experts(r, q, pos, l, r->rexp + at + l * stride, K));
     return D2_OK;
 }
 
@@ -77,7 +72,10 @@ void step_hold_item(run *r, step_item *it)
 {
     mem_entry_pin(r->mm, it->entry);
     it->held = 1;
-    r->groups[it->grp].held += r->unit_bytes[it->unit];
+    step_group *g = &r->groups[it->grp];
+    r->open_rest -= step_group_rest(g);
+    g->held += r->unit_bytes[it->unit];
+    r->open_rest += step_group_rest(g);
     r->held_total += r->unit_bytes[it->unit];
 }
 
@@ -94,17 +92,29 @@ static int cmp_need(const void *a, const void *b)
  * returns what it holds when done). */
 int step_group_admit(run *r, uint32_t g, int64_t bytes)
 {
-    int64_t room = mem_budget(r->mm) - r->held_total - bytes, rest = 0;
+    int64_t room = mem_budget(r->mm) - r->held_total - bytes;
     if (room < 0) return 0;
+    /* what the open groups need with g holding `bytes` more: the kept sum
+     * with g's part replaced; when it all fits beside the room there is
+     * nothing to order */
+    const step_group *y = &r->groups[g];
+    const int64_t yh = y->held + bytes, ynew = yh > 0 && y->left > 0 ? y->need - yh : 0;
+    int64_t rest = r->open_rest - step_group_rest(y) + ynew;
+#ifdef D2_DEBUG
+    {
+        int64_t sum = 0;
+        for (uint32_t i = 0; i < r->ngroups; i++) sum += step_group_rest(&r->groups[i]);
+        if (sum != r->open_rest) r->bad_rest = 1; /* reported at the step's end */
+    }
+#endif
+    if (rest <= room) return 1;
     uint32_t n = 0;
     for (uint32_t i = 0; i < r->ngroups; i++) {
         const step_group *x = &r->groups[i];
         int64_t held = x->held + (i == g ? bytes : 0);
         if (!held || !x->left) continue;
         r->gneed[n++] = (grp_need){x->need - held, held};
-        rest += x->need - held;
     }
-    if (rest <= room) return 1;
     qsort(r->gneed, n, sizeof *r->gneed, cmp_need);
     for (uint32_t i = 0; i < n; i++) {
         if (r->gneed[i].rem > room) return 0;
@@ -284,6 +294,7 @@ int step_plan(run *r)
     r->nitems = 0;
     r->ngroups = 0;
     r->held_total = 0;
+    r->open_rest = 0;
     r->rhead = r->rtail = 0;
     for (uint32_t j = 0; j < r->E; j++)
         for (uint32_t u = 0; u < r->U; u++) {
@@ -435,6 +446,10 @@ int step_end(run *r)
 {
     for (uint32_t i = 0; i < r->nitems; i++) r->item_of[r->items[i].entry] = -1;
     r->steps++;
+    /* every group is done: none still needs bytes (the admission's kept sum) */
+    if (r->open_rest != 0 || r->bad_rest)
+        D2_ERROR(D2_EINTERNAL, "sim: layer %u of forward step %u: the open groups' remaining need was kept wrong (%lld bytes left)",
+                 r->layer, r->f, (long long)r->open_rest);
     mem_step_done(r->mm, r->layer);
     /* invariants: the constant-cost ones every layer step, the list walks
      * once per forward step (and at the end of the run, sim.c) */

@@ -469,26 +469,42 @@ static int route_gen(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer
     return D2_OK;
 }
 
-int trace_source_route_token(trace_source *s, uint32_t req, uint32_t pos, uint16_t *experts, float *weights, uint8_t *bits)
+int trace_source_route_token(trace_source *s, uint32_t req, uint32_t pos, uint16_t *experts, float *weights, uint8_t *bits,
+                             size_t stride)
 {
     const uint32_t L = s->shape.layers, K = s->shape.top_k;
-    const size_t LK = (size_t)L * K;
+    if (stride < K) D2_ERROR(D2_EINVAL, "trace source: layer stride %zu is below top_k %u", stride, K);
     if (s->f) {
         cursor *c;
         D2_TRY(file_cursor(s, req, pos, &c));
-        memcpy(experts, c->e, LK * sizeof *experts);
-        memcpy(weights, c->w, LK * sizeof *weights);
-        if (bits) memcpy(bits, c->b, LK * sizeof *bits);
+        if (K == 2) /* the common top-2: fixed-size copies the compiler inlines */
+            for (uint32_t l = 0; l < L; l++) {
+                const size_t at = (size_t)l * 2, to = (size_t)l * stride;
+                memcpy(experts + to, c->e + at, 2 * sizeof *experts);
+                memcpy(weights + to, c->w + at, 2 * sizeof *weights);
+                if (bits) memcpy(bits + to, c->b + at, 2);
+            }
+        else
+            for (uint32_t l = 0; l < L; l++) { /* K is small: no memcpy calls */
+                const size_t at = (size_t)l * K, to = (size_t)l * stride;
+                for (uint32_t j = 0; j < K; j++) { experts[to + j] = c->e[at + j]; weights[to + j] = c->w[at + j]; }
+                if (bits)
+                    for (uint32_t j = 0; j < K; j++) bits[to + j] = c->b[at + j];
+            }
         return D2_OK;
     }
     if (req < SOURCE_GEN_MAX_REQ && req < s->m->nrq && pos < s->m->rq[req].n) { /* recorded: one pass over the token's records */
         const unsigned char *r = s->m->rq[req].rec + (size_t)pos * L * MEMO_REC(K);
-        for (uint32_t l = 0; l < L; l++, r += MEMO_REC(K)) memo_read(r, K, experts + (size_t)l * K, weights + (size_t)l * K);
-        if (bits) memset(bits, 0, LK);
+        for (uint32_t l = 0; l < L; l++, r += MEMO_REC(K)) {
+            memo_read(r, K, experts + (size_t)l * stride, weights + (size_t)l * stride);
+            if (bits)
+                for (uint32_t j = 0; j < K; j++) bits[(size_t)l * stride + j] = 0;
+        }
         return D2_OK;
     }
     for (uint32_t l = 0; l < L; l++)
-        D2_TRY(route_gen(s, req, pos, l, experts + (size_t)l * K, weights + (size_t)l * K, bits ? bits + (size_t)l * K : NULL));
+        D2_TRY(route_gen(s, req, pos, l, experts + (size_t)l * stride, weights + (size_t)l * stride,
+                         bits ? bits + (size_t)l * stride : NULL));
     return D2_OK;
 }
 

@@ -56,11 +56,14 @@ void trace_source_shape(const trace_source *s, trace_shape *out);
 int trace_source_route(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer,
                        uint16_t *experts, float *weights, uint8_t *bits);
 
-/* Every layer of one (request, position) at once: experts and weights
- * [layers][top_k], bits (if not NULL) likewise; the same values as one
- * trace_source_route per layer, with one call instead of `layers`. */
+/* Every layer of one (request, position) at once: layer l's top_k experts,
+ * weights and bits (if not NULL) at [l * stride, l * stride + top_k) of
+ * each array (stride >= top_k, in elements; top_k gives [layers][top_k]);
+ * the same values as one trace_source_route per layer, with one call
+ * instead of `layers`.  A caller that keeps [layer][token][top_k] passes
+ * its token's column and stride = tokens * top_k: no copy in between. */
 int trace_source_route_token(trace_source *s, uint32_t req, uint32_t pos,
-                             uint16_t *experts, float *weights, uint8_t *bits);
+                             uint16_t *experts, float *weights, uint8_t *bits, size_t stride);
 
 /* XXH3-128 hex of the file, or a hash of the generator parameters + seed:
  * stored with results. */
