@@ -11,17 +11,21 @@
 #include "sim/plugins.h"
 #include "core/err.h"
 #include "core/model.h"
+#include <string.h>
 
 int hobbit_assign(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, size_t n, uint32_t *scratch)
 {
     (void)scratch;
     uint32_t hi = c->levels - 1;
-    unsigned char important[MODEL_MAX_EXPERTS] = {0}, seen[MODEL_MAX_EXPERTS] = {0};
+    unsigned char important[MODEL_MAX_EXPERTS], seen[MODEL_MAX_EXPERTS]; /* only the first c->experts cleared: ids are below it */
+    memset(important, 0, c->experts);
+    memset(seen, 0, c->experts);
     for (size_t i = 0; i < n; i++) {
         seen[u[i].expert] = 1;
         if (u[i].weight >= HOBBIT_LOW_GATE) important[u[i].expert] = 1;
     }
-    unsigned char level[MODEL_MAX_EXPERTS] = {0};
+    unsigned char level[MODEL_MAX_EXPERTS];
+    memset(level, 0, c->experts);
     for (uint32_t e = 0; e < c->experts; e++) {
         if (!seen[e]) continue;
         int hi_present = c->mem && mem_entry_state(c->mem, mem_entry_id(c->mem, layer, e, hi)) != MEM_ABSENT;

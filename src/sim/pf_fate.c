@@ -12,10 +12,12 @@
 #include "core/model.h"
 
 #include <gsl/gsl_rng.h>
+#include <string.h>
 
 int fate_predict(const prefetch_ctx *c, uint32_t *out, uint32_t *n)
 {
-    double score[MODEL_MAX_EXPERTS] = {0};
+    double score[MODEL_MAX_EXPERTS]; /* only the first c->experts are used */
+    memset(score, 0, c->experts * sizeof *score);
     *n = 0;
     if (!c->next || c->experts == 0) return D2_OK;
     double acc = c->params ? c->params->gate_acc : FATE_GATE_ACC;

@@ -48,7 +48,8 @@ int gate_observe(const prefetch_ctx *c)
     gate_state *s = c->state;
     uint32_t l = c->layer;
     if (!s->npred[l] || !c->cur) return D2_OK;
-    unsigned char used[MODEL_MAX_EXPERTS] = {0};
+    unsigned char used[MODEL_MAX_EXPERTS]; /* only the first s->experts are used */
+    memset(used, 0, s->experts);
     for (size_t i = 0; i < c->ncur; i++) used[c->cur[i]] = 1;
     uint32_t good = 0;
     for (uint32_t e = 0; e < s->experts; e++) good += s->pred[(size_t)l * s->experts + e] && used[e];
@@ -62,8 +63,10 @@ int gate_observe(const prefetch_ctx *c)
 static int guess(const prefetch_ctx *c, double acc, uint32_t want, uint32_t *out, uint32_t *nout)
 {
     gate_state *s = c->state;
-    uint32_t cnt[MODEL_MAX_EXPERTS] = {0};
-    unsigned char taken[MODEL_MAX_EXPERTS] = {0};
+    uint32_t cnt[MODEL_MAX_EXPERTS]; /* only the first c->experts are used */
+    unsigned char taken[MODEL_MAX_EXPERTS];
+    memset(cnt, 0, c->experts * sizeof *cnt);
+    memset(taken, 0, c->experts);
     uint32_t n = 0;
     for (size_t i = 0; i < c->nnext; i++) cnt[c->next[i]]++;
     for (uint32_t e = 0; e < c->experts && want; e++) { /* insertion into the top `want` */

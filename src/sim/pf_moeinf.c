@@ -171,7 +171,8 @@ int moeinf_observe(const prefetch_ctx *c)
 int moeinf_predict(const prefetch_ctx *c, uint32_t *out, uint32_t *n)
 {
     moeinf_state *s = c->state;
-    double score[MODEL_MAX_EXPERTS] = {0};
+    double score[MODEL_MAX_EXPERTS]; /* only the first s->E are used */
+    memset(score, 0, s->E * sizeof *score);
     *n = 0;
     uint32_t l = c->layer + 1;
     if (l >= s->L) return D2_OK;
