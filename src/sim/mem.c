@@ -1,6 +1,8 @@
 /* mem.c - resident set, budget and eviction policies (see mem.h).
- * Victims are found by scanning the resident list (a budget holds tens of
- * levels, so a scan is cheaper than keeping a heap per policy in order). */
+ * Victims: budget walks per-(level, layer) counts, lru keeps its candidates
+ * in order (two lists by last use: not predicted, predicted), the others
+ * scan the candidate list; debug builds check the kept orders against a
+ * scan. */
 #include "config.h" /* D2_DEBUG (configure --enable-debug) */
 #include "sim/mem.h"
 #include "sim/plugins.h"
@@ -18,6 +20,7 @@ typedef struct mem_entry {
     int32_t pins;      /* steps/loads holding it */
     int32_t res_idx;   /* index in the resident list, -1 if absent */
     int32_t cand_idx;  /* index in the candidate list (resident, unpinned), -1 if not */
+    int32_t lprev, lnext; /* neighbours in its lru list (ordered policies), -1 at the ends */
     uint16_t layer, expert; /* of this entry (kept to avoid divisions) */
     uint8_t unit;
     uint8_t state;     /* enum mem_state */
@@ -31,6 +34,8 @@ struct mem {
     mem_entry *e;
     uint32_t *res, nres;   /* resident or loading entries */
     uint32_t *cand, ncand;  /* eviction candidates: RESIDENT and unpinned */
+    int lru_list;           /* the victim is pick_lru's: candidates also kept in lists by (last use, id) */
+    int32_t lhead[2], ltail[2]; /* those lists: [0] not predicted, [1] predicted; -1 empty */
     int64_t cand_bytes;     /* their bytes */
     uint32_t *bcnt;         /* [unit * layers + layer]: candidates not predicted (budget's index) */
     uint32_t ucnt[256];     /* the same summed per unit */
@@ -157,7 +162,15 @@ static int pick_budget(void *st, const mem *m, uint32_t incoming, uint32_t *out)
 static int pick_lru(void *st, const mem *m, uint32_t incoming, uint32_t *out)
 {
     (void)st, (void)incoming;
-    *out = victim_lru_scan(m);
+    if (!m->lru_list) {
+        *out = victim_lru_scan(m);
+        return D2_OK;
+    }
+    int32_t v = m->lhead[0] >= 0 ? m->lhead[0] : m->lhead[1]; /* predicted entries last */
+    *out = v >= 0 ? (uint32_t)v : UINT32_MAX;
+#ifdef D2_DEBUG
+    if (*out != victim_lru_scan(m)) *out = UINT32_MAX; /* caught as a broken invariant (mem_entry_reserve) */
+#endif
     return D2_OK;
 }
 static int pick_lfu(void *st, const mem *m, uint32_t incoming, uint32_t *out)
@@ -279,7 +292,10 @@ int mem_new(const mem_policy_type *t, uint32_t layers, uint32_t experts, uint32_
         m->e[i].layer = (uint16_t)(i / units / experts);
         m->e[i].res_idx = -1;
         m->e[i].cand_idx = -1;
+        m->e[i].lprev = m->e[i].lnext = -1;
     }
+    m->lru_list = t->victim == pick_lru;
+    m->lhead[0] = m->lhead[1] = m->ltail[0] = m->ltail[1] = -1;
 #ifdef D2_DEBUG
     m->sh_on = units == 1 && t->needs_oracle && !t->hold;
     if (m->sh_on) {
@@ -330,6 +346,39 @@ uint32_t mem_entry_id(const mem *m, uint32_t layer, uint32_t expert, uint32_t un
 }
 int mem_entry_state(const mem *m, uint32_t id) { return m->e[id].state; }
 int64_t mem_entry_bytes(const mem *m, uint32_t id) { return m->e[id].bytes; }
+/* (last use, id) order of the lru lists */
+static int lru_before(const mem *m, uint32_t a, uint32_t b)
+{
+    return m->e[a].last_use < m->e[b].last_use || (m->e[a].last_use == m->e[b].last_use && a < b);
+}
+
+/* into its list (by its predicted flag) at its place, searched from the
+ * newest end: an entry joins with a recent last use, so the walk is short */
+static void lru_insert(mem *m, uint32_t id)
+{
+    mem_entry *x = &m->e[id];
+    int l = x->predicted;
+    int32_t at = m->ltail[l];
+    while (at >= 0 && lru_before(m, id, (uint32_t)at)) at = m->e[at].lprev;
+    x->lprev = at;
+    x->lnext = at >= 0 ? m->e[at].lnext : m->lhead[l];
+    if (x->lnext >= 0) m->e[x->lnext].lprev = (int32_t)id;
+    else m->ltail[l] = (int32_t)id;
+    if (at >= 0) m->e[at].lnext = (int32_t)id;
+    else m->lhead[l] = (int32_t)id;
+}
+
+static void lru_remove(mem *m, uint32_t id)
+{
+    mem_entry *x = &m->e[id];
+    int l = x->predicted;
+    if (x->lprev >= 0) m->e[x->lprev].lnext = x->lnext;
+    else m->lhead[l] = x->lnext;
+    if (x->lnext >= 0) m->e[x->lnext].lprev = x->lprev;
+    else m->ltail[l] = x->lprev;
+    x->lprev = x->lnext = -1;
+}
+
 static void cand_add(mem *m, uint32_t id)
 {
     mem_entry *x = &m->e[id];
@@ -338,6 +387,7 @@ static void cand_add(mem *m, uint32_t id)
     m->cand[m->ncand++] = id;
     m->cand_bytes += x->bytes;
     if (!x->predicted) m->bcnt[x->unit * m->layers + x->layer]++, m->ucnt[x->unit]++;
+    if (m->lru_list) lru_insert(m, id);
 }
 
 static void cand_remove(mem *m, uint32_t id)
@@ -350,6 +400,7 @@ static void cand_remove(mem *m, uint32_t id)
     x->cand_idx = -1;
     m->cand_bytes -= x->bytes;
     if (!x->predicted) m->bcnt[x->unit * m->layers + x->layer]--, m->ucnt[x->unit]--;
+    if (m->lru_list) lru_remove(m, id);
 }
 
 void mem_entry_pin(mem *m, uint32_t id)
@@ -369,8 +420,10 @@ void mem_entry_predict(mem *m, uint32_t id, int on)
     if (x->cand_idx >= 0) {
         m->bcnt[x->unit * m->layers + x->layer] += on ? (uint32_t)-1 : 1u;
         m->ucnt[x->unit] += on ? (uint32_t)-1 : 1u;
+        if (m->lru_list) lru_remove(m, id);
     }
     x->predicted = (uint8_t)!!on;
+    if (x->cand_idx >= 0 && m->lru_list) lru_insert(m, id);
 #ifdef D2_DEBUG
     if (on) m->sh_on = 0; /* preloads: loads are no longer demand misses */
 #endif
@@ -406,8 +459,11 @@ void mem_entry_touch(mem *m, uint32_t id, int64_t tick)
 #ifdef D2_DEBUG
     shadow_touch(m, id);
 #endif
+    const int moved = m->lru_list && m->e[id].cand_idx >= 0;
+    if (moved) lru_remove(m, id);
     m->e[id].last_use = tick;
     m->e[id].uses++;
+    if (moved) lru_insert(m, id);
     if (m->type->on_use) m->type->on_use(m->pstate, m, id);
 }
 
@@ -600,6 +656,17 @@ int mem_check(const mem *m)
     for (uint32_t i = 0; i < m->ncand; i++) nb += !m->e[m->cand[i]].predicted;
     for (uint32_t i = 0; i < m->units * m->layers; i++) nbl += m->bcnt[i];
     if (nb != nbl) D2_ERROR(D2_EINTERNAL, "mem: budget index counts %u candidates, list has %u", nbl, nb);
+    if (m->lru_list) { /* the two lru lists: every candidate once, in its list by its flag, in (last use, id) order */
+        uint32_t seen = 0;
+        for (int l = 0; l < 2; l++)
+            for (int32_t at = m->lhead[l], prev = -1; at >= 0; prev = at, at = m->e[at].lnext, seen++) {
+                const mem_entry *x = &m->e[at];
+                if (x->cand_idx < 0 || x->predicted != l || x->lprev != prev || (prev >= 0 && !lru_before(m, (uint32_t)prev, (uint32_t)at)) ||
+                    (x->lnext < 0 && m->ltail[l] != at) || seen >= m->ncand)
+                    D2_ERROR(D2_EINTERNAL, "mem: lru list %d broken at entry %d", l, at);
+            }
+        if (seen != m->ncand) D2_ERROR(D2_EINTERNAL, "mem: lru lists hold %u entries, %u candidates", seen, m->ncand);
+    }
     if (m->pc) D2_TRY(pcache_check(m->pc));
 #ifdef D2_DEBUG
     if (m->sh_on && m->loads > m->sh_misses)
