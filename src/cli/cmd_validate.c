@@ -171,7 +171,7 @@ static int join_read(const char *dbpath, int64_t run_id, opjoin_report *rep)
         const char *name = (const char *)sqlite3_column_text(q, 0);
         int st = opjoin_report_set_metric(rep, name ? name : "", sqlite3_column_double(q, 1));
         if (st == D2_OK) found += !strcmp(name, "join_makespan_real_s");
-        else if (st != D2_ENOTFOUND) rc = st; /* a join_ metric of another kind is not ours */
+        else if (st != D2_ENOTFOUND) rc = st; /* D2_ENOTFOUND: a join_ name that is not the op join's, skipped */
     }
     sqlite3_finalize(q);
     db_close(d);
