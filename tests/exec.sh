@@ -2,8 +2,10 @@
 # exec.sh - `d2moe execute` on a small model: runs the simulator's plan for
 # real, stays within the budget, matches the one-shot kernels, stores a sim
 # and a real run; bad configurations exit 2 with one line; a --spec runs
-# every point and reports each point's error; `d2moe validate` runs,
-# reports intervals and the op join, and stores every round.  Timing is
+# every point and reports each point's error; execute's op join (made in
+# its process, stored with the real run) equals the join of its two
+# timeline CSVs; `d2moe validate` runs, reports intervals and the op join
+# read from the store, and stores every round.  Timing is
 # reported, never asserted here (`make validate` measures it).
 . "${D2_SRCDIR:-.}/tests/lib.sh"
 
@@ -37,12 +39,14 @@ grep -q '^# Compute: the MWQ kernels' "$TMP/host.ini"; ok $? "profile documents 
 
 RUN="--model $TMP/small.ini --device $TMP/host.ini --requests 4 --prompt 2 --gen 3 --mwq-dir $TMP"
 # shellcheck disable=SC2086
-"$D2MOE" execute $RUN --budget 2M --db "$TMP/r.db" --real-timeline "$TMP/real.csv" > "$TMP/out" 2> "$TMP/err"
+"$D2MOE" execute $RUN --budget 2M --db "$TMP/r.db" --timeline "$TMP/sim.csv" --real-timeline "$TMP/real.csv" > "$TMP/out" 2> "$TMP/err"
 ok $? "execute runs (d2moe-v1, budget 2M)"
 [ ! -s "$TMP/err" ]; ok $? "nothing on stderr"; [ -s "$TMP/err" ] && diag "$(cat "$TMP/err")"
 grep -q '^generating .*t-small.*\.mwq' "$TMP/out"; ok $? "a synthetic model file was generated"
 ls "$TMP"/t-small.*.mwq > /dev/null 2>&1; ok $? "the model file is kept for the next run"
 grep -Eq '^makespan_s +[0-9.]+ +[0-9.]+ ' "$TMP/out"; ok $? "makespan: simulated and measured"
+grep -Eq '^op join: [1-9][0-9]* operations paired \(0 simulated only, 0 real only\)' "$TMP/out"
+ok $? "execute joins the simulator's operations with the run's, every op paired ($(grep '^op join' "$TMP/out"))"
 awk '$1 == "peak_expert_mb" && $3 <= 2.0 && $3 > 0 { f = 1 } END { exit !f }' "$TMP/out"
 ok $? "peak expert bytes within the 2 MB budget ($(awk '$1 == "peak_expert_mb" { print $3 }' "$TMP/out") MB)"
 awk '/^verify:/ { for (i = 1; i <= NF; i++) if ($i == "kernels,") v = $(i - 4); if (v + 0 < 0.01 && $2 + 0 > 0) f = 1 } END { exit !f }' "$TMP/out"
@@ -58,6 +62,29 @@ if command -v sqlite3 > /dev/null; then
 else
     skip "results store (no sqlite3)"; skip "configuration hash (no sqlite3)"
 fi
+# the op join execute made in its process (typed operations, stored with the
+# real run) equals the offline join of the two timeline CSVs of the same run,
+# metric by metric, to the ns
+"$D2MOE" validate --join "$TMP/sim.csv" "$TMP/real.csv" > "$TMP/join" 2>&1; ok $? "validate --join: the two CSVs joined offline"
+grep '^join_' "$TMP/join" | awk '{ print $1, $2 }' | LC_ALL=C sort > "$TMP/join.csv"
+[ "$(wc -l < "$TMP/join.csv")" -ge 20 ] && grep -q '^join_compute_l1_sim_s ' "$TMP/join.csv" && grep -q '^join_wait_l1_real_ops ' "$TMP/join.csv"
+ok $? "the offline join prints the join_* metrics ($(wc -l < "$TMP/join.csv"))"
+if command -v sqlite3 > /dev/null; then
+    sqlite3 -separator ' ' "$TMP/r.db" "SELECT m.name, printf('%.9f', m.value) FROM metrics m JOIN runs r ON r.id = m.run_id
+        WHERE r.kind = 'execute' AND r.mode = 'real' AND m.name LIKE 'join!_%' ESCAPE '!'" | LC_ALL=C sort > "$TMP/join.db"
+    awk 'NR == FNR { v[$1] = $2; n++; next }
+         { m++; if (!($1 in v)) { print "only in the store: " $1; bad = 1; next }
+           d = v[$1] - $2; if (d < 0) d = -d; if (d > 1.5e-9) { print $1 ": CSVs " v[$1] ", store " $2; bad = 1 } }
+         END { if (n != m) { print n " metrics from the CSVs, " m " in the store"; bad = 1 } exit bad }' \
+        "$TMP/join.csv" "$TMP/join.db" > "$TMP/joindiff"
+    ok $? "the join stored by execute = the join of its two CSVs, term by term within 1 ns ($(wc -l < "$TMP/join.db") metrics)"
+    [ -s "$TMP/joindiff" ] && diag "$(head -5 "$TMP/joindiff")"
+    n=$(sqlite3 "$TMP/r.db" "SELECT count(*) FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.mode = 'sim' AND m.name LIKE 'join!_%' ESCAPE '!'")
+    [ "$n" = 0 ]; ok $? "the join is stored once, with the real run ($n with the sim run)"
+else
+    skip "join in the store = join of the CSVs (no sqlite3)"; skip "join stored with the real run (no sqlite3)"
+fi
+expect 2 "--join: expected SIM.csv REAL.csv" "validate --join with one file: exit 2" -- "$D2MOE" validate --join "$TMP/sim.csv"
 grep -Eq '^# probe_ns = [1-9][0-9]*$' "$TMP/host.ini"; ok $? "calibrate records the kernel probe (# probe_ns)"
 grep -Eq '^probe: [0-9.]+ us before, [0-9.]+ us after the run' "$TMP/out"; ok $? "execute times the probe before and after the run"
 if command -v sqlite3 > /dev/null; then
@@ -177,9 +204,12 @@ sed 's/^kind = execute/kind = simulate/' "$TMP/v.ini" > "$TMP/v2.ini"
 expect 2 "expected kind = execute" "a spec of another kind: exit 2" -- "$D2MOE" execute --spec "$TMP/v2.ini" --db "$TMP/v.db"
 
 # d2moe validate (the measurement behind `make validate`): functional only,
-# both gates wide open; no timing is asserted
+# both gates wide open; no timing is asserted.  --no-timelines: no CSV is
+# written, so the op join it prints can only come from the store
 "$D2MOE" validate "$TMP/v.ini" --db "$TMP/val.db" --work "$TMP/vw" --rounds 2 --calib-tol 1000 --probe-tol 1000 \
-    --file-size 8Mi --time-cap 10 > "$TMP/vv" 2>&1; ok $? "validate: 2 points x 2 accepted rounds"
+    --file-size 8Mi --time-cap 10 --no-timelines > "$TMP/vv" 2>&1; ok $? "validate: 2 points x 2 accepted rounds"
+! ls "$TMP/vw" | grep -q '\.csv$'; ok $? "validate --no-timelines: no timeline CSV in the work directory"
+! grep -q 'no op join' "$TMP/vv"; ok $? "every round has its op join"
 [ "$(grep -Ec '^[01] +(hebf|id-order) .* 2 +0 +[0-9.]+ +[0-9.]+ +[-+][0-9.]+% +\[[-+][0-9.]+, [-+][0-9.]+\]% +\[[-+][0-9.]+, [-+][0-9.]+\]% +(within 10%|outside 10%|cannot conclude)$' "$TMP/vv")" -eq 2 ]
 ok $? "each point: median error, its interval, the machine's spread and a verdict"
 grep -q '^makespan ' "$TMP/vv" && grep -q '^compute_l1 ' "$TMP/vv" && grep -q '^load_l1 ' "$TMP/vv"; ok $? "validate prints the op join"
@@ -190,12 +220,31 @@ if command -v sqlite3 > /dev/null; then
     [ "$n" = 4 ]; ok $? "4 accepted rounds stored ($n)"
     n=$(sqlite3 "$TMP/val.db" "SELECT count(*) FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = 'join_compute_l1_real_s' AND m.value > 0 WHERE r.mode = 'round'")
     [ "$n" = 4 ]; ok $? "each round stores its op join ($n)"
+    # the rounds' execute runs hold the join validate read; its table is their sum
+    n=$(sqlite3 "$TMP/val.db" "SELECT count(*) FROM runs v JOIN metrics a ON a.run_id = v.id AND a.name = 'accepted' AND a.value = 1
+        JOIN metrics x ON x.run_id = v.id AND x.name = 'exec_real_run_id' JOIN runs e ON e.id = CAST(x.value AS INTEGER)
+        JOIN metrics m ON m.run_id = e.id AND m.name = 'join_makespan_real_s' AND m.value > 0
+        WHERE v.kind = 'validate' AND v.mode = 'round' AND e.kind = 'execute' AND e.mode = 'real'")
+    [ "$n" = 4 ]; ok $? "each accepted round's execute run stores the op join ($n)"
+    for t in compute_l1 load_l1; do
+        sqlite3 -separator ' ' "$TMP/val.db" "SELECT sum(s.value), sum(r.value) FROM runs v
+            JOIN metrics a ON a.run_id = v.id AND a.name = 'accepted' AND a.value = 1
+            JOIN metrics x ON x.run_id = v.id AND x.name = 'exec_real_run_id'
+            JOIN metrics s ON s.run_id = CAST(x.value AS INTEGER) AND s.name = 'join_${t}_sim_s'
+            JOIN metrics r ON r.run_id = CAST(x.value AS INTEGER) AND r.name = 'join_${t}_real_s'
+            WHERE v.kind = 'validate' AND v.mode = 'round'" > "$TMP/vsum"
+        awk -v t="$t" 'NR == FNR { s = $1; r = $2; next }
+            $1 == t { f = 1; ds = $2 - s; dr = $3 - r; if (ds < 0) ds = -ds; if (dr < 0) dr = -dr; if (ds > 0.0011 || dr > 0.0011) bad = 1 }
+            END { exit !f || bad }' "$TMP/vsum" "$TMP/vv"
+        ok $? "validate's $t row = the sum of the rounds' execute runs' join_${t}_* ($(cat "$TMP/vsum"); $(grep "^$t " "$TMP/vv"))"
+    done
     n=$(sqlite3 "$TMP/val.db" "SELECT count(*) FROM runs r JOIN metrics lo ON lo.run_id = r.id AND lo.name = 'error_lo'
         JOIN metrics hi ON hi.run_id = r.id AND hi.name = 'error_hi' JOIN metrics md ON md.run_id = r.id AND md.name = 'error_median'
         WHERE r.kind = 'validate' AND r.mode = 'point' AND lo.value <= md.value AND md.value <= hi.value")
     [ "$n" = 2 ]; ok $? "each point stores lo <= median <= hi ($n)"
 else
-    skip "rounds in the store (no sqlite3)"; skip "op join in the store (no sqlite3)"; skip "intervals in the store (no sqlite3)"
+    skip "rounds in the store (no sqlite3)"; skip "op join in the store (no sqlite3)"; skip "execute runs' op join (no sqlite3)"
+    skip "compute_l1 row from the store (no sqlite3)"; skip "load_l1 row from the store (no sqlite3)"; skip "intervals in the store (no sqlite3)"
 fi
 # a run gate nothing passes: rounds rejected, stored with their reason, no verdict
 "$D2MOE" validate "$TMP/v.ini" --db "$TMP/val2.db" --work "$TMP/vw" --rounds 1 --calib-tol 1000 --probe-tol 0.0001 \

@@ -1,8 +1,9 @@
 /* t_exec.c - real execution: plans built by hand run against a small
  * synthetic .mwq file; the budget is never exceeded, an impossible budget is
  * an error (not a hang), the incremental level-by-level arithmetic equals
- * the one-shot kernels, and the simulator's timeline CSV becomes the same
- * plan.  No timing is asserted. */
+ * the one-shot kernels, the simulator's typed operations become the plan
+ * and, as op records, equal its timeline CSV read back.  No timing is
+ * asserted. */
 #include "core/err.h"
 #include "core/model.h"
 #include "host/exec.h"
@@ -238,6 +239,50 @@ int main(void)
            "final tokens as the simulator counted them");
         execplan_free(&tp);
     }
+    /* the same operations as op records (the predicted side of execute's
+     * op join) equal the simulator's timeline CSV read back: each op pairs
+     * with its own, and both split the same */
+    opjoin_tl *typed = NULL, *fromcsv = NULL;
+    char *csv = NULL;
+    size_t csvlen = 0;
+    rc = opjoin_tl_new(&typed);
+    if (!rc) rc = opjoin_tl_new(&fromcsv);
+    FILE *mf = rc ? NULL : open_memstream(&csv, &csvlen);
+    sim_timeline stl;
+    sim_observer tobs;
+    if (mf) sim_timeline_begin(&stl, mf, &tobs);
+    execplan_builder_init(&xb, 0, &obs);
+    xb.ops = typed;
+    for (size_t i = 0; mf && i < sizeof ops / sizeof ops[0]; i++) {
+        obs.op(obs.user, &ops[i]);
+        tobs.op(tobs.user, &ops[i]);
+    }
+    if (mf) fclose(mf);
+    rc = rc ? rc : !mf ? D2_EIO : execplan_builder_finish(&xb, &tp);
+    ok(rc == D2_OK, "plan and op records from one observer: %s", rc ? d2_err_msg() : "ok");
+    if (rc == D2_OK) execplan_free(&tp);
+    is_int(typed ? (long long)opjoin_tl_size(typed) : -1, 8, "8 op records: 2 non-expert, 3 loads, 3 computes");
+    FILE *in = csv ? fmemopen(csv, csvlen, "r") : NULL;
+    ok(in && opjoin_tl_read_csv(in, "sim timeline", fromcsv) == D2_OK, "the simulator's timeline CSV reads back");
+    if (in) fclose(in);
+    opjoin_report jt, jc, jx;
+    int jrc = rc ? rc : opjoin_join(typed, fromcsv, &jx);
+    ok(!jrc && jx.matched == 8 && !jx.pred_only && !jx.real_only && jx.makespan_pred_ns == jx.makespan_real_ns,
+       "records and CSV: every op pairs with its own (%lld)", jrc ? -1LL : (long long)jx.matched);
+    if (!jrc) jrc = opjoin_join(typed, typed, &jt);
+    if (!jrc) jrc = opjoin_join(fromcsv, fromcsv, &jc);
+    int same = !jrc && jt.nterm == jc.nterm && jt.makespan_pred_ns == jc.makespan_pred_ns;
+    for (int t = 0; same && t < jt.nterm; t++)
+        same = jt.term[t].pred_ns == jc.term[t].pred_ns && jt.term[t].n_pred == jc.term[t].n_pred;
+    ok(same, "records and CSV split the makespan the same, term by term");
+    const opjoin_op *o0 = typed ? opjoin_tl_get(typed, 0) : NULL, *o7 = typed ? opjoin_tl_get(typed, 7) : NULL;
+    ok(o0 && o0->kind == OPJOIN_NONEXPERT && o0->expert == -1 && o0->level == 0 && o7 && o7->kind == OPJOIN_COMPUTE &&
+           o7->step == 0 && o7->layer == 1 && o7->start_ns == 50 && o7->end_ns == 60,
+       "records: non-expert work as expert -1 level 0; step = the forward step, simulated ns");
+    free(csv);
+    opjoin_tl_free(typed);
+    opjoin_tl_free(fromcsv);
+
     const sim_op pre = {.kind = SIM_OP_LOAD, .step = 0, .layer = 1, .expert = 3, .level = 1, .preload = 1, .start = 10, .end = 20};
     execplan_builder_init(&xb, 0, &obs);
     obs.op(obs.user, &ops[0]);

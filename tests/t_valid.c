@@ -2,9 +2,10 @@
  * the bootstrap interval of the median against the exact bootstrap
  * distribution (closed form: the resampled median of an odd sample of n is
  * <= x_(k) exactly when at least (n+1)/2 of n draws are <= x_(k), a
- * Binomial(n, k/n) tail), the verdicts, and the join of a hand-made
+ * Binomial(n, k/n) tail), the verdicts, the join of a hand-made
  * predicted/real pair of timelines whose split is worked out by hand in the
- * comments.  No timing is measured here. */
+ * comments, and that join as the metrics execute stores and validate reads
+ * back.  No timing is measured here. */
 #include "core/err.h"
 #include "host/opjoin.h"
 #include "host/valstat.h"
@@ -124,6 +125,60 @@ static const char *real_csv =
     "335,400,compute,1,0,1,4\n"
     "400,420,io,1,3,1,4\n";
 
+/* the report as metrics (what execute stores) and back (what validate reads) */
+typedef struct mbuf { int n; char name[128][64]; double v[128]; char unit[128][8]; } mbuf;
+static int collect(const char *name, double v, const char *unit, void *u)
+{
+    mbuf *b = u;
+    if (b->n == 128) return D2_ERANGE;
+    snprintf(b->name[b->n], sizeof b->name[0], "%s", name);
+    snprintf(b->unit[b->n], sizeof b->unit[0], "%s", unit);
+    b->v[b->n++] = v;
+    return D2_OK;
+}
+
+static void test_metrics(const opjoin_report *j)
+{
+    static mbuf b;
+    b.n = 0;
+    ok(opjoin_report_foreach_metric(j, collect, &b) == D2_OK, "the join as metrics (%d)", b.n);
+    /* 12 terms with ops on either side (compute_l3 and the levels above have none) x 4, makespans 2, counts 5 */
+    is_int(b.n, 12 * 4 + 2 + 5, "4 metrics per term with ops, 2 makespans, 5 pair counts");
+    int units = 1, names = 1;
+    for (int i = 0; i < b.n; i++) {
+        size_t l = strlen(b.name[i]);
+        int secs = l > 2 && !strcmp(b.name[i] + l - 2, "_s");
+        units &= secs ? !strcmp(b.unit[i], "s") : !strcmp(b.unit[i], "ops");
+        names &= !strncmp(b.name[i], "join_", 5);
+        for (int k = 0; k < i; k++) names &= strcmp(b.name[i], b.name[k]) != 0;
+    }
+    ok(names, "every name starts join_ and appears once");
+    ok(units, "seconds are named _s with unit s, counts have unit ops");
+    opjoin_report back;
+    opjoin_report_init(&back);
+    int rc = D2_OK;
+    for (int i = 0; i < b.n && !rc; i++) rc = opjoin_report_set_metric(&back, b.name[i], b.v[i]);
+    ok(rc == D2_OK, "every metric reads back (%s)", rc ? d2_err_msg() : "ok");
+    int same = back.nterm == j->nterm && back.makespan_pred_ns == j->makespan_pred_ns &&
+               back.makespan_real_ns == j->makespan_real_ns && back.matched == j->matched && back.pred_only == j->pred_only &&
+               back.real_only == j->real_only && back.pred_only_ns == j->pred_only_ns && back.real_only_ns == j->real_only_ns;
+    for (int t = 0; same && t < j->nterm; t++)
+        same = !strcmp(back.term[t].name, j->term[t].name) && back.term[t].in_sum == j->term[t].in_sum &&
+               back.term[t].pred_ns == j->term[t].pred_ns && back.term[t].real_ns == j->term[t].real_ns &&
+               back.term[t].n_pred == j->term[t].n_pred && back.term[t].n_real == j->term[t].n_real;
+    ok(same, "read back: the same makespans, pair counts and terms (values and op counts)");
+    /* seconds round to the nearest ns */
+    ok(opjoin_report_set_metric(&back, "join_wait_l2_real_s", 1.2345678904) == D2_OK &&
+           back.term[opjoin_report_term(&back, "wait_l2")].real_ns == 1234567890,
+       "1.2345678904 s reads back as 1234567890 ns");
+    ok(opjoin_report_set_metric(&back, "join_makespan_sim_s", 0.9999999996) == D2_OK && back.makespan_pred_ns == 1000000000,
+       "0.9999999996 s reads back as 1000000000 ns");
+    ok(opjoin_report_set_metric(&back, "makespan_s", 1) == D2_ENOTFOUND, "a metric without join_: not ours");
+    ok(opjoin_report_set_metric(&back, "join_compute_l9_sim_s", 1) == D2_ENOTFOUND, "no term compute_l9: not ours");
+    ok(opjoin_report_set_metric(&back, "join_compute_l1_cpu_s", 1) == D2_ENOTFOUND, "unknown suffix: not ours");
+    ok(opjoin_report_set_metric(&back, "join_compute_l1_sim_s", -1) == D2_ERANGE, "negative seconds: D2_ERANGE");
+}
+
 static void test_join(void)
 {
     opjoin_tl *p = tl_from(pred_csv), *r = tl_from(real_csv);
@@ -175,6 +230,7 @@ static void test_join(void)
     opjoin_tl_free(r2);
     opjoin_tl_free(p);
     opjoin_tl_free(r);
+    test_metrics(&j);
 }
 
 static void test_steps(void)

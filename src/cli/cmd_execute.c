@@ -2,7 +2,9 @@
  * simulator plans the run (its timeline gives the load and compute order);
  * src/host/exec runs that plan on this machine against a .mwq model file
  * and measures it; both results are printed side by side and, with --db,
- * stored as two runs of kind "execute": mode "sim" and mode "real". */
+ * stored as two runs of kind "execute": mode "sim" and mode "real".  The op
+ * join of the two (host/opjoin.h) is made here, from the simulator's typed
+ * operations and the run's records, and stored with the real run. */
 #include "cli/cli.h"
 #include "cli/simopts.h"
 #include "core/err.h"
@@ -11,6 +13,7 @@
 #include "host/calib.h"
 #include "host/exec.h"
 #include "host/execplan.h"
+#include "host/opjoin.h"
 #include "quant/mwqfile.h"
 #include "results/db.h"
 #include "results/runner.h"
@@ -72,6 +75,10 @@ static void usage(FILE *out)
             "profile from `d2moe calibrate` and a model whose non-expert work is ~0\n"
             "(tiny-moe): execute runs the expert layers only.  --timeline writes the\n"
             "simulator's CSV, --real-timeline the measured one (same columns).\n"
+            "The op join (the simulator's operations paired with the run's, both\n"
+            "makespans split into compute per level, waits for loads, hand-off,\n"
+            "non-expert work and tail) is made in this process from both sides'\n"
+            "typed records and stored with the real run as metrics join_*.\n"
             "--nice N: run at that scheduling priority (negative needs root): -20\n"
             "shields the measurement from other processes on a shared machine.\n"
             "--wait spin (default): the I/O thread and the compute thread poll while\n"
@@ -128,7 +135,8 @@ static const char *g_wait = "spin";                /* --wait: exec.wait */
 static double g_probe_ref = 0, g_probe_tol = 0.10;  /* --x-probe-ref NS, --x-probe-tol F (--spec children) */
 static double g_probe_before = 0, g_probe_after = 0;
 
-static int store(const char *path, const sim_result *r, const exec_result *x, const char *mwq, int threads, uint64_t seed)
+static int store(const char *path, const sim_result *r, const exec_result *x, const opjoin_report *join, const char *mwq,
+                 int threads, uint64_t seed)
 {
     db *d;
     D2_TRY(db_open(path, &d));
@@ -180,6 +188,8 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
                 rc = db_run_metric(run, "probe_ref_ns", g_probe_ref, "ns");
                 if (!rc) rc = db_run_metric(run, "probe_ok", calib_probe_agrees(g_probe_before, g_probe_after, g_probe_ref, g_probe_tol), "");
             }
+            /* the op join of this run with its prediction (join_*: host/opjoin.h) */
+            if (!rc && join) rc = opjoin_report_foreach_metric(join, db_metric, run);
         }
         db_run_status(run, "ok");
         int64_t id;
@@ -614,14 +624,28 @@ static int run(int argc, char **argv)
     execplan_builder pb;
     sim_observer pobs;
     execplan_builder_init(&pb, sys.serial, &pobs);
+    /* both sides of the op join, as typed records: the simulator's
+     * operations (from the same observer) and the run's (exec_opts.ops) */
+    opjoin_tl *sim_ops = NULL, *real_ops = NULL;
+    rc = opjoin_tl_new(&sim_ops);
+    if (!rc) rc = opjoin_tl_new(&real_ops);
+    if (rc) { opjoin_tl_free(sim_ops); return cli_fail(rc); }
+    pb.ops = sim_ops;
     job.obs = &pobs;
     sim_result *r = NULL;
     rc = sim_job_run(&job, &r);
     exec_plan plan;
     int prc = execplan_builder_finish(&pb, &plan);
-    if (rc) { if (!prc) execplan_free(&plan); return cli_fail(rc); }
-    if (prc) { sim_result_free(r); return cli_fail(prc); }
+    if (rc || prc) {
+        if (!prc) execplan_free(&plan);
+        sim_result_free(r);
+        opjoin_tl_free(sim_ops);
+        opjoin_tl_free(real_ops);
+        return cli_fail(rc ? rc : prc);
+    }
     if (strcmp(sim_result_status(r), "ok")) {
+        opjoin_tl_free(sim_ops);
+        opjoin_tl_free(real_ops);
         execplan_free(&plan);
         d2_err_set("execute: the simulator says this configuration does not fit: %s", sim_result_reason(r));
         sim_result_free(r);
@@ -649,12 +673,12 @@ static int run(int argc, char **argv)
             snprintf(g_gen, sizeof g_gen, "%s.tmp", path); /* the mwqfile writer's temporary name */
             rc = execplan_model_generate(path, &e.m, &mc, 1);
             g_gen[0] = 0;
-            if (rc) { execplan_free(&plan); sim_result_free(r); return cli_fail(rc); }
+            if (rc) { opjoin_tl_free(sim_ops); opjoin_tl_free(real_ops); execplan_free(&plan); sim_result_free(r); return cli_fail(rc); }
         }
     }
     exec_store store_;
     rc = execplan_store_open(&store_, path, &e.m, e.levels, e.bits[0], e.group);
-    if (rc) { execplan_free(&plan); sim_result_free(r); return cli_fail(rc); }
+    if (rc) { opjoin_tl_free(sim_ops); opjoin_tl_free(real_ops); execplan_free(&plan); sim_result_free(r); return cli_fail(rc); }
     for (int k = 1; k <= e.levels && rc == D2_OK; k++) {
         int64_t want = model_expert_level_bytes(&e.m, e.bits[0], k, e.group), got = exec_store_unit_bytes(&store_, 0, 0, (uint32_t)k);
         if (want != got) {
@@ -673,7 +697,7 @@ static int run(int argc, char **argv)
      * below 32 MiB glibc serves them from the heap and never trims it */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, INT_MAX);
-    exec_opts o = {e.budget, threads, job.seed, verify, rt, 1, !strcmp(g_wait, "sleep"), NULL};
+    exec_opts o = {e.budget, threads, job.seed, verify, rt, 1, !strcmp(g_wait, "sleep"), real_ops};
     /* the kernel probe right before and after the timed run (untimed):
      * did the machine keep its speed? */
     calib_probe *probe = NULL;
@@ -692,6 +716,12 @@ static int run(int argc, char **argv)
     }
     exec_store_close(&store_);
     execplan_free(&plan);
+    /* the op join, in this process: the simulator's typed operations against
+     * the run's (no timeline CSV read back) */
+    opjoin_report join;
+    if (rc == D2_OK) rc = opjoin_join(sim_ops, real_ops, &join);
+    opjoin_tl_free(sim_ops);
+    opjoin_tl_free(real_ops);
     if (rc) { sim_result_free(r); return cli_fail(rc); }
 
     /* 5. report */
@@ -728,7 +758,12 @@ static int run(int argc, char **argv)
     if (verify)
         printf("verify: %lld tokens; max relative difference %.3g to the one-shot kernels, %.3g to the double reference\n",
                (long long)x.verified, x.verify_max_rel, x.verify_max_rel_ref);
-    if (dbpath && (rc = store(dbpath, r, &x, path, threads, job.seed))) { sim_result_free(r); return cli_fail(rc); }
+    int ic = opjoin_report_term(&join, "compute_l1");
+    printf("op join: %lld operations paired (%lld simulated only, %lld real only); compute_l1 %.6f s simulated, %.6f s "
+           "measured%s\n", (long long)join.matched, (long long)join.pred_only, (long long)join.real_only,
+           ic >= 0 ? (double)join.term[ic].pred_ns / 1e9 : 0, ic >= 0 ? (double)join.term[ic].real_ns / 1e9 : 0,
+           dbpath ? " (all terms stored with the real run: join_*)" : "");
+    if (dbpath && (rc = store(dbpath, r, &x, &join, path, threads, job.seed))) { sim_result_free(r); return cli_fail(rc); }
     sim_result_free(r);
     return 0;
 }

@@ -5,8 +5,10 @@
  * each point has a fixed number of accepted rounds or a time cap is hit;
  * every round (accepted or rejected, with its reason) and each point's
  * median paired error with its bootstrap interval, the machine's own spread
- * and the op join (host/opjoin.h) go to the results store.  It is never a
- * test: nothing here asserts a timing. */
+ * and the op join (host/opjoin.h: made by execute in its process and read
+ * back from the store here) go to the results store.  --join: the op join
+ * of two timeline CSVs, offline.  It is never a test: nothing here asserts
+ * a timing. */
 #include "cli/cli.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -37,13 +39,16 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: d2moe validate SPEC.ini --db FILE [--quick] [--rounds N] [--time-cap MIN]\n"
             "                      [--bound PCT] [--work DIR] [--probe-tol PCT] [--calib-tol PCT]\n"
-            "                      [--nice N] [--seed S] [--file-size SIZE]\n\n"
+            "                      [--nice N] [--seed S] [--file-size SIZE] [--no-timelines]\n"
+            "       d2moe validate --join SIM.csv REAL.csv\n\n"
             "Measure the simulator against real execution on this machine for every point\n"
             "of a sweep spec of kind execute (experiments/validation.ini).  A round of a\n"
             "point: `d2moe calibrate` (a fresh profile, files in --work DIR, default\n"
             "./validate-work; its temporary read file --file-size, default 256Mi),\n"
             "then `d2moe execute` of the point against it (one process,\n"
-            "no verification), both timelines kept.  Rounds are interleaved across the\n"
+            "no verification; both timelines kept in DIR as sim-pN.csv and real-pN.csv\n"
+            "for whoever wants to look, none with --no-timelines: nothing here reads\n"
+            "them).  Rounds are interleaved across the\n"
             "points and repeated until every point has --rounds accepted rounds (default\n"
             "7) or --time-cap minutes (default 14) have passed.  A round is rejected (and\n"
             "stored with its reason) when its calibration's kernel probe differs more\n"
@@ -59,10 +64,15 @@ static void usage(FILE *out)
             "median real makespan of the same run repeated, relative to that median.\n"
             "The op join: each round's predicted and real ops paired and both makespans\n"
             "split into compute per level, waiting for loads, hand-off after a load,\n"
-            "non-expert work and tail; summed over accepted rounds per point.\n"
+            "non-expert work and tail; made by execute from both sides' typed records\n"
+            "and stored with its real run (metrics join_*), read from there, summed\n"
+            "over accepted rounds per point.\n"
             "Stored in --db: kind validate, mode round (metric accepted 0/1, param\n"
             "validate.reason) and mode point; the runs of execute as usual.\n"
-            "Exit 0 when the measurement completed, whatever the verdicts.\n");
+            "Exit 0 when the measurement completed, whatever the verdicts.\n\n"
+            "--join SIM.csv REAL.csv: the op join of two timeline CSVs (execute's\n"
+            "--timeline and --real-timeline, or simulate's --timeline), offline;\n"
+            "prints the join_* metrics execute stores (seconds to the ns).\n");
 }
 
 static int run_child(char **av)
@@ -141,6 +151,38 @@ static int64_t max_run_id(const char *dbpath)
     return id;
 }
 
+/* the op join execute stored with its real run run_id (metrics join_*);
+ * D2_ENOTFOUND when it has none */
+static int join_read(const char *dbpath, int64_t run_id, opjoin_report *rep)
+{
+    db *d;
+    D2_TRY(db_open(dbpath, &d));
+    opjoin_report_init(rep);
+    sqlite3_stmt *q;
+    int rc = D2_OK, found = 0;
+    if (sqlite3_prepare_v2(db_handle(d), "SELECT name, value FROM metrics WHERE run_id = ?1 AND name LIKE 'join!_%' ESCAPE '!'",
+                           -1, &q, NULL) != SQLITE_OK) {
+        d2_err_set("%s: %s", dbpath, sqlite3_errmsg(db_handle(d)));
+        db_close(d);
+        return D2_EDB;
+    }
+    sqlite3_bind_int64(q, 1, run_id);
+    while (rc == D2_OK && sqlite3_step(q) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(q, 0);
+        int st = opjoin_report_set_metric(rep, name ? name : "", sqlite3_column_double(q, 1));
+        if (st == D2_OK) found += !strcmp(name, "join_makespan_real_s");
+        else if (st != D2_ENOTFOUND) rc = st; /* D2_ENOTFOUND: a join_ name that is not the op join's, skipped */
+    }
+    sqlite3_finalize(q);
+    db_close(d);
+    if (!rc && !found) {
+        d2_err_set("%s: execute run %lld stored no op join (metrics join_*)", dbpath, (long long)run_id);
+        rc = D2_ENOTFOUND;
+    }
+    return rc;
+}
+
+/* --join: two timeline CSVs joined offline */
 static int join_files(const char *sim_csv, const char *real_csv, opjoin_report *rep)
 {
     opjoin_tl *a = NULL, *b = NULL;
@@ -167,6 +209,14 @@ typedef struct point_acc {
     opjoin_report join;             /* terms summed over accepted rounds */
     int joined;
 } point_acc;
+
+static int db_metric(const char *name, double v, const char *unit, void *run) { return db_run_metric(run, name, v, unit); }
+
+static int print_metric(const char *name, double v, const char *unit, void *out)
+{
+    fprintf(out, "%-28s %.9f %s\n", name, v, unit);
+    return D2_OK;
+}
 
 /* a round's record: status ok (the record is sound); metric accepted 0/1
  * and param validate.reason say whether it counts and why not */
@@ -196,17 +246,7 @@ static int store_round(const char *dbpath, const char *spec, size_t point, int r
         if (!rc) rc = db_run_metric(run, "real_makespan_s", real_s, "s");
         if (!rc) rc = db_run_metric(run, "error", (sim_s - real_s) / real_s, "");
     }
-    for (int t = 0; j && !rc && t < j->nterm; t++) {
-        if (!j->term[t].n_pred && !j->term[t].n_real) continue;
-        char k[64];
-        snprintf(k, sizeof k, "join_%s_sim_s", j->term[t].name);
-        rc = db_run_metric(run, k, (double)j->term[t].pred_ns / 1e9, "s");
-        snprintf(k, sizeof k, "join_%s_real_s", j->term[t].name);
-        if (!rc) rc = db_run_metric(run, k, (double)j->term[t].real_ns / 1e9, "s");
-    }
-    if (j && !rc) rc = db_run_metric(run, "join_matched", (double)j->matched, "ops");
-    if (j && !rc) rc = db_run_metric(run, "join_sim_only", (double)j->pred_only, "ops");
-    if (j && !rc) rc = db_run_metric(run, "join_real_only", (double)j->real_only, "ops");
+    if (j && !rc) rc = opjoin_report_foreach_metric(j, db_metric, run); /* the execute run's, copied */
     db_run_status(run, "ok");
     int64_t id;
     if (!rc) rc = db_run_write(d, run, &id);
@@ -224,9 +264,10 @@ static int run(int argc, char **argv)
         {"work", required_argument, NULL, 'w'},    {"probe-tol", required_argument, NULL, 1},
         {"calib-tol", required_argument, NULL, 2}, {"nice", required_argument, NULL, 3},
         {"seed", required_argument, NULL, 4},      {"file-size", required_argument, NULL, 5},
+        {"no-timelines", no_argument, NULL, 6},    {"join", no_argument, NULL, 7},
         {NULL, 0, NULL, 0}};
     const char *dbpath = NULL, *work = "validate-work", *probe_tol = "10", *fsize = "256Mi";
-    int quick = 0, rounds = 7, c, st;
+    int quick = 0, rounds = 7, c, st, timelines = 1, join_only = 0;
     double cap_min = 14, bound = 10, calib_tol = 10, dv;
     long lv;
     uint64_t seed = 1;
@@ -265,8 +306,20 @@ static int run(int argc, char **argv)
             seed = (uint64_t)lv;
             break;
         case 5: fsize = optarg; break; /* calibrate checks it */
+        case 6: timelines = 0; break;
+        case 7: join_only = 1; break;
         default: return cli_bad_option("validate", argc, argv);
         }
+    }
+    if (join_only) {
+        if (optind != argc - 2) return cli_usage_error("validate", "--join: expected SIM.csv REAL.csv");
+        opjoin_report jr;
+        int jrc = join_files(argv[optind], argv[optind + 1], &jr);
+        if (jrc) return cli_fail(jrc);
+        printf("op join of %s (sim) and %s (real): %lld operations paired, %lld sim only, %lld real only\n", argv[optind],
+               argv[optind + 1], (long long)jr.matched, (long long)jr.pred_only, (long long)jr.real_only);
+        opjoin_report_foreach_metric(&jr, print_metric, stdout);
+        return 0;
     }
     if (optind != argc - 1) return cli_usage_error("validate", "expected one SPEC.ini (and --db FILE)");
     if (!dbpath) return cli_usage_error("validate", "--db FILE is required");
@@ -373,7 +426,9 @@ static int run(int argc, char **argv)
             }
             char *tail[] = {"--db", (char *)dbpath, "--x-spec", (char *)name, "--x-point", ptxt, "--mwq-dir", (char *)work,
                             "--no-verify", "--timeline", scsv, "--real-timeline", rcsv};
-            for (size_t k = 0; k < sizeof tail / sizeof tail[0]; k++) av[ac++] = tail[k];
+            /* the timelines are artifacts to look at: the join comes from the store */
+            size_t ntail = sizeof tail / sizeof tail[0] - (timelines ? 0 : 4);
+            for (size_t k = 0; k < ntail; k++) av[ac++] = tail[k];
             if (pr > 0) {
                 av[ac++] = "--x-probe-ref";
                 av[ac++] = probe_ref;
@@ -392,7 +447,7 @@ static int run(int argc, char **argv)
             } else if ((rc = last_pair(dbpath, name, p, start_id, &xid, &s_s, &r_s, &pok))) {
                 break;
             } else {
-                have_join = join_files(scsv, rcsv, &rep) == D2_OK;
+                have_join = join_read(dbpath, xid, &rep) == D2_OK;
                 if (!have_join) fflush(stdout), fprintf(stderr, "d2moe validate: note: no op join for this round: %s\n", d2_err_msg());
                 if (!pok) snprintf(reason, sizeof reason, "run: kernel probe moved more than %s%% from the calibration's", probe_tol);
                 else snprintf(reason, sizeof reason, "accepted");

@@ -44,7 +44,21 @@ static int push(exec_op **v, size_t *n, size_t *cap, exec_op op)
 static void builder_op(void *user, const sim_op *op)
 {
     execplan_builder *b = user;
-    if (b->rc || op->kind == SIM_OP_NONEXPERT) return;
+    if (b->rc) return;
+    if (b->ops) {
+        opjoin_op j = {.kind = op->kind == SIM_OP_LOAD ? OPJOIN_LOAD : op->kind == SIM_OP_COMPUTE ? OPJOIN_COMPUTE : OPJOIN_NONEXPERT,
+                       .step = (int32_t)op->fstep, .layer = (int32_t)op->layer,
+                       .expert = op->kind == SIM_OP_NONEXPERT ? -1 : (int32_t)op->expert,
+                       .level = op->kind == SIM_OP_NONEXPERT ? 0 : (int32_t)op->level, .tokens = (int32_t)op->tokens,
+                       .start_ns = op->start, .end_ns = op->end};
+        int rc = opjoin_tl_add(b->ops, &j);
+        if (rc) {
+            b->rc = rc;
+            snprintf(b->err, sizeof b->err, "%s", d2_err_msg());
+            return;
+        }
+    }
+    if (op->kind == SIM_OP_NONEXPERT) return;
     if (op->preload) {
         b->rc = D2_EINVAL;
         snprintf(b->err, sizeof b->err, "a preload of layer %u expert %d: execute runs on-demand plans only "

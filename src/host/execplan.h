@@ -18,10 +18,14 @@
  * computes belong to their layer step, in the order they started; a compute
  * carries its final-token count from the simulator.  Preloads (systems with
  * prefetch) are refused: execute runs on-demand plans only.  serial as
- * plan_type's.  finish hands the plan (execplan_free) or the first error. */
+ * plan_type's.  finish hands the plan (execplan_free) or the first error.
+ * With ops set (after init), every operation, non-expert work included, is
+ * also added to it as an opjoin_op: the predicted side of the op join
+ * (step = the forward step, times in simulated ns). */
 typedef struct execplan_builder {
     exec_plan plan;
     size_t capl, capc;     /* allocated load / compute records */
+    opjoin_tl *ops;        /* NULL, or receives the simulated operations (not owned) */
     int rc;                /* first error (D2 status), D2_OK */
     char err[256];         /* its message */
 } execplan_builder;

@@ -3,6 +3,7 @@
 #include "host/opjoin.h"
 #include "core/err.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,10 +251,15 @@ static int split(const opjoin_tl *tl, int64_t *v, int64_t *n, int64_t *makespan)
     return D2_OK;
 }
 
+void opjoin_report_init(opjoin_report *r)
+{
+    memset(r, 0, sizeof *r);
+    term_names(r);
+}
+
 int opjoin_join(const opjoin_tl *pred, const opjoin_tl *real, opjoin_report *out)
 {
-    memset(out, 0, sizeof *out);
-    term_names(out);
+    opjoin_report_init(out);
     int64_t vp[T_N], np[T_N], vr[T_N], nr[T_N];
     D2_TRY(split(pred, vp, np, &out->makespan_pred_ns));
     D2_TRY(split(real, vr, nr, &out->makespan_real_ns));
@@ -301,4 +307,71 @@ int opjoin_report_term(const opjoin_report *r, const char *name)
     for (int t = 0; t < r->nterm; t++)
         if (!strcmp(r->term[t].name, name)) return t;
     return -1;
+}
+
+/* ---- the report as metrics --------------------------------------------- */
+
+int opjoin_report_foreach_metric(const opjoin_report *r, opjoin_metric_fn fn, void *user)
+{
+    int rc = fn("join_makespan_sim_s", (double)r->makespan_pred_ns / 1e9, "s", user);
+    if (!rc) rc = fn("join_makespan_real_s", (double)r->makespan_real_ns / 1e9, "s", user);
+    for (int t = 0; !rc && t < r->nterm; t++) {
+        const opjoin_term *T = &r->term[t];
+        if (!T->n_pred && !T->n_real) continue;
+        char k[64];
+        snprintf(k, sizeof k, "join_%s_sim_s", T->name);
+        rc = fn(k, (double)T->pred_ns / 1e9, "s", user);
+        snprintf(k, sizeof k, "join_%s_real_s", T->name);
+        if (!rc) rc = fn(k, (double)T->real_ns / 1e9, "s", user);
+        snprintf(k, sizeof k, "join_%s_sim_ops", T->name);
+        if (!rc) rc = fn(k, (double)T->n_pred, "ops", user);
+        snprintf(k, sizeof k, "join_%s_real_ops", T->name);
+        if (!rc) rc = fn(k, (double)T->n_real, "ops", user);
+    }
+    if (!rc) rc = fn("join_matched", (double)r->matched, "ops", user);
+    if (!rc) rc = fn("join_sim_only", (double)r->pred_only, "ops", user);
+    if (!rc) rc = fn("join_real_only", (double)r->real_only, "ops", user);
+    if (!rc) rc = fn("join_sim_only_s", (double)r->pred_only_ns / 1e9, "s", user);
+    if (!rc) rc = fn("join_real_only_s", (double)r->real_only_ns / 1e9, "s", user);
+    return rc;
+}
+
+int opjoin_report_set_metric(opjoin_report *r, const char *name, double value)
+{
+    if (strncmp(name, "join_", 5)) return D2_ENOTFOUND;
+    const char *s = name + 5;
+    if (!isfinite(value) || value < 0 || value > 9e9)
+        D2_ERROR(D2_ERANGE, "op join: metric %s = %g out of range", name, value);
+    int64_t ns = llround(value * 1e9), cnt = llround(value);
+    const struct { const char *name; int64_t *v; int ns; } fixed[] = {
+        {"makespan_sim_s", &r->makespan_pred_ns, 1}, {"makespan_real_s", &r->makespan_real_ns, 1},
+        {"matched", &r->matched, 0},                 {"sim_only", &r->pred_only, 0},
+        {"real_only", &r->real_only, 0},             {"sim_only_s", &r->pred_only_ns, 1},
+        {"real_only_s", &r->real_only_ns, 1},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (!strcmp(s, fixed[i].name)) {
+            *fixed[i].v = fixed[i].ns ? ns : cnt;
+            return D2_OK;
+        }
+    static const char *const suffix[4] = {"_sim_s", "_real_s", "_sim_ops", "_real_ops"};
+    size_t len = strlen(s);
+    for (int k = 0; k < 4; k++) {
+        size_t sl = strlen(suffix[k]);
+        if (len <= sl || len - sl >= sizeof r->term[0].name || strcmp(s + len - sl, suffix[k])) continue;
+        char tn[sizeof r->term[0].name];
+        memcpy(tn, s, len - sl);
+        tn[len - sl] = 0;
+        int t = opjoin_report_term(r, tn);
+        if (t < 0) return D2_ENOTFOUND;
+        opjoin_term *T = &r->term[t];
+        switch (k) {
+        case 0: T->pred_ns = ns; break;
+        case 1: T->real_ns = ns; break;
+        case 2: T->n_pred = cnt; break;
+        default: T->n_real = cnt; break;
+        }
+        return D2_OK;
+    }
+    return D2_ENOTFOUND;
 }

@@ -89,4 +89,25 @@ int opjoin_join(const opjoin_tl *pred, const opjoin_tl *real, opjoin_report *out
 /* Index of the term called name, or -1. */
 int opjoin_report_term(const opjoin_report *r, const char *name);
 
+/* An empty report: every term named (as opjoin_join names them), zeros. */
+void opjoin_report_init(opjoin_report *r);
+
+/* The report as metrics, in the results store's names and units (d2moe
+ * execute stores them with its real run; validate reads them back):
+ *   join_makespan_sim_s, join_makespan_real_s            (s)
+ *   per term with ops on either side:
+ *     join_<term>_sim_s, join_<term>_real_s              (s)
+ *     join_<term>_sim_ops, join_<term>_real_ops          (ops)
+ *   join_matched, join_sim_only, join_real_only          (ops)
+ *   join_sim_only_s, join_real_only_s                    (s)
+ * ("sim" is the predicted side).  The worst pair is not among them.  The
+ * walk stops at fn's first non-zero status and returns it. */
+typedef int (*opjoin_metric_fn)(const char *name, double value, const char *unit, void *user);
+int opjoin_report_foreach_metric(const opjoin_report *r, opjoin_metric_fn fn, void *user);
+/* Put one such metric back into r (start from opjoin_report_init):
+ * seconds rounded to the nearest ns, counts to the nearest integer.
+ * D2_ENOTFOUND (no message) when name is not one of them; D2_ERANGE for
+ * a negative or non-finite value. */
+int opjoin_report_set_metric(opjoin_report *r, const char *name, double value);
+
 #endif
