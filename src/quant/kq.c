@@ -294,7 +294,9 @@ static inline __attribute__((always_inline)) void bucket_lanes(const v8f *X, con
         const v8f inv = VSEL(s > zero, one / VSEL(s > zero, s, one), zero);
         v8f ai[4], ao[4];
         for (int g = 0; g < 4; g++) { ai[g] = s * V8(kq_gi[g] * 0.25f); ao[g] = s * V8(kq_go[g] * 0.25f); }
-        v8f e1 = zero, u2o = zero, u1 = zero, u1o = zero, no = zero, S[4] = {zero, zero, zero, zero}, So[4] = {zero, zero, zero, zero};
+        /* pass 1: codes, |R1| and the set of every weight; the level-1 sums */
+        v8f e1 = zero, u2o = zero, u1 = zero, u1o = zero, no = zero, U[KQ_SUB];
+        v8i MO[KQ_SUB];
         for (int i = 0; i < KQ_SUB; i++) {
             v8f v = (X[i] + mj) * inv;
             v = VSEL(v > zero, v, zero);
@@ -306,24 +308,43 @@ static inline __attribute__((always_inline)) void bucket_lanes(const v8f *X, con
             u1 += u;
             u1o += VAND(mo, u);
             no += VAND(mo, one);
+            U[i] = u;
+            MO[i] = mo;
+        }
+        /* pass 2, two factors at a time: sum |u - a2(g)| (all; outward) */
+        v8f S[4], So[4];
+        for (int g = 0; g < 4; g += 2) {
+            v8f s0 = zero, s1 = zero, o0 = zero, o1 = zero;
+            const v8f i0 = ai[g], i1 = ai[g + 1], a0 = ao[g], a1 = ao[g + 1];
+            for (int i = 0; i < KQ_SUB; i++) {
+                const v8f w0 = VABS(U[i] - VSEL(MO[i], a0, i0)), w1 = VABS(U[i] - VSEL(MO[i], a1, i1));
+                s0 += w0;
+                s1 += w1;
+                o0 += VAND(MO[i], w0);
+                o1 += VAND(MO[i], w1);
+            }
+            S[g] = s0; S[g + 1] = s1; So[g] = o0; So[g + 1] = o1;
+        }
+        /* per set and g: e2 + 4 e3 = 5 e2 - c (8 s S) + c^2 (4 n s^2), a3 = s c, c = G h / 8 */
+        const v8f nn[2] = {V8((float)KQ_SUB) - no, no}, U2[2] = {e1 - u2o, u2o}, U1[2] = {u1 - u1o, u1o};
+        v8f P[2][4], Qs[2][4], R[2];
+        for (int set = 0; set < 2; set++) {
+            R[set] = V8(4.0f) * nn[set] * (s * s);
             for (int g = 0; g < 4; g++) {
-                const v8f a = VSEL(mo, ao[g], ai[g]), w = VABS(u - a);
-                S[g] += w;
-                So[g] += VAND(mo, w);
+                const v8f a2 = set ? ao[g] : ai[g], Sg = set ? So[g] : S[g] - So[g];
+                const v8f e2 = U2[set] - V8(2.0f) * a2 * U1[set] + nn[set] * a2 * a2;
+                P[set][g] = V8(1.0f + KQ_W3) * e2;
+                Qs[set][g] = V8(2.0f * KQ_W3) * s * Sg;
             }
         }
-        const v8f nn[2] = {V8((float)KQ_SUB) - no, no}, U2[2] = {e1 - u2o, u2o}, U1[2] = {u1 - u1o, u1o};
         v8f res = V8(INFINITY), rgi = zero, rgo = zero, rh = zero;
         for (int h = 0; h < 4; h++) {
             v8f tot = zero, bg[2] = {zero, zero};
             for (int set = 0; set < 2; set++) {
                 v8f b = V8(INFINITY);
                 for (int g = 0; g < 4; g++) {
-                    const v8f a2 = set ? ao[g] : ai[g], Sg = set ? So[g] : S[g] - So[g];
-                    const v8f a3 = s * V8((set ? kq_go[g] : kq_gi[g]) * h8[h]);
-                    const v8f e2 = U2[set] - V8(2.0f) * a2 * U1[set] + nn[set] * a2 * a2;
-                    const v8f e3 = e2 - V8(2.0f) * a3 * Sg + nn[set] * a3 * a3;
-                    const v8f o = e2 + V8(KQ_W3) * e3;
+                    const float c = (set ? kq_go[g] : kq_gi[g]) * h8[h];
+                    const v8f o = P[set][g] + V8(c) * (V8(c) * R[set] - Qs[set][g]);
                     const v8i lt = o < b;
                     b = VSEL(lt, o, b);
                     bg[set] = VSEL(lt, V8((float)g), bg[set]);
@@ -362,14 +383,19 @@ static inline __attribute__((always_inline)) uint8_t lane_bits(v8i k)
     return (uint8_t)v;
 }
 
-/* one super-block, all levels: x[256] */
-static inline __attribute__((always_inline)) void quant_super_body(kq_matrix *m, int64_t row, int64_t b, const float *x, int T)
+/* one super-block, all levels: x[256]; 1 (nothing written) if x holds a NaN or Inf */
+static inline __attribute__((always_inline)) int quant_super_body(kq_matrix *m, int64_t row, int64_t b, const float *x, int T)
 {
     const kq_format *f = &m->fmt;
     const int nmax = (1 << f->base_bits) - 1, mmax = (1 << f->min_bits) - 1;
     v8f X[KQ_SUB];
-    for (int i = 0; i < KQ_SUB; i++)
+    v8i bad = {0};
+    for (int i = 0; i < KQ_SUB; i++) {
         for (int j = 0; j < KQ_NSUB; j++) X[i][j] = x[KQ_SUB * j + i];
+        bad |= X[i] - X[i] != V8(0.0f); /* NaN for NaN and +-Inf */
+    }
+    for (int j = 0; j < KQ_NSUB; j++)
+        if (bad[j]) return 1;
     float s[KQ_NSUB], mn[KQ_NSUB];
     fit_lanes(X, nmax, T, s, mn);
     uint16_t d16, dm16 = 0;
@@ -473,15 +499,21 @@ static inline __attribute__((always_inline)) void quant_super_body(kq_matrix *m,
             cur[i] = cur[i] + VSEL(pos, a, -a);
         }
     }
+    return 0;
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
+#define KQ_Q_OPT __attribute__((optimize("O3"))) /* unrolls the small factor loops */
+#else
+#define KQ_Q_OPT
+#endif
 #ifdef KQ_X86
-__attribute__((target("avx2"))) static void quant_super_avx2(kq_matrix *m, int64_t row, int64_t b, const float *x, int T)
+KQ_Q_OPT __attribute__((target("avx2"))) static int quant_super_avx2(kq_matrix *m, int64_t row, int64_t b, const float *x, int T)
 {
-    quant_super_body(m, row, b, x, T);
+    return quant_super_body(m, row, b, x, T);
 }
 #endif
-static void quant_super_scalar(kq_matrix *m, int64_t row, int64_t b, const float *x, int T) { quant_super_body(m, row, b, x, T); }
+KQ_Q_OPT static int quant_super_scalar(kq_matrix *m, int64_t row, int64_t b, const float *x, int T) { return quant_super_body(m, row, b, x, T); }
 
 static kq_impl impl_now = KQ_AUTO;
 
@@ -494,16 +526,18 @@ int kq_quantize(const float *w, int64_t rows, int64_t cols, const kq_format *f, 
     D2_TRY(kq_matrix_new(f, rows, cols, &m));
     for (int64_t r = 0; r < rows; r++) {
         const float *x = w + r * cols;
-        for (int64_t c = 0; c < cols; c++)
-            if (!isfinite(x[c])) {
-                kq_matrix_free(m);
-                D2_ERROR(D2_EINVAL, "weights: element (%lld, %lld) is %s", (long long)r, (long long)c, isnan(x[c]) ? "NaN" : "Inf");
-            }
         for (int64_t b = 0; b < cols / KQ_SUPER; b++) {
+            int bad;
 #ifdef KQ_X86
-            if (impl_now == KQ_AVX2) { quant_super_avx2(m, r, b, x + b * KQ_SUPER, search_steps); continue; }
+            if (impl_now == KQ_AVX2) bad = quant_super_avx2(m, r, b, x + b * KQ_SUPER, search_steps);
+            else
 #endif
-            quant_super_scalar(m, r, b, x + b * KQ_SUPER, search_steps);
+                bad = quant_super_scalar(m, r, b, x + b * KQ_SUPER, search_steps);
+            for (int64_t c = b * KQ_SUPER; bad && c < cols; c++) /* the first one, by column */
+                if (!isfinite(x[c])) {
+                    kq_matrix_free(m);
+                    D2_ERROR(D2_EINVAL, "weights: element (%lld, %lld) is %s", (long long)r, (long long)c, isnan(x[c]) ? "NaN" : "Inf");
+                }
         }
     }
     *out = m;
