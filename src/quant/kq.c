@@ -83,8 +83,9 @@ static inline int bs_get(const uint8_t *p, int bitpos, int bits)
 }
 static inline void bs_put(uint8_t *p, int bitpos, int bits, int v)
 {
-    for (int b = 0; b < bits; b++, bitpos++)
-        if ((v >> b) & 1) p[bitpos >> 3] |= (uint8_t)(1u << (bitpos & 7));
+    const unsigned u = ((unsigned)v & ((1u << bits) - 1)) << (bitpos & 7); /* bits <= 8: at most 2 bytes */
+    p[bitpos >> 3] |= (uint8_t)u;
+    if (u >> 8) p[(bitpos >> 3) + 1] |= (uint8_t)(u >> 8);
 }
 
 /* The level-1 header of one super-block, decoded: the stored s_j and m_j
@@ -244,16 +245,16 @@ static inline __attribute__((always_inline)) void fit_lanes(const v8f *X, int nm
             B += l * l;
             C += l * X[i];
         }
-        for (int j = 0; j < KQ_NSUB; j++) {
+        for (int j = 0; j < KQ_NSUB; j++) { /* branch-free: vectorised over the lanes */
             const double sl = A[j], sll = B[j], slx = C[j], D = KQ_SUB * sll - sl * sl;
-            if (!(D > 0)) continue;
-            const double iD = 1.0 / D;
-            double s = (KQ_SUB * slx - sl * sx[j]) * iD, off = (sll * sx[j] - sl * slx) * iD;
-            if (off > 0) { off = 0; s = slx / sll; }
-            if (!(s > 0)) continue;
+            const double iD = D > 0 ? 1.0 / D : 0, s0 = (KQ_SUB * slx - sl * sx[j]) * iD, off0 = (sll * sx[j] - sl * slx) * iD;
+            const double s = off0 > 0 ? slx / (sll > 0 ? sll : 1) : s0, off = off0 > 0 ? 0 : off0;
             /* sum (s l + off - x)^2 without the sum x^2 term (the same for all) */
             const double e = s * s * sll + 2 * s * off * sl + KQ_SUB * off * off - 2 * s * slx - 2 * off * sx[j];
-            if (e < best_e[j]) { best_e[j] = e; bs[j] = s; bm[j] = -off; }
+            const int take = D > 0 && s > 0 && e < best_e[j];
+            best_e[j] = take ? e : best_e[j];
+            bs[j] = take ? s : bs[j];
+            bm[j] = take ? -off : bm[j];
         }
     }
     for (int j = 0; j < KQ_NSUB; j++) {
@@ -375,12 +376,19 @@ static inline __attribute__((always_inline)) void bucket_lanes(const v8f *X, con
     }
 }
 
-/* the sign byte of a position: bit j = lane j of k */
-static inline __attribute__((always_inline)) uint8_t lane_bits(v8i k)
+/* The 32 sign bytes of a level from per-lane position masks w[j] (bit i =
+ * weight i of sub-block j): byte i, bit j = bit i of w[j], four 8 x 8 bit
+ * transposes (Hacker's Delight). */
+static inline void sign_bytes(const uint32_t w[KQ_NSUB], uint8_t r[KQ_SUB])
 {
-    int v = 0;
-    for (int j = 0; j < KQ_NSUB; j++) v |= (k[j] & 1) << j;
-    return (uint8_t)v;
+    for (int c = 0; c < 4; c++) {
+        uint64_t x = 0, t;
+        for (int j = 0; j < KQ_NSUB; j++) x |= (uint64_t)((w[j] >> (8 * c)) & 0xff) << (8 * j);
+        t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAULL; x = x ^ t ^ (t << 7);
+        t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCCULL; x = x ^ t ^ (t << 14);
+        t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0ULL; x = x ^ t ^ (t << 28);
+        for (int i = 0; i < 8; i++) r[8 * c + i] = (uint8_t)(x >> (8 * i));
+    }
 }
 
 /* one super-block, all levels: x[256]; 1 (nothing written) if x holds a NaN or Inf */
@@ -492,12 +500,16 @@ static inline __attribute__((always_inline)) int quant_super_body(kq_matrix *m, 
             ai[j] = bucket_step(m, h.s[j], 0, gi[j], go[j], k, hk[j]);
             ao[j] = bucket_step(m, h.s[j], 1, gi[j], go[j], k, hk[j]);
         }
+        v8i wb = {0};
         for (int i = 0; i < KQ_SUB; i++) {
             const v8i pos = X[i] - cur[i] >= zero;
             const v8f a = VSEL(outw[i], ao, ai);
-            r[i] = lane_bits(pos);
+            wb |= pos & (int32_t)(1u << i);
             cur[i] = cur[i] + VSEL(pos, a, -a);
         }
+        uint32_t wl[KQ_NSUB];
+        for (int j = 0; j < KQ_NSUB; j++) wl[j] = (uint32_t)wb[j];
+        sign_bytes(wl, r);
     }
     return 0;
 }
