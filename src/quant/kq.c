@@ -186,9 +186,13 @@ static inline float q_rint(float v)
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 #define V8(c) ((v8f){(c), (c), (c), (c), (c), (c), (c), (c)})
-#define VSEL(k, a, b) ((v8f)(((k) & (v8i)(a)) | (~(k) & (v8i)(b)))) /* k: lane masks (0 / -1) */
+#define VSEL(k, a, b) ((v8f)((v8i)(b) ^ ((k) & ((v8i)(a) ^ (v8i)(b))))) /* k: lane masks (0 / -1); a ^ b hoists */
 #define VAND(k, a) ((v8f)((k) & (v8i)(a)))
 #define VABS(a) ((v8f)((v8i)(a) & 0x7fffffff))
+typedef double v4d __attribute__((vector_size(32)));
+typedef int64_t v4l __attribute__((vector_size(32)));
+#define V4(c) ((v4d){(c), (c), (c), (c)})
+#define VSEL4(k, a, b) ((v4d)((v4l)(b) ^ ((k) & ((v4l)(a) ^ (v4l)(b)))))
 #define VRINT(v) (((v) + V8(12582912.0f)) - V8(12582912.0f)) /* round to nearest even, 0 <= v < 2^22 */
 
 /* codes of v[0..8) on `bits` bits with an FP16 step: the step is max/L */
@@ -224,13 +228,15 @@ static inline __attribute__((always_inline)) void fit_lanes(const v8f *X, int nm
     const v8f range = mx - mn, nm = V8((float)nmax);
     v8f Y[KQ_SUB];
     for (int i = 0; i < KQ_SUB; i++) { Y[i] = X[i] - mn; sxv += X[i]; }
-    double rr[KQ_NSUB], best_e[KQ_NSUB], bs[KQ_NSUB], bm[KQ_NSUB], sx[KQ_NSUB];
+    /* the least-squares finish in double, 4 lanes at a time (v4d) */
+    double rr[KQ_NSUB];
+    v4d best_e[2], bs[2], bm[2], sx[2];
     for (int j = 0; j < KQ_NSUB; j++) {
         rr[j] = range[j] > 0 ? 1.0 / range[j] : 0;
-        best_e[j] = INFINITY;
-        bs[j] = range[j] / (float)nmax;
-        bm[j] = -mn[j];
-        sx[j] = sxv[j];
+        best_e[j / 4][j % 4] = INFINITY;
+        bs[j / 4][j % 4] = range[j] / (float)nmax;
+        bm[j / 4][j % 4] = -mn[j];
+        sx[j / 4][j % 4] = sxv[j];
     }
     for (int t = -T; t <= T; t++) {
         v8f is;
@@ -245,16 +251,21 @@ static inline __attribute__((always_inline)) void fit_lanes(const v8f *X, int nm
             B += l * l;
             C += l * X[i];
         }
-        for (int j = 0; j < KQ_NSUB; j++) { /* branch-free: vectorised over the lanes */
-            const double sl = A[j], sll = B[j], slx = C[j], D = KQ_SUB * sll - sl * sl;
-            const double iD = D > 0 ? 1.0 / D : 0, s0 = (KQ_SUB * slx - sl * sx[j]) * iD, off0 = (sll * sx[j] - sl * slx) * iD;
-            const double s = off0 > 0 ? slx / (sll > 0 ? sll : 1) : s0, off = off0 > 0 ? 0 : off0;
+        for (int hf = 0; hf < 2; hf++) {
+            const int o = 4 * hf;
+            const v4d sl = {A[o], A[o + 1], A[o + 2], A[o + 3]}, sll = {B[o], B[o + 1], B[o + 2], B[o + 3]},
+                      slx = {C[o], C[o + 1], C[o + 2], C[o + 3]}, z = V4(0.0), one = V4(1.0), n = V4((double)KQ_SUB);
+            const v4d D = n * sll - sl * sl;
+            const v4l okD = D > z;
+            const v4d iD = VSEL4(okD, one / VSEL4(okD, D, one), z), s0 = (n * slx - sl * sx[hf]) * iD, off0 = (sll * sx[hf] - sl * slx) * iD;
+            const v4l clip = off0 > z; /* the min would be > 0: m = 0, s refitted */
+            const v4d s = VSEL4(clip, slx / VSEL4(sll > z, sll, one), s0), off = VSEL4(clip, z, off0);
             /* sum (s l + off - x)^2 without the sum x^2 term (the same for all) */
-            const double e = s * s * sll + 2 * s * off * sl + KQ_SUB * off * off - 2 * s * slx - 2 * off * sx[j];
-            const int take = D > 0 && s > 0 && e < best_e[j];
-            best_e[j] = take ? e : best_e[j];
-            bs[j] = take ? s : bs[j];
-            bm[j] = take ? -off : bm[j];
+            const v4d e = s * s * sll + V4(2.0) * s * off * sl + n * off * off - V4(2.0) * s * slx - V4(2.0) * off * sx[hf];
+            const v4l take = okD & (s > z) & (e < best_e[hf]);
+            best_e[hf] = VSEL4(take, e, best_e[hf]);
+            bs[hf] = VSEL4(take, s, bs[hf]);
+            bm[hf] = VSEL4(take, -off, bm[hf]);
         }
     }
     for (int j = 0; j < KQ_NSUB; j++) {
@@ -262,8 +273,8 @@ static inline __attribute__((always_inline)) void fit_lanes(const v8f *X, int nm
             s_out[j] = -mn[j] / (float)nmax;
             m_out[j] = -mn[j];
         } else {
-            s_out[j] = (float)bs[j];
-            m_out[j] = (float)bm[j];
+            s_out[j] = (float)bs[j / 4][j % 4];
+            m_out[j] = (float)bm[j / 4][j % 4];
         }
     }
 }
@@ -295,8 +306,10 @@ static inline __attribute__((always_inline)) void bucket_lanes(const v8f *X, con
         const v8f inv = VSEL(s > zero, one / VSEL(s > zero, s, one), zero);
         v8f ai[4], ao[4];
         for (int g = 0; g < 4; g++) { ai[g] = s * V8(kq_gi[g] * 0.25f); ao[g] = s * V8(kq_go[g] * 0.25f); }
-        /* pass 1: codes, |R1| and the set of every weight; the level-1 sums */
-        v8f e1 = zero, u2o = zero, u1 = zero, u1o = zero, no = zero, U[KQ_SUB];
+        /* pass 1: codes, |R1| and the set of every weight; the level-1 sums.
+         * go = 2 gi exactly for g = 0, 1, 3, so for those |u - ao| = 2 |u/2 - ai|
+         * (exact: scaling by 2): V = u/2 for outward weights, u otherwise */
+        v8f e1 = zero, u2o = zero, u1 = zero, u1o = zero, no = zero, U[KQ_SUB], V[KQ_SUB];
         v8i MO[KQ_SUB];
         for (int i = 0; i < KQ_SUB; i++) {
             v8f v = (X[i] + mj) * inv;
@@ -310,21 +323,32 @@ static inline __attribute__((always_inline)) void bucket_lanes(const v8f *X, con
             u1o += VAND(mo, u);
             no += VAND(mo, one);
             U[i] = u;
+            V[i] = u * VSEL(mo, V8(0.5f), one);
             MO[i] = mo;
         }
-        /* pass 2, two factors at a time: sum |u - a2(g)| (all; outward) */
+        /* pass 2: sum |u - a2(g)| over all weights (S) and the outward ones (So) */
         v8f S[4], So[4];
-        for (int g = 0; g < 4; g += 2) {
-            v8f s0 = zero, s1 = zero, o0 = zero, o1 = zero;
-            const v8f i0 = ai[g], i1 = ai[g + 1], a0 = ao[g], a1 = ao[g + 1];
+        {
+            v8f s0 = zero, s1 = zero, s3 = zero, o0 = zero, o1 = zero, o3 = zero;
             for (int i = 0; i < KQ_SUB; i++) {
-                const v8f w0 = VABS(U[i] - VSEL(MO[i], a0, i0)), w1 = VABS(U[i] - VSEL(MO[i], a1, i1));
+                const v8f w0 = VABS(V[i] - ai[0]), w1 = VABS(V[i] - ai[1]), w3 = VABS(V[i] - ai[3]);
                 s0 += w0;
                 s1 += w1;
+                s3 += w3;
                 o0 += VAND(MO[i], w0);
                 o1 += VAND(MO[i], w1);
+                o3 += VAND(MO[i], w3);
             }
-            S[g] = s0; S[g + 1] = s1; So[g] = o0; So[g + 1] = o1;
+            S[0] = s0 - o0; So[0] = V8(2.0f) * o0; /* here S is the inner sum */
+            S[1] = s1 - o1; So[1] = V8(2.0f) * o1;
+            S[3] = s3 - o3; So[3] = V8(2.0f) * o3;
+            v8f s2 = zero, o2 = zero;
+            for (int i = 0; i < KQ_SUB; i++) {
+                const v8f w2 = VABS(U[i] - VSEL(MO[i], ao[2], ai[2]));
+                s2 += w2;
+                o2 += VAND(MO[i], w2);
+            }
+            S[2] = s2 - o2; So[2] = o2;
         }
         /* per set and g: e2 + 4 e3 = 5 e2 - c (8 s S) + c^2 (4 n s^2), a3 = s c, c = G h / 8 */
         const v8f nn[2] = {V8((float)KQ_SUB) - no, no}, U2[2] = {e1 - u2o, u2o}, U1[2] = {u1 - u1o, u1o};
@@ -332,7 +356,7 @@ static inline __attribute__((always_inline)) void bucket_lanes(const v8f *X, con
         for (int set = 0; set < 2; set++) {
             R[set] = V8(4.0f) * nn[set] * (s * s);
             for (int g = 0; g < 4; g++) {
-                const v8f a2 = set ? ao[g] : ai[g], Sg = set ? So[g] : S[g] - So[g];
+                const v8f a2 = set ? ao[g] : ai[g], Sg = set ? So[g] : S[g];
                 const v8f e2 = U2[set] - V8(2.0f) * a2 * U1[set] + nn[set] * a2 * a2;
                 P[set][g] = V8(1.0f + KQ_W3) * e2;
                 Qs[set][g] = V8(2.0f * KQ_W3) * s * Sg;
