@@ -222,42 +222,46 @@ static inline float bucket_step(const kq_matrix *m, float s, int outward, int gi
  * error wins.  X[i] = weight i of the 8 sub-blocks. */
 static inline __attribute__((always_inline)) void fit_lanes(const v8f *X, int nmax, int T, float s_out[KQ_NSUB], float m_out[KQ_NSUB])
 {
-    v8f mn = X[0], mx = X[0], sxv = V8(0.0f);
+    v8f mn = X[0], mx = X[0];
     for (int i = 1; i < KQ_SUB; i++) { mn = VSEL(X[i] < mn, X[i], mn); mx = VSEL(X[i] > mx, X[i], mx); }
     mn = VSEL(mn > V8(0.0f), V8(0.0f), mn);
     const v8f range = mx - mn, nm = V8((float)nmax);
     v8f Y[KQ_SUB];
-    for (int i = 0; i < KQ_SUB; i++) { Y[i] = X[i] - mn; sxv += X[i]; }
+    for (int i = 0; i < KQ_SUB; i++) Y[i] = X[i] - mn;
     /* the least-squares finish in double, 4 lanes at a time (v4d) */
-    double rr[KQ_NSUB];
-    v4d best_e[2], bs[2], bm[2], sx[2];
+    v4d best_e[2], bs[2], bm[2], sx[2], rd[2];
     for (int j = 0; j < KQ_NSUB; j++) {
-        rr[j] = range[j] > 0 ? 1.0 / range[j] : 0;
+        double sj = 0; /* in double, in order, as the scalar fit did */
+        for (int i = 0; i < KQ_SUB; i++) sj += X[i][j];
+        rd[j / 4][j % 4] = range[j] > 0 ? range[j] : 1;
         best_e[j / 4][j % 4] = INFINITY;
         bs[j / 4][j % 4] = range[j] / (float)nmax;
         bm[j / 4][j % 4] = -mn[j];
-        sx[j / 4][j % 4] = sxv[j];
+        sx[j / 4][j % 4] = sj;
     }
     for (int t = -T; t <= T; t++) {
-        v8f is;
-        for (int j = 0; j < KQ_NSUB; j++) is[j] = (float)((nmax + 0.1 * t) * rr[j]);
+        const v4d is0 = V4(nmax + 0.1 * t) / rd[0], is1 = V4(nmax + 0.1 * t) / rd[1];
+        const v8f is = {(float)is0[0], (float)is0[1], (float)is0[2], (float)is0[3], (float)is1[0], (float)is1[1], (float)is1[2], (float)is1[3]};
         /* the sums of l and l^2 are exact (integers < 2^24) */
-        v8f A = V8(0.0f), B = V8(0.0f), C = V8(0.0f);
+        v8f A = V8(0.0f), B = V8(0.0f), C[8]; /* C: sum l x in 8 partial sums (weights u, u+8, ...), added in double */
+        for (int u = 0; u < 8; u++) C[u] = V8(0.0f);
         for (int i = 0; i < KQ_SUB; i++) {
             v8f v = Y[i] * is; /* >= 0: x >= mn */
             v = VSEL(v < nm, v, nm);
             const v8f l = VRINT(v);
             A += l;
             B += l * l;
-            C += l * X[i];
+            C[i % 8] += l * X[i];
         }
         for (int hf = 0; hf < 2; hf++) {
             const int o = 4 * hf;
             const v4d sl = {A[o], A[o + 1], A[o + 2], A[o + 3]}, sll = {B[o], B[o + 1], B[o + 2], B[o + 3]},
-                      slx = {C[o], C[o + 1], C[o + 2], C[o + 3]}, z = V4(0.0), one = V4(1.0), n = V4((double)KQ_SUB);
+                      z = V4(0.0), one = V4(1.0), n = V4((double)KQ_SUB);
+            v4d slx = z;
+            for (int u = 0; u < 8; u++) slx += (v4d){C[u][o], C[u][o + 1], C[u][o + 2], C[u][o + 3]};
             const v4d D = n * sll - sl * sl;
             const v4l okD = D > z;
-            const v4d iD = VSEL4(okD, one / VSEL4(okD, D, one), z), s0 = (n * slx - sl * sx[hf]) * iD, off0 = (sll * sx[hf] - sl * slx) * iD;
+            const v4d Ds = VSEL4(okD, D, one), s0 = (n * slx - sl * sx[hf]) / Ds, off0 = (sll * sx[hf] - sl * slx) / Ds;
             const v4l clip = off0 > z; /* the min would be > 0: m = 0, s refitted */
             const v4d s = VSEL4(clip, slx / VSEL4(sll > z, sll, one), s0), off = VSEL4(clip, z, off0);
             /* sum (s l + off - x)^2 without the sum x^2 term (the same for all) */
