@@ -2,7 +2,8 @@
  * decodes to the values the layout comment defines; the prefix property
  * (levels 1..k of a K-level quantization are byte-identical to a k-level
  * one); the error never grows across levels; the AVX2 kernels equal the
- * scalar reference and the dequantized dot; bad shapes and ranges refused.
+ * scalar reference and the dequantized dot; the plain and AVX2 quantizers
+ * write the same bytes; bad shapes and ranges refused.
  * Speed and error size are measured by `d2moe bench kernels` and `d2moe
  * quantize --json`, not here. */
 #include "tap.h"
@@ -333,6 +334,38 @@ static void format_sizes(void)
        "v1k with a 1376-wide matrix refused");
 }
 
+/* The quantizer's plain and AVX2 builds (one source on 8-lane vector types,
+ * no fused multiply-add) give the same bytes at every level: random Gaussian
+ * and heavy-tailed matrices, constant and zero sub-blocks, several formats. */
+static void quantize_paths(const kq_format *f, const char *name)
+{
+    const int64_t rows = 24, cols = 768;
+    gsl_rng *r = rng_new(21, 0);
+    float *g = malloc((size_t)(rows * cols) * sizeof *g), *w[2] = {g, heavy(rows, cols, 22)};
+    for (int64_t i = 0; i < rows * cols; i++) g[i] = (float)gsl_ran_gaussian(r, 0.5);
+    for (int c = 0; c < 32; c++) { g[c] = 0; g[cols + 64 + c] = -0.25f; g[2 * cols + 96 + c] = 0.5f; } /* zero, negative and positive constant sub-blocks */
+    gsl_rng_free(r);
+    for (int in = 0; in < 2; in++) {
+        kq_matrix *m[2] = {NULL, NULL};
+        for (int impl = KQ_SCALAR; impl <= KQ_AVX2; impl++) {
+            if (kq_impl_set((kq_impl)impl) != (kq_impl)impl) continue;
+            kq_quantize(w[in], rows, cols, f, 4, &m[impl - KQ_SCALAR]);
+        }
+        if (!m[1]) tap_skip(1, "no AVX2");
+        else {
+            int same = 1;
+            for (int k = 0; k < f->levels; k++) same &= !memcmp(m[0]->chunk[k], m[1]->chunk[k], (size_t)m[0]->chunk_bytes[k]);
+            ok(same, "%s, %s matrix: the plain and AVX2 quantizers write the same bytes at all %d levels", name, in ? "heavy-tailed" : "Gaussian",
+               f->levels);
+        }
+        kq_matrix_free(m[0]);
+        kq_matrix_free(m[1]);
+    }
+    kq_impl_set(KQ_AUTO);
+    free(w[0]);
+    free(w[1]);
+}
+
 int main(void)
 {
     hand_block();
@@ -350,6 +383,12 @@ int main(void)
     kernels(&oddb, "b1 3 (2+1 slices), scale/min 8/8 relative, bucket, 4 levels", 3, 512, 16);
     kq_format one = {.base_bits = 1, .levels = 8, .scale_bits = 2, .min_bits = 1, .min_rel = 1, .resid = KQ_BUCKET};
     kernels(&one, "b1 1, 8 levels, bucket", 2, 256, 15);
+    kq_format_preset("v1k", &f);
+    quantize_paths(&f, "v1k");
+    kq_format_preset("v2k", &f);
+    quantize_paths(&f, "v2k");
+    quantize_paths(&oddb, "b1 3 bucket, 4 levels");
+    quantize_paths(&one, "b1 1, 8 levels, bucket");
     refusals();
     format_sizes();
     return tap_done();

@@ -83,8 +83,9 @@ static inline int bs_get(const uint8_t *p, int bitpos, int bits)
 }
 static inline void bs_put(uint8_t *p, int bitpos, int bits, int v)
 {
-    for (int b = 0; b < bits; b++, bitpos++)
-        if ((v >> b) & 1) p[bitpos >> 3] |= (uint8_t)(1u << (bitpos & 7));
+    const unsigned u = ((unsigned)v & ((1u << bits) - 1)) << (bitpos & 7); /* bits <= 8: at most 2 bytes */
+    p[bitpos >> 3] |= (uint8_t)u;
+    if (u >> 8) p[(bitpos >> 3) + 1] |= (uint8_t)(u >> 8);
 }
 
 /* The level-1 header of one super-block, decoded: the stored s_j and m_j
@@ -167,58 +168,32 @@ static inline const uint8_t *sb_ptr(const kq_matrix *m, int level, int64_t row, 
     return m->chunk[level - 1] + (row * (m->cols / KQ_SUPER) + b) * kq_super_bytes(&m->fmt, level);
 }
 
-/* ---- quantizer ----------------------------------------------------------- */
+/* ---- quantizer -----------------------------------------------------------
+ * Lane layout: the 8 sub-blocks of a super-block side by side, lane j =
+ * sub-block j, one 8-float vector per weight position i (weight 32j + i).
+ * Every per-sub-block sum is a lane of a vector, so no candidate needs a
+ * horizontal reduction.  The code is written once on GCC / clang vector
+ * types and compiled twice: plain (SSE2 on x86-64: each 8-lane operation as
+ * two 4-lane ones) and with target("avx2") (no "fma": no multiply-add is
+ * fused), so both give the same bytes (t_kq compares them); kq_impl_set
+ * chooses, as for the kernels. */
 static inline float q_rint(float v)
 {
     const float mg = 12582912.0f; /* 1.5 * 2^23: round to nearest even for |v| < 2^22 */
     return v >= 0 ? (v + mg) - mg : (v - mg) + mg;
 }
 
-/* Fit x[0..32) ~ s*q - m, q in 0..nmax, m >= 0 (the sub-block minimum
- * clamped to <= 0, as k-quants do): candidates iscale = (nmax + t/10) / range,
- * t = -T..T, each refitted by least squares; the lowest error wins. */
-static inline __attribute__((always_inline)) void fit_sub(const float *x, int nmax, int T, float *s_out, float *m_out)
-{
-    float mn = x[0], mx = x[0];
-    for (int i = 1; i < KQ_SUB; i++) { mn = x[i] < mn ? x[i] : mn; mx = x[i] > mx ? x[i] : mx; }
-    if (mn > 0) mn = 0;
-    const float range = mx - mn;
-    if (!(range > 0)) { /* constant block: 0 (s = m = 0) or c < 0 (code 0 at c) */
-        *s_out = -mn / (float)nmax;
-        *m_out = -mn;
-        return;
-    }
-    double sx = 0;
-    for (int i = 0; i < KQ_SUB; i++) sx += x[i];
-    double best_e = INFINITY, bs = range / nmax, bm = -mn;
-    for (int t = -T; t <= T; t++) {
-        const float is = (float)((nmax + 0.1 * t) / range);
-        /* 8 float lanes (the sums of l and l^2 are exact: integers < 2^24) */
-        float a8[8] = {0}, b8[8] = {0}, c8[8] = {0};
-        const float nm = (float)nmax, mg = 12582912.0f;
-        for (int i = 0; i < KQ_SUB; i += 8)
-            for (int u = 0; u < 8; u++) {
-                float v = (x[i + u] - mn) * is; /* >= 0: x >= mn */
-                v = v < nm ? v : nm;
-                const float l = (v + mg) - mg; /* round to nearest even, v >= 0 */
-                a8[u] += l;
-                b8[u] += l * l;
-                c8[u] += l * x[i + u];
-            }
-        double sl = 0, sll = 0, slx = 0;
-        for (int u = 0; u < 8; u++) { sl += a8[u]; sll += b8[u]; slx += c8[u]; }
-        double D = KQ_SUB * sll - sl * sl;
-        if (D <= 0) continue;
-        double s = (KQ_SUB * slx - sl * sx) / D, off = (sll * sx - sl * slx) / D;
-        if (off > 0) { off = 0; s = slx / sll; }
-        if (!(s > 0)) continue;
-        /* sum (s l + off - x)^2 without the sum x^2 term (the same for all) */
-        const double e = s * s * sll + 2 * s * off * sl + KQ_SUB * off * off - 2 * s * slx - 2 * off * sx;
-        if (e < best_e) { best_e = e; bs = s; bm = -off; }
-    }
-    *s_out = (float)bs;
-    *m_out = (float)bm;
-}
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+#define V8(c) ((v8f){(c), (c), (c), (c), (c), (c), (c), (c)})
+#define VSEL(k, a, b) ((v8f)((v8i)(b) ^ ((k) & ((v8i)(a) ^ (v8i)(b))))) /* k: lane masks (0 / -1); a ^ b hoists */
+#define VAND(k, a) ((v8f)((k) & (v8i)(a)))
+#define VABS(a) ((v8f)((v8i)(a) & 0x7fffffff))
+typedef double v4d __attribute__((vector_size(32)));
+typedef int64_t v4l __attribute__((vector_size(32)));
+#define V4(c) ((v4d){(c), (c), (c), (c)})
+#define VSEL4(k, a, b) ((v4d)((v4l)(b) ^ ((k) & ((v4l)(a) ^ (v4l)(b)))))
+#define VRINT(v) (((v) + V8(12582912.0f)) - V8(12582912.0f)) /* round to nearest even, 0 <= v < 2^22 */
 
 /* codes of v[0..8) on `bits` bits with an FP16 step: the step is max/L */
 static void quant_codes8(const float *v, int bits, uint16_t *d16, int *c)
@@ -234,81 +209,6 @@ static void quant_codes8(const float *v, int bits, uint16_t *d16, int *c)
     }
 }
 
-/* level-1 codes and values of a sub-block for the stored s, m */
-static inline __attribute__((always_inline)) void sub_codes(const float *x, float s, float m, int nmax, uint8_t *q, float *w1)
-{
-    const float nm = (float)nmax, mg = 12582912.0f;
-    for (int i = 0; i < KQ_SUB; i++) {
-        float v = s > 0 ? (x[i] + m) / s : 0;
-        v = v > 0 ? v : 0;
-        v = v < nm ? v : nm;
-        q[i] = (uint8_t)((v + mg) - mg); /* round to nearest even, 0 <= v <= nmax */
-        w1[i] = s * (float)q[i] - m;
-    }
-}
-
-/* The BUCKET residual fit of one sub-block: given W1 (codes q, scale s), the
- * factors gi, go, h3 minimising e2 + 4 e3 (the errors of levels 2 and 3; the
- * inner and outward sets are disjoint, so gi and go are chosen separately
- * for each h3).  Returns that objective. */
-#define KQ_W3 4.0f
-typedef struct bucket_fit { int gi, go, h3; } bucket_fit;
-
-static inline float lanes8(const float v[8]) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
-
-/* Sums are kept in 8 lanes (lane u takes weights u, u+8, ...) and added in
- * a fixed tree, so the compiler may vectorise them without changing a bit;
- * no multiply-add is fused (no "fma" target), so every machine gives the
- * same bytes. */
-static inline __attribute__((always_inline)) float bucket_search(const float *x, const float *w1, const uint8_t *q, int nmax, float s, bucket_fit *bf)
-{
-    /* per weight: |R| = |x - W1| and its set (0 inner, 1 outward); level k
-     * moves toward x by a, so |R_k| = ||R_{k-1}| - a| and, summed over a
-     * set, e3(h) = sum |R2|^2 - 2 a3 sum |R2| + n a3^2 in closed form */
-    static const float h8[4] = {0.6f / 8, 0.8f / 8, 1.0f / 8, 1.25f / 8};
-    float u[KQ_SUB], mo[KQ_SUB], no8[8] = {0};
-    for (int i = 0; i < KQ_SUB; i++) {
-        const float r = x[i] - w1[i];
-        u[i] = fabsf(r);
-        mo[i] = (q[i] == nmax && r >= 0) || (q[i] == 0 && r < 0) ? 1.0f : 0.0f;
-    }
-    for (int i = 0; i < KQ_SUB; i += 8)
-        for (int l = 0; l < 8; l++) no8[l] += mo[i + l];
-    const float n[2] = {(float)KQ_SUB - lanes8(no8), lanes8(no8)};
-    float e2[2][4], s1[2][4];
-    for (int g = 0; g < 4; g++) {
-        const float ai = s * kq_gi[g] * 0.25f, ao = s * kq_go[g] * 0.25f;
-        float Et[8] = {0}, Eo[8] = {0}, St[8] = {0}, So[8] = {0};
-        for (int i = 0; i < KQ_SUB; i += 8)
-            for (int l = 0; l < 8; l++) {
-                const float a = mo[i + l] > 0 ? ao : ai, v = fabsf(u[i + l] - a), vv = v * v;
-                Et[l] += vv - mo[i + l] * vv;
-                Eo[l] += mo[i + l] * vv;
-                St[l] += v - mo[i + l] * v;
-                So[l] += mo[i + l] * v;
-            }
-        e2[0][g] = lanes8(Et); e2[1][g] = lanes8(Eo);
-        s1[0][g] = lanes8(St); s1[1][g] = lanes8(So);
-    }
-    float best = INFINITY;
-    for (int h = 0; h < 4; h++) {
-        float tot = 0;
-        int bg[2] = {0, 0};
-        for (int set = 0; set < 2; set++) {
-            float b = INFINITY;
-            for (int g = 0; g < 4; g++) {
-                const float a3 = s * (set ? kq_go[g] : kq_gi[g]) * h8[h];
-                const float e3 = e2[set][g] - 2 * a3 * s1[set][g] + n[set] * a3 * a3;
-                const float o = e2[set][g] + KQ_W3 * e3;
-                if (o < b) { b = o; bg[set] = g; }
-            }
-            tot += b;
-        }
-        if (tot < best) { best = tot; bf->gi = bg[0]; bf->go = bg[1]; bf->h3 = h; }
-    }
-    return best;
-}
-
 /* the step of weight i at level k >= 2 of a BUCKET sub-block (kq.h) */
 static inline float bucket_step(const kq_matrix *m, float s, int outward, int gi, int go, int k, int h)
 {
@@ -316,16 +216,224 @@ static inline float bucket_step(const kq_matrix *m, float s, int outward, int gi
     return (s * (outward ? kq_go[go] : kq_gi[gi])) * m->step[k - 1][h];
 }
 
-/* one super-block, all levels: x[256]; an AVX2 clone (no FMA: same bytes) */
-#if defined(KQ_X86) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx2", "default"), optimize("O3")))
-#endif
-static void quant_super(kq_matrix *m, int64_t row, int64_t b, const float *x, int T)
+/* Fit every sub-block x ~ s q - m, q in 0..nmax, m >= 0 (the sub-block
+ * minimum clamped to <= 0, as k-quants do): candidates iscale = (nmax +
+ * t/10) / range, t = -T..T, each refitted by least squares; the lowest
+ * error wins.  X[i] = weight i of the 8 sub-blocks. */
+static inline __attribute__((always_inline)) void fit_lanes(const v8f *X, int nmax, int T, float s_out[KQ_NSUB], float m_out[KQ_NSUB])
+{
+    v8f mn = X[0], mx = X[0];
+    for (int i = 1; i < KQ_SUB; i++) { mn = VSEL(X[i] < mn, X[i], mn); mx = VSEL(X[i] > mx, X[i], mx); }
+    mn = VSEL(mn > V8(0.0f), V8(0.0f), mn);
+    const v8f range = mx - mn, nm = V8((float)nmax);
+    v8f Y[KQ_SUB];
+    for (int i = 0; i < KQ_SUB; i++) Y[i] = X[i] - mn;
+    /* the least-squares finish in double, 4 lanes at a time (v4d) */
+    v4d best_e[2], bs[2], bm[2], sx[2], rd[2];
+    for (int j = 0; j < KQ_NSUB; j++) {
+        double sj = 0; /* in double, in order, as the scalar fit did */
+        for (int i = 0; i < KQ_SUB; i++) sj += X[i][j];
+        rd[j / 4][j % 4] = range[j] > 0 ? range[j] : 1;
+        best_e[j / 4][j % 4] = INFINITY;
+        bs[j / 4][j % 4] = range[j] / (float)nmax;
+        bm[j / 4][j % 4] = -mn[j];
+        sx[j / 4][j % 4] = sj;
+    }
+    for (int t = -T; t <= T; t++) {
+        const v4d is0 = V4(nmax + 0.1 * t) / rd[0], is1 = V4(nmax + 0.1 * t) / rd[1];
+        const v8f is = {(float)is0[0], (float)is0[1], (float)is0[2], (float)is0[3], (float)is1[0], (float)is1[1], (float)is1[2], (float)is1[3]};
+        /* the sums of l and l^2 are exact (integers < 2^24) */
+        v8f A = V8(0.0f), B = V8(0.0f), C[8]; /* C: sum l x in 8 partial sums (weights u, u+8, ...), added in double */
+        for (int u = 0; u < 8; u++) C[u] = V8(0.0f);
+        for (int i = 0; i < KQ_SUB; i++) {
+            v8f v = Y[i] * is; /* >= 0: x >= mn */
+            v = VSEL(v < nm, v, nm);
+            const v8f l = VRINT(v);
+            A += l;
+            B += l * l;
+            C[i % 8] += l * X[i];
+        }
+        for (int hf = 0; hf < 2; hf++) {
+            const int o = 4 * hf;
+            const v4d sl = {A[o], A[o + 1], A[o + 2], A[o + 3]}, sll = {B[o], B[o + 1], B[o + 2], B[o + 3]},
+                      z = V4(0.0), one = V4(1.0), n = V4((double)KQ_SUB);
+            v4d slx = z;
+            for (int u = 0; u < 8; u++) slx += (v4d){C[u][o], C[u][o + 1], C[u][o + 2], C[u][o + 3]};
+            const v4d D = n * sll - sl * sl;
+            const v4l okD = D > z;
+            const v4d Ds = VSEL4(okD, D, one), s0 = (n * slx - sl * sx[hf]) / Ds, off0 = (sll * sx[hf] - sl * slx) / Ds;
+            const v4l clip = off0 > z; /* the min would be > 0: m = 0, s refitted */
+            const v4d s = VSEL4(clip, slx / VSEL4(sll > z, sll, one), s0), off = VSEL4(clip, z, off0);
+            /* sum (s l + off - x)^2 without the sum x^2 term (the same for all) */
+            const v4d e = s * s * sll + V4(2.0) * s * off * sl + n * off * off - V4(2.0) * s * slx - V4(2.0) * off * sx[hf];
+            const v4l take = okD & (s > z) & (e < best_e[hf]);
+            best_e[hf] = VSEL4(take, e, best_e[hf]);
+            bs[hf] = VSEL4(take, s, bs[hf]);
+            bm[hf] = VSEL4(take, -off, bm[hf]);
+        }
+    }
+    for (int j = 0; j < KQ_NSUB; j++) {
+        if (!(range[j] > 0)) { /* constant block: 0 (s = m = 0) or c < 0 (code 0 at c) */
+            s_out[j] = -mn[j] / (float)nmax;
+            m_out[j] = -mn[j];
+        } else {
+            s_out[j] = (float)bs[j / 4][j % 4];
+            m_out[j] = (float)bm[j / 4][j % 4];
+        }
+    }
+}
+
+/* The BUCKET search of every sub-block (lanes): for the rounded (sc, mc)
+ * pair and its 8 neighbours, the level-1 codes and, for that base, the
+ * factors gi, go, h3 minimising e1 + e2 + 4 e3 (level errors).  Per weight,
+ * |R1| = u and the set (inner / outward); level k moves toward x by a, so
+ * over a set e2(g) = sum u^2 - 2 a2 sum u + n a2^2 and e3(g, h) = e2 - 2 a3
+ * sum |u - a2| + n a3^2: one pass over the 32 positions per pair, with the
+ * 4 sums sum |u - a2(g)|.  The inner and outward sets are disjoint, so for
+ * each h the best gi and go are chosen separately.  The rounded pair is
+ * tried first and kept on ties; pairs outside the code range are skipped. */
+#define KQ_W3 4.0f
+static inline __attribute__((always_inline)) void bucket_lanes(const v8f *X, const kq_format *f, float d, float dm, int sc_io[KQ_NSUB],
+                                                               int mc_io[KQ_NSUB], int gi[KQ_NSUB], int go[KQ_NSUB], int h3[KQ_NSUB])
+{
+    static const int8_t nb[9][2] = {{0, 0}, {-1, -1}, {-1, 0}, {-1, 1}, {0, -1}, {0, 1}, {1, -1}, {1, 0}, {1, 1}};
+    static const float h8[4] = {0.6f / 8, 0.8f / 8, 1.0f / 8, 1.25f / 8};
+    const int smax = (1 << f->scale_bits) - 1, mmax = (1 << f->min_bits) - 1;
+    const v8f nm = V8((float)((1 << f->base_bits) - 1)), zero = V8(0.0f), one = V8(1.0f);
+    v8f sc0, mc0;
+    for (int j = 0; j < KQ_NSUB; j++) { sc0[j] = (float)sc_io[j]; mc0[j] = (float)mc_io[j]; }
+    v8f best = V8(INFINITY), bsc = sc0, bmc = mc0, bgi = zero, bgo = zero, bh = zero;
+    for (int t = 0; t < 9; t++) {
+        const v8f sc = sc0 + V8((float)nb[t][0]), mc = mc0 + V8((float)nb[t][1]);
+        const v8i valid = (sc >= zero) & (sc <= V8((float)smax)) & (mc >= zero) & (mc <= V8((float)mmax));
+        const v8f s = V8(d) * sc, mj = V8(dm) * (f->min_rel ? sc * mc : mc);
+        const v8f inv = VSEL(s > zero, one / VSEL(s > zero, s, one), zero);
+        v8f ai[4], ao[4];
+        for (int g = 0; g < 4; g++) { ai[g] = s * V8(kq_gi[g] * 0.25f); ao[g] = s * V8(kq_go[g] * 0.25f); }
+        /* pass 1: codes, |R1| and the set of every weight; the level-1 sums.
+         * go = 2 gi exactly for g = 0, 1, 3, so for those |u - ao| = 2 |u/2 - ai|
+         * (exact: scaling by 2): V = u/2 for outward weights, u otherwise */
+        v8f e1 = zero, u2o = zero, u1 = zero, u1o = zero, no = zero, U[KQ_SUB], V[KQ_SUB];
+        v8i MO[KQ_SUB];
+        for (int i = 0; i < KQ_SUB; i++) {
+            v8f v = (X[i] + mj) * inv;
+            v = VSEL(v > zero, v, zero);
+            v = VSEL(v < nm, v, nm);
+            const v8f q = VRINT(v), r = X[i] - (s * q - mj), rr = r * r, u = VABS(r);
+            const v8i mo = q == VSEL(r >= zero, nm, zero); /* outward: code nmax with r >= 0, or 0 with r < 0 */
+            e1 += rr;
+            u2o += VAND(mo, rr);
+            u1 += u;
+            u1o += VAND(mo, u);
+            no += VAND(mo, one);
+            U[i] = u;
+            V[i] = u * VSEL(mo, V8(0.5f), one);
+            MO[i] = mo;
+        }
+        /* pass 2: sum |u - a2(g)| over all weights (S) and the outward ones (So) */
+        v8f S[4], So[4];
+        {
+            v8f s0 = zero, s1 = zero, s3 = zero, o0 = zero, o1 = zero, o3 = zero;
+            for (int i = 0; i < KQ_SUB; i++) {
+                const v8f w0 = VABS(V[i] - ai[0]), w1 = VABS(V[i] - ai[1]), w3 = VABS(V[i] - ai[3]);
+                s0 += w0;
+                s1 += w1;
+                s3 += w3;
+                o0 += VAND(MO[i], w0);
+                o1 += VAND(MO[i], w1);
+                o3 += VAND(MO[i], w3);
+            }
+            S[0] = s0 - o0; So[0] = V8(2.0f) * o0; /* here S is the inner sum */
+            S[1] = s1 - o1; So[1] = V8(2.0f) * o1;
+            S[3] = s3 - o3; So[3] = V8(2.0f) * o3;
+            v8f s2 = zero, o2 = zero;
+            for (int i = 0; i < KQ_SUB; i++) {
+                const v8f w2 = VABS(U[i] - VSEL(MO[i], ao[2], ai[2]));
+                s2 += w2;
+                o2 += VAND(MO[i], w2);
+            }
+            S[2] = s2 - o2; So[2] = o2;
+        }
+        /* per set and g: e2 + 4 e3 = 5 e2 - c (8 s S) + c^2 (4 n s^2), a3 = s c, c = G h / 8 */
+        const v8f nn[2] = {V8((float)KQ_SUB) - no, no}, U2[2] = {e1 - u2o, u2o}, U1[2] = {u1 - u1o, u1o};
+        v8f P[2][4], Qs[2][4], R[2];
+        for (int set = 0; set < 2; set++) {
+            R[set] = V8(4.0f) * nn[set] * (s * s);
+            for (int g = 0; g < 4; g++) {
+                const v8f a2 = set ? ao[g] : ai[g], Sg = set ? So[g] : S[g];
+                const v8f e2 = U2[set] - V8(2.0f) * a2 * U1[set] + nn[set] * a2 * a2;
+                P[set][g] = V8(1.0f + KQ_W3) * e2;
+                Qs[set][g] = V8(2.0f * KQ_W3) * s * Sg;
+            }
+        }
+        v8f res = V8(INFINITY), rgi = zero, rgo = zero, rh = zero;
+        for (int h = 0; h < 4; h++) {
+            v8f tot = zero, bg[2] = {zero, zero};
+            for (int set = 0; set < 2; set++) {
+                v8f b = V8(INFINITY);
+                for (int g = 0; g < 4; g++) {
+                    const float c = (set ? kq_go[g] : kq_gi[g]) * h8[h];
+                    const v8f o = P[set][g] + V8(c) * (V8(c) * R[set] - Qs[set][g]);
+                    const v8i lt = o < b;
+                    b = VSEL(lt, o, b);
+                    bg[set] = VSEL(lt, V8((float)g), bg[set]);
+                }
+                tot += b;
+            }
+            const v8i lt = tot < res;
+            res = VSEL(lt, tot, res);
+            rgi = VSEL(lt, bg[0], rgi);
+            rgo = VSEL(lt, bg[1], rgo);
+            rh = VSEL(lt, V8((float)h), rh);
+        }
+        const v8f o = e1 + res;
+        const v8i take = valid & (o < best);
+        best = VSEL(take, o, best);
+        bsc = VSEL(take, sc, bsc);
+        bmc = VSEL(take, mc, bmc);
+        bgi = VSEL(take, rgi, bgi);
+        bgo = VSEL(take, rgo, bgo);
+        bh = VSEL(take, rh, bh);
+    }
+    for (int j = 0; j < KQ_NSUB; j++) {
+        sc_io[j] = (int)bsc[j];
+        mc_io[j] = (int)bmc[j];
+        gi[j] = (int)bgi[j];
+        go[j] = (int)bgo[j];
+        h3[j] = (int)bh[j];
+    }
+}
+
+/* The 32 sign bytes of a level from per-lane position masks w[j] (bit i =
+ * weight i of sub-block j): byte i, bit j = bit i of w[j], four 8 x 8 bit
+ * transposes (Hacker's Delight). */
+static inline void sign_bytes(const uint32_t w[KQ_NSUB], uint8_t r[KQ_SUB])
+{
+    for (int c = 0; c < 4; c++) {
+        uint64_t x = 0, t;
+        for (int j = 0; j < KQ_NSUB; j++) x |= (uint64_t)((w[j] >> (8 * c)) & 0xff) << (8 * j);
+        t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAULL; x = x ^ t ^ (t << 7);
+        t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCCULL; x = x ^ t ^ (t << 14);
+        t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0ULL; x = x ^ t ^ (t << 28);
+        for (int i = 0; i < 8; i++) r[8 * c + i] = (uint8_t)(x >> (8 * i));
+    }
+}
+
+/* one super-block, all levels: x[256]; 1 (nothing written) if x holds a NaN or Inf */
+static inline __attribute__((always_inline)) int quant_super_body(kq_matrix *m, int64_t row, int64_t b, const float *x, int T)
 {
     const kq_format *f = &m->fmt;
-    const int nmax = (1 << f->base_bits) - 1, smax = (1 << f->scale_bits) - 1, mmax = (1 << f->min_bits) - 1;
+    const int nmax = (1 << f->base_bits) - 1, mmax = (1 << f->min_bits) - 1;
+    v8f X[KQ_SUB];
+    v8i bad = {0};
+    for (int i = 0; i < KQ_SUB; i++) {
+        for (int j = 0; j < KQ_NSUB; j++) X[i][j] = x[KQ_SUB * j + i];
+        bad |= X[i] - X[i] != V8(0.0f); /* NaN for NaN and +-Inf */
+    }
+    for (int j = 0; j < KQ_NSUB; j++)
+        if (bad[j]) return 1;
     float s[KQ_NSUB], mn[KQ_NSUB];
-    for (int j = 0; j < KQ_NSUB; j++) fit_sub(x + KQ_SUB * j, nmax, T, &s[j], &mn[j]);
+    fit_lanes(X, nmax, T, s, mn);
     uint16_t d16, dm16 = 0;
     sb_head h;
     quant_codes8(s, f->scale_bits, &d16, h.sc);
@@ -340,38 +448,21 @@ static void quant_super(kq_matrix *m, int64_t row, int64_t b, const float *x, in
         quant_codes8(mn, f->min_bits, &dm16, h.mc);
         h.dm = f16_to_float(dm16);
     }
-    uint8_t q[KQ_SUPER];
-    float cur[KQ_SUPER];
-    bucket_fit bf[KQ_NSUB] = {{0, 0, 0}};
-    if (f->resid == KQ_BUCKET) {
-        /* per sub-block: the rounded (sc, mc) pair and its 8 neighbours, on
-         * e1 + e2 + 4 e3; the rounded pair is tried first and kept on ties */
-        static const int8_t nb[9][2] = {{0, 0}, {-1, -1}, {-1, 0}, {-1, 1}, {0, -1}, {0, 1}, {1, -1}, {1, 0}, {1, 1}};
-        for (int j = 0; j < KQ_NSUB; j++) {
-            const float *xj = x + KQ_SUB * j;
-            const int sc0 = h.sc[j], mc0 = h.mc[j];
-            float best = INFINITY;
-            for (int t = 0; t < 9; t++) {
-                const int sc = sc0 + nb[t][0], mc = mc0 + nb[t][1];
-                if (sc < 0 || sc > smax || mc < 0 || mc > mmax) continue;
-                const float sj = h.d * (float)sc, mj = h.dm * (float)(f->min_rel ? sc * mc : mc);
-                uint8_t qj[KQ_SUB];
-                float w1[KQ_SUB], e1 = 0;
-                sub_codes(xj, sj, mj, nmax, qj, w1);
-                float e8[8] = {0};
-                for (int i = 0; i < KQ_SUB; i += 8)
-                    for (int l = 0; l < 8; l++) e8[l] += (xj[i + l] - w1[i + l]) * (xj[i + l] - w1[i + l]);
-                e1 = lanes8(e8);
-                if (!(e1 < best)) continue; /* e2, e3 >= 0: this pair cannot win (exact pruning) */
-                bucket_fit cand;
-                const float o = e1 + bucket_search(xj, w1, qj, nmax, sj, &cand);
-                if (o < best) { best = o; h.sc[j] = sc; h.mc[j] = mc; bf[j] = cand; }
-            }
-        }
-    }
+    int gi[KQ_NSUB] = {0}, go[KQ_NSUB] = {0}, h3[KQ_NSUB] = {0};
+    if (f->resid == KQ_BUCKET) bucket_lanes(X, f, h.d, h.dm, h.sc, h.mc, gi, go, h3);
     head_decode(f, &h);
-    for (int j = 0; j < KQ_NSUB; j++) sub_codes(x + KQ_SUB * j, h.s[j], h.m[j], nmax, q + KQ_SUB * j, cur + KQ_SUB * j);
-    /* level 1 record */
+    /* level 1: the codes of the stored s_j, m_j (the same operations as the search) */
+    v8f sv, mv, cur[KQ_SUB], Q[KQ_SUB];
+    for (int j = 0; j < KQ_NSUB; j++) { sv[j] = h.s[j]; mv[j] = h.m[j]; }
+    const v8f zero = V8(0.0f), nm = V8((float)nmax);
+    const v8f inv = VSEL(sv > zero, V8(1.0f) / VSEL(sv > zero, sv, V8(1.0f)), zero);
+    for (int i = 0; i < KQ_SUB; i++) {
+        v8f v = (X[i] + mv) * inv;
+        v = VSEL(v > zero, v, zero);
+        v = VSEL(v < nm, v, nm);
+        Q[i] = VRINT(v);
+        cur[i] = sv * Q[i] - mv;
+    }
     uint8_t *p = (uint8_t *)sb_ptr(m, 1, row, b);
     wr16(p, d16);
     if (!f->min_rel) wr16(p + 2, dm16);
@@ -381,6 +472,9 @@ static void quant_super(kq_matrix *m, int64_t row, int64_t b, const float *x, in
         bs_put(sp, KQ_NSUB * f->scale_bits + j * f->min_bits, f->min_bits, h.mc[j]);
     }
     /* pack: the inverse of base_codes */
+    uint8_t q[KQ_SUPER];
+    for (int i = 0; i < KQ_SUB; i++)
+        for (int j = 0; j < KQ_NSUB; j++) q[KQ_SUB * j + i] = (uint8_t)Q[i][j];
     int w[3], o[3], ns = base_slices(f->base_bits, w, o);
     sp += scales_bytes(f);
     for (int t = 0; t < ns; t++) {
@@ -391,65 +485,100 @@ static void quant_super(kq_matrix *m, int64_t row, int64_t b, const float *x, in
                     sp[blk * 32 + i] |= (uint8_t)(((q[blk * per + 32 * u + i] >> o[t]) & mask) << (w[t] * u));
         sp += 32 * w[t];
     }
-    /* residual levels: signs of x - W_{k-1}; BUCKET: the factors found above
-     * for level 2 and 3, and for k > 3 the h minimising the level-k error */
-    uint8_t outw[KQ_SUPER];
+    /* residual levels: signs of x - W_{k-1}; BUCKET: the factors found by
+     * the search for levels 2 and 3, and for k > 3 the h minimising the
+     * level-k error; a weight's step: bucket_step (kq.h) */
+    v8i outw[KQ_SUB];
     for (int k = 2; k <= f->levels; k++) {
         uint8_t *r = (uint8_t *)sb_ptr(m, k, row, b);
-        for (int j = 0; j < KQ_NSUB; j++) {
-            const float *xj = x + KQ_SUB * j;
-            float *cj = cur + KQ_SUB * j;
-            const uint8_t *qj = q + KQ_SUB * j;
-            uint8_t *oj = outw + KQ_SUB * j;
+        int hk[KQ_NSUB] = {0};
+        if (k == 2)
+            for (int i = 0; i < KQ_SUB; i++)
+                outw[i] = f->resid == KQ_BUCKET ? Q[i] == VSEL(X[i] - cur[i] >= zero, nm, zero) : (v8i){0};
+        if (f->resid == KQ_BUCKET) {
             if (k == 2)
-                for (int i = 0; i < KQ_SUB; i++) {
-                    const int pos = xj[i] - cj[i] >= 0;
-                    oj[i] = f->resid == KQ_BUCKET && ((qj[i] == nmax && pos) || (qj[i] == 0 && !pos));
-                }
-            int hk = 0;
-            if (f->resid == KQ_BUCKET) {
-                if (k == 2) bs_put(r + 32, 4 * j, 2, bf[j].gi), bs_put(r + 32, 4 * j + 2, 2, bf[j].go);
+                for (int j = 0; j < KQ_NSUB; j++) bs_put(r + 32, 4 * j, 2, gi[j]), bs_put(r + 32, 4 * j + 2, 2, go[j]);
+            else {
+                if (k == 3)
+                    for (int j = 0; j < KQ_NSUB; j++) hk[j] = h3[j];
                 else {
-                    if (k == 3) hk = bf[j].h3;
-                    else {
-                        float be = INFINITY;
-                        for (int c = 0; c < 4; c++) {
-                            float e = 0;
-                            for (int i = 0; i < KQ_SUB; i++) {
-                                const float a = bucket_step(m, h.s[j], oj[i], bf[j].gi, bf[j].go, k, c), d = xj[i] - cj[i];
-                                const float v = d >= 0 ? d - a : d + a;
-                                e += v * v;
-                            }
-                            if (e < be) { be = e; hk = c; }
+                    v8f be = V8(INFINITY), bc = zero;
+                    for (int c = 0; c < 4; c++) {
+                        v8f ai, ao, e = zero;
+                        for (int j = 0; j < KQ_NSUB; j++) {
+                            ai[j] = bucket_step(m, h.s[j], 0, gi[j], go[j], k, c);
+                            ao[j] = bucket_step(m, h.s[j], 1, gi[j], go[j], k, c);
                         }
+                        for (int i = 0; i < KQ_SUB; i++) {
+                            const v8f a = VSEL(outw[i], ao, ai), dd = X[i] - cur[i];
+                            const v8f v = VSEL(dd >= zero, dd - a, dd + a);
+                            e += v * v;
+                        }
+                        const v8i lt = e < be;
+                        be = VSEL(lt, e, be);
+                        bc = VSEL(lt, V8((float)c), bc);
                     }
-                    bs_put(r + 32, 2 * j, 2, hk);
+                    for (int j = 0; j < KQ_NSUB; j++) hk[j] = (int)bc[j];
                 }
-            }
-            for (int i = 0; i < KQ_SUB; i++) {
-                const int pos = xj[i] - cj[i] >= 0;
-                const float a = bucket_step(m, h.s[j], oj[i], bf[j].gi, bf[j].go, k, hk);
-                r[i] |= (uint8_t)(pos << j);
-                cj[i] = cj[i] + (pos ? a : -a);
+                for (int j = 0; j < KQ_NSUB; j++) bs_put(r + 32, 2 * j, 2, hk[j]);
             }
         }
+        v8f ai, ao;
+        for (int j = 0; j < KQ_NSUB; j++) {
+            ai[j] = bucket_step(m, h.s[j], 0, gi[j], go[j], k, hk[j]);
+            ao[j] = bucket_step(m, h.s[j], 1, gi[j], go[j], k, hk[j]);
+        }
+        v8i wb = {0};
+        for (int i = 0; i < KQ_SUB; i++) {
+            const v8i pos = X[i] - cur[i] >= zero;
+            const v8f a = VSEL(outw[i], ao, ai);
+            wb |= pos & (int32_t)(1u << i);
+            cur[i] = cur[i] + VSEL(pos, a, -a);
+        }
+        uint32_t wl[KQ_NSUB];
+        for (int j = 0; j < KQ_NSUB; j++) wl[j] = (uint32_t)wb[j];
+        sign_bytes(wl, r);
     }
+    return 0;
 }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define KQ_Q_OPT __attribute__((optimize("O3"))) /* unrolls the small factor loops */
+#else
+#define KQ_Q_OPT
+#endif
+#ifdef KQ_X86
+KQ_Q_OPT __attribute__((target("avx2"))) static int quant_super_avx2(kq_matrix *m, int64_t row, int64_t b, const float *x, int T)
+{
+    return quant_super_body(m, row, b, x, T);
+}
+#endif
+KQ_Q_OPT static int quant_super_scalar(kq_matrix *m, int64_t row, int64_t b, const float *x, int T) { return quant_super_body(m, row, b, x, T); }
+
+static kq_impl impl_now = KQ_AUTO;
 
 int kq_quantize(const float *w, int64_t rows, int64_t cols, const kq_format *f, int search_steps, kq_matrix **out)
 {
     *out = NULL;
     if (search_steps < 0 || search_steps > 31) D2_ERROR(D2_ERANGE, "search_steps: %d is outside 0..31", search_steps);
+    if (impl_now == KQ_AUTO) kq_impl_set(KQ_AUTO);
     kq_matrix *m;
     D2_TRY(kq_matrix_new(f, rows, cols, &m));
     for (int64_t r = 0; r < rows; r++) {
         const float *x = w + r * cols;
-        for (int64_t c = 0; c < cols; c++)
-            if (!isfinite(x[c])) {
-                kq_matrix_free(m);
-                D2_ERROR(D2_EINVAL, "weights: element (%lld, %lld) is %s", (long long)r, (long long)c, isnan(x[c]) ? "NaN" : "Inf");
-            }
-        for (int64_t b = 0; b < cols / KQ_SUPER; b++) quant_super(m, r, b, x + b * KQ_SUPER, search_steps);
+        for (int64_t b = 0; b < cols / KQ_SUPER; b++) {
+            int bad;
+#ifdef KQ_X86
+            if (impl_now == KQ_AVX2) bad = quant_super_avx2(m, r, b, x + b * KQ_SUPER, search_steps);
+            else
+#endif
+                bad = quant_super_scalar(m, r, b, x + b * KQ_SUPER, search_steps);
+            for (int64_t c = b * KQ_SUPER; bad && c < cols; c++) /* the first one, by column */
+                if (!isfinite(x[c])) {
+                    kq_matrix_free(m);
+                    D2_ERROR(D2_EINVAL, "weights: element (%lld, %lld) is %s", (long long)r, (long long)c, isnan(x[c]) ? "NaN" : "Inf");
+                }
+        }
     }
     *out = m;
     return D2_OK;
@@ -586,6 +715,9 @@ typedef struct sb_int {
     int64_t ip, im;                    /* level 1 (see above) */
     int32_t y[KQ_MAX_LEVELS][KQ_NSUB]; /* y[k-1][j]: sum sgn xq (TIED) or sum 10 G sgn xq (BUCKET) */
 } sb_int;
+
+/* 8 lanes added in a fixed tree */
+static inline float lanes8(const float v[8]) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
 
 static float sb_combine(const kq_matrix *m, const uint8_t *p, const uint8_t *const *res, const sb_int *t, int lo, int hi)
 {
@@ -888,8 +1020,6 @@ static int kq_have_avx2(void) { return kern_have_avx2(); }
 #else
 static int kq_have_avx2(void) { return 0; }
 #endif
-
-static kq_impl impl_now = KQ_AUTO;
 
 kq_impl kq_impl_set(kq_impl impl)
 {
