@@ -351,6 +351,7 @@ static int cursor_load_token(trace_source *s, cursor *c, uint32_t fr, const trac
         i = a;
     }
     for (uint32_t l = 0; l < L; l++) c->from[l] = -1;
+    const int has_bits = s->shape.has_bits;
     uint32_t got = 0;
     n = 0;
     for (; i < hi; i++, n--, q += rb) {
@@ -370,11 +371,21 @@ static int cursor_load_token(trace_source *s, cursor *c, uint32_t fr, const trac
         uint16_t *e = c->e + (size_t)layer * K;
         float *w = c->w + (size_t)layer * K;
         uint8_t *bt = c->b + (size_t)layer * K;
+        if (K == 2) { /* the common top-2, unrolled */
+            const uint32_t u0 = le32(y), u1 = le32(y + 4);
+            e[0] = le16(x);
+            e[1] = le16(x + 2);
+            memcpy(&w[0], &u0, sizeof u0);
+            memcpy(&w[1], &u1, sizeof u1);
+            bt[0] = has_bits ? z[0] : 0;
+            bt[1] = has_bits ? z[1] : 0;
+            continue;
+        }
         for (uint32_t j = 0; j < K; j++) {
             uint32_t u = le32(y + 4 * j);
             e[j] = le16(x + 2 * j);
             memcpy(&w[j], &u, sizeof u);
-            bt[j] = s->shape.has_bits ? z[j] : 0;
+            bt[j] = has_bits ? z[j] : 0;
         }
     }
     if (got == 0)
