@@ -971,11 +971,35 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline __m128i nib_lut2(uint32_
 /* int16 lane j of v in every int16 lane (v: the same 8 int16 in both halves) */
 #define KQ_W16(v, j) _mm256_shuffle_epi8((v), _mm256_set1_epi16((short)(((2 * (j) + 1) << 8) | (2 * (j)))))
 
+/* sub-block j of sb_v1k_avx2 (called with literal j: every shift and mask a constant) */
+KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i v1k_sub(const int j, __m256i acc, const int8_t *xq, __m256i c0, __m256i c1,
+                                                                        __m256i v2, __m256i v3, __m256i T, __m256i F1, __m256i F2, __m256i F3,
+                                                                        int lo, int hi)
+{
+    const __m256i three = _mm256_set1_epi8(3);
+    const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * j));
+    const __m256i q = _mm256_and_si256(_mm256_srli_epi16(j < 4 ? c0 : c1, 2 * (j % 4)), three);
+    if (lo == 1) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), KQ_W16(F1, j)));
+    if (hi >= 2) {
+        /* no per-j constants (gcc rebuilds byte broadcasts through a GPR): the
+         * sign bit moved to bit 7 by a shift, the table moved by 2j bytes */
+        const __m256i zero = _mm256_setzero_si256(), nx = _mm256_sub_epi8(zero, x);
+        const __m256i pos2 = _mm256_cmpgt_epi8(zero, j == 7 ? v2 : _mm256_slli_epi16(v2, 7 - j));
+        const __m256i out = _mm256_cmpeq_epi8(q, _mm256_and_si256(pos2, three));
+        const __m256i wg = _mm256_shuffle_epi8(j ? _mm256_bsrli_epi128(T, 2 * j) : T, _mm256_abs_epi8(out));
+        if (lo <= 2) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(wg, _mm256_blendv_epi8(x, nx, pos2)), KQ_W16(F2, j)));
+        if (hi >= 3) {
+            const __m256i y3 = _mm256_blendv_epi8(x, nx, j == 7 ? v3 : _mm256_slli_epi16(v3, 7 - j)); /* bit j -> bit 7 */
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(wg, y3), KQ_W16(F3, j)));
+        }
+    }
+    return acc;
+}
+
 KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i sb_v1k_avx2(const uint8_t *p, const uint8_t *r2, const uint8_t *r3, const int8_t *xq,
                                                                             const int16_t *bs16, int lo, int hi)
 {
     const int D = hi >= 3 ? 1600 : hi == 2 ? 40 : 5, C1 = D, CM = D / 5, C2 = D / 40;
-    const __m256i three = _mm256_set1_epi8(3);
     uint32_t su, mu;
     memcpy(&su, p + 2, 4);
     memcpy(&mu, p + 6, 4);
@@ -1003,23 +1027,9 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i sb_v1k_avx2(cons
         F3 = _mm256_broadcastsi128_si256(_mm_mullo_epi16(sc16, _mm_cvtepi8_epi16(nib_lut2(ck, kq_nh20_lo, kq_nh20_hi))));
     }
     const __m256i c0 = _mm256_loadu_si256((const __m256i *)codes), c1 = _mm256_loadu_si256((const __m256i *)(codes + 32));
-    KQ_UNROLL
-    for (int j = 0; j < 8; j++) {
-        const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * j));
-        const __m256i q = _mm256_and_si256(_mm256_srli_epi16(j < 4 ? c0 : c1, 2 * (j % 4)), three);
-        if (lo == 1) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), KQ_W16(F1, j)));
-        if (hi >= 2) {
-            const __m256i bit = _mm256_set1_epi8((char)(1 << j)), nx = _mm256_sub_epi8(_mm256_setzero_si256(), x);
-            const __m256i pos2 = _mm256_cmpeq_epi8(_mm256_and_si256(v2, bit), bit);
-            const __m256i out = _mm256_cmpeq_epi8(q, _mm256_and_si256(pos2, three));
-            const __m256i wg = _mm256_shuffle_epi8(T, _mm256_sub_epi8(_mm256_set1_epi8((char)(2 * j)), out));
-            if (lo <= 2) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(wg, _mm256_blendv_epi8(x, nx, pos2)), KQ_W16(F2, j)));
-            if (hi >= 3) {
-                const __m256i y3 = _mm256_blendv_epi8(x, nx, j == 7 ? v3 : _mm256_slli_epi16(v3, 7 - j)); /* bit j -> bit 7 */
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(wg, y3), KQ_W16(F3, j)));
-            }
-        }
-    }
+#define KQ_J(j) acc = v1k_sub(j, acc, xq, c0, c1, v2, v3, T, F1, F2, F3, lo, hi)
+    KQ_J(0); KQ_J(1); KQ_J(2); KQ_J(3); KQ_J(4); KQ_J(5); KQ_J(6); KQ_J(7);
+#undef KQ_J
     return acc;
 }
 
