@@ -971,6 +971,21 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline __m128i nib_lut2(uint32_
 /* int16 lane j of v in every int16 lane (v: the same 8 int16 in both halves) */
 #define KQ_W16(v, j) _mm256_shuffle_epi8((v), _mm256_set1_epi16((short)(((2 * (j) + 1) << 8) | (2 * (j)))))
 
+/* v moved down by 2j bytes in each 128-bit half (clang wants a literal count) */
+KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i bsrl2j(__m256i v, const int j)
+{
+    switch (j) {
+    case 1: return _mm256_bsrli_epi128(v, 2);
+    case 2: return _mm256_bsrli_epi128(v, 4);
+    case 3: return _mm256_bsrli_epi128(v, 6);
+    case 4: return _mm256_bsrli_epi128(v, 8);
+    case 5: return _mm256_bsrli_epi128(v, 10);
+    case 6: return _mm256_bsrli_epi128(v, 12);
+    case 7: return _mm256_bsrli_epi128(v, 14);
+    default: return v;
+    }
+}
+
 /* sub-block j of sb_v1k_avx2 (called with literal j: every shift and mask a constant) */
 KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i v1k_sub(const int j, __m256i acc, const int8_t *xq, __m256i c0, __m256i c1,
                                                                         __m256i v2, __m256i v3, __m256i T, __m256i F1, __m256i F2, __m256i F3,
@@ -986,7 +1001,7 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i v1k_sub(const in
         const __m256i zero = _mm256_setzero_si256(), nx = _mm256_sub_epi8(zero, x);
         const __m256i pos2 = _mm256_cmpgt_epi8(zero, j == 7 ? v2 : _mm256_slli_epi16(v2, 7 - j));
         const __m256i out = _mm256_cmpeq_epi8(q, _mm256_and_si256(pos2, three));
-        const __m256i wg = _mm256_shuffle_epi8(j ? _mm256_bsrli_epi128(T, 2 * j) : T, _mm256_abs_epi8(out));
+        const __m256i wg = _mm256_shuffle_epi8(bsrl2j(T, j), _mm256_abs_epi8(out));
         if (lo <= 2) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(wg, _mm256_blendv_epi8(x, nx, pos2)), KQ_W16(F2, j)));
         if (hi >= 3) {
             const __m256i y3 = _mm256_blendv_epi8(x, nx, j == 7 ? v3 : _mm256_slli_epi16(v3, 7 - j)); /* bit j -> bit 7 */
