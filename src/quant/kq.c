@@ -1,8 +1,10 @@
 /* kq.c - the MWQ-K nested format of kq.h: quantizer (per sub-block scale and
  * min search, quantized sub-block scales, residual sign levels with a factor
  * chosen per sub-block), dequantization, and the int8 dot / mat-vec kernels.
- * The scalar and AVX2 kernels compute the same integer sub-block sums and
- * combine them with the same float code, so they agree bit for bit. */
+ * The scalar and AVX2 kernels compute exact integer sums (the AVX2 paths
+ * combine the levels' sums in one scaled int32 accumulator, or, for tied
+ * formats, one integer code per weight) and differ only in float rounding:
+ * where and in what order the integers are converted and summed. */
 #include "config.h"
 #include "quant/kq.h"
 #include "quant/f16.h"
@@ -703,10 +705,12 @@ void kq_act_dequant(const kq_act *a, float *xhat)
  *             im = sum_j sc_j mc_j bsum_j (min_rel) or sum_j mc_j bsum_j
  *   level k:  y_kj = sum_i sgn_ki xq_i over sub-block j, z_kj = the same over
  *             its outward weights (BUCKET; 0 for TIED)
- * then one float combination, the same C code for both paths (sb_combine):
+ * then the scalar path's float combination (sb_combine):
  *   d ip - dm im  +  sum over lanes j (fixed tree) of
  *   acc_j += (s_j F_kj) (G_in (y - z) + G_out z),  levels in order,
- * times the super-block's activation scale dx, super-blocks summed in order. */
+ * times the super-block's activation scale dx, super-blocks summed in order.
+ * The AVX2 paths (below) reach the same integers by other sums and convert
+ * them once per super-block: equal within float rounding. */
 static inline uint64_t rd64(const uint8_t *p)
 {
     uint64_t v = 0;
