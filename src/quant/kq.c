@@ -1091,9 +1091,21 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline void sb_tied_avx2(const 
     /* base_slices in closed form (constant-folded): n4 4-bit, n2 2-bit, n1 1-bit slices */
     const int n4 = b1 / 4, n2 = (b1 % 4) / 2, ns = lo == 1 ? n4 + n2 + b1 % 2 : 0;
     const uint8_t *codes = p + hb + (KQ_NSUB * (sbits + mbits) + 7) / 8;
-    __m256i v[KQ_MAX_LEVELS];
+    /* sign levels in pairs from the top, (hi-1, hi), (hi-3, hi-2), ..., bits
+     * side by side once per super-block: Pe has level b = hi - 2i at bit j
+     * and level a = b - 1 at j + 1 for even j, Po the same at j - 1, j for odd
+     * j; so a pair costs one shift, and, or per 32 weights.  An odd level
+     * count leaves level k0 = max(lo, 2) alone, at bit hi - k0. */
+    const int k0 = lo > 2 ? lo : 2, nsl = hi >= k0 ? hi - k0 + 1 : 0, npair = nsl / 2;
+    __m256i vs = _mm256_setzero_si256(), Pe[4] = {vs, vs, vs, vs}, Po[4] = {vs, vs, vs, vs};
     KQ_UNROLL
-    for (int k = lo > 2 ? lo : 2; k <= hi && k <= KQ_MAX_LEVELS; k++) v[k - 1] = _mm256_loadu_si256((const __m256i *)res[k - 1]);
+    for (int i = 0; i < npair && i < 4; i++) {
+        const __m256i va = _mm256_loadu_si256((const __m256i *)res[hi - 2 - 2 * i]), vb = _mm256_loadu_si256((const __m256i *)res[hi - 1 - 2 * i]);
+        const __m256i m55 = _mm256_set1_epi8(0x55), mAA = _mm256_set1_epi8((char)0xAA);
+        Pe[i] = _mm256_or_si256(_mm256_and_si256(vb, m55), _mm256_slli_epi16(_mm256_and_si256(va, m55), 1));
+        Po[i] = _mm256_or_si256(_mm256_srli_epi16(_mm256_and_si256(vb, mAA), 1), _mm256_and_si256(va, mAA));
+    }
+    if (nsl & 1) vs = _mm256_loadu_si256((const __m256i *)res[k0 - 1]);
     KQ_UNROLL
     for (int j = 0; j < 8; j++) {
         __m256i u = _mm256_setzero_si256();
@@ -1108,9 +1120,15 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline void sb_tied_avx2(const 
             sp += 32 * wt;
         }
         KQ_UNROLL
-        for (int k = lo > 2 ? lo : 2; k <= hi && k <= KQ_MAX_LEVELS; k++) { /* sign bit j -> bit hi - k */
-            const int dst = hi - k;
-            __m256i c = v[k - 1];
+        for (int i = 0; i < npair && i < 4; i++) { /* bits (j & ~1) + 0..1 -> bits 2i + 0..1 */
+            const int src = j & ~1, dst = 2 * i;
+            __m256i c = j & 1 ? Po[i] : Pe[i];
+            c = dst > src ? _mm256_slli_epi16(c, dst - src) : dst < src ? _mm256_srli_epi16(c, src - dst) : c;
+            u = _mm256_or_si256(u, _mm256_and_si256(c, _mm256_set1_epi8((char)(3 << dst))));
+        }
+        if (nsl & 1) { /* sign bit j of level k0 -> bit hi - k0 */
+            const int dst = hi - k0;
+            __m256i c = vs;
             c = dst > j ? _mm256_slli_epi16(c, dst - j) : dst < j ? _mm256_srli_epi16(c, j - dst) : c;
             u = _mm256_or_si256(u, _mm256_and_si256(c, _mm256_set1_epi8((char)(1 << dst))));
         }
