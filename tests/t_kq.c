@@ -2,7 +2,8 @@
  * decodes to the values the layout comment defines; the prefix property
  * (levels 1..k of a K-level quantization are byte-identical to a k-level
  * one); the error never grows across levels; the AVX2 kernels equal the
- * scalar reference and the dequantized dot; the plain and AVX2 quantizers
+ * scalar reference and the dequantized dot (also on random bytes with
+ * activations at +-127, the extremes of the integer sums); the plain and AVX2 quantizers
  * write the same bytes; bad shapes and ranges refused.
  * Speed and error size are measured by `d2moe bench kernels` and `d2moe
  * quantize --json`, not here. */
@@ -143,16 +144,11 @@ static void prefix_and_levels(const char *preset)
 }
 
 /* AVX2 vs scalar vs the dequantized product, all level ranges */
-static void kernels(const kq_format *f, const char *name, int64_t rows, int64_t cols, uint64_t seed)
+static void kernels_check(kq_matrix *m, const float *x, const char *name)
 {
-    float *w = heavy(rows, cols, seed);
-    kq_matrix *m;
-    kq_quantize(w, rows, cols, f, 2, &m);
-    gsl_rng *g = rng_new(seed, 0x6b71);
-    float *x = malloc((size_t)cols * sizeof *x), *xh = malloc((size_t)cols * sizeof *xh), *row = malloc((size_t)cols * sizeof *row),
-          *lo_row = malloc((size_t)cols * sizeof *lo_row);
-    for (int64_t c = 0; c < cols; c++) x[c] = (float)gsl_ran_gaussian(g, 1.0);
-    x[0] = 0; /* an exact zero and an all-zero super-block edge */
+    const kq_format *f = &m->fmt;
+    const int64_t rows = m->rows, cols = m->cols;
+    float *xh = malloc((size_t)cols * sizeof *xh), *row = malloc((size_t)cols * sizeof *row), *lo_row = malloc((size_t)cols * sizeof *lo_row);
     kq_act *a;
     kq_act_new(cols, &a);
     kq_act_set(a, x);
@@ -192,9 +188,49 @@ static void kernels(const kq_format *f, const char *name, int64_t rows, int64_t 
     ok(kq_matvec(m, 1, f->levels, a, y) == D2_OK && y[rows - 1] == kq_dot(m, rows - 1, 1, f->levels, a), "%s: matvec row = dot", name);
     free(y);
     kq_act_free(a);
+    free(xh); free(row); free(lo_row);
+}
+
+static void kernels(const kq_format *f, const char *name, int64_t rows, int64_t cols, uint64_t seed)
+{
+    float *w = heavy(rows, cols, seed);
+    kq_matrix *m;
+    kq_quantize(w, rows, cols, f, 2, &m);
+    gsl_rng *g = rng_new(seed, 0x6b71);
+    float *x = malloc((size_t)cols * sizeof *x);
+    for (int64_t c = 0; c < cols; c++) x[c] = (float)gsl_ran_gaussian(g, 1.0);
+    x[0] = 0; /* an exact zero and an all-zero super-block edge */
+    kernels_check(m, x, name);
     kq_matrix_free(m);
     gsl_rng_free(g);
-    free(x); free(xh); free(row); free(lo_row); free(w);
+    free(x); free(w);
+}
+
+/* Random bytes in every field (largest codes and factors included) against
+ * activations that are all +-127 after quantization: the extremes of the
+ * integer sums, where an int16 pair in the AVX2 paths could saturate. */
+static void kernels_extreme(const kq_format *f, const char *name, int64_t rows, int64_t cols, uint64_t seed)
+{
+    kq_matrix *m;
+    kq_matrix_new(f, rows, cols, &m);
+    gsl_rng *g = rng_new(seed, 0x7e57);
+    for (int k = 1; k <= f->levels; k++)
+        for (int64_t i = 0; i < m->chunk_bytes[k - 1]; i++) m->chunk[k - 1][i] = (uint8_t)gsl_rng_uniform_int(g, 256);
+    const int64_t sb1 = kq_super_bytes(f, 1);
+    for (int64_t b = 0; b < rows * (cols / 256); b++) { /* d = 0.01, dmin = 0.02 (FP16 0x211f, 0x251f) */
+        uint8_t *p = m->chunk[0] + b * sb1;
+        p[0] = 0x1f; p[1] = 0x21;
+        if (!f->min_rel) { p[2] = 0x1f; p[3] = 0x25; }
+        if (b % 3 == 0) memset(p + (f->min_rel ? 2 : 4), 0xff, 8); /* every scale and min code at its maximum */
+    }
+    if (f->levels >= 2 && f->resid == KQ_BUCKET) /* all level-2 factors at the largest: 10 G = 10 / 20 */
+        for (int64_t b = 0; b < rows * (cols / 256); b += 2) memset(m->chunk[1] + b * kq_super_bytes(f, 2) + 32, 0xff, 4);
+    float *x = malloc((size_t)cols * sizeof *x);
+    for (int64_t c = 0; c < cols; c++) x[c] = (c / 64) % 3 == 0 ? 1.0f : (c / 64) % 3 == 1 ? -1.0f : (gsl_rng_uniform(g) < 0.5 ? 1.0f : -1.0f);
+    kernels_check(m, x, name);
+    kq_matrix_free(m);
+    gsl_rng_free(g);
+    free(x);
 }
 
 static void refusals(void)
@@ -383,6 +419,14 @@ int main(void)
     kernels(&oddb, "b1 3 (2+1 slices), scale/min 8/8 relative, bucket, 4 levels", 3, 512, 16);
     kq_format one = {.base_bits = 1, .levels = 8, .scale_bits = 2, .min_bits = 1, .min_rel = 1, .resid = KQ_BUCKET};
     kernels(&one, "b1 1, 8 levels, bucket", 2, 256, 15);
+    kq_format_preset("v1k", &f);
+    kernels_extreme(&f, "v1k, random bytes, |xq| = 127", 4, 1024, 21);
+    kq_format_preset("v2k", &f);
+    kernels_extreme(&f, "v2k, random bytes, |xq| = 127", 4, 1024, 22);
+    kernels_extreme(&odd, "b1 7 tied, random bytes, |xq| = 127", 3, 512, 23);
+    kernels_extreme(&oddb, "b1 3 bucket, random bytes, |xq| = 127", 3, 512, 24);
+    kq_format tied_rel = {.base_bits = 4, .levels = 5, .scale_bits = 8, .min_bits = 7, .min_rel = 1, .resid = KQ_TIED};
+    kernels_extreme(&tied_rel, "b1 4, 5 levels tied, scale/min 8/7 relative, random bytes, |xq| = 127", 3, 512, 25);
     kq_format_preset("v1k", &f);
     quantize_paths(&f, "v1k");
     kq_format_preset("v2k", &f);

@@ -1,8 +1,10 @@
 /* kq.c - the MWQ-K nested format of kq.h: quantizer (per sub-block scale and
  * min search, quantized sub-block scales, residual sign levels with a factor
  * chosen per sub-block), dequantization, and the int8 dot / mat-vec kernels.
- * The scalar and AVX2 kernels compute the same integer sub-block sums and
- * combine them with the same float code, so they agree bit for bit. */
+ * The scalar and AVX2 kernels compute exact integer sums (the AVX2 paths
+ * combine the levels' sums in one scaled int32 accumulator, or, for tied
+ * formats, one integer code per weight) and differ only in float rounding:
+ * where and in what order the integers are converted and summed. */
 #include "config.h"
 #include "quant/kq.h"
 #include "quant/f16.h"
@@ -637,6 +639,7 @@ struct kq_act {
     float *dx;     /* per super-block */
     int8_t *xq;    /* cols (+32 padding) */
     int32_t *bsum; /* per sub-block: sum of xq */
+    int16_t *bsum16; /* the same sums as int16 (|sum| <= 32 * 127), for the AVX2 kernels' madd */
 };
 
 int kq_act_new(int64_t cols, kq_act **out)
@@ -649,7 +652,8 @@ int kq_act_new(int64_t cols, kq_act **out)
     a->dx = calloc((size_t)(cols / KQ_SUPER), sizeof *a->dx);
     a->xq = calloc((size_t)cols + 32, 1);
     a->bsum = calloc((size_t)(cols / KQ_SUB), sizeof *a->bsum);
-    if (!a->dx || !a->xq || !a->bsum) { kq_act_free(a); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    a->bsum16 = calloc((size_t)(cols / KQ_SUB), sizeof *a->bsum16);
+    if (!a->dx || !a->xq || !a->bsum || !a->bsum16) { kq_act_free(a); D2_ERROR(D2_ENOMEM, "out of memory"); }
     *out = a;
     return D2_OK;
 }
@@ -660,6 +664,7 @@ void kq_act_free(kq_act *a)
     free(a->dx);
     free(a->xq);
     free(a->bsum);
+    free(a->bsum16);
     free(a);
 }
 
@@ -683,6 +688,7 @@ int kq_act_set(kq_act *a, const float *x)
                 s += qi;
             }
             a->bsum[b * KQ_NSUB + j] = s;
+            a->bsum16[b * KQ_NSUB + j] = (int16_t)s;
         }
     }
     return D2_OK;
@@ -699,10 +705,12 @@ void kq_act_dequant(const kq_act *a, float *xhat)
  *             im = sum_j sc_j mc_j bsum_j (min_rel) or sum_j mc_j bsum_j
  *   level k:  y_kj = sum_i sgn_ki xq_i over sub-block j, z_kj = the same over
  *             its outward weights (BUCKET; 0 for TIED)
- * then one float combination, the same C code for both paths (sb_combine):
+ * then the scalar path's float combination (sb_combine):
  *   d ip - dm im  +  sum over lanes j (fixed tree) of
  *   acc_j += (s_j F_kj) (G_in (y - z) + G_out z),  levels in order,
- * times the super-block's activation scale dx, super-blocks summed in order. */
+ * times the super-block's activation scale dx, super-blocks summed in order.
+ * The AVX2 paths (below) reach the same integers by other sums and convert
+ * them once per super-block: equal within float rounding. */
 static inline uint64_t rd64(const uint8_t *p)
 {
     uint64_t v = 0;
@@ -922,77 +930,270 @@ KQ_AVX2_FN static inline float hsum8f(__m256 v)
     return _mm_cvtss_f32(q);
 }
 
-/* The v1k fast path (BUCKET, 2-bit base, levels <= 3): every sum is scaled
- * per sub-block in int16 by madd (level 1 by sc_j, level 2 by sc_j, level 3
- * by sc_j * 20 h_j; the factors G are in the int8 weights, in tenths) and
- * accumulated in int32 lanes, so a super-block needs no horizontal sum:
- * lanes are converted to float once per super-block and reduced once per row.
- * Bounds: level-1 pairs 2*3*127 * 15 * 2, level-3 pairs 2*20*127 * 375 * 2
- * per lane and sub-block, times 8 sub-blocks: < 2^31. */
-static const uint8_t kq_h20[4] = {12, 16, 20, 25}; /* 20 * kq_h */
+/* the per-sub-block loops below are unrolled so every shift count and mask is a constant */
+#define KQ_UNROLL _Pragma("GCC unroll 8")
 
-KQ_AVX2_FN __attribute__((always_inline)) static inline __m256 sb_fast_avx2(const kq_matrix *m, const uint8_t *p, const uint8_t *const *res,
-                                                                            const int8_t *xq, const int32_t *bsum, int lo, int hi)
+/* The v1k path (BUCKET, 2-bit base, 4-bit scale and min codes, relative
+ * mins, levels <= 3).  Per super-block, the per-sub-block constants are built
+ * once as vectors: the int16 madd factors of each level (level 1 C1 sc_j,
+ * level 2 -C2 sc_j, level 3 -sc_j 20 h_j) and a 16-byte table of the level-2
+ * factors in tenths (byte 2j: 10 G_in, byte 2j + 1: 10 G_out of sub-block j),
+ * each from the packed nibbles by pshufb.  Per 32 weights then: the codes
+ * (shift, and), the outward mask (q == 3 * [level-2 sign +]: and, compare),
+ * the factor bytes (one pshufb indexed 2j - mask), the activations negated
+ * where a level's sign is + (blendv; the factors carry the minus), and one
+ * maddubs + pshufb (factor) + madd + add per level.  Every level and the
+ * mins go into one int32 accumulator with the common denominator D
+ * (t = d / D * acc):
+ *   d A1 - d/5 M + d/40 A2 + d/1600 A3,  D = 5 (hi 1), 40 (hi 2), 1600 (hi 3),
+ *   C1 = D, CM = D / 5, C2 = D / 40; A1 = sum sc q x, M = sum sc mc bsum,
+ *   A2 = sum sc 10G s2 x, A3 = sum sc 20h 10G s3 x.
+ * Bounds per int32 lane and super-block (D = 1600): A1 8 * 2 * 762 * 24000,
+ * M 2 * 225 * 4064 * 320, A2 8 * 2 * 5080 * 600, A3 8 * 2 * 5080 * 375:
+ * 957 M < 2^31; int16 factors <= 24000.  The integer sums are exact, so this
+ * differs from the scalar path only in float rounding (one conversion and one
+ * multiply per super-block instead of sb_combine's). */
+static const int8_t kq_gi10_lo[16] = {2, 4, 7, 10, 2, 4, 7, 10, 2, 4, 7, 10, 2, 4, 7, 10};  /* 10 kq_gi[n & 3] */
+static const int8_t kq_go10_hi[16] = {4, 4, 4, 4, 8, 8, 8, 8, 13, 13, 13, 13, 20, 20, 20, 20}; /* 10 kq_go[n >> 2] */
+static const int8_t kq_nh20_lo[16] = {-12, -16, -20, -25, -12, -16, -20, -25, -12, -16, -20, -25, -12, -16, -20, -25}; /* -20 kq_h[n & 3] */
+static const int8_t kq_nh20_hi[16] = {-12, -12, -12, -12, -16, -16, -16, -16, -20, -20, -20, -20, -25, -25, -25, -25}; /* -20 kq_h[n >> 2] */
+
+/* the 8 nibbles of u (LSB first) as bytes 0..7 (bytes 8..15 zero) */
+KQ_AVX2_FN __attribute__((always_inline)) static inline __m128i nib8(uint32_t u)
 {
-    const kq_format *f = &m->fmt;
-    const __m256i one8 = _mm256_set1_epi8(1), zero = _mm256_setzero_si256(), three = _mm256_set1_epi8(3);
-    const int hb = head_bytes(f);
-    const uint8_t *codes = p + hb + scales_bytes(f);
-    uint16_t h16;
-    memcpy(&h16, p, 2);
-    const float d = _cvtsh_ss(h16);
-    uint64_t su;
-    memcpy(&su, p + hb, 8);
-    const int smask = (1 << f->scale_bits) - 1;
-    const __m256i c0 = _mm256_loadu_si256((const __m256i *)codes), c1 = _mm256_loadu_si256((const __m256i *)(codes + 32));
-    __m256i a1 = zero, a2 = zero, a3 = zero;
-    __m256i v2 = zero, v3 = zero;
-    uint32_t c2 = 0;
-    uint16_t ck = 0;
-    if (hi >= 2) { v2 = _mm256_loadu_si256((const __m256i *)res[1]); memcpy(&c2, res[1] + 32, 4); }
-    if (hi >= 3) { v3 = _mm256_loadu_si256((const __m256i *)res[2]); memcpy(&ck, res[2] + 32, 2); }
-    for (int j = 0; j < 8; j++) {
-        const int sc = (int)(su >> (j * f->scale_bits)) & smask;
-        const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * j));
-        const __m256i q = _mm256_and_si256(_mm256_srli_epi16(j < 4 ? c0 : c1, 2 * (j % 4)), three);
-        const __m256i s16 = _mm256_set1_epi16((short)sc);
-        if (lo == 1) a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), s16));
-        if (hi >= 2) {
-            const __m256i bit = _mm256_set1_epi8((char)(1 << j));
-            const __m256i pos = _mm256_cmpeq_epi8(_mm256_and_si256(v2, bit), bit);
-            const __m256i out = _mm256_or_si256(_mm256_and_si256(_mm256_cmpeq_epi8(q, three), pos), _mm256_andnot_si256(pos, _mm256_cmpeq_epi8(q, zero)));
-            const __m256i wg = _mm256_blendv_epi8(_mm256_set1_epi8((char)kq_gi10[(c2 >> 4 * j) & 3]), _mm256_set1_epi8((char)kq_go10[(c2 >> (4 * j + 2)) & 3]), out);
-            if (lo <= 2) a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_maddubs_epi16(wg, _mm256_sign_epi8(x, _mm256_or_si256(_mm256_xor_si256(pos, _mm256_set1_epi8(-1)), one8))), s16));
-            if (hi >= 3) {
-                const __m256i neg3 = _mm256_cmpeq_epi8(_mm256_and_si256(v3, bit), zero);
-                const __m256i y3 = _mm256_sign_epi8(x, _mm256_or_si256(neg3, one8));
-                a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(_mm256_maddubs_epi16(wg, y3), _mm256_set1_epi16((short)(sc * kq_h20[(ck >> 2 * j) & 3]))));
-            }
+    const __m128i m = _mm_set1_epi8(0x0F), v = _mm_cvtsi32_si128((int)u);
+    return _mm_unpacklo_epi8(_mm_and_si128(v, m), _mm_and_si128(_mm_srli_epi16(v, 4), m));
+}
+
+/* two 2-bit fields per nibble through two 16-entry tables: bytes 2w, 2w+1 = lo[n_w], hi[n_w] */
+KQ_AVX2_FN __attribute__((always_inline)) static inline __m128i nib_lut2(uint32_t u, const int8_t *lo, const int8_t *hi)
+{
+    const __m128i n = nib8(u);
+    return _mm_unpacklo_epi8(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)lo), n), _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)hi), n));
+}
+
+/* int16 lane j of v in every int16 lane (v: the same 8 int16 in both halves) */
+#define KQ_W16(v, j) _mm256_shuffle_epi8((v), _mm256_set1_epi16((short)(((2 * (j) + 1) << 8) | (2 * (j)))))
+
+/* v moved down by 2j bytes in each 128-bit half (clang wants a literal count) */
+KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i bsrl2j(__m256i v, const int j)
+{
+    switch (j) {
+    case 1: return _mm256_bsrli_epi128(v, 2);
+    case 2: return _mm256_bsrli_epi128(v, 4);
+    case 3: return _mm256_bsrli_epi128(v, 6);
+    case 4: return _mm256_bsrli_epi128(v, 8);
+    case 5: return _mm256_bsrli_epi128(v, 10);
+    case 6: return _mm256_bsrli_epi128(v, 12);
+    case 7: return _mm256_bsrli_epi128(v, 14);
+    default: return v;
+    }
+}
+
+/* sub-block j of sb_v1k_avx2 (called with literal j: every shift and mask a constant) */
+KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i v1k_sub(const int j, __m256i acc, const int8_t *xq, __m256i c0, __m256i c1,
+                                                                        __m256i v2, __m256i v3, __m256i T, __m256i F1, __m256i F2, __m256i F3,
+                                                                        int lo, int hi)
+{
+    const __m256i three = _mm256_set1_epi8(3);
+    const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * j));
+    const __m256i q = _mm256_and_si256(_mm256_srli_epi16(j < 4 ? c0 : c1, 2 * (j % 4)), three);
+    if (lo == 1) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), KQ_W16(F1, j)));
+    if (hi >= 2) {
+        /* no per-j constants (gcc rebuilds byte broadcasts through a GPR): the
+         * sign bit moved to bit 7 by a shift, the table moved by 2j bytes */
+        const __m256i zero = _mm256_setzero_si256(), nx = _mm256_sub_epi8(zero, x);
+        const __m256i pos2 = _mm256_cmpgt_epi8(zero, j == 7 ? v2 : _mm256_slli_epi16(v2, 7 - j));
+        const __m256i out = _mm256_cmpeq_epi8(q, _mm256_and_si256(pos2, three));
+        const __m256i wg = _mm256_shuffle_epi8(bsrl2j(T, j), _mm256_abs_epi8(out));
+        if (lo <= 2) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(wg, _mm256_blendv_epi8(x, nx, pos2)), KQ_W16(F2, j)));
+        if (hi >= 3) {
+            const __m256i y3 = _mm256_blendv_epi8(x, nx, j == 7 ? v3 : _mm256_slli_epi16(v3, 7 - j)); /* bit j -> bit 7 */
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(wg, y3), KQ_W16(F3, j)));
         }
     }
-    /* level 1: d sum sc P - d kappa sum sc mc bsum; level 2: d/4 * 0.1 * a2; level 3: d/8 * 0.05 * 0.1 * a3 */
-    __m256 t = _mm256_setzero_ps();
+    return acc;
+}
+
+KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i sb_v1k_avx2(const uint8_t *p, const uint8_t *r2, const uint8_t *r3, const int8_t *xq,
+                                                                            const int16_t *bs16, int lo, int hi)
+{
+    const int D = hi >= 3 ? 1600 : hi == 2 ? 40 : 5, C1 = D, CM = D / 5, C2 = D / 40;
+    uint32_t su, mu;
+    memcpy(&su, p + 2, 4);
+    memcpy(&mu, p + 6, 4);
+    const uint8_t *codes = p + 10;
+    const __m128i sc16 = _mm_cvtepu8_epi16(nib8(su));
+    __m256i acc = _mm256_setzero_si256();
+    if (lo == 1) {
+        __m128i mm = _mm_madd_epi16(_mm_mullo_epi16(sc16, _mm_cvtepu8_epi16(nib8(mu))), _mm_loadu_si128((const __m128i *)bs16));
+        if (CM != 1) mm = _mm_mullo_epi32(mm, _mm_set1_epi32(CM));
+        acc = _mm256_sub_epi32(acc, _mm256_set_m128i(_mm_setzero_si128(), mm));
+    }
+    const __m256i F1 = _mm256_broadcastsi128_si256(_mm_mullo_epi16(sc16, _mm_set1_epi16((short)C1)));
+    __m256i F2 = F1, F3 = F1, T = F1, v2 = F1, v3 = F1;
+    if (hi >= 2) {
+        uint32_t c2;
+        memcpy(&c2, r2 + 32, 4);
+        v2 = _mm256_loadu_si256((const __m256i *)r2);
+        T = _mm256_broadcastsi128_si256(nib_lut2(c2, kq_gi10_lo, kq_go10_hi));
+        F2 = _mm256_broadcastsi128_si256(_mm_mullo_epi16(sc16, _mm_set1_epi16((short)-C2)));
+    }
+    if (hi >= 3) {
+        uint16_t ck;
+        memcpy(&ck, r3 + 32, 2);
+        v3 = _mm256_loadu_si256((const __m256i *)r3);
+        F3 = _mm256_broadcastsi128_si256(_mm_mullo_epi16(sc16, _mm_cvtepi8_epi16(nib_lut2(ck, kq_nh20_lo, kq_nh20_hi))));
+    }
+    const __m256i c0 = _mm256_loadu_si256((const __m256i *)codes), c1 = _mm256_loadu_si256((const __m256i *)(codes + 32));
+#define KQ_J(j) acc = v1k_sub(j, acc, xq, c0, c1, v2, v3, T, F1, F2, F3, lo, hi)
+    KQ_J(0); KQ_J(1); KQ_J(2); KQ_J(3); KQ_J(4); KQ_J(5); KQ_J(6); KQ_J(7);
+#undef KQ_J
+    return acc;
+}
+
+/* One TIED super-block, levels lo..hi fused: per weight the integer
+ *   u = (lo == 1 ? q << (hi - 1) : 0) | sum_{k = max(lo,2)}^{hi} b_k << (hi - k)
+ * (b_k: the level-k sign bit, 1 = +) has b1 + hi - 1 <= 8 bits, and
+ *   W_hi - W_{lo-1} = s_j 2^-hi (2 u - K) - [lo == 1] m_j,  K = 2^(hi - max(lo,2) + 1) - 1
+ * (level k adds +- s_j 2^-k).  So one maddubs per 32 weights whatever the
+ * number of levels: acc = sum_j 2 sc_j sum u x - K sum_j sc_j bsum_j, and
+ * t = d 2^-hi acc - [lo == 1] dm sum_j (sc_j mc_j or mc_j) bsum_j.  When u
+ * can reach 8 bits (lo == 1, b1 + hi - 1 == 8) a pair of u x could saturate
+ * maddubs' int16, so u - 128 is used (|u - 128| <= 128: pairs <= 32512) and
+ * 256 bsum added back.  Bounds per int32 lane: 8 * 2 * 32512 * 510 +
+ * 2 * 255 * 4064 * 256 < 2^31.  Exact integers: differs from the scalar path
+ * in float rounding only.  Mins as int16 products: min_rel needs
+ * scale_bits + min_bits <= 15 (row_dot_avx2 checks). */
+KQ_AVX2_FN __attribute__((always_inline)) static inline void sb_tied_avx2(const uint8_t *p, const uint8_t *const *res, const int8_t *xq,
+                                                                          const int16_t *bs16, int lo, int hi, int b1, int sbits, int mbits,
+                                                                          int min_rel, __m256i *acc_out, __m128i *min_out)
+{
+    const int hb = min_rel ? 2 : 4, kk = hi - (lo > 2 ? lo : 2) + 1, K = (1 << kk) - 1;
+    const int off = lo == 1 && b1 + hi - 1 == 8;
+    const int Kc = off ? 256 - K : -K;
+    uint64_t su;
+    memcpy(&su, p + hb, 8);
+    const __m256i scv = fields8(su, sbits);
+    const __m128i sc16 = _mm_packs_epi32(_mm256_castsi256_si128(scv), _mm256_extracti128_si256(scv, 1));
+    const __m256i F = _mm256_broadcastsi128_si256(_mm_slli_epi16(sc16, 1));
+    const __m128i bs = _mm_loadu_si128((const __m128i *)bs16);
+    __m256i acc = _mm256_setzero_si256();
+    if (Kc) acc = _mm256_set_m128i(_mm_setzero_si128(), _mm_mullo_epi32(_mm_madd_epi16(sc16, bs), _mm_set1_epi32(Kc)));
     if (lo == 1) {
         uint64_t mu;
-        memcpy(&mu, p + hb + f->scale_bits, 8);
-        const __m256i mins = _mm256_mullo_epi32(_mm256_mullo_epi32(fields8(su, f->scale_bits), fields8(mu, f->min_bits)),
-                                                _mm256_loadu_si256((const __m256i *)bsum));
-        t = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(a1)), _mm256_mul_ps(_mm256_set1_ps(d * kappa(f)), _mm256_cvtepi32_ps(mins)));
+        memcpy(&mu, p + hb + sbits, 8);
+        const __m256i mcv = fields8(mu, mbits);
+        __m128i mc16 = _mm_packs_epi32(_mm256_castsi256_si128(mcv), _mm256_extracti128_si256(mcv, 1));
+        if (min_rel) mc16 = _mm_mullo_epi16(mc16, sc16);
+        *min_out = _mm_madd_epi16(mc16, bs);
     }
-    if (hi >= 2 && lo <= 2) t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_set1_ps(d * 0.025f), _mm256_cvtepi32_ps(a2)));
-    if (hi >= 3) t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_set1_ps(d * 0.000625f), _mm256_cvtepi32_ps(a3)));
-    return t;
+    /* base_slices in closed form (constant-folded): n4 4-bit, n2 2-bit, n1 1-bit slices */
+    const int n4 = b1 / 4, n2 = (b1 % 4) / 2, ns = lo == 1 ? n4 + n2 + b1 % 2 : 0;
+    const uint8_t *codes = p + hb + (KQ_NSUB * (sbits + mbits) + 7) / 8;
+    /* sign levels in pairs from the top, (hi-1, hi), (hi-3, hi-2), ..., bits
+     * side by side once per super-block: Pe has level b = hi - 2i at bit j
+     * and level a = b - 1 at j + 1 for even j, Po the same at j - 1, j for odd
+     * j; so a pair costs one shift, and, or per 32 weights.  An odd level
+     * count leaves level k0 = max(lo, 2) alone, at bit hi - k0. */
+    const int k0 = lo > 2 ? lo : 2, nsl = hi >= k0 ? hi - k0 + 1 : 0, npair = nsl / 2;
+    __m256i vs = _mm256_setzero_si256(), Pe[4] = {vs, vs, vs, vs}, Po[4] = {vs, vs, vs, vs};
+    KQ_UNROLL
+    for (int i = 0; i < npair && i < 4; i++) {
+        const __m256i va = _mm256_loadu_si256((const __m256i *)res[hi - 2 - 2 * i]), vb = _mm256_loadu_si256((const __m256i *)res[hi - 1 - 2 * i]);
+        const __m256i m55 = _mm256_set1_epi8(0x55), mAA = _mm256_set1_epi8((char)0xAA);
+        Pe[i] = _mm256_or_si256(_mm256_and_si256(vb, m55), _mm256_slli_epi16(_mm256_and_si256(va, m55), 1));
+        Po[i] = _mm256_or_si256(_mm256_srli_epi16(_mm256_and_si256(vb, mAA), 1), _mm256_and_si256(va, mAA));
+    }
+    if (nsl & 1) vs = _mm256_loadu_si256((const __m256i *)res[k0 - 1]);
+    KQ_UNROLL
+    for (int j = 0; j < 8; j++) {
+        __m256i u = _mm256_setzero_si256();
+        const uint8_t *sp = codes;
+        KQ_UNROLL
+        for (int t = 0; t < 3 && t < ns; t++) { /* slice t: bits wt * (j % per) of block j / per -> bits ot + hi - 1 */
+            const int wt = t < n4 ? 4 : t < n4 + n2 ? 2 : 1, ot = t < n4 ? 4 * t : t < n4 + n2 ? 4 * n4 + 2 * (t - n4) : 4 * n4 + 2 * n2;
+            const int per = 8 / wt, src = wt * (j % per), dst = ot + hi - 1;
+            __m256i c = _mm256_loadu_si256((const __m256i *)(sp + 32 * (j / per)));
+            c = dst > src ? _mm256_slli_epi16(c, dst - src) : dst < src ? _mm256_srli_epi16(c, src - dst) : c;
+            u = _mm256_or_si256(u, _mm256_and_si256(c, _mm256_set1_epi8((char)(((1 << wt) - 1) << dst))));
+            sp += 32 * wt;
+        }
+        KQ_UNROLL
+        for (int i = 0; i < npair && i < 4; i++) { /* bits (j & ~1) + 0..1 -> bits 2i + 0..1 */
+            const int src = j & ~1, dst = 2 * i;
+            __m256i c = j & 1 ? Po[i] : Pe[i];
+            c = dst > src ? _mm256_slli_epi16(c, dst - src) : dst < src ? _mm256_srli_epi16(c, src - dst) : c;
+            u = _mm256_or_si256(u, _mm256_and_si256(c, _mm256_set1_epi8((char)(3 << dst))));
+        }
+        if (nsl & 1) { /* sign bit j of level k0 -> bit hi - k0 */
+            const int dst = hi - k0;
+            __m256i c = vs;
+            c = dst > j ? _mm256_slli_epi16(c, dst - j) : dst < j ? _mm256_srli_epi16(c, j - dst) : c;
+            u = _mm256_or_si256(u, _mm256_and_si256(c, _mm256_set1_epi8((char)(1 << dst))));
+        }
+        const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * j));
+        __m256i pr;
+        if (off) {
+            const __m256i us = _mm256_xor_si256(u, _mm256_set1_epi8((char)0x80)); /* u - 128 as int8 */
+            pr = _mm256_maddubs_epi16(_mm256_abs_epi8(us), _mm256_sign_epi8(x, us));
+        } else
+            pr = _mm256_maddubs_epi16(u, x);
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pr, KQ_W16(F, j)));
+    }
+    *acc_out = acc;
 }
 
 /* float lanes accumulated across the row's super-blocks, one reduction per
  * row; the common (lo, hi) ranges get their own constant-folded copy */
-KQ_AVX2_FN __attribute__((always_inline)) static inline float row_dot_avx2_t(const kq_matrix *m, const uint8_t *p, const uint8_t **res, const kq_act *a,
-                                                                            int lo, int hi, int64_t sb1, const int64_t *rb, int fast)
+KQ_AVX2_FN __attribute__((always_inline)) static inline float row_v1k_avx2_t(const uint8_t *p, const uint8_t *r2, const uint8_t *r3, const kq_act *a,
+                                                                             int64_t NB, int lo, int hi)
+{
+    const float invD = hi >= 3 ? 1.0f / 1600 : hi == 2 ? 1.0f / 40 : 1.0f / 5;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < NB; b++) {
+        const __m256i t = sb_v1k_avx2(p, r2, r3, a->xq + b * KQ_SUPER, a->bsum16 + b * KQ_NSUB, lo, hi);
+        uint16_t h16;
+        memcpy(&h16, p, 2);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(h16) * (a->dx[b] * invD)), _mm256_cvtepi32_ps(t), acc);
+        p += 74;
+        r2 += 36;
+        r3 += 34;
+    }
+    return hsum8f(acc);
+}
+
+KQ_AVX2_FN __attribute__((always_inline)) static inline float row_tied_avx2_t(const uint8_t *p, const uint8_t **res, const kq_act *a, int64_t NB,
+                                                                              int64_t sb1, const int64_t *rb, int lo, int hi, int b1, int sbits,
+                                                                              int mbits, int min_rel, float kap)
+{
+    __m256 acc = _mm256_setzero_ps();
+    const float sh = ldexpf(1.0f, -hi);
+    for (int64_t b = 0; b < NB; b++) {
+        __m256i t;
+        __m128i mn = _mm_setzero_si128();
+        sb_tied_avx2(p, res, a->xq + b * KQ_SUPER, a->bsum16 + b * KQ_NSUB, lo, hi, b1, sbits, mbits, min_rel, &t, &mn);
+        uint16_t h16[2];
+        memcpy(h16, p, 4);
+        const float d = _cvtsh_ss(h16[0]), dx = a->dx[b];
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sh * dx), _mm256_cvtepi32_ps(t), acc);
+        if (lo == 1) {
+            const float dm = min_rel ? d * kap : _cvtsh_ss(h16[1]);
+            acc = _mm256_fnmadd_ps(_mm256_set1_ps(dm * dx), _mm256_set_m128(_mm_setzero_ps(), _mm_cvtepi32_ps(mn)), acc);
+        }
+        p += sb1;
+        for (int k = lo > 2 ? lo : 2; k <= hi; k++) res[k - 1] += rb[k - 1];
+    }
+    return hsum8f(acc);
+}
+
+/* the other formats: sb_vec_avx2's 8 float lanes per super-block */
+KQ_AVX2_FN static float row_vec_avx2(const kq_matrix *m, const uint8_t *p, const uint8_t **res, const kq_act *a, int lo, int hi, int64_t sb1,
+                                     const int64_t *rb)
 {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < m->cols / KQ_SUPER; b++) {
-        const __m256 t = fast ? sb_fast_avx2(m, p, res, a->xq + b * KQ_SUPER, a->bsum + b * KQ_NSUB, lo, hi)
-                              : sb_vec_avx2(m, p, res, a->xq + b * KQ_SUPER, a->bsum + b * KQ_NSUB, lo, hi);
+        const __m256 t = sb_vec_avx2(m, p, res, a->xq + b * KQ_SUPER, a->bsum + b * KQ_NSUB, lo, hi);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(a->dx[b]), t, acc);
         p += sb1;
         for (int k = 2; k <= hi; k++) res[k - 1] += rb[k - 1];
@@ -1004,17 +1205,28 @@ KQ_AVX2_FN static float row_dot_avx2(const kq_matrix *m, const uint8_t *p, const
                                      int64_t sb1, const int64_t *rb)
 {
     const kq_format *f = &m->fmt;
-    if (f->resid == KQ_BUCKET && f->base_bits == 2 && f->min_rel && hi <= 3) {
-        if (lo == 1 && hi == 1) return row_dot_avx2_t(m, p, res, a, 1, 1, sb1, rb, 1);
-        if (lo == 1 && hi == 2) return row_dot_avx2_t(m, p, res, a, 1, 2, sb1, rb, 1);
-        if (lo == 1 && hi == 3) return row_dot_avx2_t(m, p, res, a, 1, 3, sb1, rb, 1);
-        if (lo == 2 && hi == 2) return row_dot_avx2_t(m, p, res, a, 2, 2, sb1, rb, 1);
-        if (lo == 2 && hi == 3) return row_dot_avx2_t(m, p, res, a, 2, 3, sb1, rb, 1);
-        return row_dot_avx2_t(m, p, res, a, 3, 3, sb1, rb, 1);
+    const int64_t NB = m->cols / KQ_SUPER;
+    if (f->resid == KQ_BUCKET && f->base_bits == 2 && f->min_rel && f->scale_bits == 4 && f->min_bits == 4 && hi <= 3) {
+        const uint8_t *r2 = res[1], *r3 = res[2];
+        if (lo == 1 && hi == 1) return row_v1k_avx2_t(p, r2, r3, a, NB, 1, 1);
+        if (lo == 1 && hi == 2) return row_v1k_avx2_t(p, r2, r3, a, NB, 1, 2);
+        if (lo == 1 && hi == 3) return row_v1k_avx2_t(p, r2, r3, a, NB, 1, 3);
+        if (lo == 2 && hi == 2) return row_v1k_avx2_t(p, r2, r3, a, NB, 2, 2);
+        if (lo == 2 && hi == 3) return row_v1k_avx2_t(p, r2, r3, a, NB, 2, 3);
+        return row_v1k_avx2_t(p, r2, r3, a, NB, 3, 3);
     }
-    return row_dot_avx2_t(m, p, res, a, lo, hi, sb1, rb, 0);
+    if (f->resid == KQ_TIED && (!f->min_rel || f->scale_bits + f->min_bits <= 15)) {
+        const float kap = kappa(f);
+        if (f->base_bits == 5 && f->scale_bits == 6 && f->min_bits == 6 && !f->min_rel && f->levels == 4) { /* v2k */
+#define KQ_V2K(l, h) if (lo == l && hi == h) return row_tied_avx2_t(p, res, a, NB, sb1, rb, l, h, 5, 6, 6, 0, kap)
+            KQ_V2K(1, 1); KQ_V2K(1, 2); KQ_V2K(1, 3); KQ_V2K(1, 4); KQ_V2K(2, 2);
+            KQ_V2K(2, 3); KQ_V2K(2, 4); KQ_V2K(3, 3); KQ_V2K(3, 4); KQ_V2K(4, 4);
+#undef KQ_V2K
+        }
+        return row_tied_avx2_t(p, res, a, NB, sb1, rb, lo, hi, f->base_bits, f->scale_bits, f->min_bits, f->min_rel, kap);
+    }
+    return row_vec_avx2(m, p, res, a, lo, hi, sb1, rb);
 }
-
 /* AVX2 + FMA + F16C: the same test as kern.c's */
 static int kq_have_avx2(void) { return kern_have_avx2(); }
 #else
