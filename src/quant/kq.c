@@ -1152,13 +1152,13 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline float row_v1k_avx2_t(con
     const float invD = hi >= 3 ? 1.0f / 1600 : hi == 2 ? 1.0f / 40 : 1.0f / 5;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < NB; b++) {
-        const __m256i t = sb_v1k_avx2(p, r2, r3, a->xq + b * KQ_SUPER, a->bsum16 + b * KQ_NSUB, lo, hi);
+        /* a level outside lo..hi has no chunk (NULL): never offset */
+        const __m256i t = sb_v1k_avx2(p, r2 ? r2 + b * 36 : NULL, r3 ? r3 + b * 34 : NULL, a->xq + b * KQ_SUPER,
+                                      a->bsum16 + b * KQ_NSUB, lo, hi);
         uint16_t h16;
         memcpy(&h16, p, 2);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(h16) * (a->dx[b] * invD)), _mm256_cvtepi32_ps(t), acc);
         p += 74;
-        r2 += 36;
-        r3 += 34;
     }
     return hsum8f(acc);
 }
