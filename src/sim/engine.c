@@ -202,8 +202,10 @@ int engine_handle(run *r, const des_event *e)
         r->comp_busy = 0;
         r->transient = 0;
         step_group *g = &r->groups[it->grp];
-        r->open_rest -= step_group_rest(g);
-        if (--g->left == 0) { /* the group's last item: its units may go */
+        r->open_rest -= step_group_rest(g); /* its part of the open groups' need, before and after */
+        --g->left;
+        r->open_rest += step_group_rest(g);
+        if (g->left == 0) { /* the group's last item: its units may go */
             for (uint32_t i = g->first; i < g->first + g->n; i++) {
                 step_item *x = &r->items[i];
                 x->held = 0;
@@ -212,8 +214,6 @@ int engine_handle(run *r, const des_event *e)
             r->held_total -= g->held;
             g->held = 0;
             RUN_TRY(engine_check_freed(r));
-        } else {
-            r->open_rest += step_group_rest(g);
         }
         if (--r->remaining == 0) {
             RUN_TRY(engine_kick_io(r)); /* preloads may proceed during the next layer's non-expert work */

@@ -11,14 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* expert ids of request q's position pos, layers l0.. ([layer][top_k], n
- * ids): each below the model's expert count */
-static int check_experts(const run *r, uint32_t q, uint32_t pos, uint32_t l0, const uint16_t *e, size_t n)
+/* the top_k expert ids of request q's position pos at layer l: each below
+ * the model's expert count */
+static int check_experts(const run *r, uint32_t q, uint32_t pos, uint32_t l, const uint16_t *e)
 {
-    for (size_t i = 0; i < n; i++)
-        if (e[i] >= r->E)
-            D2_ERROR(D2_EFORMAT, "routing: request %u position %u layer %zu: expert %u is not below %u", q, pos,
-                     l0 + i / r->K, (unsigned)e[i], r->E);
+    for (uint32_t k = 0; k < r->K; k++)
+        if (e[k] >= r->E)
+            D2_ERROR(D2_EFORMAT, "routing: request %u position %u layer %u: expert %u is not below %u", q, pos, l,
+                     (unsigned)e[k], r->E);
     return D2_OK;
 }
 
@@ -26,7 +26,7 @@ static int route_one(run *r, uint32_t q, uint32_t pos, uint32_t l, size_t tok)
 {
     size_t at = ((size_t)l * r->ntok + tok) * r->K;
     D2_TRY(r->in->route(r->in->route_user, q, pos, l, r->rexp + at, r->rw + at, r->rb + at));
-    return check_experts(r, q, pos, l, r->rexp + at, r->K);
+    return check_experts(r, q, pos, l, r->rexp + at);
 }
 
 /* every layer of one token from a source that routes a token at once,
@@ -37,7 +37,7 @@ static int route_token(run *r, uint32_t q, uint32_t pos, size_t tok)
     const uint32_t L = r->L, K = r->K;
     const size_t stride = r->ntok * K, at = tok * K;
     D2_TRY(r->in->route_token(r->in->route_user, q, pos, r->rexp + at, r->rw + at, r->rb + at, stride));
-    for (uint32_t l = 0; l < L; l++) D2_TRY(check_experts(r, q, pos, l, r->rexp + at + l * stride, K));
+    for (uint32_t l = 0; l < L; l++) D2_TRY(check_experts(r, q, pos, l, r->rexp + at + l * stride));
     return D2_OK;
 }
 
@@ -97,9 +97,10 @@ int step_group_admit(run *r, uint32_t g, int64_t bytes)
     /* what the open groups need with g holding `bytes` more: the kept sum
      * with g's part replaced; when it all fits beside the room there is
      * nothing to order */
-    const step_group *y = &r->groups[g];
-    const int64_t yh = y->held + bytes, ynew = yh > 0 && y->left > 0 ? y->need - yh : 0;
-    int64_t rest = r->open_rest - step_group_rest(y) + ynew;
+    step_group y = r->groups[g];
+    const int64_t before = step_group_rest(&y);
+    y.held += bytes;
+    int64_t rest = r->open_rest - before + step_group_rest(&y);
 #ifdef D2_DEBUG
     {
         int64_t sum = 0;

@@ -330,6 +330,21 @@ static uint32_t le32(const unsigned char *p)
  * one pass over the chunk bytes (the .d2t record layout, traces/README.md),
  * then fill the layers the file lacks: from the nearest earlier recorded
  * layer of the token, else from its next recorded layer. */
+/* one record's routing after its 12-byte head: K ids (le16), K weights
+ * (le32 floats), K bit-widths if the trace has them (inline: called with a
+ * literal K the loops unroll) */
+static inline __attribute__((always_inline)) void rec_decode(const unsigned char *x, uint32_t K, int has_bits, uint16_t *e,
+                                                             float *w, uint8_t *bt)
+{
+    const unsigned char *y = x + 2 * K, *z = y + 4 * K;
+    for (uint32_t j = 0; j < K; j++) {
+        uint32_t u = le32(y + 4 * j);
+        e[j] = le16(x + 2 * j);
+        memcpy(&w[j], &u, sizeof u);
+        bt[j] = has_bits ? z[j] : 0;
+    }
+}
+
 static int cursor_load_token(trace_source *s, cursor *c, uint32_t fr, const trace_req_info *info, uint32_t p)
 {
     const uint32_t L = s->shape.layers, K = s->shape.top_k, rb = trace_record_bytes(K, s->shape.has_bits);
@@ -367,26 +382,9 @@ static int cursor_load_token(trace_source *s, cursor *c, uint32_t fr, const trac
         got++;
         if (c->from[layer] == (int16_t)layer) continue; /* a second record of a layer: the first wins */
         c->from[layer] = (int16_t)layer;
-        const unsigned char *x = q + 12, *y = x + 2 * K, *z = y + 4 * K;
-        uint16_t *e = c->e + (size_t)layer * K;
-        float *w = c->w + (size_t)layer * K;
-        uint8_t *bt = c->b + (size_t)layer * K;
-        if (K == 2) { /* the common top-2, unrolled */
-            const uint32_t u0 = le32(y), u1 = le32(y + 4);
-            e[0] = le16(x);
-            e[1] = le16(x + 2);
-            memcpy(&w[0], &u0, sizeof u0);
-            memcpy(&w[1], &u1, sizeof u1);
-            bt[0] = has_bits ? z[0] : 0;
-            bt[1] = has_bits ? z[1] : 0;
-            continue;
-        }
-        for (uint32_t j = 0; j < K; j++) {
-            uint32_t u = le32(y + 4 * j);
-            e[j] = le16(x + 2 * j);
-            memcpy(&w[j], &u, sizeof u);
-            bt[j] = has_bits ? z[j] : 0;
-        }
+        const size_t at = (size_t)layer * K;
+        if (K == 2) rec_decode(q + 12, 2, has_bits, c->e + at, c->w + at, c->b + at); /* the common top-2: unrolled */
+        else rec_decode(q + 12, K, has_bits, c->e + at, c->w + at, c->b + at);
     }
     if (got == 0)
         D2_ERROR(D2_EFORMAT, "%s: request %u position %u: no records (the request index does not match the records)",
@@ -427,16 +425,24 @@ static int file_cursor(trace_source *s, uint32_t req, uint32_t pos, cursor **out
     return D2_OK;
 }
 
+/* K routed experts of the cursor's token from [at, at + K): ids, weights,
+ * bit-widths (if bits is not NULL); called with a literal K the copies
+ * become a few moves */
+static inline __attribute__((always_inline)) void cursor_copy(const cursor *c, size_t at, uint32_t K, uint16_t *experts,
+                                                              float *weights, uint8_t *bits)
+{
+    memcpy(experts, c->e + at, K * sizeof *experts);
+    memcpy(weights, c->w + at, K * sizeof *weights);
+    if (bits) memcpy(bits, c->b + at, K);
+}
+
 static int route_file(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer, uint16_t *experts, float *weights,
                       uint8_t *bits)
 {
     cursor *c;
     D2_TRY(file_cursor(s, req, pos, &c));
     const uint32_t K = s->shape.top_k;
-    const size_t at = (size_t)layer * K;
-    for (uint32_t j = 0; j < K; j++) { experts[j] = c->e[at + j]; weights[j] = c->w[at + j]; } /* K is small: no memcpy call */
-    if (bits)
-        for (uint32_t j = 0; j < K; j++) bits[j] = c->b[at + j];
+    cursor_copy(c, (size_t)layer * K, K, experts, weights, bits);
     return D2_OK;
 }
 
@@ -488,20 +494,10 @@ int trace_source_route_token(trace_source *s, uint32_t req, uint32_t pos, uint16
     if (s->f) {
         cursor *c;
         D2_TRY(file_cursor(s, req, pos, &c));
-        if (K == 2) /* the common top-2: fixed-size copies the compiler inlines */
-            for (uint32_t l = 0; l < L; l++) {
-                const size_t at = (size_t)l * 2, to = (size_t)l * stride;
-                memcpy(experts + to, c->e + at, 2 * sizeof *experts);
-                memcpy(weights + to, c->w + at, 2 * sizeof *weights);
-                if (bits) memcpy(bits + to, c->b + at, 2);
-            }
+        if (K == 2) /* the common top-2: fixed-size copies */
+            for (uint32_t l = 0; l < L; l++) cursor_copy(c, (size_t)l * 2, 2, experts + l * stride, weights + l * stride, bits ? bits + l * stride : NULL);
         else
-            for (uint32_t l = 0; l < L; l++) { /* K is small: no memcpy calls */
-                const size_t at = (size_t)l * K, to = (size_t)l * stride;
-                for (uint32_t j = 0; j < K; j++) { experts[to + j] = c->e[at + j]; weights[to + j] = c->w[at + j]; }
-                if (bits)
-                    for (uint32_t j = 0; j < K; j++) bits[to + j] = c->b[at + j];
-            }
+            for (uint32_t l = 0; l < L; l++) cursor_copy(c, (size_t)l * K, K, experts + l * stride, weights + l * stride, bits ? bits + l * stride : NULL);
         return D2_OK;
     }
     if (req < SOURCE_GEN_MAX_REQ && req < s->m->nrq && pos < s->m->rq[req].n) { /* recorded: one pass over the token's records */
