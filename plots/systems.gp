@@ -16,7 +16,7 @@ set ylabel 'throughput (generated tokens/s, log scale)'
 set logscale y
 set format y '%g'
 set ytics (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500) # 1-2-5 on the log axis
-set key below maxrows 5 font ',9' width -2
+set key below horizontal maxcols 3 font ',9' width -11 spacing 1.0
 stats datafile using 3 nooutput
 ymin = STATS_min > 0 ? STATS_min / 2.0 : 0.01
 set yrange [ymin:STATS_max * 2]
