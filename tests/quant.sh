@@ -86,5 +86,12 @@ else
 fi
 expect 2 "fixes the bits" "v1k with --levels: exit 2" -- "$D2MOE" quantize --input x.bin --preset v1k --levels 2
 "$D2MOE" bench kernels --preset v2k --rows 64 --cols 256 --qrows 8 --qcols 256 --reps 1 --stream-mib 8 --json > "$TMP/bk.json"; ok $? "bench kernels --preset v2k runs (tiny sizes)"
-grep -q '"preset": "v2k"' "$TMP/bk.json" && [ "$(grep -c '"dot_gw_s"' "$TMP/bk.json")" -eq 4 ]; ok $? "v2k bench json: 4 levels"
+grep -q '"preset": "v2k"' "$TMP/bk.json" && [ "$(grep -c '"level":' "$TMP/bk.json")" -eq 4 ]; ok $? "v2k bench json: 4 levels"
+[ "$(grep -c '"layout":' "$TMP/bk.json")" -eq 2 ] && grep -q '"layout": "q4k-layout"' "$TMP/bk.json" && ! grep -q '"preset_over_layout"' "$TMP/bk.json"
+ok $? "v2k bench json: the two reference layouts, no ratio (they compare v1k and v1)"
+"$D2MOE" bench kernels --preset v1k --rows 64 --cols 256 --qrows 8 --qcols 256 --reps 1 --stream-mib 8 --json > "$TMP/bk1.json"; ok $? "bench kernels --preset v1k runs (tiny sizes)"
+[ "$(grep -c '"preset_over_layout"' "$TMP/bk1.json")" -eq 2 ] && grep -q '"compared_levels": "1..3"' "$TMP/bk1.json"; ok $? "v1k bench json: level 1 / q2k-layout and levels 1..3 / q4k-layout"
+[ "$(grep -c '"preset_over_layout"' "$TMP/b.json")" -eq 2 ]; ok $? "v1 bench json (256 columns): both ratios"
+"$D2MOE" bench kernels --rows 64 --cols 384 --qrows 8 --qcols 384 --reps 1 --stream-mib 8 --json > "$TMP/b384.json" && ! grep -q '"layout":' "$TMP/b384.json"
+ok $? "v1 bench on 384 columns (not whole super-blocks): no reference layouts"
 done_testing

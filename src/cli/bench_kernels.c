@@ -12,6 +12,7 @@
 #include "quant/f16.h"
 #include "quant/kern.h"
 #include "quant/kq.h"
+#include "quant/kref.h"
 #include "quant/mwq.h"
 
 #include <getopt.h>
@@ -169,6 +170,72 @@ static double time_kq(const kq_matrix *m, int lo, int hi, const kq_act *a, float
     return best;
 }
 
+/* The q2_K / q4_K layout reference kernels (quant/kref.h, written here from
+ * the published layouts, not ggml's code) on a random-byte matrix of the
+ * same shape, timed as time_kq times MWQ-K: the baseline the issue measured
+ * against.  gw[k] = the preset's levels 1..k (G weights/s) for the ratios
+ * (cmp_preset v1k or v1, NULL: none; level 1 against q2k-layout, levels
+ * 1..3 against q4k-layout). */
+static int bench_kref(long rows, long cols, long reps, double stream, const float *x, int json, const char *cmp_preset,
+                      const double *gw, kq_impl impl, json_t *out)
+{
+    kref_act *a = NULL;
+    float *y = malloc((size_t)rows * sizeof *y);
+    if (!y || kref_act_new(cols, &a)) { free(y); d2_err_set("out of memory"); return D2_ENOMEM; }
+    kref_act_set(a, x);
+    gsl_rng *r = rng_new(2, 0);
+    if (!r) { free(y); kref_act_free(a); d2_err_set("out of memory"); return D2_ENOMEM; }
+    if (!json)
+        printf("reference kernels of the k-quant layouts (quant/kref.h: written here from the layouts, not ggml's code), same shape:\n"
+               "  %-11s %6s %9s %9s %12s %10s %s%s\n", "layout", "bpw", "Gw/s", "GB/s", "mem_bound", "of_mem", cmp_preset ? cmp_preset : "",
+               cmp_preset ? " / layout" : "");
+    int rc = D2_OK;
+    for (int t = KREF_Q2K; t <= KREF_Q4K && !rc; t++) {
+        kref_matrix *m;
+        if ((rc = kref_matrix_new((kref_type)t, rows, cols, &m))) break;
+        const int rb = kref_record_bytes((kref_type)t);
+        for (int64_t i = 0; i < m->bytes; i++) m->data[i] = (uint8_t)gsl_rng_uniform_int(r, 256);
+        for (int64_t b = 0; b < m->bytes / rb; b++) { /* finite d = 0.01, dmin = 0.02 */
+            uint8_t *p = m->data + b * rb;
+            p[0] = 0x1f; p[1] = 0x21; p[2] = 0x1f; p[3] = 0x25;
+        }
+        double best = 1e30;
+        for (long k = 0; k < reps; k++) {
+            memset(y, 0, (size_t)rows * sizeof *y);
+            double t0 = clock_mono_s();
+            kref_matvec(m, a, impl, y);
+            t0 = clock_mono_s() - t0;
+            if (t0 < best) best = t0;
+        }
+        double nw = (double)rows * cols, g = nw / best / 1e9, bpw = 8.0 * rb / KREF_SUPER, membound = stream / (bpw / 8);
+        double ratio = cmp_preset ? gw[t == KREF_Q2K ? 1 : 3] / g : 0;
+        if (json) {
+            json_t *o = json_object();
+            json_object_set_new(o, "layout", json_string(kref_type_name((kref_type)t)));
+            json_object_set_new(o, "bits_per_weight", json_real(bpw));
+            json_object_set_new(o, "dot_gw_s", json_real(g));
+            json_object_set_new(o, "dot_gbs", json_real((double)m->bytes / best / 1e9));
+            json_object_set_new(o, "memory_bound_gw_s", json_real(membound));
+            json_object_set_new(o, "fraction_of_memory_bound", json_real(g / membound));
+            if (cmp_preset) {
+                json_object_set_new(o, "compared_levels", json_string(t == KREF_Q2K ? "1" : "1..3"));
+                json_object_set_new(o, "preset_over_layout", json_real(ratio));
+            }
+            json_array_append_new(out, o);
+        } else {
+            char cmp[48] = "";
+            if (cmp_preset) snprintf(cmp, sizeof cmp, "%.2f (levels %s)", ratio, t == KREF_Q2K ? "1" : "1..3");
+            printf("  %-11s %6.3f %9.2f %9.2f %12.2f %9.0f%% %s\n", kref_type_name((kref_type)t), bpw, g, (double)m->bytes / best / 1e9,
+                   membound, 100 * g / membound, cmp);
+        }
+        kref_matrix_free(m);
+    }
+    gsl_rng_free(r);
+    kref_act_free(a);
+    free(y);
+    return rc;
+}
+
 /* --preset v1k / v2k: the same figures for the k-quant nested format */
 static int bench_kq(const char *preset, long rows, long cols, long qrows, long qcols, long reps, long stream_mib, int json,
                     kq_impl impl)
@@ -228,7 +295,7 @@ static int bench_kq(const char *preset, long rows, long cols, long qrows, long q
         printf("dot (mat-vec, int8 activations per super-block of 256) on %ld x %ld, levels 1..k in one pass:\n", rows, cols);
         printf("  %5s %6s %9s %9s %12s %11s %10s %10s\n", "level", "bpw", "Gw/s", "GB/s", "mem_bound", "cpu_bound", "of_mem", "incr_Gw/s");
     }
-    double bytes = 0;
+    double bytes = 0, gwk[KQ_MAX_LEVELS + 1] = {0};
     for (int k = 1; k <= f.levels; k++) {
         bytes += (double)big->chunk_bytes[k - 1];
         double tb = time_kq(big, 1, k, a, y, (int)reps);
@@ -236,6 +303,7 @@ static int bench_kq(const char *preset, long rows, long cols, long qrows, long q
         double ti = time_kq(big, k, k, a, y, (int)reps);
         double nw = (double)rows * cols, gw = nw / tb / 1e9, gbs = bytes / tb / 1e9;
         double bpw = bytes / nw, membound = stream / bpw, cpubound = 128.0 * 4096 / ts / 1e9;
+        gwk[k] = gw;
         if (json) {
             json_t *o = json_object();
             json_object_set_new(o, "level", json_integer(k));
@@ -252,6 +320,16 @@ static int bench_kq(const char *preset, long rows, long cols, long qrows, long q
                    nw / ti / 1e9);
         }
     }
+    if (!json)
+        printf("  (mem_bound = stream / packed bytes per weight; cpu_bound = same kernel, 128 x 4096 in L2;\n"
+               "   incr = level k alone, added to level k-1's result)\n");
+    json_t *jr = json_array();
+    rc = bench_kref(rows, cols, reps, stream, x, json, !strcmp(preset, "v1k") ? "v1k" : NULL, gwk, used, jr);
+    if (rc) {
+        json_decref(jl); json_decref(jr);
+        free(x); free(y); kq_act_free(a); kq_act_free(as); kq_matrix_free(big); kq_matrix_free(small);
+        return cli_fail(rc);
+    }
     if (json) {
         json_t *o = json_object();
         json_object_set_new(o, "preset", json_string(preset));
@@ -263,13 +341,13 @@ static int bench_kq(const char *preset, long rows, long cols, long qrows, long q
         json_object_set_new(o, "dot_shape", json_pack("[i,i]", (json_int_t)rows, (json_int_t)cols));
         json_object_set_new(o, "activations", json_string("int8 per super-block of 256"));
         json_object_set_new(o, "levels", jl);
+        json_object_set_new(o, "reference_layouts", jr);
         json_dumpf(o, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(6));
         printf("\n");
         json_decref(o);
     } else {
         json_decref(jl);
-        printf("  (mem_bound = stream / packed bytes per weight; cpu_bound = same kernel, 128 x 4096 in L2;\n"
-               "   incr = level k alone, added to level k-1's result)\n");
+        json_decref(jr);
     }
     free(x);
     free(y);
@@ -425,7 +503,7 @@ int bench_kernels(int argc, char **argv)
     kern_act_set(a, x);
     kern_act_set(as, x);
     gsl_rng_free(r);
-    double bigbytes = 0;
+    double bigbytes = 0, gwk[4] = {0};
     json_t *jl = json_array();
     if (!json) {
         printf("kernels: %s path, one core; L3 reported by sysconf: %.1f MiB\n", kern_impl_name(used), llc > 0 ? llc / 1048576.0 : 0.0);
@@ -444,6 +522,7 @@ int bench_kernels(int argc, char **argv)
         double nw = (double)rows * cols, gw = nw / tb / 1e9, gbs = bigbytes / tb / 1e9;
         double bpw = bigbytes / nw, membound = stream / bpw, cpubound = 128.0 * 4096 / ts / 1e9;
         const char *nearer = fabs(log(gw / membound)) < fabs(log(gw / cpubound)) ? "memory" : "compute";
+        gwk[k] = gw;
         if (json) {
             json_t *o = json_object();
             json_object_set_new(o, "level", json_integer(k));
@@ -460,6 +539,18 @@ int bench_kernels(int argc, char **argv)
         } else {
             printf("  %5d %4d %9.2f %9.2f %12.2f %11.2f %9.0f%% %8s %10.2f\n", k, b1 + k - 1, gw, gbs, membound, cpubound,
                    100 * gw / membound, nearer, nw / ti / 1e9);
+        }
+    }
+    if (!json)
+        printf("  (levels 1..k fused in one pass; incr = level k alone added to level k-1's result;\n"
+               "   mem_bound = stream / packed bytes per weight; cpu_bound = same kernel, 128 x 4096 in L2)\n");
+    json_t *jr = json_array();
+    if (cols % KREF_SUPER == 0) { /* the reference layouts need whole super-blocks */
+        rc = bench_kref(rows, cols, reps, stream, x, json, "v1", gwk, used == KERN_AVX2 ? KQ_AVX2 : KQ_SCALAR, jr);
+        if (rc) {
+            json_decref(jl); json_decref(jr);
+            free(x); free(y); kern_act_free(a); kern_act_free(as); mwq_matrix_free(big); mwq_matrix_free(small);
+            return cli_fail(rc);
         }
     }
     if (json) {
@@ -479,13 +570,13 @@ int bench_kernels(int argc, char **argv)
         json_object_set_new(o, "dot_shape", json_pack("[i,i]", (json_int_t)rows, (json_int_t)cols));
         json_object_set_new(o, "activations", json_string("int8 per group of 128"));
         json_object_set_new(o, "levels", jl);
+        json_object_set_new(o, "reference_layouts", jr);
         json_dumpf(o, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(6));
         printf("\n");
         json_decref(o);
     } else {
         json_decref(jl);
-        printf("  (levels 1..k fused in one pass; incr = level k alone added to level k-1's result;\n"
-               "   mem_bound = stream / packed bytes per weight; cpu_bound = same kernel, 128 x 4096 in L2)\n");
+        json_decref(jr);
     }
     free(x);
     free(y);
