@@ -86,6 +86,24 @@ else
 fi
 expect 2 "--join: expected SIM.csv REAL.csv" "validate --join with one file: exit 2" -- "$D2MOE" validate --join "$TMP/sim.csv"
 grep -Eq '^# probe_ns = [1-9][0-9]*$' "$TMP/host.ini"; ok $? "calibrate records the kernel probe (# probe_ns)"
+grep -Eq '^# cold_probe_ns = [1-9][0-9]* ' "$TMP/host.ini"; ok $? "calibrate records the cold probe (# cold_probe_ns)"
+# the cold probe gates a run: a reference no pass can meet (1 ns) fails it, whatever the warm probe did
+pref=$(sed -n 's/^# probe_ns = \([0-9]*\).*/\1/p' "$TMP/host.ini")
+# shellcheck disable=SC2086
+"$D2MOE" execute $RUN --budget 2M --no-verify --db "$TMP/cp.db" --x-probe-ref "$pref" --probe-tol 1000 --x-cold-probe-ref 1 > "$TMP/outcp" 2>&1
+ok $? "execute with a cold probe reference"
+grep -Eq '^cold probe: [0-9.]+ us before, [0-9.]+ us after the run \(calibrated 0.0 us: NOT both within 1000%\)' "$TMP/outcp"
+ok $? "execute prints the cold probe and its verdict"
+if command -v sqlite3 > /dev/null; then
+    v=$(sqlite3 "$TMP/cp.db" "SELECT group_concat(m.name || '=' || m.value, ' ') FROM metrics m JOIN runs r ON r.id = m.run_id
+        WHERE r.mode = 'real' AND m.name IN ('probe_ok', 'cold_probe_ok') ORDER BY m.name")
+    [ "$v" = "cold_probe_ok=0.0 probe_ok=0.0" ]; ok $? "a failed cold probe makes probe_ok 0 ($v)"
+    n=$(sqlite3 "$TMP/cp.db" "SELECT count(*) FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.mode = 'real'
+        AND m.name IN ('cold_probe_before_ns', 'cold_probe_after_ns', 'cold_probe_ref_ns') AND m.value > 0")
+    [ "$n" = 3 ]; ok $? "the real run stores the cold probe before, after and its reference ($n)"
+else
+    skip "cold probe in the store (no sqlite3)"; skip "cold probe metrics (no sqlite3)"
+fi
 grep -Eq '^probe: [0-9.]+ us before, [0-9.]+ us after the run' "$TMP/out"; ok $? "execute times the probe before and after the run"
 if command -v sqlite3 > /dev/null; then
     n=$(sqlite3 "$TMP/r.db" "SELECT count(*) FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.mode = 'real' AND m.name IN ('probe_before_ns', 'probe_after_ns') AND m.value > 0")
@@ -177,8 +195,10 @@ grep -q '^4 runs rejected' "$TMP/vr"; ok $? "the summary counts the rejected run
 if command -v sqlite3 > /dev/null; then
     n=$(sqlite3 "$TMP/v3.db" "SELECT count(*) FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = 'probe_ok' AND m.value = 0 WHERE r.mode = 'real'")
     [ "$n" = 4 ]; ok $? "the store marks the 4 real runs probe_ok = 0 ($n)"
+    n=$(sqlite3 "$TMP/v3.db" "SELECT count(*) FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = 'cold_probe_ref_ns' AND m.value > 0 WHERE r.mode = 'real'")
+    [ "$n" = 4 ]; ok $? "--recalibrate hands each run its calibration's cold probe ($n)"
 else
-    skip "probe_ok in the store (no sqlite3)"
+    skip "probe_ok in the store (no sqlite3)"; skip "cold probe reference (no sqlite3)"
 fi
 [ "$(ls "$TMP/rc" | grep -c '^host-r1-p[01].ini$')" -eq 2 ]; ok $? "one profile per point in the recalibration directory"
 "$D2MOE" execute --spec "$TMP/v.ini" --db "$TMP/v5.db" --mwq-dir "$TMP" --repeat 1 --recalibrate "$TMP/rc" \
@@ -252,7 +272,7 @@ fi
 grep -q '(no accepted round)' "$TMP/vr3"; ok $? "a point without accepted rounds says so"
 if command -v sqlite3 > /dev/null; then
     n=$(sqlite3 "$TMP/val2.db" "SELECT count(*) FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = 'accepted' AND m.value = 0
-        JOIN params p ON p.run_id = r.id AND p.key = 'validate.reason' AND p.value LIKE 'run: kernel probe moved%' WHERE r.mode = 'round'")
+        JOIN params p ON p.run_id = r.id AND p.key = 'validate.reason' AND p.value LIKE 'run: kernel probe (warm or cold) moved%' WHERE r.mode = 'round'")
     [ "$n" -ge 1 ]; ok $? "rejected rounds stored with their reason ($n)"
 else
     skip "rejected rounds in the store (no sqlite3)"

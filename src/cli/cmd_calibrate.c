@@ -74,7 +74,9 @@ static void usage(FILE *out)
             "           same copy again (warm), thread CPU time, alternating blocks:\n"
             "           cold_weight_bw = pass bytes / (cold - warm), the simulator's\n"
             "           extra stream of an expert's stored bytes per unit compute\n"
-            "           (--no-cold: 0)\n"
+            "           (--no-cold: 0); the probe's pass on the next copy each time\n"
+            "           (wall, median of 21) is recorded as \"# cold_probe_ns\" for\n"
+            "           execute's check that the memory kept its speed\n"
             "  interference  passes over that pool timed alone and while a second thread\n"
             "           reads the disk (O_DIRECT, reads of a V1 level-1 chunk of\n"
             "           --kernel-model), thread CPU time: io_interference = with / alone\n"
@@ -283,7 +285,7 @@ static int run(int argc, char **argv)
     }
     calib_interference_result ir;
     memset(&ir, 0, sizeof ir);
-    double probe_ns = 0, probe_fit_ns = 0;
+    double probe_ns = 0, probe_fit_ns = 0, cold_probe_ns = 0;
     if (kernels) {
         calib_probe *pr;
         if ((rc = calib_probe_new(km.hidden, km.expert_ffn, &pr))) return cli_fail(rc);
@@ -312,6 +314,13 @@ static int run(int argc, char **argv)
         printf("cold weights: a pass (%lld stored bytes) takes %.1f us warm, %.1f us on a copy from a pool of %d "
                "(thread CPU time) -> cold_weight_bw %.3g B/s%s\n", (long long)cr.pass_bytes, cr.warm_ns / 1e3,
                cr.cold_ns / 1e3, cr.copies, cr.bw, cr.bw > 0 ? "" : " (none: no slower than warm)");
+        /* the cold probe: execute's check that the DRAM kept its speed */
+        calib_cold_probe *cp;
+        if ((rc = calib_cold_probe_new(km.hidden, km.expert_ffn, pool_bytes, &cp))) return cli_fail(rc);
+        cold_probe_ns = calib_cold_probe_run(cp, 21);
+        calib_cold_probe_free(cp);
+        printf("cold probe: the probe's pass on the next copy of the pool each time: %.1f us (median of 21, wall)\n",
+               cold_probe_ns / 1e3);
     }
 
     /* the profile */
@@ -404,6 +413,9 @@ static int run(int argc, char **argv)
         fprintf(m, "# " CALIB_NOTE_PROBE " = %.0f\n", probe_ns);
         fprintf(m, "# " CALIB_NOTE_PROBE_FIT " = %.4f   (the probe / the same pass from the kernel fits: 1 when the machine\n"
                    "#   kept its speed through the calibration)\n", probe_fit_ns > 0 ? probe_ns / probe_fit_ns : 0);
+        if (cold_probe_ns > 0)
+            fprintf(m, "# " CALIB_NOTE_COLD_PROBE " = %.0f   (the same pass on the next copy of the pool each time: the weights\n"
+                       "#   from DRAM, as a run finds them)\n", cold_probe_ns);
         fprintf(m, "# Reference: plain C float32 y = W x (1024 x 4096), one thread: %.0f FLOP/s (16 tokens),\n", gemm);
         fprintf(m, "#   %.0f FLOP/s (1 token).\n", gemv);
     } else {

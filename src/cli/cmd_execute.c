@@ -134,6 +134,7 @@ static const char *g_spec = NULL, *g_point = NULL; /* --spec children: exec.spec
 static const char *g_wait = "spin";                /* --wait: exec.wait */
 static double g_probe_ref = 0, g_probe_tol = 0.10;  /* --x-probe-ref NS, --x-probe-tol F (--spec children) */
 static double g_probe_before = 0, g_probe_after = 0;
+static double g_cold_ref = 0, g_cold_before = 0, g_cold_after = 0; /* the cold probe: --x-cold-probe-ref NS */
 
 static int store(const char *path, const sim_result *r, const exec_result *x, const opjoin_report *join, const char *mwq,
                  int threads, uint64_t seed)
@@ -186,7 +187,16 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
             if (!rc && g_probe_after > 0) rc = db_run_metric(run, "probe_after_ns", g_probe_after, "ns");
             if (!rc && g_probe_ref > 0 && g_probe_before > 0) {
                 rc = db_run_metric(run, "probe_ref_ns", g_probe_ref, "ns");
-                if (!rc) rc = db_run_metric(run, "probe_ok", calib_probe_agrees(g_probe_before, g_probe_after, g_probe_ref, g_probe_tol), "");
+                int ok = calib_probe_agrees(g_probe_before, g_probe_after, g_probe_ref, g_probe_tol);
+                /* the cold probe too, when the calibration recorded one */
+                if (g_cold_ref > 0) ok = ok && calib_probe_agrees(g_cold_before, g_cold_after, g_cold_ref, g_probe_tol);
+                if (!rc) rc = db_run_metric(run, "probe_ok", ok, "");
+            }
+            if (!rc && g_cold_before > 0) rc = db_run_metric(run, "cold_probe_before_ns", g_cold_before, "ns");
+            if (!rc && g_cold_after > 0) rc = db_run_metric(run, "cold_probe_after_ns", g_cold_after, "ns");
+            if (!rc && g_cold_ref > 0 && g_cold_before > 0) {
+                rc = db_run_metric(run, "cold_probe_ref_ns", g_cold_ref, "ns");
+                if (!rc) rc = db_run_metric(run, "cold_probe_ok", calib_probe_agrees(g_cold_before, g_cold_after, g_cold_ref, g_probe_tol), "");
             }
             /* the op join of this run with its prediction (join_*: host/opjoin.h) */
             if (!rc && join) rc = opjoin_report_foreach_metric(join, db_metric, run);
@@ -259,7 +269,7 @@ static int last_probe_ok(const char *dbpath, const char *spec, size_t point, int
 static int run_spec(const char *dbpath, const char *const *pass, int npass, const sweep_spec *s, int repeat, double max_err,
                     const char *recal_dir, int max_retries, const char *probe_tol, const char *calib_tol)
 {
-    char round_dev[4200] = "", probe_ref[32] = "";
+    char round_dev[4200] = "", probe_ref[32] = "", cold_ref[32] = "";
     int rejected = 0, rejected_cal = 0;
     size_t n = sweep_spec_size(s);
     int failed = 0;
@@ -317,8 +327,10 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
                 return cli_fail(D2_EIO);
             }
             double pr = calib_profile_note(round_dev, CALIB_NOTE_PROBE), fr = calib_profile_note(round_dev, CALIB_NOTE_PROBE_FIT);
-            probe_ref[0] = 0; /* never the previous point's */
+            double cpr = calib_profile_note(round_dev, CALIB_NOTE_COLD_PROBE);
+            probe_ref[0] = cold_ref[0] = 0; /* never the previous point's */
             if (pr > 0) snprintf(probe_ref, sizeof probe_ref, "%.0f", pr);
+            if (pr > 0 && cpr > 0) snprintf(cold_ref, sizeof cold_ref, "%.0f", cpr);
             if (fr > 0 && fabs(fr - 1) > atof(calib_tol) / 100) {
                 /* the machine changed speed during the calibration itself */
                 rejected_cal++;
@@ -358,6 +370,10 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
             av[ac++] = probe_ref;
             av[ac++] = "--probe-tol";
             av[ac++] = (char *)probe_tol;
+        }
+        if (cold_ref[0]) {
+            av[ac++] = "--x-cold-probe-ref";
+            av[ac++] = cold_ref;
         }
         for (int k = 0; k < npass; k++) av[ac++] = (char *)pass[k];
         av[ac] = NULL;
@@ -466,7 +482,7 @@ static int run(int argc, char **argv)
         {"recalibrate", required_argument, NULL, 7}, {"nice", required_argument, NULL, 8},
         {"wait", required_argument, NULL, 9}, {"x-probe-ref", required_argument, NULL, 10},
         {"probe-tol", required_argument, NULL, 11}, {"max-retries", required_argument, NULL, 12},
-        {"calib-tol", required_argument, NULL, 13},
+        {"calib-tol", required_argument, NULL, 13}, {"x-cold-probe-ref", required_argument, NULL, 14},
         {NULL, 0, NULL, 0}};
     static char adjust[128];
     static simopts so;
@@ -509,6 +525,9 @@ static int run(int argc, char **argv)
             break;
         case 10:
             if ((pst = cli_parse_double("execute", "--x-probe-ref", optarg, 0, 1e15, 1, "ns", &g_probe_ref))) return pst;
+            break;
+        case 14:
+            if ((pst = cli_parse_double("execute", "--x-cold-probe-ref", optarg, 0, 1e15, 1, "ns", &g_cold_ref))) return pst;
             break;
         case 11:
             if ((pst = cli_parse_double("execute", "--probe-tol", optarg, 0, 1000, 1, "a percentage", &dv))) return pst;
@@ -705,10 +724,20 @@ static int run(int argc, char **argv)
         fprintf(stderr, "d2moe execute: note: no kernel probe (%s)\n", d2_err_msg()); /* the run itself does not need it */
         probe = NULL;
     }
+    /* and on weights from DRAM (a pool of copies, calibrate's pool size),
+     * when the calibration recorded a cold probe to compare with */
+    calib_cold_probe *cprobe = NULL;
+    if (rc == D2_OK && g_cold_ref > 0 && calib_cold_probe_new(e.m.hidden, e.m.expert_ffn, 128LL << 20, &cprobe) != D2_OK) {
+        fprintf(stderr, "d2moe execute: note: no cold probe (%s)\n", d2_err_msg());
+        cprobe = NULL;
+    }
+    if (rc == D2_OK && cprobe) g_cold_before = calib_cold_probe_run(cprobe, 21);
     if (rc == D2_OK && probe) g_probe_before = calib_probe_run(probe, 21);
     if (rc == D2_OK) rc = exec_run(&store_, &plan, &o, &x);
     if (rc == D2_OK && probe) g_probe_after = calib_probe_run(probe, 21);
+    if (rc == D2_OK && cprobe) g_cold_after = calib_cold_probe_run(cprobe, 21);
     calib_probe_free(probe);
+    calib_cold_probe_free(cprobe);
     if (rto) {
         if (rc == D2_OK && ferror(rt)) { d2_err_set("%s: write failed", real_tl); rc = D2_EIO; }
         if (rc == D2_OK) rc = fileio_out_commit(rto);
@@ -753,6 +782,10 @@ static int run(int argc, char **argv)
                calib_probe_agrees(g_probe_before, g_probe_after, g_probe_ref, g_probe_tol) ? "both" : "NOT both",
                100 * g_probe_tol);
     printf("\n");
+    if (g_cold_before > 0)
+        printf("cold probe: %.1f us before, %.1f us after the run (calibrated %.1f us: %s within %.0f%%)\n", g_cold_before / 1e3,
+               g_cold_after / 1e3, g_cold_ref / 1e3,
+               calib_probe_agrees(g_cold_before, g_cold_after, g_cold_ref, g_probe_tol) ? "both" : "NOT both", 100 * g_probe_tol);
     printf("io: %s, %.3f GB read, %.3f s waiting for budget room; load average %.2f\n", x.io_method,
            (double)x.bytes_read / 1e9, (double)x.io_wait_mem_ns / 1e9, loadavg1());
     if (verify)

@@ -396,6 +396,7 @@ static int run(int argc, char **argv)
                 break;
             }
             double pr = calib_profile_note(dev, CALIB_NOTE_PROBE), fr = calib_profile_note(dev, CALIB_NOTE_PROBE_FIT);
+            double cpr = calib_profile_note(dev, CALIB_NOTE_COLD_PROBE);
             char reason[256];
             if (fr > 0 && fabs(fr - 1) > calib_tol / 100) {
                 snprintf(reason, sizeof reason, "calibration: kernel probe %.3f x its own kernel fits (tolerance %g%%)", fr,
@@ -406,10 +407,11 @@ static int run(int argc, char **argv)
                 continue;
             }
             char *av[2 * SWEEP_MAX_AXES + 40];
-            char kvbuf[SWEEP_MAX_AXES][PARAM_STR_MAX * 2], opt[SWEEP_MAX_AXES][16], ptxt[32], probe_ref[32];
+            char kvbuf[SWEEP_MAX_AXES][PARAM_STR_MAX * 2], opt[SWEEP_MAX_AXES][16], ptxt[32], probe_ref[32], cold_ref[32];
             int ac = 0;
             snprintf(ptxt, sizeof ptxt, "%zu", p);
             snprintf(probe_ref, sizeof probe_ref, "%.0f", pr);
+            snprintf(cold_ref, sizeof cold_ref, "%.0f", cpr);
             av[ac++] = "d2moe";
             av[ac++] = "execute";
             for (size_t k = 0; k < j->n; k++) {
@@ -435,6 +437,10 @@ static int run(int argc, char **argv)
                 av[ac++] = "--probe-tol";
                 av[ac++] = (char *)probe_tol;
             }
+            if (pr > 0 && cpr > 0) { /* the cold probe: the memory kept its speed */
+                av[ac++] = "--x-cold-probe-ref";
+                av[ac++] = cold_ref;
+            }
             av[ac] = NULL;
             int est = run_child(av);
             int64_t xid = 0;
@@ -449,7 +455,7 @@ static int run(int argc, char **argv)
             } else {
                 have_join = join_read(dbpath, xid, &rep) == D2_OK;
                 if (!have_join) fflush(stdout), fprintf(stderr, "d2moe validate: note: no op join for this round: %s\n", d2_err_msg());
-                if (!pok) snprintf(reason, sizeof reason, "run: kernel probe moved more than %s%% from the calibration's", probe_tol);
+                if (!pok) snprintf(reason, sizeof reason, "run: kernel probe (warm or cold) moved more than %s%% from the calibration's", probe_tol);
                 else snprintf(reason, sizeof reason, "accepted");
             }
             int accepted = est == 0 && pok && r_s > 0;

@@ -731,6 +731,52 @@ static double kpool_pass(kpool *p, int i)
     return (double)(clock_thread_cpu_ns() - t0);
 }
 
+struct calib_cold_probe {
+    kpool pool;
+    int next;  /* the copy the next pass runs on */
+    double *t; /* [tcap] pass times, ns */
+    int tcap;
+};
+
+int calib_cold_probe_new(int64_t hidden, int64_t ffn, int64_t pool_bytes, calib_cold_probe **out)
+{
+    *out = NULL;
+    calib_cold_probe *p = calloc(1, sizeof *p);
+    if (!p) D2_ERROR(D2_ENOMEM, "cold probe: out of memory");
+    int rc = kpool_new(hidden, ffn, pool_bytes, &p->pool);
+    if (rc) { free(p); return rc; }
+    *out = p;
+    return D2_OK;
+}
+
+double calib_cold_probe_run(calib_cold_probe *p, int passes)
+{
+    if (passes < 1) passes = 1;
+    if (passes > p->tcap) {
+        double *t = realloc(p->t, (size_t)passes * sizeof *t);
+        if (!t) return 0;
+        p->t = t;
+        p->tcap = passes;
+    }
+    for (int i = 0; i < passes; i++) {
+        int64_t t0 = clock_mono_ns();
+        for (int k = 1; k <= 3; k++)
+            for (int m = 0; m < 3; m++)
+                kern_matmul(&p->pool.v[(size_t)p->next * 3 + (size_t)m], k, k, &p->pool.acts[m == 2], 1, p->pool.Y);
+        p->t[i] = (double)(clock_mono_ns() - t0);
+        p->next = (p->next + 1) % p->pool.n;
+    }
+    return calib_median(p->t, passes);
+}
+
+void calib_cold_probe_free(calib_cold_probe *p)
+{
+    if (!p) return;
+    kpool_free(&p->pool);
+    free(p->t);
+    free(p);
+}
+
 double calib_cold_bw(int64_t bytes, double warm_ns, double cold_ns)
 {
     if (!(warm_ns > 0) || !(cold_ns > warm_ns) || bytes <= 0) return 0;

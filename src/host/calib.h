@@ -110,11 +110,26 @@ void calib_probe_free(calib_probe *p);
 /* 1 when both probe times are within tol (a fraction) of the reference. */
 int calib_probe_agrees(double before_ns, double after_ns, double ref_ns, double tol);
 
+/* The same pass on the weights as a serving loop finds them: a pool of
+ * copies of the probe's expert (at least pool_bytes, far beyond the caches;
+ * calib_cold's pool), each pass on the next copy.  The warm probe above runs
+ * from the CPU cache, so a machine whose DRAM got slower (another tenant
+ * streaming memory) passes it while every expert compute of a run slows;
+ * this one sees that.  calibrate records its median, execute runs it
+ * before and after its timed run beside the warm one. */
+typedef struct calib_cold_probe calib_cold_probe;
+int calib_cold_probe_new(int64_t hidden, int64_t ffn, int64_t pool_bytes, calib_cold_probe **out);
+/* Median wall time of `passes` passes, each on the next copy, ns. */
+double calib_cold_probe_run(calib_cold_probe *p, int passes);
+void calib_cold_probe_free(calib_cold_probe *p);
+
 /* Machine-readable notes calibrate writes into a profile as comment lines
  * "# <key> = <value>" (the simulator's parameters are not the place for
- * them): the probe's median and its ratio to the kernel fits. */
+ * them): the probe's median and its ratio to the kernel fits, the cold
+ * probe's median. */
 #define CALIB_NOTE_PROBE "probe_ns"
 #define CALIB_NOTE_PROBE_FIT "probe_fit_ratio"
+#define CALIB_NOTE_COLD_PROBE "cold_probe_ns"
 /* The value of note key in the profile at path; 0 when absent or not > 0. */
 double calib_profile_note(const char *path, const char *key);
 
