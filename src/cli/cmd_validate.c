@@ -612,7 +612,7 @@ static int run(int argc, char **argv)
     if (have) {
         printf("\nop join over %d accepted rounds (seconds summed over them; the first block adds up to the makespan):\n",
                rounds_joined);
-        printf("%-16s %10s %10s %10s %9s\n", "term", "sim_s", "real_s", "real-sim", "share");
+        printf("%-16s %10s %10s %10s %9s %9s\n", "term", "sim_s", "real_s", "real-sim", "real/sim", "share");
         double dms = (double)(tot.makespan_real_ns - tot.makespan_pred_ns);
         for (int pass = 1; pass >= 0; pass--) {
             for (int t = 0; t < tot.nterm; t++) {
@@ -620,11 +620,14 @@ static int run(int argc, char **argv)
                 if (T->in_sum != pass || (!T->pred_ns && !T->real_ns)) continue;
                 double dd = (double)(T->real_ns - T->pred_ns);
                 printf("%-16s %10.3f %10.3f %+10.3f", T->name, T->pred_ns / 1e9, T->real_ns / 1e9, dd / 1e9);
+                if (T->pred_ns > 0) printf(" %9.3f", (double)T->real_ns / (double)T->pred_ns);
+                else printf(" %9s", "-");
                 if (pass && dms != 0) printf(" %8.0f%%", 100 * dd / dms);
                 printf("\n");
             }
-            if (pass) printf("%-16s %10.3f %10.3f %+10.3f %8s\n--\n", "makespan", tot.makespan_pred_ns / 1e9,
-                             tot.makespan_real_ns / 1e9, dms / 1e9, "100%");
+            if (pass)
+                printf("%-16s %10.3f %10.3f %+10.3f %9.3f %8s\n--\n", "makespan", tot.makespan_pred_ns / 1e9, tot.makespan_real_ns / 1e9,
+                       dms / 1e9, tot.makespan_pred_ns > 0 ? (double)tot.makespan_real_ns / (double)tot.makespan_pred_ns : 0, "100%");
         }
     }
 out:
