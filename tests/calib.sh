@@ -20,6 +20,10 @@ awk '$1 == "kernel_overhead_ns" && $3 == 0 { f = 1 } END { exit !f }' "$TMP/show
 mem=$(awk '$1 == "mem_bytes" { print $3 }' "$TMP/show")
 [ "$mem" -gt 0 ] 2>/dev/null; ok $? "mem_bytes from the machine ($mem)"
 grep -Eq '^# +SwiGLU epilogue .*per token: [1-9][0-9]* ns' "$TMP/host.ini"; ok $? "the SwiGLU epilogue is measured and named in the profile"
+for k in swiglu_gu_rate_l1 swiglu_gu_rate_l2 swiglu_gu_rate_l3 swiglu_down_rate_l1 swiglu_down_rate_l2 swiglu_down_rate_l3 swiglu_epilogue_rate; do
+    awk -v k=$k '$1 == k && $3 > 0 { f = 1 } END { exit !f }' "$TMP/show"; ok $? "$k > 0 (the SwiGLU calls as execute makes them)"
+done
+grep -Eq '^# +level 3 down 1\.\.3: a = -?[0-9]+ ns, b = [0-9]+ ns/token; T=1 ' "$TMP/host.ini"; ok $? "the per-level gate/up and down points are in the profile"
 [ -z "$(ls -A "$TMP/d")" ]; ok $? "no temporary file left in --dir"
 [ "$(ls "$TMP" | grep -c 'host.ini.tmp')" -eq 0 ]; ok $? "no temporary profile left"
 

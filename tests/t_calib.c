@@ -161,6 +161,33 @@ static void test_cold_bw(void)
     ok(calib_cold_bw(4866048, 0, 600e3) == 0 && calib_cold_bw(0, 1, 2) == 0, "no warm time or no bytes: 0");
 }
 
+/* calib_swiglu_rates: the simulator's SwiGLU rates from fitted slopes (by
+ * hand, tiny-moe's expert: gate + up 5,767,168 weights, down 2,883,584,
+ * ffn 2,816) */
+static void test_swiglu_rates(void)
+{
+    calib_kern_result r;
+    memset(&r, 0, sizeof r);
+    r.levels = 3;
+    r.gu_weights = 5767168;
+    r.dn_weights = 2883584;
+    r.ffn = 2816;
+    const double gb[3] = {156250, 144000, 144000}, db[3] = {68000, 115000, 167000};
+    for (int k = 0; k < 3; k++) { r.gu_b_ns[k] = gb[k]; r.dn_b_ns[k] = db[k]; }
+    r.epi_ns = 12800;
+    double gu[3] = {0}, dn[3] = {0}, epi = 0;
+    ok(calib_swiglu_rates(&r, 3, gu, dn, &epi) == D2_OK, "rates from the fits");
+    is_near(gu[0], 5767168 / 156.25e-6, 1e-3, "gate/up level 1: 5,767,168 weights / 156.25 us a token = 3.691e10");
+    is_near(dn[2], 2883584 / 167e-6, 1e-3, "down over levels 1..3: 2,883,584 weights / 167 us a token");
+    is_near(epi, 2816 / 12.8e-6, 1e-6, "epilogue: 2,816 elements / 12.8 us a token = 2.2e8");
+    r.dn_b_ns[1] = -5;
+    ok(calib_swiglu_rates(&r, 3, gu, dn, &epi) == D2_ERANGE && strstr(d2_err_msg(), "level 2"),
+       "a slope <= 0 refused, naming the level (%s)", d2_err_msg());
+    r.dn_b_ns[1] = 115000;
+    r.epi_ns = 0;
+    ok(calib_swiglu_rates(&r, 3, gu, dn, &epi) == D2_ERANGE, "an epilogue of no time refused");
+}
+
 int main(void)
 {
     char dir[] = "/tmp/t_calib.XXXXXX";
@@ -171,6 +198,7 @@ int main(void)
     test_measure(dir);
     test_rates();
     test_cold_bw();
+    test_swiglu_rates();
     rmdir(dir);
     return tap_done();
 }

@@ -966,6 +966,115 @@ static int collect(const char *name, double v, const char *unit, void *u)
     return D2_OK;
 }
 
+/* The SwiGLU item as costed before the measured rates existed (cost.c at
+ * c44aa47, written out): with every rate 0 the new code must give exactly
+ * this, field by field. */
+static void swiglu_item_old(const device *d, int64_t weights, int64_t matrices, const int64_t *level_bytes, int k,
+                            int bits, int64_t tokens, int64_t final, cost_compute *out)
+{
+    const int64_t Wm = weights / matrices, ub = level_bytes[k - 1];
+    int64_t down_bytes = 0;
+    for (int l = 0; l < k; l++) down_bytes += level_bytes[l] / matrices;
+    cost_compute gu, dn = {0, 0, 0, 0};
+    cost_expert(d, weights - Wm, ub - ub / matrices, bits, tokens, &gu);
+    if (final > 0) cost_expert(d, Wm * k, down_bytes, bits, final, &dn);
+    out->dequant = gu.dequant + dn.dequant;
+    out->gemm = gu.gemm + dn.gemm;
+    out->overhead = gu.overhead + dn.overhead;
+    out->total = gu.total + dn.total;
+}
+
+static int same_cc(const cost_compute *a, const cost_compute *b)
+{
+    return a->dequant == b->dequant && a->gemm == b->gemm && a->overhead == b->overhead && a->total == b->total;
+}
+
+/* device.swiglu_*_rate (d2moe calibrate): each part of a SwiGLU item at its
+ * own measured rate.  Hand-made expert: hidden 128, ffn 256, 3 matrices:
+ * Wm = 32,768, W = 98,304 (gate + up 65,536); level bytes 30,000 / 15,000
+ * / 15,000 (a third each per matrix); memory 1 TB/s, dequant_rate 1e16 (no
+ * FP16 copy: 1 ns of dequantization per call), no cold stream, no launch
+ * cost.  Rates: gate/up 1e9, 2e9, 4e9; down 1e9, 5e8, 2.5e8 weights x
+ * tokens/s; epilogue 1e8 elements x tokens/s (256 elements: 2,560 ns a
+ * token).  By hand:
+ *   level 1, 3 tokens, 1 final: 65,536 x 3 / 1e9 = 196,608 + 1; down
+ *     32,768 / 1e9 = 32,768 + epilogue 2,560 + 1: 231,938 ns
+ *   level 2, 2 tokens, 1 final: 65,536 x 2 / 2e9 = 65,536 + 1; down
+ *     32,768 / 5e8 = 65,536 + 2,560 + 1: 133,634 ns
+ *   level 3, 1 token, 1 final: 65,536 / 4e9 = 16,384 + 1; down
+ *     32,768 / 2.5e8 = 131,072 + 2,560 + 1: 150,018 ns
+ *   level 2, 2 tokens, none final: 65,537 ns
+ * (the weight-stream floors, at most 20,000 B / 1 TB/s = 20 ns, stay
+ * below every FLOP-side term). */
+static void test_swiglu_rates(void)
+{
+    device d = dev();
+    d.dequant_rate = 1e16;
+    const int64_t W = 98304, M = 3, F = 256, lb[3] = {30000, 15000, 15000};
+    const double gu[3] = {1e9, 2e9, 4e9}, dn[3] = {1e9, 5e8, 2.5e8};
+    cost_compute c;
+    ok(!cost_swiglu_rates_set(&d, 1) && !cost_swiglu_rates_set(&d, 3), "defaults: no SwiGLU rates set");
+    for (int k = 0; k < 3; k++) { d.swiglu_gu_rate[k] = gu[k]; d.swiglu_down_rate[k] = dn[k]; }
+    d.swiglu_epilogue_rate = 1e8;
+    ok(cost_swiglu_rates_set(&d, 1) && cost_swiglu_rates_set(&d, 3) && !cost_swiglu_rates_set(&d, 4) &&
+       !cost_swiglu_rates_set(&d, 0), "rates set for levels 1..3 (none beyond DEVICE_SWIGLU_LEVELS)");
+    cost_expert_swiglu_item(&d, W, M, F, lb, 1, 4, 3, 1, 0, &c);
+    is_int(c.total, 231938, "level 1, 3 tokens, 1 final: 196,609 + 35,329 ns by hand");
+    is_int(c.gemm, 196608 + 32768 + 2560, "  its GEMM terms: gate/up + down + epilogue");
+    is_int(c.dequant, 2, "  and 1 ns of dequantization per call");
+    cost_expert_swiglu_item(&d, W, M, F, lb, 2, 4, 2, 1, 0, &c);
+    is_int(c.total, 133634, "level 2, 2 tokens, 1 final: 65,537 + 68,097 ns by hand");
+    cost_expert_swiglu_item(&d, W, M, F, lb, 3, 4, 1, 1, 0, &c);
+    is_int(c.total, 150018, "level 3, 1 token, 1 final: 16,385 + 133,633 ns by hand (down over levels 1..3 in one call)");
+    cost_expert_swiglu_item(&d, W, M, F, lb, 2, 4, 2, 0, 0, &c);
+    is_int(c.total, 65537, "level 2, no token ending there: gate/up only, 65,537 ns");
+    /* cold weights still stream once per call: level 3's gate/up reads
+     * 10,000 B, its down 10,000 + 5,000 + 5,000 B, at 1 GB/s */
+    d.cold_weight_bw = 1e9;
+    cost_expert_swiglu_item(&d, W, M, F, lb, 3, 4, 1, 1, 0, &c);
+    is_int(c.total, 150018 + 10000 + 20000, "cold_weight_bw adds each call's stored bytes: + 10,000 + 20,000 ns");
+    d.cold_weight_bw = 0;
+    /* fused (the paper's kernel) keeps its own costing */
+    cost_compute f0, f1;
+    device z = dev();
+    z.dequant_rate = 1e16;
+    cost_expert_swiglu_item(&d, W, M, F, lb, 2, 4, 2, 1, 1, &f1);
+    cost_expert_swiglu_item(&z, W, M, F, lb, 2, 4, 2, 1, 1, &f0);
+    ok(same_cc(&f0, &f1), "sim.nested_kernel = fused: the rates are not used");
+    /* any rate of the level missing: the item is costed at fp16_flops */
+    d.swiglu_epilogue_rate = 0;
+    cost_expert_swiglu_item(&d, W, M, F, lb, 2, 4, 2, 1, 0, &f1);
+    swiglu_item_old(&d, W, M, lb, 2, 4, 2, 1, &f0);
+    ok(same_cc(&f0, &f1), "epilogue rate 0: the old costing");
+    d.swiglu_epilogue_rate = 1e8;
+    d.swiglu_down_rate[2] = 0;
+    cost_expert_swiglu_item(&d, W, M, F, lb, 3, 4, 1, 1, 0, &f1);
+    swiglu_item_old(&d, W, M, lb, 3, 4, 1, 1, &f0);
+    ok(same_cc(&f0, &f1), "level 3's down rate 0: level 3 costed the old way");
+    cost_expert_swiglu_item(&d, W, M, F, lb, 2, 4, 2, 1, 0, &c);
+    is_int(c.total, 133634, "  while level 2 keeps its rates");
+
+    /* every rate 0 (the default): bit for bit the old costing, over levels,
+     * token counts, bit widths and devices with every other term active */
+    int bad = 0, n = 0;
+    for (int dv = 0; dv < 3; dv++) {
+        device o = dev();
+        if (dv == 1) { o.dequant_rate = 1e16; o.cold_weight_bw = 7.3e10; o.kernel_overhead_ns = 1234; }
+        if (dv == 2) { o.dequant_rate = 0; o.mem_bw = 3.3e9; o.fp16_flops = 7.7e10; o.compute_eff = 0.61; }
+        for (int k = 1; k <= 3; k++)
+            for (int64_t t = 1; t <= 40; t += 3)
+                for (int64_t fin = 0; fin <= t; fin += 2) {
+                    cost_compute a, b;
+                    cost_expert_swiglu_item(&o, 8650752, 3, 2816, (const int64_t[]){2433024, 1216512, 1216512}, k, 1 + k, t,
+                                            fin, 0, &a);
+                    swiglu_item_old(&o, 8650752, 3, (const int64_t[]){2433024, 1216512, 1216512}, k, 1 + k, t, fin, &b);
+                    bad += !same_cc(&a, &b);
+                    n++;
+                }
+    }
+    ok(bad == 0, "rates 0: %d items of tiny-moe's shape costed bit for bit as before (%d differ)", n, bad);
+}
+
 /* sim.nested_compute = swiglu: one token at the top level of V1 (levels 2,
  * 3, 4 bits).  Items 1 and 2 run gate/up only (W - Wm weights, Wm = one
  * matrix); item 3 adds the down projection of levels 1..3 (3 Wm weights).
@@ -986,14 +1095,22 @@ static void test_swiglu(void)
     cost_expert(&d, 3 * Wm, ub[0] / 2 + ub[1] / 2 + ub[2] / 2, 4, 1, &dn);
     uint16_t map[1] = {0};
     long long step_total[2] = {0, 0};
-    for (int mode = 0; mode < 2; mode++) {
+    /* mode 2: swiglu on a device with the measured SwiGLU rates; each item
+     * as cost_expert_swiglu_item gives it (its closed form: test_swiglu_rates) */
+    device dr = d;
+    for (int k = 0; k < 3; k++) { dr.swiglu_gu_rate[k] = 3e9 + 1e9 * k; dr.swiglu_down_rate[k] = 4e9 / (k + 1); }
+    dr.swiglu_epilogue_rate = 2e8;
+    cost_compute wr[3];
+    for (int k = 0; k < 3; k++)
+        cost_expert_swiglu_item(&dr, W, m.expert_matrices, m.expert_ffn, ub, k + 1, 2 + k, 1, k == 2, 0, &wr[k]);
+    for (int mode = 0; mode < 3; mode++) {
         sim_params p = params("d2moe-v1");
         snprintf(p.bitroute, sizeof p.bitroute, "uniform:4");
         snprintf(p.nested_compute, sizeof p.nested_compute, "%s", mode ? "swiglu" : "uniform");
         p.requests = 1; p.prompt = 1; p.gen = 1; p.budget = 1000000000;
         fixed_route fr = {map, 1};
         FILE *tl = tmpfile();
-        sim_input in = {&m, &d, &p, route_fixed, &fr, 0, NULL};
+        sim_input in = {&m, mode == 2 ? &dr : &d, &p, route_fixed, &fr, 0, NULL};
         sim_result *r = NULL;
         int rc = run_obs(&in, tl, NULL, &r);
         if (!ok(rc == D2_OK, "%s run (%s)", p.nested_compute, rc ? d2_err_msg() : "ok")) { fclose(tl); continue; }
@@ -1005,12 +1122,20 @@ static void test_swiglu(void)
         while (fgets(line, sizeof line, tl))
             if (sscanf(line, "%lld,%lld,%15[^,],%d,%d,%d,%d", &t0, &t1, q, &layer, &expert, &level, &tokens) == 7 &&
                 !strcmp(q, "compute") && expert >= 0 && n < 3) { /* the first step's three items */
-                int64_t want = mode ? gu[level - 1].total + (level == 3 ? dn.total : 0) : un[level - 1].total;
+                int64_t want = mode == 2 ? wr[level - 1].total
+                               : mode ? gu[level - 1].total + (level == 3 ? dn.total : 0) : un[level - 1].total;
                 if (t1 - t0 != want) { tap_diag("%s level %d: %lld ns, want %lld", p.nested_compute, level, t1 - t0, (long long)want); good = 0; }
                 n++;
             }
-        ok(good && n == 3, mode ? "swiglu: items 1, 2 = gate/up of their level; item 3 = gate/up + down of levels 1..3 (cost_expert by hand)"
-                                : "uniform: each level item = the whole expert for its tokens");
+        ok(good && n == 3, mode == 2 ? "swiglu with measured rates: each item as cost_expert_swiglu_item (levels 1, 2 gate/up; 3 with down)"
+                           : mode ? "swiglu: items 1, 2 = gate/up of their level; item 3 = gate/up + down of levels 1..3 (cost_expert by hand)"
+                                  : "uniform: each level item = the whole expert for its tokens");
+        if (mode == 2) {
+            ok(wr[0].total != gu[0].total && wr[2].total != gu[2].total + dn.total, "  (the rates changed the items)");
+            fclose(tl);
+            sim_result_free(r);
+            continue;
+        }
         step_total[mode] = 0;
         rewind(tl);
         n = 0;
@@ -1175,6 +1300,7 @@ int main(void)
     test_cost();
     test_closed_form();
     test_swiglu();
+    test_swiglu_rates();
     test_nested_hold();
     test_optimal();
     test_mem();

@@ -65,6 +65,11 @@ static void usage(FILE *out)
             "           epilogue (silu(gate) * up, int8 activations for down; execute's\n"
             "           code), spread over the 2.0 levels a token uses on average;\n"
             "           dequant_rate = 1e16 (no FP16 copy: the kernels read packed codes).\n"
+            "           The same kernels as execute calls them, per level k: gate and up\n"
+            "           at level k alone, down over levels 1..k in one call (t = a + b T\n"
+            "           each) -> swiglu_gu_rate_lk, swiglu_down_rate_lk (weights / b), and\n"
+            "           the epilogue -> swiglu_epilogue_rate (FFN elements / its time):\n"
+            "           the rates sim.nested_compute = swiglu costs each item with.\n"
             "           A probe (one pass of levels 1..3, one token) is recorded as\n"
             "           \"# probe_ns\" for execute's stability check.  Also a plain float32 y = W x loop (1024 x\n"
             "           4096) for reference; with --no-kernels its 16-token rate is\n"
@@ -247,6 +252,7 @@ static int run(int argc, char **argv)
 
     calib_kern_result kr;
     double kw_b = 0, kw_a = 0, kflops = 0, kdeq = 1e16;
+    double sw_gu[DEVICE_SWIGLU_LEVELS] = {0}, sw_dn[DEVICE_SWIGLU_LEVELS] = {0}, sw_epi = 0;
     model km;
     if (kernels) {
         if ((rc = model_load(&km, kmodel))) return cli_fail(rc);
@@ -279,6 +285,11 @@ static int run(int argc, char **argv)
             printf("\n");
         }
         printf("  epilogue (silu(gate) * up, int8 for down): %.1f us/token\n", kr.epi_ns / 1e3);
+        if ((rc = calib_swiglu_rates(&kr, DEVICE_SWIGLU_LEVELS, sw_gu, sw_dn, &sw_epi))) return cli_fail(rc);
+        printf("  as execute calls them (gate+up at level k alone; down over levels 1..k in one call):\n");
+        for (int k = 0; k < 3; k++)
+            printf("  level %d: gate+up a = %7.1f us, b = %7.1f us/token; down 1..%d a = %7.1f us, b = %7.1f us/token\n",
+                   k + 1, kr.gu_a_ns[k] / 1e3, kr.gu_b_ns[k] / 1e3, k + 1, kr.dn_a_ns[k] / 1e3, kr.dn_b_ns[k] / 1e3);
         printf("  mixed: a = %.1f us (not used), b = %.1f us/token (epilogue / 2.0 included) -> fp16_flops %.2f GFLOP/s, "
                "dequant_rate %.3g weights/s (no FP16 copy)\n",
                kw_a / 1e3, kw_b / 1e3, kflops / 1e9, kdeq);
@@ -337,6 +348,11 @@ static int run(int argc, char **argv)
     if (kernels) d.dequant_rate = kdeq;
     d.io_interference = ir.x;
     d.cold_weight_bw = cr.bw;
+    for (int k = 0; k < DEVICE_SWIGLU_LEVELS; k++) {
+        d.swiglu_gu_rate[k] = sw_gu[k];
+        d.swiglu_down_rate[k] = sw_dn[k];
+    }
+    d.swiglu_epilogue_rate = sw_epi;
     d.kernel_overhead_ns = 0;
     d.layer_overhead_ns = 0;
     d.page_cache_bytes = 0;
@@ -396,6 +412,18 @@ static int run(int argc, char **argv)
         fprintf(m, "#   b = %.0f ns/token -> fp16_flops = 2 W / b; a = %.0f ns, not used (noise-level here:\n", kw_b, kw_a);
         fprintf(m, "#   kernel_overhead_ns = 0).  dequant_rate = 1e16: the kernels work on the packed codes, no FP16\n");
         fprintf(m, "#   copy, so the memory floor is the packed bytes / mem_bw.\n");
+        fprintf(m, "# SwiGLU rates (sim.nested_compute = swiglu): the calls execute makes, timed and fitted as above:\n"
+                   "#   gate and up at level k alone (%lld weights), down over levels 1..k in one call (%lld weights);\n"
+                   "#   swiglu_gu_rate_lk = weights / b, swiglu_down_rate_lk = weights / b (weights x tokens / s);\n"
+                   "#   swiglu_epilogue_rate = %lld FFN elements / the epilogue's time per token; a not used:\n",
+                (long long)kr.gu_weights, (long long)kr.dn_weights, (long long)kr.ffn);
+        for (int k = 0; k < 3; k++) {
+            fprintf(m, "#   level %d gate+up: a = %.0f ns, b = %.0f ns/token;", k + 1, kr.gu_a_ns[k], kr.gu_b_ns[k]);
+            for (int i = 0; i < kr.nt; i++) fprintf(m, " T=%d %.0f", kr.tokens[i], kr.gu_ns[k][i]);
+            fprintf(m, "\n#   level %d down 1..%d: a = %.0f ns, b = %.0f ns/token;", k + 1, k + 1, kr.dn_a_ns[k], kr.dn_b_ns[k]);
+            for (int i = 0; i < kr.nt; i++) fprintf(m, " T=%d %.0f", kr.tokens[i], kr.dn_ns[k][i]);
+            fprintf(m, "\n");
+        }
         if (cold)
             fprintf(m, "# Cold weights: one pass (levels 1..3, one token, the three matrices: %lld stored bytes) took\n"
                        "#   %.0f ns on the copy just used (warm) and %.0f ns on the next of %d copies (%lld-byte pool, beyond\n"

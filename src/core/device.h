@@ -9,6 +9,9 @@
 #include <stdint.h>
 #include "core/param.h"
 
+/* Levels with their own SwiGLU rates (the calibrated kernel model, V1: K = 3). */
+#define DEVICE_SWIGLU_LEVELS 3
+
 typedef struct device {
     char name[PARAM_STR_MAX];
     char kind[PARAM_STR_MAX];   /* "datasheet", "calibrated" or "measured" */
@@ -26,6 +29,16 @@ typedef struct device {
     double cold_weight_bw;      /* an expert compute reads its stored weights from DRAM, not from the cache
                                    its kernels were timed warm in: each unit compute adds
                                    stored bytes / cold_weight_bw, bytes/s (0 = no such cost) */
+    /* The SwiGLU data flow's three kinds of work, each at its own measured
+     * rate (d2moe calibrate times what d2moe execute runs; used by
+     * cost_expert_swiglu_item when every rate its item needs is > 0;
+     * 0 = not set: the item is costed at fp16_flops as before).  Index k-1
+     * is level k of a nested (MWQ) expert. */
+    double swiglu_gu_rate[DEVICE_SWIGLU_LEVELS];   /* gate and up at level k alone, weights x tokens / s */
+    double swiglu_down_rate[DEVICE_SWIGLU_LEVELS]; /* down over levels 1..k in one call, weights x tokens / s
+                                                      (a weight counted once, not once per level) */
+    double swiglu_epilogue_rate; /* silu(gate) * up and the int8 activations for down,
+                                    FFN elements x tokens / s */
     int unified;                /* accelerator shares host DRAM (no link copy) */
     /* host */
     int64_t host_mem_bytes;     /* host DRAM, bytes */

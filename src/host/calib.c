@@ -436,6 +436,36 @@ static int expert_quantize(int64_t hidden, int64_t ffn, const mwq_config *c, gsl
     return rc;
 }
 
+/* t = a + b T through (tokens, ns) by weighted least squares (weights
+ * 1/t^2, GSL). */
+static int kern_fit(const int *tokens, const double *ns, int nt, double *a, double *b)
+{
+    double xs[CALIB_MAX_T], ws[CALIB_MAX_T], c0, c1, v00, v01, v11, chi;
+    for (int i = 0; i < nt; i++) {
+        xs[i] = tokens[i];
+        ws[i] = 1.0 / (ns[i] * ns[i]);
+    }
+    int grc = gsl_fit_wlinear(xs, 1, ws, 1, ns, 1, (size_t)nt, &c0, &c1, &v00, &v01, &v11, &chi);
+    *a = c0;
+    *b = c1;
+    if (grc != GSL_SUCCESS) D2_ERROR(D2_EINTERNAL, "kernel rates: fit failed: %s", gsl_strerror(grc));
+    return D2_OK;
+}
+
+int calib_swiglu_rates(const calib_kern_result *r, int n, double *gu, double *dn, double *epi)
+{
+    for (int k = 0; k < r->levels && k < n; k++) {
+        if (!(r->gu_b_ns[k] > 0) || !(r->dn_b_ns[k] > 0))
+            D2_ERROR(D2_ERANGE, "calibrate: level %d: gate/up or down time does not grow with tokens (machine too noisy?)",
+                     k + 1);
+        gu[k] = (double)r->gu_weights / (r->gu_b_ns[k] * 1e-9);
+        dn[k] = (double)r->dn_weights / (r->dn_b_ns[k] * 1e-9);
+    }
+    if (!(r->epi_ns > 0)) D2_ERROR(D2_ERANGE, "calibrate: the SwiGLU epilogue took no time");
+    *epi = (double)r->ffn / (r->epi_ns * 1e-9);
+    return D2_OK;
+}
+
 int calib_kern_measure(int64_t hidden, int64_t ffn, int64_t group, int base_bits, int levels, const int *tokens,
                        int nt, int reps, calib_kern_result *r)
 {
@@ -487,6 +517,26 @@ int calib_kern_measure(int64_t hidden, int64_t ffn, int64_t group, int base_bits
             }
             r->ns[k - 1][ti] = calib_median(t, reps);
         }
+    /* the calls execute makes (exec.c comp_slice): gate and up at level k
+     * alone, then down over levels 1..k in one call */
+    for (int k = 1; k <= levels && rc == D2_OK; k++)
+        for (int ti = 0; ti < nt; ti++) {
+            kern_mat v[3];
+            for (int m = 0; m < 3; m++) mwq_matrix_view(q[m], levels, &v[m]);
+            for (int rep = 0; rep < reps; rep++) {
+                int64_t t0 = clock_thread_cpu_ns();
+                kern_matmul(&v[0], k, k, acts[0], tokens[ti], Y);
+                kern_matmul(&v[1], k, k, acts[0], tokens[ti], Y);
+                t[rep] = (double)(clock_thread_cpu_ns() - t0);
+            }
+            r->gu_ns[k - 1][ti] = calib_median(t, reps);
+            for (int rep = 0; rep < reps; rep++) {
+                int64_t t0 = clock_thread_cpu_ns();
+                kern_matmul(&v[2], 1, k, acts[1], tokens[ti], Y);
+                t[rep] = (double)(clock_thread_cpu_ns() - t0);
+            }
+            r->dn_ns[k - 1][ti] = calib_median(t, reps);
+        }
     if (rc == D2_OK) { /* the per-token SwiGLU epilogue, as execute runs it */
         float *gv = malloc((size_t)ffn * sizeof *gv), *uv = malloc((size_t)ffn * sizeof *uv), *hv = malloc((size_t)ffn * sizeof *hv);
         kern_act *ha = NULL;
@@ -509,21 +559,14 @@ int calib_kern_measure(int64_t hidden, int64_t ffn, int64_t group, int base_bits
         r->nt = nt;
         memcpy(r->tokens, tokens, (size_t)nt * sizeof *tokens);
         r->weights = 3 * hidden * ffn;
+        r->gu_weights = 2 * hidden * ffn;
+        r->dn_weights = hidden * ffn;
+        r->ffn = ffn;
         snprintf(r->impl, sizeof r->impl, "%s", kern_impl_name(kern_have_avx2() ? KERN_AVX2 : KERN_SCALAR));
         for (int k = 0; k < levels && rc == D2_OK; k++) {
-            double xs[CALIB_MAX_T], ys[CALIB_MAX_T], ws[CALIB_MAX_T], c0, c1, v00, v01, v11, chi;
-            for (int i = 0; i < nt; i++) {
-                xs[i] = tokens[i];
-                ys[i] = r->ns[k][i];
-                ws[i] = 1.0 / (ys[i] * ys[i]);
-            }
-            int grc = gsl_fit_wlinear(xs, 1, ws, 1, ys, 1, (size_t)nt, &c0, &c1, &v00, &v01, &v11, &chi);
-            if (grc != GSL_SUCCESS) {
-                rc = D2_EINTERNAL;
-                d2_err_set("kernel rates: fit failed: %s", gsl_strerror(grc));
-            }
-            r->a_ns[k] = c0;
-            r->b_ns[k] = c1;
+            rc = kern_fit(tokens, r->ns[k], nt, &r->a_ns[k], &r->b_ns[k]);
+            if (rc == D2_OK) rc = kern_fit(tokens, r->gu_ns[k], nt, &r->gu_a_ns[k], &r->gu_b_ns[k]);
+            if (rc == D2_OK) rc = kern_fit(tokens, r->dn_ns[k], nt, &r->dn_a_ns[k], &r->dn_b_ns[k]);
         }
     }
     for (int a = 0; a < 2; a++)

@@ -91,8 +91,26 @@ typedef struct calib_kern_result {
     double epi_ns;                            /* median time of one token's SwiGLU
                                                  epilogue (silu(gate) * up, int8
                                                  activations for down), ns */
+    /* The calls execute makes (src/host/exec.c comp_slice), each timed and
+     * fitted as above: gate and up at level k alone (kern_matmul lo = hi =
+     * k), and down over levels 1..k in one call (lo = 1, hi = k). */
+    double gu_ns[KERN_MAX_LEVELS_CALIB][CALIB_MAX_T];   /* median time of gate + up at level k, ns */
+    double gu_a_ns[KERN_MAX_LEVELS_CALIB], gu_b_ns[KERN_MAX_LEVELS_CALIB]; /* fit, ns and ns/token */
+    double dn_ns[KERN_MAX_LEVELS_CALIB][CALIB_MAX_T];   /* median time of down over levels 1..k, ns */
+    double dn_a_ns[KERN_MAX_LEVELS_CALIB], dn_b_ns[KERN_MAX_LEVELS_CALIB]; /* fit, ns and ns/token */
+    int64_t gu_weights;                       /* weights of gate and up: 2 hidden ffn */
+    int64_t dn_weights;                       /* weights of down: hidden ffn */
+    int64_t ffn;                              /* epilogue elements per token */
     char impl[16];                            /* kernel path: "scalar" or "avx2" */
 } calib_kern_result;
+
+/* The simulator's SwiGLU rates from a kernel result (device.h
+ * swiglu_gu_rate, swiglu_down_rate, swiglu_epilogue_rate), for levels
+ * 1..r->levels (at most n): gu[k-1] = gu_weights / gu_b_ns[k-1] and
+ * dn[k-1] = dn_weights / dn_b_ns[k-1] in weights x tokens / s, *epi = ffn /
+ * epi_ns in elements x tokens / s.  D2_ERANGE when a slope or the epilogue
+ * is not > 0 (the machine too noisy to fit). */
+int calib_swiglu_rates(const calib_kern_result *r, int n, double *gu, double *dn, double *epi);
 int calib_kern_measure(int64_t hidden, int64_t ffn, int64_t group, int base_bits, int levels, const int *tokens,
                        int nt, int reps, calib_kern_result *r);
 

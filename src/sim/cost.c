@@ -73,9 +73,13 @@ int64_t cost_load_floor_ns(const device *d, int64_t bytes, int page_cached)
     return mx;
 }
 
-void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int64_t tokens, cost_compute *out)
+/* The terms of one expert-unit compute around its FLOP-side time tf (ns):
+ * dequantization, the roofline max(tf, weight stream), the cold weight
+ * stream and the launches.  cost_expert's tf is 2 weights tokens /
+ * (fp16_flops x compute_eff); the SwiGLU items' measured rates give theirs. */
+static void expert_terms(const device *d, int64_t weights, int64_t stored, int bits, int64_t tf, cost_compute *out)
 {
-    double bw = d->mem_bw * d->mem_eff, fl = d->fp16_flops * d->compute_eff;
+    double bw = d->mem_bw * d->mem_eff;
     int kernels = 1;
     out->dequant = 0;
     if (bits < 16) {
@@ -85,7 +89,6 @@ void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int
         out->dequant = d->dequant_rate > 0 ? cost_dur_ns((double)weights, d->dequant_rate)
                                            : cost_dur_ns((double)stored + 2.0 * (double)weights, bw);
     }
-    int64_t tf = cost_dur_ns(2.0 * (double)weights * (double)tokens, fl);
     /* the weight-stream floor: the FP16 weights, or, when the device has no
      * FP16 copy step (dequant_rate >= COST_NO_FP16_COPY: the kernels work on
      * the packed bit planes), the stored bytes */
@@ -97,6 +100,12 @@ void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int
     out->overhead = d->kernel_overhead_ns < COST_NS_MAX / 2 ? kernels * d->kernel_overhead_ns : COST_NS_MAX;
     out->total = sat_add(sat_add(out->dequant, out->gemm), out->overhead);
     if (out->total < 1) out->total = 1;
+}
+
+void cost_expert(const device *d, int64_t weights, int64_t stored, int bits, int64_t tokens, cost_compute *out)
+{
+    double fl = d->fp16_flops * d->compute_eff;
+    expert_terms(d, weights, stored, bits, cost_dur_ns(2.0 * (double)weights * (double)tokens, fl), out);
 }
 
 void cost_expert_fused(const device *d, int64_t weights, int64_t stored, int bits, int plane_bits, int64_t tokens,
@@ -113,8 +122,14 @@ void cost_expert_fused(const device *d, int64_t weights, int64_t stored, int bit
     if (out->total < 1) out->total = 1;
 }
 
-void cost_expert_swiglu_item(const device *d, int64_t weights, int64_t matrices, const int64_t *level_bytes, int k,
-                             int bits, int64_t tokens, int64_t final, int fused, cost_compute *out)
+int cost_swiglu_rates_set(const device *d, int k)
+{
+    return k >= 1 && k <= DEVICE_SWIGLU_LEVELS && d->swiglu_gu_rate[k - 1] > 0 && d->swiglu_down_rate[k - 1] > 0 &&
+           d->swiglu_epilogue_rate > 0;
+}
+
+void cost_expert_swiglu_item(const device *d, int64_t weights, int64_t matrices, int64_t ffn, const int64_t *level_bytes,
+                             int k, int bits, int64_t tokens, int64_t final, int fused, cost_compute *out)
 {
     const int64_t Wm = weights / matrices, ub = level_bytes[k - 1];
     int64_t down_bytes = 0;
@@ -124,6 +139,19 @@ void cost_expert_swiglu_item(const device *d, int64_t weights, int64_t matrices,
         int pb = k == 1 ? bits : 1; /* level 1: the b1-bit base; above: one sign plane */
         cost_expert_fused(d, weights - Wm, ub - ub / matrices, bits, pb, tokens, k == 1, &gu);
         if (final > 0) cost_expert_fused(d, Wm * k, down_bytes, bits, bits, final, 0, &dn); /* levels 1..k: b1 + k - 1 = bits */
+    } else if (cost_swiglu_rates_set(d, k)) {
+        /* the measured rates (d2moe calibrate times the calls execute
+         * makes): gate/up at level k for `tokens`; the epilogue and down over
+         * levels 1..k in one call for `final` (its weights counted once) */
+        expert_terms(d, weights - Wm, ub - ub / matrices, bits,
+                     cost_dur_ns((double)(weights - Wm) * (double)tokens, d->swiglu_gu_rate[k - 1]), &gu);
+        if (final > 0) {
+            expert_terms(d, Wm * k, down_bytes, bits, cost_dur_ns((double)Wm * (double)final, d->swiglu_down_rate[k - 1]),
+                         &dn);
+            int64_t epi = cost_dur_ns((double)ffn * (double)final, d->swiglu_epilogue_rate);
+            dn.gemm = sat_add(dn.gemm, epi);
+            dn.total = sat_add(dn.total, epi);
+        }
     } else {
         cost_expert(d, weights - Wm, ub - ub / matrices, bits, tokens, &gu);
         if (final > 0) cost_expert(d, Wm * k, down_bytes, bits, final, &dn);

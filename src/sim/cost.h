@@ -77,11 +77,25 @@ void cost_expert_fused(const device *d, int64_t weights, int64_t stored, int bit
  * k for its `tokens` (weights - weights/matrices, their share of
  * level_bytes[k-1]), plus, for the `final` tokens whose last level is k, the
  * down matrix at levels 1..k (k * weights/matrices, a 1/matrices share of
- * each level's bytes).  level_bytes[i]: bytes of level i+1 of the expert.
- * Over an expert's items the total equals cost_expert's per level and token
- * (sum_k k F_k = sum_k T_k). */
-void cost_expert_swiglu_item(const device *d, int64_t weights, int64_t matrices, const int64_t *level_bytes, int k,
-                             int bits, int64_t tokens, int64_t final, int fused, cost_compute *out);
+ * each level's bytes).  level_bytes[i]: bytes of level i+1 of the expert;
+ * ffn: the expert's intermediate size (elements the epilogue handles per
+ * token).
+ * At fp16_flops (the default): over an expert's items the total equals
+ * cost_expert's per level and token (sum_k k F_k = sum_k T_k), the
+ * epilogue inside the rate.  When the device has the measured SwiGLU rates
+ * of level k (cost_swiglu_rates_set; per-level kernels only, not `fused`),
+ * the FLOP-side times are instead
+ *   gate/up    (weights - weights/matrices) tokens / swiglu_gu_rate[k-1]
+ *   down       weights/matrices final / swiglu_down_rate[k-1]
+ *              (levels 1..k in one call: a weight counted once)
+ *   epilogue   ffn final / swiglu_epilogue_rate (added after the roofline)
+ * each rounded up; dequantization, the weight-stream floor, the cold
+ * weight stream and the launches are cost_expert's. */
+void cost_expert_swiglu_item(const device *d, int64_t weights, int64_t matrices, int64_t ffn, const int64_t *level_bytes,
+                             int k, int bits, int64_t tokens, int64_t final, int fused, cost_compute *out);
+/* 1 when d has every measured SwiGLU rate level k's items use (gate/up and
+ * down of level k, the epilogue), else 0. */
+int cost_swiglu_rates_set(const device *d, int k);
 
 /* Non-expert work of one MoE-layer slot of a forward step: attention, norms,
  * router, shared experts and the dense layers between MoE layers, spread

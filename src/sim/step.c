@@ -309,8 +309,8 @@ int step_plan(run *r)
             it->final = r->Bfin[j * r->U + u];
             cost_compute cc = {0, 0, 0, 0};
             if (r->swiglu)
-                cost_expert_swiglu_item(r->d, r->W, r->m->expert_matrices, r->unit_bytes, (int)u + 1, r->unit_bits[u], cnt,
-                                        r->Bfin[j * r->U + u], r->fused, &cc);
+                cost_expert_swiglu_item(r->d, r->W, r->m->expert_matrices, r->m->expert_ffn, r->unit_bytes, (int)u + 1,
+                                        r->unit_bits[u], cnt, r->Bfin[j * r->U + u], r->fused, &cc);
             else {
                 if (cnt <= r->ntok_max) cc = r->ccache[(size_t)u * (r->ntok_max + 1) + cnt];
                 if (cc.total == 0) {
