@@ -1,6 +1,7 @@
 #!/bin/sh
 # failalloc.sh - allocation-failure injection (tests/failalloc.c): for a
-# small simulate (generated routing and a .d2t), quantize, trace import and
+# small simulate (generated routing and a .d2t), quantize (one thread and
+# several: the workers' scratch is allocated before they start), trace import and
 # sweep, fail the Nth allocation of the project's own code for N = 1, 2, ...
 # until the run succeeds.  Every failed run must exit 1 with a message that
 # says "out of memory" (never a crash, a hang, another status, or a leak
@@ -66,6 +67,8 @@ walk "simulate (.d2t)" "$nojson_overhead" \
     "$F" simulate --model mixtral-8x7b --device env1 --policy edgemoe --requests 2 --prompt 4 --gen 4 --json \
     --trace "$SRC/traces/mixtral-8x7b.r2.p16.d32.s1.d2t"
 walk "quantize" "grep -v 's CPU'" "$F" quantize --input "$TMP/w.npy" --format npy --no-baselines -o q.mwq
+walk "quantize --threads 2" "grep -v 's CPU'" "$F" quantize --input "$TMP/w.npy" --format npy --no-baselines --threads 2 -o q.mwq
+walk "quantize --preset v1k --threads 3" "grep -v 's CPU'" "$F" quantize --input "$TMP/w.npy" --format npy --preset v1k --no-baselines --threads 3 -o q.mwq
 walk "trace import" "cat" "$F" trace import --format csv "$SRC/tests/data/trace/good.csv" -o t.d2t
 MAXN=$(( MAXN / 2 ))  # a sweep run (a database, two points) costs the most: half the walk
 walk "sweep" "grep -v 'runs/s\|[0-9.]* s\b'" "$F" sweep "$TMP/s.ini" --db s.db --quiet

@@ -94,4 +94,46 @@ ok $? "v2k bench json: the two reference layouts, no ratio (they compare v1k and
 [ "$(grep -c '"preset_over_layout"' "$TMP/b.json")" -eq 2 ]; ok $? "v1 bench json (256 columns): both ratios"
 "$D2MOE" bench kernels --rows 64 --cols 384 --qrows 8 --qcols 384 --reps 1 --stream-mib 8 --json > "$TMP/b384.json" && ! grep -q '"layout":' "$TMP/b384.json"
 ok $? "v1 bench on 384 columns (not whole super-blocks): no reference layouts"
+# --threads: the same .mwq bytes for 1, 2, 3 and 7 threads (37 rows: no even split), also when thread
+# creation fails (D2_FAIL_THREAD, core/par.h's test hook); bad values refused; stored with the run
+for v in 0 -1 257 abc 2x ""; do
+    expect 2 "--threads $v: expected an integer 1..256" "quantize --threads '$v': exit 2, names the option" -- \
+        "$D2MOE" quantize --input x.bin --threads "$v"
+done
+expect 2 "--threads 0: expected an integer 1..256" "bench kernels --threads 0: exit 2" -- "$D2MOE" bench kernels --threads 0
+if command -v perl > /dev/null 2>&1; then
+    perl -e 'my $h = "{\x27descr\x27: \x27<f4\x27, \x27fortran_order\x27: False, \x27shape\x27: (37, 768), }";
+             $h .= " " x (118 - length($h)) . "\n"; print "\x93NUMPY\x01\x00", pack("v", length($h)), $h;
+             print pack("f<*", map { sin($_ * 0.37) * (1 + ($_ % 16 == 5) * 7) } 1 .. 37 * 768);' > "$TMP/t.npy"
+    for p in v1 v2 v1k v2k; do
+        "$D2MOE" quantize --input "$TMP/t.npy" --preset $p --no-baselines -o "$TMP/t-$p-1.mwq" > /dev/null; r=$?
+        for n in 2 3 7; do
+            "$D2MOE" quantize --input "$TMP/t.npy" --preset $p --no-baselines --threads $n -o "$TMP/t-$p-$n.mwq" > /dev/null &&
+                cmp -s "$TMP/t-$p-1.mwq" "$TMP/t-$p-$n.mwq"; r=$((r + $?))
+        done
+        ok $r "quantize --preset $p 37 x 768: --threads 2, 3, 7 write the same .mwq bytes as one thread"
+        D2_FAIL_THREAD=1 "$D2MOE" quantize --input "$TMP/t.npy" --preset $p --no-baselines --threads 3 -o "$TMP/t-$p-f.mwq" > /dev/null &&
+            cmp -s "$TMP/t-$p-1.mwq" "$TMP/t-$p-f.mwq"
+        ok $? "quantize --preset $p --threads 3 with D2_FAIL_THREAD=1 (no thread starts): the same bytes"
+    done
+    "$D2MOE" quantize --input "$TMP/t.npy" --threads 2 --json > "$TMP/t.json" && grep -q '"threads": 2' "$TMP/t.json"
+    ok $? "quantize --json: config.threads"
+    "$D2MOE" quantize --input "$TMP/t.npy" --threads 2 --no-baselines | grep -q 'on 2 threads in [0-9.]* s wall'
+    ok $? "quantize --threads 2: the summary line gives wall time on 2 threads"
+    if command -v sqlite3 > /dev/null 2>&1; then
+        "$D2MOE" quantize --input "$TMP/t.npy" --threads 3 --no-baselines --db "$TMP/th.db" > /dev/null &&
+            [ "$(sqlite3 "$TMP/th.db" "SELECT value FROM params WHERE key = 'quantize.threads'")" = 3 ] &&
+            [ "$(sqlite3 "$TMP/th.db" "SELECT count(*) FROM metrics WHERE name = 'quantize_wall_s'")" = 1 ]
+        ok $? "quantize --db: param quantize.threads = 3 and metric quantize_wall_s stored"
+    else
+        skip "sqlite3 command-line tool not installed"
+    fi
+else
+    for i in $(seq 1 11); do skip "perl not found"; done
+fi
+for p in v1 v1k; do
+    "$D2MOE" bench kernels --preset $p --rows 64 --cols 256 --qrows 8 --qcols 256 --reps 1 --stream-mib 8 --threads 2 --json > "$TMP/bt.json" &&
+        grep -q '"threads": 2' "$TMP/bt.json" && grep -q '"quantize_threads_gbs"' "$TMP/bt.json" && grep -q '"quantize_threads_speedup"' "$TMP/bt.json"
+    ok $? "bench kernels --preset $p --threads 2 --json: threads, quantize_threads_gbs, quantize_threads_speedup"
+done
 done_testing

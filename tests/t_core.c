@@ -1,16 +1,83 @@
 /* t_core.c - units, parameter tables, INI errors, model derived sizes
- * (known answers computed by hand from the models' config.json), devices. */
+ * (known answers computed by hand from the models' config.json), devices,
+ * par_run (every item once, the lowest failing block's error, threads that
+ * cannot be created). */
 #include "core/device.h"
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/model.h"
+#include "core/par.h"
 #include "core/rng.h"
 #include "core/units.h"
 #include "core/vec.h"
 #include "core/suggest.h"
 #include "tap.h"
 
+#include <stdatomic.h>
 #include <unistd.h>
+
+/* ---- par_run ---- */
+typedef struct par_t {
+    atomic_int hits[1000];
+    atomic_int workers_seen[8];
+    int64_t fail_from; /* items >= this fail (0: none) */
+} par_t;
+
+static int par_item(void *ctx, int64_t lo, int64_t hi, int worker)
+{
+    par_t *t = ctx;
+    atomic_fetch_add(&t->workers_seen[worker], 1);
+    for (int64_t i = lo; i < hi; i++) {
+        if (t->fail_from && i >= t->fail_from) D2_ERROR(D2_EINVAL, "item %lld failed", (long long)i);
+        atomic_fetch_add(&t->hits[i], 1);
+    }
+    return D2_OK;
+}
+
+static void test_par(void)
+{
+    static par_t t;
+    const int ths[] = {1, 2, 3, 7};
+    for (size_t k = 0; k < sizeof ths / sizeof ths[0]; k++)
+        for (int64_t grain = 1; grain <= 64; grain *= 8) {
+            memset(&t, 0, sizeof t);
+            int started = 0, once = 1;
+            int rc = par_run(ths[k], 1000, grain, par_item, &t, &started);
+            for (int i = 0; i < 1000; i++) once &= atomic_load(&t.hits[i]) == 1;
+            ok(rc == D2_OK && once && started >= 1 && started <= ths[k], "par_run %d threads, 1000 items in blocks of %lld: each item once (%d started)",
+               ths[k], (long long)grain, started);
+        }
+    memset(&t, 0, sizeof t);
+    ok(par_run(3, 0, 1, par_item, &t, NULL) == D2_OK, "par_run: no items, no call");
+    ok(par_run(0, 10, 1, par_item, &t, NULL) == D2_ERANGE && par_run(PAR_MAX_THREADS + 1, 10, 1, par_item, &t, NULL) == D2_ERANGE &&
+       par_run(2, 10, 0, par_item, &t, NULL) == D2_ERANGE, "par_run: threads 0, 257 and grain 0 refused");
+    for (size_t k = 0; k < sizeof ths / sizeof ths[0]; k++) {
+        memset(&t, 0, sizeof t);
+        t.fail_from = 537;
+        d2_err_clear();
+        int rc = par_run(ths[k], 1000, 5, par_item, &t, NULL), below = 1;
+        for (int i = 0; i < 537; i++) below &= atomic_load(&t.hits[i]) == 1;
+        ok(rc == D2_EINVAL && below && !strcmp(d2_err_msg(), "item 537 failed") && strstr(d2_err_where(), "t_core.c"),
+           "par_run %d threads, items from 537 fail: every item below ran, the first failure's message reaches the caller (%s at %s)",
+           ths[k], d2_err_msg(), d2_err_where());
+    }
+    /* D2_FAIL_THREAD (par.h's test hook): creations from the n-th on fail */
+    setenv("D2_FAIL_THREAD", "1", 1);
+    memset(&t, 0, sizeof t);
+    int started = 0, once = 1;
+    int rc = par_run(4, 1000, 10, par_item, &t, &started);
+    for (int i = 0; i < 1000; i++) once &= atomic_load(&t.hits[i]) == 1;
+    ok(rc == D2_OK && started == 1 && once && atomic_load(&t.workers_seen[0]) == 100,
+       "D2_FAIL_THREAD=1: no thread starts, the caller does all 100 blocks (%d started)", started);
+    setenv("D2_FAIL_THREAD", "3", 1);
+    memset(&t, 0, sizeof t);
+    once = 1;
+    rc = par_run(7, 1000, 10, par_item, &t, &started);
+    for (int i = 0; i < 1000; i++) once &= atomic_load(&t.hits[i]) == 1;
+    ok(rc == D2_OK && started == 3 && once && atomic_load(&t.workers_seen[3]) == 0,
+       "D2_FAIL_THREAD=3 with 7 threads: 3 workers (the caller and 2 threads) share every item (%d started)", started);
+    unsetenv("D2_FAIL_THREAD");
+}
 
 static void test_units(void)
 {
@@ -203,6 +270,7 @@ int main(void)
     test_models();
     test_devices();
     test_rng_hash();
+    test_par();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd)) tap_diag("could not remove %s", tmpdir);

@@ -4,7 +4,8 @@
  * one); the error never grows across levels; the AVX2 kernels equal the
  * scalar reference and the dequantized dot (also on random bytes with
  * activations at +-127, the extremes of the integer sums); the plain and AVX2 quantizers
- * write the same bytes; bad shapes and ranges refused.
+ * write the same bytes; so do 1, 2, 3 and 7 threads (also when thread
+ * creation fails), with the same error for a NaN; bad shapes and ranges refused.
  * Speed and error size are measured by `d2moe bench kernels` and `d2moe
  * quantize --json`, not here. */
 #include "tap.h"
@@ -402,6 +403,62 @@ static void quantize_paths(const kq_format *f, const char *name)
     free(w[1]);
 }
 
+static int kq_same(const kq_matrix *a, const kq_matrix *b)
+{
+    if (!a || !b || a->fmt.levels != b->fmt.levels) return 0;
+    for (int k = 0; k < a->fmt.levels; k++)
+        if (a->chunk_bytes[k] != b->chunk_bytes[k] || memcmp(a->chunk[k], b->chunk[k], (size_t)a->chunk_bytes[k])) return 0;
+    return 1;
+}
+
+/* kq_quantize_threads: 37 rows (no even split for 2, 3 or 7), every level
+ * byte-identical to one thread's; D2_FAIL_THREAD (core/par.h's test hook)
+ * makes thread creation fail: the same bytes; a NaN: the same error */
+static void threads(const char *preset)
+{
+    kq_format f;
+    kq_format_preset(preset, &f);
+    const int64_t rows = 37, cols = 768;
+    float *w = heavy(rows, cols, 31);
+    kq_matrix *m1 = NULL, *m0 = NULL;
+    ok(kq_quantize_threads(w, rows, cols, &f, 4, 1, &m1) == D2_OK, "%s: 1 thread", preset);
+    kq_quantize(w, rows, cols, &f, 4, &m0);
+    ok(kq_same(m0, m1), "%s: kq_quantize = the threaded entry point with 1 thread", preset);
+    kq_matrix_free(m0);
+    const int ths[] = {2, 3, 7};
+    for (int t = 0; t < 3; t++) {
+        kq_matrix *mt = NULL;
+        int rc = kq_quantize_threads(w, rows, cols, &f, 4, ths[t], &mt);
+        ok(rc == D2_OK && kq_same(m1, mt), "%s %lld x %lld: %d threads write the same bytes at all %d levels", preset, (long long)rows,
+           (long long)cols, ths[t], f.levels);
+        kq_matrix_free(mt);
+    }
+    const char *fails[] = {"1", "2"};
+    for (int i = 0; i < 2; i++) {
+        setenv("D2_FAIL_THREAD", fails[i], 1);
+        kq_matrix *mt = NULL;
+        int rc = kq_quantize_threads(w, rows, cols, &f, 4, 3, &mt);
+        ok(rc == D2_OK && kq_same(m1, mt), "%s, 3 threads with D2_FAIL_THREAD=%s (thread creation fails): the same bytes", preset, fails[i]);
+        kq_matrix_free(mt);
+        unsetenv("D2_FAIL_THREAD");
+    }
+    kq_matrix_free(m1);
+    w[33 * cols + 700] = NAN;
+    w[34 * cols + 3] = -INFINITY;
+    kq_matrix *m = NULL;
+    int rc1 = kq_quantize(w, rows, cols, &f, 4, &m);
+    char want[1024];
+    snprintf(want, sizeof want, "%s", d2_err_msg());
+    ok(rc1 == D2_EINVAL && !m && strstr(want, "(33, 700)"), "%s: NaN named, 1 thread: %s", preset, want);
+    for (int t = 0; t < 3; t++) {
+        d2_err_clear();
+        ok(kq_quantize_threads(w, rows, cols, &f, 4, ths[t], &m) == D2_EINVAL && !m && !strcmp(d2_err_msg(), want), "%s, %d threads: the same error",
+           preset, ths[t]);
+    }
+    ok(kq_quantize_threads(w, rows, cols, &f, 4, 257, &m) == D2_ERANGE && !m, "%s: 257 threads refused", preset);
+    free(w);
+}
+
 int main(void)
 {
     hand_block();
@@ -433,6 +490,8 @@ int main(void)
     quantize_paths(&f, "v2k");
     quantize_paths(&oddb, "b1 3 bucket, 4 levels");
     quantize_paths(&one, "b1 1, 8 levels, bucket");
+    threads("v1k");
+    threads("v2k");
     refusals();
     format_sizes();
     return tap_done();

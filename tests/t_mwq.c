@@ -2,7 +2,8 @@
  * grids, nesting, error never increasing across levels (synthetic heavy-tailed
  * matrices with outlier columns and the real stories260K FFN matrices),
  * sanity bounds with their derivations, determinism, NaN rejection, odd
- * shapes, and gptq mode against rtn on output error. */
+ * shapes, gptq mode against rtn on output error, and identical bytes (and
+ * errors) for every thread count of mwq_matrix_quantize_threads. */
 #include "core/err.h"
 #include "quant/f16.h"
 #include "quant/kern.h"
@@ -13,6 +14,7 @@
 #include "t_quant_util.h"
 
 #include <gsl/gsl_errno.h>
+#include <stdlib.h>
 
 void mwq_fit_force_scalar(int on);
 
@@ -321,6 +323,86 @@ static void test_gptq(void)
     free(o); free(w); free(z); free(A); free(X);
 }
 
+static int same_bytes(const mwq_matrix *a, const mwq_matrix *b)
+{
+    if (!a || !b || a->levels != b->levels) return 0;
+    for (int k = 0; k < a->levels; k++)
+        if (a->chunk_bytes[k] != b->chunk_bytes[k] || memcmp(a->chunk[k], b->chunk[k], (size_t)a->chunk_bytes[k])) return 0;
+    return 1;
+}
+
+/* threads 1, 2, 3, 7 on rows that do not divide evenly: the same bytes at
+ * every level, the same first-NaN error, and with thread creation failing
+ * (D2_FAIL_THREAD, core/par.h's test hook) the same bytes again */
+static void test_threads(void)
+{
+    const int64_t r = 37, c = 640; /* 5 groups of 128 per row; 37 rows: no even split for 2, 3 or 7 */
+    float *w = tq_heavy(r, c, 41);
+    const char *presets[] = {"v1", "v2"};
+    const int ths[] = {2, 3, 7};
+    for (int p = 0; p < 2; p++) {
+        mwq_config cfg;
+        mwq_config_default(&cfg);
+        mwq_config_preset(&cfg, presets[p]);
+        mwq_matrix *m1 = NULL;
+        ok(mwq_matrix_quantize_threads(w, r, c, &cfg, NULL, 0, 1, &m1) == D2_OK, "%s rtn, 1 thread", presets[p]);
+        mwq_matrix *m0 = NULL;
+        mwq_matrix_quantize(w, r, c, &cfg, NULL, 0, &m0);
+        ok(same_bytes(m0, m1), "%s: mwq_matrix_quantize = the threaded entry point with 1 thread", presets[p]);
+        mwq_matrix_free(m0);
+        for (int t = 0; t < 3; t++) {
+            mwq_matrix *mt = NULL;
+            int rc = mwq_matrix_quantize_threads(w, r, c, &cfg, NULL, 0, ths[t], &mt);
+            ok(rc == D2_OK && same_bytes(m1, mt), "%s rtn %lld x %lld: %d threads write the same bytes at all %d levels", presets[p],
+               (long long)r, (long long)c, ths[t], m1->levels);
+            mwq_matrix_free(mt);
+        }
+        for (const char *fail = "1"; fail; fail = fail[0] == '1' ? "2" : NULL) {
+            setenv("D2_FAIL_THREAD", fail, 1);
+            mwq_matrix *mt = NULL;
+            int rc = mwq_matrix_quantize_threads(w, r, c, &cfg, NULL, 0, 3, &mt);
+            ok(rc == D2_OK && same_bytes(m1, mt), "%s, 3 threads with D2_FAIL_THREAD=%s (thread creation fails): the same bytes",
+               presets[p], fail);
+            mwq_matrix_free(mt);
+            unsetenv("D2_FAIL_THREAD");
+        }
+        mwq_matrix_free(m1);
+    }
+    /* the first NaN by row, then column, whatever the split */
+    w[29 * c + 300] = NAN;
+    w[30 * c + 5] = INFINITY;
+    mwq_config cfg;
+    mwq_config_default(&cfg);
+    char want[1024];
+    mwq_matrix *m = NULL;
+    int rc1 = mwq_matrix_quantize(w, r, c, &cfg, NULL, 0, &m);
+    snprintf(want, sizeof want, "%s", d2_err_msg());
+    ok(rc1 == D2_EINVAL && !m && strstr(want, "(29, 300)"), "NaN at (29, 300), 1 thread: %s", want);
+    for (int t = 0; t < 3; t++) {
+        d2_err_clear();
+        ok(mwq_matrix_quantize_threads(w, r, c, &cfg, NULL, 0, ths[t], &m) == D2_EINVAL && !m && !strcmp(d2_err_msg(), want),
+           "%d threads: the same error", ths[t]);
+    }
+    ok(mwq_matrix_quantize_threads(w, r, c, &cfg, NULL, 0, 0, &m) == D2_ERANGE && !m, "0 threads refused");
+    free(w);
+
+    /* gptq: threads only in the per-block fits; the bytes are the same */
+    const int64_t gr = 21, gc = 384, T = 300;
+    float *gw = tq_heavy(gr, gc, 42), *X = tq_gauss(T * gc, 1.0, 43);
+    snprintf(cfg.mode, sizeof cfg.mode, "gptq");
+    mwq_matrix *g1 = NULL;
+    ok(mwq_matrix_quantize_threads(gw, gr, gc, &cfg, X, T, 1, &g1) == D2_OK, "gptq %lld x %lld, 1 thread", (long long)gr, (long long)gc);
+    for (int t = 0; t < 3; t++) {
+        mwq_matrix *gt = NULL;
+        int rc = mwq_matrix_quantize_threads(gw, gr, gc, &cfg, X, T, ths[t], &gt);
+        ok(rc == D2_OK && same_bytes(g1, gt), "gptq: %d threads write the same bytes", ths[t]);
+        mwq_matrix_free(gt);
+    }
+    mwq_matrix_free(g1);
+    free(gw);
+    free(X);
+}
+
 int main(void)
 {
     gsl_set_error_handler_off();
@@ -332,6 +414,7 @@ int main(void)
     test_bounds();
     test_determinism();
     test_gptq();
+    test_threads();
     tq_cleanup();
     return tap_done();
 }

@@ -3,11 +3,13 @@
  * and the level-k dot (mat-vec) rate on a matrix larger than the last-level
  * cache, per level, against both bounds measured in the same run: memory
  * (stream bandwidth / packed bytes per weight) and compute (the same kernel
- * on a matrix that fits in L2).  Numbers are wall-clock bests of --reps. */
+ * on a matrix that fits in L2).  Numbers are wall-clock bests of --reps.
+ * Only quantize has a multi-threaded figure (--threads); the rest is one core. */
 #include "config.h"
 #include "cli/cli.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/par.h"
 #include "core/rng.h"
 #include "quant/f16.h"
 #include "quant/kern.h"
@@ -238,7 +240,7 @@ static int bench_kref(long rows, long cols, long reps, double stream, const floa
 
 /* --preset v1k / v2k: the same figures for the k-quant nested format */
 static int bench_kq(const char *preset, long rows, long cols, long qrows, long qcols, long reps, long stream_mib, int json,
-                    kq_impl impl)
+                    kq_impl impl, int threads)
 {
     kq_format f;
     D2_TRY(kq_format_preset(preset, &f));
@@ -256,7 +258,7 @@ static int bench_kq(const char *preset, long rows, long cols, long qrows, long q
         double v = 0.02 * gsl_ran_tdist(r, 3.0);
         w[i] = (float)((i % qcols) % 16 == 5 ? 8 * v : v);
     }
-    double qbest = 1e30, qcpu = 1e30;
+    double qbest = 1e30, qcpu = 1e30, qtbest = 1e30;
     for (int rep = 0; rep < (reps < 2 ? reps : 2); rep++) {
         kq_matrix *m;
         double t = clock_mono_s(), tc = cpu_now();
@@ -267,9 +269,18 @@ static int bench_kq(const char *preset, long rows, long cols, long qrows, long q
         kq_matrix_free(m);
         if (t < qbest) qbest = t;
         if (tc < qcpu) qcpu = tc;
+        if (threads > 1) { /* interleaved with the one-thread runs: the same load for both */
+            t = clock_mono_s();
+            rc = kq_quantize_threads(w, qrows, qcols, &f, 4, threads, &m);
+            t = clock_mono_s() - t;
+            if (rc) { free(w); gsl_rng_free(r); return cli_fail(rc); }
+            kq_matrix_free(m);
+            if (t < qtbest) qtbest = t;
+        }
     }
     free(w);
-    double qgbs = 4.0 * (double)qn / qbest / 1e9, qcgbs = 4.0 * (double)qn / qcpu / 1e9;
+    if (threads == 1) qtbest = qbest;
+    double qgbs = 4.0 * (double)qn / qbest / 1e9, qcgbs = 4.0 * (double)qn / qcpu / 1e9, qtgbs = 4.0 * (double)qn / qtbest / 1e9;
     kq_matrix *big, *small;
     int rc = random_kq(&f, rows, cols, r, &big);
     if (!rc) rc = random_kq(&f, 128, 4096, r, &small);
@@ -292,6 +303,8 @@ static int bench_kq(const char *preset, long rows, long cols, long qrows, long q
         printf("stream read bandwidth (%ld MiB): %.2f GB/s\n", stream_mib, stream);
         printf("quantize %s (all %d levels) %ld x %ld: %.3f GB/s of float32 input (%.2f s wall; %.3f GB/s by thread CPU time)\n",
                preset, f.levels, qrows, qcols, qgbs, qbest, qcgbs);
+        printf("quantize %s on %d threads: %.3f GB/s of float32 input (wall), %.2fx the one-thread figure\n", preset, threads, qtgbs,
+               qtgbs / qgbs);
         printf("dot (mat-vec, int8 activations per super-block of 256) on %ld x %ld, levels 1..k in one pass:\n", rows, cols);
         printf("  %5s %6s %9s %9s %12s %11s %10s %10s\n", "level", "bpw", "Gw/s", "GB/s", "mem_bound", "cpu_bound", "of_mem", "incr_Gw/s");
     }
@@ -337,6 +350,9 @@ static int bench_kq(const char *preset, long rows, long cols, long qrows, long q
         json_object_set_new(o, "stream_gbs", json_real(stream));
         json_object_set_new(o, "quantize_gbs", json_real(qgbs));
         json_object_set_new(o, "quantize_cpu_gbs", json_real(qcgbs));
+        json_object_set_new(o, "threads", json_integer(threads));
+        json_object_set_new(o, "quantize_threads_gbs", json_real(qtgbs));
+        json_object_set_new(o, "quantize_threads_speedup", json_real(qtgbs / qgbs));
         json_object_set_new(o, "quantize_shape", json_pack("[i,i]", (json_int_t)qrows, (json_int_t)qcols));
         json_object_set_new(o, "dot_shape", json_pack("[i,i]", (json_int_t)rows, (json_int_t)cols));
         json_object_set_new(o, "activations", json_string("int8 per super-block of 256"));
@@ -363,7 +379,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: d2moe bench kernels [--rows R] [--cols C] [--qrows R] [--qcols C] [--reps N]\n"
                  "                           [--impl auto|scalar|avx2] [--stream-mib N] [--json]\n"
-                 "                           [--gptq ROWSxCOLSxTOKENS] [--preset v1|v1k|v2k]\n\n"
+                 "                           [--gptq ROWSxCOLSxTOKENS] [--preset v1|v1k|v2k] [--threads N]\n\n"
                  "MWQ kernel benchmark (V1: b1=2, K=3, g=128), one core:\n"
                  "  stream   single-core streaming read bandwidth over --stream-mib MiB (default 1024)\n"
                  "  quantize rtn-mode MWQ, scale search included, all 3 levels, on a --qrows x --qcols\n"
@@ -376,7 +392,10 @@ static void usage(FILE *out)
                  "  gptq     with --gptq RxCxT only: gptq-mode MWQ V1 of an R x C heavy-tailed matrix\n"
                  "           with T random calibration tokens, wall and thread CPU seconds.\n"
                  "--preset v1k|v2k: the same figures for the k-quant nested format (docs/mwq.md);\n"
-                 "           each level's dot reads levels 1..k in one pass.\n");
+                 "           each level's dot reads levels 1..k in one pass.\n"
+                 "--threads N: quantize also on N threads (1..256, default 1), its runs interleaved with\n"
+                 "           the one-thread runs: threads, quantize_threads_gbs (wall GB/s of float32\n"
+                 "           input) and quantize_threads_speedup (over the one-thread figure).\n");
 }
 
 int bench_kernels(int argc, char **argv);
@@ -389,12 +408,13 @@ int bench_kernels(int argc, char **argv)
                                        {"stream-mib", required_argument, NULL, 's'},
                                        {"gptq", required_argument, NULL, 'g'},
                                        {"preset", required_argument, NULL, 'p'},
+                                       {"threads", required_argument, NULL, 't'},
                                        {NULL, 0, NULL, 0}};
     long rows = 32768, cols = 14336, qrows = 4096, qcols = 14336, reps = 5, stream_mib = 1024, grows = 0, gcols = 0, gtok = 0;
-    int json = 0, ch;
+    int json = 0, ch, threads = 1;
     const char *preset = "v1";
     kern_impl impl = KERN_AUTO;
-    while ((ch = getopt_long(argc, argv, "hr:c:R:C:n:i:js:g:p:", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "hr:c:R:C:n:i:js:g:p:t:", lo, NULL)) != -1) {
         char *end = NULL;
         long v = 0;
         if (ch == 'r' || ch == 'c' || ch == 'R' || ch == 'C' || ch == 'n' || ch == 's') {
@@ -422,6 +442,12 @@ int bench_kernels(int argc, char **argv)
             else return cli_usage_error("bench kernels", "--impl %s: expected auto, scalar or avx2", optarg);
             break;
         case 'j': json = 1; break;
+        case 't':
+            v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 1 || v > PAR_MAX_THREADS)
+                return cli_usage_error("bench kernels", "--threads %s: expected an integer 1..%d", optarg, PAR_MAX_THREADS);
+            threads = (int)v;
+            break;
         case 'p':
             if (strcmp(optarg, "v1") && strcmp(optarg, "v1k") && strcmp(optarg, "v2k"))
                 return cli_usage_error("bench kernels", "--preset %s: expected v1, v1k or v2k", optarg);
@@ -433,7 +459,7 @@ int bench_kernels(int argc, char **argv)
     if (strcmp(preset, "v1")) {
         if (grows) return cli_usage_error("bench kernels", "--gptq: only with --preset v1");
         return bench_kq(preset, rows, cols, qrows, qcols, reps, stream_mib, json,
-                        impl == KERN_SCALAR ? KQ_SCALAR : impl == KERN_AVX2 ? KQ_AVX2 : KQ_AUTO);
+                        impl == KERN_SCALAR ? KQ_SCALAR : impl == KERN_AVX2 ? KQ_AVX2 : KQ_AUTO, threads);
     }
     kern_impl used = kern_impl_set(impl);
     if (impl == KERN_AVX2 && used != KERN_AVX2) return cli_usage_error("bench kernels", "--impl avx2: this CPU lacks AVX2/FMA/F16C");
@@ -454,7 +480,7 @@ int bench_kernels(int argc, char **argv)
     }
     mwq_config cfg;
     mwq_config_default(&cfg);
-    double qbest = 1e30, qcpu = 1e30;
+    double qbest = 1e30, qcpu = 1e30, qtbest = 1e30;
     for (int rep = 0; rep < (reps < 3 ? reps : 3); rep++) {
         mwq_matrix *m;
         double t = clock_mono_s(), tc = cpu_now();
@@ -465,9 +491,18 @@ int bench_kernels(int argc, char **argv)
         mwq_matrix_free(m);
         if (t < qbest) qbest = t;
         if (tc < qcpu) qcpu = tc;
+        if (threads > 1) { /* interleaved with the one-thread runs: the same load for both */
+            t = clock_mono_s();
+            rc = mwq_matrix_quantize_threads(w, qrows, qcols, &cfg, NULL, 0, threads, &m);
+            t = clock_mono_s() - t;
+            if (rc) { free(w); gsl_rng_free(r); return cli_fail(rc); }
+            mwq_matrix_free(m);
+            if (t < qtbest) qtbest = t;
+        }
     }
     free(w);
-    double qgbs = 4.0 * (double)qn / qbest / 1e9, qcgbs = 4.0 * (double)qn / qcpu / 1e9;
+    if (threads == 1) qtbest = qbest;
+    double qgbs = 4.0 * (double)qn / qbest / 1e9, qcgbs = 4.0 * (double)qn / qcpu / 1e9, qtgbs = 4.0 * (double)qn / qtbest / 1e9;
 
     double gwall = 0, gcpu = 0;
     if (grows) {
@@ -510,6 +545,8 @@ int bench_kernels(int argc, char **argv)
         printf("stream read bandwidth (%ld MiB): %.2f GB/s\n", stream_mib, stream);
         printf("quantize rtn V1 (search + 3 levels) %ld x %ld: %.3f GB/s of float32 input (%.2f s wall; %.3f GB/s by thread CPU time)\n",
                qrows, qcols, qgbs, qbest, qcgbs);
+        printf("quantize rtn V1 on %d threads: %.3f GB/s of float32 input (wall), %.2fx the one-thread figure\n", threads, qtgbs,
+               qtgbs / qgbs);
         if (grows) printf("gptq V1 %ld x %ld, %ld calibration tokens: %.2f s wall, %.2f s thread CPU\n", grows, gcols, gtok, gwall, gcpu);
         printf("dot (mat-vec, int8 activations per group of 128) on %ld x %ld, levels 1..k fused:\n", rows, cols);
         printf("  %5s %4s %9s %9s %12s %11s %10s %8s %10s\n", "level", "bits", "Gw/s", "GB/s", "mem_bound", "cpu_bound", "of_mem", "nearer", "incr_Gw/s");
@@ -560,6 +597,9 @@ int bench_kernels(int argc, char **argv)
         json_object_set_new(o, "stream_gbs", json_real(stream));
         json_object_set_new(o, "quantize_gbs", json_real(qgbs));
         json_object_set_new(o, "quantize_cpu_gbs", json_real(qcgbs));
+        json_object_set_new(o, "threads", json_integer(threads));
+        json_object_set_new(o, "quantize_threads_gbs", json_real(qtgbs));
+        json_object_set_new(o, "quantize_threads_speedup", json_real(qtgbs / qgbs));
         json_object_set_new(o, "stream_bytes", json_integer((json_int_t)stream_mib << 20));
         if (grows) {
             json_object_set_new(o, "gptq_shape", json_pack("[i,i,i]", (json_int_t)grows, (json_int_t)gcols, (json_int_t)gtok));

@@ -3,7 +3,9 @@
  * per-level error of MWQ and of the two baselines (rtn-int, msb-slice) as a
  * table, as JSON (--json) and into the results store (--db). */
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "core/err.h"
+#include "core/par.h"
 #include "core/param.h"
 #include "core/vec.h"
 #include "quant/kern.h"
@@ -28,7 +30,7 @@ static void usage(FILE *out)
             "usage: d2moe quantize --input FILE [--format llama2c|safetensors|npy] [--tensor NAME]...\n"
             "       [--preset v1|v2|v1k|v2k] [--base-bits B] [--levels K] [--group G] [--mode rtn|gptq]\n"
             "       [--calib X.npy] [--set mwq.key=value]... [-o OUT.mwq] [--json] [--db FILE]\n"
-            "       [--no-baselines] [--report-tokens N] [--rows-of N]\n\n"
+            "       [--no-baselines] [--report-tokens N] [--rows-of N] [--threads N]\n\n"
             "Quantize every 2-D tensor (or each --tensor) with MWQ: a b1-bit asymmetric base per\n"
             "group of G weights along each row plus K-1 one-bit residual levels (V1: b1=2, K=3;\n"
             "V2: b1=5, K=4; G=128).  v1k / v2k: the k-quant nested format (docs/mwq.md): 256-weight\n"
@@ -41,7 +43,9 @@ static void usage(FILE *out)
             "and msb-slice (top bits of an INT8 code).  --json prints one JSON object instead,\n"
             "with \"totals\": per method and level, the error over all tensors together.\n"
             "--rows-of N reads each tensor as rows of N weights (its elements in file order;\n"
-            "the element count must be a multiple of N), e.g. 256 for the k-quant comparison.\n\n"
+            "the element count must be a multiple of N), e.g. 256 for the k-quant comparison.\n"
+            "--threads N quantizes each matrix's rows on N threads (default 1; 1..256); the output\n"
+            "bytes are the same for every N (gptq mode: only the per-block fits run in parallel).\n\n"
             "Parameters (--set mwq.key=value):\n");
     param_print_help(&mwq_params, out);
 }
@@ -208,16 +212,19 @@ typedef struct opts {
     int64_t report_tokens;
     int64_t rows_of; /* --rows-of N: each tensor reshaped to rows of N weights (0: as stored) */
     const kq_format *kq; /* --preset v1k / v2k: the k-quant nested format (kq.h) */
+    int64_t threads;     /* --threads N: workers per matrix (core/par.h), 1 = the caller only */
 } opts;
 
 /* The v1k / v2k path: quantize with kq.h and report each level. */
 static int quantize_kq(const float *w, int64_t rows, int64_t cols, const char *name, const kq_format *f, const float *Xs,
-                       int64_t Ts, float *what, report *rp, double *qsec, mwqfile_writer *wr)
+                       int64_t Ts, float *what, report *rp, double *qsec, double *qwall, int threads, mwqfile_writer *wr)
 {
     kq_matrix *m;
     clock_t t0 = clock();
-    int rc = kq_quantize(w, rows, cols, f, 4, &m);
+    double w0 = clock_mono_s();
+    int rc = kq_quantize_threads(w, rows, cols, f, 4, threads, &m);
     *qsec += (double)(clock() - t0) / CLOCKS_PER_SEC;
+    *qwall += clock_mono_s() - w0;
     if (rc) return rc;
     if (wr && (rc = mwqfile_writer_add_kq(wr, name, m))) { kq_matrix_free(m); return rc; }
     double bytes = 0;
@@ -237,7 +244,7 @@ static int quantize_kq(const float *w, int64_t rows, int64_t cols, const char *n
 }
 
 static int quantize_one(weights *wf, size_t ti, const mwq_config *c, const float *X, int64_t T, const opts *o,
-                        mwqfile_writer *wr, report *rp, double *qsec)
+                        mwqfile_writer *wr, report *rp, double *qsec, double *qwall)
 {
     const weights_info *info = weights_get(wf, ti);
     int64_t rows = info->rows, cols = info->cols, n = rows * cols;
@@ -261,13 +268,15 @@ static int quantize_one(weights *wf, size_t ti, const mwq_config *c, const float
         what = malloc((size_t)n * sizeof *what);
         if (!what) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
         if (X && !(Xs = subset_rows(X, T, cols, o->report_tokens, &Ts))) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
-        rc = quantize_kq(w, rows, cols, info->name, o->kq, Xs, Ts, what, rp, qsec, wr);
+        rc = quantize_kq(w, rows, cols, info->name, o->kq, Xs, Ts, what, rp, qsec, qwall, (int)o->threads, wr);
         if (rc) { d2_err_prefix("%s: tensor \"%s\": ", weights_path(wf), info->name); goto out; }
         goto baselines;
     }
     clock_t t0 = clock();
-    rc = mwq_matrix_quantize(w, rows, cols, c, X, T, &m);
+    double w0 = clock_mono_s();
+    rc = mwq_matrix_quantize_threads(w, rows, cols, c, X, T, (int)o->threads, &m);
     *qsec += (double)(clock() - t0) / CLOCKS_PER_SEC;
+    *qwall += clock_mono_s() - w0;
     if (rc) { d2_err_prefix("%s: tensor \"%s\": ", weights_path(wf), info->name); goto out; }
     if (wr && (rc = mwqfile_writer_add(wr, info->name, m, gptq ? MWQFILE_GPTQ : MWQFILE_RTN))) goto out;
     what = malloc((size_t)n * sizeof *what);
@@ -343,15 +352,17 @@ static int run(int argc, char **argv)
         {"set", required_argument, NULL, 's'},   {"output", required_argument, NULL, 'o'},
         {"json", no_argument, NULL, 'j'},        {"db", required_argument, NULL, 'd'},
         {"no-baselines", no_argument, NULL, 'n'}, {"report-tokens", required_argument, NULL, 'r'},
-        {"rows-of", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0}};
+        {"rows-of", required_argument, NULL, 'R'}, {"threads", required_argument, NULL, 'T'},
+        {NULL, 0, NULL, 0}};
     opts o = {0};
     o.baselines = 1;
     o.report_tokens = 256;
+    o.threads = 1;
     const char *preset = NULL, *mode = NULL, *sets[64];
     int nsets = 0;
     int64_t bb = 0, lv = 0, gr = 0;
     int ch;
-    while ((ch = cli_getopt_long(argc, argv, "hi:f:t:p:b:k:g:m:c:s:o:jd:nr:R:", lo, NULL)) != -1) {
+    while ((ch = cli_getopt_long(argc, argv, "hi:f:t:p:b:k:g:m:c:s:o:jd:nr:R:T:", lo, NULL)) != -1) {
         switch (ch) {
         case 'h': usage(stdout); return 0;
         case 'i': o.input = optarg; break;
@@ -376,6 +387,7 @@ static int run(int argc, char **argv)
         case 'n': o.baselines = 0; break;
         case 'r': if (parse_int("--report-tokens", optarg, 1, 1 << 24, &o.report_tokens)) return 2; break;
         case 'R': if (parse_int("--rows-of", optarg, 1, 1 << 24, &o.rows_of)) return 2; break;
+        case 'T': if (parse_int("--threads", optarg, 1, PAR_MAX_THREADS, &o.threads)) return 2; break;
         default: return cli_bad_option("quantize", argc, argv);
         }
     }
@@ -416,7 +428,7 @@ static int run(int argc, char **argv)
     mwqfile_writer *wr = NULL;
     report rp = {0};
     size_t *sel = NULL, nsel = 0;
-    double qsec = 0, in_bytes = 0;
+    double qsec = 0, qwall = 0, in_bytes = 0;
     if ((rc = weights_open(o.input, o.fmt, &wf))) goto fail;
     if (o.calib) {
         if ((rc = weights_open(o.calib, WEIGHTS_NPY, &cf))) goto fail;
@@ -450,7 +462,7 @@ static int run(int argc, char **argv)
         const weights_info *ti = weights_get(wf, sel[i]);
         int match = X && ti->cols == Xcols;
         in_bytes += 4.0 * (double)(ti->rows * ti->cols);
-        if ((rc = quantize_one(wf, sel[i], &c, match ? X : NULL, match ? T : 0, &o, wr, &rp, &qsec))) goto fail;
+        if ((rc = quantize_one(wf, sel[i], &c, match ? X : NULL, match ? T : 0, &o, wr, &rp, &qsec, &qwall))) goto fail;
     }
     if (wr) {
         rc = mwqfile_writer_finish(wr);
@@ -459,13 +471,19 @@ static int run(int argc, char **argv)
     }
     if (o.json) {
         json_t *j = report_json(&rp, o.input, &c, o.out, o.kq ? preset : NULL);
+        json_object_set_new(json_object_get(j, "config"), "threads", json_integer((json_int_t)o.threads));
         json_dumpf(j, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(8));
         printf("\n");
         json_decref(j);
     } else {
         report_print(&rp, stdout);
-        printf("\n%zu tensors, %.1f MB of float32 quantized in %.2f s CPU (%.3f GB/s)%s%s\n", nsel, in_bytes / 1e6, qsec,
-               qsec > 0 ? in_bytes / qsec / 1e9 : 0.0, o.out ? "; wrote " : "", o.out ? o.out : "");
+        if (o.threads == 1)
+            printf("\n%zu tensors, %.1f MB of float32 quantized in %.2f s CPU (%.3f GB/s)%s%s\n", nsel, in_bytes / 1e6, qsec,
+                   qsec > 0 ? in_bytes / qsec / 1e9 : 0.0, o.out ? "; wrote " : "", o.out ? o.out : "");
+        else
+            printf("\n%zu tensors, %.1f MB of float32 quantized on %lld threads in %.2f s wall, %.2f s CPU (%.3f GB/s wall)%s%s\n", nsel,
+                   in_bytes / 1e6, (long long)o.threads, qwall, qsec, qwall > 0 ? in_bytes / qwall / 1e9 : 0.0, o.out ? "; wrote " : "",
+                   o.out ? o.out : "");
     }
     if (o.dbpath) {
         db *d;
@@ -474,10 +492,14 @@ static int run(int argc, char **argv)
         db_run_cmdline(run, cli_argc(), cli_argv());
         db_run_seed(run, 0);
         param_foreach(&mwq_params, &c, db_run_param_visit, run);
-        rc = db_run_input(run, "weights", o.input);
+        char th[24];
+        snprintf(th, sizeof th, "%lld", (long long)o.threads);
+        rc = db_run_param(run, "quantize.threads", th);
+        if (!rc) rc = db_run_input(run, "weights", o.input);
         if (!rc && o.calib) rc = db_run_input(run, "calib", o.calib);
         if (!rc) rc = db_run_metric(run, "tensors", (double)nsel, "");
         if (!rc) rc = db_run_metric(run, "quantize_cpu_s", qsec, "s");
+        if (!rc) rc = db_run_metric(run, "quantize_wall_s", qwall, "s");
         if (!rc) rc = db_run_metric(run, "input_bytes", in_bytes, "bytes");
         db_run_status(run, "ok");
         int64_t id;

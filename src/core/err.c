@@ -83,3 +83,5 @@ void d2_err_where_set(const char *file, int line)
 {
     snprintf(err_where, sizeof err_where, "%s:%d", file, line);
 }
+
+void d2_err_where_restore(const char *where) { snprintf(err_where, sizeof err_where, "%s", where); }

@@ -38,6 +38,9 @@ void d2_err_clear(void);
 /* Source location (file:line in d2moe) of the last D2_ERROR, for debugging. */
 const char *d2_err_where(void);
 void d2_err_where_set(const char *file, int line);
+/* Set the location verbatim ("file:line"), e.g. a worker thread's, handed
+ * to the thread that reports the error (core/par.c). */
+void d2_err_where_restore(const char *where);
 
 #define D2_ERROR(code, ...)                               \
     do {                                                  \

@@ -15,7 +15,11 @@
  *   summed over earlier blocks are exactly
  *        W'_F = W_F + [(W - What)_{<F} V_{<F,F}] V_FF^-1
  *   (W the original weights), so one Cholesky factor and one GEMM per block
- *   suffice.  With gamma = cols this is plain activation-weighted RTN. */
+ *   suffice.  With gamma = cols this is plain activation-weighted RTN.
+ * Threads: only step 1 (each block's MWQ fit, row by row) runs on the
+ * `threads` workers; H, its Cholesky factor and the GEMMs stay on one thread
+ * (splitting the GEMM's rows would be exact only at multiples of its 4-row
+ * kernel; not done).  The output bytes are the same for every thread count. */
 #include "config.h"
 #include "quant/mwq_int.h"
 #include "core/err.h"
@@ -185,7 +189,7 @@ out:
     return rc;
 }
 
-int gptq_quantize(mwq_matrix *m, const float *w, const float *X, int64_t T, const mwq_config *c)
+int gptq_quantize(mwq_matrix *m, const float *w, const float *X, int64_t T, const mwq_config *c, int threads)
 {
     const int64_t rows = m->shape.rows, n = m->shape.cols, gam = c->gptq_block;
     const int comp = c->gptq_comp_level ? (int)c->gptq_comp_level : m->levels;
@@ -242,7 +246,7 @@ int gptq_quantize(mwq_matrix *m, const float *w, const float *X, int64_t T, cons
             for (int64_t r = 0; r < rows; r++) memcpy(Wp + r * n + b0, w + r * n + b0, (size_t)bw * sizeof *Wp);
             if ((rc = gptq_gemm(rows, bw, bw, 1.0f, S, bw, Vi, bw, Wp + b0, n))) goto out;
         }
-        if ((rc = mwq_quantize_columns(m, Wp, b0, b1, hdiag, c, comp, Q))) goto out;
+        if ((rc = mwq_quantize_columns(m, Wp, b0, b1, hdiag, c, comp, Q, threads))) goto out;
         for (int64_t r = 0; r < rows; r++)
             for (int64_t f = 0; f < bw; f++) EQ[r * n + b0 + f] = w[r * n + b0 + f] - Q[r * bw + f];
     }

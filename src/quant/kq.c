@@ -10,6 +10,7 @@
 #include "quant/f16.h"
 #include "quant/kern.h"
 #include "core/err.h"
+#include "core/par.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -559,29 +560,53 @@ KQ_Q_OPT static int quant_super_scalar(kq_matrix *m, int64_t row, int64_t b, con
 
 static kq_impl impl_now = KQ_AUTO;
 
-int kq_quantize(const float *w, int64_t rows, int64_t cols, const kq_format *f, int search_steps, kq_matrix **out)
-{
-    *out = NULL;
-    if (search_steps < 0 || search_steps > 31) D2_ERROR(D2_ERANGE, "search_steps: %d is outside 0..31", search_steps);
-    if (impl_now == KQ_AUTO) kq_impl_set(KQ_AUTO);
+/* rows [lo, hi) of kq_quantize_threads: every super-block record is the
+ * row's own, so workers share nothing they write */
+typedef struct kq_job {
     kq_matrix *m;
-    D2_TRY(kq_matrix_new(f, rows, cols, &m));
-    for (int64_t r = 0; r < rows; r++) {
-        const float *x = w + r * cols;
+    const float *w;
+    int T;
+} kq_job;
+
+static int kq_rows(void *ctx, int64_t lo, int64_t hi, int worker)
+{
+    (void)worker;
+    const kq_job *J = ctx;
+    kq_matrix *m = J->m;
+    const int64_t cols = m->cols;
+    for (int64_t r = lo; r < hi; r++) {
+        const float *x = J->w + r * cols;
         for (int64_t b = 0; b < cols / KQ_SUPER; b++) {
             int bad;
 #ifdef KQ_X86
-            if (impl_now == KQ_AVX2) bad = quant_super_avx2(m, r, b, x + b * KQ_SUPER, search_steps);
+            if (impl_now == KQ_AVX2) bad = quant_super_avx2(m, r, b, x + b * KQ_SUPER, J->T);
             else
 #endif
-                bad = quant_super_scalar(m, r, b, x + b * KQ_SUPER, search_steps);
+                bad = quant_super_scalar(m, r, b, x + b * KQ_SUPER, J->T);
             for (int64_t c = b * KQ_SUPER; bad && c < cols; c++) /* the first one, by column */
-                if (!isfinite(x[c])) {
-                    kq_matrix_free(m);
+                if (!isfinite(x[c]))
                     D2_ERROR(D2_EINVAL, "weights: element (%lld, %lld) is %s", (long long)r, (long long)c, isnan(x[c]) ? "NaN" : "Inf");
-                }
         }
     }
+    return D2_OK;
+}
+
+int kq_quantize(const float *w, int64_t rows, int64_t cols, const kq_format *f, int search_steps, kq_matrix **out)
+{
+    return kq_quantize_threads(w, rows, cols, f, search_steps, 1, out);
+}
+
+int kq_quantize_threads(const float *w, int64_t rows, int64_t cols, const kq_format *f, int search_steps, int threads, kq_matrix **out)
+{
+    *out = NULL;
+    if (search_steps < 0 || search_steps > 31) D2_ERROR(D2_ERANGE, "search_steps: %d is outside 0..31", search_steps);
+    if (threads < 1 || threads > PAR_MAX_THREADS) D2_ERROR(D2_ERANGE, "threads: %d is outside 1..%d", threads, PAR_MAX_THREADS);
+    if (impl_now == KQ_AUTO) kq_impl_set(KQ_AUTO); /* resolved here, read-only while the workers run */
+    kq_matrix *m;
+    D2_TRY(kq_matrix_new(f, rows, cols, &m));
+    kq_job J = {.m = m, .w = w, .T = search_steps};
+    int rc = par_run(threads, rows, par_grain(rows, threads, 16), kq_rows, &J, NULL);
+    if (rc) { kq_matrix_free(m); return rc; }
     *out = m;
     return D2_OK;
 }

@@ -81,6 +81,13 @@ typedef struct kq_matrix {
  * k-level quantization is a prefix of a K-level one).
  * Shapes with cols % 256 != 0 and NaN/Inf weights: D2_EINVAL naming them. */
 int kq_quantize(const float *w, int64_t rows, int64_t cols, const kq_format *f, int search_steps, kq_matrix **out);
+/* The same with rows split among `threads` workers (1..PAR_MAX_THREADS,
+ * core/par.h): every super-block is quantized by the same code whatever the
+ * split, so the bytes (and the error of a failing run: the first NaN / Inf
+ * by row, then column) are the same for every thread count.  No allocation
+ * besides the matrix; a thread that cannot start leaves its rows to the others. */
+int kq_quantize_threads(const float *w, int64_t rows, int64_t cols, const kq_format *f, int search_steps, int threads,
+                        kq_matrix **out);
 /* Empty matrix with zeroed chunks (hand-built blocks, readers). */
 int kq_matrix_new(const kq_format *f, int64_t rows, int64_t cols, kq_matrix **out);
 void kq_matrix_free(kq_matrix *m);

@@ -8,6 +8,7 @@
 #include "quant/f16.h"
 #include "quant/mwq_int.h"
 #include "core/err.h"
+#include "core/par.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -770,34 +771,71 @@ static int check_finite(const float *v, int64_t rows, int64_t cols, const char *
     return D2_OK;
 }
 
+/* One worker's rows of mwq_quantize_columns: its own scratch, rows [lo, hi)
+ * of the matrix (byte-disjoint in every chunk: kern.h's layout). */
+typedef struct cols_job {
+    mwq_matrix *m;
+    const float *w, *hdiag;
+    const mwq_config *c;
+    int64_t c0, c1;
+    int comp_level;
+    float *comp_what;
+    uint8_t *q, *bits; /* per worker: g and K * nb8 bytes */
+    float *what;       /* per worker: K * g floats */
+    int64_t nb8;
+} cols_job;
+
+static int cols_rows(void *ctx, int64_t lo, int64_t hi, int worker)
+{
+    const cols_job *J = ctx;
+    const kern_shape *s = &J->m->shape;
+    const int64_t g = s->group, cols = s->cols, K = J->m->levels;
+    uint8_t *q = J->q + (size_t)worker * (size_t)g, *bits = J->bits + (size_t)worker * (size_t)(K * J->nb8);
+    float *what = J->what + (size_t)worker * (size_t)(K * g);
+    for (int64_t r = lo; r < hi; r++)
+        for (int64_t j = J->c0 / g; j * g < J->c1; j++) {
+            int64_t n = (j + 1) * g <= cols ? g : cols - j * g;
+            D2_TRY(quant_group(J->m, r, j, J->w + r * cols + j * g, J->hdiag ? J->hdiag + j * g : NULL, n, J->c, q, what, bits));
+            if (J->comp_what)
+                memcpy(J->comp_what + r * (J->c1 - J->c0) + (j * g - J->c0), what + (size_t)(J->comp_level - 1) * g,
+                       (size_t)n * sizeof *what);
+        }
+    return D2_OK;
+}
+
 int mwq_quantize_columns(mwq_matrix *m, const float *w, int64_t c0, int64_t c1, const float *hdiag, const mwq_config *c,
-                         int comp_level, float *comp_what)
+                         int comp_level, float *comp_what, int threads)
 {
     const kern_shape *s = &m->shape;
-    const int64_t g = s->group, cols = s->cols, K = m->levels;
-    uint8_t *q = malloc((size_t)g), *bits = malloc((size_t)(K * ((g + 31) / 32 * 4)));
-    float *what = malloc((size_t)(K * g) * sizeof *what);
-    if (!q || !what || !bits) { free(q); free(what); free(bits); D2_ERROR(D2_ENOMEM, "out of memory"); }
-    int rc = D2_OK;
-    for (int64_t r = 0; r < s->rows && rc == D2_OK; r++)
-        for (int64_t j = c0 / g; j * g < c1 && rc == D2_OK; j++) {
-            int64_t n = (j + 1) * g <= cols ? g : cols - j * g;
-            rc = quant_group(m, r, j, w + r * cols + j * g, hdiag ? hdiag + j * g : NULL, n, c, q, what, bits);
-            if (rc == D2_OK && comp_what)
-                memcpy(comp_what + r * (c1 - c0) + (j * g - c0), what + (size_t)(comp_level - 1) * g, (size_t)n * sizeof *what);
-        }
-    free(q);
-    free(bits);
-    free(what);
+    const int64_t g = s->group, K = m->levels, rows = s->rows;
+    if (threads < 1) threads = 1;
+    if (threads > rows) threads = (int)(rows < 1 ? 1 : rows);
+    const size_t T = (size_t)threads;
+    cols_job J = {.m = m, .w = w, .hdiag = hdiag, .c = c, .c0 = c0, .c1 = c1, .comp_level = comp_level, .comp_what = comp_what,
+                  .nb8 = (g + 31) / 32 * 4};
+    J.q = malloc(T * (size_t)g);
+    J.bits = malloc(T * (size_t)(K * J.nb8));
+    J.what = malloc(T * (size_t)(K * g) * sizeof *J.what);
+    if (!J.q || !J.what || !J.bits) { free(J.q); free(J.what); free(J.bits); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    /* the run-time CPU tests cache their answer in statics: ask them here,
+     * before any worker does */
+#ifdef MWQ_X86
+    (void)have_avx2();
+#endif
+    (void)kern_have_avx2();
+    int rc = par_run(threads, rows, par_grain(rows, threads, 16), cols_rows, &J, NULL);
+    free(J.q);
+    free(J.bits);
+    free(J.what);
     return rc;
 }
 
 /* rtn mode: every group fitted on its weight error, no calibration */
-static int rtn_quantize(mwq_matrix *m, const float *w, const float *X, int64_t T, const mwq_config *c)
+static int rtn_quantize(mwq_matrix *m, const float *w, const float *X, int64_t T, const mwq_config *c, int threads)
 {
     (void)X;
     (void)T;
-    return mwq_quantize_columns(m, w, 0, m->shape.cols, NULL, c, 1, NULL);
+    return mwq_quantize_columns(m, w, 0, m->shape.cols, NULL, c, 1, NULL, threads);
 }
 
 static const mwq_mode mwq_modes[] = {
@@ -815,7 +853,14 @@ const mwq_mode *mwq_mode_find(const char *name)
 int mwq_matrix_quantize(const float *w, int64_t rows, int64_t cols, const mwq_config *c, const float *calib, int64_t T,
                         mwq_matrix **out)
 {
+    return mwq_matrix_quantize_threads(w, rows, cols, c, calib, T, 1, out);
+}
+
+int mwq_matrix_quantize_threads(const float *w, int64_t rows, int64_t cols, const mwq_config *c, const float *calib, int64_t T,
+                                int threads, mwq_matrix **out)
+{
     *out = NULL;
+    if (threads < 1 || threads > PAR_MAX_THREADS) D2_ERROR(D2_ERANGE, "threads: %d is outside 1..%d", threads, PAR_MAX_THREADS);
     D2_TRY(mwq_config_check(c));
     if (rows < 1 || cols < 1) D2_ERROR(D2_EINVAL, "matrix %lld x %lld: empty", (long long)rows, (long long)cols);
     const mwq_mode *md = mwq_mode_find(c->mode); /* found: mwq_config_check passed */
@@ -829,7 +874,7 @@ int mwq_matrix_quantize(const float *w, int64_t rows, int64_t cols, const mwq_co
     kern_shape shape = {rows, cols, c->group, (int)c->base_bits};
     mwq_matrix *m;
     D2_TRY(mwq_matrix_new(&shape, (int)c->levels, &m));
-    int rc = md->quantize(m, w, calib, T, c);
+    int rc = md->quantize(m, w, calib, T, c, threads);
     if (rc) { mwq_matrix_free(m); return rc; }
     *out = m;
     return D2_OK;

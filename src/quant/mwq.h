@@ -50,6 +50,14 @@ void mwq_matrix_view(const mwq_matrix *m, int k, kern_mat *out);
  * ignored by rtn.  NaN/Inf in w or calib: D2_EINVAL naming (row, col). */
 int mwq_matrix_quantize(const float *w, int64_t rows, int64_t cols, const mwq_config *c,
                         const float *calib, int64_t T, mwq_matrix **out);
+/* The same on `threads` workers (1..PAR_MAX_THREADS, core/par.h), rows split
+ * among them: the output bytes, and the error of a failing run, are the same
+ * for every thread count.  rtn mode is parallel throughout; gptq mode only in
+ * its per-block fits (gptq.c).  Scratch is allocated per worker before any
+ * thread starts (D2_ENOMEM); a thread that cannot start leaves its rows to
+ * the others. */
+int mwq_matrix_quantize_threads(const float *w, int64_t rows, int64_t cols, const mwq_config *c, const float *calib,
+                                int64_t T, int threads, mwq_matrix **out);
 
 /* The base fit alone (also the "rtn-int" baseline): per group asymmetric
  * b-bit codes with searched scale/zero, FP16.  Used by rtn.c. */
