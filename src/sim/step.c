@@ -37,7 +37,13 @@ static int route_token(run *r, uint32_t q, uint32_t pos, size_t tok)
     const uint32_t L = r->L, K = r->K;
     const size_t stride = r->ntok * K, at = tok * K;
     D2_TRY(r->in->route_token(r->in->route_user, q, pos, r->rexp + at, r->rw + at, r->rb + at, stride));
-    for (uint32_t l = 0; l < L; l++) D2_TRY(check_experts(r, q, pos, l, r->rexp + at + l * stride));
+    /* every id below E: one pass for the largest id; the layer by layer
+     * check (and its message) only when one is not */
+    uint32_t big = 0;
+    const uint16_t *e = r->rexp + at;
+    for (uint32_t l = 0; l < L; l++, e += stride)
+        for (uint32_t k = 0; k < K; k++) big |= e[k] >= r->E;
+    for (uint32_t l = 0; big && l < L; l++) D2_TRY(check_experts(r, q, pos, l, r->rexp + at + l * stride));
     return D2_OK;
 }
 
