@@ -248,11 +248,15 @@ int step_start(run *r)
         r->fstep_avail = r->f == 0 ? mem_resident_bytes(r->mm) : mem_budget(r->mm);
         if (r->kv_bytes > r->kv_peak) r->kv_peak = r->kv_bytes;
         RUN_TRY(fetch_routing(r));
+        /* a layer's non-expert work depends on the forward step's tokens
+         * only: costed once per forward step */
+        r->ne_ns = cost_nonexpert_ns(r->d, r->m, (int)r->p->nonexpert_bits, (int)r->p->kv_bits, r->ntok, r->ctx_sum);
+        r->ne_flops = cost_nonexpert_flops(r->m, r->ntok, r->ctx_sum);
     }
     mem_set_layer(r->mm, r->layer);
     sim_mem_account(r);
-    int64_t t = cost_nonexpert_ns(r->d, r->m, (int)r->p->nonexpert_bits, (int)r->p->kv_bits, r->ntok, r->ctx_sum);
-    r->lb_flops += cost_nonexpert_flops(r->m, r->ntok, r->ctx_sum);
+    int64_t t = r->ne_ns;
+    r->lb_flops += r->ne_flops;
     RUN_TRY(sim_check_dur(t, "layer's non-expert work"));
     sim_emit(r, SIM_OP_NONEXPERT, now, now + t, r->layer, -1, 0, r->ntok, 0, 0, SIM_TIER_NONE, 0);
     r->phase = 0;
