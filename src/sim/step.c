@@ -39,10 +39,14 @@ static int route_token(run *r, uint32_t q, uint32_t pos, size_t tok)
     D2_TRY(r->in->route_token(r->in->route_user, q, pos, r->rexp + at, r->rw + at, r->rb + at, stride));
     /* every id below E: one pass for the largest id; the layer by layer
      * check (and its message) only when one is not */
+    const uint32_t E = r->E;
     uint32_t big = 0;
     const uint16_t *e = r->rexp + at;
-    for (uint32_t l = 0; l < L; l++, e += stride)
-        for (uint32_t k = 0; k < K; k++) big |= e[k] >= r->E;
+    if (K == 2) /* the common top-2 */
+        for (uint32_t l = 0; l < L; l++, e += stride) big |= (uint32_t)(e[0] >= E) | (uint32_t)(e[1] >= E);
+    else
+        for (uint32_t l = 0; l < L; l++, e += stride)
+            for (uint32_t k = 0; k < K; k++) big |= e[k] >= E;
     for (uint32_t l = 0; big && l < L; l++) D2_TRY(check_experts(r, q, pos, l, r->rexp + at + l * stride));
     return D2_OK;
 }
