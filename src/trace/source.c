@@ -555,9 +555,22 @@ int trace_source_route_token(trace_source *s, uint32_t req, uint32_t pos, uint16
         }
         return D2_OK;
     }
-    for (uint32_t l = 0; l < L; l++)
-        D2_TRY(route_gen(s, req, pos, l, experts + (size_t)l * stride, weights + (size_t)l * stride,
-                         bits ? bits + (size_t)l * stride : NULL));
+    /* layer 0 as route_gen answers it (it moves the stream to pos, or reads
+     * what the memo recorded); the other layers of that position from the
+     * same place, as route_gen would answer them */
+    D2_TRY(route_gen(s, req, pos, 0, experts, weights, bits));
+    const memo_req *q = &s->m->rq[req];
+    if (pos < q->n) { /* recorded (now or before) */
+        const unsigned char *r = q->rec + (size_t)pos * L * MEMO_REC(K);
+        for (uint32_t l = 1; l < L; l++) memo_read(r + (size_t)l * MEMO_REC(K), K, experts + (size_t)l * stride, weights + (size_t)l * stride);
+    } else {
+        for (uint32_t l = 1; l < L; l++) gen_stream_route(q->st, l, experts + (size_t)l * stride, weights + (size_t)l * stride);
+    }
+    if (bits)
+        for (uint32_t l = 1; l < L; l++) {
+            if (K == 2) bits[(size_t)l * stride] = bits[(size_t)l * stride + 1] = 0;
+            else memset(bits + (size_t)l * stride, 0, K);
+        }
     return D2_OK;
 }
 
