@@ -142,6 +142,13 @@ static void rank_levels(bitroute_use *u, size_t n, const size_t *cnt, uint32_t l
         select_nth(a, 0, m, r - below);
         bound[k] = a[r - below];
     }
+    if (levels == 3) { /* the common three levels: the two boundaries in registers */
+        const uint64_t b0 = bound[0], b1 = bound[1];
+        const uint32_t x0 = (uint32_t)above_all[0], x1 = (uint32_t)above_all[1];
+        for (size_t i = 0; i < n; i++)
+            u[(uint32_t)a[i]].level = (uint8_t)((x0 | (uint32_t)(a[i] > b0)) + (x1 | (uint32_t)(a[i] > b1)));
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         uint32_t l = 0;
         for (uint32_t k = 0; k + 1 < levels; k++) l += (uint32_t)(above_all[k] | (a[i] > bound[k]));

@@ -39,12 +39,9 @@ void des_free(des *e)
 des_ns des_now(const des *e) { return e->now; }
 size_t des_pending(const des *e) { return e->n; }
 
-int des_event_push(des *e, des_ns t, int kind, int64_t a, int64_t b)
+/* the push once t is checked (now <= t <= DES_NS_MAX) */
+static inline int push_checked(des *e, des_ns t, int kind, int64_t a, int64_t b)
 {
-    if (t < e->now) D2_ERROR(D2_EINTERNAL, "des: event at %lld ns is before now (%lld ns)", (long long)t, (long long)e->now);
-    if (t > DES_NS_MAX)
-        D2_ERROR(D2_ERANGE, "des: an event at %.3g s of simulated time is past the horizon (2^62 ns, 146 years): too long a run to simulate",
-                 (double)t / 1e9);
     if (e->n == e->cap) {
         des_event *h = realloc(e->heap, (2 * e->cap + 1) * sizeof *h);
         if (!h) D2_ERROR(D2_ENOMEM, "des: out of memory");
@@ -62,13 +59,22 @@ int des_event_push(des *e, des_ns t, int kind, int64_t a, int64_t b)
     return D2_OK;
 }
 
+int des_event_push(des *e, des_ns t, int kind, int64_t a, int64_t b)
+{
+    if (t < e->now) D2_ERROR(D2_EINTERNAL, "des: event at %lld ns is before now (%lld ns)", (long long)t, (long long)e->now);
+    if (t > DES_NS_MAX)
+        D2_ERROR(D2_ERANGE, "des: an event at %.3g s of simulated time is past the horizon (2^62 ns, 146 years): too long a run to simulate",
+                 (double)t / 1e9);
+    return push_checked(e, t, kind, a, b);
+}
+
 int des_event_after(des *e, des_ns delay, int kind, int64_t a, int64_t b)
 {
     if (delay < 0) D2_ERROR(D2_EINTERNAL, "des: negative delay %lld ns", (long long)delay);
     if (delay > DES_NS_MAX - e->now)
         D2_ERROR(D2_ERANGE, "des: an event %.3g s after %.3g s of simulated time is past the horizon (2^62 ns, 146 years): too long a run to simulate",
                  (double)delay / 1e9, (double)e->now / 1e9);
-    return des_event_push(e, e->now + delay, kind, a, b);
+    return push_checked(e, e->now + delay, kind, a, b); /* now <= now + delay <= DES_NS_MAX: checked above */
 }
 
 int des_event_pop(des *e, des_event *out)

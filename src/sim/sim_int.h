@@ -148,6 +148,8 @@ typedef struct run {
     /* step */
     uint32_t f, layer, ntok;       /* forward step, MoE layer, tokens of the forward step */
     double ctx_sum;                /* sum over those tokens of the context each attends to, tokens */
+    int64_t ne_ns;                 /* a layer's non-expert work in this forward step, ns (cost_nonexpert_ns) */
+    double ne_flops;               /* its FLOPs (cost_nonexpert_flops) */
     /* requests: arrival, progress; a forward step = prefills of the
      * requests in pre_q (P tokens each, position-major) then one decode
      * token of each request in dec_q */

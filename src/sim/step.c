@@ -37,7 +37,17 @@ static int route_token(run *r, uint32_t q, uint32_t pos, size_t tok)
     const uint32_t L = r->L, K = r->K;
     const size_t stride = r->ntok * K, at = tok * K;
     D2_TRY(r->in->route_token(r->in->route_user, q, pos, r->rexp + at, r->rw + at, r->rb + at, stride));
-    for (uint32_t l = 0; l < L; l++) D2_TRY(check_experts(r, q, pos, l, r->rexp + at + l * stride));
+    /* every id below E: one pass for the largest id; the layer by layer
+     * check (and its message) only when one is not */
+    const uint32_t E = r->E;
+    uint32_t big = 0;
+    const uint16_t *e = r->rexp + at;
+    if (K == 2) /* the common top-2 */
+        for (uint32_t l = 0; l < L; l++, e += stride) big |= (uint32_t)(e[0] >= E) | (uint32_t)(e[1] >= E);
+    else
+        for (uint32_t l = 0; l < L; l++, e += stride)
+            for (uint32_t k = 0; k < K; k++) big |= e[k] >= E;
+    for (uint32_t l = 0; big && l < L; l++) D2_TRY(check_experts(r, q, pos, l, r->rexp + at + l * stride));
     return D2_OK;
 }
 
@@ -242,11 +252,15 @@ int step_start(run *r)
         r->fstep_avail = r->f == 0 ? mem_resident_bytes(r->mm) : mem_budget(r->mm);
         if (r->kv_bytes > r->kv_peak) r->kv_peak = r->kv_bytes;
         RUN_TRY(fetch_routing(r));
+        /* a layer's non-expert work depends on the forward step's tokens
+         * only: costed once per forward step */
+        r->ne_ns = cost_nonexpert_ns(r->d, r->m, (int)r->p->nonexpert_bits, (int)r->p->kv_bits, r->ntok, r->ctx_sum);
+        r->ne_flops = cost_nonexpert_flops(r->m, r->ntok, r->ctx_sum);
     }
     mem_set_layer(r->mm, r->layer);
     sim_mem_account(r);
-    int64_t t = cost_nonexpert_ns(r->d, r->m, (int)r->p->nonexpert_bits, (int)r->p->kv_bits, r->ntok, r->ctx_sum);
-    r->lb_flops += cost_nonexpert_flops(r->m, r->ntok, r->ctx_sum);
+    int64_t t = r->ne_ns;
+    r->lb_flops += r->ne_flops;
     RUN_TRY(sim_check_dur(t, "layer's non-expert work"));
     sim_emit(r, SIM_OP_NONEXPERT, now, now + t, r->layer, -1, 0, r->ntok, 0, 0, SIM_TIER_NONE, 0);
     r->phase = 0;

@@ -120,6 +120,20 @@ static double fr_normal(fast_rng *r)
     return u * f;
 }
 
+/* Marsaglia and Tsang's method for Gamma(a, 1), a >= 1, with d = a - 1/3
+ * and c = 1 / sqrt(9 d) */
+static double fr_gamma_mt(fast_rng *r, double d, double c)
+{
+    for (;;) {
+        double x, v;
+        do { x = fr_normal(r); v = 1 + c * x; } while (v <= 0);
+        v = v * v * v;
+        double u = fr_uniform(r);
+        if (u < 1 - 0.0331 * x * x * x * x) return d * v;
+        if (u > 0 && log(u) < 0.5 * x * x + d * (1 - v + log(v))) return d * v;
+    }
+}
+
 /* Gamma(a, 1): Marsaglia and Tsang (2000); a < 1 by Gamma(a + 1) U^(1/a);
  * a = 1 is an exponential. */
 static double fr_gamma(fast_rng *r, double a)
@@ -131,21 +145,19 @@ static double fr_gamma(fast_rng *r, double a)
         return fr_gamma(r, a + 1) * pow(u, 1 / a);
     }
     const double d = a - 1.0 / 3, c = 1 / sqrt(9 * d);
-    for (;;) {
-        double x, v;
-        do { x = fr_normal(r); v = 1 + c * x; } while (v <= 0);
-        v = v * v * v;
-        double u = fr_uniform(r);
-        if (u < 1 - 0.0331 * x * x * x * x) return d * v;
-        if (u > 0 && log(u) < 0.5 * x * x + d * (1 - v + log(v))) return d * v;
-    }
+    return fr_gamma_mt(r, d, c);
 }
 
 /* K gate weights: a Dirichlet(a, ..., a) vector sorted descending */
 static void fr_gate(fast_rng *r, uint32_t K, double a, double *th)
 {
     double sum = 0;
-    for (uint32_t j = 0; j < K; j++) sum += th[j] = fr_gamma(r, a);
+    if (a > 1) { /* fr_gamma's Marsaglia-Tsang constants, computed once for the K draws */
+        const double d = a - 1.0 / 3, c = 1 / sqrt(9 * d);
+        for (uint32_t j = 0; j < K; j++) sum += th[j] = fr_gamma_mt(r, d, c);
+    } else {
+        for (uint32_t j = 0; j < K; j++) sum += th[j] = fr_gamma(r, a);
+    }
     for (uint32_t j = 0; j < K; j++) th[j] /= sum;
     for (uint32_t i = 1; i < K; i++) { /* insertion sort: K is small */
         double x = th[i];
@@ -433,6 +445,11 @@ uint32_t gen_stream_next(gen_stream *s)
 void gen_stream_route(const gen_stream *s, uint32_t layer, uint16_t *experts, float *weights)
 {
     const uint32_t K = s->m->K;
+    if (K == 2) { /* the common top-2: fixed-size copies, no library call */
+        memcpy(experts, s->cur + (size_t)layer * 2, 2 * sizeof *experts);
+        memcpy(weights, s->w + (size_t)layer * 2, 2 * sizeof *weights);
+        return;
+    }
     memcpy(experts, s->cur + (size_t)layer * K, K * sizeof *experts);
     memcpy(weights, s->w + (size_t)layer * K, K * sizeof *weights);
 }

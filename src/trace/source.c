@@ -425,6 +425,46 @@ static int file_cursor(trace_source *s, uint32_t req, uint32_t pos, cursor **out
     return D2_OK;
 }
 
+/* A token of a complete request whose records are in order (layer l of
+ * position p at first + p x layers + l, and the next record not of p),
+ * decoded straight into [layer][stride] places without the cursor's
+ * staging copy (top-2).  *done = 0 when the records are not so (a gap, a
+ * duplicate, anything the cursor's general path must see, with its
+ * errors): nothing was written then that the general path does not
+ * overwrite. */
+static int file_token_direct(trace_source *s, uint32_t req, uint32_t pos, uint16_t *experts, float *weights, uint8_t *bits,
+                             size_t stride, int *done)
+{
+    const uint32_t L = s->shape.layers, K = 2, rb = trace_record_bytes(K, s->shape.has_bits);
+    *done = 0;
+    uint32_t fr = req < s->shape.requests ? req : req % s->shape.requests;
+    const trace_req_info *info = trace_file_request(s->f, fr);
+    if (info->records != (uint64_t)info->positions * L) return D2_OK;
+    uint32_t p = pos < info->positions ? pos : pos % info->positions;
+    cursor *c = s->cur[fr];
+    if (!c) {
+        D2_TRY(cursor_new(s, &c));
+        s->cur[fr] = c;
+    }
+    const uint64_t hi = info->first + info->records;
+    uint64_t i = info->first + (uint64_t)p * L;
+    const int has_bits = s->shape.has_bits;
+    const unsigned char *q = NULL;
+    uint32_t n = 0;
+    for (uint32_t l = 0; l < L; l++, i++, n--, q += rb) {
+        if (n == 0) D2_TRY(trace_file_raw(s->f, c->c, i, &q, &n));
+        if (le32(q) != fr || le32(q + 4) != p || le16(q + 8) != l) return D2_OK;
+        uint8_t bt[2];
+        rec_decode(q + 12, 2, has_bits, experts + (size_t)l * stride, weights + (size_t)l * stride, bits ? bits + (size_t)l * stride : bt);
+    }
+    if (i < hi) { /* the general path reads the next record too: it must belong to the request and not to p */
+        if (n == 0) D2_TRY(trace_file_raw(s->f, c->c, i, &q, &n));
+        if (le32(q) != fr || le32(q + 4) == p) return D2_OK;
+    }
+    *done = 1;
+    return D2_OK;
+}
+
 /* K routed experts of the cursor's token from [at, at + K): ids, weights,
  * bit-widths (if bits is not NULL); called with a literal K the copies
  * become a few moves */
@@ -493,6 +533,11 @@ int trace_source_route_token(trace_source *s, uint32_t req, uint32_t pos, uint16
     if (stride < K) D2_ERROR(D2_EINVAL, "trace source: layer stride %zu is below top_k %u", stride, K);
     if (s->f) {
         cursor *c;
+        if (K == 2) { /* the common top-2: records in order decoded straight into place */
+            int done;
+            D2_TRY(file_token_direct(s, req, pos, experts, weights, bits, stride, &done));
+            if (done) return D2_OK;
+        }
         D2_TRY(file_cursor(s, req, pos, &c));
         if (K == 2) /* the common top-2: fixed-size copies */
             for (uint32_t l = 0; l < L; l++) cursor_copy(c, (size_t)l * 2, 2, experts + l * stride, weights + l * stride, bits ? bits + l * stride : NULL);
@@ -510,9 +555,22 @@ int trace_source_route_token(trace_source *s, uint32_t req, uint32_t pos, uint16
         }
         return D2_OK;
     }
-    for (uint32_t l = 0; l < L; l++)
-        D2_TRY(route_gen(s, req, pos, l, experts + (size_t)l * stride, weights + (size_t)l * stride,
-                         bits ? bits + (size_t)l * stride : NULL));
+    /* layer 0 as route_gen answers it (it moves the stream to pos, or reads
+     * what the memo recorded); the other layers of that position from the
+     * same place, as route_gen would answer them */
+    D2_TRY(route_gen(s, req, pos, 0, experts, weights, bits));
+    const memo_req *q = &s->m->rq[req];
+    if (pos < q->n) { /* recorded (now or before) */
+        const unsigned char *r = q->rec + (size_t)pos * L * MEMO_REC(K);
+        for (uint32_t l = 1; l < L; l++) memo_read(r + (size_t)l * MEMO_REC(K), K, experts + (size_t)l * stride, weights + (size_t)l * stride);
+    } else {
+        for (uint32_t l = 1; l < L; l++) gen_stream_route(q->st, l, experts + (size_t)l * stride, weights + (size_t)l * stride);
+    }
+    if (bits)
+        for (uint32_t l = 1; l < L; l++) {
+            if (K == 2) bits[(size_t)l * stride] = bits[(size_t)l * stride + 1] = 0;
+            else memset(bits + (size_t)l * stride, 0, K);
+        }
     return D2_OK;
 }
 
