@@ -92,15 +92,16 @@ pref=$(sed -n 's/^# probe_ns = \([0-9]*\).*/\1/p' "$TMP/host.ini")
 # shellcheck disable=SC2086
 "$D2MOE" execute $RUN --budget 2M --no-verify --db "$TMP/cp.db" --x-probe-ref "$pref" --probe-tol 1000 --x-cold-probe-ref 1 > "$TMP/outcp" 2>&1
 ok $? "execute with a cold probe reference"
-grep -Eq '^cold probe: [0-9.]+ us before, [0-9.]+ us after the run \(calibrated 0.0 us: NOT both within 1000%\)' "$TMP/outcp"
+grep -Eq '^cold probe: [0-9.]+ us before, [0-9.]+ us after the run \(calibrated 0.0 us: NOT both within 1000%; the copies. pages touched first: [0-9.]+ us before, [0-9.]+ us after\)' "$TMP/outcp"
 ok $? "execute prints the cold probe and its verdict"
 if command -v sqlite3 > /dev/null; then
     v=$(sqlite3 "$TMP/cp.db" "SELECT group_concat(m.name || '=' || m.value, ' ') FROM metrics m JOIN runs r ON r.id = m.run_id
         WHERE r.mode = 'real' AND m.name IN ('probe_ok', 'cold_probe_ok') ORDER BY m.name")
     [ "$v" = "cold_probe_ok=0.0 probe_ok=0.0" ]; ok $? "a failed cold probe makes probe_ok 0 ($v)"
     n=$(sqlite3 "$TMP/cp.db" "SELECT count(*) FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.mode = 'real'
-        AND m.name IN ('cold_probe_before_ns', 'cold_probe_after_ns', 'cold_probe_ref_ns') AND m.value > 0")
-    [ "$n" = 3 ]; ok $? "the real run stores the cold probe before, after and its reference ($n)"
+        AND m.name IN ('cold_probe_before_ns', 'cold_probe_after_ns', 'cold_probe_ref_ns',
+                       'cold_probe_touch_before_ns', 'cold_probe_touch_after_ns') AND m.value > 0")
+    [ "$n" = 5 ]; ok $? "the real run stores the cold probe before, after, its reference and its page touches ($n)"
 else
     skip "cold probe in the store (no sqlite3)"; skip "cold probe metrics (no sqlite3)"
 fi

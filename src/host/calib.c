@@ -701,6 +701,8 @@ typedef struct kpool {
     kern_act *acts[2];
     float *Y;
     int64_t pass_bytes;           /* stored bytes of levels 1..3, three matrices */
+    int64_t copy_bytes;           /* bytes of one copy (chunks 64-byte aligned) */
+    uint8_t touch_sink;           /* what kpool_touch read (kept so the reads stay) */
 } kpool;
 
 static void kpool_free(kpool *p)
@@ -739,6 +741,7 @@ static int kpool_new(int64_t hidden, int64_t ffn, int64_t pool_bytes, kpool *p)
             per += (p->q[m]->chunk_bytes[k] + 63) / 64 * 64;
         }
     if (rc == D2_OK) {
+        p->copy_bytes = per;
         p->n = (int)((pool_bytes + per - 1) / per);
         if (p->n < 2) p->n = 2;
         p->mem = calloc((size_t)p->n, sizeof *p->mem);
@@ -777,7 +780,7 @@ static double kpool_pass(kpool *p, int i)
 struct calib_cold_probe {
     kpool pool;
     int next;  /* the copy the next pass runs on */
-    double *t; /* [tcap] pass times, ns */
+    double *t; /* [2 * tcap] pass times, then touch times, ns */
     int tcap;
 };
 
@@ -792,16 +795,33 @@ int calib_cold_probe_new(int64_t hidden, int64_t ffn, int64_t pool_bytes, calib_
     return D2_OK;
 }
 
-double calib_cold_probe_run(calib_cold_probe *p, int passes)
+/* One read per 4 KiB page of copy i (one cache line of each): the page
+ * translations of the copy made present and cached, its data left in DRAM.
+ * Returns the wall time, ns. */
+static double kpool_touch(kpool *p, int i, int64_t bytes)
 {
+    volatile const uint8_t *m = p->mem[i];
+    uint8_t s = 0;
+    int64_t t0 = clock_mono_ns();
+    for (int64_t o = 0; o < bytes; o += 4096) s ^= m[o];
+    int64_t t1 = clock_mono_ns();
+    p->touch_sink ^= s;
+    return (double)(t1 - t0);
+}
+
+double calib_cold_probe_run(calib_cold_probe *p, int passes, double *touch_ns)
+{
+    if (touch_ns) *touch_ns = 0;
     if (passes < 1) passes = 1;
     if (passes > p->tcap) {
-        double *t = realloc(p->t, (size_t)passes * sizeof *t);
+        double *t = realloc(p->t, (size_t)passes * 2 * sizeof *t);
         if (!t) return 0;
         p->t = t;
         p->tcap = passes;
     }
+    double *tt = p->t + passes; /* the touches' times */
     for (int i = 0; i < passes; i++) {
+        tt[i] = kpool_touch(&p->pool, p->next, p->pool.copy_bytes);
         int64_t t0 = clock_mono_ns();
         for (int k = 1; k <= 3; k++)
             for (int m = 0; m < 3; m++)
@@ -809,6 +829,7 @@ double calib_cold_probe_run(calib_cold_probe *p, int passes)
         p->t[i] = (double)(clock_mono_ns() - t0);
         p->next = (p->next + 1) % p->pool.n;
     }
+    if (touch_ns) *touch_ns = calib_median(tt, passes);
     return calib_median(p->t, passes);
 }
 

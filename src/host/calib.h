@@ -137,8 +137,16 @@ int calib_probe_agrees(double before_ns, double after_ns, double ref_ns, double 
  * before and after its timed run beside the warm one. */
 typedef struct calib_cold_probe calib_cold_probe;
 int calib_cold_probe_new(int64_t hidden, int64_t ffn, int64_t pool_bytes, calib_cold_probe **out);
-/* Median wall time of `passes` passes, each on the next copy, ns. */
-double calib_cold_probe_run(calib_cold_probe *p, int passes);
+/* Median wall time of `passes` passes, each on the next copy, ns.  Before
+ * each pass (untimed by the pass) one byte of every 4 KiB page of its copy
+ * is read: the copy's page translations present and cached, its data still
+ * in DRAM.  Without it a pass right after the pool was made (translations
+ * warm) and one after a run (the pool untouched for a second or more) differ
+ * by what this VM's host does to idle pages: measured 2026-12-06 (docs/
+ * host.md), a first read per page of 28-35 ns fresh and up to 390 ns after
+ * 3-10 s idle, 13-22 ns on the next read.  *touch_ns (may be NULL): the
+ * median time of those reads per copy, ns: that effect, reported, not gated. */
+double calib_cold_probe_run(calib_cold_probe *p, int passes, double *touch_ns);
 void calib_cold_probe_free(calib_cold_probe *p);
 
 /* Machine-readable notes calibrate writes into a profile as comment lines
