@@ -142,8 +142,8 @@ static void test_metrics(const opjoin_report *j)
     static mbuf b;
     b.n = 0;
     ok(opjoin_report_foreach_metric(j, collect, &b) == D2_OK, "the join as metrics (%d)", b.n);
-    /* 12 terms with ops on either side (compute_l3 and the levels above have none) x 4, makespans 2, counts 5 */
-    is_int(b.n, 12 * 4 + 2 + 5, "4 metrics per term with ops, 2 makespans, 5 pair counts");
+    /* 14 terms with ops on either side (compute_l3 and the levels above have none) x 4, makespans 2, counts 5 */
+    is_int(b.n, 14 * 4 + 2 + 5, "4 metrics per term with ops, 2 makespans, 5 pair counts");
     int units = 1, names = 1;
     for (int i = 0; i < b.n; i++) {
         size_t l = strlen(b.name[i]);
@@ -199,6 +199,8 @@ static void test_join(void)
         {"handoff_l1", 0, 25},    {"handoff_l2", 0, 10},  {"nonexpert", 20, 0},  {"nonexpert_gap", 0, 0},
         {"tail", 0, 20},          {"load_l1", 100, 170},  {"load_l2", 100, 110}, {"io_idle", 120, 140},
         {"compute_l3", 0, 0},
+        /* compute on weights read in the same step: e1's two items (e0 L1 has no load) */
+        {"fresh_l1", 50, 70},     {"fresh_l2", 50, 60},   {"fresh_l3", 0, 0},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         ok(term(&j, want[i].name, 0) == want[i].pred && term(&j, want[i].name, 1) == want[i].real,
@@ -211,6 +213,9 @@ static void test_join(void)
        "largest excess: the load of expert 1 level 1, +50 ns");
     int t = opjoin_report_term(&j, "load_l1");
     ok(t >= 0 && j.term[t].n_pred == 1 && j.term[t].n_real == 2 && !j.term[t].in_sum, "load_l1: 1 vs 2 ops, not in the split");
+    t = opjoin_report_term(&j, "fresh_l1");
+    ok(t >= 0 && j.term[t].n_pred == 1 && j.term[t].n_real == 1 && !j.term[t].in_sum,
+       "fresh_l1: 1 op on each side (of compute_l1's 2), not in the split");
 
     /* the CSV written back reads as the same run */
     char *buf = NULL;

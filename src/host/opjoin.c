@@ -164,7 +164,8 @@ int opjoin_tl_write_csv(const opjoin_tl *tl, FILE *f)
 /* ---- the makespan split ------------------------------------------------ */
 
 #define L OPJOIN_MAX_LEVEL
-enum { T_COMPUTE = 0, T_WAIT = L, T_HANDOFF = 2 * L, T_NONEXPERT = 3 * L, T_NE_GAP, T_TAIL, T_LOAD, T_IO_IDLE = T_LOAD + L, T_N };
+enum { T_COMPUTE = 0, T_WAIT = L, T_HANDOFF = 2 * L, T_NONEXPERT = 3 * L, T_NE_GAP, T_TAIL, T_LOAD, T_IO_IDLE = T_LOAD + L,
+       T_FRESH, T_N = T_FRESH + L };
 
 static void term_names(opjoin_report *r)
 {
@@ -174,6 +175,7 @@ static void term_names(opjoin_report *r)
         snprintf(r->term[T_WAIT + k - 1].name, sizeof r->term[0].name, "wait_l%d", k);
         snprintf(r->term[T_HANDOFF + k - 1].name, sizeof r->term[0].name, "handoff_l%d", k);
         snprintf(r->term[T_LOAD + k - 1].name, sizeof r->term[0].name, "load_l%d", k);
+        snprintf(r->term[T_FRESH + k - 1].name, sizeof r->term[0].name, "fresh_l%d", k);
     }
     snprintf(r->term[T_NONEXPERT].name, sizeof r->term[0].name, "nonexpert");
     snprintf(r->term[T_NE_GAP].name, sizeof r->term[0].name, "nonexpert_gap");
@@ -234,6 +236,10 @@ static int split(const opjoin_tl *tl, int64_t *v, int64_t *n, int64_t *makespan)
             int64_t w = 0;
             if (ready > prev) w = ready - prev < gap ? ready - prev : gap;
             v[T_COMPUTE + k] += busy;
+            if (ready != INT64_MIN) { /* its data read in this step: compute on fresh weights */
+                v[T_FRESH + k] += busy;
+                n[T_FRESH + k]++;
+            }
             v[T_WAIT + k] += w;
             v[T_HANDOFF + k] += gap - w;
             n[T_COMPUTE + k]++;

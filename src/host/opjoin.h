@@ -82,7 +82,10 @@ typedef struct opjoin_report {
  * last load of that expert's levels 1..k in that step, "handoff" after it;
  * idle time before non-expert work is nonexpert_gap; "tail" is after the
  * queue's last op until the run's last op ends.  Not in the sum: load_lk
- * (load durations per level, the I/O queue) and io_idle (I/O queue idle).
+ * (load durations per level, the I/O queue), io_idle (I/O queue idle) and
+ * fresh_lk: the part of compute_lk whose items had a load of their levels
+ * 1..k end in the same step before they started (compute on weights just
+ * read), so fresh and resident items can be told apart.
  * Terms at levels no op has are still present, with zeros. */
 int opjoin_join(const opjoin_tl *pred, const opjoin_tl *real, opjoin_report *out);
 
