@@ -111,9 +111,29 @@ if command -v sqlite3 > /dev/null; then
     [ "$n" = 2 ]; ok $? "the real run stores probe_before_ns and probe_after_ns ($n)"
     w=$(sqlite3 "$TMP/r.db" "SELECT value FROM params p JOIN runs r ON r.id = p.run_id WHERE r.mode = 'real' AND p.key = 'exec.wait'")
     [ "$w" = spin ]; ok $? "exec.wait = spin by default ($w)"
+    # where the threads ran: the default placement (the first two CPUs, or none with one)
+    ncpu=$(nproc 2>/dev/null || echo 1)
+    cc=$(sqlite3 "$TMP/r.db" "SELECT group_concat(p.key || '=' || p.value, ' ') FROM params p JOIN runs r ON r.id = p.run_id
+        WHERE r.mode = 'real' AND p.key IN ('exec.compute_cpu', 'exec.io_cpu') ORDER BY p.key")
+    if [ "$ncpu" -ge 2 ]; then want='^exec\.compute_cpu=[0-9]+ exec\.io_cpu=[0-9]+$'; else want='^exec\.compute_cpu=none exec\.io_cpu=none$'; fi
+    printf '%s\n' "$cc" | grep -Eq "$want"; ok $? "placement stored ($cc)"
 else
-    skip "probe metrics (no sqlite3)"; skip "exec.wait (no sqlite3)"
+    skip "probe metrics (no sqlite3)"; skip "exec.wait (no sqlite3)"; skip "placement (no sqlite3)"
 fi
+grep -Eq '^threads: compute \(and the probes\) on (CPU [0-9]+|any CPU), the I/O loop on (CPU [0-9]+|any CPU)$' "$TMP/out"
+ok $? "execute prints where its threads ran"
+grep -Eq '^# compute_cpu = -?[0-9]+ ' "$TMP/host.ini" && grep -Eq '^# io_cpu = -?[0-9]+ ' "$TMP/host.ini"
+ok $? "calibrate records where it measured (# compute_cpu, # io_cpu)"
+# shellcheck disable=SC2086
+expect 2 "--compute-cpu '4000': expected a CPU number" "--compute-cpu out of range: exit 2, one line" -- "$D2MOE" execute $RUN --compute-cpu 4000
+# shellcheck disable=SC2086
+expect 2 "--io-cpu 'x': expected a CPU number" "--io-cpu not a number: exit 2, one line" -- "$D2MOE" execute $RUN --io-cpu x
+expect 2 "--compute-cpu 1023: not a CPU this process may run on" "calibrate --compute-cpu outside the mask: exit 2, one line" -- \
+    "$D2MOE" calibrate -o "$TMP/never.ini" --compute-cpu 1023
+# shellcheck disable=SC2086
+"$D2MOE" execute $RUN --budget 2M --no-verify --compute-cpu none --io-cpu none > "$TMP/outn" 2>&1
+ok $? "--compute-cpu none --io-cpu none: runs unpinned"
+grep -q '^threads: compute (and the probes) on any CPU, the I/O loop on any CPU$' "$TMP/outn"; ok $? "unpinned run says so"
 # shellcheck disable=SC2086
 "$D2MOE" execute $RUN --budget 2M --wait sleep --no-verify > "$TMP/outs" 2>&1; ok $? "--wait sleep runs"
 # shellcheck disable=SC2086

@@ -2,11 +2,14 @@
  * the atomic profile write (including into a read-only place), and a small
  * real storage run that leaves no file behind.  No timing is asserted:
  * rates are measured by `d2moe calibrate`, not here. */
+#define _GNU_SOURCE /* sched_getaffinity, sched_getcpu, CPU_* */
 #include "core/err.h"
 #include "host/calib.h"
+#include "host/cpupin.h"
 #include "tap.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -188,6 +191,40 @@ static void test_swiglu_rates(void)
     ok(calib_swiglu_rates(&r, 3, gu, dn, &epi) == D2_ERANGE, "an epilogue of no time refused");
 }
 
+/* cpupin: parse, check, pin and restore */
+static void test_cpupin(void)
+{
+    int c = 7;
+    ok(cpupin_parse("--compute-cpu", "none", &c) == D2_OK && c == CPUPIN_NONE, "'none': not pinned");
+    ok(cpupin_parse("--compute-cpu", "3", &c) == D2_OK && c == 3, "'3': CPU 3");
+    const char *bad[] = {"", "x", "-1", "1024", "2x", " 1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ok(cpupin_parse("--io-cpu", bad[i], &c) == D2_EINVAL && strstr(d2_err_msg(), "--io-cpu"), "'%s' refused, naming the option",
+           bad[i]);
+    int comp, io;
+    ok(cpupin_default(&comp, &io) == D2_OK, "default placement");
+    cpu_set_t mask;
+    sched_getaffinity(0, sizeof mask, &mask);
+    if (CPU_COUNT(&mask) >= 2) ok(comp >= 0 && io > comp && CPU_ISSET(comp, &mask) && CPU_ISSET(io, &mask),
+                                  "two CPUs or more: the first two allowed (%d, %d)", comp, io);
+    else ok(comp == CPUPIN_NONE && io == CPUPIN_NONE, "one CPU: nothing pinned");
+    int first = -1, outside = -1;
+    for (int k = 0; k < CPU_SETSIZE; k++) {
+        if (CPU_ISSET(k, &mask) && first < 0) first = k;
+        if (!CPU_ISSET(k, &mask) && outside < 0) outside = k;
+    }
+    cpupin_saved old;
+    ok(cpupin_self(first, &old) == D2_OK && old.valid, "pin to CPU %d", first);
+    ok(sched_getcpu() == first, "running on CPU %d (%d)", first, sched_getcpu());
+    cpupin_restore(&old);
+    cpu_set_t back;
+    sched_getaffinity(0, sizeof back, &back);
+    ok(CPU_EQUAL(&mask, &back), "mask restored");
+    ok(cpupin_self(CPUPIN_NONE, &old) == D2_OK && !old.valid, "CPUPIN_NONE: nothing done, nothing to restore");
+    ok(outside >= 0 && cpupin_self(outside, &old) == D2_EINVAL && !old.valid, "CPU %d outside the mask: D2_EINVAL", outside);
+    ok(cpupin_check(outside, "--compute-cpu") == D2_EINVAL && strstr(d2_err_msg(), "--compute-cpu"), "check names the option");
+}
+
 int main(void)
 {
     char dir[] = "/tmp/t_calib.XXXXXX";
@@ -199,6 +236,7 @@ int main(void)
     test_rates();
     test_cold_bw();
     test_swiglu_rates();
+    test_cpupin();
     rmdir(dir);
     return tap_done();
 }

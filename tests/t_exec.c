@@ -4,9 +4,12 @@
  * the one-shot kernels, the simulator's typed operations become the plan
  * and, as op records, equal its timeline CSV read back.  No timing is
  * asserted. */
+#define _GNU_SOURCE /* sched_getaffinity, sched_getcpu, CPU_* */
 #include "core/err.h"
 #include "core/model.h"
+#include <sched.h>
 #include "host/exec.h"
+#include "host/cpupin.h"
 #include "host/opjoin.h"
 #include "host/execplan.h"
 #include "sim/sim.h"
@@ -71,7 +74,8 @@ int main(void)
     add_phase(&p, 2, 0, 4, lev, tok);
     add_phase(&p, 3, 1, 4, lev, tok);
     int64_t expert3 = u1 + 2 * u2;
-    exec_opts o = {1LL << 40, 1, 9, 1, NULL, 1, 0, NULL};
+    exec_opts o = {.budget = 1LL << 40, .threads = 1, .seed = 9, .verify = 1, .timeline = NULL, .prefault = 1,
+                   .sleep_wait = 0, .ops = NULL, .compute_cpu = CPUPIN_NONE, .io_cpu = CPUPIN_NONE};
     exec_result r;
     rc = exec_run(&s, &p, &o, &r);
     ok(rc == D2_OK, "unbounded budget: runs (%s)", rc ? d2_err_msg() : "ok");
@@ -84,6 +88,35 @@ int main(void)
     ok(r.verify_max_rel < 1e-4, "incremental levels == one-shot kernels (max rel %.3g)", r.verify_max_rel);
     ok(r.verify_max_rel_ref < 0.05, "close to the double reference with float activations (max rel %.3g)", r.verify_max_rel_ref);
     ok(!strcmp(r.io_method, "O_DIRECT") || !strcmp(r.io_method, "POSIX_FADV_DONTNEED"), "io method named (%s)", r.io_method);
+
+    /* pinned as calibrate and execute pin by default: the same plan runs the
+     * same ops, the caller's mask comes back; a CPU outside the process's
+     * mask is refused before anything starts */
+    {
+        exec_opts po = o;
+        ok(cpupin_default(&po.compute_cpu, &po.io_cpu) == D2_OK, "default placement (compute %d, I/O %d)", po.compute_cpu,
+           po.io_cpu);
+        cpu_set_t before, after;
+        sched_getaffinity(0, sizeof before, &before);
+        exec_result pr;
+        int prc = exec_run(&s, &p, &po, &pr);
+        sched_getaffinity(0, sizeof after, &after);
+        ok(prc == D2_OK && pr.loads == r.loads && pr.computes == r.computes && pr.bytes_read == r.bytes_read &&
+               pr.verified == r.verified && pr.verify_max_rel < 1e-4,
+           "pinned: the same loads, computes, bytes and verified tokens (%s)", prc ? d2_err_msg() : "ok");
+        ok(CPU_EQUAL(&before, &after), "pinned: the calling thread's CPU mask restored after the run");
+        int bad = -1;
+        for (int k = 0; k < CPU_SETSIZE && bad < 0; k++)
+            if (!CPU_ISSET(k, &before)) bad = k;
+        po.compute_cpu = bad;
+        prc = exec_run(&s, &p, &po, &pr);
+        ok(bad >= 0 && prc == D2_EINVAL && strstr(d2_err_msg(), "compute CPU"), "compute CPU %d (not allowed): D2_EINVAL (%s)",
+           bad, d2_err_msg());
+        po.compute_cpu = CPUPIN_NONE;
+        po.io_cpu = bad;
+        prc = exec_run(&s, &p, &po, &pr);
+        ok(prc == D2_EINVAL && strstr(d2_err_msg(), "I/O CPU"), "I/O CPU %d (not allowed): D2_EINVAL", bad);
+    }
 
     /* the run's ops as typed records and as a timeline CSV: the same ops,
      * one zero-length non-expert record per phase, steps = phase / layers */

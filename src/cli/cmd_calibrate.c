@@ -10,6 +10,7 @@
 #include "core/units.h"
 #include "core/version.h"
 #include "host/calib.h"
+#include "host/cpupin.h"
 
 #include <errno.h>
 #include <math.h>
@@ -40,7 +41,7 @@ static void usage(FILE *out)
             "                       [--min-reps N] [--max-reps N] [--fresh-buffers]\n"
             "                       [--mem-size SIZE] [--threads N] [--seed N]\n"
             "                       [--kernel-model M | --no-kernels] [--no-interference] [--no-cold]\n"
-            "                       [--pool-size SIZE] [--nice N]\n\n"
+            "                       [--pool-size SIZE] [--nice N] [--compute-cpu N|none] [--io-cpu N|none]\n\n"
             "Measure this machine and write a device profile (kind = measured):\n"
             "  storage  a nameless temporary file of --file-size bytes (default 1Gi) in\n"
             "           --dir (default .), read at random 4 KiB-aligned offsets with the\n"
@@ -88,6 +89,13 @@ static void usage(FILE *out)
             "           - 1, the simulator's slowdown of compute while a load is in flight\n"
             "           (--no-interference: 0)\n"
             "The CPU is the accelerator: unified = true, mem_bytes = host_mem_bytes = RAM.\n"
+            "Where: the storage reads and the interference step's reader run on\n"
+            "--io-cpu, everything else single-threaded (memory with 1 thread, compute,\n"
+            "probes, cold, the interference step's passes) on --compute-cpu (default:\n"
+            "the first and the second CPU this process may use, as `d2moe execute`\n"
+            "places its compute and I/O threads; none with one CPU); recorded as\n"
+            "\"# compute_cpu\" and \"# io_cpu\".  On this project's VM the same kernel\n"
+            "pass ran 20-50%% slower on one vCPU than on the other (docs/host.md).\n"
             "--nice N: measure at that scheduling priority (negative needs root; -20\n"
             "shields the measurement from other processes on a shared machine).\n"
             "Output: -o FILE (default: the profile named --name, default host, i.e.\n"
@@ -128,6 +136,7 @@ static int run(int argc, char **argv)
         {"nice", required_argument, NULL, 12}, {"size-step", required_argument, NULL, 13},
         {"no-interference", no_argument, NULL, 14}, {"no-cold", no_argument, NULL, 15},
         {"pool-size", required_argument, NULL, 16},
+        {"compute-cpu", required_argument, NULL, 17}, {"io-cpu", required_argument, NULL, 18},
         {NULL, 0, NULL, 0}};
     calib_io_opts io;
     calib_io_opts_init(&io);
@@ -137,6 +146,7 @@ static int run(int argc, char **argv)
     const char *kmodel = "tiny-moe";
     int kernels = 1, nice_v = 0, interference = 1, cold = 1;
     int64_t pool_bytes = 128LL << 20;
+    int compute_cpu = -2, io_cpu = -2; /* -2: the default placement */
     int c;
     while ((c = cli_getopt_long(argc, argv, "ho:n:d:f:", opts, NULL)) != -1) {
         switch (c) {
@@ -161,6 +171,11 @@ static int run(int argc, char **argv)
         case 11: kernels = 0; break;
         case 14: interference = 0; break;
         case 15: cold = 0; break;
+        case 17:
+        case 18:
+            if (cpupin_parse(c == 17 ? "--compute-cpu" : "--io-cpu", optarg, c == 17 ? &compute_cpu : &io_cpu))
+                return cli_usage_error("calibrate", "%s", d2_err_msg());
+            break;
         case 16:
             if (parse_size("--pool-size", optarg, &pool_bytes)) return 2;
             if (pool_bytes < (1LL << 20) || pool_bytes > (16LL << 30))
@@ -181,6 +196,14 @@ static int run(int argc, char **argv)
         }
     }
     if (optind != argc) return cli_usage_error("calibrate", "unexpected argument '%s'", argv[optind]);
+    {
+        int dc, di, prc = cpupin_default(&dc, &di);
+        if (prc) return cli_fail(prc);
+        if (compute_cpu == -2) compute_cpu = dc;
+        if (io_cpu == -2) io_cpu = di;
+        if (cpupin_check(compute_cpu, "--compute-cpu") || cpupin_check(io_cpu, "--io-cpu"))
+            return cli_usage_error("calibrate", "%s", d2_err_msg());
+    }
     for (const char *p = name; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
             return cli_usage_error("calibrate", "--name %s: letters a-z, digits, '-' and '_' only", name);
@@ -218,9 +241,18 @@ static int run(int argc, char **argv)
     char buf[64];
     printf("storage: %s temporary file in %s ...\n", units_fmt_bytes((double)io.file_bytes, buf, sizeof buf), io.dir);
     fflush(stdout);
+    char cpus[2][16];
+    snprintf(cpus[0], sizeof cpus[0], compute_cpu >= 0 ? "CPU %d" : "any CPU", compute_cpu);
+    snprintf(cpus[1], sizeof cpus[1], io_cpu >= 0 ? "CPU %d" : "any CPU", io_cpu);
+    printf("where: compute measured on %s, storage read from %s\n", cpus[0], cpus[1]);
+    /* the storage reads from the I/O CPU, as execute's I/O loop reads */
+    cpupin_saved orig = {.valid = 0};
     calib_io_result r;
-    int rc = calib_io_measure(&io, &r);
+    int rc = cpupin_self(io_cpu, &orig);
+    if (rc == D2_OK) rc = calib_io_measure(&io, &r);
+    cpupin_restore(&orig);
     if (rc) return cli_fail(rc);
+    io.reader_cpu = io_cpu;
     printf("storage: file %s, page cache bypassed with %s, written at %.0f MB/s\n", r.tmpfile, r.cache_bypass,
            r.write_bw / 1e6);
     printf("  %10s %6s %12s %12s %12s %12s %9s\n", "read", "reads", "median", "min", "max", "fit", "MB/s");
@@ -239,8 +271,15 @@ static int run(int argc, char **argv)
 
     double bw1, bwn = 0;
     int ncpu = calib_host_cpus();
+    /* the rest single-threaded on the compute CPU, as execute computes; the
+     * memory rate of several threads unpinned */
+    if ((rc = cpupin_self(compute_cpu, &orig))) return cli_fail(rc);
     if ((rc = calib_mem_bw(mem_size, 1, 5, &bw1))) return cli_fail(rc);
-    if (threads > 1 && (rc = calib_mem_bw(mem_size, (int)threads, 5, &bwn))) return cli_fail(rc);
+    if (threads > 1) {
+        cpupin_restore(&orig);
+        if ((rc = calib_mem_bw(mem_size, (int)threads, 5, &bwn))) return cli_fail(rc);
+        if ((rc = cpupin_self(compute_cpu, NULL))) return cli_fail(rc);
+    }
     printf("memory: streaming read of %s: %.2f GB/s (1 thread)", units_fmt_bytes((double)mem_size, buf, sizeof buf), bw1 / 1e9);
     if (threads > 1) printf(", %.2f GB/s (%ld threads)", bwn / 1e9, threads);
     printf("\n");
@@ -440,6 +479,8 @@ static int run(int argc, char **argv)
         else fprintf(m, "# I/O interference: not measured (--no-interference): io_interference = 0.\n");
         fprintf(m, "# Probe (execute compares its own runs of it before and after a timed run with this):\n");
         fprintf(m, "# " CALIB_NOTE_PROBE " = %.0f\n", probe_ns);
+        fprintf(m, "# " CALIB_NOTE_COMPUTE_CPU " = %d   (the CPU the kernels, probes and passes ran on; -1: any)\n", compute_cpu);
+        fprintf(m, "# " CALIB_NOTE_IO_CPU " = %d   (the CPU the storage reads ran on; -1: any)\n", io_cpu);
         fprintf(m, "# " CALIB_NOTE_PROBE_FIT " = %.4f   (the probe / the same pass from the kernel fits: 1 when the machine\n"
                    "#   kept its speed through the calibration)\n", probe_fit_ns > 0 ? probe_ns / probe_fit_ns : 0);
         if (cold_probe_ns > 0)

@@ -12,6 +12,7 @@
 #include "core/model.h"
 #include "host/calib.h"
 #include "host/exec.h"
+#include "host/cpupin.h"
 #include "host/execplan.h"
 #include "host/opjoin.h"
 #include "quant/mwqfile.h"
@@ -53,6 +54,7 @@ static void usage(FILE *out)
             "                     [--requests R] [--prompt N] [--gen N] [--trace FILE]\n"
             "                     [--seed S] [--set table.key=value]... [--db FILE]\n"
             "                     [--mwq FILE | --mwq-dir DIR] [--threads N] [--no-verify] [--wait spin|sleep]\n"
+            "                     [--compute-cpu N|none] [--io-cpu N|none]\n"
             "                     [--timeline FILE] [--real-timeline FILE] [--nice N]\n"
             "       d2moe execute --spec experiments/validation.ini --db FILE [--quick]\n"
             "                     [--repeat N] [--max-error PCT]\n"
@@ -84,7 +86,14 @@ static void usage(FILE *out)
             "--wait spin (default): the I/O thread and the compute thread poll while\n"
             "they wait for each other, as serving engines' workers do; --wait sleep:\n"
             "they block (on this VM a compute after a sleep runs up to 60%% slower at\n"
-            "first, which the simulator does not model).  Stored as exec.wait.\n\n"
+            "first, which the simulator does not model).  Stored as exec.wait.\n"
+            "--compute-cpu N|none, --io-cpu N|none: the compute thread runs on CPU N,\n"
+            "the I/O loop on the other (default: the first and the second CPU this\n"
+            "process may use; none with one CPU); the probes run on the compute CPU.\n"
+            "calibrate pins the same way by default, so its kernel rates are rates of\n"
+            "the CPU the run computes on (on this project's VM the two vCPUs differed\n"
+            "by 20-50%% in the same pass; docs/host.md).  Stored as exec.compute_cpu,\n"
+            "exec.io_cpu.\n\n"
             "--spec runs every point of a sweep spec of kind execute (the validation\n"
             "experiment), one process per run, one after the other, --repeat rounds\n"
             "(default 3) interleaved so machine noise spreads over the points; stores\n"
@@ -132,6 +141,8 @@ static double loadavg1(void)
 
 static const char *g_spec = NULL, *g_point = NULL; /* --spec children: exec.spec, exec.point */
 static const char *g_wait = "spin";                /* --wait: exec.wait */
+static int g_compute_cpu = -2, g_io_cpu = -2;       /* --compute-cpu / --io-cpu (-2: the default placement) */
+static const char *g_compute_cpu_arg, *g_io_cpu_arg; /* as given, for the calibrations of --recalibrate */
 static double g_probe_ref = 0, g_probe_tol = 0.10;  /* --x-probe-ref NS, --x-probe-tol F (--spec children) */
 static double g_probe_before = 0, g_probe_after = 0;
 static double g_cold_ref = 0, g_cold_before = 0, g_cold_after = 0; /* the cold probe: --x-cold-probe-ref NS */
@@ -154,6 +165,11 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
         if (!rc) rc = db_run_param(run, "exec.threads", th);
         if (!rc) rc = db_run_param(run, "exec.io_method", x->io_method);
         if (!rc) rc = db_run_param(run, "exec.wait", g_wait);
+        char cpu[2][16];
+        snprintf(cpu[0], sizeof cpu[0], "%d", g_compute_cpu);
+        snprintf(cpu[1], sizeof cpu[1], "%d", g_io_cpu);
+        if (!rc) rc = db_run_param(run, "exec.compute_cpu", g_compute_cpu >= 0 ? cpu[0] : "none");
+        if (!rc) rc = db_run_param(run, "exec.io_cpu", g_io_cpu >= 0 ? cpu[1] : "none");
         if (!rc && g_spec) rc = db_run_param(run, "exec.spec", g_spec);
         if (!rc && g_point) rc = db_run_param(run, "exec.point", g_point);
         if (!rc) rc = db_run_input(run, "mwq", mwq);
@@ -319,9 +335,13 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
                     snprintf(hi, sizeof hi, "%lld", (long long)b);
                 }
             }
-            char *cv[] = {"d2moe", "calibrate", "-o", round_dev, "--dir", (char *)recal_dir, "--file-size", "256Mi",
-                          "--io-bytes", "16Mi", "--min-read", lo, "--max-read", hi, "--size-step", "1.25",
-                          "--kernel-model", (char *)(km ? km : "tiny-moe"), NULL};
+            char *cv[24] = {"d2moe", "calibrate", "-o", round_dev, "--dir", (char *)recal_dir, "--file-size", "256Mi",
+                            "--io-bytes", "16Mi", "--min-read", lo, "--max-read", hi, "--size-step", "1.25",
+                            "--kernel-model", (char *)(km ? km : "tiny-moe"), NULL};
+            int ncv = 18; /* the calibration pins its threads as the runs will */
+            if (g_compute_cpu_arg) cv[ncv++] = "--compute-cpu", cv[ncv++] = (char *)g_compute_cpu_arg;
+            if (g_io_cpu_arg) cv[ncv++] = "--io-cpu", cv[ncv++] = (char *)g_io_cpu_arg;
+            cv[ncv] = NULL;
             printf("\n== round %zu, point %zu: calibrating into %s (reads %s..%s bytes)\n", it / n + 1, i, round_dev, lo, hi);
             fflush(stdout);
             int cst = run_child(cv);
@@ -486,6 +506,7 @@ static int run(int argc, char **argv)
         {"wait", required_argument, NULL, 9}, {"x-probe-ref", required_argument, NULL, 10},
         {"probe-tol", required_argument, NULL, 11}, {"max-retries", required_argument, NULL, 12},
         {"calib-tol", required_argument, NULL, 13}, {"x-cold-probe-ref", required_argument, NULL, 14},
+        {"compute-cpu", required_argument, NULL, 15}, {"io-cpu", required_argument, NULL, 16},
         {NULL, 0, NULL, 0}};
     static char adjust[128];
     static simopts so;
@@ -528,6 +549,15 @@ static int run(int argc, char **argv)
             break;
         case 10:
             if ((pst = cli_parse_double("execute", "--x-probe-ref", optarg, 0, 1e15, 1, "ns", &g_probe_ref))) return pst;
+            break;
+        case 15:
+        case 16:
+            if (cpupin_parse(c == 15 ? "--compute-cpu" : "--io-cpu", optarg, c == 15 ? &g_compute_cpu : &g_io_cpu))
+                return cli_usage_error("execute", "%s", d2_err_msg());
+            if (c == 15) g_compute_cpu_arg = optarg;
+            else g_io_cpu_arg = optarg;
+            pass[npass++] = c == 15 ? "--compute-cpu" : "--io-cpu";
+            pass[npass++] = optarg;
             break;
         case 14:
             if ((pst = cli_parse_double("execute", "--x-cold-probe-ref", optarg, 0, 1e15, 1, "ns", &g_cold_ref))) return pst;
@@ -581,7 +611,7 @@ static int run(int argc, char **argv)
     if (spec) {
         if (!dbpath) return cli_usage_error("execute", "--spec needs --db");
         if (job.model || job.device || so.nsets || mwq || user_tl || real_tl)
-            return cli_usage_error("execute", "--spec takes the configuration from the spec (only --db, --mwq-dir, --threads, --no-verify, --wait, --quick, --repeat, --max-error, --recalibrate, --probe-tol, --calib-tol, --max-retries, --nice)");
+            return cli_usage_error("execute", "--spec takes the configuration from the spec (only --db, --mwq-dir, --threads, --no-verify, --wait, --compute-cpu, --io-cpu, --quick, --repeat, --max-error, --recalibrate, --probe-tol, --calib-tol, --max-retries, --nice)");
         sweep_spec *sp;
         int src = sweep_spec_load(spec, quick, NULL, 0, runner_check, NULL, &sp);
         if (src) return cli_fail(src);
@@ -598,6 +628,14 @@ static int run(int argc, char **argv)
     if (!job.model) return cli_usage_error("execute", "--model is required");
     if (!job.device) return cli_usage_error("execute", "--device is required");
     job.sets = so.sets;
+    { /* where the threads run: the default placement unless given */
+        int dc, di, prc = cpupin_default(&dc, &di);
+        if (prc) return cli_fail(prc);
+        if (g_compute_cpu == -2) g_compute_cpu = dc;
+        if (g_io_cpu == -2) g_io_cpu = di;
+        if (cpupin_check(g_compute_cpu, "--compute-cpu") || cpupin_check(g_io_cpu, "--io-cpu"))
+            return cli_usage_error("execute", "%s", d2_err_msg());
+    }
     job.nsets = so.nsets;
     { /* outputs that are a FIFO, device or symlink: refused before the run */
         const char *outs[3] = {user_tl, real_tl, dbpath};
@@ -719,7 +757,12 @@ static int run(int argc, char **argv)
      * below 32 MiB glibc serves them from the heap and never trims it */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, INT_MAX);
-    exec_opts o = {e.budget, threads, job.seed, verify, rt, 1, !strcmp(g_wait, "sleep"), real_ops};
+    exec_opts o = {.budget = e.budget, .threads = threads, .seed = job.seed, .verify = verify, .timeline = rt, .prefault = 1,
+                   .sleep_wait = !strcmp(g_wait, "sleep"), .ops = real_ops, .compute_cpu = g_compute_cpu, .io_cpu = g_io_cpu};
+    /* the probes run where the compute thread will (calibrate timed its
+     * kernels there); exec_run moves this thread to the I/O CPU for the run */
+    cpupin_saved main_old = {.valid = 0};
+    if (rc == D2_OK) rc = cpupin_self(o.compute_cpu, &main_old);
     /* the kernel probe right before and after the timed run (untimed):
      * did the machine keep its speed? */
     calib_probe *probe = NULL;
@@ -741,6 +784,7 @@ static int run(int argc, char **argv)
     if (rc == D2_OK && cprobe) g_cold_after = calib_cold_probe_run(cprobe, 21, &g_touch_after);
     calib_probe_free(probe);
     calib_cold_probe_free(cprobe);
+    cpupin_restore(&main_old);
     if (rto) {
         if (rc == D2_OK && ferror(rt)) { d2_err_set("%s: write failed", real_tl); rc = D2_EIO; }
         if (rc == D2_OK) rc = fileio_out_commit(rto);
@@ -790,6 +834,10 @@ static int run(int argc, char **argv)
                "touched first: %.1f us before, %.1f us after)\n", g_cold_before / 1e3, g_cold_after / 1e3, g_cold_ref / 1e3,
                calib_probe_agrees(g_cold_before, g_cold_after, g_cold_ref, g_probe_tol) ? "both" : "NOT both", 100 * g_probe_tol,
                g_touch_before / 1e3, g_touch_after / 1e3);
+    char cpus[2][16];
+    snprintf(cpus[0], sizeof cpus[0], g_compute_cpu >= 0 ? "CPU %d" : "any CPU", g_compute_cpu);
+    snprintf(cpus[1], sizeof cpus[1], g_io_cpu >= 0 ? "CPU %d" : "any CPU", g_io_cpu);
+    printf("threads: compute (and the probes) on %s, the I/O loop on %s\n", cpus[0], cpus[1]);
     printf("io: %s, %.3f GB read, %.3f s waiting for budget room; load average %.2f\n", x.io_method,
            (double)x.bytes_read / 1e9, (double)x.io_wait_mem_ns / 1e9, loadavg1());
     if (verify)

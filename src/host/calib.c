@@ -4,6 +4,7 @@
  * fitted by GSL weighted least squares.  Memory and compute: timed loops. */
 #define _GNU_SOURCE
 #include "host/calib.h"
+#include "host/cpupin.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/fileio.h"
@@ -59,6 +60,7 @@ void calib_io_opts_init(calib_io_opts *o)
     o->max_reps = 200;
     o->fresh_buffers = 0;
     o->seed = 7;
+    o->reader_cpu = CPUPIN_NONE;
 }
 
 
@@ -581,6 +583,7 @@ int calib_kern_measure(int64_t hidden, int64_t ffn, int64_t group, int base_bits
 
 typedef struct reader_arg {
     int fd, direct;
+    int cpu;                /* pinned there (CPUPIN_NONE: not) */
     int64_t file_bytes, size;
     void *buf;
     int run;                /* atomic: 1 keeps the reader going */
@@ -590,6 +593,7 @@ typedef struct reader_arg {
 static void *reader_main(void *p)
 {
     reader_arg *a = p;
+    if (cpupin_self(a->cpu, NULL) != D2_OK) return NULL; /* checked by the caller; reads == 0 reports it */
     uint64_t st = 0x9e3779b97f4a7c15ULL;
     const int64_t slots = (a->file_bytes - a->size) / ALIGN + 1;
     while (__atomic_load_n(&a->run, __ATOMIC_ACQUIRE)) {
@@ -889,11 +893,13 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
                  (long long)read_bytes, blocks);
     struct stat st;
     if (stat(o->dir, &st) != 0) D2_ERROR(D2_EIO, "%s: %s", o->dir, why(errno));
+    D2_TRY(cpupin_check(o->reader_cpu, "interference: reader CPU"));
     kpool pool;
     D2_TRY(kpool_new(hidden, ffn, pool_bytes, &pool));
     const int per = 5;
     double *t[2] = {malloc((size_t)(blocks * per) * sizeof(double)), malloc((size_t)(blocks * per) * sizeof(double))};
-    reader_arg ra = {-1, 0, o->file_bytes, read_bytes, NULL, 0, 0};
+    reader_arg ra = {.fd = -1, .direct = 0, .cpu = o->reader_cpu, .file_bytes = o->file_bytes, .size = read_bytes,
+                     .buf = NULL, .run = 0, .reads = 0};
     int rc = (!t[0] || !t[1] || posix_memalign(&ra.buf, ALIGN, (size_t)read_bytes)) ? D2_ENOMEM : D2_OK;
     if (rc) { ra.buf = NULL; d2_err_set("interference: out of memory"); }
     char method[64];

@@ -27,6 +27,8 @@ typedef struct calib_io_opts {
                                 faults included); 0 (default): reuse one, as `execute`
                                 does with its recycled, already mapped weight buffers */
     uint64_t seed;           /* offsets and file content */
+    int reader_cpu;          /* calib_interference's reader thread pinned to this CPU
+                                (host/cpupin.h; default -1, CPUPIN_NONE: not pinned) */
 } calib_io_opts;
 
 void calib_io_opts_init(calib_io_opts *o);
@@ -156,6 +158,8 @@ void calib_cold_probe_free(calib_cold_probe *p);
 #define CALIB_NOTE_PROBE "probe_ns"
 #define CALIB_NOTE_PROBE_FIT "probe_fit_ratio"
 #define CALIB_NOTE_COLD_PROBE "cold_probe_ns"
+#define CALIB_NOTE_COMPUTE_CPU "compute_cpu" /* where calibrate ran its kernels (host/cpupin.h) */
+#define CALIB_NOTE_IO_CPU "io_cpu"           /* where it read the disk */
 /* The value of note key in the profile at path; 0 when absent or not > 0. */
 double calib_profile_note(const char *path, const char *key);
 

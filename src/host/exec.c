@@ -12,6 +12,7 @@
  * matrices, distributed as the real data dependence requires. */
 #define _GNU_SOURCE
 #include "host/exec.h"
+#include "host/cpupin.h"
 #include "core/err.h"
 #include "core/clock.h"
 #include "host/opjoin.h"
@@ -704,6 +705,10 @@ static void pool_put(run *R, uint32_t level, uint8_t *b)
 static void *comp_main(void *arg)
 {
     run *R = arg;
+    if (cpupin_self(R->o->compute_cpu, NULL) != D2_OK) { /* checked before the run; a failure here is the OS's */
+        run_fail(R, D2_EIO);
+        return NULL;
+    }
     const exec_plan *p = R->p;
     for (size_t i = 0; i < p->n_comp; i++) {
         pthread_mutex_lock(&R->mu);
@@ -961,6 +966,8 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
         s->shape[2].cols != s->shape[0].rows || s->shape[2].rows != s->shape[0].cols)
         D2_ERROR(D2_EINVAL, "%s: matrices are not gate/up (ffn x hidden) and down (hidden x ffn)", s->path);
     D2_TRY(exec_plan_check(p, s));
+    D2_TRY(cpupin_check(o->compute_cpu, "execute: compute CPU"));
+    D2_TRY(cpupin_check(o->io_cpu, "execute: I/O CPU"));
     run *R = calloc(1, sizeof *R);
     if (!R) D2_ERROR(D2_ENOMEM, "execute: out of memory");
     R->s = s;
@@ -1005,7 +1012,10 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
         rc = D2_EIO;
         d2_err_set("execute: cannot start the compute thread");
     } else {
-        int io_rc = io_loop(R);
+        cpupin_saved io_old;
+        int io_rc = cpupin_self(o->io_cpu, &io_old);
+        if (io_rc == D2_OK) io_rc = io_loop(R);
+        cpupin_restore(&io_old);
         if (io_rc) run_fail(R, io_rc);
         pthread_join(ct, NULL);
     }

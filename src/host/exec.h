@@ -88,6 +88,11 @@ typedef struct exec_opts {
                                   ~200 us (docs/host.md), which the simulator does not model */
     opjoin_tl *ops;            /* NULL, or receives every op of the run as a typed record
                                   (times from the run's first op, ns; step = phase / layers) */
+    int compute_cpu;           /* the compute thread pinned to this CPU (CPUPIN_NONE = -1:
+                                  not pinned); calibrate times the kernels there */
+    int io_cpu;                /* the calling thread, which runs the I/O loop, pinned here
+                                  during the run and given its old mask back after it
+                                  (CPUPIN_NONE: not pinned) */
 } exec_opts;
 
 typedef struct exec_result {
