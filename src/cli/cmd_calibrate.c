@@ -81,7 +81,7 @@ static void usage(FILE *out)
             "           cold_weight_bw = pass bytes / (cold - warm), the simulator's\n"
             "           extra stream of an expert's stored bytes per unit compute\n"
             "           (--no-cold: 0); the probe's pass on the next copy each time\n"
-            "           (wall, median of 21) is recorded as \"# cold_probe_ns\" for\n"
+            "           (wall, median of 21, a 128Mi pool as execute's) is recorded as \"# cold_probe_ns\" for\n"
             "           execute's check that the memory kept its speed\n"
             "  interference  passes over that pool timed alone and while a second thread\n"
             "           reads the disk (O_DIRECT, reads of a V1 level-1 chunk of\n"
@@ -366,11 +366,11 @@ static int run(int argc, char **argv)
                cr.cold_ns / 1e3, cr.copies, cr.bw, cr.bw > 0 ? "" : " (none: no slower than warm)");
         /* the cold probe: execute's check that the DRAM kept its speed */
         calib_cold_probe *cp;
-        if ((rc = calib_cold_probe_new(km.hidden, km.expert_ffn, pool_bytes, &cp))) return cli_fail(rc);
+        if ((rc = calib_cold_probe_new(km.hidden, km.expert_ffn, CALIB_COLD_PROBE_POOL_BYTES, &cp))) return cli_fail(rc);
         double touch_ns;
         cold_probe_ns = calib_cold_probe_run(cp, 21, &touch_ns);
         calib_cold_probe_free(cp);
-        printf("cold probe: the probe's pass on the next copy of the pool each time: %.1f us (median of 21, wall; "
+        printf("cold probe: the probe's pass on the next copy of a 128 MiB pool (execute's) each time: %.1f us (median of 21, wall; "
                "the copy's pages touched first: %.1f us)\n", cold_probe_ns / 1e3, touch_ns / 1e3);
     }
 

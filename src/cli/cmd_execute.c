@@ -773,7 +773,7 @@ static int run(int argc, char **argv)
     /* and on weights from DRAM (a pool of copies, calibrate's pool size),
      * when the calibration recorded a cold probe to compare with */
     calib_cold_probe *cprobe = NULL;
-    if (rc == D2_OK && g_cold_ref > 0 && calib_cold_probe_new(e.m.hidden, e.m.expert_ffn, 128LL << 20, &cprobe) != D2_OK) {
+    if (rc == D2_OK && g_cold_ref > 0 && calib_cold_probe_new(e.m.hidden, e.m.expert_ffn, CALIB_COLD_PROBE_POOL_BYTES, &cprobe) != D2_OK) {
         fprintf(stderr, "d2moe execute: note: no cold probe (%s)\n", d2_err_msg());
         cprobe = NULL;
     }

@@ -138,6 +138,10 @@ int calib_probe_agrees(double before_ns, double after_ns, double ref_ns, double 
  * this one sees that.  calibrate records its median, execute runs it
  * before and after its timed run beside the warm one. */
 typedef struct calib_cold_probe calib_cold_probe;
+/* The cold probe's pool, in calibrate and in execute alike (whatever
+ * calibrate's --pool-size), so the reference and the runs' probes read the
+ * same pool. */
+#define CALIB_COLD_PROBE_POOL_BYTES (128LL << 20)
 int calib_cold_probe_new(int64_t hidden, int64_t ffn, int64_t pool_bytes, calib_cold_probe **out);
 /* Median wall time of `passes` passes, each on the next copy, ns.  Before
  * each pass (untimed by the pass) one byte of every 4 KiB page of its copy
