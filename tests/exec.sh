@@ -234,8 +234,17 @@ grep -q 'round 1, point 0: .*its own kernel fits: rejected' "$TMP/vc" && grep -q
     grep -q "^$nrej calibrations rejected" "$TMP/vc"
 ok $? "each point's calibration rejected against its own kernel fits, and every rejection counted ($nrej)"
 # both gates wide open (the sanitizer build runs tests in parallel: speeds vary 2x)
+# (and unpinned: --compute-cpu/--io-cpu reach both the calibrations and the runs)
 "$D2MOE" execute --spec "$TMP/v.ini" --db "$TMP/v4.db" --mwq-dir "$TMP" --repeat 1 --recalibrate "$TMP/rc" \
-    --probe-tol 1000 --calib-tol 1000 > "$TMP/vr2" 2>&1; ok $? "--recalibrate with wide --probe-tol and --calib-tol"
+    --probe-tol 1000 --calib-tol 1000 --compute-cpu none --io-cpu none > "$TMP/vr2" 2>&1; ok $? "--recalibrate with wide --probe-tol and --calib-tol"
+n=$(cat "$TMP"/rc/*.ini | grep -Ec '^# (compute|io)_cpu = -1 ')
+[ "$n" -ge 2 ] && ! grep -Eq '^# (compute|io)_cpu = [0-9]' "$TMP"/rc/*.ini; ok $? "--compute-cpu none reaches the calibrations ($n notes of -1)"
+if command -v sqlite3 > /dev/null; then
+    v=$(sqlite3 "$TMP/v4.db" "SELECT DISTINCT p.value FROM params p JOIN runs r ON r.id = p.run_id WHERE r.mode = 'real' AND p.key = 'exec.compute_cpu'")
+    [ "$v" = none ]; ok $? "--compute-cpu none reaches the runs ($v)"
+else
+    skip "placement of the spec's runs (no sqlite3)"
+fi
 ! grep -q 'rejected' "$TMP/vr2"; ok $? "nothing rejected at 1000%"
 grep -Eq '^[01] +1 +[0-9.]+ +[0-9.]+ +-?[0-9.]+% .*rounds: [-+][0-9.]+%' "$TMP/vr2"; ok $? "each point lists its paired per-round errors"
 expect 2 "--probe-tol 0: expected a percentage" "bad --probe-tol: exit 2" -- "$D2MOE" execute --spec "$TMP/v.ini" --db "$TMP/v.db" --probe-tol 0
