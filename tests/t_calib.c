@@ -208,6 +208,11 @@ static void test_cpupin(void)
     if (CPU_COUNT(&mask) >= 2) ok(comp >= 0 && io > comp && CPU_ISSET(comp, &mask) && CPU_ISSET(io, &mask),
                                   "two CPUs or more: the first two allowed (%d, %d)", comp, io);
     else ok(comp == CPUPIN_NONE && io == CPUPIN_NONE, "one CPU: nothing pinned");
+    int rc_ = comp, ri = CPUPIN_DEFAULT;
+    ok(cpupin_resolve(&rc_, &ri) == D2_OK && rc_ == comp && ri == io, "resolve: a given CPU kept, a default filled in (%d, %d)",
+       rc_, ri);
+    int nc = CPUPIN_NONE, ni = CPUPIN_NONE;
+    ok(cpupin_resolve(&nc, &ni) == D2_OK && nc == CPUPIN_NONE && ni == CPUPIN_NONE, "resolve: none stays none");
     int first = -1, outside = -1;
     for (int k = 0; k < CPU_SETSIZE; k++) {
         if (CPU_ISSET(k, &mask) && first < 0) first = k;
@@ -223,6 +228,8 @@ static void test_cpupin(void)
     ok(cpupin_self(CPUPIN_NONE, &old) == D2_OK && !old.valid, "CPUPIN_NONE: nothing done, nothing to restore");
     ok(outside >= 0 && cpupin_self(outside, &old) == D2_EINVAL && !old.valid, "CPU %d outside the mask: D2_EINVAL", outside);
     ok(cpupin_check(outside, "--compute-cpu") == D2_EINVAL && strstr(d2_err_msg(), "--compute-cpu"), "check names the option");
+    int bc = CPUPIN_DEFAULT, bi = outside;
+    ok(cpupin_resolve(&bc, &bi) == D2_EINVAL && strstr(d2_err_msg(), "--io-cpu"), "resolve: an I/O CPU outside the mask named");
 }
 
 int main(void)

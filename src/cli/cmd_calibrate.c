@@ -146,7 +146,7 @@ static int run(int argc, char **argv)
     const char *kmodel = "tiny-moe";
     int kernels = 1, nice_v = 0, interference = 1, cold = 1;
     int64_t pool_bytes = 128LL << 20;
-    int compute_cpu = -2, io_cpu = -2; /* -2: the default placement */
+    int compute_cpu = CPUPIN_DEFAULT, io_cpu = CPUPIN_DEFAULT;
     int c;
     while ((c = cli_getopt_long(argc, argv, "ho:n:d:f:", opts, NULL)) != -1) {
         switch (c) {
@@ -197,12 +197,9 @@ static int run(int argc, char **argv)
     }
     if (optind != argc) return cli_usage_error("calibrate", "unexpected argument '%s'", argv[optind]);
     {
-        int dc, di, prc = cpupin_default(&dc, &di);
+        int prc = cpupin_resolve(&compute_cpu, &io_cpu);
+        if (prc == D2_EINVAL) return cli_usage_error("calibrate", "%s", d2_err_msg());
         if (prc) return cli_fail(prc);
-        if (compute_cpu == -2) compute_cpu = dc;
-        if (io_cpu == -2) io_cpu = di;
-        if (cpupin_check(compute_cpu, "--compute-cpu") || cpupin_check(io_cpu, "--io-cpu"))
-            return cli_usage_error("calibrate", "%s", d2_err_msg());
     }
     for (const char *p = name; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))

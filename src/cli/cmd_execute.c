@@ -141,7 +141,7 @@ static double loadavg1(void)
 
 static const char *g_spec = NULL, *g_point = NULL; /* --spec children: exec.spec, exec.point */
 static const char *g_wait = "spin";                /* --wait: exec.wait */
-static int g_compute_cpu = -2, g_io_cpu = -2;       /* --compute-cpu / --io-cpu (-2: the default placement) */
+static int g_compute_cpu = CPUPIN_DEFAULT, g_io_cpu = CPUPIN_DEFAULT; /* --compute-cpu / --io-cpu */
 static const char *g_compute_cpu_arg, *g_io_cpu_arg; /* as given, for the calibrations of --recalibrate */
 static double g_probe_ref = 0, g_probe_tol = 0.10;  /* --x-probe-ref NS, --x-probe-tol F (--spec children) */
 static double g_probe_before = 0, g_probe_after = 0;
@@ -629,12 +629,9 @@ static int run(int argc, char **argv)
     if (!job.device) return cli_usage_error("execute", "--device is required");
     job.sets = so.sets;
     { /* where the threads run: the default placement unless given */
-        int dc, di, prc = cpupin_default(&dc, &di);
+        int prc = cpupin_resolve(&g_compute_cpu, &g_io_cpu);
+        if (prc == D2_EINVAL) return cli_usage_error("execute", "%s", d2_err_msg());
         if (prc) return cli_fail(prc);
-        if (g_compute_cpu == -2) g_compute_cpu = dc;
-        if (g_io_cpu == -2) g_io_cpu = di;
-        if (cpupin_check(g_compute_cpu, "--compute-cpu") || cpupin_check(g_io_cpu, "--io-cpu"))
-            return cli_usage_error("execute", "%s", d2_err_msg());
     }
     job.nsets = so.nsets;
     { /* outputs that are a FIFO, device or symlink: refused before the run */

@@ -48,6 +48,16 @@ int cpupin_default(int *compute, int *io)
     return D2_OK;
 }
 
+int cpupin_resolve(int *compute, int *io)
+{
+    int dc, di;
+    D2_TRY(cpupin_default(&dc, &di));
+    if (*compute == CPUPIN_DEFAULT) *compute = dc;
+    if (*io == CPUPIN_DEFAULT) *io = di;
+    D2_TRY(cpupin_check(*compute, "--compute-cpu"));
+    return cpupin_check(*io, "--io-cpu");
+}
+
 int cpupin_check(int cpu, const char *what)
 {
     if (cpu == CPUPIN_NONE) return D2_OK;

@@ -11,7 +11,8 @@
 #ifndef D2_HOST_CPUPIN_H
 #define D2_HOST_CPUPIN_H
 
-#define CPUPIN_NONE (-1) /* a thread left where the scheduler puts it */
+#define CPUPIN_NONE (-1)    /* a thread left where the scheduler puts it */
+#define CPUPIN_DEFAULT (-2) /* not given: cpupin_resolve puts the default there */
 
 /* A thread's CPU mask, kept to restore. */
 typedef struct cpupin_saved {
@@ -28,6 +29,12 @@ int cpupin_default(int *compute, int *io);
 
 /* "This process's CPUs" below: the calling thread's CPU mask at the first
  * call of any of these functions (call cpupin_default before pinning). */
+
+/* The options --compute-cpu and --io-cpu as calibrate and execute take
+ * them: each CPUPIN_DEFAULT becomes the default placement's CPU, then both
+ * are checked.  D2_OK; D2_EINVAL naming the option (a bad argument);
+ * D2_EIO (the mask cannot be read). */
+int cpupin_resolve(int *compute, int *io);
 
 /* Is cpu one this process may run on?  D2_OK, or D2_EINVAL naming what
  * (the option name `what` in the message). */
