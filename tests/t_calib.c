@@ -197,6 +197,11 @@ static void test_cpupin(void)
     int c = 7;
     ok(cpupin_parse("--compute-cpu", "none", &c) == D2_OK && c == CPUPIN_NONE, "'none': not pinned");
     ok(cpupin_parse("--compute-cpu", "3", &c) == D2_OK && c == 3, "'3': CPU 3");
+    char nb[CPUPIN_NAME_MAX];
+    ok(!strcmp(cpupin_arg(12, nb), "12") && !strcmp(cpupin_arg(CPUPIN_NONE, nb), "none") &&
+           !strcmp(cpupin_words(12, nb), "CPU 12") && !strcmp(cpupin_words(CPUPIN_NONE, nb), "any CPU"),
+       "names: 12 / none as option values, CPU 12 / any CPU in words");
+    ok(cpupin_parse("--io-cpu", cpupin_arg(1023, nb), &c) == D2_OK && c == 1023, "cpupin_arg reads back through cpupin_parse");
     const char *bad[] = {"", "x", "-1", "1024", "2x", " 1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ok(cpupin_parse("--io-cpu", bad[i], &c) == D2_EINVAL && strstr(d2_err_msg(), "--io-cpu"), "'%s' refused, naming the option",

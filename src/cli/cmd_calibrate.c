@@ -238,10 +238,9 @@ static int run(int argc, char **argv)
     char buf[64];
     printf("storage: %s temporary file in %s ...\n", units_fmt_bytes((double)io.file_bytes, buf, sizeof buf), io.dir);
     fflush(stdout);
-    char cpus[2][16];
-    snprintf(cpus[0], sizeof cpus[0], compute_cpu >= 0 ? "CPU %d" : "any CPU", compute_cpu);
-    snprintf(cpus[1], sizeof cpus[1], io_cpu >= 0 ? "CPU %d" : "any CPU", io_cpu);
-    printf("where: compute measured on %s, storage read from %s\n", cpus[0], cpus[1]);
+    char cpus[2][CPUPIN_NAME_MAX];
+    printf("where: compute measured on %s, storage read from %s\n", cpupin_words(compute_cpu, cpus[0]),
+           cpupin_words(io_cpu, cpus[1]));
     /* the storage reads from the I/O CPU, as execute's I/O loop reads */
     cpupin_saved orig = {.valid = 0};
     calib_io_result r;

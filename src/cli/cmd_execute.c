@@ -142,7 +142,6 @@ static double loadavg1(void)
 static const char *g_spec = NULL, *g_point = NULL; /* --spec children: exec.spec, exec.point */
 static const char *g_wait = "spin";                /* --wait: exec.wait */
 static int g_compute_cpu = CPUPIN_DEFAULT, g_io_cpu = CPUPIN_DEFAULT; /* --compute-cpu / --io-cpu */
-static const char *g_compute_cpu_arg, *g_io_cpu_arg; /* as given, for the calibrations of --recalibrate */
 static double g_probe_ref = 0, g_probe_tol = 0.10;  /* --x-probe-ref NS, --x-probe-tol F (--spec children) */
 static double g_probe_before = 0, g_probe_after = 0;
 static double g_cold_ref = 0, g_cold_before = 0, g_cold_after = 0; /* the cold probe: --x-cold-probe-ref NS */
@@ -165,11 +164,9 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
         if (!rc) rc = db_run_param(run, "exec.threads", th);
         if (!rc) rc = db_run_param(run, "exec.io_method", x->io_method);
         if (!rc) rc = db_run_param(run, "exec.wait", g_wait);
-        char cpu[2][16];
-        snprintf(cpu[0], sizeof cpu[0], "%d", g_compute_cpu);
-        snprintf(cpu[1], sizeof cpu[1], "%d", g_io_cpu);
-        if (!rc) rc = db_run_param(run, "exec.compute_cpu", g_compute_cpu >= 0 ? cpu[0] : "none");
-        if (!rc) rc = db_run_param(run, "exec.io_cpu", g_io_cpu >= 0 ? cpu[1] : "none");
+        char cpu[2][CPUPIN_NAME_MAX];
+        if (!rc) rc = db_run_param(run, "exec.compute_cpu", cpupin_arg(g_compute_cpu, cpu[0]));
+        if (!rc) rc = db_run_param(run, "exec.io_cpu", cpupin_arg(g_io_cpu, cpu[1]));
         if (!rc && g_spec) rc = db_run_param(run, "exec.spec", g_spec);
         if (!rc && g_point) rc = db_run_param(run, "exec.point", g_point);
         if (!rc) rc = db_run_input(run, "mwq", mwq);
@@ -339,8 +336,9 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
                             "--io-bytes", "16Mi", "--min-read", lo, "--max-read", hi, "--size-step", "1.25",
                             "--kernel-model", (char *)(km ? km : "tiny-moe"), NULL};
             int ncv = 18; /* the calibration pins its threads as the runs will */
-            if (g_compute_cpu_arg) cv[ncv++] = "--compute-cpu", cv[ncv++] = (char *)g_compute_cpu_arg;
-            if (g_io_cpu_arg) cv[ncv++] = "--io-cpu", cv[ncv++] = (char *)g_io_cpu_arg;
+            char cpu[2][CPUPIN_NAME_MAX];
+            if (g_compute_cpu != CPUPIN_DEFAULT) cv[ncv++] = "--compute-cpu", cv[ncv++] = (char *)cpupin_arg(g_compute_cpu, cpu[0]);
+            if (g_io_cpu != CPUPIN_DEFAULT) cv[ncv++] = "--io-cpu", cv[ncv++] = (char *)cpupin_arg(g_io_cpu, cpu[1]);
             cv[ncv] = NULL;
             printf("\n== round %zu, point %zu: calibrating into %s (reads %s..%s bytes)\n", it / n + 1, i, round_dev, lo, hi);
             fflush(stdout);
@@ -554,8 +552,6 @@ static int run(int argc, char **argv)
         case 16:
             if (cpupin_parse(c == 15 ? "--compute-cpu" : "--io-cpu", optarg, c == 15 ? &g_compute_cpu : &g_io_cpu))
                 return cli_usage_error("execute", "%s", d2_err_msg());
-            if (c == 15) g_compute_cpu_arg = optarg;
-            else g_io_cpu_arg = optarg;
             pass[npass++] = c == 15 ? "--compute-cpu" : "--io-cpu";
             pass[npass++] = optarg;
             break;
@@ -831,10 +827,9 @@ static int run(int argc, char **argv)
                "touched first: %.1f us before, %.1f us after)\n", g_cold_before / 1e3, g_cold_after / 1e3, g_cold_ref / 1e3,
                calib_probe_agrees(g_cold_before, g_cold_after, g_cold_ref, g_probe_tol) ? "both" : "NOT both", 100 * g_probe_tol,
                g_touch_before / 1e3, g_touch_after / 1e3);
-    char cpus[2][16];
-    snprintf(cpus[0], sizeof cpus[0], g_compute_cpu >= 0 ? "CPU %d" : "any CPU", g_compute_cpu);
-    snprintf(cpus[1], sizeof cpus[1], g_io_cpu >= 0 ? "CPU %d" : "any CPU", g_io_cpu);
-    printf("threads: compute (and the probes) on %s, the I/O loop on %s\n", cpus[0], cpus[1]);
+    char cpus[2][CPUPIN_NAME_MAX];
+    printf("threads: compute (and the probes) on %s, the I/O loop on %s\n", cpupin_words(g_compute_cpu, cpus[0]),
+           cpupin_words(g_io_cpu, cpus[1]));
     printf("io: %s, %.3f GB read, %.3f s waiting for budget room; load average %.2f\n", x.io_method,
            (double)x.bytes_read / 1e9, (double)x.io_wait_mem_ns / 1e9, loadavg1());
     if (verify)

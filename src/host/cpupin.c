@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,6 +100,20 @@ void cpupin_restore(const cpupin_saved *old)
     for (int c = 0; c < CPU_SETSIZE && c / 8 < (int)sizeof old->bits; c++)
         if (old->bits[c / 8] >> (c % 8) & 1) CPU_SET(c, &s);
     pthread_setaffinity_np(pthread_self(), sizeof s, &s);
+}
+
+const char *cpupin_arg(int cpu, char *buf)
+{
+    if (cpu >= 0) snprintf(buf, CPUPIN_NAME_MAX, "%d", cpu);
+    else snprintf(buf, CPUPIN_NAME_MAX, "none");
+    return buf;
+}
+
+const char *cpupin_words(int cpu, char *buf)
+{
+    if (cpu >= 0) snprintf(buf, CPUPIN_NAME_MAX, "CPU %d", cpu);
+    else snprintf(buf, CPUPIN_NAME_MAX, "any CPU");
+    return buf;
 }
 
 int cpupin_parse(const char *opt, const char *s, int *cpu)

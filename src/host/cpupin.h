@@ -47,6 +47,13 @@ int cpupin_self(int cpu, cpupin_saved *old);
 /* Give the calling thread back the mask *old held (nothing when invalid). */
 void cpupin_restore(const cpupin_saved *old);
 
+/* cpu as an option value ("N", or "none" for CPUPIN_NONE; what
+ * cpupin_parse reads back) and as words for a person ("CPU N", "any CPU"),
+ * into buf[CPUPIN_NAME_MAX]. */
+#define CPUPIN_NAME_MAX 16
+const char *cpupin_arg(int cpu, char *buf);
+const char *cpupin_words(int cpu, char *buf);
+
 /* Parse "N" (a CPU number, 0..1023) or "none" for option `opt`.  D2_OK or
  * D2_EINVAL with a message naming opt and the value. */
 int cpupin_parse(const char *opt, const char *s, int *cpu);
