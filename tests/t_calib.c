@@ -65,6 +65,15 @@ static void test_median(void)
     is_near(calib_median(a, 3), 3, 0, "median of 3");
     double b[] = {4, 1, 3, 2};
     is_near(calib_median(b, 4), 2.5, 0, "median of 4 = mean of middle two");
+    {
+        double cm = -1, ct = -1;
+        int crc = calib_clock_cost(1000, 3, &cm, &ct);
+        ok(crc == D2_OK && cm > 0 && ct > 0 && cm < 1e6 && ct < 1e6,
+           "clock read costs measured (monotonic %.1f ns, thread CPU %.1f ns per read)", cm, ct);
+        ok(calib_clock_cost(0, 3, &cm, &ct) == D2_EINVAL && calib_clock_cost(10, 0, &cm, &ct) == D2_EINVAL &&
+               calib_clock_cost(10, 65, &cm, &ct) == D2_EINVAL,
+           "clock cost: no reads, no blocks or too many blocks refused");
+    }
     ok(a[0] == 5 && a[1] == 1, "median leaves its input unsorted");
 }
 

@@ -84,6 +84,13 @@ int main(void)
     is_int(r.pool_new_buffers, 0, "unbounded budget: the prefilled pool serves every load");
     ok(r.makespan_ns > 0 && r.io_busy_ns > 0 && r.comp_busy_ns > 0 && r.comp_busy_ns <= r.makespan_ns,
        "busy times within the makespan");
+    /* the compute thread's CPU time and wall over the run (read once each):
+     * a thread cannot use more CPU than wall (clock steps of 1 ms allowed),
+     * and its span holds every compute */
+    ok(r.comp_thread_cpu_ns > 0 && r.comp_thread_cpu_ns <= r.comp_thread_wall_ns + 1000000 &&
+           r.comp_thread_wall_ns >= r.comp_busy_ns,
+       "compute thread: CPU %lld ns <= wall %lld ns, wall >= its computes %lld ns", (long long)r.comp_thread_cpu_ns,
+       (long long)r.comp_thread_wall_ns, (long long)r.comp_busy_ns);
     is_int(r.verified, 16, "one token checked per (phase, expert)");
     ok(r.verify_max_rel < 1e-4, "incremental levels == one-shot kernels (max rel %.3g)", r.verify_max_rel);
     ok(r.verify_max_rel_ref < 0.05, "close to the double reference with float activations (max rel %.3g)", r.verify_max_rel_ref);

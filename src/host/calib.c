@@ -674,6 +674,26 @@ double calib_probe_run(calib_probe *p, int passes)
     return calib_median(p->t, passes);
 }
 
+int calib_clock_cost(int reads, int blocks, double *mono_ns, double *thread_cpu_ns)
+{
+    if (reads < 1 || blocks < 1 || blocks > 64) D2_ERROR(D2_EINVAL, "clock cost: bad reads %d or blocks %d", reads, blocks);
+    double tm[64], tc[64];
+    volatile int64_t sink = 0;
+    for (int b = 0; b < blocks; b++) {
+        int64_t t0 = clock_mono_ns();
+        for (int i = 0; i < reads; i++) sink += clock_mono_ns();
+        int64_t t1 = clock_mono_ns();
+        for (int i = 0; i < reads; i++) sink += clock_thread_cpu_ns();
+        int64_t t2 = clock_mono_ns();
+        tm[b] = (double)(t1 - t0) / reads;
+        tc[b] = (double)(t2 - t1) / reads;
+    }
+    (void)sink;
+    *mono_ns = calib_median(tm, blocks);
+    *thread_cpu_ns = calib_median(tc, blocks);
+    return D2_OK;
+}
+
 int calib_probe_agrees(double before_ns, double after_ns, double ref_ns, double tol)
 {
     return ref_ns > 0 && fabs(before_ns / ref_ns - 1) <= tol && fabs(after_ns / ref_ns - 1) <= tol;

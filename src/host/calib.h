@@ -126,6 +126,12 @@ typedef struct calib_probe calib_probe;
 int calib_probe_new(int64_t hidden, int64_t ffn, calib_probe **out);
 /* Median wall time of `passes` passes, ns. */
 double calib_probe_run(calib_probe *p, int passes);
+
+/* What reading the clocks costs (wall ns per read, median of `blocks` blocks
+ * of `reads` reads each): the monotonic clock execute reads around every
+ * operation, and the thread CPU-time clock it reads once per run (on this
+ * project's VM the second is a system call, ~1.3 us; docs/host.md). */
+int calib_clock_cost(int reads, int blocks, double *mono_ns, double *thread_cpu_ns);
 void calib_probe_free(calib_probe *p);
 /* 1 when both probe times are within tol (a fraction) of the reference. */
 int calib_probe_agrees(double before_ns, double after_ns, double ref_ns, double tol);
@@ -164,6 +170,8 @@ void calib_cold_probe_free(calib_cold_probe *p);
 #define CALIB_NOTE_COLD_PROBE "cold_probe_ns"
 #define CALIB_NOTE_COMPUTE_CPU "compute_cpu" /* where calibrate ran its kernels (host/cpupin.h) */
 #define CALIB_NOTE_IO_CPU "io_cpu"           /* where it read the disk */
+#define CALIB_NOTE_CLOCK_MONO "clock_mono_read_ns"             /* one monotonic clock read, wall ns */
+#define CALIB_NOTE_CLOCK_THREAD "clock_thread_cpu_read_ns"      /* one thread CPU-time read, wall ns */
 /* The value of note key in the profile at path; 0 when absent or not > 0. */
 double calib_profile_note(const char *path, const char *key);
 

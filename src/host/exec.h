@@ -99,7 +99,11 @@ typedef struct exec_result {
     int64_t makespan_ns;       /* first load start to last operation end, ns */
     int64_t io_busy_ns;        /* sum of load durations, ns */
     int64_t comp_busy_ns;      /* sum of compute durations, ns */
-    int64_t comp_cpu_ns;       /* CPU time of the compute thread in them, ns (helpers not counted) */
+    int64_t comp_thread_cpu_ns;  /* CPU time of the compute coordinator thread from its start to its
+                                    end (its waits included: they spin unless --wait sleep), ns;
+                                    helpers not counted */
+    int64_t comp_thread_wall_ns; /* wall time of the same span, ns (CPU < wall: the thread was kept
+                                    off the CPU, or slept in its waits) */
     int64_t comp_idle_ns;      /* makespan - comp_busy: the compute queue's bubbles, ns */
     int64_t io_wait_mem_ns;    /* time the I/O thread waited for budget room, ns */
     int64_t bytes_read;        /* expert bytes loaded, bytes */
