@@ -9,7 +9,13 @@
  * at the token's last level h = silu(gate) * up goes through down at levels
  * 1..K.  So item k computes gate/up level k for the tokens at >= k and down
  * for the tokens that end at k: the same total work as k items of all three
- * matrices, distributed as the real data dependence requires. */
+ * matrices, distributed as the real data dependence requires.
+ *
+ * What is timed is what a server does per item: the kernels, the SwiGLU
+ * epilogue, zeroing a group's accumulators.  The tokens' input activations
+ * (drawn from the seed, int8-quantized) and every scratch buffer are made
+ * before the timed run: a server gets its inputs from the previous layer
+ * and keeps its scratch (docs/host.md, "Harness work out of the items"). */
 #define _GNU_SOURCE
 #include "host/exec.h"
 #include "host/cpupin.h"
@@ -343,13 +349,29 @@ typedef struct unit_buf {
     int64_t off[EXEC_MATRICES]; /* where each matrix's chunk starts in buf */
 } unit_buf;
 
-typedef struct tokstate {       /* one (phase, expert): its tokens' activations */
-    uint32_t phase, n;          /* tokens (level 1 count) */
+/* One expert's working state for the (phase, expert) group it computes
+ * now.  The arrays are an arena sized for the expert's largest group and
+ * allocated (and touched) before the timed run, as a server keeps its
+ * scratch; a group only zeroes the part it uses. */
+typedef struct tokstate {
+    uint32_t phase, n;          /* the group's phase and tokens (level-1 count); n = 0: no group open */
     uint32_t done;              /* tokens finished */
-    float *x, *g, *u, *out;     /* n x hidden, n x ffn, n x ffn, n x hidden */
-    kern_act **xa, **ha;        /* n each */
+    uint32_t cap;               /* tokens the arena holds */
+    const float *x0;            /* token 0's input (hidden floats, the input pool's): for verify */
+    float *g, *u, *out, *h;     /* cap x ffn, cap x ffn, cap x hidden, cap x ffn (SwiGLU scratch per token) */
+    kern_act **xa;              /* cap: the group's tokens' int8 inputs (pointers into the input pool) */
+    kern_act **ha;              /* cap, owned: int8 activations for down */
     int verify_slot;            /* index into verify records, -1 */
 } tokstate;
+
+/* Inputs: EXEC_INPUTS token activations drawn from the seed and quantized
+ * to int8 before the timed run; token i of a group uses input
+ * (mix64(seed, phase, expert) + i) mod EXEC_INPUTS.  A server gets its
+ * activations from the previous layer and quantizes a token's once per
+ * layer (non-expert work); generating and quantizing them per (expert,
+ * group) inside the timed items was harness work the simulator does not
+ * model (docs/host.md). */
+#define EXEC_INPUTS 256
 
 typedef struct vrec {
     uint32_t layer, expert, level;
@@ -388,6 +410,8 @@ typedef struct run {
     int nthreads;
     int64_t products;
     tokstate *ts;               /* [experts], the current phase's */
+    float *in_x;                /* [EXEC_INPUTS][hidden] input activations */
+    kern_act *in_act[EXEC_INPUTS]; /* the same, int8 */
     vrec ver[VERIFY_MAX];
     int nver;
     /* the weight pool: per level, free buffers of that level's largest unit */
@@ -434,11 +458,10 @@ static void run_fail(run *R, int rc)
     pthread_mutex_unlock(&R->mu);
 }
 
-static void ts_clear(tokstate *t)
+static void ts_free(tokstate *t)
 {
-    for (uint32_t i = 0; t->xa && i < t->n; i++) kern_act_free(t->xa[i]);
-    for (uint32_t i = 0; t->ha && i < t->n; i++) kern_act_free(t->ha[i]);
-    free(t->x); free(t->g); free(t->u); free(t->out); free(t->xa); free(t->ha);
+    for (uint32_t i = 0; t->ha && i < t->cap; i++) kern_act_free(t->ha[i]);
+    free(t->g); free(t->u); free(t->out); free(t->h); free(t->xa); free(t->ha);
     memset(t, 0, sizeof *t);
     t->verify_slot = -1;
 }
@@ -449,32 +472,64 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
-static int ts_init(run *R, tokstate *t, const exec_op *c, uint32_t ntok)
+/* Before the timed run: each expert's arena (its largest group's tokens),
+ * the input pool, every page touched. */
+static int ts_setup(run *R)
 {
     const exec_store *s = R->s;
-    int64_t d = s->shape[0].cols, f = s->shape[0].rows;
-    ts_clear(t);
-    t->phase = c->phase;
-    t->n = ntok;
-    size_t n = ntok;
-    t->x = malloc(n * (size_t)d * sizeof(float));
-    t->out = calloc(n * (size_t)d, sizeof(float));
-    t->g = calloc(n * (size_t)f, sizeof(float));
-    t->u = calloc(n * (size_t)f, sizeof(float));
-    t->xa = calloc(n, sizeof *t->xa);
-    t->ha = calloc(n, sizeof *t->ha);
-    if (!t->x || !t->out || !t->g || !t->u || !t->xa || !t->ha) D2_ERROR(D2_ENOMEM, "execute: out of memory for %zu tokens", n);
-    uint64_t st = mix64(R->o->seed ^ ((uint64_t)c->phase << 32) ^ c->expert) | 1;
-    for (size_t i = 0; i < n * (size_t)d; i++) {
-        st ^= st << 13; st ^= st >> 7; st ^= st << 17;
-        t->x[i] = (float)((double)(st >> 11) * (2.0 / 9007199254740992.0) - 1.0);
+    const exec_plan *p = R->p;
+    const int64_t d = s->shape[0].cols, f = s->shape[0].rows;
+    for (size_t ci = 0; ci < p->n_comp; ci++) {
+        tokstate *t = &R->ts[p->comp[ci].expert];
+        uint32_t n = R->d.gi[R->d.grp[ci]].n;
+        if (n > t->cap) t->cap = n;
     }
-    for (size_t i = 0; i < n; i++) {
-        D2_TRY(kern_act_new(d, s->shape[0].group, &t->xa[i]));
-        D2_TRY(kern_act_set(t->xa[i], t->x + i * (size_t)d));
-        D2_TRY(kern_act_new(f, s->shape[2].group, &t->ha[i]));
+    for (uint32_t e = 0; e < s->experts; e++) {
+        tokstate *t = &R->ts[e];
+        if (!t->cap) continue;
+        size_t n = t->cap;
+        t->g = calloc(n * (size_t)f, sizeof(float));
+        t->u = calloc(n * (size_t)f, sizeof(float));
+        t->h = calloc(n * (size_t)f, sizeof(float));
+        t->out = calloc(n * (size_t)d, sizeof(float));
+        t->xa = calloc(n, sizeof *t->xa);
+        t->ha = calloc(n, sizeof *t->ha);
+        if (!t->g || !t->u || !t->h || !t->out || !t->xa || !t->ha)
+            D2_ERROR(D2_ENOMEM, "execute: out of memory for %zu tokens of expert %u", n, e);
+        memset(t->g, 1, n * (size_t)f * sizeof(float)); /* touched: calloc may hand out untouched pages */
+        memset(t->u, 1, n * (size_t)f * sizeof(float));
+        memset(t->h, 1, n * (size_t)f * sizeof(float));
+        memset(t->out, 1, n * (size_t)d * sizeof(float));
+        for (size_t i = 0; i < n; i++) D2_TRY(kern_act_new(f, s->shape[2].group, &t->ha[i]));
+    }
+    R->in_x = malloc((size_t)EXEC_INPUTS * (size_t)d * sizeof(float));
+    if (!R->in_x) D2_ERROR(D2_ENOMEM, "execute: out of memory for the inputs");
+    uint64_t st = mix64(R->o->seed) | 1;
+    for (size_t i = 0; i < (size_t)EXEC_INPUTS * (size_t)d; i++) {
+        st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+        R->in_x[i] = (float)((double)(st >> 11) * (2.0 / 9007199254740992.0) - 1.0);
+    }
+    for (int i = 0; i < EXEC_INPUTS; i++) {
+        D2_TRY(kern_act_new(d, s->shape[0].group, &R->in_act[i]));
+        D2_TRY(kern_act_set(R->in_act[i], R->in_x + (size_t)i * (size_t)d));
     }
     return D2_OK;
+}
+
+/* A group opens (timed: what a server does too): its tokens' inputs
+ * named, its accumulators zeroed. */
+static void ts_open(run *R, tokstate *t, const exec_op *c, uint32_t ntok)
+{
+    const int64_t d = R->s->shape[0].cols, f = R->s->shape[0].rows;
+    t->phase = c->phase;
+    t->n = ntok;
+    t->done = 0;
+    uint64_t base = mix64(R->o->seed ^ ((uint64_t)c->phase << 32) ^ c->expert);
+    for (uint32_t i = 0; i < ntok; i++) t->xa[i] = R->in_act[(base + i) % EXEC_INPUTS];
+    t->x0 = R->in_x + (size_t)(base % EXEC_INPUTS) * (size_t)d;
+    memset(t->g, 0, (size_t)ntok * (size_t)f * sizeof(float));
+    memset(t->u, 0, (size_t)ntok * (size_t)f * sizeof(float));
+    memset(t->out, 0, (size_t)ntok * (size_t)d * sizeof(float));
 }
 
 static void mat_view(run *R, uint32_t layer, uint32_t expert, int matrix, uint32_t levels, kern_mat *m)
@@ -512,13 +567,9 @@ static int comp_slice(run *R, size_t ci, tokstate *t, uint32_t a, uint32_t b)
         if (fa < a) fa = a;
         if (fb > b) fb = b;
         if (fa >= fb) continue;
-        float *h = malloc((size_t)f * sizeof *h);
-        if (!h) D2_ERROR(D2_ENOMEM, "execute: out of memory");
-        for (uint32_t i = fa; i < fb; i++) {
-            int rc = swiglu_token(t->g + (size_t)i * (size_t)f, t->u + (size_t)i * (size_t)f, f, h, t->ha[i]);
-            if (rc) { free(h); return rc; }
-        }
-        free(h);
+        for (uint32_t i = fa; i < fb; i++)
+            D2_TRY(swiglu_token(t->g + (size_t)i * (size_t)f, t->u + (size_t)i * (size_t)f, f, t->h + (size_t)i * (size_t)f,
+                                t->ha[i]));
         kern_mat md;
         mat_view(R, c->layer, c->expert, 2, j, &md);
         kern_matmul(&md, 1, (int)j, t->ha + fa, fb - fa, t->out + (size_t)fa * (size_t)d);
@@ -556,7 +607,8 @@ static int comp_item(run *R, size_t ci)
     const struct grp_info *G = &R->d.gi[R->d.grp[ci]];
     tokstate *t = &R->ts[c->expert];
     if (t->n == 0 || t->phase != c->phase) {
-        D2_TRY(ts_init(R, t, c, G->n));
+        if (G->n > t->cap) D2_ERROR(D2_EINTERNAL, "execute: a group of %u tokens for an arena of %u", G->n, t->cap);
+        ts_open(R, t, c, G->n);
         t->verify_slot = -1;
         if (R->o->verify && R->nver < VERIFY_MAX) t->verify_slot = R->nver++;
     }
@@ -589,13 +641,10 @@ static int comp_item(run *R, size_t ci)
             v->layer = c->layer;
             v->expert = c->expert;
             v->level = G->K; /* token 0 is at the group's highest level */
-            v->x = malloc((size_t)d * sizeof(float));
-            v->out = malloc((size_t)d * sizeof(float));
-            if (!v->x || !v->out) D2_ERROR(D2_ENOMEM, "execute: out of memory");
-            memcpy(v->x, t->x, (size_t)d * sizeof(float));
+            memcpy(v->x, t->x0, (size_t)d * sizeof(float)); /* the buffers were allocated before the run */
             memcpy(v->out, t->out, (size_t)d * sizeof(float));
         }
-        ts_clear(t);
+        t->n = 0; /* closed; the arena stays */
     }
     return D2_OK;
 }
@@ -1002,6 +1051,17 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
     pthread_cond_init(&R->hdone, NULL);
     pthread_mutex_init(&R->pmu, NULL);
     if ((rc = pool_init(R, o->prefault))) goto out;
+    if ((rc = ts_setup(R))) goto out;
+    for (int v = 0; o->verify && v < VERIFY_MAX; v++) {
+        const int64_t d = s->shape[0].cols;
+        R->ver[v].x = malloc((size_t)d * sizeof(float));
+        R->ver[v].out = malloc((size_t)d * sizeof(float));
+        if (!R->ver[v].x || !R->ver[v].out) {
+            rc = D2_ENOMEM;
+            d2_err_set("execute: out of memory");
+            goto out;
+        }
+    }
     pthread_t helpers[64], ct;
     int nh = 0;
     for (int i = 1; i < o->threads; i++) {
@@ -1072,8 +1132,10 @@ out:
         for (size_t u = 0; u < units; u++) free(R->ub[u].buf);
     pool_free(R);
     if (R->ts)
-        for (uint32_t e = 0; e < s->experts; e++) ts_clear(&R->ts[e]);
-    for (int v = 0; v < R->nver; v++) { free(R->ver[v].x); free(R->ver[v].out); }
+        for (uint32_t e = 0; e < s->experts; e++) ts_free(&R->ts[e]);
+    for (int i = 0; i < EXEC_INPUTS; i++) kern_act_free(R->in_act[i]);
+    free(R->in_x);
+    for (int v = 0; v < VERIFY_MAX; v++) { free(R->ver[v].x); free(R->ver[v].out); }
     sched_free(&R->d);
     free(R->ub); free(R->ts); free(R->ls); free(R->le); free(R->cs); free(R->ce);
     free(R);
