@@ -99,7 +99,7 @@ static sim_result *run_case(const char *system, const char *mem_override, int *r
     p.router_overhead = 0; p.transient_fp16 = 0; p.nonexpert_bits = 16;
     p.requests = 1; p.prompt = 1; p.gen = 12;
     p.budget = 2 * model_expert_bytes_uniform(&m, 4, p.group); /* room for two experts */
-    sim_input in = {&m, &d, &p, route_cyclic, NULL, 0, NULL};
+    sim_input in = {.model = &m, .device = &d, .params = &p, .route = route_cyclic};
     sim_result *r = NULL;
     *rc = sim_run(&in, &r);
     if (*rc) tap_diag("sim_run: %s", d2_err_msg());

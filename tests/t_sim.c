@@ -169,7 +169,7 @@ static sim_result *run1(const char *policy, const char *plan, const uint16_t *ma
     snprintf(p.plan, sizeof p.plan, "%s", plan);
     p.requests = R; p.prompt = 1; p.gen = 1; p.budget = budget;
     fixed_route fr = {map, 1};
-    sim_input in = {&m, d, &p, route_fixed, &fr, 0, NULL};
+    sim_input in = {.model = &m, .device = d, .params = &p, .route = route_fixed, .route_user = &fr, .route_has_bits = 0, .route_token = NULL};
     sim_result *r = NULL;
     int rc = run_obs(&in, tl, NULL, &r);
     if (rc) tap_diag("sim_run: %s", d2_err_msg());
@@ -368,7 +368,7 @@ static void test_nested_hold(void)
     bits_route br = {ex, bits};
     FILE *tl = tmpfile();
     freed_log fl = {0};
-    sim_input in = {&m, &d, &p, route_bits, &br, 1, NULL};
+    sim_input in = {.model = &m, .device = &d, .params = &p, .route = route_bits, .route_user = &br, .route_has_bits = 1, .route_token = NULL};
     sim_result *r = NULL;
     int rc = run_obs(&in, tl, &fl, &r);
     ok(rc == D2_OK && r, "one step at a budget of one expert's three levels runs%s%s", rc ? ": " : "", rc ? d2_err_msg() : "");
@@ -407,7 +407,7 @@ static void test_nested_hold(void)
         rand_route rr = {3, 2, 2};
         FILE *t3 = tmpfile();
         freed_log f3 = {0};
-        sim_input in3 = {&m3, &d, &q, route_rand, &rr, 1, NULL};
+        sim_input in3 = {.model = &m3, .device = &d, .params = &q, .route = route_rand, .route_user = &rr, .route_has_bits = 1, .route_token = NULL};
         r = NULL;
         rc = run_obs(&in3, t3, &f3, &r);
         ok(rc == D2_OK && r && t3, "deferred experts: runs%s%s", rc ? ": " : "", rc ? d2_err_msg() : "");
@@ -441,7 +441,7 @@ static void test_nested_hold(void)
             rand_route rr = {8, 2, 11};
             FILE *t2 = tmpfile();
             freed_log f2 = {0};
-            sim_input in2 = {&m4, &d, &q, route_rand, &rr, 1, NULL};
+            sim_input in2 = {.model = &m4, .device = &d, .params = &q, .route = route_rand, .route_user = &rr, .route_has_bits = 1, .route_token = NULL};
             r = NULL;
             rc = run_obs(&in2, t2, &f2, &r);
             ok(rc == D2_OK && r && metric(r, "peak_expert_mb") * 1e6 <= (double)q.budget && t2 && bad_frees(t2, &f2, 0) == 0,
@@ -778,7 +778,7 @@ static sim_result *run_rand(const char *policy, const model *m, const device *d,
 {
     rand_route rr = {(uint32_t)m->experts, (uint32_t)m->top_k, seed};
     snprintf(p->policy, sizeof p->policy, "%s", policy);
-    sim_input in = {m, d, p, route_rand, &rr, 1, NULL};
+    sim_input in = {.model = m, .device = d, .params = p, .route = route_rand, .route_user = &rr, .route_has_bits = 1, .route_token = NULL};
     sim_result *r = NULL;
     *rc = sim_run(&in, &r);
     return r;
@@ -1110,7 +1110,7 @@ static void test_swiglu(void)
         p.requests = 1; p.prompt = 1; p.gen = 1; p.budget = 1000000000;
         fixed_route fr = {map, 1};
         FILE *tl = tmpfile();
-        sim_input in = {&m, mode == 2 ? &dr : &d, &p, route_fixed, &fr, 0, NULL};
+        sim_input in = {.model = &m, .device = mode == 2 ? &dr : &d, .params = &p, .route = route_fixed, .route_user = &fr, .route_has_bits = 0, .route_token = NULL};
         sim_result *r = NULL;
         int rc = run_obs(&in, tl, NULL, &r);
         if (!ok(rc == D2_OK, "%s run (%s)", p.nested_compute, rc ? d2_err_msg() : "ok")) { fclose(tl); continue; }
@@ -1154,7 +1154,7 @@ static void test_swiglu(void)
     snprintf(p.nested_compute, sizeof p.nested_compute, "downward");
     p.requests = 1; p.prompt = 1; p.gen = 1; p.budget = 1000000000;
     fixed_route fr = {map, 1};
-    sim_input in = {&m, &d, &p, route_fixed, &fr, 0, NULL};
+    sim_input in = {.model = &m, .device = &d, .params = &p, .route = route_fixed, .route_user = &fr, .route_has_bits = 0, .route_token = NULL};
     sim_result *r = NULL;
     int rc = sim_run(&in, &r);
     ok(rc == D2_EINVAL && strstr(d2_err_msg(), "sim.nested_compute"), "unknown sim.nested_compute refused (%s)", d2_err_msg());
@@ -1208,7 +1208,7 @@ static void test_ops(void)
     sim_params p = params("d2moe-v1");
     p.requests = 5; p.prompt = 3; p.gen = 4; p.budget = 6 * model_expert_level_bytes(&m, 2, 1, 128) * 3;
     rand_route rr = {8, 2, 5};
-    sim_input in = {&m, &d, &p, route_rand, &rr, 1, NULL};
+    sim_input in = {.model = &m, .device = &d, .params = &p, .route = route_rand, .route_user = &rr, .route_has_bits = 1, .route_token = NULL};
     op_log lg = {0};
     sim_observer obs = {.op = log_op, .user = &lg};
     sim_result *r = NULL;
@@ -1286,7 +1286,7 @@ static void test_bad_expert_id(void)
     p.requests = 2; p.prompt = 1; p.gen = 1; p.budget = 1LL << 40;
     fixed_route fr = {map, 1};
     for (int tok = 0; tok < 2; tok++) {
-        sim_input in = {&m, &d, &p, route_fixed, &fr, 0, tok ? route_fixed_token : NULL};
+        sim_input in = {.model = &m, .device = &d, .params = &p, .route = route_fixed, .route_user = &fr, .route_has_bits = 0, .route_token = tok ? route_fixed_token : NULL};
         sim_result *r = NULL;
         int rc = sim_run(&in, &r);
         ok(rc == D2_EFORMAT && strstr(d2_err_msg(), "request 1 position 0 layer 0: expert 2 is not below 2"),

@@ -7,6 +7,7 @@
  * right way. */
 #include "config.h"
 #include "sim/sim.h"
+#include "sim/stepmemo.h"
 #include "sim/bitroute.h"
 #include "sim/mem.h"
 #include "sim/policy.h"
@@ -159,7 +160,7 @@ static sim_result *tiny_run(const tiny_route *t, const char *system, double budg
             tap_diag("%s: %s", sets[i], d2_err_msg());
             return NULL;
         }
-    sim_input in = {&m, &d, &p, route_tiny, (void *)t, 0, NULL};
+    sim_input in = {.model = &m, .device = &d, .params = &p, .route = route_tiny, .route_user = (void *)t};
     sim_result *r = NULL;
     *rc = sim_run(&in, &r);
     if (*rc) tap_diag("sim_run: %s", d2_err_msg());
@@ -500,6 +501,94 @@ static void test_systems_move(void)
     sim_result_free(r);
 }
 
+
+/* ---- the step memo (sim/stepmemo.h) -------------------------------------- */
+
+#define MEMO_MAX_METRICS 512
+typedef struct mvec { double v[MEMO_MAX_METRICS]; size_t n; } mvec;
+static int mcollect(const char *name, double v, const char *unit, void *u)
+{
+    (void)unit;
+    mvec *m = u;
+    if (strcmp(name, "plan_overhead_s") && m->n < MEMO_MAX_METRICS) m->v[m->n++] = v; /* wall clock: not simulated */
+    return D2_OK;
+}
+
+/* The same jobs with the memo off, then on (first budget records, the
+ * others are answered): every metric bit for bit equal, and the memo was
+ * used.  Systems: gate ranking without a predictor (routing skipped on a
+ * hit), gate ranking with the paths predictor (routing decoded: the memo is
+ * checked against it), uniform bits, static bits (not pure: never keyed);
+ * batch arrivals (every forward step the same at each budget) and poisson
+ * ones (compositions differ between budgets: those steps are recomputed). */
+static void test_step_memo(void)
+{
+    static const char *const systems[] = {"d2moe-v1", "d2moe-v1-prefetch", "moqe-dynaio-int4", "edgemoe"};
+    static const char *const budgets[] = {"sim.budget=700M", "sim.budget=1200M", "sim.budget=2600M"};
+    static const char *const arrivals[] = {"sim.arrival=batch", "sim.arrival=poisson"};
+    int equal = 1, ran = 0;
+    uint64_t hits_before = stepmemo_hits();
+    for (int mode = 0; mode < 2; mode++) {
+        static mvec off[2][4][3];
+        stepmemo_limit(mode == 0 ? 0 : (size_t)64 << 20);
+        if (mode == 0) is_int((long long)stepmemo_bytes(), 0, "step memo off: holds nothing");
+        for (size_t a = 0; a < 2; a++)
+            for (size_t s = 0; s < 4; s++)
+                for (size_t b = 0; b < 3; b++) {
+                    char pol[64];
+                    snprintf(pol, sizeof pol, "sim.policy=%s", systems[s]);
+                    const char *sets[] = {pol, budgets[b], arrivals[a], "sim.requests=6", "sim.prompt=8", "sim.gen=6",
+                                          "sim.arrival_rate=40"};
+                    sim_result *r = job("mixtral-8x7b", "env1", NULL, sets, sizeof sets / sizeof *sets);
+                    if (!r) { equal = 0; continue; }
+                    mvec v = {.n = 0};
+                    sim_result_foreach_metric(r, mcollect, &v);
+                    if (mode == 0) off[a][s][b] = v;
+                    else {
+                        ran++;
+                        if (v.n != off[a][s][b].n || memcmp(v.v, off[a][s][b].v, v.n * sizeof *v.v)) {
+                            equal = 0;
+                            tap_diag("%s, %s, %s: metrics differ with the step memo", systems[s], budgets[b], arrivals[a]);
+                        }
+                    }
+                    sim_result_free(r);
+                }
+    }
+    ok(equal && ran == 24, "24 jobs: every metric bit for bit equal with the step memo off and on");
+    ok(stepmemo_hits() > hits_before, "the step memo answered forward steps (%llu)",
+       (unsigned long long)(stepmemo_hits() - hits_before));
+    ok(stepmemo_bytes() > 0, "the step memo holds %zu bytes", stepmemo_bytes());
+    stepmemo_limit(0);
+    is_int((long long)stepmemo_bytes(), 0, "bound 0 frees what the memo held");
+
+    /* the entry itself: whole forward steps only, compositions compared exactly */
+    stepmemo_limit((size_t)1 << 20);
+    stepmemo *m = NULL;
+    ok(stepmemo_open("k", 2, 3, &m) == D2_OK && m, "an entry opens");
+    const uint32_t comp[3] = {1, 0, 5}, other[3] = {1, 0, 6}, cnt[2][3] = {{1, 2, 3}, {4, 5, 6}};
+    const double g[2][3] = {{.5, .25, .125}, {1, 2, 3}}, g2[2][3] = {{.25, .0625, 0}, {1, 4, 9}};
+    stepmemo_put(m, 0, comp, 3, 0, cnt[0], g[0], g2[0]);
+    ok(!stepmemo_have(m, 0, comp, 3), "a forward step with one of two layers recorded is not answered");
+    stepmemo_put(m, 0, comp, 3, 1, cnt[1], g[1], g2[1]);
+    ok(stepmemo_have(m, 0, comp, 3), "recorded whole: answered");
+    ok(!stepmemo_have(m, 0, other, 3) && !stepmemo_have(m, 0, comp, 2) && !stepmemo_have(m, 1, comp, 3),
+       "another composition, a shorter one or another forward step: not answered");
+    const uint32_t *c;
+    const double *x, *x2;
+    stepmemo_get(m, 0, 1, &c, &x, &x2);
+    ok(!memcmp(c, cnt[1], sizeof cnt[1]) && !memcmp(x, g[1], sizeof g[1]) && !memcmp(x2, g2[1], sizeof g2[1]),
+       "layer 1 gives back what was put");
+    stepmemo_put(m, 0, other, 3, 0, cnt[1], g[1], g2[1]);
+    stepmemo_get(m, 0, 0, &c, &x, &x2);
+    ok(stepmemo_have(m, 0, comp, 3) && !memcmp(c, cnt[0], sizeof cnt[0]), "a whole forward step is kept as it was");
+    stepmemo *m2 = NULL;
+    ok(stepmemo_open("k", 2, 4, &m2) == D2_OK && !m2, "the same key with another shape is not used");
+    stepmemo_close(m);
+    stepmemo_limit(0);
+    ok(stepmemo_open("k", 2, 3, &m) == D2_OK && !m, "memo off: no entry");
+    stepmemo_limit((size_t)64 << 20);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/t_systems.XXXXXX");
@@ -513,6 +602,7 @@ int main(void)
     test_gate_predictors();
     test_speculative_counts();
     test_systems_move();
+    test_step_memo();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) tap_diag("could not remove %s", tmpdir);

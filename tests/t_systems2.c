@@ -510,7 +510,7 @@ static sim_result *run_small(const char *system, const char *const *sets, int to
         if (!strcmp(sets[i], "miss_target")) p.miss_target = strtod(sets[i + 1], NULL);
         if (!strcmp(sets[i], "gate_acc")) p.gate_acc = strtod(sets[i + 1], NULL);
     }
-    sim_input in = {&m, &d, &p, route, NULL, 0, NULL};
+    sim_input in = {.model = &m, .device = &d, .params = &p, .route = route, .route_user = NULL, .route_has_bits = 0, .route_token = NULL};
     sim_result *r = NULL;
     *rc = sim_run(&in, &r);
     if (*rc) tap_diag("sim_run %s: %s", system, d2_err_msg());

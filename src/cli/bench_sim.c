@@ -3,12 +3,14 @@
  * 50 ms on one core; cost linear in tokens x layers; memory flat in trace
  * length.  Runs the same job at growing gen lengths and layer counts and
  * prints ns per (token x layer) and the peak RSS after each.  The routing
- * memo (trace/source.h) is off but for one line that measures it. */
+ * memo (trace/source.h) and the step memo (sim/stepmemo.h) are off but for
+ * the lines that measure them. */
 #include "cli/cli.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/hash.h"
 #include "sim/sim.h"
+#include "sim/stepmemo.h"
 #include "trace/source.h"
 #include "trace/trace.h"
 
@@ -18,7 +20,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#define BENCH_MEMO_MB 128 /* memo bound for the warm line, MiB (the default of trace/source.c) */
+#define BENCH_MEMO_MB 128     /* memo bound for the warm line, MiB (the default of trace/source.c) */
+#define BENCH_STEP_MEMO_MB 64 /* step memo bound for its line, MiB (the default of sim/stepmemo.c) */
 
 static long rss_kb(void)
 {
@@ -125,9 +128,11 @@ int bench_sim(int argc, char **argv)
     }
     double t;
     sim_result *r = NULL;
-    /* every run below generates its routing afresh (a single run's cost),
-     * except the line that measures the memo a sweep's later jobs get */
+    /* every run below generates its routing and ranks its gate weights
+     * afresh (a single run's cost), except the lines that measure the
+     * memos a sweep's later jobs get */
     trace_source_memo_limit(0);
+    stepmemo_limit(0);
     int rc = time_job("mixtral-8x7b", "env1", "d2moe-v1", trace, 32, 128, 128, NULL, reps, &t, &r);
     if (rc) return cli_fail(rc);
     double ms = 0, tps = 0;
@@ -141,9 +146,18 @@ int bench_sim(int argc, char **argv)
         trace_source_memo_limit((size_t)BENCH_MEMO_MB << 20);
         /* best of reps + 2: the first run only opens the memo's entry, the second records, later ones replay */
         rc = time_job("mixtral-8x7b", "env1", "d2moe-v1", NULL, 32, 128, 128, NULL, reps + 2, &tw, NULL);
+        if (rc) { trace_source_memo_limit(0); return cli_fail(rc); }
+        printf("  the same run with its routing in the memo (a sweep's later jobs on the same model and seed): %.2f ms wall\n", tw * 1e3);
+        /* and with the step memo: a later job on the same routing and bit
+         * routing (another budget, device or planner) */
+        double ts;
+        stepmemo_limit((size_t)BENCH_STEP_MEMO_MB << 20);
+        rc = time_job("mixtral-8x7b", "env1", "d2moe-v1", NULL, 32, 128, 128, NULL, reps + 2, &ts, NULL);
+        stepmemo_limit(0);
         trace_source_memo_limit(0);
         if (rc) return cli_fail(rc);
-        printf("  the same run with its routing in the memo (a sweep's later jobs on the same model and seed): %.2f ms wall\n", tw * 1e3);
+        printf("  the same with its layer steps' bit routing in the step memo too (a sweep's later jobs at other budgets, "
+               "devices or planners): %.2f ms wall\n", ts * 1e3);
     }
     const char *systems[] = {"d2moe-v2", "matryoshka-free", "edgemoe", "moqe-dynaio-int4", "hold-int8"};
     for (size_t i = 0; i < sizeof systems / sizeof systems[0]; i++) {
@@ -176,7 +190,7 @@ int bench_sim(int argc, char **argv)
             double dt = clock_mono_s() - t0;
             if (dt < gen_best) gen_best = dt;
         }
-        sim_input in = {&m, &d, &p, route_replay, &rp, 0, route_replay_token};
+        sim_input in = {.model = &m, .device = &d, .params = &p, .route = route_replay, .route_user = &rp, .route_has_bits = 0, .route_token = route_replay_token};
         for (int i = 0; i < reps && !rc; i++) {
             double t0 = clock_mono_s();
             if ((rc = sim_run(&in, &r))) break;
@@ -227,7 +241,7 @@ int bench_sim(int argc, char **argv)
     param_defaults(&sim_param_table, &p);
     for (int L = 8; L <= 64; L *= 2) {
         m.layers = L;
-        sim_input in = {&m, &d, &p, route_hash, &m, 0, NULL};
+        sim_input in = {.model = &m, .device = &d, .params = &p, .route = route_hash, .route_user = &m, .route_has_bits = 0, .route_token = NULL};
         double best = 1e30;
         for (int i = 0; i < (reps > 3 ? 3 : reps); i++) {
             double t0 = clock_mono_s();

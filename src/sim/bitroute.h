@@ -42,6 +42,9 @@ typedef struct bitroute_type {
     int is_router;     /* stands in for a per-token router (costs sim.router_overhead) */
     int needs_profile; /* needs static_level */
     int needs_bits;    /* needs bit-widths recorded in the trace */
+    int pure;          /* assign reads only the uses and levels, level_bits, caps, arg_bits
+                          (no memory, state, generator or profile): its outcome may be
+                          remembered across runs (sim/stepmemo.h) */
     size_t state_size; /* bytes of per-run state (0: none) */
     int (*init)(void *state, const bitroute_cfg *c); /* NULL: nothing; D2 status */
     void (*fini)(void *state);

@@ -123,7 +123,8 @@ int sim_job_run(const sim_job *job, sim_result **out)
             return rc;
         }
     }
-    sim_input in = {&m, &d, &p, route_trace, src, sh.has_bits, route_trace_token};
+    sim_input in = {.model = &m, .device = &d, .params = &p, .route = route_trace, .route_user = src,
+                    .route_has_bits = sh.has_bits, .route_token = route_trace_token, .route_id = trace_source_id(src)};
     sim_result *r = NULL;
     sim_timeline tlw;
     fanout fo = {.user = job->obs};

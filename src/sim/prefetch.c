@@ -73,7 +73,7 @@ static int predict_oracle(const prefetch_ctx *c, uint32_t *out, uint32_t *nout)
 }
 
 static const prefetch_type types[] = {
-    {.name = "none", .summary = "no preloading (the paper's D2MoE)", .predict = predict_none},
+    {.name = "none", .summary = "no preloading (the paper's D2MoE)", .ignores_routing = 1, .predict = predict_none},
     {.name = "paths", .summary = "next layer's experts from activation-path statistics of profiling requests (EdgeMoE)",
      .needs_profile = 1, .predict = predict_paths},
     {.name = "oracle", .summary = "the next layer's true top experts, each kept with probability sim.predict_acc",

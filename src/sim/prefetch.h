@@ -44,6 +44,8 @@ typedef struct prefetch_type {
     const char *name;
     const char *summary;
     int needs_profile;     /* needs ctx.trans */
+    int ignores_routing;   /* never reads ctx.cur / ctx.next: a run may skip decoding the
+                              routing of a forward step the step memo answers */
     size_t state_size;     /* bytes of per-run state (0: none) */
     int (*init)(void *state, const prefetch_ctx *c); /* NULL: nothing; D2 status */
     void (*fini)(void *state);

@@ -43,6 +43,8 @@ void sim_emit_op(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t laye
 
 static void run_free(run *r)
 {
+    stepmemo_close(r->smemo);
+    free(r->smemo_comp);
     des_free(r->ev);
     mem_free(r->mm);
     if (r->rng_bits) gsl_rng_free(r->rng_bits);
@@ -225,6 +227,25 @@ static int setup(run *r, const sim_input *in)
     if (r->ft->state_size && !(r->fc.state = calloc(1, r->ft->state_size))) D2_ERROR(D2_ENOMEM, "sim: out of memory");
     if (r->ft->init) D2_TRY(r->ft->init(r->fc.state, &r->fc));
     r->ft_live = 1;
+    if (in->route_id && in->route_id[0] && r->bt->pure) {
+        /* everything a pure bit routing's outcome depends on besides the
+         * step's uses: the routing, the bit routing and the shape */
+        char key[1024];
+        int n = snprintf(key, sizeof key, "%s|%s:%d|K%u E%u k%u L%u P%u bits%d|", in->route_id, r->bt->name, arg, r->U, r->E,
+                         r->K, r->L, r->P, in->route_has_bits);
+        for (uint32_t u = 0; u < r->U && n > 0 && (size_t)n < sizeof key; u++)
+            n += snprintf(key + n, sizeof key - (size_t)n, "%d/%.17g;", r->unit_bits[u], r->caps[u]);
+        if (n > 0 && (size_t)n < sizeof key) {
+            D2_TRY(stepmemo_open(key, r->L, r->E * r->U, &r->smemo));
+            if (r->smemo && !(r->smemo_comp = malloc((2 + 3 * (size_t)r->R) * sizeof *r->smemo_comp)))
+                D2_ERROR(D2_ENOMEM, "sim: out of memory");
+#ifdef D2_DEBUG
+            r->smemo_skip_route = 0; /* debug builds decode and rank every step and compare with the memo */
+#else
+            r->smemo_skip_route = r->smemo && r->ft->ignores_routing;
+#endif
+        }
+    }
     if (r->mt->needs_oracle) {
         D2_TRY(oracle_build(r));
         mem_set_oracle(r->mm, oracle_next_use, r);

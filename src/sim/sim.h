@@ -76,6 +76,8 @@ typedef struct sim_input {
     void *route_user;
     int route_has_bits;   /* the routing records bit-widths (for bitroute "trace") */
     sim_route_token_fn route_token; /* NULL: route per layer */
+    const char *route_id; /* the routing's identity (trace_source_id: equal ids, equal routing),
+                             NULL: none; keys the step memo (stepmemo.h) */
 } sim_input;
 
 /* What a named system resolves to under a configuration: the row of

@@ -17,6 +17,7 @@
 #include "sim/plan.h"
 #include "sim/policy.h"
 #include "sim/prefetch.h"
+#include "sim/stepmemo.h"
 #include "core/err.h"
 
 #include <gsl/gsl_rng.h>
@@ -170,6 +171,15 @@ typedef struct run {
     grp_need *gneed;
     uint32_t bad_free;      /* 1 + an entry that left memory while its step needed it; 0 */
     const sim_observer *obs;
+    /* the step memo (stepmemo.h): this run's entry (NULL: not remembered),
+     * whether a remembered forward step needs its routing decoded, whether
+     * the current one is remembered, and its composition (npre, ndec, the
+     * prefill requests, the decoding requests, their positions) */
+    stepmemo *smemo;
+    int smemo_skip_route;
+    int smemo_hit;
+    uint32_t *smemo_comp;   /* [2 + 3 R] */
+    size_t smemo_ncomp;
     int32_t *item_of;       /* entry -> item index in this step, -1 */
     plan_item *pitems;
     uint32_t *order, *order2;

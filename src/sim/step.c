@@ -67,10 +67,32 @@ static int fetch_routing(run *r)
         for (uint32_t l = 0; r->ndec && l < r->L; l++)
             for (uint32_t j = 0; j < r->ndec; j++) D2_TRY(route_one(r, r->dec_q[j], r->dec_pos[j], l, base + j));
     }
+    return D2_OK;
+}
+
+/* Which request each token of the forward step belongs to (the order
+ * fetch_routing writes the tokens in) */
+static void set_tok_req(run *r)
+{
+    size_t base = (size_t)r->npre * r->P;
     for (uint32_t pp = 0; pp < r->P; pp++)
         for (uint32_t i = 0; i < r->npre; i++) r->tok_req[(size_t)pp * r->npre + i] = r->pre_q[i];
     for (uint32_t j = 0; j < r->ndec; j++) r->tok_req[base + j] = r->dec_q[j];
-    return D2_OK;
+}
+
+/* The forward step's composition for the step memo: who is in it at which
+ * position (the prompt length is in the memo's key) */
+static void step_memo_lookup(run *r)
+{
+    uint32_t *c = r->smemo_comp;
+    size_t n = 0;
+    c[n++] = r->npre;
+    c[n++] = r->ndec;
+    for (uint32_t i = 0; i < r->npre; i++) c[n++] = r->pre_q[i];
+    for (uint32_t j = 0; j < r->ndec; j++) c[n++] = r->dec_q[j];
+    for (uint32_t j = 0; j < r->ndec; j++) c[n++] = r->dec_pos[j];
+    r->smemo_ncomp = n;
+    r->smemo_hit = stepmemo_have(r->smemo, r->f, c, n);
 }
 
 /* ---- the I/O channel and the compute unit -------------------------------- */
@@ -251,7 +273,10 @@ int step_start(run *r)
         r->kv_bytes += (int64_t)r->ntok * r->kv_per_token;
         r->fstep_avail = r->f == 0 ? mem_resident_bytes(r->mm) : mem_budget(r->mm);
         if (r->kv_bytes > r->kv_peak) r->kv_peak = r->kv_bytes;
-        RUN_TRY(fetch_routing(r));
+        r->smemo_hit = 0;
+        if (r->smemo) step_memo_lookup(r);
+        if (!(r->smemo_hit && r->smemo_skip_route)) RUN_TRY(fetch_routing(r)); /* else: nobody reads it */
+        set_tok_req(r);
         /* a layer's non-expert work depends on the forward step's tokens
          * only: costed once per forward step */
         r->ne_ns = cost_nonexpert_ns(r->d, r->m, (int)r->p->nonexpert_bits, (int)r->p->kv_bits, r->ntok, r->ctx_sum);
@@ -275,25 +300,40 @@ int step_plan(run *r)
     /* bit routing of every (token, expert) use of this layer step */
     size_t n = (size_t)r->ntok * r->K;
     const size_t base = (size_t)r->layer * r->ntok * r->K;
-    for (size_t i = 0; i < n; i++)
-        r->uses[i] = (bitroute_use){r->rexp[base + i], r->rw[base + i], r->rb[base + i], 0};
-    RUN_TRY(r->bt->assign(&r->bc, r->layer, r->uses, n, r->scratch));
     r->lb_flops += 2.0 * (double)r->W * (double)n; /* every token-expert use is at least one GEMM of the expert */
     /* B[j][u]: tokens that need unit u of expert j */
     uint32_t *B = r->scratch; /* reuse: E*U <= n*... sized at setup */
-    memset(B, 0, (size_t)r->E * r->U * sizeof *B);
-    /* gate-weight sums per (expert, level) first, then per level in (expert)
-     * order: the per-use chain spreads over the buckets instead of one
-     * memory cell per level */
     const size_t nb = (size_t)r->E * r->U;
     double *gs = r->gsum, *gs2 = r->gsum + nb;
-    memset(gs, 0, 2 * nb * sizeof *gs);
-    for (size_t i = 0; i < n; i++) { /* uses at exactly (expert, level) */
-        const bitroute_use *u = &r->uses[i];
-        size_t b = (size_t)u->expert * r->U + u->level;
-        B[b]++;
-        gs[b] += u->weight;
-        gs2[b] += (double)u->weight * u->weight;
+    const uint32_t *mB = NULL;
+    const double *mg = NULL, *mg2 = NULL;
+    if (r->smemo_hit) stepmemo_get(r->smemo, r->f, r->layer, &mB, &mg, &mg2);
+    if (!r->smemo_hit || !r->smemo_skip_route) {
+        for (size_t i = 0; i < n; i++)
+            r->uses[i] = (bitroute_use){r->rexp[base + i], r->rw[base + i], r->rb[base + i], 0};
+        RUN_TRY(r->bt->assign(&r->bc, r->layer, r->uses, n, r->scratch));
+        memset(B, 0, nb * sizeof *B);
+        /* gate-weight sums per (expert, level) first, then per level in (expert)
+         * order: the per-use chain spreads over the buckets instead of one
+         * memory cell per level */
+        memset(gs, 0, 2 * nb * sizeof *gs);
+        for (size_t i = 0; i < n; i++) { /* uses at exactly (expert, level) */
+            const bitroute_use *u = &r->uses[i];
+            size_t b = (size_t)u->expert * r->U + u->level;
+            B[b]++;
+            gs[b] += u->weight;
+            gs2[b] += (double)u->weight * u->weight;
+        }
+        if (r->smemo_hit) { /* decoded anyway (a predictor reads the routing, or a debug build): the memo must agree */
+            if (memcmp(B, mB, nb * sizeof *B) || memcmp(gs, mg, nb * sizeof *gs) || memcmp(gs2, mg2, nb * sizeof *gs2))
+                D2_ERROR(D2_EINTERNAL, "sim: the step memo disagrees with layer %u of forward step %u", r->layer, r->f);
+        } else if (r->smemo) {
+            stepmemo_put(r->smemo, r->f, r->smemo_comp, r->smemo_ncomp, r->layer, B, gs, gs2);
+        }
+    } else { /* answered by the memo: what this step's decoding and ranking give */
+        memcpy(B, mB, nb * sizeof *B);
+        memcpy(gs, mg, nb * sizeof *gs);
+        memcpy(gs2, mg2, nb * sizeof *gs2);
     }
     for (size_t b = 0; b < nb; b++) {
         if (!B[b]) continue;
