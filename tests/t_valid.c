@@ -261,6 +261,24 @@ static void test_steps(void)
     ok(opjoin_join(a, b, &j) == D2_OK && j.matched == 10 && j.worst_real.start_ns == 30 &&
            j.worst_real.end_ns - j.worst_pred.end_ns == 7,
        "repeated op: i-th paired with i-th (the +7 lands on the second)");
+    /* storage stalls: a joined load more than OPJOIN_STALL_FACTOR (10) times
+     * its prediction; exactly 10x is not one */
+    {
+        opjoin_tl *sp = tl_from("0,0,compute,0,-1,0,1\n0,10,io,0,1,1,1\n10,20,io,0,1,2,1\n20,25,compute,0,1,2,1\n");
+        opjoin_tl *sr = tl_from("0,0,compute,0,-1,0,1\n0,101,io,0,1,1,1\n101,201,io,0,1,2,1\n201,206,compute,0,1,2,1\n");
+        opjoin_report js;
+        opjoin_report_init(&js);
+        int jok = sp && sr && opjoin_join(sp, sr, &js) == D2_OK;
+        ok(jok, "stall timelines joined");
+        int t1 = opjoin_report_term(&js, "stall_l1"), t2 = opjoin_report_term(&js, "stall_l2");
+        ok(t1 >= 0 && js.term[t1].pred_ns == 10 && js.term[t1].real_ns == 101 && js.term[t1].n_pred == 1 &&
+               js.term[t1].n_real == 1 && !js.term[t1].in_sum,
+           "stall_l1: the 10 ns load that took 101 ns (not in the split)");
+        ok(jok && t2 >= 0 && js.term[t2].real_ns == 0 && js.term[t2].n_real == 0 && js.matched == 4,
+           "stall_l2: a load of exactly 10x is not a stall");
+        opjoin_tl_free(sp);
+        opjoin_tl_free(sr);
+    }
     opjoin_op bad = {.kind = OPJOIN_COMPUTE, .level = 9, .start_ns = 0, .end_ns = 1};
     ok(opjoin_tl_add(b, &bad) == D2_EINVAL, "level 9 refused");
     bad.level = 1, bad.start_ns = 5;

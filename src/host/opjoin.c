@@ -165,7 +165,7 @@ int opjoin_tl_write_csv(const opjoin_tl *tl, FILE *f)
 
 #define L OPJOIN_MAX_LEVEL
 enum { T_COMPUTE = 0, T_WAIT = L, T_HANDOFF = 2 * L, T_NONEXPERT = 3 * L, T_NE_GAP, T_TAIL, T_LOAD, T_IO_IDLE = T_LOAD + L,
-       T_FRESH, T_N = T_FRESH + L };
+       T_FRESH, T_STALL = T_FRESH + L, T_N = T_STALL + L };
 
 static void term_names(opjoin_report *r)
 {
@@ -176,6 +176,7 @@ static void term_names(opjoin_report *r)
         snprintf(r->term[T_HANDOFF + k - 1].name, sizeof r->term[0].name, "handoff_l%d", k);
         snprintf(r->term[T_LOAD + k - 1].name, sizeof r->term[0].name, "load_l%d", k);
         snprintf(r->term[T_FRESH + k - 1].name, sizeof r->term[0].name, "fresh_l%d", k);
+        snprintf(r->term[T_STALL + k - 1].name, sizeof r->term[0].name, "stall_l%d", k);
     }
     snprintf(r->term[T_NONEXPERT].name, sizeof r->term[0].name, "nonexpert");
     snprintf(r->term[T_NE_GAP].name, sizeof r->term[0].name, "nonexpert_gap");
@@ -293,7 +294,15 @@ int opjoin_join(const opjoin_tl *pred, const opjoin_tl *real, opjoin_report *out
             j++;
         } else {
             out->matched++;
-            int64_t d = (b[j].end_ns - b[j].start_ns) - (a[i].end_ns - a[i].start_ns);
+            const int64_t dp = a[i].end_ns - a[i].start_ns, dr = b[j].end_ns - b[j].start_ns;
+            if (a[i].kind == OPJOIN_LOAD && a[i].level >= 1 && a[i].level <= L && dr > OPJOIN_STALL_FACTOR * dp) {
+                opjoin_term *st = &out->term[T_STALL + a[i].level - 1];
+                st->pred_ns += dp;
+                st->real_ns += dr;
+                st->n_pred++;
+                st->n_real++;
+            }
+            int64_t d = dr - dp;
             if (d > worst) {
                 worst = d;
                 out->worst_pred = a[i];

@@ -58,7 +58,8 @@ typedef struct opjoin_term {
     int64_t n_real;     /* ops behind the measured one */
 } opjoin_term;
 
-#define OPJOIN_MAX_TERMS (5 * OPJOIN_MAX_LEVEL + 4)
+#define OPJOIN_MAX_TERMS (6 * OPJOIN_MAX_LEVEL + 4)
+#define OPJOIN_STALL_FACTOR 10 /* a stall: a real load more than this many times its predicted duration */
 
 typedef struct opjoin_report {
     int64_t makespan_pred_ns, makespan_real_ns; /* last end - first start, ns */
@@ -85,7 +86,10 @@ typedef struct opjoin_report {
  * (load durations per level, the I/O queue), io_idle (I/O queue idle) and
  * fresh_lk: the part of compute_lk whose items had a load of their levels
  * 1..k end in the same step before they started (compute on weights just
- * read), so fresh and resident items can be told apart.
+ * read), so fresh and resident items can be told apart; stall_lk: the
+ * joined loads of level k whose real duration exceeds OPJOIN_STALL_FACTOR
+ * times their predicted one (storage stalls), both sides' durations of
+ * those pairs.
  * Terms at levels no op has are still present, with zeros. */
 int opjoin_join(const opjoin_tl *pred, const opjoin_tl *real, opjoin_report *out);
 
