@@ -88,6 +88,19 @@ static void test_units(void)
     ok(units_parse_int64("6Gi", &i) == 0 && i == 6442450944LL, "6Gi = 6 * 2^30");
     ok(units_parse_int64("200M", &i) == 0 && i == 200000000LL, "200M = 2e8");
     ok(units_parse_int64("9007199254740993", &i) == 0 && i == 9007199254740993LL, "large integer exact");
+    /* memo bounds from the environment: MiB, the default for anything unreadable */
+    setenv("D2_T_MIB", "12", 1);
+    ok(units_env_mib("D2_T_MIB", 3) == (size_t)12 << 20, "D2_T_MIB=12: 12 MiB");
+    setenv("D2_T_MIB", "0", 1);
+    ok(units_env_mib("D2_T_MIB", 3) == 0, "D2_T_MIB=0: 0 (off)");
+    const char *badmib[] = {"", "-1", "12x", "1.5", " 4", "99999999999999999999"};
+    int allbad = 1;
+    for (size_t k = 0; k < sizeof badmib / sizeof *badmib; k++) {
+        setenv("D2_T_MIB", badmib[k], 1);
+        allbad &= units_env_mib("D2_T_MIB", 3) == (size_t)3 << 20;
+    }
+    unsetenv("D2_T_MIB");
+    ok(allbad && units_env_mib("D2_T_MIB", 3) == (size_t)3 << 20, "empty, negative, junk, fractional, spaced, huge or unset: the default");
     ok(units_parse_int64("1500mb", &i) == 0 && i == 1500000000LL, "suffixes are case-insensitive: 1500mb = 1.5e9");
     ok(units_parse_int64("2gib", &i) == 0 && i == 2147483648LL, "2gib = 2 * 2^30");
     ok(units_parse_double("1500xb", &d) != 0, "an unknown suffix is refused");

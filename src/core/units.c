@@ -93,3 +93,14 @@ const char *units_fmt_bytes(double bytes, char *buf, size_t n)
     else snprintf(buf, n, "%.2f %s", v, u[i]);
     return buf;
 }
+
+size_t units_env_mib(const char *name, size_t dflt_mib)
+{
+    const char *v = getenv(name);
+    if (v && *v) {
+        char *end;
+        unsigned long long mb = strtoull(v, &end, 10);
+        if (!*end && v[0] >= '0' && v[0] <= '9' && mb <= ((size_t)-1 >> 20)) return (size_t)mb << 20;
+    }
+    return dflt_mib << 20;
+}

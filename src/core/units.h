@@ -15,6 +15,11 @@ int units_parse_double(const char *s, double *out);
 /* Integer with optional suffix; the scaled value must be integral. */
 int units_parse_int64(const char *s, int64_t *out);
 
+/* A bound in bytes from the environment variable `name`, read in MiB (a
+ * plain decimal integer); unset, empty, unreadable or too large: `dflt_mib`.
+ * For caches whose bound never changes a result (the route and step memos). */
+size_t units_env_mib(const char *name, size_t dflt_mib);
+
 /* "1.50 GiB"-style rendering for people (not for storage). */
 const char *units_fmt_bytes(double bytes, char *buf, size_t n);
 

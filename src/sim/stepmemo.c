@@ -1,6 +1,7 @@
 /* stepmemo.c - the step memo (see stepmemo.h). */
 #include "sim/stepmemo.h"
 #include "core/err.h"
+#include "core/units.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -35,14 +36,8 @@ static size_t bound(void)
 {
     if (!limit_set) {
         limit_set = 1;
-        limit = (size_t)STEPMEMO_DEFAULT_MB << 20;
-        const char *v = getenv("D2MOE_STEP_MEMO_MB");
-        if (v && *v) {
-            char *end;
-            unsigned long long mb = strtoull(v, &end, 10);
-            /* an unreadable value falls back to the default: the memo never changes results */
-            if (!*end && mb <= ((size_t)-1 >> 20)) limit = (size_t)mb << 20;
-        }
+        /* an unreadable value falls back to the default: the memo never changes results */
+        limit = units_env_mib("D2MOE_STEP_MEMO_MB", STEPMEMO_DEFAULT_MB);
     }
     return limit;
 }

@@ -6,6 +6,7 @@
 #include "trace/source.h"
 #include "core/err.h"
 #include "core/hash.h"
+#include "core/units.h"
 #include "core/vec.h"
 #include "trace/gen.h"
 #include "trace/trace.h"
@@ -93,14 +94,8 @@ static size_t memo_bound(void)
 {
     if (!memo_limit_set) {
         memo_limit_set = 1;
-        memo_limit = (size_t)SOURCE_MEMO_DEFAULT_MB << 20;
-        const char *v = getenv("D2MOE_ROUTE_MEMO_MB");
-        if (v && *v) {
-            char *end;
-            unsigned long long mb = strtoull(v, &end, 10);
-            /* an unreadable value falls back to the default: the memo never changes results */
-            if (!*end && mb <= ((size_t)-1 >> 20)) memo_limit = (size_t)mb << 20;
-        }
+        /* an unreadable value falls back to the default: the memo never changes results */
+        memo_limit = units_env_mib("D2MOE_ROUTE_MEMO_MB", SOURCE_MEMO_DEFAULT_MB);
     }
     return memo_limit;
 }
