@@ -25,6 +25,7 @@ for k in swiglu_gu_rate_l1 swiglu_gu_rate_l2 swiglu_gu_rate_l3 swiglu_down_rate_
 done
 grep -Eq '^# +level 3 down 1\.\.3: a = -?[0-9]+ ns, b = [0-9]+ ns/token; T=1 ' "$TMP/host.ini"; ok $? "the per-level gate/up and down points are in the profile"
 grep -Eq '^# clock_mono_read_ns = [0-9.]+$' "$TMP/host.ini" && grep -Eq '^# clock_thread_cpu_read_ns = [0-9.]+$' "$TMP/host.ini"; ok $? "the clock read costs are in the profile"
+grep -Eq '^#   Stalls \(reported, not modelled\): [0-9]+ of [0-9]+ reads took more than 10x their size.s median,$' "$TMP/host.ini"; ok $? "the storage stalls are in the profile"
 [ -z "$(ls -A "$TMP/d")" ]; ok $? "no temporary file left in --dir"
 [ "$(ls "$TMP" | grep -c 'host.ini.tmp')" -eq 0 ]; ok $? "no temporary profile left"
 

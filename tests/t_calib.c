@@ -66,6 +66,16 @@ static void test_median(void)
     double b[] = {4, 1, 3, 2};
     is_near(calib_median(b, 4), 2.5, 0, "median of 4 = mean of middle two");
     {
+        const double t[6] = {10, 12, 101, 100, 9, 250};
+        int64_t n = -1;
+        double sum = -1;
+        calib_stalls(t, 6, 10, 10, &n, &sum);
+        ok(n == 2 && sum == 351, "stalls over 10x a median of 10: 101 and 250 (100 is not over), sum 351 (got %lld, %g)",
+           (long long)n, sum);
+        calib_stalls(t, 0, 10, 10, &n, &sum);
+        ok(n == 0 && sum == 0, "no reads, no stalls");
+    }
+    {
         double cm = -1, ct = -1;
         int crc = calib_clock_cost(1000, 3, &cm, &ct);
         ok(crc == D2_OK && cm > 0 && ct > 0 && cm < 1e6 && ct < 1e6,

@@ -267,6 +267,8 @@ static int run(int argc, char **argv)
     }
     printf("storage fit: flash_bw = %.0f B/s (%.1f MB/s), flash_lat_ns = %.0f, max |error| %.1f%%\n", r.bw,
            r.bw / 1e6, r.lat_ns, 100 * r.max_rel_err);
+    printf("storage stalls: %lld of %lld reads took more than %dx their size's median (%.1f ms in all; reported, not "
+           "modelled: the fit uses medians)\n", (long long)r.stalls, (long long)r.reads, CALIB_STALL_FACTOR, r.stall_ns / 1e6);
     fflush(stdout);
 
     double bw1, bwn = 0;
@@ -434,6 +436,8 @@ static int run(int argc, char **argv)
             io.fresh_buffers ? "a fresh aligned buffer per read" : "one reused aligned buffer");
     fprintf(m, "#   (weighted least squares, weights 1/t^2; max |error| %.1f%%).\n", 100 * r.max_rel_err);
     fprintf(m, "#   io_overhead_ns = 0: the per-read software cost is inside flash_lat_ns.\n");
+    fprintf(m, "#   Stalls (reported, not modelled): %lld of %lld reads took more than %dx their size's median,\n"
+               "#   %.0f ns in all.\n", (long long)r.stalls, (long long)r.reads, CALIB_STALL_FACTOR, r.stall_ns);
     fprintf(m, "#   %10s %6s %14s %14s %14s\n", "bytes", "reads", "median_ns", "min_ns", "fit_ns");
     for (int i = 0; i < r.n; i++)
         fprintf(m, "#   %10lld %6d %14.0f %14.0f %14.0f\n", (long long)r.pt[i].size, r.pt[i].reps, r.pt[i].median_ns,

@@ -47,6 +47,17 @@ double calib_median(const double *x, int n)
     return m;
 }
 
+void calib_stalls(const double *t, int n, double median, double factor, int64_t *count, double *sum)
+{
+    *count = 0;
+    *sum = 0;
+    for (int i = 0; i < n; i++)
+        if (t[i] > factor * median) {
+            (*count)++;
+            *sum += t[i];
+        }
+}
+
 void calib_io_opts_init(calib_io_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -285,6 +296,12 @@ int calib_io_measure(const calib_io_opts *o, calib_io_result *r)
             double *t = times + base[i];
             p->reps = reps[i];
             p->median_ns = calib_median(t, reps[i]);
+            int64_t ns_cnt = 0;
+            double ns_sum = 0;
+            calib_stalls(t, reps[i], p->median_ns, CALIB_STALL_FACTOR, &ns_cnt, &ns_sum);
+            r->reads += reps[i];
+            r->stalls += ns_cnt;
+            r->stall_ns += ns_sum;
             p->min_ns = p->max_ns = t[0];
             for (int k = 1; k < reps[i]; k++) {
                 if (t[k] < p->min_ns) p->min_ns = t[k];

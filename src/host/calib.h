@@ -53,7 +53,12 @@ typedef struct calib_io_result {
     double bw;               /* fitted bandwidth, bytes/s */
     double lat_ns;           /* fitted latency per read, ns (>= 0) */
     double max_rel_err;      /* max |median - fit| / median over the points */
+    int64_t reads;           /* timed reads, all sizes */
+    int64_t stalls;          /* of them, reads longer than CALIB_STALL_FACTOR x their size's median */
+    double stall_ns;         /* the stalls' summed time, ns (reported: the fit uses medians) */
 } calib_io_result;
+
+#define CALIB_STALL_FACTOR 10 /* a stall: a read (or an execute load, host/opjoin.h) over 10x its typical time */
 
 /* Write the temporary file, time the reads, fit (weighted least squares,
  * weights 1/median^2, so each point counts by its relative error; GSL).
@@ -215,6 +220,8 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
 
 /* Median of n doubles (sorts a copy).  n >= 1. */
 double calib_median(const double *x, int n);
+/* Of t[0..n), the values above factor x median: how many, and their sum. */
+void calib_stalls(const double *t, int n, double median, double factor, int64_t *count, double *sum);
 
 /* Write data to path atomically: a temporary file in the same directory,
  * fsync, rename.  *tmp_path (if not NULL, >= 4096 bytes) holds the

@@ -59,7 +59,7 @@ typedef struct opjoin_term {
 } opjoin_term;
 
 #define OPJOIN_MAX_TERMS (6 * OPJOIN_MAX_LEVEL + 4)
-#define OPJOIN_STALL_FACTOR 10 /* a stall: a real load more than this many times its predicted duration */
+#define OPJOIN_STALL_FACTOR 10 /* a stall: a real load more than this many times its predicted duration (= CALIB_STALL_FACTOR) */
 
 typedef struct opjoin_report {
     int64_t makespan_pred_ns, makespan_real_ns; /* last end - first start, ns */
