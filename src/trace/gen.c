@@ -105,7 +105,7 @@ static int fr_seed(fast_rng *r, uint64_t seed, uint64_t stream)
     return D2_OK;
 }
 
-static double fr_normal(fast_rng *r)
+static inline __attribute__((always_inline)) double fr_normal(fast_rng *r)
 {
     if (r->has_spare) { r->has_spare = 0; return r->spare; }
     double u, v, q;
@@ -122,7 +122,7 @@ static double fr_normal(fast_rng *r)
 
 /* Marsaglia and Tsang's method for Gamma(a, 1), a >= 1, with d = a - 1/3
  * and c = 1 / sqrt(9 d) */
-static double fr_gamma_mt(fast_rng *r, double d, double c)
+static inline __attribute__((always_inline)) double fr_gamma_mt(fast_rng *r, double d, double c)
 {
     for (;;) {
         double x, v;
@@ -148,15 +148,20 @@ static double fr_gamma(fast_rng *r, double a)
     return fr_gamma_mt(r, d, c);
 }
 
-/* K gate weights: a Dirichlet(a, ..., a) vector sorted descending */
-static void fr_gate(fast_rng *r, uint32_t K, double a, double *th)
+/* K gate weights: a Dirichlet(a, ..., a) vector sorted descending.
+ * Inlined into the stream's step with the generator state in a local
+ * copy: the state then stays in registers across the draws (the a <= 1
+ * path goes through a second copy, so the first never escapes). */
+static inline __attribute__((always_inline)) void fr_gate(fast_rng *r, uint32_t K, double a, double *th)
 {
     double sum = 0;
     if (a > 1) { /* fr_gamma's Marsaglia-Tsang constants, computed once for the K draws */
         const double d = a - 1.0 / 3, c = 1 / sqrt(9 * d);
         for (uint32_t j = 0; j < K; j++) sum += th[j] = fr_gamma_mt(r, d, c);
     } else {
-        for (uint32_t j = 0; j < K; j++) sum += th[j] = fr_gamma(r, a);
+        fast_rng t = *r;
+        for (uint32_t j = 0; j < K; j++) sum += th[j] = fr_gamma(&t, a);
+        *r = t;
     }
     for (uint32_t j = 0; j < K; j++) th[j] /= sum;
     for (uint32_t i = 1; i < K; i++) { /* insertion sort: K is small */
@@ -389,13 +394,14 @@ uint32_t gen_stream_next(gen_stream *s)
     const gen_model *m = s->m;
     const uint32_t L = m->L, E = m->E, K = m->K, t = s->task;
     uint32_t pos = s->pos == UINT32_MAX ? 0 : s->pos + 1;
+    fast_rng rg = s->r; /* in registers for the token (fr_gate) */
     for (uint32_t l = 0; l < L; l++) {
         size_t off = ((size_t)t * L + l) * E;
         const uint32_t *thr = m->thr + off;
         const uint16_t *al = m->alias + off;
         uint16_t *set = s->cur + (size_t)l * K;
         /* two uniforms always drawn, so the stream's consumption does not depend on the branch */
-        double u = fr_uniform(&s->r), v = fr_uniform(&s->r);
+        double u = fr_uniform(&rg), v = fr_uniform(&rg);
         uint16_t top;
         if (pos > 0 && u < m->repeat[l]) {
             top = s->prev1[l];
@@ -405,14 +411,14 @@ uint32_t gen_stream_next(gen_stream *s)
             uint16_t rank = m->rank_of[((size_t)t * L + l - 1) * E + a];
             top = m->by_rank[off + rank];
         } else {
-            top = alias_draw(&s->r, thr, al, E);
+            top = alias_draw(&rg, thr, al, E);
         }
         set[0] = top;
         for (uint32_t j = 1; j < K; j++) {
             uint16_t e = 0;
             int found = 0;
             for (int tries = 0; tries < GEN_REJECT_TRIES && !found; tries++) {
-                e = alias_draw(&s->r, thr, al, E);
+                e = alias_draw(&rg, thr, al, E);
                 found = 1;
                 for (uint32_t i = 0; i < j; i++)
                     if (set[i] == e) { found = 0; break; }
@@ -431,13 +437,14 @@ uint32_t gen_stream_next(gen_stream *s)
             w[0] = 1.0f;
         } else {
             double th[TRACE_K_MAX];
-            fr_gate(&s->r, K, m->p.gate_alpha, th);
+            fr_gate(&rg, K, m->p.gate_alpha, th);
             for (uint32_t j = 0; j < K; j++) w[j] = (float)th[j];
             for (uint32_t j = 1; j < K; j++)
                 if (w[j] > w[j - 1]) w[j] = w[j - 1]; /* float rounding must not break the order */
         }
         s->prev1[l] = top;
     }
+    s->r = rg;
     s->pos = pos;
     return pos;
 }
