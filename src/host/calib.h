@@ -131,15 +131,15 @@ typedef struct calib_probe calib_probe;
 int calib_probe_new(int64_t hidden, int64_t ffn, calib_probe **out);
 /* Median wall time of `passes` passes, ns. */
 double calib_probe_run(calib_probe *p, int passes);
+void calib_probe_free(calib_probe *p);
+/* 1 when both probe times are within tol (a fraction) of the reference. */
+int calib_probe_agrees(double before_ns, double after_ns, double ref_ns, double tol);
 
 /* What reading the clocks costs (wall ns per read, median of `blocks` blocks
  * of `reads` reads each): the monotonic clock execute reads around every
  * operation, and the thread CPU-time clock it reads once per run (on this
  * project's VM the second is a system call, ~1.3 us; docs/host.md). */
 int calib_clock_cost(int reads, int blocks, double *mono_ns, double *thread_cpu_ns);
-void calib_probe_free(calib_probe *p);
-/* 1 when both probe times are within tol (a fraction) of the reference. */
-int calib_probe_agrees(double before_ns, double after_ns, double ref_ns, double tol);
 
 /* The same pass on the weights as a serving loop finds them: a pool of
  * copies of the probe's expert (at least pool_bytes, far beyond the caches;

@@ -763,7 +763,7 @@ static void *comp_main(void *arg)
     /* The thread's CPU time is read at its start and end only: on this
      * project's VM CLOCK_THREAD_CPUTIME_ID is a system call (~1.3 us), and
      * read around every item it was most of the 3.2-3.6 us between two
-     * computes (docs/host.md, "The clocks"). */
+     * computes (docs/host.md, "The hand-off was execute's own clock reads"). */
     const int64_t cpu0 = clock_thread_cpu_ns(), wall0 = clock_mono_ns();
     for (size_t i = 0; i < p->n_comp; i++) {
         pthread_mutex_lock(&R->mu);

@@ -167,7 +167,7 @@ void stepmemo_put(stepmemo *m, uint32_t f, const uint32_t *comp, size_t n, uint3
             free(s->comp);
             s->ncomp = 0;
             s->done = 0;
-            if (!(s->comp = malloc(n * sizeof *comp))) return;
+            if (!make_room(n * sizeof *comp, m) || !(s->comp = malloc(n * sizeof *comp))) return;
             memcpy(s->comp, comp, n * sizeof *comp);
             s->ncomp = n;
             total += n * sizeof *comp;
