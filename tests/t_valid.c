@@ -5,8 +5,12 @@
  * Binomial(n, k/n) tail), the verdicts, the join of a hand-made
  * predicted/real pair of timelines whose split is worked out by hand in the
  * comments, and that join as the metrics execute stores and validate reads
- * back.  No timing is measured here. */
+ * back; the span arithmetic of the host-stop watcher on hand-made lists
+ * (worked out in the comments) and its invariants on a short live watch.
+ * No timing is measured here. */
+#include "core/clock.h"
 #include "core/err.h"
+#include "host/hostwatch.h"
 #include "host/opjoin.h"
 #include "host/valstat.h"
 #include "tap.h"
@@ -304,10 +308,79 @@ static void test_steps(void)
     }
 }
 
+static void test_hostwatch(void)
+{
+    /* A: [10,20) [30,50) [60,70), previous wakeups 8, 25, 55
+     * B: [15,35) [40,45) [65,80), previous wakeups 12, 36, 62 */
+    const hostwatch_span A[] = {{10, 20, 8}, {30, 50, 25}, {60, 70, 55}};
+    const hostwatch_span B[] = {{15, 35, 12}, {40, 45, 36}, {65, 80, 62}};
+    const hostwatch_span C[] = {{0, 100, 0}};
+    const hostwatch_span *l[3] = {A, B, C};
+    size_t n[3] = {3, 3, 1};
+    int64_t ns, sp;
+    /* A and B: [15,20) [30,35) [40,45) [65,70) */
+    ok(hostwatch_overlap(l, n, 2, 0, 0, 100, &ns, &sp) == D2_OK && ns == 20 && sp == 4, "A and B: 20 ns in 4 spans");
+    /* clipped to [18,68): [18,20) [30,35) [40,45) [65,68) */
+    ok(hostwatch_overlap(l, n, 2, 0, 18, 68, &ns, &sp) == D2_OK && ns == 15 && sp == 4, "clipped to [18,68): 15 ns in 4 spans");
+    /* wide: A [8,20) [25,50) [55,70), B [12,35) [36,45) [62,80): [12,20) [25,35) [36,45) [62,70) */
+    ok(hostwatch_overlap(l, n, 2, 1, 0, 100, &ns, &sp) == D2_OK && ns == 35 && sp == 4, "wide: 35 ns in 4 spans");
+    ok(hostwatch_overlap(l, n, 3, 0, 0, 100, &ns, &sp) == D2_OK && ns == 20 && sp == 4, "a third list covering all changes nothing");
+    ok(hostwatch_overlap(l, n, 1, 0, 0, 100, &ns, &sp) == D2_OK && ns == 40 && sp == 3, "one list: its own 40 ns in 3 spans");
+    ok(hostwatch_overlap(l, n, 0, 0, 0, 100, &ns, &sp) == D2_OK && ns == 0 && sp == 0, "no list: 0");
+    ok(hostwatch_overlap(l, n, 2, 0, 50, 50, &ns, &sp) == D2_OK && ns == 0 && sp == 0, "an empty window: 0");
+    /* touching pieces are one span: [0,10) against [0,5) [5,10) */
+    const hostwatch_span T1[] = {{0, 10, 0}}, T2[] = {{0, 5, 0}, {5, 10, 5}};
+    const hostwatch_span *lt[2] = {T1, T2};
+    size_t nt[2] = {1, 2};
+    ok(hostwatch_overlap(lt, nt, 2, 0, 0, 100, &ns, &sp) == D2_OK && ns == 10 && sp == 1, "touching pieces: 10 ns, one span");
+    /* bad lists */
+    const hostwatch_span U[] = {{30, 40, 30}, {10, 20, 10}}, V[] = {{10, 20, 15}}, W[] = {{10, 20, 10}, {25, 30, 15}};
+    const hostwatch_span *lu[1] = {U}, *lv[1] = {V}, *lw[1] = {W};
+    size_t n2[1] = {2}, n1[1] = {1};
+    ok(hostwatch_overlap(lu, n2, 1, 0, 0, 100, &ns, &sp) == D2_EINVAL, "an unsorted list: EINVAL");
+    ok(hostwatch_overlap(lv, n1, 1, 0, 0, 100, &ns, &sp) == D2_EINVAL, "a previous wakeup after the deadline: EINVAL");
+    ok(hostwatch_overlap(lw, n2, 1, 0, 0, 100, &ns, &sp) == D2_OK && hostwatch_overlap(lw, n2, 1, 1, 0, 100, &ns, &sp) == D2_EINVAL,
+       "spans disjoint as [start,end) but not from the previous wakeups: EINVAL only when wide");
+    ok(hostwatch_overlap(l, n, HOSTWATCH_MAX_CPUS + 1, 0, 0, 100, &ns, &sp) == D2_EINVAL, "too many lists: EINVAL");
+
+    /* a live watch: invariants only, never its timing */
+    hostwatch *w;
+    int cpus[2] = {0, 1}, same[2] = {0, 0};
+    ok(hostwatch_start(same, 2, &w) == D2_EINVAL && !w, "the same CPU twice: EINVAL");
+    ok(hostwatch_start(cpus, 0, &w) == D2_EINVAL && !w, "no CPU: EINVAL");
+    int rc = hostwatch_start(cpus, 2, &w);
+    if (rc != D2_OK) {
+        tap_diag("%s", d2_err_msg());
+        tap_skip(5, "two CPUs with SCHED_FIFO are needed for a live watch");
+        return;
+    }
+    int64_t t0 = clock_mono_ns();
+    while (clock_mono_ns() - t0 < 100000000) {} /* 100 ms of work on this CPU */
+    int64_t t1 = clock_mono_ns();
+    hostwatch_stop(w);
+    hostwatch_stop(w); /* idempotent */
+    hostwatch_tally t[2];
+    int64_t mx;
+    ok(hostwatch_cpu(w, 0, t0, t1, &t[0]) == D2_OK && hostwatch_cpu(w, 1, t0, t1, &t[1]) == D2_OK && t[0].cpu == 0 && t[1].cpu == 1,
+       "both watchers tallied");
+    ok(hostwatch_cpu(w, 2, t0, t1, &t[0]) == D2_EINVAL, "no third watcher");
+    hostwatch_cpu(w, 0, t0, t1, &t[0]);
+    ok(t[0].wakeups >= 1 && t[0].wakeups <= (t1 - t0) / HOSTWATCH_PERIOD_NS + 2 && t[0].dropped == 0,
+       "wakeups at most one per period (%lld)", (long long)t[0].wakeups);
+    int src = hostwatch_stopped(w, t0, t1, &ns, &mx, &sp);
+    ok(src == D2_OK && ns <= mx && mx <= t1 - t0 && ns <= t[0].late_ns &&
+           ns <= t[1].late_ns && t[0].late_ns <= t[0].late_max_ns,
+       "stopped <= each CPU's late time <= its upper bound (%lld <= %lld, %lld ns)", (long long)ns, (long long)t[0].late_ns,
+       (long long)t[1].late_ns);
+    ok(t[0].cpu_ns > 0 && t[1].cpu_ns > 0, "the watchers' own CPU time is counted");
+    hostwatch_free(w);
+}
+
 int main(void)
 {
     test_bootstrap();
     test_join();
     test_steps();
+    test_hostwatch();
     return tap_done();
 }

@@ -54,13 +54,13 @@ static void usage(FILE *out)
             "                     [--requests R] [--prompt N] [--gen N] [--trace FILE]\n"
             "                     [--seed S] [--set table.key=value]... [--db FILE]\n"
             "                     [--mwq FILE | --mwq-dir DIR] [--threads N] [--no-verify] [--wait spin|sleep]\n"
-            "                     [--compute-cpu N|none] [--io-cpu N|none]\n"
+            "                     [--compute-cpu N|none] [--io-cpu N|none] [--no-host-watch]\n"
             "                     [--timeline FILE] [--real-timeline FILE] [--nice N]\n"
             "       d2moe execute --spec experiments/validation.ini --db FILE [--quick]\n"
             "                     [--repeat N] [--max-error PCT]\n"
             "                     [--recalibrate DIR [--probe-tol PCT] [--calib-tol PCT] [--max-retries N]]\n"
             "                     [--nice N]\n"
-            "                     [--mwq-dir DIR] [--threads N] [--no-verify] [--wait spin|sleep]\n\n"
+            "                     [--mwq-dir DIR] [--threads N] [--no-verify] [--no-host-watch] [--wait spin|sleep]\n\n"
             "Run the plan `d2moe simulate` makes with the same options for real on this\n"
             "machine: one I/O thread reads each expert level (three chunks, one pread\n"
             "each, page cache bypassed with O_DIRECT) of a .mwq model file into a fresh\n"
@@ -93,7 +93,18 @@ static void usage(FILE *out)
             "calibrate pins the same way by default, so its kernel rates are rates of\n"
             "the CPU the run computes on (on this project's VM the two vCPUs differed\n"
             "by 20-50%% in the same pass; docs/host.md).  Stored as exec.compute_cpu,\n"
-            "exec.io_cpu.\n\n"
+            "exec.io_cpu.\n"
+            "Host stops: during the run a real-time (SCHED_FIFO) watcher thread on each\n"
+            "of the two CPUs wakes every 4 ms; a wakeup over 1 ms late means the host\n"
+            "ran no guest code on that CPU meanwhile (a VM's guest cannot see it\n"
+            "otherwise).  Where both were late at once the machine stood still and the\n"
+            "run was pushed back by that much: printed with the error the run would\n"
+            "have without it (at least that long; host_stopped_max_s: at most), stored\n"
+            "as host_stopped_s, host_stopped_spans,\n"
+            "host_late_compute_cpu_s, host_late_io_cpu_s, host_watch_cpu_s (the\n"
+            "watchers' cost) and exec.host_watch (measured, off, or why not: it needs\n"
+            "both threads pinned and SCHED_FIFO, i.e. root).  The simulator does not\n"
+            "model them (docs/host.md, \"Host stops\").  --no-host-watch: no watchers.\n\n"
             "--spec runs every point of a sweep spec of kind execute (the validation\n"
             "experiment), one process per run, one after the other, --repeat rounds\n"
             "(default 3) interleaved so machine noise spreads over the points; stores\n"
@@ -141,6 +152,7 @@ static double loadavg1(void)
 
 static const char *g_spec = NULL, *g_point = NULL; /* --spec children: exec.spec, exec.point */
 static const char *g_wait = "spin";                /* --wait: exec.wait */
+static int g_host_watch = 1;                       /* --no-host-watch: 0 (exec.host_watch) */
 static int g_compute_cpu = CPUPIN_DEFAULT, g_io_cpu = CPUPIN_DEFAULT; /* --compute-cpu / --io-cpu */
 static double g_probe_ref = 0, g_probe_tol = 0.10;  /* --x-probe-ref NS, --x-probe-tol F (--spec children) */
 static double g_probe_before = 0, g_probe_after = 0;
@@ -164,6 +176,7 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
         if (!rc) rc = db_run_param(run, "exec.threads", th);
         if (!rc) rc = db_run_param(run, "exec.io_method", x->io_method);
         if (!rc) rc = db_run_param(run, "exec.wait", g_wait);
+        if (!rc) rc = db_run_param(run, "exec.host_watch", !g_host_watch ? "off" : x->host_watched ? "measured" : x->host_watch_note);
         char cpu[2][CPUPIN_NAME_MAX];
         if (!rc) rc = db_run_param(run, "exec.compute_cpu", cpupin_arg(g_compute_cpu, cpu[0]));
         if (!rc) rc = db_run_param(run, "exec.io_cpu", cpupin_arg(g_io_cpu, cpu[1]));
@@ -198,6 +211,16 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
                 {"host_loadavg_1m", loadavg1(), ""},
             };
             for (size_t i = 0; i < sizeof m / sizeof m[0] && !rc; i++) rc = db_run_metric(run, m[i].k, m[i].v, m[i].u);
+            const kv hw[] = {
+                {"host_stopped_s", (double)x->host_stopped_ns / 1e9, "s"},
+                {"host_stopped_max_s", (double)x->host_stopped_max_ns / 1e9, "s"},
+                {"host_stopped_spans", (double)x->host_stopped_spans, ""},
+                {"host_late_compute_cpu_s", (double)x->host_late_ns[0] / 1e9, "s"},
+                {"host_late_io_cpu_s", (double)x->host_late_ns[1] / 1e9, "s"},
+                {"host_watch_cpu_s", (double)x->host_watch_cpu_ns / 1e9, "s"},
+            };
+            for (size_t i = 0; x->host_watched && i < sizeof hw / sizeof hw[0] && !rc; i++)
+                rc = db_run_metric(run, hw[i].k, hw[i].v, hw[i].u);
             if (!rc && g_probe_before > 0) rc = db_run_metric(run, "probe_before_ns", g_probe_before, "ns");
             if (!rc && g_probe_after > 0) rc = db_run_metric(run, "probe_after_ns", g_probe_after, "ns");
             if (!rc && g_probe_ref > 0 && g_probe_before > 0) {
@@ -506,6 +529,7 @@ static int run(int argc, char **argv)
         {"probe-tol", required_argument, NULL, 11}, {"max-retries", required_argument, NULL, 12},
         {"calib-tol", required_argument, NULL, 13}, {"x-cold-probe-ref", required_argument, NULL, 14},
         {"compute-cpu", required_argument, NULL, 15}, {"io-cpu", required_argument, NULL, 16},
+        {"no-host-watch", no_argument, NULL, 17},
         {NULL, 0, NULL, 0}};
     static char adjust[128];
     static simopts so;
@@ -537,6 +561,7 @@ static int run(int argc, char **argv)
         case 'w': mwq = optarg; break;
         case 'W': mwqdir = optarg; pass[npass++] = "--mwq-dir"; pass[npass++] = optarg; break;
         case 'V': verify = 0; pass[npass++] = "--no-verify"; break;
+        case 17: g_host_watch = 0; pass[npass++] = "--no-host-watch"; break;
         case 1: spec = optarg; break;
         case 2: quick = 1; break;
         case 9:
@@ -608,7 +633,7 @@ static int run(int argc, char **argv)
     if (spec) {
         if (!dbpath) return cli_usage_error("execute", "--spec needs --db");
         if (job.model || job.device || so.nsets || mwq || user_tl || real_tl)
-            return cli_usage_error("execute", "--spec takes the configuration from the spec (only --db, --mwq-dir, --threads, --no-verify, --wait, --compute-cpu, --io-cpu, --quick, --repeat, --max-error, --recalibrate, --probe-tol, --calib-tol, --max-retries, --nice)");
+            return cli_usage_error("execute", "--spec takes the configuration from the spec (only --db, --mwq-dir, --threads, --no-verify, --no-host-watch, --wait, --compute-cpu, --io-cpu, --quick, --repeat, --max-error, --recalibrate, --probe-tol, --calib-tol, --max-retries, --nice)");
         sweep_spec *sp;
         int src = sweep_spec_load(spec, quick, NULL, 0, runner_check, NULL, &sp);
         if (src) return cli_fail(src);
@@ -752,7 +777,8 @@ static int run(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, INT_MAX);
     exec_opts o = {.budget = e.budget, .threads = threads, .seed = job.seed, .verify = verify, .timeline = rt, .prefault = 1,
-                   .sleep_wait = !strcmp(g_wait, "sleep"), .ops = real_ops, .compute_cpu = g_compute_cpu, .io_cpu = g_io_cpu};
+                   .sleep_wait = !strcmp(g_wait, "sleep"), .ops = real_ops, .compute_cpu = g_compute_cpu, .io_cpu = g_io_cpu,
+                   .host_watch = g_host_watch};
     /* the probes run where the compute thread will (calibrate timed its
      * kernels there); exec_run moves this thread to the I/O CPU for the run */
     cpupin_saved main_old = {.valid = 0};
@@ -834,6 +860,14 @@ static int run(int argc, char **argv)
            cpupin_words(g_io_cpu, cpus[1]));
     printf("io: %s, %.3f GB read, %.3f s waiting for budget room; load average %.2f\n", x.io_method,
            (double)x.bytes_read / 1e9, (double)x.io_wait_mem_ns / 1e9, loadavg1());
+    if (x.host_watched)
+        printf("host stops: the machine stood still %.3f-%.3f s in %lld spans within the makespan (compute CPU taken away "
+               "%.3f s, I/O CPU %.3f s; the watchers' own CPU time %.4f s); the error without the stops %+.1f%%\n",
+               (double)x.host_stopped_ns / 1e9, (double)x.host_stopped_max_ns / 1e9, (long long)x.host_stopped_spans, (double)x.host_late_ns[0] / 1e9,
+               (double)x.host_late_ns[1] / 1e9, (double)x.host_watch_cpu_ns / 1e9,
+               100 * rel(T - (double)x.host_stopped_ns / 1e9, sm));
+    else if (g_host_watch)
+        printf("host stops: %s\n", x.host_watch_note);
     if (verify)
         printf("verify: %lld tokens; max relative difference %.3g to the one-shot kernels, %.3g to the double reference\n",
                (long long)x.verified, x.verify_max_rel, x.verify_max_rel_ref);

@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include "host/exec.h"
 #include "host/cpupin.h"
+#include "host/hostwatch.h"
 #include "core/err.h"
 #include "core/clock.h"
 #include "host/opjoin.h"
@@ -1029,6 +1030,7 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
     R->p = p;
     R->o = o;
     R->nthreads = o->threads;
+    hostwatch *hw = NULL;
     int rc = sched_build(s, p, &R->d);
     if (rc) { free(R); return rc; }
     size_t units = (size_t)s->layers * s->experts * (size_t)s->levels;
@@ -1062,6 +1064,16 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
             goto out;
         }
     }
+    if (o->host_watch) {
+        if (o->compute_cpu == CPUPIN_NONE || o->io_cpu == CPUPIN_NONE || o->compute_cpu == o->io_cpu)
+            snprintf(r->host_watch_note, sizeof r->host_watch_note, "not measured: the compute and I/O threads are not pinned to two CPUs");
+        else {
+            int cpus[2] = {o->compute_cpu, o->io_cpu};
+            int wrc = hostwatch_start(cpus, 2, &hw);
+            if (wrc == D2_ENOMEM) { rc = wrc; goto out; }
+            if (wrc) snprintf(r->host_watch_note, sizeof r->host_watch_note, "not measured: %s", d2_err_msg());
+        }
+    }
     pthread_t helpers[64], ct;
     int nh = 0;
     for (int i = 1; i < o->threads; i++) {
@@ -1086,6 +1098,7 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
         pthread_join(ct, NULL);
     }
     int64_t t_end = clock_mono_ns() - R->t0;
+    hostwatch_stop(hw);
     pthread_mutex_lock(&R->hmu);
     R->quit = 1;
     pthread_cond_broadcast(&R->hcv);
@@ -1124,10 +1137,23 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
         snprintf(r->io_method, sizeof r->io_method, "%s", s->direct ? "O_DIRECT" : "POSIX_FADV_DONTNEED");
         struct rusage ru;
         if (getrusage(RUSAGE_SELF, &ru) == 0) r->peak_rss_bytes = (int64_t)ru.ru_maxrss * 1024;
-        if (o->timeline || o->ops) rc = record_ops(R, first, o);
+        if (hw) {
+            hostwatch_tally t[2];
+            for (int k = 0; k < 2 && rc == D2_OK; k++) {
+                rc = hostwatch_cpu(hw, k, R->t0 + first, R->t0 + last, &t[k]);
+                r->host_late_ns[k] = t[k].late_ns;
+                r->host_late_spans[k] = t[k].late;
+                r->host_watch_cpu_ns += t[k].cpu_ns;
+            }
+            if (rc == D2_OK) rc = hostwatch_stopped(hw, R->t0 + first, R->t0 + last, &r->host_stopped_ns, &r->host_stopped_max_ns,
+                                                   &r->host_stopped_spans);
+            r->host_watched = rc == D2_OK;
+        }
+        if (rc == D2_OK && (o->timeline || o->ops)) rc = record_ops(R, first, o);
         if (rc == D2_OK && o->verify) rc = verify(R, r);
     }
 out:
+    hostwatch_free(hw);
     if (R->ub)
         for (size_t u = 0; u < units; u++) free(R->ub[u].buf);
     pool_free(R);

@@ -93,6 +93,10 @@ typedef struct exec_opts {
     int io_cpu;                /* the calling thread, which runs the I/O loop, pinned here
                                   during the run and given its old mask back after it
                                   (CPUPIN_NONE: not pinned) */
+    int host_watch;            /* 1: a real-time watcher on the compute CPU and one on the I/O
+                                  CPU measure the time the host takes them away during the run
+                                  (host/hostwatch.h; needs both pinned and SCHED_FIFO, else
+                                  exec_result.host_watch_note says why nothing was measured) */
 } exec_opts;
 
 typedef struct exec_result {
@@ -118,6 +122,17 @@ typedef struct exec_result {
     double verify_max_rel_ref; /* max relative difference to kern_matvec_ref (double, float x) */
     int64_t verified;          /* tokens checked */
     char io_method[32];        /* "O_DIRECT" or "POSIX_FADV_DONTNEED" */
+    int host_watched;          /* 1: the host_* fields below were measured (exec_opts.host_watch) */
+    char host_watch_note[160]; /* when asked but not measured: why ("" otherwise) */
+    int64_t host_stopped_ns;   /* within the makespan, time both CPUs ran no guest code at once
+                                  (the machine stood still; a lower bound), ns */
+    int64_t host_stopped_max_ns; /* the same counted from each watcher's wakeup before the late one
+                                  (an upper bound), ns */
+    int64_t host_stopped_spans;/* such spans */
+    int64_t host_late_ns[2];   /* within the makespan, time the compute CPU [0] and the I/O CPU
+                                  [1] each ran no guest code (lower bounds), ns */
+    int64_t host_late_spans[2];/* late wakeups of each watcher within the makespan */
+    int64_t host_watch_cpu_ns; /* the watchers' own CPU time (their cost to the run), ns */
 } exec_result;
 
 /* Check that the plan is consistent with the store and self-consistent
