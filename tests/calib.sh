@@ -1,7 +1,8 @@
 #!/bin/sh
 # calib.sh - `d2moe calibrate`: a small run writes a profile that loads; bad
 # options exit 2; a read-only or full disk gives one clear line and leaves no
-# file; SIGTERM mid-run leaves no temporary file.  Rates are not asserted.
+# file; SIGTERM mid-run leaves no temporary file; --host-stops reports the
+# host's share of the CPUs in the profile.  Rates are not asserted.
 . "${D2_SRCDIR:-.}/tests/lib.sh"
 
 SMALL="--file-size 8Mi --max-read 1Mi --io-bytes 1Mi --min-reps 3 --max-reps 8 --mem-size 4Mi"
@@ -83,4 +84,25 @@ kill -TERM $pid 2>/dev/null
 wait $pid; st=$?
 [ $st -eq 143 ]; ok $? "SIGTERM ends calibrate (status $st)"
 [ -z "$(ls -A "$TMP/d")" ] && [ ! -e "$TMP/k.ini" ]; ok $? "after SIGTERM: no temporary file, no profile"
+# the host-stops step: options checked; where two CPUs and real-time
+# priority exist, both phases printed and recorded (values not asserted)
+expect 2 "--host-stops 0.05" "host stops shorter than 0.1 s: exit 2" -- "$D2MOE" calibrate -o "$TMP/x.ini" --host-stops 0.05
+expect 2 "not with --no-kernels" "host stops without kernels: exit 2" -- "$D2MOE" calibrate -o "$TMP/x.ini" --dir "$TMP/d" $SMALL --no-kernels --host-stops 0.2
+st=1
+if [ "$(nproc)" -ge 2 ]; then
+    # shellcheck disable=SC2086
+    "$D2MOE" calibrate -o "$TMP/hs.ini" --dir "$TMP/d" $SMALL --host-stops 0.2 > "$TMP/hs.out" 2> "$TMP/hs.err"; st=$?
+fi
+if [ $st -ne 0 ] && { [ "$(nproc)" -lt 2 ] || grep -q 'SCHED_FIFO) refused' "$TMP/hs.err"; }; then
+    for i in 1 2 3 4 5 6; do skip "host stops need two CPUs and real-time priority"; done
+else
+    [ $st -eq 0 ]; ok $? "calibrate --host-stops 0.2"
+    grep -Eq '^host stops, idle   : 0\.[0-9]+ s, the host took the compute CPU [0-9.]+ ms' "$TMP/hs.out" &&
+        grep -Eq '^host stops, reading: .*; [1-9][0-9]* reads of [0-9]+ bytes' "$TMP/hs.out"; ok $? "both phases printed, the reading one with its reads"
+    for k in host_taken_compute_frac_idle host_taken_compute_frac_reading host_stopped_frac_idle host_stopped_frac_reading; do
+        grep -Eq "^# $k = [01]\.[0-9]{4}\$" "$TMP/hs.ini"; ok $? "profile comment $k"
+    done
+fi
+[ -z "$(ls -A "$TMP/d")" ]; ok $? "no temporary file left in --dir after the host-stops run"
+
 done_testing

@@ -62,6 +62,26 @@ if command -v sqlite3 > /dev/null; then
 else
     skip "results store (no sqlite3)"; skip "configuration hash (no sqlite3)"
 fi
+# host stops: measured (both CPUs pinned, real-time priority) or the reason
+# why not, printed and stored; measured values obey stopped <= each CPU's
+if grep -Eq '^host stops: the machine stood still [0-9.]+-[0-9.]+ s in [0-9]+ spans within the makespan' "$TMP/out"; then
+    ok 0 "execute measured the host's stops ($(grep '^host stops' "$TMP/out" | cut -c1-90))"
+    if command -v sqlite3 > /dev/null; then
+        v=$(sqlite3 "$TMP/r.db" "SELECT (SELECT value FROM params WHERE run_id = r.id AND key = 'exec.host_watch') || ' ' ||
+            (SELECT count(*) FROM metrics WHERE run_id = r.id AND name LIKE 'host!_%' ESCAPE '!' AND name != 'host_loadavg_1m') || ' ' ||
+            (SELECT CASE WHEN a.value <= b.value + 1e-12 AND a.value <= c.value + 1e-12 AND a.value <= d.value + 1e-12 THEN 'ordered' ELSE 'unordered' END
+               FROM metrics a, metrics b, metrics c, metrics d WHERE a.run_id = r.id AND a.name = 'host_stopped_s'
+               AND b.run_id = r.id AND b.name = 'host_late_compute_cpu_s' AND c.run_id = r.id AND c.name = 'host_late_io_cpu_s'
+               AND d.run_id = r.id AND d.name = 'host_stopped_max_s')
+            FROM runs r WHERE r.kind = 'execute' AND r.mode = 'real'")
+        [ "$v" = "measured 6 ordered" ]; ok $? "stored: exec.host_watch = measured, six host_* metrics, stopped <= each CPU's late time ($v)"
+    else
+        skip "host stops in the store (no sqlite3)"
+    fi
+else
+    grep -Eq '^host stops: not measured: ' "$TMP/out"; ok $? "execute says why the host's stops were not measured ($(grep '^host stops' "$TMP/out"))"
+    skip "host stops in the store (not measured here)"
+fi
 # the op join execute made in its process (typed operations, stored with the
 # real run) equals the offline join of the two timeline CSVs of the same run,
 # metric by metric, to the ns

@@ -41,7 +41,8 @@ static void usage(FILE *out)
             "                       [--min-reps N] [--max-reps N] [--fresh-buffers]\n"
             "                       [--mem-size SIZE] [--threads N] [--seed N]\n"
             "                       [--kernel-model M | --no-kernels] [--no-interference] [--no-cold]\n"
-            "                       [--pool-size SIZE] [--nice N] [--compute-cpu N|none] [--io-cpu N|none]\n\n"
+            "                       [--pool-size SIZE] [--nice N] [--compute-cpu N|none] [--io-cpu N|none]\n"
+            "                       [--host-stops SECONDS]\n\n"
             "Measure this machine and write a device profile (kind = measured):\n"
             "  storage  a nameless temporary file of --file-size bytes (default 1Gi) in\n"
             "           --dir (default .), read at random 4 KiB-aligned offsets with the\n"
@@ -88,6 +89,14 @@ static void usage(FILE *out)
             "           --kernel-model), thread CPU time: io_interference = with / alone\n"
             "           - 1, the simulator's slowdown of compute while a load is in flight\n"
             "           (--no-interference: 0)\n"
+            "  host stops (--host-stops S; not by default)  the time the host takes\n"
+            "           this machine's CPUs: real-time watcher threads on both CPUs while\n"
+            "           the compute CPU runs passes over that pool for S seconds alone,\n"
+            "           then S seconds while the I/O CPU reads back to back (O_DIRECT,\n"
+            "           the interference step's reads); printed and recorded as comments\n"
+            "           (\"# host_taken_compute_frac_idle\" / \"_reading\",\n"
+            "           \"# host_stopped_frac_idle\" / \"_reading\"), not a device parameter\n"
+            "           (docs/host.md, \"Host stops\"); needs both CPUs pinned and root\n"
             "  clocks   the wall cost of one read of the monotonic clock and of the thread\n"
             "           CPU-time clock (\"# clock_mono_read_ns\", \"# clock_thread_cpu_read_ns\";\n"
             "           reported, not used: execute reads the first around every operation,\n"
@@ -141,6 +150,7 @@ static int run(int argc, char **argv)
         {"no-interference", no_argument, NULL, 14}, {"no-cold", no_argument, NULL, 15},
         {"pool-size", required_argument, NULL, 16},
         {"compute-cpu", required_argument, NULL, 17}, {"io-cpu", required_argument, NULL, 18},
+        {"host-stops", required_argument, NULL, 19},
         {NULL, 0, NULL, 0}};
     calib_io_opts io;
     calib_io_opts_init(&io);
@@ -149,6 +159,7 @@ static int run(int argc, char **argv)
     long threads = 1, v;
     const char *kmodel = "tiny-moe";
     int kernels = 1, nice_v = 0, interference = 1, cold = 1;
+    double host_stops_s = 0; /* --host-stops: seconds of each phase, 0 = not measured */
     int64_t pool_bytes = 128LL << 20;
     int compute_cpu = CPUPIN_DEFAULT, io_cpu = CPUPIN_DEFAULT;
     int c;
@@ -184,6 +195,9 @@ static int run(int argc, char **argv)
             if (parse_size("--pool-size", optarg, &pool_bytes)) return 2;
             if (pool_bytes < (1LL << 20) || pool_bytes > (16LL << 30))
                 return cli_usage_error("calibrate", "--pool-size %s: must be 1Mi..16Gi", optarg);
+            break;
+        case 19:
+            if (cli_parse_double("calibrate", "--host-stops", optarg, 0.1, 600, 0, "seconds", &host_stops_s)) return 2;
             break;
         case 13:
             if (cli_parse_double("calibrate", "--size-step", optarg, 1.05, 16, 0, "a factor", &io.size_step)) return 2;
@@ -382,6 +396,30 @@ static int run(int argc, char **argv)
                "the copy's pages touched first: %.1f us)\n", cold_probe_ns / 1e3, touch_ns / 1e3);
     }
 
+    calib_host_stops_result hs;
+    memset(&hs, 0, sizeof hs);
+    if (host_stops_s > 0) {
+        if (!kernels) return cli_usage_error("calibrate", "--host-stops runs kernel passes: not with --no-kernels");
+        int64_t rb = (model_expert_level_bytes(&km, 2, 1, 128) / 3 + 4095) / 4096 * 4096;
+        calib_io_opts io3 = io;
+        if (io3.file_bytes > (256LL << 20)) io3.file_bytes = 256LL << 20;
+        if (io3.file_bytes < 2 * rb) io3.file_bytes = (2 * rb + 4095) / 4096 * 4096;
+        if ((rc = calib_host_stops(&io3, compute_cpu, km.hidden, km.expert_ffn, pool_bytes, rb, host_stops_s, host_stops_s, &hs)))
+            return cli_fail(rc);
+        for (int ph = 0; ph < 2; ph++) {
+            const calib_host_phase *P = ph ? &hs.reading : &hs.idle;
+            double sp = (double)P->span_ns;
+            printf("host stops, %s: %.2f s, the host took the compute CPU %.1f ms (%.2f%%), the I/O CPU %.1f ms (%.2f%%), both at "
+                   "once %.1f ms in %lld spans (%.2f%%); a pass %.1f us (median of %d, wall)",
+                   ph ? "reading" : "idle   ", sp / 1e9, P->taken_ns[0] / 1e6, 100 * P->taken_ns[0] / sp, P->taken_ns[1] / 1e6,
+                   100 * P->taken_ns[1] / sp, P->stopped_ns / 1e6, (long long)P->stopped_spans, 100 * P->stopped_ns / sp,
+                   P->pass_ns / 1e3, P->passes);
+            if (ph) printf("; %lld reads of %lld bytes, %.2f GB/s", (long long)P->reads, (long long)hs.read_bytes,
+                           (double)P->reads * (double)hs.read_bytes / sp);
+            printf("\n");
+        }
+    }
+
     /* the profile */
     device d;
     param_defaults(&device_params, &d);
@@ -487,6 +525,17 @@ static int run(int argc, char **argv)
                        "#   medians of 20 alternating blocks of 5, thread CPU time: io_interference = %.4f.\n",
                     ir.alone_ns, ir.with_io_ns, (long long)ir.read_bytes, ir.x);
         else fprintf(m, "# I/O interference: not measured (--no-interference): io_interference = 0.\n");
+        if (host_stops_s > 0) {
+            const calib_host_phase *I = &hs.idle, *R = &hs.reading;
+            fprintf(m, "# Host stops (--host-stops %g): the time the host took the CPUs, from real-time watchers; passes\n"
+                       "#   on the compute CPU alone, then while the I/O CPU read back to back (%lld-byte O_DIRECT reads,\n"
+                       "#   %.2f GB/s).  Reported, not a device parameter (docs/host.md, \"Host stops\"):\n",
+                    host_stops_s, (long long)hs.read_bytes, (double)R->reads * (double)hs.read_bytes / (double)R->span_ns);
+            fprintf(m, "# host_taken_compute_frac_idle = %.4f\n# host_taken_compute_frac_reading = %.4f\n",
+                    (double)I->taken_ns[0] / (double)I->span_ns, (double)R->taken_ns[0] / (double)R->span_ns);
+            fprintf(m, "# host_stopped_frac_idle = %.4f\n# host_stopped_frac_reading = %.4f\n",
+                    (double)I->stopped_ns / (double)I->span_ns, (double)R->stopped_ns / (double)R->span_ns);
+        }
         fprintf(m, "# Probe (execute compares its own runs of it before and after a timed run with this):\n");
         fprintf(m, "# " CALIB_NOTE_PROBE " = %.0f\n", probe_ns);
         fprintf(m, "# " CALIB_NOTE_COMPUTE_CPU " = %d   (the CPU the kernels, probes and passes ran on; -1: any)\n", compute_cpu);

@@ -69,9 +69,10 @@ static void usage(FILE *out)
             "over accepted rounds per point.\n"
             "Host stops: execute's real-time watchers measure the time both CPUs ran no\n"
             "guest code at once (the host stopped the VM: on this project's VM, 2-15 ms\n"
-            "on a 100 ms grid while the disk is read fast).  A second table gives each\n"
-            "point's error without that time (median and interval over the rounds that\n"
-            "measured it): an explanation beside the verdict, never the verdict.\n"
+            "on a 100 ms grid while the disk is read fast) and the time the host took\n"
+            "the compute CPU alone.  A second table gives each point's error without\n"
+            "either (median and interval over the rounds that measured it): an\n"
+            "explanation beside the verdict, never the verdict.\n"
             "Stored in --db: kind validate, mode round (metric accepted 0/1, param\n"
             "validate.reason) and mode point; the runs of execute as usual.\n"
             "Exit 0 when the measurement completed, whatever the verdicts.\n\n"
@@ -111,10 +112,11 @@ static double loadavg1(void)
 /* the last real run of (spec, point) after after_id: its id, makespan,
  * probe_ok (1 when absent), and the sim run's makespan just before it */
 /* the last real execute run of the point after after_id: its id, the
- * predicted and real makespans, whether its probes passed, and the time
- * the machine stood still in it (*stopped_s < 0: not measured) */
+ * predicted and real makespans, whether its probes passed, the time the
+ * machine stood still in it and the time the host took the compute CPU
+ * away (*stopped_s < 0: not measured) */
 static int last_pair(const char *dbpath, const char *spec, size_t point, int64_t after_id, int64_t *id, double *sim_s,
-                     double *real_s, int *probe_ok, double *stopped_s)
+                     double *real_s, int *probe_ok, double *stopped_s, double *taken_s)
 {
     db *d;
     D2_TRY(db_open(dbpath, &d));
@@ -124,7 +126,8 @@ static int last_pair(const char *dbpath, const char *spec, size_t point, int64_t
         "SELECT r.id, (SELECT value FROM metrics WHERE run_id = r.id AND name = 'makespan_s'),"
         "  (SELECT value FROM metrics WHERE run_id = r.id - 1 AND name = 'makespan_s'),"
         "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'probe_ok'), 1),"
-        "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'host_stopped_s'), -1)"
+        "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'host_stopped_s'), -1),"
+        "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'host_late_compute_cpu_s'), -1)"
         "  FROM runs r JOIN params sp ON sp.run_id = r.id AND sp.key = 'exec.spec' AND sp.value = ?1"
         "  JOIN params pt ON pt.run_id = r.id AND pt.key = 'exec.point' AND CAST(pt.value AS INTEGER) = ?2"
         " WHERE r.kind = 'execute' AND r.mode = 'real' AND r.id > ?3 ORDER BY r.id DESC LIMIT 1";
@@ -138,6 +141,7 @@ static int last_pair(const char *dbpath, const char *spec, size_t point, int64_t
             *sim_s = sqlite3_column_double(q, 2);
             *probe_ok = sqlite3_column_double(q, 3) != 0;
             *stopped_s = sqlite3_column_double(q, 4);
+            *taken_s = sqlite3_column_double(q, 5);
             rc = D2_OK;
         }
         sqlite3_finalize(q);
@@ -217,6 +221,8 @@ typedef struct point_acc {
     double *err, *sim, *real;       /* per accepted round */
     double *stop, *net;             /* per accepted round with the host's stops measured: the time
                                        the machine stood still (s) and the error without it */
+    double *taken, *net_taken;      /* the same rounds: the time the host took the compute CPU away
+                                       (s) and the error without that */
     int nstop;                      /* such rounds */
     int attempts, rejected;
     opjoin_report join;             /* terms summed over accepted rounds */
@@ -235,7 +241,7 @@ static int print_metric(const char *name, double v, const char *unit, void *out)
  * and param validate.reason say whether it counts and why not */
 static int store_round(const char *dbpath, const char *spec, size_t point, int round, int attempt, int accepted,
                        const char *reason, int64_t exec_id, double sim_s, double real_s, double stopped_s,
-                       const opjoin_report *j, double calib_ratio)
+                       double taken_s, const opjoin_report *j, double calib_ratio)
 {
     db *d;
     D2_TRY(db_open(dbpath, &d));
@@ -262,6 +268,9 @@ static int store_round(const char *dbpath, const char *spec, size_t point, int r
         if (!rc && stopped_s >= 0) rc = db_run_metric(run, "host_stopped_s", stopped_s, "s");
         if (!rc && stopped_s >= 0 && real_s > stopped_s)
             rc = db_run_metric(run, "error_without_stops", (sim_s - (real_s - stopped_s)) / (real_s - stopped_s), "");
+        if (!rc && taken_s >= 0) rc = db_run_metric(run, "host_late_compute_cpu_s", taken_s, "s");
+        if (!rc && taken_s >= 0 && real_s > taken_s)
+            rc = db_run_metric(run, "error_without_compute_cpu_taken", (sim_s - (real_s - taken_s)) / (real_s - taken_s), "");
     }
     if (j && !rc) rc = opjoin_report_foreach_metric(j, db_metric, run); /* the execute run's, copied */
     db_run_status(run, "ok");
@@ -363,7 +372,10 @@ static int run(int argc, char **argv)
         acc[p].real = calloc((size_t)rounds, sizeof(double));
         acc[p].stop = calloc((size_t)rounds, sizeof(double));
         acc[p].net = calloc((size_t)rounds, sizeof(double));
-        if (!acc[p].err || !acc[p].sim || !acc[p].real || !acc[p].stop || !acc[p].net) rc = D2_ENOMEM;
+        acc[p].taken = calloc((size_t)rounds, sizeof(double));
+        acc[p].net_taken = calloc((size_t)rounds, sizeof(double));
+        if (!acc[p].err || !acc[p].sim || !acc[p].real || !acc[p].stop || !acc[p].net || !acc[p].taken || !acc[p].net_taken)
+            rc = D2_ENOMEM;
     }
     if (!acc || rc) {
         d2_err_set("validate: out of memory");
@@ -422,7 +434,7 @@ static int run(int argc, char **argv)
                          calib_tol);
                 printf("rejected: %s\n", reason);
                 acc[p].rejected++;
-                rc = store_round(dbpath, name, p, round, acc[p].attempts, 0, reason, 0, 0, 0, -1, NULL, fr);
+                rc = store_round(dbpath, name, p, round, acc[p].attempts, 0, reason, 0, 0, 0, -1, -1, NULL, fr);
                 continue;
             }
             char *av[2 * SWEEP_MAX_AXES + 40];
@@ -463,13 +475,13 @@ static int run(int argc, char **argv)
             av[ac] = NULL;
             int est = run_child(av);
             int64_t xid = 0;
-            double s_s = 0, r_s = 0, stop_s = -1;
+            double s_s = 0, r_s = 0, stop_s = -1, take_s = -1;
             int pok = 0;
             opjoin_report rep;
             int have_join = 0;
             if (est != 0) {
                 snprintf(reason, sizeof reason, "execute failed (status %d)", est);
-            } else if ((rc = last_pair(dbpath, name, p, start_id, &xid, &s_s, &r_s, &pok, &stop_s))) {
+            } else if ((rc = last_pair(dbpath, name, p, start_id, &xid, &s_s, &r_s, &pok, &stop_s, &take_s))) {
                 break;
             } else {
                 have_join = join_read(dbpath, xid, &rep) == D2_OK;
@@ -483,7 +495,9 @@ static int run(int argc, char **argv)
                 acc[p].sim[k] = s_s;
                 acc[p].real[k] = r_s;
                 acc[p].err[k] = (s_s - r_s) / r_s;
-                if (stop_s >= 0 && r_s > stop_s) {
+                if (stop_s >= 0 && r_s > stop_s && take_s >= 0 && r_s > take_s) {
+                    acc[p].taken[acc[p].nstop] = take_s;
+                    acc[p].net_taken[acc[p].nstop] = (s_s - (r_s - take_s)) / (r_s - take_s);
                     acc[p].stop[acc[p].nstop] = stop_s;
                     acc[p].net[acc[p].nstop++] = (s_s - (r_s - stop_s)) / (r_s - stop_s);
                 }
@@ -505,8 +519,9 @@ static int run(int argc, char **argv)
                     acc[p].joined++;
                 }
                 printf("sim %.3f s, real %.3f s, error %+.1f%%", s_s, r_s, 100 * acc[p].err[k]);
-                if (stop_s >= 0 && r_s > stop_s)
-                    printf(" (host stops %.3f s; without them %+.1f%%)", stop_s, 100 * acc[p].net[acc[p].nstop - 1]);
+                if (stop_s >= 0 && r_s > stop_s && take_s >= 0 && r_s > take_s)
+                    printf(" (machine stopped %.3f s, compute CPU taken %.3f s; without them %+.1f%%, %+.1f%%)", stop_s, take_s,
+                           100 * acc[p].net[acc[p].nstop - 1], 100 * acc[p].net_taken[acc[p].nstop - 1]);
                 printf("\n");
             } else {
                 acc[p].rejected++;
@@ -515,7 +530,7 @@ static int run(int argc, char **argv)
                 printf("\n");
             }
             fflush(stdout);
-            rc = store_round(dbpath, name, p, round, acc[p].attempts, accepted, reason, xid, s_s, r_s, stop_s,
+            rc = store_round(dbpath, name, p, round, acc[p].attempts, accepted, reason, xid, s_s, r_s, stop_s, take_s,
                              have_join ? &rep : NULL, fr);
         }
         if (rc) break;
@@ -601,18 +616,26 @@ static int run(int argc, char **argv)
             /* the same rounds without the time the machine stood still: an
              * explanation beside the verdict, never the verdict */
             if (!rc && acc[p].nstop > 0) {
-                valstat_ci ne, stp;
+                valstat_ci ne, stp, nt, tk;
                 rc = valstat_median_ci(acc[p].net, acc[p].nstop, 10000, 0.95, seed + 3, &ne);
                 if (!rc) rc = valstat_median_ci(acc[p].stop, acc[p].nstop, 10000, 0.95, seed + 4, &stp);
+                if (!rc) rc = valstat_median_ci(acc[p].net_taken, acc[p].nstop, 10000, 0.95, seed + 5, &nt);
+                if (!rc) rc = valstat_median_ci(acc[p].taken, acc[p].nstop, 10000, 0.95, seed + 6, &tk);
                 if (!rc) {
-                    valstat_verdict nv = acc[p].nstop < rounds ? VALSTAT_CANNOT : valstat_judge(&ne, bound / 100);
-                    char iv2[40];
-                    snprintf(iv2, sizeof iv2, "[%+.1f, %+.1f]%%", 100 * ne.lo, 100 * ne.hi);
-                    snprintf(netl + p * NETL, NETL, "%-5zu %-28s %5d %9.3f %+7.1f%% %18s  %s\n", p, cfg, acc[p].nstop,
-                             stp.median, 100 * ne.median, iv2, valstat_verdict_name(nv));
+                    valstat_verdict v1 = acc[p].nstop < rounds ? VALSTAT_CANNOT : valstat_judge(&ne, bound / 100);
+                    valstat_verdict v2 = acc[p].nstop < rounds ? VALSTAT_CANNOT : valstat_judge(&nt, bound / 100);
+                    char i1[40], i2[40];
+                    snprintf(i1, sizeof i1, "[%+.1f, %+.1f]%%", 100 * ne.lo, 100 * ne.hi);
+                    snprintf(i2, sizeof i2, "[%+.1f, %+.1f]%%", 100 * nt.lo, 100 * nt.hi);
+                    snprintf(netl + p * NETL, NETL, "%-5zu %4d %8.3f %+7.1f%% %16s %-15s %8.3f %+7.1f%% %16s %s\n", p,
+                             acc[p].nstop, stp.median, 100 * ne.median, i1, valstat_verdict_name(v1), tk.median,
+                             100 * nt.median, i2, valstat_verdict_name(v2));
                     const struct { const char *k; double v; const char *u; } mn[] = {
                         {"host_stopped_median_s", stp.median, "s"}, {"error_without_stops_median", ne.median, ""},
                         {"error_without_stops_lo", ne.lo, ""}, {"error_without_stops_hi", ne.hi, ""},
+                        {"host_late_compute_cpu_median_s", tk.median, "s"},
+                        {"error_without_compute_cpu_taken_median", nt.median, ""},
+                        {"error_without_compute_cpu_taken_lo", nt.lo, ""}, {"error_without_compute_cpu_taken_hi", nt.hi, ""},
                         {"rounds_with_stops_measured", acc[p].nstop, ""},
                     };
                     for (size_t k = 0; k < sizeof mn / sizeof mn[0] && !rc; k++) rc = db_run_metric(r, mn[k].k, mn[k].v, mn[k].u);
@@ -640,10 +663,11 @@ static int run(int argc, char **argv)
     int anynet = 0;
     for (size_t p = 0; p < n; p++) anynet |= netl[p * NETL] != 0;
     if (anynet) {
-        printf("\nthe same rounds without the host's stops (both CPUs running no guest code at once, measured by execute's\n"
-               "watchers: a lower bound); an explanation beside the verdicts above, not a verdict (docs/host.md, \"Host stops\"):\n");
-        printf("%-5s %-28s %5s %9s %8s %18s  %s\n", "point", "configuration", "runs", "stopped_s", "error", "95% interval",
-               "would be");
+        printf("\nthe same rounds without the time the host took (execute's watchers: both CPUs at once = the machine\n"
+               "stopped, a lower bound of the delay; the compute CPU alone, which delays the run when compute is its\n"
+               "critical path); an explanation beside the verdicts above, not a verdict (docs/host.md, \"Host stops\"):\n");
+        printf("%-5s %4s %8s %8s %16s %-15s %8s %8s %16s %s\n", "point", "runs", "stopped", "error", "95% interval",
+               "would be", "taken", "error", "95% interval", "would be");
         for (size_t p = 0; p < n; p++)
             if (netl[p * NETL]) fputs(netl + p * NETL, stdout);
     }
@@ -693,6 +717,7 @@ static int run(int argc, char **argv)
 out:
     for (size_t p = 0; acc && p < n; p++) {
         free(acc[p].err); free(acc[p].sim); free(acc[p].real); free(acc[p].stop); free(acc[p].net);
+        free(acc[p].taken); free(acc[p].net_taken);
     }
     free(acc);
     sweep_spec_free(sp);

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "host/calib.h"
 #include "host/cpupin.h"
+#include "host/hostwatch.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/fileio.h"
@@ -979,6 +980,94 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
     free(ra.buf);
     kpool_free(&pool);
     free(t[0]); free(t[1]);
+    return rc;
+}
+
+/* ---- host stops --------------------------------------------------- */
+
+/* passes on the calling thread until `until` (monotonic ns); wall times
+ * into t (at most cap), their count into *n */
+static void host_passes(kpool *pool, int *next, int64_t until, double *t, int cap, int *n)
+{
+    *n = 0;
+    while (clock_mono_ns() < until) {
+        int64_t t0 = clock_mono_ns();
+        kpool_pass(pool, *next);
+        *next = *next + 1 < pool->n ? *next + 1 : 0;
+        if (*n < cap) t[(*n)++] = (double)(clock_mono_ns() - t0);
+    }
+}
+
+static int host_tally(const hostwatch *w, int64_t a, int64_t b, calib_host_phase *ph)
+{
+    hostwatch_tally t;
+    ph->span_ns = b - a;
+    for (int k = 0; k < 2; k++) {
+        D2_TRY(hostwatch_cpu(w, k, a, b, &t));
+        ph->taken_ns[k] = t.late_ns;
+    }
+    int64_t mx;
+    return hostwatch_stopped(w, a, b, &ph->stopped_ns, &mx, &ph->stopped_spans);
+}
+
+int calib_host_stops(const calib_io_opts *o, int compute_cpu, int64_t hidden, int64_t ffn, int64_t pool_bytes,
+                     int64_t read_bytes, double idle_s, double read_s, calib_host_stops_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (compute_cpu < 0 || o->reader_cpu < 0 || compute_cpu == o->reader_cpu)
+        D2_ERROR(D2_EINVAL, "host stops: the compute and the I/O CPU must be two pinned CPUs");
+    if (read_bytes < ALIGN || read_bytes % ALIGN || o->file_bytes < 2 * read_bytes)
+        D2_ERROR(D2_EINVAL, "host stops: read size %lld (a multiple of 4 KiB, at most half the file)", (long long)read_bytes);
+    if (!(idle_s >= 0.1 && idle_s <= 600) || !(read_s >= 0.1 && read_s <= 600))
+        D2_ERROR(D2_EINVAL, "host stops: durations %g s and %g s (0.1..600 each)", idle_s, read_s);
+    D2_TRY(cpupin_check(o->reader_cpu, "host stops: reader CPU"));
+    kpool pool;
+    D2_TRY(kpool_new(hidden, ffn, pool_bytes, &pool));
+    enum { CAP = 1 << 16 };
+    double *t = malloc(CAP * sizeof *t);
+    reader_arg ra = {.fd = -1, .direct = 0, .cpu = o->reader_cpu, .file_bytes = o->file_bytes, .size = read_bytes,
+                     .buf = NULL, .run = 0, .reads = 0};
+    int rc = (!t || posix_memalign(&ra.buf, ALIGN, (size_t)read_bytes)) ? D2_ENOMEM : D2_OK;
+    if (rc) { ra.buf = NULL; d2_err_set("host stops: out of memory"); }
+    char method[64];
+    double wbw;
+    if (rc == D2_OK) rc = open_tmp(o->dir, &ra.fd, &ra.direct, method, sizeof method);
+    if (rc == D2_OK) rc = write_file(ra.fd, o, ra.direct, &wbw);
+    hostwatch *w = NULL;
+    int cpus[2] = {compute_cpu, o->reader_cpu};
+    if (rc == D2_OK) rc = hostwatch_start(cpus, 2, &w);
+    int next = 0, n;
+    int64_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+    if (rc == D2_OK) {
+        a0 = clock_mono_ns();
+        host_passes(&pool, &next, a0 + (int64_t)(idle_s * 1e9), t, CAP, &n);
+        a1 = clock_mono_ns();
+        r->idle.passes = n;
+        r->idle.pass_ns = n ? calib_median(t, n) : 0;
+        pthread_t th;
+        __atomic_store_n(&ra.run, 1, __ATOMIC_RELEASE);
+        if (pthread_create(&th, NULL, reader_main, &ra)) { rc = D2_EIO; d2_err_set("host stops: cannot start a thread"); }
+        else {
+            b0 = clock_mono_ns();
+            host_passes(&pool, &next, b0 + (int64_t)(read_s * 1e9), t, CAP, &n);
+            b1 = clock_mono_ns();
+            __atomic_store_n(&ra.run, 0, __ATOMIC_RELEASE);
+            pthread_join(th, NULL);
+            r->reading.passes = n;
+            r->reading.pass_ns = n ? calib_median(t, n) : 0;
+            r->reading.reads = ra.reads;
+            if (ra.reads == 0) { rc = D2_EIO; d2_err_set("host stops: the reader thread read nothing"); }
+        }
+    }
+    hostwatch_stop(w);
+    if (rc == D2_OK) rc = host_tally(w, a0, a1, &r->idle);
+    if (rc == D2_OK) rc = host_tally(w, b0, b1, &r->reading);
+    r->read_bytes = read_bytes;
+    hostwatch_free(w);
+    if (ra.fd >= 0) close(ra.fd);
+    free(ra.buf);
+    free(t);
+    kpool_free(&pool);
     return rc;
 }
 

@@ -218,6 +218,34 @@ typedef struct calib_interference_result {
 int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int64_t pool_bytes, int64_t read_bytes,
                        int blocks, calib_interference_result *r);
 
+/* The time the host takes this machine's CPUs (host/hostwatch.h) while
+ * the disk is read back to back, against while it is not: passes over the
+ * pool of calib_cold (pool_bytes) on the calling thread, which runs on
+ * compute_cpu, for idle_s seconds, then for read_s seconds while a reader
+ * thread on o->reader_cpu reads a nameless temporary file (o->dir,
+ * o->file_bytes) with O_DIRECT at random offsets, read_bytes per read; a
+ * watcher on each of the two CPUs throughout.  Measured and reported, not
+ * a device parameter: on this project's VM the host's share moved between
+ * 0 and ~10% from one run to the next at the same reads (docs/host.md,
+ * "Host stops").  D2_EINVAL (CPUs not pinned to two, bad sizes or
+ * durations), D2_EIO (no real-time priority: the message says so), D2_ENOMEM. */
+typedef struct calib_host_phase {
+    int64_t span_ns;              /* wall time of the phase, ns */
+    int64_t taken_ns[2];          /* time the host took the compute CPU [0] and the I/O CPU [1]
+                                     (late watcher wakeups: lower bounds), ns */
+    int64_t stopped_ns;           /* both at once (the machine stood still), ns */
+    int64_t stopped_spans;        /* such spans */
+    int64_t reads;                /* reads made in the phase (0 in the idle one) */
+    int passes;                   /* kernel passes made */
+    double pass_ns;               /* median pass, wall time, ns */
+} calib_host_phase;
+typedef struct calib_host_stops_result {
+    calib_host_phase idle, reading;
+    int64_t read_bytes;           /* bytes per read */
+} calib_host_stops_result;
+int calib_host_stops(const calib_io_opts *o, int compute_cpu, int64_t hidden, int64_t ffn, int64_t pool_bytes,
+                     int64_t read_bytes, double idle_s, double read_s, calib_host_stops_result *r);
+
 /* Median of n doubles (sorts a copy).  n >= 1. */
 double calib_median(const double *x, int n);
 /* Of t[0..n), the values above factor x median: how many, and their sum. */
