@@ -514,8 +514,9 @@ static int mcollect(const char *name, double v, const char *unit, void *u)
     return D2_OK;
 }
 
-/* The same jobs with the memo off, then on (first budget records, the
- * others are answered): every metric bit for bit equal, and the memo was
+/* The same jobs with the memo off, then on (the first budget opens the
+ * entry, the second records, the third is answered): every metric bit for
+ * bit equal, and the memo was
  * used.  Systems: gate ranking without a predictor (routing skipped on a
  * hit), gate ranking with the paths predictor (routing decoded: the memo is
  * checked against it), uniform bits, static bits (not pure: never keyed);
@@ -567,6 +568,12 @@ static void test_step_memo(void)
     ok(stepmemo_open("k", 2, 3, &m) == D2_OK && m, "an entry opens");
     const uint32_t comp[3] = {1, 0, 5}, other[3] = {1, 0, 6}, cnt[2][3] = {{1, 2, 3}, {4, 5, 6}};
     const double g[2][3] = {{.5, .25, .125}, {1, 2, 3}}, g2[2][3] = {{.25, .0625, 0}, {1, 4, 9}};
+    stepmemo_put(m, 0, comp, 3, 0, cnt[0], g[0], g2[0]);
+    stepmemo_put(m, 0, comp, 3, 1, cnt[1], g[1], g2[1]);
+    ok(!stepmemo_have(m, 0, comp, 3) && stepmemo_bytes() == 0, "the first run of a key records nothing (%zu bytes)",
+       stepmemo_bytes());
+    stepmemo_close(m);
+    ok(stepmemo_open("k", 2, 3, &m) == D2_OK && m, "the key's second run opens the same entry");
     stepmemo_put(m, 0, comp, 3, 0, cnt[0], g[0], g2[0]);
     ok(!stepmemo_have(m, 0, comp, 3), "a forward step with one of two layers recorded is not answered");
     stepmemo_put(m, 0, comp, 3, 1, cnt[1], g[1], g2[1]);

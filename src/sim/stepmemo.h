@@ -47,7 +47,10 @@ void stepmemo_get(const stepmemo *m, uint32_t f, uint32_t l, const uint32_t **co
                   const double **gsum2);
 /* Record layer l of forward step f (composition comp[0..n)), layers in
  * order from 0; a forward step already recorded whole is kept as it was.
- * Past the bound nothing is recorded. */
+ * Past the bound nothing is recorded; nor in the first run of a key (its
+ * first stepmemo_open): a key is recorded from its second run on and
+ * answers from its third, so a process that runs one job spends nothing
+ * on a memo it would never read (as the route memo, trace/source.h). */
 void stepmemo_put(stepmemo *m, uint32_t f, const uint32_t *comp, size_t n, uint32_t l, const uint32_t *count,
                   const double *gsum, const double *gsum2);
 
