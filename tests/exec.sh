@@ -74,7 +74,7 @@ if grep -Eq '^host stops: the machine stood still [0-9.]+-[0-9.]+ s in [0-9]+ sp
                AND b.run_id = r.id AND b.name = 'host_late_compute_cpu_s' AND c.run_id = r.id AND c.name = 'host_late_io_cpu_s'
                AND d.run_id = r.id AND d.name = 'host_stopped_max_s')
             FROM runs r WHERE r.kind = 'execute' AND r.mode = 'real'")
-        [ "$v" = "measured 6 ordered" ]; ok $? "stored: exec.host_watch = measured, six host_* metrics, stopped <= each CPU's late time ($v)"
+        [ "$v" = "measured 8 ordered" ]; ok $? "stored: exec.host_watch = measured, eight host_* metrics, stopped <= each CPU's late time ($v)"
     else
         skip "host stops in the store (no sqlite3)"
     fi

@@ -100,8 +100,8 @@ static void usage(FILE *out)
             "otherwise).  Where both were late at once the machine stood still and the\n"
             "run was pushed back by that much: printed with the error the run would\n"
             "have without it (at least that long; host_stopped_max_s: at most), stored\n"
-            "as host_stopped_s, host_stopped_spans,\n"
-            "host_late_compute_cpu_s, host_late_io_cpu_s, host_watch_cpu_s (the\n"
+            "as host_stopped_s, host_stopped_spans, host_late_compute_cpu_s,\n"
+            "host_late_io_cpu_s (and each's _max_s), host_watch_cpu_s (the\n"
             "watchers' cost) and exec.host_watch (measured, off, or why not: it needs\n"
             "both threads pinned and SCHED_FIFO, i.e. root).  The simulator does not\n"
             "model them (docs/host.md, \"Host stops\").  --no-host-watch: no watchers.\n\n"
@@ -216,7 +216,9 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
                 {"host_stopped_max_s", (double)x->host_stopped_max_ns / 1e9, "s"},
                 {"host_stopped_spans", (double)x->host_stopped_spans, ""},
                 {"host_late_compute_cpu_s", (double)x->host_late_ns[0] / 1e9, "s"},
+                {"host_late_compute_cpu_max_s", (double)x->host_late_max_ns[0] / 1e9, "s"},
                 {"host_late_io_cpu_s", (double)x->host_late_ns[1] / 1e9, "s"},
+                {"host_late_io_cpu_max_s", (double)x->host_late_max_ns[1] / 1e9, "s"},
                 {"host_watch_cpu_s", (double)x->host_watch_cpu_ns / 1e9, "s"},
             };
             for (size_t i = 0; x->host_watched && i < sizeof hw / sizeof hw[0] && !rc; i++)
@@ -862,9 +864,10 @@ static int run(int argc, char **argv)
            (double)x.bytes_read / 1e9, (double)x.io_wait_mem_ns / 1e9, loadavg1());
     if (x.host_watched)
         printf("host stops: the machine stood still %.3f-%.3f s in %lld spans within the makespan (compute CPU taken away "
-               "%.3f s, I/O CPU %.3f s; the watchers' own CPU time %.4f s); the error without the stops %+.1f%%\n",
-               (double)x.host_stopped_ns / 1e9, (double)x.host_stopped_max_ns / 1e9, (long long)x.host_stopped_spans, (double)x.host_late_ns[0] / 1e9,
-               (double)x.host_late_ns[1] / 1e9, (double)x.host_watch_cpu_ns / 1e9,
+               "%.3f-%.3f s, I/O CPU %.3f-%.3f s; the watchers' own CPU time %.4f s); the error without the stops %+.1f%%\n",
+               (double)x.host_stopped_ns / 1e9, (double)x.host_stopped_max_ns / 1e9, (long long)x.host_stopped_spans,
+               (double)x.host_late_ns[0] / 1e9, (double)x.host_late_max_ns[0] / 1e9, (double)x.host_late_ns[1] / 1e9,
+               (double)x.host_late_max_ns[1] / 1e9, (double)x.host_watch_cpu_ns / 1e9,
                100 * rel(T - (double)x.host_stopped_ns / 1e9, sm));
     else if (g_host_watch)
         printf("host stops: %s\n", x.host_watch_note);

@@ -1142,6 +1142,7 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
             for (int k = 0; k < 2 && rc == D2_OK; k++) {
                 rc = hostwatch_cpu(hw, k, R->t0 + first, R->t0 + last, &t[k]);
                 r->host_late_ns[k] = t[k].late_ns;
+                r->host_late_max_ns[k] = t[k].late_max_ns;
                 r->host_late_spans[k] = t[k].late;
                 r->host_watch_cpu_ns += t[k].cpu_ns;
             }

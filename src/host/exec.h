@@ -131,6 +131,8 @@ typedef struct exec_result {
     int64_t host_stopped_spans;/* such spans */
     int64_t host_late_ns[2];   /* within the makespan, time the compute CPU [0] and the I/O CPU
                                   [1] each ran no guest code (lower bounds), ns */
+    int64_t host_late_max_ns[2]; /* the same counted from each watcher's wakeup before the late one
+                                  (upper bounds), ns */
     int64_t host_late_spans[2];/* late wakeups of each watcher within the makespan */
     int64_t host_watch_cpu_ns; /* the watchers' own CPU time (their cost to the run), ns */
 } exec_result;
