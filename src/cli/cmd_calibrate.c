@@ -91,8 +91,9 @@ static void usage(FILE *out)
             "           (--no-interference: 0)\n"
             "  host stops (--host-stops S; not by default)  the time the host takes\n"
             "           this machine's CPUs: real-time watcher threads on both CPUs while\n"
-            "           the compute CPU runs passes over that pool for S seconds alone,\n"
-            "           then S seconds while the I/O CPU reads back to back (O_DIRECT,\n"
+            "           the compute CPU runs passes over that pool for S seconds while\n"
+            "           the I/O CPU spins (both busy, as in execute, nothing read), then\n"
+            "           S seconds while the I/O CPU reads back to back (O_DIRECT,\n"
             "           the interference step's reads); printed and recorded as comments\n"
             "           (\"# host_taken_compute_frac_idle\" / \"_reading\",\n"
             "           \"# host_stopped_frac_idle\" / \"_reading\"), not a device parameter\n"
@@ -528,7 +529,7 @@ static int run(int argc, char **argv)
         if (host_stops_s > 0) {
             const calib_host_phase *I = &hs.idle, *R = &hs.reading;
             fprintf(m, "# Host stops (--host-stops %g): the time the host took the CPUs, from real-time watchers; passes\n"
-                       "#   on the compute CPU alone, then while the I/O CPU read back to back (%lld-byte O_DIRECT reads,\n"
+                       "#   on the compute CPU while the I/O CPU spun, then while it read back to back (%lld-byte O_DIRECT reads,\n"
                        "#   %.2f GB/s).  Reported, not a device parameter (docs/host.md, \"Host stops\"):\n",
                     host_stops_s, (long long)hs.read_bytes, (double)R->reads * (double)hs.read_bytes / (double)R->span_ns);
             fprintf(m, "# host_taken_compute_frac_idle = %.4f\n# host_taken_compute_frac_reading = %.4f\n",

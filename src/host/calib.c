@@ -985,6 +985,25 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
 
 /* ---- host stops --------------------------------------------------- */
 
+/* the idle phase's second CPU: busy, as execute's spinning I/O thread
+ * keeps it, but reading nothing */
+typedef struct spin_arg {
+    int cpu;
+    int run; /* atomic: 1 keeps it spinning */
+} spin_arg;
+
+static void *spin_main(void *p)
+{
+    spin_arg *a = p;
+    if (cpupin_self(a->cpu, NULL) != D2_OK) return NULL;
+    while (__atomic_load_n(&a->run, __ATOMIC_ACQUIRE)) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause(); /* as execute's waits spin */
+#endif
+    }
+    return NULL;
+}
+
 /* passes on the calling thread until `until` (monotonic ns); wall times
  * into t (at most cap), their count into *n */
 static void host_passes(kpool *pool, int *next, int64_t until, double *t, int cap, int *n)
@@ -1036,18 +1055,27 @@ int calib_host_stops(const calib_io_opts *o, int compute_cpu, int64_t hidden, in
     hostwatch *w = NULL;
     int cpus[2] = {compute_cpu, o->reader_cpu};
     if (rc == D2_OK) rc = hostwatch_start(cpus, 2, &w);
-    int next = 0, n;
+    int next = 0, n = 0;
     int64_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
     if (rc == D2_OK) {
+        spin_arg sa = {.cpu = o->reader_cpu, .run = 1};
+        pthread_t sp;
+        if (pthread_create(&sp, NULL, spin_main, &sa)) { rc = D2_EIO; d2_err_set("host stops: cannot start a thread"); }
         a0 = clock_mono_ns();
-        host_passes(&pool, &next, a0 + (int64_t)(idle_s * 1e9), t, CAP, &n);
+        if (rc == D2_OK) host_passes(&pool, &next, a0 + (int64_t)(idle_s * 1e9), t, CAP, &n);
         a1 = clock_mono_ns();
+        if (rc == D2_OK) {
+            __atomic_store_n(&sa.run, 0, __ATOMIC_RELEASE);
+            pthread_join(sp, NULL);
+        }
         r->idle.passes = n;
         r->idle.pass_ns = n ? calib_median(t, n) : 0;
         pthread_t th;
         __atomic_store_n(&ra.run, 1, __ATOMIC_RELEASE);
-        if (pthread_create(&th, NULL, reader_main, &ra)) { rc = D2_EIO; d2_err_set("host stops: cannot start a thread"); }
-        else {
+        if (rc == D2_OK && pthread_create(&th, NULL, reader_main, &ra)) {
+            rc = D2_EIO;
+            d2_err_set("host stops: cannot start a thread");
+        } else if (rc == D2_OK) {
             b0 = clock_mono_ns();
             host_passes(&pool, &next, b0 + (int64_t)(read_s * 1e9), t, CAP, &n);
             b1 = clock_mono_ns();

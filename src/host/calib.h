@@ -221,8 +221,9 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
 /* The time the host takes this machine's CPUs (host/hostwatch.h) while
  * the disk is read back to back, against while it is not: passes over the
  * pool of calib_cold (pool_bytes) on the calling thread, which runs on
- * compute_cpu, for idle_s seconds, then for read_s seconds while a reader
- * thread on o->reader_cpu reads a nameless temporary file (o->dir,
+ * compute_cpu, for idle_s seconds while a thread on o->reader_cpu spins
+ * (both CPUs busy, as in execute, nothing read), then for read_s seconds
+ * while a reader thread there reads a nameless temporary file (o->dir,
  * o->file_bytes) with O_DIRECT at random offsets, read_bytes per read; a
  * watcher on each of the two CPUs throughout.  Measured and reported, not
  * a device parameter: on this project's VM the host's share moved between
