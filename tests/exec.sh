@@ -68,13 +68,18 @@ if grep -Eq '^host stops: the machine stood still [0-9.]+-[0-9.]+ s in [0-9]+ sp
     ok 0 "execute measured the host's stops ($(grep '^host stops' "$TMP/out" | cut -c1-90))"
     if command -v sqlite3 > /dev/null; then
         v=$(sqlite3 "$TMP/r.db" "SELECT (SELECT value FROM params WHERE run_id = r.id AND key = 'exec.host_watch') || ' ' ||
-            (SELECT count(*) FROM metrics WHERE run_id = r.id AND name LIKE 'host!_%' ESCAPE '!' AND name != 'host_loadavg_1m') || ' ' ||
+            (SELECT count(*) FROM metrics WHERE run_id = r.id AND name LIKE 'host!_%' ESCAPE '!' AND name != 'host_loadavg_1m'
+               AND name NOT LIKE 'host!_in!_compute!_l%' ESCAPE '!') || ' ' ||
+            (SELECT count(*) || CASE WHEN sum(value) <= (SELECT value FROM metrics WHERE run_id = r.id AND name = 'host_late_compute_cpu_s') + 1e-12
+                                     THEN ' inside' ELSE ' beyond' END
+               FROM metrics WHERE run_id = r.id AND name LIKE 'host!_in!_compute!_l%' ESCAPE '!') || ' ' ||
             (SELECT CASE WHEN a.value <= b.value + 1e-12 AND a.value <= c.value + 1e-12 AND a.value <= d.value + 1e-12 THEN 'ordered' ELSE 'unordered' END
                FROM metrics a, metrics b, metrics c, metrics d WHERE a.run_id = r.id AND a.name = 'host_stopped_s'
                AND b.run_id = r.id AND b.name = 'host_late_compute_cpu_s' AND c.run_id = r.id AND c.name = 'host_late_io_cpu_s'
                AND d.run_id = r.id AND d.name = 'host_stopped_max_s')
             FROM runs r WHERE r.kind = 'execute' AND r.mode = 'real'")
-        [ "$v" = "measured 8 ordered" ]; ok $? "stored: exec.host_watch = measured, eight host_* metrics, stopped <= each CPU's late time ($v)"
+        [ "$v" = "measured 8 3 inside ordered" ]
+        ok $? "stored: exec.host_watch = measured, eight host_* metrics, host_in_compute_l1..3_s summing to at most the compute CPU's taken time, stopped <= each CPU's late time ($v)"
     else
         skip "host stops in the store (no sqlite3)"
     fi

@@ -101,8 +101,9 @@ static void usage(FILE *out)
             "run was pushed back by that much: printed with the error the run would\n"
             "have without it (at least that long; host_stopped_max_s: at most), stored\n"
             "as host_stopped_s, host_stopped_spans, host_late_compute_cpu_s,\n"
-            "host_late_io_cpu_s (and each's _max_s), host_watch_cpu_s (the\n"
-            "watchers' cost) and exec.host_watch (measured, off, or why not: it needs\n"
+            "host_late_io_cpu_s (and each's _max_s), host_in_compute_lK_s (the\n"
+            "compute CPU's taken time inside the level-K computes), host_watch_cpu_s\n"
+            "(the watchers' cost) and exec.host_watch (measured, off, or why not: it needs\n"
             "both threads pinned and SCHED_FIFO, i.e. root).  The simulator does not\n"
             "model them (docs/host.md, \"Host stops\").  --no-host-watch: no watchers.\n\n"
             "--spec runs every point of a sweep spec of kind execute (the validation\n"
@@ -223,6 +224,11 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
             };
             for (size_t i = 0; x->host_watched && i < sizeof hw / sizeof hw[0] && !rc; i++)
                 rc = db_run_metric(run, hw[i].k, hw[i].v, hw[i].u);
+            for (int k = 0; x->host_watched && k < x->levels && k < EXEC_HOST_LEVELS && !rc; k++) {
+                char nm[48];
+                snprintf(nm, sizeof nm, "host_in_compute_l%d_s", k + 1);
+                rc = db_run_metric(run, nm, (double)x->host_in_compute_ns[k] / 1e9, "s");
+            }
             if (!rc && g_probe_before > 0) rc = db_run_metric(run, "probe_before_ns", g_probe_before, "ns");
             if (!rc && g_probe_after > 0) rc = db_run_metric(run, "probe_after_ns", g_probe_after, "ns");
             if (!rc && g_probe_ref > 0 && g_probe_before > 0) {
@@ -869,7 +875,12 @@ static int run(int argc, char **argv)
                (double)x.host_late_ns[0] / 1e9, (double)x.host_late_max_ns[0] / 1e9, (double)x.host_late_ns[1] / 1e9,
                (double)x.host_late_max_ns[1] / 1e9, (double)x.host_watch_cpu_ns / 1e9,
                100 * rel(T - (double)x.host_stopped_ns / 1e9, sm));
-    else if (g_host_watch)
+    if (x.host_watched) {
+        printf("host stops inside the computes (the compute CPU taken, lower bound):");
+        for (int k = 0; k < x.levels && k < EXEC_HOST_LEVELS; k++)
+            printf("%s level %d %.3f s", k ? "," : "", k + 1, (double)x.host_in_compute_ns[k] / 1e9);
+        printf("\n");
+    } else if (g_host_watch)
         printf("host stops: %s\n", x.host_watch_note);
     if (verify)
         printf("verify: %lld tokens; max relative difference %.3g to the one-shot kernels, %.3g to the double reference\n",

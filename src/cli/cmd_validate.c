@@ -14,6 +14,7 @@
 #include "core/err.h"
 #include "core/model.h"
 #include "host/calib.h"
+#include "host/exec.h"
 #include "host/opjoin.h"
 #include "host/valstat.h"
 #include "results/db.h"
@@ -150,6 +151,37 @@ static int last_pair(const char *dbpath, const char *spec, size_t point, int64_t
     } else rc = D2_EDB;
     db_close(d);
     if (rc) d2_err_set("%s: no execute run of point %zu found", dbpath, point);
+    return rc;
+}
+
+/* The execute run's host_in_compute_lK_s metrics added into h[K-1]
+ * (EXEC_HOST_LEVELS of them); *found = 1 when it stored any. */
+static int host_in_read(const char *dbpath, int64_t run_id, double *h, int *found)
+{
+    *found = 0;
+    db *d;
+    D2_TRY(db_open(dbpath, &d));
+    sqlite3_stmt *q;
+    int rc = D2_OK;
+    if (sqlite3_prepare_v2(db_handle(d), "SELECT name, value FROM metrics WHERE run_id = ?1 AND name LIKE 'host!_in!_compute!_l%' ESCAPE '!'",
+                           -1, &q, NULL) != SQLITE_OK) {
+        d2_err_set("%s: %s", dbpath, sqlite3_errmsg(db_handle(d)));
+        rc = D2_EDB;
+    } else {
+        sqlite3_bind_int64(q, 1, run_id);
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            const char *name = (const char *)sqlite3_column_text(q, 0);
+            int k;
+            char tail[8];
+            if (name && sscanf(name, "host_in_compute_l%d%7s", &k, tail) == 2 && !strcmp(tail, "_s") && k >= 1 &&
+                k <= EXEC_HOST_LEVELS) {
+                h[k - 1] += sqlite3_column_double(q, 1);
+                *found = 1;
+            }
+        }
+        sqlite3_finalize(q);
+    }
+    db_close(d);
     return rc;
 }
 
@@ -368,6 +400,8 @@ static int run(int argc, char **argv)
     }
     size_t n = sweep_spec_size(sp);
     const char *name = sweep_spec_name(sp);
+    double host_in[EXEC_HOST_LEVELS] = {0}; /* host_in_compute_lK_s summed over joined accepted rounds */
+    int host_in_rounds = 0;                  /* such rounds that stored them */
     point_acc *acc = calloc(n, sizeof *acc);
     for (size_t p = 0; acc && p < n; p++) {
         acc[p].err = calloc((size_t)rounds, sizeof(double));
@@ -507,6 +541,9 @@ static int run(int argc, char **argv)
                     acc[p].stop[acc[p].nstop] = stop_s;
                     acc[p].net[acc[p].nstop++] = (s_s - (r_s - stop_s)) / (r_s - stop_s);
                 }
+                int hf = 0;
+                if (have_join && (rc = host_in_read(dbpath, xid, host_in, &hf))) break;
+                host_in_rounds += hf;
                 if (have_join) {
                     if (!acc[p].joined) acc[p].join = rep;
                     else {
@@ -722,6 +759,20 @@ static int run(int argc, char **argv)
             if (pass)
                 printf("%-16s %10.3f %10.3f %+10.3f %9.3f %8s\n--\n", "makespan", tot.makespan_pred_ns / 1e9, tot.makespan_real_ns / 1e9,
                        dms / 1e9, tot.makespan_pred_ns > 0 ? (double)tot.makespan_real_ns / (double)tot.makespan_pred_ns : 0, "100%");
+        }
+        /* the host's share inside the computes, when every joined round measured it */
+        if (host_in_rounds > 0 && host_in_rounds == rounds_joined) {
+            printf("\nthe host inside the computes (the compute CPU taken during them, a lower bound; execute's watchers):\n");
+            printf("%-16s %10s %10s %10s %10s %9s\n", "term", "sim_s", "real_s", "host_s", "real-host", "/sim");
+            for (int k = 0; k < EXEC_HOST_LEVELS; k++) {
+                char nm[32];
+                snprintf(nm, sizeof nm, "compute_l%d", k + 1);
+                int t = opjoin_report_term(&tot, nm);
+                if (t < 0 || (!tot.term[t].pred_ns && !tot.term[t].real_ns)) continue;
+                double sim = (double)tot.term[t].pred_ns / 1e9, real = (double)tot.term[t].real_ns / 1e9;
+                printf("%-16s %10.3f %10.3f %10.3f %10.3f %9.3f\n", nm, sim, real, host_in[k], real - host_in[k],
+                       sim > 0 ? (real - host_in[k]) / sim : 0);
+            }
         }
     }
 out:

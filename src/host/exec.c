@@ -1127,6 +1127,7 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
         r->comp_thread_wall_ns = R->comp_thread_wall;
         r->io_wait_mem_ns = R->io_wait_mem;
         r->loads = (int64_t)p->n_load;
+        r->levels = s->levels;
         r->computes = (int64_t)p->n_comp;
         for (size_t i = 0; i < p->n_load; i++)
             r->bytes_read += R->d.unit_bytes[unit_id(s, p->load[i].layer, p->load[i].expert, p->load[i].level)];
@@ -1148,6 +1149,12 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
             }
             if (rc == D2_OK) rc = hostwatch_stopped(hw, R->t0 + first, R->t0 + last, &r->host_stopped_ns, &r->host_stopped_max_ns,
                                                    &r->host_stopped_spans);
+            for (size_t i = 0; rc == D2_OK && i < p->n_comp; i++) { /* where the taken time fell: inside which computes */
+                hostwatch_tally ti;
+                rc = hostwatch_cpu(hw, 0, R->t0 + R->cs[i], R->t0 + R->ce[i], &ti);
+                uint32_t lv = p->comp[i].level;
+                r->host_in_compute_ns[(lv > EXEC_HOST_LEVELS ? EXEC_HOST_LEVELS : lv) - 1] += ti.late_ns;
+            }
             r->host_watched = rc == D2_OK;
         }
         if (rc == D2_OK && (o->timeline || o->ops)) rc = record_ops(R, first, o);

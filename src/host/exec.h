@@ -15,6 +15,7 @@
 #include "quant/kern.h"
 
 #define EXEC_MATRICES 3 /* gate, up, down (SwiGLU) */
+#define EXEC_HOST_LEVELS 8 /* levels exec_result.host_in_compute_ns tells apart */
 
 /* Where each (layer, expert, matrix, level) chunk lies in the model file.
  * Matrices 0 and 1 map hidden -> ffn (gate, up), matrix 2 ffn -> hidden. */
@@ -135,6 +136,10 @@ typedef struct exec_result {
                                   (upper bounds), ns */
     int64_t host_late_spans[2];/* late wakeups of each watcher within the makespan */
     int64_t host_watch_cpu_ns; /* the watchers' own CPU time (their cost to the run), ns */
+    int64_t host_in_compute_ns[EXEC_HOST_LEVELS]; /* [k-1]: of the level-k compute items, the time the
+                                  host took the compute CPU inside them (lower bound), ns;
+                                  levels above EXEC_HOST_LEVELS count in the last */
+    int levels;                /* K of the store (host_in_compute_ns[0..min(K, EXEC_HOST_LEVELS)) apply) */
 } exec_result;
 
 /* Check that the plan is consistent with the store and self-consistent
