@@ -289,6 +289,29 @@ expect 2 "expected kind = execute" "a spec of another kind: exit 2" -- "$D2MOE" 
 ok $? "each point: median error, its interval, the machine's spread and a verdict"
 grep -q '^makespan ' "$TMP/vv" && grep -q '^compute_l1 ' "$TMP/vv" && grep -q '^load_l1 ' "$TMP/vv"; ok $? "validate prints the op join"
 grep -E '^[01] +(hebf|id-order)|^makespan ' "$TMP/vv" | while read -r l; do diag "$l"; done
+# the host's share: where execute measured it (above), validate's second
+# table, the host inside the computes, and the point's median of the rounds'
+# errors without the compute CPU's taken time (2 rounds: their mean)
+if grep -q '^host stops: the machine stood still' "$TMP/out"; then
+    [ "$(grep -Ec '^[01] +2 +[0-9.]+ +[-+][0-9.]+% +\[[-+][0-9.]+, [-+][0-9.]+\]% +(within|outside|cannot conclude) +[0-9.]+ +[-+][0-9.]+% +\[[-+][0-9.]+, [-+][0-9.]+\]% +(within|outside|cannot conclude) +[-+][0-9.]+%$' "$TMP/vv")" -eq 2 ]
+    ok $? "validate's table without the host's share: both points, 2 rounds each"
+    grep -Eq '^compute_l1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+$' "$TMP/vv"; ok $? "validate prints the host inside the computes"
+    if command -v sqlite3 > /dev/null; then
+        d=$(sqlite3 "$TMP/val.db" "SELECT count(*), sum(abs(pm.value - (SELECT avg(m.value) FROM runs v
+                JOIN params vp ON vp.run_id = v.id AND vp.key = 'exec.point' AND vp.value = pp.value
+                JOIN metrics a ON a.run_id = v.id AND a.name = 'accepted' AND a.value = 1
+                JOIN metrics m ON m.run_id = v.id AND m.name = 'error_without_compute_cpu_taken'
+                WHERE v.kind = 'validate' AND v.mode = 'round')) < 1e-12)
+            FROM runs r JOIN params pp ON pp.run_id = r.id AND pp.key = 'exec.point'
+            JOIN metrics pm ON pm.run_id = r.id AND pm.name = 'error_without_compute_cpu_taken_median'
+            WHERE r.kind = 'validate' AND r.mode = 'point'")
+        [ "$d" = "2|2" ]; ok $? "each point's median error without the taken time = the mean of its two rounds' ($d)"
+    else
+        skip "host share in the store (no sqlite3)"
+    fi
+else
+    for i in 1 2 3; do skip "the host's share was not measured here"; done
+fi
 if command -v sqlite3 > /dev/null; then
     n=$(sqlite3 "$TMP/val.db" "SELECT count(*) FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = 'accepted' AND m.value = 1
         JOIN params p ON p.run_id = r.id AND p.key = 'validate.reason' AND p.value = 'accepted' WHERE r.kind = 'validate' AND r.mode = 'round'")

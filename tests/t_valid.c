@@ -310,6 +310,13 @@ static void test_steps(void)
 
 static void test_hostwatch(void)
 {
+    /* the paired error and the error without removed time: 0.9 s predicted,
+     * 1.0 s real -> -10%; without 0.1 s of it -> 0; a real <= 0 gives 0 */
+    is_near(valstat_error(0.9, 1.0), -0.1, 1e-15, "valstat_error(0.9, 1.0) = -0.1");
+    is_near(valstat_error(0.9, 1.0 - 0.1), 0.0, 1e-15, "without 0.1 s of the run: 0");
+    is_near(valstat_error(1.2, 0.8), 0.5, 1e-15, "valstat_error(1.2, 0.8) = +0.5");
+    is_near(valstat_error(1.0, 0.0), 0.0, 0, "a real makespan of 0: 0, not a division by zero");
+
     /* A: [10,20) [30,50) [60,70), previous wakeups 8, 25, 55
      * B: [15,35) [40,45) [65,80), previous wakeups 12, 36, 62 */
     const hostwatch_span A[] = {{10, 20, 8}, {30, 50, 25}, {60, 70, 55}};

@@ -15,6 +15,7 @@
 #include "host/cpupin.h"
 #include "host/execplan.h"
 #include "host/opjoin.h"
+#include "host/valstat.h"
 #include "quant/mwqfile.h"
 #include "results/db.h"
 #include "results/runner.h"
@@ -518,7 +519,6 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
     return 0;
 }
 
-static double rel(double real, double pred) { return real > 0 ? (pred - real) / real : 0; }
 
 static int run(int argc, char **argv)
 {
@@ -840,10 +840,10 @@ static int run(int argc, char **argv)
     printf("plan: %s, %lld loads, %lld computes; %s; model file %s\n", e.plan, (long long)x.loads, (long long)x.computes,
            adjust, path);
     printf("%-16s %12s %12s %9s\n", "metric", "simulated", "measured", "error");
-    printf("%-16s %12.6f %12.6f %8.1f%%\n", "makespan_s", sm, T, 100 * rel(T, sm));
-    printf("%-16s %12.6f %12.6f %8.1f%%\n", "io_busy_s", sio, (double)x.io_busy_ns / 1e9, 100 * rel((double)x.io_busy_ns / 1e9, sio));
+    printf("%-16s %12.6f %12.6f %8.1f%%\n", "makespan_s", sm, T, 100 * valstat_error(sm, T));
+    printf("%-16s %12.6f %12.6f %8.1f%%\n", "io_busy_s", sio, (double)x.io_busy_ns / 1e9, 100 * valstat_error(sio, (double)x.io_busy_ns / 1e9));
     printf("%-16s %12.6f %12.6f %8.1f%%\n", "compute_busy_s", scomp, (double)x.comp_busy_ns / 1e9,
-           100 * rel((double)x.comp_busy_ns / 1e9, scomp));
+           100 * valstat_error(scomp, (double)x.comp_busy_ns / 1e9));
     printf("%-16s %12s %12.6f   (CPU time of the compute thread over the run, of %.6f s wall; its waits %s)\n",
            "compute_thread_cpu_s", "-", (double)x.comp_thread_cpu_ns / 1e9, (double)x.comp_thread_wall_ns / 1e9,
            o.sleep_wait ? "sleep" : "spin, so CPU = wall unless the thread was kept off the CPU");
@@ -874,7 +874,7 @@ static int run(int argc, char **argv)
                (double)x.host_stopped_ns / 1e9, (double)x.host_stopped_max_ns / 1e9, (long long)x.host_stopped_spans,
                (double)x.host_late_ns[0] / 1e9, (double)x.host_late_max_ns[0] / 1e9, (double)x.host_late_ns[1] / 1e9,
                (double)x.host_late_max_ns[1] / 1e9, (double)x.host_watch_cpu_ns / 1e9,
-               100 * rel(T - (double)x.host_stopped_ns / 1e9, sm));
+               100 * valstat_error(sm, T - (double)x.host_stopped_ns / 1e9));
     if (x.host_watched) {
         printf("host stops inside the computes (the compute CPU taken, lower bound):");
         for (int k = 0; k < x.levels && k < EXEC_HOST_LEVELS; k++)

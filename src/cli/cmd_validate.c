@@ -110,8 +110,6 @@ static double loadavg1(void)
     return l;
 }
 
-/* the last real run of (spec, point) after after_id: its id, makespan,
- * probe_ok (1 when absent), and the sim run's makespan just before it */
 /* the last real execute run of the point after after_id: its id, the
  * predicted and real makespans, whether its probes passed, the time the
  * machine stood still in it and the time the host took the compute CPU
@@ -250,15 +248,18 @@ static int join_files(const char *sim_csv, const char *real_csv, opjoin_report *
     return rc;
 }
 
+/* an accepted round whose execute run measured the time the host took */
+typedef struct host_round {
+    double sim, real;               /* makespans, s */
+    double stop;                    /* both CPUs stopped at once, s (lower bound) */
+    double taken, taken_max;        /* the compute CPU taken, s: lower and upper bound */
+} host_round;
+
 typedef struct point_acc {
     int n;                          /* accepted rounds */
     double *err, *sim, *real;       /* per accepted round */
-    double *stop, *net;             /* per accepted round with the host's stops measured: the time
-                                       the machine stood still (s) and the error without it */
-    double *taken, *net_taken;      /* the same rounds: the time the host took the compute CPU away
-                                       (s, a lower bound) and the error without that */
-    double *net_taken_max;          /* the error without its upper bound (-1 s: not measured) */
-    int nstop;                      /* such rounds */
+    host_round *h;                  /* the accepted rounds whose run measured the host's share */
+    int nh;                         /* such rounds */
     int attempts, rejected;
     opjoin_report join;             /* terms summed over accepted rounds */
     int joined;
@@ -299,13 +300,13 @@ static int store_round(const char *dbpath, const char *spec, size_t point, int r
     if (!rc && real_s > 0) {
         rc = db_run_metric(run, "sim_makespan_s", sim_s, "s");
         if (!rc) rc = db_run_metric(run, "real_makespan_s", real_s, "s");
-        if (!rc) rc = db_run_metric(run, "error", (sim_s - real_s) / real_s, "");
+        if (!rc) rc = db_run_metric(run, "error", valstat_error(sim_s, real_s), "");
         if (!rc && stopped_s >= 0) rc = db_run_metric(run, "host_stopped_s", stopped_s, "s");
         if (!rc && stopped_s >= 0 && real_s > stopped_s)
-            rc = db_run_metric(run, "error_without_stops", (sim_s - (real_s - stopped_s)) / (real_s - stopped_s), "");
+            rc = db_run_metric(run, "error_without_stops", valstat_error(sim_s, real_s - stopped_s), "");
         if (!rc && taken_s >= 0) rc = db_run_metric(run, "host_late_compute_cpu_s", taken_s, "s");
         if (!rc && taken_s >= 0 && real_s > taken_s)
-            rc = db_run_metric(run, "error_without_compute_cpu_taken", (sim_s - (real_s - taken_s)) / (real_s - taken_s), "");
+            rc = db_run_metric(run, "error_without_compute_cpu_taken", valstat_error(sim_s, real_s - taken_s), "");
     }
     if (j && !rc) rc = opjoin_report_foreach_metric(j, db_metric, run); /* the execute run's, copied */
     db_run_status(run, "ok");
@@ -407,14 +408,8 @@ static int run(int argc, char **argv)
         acc[p].err = calloc((size_t)rounds, sizeof(double));
         acc[p].sim = calloc((size_t)rounds, sizeof(double));
         acc[p].real = calloc((size_t)rounds, sizeof(double));
-        acc[p].stop = calloc((size_t)rounds, sizeof(double));
-        acc[p].net = calloc((size_t)rounds, sizeof(double));
-        acc[p].taken = calloc((size_t)rounds, sizeof(double));
-        acc[p].net_taken = calloc((size_t)rounds, sizeof(double));
-        acc[p].net_taken_max = calloc((size_t)rounds, sizeof(double));
-        if (!acc[p].err || !acc[p].sim || !acc[p].real || !acc[p].stop || !acc[p].net || !acc[p].taken || !acc[p].net_taken ||
-            !acc[p].net_taken_max)
-            rc = D2_ENOMEM;
+        acc[p].h = calloc((size_t)rounds, sizeof *acc[p].h);
+        if (!acc[p].err || !acc[p].sim || !acc[p].real || !acc[p].h) rc = D2_ENOMEM;
     }
     if (!acc || rc) {
         d2_err_set("validate: out of memory");
@@ -533,14 +528,11 @@ static int run(int argc, char **argv)
                 int k = acc[p].n++;
                 acc[p].sim[k] = s_s;
                 acc[p].real[k] = r_s;
-                acc[p].err[k] = (s_s - r_s) / r_s;
-                if (stop_s >= 0 && r_s > stop_s && take_s >= 0 && r_s > take_s && takemax_s >= take_s && r_s > takemax_s) {
-                    acc[p].net_taken_max[acc[p].nstop] = (s_s - (r_s - takemax_s)) / (r_s - takemax_s);
-                    acc[p].taken[acc[p].nstop] = take_s;
-                    acc[p].net_taken[acc[p].nstop] = (s_s - (r_s - take_s)) / (r_s - take_s);
-                    acc[p].stop[acc[p].nstop] = stop_s;
-                    acc[p].net[acc[p].nstop++] = (s_s - (r_s - stop_s)) / (r_s - stop_s);
-                }
+                acc[p].err[k] = valstat_error(s_s, r_s);
+                /* measured, and consistent: stopped <= taken <= its upper bound < the makespan */
+                const int hm = stop_s >= 0 && take_s >= stop_s && takemax_s >= take_s && r_s > takemax_s;
+                if (hm) acc[p].h[acc[p].nh++] = (host_round){.sim = s_s, .real = r_s, .stop = stop_s, .taken = take_s,
+                                                              .taken_max = takemax_s};
                 int hf = 0;
                 if (have_join && (rc = host_in_read(dbpath, xid, host_in, &hf))) break;
                 host_in_rounds += hf;
@@ -562,10 +554,10 @@ static int run(int argc, char **argv)
                     acc[p].joined++;
                 }
                 printf("sim %.3f s, real %.3f s, error %+.1f%%", s_s, r_s, 100 * acc[p].err[k]);
-                if (stop_s >= 0 && r_s > stop_s && take_s >= 0 && r_s > take_s && takemax_s >= take_s && r_s > takemax_s)
+                if (hm)
                     printf(" (machine stopped %.3f s, compute CPU taken %.3f-%.3f s; without them %+.1f%%, %+.1f%% to %+.1f%%)",
-                           stop_s, take_s, takemax_s, 100 * acc[p].net[acc[p].nstop - 1],
-                           100 * acc[p].net_taken[acc[p].nstop - 1], 100 * acc[p].net_taken_max[acc[p].nstop - 1]);
+                           stop_s, take_s, takemax_s, 100 * valstat_error(s_s, r_s - stop_s), 100 * valstat_error(s_s, r_s - take_s),
+                           100 * valstat_error(s_s, r_s - takemax_s));
                 printf("\n");
             } else {
                 acc[p].rejected++;
@@ -659,21 +651,37 @@ static int run(int argc, char **argv)
             for (size_t k = 0; k < sizeof mt / sizeof mt[0] && !rc; k++) rc = db_run_metric(r, mt[k].k, mt[k].v, mt[k].u);
             /* the same rounds without the time the machine stood still: an
              * explanation beside the verdict, never the verdict */
-            if (!rc && acc[p].nstop > 0) {
+            const int nh = acc[p].nh;
+            if (!rc && nh > 0) {
+                /* per round: the time the machine stood still, the compute CPU's taken time, and the
+                 * errors without the first, the second and the second's upper bound */
+                double *col[5] = {NULL};
+                col[0] = malloc(5 * (size_t)nh * sizeof(double));
+                if (!col[0]) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); }
+                for (int ci = 1; col[0] && ci < 5; ci++) col[ci] = col[0] + (size_t)ci * nh;
+                for (int k = 0; col[0] && k < nh; k++) {
+                    const host_round *H = &acc[p].h[k];
+                    col[0][k] = H->stop;
+                    col[1][k] = H->taken;
+                    col[2][k] = valstat_error(H->sim, H->real - H->stop);
+                    col[3][k] = valstat_error(H->sim, H->real - H->taken);
+                    col[4][k] = valstat_error(H->sim, H->real - H->taken_max);
+                }
                 valstat_ci ne, stp, nt, tk, ntx;
-                rc = valstat_median_ci(acc[p].net, acc[p].nstop, 10000, 0.95, seed + 3, &ne);
-                if (!rc) rc = valstat_median_ci(acc[p].stop, acc[p].nstop, 10000, 0.95, seed + 4, &stp);
-                if (!rc) rc = valstat_median_ci(acc[p].net_taken, acc[p].nstop, 10000, 0.95, seed + 5, &nt);
-                if (!rc) rc = valstat_median_ci(acc[p].taken, acc[p].nstop, 10000, 0.95, seed + 6, &tk);
-                if (!rc) rc = valstat_median_ci(acc[p].net_taken_max, acc[p].nstop, 10000, 0.95, seed + 7, &ntx);
+                if (!rc) rc = valstat_median_ci(col[2], nh, 10000, 0.95, seed + 3, &ne);
+                if (!rc) rc = valstat_median_ci(col[0], nh, 10000, 0.95, seed + 4, &stp);
+                if (!rc) rc = valstat_median_ci(col[3], nh, 10000, 0.95, seed + 5, &nt);
+                if (!rc) rc = valstat_median_ci(col[1], nh, 10000, 0.95, seed + 6, &tk);
+                if (!rc) rc = valstat_median_ci(col[4], nh, 10000, 0.95, seed + 7, &ntx);
+                free(col[0]);
                 if (!rc) {
-                    valstat_verdict v1 = acc[p].nstop < rounds ? VALSTAT_CANNOT : valstat_judge(&ne, bound / 100);
-                    valstat_verdict v2 = acc[p].nstop < rounds ? VALSTAT_CANNOT : valstat_judge(&nt, bound / 100);
+                    valstat_verdict v1 = nh < rounds ? VALSTAT_CANNOT : valstat_judge(&ne, bound / 100);
+                    valstat_verdict v2 = nh < rounds ? VALSTAT_CANNOT : valstat_judge(&nt, bound / 100);
                     char i1[40], i2[40];
                     snprintf(i1, sizeof i1, "[%+.1f, %+.1f]%%", 100 * ne.lo, 100 * ne.hi);
                     snprintf(i2, sizeof i2, "[%+.1f, %+.1f]%%", 100 * nt.lo, 100 * nt.hi);
                     snprintf(netl + p * NETL, NETL, "%-5zu %4d %8.3f %+7.1f%% %16s %-15s %8.3f %+7.1f%% %16s %-15s %+7.1f%%\n",
-                             p, acc[p].nstop, stp.median, 100 * ne.median, i1, valstat_verdict_name(v1), tk.median,
+                             p, nh, stp.median, 100 * ne.median, i1, valstat_verdict_name(v1), tk.median,
                              100 * nt.median, i2, valstat_verdict_name(v2), 100 * ntx.median);
                     const struct { const char *k; double v; const char *u; } mn[] = {
                         {"host_stopped_median_s", stp.median, "s"}, {"error_without_stops_median", ne.median, ""},
@@ -682,7 +690,7 @@ static int run(int argc, char **argv)
                         {"error_without_compute_cpu_taken_median", nt.median, ""},
                         {"error_without_compute_cpu_taken_lo", nt.lo, ""}, {"error_without_compute_cpu_taken_hi", nt.hi, ""},
                         {"error_without_compute_cpu_taken_max_median", ntx.median, ""},
-                        {"rounds_with_stops_measured", acc[p].nstop, ""},
+                        {"rounds_with_stops_measured", nh, ""},
                     };
                     for (size_t k = 0; k < sizeof mn / sizeof mn[0] && !rc; k++) rc = db_run_metric(r, mn[k].k, mn[k].v, mn[k].u);
                 }
@@ -777,8 +785,7 @@ static int run(int argc, char **argv)
     }
 out:
     for (size_t p = 0; acc && p < n; p++) {
-        free(acc[p].err); free(acc[p].sim); free(acc[p].real); free(acc[p].stop); free(acc[p].net);
-        free(acc[p].taken); free(acc[p].net_taken); free(acc[p].net_taken_max);
+        free(acc[p].err); free(acc[p].sim); free(acc[p].real); free(acc[p].h);
     }
     free(acc);
     sweep_spec_free(sp);

@@ -3,9 +3,10 @@
  * On a virtual machine the host can stop a vCPU, and the guest's own
  * accounting does not show it (steal time reads 0 on this project's VM).
  * There both vCPUs stop together for 2-15 ms on a 100 ms grid while the
- * guest reads the disk fast with both vCPUs busy: the host's CPU bandwidth
- * control of the VM, which counts the storage emulation's work (2026-12-07,
- * docs/host.md "Host stops").  A watcher thread per watched CPU, pinned
+ * guest reads the disk fast with both vCPUs busy, the pattern of a CPU
+ * bandwidth limit on the VM that counts the host's storage work (an
+ * inference from the pattern: the guest cannot read the host's settings;
+ * 2026-12-07, docs/host.md "Host stops").  A watcher thread per watched CPU, pinned
  * there at real-time priority (SCHED_FIFO, so nothing in the guest delays
  * it), sleeps to absolute deadlines HOSTWATCH_PERIOD_NS apart; a wakeup
  * more than HOSTWATCH_LATE_NS after its deadline means that CPU ran no
@@ -25,11 +26,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HOSTWATCH_PERIOD_NS 4000000LL /* 4 ms between deadlines: on this project's VM a wakeup
-                                         costs its CPU ~15 us (2 ms: 1-1.5% of each CPU) */
-#define HOSTWATCH_LATE_NS 1000000LL   /* a wakeup this late: the CPU was taken away; the
-                                         VM's ordinary timer wakeups at real-time priority
-                                         are late by tens of microseconds */
+#define HOSTWATCH_PERIOD_NS 4000000LL /* 4 ms between deadlines: on this project's VM the two
+                                         watchers cost 8-12 ms of CPU per ~1 s execute run;
+                                         at 2 ms they cost 21-32 ms (~20-30 us a wakeup) */
+#define HOSTWATCH_LATE_NS 1000000LL   /* a wakeup this late: the CPU was taken away (a
+                                         separate 2 ms watcher on an idle machine here saw 2
+                                         such wakeups in 2 s; on a halted vCPU waking itself
+                                         can take that long: execute keeps both CPUs busy) */
 #define HOSTWATCH_MAX_CPUS 8
 #define HOSTWATCH_MAX_SPANS 16384     /* late spans kept per CPU (32 s of back-to-back
                                          stops at the period); more are counted in dropped */

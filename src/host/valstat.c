@@ -15,6 +15,8 @@ static int cmp_double(const void *a, const void *b)
 
 static double median_sorted(const double *s, int n) { return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2; }
 
+double valstat_error(double sim, double real) { return real > 0 ? (sim - real) / real : 0; }
+
 int valstat_median(const double *x, int n, double *out)
 {
     if (n < 1) D2_ERROR(D2_EINVAL, "median of an empty sample");

@@ -19,6 +19,11 @@ typedef struct valstat_ci {
                          the level), sample units */
 } valstat_ci;
 
+/* The paired error of a prediction: (sim - real) / real; 0 when real <= 0.
+ * valstat_error(sim, real - removed) is the error a run would have without
+ * `removed` of its time. */
+double valstat_error(double sim, double real);
+
 /* Median of x[0..n) (sorts a copy); D2_EINVAL for n < 1, D2_ENOMEM. */
 int valstat_median(const double *x, int n, double *out);
 
