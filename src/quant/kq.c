@@ -2,8 +2,9 @@
  * min search, quantized sub-block scales, residual sign levels with a factor
  * chosen per sub-block), dequantization, and the int8 dot / mat-vec kernels.
  * The scalar and AVX2 kernels compute exact integer sums (the AVX2 paths
- * combine the levels' sums in one scaled int32 accumulator, or, for tied
- * formats, one integer code per weight) and differ only in float rounding:
+ * combine the levels' sums in one scaled int32 accumulator, look up the
+ * fused weight of levels lo..hi in a table, or, for tied formats, build one
+ * integer code per weight) and differ only in float rounding:
  * where and in what order the integers are converted and summed. */
 #include "config.h"
 #include "quant/kq.h"
@@ -13,6 +14,7 @@
 #include "core/par.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1077,6 +1079,129 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i sb_v1k_avx2(cons
     return acc;
 }
 
+/* The v1k table path (ranges lo..hi with lo <= 2 <= hi): one lookup per
+ * weight.  Levels lo..hi of a weight, in units of s_j / D (D = 40 for hi = 2,
+ * 1600 for hi = 3), are one integer T of (q, s2, s3) and the sub-block's
+ * factor codes (gi, go, h):
+ *   T = [lo == 1] D q + [lo <= 2] (D / 40) 10G s2' + [hi == 3] 10G 20h s3',
+ * s' = +-1 by the sign bit, G = go (outward: q == 3 and s2 +, or q == 0 and
+ * s2 -) or gi; the mins go in per super-block as in sb_v1k_avx2.  The tables
+ * (v1k_lut, built once) hold T + OFF per (range, gi, go, h), indexed by the
+ * 4-bit idx = q | s2 << 2 | s3 << 3:
+ *   hi = 3: OFF = the largest residual (T + OFF in 0..7400), split into two
+ *     16-byte tables L = (T + OFF) & 127, H = (T + OFF) >> 7 <= 57; per 32
+ *     weights two pshufb, two maddubs (no saturation: pairs <= 32258), two
+ *     madd by sc_j: 4 multiplies against sb_v1k_avx2's 6 for levels 1..3;
+ *   hi = 2: OFF = -C, C the middle of T's range (1..2: -20..140, C = 60;
+ *     2..2: -20..20, C = 0), so T + OFF is one signed byte, |T + OFF| <= 80;
+ *     maddubs(|t|, sign(x, t)) (pairs <= 20320), one madd: 2 multiplies
+ *     against sb_v1k_avx2's 4 for levels 1..2.
+ * idx per 32 weights: shift, and for q; shift, and for the two sign bits,
+ * taken from the sign planes interleaved once per super-block; or.  Per
+ * super-block acc = accL + 128 accH - OFF sum_j sc_j bsum_j - [lo == 1] CM
+ * sum_j sc_j mc_j bsum_j.  Bounds per int32 lane (D = 1600): accL
+ * 8 * 2 * 32258 * 15, 128 accH 128 * 8 * 2 * (2 * 57 * 127) * 15, the OFF
+ * term 2 * 15 * 4064 * 1300, the mins 2 * 225 * 4064 * 320: < 1.2 G < 2^31.
+ * Exact integers: differs from the scalar path in float rounding only.
+ * Level 1 alone and level 3 alone stay in sb_v1k_avx2 (2 multiplies per 32
+ * weights there; level 3's T spans -500..500, so two bytes, 4 here). */
+typedef struct v1k_lut16 {
+    uint8_t lo[16], hi[16]; /* (T + OFF) & 127 and (T + OFF) >> 7 by idx */
+} v1k_lut16;
+enum { V1K_LUT_RANGES = 5, V1K_LUT_COMBOS = 64 };
+static v1k_lut16 v1k_lut[V1K_LUT_RANGES][V1K_LUT_COMBOS]; /* [range][gi | go << 2 | h << 4] */
+static int32_t v1k_lut_off[V1K_LUT_RANGES];               /* OFF (units of s_j / D) */
+static pthread_once_t v1k_lut_once = PTHREAD_ONCE_INIT;
+
+/* range index of (lo, hi), hi >= 2: (1,2) (1,3) (2,2) (2,3) (3,3) */
+static inline int v1k_lut_range(int lo, int hi) { return lo == 1 ? hi - 2 : lo == 2 ? hi : 4; }
+
+static void v1k_lut_build(void)
+{
+    static const int h20[4] = {12, 16, 20, 25}; /* 20 kq_h */
+    for (int lo = 1; lo <= 3; lo++)
+        for (int hi = lo > 2 ? lo : 2; hi <= 3; hi++) {
+            const int r = v1k_lut_range(lo, hi), D = hi >= 3 ? 1600 : 40;
+            /* hi = 3: T + OFF >= 0 split in two bytes; hi = 2: T - C in one
+             * signed byte, C the middle of T's range (OFF = -C) */
+            const int off = hi >= 3 ? (lo <= 2 ? D / 40 * 20 : 0) + 20 * 25 : lo == 1 ? -(3 * D) / 2 : 0;
+            v1k_lut_off[r] = off;
+            for (int c = 0; c < V1K_LUT_COMBOS; c++)
+                for (int idx = 0; idx < 16; idx++) {
+                    const int q = idx & 3, s2 = idx >> 2 & 1, s3 = idx >> 3 & 1;
+                    const int out = (q == 3 && s2) || (q == 0 && !s2);
+                    const int g10 = out ? kq_go10[c >> 2 & 3] : kq_gi10[c & 3];
+                    const int t = (lo == 1 ? D * q : 0) + (lo <= 2 ? D / 40 * g10 * (s2 ? 1 : -1) : 0) +
+                                  (hi >= 3 ? g10 * h20[c >> 4] * (s3 ? 1 : -1) : 0) + off;
+                    v1k_lut[r][c].lo[idx] = (uint8_t)(hi >= 3 ? t & 127 : t); /* hi = 2: t in -80..80, as int8 */
+                    v1k_lut[r][c].hi[idx] = (uint8_t)(hi >= 3 ? t >> 7 : 0);
+                }
+        }
+}
+
+KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i sb_v1k_lut_avx2(const uint8_t *p, const uint8_t *r2, const uint8_t *r3,
+                                                                                const int8_t *xq, const int16_t *bs16, const v1k_lut16 *tab,
+                                                                                int off, int lo, int hi)
+{
+    const int D = hi >= 3 ? 1600 : 40, CM = D / 5;
+    uint32_t su, mu, c2;
+    uint16_t ck = 0;
+    memcpy(&su, p + 2, 4);
+    memcpy(&mu, p + 6, 4);
+    memcpy(&c2, r2 + 32, 4);
+    if (hi >= 3) memcpy(&ck, r3 + 32, 2);
+    const __m128i sc16 = _mm_cvtepu8_epi16(nib8(su)), bs = _mm_loadu_si128((const __m128i *)bs16);
+    __m128i corr = _mm_mullo_epi32(_mm_madd_epi16(sc16, bs), _mm_set1_epi32(off));
+    if (lo == 1)
+        corr = _mm_add_epi32(corr, _mm_mullo_epi32(_mm_madd_epi16(_mm_mullo_epi16(sc16, _mm_cvtepu8_epi16(nib8(mu))), bs), _mm_set1_epi32(CM)));
+    __m256i accL = _mm256_set_m128i(_mm_setzero_si128(), _mm_sub_epi32(_mm_setzero_si128(), corr)), accH = _mm256_setzero_si256();
+    const __m256i F = _mm256_broadcastsi128_si256(sc16);
+    /* the sign planes side by side: Pe bit j = s2, bit j + 1 = s3 of sub-block
+     * j (even j); Po bit j - 1 = s2, bit j = s3 (odd j) */
+    const __m256i v2 = _mm256_loadu_si256((const __m256i *)r2), m55 = _mm256_set1_epi8(0x55), mAA = _mm256_set1_epi8((char)0xAA);
+    __m256i Pe = _mm256_and_si256(v2, m55), Po = _mm256_srli_epi16(_mm256_and_si256(v2, mAA), 1);
+    if (hi >= 3) {
+        const __m256i v3 = _mm256_loadu_si256((const __m256i *)r3);
+        Pe = _mm256_or_si256(Pe, _mm256_slli_epi16(_mm256_and_si256(v3, m55), 1));
+        Po = _mm256_or_si256(Po, _mm256_and_si256(v3, mAA));
+    }
+    const uint8_t *codes = p + 10;
+    const __m256i c0 = _mm256_loadu_si256((const __m256i *)codes), c1 = _mm256_loadu_si256((const __m256i *)(codes + 32));
+    const __m256i three = _mm256_set1_epi8(3), m0C = _mm256_set1_epi8(0x0C);
+    /* the byte offsets of the 8 sub-blocks' tables, 32 (gi | go << 2 | h << 4),
+     * in one vector (the scalar shifts cost 7 instructions per sub-block) */
+    __m256i cv = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)c2), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                                                    _mm256_set1_epi32(15)),
+                                   5);
+    if (hi >= 3)
+        cv = _mm256_or_si256(cv, _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(ck), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+                                                                    _mm256_set1_epi32(3)),
+                                                   9));
+    int32_t cmb[KQ_NSUB];
+    _mm256_storeu_si256((__m256i *)cmb, cv);
+    const uint8_t *tb = (const uint8_t *)tab;
+    KQ_UNROLL
+    for (int j = 0; j < KQ_NSUB; j++) {
+        const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * j));
+        const __m256i q = _mm256_and_si256(_mm256_srli_epi16(j < 4 ? c0 : c1, 2 * (j % 4)), three);
+        const int base = j & ~1; /* bits base, base + 1 of P -> bits 2, 3 */
+        __m256i s = j & 1 ? Po : Pe;
+        s = base < 2 ? _mm256_slli_epi16(s, 2 - base) : base > 2 ? _mm256_srli_epi16(s, base - 2) : s;
+        const __m256i idx = _mm256_or_si256(q, _mm256_and_si256(s, m0C));
+        const __m256i tl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(tb + cmb[j])));
+        const __m256i fj = KQ_W16(F, j);
+        if (hi == 2) { /* T - C in one signed byte: |T - C| <= 80, so |T - C| x pairs <= 20320 */
+            const __m256i t = _mm256_shuffle_epi8(tl, idx);
+            accL = _mm256_add_epi32(accL, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(t), _mm256_sign_epi8(x, t)), fj));
+        } else {
+            const __m256i th = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(tb + cmb[j] + 16)));
+            accL = _mm256_add_epi32(accL, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_shuffle_epi8(tl, idx), x), fj));
+            accH = _mm256_add_epi32(accH, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_shuffle_epi8(th, idx), x), fj));
+        }
+    }
+    return hi == 2 ? accL : _mm256_add_epi32(accL, _mm256_slli_epi32(accH, 7));
+}
+
 /* One TIED super-block, levels lo..hi fused: per weight the integer
  *   u = (lo == 1 ? q << (hi - 1) : 0) | sum_{k = max(lo,2)}^{hi} b_k << (hi - k)
  * (b_k: the level-k sign bit, 1 = +) has b1 + hi - 1 <= 8 bits, and
@@ -1175,11 +1300,24 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline float row_v1k_avx2_t(con
                                                                              int64_t NB, int lo, int hi)
 {
     const float invD = hi >= 3 ? 1.0f / 1600 : hi == 2 ? 1.0f / 40 : 1.0f / 5;
+    /* the table path where it measured faster (ranges reaching level 2 from
+     * below, docs/mwq.md): level 1 alone and level 3 alone are 2 multiplies
+     * per 32 weights in sb_v1k_avx2, 4 in the two-byte table path */
+    const int lut = hi >= 2 && lo <= 2;
+    const v1k_lut16 *tab = NULL;
+    int off = 0;
+    if (lut) {
+        pthread_once(&v1k_lut_once, v1k_lut_build);
+        tab = v1k_lut[v1k_lut_range(lo, hi)];
+        off = v1k_lut_off[v1k_lut_range(lo, hi)];
+    }
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < NB; b++) {
         /* a level outside lo..hi has no chunk (NULL): never offset */
-        const __m256i t = sb_v1k_avx2(p, r2 ? r2 + b * 36 : NULL, r3 ? r3 + b * 34 : NULL, a->xq + b * KQ_SUPER,
-                                      a->bsum16 + b * KQ_NSUB, lo, hi);
+        const __m256i t = lut ? sb_v1k_lut_avx2(p, r2 + b * 36, r3 ? r3 + b * 34 : NULL, a->xq + b * KQ_SUPER, a->bsum16 + b * KQ_NSUB, tab,
+                                                    off, lo, hi)
+                                  : sb_v1k_avx2(p, r2 ? r2 + b * 36 : NULL, r3 ? r3 + b * 34 : NULL, a->xq + b * KQ_SUPER,
+                                                a->bsum16 + b * KQ_NSUB, lo, hi);
         uint16_t h16;
         memcpy(&h16, p, 2);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(h16) * (a->dx[b] * invD)), _mm256_cvtepi32_ps(t), acc);
