@@ -21,6 +21,18 @@ static int count(db *d, const char *sql)
     return n;
 }
 
+/* runs_wide has a column of this name */
+static int wide_has_col(db *d, const char *name)
+{
+    sqlite3_stmt *st;
+    int n = -1;
+    if (sqlite3_prepare_v2(db_handle(d), "SELECT count(*) FROM pragma_table_info('runs_wide') WHERE name = ?", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return n == 1;
+}
+
 static int write_runs(const char *path, int n, int tag)
 {
     db *d;
@@ -78,6 +90,59 @@ int main(void)
     ok(sqlite3_exec(db_handle(d), "DELETE FROM runs WHERE id = 1", NULL, NULL, NULL) == SQLITE_OK &&
        count(d, "SELECT count(*) FROM params") == 0, "foreign keys cascade from runs to params");
     db_close(d);
+
+    /* runs_wide gains a column for each new key, through a handle that
+     * remembers the view's columns, also when another handle changed the
+     * view meanwhile (grew it, or rebuilt it without a key) */
+    {
+        char wpath[512];
+        snprintf(wpath, sizeof wpath, "%s/w.db", dir);
+        db *d1 = NULL, *d2 = NULL;
+        ok(db_open(wpath, &d1) == D2_OK && db_open(wpath, &d2) == D2_OK, "two handles on one store");
+#define WIDE_HAS(h, name) wide_has_col(h, name)
+        db_run *w = db_run_new("test", "sim");
+        db_run_param(w, "wide.a", "1");
+        db_run_metric(w, "m1", 1, "");
+        ok(db_run_write(d1, w, NULL) == D2_OK && WIDE_HAS(d1, "wide.a") && WIDE_HAS(d1, "m1"), "runs_wide: a run's param and metric are columns");
+        db_run_free(w);
+        w = db_run_new("test", "sim");
+        db_run_param(w, "wide.a", "2");
+        db_run_metric(w, "wide.a", 5, ""); /* a metric named like a param: metric.wide.a */
+        ok(db_run_write(d1, w, NULL) == D2_OK && WIDE_HAS(d1, "metric.wide.a"), "runs_wide: a metric clashing with a param is metric.NAME");
+        db_run_free(w);
+        w = db_run_new("test", "sim");
+        db_run_metric(w, "wide.c", 7, ""); /* a metric, then a param of the same name in another run */
+        ok(db_run_write(d1, w, NULL) == D2_OK && WIDE_HAS(d1, "wide.c"), "runs_wide: metric wide.c is a column");
+        db_run_free(w);
+        w = db_run_new("test", "sim");
+        db_run_param(w, "wide.c", "x");
+        ok(db_run_write(d1, w, NULL) == D2_OK && WIDE_HAS(d1, "wide.c") && WIDE_HAS(d1, "metric.wide.c") &&
+               count(d1, "SELECT count(*) FROM runs_wide WHERE \"wide.c\" = 'x' OR \"metric.wide.c\" = 7") == 2,
+           "runs_wide: a param named like another run's metric: the metric moves to metric.wide.c, both shown");
+        db_run_free(w);
+        w = db_run_new("test", "sim");
+        db_run_param(w, "wide.b", "1");
+        ok(db_run_write(d2, w, NULL) == D2_OK && WIDE_HAS(d1, "wide.b"), "runs_wide: the other handle's new key is a column");
+        db_run_free(w);
+        w = db_run_new("test", "sim");
+        db_run_param(w, "wide.a", "3"); /* d1 writes again: it now knows of wide.b */
+        ok(db_run_write(d1, w, NULL) == D2_OK, "a run with known keys only");
+        db_run_free(w);
+        /* the other handle drops the runs with wide.b and rebuilds the view without it */
+        ok(sqlite3_exec(db_handle(d2), "DELETE FROM runs WHERE id IN (SELECT run_id FROM params WHERE key = 'wide.b')", NULL, NULL, NULL) ==
+                   SQLITE_OK &&
+               db_wide_view_refresh(d2) == D2_OK && !WIDE_HAS(d1, "wide.b"),
+           "runs_wide rebuilt by the other handle without wide.b");
+        w = db_run_new("test", "sim");
+        db_run_param(w, "wide.b", "2");
+        ok(db_run_write(d1, w, NULL) == D2_OK && WIDE_HAS(d1, "wide.b"),
+           "runs_wide: a key the view lost meanwhile is a column again (the remembered columns follow the schema)");
+        db_run_free(w);
+        is_int(count(d1, "SELECT count(*) FROM runs_wide WHERE \"wide.b\" = '2'"), 1, "runs_wide: the run's row has its value");
+#undef WIDE_HAS
+        db_close(d1);
+        db_close(d2);
+    }
 
     /* migration from an older version: build a v1 store by hand */
     char old[512];

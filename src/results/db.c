@@ -17,11 +17,60 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The statements every run's write uses, prepared once per handle
+ * (SQLITE_PREPARE_PERSISTENT) and reset after each use: a sweep writes
+ * hundreds of runs through one handle. */
+enum { DST_RUN, DST_PARAM, DST_METRIC, DST_INPUT, DST_VARIANT_ADD, DST_VARIANT_GET, DST_SCHEMA_VERSION, DST_WIDE_COLS, DST_WIDE_KEYS, DST_N };
+static const char *const dst_sql[DST_N] = {
+    [DST_RUN] = "INSERT INTO runs(kind,mode,status,started_at,ended_at,code_version,host,cmdline,seed,rng,config_hash,uid,variant)"
+                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [DST_PARAM] = "INSERT INTO params(run_id,key,value) VALUES(?,?,?)",
+    [DST_METRIC] = "INSERT INTO metrics(run_id,name,value,unit) VALUES(?,?,?,?)",
+    [DST_INPUT] = "INSERT INTO inputs(run_id,role,path,xxh128) VALUES(?,?,?,?)",
+    [DST_VARIANT_ADD] = "INSERT OR IGNORE INTO variants(name, overrides, reading, named, created_at) VALUES(?,?,?,?,?)",
+    [DST_VARIANT_GET] = "SELECT overrides, reading FROM variants WHERE name = ?",
+    [DST_SCHEMA_VERSION] = "PRAGMA schema_version",
+    [DST_WIDE_COLS] = "SELECT name FROM pragma_table_info('runs_wide')",
+    [DST_WIDE_KEYS] = "SELECT DISTINCT key FROM params",
+};
+
 struct db {
     sqlite3 *h;
     char *path;
     int version;
+    sqlite3_stmt *st[DST_N]; /* dst_sql, prepared on first use (NULL before) */
+    char **wcols;            /* runs_wide's column names, sorted (strcmp) */
+    size_t nwcols;
+    char **wkeys;            /* the param keys in the store, sorted, read with wcols */
+    size_t nwkeys;
+    int wcols_schema;        /* the schema_version both were read at; -1: not read */
 };
+
+/* The cached statement id, reset and unbound, prepared on first use. */
+static int db_stmt(db *d, int id, sqlite3_stmt **out)
+{
+    *out = NULL;
+    if (!d->st[id]) {
+        if (sqlite3_prepare_v3(d->h, dst_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &d->st[id], NULL) != SQLITE_OK)
+            D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
+    } else {
+        sqlite3_reset(d->st[id]);
+        sqlite3_clear_bindings(d->st[id]);
+    }
+    *out = d->st[id];
+    return D2_OK;
+}
+
+static void wcols_free(db *d)
+{
+    for (size_t i = 0; i < d->nwcols; i++) free(d->wcols[i]);
+    for (size_t i = 0; i < d->nwkeys; i++) free(d->wkeys[i]);
+    free(d->wcols);
+    free(d->wkeys);
+    d->wcols = d->wkeys = NULL;
+    d->nwcols = d->nwkeys = 0;
+    d->wcols_schema = -1;
+}
 
 /* Forward migrations: entry i moves user_version i -> i+1.  Append only;
  * never edit a released entry. */
@@ -241,6 +290,7 @@ static int open_common(const char *path, int flags, db **out)
     *out = NULL;
     db *d = calloc(1, sizeof *d);
     if (!d || !(d->path = strdup(path))) { free(d); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    d->wcols_schema = -1;
     int rc = sqlite3_open_v2(path, &d->h, flags, NULL);
     if (rc != SQLITE_OK) {
         d2_err_set("%s: cannot open: %s", path, d->h ? sqlite3_errmsg(d->h) : sqlite3_errstr(rc));
@@ -297,6 +347,8 @@ int db_open_readonly(const char *path, db **out)
 void db_close(db *d)
 {
     if (!d) return;
+    for (int i = 0; i < DST_N; i++) sqlite3_finalize(d->st[i]);
+    wcols_free(d);
     if (d->h) sqlite3_close_v2(d->h);
     free(d->path);
     free(d);
@@ -589,23 +641,21 @@ static void overrides_line(const char *ovr, const char *reading, char *buf, size
     if (off == 0) snprintf(buf, n, "no overrides");
 }
 
-static int variant_register(sqlite3 *h, const char *path, const char *name, const char *ovr, const char *reading, int named)
+static int variant_register(db *d, const char *name, const char *ovr, const char *reading, int named)
 {
     char now[32];
     db_now_iso(now);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(h, "INSERT OR IGNORE INTO variants(name, overrides, reading, named, created_at) VALUES(?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK)
-        D2_ERROR(D2_EDB, "%s: variants: %s", path, sqlite3_errmsg(h));
+    D2_TRY(db_stmt(d, DST_VARIANT_ADD, &st));
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, ovr, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, reading, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 4, named);
     sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) D2_ERROR(D2_EDB, "%s: variants: %s", path, sqlite3_errstr(rc));
-    if (sqlite3_prepare_v2(h, "SELECT overrides, reading FROM variants WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
-        D2_ERROR(D2_EDB, "%s: variants: %s", path, sqlite3_errmsg(h));
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) D2_ERROR(D2_EDB, "%s: variants: %s", d->path, sqlite3_errstr(rc));
+    D2_TRY(db_stmt(d, DST_VARIANT_GET, &st));
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     rc = D2_OK;
     if (sqlite3_step(st) == SQLITE_ROW) {
@@ -615,11 +665,11 @@ static int variant_register(sqlite3 *h, const char *path, const char *name, cons
             overrides_line(o, rd, had, sizeof had);
             overrides_line(ovr, reading, now_l, sizeof now_l);
             d2_err_set("%s: variant \"%s\" already stands for %s; these runs have %s (name them with another --as)",
-                       path, name, had, now_l);
+                       d->path, name, had, now_l);
             rc = D2_EINVAL;
         }
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return rc;
 }
 
@@ -722,19 +772,79 @@ static int wide_view_refresh(sqlite3 *h, const char *path)
 }
 
 /* Recreates the view only when this run brought a column it lacks. */
-static int wide_view_update(sqlite3 *h, const char *path, int64_t run_id)
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* every row of the cached one-column query id, sorted, into *a / *n */
+static int read_names(db *d, int id, char ***a, size_t *n)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(h,
-            "SELECT EXISTS (SELECT 1 FROM params WHERE run_id = ?1 AND key NOT IN (SELECT name FROM pragma_table_info('runs_wide')))"
-            " OR EXISTS (SELECT 1 FROM metrics WHERE run_id = ?1 AND name NOT IN (SELECT name FROM pragma_table_info('runs_wide'))"
-            "            AND 'metric.' || name NOT IN (SELECT name FROM pragma_table_info('runs_wide')))",
-            -1, &st, NULL) != SQLITE_OK)
-        D2_ERROR(D2_EDB, "%s: runs_wide: %s", path, sqlite3_errmsg(h));
-    sqlite3_bind_int64(st, 1, run_id);
-    int stale = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    return stale ? wide_view_refresh(h, path) : D2_OK;
+    D2_TRY(db_stmt(d, id, &st));
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        if (!v) continue;
+        if (*n == cap) {
+            size_t nc = cap ? 2 * cap : 256;
+            char **g = realloc(*a, nc * sizeof *g);
+            if (!g) { sqlite3_reset(st); D2_ERROR(D2_ENOMEM, "out of memory"); }
+            *a = g;
+            cap = nc;
+        }
+        if (!((*a)[*n] = strdup(v))) { sqlite3_reset(st); D2_ERROR(D2_ENOMEM, "out of memory"); }
+        (*n)++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) D2_ERROR(D2_EDB, "%s: runs_wide: %s", d->path, sqlite3_errstr(rc));
+    if (*n) qsort(*a, *n, sizeof **a, cmp_str);
+    return D2_OK;
+}
+
+/* runs_wide's columns and the store's param keys, read again only when the
+ * schema changed (schema_version moves with every CREATE or DROP, in this
+ * process or another; every new param key or metric name rebuilds the view),
+ * so a run's check costs a PRAGMA and lookups */
+static int wide_cols(db *d)
+{
+    sqlite3_stmt *st;
+    D2_TRY(db_stmt(d, DST_SCHEMA_VERSION, &st));
+    int rc = sqlite3_step(st), ver = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) D2_ERROR(D2_EDB, "%s: schema_version: %s", d->path, sqlite3_errstr(rc));
+    if (ver == d->wcols_schema) return D2_OK;
+    wcols_free(d);
+    int frc = read_names(d, DST_WIDE_COLS, &d->wcols, &d->nwcols);
+    if (frc == D2_OK) frc = read_names(d, DST_WIDE_KEYS, &d->wkeys, &d->nwkeys);
+    if (frc != D2_OK) { wcols_free(d); return frc; }
+    d->wcols_schema = ver;
+    return D2_OK;
+}
+
+static int in_sorted(char *const *a, size_t n, const char *name) { return n && bsearch(&name, a, n, sizeof *a, cmp_str) != NULL; }
+
+/* Does the view show every param and metric of run r?  (wide_cols read
+ * before r's rows went in, in the same transaction.)  A param key is a
+ * column of its name; a metric is "metric." name when its name is also a
+ * param key or a fixed column (wide_select_h), else a column of its name.
+ * The view is rebuilt when r brings one it does not show. */
+static int wide_view_update(db *d, const db_run *r)
+{
+    int stale = 0;
+    for (size_t i = 0; !stale && i < r->params.n; i++)
+        stale = !in_sorted(d->wcols, d->nwcols, r->params.a[i].k) || !in_sorted(d->wkeys, d->nwkeys, r->params.a[i].k);
+    for (size_t i = 0; !stale && i < r->metrics.n; i++) {
+        const char *m = r->metrics.a[i].k;
+        int clash = in_sorted(d->wkeys, d->nwkeys, m);
+        for (size_t k = 0; k < sizeof wide_fixed / sizeof wide_fixed[0]; k++) clash |= !strcmp(wide_fixed[k], m);
+        for (size_t k = 0; k < r->params.n; k++) clash |= !strcmp(r->params.a[k].k, m);
+        if (!clash) {
+            stale = !in_sorted(d->wcols, d->nwcols, m);
+            continue;
+        }
+        char pre[512];
+        stale = snprintf(pre, sizeof pre, "metric.%s", m) >= (int)sizeof pre || !in_sorted(d->wcols, d->nwcols, pre);
+    }
+    return stale ? wide_view_refresh(d->h, d->path) : D2_OK;
 }
 
 int db_wide_view_refresh(db *d) { return wide_view_refresh(d->h, d->path); }
@@ -976,9 +1086,9 @@ int db_variant_describe(db *d, const char *name, char *buf, size_t n)
 }
 
 typedef struct write_ctx {
+    db *d;
     db_run *r;
     int64_t id;
-    const char *path;
     char ended[32];
     db_extra_fn extra;
     void *user;
@@ -989,6 +1099,7 @@ typedef struct write_ctx {
 static int write_fn(sqlite3 *h, void *user)
 {
     write_ctx *c = user;
+    db *d = c->d;
     db_run *r = c->r;
     char host[256] = "unknown", hash[33];
     gethostname(host, sizeof host - 1);
@@ -1003,9 +1114,10 @@ static int write_fn(sqlite3 *h, void *user)
     const char *ovr = r->overrides ? r->overrides : "";
     if (r->variant[0]) snprintf(variant, sizeof variant, "%s", r->variant);
     else db_variant_auto(ovr, reading, variant);
-    D2_TRY(variant_register(h, c->path, variant, ovr, reading, r->variant[0] != 0));
+    D2_TRY(variant_register(d, variant, ovr, reading, r->variant[0] != 0));
+    D2_TRY(wide_cols(d)); /* the view and the keys before this run's rows */
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(h, "INSERT INTO runs(kind,mode,status,started_at,ended_at,code_version,host,cmdline,seed,rng,config_hash,uid,variant) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) goto fail;
+    D2_TRY(db_stmt(d, DST_RUN, &st));
     BIND_OK(sqlite3_bind_text(st, 1, r->kind, -1, SQLITE_STATIC));
     BIND_OK(sqlite3_bind_text(st, 2, r->mode, -1, SQLITE_STATIC));
     BIND_OK(sqlite3_bind_text(st, 3, r->status, -1, SQLITE_STATIC));
@@ -1019,10 +1131,10 @@ static int write_fn(sqlite3 *h, void *user)
     BIND_OK(sqlite3_bind_text(st, 12, r->uid, -1, SQLITE_STATIC));
     BIND_OK(sqlite3_bind_text(st, 13, variant, -1, SQLITE_TRANSIENT));
     if (sqlite3_step(st) != SQLITE_DONE) goto fail;
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     c->id = sqlite3_last_insert_rowid(h);
 
-    if (sqlite3_prepare_v2(h, "INSERT INTO params(run_id,key,value) VALUES(?,?,?)", -1, &st, NULL) != SQLITE_OK) goto fail;
+    D2_TRY(db_stmt(d, DST_PARAM, &st));
     for (size_t i = 0; i < r->params.n; i++) {
         sqlite3_reset(st);
         BIND_OK(sqlite3_bind_int64(st, 1, c->id));
@@ -1030,8 +1142,8 @@ static int write_fn(sqlite3 *h, void *user)
         BIND_OK(sqlite3_bind_text(st, 3, r->params.a[i].v, -1, SQLITE_STATIC));
         if (sqlite3_step(st) != SQLITE_DONE) goto fail;
     }
-    sqlite3_finalize(st);
-    if (sqlite3_prepare_v2(h, "INSERT INTO metrics(run_id,name,value,unit) VALUES(?,?,?,?)", -1, &st, NULL) != SQLITE_OK) goto fail;
+    sqlite3_reset(st);
+    D2_TRY(db_stmt(d, DST_METRIC, &st));
     for (size_t i = 0; i < r->metrics.n; i++) {
         sqlite3_reset(st);
         BIND_OK(sqlite3_bind_int64(st, 1, c->id));
@@ -1041,8 +1153,8 @@ static int write_fn(sqlite3 *h, void *user)
         BIND_OK(sqlite3_bind_text(st, 4, r->metrics.a[i].unit, -1, SQLITE_STATIC));
         if (sqlite3_step(st) != SQLITE_DONE) goto fail;
     }
-    sqlite3_finalize(st);
-    if (sqlite3_prepare_v2(h, "INSERT INTO inputs(run_id,role,path,xxh128) VALUES(?,?,?,?)", -1, &st, NULL) != SQLITE_OK) goto fail;
+    sqlite3_reset(st);
+    D2_TRY(db_stmt(d, DST_INPUT, &st));
     for (size_t i = 0; i < r->inputs.n; i++) {
         sqlite3_reset(st);
         BIND_OK(sqlite3_bind_int64(st, 1, c->id));
@@ -1051,22 +1163,21 @@ static int write_fn(sqlite3 *h, void *user)
         BIND_OK(sqlite3_bind_text(st, 4, r->inputs.a[i].unit, -1, SQLITE_STATIC));
         if (sqlite3_step(st) != SQLITE_DONE) goto fail;
     }
-    sqlite3_finalize(st);
-    st = NULL;
-    D2_TRY(wide_view_update(h, c->path, c->id));
+    sqlite3_reset(st);
+    D2_TRY(wide_view_update(d, r));
     if (c->extra) return c->extra(h, c->id, c->user);
     return D2_OK;
 fail:
-    d2_err_set("%s: writing the run failed: %s", c->path, sqlite3_errmsg(h));
-    sqlite3_finalize(st);
-    return is_busy(sqlite3_errcode(h)) ? D2_EDB : D2_EDB;
+    d2_err_set("%s: writing the run failed: %s", d->path, sqlite3_errmsg(h));
+    if (st) sqlite3_reset(st);
+    return D2_EDB;
 }
 
 int db_run_write(db *d, db_run *r, int64_t *id) { return db_run_write_with(d, r, NULL, NULL, id); }
 
 int db_run_write_with(db *d, db_run *r, db_extra_fn extra, void *user, int64_t *id)
 {
-    write_ctx c = {r, 0, d->path, {0}, extra, user};
+    write_ctx c = {d, r, 0, {0}, extra, user};
     db_now_iso(c.ended);
     D2_TRY(db_transaction(d, write_fn, &c));
     if (id) *id = c.id;
