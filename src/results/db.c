@@ -22,8 +22,7 @@
  * hundreds of runs through one handle. */
 enum { DST_RUN, DST_PARAM, DST_METRIC, DST_INPUT, DST_VARIANT_ADD, DST_VARIANT_GET, DST_SCHEMA_VERSION, DST_WIDE_COLS, DST_WIDE_KEYS, DST_N };
 static const char *const dst_sql[DST_N] = {
-    [DST_RUN] = "INSERT INTO runs(kind,mode,status,started_at,ended_at,code_version,host,cmdline,seed,rng,config_hash,uid,variant)"
-                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [DST_RUN] = "INSERT INTO runs(kind,mode,status,started_at,ended_at,code_version,host,cmdline,seed,rng,config_hash,uid,variant) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [DST_PARAM] = "INSERT INTO params(run_id,key,value) VALUES(?,?,?)",
     [DST_METRIC] = "INSERT INTO metrics(run_id,name,value,unit) VALUES(?,?,?,?)",
     [DST_INPUT] = "INSERT INTO inputs(run_id,role,path,xxh128) VALUES(?,?,?,?)",
