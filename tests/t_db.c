@@ -70,6 +70,7 @@ int main(void)
     is_str((const char *)sqlite3_column_text(st, 0), "wal", "WAL mode");
     sqlite3_finalize(st);
     is_int(count(d, "PRAGMA foreign_keys"), 1, "foreign keys on");
+    is_int(count(d, "PRAGMA wal_autocheckpoint"), 8192, "WAL checkpoint every 8192 pages (a sweep's ~60 runs, not ~7)");
 
     db_run *r = db_run_new("simulate", "sim");
     char *argv[] = {"d2moe", "simulate", "--model", "mixtral 8x7b"};
