@@ -92,6 +92,30 @@ int main(void)
        count(d, "SELECT count(*) FROM params") == 0, "foreign keys cascade from runs to params");
     db_close(d);
 
+    /* db_stmt_cached: one prepared statement per literal, handed out reset */
+    {
+        db *d3 = NULL;
+        ok(db_open(path, &d3) == D2_OK, "open for the statement cache");
+        static char sqls[DB_STMT_CACHED + 1][32];
+        sqlite3_stmt *a = NULL, *b = NULL;
+        int good = 1;
+        for (int i = 0; i <= DB_STMT_CACHED; i++) snprintf(sqls[i], sizeof sqls[i], "SELECT %d + ?", i);
+        for (int i = 0; i < DB_STMT_CACHED; i++) {
+            sqlite3_stmt *cs = NULL;
+            good &= db_stmt_cached(d3, sqls[i], &cs) == D2_OK && cs != NULL;
+            good &= sqlite3_bind_int(cs, 1, 100) == SQLITE_OK && sqlite3_step(cs) == SQLITE_ROW && sqlite3_column_int(cs, 0) == 100 + i;
+            /* left stepped: the next hand-out resets it */
+        }
+        ok(good, "%d statements prepared, bound and stepped", DB_STMT_CACHED);
+        ok(db_stmt_cached(d3, sqls[3], &a) == D2_OK && db_stmt_cached(d3, sqls[3], &b) == D2_OK && a == b && a != NULL,
+           "the same literal gives the same statement");
+        ok(sqlite3_step(a) == SQLITE_ROW && sqlite3_column_type(a, 0) == SQLITE_NULL, "handed out reset and unbound (3 + NULL is NULL)");
+        sqlite3_reset(a);
+        ok(db_stmt_cached(d3, sqls[DB_STMT_CACHED], &a) == D2_EINTERNAL && a == NULL && strstr(d2_err_msg(), "cached statements"),
+           "one literal more than DB_STMT_CACHED is refused");
+        db_close(d3);
+    }
+
     /* runs_wide gains a column for each new key, through a handle that
      * remembers the view's columns, also when another handle changed the
      * view meanwhile (grew it, or rebuilt it without a key) */

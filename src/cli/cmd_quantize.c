@@ -74,8 +74,9 @@ static int report_add(report *rp, const char *tensor, int64_t rows, int64_t cols
     return D2_OK;
 }
 
-static int db_rows(sqlite3 *h, int64_t run_id, void *user)
+static int db_rows(db *d, int64_t run_id, void *user)
 {
+    sqlite3 *h = db_handle(d);
     report *rp = user;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(h, "INSERT INTO quant_errors (run_id, tensor, method, level, bits, rows, cols, group_size, mse, snr_db, "

@@ -43,6 +43,11 @@ struct db {
     char *path;
     int version;
     sqlite3_stmt *st[DST_N]; /* dst_sql, prepared on first use (NULL before) */
+    struct {
+        const char *sql;     /* the literal's address */
+        sqlite3_stmt *st;
+    } other[DB_STMT_CACHED]; /* db_stmt_cached, in order of first use */
+    int nother;
     char **wcols;            /* runs_wide's column names, sorted (strcmp) */
     size_t nwcols;
     char **wkeys;            /* the param keys in the store, sorted, read with wcols */
@@ -62,6 +67,26 @@ static int db_stmt(db *d, int id, sqlite3_stmt **out)
         sqlite3_clear_bindings(d->st[id]);
     }
     *out = d->st[id];
+    return D2_OK;
+}
+
+int db_stmt_cached(db *d, const char *sql, sqlite3_stmt **out)
+{
+    *out = NULL;
+    for (int i = 0; i < d->nother; i++)
+        if (d->other[i].sql == sql) {
+            sqlite3_reset(d->other[i].st);
+            sqlite3_clear_bindings(d->other[i].st);
+            *out = d->other[i].st;
+            return D2_OK;
+        }
+    if (d->nother == DB_STMT_CACHED) D2_ERROR(D2_EINTERNAL, "%s: more than %d cached statements", d->path, DB_STMT_CACHED);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
+    d->other[d->nother].sql = sql;
+    d->other[d->nother++].st = st;
+    *out = st;
     return D2_OK;
 }
 
@@ -358,6 +383,7 @@ void db_close(db *d)
 {
     if (!d) return;
     for (int i = 0; i < DST_N; i++) sqlite3_finalize(d->st[i]);
+    for (int i = 0; i < d->nother; i++) sqlite3_finalize(d->other[i].st);
     wcols_free(d);
     if (d->h) sqlite3_close_v2(d->h);
     free(d->path);
@@ -1175,7 +1201,7 @@ static int write_fn(sqlite3 *h, void *user)
     }
     sqlite3_reset(st);
     D2_TRY(wide_view_update(d, r));
-    if (c->extra) return c->extra(h, c->id, c->user);
+    if (c->extra) return c->extra(d, c->id, c->user);
     return D2_OK;
 fail:
     d2_err_set("%s: writing the run failed: %s", d->path, sqlite3_errmsg(h));

@@ -31,6 +31,12 @@ int db_schema_version(const db *d);
 /* Latest schema version this build knows. */
 int db_schema_latest(void);
 sqlite3 *db_handle(db *d);
+/* The statement of sql (a string literal: the cache is keyed by its
+ * address), prepared once per handle and kept until db_close, handed out
+ * reset and unbound.  Reset it after use (a stepped SELECT holds a read
+ * lock until then); never finalize it.  At most DB_STMT_CACHED literals. */
+#define DB_STMT_CACHED 16
+int db_stmt_cached(db *d, const char *sql, sqlite3_stmt **out);
 const char *db_path(const db *d);
 
 /* Print schema version and per-table row counts. */
@@ -52,11 +58,11 @@ int db_run_metric(db_run *r, const char *name, double value, const char *unit);
 int db_run_input(db_run *r, const char *role, const char *path);
 /* End time is taken now; fills *id. */
 int db_run_write(db *d, db_run *r, int64_t *id);
-/* Same, and calls extra(h, run_id, user) inside the same transaction, for
+/* Same, and calls extra(d, run_id, user) inside the same transaction, for
  * rows of module-owned tables (e.g. quant_errors); its failure rolls the
  * whole run back.  extra may be called more than once when the transaction
  * is retried, so it must only insert. */
-typedef int (*db_extra_fn)(sqlite3 *h, int64_t run_id, void *user);
+typedef int (*db_extra_fn)(db *d, int64_t run_id, void *user);
 int db_run_write_with(db *d, db_run *r, db_extra_fn extra, void *user, int64_t *id);
 /* Adapter for param_foreach: adds each parameter to the run. */
 int db_run_param_visit(const char *key, const char *value, const char *units, void *run);

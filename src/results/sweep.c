@@ -417,13 +417,12 @@ int sweep_job_stored(db *d, const sweep_job *j, int *stored)
 {
     sqlite3_stmt *st;
     *stored = 0;
-    if (sqlite3_prepare_v2(db_handle(d), "SELECT 1 FROM sweep_jobs WHERE job_hash = ? AND code_version = ?", -1, &st, NULL) != SQLITE_OK)
-        D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errmsg(db_handle(d)));
+    D2_TRY(db_stmt_cached(d, "SELECT 1 FROM sweep_jobs WHERE job_hash = ? AND code_version = ?", &st));
     sqlite3_bind_text(st, 1, j->hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, d2_version(), -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) *stored = 1;
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errstr(rc));
     return D2_OK;
 }
@@ -432,40 +431,40 @@ typedef struct job_extra { const sweep_spec *s; const sweep_job *j; } job_extra;
 
 /* Earlier failed runs of this job (any code version) are replaced by the
  * run being written, in its transaction: a rerun never piles up failures. */
-static int drop_old_failures(sqlite3 *h, int64_t run_id, const char *job_hash)
+static int drop_old_failures(db *d, int64_t run_id, const char *job_hash)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(h, "DELETE FROM runs WHERE status = 'failed' AND id <> ? AND id IN "
-                              "(SELECT run_id FROM params WHERE key = 'sweep.job' AND value = ?)", -1, &st, NULL) != SQLITE_OK)
-        D2_ERROR(D2_EDB, "runs: %s", sqlite3_errmsg(h));
+    D2_TRY(db_stmt_cached(d,
+                          "DELETE FROM runs WHERE status = 'failed' AND id <> ? AND id IN "
+                          "(SELECT run_id FROM params WHERE key = 'sweep.job' AND value = ?)",
+                          &st));
     sqlite3_bind_int64(st, 1, run_id);
     sqlite3_bind_text(st, 2, job_hash, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     if (rc != SQLITE_DONE) D2_ERROR(D2_EDB, "runs: %s", sqlite3_errstr(rc));
     return D2_OK;
 }
 
-static int replace_failure(sqlite3 *h, int64_t run_id, void *user)
+static int replace_failure(db *d, int64_t run_id, void *user)
 {
     const job_extra *x = user;
-    return drop_old_failures(h, run_id, x->j->hash);
+    return drop_old_failures(d, run_id, x->j->hash);
 }
 
-static int insert_job(sqlite3 *h, int64_t run_id, void *user)
+static int insert_job(db *d, int64_t run_id, void *user)
 {
     job_extra *x = user;
     sqlite3_stmt *st;
-    D2_TRY(drop_old_failures(h, run_id, x->j->hash));
-    if (sqlite3_prepare_v2(h, "INSERT INTO sweep_jobs(job_hash, code_version, sweep, job, run_id) VALUES(?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK)
-        D2_ERROR(D2_EDB, "sweep_jobs: %s", sqlite3_errmsg(h));
+    D2_TRY(drop_old_failures(d, run_id, x->j->hash));
+    D2_TRY(db_stmt_cached(d, "INSERT INTO sweep_jobs(job_hash, code_version, sweep, job, run_id) VALUES(?,?,?,?,?)", &st));
     sqlite3_bind_text(st, 1, x->j->hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, d2_version(), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, x->s->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, x->j->text, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, run_id);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     /* stored meanwhile by another process: roll this copy back */
     if ((rc & 0xff) == SQLITE_CONSTRAINT) D2_ERROR(D2_EDB, "job %s already stored", x->j->hash);
     if (rc != SQLITE_DONE) D2_ERROR(D2_EDB, "sweep_jobs: %s", sqlite3_errstr(rc));
