@@ -111,11 +111,6 @@ void step_hold_item(run *r, step_item *it)
     r->held_total += r->unit_bytes[it->unit];
 }
 
-static int cmp_need(const void *a, const void *b)
-{
-    const grp_need *x = a, *y = b;
-    return x->rem < y->rem ? -1 : x->rem > y->rem;
-}
 
 /* May group g hold `bytes` more now?  They must fit beside what the step
  * holds (unheld resident units can be evicted), and afterwards every open
@@ -141,14 +136,20 @@ int step_group_admit(run *r, uint32_t g, int64_t bytes)
     }
 #endif
     if (rest <= room) return 1;
+    /* in ascending rem, by insertion as they are collected (the groups
+     * holding units are a few of a layer's experts, at most its 8 to 128;
+     * qsort's comparison calls cost more here); the order of equal rems
+     * cannot change the answer (room only grows) */
     uint32_t n = 0;
     for (uint32_t i = 0; i < r->ngroups; i++) {
         const step_group *x = &r->groups[i];
         int64_t held = x->held + (i == g ? bytes : 0);
         if (!held || !x->left) continue;
-        r->gneed[n++] = (grp_need){x->need - held, held};
+        const grp_need v = {x->need - held, held};
+        uint32_t k = n++;
+        for (; k > 0 && r->gneed[k - 1].rem > v.rem; k--) r->gneed[k] = r->gneed[k - 1];
+        r->gneed[k] = v;
     }
-    qsort(r->gneed, n, sizeof *r->gneed, cmp_need);
     for (uint32_t i = 0; i < n; i++) {
         if (r->gneed[i].rem > room) return 0;
         room += r->gneed[i].held;
