@@ -44,7 +44,7 @@ struct db {
     int version;
     sqlite3_stmt *st[DST_N]; /* dst_sql, prepared on first use (NULL before) */
     struct {
-        const char *sql;     /* the literal's address */
+        char *sql;           /* a copy of its text */
         sqlite3_stmt *st;
     } other[DB_STMT_CACHED]; /* db_stmt_cached, in order of first use */
     int nother;
@@ -74,17 +74,21 @@ int db_stmt_cached(db *d, const char *sql, sqlite3_stmt **out)
 {
     *out = NULL;
     for (int i = 0; i < d->nother; i++)
-        if (d->other[i].sql == sql) {
+        if (!strcmp(d->other[i].sql, sql)) {
             sqlite3_reset(d->other[i].st);
             sqlite3_clear_bindings(d->other[i].st);
             *out = d->other[i].st;
             return D2_OK;
         }
     if (d->nother == DB_STMT_CACHED) D2_ERROR(D2_EINTERNAL, "%s: more than %d cached statements", d->path, DB_STMT_CACHED);
+    char *text = strdup(sql);
+    if (!text) D2_ERROR(D2_ENOMEM, "out of memory");
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        free(text);
         D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
-    d->other[d->nother].sql = sql;
+    }
+    d->other[d->nother].sql = text;
     d->other[d->nother++].st = st;
     *out = st;
     return D2_OK;
@@ -383,7 +387,10 @@ void db_close(db *d)
 {
     if (!d) return;
     for (int i = 0; i < DST_N; i++) sqlite3_finalize(d->st[i]);
-    for (int i = 0; i < d->nother; i++) sqlite3_finalize(d->other[i].st);
+    for (int i = 0; i < d->nother; i++) {
+        sqlite3_finalize(d->other[i].st);
+        free(d->other[i].sql);
+    }
     wcols_free(d);
     if (d->h) sqlite3_close_v2(d->h);
     free(d->path);

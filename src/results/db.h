@@ -31,10 +31,10 @@ int db_schema_version(const db *d);
 /* Latest schema version this build knows. */
 int db_schema_latest(void);
 sqlite3 *db_handle(db *d);
-/* The statement of sql (a string literal: the cache is keyed by its
- * address), prepared once per handle and kept until db_close, handed out
- * reset and unbound.  Reset it after use (a stepped SELECT holds a read
- * lock until then); never finalize it.  At most DB_STMT_CACHED literals. */
+/* The statement of sql, prepared once per handle (keyed by its text) and
+ * kept until db_close, handed out reset and unbound.  Reset it after use (a
+ * stepped SELECT holds a read lock until then); never finalize it.  At most
+ * DB_STMT_CACHED different texts per handle (D2_EINTERNAL beyond). */
 #define DB_STMT_CACHED 16
 int db_stmt_cached(db *d, const char *sql, sqlite3_stmt **out);
 const char *db_path(const db *d);
