@@ -14,8 +14,9 @@ static const double rtn_err[9] = {0, 0, 0.40, 0.20, 0.10, 0.05, 0.025, 0, 0.006}
 static const double mwq_err[9] = {0, 0, 0.38, 0.15, 0.07, 0, 0, 0, 0};
 static const double kq_err[9] = {0, 0, 0.32, 0.20, 0.13, 0.05, 0.03, 0, 0}; /* "kq-mwq": v1k / v2k levels */
 
-static int add_rows(sqlite3 *h, int64_t run_id, void *user)
+static int add_rows(db *d, int64_t run_id, void *user)
 {
+    sqlite3 *h = db_handle(d);
     (void)user;
     for (int b = 2; b <= 8; b++) {
         if (rtn_err[b] > 0) {
