@@ -11,6 +11,7 @@ libd2core_a_SOURCES = \
 	src/core/hash.c src/core/hash.h \
 	src/core/clock.c src/core/clock.h \
 	src/core/par.c src/core/par.h \
+	src/core/prefault.c src/core/prefault.h \
 	src/core/vec.h \
 	src/core/fileio.c src/core/fileio.h \
 	src/core/suggest.c src/core/suggest.h \

@@ -131,6 +131,7 @@ typedef struct run {
     float *rw;              /* gate weights */
     uint8_t *rb;            /* recorded bit-widths, bits (0 = none) */
     size_t ntok_max;        /* tokens of the largest forward step (the prefill) */
+    size_t route_faulted;   /* entries of rexp / rw / rb faulted in at once so far (prefault) */
     bitroute_use *uses;     /* one layer step's (token, expert) uses */
     uint32_t *scratch;      /* bit routing scratch (6 per use), then B[expert][unit] counts */
     uint32_t *Bfin;         /* [expert][unit] tokens whose last level is unit (nested) */

@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "core/fileio.h"
 #include "core/hash.h"
+#include "core/prefault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -442,6 +443,9 @@ int trace_chunk_cache_new(const trace_file *f, trace_chunk_cache **out)
     trace_chunk_cache *c = calloc(1, sizeof *c);
     if (c) c->buf = malloc(TRACE_CHUNK_HEAD_BYTES + (size_t)f->h.chunk_records * f->rb);
     if (!c || !c->buf) { free(c); *out = NULL; D2_ERROR(D2_ENOMEM, "out of memory"); }
+    /* read into at once: faulted in in one call, not a page at a time
+     * inside pread (core/prefault.h) */
+    prefault(c->buf, TRACE_CHUNK_HEAD_BYTES + (size_t)f->h.chunk_records * f->rb);
     c->chunk = UINT64_MAX;
     *out = c;
     return D2_OK;
