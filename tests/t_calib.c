@@ -256,12 +256,29 @@ static void test_cpupin(void)
     ok(cpupin_resolve(&bc, &bi) == D2_EINVAL && strstr(d2_err_msg(), "--io-cpu"), "resolve: an I/O CPU outside the mask named");
 }
 
+/* calib_reader_io: a third of the level-1 chunk rounded up to 4 KiB; the
+ * file capped at 256 MiB and raised to two reads */
+static void test_reader_io(void)
+{
+    calib_io_opts o, out;
+    calib_io_opts_init(&o);
+    int64_t rb = 0;
+    o.file_bytes = 1LL << 30;
+    calib_reader_io(&o, 30000, &out, &rb);
+    ok(rb == 12288 && out.file_bytes == 256LL << 20, "30000-byte level: reads of 12288 bytes (10000 up to 4 KiB), a 1 GiB file capped at "
+                                                     "256 MiB (%lld, %lld)", (long long)rb, (long long)out.file_bytes);
+    o.file_bytes = 4096;
+    calib_reader_io(&o, 3 * 8192, &out, &rb);
+    ok(rb == 8192 && out.file_bytes == 16384, "a 4 KiB file raised to two 8 KiB reads (%lld, %lld)", (long long)rb, (long long)out.file_bytes);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/t_calib.XXXXXX";
     if (!mkdtemp(dir)) { printf("Bail out! mkdtemp\n"); return 1; }
     test_fit();
     test_median();
+    test_reader_io();
     test_atomic(dir);
     test_measure(dir);
     test_rates();

@@ -371,10 +371,9 @@ static int run(int argc, char **argv)
     }
     if (kernels && interference) {
         /* reads of the size execute issues for this model: a V1 level-1 chunk of one matrix */
-        int64_t rb = (model_expert_level_bytes(&km, 2, 1, 128) / 3 + 4095) / 4096 * 4096;
-        calib_io_opts io2 = io;
-        if (io2.file_bytes > (256LL << 20)) io2.file_bytes = 256LL << 20;
-        if (io2.file_bytes < 2 * rb) io2.file_bytes = (2 * rb + 4095) / 4096 * 4096;
+        calib_io_opts io2;
+        int64_t rb;
+        calib_reader_io(&io, model_expert_level_bytes(&km, 2, 1, 128), &io2, &rb);
         if ((rc = calib_interference(&io2, km.hidden, km.expert_ffn, pool_bytes, rb, 40, &ir))) return cli_fail(rc);
         printf("interference: a pass over cold weights takes %.1f us alone, %.1f us while another thread reads (%lld-byte "
                "O_DIRECT reads, %lld of them; thread CPU time) -> io_interference %.3f\n", ir.alone_ns / 1e3,
@@ -401,10 +400,9 @@ static int run(int argc, char **argv)
     memset(&hs, 0, sizeof hs);
     if (host_stops_s > 0) {
         if (!kernels) return cli_usage_error("calibrate", "--host-stops runs kernel passes: not with --no-kernels");
-        int64_t rb = (model_expert_level_bytes(&km, 2, 1, 128) / 3 + 4095) / 4096 * 4096;
-        calib_io_opts io3 = io;
-        if (io3.file_bytes > (256LL << 20)) io3.file_bytes = 256LL << 20;
-        if (io3.file_bytes < 2 * rb) io3.file_bytes = (2 * rb + 4095) / 4096 * 4096;
+        calib_io_opts io3;
+        int64_t rb;
+        calib_reader_io(&io, model_expert_level_bytes(&km, 2, 1, 128), &io3, &rb);
         if ((rc = calib_host_stops(&io3, compute_cpu, km.hidden, km.expert_ffn, pool_bytes, rb, host_stops_s, host_stops_s, &hs)))
             return cli_fail(rc);
         for (int ph = 0; ph < 2; ph++) {

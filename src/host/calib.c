@@ -983,6 +983,15 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
     return rc;
 }
 
+void calib_reader_io(const calib_io_opts *o, int64_t level1_bytes, calib_io_opts *out, int64_t *read_bytes)
+{
+    const int64_t rb = (level1_bytes / 3 + ALIGN - 1) / ALIGN * ALIGN;
+    *out = *o;
+    if (out->file_bytes > (256LL << 20)) out->file_bytes = 256LL << 20;
+    if (out->file_bytes < 2 * rb) out->file_bytes = 2 * rb;
+    *read_bytes = rb;
+}
+
 /* ---- host stops --------------------------------------------------- */
 
 /* the idle phase's second CPU: busy, as execute's spinning I/O thread

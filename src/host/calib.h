@@ -201,6 +201,12 @@ int calib_cold(int64_t hidden, int64_t ffn, int64_t pool_bytes, int blocks, cali
  * either is not > 0.  Exposed for tests. */
 double calib_cold_bw(int64_t bytes, double warm_ns, double cold_ns);
 
+/* The reads of the interference and host-stops steps: the size execute
+ * issues for a model whose V1 level-1 expert chunk (three matrices) is
+ * level1_bytes, one matrix's third rounded up to 4 KiB, into *read_bytes;
+ * *out = *o with the file at most 256 MiB and at least two reads. */
+void calib_reader_io(const calib_io_opts *o, int64_t level1_bytes, calib_io_opts *out, int64_t *read_bytes);
+
 /* How much a concurrent load slows the kernels (the simulator's
  * device.io_interference): passes over the pool of calib_cold (cold
  * weights, as a serving loop computes; pool_bytes) timed in thread CPU time

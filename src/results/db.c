@@ -17,37 +17,21 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The statements every run's write uses, prepared once per handle
- * (SQLITE_PREPARE_PERSISTENT) and reset after each use: a sweep writes
- * hundreds of runs through one handle. */
 /* WAL pages between automatic checkpoints (32 MiB at SQLite's 4 KiB pages) */
 #define DB_WAL_PAGES 8192
 #define D2_STR_(x) #x
 #define D2_STR(x) D2_STR_(x)
 
-enum { DST_RUN, DST_PARAM, DST_METRIC, DST_INPUT, DST_VARIANT_ADD, DST_VARIANT_GET, DST_SCHEMA_VERSION, DST_WIDE_COLS, DST_WIDE_KEYS, DST_N };
-static const char *const dst_sql[DST_N] = {
-    [DST_RUN] = "INSERT INTO runs(kind,mode,status,started_at,ended_at,code_version,host,cmdline,seed,rng,config_hash,uid,variant) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    [DST_PARAM] = "INSERT INTO params(run_id,key,value) VALUES(?,?,?)",
-    [DST_METRIC] = "INSERT INTO metrics(run_id,name,value,unit) VALUES(?,?,?,?)",
-    [DST_INPUT] = "INSERT INTO inputs(run_id,role,path,xxh128) VALUES(?,?,?,?)",
-    [DST_VARIANT_ADD] = "INSERT OR IGNORE INTO variants(name, overrides, reading, named, created_at) VALUES(?,?,?,?,?)",
-    [DST_VARIANT_GET] = "SELECT overrides, reading FROM variants WHERE name = ?",
-    [DST_SCHEMA_VERSION] = "PRAGMA schema_version",
-    [DST_WIDE_COLS] = "SELECT name FROM pragma_table_info('runs_wide')",
-    [DST_WIDE_KEYS] = "SELECT DISTINCT key FROM params",
-};
-
 struct db {
     sqlite3 *h;
     char *path;
     int version;
-    sqlite3_stmt *st[DST_N]; /* dst_sql, prepared on first use (NULL before) */
     struct {
         char *sql;           /* a copy of its text */
         sqlite3_stmt *st;
-    } other[DB_STMT_CACHED]; /* db_stmt_cached, in order of first use */
-    int nother;
+    } stc[DB_STMT_CACHED];   /* db_stmt_cached (a run's write, a sweep's per-job statements),
+                                in order of first use */
+    int nstc;
     char **wcols;            /* runs_wide's column names, sorted (strcmp) */
     size_t nwcols;
     char **wkeys;            /* the param keys in the store, sorted, read with wcols */
@@ -55,32 +39,17 @@ struct db {
     int wcols_schema;        /* the schema_version both were read at; -1: not read */
 };
 
-/* The cached statement id, reset and unbound, prepared on first use. */
-static int db_stmt(db *d, int id, sqlite3_stmt **out)
-{
-    *out = NULL;
-    if (!d->st[id]) {
-        if (sqlite3_prepare_v3(d->h, dst_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &d->st[id], NULL) != SQLITE_OK)
-            D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
-    } else {
-        sqlite3_reset(d->st[id]);
-        sqlite3_clear_bindings(d->st[id]);
-    }
-    *out = d->st[id];
-    return D2_OK;
-}
-
 int db_stmt_cached(db *d, const char *sql, sqlite3_stmt **out)
 {
     *out = NULL;
-    for (int i = 0; i < d->nother; i++)
-        if (!strcmp(d->other[i].sql, sql)) {
-            sqlite3_reset(d->other[i].st);
-            sqlite3_clear_bindings(d->other[i].st);
-            *out = d->other[i].st;
+    for (int i = 0; i < d->nstc; i++)
+        if (!strcmp(d->stc[i].sql, sql)) {
+            sqlite3_reset(d->stc[i].st);
+            sqlite3_clear_bindings(d->stc[i].st);
+            *out = d->stc[i].st;
             return D2_OK;
         }
-    if (d->nother == DB_STMT_CACHED) D2_ERROR(D2_EINTERNAL, "%s: more than %d cached statements", d->path, DB_STMT_CACHED);
+    if (d->nstc == DB_STMT_CACHED) D2_ERROR(D2_EINTERNAL, "%s: more than %d cached statements", d->path, DB_STMT_CACHED);
     char *text = strdup(sql);
     if (!text) D2_ERROR(D2_ENOMEM, "out of memory");
     sqlite3_stmt *st;
@@ -88,8 +57,8 @@ int db_stmt_cached(db *d, const char *sql, sqlite3_stmt **out)
         free(text);
         D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
     }
-    d->other[d->nother].sql = text;
-    d->other[d->nother++].st = st;
+    d->stc[d->nstc].sql = text;
+    d->stc[d->nstc++].st = st;
     *out = st;
     return D2_OK;
 }
@@ -386,10 +355,9 @@ int db_open_readonly(const char *path, db **out)
 void db_close(db *d)
 {
     if (!d) return;
-    for (int i = 0; i < DST_N; i++) sqlite3_finalize(d->st[i]);
-    for (int i = 0; i < d->nother; i++) {
-        sqlite3_finalize(d->other[i].st);
-        free(d->other[i].sql);
+    for (int i = 0; i < d->nstc; i++) {
+        sqlite3_finalize(d->stc[i].st);
+        free(d->stc[i].sql);
     }
     wcols_free(d);
     if (d->h) sqlite3_close_v2(d->h);
@@ -689,7 +657,7 @@ static int variant_register(db *d, const char *name, const char *ovr, const char
     char now[32];
     db_now_iso(now);
     sqlite3_stmt *st;
-    D2_TRY(db_stmt(d, DST_VARIANT_ADD, &st));
+    D2_TRY(db_stmt_cached(d, "INSERT OR IGNORE INTO variants(name, overrides, reading, named, created_at) VALUES(?,?,?,?,?)", &st));
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, ovr, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, reading, -1, SQLITE_STATIC);
@@ -698,7 +666,7 @@ static int variant_register(db *d, const char *name, const char *ovr, const char
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) D2_ERROR(D2_EDB, "%s: variants: %s", d->path, sqlite3_errstr(rc));
-    D2_TRY(db_stmt(d, DST_VARIANT_GET, &st));
+    D2_TRY(db_stmt_cached(d, "SELECT overrides, reading FROM variants WHERE name = ?", &st));
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     rc = D2_OK;
     if (sqlite3_step(st) == SQLITE_ROW) {
@@ -817,11 +785,11 @@ static int wide_view_refresh(sqlite3 *h, const char *path)
 /* Recreates the view only when this run brought a column it lacks. */
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* every row of the cached one-column query id, sorted, into *a / *n */
-static int read_names(db *d, int id, char ***a, size_t *n)
+/* every row of the one-column query sql, sorted, into *a / *n */
+static int read_names(db *d, const char *sql, char ***a, size_t *n)
 {
     sqlite3_stmt *st;
-    D2_TRY(db_stmt(d, id, &st));
+    D2_TRY(db_stmt_cached(d, sql, &st));
     size_t cap = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -850,14 +818,14 @@ static int read_names(db *d, int id, char ***a, size_t *n)
 static int wide_cols(db *d)
 {
     sqlite3_stmt *st;
-    D2_TRY(db_stmt(d, DST_SCHEMA_VERSION, &st));
+    D2_TRY(db_stmt_cached(d, "PRAGMA schema_version", &st));
     int rc = sqlite3_step(st), ver = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
     sqlite3_reset(st);
     if (rc != SQLITE_ROW) D2_ERROR(D2_EDB, "%s: schema_version: %s", d->path, sqlite3_errstr(rc));
     if (ver == d->wcols_schema) return D2_OK;
     wcols_free(d);
-    int frc = read_names(d, DST_WIDE_COLS, &d->wcols, &d->nwcols);
-    if (frc == D2_OK) frc = read_names(d, DST_WIDE_KEYS, &d->wkeys, &d->nwkeys);
+    int frc = read_names(d, "SELECT name FROM pragma_table_info('runs_wide')", &d->wcols, &d->nwcols);
+    if (frc == D2_OK) frc = read_names(d, "SELECT DISTINCT key FROM params", &d->wkeys, &d->nwkeys);
     if (frc != D2_OK) { wcols_free(d); return frc; }
     d->wcols_schema = ver;
     return D2_OK;
@@ -1160,7 +1128,7 @@ static int write_fn(sqlite3 *h, void *user)
     D2_TRY(variant_register(d, variant, ovr, reading, r->variant[0] != 0));
     D2_TRY(wide_cols(d)); /* the view and the keys before this run's rows */
     sqlite3_stmt *st = NULL;
-    D2_TRY(db_stmt(d, DST_RUN, &st));
+    D2_TRY(db_stmt_cached(d, "INSERT INTO runs(kind,mode,status,started_at,ended_at,code_version,host,cmdline,seed,rng,config_hash,uid,variant) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", &st));
     BIND_OK(sqlite3_bind_text(st, 1, r->kind, -1, SQLITE_STATIC));
     BIND_OK(sqlite3_bind_text(st, 2, r->mode, -1, SQLITE_STATIC));
     BIND_OK(sqlite3_bind_text(st, 3, r->status, -1, SQLITE_STATIC));
@@ -1177,7 +1145,7 @@ static int write_fn(sqlite3 *h, void *user)
     sqlite3_reset(st);
     c->id = sqlite3_last_insert_rowid(h);
 
-    D2_TRY(db_stmt(d, DST_PARAM, &st));
+    D2_TRY(db_stmt_cached(d, "INSERT INTO params(run_id,key,value) VALUES(?,?,?)", &st));
     for (size_t i = 0; i < r->params.n; i++) {
         sqlite3_reset(st);
         BIND_OK(sqlite3_bind_int64(st, 1, c->id));
@@ -1186,7 +1154,7 @@ static int write_fn(sqlite3 *h, void *user)
         if (sqlite3_step(st) != SQLITE_DONE) goto fail;
     }
     sqlite3_reset(st);
-    D2_TRY(db_stmt(d, DST_METRIC, &st));
+    D2_TRY(db_stmt_cached(d, "INSERT INTO metrics(run_id,name,value,unit) VALUES(?,?,?,?)", &st));
     for (size_t i = 0; i < r->metrics.n; i++) {
         sqlite3_reset(st);
         BIND_OK(sqlite3_bind_int64(st, 1, c->id));
@@ -1197,7 +1165,7 @@ static int write_fn(sqlite3 *h, void *user)
         if (sqlite3_step(st) != SQLITE_DONE) goto fail;
     }
     sqlite3_reset(st);
-    D2_TRY(db_stmt(d, DST_INPUT, &st));
+    D2_TRY(db_stmt_cached(d, "INSERT INTO inputs(run_id,role,path,xxh128) VALUES(?,?,?,?)", &st));
     for (size_t i = 0; i < r->inputs.n; i++) {
         sqlite3_reset(st);
         BIND_OK(sqlite3_bind_int64(st, 1, c->id));

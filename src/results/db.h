@@ -34,8 +34,9 @@ sqlite3 *db_handle(db *d);
 /* The statement of sql, prepared once per handle (keyed by its text) and
  * kept until db_close, handed out reset and unbound.  Reset it after use (a
  * stepped SELECT holds a read lock until then); never finalize it.  At most
- * DB_STMT_CACHED different texts per handle (D2_EINTERNAL beyond). */
-#define DB_STMT_CACHED 16
+ * DB_STMT_CACHED different texts per handle, counting the 9 of a run's
+ * write (D2_EINTERNAL beyond). */
+#define DB_STMT_CACHED 32
 int db_stmt_cached(db *d, const char *sql, sqlite3_stmt **out);
 const char *db_path(const db *d);
 

@@ -123,7 +123,6 @@ void step_hold_item(run *r, step_item *it)
     r->held_total += r->unit_bytes[it->unit];
 }
 
-
 /* May group g hold `bytes` more now?  They must fit beside what the step
  * holds (unheld resident units can be evicted), and afterwards every open
  * group must still be able to finish: a banker's check with one resource,
