@@ -92,6 +92,11 @@ ok $? "v2k bench json: the two reference layouts, no ratio (they compare v1k and
 "$D2MOE" bench kernels --preset v1k --rows 64 --cols 256 --qrows 8 --qcols 256 --reps 1 --stream-mib 8 --json > "$TMP/bk1.json"; ok $? "bench kernels --preset v1k runs (tiny sizes)"
 [ "$(grep -c '"preset_over_layout"' "$TMP/bk1.json")" -eq 2 ] && grep -q '"compared_levels": "1..3"' "$TMP/bk1.json"; ok $? "v1k bench json: level 1 / q2k-layout and levels 1..3 / q4k-layout"
 [ "$(grep -c '"preset_over_layout"' "$TMP/b.json")" -eq 2 ]; ok $? "v1 bench json (256 columns): both ratios"
+"$D2MOE" bench kernels --preset v1k --rows 64 --cols 256 --qrows 8 --qcols 256 --reps 1 --stream-mib 8 --qpath plain --json > "$TMP/bkp.json"
+ok $? "bench kernels --qpath plain runs"
+grep -q '"quantize_path": "plain"' "$TMP/bkp.json" && grep -q '"quantize_path": "' "$TMP/bk1.json"; ok $? "bench json names the quantizer path"
+expect 2 "--qpath avx3: expected auto, plain, avx2 or avx512" "bench kernels --qpath avx3: exit 2" -- "$D2MOE" bench kernels --preset v1k --qpath avx3
+expect 2 "--qpath: only with --preset v1k or v2k" "bench kernels --qpath with v1: exit 2" -- "$D2MOE" bench kernels --qpath plain
 "$D2MOE" bench kernels --rows 64 --cols 384 --qrows 8 --qcols 384 --reps 1 --stream-mib 8 --json > "$TMP/b384.json" && ! grep -q '"layout":' "$TMP/b384.json"
 ok $? "v1 bench on 384 columns (not whole super-blocks): no reference layouts"
 # --threads: the same .mwq bytes for 1, 2, 3 and 7 threads (37 rows: no even split), also when thread

@@ -371,38 +371,6 @@ static void format_sizes(void)
        "v1k with a 1376-wide matrix refused");
 }
 
-/* The quantizer's plain and AVX2 builds (one source on 8-lane vector types,
- * no fused multiply-add) give the same bytes at every level: random Gaussian
- * and heavy-tailed matrices, constant and zero sub-blocks, several formats. */
-static void quantize_paths(const kq_format *f, const char *name)
-{
-    const int64_t rows = 24, cols = 768;
-    gsl_rng *r = rng_new(21, 0);
-    float *g = malloc((size_t)(rows * cols) * sizeof *g), *w[2] = {g, heavy(rows, cols, 22)};
-    for (int64_t i = 0; i < rows * cols; i++) g[i] = (float)gsl_ran_gaussian(r, 0.5);
-    for (int c = 0; c < 32; c++) { g[c] = 0; g[cols + 64 + c] = -0.25f; g[2 * cols + 96 + c] = 0.5f; } /* zero, negative and positive constant sub-blocks */
-    gsl_rng_free(r);
-    for (int in = 0; in < 2; in++) {
-        kq_matrix *m[2] = {NULL, NULL};
-        for (int impl = KQ_SCALAR; impl <= KQ_AVX2; impl++) {
-            if (kq_impl_set((kq_impl)impl) != (kq_impl)impl) continue;
-            kq_quantize(w[in], rows, cols, f, 4, &m[impl - KQ_SCALAR]);
-        }
-        if (!m[1]) tap_skip(1, "no AVX2");
-        else {
-            int same = 1;
-            for (int k = 0; k < f->levels; k++) same &= !memcmp(m[0]->chunk[k], m[1]->chunk[k], (size_t)m[0]->chunk_bytes[k]);
-            ok(same, "%s, %s matrix: the plain and AVX2 quantizers write the same bytes at all %d levels", name, in ? "heavy-tailed" : "Gaussian",
-               f->levels);
-        }
-        kq_matrix_free(m[0]);
-        kq_matrix_free(m[1]);
-    }
-    kq_impl_set(KQ_AUTO);
-    free(w[0]);
-    free(w[1]);
-}
-
 static int kq_same(const kq_matrix *a, const kq_matrix *b)
 {
     if (!a || !b || a->fmt.levels != b->fmt.levels) return 0;
@@ -410,6 +378,54 @@ static int kq_same(const kq_matrix *a, const kq_matrix *b)
         if (a->chunk_bytes[k] != b->chunk_bytes[k] || memcmp(a->chunk[k], b->chunk[k], (size_t)a->chunk_bytes[k])) return 0;
     return 1;
 }
+
+/* The quantizer's plain, AVX2 and AVX-512 builds (one source on 8- and
+ * 16-lane vector types, no fused multiply-add) give the same bytes at every
+ * level: random Gaussian and heavy-tailed matrices, constant and zero
+ * sub-blocks, several formats; 25 rows of 3 super-blocks, so the AVX-512
+ * path's pairs span rows and the last super-block is alone.  A NaN: the same
+ * error on every path. */
+static void quantize_paths(const kq_format *f, const char *name)
+{
+    const int64_t rows = 25, cols = 768;
+    gsl_rng *r = rng_new(21, 0);
+    float *g = malloc((size_t)(rows * cols) * sizeof *g), *w[2] = {g, heavy(rows, cols, 22)};
+    for (int64_t i = 0; i < rows * cols; i++) g[i] = (float)gsl_ran_gaussian(r, 0.5);
+    for (int c = 0; c < 32; c++) { g[c] = 0; g[cols + 64 + c] = -0.25f; g[2 * cols + 96 + c] = 0.5f; } /* zero, negative and positive constant sub-blocks */
+    gsl_rng_free(r);
+    for (int in = 0; in < 2; in++) {
+        kq_matrix *m[KQ_QAVX512 + 1] = {NULL};
+        for (int p = KQ_QPLAIN; p <= KQ_QAVX512; p++)
+            if (kq_qpath_set((kq_qpath)p) == (kq_qpath)p) kq_quantize(w[in], rows, cols, f, 4, &m[p]);
+        for (int p = KQ_QAVX2; p <= KQ_QAVX512; p++) {
+            if (!m[p]) { tap_skip(1, p == KQ_QAVX2 ? "no AVX2" : "no AVX-512"); continue; }
+            ok(kq_same(m[KQ_QPLAIN], m[p]), "%s, %s matrix: the plain and %s quantizers write the same bytes at all %d levels", name,
+               in ? "heavy-tailed" : "Gaussian", kq_qpath_name((kq_qpath)p), f->levels);
+        }
+        for (int p = KQ_QPLAIN; p <= KQ_QAVX512; p++) kq_matrix_free(m[p]);
+    }
+    /* a NaN in the super-block left alone (74) and in the second of a pair (3) */
+    const int64_t at[2][2] = {{24, 600}, {1, 17}};
+    for (int c = 0; c < 2; c++) {
+        const float keep = g[at[c][0] * cols + at[c][1]];
+        g[at[c][0] * cols + at[c][1]] = NAN;
+        char want[64];
+        snprintf(want, sizeof want, "(%lld, %lld)", (long long)at[c][0], (long long)at[c][1]);
+        int same = 1, n = 0;
+        for (int p = KQ_QPLAIN; p <= KQ_QAVX512; p++) {
+            if (kq_qpath_set((kq_qpath)p) != (kq_qpath)p) continue;
+            kq_matrix *m = NULL;
+            same &= kq_quantize(g, rows, cols, f, 4, &m) == D2_EINVAL && !m && strstr(d2_err_msg(), want);
+            n++;
+        }
+        ok(same, "%s: NaN at %s named by all %d quantizer paths", name, want, n);
+        g[at[c][0] * cols + at[c][1]] = keep;
+    }
+    kq_impl_set(KQ_AUTO);
+    free(w[0]);
+    free(w[1]);
+}
+
 
 /* kq_quantize_threads: 37 rows (no even split for 2, 3 or 7), every level
  * byte-identical to one thread's; D2_FAIL_THREAD (core/par.h's test hook)

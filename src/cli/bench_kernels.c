@@ -240,7 +240,7 @@ static int bench_kref(long rows, long cols, long reps, double stream, const floa
 
 /* --preset v1k / v2k: the same figures for the k-quant nested format */
 static int bench_kq(const char *preset, long rows, long cols, long qrows, long qcols, long reps, long stream_mib, int json,
-                    kq_impl impl, int threads)
+                    kq_impl impl, kq_qpath qpath, int threads)
 {
     kq_format f;
     D2_TRY(kq_format_preset(preset, &f));
@@ -248,6 +248,8 @@ static int bench_kq(const char *preset, long rows, long cols, long qrows, long q
         return cli_usage_error("bench kernels", "--preset %s: --cols and --qcols must be multiples of %d", preset, KQ_SUPER);
     kq_impl used = kq_impl_set(impl);
     if (impl == KQ_AVX2 && used != KQ_AVX2) return cli_usage_error("bench kernels", "--impl avx2: this CPU lacks AVX2/FMA");
+    kq_qpath qused = kq_qpath_set(qpath); /* after kq_impl_set, which resets it */
+    if (qpath != KQ_QAUTO && qused != qpath) return cli_usage_error("bench kernels", "--qpath %s: this CPU lacks it", kq_qpath_name(qpath));
     gsl_rng *r = rng_new(1, 0);
     if (!r) { d2_err_set("out of memory"); return cli_fail(D2_ENOMEM); }
     double stream = measure_stream((size_t)stream_mib << 20, (int)reps);
@@ -301,8 +303,8 @@ static int bench_kq(const char *preset, long rows, long cols, long qrows, long q
     if (!json) {
         printf("kernels %s: %s path, one core\n", preset, kq_impl_name(used));
         printf("stream read bandwidth (%ld MiB): %.2f GB/s\n", stream_mib, stream);
-        printf("quantize %s (all %d levels) %ld x %ld: %.3f GB/s of float32 input (%.2f s wall; %.3f GB/s by thread CPU time)\n",
-               preset, f.levels, qrows, qcols, qgbs, qbest, qcgbs);
+        printf("quantize %s (all %d levels, %s path) %ld x %ld: %.3f GB/s of float32 input (%.2f s wall; %.3f GB/s by thread CPU time)\n",
+               preset, f.levels, kq_qpath_name(qused), qrows, qcols, qgbs, qbest, qcgbs);
         printf("quantize %s on %d threads: %.3f GB/s of float32 input (wall), %.2fx the one-thread figure\n", preset, threads, qtgbs,
                qtgbs / qgbs);
         printf("dot (mat-vec, int8 activations per super-block of 256) on %ld x %ld, levels 1..k in one pass:\n", rows, cols);
@@ -349,6 +351,7 @@ static int bench_kq(const char *preset, long rows, long cols, long qrows, long q
         json_object_set_new(o, "impl", json_string(kq_impl_name(used)));
         json_object_set_new(o, "stream_gbs", json_real(stream));
         json_object_set_new(o, "quantize_gbs", json_real(qgbs));
+        json_object_set_new(o, "quantize_path", json_string(kq_qpath_name(qused)));
         json_object_set_new(o, "quantize_cpu_gbs", json_real(qcgbs));
         json_object_set_new(o, "threads", json_integer(threads));
         json_object_set_new(o, "quantize_threads_gbs", json_real(qtgbs));
@@ -379,7 +382,8 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: d2moe bench kernels [--rows R] [--cols C] [--qrows R] [--qcols C] [--reps N]\n"
                  "                           [--impl auto|scalar|avx2] [--stream-mib N] [--json]\n"
-                 "                           [--gptq ROWSxCOLSxTOKENS] [--preset v1|v1k|v2k] [--threads N]\n\n"
+                 "                           [--gptq ROWSxCOLSxTOKENS] [--preset v1|v1k|v2k] [--threads N]\n"
+                 "                           [--qpath auto|plain|avx2|avx512]\n\n"
                  "MWQ kernel benchmark (V1: b1=2, K=3, g=128), one core:\n"
                  "  stream   single-core streaming read bandwidth over --stream-mib MiB (default 1024)\n"
                  "  quantize rtn-mode MWQ, scale search included, all 3 levels, on a --qrows x --qcols\n"
@@ -395,7 +399,10 @@ static void usage(FILE *out)
                  "           each level's dot reads levels 1..k in one pass.\n"
                  "--threads N: quantize also on N threads (1..256, default 1), its runs interleaved with\n"
                  "           the one-thread runs: threads, quantize_threads_gbs (wall GB/s of float32\n"
-                 "           input) and quantize_threads_speedup (over the one-thread figure).\n");
+                 "           input) and quantize_threads_speedup (over the one-thread figure).\n"
+                 "--qpath P: v1k / v2k only: the quantizer's vector path (default auto: the best this\n"
+                 "           CPU has; avx512 runs two super-blocks per 16-lane vector); all write the\n"
+                 "           same bytes; reported as quantize_path.\n");
 }
 
 int bench_kernels(int argc, char **argv);
@@ -409,12 +416,14 @@ int bench_kernels(int argc, char **argv)
                                        {"gptq", required_argument, NULL, 'g'},
                                        {"preset", required_argument, NULL, 'p'},
                                        {"threads", required_argument, NULL, 't'},
+                                       {"qpath", required_argument, NULL, 'q'},
                                        {NULL, 0, NULL, 0}};
     long rows = 32768, cols = 14336, qrows = 4096, qcols = 14336, reps = 5, stream_mib = 1024, grows = 0, gcols = 0, gtok = 0;
     int json = 0, ch, threads = 1;
     const char *preset = "v1";
     kern_impl impl = KERN_AUTO;
-    while ((ch = getopt_long(argc, argv, "hr:c:R:C:n:i:js:g:p:t:", lo, NULL)) != -1) {
+    kq_qpath qpath = KQ_QAUTO;
+    while ((ch = getopt_long(argc, argv, "hr:c:R:C:n:i:js:g:p:t:q:", lo, NULL)) != -1) {
         char *end = NULL;
         long v = 0;
         if (ch == 'r' || ch == 'c' || ch == 'R' || ch == 'C' || ch == 'n' || ch == 's') {
@@ -441,6 +450,14 @@ int bench_kernels(int argc, char **argv)
             else if (!strcmp(optarg, "avx2")) impl = KERN_AVX2;
             else return cli_usage_error("bench kernels", "--impl %s: expected auto, scalar or avx2", optarg);
             break;
+        case 'q': {
+            static const kq_qpath paths[] = {KQ_QAUTO, KQ_QPLAIN, KQ_QAVX2, KQ_QAVX512};
+            int found = 0;
+            for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++)
+                if (!strcmp(optarg, kq_qpath_name(paths[k]))) qpath = paths[k], found = 1;
+            if (!found) return cli_usage_error("bench kernels", "--qpath %s: expected auto, plain, avx2 or avx512", optarg);
+            break;
+        }
         case 'j': json = 1; break;
         case 't':
             v = strtol(optarg, &end, 10);
@@ -459,8 +476,9 @@ int bench_kernels(int argc, char **argv)
     if (strcmp(preset, "v1")) {
         if (grows) return cli_usage_error("bench kernels", "--gptq: only with --preset v1");
         return bench_kq(preset, rows, cols, qrows, qcols, reps, stream_mib, json,
-                        impl == KERN_SCALAR ? KQ_SCALAR : impl == KERN_AVX2 ? KQ_AVX2 : KQ_AUTO, threads);
+                        impl == KERN_SCALAR ? KQ_SCALAR : impl == KERN_AVX2 ? KQ_AVX2 : KQ_AUTO, qpath, threads);
     }
+    if (qpath != KQ_QAUTO) return cli_usage_error("bench kernels", "--qpath: only with --preset v1k or v2k");
     kern_impl used = kern_impl_set(impl);
     if (impl == KERN_AVX2 && used != KERN_AVX2) return cli_usage_error("bench kernels", "--impl avx2: this CPU lacks AVX2/FMA/F16C");
     gsl_rng *r = rng_new(1, 0);

@@ -174,14 +174,22 @@ static inline const uint8_t *sb_ptr(const kq_matrix *m, int level, int64_t row, 
 }
 
 /* ---- quantizer -----------------------------------------------------------
- * Lane layout: the 8 sub-blocks of a super-block side by side, lane j =
- * sub-block j, one 8-float vector per weight position i (weight 32j + i).
- * Every per-sub-block sum is a lane of a vector, so no candidate needs a
- * horizontal reduction.  The code is written once on GCC / clang vector
- * types and compiled twice: plain (SSE2 on x86-64: each 8-lane operation as
- * two 4-lane ones) and with target("avx2") (no "fma": no multiply-add is
- * fused), so both give the same bytes (t_kq compares them); kq_impl_set
- * chooses, as for the kernels. */
+ * Lane layout: the search (fit_lanes, bucket_lanes in kq_lanes.h) puts the
+ * 8 sub-blocks of a super-block side by side (lane j = sub-block j), one
+ * vector per weight position i (weight 32j + i); on the AVX-512 path two
+ * super-blocks, 16 lanes.  Every per-sub-block sum is a lane of a vector,
+ * so no candidate needs a horizontal reduction; the rest (codes, packing,
+ * sign levels: quant_tail) works on one super-block, 8 lanes.  The code is
+ * written once on GCC / clang vector types and compiled three times: plain
+ * (SSE2 on x86-64: each 8-lane operation as two 4-lane ones), with
+ * target("avx2") and with AVX-512 (16 lanes), never with a multiply-add
+ * fused (the AVX2 target leaves out "fma"; the AVX-512 one implies it, so
+ * contraction is switched off for it: the attribute below for GCC, the
+ * pragma for clang), so every path gives the same bytes (t_kq compares
+ * them); kq_qpath_set chooses. */
+#ifdef __clang__
+#pragma clang fp contract(off)
+#endif
 static inline float q_rint(float v)
 {
     const float mg = 12582912.0f; /* 1.5 * 2^23: round to nearest even for |v| < 2^22 */
@@ -199,6 +207,54 @@ typedef int64_t v4l __attribute__((vector_size(32)));
 #define V4(c) ((v4d){(c), (c), (c), (c)})
 #define VSEL4(k, a, b) ((v4d)((v4l)(b) ^ ((k) & ((v4l)(a) ^ (v4l)(b)))))
 #define VRINT(v) (((v) + V8(12582912.0f)) - V8(12582912.0f)) /* round to nearest even, 0 <= v < 2^22 */
+typedef float v4f __attribute__((vector_size(16)));
+
+/* lanes 4q..4q+3 of a float vector, in double (exact) */
+#define lanes4d(pv, q) ((v4d)__builtin_convertvector(lanes4f((const char *)(pv), (q)), v4d))
+static inline v4f lanes4f(const char *p, int q)
+{
+    v4f h;
+    memcpy(&h, p + sizeof h * q, sizeof h);
+    return h;
+}
+
+/* One super-block's weights by position, X[i][j] = x[32 j + i] (8 x 8
+ * transposes where the compiler has __builtin_shufflevector: GCC >= 12,
+ * clang; element by element otherwise); 1 if one is NaN or Inf */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define KQ_SHUF(a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#endif
+static inline __attribute__((always_inline)) int load_lanes8(const float *x, v8f X[KQ_SUB])
+{
+#ifdef KQ_SHUF
+    for (int q = 0; q < KQ_SUB / 8; q++) {
+        v8f r[8], t[8], u[8];
+        for (int j = 0; j < 8; j++) memcpy(&r[j], x + KQ_SUB * j + 8 * q, sizeof r[j]);
+        for (int j = 0; j < 8; j += 2) { /* t[j] = r_j0 r_j+1,0 r_j1 r_j+1,1 (and 4, 5); t[j + 1]: 2, 3 (6, 7) */
+            t[j] = KQ_SHUF(r[j], r[j + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+            t[j + 1] = KQ_SHUF(r[j], r[j + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+        }
+        for (int h = 0; h < 8; h += 4) { /* u[h + c]: element c (and c + 4) of rows h..h+3 */
+            u[h + 0] = KQ_SHUF(t[h], t[h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+            u[h + 1] = KQ_SHUF(t[h], t[h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+            u[h + 2] = KQ_SHUF(t[h + 1], t[h + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+            u[h + 3] = KQ_SHUF(t[h + 1], t[h + 3], 2, 3, 10, 11, 6, 7, 14, 15);
+        }
+        for (int c = 0; c < 4; c++) {
+            X[8 * q + c] = KQ_SHUF(u[c], u[c + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+            X[8 * q + c + 4] = KQ_SHUF(u[c], u[c + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+        }
+    }
+#else
+    for (int i = 0; i < KQ_SUB; i++)
+        for (int j = 0; j < KQ_NSUB; j++) X[i][j] = x[KQ_SUB * j + i];
+#endif
+    v8i bad = {0};
+    for (int i = 0; i < KQ_SUB; i++) bad |= X[i] - X[i] != V8(0.0f); /* NaN for NaN and +-Inf */
+    int any = 0;
+    for (int j = 0; j < KQ_NSUB; j++) any |= bad[j] != 0;
+    return any;
+}
 
 /* codes of v[0..8) on `bits` bits with an FP16 step: the step is max/L */
 static void quant_codes8(const float *v, int bits, uint16_t *d16, int *c)
@@ -221,194 +277,6 @@ static inline float bucket_step(const kq_matrix *m, float s, int outward, int gi
     return (s * (outward ? kq_go[go] : kq_gi[gi])) * m->step[k - 1][h];
 }
 
-/* Fit every sub-block x ~ s q - m, q in 0..nmax, m >= 0 (the sub-block
- * minimum clamped to <= 0, as k-quants do): candidates iscale = (nmax +
- * t/10) / range, t = -T..T, each refitted by least squares; the lowest
- * error wins.  X[i] = weight i of the 8 sub-blocks. */
-static inline __attribute__((always_inline)) void fit_lanes(const v8f *X, int nmax, int T, float s_out[KQ_NSUB], float m_out[KQ_NSUB])
-{
-    v8f mn = X[0], mx = X[0];
-    for (int i = 1; i < KQ_SUB; i++) { mn = VSEL(X[i] < mn, X[i], mn); mx = VSEL(X[i] > mx, X[i], mx); }
-    mn = VSEL(mn > V8(0.0f), V8(0.0f), mn);
-    const v8f range = mx - mn, nm = V8((float)nmax);
-    v8f Y[KQ_SUB];
-    for (int i = 0; i < KQ_SUB; i++) Y[i] = X[i] - mn;
-    /* the least-squares finish in double, 4 lanes at a time (v4d) */
-    v4d best_e[2], bs[2], bm[2], sx[2], rd[2];
-    for (int j = 0; j < KQ_NSUB; j++) {
-        double sj = 0; /* in double, in order, as the scalar fit did */
-        for (int i = 0; i < KQ_SUB; i++) sj += X[i][j];
-        rd[j / 4][j % 4] = range[j] > 0 ? range[j] : 1;
-        best_e[j / 4][j % 4] = INFINITY;
-        bs[j / 4][j % 4] = range[j] / (float)nmax;
-        bm[j / 4][j % 4] = -mn[j];
-        sx[j / 4][j % 4] = sj;
-    }
-    for (int t = -T; t <= T; t++) {
-        const v4d is0 = V4(nmax + 0.1 * t) / rd[0], is1 = V4(nmax + 0.1 * t) / rd[1];
-        const v8f is = {(float)is0[0], (float)is0[1], (float)is0[2], (float)is0[3], (float)is1[0], (float)is1[1], (float)is1[2], (float)is1[3]};
-        /* the sums of l and l^2 are exact (integers < 2^24) */
-        v8f A = V8(0.0f), B = V8(0.0f), C[8]; /* C: sum l x in 8 partial sums (weights u, u+8, ...), added in double */
-        for (int u = 0; u < 8; u++) C[u] = V8(0.0f);
-        for (int i = 0; i < KQ_SUB; i++) {
-            v8f v = Y[i] * is; /* >= 0: x >= mn */
-            v = VSEL(v < nm, v, nm);
-            const v8f l = VRINT(v);
-            A += l;
-            B += l * l;
-            C[i % 8] += l * X[i];
-        }
-        for (int hf = 0; hf < 2; hf++) {
-            const int o = 4 * hf;
-            const v4d sl = {A[o], A[o + 1], A[o + 2], A[o + 3]}, sll = {B[o], B[o + 1], B[o + 2], B[o + 3]},
-                      z = V4(0.0), one = V4(1.0), n = V4((double)KQ_SUB);
-            v4d slx = z;
-            for (int u = 0; u < 8; u++) slx += (v4d){C[u][o], C[u][o + 1], C[u][o + 2], C[u][o + 3]};
-            const v4d D = n * sll - sl * sl;
-            const v4l okD = D > z;
-            const v4d Ds = VSEL4(okD, D, one), s0 = (n * slx - sl * sx[hf]) / Ds, off0 = (sll * sx[hf] - sl * slx) / Ds;
-            const v4l clip = off0 > z; /* the min would be > 0: m = 0, s refitted */
-            const v4d s = VSEL4(clip, slx / VSEL4(sll > z, sll, one), s0), off = VSEL4(clip, z, off0);
-            /* sum (s l + off - x)^2 without the sum x^2 term (the same for all) */
-            const v4d e = s * s * sll + V4(2.0) * s * off * sl + n * off * off - V4(2.0) * s * slx - V4(2.0) * off * sx[hf];
-            const v4l take = okD & (s > z) & (e < best_e[hf]);
-            best_e[hf] = VSEL4(take, e, best_e[hf]);
-            bs[hf] = VSEL4(take, s, bs[hf]);
-            bm[hf] = VSEL4(take, -off, bm[hf]);
-        }
-    }
-    for (int j = 0; j < KQ_NSUB; j++) {
-        if (!(range[j] > 0)) { /* constant block: 0 (s = m = 0) or c < 0 (code 0 at c) */
-            s_out[j] = -mn[j] / (float)nmax;
-            m_out[j] = -mn[j];
-        } else {
-            s_out[j] = (float)bs[j / 4][j % 4];
-            m_out[j] = (float)bm[j / 4][j % 4];
-        }
-    }
-}
-
-/* The BUCKET search of every sub-block (lanes): for the rounded (sc, mc)
- * pair and its 8 neighbours, the level-1 codes and, for that base, the
- * factors gi, go, h3 minimising e1 + e2 + 4 e3 (level errors).  Per weight,
- * |R1| = u and the set (inner / outward); level k moves toward x by a, so
- * over a set e2(g) = sum u^2 - 2 a2 sum u + n a2^2 and e3(g, h) = e2 - 2 a3
- * sum |u - a2| + n a3^2: one pass over the 32 positions per pair, with the
- * 4 sums sum |u - a2(g)|.  The inner and outward sets are disjoint, so for
- * each h the best gi and go are chosen separately.  The rounded pair is
- * tried first and kept on ties; pairs outside the code range are skipped. */
-#define KQ_W3 4.0f
-static inline __attribute__((always_inline)) void bucket_lanes(const v8f *X, const kq_format *f, float d, float dm, int sc_io[KQ_NSUB],
-                                                               int mc_io[KQ_NSUB], int gi[KQ_NSUB], int go[KQ_NSUB], int h3[KQ_NSUB])
-{
-    static const int8_t nb[9][2] = {{0, 0}, {-1, -1}, {-1, 0}, {-1, 1}, {0, -1}, {0, 1}, {1, -1}, {1, 0}, {1, 1}};
-    static const float h8[4] = {0.6f / 8, 0.8f / 8, 1.0f / 8, 1.25f / 8};
-    const int smax = (1 << f->scale_bits) - 1, mmax = (1 << f->min_bits) - 1;
-    const v8f nm = V8((float)((1 << f->base_bits) - 1)), zero = V8(0.0f), one = V8(1.0f);
-    v8f sc0, mc0;
-    for (int j = 0; j < KQ_NSUB; j++) { sc0[j] = (float)sc_io[j]; mc0[j] = (float)mc_io[j]; }
-    v8f best = V8(INFINITY), bsc = sc0, bmc = mc0, bgi = zero, bgo = zero, bh = zero;
-    for (int t = 0; t < 9; t++) {
-        const v8f sc = sc0 + V8((float)nb[t][0]), mc = mc0 + V8((float)nb[t][1]);
-        const v8i valid = (sc >= zero) & (sc <= V8((float)smax)) & (mc >= zero) & (mc <= V8((float)mmax));
-        const v8f s = V8(d) * sc, mj = V8(dm) * (f->min_rel ? sc * mc : mc);
-        const v8f inv = VSEL(s > zero, one / VSEL(s > zero, s, one), zero);
-        v8f ai[4], ao[4];
-        for (int g = 0; g < 4; g++) { ai[g] = s * V8(kq_gi[g] * 0.25f); ao[g] = s * V8(kq_go[g] * 0.25f); }
-        /* pass 1: codes, |R1| and the set of every weight; the level-1 sums.
-         * go = 2 gi exactly for g = 0, 1, 3, so for those |u - ao| = 2 |u/2 - ai|
-         * (exact: scaling by 2): V = u/2 for outward weights, u otherwise */
-        v8f e1 = zero, u2o = zero, u1 = zero, u1o = zero, no = zero, U[KQ_SUB], V[KQ_SUB];
-        v8i MO[KQ_SUB];
-        for (int i = 0; i < KQ_SUB; i++) {
-            v8f v = (X[i] + mj) * inv;
-            v = VSEL(v > zero, v, zero);
-            v = VSEL(v < nm, v, nm);
-            const v8f q = VRINT(v), r = X[i] - (s * q - mj), rr = r * r, u = VABS(r);
-            const v8i mo = q == VSEL(r >= zero, nm, zero); /* outward: code nmax with r >= 0, or 0 with r < 0 */
-            e1 += rr;
-            u2o += VAND(mo, rr);
-            u1 += u;
-            u1o += VAND(mo, u);
-            no += VAND(mo, one);
-            U[i] = u;
-            V[i] = u * VSEL(mo, V8(0.5f), one);
-            MO[i] = mo;
-        }
-        /* pass 2: sum |u - a2(g)| over all weights (S) and the outward ones (So) */
-        v8f S[4], So[4];
-        {
-            v8f s0 = zero, s1 = zero, s3 = zero, o0 = zero, o1 = zero, o3 = zero;
-            for (int i = 0; i < KQ_SUB; i++) {
-                const v8f w0 = VABS(V[i] - ai[0]), w1 = VABS(V[i] - ai[1]), w3 = VABS(V[i] - ai[3]);
-                s0 += w0;
-                s1 += w1;
-                s3 += w3;
-                o0 += VAND(MO[i], w0);
-                o1 += VAND(MO[i], w1);
-                o3 += VAND(MO[i], w3);
-            }
-            S[0] = s0 - o0; So[0] = V8(2.0f) * o0; /* here S is the inner sum */
-            S[1] = s1 - o1; So[1] = V8(2.0f) * o1;
-            S[3] = s3 - o3; So[3] = V8(2.0f) * o3;
-            v8f s2 = zero, o2 = zero;
-            for (int i = 0; i < KQ_SUB; i++) {
-                const v8f w2 = VABS(U[i] - VSEL(MO[i], ao[2], ai[2]));
-                s2 += w2;
-                o2 += VAND(MO[i], w2);
-            }
-            S[2] = s2 - o2; So[2] = o2;
-        }
-        /* per set and g: e2 + 4 e3 = 5 e2 - c (8 s S) + c^2 (4 n s^2), a3 = s c, c = G h / 8 */
-        const v8f nn[2] = {V8((float)KQ_SUB) - no, no}, U2[2] = {e1 - u2o, u2o}, U1[2] = {u1 - u1o, u1o};
-        v8f P[2][4], Qs[2][4], R[2];
-        for (int set = 0; set < 2; set++) {
-            R[set] = V8(4.0f) * nn[set] * (s * s);
-            for (int g = 0; g < 4; g++) {
-                const v8f a2 = set ? ao[g] : ai[g], Sg = set ? So[g] : S[g];
-                const v8f e2 = U2[set] - V8(2.0f) * a2 * U1[set] + nn[set] * a2 * a2;
-                P[set][g] = V8(1.0f + KQ_W3) * e2;
-                Qs[set][g] = V8(2.0f * KQ_W3) * s * Sg;
-            }
-        }
-        v8f res = V8(INFINITY), rgi = zero, rgo = zero, rh = zero;
-        for (int h = 0; h < 4; h++) {
-            v8f tot = zero, bg[2] = {zero, zero};
-            for (int set = 0; set < 2; set++) {
-                v8f b = V8(INFINITY);
-                for (int g = 0; g < 4; g++) {
-                    const float c = (set ? kq_go[g] : kq_gi[g]) * h8[h];
-                    const v8f o = P[set][g] + V8(c) * (V8(c) * R[set] - Qs[set][g]);
-                    const v8i lt = o < b;
-                    b = VSEL(lt, o, b);
-                    bg[set] = VSEL(lt, V8((float)g), bg[set]);
-                }
-                tot += b;
-            }
-            const v8i lt = tot < res;
-            res = VSEL(lt, tot, res);
-            rgi = VSEL(lt, bg[0], rgi);
-            rgo = VSEL(lt, bg[1], rgo);
-            rh = VSEL(lt, V8((float)h), rh);
-        }
-        const v8f o = e1 + res;
-        const v8i take = valid & (o < best);
-        best = VSEL(take, o, best);
-        bsc = VSEL(take, sc, bsc);
-        bmc = VSEL(take, mc, bmc);
-        bgi = VSEL(take, rgi, bgi);
-        bgo = VSEL(take, rgo, bgo);
-        bh = VSEL(take, rh, bh);
-    }
-    for (int j = 0; j < KQ_NSUB; j++) {
-        sc_io[j] = (int)bsc[j];
-        mc_io[j] = (int)bmc[j];
-        gi[j] = (int)bgi[j];
-        go[j] = (int)bgo[j];
-        h3[j] = (int)bh[j];
-    }
-}
-
 /* The 32 sign bytes of a level from per-lane position masks w[j] (bit i =
  * weight i of sub-block j): byte i, bit j = bit i of w[j], four 8 x 8 bit
  * transposes (Hacker's Delight). */
@@ -424,41 +292,16 @@ static inline void sign_bytes(const uint32_t w[KQ_NSUB], uint8_t r[KQ_SUB])
     }
 }
 
-/* one super-block, all levels: x[256]; 1 (nothing written) if x holds a NaN or Inf */
-static inline __attribute__((always_inline)) int quant_super_body(kq_matrix *m, int64_t row, int64_t b, const float *x, int T)
+/* Levels 1..K of one super-block once its header h (decoded) and factors
+ * are chosen: X[i] = weight i of the 8 sub-blocks. */
+static inline __attribute__((always_inline)) void quant_tail(kq_matrix *m, int64_t row, int64_t b, const v8f *X, const sb_head *h, uint16_t d16,
+                                                             uint16_t dm16, const int *gi, const int *go, const int *h3)
 {
     const kq_format *f = &m->fmt;
-    const int nmax = (1 << f->base_bits) - 1, mmax = (1 << f->min_bits) - 1;
-    v8f X[KQ_SUB];
-    v8i bad = {0};
-    for (int i = 0; i < KQ_SUB; i++) {
-        for (int j = 0; j < KQ_NSUB; j++) X[i][j] = x[KQ_SUB * j + i];
-        bad |= X[i] - X[i] != V8(0.0f); /* NaN for NaN and +-Inf */
-    }
-    for (int j = 0; j < KQ_NSUB; j++)
-        if (bad[j]) return 1;
-    float s[KQ_NSUB], mn[KQ_NSUB];
-    fit_lanes(X, nmax, T, s, mn);
-    uint16_t d16, dm16 = 0;
-    sb_head h;
-    quant_codes8(s, f->scale_bits, &d16, h.sc);
-    h.d = f16_to_float(d16);
-    if (f->min_rel) {
-        h.dm = h.d * kappa(f);
-        for (int j = 0; j < KQ_NSUB; j++) {
-            const float u = h.sc[j] > 0 && h.dm > 0 ? q_rint(mn[j] / (h.dm * (float)h.sc[j])) : 0;
-            h.mc[j] = u < 0 ? 0 : u > mmax ? mmax : (int)u;
-        }
-    } else {
-        quant_codes8(mn, f->min_bits, &dm16, h.mc);
-        h.dm = f16_to_float(dm16);
-    }
-    int gi[KQ_NSUB] = {0}, go[KQ_NSUB] = {0}, h3[KQ_NSUB] = {0};
-    if (f->resid == KQ_BUCKET) bucket_lanes(X, f, h.d, h.dm, h.sc, h.mc, gi, go, h3);
-    head_decode(f, &h);
+    const int nmax = (1 << f->base_bits) - 1;
     /* level 1: the codes of the stored s_j, m_j (the same operations as the search) */
     v8f sv, mv, cur[KQ_SUB], Q[KQ_SUB];
-    for (int j = 0; j < KQ_NSUB; j++) { sv[j] = h.s[j]; mv[j] = h.m[j]; }
+    for (int j = 0; j < KQ_NSUB; j++) { sv[j] = h->s[j]; mv[j] = h->m[j]; }
     const v8f zero = V8(0.0f), nm = V8((float)nmax);
     const v8f inv = VSEL(sv > zero, V8(1.0f) / VSEL(sv > zero, sv, V8(1.0f)), zero);
     for (int i = 0; i < KQ_SUB; i++) {
@@ -473,8 +316,8 @@ static inline __attribute__((always_inline)) int quant_super_body(kq_matrix *m, 
     if (!f->min_rel) wr16(p + 2, dm16);
     uint8_t *sp = p + head_bytes(f);
     for (int j = 0; j < KQ_NSUB; j++) {
-        bs_put(sp, j * f->scale_bits, f->scale_bits, h.sc[j]);
-        bs_put(sp, KQ_NSUB * f->scale_bits + j * f->min_bits, f->min_bits, h.mc[j]);
+        bs_put(sp, j * f->scale_bits, f->scale_bits, h->sc[j]);
+        bs_put(sp, KQ_NSUB * f->scale_bits + j * f->min_bits, f->min_bits, h->mc[j]);
     }
     /* pack: the inverse of base_codes */
     uint8_t q[KQ_SUPER];
@@ -511,8 +354,8 @@ static inline __attribute__((always_inline)) int quant_super_body(kq_matrix *m, 
                     for (int c = 0; c < 4; c++) {
                         v8f ai, ao, e = zero;
                         for (int j = 0; j < KQ_NSUB; j++) {
-                            ai[j] = bucket_step(m, h.s[j], 0, gi[j], go[j], k, c);
-                            ao[j] = bucket_step(m, h.s[j], 1, gi[j], go[j], k, c);
+                            ai[j] = bucket_step(m, h->s[j], 0, gi[j], go[j], k, c);
+                            ao[j] = bucket_step(m, h->s[j], 1, gi[j], go[j], k, c);
                         }
                         for (int i = 0; i < KQ_SUB; i++) {
                             const v8f a = VSEL(outw[i], ao, ai), dd = X[i] - cur[i];
@@ -530,8 +373,8 @@ static inline __attribute__((always_inline)) int quant_super_body(kq_matrix *m, 
         }
         v8f ai, ao;
         for (int j = 0; j < KQ_NSUB; j++) {
-            ai[j] = bucket_step(m, h.s[j], 0, gi[j], go[j], k, hk[j]);
-            ao[j] = bucket_step(m, h.s[j], 1, gi[j], go[j], k, hk[j]);
+            ai[j] = bucket_step(m, h->s[j], 0, gi[j], go[j], k, hk[j]);
+            ao[j] = bucket_step(m, h->s[j], 1, gi[j], go[j], k, hk[j]);
         }
         v8i wb = {0};
         for (int i = 0; i < KQ_SUB; i++) {
@@ -544,23 +387,72 @@ static inline __attribute__((always_inline)) int quant_super_body(kq_matrix *m, 
         for (int j = 0; j < KQ_NSUB; j++) wl[j] = (uint32_t)wb[j];
         sign_bytes(wl, r);
     }
-    return 0;
 }
+
+
+/* the level-1 header of a super-block from its fitted s_j, m_j: d (FP16,
+ * max / smax), the scale codes, and the min codes (relative to the stored
+ * scale, or on their own FP16 dmin) */
+static void quant_head(const kq_format *f, const float s[KQ_NSUB], const float mn[KQ_NSUB], sb_head *h, uint16_t *d16, uint16_t *dm16)
+{
+    const int mmax = (1 << f->min_bits) - 1;
+    *dm16 = 0;
+    quant_codes8(s, f->scale_bits, d16, h->sc);
+    h->d = f16_to_float(*d16);
+    if (f->min_rel) {
+        h->dm = h->d * kappa(f);
+        for (int j = 0; j < KQ_NSUB; j++) {
+            const float u = h->sc[j] > 0 && h->dm > 0 ? q_rint(mn[j] / (h->dm * (float)h->sc[j])) : 0;
+            h->mc[j] = u < 0 ? 0 : u > mmax ? mmax : (int)u;
+        }
+    } else {
+        quant_codes8(mn, f->min_bits, dm16, h->mc);
+        h->dm = f16_to_float(*dm16);
+    }
+}
+
+#define KQL_W 8
+#define KQL_FN(name) name##_w8
+#include "quant/kq_lanes.h"
+#undef KQL_W
+#undef KQL_FN
+#define KQL_W 16
+#define KQL_FN(name) name##_w16
+#include "quant/kq_lanes.h"
+#undef KQL_W
+#undef KQL_FN
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define KQ_Q_OPT __attribute__((optimize("O3"))) /* unrolls the small factor loops */
+#define KQ_Q_OPT512 __attribute__((optimize("O3", "fp-contract=off"))) /* AVX-512 implies FMA: nothing fused */
 #else
 #define KQ_Q_OPT
+#define KQ_Q_OPT512 /* clang: the fp contract pragma above */
 #endif
+/* the super-blocks x[t] at (row[t], b[t]), t < n <= the path's group size */
+typedef int (*quant_group_fn)(kq_matrix *m, const int64_t *row, const int64_t *b, const float *const *x, int n, int T);
 #ifdef KQ_X86
-KQ_Q_OPT __attribute__((target("avx2"))) static int quant_super_avx2(kq_matrix *m, int64_t row, int64_t b, const float *x, int T)
+KQ_Q_OPT __attribute__((target("avx2"))) static int quant_group_avx2(kq_matrix *m, const int64_t *row, const int64_t *b, const float *const *x, int n, int T)
 {
-    return quant_super_body(m, row, b, x, T);
+    return quant_group_body_w8(m, row, b, x, n, T);
+}
+KQ_Q_OPT512 __attribute__((target("avx2,avx512f,avx512vl,avx512bw,avx512dq"))) static int quant_group_avx512(kq_matrix *m, const int64_t *row,
+                                                                                                                const int64_t *b, const float *const *x,
+                                                                                                                int n, int T)
+{
+    return quant_group_body_w16(m, row, b, x, n, T);
 }
 #endif
-KQ_Q_OPT static int quant_super_scalar(kq_matrix *m, int64_t row, int64_t b, const float *x, int T) { return quant_super_body(m, row, b, x, T); }
+KQ_Q_OPT static int quant_group_plain(kq_matrix *m, const int64_t *row, const int64_t *b, const float *const *x, int n, int T)
+{
+    return quant_group_body_w8(m, row, b, x, n, T);
+}
+#ifdef __clang__
+#pragma clang fp contract(on)
+#endif
 
 static kq_impl impl_now = KQ_AUTO;
+static kq_qpath qpath_now = KQ_QAUTO;
 
 /* rows [lo, hi) of kq_quantize_threads: every super-block record is the
  * row's own, so workers share nothing they write */
@@ -568,27 +460,37 @@ typedef struct kq_job {
     kq_matrix *m;
     const float *w;
     int T;
+    quant_group_fn fn;
+    int group; /* super-blocks per call of fn: 1, or 2 on the AVX-512 path */
 } kq_job;
 
+/* the super-blocks of rows [lo, hi) in row-major order, J->group at a time
+ * (a group may span rows); on a NaN or Inf, the group again one at a time,
+ * so the first by row, then column, is the one named */
 static int kq_rows(void *ctx, int64_t lo, int64_t hi, int worker)
 {
     (void)worker;
     const kq_job *J = ctx;
     kq_matrix *m = J->m;
-    const int64_t cols = m->cols;
-    for (int64_t r = lo; r < hi; r++) {
-        const float *x = J->w + r * cols;
-        for (int64_t b = 0; b < cols / KQ_SUPER; b++) {
-            int bad;
-#ifdef KQ_X86
-            if (impl_now == KQ_AVX2) bad = quant_super_avx2(m, r, b, x + b * KQ_SUPER, J->T);
-            else
-#endif
-                bad = quant_super_scalar(m, r, b, x + b * KQ_SUPER, J->T);
-            for (int64_t c = b * KQ_SUPER; bad && c < cols; c++) /* the first one, by column */
-                if (!isfinite(x[c]))
-                    D2_ERROR(D2_EINVAL, "weights: element (%lld, %lld) is %s", (long long)r, (long long)c, isnan(x[c]) ? "NaN" : "Inf");
+    const int64_t cols = m->cols, NB = cols / KQ_SUPER, end = hi * NB;
+    int64_t row[2], b[2];
+    const float *x[2];
+    for (int64_t k = lo * NB; k < end;) {
+        const int n = end - k < J->group ? (int)(end - k) : J->group;
+        for (int t = 0; t < n; t++) {
+            row[t] = (k + t) / NB;
+            b[t] = (k + t) % NB;
+            x[t] = J->w + row[t] * cols + b[t] * KQ_SUPER;
         }
+        if (J->fn(m, row, b, x, n, J->T))
+            for (int t = 0; t < n; t++) {
+                const float *xr = J->w + row[t] * cols;
+                if (!J->fn(m, &row[t], &b[t], &x[t], 1, J->T)) continue;
+                for (int64_t c = b[t] * KQ_SUPER; c < cols; c++) /* the first one, by column */
+                    if (!isfinite(xr[c]))
+                        D2_ERROR(D2_EINVAL, "weights: element (%lld, %lld) is %s", (long long)row[t], (long long)c, isnan(xr[c]) ? "NaN" : "Inf");
+            }
+        k += n;
     }
     return D2_OK;
 }
@@ -603,10 +505,14 @@ int kq_quantize_threads(const float *w, int64_t rows, int64_t cols, const kq_for
     *out = NULL;
     if (search_steps < 0 || search_steps > 31) D2_ERROR(D2_ERANGE, "search_steps: %d is outside 0..31", search_steps);
     if (threads < 1 || threads > PAR_MAX_THREADS) D2_ERROR(D2_ERANGE, "threads: %d is outside 1..%d", threads, PAR_MAX_THREADS);
-    if (impl_now == KQ_AUTO) kq_impl_set(KQ_AUTO); /* resolved here, read-only while the workers run */
+    if (qpath_now == KQ_QAUTO) kq_qpath_set(KQ_QAUTO); /* resolved here, read-only while the workers run */
     kq_matrix *m;
     D2_TRY(kq_matrix_new(f, rows, cols, &m));
-    kq_job J = {.m = m, .w = w, .T = search_steps};
+    kq_job J = {.m = m, .w = w, .T = search_steps, .fn = quant_group_plain, .group = 1};
+#ifdef KQ_X86
+    if (qpath_now == KQ_QAVX2) J.fn = quant_group_avx2;
+    if (qpath_now == KQ_QAVX512) J.fn = quant_group_avx512, J.group = 2;
+#endif
     int rc = par_run(threads, rows, par_grain(rows, threads, 16), kq_rows, &J, NULL);
     if (rc) { kq_matrix_free(m); return rc; }
     *out = m;
@@ -1392,8 +1298,21 @@ KQ_AVX2_FN static float row_dot_avx2(const kq_matrix *m, const uint8_t *p, const
 }
 /* AVX2 + FMA + F16C: the same test as kern.c's */
 static int kq_have_avx2(void) { return kern_have_avx2(); }
+/* AVX-512 F, VL, BW, DQ with the OS saving the registers (libgcc's and
+ * clang's runtime check XCR0 for these features) */
+static int kq_have_avx512(void)
+{
+    static int have = -1;
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = kq_have_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512dq");
+    }
+    return have;
+}
 #else
 static int kq_have_avx2(void) { return 0; }
+static int kq_have_avx512(void) { return 0; }
 #endif
 
 kq_impl kq_impl_set(kq_impl impl)
@@ -1401,10 +1320,26 @@ kq_impl kq_impl_set(kq_impl impl)
     if (impl == KQ_AUTO) impl = kq_have_avx2() ? KQ_AVX2 : KQ_SCALAR;
     if (impl == KQ_AVX2 && !kq_have_avx2()) impl = KQ_SCALAR;
     impl_now = impl;
+    kq_qpath_set(impl == KQ_SCALAR ? KQ_QPLAIN : KQ_QAUTO);
     return impl;
 }
 
 const char *kq_impl_name(kq_impl impl) { return impl == KQ_AVX2 ? "avx2" : impl == KQ_SCALAR ? "scalar" : "auto"; }
+
+kq_qpath kq_qpath_set(kq_qpath p)
+{
+    if (p == KQ_QAUTO) p = KQ_QAVX512;
+    if (p == KQ_QAVX512 && !kq_have_avx512()) p = KQ_QAVX2;
+    if (p == KQ_QAVX2 && !kq_have_avx2()) p = KQ_QPLAIN;
+    qpath_now = p;
+    return p;
+}
+
+const char *kq_qpath_name(kq_qpath p)
+{
+    static const char *const names[] = {[KQ_QAUTO] = "auto", [KQ_QPLAIN] = "plain", [KQ_QAVX2] = "avx2", [KQ_QAVX512] = "avx512"};
+    return p >= KQ_QAUTO && p <= KQ_QAVX512 ? names[p] : "?";
+}
 
 float kq_dot(const kq_matrix *m, int64_t row, int lo, int hi, const kq_act *a)
 {

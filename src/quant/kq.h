@@ -108,6 +108,14 @@ typedef enum kq_impl { KQ_AUTO = 0, KQ_SCALAR, KQ_AVX2 } kq_impl;
 /* Force a path; returns the one that will be used. */
 kq_impl kq_impl_set(kq_impl impl);
 const char *kq_impl_name(kq_impl impl);
+/* The quantizer's path: plain C vectors (SSE2 on x86-64), AVX2, or AVX-512
+ * (two super-blocks per 16-lane vector at full width); all write the same
+ * bytes.  kq_qpath_set gives what it set: the path asked for, or the best
+ * below it this CPU has (KQ_QAUTO: the best).  kq_impl_set(KQ_SCALAR) also
+ * sets KQ_QPLAIN; KQ_AUTO and KQ_AVX2 set KQ_QAUTO. */
+typedef enum kq_qpath { KQ_QAUTO = 0, KQ_QPLAIN, KQ_QAVX2, KQ_QAVX512 } kq_qpath;
+kq_qpath kq_qpath_set(kq_qpath p);
+const char *kq_qpath_name(kq_qpath p);
 
 /* Contribution of levels lo..hi (1 <= lo <= hi <= levels) to row . xhat:
  * W_hi . xhat - W_{lo-1} . xhat, all levels in one pass over the row. */

@@ -5,7 +5,7 @@ libd2quant_a_SOURCES = \
 	src/quant/f16.h \
 	src/quant/weights.c src/quant/weights.h \
 	src/quant/kern.c src/quant/kern.h \
-	src/quant/kq.c src/quant/kq.h \
+	src/quant/kq.c src/quant/kq.h src/quant/kq_lanes.h \
 	src/quant/kref.c src/quant/kref.h \
 	src/quant/mwq.c src/quant/mwq.h \
 	src/quant/gptq.c src/quant/mwq_int.h \
