@@ -411,17 +411,6 @@ static void quant_head(const kq_format *f, const float s[KQ_NSUB], const float m
     }
 }
 
-#define KQL_W 8
-#define KQL_FN(name) name##_w8
-#include "quant/kq_lanes.h"
-#undef KQL_W
-#undef KQL_FN
-#define KQL_W 16
-#define KQL_FN(name) name##_w16
-#include "quant/kq_lanes.h"
-#undef KQL_W
-#undef KQL_FN
-
 #if defined(__GNUC__) && !defined(__clang__)
 #define KQ_Q_OPT __attribute__((optimize("O3"))) /* unrolls the small factor loops */
 #define KQ_Q_OPT512 __attribute__((optimize("O3", "fp-contract=off"))) /* AVX-512 implies FMA: nothing fused */
@@ -429,23 +418,48 @@ static void quant_head(const kq_format *f, const float s[KQ_NSUB], const float m
 #define KQ_Q_OPT
 #define KQ_Q_OPT512 /* clang: the fp contract pragma above */
 #endif
+#define KQ_AVX512_TARGET "avx2,avx512f,avx512vl,avx512bw,avx512dq"
+#define KQL_W 8 /* the plain path */
+#define KQL_ISA 0
+#define KQL_FN(name) name##_plain
+#include "quant/kq_lanes.h"
+#undef KQL_W
+#undef KQL_ISA
+#undef KQL_FN
+#ifdef KQ_X86
+#define KQL_W 8
+#define KQL_ISA 2
+#define KQL_FN(name) name##_avx2
+#include "quant/kq_lanes.h"
+#undef KQL_W
+#undef KQL_ISA
+#undef KQL_FN
+#define KQL_W 16
+#define KQL_ISA 512
+#define KQL_FN(name) name##_avx512
+#include "quant/kq_lanes.h"
+#undef KQL_W
+#undef KQL_ISA
+#undef KQL_FN
+#endif
+
 /* the super-blocks x[t] at (row[t], b[t]), t < n <= the path's group size */
 typedef int (*quant_group_fn)(kq_matrix *m, const int64_t *row, const int64_t *b, const float *const *x, int n, int T);
 #ifdef KQ_X86
 KQ_Q_OPT __attribute__((target("avx2"))) static int quant_group_avx2(kq_matrix *m, const int64_t *row, const int64_t *b, const float *const *x, int n, int T)
 {
-    return quant_group_body_w8(m, row, b, x, n, T);
+    return quant_group_body_avx2(m, row, b, x, n, T);
 }
-KQ_Q_OPT512 __attribute__((target("avx2,avx512f,avx512vl,avx512bw,avx512dq"))) static int quant_group_avx512(kq_matrix *m, const int64_t *row,
+KQ_Q_OPT512 __attribute__((target(KQ_AVX512_TARGET))) static int quant_group_avx512(kq_matrix *m, const int64_t *row,
                                                                                                                 const int64_t *b, const float *const *x,
                                                                                                                 int n, int T)
 {
-    return quant_group_body_w16(m, row, b, x, n, T);
+    return quant_group_body_avx512(m, row, b, x, n, T);
 }
 #endif
 KQ_Q_OPT static int quant_group_plain(kq_matrix *m, const int64_t *row, const int64_t *b, const float *const *x, int n, int T)
 {
-    return quant_group_body_w8(m, row, b, x, n, T);
+    return quant_group_body_plain(m, row, b, x, n, T);
 }
 #ifdef __clang__
 #pragma clang fp contract(on)

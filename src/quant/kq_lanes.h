@@ -1,14 +1,16 @@
-/* kq_lanes.h - private to kq.c: the quantizer's search on lanes, written
- * once and included once per lane width (GSL's habit for its float and
- * double variants): KQL_W = 8 puts one super-block's 8 sub-blocks side by
- * side, 16 two super-blocks' (lane j = sub-block j % 8 of super-block
- * j / 8).  Every lane runs the same float operations whatever the width,
- * so both write the same bytes; 16 lanes pay off only where a 16-float
- * vector is one register (AVX-512: on AVX2, GCC splits and spills them and
- * runs 10x slower).  The includer defines KQL_W and KQL_FN(name) (the name
- * with its width); this file defines KQL_FN(fit_lanes),
- * KQL_FN(bucket_lanes) and KQL_FN(quant_group_body) and undefines its
- * macros.  Not a public header. */
+/* kq_lanes.h - private to kq.c: the quantizer's search on lanes (the fit
+ * of each sub-block's scale and min, the bucket search) and the driver of
+ * a group of super-blocks, written once and included once per vector path
+ * (GSL's habit for its float and double variants).  The includer defines
+ * KQL_W, the lanes: 8 puts one super-block's 8 sub-blocks side by side, 16
+ * two super-blocks' (lane j = sub-block j % 8 of super-block j / 8);
+ * KQL_ISA: 0 plain vector code, 2 AVX2, 512 AVX-512 (the min / max below);
+ * KQL_FN(name): the name with its path.  Every lane runs the same float
+ * operations on every path, so all write the same bytes.  16 lanes pay off
+ * only where a 16-float vector is one register (AVX-512; GCC splits them
+ * into AVX2 halves and runs about 10x slower).  This file defines
+ * KQL_FN(fit_lanes), KQL_FN(bucket_lanes) and KQL_FN(quant_group_body) and
+ * undefines its own macros.  Not a public header. */
 #if KQL_W == 8
 #define vf v8f
 #define vi v8i
@@ -25,15 +27,33 @@ typedef int32_t KQL_FN(vi) __attribute__((vector_size(4 * KQL_W)));
 #define VANDL(k, a) ((vf)((k) & (vi)(a)))
 #define VABSL(a) ((vf)((vi)(a) & 0x7fffffff))
 #define VRINTL(v) (((v) + VL(12582912.0f)) - VL(12582912.0f)) /* round to nearest even, 0 <= v < 2^22 */
+/* VMAXL(a, b) = VSELL(a > b, a, b) and VMINL(a, b) = VSELL(a < b, a, b)
+ * exactly, NaN and signed zeros included (x86 max / min return b unless
+ * a > b, resp. a < b); on the AVX2 and AVX-512 paths the instructions
+ * themselves (clang finds them in the selects, GCC does not: 1.25x on the
+ * AVX-512 path), so those functions carry the path's target (KQL_ATTR) */
+#if KQL_ISA == 512
+#define VMAXL(a, b) ((vf)_mm512_max_ps((__m512)(a), (__m512)(b)))
+#define VMINL(a, b) ((vf)_mm512_min_ps((__m512)(a), (__m512)(b)))
+#define KQL_ATTR KQ_Q_OPT512 __attribute__((target(KQ_AVX512_TARGET)))
+#elif KQL_ISA == 2
+#define VMAXL(a, b) ((vf)_mm256_max_ps((__m256)(a), (__m256)(b)))
+#define VMINL(a, b) ((vf)_mm256_min_ps((__m256)(a), (__m256)(b)))
+#define KQL_ATTR KQ_Q_OPT __attribute__((target("avx2")))
+#else
+#define VMAXL(a, b) VSELL((a) > (b), (a), (b))
+#define VMINL(a, b) VSELL((a) < (b), (a), (b))
+#define KQL_ATTR
+#endif
 
 /* Fit every sub-block x ~ s q - m, q in 0..nmax, m >= 0 (the sub-block
  * minimum clamped to <= 0, as k-quants do): candidates iscale = (nmax +
  * t/10) / range, t = -T..T, each refitted by least squares; the lowest
  * error wins.  X[i] = weight i of the 8 sub-blocks. */
-static inline __attribute__((always_inline)) void KQL_FN(fit_lanes)(const vf *X, int nmax, int T, float s_out[KQL_W], float m_out[KQL_W])
+KQL_ATTR static inline __attribute__((always_inline)) void KQL_FN(fit_lanes)(const vf *X, int nmax, int T, float s_out[KQL_W], float m_out[KQL_W])
 {
     vf mn = X[0], mx = X[0];
-    for (int i = 1; i < KQ_SUB; i++) { mn = VSELL(X[i] < mn, X[i], mn); mx = VSELL(X[i] > mx, X[i], mx); }
+    for (int i = 1; i < KQ_SUB; i++) { mn = VMINL(X[i], mn); mx = VMAXL(X[i], mx); }
     mn = VSELL(mn > VL(0.0f), VL(0.0f), mn);
     const vf range = mx - mn, nm = VL((float)nmax);
     vf Y[KQ_SUB];
@@ -50,17 +70,25 @@ static inline __attribute__((always_inline)) void KQL_FN(fit_lanes)(const vf *X,
         bm[j / 4][j % 4] = -mn[j];
     }
     for (int t = -T; t <= T; t++) {
+        v4f isq[KQL_W / 4];
+        for (int q = 0; q < KQL_W / 4; q++) isq[q] = __builtin_convertvector(V4(nmax + 0.1 * t) / rd[q], v4f);
+#ifdef KQ_SHUF /* joined in registers: through memory, the wide load would wait for the narrow stores */
+#if KQL_W == 8
+        const vf is = KQ_SHUF(isq[0], isq[1], 0, 1, 2, 3, 4, 5, 6, 7);
+#else
+        const vf is = KQ_SHUF(KQ_SHUF(isq[0], isq[1], 0, 1, 2, 3, 4, 5, 6, 7), KQ_SHUF(isq[2], isq[3], 0, 1, 2, 3, 4, 5, 6, 7), 0, 1, 2, 3, 4, 5, 6, 7,
+                              8, 9, 10, 11, 12, 13, 14, 15);
+#endif
+#else
         vf is;
-        for (int q = 0; q < KQL_W / 4; q++) {
-            const v4f isq = __builtin_convertvector(V4(nmax + 0.1 * t) / rd[q], v4f);
-            memcpy((char *)&is + sizeof isq * q, &isq, sizeof isq);
-        }
+        for (int q = 0; q < KQL_W / 4; q++) memcpy((char *)&is + sizeof isq[q] * q, &isq[q], sizeof isq[q]);
+#endif
         /* the sums of l and l^2 are exact (integers < 2^24) */
         vf A = VL(0.0f), B = VL(0.0f), C[8]; /* C: sum l x in 8 partial sums (weights u, u+8, ...), added in double */
         for (int u = 0; u < 8; u++) C[u] = VL(0.0f);
         for (int i = 0; i < KQ_SUB; i++) {
             vf v = Y[i] * is; /* >= 0: x >= mn */
-            v = VSELL(v < nm, v, nm);
+            v = VMINL(v, nm);
             const vf l = VRINTL(v);
             A += l;
             B += l * l;
@@ -106,7 +134,7 @@ static inline __attribute__((always_inline)) void KQL_FN(fit_lanes)(const vf *X,
 #ifndef KQ_W3
 #define KQ_W3 4.0f
 #endif
-static inline __attribute__((always_inline)) void KQL_FN(bucket_lanes)(const vf *X, const kq_format *f, const float *d, const float *dm, int sc_io[KQL_W],
+KQL_ATTR static inline __attribute__((always_inline)) void KQL_FN(bucket_lanes)(const vf *X, const kq_format *f, const float *d, const float *dm, int sc_io[KQL_W],
                                                                int mc_io[KQL_W], int gi[KQL_W], int go[KQL_W], int h3[KQL_W])
 {
     static const int8_t nb[9][2] = {{0, 0}, {-1, -1}, {-1, 0}, {-1, 1}, {0, -1}, {0, 1}, {1, -1}, {1, 0}, {1, 1}};
@@ -135,8 +163,8 @@ static inline __attribute__((always_inline)) void KQL_FN(bucket_lanes)(const vf 
         vi MO[KQ_SUB];
         for (int i = 0; i < KQ_SUB; i++) {
             vf v = (X[i] + mj) * inv;
-            v = VSELL(v > zero, v, zero);
-            v = VSELL(v < nm, v, nm);
+            v = VMAXL(v, zero);
+            v = VMINL(v, nm);
             const vf q = VRINTL(v), r = X[i] - (s * q - mj), rr = r * r, u = VABSL(r);
             const vi mo = q == VSELL(r >= zero, nm, zero); /* outward: code nmax with r >= 0, or 0 with r < 0 */
             e1 += rr;
@@ -226,17 +254,21 @@ static inline __attribute__((always_inline)) void KQL_FN(bucket_lanes)(const vf 
  * (lanes 8t..8t+7; for n < KQL_NSB the last one's weights fill the rest,
  * not written).  Returns 0, or the mask of the ones holding a NaN or Inf
  * (bit t: x[t]), and then nothing is written. */
-static inline __attribute__((always_inline)) int KQL_FN(quant_group_body)(kq_matrix *m, const int64_t *row, const int64_t *b, const float *const *x, int n, int T)
+KQL_ATTR static inline __attribute__((always_inline)) int KQL_FN(quant_group_body)(kq_matrix *m, const int64_t *row, const int64_t *b, const float *const *x, int n, int T)
 {
     const kq_format *f = &m->fmt;
     const int nmax = (1 << f->base_bits) - 1;
     v8f X8[KQL_NSB][KQ_SUB]; /* each super-block's weights by position */
-    vf X[KQ_SUB];
     int badm = 0;
     for (int t = 0; t < KQL_NSB; t++) badm |= t < n && load_lanes8(x[t < n ? t : n - 1], X8[t]) ? 1 << t : 0;
     if (badm) return badm;
+#if KQL_W == 8
+    const vf *X = X8[0];
+#else
+    vf X[KQ_SUB];
     for (int i = 0; i < KQ_SUB; i++)
         for (int t = 0; t < KQL_NSB; t++) memcpy((char *)&X[i] + sizeof X8[t][i] * t, &X8[t][i], sizeof X8[t][i]);
+#endif
     float s[KQL_W], mn[KQL_W];
     KQL_FN(fit_lanes)(X, nmax, T, s, mn);
     sb_head h[KQL_NSB];
@@ -262,6 +294,9 @@ static inline __attribute__((always_inline)) int KQL_FN(quant_group_body)(kq_mat
 #undef vi
 #undef VL
 #undef KQL_NSB
+#undef VMAXL
+#undef VMINL
+#undef KQL_ATTR
 #undef VSELL
 #undef VANDL
 #undef VABSL
