@@ -729,10 +729,11 @@ static void test_bitroute(void)
     free(big);
     free(sc);
     /* gate against a full sort by (weight, index): sizes on both sides of
-     * the histogram path (256 uses), ties, negative weights, one repeated
+     * the histogram path (32 uses), a decode step of 32 requests (64), the
+     * bucket count's steps (255 - 257), ties, negative weights, one repeated
      * weight, and empty levels */
     {
-        static const size_t sizes[] = {1, 7, 255, 256, 257, 1000, 8192, 20011};
+        static const size_t sizes[] = {1, 7, 31, 32, 33, 64, 255, 256, 257, 1000, 8192, 20011};
         static const double capsets[4][3] = {{.3, .4, .3}, {0, .5, .5}, {.5, .5, 0}, {0, 0, 1}};
         int agree = 1, cases = 0;
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
@@ -740,7 +741,7 @@ static void test_bitroute(void)
                 for (int ci = 0; ci < 4; ci++) {
                     size_t N = sizes[si];
                     bitroute_use *v = malloc(N * sizeof *v);
-                    uint64_t *sc2 = malloc(N * sizeof *sc2), *ref = malloc(N * sizeof *ref);
+                    uint64_t *sc2 = malloc(3 * N * sizeof *sc2), *ref = malloc(N * sizeof *ref); /* scratch: 6n uint32 (bitroute.h) */
                     for (size_t i = 0; i < N; i++) {
                         float w = kind == 0 ? (float)gsl_rng_uniform(g)
                                 : kind == 1 ? (float)gsl_rng_uniform_int(g, 7) / 7.0f /* many ties */

@@ -84,8 +84,8 @@ static void select_nth(uint64_t *a, size_t lo, size_t hi, size_t p)
     }
 }
 
-#define RANK_BUCKETS 2048 /* histogram buckets of rank_levels */
-#define RANK_SMALL 256    /* below this many uses: quickselect (the histogram costs more) */
+#define RANK_BUCKETS 2048 /* histogram buckets of rank_levels, at most */
+#define RANK_SMALL 32     /* below this many uses: quickselect (the histogram costs more) */
 
 /* Uses ranked by (gate weight, index), split into consecutive groups of
  * cnt[0], cnt[1], ... (ascending weight): each group gets its level.  The
@@ -94,7 +94,8 @@ static void select_nth(uint64_t *a, size_t lo, size_t hi, size_t p)
  * of the keys over their range, each group boundary is then found by
  * quickselect among the few uses of its bucket, and a last pass gives each
  * use its level by comparing its key with the boundaries (no branch per
- * use).  Small steps: quickselect of the boundaries.  a: n uint64 scratch. */
+ * use).  Small steps: quickselect of the boundaries.  a: 2n uint64 scratch
+ * (the keys, then a bucket's copy). */
 static void rank_levels(bitroute_use *u, size_t n, const size_t *cnt, uint32_t levels, uint64_t *a)
 {
     if (n < RANK_SMALL) {
@@ -115,32 +116,37 @@ static void rank_levels(bitroute_use *u, size_t n, const size_t *cnt, uint32_t l
         kmin = f < kmin ? f : kmin;
         kmax = f > kmax ? f : kmax;
     }
+    size_t nb = 2 * RANK_SMALL; /* about 2 buckets per use, at most RANK_BUCKETS: clearing and scanning them is paid per step */
+    while (nb < 2 * n && nb < RANK_BUCKETS) nb *= 2;
     unsigned shift = 0;
-    while (((kmax - kmin) >> shift) >= RANK_BUCKETS) shift++;
-    uint32_t hist[RANK_BUCKETS] = {0};
+    while (((kmax - kmin) >> shift) >= nb) shift++;
+    uint32_t hist[RANK_BUCKETS];
+    memset(hist, 0, nb * sizeof *hist);
     for (size_t i = 0; i < n; i++) hist[((uint32_t)(a[i] >> 32) - kmin) >> shift]++;
     /* boundary k: the largest key of groups 0..k, i.e. rank c_k - 1 with c_k = cnt[0] + ... + cnt[k];
      * a use's level is the number of boundaries below its key (c_k = 0: every key is above) */
     uint64_t bound[BITROUTE_MAX_LEVELS];
     int above_all[BITROUTE_MAX_LEVELS];
-    size_t c = 0;
+    size_t c = 0, below = 0; /* below: the uses in buckets before b (the boundaries' ranks only grow) */
+    uint32_t b = 0;
     for (uint32_t k = 0; k + 1 < levels; k++) {
         c += cnt[k];
         above_all[k] = c == 0;
         bound[k] = UINT64_MAX;
         if (c == 0 || c >= n) continue;
-        size_t r = c - 1, below = 0;
-        uint32_t b = 0;
+        const size_t r = c - 1;
         while (below + hist[b] <= r) below += hist[b++];
-        /* gather bucket b's keys at the front of a (a stays a permutation of the keys) and select */
+        /* copy bucket b's keys to g without a branch per use (every key is
+         * written, only the bucket's advance m), then select among them */
+        uint64_t *g = a + n;
         size_t m = 0;
-        for (size_t i = 0; i < n; i++)
-            if ((((uint32_t)(a[i] >> 32) - kmin) >> shift) == b) {
-                uint64_t t = a[m]; a[m] = a[i]; a[i] = t;
-                m++;
-            }
-        select_nth(a, 0, m, r - below);
-        bound[k] = a[r - below];
+        for (size_t i = 0; i < n; i++) {
+            const uint64_t t = a[i];
+            g[m] = t;
+            m += (((uint32_t)(t >> 32) - kmin) >> shift) == b;
+        }
+        select_nth(g, 0, m, r - below);
+        bound[k] = g[r - below];
     }
     if (levels == 3) { /* the common three levels: the two boundaries in registers */
         const uint64_t b0 = bound[0], b1 = bound[1];
@@ -164,7 +170,7 @@ static int assign_gate(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, s
     (void)layer;
     size_t cnt[BITROUTE_MAX_LEVELS];
     bitroute_split(c->caps, c->levels, n, cnt);
-    rank_levels(u, n, cnt, c->levels, (uint64_t *)(void *)idx); /* scratch is malloc(ed): 8-byte aligned */
+    rank_levels(u, n, cnt, c->levels, (uint64_t *)(void *)idx); /* scratch: 6n uint32, malloc(ed), so 8-byte aligned */
     return D2_OK;
 }
 
