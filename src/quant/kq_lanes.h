@@ -7,8 +7,9 @@
  * KQL_ISA: 0 plain vector code, 2 AVX2, 512 AVX-512 (the min / max below);
  * KQL_FN(name): the name with its path.  Every lane runs the same float
  * operations on every path, so all write the same bytes.  16 lanes pay off
- * only where a 16-float vector is one register (AVX-512; GCC splits them
- * into AVX2 halves and runs about 10x slower).  This file defines
+ * only where a 16-float vector is one register (AVX-512; compiled for AVX2,
+ * GCC splits and spills them: v1k ran 9x slower than on 8 lanes).  This
+ * file defines
  * KQL_FN(fit_lanes), KQL_FN(bucket_lanes) and KQL_FN(quant_group_body) and
  * undefines its own macros.  Not a public header. */
 #if KQL_W == 8
