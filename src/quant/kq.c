@@ -210,7 +210,7 @@ typedef int64_t v4l __attribute__((vector_size(32)));
 typedef float v4f __attribute__((vector_size(16)));
 
 /* lanes 4q..4q+3 of a float vector, in double (exact) */
-#define lanes4d(pv, q) ((v4d)__builtin_convertvector(lanes4f((const char *)(pv), (q)), v4d))
+#define LANES4D(pv, q) ((v4d)__builtin_convertvector(lanes4f((const char *)(pv), (q)), v4d))
 static inline v4f lanes4f(const char *p, int q)
 {
     v4f h;
@@ -389,7 +389,6 @@ static inline __attribute__((always_inline)) void quant_tail(kq_matrix *m, int64
     }
 }
 
-
 /* the level-1 header of a super-block from its fitted s_j, m_j: d (FP16,
  * max / smax), the scale codes, and the min codes (relative to the stored
  * scale, or on their own FP16 dmin) */
@@ -465,8 +464,65 @@ KQ_Q_OPT static int quant_group_plain(kq_matrix *m, const int64_t *row, const in
 #pragma clang fp contract(on)
 #endif
 
+#ifdef KQ_X86
+/* AVX2 + FMA + F16C: the same test as kern.c's */
+static int kq_have_avx2(void) { return kern_have_avx2(); }
+/* AVX-512 F, VL, BW, DQ with the OS saving the registers (libgcc's and
+ * clang's runtime check XCR0 for these features) */
+static int kq_have_avx512(void)
+{
+    static int have = -1;
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = kq_have_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512dq");
+    }
+    return have;
+}
+#define KQ_GROUP_AVX2 quant_group_avx2
+#define KQ_GROUP_AVX512 quant_group_avx512
+#else
+static int kq_have_avx2(void) { return 0; }
+static int kq_have_avx512(void) { return 0; }
+#define KQ_GROUP_AVX2 NULL /* never chosen: not this CPU's */
+#define KQ_GROUP_AVX512 NULL
+#endif
+static int kq_have_always(void) { return 1; }
+
+/* The quantizer's paths, ascending: a path is one row (kq_qpath_set takes
+ * the highest row at or below the one asked that this CPU has). */
+static const struct kq_qpath_row {
+    kq_qpath path;
+    const char *name;
+    int (*have)(void);
+    quant_group_fn fn;
+    int group; /* super-blocks per call of fn */
+} kq_qpaths[] = {
+    {.path = KQ_QPLAIN, .name = "plain", .have = kq_have_always, .fn = quant_group_plain, .group = 1},
+    {.path = KQ_QAVX2, .name = "avx2", .have = kq_have_avx2, .fn = KQ_GROUP_AVX2, .group = 1},
+    {.path = KQ_QAVX512, .name = "avx512", .have = kq_have_avx512, .fn = KQ_GROUP_AVX512, .group = 2},
+};
+#define KQ_NQPATHS (sizeof kq_qpaths / sizeof kq_qpaths[0])
+
 static kq_impl impl_now = KQ_AUTO;
-static kq_qpath qpath_now = KQ_QAUTO;
+static const struct kq_qpath_row *qpath_now = NULL; /* NULL: not chosen yet (KQ_QAUTO) */
+
+kq_qpath kq_qpath_set(kq_qpath p)
+{
+    const struct kq_qpath_row *r = &kq_qpaths[0];
+    for (size_t i = 1; i < KQ_NQPATHS; i++)
+        if ((p == KQ_QAUTO || kq_qpaths[i].path <= p) && kq_qpaths[i].have()) r = &kq_qpaths[i];
+    qpath_now = r;
+    return r->path;
+}
+
+const char *kq_qpath_name(kq_qpath p)
+{
+    if (p == KQ_QAUTO) return "auto";
+    for (size_t i = 0; i < KQ_NQPATHS; i++)
+        if (kq_qpaths[i].path == p) return kq_qpaths[i].name;
+    return "?";
+}
 
 /* rows [lo, hi) of kq_quantize_threads: every super-block record is the
  * row's own, so workers share nothing they write */
@@ -475,7 +531,7 @@ typedef struct kq_job {
     const float *w;
     int T;
     quant_group_fn fn;
-    int group; /* super-blocks per call of fn: 1, or 2 on the AVX-512 path */
+    int group; /* super-blocks per call of fn (kq_qpaths) */
 } kq_job;
 
 /* the super-blocks of rows [lo, hi) in row-major order, J->group at a time
@@ -519,14 +575,10 @@ int kq_quantize_threads(const float *w, int64_t rows, int64_t cols, const kq_for
     *out = NULL;
     if (search_steps < 0 || search_steps > 31) D2_ERROR(D2_ERANGE, "search_steps: %d is outside 0..31", search_steps);
     if (threads < 1 || threads > PAR_MAX_THREADS) D2_ERROR(D2_ERANGE, "threads: %d is outside 1..%d", threads, PAR_MAX_THREADS);
-    if (qpath_now == KQ_QAUTO) kq_qpath_set(KQ_QAUTO); /* resolved here, read-only while the workers run */
+    if (!qpath_now) kq_qpath_set(KQ_QAUTO); /* resolved here, read-only while the workers run */
     kq_matrix *m;
     D2_TRY(kq_matrix_new(f, rows, cols, &m));
-    kq_job J = {.m = m, .w = w, .T = search_steps, .fn = quant_group_plain, .group = 1};
-#ifdef KQ_X86
-    if (qpath_now == KQ_QAVX2) J.fn = quant_group_avx2;
-    if (qpath_now == KQ_QAVX512) J.fn = quant_group_avx512, J.group = 2;
-#endif
+    kq_job J = {.m = m, .w = w, .T = search_steps, .fn = qpath_now->fn, .group = qpath_now->group};
     int rc = par_run(threads, rows, par_grain(rows, threads, 16), kq_rows, &J, NULL);
     if (rc) { kq_matrix_free(m); return rc; }
     *out = m;
@@ -1310,23 +1362,6 @@ KQ_AVX2_FN static float row_dot_avx2(const kq_matrix *m, const uint8_t *p, const
     }
     return row_vec_avx2(m, p, res, a, lo, hi, sb1, rb);
 }
-/* AVX2 + FMA + F16C: the same test as kern.c's */
-static int kq_have_avx2(void) { return kern_have_avx2(); }
-/* AVX-512 F, VL, BW, DQ with the OS saving the registers (libgcc's and
- * clang's runtime check XCR0 for these features) */
-static int kq_have_avx512(void)
-{
-    static int have = -1;
-    if (have < 0) {
-        __builtin_cpu_init();
-        have = kq_have_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512dq");
-    }
-    return have;
-}
-#else
-static int kq_have_avx2(void) { return 0; }
-static int kq_have_avx512(void) { return 0; }
 #endif
 
 kq_impl kq_impl_set(kq_impl impl)
@@ -1339,21 +1374,6 @@ kq_impl kq_impl_set(kq_impl impl)
 }
 
 const char *kq_impl_name(kq_impl impl) { return impl == KQ_AVX2 ? "avx2" : impl == KQ_SCALAR ? "scalar" : "auto"; }
-
-kq_qpath kq_qpath_set(kq_qpath p)
-{
-    if (p == KQ_QAUTO) p = KQ_QAVX512;
-    if (p == KQ_QAVX512 && !kq_have_avx512()) p = KQ_QAVX2;
-    if (p == KQ_QAVX2 && !kq_have_avx2()) p = KQ_QPLAIN;
-    qpath_now = p;
-    return p;
-}
-
-const char *kq_qpath_name(kq_qpath p)
-{
-    static const char *const names[] = {[KQ_QAUTO] = "auto", [KQ_QPLAIN] = "plain", [KQ_QAVX2] = "avx2", [KQ_QAVX512] = "avx512"};
-    return p >= KQ_QAUTO && p <= KQ_QAVX512 ? names[p] : "?";
-}
 
 float kq_dot(const kq_matrix *m, int64_t row, int lo, int hi, const kq_act *a)
 {

@@ -63,7 +63,7 @@ KQL_ATTR static inline __attribute__((always_inline)) void KQL_FN(fit_lanes)(con
     v4d best_e[KQL_W / 4], bs[KQL_W / 4], bm[KQL_W / 4], sx[KQL_W / 4], rd[KQL_W / 4];
     for (int q = 0; q < KQL_W / 4; q++) sx[q] = V4(0.0); /* sum x in double, in order, as the scalar fit did */
     for (int i = 0; i < KQ_SUB; i++)
-        for (int q = 0; q < KQL_W / 4; q++) sx[q] += lanes4d(&X[i], q);
+        for (int q = 0; q < KQL_W / 4; q++) sx[q] += LANES4D(&X[i], q);
     for (int j = 0; j < KQL_W; j++) {
         rd[j / 4][j % 4] = range[j] > 0 ? range[j] : 1;
         best_e[j / 4][j % 4] = INFINITY;
@@ -96,9 +96,9 @@ KQL_ATTR static inline __attribute__((always_inline)) void KQL_FN(fit_lanes)(con
             C[i % 8] += l * X[i];
         }
         for (int hf = 0; hf < KQL_W / 4; hf++) {
-            const v4d sl = lanes4d(&A, hf), sll = lanes4d(&B, hf), z = V4(0.0), one = V4(1.0), n = V4((double)KQ_SUB);
+            const v4d sl = LANES4D(&A, hf), sll = LANES4D(&B, hf), z = V4(0.0), one = V4(1.0), n = V4((double)KQ_SUB);
             v4d slx = z;
-            for (int u = 0; u < 8; u++) slx += lanes4d(&C[u], hf);
+            for (int u = 0; u < 8; u++) slx += LANES4D(&C[u], hf);
             const v4d D = n * sll - sl * sl;
             const v4l okD = D > z;
             const v4d Ds = VSEL4(okD, D, one), s0 = (n * slx - sl * sx[hf]) / Ds, off0 = (sll * sx[hf] - sl * slx) / Ds;
@@ -261,7 +261,10 @@ KQL_ATTR static inline __attribute__((always_inline)) int KQL_FN(quant_group_bod
     const int nmax = (1 << f->base_bits) - 1;
     v8f X8[KQL_NSB][KQ_SUB]; /* each super-block's weights by position */
     int badm = 0;
-    for (int t = 0; t < KQL_NSB; t++) badm |= t < n && load_lanes8(x[t < n ? t : n - 1], X8[t]) ? 1 << t : 0;
+    for (int t = 0; t < KQL_NSB; t++) { /* t >= n: the last one again, so every lane holds real weights */
+        const int bad = load_lanes8(x[t < n ? t : n - 1], X8[t]);
+        if (t < n && bad) badm |= 1 << t;
+    }
     if (badm) return badm;
 #if KQL_W == 8
     const vf *X = X8[0];
