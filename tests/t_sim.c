@@ -589,6 +589,52 @@ static int64_t brute(const plan_item *it, size_t n, uint32_t *perm, size_t k, si
     return best;
 }
 
+/* HEBF by sorting (non-increasing chains) = HEBF by scanning the queue
+ * heads: the same order on random steps, nested and not, with ties, in any
+ * input order; chains that rise take the scan (the same code path both). */
+static void test_hebf_sort(void)
+{
+    gsl_rng *g = rng_new(7, 1);
+    int same = 0, cases = 400, rising = 0;
+    for (int c = 0; c < cases; c++) {
+        plan_item it[64];
+        uint32_t E = 1 + (uint32_t)gsl_rng_uniform_int(g, 16), U = 1 + (uint32_t)gsl_rng_uniform_int(g, 4);
+        int nested = c % 2, monotone = c % 4 != 3;
+        size_t n = 0;
+        for (uint32_t e = 0; e < E; e++) {
+            uint32_t tok = 1 + (uint32_t)gsl_rng_uniform_int(g, 6); /* small counts: many ties */
+            for (uint32_t u = 0; u < U && n < 64; u++) {
+                if (gsl_rng_uniform(g) < 0.3) continue;
+                if (monotone && u > 0) tok -= (uint32_t)gsl_rng_uniform_int(g, tok + 1) / 2; /* never below 0, may stay */
+                else if (!monotone) tok = 1 + (uint32_t)gsl_rng_uniform_int(g, 6);
+                it[n++] = (plan_item){e, u, tok, 100, 50, gsl_rng_uniform(g) < 0.9};
+            }
+        }
+        for (size_t i = n; i > 1; i--) { /* any input order */
+            size_t j = (size_t)gsl_rng_uniform_int(g, i);
+            plan_item t = it[i - 1]; it[i - 1] = it[j]; it[j] = t;
+        }
+        plan_ctx a = {.nested = nested, .max_states = 1 << 20}, b = a;
+        b.hebf_scan = 1;
+        uint32_t oa[64], ob[64];
+        size_t ka, kb;
+        const plan_type *h = plan_find("hebf");
+        int ra = h->order(&a, it, n, oa, &ka), rb = h->order(&b, it, n, ob, &kb);
+        if (ra == D2_OK && rb == D2_OK && ka == kb && !memcmp(oa, ob, ka * sizeof *oa)) same++;
+        if (nested && !monotone) rising++;
+    }
+    is_int(same, cases, "hebf: sorting the id order = scanning the queue heads, %d random steps", cases);
+    ok(rising > 50, "hebf: the cases include rising nested chains (the scan's path)");
+    /* by hand: expert 0 counts (5, 3), expert 1 (5, 3), expert 2 (4): 0/1, 1/1, 2/1, 0/2, 1/2 */
+    plan_item h5[5] = {{1, 1, 3, 1, 1, 1}, {0, 0, 5, 1, 1, 1}, {2, 0, 4, 1, 1, 1}, {0, 1, 3, 1, 1, 1}, {1, 0, 5, 1, 1, 1}};
+    plan_ctx pc = {.nested = 1, .max_states = 1 << 20};
+    uint32_t o[5];
+    size_t k;
+    ok(plan_find("hebf")->order(&pc, h5, 5, o, &k) == D2_OK && k == 5 && o[0] == 1 && o[1] == 4 && o[2] == 2 && o[3] == 3 && o[4] == 0,
+       "hebf: ties to the lower expert, chains in level order (by hand)");
+    gsl_rng_free(g);
+}
+
 static void test_optimal(void)
 {
     gsl_rng *g = rng_new(42, 1);
@@ -1304,6 +1350,7 @@ int main(void)
     test_swiglu_rates();
     test_nested_hold();
     test_optimal();
+    test_hebf_sort();
     test_mem();
     test_bitroute();
     test_systems();

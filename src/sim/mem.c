@@ -1,5 +1,5 @@
 /* mem.c - resident set, budget and eviction policies (see mem.h).
- * Victims: budget walks per-(level, layer) counts, lru keeps its candidates
+ * Victims: budget walks per-(level, layer) expert bits, lru keeps its candidates
  * in order (two lists by last use: not predicted, predicted), the others
  * scan the candidate list; debug builds check the kept orders against a
  * scan. */
@@ -25,6 +25,7 @@ typedef struct mem_entry {
     uint8_t unit;
     uint8_t state;     /* enum mem_state */
     uint8_t predicted; /* preloaded for the next layer */
+    uint32_t bword;    /* its word in the budget index (mem.bmask) */
 } mem_entry;
 
 struct mem {
@@ -37,8 +38,10 @@ struct mem {
     int lru_list;           /* the victim is pick_lru's: candidates also kept in lists by (last use, id) */
     int32_t lhead[2], ltail[2]; /* those lists: [0] not predicted, [1] predicted; -1 empty */
     int64_t cand_bytes;     /* their bytes */
-    uint32_t *bcnt;         /* [unit * layers + layer]: candidates not predicted (budget's index) */
-    uint32_t ucnt[256];     /* the same summed per unit */
+    uint64_t *bmask;        /* [(unit * layers + layer) * bwords + expert / 64]: bit expert % 64 set for a
+                               candidate not predicted (budget's index) */
+    uint32_t bwords;        /* words per (unit, layer): ceil(experts / 64) */
+    uint32_t ucnt[256];     /* candidates not predicted, per unit */
     int64_t budget;        /* bytes */
     int64_t resident;      /* bytes resident or loading */
     int64_t peak;          /* bytes */
@@ -131,23 +134,25 @@ VICTIM_FN(victim_budget, score_budget)
 /* The same order as victim_scan_budget without a scan: the highest unit
  * holding a non-predicted candidate, then layers from the one needed
  * furthest ahead (the current layer, then the one before, ...), then the
- * highest expert.  Counts per (unit, layer) say where to look. */
+ * highest expert.  Per (unit, layer) a bit per expert says where to look:
+ * the highest set bit is the victim. */
 static uint32_t victim_budget_index(const mem *m)
 {
-    for (uint32_t u = m->units; u-- > 0;)
-        for (uint32_t d = 0; m->ucnt[u] && d < m->layers; d++) {
-            uint32_t l = (m->layer + m->layers - d) % m->layers;
-            if (!m->bcnt[u * m->layers + l]) continue;
-            for (uint32_t e = m->experts; e-- > 0;) {
+    for (uint32_t u = m->units; u-- > 0;) {
+        if (!m->ucnt[u]) continue;
+        for (uint32_t d = 0, l = m->layer; d < m->layers; d++, l = l ? l - 1 : m->layers - 1) {
+            const uint64_t *w = &m->bmask[((size_t)u * m->layers + l) * m->bwords];
+            for (uint32_t k = m->bwords; k-- > 0;) {
+                if (!w[k]) continue;
+                uint32_t e = k * 64 + 63 - (uint32_t)__builtin_clzll(w[k]);
                 uint32_t id = (l * m->experts + e) * m->units + u;
-                if (m->e[id].cand_idx >= 0 && !m->e[id].predicted) {
 #ifdef D2_DEBUG
-                    if (victim_budget_scan(m) != id) return UINT32_MAX; /* caught as a broken invariant */
+                if (victim_budget_scan(m) != id) return UINT32_MAX; /* caught as a broken invariant */
 #endif
-                    return id;
-                }
+                return id;
             }
         }
+    }
     return victim_budget_scan(m); /* only predicted candidates left */
 }
 VICTIM_FN(victim_lru, score_lru)
@@ -278,10 +283,11 @@ int mem_new(const mem_policy_type *t, uint32_t layers, uint32_t experts, uint32_
     m->e = calloc(m->n, sizeof *m->e);
     m->res = malloc(m->n * sizeof *m->res);
     m->cand = malloc(m->n * sizeof *m->cand);
-    m->bcnt = calloc((size_t)units * layers, sizeof *m->bcnt);
+    m->bwords = (experts + 63) / 64;
+    m->bmask = calloc((size_t)units * layers * (m->bwords ? m->bwords : 1), sizeof *m->bmask);
     m->layer_bytes = calloc(layers ? layers : 1, sizeof *m->layer_bytes);
     if (t->state_size) m->pstate = calloc(1, t->state_size);
-    if (!m->e || !m->res || !m->cand || !m->bcnt || !m->layer_bytes || (t->state_size && !m->pstate)) {
+    if (!m->e || !m->res || !m->cand || !m->bmask || !m->layer_bytes || (t->state_size && !m->pstate)) {
         mem_free(m);
         D2_ERROR(D2_ENOMEM, "mem: out of memory");
     }
@@ -290,6 +296,7 @@ int mem_new(const mem_policy_type *t, uint32_t layers, uint32_t experts, uint32_
         m->e[i].unit = (uint8_t)(i % units);
         m->e[i].expert = (uint16_t)((i / units) % experts);
         m->e[i].layer = (uint16_t)(i / units / experts);
+        m->e[i].bword = (uint32_t)(((size_t)m->e[i].unit * layers + m->e[i].layer) * m->bwords + m->e[i].expert / 64);
         m->e[i].res_idx = -1;
         m->e[i].cand_idx = -1;
         m->e[i].lprev = m->e[i].lnext = -1;
@@ -336,7 +343,7 @@ void mem_free(mem *m)
     free(m->res);
     pcache_free(m->pc);
     free(m->cand);
-    free(m->bcnt);
+    free(m->bmask);
     free(m);
 }
 
@@ -379,6 +386,12 @@ static void lru_remove(mem *m, uint32_t id)
     x->lprev = x->lnext = -1;
 }
 
+/* the budget index's bit of a candidate not predicted */
+static void bmask_flip(mem *m, const mem_entry *x)
+{
+    m->bmask[x->bword] ^= 1ULL << (x->expert & 63);
+}
+
 static void cand_add(mem *m, uint32_t id)
 {
     mem_entry *x = &m->e[id];
@@ -386,7 +399,7 @@ static void cand_add(mem *m, uint32_t id)
     x->cand_idx = (int32_t)m->ncand;
     m->cand[m->ncand++] = id;
     m->cand_bytes += x->bytes;
-    if (!x->predicted) m->bcnt[x->unit * m->layers + x->layer]++, m->ucnt[x->unit]++;
+    if (!x->predicted) bmask_flip(m, x), m->ucnt[x->unit]++;
     if (m->lru_list) lru_insert(m, id);
 }
 
@@ -399,7 +412,7 @@ static void cand_remove(mem *m, uint32_t id)
     m->e[last].cand_idx = x->cand_idx;
     x->cand_idx = -1;
     m->cand_bytes -= x->bytes;
-    if (!x->predicted) m->bcnt[x->unit * m->layers + x->layer]--, m->ucnt[x->unit]--;
+    if (!x->predicted) bmask_flip(m, x), m->ucnt[x->unit]--;
     if (m->lru_list) lru_remove(m, id);
 }
 
@@ -418,7 +431,7 @@ void mem_entry_predict(mem *m, uint32_t id, int on)
     mem_entry *x = &m->e[id];
     if (x->predicted == !!on) return;
     if (x->cand_idx >= 0) {
-        m->bcnt[x->unit * m->layers + x->layer] += on ? (uint32_t)-1 : 1u;
+        bmask_flip(m, x);
         m->ucnt[x->unit] += on ? (uint32_t)-1 : 1u;
         if (m->lru_list) lru_remove(m, id);
     }
@@ -652,10 +665,18 @@ int mem_check(const mem *m)
         cb += x->bytes;
     }
     if (cb != m->cand_bytes) D2_ERROR(D2_EINTERNAL, "mem: candidate bytes %lld, list holds %lld", (long long)m->cand_bytes, (long long)cb);
-    uint32_t nb = 0, nbl = 0;
-    for (uint32_t i = 0; i < m->ncand; i++) nb += !m->e[m->cand[i]].predicted;
-    for (uint32_t i = 0; i < m->units * m->layers; i++) nbl += m->bcnt[i];
-    if (nb != nbl) D2_ERROR(D2_EINTERNAL, "mem: budget index counts %u candidates, list has %u", nbl, nb);
+    uint32_t nb = 0, nbl = 0, nu = 0;
+    for (uint32_t i = 0; i < m->ncand; i++) {
+        const mem_entry *x = &m->e[m->cand[i]];
+        if (x->predicted) continue;
+        nb++;
+        if (!(m->bmask[x->bword] >> (x->expert & 63) & 1))
+            D2_ERROR(D2_EINTERNAL, "mem: budget index lacks candidate %u", m->cand[i]);
+    }
+    for (size_t i = 0; i < (size_t)m->units * m->layers * m->bwords; i++) nbl += (uint32_t)__builtin_popcountll(m->bmask[i]);
+    for (uint32_t u = 0; u < m->units; u++) nu += m->ucnt[u];
+    if (nb != nbl || nb != nu)
+        D2_ERROR(D2_EINTERNAL, "mem: budget index counts %u candidates (%u by level), list has %u", nbl, nu, nb);
     if (m->lru_list) { /* the two lru lists: every candidate once, in its list by its flag, in (last use, id) order */
         uint32_t seen = 0;
         for (int l = 0; l < 2; l++)

@@ -60,10 +60,35 @@ static int order_id(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order,
  * ascending order; repeatedly append, among the queue heads, the one with
  * the highest token count ("hot" = count in this batch).  Our reading for
  * ties, which the paper leaves open: the lower expert id first.  With
- * separate copies (not nested) every unit is its own queue. */
+ * separate copies (not nested) every unit is its own queue.
+ *
+ * When every queue's counts are non-increasing (always so in the
+ * simulator: a nested unit's count includes the uses of the levels above
+ * it), picking the highest head with ties to the lowest queue is a merge of
+ * sorted lists, and its output is the id order stably sorted by count,
+ * descending: done so (insertion sort, steps are small).  Other inputs take
+ * the queue scan; both give the same order where both apply (t_sim). */
 static int order_hebf(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order, size_t *nload)
 {
     int k = (int)ids_sorted(it, n, order); /* chains are contiguous runs in id order */
+    int sorted_chains = 1;
+    if (c->nested)
+        for (int i = 1; i < k && sorted_chains; i++)
+            sorted_chains = it[order[i]].expert != it[order[i - 1]].expert || it[order[i]].tokens <= it[order[i - 1]].tokens;
+    if (sorted_chains && k <= 256 && !c->hebf_scan) {
+        for (int i = 1; i < k; i++) {
+            uint32_t v = order[i];
+            int64_t t = it[v].tokens;
+            int j = i;
+            while (j > 0 && (int64_t)it[order[j - 1]].tokens < t) {
+                order[j] = order[j - 1];
+                j--;
+            }
+            order[j] = v;
+        }
+        *nload = (size_t)k;
+        return D2_OK;
+    }
     uint32_t stmp[256];
     size_t shead[256], send[256];
     int small = k <= 256;

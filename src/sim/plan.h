@@ -23,6 +23,7 @@ typedef struct plan_ctx {
     int nested;              /* units of one expert must load in ascending order */
     int64_t max_states;      /* optimal: search limit */
     uint64_t fallbacks;      /* optimal: steps too large, planned by hebf instead */
+    int hebf_scan;           /* hebf: always by scanning the queue heads (tests compare it with the sort) */
 } plan_ctx;
 
 typedef struct plan_type {
