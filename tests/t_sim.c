@@ -600,13 +600,14 @@ static void test_hebf_sort(void)
         plan_item it[64];
         uint32_t E = 1 + (uint32_t)gsl_rng_uniform_int(g, 16), U = 1 + (uint32_t)gsl_rng_uniform_int(g, 4);
         int nested = c % 2, monotone = c % 4 != 3;
+        uint32_t span = c % 8 < 4 ? 6 : 600; /* small counts (many ties, the counting sort) or counts past 256 (insertion) */
         size_t n = 0;
         for (uint32_t e = 0; e < E; e++) {
-            uint32_t tok = 1 + (uint32_t)gsl_rng_uniform_int(g, 6); /* small counts: many ties */
+            uint32_t tok = 1 + (uint32_t)gsl_rng_uniform_int(g, span);
             for (uint32_t u = 0; u < U && n < 64; u++) {
                 if (gsl_rng_uniform(g) < 0.3) continue;
                 if (monotone && u > 0) tok -= (uint32_t)gsl_rng_uniform_int(g, tok + 1) / 2; /* never below 0, may stay */
-                else if (!monotone) tok = 1 + (uint32_t)gsl_rng_uniform_int(g, 6);
+                else if (!monotone) tok = 1 + (uint32_t)gsl_rng_uniform_int(g, span);
                 it[n++] = (plan_item){e, u, tok, 100, 50, gsl_rng_uniform(g) < 0.9};
             }
         }

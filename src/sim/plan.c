@@ -66,7 +66,8 @@ static int order_id(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order,
  * simulator: a nested unit's count includes the uses of the levels above
  * it), picking the highest head with ties to the lowest queue is a merge of
  * sorted lists, and its output is the id order stably sorted by count,
- * descending: done so (insertion sort, steps are small).  Other inputs take
+ * descending: done so (a counting sort when the counts are below 256, as in
+ * decode steps; else an insertion sort, steps are small).  Other inputs take
  * the queue scan; both give the same order where both apply (t_sim). */
 static int order_hebf(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order, size_t *nload)
 {
@@ -76,6 +77,18 @@ static int order_hebf(plan_ctx *c, const plan_item *it, size_t n, uint32_t *orde
         for (int i = 1; i < k && sorted_chains; i++)
             sorted_chains = it[order[i]].expert != it[order[i - 1]].expert || it[order[i]].tokens <= it[order[i - 1]].tokens;
     if (sorted_chains && k <= 256 && !c->hebf_scan) {
+        uint32_t maxt = 0;
+        for (int i = 0; i < k; i++) maxt = it[order[i]].tokens > maxt ? it[order[i]].tokens : maxt;
+        if (maxt < 256) { /* counts in a small range (decode steps): a counting sort, stable */
+            uint32_t pos[257], out[256];
+            memset(pos, 0, (maxt + 2) * sizeof *pos);
+            for (int i = 0; i < k; i++) pos[maxt - it[order[i]].tokens + 1]++;
+            for (uint32_t t = 1; t <= maxt + 1; t++) pos[t] += pos[t - 1];
+            for (int i = 0; i < k; i++) out[pos[maxt - it[order[i]].tokens]++] = order[i];
+            memcpy(order, out, (size_t)k * sizeof *order);
+            *nload = (size_t)k;
+            return D2_OK;
+        }
         for (int i = 1; i < k; i++) {
             uint32_t v = order[i];
             int64_t t = it[v].tokens;
