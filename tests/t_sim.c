@@ -652,7 +652,7 @@ static void test_optimal(void)
             uint32_t tok = 1 + (uint32_t)gsl_rng_uniform_int(g, 20);
             it[n++] = (plan_item){e, lev, tok, 100 + (int64_t)gsl_rng_uniform_int(g, 900), 50 * (int64_t)tok, gsl_rng_uniform(g) < 0.85};
         }
-        plan_ctx pc = {nested, 1 << 20, 0};
+        plan_ctx pc = {.nested = nested, .max_states = 1 << 20};
         uint32_t ord[8], perm[8];
         size_t k;
         int found;
@@ -676,7 +676,7 @@ static void test_optimal(void)
     ok(chains_ok, "optimal keeps nested levels ascending");
     /* the fixed two-expert case: id-order >= hebf >= optimal */
     plan_item two[2] = {{0, 0, 1, 1000, 200, 1}, {1, 0, 9, 1000, 1800, 1}};
-    plan_ctx pc = {1, 1 << 20, 0};
+    plan_ctx pc = {.nested = 1, .max_states = 1 << 20};
     uint32_t o[2];
     size_t k;
     int found;
