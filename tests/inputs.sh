@@ -255,4 +255,30 @@ if [ -n "$tlf" ]; then
     timeout 20 "$D2MOE" sweep "$TMP/tl.ini" --db "$TMP/tl2.db" --timelines "$TMP/tld" --quiet >/dev/null 2>&1; st=$?
     [ "$st" -eq 2 ] && [ -p "$tlf" ] && [ ! -e "$tlf.tmp" ]; ok $? "a FIFO at a job's timeline: exit 2 (status $st), the FIFO untouched, no temporary"
 fi
+# file names reach gnuplot quoted: a quote cannot end the string and run a
+# command; a control character (a newline would end gnuplot's command) is refused
+evil="z'; system('touch PWNED'); a='.csv"
+cp "$TMP/o.tl" "$TMP/$evil"
+(cd "$TMP" && "$D2MOE" plot timeline "$evil" -o "q'x.png") > /dev/null 2>&1; st=$?
+[ "$st" -eq 0 ] && [ -s "$TMP/q'x.png" ] && [ ! -e "$TMP/PWNED" ]; ok $? "plot timeline of a file named with quotes and system(): drawn (status $st), no command run"
+"$D2MOE" plot --sweep osw --x sim.requests --y makespan_s --db "$TMP/o.db" -o "$TMP/o'd.png" > /dev/null 2>&1; st=$?
+[ "$st" -eq 0 ] && [ -s "$TMP/o'd.png" ]; ok $? "plot --sweep -o with a quote in the name: drawn (status $st)"
+nl="$TMP/a
+b.csv"
+cp "$TMP/o.tl" "$nl"
+expect 2 "control character" "plot timeline of a file named with a newline: exit 2, one line" -- "$D2MOE" plot timeline "$nl" -o "$TMP/nl.png"
+# a damaged timeline: every record is checked (fields, queue, line end)
+head -n 3 "$TMP/o.tl" > "$TMP/d1.tl"; echo "1700728,2532880,io" >> "$TMP/d1.tl"
+expect 2 "d1.tl:4: expected start_ns,end_ns,queue" "plot timeline: a record cut to three fields: exit 2 naming file:line" -- "$D2MOE" plot timeline "$TMP/d1.tl" -o "$TMP/d.png"
+head -n 3 "$TMP/o.tl" > "$TMP/d2.tl"; sed -n 3p "$TMP/o.tl" | sed 's/$/,junk,9/' >> "$TMP/d2.tl"
+expect 2 "d2.tl:4: expected start_ns" "plot timeline: extra fields after the seventh: exit 2" -- "$D2MOE" plot timeline "$TMP/d2.tl" -o "$TMP/d.png"
+head -n 3 "$TMP/o.tl" > "$TMP/d3.tl"; sed -n 3p "$TMP/o.tl" | sed 's/,io,/,bogus,/; s/,compute,/,bogus,/' >> "$TMP/d3.tl"
+expect 2 "d3.tl:4: queue \"bogus\"" "plot timeline: an unknown queue: exit 2" -- "$D2MOE" plot timeline "$TMP/d3.tl" -o "$TMP/d.png"
+head -c "$(( $(head -n 3 "$TMP/o.tl" | wc -c) + 12 ))" "$TMP/o.tl" > "$TMP/d4.tl"
+expect 2 "d4.tl:4: " "plot timeline: a file cut inside a record: exit 2" -- "$D2MOE" plot timeline "$TMP/d4.tl" -o "$TMP/d.png"
+# validate --join reads its two timelines as every reader does: no FIFO, no device
+mkfifo "$TMP/jf"
+expect 2 "jf: not a regular file" "validate --join of a FIFO: exit 2, not a wait" -- timeout 10 "$D2MOE" validate --join "$TMP/jf" "$TMP/o.tl"
+expect 2 "/dev/zero: not a regular file" "validate --join of /dev/zero: exit 2" -- timeout 10 "$D2MOE" validate --join "$TMP/o.tl" /dev/zero
+expect 2 "d2.tl:4: expected start_ns" "validate --join of a damaged timeline: exit 2 naming file:line" -- "$D2MOE" validate --join "$TMP/d2.tl" "$TMP/o.tl"
 done_testing

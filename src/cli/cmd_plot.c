@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "core/fileio.h"
 #include "core/suggest.h"
+#include "host/opjoin.h"
 #include "results/plot.h"
 
 #include <errno.h>
@@ -78,11 +79,19 @@ static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, c
     for (size_t i = 0; i < q->nwhere && off < sizeof where; i++)
         off += (size_t)snprintf(where + off, sizeof where - off, "%s%s=%s", i ? ", " : "; ", q->where_k[i], q->where_v[i]);
     snprintf(title, sizeof title, "sweep %s, variant %s: %s against %s%s", q->sweep, variant, q->y, q->x, where);
-    for (char *p = title; *p; p++)
-        if (*p == '\'') *p = ' ';
     char vars[8192];
-    snprintf(vars, sizeof vars, "datafile='%s'; titles='%s'; nseries=%zu; plotdir='%s'; figtitle='%s'; xlab='%s'; ylab='%s'; xcat=%d; anyoom=%d",
-             dat, po.titles, po.series, plotdir, title, ax.xlabel, ax.ylabel, ax.xcat, ax.oom > 0);
+    size_t voff = 0;
+    rc = plot_gp_assign(vars, sizeof vars, &voff, "datafile", dat, "-o");
+    if (!rc) rc = plot_gp_assign(vars, sizeof vars, &voff, "titles", po.titles, NULL);
+    if (!rc) rc = plot_gp_assign(vars, sizeof vars, &voff, "plotdir", plotdir, "the plots folder");
+    if (!rc) rc = plot_gp_assign(vars, sizeof vars, &voff, "figtitle", title, NULL);
+    if (!rc) rc = plot_gp_assign(vars, sizeof vars, &voff, "xlab", ax.xlabel, NULL);
+    if (!rc) rc = plot_gp_assign(vars, sizeof vars, &voff, "ylab", ax.ylabel, NULL);
+    if (!rc && (size_t)snprintf(vars + voff, sizeof vars - voff, "; nseries=%zu; xcat=%d; anyoom=%d", po.series, ax.xcat, ax.oom > 0) >= sizeof vars - voff) {
+        d2_err_set("gnuplot's command line is too long");
+        rc = D2_ERANGE;
+    }
+    if (rc) { unlink(dat); return cli_fail(rc); }
     char script[4200];
     snprintf(script, sizeof script, "%s/sweep.gp", plotdir);
     rc = plot_draw(D2_GNUPLOT, script, vars, outp);
@@ -101,24 +110,20 @@ static int plot_timeline(const char *plotdir, const char *csv, const char *outp)
     char line[256] = "";
     int ok = fgets(line, sizeof line, f) != NULL;
     line[strcspn(line, "\r\n")] = '\0';
-    long rows = 0;
-    char buf[512];
-    int badline = 0;
-    while (ok && fgets(buf, sizeof buf, f)) {
-        rows++;
-        long long a, b;
-        char q[16];
-        if (sscanf(buf, "%lld,%lld,%15[a-z],", &a, &b, q) != 3 || b < a) { badline = (int)rows + 1; break; }
-    }
-    fclose(f);
     if (!ok || strcmp(line, "start_ns,end_ns,queue,layer,expert,level,tokens") != 0) {
+        fclose(f);
         fprintf(stderr, "d2moe plot: %s:1: not a timeline (expected the header start_ns,end_ns,queue,layer,expert,level,tokens of 'd2moe simulate --timeline')\n", csv);
         return 2;
     }
-    if (badline) {
-        fprintf(stderr, "d2moe plot: %s:%d: malformed record (start_ns,end_ns,queue,... with end_ns >= start_ns)\n", csv, badline);
-        return 2;
-    }
+    /* every record checked as the op join reads it: seven fields, known queue, levels, start <= end */
+    rewind(f);
+    opjoin_tl *tl = NULL;
+    int prc = opjoin_tl_new(&tl);
+    if (!prc) prc = opjoin_tl_read_csv(f, csv, tl);
+    long rows = prc ? 0 : (long)opjoin_tl_size(tl);
+    opjoin_tl_free(tl);
+    fclose(f);
+    if (prc) return cli_fail(prc);
     if (rows == 0) {
         fprintf(stderr, "d2moe plot: %s:2: the timeline has no records\n", csv);
         return 2;
@@ -126,9 +131,14 @@ static int plot_timeline(const char *plotdir, const char *csv, const char *outp)
     char vars[8192], script[4200], title[4400];
     const char *base = strrchr(csv, '/');
     snprintf(title, sizeof title, "timeline %s: I/O and compute queues (%ld records)", base ? base + 1 : csv, rows);
-    for (char *p = title; *p; p++)
-        if (*p == '\'') *p = ' ';
-    snprintf(vars, sizeof vars, "datafile='%s'; plotdir='%s'; figtitle='%s'; titles=''; nseries=0", csv, plotdir, title);
+    size_t voff = 0;
+    int vrc = plot_gp_assign(vars, sizeof vars, &voff, "datafile", csv, "the timeline");
+    if (!vrc) vrc = plot_gp_assign(vars, sizeof vars, &voff, "plotdir", plotdir, "the plots folder");
+    if (!vrc) vrc = plot_gp_assign(vars, sizeof vars, &voff, "figtitle", title, NULL);
+    if (!vrc) vrc = plot_gp_assign(vars, sizeof vars, &voff, "titles", "", NULL);
+    if (!vrc && voff + 12 >= sizeof vars) { d2_err_set("gnuplot's command line is too long"); vrc = D2_ERANGE; }
+    if (vrc) return cli_fail(vrc);
+    memcpy(vars + voff, "; nseries=0", 12);
     snprintf(script, sizeof script, "%s/timeline.gp", plotdir);
     int rc = plot_draw(D2_GNUPLOT, script, vars, outp);
     if (rc) return cli_fail(rc);

@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/model.h"
 #include "host/calib.h"
 #include "host/exec.h"
@@ -234,12 +235,12 @@ static int join_files(const char *sim_csv, const char *real_csv, opjoin_report *
     opjoin_tl *a = NULL, *b = NULL;
     int rc = opjoin_tl_new(&a);
     if (!rc) rc = opjoin_tl_new(&b);
-    FILE *f = rc ? NULL : fopen(sim_csv, "r");
-    if (!rc && !f) { d2_err_set("%s: %s", sim_csv, strerror(errno)); rc = D2_EIO; }
+    FILE *f = NULL; /* a FIFO or device is refused, not waited on */
+    if (!rc) rc = fileio_open_read(sim_csv, FILEIO_TEXT_MAX, &f, NULL);
     if (!rc) rc = opjoin_tl_read_csv(f, sim_csv, a);
     if (f) fclose(f);
-    f = rc ? NULL : fopen(real_csv, "r");
-    if (!rc && !f) { d2_err_set("%s: %s", real_csv, strerror(errno)); rc = D2_EIO; }
+    f = NULL;
+    if (!rc) rc = fileio_open_read(real_csv, FILEIO_TEXT_MAX, &f, NULL);
     if (!rc) rc = opjoin_tl_read_csv(f, real_csv, b);
     if (f) fclose(f);
     if (!rc) rc = opjoin_join(a, b, rep);

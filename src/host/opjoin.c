@@ -63,9 +63,10 @@ int opjoin_tl_read_csv(FILE *f, const char *name, opjoin_tl *tl)
         long long t0, t1;
         char q[16];
         long layer, expert, level, tokens;
-        char tail;
-        if (sscanf(line, "%lld,%lld,%15[^,],%ld,%ld,%ld,%ld%c", &t0, &t1, q, &layer, &expert, &level, &tokens, &tail) < 7 ||
-            t0 < 0 || t1 < t0 || layer < 0 || layer > INT32_MAX || tokens < 0 || tokens > INT32_MAX)
+        int end = -1; /* the record is the whole line: seven fields, nothing after them but the line end */
+        if (sscanf(line, "%lld,%lld,%15[^,],%ld,%ld,%ld,%ld%n", &t0, &t1, q, &layer, &expert, &level, &tokens, &end) < 7 || end < 0 ||
+            strspn(line + end, "\r\n") != strlen(line + end) || t0 < 0 || t1 < t0 || layer < 0 || layer > INT32_MAX ||
+            tokens < 0 || tokens > INT32_MAX)
             D2_ERROR(D2_EFORMAT, "%s:%zu: expected start_ns,end_ns,queue,layer,expert,level,tokens (0 <= start <= end)", name,
                      lineno);
         opjoin_op op = {.layer = (int32_t)layer, .expert = -1, .tokens = (int32_t)tokens, .start_ns = t0, .end_ns = t1};

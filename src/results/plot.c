@@ -180,6 +180,29 @@ int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *varia
 
 /* gnuplot's messages go to log_path, kept when it fails (removed on a
  * signal while it runs) */
+int plot_gp_assign(char *buf, size_t cap, size_t *off, const char *name, const char *value, const char *what)
+{
+    size_t o = *off;
+    int w = snprintf(buf + o, cap > o ? cap - o : 0, "%s%s='", o ? "; " : "", name);
+    if (w < 0 || (size_t)w >= (cap > o ? cap - o : 0)) D2_ERROR(D2_ERANGE, "gnuplot's command line is too long (%s)", name);
+    o += (size_t)w;
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        unsigned char c = *p;
+        if (c < 0x20 || c == 0x7f) {
+            if (what) D2_ERROR(D2_EINVAL, "%s %s: a control character in a path cannot be passed to gnuplot", what, value);
+            c = ' ';
+        }
+        if (o + 3 >= cap) D2_ERROR(D2_ERANGE, "gnuplot's command line is too long (%s)", name);
+        if (c == '\'') buf[o++] = '\'';
+        buf[o++] = (char)c;
+    }
+    if (o + 2 >= cap) D2_ERROR(D2_ERANGE, "gnuplot's command line is too long (%s)", name);
+    buf[o++] = '\'';
+    buf[o] = '\0';
+    *off = o;
+    return D2_OK;
+}
+
 static int run_gnuplot(const char *gnuplot, const char *script, const char *vars, const char *log_path)
 {
     D2_TRY(fileio_out_check(log_path));
@@ -244,13 +267,21 @@ int plot_render(const char *gnuplot, const char *plotdir, const plot_fig *f, con
         fileio_out *fo;
         FILE *fp;
         D2_TRY(fileio_out_open(outp, &fo, &fp));
-        char vars[8192];
-        int off = snprintf(vars, sizeof vars,
-                 "fmt='%s'; outbase='%s'; outfile='%s'; datafile='%s'; datadir='%s'; titles='%s'; nseries=%zu; plotdir='%s'; figtitle='%s'",
-                 fmts[i], outbase, fileio_out_tmp(fo), dat_path ? dat_path : "", datadir ? datadir : "", po ? po->titles : "",
-                 po ? po->series : 0, plotdir, f->title);
-        for (size_t k = 0; k < f->ngp && off > 0 && (size_t)off < sizeof vars; k++)
-            off += snprintf(vars + off, sizeof vars - (size_t)off, "; %s='%s'", f->gp_k[k], f->gp_v[k]);
+        char vars[8192], ns[32];
+        size_t off = 0;
+        int rc = plot_gp_assign(vars, sizeof vars, &off, "fmt", fmts[i], "the format");
+        if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "outbase", outbase, "the output");
+        if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "outfile", fileio_out_tmp(fo), "the output");
+        if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "datafile", dat_path ? dat_path : "", "the data file");
+        if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "datadir", datadir ? datadir : "", "the data folder");
+        if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "titles", po ? po->titles : "", NULL);
+        if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "plotdir", plotdir, "the plots folder");
+        if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "figtitle", f->title, NULL);
+        for (size_t k = 0; k < f->ngp && !rc; k++) rc = plot_gp_assign(vars, sizeof vars, &off, f->gp_k[k], f->gp_v[k], NULL);
+        snprintf(ns, sizeof ns, "; nseries=%zu", po ? po->series : 0);
+        if (!rc && off + strlen(ns) >= sizeof vars) { d2_err_set("gnuplot's command line is too long"); rc = D2_ERANGE; }
+        if (rc) { fileio_out_abort(fo); return rc; }
+        memcpy(vars + off, ns, strlen(ns) + 1);
         D2_TRY(draw_into(gnuplot, script, vars, log_path, fo, outp));
     }
     unlink(log_path);
@@ -565,10 +596,14 @@ int plot_draw(const char *gnuplot, const char *script, const char *vars, const c
     fileio_out *fo;
     FILE *fp;
     D2_TRY(fileio_out_open(outpath, &fo, &fp));
-    size_t l = strlen(vars) + 2 * strlen(outbase) + 96;
+    size_t l = strlen(vars) + 4 * (strlen(outbase) + strlen(fileio_out_tmp(fo))) + 96, off = 0;
     if (!(all = malloc(l))) { fileio_out_abort(fo); D2_ERROR(D2_ENOMEM, "out of memory"); }
-    snprintf(all, l, "fmt='%s'; outbase='%s'; outfile='%s'; %s", fmt, outbase, fileio_out_tmp(fo), vars);
-    int rc = draw_into(gnuplot, script, all, log_path, fo, outpath);
+    int rc = plot_gp_assign(all, l, &off, "fmt", fmt, "-o");
+    if (!rc) rc = plot_gp_assign(all, l, &off, "outbase", outbase, "-o");
+    if (!rc) rc = plot_gp_assign(all, l, &off, "outfile", fileio_out_tmp(fo), "-o");
+    if (rc) { free(all); fileio_out_abort(fo); return rc; }
+    snprintf(all + off, l - off, "; %s", vars);
+    rc = draw_into(gnuplot, script, all, log_path, fo, outpath);
     free(all);
     if (rc != D2_OK) return rc;
     unlink(log_path);

@@ -75,4 +75,14 @@ void plot_where_hint(db *d, const plot_query *q, char *buf, size_t n);
  * taken from outpath (.png or .svg; anything else is D2_EINVAL). */
 int plot_draw(const char *gnuplot, const char *script, const char *vars, const char *outpath);
 
+/* Append "NAME='VALUE'" (after "; " unless *off is 0) to the gnuplot
+ * command line buf[cap] at *off.  A single quote in VALUE is doubled (the
+ * only escape of gnuplot's single-quoted strings), so no file name or
+ * title can end the string and run commands.  what != NULL: VALUE is a
+ * path given as `what`, and a control character in it (a newline would end
+ * gnuplot's command) is refused (D2_EINVAL, naming what); what == NULL: a
+ * label, its control characters become blanks.  D2_ERANGE when it does not
+ * fit. */
+int plot_gp_assign(char *buf, size_t cap, size_t *off, const char *name, const char *value, const char *what);
+
 #endif
