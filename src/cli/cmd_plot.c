@@ -290,7 +290,8 @@ static int run(int argc, char **argv)
         }
         if (rc == D2_OK) rc = plot_render(D2_GNUPLOT, plotdir, f, datp, cdir, &po, outbase);
         if (rc) { int e = cli_fail(rc); if (!status) status = e; continue; }
-        printf("%s: %s.png %s.svg (%zu rows, %zu series)\n", f->name, outbase, outbase, po.rows, po.series);
+        if (cdir) printf("%s: %s.png %s.svg (from the timelines in %s)\n", f->name, outbase, outbase, cdir);
+        else printf("%s: %s.png %s.svg (%zu rows, %zu series)\n", f->name, outbase, outbase, po.rows, po.series);
     }
     db_close(d);
     free(figs);

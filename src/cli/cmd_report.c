@@ -21,7 +21,7 @@ static void usage(FILE *out)
                  "network) of a results store (default results/d2moe.db): every figure of\n"
                  "plots/figures.ini that has data, each with its provenance (code version,\n"
                  "reading, variant, input file hashes), the summary tables, the claims audit\n"
-                 "when the store holds one, and the store's variants.  Each figure shows the\n"
+                 "(or a line saying the store holds none), and the store's variants.  Each figure shows the\n"
                  "spec's own variant of its sweep, or NAME where the sweep has it; a figure\n"
                  "whose runs would mix variants is left out with a note and the exit status\n"
                  "is 2.  Timeline figures read the folders beside the store (results/fig9/).\n");
