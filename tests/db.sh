@@ -23,6 +23,12 @@ wait $b; rb=$?
 "$D2MOE" db info "$TMP/shared.db" > "$TMP/info"; ok $? "db info"
 grep -Eq '^schema version: [0-9]+' "$TMP/info"; ok $? "db info prints the schema version"
 grep -Eq '^runs +24$' "$TMP/info"; ok $? "db info counts 24 runs"
+# export --variant without --sweep: a variant the store lacks is an error, not an empty table
+expect 2 "shared.db: the store has no runs of variant \"nosuch\"; its variants: base" "export --variant of no run: exit 2 naming the store's variants" -- \
+    "$D2MOE" export --db "$TMP/shared.db" --variant nosuch
+expect 2 "no runs of variant \"nosuch\"" "export --variant of no run, JSON: exit 2" -- "$D2MOE" export --db "$TMP/shared.db" --variant nosuch --format json
+[ "$("$D2MOE" export --db "$TMP/shared.db" --variant nosuch 2>/dev/null | grep -c '')" -eq 0 ]; ok $? "and prints no table"
+[ "$("$D2MOE" export --db "$TMP/shared.db" --variant base --format json 2>/dev/null | jq length)" = 24 ]; ok $? "export --variant base: the 24 runs"
 sqlite3 "$TMP/foreign.db" "CREATE TABLE t(x); INSERT INTO t VALUES (1);"
 before=$(md5sum < "$TMP/foreign.db")
 expect 1 "another application" "a foreign SQLite file is refused" -- "$D2MOE" simulate --model llama-moe-3.5b --device env1 --requests 1 --prompt 2 --gen 2 --db "$TMP/foreign.db"

@@ -24,7 +24,8 @@ static void usage(FILE *out)
                  "view runs_wide (results/README.md).  --sweep keeps one sweep's runs, of one\n"
                  "variant: --variant NAME, default the spec's own; when the sweep's runs are of\n"
                  "several variants and none is the spec's own, export stops with exit status 2\n"
-                 "naming them.  Without --sweep, every run (--variant NAME keeps one variant).\n"
+                 "naming them.  Without --sweep, every run (--variant NAME keeps one variant;\n"
+                 "a variant the store has no runs of: exit status 2 naming the ones it has).\n"
                  "CSV (RFC 4180, default) or JSON (an array of objects; metrics as numbers).\n"
                  "OUT: default standard output; written atomically.\n");
 }
@@ -107,7 +108,10 @@ static int run(int argc, char **argv)
         case 'h': usage(stdout); return 0;
         case 'd': dbp = optarg; break;
         case 's': sweep = optarg; break;
-        case 'V': want = optarg; break;
+        case 'V':
+            if (!*optarg) return cli_usage_error("export", "--variant: expected a name");
+            want = optarg;
+            break;
         case 'f':
             if (!strcmp(optarg, "csv")) json = 0;
             else if (!strcmp(optarg, "json")) json = 1;
@@ -130,6 +134,11 @@ static int run(int argc, char **argv)
         }
         v = variant;
         if (note[0]) fprintf(stderr, "d2moe export: %s: %s\n", sweep, note);
+    } else if (want && (rc = db_variant_pick(d, NULL, want, variant, NULL, 0))) {
+        /* a variant the store has no runs of: an error naming the ones it
+         * has, as with --sweep, not an empty table */
+        db_close(d);
+        return cli_fail(rc);
     }
     FILE *o = stdout;
     fileio_out *fo = NULL; /* -o: a regular file (or new), written through OUT.tmp */
