@@ -38,5 +38,5 @@ expect 2 "did you mean '--budget'" "misspelt option: did you mean" -- "$D2MOE" s
 expect 2 "expected a subcommand" "db without subcommand: exit 2" -- "$D2MOE" db
 expect 2 "cannot open" "db info of a missing file: exit 2" -- "$D2MOE" db info "$TMP/none.db"
 printf 'not a database at all, just text that is long enough to be a header........................................' > "$TMP/junk.db"
-expect 1 "not an SQLite database" "db info of a corrupt file: refused" -- "$D2MOE" db info "$TMP/junk.db"
+expect 2 "junk.db: not an SQLite database" "db info of a corrupt file: refused, exit 2 (bad input)" -- "$D2MOE" db info "$TMP/junk.db"
 done_testing

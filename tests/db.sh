@@ -31,6 +31,23 @@ expect 2 "no runs of variant \"nosuch\"" "export --variant of no run, JSON: exit
 [ "$("$D2MOE" export --db "$TMP/shared.db" --variant base --format json 2>/dev/null | jq length)" = 24 ]; ok $? "export --variant base: the 24 runs"
 sqlite3 "$TMP/foreign.db" "CREATE TABLE t(x); INSERT INTO t VALUES (1);"
 before=$(md5sum < "$TMP/foreign.db")
-expect 1 "another application" "a foreign SQLite file is refused" -- "$D2MOE" simulate --model llama-moe-3.5b --device env1 --requests 1 --prompt 2 --gen 2 --db "$TMP/foreign.db"
+expect 2 "foreign.db: an SQLite database of another application" "a foreign SQLite file is refused (exit 2)" -- "$D2MOE" simulate --model llama-moe-3.5b --device env1 --requests 1 --prompt 2 --gen 2 --db "$TMP/foreign.db"
 [ "$(md5sum < "$TMP/foreign.db")" = "$before" ]; ok $? "and left unchanged"
+# a --db that is not a d2moe store is bad input: exit 2 and one line naming the file, for every command that opens one
+printf 'just some text\n' > "$TMP/text.db"
+: > "$TMP/empty.db"
+printf '[sweep]\nname = t1\nmodel = llama-moe-3.5b\ndevice = env1\nsim.requests = 1\nsim.prompt = 2\nsim.gen = 2\n' > "$TMP/t1.ini"
+for f in text foreign; do
+    case $f in text) re="text.db: not an SQLite database" ;; *) re="foreign.db: an SQLite database of another application" ;; esac
+    sum=$(md5sum < "$TMP/$f.db")
+    expect 2 "$re" "$f file: db info exits 2" -- "$D2MOE" db info "$TMP/$f.db"
+    expect 2 "$re" "$f file: export exits 2" -- "$D2MOE" export --db "$TMP/$f.db"
+    expect 2 "$re" "$f file: sweep exits 2" -- "$D2MOE" sweep "$TMP/t1.ini" --db "$TMP/$f.db"
+    expect 2 "$re" "$f file: simulate --db exits 2" -- "$D2MOE" simulate --model llama-moe-3.5b --device env1 --requests 1 --prompt 2 --gen 2 --db "$TMP/$f.db"
+    expect 2 "$re" "$f file: merge into it exits 2" -- "$D2MOE" merge "$TMP/$f.db" "$TMP/shared.db"
+    rm -f "$TMP/m.db"
+    expect 2 "$re" "$f file: merge from it exits 2" -- "$D2MOE" merge "$TMP/m.db" "$TMP/$f.db"
+    [ "$(md5sum < "$TMP/$f.db")" = "$sum" ]; ok $? "$f file: left unchanged"
+done
+expect 2 "empty.db: empty .*not a d2moe results database" "an empty file: db info exits 2" -- "$D2MOE" db info "$TMP/empty.db"
 done_testing

@@ -206,7 +206,7 @@ int main(void)
     sqlite3_exec(h, "CREATE TABLE customers(name TEXT); INSERT INTO customers VALUES('a');", NULL, NULL, NULL);
     sqlite3_close(h);
     hash_file_hex(foreign, h1);
-    ok(db_open(foreign, &d) == D2_EDB && strstr(d2_err_msg(), "another application"), "a foreign database is refused: %s", d2_err_msg());
+    ok(db_open(foreign, &d) == D2_EFORMAT && strstr(d2_err_msg(), "another application"), "a foreign database is refused: %s", d2_err_msg());
     hash_file_hex(foreign, h2);
     is_str(h2, h1, "and left byte-for-byte unchanged");
 
@@ -217,7 +217,7 @@ int main(void)
     for (int i = 0; i < 4096; i++) fputc((i * 131) & 0xff, f);
     fclose(f);
     hash_file_hex(junk, h1);
-    ok(db_open(junk, &d) == D2_EDB && strstr(d2_err_msg(), "not an SQLite database"), "a corrupt file is refused: %s", d2_err_msg());
+    ok(db_open(junk, &d) == D2_EFORMAT && strstr(d2_err_msg(), "not an SQLite database"), "a corrupt file is refused: %s", d2_err_msg());
     hash_file_hex(junk, h2);
     is_str(h2, h1, "and left byte-for-byte unchanged");
     ok(db_open_readonly("/nonexistent/x.db", &d) == D2_ENOTFOUND, "read-only open of a missing file: ENOTFOUND");

@@ -248,7 +248,7 @@ static int migrate_fn(sqlite3 *h, void *user)
         int ntab = 0;
         query_int(d, "SELECT count(*) FROM sqlite_master", &ntab);
         if (ntab != 0)
-            D2_ERROR(D2_EDB, "%s: holds tables but is not a d2moe results database; refusing to touch it", d->path);
+            D2_ERROR(D2_EFORMAT, "%s: holds tables but is not a d2moe results database; refusing to touch it", d->path);
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA application_id = %d", DB_APPLICATION_ID);
         if (exec_simple(d, sql) != SQLITE_OK) return D2_EDB;
@@ -278,11 +278,12 @@ static int verify_owner(db *d)
     if (rc == SQLITE_OK) rc = query_int(d, "PRAGMA application_id", &app);
     if (rc == SQLITE_OK) rc = query_int(d, "PRAGMA user_version", &ver);
     sqlite3_exec(d->h, "COMMIT", NULL, NULL, NULL);
+    /* not a store is bad input (exit 2); a locked or unreadable one is not */
     if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
-        D2_ERROR(D2_EDB, "%s: not an SQLite database (corrupt or another kind of file); refusing to touch it", d->path);
+        D2_ERROR(D2_EFORMAT, "%s: not an SQLite database (corrupt or another kind of file); refusing to touch it", d->path);
     if (rc != SQLITE_OK) D2_ERROR(D2_EDB, "%s: cannot read: %s", d->path, sqlite3_errstr(rc));
     if (app != DB_APPLICATION_ID && (app != 0 || ntab != 0 || ver != 0))
-        D2_ERROR(D2_EDB, "%s: an SQLite database of another application (application_id %d); refusing to touch it", d->path, app);
+        D2_ERROR(D2_EFORMAT, "%s: an SQLite database of another application (application_id %d); refusing to touch it", d->path, app);
     d->version = ver;
     return D2_OK;
 }
@@ -346,7 +347,7 @@ int db_open_readonly(const char *path, db **out)
     D2_TRY(open_common(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, &d));
     if (d->version == 0 && N_MIGRATIONS > 0) {
         db_close(d);
-        D2_ERROR(D2_EDB, "%s: empty file, not a d2moe results database", path);
+        D2_ERROR(D2_EFORMAT, "%s: empty (an empty file or SQLite database), not a d2moe results database", path);
     }
     *out = d;
     return D2_OK;

@@ -8,7 +8,9 @@
  * keys on, busy timeout plus retry so concurrent writers lose nothing.
  * A run is assembled in memory (db_run) and written in ONE transaction, so a
  * crash never leaves half a result.  A file that is not a d2moe store (another
- * application's database, or not SQLite at all) is refused, never written. */
+ * application's database, or not SQLite at all) is refused, never written:
+ * D2_EFORMAT (bad input, exit status 2); a store that is locked or cannot be
+ * read or written stays D2_EDB. */
 #ifndef D2_RESULTS_DB_H
 #define D2_RESULTS_DB_H
 
