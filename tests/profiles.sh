@@ -39,6 +39,25 @@ printf '\000\001\002binary\377\n' > "$TMP/bin.ini"
 expect 2 "bin.ini:1: binary data" "binary garbage" -- "$D2MOE" show model "$TMP/bin.ini"
 : > "$TMP/empty.ini"
 expect 2 "empty.ini:[0-9]+: name: required key missing" "empty file" -- "$D2MOE" show model "$TMP/empty.ini"
+# checks across keys name the line of the key they blame, and run on the
+# effective values: after --set, which can mend a profile or break it
+printf '%s\n' "$good" | sed 's/top_k = 2/top_k = 8/' > "$TMP/topk.ini"
+expect 2 "topk.ini:7: top_k: 8 is more than experts \(4\)$" "top_k > experts: file:line of top_k" -- "$D2MOE" show model "$TMP/topk.ini"
+printf '%s\n' "$good" | sed 's/kv_heads = 1/kv_heads = 3/' > "$TMP/kvh.ini"
+expect 2 "kvh.ini:9: kv_heads: 3 does not divide heads \(2\)$" "kv_heads not dividing heads: file:line of kv_heads" -- "$D2MOE" show model "$TMP/kvh.ini"
+"$D2MOE" show model "$TMP/topk.ini" --set model.top_k=2 2>/dev/null | grep -Eq '^top_k += 2 '; ok $? "--set model.top_k=2 mends a profile's top_k > experts"
+"$D2MOE" show model "$TMP/kvh.ini" --set model.heads=6 2>/dev/null | grep -Eq '^heads += 6 '; ok $? "--set model.heads=6 mends kv_heads = 3"
+expect 2 "^d2moe: --set: model.experts: 1 is fewer than top_k \(2\)$" "a --set that breaks the check is named, not the profile's line" -- "$D2MOE" show model "$TMP/good.ini" --set model.experts=1
+sed 's/^top_k = 2 .*/top_k = 9/' "$D2_SRCDIR/experiments/models/tiny-moe.ini" > "$TMP/tiny9.ini"
+line=$(grep -n '^top_k' "$TMP/tiny9.ini" | cut -d: -f1)
+expect 2 "tiny9.ini:$line: top_k: 9 is more than experts \(8\)" "simulate: the profile's line" -- "$D2MOE" simulate --model "$TMP/tiny9.ini" --device env1 --requests 1 --prompt 2 --gen 2
+"$D2MOE" simulate --model "$TMP/tiny9.ini" --device env1 --requests 1 --prompt 2 --gen 2 --set model.top_k=2 > /dev/null; ok $? "simulate --set model.top_k=2 mends it"
+printf '[device]\nname = d\nmem_bytes = 1G\nmem_bw = 1G\nfp16_flops = 1T\nhost_mem_bytes = 1G\npage_cache_bytes = 2G\nflash_bw = 1G\nflash_lat_ns = 5\nunified = true\n' > "$TMP/dev6.ini"
+expect 2 "dev6.ini:7: page_cache_bytes: 2000000000 is larger than host_mem_bytes \(1000000000\)$" "device: page cache over host RAM: file:line" -- "$D2MOE" show device "$TMP/dev6.ini"
+"$D2MOE" show device "$TMP/dev6.ini" --set device.host_mem_bytes=4G > /dev/null; ok $? "device: --set host_mem_bytes mends it"
+printf '[device]\nname = d\nmem_bytes = 1G\nmem_bw = 1G\nfp16_flops = 1T\nhost_mem_bytes = 1G\nflash_bw = 1G\nflash_lat_ns = 5\nunified = false\n' > "$TMP/dev7.ini"
+expect 2 "dev7.ini:9: unified: false \(a discrete accelerator\) needs link_bw > 0$" "device: no link_bw on a discrete device: the line of unified" -- "$D2MOE" show device "$TMP/dev7.ini"
+"$D2MOE" show device "$TMP/dev7.ini" --set device.link_bw=16G > /dev/null; ok $? "device: --set device.link_bw mends it"
 # every shipped profile loads
 for f in "$D2_SRCDIR"/experiments/models/*.ini; do
     "$D2MOE" show model "$f" > /dev/null 2>&1; ok $? "shipped $(basename "$f") loads"

@@ -445,7 +445,9 @@ static int run(int argc, char **argv)
     d.flash_lat_ns = (int64_t)(r.lat_ns + 0.5);
     d.flash_qd = 1;
     d.io_overhead_ns = 0;
-    if ((rc = device_check(&d, "calibrate"))) return cli_fail(rc);
+    param_origin org; /* values measured here: messages say "calibrate: key" */
+    param_origin_init(&org, "calibrate");
+    if ((rc = device_check(&d, &org))) return cli_fail(rc);
 
     char *text = NULL;
     size_t len = 0;

@@ -93,12 +93,13 @@ static int run(int argc, char **argv)
     const char *what = argv[optind], *name = argv[optind + 1];
     if (!strcmp(what, "model")) {
         model m;
-        int rc = model_load(&m, name);
+        param_origin o; /* the profile's values, then the sets, then the checks across keys */
+        int rc = model_read(&m, name, &o);
         for (int i = 0; rc == D2_OK && i < nsets; i++) {
-            rc = param_apply_set(&model_params, &m, sets[i]);
+            rc = param_apply_set_from(&model_params, &m, sets[i], &o, "--set");
             if (rc == D2_ENOTFOUND) return cli_usage_error("show", "--set %s: not a model key", sets[i]);
         }
-        if (rc == D2_OK && nsets) rc = model_check(&m, "--set");
+        if (rc == D2_OK) rc = model_check(&m, &o);
         if (rc) return cli_fail(rc);
         printf("[model]\n");
         param_print(&model_params, &m, stdout);
@@ -107,12 +108,13 @@ static int run(int argc, char **argv)
     }
     if (!strcmp(what, "device")) {
         device d;
-        int rc = device_load(&d, name);
+        param_origin o;
+        int rc = device_read(&d, name, &o);
         for (int i = 0; rc == D2_OK && i < nsets; i++) {
-            rc = param_apply_set(&device_params, &d, sets[i]);
+            rc = param_apply_set_from(&device_params, &d, sets[i], &o, "--set");
             if (rc == D2_ENOTFOUND) return cli_usage_error("show", "--set %s: not a device key", sets[i]);
         }
-        if (rc == D2_OK && nsets) rc = device_check(&d, "--set");
+        if (rc == D2_OK) rc = device_check(&d, &o);
         if (rc) return cli_fail(rc);
         printf("[device]\n");
         param_print(&device_params, &d, stdout);

@@ -51,23 +51,54 @@ static const param_def defs[] = {
 
 const param_table device_params = {"device", "device", defs, sizeof defs / sizeof defs[0]};
 
-int device_check(const device *d, const char *where)
+/* The prefix of a cross-field message: the key of keys[] given last, with
+ * its line or option (as model_check does).  Returns that key. */
+static const char *blame(const param_origin *o, char *where, size_t n, const char *const *keys, size_t nk)
 {
-    if (!d->unified && d->link_bw <= 0)
-        D2_ERROR(D2_ERANGE, "%s: link_bw: must be > 0 for a discrete accelerator (or set unified = true)", where);
-    if (d->page_cache_bytes > d->host_mem_bytes)
-        D2_ERROR(D2_ERANGE, "%s: page_cache_bytes: larger than host_mem_bytes", where);
-    if (d->unified && d->mem_bytes > d->host_mem_bytes)
-        D2_ERROR(D2_ERANGE, "%s: mem_bytes: a unified device cannot have more than host_mem_bytes", where);
-    if (strcmp(d->page_cache_policy, "two-list") && strcmp(d->page_cache_policy, "lru"))
-        D2_ERROR(D2_ERANGE, "%s: page_cache_policy: \"%s\" is not two-list or lru", where, d->page_cache_policy);
-    if (strcmp(d->kind, "datasheet") && strcmp(d->kind, "calibrated") && strcmp(d->kind, "measured"))
-        D2_ERROR(D2_ERANGE, "%s: kind: \"%s\" is not datasheet, calibrated or measured", where, d->kind);
+    const char *k = param_origin_pick(&device_params, o, keys, nk);
+    param_origin_where(&device_params, o, k, where, n);
+    return k;
+}
+#define BLAME(...) blame(o, w, sizeof w, (const char *const[]){__VA_ARGS__}, sizeof (const char *const[]){__VA_ARGS__} / sizeof(const char *))
+
+int device_check(const device *d, const param_origin *o)
+{
+    char w[PARAM_PATH_MAX + 64];
+    const char *k;
+    long long host = d->host_mem_bytes, pc = d->page_cache_bytes, mem = d->mem_bytes;
+    if (!d->unified && d->link_bw <= 0) {
+        if (!strcmp(BLAME("link_bw", "unified"), "link_bw"))
+            D2_ERROR(D2_ERANGE, "%s: must be > 0 for a discrete accelerator (or set unified = true)", w);
+        D2_ERROR(D2_ERANGE, "%s: false (a discrete accelerator) needs link_bw > 0", w);
+    }
+    if (d->page_cache_bytes > d->host_mem_bytes) {
+        if (!strcmp(BLAME("page_cache_bytes", "host_mem_bytes"), "page_cache_bytes"))
+            D2_ERROR(D2_ERANGE, "%s: %lld is larger than host_mem_bytes (%lld)", w, pc, host);
+        D2_ERROR(D2_ERANGE, "%s: %lld is smaller than page_cache_bytes (%lld)", w, host, pc);
+    }
+    if (d->unified && d->mem_bytes > d->host_mem_bytes) {
+        k = BLAME("mem_bytes", "host_mem_bytes", "unified");
+        if (!strcmp(k, "mem_bytes"))
+            D2_ERROR(D2_ERANGE, "%s: %lld: a unified device cannot have more than host_mem_bytes (%lld)", w, mem, host);
+        if (!strcmp(k, "host_mem_bytes"))
+            D2_ERROR(D2_ERANGE, "%s: %lld is less than mem_bytes (%lld), which a unified device cannot have", w, host, mem);
+        D2_ERROR(D2_ERANGE, "%s: true, but mem_bytes (%lld) is more than host_mem_bytes (%lld)", w, mem, host);
+    }
+    if (strcmp(d->page_cache_policy, "two-list") && strcmp(d->page_cache_policy, "lru")) {
+        BLAME("page_cache_policy");
+        D2_ERROR(D2_ERANGE, "%s: \"%s\" is not two-list or lru", w, d->page_cache_policy);
+    }
+    if (strcmp(d->kind, "datasheet") && strcmp(d->kind, "calibrated") && strcmp(d->kind, "measured")) {
+        BLAME("kind");
+        D2_ERROR(D2_ERANGE, "%s: \"%s\" is not datasheet, calibrated or measured", w, d->kind);
+    }
     return D2_OK;
 }
+#undef BLAME
 
-static int check_any(const void *d, const char *where) { return device_check(d, where); }
+static int check_any(const void *d, const param_origin *o) { return device_check(d, o); }
 int device_load(device *d, const char *name_or_path) { return param_profile_load(&device_params, name_or_path, d, check_any); }
+int device_read(device *d, const char *name_or_path, param_origin *o) { return param_profile_read(&device_params, name_or_path, d, o); }
 
 int64_t device_page_cache_bytes(const device *d, int64_t accel_bytes)
 {

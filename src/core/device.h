@@ -65,12 +65,18 @@ typedef struct device {
 
 extern const param_table device_params;
 
+/* Load a profile, then device_check. */
 int device_load(device *d, const char *name_or_path);
+/* Load without device_check, o (may be NULL) getting each value's line
+ * (model_read says why). */
+int device_read(device *d, const char *name_or_path, param_origin *o);
 /* Bytes of host DRAM the page cache can hold: page_cache_bytes, or when
  * page_cache_auto, host_mem_bytes minus the OS, the process, the pinned
  * buffers and (unified memory) what the accelerator side uses (accel_bytes:
  * non-expert weights, KV cache and the expert budget); never below 0. */
 int64_t device_page_cache_bytes(const device *d, int64_t accel_bytes);
-int device_check(const device *d, const char *where);
+/* Cross-field checks; the message names the key it blames with its line in
+ * the profile or the option that set it (o may be NULL: the key alone). */
+int device_check(const device *d, const param_origin *o);
 
 #endif

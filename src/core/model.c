@@ -35,33 +35,72 @@ static const param_def defs[] = {
 
 const param_table model_params = {"model", "model", defs, sizeof defs / sizeof defs[0]};
 
-int model_check(const model *m, const char *where)
+/* The prefix of a cross-field message: the key of keys[] given last (an
+ * override, else a line of the profile: param_origin_pick) with its line or
+ * option.  Returns that key, for the message to say what it blames. */
+static const char *blame(const param_origin *o, char *where, size_t n, const char *const *keys, size_t nk)
 {
-    if (m->top_k > m->experts)
-        D2_ERROR(D2_ERANGE, "%s: top_k: %lld is more than experts (%lld)", where, (long long)m->top_k, (long long)m->experts);
-    if (m->heads % m->kv_heads != 0)
-        D2_ERROR(D2_ERANGE, "%s: kv_heads: %lld does not divide heads (%lld)", where, (long long)m->kv_heads, (long long)m->heads);
-    if (m->moe_first >= m->layers)
-        D2_ERROR(D2_ERANGE, "%s: moe_first: %lld is not below layers (%lld)", where, (long long)m->moe_first, (long long)m->layers);
-    if (m->shared_experts > 0 && m->shared_ffn == 0)
-        D2_ERROR(D2_ERANGE, "%s: shared_ffn: must be > 0 when shared_experts > 0", where);
-    if (model_moe_layers(m) < m->layers && m->dense_ffn == 0)
-        D2_ERROR(D2_ERANGE, "%s: dense_ffn: must be > 0 when some layers are not MoE", where);
-    if (m->dense && (m->experts != 1 || m->top_k != 1))
-        D2_ERROR(D2_ERANGE, "%s: dense: a dense model has experts = 1 and top_k = 1", where);
+    const char *k = param_origin_pick(&model_params, o, keys, nk);
+    param_origin_where(&model_params, o, k, where, n);
+    return k;
+}
+#define BLAME(...) blame(o, w, sizeof w, (const char *const[]){__VA_ARGS__}, sizeof (const char *const[]){__VA_ARGS__} / sizeof(const char *))
+
+int model_check(const model *m, const param_origin *o)
+{
+    char w[PARAM_PATH_MAX + 64];
+    const char *k;
+    long long top_k = m->top_k, experts = m->experts, heads = m->heads, kv_heads = m->kv_heads;
+    long long moe_first = m->moe_first, layers = m->layers;
+    if (m->top_k > m->experts) {
+        if (!strcmp(BLAME("top_k", "experts"), "top_k")) D2_ERROR(D2_ERANGE, "%s: %lld is more than experts (%lld)", w, top_k, experts);
+        D2_ERROR(D2_ERANGE, "%s: %lld is fewer than top_k (%lld)", w, experts, top_k);
+    }
+    if (m->heads % m->kv_heads != 0) {
+        if (!strcmp(BLAME("kv_heads", "heads"), "kv_heads")) D2_ERROR(D2_ERANGE, "%s: %lld does not divide heads (%lld)", w, kv_heads, heads);
+        D2_ERROR(D2_ERANGE, "%s: %lld is not a multiple of kv_heads (%lld)", w, heads, kv_heads);
+    }
+    if (m->moe_first >= m->layers) {
+        if (!strcmp(BLAME("moe_first", "layers"), "moe_first")) D2_ERROR(D2_ERANGE, "%s: %lld is not below layers (%lld)", w, moe_first, layers);
+        D2_ERROR(D2_ERANGE, "%s: %lld is not above moe_first (%lld)", w, layers, moe_first);
+    }
+    if (m->shared_experts > 0 && m->shared_ffn == 0) {
+        if (!strcmp(BLAME("shared_ffn", "shared_experts"), "shared_ffn")) D2_ERROR(D2_ERANGE, "%s: must be > 0 when shared_experts > 0", w);
+        D2_ERROR(D2_ERANGE, "%s: %lld needs shared_ffn > 0", w, (long long)m->shared_experts);
+    }
+    if (model_moe_layers(m) < m->layers && m->dense_ffn == 0) {
+        k = BLAME("dense_ffn", "moe_every", "moe_first", "layers");
+        if (!strcmp(k, "dense_ffn")) D2_ERROR(D2_ERANGE, "%s: must be > 0 when some layers are not MoE", w);
+        const param_def *d = param_find(&model_params, k);
+        long long v = d ? *(const int64_t *)((const char *)m + d->offset) : 0;
+        D2_ERROR(D2_ERANGE, "%s: %lld leaves %lld of the %lld layers not MoE, which needs dense_ffn > 0", w, v,
+                 (long long)(m->layers - model_moe_layers(m)), layers);
+    }
+    if (m->dense && (m->experts != 1 || m->top_k != 1)) {
+        k = BLAME("dense", "experts", "top_k");
+        if (!strcmp(k, "dense")) D2_ERROR(D2_ERANGE, "%s: a dense model has experts = 1 and top_k = 1", w);
+        D2_ERROR(D2_ERANGE, "%s: %lld, but a dense model (dense = true) has experts = 1 and top_k = 1", w,
+                 !strcmp(k, "experts") ? experts : top_k);
+    }
     /* Each key is within its range, but together they can describe a model
      * whose byte counts overflow int64 (1024 layers x 4096 experts of 3 x
      * 2^20 x 2^22): bound the total (the non-expert part cannot overflow,
      * the expert product is taken in double). */
     double total = (double)model_nonexpert_params(m) + (double)model_moe_layers(m) * (double)m->experts * (double)model_expert_params(m);
-    if (total > MODEL_PARAMS_MAX)
-        D2_ERROR(D2_ERANGE, "%s: %.3g parameters in all: more than %.0e (layers, experts, hidden and ffn sizes together)", where,
-                 total, MODEL_PARAMS_MAX);
+    if (total > MODEL_PARAMS_MAX) {
+        k = BLAME("experts", "layers", "expert_ffn", "hidden");
+        const param_def *d = param_find(&model_params, k);
+        long long v = d ? *(const int64_t *)((const char *)m + d->offset) : 0;
+        D2_ERROR(D2_ERANGE, "%s: %lld: %.3g parameters in all: more than %.0e (layers, experts, hidden and ffn sizes together)", w,
+                 v, total, MODEL_PARAMS_MAX);
+    }
     return D2_OK;
 }
+#undef BLAME
 
-static int check_any(const void *m, const char *where) { return model_check(m, where); }
+static int check_any(const void *m, const param_origin *o) { return model_check(m, o); }
 int model_load(model *m, const char *name_or_path) { return param_profile_load(&model_params, name_or_path, m, check_any); }
+int model_read(model *m, const char *name_or_path, param_origin *o) { return param_profile_read(&model_params, name_or_path, m, o); }
 
 int model_layer_is_moe(const model *m, int64_t l)
 {

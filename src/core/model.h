@@ -38,15 +38,22 @@ typedef struct model {
 
 extern const param_table model_params;
 
-/* Load experiments/models/<name>.ini (or a path containing '/' or ".ini"). */
+/* Load experiments/models/<name>.ini (or a path containing '/' or ".ini"),
+ * then model_check. */
 int model_load(model *m, const char *name_or_path);
+/* Load without model_check, o (may be NULL) getting each value's line: for
+ * callers that apply --set overrides (param_apply_set_from) and then check
+ * the effective values. */
+int model_read(model *m, const char *name_or_path, param_origin *o);
 /* Cross-field checks (top_k <= experts, kv_heads divides heads, at most
- * MODEL_PARAMS_MAX parameters in all, so every byte count fits int64). */
+ * MODEL_PARAMS_MAX parameters in all, so every byte count fits int64).  The
+ * message names the key it blames with its line in the profile, or the
+ * option that set it (o may be NULL: the key alone). */
 #define MODEL_PARAMS_MAX 1e15
 /* The simulator's limits on a model's routing (tables sized by them). */
 #define MODEL_MAX_EXPERTS 4096 /* routed experts per MoE layer */
 #define MODEL_MAX_TOP_K 64     /* experts per token */
-int model_check(const model *m, const char *where);
+int model_check(const model *m, const param_origin *o);
 
 int64_t model_moe_layers(const model *m);
 int model_layer_is_moe(const model *m, int64_t layer);

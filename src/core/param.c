@@ -126,8 +126,48 @@ int param_set(const param_table *t, void *obj, const char *key, const char *valu
 typedef struct load_ctx {
     const param_table *t;
     void *obj;
+    param_origin *o; /* may be NULL */
     unsigned char seen[PARAM_MAX_DEFS];
 } load_ctx;
+
+void param_origin_init(param_origin *o, const char *path)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->path, sizeof o->path, "%s", path ? path : "");
+}
+
+/* 2: an override, 1: a line of the file, 0: a default or unknown */
+static int origin_rank(const param_table *t, const param_origin *o, const char *key, size_t *idx)
+{
+    const param_def *d = param_find(t, key);
+    if (!d || !o) return 0;
+    *idx = (size_t)(d - t->defs);
+    return o->via[*idx] ? 2 : o->line[*idx] > 0 ? 1 : 0;
+}
+
+void param_origin_where(const param_table *t, const param_origin *o, const char *key, char *buf, size_t n)
+{
+    size_t i = 0;
+    switch (origin_rank(t, o, key, &i)) {
+    case 2: snprintf(buf, n, "%s: %s.%s", o->via[i], t->name, key); break;
+    case 1: snprintf(buf, n, "%s:%d: %s", o->path, o->line[i], key); break;
+    default:
+        if (o && o->path[0]) snprintf(buf, n, "%s: %s", o->path, key);
+        else snprintf(buf, n, "%s", key);
+    }
+}
+
+const char *param_origin_pick(const param_table *t, const param_origin *o, const char *const *keys, size_t n)
+{
+    const char *best = keys[0];
+    size_t i = 0;
+    int br = origin_rank(t, o, keys[0], &i);
+    for (size_t k = 1; k < n; k++) {
+        int r = origin_rank(t, o, keys[k], &i);
+        if (r > br) { best = keys[k]; br = r; }
+    }
+    return best;
+}
 
 static int load_entry(void *user, const char *section, const char *key, const char *value,
                       const char *path, int line)
@@ -137,17 +177,21 @@ static int load_entry(void *user, const char *section, const char *key, const ch
     snprintf(where, sizeof where, "%s:%d", path, line);
     if (section[0] && strcmp(section, c->t->section) != 0)
         D2_ERROR(D2_EFORMAT, "%s: [%s]: unknown section (expected [%s])", where, section, c->t->section);
-    return param_set(c->t, c->obj, key, value, where, c->seen);
+    D2_TRY(param_set(c->t, c->obj, key, value, where, c->seen));
+    if (c->o) c->o->line[param_find(c->t, key) - c->t->defs] = line;
+    return D2_OK;
 }
 
-int param_load_ini(const param_table *t, void *obj, const char *path)
+int param_load_ini(const param_table *t, void *obj, const char *path, param_origin *o)
 {
     if (t->n > PARAM_MAX_DEFS) D2_ERROR(D2_EINTERNAL, "%s: parameter table too large", t->name);
     param_defaults(t, obj);
+    if (o) param_origin_init(o, path);
     load_ctx c;
     memset(&c, 0, sizeof c);
     c.t = t;
     c.obj = obj;
+    c.o = o;
     int lines = 0;
     D2_TRY(inifile_parse(path, load_entry, &c, &lines));
     for (size_t i = 0; i < t->n; i++)
@@ -157,6 +201,11 @@ int param_load_ini(const param_table *t, void *obj, const char *path)
 }
 
 int param_apply_set(const param_table *t, void *obj, const char *assignment)
+{
+    return param_apply_set_from(t, obj, assignment, NULL, NULL);
+}
+
+int param_apply_set_from(const param_table *t, void *obj, const char *assignment, param_origin *o, const char *via)
 {
     const char *eq = strchr(assignment, '=');
     if (!eq || eq == assignment)
@@ -177,7 +226,9 @@ int param_apply_set(const param_table *t, void *obj, const char *assignment)
         if (dot) D2_ERROR(D2_EINVAL, "--set %s: unknown key %s.%s", assignment, t->name, k);
         return D2_ENOTFOUND;
     }
-    return param_set(t, obj, k, eq + 1, "--set", NULL);
+    D2_TRY(param_set(t, obj, k, eq + 1, "--set", NULL));
+    if (o) o->via[param_find(t, k) - t->defs] = via ? via : "--set";
+    return D2_OK;
 }
 
 void param_format(const param_def *d, const void *obj, char *buf, size_t n)
@@ -357,11 +408,17 @@ void param_names_free(char **names, size_t n)
     free(names);
 }
 
-int param_profile_load(const param_table *t, const char *name_or_path, void *obj,
-                       int (*check)(const void *obj, const char *where))
+int param_profile_read(const param_table *t, const char *name_or_path, void *obj, param_origin *o)
 {
     char path[PARAM_PATH_MAX];
     D2_TRY(param_profile_path(t->name, name_or_path, path, sizeof path));
-    D2_TRY(param_load_ini(t, obj, path));
-    return check ? check(obj, path) : D2_OK;
+    return param_load_ini(t, obj, path, o);
+}
+
+int param_profile_load(const param_table *t, const char *name_or_path, void *obj,
+                       int (*check)(const void *obj, const param_origin *o))
+{
+    param_origin o;
+    D2_TRY(param_profile_read(t, name_or_path, obj, &o));
+    return check ? check(obj, &o) : D2_OK;
 }

@@ -18,6 +18,7 @@
 
 #define PARAM_STR_MAX 128 /* bytes of a PARAM_STRING field, NUL included */
 #define PARAM_MAX_DEFS 128
+#define PARAM_PATH_MAX 4096 /* bytes of a resolved profile path */
 
 typedef enum param_type {
     PARAM_INT,    /* int64_t; k/M/G/Ki.. suffixes allowed */
@@ -53,12 +54,37 @@ const param_def *param_find(const param_table *t, const char *key);
 int param_set(const param_table *t, void *obj, const char *key,
               const char *value, const char *where, unsigned char *seen);
 
-/* Defaults, then the file; every required key must be present. */
-int param_load_ini(const param_table *t, void *obj, const char *path);
+/* Where each value of an object came from, so that a check spanning several
+ * keys (top_k <= experts) can name the line of the key it blames, or the
+ * override that set it: filled by param_load_ini and param_apply_set_from. */
+typedef struct param_origin {
+    char path[PARAM_PATH_MAX];       /* the profile read ("" when none) */
+    int line[PARAM_MAX_DEFS];        /* per table row: its line in path; 0 = not in the file (a default) */
+    const char *via[PARAM_MAX_DEFS]; /* per row: the override that set it last ("--set", a reading's file);
+                                        NULL = none.  Not copied: must live as long as the origin is read */
+} param_origin;
+
+/* Empty: every value a default, path (may be NULL) the file or a label. */
+void param_origin_init(param_origin *o, const char *path);
+/* The message prefix naming key: "path:LINE: key" for a key of the file,
+ * "--set: table.key" for an override, "path: key" for a default ("key"
+ * alone when o is NULL or has no path). */
+void param_origin_where(const param_table *t, const param_origin *o, const char *key, char *buf, size_t n);
+/* Of keys[0..n), the one a check that spans them should blame: the key set
+ * last, an override before a line of the file before a default; ties go to
+ * the earlier key (keys[0] when o is NULL). */
+const char *param_origin_pick(const param_table *t, const param_origin *o, const char *const *keys, size_t n);
+
+/* Defaults, then the file; every required key must be present.  o (may be
+ * NULL) gets the line of each key. */
+int param_load_ini(const param_table *t, void *obj, const char *path, param_origin *o);
 
 /* Apply "[table.]key=value".  Returns D2_ENOTFOUND (no error message set)
  * when the prefix names another table, so a caller can try each table. */
 int param_apply_set(const param_table *t, void *obj, const char *assignment);
+/* The same, recording in o (may be NULL) that the key was set by `via`
+ * ("--set", or a reading's file; kept as a pointer). */
+int param_apply_set_from(const param_table *t, void *obj, const char *assignment, param_origin *o, const char *via);
 
 /* Canonical text of a field (round-trips through param_set). */
 void param_format(const param_def *d, const void *obj, char *buf, size_t n);
@@ -93,13 +119,14 @@ size_t param_profile_roots(const char *roots[PARAM_MAX_ROOTS], const char *origi
  * path.  origin (may be NULL) gets the root's label. */
 int param_profile_find(const char *kind, const char *name_or_path, char *out, size_t n, const char **origin);
 int param_profile_path(const char *kind, const char *name_or_path, char *out, size_t n);
-/* Bytes of a resolved profile path. */
-#define PARAM_PATH_MAX 4096
-/* The one profile loader: resolve name_or_path for the table's kind
- * (t->name: "model", "device"), load it into obj (defaults, then the file), then run
- * check(obj, path) when given (cross-field checks). */
+/* The one profile reader: resolve name_or_path for the table's kind
+ * (t->name: "model", "device") and load it into obj (defaults, then the
+ * file), o (may be NULL) getting where each value came from.  No cross-field
+ * checks: a caller applies its overrides, then checks the effective values. */
+int param_profile_read(const param_table *t, const char *name_or_path, void *obj, param_origin *o);
+/* param_profile_read, then check(obj, origin) when given (cross-field checks). */
 int param_profile_load(const param_table *t, const char *name_or_path, void *obj,
-                       int (*check)(const void *obj, const char *where));
+                       int (*check)(const void *obj, const param_origin *o));
 /* Sorted names of the profiles of a kind ("model", "device") over every
  * root (a name counted once: the first root's); free with param_names_free. */
 int param_profile_list(const char *kind, char ***names, size_t *n);

@@ -29,34 +29,36 @@ static int route_trace_token(void *user, uint32_t req, uint32_t pos, uint16_t *e
     return trace_source_route_token(user, req, pos, experts, weights, bits, stride);
 }
 
-/* Apply one "table.key=value" to whichever table its prefix names. */
-static int apply_set(model *m, device *d, sim_params *p, const char *s)
+/* Apply one "table.key=value" to whichever table its prefix names; via
+ * ("--set" or the reading's file) is recorded in the origins. */
+static int apply_set(model *m, device *d, sim_params *p, const char *s, param_origin *mo, param_origin *dor,
+                     const char *via)
 {
-    int rc = param_apply_set(&model_params, m, s);
+    int rc = param_apply_set_from(&model_params, m, s, mo, via);
     if (rc != D2_ENOTFOUND) return rc;
-    rc = param_apply_set(&device_params, d, s);
+    rc = param_apply_set_from(&device_params, d, s, dor, via);
     if (rc != D2_ENOTFOUND) return rc;
     rc = param_apply_set(&sim_param_table, p, s);
     if (rc != D2_ENOTFOUND) return rc;
     D2_ERROR(D2_EINVAL, "--set %s: expected model.KEY=, device.KEY= or sim.KEY=VALUE", s);
 }
 
-/* Profiles, then the reading, then the sets: the effective configuration. */
+/* Profiles, then the reading, then the sets: the effective configuration,
+ * cross-checked as a whole (a --set can mend a profile's top_k > experts). */
 static int resolve(const sim_job *job, model *m, device *d, sim_params *p, readings *rd)
 {
     char seed[32];
-    D2_TRY(model_load(m, job->model));
-    D2_TRY(device_load(d, job->device));
+    param_origin mo, dor;
+    D2_TRY(model_read(m, job->model, &mo));
+    D2_TRY(device_read(d, job->device, &dor));
     param_defaults(&sim_param_table, p);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)job->seed);
     D2_TRY(param_set(&sim_param_table, p, "seed", seed, "seed", NULL));
     D2_TRY(readings_load(rd, job->readings));
-    for (size_t i = 0; i < rd->n; i++) D2_TRY(apply_set(m, d, p, rd->set[i]));
-    for (size_t i = 0; i < job->nsets; i++) D2_TRY(apply_set(m, d, p, job->sets[i]));
-    if (job->nsets || rd->n) {
-        D2_TRY(model_check(m, "--set"));
-        D2_TRY(device_check(d, "--set"));
-    }
+    for (size_t i = 0; i < rd->n; i++) D2_TRY(apply_set(m, d, p, rd->set[i], &mo, &dor, rd->path[0] ? rd->path : rd->name));
+    for (size_t i = 0; i < job->nsets; i++) D2_TRY(apply_set(m, d, p, job->sets[i], &mo, &dor, "--set"));
+    D2_TRY(model_check(m, &mo));
+    D2_TRY(device_check(d, &dor));
     return D2_OK;
 }
 

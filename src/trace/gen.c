@@ -212,7 +212,7 @@ int gen_preset_load(const char *name, gen_params *p)
         if (!f) D2_ERROR(D2_ENOTFOUND, "generator preset \"%s\": %s not found", name, path);
         fclose(f);
     }
-    return param_load_ini(&gen_params_table, p, path);
+    return param_load_ini(&gen_params_table, p, path, NULL);
 }
 
 static const double *sort_vals;
