@@ -58,6 +58,18 @@ expect 2 "dev6.ini:7: page_cache_bytes: 2000000000 is larger than host_mem_bytes
 printf '[device]\nname = d\nmem_bytes = 1G\nmem_bw = 1G\nfp16_flops = 1T\nhost_mem_bytes = 1G\nflash_bw = 1G\nflash_lat_ns = 5\nunified = false\n' > "$TMP/dev7.ini"
 expect 2 "dev7.ini:9: unified: false \(a discrete accelerator\) needs link_bw > 0$" "device: no link_bw on a discrete device: the line of unified" -- "$D2MOE" show device "$TMP/dev7.ini"
 "$D2MOE" show device "$TMP/dev7.ini" --set device.link_bw=16G > /dev/null; ok $? "device: --set device.link_bw mends it"
+# profile folders: --profiles must be a folder; so must $D2MOE_PROFILES when set
+: > "$TMP/regf"
+expect 2 "^d2moe: --profiles .*regf: not a directory$" "--profiles of a regular file: not a directory" -- "$D2MOE" --profiles "$TMP/regf" list models
+if mkfifo "$TMP/ff" 2>/dev/null; then
+    expect 2 "^d2moe: --profiles .*ff: not a directory$" "--profiles of a FIFO: not a directory" -- "$D2MOE" --profiles "$TMP/ff" list models
+else skip "mkfifo failed"; fi
+expect 2 "^d2moe: --profiles $TMP/none: No such file or directory$" "--profiles of a missing folder" -- "$D2MOE" --profiles "$TMP/none" list models
+expect 2 "^d2moe: \\\$D2MOE_PROFILES=$TMP/none: No such file or directory$" "\$D2MOE_PROFILES missing: list models exits 2 naming it" -- env D2MOE_PROFILES="$TMP/none" "$D2MOE" list models
+expect 2 "\\\$D2MOE_PROFILES=$TMP/none: " "\$D2MOE_PROFILES missing: list (the folders) exits 2" -- env D2MOE_PROFILES="$TMP/none" "$D2MOE" list
+expect 2 "\\\$D2MOE_PROFILES=$TMP/regf: not a directory" "\$D2MOE_PROFILES a file: show device env1 exits 2, no fallback" -- env D2MOE_PROFILES="$TMP/regf" "$D2MOE" show device env1
+expect 2 "\\\$D2MOE_PROFILES=$TMP/none: " "\$D2MOE_PROFILES missing: simulate exits 2" -- env D2MOE_PROFILES="$TMP/none" "$D2MOE" simulate --model tiny-moe --device env1 --requests 1 --prompt 2 --gen 2
+env D2MOE_PROFILES= "$D2MOE" show device env1 > /dev/null; ok $? "an empty \$D2MOE_PROFILES is unset"
 # every shipped profile loads
 for f in "$D2_SRCDIR"/experiments/models/*.ini; do
     "$D2MOE" show model "$f" > /dev/null 2>&1; ok $? "shipped $(basename "$f") loads"

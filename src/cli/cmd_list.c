@@ -21,7 +21,9 @@ static void usage(FILE *out)
                  "  1. --profiles DIR   2. $D2MOE_PROFILES   3. ./experiments (current folder)\n"
                  "  4. the installed data folder (%s/experiments, 'make install')\n"
                  "  5. the build's source tree (%s/experiments)\n"
-                 "each holding models/, devices/ and readings/ (<name>.ini).\n", D2_DATADIR, D2_SRCDIR);
+                 "each holding models/, devices/ and readings/ (<name>.ini).  Folders 3-5 are\n"
+                 "skipped when missing; a --profiles DIR or $D2MOE_PROFILES that is not a folder is\n"
+                 "an error (exit status 2), never passed over.\n", D2_DATADIR, D2_SRCDIR);
 }
 
 static int list_models(void)
@@ -102,6 +104,8 @@ static int run(int argc, char **argv)
         return cli_bad_option("list", argc, argv);
     }
     if (argc == optind) {
+        int rc = param_profile_roots_check();
+        if (rc) return cli_fail(rc);
         const char *roots[PARAM_MAX_ROOTS], *origins[PARAM_MAX_ROOTS];
         size_t n = param_profile_roots(roots, origins);
         printf("profiles are looked up in (first match wins):\n");

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const cli_cmd *const commands[] = {
@@ -127,6 +128,9 @@ static int take_profiles(int *argc, char **argv)
         if (!strcmp(argv[i], "--profiles") || !strncmp(argv[i], "--profiles=", 11)) {
             const char *dir = argv[i][10] == '=' ? argv[i] + 11 : (i + 1 < *argc ? argv[++i] : NULL);
             if (!dir || !*dir) { fprintf(stderr, "d2moe: --profiles: expected a folder\n"); return 2; }
+            struct stat st; /* a file or FIFO is "not a directory", not a permission problem */
+            if (stat(dir, &st) != 0) { fprintf(stderr, "d2moe: --profiles %s: %s\n", dir, strerror(errno)); return 2; }
+            if (!S_ISDIR(st.st_mode)) { fprintf(stderr, "d2moe: --profiles %s: not a directory\n", dir); return 2; }
             if (access(dir, R_OK | X_OK) != 0) { fprintf(stderr, "d2moe: --profiles %s: %s\n", dir, strerror(errno)); return 2; }
             param_profiles_dir_set(dir);
             continue;

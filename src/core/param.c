@@ -318,6 +318,18 @@ size_t param_profile_roots(const char *roots[PARAM_MAX_ROOTS], const char *origi
     return n;
 }
 
+int param_profile_roots_check(void)
+{
+    /* $D2MOE_PROFILES names one folder on purpose: a typo must not fall
+     * through to the other folders unnoticed */
+    const char *env = getenv("D2MOE_PROFILES");
+    if (!env || !*env) return D2_OK;
+    struct stat st;
+    if (stat(env, &st) != 0) D2_ERROR(D2_EINVAL, "$D2MOE_PROFILES=%s: %s", env, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) D2_ERROR(D2_EINVAL, "$D2MOE_PROFILES=%s: not a directory", env);
+    return D2_OK;
+}
+
 int param_profile_find(const char *kind, const char *name_or_path, char *out, size_t n, const char **origin)
 {
     size_t len = strlen(name_or_path);
@@ -331,6 +343,7 @@ int param_profile_find(const char *kind, const char *name_or_path, char *out, si
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
             D2_ERROR(D2_EINVAL, "%s: not a %s name (letters a-z, digits, '-', '_', '.'); 'd2moe list %ss' lists them",
                      name_or_path, kind, kind);
+    D2_TRY(param_profile_roots_check());
     const char *roots[PARAM_MAX_ROOTS], *origins[PARAM_MAX_ROOTS];
     size_t nr = param_profile_roots(roots, origins);
     for (size_t i = 0; i < nr; i++) {
@@ -361,6 +374,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 int param_profile_list(const char *kind, char ***names, size_t *n)
 {
+    D2_TRY(param_profile_roots_check());
     const char *roots[PARAM_MAX_ROOTS], *origins[PARAM_MAX_ROOTS];
     size_t nr = param_profile_roots(roots, origins);
     char **a = NULL;

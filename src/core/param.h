@@ -107,9 +107,14 @@ void param_print_help(const param_table *t, FILE *out);
  *   4. the installed data folder, $(datadir)/d2moe/experiments
  *   5. the build's source tree, <srcdir>/experiments
  * each holding <kind>s/<name>.ini (models/, devices/, readings/).  Folders
- * that do not exist are skipped. */
+ * 3-5 are skipped when they do not exist; 1 and 2 are named by the user, so
+ * a missing one is an error: main checks --profiles, and every lookup by
+ * name (param_profile_find, param_profile_list) checks $D2MOE_PROFILES. */
 #define PARAM_MAX_ROOTS 5
 void param_profiles_dir_set(const char *dir);
+/* D2_EINVAL naming the variable when $D2MOE_PROFILES is set (not empty) but
+ * is not a folder. */
+int param_profile_roots_check(void);
 /* The folders in search order and what put each there ("--profiles",
  * "$D2MOE_PROFILES", "./experiments", "installed", "source tree"). */
 size_t param_profile_roots(const char *roots[PARAM_MAX_ROOTS], const char *origins[PARAM_MAX_ROOTS]);
