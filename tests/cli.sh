@@ -39,4 +39,11 @@ expect 2 "expected a subcommand" "db without subcommand: exit 2" -- "$D2MOE" db
 expect 2 "cannot open" "db info of a missing file: exit 2" -- "$D2MOE" db info "$TMP/none.db"
 printf 'not a database at all, just text that is long enough to be a header........................................' > "$TMP/junk.db"
 expect 2 "junk.db: not an SQLite database" "db info of a corrupt file: refused, exit 2 (bad input)" -- "$D2MOE" db info "$TMP/junk.db"
+# help texts say what the code does
+"$D2MOE" help | grep -Eq "^  list +.*reading"; ok $? "help: list names the reading profiles too"
+"$D2MOE" audit --help | tr '\n' ' ' | grep -q -- "--readings .*default datasheet"; ok $? "audit --help: --readings defaults to datasheet"
+! "$D2MOE" audit --help | grep -q "default none"; ok $? "audit --help: not 'default none'"
+goal=$(sed -n 's/.*(goal: \([0-9]* ms\)).*/\1/p' "$D2_SRCDIR/src/cli/bench_sim.c")
+[ -n "$goal" ] && "$D2MOE" bench --help | grep -E "^  sim " | grep -q "goal $goal"; ok $? "bench --help: the sim goal is the one bench sim prints ($goal)"
+expect 2 "--preset 'v9': expected v1 .*v2 .*v1k or v2k" "quantize --preset v9: names all four presets" -- "$D2MOE" quantize --input "$TMP/none.bin" --preset v9
 done_testing

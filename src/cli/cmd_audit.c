@@ -22,12 +22,13 @@ static void usage(FILE *out)
             "Check the claims of FILE (INI, one [claim NAME] section per claim: what the\n"
             "paper states, the runs that test it and the claimed range; docs/audit.md)\n"
             "against simulate runs under the reading set NAME (experiments/readings/NAME.ini\n"
-            "or a path; default none).  Each claim gets a verdict: reproduced (its cases lie\n"
-            "in the claimed range), exceeds-bound (it misses below the range, and the range\n"
-            "lies above what the run's bound_tps allows), not-reproduced, or error (a case\n"
-            "could not run).  --json prints one object; --db stores every run and the\n"
-            "audit (tables audits, audit_claims, audit_cases).  Exit 0 when the audit ran,\n"
-            "whatever the verdicts; 2 for a bad claims file or argument; 1 otherwise.\n");
+            "or a path; default datasheet, as for simulate; none applies no reading).  Each\n"
+            "claim gets a verdict: reproduced (its cases lie in the claimed range),\n"
+            "exceeds-bound (it misses below the range, and the range lies above what the\n"
+            "run's bound_tps allows), not-reproduced, or error (a case could not run).\n"
+            "--json prints one object; --db stores every run and the audit (tables audits,\n"
+            "audit_claims, audit_cases).  Exit 0 when the audit ran, whatever the verdicts;\n"
+            "2 for a bad claims file or argument; 1 otherwise.\n");
 }
 
 static void fmt_num(char *buf, size_t n, double v)

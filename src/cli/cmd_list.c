@@ -124,4 +124,4 @@ static int run(int argc, char **argv)
     return cli_usage_error("list", "'%s': expected models, devices or readings%s", what, hint);
 }
 
-const cli_cmd cli_cmd_list = {"list", "list model or device profiles", run};
+const cli_cmd cli_cmd_list = {"list", "list the model, device or reading profiles, or the folders searched", run};

@@ -405,7 +405,8 @@ static int run(int argc, char **argv)
         c.base_bits = kq.base_bits;
         c.levels = kq.levels;
         /* the baselines keep g = 128; the report's group is the super-block */
-    } else if (preset && mwq_config_preset(&c, preset)) return cli_usage_error("quantize", "--%s", d2_err_msg());
+    } else if (preset && mwq_config_preset(&c, preset)) /* mwq.c knows only v1 and v2: name all four */
+        return cli_usage_error("quantize", "--preset '%s': expected v1 (b1=2, K=3), v2 (b1=5, K=4), v1k or v2k (k-quant nested)", preset);
     if (bb) c.base_bits = bb;
     if (lv) c.levels = lv;
     if (gr) c.group = gr;
