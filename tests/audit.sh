@@ -113,4 +113,21 @@ sed 's/^requests = 2$/requestz = 2/' "$C" > "$TMP/bad.ini"
 $D2MOE audit --claims "$TMP/bad.ini" --db "$TMP/none.db" 2> /dev/null
 [ $? = 2 ] && [ ! -e "$TMP/none.db" ]; ok $? "a bad claims file is found before the store is created"
 
+# settings that parse but that no run accepts: resolved when the file is
+# read, before any claim runs (a budget below one expert's level set stays
+# a case error, case-error above)
+L=$(grep -n '^sim.kv_on_device = false$' "$C" | cut -d: -f1)
+badl() { # badl VALUE REGEX DESCRIPTION: the claim's table.key line (L) replaced by VALUE
+    sed "s|^sim.kv_on_device = false\$|$1|" "$C" > "$TMP/bad.ini"
+    expect 2 "^d2moe: .*bad\.ini:$L: $2" "$3" -- $D2MOE audit --claims "$TMP/bad.ini"
+}
+badl 'sim.nested_compute = bogus' 'sim\.nested_compute: "bogus": expected uniform or swiglu \(\[claim any-case\], model llama-moe-3\.5b, device env1\)' \
+    "sim.nested_compute = bogus: exit 2, the setting's line"
+$D2MOE audit --claims "$TMP/bad.ini" --db "$TMP/none.db" > /dev/null 2>&1
+[ $? = 2 ] && [ ! -e "$TMP/none.db" ]; ok $? "... found before any run and before the store is created"
+badl 'sim.caps = 0.5/0.6/0.3' 'sim\.caps: "0\.5/0\.6/0\.3": capacities sum to 1\.4, not 1' "caps that do not sum to 1: exit 2"
+badl 'sim.storage = v2k' 'sim\.storage: v2k has 4 levels; system d2moe-v1 has 3' "sim.storage against the claim's system: exit 2"
+badl 'sim.bitroute = uniform:8' 'sim\.bitroute: uniform:8: system d2moe-v1 stores no 8-bit level' "a bit routing the claim's system cannot do: exit 2"
+badl 'model.top_k = 9' 'model\.top_k: 9 is more than experts \(8\)' "a model setting the profile checks refuse: exit 2"
+
 done_testing

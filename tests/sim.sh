@@ -50,7 +50,7 @@ a=$($ST | jq '.io_gb'); b=$($ST --set sim.storage=v1 | jq '.io_gb'); c=$($ST --s
 awk -v a="$a" -v b="$b" 'BEGIN { exit !(a > 0 && a == b) }'; ok $? "sim.storage=v1: the paper layout's sizes ($a GB both)"
 awk -v a="$a" -v c="$c" 'BEGIN { r = c / a; exit !(r > 37 / 36 - 1e-9 && r < 37 / 36 + 1e-9) }'
 ok $? "sim.storage=v1k: level-1 bytes 74 B per super-block of 256 weights, 37/36 of the paper layout ($c / $a GB)"
-expect 2 "sim.storage v2k has 4 levels; system d2moe-v1 has 3" "sim.storage with another level count: exit 2" -- $S --set sim.storage=v2k
+expect 2 "sim.storage: v2k has 4 levels; system d2moe-v1 has 3" "sim.storage with another level count: exit 2" -- $S --set sim.storage=v2k
 expect 2 "stores separate copies, not nested levels" "sim.storage on a system of copies: exit 2" -- $S --policy hold-int8 --set sim.storage=v1k
 expect 2 "not a storage format" "sim.storage of an unknown format: exit 2" -- $S --set sim.storage=v3k
 expect 2 '"nope" is not a named system' "unknown policy: exit 2" -- $S --policy nope

@@ -45,6 +45,38 @@ expect 2 "b5.ini:5: requests: 0 is outside" "out-of-range value" -- "$D2MOE" swe
 [ ! -e "$TMP/b.db" ]; ok $? "no store was created by a bad spec"
 expect 2 "--shard 3/3" "bad --shard" -- "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/b.db" --shard 3/3
 
+# values that parse but that no run accepts (alone or together): every job is
+# resolved before any runs, so the sweep stops naming the spec line, and
+# nothing is stored (fig10 reduced to one model and device)
+v() { # v NAME POLICIES LINE7: a spec whose line 7 is the value under test
+    printf '[sweep]\nname = v\nmodel = mixtral-8x7b\ndevice = env1\nsim.policy = %s\nsim.budget = 500M, 1400M\n%s\nsim.requests = 2\nsim.prompt = 8\nsim.gen = 8\n[quick]\nsim.budget = 600M\n' "$2" "$3" > "$TMP/$1.ini"
+}
+v v1 "d2moe-v1, d2moe-v2" "sim.nested_compute = uniform, bogus"
+expect 2 'v1\.ini:7: sim\.nested_compute: "bogus": expected uniform or swiglu' "sim.nested_compute = bogus: file:line, exit 2" -- "$D2MOE" sweep "$TMP/v1.ini" --db "$TMP/v.db" -j 2
+v v2 "d2moe-v1, d2moe-v2" "sim.caps = 0.5/0.6/0.3"
+expect 2 'v2\.ini:7: sim\.caps: "0\.5/0\.6/0\.3": capacities sum to 1\.4, not 1' "caps that do not sum to 1: file:line, exit 2" -- "$D2MOE" sweep "$TMP/v2.ini" --db "$TMP/v.db"
+v v3 "d2moe-v2" "sim.storage = v1k"
+expect 2 'v3\.ini:7: sim\.storage: v1k has 3 levels; system d2moe-v2 has 4' "sim.storage = v1k with d2moe-v2: the line of the key blamed, exit 2" -- "$D2MOE" sweep "$TMP/v3.ini" --db "$TMP/v.db"
+[ ! -e "$TMP/v.db" ]; ok $? "no store was created by those specs"
+v v6 "hold-int8, d2moe-v1" "sim.bitroute = uniform:8"
+expect 2 'v6\.ini:7: sim\.bitroute: uniform:8: system d2moe-v1 stores no 8-bit level' "two axes that do not go together (a later job): the line of the key blamed" -- "$D2MOE" sweep "$TMP/v6.ini" --db "$TMP/v.db"
+v v4 "d2moe-v1, d2moe-v2" "seed = 1"
+expect 2 '^d2moe: --set sim\.nested_compute=bogus: sim\.nested_compute: "bogus"' "a bad --set value names the option" -- "$D2MOE" sweep "$TMP/v4.ini" --db "$TMP/v.db" --set sim.nested_compute=bogus
+v v7 "d2moe-v1" "sim.caps = 0.5/0.3/0.2"
+printf 'sim.caps = 0.5/0.3/0.2, 0.5/0.5/0.5\n' >> "$TMP/v7.ini"
+"$D2MOE" sweep "$TMP/v7.ini" --db "$TMP/v.db" --shard 0/100 --quiet 2> /dev/null && [ -e "$TMP/v.db" ] && rm -f "$TMP/v.db"
+ok $? "(the spec runs without --quick)"
+expect 2 'v7\.ini:13: sim\.caps: "0\.5/0\.5/0\.5": capacities sum to 1\.5' "--quick: the [quick] line of the value used" -- "$D2MOE" sweep "$TMP/v7.ini" --db "$TMP/v.db" --quick
+v v5 "d2moe-v1, d2moe-v2" "sim.nested_kernel = per-level, per-level, fused, bogus"
+expect 2 'v5\.ini:7: sim\.nested_kernel: "bogus"' "--shard: every shard checks every job (the bad one is in another shard)" -- "$D2MOE" sweep "$TMP/v5.ini" --db "$TMP/v.db" --shard 0/8
+expect 2 'v5\.ini:7: sim\.nested_kernel: "bogus"' "--as and --readings: the same check" -- "$D2MOE" sweep "$TMP/v5.ini" --db "$TMP/v.db" --as trial --readings paper-testbed
+[ ! -e "$TMP/v.db" ]; ok $? "still no store"
+"$D2MOE" sweep "$TMP/v4.ini" --db "$TMP/v.db" --quiet; ok $? "the good spec runs"
+before=$(sqlite3 "$TMP/v.db" "SELECT count(*), sum(status = 'failed') FROM runs")
+"$D2MOE" sweep "$TMP/v1.ini" --db "$TMP/v.db" --quiet 2> /dev/null; rc=$?
+[ $rc -eq 2 ] && [ "$before" = "4|0" ] && [ "$(sqlite3 "$TMP/v.db" "SELECT count(*), sum(status = 'failed') FROM runs")" = "$before" ]
+ok $? "a bad spec into an existing store: exit 2 ($rc), the store untouched ($before runs, failed)"
+
 # kill -9 the sweep mid-way (its process group), rerun, compare
 setsid "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/killed.db" -j 2 --quiet &
 pid=$!

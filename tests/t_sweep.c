@@ -171,6 +171,52 @@ static int run_sweep(const char *spec, const char *dbp, int workers, int shard_i
     return rc;
 }
 
+/* A job check that refuses jobs with value "bad" in the key it is told to
+ * blame (user), or, with user "", blames nothing. */
+static int job_check_cb(const sweep_job *job, char *key, size_t n, void *user)
+{
+    const char *blame = user;
+    for (size_t i = 0; i < job->n; i++)
+        if (!strcmp(job->value[i], "bad")) {
+            snprintf(key, n, "%s", blame);
+            D2_ERROR(D2_EINVAL, "%s: no good (job %zu)", *blame ? blame : "it", job->index);
+        }
+    return D2_OK;
+}
+
+/* sweep_spec_check_jobs: the first failing job, the line of the key blamed */
+static void test_check_jobs(void)
+{
+    sweep_spec *s;
+    const char *p = write_spec("cj.ini", "[sweep]\nname = cj\nmodel = m1, m2\nsim.x = a, b, bad\nsim.y = c\n[quick]\nsim.x = a, bad\n");
+    ok(sweep_spec_load(p, 0, NULL, 0, NULL, NULL, &s) == D2_OK, "a spec loads");
+    is_int(sweep_spec_check_jobs(s, job_check_cb, "sim.x"), D2_EINVAL, "a job the check refuses: its status");
+    char want[600];
+    snprintf(want, sizeof want, "%s:4: sim.x: no good (job 2)", p);
+    is_str(d2_err_msg(), want, "file:line of the key blamed, the first failing job");
+    sweep_spec_check_jobs(s, job_check_cb, "sim.y");
+    snprintf(want, sizeof want, "%s:5: sim.y: no good (job 2)", p);
+    is_str(d2_err_msg(), want, "another key blamed: its line");
+    sweep_spec_check_jobs(s, job_check_cb, "");
+    snprintf(want, sizeof want, "%s:3: model: it: no good (job 2)", p);
+    is_str(d2_err_msg(), want, "no key blamed (or not an axis): the model axis, with its name");
+    sweep_spec_free(s);
+    ok(sweep_spec_load(p, 1, NULL, 0, NULL, NULL, &s) == D2_OK && sweep_spec_check_jobs(s, job_check_cb, "sim.x") == D2_EINVAL,
+       "quick mode: refused too");
+    snprintf(want, sizeof want, "%s:7: sim.x: no good (job 1)", p);
+    is_str(d2_err_msg(), want, "quick mode: the [quick] line");
+    sweep_spec_free(s);
+    const char *sets[] = {"sim.x=bad"};
+    ok(sweep_spec_load(p, 0, sets, 1, NULL, NULL, &s) == D2_OK && sweep_spec_check_jobs(s, job_check_cb, "sim.x") == D2_EINVAL,
+       "a --set override: refused too");
+    is_str(d2_err_msg(), "--set sim.x=bad: sim.x: no good (job 0)", "a --set override names the option");
+    sweep_spec_free(s);
+    const char *good[] = {"sim.x=a"};
+    ok(sweep_spec_load(p, 0, good, 1, NULL, NULL, &s) == D2_OK && sweep_spec_check_jobs(s, job_check_cb, "sim.x") == D2_OK,
+       "no bad job: D2_OK");
+    sweep_spec_free(s);
+}
+
 static void test_execute(void)
 {
     char spec[512], full[512], killed[512];
@@ -251,6 +297,7 @@ int main(void)
     snprintf(dir, sizeof dir, "/tmp/t_sweep.XXXXXX");
     if (!mkdtemp(dir)) return 1;
     test_spec();
+    test_check_jobs();
     test_execute();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -2,6 +2,7 @@
  * experiment grid into a results store, resumably (see src/results/sweep.h). */
 #include "cli/cli.h"
 #include "sim/readings.h"
+#include "sim/sim.h"
 #include "core/err.h"
 #include "core/fileio.h"
 #include "core/param.h"
@@ -112,6 +113,14 @@ static int run(int argc, char **argv)
         sweep_spec_free(s);
         return rc;
     }
+    /* every job's configuration as a run would resolve it, before the store
+     * is opened: a bad combination stops here, naming its spec line */
+    sim_job_memo *memo;
+    if ((rc = sim_job_memo_new(&memo)) == D2_OK) {
+        rc = sweep_spec_check_jobs(s, runner_check_job, memo);
+        sim_job_memo_free(memo);
+    }
+    if (rc != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
     if (as && (rc = sweep_spec_name_variant(s, as)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
     db *d;
     struct stat cst; /* a --curve that is a FIFO or device: refused before the store is created */

@@ -399,6 +399,109 @@ static int claim_check(const claim *cl, const char *path)
     return D2_OK;
 }
 
+/* The sim_job of one run of a claim: its own keys as sets, then its
+ * table.key settings (cs holds the texts). */
+typedef struct claim_sets { char buf[5 + AUDIT_MAX_SETS][PARAM_STR_MAX + 64]; const char *sets[5 + AUDIT_MAX_SETS]; } claim_sets;
+static void claim_job(const claim *cl, const char *mname, const char *dname, const char *policy, int64_t budget,
+                      const char *rdname, sim_job *job, claim_sets *cs)
+{
+    size_t n = 0;
+    snprintf(cs->buf[n++], sizeof cs->buf[0], "sim.policy=%s", policy);
+    snprintf(cs->buf[n++], sizeof cs->buf[0], "sim.budget=%lld", (long long)budget);
+    snprintf(cs->buf[n++], sizeof cs->buf[0], "sim.requests=%lld", (long long)cl->requests);
+    snprintf(cs->buf[n++], sizeof cs->buf[0], "sim.prompt=%lld", (long long)cl->prompt);
+    snprintf(cs->buf[n++], sizeof cs->buf[0], "sim.gen=%lld", (long long)cl->gen);
+    for (size_t i = 0; i < cl->nsets; i++) snprintf(cs->buf[n++], sizeof cs->buf[0], "%s", cl->sets[i]);
+    for (size_t i = 0; i < n; i++) cs->sets[i] = cs->buf[i];
+    *job = (sim_job){.model = mname, .device = dname, .trace = NULL, .sets = cs->sets, .nsets = n, .seed = cl->seed,
+                     .timeline = NULL, .readings = rdname};
+}
+
+/* The runs of a case, as run_case makes them: role 0 the policy at the
+ * case's budget, 1 the baseline (ratio, reduction), 2 the policy at
+ * budget_hi (gain).  *policy and *budget: that run's. */
+static int claim_run_of(const claim *cl, int64_t case_budget, int role, const char **policy, int64_t *budget)
+{
+    audit_relation rel = cl->rule.relation;
+    if (role == 1 && rel != AUDIT_RATIO && rel != AUDIT_REDUCTION) return 0;
+    if (role == 2 && rel != AUDIT_GAIN) return 0;
+    *policy = role == 1 ? cl->baseline : cl->policy;
+    *budget = role == 0 ? case_budget : role == 1 ? (cl->baseline_budget ? cl->baseline_budget : case_budget) : cl->budget_hi;
+    return 1;
+}
+
+/* The line of the claim a configuration error is about (the key runner_error_key
+ * finds in its message) and that key's name in the claims file. */
+static int claim_blame(const claim *cl, int role, const char *key, char *name, size_t n)
+{
+    static const struct { const char *sim; int k; } own[] = {
+        {"sim.requests", K_REQUESTS}, {"sim.prompt", K_PROMPT}, {"sim.gen", K_GEN}, {"sim.seed", K_SEED},
+        {"model", K_MODEL}, {"device", K_DEVICE},
+    };
+    char alt[160];
+    for (int pass = 0; pass < 3; pass++) { /* the key, then a bare field as model.F, device.F */
+        const char *k = key;
+        if (pass) {
+            if (strchr(key, '.') || !*key) break;
+            snprintf(alt, sizeof alt, "%s.%s", pass == 1 ? "model" : "device", key);
+            k = alt;
+        }
+        size_t kl = strlen(k);
+        for (size_t i = 0; kl && i < cl->nsets; i++)
+            if (!strncmp(cl->sets[i], k, kl) && cl->sets[i][kl] == '=') {
+                snprintf(name, n, "%s", k); /* the setting's own key */
+                return cl->set_line[i];
+            }
+    }
+    if (!strcmp(key, "sim.budget")) {
+        int k = role == 2 ? K_BUDGET_HI : role == 1 && cl->line[K_BASELINE_BUDGET] ? K_BASELINE_BUDGET : K_BUDGET;
+        if (cl->line[k]) { snprintf(name, n, "%s", key_names[k]); return cl->line[k]; }
+    }
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (!strcmp(key, own[i].sim) && cl->line[own[i].k]) {
+            snprintf(name, n, "%s", key_names[own[i].k]);
+            return cl->line[own[i].k];
+        }
+    /* the system, or what the claim combines with it */
+    int k = role == 1 ? K_BASELINE : K_POLICY;
+    snprintf(name, n, "%s", key_names[k]);
+    return cl->line[k];
+}
+
+/* Every run of every claim resolved as sim_job_check does (nothing runs)
+ * under the reading rdname: the first that would not run is the claims
+ * file's error, "file:line: KEY: why ([claim NAME], model M, device D)". */
+static int claims_check_runs(const audit_claims *c, const char *rdname, const char *under)
+{
+    sim_job_memo *memo;
+    D2_TRY(sim_job_memo_new(&memo));
+    int rc = D2_OK;
+    for (size_t i = 0; rc == D2_OK && i < c->n; i++) {
+        const claim *cl = &c->a[i];
+        for (size_t mi = 0; rc == D2_OK && mi < cl->nmodels; mi++)
+            for (size_t di = 0; rc == D2_OK && di < cl->ndevices; di++)
+                for (size_t bi = 0; rc == D2_OK && bi < cl->nbudgets; bi++)
+                    for (int role = 0; rc == D2_OK && role < 3; role++) {
+                        const char *policy;
+                        int64_t budget;
+                        if (!claim_run_of(cl, cl->budgets[bi], role, &policy, &budget)) continue;
+                        claim_sets cs;
+                        sim_job job;
+                        claim_job(cl, cl->models[mi], cl->devices[di], policy, budget, rdname, &job, &cs);
+                        if ((rc = sim_job_check(&job, memo)) == D2_OK) continue;
+                        char msg[1024], key[128], name[160];
+                        const char *rest;
+                        snprintf(msg, sizeof msg, "%s", d2_err_msg());
+                        runner_error_key(msg, NULL, key, sizeof key, &rest);
+                        int line = claim_blame(cl, role, key, name, sizeof name);
+                        d2_err_set("%s:%d: %s: %s ([claim %s], model %s, device %s%s%s)", c->path, line, name, rest,
+                                   cl->name, cl->models[mi], cl->devices[di], under ? ", reading " : "", under ? under : "");
+                    }
+    }
+    sim_job_memo_free(memo);
+    return rc;
+}
+
 /* inih reports keys, not sections: a [section] with no key under it would
  * pass unseen, so read the headers once more and refuse such a section. */
 static int check_headers(const audit_claims *c, const char *path)
@@ -448,6 +551,9 @@ int audit_claims_load(const char *path, audit_claims **out)
     param_defaults(&sim_param_table, &def);
     for (size_t i = 0; i < c->n; i++)
         if (c->a[i].nbudgets == 0) { c->a[i].budgets[0] = def.budget; c->a[i].nbudgets = 1; }
+    /* every run's configuration, as the claims file gives it (the profiles
+     * and the claim's settings, no reading): bad input, before any run */
+    if ((rc = claims_check_runs(c, "none", NULL)) != D2_OK) { audit_claims_free(c); return rc; }
     *out = c;
     return D2_OK;
 }
@@ -506,20 +612,14 @@ size_t audit_report_tally(const audit_report *r, audit_verdict v)
 static int run_job(audit_report *rep, const claim *cl, const char *mname, const char *dname, const char *policy,
                    int64_t budget, const char *rdname, size_t *out)
 {
-    char sets_buf[5 + AUDIT_MAX_SETS][PARAM_STR_MAX + 64];
-    const char *sets[5 + AUDIT_MAX_SETS];
-    size_t n = 0;
-    snprintf(sets_buf[n++], sizeof sets_buf[0], "sim.policy=%s", policy);
-    snprintf(sets_buf[n++], sizeof sets_buf[0], "sim.budget=%lld", (long long)budget);
-    snprintf(sets_buf[n++], sizeof sets_buf[0], "sim.requests=%lld", (long long)cl->requests);
-    snprintf(sets_buf[n++], sizeof sets_buf[0], "sim.prompt=%lld", (long long)cl->prompt);
-    snprintf(sets_buf[n++], sizeof sets_buf[0], "sim.gen=%lld", (long long)cl->gen);
-    for (size_t i = 0; i < cl->nsets; i++) snprintf(sets_buf[n++], sizeof sets_buf[0], "%s", cl->sets[i]);
+    claim_sets cs;
+    sim_job job;
+    claim_job(cl, mname, dname, policy, budget, rdname, &job, &cs);
+    const size_t n = job.nsets;
     char key[4096];
     int len = snprintf(key, sizeof key, "%s\n%s\n%llu\n", mname, dname, (unsigned long long)cl->seed);
     for (size_t i = 0; i < n; i++) {
-        sets[i] = sets_buf[i];
-        len += snprintf(key + len, sizeof key - (size_t)len, "%s\n", sets_buf[i]);
+        len += snprintf(key + len, sizeof key - (size_t)len, "%s\n", cs.buf[i]);
         if ((size_t)len >= sizeof key) D2_ERROR(D2_EINVAL, "[claim %s]: settings too long", cl->name);
     }
     for (size_t i = 0; i < rep->nm; i++)
@@ -534,8 +634,6 @@ static int run_job(audit_report *rep, const claim *cl, const char *mname, const 
     memo *m = &rep->m[rep->nm];
     memset(m, 0, sizeof *m);
     snprintf(m->key, sizeof m->key, "%s", key);
-    sim_job job = {.model = mname, .device = dname, .trace = NULL, .sets = sets, .nsets = n, .seed = cl->seed,
-                   .timeline = NULL, .readings = rdname};
     d2_err_clear();
     m->rc = sim_job_run(&job, &m->r);
     if (m->rc == D2_ENOMEM || m->rc == D2_EIO) return m->rc;
@@ -750,6 +848,8 @@ int audit_run(const audit_claims *c, const audit_opts *o, audit_report **out)
     int lrc = runner_readings_load(&rd, rdname);
     if (lrc != D2_OK) { free(rep); return lrc; }
     snprintf(rep->readings, sizeof rep->readings, "%s", rd.name);
+    /* and under the reading, before any claim runs */
+    if ((lrc = claims_check_runs(c, rdname, rd.name)) != D2_OK) { free(rep); return lrc; }
     rep->claims = calloc(c->n, sizeof *rep->claims);
     rep->cases = calloc(c->n, sizeof *rep->cases);
     rep->used = calloc(c->n, sizeof *rep->used);

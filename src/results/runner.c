@@ -232,31 +232,76 @@ int runner_fill_run(db_run *run, const sim_result *r)
     return D2_OK;
 }
 
-int runner_simulate(const sweep_job *job, db_run *run, void *user)
+/* A sweep job's keys as a sim_job (its sets written into buf). */
+typedef struct job_sets { char buf[SWEEP_MAX_AXES][700]; const char *sets[SWEEP_MAX_AXES]; } job_sets;
+static int job_of(const sweep_job *job, sim_job *sj, job_sets *js)
 {
-    const runner_ctx *c = user;
-    char sets_buf[SWEEP_MAX_AXES][700];
-    const char *sets[SWEEP_MAX_AXES];
     size_t n = 0;
-    sim_job sj;
-    memset(&sj, 0, sizeof sj);
-    sj.seed = 1;
+    memset(sj, 0, sizeof *sj);
+    sj->seed = 1;
     for (size_t i = 0; i < job->n; i++) {
         const char *k = job->key[i], *v = job->value[i];
-        if (!strcmp(k, "model")) sj.model = v;
-        else if (!strcmp(k, "device")) sj.device = v;
-        else if (!strcmp(k, "trace")) sj.trace = v;
-        else if (!strcmp(k, "seed")) sj.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(k, "readings")) sj.readings = v;
+        if (!strcmp(k, "model")) sj->model = v;
+        else if (!strcmp(k, "device")) sj->device = v;
+        else if (!strcmp(k, "trace")) sj->trace = v;
+        else if (!strcmp(k, "seed")) sj->seed = strtoull(v, NULL, 10);
+        else if (!strcmp(k, "readings")) sj->readings = v;
         else {
-            snprintf(sets_buf[n], sizeof sets_buf[n], "%s=%s", k, v);
-            sets[n] = sets_buf[n];
+            snprintf(js->buf[n], sizeof js->buf[n], "%s=%s", k, v);
+            js->sets[n] = js->buf[n];
             n++;
         }
     }
-    if (!sj.model || !sj.device) D2_ERROR(D2_EINVAL, "job %zu: needs a model and a device", job->index);
-    sj.sets = sets;
-    sj.nsets = n;
+    if (!sj->model || !sj->device) D2_ERROR(D2_EINVAL, "job %zu: needs a model and a device", job->index);
+    sj->sets = js->sets;
+    sj->nsets = n;
+    return D2_OK;
+}
+
+void runner_error_key(const char *msg, const char *trace, char *key, size_t n, const char **rest)
+{
+    *rest = msg;
+    if (!n) return;
+    key[0] = '\0';
+    size_t tl = trace ? strlen(trace) : 0;
+    if (tl && !strncmp(msg, trace, tl) && msg[tl] == ':') { snprintf(key, n, "trace"); return; }
+    if (!strncmp(msg, "generator:", 10)) { snprintf(key, n, "model"); return; }
+    if (!strncmp(msg, "--set: ", 7)) msg += 7; /* the profile checks after the sets: "--set: FIELD: ..." */
+    size_t k = strcspn(msg, ": =");
+    if (k == 0 || k >= n || (msg[k] != ':' && msg[k] != ' ')) return;
+    memcpy(key, msg, k);
+    key[k] = '\0';
+    if (msg[k] == ':') *rest = msg[k + 1] == ' ' ? msg + k + 2 : msg + k + 1;
+}
+
+int runner_check_job(const sweep_job *job, char *key, size_t n, void *user)
+{
+    sim_job sj;
+    job_sets js;
+    if (n) key[0] = '\0';
+    D2_TRY(job_of(job, &sj, &js));
+    int rc = sim_job_check(&sj, user);
+    if (rc == D2_OK) return D2_OK;
+    char k[128], alt[160], msg[1024];
+    const char *rest;
+    snprintf(msg, sizeof msg, "%s", d2_err_msg());
+    runner_error_key(msg, sj.trace, k, sizeof k, &rest);
+    if (k[0] && !strchr(k, '.') && !sweep_job_get(job, k)) { /* a bare field: the model's or the device's */
+        snprintf(alt, sizeof alt, "model.%s", k);
+        if (!sweep_job_get(job, alt)) snprintf(alt, sizeof alt, "device.%s", k);
+        if (sweep_job_get(job, alt)) snprintf(k, sizeof k, "%s", alt);
+    }
+    if (k[0] && rest != msg) d2_err_set("%s: %s", k, rest); /* "KEY: why", the key in full */
+    snprintf(key, n, "%s", k);
+    return rc;
+}
+
+int runner_simulate(const sweep_job *job, db_run *run, void *user)
+{
+    const runner_ctx *c = user;
+    sim_job sj;
+    job_sets js;
+    D2_TRY(job_of(job, &sj, &js));
     char tl[4200];
     if (c && c->timeline_dir) {
         snprintf(tl, sizeof tl, "%s/%s.csv", c->timeline_dir, job->hash);

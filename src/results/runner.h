@@ -33,6 +33,19 @@ int runner_result_trace_repeats(const sim_result *r, const char *trace, double *
 int runner_fill_run(db_run *run, const sim_result *r);
 
 int runner_check(const char *key, const char *value, const char *where, void *user);
+/* sweep_job_check_fn for kind "simulate": would the job's configuration
+ * run?  (sim_job_check: the profiles, the reading and the sets resolved,
+ * the system's checks, the routing's shape; nothing is simulated.)  user is
+ * a sim_job_memo (sim/sim.h) kept across the jobs of one check, or NULL.
+ * A budget below one expert's level set is left to the run. */
+int runner_check_job(const sweep_job *job, char *key, size_t n, void *user);
+/* The key a configuration error is about, from its message (d2_err_msg of
+ * sim_job_check): "sim.caps", "model" (also for "generator: ..."), "trace"
+ * (a message that starts with the job's trace path), or a bare field
+ * ("top_k", from the profile checks after "--set: ").  "" when the message
+ * names none.  *rest: the message after "KEY: " when it starts so, else
+ * msg. */
+void runner_error_key(const char *msg, const char *trace, char *key, size_t n, const char **rest);
 /* The units of a table.key parameter (model.*, device.*, sim.*) from its
  * table row, or "" (unknown key or unitless). */
 const char *runner_param_units(const char *key);

@@ -30,6 +30,7 @@ typedef struct axis {
     size_t n, cap;
     int line;
     int zip; /* zip group id + 1, 0 = crossed */
+    char *set; /* the --set KEY=VALUE that made this axis (line 0), or NULL */
 } axis;
 
 struct sweep_spec {
@@ -325,6 +326,8 @@ static int apply_sets(sweep_spec *s, const char *const *sets, size_t nsets)
             if (s->naxes == SWEEP_MAX_AXES) D2_ERROR(D2_ERANGE, "--set %s: more than %d axes", sets[i], SWEEP_MAX_AXES);
             a = &s->axes[s->naxes++];
         }
+        free(a->set);
+        if (!(a->set = strdup(sets[i]))) D2_ERROR(D2_ENOMEM, "out of memory");
         D2_TRY(parse_axis(s, a, key, eq + 1, "--set", 0));
         if (a->n != 1) D2_ERROR(D2_EINVAL, "--set %s: one value, not a list", sets[i]);
     }
@@ -371,6 +374,7 @@ void sweep_spec_free(sweep_spec *s)
     for (size_t i = 0; i < s->naxes; i++) {
         for (size_t k = 0; k < s->axes[i].n; k++) free(s->axes[i].values[k]);
         free(s->axes[i].values);
+        free(s->axes[i].set);
     }
     for (size_t i = 0; i < s->nquick; i++) {
         for (size_t k = 0; k < s->quick_axes[i].n; k++) free(s->quick_axes[i].values[k]);
@@ -409,6 +413,36 @@ const char *sweep_job_get(const sweep_job *j, const char *key)
     for (size_t i = 0; i < j->n; i++)
         if (!strcmp(j->key[i], key)) return j->value[i];
     return NULL;
+}
+
+static const axis *axis_named(const sweep_spec *s, const char *key)
+{
+    for (size_t i = 0; i < s->naxes; i++)
+        if (!strcmp(s->axes[i].key, key)) return &s->axes[i];
+    return NULL;
+}
+
+int sweep_spec_check_jobs(const sweep_spec *s, sweep_job_check_fn check, void *user)
+{
+    for (size_t j = 0; j < s->njobs; j++) {
+        char key[128] = "";
+        int rc = check(&s->jobs[j], key, sizeof key, user);
+        if (rc == D2_OK) continue;
+        char msg[1024], where[4300];
+        snprintf(msg, sizeof msg, "%s", d2_err_msg());
+        const axis *a = key[0] ? axis_named(s, key) : NULL;
+        if (!a) a = axis_named(s, "readings");
+        if (!a) a = axis_named(s, "model");
+        if (!a) a = &s->axes[0];
+        if (a->line) snprintf(where, sizeof where, "%s:%d", s->path, a->line);
+        else snprintf(where, sizeof where, "--set %s", a->set ? a->set : a->key);
+        /* "KEY: message" once: the message may start with the key already */
+        size_t kl = strlen(a->key);
+        if (!strncmp(msg, a->key, kl) && msg[kl] == ':') d2_err_set("%s: %s", where, msg);
+        else d2_err_set("%s: %s: %s", where, a->key, msg);
+        return rc;
+    }
+    return D2_OK;
 }
 
 /* ---- execution -------------------------------------------------------- */

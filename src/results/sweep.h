@@ -66,6 +66,19 @@ void sweep_spec_variant(const sweep_spec *s, char out[DB_VARIANT_MAX]);
 /* Value of key in job, or NULL. */
 const char *sweep_job_get(const sweep_job *j, const char *key);
 
+/* Checks one job's whole configuration (its values together) without
+ * running it: returns a status and sets a message; on failure writes to key
+ * (n bytes) the job key the message is about ("" = none known). */
+typedef int (*sweep_job_check_fn)(const sweep_job *job, char *key, size_t n, void *user);
+/* Every job of the grid (of every shard, so that each shard fails alike),
+ * through check, before anything runs or is stored.  The first job that
+ * fails gives its status and one line "FILE:LINE: KEY: message": LINE is
+ * where the blamed key's value list is written (the [quick] one under
+ * quick mode; a --set override names "--set KEY=VALUE" instead).  A key
+ * that is no axis of the spec (a setting from a reading or a profile) is
+ * blamed on the readings axis, else the model axis, else the first axis. */
+int sweep_spec_check_jobs(const sweep_spec *s, sweep_job_check_fn check, void *user);
+
 /* Runs one job: fills the run's params, metrics and status.  A non-OK
  * return records the run as failed (with its message) and the sweep goes on. */
 typedef int (*sweep_run_fn)(const sweep_job *job, db_run *run, void *user);

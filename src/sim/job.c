@@ -3,13 +3,16 @@
  * simulate command and for sweep workers that do not go through argv.
  * It opens files; it does not print or touch a database. */
 #include "sim/sim.h"
+#include "sim/bitroute.h"
 #include "sim/readings.h"
 #include "core/err.h"
 #include "core/fileio.h"
+#include "trace/gen.h"
 #include "trace/source.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -43,22 +46,86 @@ static int apply_set(model *m, device *d, sim_params *p, const char *s, param_or
     D2_ERROR(D2_EINVAL, "--set %s: expected model.KEY=, device.KEY= or sim.KEY=VALUE", s);
 }
 
+/* What resolving reads from files, kept by name for the next job: the
+ * last model, device and reading loaded (a grid's neighbouring jobs share
+ * them) with the line of each value (for the cross-checks' messages), and
+ * the generator's routing shape for the last model name. */
+struct sim_job_memo {
+    int have_m, have_d, have_rd, have_gen;
+    char mname[PARAM_PATH_MAX], dname[PARAM_PATH_MAX], rdname[PARAM_PATH_MAX], gen_model[PARAM_STR_MAX];
+    model m;
+    param_origin mo;   /* as read: no override recorded (via all NULL), so a copy holds no borrowed pointer */
+    device d;
+    param_origin dor;
+    readings rd;
+    trace_shape gen;
+};
+
+int sim_job_memo_new(sim_job_memo **out)
+{
+    if (!(*out = calloc(1, sizeof **out))) D2_ERROR(D2_ENOMEM, "out of memory");
+    return D2_OK;
+}
+
+void sim_job_memo_free(sim_job_memo *mo) { free(mo); }
+
+/* memo: NULL, or a copy loaded earlier under the same name; load(out, name)
+ * or, with an origin, load(out, name, origin) */
+#define MEMO_LOAD(mo, have, key, field, load, name, out)                          \
+    do {                                                                          \
+        const char *k_ = (name) ? (name) : "";                                    \
+        if ((mo) && (mo)->have && !strcmp((mo)->key, k_)) { *(out) = (mo)->field; break; } \
+        D2_TRY(load((out), (name)));                                              \
+        if ((mo) && strlen(k_) < sizeof (mo)->key) {                              \
+            snprintf((mo)->key, sizeof (mo)->key, "%s", k_);                      \
+            (mo)->field = *(out);                                                 \
+            (mo)->have = 1;                                                       \
+        }                                                                         \
+    } while (0)
+#define MEMO_READ(mo, have, key, field, ofield, read, name, out, origin)          \
+    do {                                                                          \
+        const char *k_ = (name) ? (name) : "";                                    \
+        if ((mo) && (mo)->have && !strcmp((mo)->key, k_)) {                       \
+            *(out) = (mo)->field;                                                 \
+            *(origin) = (mo)->ofield;                                             \
+            break;                                                                \
+        }                                                                         \
+        D2_TRY(read((out), (name), (origin)));                                    \
+        if ((mo) && strlen(k_) < sizeof (mo)->key) {                              \
+            snprintf((mo)->key, sizeof (mo)->key, "%s", k_);                      \
+            (mo)->field = *(out);                                                 \
+            (mo)->ofield = *(origin);                                             \
+            (mo)->have = 1;                                                       \
+        }                                                                         \
+    } while (0)
+
 /* Profiles, then the reading, then the sets: the effective configuration,
  * cross-checked as a whole (a --set can mend a profile's top_k > experts). */
-static int resolve(const sim_job *job, model *m, device *d, sim_params *p, readings *rd)
+static int resolve(const sim_job *job, sim_job_memo *memo, model *m, device *d, sim_params *p, readings *rd)
 {
     char seed[32];
     param_origin mo, dor;
-    D2_TRY(model_read(m, job->model, &mo));
-    D2_TRY(device_read(d, job->device, &dor));
+    MEMO_READ(memo, have_m, mname, m, mo, model_read, job->model, m, &mo);
+    MEMO_READ(memo, have_d, dname, d, dor, device_read, job->device, d, &dor);
     param_defaults(&sim_param_table, p);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)job->seed);
     D2_TRY(param_set(&sim_param_table, p, "seed", seed, "seed", NULL));
-    D2_TRY(readings_load(rd, job->readings));
+    MEMO_LOAD(memo, have_rd, rdname, rd, readings_load, job->readings, rd);
     for (size_t i = 0; i < rd->n; i++) D2_TRY(apply_set(m, d, p, rd->set[i], &mo, &dor, rd->path[0] ? rd->path : rd->name));
     for (size_t i = 0; i < job->nsets; i++) D2_TRY(apply_set(m, d, p, job->sets[i], &mo, &dor, "--set"));
     D2_TRY(model_check(m, &mo));
     D2_TRY(device_check(d, &dor));
+    return D2_OK;
+}
+
+static int resolve_system(const sim_job *job, sim_job_memo *mo, model *m, device *d, sim_params *p, sim_system *s)
+{
+    readings rd;
+    D2_TRY(resolve(job, mo, m, d, p, &rd));
+    if (s) {
+        D2_TRY(sim_system_resolve(p, s));
+        D2_TRY(sim_system_check(s, m, p));
+    }
     return D2_OK;
 }
 
@@ -67,12 +134,57 @@ int sim_job_resolve(const sim_job *job, model *m, device *d, sim_params *p, sim_
     model mm;
     device dd;
     sim_params pp;
-    readings rd;
-    D2_TRY(resolve(job, &mm, &dd, &pp, &rd));
-    if (s) D2_TRY(sim_system_resolve(&pp, s));
+    D2_TRY(resolve_system(job, NULL, &mm, &dd, &pp, s));
     if (m) *m = mm;
     if (d) *d = dd;
     if (p) *p = pp;
+    return D2_OK;
+}
+
+/* The routing against the model: the same shape (D2_EINVAL naming the
+ * trace, or "generator"). */
+static int check_shape(const sim_job *job, const model *m, const trace_shape *sh)
+{
+    if ((int64_t)sh->layers != model_moe_layers(m) || (int64_t)sh->experts != m->experts || (int64_t)sh->top_k != m->top_k)
+        D2_ERROR(D2_EINVAL, "%s: routing of %u MoE layers x %u experts, top-%u does not match model %s (%lld x %lld, top-%lld)",
+                 job->trace ? job->trace : "generator", sh->layers, sh->experts, sh->top_k, m->name,
+                 (long long)model_moe_layers(m), (long long)m->experts, (long long)m->top_k);
+    return D2_OK;
+}
+
+int sim_job_check(const sim_job *job, sim_job_memo *mo)
+{
+    model m;
+    device d;
+    sim_params p;
+    sim_system s;
+    D2_TRY(resolve_system(job, mo, &m, &d, &p, &s));
+    trace_shape sh;
+    if (job->trace) {
+        trace_source *src;
+        D2_TRY(trace_source_open_file(job->trace, &src));
+        trace_source_shape(src, &sh);
+        trace_source_free(src);
+    } else if (mo && mo->have_gen && !strcmp(mo->gen_model, m.name)) {
+        sh = mo->gen;
+    } else { /* the generator's shape from its preset, without building it */
+        gen_params g;
+        D2_TRY(gen_preset_load(m.name, &g));
+        if (!g.model[0]) snprintf(g.model, sizeof g.model, "%s", m.name); /* as trace_source_open_gen */
+        D2_TRY(gen_params_resolve(&g));
+        sh = (trace_shape){.layers = (uint32_t)g.layers, .experts = (uint32_t)g.experts, .top_k = (uint32_t)g.top_k};
+        if (mo && strlen(m.name) < sizeof mo->gen_model) {
+            snprintf(mo->gen_model, sizeof mo->gen_model, "%s", m.name);
+            mo->gen = sh;
+            mo->have_gen = 1;
+        }
+    }
+    D2_TRY(check_shape(job, &m, &sh));
+    int arg;
+    const bitroute_type *bt = bitroute_find(s.bitroute, &arg);
+    if (bt && bt->needs_bits && !sh.has_bits)
+        D2_ERROR(D2_EINVAL, "sim.bitroute: \"trace\" needs bit-widths recorded in the trace; %s",
+                 job->trace ? "this trace has none" : "the generator records none");
     return D2_OK;
 }
 
@@ -100,7 +212,7 @@ int sim_job_run(const sim_job *job, sim_result **out)
     *out = NULL;
     D2_TRY(param_profile_path("model", job->model, mpath, sizeof mpath));
     D2_TRY(param_profile_path("device", job->device, dpath, sizeof dpath));
-    D2_TRY(resolve(job, &m, &d, &p, &rd));
+    D2_TRY(resolve(job, NULL, &m, &d, &p, &rd));
 
     trace_source *src = NULL;
     int rc = job->trace ? trace_source_open_file(job->trace, &src)
@@ -108,11 +220,9 @@ int sim_job_run(const sim_job *job, sim_result **out)
     if (rc) return rc;
     trace_shape sh;
     trace_source_shape(src, &sh);
-    if ((int64_t)sh.layers != model_moe_layers(&m) || (int64_t)sh.experts != m.experts || (int64_t)sh.top_k != m.top_k) {
+    if ((rc = check_shape(job, &m, &sh)) != D2_OK) {
         trace_source_free(src);
-        D2_ERROR(D2_EINVAL, "%s: routing of %u MoE layers x %u experts, top-%u does not match model %s (%lld x %lld, top-%lld)",
-                 job->trace ? job->trace : "generator", sh.layers, sh.experts, sh.top_k, m.name,
-                 (long long)model_moe_layers(&m), (long long)m.experts, (long long)m.top_k);
+        return rc;
     }
     /* the timeline goes to "<file>.tmp", renamed when the run succeeded: a
      * failed run leaves no partial CSV */

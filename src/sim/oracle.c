@@ -14,7 +14,7 @@
 int oracle_build(run *r)
 {
     if (strcmp(r->at->name, "batch"))
-        D2_ERROR(D2_EINVAL, "sim.mem = %s reads the routing ahead and needs sim.arrival = batch (with arrivals over time "
+        D2_ERROR(D2_EINVAL, "sim.mem: %s reads the routing ahead and needs sim.arrival = batch (with arrivals over time "
                  "the forward step a token falls in depends on the simulated timing)", r->mt->name);
     /* forward step 0: the prompts (positions 0..P-1), step f >= 1: position P + f - 1 */
     r->nfsteps = r->G;

@@ -72,18 +72,13 @@ static int setup(run *r, const sim_input *in)
     r->d = in->device;
     r->p = p;
     D2_TRY(sim_system_resolve(p, &r->rs));
+    /* the configuration's checks (system.c; also run by sweeps and audits
+     * before any run): what follows may rely on them */
+    D2_TRY(sim_system_check(&r->rs, r->m, p));
     r->sys = policy_find(p->policy);
     const char *br = r->rs.bitroute, *pl = r->rs.plan, *mp = r->rs.mem, *cp = r->rs.caps, *pf = r->rs.prefetch;
-    if (!(r->at = arrival_find(p->arrival))) {
-        char names[256];
-        arrival_names(names, sizeof names);
-        D2_ERROR(D2_EINVAL, "sim.arrival: unknown arrival process \"%s\" (%s)", p->arrival, names);
-    }
-    if (strcmp(p->nested_kernel, "per-level") && strcmp(p->nested_kernel, "fused"))
-        D2_ERROR(D2_EINVAL, "sim.nested_kernel: \"%s\": expected per-level or fused", p->nested_kernel);
+    r->at = arrival_find(p->arrival);
     r->fused = !strcmp(p->nested_kernel, "fused");
-    if (strcmp(p->nested_compute, "uniform") && strcmp(p->nested_compute, "swiglu"))
-        D2_ERROR(D2_EINVAL, "sim.nested_compute: \"%s\": expected uniform or swiglu", p->nested_compute);
     r->swiglu = r->sys->nested && !strcmp(p->nested_compute, "swiglu") && r->m->expert_matrices >= 2;
     int arg = 0;
     r->ft = prefetch_find(pf);
@@ -91,15 +86,12 @@ static int setup(run *r, const sim_input *in)
     r->pt = plan_find(pl);
     r->mt = mem_policy_find(mp); /* all four known: sim_system_resolve checked them */
     r->U = (uint32_t)r->sys->levels;
-    D2_TRY(system_parse_caps(cp, (int)r->U, r->caps, "sim.caps"));
+    D2_TRY(system_parse_caps(cp, (int)r->U, r->caps, "sim.caps")); /* checked: this fills r->caps */
     if (r->bt->needs_bits && !in->route_has_bits)
         D2_ERROR(D2_EINVAL, "sim.bitroute: \"trace\" needs bit-widths recorded in the trace; this routing has none");
     r->L = (uint32_t)model_moe_layers(r->m);
     r->E = (uint32_t)r->m->experts;
     r->K = (uint32_t)r->m->top_k;
-    if (r->L == 0) D2_ERROR(D2_EINVAL, "model %s: no MoE layers", r->m->name);
-    if (r->E > MODEL_MAX_EXPERTS || r->K > MODEL_MAX_TOP_K)
-        D2_ERROR(D2_ERANGE, "model %s: at most %d experts and top_k %d", r->m->name, MODEL_MAX_EXPERTS, MODEL_MAX_TOP_K);
     r->R = (uint32_t)p->requests;
     r->P = (uint32_t)p->prompt;
     r->G = (uint32_t)p->gen;
@@ -107,18 +99,13 @@ static int setup(run *r, const sim_input *in)
     int64_t maxunit = 0, total_units = 0;
     for (uint32_t u = 0; u < r->U; u++) {
         r->unit_bits[u] = r->sys->bits[u];
-        if (p->storage[0]) /* checked by sim_system_resolve; level k still computes as a (b1 + k - 1)-bit code, its bytes are the format's */
+        if (p->storage[0]) /* checked by sim_system_resolve and sim_system_check; level k still computes as a (b1 + k - 1)-bit code, its bytes are the format's */
             D2_TRY(model_expert_format_level_bytes(r->m, p->storage, (int)u + 1, p->group, &r->unit_bytes[u]));
         else
             r->unit_bytes[u] = r->sys->nested ? model_expert_level_bytes(r->m, r->sys->bits[0], (int)u + 1, p->group)
                                               : model_expert_bytes_uniform(r->m, r->sys->bits[u], p->group);
         if (r->unit_bytes[u] > maxunit) maxunit = r->unit_bytes[u];
         total_units += r->unit_bytes[u];
-    }
-    if (r->bt->has_arg) {
-        int found = 0;
-        for (uint32_t u = 0; u < r->U; u++) found |= r->unit_bits[u] == arg;
-        if (!found) D2_ERROR(D2_EINVAL, "sim.bitroute: uniform:%d: system %s stores no %d-bit level", arg, r->sys->name, arg);
     }
     r->fixed_bytes = model_nonexpert_bytes(r->m, (int)p->nonexpert_bits);
     r->kv_per_token = model_kv_bytes_per_token(r->m, (int)p->kv_bits);

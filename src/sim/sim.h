@@ -97,6 +97,17 @@ typedef struct sim_system {
 } sim_system;
 /* D2_EINVAL with a message when a name (system, planner, ...) is unknown. */
 int sim_system_resolve(const sim_params *p, sim_system *out);
+/* The rest of what a run refuses about a configuration before it starts,
+ * without running it: the arrival process, sim.nested_kernel and
+ * sim.nested_compute, the capacities (one per level, summing to 1), a model
+ * with MoE layers within the simulator's limits, the storage format's
+ * levels for this model, a uniform:B bit routing that names a stored
+ * level, and a clairvoyant memory policy under batch arrival.  Not checked
+ * here: the budget against the experts' sizes (sim_run refuses a budget
+ * below one expert's level set; out of memory is a result) and the
+ * routing source (sim_job_run checks it against the model).  D2_EINVAL /
+ * D2_ERANGE with a message that starts with the key it is about. */
+int sim_system_check(const sim_system *s, const model *m, const sim_params *p);
 
 /* One operation of a run, as the simulator performed it: a typed record
  * handed to observers (the timeline writer, d2moe execute's plan, tests). */
@@ -174,8 +185,21 @@ typedef struct sim_job {
 } sim_job;
 int sim_job_run(const sim_job *job, sim_result **out);
 /* The effective model, device, parameters and system of a job, without
- * running it (any out-pointer may be NULL). */
+ * running it (any out-pointer may be NULL); with s, the configuration also
+ * passes sim_system_check. */
 int sim_job_resolve(const sim_job *job, model *m, device *d, sim_params *p, sim_system *s);
+/* Profiles, readings and generator shapes a series of sim_job_check calls
+ * loaded, kept by name for the next call (NULL: load every time). */
+typedef struct sim_job_memo sim_job_memo;
+int sim_job_memo_new(sim_job_memo **out);
+void sim_job_memo_free(sim_job_memo *memo);
+/* Would sim_job_run refuse this job's configuration?  sim_job_resolve with
+ * the system checks, and a trace file's routing shape against the model
+ * (and bit-widths recorded when the bit routing reads them; the generator
+ * records none).  Runs nothing; reads the profiles, the reading and the
+ * trace's header.  The budget against the experts' sizes is left to the run
+ * (see sim_system_check). */
+int sim_job_check(const sim_job *job, sim_job_memo *memo);
 
 void sim_result_free(sim_result *r);
 const char *sim_result_status(const sim_result *r); /* "ok" or "oom" */
