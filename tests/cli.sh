@@ -46,4 +46,20 @@ expect 2 "junk.db: not an SQLite database" "db info of a corrupt file: refused, 
 goal=$(sed -n 's/.*(goal: \([0-9]* ms\)).*/\1/p' "$D2_SRCDIR/src/cli/bench_sim.c")
 [ -n "$goal" ] && "$D2MOE" bench --help | grep -E "^  sim " | grep -q "goal $goal"; ok $? "bench --help: the sim goal is the one bench sim prints ($goal)"
 expect 2 "--preset 'v9': expected v1 .*v2 .*v1k or v2k" "quantize --preset v9: names all four presets" -- "$D2MOE" quantize --input "$TMP/none.bin" --preset v9
+# sweep values keep their identity: integers exactly (17-digit seeds are three jobs, not one), others to the last digit
+printf '[sweep]\nname = seeds\nmodel = tiny-moe\ndevice = env2\nsim.policy = d2moe-v1\nsim.requests = 1\nsim.prompt = 2\nsim.gen = 2\nsim.budget = 1G\nseed = 12345678901234567, 12345678901234568, 12345678901234569\nsim.arrival_rate = 0.123456789012, 0.123456789013\n' > "$TMP/seeds.ini"
+"$D2MOE" sweep "$TMP/seeds.ini" --db "$TMP/seeds.db" --quiet > /dev/null 2>&1; ok $? "a sweep over 17-digit seeds"
+[ "$(sqlite3 "$TMP/seeds.db" "select count(*) from runs")" = 6 ] && \
+  [ "$(sqlite3 "$TMP/seeds.db" "select group_concat(value, ' ') from (select distinct value from params where key = 'sim.seed' order by value)")" = "12345678901234567 12345678901234568 12345678901234569" ] && \
+  [ "$(sqlite3 "$TMP/seeds.db" "select count(distinct value) from params where key = 'sim.arrival_rate'")" = 2 ]
+ok $? "17-digit seeds stored exactly, 12-digit rates kept apart: 6 runs"
+# --as base is the spec's own runs: runs with overrides cannot take the name
+expect 2 "--as base: \"base\" names the spec's own runs.*sim.gen=3" "sweep --as base with --set: refused, exit 2" -- \
+    "$D2MOE" sweep "$TMP/seeds.ini" --db "$TMP/seeds.db" --as base --set sim.gen=3
+# JSON export of text that is not UTF-8: the bad bytes as U+FFFD, said on stderr; never null
+printf '[sweep]\nname = caf\351\nmodel = tiny-moe\ndevice = env2\nsim.requests = 1\nsim.prompt = 2\nsim.gen = 2\nsim.budget = 1G\n' > "$TMP/l1.ini"
+"$D2MOE" sweep "$TMP/l1.ini" --db "$TMP/l1.db" --quiet > /dev/null 2>&1
+"$D2MOE" export --db "$TMP/l1.db" --format json -o "$TMP/l1.json" 2> "$TMP/l1.err" > /dev/null; st=$?
+[ "$st" -eq 0 ] && grep -q '"sweep": "caf\\ufffd"\|"sweep": "caf'"$(printf '\357\277\275')"'"' "$TMP/l1.json" && ! grep -q '"sweep": null' "$TMP/l1.json" && grep -q "not UTF-8: written as U+FFFD" "$TMP/l1.err"
+ok $? "export --format json of a Latin-1 sweep name: U+FFFD, not null, and a note (status $st)"
 done_testing

@@ -42,6 +42,42 @@ static void csv_cell(FILE *o, const char *s)
     fputc('"', o);
 }
 
+/* s with every byte that is not part of a valid UTF-8 sequence replaced by
+ * U+FFFD (JSON text must be UTF-8; jansson refuses such strings), *nbad
+ * counting them; NULL when out of memory. */
+static char *utf8_fix(const char *s, size_t *nbad)
+{
+    size_t n = strlen(s), o = 0;
+    char *out = malloc(3 * n + 1);
+    if (!out) return NULL;
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        int ok = len > 0 && i + len <= n;
+        uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+        for (size_t k = 1; ok && k < len; k++) {
+            ok = (p[i + k] & 0xC0) == 0x80;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        /* no overlong forms, surrogates or code points past U+10FFFF */
+        if (ok && ((len == 2 && cp < 0x80) || (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))))
+            ok = 0;
+        if (ok) {
+            memcpy(out + o, p + i, len);
+            o += len;
+            i += len;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+            (*nbad)++;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
 static int export_rows(db *d, const char *sweep, const char *variant, int json, FILE *o, long *rows)
 {
     char *sel;
@@ -57,6 +93,7 @@ static int export_rows(db *d, const char *sweep, const char *variant, int json, 
     if (variant) sqlite3_bind_text(st, 2, variant, -1, SQLITE_STATIC);
     int nc = sqlite3_column_count(st);
     *rows = 0;
+    size_t nbad = 0; /* bytes of text that were not UTF-8 */
     json_t *arr = json ? json_array() : NULL;
     if (!json)
         for (int c = 0; c < nc; c++) {
@@ -73,7 +110,14 @@ static int export_rows(db *d, const char *sweep, const char *variant, int json, 
                           : t == SQLITE_INTEGER ? json_integer(sqlite3_column_int64(st, c))
                           : t == SQLITE_FLOAT ? json_real(sqlite3_column_double(st, c))
                           : json_string((const char *)sqlite3_column_text(st, c));
-                json_object_set_new(obj, sqlite3_column_name(st, c), v ? v : json_null());
+                if (!v && t == SQLITE_TEXT) { /* not UTF-8: written with U+FFFD for the bad bytes, and said so */
+                    char *fixed = utf8_fix((const char *)sqlite3_column_text(st, c), &nbad);
+                    if (!fixed) { sqlite3_finalize(st); json_decref(obj); json_decref(arr); D2_ERROR(D2_ENOMEM, "out of memory"); }
+                    v = json_string(fixed);
+                    free(fixed);
+                }
+                if (!v) { sqlite3_finalize(st); json_decref(obj); json_decref(arr); D2_ERROR(D2_ENOMEM, "out of memory"); }
+                json_object_set_new(obj, sqlite3_column_name(st, c), v);
             } else {
                 if (c) fputc(',', o);
                 if (t == SQLITE_FLOAT) fprintf(o, "%.17g", sqlite3_column_double(st, c));
@@ -86,6 +130,9 @@ static int export_rows(db *d, const char *sweep, const char *variant, int json, 
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) { json_decref(arr); D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errstr(rc)); }
+    if (nbad)
+        fprintf(stderr, "d2moe export: %zu byte%s of text in the store %s not UTF-8: written as U+FFFD in the JSON\n", nbad,
+                nbad == 1 ? "" : "s", nbad == 1 ? "is" : "are");
     if (json) {
         int jr = json_dumpf(arr, o, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
         json_decref(arr);

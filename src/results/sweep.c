@@ -74,10 +74,19 @@ static char *trim(char *s)
     return s;
 }
 
+/* A number's canonical text: integers in full, others in the fewest
+ * significant digits (15 to 17) that read back as the same double, so no
+ * two different values share a job. */
 static void fmt_num(double v, char *buf, size_t n)
 {
-    if (v == floor(v) && fabs(v) < 1e18) snprintf(buf, n, "%.0f", v);
-    else snprintf(buf, n, "%.10g", v);
+    if (v == floor(v) && fabs(v) < 1e18) {
+        snprintf(buf, n, "%.0f", v);
+        return;
+    }
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, n, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) return;
+    }
 }
 
 /* "lo..hi:step" or "lo..hi*factor" */
@@ -136,11 +145,15 @@ static int parse_axis(sweep_spec *s, axis *a, const char *key, const char *value
         if (comma) *comma = '\0';
         char *item = trim(p);
         double v;
+        int64_t iv;
         char num[64];
         if (!*item && (comma || a->n > 0)) D2_ERROR(D2_EFORMAT, "%s: %s: empty item in the list", where, key);
         if (!*item) break;
         if (strstr(item, "..")) D2_TRY(expand_range(a, item, where));
-        else if (units_parse_double(item, &v) == 0) { /* numbers canonical: 200M -> 200000000 */
+        else if (units_parse_int64(item, &iv) == 0) { /* numbers canonical: 200M -> 200000000; integers exact (a seed of 17 digits) */
+            snprintf(num, sizeof num, "%lld", (long long)iv);
+            D2_TRY(axis_push(a, num));
+        } else if (units_parse_double(item, &v) == 0) {
             fmt_num(v, num, sizeof num);
             D2_TRY(axis_push(a, num));
         } else D2_TRY(axis_push(a, item));
@@ -388,6 +401,15 @@ void sweep_spec_free(sweep_spec *s)
 int sweep_spec_name_variant(sweep_spec *s, const char *name)
 {
     D2_TRY(db_variant_name_check(name));
+    if (!strcmp(name, "base") && *sweep_spec_overrides(s)) {
+        char ovr[512];
+        size_t k = 0;
+        for (const char *p = sweep_spec_overrides(s); *p && k + 3 < sizeof ovr; p++) /* one line: "a=1, b=2" */
+            if (*p != '\n') ovr[k++] = *p;
+            else if (p[1]) { ovr[k++] = ','; ovr[k++] = ' '; }
+        ovr[k] = '\0';
+        D2_ERROR(D2_EINVAL, "--as base: \"base\" names the spec's own runs, without overrides; these runs have overrides (%s): give them another name", ovr);
+    }
     snprintf(s->variant, sizeof s->variant, "%s", name);
     for (size_t j = 0; j < s->njobs; j++) job_finish(&s->jobs[j], s->name, s->variant);
     return D2_OK;
