@@ -130,6 +130,21 @@ if command -v perl > /dev/null 2>&1; then
             [ "$(sqlite3 "$TMP/th.db" "SELECT value FROM params WHERE key = 'quantize.threads'")" = 3 ] &&
             [ "$(sqlite3 "$TMP/th.db" "SELECT count(*) FROM metrics WHERE name = 'quantize_wall_s'")" = 1 ]
         ok $? "quantize --db: param quantize.threads = 3 and metric quantize_wall_s stored"
+        # shards swept into fresh stores (no error table) get est_ppl when merged into a store that has one,
+        # the values a sweep straight into that store stores
+        "$D2MOE" quantize --input "$TMP/t.npy" --db "$TMP/q.db" > /dev/null
+        printf '[sweep]\nname = ppl\nmodel = tiny-moe\ndevice = env2\nsim.policy = d2moe-v1, d2moe-v2, hold-int8\nsim.requests = 2\nsim.prompt = 2\nsim.gen = 2\nsim.budget = 1G, 2G\n' > "$TMP/ppl.ini"
+        cp "$TMP/q.db" "$TMP/direct.db"; cp "$TMP/q.db" "$TMP/merged.db"
+        "$D2MOE" sweep "$TMP/ppl.ini" --db "$TMP/direct.db" --quiet > /dev/null 2>&1 &&
+            "$D2MOE" sweep "$TMP/ppl.ini" --db "$TMP/sh0.db" --shard 0/2 --quiet > /dev/null 2>&1 &&
+            "$D2MOE" sweep "$TMP/ppl.ini" --db "$TMP/sh1.db" --shard 1/2 --quiet > /dev/null 2>&1 &&
+            "$D2MOE" merge "$TMP/merged.db" "$TMP/sh0.db" "$TMP/sh1.db" > "$TMP/merge.out"
+        ppl_q="SELECT p.value, quote(m.value) FROM metrics m JOIN params p ON p.run_id = m.run_id AND p.key = 'sweep.job' WHERE m.name = 'est_ppl' ORDER BY 1"
+        n=$(sqlite3 "$TMP/direct.db" "SELECT count(*) FROM metrics WHERE name = 'est_ppl' AND value IS NOT NULL")
+        [ "$n" -ge 2 ] && [ "$(sqlite3 "$TMP/sh0.db" "SELECT count(*) FROM metrics WHERE name = 'est_ppl' AND value IS NOT NULL")" = 0 ] &&
+            [ "$(sqlite3 "$TMP/merged.db" "$ppl_q")" = "$(sqlite3 "$TMP/direct.db" "$ppl_q")" ] &&
+            grep -q "est_ppl filled in for $n runs" "$TMP/merge.out"
+        ok $? "merge fills est_ppl of shards swept without the error table: the same $n values as a sweep into the store"
     else
         skip "sqlite3 command-line tool not installed"
     fi

@@ -2,10 +2,13 @@
  * shards) into one; idempotent. */
 #include "cli/cli.h"
 #include "core/err.h"
+#include "results/accuracy.h"
+#include "results/db.h"
 #include "results/merge.h"
 
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +17,10 @@ static void usage(FILE *out)
     fprintf(out, "usage: d2moe merge OUT.db IN.db...\n\n"
                  "Copy every run of the inputs that OUT lacks (by run uid, and by sweep job +\n"
                  "code version) into OUT, one transaction per input.  Merging the same input\n"
-                 "again adds nothing.  Inputs are opened read-only.\n");
+                 "again adds nothing.  Inputs are opened read-only.  Then every simulated run\n"
+                 "of OUT without est_ppl (shards swept into stores without the quantizer's\n"
+                 "error table) gets it from OUT's error table and the shipped PPL curve, as\n"
+                 "a sweep into OUT would have computed it.\n");
 }
 
 static int run(int argc, char **argv)
@@ -37,6 +43,17 @@ static int run(int argc, char **argv)
         if (rc) return cli_fail(rc);
         printf("%s: %lld runs added, %lld already present\n", argv[i], (long long)st.runs_added, (long long)st.runs_present);
     }
+    /* est_ppl where a shard could not compute it (its store had no error table) */
+    db *d = NULL;
+    int rc = db_open(out, &d);
+    accuracy_model *acc = NULL;
+    if (!rc) rc = accuracy_model_load_default(NULL, d, &acc);
+    long filled = 0;
+    if (!rc && !isnan(accuracy_bits_error(acc, "nested", 4))) rc = accuracy_fill_missing(d, acc, &filled);
+    accuracy_model_free(acc);
+    if (d) db_close(d);
+    if (rc) return cli_fail(rc);
+    if (filled) printf("%s: est_ppl filled in for %ld runs from its quantizer error table\n", out, filled);
     return 0;
 }
 

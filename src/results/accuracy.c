@@ -3,6 +3,7 @@
 #include "results/accuracy.h"
 #include "core/err.h"
 #include "core/fileio.h"
+#include "core/model.h"
 
 #include <errno.h>
 #include <gsl/gsl_errno.h>
@@ -168,4 +169,73 @@ double accuracy_estimate(const accuracy_model *a, const char *format, const doub
     }
     if (den <= 0) return NAN;
     return accuracy_ppl_at_error(a, sqrt(num / den));
+}
+
+typedef struct fill_ctx {
+    const accuracy_model *a;
+    long filled;
+} fill_ctx;
+
+static int fill_fn(sqlite3 *h, void *user)
+{
+    fill_ctx *c = user;
+    sqlite3_stmt *runs = NULL, *q = NULL, *up = NULL;
+    int rc = sqlite3_prepare_v2(h,
+        "SELECT r.id FROM runs r WHERE r.kind = 'simulate'"
+        " AND NOT EXISTS (SELECT 1 FROM metrics e WHERE e.run_id = r.id AND e.name = 'est_ppl' AND e.value IS NOT NULL)"
+        " AND EXISTS (SELECT 1 FROM metrics g WHERE g.run_id = r.id AND g.name LIKE 'gate2_bits_%')", -1, &runs, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(h,
+            "SELECT 'm', name, value FROM metrics WHERE run_id = ?1 AND name LIKE 'gate2_bits_%'"
+            " UNION ALL SELECT 'p', key, value FROM params WHERE run_id = ?1 AND key IN ('system.format', 'system.storage', 'sim.storage')",
+            -1, &q, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(h, "INSERT OR REPLACE INTO metrics(run_id, name, value, unit) VALUES(?, 'est_ppl', ?, 'ppl')", -1, &up, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(runs)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        sqlite3_int64 id = sqlite3_column_int64(runs, 0);
+        double w2[ACC_MAX_BITS + 1] = {0};
+        char format[64] = "", fmt_sys[64] = "", fmt_store[64] = "";
+        int kq = 0, have = 0;
+        sqlite3_bind_int64(q, 1, id);
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            const char *kind = (const char *)sqlite3_column_text(q, 0), *name = (const char *)sqlite3_column_text(q, 1);
+            int b;
+            if (kind[0] == 'm' && sscanf(name, "gate2_bits_%d", &b) == 1 && b >= 1 && b <= ACC_MAX_BITS &&
+                sqlite3_column_type(q, 2) != SQLITE_NULL) {
+                w2[b] = sqlite3_column_double(q, 2);
+                have = 1;
+            } else if (kind[0] == 'p') {
+                const char *v = (const char *)sqlite3_column_text(q, 2);
+                if (!v) continue;
+                if (!strcmp(name, "system.format")) snprintf(fmt_sys, sizeof fmt_sys, "%s", v);
+                else if (!strcmp(name, "system.storage")) snprintf(fmt_store, sizeof fmt_store, "%s", v);
+                else kq = model_format_is_kq(v);
+            }
+        }
+        sqlite3_reset(q);
+        /* the format as runner.c reads it: system.storage where a run has it, else system.format */
+        snprintf(format, sizeof format, "%s", fmt_store[0] ? fmt_store : fmt_sys);
+        double ppl = have ? accuracy_estimate(c->a, kq && !strcmp(format, "nested") ? "nested-k" : format, w2) : NAN;
+        if (!isfinite(ppl)) continue;
+        sqlite3_bind_int64(up, 1, id);
+        sqlite3_bind_double(up, 2, ppl);
+        rc = sqlite3_step(up) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+        sqlite3_reset(up);
+        c->filled++;
+    }
+    if (rc == SQLITE_DONE) rc = SQLITE_OK;
+    if (rc != SQLITE_OK) d2_err_set("est_ppl: %s", sqlite3_errmsg(h));
+    sqlite3_finalize(runs);
+    sqlite3_finalize(q);
+    sqlite3_finalize(up);
+    return rc == SQLITE_OK ? D2_OK : D2_EDB;
+}
+
+int accuracy_fill_missing(db *d, const accuracy_model *a, long *filled)
+{
+    fill_ctx c = {a, 0};
+    int rc = db_transaction(d, fill_fn, &c);
+    *filled = c.filled;
+    return rc;
 }

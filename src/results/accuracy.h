@@ -47,5 +47,12 @@ double accuracy_ppl_at_error(const accuracy_model *a, double e);
 double accuracy_estimate(const accuracy_model *a, const char *format, const double use_w2[ACC_MAX_BITS + 1]);
 /* The curve's PPL at `bits` (for tests). */
 double accuracy_curve_ppl(const accuracy_model *a, int bits);
+/* est_ppl for every simulated run of d that has its per-bit-width gate
+ * weights (metrics gate2_bits_<b>) but no est_ppl, from a (normally loaded
+ * from d itself), exactly as a sweep into d computes it (runner.c): what
+ * `d2moe merge` does after merging shards swept into stores without the
+ * error table.  *filled: runs given a value (a run whose estimate is still
+ * unknown keeps none).  One transaction. */
+int accuracy_fill_missing(db *d, const accuracy_model *a, long *filled);
 
 #endif
