@@ -158,6 +158,130 @@ static void test_layouts(void)
     }
 }
 
+/* A vLLM route line (the test writes its own tiny logs). */
+static void route(FILE *f, const char *req, int tok, int layer, int k, const int *ids, const double *w)
+{
+    fprintf(f, "{\"type\": \"route\", \"req_id\": \"%s\", \"token_idx\": %d, \"layer\": %d, \"topk_ids\": [", req, tok, layer);
+    for (int j = 0; j < k; j++) fprintf(f, "%s%d", j ? ", " : "", ids[j]);
+    fprintf(f, "], \"topk_weights\": [");
+    for (int j = 0; j < k; j++) fprintf(f, "%s%g", j ? ", " : "", w[j]);
+    fprintf(f, "]}\n");
+}
+
+/* A per-request log: r0 and r1, 5 tokens x 2 layers, top-2 (ids and weights
+ * differ from token to token); the line of (r0, token dup_tok, layer 1)
+ * written a second time after line `dup_after` of the route lines (0 = no
+ * repeat).  Returns the file line of the repeated copy. */
+static int write_per_request(const char *path, int dup_tok, int dup_after)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "{\"type\": \"meta\", \"num_experts\": 8, \"top_k\": 2}\n");
+    int n = 0, at = -1;
+    for (int q = 0; q < 2; q++)
+        for (int t = 0; t < 5; t++)
+            for (int l = 0; l < 2; l++) {
+                int ids[2] = {(t + l + 3 * q) % 8, (t + l + 3 * q + 1) % 8};
+                double w[2] = {0.6 + 0.05 * t, 0.4 - 0.05 * t};
+                route(f, q ? "r1" : "r0", t, l, 2, ids, w);
+                n++;
+                if (dup_after && n == dup_after) {
+                    int di[2] = {(dup_tok + 1) % 8, (dup_tok + 2) % 8};
+                    double dw[2] = {0.6 + 0.05 * dup_tok, 0.4 - 0.05 * dup_tok};
+                    route(f, "r0", dup_tok, 1, 2, di, dw);
+                    at = n + 2; /* after the meta line and n route lines */
+                    n++;
+                }
+            }
+    fclose(f);
+    return at;
+}
+
+/* traces/README.md: a second record for (request, position, layer) is
+ * dropped (the later line) and counted; a repeated line of a per-request
+ * log must not read as a token_idx restart (that split r0 into a "prefill"
+ * and decode requests: 21 records, 5 requests). */
+static void test_repeated_line(void)
+{
+    import_opts o = {0};
+    import_report rep;
+    o.format = "vllm-jsonl";
+    /* the repeat right after its original (line 7 = r0 token 2 layer 1), and far after it, at the end of r0's rows */
+    static const int after[] = {6, 10};
+    for (size_t i = 0; i < sizeof after / sizeof after[0]; i++) {
+        int at = write_per_request(tmp("rep.jsonl"), 2, after[i]);
+        int rc = import_run(tmp("rep.jsonl"), tmp("rep.d2t"), &o, &rep);
+        char want[64];
+        snprintf(want, sizeof want, "rep.jsonl:%d: ", at);
+        ok(rc == D2_OK && rep.records == 20 && rep.requests == 2 && rep.tokens == 10 && rep.batched_reqs == 0,
+           "repeated line %d of a per-request log: 20 records, 2 requests, 10 tokens, no batch split (got %llu, %u, %llu)", at,
+           (unsigned long long)rep.records, rep.requests, (unsigned long long)rep.tokens);
+        ok(rep.n[IMPORT_DUP] == 1 && strstr(rep.first[IMPORT_DUP], want) && strstr(rep.first[IMPORT_DUP], "same route as line 7"),
+           "... counted as 1 duplicate at its line (\"%s\")", rep.first[IMPORT_DUP]);
+    }
+    o.strict = 1;
+    int rc = import_run(tmp("rep.jsonl"), tmp("rep.d2t"), &o, &rep);
+    ok(rc == D2_EFORMAT && strstr(d2_err_msg(), "rep.jsonl:12: ") && strstr(d2_err_msg(), "same route as line 7") &&
+           strstr(d2_err_msg(), "(--strict)"),
+       "... and fatal with --strict (\"%s\")", d2_err_msg());
+    o.strict = 0;
+    write_per_request(tmp("rep.jsonl"), 0, 0);
+    ok(import_run(tmp("rep.jsonl"), tmp("rep.d2t"), &o, &rep) == D2_OK && rep.records == 20 && rep.requests == 2 &&
+           rep.n[IMPORT_DUP] == 0,
+       "the same log without the repeat: 20 records, 2 requests, no duplicate");
+    /* decode batches of one row (token_idx 0 each) routed alike, top-1: batches, not repeated lines */
+    FILE *f = fopen(tmp("b1.jsonl"), "w");
+    if (f) {
+        double one = 1.0;
+        for (int t = 0; t < 3; t++)
+            for (int l = 0; l < 2; l++) { int e = t + l; route(f, "r1", t, l, 1, &e, &one); }
+        for (int b = 0; b < 4; b++)
+            for (int l = 0; l < 2; l++) { int e = 5 + l; route(f, "r1", 0, l, 1, &e, &one); }
+        fclose(f);
+    }
+    rc = import_run(tmp("b1.jsonl"), tmp("b1.d2t"), &o, &rep);
+    ok(rc == D2_OK && rep.records == 14 && rep.requests == 1 && rep.tokens == 7 &&
+           rep.decode_batches == 4 && rep.n[IMPORT_DUP] == 0,
+       "top-1 decode batches of one row routed alike: 4 decode batches continuing the prompt, no duplicate (%llu records, %u requests)",
+       (unsigned long long)rep.records, rep.requests);
+}
+
+/* Warm-up rule (traces/README.md): in a top-1 log every weight is 1.0, so
+ * two leading tokens routed alike are no warm-up (they cut token 2 in half:
+ * 5 rows dropped); a top-1 warm-up that is a batch of its own (token_idx
+ * restarts after it) still is one. */
+static void test_top1_warmup(void)
+{
+    import_opts o = {0};
+    import_report rep;
+    o.format = "vllm-jsonl";
+    double one = 1.0;
+    FILE *f = fopen(tmp("t1.jsonl"), "w");
+    if (f) {
+        /* tokens 0 and 1: experts 3 (layer 0), 4 (layer 1); token 2: 3 then 6; tokens 3, 4: others */
+        static const int e[5][2] = {{3, 4}, {3, 4}, {3, 6}, {1, 2}, {5, 0}};
+        for (int t = 0; t < 5; t++)
+            for (int l = 0; l < 2; l++) route(f, "r0", t, l, 1, &e[t][l], &one);
+        fclose(f);
+    }
+    int rc = import_run(tmp("t1.jsonl"), tmp("t1.d2t"), &o, &rep);
+    ok(rc == D2_OK && rep.warmup == 0 && rep.records == 10 && rep.tokens == 5 &&
+           rep.n[IMPORT_MISSING] == 0,
+       "top-1 log, two leading tokens alike: no warm-up, 10 records, 5 whole tokens (warm-up %llu, records %llu)",
+       (unsigned long long)rep.warmup, (unsigned long long)rep.records);
+    f = fopen(tmp("t1w.jsonl"), "w");
+    if (f) {
+        for (int t = 0; t < 3; t++)
+            for (int l = 0; l < 2; l++) { int e = 3 + l; route(f, "r1", t, l, 1, &e, &one); }
+        for (int t = 0; t < 4; t++)
+            for (int l = 0; l < 2; l++) { int e = (t * 3 + l) % 8; route(f, "r1", t, l, 1, &e, &one); }
+        fclose(f);
+    }
+    rc = import_run(tmp("t1w.jsonl"), tmp("t1w.d2t"), &o, &rep);
+    ok(rc == D2_OK && rep.warmup == 6 && rep.records == 8 && rep.tokens == 4,
+       "top-1 log whose token_idx restarts after 3 tokens alike: 6 warm-up rows, 8 records (warm-up %llu)", (unsigned long long)rep.warmup);
+}
+
 static void test_olmoe(void)
 {
     char ol[1024];
@@ -183,6 +307,8 @@ int main(void)
     snprintf(tmpdir, sizeof tmpdir, "/tmp/t_import.XXXXXX");
     if (!mkdtemp(tmpdir)) { printf("Bail out! mkdtemp\n"); return 1; }
     test_layouts();
+    test_repeated_line();
+    test_top1_warmup();
     test_olmoe();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -596,21 +596,28 @@ static int read_input(ctx *c, int fmt, int *has_bits)
 /* vLLM's warm-up dummy batch: a leading run of identical route rows.  A
  * dummy batch feeds the same input to every token, so at each layer all its
  * rows carry the same ids and the same weights (uniform 1/k in the OLMoE log,
- * non-uniform in the Qwen1.5-MoE log).  The run ends at the first row that
- * differs from the first run row of its layer; it is a warm-up only when every
- * layer in it has at least two rows (one token's rows across layers are not a
- * batch).  Its length is detected, never assumed. */
+ * non-uniform in the Qwen1.5-MoE log).  The run (rows of one req_id) ends at
+ * the first row that differs from the first run row of its layer.  It is a
+ * warm-up only when every layer in it has at least two rows (one token's rows
+ * across layers are not a batch) and either
+ *   - its weights are uniform, 1/k each with k >= 2 (the OLMoE log, whose
+ *     token_idx runs on across the warm-up), or
+ *   - it is a forward batch of its own: the row that ends it has the run's
+ *     req_id and a token_idx not above the run's last at its layer, i.e.
+ *     it starts a new batch (the Qwen1.5-MoE log restarts token_idx).
+ * Two leading tokens routed alike are not enough: in a top-1 log every
+ * weight is 1.0 and that is common.  Its length is detected, never assumed. */
 static void skip_warmup(ctx *c)
 {
     if (!c->n) return;
     enum { SLOTS = 64 }; /* layers tracked; a warm-up over more layers is not detected */
-    int64_t lay[SLOTS];
+    int64_t lay[SLOTS], lastpos[SLOTS];
     size_t first[SLOTS], cnt[SLOTS];
     int nl = 0;
     size_t n = 0;
     for (; n < c->n; n++) {
         const raw *r = &c->rows[n];
-        if (r->drop || !r->k) break;
+        if (r->drop || !r->k || r->req != c->rows[0].req) break;
         int i = 0;
         while (i < nl && lay[i] != r->layer) i++;
         if (i == nl) {
@@ -620,10 +627,26 @@ static void skip_warmup(ctx *c)
         const raw *a = &c->rows[first[i]];
         if (r->k != a->k || memcmp(r->ex, a->ex, r->k * sizeof r->ex[0]) || memcmp(r->w, a->w, r->k * sizeof r->w[0])) break;
         cnt[i]++;
+        lastpos[i] = r->pos;
     }
     for (int i = 0; i < nl; i++)
         if (cnt[i] < 2) return;
     if (n < 2) return;
+    int uniform = 1;
+    for (int i = 0; i < nl && uniform; i++) {
+        const raw *a = &c->rows[first[i]];
+        if (a->k < 2) uniform = 0;
+        for (int j = 1; j < a->k; j++)
+            if (a->w[j] != a->w[0]) uniform = 0;
+    }
+    int restart = 0;
+    if (n < c->n) {
+        const raw *r = &c->rows[n];
+        if (!r->drop && r->k && r->req == c->rows[0].req)
+            for (int i = 0; i < nl; i++)
+                if (lay[i] == r->layer && cnt[i] && r->pos <= lastpos[i]) restart = 1;
+    }
+    if (!uniform && !restart) return;
     for (size_t i = 0; i < n; i++) c->rows[i].drop = 1;
     c->rep->warmup = n;
 }
@@ -648,6 +671,19 @@ static int cmp_req_line(const void *pa, const void *pb)
     return a->line < b->line ? -1 : a->line > b->line;
 }
 
+/* Two rows with the same token_idx, layer, ids and weights (a repeated line). */
+static int same_route(const raw *a, const raw *b)
+{
+    return a->pos == b->pos && a->layer == b->layer && a->k == b->k && !memcmp(a->ex, b->ex, a->k * sizeof a->ex[0]) &&
+           !memcmp(a->w, b->w, a->k * sizeof a->w[0]);
+}
+
+static uint64_t vhash(uint64_t serial, int64_t layer, int64_t pos)
+{
+    uint64_t h = serial * 0x9E3779B97F4A7C15ULL ^ (uint64_t)layer * 0xC2B2AE3D27D4EB4FULL ^ (uint64_t)pos * 0x165667B19E3779F9ULL;
+    return h ^ (h >> 29);
+}
+
 static int vllm_structure(ctx *c)
 {
     int rc = D2_OK;
@@ -659,11 +695,20 @@ static int vllm_structure(ctx *c)
     int64_t *bmin = NULL, *bmax = NULL;
     size_t bcap = 0;
     uint8_t *seen = calloc(65536, 1);
+    uint64_t *hser = NULL;
+    uint32_t *hval = NULL;
     if (!idx || !bno || !last || !stamp || !seen) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
     for (size_t i = 0; i < c->n; i++)
         if (!c->rows[i].drop) idx[m++] = (uint32_t)i;
     sort_rows = c->rows;
     qsort(idx, m, sizeof *idx, cmp_req_line);
+    /* rows of the current batch by (batch serial, layer, token_idx), to tell
+     * a repeated line from a restart: open addressing, value = row + 1 */
+    size_t hcap = 16;
+    while (hcap < 2 * (size_t)m + 2) hcap *= 2;
+    hser = malloc(hcap * sizeof *hser);
+    hval = calloc(hcap, sizeof *hval);
+    if (!hser || !hval) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
     uint64_t serial = 0;
     for (size_t i = 0; i < m;) {
         size_t j = i;
@@ -671,10 +716,43 @@ static int vllm_structure(ctx *c)
         while (j < m && c->rows[idx[j]].req == q) j++;
         /* batches of request q: rows idx[i..j) in file order */
         uint32_t nb = 0;
+        size_t next_other = 0; /* cache of the lookahead below: first row after a run of copies */
         serial++;
         for (size_t t = i; t < j; t++) {
-            const raw *r = &c->rows[idx[t]];
+            raw *r = &c->rows[idx[t]];
             size_t l = (size_t)(r->layer < 0 ? 0 : r->layer > 65535 ? 65535 : r->layer);
+            if (t > i && stamp[l] == serial && r->pos <= last[l]) {
+                /* This row would start a new batch.  If the current batch
+                 * already holds a row with the same token_idx, layer, ids and
+                 * weights, it is a repeated line (dropped, counted as a
+                 * duplicate) unless the next row that is not another copy of
+                 * it also restarts the current batch: then it is a batch of
+                 * its own routed alike (vLLM decode batches of one row). */
+                const raw *e = NULL;
+                for (size_t h = vhash(serial, r->layer, r->pos) & (hcap - 1); hval[h]; h = (h + 1) & (hcap - 1)) {
+                    const raw *x = &c->rows[hval[h] - 1];
+                    if (hser[h] == serial && x->layer == r->layer && x->pos == r->pos) { e = x; break; }
+                }
+                if (e && same_route(e, r)) {
+                    if (next_other <= t) {
+                        next_other = t + 1;
+                        while (next_other < j && same_route(&c->rows[idx[next_other]], r)) next_other++;
+                    }
+                    int restart = 0;
+                    if (next_other < j) {
+                        const raw *nx = &c->rows[idx[next_other]];
+                        size_t l2 = (size_t)(nx->layer < 0 ? 0 : nx->layer > 65535 ? 65535 : nx->layer);
+                        restart = stamp[l2] == serial && nx->pos <= last[l2];
+                    }
+                    if (!restart) {
+                        rc = problem(c, IMPORT_DUP, r->line, "req_id \"%.100s\" token_idx %lld layer %lld: the same route as line %u (a repeated line)",
+                                     c->byid[q], (long long)r->pos, (long long)r->layer, e->line);
+                        if (rc) goto out;
+                        r->drop = 1;
+                        continue;
+                    }
+                }
+            }
             if (t == i || (stamp[l] == serial && r->pos <= last[l])) {
                 serial++;
                 if (nb == bcap) {
@@ -694,6 +772,10 @@ static int vllm_structure(ctx *c)
             if (r->pos < bmin[nb - 1]) bmin[nb - 1] = r->pos;
             if (r->pos > bmax[nb - 1]) bmax[nb - 1] = r->pos;
             bno[idx[t]] = nb - 1;
+            size_t h = vhash(serial, r->layer, r->pos) & (hcap - 1);
+            while (hval[h]) h = (h + 1) & (hcap - 1);
+            hser[h] = serial;
+            hval[h] = idx[t] + 1;
         }
         if (nb < 2) { c->rep->batches++; i = j; continue; }
         c->rep->batches += nb;
@@ -716,6 +798,7 @@ static int vllm_structure(ctx *c)
         int64_t B0 = nb > 1 ? bmax[1] - bmin[1] + 1 : 0;
         for (size_t t = i; t < j && !rc; t++) {
             raw *r = &c->rows[idx[t]];
+            if (r->drop) continue; /* a repeated line */
             uint32_t b = bno[idx[t]];
             if (b == 0) {
                 r->pos -= bmin[0];
@@ -741,7 +824,7 @@ static int vllm_structure(ctx *c)
     /* layers logged */
     for (size_t t = 0; t < m; t++) {
         const raw *r = &c->rows[idx[t]];
-        if (r->layer >= 0 && r->layer <= 65535 && !seen[r->layer]) {
+        if (!r->drop && r->layer >= 0 && r->layer <= 65535 && !seen[r->layer]) {
             seen[r->layer] = 1;
             c->rep->layers_logged++;
             size_t len = strlen(c->rep->layer_list);
@@ -752,7 +835,7 @@ static int vllm_structure(ctx *c)
         }
     }
 out:
-    free(idx); free(bno); free(last); free(stamp); free(bmin); free(bmax); free(seen);
+    free(idx); free(bno); free(last); free(stamp); free(bmin); free(bmax); free(seen); free(hser); free(hval);
     return rc;
 }
 
