@@ -18,6 +18,19 @@ expect 2 'gen.bogus|not a gen key' "unknown gen key" -- $D2MOE trace gen --model
 expect 2 'skew' "gen value out of range" -- $D2MOE trace gen --model mixtral-8x7b --set gen.skew=99 -o $TMP/x.d2t
 expect 2 'preset "nope"' "unknown model preset" -- $D2MOE trace gen --model nope -o $TMP/x.d2t
 
+# a JSON key given twice is an error on the fast path (flat lines) as on
+# jansson's (the same line with a null value); it was "last one wins"
+J='{"dataset":"gsm8k","problem_id":1,"layer":0,"layer":1,"experts":[3,5],"gating_probs":[0.7,0.3],"token_idx":0'
+printf '%s}\n' "$J" > $TMP/dupkey.jsonl
+printf '%s,"x":null}\n' "$J" > $TMP/dupkey-slow.jsonl
+for f in dupkey dupkey-slow; do
+    expect 2 "$f.jsonl:1: .*duplicate object key near '\"layer\"'" "$f.jsonl: \"layer\" twice: exit 2 naming file:line and the key" -- \
+        $D2MOE trace import --format mixtral-jsonl $TMP/$f.jsonl -o $TMP/x.d2t
+done
+printf '{"type":"route","req_id":"r0","token_idx":0,"layer":0,"topk_ids":[1,2],"topk_weights":[0.6,0.4],"token_idx":1}\n' > $TMP/dupkey-vllm.jsonl
+expect 2 "dupkey-vllm.jsonl:1: .*duplicate object key near '\"token_idx\"'" "vllm-jsonl: \"token_idx\" twice: exit 2" -- \
+    $D2MOE trace import --format vllm-jsonl $TMP/dupkey-vllm.jsonl -o $TMP/x.d2t
+
 # default mode: problems counted and reported, never silent
 out=$($D2MOE trace import --format mixtral-jsonl --model mixtral-8x7b $C/range.jsonl -o $TMP/r.d2t 2>&1)
 echo "$out" | grep -q 'problem: 1 x id out of range (record dropped); first: .*range.jsonl:2' ; ok $? "range.jsonl default: reported with count and handling"
