@@ -122,6 +122,15 @@ printf '%s\n0,English,1\n' "$H" > "$TMP/short.csv"
 expect 2 "short.csv:2: 3 fields, the header has 4" "a short row: exit 2 naming the field count" -- "$D2MOE" trace stats "$TMP/short.csv"
 printf '%s\n0,English,1,1,1\n' "$H" > "$TMP/longrow.csv"
 expect 2 "longrow.csv:2: 5 fields, the header has 4" "a long row: exit 2 naming the field count" -- "$D2MOE" trace stats "$TMP/longrow.csv"
+# the header is checked column by column (only its first 23 bytes were, and
+# a trailing "Total" was read as expert 4; Expert_* columns out of order
+# were mapped by position)
+printf 'Layer,Language,Expert_0,Expert_1,Expert_2,Expert_3,Total\n0,English,1,0.5,0.3,0.2,2\n' > "$TMP/total.csv"
+expect 2 'total.csv:1: header column 7: expected "Expert_4", got "Total"' "a trailing Total column: exit 2 naming file:1 and the column" -- "$D2MOE" trace stats "$TMP/total.csv"
+printf 'Layer,Language,Expert_1,Expert_0\n0,English,1,0.5\n' > "$TMP/swapped.csv"
+expect 2 'swapped.csv:1: header column 3: expected "Expert_0", got "Expert_1"' "Expert columns out of order: exit 2 naming the column" -- "$D2MOE" trace stats "$TMP/swapped.csv"
+printf 'Layer,Language,Expert_0,Expert_1,Expert_2,Expert_3\n0,English,1,0.5,0.3,0.2\n' > "$TMP/four.csv"
+"$D2MOE" trace stats --top-k 2 "$TMP/four.csv" | grep -q '1 layers x 4 experts'; ok $? "Expert_0..Expert_3: 4 experts"
 printf '%s\n0,English,0,0\n' "$H" > "$TMP/zero.csv"
 expect 2 "zero.csv:2: layer 0: values sum to 0" "an all-zero table: exit 2" -- "$D2MOE" trace stats "$TMP/zero.csv"
 printf '%s\n0,English,1e308,1e308\n' "$H" > "$TMP/huge.csv"

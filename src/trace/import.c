@@ -1131,7 +1131,8 @@ static int table_check_rows(const char *path, import_table *t, const uint32_t *l
     return D2_OK;
 }
 
-/* Qwen3 activation CSV: the Layer column decides the layer; the rows of the
+/* Qwen3 activation CSV: header Layer,Language,Expert_0,Expert_1,... exactly;
+ * the Layer column decides the layer; the rows of the
  * chosen language must hold layers 0..L-1 exactly once each (duplicates,
  * gaps and non-numeric layers are errors at file:line).  Line numbers count
  * every line, blank ones included. */
@@ -1154,12 +1155,30 @@ static int table_csv(const char *path, char *text, const char *language, import_
     } while (0)
     NEXT_LINE();
     if (!line) D2_ERROR(D2_EFORMAT, "%s: empty file", path);
-    /* header: Layer,Language,Expert_0,...  */
-    if (strncmp(line, "Layer,Language,Expert_0", 23)) D2_ERROR(D2_EFORMAT, "%s:1: header: expected Layer,Language,Expert_0,...", path);
+    /* header: Layer,Language,Expert_0,Expert_1,... exactly: every column
+     * after the first two is Expert_<i> with i = 0, 1, 2, ... in order (a
+     * value is read by its position, so another column or another order
+     * would be read as the wrong expert) */
     uint32_t E = 0;
-    for (char *q = line; *q; q++) E += *q == ',';
-    E -= 1;
-    if (E < 1 || E > 65535) D2_ERROR(D2_EFORMAT, "%s:1: header: %u expert columns (1..65535)", path, E);
+    {
+        const char *q = line;
+        for (uint32_t col = 1;; col++) {
+            size_t n = strcspn(q, ",");
+            char want[32];
+            if (col == 1) snprintf(want, sizeof want, "Layer");
+            else if (col == 2) snprintf(want, sizeof want, "Language");
+            else snprintf(want, sizeof want, "Expert_%u", col - 3);
+            if (n != strlen(want) || memcmp(q, want, n))
+                D2_ERROR(D2_EFORMAT, "%s:1: header column %u: expected \"%s\", got \"%.*s\"", path, col, want, n > 40 ? 40 : (int)n, q);
+            if (col >= 3) E++;
+            if (!q[n]) {
+                if (col < 3) D2_ERROR(D2_EFORMAT, "%s:1: header: expected Layer,Language,Expert_0,..., got %u column(s)", path, col);
+                break;
+            }
+            if (E == 65535) D2_ERROR(D2_EFORMAT, "%s:1: header: more than 65535 expert columns", path);
+            q += n + 1;
+        }
+    }
     size_t cap = 64;
     double *sh = malloc(cap * E * sizeof *sh);
     uint32_t *at = malloc(cap * sizeof *at); /* line of each layer's row, 0 = none yet */
