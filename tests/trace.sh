@@ -31,6 +31,21 @@ printf '{"type":"route","req_id":"r0","token_idx":0,"layer":0,"topk_ids":[1,2],"
 expect 2 "dupkey-vllm.jsonl:1: .*duplicate object key near '\"token_idx\"'" "vllm-jsonl: \"token_idx\" twice: exit 2" -- \
     $D2MOE trace import --format vllm-jsonl $TMP/dupkey-vllm.jsonl -o $TMP/x.d2t
 
+# a UTF-8 byte order mark at the start (Windows tools) is skipped: it used
+# to fail with 'expected "req", got "<BOM>req"' (exit 2)
+B='\357\273\277'
+printf "${B}req,pos,phase,layer,e0,e1,w0,w1\nr,0,decode,0,1,2,0.6,0.4\nr,1,decode,0,2,3,0.7,0.3\n" > $TMP/bom.csv
+$D2MOE trace import --format csv $TMP/bom.csv -o $TMP/bom.d2t | grep -q '2 records, 2 tokens, 1 requests'; ok $? "csv with a BOM: imported (2 records)"
+printf "${B}"'{"dataset":"gsm8k","problem_id":1,"layer":0,"experts":[3,5],"gating_probs":[0.7,0.3],"token_idx":0}\n' > $TMP/bom.jsonl
+$D2MOE trace import --format mixtral-jsonl $TMP/bom.jsonl -o $TMP/bom.d2t | grep -q '1 records, 1 tokens'; ok $? "mixtral-jsonl with a BOM: imported"
+printf "${B}"'{"type":"meta","num_experts":8,"top_k":2}\n{"type":"route","req_id":"r0","token_idx":0,"layer":0,"topk_ids":[1,2],"topk_weights":[0.6,0.4]}\n' > $TMP/bomv.jsonl
+$D2MOE trace import --format vllm-jsonl $TMP/bomv.jsonl -o $TMP/bom.d2t | grep -q '1 layers x 8 experts, top-2'; ok $? "vllm-jsonl with a BOM: imported, meta line read"
+printf "${B}"'Layer,Language,Expert_0,Expert_1\n0,English,1.5,0.5\n' > $TMP/bomt.csv
+$D2MOE trace stats $TMP/bomt.csv | grep -q '1 layers x 2 experts, top-2'; ok $? "Qwen3 table with a BOM: read"
+sed -n 1p $TMP/bom.jsonl > $TMP/bom2.jsonl; cat $TMP/bom.jsonl >> $TMP/bom2.jsonl
+expect 2 'bom2.jsonl:2: malformed JSON at column 1' "only the file's first bytes: a BOM on line 2 is malformed JSON at file:line" -- \
+    $D2MOE trace import --format mixtral-jsonl $TMP/bom2.jsonl -o $TMP/x.d2t
+
 # default mode: problems counted and reported, never silent
 out=$($D2MOE trace import --format mixtral-jsonl --model mixtral-8x7b $C/range.jsonl -o $TMP/r.d2t 2>&1)
 echo "$out" | grep -q 'problem: 1 x id out of range (record dropped); first: .*range.jsonl:2' ; ok $? "range.jsonl default: reported with count and handling"

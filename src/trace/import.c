@@ -559,6 +559,10 @@ static int parse_csv_line(ctx *c, uint32_t line, char *buf, const csv_cols *cc)
 
 /* ------------------------------------------------------------- read lines */
 
+/* A UTF-8 byte order mark, which Windows tools put at the start of a text
+ * file: skipped there, in traces and in activation tables. */
+#define UTF8_BOM "\xEF\xBB\xBF"
+
 static int read_input(ctx *c, int fmt, int *has_bits)
 {
     /* a regular file of at most FILEIO_TEXT_MAX bytes, lines of at most
@@ -574,6 +578,10 @@ static int read_input(ctx *c, int fmt, int *has_bits)
         if (line == UINT32_MAX - 1) { rc = D2_ERANGE; d2_err_set("%s:%u: more than %u lines", c->path, line, UINT32_MAX - 1); break; }
         line++;
         if (memchr(buf, 0, len)) { rc = D2_EFORMAT; d2_err_set("%s:%u: binary data (NUL byte): not a text trace", c->path, line); break; }
+        if (line == 1 && len >= 3 && !memcmp(buf, UTF8_BOM, 3)) { /* from Windows tools: skipped (traces/README.md) */
+            memmove(buf, buf + 3, len - 3 + 1);
+            len -= 3;
+        }
         while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) buf[--len] = 0;
         size_t sp = 0;
         while (sp < (size_t)len && isspace((unsigned char)buf[sp])) sp++;
@@ -1277,9 +1285,9 @@ int import_table_read(const char *path, const char *language, import_table *t)
     int rc;
     if (memchr(buf, 0, (size_t)sz)) { rc = D2_EFORMAT; d2_err_set("%s: binary data: neither a .d2t trace nor an activation table", path); }
     else {
-        size_t i = 0;
+        size_t b = sz >= 3 && !memcmp(buf, UTF8_BOM, 3) ? 3 : 0, i = b;
         while (i < (size_t)sz && isspace((unsigned char)buf[i])) i++;
-        rc = buf[i] == '{' ? table_json(path, buf, (size_t)sz, t) : table_csv(path, buf, language, t);
+        rc = buf[i] == '{' ? table_json(path, buf + b, (size_t)sz - b, t) : table_csv(path, buf + b, language, t);
     }
     free(buf);
     return rc;
