@@ -74,4 +74,13 @@ if [ -f "$MX" ] && $D2MOE trace import --format mixtral-jsonl "$MX" -o "$TMP/mx.
 else
     skip "shared Mixtral trace absent"
 fi
+# the transient FP16 copy is counted only where a kernel writes one: per-level on a device that
+# dequantizes (env1: +2 W = 352.32 MB for Mixtral), not the fused kernel, not a device reading packed codes
+pk() { dv=$1; kn=$2; tr=$3; shift 3
+       "$D2MOE" simulate --model mixtral-8x7b --device "$dv" --policy d2moe-v1 --budget 300M --requests 2 --prompt 8 --gen 8 \
+       --set sim.kv_on_device=false --set sim.nested_kernel="$kn" --set sim.transient_fp16="$tr" "$@" 2>/dev/null |
+       sed -n 's/^peak_mem_mb *= *\([0-9.]*\) MB$/\1/p'; }
+a=$(pk env1 per-level true); b=$(pk env1 per-level false); c=$(pk env1 fused true); e=$(pk env1 per-level true --set device.dequant_rate=1e16)
+awk -v a="$a" -v b="$b" -v c="$c" -v e="$e" 'BEGIN { exit !(a - b > 352.3 && a - b < 352.4 && c == b && e == b) }'
+ok $? "peak memory: the FP16 copy counted for the per-level kernel only ($a vs $b MB), not fused ($c) nor dequant_rate 1e16 ($e)"
 done_testing

@@ -133,7 +133,7 @@ int engine_kick_compute(run *r)
     int64_t now = des_now(r->ev);
     if (r->waiting) { r->bubble_ns += now - r->idle_since; r->waiting = 0; }
     it->state = 2;
-    if (r->p->transient_fp16 && r->unit_bits[it->unit] < 16) {
+    if (r->fp16_copy && r->unit_bits[it->unit] < 16) {
         r->transient = 2 * r->W;
         sim_mem_account(r);
     }

@@ -25,7 +25,7 @@ static const param_def defs[] = {
     {"kv_bits", PARAM_INT, F(kv_bits), "16", 1, 32, "bits", "bits per KV-cache element"},
     {"kv_on_device", PARAM_BOOL, F(kv_on_device), "true", 0, 1, "", "count the KV cache in accelerator memory (false: kept in host memory; attention cost unchanged -- see docs/simulator.md)"},
     {"nested_compute", PARAM_STRING, F(nested_compute), "uniform", 0, 0, "", "cost of a nested system's level-k item: uniform (the paper's reading: every level item computes the whole expert for its T_k tokens at >= k) or swiglu (the data flow d2moe execute runs: gate/up of level k for the T_k tokens, and the down projection of levels 1..k for the tokens whose last level is k; same total work)"},
-    {"transient_fp16", PARAM_BOOL, F(transient_fp16), "true", 0, 1, "", "count the FP16 copy a dequantized expert level occupies while it computes"},
+    {"transient_fp16", PARAM_BOOL, F(transient_fp16), "true", 0, 1, "", "count the FP16 copy a dequantized expert level occupies while it computes (only where a kernel writes one: the per-level kernel on a device that dequantizes, device.dequant_rate < 1e15)"},
     {"plan_gap", PARAM_BOOL, F(plan_gap), "false", 0, 1, "", "also plan each step with hebf, id-order and optimal and report their makespan gaps"},
     {"opt_max_states", PARAM_INT, F(opt_max_states), "1048576", 1, 1e9, "states", "optimal planner: largest dynamic program per step (beyond: hebf, counted)"},
     {"prefetch", PARAM_STRING, F(prefetch), "", 0, 0, "", "preloading predictor, a name from d2moe simulate --list (e.g. none, paths, oracle; empty = the system's)"},

@@ -79,6 +79,10 @@ static int setup(run *r, const sim_input *in)
     const char *br = r->rs.bitroute, *pl = r->rs.plan, *mp = r->rs.mem, *cp = r->rs.caps, *pf = r->rs.prefetch;
     r->at = arrival_find(p->arrival);
     r->fused = !strcmp(p->nested_kernel, "fused");
+    /* the transient FP16 copy exists only where a kernel writes one: not in
+     * the fused kernel (dequantized tiles feed the GEMM, no copy is written)
+     * and not on a device whose kernels read the packed codes */
+    r->fp16_copy = p->transient_fp16 && !r->fused && r->d->dequant_rate < COST_NO_FP16_COPY;
     r->swiglu = r->sys->nested && !strcmp(p->nested_compute, "swiglu") && r->m->expert_matrices >= 2;
     int arg = 0;
     r->ft = prefetch_find(pf);
@@ -117,7 +121,7 @@ static int setup(run *r, const sim_input *in)
         /* a buffer that fills the device: what the non-expert weights, the
          * largest KV cache of the run and the FP16 transient leave free */
         int64_t kv = p->kv_on_device ? (int64_t)r->R * (r->P + r->G - 1) * r->kv_per_token : 0;
-        int64_t tr = p->transient_fp16 ? 2 * r->W : 0;
+        int64_t tr = r->fp16_copy ? 2 * r->W : 0;
         int64_t need = r->sys->nested ? total_units : maxunit;
         budget = r->d->mem_bytes - r->fixed_bytes - kv - tr;
         if (budget < need) {

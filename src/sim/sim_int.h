@@ -138,6 +138,8 @@ typedef struct run {
     double *gsum;           /* [2][expert][unit] a layer step's gate-weight sums and sums of squares (step_plan) */
     int swiglu;             /* sim.nested_compute = swiglu (nested systems only) */
     int fused;              /* sim.nested_kernel = fused */
+    int fp16_copy;          /* a unit below 16 bits is computed from an FP16 copy held while it computes: sim.transient_fp16,
+                               per-level kernel, a device that dequantizes (dequant_rate < COST_NO_FP16_COPY) */
     int64_t cache_bytes;    /* host page cache capacity, bytes (0 = none) */
     /* the bound (sim_bound): work no schedule avoids */
     int64_t fstep_need;     /* bytes of distinct units the current forward step needs */
