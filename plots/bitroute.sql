@@ -1,8 +1,7 @@
 -- Beyond the paper: throughput against estimated perplexity, one point per
 -- (bit-routing policy, budget); series: the policy, named with its budgets
 -- (under the fitted rates a policy's budgets give nearly the same point).
-WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = :sweep AND rv.variant = :variant GROUP BY j.job_hash),
+WITH r AS (SELECT id FROM sweep_runs WHERE sweep = :sweep AND variant = :variant),
 v AS (SELECT br.value AS policy, p.value AS ppl, t.value AS tps, CAST(bud.value AS REAL) / 1e6 AS mb
       FROM r JOIN runs ON runs.id = r.id AND runs.status = 'ok'
       JOIN params br ON br.run_id = r.id AND br.key = 'sim.bitroute'

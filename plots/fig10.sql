@@ -3,8 +3,7 @@
 -- throughput (NULL) and a marker value 0 in column 4 (drawn as a cross on
 -- the axis).  The hold-* systems keep every expert resident and ignore M.
 -- Bound by figures.ini: :model, :device; by d2moe plot: :sweep, :variant.
-WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = :sweep AND rv.variant = :variant GROUP BY j.job_hash)
+WITH r AS (SELECT id FROM sweep_runs WHERE sweep = :sweep AND variant = :variant)
 SELECT pol.value || CASE WHEN pol.value LIKE 'hold-%' THEN ' (all resident, ignores M)' ELSE '' END
        || CASE WHEN max(runs.status = 'ok') OVER (PARTITION BY pol.value) THEN '' ELSE ': out of memory at every M' END AS method,
        CAST(bud.value AS REAL) / 1e6 AS budget_mb,

@@ -1,7 +1,6 @@
 -- Fig. 11: dense LLaMA2-13B; :metric (throughput_tps or peak_mem_mb) against
 -- requests, one series per method.
-WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = :sweep AND rv.variant = :variant GROUP BY j.job_hash)
+WITH r AS (SELECT id FROM sweep_runs WHERE sweep = :sweep AND variant = :variant)
 SELECT pol.value, CAST(req.value AS INTEGER), CASE WHEN runs.status = 'ok' THEN m.value END
 FROM r JOIN runs ON runs.id = r.id
 JOIN params pol ON pol.run_id = r.id AND pol.key = 'sim.policy'

@@ -4,8 +4,7 @@
 -- per-level kernel), 'latency' (makespan s of the per-level kernel, a
 -- dequantize pass then the GEMM, against the fused kernel that dequantizes
 -- in step with the GEMM; both with the copy counted).
-WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = :sweep AND rv.variant = :variant GROUP BY j.job_hash),
+WITH r AS (SELECT id FROM sweep_runs WHERE sweep = :sweep AND variant = :variant),
 v AS (SELECT r.id,
         (SELECT CAST(value AS INTEGER) FROM params WHERE run_id = r.id AND key = 'sim.requests') AS req,
         (SELECT value FROM params WHERE run_id = r.id AND key = 'sim.transient_fp16') AS tr,

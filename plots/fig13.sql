@@ -4,8 +4,7 @@
 -- beside the simulated time of one layer step (makespan / layer steps), the
 -- time the plan has to be ready in.  Planning time is measured, not simulated.
 -- Columns: series, R, mean, min, max, repeats.
-WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = :sweep AND rv.variant = :variant GROUP BY j.job_hash),
+WITH r AS (SELECT id FROM sweep_runs WHERE sweep = :sweep AND variant = :variant),
 v AS (SELECT mo.value AS model, CAST(req.value AS INTEGER) AS req,
              1e3 * po.value / st.value AS plan_ms, 1e3 * ms.value / st.value AS step_ms
       FROM r JOIN runs ON runs.id = r.id AND runs.status = 'ok'

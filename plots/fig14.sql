@@ -1,7 +1,6 @@
 -- Fig. 14: ablation.  Throughput of each step, one series per model; x is
 -- the step's position, column 4 its name.
-WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = :sweep AND rv.variant = :variant GROUP BY j.job_hash)
+WITH r AS (SELECT id FROM sweep_runs WHERE sweep = :sweep AND variant = :variant)
 SELECT mo.value,
        CASE pol.value WHEN 'ablate-router' THEN 0 WHEN 'ablate-mwq' THEN 1 WHEN 'ablate-hebf' THEN 2 ELSE 3 END,
        CASE WHEN runs.status = 'ok' THEN m.value END,

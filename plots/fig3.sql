@@ -1,7 +1,6 @@
 -- Fig. 3: expert I/O busy time, expert compute time and total latency
 -- (makespan) in seconds against requests.  Series: what is measured.
-WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = :sweep AND rv.variant = :variant GROUP BY j.job_hash),
+WITH r AS (SELECT id FROM sweep_runs WHERE sweep = :sweep AND variant = :variant),
 v AS (SELECT r.id,
         (SELECT CAST(value AS INTEGER) FROM params WHERE run_id = r.id AND key = 'sim.requests') AS req
       FROM r JOIN runs ON runs.id = r.id AND runs.status = 'ok')

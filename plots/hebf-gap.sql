@@ -1,8 +1,7 @@
 -- Beyond the paper: mean relative makespan excess over the optimal order
 -- per layer step (percent) against flash bandwidth (GB/s); series: planner
 -- and batch size.
-WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = :sweep AND rv.variant = :variant GROUP BY j.job_hash),
+WITH r AS (SELECT id FROM sweep_runs WHERE sweep = :sweep AND variant = :variant),
 v AS (SELECT r.id,
         (SELECT CAST(value AS INTEGER) FROM params WHERE run_id = r.id AND key = 'sim.requests') AS req,
         (SELECT CAST(value AS REAL) / 1e9 FROM params WHERE run_id = r.id AND key = 'device.flash_bw') AS bw

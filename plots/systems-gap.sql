@@ -6,8 +6,7 @@
 -- Belady is optimal in loads for equal-size units (single-level systems);
 -- with levels or copies of different sizes it is a heuristic in bytes and
 -- the gap may be negative.  Bound by figures.ini: :model, :device.
-WITH r AS (SELECT max(j.run_id) AS id, j.sweep FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep IN (:sweep, :sweep || '-belady') AND rv.variant = :variant GROUP BY j.job_hash),
+WITH r AS (SELECT id, sweep FROM sweep_runs WHERE sweep IN (:sweep, :sweep || '-belady') AND variant = :variant),
 v AS (SELECT r.sweep,
         (SELECT value FROM params WHERE run_id = r.id AND key = 'sim.policy') AS policy,
         CAST((SELECT value FROM params WHERE run_id = r.id AND key = 'sim.budget') AS REAL) / 1e6 AS budget_mb,

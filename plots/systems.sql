@@ -6,8 +6,7 @@
 -- throughput, marker 1 in column 4.  edgemoe's buffer fills the device
 -- (it ignores M).  Bound by figures.ini: :model, :device; by d2moe plot:
 -- :sweep, :variant.
-WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = :sweep AND rv.variant = :variant GROUP BY j.job_hash)
+WITH r AS (SELECT id FROM sweep_runs WHERE sweep = :sweep AND variant = :variant)
 SELECT pol.value || CASE WHEN pol.value = 'edgemoe' THEN ' (fills the device, ignores M)' ELSE '' END
        || CASE WHEN max(runs.status = 'ok') OVER (PARTITION BY pol.value) THEN
             ' [' || CASE WHEN printf('%.1f', min(bits.value) OVER (PARTITION BY pol.value)) = printf('%.1f', max(bits.value) OVER (PARTITION BY pol.value))

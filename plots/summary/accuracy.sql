@@ -1,6 +1,5 @@
 -- Accuracy table: estimated WikiText2 perplexity of each method (est_ppl; the model is in src/results/accuracy.h), Fig. 10 runs, mean over budgets
-WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = 'fig10' AND rv.variant = :variant GROUP BY j.job_hash)
+WITH r AS (SELECT id FROM sweep_runs WHERE sweep = 'fig10' AND variant = :variant)
 SELECT mo.value AS model, pol.value AS method, printf('%.3f', avg(p.value)) AS est_ppl,
        printf('%.2f', avg(b.value)) AS avg_bits, count(*) AS runs
 FROM r JOIN runs ON runs.id = r.id AND runs.status = 'ok'

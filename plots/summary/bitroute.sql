@@ -1,6 +1,5 @@
 -- Beyond the paper: bit-routing policy vs throughput and estimated perplexity (D2MoE V1, LLaMA-MoE, Env 1)
-WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = 'bitroute' AND rv.variant = :variant GROUP BY j.job_hash)
+WITH r AS (SELECT id FROM sweep_runs WHERE sweep = 'bitroute' AND variant = :variant)
 SELECT br.value AS bitroute, CAST(bud.value AS REAL) / 1e6 AS M_MB, round(t.value, 2) AS "tok/s",
        printf('%.3f', p.value) AS est_ppl, printf('%.2f', b.value) AS avg_bits
 FROM r JOIN runs ON runs.id = r.id AND runs.status = 'ok'

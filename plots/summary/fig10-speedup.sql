@@ -1,6 +1,5 @@
 -- Fig. 10 headline: D2MoE-V1 throughput over each baseline (ratio; oom = the baseline ran out of memory)
-WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = 'fig10' AND rv.variant = :variant GROUP BY j.job_hash),
+WITH r AS (SELECT id FROM sweep_runs WHERE sweep = 'fig10' AND variant = :variant),
 v AS (SELECT r.id, runs.status,
         (SELECT value FROM params WHERE run_id = r.id AND key = 'model.name') AS model,
         (SELECT value FROM params WHERE run_id = r.id AND key = 'device.name') AS device,

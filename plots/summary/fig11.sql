@@ -1,6 +1,5 @@
 -- Fig. 11 headline (dense LLaMA2-13B, M = 1600 MB, Env 1): D2MoE-V1 over INT4 on demand, throughput and peak memory
-WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = 'fig11' AND rv.variant = :variant GROUP BY j.job_hash),
+WITH r AS (SELECT id FROM sweep_runs WHERE sweep = 'fig11' AND variant = :variant),
 v AS (SELECT r.id, runs.status,
         (SELECT value FROM params WHERE run_id = r.id AND key = 'sim.policy') AS policy,
         CAST((SELECT value FROM params WHERE run_id = r.id AND key = 'sim.requests') AS INTEGER) AS req,

@@ -1,6 +1,5 @@
 -- Fig. 14 headline: throughput of each ablation step and its gain over the step before
-WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = 'fig14' AND rv.variant = :variant GROUP BY j.job_hash),
+WITH r AS (SELECT id FROM sweep_runs WHERE sweep = 'fig14' AND variant = :variant),
 v AS (SELECT r.id,
         (SELECT value FROM params WHERE run_id = r.id AND key = 'model.name') AS model,
         (SELECT value FROM params WHERE run_id = r.id AND key = 'sim.policy') AS policy,

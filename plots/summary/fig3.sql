@@ -1,6 +1,5 @@
 -- Fig. 3 headline: expert I/O, expert compute and total latency (s) vs requests, and how much of I/O and compute overlap
-WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = 'fig3' AND rv.variant = :variant GROUP BY j.job_hash)
+WITH r AS (SELECT id FROM sweep_runs WHERE sweep = 'fig3' AND variant = :variant)
 SELECT CAST(q.value AS INTEGER) AS R, round(io.value, 3) AS io_s, round(c.value, 3) AS compute_s, round(t.value, 3) AS total_s,
        printf('%.0f%%', 100.0 * (io.value + c.value - t.value) / min(io.value, c.value)) AS overlap
 FROM r JOIN runs ON runs.id = r.id AND runs.status = 'ok'

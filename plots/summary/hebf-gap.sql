@@ -1,6 +1,5 @@
 -- Beyond the paper: HEBF and id order against the optimal load order (makespan excess per layer step), across flash bandwidth
-WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep = 'hebf-gap' AND rv.variant = :variant GROUP BY j.job_hash)
+WITH r AS (SELECT id FROM sweep_runs WHERE sweep = 'hebf-gap' AND variant = :variant)
 SELECT CAST(bw.value AS REAL) / 1e9 AS flash_GBs, CAST(q.value AS INTEGER) AS R,
        printf('%.2f%%', 100 * g.value) AS hebf_mean, printf('%.2f%%', 100 * gm.value) AS hebf_max,
        printf('%.2f%%', 100 * gi.value) AS idorder_mean, CAST(st.value AS INTEGER) AS steps, CAST(sk.value AS INTEGER) AS skipped

@@ -4,8 +4,7 @@
 -- prefetch accuracy, MB loaded per generated token, and its cache policy's
 -- gap to belady on the same routing (bytes loaded with its own policy over
 -- those with belady, minus 1; the systems-belady sweep).
-WITH r AS (SELECT max(j.run_id) AS id, j.sweep FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id
-           WHERE j.sweep IN ('systems', 'systems-belady') AND rv.variant = :variant GROUP BY j.job_hash),
+WITH r AS (SELECT id, sweep FROM sweep_runs WHERE sweep IN ('systems', 'systems-belady') AND variant = :variant),
 v AS (SELECT r.sweep, runs.status,
         (SELECT value FROM params WHERE run_id = r.id AND key = 'model.name') AS model,
         (SELECT value FROM params WHERE run_id = r.id AND key = 'device.name') AS device,

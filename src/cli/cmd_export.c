@@ -21,10 +21,12 @@ static void usage(FILE *out)
                  "one row per run with run_id, uid, sweep, variant, status, kind, mode,\n"
                  "code_version, started_at, seed, then every parameter (table.key) and every\n"
                  "metric as a column (empty when a run has none).  The same columns as the SQL\n"
-                 "view runs_wide (results/README.md).  --sweep keeps one sweep's runs, of one\n"
-                 "variant: --variant NAME, default the spec's own; when the sweep's runs are of\n"
-                 "several variants and none is the spec's own, export stops with exit status 2\n"
-                 "naming them.  Without --sweep, every run (--variant NAME keeps one variant;\n"
+                 "view runs_wide (results/README.md).  --sweep keeps the runs the sweep's\n"
+                 "figures show: of one variant (--variant NAME, default the spec's own; when\n"
+                 "the sweep's runs are of several variants and none is the spec's own, export\n"
+                 "stops with exit status 2 naming them), the jobs of the sweep's latest grid,\n"
+                 "each job's latest run (runs left out are counted on stderr).  Without --sweep,\n"
+                 "every run (--variant NAME keeps one variant;\n"
                  "a variant the store has no runs of: exit status 2 naming the ones it has).\n"
                  "CSV (RFC 4180, default) or JSON (an array of objects; metrics as numbers).\n"
                  "OUT: default standard output; written atomically.\n");
@@ -82,7 +84,10 @@ static int export_rows(db *d, const char *sweep, const char *variant, int json, 
 {
     char *sel;
     D2_TRY(db_wide_select(d, &sel));
-    char *sql = sqlite3_mprintf("SELECT * FROM (%s) WHERE (?1 IS NULL OR sweep = ?1) AND (?2 IS NULL OR variant = ?2) ORDER BY run_id", sel);
+    /* --sweep: the runs its figures show (db_sweep_runs) */
+    char *sql = sweep ? sqlite3_mprintf("SELECT * FROM (%s) WHERE run_id IN (SELECT id FROM sweep_runs WHERE sweep = ?1 AND variant = ?2)"
+                                        " ORDER BY run_id", sel)
+                      : sqlite3_mprintf("SELECT * FROM (%s) WHERE (?2 IS NULL OR variant = ?2) ORDER BY run_id", sel);
     sqlite3_free(sel);
     if (!sql) D2_ERROR(D2_ENOMEM, "out of memory");
     sqlite3_stmt *st;
@@ -180,6 +185,11 @@ static int run(int argc, char **argv)
             return cli_fail(rc);
         }
         v = variant;
+        if (note[0]) fprintf(stderr, "d2moe export: %s: %s\n", sweep, note);
+        if ((rc = db_sweep_runs_note(d, sweep, variant, note, sizeof note)) != D2_OK) {
+            db_close(d);
+            return cli_fail(rc);
+        }
         if (note[0]) fprintf(stderr, "d2moe export: %s: %s\n", sweep, note);
     } else if (want && (rc = db_variant_pick(d, NULL, want, variant, NULL, 0))) {
         /* a variant the store has no runs of: an error naming the ones it

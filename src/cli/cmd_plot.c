@@ -30,7 +30,11 @@ static void usage(FILE *out)
                  "Variants: a figure shows the runs of one variant of its sweep (--variant\n"
                  "NAME; default the spec's own, made without --set).  When the store holds\n"
                  "several and none is the spec's own, plot stops with exit status 2 naming\n"
-                 "them and the keys that differ ('d2moe db info FILE' lists variants).\n\n"
+                 "them and the keys that differ ('d2moe db info FILE' lists variants).\n"
+                 "Of a variant, a figure shows the jobs of the sweep's latest grid (the last\n"
+                 "'d2moe sweep' of it: its spec after --quick and --set) and of each job its\n"
+                 "latest run; runs of jobs outside that grid are left out, and plot says how\n"
+                 "many ('d2moe export' without --sweep lists every run).\n\n"
                  "--sweep: any sweep; KEY is a parameter (table.key, or model, device, trace,\n"
                  "seed) or a metric; one line per value of --series; --where keeps runs with\n"
                  "KEY = VALUE (numbers compare as numbers: 1600M = 1600000000).  Out-of-memory\n"
@@ -64,9 +68,11 @@ static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, c
     plot_out po;
     plot_axes ax;
     rc = plot_sweep_export(d, q, dat, &po, &ax);
-    char hint[1024] = "";
+    char hint[1024] = "", gnote[1024] = "";
     if (!rc && po.rows == 0 && q->nwhere) plot_where_hint(d, q, hint, sizeof hint);
+    if (!rc) rc = db_sweep_runs_note(d, q->sweep, variant, gnote, sizeof gnote);
     db_close(d);
+    if (gnote[0]) fprintf(stderr, "d2moe plot: %s: %s\n", q->sweep, gnote);
     if (rc) return cli_fail(rc);
     if (po.rows == 0) {
         unlink(dat);
@@ -258,8 +264,16 @@ static int run(int argc, char **argv)
                     status = 2;
                     continue;
                 }
-                if (note[0] && strcmp(noted, f->sweep)) {
-                    fprintf(stderr, "d2moe plot: %s: %s\n", f->sweep, note);
+                /* runs left out because they are of an older grid: said too */
+                char gnote[1024] = "";
+                if ((rc = db_sweep_runs_note(d, f->sweep, variant, gnote, sizeof gnote)) != D2_OK) {
+                    int e = cli_fail(rc);
+                    if (!status) status = e;
+                    continue;
+                }
+                if ((note[0] || gnote[0]) && strcmp(noted, f->sweep)) {
+                    if (note[0]) fprintf(stderr, "d2moe plot: %s: %s\n", f->sweep, note);
+                    if (gnote[0]) fprintf(stderr, "d2moe plot: %s: %s\n", f->sweep, gnote);
                     snprintf(noted, sizeof noted, "%s", f->sweep);
                 }
             } else if (want_variant) snprintf(variant, sizeof variant, "%s", want_variant);

@@ -23,8 +23,10 @@ static void usage(FILE *out)
             "usage: d2moe sweep SPEC.ini [--db FILE] [-j N] [--shard I/N] [--timelines DIR] [--curve CSV] [--quick] [--readings NAME] [--as NAME] [--set key=value]... [--quiet]\n\n"
             "Expand the [sweep] spec into a grid of simulator runs and run them on N worker\n"
             "processes into the results store (default results/d2moe.db).  Resumable: a job\n"
-            "already stored for this code version is skipped, so an interrupted sweep is\n"
-            "completed by running the same command again.  --shard I/N runs only jobs with\n"
+            "already stored (the same keys, the same content of the profiles, reading,\n"
+            "trace or preset it reads, the same code version) is skipped, so an interrupted\n"
+            "sweep is completed by running the same command again; figures show the jobs\n"
+            "of the latest sweep of a spec (its grid), each job's latest run.  --shard I/N runs only jobs with\n"
             "index %% N == I (0 <= I < N), e.g. one Slurm array task each; merge the shards\n"
             "with 'd2moe merge'.  Every run gets est_ppl from the accuracy model (the curve\n"
             "CSV, default experiments/accuracy/llama-moe-wikitext2.csv, and the store's\n"
@@ -118,6 +120,8 @@ static int run(int argc, char **argv)
     sim_job_memo *memo;
     if ((rc = sim_job_memo_new(&memo)) == D2_OK) {
         rc = sweep_spec_check_jobs(s, runner_check_job, memo);
+        /* the content of every file a job reads is part of its identity */
+        if (rc == D2_OK) rc = sweep_spec_identify(s, runner_job_inputs, memo);
         sim_job_memo_free(memo);
     }
     if (rc != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }

@@ -37,6 +37,7 @@ struct db {
     char **wkeys;            /* the param keys in the store, sorted, read with wcols */
     size_t nwkeys;
     int wcols_schema;        /* the schema_version both were read at; -1: not read */
+    int sweep_runs_ready;    /* temp.sweep_runs filled (db_sweep_runs) */
 };
 
 int db_stmt_cached(db *d, const char *sql, sqlite3_stmt **out)
@@ -168,6 +169,17 @@ static const char *const migrations[] = {
     "INSERT INTO variants(name, overrides, reading, named, created_at)"
     "  SELECT 'legacy', '(unknown: stored before variants existed)', '', 0,"
     "         strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE EXISTS (SELECT 1 FROM runs);",
+    /* 5 -> 6: the grid of each sweep invocation (every job hash of its full
+     * grid, before sharding), so a figure shows the latest grid of a sweep
+     * and not every job ever stored under its name (db_sweep_runs) */
+    "CREATE TABLE sweep_grid ("
+    "  sweep TEXT NOT NULL,"            /* spec name */
+    "  variant TEXT NOT NULL,"          /* the variant its runs get */
+    "  grid TEXT NOT NULL,"             /* XXH3-128 of the sorted job hashes */
+    "  job_hash TEXT NOT NULL,"         /* sweep_jobs.job_hash */
+    "  at TEXT NOT NULL,"               /* ISO 8601 UTC: latest start of a sweep of this grid */
+    "  PRIMARY KEY (grid, job_hash)) WITHOUT ROWID;"
+    "CREATE INDEX sweep_grid_sweep ON sweep_grid(sweep, variant, at);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -1193,5 +1205,92 @@ int db_run_write_with(db *d, db_run *r, db_extra_fn extra, void *user, int64_t *
     db_now_iso(c.ended);
     D2_TRY(db_transaction(d, write_fn, &c));
     if (id) *id = c.id;
+    return D2_OK;
+}
+
+/* ---- which runs a figure shows ----------------------------------------- */
+
+/* The latest grid of each (sweep, variant): the one whose last sweep
+ * started last (sweep_grid.at), ties by grid id. */
+static const char sweep_latest_sql[] =
+    "DROP TABLE IF EXISTS temp.sweep_latest;"
+    "CREATE TEMP TABLE sweep_latest(sweep TEXT NOT NULL, variant TEXT NOT NULL, grid TEXT NOT NULL, at TEXT NOT NULL, jobs INTEGER NOT NULL,"
+    "  PRIMARY KEY (sweep, variant));"
+    "INSERT INTO temp.sweep_latest(sweep, variant, grid, at, jobs)"
+    "  SELECT sweep, variant, grid, at, jobs FROM (SELECT sweep, variant, grid, max(at) AS at, count(*) AS jobs,"
+    "    row_number() OVER (PARTITION BY sweep, variant ORDER BY max(at) DESC, grid DESC) AS k"
+    "    FROM sweep_grid GROUP BY sweep, variant, grid) WHERE k = 1;";
+
+/* Per (sweep, variant): the jobs of its latest grid (every job when it has
+ * none), and per job its latest stored run (ok or oom) by end time, then
+ * id; a job with no such run shows its failed run, if any. */
+static const char sweep_runs_sql[] =
+    "DROP TABLE IF EXISTS temp.sweep_runs;"
+    "CREATE TEMP TABLE sweep_runs(id INTEGER PRIMARY KEY, sweep TEXT NOT NULL, variant TEXT NOT NULL);"
+    "CREATE INDEX temp.sweep_runs_sv ON sweep_runs(sweep, variant);"
+    "INSERT INTO temp.sweep_runs(id, sweep, variant)"
+    "  SELECT id, sweep, variant FROM (SELECT j.run_id AS id, j.sweep, rv.variant,"
+    "    row_number() OVER (PARTITION BY j.sweep, rv.variant, j.job_hash ORDER BY rv.ended_at DESC, rv.id DESC) AS k"
+    "    FROM main.sweep_jobs j JOIN main.runs rv ON rv.id = j.run_id"
+    "    LEFT JOIN temp.sweep_latest l ON l.sweep = j.sweep AND l.variant = rv.variant"
+    "    WHERE l.grid IS NULL OR EXISTS (SELECT 1 FROM sweep_grid g WHERE g.grid = l.grid AND g.job_hash = j.job_hash))"
+    "  WHERE k = 1;"
+    "INSERT OR IGNORE INTO temp.sweep_runs(id, sweep, variant)"
+    "  SELECT r.id, sn.value, r.variant FROM main.runs r"
+    "  JOIN main.params sn ON sn.run_id = r.id AND sn.key = 'sweep.name'"
+    "  JOIN main.params sj ON sj.run_id = r.id AND sj.key = 'sweep.job'"
+    "  LEFT JOIN temp.sweep_latest l ON l.sweep = sn.value AND l.variant = r.variant"
+    "  WHERE r.status = 'failed' AND NOT EXISTS (SELECT 1 FROM main.sweep_jobs j WHERE j.job_hash = sj.value)"
+    "    AND (l.grid IS NULL OR EXISTS (SELECT 1 FROM sweep_grid g WHERE g.grid = l.grid AND g.job_hash = sj.value));";
+
+int db_sweep_runs(db *d)
+{
+    if (d->sweep_runs_ready) return D2_OK;
+    int rc = D2_OK;
+    if (d->version < 5) /* no variants (or no sweep_jobs) yet: nothing a figure can show */
+        rc = exec_simple(d, "DROP TABLE IF EXISTS temp.sweep_runs;"
+                            "CREATE TEMP TABLE sweep_runs(id INTEGER PRIMARY KEY, sweep TEXT NOT NULL, variant TEXT NOT NULL);"
+                            "DROP TABLE IF EXISTS temp.sweep_latest;"
+                            "CREATE TEMP TABLE sweep_latest(sweep TEXT, variant TEXT, grid TEXT, at TEXT, jobs INTEGER);");
+    else if (d->version < 6) /* a store from before grids (opened read-only, not migrated) */
+        rc = exec_simple(d, "DROP TABLE IF EXISTS temp.sweep_latest;"
+                            "CREATE TEMP TABLE sweep_latest(sweep TEXT, variant TEXT, grid TEXT, at TEXT, jobs INTEGER);"
+                            /* no grid rows: every job, as before grids (sweep_grid
+                             * is looked up in temp before main) */
+                            "CREATE TEMP VIEW IF NOT EXISTS sweep_grid(sweep, variant, grid, job_hash, at) AS SELECT '', '', '', '', '' WHERE 0;");
+    if (rc == SQLITE_OK && d->version >= 5) {
+        /* both in one read transaction: one snapshot of the store */
+        sqlite3_exec(d->h, "BEGIN", NULL, NULL, NULL);
+        rc = exec_simple(d, sweep_latest_sql);
+        if (rc == SQLITE_OK) rc = exec_simple(d, sweep_runs_sql);
+        sqlite3_exec(d->h, rc == SQLITE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) { d2_err_prefix("choosing the runs to show: "); return D2_EDB; }
+    d->sweep_runs_ready = 1;
+    return D2_OK;
+}
+
+int db_sweep_runs_note(db *d, const char *sweep, const char *variant, char *note, size_t n)
+{
+    if (n) note[0] = '\0';
+    D2_TRY(db_sweep_runs(d));
+    if (d->version < 6 || !n) return D2_OK;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->h,
+            "SELECT l.at, l.jobs, (SELECT count(*) FROM main.sweep_jobs j JOIN main.runs rv ON rv.id = j.run_id"
+            "   WHERE j.sweep = l.sweep AND rv.variant = l.variant"
+            "     AND NOT EXISTS (SELECT 1 FROM sweep_grid g WHERE g.grid = l.grid AND g.job_hash = j.job_hash))"
+            " FROM temp.sweep_latest l WHERE l.sweep = ?1 AND l.variant = ?2", -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
+    sqlite3_bind_text(st, 1, sweep, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, variant, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_int64(st, 2) > 0)
+        snprintf(note, n, "%lld runs of variant %s not shown: their jobs are not in the grid of the latest sweep of %s "
+                 "(%lld jobs, started %s); 'd2moe export --db %s' without --sweep lists every run",
+                 (long long)sqlite3_column_int64(st, 2), variant, sweep, (long long)sqlite3_column_int64(st, 1),
+                 (const char *)sqlite3_column_text(st, 0), d->path);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errstr(rc));
     return D2_OK;
 }

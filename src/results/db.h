@@ -107,6 +107,21 @@ int db_variant_usable(db *d, const char *name, const char *overrides);
 /* "device.flash_bw=7000000000, reading paper" or "no overrides". */
 int db_variant_describe(db *d, const char *name, char *buf, size_t n);
 
+/* ---- which runs a figure of (sweep, variant) shows ----------------------
+ * One choice for every figure, summary, plot --sweep, export --sweep and
+ * the report: the jobs of the latest grid of (sweep, variant) (table
+ * sweep_grid: the grid of the sweep invocation that started last; a sweep
+ * with no grid rows, stored before grids existed: every job), and per job
+ * its latest stored run (ok or oom) by ended_at, then id; a job with no
+ * such run shows its failed run, if any.  Fills the TEMP table
+ * sweep_runs(id, sweep, variant) of this handle once (a snapshot); queries
+ * read `SELECT id FROM sweep_runs WHERE sweep = :sweep AND variant = :variant`. */
+int db_sweep_runs(db *d);
+/* note (n bytes) gets one line when runs of (sweep, variant) are left out
+ * because their jobs are not in the latest grid (how many, and that export
+ * without --sweep lists every run); "" when none are. */
+int db_sweep_runs_note(db *d, const char *sweep, const char *variant, char *note, size_t n);
+
 /* ---- runs_wide: one row per run, columns run_id, uid, sweep, variant,
  * status, kind, mode, code_version, started_at, seed, then every param key
  * (table.key) and every metric name (prefixed "metric." if it clashes).  The

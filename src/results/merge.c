@@ -1,5 +1,6 @@
 /* merge.c - copy runs (and their params, metrics, inputs, quant_errors,
- * sweep_jobs rows) from one store into another, by uid (see merge.h). */
+ * sweep_jobs rows) and the sweeps' grids (sweep_grid) from one store into
+ * another, by uid (see merge.h). */
 #include "results/merge.h"
 #include "core/err.h"
 #include "results/db.h"
@@ -57,7 +58,11 @@ static int merge_fn(sqlite3 *h, void *user)
         "  FROM src.quant_errors p JOIN temp.idmap i ON p.run_id = i.old_id;"
         "INSERT INTO main.sweep_jobs(job_hash, code_version, sweep, job, run_id) SELECT p.job_hash, p.code_version, p.sweep, p.job, i.new_id"
         "  FROM src.sweep_jobs p JOIN temp.idmap i ON p.run_id = i.old_id;"
-        "DROP TABLE temp.idmap;"));
+        "DROP TABLE temp.idmap;"
+        /* the grids of the input's sweeps (every shard of one sweep has the
+         * same rows); a grid both have keeps its later start */
+        "INSERT INTO main.sweep_grid(sweep, variant, grid, job_hash, at) SELECT sweep, variant, grid, job_hash, at"
+        "  FROM src.sweep_grid WHERE 1 ON CONFLICT(grid, job_hash) DO UPDATE SET at = max(at, excluded.at);"));
     /* a variant name must mean the same overrides in both stores */
     if (sqlite3_prepare_v2(h, "SELECT s.name FROM src.variants s JOIN main.variants m ON m.name = s.name"
                               " WHERE m.overrides != s.overrides OR m.reading != s.reading", -1, &st, NULL) == SQLITE_OK) {

@@ -108,6 +108,7 @@ int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *varia
     memset(out, 0, sizeof *out);
     char qpath[4200];
     snprintf(qpath, sizeof qpath, "%s/%s", plotdir, f->sql);
+    D2_TRY(db_sweep_runs(d)); /* the runs each (sweep, variant) shows: temp.sweep_runs */
     char *sql = slurp(qpath);
     if (!sql) D2_ERROR(D2_ENOTFOUND, "%s: cannot read: %s", qpath, strerror(errno));
     sqlite3_stmt *st;
@@ -403,7 +404,8 @@ static void mix_add(mix *m, const char *job, const plot_query *q)
             char k[64], v[128];
             snprintf(k, sizeof k, "%.*s", (int)(eq - p), p);
             snprintf(v, sizeof v, "%.*s", (int)(len - (size_t)(eq - p) - 1), eq + 1);
-            if (strcmp(k, "sweep") && !same_key(k, q->x) && !same_key(k, q->series)) {
+            /* input.ROLE lines hash the files a job read, not a swept key */
+            if (strcmp(k, "sweep") && strncmp(k, "input.", 6) && !same_key(k, q->x) && !same_key(k, q->series)) {
                 size_t i = 0;
                 while (i < m->n && strcmp(m->key[i], k)) i++;
                 if (i == m->n && m->n < MIX_KEYS) {
@@ -476,10 +478,10 @@ int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out
     int rc = key_expr(d, q->sweep, "--x", q->x, &xe, xu, sizeof xu);
     if (rc == D2_OK) rc = key_expr(d, q->sweep, "--y", q->y, &ye, yu, sizeof yu);
     if (rc == D2_OK && q->series) rc = key_expr(d, q->sweep, "--series", q->series, &se, su, sizeof su);
+    if (rc == D2_OK) rc = db_sweep_runs(d);
     sqlite3_str *s = sqlite3_str_new(db_handle(d));
     sqlite3_str_appendf(s,
-        "WITH r AS (SELECT max(j.run_id) AS id FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id"
-        " WHERE j.sweep = %Q AND rv.variant = %Q GROUP BY j.job_hash)"
+        "WITH r AS (SELECT id FROM sweep_runs WHERE sweep = %Q AND variant = %Q)"
         " SELECT %s, %s, CASE WHEN runs.status = 'ok' THEN %s END, runs.status,"
         " (SELECT job FROM sweep_jobs WHERE run_id = runs.id) FROM r JOIN runs ON runs.id = r.id WHERE 1",
         q->sweep, q->variant, se ? se : "'all'", xe ? xe : "NULL", ye ? ye : "NULL");

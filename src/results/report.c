@@ -65,9 +65,9 @@ void report_sql_sweep(const char *sql_path, char *out, size_t n)
     out[0] = '\0';
     char *sql = slurp_text(sql_path, NULL, 0);
     if (!sql) return;
-    const char *p = strstr(sql, "j.sweep = '");
+    const char *p = strstr(sql, "WHERE sweep = '");
     if (p) {
-        p += strlen("j.sweep = '");
+        p += strlen("WHERE sweep = '");
         const char *q = strchr(p, '\'');
         if (q) snprintf(out, n, "%.*s", (int)(q - p), p);
     }
@@ -77,6 +77,7 @@ void report_sql_sweep(const char *sql_path, char *out, size_t n)
 static int query_table(db *d, const char *sql_path, const char *variant, table *t)
 {
     memset(t, 0, sizeof *t);
+    D2_TRY(db_sweep_runs(d)); /* the runs each (sweep, variant) shows: temp.sweep_runs */
     char *sql = slurp_text(sql_path, t->title, sizeof t->title);
     if (!sql) D2_ERROR(D2_ENOTFOUND, "%s: cannot read: %s", sql_path, strerror(errno));
     sqlite3_stmt *st;
@@ -254,15 +255,16 @@ static void provenance(FILE *o, db *d, const char *sweep, const char *variant)
     fputs("<details class=\"prov\"><summary>provenance</summary><dl>", o);
     fputs("<dt>sweep</dt><dd>", o); esc(o, sweep); fputs("</dd><dt>variant</dt><dd>", o);
     esc(o, variant); fputs(" (", o); esc(o, desc); fputs(")</dd>", o);
+    /* of the runs the figure shows (db_sweep_runs) */
     static const char *const q[3] = {
-        "SELECT r.code_version || ' (' || count(*) || ' runs)' FROM runs r JOIN params p ON p.run_id = r.id AND p.key = 'sweep.name'"
-        " AND p.value = ?1 WHERE r.variant = ?2 AND r.status != 'failed' GROUP BY r.code_version ORDER BY 1",
+        "SELECT r.code_version || ' (' || count(*) || ' runs)' FROM runs r JOIN sweep_runs s ON s.id = r.id"
+        " AND s.sweep = ?1 AND s.variant = ?2 WHERE r.status != 'failed' GROUP BY r.code_version ORDER BY 1",
         "SELECT rd || ' (' || count(*) || ' runs)' FROM (SELECT coalesce(nullif((SELECT value FROM params WHERE run_id = r.id"
-        " AND key = 'reading.name'), ''), '(none)') AS rd FROM runs r JOIN params p ON p.run_id = r.id AND p.key = 'sweep.name'"
-        " AND p.value = ?1 WHERE r.variant = ?2 AND r.status != 'failed') GROUP BY rd ORDER BY 1",
+        " AND key = 'reading.name'), ''), '(none)') AS rd FROM runs r JOIN sweep_runs s ON s.id = r.id"
+        " AND s.sweep = ?1 AND s.variant = ?2 WHERE r.status != 'failed') GROUP BY rd ORDER BY 1",
         "SELECT i.role || ': ' || replace(i.path, rtrim(i.path, replace(i.path, '/', '')), '') || '  xxh128 ' || i.xxh128 || ' (' || count(*) || ' runs)'"
-        " FROM inputs i JOIN runs r ON r.id = i.run_id JOIN params p ON p.run_id = r.id AND p.key = 'sweep.name' AND p.value = ?1"
-        " WHERE r.variant = ?2 AND r.status != 'failed' GROUP BY i.role, i.path, i.xxh128 ORDER BY 1"};
+        " FROM inputs i JOIN runs r ON r.id = i.run_id JOIN sweep_runs s ON s.id = r.id AND s.sweep = ?1 AND s.variant = ?2"
+        " WHERE r.status != 'failed' GROUP BY i.role, i.path, i.xxh128 ORDER BY 1"};
     static const char *const label[3] = {"code version", "reading", "input files"};
     for (int k = 0; k < 3; k++) {
         sqlite3_stmt *st;
@@ -376,6 +378,12 @@ int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
             }
             snprintf(dat, sizeof dat, "%s/%s.dat", o->workdir, f->name);
             rc = plot_export(d, o->plotdir, f, variant, dat, &po);
+            char gnote[1024] = "";
+            if (rc == D2_OK && f->sweep[0]) rc = db_sweep_runs_note(d, f->sweep, variant, gnote, sizeof gnote);
+            if (gnote[0]) { /* runs of older grids: said under the figure */
+                size_t nl = strlen(note);
+                snprintf(note + nl, sizeof note - nl, "%s%s", nl ? "; " : "", gnote);
+            }
             if (rc != D2_OK) break;
             if (po.rows == 0) { st->missing++; continue; }
             datp = dat;

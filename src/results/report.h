@@ -18,7 +18,7 @@
  * bound to the query's :variant (NULL: "base"). */
 int report_print_sql(db *d, const char *sql_path, const char *variant, FILE *out);
 
-/* The sweep a summary or figure query reads ("j.sweep = 'NAME'" in its
+/* The sweep a summary or figure query reads ("WHERE sweep = 'NAME'" in its
  * text), or "" when it names none. */
 void report_sql_sweep(const char *sql_path, char *out, size_t n);
 

@@ -4,6 +4,7 @@
 #include "core/device.h"
 #include "core/err.h"
 #include "core/fileio.h"
+#include "core/hash.h"
 #include "core/model.h"
 #include "core/units.h"
 #include "core/suggest.h"
@@ -294,6 +295,30 @@ int runner_check_job(const sweep_job *job, char *key, size_t n, void *user)
     if (k[0] && rest != msg) d2_err_set("%s: %s", k, rest); /* "KEY: why", the key in full */
     snprintf(key, n, "%s", k);
     return rc;
+}
+
+typedef struct inputs_buf { char *buf; size_t n, off; } inputs_buf;
+
+static int input_line(const char *role, const char *path, void *user)
+{
+    inputs_buf *b = user;
+    char hex[33];
+    D2_TRY(hash_file_hex(path, hex));
+    int w = snprintf(b->buf + b->off, b->n - b->off, "input.%s=%s\n", role, hex);
+    if (w < 0 || (size_t)w >= b->n - b->off) D2_ERROR(D2_ERANGE, "job input list too long");
+    b->off += (size_t)w;
+    return D2_OK;
+}
+
+int runner_job_inputs(const sweep_job *job, char *buf, size_t n, void *user)
+{
+    sim_job sj;
+    job_sets js;
+    if (!n) D2_ERROR(D2_ERANGE, "job input list too long");
+    buf[0] = '\0';
+    D2_TRY(job_of(job, &sj, &js));
+    inputs_buf b = {buf, n, 0};
+    return sim_job_files(&sj, user, input_line, &b);
 }
 
 int runner_simulate(const sweep_job *job, db_run *run, void *user)

@@ -39,6 +39,13 @@ int runner_check(const char *key, const char *value, const char *where, void *us
  * a sim_job_memo (sim/sim.h) kept across the jobs of one check, or NULL.
  * A budget below one expert's level set is left to the run. */
 int runner_check_job(const sweep_job *job, char *key, size_t n, void *user);
+/* sweep_inputs_fn for kind "simulate": "input.ROLE=XXH3-128" lines of the
+ * files the job's run would read (sim_job_files: model and device
+ * profiles, the reading's file, the trace or the generator preset), by
+ * content (hash_file_hex, cached per file version), so a shard on another
+ * machine, with the same files elsewhere, names its jobs alike.  user is a
+ * sim_job_memo or NULL. */
+int runner_job_inputs(const sweep_job *job, char *buf, size_t n, void *user);
 /* The key a configuration error is about, from its message (d2_err_msg of
  * sim_job_check): "sim.caps", "model" (also for "generator: ..."), "trace"
  * (a message that starts with the job's trace path), or a bare field

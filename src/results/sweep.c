@@ -251,7 +251,8 @@ static int cmp_kv(const void *a, const void *b)
 }
 
 /* The sweep's name is part of the job: the same configuration in two
- * sweeps is stored once for each, so every figure's query finds its runs. */
+ * sweeps is stored once for each, so every figure's query finds its runs.
+ * The inputs' content hashes (sweep_spec_identify) close the text. */
 static void job_finish(sweep_job *j, const char *sweep, const char *variant)
 {
     const char *lines[SWEEP_MAX_AXES];
@@ -261,12 +262,16 @@ static void job_finish(sweep_job *j, const char *sweep, const char *variant)
         lines[i] = tmp[i];
     }
     qsort(lines, j->n, sizeof lines[0], cmp_kv);
-    size_t off = (size_t)snprintf(j->text, sizeof j->text, "sweep=%s\n", sweep);
+    size_t off = 0, cap = sizeof j->text;
+#define JOB_APPEND(...) do { int w_ = snprintf(j->text + off, cap - off, __VA_ARGS__); \
+                             if (w_ > 0) off = (size_t)w_ < cap - off ? off + (size_t)w_ : cap - 1; } while (0)
+    JOB_APPEND("sweep=%s\n", sweep);
     /* a named variant is its own set of jobs (auto variants differ in
      * their override lines already) */
-    if (variant && *variant) off += (size_t)snprintf(j->text + off, sizeof j->text - off, "variant=%s\n", variant);
-    for (size_t i = 0; i < j->n; i++)
-        off += (size_t)snprintf(j->text + off, sizeof j->text - off, "%s\n", lines[i]);
+    if (variant && *variant) JOB_APPEND("variant=%s\n", variant);
+    for (size_t i = 0; i < j->n; i++) JOB_APPEND("%s\n", lines[i]);
+    JOB_APPEND("%s", j->inputs);
+#undef JOB_APPEND
     hash_mem_hex(j->text, strlen(j->text), j->hash);
 }
 
@@ -415,6 +420,15 @@ int sweep_spec_name_variant(sweep_spec *s, const char *name)
     return D2_OK;
 }
 
+int sweep_spec_identify(sweep_spec *s, sweep_inputs_fn fn, void *user)
+{
+    for (size_t j = 0; j < s->njobs; j++) {
+        D2_TRY(fn(&s->jobs[j], s->jobs[j].inputs, sizeof s->jobs[j].inputs, user));
+        job_finish(&s->jobs[j], s->name, s->variant);
+    }
+    return D2_OK;
+}
+
 const char *sweep_spec_overrides(const sweep_spec *s) { return s->overrides ? s->overrides : ""; }
 
 void sweep_spec_variant(const sweep_spec *s, char out[DB_VARIANT_MAX])
@@ -527,6 +541,55 @@ static int insert_job(db *d, int64_t run_id, void *user)
     return D2_OK;
 }
 
+/* The grid of this invocation: every job of the spec (after --quick,
+ * --set, --as, readings; before sharding, so every shard of one sweep
+ * writes the same rows), named by the XXH3-128 of its sorted job hashes,
+ * with the time it started.  A grid asked for again keeps the later time:
+ * the figures show the grid of the sweep that started last (db_sweep_runs). */
+typedef struct grid_ctx { const sweep_spec *s; const char *at; } grid_ctx;
+
+static int hash_cmp(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+static int grid_write(sqlite3 *h, void *user)
+{
+    (void)h;
+    const grid_ctx *g = user;
+    const sweep_spec *s = g->s;
+    const char **hs = malloc((s->njobs + 1) * sizeof *hs);
+    char *cat = malloc(s->njobs * 33 + 1);
+    if (!hs || !cat) { free(hs); free(cat); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    for (size_t j = 0; j < s->njobs; j++) hs[j] = s->jobs[j].hash;
+    qsort(hs, s->njobs, sizeof *hs, hash_cmp);
+    size_t off = 0;
+    for (size_t j = 0; j < s->njobs; j++) {
+        memcpy(cat + off, hs[j], 32);
+        cat[off + 32] = '\n';
+        off += 33;
+    }
+    char grid[33], variant[DB_VARIANT_MAX];
+    hash_mem_hex(cat, off, grid);
+    free(cat);
+    sweep_spec_variant(s, variant);
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(h, "INSERT INTO sweep_grid(sweep, variant, grid, job_hash, at) VALUES(?,?,?,?,?)"
+                                   " ON CONFLICT(grid, job_hash) DO UPDATE SET at = max(at, excluded.at)", -1, &st, NULL);
+    if (rc != SQLITE_OK) { free(hs); D2_ERROR(D2_EDB, "sweep_grid: %s", sqlite3_errmsg(h)); }
+    sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, variant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, grid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, g->at, -1, SQLITE_STATIC);
+    for (size_t j = 0; j < s->njobs; j++) {
+        sqlite3_bind_text(st, 4, hs[j], -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) break;
+    }
+    sqlite3_finalize(st);
+    free(hs);
+    if (s->njobs && rc != SQLITE_DONE) D2_ERROR(D2_EDB, "sweep_grid: %s", sqlite3_errstr(rc));
+    return D2_OK;
+}
+
 /* Shared between the parent and its workers (an anonymous shared map). */
 typedef struct shared {
     _Atomic size_t next;    /* next position in the shard's job list */
@@ -635,11 +698,18 @@ int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o,
         if (j % (size_t)o->shard_n == (size_t)o->shard_i) list[n++] = j;
     st->total = n;
 
-    /* create/migrate the store once before the workers open it */
+    /* create/migrate the store once before the workers open it, and
+     * record this invocation's grid (before any job: an interrupted sweep's
+     * figure shows its grid, with the jobs run so far) */
+    char at[32];
+    db_now_iso(at);
     db *d;
     int rc = db_open(db_path, &d);
     if (rc) { free(list); return rc; }
+    grid_ctx g = {s, at};
+    rc = db_transaction(d, grid_write, &g);
     db_close(d);
+    if (rc) { free(list); return rc; }
 
     shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (sh == MAP_FAILED) { free(list); D2_ERROR(D2_ENOMEM, "mmap: %s", strerror(errno)); }

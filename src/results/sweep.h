@@ -11,7 +11,8 @@
  * except axes named together in `zip = a b | c d`, which advance together
  * and must have equal lengths.  An optional [quick] section gives smaller
  * value lists for some axes, used instead when quick mode is asked for.  A job is identified by the XXH3-128 of its
- * canonical text (sorted key=value lines) and the code version: a job
+ * canonical text (sorted key=value lines, then the content hashes of the
+ * files it reads: sweep_spec_identify) and the code version: a job
  * already stored is skipped, so a killed sweep reruns to completion with no
  * lost and no duplicated rows.  The sweep's name is part of a job's text,
  * so the same configuration in two sweeps is stored for each.  Nothing here
@@ -31,7 +32,10 @@ typedef struct sweep_job {
     size_t n;                     /* number of key=value pairs */
     const char *key[SWEEP_MAX_AXES];
     const char *value[SWEEP_MAX_AXES];
-    char text[4096];              /* "sweep=<name>\n" + canonical "key=value\n" lines, sorted */
+    char inputs[1024];            /* "input.ROLE=XXH3-128\n" lines of the files the job reads
+                                     (sweep_spec_identify), "" = not identified */
+    char text[4096];              /* "sweep=<name>\n" + canonical "key=value\n" lines, sorted,
+                                     then the inputs lines */
     char hash[33];                /* XXH3-128 hex of text */
 } sweep_job;
 
@@ -63,6 +67,14 @@ int sweep_spec_name_variant(sweep_spec *s, const char *name);
 const char *sweep_spec_overrides(const sweep_spec *s);
 /* The variant name its runs get when they ran without a reading. */
 void sweep_spec_variant(const sweep_spec *s, char out[DB_VARIANT_MAX]);
+/* The files a job reads, as "input.ROLE=HASH\n" lines (in a fixed order) into
+ * buf (n bytes): a status; user is the caller's. */
+typedef int (*sweep_inputs_fn)(const sweep_job *job, char *buf, size_t n, void *user);
+/* Makes the content of every file a job reads part of its identity: each
+ * job's text gets fn's lines and its hash is recomputed, so a changed
+ * profile, reading, trace or preset makes its jobs new (they run again)
+ * and "already stored" means the same text, inputs and code version. */
+int sweep_spec_identify(sweep_spec *s, sweep_inputs_fn fn, void *user);
 /* Value of key in job, or NULL. */
 const char *sweep_job_get(const sweep_job *j, const char *key);
 

@@ -188,6 +188,25 @@ int sim_job_check(const sim_job *job, sim_job_memo *mo)
     return D2_OK;
 }
 
+int sim_job_files(const sim_job *job, sim_job_memo *mo, sim_job_file_fn fn, void *user)
+{
+    model m;
+    device d;
+    sim_params p;
+    readings rd;
+    char path[4096];
+    D2_TRY(param_profile_path("model", job->model, path, sizeof path));
+    D2_TRY(fn("model", path, user));
+    D2_TRY(param_profile_path("device", job->device, path, sizeof path));
+    D2_TRY(fn("device", path, user));
+    D2_TRY(resolve(job, mo, &m, &d, &p, &rd)); /* the reading's file, and the model's name after the sets */
+    if (rd.path[0]) D2_TRY(fn("reading", rd.path, user));
+    if (job->trace) return fn("trace", job->trace, user);
+    /* the generator: trace_source_open_gen reads the preset of the model's name */
+    D2_TRY(gen_preset_path(m.name, path, sizeof path));
+    return fn("preset", path, user);
+}
+
 /* the job's observers: the timeline writer and the caller's */
 typedef struct fanout { sim_observer tl; const sim_observer *user; int have_tl; } fanout;
 static void fan_op(void *u, const sim_op *op)

@@ -200,6 +200,13 @@ void sim_job_memo_free(sim_job_memo *memo);
  * trace's header.  The budget against the experts' sizes is left to the run
  * (see sim_system_check). */
 int sim_job_check(const sim_job *job, sim_job_memo *memo);
+/* The files a run of this job reads, resolved as sim_job_run resolves them:
+ * fn(role, path) for "model" and "device" (the profiles), "reading" (the
+ * reading set's file; none for "none"), then "trace" (the job's trace file)
+ * or, without one, "preset" (the generator preset of the model's name).
+ * Opens no file but the profiles (memo: as for sim_job_check). */
+typedef int (*sim_job_file_fn)(const char *role, const char *path, void *user);
+int sim_job_files(const sim_job *job, sim_job_memo *memo, sim_job_file_fn fn, void *user);
 
 void sim_result_free(sim_result *r);
 const char *sim_result_status(const sim_result *r); /* "ok" or "oom" */

@@ -198,16 +198,24 @@ int gen_params_resolve(gen_params *p)
     return D2_OK;
 }
 
+int gen_preset_path(const char *name, char *out, size_t n)
+{
+    if (strchr(name, '/') || (strlen(name) > 4 && !strcmp(name + strlen(name) - 4, ".ini"))) {
+        if ((size_t)snprintf(out, n, "%s", name) >= n) D2_ERROR(D2_EINVAL, "%s: path too long", name);
+        return D2_OK;
+    }
+    const char *dir = getenv("D2_PRESET_DIR");
+    int w = dir ? snprintf(out, n, "%s/%s.ini", dir, name) : snprintf(out, n, "%s/traces/presets/%s.ini", D2_SRCDIR, name);
+    if (w < 0 || (size_t)w >= n) D2_ERROR(D2_EINVAL, "generator preset \"%s\": path too long", name);
+    return D2_OK;
+}
+
 int gen_preset_load(const char *name, gen_params *p)
 {
     char path[1024];
     param_defaults(&gen_params_table, p);
-    if (strchr(name, '/') || (strlen(name) > 4 && !strcmp(name + strlen(name) - 4, ".ini"))) {
-        snprintf(path, sizeof path, "%s", name);
-    } else {
-        const char *dir = getenv("D2_PRESET_DIR");
-        if (dir) snprintf(path, sizeof path, "%s/%s.ini", dir, name);
-        else snprintf(path, sizeof path, "%s/traces/presets/%s.ini", D2_SRCDIR, name);
+    D2_TRY(gen_preset_path(name, path, sizeof path));
+    if (!strchr(name, '/') && !(strlen(name) > 4 && !strcmp(name + strlen(name) - 4, ".ini"))) {
         FILE *f = fopen(path, "r");
         if (!f) D2_ERROR(D2_ENOTFOUND, "generator preset \"%s\": %s not found", name, path);
         fclose(f);

@@ -37,6 +37,8 @@ extern const param_table gen_params_table;
 /* Defaults, then traces/presets/<model>.ini (directory: $D2_PRESET_DIR or
  * the source tree).  A name with '/' or ending ".ini" is a path. */
 int gen_preset_load(const char *model_or_path, gen_params *p);
+/* The file gen_preset_load reads for model_or_path (not checked to exist). */
+int gen_preset_path(const char *model_or_path, char *out, size_t n);
 /* Fill layers/experts/top_k from the model profile where they are 0. */
 int gen_params_resolve(gen_params *p);
 
