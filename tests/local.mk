@@ -6,6 +6,9 @@ EXTRA_DIST += tests/workflow.sh tests/lib.sh tests/cli.sh tests/profiles.sh test
 EXTRA_DIST += tests/data/fuzz
 # Golden outputs of the simulator (tests/golden/update.sh regenerates them).
 TESTS += tests/golden.sh
+# What a figure shows when a store holds several sweeps of a spec (grids, inputs, merges).
+TESTS += tests/store.sh
+EXTRA_DIST += tests/store.sh
 EXTRA_DIST += tests/golden.sh tests/golden
 # Allocation-failure injection: d2moe linked with tests/failalloc.c, whose
 # wrappers fail the Nth allocation (D2_FAIL_ALLOC=N); tests/failalloc.sh
