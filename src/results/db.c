@@ -75,6 +75,31 @@ static void wcols_free(db *d)
     d->wcols_schema = -1;
 }
 
+/* The rule, as one view (also created in the store by migration 6, for
+ * sqlite3 and pandas users; d2moe always reads this build's definition as
+ * a TEMP view, which shadows the store's).  latest: the grid of each
+ * (sweep, variant) whose last sweep started last (sweep_grid.at), ties by
+ * grid id.  Per (sweep, variant): the jobs of that grid (every job when it
+ * has none), and per job its latest stored run (ok or oom) by end time,
+ * then id; a job with no such run shows its failed run, if any. */
+#define SWEEP_RUNS_SELECT                                                                                         \
+    " WITH latest AS (SELECT sweep, variant, grid FROM (SELECT sweep, variant, grid,"                             \
+    "   row_number() OVER (PARTITION BY sweep, variant ORDER BY max(at) DESC, grid DESC) AS k"                      \
+    "   FROM sweep_grid GROUP BY sweep, variant, grid) WHERE k = 1)"                                                \
+    " SELECT id, sweep, variant FROM (SELECT j.run_id AS id, j.sweep AS sweep, rv.variant AS variant,"           \
+    "   row_number() OVER (PARTITION BY j.sweep, rv.variant, j.job_hash ORDER BY rv.ended_at DESC, rv.id DESC) AS k" \
+    "   FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id"                                                         \
+    "   LEFT JOIN latest l ON l.sweep = j.sweep AND l.variant = rv.variant"                                         \
+    "   WHERE l.grid IS NULL OR EXISTS (SELECT 1 FROM sweep_grid g WHERE g.grid = l.grid AND g.job_hash = j.job_hash))" \
+    " WHERE k = 1"                                                                                                  \
+    " UNION ALL"                                                                                                    \
+    " SELECT r.id, sn.value, r.variant FROM runs r"                                                                 \
+    "   JOIN params sn ON sn.run_id = r.id AND sn.key = 'sweep.name'"                                               \
+    "   JOIN params sj ON sj.run_id = r.id AND sj.key = 'sweep.job'"                                                \
+    "   LEFT JOIN latest l ON l.sweep = sn.value AND l.variant = r.variant"                                         \
+    "   WHERE r.status = 'failed' AND NOT EXISTS (SELECT 1 FROM sweep_jobs j WHERE j.job_hash = sj.value)"          \
+    "     AND (l.grid IS NULL OR EXISTS (SELECT 1 FROM sweep_grid g WHERE g.grid = l.grid AND g.job_hash = sj.value))"
+
 /* Forward migrations: entry i moves user_version i -> i+1.  Append only;
  * never edit a released entry. */
 static const char *const migrations[] = {
@@ -179,7 +204,10 @@ static const char *const migrations[] = {
     "  job_hash TEXT NOT NULL,"         /* sweep_jobs.job_hash */
     "  at TEXT NOT NULL,"               /* ISO 8601 UTC: latest start of a sweep of this grid */
     "  PRIMARY KEY (grid, job_hash)) WITHOUT ROWID;"
-    "CREATE INDEX sweep_grid_sweep ON sweep_grid(sweep, variant, at);",
+    "CREATE INDEX sweep_grid_sweep ON sweep_grid(sweep, variant, at);"
+    /* the runs a figure of (sweep, variant) shows (db_sweep_runs), so that
+     * the figure queries (plots/) run from sqlite3 and pandas as in d2moe */
+    "CREATE VIEW sweep_runs(id, sweep, variant) AS" SWEEP_RUNS_SELECT ";",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -1208,62 +1236,18 @@ int db_run_write_with(db *d, db_run *r, db_extra_fn extra, void *user, int64_t *
     return D2_OK;
 }
 
-/* ---- which runs a figure shows ----------------------------------------- */
-
-/* The latest grid of each (sweep, variant): the one whose last sweep
- * started last (sweep_grid.at), ties by grid id. */
-static const char sweep_latest_sql[] =
-    "DROP TABLE IF EXISTS temp.sweep_latest;"
-    "CREATE TEMP TABLE sweep_latest(sweep TEXT NOT NULL, variant TEXT NOT NULL, grid TEXT NOT NULL, at TEXT NOT NULL, jobs INTEGER NOT NULL,"
-    "  PRIMARY KEY (sweep, variant));"
-    "INSERT INTO temp.sweep_latest(sweep, variant, grid, at, jobs)"
-    "  SELECT sweep, variant, grid, at, jobs FROM (SELECT sweep, variant, grid, max(at) AS at, count(*) AS jobs,"
-    "    row_number() OVER (PARTITION BY sweep, variant ORDER BY max(at) DESC, grid DESC) AS k"
-    "    FROM sweep_grid GROUP BY sweep, variant, grid) WHERE k = 1;";
-
-/* Per (sweep, variant): the jobs of its latest grid (every job when it has
- * none), and per job its latest stored run (ok or oom) by end time, then
- * id; a job with no such run shows its failed run, if any. */
-static const char sweep_runs_sql[] =
-    "DROP TABLE IF EXISTS temp.sweep_runs;"
-    "CREATE TEMP TABLE sweep_runs(id INTEGER PRIMARY KEY, sweep TEXT NOT NULL, variant TEXT NOT NULL);"
-    "CREATE INDEX temp.sweep_runs_sv ON sweep_runs(sweep, variant);"
-    "INSERT INTO temp.sweep_runs(id, sweep, variant)"
-    "  SELECT id, sweep, variant FROM (SELECT j.run_id AS id, j.sweep, rv.variant,"
-    "    row_number() OVER (PARTITION BY j.sweep, rv.variant, j.job_hash ORDER BY rv.ended_at DESC, rv.id DESC) AS k"
-    "    FROM main.sweep_jobs j JOIN main.runs rv ON rv.id = j.run_id"
-    "    LEFT JOIN temp.sweep_latest l ON l.sweep = j.sweep AND l.variant = rv.variant"
-    "    WHERE l.grid IS NULL OR EXISTS (SELECT 1 FROM sweep_grid g WHERE g.grid = l.grid AND g.job_hash = j.job_hash))"
-    "  WHERE k = 1;"
-    "INSERT OR IGNORE INTO temp.sweep_runs(id, sweep, variant)"
-    "  SELECT r.id, sn.value, r.variant FROM main.runs r"
-    "  JOIN main.params sn ON sn.run_id = r.id AND sn.key = 'sweep.name'"
-    "  JOIN main.params sj ON sj.run_id = r.id AND sj.key = 'sweep.job'"
-    "  LEFT JOIN temp.sweep_latest l ON l.sweep = sn.value AND l.variant = r.variant"
-    "  WHERE r.status = 'failed' AND NOT EXISTS (SELECT 1 FROM main.sweep_jobs j WHERE j.job_hash = sj.value)"
-    "    AND (l.grid IS NULL OR EXISTS (SELECT 1 FROM sweep_grid g WHERE g.grid = l.grid AND g.job_hash = sj.value));";
+/* ---- which runs a figure shows (SWEEP_RUNS_SELECT) ---------------------- */
 
 int db_sweep_runs(db *d)
 {
     if (d->sweep_runs_ready) return D2_OK;
-    int rc = D2_OK;
+    int rc = SQLITE_OK;
     if (d->version < 5) /* no variants (or no sweep_jobs) yet: nothing a figure can show */
-        rc = exec_simple(d, "DROP TABLE IF EXISTS temp.sweep_runs;"
-                            "CREATE TEMP TABLE sweep_runs(id INTEGER PRIMARY KEY, sweep TEXT NOT NULL, variant TEXT NOT NULL);"
-                            "DROP TABLE IF EXISTS temp.sweep_latest;"
-                            "CREATE TEMP TABLE sweep_latest(sweep TEXT, variant TEXT, grid TEXT, at TEXT, jobs INTEGER);");
-    else if (d->version < 6) /* a store from before grids (opened read-only, not migrated) */
-        rc = exec_simple(d, "DROP TABLE IF EXISTS temp.sweep_latest;"
-                            "CREATE TEMP TABLE sweep_latest(sweep TEXT, variant TEXT, grid TEXT, at TEXT, jobs INTEGER);"
-                            /* no grid rows: every job, as before grids (sweep_grid
-                             * is looked up in temp before main) */
-                            "CREATE TEMP VIEW IF NOT EXISTS sweep_grid(sweep, variant, grid, job_hash, at) AS SELECT '', '', '', '', '' WHERE 0;");
-    if (rc == SQLITE_OK && d->version >= 5) {
-        /* both in one read transaction: one snapshot of the store */
-        sqlite3_exec(d->h, "BEGIN", NULL, NULL, NULL);
-        rc = exec_simple(d, sweep_latest_sql);
-        if (rc == SQLITE_OK) rc = exec_simple(d, sweep_runs_sql);
-        sqlite3_exec(d->h, rc == SQLITE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+        rc = exec_simple(d, "CREATE TEMP VIEW IF NOT EXISTS sweep_runs(id, sweep, variant) AS SELECT 0, '', '' WHERE 0;");
+    else {
+        if (d->version < 6) /* a store from before grids (opened read-only, not migrated): every job, as before */
+            rc = exec_simple(d, "CREATE TEMP VIEW IF NOT EXISTS sweep_grid(sweep, variant, grid, job_hash, at) AS SELECT '', '', '', '', '' WHERE 0;");
+        if (rc == SQLITE_OK) rc = exec_simple(d, "DROP VIEW IF EXISTS temp.sweep_runs; CREATE TEMP VIEW sweep_runs(id, sweep, variant) AS" SWEEP_RUNS_SELECT ";");
     }
     if (rc != SQLITE_OK) { d2_err_prefix("choosing the runs to show: "); return D2_EDB; }
     d->sweep_runs_ready = 1;
@@ -1277,10 +1261,12 @@ int db_sweep_runs_note(db *d, const char *sweep, const char *variant, char *note
     if (d->version < 6 || !n) return D2_OK;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(d->h,
-            "SELECT l.at, l.jobs, (SELECT count(*) FROM main.sweep_jobs j JOIN main.runs rv ON rv.id = j.run_id"
-            "   WHERE j.sweep = l.sweep AND rv.variant = l.variant"
+            "WITH l AS (SELECT grid, max(at) AS at, count(*) AS jobs FROM sweep_grid WHERE sweep = ?1 AND variant = ?2"
+            "           GROUP BY grid ORDER BY max(at) DESC, grid DESC LIMIT 1)"
+            " SELECT l.at, l.jobs, (SELECT count(*) FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id"
+            "   WHERE j.sweep = ?1 AND rv.variant = ?2"
             "     AND NOT EXISTS (SELECT 1 FROM sweep_grid g WHERE g.grid = l.grid AND g.job_hash = j.job_hash))"
-            " FROM temp.sweep_latest l WHERE l.sweep = ?1 AND l.variant = ?2", -1, &st, NULL) != SQLITE_OK)
+            " FROM l", -1, &st, NULL) != SQLITE_OK)
         D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
     sqlite3_bind_text(st, 1, sweep, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, variant, -1, SQLITE_STATIC);

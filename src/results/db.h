@@ -113,8 +113,9 @@ int db_variant_describe(db *d, const char *name, char *buf, size_t n);
  * sweep_grid: the grid of the sweep invocation that started last; a sweep
  * with no grid rows, stored before grids existed: every job), and per job
  * its latest stored run (ok or oom) by ended_at, then id; a job with no
- * such run shows its failed run, if any.  Fills the TEMP table
- * sweep_runs(id, sweep, variant) of this handle once (a snapshot); queries
+ * such run shows its failed run, if any.  Creates the TEMP view
+ * sweep_runs(id, sweep, variant) of this handle (this build's rule; the
+ * store holds the same view from schema 6 on, for other readers); queries
  * read `SELECT id FROM sweep_runs WHERE sweep = :sweep AND variant = :variant`. */
 int db_sweep_runs(db *d);
 /* note (n bytes) gets one line when runs of (sweep, variant) are left out
