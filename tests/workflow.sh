@@ -51,7 +51,7 @@ ok $? "--variant $v: its 4 rows"
 "$D2MOE" db info "$db" > "$TMP/info"; grep -Eq "^base +4 " "$TMP/info" && grep -Eq "^$v +4 .*device.flash_bw=7000000000" "$TMP/info"
 ok $? "db info lists both variants with their overrides"
 expect 2 "already stands for" "sweep --as NAME: a name never stands for two sets of overrides" -- \
-    "$D2MOE" sweep "$TMP/t.ini" --db "$db" --quiet --as base --set device.flash_bw=5G
+    "$D2MOE" sweep "$TMP/t.ini" --db "$db" --quiet --as "$v" --set device.flash_bw=5G
 # two variants, neither the spec's own: a figure would mix them
 "$D2MOE" sweep "$TMP/t.ini" --db "$TMP/m.db" --quiet --set device.flash_bw=7G
 "$D2MOE" sweep "$TMP/t.ini" --db "$TMP/m.db" --quiet --set device.flash_bw=5G
