@@ -83,4 +83,12 @@ pk() { dv=$1; kn=$2; tr=$3; shift 3
 a=$(pk env1 per-level true); b=$(pk env1 per-level false); c=$(pk env1 fused true); e=$(pk env1 per-level true --set device.dequant_rate=1e16)
 awk -v a="$a" -v b="$b" -v c="$c" -v e="$e" 'BEGIN { exit !(a - b > 352.3 && a - b < 352.4 && c == b && e == b) }'
 ok $? "peak memory: the FP16 copy counted for the per-level kernel only ($a vs $b MB), not fused ($c) nor dequant_rate 1e16 ($e)"
+# measured SwiGLU rates above fp16_flops / 2: the bound's compute floor takes the fastest rate (the run failed
+# with "throughput above its bound" before)
+S=""; for k in 1 2 3; do S="$S --set device.swiglu_gu_rate_l$k=8e10 --set device.swiglu_down_rate_l$k=8e10"; done
+"$D2MOE" simulate --model tiny-moe --device host --policy d2moe-v1 --budget 2G --requests 8 --prompt 4 --gen 64 \
+    --set sim.nested_compute=swiglu $S --set device.swiglu_epilogue_rate=1e13 > "$TMP/fast.out" 2>&1; st=$?
+t=$(sed -n 's/^throughput_tps *= *\([0-9.]*\) .*/\1/p' "$TMP/fast.out"); b=$(sed -n 's/^bound_tps *= *\([0-9.]*\) .*/\1/p' "$TMP/fast.out")
+[ "$st" -eq 0 ] && awk -v t="$t" -v b="$b" 'BEGIN { exit !(t > 0 && t <= b) }'
+ok $? "SwiGLU rates faster than fp16_flops / 2: the run holds its bound (status $st, $t <= $b tokens/s)"
 done_testing

@@ -91,6 +91,16 @@ void result_finish(run *r)
     /* the bound: the run lasts at least its unavoidable I/O and its FLOPs at peak */
     m->bound_io_s = (double)r->lb_io_ns / 1e9;
     m->bound_compute_s = r->lb_flops / r->d->fp16_flops;
+    {   /* measured SwiGLU rates (sim.nested_compute = swiglu) may beat fp16_flops: the expert
+         * uses at the fastest rate the cost model can give one, W weights x tokens each */
+        double peak_wt = r->d->fp16_flops / 2, fast = peak_wt;
+        for (int k = 1; r->swiglu && k <= DEVICE_SWIGLU_LEVELS; k++)
+            if (cost_swiglu_rates_set(r->d, k)) {
+                if (r->d->swiglu_gu_rate[k - 1] > fast) fast = r->d->swiglu_gu_rate[k - 1];
+                if (r->d->swiglu_down_rate[k - 1] > fast) fast = r->d->swiglu_down_rate[k - 1];
+            }
+        if (fast > peak_wt) m->bound_compute_s = r->lb_ne_flops / r->d->fp16_flops + r->lb_wt / fast;
+    }
     double tlb = m->bound_io_s > m->bound_compute_s ? m->bound_io_s : m->bound_compute_s;
     m->bound_tps = r->oom || tlb <= 0 ? 0 : (double)r->R * r->G / tlb;
     m->bound_util = m->bound_tps > 0 ? m->throughput_tps / m->bound_tps : 0;

@@ -146,6 +146,8 @@ typedef struct run {
     int64_t fstep_avail;    /* bytes that can be resident when it begins: the budget (the first step: what is) */
     int64_t lb_io_ns;       /* I/O time no schedule avoids, summed over forward steps, ns */
     double lb_flops;        /* FLOPs of the expert uses (2 W per token-expert use) and non-expert work */
+    double lb_ne_flops;     /* the non-expert part of lb_flops, FLOPs */
+    double lb_wt;           /* the expert part as weights x tokens (W per token-expert use) */
     /* offline profiling */
     uint8_t *static_level;  /* [L*E] */
     double *trans;          /* [L*E*E] P(e' at l+1 | e at l) */

@@ -298,6 +298,7 @@ int step_start(run *r)
     sim_mem_account(r);
     int64_t t = r->ne_ns;
     r->lb_flops += r->ne_flops;
+    r->lb_ne_flops += r->ne_flops;
     RUN_TRY(sim_check_dur(t, "layer's non-expert work"));
     sim_emit(r, SIM_OP_NONEXPERT, now, now + t, r->layer, -1, 0, r->ntok, 0, 0, SIM_TIER_NONE, 0);
     r->phase = 0;
@@ -313,6 +314,7 @@ int step_plan(run *r)
     size_t n = (size_t)r->ntok * r->K;
     const size_t base = (size_t)r->layer * r->ntok * r->K;
     r->lb_flops += 2.0 * (double)r->W * (double)n; /* every token-expert use is at least one GEMM of the expert */
+    r->lb_wt += (double)r->W * (double)n;
     /* B[j][u]: tokens that need unit u of expert j */
     uint32_t *B = r->scratch; /* reuse: E*U <= n*... sized at setup */
     const size_t nb = (size_t)r->E * r->U;
