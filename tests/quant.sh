@@ -156,4 +156,28 @@ for p in v1 v1k; do
         grep -q '"threads": 2' "$TMP/bt.json" && grep -q '"quantize_threads_gbs"' "$TMP/bt.json" && grep -q '"quantize_threads_speedup"' "$TMP/bt.json"
     ok $? "bench kernels --preset $p --threads 2 --json: threads, quantize_threads_gbs, quantize_threads_speedup"
 done
+# input handling of `quantize` (a reviewer's findings): tiny .npy / safetensors files written by python3 struct
+# npy DIR NAME "SHAPE" FORTRAN N [EXTRA]: f32 sin() data, N elements, EXTRA zero bytes appended
+npy() {
+    python3 - "$@" <<'PY'
+import math, struct, sys
+path, shape, fortran, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+extra = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+h = "{'descr': '<f4', 'fortran_order': %s, 'shape': (%s), }" % (fortran, shape)
+h += " " * (63 - (10 + len(h)) % 64) + "\n"
+with open(path, "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode())
+    f.write(struct.pack("<%df" % n, *[math.sin((i + 1) * 0.37) for i in range(n)]) + b"\0" * extra)
+PY
+}
+if command -v python3 > /dev/null 2>&1; then
+    npy "$TMP/ok.npy" "4, 256" False 1024
+    # 2: a --db that is not a store is refused before any work: no output on stdout, no .mwq
+    "$D2MOE" quantize --input "$TMP/ok.npy" --db "$TMP/ok.npy" -o "$TMP/dbt.mwq" --json > "$TMP/dbt.out" 2> "$TMP/dbt.err"; rc=$?
+    [ "$rc" -eq 2 ] && [ ! -s "$TMP/dbt.out" ] && [ ! -e "$TMP/dbt.mwq" ] && [ ! -e "$TMP/dbt.mwq.tmp" ] &&
+        grep -q 'ok.npy: not an SQLite database' "$TMP/dbt.err" && [ "$(grep -c '' "$TMP/dbt.err")" -eq 1 ]
+    ok $? "quantize --db NOT-A-STORE: exit 2 before the run (status $rc; no JSON printed, no .mwq written)"
+else
+    for i in 1; do skip "python3 not found"; done
+fi
 done_testing

@@ -428,6 +428,7 @@ static int run(int argc, char **argv)
     float *X = NULL;
     int64_t T = 0, Xcols = 0;
     mwqfile_writer *wr = NULL;
+    db *d = NULL;
     report rp = {0};
     size_t *sel = NULL, nsel = 0;
     double qsec = 0, qwall = 0, in_bytes = 0;
@@ -459,6 +460,9 @@ static int run(int argc, char **argv)
             goto fail;
         }
     }
+    /* the store is opened (created, or checked to be a d2moe store and
+     * migrated) before any work: a bad --db costs no run and leaves no .mwq */
+    if (o.dbpath && (rc = db_open(o.dbpath, &d))) goto fail;
     if (o.out && (rc = mwqfile_writer_new(o.out, &wr))) goto fail;
     for (size_t i = 0; i < nsel; i++) {
         const weights_info *ti = weights_get(wf, sel[i]);
@@ -487,9 +491,7 @@ static int run(int argc, char **argv)
                    in_bytes / 1e6, (long long)o.threads, qwall, qsec, qwall > 0 ? in_bytes / qwall / 1e9 : 0.0, o.out ? "; wrote " : "",
                    o.out ? o.out : "");
     }
-    if (o.dbpath) {
-        db *d;
-        if ((rc = db_open(o.dbpath, &d))) goto fail;
+    if (d) {
         db_run *run = db_run_new("quantize", c.mode);
         db_run_cmdline(run, cli_argc(), cli_argv());
         db_run_seed(run, 0);
@@ -507,9 +509,9 @@ static int run(int argc, char **argv)
         int64_t id;
         if (!rc) rc = db_run_write_with(d, run, db_rows, &rp, &id);
         db_run_free(run);
-        db_close(d);
         if (rc) goto fail;
     }
+    db_close(d);
     free(rp.r);
     free(sel);
     free(X);
@@ -518,6 +520,7 @@ static int run(int argc, char **argv)
     return 0;
 fail:
     if (wr) mwqfile_writer_abort(wr);
+    db_close(d);
     free(rp.r);
     free(sel);
     free(X);
