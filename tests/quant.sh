@@ -177,7 +177,16 @@ if command -v python3 > /dev/null 2>&1; then
     [ "$rc" -eq 2 ] && [ ! -s "$TMP/dbt.out" ] && [ ! -e "$TMP/dbt.mwq" ] && [ ! -e "$TMP/dbt.mwq.tmp" ] &&
         grep -q 'ok.npy: not an SQLite database' "$TMP/dbt.err" && [ "$(grep -c '' "$TMP/dbt.err")" -eq 1 ]
     ok $? "quantize --db NOT-A-STORE: exit 2 before the run (status $rc; no JSON printed, no .mwq written)"
+    # 3: .npy data past the header's shape, and a fortran_order that is not a Python bool
+    npy "$TMP/trail.npy" "4, 256" False 1024 4
+    expect 2 "trail.npy: shape needs 4096 data bytes after offset 128, the file has 4100 \(4 trailing bytes\)" \
+        ".npy with 4 bytes after the data: exit 2, names the file and the sizes" -- "$D2MOE" quantize --input "$TMP/trail.npy"
+    npy "$TMP/fo1.npy" "4, 256" 1 1024
+    expect 2 "fo1.npy: header: key 'fortran_order' is '1', expected True or False" \
+        ".npy 'fortran_order': 1: exit 2, names the file and the key" -- "$D2MOE" quantize --input "$TMP/fo1.npy"
+    npy "$TMP/fot.npy" "4, 256" True 1024
+    "$D2MOE" quantize --input "$TMP/fot.npy" --no-baselines --json | grep -q '"rows": 4'; ok $? ".npy 'fortran_order': True still read (4 x 256)"
 else
-    for i in 1; do skip "python3 not found"; done
+    for i in 1 2 3 4; do skip "python3 not found"; done
 fi
 done_testing

@@ -294,7 +294,17 @@ static int open_npy(weights *w)
     ti.dtype = !strcmp(ti.dtype_name, "<f4") ? WEIGHTS_F32 : !strcmp(ti.dtype_name, "<f2") ? WEIGHTS_F16 : WEIGHTS_OTHER;
     if (ti.dtype == WEIGHTS_OTHER) { d2_err_set("%s: header: dtype '%s' not supported (expected '<f4' or '<f2')", w->path, ti.dtype_name); goto out; }
     if (npy_field(hdr, "fortran_order", &v)) { d2_err_set("%s: header: no 'fortran_order'", w->path); goto out; }
-    ti.fortran = !strncmp(v, "True", 4);
+    /* a Python bool and nothing else: 'fortran_order': 1 (or true, or
+     * Truex) is not what numpy writes, and read as C order it would give
+     * the transpose's data */
+    if (!strncmp(v, "True", 4) && v[4] && strchr(" ,}", v[4])) ti.fortran = 1;
+    else if (!strncmp(v, "False", 5) && v[5] && strchr(" ,}", v[5])) ti.fortran = 0;
+    else {
+        int vl = 0;
+        while (v[vl] && !strchr(",}", v[vl]) && vl < 32) vl++;
+        d2_err_set("%s: header: key 'fortran_order' is '%.*s', expected True or False", w->path, vl, v);
+        goto out;
+    }
     if (npy_field(hdr, "shape", &v) || *v != '(') { d2_err_set("%s: header: no 'shape' tuple", w->path); goto out; }
     int64_t dims[8], nd = 0;
     for (v++;;) {
@@ -323,6 +333,14 @@ static int open_npy(weights *w)
     if (ti.offset + numel * esize(ti.dtype) > w->size) {
         d2_err_set("%s: shape needs %lld data bytes after offset %lld, the file has %lld (truncated)", w->path,
                    (long long)(numel * esize(ti.dtype)), (long long)ti.offset, (long long)(w->size - ti.offset));
+        goto out;
+    }
+    /* bytes after the data: not the array the header describes (another
+     * shape, or a concatenation), refused like safetensors and llama2.c */
+    if (ti.offset + numel * esize(ti.dtype) < w->size) {
+        d2_err_set("%s: shape needs %lld data bytes after offset %lld, the file has %lld (%lld trailing bytes)", w->path,
+                   (long long)(numel * esize(ti.dtype)), (long long)ti.offset, (long long)(w->size - ti.offset),
+                   (long long)(w->size - ti.offset - numel * esize(ti.dtype)));
         goto out;
     }
     rc = add(w, &ti);
