@@ -170,8 +170,37 @@ with open(path, "wb") as f:
     f.write(struct.pack("<%df" % n, *[math.sin((i + 1) * 0.37) for i in range(n)]) + b"\0" * extra)
 PY
 }
+# st FILE NAME:D0xD1[xD2...]... : a safetensors file of F32 tensors (sin() data), in that order
+st() {
+    python3 - "$@" <<'PY'
+import json, math, struct, sys
+hdr, blob = {}, b""
+for spec in sys.argv[2:]:
+    name, shape = spec.rsplit(":", 1)
+    dims = [int(d) for d in shape.split("x")]
+    n = math.prod(dims)
+    b = struct.pack("<%df" % n, *[math.sin((i + 1) * 0.11) for i in range(n)])
+    hdr[name] = {"dtype": "F32", "shape": dims, "data_offsets": [len(blob), len(blob) + len(b)]}
+    blob += b
+j = json.dumps(hdr).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(j)) + j + blob)
+PY
+}
 if command -v python3 > /dev/null 2>&1; then
     npy "$TMP/ok.npy" "4, 256" False 1024
+    # 1: tensors of 3 dimensions (MoE experts [n_experts, rows, cols]) are quantized with the leading dimensions
+    # flattened into rows, in every format, not skipped
+    st "$TMP/mix.safetensors" experts.w1:2x2x512 dense:4x256 norm:256
+    "$D2MOE" quantize --input "$TMP/mix.safetensors" --no-baselines -o "$TMP/mix.mwq" > "$TMP/mix.txt" &&
+        grep -q '^experts.w1  4 x 512  group 128' "$TMP/mix.txt" && grep -q '^dense  4 x 256  group 128' "$TMP/mix.txt" &&
+        ! grep -q '^norm ' "$TMP/mix.txt" && grep -q '^2 tensors' "$TMP/mix.txt" && "$D2MOE" mwq inspect "$TMP/mix.mwq" | grep -q '^experts.w1  4 x 512 '
+    ok $? "safetensors experts.w1 [2,2,512] and dense [4,256]: both quantized (experts.w1 as 4 x 512 in the .mwq), 1-D norm not"
+    npy "$TMP/e3.npy" "2, 4, 512" False 4096
+    "$D2MOE" quantize --input "$TMP/e3.npy" --no-baselines | grep -q '^e3  8 x 512  group 128'; ok $? ".npy (2, 4, 512) alone: quantized as 8 x 512"
+    "$D2MOE" quantize --input "$TMP/e3.npy" --rows-of 256 --no-baselines | grep -q '^e3  16 x 256  group 128'; ok $? ".npy (2, 4, 512) --rows-of 256: 16 x 256"
+    st "$TMP/vec.safetensors" norm:256
+    expect 2 "vec.safetensors: no tensors of 2 or more dimensions \(1 1-D or scalar; name one with --tensor" \
+        "safetensors of one 1-D tensor: exit 2, says how to include it" -- "$D2MOE" quantize --input "$TMP/vec.safetensors"
     # 2: a --db that is not a store is refused before any work: no output on stdout, no .mwq
     "$D2MOE" quantize --input "$TMP/ok.npy" --db "$TMP/ok.npy" -o "$TMP/dbt.mwq" --json > "$TMP/dbt.out" 2> "$TMP/dbt.err"; rc=$?
     [ "$rc" -eq 2 ] && [ ! -s "$TMP/dbt.out" ] && [ ! -e "$TMP/dbt.mwq" ] && [ ! -e "$TMP/dbt.mwq.tmp" ] &&
@@ -187,6 +216,6 @@ if command -v python3 > /dev/null 2>&1; then
     npy "$TMP/fot.npy" "4, 256" True 1024
     "$D2MOE" quantize --input "$TMP/fot.npy" --no-baselines --json | grep -q '"rows": 4'; ok $? ".npy 'fortran_order': True still read (4 x 256)"
 else
-    for i in 1 2 3 4; do skip "python3 not found"; done
+    for i in $(seq 1 8); do skip "python3 not found"; done
 fi
 done_testing

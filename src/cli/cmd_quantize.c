@@ -31,7 +31,9 @@ static void usage(FILE *out)
             "       [--preset v1|v2|v1k|v2k] [--base-bits B] [--levels K] [--group G] [--mode rtn|gptq]\n"
             "       [--calib X.npy] [--set mwq.key=value]... [-o OUT.mwq] [--json] [--db FILE]\n"
             "       [--no-baselines] [--report-tokens N] [--rows-of N] [--threads N]\n\n"
-            "Quantize every 2-D tensor (or each --tensor) with MWQ: a b1-bit asymmetric base per\n"
+            "Quantize every tensor of 2 or more dimensions (or each --tensor) with MWQ; the last\n"
+            "dimension is the columns, all leading ones are flattened into rows (a [2, 4, 512]\n"
+            "expert stack is one 8 x 512 matrix).  MWQ: a b1-bit asymmetric base per\n"
             "group of G weights along each row plus K-1 one-bit residual levels (V1: b1=2, K=3;\n"
             "V2: b1=5, K=4; G=128).  v1k / v2k: the k-quant nested format (docs/mwq.md): 256-weight\n"
             "super-blocks, quantized sub-block scales and mins, residual levels tied to the base step.\n"
@@ -447,9 +449,18 @@ static int run(int argc, char **argv)
         for (int i = 0; i < o.ntensors; i++)
             if ((rc = weights_find(wf, o.tensors[i], &sel[nsel++]))) goto fail;
     } else {
+        /* every matrix: 2-D, and 3-D or more (MoE experts stored as
+         * [n_experts, rows, cols]) with the leading dimensions flattened
+         * into rows (weights.h, docs/mwq.md); 1-D vectors (norms, biases)
+         * are not matrices and are quantized only when named */
         for (size_t i = 0; i < weights_count(wf); i++)
-            if (weights_get(wf, i)->ndim == 2) sel[nsel++] = i;
-        if (!nsel) { rc = D2_ENOTFOUND; d2_err_set("%s: no 2-D tensors", o.input); goto fail; }
+            if (weights_get(wf, i)->ndim >= 2) sel[nsel++] = i;
+        if (!nsel) {
+            rc = D2_ENOTFOUND;
+            d2_err_set("%s: no tensors of 2 or more dimensions (%zu 1-D or scalar; name one with --tensor to quantize it)", o.input,
+                       weights_count(wf));
+            goto fail;
+        }
     }
     for (size_t i = 0; i < nsel; i++) {
         const weights_info *ti = weights_get(wf, sel[i]);
