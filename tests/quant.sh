@@ -106,6 +106,10 @@ for v in 0 -1 257 abc 2x ""; do
         "$D2MOE" quantize --input x.bin --threads "$v"
 done
 expect 2 "--threads 0: expected an integer 1..256" "bench kernels --threads 0: exit 2" -- "$D2MOE" bench kernels --threads 0
+for o in rows cols qrows qcols reps stream-mib; do
+    expect 2 "bench kernels: --$o 0: expected an integer 1..1048576" "bench kernels --$o 0: exit 2, names the option" -- "$D2MOE" bench kernels --$o 0
+done
+expect 2 "bench kernels: --qcols 100: a multiple of 128" "bench kernels --qcols 100: names --qcols" -- "$D2MOE" bench kernels --qcols 100
 if command -v perl > /dev/null 2>&1; then
     perl -e 'my $h = "{\x27descr\x27: \x27<f4\x27, \x27fortran_order\x27: False, \x27shape\x27: (37, 768), }";
              $h .= " " x (118 - length($h)) . "\n"; print "\x93NUMPY\x01\x00", pack("v", length($h)), $h;
@@ -215,7 +219,16 @@ if command -v python3 > /dev/null 2>&1; then
         ".npy 'fortran_order': 1: exit 2, names the file and the key" -- "$D2MOE" quantize --input "$TMP/fo1.npy"
     npy "$TMP/fot.npy" "4, 256" True 1024
     "$D2MOE" quantize --input "$TMP/fot.npy" --no-baselines --json | grep -q '"rows": 4'; ok $? ".npy 'fortran_order': True still read (4 x 256)"
+    # 4: messages that name the file or option: an empty safetensors tensor name with -o (refused before any
+    # work, no .mwq), a calibration file of 0 rows (named, not the weights), bench kernels' integer options
+    st "$TMP/noname.safetensors" :4x256
+    expect 2 "noname.safetensors: tensor 1 of 1 has an empty name; a .mwq \(.*e.mwq\) stores names of 1..255 bytes" \
+        "safetensors tensor named \"\" with -o: exit 2, names the file" -- "$D2MOE" quantize --input "$TMP/noname.safetensors" -o "$TMP/e.mwq"
+    [ ! -e "$TMP/e.mwq" ] && [ ! -e "$TMP/e.mwq.tmp" ]; ok $? "no .mwq left by the empty name"
+    npy "$TMP/calib0.npy" "0, 256" False 0
+    expect 2 "calib0.npy: calibration activations have no rows \(shape \(0, 256\)\)" \
+        "--mode gptq --calib of 0 rows: exit 2, names the calibration file" -- "$D2MOE" quantize --input "$TMP/ok.npy" --mode gptq --calib "$TMP/calib0.npy"
 else
-    for i in $(seq 1 8); do skip "python3 not found"; done
+    for i in $(seq 1 11); do skip "python3 not found"; done
 fi
 done_testing

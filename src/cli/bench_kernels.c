@@ -427,9 +427,13 @@ int bench_kernels(int argc, char **argv)
         char *end = NULL;
         long v = 0;
         if (ch == 'r' || ch == 'c' || ch == 'R' || ch == 'C' || ch == 'n' || ch == 's') {
+            const char *opt = "?"; /* the option's long name, for the message */
+            for (const struct option *l = lo; l->name; l++)
+                if (l->val == ch) opt = l->name;
             v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > (1L << 20)) return cli_usage_error("bench kernels", "%s: expected an integer 1..1048576", optarg);
-            if ((ch == 'c' || ch == 'C') && v % 128) return cli_usage_error("bench kernels", "--cols/--qcols %ld: a multiple of 128", v);
+            if (!*optarg || *end || v < 1 || v > (1L << 20))
+                return cli_usage_error("bench kernels", "--%s %s: expected an integer 1..1048576", opt, optarg);
+            if ((ch == 'c' || ch == 'C') && v % 128) return cli_usage_error("bench kernels", "--%s %ld: a multiple of 128", opt, v);
         }
         switch (ch) {
         case 'h': usage(stdout); return 0;

@@ -439,6 +439,12 @@ static int run(int argc, char **argv)
         if ((rc = weights_open(o.calib, WEIGHTS_NPY, &cf))) goto fail;
         const weights_info *ci = weights_get(cf, 0);
         if (ci->ndim != 2) { rc = D2_EFORMAT; d2_err_set("%s: calibration activations must be 2-D (tokens x cols), got %d dims", o.calib, ci->ndim); goto fail; }
+        if (ci->rows < 1) { /* said here, naming the file: gptq would blame the weights */
+            rc = D2_EFORMAT;
+            d2_err_set("%s: calibration activations have no rows (shape (%lld, %lld)): nothing to fit or measure on", o.calib,
+                       (long long)ci->rows, (long long)ci->cols);
+            goto fail;
+        }
         if ((rc = weights_read(cf, 0, &X))) goto fail;
         T = ci->rows;
         Xcols = ci->cols;
@@ -464,6 +470,12 @@ static int run(int argc, char **argv)
     }
     for (size_t i = 0; i < nsel; i++) {
         const weights_info *ti = weights_get(wf, sel[i]);
+        if (o.out && !ti->name[0]) { /* checked before any work; mwqfile.c would say it without the file */
+            rc = D2_EFORMAT;
+            d2_err_set("%s: tensor %zu of %zu has an empty name; a .mwq (%s) stores names of 1..255 bytes", o.input, sel[i] + 1,
+                       weights_count(wf), o.out);
+            goto fail;
+        }
         if (X && ti->cols != Xcols && !strcmp(c.mode, "gptq")) {
             rc = D2_EINVAL;
             d2_err_set("%s: shape (%lld, %lld) does not match tensor \"%s\" (%lld x %lld): expected (tokens, %lld)", o.calib,
