@@ -228,7 +228,23 @@ if command -v python3 > /dev/null 2>&1; then
     npy "$TMP/calib0.npy" "0, 256" False 0
     expect 2 "calib0.npy: calibration activations have no rows \(shape \(0, 256\)\)" \
         "--mode gptq --calib of 0 rows: exit 2, names the calibration file" -- "$D2MOE" quantize --input "$TMP/ok.npy" --mode gptq --calib "$TMP/calib0.npy"
+    # 5: --json of all-zero weights: totals' rel_err 0 like every tensor's (was null), "output" present (null without -o)
+    python3 -c 'import struct, sys
+h = "{\x27descr\x27: \x27<f4\x27, \x27fortran_order\x27: False, \x27shape\x27: (4, 256), }"; h += " " * (117 - len(h)) + "\n"
+open(sys.argv[1], "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + bytes(4096))' "$TMP/zero.npy"
+    "$D2MOE" quantize --input "$TMP/zero.npy" --json > "$TMP/zero.json" && python3 - "$TMP/zero.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+per = [l["rel_err"] for t in j["tensors"] for l in t["levels"]]
+tot = [t["rel_err"] for t in j["totals"]]
+assert per and all(e == 0 for e in per), per
+assert len(tot) == 9 and all(e == 0 for e in tot), tot
+PY
+    ok $? "quantize --json of all-zero weights: 9 totals with rel_err 0, as each tensor's (not null)"
+    python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); assert "output" in j and j["output"] is None' "$TMP/zero.json"
+    ok $? "quantize --json without -o: \"output\": null"
+    "$D2MOE" quantize --input "$TMP/zero.npy" --json -o "$TMP/zero.mwq" | grep -q '"output": ".*zero.mwq"'; ok $? "quantize --json -o: output names the .mwq"
 else
-    for i in $(seq 1 11); do skip "python3 not found"; done
+    for i in $(seq 1 14); do skip "python3 not found"; done
 fi
 done_testing

@@ -116,7 +116,7 @@ static json_t *report_json(const report *rp, const char *input, const mwq_config
 {
     json_t *root = json_object(), *cfg = json_object(), *ts = json_array();
     json_object_set_new(root, "input", json_string(input));
-    if (out) json_object_set_new(root, "output", json_string(out));
+    json_object_set_new(root, "output", out ? json_string(out) : json_null()); /* null: no -o */
     json_object_set_new(cfg, "base_bits", json_integer(c->base_bits));
     json_object_set_new(cfg, "levels", json_integer(c->levels));
     json_object_set_new(cfg, "group", json_integer(c->group));
@@ -169,7 +169,8 @@ static json_t *report_json(const report *rp, const char *input, const mwq_config
         json_object_set_new(o, "method", json_string(q->e.method));
         json_object_set_new(o, "level", json_integer(q->e.level));
         json_object_set_new(o, "bits", json_integer(q->e.bits));
-        json_object_set_new(o, "rel_err", num_or_null(sw > 0 ? sqrt(se / sw) : NAN));
+        /* qerr.c's convention: all-zero weights reproduced exactly are 0, not 0/0 */
+        json_object_set_new(o, "rel_err", num_or_null(sw > 0 ? sqrt(se / sw) : se > 0 ? INFINITY : 0.0));
         json_object_set_new(o, "bpw", num_or_null(nw > 0 ? bits / nw : NAN));
         json_object_set_new(o, "weights", json_real(nw));
         json_array_append_new(tot, o);
