@@ -244,7 +244,17 @@ PY
     python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); assert "output" in j and j["output"] is None' "$TMP/zero.json"
     ok $? "quantize --json without -o: \"output\": null"
     "$D2MOE" quantize --input "$TMP/zero.npy" --json -o "$TMP/zero.mwq" | grep -q '"output": ".*zero.mwq"'; ok $? "quantize --json -o: output names the .mwq"
+    # tiny weights: a result no better than zeros (relative error >= 1) is refused, naming the tensor and level;
+    # the same data at v1k (whose scales still hold it) is quantized
+    python3 -c 'import math, struct
+h = "{'"'"'descr'"'"': '"'"'<f4'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (8, 512), }"; h += " " * (63 - (10 + len(h)) % 64) + "\n"
+open("'"$TMP"'/tiny.npy", "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + struct.pack("<4096f", *[2e-6 * math.sin(i * 0.7 + 0.3) * (1 + i % 7) for i in range(4096)]))'
+    expect 2 'tiny.npy: tensor "tiny": level 1 of v2k has relative error [0-9.]+, no better than zeros' \
+        "quantize --preset v2k of weights below 1.4e-5: refused (FP16 scales underflow), exit 2" -- \
+        "$D2MOE" quantize --input "$TMP/tiny.npy" --preset v2k --no-baselines -o "$TMP/tiny.mwq"
+    [ ! -e "$TMP/tiny.mwq" ] && [ ! -e "$TMP/tiny.mwq.tmp" ]; ok $? "the refused quantization leaves no .mwq"
+    "$D2MOE" quantize --input "$TMP/tiny.npy" --preset v1k --no-baselines > /dev/null; ok $? "the same tensor at v1k: quantized"
 else
-    for i in $(seq 1 14); do skip "python3 not found"; done
+    for i in $(seq 1 17); do skip "python3 not found"; done
 fi
 done_testing

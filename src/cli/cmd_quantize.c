@@ -220,6 +220,20 @@ typedef struct opts {
 } opts;
 
 /* The v1k / v2k path: quantize with kq.h and report each level. */
+/* A level whose result is no better than storing zeros (relative error >= 1
+ * on a nonzero tensor) is refused: the format's FP16 scales cannot hold
+ * the tensor's magnitudes (docs/mwq.md, "Tiny weights"). */
+static int check_not_zeros(const float *w, int64_t n, const char *preset, const qerr_row *e)
+{
+    if (!(e->rel_err >= 1)) return D2_OK;
+    double mx = 0;
+    for (int64_t i = 0; i < n; i++) mx = fabs(w[i]) > mx ? fabs(w[i]) : mx;
+    if (mx == 0) return D2_OK;
+    D2_ERROR(D2_ERANGE, "level %d of %s has relative error %.3g, no better than zeros: the values (max |w| = %.3g) are out of "
+                        "the range the format's FP16 scales represent; scale the tensor before quantizing", e->level, preset,
+             e->rel_err, mx);
+}
+
 static int quantize_kq(const float *w, int64_t rows, int64_t cols, const char *name, const kq_format *f, const float *Xs,
                        int64_t Ts, float *what, report *rp, double *qsec, double *qwall, int threads, mwqfile_writer *wr)
 {
@@ -241,6 +255,7 @@ static int quantize_kq(const float *w, int64_t rows, int64_t cols, const char *n
         e.bits = f->base_bits + k - 1;
         bytes += (double)m->chunk_bytes[k - 1];
         e.bpw = 8.0 * bytes / (double)(rows * cols);
+        if ((rc = check_not_zeros(w, rows * cols, f->base_bits == 2 ? "v1k" : "v2k", &e))) break;
         rc = report_add(rp, name, rows, cols, KQ_SUPER, &e);
     }
     kq_matrix_free(m);
@@ -298,6 +313,10 @@ static int quantize_one(weights *wf, size_t ti, const mwq_config *c, const float
         e.bits = (int)c->base_bits + k - 1;
         bytes += (double)m->chunk_bytes[k - 1];
         e.bpw = 8.0 * bytes / (double)n;
+        if ((rc = check_not_zeros(w, n, gptq ? "MWQ (gptq)" : "MWQ", &e))) {
+            d2_err_prefix("%s: tensor \"%s\": ", weights_path(wf), info->name);
+            goto out;
+        }
         if ((rc = report_add(rp, info->name, rows, cols, c->group, &e))) goto out;
     }
 baselines:
