@@ -199,10 +199,7 @@ static int run(int argc, char **argv)
         snprintf(path, sizeof path, "%s/%s.ini", expdir, name);
         sweep_spec *s;
         rc = sweep_spec_load(path, quick, sets, nsets, runner_check, NULL, &s);
-        sim_job_memo *memo = NULL;
-        if (rc == D2_OK && (rc = sim_job_memo_new(&memo)) == D2_OK) rc = sweep_spec_check_jobs(s, runner_check_job, memo);
-        if (rc == D2_OK) rc = sweep_spec_identify(s, runner_job_inputs, memo);
-        sim_job_memo_free(memo);
+        if (rc == D2_OK) rc = runner_prepare_spec(s);
         if (rc) { sweep_spec_free(s); accuracy_model_free(acc); return cli_fail(rc); } /* s: NULL when it did not load */
         sweep_opts o = {(int)jobs, 0, 1, NULL, 0, runner_simulate, &ctx, cli_argc(), cli_argv()};
         sweep_stats st;

@@ -2,7 +2,6 @@
  * experiment grid into a results store, resumably (see src/results/sweep.h). */
 #include "cli/cli.h"
 #include "sim/readings.h"
-#include "sim/sim.h"
 #include "core/err.h"
 #include "core/fileio.h"
 #include "core/param.h"
@@ -117,14 +116,7 @@ static int run(int argc, char **argv)
     }
     /* every job's configuration as a run would resolve it, before the store
      * is opened: a bad combination stops here, naming its spec line */
-    sim_job_memo *memo;
-    if ((rc = sim_job_memo_new(&memo)) == D2_OK) {
-        rc = sweep_spec_check_jobs(s, runner_check_job, memo);
-        /* the content of every file a job reads is part of its identity */
-        if (rc == D2_OK) rc = sweep_spec_identify(s, runner_job_inputs, memo);
-        sim_job_memo_free(memo);
-    }
-    if (rc != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
+    if ((rc = runner_prepare_spec(s)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
     if (as && (rc = sweep_spec_name_variant(s, as)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
     db *d;
     struct stat cst; /* a --curve that is a FIFO or device: refused before the store is created */

@@ -51,15 +51,7 @@ static const param_def defs[] = {
 
 const param_table device_params = {"device", "device", defs, sizeof defs / sizeof defs[0]};
 
-/* The prefix of a cross-field message: the key of keys[] given last, with
- * its line or option (as model_check does).  Returns that key. */
-static const char *blame(const param_origin *o, char *where, size_t n, const char *const *keys, size_t nk)
-{
-    const char *k = param_origin_pick(&device_params, o, keys, nk);
-    param_origin_where(&device_params, o, k, where, n);
-    return k;
-}
-#define BLAME(...) blame(o, w, sizeof w, (const char *const[]){__VA_ARGS__}, sizeof (const char *const[]){__VA_ARGS__} / sizeof(const char *))
+#define BLAME(...) PARAM_BLAME(&device_params, o, w, __VA_ARGS__)
 
 int device_check(const device *d, const param_origin *o)
 {

@@ -35,16 +35,7 @@ static const param_def defs[] = {
 
 const param_table model_params = {"model", "model", defs, sizeof defs / sizeof defs[0]};
 
-/* The prefix of a cross-field message: the key of keys[] given last (an
- * override, else a line of the profile: param_origin_pick) with its line or
- * option.  Returns that key, for the message to say what it blames. */
-static const char *blame(const param_origin *o, char *where, size_t n, const char *const *keys, size_t nk)
-{
-    const char *k = param_origin_pick(&model_params, o, keys, nk);
-    param_origin_where(&model_params, o, k, where, n);
-    return k;
-}
-#define BLAME(...) blame(o, w, sizeof w, (const char *const[]){__VA_ARGS__}, sizeof (const char *const[]){__VA_ARGS__} / sizeof(const char *))
+#define BLAME(...) PARAM_BLAME(&model_params, o, w, __VA_ARGS__)
 
 int model_check(const model *m, const param_origin *o)
 {

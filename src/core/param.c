@@ -436,3 +436,11 @@ int param_profile_load(const param_table *t, const char *name_or_path, void *obj
     D2_TRY(param_profile_read(t, name_or_path, obj, &o));
     return check ? check(obj, &o) : D2_OK;
 }
+
+const char *param_origin_blame(const param_table *t, const param_origin *o, char *where, size_t n, const char *const *keys,
+                               size_t nk)
+{
+    const char *k = param_origin_pick(t, o, keys, nk);
+    param_origin_where(t, o, k, where, n);
+    return k;
+}

@@ -74,6 +74,15 @@ void param_origin_where(const param_table *t, const param_origin *o, const char 
  * last, an override before a line of the file before a default; ties go to
  * the earlier key (keys[0] when o is NULL). */
 const char *param_origin_pick(const param_table *t, const param_origin *o, const char *const *keys, size_t n);
+/* Both at once, for a check spanning several keys: the key to blame
+ * (param_origin_pick) written with its line or option into where[n]
+ * (param_origin_where); returns that key.  PARAM_BLAME(t, o, where, "k1",
+ * "k2", ...) passes the keys as a list. */
+const char *param_origin_blame(const param_table *t, const param_origin *o, char *where, size_t n, const char *const *keys,
+                               size_t nk);
+#define PARAM_BLAME(t, o, where, ...)                                                                   \
+    param_origin_blame((t), (o), (where), sizeof(where), (const char *const[]){__VA_ARGS__},           \
+                       sizeof(const char *const[]){__VA_ARGS__} / sizeof(const char *))
 
 /* Defaults, then the file; every required key must be present.  o (may be
  * NULL) gets the line of each key. */

@@ -693,6 +693,15 @@ static void overrides_line(const char *ovr, const char *reading, char *buf, size
     if (off == 0) snprintf(buf, n, "no overrides");
 }
 
+int db_variant_name_check_for(const char *name, const char *overrides)
+{
+    D2_TRY(db_variant_name_check(name));
+    if (strcmp(name, "base") || !overrides || !*overrides) return D2_OK;
+    char ovr[512];
+    overrides_line(overrides, NULL, ovr, sizeof ovr);
+    D2_ERROR(D2_EINVAL, "--as base: \"base\" names the spec's own runs, without overrides; these runs have overrides (%s): give them another name", ovr);
+}
+
 static int variant_register(db *d, const char *name, const char *ovr, const char *reading, int named)
 {
     char now[32];

@@ -88,6 +88,9 @@ int db_overrides_canon(const char *const *sets, size_t n, char **out);
 void db_variant_auto(const char *overrides, const char *reading, char out[DB_VARIANT_MAX]);
 /* D2_EINVAL unless NAME is 1..63 of [A-Za-z0-9._-] and not "legacy". */
 int db_variant_name_check(const char *name);
+/* The same for a name given to runs with these overrides ("a=1\n..."):
+ * "base" is the spec's own runs, without overrides. */
+int db_variant_name_check_for(const char *name, const char *overrides);
 /* name NULL or "": derived at write time from overrides (canonical text)
  * and, only when overrides is NULL (a run outside a sweep), from the run's
  * param reading.name. */

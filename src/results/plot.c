@@ -179,8 +179,6 @@ int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *varia
     return fileio_out_commit(fo);
 }
 
-/* gnuplot's messages go to log_path, kept when it fails (removed on a
- * signal while it runs) */
 int plot_gp_assign(char *buf, size_t cap, size_t *off, const char *name, const char *value, const char *what)
 {
     size_t o = *off;
@@ -204,6 +202,8 @@ int plot_gp_assign(char *buf, size_t cap, size_t *off, const char *name, const c
     return D2_OK;
 }
 
+/* gnuplot's messages go to log_path, kept when it fails (removed on a
+ * signal while it runs) */
 static int run_gnuplot(const char *gnuplot, const char *script, const char *vars, const char *log_path)
 {
     D2_TRY(fileio_out_check(log_path));

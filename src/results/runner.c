@@ -321,6 +321,16 @@ int runner_job_inputs(const sweep_job *job, char *buf, size_t n, void *user)
     return sim_job_files(&sj, user, input_line, &b);
 }
 
+int runner_prepare_spec(sweep_spec *s)
+{
+    sim_job_memo *memo;
+    D2_TRY(sim_job_memo_new(&memo));
+    int rc = sweep_spec_check_jobs(s, runner_check_job, memo);
+    if (rc == D2_OK) rc = sweep_spec_identify(s, runner_job_inputs, memo);
+    sim_job_memo_free(memo);
+    return rc;
+}
+
 int runner_simulate(const sweep_job *job, db_run *run, void *user)
 {
     const runner_ctx *c = user;

@@ -46,6 +46,13 @@ int runner_check_job(const sweep_job *job, char *key, size_t n, void *user);
  * machine, with the same files elsewhere, names its jobs alike.  user is a
  * sim_job_memo or NULL. */
 int runner_job_inputs(const sweep_job *job, char *buf, size_t n, void *user);
+/* A loaded spec made ready to run: every job's configuration checked
+ * (sweep_spec_check_jobs with runner_check_job: file:line errors) and the
+ * content of the files each job reads made part of its identity
+ * (sweep_spec_identify with runner_job_inputs), with one memo of the
+ * profiles loaded for both.  What `d2moe sweep` and `reproduce` do before
+ * opening the store. */
+int runner_prepare_spec(sweep_spec *s);
 /* The key a configuration error is about, from its message (d2_err_msg of
  * sim_job_check): "sim.caps", "model" (also for "generator: ..."), "trace"
  * (a message that starts with the job's trace path), or a bare field

@@ -405,16 +405,7 @@ void sweep_spec_free(sweep_spec *s)
 
 int sweep_spec_name_variant(sweep_spec *s, const char *name)
 {
-    D2_TRY(db_variant_name_check(name));
-    if (!strcmp(name, "base") && *sweep_spec_overrides(s)) {
-        char ovr[512];
-        size_t k = 0;
-        for (const char *p = sweep_spec_overrides(s); *p && k + 3 < sizeof ovr; p++) /* one line: "a=1, b=2" */
-            if (*p != '\n') ovr[k++] = *p;
-            else if (p[1]) { ovr[k++] = ','; ovr[k++] = ' '; }
-        ovr[k] = '\0';
-        D2_ERROR(D2_EINVAL, "--as base: \"base\" names the spec's own runs, without overrides; these runs have overrides (%s): give them another name", ovr);
-    }
+    D2_TRY(db_variant_name_check_for(name, sweep_spec_overrides(s)));
     snprintf(s->variant, sizeof s->variant, "%s", name);
     for (size_t j = 0; j < s->njobs; j++) job_finish(&s->jobs[j], s->name, s->variant);
     return D2_OK;

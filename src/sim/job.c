@@ -69,19 +69,8 @@ int sim_job_memo_new(sim_job_memo **out)
 
 void sim_job_memo_free(sim_job_memo *mo) { free(mo); }
 
-/* memo: NULL, or a copy loaded earlier under the same name; load(out, name)
- * or, with an origin, load(out, name, origin) */
-#define MEMO_LOAD(mo, have, key, field, load, name, out)                          \
-    do {                                                                          \
-        const char *k_ = (name) ? (name) : "";                                    \
-        if ((mo) && (mo)->have && !strcmp((mo)->key, k_)) { *(out) = (mo)->field; break; } \
-        D2_TRY(load((out), (name)));                                              \
-        if ((mo) && strlen(k_) < sizeof (mo)->key) {                              \
-            snprintf((mo)->key, sizeof (mo)->key, "%s", k_);                      \
-            (mo)->field = *(out);                                                 \
-            (mo)->have = 1;                                                       \
-        }                                                                         \
-    } while (0)
+/* memo: NULL, or a copy read earlier under the same name (with its origin,
+ * when the reader takes one) */
 #define MEMO_READ(mo, have, key, field, ofield, read, name, out, origin)          \
     do {                                                                          \
         const char *k_ = (name) ? (name) : "";                                    \
@@ -110,7 +99,16 @@ static int resolve(const sim_job *job, sim_job_memo *memo, model *m, device *d, 
     param_defaults(&sim_param_table, p);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)job->seed);
     D2_TRY(param_set(&sim_param_table, p, "seed", seed, "seed", NULL));
-    MEMO_LOAD(memo, have_rd, rdname, rd, readings_load, job->readings, rd);
+    const char *rn = job->readings ? job->readings : "";
+    if (memo && memo->have_rd && !strcmp(memo->rdname, rn)) *rd = memo->rd;
+    else {
+        D2_TRY(readings_load(rd, job->readings));
+        if (memo && strlen(rn) < sizeof memo->rdname) {
+            snprintf(memo->rdname, sizeof memo->rdname, "%s", rn);
+            memo->rd = *rd;
+            memo->have_rd = 1;
+        }
+    }
     for (size_t i = 0; i < rd->n; i++) D2_TRY(apply_set(m, d, p, rd->set[i], &mo, &dor, rd->path[0] ? rd->path : rd->name));
     for (size_t i = 0; i < job->nsets; i++) D2_TRY(apply_set(m, d, p, job->sets[i], &mo, &dor, "--set"));
     D2_TRY(model_check(m, &mo));

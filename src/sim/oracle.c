@@ -13,9 +13,7 @@
 
 int oracle_build(run *r)
 {
-    if (strcmp(r->at->name, "batch"))
-        D2_ERROR(D2_EINVAL, "sim.mem: %s reads the routing ahead and needs sim.arrival = batch (with arrivals over time "
-                 "the forward step a token falls in depends on the simulated timing)", r->mt->name);
+    /* batch arrival: sim_system_check refused any other before setup went on */
     /* forward step 0: the prompts (positions 0..P-1), step f >= 1: position P + f - 1 */
     r->nfsteps = r->G;
     r->nu_words = (r->nfsteps + 63) / 64;
