@@ -106,12 +106,12 @@ int engine_kick_io(run *r)
         RUN_TRY(mem_cache_access(r->mm, q->entry, &cached));
         if (cached) r->pc_hits++;
         int64_t t = cached ? cost_load_ns(r->d, bytes, 1) : r->io_unit[unit];
-        RUN_TRY(sim_check_dur(t, "expert load"));
+        RUN_TRY(account_check_dur(t, "expert load"));
         int64_t now = des_now(r->ev);
         RUN_TRY(des_event_after(r->ev, t, EV_LOAD_DONE, q->entry, q->prefetch));
-        sim_emit(r, SIM_OP_LOAD, now, now + t, q->layer, (int)((q->entry / r->U) % r->E), unit + 1,
-             q->prefetch ? 0 : r->items[r->item_of[q->entry]].tokens, 0, q->prefetch,
-             cached ? SIM_TIER_PAGE_CACHE : SIM_TIER_FLASH, bytes);
+        account_emit(r, SIM_OP_LOAD, now, now + t, q->layer, (int)((q->entry / r->U) % r->E), unit + 1,
+                     q->prefetch ? 0 : r->items[r->item_of[q->entry]].tokens, 0, q->prefetch,
+                     cached ? SIM_TIER_PAGE_CACHE : SIM_TIER_FLASH, bytes);
         r->io_busy = 1;
         RUN_TRY(comp_rerate(r, 0));
         r->io_busy_ns += t;
@@ -119,7 +119,7 @@ int engine_kick_io(run *r)
         if (q->prefetch) r->pf_loads++;
         else r->loads++;
         r->qhead++;
-        sim_mem_account(r);
+        account_mem(r);
     }
     return D2_OK;
 }
@@ -135,7 +135,7 @@ int engine_kick_compute(run *r)
     it->state = 2;
     if (r->fp16_copy && r->unit_bits[it->unit] < 16) {
         r->transient = 2 * r->W;
-        sim_mem_account(r);
+        account_mem(r);
     }
     r->comp_busy = 1;
     if (r->d->io_interference > 0) {
@@ -150,8 +150,8 @@ int engine_kick_compute(run *r)
         RUN_TRY(des_event_after(r->ev, (int64_t)ceil(r->comp_rem * f), EV_COMP_DONE, r->comp_idx, r->comp_ver));
     } else {
         RUN_TRY(des_event_after(r->ev, it->t_comp, EV_COMP_DONE, it - r->items, 0));
-        sim_emit(r, SIM_OP_COMPUTE, now, now + it->t_comp, r->layer, (int)it->expert, it->unit + 1, it->tokens, it->final, 0,
-             SIM_TIER_NONE, 0);
+        account_emit(r, SIM_OP_COMPUTE, now, now + it->t_comp, r->layer, (int)it->expert, it->unit + 1, it->tokens, it->final, 0,
+                     SIM_TIER_NONE, 0);
         r->comp_ns += it->t_comp;
         r->expert_ns += it->t_comp;
     }
@@ -193,8 +193,8 @@ int engine_handle(run *r, const des_event *e)
             if (e->b != r->comp_ver || !r->comp_active) return D2_OK; /* superseded by a rate change */
             int64_t now = des_now(r->ev);
             r->comp_active = 0;
-            sim_emit(r, SIM_OP_COMPUTE, r->comp_start, now, r->layer, (int)it->expert, it->unit + 1, it->tokens, it->final, 0,
-                 SIM_TIER_NONE, 0);
+            account_emit(r, SIM_OP_COMPUTE, r->comp_start, now, r->layer, (int)it->expert, it->unit + 1, it->tokens, it->final, 0,
+                         SIM_TIER_NONE, 0);
             r->comp_ns += now - r->comp_start;
             r->expert_ns += now - r->comp_start;
         }

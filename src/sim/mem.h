@@ -2,7 +2,7 @@
  * resident, loading or absent, the budget M and the eviction policies (the
  * paper's Algorithm 2 as "budget", plus none/hold/lru/lfu), and the host
  * page cache in front of flash.  It decides victims; it does not know time
- * (the serving loop in sim.c asks it at the simulated moment a load starts). */
+ * (the engine, engine.c, asks it at the simulated moment a load starts). */
 #ifndef D2_SIM_MEM_H
 #define D2_SIM_MEM_H
 

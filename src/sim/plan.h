@@ -2,8 +2,8 @@
  * hebf, id-order, sequential, optimal.  A planner orders the items that
  * need a load; items already resident compute first.  plan_makespan is the
  * static two-queue model the planners reason with (one I/O channel, loads
- * back to back, computes in load order); the serving loop in sim.c replays
- * the chosen order against the full device and memory model. */
+ * back to back, computes in load order); the serving loop (engine.c, step.c)
+ * replays the chosen order against the full device and memory model. */
 #ifndef D2_SIM_PLAN_H
 #define D2_SIM_PLAN_H
 

@@ -1,7 +1,8 @@
 /* sim_int.h - private to the serving simulator (src/sim): the run's state,
  * the result's layout and the functions the simulator's files share (SQLite's
- * btreeInt.h habit).  Nothing outside src/sim includes it.  sim.c sets a run
- * up and drives the event loop; engine.c is the I/O channel and the compute
+ * btreeInt.h habit).  Nothing outside src/sim includes it.  run.c sets a run
+ * up and drives the event loop; account.c keeps the memory account, the
+ * operations told to the observer and the saturated durations; engine.c is the I/O channel and the compute
  * unit; step.c plans a layer step and admits its loads; profile.c is the
  * offline profiling; result.c turns a finished run into metrics; system.c
  * resolves a named system; timeline.c is the timeline CSV observer. */
@@ -225,25 +226,25 @@ typedef struct run {
 
 #define RUN_TRY(expr) D2_TRY(expr)
 
-/* sim.c */
-int sim_check_dur(int64_t t, const char *what);
-void sim_mem_oom(run *r, int64_t total);
+/* account.c */
+int account_check_dur(int64_t t, const char *what);
+void account_oom(run *r, int64_t total);
 /* the device memory account after a change: its peak, and the run stops
  * (status oom, with the reason) when it exceeds the device */
-static inline void sim_mem_account(run *r)
+static inline void account_mem(run *r)
 {
     int64_t total = r->fixed_bytes + (r->p->kv_on_device ? r->kv_bytes : 0) + mem_resident_bytes(r->mm) + r->transient;
     if (total > r->peak_total) r->peak_total = total;
-    if (total > r->d->mem_bytes && !r->oom) sim_mem_oom(r, total);
+    if (total > r->d->mem_bytes && !r->oom) account_oom(r, total);
 }
-void sim_emit_op(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level, uint32_t tokens,
-                 uint32_t final, int preload, sim_op_tier tier, int64_t bytes);
+void account_op(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level, uint32_t tokens,
+                uint32_t final, int preload, sim_op_tier tier, int64_t bytes);
 /* an operation to the observer, if one listens (inline: without one the
  * arguments are not even computed) */
-static inline void sim_emit(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level,
-                            uint32_t tokens, uint32_t final, int preload, sim_op_tier tier, int64_t bytes)
+static inline void account_emit(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level,
+                                uint32_t tokens, uint32_t final, int preload, sim_op_tier tier, int64_t bytes)
 {
-    if (r->obs && r->obs->op) sim_emit_op(r, kind, t0, t1, layer, expert, level, tokens, final, preload, tier, bytes);
+    if (r->obs && r->obs->op) account_op(r, kind, t0, t1, layer, expert, level, tokens, final, preload, tier, bytes);
 }
 /* system.c */
 int system_parse_caps(const char *s, int levels, double *caps, const char *what);

@@ -295,12 +295,12 @@ int step_start(run *r)
         r->ne_flops = cost_nonexpert_flops(r->m, r->ntok, r->ctx_sum);
     }
     mem_set_layer(r->mm, r->layer);
-    sim_mem_account(r);
+    account_mem(r);
     int64_t t = r->ne_ns;
     r->lb_flops += r->ne_flops;
     r->lb_ne_flops += r->ne_flops;
-    RUN_TRY(sim_check_dur(t, "layer's non-expert work"));
-    sim_emit(r, SIM_OP_NONEXPERT, now, now + t, r->layer, -1, 0, r->ntok, 0, 0, SIM_TIER_NONE, 0);
+    RUN_TRY(account_check_dur(t, "layer's non-expert work"));
+    account_emit(r, SIM_OP_NONEXPERT, now, now + t, r->layer, -1, 0, r->ntok, 0, 0, SIM_TIER_NONE, 0);
     r->phase = 0;
     r->comp_busy = 1;
     r->comp_ns += t;
@@ -390,7 +390,7 @@ int step_plan(run *r)
                     if (cnt <= r->ntok_max) r->ccache[(size_t)u * (r->ntok_max + 1) + cnt] = cc;
                 }
             }
-            RUN_TRY(sim_check_dur(cc.total, "expert compute"));
+            RUN_TRY(account_check_dur(cc.total, "expert compute"));
             it->dequant = cc.dequant;
             it->router = r->bt->is_router ? (int64_t)ceil(r->p->router_overhead * (double)cc.total) : 0;
             it->t_comp = cc.total + it->router;
@@ -521,7 +521,7 @@ int step_end(run *r)
                  r->layer, r->f, (long long)r->open_rest);
     mem_step_done(r->mm, r->layer);
     /* invariants: the constant-cost ones every layer step, the list walks
-     * once per forward step (and at the end of the run, sim.c) */
+     * once per forward step (and at the end of the run, run.c) */
     RUN_TRY(r->layer + 1 == r->L ? mem_check(r->mm) : mem_check_quick(r->mm));
     RUN_TRY(des_check(r->ev));
     if (++r->layer == r->L) { /* the forward step is complete: every request in it has a new token */

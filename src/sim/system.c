@@ -85,7 +85,7 @@ int sim_system_resolve(const sim_params *p, sim_system *out)
 }
 
 
-/* The order is the serving loop's (setup in sim.c calls this first), so a
+/* The order is the serving loop's (setup in run.c calls this first), so a
  * configuration with two faults names the same one either way. */
 int sim_system_check(const sim_system *s, const model *m, const sim_params *p)
 {

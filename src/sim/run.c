@@ -1,10 +1,10 @@
-/* sim.c - the serving simulator's run: set a run up from its inputs (the
- * system resolved, memory, generators, buffers, offline profiling), drive the
- * event loop until the last forward step ends or memory runs out, check the
- * run's invariants and tear it down.  Shared helpers: the memory account,
- * operation emission, saturated durations.  What happens at each event is in
- * engine.c and step.c; metrics in result.c.  It does not parse command lines
- * or write databases (see job.c, src/cli). */
+/* run.c - the serving simulator's run (sim_run, sim_run_observed): set a run
+ * up from its inputs (the system resolved, memory, generators, buffers,
+ * offline profiling), drive the event loop until the last forward step ends
+ * or memory runs out, check the run's invariants and tear it down.  What
+ * happens at each event is in engine.c and step.c; what a run accounts as it
+ * goes in account.c; metrics in result.c.  It does not parse command lines or
+ * write databases (see job.c, src/cli). */
 #include "sim/sim_int.h"
 #include "core/rng.h"
 
@@ -12,36 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A duration the cost model saturated (cost.h): refused, not simulated. */
-int sim_check_dur(int64_t t, const char *what)
-{
-    if (t >= COST_NS_MAX)
-        D2_ERROR(D2_ERANGE, "sim: one %s takes %.1f hours or more of simulated time: the device is too slow for this model",
-                 what, (double)COST_NS_MAX / 3.6e12);
-    return D2_OK;
-}
-
-void sim_mem_oom(run *r, int64_t total)
-{
-    r->oom = 1;
-    snprintf(r->res->reason, sizeof r->res->reason,
-             "at %.6f s (layer %u of forward step %u): %lld bytes needed (non-expert %lld, KV %lld, experts %lld, "
-             "FP16 transient %lld), the device has %lld",
-             (double)des_now(r->ev) / 1e9, r->layer, r->f, (long long)total, (long long)r->fixed_bytes,
-             (long long)(r->p->kv_on_device ? r->kv_bytes : 0), (long long)mem_resident_bytes(r->mm),
-             (long long)r->transient, (long long)r->d->mem_bytes);
-}
-
-/* Tell the observer of one operation (sim_emit checks there is one). */
-void sim_emit_op(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level, uint32_t tokens,
-                 uint32_t final, int preload, sim_op_tier tier, int64_t bytes)
-{
-    sim_op op = {.kind = kind, .fstep = r->f, .step = (uint32_t)r->steps, .layer = layer, .expert = expert, .level = level,
-                 .tokens = tokens, .final = final, .preload = preload, .tier = tier, .bytes = bytes, .start = t0, .end = t1};
-    r->obs->op(r->obs->user, &op);
-}
-
-static void run_free(run *r)
+static void teardown(run *r)
 {
     stepmemo_close(r->smemo);
     free(r->smemo_comp);
@@ -190,7 +161,7 @@ static int setup(run *r, const sim_input *in)
     r->rng_arrival = rng_new((uint64_t)p->seed, 103);
     for (uint32_t u = 0; u < r->U; u++) {
         r->io_unit[u] = cost_load_ns(r->d, r->unit_bytes[u], 0);
-        D2_TRY(sim_check_dur(r->io_unit[u], "expert load"));
+        D2_TRY(account_check_dur(r->io_unit[u], "expert load"));
     }
     if (!r->rng_bits || !r->rng_pred || !r->rexp || !r->rw || !r->rb || !r->uses || !r->scratch || !r->Bfin || !r->gsum || !r->static_level ||
         !r->trans || !r->items || !r->groups || !r->gflag || !r->gneed || !r->item_of || !r->pitems || !r->order || !r->order2 || !r->ready || !r->ioq || !r->predicted || !r->ccache ||
@@ -260,7 +231,7 @@ int sim_run_observed(const sim_input *in, const sim_observer *obs, sim_result **
     res->params = *in->params;
     int rc = setup(r, in);
     if (rc == D2_OK) {
-        sim_mem_account(r);
+        account_mem(r);
         if (!r->oom) rc = des_event_push(r->ev, 0, EV_STEP_START, 0, 0);
         des_event e;
         while (rc == D2_OK && !r->oom && !r->done && des_event_pop(r->ev, &e)) rc = engine_handle(r, &e);
@@ -279,7 +250,7 @@ int sim_run_observed(const sim_input *in, const sim_observer *obs, sim_result **
             rc = (d2_err_set("sim: throughput %.9g tokens/s above its bound %.9g", res->m.throughput_tps, res->m.bound_tps),
                   D2_EINTERNAL);
     }
-    run_free(r);
+    teardown(r);
     if (rc != D2_OK) { free(res); return rc; }
     *out = res;
     return D2_OK;
