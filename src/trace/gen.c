@@ -397,12 +397,30 @@ static inline uint16_t alias_draw(fast_rng *r, const uint32_t *thr, const uint16
     return (uint32_t)x < thr[i] ? (uint16_t)i : al[i];
 }
 
+/* The second expert of a top-2 route: alias draws until one differs from
+ * the first (at most GEN_REJECT_TRIES), else the most popular other one --
+ * what the general loop below does for j = 1, without its inner loops. */
+static inline __attribute__((always_inline)) uint16_t second_of_two(fast_rng *r, const uint32_t *thr, const uint16_t *al,
+                                                                    const uint16_t *by_rank, uint32_t E, uint16_t top)
+{
+    for (int tries = 0; tries < GEN_REJECT_TRIES; tries++) {
+        uint16_t e = alias_draw(r, thr, al, E);
+        if (e != top) return e;
+    }
+    for (uint32_t rank = 0; rank < E; rank++)
+        if (by_rank[rank] != top) return by_rank[rank];
+    return 0; /* E == 1: top_k <= experts makes it unreachable */
+}
+
 uint32_t gen_stream_next(gen_stream *s)
 {
     const gen_model *m = s->m;
     const uint32_t L = m->L, E = m->E, K = m->K, t = s->task;
     uint32_t pos = s->pos == UINT32_MAX ? 0 : s->pos + 1;
     fast_rng rg = s->r; /* in registers for the token (fr_gate) */
+    const double a = m->p.gate_alpha;
+    /* fr_gamma's Marsaglia-Tsang constants for a > 1, once per token */
+    const double gd = a - 1.0 / 3, gc = a > 1 ? 1 / sqrt(9 * gd) : 0;
     for (uint32_t l = 0; l < L; l++) {
         size_t off = ((size_t)t * L + l) * E;
         const uint32_t *thr = m->thr + off;
@@ -415,13 +433,37 @@ uint32_t gen_stream_next(gen_stream *s)
             top = s->prev1[l];
         } else if (l > 0 && v < m->p.xlayer) {
             /* cross-layer: the expert of the same popularity rank as the previous layer's top-1 */
-            uint16_t a = s->cur[(size_t)(l - 1) * K];
-            uint16_t rank = m->rank_of[((size_t)t * L + l - 1) * E + a];
+            uint16_t pa = s->cur[(size_t)(l - 1) * K];
+            uint16_t rank = m->rank_of[((size_t)t * L + l - 1) * E + pa];
             top = m->by_rank[off + rank];
         } else {
             top = alias_draw(&rg, thr, al, E);
         }
         set[0] = top;
+        float *w = s->w + (size_t)l * K;
+        if (K == 2) {
+            /* the common top-2: the same draws and arithmetic as the
+             * general path below (sum = g0 + g1, each divided by it, sorted
+             * descending), with the two values in registers */
+            set[1] = second_of_two(&rg, thr, al, m->by_rank + off, E, top);
+            double g0, g1;
+            if (a > 1) {
+                g0 = fr_gamma_mt(&rg, gd, gc);
+                g1 = fr_gamma_mt(&rg, gd, gc);
+            } else {
+                fast_rng tr = rg;
+                g0 = fr_gamma(&tr, a);
+                g1 = fr_gamma(&tr, a);
+                rg = tr;
+            }
+            double sum = g0 + g1, t0 = g0 / sum, t1 = g1 / sum;
+            if (t0 < t1) { double x = t0; t0 = t1; t1 = x; }
+            w[0] = (float)t0;
+            w[1] = (float)t1;
+            if (w[1] > w[0]) w[1] = w[0]; /* float rounding must not break the order */
+            s->prev1[l] = top;
+            continue;
+        }
         for (uint32_t j = 1; j < K; j++) {
             uint16_t e = 0;
             int found = 0;
@@ -440,12 +482,11 @@ uint32_t gen_stream_next(gen_stream *s)
             }
             set[j] = e;
         }
-        float *w = s->w + (size_t)l * K;
         if (K == 1) {
             w[0] = 1.0f;
         } else {
             double th[TRACE_K_MAX];
-            fr_gate(&rg, K, m->p.gate_alpha, th);
+            fr_gate(&rg, K, a, th);
             for (uint32_t j = 0; j < K; j++) w[j] = (float)th[j];
             for (uint32_t j = 1; j < K; j++)
                 if (w[j] > w[j - 1]) w[j] = w[j - 1]; /* float rounding must not break the order */
