@@ -91,4 +91,19 @@ if [ -f $S/traces/mixtral-8x7b-instruct.gsm8k.routing.jsonl ]; then
 else
     skip "../shared/data absent"; skip "../shared/data absent"; skip "../shared/data absent"; skip "../shared/data absent"
 fi
+
+# the generator's stream, golden: these bytes were written by the code
+# before the top-2 path of gen_stream_next (commit 86ab22e) and must not
+# change without a new stream version (trace/gen.c GEN_VERSION): two experts
+# at skew 8 take the rank fallback of the second expert, alpha 0.5 the
+# a < 1 gamma, qwen3 the general top-8 path
+for c in "59f7ac9b0cf3f8698b8bc3bc104a08c7 --set gen.experts=2 --set gen.skew=8" \
+         "3cf1e6cb202377b8cf40b2a7008a1b87 --set gen.gate_alpha=0.5" \
+         "02827a08317b76c4597afd8f4ec0108f --model qwen3-30b-a3b"; do
+    set -- $c
+    want=$1; shift
+    case "$*" in *--model*) m= ;; *) m="--model mixtral-8x7b" ;; esac
+    $D2MOE trace gen $m "$@" --set gen.requests=2 --set gen.prefill=8 --set gen.decode=8 --out $TMP/golden.d2t >/dev/null
+    [ "$(md5sum < $TMP/golden.d2t | cut -d' ' -f1)" = "$want" ]; ok $? "generator stream golden: $*"
+done
 done_testing
