@@ -85,6 +85,8 @@ typedef struct step_item {
 typedef struct step_group {
     uint32_t first, n, left; /* items [first, first + n); not yet computed */
     int64_t need, held;      /* bytes of its units; of those, held by the step */
+    int64_t present;         /* bytes of its units resident or loading when the step was planned (hits) */
+    int loading;             /* one of those was still loading then (a preload) */
 } step_group;
 
 typedef struct grp_need { int64_t rem, held; } grp_need; /* group_admit scratch */

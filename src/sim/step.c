@@ -400,8 +400,12 @@ int step_plan(run *r)
             it->started = it->held = 0;
             it->state = 0;
             if (!r->sys->nested || !r->ngroups || r->items[r->groups[r->ngroups - 1].first].expert != j)
-                r->groups[r->ngroups++] = (step_group){r->nitems, 0, 0, 0, 0};
+                r->groups[r->ngroups++] = (step_group){.first = r->nitems};
             step_group *g = &r->groups[r->ngroups - 1];
+            if (it->hit) {
+                g->present += r->unit_bytes[u];
+                g->loading |= st == MEM_LOADING;
+            }
             g->n++;
             g->left++;
             g->need += r->unit_bytes[u];
@@ -423,15 +427,9 @@ int step_plan(run *r)
     for (int pass = 0; pass < 2; pass++)
         for (uint32_t g = 0; g < r->ngroups; g++) {
             step_group *x = &r->groups[g];
-            int64_t present = 0;
-            int loading = 0;
-            for (uint32_t i = x->first; i < x->first + x->n; i++)
-                if (r->items[i].hit) {
-                    present += r->unit_bytes[r->items[i].unit];
-                    loading |= mem_entry_state(r->mm, r->items[i].entry) == MEM_LOADING;
-                }
+            const int64_t present = x->present; /* pinning in pass 0 changes no unit's state */
             if (r->gflag[g] || !present) continue;
-            if (pass == 0 ? !(present == x->need || loading || !r->sys->nested) : !step_group_admit(r, g, present)) continue;
+            if (pass == 0 ? !(present == x->need || x->loading || !r->sys->nested) : !step_group_admit(r, g, present)) continue;
             r->gflag[g] = 1;
             for (uint32_t i = x->first; i < x->first + x->n; i++)
                 if (r->items[i].hit) step_hold_item(r, &r->items[i]);
