@@ -193,6 +193,9 @@ EOF
 mwq=$(ls "$TMP"/t-small.*.mwq | head -1)
 expect 2 "needs" "model file of another shape: exit 2, one line" -- "$D2MOE" execute --model "$TMP/other.ini" \
     --device "$TMP/host.ini" --requests 4 --prompt 2 --gen 3 --mwq "$mwq"
+cp "$mwq" "$TMP/r.mwq" && printf '\001' | dd of="$TMP/r.mwq" bs=1 seek=60 conv=notrunc 2> /dev/null
+expect 2 "r.mwq: header: reserved bytes 56..63 are not zero" "model file with a reserved header byte set: exit 2, one line" -- \
+    "$D2MOE" execute --model "$TMP/small.ini" --device "$TMP/host.ini" --requests 4 --prompt 2 --gen 3 --mwq "$TMP/r.mwq"
 # shellcheck disable=SC2086
 expect 2 "smaller than one expert level" "budget below one level: exit 2" -- "$D2MOE" execute $RUN --budget 10k
 

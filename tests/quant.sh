@@ -65,6 +65,20 @@ expect 2 "cannot tell the format" "unknown extension: exit 2" -- "$D2MOE" quanti
 printf 'hello' > "$TMP/junk.mwq"
 expect 2 "junk.mwq: .*truncated" "mwq inspect of junk: exit 2" -- "$D2MOE" mwq inspect "$TMP/junk.mwq"
 expect 2 "unknown subcommand" "mwq frob: exit 2" -- "$D2MOE" mwq frob x
+# the fuzz seeds of bad containers (m.mwq with one field edited, checksums mended): one line naming file and field
+C="$D2_SRCDIR/tests/fuzz/corpus/mwq"
+expect 2 "bad-reserved.mwq: header: reserved bytes 56..63 are not zero" "mwq inspect: reserved header bytes set: exit 2" -- \
+    "$D2MOE" mwq inspect "$C/bad-reserved.mwq"
+expect 2 "bad-count0.mwq: header: tensor count 0 \(offset 12\), but 103 of the index's 103 bytes are left" \
+    "mwq inspect: tensor count 0 with a one-entry index: exit 2" -- "$D2MOE" mwq inspect "$C/bad-count0.mwq"
+expect 2 "bad-offset.mwq: tensor \"m\" level 1: chunk at offset 18446744073709551360 \(15 bytes\) is outside" \
+    "mwq inspect: chunk offset 2^64 - 256 printed unsigned: exit 2" -- "$D2MOE" mwq inspect "$C/bad-offset.mwq"
+expect 2 "bad-index-offset.mwq: header: index at offset 9223372036854775808 \(103 bytes" \
+    "mwq inspect: index offset 2^63 printed unsigned: exit 2" -- "$D2MOE" mwq inspect "$C/bad-index-offset.mwq"
+"$D2MOE" mwq inspect "$C/bad-padding.mwq" > /dev/null 2>&1; ok $? "mwq inspect without --verify reads no padding: exit 0"
+expect 2 "bad-padding.mwq: tensor \"m\" level 1: padding byte at offset 79 after the chunk is not zero" \
+    "mwq inspect --verify: nonzero padding: exit 2" -- "$D2MOE" mwq inspect --verify "$C/bad-padding.mwq"
+"$D2MOE" mwq inspect --verify "$C/m.mwq" > /dev/null; ok $? "mwq inspect --verify of the good seed"
 "$D2MOE" bench kernels --help | grep -q 'usage: d2moe bench kernels'; ok $? "bench kernels --help"
 "$D2MOE" bench kernels --rows 64 --cols 256 --qrows 8 --qcols 256 --reps 1 --stream-mib 8 --json > "$TMP/b.json"; ok $? "bench kernels runs (tiny sizes)"
 grep -q '"stream_gbs"' "$TMP/b.json" && grep -q '"quantize_gbs"' "$TMP/b.json" && grep -q '"dot_gw_s"' "$TMP/b.json" && grep -q '"dot_gbs"' "$TMP/b.json"

@@ -1,7 +1,9 @@
 /* t_mwqfile.c - the .mwq container: round trip, a reader that reads exactly
  * chunks 1..k (bytes counted, and chunk k+1 corrupted without effect), and a
  * corpus of bad files (truncations at every section, bad magic, checksum
- * errors, wrong version) that must give one-line D2_EFORMAT errors. */
+ * errors, wrong version, and with valid checksums: reserved bytes, a tensor
+ * count the index does not match, chunks out of their place, offsets past
+ * INT64_MAX, padding) that must give one-line D2_EFORMAT errors. */
 #include "core/err.h"
 #include "core/hash.h"
 #include "quant/mwqfile.h"
@@ -32,6 +34,33 @@ static unsigned char *slurp(const char *p, long *n)
     if (fread(b, 1, (size_t)*n, f) != (size_t)*n) exit(1);
     fclose(f);
     return b;
+}
+
+static uint64_t le64(const unsigned char *p) { uint64_t v = 0; for (int j = 7; j >= 0; j--) v = v << 8 | p[j]; return v; }
+static void put_le64(unsigned char *p, uint64_t v) { for (int j = 0; j < 8; j++) p[j] = (unsigned char)(v >> (8 * j)); }
+
+/* Recompute the index and header checksums after an edit, so that only the
+ * edited field is wrong. */
+static void resum(unsigned char *img, long n)
+{
+    const uint64_t ioff = le64(img + 16), ilen = le64(img + 24);
+    if (ilen <= (uint64_t)n && ioff <= (uint64_t)n - ilen) put_le64(img + 32, hash64(img + ioff, ilen));
+    put_le64(img + 48, hash64(img, 48));
+}
+
+/* Write img with one field edited (and checksums mended), open it, and
+ * expect D2_EFORMAT with a message naming the file and containing want. */
+static void refused(unsigned char *img, long n, const char *want, const char *what)
+{
+    const char *bad = tq_path("bad.mwq");
+    resum(img, n);
+    tq_write(bad, img, (size_t)n);
+    mwqfile *f;
+    int rc = mwqfile_open(bad, &f);
+    if (rc == D2_OK) mwqfile_close(f);
+    ok(rc == D2_EFORMAT && strstr(d2_err_msg(), bad) && strstr(d2_err_msg(), want) && !strchr(d2_err_msg(), '\n') &&
+           !strstr(d2_err_msg(), " -"),
+       "%s: refused, one line naming file and field: %s", what, rc ? d2_err_msg() : "(opened)");
 }
 
 int main(void)
@@ -158,6 +187,78 @@ int main(void)
     ok(mwqfile_open(bad, &f) == D2_ERANGE && strstr(d2_err_msg(), "4294967296 x 4294967296 elements, more than the limit") &&
            strstr(d2_err_msg(), "bad.mwq"),
        "2^32 x 2^32 shape: refused by the element limit, file named: %s", d2_err_msg());
+    /* fields outside the checksums' reach or that the checksums cannot
+     * judge: each edit with valid checksums must be refused, naming the
+     * field, its offsets never printed negative */
+    free(img);
+    img = slurp(path, &n);
+    {
+        char good[512]; /* tq_path's buffers are a ring of 8 */
+        snprintf(good, sizeof good, "%s", path);
+        unsigned char *c = malloc((size_t)n + 64);
+        const uint64_t ioff = le64(img + 16);
+        unsigned char *e0 = img + ioff, *lv0 = e0 + 2 + 11 + 28; /* entry 0: "layers.0.w1", its level records; index 30 + 11 + 3 * 24 + 30 + 13 + 4 * 24 = 252 bytes */
+        memcpy(c, img, (size_t)n);
+        c[60] = 1;
+        refused(c, n, "header: reserved bytes 56..63 are not zero", "reserved header byte 60 set");
+        memcpy(c, img, (size_t)n);
+        memset(c + 12, 0, 4);
+        refused(c, n, "tensor count 0 (offset 12), but 252 of the index's 252 bytes are left", "tensor count 0, index of two entries");
+        memcpy(c, img, (size_t)n);
+        c[12] = 1;
+        refused(c, n, "tensor count 1 (offset 12), but 139 of the index's 252 bytes are left", "tensor count 1, index of two entries");
+        memcpy(c, img, (size_t)n);
+        put_le64(c + 16, (uint64_t)1 << 63);
+        refused(c, n, "index at offset 9223372036854775808 (", "index offset 2^63 (negative as int64)");
+        memcpy(c, img, (size_t)n);
+        put_le64(c + 24, ~(uint64_t)0);
+        refused(c, n, "does not fit", "index length 2^64 - 1");
+        /* 64 zero bytes between the last chunk and the index: a hole */
+        memcpy(c, img, ioff);
+        memset(c + ioff, 0, 64);
+        memcpy(c + ioff + 64, img + ioff, (size_t)n - ioff);
+        put_le64(c + 16, ioff + 64);
+        put_le64(c + 40, (uint64_t)n + 64);
+        refused(c, n + 64, "index at offset 12032 (252 bytes), expected at 11968", "64 bytes between the last chunk and the index");
+        memcpy(c, img, (size_t)n);
+        put_le64(c + (lv0 - img), ~(uint64_t)0 - 255);
+        refused(c, n, "chunk at offset 18446744073709551360 (", "chunk offset 2^64 - 256 (negative as int64)");
+        memcpy(c, img, (size_t)n);
+        put_le64(c + (lv0 - img) + 24, le64(lv0));
+        refused(c, n, "level 2: chunk at offset 64, expected", "level 2's chunk overlapping level 1's");
+        memcpy(c, img, (size_t)n);
+        put_le64(c + (lv0 - img) + 24, le64(lv0 + 24) + 8);
+        refused(c, n, "expected", "a chunk 8 bytes past its aligned place");
+        memcpy(c, img, (size_t)n);
+        c[(e0 - img) + 2 + 6] = 0; /* "layers\0..." */
+        refused(c, n, "the name has a NUL byte", "a NUL inside a tensor name");
+        /* padding: open never reads it; verify does */
+        const int64_t end = (int64_t)le64(lv0) + (int64_t)le64(lv0 + 8);
+        ok(end % MWQFILE_ALIGN != 0, "tensor 0 level 1 is followed by padding (ends at %lld)", (long long)end);
+        memcpy(c, img, (size_t)n);
+        c[end + 1] = 0x5a;
+        tq_write(bad, c, (size_t)n);
+        rc = mwqfile_open(bad, &f);
+        ok(rc == D2_OK, "nonzero padding: open (header and index only) succeeds");
+        if (rc == D2_OK) {
+            char want[64];
+            snprintf(want, sizeof want, "padding byte at offset %lld", (long long)(end + 1));
+            rc = mwqfile_verify(f);
+            ok(rc == D2_EFORMAT && strstr(d2_err_msg(), want) && strstr(d2_err_msg(), "layers.0.w1\" level 1") && strstr(d2_err_msg(), bad),
+               "nonzero padding: verify refuses it naming file, tensor, level and offset: %s", d2_err_msg());
+            mwqfile_close(f);
+        }
+        rc = mwqfile_open(good, &f);
+        if (rc == D2_OK) rc = mwqfile_verify(f);
+        ok(rc == D2_OK, "the intact file verifies%s%s", rc ? ": " : "", rc ? d2_err_msg() : "");
+        mwqfile_close(f);
+        free(c);
+    }
+    /* no tensors at all: the writer's empty container opens (header, empty index) */
+    ok(mwqfile_writer_new(tq_path("empty.mwq"), &w) == D2_OK && mwqfile_writer_finish(w) == D2_OK &&
+           mwqfile_open(tq_path("empty.mwq"), &f) == D2_OK && mwqfile_count(f) == 0 && mwqfile_verify(f) == D2_OK,
+       "an empty container (0 tensors, empty index) opens and verifies");
+    mwqfile_close(f);
     tq_write(bad, "", 0);
     ok(mwqfile_open(tq_path("missing.mwq"), &f) == D2_ENOTFOUND, "missing file: D2_ENOTFOUND");
     free(img);

@@ -1,6 +1,7 @@
 /* cmd_mwq.c - `d2moe mwq inspect FILE [--verify] [--json]`: the tensor index
  * of a .mwq file (shape, levels, chunk offsets, sizes, checksums, cumulative
- * bits per weight), and with --verify every chunk read and checksummed. */
+ * bits per weight), and with --verify every chunk read and checksummed and
+ * the padding between chunks checked to be zero. */
 #include "cli/cli.h"
 #include "core/err.h"
 #include "quant/mwqfile.h"
@@ -16,7 +17,7 @@ static void usage(FILE *out)
                  "Print the tensors of a .mwq file: shape, group, base bits, levels, and for each\n"
                  "level its chunk (offset, bytes, XXH3-64) and the bits per weight of levels 1..k.\n"
                  "Opening reads only the header and the index; --verify also reads every chunk\n"
-                 "and checks its checksum.\n");
+                 "and checks its checksum and that the padding after it is zero.\n");
 }
 
 static int run(int argc, char **argv)
@@ -40,18 +41,7 @@ static int run(int argc, char **argv)
     mwqfile *f;
     int rc = mwqfile_open(argv[optind + 1], &f);
     if (rc) return cli_fail(rc);
-    if (verify) {
-        for (size_t i = 0; i < mwqfile_count(f) && !rc; i++) {
-            const mwqfile_tensor *t = mwqfile_tensor_get(f, i);
-            for (int k = 1; k <= t->levels && !rc; k++) {
-                void *buf = malloc((size_t)t->bytes[k - 1] + 1);
-                if (!buf) { d2_err_set("out of memory"); rc = D2_ENOMEM; break; }
-                rc = mwqfile_chunk_read(f, i, k, buf, t->bytes[k - 1]);
-                free(buf);
-            }
-        }
-        if (rc) { mwqfile_close(f); return cli_fail(rc); }
-    }
+    if (verify && (rc = mwqfile_verify(f))) { mwqfile_close(f); return cli_fail(rc); }
     json_t *root = json ? json_object() : NULL, *ts = json ? json_array() : NULL;
     if (!json) printf("%s: %zu tensors%s\n", argv[optind + 1], mwqfile_count(f), verify ? ", every chunk checksum verified" : "");
     for (size_t i = 0; i < mwqfile_count(f); i++) {

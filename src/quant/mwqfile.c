@@ -47,7 +47,11 @@ static int rd(mwqfile *f, void *buf, int64_t n, int64_t off, const char *what)
     return D2_OK;
 }
 
-static int parse_index(mwqfile *f, const uint8_t *ix, int64_t len, uint32_t nt, int64_t idx_off)
+static int64_t align_up(int64_t x) { return (x + MWQFILE_ALIGN - 1) / MWQFILE_ALIGN * MWQFILE_ALIGN; }
+
+/* *next: where the next chunk must start (the header's end at first); on
+ * return, where the index must start. */
+static int parse_index(mwqfile *f, const uint8_t *ix, int64_t len, uint32_t nt, int64_t idx_off, int64_t *next)
 {
     int64_t pos = 0;
     for (uint32_t i = 0; i < nt; i++) {
@@ -57,6 +61,8 @@ static int parse_index(mwqfile *f, const uint8_t *ix, int64_t len, uint32_t nt, 
         unsigned nl = ix[pos] | (ix[pos + 1] << 8);
         if (nl == 0 || nl > 255 || pos + ENTRY_FIXED + nl > len)
             D2_ERROR(D2_EFORMAT, "%s: index entry %u at offset %lld: bad name length %u", f->path, i, (long long)(idx_off + pos), nl);
+        if (memchr(ix + pos + 2, 0, nl))
+            D2_ERROR(D2_EFORMAT, "%s: index entry %u at offset %lld: the name has a NUL byte", f->path, i, (long long)(idx_off + pos));
         memcpy(t->name, ix + pos + 2, nl);
         const uint8_t *p = ix + pos + 2 + nl;
         t->shape.base_bits = p[0];
@@ -100,13 +106,24 @@ static int parse_index(mwqfile *f, const uint8_t *ix, int64_t len, uint32_t nt, 
             if (t->bytes[k - 1] != want)
                 D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" level %d: chunk of %lld bytes, its shape needs %lld", f->path, t->name, k,
                          (long long)t->bytes[k - 1], (long long)want);
+            /* offsets are printed as the u64 they are stored as: a damaged
+             * one is never shown negative, nor summed past INT64_MAX */
             if (t->offset[k - 1] < MWQFILE_HEADER_BYTES || t->offset[k - 1] > f->size || t->bytes[k - 1] > f->size - t->offset[k - 1])
-                D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" level %d: chunk at %lld..%lld is outside the %lld-byte file (truncated?)",
-                         f->path, t->name, k, (long long)t->offset[k - 1], (long long)(t->offset[k - 1] + t->bytes[k - 1]),
-                         (long long)f->size);
+                D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" level %d: chunk at offset %llu (%lld bytes) is outside the %lld-byte file (truncated?)",
+                         f->path, t->name, k, (unsigned long long)get64(q), (long long)t->bytes[k - 1], (long long)f->size);
+            /* the writer's layout, so no byte is unaccounted for: each chunk
+             * at the next multiple of 64 after the one before (index order) */
+            if (t->offset[k - 1] != *next)
+                D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" level %d: chunk at offset %lld, expected %lld (chunks follow one another "
+                         "in index order, each at the next multiple of %d)", f->path, t->name, k, (long long)t->offset[k - 1],
+                         (long long)*next, MWQFILE_ALIGN);
+            *next = align_up(t->offset[k - 1] + t->bytes[k - 1]);
         }
         pos += (int64_t)t->levels * ENTRY_LEVEL;
     }
+    if (pos != len)
+        D2_ERROR(D2_EFORMAT, "%s: header: tensor count %u (offset 12), but %lld of the index's %lld bytes are left after that many entries",
+                 f->path, nt, (long long)(len - pos), (long long)len);
     return D2_OK;
 }
 
@@ -129,16 +146,22 @@ int mwqfile_open(const char *path, mwqfile **out)
     if (memcmp(h, MWQFILE_MAGIC, 8)) { d2_err_set("%s: not a .mwq file (bad magic at offset 0)", path); goto fail; }
     if (get64(h + 48) != hash64(h, 48)) { d2_err_set("%s: header checksum mismatch (offset 48)", path); goto fail; }
     if (get32(h + 8) != MWQFILE_VERSION) { d2_err_set("%s: format version %u, this build reads %d", path, get32(h + 8), MWQFILE_VERSION); goto fail; }
+    /* not under the header checksum: a reserved field must be 0 to mean nothing */
+    if (get64(h + 56)) { d2_err_set("%s: header: reserved bytes 56..63 are not zero", path); goto fail; }
     uint32_t nt = get32(h + 12);
-    int64_t ioff = (int64_t)get64(h + 16), ilen = (int64_t)get64(h + 24), fbytes = (int64_t)get64(h + 40);
-    if (fbytes != f->size) {
-        d2_err_set("%s: header says %lld bytes, the file has %lld (truncated or appended to)", path, (long long)fbytes, (long long)f->size);
+    /* u64 fields, compared and printed unsigned: a damaged one never shows negative */
+    const uint64_t ioff_u = get64(h + 16), ilen_u = get64(h + 24), fbytes_u = get64(h + 40);
+    if (fbytes_u != (uint64_t)f->size) {
+        d2_err_set("%s: header says %llu bytes, the file has %lld (truncated or appended to)", path, (unsigned long long)fbytes_u, (long long)f->size);
         goto fail;
     }
-    if (nt > 1000000 || ilen < 0 || ilen > (1 << 30) || ioff < MWQFILE_HEADER_BYTES || ioff + ilen > f->size) {
-        d2_err_set("%s: header: index at %lld (%lld bytes, %u tensors) does not fit the file", path, (long long)ioff, (long long)ilen, nt);
+    if (nt > 1000000 || ilen_u > (1 << 30) || ilen_u > (uint64_t)f->size || ioff_u < MWQFILE_HEADER_BYTES ||
+        ioff_u > (uint64_t)f->size - ilen_u) {
+        d2_err_set("%s: header: index at offset %llu (%llu bytes, %u tensors) does not fit the %lld-byte file", path,
+                   (unsigned long long)ioff_u, (unsigned long long)ilen_u, nt, (long long)f->size);
         goto fail;
     }
+    const int64_t ioff = (int64_t)ioff_u, ilen = (int64_t)ilen_u;
     ix = malloc((size_t)ilen + 1);
     f->t = calloc(nt ? nt : 1, sizeof *f->t);
     if (!ix || !f->t) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto fail; }
@@ -146,7 +169,14 @@ int mwqfile_open(const char *path, mwqfile **out)
     rc = D2_EFORMAT;
     if (hash64(ix, (size_t)ilen) != get64(h + 32)) { d2_err_set("%s: index checksum mismatch (index at offset %lld)", path, (long long)ioff); goto fail; }
     f->n = nt;
-    if ((rc = parse_index(f, ix, ilen, nt, ioff))) goto fail;
+    int64_t next = MWQFILE_HEADER_BYTES;
+    if ((rc = parse_index(f, ix, ilen, nt, ioff, &next))) goto fail;
+    rc = D2_EFORMAT;
+    if (ioff != next || ioff + ilen != f->size) {
+        d2_err_set("%s: header: index at offset %lld (%lld bytes), expected at %lld and ending the %lld-byte file", path,
+                   (long long)ioff, (long long)ilen, (long long)next, (long long)f->size);
+        goto fail;
+    }
     free(ix);
     *out = f;
     return D2_OK;
@@ -190,6 +220,36 @@ int mwqfile_chunk_read(mwqfile *f, size_t i, int level, void *buf, int64_t cap)
         D2_ERROR(D2_EFORMAT, "%s: tensor \"%s\" level %d: checksum mismatch (chunk at offset %lld, %lld bytes)", f->path, t->name,
                  level, (long long)t->offset[level - 1], (long long)t->bytes[level - 1]);
     return D2_OK;
+}
+
+int mwqfile_verify(mwqfile *f)
+{
+    int64_t cap = 0;
+    for (size_t i = 0; i < f->n; i++)
+        for (int k = 1; k <= f->t[i].levels; k++)
+            if (f->t[i].bytes[k - 1] > cap) cap = f->t[i].bytes[k - 1];
+    uint8_t *buf = malloc((size_t)cap + 1);
+    if (!buf) D2_ERROR(D2_ENOMEM, "out of memory");
+    int rc = D2_OK;
+    for (size_t i = 0; i < f->n && !rc; i++) {
+        const mwqfile_tensor *t = &f->t[i];
+        for (int k = 1; k <= t->levels && !rc; k++) {
+            if ((rc = mwqfile_chunk_read(f, i, k, buf, cap))) break;
+            /* open checked that the next chunk (or the index) starts at the next multiple of 64 */
+            const int64_t end = t->offset[k - 1] + t->bytes[k - 1], npad = align_up(end) - end;
+            uint8_t z[MWQFILE_ALIGN];
+            if ((rc = rd(f, z, npad, end, "padding"))) break;
+            for (int64_t j = 0; j < npad; j++)
+                if (z[j]) {
+                    rc = D2_EFORMAT;
+                    d2_err_set("%s: tensor \"%s\" level %d: padding byte at offset %lld after the chunk is not zero", f->path, t->name,
+                               k, (long long)(end + j));
+                    break;
+                }
+        }
+    }
+    free(buf);
+    return rc;
 }
 
 int mwqfile_load(mwqfile *f, size_t i, int k, mwq_matrix **out)

@@ -1,7 +1,8 @@
 /* mwqfile.h - the .mwq container: header, tensor index, and one contiguous
  * chunk per (tensor, level) in kern.h's layout, each with an XXH3-64
  * checksum, so loading bit-width b_k reads exactly chunks 1..k of a tensor.
- * The reader opens by reading header + index only; chunks are read with
+ * The reader opens by reading header + index only (and checks that every
+ * byte of the file is header, a chunk, padding or index); chunks are read with
  * pread on demand into caller buffers (what an execution engine needs).
  * Format (little-endian): docs/mwq.md.  Nothing here quantizes. */
 #ifndef D2_QUANT_MWQFILE_H
@@ -46,6 +47,9 @@ int mwqfile_find(const mwqfile *f, const char *name, size_t *i);
 /* Read the chunk of (tensor i, level) into buf (cap bytes >= its size) and
  * verify its checksum. */
 int mwqfile_chunk_read(mwqfile *f, size_t i, int level, void *buf, int64_t cap);
+/* Read every chunk, checking its checksum, and the padding after it, which
+ * must be zero: the whole file (open checks the layout, never the padding). */
+int mwqfile_verify(mwqfile *f);
 /* Levels 1..k of tensor i into a new matrix (reads exactly those chunks). */
 int mwqfile_load(mwqfile *f, size_t i, int k, mwq_matrix **out);
 /* Levels 1..k of a k-quant tensor (kq = 1) into a new kq_matrix. */
