@@ -50,4 +50,14 @@ for f in text foreign; do
     [ "$(md5sum < "$TMP/$f.db")" = "$sum" ]; ok $? "$f file: left unchanged"
 done
 expect 2 "empty.db: empty .*not a d2moe results database" "an empty file: db info exits 2" -- "$D2MOE" db info "$TMP/empty.db"
+# a store without runs (shard 1/2 of a one-job grid gets no job) has no runs of any variant, base included;
+# without --variant its export is the header row, exit 0 (every run of the store: none)
+"$D2MOE" sweep "$TMP/t1.ini" --db "$TMP/none.db" --shard 1/2 > /dev/null 2>&1 && [ "$(sqlite3 "$TMP/none.db" "SELECT count(*) FROM runs")" -eq 0 ]
+ok $? "a shard given no job: a store without runs"
+expect 2 "none.db: the store has no runs of variant \"nosuch\"; its variants: none \(it has no runs\)" \
+    "export --variant on a store without runs: exit 2, as on one with runs" -- "$D2MOE" export --db "$TMP/none.db" --variant nosuch
+expect 2 "none.db: the store has no runs of variant \"base\"" "export --variant base on a store without runs: exit 2" -- \
+    "$D2MOE" export --db "$TMP/none.db" --variant base --format json
+"$D2MOE" export --db "$TMP/none.db" > "$TMP/none.csv" && [ "$(grep -c '' "$TMP/none.csv")" -eq 1 ] && head -1 "$TMP/none.csv" | grep -q '^run_id,'
+ok $? "export of a store without runs, no --variant: the header row, exit 0"
 done_testing

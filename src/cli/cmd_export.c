@@ -27,7 +27,8 @@ static void usage(FILE *out)
                  "stops with exit status 2 naming them), the jobs of the sweep's latest grid,\n"
                  "each job's latest run (runs left out are counted on stderr).  Without --sweep,\n"
                  "every run (--variant NAME keeps one variant;\n"
-                 "a variant the store has no runs of: exit status 2 naming the ones it has).\n"
+                 "a variant the store has no runs of, also in a store without runs: exit status 2\n"
+                 "naming the ones it has).\n"
                  "CSV (RFC 4180, default) or JSON (an array of objects; metrics as numbers).\n"
                  "OUT: default standard output; written atomically.\n");
 }

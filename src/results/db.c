@@ -1076,8 +1076,10 @@ int db_variant_pick(db *d, const char *sweep, const char *want, char out[DB_VARI
     if (want && *want) {
         size_t i = 0;
         while (i < n && strcmp(v[i].name, want)) i++;
-        if (i == n && n > 0) {
-            d2_err_set("%s: %s has no runs of variant \"%s\"; its variants: %s", d->path, what, want, list);
+        /* a sweep without runs is the caller's to report (a figure with no
+         * data); the whole store without runs has none of any variant */
+        if (i == n && (n > 0 || !sweep)) {
+            d2_err_set("%s: %s has no runs of variant \"%s\"; its variants: %s", d->path, what, want, n ? list : "none (it has no runs)");
             rc = D2_ENOTFOUND;
         } else snprintf(out, DB_VARIANT_MAX, "%s", want);
     } else if (n == 0) {

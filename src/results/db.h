@@ -96,7 +96,8 @@ int db_variant_name_check_for(const char *name, const char *overrides);
  * param reading.name. */
 int db_run_variant(db_run *r, const char *name, const char *overrides);
 /* The variant to show for a sweep's runs (sweep NULL: the whole store):
- * `want` when given (D2_ENOTFOUND when the sweep has runs but none of it);
+ * `want` when given (D2_ENOTFOUND when the sweep has runs but none of it,
+ * and, sweep NULL, when the store has none of it, also when it has no runs);
  * else the spec's own (the one without overrides), or the only one; else
  * D2_EINVAL with a message naming the variants and the keys that differ.
  * note (may be NULL) gets a line naming the other variants, if any. */
