@@ -44,4 +44,15 @@ fi
 ok $? "rerun"
 grep -Eq "^ +fig10 +[0-9]+ jobs: +0 run" "$TMP/out2"; ok $? "a rerun runs no sweep job again"
 grep -Eq "^   readings [a-z-]+: stored before as audit [0-9]+ in .*: [0-9]+ reproduced" "$TMP/out2"; ok $? "a rerun does not audit the same claims again"
+# a --set that most specs already give (sim.kv_on_device = false): no override there, so those sweeps
+# run nothing and show the runs made above, while the others run with it; figures and tables of both
+"$D2MOE" reproduce --quick --db "$TMP/r/d2moe.db" --out "$TMP/plots3" --set sim.prompt=8 --set sim.gen=8 --set sim.kv_on_device=false \
+    -j 2 > "$TMP/out3" 2>&1
+ok $? "reproduce --set sim.kv_on_device=false (fig10's own value): status 0"
+grep -Eq "^ +fig10 +[0-9]+ jobs: +0 run" "$TMP/out3" && grep -Eq "^ +systems +[0-9]+ jobs: +[1-9][0-9]* run" "$TMP/out3"
+ok $? "fig10 runs nothing (its runs above are the same jobs), systems runs with the new value"
+[ -s "$TMP/plots3/fig10a.png" ] && [ -s "$TMP/plots3/systems-qwen3.png" ] && ! grep -q "no rows" "$TMP/out3" &&
+    [ "$(grep '^Fig. 10 headline' "$TMP/out3")" = "$(grep '^Fig. 10 headline' "$TMP/out2")" ] &&
+    [ "$(grep '^Beyond the paper (issue 15)' "$TMP/out3")" != "$(grep '^Beyond the paper (issue 15)' "$TMP/out2")" ]
+ok $? "each sweep's figures and tables show its own variant (fig10's as before, systems' a new one)"
 done_testing

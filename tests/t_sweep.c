@@ -88,6 +88,15 @@ static void digest(const char *path, char out[33])
     free(buf);
 }
 
+/* sweep_same_fn for the tests: user = the key whose --set changes no job */
+static int same_cb(const sweep_job *with, const sweep_job *without, const char *key, int *same, void *user)
+{
+    (void)with;
+    (void)without;
+    *same = user && !strcmp(key, user);
+    return D2_OK;
+}
+
 static void test_spec(void)
 {
     sweep_spec *s;
@@ -129,6 +138,46 @@ static void test_spec(void)
     ok(sweep_spec_load(p, 0, sets, 2, NULL, NULL, &s) == D2_OK && sweep_spec_size(s) == 3, "--set replaces an axis by one value and adds another");
     is_str(sweep_job_get(sweep_spec_job(s, 0), "sim.budget"), "7000000", "--set value used (canonical)");
     is_str(sweep_job_get(sweep_spec_job(s, 2), "device.flash_bw"), "1000000000", "--set adds a new axis");
+    sweep_spec_free(s);
+    /* a value the spec's axis already has is no override (the job is the spec's own) */
+    ok(sweep_spec_load(p, 0, NULL, 0, NULL, NULL, &s) == D2_OK, "the spec alone");
+    char h7[33];
+    snprintf(h7, sizeof h7, "%s", sweep_spec_job(s, 6)->hash); /* model a, budget 7 */
+    sweep_spec_free(s);
+    const char *same7[] = {"sim.budget=7"}, *twice[] = {"sim.budget=70", "sim.budget=7"}, *twice2[] = {"sim.budget=7", "sim.budget=70"};
+    ok(sweep_spec_load(p, 0, same7, 1, NULL, NULL, &s) == D2_OK && sweep_spec_size(s) == 3 && !strcmp(sweep_spec_overrides(s), "") &&
+           !strcmp(sweep_spec_job(s, 0)->hash, h7),
+       "--set sim.budget=7 (one of the axis's 1..10): the grid narrows to it, no override, the spec's own job");
+    sweep_spec_free(s);
+    ok(sweep_spec_load(p, 0, twice, 2, NULL, NULL, &s) == D2_OK && !strcmp(sweep_spec_overrides(s), ""),
+       "set twice, last to a spec value: no override");
+    sweep_spec_free(s);
+    ok(sweep_spec_load(p, 0, twice2, 2, NULL, NULL, &s) == D2_OK && !strcmp(sweep_spec_overrides(s), "sim.budget=70\n"),
+       "set twice, last to a new value: that one override");
+    sweep_spec_free(s);
+    /* a key the spec does not give: undone when no job changes (the runner judges) */
+    const char *add[] = {"sim.budget=7", "device.flash_bw=1G"};
+    ok(sweep_spec_load(p, 0, add, 2, NULL, NULL, &s) == D2_OK && sweep_spec_drop_unchanged(s, same_cb, "device.flash_bw") == D2_OK &&
+           !strcmp(sweep_spec_overrides(s), "") && sweep_spec_size(s) == 3 && !sweep_job_get(sweep_spec_job(s, 0), "device.flash_bw") &&
+           !strcmp(sweep_spec_job(s, 0)->hash, h7),
+       "an added key that changes no job: undone, the spec's own jobs");
+    sweep_spec_free(s);
+    ok(sweep_spec_load(p, 0, add, 2, NULL, NULL, &s) == D2_OK && sweep_spec_drop_unchanged(s, same_cb, NULL) == D2_OK &&
+           !strcmp(sweep_spec_overrides(s), "device.flash_bw=1000000000\n") && !strcmp(sweep_job_get(sweep_spec_job(s, 0), "device.flash_bw"), "1000000000"),
+       "an added key that changes a job: kept, the one override");
+    sweep_spec_free(s);
+    const char *two[] = {"device.x=1", "device.y=2"};
+    ok(sweep_spec_load(p, 0, two, 2, NULL, NULL, &s) == D2_OK && sweep_spec_drop_unchanged(s, same_cb, "device.x") == D2_OK &&
+           !strcmp(sweep_spec_overrides(s), "device.y=2\n") && sweep_spec_size(s) == 30 && !sweep_job_get(sweep_spec_job(s, 29), "device.x") &&
+           !strcmp(sweep_job_get(sweep_spec_job(s, 29), "device.y"), "2") && !strcmp(sweep_job_get(sweep_spec_job(s, 29), "sim.budget"), "10"),
+       "two added keys, the first changing no job: it alone undone");
+    sweep_spec_free(s);
+    /* a one-value axis set to another text of the same value (false, 0): the spec's value back */
+    const char *p1 = write_spec("one.ini", "[sweep]\nname = one\nmodel = a\nsim.kv_on_device = false\n");
+    const char *zero[] = {"sim.kv_on_device=0"};
+    ok(sweep_spec_load(p1, 0, zero, 1, NULL, NULL, &s) == D2_OK && sweep_spec_drop_unchanged(s, same_cb, "sim.kv_on_device") == D2_OK &&
+           !strcmp(sweep_spec_overrides(s), "") && !strcmp(sweep_job_get(sweep_spec_job(s, 0), "sim.kv_on_device"), "false"),
+       "a one-value axis set to what the runner finds the same: no override, the spec's own value");
     sweep_spec_free(s);
     const char *badset[] = {"sim.budget=1,2"};
     ok(sweep_spec_load(p, 0, badset, 1, NULL, NULL, &s) == D2_EINVAL, "--set with a list is refused");

@@ -60,6 +60,32 @@ expect 2 "2 variants that differ in device.flash_bw" "figure of two variants, no
 expect 2 "differ in device.flash_bw" "plot --sweep of two variants: exit 2" -- \
     "$D2MOE" plot --sweep wt --x sim.budget --y throughput_tps --db "$TMP/m.db" -o "$TMP/m.png"
 
+diag "progress: a --set of the value a job already has is no override"
+# each into a fresh store first: the runs must be base, the spec's own, not a variant named after a no-op
+vars() { sqlite3 "$1" "SELECT variant || ':' || count(*) FROM runs GROUP BY variant ORDER BY variant" | tr '\n' ' '; }
+for s in sim.requests=2 sim.prompt=4.0 sim.kv_bits=16 device.flash_bw=3.5G seed=1 readings=datasheet; do
+    rm -f "$TMP/n.db"
+    "$D2MOE" sweep "$TMP/t.ini" --db "$TMP/n.db" --set "$s" > /dev/null 2> "$TMP/n.err"; st=$?
+    [ $st -eq 0 ] && [ "$(vars "$TMP/n.db")" = "base:4 " ] && grep -q "(variant base): 4 jobs" "$TMP/n.err"
+    ok $? "--set $s (what every job has): 4 runs of variant base, said so ($(vars "$TMP/n.db"))"
+    "$D2MOE" sweep "$TMP/t.ini" --db "$TMP/n.db" 2>&1 | grep -q "(variant base): 4 jobs in this shard: 0 run, 4 already stored"
+    ok $? "--set $s: the plain sweep then finds its jobs stored"
+done
+# one of a swept axis's values: the base grid narrowed to it, not a variant holding base jobs
+rm -f "$TMP/n.db"
+"$D2MOE" sweep "$TMP/t.ini" --db "$TMP/n.db" --set sim.budget=600M --quiet && "$D2MOE" sweep "$TMP/t.ini" --db "$TMP/n.db" --quiet
+[ "$(vars "$TMP/n.db")" = "base:4 " ]; ok $? "--set sim.budget=600M (one of the axis's values), then the spec: 4 runs of base"
+"$D2MOE" plot tfig --plots "$TMP/plots" --db "$TMP/n.db" --out "$TMP/out" > "$TMP/n.p" 2>&1 && grep -q "(4 rows" "$TMP/n.p"
+ok $? "and the base figure has all 4 rows (the 600M ones were not taken away)"
+# a real change stays an override; a value that is env1's (3.5 GB/s) but not raspberry-pi-5's (500 MB/s) is one
+rm -f "$TMP/n.db"
+"$D2MOE" sweep "$TMP/t.ini" --db "$TMP/n.db" --quiet --set sim.requests=3
+case "$(vars "$TMP/n.db")" in "v"????????":4 ") ok 0 "--set sim.requests=3: a digest variant";; *) ok 1 "--set sim.requests=3: a digest variant ($(vars "$TMP/n.db"))";; esac
+sed 's/^device = env1$/device = env1, raspberry-pi-5/' "$TMP/t.ini" > "$TMP/t2.ini"
+"$D2MOE" sweep "$TMP/t2.ini" --db "$TMP/n2.db" --quiet --set device.flash_bw=3.5G
+[ "$(sqlite3 "$TMP/n2.db" "SELECT count(*) FROM runs WHERE variant != 'base'")" -eq 8 ]; ok $? "--set device.flash_bw=3.5G over env1 and raspberry-pi-5: an override for all 8 jobs (the Pi's differs)"
+"$D2MOE" sweep "$TMP/t.ini" --db "$TMP/n3.db" --quiet --as base --set sim.requests=2; ok $? "--as base with a --set that changes nothing: accepted"
+
 diag "progress: plot --sweep, plot timeline"
 "$D2MOE" plot --sweep wt --x sim.budget --y throughput_tps --series sim.policy --db "$db" -o "$TMP/s.png" > "$TMP/s.out"
 ok $? "plot --sweep"

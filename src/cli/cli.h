@@ -5,6 +5,7 @@
 #ifndef D2_CLI_CLI_H
 #define D2_CLI_CLI_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 typedef struct cli_cmd {
@@ -40,8 +41,14 @@ int cli_bad_option(const char *cmd, int argc, char **argv);
  * `marker` (e.g. "figures.ini"): ./<what>, then the installed data folder
  * $(datadir)/d2moe/<what>, then the source tree's. */
 const char *cli_data_dir(const char *what, const char *marker);
-/* `d2moe report`'s work (also run by reproduce): an exit status. */
-int cli_report_write(const char *dbp, const char *outp, const char *variant, const char *plotdir, int quiet);
+/* `d2moe report`'s work (also run by reproduce): an exit status.  The
+ * figures and tables of sweeps[i] show variants[i] (n pairs; reproduce: the
+ * variant of the runs it made of each sweep), the others `variant`. */
+int cli_report_write(const char *dbp, const char *outp, const char *variant, const char *const *sweeps,
+                     const char *const *variants, size_t n, const char *plotdir, int quiet);
+/* `d2moe plot` (argv as for its run) with the figures of sweeps[i] showing
+ * variants[i] (n pairs), as reproduce draws them. */
+int cli_plot_variants(int argc, char **argv, const char *const *sweeps, const char *const *variants, size_t n);
 /* Full command line of this process, for results. */
 void cli_set_argv(int argc, char **argv);
 int cli_argc(void);

@@ -152,6 +152,10 @@ static int plot_timeline(const char *plotdir, const char *csv, const char *outp)
     return 0;
 }
 
+/* cli_plot_variants: sweep i's figures show variant i (else --variant) */
+static const char *const *map_sweeps, *const *map_variants;
+static size_t map_n;
+
 static int run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -257,7 +261,10 @@ static int run(int argc, char **argv)
         if (f->sql[0]) {
             char variant[DB_VARIANT_MAX] = "base", note[2048] = "";
             if (f->sweep[0]) {
-                rc = db_variant_pick(d, f->sweep, want_variant, variant, note, sizeof note);
+                const char *wv = want_variant;
+                for (size_t k = 0; k < map_n; k++)
+                    if (!strcmp(map_sweeps[k], f->sweep)) wv = map_variants[k];
+                rc = db_variant_pick(d, f->sweep, wv, variant, note, sizeof note);
                 if (rc) {
                     /* rows of several variants would mix: stop this figure */
                     fprintf(stderr, "d2moe plot: %s: %s\n", f->name, d2_err_msg());
@@ -310,6 +317,16 @@ static int run(int argc, char **argv)
     db_close(d);
     free(figs);
     return status;
+}
+
+int cli_plot_variants(int argc, char **argv, const char *const *sweeps, const char *const *variants, size_t n)
+{
+    map_sweeps = sweeps;
+    map_variants = variants;
+    map_n = n;
+    int st = run(argc, argv);
+    map_n = 0;
+    return st;
 }
 
 const cli_cmd cli_cmd_plot = {"plot", "draw figures from the results store with gnuplot", run};

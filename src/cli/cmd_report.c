@@ -43,7 +43,8 @@ static void rm_tree(const char *dir)
     rmdir(dir);
 }
 
-int cli_report_write(const char *dbp, const char *outp, const char *variant, const char *plotdir, int quiet)
+int cli_report_write(const char *dbp, const char *outp, const char *variant, const char *const *sweeps,
+                     const char *const *variants, size_t n, const char *plotdir, int quiet)
 {
     size_t ol = strlen(outp);
     if (ol < 6 || strcmp(outp + ol - 5, ".html"))
@@ -68,7 +69,8 @@ int cli_report_write(const char *dbp, const char *outp, const char *variant, con
         rm_tree(work);
         return cli_fail(rc);
     }
-    report_opts o = {plotdir, D2_GNUPLOT, work, variant, csvroot};
+    report_opts o = {.plotdir = plotdir, .gnuplot = D2_GNUPLOT, .workdir = work, .variant = variant, .csvroot = csvroot,
+                     .sweeps = sweeps, .variants = variants, .nvariants = n};
     report_stats st;
     rc = report_html(d, &o, f, &st);
     if (rc == D2_OK && ferror(f)) { rc = D2_EIO; d2_err_set("%s: write failed", outp); }
@@ -111,7 +113,7 @@ static int run(int argc, char **argv)
     }
     if (optind != argc) return cli_usage_error("report", "unexpected argument '%s'", argv[optind]);
     if (!outp) return cli_usage_error("report", "-o OUT.html is required");
-    return cli_report_write(dbp, outp, variant, plotdir, 0);
+    return cli_report_write(dbp, outp, variant, NULL, NULL, 0, plotdir, 0);
 }
 
 const cli_cmd cli_cmd_report = {"report", "write one self-contained HTML page of a results store", run};

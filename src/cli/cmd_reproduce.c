@@ -42,7 +42,9 @@ static void usage(FILE *out)
             "version.  --quick runs each sweep's [quick] grid for a first look.\n"
             "--readings NAME (default " REPRODUCE_READINGS ") is the reading set every run uses\n"
             "(experiments/readings; docs/reproduction.md compares them).  --set\n"
-            "fixes a key for every sweep (e.g. --set device.flash_bw=7G).\n");
+            "fixes a key for every sweep (e.g. --set device.flash_bw=7G); in a sweep\n"
+            "whose jobs already have that value it is no override, and each sweep's\n"
+            "figures and tables show the variant of its runs (d2moe sweep --help).\n");
 }
 
 #define FIG9_MAX 8
@@ -194,6 +196,11 @@ static int run(int argc, char **argv)
     printf("-- step 2: sweeps\n");
     int status = 0;
     char list[1024];
+    /* each sweep's variant: the --set overrides that change its jobs (a
+     * value a spec already has is none of its overrides) */
+    static char sv_name[64][128], sv_var[64][DB_VARIANT_MAX];
+    const char *sv_sweeps[64], *sv_variants[64];
+    size_t nsv = 0;
     snprintf(list, sizeof list, "%s", p.sweeps);
     for (char *save = NULL, *name = strtok_r(list, " \t,", &save); name; name = strtok_r(NULL, " \t,", &save)) {
         snprintf(path, sizeof path, "%s/%s.ini", expdir, name);
@@ -201,6 +208,13 @@ static int run(int argc, char **argv)
         rc = sweep_spec_load(path, quick, sets, nsets, runner_check, NULL, &s);
         if (rc == D2_OK) rc = runner_prepare_spec(s);
         if (rc) { sweep_spec_free(s); accuracy_model_free(acc); return cli_fail(rc); } /* s: NULL when it did not load */
+        if (nsv < 64) {
+            snprintf(sv_name[nsv], sizeof sv_name[nsv], "%s", sweep_spec_name(s));
+            sweep_spec_variant(s, sv_var[nsv]);
+            sv_sweeps[nsv] = sv_name[nsv];
+            sv_variants[nsv] = sv_var[nsv];
+            nsv++;
+        }
         sweep_opts o = {(int)jobs, 0, 1, NULL, 0, runner_simulate, &ctx, cli_argc(), cli_argv()};
         sweep_stats st;
         double ts = clock_mono_s();
@@ -224,21 +238,20 @@ static int run(int argc, char **argv)
 
     printf("-- step 4: figures\n");
     fflush(stdout);
-    char variant[DB_VARIANT_MAX] = "base";
-    if (nsets) { /* this run's variant: the --set overrides */
-        char *ovr = NULL;
-        if (db_overrides_canon(sets, nsets, &ovr) == D2_OK) db_variant_auto(ovr, "", variant);
-        free(ovr);
-    }
-    char *pargv[] = {"plot", "all", "--db", (char *)dbp, "--out", (char *)outdir, "--variant", variant, NULL};
+    char *pargv[] = {"plot", "all", "--db", (char *)dbp, "--out", (char *)outdir, NULL};
     optind = 1;
-    if (cli_cmd_plot.run(nsets ? 8 : 6, pargv) != 0) status = 1;
+    if (cli_plot_variants(6, pargv, sv_sweeps, sv_variants, nsv) != 0) status = 1;
 
     printf("-- step 5: summary\n");
     if ((rc = db_open_readonly(dbp, &d))) return cli_fail(rc);
     snprintf(list, sizeof list, "%s", p.summary);
     for (char *save = NULL, *name = strtok_r(list, " \t,", &save); name; name = strtok_r(NULL, " \t,", &save)) {
         snprintf(path, sizeof path, "%s/summary/%s.sql", cli_data_dir("plots", "figures.ini"), name);
+        char sweep[128]; /* its sweep's variant */
+        const char *variant = "base";
+        report_sql_sweep(path, sweep, sizeof sweep);
+        for (size_t k = 0; k < nsv; k++)
+            if (!strcmp(sv_sweeps[k], sweep)) variant = sv_variants[k];
         if ((rc = report_print_sql(d, path, variant, stdout))) { status = cli_fail(rc); }
     }
     db_close(d);
@@ -247,7 +260,7 @@ static int run(int argc, char **argv)
     fflush(stdout);
     if (cli_reproduce_audit(dbp) != 0) status = 1;
     snprintf(path, sizeof path, "%s/report.html", resdir);
-    if (cli_report_write(dbp, path, nsets ? variant : NULL, cli_data_dir("plots", "figures.ini"), 0) != 0) status = 1;
+    if (cli_report_write(dbp, path, NULL, sv_sweeps, sv_variants, nsv, cli_data_dir("plots", "figures.ini"), 0) != 0) status = 1;
     printf("\n== done in %.1f s%s ==\n", clock_mono_s() - t0, status ? " (with failures above)" : "");
     return status;
 }

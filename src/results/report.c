@@ -65,13 +65,22 @@ void report_sql_sweep(const char *sql_path, char *out, size_t n)
     out[0] = '\0';
     char *sql = slurp_text(sql_path, NULL, 0);
     if (!sql) return;
-    const char *p = strstr(sql, "WHERE sweep = '");
+    const char *p = strstr(sql, "WHERE sweep = '"), *in = strstr(sql, "WHERE sweep IN ('");
+    if (p) p += strlen("WHERE sweep = '");
+    else if (in) p = in + strlen("WHERE sweep IN ('");
     if (p) {
-        p += strlen("WHERE sweep = '");
         const char *q = strchr(p, '\'');
         if (q) snprintf(out, n, "%.*s", (int)(q - p), p);
     }
     free(sql);
+}
+
+/* the variant to show of a sweep where it has it: the sweep's own entry, else o->variant */
+static const char *variant_for(const report_opts *o, const char *sweep)
+{
+    for (size_t i = 0; i < o->nvariants; i++)
+        if (!strcmp(o->sweeps[i], sweep)) return o->variants[i];
+    return o->variant;
 }
 
 static int query_table(db *d, const char *sql_path, const char *variant, table *t)
@@ -364,7 +373,7 @@ int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
         if (f->sql[0]) {
             if (f->sweep[0]) {
                 int prc = D2_ENOTFOUND;
-                if (o->variant) prc = db_variant_pick(d, f->sweep, o->variant, variant, note, sizeof note);
+                if (variant_for(o, f->sweep)) prc = db_variant_pick(d, f->sweep, variant_for(o, f->sweep), variant, note, sizeof note);
                 if (prc != D2_OK) prc = db_variant_pick(d, f->sweep, NULL, variant, note, sizeof note);
                 if (prc != D2_OK) {
                     fprintf(out, "<h3 id=\"fig-%s\">", f->name);
@@ -429,7 +438,7 @@ int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
             int prc = D2_OK;
             if (sweep[0]) {
                 prc = D2_ENOTFOUND;
-                if (o->variant) prc = db_variant_pick(d, sweep, o->variant, variant, NULL, 0);
+                if (variant_for(o, sweep)) prc = db_variant_pick(d, sweep, variant_for(o, sweep), variant, NULL, 0);
                 if (prc != D2_OK) prc = db_variant_pick(d, sweep, NULL, variant, NULL, 0);
             }
             table t;

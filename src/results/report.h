@@ -19,7 +19,8 @@
 int report_print_sql(db *d, const char *sql_path, const char *variant, FILE *out);
 
 /* The sweep a summary or figure query reads ("WHERE sweep = 'NAME'" in its
- * text), or "" when it names none. */
+ * text, or the first of "WHERE sweep IN ('NAME', ...)"), or "" when it
+ * names none. */
 void report_sql_sweep(const char *sql_path, char *out, size_t n);
 
 typedef struct report_opts {
@@ -27,6 +28,8 @@ typedef struct report_opts {
     const char *gnuplot;  /* executable */
     const char *workdir;  /* an empty scratch folder for data and SVG files */
     const char *variant;  /* shown where a sweep has it; NULL: each sweep's own */
+    const char *const *sweeps, *const *variants; /* sweeps[i] shows variants[i] instead (nvariants pairs; */
+    size_t nvariants;                            /* reproduce: the variant of the runs it made of each) */
     const char *csvroot;  /* folder beside the store holding timeline folders (fig9/) */
 } report_opts;
 

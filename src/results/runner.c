@@ -321,8 +321,52 @@ int runner_job_inputs(const sweep_job *job, char *buf, size_t n, void *user)
     return sim_job_files(&sj, user, input_line, &b);
 }
 
+/* sweep_same_fn: the key's effective value, job by job, with the --set and
+ * as the profiles, reading and defaults give it (a reading: by name and
+ * settings); a model, device or trace set anew, or a job that does not
+ * resolve, counts as a change. */
+static int runner_same(const sweep_job *with, const sweep_job *without, const char *key, int *same, void *user)
+{
+    (void)user;
+    *same = 0;
+    sim_job a, b;
+    job_sets ja, jb;
+    if (job_of(with, &a, &ja) != D2_OK || job_of(without, &b, &jb) != D2_OK) return D2_OK;
+    if (!strcmp(key, "seed")) {
+        *same = a.seed == b.seed;
+        return D2_OK;
+    }
+    if (!strcmp(key, "readings")) { /* the same reading by name and settings (none given: the default) */
+        readings ra, rb;
+        char ta[4096], tb[4096];
+        if (readings_load(&ra, a.readings) != D2_OK || readings_load(&rb, b.readings) != D2_OK) return D2_OK;
+        readings_text(&ra, ta, sizeof ta);
+        readings_text(&rb, tb, sizeof tb);
+        *same = !strcmp(ra.name, rb.name) && !strcmp(ta, tb);
+        return D2_OK;
+    }
+    const char *dot = strchr(key, '.');
+    char prefix[16];
+    if (!dot || (size_t)(dot - key) >= sizeof prefix) return D2_OK;
+    memcpy(prefix, key, (size_t)(dot - key));
+    prefix[dot - key] = '\0';
+    const param_table *t = table_for(prefix);
+    const param_def *d = t ? param_find(t, dot + 1) : NULL;
+    model ma, mb;
+    device da, dv;
+    sim_params pa, pb;
+    if (!d || sim_job_resolve(&a, &ma, &da, &pa, NULL) != D2_OK || sim_job_resolve(&b, &mb, &dv, &pb, NULL) != D2_OK) return D2_OK;
+    char va[700], vb[700];
+    param_format(d, t == &model_params ? (const void *)&ma : t == &device_params ? (const void *)&da : (const void *)&pa, va, sizeof va);
+    param_format(d, t == &model_params ? (const void *)&mb : t == &device_params ? (const void *)&dv : (const void *)&pb, vb, sizeof vb);
+    *same = !strcmp(va, vb);
+    return D2_OK;
+}
+
 int runner_prepare_spec(sweep_spec *s)
 {
+    /* a --set that changes no job is no override (sweep.h) */
+    D2_TRY(sweep_spec_drop_unchanged(s, runner_same, NULL));
     sim_job_memo *memo;
     D2_TRY(sim_job_memo_new(&memo));
     int rc = sweep_spec_check_jobs(s, runner_check_job, memo);

@@ -46,7 +46,9 @@ int runner_check_job(const sweep_job *job, char *key, size_t n, void *user);
  * machine, with the same files elsewhere, names its jobs alike.  user is a
  * sim_job_memo or NULL. */
 int runner_job_inputs(const sweep_job *job, char *buf, size_t n, void *user);
-/* A loaded spec made ready to run: every job's configuration checked
+/* A loaded spec made ready to run: a --set that changes no job's effective
+ * value of its key undone (sweep_spec_drop_unchanged: it is no override),
+ * every job's configuration checked
  * (sweep_spec_check_jobs with runner_check_job: file:line errors) and the
  * content of the files each job reads made part of its identity
  * (sweep_spec_identify with runner_job_inputs), with one memo of the

@@ -31,7 +31,19 @@ typedef struct axis {
     int line;
     int zip; /* zip group id + 1, 0 = crossed */
     char *set; /* the --set KEY=VALUE that made this axis (line 0), or NULL */
+    /* with set: override = 1 when it counts as one (the variant's); the
+     * spec's own values it replaced (spec_values, spec_n, spec_line), or
+     * added = 1 when the spec has no such axis */
+    int override, added, spec_line;
+    char **spec_values;
+    size_t spec_n;
 } axis;
+
+static void values_free(char **v, size_t n)
+{
+    for (size_t k = 0; k < n; k++) free(v[k]);
+    free(v);
+}
 
 struct sweep_spec {
     char path[4096];
@@ -320,9 +332,23 @@ static int expand(sweep_spec *s)
     return D2_OK;
 }
 
+/* The variant's overrides: the canonical text of the sets that count. */
+static int overrides_update(sweep_spec *s)
+{
+    const char *sets[SWEEP_MAX_AXES];
+    size_t n = 0;
+    for (size_t i = 0; i < s->naxes; i++)
+        if (s->axes[i].set && s->axes[i].override) sets[n++] = s->axes[i].set;
+    free(s->overrides);
+    s->overrides = NULL;
+    return db_overrides_canon(sets, n, &s->overrides);
+}
+
 /* "key=value" from the command line: the axis becomes that one value (or a
  * new single-value axis), so one assumption can change without editing the
- * spec; the job identities change with it. */
+ * spec; the job identities change with it.  A value the spec's axis already
+ * has changes no job (each job of the narrowed grid is one of the spec's),
+ * so it is no override: the runs stay the spec's own variant's. */
 static int apply_sets(sweep_spec *s, const char *const *sets, size_t nsets)
 {
     for (size_t i = 0; i < nsets; i++) {
@@ -336,20 +362,87 @@ static int apply_sets(sweep_spec *s, const char *const *sets, size_t nsets)
         axis *a = NULL;
         for (size_t k = 0; k < s->naxes; k++)
             if (!strcmp(s->axes[k].key, key)) a = &s->axes[k];
-        if (a) {
-            for (size_t k = 0; k < a->n; k++) free(a->values[k]);
-            a->n = 0;
-            if (a->zip) D2_ERROR(D2_EINVAL, "--set %s: %s is a zipped axis", sets[i], key);
-        } else {
-            if (s->naxes == SWEEP_MAX_AXES) D2_ERROR(D2_ERANGE, "--set %s: more than %d axes", sets[i], SWEEP_MAX_AXES);
-            a = &s->axes[s->naxes++];
+        if (a && a->zip) D2_ERROR(D2_EINVAL, "--set %s: %s is a zipped axis", sets[i], key);
+        axis nv;
+        memset(&nv, 0, sizeof nv);
+        int rc = parse_axis(s, &nv, key, eq + 1, "--set", 0);
+        if (rc == D2_OK && nv.n != 1) { d2_err_set("--set %s: one value, not a list", sets[i]); rc = D2_EINVAL; }
+        if (rc == D2_OK && !a && s->naxes == SWEEP_MAX_AXES) { d2_err_set("--set %s: more than %d axes", sets[i], SWEEP_MAX_AXES); rc = D2_ERANGE; }
+        if (rc == D2_OK && !(nv.set = strdup(sets[i]))) { d2_err_set("out of memory"); rc = D2_ENOMEM; }
+        if (rc != D2_OK) {
+            values_free(nv.values, nv.n);
+            return rc;
         }
-        free(a->set);
-        if (!(a->set = strdup(sets[i]))) D2_ERROR(D2_ENOMEM, "out of memory");
-        D2_TRY(parse_axis(s, a, key, eq + 1, "--set", 0));
-        if (a->n != 1) D2_ERROR(D2_EINVAL, "--set %s: one value, not a list", sets[i]);
+        nv.override = 1;
+        nv.added = !a;
+        if (a && a->set) { /* set again: judged against the spec's own values, kept by the first */
+            nv.added = a->added;
+            nv.spec_values = a->spec_values;
+            nv.spec_n = a->spec_n;
+            nv.spec_line = a->spec_line;
+            values_free(a->values, a->n);
+        } else if (a) {
+            nv.spec_values = a->values;
+            nv.spec_n = a->n;
+            nv.spec_line = a->line;
+        }
+        for (size_t k = 0; k < nv.spec_n; k++)
+            if (!strcmp(nv.spec_values[k], nv.values[0])) nv.override = 0;
+        if (a) free(a->set);
+        else a = &s->axes[s->naxes++];
+        *a = nv;
     }
-    return D2_OK;
+    return overrides_update(s);
+}
+
+int sweep_spec_drop_unchanged(sweep_spec *s, sweep_same_fn same, void *user)
+{
+    /* judged first, on the jobs as they are; undone after */
+    int drop[SWEEP_MAX_AXES] = {0}, any = 0;
+    for (size_t i = 0; i < s->naxes; i++) {
+        const axis *a = &s->axes[i];
+        if (!a->set || !a->override || (!a->added && a->spec_n != 1)) continue;
+        int all = 1;
+        for (size_t j = 0; all && j < s->njobs; j++) {
+            /* the job as the spec alone makes it: without the axis, or with the spec's value */
+            sweep_job w = s->jobs[j];
+            size_t k = 0;
+            while (k < w.n && strcmp(w.key[k], a->key)) k++;
+            if (k == w.n) continue;
+            if (a->added) {
+                w.key[k] = w.key[w.n - 1];
+                w.value[k] = w.value[w.n - 1];
+                w.n--;
+            } else w.value[k] = a->spec_values[0];
+            D2_TRY(same(&s->jobs[j], &w, a->key, &all, user));
+        }
+        drop[i] = all;
+        any |= all;
+    }
+    if (!any) return D2_OK;
+    size_t n = 0;
+    for (size_t i = 0; i < s->naxes; i++) {
+        axis *a = &s->axes[i];
+        if (drop[i]) {
+            values_free(a->values, a->n);
+            free(a->set);
+            if (a->added) continue;
+            /* the spec's own axis back */
+            a->values = a->spec_values;
+            a->n = a->cap = a->spec_n;
+            a->line = a->spec_line;
+            a->set = NULL;
+            a->spec_values = NULL;
+            a->spec_n = 0;
+        }
+        s->axes[n++] = *a;
+    }
+    s->naxes = n;
+    D2_TRY(overrides_update(s));
+    free(s->jobs);
+    s->jobs = NULL;
+    s->njobs = 0;
+    return expand(s);
 }
 
 int sweep_spec_load(const char *path, int quick, const char *const *sets, size_t nsets,
@@ -376,7 +469,6 @@ int sweep_spec_load(const char *path, int quick, const char *const *sets, size_t
     if (rc == D2_OK) rc = apply_quick(s);
     if (rc == D2_OK) rc = parse_zip(s);
     if (rc == D2_OK) rc = apply_sets(s, sets, nsets);
-    if (rc == D2_OK) rc = db_overrides_canon(sets, nsets, &s->overrides);
     if (rc == D2_OK) rc = expand(s);
     if (rc != D2_OK) {
         sweep_spec_free(s);
@@ -393,6 +485,7 @@ void sweep_spec_free(sweep_spec *s)
         for (size_t k = 0; k < s->axes[i].n; k++) free(s->axes[i].values[k]);
         free(s->axes[i].values);
         free(s->axes[i].set);
+        values_free(s->axes[i].spec_values, s->axes[i].spec_n);
     }
     for (size_t i = 0; i < s->nquick; i++) {
         for (size_t k = 0; k < s->quick_axes[i].n; k++) free(s->quick_axes[i].values[k]);

@@ -48,7 +48,8 @@ typedef int (*sweep_check_fn)(const char *key, const char *value, const char *wh
 /* quick != 0: the [quick] section's values replace those of the same axes
  * (a smaller grid for a first look). */
 /* sets: "key=value" overrides from the command line (each axis becomes that
- * one value, or a new axis); may be NULL. */
+ * one value, or a new axis); may be NULL.  A value the spec's axis already
+ * holds is no override (the grid narrows to it; the variant stays). */
 int sweep_spec_load(const char *path, int quick, const char *const *sets, size_t nsets,
                     sweep_check_fn check, void *user, sweep_spec **out);
 void sweep_spec_free(sweep_spec *s);
@@ -63,7 +64,18 @@ const sweep_job *sweep_spec_job(const sweep_spec *s, size_t i);
  * derived from the overrides (the sets given to sweep_spec_load) and the
  * reading it ran with. */
 int sweep_spec_name_variant(sweep_spec *s, const char *name);
-/* Canonical text of the overrides ("" = none). */
+/* Is a --set a change for this job?  with: the job as run; without: the
+ * same job as the spec alone makes it (key left out, or the spec's own
+ * value).  *same = 0 when the effective configuration differs (or cannot
+ * be told); the status of the check itself. */
+typedef int (*sweep_same_fn)(const sweep_job *with, const sweep_job *without, const char *key, int *same, void *user);
+/* A --set of a key the spec gives one value (a value it does not already
+ * have, which sweep_spec_load judges alone) or no value: when `same` finds
+ * no job it changes (e.g. a profile's or the default value), it is no
+ * override; it is undone, so the jobs and the variant are the spec's own. */
+int sweep_spec_drop_unchanged(sweep_spec *s, sweep_same_fn same, void *user);
+/* Canonical text of the overrides ("" = none): the --set values that
+ * change the spec's jobs. */
 const char *sweep_spec_overrides(const sweep_spec *s);
 /* The variant name its runs get when they ran without a reading. */
 void sweep_spec_variant(const sweep_spec *s, char out[DB_VARIANT_MAX]);
