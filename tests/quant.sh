@@ -99,6 +99,16 @@ else
     for i in 1 2 3 4; do skip "perl not found"; done
 fi
 expect 2 "fixes the bits" "v1k with --levels: exit 2" -- "$D2MOE" quantize --input x.bin --preset v1k --levels 2
+# --set mwq.* against a k-quant preset: refused naming the preset (the quantization would stay the preset's while
+# the report and the store said the --set), not by its base bits ("8 levels on a 2-bit base")
+expect 2 "^d2moe quantize: --preset v1k fixes the bits, levels and super-blocks: not --set mwq.levels=8 " \
+    "v1k with --set mwq.levels=8: exit 2, names the preset" -- "$D2MOE" quantize --input x.bin --preset v1k --set mwq.levels=8
+expect 2 "^d2moe quantize: --preset v2k fixes the bits, levels and super-blocks: not --set mwq.levels=2 " \
+    "v2k with --set mwq.levels=2 (a valid mwq value): exit 2, names the preset" -- "$D2MOE" quantize --input x.bin --preset v2k --set mwq.levels=2
+expect 2 "^d2moe quantize: --preset v1k: only --mode rtn, not --set mwq.mode=gptq " "v1k with --set mwq.mode=gptq: exit 2" -- \
+    "$D2MOE" quantize --input x.bin --preset v1k --set mwq.mode=gptq
+expect 2 "^d2moe: --preset v1: mwq.levels: 8 levels on a 2-bit base" "v1 with --set mwq.levels=8: the message names the preset" -- \
+    "$D2MOE" quantize --input x.bin --preset v1 --set mwq.levels=8
 "$D2MOE" bench kernels --preset v2k --rows 64 --cols 256 --qrows 8 --qcols 256 --reps 1 --stream-mib 8 --json > "$TMP/bk.json"; ok $? "bench kernels --preset v2k runs (tiny sizes)"
 grep -q '"preset": "v2k"' "$TMP/bk.json" && [ "$(grep -c '"level":' "$TMP/bk.json")" -eq 4 ]; ok $? "v2k bench json: 4 levels"
 [ "$(grep -c '"layout":' "$TMP/bk.json")" -eq 2 ] && grep -q '"layout": "q4k-layout"' "$TMP/bk.json" && ! grep -q '"preset_over_layout"' "$TMP/bk.json"

@@ -216,6 +216,7 @@ typedef struct opts {
     int64_t report_tokens;
     int64_t rows_of; /* --rows-of N: each tensor reshaped to rows of N weights (0: as stored) */
     const kq_format *kq; /* --preset v1k / v2k: the k-quant nested format (kq.h) */
+    const char *kq_name; /* and its preset name, for messages */
     int64_t threads;     /* --threads N: workers per matrix (core/par.h), 1 = the caller only */
 } opts;
 
@@ -234,8 +235,8 @@ static int check_not_zeros(const float *w, int64_t n, const char *preset, const 
              e->rel_err, mx);
 }
 
-static int quantize_kq(const float *w, int64_t rows, int64_t cols, const char *name, const kq_format *f, const float *Xs,
-                       int64_t Ts, float *what, report *rp, double *qsec, double *qwall, int threads, mwqfile_writer *wr)
+static int quantize_kq(const float *w, int64_t rows, int64_t cols, const char *name, const kq_format *f, const char *preset,
+                       const float *Xs, int64_t Ts, float *what, report *rp, double *qsec, double *qwall, int threads, mwqfile_writer *wr)
 {
     kq_matrix *m;
     clock_t t0 = clock();
@@ -255,7 +256,7 @@ static int quantize_kq(const float *w, int64_t rows, int64_t cols, const char *n
         e.bits = f->base_bits + k - 1;
         bytes += (double)m->chunk_bytes[k - 1];
         e.bpw = 8.0 * bytes / (double)(rows * cols);
-        if ((rc = check_not_zeros(w, rows * cols, f->base_bits == 2 ? "v1k" : "v2k", &e))) break;
+        if ((rc = check_not_zeros(w, rows * cols, preset, &e))) break;
         rc = report_add(rp, name, rows, cols, KQ_SUPER, &e);
     }
     kq_matrix_free(m);
@@ -287,7 +288,7 @@ static int quantize_one(weights *wf, size_t ti, const mwq_config *c, const float
         what = malloc((size_t)n * sizeof *what);
         if (!what) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
         if (X && !(Xs = subset_rows(X, T, cols, o->report_tokens, &Ts))) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
-        rc = quantize_kq(w, rows, cols, info->name, o->kq, Xs, Ts, what, rp, qsec, qwall, (int)o->threads, wr);
+        rc = quantize_kq(w, rows, cols, info->name, o->kq, o->kq_name, Xs, Ts, what, rp, qsec, qwall, (int)o->threads, wr);
         if (rc) { d2_err_prefix("%s: tensor \"%s\": ", weights_path(wf), info->name); goto out; }
         goto baselines;
     }
@@ -422,6 +423,7 @@ static int run(int argc, char **argv)
     if (preset && (!strcmp(preset, "v1k") || !strcmp(preset, "v2k"))) {
         kq_format_preset(preset, &kq);
         o.kq = &kq;
+        o.kq_name = preset;
         if (mode && strcmp(mode, "rtn")) return cli_usage_error("quantize", "--preset %s: only --mode rtn", preset);
         if (bb || lv || gr) return cli_usage_error("quantize", "--preset %s fixes the bits, levels and super-blocks", preset);
         c.base_bits = kq.base_bits;
@@ -436,12 +438,18 @@ static int run(int argc, char **argv)
         if (strcmp(mode, "rtn") && strcmp(mode, "gptq")) return cli_usage_error("quantize", "--mode %s: expected rtn or gptq", mode);
         snprintf(c.mode, sizeof c.mode, "%s", mode);
     }
+    const mwq_config fixed = c; /* what a k-quant preset fixes, as the options above */
     for (int i = 0; i < nsets; i++) {
         int rc = param_apply_set(&mwq_params, &c, sets[i]);
         if (rc == D2_ENOTFOUND) return cli_usage_error("quantize", "--set %s: not an mwq key", sets[i]);
         if (rc) return cli_fail(rc);
+        /* else quantized as the preset anyway, and reported and stored as the --set */
+        if (o.kq && (c.base_bits != fixed.base_bits || c.levels != fixed.levels || c.group != fixed.group))
+            return cli_usage_error("quantize", "--preset %s fixes the bits, levels and super-blocks: not --set %s", preset, sets[i]);
+        if (o.kq && strcmp(c.mode, "rtn")) return cli_usage_error("quantize", "--preset %s: only --mode rtn, not --set %s", preset, sets[i]);
     }
     int rc = mwq_config_check(&c);
+    if (rc && preset) d2_err_prefix("--preset %s: ", preset); /* its bits changed by the options: said so */
     if (rc) return cli_fail(rc);
     if (!strcmp(c.mode, "gptq") && !o.calib) return cli_usage_error("quantize", "--mode gptq needs --calib X.npy");
     if (o.rows_of && o.calib) return cli_usage_error("quantize", "--rows-of: not with --calib (the activations would not match the rows)");
