@@ -278,7 +278,19 @@ open("'"$TMP"'/tiny.npy", "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", l
         "$D2MOE" quantize --input "$TMP/tiny.npy" --preset v2k --no-baselines -o "$TMP/tiny.mwq"
     [ ! -e "$TMP/tiny.mwq" ] && [ ! -e "$TMP/tiny.mwq.tmp" ]; ok $? "the refused quantization leaves no .mwq"
     "$D2MOE" quantize --input "$TMP/tiny.npy" --preset v1k --no-baselines > /dev/null; ok $? "the same tensor at v1k: quantized"
+    # small weights (3e-5 x the pattern): v2k's FP16 scales subnormal and its error several times that of the same
+    # tensor scaled up: one warning line naming file, tensor and preset, exit 0; none at v1k (no loss) or at scale 1
+    for a in 3e-5 1; do python3 -c 'import math, struct, sys
+h = "{'"'"'descr'"'"': '"'"'<f4'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (8, 512), }"; h += " " * (63 - (10 + len(h)) % 64) + "\n"
+open(sys.argv[2], "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + struct.pack("<4096f", *[float(sys.argv[1]) * math.sin(i * 0.7 + 0.3) * (1 + i % 7) for i in range(4096)]))' \
+        $a "$TMP/small-$a.npy"; done
+    expect 0 '^d2moe quantize: warning: .*small-3e-5.npy: tensor "small-3e-5": v2k: 16 of 16 super-blocks have FP16 scales below 6.1e-5 \(subnormal\): level [1-4].s relative error [0-9.]+ is [0-9.]+x the [0-9.]+ of the same tensor scaled by 2\^[0-9]+; scale it before quantizing$' \
+        "quantize --preset v2k of weights near 3e-5: one warning line, exit 0" -- \
+        "$D2MOE" quantize --input "$TMP/small-3e-5.npy" --preset v2k --no-baselines -o "$TMP/small.mwq"
+    [ -s "$TMP/small.mwq" ]; ok $? "the warned quantization writes its .mwq"
+    [ -z "$("$D2MOE" quantize --input "$TMP/small-3e-5.npy" --preset v1k --no-baselines 2>&1 > /dev/null)" ]; ok $? "the same tensor at v1k: no warning"
+    [ -z "$("$D2MOE" quantize --input "$TMP/small-1.npy" --preset v2k --no-baselines 2>&1 > /dev/null)" ]; ok $? "the pattern at scale 1, v2k: no warning"
 else
-    for i in $(seq 1 17); do skip "python3 not found"; done
+    for i in $(seq 1 21); do skip "python3 not found"; done
 fi
 done_testing

@@ -235,8 +235,50 @@ static int check_not_zeros(const float *w, int64_t n, const char *preset, const 
              e->rel_err, mx);
 }
 
-static int quantize_kq(const float *w, int64_t rows, int64_t cols, const char *name, const kq_format *f, const char *preset,
-                       const float *Xs, int64_t Ts, float *what, report *rp, double *qsec, double *qwall, int threads, mwqfile_writer *wr)
+/* Tiny weights: FP16 super-block scales below the normal range keep fewer
+ * significant bits.  What that costs is measured against the same tensor
+ * scaled by a power of two (exact in float; the quantizer is otherwise
+ * scale-free) to max |w| in 512..1024, and a level more than 1% worse than
+ * there is warned about on stderr, one line (docs/mwq.md, "Edge cases").
+ * rel: the levels' relative errors; what: a rows x cols scratch buffer. */
+#define KQ_UNDERFLOW_WARN 1.01
+static int underflow_warn(const float *w, int64_t rows, int64_t cols, const kq_format *f, const char *preset, const char *file,
+                          const char *tensor, int64_t nsub, const double *rel, float *what, int threads)
+{
+    const int64_t n = rows * cols;
+    double mx = 0;
+    for (int64_t i = 0; i < n; i++) mx = fabs(w[i]) > mx ? fabs(w[i]) : mx;
+    int e;
+    frexp(mx, &e);
+    const int shift = 10 - e;
+    float *ws = malloc((size_t)n * sizeof *ws);
+    if (!ws) D2_ERROR(D2_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++) ws[i] = ldexpf(w[i], shift);
+    kq_matrix *r = NULL;
+    int rc = kq_quantize_threads(ws, rows, cols, f, 4, threads, &r);
+    double worst = 1, ref_w = 0;
+    int lw = 0;
+    for (int k = 1; k <= f->levels && !rc; k++) {
+        for (int64_t row = 0; row < rows; row++) kq_row_dequant(r, k, row, what + row * cols);
+        qerr_row q;
+        if ((rc = qerr_eval(ws, what, rows, cols, NULL, 0, &q))) break;
+        const double ratio = q.rel_err > 0 ? rel[k - 1] / q.rel_err : rel[k - 1] > 0 ? INFINITY : 1;
+        if (ratio > worst) { worst = ratio; lw = k; ref_w = q.rel_err; }
+    }
+    kq_matrix_free(r);
+    free(ws);
+    if (rc) return rc;
+    if (worst > KQ_UNDERFLOW_WARN)
+        fprintf(stderr, "d2moe quantize: warning: %s: tensor \"%s\": %s: %lld of %lld super-blocks have FP16 scales below 6.1e-5 "
+                        "(subnormal): level %d's relative error %.4g is %.3gx the %.4g of the same tensor scaled by 2^%d; scale it "
+                        "before quantizing\n", file, tensor, preset, (long long)nsub, (long long)(n / KQ_SUPER), lw, rel[lw - 1], worst,
+                ref_w, shift);
+    return D2_OK;
+}
+
+static int quantize_kq(const float *w, int64_t rows, int64_t cols, const char *file, const char *name, const kq_format *f,
+                       const char *preset, const float *Xs, int64_t Ts, float *what, report *rp, double *qsec, double *qwall, int threads,
+                       mwqfile_writer *wr)
 {
     kq_matrix *m;
     clock_t t0 = clock();
@@ -246,7 +288,7 @@ static int quantize_kq(const float *w, int64_t rows, int64_t cols, const char *n
     *qwall += clock_mono_s() - w0;
     if (rc) return rc;
     if (wr && (rc = mwqfile_writer_add_kq(wr, name, m))) { kq_matrix_free(m); return rc; }
-    double bytes = 0;
+    double bytes = 0, rel[KQ_MAX_LEVELS];
     for (int k = 1; k <= f->levels && !rc; k++) {
         for (int64_t r = 0; r < rows; r++) kq_row_dequant(m, k, r, what + r * cols);
         qerr_row e;
@@ -257,9 +299,12 @@ static int quantize_kq(const float *w, int64_t rows, int64_t cols, const char *n
         bytes += (double)m->chunk_bytes[k - 1];
         e.bpw = 8.0 * bytes / (double)(rows * cols);
         if ((rc = check_not_zeros(w, rows * cols, preset, &e))) break;
+        rel[k - 1] = e.rel_err;
         rc = report_add(rp, name, rows, cols, KQ_SUPER, &e);
     }
+    const int64_t nsub = rc ? 0 : kq_matrix_subnormal_blocks(m);
     kq_matrix_free(m);
+    if (nsub) rc = underflow_warn(w, rows, cols, f, preset, file, name, nsub, rel, what, threads);
     return rc;
 }
 
@@ -288,7 +333,7 @@ static int quantize_one(weights *wf, size_t ti, const mwq_config *c, const float
         what = malloc((size_t)n * sizeof *what);
         if (!what) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
         if (X && !(Xs = subset_rows(X, T, cols, o->report_tokens, &Ts))) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
-        rc = quantize_kq(w, rows, cols, info->name, o->kq, o->kq_name, Xs, Ts, what, rp, qsec, qwall, (int)o->threads, wr);
+        rc = quantize_kq(w, rows, cols, weights_path(wf), info->name, o->kq, o->kq_name, Xs, Ts, what, rp, qsec, qwall, (int)o->threads, wr);
         if (rc) { d2_err_prefix("%s: tensor \"%s\": ", weights_path(wf), info->name); goto out; }
         goto baselines;
     }

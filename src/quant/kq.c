@@ -168,6 +168,22 @@ void kq_matrix_free(kq_matrix *m)
     free(m);
 }
 
+int64_t kq_matrix_subnormal_blocks(const kq_matrix *m)
+{
+    const int64_t n = m->rows * (m->cols / KQ_SUPER), sb = kq_super_bytes(&m->fmt, 1);
+    int64_t cnt = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t *p = m->chunk[0] + i * sb; /* d, then dmin when min_rel = 0 */
+        int sub = 0;
+        for (int h = 0; h < (m->fmt.min_rel ? 1 : 2); h++) {
+            const unsigned v = (unsigned)p[2 * h] | (unsigned)p[2 * h + 1] << 8;
+            sub |= (v & 0x7c00u) == 0 && (v & 0x3ffu) != 0; /* exponent 0, mantissa not: subnormal */
+        }
+        cnt += sub;
+    }
+    return cnt;
+}
+
 static inline const uint8_t *sb_ptr(const kq_matrix *m, int level, int64_t row, int64_t b)
 {
     return m->chunk[level - 1] + (row * (m->cols / KQ_SUPER) + b) * kq_super_bytes(&m->fmt, level);
