@@ -66,7 +66,8 @@ vars() { sqlite3 "$1" "SELECT variant || ':' || count(*) FROM runs GROUP BY vari
 for s in sim.requests=2 sim.prompt=4.0 sim.kv_bits=16 device.flash_bw=3.5G seed=1 readings=datasheet; do
     rm -f "$TMP/n.db"
     "$D2MOE" sweep "$TMP/t.ini" --db "$TMP/n.db" --set "$s" > /dev/null 2> "$TMP/n.err"; st=$?
-    [ $st -eq 0 ] && [ "$(vars "$TMP/n.db")" = "base:4 " ] && grep -q "(variant base): 4 jobs" "$TMP/n.err"
+    [ $st -eq 0 ] && [ "$(vars "$TMP/n.db")" = "base:4 " ] && grep -q "(variant base): 4 jobs" "$TMP/n.err" &&
+        grep -q "^d2moe sweep: note: not overrides, as they change no job .*: --set $s\$" "$TMP/n.err"
     ok $? "--set $s (what every job has): 4 runs of variant base, said so ($(vars "$TMP/n.db"))"
     "$D2MOE" sweep "$TMP/t.ini" --db "$TMP/n.db" 2>&1 | grep -q "(variant base): 4 jobs in this shard: 0 run, 4 already stored"
     ok $? "--set $s: the plain sweep then finds its jobs stored"

@@ -122,6 +122,9 @@ static int run(int argc, char **argv)
      * is opened: a bad combination stops here, naming its spec line */
     if ((rc = runner_prepare_spec(s)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
     if (as && (rc = sweep_spec_name_variant(s, as)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
+    if (!quiet && *sweep_spec_unchanged(s))
+        fprintf(stderr, "d2moe sweep: note: not overrides, as they change no job (the value the spec, a profile, the reading or the "
+                        "default gives; one of a swept axis's values narrows the grid to it): %s\n", sweep_spec_unchanged(s));
     db *d;
     struct stat cst; /* a --curve that is a FIFO or device: refused before the store is created */
     if (curve && stat(curve, &cst) == 0 && !S_ISREG(cst.st_mode) && !S_ISDIR(cst.st_mode)) {

@@ -60,6 +60,8 @@ struct sweep_spec {
     sweep_check_fn check;
     void *user;
     char *overrides;              /* canonical text of the --set overrides ("" = none) */
+    char unchanged[1024];         /* the --sets that are none: "--set k=v, --set k=v" */
+    char dropped[1024];           /* those of them sweep_spec_drop_unchanged undid */
     char variant[DB_VARIANT_MAX]; /* named with sweep_spec_name_variant, or "" */
 };
 
@@ -332,13 +334,22 @@ static int expand(sweep_spec *s)
     return D2_OK;
 }
 
+static void list_add(char *buf, size_t n, const char *set)
+{
+    size_t l = strlen(buf);
+    snprintf(buf + l, n - l, "%s--set %s", l ? ", " : "", set);
+}
+
 /* The variant's overrides: the canonical text of the sets that count. */
 static int overrides_update(sweep_spec *s)
 {
     const char *sets[SWEEP_MAX_AXES];
     size_t n = 0;
-    for (size_t i = 0; i < s->naxes; i++)
+    snprintf(s->unchanged, sizeof s->unchanged, "%s", s->dropped);
+    for (size_t i = 0; i < s->naxes; i++) {
         if (s->axes[i].set && s->axes[i].override) sets[n++] = s->axes[i].set;
+        if (s->axes[i].set && !s->axes[i].override) list_add(s->unchanged, sizeof s->unchanged, s->axes[i].set);
+    }
     free(s->overrides);
     s->overrides = NULL;
     return db_overrides_canon(sets, n, &s->overrides);
@@ -424,6 +435,7 @@ int sweep_spec_drop_unchanged(sweep_spec *s, sweep_same_fn same, void *user)
     for (size_t i = 0; i < s->naxes; i++) {
         axis *a = &s->axes[i];
         if (drop[i]) {
+            list_add(s->dropped, sizeof s->dropped, a->set);
             values_free(a->values, a->n);
             free(a->set);
             if (a->added) continue;
@@ -514,6 +526,7 @@ int sweep_spec_identify(sweep_spec *s, sweep_inputs_fn fn, void *user)
 }
 
 const char *sweep_spec_overrides(const sweep_spec *s) { return s->overrides ? s->overrides : ""; }
+const char *sweep_spec_unchanged(const sweep_spec *s) { return s->unchanged; }
 
 void sweep_spec_variant(const sweep_spec *s, char out[DB_VARIANT_MAX])
 {

@@ -77,6 +77,8 @@ int sweep_spec_drop_unchanged(sweep_spec *s, sweep_same_fn same, void *user);
 /* Canonical text of the overrides ("" = none): the --set values that
  * change the spec's jobs. */
 const char *sweep_spec_overrides(const sweep_spec *s);
+/* The --set values that are no override, "--set k=v, --set k=v" ("" = none). */
+const char *sweep_spec_unchanged(const sweep_spec *s);
 /* The variant name its runs get when they ran without a reading. */
 void sweep_spec_variant(const sweep_spec *s, char out[DB_VARIANT_MAX]);
 /* The files a job reads, as "input.ROLE=HASH\n" lines (in a fixed order) into
