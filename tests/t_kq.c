@@ -475,8 +475,9 @@ static void threads(const char *preset)
     free(w);
 }
 
-/* kq_matrix_subnormal_blocks on hand-set FP16 scales: 0x0001 (2^-24) and
- * 0x03ff are subnormal, 0x0400 (2^-14) is the smallest normal, 0 is zero */
+/* kq_matrix_scales_below on hand-set FP16 scales: 0x0001 (2^-24) and
+ * 0x03ff are subnormal, 0x0400 (2^-14) is the smallest normal, 0 is zero;
+ * below 0x0100 (2^-16) only the 2^-24 ones */
 static void subnormal_scales(void)
 {
     kq_format f;
@@ -484,19 +485,20 @@ static void subnormal_scales(void)
     kq_matrix *m;
     ok(kq_matrix_new(&f, 2, 512, &m) == D2_OK, "v2k 2 x 512: 4 super-blocks");
     const int64_t sb = kq_super_bytes(&f, 1);
-    is_int(kq_matrix_subnormal_blocks(m), 0, "all scales zero: none subnormal");
+    is_int(kq_matrix_scales_below(m, KQ_F16_NORMAL_MIN), 0, "all scales zero: none subnormal");
     m->chunk[0][0 * sb + 0] = 0x01;                                   /* block 0: d = 2^-24 */
     m->chunk[0][1 * sb + 2] = 0xff; m->chunk[0][1 * sb + 3] = 0x03;   /* block 1: dmin = 0x03ff */
     m->chunk[0][2 * sb + 1] = 0x04;                                   /* block 2: d = 0x0400, normal */
     m->chunk[0][3 * sb + 0] = 0x01; m->chunk[0][3 * sb + 3] = 0x3c;   /* block 3: d subnormal, dmin 1.0 */
-    is_int(kq_matrix_subnormal_blocks(m), 3, "blocks 0, 1 and 3 have a subnormal d or dmin; block 2's 2^-14 is normal");
+    is_int(kq_matrix_scales_below(m, KQ_F16_NORMAL_MIN), 3, "blocks 0, 1 and 3 have a subnormal d or dmin; block 2's 2^-14 is normal");
+    is_int(kq_matrix_scales_below(m, 0x0100), 2, "below 2^-16: blocks 0 and 3 (2^-24), not block 1's 0x03ff");
     kq_matrix_free(m);
     kq_format_preset("v1k", &f); /* relative mins: d only; bytes 2..3 are codes */
     ok(kq_matrix_new(&f, 1, 256, &m) == D2_OK, "v1k 1 x 256");
     m->chunk[0][2] = 0x01;
-    is_int(kq_matrix_subnormal_blocks(m), 0, "v1k: the bytes after d are codes, not a dmin");
+    is_int(kq_matrix_scales_below(m, KQ_F16_NORMAL_MIN), 0, "v1k: the bytes after d are codes, not a dmin");
     m->chunk[0][0] = 0x01;
-    is_int(kq_matrix_subnormal_blocks(m), 1, "v1k: subnormal d");
+    is_int(kq_matrix_scales_below(m, KQ_F16_NORMAL_MIN), 1, "v1k: subnormal d");
     kq_matrix_free(m);
 }
 

@@ -168,7 +168,7 @@ void kq_matrix_free(kq_matrix *m)
     free(m);
 }
 
-int64_t kq_matrix_subnormal_blocks(const kq_matrix *m)
+int64_t kq_matrix_scales_below(const kq_matrix *m, uint16_t below)
 {
     const int64_t n = m->rows * (m->cols / KQ_SUPER), sb = kq_super_bytes(&m->fmt, 1);
     int64_t cnt = 0;
@@ -177,7 +177,8 @@ int64_t kq_matrix_subnormal_blocks(const kq_matrix *m)
         int sub = 0;
         for (int h = 0; h < (m->fmt.min_rel ? 1 : 2); h++) {
             const unsigned v = (unsigned)p[2 * h] | (unsigned)p[2 * h + 1] << 8;
-            sub |= (v & 0x7c00u) == 0 && (v & 0x3ffu) != 0; /* exponent 0, mantissa not: subnormal */
+            const unsigned mag = v & 0x7fffu; /* positive FP16 values order as their bits */
+            sub |= mag != 0 && mag < below;
         }
         cnt += sub;
     }

@@ -92,10 +92,13 @@ int kq_quantize_threads(const float *w, int64_t rows, int64_t cols, const kq_for
 int kq_matrix_new(const kq_format *f, int64_t rows, int64_t cols, kq_matrix **out);
 void kq_matrix_free(kq_matrix *m);
 
-/* Super-blocks whose FP16 scale d, or dmin (min_rel 0), is subnormal:
- * nonzero and below FP16's normal range (2^-14, about 6.1e-5), where it
- * keeps fewer significant bits (tiny weights; docs/mwq.md, "Edge cases"). */
-int64_t kq_matrix_subnormal_blocks(const kq_matrix *m);
+/* Super-blocks whose FP16 scale d, or dmin (min_rel 0), is nonzero and of
+ * magnitude below the FP16 value with bits `below`: KQ_F16_NORMAL_MIN
+ * (0x0400, 2^-14, about 6.1e-5) counts the subnormal ones, which keep fewer
+ * significant bits the smaller they are (tiny weights; docs/mwq.md, "Edge
+ * cases"). */
+#define KQ_F16_NORMAL_MIN 0x0400u
+int64_t kq_matrix_scales_below(const kq_matrix *m, uint16_t below);
 
 /* Dequantize row r at level k (1..levels) into out[cols]. */
 void kq_row_dequant(const kq_matrix *m, int level, int64_t row, float *out);
