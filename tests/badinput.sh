@@ -86,4 +86,13 @@ expect 2 "--timelines .*: not a directory" "sweep --timelines to a missing direc
 expect 2 "2 failed.*first failure: sim.budget: 1 bytes is smaller" "sweep --quiet with failing jobs on bad input: exit 2 (as simulate) and says why" -- "$D2MOE" sweep "$TMP/fail.ini" --db "$TMP/s.db" --quiet
 expect 2 "adir: is a directory" "sweep --curve DIR: exit 2" -- "$D2MOE" sweep "$TMP/fail.ini" --db "$TMP/s.db" --curve "$TMP/adir"
 expect 1 "exec.ini/data: cannot create: Not a directory" "plot --out FILE: the mkdir error, not a later errno" -- "$D2MOE" plot fig3 --db "$TMP/s.db" --out "$TMP/exec.ini"
+
+# a second campaign (each case: what happened before its fix)
+# capacities of NaN passed both range tests (v < 0, v > 1) and the sum test,
+# then gate routing wrote out of bounds: SEGV in rank_levels
+S="$D2MOE simulate --model llama-moe-3.5b --device env1 --requests 2 --prompt 4 --gen 4 --budget 500M"
+expect 2 'sim.caps: "nan/0.5/0.5": expected 3 capacities 0..1' "simulate --set sim.caps=nan/0.5/0.5: exit 2 (was a crash)" -- $S --set sim.caps=nan/0.5/0.5
+printf '[sweep]\nname = cn\nmodel = llama-moe-3.5b\ndevice = env1\nsim.requests = 2\nsim.prompt = 4\nsim.gen = 4\nsim.caps = 0.5/nan/0.5\n' > "$TMP/capsnan.ini"
+expect 2 'capsnan.ini:8: sim.caps: "0.5/nan/0.5"' "a spec's sim.caps of NaN: exit 2 at file:line (was a crash)" -- "$D2MOE" sweep "$TMP/capsnan.ini" --db "$TMP/cn.db" --quiet
+[ ! -e "$TMP/cn.db" ]; ok $? "no store created by it"
 done_testing

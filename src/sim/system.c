@@ -17,7 +17,7 @@ int system_parse_caps(const char *s, int levels, double *caps, const char *what)
     while (*p) {
         char *end;
         double v = strtod(p, &end);
-        if (end == p || v < 0 || v > 1 || n == levels)
+        if (end == p || !(v >= 0 && v <= 1) || n == levels) /* NaN fails both */
             D2_ERROR(D2_EINVAL, "%s: \"%s\": expected %d capacities 0..1 separated by '/'", what, s, levels);
         caps[n++] = v;
         sum += v;
