@@ -273,6 +273,62 @@ static void test_source_gaps(void)
     trace_source_free(s);
 }
 
+/* A record damaged behind a correct checksum (a file made or edited
+ * elsewhere): the simulator's source refuses it as trace stats does.  It
+ * used to replay duplicate experts, NaN or ascending weights and a phase of
+ * 7, and a layer given twice left the missing layer's routing uninitialized
+ * (a garbage expert id, or the previous token's routing). */
+static void test_source_damage(void)
+{
+    const char *p = tmp("dmgsrc.d2t"), *q = tmp("dmgsrc2.d2t");
+    ok(write_small(p, 1024) == D2_OK, "a small trace in one chunk");
+    size_t nb = 0;
+    unsigned char *b0 = slurp(p, &nb);
+    const size_t rb = trace_record_bytes(2, 1), rec1 = 144 + rb; /* header 128, chunk head 16; record 1 = req 0 pos 0 layer 1 */
+    static const struct { const char *what, *want; } cases[] = {
+        {"NaN weight", "record 1: field \"weights\"[0]: nan"},
+        {"ascending weights", "record 1: field \"weights\": not in descending order"},
+        {"an expert twice", "record 1: field \"experts\": id 1 appears twice"},
+        {"phase 7", "record 1: field \"phase\": 7"},
+        {"layer 0 twice (layer 1 missing)", "record 1: out of (request, position, layer) order"},
+        {"a record of position 2 among position 0's", "record 2: out of (request, position, layer) order"},
+    };
+    for (size_t k = 0; b0 && nb > rec1 + 3 * rb && k < sizeof cases / sizeof cases[0]; k++) {
+        unsigned char *b = malloc(nb);
+        memcpy(b, b0, nb);
+        const float nan = NAN, up = 0.9f;
+        uint32_t two = 2;
+        switch (k) {
+        case 0: memcpy(b + rec1 + 16, &nan, 4); break;
+        case 1: memcpy(b + rec1 + 20, &up, 4); break;
+        case 2: b[rec1 + 14] = b[rec1 + 12]; b[rec1 + 15] = b[rec1 + 13]; break;
+        case 3: b[rec1 + 10] = 7; break;
+        case 4: b[rec1 + 8] = 0; break;
+        case 5: memcpy(b + 144 + 2 * rb + 4, &two, 4); break; /* record 2: position 0 layer 2 made position 2 */
+        }
+        const uint64_t hs = hash64(b + 144, 11 * rb); /* the chunk's checksum over its 11 records, made right again */
+        for (int i = 0; i < 8; i++) b[136 + i] = (unsigned char)(hs >> 8 * i);
+        spit(q, b, nb);
+        free(b);
+        trace_source *s = NULL;
+        uint16_t ex[3 * TRACE_K_MAX];
+        float w[3 * TRACE_K_MAX];
+        uint8_t bits[3 * TRACE_K_MAX];
+        int rc = trace_source_open_file(q, &s);
+        int r1 = rc ? rc : trace_source_route(s, 0, 0, 1, ex, w, bits);
+        int ok1 = r1 == D2_EFORMAT && strstr(d2_err_msg(), cases[k].want);
+        tap_diag("%s, by layer: \"%s\"", cases[k].what, d2_err_msg());
+        trace_source_free(s);
+        s = NULL;
+        rc = trace_source_open_file(q, &s); /* a fresh cursor: the token read whole, the top-2 direct path first */
+        int r2 = rc ? rc : trace_source_route_token(s, 0, 0, ex, w, bits, 2);
+        int ok2 = r2 == D2_EFORMAT && strstr(d2_err_msg(), cases[k].want);
+        trace_source_free(s);
+        ok(ok1 && ok2, "file source refuses %s (\"%s\")", cases[k].what, d2_err_msg());
+    }
+    free(b0);
+}
+
 static void test_stats_known(void)
 {
     /* 1 request, positions 0..3, 2 layers, 4 experts, top-1.
@@ -768,6 +824,7 @@ int main(void)
     test_damage();
     test_source_file();
     test_source_gaps();
+    test_source_damage();
     test_stats_known();
     test_import_corpus();
     test_fuzz();

@@ -11,6 +11,7 @@
 #include "trace/gen.h"
 #include "trace/trace.h"
 
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,6 +341,43 @@ static inline __attribute__((always_inline)) void rec_decode(const unsigned char
     }
 }
 
+/* What trace_rec_check asks of a record (the streaming reader's checks,
+ * which the simulator's decoding skipped: a damaged but checksummed file
+ * replayed duplicate experts, NaN weights, a phase of 7): phase 0..2, ids
+ * below the shape's experts and distinct, weights finite, >= 0 and
+ * non-increasing.  1 = good.  The ids and weights as decoded. */
+static inline __attribute__((always_inline)) int rec_ok(const unsigned char *q, uint32_t K, uint32_t E, const uint16_t *e,
+                                                        const float *w)
+{
+    if (q[10] > TRACE_UNKNOWN) return 0;
+    for (uint32_t j = 0; j < K; j++) {
+        if (e[j] >= E || !(w[j] >= 0 && w[j] <= FLT_MAX) || (j && !(w[j] <= w[j - 1]))) return 0;
+        for (uint32_t i = 0; i < j; i++)
+            if (e[i] == e[j]) return 0;
+    }
+    return 1;
+}
+
+/* The error of a record rec_ok refused: trace_rec_check's message, as
+ * trace stats gives it for the same record */
+static int rec_bad(trace_source *s, cursor *c, uint64_t i)
+{
+    trace_rec r;
+    D2_TRY(trace_file_record(s->f, c->c, i, &r));
+    char where[600];
+    snprintf(where, sizeof where, "%s: record %llu", trace_file_path(s->f), (unsigned long long)i);
+    D2_TRY(trace_rec_check(&r, s->shape.layers, s->shape.experts, s->shape.top_k, where));
+    D2_ERROR(D2_EFORMAT, "%s: damaged record", where);
+}
+
+/* A token's records are not where the request index and the order of the
+ * records put them */
+static int rec_misplaced(trace_source *s, uint64_t i, uint32_t fr, uint32_t p)
+{
+    D2_ERROR(D2_EFORMAT, "%s: record %llu: out of (request, position, layer) order (request %u position %u)",
+             trace_file_path(s->f), (unsigned long long)i, fr, p);
+}
+
 static int cursor_load_token(trace_source *s, cursor *c, uint32_t fr, const trace_req_info *info, uint32_t p)
 {
     const uint32_t L = s->shape.layers, K = s->shape.top_k, rb = trace_record_bytes(K, s->shape.has_bits);
@@ -348,7 +386,8 @@ static int cursor_load_token(trace_source *s, cursor *c, uint32_t fr, const trac
     uint32_t n;
     uint64_t i;
     c->pos = UINT32_MAX;
-    if (info->records == (uint64_t)info->positions * L) {
+    const int complete = info->records == (uint64_t)info->positions * L;
+    if (complete) {
         i = lo + (uint64_t)p * L; /* complete request: direct */
     } else {
         uint64_t a = lo, b = hi; /* lower bound of (p, layer 0) */
@@ -359,10 +398,17 @@ static int cursor_load_token(trace_source *s, cursor *c, uint32_t fr, const trac
             else b = mid;
         }
         i = a;
+        /* the search assumed the records in order: the one before must be
+         * the previous position of the request (none before position 0) */
+        if (a == lo && p != 0) return rec_misplaced(s, a, fr, p);
+        if (a > lo) {
+            D2_TRY(trace_file_raw(s->f, c->c, a - 1, &q, &n));
+            if (le32(q) != fr || le32(q + 4) != p - 1) return rec_misplaced(s, a - 1, fr, p);
+        }
     }
     for (uint32_t l = 0; l < L; l++) c->from[l] = -1;
     const int has_bits = s->shape.has_bits;
-    uint32_t got = 0;
+    uint32_t got = 0, prev = 0, phase = 0;
     n = 0;
     for (; i < hi; i++, n--, q += rb) {
         if (n == 0) D2_TRY(trace_file_raw(s->f, c->c, i, &q, &n));
@@ -370,20 +416,30 @@ static int cursor_load_token(trace_source *s, cursor *c, uint32_t fr, const trac
         if (rq != fr || (got == 0 && rp != p))
             D2_ERROR(D2_EFORMAT, "%s: record %llu: request index does not match the records", trace_file_path(s->f),
                      (unsigned long long)i);
-        if (rp != p) break;
+        if (rp != p) {
+            if (rp != p + 1) return rec_misplaced(s, i, fr, p); /* the next position, or the records are out of order */
+            break;
+        }
         if (layer >= L)
             D2_ERROR(D2_EFORMAT, "%s: record %llu: layer %u out of range 0..%u", trace_file_path(s->f), (unsigned long long)i,
                      layer, L - 1);
-        got++;
-        if (c->from[layer] == (int16_t)layer) continue; /* a second record of a layer: the first wins */
-        c->from[layer] = (int16_t)layer;
         const size_t at = (size_t)layer * K;
         if (K == 2) rec_decode(q + 12, 2, has_bits, c->e + at, c->w + at, c->b + at); /* the common top-2: unrolled */
         else rec_decode(q + 12, K, has_bits, c->e + at, c->w + at, c->b + at);
+        if (!rec_ok(q, K, s->shape.experts, c->e + at, c->w + at)) return rec_bad(s, c, i);
+        /* layers strictly increasing, one phase: as the writer and the streaming reader require */
+        if (got && (layer <= prev || q[10] != phase)) return rec_misplaced(s, i, fr, p);
+        prev = layer;
+        phase = q[10];
+        got++;
+        c->from[layer] = (int16_t)layer;
     }
     if (got == 0)
         D2_ERROR(D2_EFORMAT, "%s: request %u position %u: no records (the request index does not match the records)",
                  trace_file_path(s->f), fr, p);
+    /* the request's last position ends its records; a complete request has every layer at every position */
+    if ((i == hi && p + 1 != info->positions) || (complete && got != L))
+        return rec_misplaced(s, i - 1, fr, p);
     if (got < L) {
         int16_t last = -1, first = -1;
         for (uint32_t l = 0; l < L; l++) {
@@ -446,11 +502,17 @@ static int file_token_direct(trace_source *s, uint32_t req, uint32_t pos, uint16
     const int has_bits = s->shape.has_bits;
     const unsigned char *q = NULL;
     uint32_t n = 0;
+    const uint32_t E = s->shape.experts;
+    unsigned phase = 0;
     for (uint32_t l = 0; l < L; l++, i++, n--, q += rb) {
         if (n == 0) D2_TRY(trace_file_raw(s->f, c->c, i, &q, &n));
-        if (le32(q) != fr || le32(q + 4) != p || le16(q + 8) != l) return D2_OK;
+        if (le32(q) != fr || le32(q + 4) != p || le16(q + 8) != l || (l && q[10] != phase)) return D2_OK;
+        phase = q[10];
         uint8_t bt[2];
-        rec_decode(q + 12, 2, has_bits, experts + (size_t)l * stride, weights + (size_t)l * stride, bits ? bits + (size_t)l * stride : bt);
+        uint16_t *e = experts + (size_t)l * stride;
+        float *w = weights + (size_t)l * stride;
+        rec_decode(q + 12, 2, has_bits, e, w, bits ? bits + (size_t)l * stride : bt);
+        if (!rec_ok(q, 2, E, e, w)) return D2_OK; /* the general path names the record */
     }
     if (i < hi) { /* the general path reads the next record too: it must belong to the request and not to p */
         if (n == 0) D2_TRY(trace_file_raw(s->f, c->c, i, &q, &n));
