@@ -95,4 +95,9 @@ expect 2 'sim.caps: "nan/0.5/0.5": expected 3 capacities 0..1' "simulate --set s
 printf '[sweep]\nname = cn\nmodel = llama-moe-3.5b\ndevice = env1\nsim.requests = 2\nsim.prompt = 4\nsim.gen = 4\nsim.caps = 0.5/nan/0.5\n' > "$TMP/capsnan.ini"
 expect 2 'capsnan.ini:8: sim.caps: "0.5/nan/0.5"' "a spec's sim.caps of NaN: exit 2 at file:line (was a crash)" -- "$D2MOE" sweep "$TMP/capsnan.ini" --db "$TMP/cn.db" --quiet
 [ ! -e "$TMP/cn.db" ]; ok $? "no store created by it"
+# a llama2.c header with vocab_size INT32_MIN: abs() overflowed (UBSan), and
+# the plain build took it for a shared-weights vocabulary of -2^31
+printf '\002\000\000\000\002\000\000\000\001\000\000\000\001\000\000\000\001\000\000\000\000\000\000\200\001\000\000\000' > "$TMP/vmin.bin"
+head -c 256 /dev/zero >> "$TMP/vmin.bin"
+expect 2 "vmin.bin: header field vocab_size \(offset 20\) = -2147483648 is not a plausible size" "llama2.c vocab_size INT32_MIN: refused as implausible" -- "$D2MOE" quantize --input "$TMP/vmin.bin"
 done_testing

@@ -74,10 +74,12 @@ static int open_llama2c(weights *w)
     int32_t h[7];
     D2_TRY(pread_all(w, h, sizeof h, 0, "header (7 int32)"));
     static const char *hn[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
-    for (int i = 0; i < 7; i++)
-        if ((i == 5 ? abs(h[i]) : h[i]) <= 0 || abs(h[i]) > (1 << 24))
+    for (int i = 0; i < 7; i++) {
+        const int64_t a = h[i] < 0 ? -(int64_t)h[i] : h[i]; /* in int64: abs(INT32_MIN) overflows */
+        if ((i == 5 ? a : h[i]) <= 0 || a > (1 << 24))
             D2_ERROR(D2_EFORMAT, "%s: header field %s (offset %d) = %d is not a plausible size", w->path, hn[i], 4 * i, h[i]);
-    int64_t dim = h[0], hid = h[1], L = h[2], nh = h[3], nkv = h[4], vocab = abs(h[5]), seq = h[6];
+    }
+    int64_t dim = h[0], hid = h[1], L = h[2], nh = h[3], nkv = h[4], vocab = h[5] < 0 ? -(int64_t)h[5] : h[5], seq = h[6];
     if (dim % nh) D2_ERROR(D2_EFORMAT, "%s: header: dim %lld is not a multiple of n_heads %lld", w->path, (long long)dim, (long long)nh);
     int64_t hs = dim / nh, kv = nkv * hs, off = 28;
     /* The bytes the header implies, in double (each factor is at most 2^24, the
