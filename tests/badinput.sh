@@ -100,4 +100,13 @@ expect 2 'capsnan.ini:8: sim.caps: "0.5/nan/0.5"' "a spec's sim.caps of NaN: exi
 printf '\002\000\000\000\002\000\000\000\001\000\000\000\001\000\000\000\001\000\000\000\000\000\000\200\001\000\000\000' > "$TMP/vmin.bin"
 head -c 256 /dev/zero >> "$TMP/vmin.bin"
 expect 2 "vmin.bin: header field vocab_size \(offset 20\) = -2147483648 is not a plausible size" "llama2.c vocab_size INT32_MIN: refused as implausible" -- "$D2MOE" quantize --input "$TMP/vmin.bin"
+# an empty output path: the work ran, then "cannot rename .tmp" (exit 1);
+# an empty --db was SQLite's temporary store: results lost, exit 0
+G1="$D2MOE trace gen --model mixtral-8x7b --set gen.requests=1 --set gen.prefill=2 --set gen.decode=2"
+expect 2 "output path is empty" "trace gen -o '': exit 2 before any work" -- $G1 -o ""
+expect 2 "output path is empty" "simulate --timeline '': exit 2" -- "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --timeline ""
+expect 2 "output path is empty" "simulate --db '': exit 2 (was a temporary store, exit 0)" -- "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --db ""
+printf '[sweep]\nname = okp\nmodel = llama-moe-3.5b\ndevice = env2\nsim.requests = 1, 2\nsim.prompt = 2\nsim.gen = 2\n' > "$TMP/okp.ini"
+expect 2 "output path is empty" "sweep --db '': exit 2 (was a temporary store, exit 0)" -- "$D2MOE" sweep "$TMP/okp.ini" --db "" --quiet
+[ ! -e .tmp ] && [ ! -e "$TMP/.tmp" ]; ok $? "no .tmp left in the current folder"
 done_testing

@@ -81,6 +81,9 @@ int fileio_getline(FILE *f, const char *path, uint64_t line, size_t max, char **
 
 int fileio_out_check(const char *path)
 {
+    /* "" would write ".tmp" in the current folder and fail at the rename,
+     * after the work; SQLite opens "" as a temporary store, lost at close */
+    if (!path[0]) D2_ERROR(D2_EINVAL, "output path is empty: give a file name");
     struct stat st;
     if (lstat(path, &st) != 0) {
         if (errno == ENOENT) return D2_OK;

@@ -35,8 +35,9 @@ int fileio_check_fd(int fd, const char *path, uint64_t cap, uint64_t *size);
  * `line` is the number of the line being read (1-based), for the message. */
 int fileio_getline(FILE *f, const char *path, uint64_t line, size_t max, char **buf, size_t *cap, size_t *len);
 
-/* Refuse an output path that exists and is not a regular file (symlinks are
- * refused too: they are not followed).  D2_EINVAL naming the path. */
+/* Refuse an output path that is empty, or that exists and is not a regular
+ * file (symlinks are refused too: they are not followed).  D2_EINVAL naming
+ * the path. */
 int fileio_out_check(const char *path);
 
 /* A file written through a temporary: open checks the path
