@@ -35,6 +35,8 @@ static void teardown(run *r)
     free(r->groups); free(r->gflag); free(r->gneed);
 }
 
+#define SIM_ROUTE_MAX_BYTES (16ull << 30) /* routing arrays of one forward step, at most (setup) */
+
 static int setup(run *r, const sim_input *in)
 {
     const sim_params *p = in->params;
@@ -124,6 +126,15 @@ static int setup(run *r, const sim_input *in)
     r->rng_bits = rng_new((uint64_t)p->seed, 101);
     r->rng_pred = rng_new((uint64_t)p->seed, 102);
     r->ntok_max = (size_t)r->R * (r->P > 1 ? r->P : 1);
+    /* the largest forward step's routing (every prompt token of every
+     * request at every layer) is held at once: a workload whose arrays pass
+     * SIM_ROUTE_MAX_BYTES is refused as bad input rather than left to
+     * malloc (4096 requests of 1M prompt tokens asked for 1.8 TB) */
+    const double route_bytes = (double)r->L * (double)r->ntok_max * r->K * (sizeof *r->rexp + sizeof *r->rw + sizeof *r->rb);
+    if (route_bytes > SIM_ROUTE_MAX_BYTES)
+        D2_ERROR(D2_ERANGE, "sim.requests x sim.prompt: %u requests of %u prompt tokens x %u layers x top-%u: the prefill step's "
+                 "routing takes %.0f bytes, more than the limit of %.0f bytes (fewer requests or a shorter prompt)",
+                 r->R, r->P, r->L, r->K, route_bytes, (double)SIM_ROUTE_MAX_BYTES);
     size_t nroute = (size_t)r->L * r->ntok_max * r->K;
     size_t nuse = r->ntok_max * r->K;
     size_t nent = (size_t)r->L * r->E * r->U;

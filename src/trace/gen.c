@@ -193,6 +193,11 @@ int gen_params_resolve(gen_params *p)
     if (!p->layers || !p->experts || !p->top_k)
         D2_ERROR(D2_EINVAL, "gen: shape unknown: give gen.model or gen.layers, gen.experts and gen.top_k");
     if (p->top_k > p->experts) D2_ERROR(D2_EINVAL, "gen: top_k %lld > experts %lld", (long long)p->top_k, (long long)p->experts);
+    /* before the model's per-cell tables are allocated (the writer would
+     * refuse the shape only after that) */
+    if ((uint64_t)p->layers * (uint64_t)p->experts > TRACE_CELLS_MAX)
+        D2_ERROR(D2_EINVAL, "gen: %lld layers x %lld experts: more than %u (layers x experts) cells, the largest a model profile allows",
+                 (long long)p->layers, (long long)p->experts, TRACE_CELLS_MAX);
     if (p->prefill + p->decode < 1) D2_ERROR(D2_EINVAL, "gen: prefill + decode must be at least 1 token");
     if (p->prefill + p->decode > UINT32_MAX / 2) D2_ERROR(D2_EINVAL, "gen: prefill + decode too large");
     return D2_OK;
