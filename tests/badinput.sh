@@ -115,4 +115,8 @@ expect 2 "gen: 65535 layers x 65535 experts: more than 4194304" "trace gen of 65
 # a forward step whose routing alone would take terabytes (was "sim: out of memory", exit 1)
 expect 2 "sim.requests x sim.prompt: 4096 requests of 1048576 prompt tokens .* more than the limit" "simulate 4096 requests of 1M tokens: exit 2 naming the keys" -- \
     "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 4096 --prompt 1Mi --gen 1
+# --experts below the records' top-k was silently raised to top-k
+expect 2 "--experts 1: fewer than top-k 2" "trace import --experts 1 of a top-2 CSV: exit 2 (was 2 experts, exit 0)" -- \
+    "$D2MOE" trace import --format csv "$D2_SRCDIR/tests/data/trace/good.csv" --experts 1 -o "$TMP/e1.d2t"
+[ ! -e "$TMP/e1.d2t" ]; ok $? "no trace written"
 done_testing

@@ -1045,7 +1045,9 @@ int import_run(const char *in, const char *out, const import_opts *o, import_rep
         if (!K) K = firstk;
         if (!L) L = maxl >= 0 ? (uint32_t)maxl + 1 : 1;
         if (!E) E = maxe >= 0 ? (uint32_t)maxe + 1 : 1;
-        if (E < K) E = K;
+        if (E < K && o->experts) { rc = D2_EINVAL; d2_err_set("--experts %u: fewer than top-k %u", E, K); }
+        else if (E < K && c.meta_experts) { rc = D2_EFORMAT; d2_err_set("%s: meta line: num_experts %u is fewer than top-k %u", in, E, K); }
+        else if (E < K) E = K; /* inferred from the largest id seen: widened to hold a record */
         if (!K || K > TRACE_K_MAX) { rc = D2_EFORMAT; d2_err_set("%s: cannot tell top-k (no valid record)", in); }
     }
     if (!rc) rc = check_rows(&c, L, E, K);
