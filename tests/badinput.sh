@@ -119,4 +119,9 @@ expect 2 "sim.requests x sim.prompt: 4096 requests of 1048576 prompt tokens .* m
 expect 2 "--experts 1: fewer than top-k 2" "trace import --experts 1 of a top-2 CSV: exit 2 (was 2 experts, exit 0)" -- \
     "$D2MOE" trace import --format csv "$D2_SRCDIR/tests/data/trace/good.csv" --experts 1 -o "$TMP/e1.d2t"
 [ ! -e "$TMP/e1.d2t" ]; ok $? "no trace written"
+# plot --sweep -o OUT with another extension: refused only after OUT.dat was written
+"$D2MOE" sweep "$TMP/okp.ini" --db "$TMP/okp.db" --quiet > /dev/null 2>&1; ok $? "a small store to plot"
+expect 2 "k.jpg: expected a file name ending in .png or .svg" "plot --sweep -o OUT.jpg: exit 2" -- \
+    "$D2MOE" plot --sweep okp --x sim.requests --y makespan_s --db "$TMP/okp.db" -o "$TMP/k.jpg"
+[ ! -e "$TMP/k.jpg.dat" ] && [ ! -e "$TMP/k.jpg" ]; ok $? "no data file left beside it"
 done_testing

@@ -101,7 +101,7 @@ static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, c
     char script[4200];
     snprintf(script, sizeof script, "%s/sweep.gp", plotdir);
     rc = plot_draw(D2_GNUPLOT, script, vars, outp);
-    if (rc) return cli_fail(rc);
+    if (rc) { unlink(dat); return cli_fail(rc); } /* no data file beside a figure not drawn */
     if (note[0]) fprintf(stderr, "d2moe plot: %s: %s\n", q->sweep, note);
     printf("%s (%zu runs, %zu series, variant %s%s)\n", outp, po.rows, po.series, variant,
            ax.oom ? "; out-of-memory runs drawn as crosses" : "");
@@ -199,14 +199,14 @@ static int run(int argc, char **argv)
         if (optind != argc) return cli_usage_error("plot", "--sweep: unexpected argument '%s'", argv[optind]);
         if (!q.x || !q.y) return cli_usage_error("plot", "--sweep needs --x KEY and --y METRIC");
         if (!outdir) return cli_usage_error("plot", "--sweep needs -o OUT.png or -o OUT.svg");
-        if ((rc = fileio_out_check(outdir)) != D2_OK) return cli_fail(rc); /* before anything is written */
+        if ((rc = plot_out_check(outdir)) != D2_OK) return cli_fail(rc); /* before anything is written (OUT.dat) */
         return plot_one_sweep(dbp, plotdir, &q, want_variant, outdir);
     }
     if (q.x || q.y || q.series || q.nwhere) return cli_usage_error("plot", "--x, --y, --series and --where go with --sweep NAME");
     if (optind < argc && !strcmp(argv[optind], "timeline")) {
         if (argc - optind != 2) return cli_usage_error("plot", "timeline: expected one FILE.csv");
         if (!outdir) return cli_usage_error("plot", "timeline needs -o OUT.png or -o OUT.svg");
-        if ((rc = fileio_out_check(outdir)) != D2_OK) return cli_fail(rc);
+        if ((rc = plot_out_check(outdir)) != D2_OK) return cli_fail(rc);
         return plot_timeline(plotdir, argv[optind + 1], outdir);
     }
     if (!outdir) outdir = "plots";

@@ -586,11 +586,19 @@ int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out
     return fileio_out_commit(fo);
 }
 
-int plot_draw(const char *gnuplot, const char *script, const char *vars, const char *outpath)
+int plot_out_check(const char *outpath)
 {
     const char *dot = strrchr(outpath, '.');
-    const char *fmt = dot && !strcmp(dot, ".svg") ? "svg" : dot && !strcmp(dot, ".png") ? "png" : NULL;
-    if (!fmt) D2_ERROR(D2_EINVAL, "-o %s: expected a file name ending in .png or .svg", outpath);
+    if (!dot || (strcmp(dot, ".svg") && strcmp(dot, ".png")))
+        D2_ERROR(D2_EINVAL, "-o %s: expected a file name ending in .png or .svg", outpath);
+    return fileio_out_check(outpath);
+}
+
+int plot_draw(const char *gnuplot, const char *script, const char *vars, const char *outpath)
+{
+    D2_TRY(plot_out_check(outpath));
+    const char *dot = strrchr(outpath, '.');
+    const char *fmt = !strcmp(dot, ".svg") ? "svg" : "png";
     if (access(script, R_OK) != 0) D2_ERROR(D2_ENOTFOUND, "%s: cannot read: %s", script, strerror(errno));
     char outbase[4200], log_path[4300], *all;
     snprintf(outbase, sizeof outbase, "%.*s", (int)(dot - outpath), outpath);

@@ -71,6 +71,10 @@ int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out
  * did you mean 'X'?)" for the first --where whose value no run of the sweep
  * has, into buf; "" when each value occurs. */
 void plot_where_hint(db *d, const plot_query *q, char *buf, size_t n);
+/* An output path plot_draw can write: ending in .png or .svg and not an
+ * existing FIFO, device, symlink or directory (D2_EINVAL).  Checked before
+ * anything is written beside it (the data file OUT.dat). */
+int plot_out_check(const char *outpath);
 /* Runs gnuplot script with the variable assignments vars and fmt/outbase
  * taken from outpath (.png or .svg; anything else is D2_EINVAL). */
 int plot_draw(const char *gnuplot, const char *script, const char *vars, const char *outpath);
