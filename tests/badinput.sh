@@ -124,4 +124,11 @@ expect 2 "--experts 1: fewer than top-k 2" "trace import --experts 1 of a top-2 
 expect 2 "k.jpg: expected a file name ending in .png or .svg" "plot --sweep -o OUT.jpg: exit 2" -- \
     "$D2MOE" plot --sweep okp --x sim.requests --y makespan_s --db "$TMP/okp.db" -o "$TMP/k.jpg"
 [ ! -e "$TMP/k.jpg.dat" ] && [ ! -e "$TMP/k.jpg" ]; ok $? "no data file left beside it"
+# an indented line was inih's continuation of the previous key: reported as
+# that key "given twice"; leading blanks are now insignificant
+printf 'device.page_cache_auto = true\n  device.buffered_io = true\n' > "$TMP/indent.ini"
+"$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --readings "$TMP/indent.ini" > /dev/null 2>&1
+ok $? "a reading with an indented key: read as a key (was 'device.page_cache_auto: given twice')"
+printf '[sweep]\nname = ind\nmodel = llama-moe-3.5b\ndevice = env2\nsim.requests = 1\nsim.prompt = 2\n    sim.requests = 2\n' > "$TMP/indent2.ini"
+expect 2 "indent2.ini:7: sim.requests: given twice" "an indented duplicate key: named itself (was the key above it, sim.prompt)" -- "$D2MOE" sweep "$TMP/indent2.ini" --db "$TMP/i.db"
 done_testing

@@ -20,19 +20,27 @@ typedef struct ctx {
     int rc, rc_line; /* first callback error */
 } ctx;
 
+/* Leading blanks are dropped: inih reads an indented line as the
+ * continuation of the previous key's value, so an indented "key = value"
+ * was reported as the previous key given twice (no file here continues a
+ * value on the next line). */
 static char *inifile_read(char *buf, int num, void *stream)
 {
     ctx *c = stream;
-    int ch = EOF, n = 0;
+    int ch = EOF, n = 0, lead = 1, got = 0;
     while (n < num - 1 && (ch = fgetc(c->f)) != EOF) {
+        got = 1;
         if (ch == 0 || (ch < 32 && ch != '\t' && ch != '\r' && ch != '\n') || ch == 127) {
             if (!c->binary_line) c->binary_line = c->line + 1;
             ch = ' ';
         }
+        if (lead && (ch == ' ' || ch == '\t')) continue;
+        lead = 0;
         buf[n++] = (char)ch;
         if (ch == '\n') break;
     }
-    if (n == 0) return NULL;
+    if (!got) return NULL;
+    if (n == 0) buf[n++] = '\n'; /* blanks only, then the end of the file */
     buf[n] = '\0';
     c->line++;
     if (buf[n - 1] != '\n' && n == num - 1 && (ch = fgetc(c->f)) != EOF && ch != '\n') {
