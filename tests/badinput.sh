@@ -115,6 +115,10 @@ expect 2 "gen: 65535 layers x 65535 experts: more than 4194304" "trace gen of 65
 # a forward step whose routing alone would take terabytes (was "sim: out of memory", exit 1)
 expect 2 "sim.requests x sim.prompt: 4096 requests of 1048576 prompt tokens .* more than the limit" "simulate 4096 requests of 1M tokens: exit 2 naming the keys" -- \
     "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 4096 --prompt 1Mi --gen 1
+# a KV cache whose byte count passes int64 (4096 requests of 1M tokens at
+# 2 GiB a token): signed overflow (UBSan), a wrapped size in the plain build
+expect 2 "the KV cache of 4096 requests of 1 \+ 1048576 tokens .* more than the 1e\+18 bytes" "simulate with a KV cache of 9.2e18 bytes: exit 2, not an overflow" -- \
+    "$D2MOE" simulate --model llama-moe-3.5b --device env2 --set model.kv_elems=16777216 --set sim.kv_bits=32 --requests 4096 --prompt 1 --gen 1Mi
 # --experts below the records' top-k was silently raised to top-k
 expect 2 "--experts 1: fewer than top-k 2" "trace import --experts 1 of a top-2 CSV: exit 2 (was 2 experts, exit 0)" -- \
     "$D2MOE" trace import --format csv "$D2_SRCDIR/tests/data/trace/good.csv" --experts 1 -o "$TMP/e1.d2t"

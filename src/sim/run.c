@@ -36,6 +36,7 @@ static void teardown(run *r)
 }
 
 #define SIM_ROUTE_MAX_BYTES (16ull << 30) /* routing arrays of one forward step, at most (setup) */
+#define SIM_KV_MAX_BYTES 1e18               /* a run's largest KV cache, at most (int64 sums of it and the weights stay exact) */
 
 static int setup(run *r, const sim_input *in)
 {
@@ -86,6 +87,16 @@ static int setup(run *r, const sim_input *in)
     }
     r->fixed_bytes = model_nonexpert_bytes(r->m, (int)p->nonexpert_bits);
     r->kv_per_token = model_kv_bytes_per_token(r->m, (int)p->kv_bits);
+    /* the largest KV cache of the run, in double first: R x (P + G - 1) x
+     * bytes per token passed int64 (4096 requests of 1M tokens at 2 GiB a
+     * token).  Below the limit a cache too large for the device is a
+     * result (oom); above it, the int64 byte sums of the cache and the
+     * weights beside it would not be exact */
+    const double kv_all = (double)r->R * ((double)r->P + r->G - 1) * (double)r->kv_per_token;
+    if (kv_all > SIM_KV_MAX_BYTES)
+        D2_ERROR(D2_ERANGE, "sim.requests x (sim.prompt + sim.gen): the KV cache of %u requests of %u + %u tokens at %lld bytes a token "
+                 "is %.3g bytes, more than the %.0e bytes the simulator counts (1000 times the memory a profile can have)",
+                 r->R, r->P, r->G, (long long)r->kv_per_token, kv_all, SIM_KV_MAX_BYTES);
     const char *buf = r->rs.buffer;
     snprintf(r->res->sys_buffer, sizeof r->res->sys_buffer, "%s", buf);
     int64_t budget = p->budget;
