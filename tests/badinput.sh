@@ -100,6 +100,17 @@ expect 2 'capsnan.ini:8: sim.caps: "0.5/nan/0.5"' "a spec's sim.caps of NaN: exi
 printf '\002\000\000\000\002\000\000\000\001\000\000\000\001\000\000\000\001\000\000\000\000\000\000\200\001\000\000\000' > "$TMP/vmin.bin"
 head -c 256 /dev/zero >> "$TMP/vmin.bin"
 expect 2 "vmin.bin: header field vocab_size \(offset 20\) = -2147483648 is not a plausible size" "llama2.c vocab_size INT32_MIN: refused as implausible" -- "$D2MOE" quantize --input "$TMP/vmin.bin"
+# .npy headers numpy would not read, taken as 4 x 256: a shape "(4 256)"
+# without its comma, a dict without its closing brace
+npyh() { # npyh FILE HEADER: a .npy file of that header and 4096 data bytes
+    { printf '\223NUMPY\001\000'; printf "$(printf '\\%03o' $((${#2} + 1)))\\000"; printf '%s\n' "$2"; head -c 4096 /dev/zero; } > "$1"
+}
+npyh "$TMP/nocomma.npy" "{'descr': '<f4', 'fortran_order': False, 'shape': (4 256), }"
+expect 2 "nocomma.npy: header: malformed shape" ".npy shape (4 256): exit 2 (was read as 4 x 256)" -- "$D2MOE" quantize --input "$TMP/nocomma.npy"
+npyh "$TMP/nobrace.npy" "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 256)"
+expect 2 "nobrace.npy: header: not a Python dict" ".npy header without its closing brace: exit 2" -- "$D2MOE" quantize --input "$TMP/nobrace.npy"
+npyh "$TMP/okh.npy" "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 256), }"
+"$D2MOE" quantize --input "$TMP/okh.npy" -o "$TMP/okh.mwq" > /dev/null 2>&1; ok $? "the same header written as numpy does: read"
 # an empty output path: the work ran, then "cannot rename .tmp" (exit 1);
 # an empty --db was SQLite's temporary store: results lost, exit 0
 G1="$D2MOE trace gen --model mixtral-8x7b --set gen.requests=1 --set gen.prefill=2 --set gen.decode=2"

@@ -287,6 +287,13 @@ static int open_npy(weights *w)
     if (dot && !strcmp(dot, ".npy")) *dot = 0;
     const char *v;
     rc = D2_EFORMAT;
+    /* a Python dict literal: '{' ... '}', then the padding numpy writes */
+    size_t he = strlen(hdr);
+    while (he && (hdr[he - 1] == ' ' || hdr[he - 1] == '\n' || hdr[he - 1] == '\t')) he--;
+    if (hdr[strspn(hdr, " ")] != '{' || !he || hdr[he - 1] != '}') {
+        d2_err_set("%s: header: not a Python dict ('{' ... '}')", w->path);
+        goto out;
+    }
     static const char *const keys[] = {"descr", "fortran_order", "shape"};
     for (int i = 0; i < 3; i++)
         if (npy_field(hdr, keys[i], &v) == 1) { d2_err_set("%s: header: key '%s' appears more than once", w->path, keys[i]); goto out; }
@@ -309,14 +316,17 @@ static int open_npy(weights *w)
     }
     if (npy_field(hdr, "shape", &v) || *v != '(') { d2_err_set("%s: header: no 'shape' tuple", w->path); goto out; }
     int64_t dims[8], nd = 0;
-    for (v++;;) {
-        while (*v == ' ' || *v == ',') v++;
+    for (v++;;) { /* a Python tuple: "(4, 256)", "(256,)", "()"; not "(4 256)" or "(,4)" */
+        while (*v == ' ') v++;
         if (*v == ')') break;
         char *end;
         long long d = strtoll(v, &end, 10);
         if (end == v || d < 0 || nd == 8) { d2_err_set("%s: header: malformed shape", w->path); goto out; }
         dims[nd++] = d;
         v = end;
+        while (*v == ' ') v++;
+        if (*v == ',') v++;
+        else if (*v != ')') { d2_err_set("%s: header: malformed shape", w->path); goto out; }
     }
     ti.ndim = (int)nd;
     int64_t numel = 1, lead = 1; /* lead: the product of all dimensions but the last */
