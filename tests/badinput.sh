@@ -130,6 +130,10 @@ expect 2 "sim.requests x sim.prompt: 4096 requests of 1048576 prompt tokens .* m
 # 2 GiB a token): signed overflow (UBSan), a wrapped size in the plain build
 expect 2 "the KV cache of 4096 requests of 1 \+ 1048576 tokens .* more than the 1e\+18 bytes" "simulate with a KV cache of 9.2e18 bytes: exit 2, not an overflow" -- \
     "$D2MOE" simulate --model llama-moe-3.5b --device env2 --set model.kv_elems=16777216 --set sim.kv_bits=32 --requests 4096 --prompt 1 --gen 1Mi
+# a top-k above an activation table's experts: "stat: bad shape", naming
+# neither the file nor the top-k
+printf 'Layer,Language,Expert_0\n0,English,1\n' > "$TMP/q1.csv"
+expect 2 "q1.csv: top-k 2 is more than the table's 1 experts" "trace stats --top-k 2 of a 1-expert table: names the file and the top-k" -- "$D2MOE" trace stats --top-k 2 "$TMP/q1.csv"
 # --experts below the records' top-k was silently raised to top-k
 expect 2 "--experts 1: fewer than top-k 2" "trace import --experts 1 of a top-2 CSV: exit 2 (was 2 experts, exit 0)" -- \
     "$D2MOE" trace import --format csv "$D2_SRCDIR/tests/data/trace/good.csv" --experts 1 -o "$TMP/e1.d2t"

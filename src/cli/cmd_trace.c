@@ -137,6 +137,11 @@ static int load_stats(const char *path, const stat_params *sp, const char *langu
     D2_TRY(import_table_read(path, language, &t));
     uint32_t K = top_k ? top_k : t.top_k;
     if (!K) { import_table_clear(&t); D2_ERROR(D2_EINVAL, "%s: the table holds counts: give the top-k (trace stats --top-k K; trace gen --like: --model M or --set gen.top_k=K)", path); }
+    if (K > t.experts) { /* else stat_new's "bad shape", naming neither the file nor the top-k */
+        const uint32_t E = t.experts;
+        import_table_clear(&t);
+        D2_ERROR(D2_EINVAL, "%s: top-k %u is more than the table's %u experts (trace stats --top-k, or gen.top_k / the --model's top_k)", path, K, E);
+    }
     stat_acc *s;
     int rc = stat_new(t.layers, t.experts, K, &s);
     if (!rc) {
