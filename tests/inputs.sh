@@ -35,6 +35,12 @@ expect 2 "rf.ini:5: readings: .*fifo: not a regular file" "a spec whose readings
 expect 2 "fifo: not a regular file" "audit --readings FIFO: exit 2 at once" -- \
     timeout 10 "$D2MOE" audit --claims "$D2_SRCDIR/experiments/paper-claims.ini" --readings "$TMP/fifo"
 [ ! -e "$TMP/z.d2t" ] && [ ! -e "$TMP/z.db" ]; ok $? "nothing written by those"
+# a FIFO as a generator preset found by model name ($D2_PRESET_DIR): fopen waited for a writer
+mkdir "$TMP/pdir"; mkfifo "$TMP/pdir/mixtral-8x7b.ini"
+expect 2 "mixtral-8x7b.ini: not a regular file \(a FIFO\)" "trace gen --model M with a FIFO as M's preset: exit 2, not a wait" -- \
+    env D2_PRESET_DIR="$TMP/pdir" timeout 10 "$D2MOE" trace gen --model mixtral-8x7b -o "$TMP/z.d2t"
+expect 2 "mixtral-8x7b.ini: not a regular file \(a FIFO\)" "simulate with generated routing and a FIFO as the preset: exit 2" -- \
+    env D2_PRESET_DIR="$TMP/pdir" timeout 10 "$D2MOE" simulate --model mixtral-8x7b --device env2 --requests 1 --prompt 2 --gen 2
 
 # output paths: FIFO, symlink, device refused with exit 2, never replaced
 G="trace gen --model mixtral-8x7b --set gen.requests=1 --set gen.prefill=2 --set gen.decode=2"

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const param_def gen_defs[] = {
     {"model", PARAM_STRING, offsetof(gen_params, model), "", 0, 0, "", "model profile giving the shape (experiments/models)"},
@@ -221,9 +222,9 @@ int gen_preset_load(const char *name, gen_params *p)
     param_defaults(&gen_params_table, p);
     D2_TRY(gen_preset_path(name, path, sizeof path));
     if (!strchr(name, '/') && !(strlen(name) > 4 && !strcmp(name + strlen(name) - 4, ".ini"))) {
-        FILE *f = fopen(path, "r");
-        if (!f) D2_ERROR(D2_ENOTFOUND, "generator preset \"%s\": %s not found", name, path);
-        fclose(f);
+        /* not opened here: fopen of a FIFO there waited for a writer
+         * (param_load_ini refuses anything but a regular file) */
+        if (access(path, F_OK) != 0) D2_ERROR(D2_ENOTFOUND, "generator preset \"%s\": %s not found", name, path);
     }
     return param_load_ini(&gen_params_table, p, path, NULL);
 }
