@@ -130,6 +130,23 @@ expect 2 "sim.requests x sim.prompt: 4096 requests of 1048576 prompt tokens .* m
 # 2 GiB a token): signed overflow (UBSan), a wrapped size in the plain build
 expect 2 "the KV cache of 4096 requests of 1 \+ 1048576 tokens .* more than the 1e\+18 bytes" "simulate with a KV cache of 9.2e18 bytes: exit 2, not an overflow" -- \
     "$D2MOE" simulate --model llama-moe-3.5b --device env2 --set model.kv_elems=16777216 --set sim.kv_bits=32 --requests 4096 --prompt 1 --gen 1Mi
+# the PPL curve (sweep --curve): read by fgets into 256 bytes, so the tail
+# of a long comment was read as a point (here bits 16 = 99, after the real
+# one); sscanf's %d read 4294967298 as bits 2; a bit-width given twice
+# replaced the first
+C="$D2_SRCDIR/experiments/accuracy/llama-moe-wikitext2.csv"
+{ cat "$C"; echo "2,99"; } > "$TMP/cdup.csv"
+expect 2 "cdup.csv:11: bits 2 given twice \(first at line 4\)" "curve with bits 2 twice: exit 2 (the second replaced the first)" -- "$D2MOE" sweep "$TMP/okp.ini" --db "$TMP/cv.db" --curve "$TMP/cdup.csv" --quiet
+{ cat "$C"; echo "4294967298,5"; } > "$TMP/cbig.csv"
+expect 2 "cbig.csv:11: expected \"bits,ppl\"" "curve with bits 4294967298: exit 2 (was read as bits 2)" -- "$D2MOE" sweep "$TMP/okp.ini" --db "$TMP/cv.db" --curve "$TMP/cbig.csv" --quiet
+{ cat "$C"; printf '# %0300d16,99\n' 0; } > "$TMP/clong.csv"
+"$D2MOE" eval --write-synthetic "$TMP/syn.bin" > /dev/null 2>&1
+for k in 1 2; do "$D2MOE" quantize --input "$TMP/syn.bin" --tensor layers.0.w1 --db "$TMP/cv$k.db" > /dev/null 2>&1; done
+"$D2MOE" sweep "$TMP/okp.ini" --db "$TMP/cv1.db" --quiet > /dev/null 2>&1
+"$D2MOE" sweep "$TMP/okp.ini" --db "$TMP/cv2.db" --curve "$TMP/clong.csv" --quiet > /dev/null 2>&1; st=$?
+q="SELECT group_concat(value) FROM metrics WHERE name = 'est_ppl'"
+e1=$(sqlite3 "$TMP/cv1.db" "$q"); e2=$(sqlite3 "$TMP/cv2.db" "$q")
+[ $st -eq 0 ] && [ -n "$e1" ] && [ "$e1" = "$e2" ]; ok $? "a 300-byte comment in the curve is a comment: est_ppl as with the shipped curve ($e1 / $e2)"
 # a top-k above an activation table's experts: "stat: bad shape", naming
 # neither the file nor the top-k
 printf 'Layer,Language,Expert_0\n0,English,1\n' > "$TMP/q1.csv"

@@ -31,23 +31,43 @@ static int load_curve(accuracy_model *a, const char *path)
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) D2_ERROR(D2_EINVAL, "%s: is a directory, not a file", path);
     FILE *f; /* a regular file of at most FILEIO_TABLE_MAX bytes (a FIFO is not waited on) */
     D2_TRY(fileio_open_read(path, FILEIO_TABLE_MAX, &f, NULL));
-    char line[256];
-    int ln = 0;
-    while (fgets(line, sizeof line, f)) {
+    /* whole lines (a fgets buffer read the tail of a long comment as a
+     * point), bits parsed in range (sscanf's %d took 4294967298 for 2),
+     * each bit-width once (a second line replaced the first) */
+    char *buf = NULL;
+    size_t cap = 0, len;
+    int rc, ln = 0, line_of[ACC_MAX_BITS + 1] = {0};
+    while ((rc = fileio_getline(f, path, (uint64_t)ln + 1, FILEIO_LINE_MAX, &buf, &cap, &len)) == 1) {
         ln++;
-        char *p = line;
+        char *p = buf, *end;
         while (*p == ' ' || *p == '\t') p++;
-        if (*p == '#' || *p == '\n' || *p == '\0') continue;
-        int bits;
-        double ppl;
-        char extra;
-        if (sscanf(p, "%d,%lf %c", &bits, &ppl, &extra) != 2 || bits < 1 || bits > ACC_MAX_BITS || !(ppl > 1) || !isfinite(ppl)) {
-            fclose(f);
-            D2_ERROR(D2_EFORMAT, "%s:%d: expected \"bits,ppl\" with bits 1..%d and ppl > 1", path, ln, ACC_MAX_BITS);
+        if (*p == '#' || *p == '\0') continue;
+        errno = 0;
+        long bits = strtol(p, &end, 10);
+        double ppl = NAN;
+        int good = end != p && *end == ',' && !errno && bits >= 1 && bits <= ACC_MAX_BITS;
+        if (good) {
+            p = end + 1;
+            ppl = strtod(p, &end);
+            while (*end == ' ' || *end == '\t') end++;
+            good = end != p && *end == '\0' && ppl > 1 && isfinite(ppl);
         }
+        if (!good) {
+            rc = D2_EFORMAT;
+            d2_err_set("%s:%d: expected \"bits,ppl\" with bits 1..%d and ppl > 1", path, ln, ACC_MAX_BITS);
+            break;
+        }
+        if (line_of[bits]) {
+            rc = D2_EFORMAT;
+            d2_err_set("%s:%d: bits %ld given twice (first at line %d)", path, ln, bits, line_of[bits]);
+            break;
+        }
+        line_of[bits] = ln;
         a->curve[bits] = ppl;
     }
+    free(buf);
     fclose(f);
+    if (rc) return rc;
     if (isnan(a->curve[16])) D2_ERROR(D2_EFORMAT, "%s: the curve needs the 16-bit (reference) point", path);
     return D2_OK;
 }
