@@ -120,6 +120,12 @@ expect 2 "output path is empty" "simulate --db '': exit 2 (was a temporary store
 printf '[sweep]\nname = okp\nmodel = llama-moe-3.5b\ndevice = env2\nsim.requests = 1, 2\nsim.prompt = 2\nsim.gen = 2\n' > "$TMP/okp.ini"
 expect 2 "output path is empty" "sweep --db '': exit 2 (was a temporary store, exit 0)" -- "$D2MOE" sweep "$TMP/okp.ini" --db "" --quiet
 [ ! -e .tmp ] && [ ! -e "$TMP/.tmp" ]; ok $? "no .tmp left in the current folder"
+# --db :memory: was SQLite's in-memory store: the results lost, exit 0; it
+# is the file of that name
+mkdir "$TMP/mem"
+(cd "$TMP/mem" && "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --db :memory: > /dev/null 2>&1 &&
+    [ "$(sqlite3 "$TMP/mem/:memory:" 'SELECT count(*) FROM runs')" = 1 ])
+ok $? "simulate --db :memory: stores its run in the file ./:memory:"
 # shapes beyond the profiles' cells, refused before the generator allocates
 # for them (was "out of memory", exit 1)
 expect 2 "gen: 65535 layers x 65535 experts: more than 4194304" "trace gen of 65,535 x 65,535: exit 2 naming the shape" -- $G1 --set gen.layers=65535 --set gen.experts=65535 -o "$TMP/big.d2t"

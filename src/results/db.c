@@ -334,7 +334,9 @@ static int open_common(const char *path, int flags, db **out)
     db *d = calloc(1, sizeof *d);
     if (!d || !(d->path = strdup(path))) { free(d); D2_ERROR(D2_ENOMEM, "out of memory"); }
     d->wcols_schema = -1;
-    int rc = sqlite3_open_v2(path, &d->h, flags, NULL);
+    /* ":memory:" is SQLite's in-memory store (a run's results lost at
+     * close, exit 0): the file of that name is meant */
+    int rc = sqlite3_open_v2(strcmp(path, ":memory:") ? path : "./:memory:", &d->h, flags, NULL);
     if (rc != SQLITE_OK) {
         d2_err_set("%s: cannot open: %s", path, d->h ? sqlite3_errmsg(d->h) : sqlite3_errstr(rc));
         db_close(d);
