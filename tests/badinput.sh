@@ -129,6 +129,7 @@ ok $? "simulate --db :memory: stores its run in the file ./:memory:"
 # shapes beyond the profiles' cells, refused before the generator allocates
 # for them (was "out of memory", exit 1)
 expect 2 "gen: 65535 layers x 65535 experts: more than 4194304" "trace gen of 65,535 x 65,535: exit 2 naming the shape" -- $G1 --set gen.layers=65535 --set gen.experts=65535 -o "$TMP/big.d2t"
+expect 2 "--language English goes with --like" "trace gen --language without --like: a usage error (was ignored)" -- $G1 --language English -o "$TMP/lang.d2t"
 # a forward step whose routing alone would take terabytes (was "sim: out of memory", exit 1)
 expect 2 "sim.requests x sim.prompt: 4096 requests of 1048576 prompt tokens .* more than the limit" "simulate 4096 requests of 1M tokens: exit 2 naming the keys" -- \
     "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 4096 --prompt 1Mi --gen 1

@@ -316,6 +316,7 @@ static int cmd_gen(int argc, char **argv)
         if (orc) return cli_fail(orc);
     }
     if (!modelname && !preset && !like) return cli_usage_error("trace gen", "give --model, --preset or --like");
+    if (language && !like) return cli_usage_error("trace gen", "--language %s goes with --like (a table's rows)", language);
     gen_params p;
     int rc;
     if (preset || modelname) rc = gen_preset_load(preset ? preset : modelname, &p);
