@@ -1,7 +1,8 @@
 /* cmd_calibrate.c - `d2moe calibrate`: measure this machine (src/host/calib)
  * and write a `kind = measured` device profile the simulator reads.  The
  * profile is written to a temporary file and renamed; SIGINT/SIGTERM/SIGHUP
- * unlink that temporary file (the storage test file never has a name). */
+ * unlink that temporary file (main.c's handler: calib_file_write_atomic
+ * registers it with core/fileio; the storage test file never has a name). */
 #include "cli/cli.h"
 #include "core/device.h"
 #include "core/err.h"
@@ -22,16 +23,6 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
-
-static char g_tmp[4096]; /* temporary profile name while it exists */
-
-static void on_signal(int sig)
-{
-    if (g_tmp[0]) unlink(g_tmp);
-    fileio_tmp_cleanup(); /* OUT.tmp of the writers in progress (core/fileio.h) */
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
 
 static void usage(FILE *out)
 {
@@ -246,12 +237,6 @@ static int run(int argc, char **argv)
         }
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
     signal(SIGXFSZ, SIG_IGN); /* a file size limit is an error to report, not a crash */
 
     char buf[64];
@@ -561,7 +546,7 @@ static int run(int argc, char **argv)
     fprintf(m, "[device]\n");
     param_print(&device_params, &d, m);
     if (fclose(m) != 0 || !text) { free(text); d2_err_set("calibrate: out of memory"); return cli_fail(D2_ENOMEM); }
-    rc = calib_file_write_atomic(out_path, text, len, g_tmp);
+    rc = calib_file_write_atomic(out_path, text, len);
     free(text);
     if (rc) return cli_fail(rc);
     printf("wrote %s\n", out_path);

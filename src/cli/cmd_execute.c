@@ -38,16 +38,6 @@
 #include <unistd.h>
 
 
-static char g_gen[4200];  /* the model file's temporary name while it is generated */
-
-static void on_signal(int sig)
-{
-    if (g_gen[0]) unlink(g_gen);
-    fileio_tmp_cleanup(); /* OUT.tmp of the writers in progress (core/fileio.h) */
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -672,13 +662,6 @@ static int run(int argc, char **argv)
         }
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-
     /* 1. the effective configuration, without running anything */
     eff e;
     memset(&e, 0, sizeof e);
@@ -757,9 +740,7 @@ static int run(int argc, char **argv)
             mc.group = e.group;
             printf("generating %s (synthetic weights, MWQ rtn) ...\n", path);
             fflush(stdout);
-            snprintf(g_gen, sizeof g_gen, "%s.tmp", path); /* the mwqfile writer's temporary name */
-            rc = execplan_model_generate(path, &e.m, &mc, 1);
-            g_gen[0] = 0;
+            rc = execplan_model_generate(path, &e.m, &mc, 1); /* its "<path>.tmp" goes on a signal (core/fileio.h) */
             if (rc) { opjoin_tl_free(sim_ops); opjoin_tl_free(real_ops); execplan_free(&plan); sim_result_free(r); return cli_fail(rc); }
         }
     }

@@ -161,8 +161,8 @@ static const cli_cmd *find(const char *name)
 }
 
 /* SIGINT/SIGTERM/SIGHUP: remove the temporaries of writers in progress
- * (core/fileio.h), then die of the signal as before.  Commands that need
- * more (calibrate) install their own handler. */
+ * (core/fileio.h: every writer registers its temporary there, calibrate's
+ * profile and execute's model file included), then die of the signal. */
 static void on_fatal_signal(int sig)
 {
     fileio_tmp_cleanup();

@@ -1110,7 +1110,7 @@ int calib_host_stops(const calib_io_opts *o, int compute_cpu, int64_t hidden, in
 
 /* ---- profile file and host facts ----------------------------------- */
 
-int calib_file_write_atomic(const char *path, const char *data, size_t n, char *tmp_path)
+int calib_file_write_atomic(const char *path, const char *data, size_t n)
 {
     /* like every output (core/fileio.h): a FIFO, device or symlink at path
      * is refused, never replaced */
@@ -1118,13 +1118,8 @@ int calib_file_write_atomic(const char *path, const char *data, size_t n, char *
     char tmp[4200];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= 4096)
         D2_ERROR(D2_EINVAL, "%s: path too long", path);
-    if (tmp_path) snprintf(tmp_path, 4096, "%s", tmp); /* template: nothing to unlink yet */
     int fd = mkstemp(tmp);
-    if (fd < 0) {
-        if (tmp_path) tmp_path[0] = 0;
-        D2_ERROR(D2_EIO, "%s: cannot create the profile: %s", path, why(errno));
-    }
-    if (tmp_path) snprintf(tmp_path, 4096, "%s", tmp);
+    if (fd < 0) D2_ERROR(D2_EIO, "%s: cannot create the profile: %s", path, why(errno));
     fileio_tmp_register(tmp); /* removed on SIGINT/SIGTERM (src/cli's handler) */
     mode_t mask = umask(0);
     umask(mask);
@@ -1143,10 +1138,8 @@ int calib_file_write_atomic(const char *path, const char *data, size_t n, char *
     fileio_tmp_forget(tmp);
     if (e) {
         unlink(tmp);
-        if (tmp_path) tmp_path[0] = 0;
         D2_ERROR(D2_EIO, "%s: cannot write the profile: %s", path, why(e));
     }
-    if (tmp_path) tmp_path[0] = 0;
     return D2_OK;
 }
 

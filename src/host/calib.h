@@ -259,10 +259,10 @@ double calib_median(const double *x, int n);
 void calib_stalls(const double *t, int n, double median, double factor, int64_t *count, double *sum);
 
 /* Write data to path atomically: a temporary file in the same directory,
- * fsync, rename.  *tmp_path (if not NULL, >= 4096 bytes) holds the
- * temporary name while it exists (for a signal handler to unlink) and is
- * emptied afterwards.  On failure nothing is left and path is untouched. */
-int calib_file_write_atomic(const char *path, const char *data, size_t n, char *tmp_path);
+ * fsync, rename.  The temporary is registered with core/fileio while it
+ * exists (removed on a signal by src/cli's handler).  On failure nothing is
+ * left and path is untouched. */
+int calib_file_write_atomic(const char *path, const char *data, size_t n);
 
 /* Host facts for the profile. */
 int64_t calib_host_mem_bytes(void);
