@@ -169,6 +169,8 @@ static void test_rates(void)
     ok(rc == D2_OK && fl > 0, "GEMM rate measured (%.3g FLOP/s)", fl);
     ok(calib_gemm_rate(0, 256, 4, 2, &fl) == D2_EINVAL, "empty GEMM refused");
     ok(calib_host_mem_bytes() > 0 && calib_host_cpus() >= 1, "host memory and CPUs known");
+    double la = calib_host_loadavg1();
+    ok(access("/proc/loadavg", R_OK) == 0 ? la >= 0 : la == -1, "1-minute load average %.2f (-1: no /proc/loadavg)", la);
 }
 
 /* calib_cold_bw: the cold-weight rate from a warm and a cold pass (by hand) */

@@ -447,12 +447,7 @@ static int run(int argc, char **argv)
     fprintf(m, "# This host, measured by `d2moe calibrate` (d2moe %s) on %s.\n", d2_version(), when);
     fprintf(m, "# Machine: %s, %d CPUs, %s %s %s.\n", cpu, ncpu, u.sysname, u.release, u.machine);
     fprintf(m, "# The CPU is the accelerator: unified memory, mem_bytes = host_mem_bytes = RAM.\n");
-    {
-        double la = -1;
-        FILE *lf = fopen("/proc/loadavg", "r");
-        if (lf) { if (fscanf(lf, "%lf", &la) != 1) la = -1; fclose(lf); }
-        fprintf(m, "# Measured at nice %d; load average (1 min) at the end: %.2f.\n", nice_v, la);
-    }
+    fprintf(m, "# Measured at nice %d; load average (1 min) at the end: %.2f.\n", nice_v, calib_host_loadavg1());
     fprintf(m, "# Storage: %lld-byte temporary file (%s) in %s; page cache bypassed with %s;\n",
             (long long)r.file_bytes, r.tmpfile, io.dir, r.cache_bypass);
     fprintf(m, "#   one reader (queue depth 1), random 4 KiB-aligned offsets, sizes interleaved,\n");

@@ -130,18 +130,6 @@ typedef struct kv { const char *k; double v; const char *u; } kv;
 
 static int db_metric(const char *name, double v, const char *unit, void *u) { return db_run_metric(u, name, v, unit); }
 
-/* 1-minute load average (/proc/loadavg): how quiet the machine was; -1 if unknown */
-static double loadavg1(void)
-{
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
-}
-
 static const char *g_spec = NULL, *g_point = NULL; /* --spec children: exec.spec, exec.point */
 static const char *g_wait = "spin";                /* --wait: exec.wait */
 static int g_host_watch = 1;                       /* --no-host-watch: 0 (exec.host_watch) */
@@ -200,7 +188,7 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
                 {"verify_max_rel", x->verify_max_rel, ""},
                 {"verify_max_rel_ref", x->verify_max_rel_ref, ""},
                 {"verified_tokens", (double)x->verified, "tokens"},
-                {"host_loadavg_1m", loadavg1(), ""},
+                {"host_loadavg_1m", calib_host_loadavg1(), ""},
             };
             for (size_t i = 0; i < sizeof m / sizeof m[0] && !rc; i++) rc = db_run_metric(run, m[i].k, m[i].v, m[i].u);
             const kv hw[] = {
@@ -848,7 +836,7 @@ static int run(int argc, char **argv)
     printf("threads: compute (and the probes) on %s, the I/O loop on %s\n", cpupin_words(g_compute_cpu, cpus[0]),
            cpupin_words(g_io_cpu, cpus[1]));
     printf("io: %s, %.3f GB read, %.3f s waiting for budget room; load average %.2f\n", x.io_method,
-           (double)x.bytes_read / 1e9, (double)x.io_wait_mem_ns / 1e9, loadavg1());
+           (double)x.bytes_read / 1e9, (double)x.io_wait_mem_ns / 1e9, calib_host_loadavg1());
     if (x.host_watched)
         printf("host stops: the machine stood still %.3f-%.3f s in %lld spans within the makespan (compute CPU taken away "
                "%.3f-%.3f s, I/O CPU %.3f-%.3f s; the watchers' own CPU time %.4f s); the error without the stops %+.1f%%\n",

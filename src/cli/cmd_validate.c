@@ -100,17 +100,6 @@ static int run_child(char **av)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-static double loadavg1(void)
-{
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
-}
-
 /* the last real execute run of the point after after_id: its id, the
  * predicted and real makespans, whether its probes passed, the time the
  * machine stood still in it and the time the host took the compute CPU
@@ -295,7 +284,7 @@ static int store_round(const char *dbpath, const char *spec, size_t point, int r
     if (!rc) rc = db_run_param(run, "validate.attempt", at);
     if (!rc) rc = db_run_param(run, "validate.reason", reason);
     if (!rc) rc = db_run_metric(run, "accepted", accepted, "");
-    if (!rc) rc = db_run_metric(run, "host_loadavg_1m", loadavg1(), "");
+    if (!rc) rc = db_run_metric(run, "host_loadavg_1m", calib_host_loadavg1(), "");
     if (!rc && calib_ratio > 0) rc = db_run_metric(run, "calib_probe_fit_ratio", calib_ratio, "");
     if (!rc && exec_id > 0) rc = db_run_metric(run, "exec_real_run_id", (double)exec_id, "");
     if (!rc && real_s > 0) {
@@ -418,7 +407,7 @@ static int run(int argc, char **argv)
         goto out;
     }
     int64_t start_id = max_run_id(dbpath);
-    double t_start = clock_mono_s(), load0 = loadavg1();
+    double t_start = clock_mono_s(), load0 = calib_host_loadavg1();
     printf("validate %s: %zu points, %d accepted rounds each, time cap %.1f min, load average %.2f at start\n", name, n,
            rounds, cap_min, load0);
     fflush(stdout);
@@ -453,7 +442,7 @@ static int run(int argc, char **argv)
                           "--min-read", lo, "--max-read", hi, "--size-step", "1.25", "--kernel-model",
                           (char *)(km ? km : "tiny-moe"), NULL};
             printf("round %d, point %zu (accepted %d/%d, %.0f s, load %.2f): ", round, p, acc[p].n, rounds,
-                   clock_mono_s() - t_start, loadavg1());
+                   clock_mono_s() - t_start, calib_host_loadavg1());
             fflush(stdout);
             int cst = run_child(cv);
             if (cst != 0) {
@@ -573,7 +562,7 @@ static int run(int argc, char **argv)
         if (rc) break;
     }
     if (rc) goto out;
-    double elapsed = clock_mono_s() - t_start, load1 = loadavg1();
+    double elapsed = clock_mono_s() - t_start, load1 = calib_host_loadavg1();
 
     /* per point: the interval, the verdict, the machine's spread */
     printf("\n%.1f min, load average %.2f at start, %.2f at the end; error = (sim - real) / real per round, median and "

@@ -1155,6 +1155,17 @@ int calib_host_cpus(void)
     return n > 0 ? (int)n : 1;
 }
 
+double calib_host_loadavg1(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
 void calib_host_cpu_name(char *buf, size_t n)
 {
     snprintf(buf, n, "unknown CPU");

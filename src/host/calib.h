@@ -268,5 +268,7 @@ int calib_file_write_atomic(const char *path, const char *data, size_t n);
 int64_t calib_host_mem_bytes(void);
 int calib_host_cpus(void);
 void calib_host_cpu_name(char *buf, size_t n);
+/* The 1-minute load average (/proc/loadavg): how quiet the machine was; -1 if unknown. */
+double calib_host_loadavg1(void);
 
 #endif
