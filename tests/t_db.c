@@ -80,8 +80,11 @@ int main(void)
     db_run_param(r, "device.name", "env1");
     db_run_metric(r, "throughput_tps", 12.5, "tokens/s");
     db_run_metric(r, "throughput_tps", 13.5, "tokens/s"); /* last one wins */
-    int64_t id = 0;
+    int64_t id = -1;
+    ok(db_run_last_id(d, &id) == D2_OK && id == 0, "an empty store's last run id is 0");
     ok(db_run_write(d, r, &id) == D2_OK && id == 1, "a run is written (id 1)");
+    id = 0;
+    ok(db_run_last_id(d, &id) == D2_OK && id == 1, "then the last run id is 1");
     db_run_free(r);
     is_int(count(d, "SELECT count(*) FROM params WHERE run_id = 1"), 2, "2 params stored");
     is_int(count(d, "SELECT value = 13.5 FROM metrics WHERE run_id = 1 AND name = 'throughput_tps'"), 1, "metric value stored, last wins");

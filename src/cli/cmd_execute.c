@@ -305,11 +305,7 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
         db *d0;
         int rc0 = db_open(dbpath, &d0);
         if (rc0) return cli_fail(rc0);
-        sqlite3_stmt *q0;
-        if (sqlite3_prepare_v2(db_handle(d0), "SELECT coalesce(max(id), 0) FROM runs", -1, &q0, NULL) == SQLITE_OK) {
-            if (sqlite3_step(q0) == SQLITE_ROW) start_id = sqlite3_column_int64(q0, 0);
-            sqlite3_finalize(q0);
-        }
+        db_run_last_id(d0, &start_id); /* 0 when it cannot tell: every run is summarised */
         db_close(d0);
     }
     if (recal_dir && mkdir(recal_dir, 0777) != 0 && errno != EEXIST) {

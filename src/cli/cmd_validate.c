@@ -173,16 +173,13 @@ static int host_in_read(const char *dbpath, int64_t run_id, double *h, int *foun
     return rc;
 }
 
+/* 0 when the store cannot tell: every run counts */
 static int64_t max_run_id(const char *dbpath)
 {
     db *d;
     int64_t id = 0;
     if (db_open(dbpath, &d)) return 0;
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(db_handle(d), "SELECT coalesce(max(id), 0) FROM runs", -1, &q, NULL) == SQLITE_OK) {
-        if (sqlite3_step(q) == SQLITE_ROW) id = sqlite3_column_int64(q, 0);
-        sqlite3_finalize(q);
-    }
+    db_run_last_id(d, &id);
     db_close(d);
     return id;
 }

@@ -1249,6 +1249,19 @@ int db_run_write_with(db *d, db_run *r, db_extra_fn extra, void *user, int64_t *
     return D2_OK;
 }
 
+int db_run_last_id(db *d, int64_t *id)
+{
+    *id = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->h, "SELECT coalesce(max(id), 0) FROM runs", -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
+    else d2_err_set("%s: %s", d->path, sqlite3_errmsg(d->h));
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? D2_OK : D2_EDB;
+}
+
 /* ---- which runs a figure shows (SWEEP_RUNS_SELECT) ---------------------- */
 
 int db_sweep_runs(db *d)

@@ -67,6 +67,8 @@ int db_run_write(db *d, db_run *r, int64_t *id);
  * is retried, so it must only insert. */
 typedef int (*db_extra_fn)(db *d, int64_t run_id, void *user);
 int db_run_write_with(db *d, db_run *r, db_extra_fn extra, void *user, int64_t *id);
+/* The largest run id in the store, 0 when it holds none: runs written later have larger ids. */
+int db_run_last_id(db *d, int64_t *id);
 /* Adapter for param_foreach: adds each parameter to the run. */
 int db_run_param_visit(const char *key, const char *value, const char *units, void *run);
 /* Unique name of the run (XXH3-128 hex), kept when merged into another file. */
