@@ -273,6 +273,19 @@ static void test_reader_io(void)
     ok(rb == 8192 && out.file_bytes == 16384, "a 4 KiB file raised to two 8 KiB reads (%lld, %lld)", (long long)rb, (long long)out.file_bytes);
 }
 
+/* calib_read_range: the sampled read sizes, by hand */
+static void test_read_range(void)
+{
+    int64_t lo = -1, hi = -1;
+    calib_read_range(3 * 300000, 3 * 100000, &lo, &hi);
+    ok(lo == 49152 && hi == 602112, "chunks of 300000 and 100000 bytes: 50000 down to 4 KiB (49152) .. 600000 up (602112): "
+                                    "%lld..%lld", (long long)lo, (long long)hi);
+    calib_read_range(3 * (100LL << 20), 3 * 1000, &lo, &hi);
+    ok(lo == 4096 && hi == 64LL << 20, "within 4 KiB..64 MiB (%lld..%lld)", (long long)lo, (long long)hi);
+    calib_read_range(3 * 1000, 3 * 100000, &lo, &hi);
+    ok(lo == 0 && hi == 0, "an empty range: 0..0 (%lld..%lld)", (long long)lo, (long long)hi);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/t_calib.XXXXXX";
@@ -280,6 +293,7 @@ int main(void)
     test_fit();
     test_median();
     test_reader_io();
+    test_read_range();
     test_atomic(dir);
     test_measure(dir);
     test_rates();

@@ -7,6 +7,7 @@
  * operations and the run's records, and stored with the real run. */
 #include "cli/cli.h"
 #include "cli/simopts.h"
+#include "cli/validation.h"
 #include "core/err.h"
 #include "core/fileio.h"
 #include "core/model.h"
@@ -18,7 +19,6 @@
 #include "host/valstat.h"
 #include "quant/mwqfile.h"
 #include "results/db.h"
-#include "results/runner.h"
 #include "results/sweep.h"
 #include "sim/plan.h"
 #include "sim/sim.h"
@@ -28,13 +28,10 @@
 #include <malloc.h>
 #include <limits.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 
@@ -253,23 +250,6 @@ static const char *pairs_sql =
     "   AND coalesce((SELECT value FROM metrics WHERE run_id = rr.id AND name = 'probe_ok'), 1) != 0"
     " ORDER BY rs.id";
 
-/* Run a child d2moe with argv av; its exit status (128 + signal when killed). */
-static int run_child(char **av)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        /* a run outliving a killed validation would write into its store */
-        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(128 + SIGTERM);
-        execv("/proc/self/exe", av);
-        _exit(127);
-    }
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* probe_ok of the last real run of (spec, point) stored after after_id:
  * 1 accepted (or no probe reference), 0 rejected, -1 no run */
 static int last_probe_ok(const char *dbpath, const char *spec, size_t point, int64_t after_id)
@@ -326,30 +306,16 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
              * model's level chunks have (V1: half the level-2 chunk .. twice
              * the level-1 chunk), where read time is not linear in size. */
             snprintf(round_dev, sizeof round_dev, "%s/host-r%zu-p%zu.ini", recal_dir, it / n + 1, i);
-            const char *km = sweep_job_get(j, "model");
-            char lo[32] = "64Ki", hi[32] = "4Mi";
-            model mm;
-            if (model_load(&mm, km ? km : "tiny-moe") == D2_OK) {
-                int64_t c1 = model_expert_level_bytes(&mm, 2, 1, 128) / 3, c2 = model_expert_level_bytes(&mm, 2, 2, 128) / 3;
-                int64_t a = c2 / 2 / 4096 * 4096, b = (2 * c1 + 4095) / 4096 * 4096;
-                if (a < 4096) a = 4096;
-                if (b > (64LL << 20)) b = 64LL << 20;
-                if (b > a) {
-                    snprintf(lo, sizeof lo, "%lld", (long long)a);
-                    snprintf(hi, sizeof hi, "%lld", (long long)b);
-                }
-            }
-            char *cv[24] = {"d2moe", "calibrate", "-o", round_dev, "--dir", (char *)recal_dir, "--file-size", "256Mi",
-                            "--io-bytes", "16Mi", "--min-read", lo, "--max-read", hi, "--size-step", "1.25",
-                            "--kernel-model", (char *)(km ? km : "tiny-moe"), NULL};
-            int ncv = 18; /* the calibration pins its threads as the runs will */
+            char lo[32], hi[32], *cv[VALIDATION_CALIBRATE_ARGC + 5];
+            int ncv = validation_calibrate_argv(j, round_dev, recal_dir, "256Mi", lo, hi, cv);
+            /* the calibration pins its threads as the runs will */
             char cpu[2][CPUPIN_NAME_MAX];
             if (g_compute_cpu != CPUPIN_DEFAULT) cv[ncv++] = "--compute-cpu", cv[ncv++] = (char *)cpupin_arg(g_compute_cpu, cpu[0]);
             if (g_io_cpu != CPUPIN_DEFAULT) cv[ncv++] = "--io-cpu", cv[ncv++] = (char *)cpupin_arg(g_io_cpu, cpu[1]);
             cv[ncv] = NULL;
             printf("\n== round %zu, point %zu: calibrating into %s (reads %s..%s bytes)\n", it / n + 1, i, round_dev, lo, hi);
             fflush(stdout);
-            int cst = run_child(cv);
+            int cst = validation_run(cv, 0);
             if (cst != 0) {
                 d2_err_set("execute: calibration before round %zu, point %zu failed (status %d)", it / n + 1, i, cst);
                 return cli_fail(D2_EIO);
@@ -368,41 +334,17 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
             }
         }
         char *av[2 * SWEEP_MAX_AXES + 40];
-        static char setbuf[SWEEP_MAX_AXES][PARAM_STR_MAX * 2];
+        static validation_strs strs;
         char pt[32];
-        int ac = 0;
         snprintf(pt, sizeof pt, "%zu", i);
-        av[ac++] = "d2moe";
-        av[ac++] = "execute";
-        for (size_t k = 0; k < j->n; k++) {
-            const char *key = j->key[k], *val = j->value[k];
-            if (!strcmp(key, "model") || !strcmp(key, "device") || !strcmp(key, "trace") || !strcmp(key, "seed")) {
-                static char opt[SWEEP_MAX_AXES][16];
-                snprintf(opt[k], sizeof opt[k], "--%s", key);
-                av[ac++] = opt[k];
-                av[ac++] = (char *)(recal_dir && !strcmp(key, "device") ? round_dev : val);
-            } else {
-                snprintf(setbuf[k], sizeof setbuf[k], "%s=%s", key, val);
-                av[ac++] = "--set";
-                av[ac++] = setbuf[k];
-            }
-        }
+        int ac = validation_execute_argv(j, recal_dir ? round_dev : NULL, &strs, av);
         av[ac++] = "--db";
         av[ac++] = (char *)dbpath;
         av[ac++] = "--x-spec";
         av[ac++] = (char *)sweep_spec_name(s);
         av[ac++] = "--x-point";
         av[ac++] = pt;
-        if (probe_ref[0]) {
-            av[ac++] = "--x-probe-ref";
-            av[ac++] = probe_ref;
-            av[ac++] = "--probe-tol";
-            av[ac++] = (char *)probe_tol;
-        }
-        if (cold_ref[0]) {
-            av[ac++] = "--x-cold-probe-ref";
-            av[ac++] = cold_ref;
-        }
+        ac = validation_probe_argv(av, ac, probe_ref, probe_tol, cold_ref);
         for (int k = 0; k < npass; k++) av[ac++] = (char *)pass[k];
         av[ac] = NULL;
         printf("\n== round %zu, point %zu:", it / n + 1, i);
@@ -410,7 +352,7 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
             printf(" %s=%s", j->key[k], recal_dir && !strcmp(j->key[k], "device") ? round_dev : j->value[k]);
         printf("\n");
         fflush(stdout);
-        int st = run_child(av);
+        int st = validation_run(av, 0);
         if (st < 0) { d2_err_set("execute: fork: %s", strerror(errno)); return cli_fail(D2_EIO); }
         if (st != 0) {
             failed++;
@@ -617,13 +559,8 @@ static int run(int argc, char **argv)
         if (job.model || job.device || so.nsets || mwq || user_tl || real_tl)
             return cli_usage_error("execute", "--spec takes the configuration from the spec (only --db, --mwq-dir, --threads, --no-verify, --no-host-watch, --wait, --compute-cpu, --io-cpu, --quick, --repeat, --max-error, --recalibrate, --probe-tol, --calib-tol, --max-retries, --nice)");
         sweep_spec *sp;
-        int src = sweep_spec_load(spec, quick, NULL, 0, runner_check, NULL, &sp);
+        int src = validation_spec_load(spec, quick, &sp);
         if (src) return cli_fail(src);
-        if (strcmp(sweep_spec_kind(sp), "execute")) {
-            d2_err_set("%s: kind = %s: expected kind = execute", spec, sweep_spec_kind(sp));
-            sweep_spec_free(sp);
-            return cli_fail(D2_EINVAL);
-        }
         int st = run_spec(dbpath, pass, npass, sp, repeat, max_err, recal, max_retries, probe_tol_arg ? probe_tol_arg : "10",
                           calib_tol_arg ? calib_tol_arg : "10");
         sweep_spec_free(sp);

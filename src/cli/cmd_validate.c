@@ -10,30 +10,25 @@
  * of two timeline CSVs, offline.  It is never a test: nothing here asserts
  * a timing. */
 #include "cli/cli.h"
+#include "cli/validation.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/fileio.h"
-#include "core/model.h"
 #include "host/calib.h"
 #include "host/exec.h"
 #include "host/opjoin.h"
 #include "host/valstat.h"
 #include "results/db.h"
-#include "results/runner.h"
 #include "results/sweep.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static void usage(FILE *out)
@@ -81,23 +76,6 @@ static void usage(FILE *out)
             "--join SIM.csv REAL.csv: the op join of two timeline CSVs (execute's\n"
             "--timeline and --real-timeline, or simulate's --timeline), offline;\n"
             "prints the join_* metrics execute stores (seconds to the ns).\n");
-}
-
-static int run_child(char **av)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(128 + SIGTERM);
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0) { dup2(null, 1); close(null); } /* the children's tables: in the store */
-        execv("/proc/self/exe", av);
-        _exit(127);
-    }
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* the last real execute run of the point after after_id: its id, the
@@ -374,13 +352,8 @@ static int run(int argc, char **argv)
     if (!dbpath) return cli_usage_error("validate", "--db FILE is required");
     const char *spec = argv[optind];
     sweep_spec *sp;
-    int rc = sweep_spec_load(spec, quick, NULL, 0, runner_check, NULL, &sp);
+    int rc = validation_spec_load(spec, quick, &sp);
     if (rc) return cli_fail(rc);
-    if (strcmp(sweep_spec_kind(sp), "execute")) {
-        d2_err_set("%s: kind = %s: expected kind = execute", spec, sweep_spec_kind(sp));
-        sweep_spec_free(sp);
-        return cli_fail(D2_EINVAL);
-    }
     if (mkdir(work, 0777) != 0 && errno != EEXIST) {
         d2_err_set("validate: --work %s: %s", work, strerror(errno));
         sweep_spec_free(sp);
@@ -418,30 +391,16 @@ static int run(int argc, char **argv)
             if (acc[p].n >= rounds) continue;
             if (clock_mono_s() - t_start > cap_min * 60) break;
             const sweep_job *j = sweep_spec_job(sp, p);
-            const char *km = sweep_job_get(j, "model");
-            char dev[4200], scsv[4200], rcsv[4200], lo[32] = "64Ki", hi[32] = "4Mi";
+            char dev[4200], scsv[4200], rcsv[4200], lo[32], hi[32], *cv[VALIDATION_CALIBRATE_ARGC + 1];
             snprintf(dev, sizeof dev, "%s/host-p%zu.ini", work, p);
             snprintf(scsv, sizeof scsv, "%s/sim-p%zu.csv", work, p);
             snprintf(rcsv, sizeof rcsv, "%s/real-p%zu.csv", work, p);
-            model mm;
-            if (model_load(&mm, km ? km : "tiny-moe") == D2_OK) { /* reads sampled around the level-chunk sizes */
-                int64_t c1 = model_expert_level_bytes(&mm, 2, 1, 128) / 3, c2 = model_expert_level_bytes(&mm, 2, 2, 128) / 3;
-                int64_t a = c2 / 2 / 4096 * 4096, b = (2 * c1 + 4095) / 4096 * 4096;
-                if (a < 4096) a = 4096;
-                if (b > (64LL << 20)) b = 64LL << 20;
-                if (b > a) {
-                    snprintf(lo, sizeof lo, "%lld", (long long)a);
-                    snprintf(hi, sizeof hi, "%lld", (long long)b);
-                }
-            }
+            validation_calibrate_argv(j, dev, work, fsize, lo, hi, cv);
             acc[p].attempts++;
-            char *cv[] = {"d2moe", "calibrate", "-o", dev, "--dir", (char *)work, "--file-size", (char *)fsize, "--io-bytes", "16Mi",
-                          "--min-read", lo, "--max-read", hi, "--size-step", "1.25", "--kernel-model",
-                          (char *)(km ? km : "tiny-moe"), NULL};
             printf("round %d, point %zu (accepted %d/%d, %.0f s, load %.2f): ", round, p, acc[p].n, rounds,
                    clock_mono_s() - t_start, calib_host_loadavg1());
             fflush(stdout);
-            int cst = run_child(cv);
+            int cst = validation_run(cv, 1);
             if (cst != 0) {
                 d2_err_set("validate: calibration failed (status %d)", cst);
                 rc = D2_EIO;
@@ -459,42 +418,20 @@ static int run(int argc, char **argv)
                 continue;
             }
             char *av[2 * SWEEP_MAX_AXES + 40];
-            char kvbuf[SWEEP_MAX_AXES][PARAM_STR_MAX * 2], opt[SWEEP_MAX_AXES][16], ptxt[32], probe_ref[32], cold_ref[32];
-            int ac = 0;
+            validation_strs strs;
+            char ptxt[32], probe_ref[32] = "", cold_ref[32] = "";
             snprintf(ptxt, sizeof ptxt, "%zu", p);
-            snprintf(probe_ref, sizeof probe_ref, "%.0f", pr);
-            snprintf(cold_ref, sizeof cold_ref, "%.0f", cpr);
-            av[ac++] = "d2moe";
-            av[ac++] = "execute";
-            for (size_t k = 0; k < j->n; k++) {
-                const char *key = j->key[k], *val = j->value[k];
-                if (!strcmp(key, "model") || !strcmp(key, "device") || !strcmp(key, "trace") || !strcmp(key, "seed")) {
-                    snprintf(opt[k], sizeof opt[k], "--%s", key);
-                    av[ac++] = opt[k];
-                    av[ac++] = (char *)(!strcmp(key, "device") ? dev : val);
-                } else {
-                    snprintf(kvbuf[k], sizeof kvbuf[k], "%s=%s", key, val);
-                    av[ac++] = "--set";
-                    av[ac++] = kvbuf[k];
-                }
-            }
+            if (pr > 0) snprintf(probe_ref, sizeof probe_ref, "%.0f", pr);
+            if (pr > 0 && cpr > 0) snprintf(cold_ref, sizeof cold_ref, "%.0f", cpr); /* the cold probe: the memory kept its speed */
+            int ac = validation_execute_argv(j, dev, &strs, av);
             char *tail[] = {"--db", (char *)dbpath, "--x-spec", (char *)name, "--x-point", ptxt, "--mwq-dir", (char *)work,
                             "--no-verify", "--timeline", scsv, "--real-timeline", rcsv};
             /* the timelines are artifacts to look at: the join comes from the store */
             size_t ntail = sizeof tail / sizeof tail[0] - (timelines ? 0 : 4);
             for (size_t k = 0; k < ntail; k++) av[ac++] = tail[k];
-            if (pr > 0) {
-                av[ac++] = "--x-probe-ref";
-                av[ac++] = probe_ref;
-                av[ac++] = "--probe-tol";
-                av[ac++] = (char *)probe_tol;
-            }
-            if (pr > 0 && cpr > 0) { /* the cold probe: the memory kept its speed */
-                av[ac++] = "--x-cold-probe-ref";
-                av[ac++] = cold_ref;
-            }
+            ac = validation_probe_argv(av, ac, probe_ref, probe_tol, cold_ref);
             av[ac] = NULL;
-            int est = run_child(av);
+            int est = validation_run(av, 1);
             int64_t xid = 0;
             double s_s = 0, r_s = 0, stop_s = -1, take_s = -1, takemax_s = -1;
             int pok = 0;

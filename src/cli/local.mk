@@ -5,7 +5,7 @@ bin_PROGRAMS += d2moe
 d2moe_SOURCES = \
 	src/cli/main.c src/cli/cli.h src/cli/commands.h src/cli/benches.h \
 	src/cli/cmd_list.c src/cli/cmd_show.c src/cli/cmd_db.c src/cli/cmd_bench.c
-d2moe_SOURCES += src/cli/cmd_calibrate.c src/cli/cmd_execute.c src/cli/cmd_validate.c
+d2moe_SOURCES += src/cli/cmd_calibrate.c src/cli/cmd_execute.c src/cli/cmd_validate.c src/cli/validation.c src/cli/validation.h
 d2moe_SOURCES += src/cli/cmd_trace.c src/cli/bench_trace.c
 d2moe_SOURCES += src/cli/cmd_simulate.c src/cli/bench_sim.c src/cli/simopts.c src/cli/simopts.h
 d2moe_SOURCES += src/cli/cmd_sweep.c src/cli/cmd_merge.c src/cli/cmd_plot.c src/cli/cmd_reproduce.c src/cli/reproduce_quant.c src/cli/reproduce.h

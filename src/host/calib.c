@@ -992,6 +992,16 @@ void calib_reader_io(const calib_io_opts *o, int64_t level1_bytes, calib_io_opts
     *read_bytes = rb;
 }
 
+void calib_read_range(int64_t level1_bytes, int64_t level2_bytes, int64_t *lo, int64_t *hi)
+{
+    int64_t c1 = level1_bytes / 3, c2 = level2_bytes / 3;
+    int64_t a = c2 / 2 / 4096 * 4096, b = (2 * c1 + 4095) / 4096 * 4096;
+    if (a < 4096) a = 4096;
+    if (b > (64LL << 20)) b = 64LL << 20;
+    *lo = b > a ? a : 0;
+    *hi = b > a ? b : 0;
+}
+
 /* ---- host stops --------------------------------------------------- */
 
 /* the idle phase's second CPU: busy, as execute's spinning I/O thread

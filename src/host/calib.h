@@ -206,6 +206,12 @@ double calib_cold_bw(int64_t bytes, double warm_ns, double cold_ns);
  * level1_bytes, one matrix's third rounded up to 4 KiB, into *read_bytes;
  * *out = *o with the file at most 256 MiB and at least two reads. */
 void calib_reader_io(const calib_io_opts *o, int64_t level1_bytes, calib_io_opts *out, int64_t *read_bytes);
+/* The read sizes a calibration before a run samples densely (a factor 1.25
+ * apart), where read time is not linear in size: half a level-2 chunk ..
+ * twice a level-1 chunk of a model whose V1 expert levels 1 and 2 (three
+ * matrices each) are level1_bytes and level2_bytes (a chunk: one matrix's
+ * third), 4 KiB-aligned, within 4 KiB..64 MiB; *lo = *hi = 0 when empty. */
+void calib_read_range(int64_t level1_bytes, int64_t level2_bytes, int64_t *lo, int64_t *hi);
 
 /* How much a concurrent load slows the kernels (the simulator's
  * device.io_interference): passes over the pool of calib_cold (cold

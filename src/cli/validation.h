@@ -1,0 +1,48 @@
+/* validation.h - what `d2moe execute --spec` and `d2moe validate` share: a
+ * sweep spec of kind execute, and the child processes of this binary a
+ * point of it runs (`d2moe calibrate` sampling the reads its model issues,
+ * `d2moe execute` of the point), as argument vectors, and running them.
+ * The rounds, retries, rejections and summaries stay with each command. */
+#ifndef D2_CLI_VALIDATION_H
+#define D2_CLI_VALIDATION_H
+
+#include "core/param.h"
+#include "results/sweep.h"
+
+/* Load a sweep spec of kind execute (experiments/validation.ini); D2_EINVAL
+ * naming the file when it is of another kind. */
+int validation_spec_load(const char *path, int quick, sweep_spec **out);
+
+/* Run this binary (/proc/self/exe) with av; the child is sent SIGTERM when
+ * this process dies (a run outliving a killed validation would write into
+ * its store); quiet: its standard output to /dev/null.  Its exit status
+ * (128 + the signal when killed), -1 when it could not be started. */
+int validation_run(char **av, int quiet);
+
+/* `d2moe calibrate` before a run of point j: the profile to dev, its read
+ * file of file_size in dir, reads sampled a factor 1.25 apart over
+ * calib_read_range of the point's model (model, default tiny-moe;
+ * 64Ki..4Mi when it cannot be loaded or the range is empty), written to lo
+ * and hi.  av (room for VALIDATION_CALIBRATE_ARGC and more the caller
+ * adds) gets the arguments and a NULL; returns their count. */
+#define VALIDATION_CALIBRATE_ARGC 18
+int validation_calibrate_argv(const sweep_job *j, const char *dev, const char *dir, const char *file_size, char lo[32],
+                              char hi[32], char **av);
+
+/* The strings of a point's execute arguments. */
+typedef struct validation_strs {
+    char opt[SWEEP_MAX_AXES][16];
+    char set[SWEEP_MAX_AXES][PARAM_STR_MAX * 2];
+} validation_strs;
+/* `d2moe execute` of point j: model, device, trace and seed as --KEY VALUE
+ * (the device dev when not NULL), the other keys as --set KEY=VALUE (held
+ * in s).  av gets them (2 + 2 * j->n at most); returns their count. */
+int validation_execute_argv(const sweep_job *j, const char *dev, validation_strs *s, char **av);
+
+/* The calibration's probes a run of execute is checked against, appended
+ * at av[ac]: --x-probe-ref probe_ref --probe-tol probe_tol unless probe_ref
+ * is "", --x-cold-probe-ref cold_ref unless cold_ref is "".  Returns the
+ * new count. */
+int validation_probe_argv(char **av, int ac, const char *probe_ref, const char *probe_tol, const char *cold_ref);
+
+#endif
