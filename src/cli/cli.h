@@ -30,6 +30,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_parse_long(const char *cmd, const char *opt, const char *arg, long lo, long hi, long *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *arg, double lo, double hi, int lo_open,
                      const char *what, double *out);
+/* --nice N: this process's scheduling priority set to n (its threads and
+ * children inherit it): 0, or the failure printed and its exit status. */
+int cli_set_nice(const char *cmd, long n);
 /* getopt_long that remembers the long options, so an unknown option gets a
  * "did you mean" (cli_bad_option). */
 struct option;

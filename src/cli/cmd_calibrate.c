@@ -19,7 +19,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -196,10 +195,7 @@ static int run(int argc, char **argv)
             break;
         case 12:
             if (parse_int("--nice", optarg, -20, 19, &v)) return 2;
-            if (setpriority(PRIO_PROCESS, 0, (int)v) != 0) {
-                d2_err_set("calibrate: --nice %ld: %s", v, strerror(errno));
-                return cli_fail(D2_EINVAL);
-            }
+            if (cli_set_nice("calibrate", v)) return 2;
             nice_v = (int)v;
             break;
         default: return cli_bad_option("calibrate", argc, argv);

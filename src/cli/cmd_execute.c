@@ -30,7 +30,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -532,10 +531,7 @@ static int run(int argc, char **argv)
             char *end;
             long v = strtol(optarg, &end, 10);
             if (!*optarg || *end || v < -20 || v > 19) return cli_usage_error("execute", "--nice %s: expected -20..19", optarg);
-            if (setpriority(PRIO_PROCESS, 0, (int)v) != 0) {
-                d2_err_set("execute: --nice %ld: %s", v, strerror(errno));
-                return cli_fail(D2_EINVAL);
-            }
+            if ((pst = cli_set_nice("execute", v))) return pst;
             break; /* threads and child processes inherit it */
         }
         case 6:

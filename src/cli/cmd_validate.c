@@ -27,7 +27,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -323,10 +322,7 @@ static int run(int argc, char **argv)
             break;
         case 3:
             if ((st = cli_parse_long("validate", "--nice", optarg, -20, 19, &lv))) return st;
-            if (setpriority(PRIO_PROCESS, 0, (int)lv) != 0) {
-                d2_err_set("validate: --nice %ld: %s", lv, strerror(errno));
-                return cli_fail(D2_EINVAL);
-            }
+            if ((st = cli_set_nice("validate", lv))) return st;
             break;
         case 4:
             if ((st = cli_parse_long("validate", "--seed", optarg, 0, LONG_MAX, &lv))) return st;

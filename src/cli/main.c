@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,6 +69,13 @@ int cli_parse_double(const char *cmd, const char *opt, const char *arg, double l
         return cli_usage_error(cmd, "%s %s: expected %s %g..%g", opt, arg, what, lo, hi);
     *out = v;
     return 0;
+}
+
+int cli_set_nice(const char *cmd, long n)
+{
+    if (setpriority(PRIO_PROCESS, 0, (int)n) == 0) return 0;
+    d2_err_set("%s: --nice %ld: %s", cmd, n, strerror(errno));
+    return cli_fail(D2_EINVAL);
 }
 
 static const struct option *g_longopts;
