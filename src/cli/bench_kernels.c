@@ -172,6 +172,114 @@ static double time_kq(const kq_matrix *m, int lo, int hi, const kq_act *a, float
     return best;
 }
 
+/* The quantize input: a qrows x qcols float32 matrix, 0.02 t(3) weights with
+ * every 16th column (offset 5) 8x larger (outlier channels); NULL when out
+ * of memory. */
+static float *heavy_tailed(gsl_rng *r, long qrows, long qcols)
+{
+    int64_t qn = (int64_t)qrows * qcols;
+    float *w = malloc((size_t)qn * sizeof *w);
+    if (!w) return NULL;
+    for (int64_t i = 0; i < qn; i++) {
+        double v = 0.02 * gsl_ran_tdist(r, 3.0);
+        w[i] = (float)((i % qcols) % 16 == 5 ? 8 * v : v);
+    }
+    return w;
+}
+
+/* A quantizer as time_quantize runs it: run quantizes w on `threads`
+ * threads (1: the one-thread entry point) and hands the matrix back; free
+ * frees it (untimed). */
+typedef struct quantizer {
+    int (*run)(const void *cfg, const float *w, long rows, long cols, int threads, void **out);
+    void (*free)(void *m);
+    const void *cfg;
+} quantizer;
+
+static int run_mwq(const void *cfg, const float *w, long rows, long cols, int threads, void **out)
+{
+    mwq_matrix *m = NULL;
+    int rc = threads > 1 ? mwq_matrix_quantize_threads(w, rows, cols, cfg, NULL, 0, threads, &m)
+                         : mwq_matrix_quantize(w, rows, cols, cfg, NULL, 0, &m);
+    *out = m;
+    return rc;
+}
+static void free_mwq(void *m) { mwq_matrix_free(m); }
+
+static int run_kq(const void *cfg, const float *w, long rows, long cols, int threads, void **out)
+{
+    kq_matrix *m = NULL;
+    int rc = threads > 1 ? kq_quantize_threads(w, rows, cols, cfg, 4, threads, &m) : kq_quantize(w, rows, cols, cfg, 4, &m);
+    *out = m;
+    return rc;
+}
+static void free_kq(void *m) { kq_matrix_free(m); }
+
+/* Quantize throughput in GB/s of float32 input: the best of `runs` runs on
+ * one thread (wall, and thread CPU time) and, when threads > 1, of a run on
+ * `threads` threads right after each (the same load for both; else the
+ * one-thread figure). */
+typedef struct qspeed {
+    double wall_s;      /* best one-thread wall time, s */
+    double gbs, cpu_gbs, threads_gbs;
+} qspeed;
+
+static int time_quantize(const quantizer *q, const float *w, long rows, long cols, int runs, int threads, qspeed *out)
+{
+    double qbest = 1e30, qcpu = 1e30, qtbest = 1e30;
+    for (int rep = 0; rep < runs; rep++) {
+        void *m;
+        double t = clock_mono_s(), tc = cpu_now();
+        int rc = q->run(q->cfg, w, rows, cols, 1, &m);
+        t = clock_mono_s() - t;
+        tc = cpu_now() - tc;
+        if (rc) return rc;
+        q->free(m);
+        if (t < qbest) qbest = t;
+        if (tc < qcpu) qcpu = tc;
+        if (threads > 1) { /* interleaved with the one-thread runs: the same load for both */
+            t = clock_mono_s();
+            rc = q->run(q->cfg, w, rows, cols, threads, &m);
+            t = clock_mono_s() - t;
+            if (rc) return rc;
+            q->free(m);
+            if (t < qtbest) qtbest = t;
+        }
+    }
+    if (threads == 1) qtbest = qbest;
+    const int64_t qn = (int64_t)rows * cols;
+    out->wall_s = qbest;
+    out->gbs = 4.0 * (double)qn / qbest / 1e9;
+    out->cpu_gbs = 4.0 * (double)qn / qcpu / 1e9;
+    out->threads_gbs = 4.0 * (double)qn / qtbest / 1e9;
+    return D2_OK;
+}
+
+/* The quantize figures of the JSON report (path: the vector path, NULL: none). */
+static void json_quantize(json_t *o, const qspeed *q, const char *path, int threads)
+{
+    json_object_set_new(o, "quantize_gbs", json_real(q->gbs));
+    if (path) json_object_set_new(o, "quantize_path", json_string(path));
+    json_object_set_new(o, "quantize_cpu_gbs", json_real(q->cpu_gbs));
+    json_object_set_new(o, "threads", json_integer(threads));
+    json_object_set_new(o, "quantize_threads_gbs", json_real(q->threads_gbs));
+    json_object_set_new(o, "quantize_threads_speedup", json_real(q->threads_gbs / q->gbs));
+}
+
+/* The end of the JSON report: the shapes, the activations, the per-level
+ * rows jl and the reference layouts jr; printed and freed. */
+static void json_finish(json_t *o, long qrows, long qcols, long rows, long cols, const char *activations, json_t *jl, json_t *jr)
+{
+    json_object_set_new(o, "quantize_shape", json_pack("[i,i]", (json_int_t)qrows, (json_int_t)qcols));
+    json_object_set_new(o, "dot_shape", json_pack("[i,i]", (json_int_t)rows, (json_int_t)cols));
+    json_object_set_new(o, "activations", json_string(activations));
+    json_object_set_new(o, "levels", jl);
+    json_object_set_new(o, "reference_layouts", jr);
+    json_dumpf(o, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(6));
+    printf("\n");
+    json_decref(o);
+}
+
 /* The q2_K / q4_K layout reference kernels (quant/kref.h, written here from
  * the published layouts, not ggml's code) on a random-byte matrix of the
  * same shape, timed as time_kq times MWQ-K: the baseline the issue measured
@@ -253,38 +361,15 @@ static int bench_kq(const char *preset, long rows, long cols, long qrows, long q
     gsl_rng *r = rng_new(1, 0);
     if (!r) { d2_err_set("out of memory"); return cli_fail(D2_ENOMEM); }
     double stream = measure_stream((size_t)stream_mib << 20, (int)reps);
-    int64_t qn = (int64_t)qrows * qcols;
-    float *w = malloc((size_t)qn * sizeof *w);
+    float *w = heavy_tailed(r, qrows, qcols);
     if (!w) { gsl_rng_free(r); d2_err_set("out of memory"); return cli_fail(D2_ENOMEM); }
-    for (int64_t i = 0; i < qn; i++) {
-        double v = 0.02 * gsl_ran_tdist(r, 3.0);
-        w[i] = (float)((i % qcols) % 16 == 5 ? 8 * v : v);
-    }
-    double qbest = 1e30, qcpu = 1e30, qtbest = 1e30;
-    for (int rep = 0; rep < (reps < 2 ? reps : 2); rep++) {
-        kq_matrix *m;
-        double t = clock_mono_s(), tc = cpu_now();
-        int rc = kq_quantize(w, qrows, qcols, &f, 4, &m);
-        t = clock_mono_s() - t;
-        tc = cpu_now() - tc;
-        if (rc) { free(w); gsl_rng_free(r); return cli_fail(rc); }
-        kq_matrix_free(m);
-        if (t < qbest) qbest = t;
-        if (tc < qcpu) qcpu = tc;
-        if (threads > 1) { /* interleaved with the one-thread runs: the same load for both */
-            t = clock_mono_s();
-            rc = kq_quantize_threads(w, qrows, qcols, &f, 4, threads, &m);
-            t = clock_mono_s() - t;
-            if (rc) { free(w); gsl_rng_free(r); return cli_fail(rc); }
-            kq_matrix_free(m);
-            if (t < qtbest) qtbest = t;
-        }
-    }
+    const quantizer qz = {run_kq, free_kq, &f};
+    qspeed qs;
+    int rc = time_quantize(&qz, w, qrows, qcols, reps < 2 ? (int)reps : 2, threads, &qs);
     free(w);
-    if (threads == 1) qtbest = qbest;
-    double qgbs = 4.0 * (double)qn / qbest / 1e9, qcgbs = 4.0 * (double)qn / qcpu / 1e9, qtgbs = 4.0 * (double)qn / qtbest / 1e9;
+    if (rc) { gsl_rng_free(r); return cli_fail(rc); }
     kq_matrix *big, *small;
-    int rc = random_kq(&f, rows, cols, r, &big);
+    rc = random_kq(&f, rows, cols, r, &big);
     if (!rc) rc = random_kq(&f, 128, 4096, r, &small);
     if (rc) { gsl_rng_free(r); return cli_fail(rc); }
     long nx = cols > 4096 ? cols : 4096, ny = rows > 128 ? rows : 128;
@@ -304,9 +389,9 @@ static int bench_kq(const char *preset, long rows, long cols, long qrows, long q
         printf("kernels %s: %s path, one core\n", preset, kq_impl_name(used));
         printf("stream read bandwidth (%ld MiB): %.2f GB/s\n", stream_mib, stream);
         printf("quantize %s (all %d levels, %s path) %ld x %ld: %.3f GB/s of float32 input (%.2f s wall; %.3f GB/s by thread CPU time)\n",
-               preset, f.levels, kq_qpath_name(qused), qrows, qcols, qgbs, qbest, qcgbs);
-        printf("quantize %s on %d threads: %.3f GB/s of float32 input (wall), %.2fx the one-thread figure\n", preset, threads, qtgbs,
-               qtgbs / qgbs);
+               preset, f.levels, kq_qpath_name(qused), qrows, qcols, qs.gbs, qs.wall_s, qs.cpu_gbs);
+        printf("quantize %s on %d threads: %.3f GB/s of float32 input (wall), %.2fx the one-thread figure\n", preset, threads,
+               qs.threads_gbs, qs.threads_gbs / qs.gbs);
         printf("dot (mat-vec, int8 activations per super-block of 256) on %ld x %ld, levels 1..k in one pass:\n", rows, cols);
         printf("  %5s %6s %9s %9s %12s %11s %10s %10s\n", "level", "bpw", "Gw/s", "GB/s", "mem_bound", "cpu_bound", "of_mem", "incr_Gw/s");
     }
@@ -350,20 +435,8 @@ static int bench_kq(const char *preset, long rows, long cols, long qrows, long q
         json_object_set_new(o, "preset", json_string(preset));
         json_object_set_new(o, "impl", json_string(kq_impl_name(used)));
         json_object_set_new(o, "stream_gbs", json_real(stream));
-        json_object_set_new(o, "quantize_gbs", json_real(qgbs));
-        json_object_set_new(o, "quantize_path", json_string(kq_qpath_name(qused)));
-        json_object_set_new(o, "quantize_cpu_gbs", json_real(qcgbs));
-        json_object_set_new(o, "threads", json_integer(threads));
-        json_object_set_new(o, "quantize_threads_gbs", json_real(qtgbs));
-        json_object_set_new(o, "quantize_threads_speedup", json_real(qtgbs / qgbs));
-        json_object_set_new(o, "quantize_shape", json_pack("[i,i]", (json_int_t)qrows, (json_int_t)qcols));
-        json_object_set_new(o, "dot_shape", json_pack("[i,i]", (json_int_t)rows, (json_int_t)cols));
-        json_object_set_new(o, "activations", json_string("int8 per super-block of 256"));
-        json_object_set_new(o, "levels", jl);
-        json_object_set_new(o, "reference_layouts", jr);
-        json_dumpf(o, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(6));
-        printf("\n");
-        json_decref(o);
+        json_quantize(o, &qs, kq_qpath_name(qused), threads);
+        json_finish(o, qrows, qcols, rows, cols, "int8 per super-block of 256", jl, jr);
     } else {
         json_decref(jl);
         json_decref(jr);
@@ -493,38 +566,15 @@ int bench_kernels(int argc, char **argv)
     double stream = measure_stream((size_t)stream_mib << 20, (int)reps);
 
     /* quantize throughput */
-    int64_t qn = (int64_t)qrows * qcols;
-    float *w = malloc((size_t)qn * sizeof *w);
+    float *w = heavy_tailed(r, qrows, qcols);
     if (!w) { gsl_rng_free(r); d2_err_set("out of memory"); return cli_fail(D2_ENOMEM); }
-    for (int64_t i = 0; i < qn; i++) {
-        double v = 0.02 * gsl_ran_tdist(r, 3.0);
-        w[i] = (float)((i % qcols) % 16 == 5 ? 8 * v : v);
-    }
     mwq_config cfg;
     mwq_config_default(&cfg);
-    double qbest = 1e30, qcpu = 1e30, qtbest = 1e30;
-    for (int rep = 0; rep < (reps < 3 ? reps : 3); rep++) {
-        mwq_matrix *m;
-        double t = clock_mono_s(), tc = cpu_now();
-        int rc = mwq_matrix_quantize(w, qrows, qcols, &cfg, NULL, 0, &m);
-        t = clock_mono_s() - t;
-        tc = cpu_now() - tc;
-        if (rc) { free(w); gsl_rng_free(r); return cli_fail(rc); }
-        mwq_matrix_free(m);
-        if (t < qbest) qbest = t;
-        if (tc < qcpu) qcpu = tc;
-        if (threads > 1) { /* interleaved with the one-thread runs: the same load for both */
-            t = clock_mono_s();
-            rc = mwq_matrix_quantize_threads(w, qrows, qcols, &cfg, NULL, 0, threads, &m);
-            t = clock_mono_s() - t;
-            if (rc) { free(w); gsl_rng_free(r); return cli_fail(rc); }
-            mwq_matrix_free(m);
-            if (t < qtbest) qtbest = t;
-        }
-    }
+    const quantizer qz = {run_mwq, free_mwq, &cfg};
+    qspeed qs;
+    int qrc = time_quantize(&qz, w, qrows, qcols, reps < 3 ? (int)reps : 3, threads, &qs);
     free(w);
-    if (threads == 1) qtbest = qbest;
-    double qgbs = 4.0 * (double)qn / qbest / 1e9, qcgbs = 4.0 * (double)qn / qcpu / 1e9, qtgbs = 4.0 * (double)qn / qtbest / 1e9;
+    if (qrc) { gsl_rng_free(r); return cli_fail(qrc); }
 
     double gwall = 0, gcpu = 0;
     if (grows) {
@@ -566,9 +616,9 @@ int bench_kernels(int argc, char **argv)
         printf("kernels: %s path, one core; L3 reported by sysconf: %.1f MiB\n", kern_impl_name(used), llc > 0 ? llc / 1048576.0 : 0.0);
         printf("stream read bandwidth (%ld MiB): %.2f GB/s\n", stream_mib, stream);
         printf("quantize rtn V1 (search + 3 levels) %ld x %ld: %.3f GB/s of float32 input (%.2f s wall; %.3f GB/s by thread CPU time)\n",
-               qrows, qcols, qgbs, qbest, qcgbs);
-        printf("quantize rtn V1 on %d threads: %.3f GB/s of float32 input (wall), %.2fx the one-thread figure\n", threads, qtgbs,
-               qtgbs / qgbs);
+               qrows, qcols, qs.gbs, qs.wall_s, qs.cpu_gbs);
+        printf("quantize rtn V1 on %d threads: %.3f GB/s of float32 input (wall), %.2fx the one-thread figure\n", threads,
+               qs.threads_gbs, qs.threads_gbs / qs.gbs);
         if (grows) printf("gptq V1 %ld x %ld, %ld calibration tokens: %.2f s wall, %.2f s thread CPU\n", grows, gcols, gtok, gwall, gcpu);
         printf("dot (mat-vec, int8 activations per group of 128) on %ld x %ld, levels 1..k fused:\n", rows, cols);
         printf("  %5s %4s %9s %9s %12s %11s %10s %8s %10s\n", "level", "bits", "Gw/s", "GB/s", "mem_bound", "cpu_bound", "of_mem", "nearer", "incr_Gw/s");
@@ -617,25 +667,14 @@ int bench_kernels(int argc, char **argv)
         json_object_set_new(o, "impl", json_string(kern_impl_name(used)));
         json_object_set_new(o, "l3_bytes_sysconf", json_integer(llc));
         json_object_set_new(o, "stream_gbs", json_real(stream));
-        json_object_set_new(o, "quantize_gbs", json_real(qgbs));
-        json_object_set_new(o, "quantize_cpu_gbs", json_real(qcgbs));
-        json_object_set_new(o, "threads", json_integer(threads));
-        json_object_set_new(o, "quantize_threads_gbs", json_real(qtgbs));
-        json_object_set_new(o, "quantize_threads_speedup", json_real(qtgbs / qgbs));
+        json_quantize(o, &qs, NULL, threads);
         json_object_set_new(o, "stream_bytes", json_integer((json_int_t)stream_mib << 20));
         if (grows) {
             json_object_set_new(o, "gptq_shape", json_pack("[i,i,i]", (json_int_t)grows, (json_int_t)gcols, (json_int_t)gtok));
             json_object_set_new(o, "gptq_wall_s", json_real(gwall));
             json_object_set_new(o, "gptq_cpu_s", json_real(gcpu));
         }
-        json_object_set_new(o, "quantize_shape", json_pack("[i,i]", (json_int_t)qrows, (json_int_t)qcols));
-        json_object_set_new(o, "dot_shape", json_pack("[i,i]", (json_int_t)rows, (json_int_t)cols));
-        json_object_set_new(o, "activations", json_string("int8 per group of 128"));
-        json_object_set_new(o, "levels", jl);
-        json_object_set_new(o, "reference_layouts", jr);
-        json_dumpf(o, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(6));
-        printf("\n");
-        json_decref(o);
+        json_finish(o, qrows, qcols, rows, cols, "int8 per group of 128", jl, jr);
     } else {
         json_decref(jl);
         json_decref(jr);
