@@ -413,9 +413,8 @@ out:
 
 static int parse_int(const char *opt, const char *s, long lo, long hi, int64_t *out)
 {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return cli_usage_error("quantize", "%s %s: expected an integer %ld..%ld", opt, s, lo, hi);
+    long v;
+    if (cli_parse_long("quantize", opt, s, lo, hi, &v)) return 2;
     *out = v;
     return 0;
 }
@@ -615,16 +614,8 @@ static int run(int argc, char **argv)
         int64_t id;
         if (!rc) rc = db_run_write_with(d, run, db_rows, &rp, &id);
         db_run_free(run);
-        if (rc) goto fail;
     }
-    db_close(d);
-    free(rp.r);
-    free(sel);
-    free(X);
-    weights_free(wf);
-    weights_free(cf);
-    return 0;
-fail:
+fail: /* and the way out of a run that went well: rc == 0, wr NULL */
     if (wr) mwqfile_writer_abort(wr);
     db_close(d);
     free(rp.r);
@@ -632,7 +623,7 @@ fail:
     free(X);
     weights_free(wf);
     weights_free(cf);
-    return cli_fail(rc);
+    return rc ? cli_fail(rc) : 0;
 }
 
 const cli_cmd cli_cmd_quantize = {"quantize", "quantize weights with MWQ into a .mwq file and report per-level errors", run};
