@@ -83,6 +83,34 @@ static const char *variant_for(const report_opts *o, const char *sweep)
     return o->variant;
 }
 
+/* A prepared statement's rows into t: the column names as row 0, then at
+ * most MAX_ROWS rows of at most MAX_COLS cells, each cut to cell_bytes - 1
+ * bytes (cell_bytes <= 512; NULL "-", a float as %.4g).  *step gets the
+ * last sqlite3_step code (SQLITE_DONE when every row was read). */
+static int table_read(sqlite3_stmt *st, size_t cell_bytes, table *t, int *step)
+{
+    t->nc = sqlite3_column_count(st);
+    if (t->nc > MAX_COLS) t->nc = MAX_COLS;
+    t->cells = calloc(MAX_ROWS + 1, sizeof *t->cells);
+    if (!t->cells) D2_ERROR(D2_ENOMEM, "out of memory");
+    for (int c = 0; c < t->nc; c++) t->cells[0][c] = strdup(sqlite3_column_name(st, c));
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && t->nr < MAX_ROWS) {
+        t->nr++;
+        for (int c = 0; c < t->nc; c++) {
+            char buf[512];
+            switch (sqlite3_column_type(st, c)) {
+            case SQLITE_NULL: snprintf(buf, cell_bytes, "-"); break;
+            case SQLITE_FLOAT: snprintf(buf, cell_bytes, "%.4g", sqlite3_column_double(st, c)); break;
+            default: snprintf(buf, cell_bytes, "%s", (const char *)sqlite3_column_text(st, c)); break;
+            }
+            t->cells[t->nr][c] = strdup(buf);
+        }
+    }
+    *step = rc;
+    return D2_OK;
+}
+
 static int query_table(db *d, const char *sql_path, const char *variant, table *t)
 {
     memset(t, 0, sizeof *t);
@@ -101,24 +129,9 @@ static int query_table(db *d, const char *sql_path, const char *variant, table *
             D2_ERROR(D2_EFORMAT, "%s: parameter %s: a summary query binds only :variant", sql_path, pn ? pn : "?");
         }
     }
-    t->nc = sqlite3_column_count(st);
-    if (t->nc > MAX_COLS) t->nc = MAX_COLS;
-    t->cells = calloc(MAX_ROWS + 1, sizeof *t->cells);
-    if (!t->cells) { sqlite3_finalize(st); D2_ERROR(D2_ENOMEM, "out of memory"); }
-    for (int c = 0; c < t->nc; c++) t->cells[0][c] = strdup(sqlite3_column_name(st, c));
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && t->nr < MAX_ROWS) {
-        t->nr++;
-        for (int c = 0; c < t->nc; c++) {
-            char buf[256];
-            switch (sqlite3_column_type(st, c)) {
-            case SQLITE_NULL: snprintf(buf, sizeof buf, "-"); break;
-            case SQLITE_FLOAT: snprintf(buf, sizeof buf, "%.4g", sqlite3_column_double(st, c)); break;
-            default: snprintf(buf, sizeof buf, "%s", (const char *)sqlite3_column_text(st, c)); break;
-            }
-            t->cells[t->nr][c] = strdup(buf);
-        }
-    }
+    int trc = table_read(st, 256, t, &rc);
     sqlite3_finalize(st);
+    if (trc) return trc;
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) { table_free(t); D2_ERROR(D2_EDB, "%s: %s", sql_path, sqlite3_errstr(rc)); }
     if (!t->title[0]) snprintf(t->title, sizeof t->title, "%s", sql_path);
     return D2_OK;
@@ -234,26 +247,9 @@ static int sql_table(db *d, const char *sql, const char *title, table *t)
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db_handle(d), sql, -1, &st, NULL) != SQLITE_OK)
         D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errmsg(db_handle(d)));
-    t->nc = sqlite3_column_count(st);
-    if (t->nc > MAX_COLS) t->nc = MAX_COLS;
-    t->cells = calloc(MAX_ROWS + 1, sizeof *t->cells);
-    if (!t->cells) { sqlite3_finalize(st); D2_ERROR(D2_ENOMEM, "out of memory"); }
-    for (int c = 0; c < t->nc; c++) t->cells[0][c] = strdup(sqlite3_column_name(st, c));
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && t->nr < MAX_ROWS) {
-        t->nr++;
-        for (int c = 0; c < t->nc; c++) {
-            char buf[512];
-            switch (sqlite3_column_type(st, c)) {
-            case SQLITE_NULL: snprintf(buf, sizeof buf, "-"); break;
-            case SQLITE_FLOAT: snprintf(buf, sizeof buf, "%.4g", sqlite3_column_double(st, c)); break;
-            default: snprintf(buf, sizeof buf, "%s", (const char *)sqlite3_column_text(st, c)); break;
-            }
-            t->cells[t->nr][c] = strdup(buf);
-        }
-    }
+    int step, rc = table_read(st, 512, t, &step); /* a failing step ends the table early, unreported */
     sqlite3_finalize(st);
-    return D2_OK;
+    return rc;
 }
 
 /* code versions, readings and input hashes of a sweep's runs of one variant */
