@@ -30,19 +30,6 @@ int fate_predict(const prefetch_ctx *c, uint32_t *out, uint32_t *n)
         }
         score[e] += 1;
     }
-    uint32_t k = 0;
-    for (uint32_t e = 0; e < c->experts; e++) { /* the want highest, ties to the lower id */
-        if (score[e] <= 0) continue;
-        uint32_t j;
-        if (k < c->want) j = k++;
-        else if (score[e] > score[out[c->want - 1]]) j = c->want - 1;
-        else continue;
-        while (j > 0 && score[e] > score[out[j - 1]]) {
-            out[j] = out[j - 1];
-            j--;
-        }
-        out[j] = e;
-    }
-    *n = k;
+    *n = prefetch_top(score, c->experts, c->want, 1, out); /* the want highest, ties to the lower id */
     return D2_OK;
 }

@@ -63,21 +63,12 @@ int gate_observe(const prefetch_ctx *c)
 static int guess(const prefetch_ctx *c, double acc, uint32_t want, uint32_t *out, uint32_t *nout)
 {
     gate_state *s = c->state;
-    uint32_t cnt[MODEL_MAX_EXPERTS]; /* only the first c->experts are used */
+    double cnt[MODEL_MAX_EXPERTS]; /* only the first c->experts are used */
     unsigned char taken[MODEL_MAX_EXPERTS];
     memset(cnt, 0, c->experts * sizeof *cnt);
     memset(taken, 0, c->experts);
-    uint32_t n = 0;
-    for (size_t i = 0; i < c->nnext; i++) cnt[c->next[i]]++;
-    for (uint32_t e = 0; e < c->experts && want; e++) { /* insertion into the top `want` */
-        if (!cnt[e]) continue;
-        uint32_t j;
-        if (n < want) j = n++;
-        else if (cnt[e] > cnt[out[want - 1]]) j = want - 1;
-        else continue;
-        while (j > 0 && cnt[e] > cnt[out[j - 1]]) { out[j] = out[j - 1]; j--; }
-        out[j] = e;
-    }
+    for (size_t i = 0; i < c->nnext; i++) cnt[c->next[i]] += 1;
+    uint32_t n = prefetch_top(cnt, c->experts, want, 1, out);
     for (uint32_t i = 0; i < n; i++) taken[out[i]] = 1;
     for (uint32_t i = 0; i < n; i++)
         if (gsl_rng_uniform(c->rng) >= acc && n < c->experts) {

@@ -184,20 +184,7 @@ int moeinf_predict(const prefetch_ctx *c, uint32_t *out, uint32_t *n)
         const float *row = HIST(s, s->best[q], l);
         for (uint32_t e = 0; e < s->E; e++) score[e] += s->tokc[q] * row[e] / rs;
     }
-    uint32_t k = 0;
-    for (uint32_t e = 0; e < s->E; e++) {
-        if (score[e] <= 0) continue;
-        uint32_t j;
-        if (k < c->want) j = k++;
-        else if (score[e] > score[out[c->want - 1]]) j = c->want - 1;
-        else continue;
-        while (j > 0 && score[e] > score[out[j - 1]]) {
-            out[j] = out[j - 1];
-            j--;
-        }
-        out[j] = e;
-    }
-    *n = k;
+    *n = prefetch_top(score, s->E, c->want, 1, out);
     return D2_OK;
 }
 

@@ -11,12 +11,12 @@
 
 #define MAXE MODEL_MAX_EXPERTS
 
-/* the `want` highest scores, descending, ties to the lower id */
-static uint32_t top(const double *score, uint32_t E, uint32_t want, uint32_t *out)
+uint32_t prefetch_top(const double *score, uint32_t E, uint32_t want, int positive, uint32_t *out)
 {
     uint32_t n = 0;
     if (want == 0) return 0;
-    for (uint32_t e = 0; e < E; e++) {
+    for (uint32_t e = 0; e < E; e++) { /* insertion into the top `want` */
+        if (positive && score[e] <= 0) continue;
         uint32_t j;
         if (n < want) j = n++;
         else if (score[e] > score[out[want - 1]]) j = want - 1;
@@ -45,7 +45,7 @@ static int predict_paths(const prefetch_ctx *c, uint32_t *out, uint32_t *n)
         const double *row = c->trans + (size_t)c->cur[i] * c->experts;
         for (uint32_t e = 0; e < c->experts; e++) score[e] += row[e];
     }
-    *n = top(score, c->experts, c->want, out);
+    *n = prefetch_top(score, c->experts, c->want, 0, out);
     return D2_OK;
 }
 
@@ -59,7 +59,7 @@ static int predict_oracle(const prefetch_ctx *c, uint32_t *out, uint32_t *nout)
     memset(score, 0, c->experts * sizeof *score);
     memset(taken, 0, c->experts);
     for (size_t i = 0; i < c->nnext; i++) score[c->next[i]] += 1;
-    uint32_t n = top(score, c->experts, c->want, out);
+    uint32_t n = prefetch_top(score, c->experts, c->want, 0, out);
     for (uint32_t i = 0; i < n; i++) taken[out[i]] = 1;
     for (uint32_t i = 0; i < n; i++)
         if (gsl_rng_uniform(c->rng) >= c->acc && n < c->experts) {

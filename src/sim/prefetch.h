@@ -58,6 +58,10 @@ typedef struct prefetch_type {
     int (*predict)(const prefetch_ctx *c, uint32_t *out, uint32_t *n);
 } prefetch_type;
 
+/* The `want` highest of score[0..E-1] into out, descending, ties to the
+ * lower id (so predictions repeat); positive: scores above 0 only.  Their count. */
+uint32_t prefetch_top(const double *score, uint32_t E, uint32_t want, int positive, uint32_t *out);
+
 #include "core/registry.h"
 /* prefetch_find, _list, _count, _at, _names, _register (core/registry.h) */
 D2_REGISTRY_DECLARE(prefetch, prefetch_type)
