@@ -641,30 +641,41 @@ void calib_probe_free(calib_probe *p)
     free(p);
 }
 
+/* The probe's expert (the kernel fits' one: expert_quantize from
+ * CALIB_EXPERT_SEED, default MWQ config) and its two one-token activations
+ * (hidden and ffn wide, N(0, 1), the next draws of the same stream), for the
+ * probe and the cold-weight pool; `what` names the caller when out of memory. */
+static int probe_expert(int64_t hidden, int64_t ffn, const char *what, mwq_matrix *q[3], kern_act *acts[2])
+{
+    float *w = malloc((size_t)(hidden > ffn ? hidden : ffn) * sizeof *w);
+    gsl_rng *g = rng_new(CALIB_EXPERT_SEED, CALIB_EXPERT_STREAM);
+    int rc = (!w || !g) ? D2_ENOMEM : D2_OK;
+    if (rc) d2_err_set("%s: out of memory", what);
+    mwq_config c;
+    mwq_config_default(&c);
+    if (rc == D2_OK) rc = expert_quantize(hidden, ffn, &c, g, q);
+    for (int a = 0; a < 2 && rc == D2_OK; a++) {
+        int64_t n = a == 0 ? hidden : ffn;
+        for (int64_t i = 0; i < n; i++) w[i] = (float)gsl_ran_gaussian_ziggurat(g, 1.0);
+        rc = kern_act_new(n, c.group, &acts[a]);
+        if (rc == D2_OK) rc = kern_act_set(acts[a], w);
+    }
+    free(w);
+    if (g) gsl_rng_free(g);
+    return rc;
+}
+
 int calib_probe_new(int64_t hidden, int64_t ffn, calib_probe **out)
 {
     *out = NULL;
     if (hidden < 1 || ffn < 1 || hidden * ffn > (1LL << 28)) D2_ERROR(D2_EINVAL, "probe: bad expert shape");
     calib_probe *p = calloc(1, sizeof *p);
-    float *w = malloc((size_t)(hidden > ffn ? hidden : ffn) * sizeof *w);
-    gsl_rng *g = rng_new(CALIB_EXPERT_SEED, CALIB_EXPERT_STREAM);
-    int rc = (!p || !w || !g) ? D2_ENOMEM : D2_OK;
-    if (rc) d2_err_set("probe: out of memory");
-    mwq_config c;
-    mwq_config_default(&c);
-    if (rc == D2_OK) rc = expert_quantize(hidden, ffn, &c, g, p->q);
-    for (int a = 0; a < 2 && rc == D2_OK; a++) {
-        int64_t n = a == 0 ? hidden : ffn;
-        for (int64_t i = 0; i < n; i++) w[i] = (float)gsl_ran_gaussian_ziggurat(g, 1.0);
-        rc = kern_act_new(n, c.group, &p->acts[a]);
-        if (rc == D2_OK) rc = kern_act_set(p->acts[a], w);
-    }
+    if (!p) D2_ERROR(D2_ENOMEM, "probe: out of memory");
+    int rc = probe_expert(hidden, ffn, "probe", p->q, p->acts);
     if (rc == D2_OK && !(p->Y = calloc((size_t)(hidden > ffn ? hidden : ffn), sizeof *p->Y))) {
         rc = D2_ENOMEM;
         d2_err_set("probe: out of memory");
     }
-    free(w);
-    if (g) gsl_rng_free(g);
     if (rc) { calib_probe_free(p); return rc; }
     *out = p;
     return D2_OK;
@@ -761,21 +772,7 @@ static int kpool_new(int64_t hidden, int64_t ffn, int64_t pool_bytes, kpool *p)
     memset(p, 0, sizeof *p);
     if (hidden < 1 || ffn < 1 || hidden * ffn > (1LL << 28) || pool_bytes < 1 || pool_bytes > (1LL << 34))
         D2_ERROR(D2_EINVAL, "cold weights: bad expert shape or pool size %lld", (long long)pool_bytes);
-    gsl_rng *g = rng_new(CALIB_EXPERT_SEED, CALIB_EXPERT_STREAM);
-    float *w = malloc((size_t)(hidden > ffn ? hidden : ffn) * sizeof *w);
-    int rc = (!g || !w) ? D2_ENOMEM : D2_OK;
-    if (rc) d2_err_set("cold weights: out of memory");
-    mwq_config c;
-    mwq_config_default(&c);
-    if (rc == D2_OK) rc = expert_quantize(hidden, ffn, &c, g, p->q);
-    for (int a = 0; a < 2 && rc == D2_OK; a++) {
-        int64_t n = a == 0 ? hidden : ffn;
-        for (int64_t i = 0; i < n; i++) w[i] = (float)gsl_ran_gaussian_ziggurat(g, 1.0);
-        rc = kern_act_new(n, c.group, &p->acts[a]);
-        if (rc == D2_OK) rc = kern_act_set(p->acts[a], w);
-    }
-    free(w);
-    if (g) gsl_rng_free(g);
+    int rc = probe_expert(hidden, ffn, "cold weights", p->q, p->acts);
     int64_t per = 0; /* bytes of one copy, each chunk 64-byte aligned */
     for (int m = 0; m < 3 && rc == D2_OK; m++)
         for (int k = 0; k < 3; k++) {
