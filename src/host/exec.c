@@ -229,6 +229,22 @@ static int groups_build(const exec_store *s, const exec_plan *p, sched *d)
     return rc;
 }
 
+/* A free of unit u after compute c appended to (fu, fc), *nf of *cap used
+ * (doubled when full). */
+static int free_push(size_t **fu, size_t **fc, size_t *nf, size_t *cap, size_t u, size_t c)
+{
+    if (*nf == *cap) {
+        *cap *= 2;
+        size_t *a = realloc(*fu, *cap * sizeof **fu), *b = realloc(*fc, *cap * sizeof **fc);
+        if (a) *fu = a;
+        if (b) *fc = b;
+        if (!a || !b) D2_ERROR(D2_ENOMEM, "plan: out of memory");
+    }
+    (*fu)[*nf] = u;
+    (*fc)[(*nf)++] = c;
+    return D2_OK;
+}
+
 static int sched_build(const exec_store *s, const exec_plan *p, sched *d)
 {
     size_t units = (size_t)s->layers * s->experts * (size_t)s->levels;
@@ -264,15 +280,7 @@ static int sched_build(const exec_store *s, const exec_plan *p, sched *d)
         for (; li < p->n_load && p->load[li].phase == ph; li++) {
             size_t u = unit_id(s, p->load[li].layer, p->load[li].expert, p->load[li].level);
             if (pending[u] >= 0) { /* the last use before this reload frees it */
-                if (nf == cap) {
-                    cap *= 2;
-                    size_t *a = realloc(fu, cap * sizeof *fu), *b = realloc(fc, cap * sizeof *fc);
-                    if (a) fu = a;
-                    if (b) fc = b;
-                    if (!a || !b) { rc = D2_ENOMEM; d2_err_set("plan: out of memory"); goto out; }
-                }
-                fu[nf] = u;
-                fc[nf++] = (size_t)pending[u];
+                if ((rc = free_push(&fu, &fc, &nf, &cap, u, (size_t)pending[u]))) goto out;
                 pending[u] = -1;
             }
             last_load[u] = (int64_t)li;
@@ -302,17 +310,7 @@ static int sched_build(const exec_store *s, const exec_plan *p, sched *d)
     }
     /* units still held after their last use: free them then */
     for (size_t u = 0; u < units; u++)
-        if (pending[u] >= 0) {
-            if (nf == cap) {
-                cap *= 2;
-                size_t *a = realloc(fu, cap * sizeof *fu), *b = realloc(fc, cap * sizeof *fc);
-                if (a) fu = a;
-                if (b) fc = b;
-                if (!a || !b) { rc = D2_ENOMEM; d2_err_set("plan: out of memory"); goto out; }
-            }
-            fu[nf] = u;
-            fc[nf++] = (size_t)pending[u];
-        }
+        if (pending[u] >= 0 && (rc = free_push(&fu, &fc, &nf, &cap, u, (size_t)pending[u]))) goto out;
     /* group frees by compute (counting sort) */
     d->free_unit = malloc((nf + 1) * sizeof *d->free_unit);
     if (!d->free_unit) { rc = D2_ENOMEM; d2_err_set("plan: out of memory"); goto out; }
