@@ -247,69 +247,42 @@ void mwq_fit_force_scalar(int on);
 void mwq_fit_force_scalar(int on) { force_scalar_fit = on; }
 
 #ifdef MWQ_X86
-/* Two candidates in one pass over x (same per-candidate arithmetic). */
-__attribute__((target("avx2,fma"))) static void cand2_avx2(const float *x, const float *h, int64_t n, float xmin, float is1, float is2,
-                                                       float nmax, cand_sums *o1, cand_sums *o2)
+/* nc (2 or 3, a constant where inlined) candidates in one pass over x,
+ * each with cand_avx2's arithmetic; d >= 0 and is > 0: no lower clamp. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void candn_avx2(const float *x, const float *h, int64_t n,
+                                                                             float xmin, const float *is, int nc, float nmax,
+                                                                             cand_sums *o)
 {
-    __m256 vmin = _mm256_set1_ps(xmin), v1 = _mm256_set1_ps(is1), v2 = _mm256_set1_ps(is2), vnmax = _mm256_set1_ps(nmax),
-           zero = _mm256_setzero_ps();
-    __m256 a1 = zero, b1 = zero, c1 = zero, a2 = zero, b2 = zero, c2 = zero;
+    __m256 vmin = _mm256_set1_ps(xmin), vnmax = _mm256_set1_ps(nmax), zero = _mm256_setzero_ps();
+    __m256 v[3], a[3], b[3], c[3];
+#pragma GCC unroll 3
+    for (int k = 0; k < nc; k++) v[k] = _mm256_set1_ps(is[k]), a[k] = b[k] = c[k] = zero;
     for (int64_t i = 0; i < n; i += 8) {
         __m256 xv = _mm256_loadu_ps(x + i), d = _mm256_sub_ps(xv, vmin);
-        /* d >= 0 and is > 0: no lower clamp needed */
-        __m256 l1 = _mm256_min_ps(_mm256_mul_ps(d, v1), vnmax);
-        __m256 l2 = _mm256_min_ps(_mm256_mul_ps(d, v2), vnmax);
-        l1 = _mm256_round_ps(l1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        l2 = _mm256_round_ps(l2, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        __m256 h1 = l1, h2 = l2;
-        if (h) {
-            __m256 hv = _mm256_loadu_ps(h + i);
-            h1 = _mm256_mul_ps(hv, l1);
-            h2 = _mm256_mul_ps(hv, l2);
+        __m256 hv = h ? _mm256_loadu_ps(h + i) : zero;
+#pragma GCC unroll 3
+        for (int k = 0; k < nc; k++) {
+            __m256 l = _mm256_round_ps(_mm256_min_ps(_mm256_mul_ps(d, v[k]), vnmax), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            __m256 hl = h ? _mm256_mul_ps(hv, l) : l;
+            a[k] = _mm256_add_ps(a[k], hl);
+            b[k] = _mm256_fmadd_ps(hl, l, b[k]);
+            c[k] = _mm256_fmadd_ps(hl, xv, c[k]);
         }
-        a1 = _mm256_add_ps(a1, h1);
-        b1 = _mm256_fmadd_ps(h1, l1, b1);
-        c1 = _mm256_fmadd_ps(h1, xv, c1);
-        a2 = _mm256_add_ps(a2, h2);
-        b2 = _mm256_fmadd_ps(h2, l2, b2);
-        c2 = _mm256_fmadd_ps(h2, xv, c2);
     }
-    o1->sl = hsum8(a1); o1->sll = hsum8(b1); o1->slx = hsum8(c1);
-    o2->sl = hsum8(a2); o2->sll = hsum8(b2); o2->slx = hsum8(c2);
+#pragma GCC unroll 3
+    for (int k = 0; k < nc; k++) o[k].sl = hsum8(a[k]), o[k].sll = hsum8(b[k]), o[k].slx = hsum8(c[k]);
 }
 
-/* Three candidates in one pass. */
+__attribute__((target("avx2,fma"))) static void cand2_avx2(const float *x, const float *h, int64_t n, float xmin, const float *is,
+                                                       float nmax, cand_sums *o)
+{
+    candn_avx2(x, h, n, xmin, is, 2, nmax, o);
+}
+
 __attribute__((target("avx2,fma"))) static void cand3_avx2(const float *x, const float *h, int64_t n, float xmin, const float *is,
                                                        float nmax, cand_sums *o)
 {
-    __m256 vmin = _mm256_set1_ps(xmin), v1 = _mm256_set1_ps(is[0]), v2 = _mm256_set1_ps(is[1]), v3 = _mm256_set1_ps(is[2]),
-           vnmax = _mm256_set1_ps(nmax), zero = _mm256_setzero_ps();
-    __m256 a1 = zero, b1 = zero, c1 = zero, a2 = zero, b2 = zero, c2 = zero, a3 = zero, b3 = zero, c3 = zero;
-    for (int64_t i = 0; i < n; i += 8) {
-        __m256 xv = _mm256_loadu_ps(x + i), d = _mm256_sub_ps(xv, vmin);
-        __m256 l1 = _mm256_round_ps(_mm256_min_ps(_mm256_mul_ps(d, v1), vnmax), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        __m256 l2 = _mm256_round_ps(_mm256_min_ps(_mm256_mul_ps(d, v2), vnmax), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        __m256 l3 = _mm256_round_ps(_mm256_min_ps(_mm256_mul_ps(d, v3), vnmax), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        __m256 h1 = l1, h2 = l2, h3 = l3;
-        if (h) {
-            __m256 hv = _mm256_loadu_ps(h + i);
-            h1 = _mm256_mul_ps(hv, l1);
-            h2 = _mm256_mul_ps(hv, l2);
-            h3 = _mm256_mul_ps(hv, l3);
-        }
-        a1 = _mm256_add_ps(a1, h1);
-        b1 = _mm256_fmadd_ps(h1, l1, b1);
-        c1 = _mm256_fmadd_ps(h1, xv, c1);
-        a2 = _mm256_add_ps(a2, h2);
-        b2 = _mm256_fmadd_ps(h2, l2, b2);
-        c2 = _mm256_fmadd_ps(h2, xv, c2);
-        a3 = _mm256_add_ps(a3, h3);
-        b3 = _mm256_fmadd_ps(h3, l3, b3);
-        c3 = _mm256_fmadd_ps(h3, xv, c3);
-    }
-    o[0].sl = hsum8(a1); o[0].sll = hsum8(b1); o[0].slx = hsum8(c1);
-    o[1].sl = hsum8(a2); o[1].sll = hsum8(b2); o[1].slx = hsum8(c2);
-    o[2].sl = hsum8(a3); o[2].sll = hsum8(b3); o[2].slx = hsum8(c3);
+    candn_avx2(x, h, n, xmin, is, 3, nmax, o);
 }
 #endif
 
@@ -475,7 +448,7 @@ static int base_candidates(const float *x, const float *h, int64_t n, int bits, 
         if (!force_scalar_fit && n % 8 == 0 && have_avx2())
         {
             for (; i2 + 3 <= ncand; i2 += 3) cand3_avx2(x, h, n, xmin, isv + i2, (float)nmax, csv + i2);
-            for (; i2 + 2 <= ncand; i2 += 2) cand2_avx2(x, h, n, xmin, isv[i2], isv[i2 + 1], (float)nmax, &csv[i2], &csv[i2 + 1]);
+            for (; i2 + 2 <= ncand; i2 += 2) cand2_avx2(x, h, n, xmin, isv + i2, (float)nmax, csv + i2);
         }
 #endif
         for (; i2 < ncand; i2++) cand_eval(x, h, n, xmin, isv[i2], (float)nmax, &csv[i2]);
