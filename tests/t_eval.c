@@ -436,11 +436,6 @@ static void test_spearman_caps(void)
     double xn[5] = {1, NAN, 2, 3, 4}, yn[5] = {1, 100, 2, 3, 4};
     evalq_spearman(xn, yn, 5, &rho, &n);
     ok(rho == 1 && n == 4, "spearman: NaN pairs left out");
-    double caps[8];
-    ok(evalq_caps_parse("0.3/0.4/0.3", 3, caps) == D2_OK && caps[1] == 0.4, "capacities 0.3/0.4/0.3 parse");
-    ok(evalq_caps_parse("0.3/0.4", 3, caps) == D2_EINVAL, "capacities: too few refused");
-    ok(evalq_caps_parse("0.5/0.4/0.3", 3, caps) == D2_EINVAL && strstr(d2_err_msg(), "sum"), "capacities: a sum other than 1 refused");
-    ok(evalq_caps_parse("0.3/x/0.3", 3, caps) == D2_EINVAL, "capacities: not a number refused");
 }
 
 static void test_bad(void)

@@ -960,6 +960,16 @@ static void test_errors_and_oom(void)
     snprintf(p.caps, sizeof p.caps, "0.5/0.5");
     r = run_rand("d2moe-v1", &m, &d, &p, 1, &rc);
     ok(rc == D2_EINVAL, "caps with the wrong number of levels refused");
+    { /* the capacities parser itself (also eval's configuration rows) */
+        double caps[8];
+        ok(sim_system_caps_parse("0.3/0.4/0.3", 3, caps, "sim.caps") == D2_OK && caps[1] == 0.4, "capacities 0.3/0.4/0.3 parse");
+        ok(sim_system_caps_parse("0.3/0.4", 3, caps, "sim.caps") == D2_EINVAL && strstr(d2_err_msg(), "has 3 levels"),
+           "capacities: too few refused (%s)", d2_err_msg());
+        ok(sim_system_caps_parse("0.5/0.4/0.3", 3, caps, "sim.caps") == D2_EINVAL &&
+               !strcmp(d2_err_msg(), "sim.caps: \"0.5/0.4/0.3\": capacities sum to 1.2, not 1"),
+           "capacities: a sum other than 1 refused (%s)", d2_err_msg());
+        ok(sim_system_caps_parse("0.3/x/0.3", 3, caps, "sim.caps") == D2_EINVAL, "capacities: not a number refused");
+    }
     p = params("");
     snprintf(p.bitroute, sizeof p.bitroute, "uniform:5");
     r = run_rand("d2moe-v1", &m, &d, &p, 1, &rc);

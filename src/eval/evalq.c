@@ -7,6 +7,7 @@
 #include "core/err.h"
 #include "core/rng.h"
 #include "sim/bitroute.h"
+#include "sim/sim.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -180,27 +181,6 @@ const evalq_route *evalq_route_find(const char *name)
     return NULL;
 }
 
-int evalq_caps_parse(const char *s, int levels, double *caps)
-{
-    int n = 0;
-    double sum = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        double v = strtod(p, &end);
-        if (end == p || !(v >= 0) || v > 1 || n == levels)
-            D2_ERROR(D2_EINVAL, "capacities \"%s\": expected %d numbers 0..1 separated by '/'", s, levels);
-        caps[n++] = v;
-        sum += v;
-        p = end;
-        if (*p == '/') p++;
-        else if (*p) D2_ERROR(D2_EINVAL, "capacities \"%s\": expected %d numbers 0..1 separated by '/'", s, levels);
-    }
-    if (n != levels) D2_ERROR(D2_EINVAL, "capacities \"%s\": the preset has %d levels", s, levels);
-    if (fabs(sum - 1) > 1e-6) D2_ERROR(D2_EINVAL, "capacities \"%s\": sum to %g, not 1", s, sum);
-    return D2_OK;
-}
-
 /* ---- the configuration table -------------------------------------------------
  * One row per (preset, method, routing).  A preset added to quant/mwq.h
  * (e.g. the nested "v1k"/"v2k") is one more row here. */
@@ -352,7 +332,9 @@ int evalq_row_run(const llm_model *m, const evalq_ref *ref, const evalq_row *row
     if (row->bitroute) {
         if (!(route = evalq_route_find(row->bitroute))) D2_ERROR(D2_ENOTFOUND, "configuration %s/%s: no bit routing \"%s\"", row->preset, row->method, row->bitroute);
         if (!row->caps) D2_ERROR(D2_EINVAL, "configuration %s/%s/%s: capacities missing", row->preset, row->method, row->bitroute);
-        D2_TRY(evalq_caps_parse(row->caps, (int)c.levels, caps));
+        char what[200];
+        snprintf(what, sizeof what, "configuration %s/%s/%s", row->preset, row->method, row->bitroute);
+        D2_TRY(sim_system_caps_parse(row->caps, (int)c.levels, caps, what));
     }
     ffnq_set *set;
     D2_TRY(ffnq_set_build(m, meth, &c, &set));

@@ -110,8 +110,4 @@ int evalq_row_run(const llm_model *m, const evalq_ref *ref, const evalq_row *row
  * or a side is constant; *used = the pairs used. */
 int evalq_spearman(const double *x, const double *y, size_t n, double *rho, size_t *used);
 
-/* Capacities "a/b/c": exactly `levels` non-negative numbers summing to 1
- * (within 1e-6). */
-int evalq_caps_parse(const char *s, int levels, double *caps);
-
 #endif

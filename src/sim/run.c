@@ -64,7 +64,7 @@ static int setup(run *r, const sim_input *in)
     r->pt = plan_find(pl);
     r->mt = mem_policy_find(mp); /* all four known: sim_system_resolve checked them */
     r->U = (uint32_t)r->sys->levels;
-    D2_TRY(system_parse_caps(cp, (int)r->U, r->caps, "sim.caps")); /* checked: this fills r->caps */
+    D2_TRY(sim_system_caps_parse(cp, (int)r->U, r->caps, "sim.caps")); /* checked: this fills r->caps */
     if (r->bt->needs_bits && !in->route_has_bits)
         D2_ERROR(D2_EINVAL, "sim.bitroute: \"trace\" needs bit-widths recorded in the trace; this routing has none");
     r->L = (uint32_t)model_moe_layers(r->m);

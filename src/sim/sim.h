@@ -108,6 +108,10 @@ int sim_system_resolve(const sim_params *p, sim_system *out);
  * routing source (sim_job_run checks it against the model).  D2_EINVAL /
  * D2_ERANGE with a message that starts with the key it is about. */
 int sim_system_check(const sim_system *s, const model *m, const sim_params *p);
+/* Capacities "c1/c2/.../cK": exactly `levels` numbers 0..1 separated by
+ * '/', summing to 1 (within 1e-6), into caps; D2_EINVAL with a message
+ * that starts with `what` (sim.caps, or an eval configuration). */
+int sim_system_caps_parse(const char *s, int levels, double *caps, const char *what);
 
 /* One operation of a run, as the simulator performed it: a typed record
  * handed to observers (the timeline writer, d2moe execute's plan, tests). */

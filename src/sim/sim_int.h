@@ -248,8 +248,6 @@ static inline void account_emit(run *r, sim_op_kind kind, int64_t t0, int64_t t1
 {
     if (r->obs && r->obs->op) account_op(r, kind, t0, t1, layer, expert, level, tokens, final, preload, tier, bytes);
 }
-/* system.c */
-int system_parse_caps(const char *s, int levels, double *caps, const char *what);
 /* profile.c: per-expert static levels and layer-to-layer transitions from
  * the profiling requests */
 int profile_run(run *r);

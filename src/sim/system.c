@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int system_parse_caps(const char *s, int levels, double *caps, const char *what)
+int sim_system_caps_parse(const char *s, int levels, double *caps, const char *what)
 {
     int n = 0;
     double sum = 0;
@@ -100,7 +100,7 @@ int sim_system_check(const sim_system *s, const model *m, const sim_params *p)
     if (strcmp(p->nested_compute, "uniform") && strcmp(p->nested_compute, "swiglu"))
         D2_ERROR(D2_EINVAL, "sim.nested_compute: \"%s\": expected uniform or swiglu", p->nested_compute);
     double caps[POLICY_MAX_LEVELS];
-    D2_TRY(system_parse_caps(s->caps, s->levels, caps, "sim.caps"));
+    D2_TRY(sim_system_caps_parse(s->caps, s->levels, caps, "sim.caps"));
     if (model_moe_layers(m) == 0) D2_ERROR(D2_EINVAL, "model %s: no MoE layers", m->name);
     if (m->experts > MODEL_MAX_EXPERTS || m->top_k > MODEL_MAX_TOP_K)
         D2_ERROR(D2_ERANGE, "model %s: at most %d experts and top_k %d", m->name, MODEL_MAX_EXPERTS, MODEL_MAX_TOP_K);
