@@ -126,6 +126,13 @@ mkdir "$TMP/mem"
 (cd "$TMP/mem" && "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --db :memory: > /dev/null 2>&1 &&
     [ "$(sqlite3 "$TMP/mem/:memory:" 'SELECT count(*) FROM runs')" = 1 ])
 ok $? "simulate --db :memory: stores its run in the file ./:memory:"
+# and with the URI names this SQLite reads, "file::memory:" was memory again
+# and "file:q.db" wrote ./q.db, not the file checked: each is the file named
+for n in 'file::memory:' 'file:q.db'; do
+    (cd "$TMP/mem" && "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --db "$n" > /dev/null 2>&1 &&
+        [ "$(sqlite3 "./$n" 'SELECT count(*) FROM runs')" = 1 ] && [ ! -e q.db ])
+    ok $? "simulate --db '$n' stores its run in the file of that name"
+done
 # shapes beyond the profiles' cells, refused before the generator allocates
 # for them (was "out of memory", exit 1)
 expect 2 "gen: 65535 layers x 65535 experts: more than 4194304" "trace gen of 65,535 x 65,535: exit 2 naming the shape" -- $G1 --set gen.layers=65535 --set gen.experts=65535 -o "$TMP/big.d2t"

@@ -334,9 +334,20 @@ static int open_common(const char *path, int flags, db **out)
     db *d = calloc(1, sizeof *d);
     if (!d || !(d->path = strdup(path))) { free(d); D2_ERROR(D2_ENOMEM, "out of memory"); }
     d->wcols_schema = -1;
-    /* ":memory:" is SQLite's in-memory store (a run's results lost at
-     * close, exit 0): the file of that name is meant */
-    int rc = sqlite3_open_v2(strcmp(path, ":memory:") ? path : "./:memory:", &d->h, flags, NULL);
+    /* the file of that name is meant, whatever SQLite would make of it:
+     * ":memory:" is its in-memory store and, with the URI names this SQLite
+     * reads, "file:..." a URI ("file::memory:" in memory again, "file:q.db"
+     * the file q.db), so a run's results were lost at close with exit 0 or
+     * went to another file than the one checked; "./" + a relative path is
+     * SQLite's documented way to a plain file name */
+    char *name = NULL;
+    if (path[0] != '/') {
+        size_t n = strlen(path) + 3;
+        if (!(name = malloc(n))) { db_close(d); D2_ERROR(D2_ENOMEM, "out of memory"); }
+        snprintf(name, n, "./%s", path);
+    }
+    int rc = sqlite3_open_v2(name ? name : path, &d->h, flags, NULL);
+    free(name);
     if (rc != SQLITE_OK) {
         d2_err_set("%s: cannot open: %s", path, d->h ? sqlite3_errmsg(d->h) : sqlite3_errstr(rc));
         db_close(d);
