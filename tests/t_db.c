@@ -4,6 +4,7 @@
 #include "core/err.h"
 #include "core/hash.h"
 #include "results/db.h"
+#include "results/report.h"
 #include "tap.h"
 
 #include <sys/wait.h>
@@ -51,6 +52,36 @@ static int write_runs(const char *path, int n, int tag)
     }
     db_close(d);
     return 0;
+}
+
+/* report_map_variant: the variant a query's figure or table shows under
+ * reproduce's sweep -> variant map; sweeps a query joins must agree (a
+ * --set that changed one sweep's jobs and not another's gave an empty join
+ * column before, silently) */
+static void map_variant(void)
+{
+    char one[300], two[300], suf[300];
+    snprintf(one, sizeof one, "%s/one.sql", dir);
+    snprintf(two, sizeof two, "%s/two.sql", dir);
+    snprintf(suf, sizeof suf, "%s/suf.sql", dir);
+    FILE *f = fopen(one, "w");
+    if (f) { fputs("SELECT id FROM sweep_runs WHERE sweep = 'fig10' AND variant = :variant;\n", f); fclose(f); }
+    f = fopen(two, "w");
+    if (f) { fputs("SELECT id FROM sweep_runs WHERE sweep IN ('systems', 'systems-belady') AND variant = :variant;\n", f); fclose(f); }
+    f = fopen(suf, "w");
+    if (f) { fputs("SELECT id FROM sweep_runs WHERE sweep IN (:sweep, :sweep || '-belady') AND variant = :variant;\n", f); fclose(f); }
+    const char *sw[] = {"fig10", "systems", "systems-belady"}, *same[] = {"vA", "vB", "vB"}, *diff[] = {"vA", "vB", "base"};
+    const char *v = NULL;
+    ok(report_map_variant(one, NULL, sw, same, 0, "dflt", &v) == D2_OK && v && !strcmp(v, "dflt"), "no map: the default");
+    ok(report_map_variant(one, NULL, sw, same, 3, NULL, &v) == D2_OK && v && !strcmp(v, "vA"), "one sweep: its variant");
+    ok(report_map_variant(two, NULL, sw, same, 3, NULL, &v) == D2_OK && v && !strcmp(v, "vB"), "two sweeps that agree");
+    ok(report_map_variant(two, NULL, sw, diff, 3, NULL, &v) == D2_EINVAL && strstr(d2_err_msg(), "sweeps systems (variant vB) and systems-belady (variant base)"),
+       "two sweeps in different variants: refused, naming both: %s", d2_err_msg());
+    ok(report_map_variant(suf, "systems", sw, diff, 3, NULL, &v) == D2_EINVAL && strstr(d2_err_msg(), "systems-belady (variant base)"),
+       "\":sweep || '-belady'\" is read as the figure's sweep + -belady: %s", d2_err_msg());
+    ok(report_map_variant(suf, "systems", sw, same, 3, NULL, &v) == D2_OK && v && !strcmp(v, "vB"), "and agrees when they do");
+    const char *sw1[] = {"systems"}, *v1[] = {"vB"};
+    ok(report_map_variant(two, NULL, sw1, v1, 1, NULL, &v) == D2_OK && v && !strcmp(v, "vB"), "an unmapped sweep does not disagree");
 }
 
 int main(void)
@@ -247,6 +278,8 @@ int main(void)
     is_int(count(d, "SELECT count(*) FROM metrics"), 4 * N, "all 1200 metrics are there");
     is_int(count(d, "SELECT count(DISTINCT value) FROM params WHERE key = 'test.id'"), 2 * N, "no duplicate runs");
     db_close(d);
+
+    map_variant();
 
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

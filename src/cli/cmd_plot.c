@@ -7,6 +7,7 @@
 #include "core/suggest.h"
 #include "host/opjoin.h"
 #include "results/plot.h"
+#include "results/report.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -261,10 +262,11 @@ static int run(int argc, char **argv)
         if (f->sql[0]) {
             char variant[DB_VARIANT_MAX] = "base", note[2048] = "";
             if (f->sweep[0]) {
-                const char *wv = want_variant;
-                for (size_t k = 0; k < map_n; k++)
-                    if (!strcmp(map_sweeps[k], f->sweep)) wv = map_variants[k];
-                rc = db_variant_pick(d, f->sweep, wv, variant, note, sizeof note);
+                char qpath[4400];
+                snprintf(qpath, sizeof qpath, "%s/%s", plotdir, f->sql);
+                const char *wv;
+                rc = report_map_variant(qpath, f->sweep, map_sweeps, map_variants, map_n, want_variant, &wv);
+                if (rc == D2_OK) rc = db_variant_pick(d, f->sweep, wv, variant, note, sizeof note);
                 if (rc) {
                     /* rows of several variants would mix: stop this figure */
                     fprintf(stderr, "d2moe plot: %s: %s\n", f->name, d2_err_msg());

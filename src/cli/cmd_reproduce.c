@@ -44,7 +44,8 @@ static void usage(FILE *out)
             "(experiments/readings; docs/reproduction.md compares them).  --set\n"
             "fixes a key for every sweep (e.g. --set device.flash_bw=7G); in a sweep\n"
             "whose jobs already have that value it is no override, and each sweep's\n"
-            "figures and tables show the variant of its runs (d2moe sweep --help).\n");
+            "figures and tables show the variant of its runs (d2moe sweep --help); one\n"
+            "that joins two sweeps the set put in different variants is not drawn (a note).\n");
 }
 
 #define FIG9_MAX 8
@@ -247,11 +248,12 @@ static int run(int argc, char **argv)
     snprintf(list, sizeof list, "%s", p.summary);
     for (char *save = NULL, *name = strtok_r(list, " \t,", &save); name; name = strtok_r(NULL, " \t,", &save)) {
         snprintf(path, sizeof path, "%s/summary/%s.sql", cli_data_dir("plots", "figures.ini"), name);
-        char sweep[128]; /* its sweep's variant */
-        const char *variant = "base";
-        report_sql_sweep(path, sweep, sizeof sweep);
-        for (size_t k = 0; k < nsv; k++)
-            if (!strcmp(sv_sweeps[k], sweep)) variant = sv_variants[k];
+        const char *variant; /* its sweeps' variant */
+        if ((rc = report_map_variant(path, NULL, sv_sweeps, sv_variants, nsv, "base", &variant)) != D2_OK) {
+            printf("%s: not shown: %s\n", name, d2_err_msg());
+            status = 1;
+            continue;
+        }
         if ((rc = report_print_sql(d, path, variant, stdout))) { status = cli_fail(rc); }
     }
     db_close(d);

@@ -13,7 +13,7 @@ libd2results_a_SOURCES = \
 
 check_PROGRAMS += tests/t_db tests/t_sweep tests/t_accuracy tests/t_audit
 tests_t_db_SOURCES = tests/t_db.c tests/tap.h
-tests_t_db_LDADD = libd2results.a libd2core.a $(D2_LIBS)
+tests_t_db_LDADD = libd2results.a libd2sim.a libd2quant.a libd2trace.a libd2core.a $(D2_LIBS)
 tests_t_sweep_SOURCES = tests/t_sweep.c tests/tap.h
 tests_t_sweep_LDADD = libd2results.a libd2core.a $(D2_LIBS)
 tests_t_accuracy_SOURCES = tests/t_accuracy.c tests/tap.h

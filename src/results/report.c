@@ -60,27 +60,85 @@ static char *slurp_text(const char *path, char *title, size_t tn)
     return sql;
 }
 
-void report_sql_sweep(const char *sql_path, char *out, size_t n)
+#define SQL_SWEEPS_MAX 8 /* sweeps one query may name */
+
+/* The sweeps a query names: "WHERE sweep = 'A'", or "WHERE sweep IN (...)"
+ * of quoted names, ":sweep" (the figure's sweep, `sweep`) or ":sweep ||
+ * 'SUFFIX'" (at most SQL_SWEEPS_MAX, each cut to 127 bytes). */
+static size_t sql_sweeps(const char *sql_path, const char *sweep, char names[SQL_SWEEPS_MAX][128])
 {
-    out[0] = '\0';
     char *sql = slurp_text(sql_path, NULL, 0);
-    if (!sql) return;
-    const char *p = strstr(sql, "WHERE sweep = '"), *in = strstr(sql, "WHERE sweep IN ('");
-    if (p) p += strlen("WHERE sweep = '");
-    else if (in) p = in + strlen("WHERE sweep IN ('");
+    if (!sql) return 0;
+    size_t n = 0;
+    const char *p = strstr(sql, "WHERE sweep = '"), *in = strstr(sql, "WHERE sweep IN (");
     if (p) {
+        p += strlen("WHERE sweep = '");
         const char *q = strchr(p, '\'');
-        if (q) snprintf(out, n, "%.*s", (int)(q - p), p);
+        if (q) snprintf(names[n++], 128, "%.*s", (int)(q - p), p);
+    } else if (in) {
+        const char *end = strchr(in, ')');
+        for (p = in + strlen("WHERE sweep IN ("); end && p < end && n < SQL_SWEEPS_MAX;) {
+            while (*p == ' ' || *p == ',') p++;
+            const char *q;
+            if (*p == '\'' && (q = strchr(p + 1, '\'')) && q < end) { /* 'NAME' */
+                snprintf(names[n++], 128, "%.*s", (int)(q - p - 1), p + 1);
+                p = q + 1;
+            } else if (!strncmp(p, ":sweep", 6)) { /* :sweep, or :sweep || 'SUFFIX' */
+                p += 6;
+                while (*p == ' ') p++;
+                const char *r;
+                if (!strncmp(p, "||", 2) && (r = strchr(p, '\'')) && r < end && (q = strchr(r + 1, '\'')) && q < end) {
+                    snprintf(names[n++], 128, "%s%.*s", sweep ? sweep : "", (int)(q - r - 1), r + 1);
+                    p = q + 1;
+                } else if (sweep) {
+                    snprintf(names[n++], 128, "%s", sweep);
+                }
+            } else {
+                break;
+            }
+        }
     }
     free(sql);
+    return n;
 }
 
-/* the variant to show of a sweep where it has it: the sweep's own entry, else o->variant */
-static const char *variant_for(const report_opts *o, const char *sweep)
+void report_sql_sweep(const char *sql_path, char *out, size_t n)
 {
-    for (size_t i = 0; i < o->nvariants; i++)
-        if (!strcmp(o->sweeps[i], sweep)) return o->variants[i];
-    return o->variant;
+    char names[SQL_SWEEPS_MAX][128];
+    snprintf(out, n, "%s", sql_sweeps(sql_path, NULL, names) ? names[0] : "");
+}
+
+int report_map_variant(const char *sql_path, const char *sweep, const char *const *sweeps, const char *const *variants, size_t n,
+                       const char *dflt, const char **out)
+{
+    char names[SQL_SWEEPS_MAX][128];
+    size_t k = n ? sql_sweeps(sql_path, sweep, names) : 0;
+    *out = dflt;
+    const char *first = NULL;
+    for (size_t i = 0; i <= k; i++) {
+        const char *s = i < k ? names[i] : sweep;
+        if (!s || !s[0]) continue;
+        for (size_t j = 0; j < n; j++) {
+            if (strcmp(sweeps[j], s)) continue;
+            if (!first) {
+                first = s;
+                *out = variants[j];
+            } else if (strcmp(*out, variants[j])) {
+                D2_ERROR(D2_EINVAL, "%s joins the runs of sweeps %s (variant %s) and %s (variant %s), which a --set put in different "
+                         "variants (it changes the jobs of one and not of the other); the query reads one variant",
+                         sql_path, first, *out, s, variants[j]);
+            }
+            break;
+        }
+    }
+    return D2_OK;
+}
+
+/* the variant to show of a figure or table of sql_path (its sweep: sweep,
+ * and those its query names) where the caller mapped it, else o->variant */
+static int variant_for(const report_opts *o, const char *sql_path, const char *sweep, const char **out)
+{
+    return report_map_variant(sql_path, sweep, o->sweeps, o->variants, o->nvariants, o->variant, out);
 }
 
 /* A prepared statement's rows into t: the column names as row 0, then at
@@ -368,9 +426,15 @@ int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
         const char *datp = NULL, *cdir = NULL;
         if (f->sql[0]) {
             if (f->sweep[0]) {
-                int prc = D2_ENOTFOUND;
-                if (variant_for(o, f->sweep)) prc = db_variant_pick(d, f->sweep, variant_for(o, f->sweep), variant, note, sizeof note);
-                if (prc != D2_OK) prc = db_variant_pick(d, f->sweep, NULL, variant, note, sizeof note);
+                char qpath[4500];
+                snprintf(qpath, sizeof qpath, "%s/%s", o->plotdir, f->sql);
+                const char *want;
+                int prc = variant_for(o, qpath, f->sweep, &want);
+                if (prc == D2_OK) {
+                    prc = D2_ENOTFOUND;
+                    if (want) prc = db_variant_pick(d, f->sweep, want, variant, note, sizeof note);
+                    if (prc != D2_OK) prc = db_variant_pick(d, f->sweep, NULL, variant, note, sizeof note);
+                }
                 if (prc != D2_OK) {
                     fprintf(out, "<h3 id=\"fig-%s\">", f->name);
                     esc(out, f->title);
@@ -433,9 +497,13 @@ int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
             report_sql_sweep(p, sweep, sizeof sweep);
             int prc = D2_OK;
             if (sweep[0]) {
-                prc = D2_ENOTFOUND;
-                if (variant_for(o, sweep)) prc = db_variant_pick(d, sweep, variant_for(o, sweep), variant, NULL, 0);
-                if (prc != D2_OK) prc = db_variant_pick(d, sweep, NULL, variant, NULL, 0);
+                const char *want;
+                prc = variant_for(o, p, sweep, &want);
+                if (prc == D2_OK) {
+                    prc = D2_ENOTFOUND;
+                    if (want) prc = db_variant_pick(d, sweep, want, variant, NULL, 0);
+                    if (prc != D2_OK) prc = db_variant_pick(d, sweep, NULL, variant, NULL, 0);
+                }
             }
             table t;
             if (prc != D2_OK) {

@@ -23,6 +23,15 @@ int report_print_sql(db *d, const char *sql_path, const char *variant, FILE *out
  * names none. */
 void report_sql_sweep(const char *sql_path, char *out, size_t n);
 
+/* The variant a figure or table shows under a sweep -> variant map
+ * (sweeps[i] -> variants[i], n pairs; reproduce: the variant of the runs it
+ * made of each sweep): the mapped variant of `sweep` (the figure's; NULL or
+ * "" for none) and of every sweep sql_path names, which must agree, since
+ * the query reads one :variant; dflt when none of them is mapped.
+ * D2_EINVAL, naming the sweeps and variants, when two differ. */
+int report_map_variant(const char *sql_path, const char *sweep, const char *const *sweeps, const char *const *variants, size_t n,
+                       const char *dflt, const char **out);
+
 typedef struct report_opts {
     const char *plotdir;  /* figures.ini, *.sql, *.gp, summary/ */
     const char *gnuplot;  /* executable */
