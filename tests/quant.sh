@@ -107,6 +107,15 @@ expect 2 "^d2moe quantize: --preset v2k fixes the bits, levels and super-blocks:
     "v2k with --set mwq.levels=2 (a valid mwq value): exit 2, names the preset" -- "$D2MOE" quantize --input x.bin --preset v2k --set mwq.levels=2
 expect 2 "^d2moe quantize: --preset v1k: only --mode rtn, not --set mwq.mode=gptq " "v1k with --set mwq.mode=gptq: exit 2" -- \
     "$D2MOE" quantize --input x.bin --preset v1k --set mwq.mode=gptq
+# the mwq keys a k-quant preset does not fix (search_*, gptq_*) steer the baseline rows only: said on stderr, as the
+# run stores them (they read as if they had shaped the v1k tensor)
+python3 -c 'import struct, math
+h = "{'"'"'descr'"'"': '"'"'<f4'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (2, 256), }"
+h += " " * ((64 - (10 + len(h) + 1) % 64) % 64) + "\n"
+open("'"$TMP"'/ks.npy", "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + struct.pack("<512f", *[math.sin(i * 0.37) for i in range(512)]))'
+"$D2MOE" quantize --input "$TMP/ks.npy" --preset v1k --set mwq.search_steps=9 --no-baselines > /dev/null 2> "$TMP/ks.err"
+[ $? -eq 0 ] && grep -q "note: --set mwq.search_steps=9 applies to the baseline rows only; the v1k tensor uses its own search" "$TMP/ks.err"
+ok $? "v1k with --set mwq.search_steps=9: exit 0 and a note that it steers the baselines only"
 expect 2 "^d2moe: --preset v1: mwq.levels: 8 levels on a 2-bit base" "v1 with --set mwq.levels=8: the message names the preset" -- \
     "$D2MOE" quantize --input x.bin --preset v1 --set mwq.levels=8
 "$D2MOE" bench kernels --preset v2k --rows 64 --cols 256 --qrows 8 --qcols 256 --reps 1 --stream-mib 8 --json > "$TMP/bk.json"; ok $? "bench kernels --preset v2k runs (tiny sizes)"

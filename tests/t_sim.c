@@ -969,6 +969,9 @@ static void test_errors_and_oom(void)
                !strcmp(d2_err_msg(), "sim.caps: \"0.5/0.4/0.3\": capacities sum to 1.2, not 1"),
            "capacities: a sum other than 1 refused (%s)", d2_err_msg());
         ok(sim_system_caps_parse("0.3/x/0.3", 3, caps, "sim.caps") == D2_EINVAL, "capacities: not a number refused");
+        ok(sim_system_caps_parse("nan/0.5/0.5", 3, caps, "sim.caps") == D2_EINVAL &&
+               sim_system_caps_parse("0.5/0.5/nan", 3, caps, "sim.caps") == D2_EINVAL,
+           "capacities: NaN refused wherever it stands (it passed both range tests and the sum once)");
     }
     p = params("");
     snprintf(p.bitroute, sizeof p.bitroute, "uniform:5");

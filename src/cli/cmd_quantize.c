@@ -501,6 +501,12 @@ static int run(int argc, char **argv)
         if (o.kq && (c.base_bits != fixed.base_bits || c.levels != fixed.levels || c.group != fixed.group))
             return cli_usage_error("quantize", "--preset %s fixes the bits, levels and super-blocks: not --set %s", preset, sets[i]);
         if (o.kq && strcmp(c.mode, "rtn")) return cli_usage_error("quantize", "--preset %s: only --mode rtn, not --set %s", preset, sets[i]);
+        /* the others (search_*, gptq_*) steer the baselines only: the
+         * k-quant search is its own (docs/mwq.md), so say so, as they are
+         * stored with the run */
+        if (o.kq && (!strncmp(sets[i], "mwq.search_", 11) || !strncmp(sets[i], "mwq.gptq_", 9)))
+            fprintf(stderr, "d2moe quantize: note: --set %s applies to the baseline rows only; the %s tensor uses its own search\n",
+                    sets[i], preset);
     }
     int rc = mwq_config_check(&c);
     if (rc && preset) d2_err_prefix("--preset %s: ", preset); /* its bits changed by the options: said so */
