@@ -1,14 +1,15 @@
 # Fig. 9: the I/O and compute queues of the same layer step under four
 # orders (Gantt chart).  Reads the simulator's timelines (CSV: start_ns,
-# end_ns, queue, layer, expert, level, tokens) from datadir/<strategy>.csv,
-# written by `d2moe reproduce`; drawn: the first layer step (layer 0, up to
-# the first record of layer 1).  All panels share one time axis (the
+# end_ns, queue, layer, expert, level, tokens) from datadir/<strategy>.csv
+# for the four strategies of `timelines` (figures.ini; d2moe checks each
+# file before gnuplot runs), written by `d2moe reproduce`; drawn: the first
+# layer step (layer 0, up to the first record of layer 1).  All panels share one time axis (the
 # longest step) and one colour key; every panel has its time unit.
 load plotdir.'/style.gp'
 if (fmt eq 'svg') { set terminal svg size 900,900 dynamic noenhanced font 'Helvetica,12' background rgb 'white' } else { set terminal pngcairo size 900,900 noenhanced font 'Helvetica,10' background rgb 'white' }
 set output outfile
 set datafile separator ','
-names = 'no-mwq mwq-id-order mwq-hebf optimal'
+names = timelines
 array labels[4] = ['(a) no MWQ: separate copies per bit-width, expert id order', '(b) MWQ levels, expert id order', '(c) MWQ, fine-grained bit-level order (HEBF)', '(d) optimal order (exhaustive search)']
 # level colours: 1 blue, 2 orange, 3 green, 4 purple; work that is not an expert's: dark grey
 levelcolor(level) = level == 0 ? 0x404040 : level == 1 ? 0x0072B2 : level == 2 ? 0xD55E00 : level == 3 ? 0x009E73 : 0xCC79A7

@@ -284,16 +284,33 @@ cp "$TMP/o.tl" "$nl"
 expect 2 "control character" "plot timeline of a file named with a newline: exit 2, one line" -- "$D2MOE" plot timeline "$nl" -o "$TMP/nl.png"
 # a damaged timeline: every record is checked (fields, queue, line end)
 head -n 3 "$TMP/o.tl" > "$TMP/d1.tl"; echo "1700728,2532880,io" >> "$TMP/d1.tl"
-expect 2 "d1.tl:4: expected start_ns,end_ns,queue" "plot timeline: a record cut to three fields: exit 2 naming file:line" -- "$D2MOE" plot timeline "$TMP/d1.tl" -o "$TMP/d.png"
+expect 2 "d1.tl:4: expected 7 fields start_ns,end_ns,queue,layer,expert,level,tokens, got 3" "plot timeline: a record cut to three fields: exit 2 naming file:line" -- "$D2MOE" plot timeline "$TMP/d1.tl" -o "$TMP/d.png"
 head -n 3 "$TMP/o.tl" > "$TMP/d2.tl"; sed -n 3p "$TMP/o.tl" | sed 's/$/,junk,9/' >> "$TMP/d2.tl"
-expect 2 "d2.tl:4: expected start_ns" "plot timeline: extra fields after the seventh: exit 2" -- "$D2MOE" plot timeline "$TMP/d2.tl" -o "$TMP/d.png"
+expect 2 "d2.tl:4: expected 7 fields .*, got 9" "plot timeline: extra fields after the seventh: exit 2" -- "$D2MOE" plot timeline "$TMP/d2.tl" -o "$TMP/d.png"
 head -n 3 "$TMP/o.tl" > "$TMP/d3.tl"; sed -n 3p "$TMP/o.tl" | sed 's/,io,/,bogus,/; s/,compute,/,bogus,/' >> "$TMP/d3.tl"
 expect 2 "d3.tl:4: queue \"bogus\"" "plot timeline: an unknown queue: exit 2" -- "$D2MOE" plot timeline "$TMP/d3.tl" -o "$TMP/d.png"
 head -c "$(( $(head -n 3 "$TMP/o.tl" | wc -c) + 12 ))" "$TMP/o.tl" > "$TMP/d4.tl"
 expect 2 "d4.tl:4: " "plot timeline: a file cut inside a record: exit 2" -- "$D2MOE" plot timeline "$TMP/d4.tl" -o "$TMP/d.png"
+head -n 3 "$TMP/o.tl" > "$TMP/d5.tl"; sed -n 3p "$TMP/o.tl" | awk -F, -v OFS=, '{ $4 = "1x"; print }' >> "$TMP/d5.tl"
+expect 2 'd5.tl:4: field "layer": expected an integer' "plot timeline: a layer that is not a number: exit 2 naming the field" -- "$D2MOE" plot timeline "$TMP/d5.tl" -o "$TMP/d.png"
+# Fig. 9 (plot fig9, report) draws four timelines beside the store: each is
+# checked before gnuplot runs (a missing one was gnuplot's "undefined
+# variable: STATS_min", exit 1; a damaged one was drawn as it was)
+mkdir "$TMP/fig9"
+for n in no-mwq mwq-id-order mwq-hebf; do cp "$TMP/o.tl" "$TMP/fig9/$n.csv"; done
+expect 2 "fig9/optimal.csv: missing: fig9 draws the timelines" "plot fig9 with a timeline missing: exit 2 naming it" -- "$D2MOE" plot fig9 --db "$TMP/o.db" --out "$TMP/f9"
+expect 2 "fig9/optimal.csv: missing" "report with a Fig. 9 timeline missing: exit 2 naming it" -- "$D2MOE" report --db "$TMP/o.db" -o "$TMP/f9.html"
+cp "$TMP/d3.tl" "$TMP/fig9/optimal.csv"
+expect 2 'fig9/optimal.csv:4: queue "bogus"' "plot fig9 with a damaged timeline: exit 2 at file:line" -- "$D2MOE" plot fig9 --db "$TMP/o.db" --out "$TMP/f9"
+cp "$TMP/d5.tl" "$TMP/fig9/mwq-hebf.csv"
+expect 2 'fig9/mwq-hebf.csv:4: field "layer"' "report with a damaged Fig. 9 timeline: exit 2 at file:line and field" -- "$D2MOE" report --db "$TMP/o.db" -o "$TMP/f9.html"
+[ ! -e "$TMP/f9/fig9.png" ] && [ ! -e "$TMP/f9/fig9.svg" ] && [ ! -e "$TMP/f9.html" ]; ok $? "no figure or report written from them"
+cp "$TMP/o.tl" "$TMP/fig9/optimal.csv"; cp "$TMP/o.tl" "$TMP/fig9/mwq-hebf.csv"
+"$D2MOE" plot fig9 --db "$TMP/o.db" --out "$TMP/f9" > /dev/null && [ -s "$TMP/f9/fig9.png" ] && [ -s "$TMP/f9/fig9.svg" ]
+ok $? "plot fig9 of four good timelines: drawn"
 # validate --join reads its two timelines as every reader does: no FIFO, no device
 mkfifo "$TMP/jf"
 expect 2 "jf: not a regular file" "validate --join of a FIFO: exit 2, not a wait" -- timeout 10 "$D2MOE" validate --join "$TMP/jf" "$TMP/o.tl"
 expect 2 "/dev/zero: not a regular file" "validate --join of /dev/zero: exit 2" -- timeout 10 "$D2MOE" validate --join "$TMP/o.tl" /dev/zero
-expect 2 "d2.tl:4: expected start_ns" "validate --join of a damaged timeline: exit 2 naming file:line" -- "$D2MOE" validate --join "$TMP/d2.tl" "$TMP/o.tl"
+expect 2 "d2.tl:4: expected 7 fields" "validate --join of a damaged timeline: exit 2 naming file:line" -- "$D2MOE" validate --join "$TMP/d2.tl" "$TMP/o.tl"
 done_testing

@@ -292,10 +292,13 @@ static void test_steps(void)
 
     const struct { const char *csv, *msg; } badcsv[] = {
         {"0,5,io,0,1,1,1\n", "hand:1: expert operation before any layer step"},
-        {"start_ns,end_ns,queue,layer,expert,level,tokens\n0,1,compute,0,-1,0,1\n5,4,io,0,1,1,1\n", "hand:3: expected"},
+        {"start_ns,end_ns,queue,layer,expert,level,tokens\n0,1,compute,0,-1,0,1\n5,4,io,0,1,1,1\n", "hand:3: field \"end_ns\": expected an integer 5.."},
         {"0,1,compute,0,-1,0,1\n1,2,io,0,1,9,1\n", "hand:2: level 9"},
         {"0,1,compute,0,-1,0,1\n1,2,disk,0,1,1,1\n", "hand:2: queue \"disk\""},
-        {"0,1,compute,0,-1,0,1\nnonsense\n", "hand:2: expected"},
+        {"0,1,compute,0,-1,0,1\nnonsense\n", "hand:2: expected 7 fields"},
+        {"0,1,compute,0,-1,0,1\n1,2,io,x,1,1,1\n", "hand:2: field \"layer\": expected an integer"},
+        {"0,1,compute,0,-1,0,1\n1,2,io,0,1,1,99999999999999999999\n", "hand:2: field \"tokens\""},
+        {"0,1,compute,0,-2,0,1\n", "hand:1: field \"expert\""},
     };
     for (size_t i = 0; i < sizeof badcsv / sizeof badcsv[0]; i++) {
         opjoin_tl *t;

@@ -109,32 +109,43 @@ static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, c
     return 0;
 }
 
-static int plot_timeline(const char *plotdir, const char *csv, const char *outp)
+/* A timeline CSV as `plot timeline` and the timeline figures take it: a
+ * regular file with the header of `d2moe simulate --timeline` and at least
+ * one record, every record checked by the op join's reader (file:line and
+ * field).  *rows: its records. */
+static int timeline_read(const char *csv, long *rows)
 {
     FILE *f;
-    int orc = fileio_open_read(csv, FILEIO_TEXT_MAX, &f, NULL); /* a FIFO or device: refused, not waited on */
-    if (orc) return cli_fail(orc);
+    D2_TRY(fileio_open_read(csv, FILEIO_TEXT_MAX, &f, NULL)); /* a FIFO or device: refused, not waited on */
     char line[256] = "";
     int ok = fgets(line, sizeof line, f) != NULL;
     line[strcspn(line, "\r\n")] = '\0';
     if (!ok || strcmp(line, "start_ns,end_ns,queue,layer,expert,level,tokens") != 0) {
         fclose(f);
-        fprintf(stderr, "d2moe plot: %s:1: not a timeline (expected the header start_ns,end_ns,queue,layer,expert,level,tokens of 'd2moe simulate --timeline')\n", csv);
-        return 2;
+        D2_ERROR(D2_EFORMAT, "%s:1: not a timeline (expected the header start_ns,end_ns,queue,layer,expert,level,tokens of 'd2moe simulate --timeline')", csv);
     }
-    /* every record checked as the op join reads it: seven fields, known queue, levels, start <= end */
     rewind(f);
     opjoin_tl *tl = NULL;
-    int prc = opjoin_tl_new(&tl);
-    if (!prc) prc = opjoin_tl_read_csv(f, csv, tl);
-    long rows = prc ? 0 : (long)opjoin_tl_size(tl);
+    int rc = opjoin_tl_new(&tl);
+    if (!rc) rc = opjoin_tl_read_csv(f, csv, tl);
+    *rows = rc ? 0 : (long)opjoin_tl_size(tl);
     opjoin_tl_free(tl);
     fclose(f);
-    if (prc) return cli_fail(prc);
-    if (rows == 0) {
-        fprintf(stderr, "d2moe plot: %s:2: the timeline has no records\n", csv);
-        return 2;
-    }
+    if (!rc && *rows == 0) D2_ERROR(D2_EFORMAT, "%s:2: the timeline has no records", csv);
+    return rc;
+}
+
+int cli_timeline_check(const char *csv)
+{
+    long rows;
+    return timeline_read(csv, &rows);
+}
+
+static int plot_timeline(const char *plotdir, const char *csv, const char *outp)
+{
+    long rows;
+    int rc = timeline_read(csv, &rows);
+    if (rc) return cli_fail(rc);
     char vars[8192], script[4200], title[4400];
     const char *base = strrchr(csv, '/');
     snprintf(title, sizeof title, "timeline %s: I/O and compute queues (%ld records)", base ? base + 1 : csv, rows);
@@ -147,7 +158,7 @@ static int plot_timeline(const char *plotdir, const char *csv, const char *outp)
     if (vrc) return cli_fail(vrc);
     memcpy(vars + voff, "; nseries=0", 12);
     snprintf(script, sizeof script, "%s/timeline.gp", plotdir);
-    int rc = plot_draw(D2_GNUPLOT, script, vars, outp);
+    rc = plot_draw(D2_GNUPLOT, script, vars, outp);
     if (rc) return cli_fail(rc);
     printf("%s (%ld records)\n", outp, rows);
     return 0;
@@ -310,6 +321,7 @@ static int run(int argc, char **argv)
                 if (!status) status = 1;
                 continue;
             }
+            rc = plot_timelines_check(f, csvdir, cli_timeline_check); /* before gnuplot: named with file:line */
         }
         if (rc == D2_OK) rc = plot_render(D2_GNUPLOT, plotdir, f, datp, cdir, &po, outbase);
         if (rc) { int e = cli_fail(rc); if (!status) status = e; continue; }

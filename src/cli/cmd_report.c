@@ -70,7 +70,7 @@ int cli_report_write(const char *dbp, const char *outp, const char *variant, con
         return cli_fail(rc);
     }
     report_opts o = {.plotdir = plotdir, .gnuplot = D2_GNUPLOT, .workdir = work, .variant = variant, .csvroot = csvroot,
-                     .sweeps = sweeps, .variants = variants, .nvariants = n};
+                     .sweeps = sweeps, .variants = variants, .nvariants = n, .timeline_check = cli_timeline_check};
     report_stats st;
     rc = report_html(d, &o, f, &st);
     if (rc == D2_OK && ferror(f)) { rc = D2_EIO; d2_err_set("%s: write failed", outp); }

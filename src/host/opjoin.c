@@ -3,6 +3,8 @@
 #include "host/opjoin.h"
 #include "core/err.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,24 @@ int opjoin_tl_add(opjoin_tl *tl, const opjoin_op *op)
 size_t opjoin_tl_size(const opjoin_tl *tl) { return tl->n; }
 const opjoin_op *opjoin_tl_get(const opjoin_tl *tl, size_t i) { return i < tl->n ? &tl->op[i] : NULL; }
 
+static const char *const tl_field[7] = {"start_ns", "end_ns", "queue", "layer", "expert", "level", "tokens"};
+
+/* Field i of a timeline record, s[0..len): a decimal integer lo..hi, all of it */
+static int tl_int(const char *name, size_t lineno, int i, const char *s, size_t len, long long lo, long long hi, long long *v)
+{
+    char buf[24], *end;
+    if (len > 0 && len < sizeof buf) {
+        memcpy(buf, s, len);
+        buf[len] = '\0';
+        errno = 0;
+        *v = strtoll(buf, &end, 10);
+        if ((isdigit((unsigned char)buf[0]) || (buf[0] == '-' && isdigit((unsigned char)buf[1]))) && !*end && !errno &&
+            *v >= lo && *v <= hi)
+            return D2_OK;
+    }
+    D2_ERROR(D2_EFORMAT, "%s:%zu: field \"%s\": expected an integer %lld..%lld", name, lineno, tl_field[i], lo, hi);
+}
+
 int opjoin_tl_read_csv(FILE *f, const char *name, opjoin_tl *tl)
 {
     char line[512];
@@ -60,28 +80,47 @@ int opjoin_tl_read_csv(FILE *f, const char *name, opjoin_tl *tl)
         if (!strchr(line, '\n') && !feof(f)) D2_ERROR(D2_EFORMAT, "%s:%zu: line too long", name, lineno);
         if (lineno == 1 && !strncmp(line, "start_ns", 8)) continue;
         if (line[0] == '\n') continue;
-        long long t0, t1;
-        char q[16];
-        long layer, expert, level, tokens;
-        int end = -1; /* the record is the whole line: seven fields, nothing after them but the line end */
-        if (sscanf(line, "%lld,%lld,%15[^,],%ld,%ld,%ld,%ld%n", &t0, &t1, q, &layer, &expert, &level, &tokens, &end) < 7 || end < 0 ||
-            strspn(line + end, "\r\n") != strlen(line + end) || t0 < 0 || t1 < t0 || layer < 0 || layer > INT32_MAX ||
-            tokens < 0 || tokens > INT32_MAX)
-            D2_ERROR(D2_EFORMAT, "%s:%zu: expected start_ns,end_ns,queue,layer,expert,level,tokens (0 <= start <= end)", name,
-                     lineno);
+        line[strcspn(line, "\r\n")] = '\0';
+        /* the record is the whole line: seven fields, each checked alone */
+        const char *fs[7];
+        size_t fl[7];
+        int nf = 0;
+        for (const char *p = line;;) {
+            const char *c = strchr(p, ',');
+            if (nf < 7) fs[nf] = p, fl[nf] = c ? (size_t)(c - p) : strlen(p);
+            nf++;
+            if (!c) break;
+            p = c + 1;
+        }
+        if (nf != 7)
+            D2_ERROR(D2_EFORMAT, "%s:%zu: expected 7 fields start_ns,end_ns,queue,layer,expert,level,tokens, got %d", name,
+                     lineno, nf);
+        long long t0, t1, layer, expert, level, tokens;
+        D2_TRY(tl_int(name, lineno, 0, fs[0], fl[0], 0, INT64_MAX, &t0));
+        D2_TRY(tl_int(name, lineno, 1, fs[1], fl[1], t0, INT64_MAX, &t1)); /* start <= end */
+        D2_TRY(tl_int(name, lineno, 3, fs[3], fl[3], 0, INT32_MAX, &layer));
+        D2_TRY(tl_int(name, lineno, 4, fs[4], fl[4], -1, INT32_MAX, &expert));
+        D2_TRY(tl_int(name, lineno, 5, fs[5], fl[5], 0, INT32_MAX, &level));
+        D2_TRY(tl_int(name, lineno, 6, fs[6], fl[6], 0, INT32_MAX, &tokens));
+        int io = fl[2] == 2 && !memcmp(fs[2], "io", 2), compute = fl[2] == 7 && !memcmp(fs[2], "compute", 7);
+        if (!io && !compute) {
+            int printable = fl[2] <= 15;
+            for (size_t k = 0; k < fl[2] && printable; k++) printable = fs[2][k] >= 0x20 && fs[2][k] != 0x7f;
+            if (printable) D2_ERROR(D2_EFORMAT, "%s:%zu: queue \"%.*s\": expected io or compute", name, lineno, (int)fl[2], fs[2]);
+            D2_ERROR(D2_EFORMAT, "%s:%zu: field \"queue\": expected io or compute", name, lineno);
+        }
         opjoin_op op = {.layer = (int32_t)layer, .expert = -1, .tokens = (int32_t)tokens, .start_ns = t0, .end_ns = t1};
-        if (!strcmp(q, "compute") && expert < 0) {
+        if (compute && expert < 0) {
             if (opened && layer <= prev_layer) step++;
             opened = 1;
             prev_layer = (int32_t)layer;
             op.kind = OPJOIN_NONEXPERT;
         } else {
-            if (strcmp(q, "compute") && strcmp(q, "io")) D2_ERROR(D2_EFORMAT, "%s:%zu: queue \"%s\": expected io or compute", name, lineno, q);
-            if (expert < 0 || expert > INT32_MAX) D2_ERROR(D2_EFORMAT, "%s:%zu: expert %ld out of range", name, lineno, expert);
+            if (expert < 0) D2_ERROR(D2_EFORMAT, "%s:%zu: expert %lld out of range", name, lineno, expert);
             if (level < 1 || level > OPJOIN_MAX_LEVEL)
-                D2_ERROR(D2_EFORMAT, "%s:%zu: level %ld: expected 1..%d", name, lineno, level, OPJOIN_MAX_LEVEL);
+                D2_ERROR(D2_EFORMAT, "%s:%zu: level %lld: expected 1..%d", name, lineno, level, OPJOIN_MAX_LEVEL);
             if (!opened) D2_ERROR(D2_EFORMAT, "%s:%zu: expert operation before any layer step (non-expert line)", name, lineno);
-            op.kind = strcmp(q, "io") ? OPJOIN_COMPUTE : OPJOIN_LOAD;
+            op.kind = io ? OPJOIN_LOAD : OPJOIN_COMPUTE;
             op.expert = (int32_t)expert;
             op.level = (int32_t)level;
         }

@@ -48,6 +48,12 @@ static int fig_entry(void *user, const char *section, const char *key, const cha
     else if (!strcmp(key, "csv")) { dst = f->csv; dn = sizeof f->csv; }
     else if (!strcmp(key, "title")) { dst = f->title; dn = sizeof f->title; }
     else if (!strcmp(key, "sweep")) { dst = f->sweep; dn = sizeof f->sweep; }
+    else if (!strcmp(key, "timelines")) {
+        if (!value[0] || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._- ") != strlen(value))
+            D2_ERROR(D2_EFORMAT, "%s:%d: timelines: expected names of letters, digits, '.', '_' and '-'", path, line);
+        dst = f->timelines;
+        dn = sizeof f->timelines;
+    }
     if (dst == f->title && strchr(value, '\'')) D2_ERROR(D2_EFORMAT, "%s:%d: title: no single quotes", path, line);
     if (dst) {
         if ((size_t)snprintf(dst, dn, "%s", value) >= dn) D2_ERROR(D2_ERANGE, "%s:%d: %s: too long", path, line, key);
@@ -82,6 +88,7 @@ int plot_figures_load(const char *ini_path, plot_fig **figs, size_t *n)
         plot_fig *f = &c.a[i];
         if (!f->gp[0]) { d2_err_set("%s:%d: [%s]: gp: required key missing", ini_path, f->line, f->name); rc = D2_EFORMAT; }
         else if (!f->sql[0] == !f->csv[0]) { d2_err_set("%s:%d: [%s]: give exactly one of sql or csv", ini_path, f->line, f->name); rc = D2_EFORMAT; }
+        else if (!f->csv[0] != !f->timelines[0]) { d2_err_set("%s:%d: [%s]: timelines goes with csv, and csv needs it", ini_path, f->line, f->name); rc = D2_EFORMAT; }
     }
     if (rc != D2_OK) { free(c.a); return rc; }
     *figs = c.a;
@@ -254,6 +261,22 @@ static int draw_into(const char *gnuplot, const char *script, const char *vars, 
     return fileio_out_commit(fo);
 }
 
+int plot_timelines_check(const plot_fig *f, const char *dir, int (*check)(const char *path))
+{
+    char names[sizeof f->timelines];
+    snprintf(names, sizeof names, "%s", f->timelines);
+    for (char *save = NULL, *t = strtok_r(names, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        char p[4400];
+        struct stat sb;
+        snprintf(p, sizeof p, "%s/%s.csv", dir, t);
+        if (lstat(p, &sb) != 0 && errno == ENOENT)
+            D2_ERROR(D2_ENOTFOUND, "%s: missing: %s draws the timelines %s (.csv) of that folder ('d2moe reproduce' writes them)",
+                     p, f->name, f->timelines);
+        D2_TRY(check(p));
+    }
+    return D2_OK;
+}
+
 int plot_render(const char *gnuplot, const char *plotdir, const plot_fig *f, const char *dat_path,
                 const char *datadir, const plot_out *po, const char *outbase)
 {
@@ -278,6 +301,7 @@ int plot_render(const char *gnuplot, const char *plotdir, const plot_fig *f, con
         if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "titles", po ? po->titles : "", NULL);
         if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "plotdir", plotdir, "the plots folder");
         if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "figtitle", f->title, NULL);
+        if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "timelines", f->timelines, NULL);
         for (size_t k = 0; k < f->ngp && !rc; k++) rc = plot_gp_assign(vars, sizeof vars, &off, f->gp_k[k], f->gp_v[k], NULL);
         snprintf(ns, sizeof ns, "; nseries=%zu", po ? po->series : 0);
         if (!rc && off + strlen(ns) >= sizeof vars) { d2_err_set("gnuplot's command line is too long"); rc = D2_ERANGE; }

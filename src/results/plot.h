@@ -9,8 +9,10 @@
  * returns the series label in its first column and numbers after it,
  * ordered by series; the export writes one gnuplot data block per series.
  * A figure with `csv = NAME` instead reads CSV files from the folder NAME
- * beside the store (Fig. 9's timelines).  gnuplot gets: datafile, outbase, fmt (png|svg), titles,
- * nseries, plotdir, figtitle, datadir.  Nothing here runs experiments. */
+ * beside the store (Fig. 9's timelines): `timelines = A B ...` names them
+ * (A.csv, B.csv, ...; letters, digits, '.', '_', '-').  gnuplot gets:
+ * datafile, outbase, fmt (png|svg), titles, nseries, plotdir, figtitle,
+ * datadir, timelines.  Nothing here runs experiments. */
 #ifndef D2_RESULTS_PLOT_H
 #define D2_RESULTS_PLOT_H
 
@@ -22,6 +24,7 @@
 typedef struct plot_fig {
     char name[64];
     char sql[256], gp[256], csv[256], title[256];
+    char timelines[256];                   /* csv figures: the timeline names (NAME.csv), space separated */
     char sweep[128];                       /* the sweep its query reads ("" = none): bound to :sweep */
     int line;                              /* line of the section in figures.ini */
     int optional;                          /* "optional = true": not made by reproduce; `plot all` skips it without data */
@@ -43,6 +46,11 @@ typedef struct plot_out {
 /* Run the figure's query on d and write the data file; variant (may be
  * NULL: "base") is bound to the query's :variant. */
 int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *variant, const char *dat_path, plot_out *out);
+/* A csv figure's timelines in the folder dir, before gnuplot reads them:
+ * D2_ENOTFOUND naming the first one missing, else the first non-zero
+ * status of check(path) (the CLI's strict timeline reader: results cannot
+ * link it). */
+int plot_timelines_check(const plot_fig *f, const char *dir, int (*check)(const char *path));
 /* Run gnuplot on the figure's script for fmt "png" and "svg"; writes
  * <outbase>.png and <outbase>.svg. */
 int plot_render(const char *gnuplot, const char *plotdir, const plot_fig *f, const char *dat_path,

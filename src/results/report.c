@@ -461,6 +461,7 @@ int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
             struct stat sb;
             if (stat(csvdir, &sb) != 0) { st->missing++; continue; }
             cdir = csvdir;
+            if (o->timeline_check && (rc = plot_timelines_check(f, csvdir, o->timeline_check)) != D2_OK) break;
         }
         rc = plot_render(o->gnuplot, o->plotdir, f, datp, cdir, &po, outbase);
         if (rc != D2_OK) break;

@@ -40,6 +40,7 @@ typedef struct report_opts {
     const char *const *sweeps, *const *variants; /* sweeps[i] shows variants[i] instead (nvariants pairs; */
     size_t nvariants;                            /* reproduce: the variant of the runs it made of each) */
     const char *csvroot;  /* folder beside the store holding timeline folders (fig9/) */
+    int (*timeline_check)(const char *path); /* each timeline checked before gnuplot (NULL: not) */
 } report_opts;
 
 typedef struct report_stats {
