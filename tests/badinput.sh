@@ -181,4 +181,22 @@ printf 'device.page_cache_auto = true\n  device.buffered_io = true\n' > "$TMP/in
 ok $? "a reading with an indented key: read as a key (was 'device.page_cache_auto: given twice')"
 printf '[sweep]\nname = ind\nmodel = llama-moe-3.5b\ndevice = env2\nsim.requests = 1\nsim.prompt = 2\n    sim.requests = 2\n' > "$TMP/indent2.ini"
 expect 2 "indent2.ini:7: sim.requests: given twice" "an indented duplicate key: named itself (was the key above it, sim.prompt)" -- "$D2MOE" sweep "$TMP/indent2.ini" --db "$TMP/i.db"
+# a generator preset whose model = names no profile: the message named
+# neither the preset nor its line
+printf '[gen]\nskew = 0.5\nmodel = no-such-model\n' > "$TMP/nomodel.ini"
+expect 2 "nomodel.ini:3: model: model 'no-such-model': no such profile" "trace gen --preset naming a missing model: file:line of model" -- \
+    "$D2MOE" trace gen --preset "$TMP/nomodel.ini" -o "$TMP/nm.d2t"
+expect 2 "nomodel.ini:3: model: model 'no-such-model'" "trace gen --preset --like: the same (the model was dropped: a trace of model -, exit 0)" -- \
+    "$D2MOE" trace gen --preset "$TMP/nomodel.ini" --like "$D2_SRCDIR/traces/mixtral-8x7b.r2.p16.d32.s1.d2t" -o "$TMP/nm.d2t"
+expect 2 "^d2moe: --set: gen.model: model 'no-such-2'" "trace gen --set gen.model=MISSING: names the option" -- \
+    "$D2MOE" trace gen --preset "$TMP/nomodel.ini" --set gen.model=no-such-2 -o "$TMP/nm.d2t"
+"$D2MOE" trace gen --preset "$TMP/nomodel.ini" --set gen.model=mixtral-8x7b --set gen.requests=1 --set gen.prefill=2 --set gen.decode=2 -o "$TMP/nm.d2t" > /dev/null
+ok $? "--set gen.model=M mends the preset's missing model"
+rm -f "$TMP/nm.d2t"
+mkdir "$TMP/nmdir"; cp "$TMP/nomodel.ini" "$TMP/nmdir/mixtral-8x7b.ini"; cp "$TMP/nomodel.ini" "$TMP/nmdir/llama-moe-3.5b.ini"
+expect 2 "nmdir/mixtral-8x7b.ini:3: model: model 'no-such-model'" "simulate with generated routing from such a preset: its file:line" -- \
+    env D2_PRESET_DIR="$TMP/nmdir" "$D2MOE" simulate --model mixtral-8x7b --device env2 --requests 1 --prompt 2 --gen 2
+expect 2 "okp.ini:3: model: .*nmdir/llama-moe-3.5b.ini:3: model: model 'no-such-model'" "a sweep with such a preset: the spec's line, then the preset's" -- \
+    env D2_PRESET_DIR="$TMP/nmdir" "$D2MOE" sweep "$TMP/okp.ini" --db "$TMP/nm.db" --quiet
+[ ! -e "$TMP/nm.d2t" ] && [ ! -e "$TMP/nm.db" ]; ok $? "nothing written by those"
 done_testing

@@ -318,15 +318,22 @@ static int cmd_gen(int argc, char **argv)
     if (!modelname && !preset && !like) return cli_usage_error("trace gen", "give --model, --preset or --like");
     if (language && !like) return cli_usage_error("trace gen", "--language %s goes with --like (a table's rows)", language);
     gen_params p;
+    param_origin po; /* the preset's line of each key, or the --set that changed it */
+    param_origin_init(&po, NULL);
     int rc;
-    if (preset || modelname) rc = gen_preset_load(preset ? preset : modelname, &p);
+    if (preset || modelname) rc = gen_preset_read(preset ? preset : modelname, &p, &po);
     else { param_defaults(&gen_params_table, &p); rc = D2_OK; }
     if (rc) return cli_fail(rc);
     if (modelname) snprintf(p.model, sizeof p.model, "%s", modelname);
     for (int i = 0; i < nsets; i++) {
-        rc = param_apply_set(&gen_params_table, &p, sets[i]);
+        rc = param_apply_set_from(&gen_params_table, &p, sets[i], &po, "--set");
         if (rc == D2_ENOTFOUND) return cli_usage_error("trace gen", "--set %s: not a gen key", sets[i]);
         if (rc) return cli_fail(rc);
+    }
+    if (p.model[0]) { /* a model with no profile: named with the preset's line of `model` (or its --set) */
+        gen_params q = p;
+        rc = gen_params_blame(gen_params_resolve(&q), modelname ? NULL : &po);
+        if (rc == D2_ENOTFOUND) return cli_fail(rc);
     }
     gen_model *m;
     if (like) {

@@ -270,6 +270,7 @@ void runner_error_key(const char *msg, const char *trace, char *key, size_t n, c
     if (!strncmp(msg, "--set: ", 7)) msg += 7; /* the profile checks after the sets: "--set: FIELD: ..." */
     size_t k = strcspn(msg, ": =");
     if (k == 0 || k >= n || (msg[k] != ':' && msg[k] != ' ')) return;
+    if (msg[k] == ':' && msg[k + 1] >= '0' && msg[k + 1] <= '9') return; /* "FILE:LINE: ...": a file, not a key */
     memcpy(key, msg, k);
     key[k] = '\0';
     if (msg[k] == ':') *rest = msg[k + 1] == ' ' ? msg + k + 2 : msg + k + 1;

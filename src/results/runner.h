@@ -59,8 +59,8 @@ int runner_prepare_spec(sweep_spec *s);
  * sim_job_check): "sim.caps", "model" (also for "generator: ..."), "trace"
  * (a message that starts with the job's trace path), or a bare field
  * ("top_k", from the profile checks after "--set: ").  "" when the message
- * names none.  *rest: the message after "KEY: " when it starts so, else
- * msg. */
+ * names none (one that starts "FILE:LINE:", a generator preset's line).
+ * *rest: the message after "KEY: " when it starts so, else msg. */
 void runner_error_key(const char *msg, const char *trace, char *key, size_t n, const char **rest);
 /* The units of a table.key parameter (model.*, device.*, sim.*) from its
  * table row, or "" (unknown key or unitless). */

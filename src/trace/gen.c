@@ -204,6 +204,16 @@ int gen_params_resolve(gen_params *p)
     return D2_OK;
 }
 
+int gen_params_blame(int rc, const param_origin *o)
+{
+    if (rc == D2_ENOTFOUND && o) { /* the model's profile is missing: say whose `model =` named it */
+        char where[PARAM_PATH_MAX + 64];
+        param_origin_where(&gen_params_table, o, "model", where, sizeof where);
+        d2_err_prefix("%s: ", where);
+    }
+    return rc;
+}
+
 int gen_preset_path(const char *name, char *out, size_t n)
 {
     if (strchr(name, '/') || (strlen(name) > 4 && !strcmp(name + strlen(name) - 4, ".ini"))) {
@@ -216,7 +226,9 @@ int gen_preset_path(const char *name, char *out, size_t n)
     return D2_OK;
 }
 
-int gen_preset_load(const char *name, gen_params *p)
+int gen_preset_load(const char *name, gen_params *p) { return gen_preset_read(name, p, NULL); }
+
+int gen_preset_read(const char *name, gen_params *p, param_origin *o)
 {
     char path[1024];
     param_defaults(&gen_params_table, p);
@@ -226,7 +238,7 @@ int gen_preset_load(const char *name, gen_params *p)
          * (param_load_ini refuses anything but a regular file) */
         if (access(path, F_OK) != 0) D2_ERROR(D2_ENOTFOUND, "generator preset \"%s\": %s not found", name, path);
     }
-    return param_load_ini(&gen_params_table, p, path, NULL);
+    return param_load_ini(&gen_params_table, p, path, o);
 }
 
 static const double *sort_vals;

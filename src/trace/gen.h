@@ -37,10 +37,17 @@ extern const param_table gen_params_table;
 /* Defaults, then traces/presets/<model>.ini (directory: $D2_PRESET_DIR or
  * the source tree).  A name with '/' or ending ".ini" is a path. */
 int gen_preset_load(const char *model_or_path, gen_params *p);
+/* The same, o (may be NULL) given the line of each key read. */
+int gen_preset_read(const char *model_or_path, gen_params *p, param_origin *o);
 /* The file gen_preset_load reads for model_or_path (not checked to exist). */
 int gen_preset_path(const char *model_or_path, char *out, size_t n);
 /* Fill layers/experts/top_k from the model profile where they are 0. */
 int gen_params_resolve(gen_params *p);
+/* rc of gen_params_resolve (or of what calls it) unchanged; when it is
+ * D2_ENOTFOUND (gen.model names no profile), the message is prefixed with
+ * where the name came from: o's line of `model` (gen_preset_read) or the
+ * override that set it.  o may be NULL. */
+int gen_params_blame(int rc, const param_origin *o);
 
 typedef struct gen_model gen_model;
 int gen_model_new(const gen_params *p, uint64_t seed, gen_model **out);
