@@ -60,6 +60,13 @@ st "$TMP/ctl.safetensors" "$(printf '{"a":{"dtype":"F32","shape":[2,\034')"
 err=$("$D2MOE" quantize --input "$TMP/ctl.safetensors" 2>&1 >/dev/null); rc=$?
 [ $rc -eq 2 ] && printf '%s' "$err" | grep -q 'JSON header' && ! printf '%s' "$err" | LC_ALL=C grep -q "$(printf '\034')"
 ok $? "a control byte quoted from a JSON header is not printed raw (status $rc)"
+# a tensor name with a control character (a JSON escape): refused as the .mwq
+# reader refuses it, never printed raw in quantize's report
+st "$TMP/esc.safetensors" '{"a\u001b[2Jb":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}' 16
+err=$("$D2MOE" quantize --input "$TMP/esc.safetensors" -o "$TMP/esc.mwq" 2>&1); rc=$?
+[ $rc -eq 2 ] && printf '%s' "$err" | grep -q 'esc.safetensors: tensor "a?\[2Jb": a control character (byte 0x1b at 1) in its name' &&
+    ! printf '%s' "$err" | LC_ALL=C grep -q "$(printf '\033')" && [ ! -e "$TMP/esc.mwq" ]
+ok $? "safetensors name with an escape byte: refused naming file and tensor, nothing raw, no .mwq (status $rc: $err)"
 h="{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 1099511627776), }"
 { printf '\223NUMPY\001\000\200\000'; printf '%-127s\n' "$h"; } > "$TMP/huge.npy"
 expect 2 "huge.npy: header: shape too large" ".npy 2^40 x 2^40: exit 2" -- "$D2MOE" quantize --input "$TMP/huge.npy"

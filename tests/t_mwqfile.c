@@ -71,6 +71,11 @@ int main(void)
     mwqfile_writer *w;
     ok(mwqfile_writer_new(path, &w) == D2_OK, "writer opens");
     ok(mwqfile_writer_add(w, "layers.0.w1", a, MWQFILE_RTN) == D2_OK && mwqfile_writer_add(w, "expert.3.down", b, MWQFILE_GPTQ) == D2_OK, "two tensors added");
+    {
+        int rc = mwqfile_writer_add(w, "bad\tname", a, MWQFILE_RTN);
+        ok(rc == D2_EINVAL && strstr(d2_err_msg(), "a control character"),
+           "a name with a control character is not written (the reader refuses it): %s", d2_err_msg());
+    }
     ok(mwqfile_writer_finish(w) == D2_OK, "writer finishes");
     ok(access(tq_path("t.mwq.tmp"), F_OK) != 0, "temporary file renamed away");
 
@@ -232,6 +237,13 @@ int main(void)
         memcpy(c, img, (size_t)n);
         c[(e0 - img) + 2 + 6] = 0; /* "layers\0..." */
         refused(c, n, "the name has a NUL byte", "a NUL inside a tensor name");
+        memcpy(c, img, (size_t)n);
+        c[(e0 - img) + 2 + 6] = 0x1b; /* "layers\033..." (ESC, printed raw by mwq inspect before) */
+        refused(c, n, "index entry 0 at offset 11968: the name has a control character (byte 0x1b at offset 11976)",
+                "an escape byte inside a tensor name");
+        memcpy(c, img, (size_t)n);
+        c[(e0 - img) + 2 + 10] = 0x7f;
+        refused(c, n, "the name has a control character (byte 0x7f", "a DEL byte inside a tensor name");
         /* padding: open never reads it; verify does */
         const int64_t end = (int64_t)le64(lv0) + (int64_t)le64(lv0 + 8);
         ok(end % MWQFILE_ALIGN != 0, "tensor 0 level 1 is followed by padding (ends at %lld)", (long long)end);

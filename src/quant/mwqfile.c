@@ -63,6 +63,10 @@ static int parse_index(mwqfile *f, const uint8_t *ix, int64_t len, uint32_t nt, 
             D2_ERROR(D2_EFORMAT, "%s: index entry %u at offset %lld: bad name length %u", f->path, i, (long long)(idx_off + pos), nl);
         if (memchr(ix + pos + 2, 0, nl))
             D2_ERROR(D2_EFORMAT, "%s: index entry %u at offset %lld: the name has a NUL byte", f->path, i, (long long)(idx_off + pos));
+        for (unsigned k = 0; k < nl; k++) /* names are printed as they are: no terminal control reaches a screen */
+            if (ix[pos + 2 + k] < 0x20 || ix[pos + 2 + k] == 0x7f)
+                D2_ERROR(D2_EFORMAT, "%s: index entry %u at offset %lld: the name has a control character (byte 0x%02x at offset %lld)",
+                         f->path, i, (long long)(idx_off + pos), ix[pos + 2 + k], (long long)(idx_off + pos + 2 + k));
         memcpy(t->name, ix + pos + 2, nl);
         const uint8_t *p = ix + pos + 2 + nl;
         t->shape.base_bits = p[0];
@@ -344,10 +348,20 @@ int mwqfile_writer_new(const char *path, mwqfile_writer **out)
     return D2_OK;
 }
 
-int mwqfile_writer_add(mwqfile_writer *w, const char *name, const mwq_matrix *m, mwqfile_mode mode)
+/* A name the reader takes: 1..255 bytes, no control character */
+static int name_check(const char *name)
 {
     size_t nl = strlen(name);
     if (nl == 0 || nl > 255) D2_ERROR(D2_EINVAL, "tensor name \"%s\": 1..255 bytes", name);
+    for (size_t k = 0; k < nl; k++)
+        if ((unsigned char)name[k] < 0x20 || name[k] == 0x7f) D2_ERROR(D2_EINVAL, "tensor name \"%s\": a control character", name);
+    return D2_OK;
+}
+
+int mwqfile_writer_add(mwqfile_writer *w, const char *name, const mwq_matrix *m, mwqfile_mode mode)
+{
+    size_t nl = strlen(name);
+    D2_TRY(name_check(name));
     uint8_t e[ENTRY_FIXED + 255];
     e[0] = (uint8_t)nl;
     e[1] = 0;
@@ -377,7 +391,7 @@ int mwqfile_writer_add(mwqfile_writer *w, const char *name, const mwq_matrix *m,
 int mwqfile_writer_add_kq(mwqfile_writer *w, const char *name, const kq_matrix *m)
 {
     size_t nl = strlen(name);
-    if (nl == 0 || nl > 255) D2_ERROR(D2_EINVAL, "tensor name \"%s\": 1..255 bytes", name);
+    D2_TRY(name_check(name));
     uint8_t e[ENTRY_FIXED + 255];
     e[0] = (uint8_t)nl;
     e[1] = 0;

@@ -61,6 +61,9 @@ int64_t mwqfile_bytes_read(const mwqfile *f);
 typedef struct mwqfile_writer mwqfile_writer;
 /* Writes PATH.tmp and renames it to PATH on finish. */
 int mwqfile_writer_new(const char *path, mwqfile_writer **out);
+/* name: 1..255 bytes without a control character (a byte below 0x20, or
+ * 0x7f: the reader refuses them, since names are printed as they are),
+ * else D2_EINVAL. */
 int mwqfile_writer_add(mwqfile_writer *w, const char *name, const mwq_matrix *m, mwqfile_mode mode);
 /* A k-quant tensor: index byte 3 (reserved, 0 for kern.h tensors) = 1, the
  * group field = 256 | scale_bits << 32 | min_bits << 40 | resid << 48 | min_rel << 52

@@ -162,6 +162,13 @@ static int open_safetensors(weights *w)
             rc = D2_EFORMAT; break;
         }
         snprintf(ti.name, sizeof ti.name, "%s", key);
+        size_t cc = 0; /* a name is printed as it is (quantize's report, mwq inspect): no control characters */
+        while (key[cc] && (unsigned char)key[cc] >= 0x20 && key[cc] != 0x7f) cc++;
+        if (key[cc]) {
+            d2_err_set("%s: tensor \"%s\": a control character (byte 0x%02x at %zu) in its name", w->path, key,
+                       (unsigned char)key[cc], cc);
+            rc = D2_EFORMAT; break;
+        }
         json_t *dt = json_object_get(v, "dtype"), *sh = json_object_get(v, "shape"), *of = json_object_get(v, "data_offsets");
         if (!json_is_string(dt) || !json_is_array(sh) || !json_is_array(of) || json_array_size(of) != 2 ||
             !json_is_integer(json_array_get(of, 0)) || !json_is_integer(json_array_get(of, 1))) {

@@ -2,7 +2,9 @@
  * safetensors (F32/F16/BF16) and NumPy .npy (f32/f16).  Opening parses the
  * index only; a tensor's data is read (pread) and converted on demand.
  * Every error names the file and the tensor/field/offset; NaN and Inf are
- * refused with the index of the first one.  Nothing here quantizes. */
+ * refused with the index of the first one; a safetensors name with a control
+ * character (a byte below 0x20, or 0x7f) is refused, as the .mwq reader
+ * refuses it, since names are printed as they are.  Nothing here quantizes. */
 #ifndef D2_QUANT_WEIGHTS_H
 #define D2_QUANT_WEIGHTS_H
 
