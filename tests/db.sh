@@ -50,6 +50,27 @@ for f in text foreign; do
     [ "$(md5sum < "$TMP/$f.db")" = "$sum" ]; ok $? "$f file: left unchanged"
 done
 expect 2 "empty.db: empty .*not a d2moe results database" "an empty file: db info exits 2" -- "$D2MOE" db info "$TMP/empty.db"
+# a refused WAL-mode store gets no -wal or -shm beside it: a corrupt store
+# (a good one cut to 3000 bytes: its header intact) and another
+# application's database in WAL mode (SQLite made both side files to read
+# them, also read-only, and a reading connection left them behind)
+"$D2MOE" simulate --model llama-moe-3.5b --device env1 --requests 1 --prompt 2 --gen 2 --db "$TMP/cut.db" > /dev/null &&
+    [ ! -e "$TMP/cut.db-wal" ] && [ ! -e "$TMP/cut.db-shm" ] && truncate -s 3000 "$TMP/cut.db"
+ok $? "a WAL-mode store, cut to 3000 bytes"
+sqlite3 "$TMP/fwal.db" "PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1);" > /dev/null
+for f in cut fwal; do
+    case $f in cut) re="cut.db: not an SQLite database \(corrupt" ;; *) re="fwal.db: an SQLite database of another application" ;; esac
+    sum=$(md5sum < "$TMP/$f.db")
+    expect 2 "$re" "$f (WAL): export exits 2" -- "$D2MOE" export --db "$TMP/$f.db"
+    expect 2 "$re" "$f (WAL): db info exits 2" -- "$D2MOE" db info "$TMP/$f.db"
+    expect 2 "$re" "$f (WAL): report exits 2" -- "$D2MOE" report --db "$TMP/$f.db" -o "$TMP/$f.html"
+    expect 2 "$re" "$f (WAL): plot --sweep exits 2" -- "$D2MOE" plot --sweep t1 --x sim.requests --y makespan_s --db "$TMP/$f.db" -o "$TMP/$f.png"
+    expect 2 "$re" "$f (WAL): simulate --db exits 2" -- "$D2MOE" simulate --model llama-moe-3.5b --device env1 --requests 1 --prompt 2 --gen 2 --db "$TMP/$f.db"
+    rm -f "$TMP/m.db"
+    expect 2 "$re" "$f (WAL): merge from it exits 2" -- "$D2MOE" merge "$TMP/m.db" "$TMP/$f.db"
+    [ "$(md5sum < "$TMP/$f.db")" = "$sum" ] && [ ! -e "$TMP/$f.db-wal" ] && [ ! -e "$TMP/$f.db-shm" ]
+    ok $? "$f (WAL): left unchanged, no -wal or -shm created beside it"
+done
 # a store without runs (shard 1/2 of a one-job grid gets no job) has no runs of any variant, base included;
 # without --variant its export is the header row, exit 0 (every run of the store: none)
 "$D2MOE" sweep "$TMP/t1.ini" --db "$TMP/none.db" --shard 1/2 > /dev/null 2>&1 && [ "$(sqlite3 "$TMP/none.db" "SELECT count(*) FROM runs")" -eq 0 ]

@@ -328,12 +328,63 @@ static int verify_owner(db *d)
     return D2_OK;
 }
 
+static int refuse_empty(const char *path)
+{
+    D2_ERROR(D2_EFORMAT, "%s: empty (an empty file or SQLite database), not a d2moe results database", path);
+}
+
+/* A "file:" URI of path with the query q, every byte but [A-Za-z0-9/._~-]
+ * percent-encoded (sqlite3_free it); NULL when out of memory. */
+static char *file_uri(const char *path, const char *q)
+{
+    size_t n = strlen(path);
+    char *enc = malloc(3 * n + 1), *e = enc;
+    if (!enc) return NULL;
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("/._~-", *p)) *e++ = (char)*p;
+        else e += sprintf(e, "%%%02X", *p);
+    }
+    *e = '\0';
+    /* an absolute path after an empty authority ("file:///tmp/x"): a path of "//host" stays a path */
+    char *uri = sqlite3_mprintf("file:%s%s?%s", path[0] == '/' ? "//" : "", enc, q);
+    free(enc);
+    return uri;
+}
+
+/* SQLite creates a WAL store's -wal and -shm files to read it, also on a
+ * read-only connection, and a connection that only reads leaves them
+ * behind.  When neither is beside an existing, non-empty file, no
+ * connection has the store open (a WAL connection keeps its -shm), so the
+ * file alone is the whole store: it is checked first through an immutable
+ * connection (no locks, no side files), and a file refused as corrupt,
+ * another application's, or (empty_too) empty is left exactly as it was.
+ * With side files present a writer may be live, and the check is left to
+ * the locked connection.  Other failures here are left to it too. */
+static int verify_untouched(const char *file, const char *path, int empty_too)
+{
+    struct stat sb;
+    char side[4200];
+    if (stat(file, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0) return D2_OK;
+    static const char *const ext[] = {"-wal", "-shm"};
+    for (int i = 0; i < 2; i++) {
+        if ((size_t)snprintf(side, sizeof side, "%s%s", file, ext[i]) >= sizeof side) return D2_OK;
+        if (lstat(side, &sb) == 0) return D2_OK;
+    }
+    char *uri = file_uri(file, "immutable=1");
+    db *t = calloc(1, sizeof *t);
+    if (!uri || !t) { sqlite3_free(uri); free(t); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    t->path = (char *)path; /* not freed: t is not closed with db_close */
+    int rc = sqlite3_open_v2(uri, &t->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) == SQLITE_OK ? verify_owner(t) : D2_EDB;
+    if (rc == D2_OK && empty_too && t->version == 0 && N_MIGRATIONS > 0) rc = refuse_empty(path);
+    sqlite3_close_v2(t->h);
+    sqlite3_free(uri);
+    free(t);
+    return rc == D2_EFORMAT ? rc : D2_OK;
+}
+
 static int open_common(const char *path, int flags, db **out)
 {
     *out = NULL;
-    db *d = calloc(1, sizeof *d);
-    if (!d || !(d->path = strdup(path))) { free(d); D2_ERROR(D2_ENOMEM, "out of memory"); }
-    d->wcols_schema = -1;
     /* the file of that name is meant, whatever SQLite would make of it:
      * ":memory:" is its in-memory store and, with the URI names this SQLite
      * reads, "file:..." a URI ("file::memory:" in memory again, "file:q.db"
@@ -343,10 +394,16 @@ static int open_common(const char *path, int flags, db **out)
     char *name = NULL;
     if (path[0] != '/') {
         size_t n = strlen(path) + 3;
-        if (!(name = malloc(n))) { db_close(d); D2_ERROR(D2_ENOMEM, "out of memory"); }
+        if (!(name = malloc(n))) D2_ERROR(D2_ENOMEM, "out of memory");
         snprintf(name, n, "./%s", path);
     }
-    int rc = sqlite3_open_v2(name ? name : path, &d->h, flags, NULL);
+    const char *file = name ? name : path;
+    int rc = verify_untouched(file, path, !(flags & SQLITE_OPEN_READWRITE));
+    if (rc) { free(name); return rc; }
+    db *d = calloc(1, sizeof *d);
+    if (!d || !(d->path = strdup(path))) { free(d); free(name); D2_ERROR(D2_ENOMEM, "out of memory"); }
+    d->wcols_schema = -1;
+    rc = sqlite3_open_v2(file, &d->h, flags, NULL);
     free(name);
     if (rc != SQLITE_OK) {
         d2_err_set("%s: cannot open: %s", path, d->h ? sqlite3_errmsg(d->h) : sqlite3_errstr(rc));
@@ -400,7 +457,7 @@ int db_open_readonly(const char *path, db **out)
     D2_TRY(open_common(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, &d));
     if (d->version == 0 && N_MIGRATIONS > 0) {
         db_close(d);
-        D2_ERROR(D2_EFORMAT, "%s: empty (an empty file or SQLite database), not a d2moe results database", path);
+        return refuse_empty(path);
     }
     *out = d;
     return D2_OK;
