@@ -150,6 +150,40 @@ static void test_roundtrip(void)
                strstr(d2_err_msg(), "\"layers\" x \"experts\""),
            "reader refuses a header of 65,535 x 65,535 (\"%s\")", d2_err_msg());
         trace_file_close(tf);
+        /* reserved bytes, zero as the writer leaves them, behind right checksums:
+         * after the model's name in the header, and in an index entry */
+        static const struct { int at; unsigned char v; const char *want; } rz[] = {
+            {100, 1, "header byte 100 is 1: the bytes after the model's name up to 119 are reserved, 0"},
+            {95, 0x41, "header byte 95 is 65"},
+            {64, 0x1b, "header field \"model\": a control character (byte 64)"},
+        };
+        unsigned char *g = slurp(tmp("small.d2t"), &nb);
+        for (size_t k = 0; g && k < sizeof rz / sizeof rz[0]; k++) {
+            memcpy(b, g, nb);
+            b[rz[k].at] = rz[k].v;
+            uint64_t hk = hash64(b, 120);
+            for (int i = 0; i < 8; i++) b[120 + i] = (unsigned char)(hk >> 8 * i);
+            spit(tmp("rz.d2t"), b, nb);
+            tf = NULL;
+            ok(trace_file_open(tmp("rz.d2t"), &tf) == D2_EFORMAT && strstr(d2_err_msg(), "rz.d2t") && strstr(d2_err_msg(), rz[k].want),
+               "reader refuses header byte %d = %u (\"%s\")", rz[k].at, rz[k].v, d2_err_msg());
+            trace_file_close(tf);
+        }
+        if (g) { /* index entry 0's last four bytes (the index: 16 bytes of head, then the entries, ending the file) */
+            memcpy(b, g, nb);
+            size_t io = 0;
+            for (int i = 7; i >= 0; i--) io = io << 8 | b[56 + i]; /* the header's index offset */
+            const size_t ne = (nb - io - 16) / 24;
+            b[io + 16 + 20] = 1;
+            uint64_t hi = hash64(b + io + 16, ne * 24);
+            for (int i = 0; i < 8; i++) b[io + 8 + i] = (unsigned char)(hi >> 8 * i);
+            spit(tmp("rz.d2t"), b, nb);
+            tf = NULL;
+            ok(trace_file_open(tmp("rz.d2t"), &tf) == D2_EFORMAT && strstr(d2_err_msg(), "request index entry 0: bytes 20..23 are reserved"),
+               "reader refuses a reserved index field set (\"%s\")", d2_err_msg());
+            trace_file_close(tf);
+        }
+        free(g);
     } else ok(0, "read small.d2t back");
     free(b);
 }
@@ -292,6 +326,7 @@ static void test_source_damage(void)
         {"phase 7", "record 1: field \"phase\": 7"},
         {"layer 0 twice (layer 1 missing)", "record 1: out of (request, position, layer) order"},
         {"a record of position 2 among position 0's", "record 2: out of (request, position, layer) order"},
+        {"the reserved byte 11 set", "record 1: byte 11 is 1: reserved, 0"},
     };
     for (size_t k = 0; b0 && nb > rec1 + 3 * rb && k < sizeof cases / sizeof cases[0]; k++) {
         unsigned char *b = malloc(nb);
@@ -305,6 +340,7 @@ static void test_source_damage(void)
         case 3: b[rec1 + 10] = 7; break;
         case 4: b[rec1 + 8] = 0; break;
         case 5: memcpy(b + 144 + 2 * rb + 4, &two, 4); break; /* record 2: position 0 layer 2 made position 2 */
+        case 6: b[rec1 + 11] = 1; break;
         }
         const uint64_t hs = hash64(b + 144, 11 * rb); /* the chunk's checksum over its 11 records, made right again */
         for (int i = 0; i < 8; i++) b[136 + i] = (unsigned char)(hs >> 8 * i);

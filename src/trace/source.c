@@ -344,13 +344,13 @@ static inline __attribute__((always_inline)) void rec_decode(const unsigned char
 
 /* What trace_rec_check asks of a record (the streaming reader's checks,
  * which the simulator's decoding skipped: a damaged but checksummed file
- * replayed duplicate experts, NaN weights, a phase of 7): phase 0..2, ids
- * below the shape's experts and distinct, weights finite, >= 0 and
- * non-increasing.  1 = good.  The ids and weights as decoded. */
+ * replayed duplicate experts, NaN weights, a phase of 7): phase 0..2, the
+ * reserved byte 0 (trace_file_record names it), ids below the shape's
+ * experts and distinct, weights finite, >= 0 and non-increasing.  1 = good.  The ids and weights as decoded. */
 static inline __attribute__((always_inline)) int rec_ok(const unsigned char *q, uint32_t K, uint32_t E, const uint16_t *e,
                                                         const float *w)
 {
-    if (q[10] > TRACE_UNKNOWN) return 0;
+    if (q[10] > TRACE_UNKNOWN || q[11]) return 0; /* byte 11 reserved, 0 */
     for (uint32_t j = 0; j < K; j++) {
         if (e[j] >= E || !(w[j] >= 0 && w[j] <= FLT_MAX) || (j && !(w[j] <= w[j - 1]))) return 0;
         for (uint32_t i = 0; i < j; i++)

@@ -323,6 +323,13 @@ static int file_check_header(trace_file *f, const unsigned char *p, uint64_t siz
     f->index_off = get64(p + 56);
     memcpy(h->model, p + 64, TRACE_MODEL_NAME_MAX);
     h->model[TRACE_MODEL_NAME_MAX - 1] = 0;
+    /* the model's name (printed as it is: no control characters), then zeros up to byte 119 (reserved) */
+    size_t ml = strlen(h->model);
+    for (size_t k = 0; k < ml; k++)
+        if ((unsigned char)h->model[k] < 0x20 || h->model[k] == 0x7f)
+            D2_ERROR(D2_EFORMAT, "%s: header field \"model\": a control character (byte %zu)", path, 64 + k);
+    for (size_t k = 64 + ml; k < 120; k++)
+        if (p[k]) D2_ERROR(D2_EFORMAT, "%s: header byte %zu is %u: the bytes after the model's name up to 119 are reserved, 0", path, k, p[k]);
     if (h->layers < 1 || h->layers > 65535) D2_ERROR(D2_EFORMAT, "%s: header field \"layers\": %u out of range", path, h->layers);
     if (h->experts < 1 || h->experts > 65535) D2_ERROR(D2_EFORMAT, "%s: header field \"experts\": %u out of range", path, h->experts);
     if ((uint64_t)h->layers * h->experts > TRACE_CELLS_MAX)
@@ -372,6 +379,7 @@ static int file_read_index(trace_file *f)
         e->records = get32(p + 8);
         e->positions = get32(p + 12);
         e->prefill = get32(p + 16);
+        if (get32(p + 20)) { rc = D2_EFORMAT; d2_err_set("%s: request index entry %u: bytes 20..23 are reserved, 0", f->path, i); goto out; }
         if (e->first != next || e->positions < 1 || e->records < e->positions ||
             (uint64_t)e->records > (uint64_t)e->positions * h->layers || e->prefill > e->positions) {
             rc = D2_EFORMAT; d2_err_set("%s: request index entry %u inconsistent", f->path, i); goto out;
@@ -485,8 +493,9 @@ int trace_file_record(trace_file *f, trace_chunk_cache *c, uint64_t i, trace_rec
     if (i >= f->h.records) D2_ERROR(D2_EINVAL, "%s: record %llu beyond the end", f->path, (unsigned long long)i);
     uint64_t chunk = i / f->h.chunk_records;
     if (c->chunk != chunk) D2_TRY(chunk_load(f, c, chunk));
-    rec_decode(c->buf + TRACE_CHUNK_HEAD_BYTES + (size_t)(i - chunk * f->h.chunk_records) * f->rb, f->h.top_k,
-               f->h.has_bits, r);
+    const unsigned char *p = c->buf + TRACE_CHUNK_HEAD_BYTES + (size_t)(i - chunk * f->h.chunk_records) * f->rb;
+    if (p[11]) D2_ERROR(D2_EFORMAT, "%s: record %llu: byte 11 is %u: reserved, 0", f->path, (unsigned long long)i, p[11]);
+    rec_decode(p, f->h.top_k, f->h.has_bits, r);
     return D2_OK;
 }
 
