@@ -206,4 +206,32 @@ expect 2 "nmdir/mixtral-8x7b.ini:3: model: model 'no-such-model'" "simulate with
 expect 2 "okp.ini:3: model: .*nmdir/llama-moe-3.5b.ini:3: model: model 'no-such-model'" "a sweep with such a preset: the spec's line, then the preset's" -- \
     env D2_PRESET_DIR="$TMP/nmdir" "$D2MOE" sweep "$TMP/okp.ini" --db "$TMP/nm.db" --quiet
 [ ! -e "$TMP/nm.d2t" ] && [ ! -e "$TMP/nm.db" ]; ok $? "nothing written by those"
+# lax formats, each accepted before: a section header with text after its
+# ']' (read as [model]), an empty section name, an empty key (": unknown key")
+M="$D2_SRCDIR/experiments/models/llama-moe-3.5b.ini"
+{ echo '[model] junk'; grep -v '^\[' "$M"; } > "$TMP/junk.ini"
+expect 2 "junk.ini:1: text after the section header's '\]'" "a profile's [model] junk: exit 2 at file:line" -- "$D2MOE" show model "$TMP/junk.ini"
+{ echo '[model] ; a comment'; grep -v '^\[' "$M"; } > "$TMP/comm.ini"
+"$D2MOE" show model "$TMP/comm.ini" > /dev/null; ok $? "[model] followed by a ; comment: read"
+printf '[]\nsim.requests = 1\n' > "$TMP/emptysec.ini"
+expect 2 "emptysec.ini:1: empty section name" "a reading's [] : exit 2 at file:line" -- \
+    "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --readings "$TMP/emptysec.ini"
+printf '[gen]\nmodel = mixtral-8x7b\n= 0.5\n' > "$TMP/emptykey.ini"
+expect 2 "emptykey.ini:3: empty key" "a preset's '= 0.5': named an empty key at file:line (was ': unknown key')" -- \
+    "$D2MOE" trace gen --preset "$TMP/emptykey.ini" -o "$TMP/ek.d2t"
+# sweep: a name that cannot be part of a file name, an empty zip, the spec's own keys twice
+printf '[sweep]\nname = a/b\nmodel = llama-moe-3.5b\ndevice = env2\nsim.requests = 1\n' > "$TMP/slash.ini"
+expect 2 "slash.ini:2: name \"a/b\": expected a name that can be part of a file name" "sweep name = a/b: exit 2" -- "$D2MOE" sweep "$TMP/slash.ini" --db "$TMP/lax.db"
+printf '[sweep]\nname = z\nmodel = llama-moe-3.5b\ndevice = env2\nsim.requests = 1, 2\nsim.prompt = 2, 3\nzip =\n' > "$TMP/zip0.ini"
+expect 2 "zip0.ini:7: zip: empty" "sweep zip = (empty): exit 2 (was a crossed grid)" -- "$D2MOE" sweep "$TMP/zip0.ini" --db "$TMP/lax.db"
+printf '[sweep]\nname = z\nmodel = llama-moe-3.5b\ndevice = env2\nname = y\n' > "$TMP/name2.ini"
+expect 2 "name2.ini:5: name: given twice \(first at line 2\)" "sweep name given twice: exit 2 (the second replaced the first)" -- "$D2MOE" sweep "$TMP/name2.ini" --db "$TMP/lax.db"
+[ ! -e "$TMP/lax.db" ] && [ ! -e "$TMP/ek.d2t" ]; ok $? "nothing written by those"
+# a word after --version, --help or help COMMAND was ignored (exit 0)
+expect 2 "d2moe --version: unexpected argument 'extra'" "--version extra: exit 2" -- "$D2MOE" --version extra
+expect 2 "d2moe help: unexpected argument 'x'" "help sweep x: exit 2" -- "$D2MOE" help sweep x
+# figures.ini: a key given twice replaced the first
+mkdir "$TMP/dupfig"
+printf '[a]\ntitle = a\nsql = a.sql\ngp = a.gp\nsql = b.sql\n' > "$TMP/dupfig/figures.ini"
+expect 2 "figures.ini:5: sql: given twice \(first at line 3\)" "figures.ini with a key twice: exit 2 at file:line" -- "$D2MOE" plot list --plots "$TMP/dupfig"
 done_testing

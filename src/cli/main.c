@@ -206,6 +206,12 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *verb = argv[1];
+    int alone = !strcmp(verb, "help") ? 3 : 2; /* the words these take: an extra one was ignored */
+    if ((!strcmp(verb, "--version") || !strcmp(verb, "version") || !strcmp(verb, "--help") || !strcmp(verb, "-h") ||
+         !strcmp(verb, "help")) && argc > alone) {
+        fprintf(stderr, "d2moe %s: unexpected argument '%s' (see 'd2moe help')\n", verb, argv[alone]);
+        return 2;
+    }
     if (!strcmp(verb, "--version") || !strcmp(verb, "version")) {
         printf("d2moe %s (package %s)\n", d2_version(), PACKAGE_VERSION);
         return 0;

@@ -17,6 +17,8 @@ typedef struct ctx {
     int line;        /* lines handed to inih so far = current line */
     int long_line;   /* first line longer than inih's buffer */
     int binary_line; /* first line holding a NUL or control byte */
+    int section_line;     /* first section header with nothing between its brackets, or text after them */
+    int section_empty;    /* ... and which of the two */
     int rc, rc_line; /* first callback error */
 } ctx;
 
@@ -43,6 +45,14 @@ static char *inifile_read(char *buf, int num, void *stream)
     if (n == 0) buf[n++] = '\n'; /* blanks only, then the end of the file */
     buf[n] = '\0';
     c->line++;
+    /* inih takes "[]" as a section named "" and drops whatever follows ']':
+     * "[model] junk" was read as [model] */
+    const char *close = buf[0] == '[' ? strchr(buf, ']') : NULL;
+    if (close && !c->section_line) {
+        const char *after = close + 1 + strspn(close + 1, " \t\r\n");
+        c->section_empty = close == buf + 1 + strspn(buf + 1, " \t");
+        if (c->section_empty || (*after && *after != ';' && *after != '#')) c->section_line = c->line;
+    }
     if (buf[n - 1] != '\n' && n == num - 1 && (ch = fgetc(c->f)) != EOF && ch != '\n') {
         if (!c->long_line) c->long_line = c->line;
         while ((ch = fgetc(c->f)) != EOF && ch != '\n') {} /* rest of the line */
@@ -54,7 +64,11 @@ static int inifile_entry(void *user, const char *section, const char *name, cons
 {
     ctx *c = user;
     if (c->rc != D2_OK) return 1;
-    int rc = c->fn(c->user, section, name, value, c->path, c->line);
+    int rc = D2_OK;
+    if (!name[0]) { /* "= value": inih hands the key "" on */
+        d2_err_set("%s:%d: empty key (expected key = value)", c->path, c->line);
+        rc = D2_EFORMAT;
+    } else rc = c->fn(c->user, section, name, value, c->path, c->line);
     if (rc != D2_OK) {
         c->rc = rc;
         c->rc_line = c->line;
@@ -80,6 +94,11 @@ int inifile_parse(const char *path, inifile_fn fn, void *user, int *lines)
     if (read_err) D2_ERROR(D2_EIO, "%s: read error", path);
     if (c.binary_line && (c.rc == D2_OK || c.binary_line <= c.rc_line))
         D2_ERROR(D2_EFORMAT, "%s:%d: binary data (control or NUL bytes): not a text file", path, c.binary_line);
+    if (c.section_line && (c.rc == D2_OK || c.section_line <= c.rc_line)) {
+        if (c.section_empty) D2_ERROR(D2_EFORMAT, "%s:%d: empty section name (expected [section])", path, c.section_line);
+        D2_ERROR(D2_EFORMAT, "%s:%d: text after the section header's ']' (expected [section], or a ; comment after it)", path,
+                 c.section_line);
+    }
     if (c.long_line && (c.rc == D2_OK || c.long_line <= c.rc_line))
         D2_ERROR(D2_EFORMAT, "%s:%d: line too long (at most %d characters)", path, c.long_line, INI_MAX_LINE - 2);
     if (first_err > 0 && (c.rc == D2_OK || first_err < c.rc_line))

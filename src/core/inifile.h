@@ -1,7 +1,9 @@
 /* inifile.h - INI files with the line number of every entry.
  * inih does the parsing; this adds what it lacks for error messages: the
  * line of each key, and errors (not silent skips) for lines too long for
- * its buffer and for binary bytes.  Knows nothing about parameter tables. */
+ * its buffer, for binary bytes, for a section header with text after its
+ * ']' (a ; comment may follow) or nothing between its brackets, and for an
+ * empty key ("= value").  Knows nothing about parameter tables. */
 #ifndef D2_CORE_INIFILE_H
 #define D2_CORE_INIFILE_H
 

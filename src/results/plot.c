@@ -19,7 +19,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-typedef struct load_ctx { plot_fig *a; size_t n, cap; } load_ctx;
+typedef struct load_ctx {
+    plot_fig *a;
+    size_t n, cap;
+    char seen[2 * PLOT_MAX_BIND + 8][64]; /* the keys of the current section, and their lines */
+    int seen_line[2 * PLOT_MAX_BIND + 8];
+    size_t nseen;
+} load_ctx;
 
 static int fig_entry(void *user, const char *section, const char *key, const char *value, const char *path, int line)
 {
@@ -40,6 +46,14 @@ static int fig_entry(void *user, const char *section, const char *key, const cha
         memset(f, 0, sizeof *f);
         snprintf(f->name, sizeof f->name, "%s", section);
         f->line = line;
+        c->nseen = 0;
+    }
+    /* a key given twice replaced the first (a bound parameter: the last won) */
+    for (size_t i = 0; i < c->nseen; i++)
+        if (!strcmp(c->seen[i], key)) D2_ERROR(D2_EFORMAT, "%s:%d: %s: given twice (first at line %d)", path, line, key, c->seen_line[i]);
+    if (c->nseen < sizeof c->seen / sizeof c->seen[0] && strlen(key) < sizeof c->seen[0]) {
+        snprintf(c->seen[c->nseen], sizeof c->seen[0], "%s", key);
+        c->seen_line[c->nseen++] = line;
     }
     char *dst = NULL;
     size_t dn = 0;
@@ -82,7 +96,8 @@ static int fig_entry(void *user, const char *section, const char *key, const cha
 
 int plot_figures_load(const char *ini_path, plot_fig **figs, size_t *n)
 {
-    load_ctx c = {NULL, 0, 0};
+    load_ctx c;
+    memset(&c, 0, sizeof c);
     int rc = inifile_parse(ini_path, fig_entry, &c, NULL);
     for (size_t i = 0; rc == D2_OK && i < c.n; i++) {
         plot_fig *f = &c.a[i];

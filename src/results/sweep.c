@@ -55,6 +55,7 @@ struct sweep_spec {
     size_t naxes;
     char zip_text[256];
     int zip_line;
+    int own_line[3];              /* line of name, kind, description (0 = not given) */
     sweep_job *jobs;
     size_t njobs;
     sweep_check_fn check;
@@ -197,12 +198,29 @@ static int spec_entry(void *user, const char *section, const char *key, const ch
     }
     if (strcmp(section, "sweep") != 0)
         D2_ERROR(D2_EFORMAT, "%s: %s: keys belong in a [sweep] (or [quick]) section", where, key);
-    if (!strcmp(key, "name")) { snprintf(s->name, sizeof s->name, "%s", value); return D2_OK; }
+    /* the spec's own keys, each once (a second one replaced the first) */
+    static const char *const own[] = {"name", "kind", "description", "zip"};
+    for (int i = 0; i < 4; i++) {
+        int *at = i < 3 ? &s->own_line[i] : &s->zip_line;
+        if (strcmp(key, own[i])) continue;
+        if (*at) D2_ERROR(D2_EFORMAT, "%s: %s: given twice (first at line %d)", where, key, *at);
+        *at = line;
+    }
+    if (!strcmp(key, "name")) {
+        /* a name that can be a part of a file name (and is not cut short) */
+        if (!value[0] || strchr(value, '/') || !strcmp(value, ".") || !strcmp(value, ".."))
+            D2_ERROR(D2_EFORMAT, "%s: name \"%s\": expected a name that can be part of a file name (no '/', not . or ..)", where, value);
+        if (strlen(value) >= sizeof s->name) D2_ERROR(D2_EFORMAT, "%s: name: longer than %zu bytes", where, sizeof s->name - 1);
+        snprintf(s->name, sizeof s->name, "%s", value);
+        return D2_OK;
+    }
     if (!strcmp(key, "kind")) { snprintf(s->kind, sizeof s->kind, "%s", value); return D2_OK; }
     if (!strcmp(key, "description")) { snprintf(s->description, sizeof s->description, "%s", value); return D2_OK; }
     if (!strcmp(key, "zip")) {
-        snprintf(s->zip_text, sizeof s->zip_text, "%s", value);
-        s->zip_line = line;
+        if (!value[strspn(value, " \t,|")]) /* parse_zip would find no group and zip nothing */
+            D2_ERROR(D2_EFORMAT, "%s: zip: empty (expected axes to advance together, e.g. zip = model device)", where);
+        if ((size_t)snprintf(s->zip_text, sizeof s->zip_text, "%s", value) >= sizeof s->zip_text)
+            D2_ERROR(D2_EFORMAT, "%s: zip: longer than %zu characters", where, sizeof s->zip_text - 1);
         return D2_OK;
     }
     if (!valid_key(key))
