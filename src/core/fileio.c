@@ -150,13 +150,15 @@ int fileio_out_open(const char *path, fileio_out **out, FILE **fp)
         free(o->path); free(o->tmp); free(o);
         D2_ERROR(D2_EINVAL, "%s.tmp: exists and is %s: refusing to write through it", path, kind(st.st_mode));
     }
+    /* registered before it exists: a signal between the two left it behind */
+    fileio_tmp_register(o->tmp);
     int fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
+        fileio_tmp_forget(o->tmp);
         free(o->path); free(o->tmp); free(o);
         D2_ERROR(D2_EIO, "%s: cannot create %s.tmp: %s", path, path, strerror(e));
     }
-    fileio_tmp_register(o->tmp);
     o->f = fdopen(fd, "wb");
     if (!o->f) { close(fd); fileio_out_abort(o); D2_ERROR(D2_ENOMEM, "out of memory"); }
     *out = o;

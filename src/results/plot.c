@@ -229,9 +229,13 @@ int plot_gp_assign(char *buf, size_t cap, size_t *off, const char *name, const c
 static int run_gnuplot(const char *gnuplot, const char *script, const char *vars, const char *log_path)
 {
     D2_TRY(fileio_out_check(log_path));
+    fileio_tmp_register(log_path); /* before it exists (core/fileio.c) */
     int lfd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (lfd < 0) D2_ERROR(D2_EIO, "%s: cannot create: %s", log_path, strerror(errno));
-    fileio_tmp_register(log_path);
+    if (lfd < 0) {
+        int e = errno;
+        fileio_tmp_forget(log_path);
+        D2_ERROR(D2_EIO, "%s: cannot create: %s", log_path, strerror(e));
+    }
     pid_t p = fork();
     if (p < 0) { close(lfd); fileio_tmp_forget(log_path); D2_ERROR(D2_EIO, "fork: %s", strerror(errno)); }
     if (p == 0) {
