@@ -327,6 +327,7 @@ static void test_source_damage(void)
         {"layer 0 twice (layer 1 missing)", "record 1: out of (request, position, layer) order"},
         {"a record of position 2 among position 0's", "record 2: out of (request, position, layer) order"},
         {"the reserved byte 11 set", "record 1: byte 11 is 1: reserved, 0"},
+        {"position 1 recorded as position 2 (after a whole position 0)", "record 3: out of (request, position, layer) order"},
     };
     for (size_t k = 0; b0 && nb > rec1 + 3 * rb && k < sizeof cases / sizeof cases[0]; k++) {
         unsigned char *b = malloc(nb);
@@ -341,6 +342,7 @@ static void test_source_damage(void)
         case 4: b[rec1 + 8] = 0; break;
         case 5: memcpy(b + 144 + 2 * rb + 4, &two, 4); break; /* record 2: position 0 layer 2 made position 2 */
         case 6: b[rec1 + 11] = 1; break;
+        case 7: memcpy(b + 144 + 3 * rb + 4, &two, 4); break; /* record 3: position 1 layer 0 made position 2 */
         }
         const uint64_t hs = hash64(b + 144, 11 * rb); /* the chunk's checksum over its 11 records, made right again */
         for (int i = 0; i < 8; i++) b[136 + i] = (unsigned char)(hs >> 8 * i);

@@ -478,12 +478,14 @@ static int file_cursor(trace_source *s, uint32_t req, uint32_t pos, cursor **out
 }
 
 /* A token of a complete request whose records are in order (layer l of
- * position p at first + p x layers + l, and the next record not of p),
- * decoded straight into [layer][stride] places without the cursor's
- * staging copy (top-2).  *done = 0 when the records are not so (a gap, a
- * duplicate, anything the cursor's general path must see, with its
- * errors): nothing was written then that the general path does not
- * overwrite. */
+ * position p at first + p x layers + l, and the next record, if the
+ * request has one, of the same request at position p + 1), decoded
+ * straight into [layer][stride] places without the cursor's staging copy
+ * (top-2).  It accepts exactly what cursor_load_token accepts for the
+ * token.  *done = 0 when the records are not so (a gap, a duplicate, a
+ * misplaced next record, anything the cursor's general path must see,
+ * with its errors): nothing was written then that the general path does
+ * not overwrite. */
 static int file_token_direct(trace_source *s, uint32_t req, uint32_t pos, uint16_t *experts, float *weights, uint8_t *bits,
                              size_t stride, int *done)
 {
@@ -515,9 +517,12 @@ static int file_token_direct(trace_source *s, uint32_t req, uint32_t pos, uint16
         rec_decode(q + 12, 2, has_bits, e, w, bits ? bits + (size_t)l * stride : bt);
         if (!rec_ok(q, 2, E, e, w)) return D2_OK; /* the general path names the record */
     }
-    if (i < hi) { /* the general path reads the next record too: it must belong to the request and not to p */
+    /* the general path reads the next record too: it must be the request's
+     * position p + 1; at the request's end (i == hi) p is its last position,
+     * since the request is complete */
+    if (i < hi) {
         if (n == 0) D2_TRY(trace_file_raw(s->f, c->c, i, &q, &n));
-        if (le32(q) != fr || le32(q + 4) == p) return D2_OK;
+        if (le32(q) != fr || le32(q + 4) != p + 1) return D2_OK;
     }
     *done = 1;
     return D2_OK;
