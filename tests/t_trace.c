@@ -367,6 +367,43 @@ static void test_source_damage(void)
     free(b0);
 }
 
+/* trace_rec_check: one message per rule (the rules are written once, in
+ * src/trace/trace_int.h, and the simulator's decoding asks the same
+ * predicate), and which rule is named when one entry breaks two: layer,
+ * phase, then per entry id range, a repeated id, the weight, its order */
+static void test_rec_check(void)
+{
+    static const struct {
+        unsigned layer, phase;
+        uint16_t e0, e1;
+        float w0, w1;
+        const char *want; /* NULL: good */
+    } cases[] = {
+        {1, 1, 0, 3, 0.75f, 0.25f, NULL},
+        {1, 1, 2, 1, 0.5f, 0.5f, NULL}, /* equal weights are non-increasing */
+        {3, 7, 0, 4, 0.75f, 0.25f, "where: field \"layer\": 3 out of range 0..2"},
+        {1, 7, 0, 4, 0.75f, 0.25f, "where: field \"phase\": 7 is not 0, 1 or 2"},
+        {1, 1, 0, 4, 0.75f, NAN, "where: field \"experts\"[1]: id 4 out of range 0..3"},
+        {1, 1, 2, 2, 0.75f, NAN, "where: field \"experts\": id 2 appears twice"},
+        {1, 1, 2, 2, 0.25f, 0.75f, "where: field \"experts\": id 2 appears twice"},
+        {1, 1, 0, 1, 0.75f, NAN, "where: field \"weights\"[1]: nan is not a finite weight >= 0"},
+        {1, 1, 0, 1, -1.0f, 0.25f, "where: field \"weights\"[0]: -1 is not a finite weight >= 0"},
+        {1, 1, 0, 1, INFINITY, 0.25f, "where: field \"weights\"[0]: inf is not a finite weight >= 0"},
+        {1, 1, 0, 1, 0.25f, 0.75f, "where: field \"weights\": not in descending order at [1]"},
+    };
+    int good = 1;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        trace_rec r = {.layer = (uint16_t)cases[k].layer, .phase = (uint8_t)cases[k].phase};
+        r.experts[0] = cases[k].e0; r.experts[1] = cases[k].e1;
+        r.weights[0] = cases[k].w0; r.weights[1] = cases[k].w1;
+        int rc = trace_rec_check(&r, 3, 4, 2, "where");
+        int hit = cases[k].want ? rc == D2_EFORMAT && !strcmp(d2_err_msg(), cases[k].want) : rc == D2_OK;
+        if (!hit) tap_diag("case %zu: rc %d \"%s\", want \"%s\"", k, rc, rc ? d2_err_msg() : "", cases[k].want ? cases[k].want : "");
+        good &= hit;
+    }
+    ok(good, "trace_rec_check: each rule's message, the first rule broken named (%zu records)", sizeof cases / sizeof cases[0]);
+}
+
 static void test_stats_known(void)
 {
     /* 1 request, positions 0..3, 2 layers, 4 experts, top-1.
@@ -863,6 +900,7 @@ int main(void)
     test_source_file();
     test_source_gaps();
     test_source_damage();
+    test_rec_check();
     test_stats_known();
     test_import_corpus();
     test_fuzz();

@@ -2,7 +2,7 @@
 # and the routing source the simulator reads).  Issue 3.
 noinst_LIBRARIES += libd2trace.a
 libd2trace_a_SOURCES = \
-	src/trace/trace.c src/trace/trace.h \
+	src/trace/trace.c src/trace/trace.h src/trace/trace_int.h \
 	src/trace/import.c src/trace/import.h \
 	src/trace/stat.c src/trace/stat.h \
 	src/trace/gen.c src/trace/gen.h \

@@ -10,8 +10,8 @@
 #include "core/vec.h"
 #include "trace/gen.h"
 #include "trace/trace.h"
+#include "trace/trace_int.h"
 
-#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,21 +342,16 @@ static inline __attribute__((always_inline)) void rec_decode(const unsigned char
     }
 }
 
-/* What trace_rec_check asks of a record (the streaming reader's checks,
- * which the simulator's decoding skipped: a damaged but checksummed file
- * replayed duplicate experts, NaN weights, a phase of 7): phase 0..2, the
- * reserved byte 0 (trace_file_record names it), ids below the shape's
- * experts and distinct, weights finite, >= 0 and non-increasing.  1 = good.  The ids and weights as decoded. */
+/* What trace_rec_check asks of a record's routing (the streaming reader's
+ * checks, which the simulator's decoding skipped: a damaged but
+ * checksummed file replayed duplicate experts, NaN weights, a phase of 7),
+ * the rules written once in trace_int.h, and the reserved byte 11 at 0
+ * (trace_file_record names it).  1 = good.  The ids and weights as
+ * decoded. */
 static inline __attribute__((always_inline)) int rec_ok(const unsigned char *q, uint32_t K, uint32_t E, const uint16_t *e,
                                                         const float *w)
 {
-    if (q[10] > TRACE_UNKNOWN || q[11]) return 0; /* byte 11 reserved, 0 */
-    for (uint32_t j = 0; j < K; j++) {
-        if (e[j] >= E || !(w[j] >= 0 && w[j] <= FLT_MAX) || (j && !(w[j] <= w[j - 1]))) return 0;
-        for (uint32_t i = 0; i < j; i++)
-            if (e[i] == e[j]) return 0;
-    }
-    return 1;
+    return !q[11] && trace_rule_first(q[10], e, w, K, E).rule == TRACE_RULE_OK;
 }
 
 /* The error of a record rec_ok refused: trace_rec_check's message, as

@@ -2,6 +2,7 @@
  * integers are encoded little-endian byte by byte, so files are portable.
  * It checks everything it reads; it never prints. */
 #include "trace/trace.h"
+#include "trace/trace_int.h"
 #include "core/err.h"
 #include "core/fileio.h"
 #include "core/hash.h"
@@ -9,7 +10,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,17 +66,17 @@ static void rec_decode(const unsigned char *p, uint32_t k, int has_bits, trace_r
 int trace_rec_check(const trace_rec *r, uint32_t layers, uint32_t experts, uint32_t top_k, const char *where)
 {
     if (r->layer >= layers) D2_ERROR(D2_EFORMAT, "%s: field \"layer\": %u out of range 0..%u", where, r->layer, layers - 1);
-    if (r->phase > TRACE_UNKNOWN) D2_ERROR(D2_EFORMAT, "%s: field \"phase\": %u is not 0, 1 or 2", where, r->phase);
-    for (uint32_t j = 0; j < top_k; j++) {
-        if (r->experts[j] >= experts)
-            D2_ERROR(D2_EFORMAT, "%s: field \"experts\"[%u]: id %u out of range 0..%u", where, j, r->experts[j], experts - 1);
-        for (uint32_t i = 0; i < j; i++)
-            if (r->experts[i] == r->experts[j])
-                D2_ERROR(D2_EFORMAT, "%s: field \"experts\": id %u appears twice", where, r->experts[j]);
-        float w = r->weights[j];
-        if (!isfinite(w) || w < 0) D2_ERROR(D2_EFORMAT, "%s: field \"weights\"[%u]: %g is not a finite weight >= 0", where, j, (double)w);
-        if (j && w > r->weights[j - 1])
-            D2_ERROR(D2_EFORMAT, "%s: field \"weights\": not in descending order at [%u]", where, j);
+    const trace_rule_at b = trace_rule_first(r->phase, r->experts, r->weights, top_k, experts); /* the rules: trace_int.h */
+    const uint32_t j = b.at;
+    switch (b.rule) {
+    case TRACE_RULE_OK: break;
+    case TRACE_RULE_PHASE: D2_ERROR(D2_EFORMAT, "%s: field \"phase\": %u is not 0, 1 or 2", where, r->phase);
+    case TRACE_RULE_EXPERT_RANGE:
+        D2_ERROR(D2_EFORMAT, "%s: field \"experts\"[%u]: id %u out of range 0..%u", where, j, r->experts[j], experts - 1);
+    case TRACE_RULE_EXPERT_TWICE: D2_ERROR(D2_EFORMAT, "%s: field \"experts\": id %u appears twice", where, r->experts[j]);
+    case TRACE_RULE_WEIGHT:
+        D2_ERROR(D2_EFORMAT, "%s: field \"weights\"[%u]: %g is not a finite weight >= 0", where, j, (double)r->weights[j]);
+    case TRACE_RULE_WEIGHT_ORDER: D2_ERROR(D2_EFORMAT, "%s: field \"weights\": not in descending order at [%u]", where, j);
     }
     return D2_OK;
 }
