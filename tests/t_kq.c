@@ -15,6 +15,7 @@
 #include "quant/mwq.h"
 #include "quant/mwqfile.h"
 #include "quant/kq.h"
+#include "quant/qerr.h"
 #include "quant/synth.h"
 
 #include <gsl/gsl_randist.h>
@@ -502,10 +503,50 @@ static void subnormal_scales(void)
     kq_matrix_free(m);
 }
 
+/* kq_underflow_check on the pattern tests/quant.sh quantizes (8 x 512,
+ * a sin(0.7 i + 0.3) (1 + i mod 7)): at a = 3e-5 (max |w| about 2.1e-4 =
+ * 0.86 x 2^-12, so scaled by 2^22 to about 880) v2k's subnormal scales
+ * cost several times the scaled tensor's error; at a = 1 (max about 7 =
+ * 0.87 x 2^3, scaled by 2^7) the scales are normal and the errors the same
+ * (a power of two is exact in float and in FP16) */
+static void underflow_check(void)
+{
+    const int64_t rows = 8, cols = 512, n = rows * cols;
+    float *w = malloc((size_t)n * sizeof *w), *what = malloc((size_t)n * sizeof *what);
+    kq_format f;
+    kq_format_preset("v2k", &f);
+    static const struct { double a; int shift; } cases[] = {{3e-5, 22}, {1, 7}};
+    for (size_t c = 0; c < 2; c++) {
+        for (int64_t i = 0; i < n; i++) w[i] = (float)(cases[c].a * sin((double)i * 0.7 + 0.3) * (double)(1 + i % 7));
+        kq_matrix *m = NULL;
+        double rel[KQ_MAX_LEVELS];
+        int rc = kq_quantize_threads(w, rows, cols, &f, 4, 1, &m);
+        for (int k = 1; k <= f.levels && !rc; k++) {
+            for (int64_t r = 0; r < rows; r++) kq_row_dequant(m, k, r, what + r * cols);
+            qerr_row e;
+            rc = qerr_eval(w, what, rows, cols, NULL, 0, &e);
+            rel[k - 1] = e.rel_err;
+        }
+        kq_matrix_free(m);
+        kq_underflow u = {.worst = 0};
+        if (!rc) rc = kq_underflow_check(w, rows, cols, &f, rel, what, 2, &u);
+        is_int(rc, D2_OK, "a = %g: kq_underflow_check", cases[c].a);
+        is_int(u.shift, cases[c].shift, "a = %g: scaled by 2^%d", cases[c].a, cases[c].shift);
+        if (c == 0)
+            ok(u.worst > 2 && u.level >= 1 && u.level <= f.levels && u.ref_err > 0 && fabs(rel[u.level - 1] / u.ref_err - u.worst) < 1e-12,
+               "a = 3e-5: level %d %.3gx the scaled tensor's %.4g", u.level, u.worst, u.ref_err);
+        else
+            ok(u.worst == 1 && u.level == 0 && u.ref_err == 0, "a = 1: no level worse than scaled (%.6g, level %d)", u.worst, u.level);
+    }
+    free(w);
+    free(what);
+}
+
 int main(void)
 {
     hand_block();
     subnormal_scales();
+    underflow_check();
     prefix_and_levels("v1k");
     prefix_and_levels("v2k");
     kq_format f;

@@ -235,53 +235,21 @@ static int check_not_zeros(const float *w, int64_t n, const char *preset, const 
              e->rel_err, mx);
 }
 
-/* Tiny weights: FP16 super-block scales below the normal range keep fewer
- * significant bits.  What that costs is measured against the same tensor
- * scaled by a power of two (exact in float; the quantizer is otherwise
- * scale-free) to max |w| in 512..1024, and a level more than 1% worse than
- * there is warned about on stderr, one line (docs/mwq.md, "Edge cases").
- * rel: the levels' relative errors; what: a rows x cols scratch buffer. */
-#define KQ_UNDERFLOW_WARN 1.01
-/* Only a tensor with a scale below 2^-16 (FP16 bits 0x0100, where its
- * rounding error passes 2^-9 relative) is checked that way.  v2k's d is
- * about 2.6e-3 x the std of a Gaussian super-block (the widest of its 8
- * sub-blocks spans about 5 std over 31 codes, over 63 scale steps), so
- * the ordinary LLM weights of std 0.01 - 0.02, whose d is subnormal but
- * above 2^-16, are not quantized twice: measured (docs/mwq.md), they lose
- * 0.35 % at std 0.01, where the 1 % of KQ_UNDERFLOW_WARN is reached only
- * near std 0.003 (d about 8e-6). */
-#define KQ_UNDERFLOW_CHECK 0x0100u
+/* Tiny weights (kq_underflow_check, quant/kq.h): a level more than 1%
+ * worse than the same tensor scaled to max |w| in 512..1024 is warned
+ * about on stderr, one line (docs/mwq.md, "Edge cases").  rel: the
+ * levels' relative errors; what: a rows x cols scratch buffer. */
+#define QUANTIZE_UNDERFLOW_WARN 1.01
 static int underflow_warn(const float *w, int64_t rows, int64_t cols, const kq_format *f, const char *preset, const char *file,
                           const char *tensor, int64_t nsub, const double *rel, float *what, int threads)
 {
-    const int64_t n = rows * cols;
-    double mx = 0;
-    for (int64_t i = 0; i < n; i++) mx = fabs(w[i]) > mx ? fabs(w[i]) : mx;
-    int e;
-    frexp(mx, &e);
-    const int shift = 10 - e;
-    float *ws = malloc((size_t)n * sizeof *ws);
-    if (!ws) D2_ERROR(D2_ENOMEM, "out of memory");
-    for (int64_t i = 0; i < n; i++) ws[i] = ldexpf(w[i], shift);
-    kq_matrix *r = NULL;
-    int rc = kq_quantize_threads(ws, rows, cols, f, 4, threads, &r);
-    double worst = 1, ref_w = 0;
-    int lw = 0;
-    for (int k = 1; k <= f->levels && !rc; k++) {
-        for (int64_t row = 0; row < rows; row++) kq_row_dequant(r, k, row, what + row * cols);
-        qerr_row q;
-        if ((rc = qerr_eval(ws, what, rows, cols, NULL, 0, &q))) break;
-        const double ratio = q.rel_err > 0 ? rel[k - 1] / q.rel_err : rel[k - 1] > 0 ? INFINITY : 1;
-        if (ratio > worst) { worst = ratio; lw = k; ref_w = q.rel_err; }
-    }
-    kq_matrix_free(r);
-    free(ws);
-    if (rc) return rc;
-    if (worst > KQ_UNDERFLOW_WARN)
+    kq_underflow u;
+    D2_TRY(kq_underflow_check(w, rows, cols, f, rel, what, threads, &u));
+    if (u.worst > QUANTIZE_UNDERFLOW_WARN)
         fprintf(stderr, "d2moe quantize: warning: %s: tensor \"%s\": %s: %lld of %lld super-blocks have FP16 scales below 6.1e-5 "
                         "(subnormal): level %d's relative error %.4g is %.3gx the %.4g of the same tensor scaled by 2^%d; scale it "
-                        "before quantizing\n", file, tensor, preset, (long long)nsub, (long long)(n / KQ_SUPER), lw, rel[lw - 1], worst,
-                ref_w, shift);
+                        "before quantizing\n", file, tensor, preset, (long long)nsub, (long long)(rows * cols / KQ_SUPER), u.level,
+                rel[u.level - 1], u.worst, u.ref_err, u.shift);
     return D2_OK;
 }
 

@@ -10,6 +10,7 @@
 #include "quant/kq.h"
 #include "quant/f16.h"
 #include "quant/kern.h"
+#include "quant/qerr.h"
 #include "core/err.h"
 #include "core/par.h"
 
@@ -183,6 +184,39 @@ int64_t kq_matrix_scales_below(const kq_matrix *m, uint16_t below)
         cnt += sub;
     }
     return cnt;
+}
+
+int kq_underflow_check(const float *w, int64_t rows, int64_t cols, const kq_format *f, const double *rel, float *scratch,
+                       int threads, kq_underflow *out)
+{
+    const int64_t n = rows * cols;
+    double mx = 0;
+    for (int64_t i = 0; i < n; i++) mx = fabs(w[i]) > mx ? fabs(w[i]) : mx;
+    int e;
+    frexp(mx, &e);
+    const int shift = 10 - e; /* max |w| x 2^shift in 512..1024 */
+    float *ws = malloc((size_t)n * sizeof *ws);
+    if (!ws) D2_ERROR(D2_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++) ws[i] = ldexpf(w[i], shift);
+    kq_matrix *r = NULL;
+    int rc = kq_quantize_threads(ws, rows, cols, f, 4, threads, &r);
+    kq_underflow u = {.worst = 1, .level = 0, .ref_err = 0, .shift = shift};
+    for (int k = 1; k <= f->levels && !rc; k++) {
+        for (int64_t row = 0; row < rows; row++) kq_row_dequant(r, k, row, scratch + row * cols);
+        qerr_row q;
+        if ((rc = qerr_eval(ws, scratch, rows, cols, NULL, 0, &q))) break;
+        const double ratio = q.rel_err > 0 ? rel[k - 1] / q.rel_err : rel[k - 1] > 0 ? INFINITY : 1;
+        if (ratio > u.worst) {
+            u.worst = ratio;
+            u.level = k;
+            u.ref_err = q.rel_err;
+        }
+    }
+    kq_matrix_free(r);
+    free(ws);
+    if (rc) return rc;
+    *out = u;
+    return D2_OK;
 }
 
 static inline const uint8_t *sb_ptr(const kq_matrix *m, int level, int64_t row, int64_t b)

@@ -100,6 +100,36 @@ void kq_matrix_free(kq_matrix *m);
 #define KQ_F16_NORMAL_MIN 0x0400u
 int64_t kq_matrix_scales_below(const kq_matrix *m, uint16_t below);
 
+/* Tiny weights: FP16 super-block scales below the normal range keep fewer
+ * significant bits.  kq_underflow_check measures what that costs: it
+ * quantizes the tensor scaled by a power of two (exact in float; the
+ * quantizer is otherwise scale-free) to max |w| in 512..1024, with the
+ * same search steps (4) and threads, and compares each level's relative
+ * error rel[k - 1] of the tensor as given with the scaled tensor's
+ * (docs/mwq.md, "Edge cases").  Whether the cost is worth a warning is the
+ * caller's decision.
+ * Only a tensor with a scale below KQ_UNDERFLOW_CHECK (2^-16, FP16 bits
+ * 0x0100, where its rounding error passes 2^-9 relative;
+ * kq_matrix_scales_below) needs the check.  v2k's d is about 2.6e-3 x the
+ * std of a Gaussian super-block (the widest of its 8 sub-blocks spans
+ * about 5 std over 31 codes, over 63 scale steps), so the ordinary LLM
+ * weights of std 0.01 - 0.02, whose d is subnormal but above 2^-16, are
+ * not quantized twice: measured (docs/mwq.md), they lose 0.35 % at std
+ * 0.01, where a 1 % loss is reached only near std 0.003 (d about 8e-6). */
+#define KQ_UNDERFLOW_CHECK 0x0100u
+typedef struct kq_underflow {
+    double worst;   /* largest rel[k - 1] / scaled tensor's error over the levels (dimensionless); 1 when no level is worse,
+                     * +inf when the scaled tensor is exact and the given one is not */
+    int level;      /* the level of `worst`, 1..levels; 0 when no level is worse */
+    double ref_err; /* the scaled tensor's relative error at `level` (dimensionless); 0 when no level is worse */
+    int shift;      /* the tensor was scaled by 2^shift */
+} kq_underflow;
+/* w: rows x cols weights (cols % KQ_SUPER == 0), rel: the f->levels
+ * relative errors of w quantized with f, scratch: rows x cols floats this
+ * overwrites.  D2_ENOMEM, or the quantizer's error; *out is set on D2_OK. */
+int kq_underflow_check(const float *w, int64_t rows, int64_t cols, const kq_format *f, const double *rel, float *scratch,
+                       int threads, kq_underflow *out);
+
 /* Dequantize row r at level k (1..levels) into out[cols]. */
 void kq_row_dequant(const kq_matrix *m, int level, int64_t row, float *out);
 
