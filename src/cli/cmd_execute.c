@@ -314,7 +314,11 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
             cv[ncv] = NULL;
             printf("\n== round %zu, point %zu: calibrating into %s (reads %s..%s bytes)\n", it / n + 1, i, round_dev, lo, hi);
             fflush(stdout);
-            int cst = validation_run(cv, 0);
+            int cst, run_rc = validation_run(cv, 0, &cst);
+            if (run_rc) {
+                d2_err_prefix("execute: calibration before round %zu, point %zu: ", it / n + 1, i);
+                return cli_fail(run_rc);
+            }
             if (cst != 0) {
                 d2_err_set("execute: calibration before round %zu, point %zu failed (status %d)", it / n + 1, i, cst);
                 return cli_fail(D2_EIO);
@@ -351,8 +355,11 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
             printf(" %s=%s", j->key[k], recal_dir && !strcmp(j->key[k], "device") ? round_dev : j->value[k]);
         printf("\n");
         fflush(stdout);
-        int st = validation_run(av, 0);
-        if (st < 0) { d2_err_set("execute: fork: %s", strerror(errno)); return cli_fail(D2_EIO); }
+        int st, run_rc = validation_run(av, 0, &st);
+        if (run_rc) {
+            d2_err_prefix("execute: ");
+            return cli_fail(run_rc);
+        }
         if (st != 0) {
             failed++;
             printf("point %zu failed (status %d)\n", i, st);

@@ -396,7 +396,11 @@ static int run(int argc, char **argv)
             printf("round %d, point %zu (accepted %d/%d, %.0f s, load %.2f): ", round, p, acc[p].n, rounds,
                    clock_mono_s() - t_start, calib_host_loadavg1());
             fflush(stdout);
-            int cst = validation_run(cv, 1);
+            int cst;
+            if ((rc = validation_run(cv, 1, &cst))) {
+                d2_err_prefix("validate: calibration: ");
+                break;
+            }
             if (cst != 0) {
                 d2_err_set("validate: calibration failed (status %d)", cst);
                 rc = D2_EIO;
@@ -427,7 +431,11 @@ static int run(int argc, char **argv)
             for (size_t k = 0; k < ntail; k++) av[ac++] = tail[k];
             ac = validation_probe_argv(av, ac, probe_ref, probe_tol, cold_ref);
             av[ac] = NULL;
-            int est = validation_run(av, 1);
+            int est;
+            if ((rc = validation_run(av, 1, &est))) {
+                d2_err_prefix("validate: execute: ");
+                break;
+            }
             int64_t xid = 0;
             double s_s = 0, r_s = 0, stop_s = -1, take_s = -1, takemax_s = -1;
             int pok = 0;

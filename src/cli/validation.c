@@ -28,11 +28,11 @@ int validation_spec_load(const char *path, int quick, sweep_spec **out)
     return D2_OK;
 }
 
-int validation_run(char **av, int quiet)
+int validation_run(char **av, int quiet, int *status)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid < 0) return -1;
+    if (pid < 0) D2_ERROR(D2_EIO, "fork: %s", strerror(errno));
     if (pid == 0) {
         /* a run outliving a killed validation would write into its store */
         if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(128 + SIGTERM);
@@ -44,8 +44,11 @@ int validation_run(char **av, int quiet)
         _exit(127);
     }
     int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    pid_t w;
+    while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR) {}
+    if (w < 0) D2_ERROR(D2_EIO, "waitpid: %s", strerror(errno));
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return D2_OK;
 }
 
 int validation_calibrate_argv(const sweep_job *j, const char *dev, const char *dir, const char *file_size, char lo[32],

@@ -15,9 +15,11 @@ int validation_spec_load(const char *path, int quick, sweep_spec **out);
 
 /* Run this binary (/proc/self/exe) with av; the child is sent SIGTERM when
  * this process dies (a run outliving a killed validation would write into
- * its store); quiet: its standard output to /dev/null.  Its exit status
- * (128 + the signal when killed), -1 when it could not be started. */
-int validation_run(char **av, int quiet);
+ * its store); quiet: its standard output to /dev/null.  D2_OK with the
+ * child's exit status in *status (128 + the signal when killed; 127 when
+ * the binary could not be executed), D2_EIO when it could not be started
+ * or waited for (fork, waitpid). */
+int validation_run(char **av, int quiet, int *status);
 
 /* `d2moe calibrate` before a run of point j: the profile to dev, its read
  * file of file_size in dir, reads sampled a factor 1.25 apart over
