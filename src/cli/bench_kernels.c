@@ -95,7 +95,7 @@ static double measure_stream(size_t bytes, int reps)
 /* Random packed V1 data: bits uniform, scales FP16 around 0.01, zeros 1.5. */
 static int random_matrix(int64_t rows, int64_t cols, int b1, int K, gsl_rng *r, mwq_matrix **out)
 {
-    kern_shape s = {rows, cols, 128, b1};
+    kern_shape s = {.rows = rows, .cols = cols, .group = 128, .base_bits = b1};
     D2_TRY(mwq_matrix_new(&s, K, out));
     mwq_matrix *m = *out;
     int64_t G = kern_groups_per_row(&s);
@@ -191,9 +191,9 @@ static float *heavy_tailed(gsl_rng *r, long qrows, long qcols)
  * threads (1: the one-thread entry point) and hands the matrix back; free
  * frees it (untimed). */
 typedef struct quantizer {
-    int (*run)(const void *cfg, const float *w, long rows, long cols, int threads, void **out);
-    void (*free)(void *m);
-    const void *cfg;
+    int (*run)(const void *cfg, const float *w, long rows, long cols, int threads, void **out); /* timed */
+    void (*free)(void *m);                                                                    /* untimed */
+    const void *cfg;                                                                          /* run's configuration */
 } quantizer;
 
 static int run_mwq(const void *cfg, const float *w, long rows, long cols, int threads, void **out)
@@ -221,7 +221,9 @@ static void free_kq(void *m) { kq_matrix_free(m); }
  * one-thread figure). */
 typedef struct qspeed {
     double wall_s;      /* best one-thread wall time, s */
-    double gbs, cpu_gbs, threads_gbs;
+    double gbs;         /* float32 input over the best one-thread wall time, GB/s (1e9 bytes/s) */
+    double cpu_gbs;     /* float32 input over the best one-thread thread CPU time, GB/s */
+    double threads_gbs; /* float32 input over the best wall time on `threads` threads, GB/s (= gbs on one thread) */
 } qspeed;
 
 static int time_quantize(const quantizer *q, const float *w, long rows, long cols, int runs, int threads, qspeed *out)
@@ -363,7 +365,7 @@ static int bench_kq(const char *preset, long rows, long cols, long qrows, long q
     double stream = measure_stream((size_t)stream_mib << 20, (int)reps);
     float *w = heavy_tailed(r, qrows, qcols);
     if (!w) { gsl_rng_free(r); d2_err_set("out of memory"); return cli_fail(D2_ENOMEM); }
-    const quantizer qz = {run_kq, free_kq, &f};
+    const quantizer qz = {.run = run_kq, .free = free_kq, .cfg = &f};
     qspeed qs;
     int rc = time_quantize(&qz, w, qrows, qcols, reps < 2 ? (int)reps : 2, threads, &qs);
     free(w);
@@ -570,7 +572,7 @@ int bench_kernels(int argc, char **argv)
     if (!w) { gsl_rng_free(r); d2_err_set("out of memory"); return cli_fail(D2_ENOMEM); }
     mwq_config cfg;
     mwq_config_default(&cfg);
-    const quantizer qz = {run_mwq, free_mwq, &cfg};
+    const quantizer qz = {.run = run_mwq, .free = free_mwq, .cfg = &cfg};
     qspeed qs;
     int qrc = time_quantize(&qz, w, qrows, qcols, reps < 3 ? (int)reps : 3, threads, &qs);
     free(w);
