@@ -109,8 +109,6 @@ static void step_memo_lookup(run *r)
 
 /* ---- the I/O channel and the compute unit -------------------------------- */
 
-int engine_kick_compute(run *r);
-
 /* The step holds the item's unit (resident or loading) until its group is done. */
 void step_hold_item(run *r, step_item *it)
 {
