@@ -361,4 +361,11 @@ fi
 expect 2 "--rounds 0: expected an integer" "validate --rounds 0: exit 2" -- "$D2MOE" validate "$TMP/v.ini" --db "$TMP/val.db" --rounds 0
 expect 2 "--db FILE is required" "validate without --db: exit 2" -- "$D2MOE" validate "$TMP/v.ini"
 expect 2 "expected kind = execute" "validate of a spec of another kind: exit 2" -- "$D2MOE" validate "$TMP/v2.ini" --db "$TMP/val.db"
+# --nice: one parser (an integer -20..19), the same message in each command that takes it
+for c in calibrate execute validate; do
+    for v in 20 -21 x 1.5 ""; do
+        expect 2 "^d2moe $c: --nice $v: expected an integer -20\.\.19 \(see 'd2moe $c --help'\)$" "$c --nice '$v': exit 2, one message" -- \
+            "$D2MOE" $c --nice "$v"
+    done
+done
 done_testing

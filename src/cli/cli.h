@@ -30,9 +30,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_parse_long(const char *cmd, const char *opt, const char *arg, long lo, long hi, long *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *arg, double lo, double hi, int lo_open,
                      const char *what, double *out);
-/* --nice N: this process's scheduling priority set to n (its threads and
- * children inherit it): 0, or the failure printed and its exit status. */
-int cli_set_nice(const char *cmd, long n);
+/* --nice N: arg parsed as an integer -20..19 (cli_parse_long) and this
+ * process's scheduling priority set to it (its threads and children
+ * inherit it): 0 and *out set, or the failure printed and its exit status
+ * (2: a bad value, or a priority this user may not take). */
+int cli_set_nice(const char *cmd, const char *arg, long *out);
 /* getopt_long that remembers the long options, so an unknown option gets a
  * "did you mean" (cli_bad_option). */
 struct option;

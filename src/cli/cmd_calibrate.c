@@ -114,11 +114,6 @@ static int parse_size(const char *opt, const char *arg, int64_t *out)
     return 0;
 }
 
-static int parse_int(const char *opt, const char *arg, long lo, long hi, long *out)
-{
-    return cli_parse_long("calibrate", opt, arg, lo, hi, out);
-}
-
 static void fmt_ns(double ns, char *b, size_t n)
 {
     if (ns < 1e4) snprintf(b, n, "%.0f ns", ns);
@@ -153,7 +148,7 @@ static int run(int argc, char **argv)
     double host_stops_s = 0; /* --host-stops: seconds of each phase, 0 = not measured */
     int64_t pool_bytes = 128LL << 20;
     int compute_cpu = CPUPIN_DEFAULT, io_cpu = CPUPIN_DEFAULT;
-    int c;
+    int c, st;
     while ((c = cli_getopt_long(argc, argv, "ho:n:d:f:", opts, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
@@ -167,12 +162,12 @@ static int run(int argc, char **argv)
         case 1: if (parse_size("--min-read", optarg, &io.min_read)) return 2; break;
         case 2: if (parse_size("--max-read", optarg, &io.max_read)) return 2; break;
         case 3: if (parse_size("--io-bytes", optarg, &io.bytes_per_size)) return 2; break;
-        case 4: if (parse_int("--min-reps", optarg, 1, 100000, &v)) return 2; io.min_reps = (int)v; break;
-        case 5: if (parse_int("--max-reps", optarg, 1, 100000, &v)) return 2; io.max_reps = (int)v; break;
+        case 4: if (cli_parse_long("calibrate", "--min-reps", optarg, 1, 100000, &v)) return 2; io.min_reps = (int)v; break;
+        case 5: if (cli_parse_long("calibrate", "--max-reps", optarg, 1, 100000, &v)) return 2; io.max_reps = (int)v; break;
         case 6: io.fresh_buffers = 1; break;
         case 7: if (parse_size("--mem-size", optarg, &mem_size)) return 2; break;
-        case 8: if (parse_int("--threads", optarg, 1, 256, &threads)) return 2; break;
-        case 9: if (parse_int("--seed", optarg, 0, 2147483647L, &v)) return 2; io.seed = (uint64_t)v; break;
+        case 8: if (cli_parse_long("calibrate", "--threads", optarg, 1, 256, &threads)) return 2; break;
+        case 9: if (cli_parse_long("calibrate", "--seed", optarg, 0, 2147483647L, &v)) return 2; io.seed = (uint64_t)v; break;
         case 10: kmodel = optarg; break;
         case 11: kernels = 0; break;
         case 14: interference = 0; break;
@@ -194,8 +189,7 @@ static int run(int argc, char **argv)
             if (cli_parse_double("calibrate", "--size-step", optarg, 1.05, 16, 0, "a factor", &io.size_step)) return 2;
             break;
         case 12:
-            if (parse_int("--nice", optarg, -20, 19, &v)) return 2;
-            if (cli_set_nice("calibrate", v)) return 2;
+            if ((st = cli_set_nice("calibrate", optarg, &v))) return st;
             nice_v = (int)v;
             break;
         default: return cli_bad_option("calibrate", argc, argv);

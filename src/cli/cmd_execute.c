@@ -534,13 +534,9 @@ static int run(int argc, char **argv)
             repeat = (int)lv;
             break;
         case 7: recal = optarg; break;
-        case 8: {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (!*optarg || *end || v < -20 || v > 19) return cli_usage_error("execute", "--nice %s: expected -20..19", optarg);
-            if ((pst = cli_set_nice("execute", v))) return pst;
+        case 8:
+            if ((pst = cli_set_nice("execute", optarg, &lv))) return pst;
             break; /* threads and child processes inherit it */
-        }
         case 6:
             if ((pst = cli_parse_double("execute", "--max-error", optarg, 0, 1000, 1, "a percentage", &max_err))) return pst;
             break;

@@ -321,8 +321,7 @@ static int run(int argc, char **argv)
             if ((st = cli_parse_double("validate", "--calib-tol", optarg, 0, 1000, 1, "a percentage", &calib_tol))) return st;
             break;
         case 3:
-            if ((st = cli_parse_long("validate", "--nice", optarg, -20, 19, &lv))) return st;
-            if ((st = cli_set_nice("validate", lv))) return st;
+            if ((st = cli_set_nice("validate", optarg, &lv))) return st;
             break;
         case 4:
             if ((st = cli_parse_long("validate", "--seed", optarg, 0, LONG_MAX, &lv))) return st;

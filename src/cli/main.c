@@ -71,8 +71,12 @@ int cli_parse_double(const char *cmd, const char *opt, const char *arg, double l
     return 0;
 }
 
-int cli_set_nice(const char *cmd, long n)
+int cli_set_nice(const char *cmd, const char *arg, long *out)
 {
+    long n;
+    int st = cli_parse_long(cmd, "--nice", arg, -20, 19, &n);
+    if (st) return st;
+    *out = n;
     if (setpriority(PRIO_PROCESS, 0, (int)n) == 0) return 0;
     d2_err_set("%s: --nice %ld: %s", cmd, n, strerror(errno));
     return cli_fail(D2_EINVAL);
