@@ -118,6 +118,12 @@ npyh "$TMP/nobrace.npy" "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 2
 expect 2 "nobrace.npy: header: not a Python dict" ".npy header without its closing brace: exit 2" -- "$D2MOE" quantize --input "$TMP/nobrace.npy"
 npyh "$TMP/okh.npy" "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 256), }"
 "$D2MOE" quantize --input "$TMP/okh.npy" -o "$TMP/okh.mwq" > /dev/null 2>&1; ok $? "the same header written as numpy does: read"
+# one dimension: "(1024)" is a parenthesised integer, not a tuple; numpy writes "(1024,)"
+npyh "$TMP/notuple.npy" "{'descr': '<f4', 'fortran_order': False, 'shape': (1024), }"
+expect 2 "notuple.npy: header: key 'shape' is '\(1024\)', not a tuple \(one dimension is written '\(1024,\)'\)" \
+    ".npy shape (1024): exit 2 naming the file and the field (was read as 1 x 1024)" -- "$D2MOE" quantize --input "$TMP/notuple.npy"
+npyh "$TMP/tuple1.npy" "{'descr': '<f4', 'fortran_order': False, 'shape': (1024,), }"
+"$D2MOE" quantize --input "$TMP/tuple1.npy" --tensor tuple1 -o "$TMP/tuple1.mwq" > /dev/null 2>&1; ok $? "the same shape written as numpy does, (1024,): read as 1 x 1024"
 # an empty output path: the work ran, then "cannot rename .tmp" (exit 1);
 # an empty --db was SQLite's temporary store: results lost, exit 0
 G1="$D2MOE trace gen --model mixtral-8x7b --set gen.requests=1 --set gen.prefill=2 --set gen.decode=2"

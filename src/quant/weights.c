@@ -323,7 +323,8 @@ static int open_npy(weights *w)
     }
     if (npy_field(hdr, "shape", &v) || *v != '(') { d2_err_set("%s: header: no 'shape' tuple", w->path); goto out; }
     int64_t dims[8], nd = 0;
-    for (v++;;) { /* a Python tuple: "(4, 256)", "(256,)", "()"; not "(4 256)" or "(,4)" */
+    int comma = 0; /* the last dimension was followed by a comma */
+    for (v++;;) { /* a Python tuple: "(4, 256)", "(256,)", "()"; not "(4 256)", "(,4)" or "(256)" */
         while (*v == ' ') v++;
         if (*v == ')') break;
         char *end;
@@ -332,8 +333,15 @@ static int open_npy(weights *w)
         dims[nd++] = d;
         v = end;
         while (*v == ' ') v++;
-        if (*v == ',') v++;
+        comma = *v == ',';
+        if (comma) v++;
         else if (*v != ')') { d2_err_set("%s: header: malformed shape", w->path); goto out; }
+    }
+    /* "(256)" is a parenthesised integer, not a tuple: numpy writes one dimension as "(256,)" */
+    if (nd == 1 && !comma) {
+        d2_err_set("%s: header: key 'shape' is '(%lld)', not a tuple (one dimension is written '(%lld,)')", w->path,
+                   (long long)dims[0], (long long)dims[0]);
+        goto out;
     }
     ti.ndim = (int)nd;
     int64_t numel = 1, lead = 1; /* lead: the product of all dimensions but the last */
