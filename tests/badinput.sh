@@ -203,6 +203,7 @@ expect 2 "nomodel.ini:3: model: model 'no-such-model'" "trace gen --preset --lik
     "$D2MOE" trace gen --preset "$TMP/nomodel.ini" --like "$D2_SRCDIR/traces/mixtral-8x7b.r2.p16.d32.s1.d2t" -o "$TMP/nm.d2t"
 expect 2 "^d2moe: --set: gen.model: model 'no-such-2'" "trace gen --set gen.model=MISSING: names the option" -- \
     "$D2MOE" trace gen --preset "$TMP/nomodel.ini" --set gen.model=no-such-2 -o "$TMP/nm.d2t"
+[ ! -e "$TMP/nm.d2t" ] && [ ! -e "$TMP/nm.d2t.tmp" ]; ok $? "the three refusals wrote no trace"
 "$D2MOE" trace gen --preset "$TMP/nomodel.ini" --set gen.model=mixtral-8x7b --set gen.requests=1 --set gen.prefill=2 --set gen.decode=2 -o "$TMP/nm.d2t" > /dev/null
 ok $? "--set gen.model=M mends the preset's missing model"
 rm -f "$TMP/nm.d2t"
@@ -233,9 +234,13 @@ expect 2 "zip0.ini:7: zip: empty" "sweep zip = (empty): exit 2 (was a crossed gr
 printf '[sweep]\nname = z\nmodel = llama-moe-3.5b\ndevice = env2\nname = y\n' > "$TMP/name2.ini"
 expect 2 "name2.ini:5: name: given twice \(first at line 2\)" "sweep name given twice: exit 2 (the second replaced the first)" -- "$D2MOE" sweep "$TMP/name2.ini" --db "$TMP/lax.db"
 [ ! -e "$TMP/lax.db" ] && [ ! -e "$TMP/ek.d2t" ]; ok $? "nothing written by those"
-# a word after --version, --help or help COMMAND was ignored (exit 0)
+# a word after --version or --help was ignored (exit 0); help CMD WORDS is
+# CMD WORDS --help (help trace gen: trace's usage, which a first version of
+# the refusal broke), with at most two words after CMD
 expect 2 "d2moe --version: unexpected argument 'extra'" "--version extra: exit 2" -- "$D2MOE" --version extra
-expect 2 "d2moe help: unexpected argument 'x'" "help sweep x: exit 2" -- "$D2MOE" help sweep x
+"$D2MOE" help trace gen 2>&1 | grep -q "^usage: d2moe trace import"; ok $? "help trace gen: trace's usage, exit 0"
+"$D2MOE" help db info 2>&1 | grep -q "^usage: d2moe db info FILE"; ok $? "help db info: its usage"
+expect 2 "d2moe help: unexpected argument 'y'" "help trace gen x y: exit 2" -- "$D2MOE" help trace gen x y
 # figures.ini: a key given twice replaced the first
 mkdir "$TMP/dupfig"
 printf '[a]\ntitle = a\nsql = a.sql\ngp = a.gp\nsql = b.sql\n' > "$TMP/dupfig/figures.ini"

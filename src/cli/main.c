@@ -26,6 +26,7 @@ static const cli_cmd *const commands[] = {
 #undef CLI_COMMAND
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
+#define CLI_HELP_WORDS 2 /* help CMD and at most this many words after it (trace gen, db info) */
 
 static int g_argc;
 static char **g_argv;
@@ -210,10 +211,10 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *verb = argv[1];
-    int alone = !strcmp(verb, "help") ? 3 : 2; /* the words these take: an extra one was ignored */
-    if ((!strcmp(verb, "--version") || !strcmp(verb, "version") || !strcmp(verb, "--help") || !strcmp(verb, "-h") ||
-         !strcmp(verb, "help")) && argc > alone) {
-        fprintf(stderr, "d2moe %s: unexpected argument '%s' (see 'd2moe help')\n", verb, argv[alone]);
+    /* these take no further word (an extra one was ignored); 'help CMD
+     * SUB...' is CMD SUB... --help */
+    if ((!strcmp(verb, "--version") || !strcmp(verb, "version") || !strcmp(verb, "--help") || !strcmp(verb, "-h")) && argc > 2) {
+        fprintf(stderr, "d2moe %s: unexpected argument '%s' (see 'd2moe help')\n", verb, argv[2]);
         return 2;
     }
     if (!strcmp(verb, "--version") || !strcmp(verb, "version")) {
@@ -228,9 +229,19 @@ int main(int argc, char **argv)
         if (argc == 2) { usage(stdout); return 0; }
         const cli_cmd *c = find(argv[2]);
         if (!c) return unknown_command(argv[2]);
-        char *hargv[] = {argv[2], "--help", NULL};
+        char *hargv[CLI_HELP_WORDS + 3];
+        int n = 0;
+        for (int i = 2; i < argc; i++) {
+            if (n == CLI_HELP_WORDS + 1) {
+                fprintf(stderr, "d2moe help: unexpected argument '%s' (see 'd2moe help')\n", argv[i]);
+                return 2;
+            }
+            hargv[n++] = argv[i];
+        }
+        hargv[n++] = "--help";
+        hargv[n] = NULL;
         optind = 1;
-        return c->run(2, hargv);
+        return c->run(n, hargv);
     }
     if (verb[0] == '-') {
         fprintf(stderr, "d2moe: unknown option '%s' (see 'd2moe help')\n", verb);
