@@ -51,11 +51,6 @@ const char *cli_data_dir(const char *what, const char *marker);
  * variant of the runs it made of each sweep), the others `variant`. */
 int cli_report_write(const char *dbp, const char *outp, const char *variant, const char *const *sweeps,
                      const char *const *variants, size_t n, const char *plotdir, int quiet);
-/* A timeline CSV as `plot timeline` and the timeline figures read it: a
- * regular file, the header of `simulate --timeline`, at least one record,
- * every record checked by the op join's reader; D2_OK or a status whose
- * message names file:line and the field. */
-int cli_timeline_check(const char *csv);
 /* `d2moe plot` (argv as for its run) with the figures of sweeps[i] showing
  * variants[i] (n pairs), as reproduce draws them. */
 int cli_plot_variants(int argc, char **argv, const char *const *sweeps, const char *const *variants, size_t n);

@@ -680,7 +680,7 @@ static int run(int argc, char **argv)
     FILE *rt = NULL;
     fileio_out *rto = NULL; /* a regular file (or new), written through OUT.tmp */
     if (rc == D2_OK && real_tl) rc = fileio_out_open(real_tl, &rto, &rt);
-    if (rt) fprintf(rt, "start_ns,end_ns,queue,layer,expert,level,tokens\n");
+    if (rt) fprintf(rt, "%s\n", SIM_TIMELINE_HEADER);
     /* weight buffers stay mapped once touched (a server's weight pool):
      * below 32 MiB glibc serves them from the heap and never trims it */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);

@@ -109,46 +109,14 @@ static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, c
     return 0;
 }
 
-/* A timeline CSV as `plot timeline` and the timeline figures take it: a
- * regular file with the header of `d2moe simulate --timeline` and at least
- * one record, every record checked by the op join's reader (file:line and
- * field).  *rows: its records. */
-static int timeline_read(const char *csv, long *rows)
-{
-    FILE *f;
-    D2_TRY(fileio_open_read(csv, FILEIO_TEXT_MAX, &f, NULL)); /* a FIFO or device: refused, not waited on */
-    char line[256] = "";
-    int ok = fgets(line, sizeof line, f) != NULL;
-    line[strcspn(line, "\r\n")] = '\0';
-    if (!ok || strcmp(line, "start_ns,end_ns,queue,layer,expert,level,tokens") != 0) {
-        fclose(f);
-        D2_ERROR(D2_EFORMAT, "%s:1: not a timeline (expected the header start_ns,end_ns,queue,layer,expert,level,tokens of 'd2moe simulate --timeline')", csv);
-    }
-    rewind(f);
-    opjoin_tl *tl = NULL;
-    int rc = opjoin_tl_new(&tl);
-    if (!rc) rc = opjoin_tl_read_csv(f, csv, tl);
-    *rows = rc ? 0 : (long)opjoin_tl_size(tl);
-    opjoin_tl_free(tl);
-    fclose(f);
-    if (!rc && *rows == 0) D2_ERROR(D2_EFORMAT, "%s:2: the timeline has no records", csv);
-    return rc;
-}
-
-int cli_timeline_check(const char *csv)
-{
-    long rows;
-    return timeline_read(csv, &rows);
-}
-
 static int plot_timeline(const char *plotdir, const char *csv, const char *outp)
 {
-    long rows;
-    int rc = timeline_read(csv, &rows);
+    size_t rows;
+    int rc = opjoin_tl_check_file(csv, &rows);
     if (rc) return cli_fail(rc);
     char vars[8192], script[4200], title[4400];
     const char *base = strrchr(csv, '/');
-    snprintf(title, sizeof title, "timeline %s: I/O and compute queues (%ld records)", base ? base + 1 : csv, rows);
+    snprintf(title, sizeof title, "timeline %s: I/O and compute queues (%zu records)", base ? base + 1 : csv, rows);
     size_t voff = 0;
     int vrc = plot_gp_assign(vars, sizeof vars, &voff, "datafile", csv, "the timeline");
     if (!vrc) vrc = plot_gp_assign(vars, sizeof vars, &voff, "plotdir", plotdir, "the plots folder");
@@ -160,7 +128,7 @@ static int plot_timeline(const char *plotdir, const char *csv, const char *outp)
     snprintf(script, sizeof script, "%s/timeline.gp", plotdir);
     rc = plot_draw(D2_GNUPLOT, script, vars, outp);
     if (rc) return cli_fail(rc);
-    printf("%s (%ld records)\n", outp, rows);
+    printf("%s (%zu records)\n", outp, rows);
     return 0;
 }
 
@@ -321,7 +289,7 @@ static int run(int argc, char **argv)
                 if (!status) status = 1;
                 continue;
             }
-            rc = plot_timelines_check(f, csvdir, cli_timeline_check); /* before gnuplot: named with file:line */
+            rc = plot_timelines_check(f, csvdir, opjoin_tl_check); /* before gnuplot: named with file:line */
         }
         if (rc == D2_OK) rc = plot_render(D2_GNUPLOT, plotdir, f, datp, cdir, &po, outbase);
         if (rc) { int e = cli_fail(rc); if (!status) status = e; continue; }

@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "core/err.h"
 #include "core/fileio.h"
+#include "host/opjoin.h"
 #include "results/report.h"
 
 #include <dirent.h>
@@ -70,7 +71,7 @@ int cli_report_write(const char *dbp, const char *outp, const char *variant, con
         return cli_fail(rc);
     }
     report_opts o = {.plotdir = plotdir, .gnuplot = D2_GNUPLOT, .workdir = work, .variant = variant, .csvroot = csvroot,
-                     .sweeps = sweeps, .variants = variants, .nvariants = n, .timeline_check = cli_timeline_check};
+                     .sweeps = sweeps, .variants = variants, .nvariants = n, .timeline_check = opjoin_tl_check};
     report_stats st;
     rc = report_html(d, &o, f, &st);
     if (rc == D2_OK && ferror(f)) { rc = D2_EIO; d2_err_set("%s: write failed", outp); }

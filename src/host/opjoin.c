@@ -2,6 +2,8 @@
  * (see opjoin.h). */
 #include "host/opjoin.h"
 #include "core/err.h"
+#include "core/fileio.h"
+#include "sim/sim.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -188,6 +190,32 @@ static int sorted_copy(const opjoin_tl *tl, int (*cmp)(const void *, const void 
     qsort(*out, tl->n, sizeof **out, cmp);
     return D2_OK;
 }
+
+int opjoin_tl_check_file(const char *path, size_t *rows)
+{
+    if (rows) *rows = 0;
+    FILE *f;
+    D2_TRY(fileio_open_read(path, FILEIO_TEXT_MAX, &f, NULL));
+    char line[256] = "";
+    int ok = fgets(line, sizeof line, f) != NULL;
+    line[strcspn(line, "\r\n")] = '\0';
+    if (!ok || strcmp(line, SIM_TIMELINE_HEADER) != 0) {
+        fclose(f);
+        D2_ERROR(D2_EFORMAT, "%s:1: not a timeline (expected the header " SIM_TIMELINE_HEADER " of 'd2moe simulate --timeline')", path);
+    }
+    rewind(f);
+    opjoin_tl *tl = NULL;
+    int rc = opjoin_tl_new(&tl);
+    if (!rc) rc = opjoin_tl_read_csv(f, path, tl);
+    const size_t n = rc ? 0 : opjoin_tl_size(tl);
+    opjoin_tl_free(tl);
+    fclose(f);
+    if (!rc && n == 0) D2_ERROR(D2_EFORMAT, "%s:2: the timeline has no records", path);
+    if (rows) *rows = n;
+    return rc;
+}
+
+int opjoin_tl_check(const char *path) { return opjoin_tl_check_file(path, NULL); }
 
 int opjoin_tl_write_csv(const opjoin_tl *tl, FILE *f)
 {

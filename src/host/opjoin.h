@@ -43,6 +43,13 @@ const opjoin_op *opjoin_tl_get(const opjoin_tl *tl, size_t i);
  * when such a line's layer is not above the previous one's.  Expert lines
  * belong to the latest step.  `name` is used in errors (name:line). */
 int opjoin_tl_read_csv(FILE *f, const char *name, opjoin_tl *tl);
+/* A timeline file as `plot timeline` and the timeline figures take it: a
+ * regular file (a FIFO or device refused, not waited on) with the header
+ * SIM_TIMELINE_HEADER and at least one record, every record read as above
+ * (file:line and field).  *rows (may be NULL): its records. */
+int opjoin_tl_check_file(const char *path, size_t *rows);
+/* opjoin_tl_check_file without the count (a hook's signature) */
+int opjoin_tl_check(const char *path);
 /* Write the same CSV lines (the header line is the caller's): per step and
  * layer, the non-expert line, then its loads, then its computes (each group
  * by start time). */

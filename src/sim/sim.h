@@ -164,7 +164,9 @@ int sim_run_observed(const sim_input *in, const sim_observer *obs, sim_result **
 
 /* The timeline CSV as an observer: start_ns,end_ns,queue,layer,expert,level,
  * tokens (queue io or compute; non-expert work expert -1, level 0; preloads
- * tokens 0).  sim_timeline_begin writes the header. */
+ * tokens 0).  sim_timeline_begin writes the header, SIM_TIMELINE_HEADER
+ * (also execute's real timeline's, and what its readers check). */
+#define SIM_TIMELINE_HEADER "start_ns,end_ns,queue,layer,expert,level,tokens"
 typedef struct sim_timeline { FILE *f; } sim_timeline;
 void sim_timeline_begin(sim_timeline *t, FILE *f, sim_observer *obs);
 

@@ -15,7 +15,7 @@ static void timeline_op(void *user, const sim_op *op)
 void sim_timeline_begin(sim_timeline *t, FILE *f, sim_observer *obs)
 {
     t->f = f;
-    fprintf(f, "start_ns,end_ns,queue,layer,expert,level,tokens\n");
+    fprintf(f, "%s\n", SIM_TIMELINE_HEADER);
     memset(obs, 0, sizeof *obs);
     obs->op = timeline_op;
     obs->user = t;
