@@ -1,7 +1,7 @@
 /* t_core.c - units, parameter tables, INI errors, model derived sizes
  * (known answers computed by hand from the models' config.json), devices,
  * par_run (every item once, the lowest failing block's error, threads that
- * cannot be created). */
+ * cannot be created), the control-character test. */
 #include "core/device.h"
 #include "core/err.h"
 #include "core/hash.h"
@@ -12,6 +12,7 @@
 #include "core/units.h"
 #include "core/vec.h"
 #include "core/suggest.h"
+#include "core/text.h"
 #include "tap.h"
 
 #include <stdatomic.h>
@@ -274,6 +275,22 @@ static void test_vec(void)
     free(a);
 }
 
+/* text: control characters are bytes < 0x20 and 0x7f; UTF-8 bytes (>= 0x80) are not */
+static void test_text(void)
+{
+    is_int(text_ctl_span("", 0), 0, "text_ctl_span(\"\"): 0, no control character");
+    is_int(text_ctl_span("abc", 3), 3, "text_ctl_span(\"abc\"): 3, no control character");
+    is_int(text_ctl_span("a\tb", 3), 1, "text_ctl_span(\"a\\tb\"): the tab at 1");
+    is_int(text_ctl_span("a\x7f", 2), 1, "text_ctl_span(\"a\\x7f\"): DEL at 1");
+    is_int(text_ctl_span("\xc3\xa9", 2), 2, "text_ctl_span(UTF-8 \"\xc3\xa9\"): 2, no control character");
+    is_int(text_ctl_span("ab\0c", 4), 2, "text_ctl_span: a NUL inside the span counts, at 2");
+    is_int(text_ctl_span("a\x01", 1), 1, "text_ctl_span: bytes past n are not read");
+    int ctl = 0;
+    for (unsigned c = 0; c < 256; c++) ctl += text_ctl_byte((unsigned char)c);
+    ok(ctl == 33 && text_ctl_byte(0x1f) && !text_ctl_byte(0x20) && text_ctl_byte(0x7f) && !text_ctl_byte(0x80) && !text_ctl_byte(0xff),
+       "text_ctl_byte: 33 control bytes, 0x00..0x1f and 0x7f");
+}
+
 /* prefault: contents unchanged, any range (unaligned, short, empty, NULL) accepted */
 static void test_prefault(void)
 {
@@ -302,6 +319,7 @@ int main(void)
     snprintf(tmpdir, sizeof tmpdir, "/tmp/t_core.XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     test_units();
+    test_text();
     test_vec();
     test_prefault();
     test_ini();

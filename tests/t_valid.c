@@ -295,6 +295,8 @@ static void test_steps(void)
         {"start_ns,end_ns,queue,layer,expert,level,tokens\n0,1,compute,0,-1,0,1\n5,4,io,0,1,1,1\n", "hand:3: field \"end_ns\": expected an integer 5.."},
         {"0,1,compute,0,-1,0,1\n1,2,io,0,1,9,1\n", "hand:2: level 9"},
         {"0,1,compute,0,-1,0,1\n1,2,disk,0,1,1,1\n", "hand:2: queue \"disk\""},
+        {"0,1,compute,0,-1,0,1\n1,2,d\xc3\xafsk,0,1,1,1\n", "hand:2: queue \"d\xc3\xafsk\""}, /* UTF-8 is quoted */
+        {"0,1,compute,0,-1,0,1\n1,2,d\x01sk,0,1,1,1\n", "hand:2: field \"queue\": expected io or compute"}, /* a control byte is not */
         {"0,1,compute,0,-1,0,1\nnonsense\n", "hand:2: expected 7 fields"},
         {"0,1,compute,0,-1,0,1\n1,2,io,x,1,1,1\n", "hand:2: field \"layer\": expected an integer"},
         {"0,1,compute,0,-1,0,1\n1,2,io,0,1,1,99999999999999999999\n", "hand:2: field \"tokens\""},

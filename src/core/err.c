@@ -1,5 +1,6 @@
 /* err.c - status strings and the per-thread error message buffer. */
 #include "core/err.h"
+#include "core/text.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -46,7 +47,7 @@ static void one_line(char *m)
 {
     for (char *p = m; *p; p++)
         if (*p == '\n' || *p == '\r' || *p == '\t') *p = ' ';
-        else if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+        else if (text_ctl_byte((unsigned char)*p)) *p = '?';
 }
 
 void d2_err_vset(const char *fmt, va_list ap)

@@ -1,4 +1,4 @@
-# src/core: errors, parameters, profiles, rng, hashes, version.
+# src/core: errors, parameters, profiles, rng, hashes, text checks, version.
 noinst_LIBRARIES += libd2core.a
 libd2core_a_SOURCES = \
 	src/core/err.c src/core/err.h \
@@ -15,6 +15,7 @@ libd2core_a_SOURCES = \
 	src/core/vec.h \
 	src/core/fileio.c src/core/fileio.h \
 	src/core/suggest.c src/core/suggest.h \
+	src/core/text.c src/core/text.h \
 	src/core/version.h
 nodist_libd2core_a_SOURCES = src/core/version.c
 CLEANFILES += src/core/version.c src/core/version.c.tmp

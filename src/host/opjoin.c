@@ -3,6 +3,7 @@
 #include "host/opjoin.h"
 #include "core/err.h"
 #include "core/fileio.h"
+#include "core/text.h"
 #include "sim/sim.h"
 
 #include <ctype.h>
@@ -106,8 +107,7 @@ int opjoin_tl_read_csv(FILE *f, const char *name, opjoin_tl *tl)
         D2_TRY(tl_int(name, lineno, 6, fs[6], fl[6], 0, INT32_MAX, &tokens));
         int io = fl[2] == 2 && !memcmp(fs[2], "io", 2), compute = fl[2] == 7 && !memcmp(fs[2], "compute", 7);
         if (!io && !compute) {
-            int printable = fl[2] <= 15;
-            for (size_t k = 0; k < fl[2] && printable; k++) printable = fs[2][k] >= 0x20 && fs[2][k] != 0x7f;
+            int printable = fl[2] <= 15 && text_ctl_span(fs[2], fl[2]) == fl[2];
             if (printable) D2_ERROR(D2_EFORMAT, "%s:%zu: queue \"%.*s\": expected io or compute", name, lineno, (int)fl[2], fs[2]);
             D2_ERROR(D2_EFORMAT, "%s:%zu: field \"queue\": expected io or compute", name, lineno);
         }

@@ -4,6 +4,7 @@
 #include "core/err.h"
 #include "core/fileio.h"
 #include "core/hash.h"
+#include "core/text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,10 +64,11 @@ static int parse_index(mwqfile *f, const uint8_t *ix, int64_t len, uint32_t nt, 
             D2_ERROR(D2_EFORMAT, "%s: index entry %u at offset %lld: bad name length %u", f->path, i, (long long)(idx_off + pos), nl);
         if (memchr(ix + pos + 2, 0, nl))
             D2_ERROR(D2_EFORMAT, "%s: index entry %u at offset %lld: the name has a NUL byte", f->path, i, (long long)(idx_off + pos));
-        for (unsigned k = 0; k < nl; k++) /* names are printed as they are: no terminal control reaches a screen */
-            if (ix[pos + 2 + k] < 0x20 || ix[pos + 2 + k] == 0x7f)
-                D2_ERROR(D2_EFORMAT, "%s: index entry %u at offset %lld: the name has a control character (byte 0x%02x at offset %lld)",
-                         f->path, i, (long long)(idx_off + pos), ix[pos + 2 + k], (long long)(idx_off + pos + 2 + k));
+        /* names are printed as they are: no terminal control reaches a screen */
+        size_t cc = text_ctl_span((const char *)ix + pos + 2, nl);
+        if (cc < nl)
+            D2_ERROR(D2_EFORMAT, "%s: index entry %u at offset %lld: the name has a control character (byte 0x%02x at offset %lld)",
+                     f->path, i, (long long)(idx_off + pos), ix[pos + 2 + cc], (long long)(idx_off + pos + 2 + cc));
         memcpy(t->name, ix + pos + 2, nl);
         const uint8_t *p = ix + pos + 2 + nl;
         t->shape.base_bits = p[0];
@@ -353,8 +355,7 @@ static int name_check(const char *name)
 {
     size_t nl = strlen(name);
     if (nl == 0 || nl > 255) D2_ERROR(D2_EINVAL, "tensor name \"%s\": 1..255 bytes", name);
-    for (size_t k = 0; k < nl; k++)
-        if ((unsigned char)name[k] < 0x20 || name[k] == 0x7f) D2_ERROR(D2_EINVAL, "tensor name \"%s\": a control character", name);
+    if (text_ctl_span(name, nl) < nl) D2_ERROR(D2_EINVAL, "tensor name \"%s\": a control character", name);
     return D2_OK;
 }
 

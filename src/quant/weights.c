@@ -6,6 +6,7 @@
 #include "quant/weights.h"
 #include "quant/f16.h"
 #include "core/err.h"
+#include "core/text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -162,8 +163,8 @@ static int open_safetensors(weights *w)
             rc = D2_EFORMAT; break;
         }
         snprintf(ti.name, sizeof ti.name, "%s", key);
-        size_t cc = 0; /* a name is printed as it is (quantize's report, mwq inspect): no control characters */
-        while (key[cc] && (unsigned char)key[cc] >= 0x20 && key[cc] != 0x7f) cc++;
+        /* a name is printed as it is (quantize's report, mwq inspect): no control characters */
+        size_t cc = text_ctl_span(key, strlen(key));
         if (key[cc]) {
             d2_err_set("%s: tensor \"%s\": a control character (byte 0x%02x at %zu) in its name", w->path, key,
                        (unsigned char)key[cc], cc);

@@ -7,6 +7,7 @@
 #include "core/fileio.h"
 #include "core/inifile.h"
 #include "core/suggest.h"
+#include "core/text.h"
 #include "results/runner.h"
 #include "core/units.h"
 
@@ -209,7 +210,7 @@ int plot_gp_assign(char *buf, size_t cap, size_t *off, const char *name, const c
     o += (size_t)w;
     for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
         unsigned char c = *p;
-        if (c < 0x20 || c == 0x7f) {
+        if (text_ctl_byte(c)) {
             if (what) D2_ERROR(D2_EINVAL, "%s %s: a control character in a path cannot be passed to gnuplot", what, value);
             c = ' ';
         }

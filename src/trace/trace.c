@@ -7,6 +7,7 @@
 #include "core/fileio.h"
 #include "core/hash.h"
 #include "core/prefault.h"
+#include "core/text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -324,10 +325,8 @@ static int file_check_header(trace_file *f, const unsigned char *p, uint64_t siz
     memcpy(h->model, p + 64, TRACE_MODEL_NAME_MAX);
     h->model[TRACE_MODEL_NAME_MAX - 1] = 0;
     /* the model's name (printed as it is: no control characters), then zeros up to byte 119 (reserved) */
-    size_t ml = strlen(h->model);
-    for (size_t k = 0; k < ml; k++)
-        if ((unsigned char)h->model[k] < 0x20 || h->model[k] == 0x7f)
-            D2_ERROR(D2_EFORMAT, "%s: header field \"model\": a control character (byte %zu)", path, 64 + k);
+    size_t ml = strlen(h->model), mc = text_ctl_span(h->model, ml);
+    if (mc < ml) D2_ERROR(D2_EFORMAT, "%s: header field \"model\": a control character (byte %zu)", path, 64 + mc);
     for (size_t k = 64 + ml; k < 120; k++)
         if (p[k]) D2_ERROR(D2_EFORMAT, "%s: header byte %zu is %u: the bytes after the model's name up to 119 are reserved, 0", path, k, p[k]);
     if (h->layers < 1 || h->layers > 65535) D2_ERROR(D2_EFORMAT, "%s: header field \"layers\": %u out of range", path, h->layers);
