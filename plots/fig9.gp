@@ -1,8 +1,9 @@
 # Fig. 9: the I/O and compute queues of the same layer step under four
 # orders (Gantt chart).  Reads the simulator's timelines (CSV: start_ns,
 # end_ns, queue, layer, expert, level, tokens) from datadir/<strategy>.csv
-# for the four strategies of `timelines` (figures.ini; d2moe checks each
-# file before gnuplot runs), written by `d2moe reproduce`; drawn: the first
+# for the four strategies of `timelines` (figures.ini; d2moe requires
+# exactly four names for this script and checks each file before gnuplot
+# runs), written by `d2moe reproduce`; drawn: the first
 # layer step (layer 0, up to the first record of layer 1).  All panels share one time axis (the
 # longest step) and one colour key; every panel has its time unit.
 load plotdir.'/style.gp'

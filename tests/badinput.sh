@@ -245,4 +245,14 @@ expect 2 "d2moe help: unexpected argument 'y'" "help trace gen x y: exit 2" -- "
 mkdir "$TMP/dupfig"
 printf '[a]\ntitle = a\nsql = a.sql\ngp = a.gp\nsql = b.sql\n' > "$TMP/dupfig/figures.ini"
 expect 2 "figures.ini:5: sql: given twice \(first at line 3\)" "figures.ini with a key twice: exit 2 at file:line" -- "$D2MOE" plot list --plots "$TMP/dupfig"
+# figures.ini: fig9.gp draws four timelines with four labels; three passed
+# the load and broke in gnuplot, a fifth was checked but not drawn
+cp -R "$D2_SRCDIR/plots" "$TMP/pl9" && chmod -R u+w "$TMP/pl9"
+tl=$(grep -n '^timelines = ' "$TMP/pl9/figures.ini" | cut -d: -f1)
+"$D2MOE" plot list --plots "$TMP/pl9" > /dev/null; ok $? "the shipped figures.ini loads (fig9: four timelines, line $tl)"
+sed 's/^timelines = .*/timelines = no-mwq mwq-id-order mwq-hebf/' "$D2_SRCDIR/plots/figures.ini" > "$TMP/pl9/figures.ini"
+expect 2 "figures.ini:$tl: \[fig9\]: timelines: fig9.gp draws exactly 4, got 3" "fig9 with three timelines: exit 2 at figures.ini:line" -- "$D2MOE" plot list --plots "$TMP/pl9"
+sed 's/^timelines = .*/timelines = no-mwq mwq-id-order mwq-hebf optimal extra/' "$D2_SRCDIR/plots/figures.ini" > "$TMP/pl9/figures.ini"
+expect 2 "figures.ini:$tl: \[fig9\]: timelines: fig9.gp draws exactly 4, got 5" "fig9 with five timelines: exit 2 at figures.ini:line" -- "$D2MOE" plot fig9 --plots "$TMP/pl9" --db "$TMP/none.db" --out "$TMP/f9"
+[ ! -e "$TMP/f9" ] && [ ! -e "$TMP/none.db" ]; ok $? "nothing written by those"
 done_testing

@@ -68,6 +68,7 @@ static int fig_entry(void *user, const char *section, const char *key, const cha
             D2_ERROR(D2_EFORMAT, "%s:%d: timelines: expected names of letters, digits, '.', '_' and '-'", path, line);
         dst = f->timelines;
         dn = sizeof f->timelines;
+        f->timelines_line = line;
     }
     if (dst == f->title && strchr(value, '\'')) D2_ERROR(D2_EFORMAT, "%s:%d: title: no single quotes", path, line);
     if (dst) {
@@ -95,6 +96,39 @@ static int fig_entry(void *user, const char *section, const char *key, const cha
     return D2_OK;
 }
 
+/* Scripts that draw a fixed number of timelines, one labelled panel each:
+ * a figure drawn by one of them must name exactly that many (fewer breaks
+ * the script, more are checked but not drawn).  A script not listed here
+ * takes any number. */
+static const struct gp_timelines {
+    const char *gp;
+    size_t n;
+} gp_timelines[] = {
+    {.gp = "fig9.gp", .n = 4}, /* plots/fig9.gp: panels (a) to (d) */
+};
+
+/* The number of space-separated names in s. */
+static size_t count_words(const char *s)
+{
+    size_t n = 0;
+    for (const char *p = s; *p; p++)
+        if (*p != ' ' && (p == s || p[-1] == ' ')) n++;
+    return n;
+}
+
+/* D2_OK, or D2_EFORMAT at the timelines line when f's script draws another number of them */
+static int timelines_count_check(const char *ini_path, const plot_fig *f)
+{
+    for (size_t i = 0; i < sizeof gp_timelines / sizeof gp_timelines[0]; i++) {
+        if (strcmp(f->gp, gp_timelines[i].gp)) continue;
+        size_t got = count_words(f->timelines);
+        if (got != gp_timelines[i].n)
+            D2_ERROR(D2_EFORMAT, "%s:%d: [%s]: timelines: %s draws exactly %zu, got %zu", ini_path, f->timelines_line, f->name,
+                     f->gp, gp_timelines[i].n, got);
+    }
+    return D2_OK;
+}
+
 int plot_figures_load(const char *ini_path, plot_fig **figs, size_t *n)
 {
     load_ctx c;
@@ -105,6 +139,7 @@ int plot_figures_load(const char *ini_path, plot_fig **figs, size_t *n)
         if (!f->gp[0]) { d2_err_set("%s:%d: [%s]: gp: required key missing", ini_path, f->line, f->name); rc = D2_EFORMAT; }
         else if (!f->sql[0] == !f->csv[0]) { d2_err_set("%s:%d: [%s]: give exactly one of sql or csv", ini_path, f->line, f->name); rc = D2_EFORMAT; }
         else if (!f->csv[0] != !f->timelines[0]) { d2_err_set("%s:%d: [%s]: timelines goes with csv, and csv needs it", ini_path, f->line, f->name); rc = D2_EFORMAT; }
+        else if (f->timelines[0]) rc = timelines_count_check(ini_path, f);
     }
     if (rc != D2_OK) { free(c.a); return rc; }
     *figs = c.a;

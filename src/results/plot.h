@@ -10,7 +10,9 @@
  * ordered by series; the export writes one gnuplot data block per series.
  * A figure with `csv = NAME` instead reads CSV files from the folder NAME
  * beside the store (Fig. 9's timelines): `timelines = A B ...` names them
- * (A.csv, B.csv, ...; letters, digits, '.', '_', '-').  gnuplot gets:
+ * (A.csv, B.csv, ...; letters, digits, '.', '_', '-'); a script that draws
+ * a fixed number of them (fig9.gp: four panels) needs a list of exactly
+ * that many (plot.c's table gp_timelines).  gnuplot gets:
  * datafile, outbase, fmt (png|svg), titles, nseries, plotdir, figtitle,
  * datadir, timelines.  Nothing here runs experiments. */
 #ifndef D2_RESULTS_PLOT_H
@@ -25,6 +27,7 @@ typedef struct plot_fig {
     char name[64];
     char sql[256], gp[256], csv[256], title[256];
     char timelines[256];                   /* csv figures: the timeline names (NAME.csv), space separated */
+    int timelines_line;                    /* line of the timelines key in figures.ini (0: none) */
     char sweep[128];                       /* the sweep its query reads ("" = none): bound to :sweep */
     int line;                              /* line of the section in figures.ini */
     int optional;                          /* "optional = true": not made by reproduce; `plot all` skips it without data */
