@@ -212,6 +212,18 @@ expect 2 "nmdir/mixtral-8x7b.ini:3: model: model 'no-such-model'" "simulate with
     env D2_PRESET_DIR="$TMP/nmdir" "$D2MOE" simulate --model mixtral-8x7b --device env2 --requests 1 --prompt 2 --gen 2
 expect 2 "okp.ini:3: model: .*nmdir/llama-moe-3.5b.ini:3: model: model 'no-such-model'" "a sweep with such a preset: the spec's line, then the preset's" -- \
     env D2_PRESET_DIR="$TMP/nmdir" "$D2MOE" sweep "$TMP/okp.ini" --db "$TMP/nm.db" --quiet
+# a preset with no model line: the generator takes the simulated model's
+# name; when that names no profile, the preset's line of model was blamed
+# ("PRESET: model:"), a line the preset does not have
+mkdir "$TMP/nolinedir"; printf '[gen]\nskew = 0.5\n' > "$TMP/nolinedir/foo.ini"
+sed 's/^name = .*/name = foo/' "$D2_SRCDIR/experiments/models/llama-moe-3.5b.ini" > "$TMP/foo.ini"
+expect 2 "^d2moe: the model's name \(preset .*nolinedir/foo.ini names no model\): model 'foo': no such profile" \
+    "simulate, a preset without model and a model name with no profile: names the model's name, not a preset line" -- \
+    env D2_PRESET_DIR="$TMP/nolinedir" "$D2MOE" simulate --model "$TMP/foo.ini" --device env2 --requests 1 --prompt 2 --gen 2
+printf '[sweep]\nname = nl\nmodel = %s\ndevice = env2\nsim.requests = 1\n' "$TMP/foo.ini" > "$TMP/nl.ini"
+expect 2 "nl.ini:3: model: the model's name \(preset .*nolinedir/foo.ini names no model\): model 'foo'" \
+    "a sweep of that model: the spec's line of model, then the model's name" -- \
+    env D2_PRESET_DIR="$TMP/nolinedir" "$D2MOE" sweep "$TMP/nl.ini" --db "$TMP/nm.db" --quiet
 [ ! -e "$TMP/nm.d2t" ] && [ ! -e "$TMP/nm.db" ]; ok $? "nothing written by those"
 # lax formats, each accepted before: a section header with text after its
 # ']' (read as [model]), an empty section name, an empty key (": unknown key")

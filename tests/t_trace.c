@@ -887,6 +887,20 @@ static void test_gen(void)
     test_memo();
     test_route_token();
     ok(trace_source_open_gen("no-such-model", 1, &s1) == D2_ENOTFOUND && strstr(d2_err_msg(), "no-such-model"), "unknown preset: \"%s\"", d2_err_msg());
+    /* a preset without `model =`: the generator takes the caller's model
+     * name, and a missing profile is named as that, not at a preset line */
+    const char *old_dir = getenv("D2_PRESET_DIR");
+    char keep[4096];
+    snprintf(keep, sizeof keep, "%s", old_dir ? old_dir : "");
+    FILE *pf = fopen(tmp("no-profile.ini"), "w");
+    if (pf) { fputs("[gen]\nskew = 0.5\n", pf); fclose(pf); }
+    setenv("D2_PRESET_DIR", tmpdir, 1);
+    char want[600];
+    snprintf(want, sizeof want, "the model's name (preset %s names no model): model 'no-profile'", tmp("no-profile.ini"));
+    ok(trace_source_open_gen("no-profile", 1, &s1) == D2_ENOTFOUND && !strncmp(d2_err_msg(), want, strlen(want)),
+       "a preset without model, the model's name no profile: \"%s\"", d2_err_msg());
+    if (old_dir) setenv("D2_PRESET_DIR", keep, 1);
+    else unsetenv("D2_PRESET_DIR");
     gen_model_free(a); gen_model_free(b); gen_model_free(c);
 }
 

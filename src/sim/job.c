@@ -167,10 +167,7 @@ int sim_job_check(const sim_job *job, sim_job_memo *mo)
         sh = mo->gen;
     } else { /* the generator's shape from its preset, without building it */
         gen_params g;
-        param_origin go;
-        D2_TRY(gen_preset_read(m.name, &g, &go));
-        if (!g.model[0]) snprintf(g.model, sizeof g.model, "%s", m.name); /* as trace_source_open_gen */
-        D2_TRY(gen_params_blame(gen_params_resolve(&g), &go)); /* a missing model named at the preset's line */
+        D2_TRY(gen_preset_resolve(m.name, &g)); /* as trace_source_open_gen */
         sh = (trace_shape){.layers = (uint32_t)g.layers, .experts = (uint32_t)g.experts, .top_k = (uint32_t)g.top_k};
         if (mo && strlen(m.name) < sizeof mo->gen_model) {
             snprintf(mo->gen_model, sizeof mo->gen_model, "%s", m.name);

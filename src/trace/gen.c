@@ -214,6 +214,17 @@ int gen_params_blame(int rc, const param_origin *o)
     return rc;
 }
 
+int gen_preset_resolve(const char *model_name, gen_params *p)
+{
+    param_origin o;
+    D2_TRY(gen_preset_read(model_name, p, &o));
+    if (p->model[0]) return gen_params_blame(gen_params_resolve(p), &o); /* the preset's line of `model` */
+    snprintf(p->model, sizeof p->model, "%s", model_name);
+    int rc = gen_params_resolve(p);
+    if (rc == D2_ENOTFOUND) d2_err_prefix("the model's name (preset %s names no model): ", o.path);
+    return rc;
+}
+
 int gen_preset_path(const char *name, char *out, size_t n)
 {
     if (strchr(name, '/') || (strlen(name) > 4 && !strcmp(name + strlen(name) - 4, ".ini"))) {

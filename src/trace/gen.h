@@ -48,6 +48,13 @@ int gen_params_resolve(gen_params *p);
  * where the name came from: o's line of `model` (gen_preset_read) or the
  * override that set it.  o may be NULL. */
 int gen_params_blame(int rc, const param_origin *o);
+/* The generator parameters for the model named model_name: its preset
+ * (gen_preset_read), gen.model defaulting to model_name when the preset
+ * names none, and the shape resolved (gen_params_resolve).  A missing model
+ * profile (D2_ENOTFOUND) is named where its name came from: the preset's
+ * line of `model` (gen_params_blame), or, when the preset names none, the
+ * model's name. */
+int gen_preset_resolve(const char *model_name, gen_params *p);
 
 typedef struct gen_model gen_model;
 int gen_model_new(const gen_params *p, uint64_t seed, gen_model **out);

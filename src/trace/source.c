@@ -249,13 +249,11 @@ int trace_source_open_gen(const char *model_name, uint64_t seed, trace_source **
 {
     *out = NULL;
     gen_params p;
-    param_origin o; /* a missing model is named at the preset's line of `model` */
-    D2_TRY(gen_preset_read(model_name, &p, &o));
-    if (!p.model[0]) snprintf(p.model, sizeof p.model, "%s", model_name);
+    D2_TRY(gen_preset_resolve(model_name, &p)); /* a missing model named where its name came from */
     trace_source *s = calloc(1, sizeof *s);
     if (!s) D2_ERROR(D2_ENOMEM, "out of memory");
     gen_model *g;
-    int rc = gen_params_blame(gen_model_new(&p, seed, &g), &o);
+    int rc = gen_model_new(&p, seed, &g);
     if (rc) { free(s); return rc; }
     const gen_params *q = gen_model_params(g);
     s->shape.layers = (uint32_t)q->layers;
