@@ -15,7 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int bench_eval(int argc, char **argv); /* listed in benches.h */
 int bench_eval(int argc, char **argv)
 {
     (void)argc;

@@ -480,7 +480,6 @@ static void usage(FILE *out)
                  "           same bytes; reported as quantize_path.\n");
 }
 
-int bench_kernels(int argc, char **argv);
 int bench_kernels(int argc, char **argv)
 {
     static const struct option lo[] = {{"help", no_argument, NULL, 'h'},     {"rows", required_argument, NULL, 'r'},

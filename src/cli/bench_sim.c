@@ -110,7 +110,6 @@ static int time_job(const char *mname, const char *dname, const char *policy, co
     return D2_OK;
 }
 
-int bench_sim(int argc, char **argv);
 int bench_sim(int argc, char **argv)
 {
     static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {"reps", required_argument, NULL, 'n'},

@@ -140,7 +140,6 @@ static int source_rate(trace_source *s, uint32_t R, uint32_t P, double *rate)
     return D2_OK;
 }
 
-int bench_trace(int argc, char **argv); /* listed in benches.h */
 int bench_trace(int argc, char **argv)
 {
     static const struct option opts[] = {{"help", no_argument, NULL, 'h'},         {"records", required_argument, NULL, 'r'},

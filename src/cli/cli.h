@@ -19,6 +19,13 @@ typedef struct cli_cmd {
 #include "cli/commands.h"
 #undef CLI_COMMAND
 
+/* Defined by each src/cli/bench_<name>.c; listed in benches.h (cmd_bench.c
+ * builds its table from the same list).  argv[0] is the name; returns the
+ * exit status. */
+#define BENCH(name, summary) int bench_##name(int argc, char **argv);
+#include "cli/benches.h"
+#undef BENCH
+
 /* Print "d2moe: <library message>" and return the exit code of status. */
 int cli_fail(int status);
 /* Print "d2moe <cmd>: <message>" and return 2 (bad usage). */

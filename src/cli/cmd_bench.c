@@ -11,15 +11,12 @@ typedef struct bench_entry {
     int (*run)(int argc, char **argv);
 } bench_entry;
 
-#define BENCH(n, s) int bench_##n(int argc, char **argv);
-#include "cli/benches.h"
-#undef BENCH
-
+/* the bench_<name> functions are declared in cli.h from the same list */
 static const bench_entry benches[] = {
-#define BENCH(n, s) {#n, s, bench_##n},
+#define BENCH(n, s) {.name = #n, .summary = s, .run = bench_##n},
 #include "cli/benches.h"
 #undef BENCH
-    {NULL, NULL, NULL}};
+    {.name = NULL}};
 
 static void usage(FILE *out)
 {
