@@ -102,7 +102,8 @@ static size_t sql_sweeps(const char *sql_path, const char *sweep, char names[SQL
     return n;
 }
 
-void report_sql_sweep(const char *sql_path, char *out, size_t n)
+/* The first sweep a query names, or "" when it names none. */
+static void sql_sweep(const char *sql_path, char *out, size_t n)
 {
     char names[SQL_SWEEPS_MAX][128];
     snprintf(out, n, "%s", sql_sweeps(sql_path, NULL, names) ? names[0] : "");
@@ -495,7 +496,7 @@ int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
         if (rc == D2_OK && l > 4 && !strcmp(ents[i]->d_name + l - 4, ".sql")) {
             char p[4500], sweep[128], variant[DB_VARIANT_MAX] = "base";
             snprintf(p, sizeof p, "%s/%s", sdir, ents[i]->d_name);
-            report_sql_sweep(p, sweep, sizeof sweep);
+            sql_sweep(p, sweep, sizeof sweep);
             int prc = D2_OK;
             if (sweep[0]) {
                 const char *want;

@@ -18,11 +18,6 @@
  * bound to the query's :variant (NULL: "base"). */
 int report_print_sql(db *d, const char *sql_path, const char *variant, FILE *out);
 
-/* The sweep a summary or figure query reads ("WHERE sweep = 'NAME'" in its
- * text, or the first of "WHERE sweep IN ('NAME', ...)"), or "" when it
- * names none. */
-void report_sql_sweep(const char *sql_path, char *out, size_t n);
-
 /* The variant a figure or table shows under a sweep -> variant map
  * (sweeps[i] -> variants[i], n pairs; reproduce: the variant of the runs it
  * made of each sweep): the mapped variant of `sweep` (the figure's; NULL or
