@@ -359,7 +359,12 @@ static int name_check(const char *name)
     return D2_OK;
 }
 
-int mwqfile_writer_add(mwqfile_writer *w, const char *name, const mwq_matrix *m, mwqfile_mode mode)
+/* One index entry and its level chunks: the name, the 28-byte head
+ * (base bits, levels, mode, kind, rows, cols, group word) and, per level,
+ * its chunk padded to its boundary with (offset, bytes, hash) in the index.
+ * kind: 0 = MWQ group layout, 1 = k-quant (the group word says which). */
+static int add_entry(mwqfile_writer *w, const char *name, int base_bits, int levels, mwqfile_mode mode, int kind,
+                     int64_t rows, int64_t cols, uint64_t group_word, uint8_t *const *chunk, const int64_t *chunk_bytes)
 {
     size_t nl = strlen(name);
     D2_TRY(name_check(name));
@@ -368,56 +373,39 @@ int mwqfile_writer_add(mwqfile_writer *w, const char *name, const mwq_matrix *m,
     e[1] = 0;
     memcpy(e + 2, name, nl);
     uint8_t *p = e + 2 + nl;
-    p[0] = (uint8_t)m->shape.base_bits;
-    p[1] = (uint8_t)m->levels;
+    p[0] = (uint8_t)base_bits;
+    p[1] = (uint8_t)levels;
     p[2] = (uint8_t)mode;
-    p[3] = 0;
-    put64(p + 4, (uint64_t)m->shape.rows);
-    put64(p + 12, (uint64_t)m->shape.cols);
-    put64(p + 20, (uint64_t)m->shape.group);
+    p[3] = (uint8_t)kind;
+    put64(p + 4, (uint64_t)rows);
+    put64(p + 12, (uint64_t)cols);
+    put64(p + 20, group_word);
     D2_TRY(ix_put(w, e, ENTRY_FIXED + nl));
-    for (int k = 1; k <= m->levels; k++) {
+    for (int k = 1; k <= levels; k++) {
         D2_TRY(pad(w));
         uint8_t q[ENTRY_LEVEL];
         put64(q, (uint64_t)w->pos);
-        put64(q + 8, (uint64_t)m->chunk_bytes[k - 1]);
-        put64(q + 16, hash64(m->chunk[k - 1], (size_t)m->chunk_bytes[k - 1]));
-        D2_TRY(wr(w, m->chunk[k - 1], (size_t)m->chunk_bytes[k - 1]));
+        put64(q + 8, (uint64_t)chunk_bytes[k - 1]);
+        put64(q + 16, hash64(chunk[k - 1], (size_t)chunk_bytes[k - 1]));
+        D2_TRY(wr(w, chunk[k - 1], (size_t)chunk_bytes[k - 1]));
         D2_TRY(ix_put(w, q, sizeof q));
     }
     w->n++;
     return D2_OK;
 }
 
+int mwqfile_writer_add(mwqfile_writer *w, const char *name, const mwq_matrix *m, mwqfile_mode mode)
+{
+    return add_entry(w, name, (int)m->shape.base_bits, m->levels, mode, 0, m->shape.rows, m->shape.cols,
+                     (uint64_t)m->shape.group, m->chunk, m->chunk_bytes);
+}
+
 int mwqfile_writer_add_kq(mwqfile_writer *w, const char *name, const kq_matrix *m)
 {
-    size_t nl = strlen(name);
-    D2_TRY(name_check(name));
-    uint8_t e[ENTRY_FIXED + 255];
-    e[0] = (uint8_t)nl;
-    e[1] = 0;
-    memcpy(e + 2, name, nl);
-    uint8_t *p = e + 2 + nl;
-    p[0] = (uint8_t)m->fmt.base_bits;
-    p[1] = (uint8_t)m->fmt.levels;
-    p[2] = MWQFILE_RTN;
-    p[3] = 1;
-    put64(p + 4, (uint64_t)m->rows);
-    put64(p + 12, (uint64_t)m->cols);
-    put64(p + 20, (uint64_t)KQ_SUPER | (uint64_t)m->fmt.scale_bits << 32 | (uint64_t)m->fmt.min_bits << 40 |
-                      (uint64_t)m->fmt.resid << 48 | (uint64_t)m->fmt.min_rel << 52);
-    D2_TRY(ix_put(w, e, ENTRY_FIXED + nl));
-    for (int k = 1; k <= m->fmt.levels; k++) {
-        D2_TRY(pad(w));
-        uint8_t q[ENTRY_LEVEL];
-        put64(q, (uint64_t)w->pos);
-        put64(q + 8, (uint64_t)m->chunk_bytes[k - 1]);
-        put64(q + 16, hash64(m->chunk[k - 1], (size_t)m->chunk_bytes[k - 1]));
-        D2_TRY(wr(w, m->chunk[k - 1], (size_t)m->chunk_bytes[k - 1]));
-        D2_TRY(ix_put(w, q, sizeof q));
-    }
-    w->n++;
-    return D2_OK;
+    return add_entry(w, name, m->fmt.base_bits, m->fmt.levels, MWQFILE_RTN, 1, m->rows, m->cols,
+                     (uint64_t)KQ_SUPER | (uint64_t)m->fmt.scale_bits << 32 | (uint64_t)m->fmt.min_bits << 40 |
+                         (uint64_t)m->fmt.resid << 48 | (uint64_t)m->fmt.min_rel << 52,
+                     m->chunk, m->chunk_bytes);
 }
 
 int mwqfile_writer_finish(mwqfile_writer *w)
