@@ -26,8 +26,12 @@ typedef struct mem_entry {
     uint8_t state;     /* enum mem_state */
     uint8_t predicted; /* preloaded for the next layer */
     uint32_t bword;    /* its word in the budget index (mem.bmask) */
+    uint32_t lword;    /* its word in the budget index's layer summary (mem.lmask) */
 } mem_entry;
 
+/* The budget index (victim_budget_index) has two levels: bmask, a bit per
+ * candidate not predicted, and lmask, a bit per (unit, layer) set exactly
+ * when that (unit, layer) has a bit in bmask.  mem_check checks both. */
 struct mem {
     const mem_policy_type *type;
     uint32_t layers, experts, units, n;
@@ -36,12 +40,20 @@ struct mem {
     uint32_t *res, nres;   /* resident or loading entries */
     uint32_t *cand, ncand;  /* eviction candidates: RESIDENT and unpinned */
     int lru_list;           /* the victim is pick_lru's: candidates also kept in lists by (last use, id) */
+    int budget_index;       /* the victim is pick_budget's: mem_entry_reserve asks the index directly */
+    int keep;               /* the policy's keep (its hooks below, copied from type to save a load) */
+    void (*on_insert)(void *state, const mem *m, uint32_t id);
+    void (*on_use)(void *state, const mem *m, uint32_t id);
+    void (*on_evict)(void *state, const mem *m, uint32_t id);
+    int (*wants_room)(void *state, const mem *m, uint32_t incoming);
     int32_t lhead[2], ltail[2]; /* those lists: [0] not predicted, [1] predicted; -1 empty */
     int64_t cand_bytes;     /* their bytes */
     uint64_t *bmask;        /* [(unit * layers + layer) * bwords + expert / 64]: bit expert % 64 set for a
                                candidate not predicted (budget's index) */
     uint32_t bwords;        /* words per (unit, layer): ceil(experts / 64) */
-    uint32_t ucnt[256];     /* candidates not predicted, per unit */
+    uint64_t *lmask;        /* [unit * lwords + layer / 64]: bit layer % 64 set when (unit, layer) has a bit in bmask */
+    uint32_t lwords;        /* words per unit: ceil(layers / 64) */
+    int index_1word;        /* bwords == lwords == 1: victim_budget_index's short path */
     int64_t budget;        /* bytes */
     int64_t resident;      /* bytes resident or loading */
     int64_t peak;          /* bytes */
@@ -111,7 +123,7 @@ static inline uint64_t score_lfu(const mem *m, uint32_t id)
  * score, then the lowest id.  One scan, instantiated per score so the
  * comparison inlines. */
 #define VICTIM_FN(name, score)                                                          \
-    static uint32_t name##_scan(const mem *m)                                           \
+    static __attribute__((noinline)) uint32_t name##_scan(const mem *m)                 \
     {                                                                                   \
         uint32_t best = m->cand[0];                                                     \
         uint64_t best_score = score(m, best);                                           \
@@ -131,29 +143,61 @@ static inline uint64_t score_lfu(const mem *m, uint32_t id)
     }
 VICTIM_FN(victim_budget, score_budget)
 
+/* The highest set bit of the layer summary lm (lwords words) at or below
+ * layer l, else (wrapping round) the highest set bit above it: the layer
+ * needed furthest ahead among those set.  UINT32_MAX when none is set. */
+static inline uint32_t layer_furthest(const uint64_t *lm, uint32_t lwords, uint32_t l)
+{
+    uint32_t k = l >> 6;
+    uint64_t w = lm[k] & (~0ULL >> (63 - (l & 63))); /* bits 0 .. l % 64 */
+    for (;;) {
+        if (w) return k * 64 + 63 - (uint32_t)__builtin_clzll(w);
+        if (!k) break;
+        w = lm[--k];
+    }
+    for (k = lwords; k-- > 0;)
+        if (lm[k]) return k * 64 + 63 - (uint32_t)__builtin_clzll(lm[k]);
+    return UINT32_MAX;
+}
+
 /* The same order as victim_scan_budget without a scan: the highest unit
  * holding a non-predicted candidate, then layers from the one needed
  * furthest ahead (the current layer, then the one before, ...), then the
- * highest expert.  Per (unit, layer) a bit per expert says where to look:
- * the highest set bit is the victim. */
-static uint32_t victim_budget_index(const mem *m)
+ * highest expert.  The index says where to look: the unit's layer summary
+ * (lmask) its first layer in that order, that (unit, layer)'s bmask the
+ * highest expert. */
+static inline uint32_t victim_budget_index(const mem *m)
 {
-    for (uint32_t u = m->units; u-- > 0;) {
-        if (!m->ucnt[u]) continue;
-        for (uint32_t d = 0, l = m->layer; d < m->layers; d++, l = l ? l - 1 : m->layers - 1) {
+    uint32_t id = UINT32_MAX;
+    if (m->index_1word) { /* up to 64 layers and 64 experts: a word each */
+        for (uint32_t u = m->units; u-- > 0;) {
+            const uint64_t lm = m->lmask[u];
+            if (!lm) continue;
+            const uint64_t at = lm & (~0ULL >> (63 - m->layer)); /* layers 0 .. the current one */
+            const uint32_t l = 63 - (uint32_t)__builtin_clzll(at ? at : lm);
+            const uint64_t w = m->bmask[(size_t)u * m->layers + l];
+            if (!w) return UINT32_MAX; /* the summary disagrees with bmask: caught as a broken invariant */
+            id = (l * m->experts + 63 - (uint32_t)__builtin_clzll(w)) * m->units + u;
+            break;
+        }
+    } else {
+        for (uint32_t u = m->units; u-- > 0 && id == UINT32_MAX;) {
+            uint32_t l = layer_furthest(&m->lmask[(size_t)u * m->lwords], m->lwords, m->layer);
+            if (l == UINT32_MAX) continue;
             const uint64_t *w = &m->bmask[((size_t)u * m->layers + l) * m->bwords];
-            for (uint32_t k = m->bwords; k-- > 0;) {
-                if (!w[k]) continue;
-                uint32_t e = k * 64 + 63 - (uint32_t)__builtin_clzll(w[k]);
-                uint32_t id = (l * m->experts + e) * m->units + u;
-#ifdef D2_DEBUG
-                if (victim_budget_scan(m) != id) return UINT32_MAX; /* caught as a broken invariant */
-#endif
-                return id;
-            }
+            for (uint32_t j = m->bwords; j-- > 0;)
+                if (w[j]) {
+                    id = (l * m->experts + j * 64 + 63 - (uint32_t)__builtin_clzll(w[j])) * m->units + u;
+                    break;
+                }
+            if (id == UINT32_MAX) return UINT32_MAX; /* the summary disagrees with bmask: caught as a broken invariant */
         }
     }
-    return victim_budget_scan(m); /* only predicted candidates left */
+    if (id == UINT32_MAX) return victim_budget_scan(m); /* only predicted candidates left */
+#ifdef D2_DEBUG
+    if (victim_budget_scan(m) != id) return UINT32_MAX; /* caught as a broken invariant */
+#endif
+    return id;
 }
 VICTIM_FN(victim_lru, score_lru)
 VICTIM_FN(victim_lfu, score_lfu)
@@ -285,9 +329,12 @@ int mem_new(const mem_policy_type *t, uint32_t layers, uint32_t experts, uint32_
     m->cand = malloc(m->n * sizeof *m->cand);
     m->bwords = (experts + 63) / 64;
     m->bmask = calloc((size_t)units * layers * (m->bwords ? m->bwords : 1), sizeof *m->bmask);
+    m->lwords = (layers + 63) / 64;
+    m->index_1word = m->bwords == 1 && m->lwords == 1;
+    m->lmask = calloc((size_t)units * (m->lwords ? m->lwords : 1), sizeof *m->lmask);
     m->layer_bytes = calloc(layers ? layers : 1, sizeof *m->layer_bytes);
     if (t->state_size) m->pstate = calloc(1, t->state_size);
-    if (!m->e || !m->res || !m->cand || !m->bmask || !m->layer_bytes || (t->state_size && !m->pstate)) {
+    if (!m->e || !m->res || !m->cand || !m->bmask || !m->lmask || !m->layer_bytes || (t->state_size && !m->pstate)) {
         mem_free(m);
         D2_ERROR(D2_ENOMEM, "mem: out of memory");
     }
@@ -297,11 +344,18 @@ int mem_new(const mem_policy_type *t, uint32_t layers, uint32_t experts, uint32_
         m->e[i].expert = (uint16_t)((i / units) % experts);
         m->e[i].layer = (uint16_t)(i / units / experts);
         m->e[i].bword = (uint32_t)(((size_t)m->e[i].unit * layers + m->e[i].layer) * m->bwords + m->e[i].expert / 64);
+        m->e[i].lword = m->e[i].unit * m->lwords + m->e[i].layer / 64u;
         m->e[i].res_idx = -1;
         m->e[i].cand_idx = -1;
         m->e[i].lprev = m->e[i].lnext = -1;
     }
     m->lru_list = t->victim == pick_lru;
+    m->budget_index = t->victim == pick_budget;
+    m->keep = t->keep;
+    m->on_insert = t->on_insert;
+    m->on_use = t->on_use;
+    m->on_evict = t->on_evict;
+    m->wants_room = t->wants_room;
     m->lhead[0] = m->lhead[1] = m->ltail[0] = m->ltail[1] = -1;
 #ifdef D2_DEBUG
     m->sh_on = units == 1 && t->needs_oracle && !t->hold;
@@ -344,6 +398,7 @@ void mem_free(mem *m)
     pcache_free(m->pc);
     free(m->cand);
     free(m->bmask);
+    free(m->lmask);
     free(m);
 }
 
@@ -386,53 +441,72 @@ static void lru_remove(mem *m, uint32_t id)
     x->lprev = x->lnext = -1;
 }
 
-/* the budget index's bit of a candidate not predicted */
-static void bmask_flip(mem *m, const mem_entry *x)
+/* The budget index's bit of a candidate not predicted, and with it the
+ * layer summary's bit when the (unit, layer) goes from empty to not or back. */
+static inline void bmask_flip(mem *m, const mem_entry *x)
 {
-    m->bmask[x->bword] ^= 1ULL << (x->expert & 63);
+    const uint64_t bit = 1ULL << (x->expert & 63);
+    uint64_t *w = &m->bmask[x->bword];
+    if ((*w ^= bit) & ~bit) return; /* other experts in the word: the layer's bit stays set */
+    if (m->bwords > 1) {
+        const uint64_t *blk = w - (x->expert >> 6);
+        for (uint32_t j = 0; j < m->bwords; j++)
+            if (&blk[j] != w && blk[j]) return;
+    }
+    const uint64_t lbit = 1ULL << (x->layer & 63);
+    m->lmask[x->lword] ^= lbit;
 }
 
-static void cand_add(mem *m, uint32_t id)
+/* into the candidates: x is resident, unpinned, not a candidate */
+static inline void cand_insert(mem *m, mem_entry *x, uint32_t id)
 {
-    mem_entry *x = &m->e[id];
-    if (x->cand_idx >= 0 || x->pins || x->state != MEM_RESIDENT) return;
     x->cand_idx = (int32_t)m->ncand;
     m->cand[m->ncand++] = id;
     m->cand_bytes += x->bytes;
-    if (!x->predicted) bmask_flip(m, x), m->ucnt[x->unit]++;
+    if (!x->predicted) bmask_flip(m, x);
     if (m->lru_list) lru_insert(m, id);
 }
 
-static void cand_remove(mem *m, uint32_t id)
+/* out of the candidates: x is one */
+static inline void cand_delete(mem *m, mem_entry *x, uint32_t id)
 {
-    mem_entry *x = &m->e[id];
-    if (x->cand_idx < 0) return;
     uint32_t last = m->cand[--m->ncand];
     m->cand[x->cand_idx] = last;
     m->e[last].cand_idx = x->cand_idx;
     x->cand_idx = -1;
     m->cand_bytes -= x->bytes;
-    if (!x->predicted) bmask_flip(m, x), m->ucnt[x->unit]--;
+    if (!x->predicted) bmask_flip(m, x);
     if (m->lru_list) lru_remove(m, id);
+}
+
+static inline void cand_add(mem *m, uint32_t id)
+{
+    mem_entry *x = &m->e[id];
+    if (x->cand_idx >= 0 || x->pins || x->state != MEM_RESIDENT) return;
+    cand_insert(m, x, id);
 }
 
 void mem_entry_pin(mem *m, uint32_t id)
 {
-    m->e[id].pins++;
-    cand_remove(m, id);
+    mem_entry *x = &m->e[id];
+    x->pins++;
+    if (x->cand_idx >= 0) cand_delete(m, x, id);
 }
 
-void mem_entry_unpin(mem *m, uint32_t id)
+/* one pin less; a candidate again when it was the last */
+static inline void entry_unpin(mem *m, mem_entry *x, uint32_t id)
 {
-    if (m->e[id].pins > 0 && --m->e[id].pins == 0) cand_add(m, id);
+    if (x->pins > 0 && --x->pins == 0 && x->cand_idx < 0 && x->state == MEM_RESIDENT) cand_insert(m, x, id);
 }
+
+void mem_entry_unpin(mem *m, uint32_t id) { entry_unpin(m, &m->e[id], id); }
+
 void mem_entry_predict(mem *m, uint32_t id, int on)
 {
     mem_entry *x = &m->e[id];
     if (x->predicted == !!on) return;
     if (x->cand_idx >= 0) {
         bmask_flip(m, x);
-        m->ucnt[x->unit] += on ? (uint32_t)-1 : 1u;
         if (m->lru_list) lru_remove(m, id);
     }
     x->predicted = (uint8_t)!!on;
@@ -472,12 +546,14 @@ void mem_entry_touch(mem *m, uint32_t id, int64_t tick)
 #ifdef D2_DEBUG
     shadow_touch(m, id);
 #endif
-    const int moved = m->lru_list && m->e[id].cand_idx >= 0;
-    if (moved) lru_remove(m, id);
-    m->e[id].last_use = tick;
-    m->e[id].uses++;
-    if (moved) lru_insert(m, id);
-    if (m->type->on_use) m->type->on_use(m->pstate, m, id);
+    mem_entry *x = &m->e[id];
+    x->last_use = tick;
+    x->uses++;
+    if (m->lru_list && x->cand_idx >= 0) { /* to its new place (lru_remove reads no use) */
+        lru_remove(m, id);
+        lru_insert(m, id);
+    }
+    if (m->on_use) m->on_use(m->pstate, m, id);
 }
 
 void mem_step_done(mem *m, uint32_t layer)
@@ -523,37 +599,38 @@ void mem_set_free_hook(mem *m, mem_free_fn fn, void *user)
     m->free_user = user;
 }
 
-static void res_remove(mem *m, uint32_t id)
+static inline void res_remove(mem *m, mem_entry *x, uint32_t id)
 {
     if (m->free_fn) m->free_fn(m->free_user, id);
-    if (m->type->on_evict) m->type->on_evict(m->pstate, m, id);
-    m->layer_bytes[m->e[id].layer] -= m->e[id].bytes;
-    cand_remove(m, id);
-    int32_t i = m->e[id].res_idx;
+    if (m->on_evict) m->on_evict(m->pstate, m, id);
+    m->layer_bytes[x->layer] -= x->bytes;
+    if (x->cand_idx >= 0) cand_delete(m, x, id);
+    int32_t i = x->res_idx;
     uint32_t last = m->res[--m->nres];
     m->res[i] = last;
     m->e[last].res_idx = i;
-    m->e[id].res_idx = -1;
-    m->e[id].state = MEM_ABSENT;
-    m->e[id].predicted = 0;
-    m->resident -= m->e[id].bytes;
+    x->res_idx = -1;
+    x->state = MEM_ABSENT;
+    x->predicted = 0;
+    m->resident -= x->bytes;
 }
 
-static void res_add(mem *m, uint32_t id, int state)
+static inline void res_add(mem *m, mem_entry *x, uint32_t id, int state)
 {
-    m->e[id].res_idx = (int32_t)m->nres;
+    x->res_idx = (int32_t)m->nres;
     m->res[m->nres++] = id;
-    m->e[id].state = (uint8_t)state;
-    m->resident += m->e[id].bytes;
-    m->layer_bytes[m->e[id].layer] += m->e[id].bytes;
-    m->reserved_total += m->e[id].bytes;
+    x->state = (uint8_t)state;
+    m->resident += x->bytes;
+    m->layer_bytes[x->layer] += x->bytes;
+    m->reserved_total += x->bytes;
     if (m->resident > m->peak) m->peak = m->resident;
-    if (m->type->on_insert) m->type->on_insert(m->pstate, m, id);
+    if (m->on_insert) m->on_insert(m->pstate, m, id);
 }
 
 int mem_entry_reserve(mem *m, uint32_t id, int *fits, int *evicted)
 {
-    int64_t need = m->e[id].bytes;
+    mem_entry *x = &m->e[id];
+    const int64_t need = x->bytes;
     *evicted = 0;
     *fits = 0;
     if (need > m->budget) return D2_OK;
@@ -562,16 +639,18 @@ int mem_entry_reserve(mem *m, uint32_t id, int *fits, int *evicted)
      * cannot fit even after evicting every candidate is refused with the
      * resident set untouched. */
     if (m->resident - m->cand_bytes + need > m->budget) return D2_OK;
-    while (m->resident + need > m->budget || (m->type->wants_room && m->ncand && m->type->wants_room(m->pstate, m, id))) {
+    while (m->resident + need > m->budget || (m->wants_room && m->ncand && m->wants_room(m->pstate, m, id))) {
         uint32_t best = UINT32_MAX;
-        D2_TRY(m->type->victim(m->pstate, m, id, &best));
+        if (m->budget_index) best = victim_budget_index(m); /* pick_budget without the call */
+        else D2_TRY(m->type->victim(m->pstate, m, id, &best));
         if (best >= m->n || m->e[best].cand_idx < 0) D2_ERROR(D2_EINTERNAL, "mem: policy %s: its victim is not an eviction candidate (or its index disagrees with its order)", m->type->name);
-        m->evicted_total += m->e[best].bytes;
+        mem_entry *v = &m->e[best];
+        m->evicted_total += v->bytes;
         m->evictions++;
-        res_remove(m, best);
+        res_remove(m, v, best);
         (*evicted)++;
     }
-    res_add(m, id, MEM_LOADING);
+    res_add(m, x, id, MEM_LOADING);
 #ifdef D2_DEBUG
     m->loads++;
 #endif
@@ -585,19 +664,21 @@ void mem_entry_loaded(mem *m, uint32_t id)
     cand_add(m, id);
 }
 
-void mem_entry_release(mem *m, uint32_t id)
+static inline void entry_release(mem *m, mem_entry *x, uint32_t id)
 {
-    if (m->e[id].state == MEM_ABSENT) return;
-    m->released_total += m->e[id].bytes;
-    res_remove(m, id);
+    if (x->state == MEM_ABSENT) return;
+    m->released_total += x->bytes;
+    res_remove(m, x, id);
 }
+
+void mem_entry_release(mem *m, uint32_t id) { entry_release(m, &m->e[id], id); }
 
 /* Hold policy: every entry resident at once. */
 static void hold_all(mem *m)
 {
     for (uint32_t i = 0; i < m->n; i++)
         if (m->e[i].state == MEM_ABSENT) {
-            res_add(m, i, MEM_RESIDENT);
+            res_add(m, &m->e[i], i, MEM_RESIDENT);
             cand_add(m, i);
         }
     m->initial = m->resident;
@@ -605,8 +686,9 @@ static void hold_all(mem *m)
 
 void mem_entry_done(mem *m, uint32_t id)
 {
-    mem_entry_unpin(m, id);
-    if (!m->type->keep) mem_entry_release(m, id);
+    mem_entry *x = &m->e[id];
+    entry_unpin(m, x, id);
+    if (!m->keep) entry_release(m, x, id);
 }
 
 int mem_page_cache_open(mem *m, const char *policy)
@@ -659,24 +741,36 @@ int mem_check(const mem *m)
     }
     if (sum != m->resident) D2_ERROR(D2_EINTERNAL, "mem: resident list holds %lld bytes, account says %lld", (long long)sum, (long long)m->resident);
     int64_t cb = 0;
+    uint32_t nb = 0, nbl = 0; /* candidates not predicted: in the list, bits in the budget index */
     for (uint32_t i = 0; i < m->ncand; i++) {
         const mem_entry *x = &m->e[m->cand[i]];
         if (x->cand_idx != (int32_t)i || x->pins || x->state != MEM_RESIDENT) D2_ERROR(D2_EINTERNAL, "mem: candidate list broken");
         cb += x->bytes;
-    }
-    if (cb != m->cand_bytes) D2_ERROR(D2_EINTERNAL, "mem: candidate bytes %lld, list holds %lld", (long long)m->cand_bytes, (long long)cb);
-    uint32_t nb = 0, nbl = 0, nu = 0;
-    for (uint32_t i = 0; i < m->ncand; i++) {
-        const mem_entry *x = &m->e[m->cand[i]];
         if (x->predicted) continue;
         nb++;
         if (!(m->bmask[x->bword] >> (x->expert & 63) & 1))
             D2_ERROR(D2_EINTERNAL, "mem: budget index lacks candidate %u", m->cand[i]);
     }
-    for (size_t i = 0; i < (size_t)m->units * m->layers * m->bwords; i++) nbl += (uint32_t)__builtin_popcountll(m->bmask[i]);
-    for (uint32_t u = 0; u < m->units; u++) nu += m->ucnt[u];
-    if (nb != nbl || nb != nu)
-        D2_ERROR(D2_EINTERNAL, "mem: budget index counts %u candidates (%u by level), list has %u", nbl, nu, nb);
+    if (cb != m->cand_bytes) D2_ERROR(D2_EINTERNAL, "mem: candidate bytes %lld, list holds %lld", (long long)m->cand_bytes, (long long)cb);
+    /* each layer summary bit set exactly when its (unit, layer) holds a bit */
+    uint32_t nl = 0, nlb = 0; /* (unit, layer)s holding a bit, summary bits set */
+    for (uint32_t u = 0; u < m->units; u++) {
+        for (uint32_t l = 0; l < m->layers; l++) {
+            const uint64_t *w = &m->bmask[((size_t)u * m->layers + l) * m->bwords];
+            uint64_t any = 0;
+            for (uint32_t j = 0; j < m->bwords; j++) {
+                for (uint64_t b = w[j]; b; b &= b - 1) nbl++;
+                any |= w[j];
+            }
+            if ((any != 0) != (int)(m->lmask[(size_t)u * m->lwords + l / 64] >> (l & 63) & 1))
+                D2_ERROR(D2_EINTERNAL, "mem: budget index: layer summary of unit %u layer %u disagrees", u, l);
+            nl += any != 0;
+        }
+        for (uint32_t j = 0; j < m->lwords; j++)
+            for (uint64_t b = m->lmask[(size_t)u * m->lwords + j]; b; b &= b - 1) nlb++;
+    }
+    if (nb != nbl || nl != nlb)
+        D2_ERROR(D2_EINTERNAL, "mem: budget index counts %u candidates, list has %u (layer summary bits %u, %u layers hold one)", nbl, nb, nlb, nl);
     if (m->lru_list) { /* the two lru lists: every candidate once, in its list by its flag, in (last use, id) order */
         uint32_t seen = 0;
         for (int l = 0; l < 2; l++)
