@@ -7,7 +7,7 @@ libd2sim_a_SOURCES = \
 	src/sim/engine.c src/sim/step.c src/sim/profile.c src/sim/result.c src/sim/system.c src/sim/timeline.c src/sim/oracle.c \
 	src/sim/des.c src/sim/des.h src/sim/stepmemo.c src/sim/stepmemo.h \
 	src/sim/cost.c src/sim/cost.h \
-	src/sim/mem.c src/sim/mem.h \
+	src/sim/mem.c src/sim/mem.h src/sim/mem_int.h \
 	src/sim/plan.c src/sim/plan.h \
 	src/sim/bitroute.c src/sim/bitroute.h \
 	src/sim/policy.c src/sim/policy.h \

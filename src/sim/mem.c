@@ -4,7 +4,7 @@
  * scan the candidate list; debug builds check the kept orders against a
  * scan. */
 #include "config.h" /* D2_DEBUG (configure --enable-debug) */
-#include "sim/mem.h"
+#include "sim/mem_int.h"
 #include "sim/plugins.h"
 #include "core/err.h"
 #include "core/registry.h"
@@ -12,75 +12,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct mem_entry {
-    int64_t bytes;     /* size of this unit, bytes */
-    int64_t last_use;  /* tick of the last use (lru) */
-    int64_t uses;      /* uses so far (lfu) */
-    int32_t pins;      /* steps/loads holding it */
-    int32_t res_idx;   /* index in the resident list, -1 if absent */
-    int32_t cand_idx;  /* index in the candidate list (resident, unpinned), -1 if not */
-    int32_t lprev, lnext; /* neighbours in its lru list (ordered policies), -1 at the ends */
-    uint16_t layer, expert; /* of this entry (kept to avoid divisions) */
-    uint8_t unit;
-    uint8_t state;     /* enum mem_state */
-    uint8_t predicted; /* preloaded for the next layer */
-    uint32_t bword;    /* its word in the budget index (mem.bmask) */
-    uint32_t lword;    /* its word in the budget index's layer summary (mem.lmask) */
-} mem_entry;
-
-/* The budget index (victim_budget_index) has two levels: bmask, a bit per
- * candidate not predicted, and lmask, a bit per (unit, layer) set exactly
- * when that (unit, layer) has a bit in bmask.  mem_check checks both. */
-struct mem {
-    const mem_policy_type *type;
-    uint32_t layers, experts, units, n;
-    uint32_t layer;        /* layer being served */
-    mem_entry *e;
-    uint32_t *res, nres;   /* resident or loading entries */
-    uint32_t *cand, ncand;  /* eviction candidates: RESIDENT and unpinned */
-    int lru_list;           /* the victim is pick_lru's: candidates also kept in lists by (last use, id) */
-    int budget_index;       /* the victim is pick_budget's: mem_entry_reserve asks the index directly */
-    int keep;               /* the policy's keep (its hooks below, copied from type to save a load) */
-    void (*on_insert)(void *state, const mem *m, uint32_t id);
-    void (*on_use)(void *state, const mem *m, uint32_t id);
-    void (*on_evict)(void *state, const mem *m, uint32_t id);
-    int (*wants_room)(void *state, const mem *m, uint32_t incoming);
-    int32_t lhead[2], ltail[2]; /* those lists: [0] not predicted, [1] predicted; -1 empty */
-    int64_t cand_bytes;     /* their bytes */
-    uint64_t *bmask;        /* [(unit * layers + layer) * bwords + expert / 64]: bit expert % 64 set for a
-                               candidate not predicted (budget's index) */
-    uint32_t bwords;        /* words per (unit, layer): ceil(experts / 64) */
-    uint64_t *lmask;        /* [unit * lwords + layer / 64]: bit layer % 64 set when (unit, layer) has a bit in bmask */
-    uint32_t lwords;        /* words per unit: ceil(layers / 64) */
-    int index_1word;        /* bwords == lwords == 1: victim_budget_index's short path */
-    int64_t budget;        /* bytes */
-    int64_t resident;      /* bytes resident or loading */
-    int64_t peak;          /* bytes */
-    int64_t cache_cap;     /* host page cache, bytes (0: none) */
-    pcache *pc;            /* the page cache model (NULL: none) */
-    int64_t reserved_total, evicted_total, released_total; /* bytes */
-    uint64_t evictions;
-    mem_free_fn free_fn;   /* NULL, or told of every entry leaving memory */
-    void *free_user;
-    void *pstate;          /* the policy's per-run state (NULL: none) */
-    mem_oracle_fn oracle;  /* next-use oracle (NULL: none) */
-    void *oracle_user;
-    int64_t *layer_bytes;  /* [layers] resident + loading bytes per layer */
-    int64_t initial;       /* bytes made resident by a hold policy, bytes */
-#ifdef D2_DEBUG
-    /* Debug builds: a shadow LRU cache of the same budget fed the same uses
-     * (mem_entry_touch), for a clairvoyant policy over one storage unit and
-     * no preloads, where mem_check asserts the policy loaded no more than
-     * the shadow missed (Belady's MIN is optimal on every prefix of a
-     * sequence of equal-size units; issue 15's invariant). */
-    int sh_on;             /* the check applies (units == 1, needs_oracle, not hold, nothing predicted) */
-    int64_t *sh_last;      /* [n] shadow tick of the last use, 0 = not in the shadow */
-    uint32_t *sh_res, sh_nres; /* shadow-resident ids */
-    int64_t sh_bytes, sh_tick; /* shadow bytes, its use counter */
-    uint64_t sh_misses, loads; /* the shadow's misses, the policy's reservations */
-#endif
-};
 
 /* ---- policies --------------------------------------------------------- */
 
@@ -166,7 +97,7 @@ static inline uint32_t layer_furthest(const uint64_t *lm, uint32_t lwords, uint3
  * highest expert.  The index says where to look: the unit's layer summary
  * (lmask) its first layer in that order, that (unit, layer)'s bmask the
  * highest expert. */
-static inline uint32_t victim_budget_index(const mem *m)
+static inline __attribute__((always_inline)) uint32_t victim_budget_index(const mem *m)
 {
     uint32_t id = UINT32_MAX;
     if (m->index_1word) { /* up to 64 layers and 64 experts: a word each */
@@ -356,6 +287,10 @@ int mem_new(const mem_policy_type *t, uint32_t layers, uint32_t experts, uint32_
     m->on_use = t->on_use;
     m->on_evict = t->on_evict;
     m->wants_room = t->wants_room;
+    m->touch_hooks = m->lru_list || t->on_use;
+#ifdef D2_DEBUG
+    m->touch_hooks = 1; /* shadow_touch */
+#endif
     m->lhead[0] = m->lhead[1] = m->ltail[0] = m->ltail[1] = -1;
 #ifdef D2_DEBUG
     m->sh_on = units == 1 && t->needs_oracle && !t->hold;
@@ -402,21 +337,23 @@ void mem_free(mem *m)
     free(m);
 }
 
-uint32_t mem_entry_id(const mem *m, uint32_t layer, uint32_t expert, uint32_t unit)
+/* mem.h's functions that mem_int.h also has inline (the parentheses keep
+ * its macros from expanding the names) */
+uint32_t(mem_entry_id)(const mem *m, uint32_t layer, uint32_t expert, uint32_t unit)
 {
-    return (layer * m->experts + expert) * m->units + unit;
+    return mem_entry_id_inline(m, layer, expert, unit);
 }
-int mem_entry_state(const mem *m, uint32_t id) { return m->e[id].state; }
-int64_t mem_entry_bytes(const mem *m, uint32_t id) { return m->e[id].bytes; }
+int(mem_entry_state)(const mem *m, uint32_t id) { return mem_entry_state_inline(m, id); }
+int64_t(mem_entry_bytes)(const mem *m, uint32_t id) { return mem_entry_bytes_inline(m, id); }
 /* (last use, id) order of the lru lists */
-static int lru_before(const mem *m, uint32_t a, uint32_t b)
+static inline int lru_before(const mem *m, uint32_t a, uint32_t b)
 {
     return m->e[a].last_use < m->e[b].last_use || (m->e[a].last_use == m->e[b].last_use && a < b);
 }
 
 /* into its list (by its predicted flag) at its place, searched from the
  * newest end: an entry joins with a recent last use, so the walk is short */
-static void lru_insert(mem *m, uint32_t id)
+static inline void lru_insert(mem *m, uint32_t id)
 {
     mem_entry *x = &m->e[id];
     int l = x->predicted;
@@ -430,7 +367,7 @@ static void lru_insert(mem *m, uint32_t id)
     else m->lhead[l] = (int32_t)id;
 }
 
-static void lru_remove(mem *m, uint32_t id)
+static inline void lru_remove(mem *m, uint32_t id)
 {
     mem_entry *x = &m->e[id];
     int l = x->predicted;
@@ -486,20 +423,11 @@ static inline void cand_add(mem *m, uint32_t id)
     cand_insert(m, x, id);
 }
 
-void mem_entry_pin(mem *m, uint32_t id)
-{
-    mem_entry *x = &m->e[id];
-    x->pins++;
-    if (x->cand_idx >= 0) cand_delete(m, x, id);
-}
+void mem_cand_leave(mem *m, uint32_t id) { cand_delete(m, &m->e[id], id); }
+void mem_cand_join(mem *m, uint32_t id) { cand_insert(m, &m->e[id], id); }
+void(mem_entry_pin)(mem *m, uint32_t id) { mem_entry_pin_inline(m, id); }
 
-/* one pin less; a candidate again when it was the last */
-static inline void entry_unpin(mem *m, mem_entry *x, uint32_t id)
-{
-    if (x->pins > 0 && --x->pins == 0 && x->cand_idx < 0 && x->state == MEM_RESIDENT) cand_insert(m, x, id);
-}
-
-void mem_entry_unpin(mem *m, uint32_t id) { entry_unpin(m, &m->e[id], id); }
+void(mem_entry_unpin)(mem *m, uint32_t id) { mem_entry_unpin_inline(m, id); }
 
 void mem_entry_predict(mem *m, uint32_t id, int on)
 {
@@ -515,7 +443,7 @@ void mem_entry_predict(mem *m, uint32_t id, int on)
     if (on) m->sh_on = 0; /* preloads: loads are no longer demand misses */
 #endif
 }
-int mem_entry_predicted(const mem *m, uint32_t id) { return m->e[id].predicted; }
+int(mem_entry_predicted)(const mem *m, uint32_t id) { return mem_entry_predicted_inline(m, id); }
 void mem_set_layer(mem *m, uint32_t layer) { m->layer = layer; }
 
 #ifdef D2_DEBUG
@@ -541,20 +469,21 @@ static void shadow_touch(mem *m, uint32_t id)
 }
 #endif
 
-void mem_entry_touch(mem *m, uint32_t id, int64_t tick)
+/* A use's work beyond its tick and count (mem_entry_touch_inline), when
+ * m->touch_hooks says there is some. */
+void mem_touch_hooks(mem *m, uint32_t id)
 {
 #ifdef D2_DEBUG
     shadow_touch(m, id);
 #endif
-    mem_entry *x = &m->e[id];
-    x->last_use = tick;
-    x->uses++;
-    if (m->lru_list && x->cand_idx >= 0) { /* to its new place (lru_remove reads no use) */
+    if (m->lru_list && m->e[id].cand_idx >= 0) { /* to its new place by its new last use */
         lru_remove(m, id);
         lru_insert(m, id);
     }
     if (m->on_use) m->on_use(m->pstate, m, id);
 }
+
+void(mem_entry_touch)(mem *m, uint32_t id, int64_t tick) { mem_entry_touch_inline(m, id, tick); }
 
 void mem_step_done(mem *m, uint32_t layer)
 {
@@ -658,11 +587,7 @@ int mem_entry_reserve(mem *m, uint32_t id, int *fits, int *evicted)
     return D2_OK;
 }
 
-void mem_entry_loaded(mem *m, uint32_t id)
-{
-    m->e[id].state = MEM_RESIDENT;
-    cand_add(m, id);
-}
+void(mem_entry_loaded)(mem *m, uint32_t id) { mem_entry_loaded_inline(m, id); }
 
 static inline void entry_release(mem *m, mem_entry *x, uint32_t id)
 {
@@ -684,12 +609,7 @@ static void hold_all(mem *m)
     m->initial = m->resident;
 }
 
-void mem_entry_done(mem *m, uint32_t id)
-{
-    mem_entry *x = &m->e[id];
-    entry_unpin(m, x, id);
-    if (!m->keep) entry_release(m, x, id);
-}
+void(mem_entry_done)(mem *m, uint32_t id) { mem_entry_done_inline(m, id); }
 
 int mem_page_cache_open(mem *m, const char *policy)
 {
@@ -702,16 +622,11 @@ int mem_page_cache_open(mem *m, const char *policy)
     return rc;
 }
 
-int mem_cache_access(mem *m, uint32_t id, int *hit)
-{
-    *hit = 0;
-    if (!m->pc) return D2_OK;
-    return pcache_access(m->pc, id, hit);
-}
+int(mem_cache_access)(mem *m, uint32_t id, int *hit) { return mem_cache_access_inline(m, id, hit); }
 
-int64_t mem_resident_bytes(const mem *m) { return m->resident; }
+int64_t(mem_resident_bytes)(const mem *m) { return mem_resident_bytes_inline(m); }
 int64_t mem_peak_bytes(const mem *m) { return m->peak; }
-int64_t mem_budget(const mem *m) { return m->budget; }
+int64_t(mem_budget)(const mem *m) { return mem_budget_inline(m); }
 int64_t mem_evicted_bytes(const mem *m) { return m->evicted_total; }
 int64_t mem_reserved_total(const mem *m) { return m->reserved_total; }
 int64_t mem_initial_bytes(const mem *m) { return m->initial; }
@@ -724,8 +639,12 @@ int mem_check_quick(const mem *m)
     if (m->reserved_total - m->evicted_total - m->released_total != m->resident)
         D2_ERROR(D2_EINTERNAL, "mem: bytes unaccounted: reserved %lld - evicted %lld - released %lld != resident %lld",
                  (long long)m->reserved_total, (long long)m->evicted_total, (long long)m->released_total, (long long)m->resident);
-    int64_t lsum = 0;
-    for (uint32_t l = 0; l < m->layers; l++) lsum += m->layer_bytes[l];
+    int64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0; /* four sums: a quarter of the loop's steps */
+    uint32_t l = 0;
+    for (; l + 4 <= m->layers; l += 4)
+        s0 += m->layer_bytes[l], s1 += m->layer_bytes[l + 1], s2 += m->layer_bytes[l + 2], s3 += m->layer_bytes[l + 3];
+    for (; l < m->layers; l++) s0 += m->layer_bytes[l];
+    const int64_t lsum = s0 + s1 + s2 + s3;
     if (lsum != m->resident) D2_ERROR(D2_EINTERNAL, "mem: per-layer bytes sum to %lld, account says %lld", (long long)lsum, (long long)m->resident);
     return D2_OK;
 }
@@ -733,24 +652,28 @@ int mem_check_quick(const mem *m)
 int mem_check(const mem *m)
 {
     D2_TRY(mem_check_quick(m));
-    int64_t sum = 0;
+    /* One walk over the resident list checks the candidate list too: each
+     * resident entry that says it is a candidate must sit at its place in
+     * that list, unpinned and resident, and there must be ncand of them, so
+     * every place of the list holds such an entry. */
+    int64_t sum = 0, cb = 0;
+    uint32_t nc = 0, nb = 0, nbl = 0; /* candidates: in the list; not predicted: in it, bits in the budget index */
     for (uint32_t i = 0; i < m->nres; i++) {
-        const mem_entry *x = &m->e[m->res[i]];
+        const uint32_t id = m->res[i];
+        const mem_entry *x = &m->e[id];
         if (x->res_idx != (int32_t)i || x->state == MEM_ABSENT) D2_ERROR(D2_EINTERNAL, "mem: resident list broken");
         sum += x->bytes;
-    }
-    if (sum != m->resident) D2_ERROR(D2_EINTERNAL, "mem: resident list holds %lld bytes, account says %lld", (long long)sum, (long long)m->resident);
-    int64_t cb = 0;
-    uint32_t nb = 0, nbl = 0; /* candidates not predicted: in the list, bits in the budget index */
-    for (uint32_t i = 0; i < m->ncand; i++) {
-        const mem_entry *x = &m->e[m->cand[i]];
-        if (x->cand_idx != (int32_t)i || x->pins || x->state != MEM_RESIDENT) D2_ERROR(D2_EINTERNAL, "mem: candidate list broken");
+        if (x->cand_idx < 0) continue;
+        if ((uint32_t)x->cand_idx >= m->ncand || m->cand[x->cand_idx] != id || x->pins || x->state != MEM_RESIDENT)
+            D2_ERROR(D2_EINTERNAL, "mem: candidate list broken");
+        nc++;
         cb += x->bytes;
         if (x->predicted) continue;
         nb++;
-        if (!(m->bmask[x->bword] >> (x->expert & 63) & 1))
-            D2_ERROR(D2_EINTERNAL, "mem: budget index lacks candidate %u", m->cand[i]);
+        if (!(m->bmask[x->bword] >> (x->expert & 63) & 1)) D2_ERROR(D2_EINTERNAL, "mem: budget index lacks candidate %u", id);
     }
+    if (sum != m->resident) D2_ERROR(D2_EINTERNAL, "mem: resident list holds %lld bytes, account says %lld", (long long)sum, (long long)m->resident);
+    if (nc != m->ncand) D2_ERROR(D2_EINTERNAL, "mem: candidate list broken: %u resident entries in it, %u places", nc, m->ncand);
     if (cb != m->cand_bytes) D2_ERROR(D2_EINTERNAL, "mem: candidate bytes %lld, list holds %lld", (long long)m->cand_bytes, (long long)cb);
     /* each layer summary bit set exactly when its (unit, layer) holds a bit */
     uint32_t nl = 0, nlb = 0; /* (unit, layer)s holding a bit, summary bits set */

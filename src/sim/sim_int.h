@@ -14,7 +14,7 @@
 #include "sim/bitroute.h"
 #include "sim/cost.h"
 #include "sim/des.h"
-#include "sim/mem.h"
+#include "sim/mem_int.h" /* mem.h, and its accessors inline */
 #include "sim/plan.h"
 #include "sim/policy.h"
 #include "sim/prefetch.h"
