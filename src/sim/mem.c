@@ -1,8 +1,9 @@
 /* mem.c - resident set, budget and eviction policies (see mem.h).
- * Victims: budget walks per-(level, layer) expert bits, lru keeps its candidates
- * in order (two lists by last use: not predicted, predicted), the others
- * scan the candidate list; debug builds check the kept orders against a
- * scan. */
+ * Victims: budget reads per-(level, layer) expert bits and a per-level
+ * summary of the layers holding any, lru keeps its candidates in order (two
+ * lists by last use: not predicted, predicted), the others scan the
+ * candidate list; debug builds check the kept orders against a scan.  The
+ * struct and the serving loop's inline accessors are in mem_int.h. */
 #include "config.h" /* D2_DEBUG (configure --enable-debug) */
 #include "sim/mem_int.h"
 #include "sim/plugins.h"
@@ -256,7 +257,6 @@ int mem_new(const mem_policy_type *t, uint32_t layers, uint32_t experts, uint32_
     m->budget = budget;
     m->cache_cap = cache_bytes;
     m->e = calloc(m->n, sizeof *m->e);
-    m->res = malloc(m->n * sizeof *m->res);
     m->cand = malloc(m->n * sizeof *m->cand);
     m->bwords = (experts + 63) / 64;
     m->bmask = calloc((size_t)units * layers * (m->bwords ? m->bwords : 1), sizeof *m->bmask);
@@ -265,7 +265,7 @@ int mem_new(const mem_policy_type *t, uint32_t layers, uint32_t experts, uint32_
     m->lmask = calloc((size_t)units * (m->lwords ? m->lwords : 1), sizeof *m->lmask);
     m->layer_bytes = calloc(layers ? layers : 1, sizeof *m->layer_bytes);
     if (t->state_size) m->pstate = calloc(1, t->state_size);
-    if (!m->e || !m->res || !m->cand || !m->bmask || !m->lmask || !m->layer_bytes || (t->state_size && !m->pstate)) {
+    if (!m->e || !m->cand || !m->bmask || !m->lmask || !m->layer_bytes || (t->state_size && !m->pstate)) {
         mem_free(m);
         D2_ERROR(D2_ENOMEM, "mem: out of memory");
     }
@@ -276,7 +276,7 @@ int mem_new(const mem_policy_type *t, uint32_t layers, uint32_t experts, uint32_
         m->e[i].layer = (uint16_t)(i / units / experts);
         m->e[i].bword = (uint32_t)(((size_t)m->e[i].unit * layers + m->e[i].layer) * m->bwords + m->e[i].expert / 64);
         m->e[i].lword = m->e[i].unit * m->lwords + m->e[i].layer / 64u;
-        m->e[i].res_idx = -1;
+        m->e[i].bbit = 1ULL << (m->e[i].expert & 63);
         m->e[i].cand_idx = -1;
         m->e[i].lprev = m->e[i].lnext = -1;
     }
@@ -329,7 +329,6 @@ void mem_free(mem *m)
 #endif
     free(m->layer_bytes);
     free(m->e);
-    free(m->res);
     pcache_free(m->pc);
     free(m->cand);
     free(m->bmask);
@@ -382,7 +381,7 @@ static inline void lru_remove(mem *m, uint32_t id)
  * layer summary's bit when the (unit, layer) goes from empty to not or back. */
 static inline void bmask_flip(mem *m, const mem_entry *x)
 {
-    const uint64_t bit = 1ULL << (x->expert & 63);
+    const uint64_t bit = x->bbit;
     uint64_t *w = &m->bmask[x->bword];
     if ((*w ^= bit) & ~bit) return; /* other experts in the word: the layer's bit stays set */
     if (m->bwords > 1) {
@@ -534,11 +533,6 @@ static inline void res_remove(mem *m, mem_entry *x, uint32_t id)
     if (m->on_evict) m->on_evict(m->pstate, m, id);
     m->layer_bytes[x->layer] -= x->bytes;
     if (x->cand_idx >= 0) cand_delete(m, x, id);
-    int32_t i = x->res_idx;
-    uint32_t last = m->res[--m->nres];
-    m->res[i] = last;
-    m->e[last].res_idx = i;
-    x->res_idx = -1;
     x->state = MEM_ABSENT;
     x->predicted = 0;
     m->resident -= x->bytes;
@@ -546,8 +540,6 @@ static inline void res_remove(mem *m, mem_entry *x, uint32_t id)
 
 static inline void res_add(mem *m, mem_entry *x, uint32_t id, int state)
 {
-    x->res_idx = (int32_t)m->nres;
-    m->res[m->nres++] = id;
     x->state = (uint8_t)state;
     m->resident += x->bytes;
     m->layer_bytes[x->layer] += x->bytes;
@@ -652,16 +644,16 @@ int mem_check_quick(const mem *m)
 int mem_check(const mem *m)
 {
     D2_TRY(mem_check_quick(m));
-    /* One walk over the resident list checks the candidate list too: each
-     * resident entry that says it is a candidate must sit at its place in
-     * that list, unpinned and resident, and there must be ncand of them, so
-     * every place of the list holds such an entry. */
+    /* One walk over the entries sums the resident ones and checks the
+     * candidate list: each resident entry that says it is a candidate must
+     * sit at its place in that list, unpinned and resident, and there must
+     * be ncand of them, so every place of the list holds such an entry. */
     int64_t sum = 0, cb = 0;
     uint32_t nc = 0, nb = 0, nbl = 0; /* candidates: in the list; not predicted: in it, bits in the budget index */
-    for (uint32_t i = 0; i < m->nres; i++) {
-        const uint32_t id = m->res[i];
+    for (uint32_t id = 0; id < m->n; id++) {
         const mem_entry *x = &m->e[id];
-        if (x->res_idx != (int32_t)i || x->state == MEM_ABSENT) D2_ERROR(D2_EINTERNAL, "mem: resident list broken");
+        if (x->state == MEM_ABSENT) continue;
+        if (x->state > MEM_RESIDENT) D2_ERROR(D2_EINTERNAL, "mem: entry %u in state %d", id, x->state);
         sum += x->bytes;
         if (x->cand_idx < 0) continue;
         if ((uint32_t)x->cand_idx >= m->ncand || m->cand[x->cand_idx] != id || x->pins || x->state != MEM_RESIDENT)
@@ -672,7 +664,7 @@ int mem_check(const mem *m)
         nb++;
         if (!(m->bmask[x->bword] >> (x->expert & 63) & 1)) D2_ERROR(D2_EINTERNAL, "mem: budget index lacks candidate %u", id);
     }
-    if (sum != m->resident) D2_ERROR(D2_EINTERNAL, "mem: resident list holds %lld bytes, account says %lld", (long long)sum, (long long)m->resident);
+    if (sum != m->resident) D2_ERROR(D2_EINTERNAL, "mem: resident entries hold %lld bytes, account says %lld", (long long)sum, (long long)m->resident);
     if (nc != m->ncand) D2_ERROR(D2_EINTERNAL, "mem: candidate list broken: %u resident entries in it, %u places", nc, m->ncand);
     if (cb != m->cand_bytes) D2_ERROR(D2_EINTERNAL, "mem: candidate bytes %lld, list holds %lld", (long long)m->cand_bytes, (long long)cb);
     /* each layer summary bit set exactly when its (unit, layer) holds a bit */
@@ -714,3 +706,5 @@ int mem_check(const mem *m)
 #endif
     return D2_OK;
 }
+
+_Static_assert(sizeof(mem_entry) == 64, "mem_entry: 64 bytes, so an entry's address is a shift");

@@ -131,7 +131,7 @@ uint64_t mem_evictions(const mem *m);
 int mem_check(const mem *m);
 /* The checks of mem_check whose cost does not grow with what is resident:
  * resident <= budget, the byte account, and the per-layer bytes (O(layers));
- * the simulator runs it after every layer step and mem_check (the list
+ * the simulator runs it after every layer step and mem_check (the entry
  * walks) after every forward step. */
 int mem_check_quick(const mem *m);
 

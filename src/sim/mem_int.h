@@ -19,7 +19,6 @@ typedef struct mem_entry {
     int64_t last_use;  /* tick of the last use (lru) */
     int64_t uses;      /* uses so far (lfu) */
     int32_t pins;      /* steps/loads holding it */
-    int32_t res_idx;   /* index in the resident list, -1 if absent */
     int32_t cand_idx;  /* index in the candidate list (resident, unpinned), -1 if not */
     int32_t lprev, lnext; /* neighbours in its lru list (ordered policies), -1 at the ends */
     uint16_t layer, expert; /* of this entry (kept to avoid divisions) */
@@ -28,6 +27,7 @@ typedef struct mem_entry {
     uint8_t predicted; /* preloaded for the next layer */
     uint32_t bword;    /* its word in the budget index (mem.bmask) */
     uint32_t lword;    /* its word in the budget index's layer summary (mem.lmask) */
+    uint64_t bbit;     /* its bit in that word of bmask: 1 << expert % 64 (and the entry 64 bytes) */
 } mem_entry;
 
 /* The budget index (victim_budget_index) has two levels: bmask, a bit per
@@ -38,7 +38,6 @@ struct mem {
     uint32_t layers, experts, units, n;
     uint32_t layer;        /* layer being served */
     mem_entry *e;
-    uint32_t *res, nres;   /* resident or loading entries */
     uint32_t *cand, ncand;  /* eviction candidates: RESIDENT and unpinned */
     int lru_list;           /* the victim is pick_lru's: candidates also kept in lists by (last use, id) */
     int budget_index;       /* the victim is pick_budget's: mem_entry_reserve asks the index directly */
