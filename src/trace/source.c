@@ -603,11 +603,18 @@ int trace_source_route_token(trace_source *s, uint32_t req, uint32_t pos, uint16
     }
     if (req < SOURCE_GEN_MAX_REQ && req < s->m->nrq && pos < s->m->rq[req].n) { /* recorded: one pass over the token's records */
         const unsigned char *r = s->m->rq[req].rec + (size_t)pos * L * MEMO_REC(K);
+        if (K == 2) { /* the common top-2: a record is two weights (8 bytes) then two ids (4 bytes), copied whole */
+            for (uint32_t l = 0; l < L; l++, r += MEMO_REC(2)) {
+                memcpy(weights + (size_t)l * stride, r, 2 * sizeof(float));
+                memcpy(experts + (size_t)l * stride, r + 2 * sizeof(float), 2 * sizeof(uint16_t));
+            }
+            if (bits)
+                for (uint32_t l = 0; l < L; l++) bits[(size_t)l * stride] = bits[(size_t)l * stride + 1] = 0;
+            return D2_OK;
+        }
         for (uint32_t l = 0; l < L; l++, r += MEMO_REC(K)) {
             memo_read(r, K, experts + (size_t)l * stride, weights + (size_t)l * stride);
-            if (!bits) continue;
-            if (K == 2) bits[(size_t)l * stride] = bits[(size_t)l * stride + 1] = 0; /* no memset call per layer */
-            else memset(bits + (size_t)l * stride, 0, K);
+            if (bits) memset(bits + (size_t)l * stride, 0, K);
         }
         return D2_OK;
     }
