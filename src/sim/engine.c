@@ -1,12 +1,18 @@
 /* engine.c - the I/O channel and the compute unit: start the next load
  * (asking memory for room, the page cache for its tier), start the next ready
- * compute, re-rate a compute under I/O interference, and handle the events
+ * compute, re-rate a compute under I/O interference, and run the event loop
  * (non-expert work done, load done, compute done).  The order of loads is the
  * planner's (step.c); what is evicted is the memory policy's (mem.c). */
 #include "sim/sim_int.h"
 
 #include <math.h>
 #include <string.h>
+
+/* an entry left memory: tell the observer (kept out of the hook's common path) */
+static __attribute__((noinline)) void tell_freed(run *r, uint32_t id)
+{
+    r->obs->unit_freed(r->obs->user, des_now(r->ev), id / r->U / r->E, (id / r->U) % r->E, id % r->U + 1);
+}
 
 /* mem's free hook.  Invariant: a unit leaving memory is not held by the
  * running layer step, and none whose item has started computing leaves
@@ -19,25 +25,25 @@ void engine_unit_freed(void *user, uint32_t id)
         const step_item *it = &r->items[ii];
         if (it->held || (it->state >= 2 && r->groups[it->grp].left > 0)) r->bad_free = id + 1;
     }
-    if (r->obs && r->obs->unit_freed)
-        r->obs->unit_freed(r->obs->user, des_now(r->ev), id / r->U / r->E, (id / r->U) % r->E, id % r->U + 1);
+    if (r->obs && r->obs->unit_freed) tell_freed(r, id);
 }
 
-int engine_check_freed(run *r)
+static __attribute__((noinline, cold)) int report_freed(const run *r)
 {
-    if (!r->bad_free) return D2_OK;
     uint32_t id = r->bad_free - 1;
     D2_ERROR(D2_EINTERNAL, "sim: level %u of expert %u (layer %u) left memory while its layer step still needs it",
              id % r->U + 1, (id / r->U) % r->E, id / r->U / r->E);
 }
 
+/* D2_OK, or the error for the unit that left memory too early */
+static inline int check_freed(const run *r) { return r->bad_free ? report_freed(r) : D2_OK; }
+
 /* The I/O queue went from busy_before to r->io_busy: the running expert
  * compute (interference model) changes rate; push its new end. */
-static int comp_rerate(run *r, int busy_before)
+static int rerate(run *r, int busy_before)
 {
-    if (!r->comp_active || busy_before == r->io_busy) return D2_OK;
     const double x = r->d->io_interference;
-    int64_t now = des_now(r->ev);
+    int64_t now = r->now;
     r->comp_rem -= (double)(now - r->comp_last) / (busy_before ? 1 + x : 1);
     if (r->comp_rem < 0) r->comp_rem = 0;
     r->comp_last = now;
@@ -46,14 +52,24 @@ static int comp_rerate(run *r, int busy_before)
     return des_event_after(r->ev, (int64_t)ceil(r->comp_rem * f), EV_COMP_DONE, r->comp_idx, r->comp_ver);
 }
 
-int engine_kick_io(run *r)
+static inline int comp_rerate(run *r, int busy_before)
+{
+    return r->comp_active && busy_before != r->io_busy ? rerate(r, busy_before) : D2_OK;
+}
+
+static int kick_compute(run *r);
+
+/* Start the queue's next load if the channel is idle (see kick_io). */
+static int io_next(run *r)
 {
     while (!r->io_busy && r->qhead < r->qtail && !r->oom && !r->done) {
         io_req *q = &r->ioq[r->qhead];
         if (r->pt->serial && !q->prefetch && (r->comp_busy || r->rhead < r->rtail)) return D2_OK;
         step_item *it = NULL;
+        uint32_t unit;
         if (q->prefetch) {
             if (mem_entry_state(r->mm, q->entry) != MEM_ABSENT) { r->qhead++; continue; } /* already resident or loading */
+            unit = q->entry % r->U;
         } else {
             if (r->sys->nested) {
                 int go;
@@ -63,6 +79,7 @@ int engine_kick_io(run *r)
             }
             int32_t ii = r->item_of[q->entry];
             it = &r->items[ii];
+            unit = it->unit;
             int st = mem_entry_state(r->mm, q->entry);
             if (st != MEM_ABSENT) { /* a deferred group's unit still resident: a hit after all */
                 step_hold_item(r, it);
@@ -74,63 +91,76 @@ int engine_kick_io(run *r)
                     r->ready[r->rtail++] = (uint32_t)ii;
                 }
                 r->qhead++;
-                RUN_TRY(engine_kick_compute(r));
+                RUN_TRY(kick_compute(r));
                 continue;
             }
         }
+        const uint32_t entry = q->entry;
         int evicted, fits;
-        RUN_TRY(mem_entry_reserve(r->mm, q->entry, &fits, &evicted));
-        RUN_TRY(engine_check_freed(r));
+        RUN_TRY(mem_entry_reserve(r->mm, entry, &fits, &evicted));
+        RUN_TRY(check_freed(r));
         if (!fits) {
             if (q->prefetch) { /* never stall the channel for a guess */
-                mem_entry_predict(r->mm, q->entry, 0);
+                mem_entry_predict(r->mm, entry, 0);
                 r->qhead++;
                 continue;
             }
             return D2_OK; /* wait until a compute frees a level */
         }
-        uint32_t unit = q->entry % r->U;
         if (it) {
             step_hold_item(r, it);
             it->started = 1;
             /* invariant: nested levels of an expert load in ascending order */
             if (r->sys->nested && unit > 0) {
-                int32_t jj = r->item_of[q->entry - 1];
+                int32_t jj = r->item_of[entry - 1];
                 if (jj < 0 || !(r->items[jj].hit || r->items[jj].started))
                     D2_ERROR(D2_EINTERNAL, "sim: level %u of expert %u loads before level %u", unit + 1,
-                             (q->entry / r->U) % r->E, unit);
+                             (entry / r->U) % r->E, unit);
             }
         }
-        int64_t bytes = mem_entry_bytes(r->mm, q->entry);
+        const int64_t bytes = r->unit_bytes[unit]; /* mem_entry_bytes: an entry's bytes are its unit's */
+#ifdef D2_DEBUG
+        if (bytes != mem_entry_bytes(r->mm, entry))
+            D2_ERROR(D2_EINTERNAL, "sim: entry %u has %lld bytes in memory, %lld as its unit", entry,
+                     (long long)mem_entry_bytes(r->mm, entry), (long long)bytes);
+#endif
         int cached;
-        RUN_TRY(mem_cache_access(r->mm, q->entry, &cached));
-        if (cached) r->pc_hits++;
-        int64_t t = cached ? cost_load_ns(r->d, bytes, 1) : r->io_unit[unit];
-        RUN_TRY(account_check_dur(t, "expert load"));
-        int64_t now = des_now(r->ev);
-        RUN_TRY(des_event_after(r->ev, t, EV_LOAD_DONE, q->entry, q->prefetch));
-        account_emit(r, SIM_OP_LOAD, now, now + t, q->layer, (int)((q->entry / r->U) % r->E), unit + 1,
-                     q->prefetch ? 0 : r->items[r->item_of[q->entry]].tokens, 0, q->prefetch,
-                     cached ? SIM_TIER_PAGE_CACHE : SIM_TIER_FLASH, bytes);
+        RUN_TRY(mem_cache_access(r->mm, entry, &cached));
+        int64_t t = r->io_unit[unit]; /* checked once at setup */
+        if (cached) {
+            r->pc_hits++;
+            t = cost_load_ns(r->d, bytes, 1);
+            RUN_TRY(account_check_dur(t, "expert load"));
+        }
+        const int64_t now = r->now;
+        const int prefetch = q->prefetch;
+        RUN_TRY(des_event_after(r->ev, t, EV_LOAD_DONE, entry, prefetch));
+        account_emit(r, SIM_OP_LOAD, now, now + t, q->layer, (int)((entry / r->U) % r->E), unit + 1,
+                     prefetch ? 0 : it->tokens, 0, prefetch, cached ? SIM_TIER_PAGE_CACHE : SIM_TIER_FLASH, bytes);
         r->io_busy = 1;
         RUN_TRY(comp_rerate(r, 0));
         r->io_busy_ns += t;
         r->io_bytes += bytes;
-        if (q->prefetch) r->pf_loads++;
+        if (prefetch) r->pf_loads++;
         else r->loads++;
         r->qhead++;
         account_mem(r);
+        return D2_OK; /* the channel is busy now */
     }
     return D2_OK;
 }
 
-int engine_kick_compute(run *r)
+/* Start the next load when the channel is idle and a load is queued: the
+ * common calls (a compute ended while a load runs) return here. */
+static inline int kick_io(run *r) { return r->io_busy || r->qhead >= r->qtail ? D2_OK : io_next(r); }
+
+/* Start the next ready compute (see kick_compute). */
+static int compute_next(run *r)
 {
-    if (r->comp_busy || r->phase != 1 || r->rhead == r->rtail || r->oom) return D2_OK;
     step_item *it = &r->items[r->ready[r->rhead++]];
     if (mem_entry_state(r->mm, it->entry) != MEM_RESIDENT)
         D2_ERROR(D2_EINTERNAL, "sim: compute of expert %u level %u starts before its load completed", it->expert, it->unit + 1);
-    int64_t now = des_now(r->ev);
+    int64_t now = r->now;
     if (r->waiting) { r->bubble_ns += now - r->idle_since; r->waiting = 0; }
     it->state = 2;
     if (r->fp16_copy && r->unit_bits[it->unit] < 16) {
@@ -138,7 +168,7 @@ int engine_kick_compute(run *r)
         account_mem(r);
     }
     r->comp_busy = 1;
-    if (r->d->io_interference > 0) {
+    if (r->interfere) {
         /* the duration depends on the I/O queue while it runs: accounted
          * and written to the timeline when it ends */
         r->comp_active = 1;
@@ -160,7 +190,14 @@ int engine_kick_compute(run *r)
     return D2_OK;
 }
 
-int engine_handle(run *r, const des_event *e)
+/* Start the next ready compute when the unit is free in the expert phase. */
+static inline int kick_compute(run *r)
+{
+    return r->comp_busy || r->phase != 1 || r->rhead == r->rtail || r->oom ? D2_OK : compute_next(r);
+}
+
+/* one event (inline in the loop below: twenty million a sweep) */
+static inline int handle(run *r, const des_event *e)
 {
     switch (e->kind) {
     case EV_STEP_START:
@@ -170,10 +207,10 @@ int engine_handle(run *r, const des_event *e)
         r->phase = 1;
         RUN_TRY(step_plan(r));
         r->waiting = 1;
-        r->idle_since = des_now(r->ev);
+        r->idle_since = r->now;
         if (r->nitems == 0) return step_end(r);
-        RUN_TRY(engine_kick_compute(r));
-        return engine_kick_io(r);
+        RUN_TRY(kick_compute(r));
+        return kick_io(r);
     case EV_LOAD_DONE: {
         uint32_t id = (uint32_t)e->a;
         r->io_busy = 0;
@@ -184,14 +221,14 @@ int engine_handle(run *r, const des_event *e)
             r->items[ii].state = 1;
             r->ready[r->rtail++] = (uint32_t)ii;
         }
-        RUN_TRY(engine_kick_compute(r));
-        return engine_kick_io(r);
+        RUN_TRY(kick_compute(r));
+        return kick_io(r);
     }
     case EV_COMP_DONE: {
         step_item *it = &r->items[e->a];
-        if (r->d->io_interference > 0) {
+        if (r->interfere) {
             if (e->b != r->comp_ver || !r->comp_active) return D2_OK; /* superseded by a rate change */
-            int64_t now = des_now(r->ev);
+            int64_t now = r->now;
             r->comp_active = 0;
             account_emit(r, SIM_OP_COMPUTE, r->comp_start, now, r->layer, (int)it->expert, it->unit + 1, it->tokens, it->final, 0,
                          SIM_TIER_NONE, 0);
@@ -202,29 +239,40 @@ int engine_handle(run *r, const des_event *e)
         r->comp_busy = 0;
         r->transient = 0;
         step_group *g = &r->groups[it->grp];
-        r->open_rest -= step_group_rest(g); /* its part of the open groups' need, before and after */
-        --g->left;
-        r->open_rest += step_group_rest(g);
-        if (g->left == 0) { /* the group's last item: its units may go */
-            for (uint32_t i = g->first; i < g->first + g->n; i++) {
+        /* its part of the open groups' need (step_group_rest) changes only
+         * when this is its last item (left was at least 1): from need - held,
+         * if it holds bytes, to 0 */
+        if (--g->left == 0) { /* the group's last item: its units may go */
+            if (g->held > 0) r->open_rest -= g->need - g->held;
+            for (uint32_t i = g->first, end = g->first + g->n; i < end; i++) {
                 step_item *x = &r->items[i];
                 x->held = 0;
                 mem_entry_done(r->mm, x->entry); /* kept or freed: the memory policy's choice */
             }
             r->held_total -= g->held;
             g->held = 0;
-            RUN_TRY(engine_check_freed(r));
+            RUN_TRY(check_freed(r));
         }
         if (--r->remaining == 0) {
-            RUN_TRY(engine_kick_io(r)); /* preloads may proceed during the next layer's non-expert work */
+            RUN_TRY(kick_io(r)); /* preloads may proceed during the next layer's non-expert work */
             return step_end(r);
         }
         r->waiting = 1;
-        r->idle_since = des_now(r->ev);
-        RUN_TRY(engine_kick_compute(r));
-        return engine_kick_io(r);
+        r->idle_since = r->now;
+        RUN_TRY(kick_compute(r));
+        return kick_io(r);
     }
     }
     D2_ERROR(D2_EINTERNAL, "sim: unknown event kind %d", e->kind);
 }
 
+int engine_run(run *r)
+{
+    int rc = D2_OK;
+    des_event e;
+    while (rc == D2_OK && !r->oom && !r->done && des_event_pop(r->ev, &e)) {
+        r->now = e.time; /* des_now(r->ev), kept for the handlers */
+        rc = handle(r, &e);
+    }
+    return rc;
+}

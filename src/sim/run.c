@@ -57,6 +57,7 @@ static int setup(run *r, const sim_input *in)
      * the fused kernel (dequantized tiles feed the GEMM, no copy is written)
      * and not on a device whose kernels read the packed codes */
     r->fp16_copy = p->transient_fp16 && !r->fused && r->d->dequant_rate < COST_NO_FP16_COPY;
+    r->interfere = r->d->io_interference > 0;
     r->swiglu = r->sys->nested && !strcmp(p->nested_compute, "swiglu") && r->m->expert_matrices >= 2;
     int arg = 0;
     r->ft = prefetch_find(pf);
@@ -255,8 +256,7 @@ int sim_run_observed(const sim_input *in, const sim_observer *obs, sim_result **
     if (rc == D2_OK) {
         account_mem(r);
         if (!r->oom) rc = des_event_push(r->ev, 0, EV_STEP_START, 0, 0);
-        des_event e;
-        while (rc == D2_OK && !r->oom && !r->done && des_event_pop(r->ev, &e)) rc = engine_handle(r, &e);
+        if (rc == D2_OK) rc = engine_run(r);
         if (rc == D2_OK && !r->oom && !r->done)
             rc = (d2_err_set("sim: the run stopped before its last step (a load could never fit)"), D2_EINTERNAL);
         if (rc == D2_OK && !r->oom) {

@@ -197,6 +197,8 @@ typedef struct run {
     uint32_t qhead, qtail, qcap;
     int io_busy, comp_busy, phase; /* flags; phase: 0 non-expert, 1 expert */
     int waiting;            /* the compute unit waits for a load (a bubble is open) */
+    int64_t now;            /* the time of the event being handled, ns: des_now, kept here by engine_run for the handlers */
+    int interfere;          /* device.io_interference > 0: expert computes slow down while a load runs */
     /* the running expert compute when device.io_interference > 0: its rate
      * changes whenever the I/O queue starts or stops, so its end event is
      * re-pushed with a new version and stale ones are dropped */
@@ -260,11 +262,10 @@ void step_hold_item(run *r, step_item *it);
 int step_group_admit(run *r, uint32_t g, int64_t bytes);
 int step_pick_load(run *r, int *go);
 /* engine.c: the I/O channel, the compute unit, the events */
-int engine_kick_io(run *r);
-int engine_kick_compute(run *r);
-int engine_handle(run *r, const des_event *e);
+/* the event loop: handle events until the last step ends, memory runs out,
+ * an error, or none is left */
+int engine_run(run *r);
 void engine_unit_freed(void *user, uint32_t id);
-int engine_check_freed(run *r);
 /* oracle.c: the next-use oracle from the routing source, read ahead */
 int oracle_build(run *r);
 int oracle_next_use(void *user, uint32_t layer, uint32_t expert, uint64_t *when);
