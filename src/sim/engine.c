@@ -124,8 +124,8 @@ static int io_next(run *r)
             D2_ERROR(D2_EINTERNAL, "sim: entry %u has %lld bytes in memory, %lld as its unit", entry,
                      (long long)mem_entry_bytes(r->mm, entry), (long long)bytes);
 #endif
-        int cached;
-        RUN_TRY(mem_cache_access(r->mm, entry, &cached));
+        int cached = 0;
+        if (r->cache_bytes > 0) RUN_TRY(mem_cache_access(r->mm, entry, &cached)); /* mem has no page cache without room for one */
         int64_t t = r->io_unit[unit]; /* checked once at setup */
         if (cached) {
             r->pc_hits++;
