@@ -10,6 +10,7 @@
 #include "core/suggest.h"
 #include "sim/policy.h"
 #include "sim/sim.h"
+#include "trace/source.h"
 #include "trace/trace.h"
 #include "sim/readings.h"
 
@@ -388,6 +389,7 @@ int runner_simulate(const sweep_job *job, db_run *run, void *user)
         sj.timeline = tl;
     }
     sim_result *r;
+    trace_source_memo_record_first(1); /* a sweep worker runs many jobs on each generated routing */
     D2_TRY(sim_job_run(&sj, &r));
     fill f;
     memset(&f, 0, sizeof f);

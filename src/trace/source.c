@@ -51,7 +51,8 @@ struct trace_source {
  * mean equal routing), every position generated so far of every request,
  * and a later source with that id replays them.  Recording starts with the
  * second source of an id (a single run, e.g. one `simulate`, never reuses
- * its routing and would only pay for the copies).  What a source answers does
+ * its routing and would only pay for the copies), or with the first after
+ * trace_source_memo_record_first (a sweep worker).  What a source answers does
  * not change: a memo hit returns the bytes the stream produced.  Bounded
  * by trace_source_memo_limit (D2MOE_ROUTE_MEMO_MB, default
  * SOURCE_MEMO_DEFAULT_MB): over the bound, entries no open source uses go
@@ -81,7 +82,7 @@ typedef struct memo_ent {
     size_t nrq;
     size_t bytes;      /* recorded routing held, bytes */
     unsigned refs;     /* open sources using it */
-    unsigned opens;    /* sources opened on it so far; recording starts with the second */
+    unsigned opens;    /* sources opened on it so far; recording starts with the memo_from-th */
     uint64_t opened;   /* memo tick of the last open */
 } memo_ent;
 
@@ -90,6 +91,7 @@ static size_t memo_bytes;        /* sum of entry bytes */
 static size_t memo_limit;        /* bound, bytes */
 static int memo_limit_set;       /* 0 until set or read from the environment */
 static uint64_t memo_tick;
+static unsigned memo_from = 2; /* recording starts with this source of an id (trace_source_memo_record_first) */
 
 static size_t memo_bound(void)
 {
@@ -102,6 +104,8 @@ static size_t memo_bound(void)
 }
 
 size_t trace_source_memo_bytes(void) { return memo_bytes; }
+
+void trace_source_memo_record_first(int on) { memo_from = on ? 1 : 2; }
 
 static void memo_ent_free(memo_ent *m)
 {
@@ -576,7 +580,7 @@ static int route_gen(trace_source *s, uint32_t req, uint32_t pos, uint32_t layer
     if (at != UINT32_MAX && pos < at) { D2_TRY(gen_stream_reset(q->st)); at = UINT32_MAX; }
     while (at == UINT32_MAX || at < pos) {
         at = gen_stream_next(q->st);
-        if (m->opens > 1 && !q->stopped && at == q->n) memo_record(m, q, L, K);
+        if (m->opens >= memo_from && !q->stopped && at == q->n) memo_record(m, q, L, K);
     }
     gen_stream_route(q->st, layer, experts, weights);
     return D2_OK;

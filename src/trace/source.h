@@ -80,4 +80,9 @@ void trace_source_memo_limit(size_t bytes);
 /* Routing bytes the memo holds now. */
 size_t trace_source_memo_bytes(void);
 
+/* on = 1: record generated routing from the first source of an id on, for a
+ * process that will open more on the same id (a sweep worker); 0 (the
+ * default): from the second, so a single run pays no copies. */
+void trace_source_memo_record_first(int on);
+
 #endif
