@@ -30,22 +30,40 @@ int64_t plan_makespan_serial(const plan_item *it, size_t n, const uint32_t *orde
     return t;
 }
 
-/* ascending (expert, unit) */
-static size_t ids_sorted(const plan_item *it, size_t n, uint32_t *order)
+/* (expert, unit) as one ordered key */
+static inline uint64_t id_key(const plan_item *x) { return (uint64_t)x->expert << 32 | x->unit; }
+
+/* Sort order[0..k) by ascending (expert, unit), stably (insertion sort:
+ * steps are small) */
+static void ids_sort(const plan_item *it, uint32_t *order, size_t k)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (it[i].load) order[k++] = (uint32_t)i;
-    for (size_t i = 1; i < k; i++) { /* insertion sort: steps are small */
-        uint32_t v = order[i];
+    for (size_t i = 1; i < k; i++) {
+        const uint32_t v = order[i];
+        const uint64_t kv = id_key(&it[v]);
         size_t j = i;
-        while (j > 0 && (it[order[j - 1]].expert > it[v].expert ||
-                         (it[order[j - 1]].expert == it[v].expert && it[order[j - 1]].unit > it[v].unit))) {
+        while (j > 0 && id_key(&it[order[j - 1]]) > kv) {
             order[j] = order[j - 1];
             j--;
         }
         order[j] = v;
     }
+}
+
+/* ascending (expert, unit); one pass when the items already come in that
+ * order (the simulator builds them so) */
+static size_t ids_sorted(const plan_item *it, size_t n, uint32_t *order)
+{
+    size_t k = 0;
+    uint64_t prev = 0;
+    int sorted = 1;
+    for (size_t i = 0; i < n; i++)
+        if (it[i].load) {
+            const uint64_t key = id_key(&it[i]);
+            sorted &= key >= prev;
+            prev = key;
+            order[k++] = (uint32_t)i;
+        }
+    if (!sorted) ids_sort(it, order, k);
     return k;
 }
 
@@ -71,20 +89,46 @@ static int order_id(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order,
  * the queue scan; both give the same order where both apply (t_sim). */
 static int order_hebf(plan_ctx *c, const plan_item *it, size_t n, uint32_t *order, size_t *nload)
 {
-    int k = (int)ids_sorted(it, n, order); /* chains are contiguous runs in id order */
-    int sorted_chains = 1;
-    if (c->nested)
-        for (int i = 1; i < k && sorted_chains; i++)
-            sorted_chains = it[order[i]].expert != it[order[i - 1]].expert || it[order[i]].tokens <= it[order[i - 1]].tokens;
+    /* the loads in id order (chains are contiguous runs in it), whether each
+     * chain's counts are non-increasing, and the largest count: in one pass
+     * over input that comes in id order, else after sorting */
+    int k = 0, sorted_chains = 1, idsorted = 1;
+    uint32_t maxt = 0;
+    {
+        uint64_t prev = 0;
+        uint32_t pe = UINT32_MAX, pt = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!it[i].load) continue;
+            const uint64_t key = id_key(&it[i]);
+            const uint32_t e = it[i].expert, t = it[i].tokens;
+            idsorted &= key >= prev;
+            sorted_chains &= e != pe || t <= pt;
+            maxt = t > maxt ? t : maxt;
+            prev = key;
+            pe = e;
+            pt = t;
+            order[k++] = (uint32_t)i;
+        }
+    }
+    if (!c->nested) sorted_chains = 1;
+    if (!idsorted) { /* the checks again in id order */
+        ids_sort(it, order, (size_t)k);
+        sorted_chains = 1;
+        if (c->nested)
+            for (int i = 1; i < k && sorted_chains; i++)
+                sorted_chains = it[order[i]].expert != it[order[i - 1]].expert || it[order[i]].tokens <= it[order[i - 1]].tokens;
+    }
     if (sorted_chains && k <= 256 && !c->hebf_scan) {
-        uint32_t maxt = 0;
-        for (int i = 0; i < k; i++) maxt = it[order[i]].tokens > maxt ? it[order[i]].tokens : maxt;
         if (maxt < 256) { /* counts in a small range (decode steps): a counting sort, stable */
             uint32_t pos[257], out[256];
+            uint8_t tk[256]; /* maxt - count of each load, in id order */
             memset(pos, 0, (maxt + 2) * sizeof *pos);
-            for (int i = 0; i < k; i++) pos[maxt - it[order[i]].tokens + 1]++;
+            for (int i = 0; i < k; i++) {
+                tk[i] = (uint8_t)(maxt - it[order[i]].tokens);
+                pos[tk[i] + 1]++;
+            }
             for (uint32_t t = 1; t <= maxt + 1; t++) pos[t] += pos[t - 1];
-            for (int i = 0; i < k; i++) out[pos[maxt - it[order[i]].tokens]++] = order[i];
+            for (int i = 0; i < k; i++) out[pos[tk[i]]++] = order[i];
             memcpy(order, out, (size_t)k * sizeof *order);
             *nload = (size_t)k;
             return D2_OK;
