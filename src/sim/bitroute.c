@@ -91,11 +91,13 @@ static void select_nth(uint64_t *a, size_t lo, size_t hi, size_t p)
  * cnt[0], cnt[1], ... (ascending weight): each group gets its level.  The
  * keys (weight, index) are unique, so the split is the one a full sort
  * gives; no full sort is made.  Large steps: one pass builds a histogram
- * of the keys over their range, each group boundary is then found by
- * quickselect among the few uses of its bucket, and a last pass gives each
- * use its level by comparing its key with the boundaries (no branch per
- * use).  Small steps: quickselect of the boundaries.  a: 2n uint64 scratch
- * (the keys, then a bucket's copy). */
+ * of the keys over their range, which gives each group boundary's bucket;
+ * one pass gathers the keys of those buckets, each boundary is then found
+ * by quickselect among the few keys of its bucket, and a last pass gives
+ * each use its level by comparing its key with the boundaries (no branch
+ * per use).  The bucketing changes the work, never the result.  Small
+ * steps: quickselect of the boundaries.  a: 2n uint64 scratch (the keys,
+ * then the gathered buckets). */
 static void rank_levels(bitroute_use *u, size_t n, const size_t *cnt, uint32_t levels, uint64_t *a)
 {
     if (n < RANK_SMALL) {
@@ -116,49 +118,81 @@ static void rank_levels(bitroute_use *u, size_t n, const size_t *cnt, uint32_t l
         kmin = f < kmin ? f : kmin;
         kmax = f > kmax ? f : kmax;
     }
-    size_t nb = 2 * RANK_SMALL; /* about 2 buckets per use, at most RANK_BUCKETS: clearing and scanning them is paid per step */
-    while (nb < 2 * n && nb < RANK_BUCKETS) nb *= 2;
-    unsigned shift = 0;
-    while (((kmax - kmin) >> shift) >= nb) shift++;
+    size_t nb = 2 * RANK_SMALL; /* about a bucket per use, at most RANK_BUCKETS: clearing and scanning them is paid per step */
+    unsigned lognb = 6;
+    while (nb < n && nb < RANK_BUCKETS) nb *= 2, lognb++;
+    /* the least shift that brings the key range below nb buckets */
+    const uint32_t span = kmax - kmin;
+    const unsigned bits = span ? 32 - (unsigned)__builtin_clz(span) : 0;
+    const unsigned shift = bits > lognb ? bits - lognb : 0;
     uint32_t hist[RANK_BUCKETS];
     memset(hist, 0, nb * sizeof *hist);
     for (size_t i = 0; i < n; i++) hist[((uint32_t)(a[i] >> 32) - kmin) >> shift]++;
-    /* boundary k: the largest key of groups 0..k, i.e. rank c_k - 1 with c_k = cnt[0] + ... + cnt[k];
-     * a use's level is the number of boundaries below its key (c_k = 0: every key is above) */
-    uint64_t bound[BITROUTE_MAX_LEVELS];
-    int above_all[BITROUTE_MAX_LEVELS];
+    /* Boundary k: the largest key of groups 0..k, i.e. rank c_k - 1 with
+     * c_k = cnt[0] + ... + cnt[k]; a use's level is the number of
+     * boundaries below its key.  thr[k]: the least key above boundary k (0:
+     * every key, c_k = 0; UINT64_MAX: none, c_k = n, as no key is
+     * UINT64_MAX: its index would be 2^32 - 1). */
+    uint64_t thr[BITROUTE_MAX_LEVELS];
+    uint32_t bkt[BITROUTE_MAX_LEVELS]; /* boundary k's bucket (UINT32_MAX: none to find) */
+    size_t rin[BITROUTE_MAX_LEVELS];   /* and its rank among the bucket's keys */
+    static _Thread_local uint8_t slot[RANK_BUCKETS]; /* bucket -> 1 + its place among the boundary buckets; 0 */
+    uint32_t sb[BITROUTE_MAX_LEVELS];  /* the boundary buckets, ascending */
+    size_t pos[BITROUTE_MAX_LEVELS + 1];
+    uint32_t ns = 0;
     size_t c = 0, below = 0; /* below: the uses in buckets before b (the boundaries' ranks only grow) */
     uint32_t b = 0;
     for (uint32_t k = 0; k + 1 < levels; k++) {
         c += cnt[k];
-        above_all[k] = c == 0;
-        bound[k] = UINT64_MAX;
+        bkt[k] = UINT32_MAX;
+        thr[k] = c == 0 ? 0 : UINT64_MAX;
         if (c == 0 || c >= n) continue;
         const size_t r = c - 1;
         while (below + hist[b] <= r) below += hist[b++];
-        /* copy bucket b's keys to g without a branch per use (every key is
-         * written, only the bucket's advance m), then select among them */
-        uint64_t *g = a + n;
-        size_t m = 0;
+        bkt[k] = b;
+        rin[k] = r - below;
+        if (!ns || sb[ns - 1] != b) {
+            sb[ns++] = b;
+            slot[b] = (uint8_t)ns;
+        }
+    }
+    /* the keys of the boundary buckets gathered, each bucket's together,
+     * into g in one pass without a branch per use: every key is written
+     * (the others to a part nobody reads), then select among each bucket's */
+    uint64_t *g = a + n;
+    pos[0] = 0; /* the keys of other buckets */
+    size_t at = n;
+    for (uint32_t j = ns; j-- > 0;) {
+        at -= hist[sb[j]];
+        pos[j + 1] = at;
+    }
+    size_t first[BITROUTE_MAX_LEVELS]; /* where bucket sb[j]'s keys begin in g */
+    for (uint32_t j = 0; j < ns; j++) first[j] = pos[j + 1];
+    if (ns) {
         for (size_t i = 0; i < n; i++) {
             const uint64_t t = a[i];
-            g[m] = t;
-            m += (((uint32_t)(t >> 32) - kmin) >> shift) == b;
+            const uint32_t s = slot[((uint32_t)(t >> 32) - kmin) >> shift];
+            g[pos[s]++] = t;
         }
-        select_nth(g, 0, m, r - below);
-        bound[k] = g[r - below];
+        for (uint32_t j = 0; j < ns; j++) slot[sb[j]] = 0;
     }
-    if (levels == 3) { /* the common three levels: the two boundaries in registers */
-        const uint64_t b0 = bound[0], b1 = bound[1];
-        const uint32_t x0 = (uint32_t)above_all[0], x1 = (uint32_t)above_all[1];
-        for (size_t i = 0; i < n; i++)
-            u[(uint32_t)a[i]].level = (uint8_t)((x0 | (uint32_t)(a[i] > b0)) + (x1 | (uint32_t)(a[i] > b1)));
+    for (uint32_t k = 0, j = 0; k + 1 < levels; k++) {
+        if (bkt[k] == UINT32_MAX) continue;
+        while (sb[j] != bkt[k]) j++;
+        const size_t lo = first[j], hi = lo + hist[bkt[k]];
+        select_nth(g, lo, hi, lo + rin[k]);
+        thr[k] = g[lo + rin[k]] + 1;
+    }
+    /* the keys are in index order (a[i] = key of use i) */
+    if (levels == 3) { /* the common three levels: the two thresholds in registers */
+        const uint64_t t0 = thr[0], t1 = thr[1];
+        for (size_t i = 0; i < n; i++) u[i].level = (uint8_t)((uint32_t)(a[i] >= t0) + (uint32_t)(a[i] >= t1));
         return;
     }
     for (size_t i = 0; i < n; i++) {
         uint32_t l = 0;
-        for (uint32_t k = 0; k + 1 < levels; k++) l += (uint32_t)(above_all[k] | (a[i] > bound[k]));
-        u[(uint32_t)a[i]].level = (uint8_t)l;
+        for (uint32_t k = 0; k + 1 < levels; k++) l += (uint32_t)(a[i] >= thr[k]);
+        u[i].level = (uint8_t)l;
     }
 }
 
