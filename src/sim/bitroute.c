@@ -215,16 +215,40 @@ static int assign_static(const bitroute_cfg *c, uint32_t layer, bitroute_use *u,
     return D2_OK;
 }
 
+static int levels_static(const bitroute_cfg *c, uint32_t layer, uint8_t *level)
+{
+    memcpy(level, c->static_level + (size_t)layer * c->experts, c->experts);
+    return D2_OK;
+}
+
+/* uniform:B's level */
+static int uniform_level(const bitroute_cfg *c, uint8_t *level)
+{
+    for (uint32_t k = 0; k < c->levels; k++)
+        if (c->level_bits[k] == c->arg_bits) {
+            *level = (uint8_t)k;
+            return D2_OK;
+        }
+    D2_ERROR(D2_EINVAL, "bitroute uniform:%d: the storage format has no %d-bit level", c->arg_bits, c->arg_bits);
+}
+
 static int assign_uniform(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, size_t n, uint32_t *idx)
 {
     (void)layer;
     (void)idx;
-    for (uint32_t k = 0; k < c->levels; k++)
-        if (c->level_bits[k] == c->arg_bits) {
-            for (size_t i = 0; i < n; i++) u[i].level = (uint8_t)k;
-            return D2_OK;
-        }
-    D2_ERROR(D2_EINVAL, "bitroute uniform:%d: the storage format has no %d-bit level", c->arg_bits, c->arg_bits);
+    uint8_t k;
+    D2_TRY(uniform_level(c, &k));
+    for (size_t i = 0; i < n; i++) u[i].level = k;
+    return D2_OK;
+}
+
+static int levels_uniform(const bitroute_cfg *c, uint32_t layer, uint8_t *level)
+{
+    (void)layer;
+    uint8_t k;
+    D2_TRY(uniform_level(c, &k));
+    memset(level, k, c->experts);
+    return D2_OK;
 }
 
 static int assign_trace(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, size_t n, uint32_t *idx)
@@ -253,8 +277,9 @@ static const bitroute_type types[] = {
     {.name = "gate", .summary = "gate-weight rank in the layer step: higher weight, more bits, same c_k mix",
      .is_router = 1, .pure = 1, .assign = assign_gate},
     {.name = "static", .summary = "one level per expert, fixed offline from profiling (EdgeMoE)",
-     .needs_profile = 1, .assign = assign_static, .preload_level = preload_static},
-    {.name = "uniform", .summary = "uniform:B -- every use at B bits", .has_arg = 1, .pure = 1, .assign = assign_uniform},
+     .needs_profile = 1, .assign = assign_static, .expert_levels = levels_static, .preload_level = preload_static},
+    {.name = "uniform", .summary = "uniform:B -- every use at B bits", .has_arg = 1, .pure = 1, .assign = assign_uniform,
+     .expert_levels = levels_uniform},
     {.name = "trace", .summary = "bit-widths recorded in the trace", .needs_bits = 1, .pure = 1, .assign = assign_trace},
     /* issue 15 (src/sim/br_hobbit.c) */
     {.name = "hobbit",

@@ -50,6 +50,11 @@ typedef struct bitroute_type {
     void (*fini)(void *state);
     /* scratch: 6n entries, 8-byte aligned */
     int (*assign)(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, size_t n, uint32_t *scratch);
+    /* Optional (NULL: none), for a routing whose level depends on the
+     * expert alone: level[e] for each of the layer's experts, the level
+     * assign gives every use of e, so a caller may count the uses without
+     * building them.  D2 status (the errors assign would give). */
+    int (*expert_levels)(const bitroute_cfg *c, uint32_t layer, uint8_t *level);
     /* The level (0-based) a predicted expert of `layer` is preloaded at
      * (nested: levels 0..level load).  NULL: bitroute_preload_level's
      * default. */

@@ -75,6 +75,10 @@ typedef struct step_item {
     int pred;            /* present at planning as a preload (predicted, or still loading) */
 } step_item;
 
+/* An item's compute cost as the step uses it, ns: the whole (cost model
+ * and router), its dequantization and router parts */
+typedef struct step_cost { int64_t t_comp, dequant, router; } step_cost;
+
 /* The items of a layer step that are used together.  Nested storage: one
  * expert's units (levels 1..k): the expert's FFN is SwiGLU, so a token at
  * level k sums the gate/up products of levels 1..k before the nonlinearity
@@ -125,7 +129,7 @@ typedef struct run {
     uint32_t L, E, K, U, R, P, G;            /* MoE layers, experts, top_k, units, requests, prompt and gen tokens */
     int64_t W;              /* weights per expert */
     int64_t io_unit[POLICY_MAX_LEVELS]; /* load time of a unit from flash, ns */
-    cost_compute *ccache;   /* [U][tokens] compute cost memo (total 0 = not yet) */
+    step_cost *ccache;      /* [U][tokens] compute cost memo (t_comp 0 = not yet) */
     des *ev;
     mem *mm;
     gsl_rng *rng_bits, *rng_pred, *rng_arrival;

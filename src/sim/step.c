@@ -202,20 +202,30 @@ int step_pick_load(run *r, int *go)
     D2_ERROR(D2_EINTERNAL, "sim: layer %u of forward step %u: no load fits the budget and no compute can free room", r->layer, r->f);
 }
 
+/* Room for k more loads at the queue's tail: the queue moved to the front
+ * of its array, else the array grown.  A D2 status. */
+static int queue_room(run *r, size_t k)
+{
+    if (r->qcap - r->qtail >= k) return D2_OK;
+    if (r->qhead > 0) {
+        memmove(r->ioq, r->ioq + r->qhead, (r->qtail - r->qhead) * sizeof *r->ioq);
+        r->qtail -= r->qhead;
+        r->qhead = 0;
+    }
+    uint32_t cap = r->qcap;
+    while (cap - r->qtail < k) cap *= 2;
+    if (cap != r->qcap) {
+        io_req *q = realloc(r->ioq, cap * sizeof *q);
+        if (!q) D2_ERROR(D2_ENOMEM, "sim: out of memory");
+        r->ioq = q;
+        r->qcap = cap;
+    }
+    return D2_OK;
+}
+
 static int queue_io(run *r, uint32_t entry, int prefetch, uint32_t layer)
 {
-    if (r->qtail == r->qcap) {
-        if (r->qhead > 0) {
-            memmove(r->ioq, r->ioq + r->qhead, (r->qtail - r->qhead) * sizeof *r->ioq);
-            r->qtail -= r->qhead;
-            r->qhead = 0;
-        } else {
-            io_req *q = realloc(r->ioq, 2 * r->qcap * sizeof *q);
-            if (!q) D2_ERROR(D2_ENOMEM, "sim: out of memory");
-            r->ioq = q;
-            r->qcap *= 2;
-        }
-    }
+    RUN_TRY(queue_room(r, 1));
     r->ioq[r->qtail++] = (io_req){entry, prefetch, layer};
     return D2_OK;
 }
@@ -306,114 +316,167 @@ int step_start(run *r)
     return des_event_after(r->ev, t, EV_NONEXP_DONE, 0, 0);
 }
 
+/* The compute cost of an item of unit u used by cnt tokens, its dequant and
+ * router parts (ns); through the run's memo per (unit, tokens) when the cost
+ * depends on nothing else (not SwiGLU items, whose cost also depends on
+ * their final tokens).  A D2 status. */
+static int item_cost(run *r, uint32_t u, uint32_t cnt, uint32_t final, step_cost *out)
+{
+    step_cost *memo = !r->swiglu && cnt <= r->ntok_max ? &r->ccache[(size_t)u * (r->ntok_max + 1) + cnt] : NULL;
+    if (memo && memo->t_comp) {
+        *out = *memo;
+        return D2_OK;
+    }
+    cost_compute cc = {0, 0, 0, 0};
+    if (r->swiglu)
+        cost_expert_swiglu_item(r->d, r->W, r->m->expert_matrices, r->m->expert_ffn, r->unit_bytes, (int)u + 1,
+                                r->unit_bits[u], cnt, final, r->fused, &cc);
+    else if (r->fused) /* one launch per expert: on its first level (nested), on every copy */
+        cost_expert_fused(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], r->sys->nested && u > 0 ? 1 : r->unit_bits[u], cnt,
+                          !r->sys->nested || u == 0, &cc);
+    else
+        cost_expert(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], cnt, &cc);
+    RUN_TRY(account_check_dur(cc.total, "expert compute"));
+    out->dequant = cc.dequant;
+    out->router = r->bt->is_router ? (int64_t)ceil(r->p->router_overhead * (double)cc.total) : 0;
+    out->t_comp = cc.total + out->router; /* >= 1: 0 marks a memo cell not yet filled */
+    if (memo) *memo = *out;
+    return D2_OK;
+}
+
 int step_plan(run *r)
 {
     /* bit routing of every (token, expert) use of this layer step */
-    size_t n = (size_t)r->ntok * r->K;
+    const size_t n = (size_t)r->ntok * r->K;
     const size_t base = (size_t)r->layer * r->ntok * r->K;
+    const uint32_t E = r->E, U = r->U, layer = r->layer;
+    const int nested = r->sys->nested;
     r->lb_flops += 2.0 * (double)r->W * (double)n; /* every token-expert use is at least one GEMM of the expert */
     r->lb_wt += (double)r->W * (double)n;
     /* B[j][u]: tokens that need unit u of expert j */
     uint32_t *B = r->scratch; /* reuse: E*U <= n*... sized at setup */
-    const size_t nb = (size_t)r->E * r->U;
+    const size_t nb = (size_t)E * U;
     double *gs = r->gsum, *gs2 = r->gsum + nb;
     const uint32_t *mB = NULL;
     const double *mg = NULL, *mg2 = NULL;
-    if (r->smemo_hit) stepmemo_get(r->smemo, r->f, r->layer, &mB, &mg, &mg2);
+    if (r->smemo_hit) stepmemo_get(r->smemo, r->f, layer, &mB, &mg, &mg2);
     if (!r->smemo_hit || !r->smemo_skip_route) {
-        for (size_t i = 0; i < n; i++)
-            r->uses[i] = (bitroute_use){r->rexp[base + i], r->rw[base + i], r->rb[base + i], 0};
-        RUN_TRY(r->bt->assign(&r->bc, r->layer, r->uses, n, r->scratch));
-        memset(B, 0, nb * sizeof *B);
+        const uint16_t *re = r->rexp + base;
+        const float *rw = r->rw + base;
         /* gate-weight sums per (expert, level) first, then per level in (expert)
          * order: the per-use chain spreads over the buckets instead of one
          * memory cell per level */
-        memset(gs, 0, 2 * nb * sizeof *gs);
-        for (size_t i = 0; i < n; i++) { /* uses at exactly (expert, level) */
-            const bitroute_use *u = &r->uses[i];
-            size_t b = (size_t)u->expert * r->U + u->level;
-            B[b]++;
-            gs[b] += u->weight;
-            gs2[b] += (double)u->weight * u->weight;
+        if (r->bt->expert_levels) { /* a level per expert: the uses counted as they are read */
+            uint8_t lv[MODEL_MAX_EXPERTS];
+            RUN_TRY(r->bt->expert_levels(&r->bc, layer, lv));
+            memset(B, 0, nb * sizeof *B);
+            memset(gs, 0, 2 * nb * sizeof *gs);
+            for (size_t i = 0; i < n; i++) {
+                const size_t b = (size_t)re[i] * U + lv[re[i]];
+                const double w = rw[i];
+                B[b]++;
+                gs[b] += w;
+                gs2[b] += w * w;
+            }
+        } else {
+            bitroute_use *uses = r->uses;
+            const uint8_t *rb = r->rb + base;
+            for (size_t i = 0; i < n; i++) uses[i] = (bitroute_use){re[i], rw[i], rb[i], 0};
+            RUN_TRY(r->bt->assign(&r->bc, layer, uses, n, r->scratch)); /* scratch: B after */
+            memset(B, 0, nb * sizeof *B);
+            memset(gs, 0, 2 * nb * sizeof *gs);
+            for (size_t i = 0; i < n; i++) { /* uses at exactly (expert, level) */
+                const size_t b = (size_t)uses[i].expert * U + uses[i].level;
+                const double w = uses[i].weight;
+                B[b]++;
+                gs[b] += w;
+                gs2[b] += w * w;
+            }
         }
         if (r->smemo_hit) { /* decoded anyway (a predictor reads the routing, or a debug build): the memo must agree */
             if (memcmp(B, mB, nb * sizeof *B) || memcmp(gs, mg, nb * sizeof *gs) || memcmp(gs2, mg2, nb * sizeof *gs2))
-                D2_ERROR(D2_EINTERNAL, "sim: the step memo disagrees with layer %u of forward step %u", r->layer, r->f);
+                D2_ERROR(D2_EINTERNAL, "sim: the step memo disagrees with layer %u of forward step %u", layer, r->f);
         } else if (r->smemo) {
-            stepmemo_put(r->smemo, r->f, r->smemo_comp, r->smemo_ncomp, r->layer, B, gs, gs2);
+            stepmemo_put(r->smemo, r->f, r->smemo_comp, r->smemo_ncomp, layer, B, gs, gs2);
         }
     } else { /* answered by the memo: what this step's decoding and ranking give */
         memcpy(B, mB, nb * sizeof *B);
         memcpy(gs, mg, nb * sizeof *gs);
         memcpy(gs2, mg2, nb * sizeof *gs2);
     }
-    for (size_t b = 0; b < nb; b++) {
-        if (!B[b]) continue;
-        uint32_t k = (uint32_t)(b % r->U);
-        r->uses_k[k] += B[b];
-        r->gate_k[k] += gs[b];
-        r->gate2_k[k] += gs2[b];
-    }
-    memcpy(r->Bfin, B, (size_t)r->E * r->U * sizeof *B);
-    if (r->sys->nested) /* nesting: a use at level k needs units 1..k */
-        for (uint32_t j = 0; j < r->E; j++)
-            for (uint32_t k = r->U - 1; k-- > 0;) B[j * r->U + k] += B[j * r->U + k + 1];
-    r->nitems = 0;
-    r->ngroups = 0;
+    uint32_t *Bfin = r->Bfin;
+    memcpy(Bfin, B, nb * sizeof *B);
+    if (nested) /* nesting: a use at level k needs units 1..k */
+        for (uint32_t j = 0; j < E; j++)
+            for (uint32_t k = U - 1; k-- > 0;) B[j * U + k] += B[j * U + k + 1];
     r->held_total = 0;
     r->open_rest = 0;
     r->rhead = r->rtail = 0;
-    for (uint32_t j = 0; j < r->E; j++)
-        for (uint32_t u = 0; u < r->U; u++) {
-            uint32_t cnt = B[j * r->U + u];
+    /* Items in (expert, unit) order; entry ids (mem.h: (layer experts +
+     * expert) units + unit) are the step's cells after the layer's first.
+     * Each planned as a load; the present ones (and the groups holding
+     * them) listed in r->order and r->order2, free until the planner runs.
+     * The uses and gate sums per level are added here too, in cell order
+     * (a cell with uses at its level has an item). */
+    double uk[POLICY_MAX_LEVELS], gk[POLICY_MAX_LEVELS], g2k[POLICY_MAX_LEVELS];
+    memcpy(uk, r->uses_k, U * sizeof *uk);
+    memcpy(gk, r->gate_k, U * sizeof *gk);
+    memcpy(g2k, r->gate2_k, U * sizeof *g2k);
+    const uint32_t ebase = layer * E * U;
+    const int64_t *ub = r->unit_bytes, *iou = r->io_unit;
+    step_item *items = r->items;
+    step_group *groups = r->groups;
+    plan_item *pi = r->pitems;
+    uint32_t *pres = r->order, *pgrp = r->order2;
+    uint32_t nitems = 0, ngroups = 0, gexp = UINT32_MAX, npres = 0, npgrp = 0;
+    int64_t need = 0, tick = r->tick;
+    for (uint32_t j = 0, b = 0; j < E; j++)
+        for (uint32_t u = 0; u < U; u++, b++) {
+            const uint32_t cnt = B[b];
             if (!cnt) continue;
-            step_item *it = &r->items[r->nitems];
-            it->entry = mem_entry_id(r->mm, r->layer, j, u);
-            it->expert = j;
-            it->unit = u;
-            it->tokens = cnt;
-            it->final = r->Bfin[j * r->U + u];
-            cost_compute cc = {0, 0, 0, 0};
-            if (r->swiglu)
-                cost_expert_swiglu_item(r->d, r->W, r->m->expert_matrices, r->m->expert_ffn, r->unit_bytes, (int)u + 1,
-                                        r->unit_bits[u], cnt, r->Bfin[j * r->U + u], r->fused, &cc);
-            else {
-                if (cnt <= r->ntok_max) cc = r->ccache[(size_t)u * (r->ntok_max + 1) + cnt];
-                if (cc.total == 0) {
-                    if (r->fused) /* one launch per expert: on its first level (nested), on every copy */
-                        cost_expert_fused(r->d, r->W, r->unit_bytes[u], r->unit_bits[u],
-                                          r->sys->nested && u > 0 ? 1 : r->unit_bits[u], cnt, !r->sys->nested || u == 0, &cc);
-                    else
-                        cost_expert(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], cnt, &cc);
-                    if (cnt <= r->ntok_max) r->ccache[(size_t)u * (r->ntok_max + 1) + cnt] = cc;
-                }
+            const uint32_t fin = Bfin[b];
+            if (fin) {
+                uk[u] += fin;
+                gk[u] += gs[b];
+                g2k[u] += gs2[b];
             }
-            RUN_TRY(account_check_dur(cc.total, "expert compute"));
-            it->dequant = cc.dequant;
-            it->router = r->bt->is_router ? (int64_t)ceil(r->p->router_overhead * (double)cc.total) : 0;
-            it->t_comp = cc.total + it->router;
-            int st = mem_entry_state(r->mm, it->entry);
-            it->hit = st != MEM_ABSENT; /* present; a hit if its group opens below */
-            it->pred = it->hit && (mem_entry_predicted(r->mm, it->entry) || st == MEM_LOADING);
-            it->started = it->held = 0;
-            it->state = 0;
-            if (!r->sys->nested || !r->ngroups || r->items[r->groups[r->ngroups - 1].first].expert != j)
-                r->groups[r->ngroups++] = (step_group){.first = r->nitems};
-            step_group *g = &r->groups[r->ngroups - 1];
-            if (it->hit) {
-                g->present += r->unit_bytes[u];
+            step_item *it = &items[nitems];
+            const uint32_t id = ebase + b;
+            step_cost sc;
+            RUN_TRY(item_cost(r, u, cnt, fin, &sc));
+            const int st = mem_entry_state(r->mm, id);
+            const int hit = st != MEM_ABSENT; /* present; a hit if its group opens below */
+            *it = (step_item){.entry = id, .expert = j, .unit = u, .tokens = cnt, .final = fin, .t_comp = sc.t_comp,
+                              .dequant = sc.dequant, .router = sc.router, .hit = hit,
+                              .pred = hit && (st == MEM_LOADING || mem_entry_predicted(r->mm, id))};
+            pi[nitems] = (plan_item){j, u, cnt, iou[u], sc.t_comp, 1};
+            if (!nested || gexp != j) { /* copies: a group per unit; nested: per expert */
+                groups[ngroups++] = (step_group){.first = nitems};
+                gexp = j;
+            }
+            step_group *g = &groups[ngroups - 1];
+            if (hit) {
+                if (!npgrp || pgrp[npgrp - 1] != ngroups - 1) pgrp[npgrp++] = ngroups - 1;
+                g->present += ub[u];
                 g->loading |= st == MEM_LOADING;
+                pres[npres++] = nitems;
             }
             g->n++;
             g->left++;
-            g->need += r->unit_bytes[u];
-            r->fstep_need += r->unit_bytes[u];
-            it->grp = r->ngroups - 1;
-            mem_entry_touch(r->mm, it->entry, r->tick++);
-            r->item_of[it->entry] = (int32_t)r->nitems;
-            r->nitems++;
+            g->need += ub[u];
+            need += ub[u];
+            it->grp = ngroups - 1;
+            mem_entry_touch(r->mm, id, tick++);
+            r->item_of[id] = (int32_t)nitems;
+            nitems++;
         }
-    r->remaining = r->nitems;
+    memcpy(r->uses_k, uk, U * sizeof *uk);
+    memcpy(r->gate_k, gk, U * sizeof *gk);
+    memcpy(r->gate2_k, g2k, U * sizeof *g2k);
+    r->tick = tick;
+    r->fstep_need += need;
+    r->nitems = r->remaining = nitems;
+    r->ngroups = ngroups;
     /* Which groups hold their present units now (hits).  Groups all present,
      * or with a unit still loading (a preload: at most one), and every group
      * of copies open at once (always safe); then nested groups partly
@@ -421,19 +484,24 @@ int step_plan(run *r)
      * Any other group is deferred: its present units stay evictable and
      * all its units are planned as loads; a unit still resident when its
      * load comes up is a hit then. */
-    memset(r->gflag, 0, r->ngroups);
-    for (int pass = 0; pass < 2; pass++)
-        for (uint32_t g = 0; g < r->ngroups; g++) {
-            step_group *x = &r->groups[g];
+    uint8_t *open = r->gflag;
+    for (uint32_t p = 0; p < npgrp; p++) open[pgrp[p]] = 0;
+    for (int pass = 0; pass < (nested ? 2 : 1); pass++) /* copies: every present group opens in pass 0 */
+        for (uint32_t p = 0; p < npgrp; p++) {
+            const uint32_t g = pgrp[p];
+            step_group *x = &groups[g];
             const int64_t present = x->present; /* pinning in pass 0 changes no unit's state */
-            if (r->gflag[g] || !present) continue;
-            if (pass == 0 ? !(present == x->need || x->loading || !r->sys->nested) : !step_group_admit(r, g, present)) continue;
-            r->gflag[g] = 1;
+            if (open[g] || !present) continue;
+            if (pass == 0 ? !(present == x->need || x->loading || !nested) : !step_group_admit(r, g, present)) continue;
+            open[g] = 1;
             for (uint32_t i = x->first; i < x->first + x->n; i++)
-                if (r->items[i].hit) step_hold_item(r, &r->items[i]);
+                if (items[i].hit) step_hold_item(r, &items[i]);
         }
-    for (uint32_t i = 0; i < r->nitems; i++) {
-        step_item *it = &r->items[i];
+    /* the present items: hits in held groups (computed first, in item
+     * order, those resident ready now), else loads */
+    for (uint32_t p = 0; p < npres; p++) {
+        const uint32_t i = pres[p];
+        step_item *it = &items[i];
         if (it->held) {
             r->hits++;
             if (it->pred) r->pf_used++;
@@ -441,10 +509,11 @@ int step_plan(run *r)
                 it->state = 1;
                 r->ready[r->rtail++] = i;
             }
+            pi[i].t_io = 0;
+            pi[i].load = 0;
         } else {
             it->hit = 0;
         }
-        r->pitems[i] = (plan_item){it->expert, it->unit, it->tokens, it->hit ? 0 : r->io_unit[it->unit], it->t_comp, !it->hit};
     }
     /* predictions made for this layer are settled now */
     for (uint32_t i = 0; i < r->npredicted; i++) mem_entry_predict(r->mm, r->predicted[i], 0);
@@ -477,7 +546,13 @@ int step_plan(run *r)
             r->gap_skip++;
         }
     }
-    for (size_t i = 0; i < k; i++) RUN_TRY(queue_io(r, r->items[r->order[i]].entry, 0, r->layer));
+    RUN_TRY(queue_room(r, k));
+    {
+        io_req *q = r->ioq + r->qtail;
+        const uint32_t *ord = r->order;
+        for (size_t i = 0; i < k; i++) q[i] = (io_req){items[ord[i]].entry, 0, layer};
+        r->qtail += (uint32_t)k;
+    }
     return issue_prefetch(r);
 }
 
