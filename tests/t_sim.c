@@ -782,7 +782,7 @@ static void test_bitroute(void)
     {
         static const size_t sizes[] = {1, 7, 31, 32, 33, 64, 255, 256, 257, 1000, 8192, 20011};
         static const double capsets[4][3] = {{.3, .4, .3}, {0, .5, .5}, {.5, .5, 0}, {0, 0, 1}};
-        int agree = 1, cases = 0;
+        int agree = 1, agree_arr = 1, cases = 0;
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
             for (int kind = 0; kind < 4; kind++)
                 for (int ci = 0; ci < 4; ci++) {
@@ -811,13 +811,39 @@ static void test_bitroute(void)
                     for (int l = 0; l < 3; l++)
                         for (size_t j = 0; j < ct[l]; j++, at++)
                             if (v[(uint32_t)ref[at]].level != l) agree = 0;
+                    /* the same levels from the arrays (assign_levels) */
+                    float *wa = malloc(N * sizeof *wa);
+                    uint16_t *ea = calloc(N, sizeof *ea);
+                    uint8_t *la = malloc(N), *ba = calloc(N, 1);
+                    for (size_t i = 0; i < N; i++) wa[i] = v[i].weight;
+                    if (gate->assign_levels(&cc, 0, ea, wa, ba, N, la, (uint32_t *)(void *)sc2) != D2_OK) agree = 0;
+                    for (size_t i = 0; i < N; i++)
+                        if (la[i] != v[i].level) agree_arr = 0;
                     cases++;
-                    free(v); free(sc2); free(ref);
+                    free(v); free(sc2); free(ref); free(wa); free(ea); free(la); free(ba);
                 }
         ok(agree, "gate equals a full sort by (weight, index) in %d cases (sizes 1..20011, ties, negative, equal weights, empty levels)", cases);
+        ok(agree_arr, "gate's assign_levels gives assign's levels in the same %d cases", cases);
     }
     const bitroute_type *un = bitroute_find("uniform:3", &a);
     ok(un && a == 3, "uniform:3 parses");
+    { /* a level per expert (expert_levels) = assign's level of each use */
+        uint8_t sl[8] = {2, 0, 1, 1, 0, 2, 2, 0}, lv[8];
+        bitroute_cfg cs = c;
+        cs.static_level = sl;
+        cs.arg_bits = 3;
+        const bitroute_type *st = bitroute_find("static", &a), *ty[2] = {st, un};
+        int same = 1;
+        for (int t = 0; t < 2; t++) {
+            for (int i = 0; i < 10; i++) u[i] = (bitroute_use){(uint32_t)(i * 3) % 8, (float)i / 10.0f, 0, 9};
+            if (!ty[t]->expert_levels || ty[t]->assign(&cs, 0, u, 10, scratch) != D2_OK ||
+                ty[t]->expert_levels(&cs, 0, lv) != D2_OK)
+                same = 0;
+            else
+                for (int i = 0; i < 10; i++) same &= u[i].level == lv[u[i].expert];
+        }
+        ok(same, "static and uniform:3: expert_levels gives each use's assigned level");
+    }
     ok(!bitroute_find("uniform", &a) && !bitroute_find("uniform:x", &a) && !bitroute_find("bogus", &a), "bad bit routing names refused");
     gsl_rng_free(g);
 }

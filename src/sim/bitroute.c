@@ -98,22 +98,25 @@ static void select_nth(uint64_t *a, size_t lo, size_t hi, size_t p)
  * per use).  The bucketing changes the work, never the result.  Small
  * steps: quickselect of the boundaries.  a: 2n uint64 scratch (the keys,
  * then the gathered buckets). */
-static void rank_levels(bitroute_use *u, size_t n, const size_t *cnt, uint32_t levels, uint64_t *a)
+static void rank_levels(const float *w, size_t ws, uint8_t *lev, size_t ls, size_t n, const size_t *cnt, uint32_t levels,
+                        uint64_t *a)
 {
+#define W(i) (*(const float *)(const void *)((const char *)w + (i) * ws))
+#define LEV(i) (lev[(i) * ls])
     if (n < RANK_SMALL) {
-        for (size_t i = 0; i < n; i++) a[i] = ((uint64_t)fkey(u[i].weight) << 32) | i;
+        for (size_t i = 0; i < n; i++) a[i] = ((uint64_t)fkey(W(i)) << 32) | i;
         size_t lo = 0;
         for (uint32_t k = 0; k < levels; k++) {
             size_t hi = lo + cnt[k];
             if (k + 1 < levels && hi > lo && hi < n) select_nth(a, lo, n, hi - 1); /* a[lo..hi): the cnt[k] smallest left */
-            for (size_t i = lo; i < hi; i++) u[(uint32_t)a[i]].level = (uint8_t)k;
+            for (size_t i = lo; i < hi; i++) LEV((uint32_t)a[i]) = (uint8_t)k;
             lo = hi;
         }
         return;
     }
     uint32_t kmin = UINT32_MAX, kmax = 0;
     for (size_t i = 0; i < n; i++) {
-        uint32_t f = fkey(u[i].weight);
+        uint32_t f = fkey(W(i));
         a[i] = ((uint64_t)f << 32) | i;
         kmin = f < kmin ? f : kmin;
         kmax = f > kmax ? f : kmax;
@@ -186,14 +189,16 @@ static void rank_levels(bitroute_use *u, size_t n, const size_t *cnt, uint32_t l
     /* the keys are in index order (a[i] = key of use i) */
     if (levels == 3) { /* the common three levels: the two thresholds in registers */
         const uint64_t t0 = thr[0], t1 = thr[1];
-        for (size_t i = 0; i < n; i++) u[i].level = (uint8_t)((uint32_t)(a[i] >= t0) + (uint32_t)(a[i] >= t1));
+        for (size_t i = 0; i < n; i++) LEV(i) = (uint8_t)((uint32_t)(a[i] >= t0) + (uint32_t)(a[i] >= t1));
         return;
     }
     for (size_t i = 0; i < n; i++) {
         uint32_t l = 0;
         for (uint32_t k = 0; k + 1 < levels; k++) l += (uint32_t)(a[i] >= thr[k]);
-        u[i].level = (uint8_t)l;
+        LEV(i) = (uint8_t)l;
     }
+#undef W
+#undef LEV
 }
 
 /* gate: the same c_k mix as capacity, but by gate-weight rank within the
@@ -204,7 +209,20 @@ static int assign_gate(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, s
     (void)layer;
     size_t cnt[BITROUTE_MAX_LEVELS];
     bitroute_split(c->caps, c->levels, n, cnt);
-    rank_levels(u, n, cnt, c->levels, (uint64_t *)(void *)idx); /* scratch: 6n uint32, malloc(ed), so 8-byte aligned */
+    rank_levels(&u->weight, sizeof *u, &u->level, sizeof *u, n, cnt, c->levels,
+                (uint64_t *)(void *)idx); /* scratch: 6n uint32, malloc(ed), so 8-byte aligned */
+    return D2_OK;
+}
+
+static int levels_gate(const bitroute_cfg *c, uint32_t layer, const uint16_t *expert, const float *weight, const uint8_t *bits,
+                       size_t n, uint8_t *level, uint32_t *scratch)
+{
+    (void)layer;
+    (void)expert;
+    (void)bits;
+    size_t cnt[BITROUTE_MAX_LEVELS];
+    bitroute_split(c->caps, c->levels, n, cnt);
+    rank_levels(weight, sizeof *weight, level, 1, n, cnt, c->levels, (uint64_t *)(void *)scratch);
     return D2_OK;
 }
 
@@ -275,7 +293,7 @@ static const bitroute_type types[] = {
     {.name = "capacity", .summary = "level drawn at random with the capacities c_k (exact mix per layer step)",
      .is_router = 1, .assign = assign_capacity},
     {.name = "gate", .summary = "gate-weight rank in the layer step: higher weight, more bits, same c_k mix",
-     .is_router = 1, .pure = 1, .assign = assign_gate},
+     .is_router = 1, .pure = 1, .assign = assign_gate, .assign_levels = levels_gate},
     {.name = "static", .summary = "one level per expert, fixed offline from profiling (EdgeMoE)",
      .needs_profile = 1, .assign = assign_static, .expert_levels = levels_static, .preload_level = preload_static},
     {.name = "uniform", .summary = "uniform:B -- every use at B bits", .has_arg = 1, .pure = 1, .assign = assign_uniform,

@@ -50,6 +50,13 @@ typedef struct bitroute_type {
     void (*fini)(void *state);
     /* scratch: 6n entries, 8-byte aligned */
     int (*assign)(const bitroute_cfg *c, uint32_t layer, bitroute_use *u, size_t n, uint32_t *scratch);
+    /* Optional (NULL: none), for a routing that reads nothing of a use but
+     * its expert, weight and bits: assign from the step's arrays
+     * (expert[i], weight[i], bits[i] of use i) into level[i], the levels
+     * assign gives, so a caller need not build the uses.  scratch as
+     * assign's.  D2 status. */
+    int (*assign_levels)(const bitroute_cfg *c, uint32_t layer, const uint16_t *expert, const float *weight,
+                         const uint8_t *bits, size_t n, uint8_t *level, uint32_t *scratch);
     /* Optional (NULL: none), for a routing whose level depends on the
      * expert alone: level[e] for each of the layer's experts, the level
      * assign gives every use of e, so a caller may count the uses without

@@ -378,6 +378,18 @@ int step_plan(run *r)
                 gs[b] += w;
                 gs2[b] += w * w;
             }
+        } else if (r->bt->assign_levels) { /* levels from the arrays: the uses are not built */
+            uint8_t *lv = (uint8_t *)(void *)r->uses; /* n bytes: within the uses' room */
+            RUN_TRY(r->bt->assign_levels(&r->bc, layer, re, rw, r->rb + base, n, lv, r->scratch)); /* scratch: B after */
+            memset(B, 0, nb * sizeof *B);
+            memset(gs, 0, 2 * nb * sizeof *gs);
+            for (size_t i = 0; i < n; i++) {
+                const size_t b = (size_t)re[i] * U + lv[i];
+                const double w = rw[i];
+                B[b]++;
+                gs[b] += w;
+                gs2[b] += w * w;
+            }
         } else {
             bitroute_use *uses = r->uses;
             const uint8_t *rb = r->rb + base;
