@@ -428,10 +428,13 @@ int step_plan(run *r)
      * expert) units + unit) are the step's cells after the layer's first.
      * Each planned as a load; the present ones (and the groups holding
      * them) listed in r->order and r->order2, free until the planner runs.
-     * The uses and gate sums per level are added here too, in cell order
-     * (a cell with uses at its level has an item). */
-    double uk[POLICY_MAX_LEVELS], gk[POLICY_MAX_LEVELS], g2k[POLICY_MAX_LEVELS];
-    memcpy(uk, r->uses_k, U * sizeof *uk);
+     * A group is written whole when its items are known: nested, an
+     * expert's (its cells are consecutive); copies, each item's.  The uses
+     * and gate sums per level are added here too, in cell order (a cell
+     * with uses at its level has an item); the uses as integers (exact: a
+     * run's uses are far below 2^53). */
+    uint64_t uk[POLICY_MAX_LEVELS] = {0};
+    double gk[POLICY_MAX_LEVELS], g2k[POLICY_MAX_LEVELS];
     memcpy(gk, r->gate_k, U * sizeof *gk);
     memcpy(g2k, r->gate2_k, U * sizeof *g2k);
     const uint32_t ebase = layer * E * U;
@@ -439,10 +442,23 @@ int step_plan(run *r)
     step_item *items = r->items;
     step_group *groups = r->groups;
     plan_item *pi = r->pitems;
+    int32_t *item_of = r->item_of;
+    mem *mm = r->mm;
+    /* the cost memo's row per unit; SwiGLU items are not memoized
+     * (item_cost): no count is at most 0 */
+    const step_cost *crow[POLICY_MAX_LEVELS];
+    for (uint32_t u = 0; u < U; u++) crow[u] = r->ccache + (size_t)u * (r->ntok_max + 1);
+    const size_t ntmax = r->swiglu ? 0 : r->ntok_max;
     uint32_t *pres = r->order, *pgrp = r->order2;
-    uint32_t nitems = 0, ngroups = 0, gexp = UINT32_MAX, npres = 0, npgrp = 0;
+    uint32_t nitems = 0, ngroups = 0, npres = 0, npgrp = 0;
     int64_t need = 0, tick = r->tick;
-    for (uint32_t j = 0, b = 0; j < E; j++)
+    for (uint32_t j = 0, b = 0; j < E; j++) {
+        if (nested && !B[b]) { /* nested counts fall with the level: no uses of expert j */
+            b += U;
+            continue;
+        }
+        step_group g = {.first = nitems};
+        int ghit = 0; /* the group has present units */
         for (uint32_t u = 0; u < U; u++, b++) {
             const uint32_t cnt = B[b];
             if (!cnt) continue;
@@ -452,37 +468,44 @@ int step_plan(run *r)
                 gk[u] += gs[b];
                 g2k[u] += gs2[b];
             }
-            step_item *it = &items[nitems];
             const uint32_t id = ebase + b;
             step_cost sc;
-            RUN_TRY(item_cost(r, u, cnt, fin, &sc));
-            const int st = mem_entry_state(r->mm, id);
+            if (cnt <= ntmax && crow[u][cnt].t_comp) sc = crow[u][cnt];
+            else RUN_TRY(item_cost(r, u, cnt, fin, &sc));
+            const int st = mem_entry_state(mm, id);
             const int hit = st != MEM_ABSENT; /* present; a hit if its group opens below */
-            *it = (step_item){.entry = id, .expert = j, .unit = u, .tokens = cnt, .final = fin, .t_comp = sc.t_comp,
-                              .dequant = sc.dequant, .router = sc.router, .hit = hit,
-                              .pred = hit && (st == MEM_LOADING || mem_entry_predicted(r->mm, id))};
+            items[nitems] = (step_item){.entry = id, .expert = j, .unit = u, .tokens = cnt, .final = fin, .grp = ngroups,
+                                        .t_comp = sc.t_comp, .dequant = sc.dequant, .router = sc.router, .hit = hit,
+                                        .pred = hit && (st == MEM_LOADING || mem_entry_predicted(mm, id))};
             pi[nitems] = (plan_item){j, u, cnt, iou[u], sc.t_comp, 1};
-            if (!nested || gexp != j) { /* copies: a group per unit; nested: per expert */
-                groups[ngroups++] = (step_group){.first = nitems};
-                gexp = j;
-            }
-            step_group *g = &groups[ngroups - 1];
             if (hit) {
-                if (!npgrp || pgrp[npgrp - 1] != ngroups - 1) pgrp[npgrp++] = ngroups - 1;
-                g->present += ub[u];
-                g->loading |= st == MEM_LOADING;
+                g.present += ub[u];
+                g.loading |= st == MEM_LOADING;
+                ghit = 1;
                 pres[npres++] = nitems;
             }
-            g->n++;
-            g->left++;
-            g->need += ub[u];
-            need += ub[u];
-            it->grp = ngroups - 1;
-            mem_entry_touch(r->mm, id, tick++);
-            r->item_of[id] = (int32_t)nitems;
+            g.n++;
+            g.need += ub[u];
+            mem_entry_touch(mm, id, tick++);
+            item_of[id] = (int32_t)nitems;
             nitems++;
+            if (!nested) { /* copies: a group per item */
+                if (ghit) pgrp[npgrp++] = ngroups;
+                need += g.need;
+                g.left = g.n;
+                groups[ngroups++] = g;
+                g = (step_group){.first = nitems};
+                ghit = 0;
+            }
         }
-    memcpy(r->uses_k, uk, U * sizeof *uk);
+        if (nested && g.n) {
+            if (ghit) pgrp[npgrp++] = ngroups;
+            need += g.need;
+            g.left = g.n;
+            groups[ngroups++] = g;
+        }
+    }
+    for (uint32_t k = 0; k < U; k++) r->uses_k[k] += (double)uk[k];
     memcpy(r->gate_k, gk, U * sizeof *gk);
     memcpy(r->gate2_k, g2k, U * sizeof *g2k);
     r->tick = tick;
@@ -495,7 +518,8 @@ int step_plan(run *r)
      * present, in expert order, while every open group can still finish.
      * Any other group is deferred: its present units stay evictable and
      * all its units are planned as loads; a unit still resident when its
-     * load comes up is a hit then. */
+     * load comes up is a hit then.  A group opens whole: its present units
+     * pinned, then its bytes held (what step_hold_item does unit by unit). */
     uint8_t *open = r->gflag;
     for (uint32_t p = 0; p < npgrp; p++) open[pgrp[p]] = 0;
     for (int pass = 0; pass < (nested ? 2 : 1); pass++) /* copies: every present group opens in pass 0 */
@@ -507,7 +531,14 @@ int step_plan(run *r)
             if (pass == 0 ? !(present == x->need || x->loading || !nested) : !step_group_admit(r, g, present)) continue;
             open[g] = 1;
             for (uint32_t i = x->first; i < x->first + x->n; i++)
-                if (items[i].hit) step_hold_item(r, &items[i]);
+                if (items[i].hit) {
+                    mem_entry_pin(mm, items[i].entry);
+                    items[i].held = 1;
+                }
+            const int64_t before = step_group_rest(x);
+            x->held += present;
+            r->held_total += present;
+            r->open_rest += step_group_rest(x) - before;
         }
     /* the present items: hits in held groups (computed first, in item
      * order, those resident ready now), else loads */
@@ -596,7 +627,8 @@ static void bound_fstep(run *r)
 
 int step_end(run *r)
 {
-    for (uint32_t i = 0; i < r->nitems; i++) r->item_of[r->items[i].entry] = -1;
+    /* the step's items are entries of its layer: their range cleared at once */
+    if (r->nitems) memset(r->item_of + (size_t)r->layer * r->E * r->U, 0xff, (size_t)r->E * r->U * sizeof *r->item_of);
     r->steps++;
     /* every group is done: none still needs bytes (the admission's kept sum) */
     if (r->open_rest != 0 || r->bad_rest)
