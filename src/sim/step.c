@@ -353,7 +353,7 @@ int step_plan(run *r)
     const int nested = r->sys->nested;
     r->lb_flops += 2.0 * (double)r->W * (double)n; /* every token-expert use is at least one GEMM of the expert */
     r->lb_wt += (double)r->W * (double)n;
-    /* B[j][u]: tokens that need unit u of expert j */
+    /* B[j][u]: uses of expert j at exactly level (unit) u */
     uint32_t *B = r->scratch; /* reuse: E*U <= n*... sized at setup */
     const size_t nb = (size_t)E * U;
     double *gs = r->gsum, *gs2 = r->gsum + nb;
@@ -383,6 +383,7 @@ int step_plan(run *r)
             RUN_TRY(r->bt->assign_levels(&r->bc, layer, re, rw, r->rb + base, n, lv, r->scratch)); /* scratch: B after */
             memset(B, 0, nb * sizeof *B);
             memset(gs, 0, 2 * nb * sizeof *gs);
+#pragma GCC unroll 4
             for (size_t i = 0; i < n; i++) {
                 const size_t b = (size_t)re[i] * U + lv[i];
                 const double w = rw[i];
@@ -416,11 +417,6 @@ int step_plan(run *r)
         memcpy(gs, mg, nb * sizeof *gs);
         memcpy(gs2, mg2, nb * sizeof *gs2);
     }
-    uint32_t *Bfin = r->Bfin;
-    memcpy(Bfin, B, nb * sizeof *B);
-    if (nested) /* nesting: a use at level k needs units 1..k */
-        for (uint32_t j = 0; j < E; j++)
-            for (uint32_t k = U - 1; k-- > 0;) B[j * U + k] += B[j * U + k + 1];
     r->held_total = 0;
     r->open_rest = 0;
     r->rhead = r->rtail = 0;
@@ -452,17 +448,24 @@ int step_plan(run *r)
     uint32_t *pres = r->order, *pgrp = r->order2;
     uint32_t nitems = 0, ngroups = 0, npres = 0, npgrp = 0;
     int64_t need = 0, tick = r->tick;
+    uint32_t need_u[POLICY_MAX_LEVELS]; /* expert j's tokens that need unit u */
     for (uint32_t j = 0, b = 0; j < E; j++) {
-        if (nested && !B[b]) { /* nested counts fall with the level: no uses of expert j */
-            b += U;
-            continue;
+        if (nested) { /* nesting: a use at level k needs units 1..k */
+            uint32_t c = 0;
+            for (uint32_t u = U; u-- > 0;) need_u[u] = c += B[b + u];
+            if (!c) { /* no uses of expert j */
+                b += U;
+                continue;
+            }
+        } else {
+            memcpy(need_u, B + b, U * sizeof *B);
         }
         step_group g = {.first = nitems};
         int ghit = 0; /* the group has present units */
         for (uint32_t u = 0; u < U; u++, b++) {
-            const uint32_t cnt = B[b];
+            const uint32_t cnt = need_u[u];
             if (!cnt) continue;
-            const uint32_t fin = Bfin[b];
+            const uint32_t fin = B[b]; /* tokens whose own level is u */
             if (fin) {
                 uk[u] += fin;
                 gk[u] += gs[b];
