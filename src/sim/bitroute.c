@@ -115,6 +115,7 @@ static void rank_levels(const float *w, size_t ws, uint8_t *lev, size_t ls, size
         return;
     }
     uint32_t kmin = UINT32_MAX, kmax = 0;
+#pragma GCC unroll 4
     for (size_t i = 0; i < n; i++) {
         uint32_t f = fkey(W(i));
         a[i] = ((uint64_t)f << 32) | i;
@@ -130,6 +131,7 @@ static void rank_levels(const float *w, size_t ws, uint8_t *lev, size_t ls, size
     const unsigned shift = bits > lognb ? bits - lognb : 0;
     uint32_t hist[RANK_BUCKETS];
     memset(hist, 0, nb * sizeof *hist);
+#pragma GCC unroll 4
     for (size_t i = 0; i < n; i++) hist[((uint32_t)(a[i] >> 32) - kmin) >> shift]++;
     /* Boundary k: the largest key of groups 0..k, i.e. rank c_k - 1 with
      * c_k = cnt[0] + ... + cnt[k]; a use's level is the number of
@@ -172,6 +174,7 @@ static void rank_levels(const float *w, size_t ws, uint8_t *lev, size_t ls, size
     size_t first[BITROUTE_MAX_LEVELS]; /* where bucket sb[j]'s keys begin in g */
     for (uint32_t j = 0; j < ns; j++) first[j] = pos[j + 1];
     if (ns) {
+#pragma GCC unroll 4
         for (size_t i = 0; i < n; i++) {
             const uint64_t t = a[i];
             const uint32_t s = slot[((uint32_t)(t >> 32) - kmin) >> shift];
@@ -189,6 +192,7 @@ static void rank_levels(const float *w, size_t ws, uint8_t *lev, size_t ls, size
     /* the keys are in index order (a[i] = key of use i) */
     if (levels == 3) { /* the common three levels: the two thresholds in registers */
         const uint64_t t0 = thr[0], t1 = thr[1];
+#pragma GCC unroll 4
         for (size_t i = 0; i < n; i++) LEV(i) = (uint8_t)((uint32_t)(a[i] >= t0) + (uint32_t)(a[i] >= t1));
         return;
     }
