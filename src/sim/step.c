@@ -353,10 +353,14 @@ int step_plan(run *r)
     const int nested = r->sys->nested;
     r->lb_flops += 2.0 * (double)r->W * (double)n; /* every token-expert use is at least one GEMM of the expert */
     r->lb_wt += (double)r->W * (double)n;
-    /* B[j][u]: uses of expert j at exactly level (unit) u */
+    /* B[j][u]: uses of expert j at exactly level (unit) u, and their gate
+     * weights' sums gs and sums of squares gs2: decoded here, or read in
+     * the memo (Bc, gsc, gs2c: the step's, whichever) */
     uint32_t *B = r->scratch; /* reuse: E*U <= n*... sized at setup */
     const size_t nb = (size_t)E * U;
     double *gs = r->gsum, *gs2 = r->gsum + nb;
+    const uint32_t *Bc = B;
+    const double *gsc = gs, *gs2c = gs2;
     const uint32_t *mB = NULL;
     const double *mg = NULL, *mg2 = NULL;
     if (r->smemo_hit) stepmemo_get(r->smemo, r->f, layer, &mB, &mg, &mg2);
@@ -371,6 +375,7 @@ int step_plan(run *r)
             RUN_TRY(r->bt->expert_levels(&r->bc, layer, lv));
             memset(B, 0, nb * sizeof *B);
             memset(gs, 0, 2 * nb * sizeof *gs);
+#pragma GCC unroll 4
             for (size_t i = 0; i < n; i++) {
                 const size_t b = (size_t)re[i] * U + lv[re[i]];
                 const double w = rw[i];
@@ -413,9 +418,9 @@ int step_plan(run *r)
             stepmemo_put(r->smemo, r->f, r->smemo_comp, r->smemo_ncomp, layer, B, gs, gs2);
         }
     } else { /* answered by the memo: what this step's decoding and ranking give */
-        memcpy(B, mB, nb * sizeof *B);
-        memcpy(gs, mg, nb * sizeof *gs);
-        memcpy(gs2, mg2, nb * sizeof *gs2);
+        Bc = mB;
+        gsc = mg;
+        gs2c = mg2;
     }
     r->held_total = 0;
     r->open_rest = 0;
@@ -431,8 +436,7 @@ int step_plan(run *r)
      * run's uses are far below 2^53). */
     uint64_t uk[POLICY_MAX_LEVELS] = {0};
     double gk[POLICY_MAX_LEVELS], g2k[POLICY_MAX_LEVELS];
-    memcpy(gk, r->gate_k, U * sizeof *gk);
-    memcpy(g2k, r->gate2_k, U * sizeof *g2k);
+    for (uint32_t k = 0; k < U; k++) gk[k] = r->gate_k[k], g2k[k] = r->gate2_k[k];
     const uint32_t ebase = layer * E * U;
     const int64_t *ub = r->unit_bytes, *iou = r->io_unit;
     step_item *items = r->items;
@@ -448,58 +452,61 @@ int step_plan(run *r)
     uint32_t *pres = r->order, *pgrp = r->order2;
     uint32_t nitems = 0, ngroups = 0, npres = 0, npgrp = 0;
     int64_t need = 0, tick = r->tick;
-    uint32_t need_u[POLICY_MAX_LEVELS]; /* expert j's tokens that need unit u */
+    uint32_t need_u[POLICY_MAX_LEVELS];
     for (uint32_t j = 0, b = 0; j < E; j++) {
+        const uint32_t *nd = Bc + b; /* nd[u]: expert j's tokens that need unit u */
         if (nested) { /* nesting: a use at level k needs units 1..k */
             uint32_t c = 0;
-            for (uint32_t u = U; u-- > 0;) need_u[u] = c += B[b + u];
+            for (uint32_t u = U; u-- > 0;) need_u[u] = c += Bc[b + u];
             if (!c) { /* no uses of expert j */
                 b += U;
                 continue;
             }
-        } else {
-            memcpy(need_u, B + b, U * sizeof *B);
+            nd = need_u;
         }
         step_group g = {.first = nitems};
         int ghit = 0; /* the group has present units */
         for (uint32_t u = 0; u < U; u++, b++) {
-            const uint32_t cnt = need_u[u];
+            const uint32_t cnt = nd[u];
             if (!cnt) continue;
-            const uint32_t fin = B[b]; /* tokens whose own level is u */
+            const uint32_t fin = Bc[b]; /* tokens whose own level is u */
             if (fin) {
                 uk[u] += fin;
-                gk[u] += gs[b];
-                g2k[u] += gs2[b];
+                gk[u] += gsc[b];
+                g2k[u] += gs2c[b];
             }
             const uint32_t id = ebase + b;
-            step_cost sc;
-            if (cnt <= ntmax && crow[u][cnt].t_comp) sc = crow[u][cnt];
-            else RUN_TRY(item_cost(r, u, cnt, fin, &sc));
             const int st = mem_entry_state(mm, id);
             const int hit = st != MEM_ABSENT; /* present; a hit if its group opens below */
-            items[nitems] = (step_item){.entry = id, .expert = j, .unit = u, .tokens = cnt, .final = fin, .grp = ngroups,
-                                        .t_comp = sc.t_comp, .dequant = sc.dequant, .router = sc.router, .hit = hit,
-                                        .pred = hit && (st == MEM_LOADING || mem_entry_predicted(mm, id))};
-            pi[nitems] = (plan_item){j, u, cnt, iou[u], sc.t_comp, 1};
-            if (hit) {
-                g.present += ub[u];
-                g.loading |= st == MEM_LOADING;
-                ghit = 1;
-                pres[npres++] = nitems;
+            const int pred = hit && (st == MEM_LOADING || mem_entry_predicted(mm, id));
+            step_cost own;
+            const step_cost *sc = cnt <= ntmax ? &crow[u][cnt] : NULL;
+            if (!sc || !sc->t_comp) {
+                RUN_TRY(item_cost(r, u, cnt, fin, &own));
+                sc = &own;
             }
-            g.n++;
-            g.need += ub[u];
+            items[nitems] = (step_item){.entry = id, .expert = j, .unit = u, .tokens = cnt, .final = fin, .grp = ngroups,
+                                        .t_comp = sc->t_comp, .dequant = sc->dequant, .router = sc->router, .hit = hit,
+                                        .pred = pred};
+            pi[nitems] = (plan_item){j, u, cnt, iou[u], sc->t_comp, 1};
+            if (hit) pres[npres++] = nitems;
+            if (nested) {
+                if (hit) {
+                    g.present += ub[u];
+                    g.loading |= st == MEM_LOADING;
+                    ghit = 1;
+                }
+                g.n++;
+                g.need += ub[u];
+            } else { /* copies: a group per item */
+                if (hit) pgrp[npgrp++] = ngroups;
+                need += ub[u];
+                groups[ngroups++] = (step_group){.first = nitems, .n = 1, .left = 1, .need = ub[u], .present = hit ? ub[u] : 0,
+                                                 .loading = st == MEM_LOADING};
+            }
             mem_entry_touch(mm, id, tick++);
             item_of[id] = (int32_t)nitems;
             nitems++;
-            if (!nested) { /* copies: a group per item */
-                if (ghit) pgrp[npgrp++] = ngroups;
-                need += g.need;
-                g.left = g.n;
-                groups[ngroups++] = g;
-                g = (step_group){.first = nitems};
-                ghit = 0;
-            }
         }
         if (nested && g.n) {
             if (ghit) pgrp[npgrp++] = ngroups;
@@ -508,9 +515,11 @@ int step_plan(run *r)
             groups[ngroups++] = g;
         }
     }
-    for (uint32_t k = 0; k < U; k++) r->uses_k[k] += (double)uk[k];
-    memcpy(r->gate_k, gk, U * sizeof *gk);
-    memcpy(r->gate2_k, g2k, U * sizeof *g2k);
+    for (uint32_t k = 0; k < U; k++) {
+        r->uses_k[k] += (double)uk[k];
+        r->gate_k[k] = gk[k];
+        r->gate2_k[k] = g2k[k];
+    }
     r->tick = tick;
     r->fstep_need += need;
     r->nitems = r->remaining = nitems;
