@@ -29,7 +29,7 @@ static void teardown(run *r)
     free(r->next_use);
     free(r->arrive_ns); free(r->first_ns); free(r->finish_ns); free(r->gen_cnt);
     free(r->pre_q); free(r->dec_q); free(r->dec_pos);
-    free(r->rexp); free(r->rw); free(r->rb); free(r->uses); free(r->scratch); free(r->Bfin); free(r->gsum);
+    free(r->rexp); free(r->rw); free(r->rb); free(r->uses); free(r->scratch); free(r->gsum);
     free(r->static_level); free(r->trans); free(r->items); free(r->item_of);
     free(r->pitems); free(r->order); free(r->order2); free(r->ready); free(r->ioq); free(r->predicted); free(r->ccache);
     free(r->groups); free(r->gflag); free(r->gneed);
@@ -156,7 +156,6 @@ static int setup(run *r, const sim_input *in)
     r->rb = calloc(nroute, sizeof *r->rb);
     r->uses = malloc(nuse * sizeof *r->uses);
     r->scratch = malloc((6 * nuse > nit ? 6 * nuse : nit) * sizeof *r->scratch);
-    r->Bfin = malloc(nit * sizeof *r->Bfin);
     r->gsum = malloc(2 * nit * sizeof *r->gsum);
     r->static_level = calloc((size_t)r->L * r->E, 1);
     r->trans = calloc((size_t)r->L * r->E * r->E, sizeof *r->trans);
@@ -186,7 +185,7 @@ static int setup(run *r, const sim_input *in)
         r->io_unit[u] = cost_load_ns(r->d, r->unit_bytes[u], 0);
         D2_TRY(account_check_dur(r->io_unit[u], "expert load"));
     }
-    if (!r->rng_bits || !r->rng_pred || !r->rexp || !r->rw || !r->rb || !r->uses || !r->scratch || !r->Bfin || !r->gsum || !r->static_level ||
+    if (!r->rng_bits || !r->rng_pred || !r->rexp || !r->rw || !r->rb || !r->uses || !r->scratch || !r->gsum || !r->static_level ||
         !r->trans || !r->items || !r->groups || !r->gflag || !r->gneed || !r->item_of || !r->pitems || !r->order || !r->order2 || !r->ready || !r->ioq || !r->predicted || !r->ccache ||
         !r->arrive_ns || !r->first_ns || !r->finish_ns || !r->gen_cnt || !r->pre_q || !r->dec_q || !r->dec_pos || !r->tok_req || !r->rng_arrival)
         D2_ERROR(D2_ENOMEM, "sim: out of memory");

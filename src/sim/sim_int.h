@@ -141,7 +141,6 @@ typedef struct run {
     size_t route_faulted;   /* entries of rexp / rw / rb faulted in at once so far (prefault) */
     bitroute_use *uses;     /* one layer step's (token, expert) uses */
     uint32_t *scratch;      /* bit routing scratch (6 per use), then B[expert][unit] counts */
-    uint32_t *Bfin;         /* [expert][unit] tokens whose last level is unit (nested) */
     double *gsum;           /* [2][expert][unit] a layer step's gate-weight sums and sums of squares (step_plan) */
     int swiglu;             /* sim.nested_compute = swiglu (nested systems only) */
     int fused;              /* sim.nested_kernel = fused */
