@@ -1,6 +1,6 @@
 /* run.c - the serving simulator's run (sim_run, sim_run_observed): set a run
  * up from its inputs (the system resolved, memory, generators, buffers,
- * offline profiling), drive the event loop until the last forward step ends
+ * offline profiling), run it (engine_run, engine.c) until the last forward step ends
  * or memory runs out, check the run's invariants and tear it down.  What
  * happens at each event is in engine.c and step.c; what a run accounts as it
  * goes in account.c; metrics in result.c.  It does not parse command lines or
