@@ -13,7 +13,7 @@
 #include "sim/arrival.h"
 #include "sim/bitroute.h"
 #include "sim/cost.h"
-#include "sim/des.h"
+#include "sim/des_int.h" /* des.h, and its push and pop inline */
 #include "sim/mem_int.h" /* mem.h, and its accessors inline */
 #include "sim/plan.h"
 #include "sim/policy.h"
