@@ -261,9 +261,54 @@ int profile_run(run *r);
 int step_start(run *r);
 int step_plan(run *r);
 int step_end(run *r);
-void step_hold_item(run *r, step_item *it);
-int step_group_admit(run *r, uint32_t g, int64_t bytes);
-int step_pick_load(run *r, int *go);
+/* The step holds the item's unit (resident or loading) until its group is done. */
+static inline void step_hold_item(run *r, step_item *it)
+{
+    mem_entry_pin(r->mm, it->entry);
+    it->held = 1;
+    step_group *g = &r->groups[it->grp];
+    const int64_t b = r->unit_bytes[it->unit];
+    r->open_rest -= step_group_rest(g);
+    g->held += b;
+    r->open_rest += step_group_rest(g);
+    r->held_total += b;
+}
+int step_group_admit_order(run *r, uint32_t g, int64_t bytes, int64_t room);
+void step_rest_check(run *r);
+/* May group g hold `bytes` more now?  They must fit beside what the step
+ * holds (unheld resident units can be evicted), and afterwards every open
+ * group must still be able to finish: a banker's check with one resource,
+ * the budget (open groups by remaining need ascending; each that fits
+ * returns what it holds when done; step_group_admit_order).  Inline: what
+ * the open groups need with g holding `bytes` more (the kept sum with g's
+ * part replaced) mostly fits beside the room, and then there is nothing to
+ * order. */
+static inline int step_group_admit(run *r, uint32_t g, int64_t bytes)
+{
+    const int64_t room = mem_budget(r->mm) - r->held_total - bytes;
+    if (room < 0) return 0;
+    const step_group *x = &r->groups[g];
+    const int64_t held = x->held + bytes;
+    const int64_t rest = r->open_rest - step_group_rest(x) + (held > 0 && x->left > 0 ? x->need - held : 0);
+#ifdef D2_DEBUG
+    step_rest_check(r);
+#endif
+    return rest <= room ? 1 : step_group_admit_order(r, g, bytes, room);
+}
+int step_pick_other(run *r, int *go);
+/* Nested storage: make the queue's head a unit the step can take now.  The
+ * planner's head if admissible (inline); else step_pick_other: wait while a
+ * group that needs no more loads is computing (it will free its units);
+ * else the first admissible unit further on that is its group's first in
+ * the queue (levels stay ascending).  One exists while every open group can
+ * finish (admission keeps that true).  *go = 1: the head may go; 0: wait.
+ * A D2 status. */
+static inline int step_pick_load(run *r, int *go)
+{
+    const step_item *it = &r->items[r->item_of[r->ioq[r->qhead].entry]];
+    *go = 1;
+    return step_group_admit(r, it->grp, r->unit_bytes[it->unit]) ? D2_OK : step_pick_other(r, go);
+}
 /* engine.c: the I/O channel, the compute unit, the events */
 /* the event loop: handle events until the last step ends, memory runs out,
  * an error, or none is left */

@@ -109,42 +109,21 @@ static void step_memo_lookup(run *r)
 
 /* ---- the I/O channel and the compute unit -------------------------------- */
 
-/* The step holds the item's unit (resident or loading) until its group is done. */
-void step_hold_item(run *r, step_item *it)
-{
-    mem_entry_pin(r->mm, it->entry);
-    it->held = 1;
-    step_group *g = &r->groups[it->grp];
-    r->open_rest -= step_group_rest(g);
-    g->held += r->unit_bytes[it->unit];
-    r->open_rest += step_group_rest(g);
-    r->held_total += r->unit_bytes[it->unit];
-}
-
-/* May group g hold `bytes` more now?  They must fit beside what the step
- * holds (unheld resident units can be evicted), and afterwards every open
- * group must still be able to finish: a banker's check with one resource,
- * the budget (open groups by remaining need ascending; each that fits
- * returns what it holds when done). */
-int step_group_admit(run *r, uint32_t g, int64_t bytes)
-{
-    int64_t room = mem_budget(r->mm) - r->held_total - bytes;
-    if (room < 0) return 0;
-    /* what the open groups need with g holding `bytes` more: the kept sum
-     * with g's part replaced; when it all fits beside the room there is
-     * nothing to order */
-    step_group y = r->groups[g];
-    const int64_t before = step_group_rest(&y);
-    y.held += bytes;
-    int64_t rest = r->open_rest - before + step_group_rest(&y);
 #ifdef D2_DEBUG
-    {
-        int64_t sum = 0;
-        for (uint32_t i = 0; i < r->ngroups; i++) sum += step_group_rest(&r->groups[i]);
-        if (sum != r->open_rest) r->bad_rest = 1; /* reported at the step's end */
-    }
+/* debug builds: the kept sum of the open groups' remaining need against the
+ * groups (a disagreement is reported at the step's end) */
+void step_rest_check(run *r)
+{
+    int64_t sum = 0;
+    for (uint32_t i = 0; i < r->ngroups; i++) sum += step_group_rest(&r->groups[i]);
+    if (sum != r->open_rest) r->bad_rest = 1;
+}
 #endif
-    if (rest <= room) return 1;
+
+/* step_group_admit when the open groups' need exceeds the room: the
+ * banker's check proper */
+int step_group_admit_order(run *r, uint32_t g, int64_t bytes, int64_t room)
+{
     /* in ascending rem, by insertion as they are collected (the groups
      * holding units are a few of a layer's experts, at most its 8 to 128;
      * qsort's comparison calls cost more here); the order of equal rems
@@ -166,22 +145,10 @@ int step_group_admit(run *r, uint32_t g, int64_t bytes)
     return 1;
 }
 
-static int load_admit(run *r, uint32_t qi)
+/* step_pick_load when the queue's head is not admissible (see sim_int.h):
+ * wait, or bring the first admissible unit further on to the head. */
+int step_pick_other(run *r, int *go)
 {
-    const step_item *it = &r->items[r->item_of[r->ioq[qi].entry]];
-    return step_group_admit(r, it->grp, r->unit_bytes[it->unit]);
-}
-
-/* Nested storage: make the queue's head a unit the step can take now.  The
- * planner's head if admissible; else wait while a group that needs no more
- * loads is computing (it will free its units); else the first admissible
- * unit further on that is its group's first in the queue (levels stay
- * ascending).  One exists while every open group can finish (admission
- * keeps that true).  *go = 1: the head may go; 0: wait.  A D2 status. */
-int step_pick_load(run *r, int *go)
-{
-    *go = 1;
-    if (load_admit(r, r->qhead)) return D2_OK;
     *go = 0;
     for (uint32_t g = 0; g < r->ngroups; g++)
         if (r->groups[g].left && r->groups[g].held == r->groups[g].need) return D2_OK;
@@ -191,7 +158,8 @@ int step_pick_load(run *r, int *go)
         uint32_t g = r->items[r->item_of[r->ioq[i].entry]].grp;
         if (r->gflag[g]) continue;
         r->gflag[g] = 1;
-        if (load_admit(r, i)) {
+        const step_item *it = &r->items[r->item_of[r->ioq[i].entry]];
+        if (step_group_admit(r, it->grp, r->unit_bytes[it->unit])) {
             io_req t = r->ioq[i];
             memmove(r->ioq + r->qhead + 1, r->ioq + r->qhead, (i - r->qhead) * sizeof *r->ioq);
             r->ioq[r->qhead] = t;
