@@ -6,29 +6,49 @@
 
 #include <stdlib.h>
 
+/* one profiling token's routing, layer by layer: mass and transitions */
+static inline void profile_token(run *r, const uint16_t *ex, const float *w, size_t stride, double *mass, double *cnt)
+{
+    for (uint32_t l = 0; l < r->L; l++) {
+        const uint16_t *cur = ex + (size_t)l * stride;
+        const float *cw = w + (size_t)l * stride;
+        for (uint32_t k = 0; k < r->K; k++) mass[(size_t)l * r->E + cur[k]] += cw[k];
+        if (l > 0) {
+            const uint16_t *prev = cur - stride;
+            for (uint32_t a = 0; a < r->K; a++)
+                for (uint32_t b = 0; b < r->K; b++) cnt[((size_t)(l - 1) * r->E + prev[a]) * r->E + cur[b]] += 1;
+        }
+    }
+}
+
 int profile_run(run *r)
 {
     size_t LE = (size_t)r->L * r->E;
     double *mass = calloc(LE, sizeof *mass);
     double *cnt = calloc(LE * r->E, sizeof *cnt);
-    uint16_t ex[2][MODEL_MAX_TOP_K];
-    float w[MODEL_MAX_TOP_K];
-    if (!mass || !cnt) { free(mass); free(cnt); D2_ERROR(D2_ENOMEM, "sim: out of memory"); }
+    /* a token's routing, every layer: [layer][top_k] */
+    uint16_t *ex = malloc((size_t)r->L * MODEL_MAX_TOP_K * sizeof *ex);
+    float *w = malloc((size_t)r->L * MODEL_MAX_TOP_K * sizeof *w);
+    if (!mass || !cnt || !ex || !w) { free(mass); free(cnt); free(ex); free(w); D2_ERROR(D2_ENOMEM, "sim: out of memory"); }
     uint32_t npos = r->P + r->G;
-    for (uint32_t q = 0; q < (uint32_t)r->p->profile_requests; q++) {
+    int rc = D2_OK;
+    /* a source that routes a token at once is asked once per token (the
+     * same values as one call per layer, sim.h); the sums run in the same
+     * order either way */
+    for (uint32_t q = 0; rc == D2_OK && q < (uint32_t)r->p->profile_requests; q++) {
         uint32_t req = r->R + q; /* ids after the batch; a trace file wraps them */
-        for (uint32_t pos = 0; pos < npos; pos++)
-            for (uint32_t l = 0; l < r->L; l++) {
-                int rc = r->in->route(r->in->route_user, req, pos, l, ex[l & 1], w, NULL);
-                if (rc) { free(mass); free(cnt); return rc; }
-                for (uint32_t k = 0; k < r->K; k++) mass[(size_t)l * r->E + ex[l & 1][k]] += w[k];
-                if (l > 0)
-                    for (uint32_t a = 0; a < r->K; a++)
-                        for (uint32_t b = 0; b < r->K; b++)
-                            cnt[((size_t)(l - 1) * r->E + ex[(l - 1) & 1][a]) * r->E + ex[l & 1][b]] += 1;
-            }
+        for (uint32_t pos = 0; rc == D2_OK && pos < npos; pos++) {
+            if (r->in->route_token) rc = r->in->route_token(r->in->route_user, req, pos, ex, w, NULL, r->K);
+            else
+                for (uint32_t l = 0; rc == D2_OK && l < r->L; l++)
+                    rc = r->in->route(r->in->route_user, req, pos, l, ex + (size_t)l * r->K, w + (size_t)l * r->K, NULL);
+            if (rc == D2_OK) profile_token(r, ex, w, r->K, mass, cnt);
+        }
     }
-    int rc = bitroute_static_levels(mass, r->L, r->E, r->caps, r->U, r->static_level);
+    free(ex);
+    free(w);
+    if (rc) { free(mass); free(cnt); return rc; }
+    rc = bitroute_static_levels(mass, r->L, r->E, r->caps, r->U, r->static_level);
     if (rc) { free(mass); free(cnt); return rc; }
     for (size_t row = 0; row < LE; row++) { /* rows -> conditional probabilities */
         double s = 0;
