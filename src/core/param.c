@@ -8,6 +8,7 @@
 #include "core/suggest.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
@@ -427,6 +428,99 @@ int param_profile_read(const param_table *t, const char *name_or_path, void *obj
     char path[PARAM_PATH_MAX];
     D2_TRY(param_profile_path(t->name, name_or_path, path, sizeof path));
     return param_load_ini(t, obj, path, o);
+}
+
+/* ---- a process's memo of files read ---------------------------------- */
+
+#define PARAM_MEMO_SLOTS 32 /* files remembered (round robin) */
+
+typedef struct memo_slot {
+    const void *kind;
+    char *path;            /* NULL = empty slot */
+    param_file_version v;
+    void *data;
+    size_t n;              /* bytes */
+} memo_slot;
+
+static memo_slot memo_slots[PARAM_MEMO_SLOTS];
+static unsigned memo_next;
+static pthread_mutex_t memo_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int param_file_version_of(const char *path, param_file_version *v)
+{
+    struct stat st;
+    memset(v, 0, sizeof *v);
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return D2_ENOTFOUND;
+    *v = (param_file_version){.dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino, .size = (int64_t)st.st_size,
+                              .mtime_s = (int64_t)st.st_mtim.tv_sec, .mtime_ns = (int64_t)st.st_mtim.tv_nsec,
+                              .ctime_s = (int64_t)st.st_ctim.tv_sec, .ctime_ns = (int64_t)st.st_ctim.tv_nsec};
+    return D2_OK;
+}
+
+static int same_version(const param_file_version *a, const param_file_version *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_s == b->mtime_s &&
+           a->mtime_ns == b->mtime_ns && a->ctime_s == b->ctime_s && a->ctime_ns == b->ctime_ns;
+}
+
+int param_memo_get(const void *kind, const char *path, const param_file_version *v, void *out, size_t n)
+{
+    int hit = 0;
+    pthread_mutex_lock(&memo_mu);
+    for (unsigned i = 0; i < PARAM_MEMO_SLOTS && !hit; i++) {
+        const memo_slot *m = &memo_slots[i];
+        if (m->path && m->kind == kind && m->n == n && same_version(&m->v, v) && !strcmp(m->path, path)) {
+            memcpy(out, m->data, n);
+            hit = 1;
+        }
+    }
+    pthread_mutex_unlock(&memo_mu);
+    return hit;
+}
+
+void param_memo_put(const void *kind, const char *path, const param_file_version *v, const void *data, size_t n)
+{
+    param_file_version now;
+    if (param_file_version_of(path, &now) != D2_OK || !same_version(&now, v)) return; /* changed while read */
+    char *p = strdup(path);
+    void *d = malloc(n ? n : 1);
+    if (!p || !d) { free(p); free(d); return; }
+    memcpy(d, data, n);
+    pthread_mutex_lock(&memo_mu);
+    memo_slot *m = &memo_slots[memo_next++ % PARAM_MEMO_SLOTS];
+    free(m->path);
+    free(m->data);
+    *m = (memo_slot){.kind = kind, .path = p, .v = *v, .data = d, .n = n};
+    pthread_mutex_unlock(&memo_mu);
+}
+
+int param_profile_read_memo(const param_table *t, const char *name_or_path, void *obj, size_t size, param_origin *o)
+{
+    char path[PARAM_PATH_MAX];
+    D2_TRY(param_profile_path(t->name, name_or_path, path, sizeof path));
+    /* remembered: the object, then its origin */
+    const size_t n = size + sizeof(param_origin);
+    unsigned char *buf = malloc(n);
+    if (!buf) D2_ERROR(D2_ENOMEM, "out of memory");
+    param_file_version v;
+    int known = param_file_version_of(path, &v) == D2_OK;
+    if (known && param_memo_get(t, path, &v, buf, n)) {
+        memcpy(obj, buf, size);
+        if (o) memcpy(o, buf + size, sizeof *o);
+        free(buf);
+        return D2_OK;
+    }
+    param_origin *org = (param_origin *)(void *)(buf + size); /* malloc's alignment: size is a struct's, a multiple of 8 */
+    int rc = param_load_ini(t, obj, path, org);
+    if (rc == D2_OK) {
+        if (o) *o = *org;
+        if (known) {
+            memcpy(buf, obj, size);
+            param_memo_put(t, path, &v, buf, n);
+        }
+    }
+    free(buf);
+    return rc;
 }
 
 int param_profile_load(const param_table *t, const char *name_or_path, void *obj,

@@ -227,7 +227,11 @@ int sim_job_run(const sim_job *job, sim_result **out)
     *out = NULL;
     D2_TRY(param_profile_path("model", job->model, mpath, sizeof mpath));
     D2_TRY(param_profile_path("device", job->device, dpath, sizeof dpath));
-    D2_TRY(resolve(job, NULL, &m, &d, &p, &rd));
+    /* the profiles by the paths just found: the same files, not looked up again */
+    sim_job byp = *job;
+    byp.model = mpath;
+    byp.device = dpath;
+    D2_TRY(resolve(&byp, NULL, &m, &d, &p, &rd));
 
     trace_source *src = NULL;
     int rc = job->trace ? trace_source_open_file(job->trace, &src)

@@ -65,6 +65,10 @@ int readings_load(readings *r, const char *name_or_path)
         return D2_OK;
     }
     D2_TRY(param_profile_path("reading", nm, r->path, sizeof r->path));
+    /* read once a process while the file stays the same version (param.h) */
+    param_file_version v;
+    const int known = param_file_version_of(r->path, &v) == D2_OK;
+    if (known && param_memo_get(sim_refused, r->path, &v, r, sizeof *r)) return D2_OK;
     FILE *f;
     int rc = fileio_open_read(r->path, FILEIO_INI_MAX, &f, NULL); /* a FIFO or device is refused, not read */
     if (rc == D2_ENOTFOUND)
@@ -79,7 +83,9 @@ int readings_load(readings *r, const char *name_or_path)
     if (bl >= sizeof r->name) bl = sizeof r->name - 1;
     memcpy(r->name, base, bl);
     r->name[bl] = '\0';
-    return inifile_parse(r->path, entry, r, NULL);
+    D2_TRY(inifile_parse(r->path, entry, r, NULL));
+    if (known) param_memo_put(sim_refused, r->path, &v, r, sizeof *r);
+    return D2_OK;
 }
 
 void readings_text(const readings *r, char *buf, size_t n)
