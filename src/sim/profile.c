@@ -6,17 +6,36 @@
 
 #include <stdlib.h>
 
-/* one profiling token's routing, layer by layer: mass and transitions */
-static inline void profile_token(run *r, const uint16_t *ex, const float *w, size_t stride, double *mass, double *cnt)
+/* one profiling token's routing, layer by layer: gate-weight mass (added in
+ * (layer, rank) order) and transition counts (whole numbers: any order) */
+static inline void profile_token(const run *r, const uint16_t *ex, const float *w, size_t stride, double *mass, double *cnt)
 {
-    for (uint32_t l = 0; l < r->L; l++) {
+    const uint32_t L = r->L, E = r->E, K = r->K;
+    const size_t EE = (size_t)E * E;
+    for (uint32_t l = 0; l < L; l++) {
         const uint16_t *cur = ex + (size_t)l * stride;
         const float *cw = w + (size_t)l * stride;
-        for (uint32_t k = 0; k < r->K; k++) mass[(size_t)l * r->E + cur[k]] += cw[k];
+        double *ml = mass + (size_t)l * E;
+        if (K == 2) { /* the common top-2 */
+            ml[cur[0]] += cw[0];
+            ml[cur[1]] += cw[1];
+            if (l > 0) {
+                const uint16_t *prev = cur - stride;
+                double *c0 = cnt + (size_t)(l - 1) * EE + (size_t)prev[0] * E, *c1 = cnt + (size_t)(l - 1) * EE + (size_t)prev[1] * E;
+                c0[cur[0]] += 1;
+                c0[cur[1]] += 1;
+                c1[cur[0]] += 1;
+                c1[cur[1]] += 1;
+            }
+            continue;
+        }
+        for (uint32_t k = 0; k < K; k++) ml[cur[k]] += cw[k];
         if (l > 0) {
             const uint16_t *prev = cur - stride;
-            for (uint32_t a = 0; a < r->K; a++)
-                for (uint32_t b = 0; b < r->K; b++) cnt[((size_t)(l - 1) * r->E + prev[a]) * r->E + cur[b]] += 1;
+            for (uint32_t a = 0; a < K; a++) {
+                double *row = cnt + (size_t)(l - 1) * EE + (size_t)prev[a] * E;
+                for (uint32_t b = 0; b < K; b++) row[cur[b]] += 1;
+            }
         }
     }
 }
