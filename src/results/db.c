@@ -522,7 +522,12 @@ int db_info_print(db *d, FILE *out)
 /* ---- run records ------------------------------------------------------ */
 
 typedef struct kv { char *k, *v, *unit; double x; } kv;
-typedef struct kvlist { kv *a; size_t n, cap; } kvlist;
+typedef struct kvlist {
+    kv *a;
+    size_t n, cap;
+    uint32_t *hx;  /* open-addressing index of a by key: entry index + 1, 0 = free; NULL = to build */
+    size_t hcap;   /* slots, a power of two >= 2 cap */
+} kvlist;
 
 struct db_run {
     char kind[32], mode[16], status[16];
@@ -536,22 +541,65 @@ struct db_run {
     char *overrides;              /* canonical override lines ("" = none) */
 };
 
+static size_t kv_hash(const char *k)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *k; k++) h = (h ^ (unsigned char)*k) * 1099511628211ull;
+    return (size_t)(h ^ (h >> 29));
+}
+
+/* the slot of key k in l's index: the entry's, or the free one it would take */
+static uint32_t *kv_slot(const kvlist *l, const char *k)
+{
+    size_t m = l->hcap - 1, i = kv_hash(k) & m;
+    while (l->hx[i] && strcmp(l->a[l->hx[i] - 1].k, k)) i = (i + 1) & m;
+    return &l->hx[i];
+}
+
+/* (re)build l's index for its capacity; D2_ENOMEM leaves none */
+static int kv_index(kvlist *l)
+{
+    size_t hc = 16;
+    while (hc < 2 * l->cap) hc *= 2;
+    free(l->hx);
+    l->hx = calloc(hc, sizeof *l->hx);
+    if (!l->hx) { l->hcap = 0; D2_ERROR(D2_ENOMEM, "out of memory"); }
+    l->hcap = hc;
+    for (size_t i = 0; i < l->n; i++) *kv_slot(l, l->a[i].k) = (uint32_t)(i + 1);
+    return D2_OK;
+}
+
+/* the list's order changed (sorted): its index is rebuilt when next used */
+static void kv_moved(kvlist *l)
+{
+    free(l->hx);
+    l->hx = NULL;
+    l->hcap = 0;
+}
+
 static int kv_push(kvlist *l, const char *k, const char *v, const char *unit, double x)
 {
-    for (size_t i = 0; i < l->n; i++) /* same key again: last one wins */
-        if (strcmp(l->a[i].k, k) == 0) {
-            char *nv = v ? strdup(v) : NULL, *nu = unit ? strdup(unit) : NULL;
-            if ((v && !nv) || (unit && !nu)) { free(nv); free(nu); D2_ERROR(D2_ENOMEM, "out of memory"); }
-            free(l->a[i].v); free(l->a[i].unit);
-            l->a[i].v = nv; l->a[i].unit = nu; l->a[i].x = x;
-            return D2_OK;
-        }
+    if (!l->hx) D2_TRY(kv_index(l));
+    uint32_t *slot = kv_slot(l, k);
+    if (*slot) { /* same key again: last one wins */
+        kv *e = &l->a[*slot - 1];
+        char *nv = v ? strdup(v) : NULL, *nu = unit ? strdup(unit) : NULL;
+        if ((v && !nv) || (unit && !nu)) { free(nv); free(nu); D2_ERROR(D2_ENOMEM, "out of memory"); }
+        free(e->v); free(e->unit);
+        e->v = nv; e->unit = nu; e->x = x;
+        return D2_OK;
+    }
     if (l->n == l->cap) {
         size_t nc = l->cap ? 2 * l->cap : 32;
+        if (nc >= UINT32_MAX / 4) D2_ERROR(D2_ENOMEM, "out of memory");
         kv *na = realloc(l->a, nc * sizeof *na);
         if (!na) D2_ERROR(D2_ENOMEM, "out of memory");
         l->a = na;
         l->cap = nc;
+        if (2 * nc > l->hcap) {
+            D2_TRY(kv_index(l));
+            slot = kv_slot(l, k);
+        }
     }
     kv *e = &l->a[l->n];
     e->k = strdup(k);
@@ -563,6 +611,7 @@ static int kv_push(kvlist *l, const char *k, const char *v, const char *unit, do
         D2_ERROR(D2_ENOMEM, "out of memory");
     }
     l->n++;
+    *slot = (uint32_t)l->n;
     return D2_OK;
 }
 
@@ -570,6 +619,7 @@ static void kv_free(kvlist *l)
 {
     for (size_t i = 0; i < l->n; i++) { free(l->a[i].k); free(l->a[i].v); free(l->a[i].unit); }
     free(l->a);
+    free(l->hx);
 }
 
 void db_now_iso(char buf[32])
@@ -657,7 +707,10 @@ static int kv_cmp(const void *a, const void *b) { return strcmp(((const kv *)a)-
 
 void db_run_config_hash(db_run *r, char out[33])
 {
-    if (r->params.n > 0) qsort(r->params.a, r->params.n, sizeof(kv), kv_cmp);
+    if (r->params.n > 0) {
+        qsort(r->params.a, r->params.n, sizeof(kv), kv_cmp);
+        kv_moved(&r->params);
+    }
     size_t len = 1;
     for (size_t i = 0; i < r->params.n; i++) len += strlen(r->params.a[i].k) + strlen(r->params.a[i].v) + 2;
     char *buf = malloc(len), *p = buf;
@@ -970,7 +1023,8 @@ static int wide_view_update(db *d, const db_run *r)
         const char *m = r->metrics.a[i].k;
         int clash = in_sorted(d->wkeys, d->nwkeys, m);
         for (size_t k = 0; k < sizeof wide_fixed / sizeof wide_fixed[0]; k++) clash |= !strcmp(wide_fixed[k], m);
-        for (size_t k = 0; k < r->params.n; k++) clash |= !strcmp(r->params.a[k].k, m);
+        const kv probe = {.k = (char *)m}; /* r's params are sorted by key (db_run_config_hash, at write_fn's start) */
+        clash |= r->params.n && bsearch(&probe, r->params.a, r->params.n, sizeof(kv), kv_cmp) != NULL;
         if (!clash) {
             stale = !in_sorted(d->wcols, d->nwcols, m);
             continue;
@@ -1232,6 +1286,64 @@ typedef struct write_ctx {
 
 #define BIND_OK(x) do { if ((x) != SQLITE_OK) goto fail; } while (0)
 
+/* one row's values after its run id, from column col (1-based) on */
+typedef int (*row_bind_fn)(sqlite3_stmt *st, int col, const kv *e);
+static int bind_param(sqlite3_stmt *st, int col, const kv *e)
+{
+    int rc = sqlite3_bind_text(st, col, e->k, -1, SQLITE_STATIC);
+    return rc != SQLITE_OK ? rc : sqlite3_bind_text(st, col + 1, e->v, -1, SQLITE_STATIC);
+}
+static int bind_metric(sqlite3_stmt *st, int col, const kv *e)
+{
+    int rc = sqlite3_bind_text(st, col, e->k, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = e->x == e->x ? sqlite3_bind_double(st, col + 1, e->x) : sqlite3_bind_null(st, col + 1); /* NaN: no value */
+    return rc != SQLITE_OK ? rc : sqlite3_bind_text(st, col + 2, e->unit, -1, SQLITE_STATIC);
+}
+static int bind_input(sqlite3_stmt *st, int col, const kv *e)
+{
+    int rc = sqlite3_bind_text(st, col, e->k, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, col + 1, e->v, -1, SQLITE_STATIC);
+    return rc != SQLITE_OK ? rc : sqlite3_bind_text(st, col + 2, e->unit, -1, SQLITE_STATIC);
+}
+
+/* A run's rows of one table ("head" then one "tuple" of ncol columns per
+ * row, the first the run id), in list order, up to INSERT_CHUNK rows per
+ * statement: the same rows as one INSERT each, without a statement's
+ * overhead per row (a run writes ~100 params and ~50 metrics).  Chunks of
+ * INSERT_CHUNK, then of 8, then single rows: three cached statements a
+ * table (db.h). */
+#define INSERT_CHUNK 32
+static int insert_rows(db *d, const char *head, const char *tuple, int ncol, int64_t id, const kvlist *l, row_bind_fn bind)
+{
+    static const size_t chunks[] = {INSERT_CHUNK, 8, 1};
+    size_t i = 0;
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0] && i < l->n; c++) {
+        const size_t k = chunks[c];
+        if (l->n - i < k) continue;
+        char sql[INSERT_CHUNK * 16 + 128];
+        size_t off = (size_t)snprintf(sql, sizeof sql, "%s", head);
+        for (size_t j = 0; j < k && off < sizeof sql; j++) off += (size_t)snprintf(sql + off, sizeof sql - off, "%s%s", j ? "," : "", tuple);
+        if (off >= sizeof sql) D2_ERROR(D2_EINTERNAL, "insert statement too long");
+        sqlite3_stmt *st;
+        D2_TRY(db_stmt_cached(d, sql, &st));
+        for (; l->n - i >= k; i += k) {
+            sqlite3_reset(st);
+            int rc = SQLITE_OK;
+            for (size_t j = 0; rc == SQLITE_OK && j < k; j++) {
+                rc = sqlite3_bind_int64(st, (int)(j * (size_t)ncol) + 1, id);
+                if (rc == SQLITE_OK) rc = bind(st, (int)(j * (size_t)ncol) + 2, &l->a[i + j]);
+            }
+            if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
+                d2_err_set("%s: writing the run failed: %s", d->path, sqlite3_errmsg(d->h));
+                sqlite3_reset(st);
+                return D2_EDB;
+            }
+        }
+        sqlite3_reset(st);
+    }
+    return D2_OK;
+}
+
 static int write_fn(sqlite3 *h, void *user)
 {
     write_ctx *c = user;
@@ -1270,36 +1382,9 @@ static int write_fn(sqlite3 *h, void *user)
     sqlite3_reset(st);
     c->id = sqlite3_last_insert_rowid(h);
 
-    D2_TRY(db_stmt_cached(d, "INSERT INTO params(run_id,key,value) VALUES(?,?,?)", &st));
-    for (size_t i = 0; i < r->params.n; i++) {
-        sqlite3_reset(st);
-        BIND_OK(sqlite3_bind_int64(st, 1, c->id));
-        BIND_OK(sqlite3_bind_text(st, 2, r->params.a[i].k, -1, SQLITE_STATIC));
-        BIND_OK(sqlite3_bind_text(st, 3, r->params.a[i].v, -1, SQLITE_STATIC));
-        if (sqlite3_step(st) != SQLITE_DONE) goto fail;
-    }
-    sqlite3_reset(st);
-    D2_TRY(db_stmt_cached(d, "INSERT INTO metrics(run_id,name,value,unit) VALUES(?,?,?,?)", &st));
-    for (size_t i = 0; i < r->metrics.n; i++) {
-        sqlite3_reset(st);
-        BIND_OK(sqlite3_bind_int64(st, 1, c->id));
-        BIND_OK(sqlite3_bind_text(st, 2, r->metrics.a[i].k, -1, SQLITE_STATIC));
-        if (r->metrics.a[i].x == r->metrics.a[i].x) BIND_OK(sqlite3_bind_double(st, 3, r->metrics.a[i].x));
-        else BIND_OK(sqlite3_bind_null(st, 3)); /* NaN: no value */
-        BIND_OK(sqlite3_bind_text(st, 4, r->metrics.a[i].unit, -1, SQLITE_STATIC));
-        if (sqlite3_step(st) != SQLITE_DONE) goto fail;
-    }
-    sqlite3_reset(st);
-    D2_TRY(db_stmt_cached(d, "INSERT INTO inputs(run_id,role,path,xxh128) VALUES(?,?,?,?)", &st));
-    for (size_t i = 0; i < r->inputs.n; i++) {
-        sqlite3_reset(st);
-        BIND_OK(sqlite3_bind_int64(st, 1, c->id));
-        BIND_OK(sqlite3_bind_text(st, 2, r->inputs.a[i].k, -1, SQLITE_STATIC));
-        BIND_OK(sqlite3_bind_text(st, 3, r->inputs.a[i].v, -1, SQLITE_STATIC));
-        BIND_OK(sqlite3_bind_text(st, 4, r->inputs.a[i].unit, -1, SQLITE_STATIC));
-        if (sqlite3_step(st) != SQLITE_DONE) goto fail;
-    }
-    sqlite3_reset(st);
+    D2_TRY(insert_rows(d, "INSERT INTO params(run_id,key,value) VALUES", "(?,?,?)", 3, c->id, &r->params, bind_param));
+    D2_TRY(insert_rows(d, "INSERT INTO metrics(run_id,name,value,unit) VALUES", "(?,?,?,?)", 4, c->id, &r->metrics, bind_metric));
+    D2_TRY(insert_rows(d, "INSERT INTO inputs(run_id,role,path,xxh128) VALUES", "(?,?,?,?)", 4, c->id, &r->inputs, bind_input));
     D2_TRY(wide_view_update(d, r));
     if (c->extra) return c->extra(d, c->id, c->user);
     return D2_OK;
