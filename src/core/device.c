@@ -89,7 +89,12 @@ int device_check(const device *d, const param_origin *o)
 #undef BLAME
 
 static int check_any(const void *d, const param_origin *o) { return device_check(d, o); }
-int device_load(device *d, const char *name_or_path) { return param_profile_load(&device_params, name_or_path, d, check_any); }
+int device_load(device *d, const char *name_or_path)
+{
+    param_origin o; /* as param_profile_load, through the memo of files read */
+    D2_TRY(device_read(d, name_or_path, &o));
+    return check_any(d, &o);
+}
 int device_read(device *d, const char *name_or_path, param_origin *o) { return param_profile_read_memo(&device_params, name_or_path, d, sizeof *d, o); }
 
 int64_t device_page_cache_bytes(const device *d, int64_t accel_bytes)

@@ -90,7 +90,12 @@ int model_check(const model *m, const param_origin *o)
 #undef BLAME
 
 static int check_any(const void *m, const param_origin *o) { return model_check(m, o); }
-int model_load(model *m, const char *name_or_path) { return param_profile_load(&model_params, name_or_path, m, check_any); }
+int model_load(model *m, const char *name_or_path)
+{
+    param_origin o; /* as param_profile_load, through the memo of files read */
+    D2_TRY(model_read(m, name_or_path, &o));
+    return check_any(m, &o);
+}
 int model_read(model *m, const char *name_or_path, param_origin *o) { return param_profile_read_memo(&model_params, name_or_path, m, sizeof *m, o); }
 
 int model_layer_is_moe(const model *m, int64_t l)

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 const param_def *param_find(const param_table *t, const char *key)
@@ -232,11 +233,29 @@ int param_apply_set_from(const param_table *t, void *obj, const char *assignment
     return D2_OK;
 }
 
+/* s (len bytes) into buf of n bytes as snprintf(buf, n, "%s", s) writes it */
+static void put_str(char *buf, size_t n, const char *s, size_t len)
+{
+    if (!n) return;
+    if (len >= n) len = n - 1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+}
+
 void param_format(const param_def *d, const void *obj, char *buf, size_t n)
 {
     const char *field = (const char *)obj + d->offset;
     switch (d->type) {
-    case PARAM_INT: { int64_t v; memcpy(&v, field, sizeof v); snprintf(buf, n, "%lld", (long long)v); break; }
+    case PARAM_INT: { /* "%lld", without printf: a run stores every parameter */
+        int64_t v;
+        memcpy(&v, field, sizeof v);
+        char tmp[24], *e = tmp + sizeof tmp, *p = e;
+        uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+        do { *--p = (char)('0' + u % 10); u /= 10; } while (u);
+        if (v < 0) *--p = '-';
+        put_str(buf, n, p, (size_t)(e - p));
+        break;
+    }
     case PARAM_DOUBLE: {
         double v;
         memcpy(&v, field, sizeof v);
@@ -247,16 +266,20 @@ void param_format(const param_def *d, const void *obj, char *buf, size_t n)
         }
         break;
     }
-    case PARAM_BOOL: { int v; memcpy(&v, field, sizeof v); snprintf(buf, n, "%s", v ? "true" : "false"); break; }
-    case PARAM_STRING: snprintf(buf, n, "%s", field); break;
+    case PARAM_BOOL: { int v; memcpy(&v, field, sizeof v); put_str(buf, n, v ? "true" : "false", v ? 4 : 5); break; }
+    case PARAM_STRING: put_str(buf, n, field, strlen(field)); break;
     }
 }
 
 int param_foreach(const param_table *t, const void *obj, param_visit_fn fn, void *user)
 {
     char key[PARAM_STR_MAX * 2], val[PARAM_STR_MAX + 32];
+    size_t tl = strlen(t->name);
+    if (tl > PARAM_STR_MAX - 1) tl = PARAM_STR_MAX - 1;
+    memcpy(key, t->name, tl);
+    key[tl] = '.';
     for (size_t i = 0; i < t->n; i++) {
-        snprintf(key, sizeof key, "%s.%s", t->name, t->defs[i].name);
+        put_str(key + tl + 1, sizeof key - tl - 1, t->defs[i].name, strlen(t->defs[i].name)); /* "table.key" */
         param_format(&t->defs[i], obj, val, sizeof val);
         D2_TRY(fn(key, val, t->defs[i].units, user));
     }
@@ -482,6 +505,12 @@ void param_memo_put(const void *kind, const char *path, const param_file_version
 {
     param_file_version now;
     if (param_file_version_of(path, &now) != D2_OK || !same_version(&now, v)) return; /* changed while read */
+    /* a file changed within the last seconds is not remembered: a file's
+     * times move in clock ticks, so a rewrite of the same size in the same
+     * tick would keep its version; one changed after this (seconds after
+     * its last change) gets new times */
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || v->mtime_s + 2 >= (int64_t)ts.tv_sec || v->ctime_s + 2 >= (int64_t)ts.tv_sec) return;
     char *p = strdup(path);
     void *d = malloc(n ? n : 1);
     if (!p || !d) { free(p); free(d); return; }
