@@ -1307,15 +1307,18 @@ static int bind_input(sqlite3_stmt *st, int col, const kv *e)
 }
 
 /* A run's rows of one table ("head" then one "tuple" of ncol columns per
- * row, the first the run id), in list order, up to INSERT_CHUNK rows per
- * statement: the same rows as one INSERT each, without a statement's
- * overhead per row (a run writes ~100 params and ~50 metrics).  Chunks of
- * INSERT_CHUNK, then of 8, then single rows: three cached statements a
- * table (db.h). */
-#define INSERT_CHUNK 32
+ * row, the first the run id), in list order, INSERT_CHUNK rows per
+ * statement, then single rows: the same rows as one INSERT each, with a
+ * statement's overhead per chunk, not per row (a run writes ~100 params
+ * and ~50 metrics); two cached statements a table (db.h).  A statement of
+ * several rows keeps a statement journal of the pages it changes (to undo
+ * it alone); at 4 rows it nearly always stays within the 64 KiB SQLite
+ * keeps in memory (a page split can pass it; at 32 rows it spilled to a
+ * temporary file nearly every run). */
+#define INSERT_CHUNK 4
 static int insert_rows(db *d, const char *head, const char *tuple, int ncol, int64_t id, const kvlist *l, row_bind_fn bind)
 {
-    static const size_t chunks[] = {INSERT_CHUNK, 8, 1};
+    static const size_t chunks[] = {INSERT_CHUNK, 1};
     size_t i = 0;
     for (size_t c = 0; c < sizeof chunks / sizeof chunks[0] && i < l->n; c++) {
         const size_t k = chunks[c];

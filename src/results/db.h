@@ -36,7 +36,7 @@ sqlite3 *db_handle(db *d);
 /* The statement of sql, prepared once per handle (keyed by its text) and
  * kept until db_close, handed out reset and unbound.  Reset it after use (a
  * stepped SELECT holds a read lock until then); never finalize it.  At most
- * DB_STMT_CACHED different texts per handle, counting the 13 of a run's
+ * DB_STMT_CACHED different texts per handle, counting the 12 of a run's
  * write (D2_EINTERNAL beyond). */
 #define DB_STMT_CACHED 32
 int db_stmt_cached(db *d, const char *sql, sqlite3_stmt **out);
