@@ -193,3 +193,34 @@ void fileio_out_abort(fileio_out *o)
     unlink(o->tmp);
     out_free(o);
 }
+
+static void version_from(const struct stat *st, fileio_version *v)
+{
+    *v = (fileio_version){.dev = (uint64_t)st->st_dev, .ino = (uint64_t)st->st_ino, .size = (int64_t)st->st_size,
+                          .mtime_s = (int64_t)st->st_mtim.tv_sec, .mtime_ns = (int64_t)st->st_mtim.tv_nsec,
+                          .ctime_s = (int64_t)st->st_ctim.tv_sec, .ctime_ns = (int64_t)st->st_ctim.tv_nsec};
+}
+
+int fileio_version_of(const char *path, fileio_version *v)
+{
+    struct stat st;
+    memset(v, 0, sizeof *v);
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return D2_ENOTFOUND;
+    version_from(&st, v);
+    return D2_OK;
+}
+
+int fileio_version_of_fd(int fd, fileio_version *v)
+{
+    struct stat st;
+    memset(v, 0, sizeof *v);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return D2_ENOTFOUND;
+    version_from(&st, v);
+    return D2_OK;
+}
+
+int fileio_version_same(const fileio_version *a, const fileio_version *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_s == b->mtime_s &&
+           a->mtime_ns == b->mtime_ns && a->ctime_s == b->ctime_s && a->ctime_ns == b->ctime_ns;
+}

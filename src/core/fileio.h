@@ -28,6 +28,21 @@ int fileio_open_read(const char *path, uint64_t cap, FILE **out, uint64_t *size)
 /* The same check for an open descriptor (pread readers). */
 int fileio_check_fd(int fd, const char *path, uint64_t cap, uint64_t *size);
 
+/* A regular file's version: what changes when it is rewritten, renamed
+ * over or touched (device, inode, size, mtime and ctime, ns).  Caches of
+ * what a file gave (hash.c, param.c's memo) compare it before answering. */
+typedef struct fileio_version {
+    uint64_t dev, ino;
+    int64_t size;                      /* bytes */
+    int64_t mtime_s, mtime_ns, ctime_s, ctime_ns;
+} fileio_version;
+/* D2_OK for a regular file (its version in *v), else D2_ENOTFOUND (no message). */
+int fileio_version_of(const char *path, fileio_version *v);
+/* The same from an open descriptor's fstat. */
+int fileio_version_of_fd(int fd, fileio_version *v);
+/* 1 when a and b are the same version */
+int fileio_version_same(const fileio_version *a, const fileio_version *b);
+
 /* Read one line (without its '\n' or "\r\n") into *buf (grown as needed, at
  * most max+1 bytes).  Returns 1 with *len set, 0 at end of file, or an
  * error (never 1): D2_EFORMAT "path:line: line longer than max bytes",

@@ -5,23 +5,20 @@
  * cross-process cache. */
 #include "core/hash.h"
 #include "core/err.h"
+#include "core/fileio.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <xxhash.h>
 
 #define HASH_CACHE_SLOTS 16 /* files remembered (round robin) */
 
 typedef struct hash_slot {
     char *path;             /* as given, NULL = empty slot */
-    dev_t dev;
-    ino_t ino;
-    off_t size;             /* bytes */
-    struct timespec mtime, ctime;
+    fileio_version v;
     char hex[33];
 } hash_slot;
 
@@ -29,11 +26,18 @@ static hash_slot cache[HASH_CACHE_SLOTS];
 static unsigned cache_next;
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static int same_version(const hash_slot *h, const char *path, const struct stat *st)
+/* 1: the cache knows path at version v (its hex into out) */
+static int cache_get(const char *path, const fileio_version *v, char out[33])
 {
-    return h->path && !strcmp(h->path, path) && h->dev == st->st_dev && h->ino == st->st_ino && h->size == st->st_size &&
-           h->mtime.tv_sec == st->st_mtim.tv_sec && h->mtime.tv_nsec == st->st_mtim.tv_nsec &&
-           h->ctime.tv_sec == st->st_ctim.tv_sec && h->ctime.tv_nsec == st->st_ctim.tv_nsec;
+    int hit = 0;
+    pthread_mutex_lock(&cache_mu);
+    for (unsigned i = 0; i < HASH_CACHE_SLOTS && !hit; i++)
+        if (cache[i].path && !strcmp(cache[i].path, path) && fileio_version_same(&cache[i].v, v)) {
+            memcpy(out, cache[i].hex, 33);
+            hit = 1;
+        }
+    pthread_mutex_unlock(&cache_mu);
+    return hit;
 }
 
 static void hex128(XXH128_hash_t h, char out[33])
@@ -44,27 +48,13 @@ static void hex128(XXH128_hash_t h, char out[33])
 int hash_file_hex(const char *path, char out[33])
 {
     /* remembered: answered from one stat, the file not opened */
-    struct stat st0;
-    if (stat(path, &st0) == 0 && S_ISREG(st0.st_mode)) {
-        int hit = 0;
-        pthread_mutex_lock(&cache_mu);
-        for (unsigned i = 0; i < HASH_CACHE_SLOTS && !hit; i++)
-            if (same_version(&cache[i], path, &st0)) { memcpy(out, cache[i].hex, 33); hit = 1; }
-        pthread_mutex_unlock(&cache_mu);
-        if (hit) return D2_OK;
-    }
+    fileio_version v0;
+    if (fileio_version_of(path, &v0) == D2_OK && cache_get(path, &v0, out)) return D2_OK;
     FILE *f = fopen(path, "rb");
     if (!f) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    int cacheable = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
-    if (cacheable) {
-        int hit = 0;
-        pthread_mutex_lock(&cache_mu);
-        for (unsigned i = 0; i < HASH_CACHE_SLOTS && !hit; i++)
-            if (same_version(&cache[i], path, &st)) { memcpy(out, cache[i].hex, 33); hit = 1; }
-        pthread_mutex_unlock(&cache_mu);
-        if (hit) { fclose(f); return D2_OK; }
-    }
+    fileio_version v;
+    int cacheable = fileio_version_of_fd(fileno(f), &v) == D2_OK;
+    if (cacheable && cache_get(path, &v, out)) { fclose(f); return D2_OK; }
     XXH3_state_t *xs = XXH3_createState();
     if (!xs) { fclose(f); D2_ERROR(D2_ENOMEM, "out of memory"); }
     XXH3_128bits_reset(xs);
@@ -78,15 +68,13 @@ int hash_file_hex(const char *path, char out[33])
     if (err) D2_ERROR(D2_EIO, "%s: read error", path);
     hex128(h, out);
     /* remembered only if the file did not change while it was read */
-    struct stat st2;
+    fileio_version v2;
     char *copy = cacheable ? strdup(path) : NULL;
-    if (copy && stat(path, &st2) == 0 && st2.st_ino == st.st_ino && st2.st_dev == st.st_dev && st2.st_size == st.st_size &&
-        st2.st_mtim.tv_sec == st.st_mtim.tv_sec && st2.st_mtim.tv_nsec == st.st_mtim.tv_nsec) {
+    if (copy && fileio_version_of(path, &v2) == D2_OK && fileio_version_same(&v2, &v)) {
         pthread_mutex_lock(&cache_mu);
         hash_slot *slot = &cache[cache_next++ % HASH_CACHE_SLOTS];
         free(slot->path);
-        *slot = (hash_slot){.path = copy, .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
-                         .mtime = st.st_mtim, .ctime = st.st_ctim};
+        *slot = (hash_slot){.path = copy, .v = v};
         memcpy(slot->hex, out, 33);
         pthread_mutex_unlock(&cache_mu);
     } else {

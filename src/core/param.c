@@ -6,6 +6,7 @@
 #include "core/units.h"
 #include "core/inifile.h"
 #include "core/suggest.h"
+#include "core/fileio.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -460,7 +461,7 @@ int param_profile_read(const param_table *t, const char *name_or_path, void *obj
 typedef struct memo_slot {
     const void *kind;
     char *path;            /* NULL = empty slot */
-    param_file_version v;
+    fileio_version v;
     void *data;
     size_t n;              /* bytes */
 } memo_slot;
@@ -469,30 +470,13 @@ static memo_slot memo_slots[PARAM_MEMO_SLOTS];
 static unsigned memo_next;
 static pthread_mutex_t memo_mu = PTHREAD_MUTEX_INITIALIZER;
 
-int param_file_version_of(const char *path, param_file_version *v)
-{
-    struct stat st;
-    memset(v, 0, sizeof *v);
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return D2_ENOTFOUND;
-    *v = (param_file_version){.dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino, .size = (int64_t)st.st_size,
-                              .mtime_s = (int64_t)st.st_mtim.tv_sec, .mtime_ns = (int64_t)st.st_mtim.tv_nsec,
-                              .ctime_s = (int64_t)st.st_ctim.tv_sec, .ctime_ns = (int64_t)st.st_ctim.tv_nsec};
-    return D2_OK;
-}
-
-static int same_version(const param_file_version *a, const param_file_version *b)
-{
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_s == b->mtime_s &&
-           a->mtime_ns == b->mtime_ns && a->ctime_s == b->ctime_s && a->ctime_ns == b->ctime_ns;
-}
-
-int param_memo_get(const void *kind, const char *path, const param_file_version *v, void *out, size_t n)
+int param_memo_get(const void *kind, const char *path, const fileio_version *v, void *out, size_t n)
 {
     int hit = 0;
     pthread_mutex_lock(&memo_mu);
     for (unsigned i = 0; i < PARAM_MEMO_SLOTS && !hit; i++) {
         const memo_slot *m = &memo_slots[i];
-        if (m->path && m->kind == kind && m->n == n && same_version(&m->v, v) && !strcmp(m->path, path)) {
+        if (m->path && m->kind == kind && m->n == n && fileio_version_same(&m->v, v) && !strcmp(m->path, path)) {
             memcpy(out, m->data, n);
             hit = 1;
         }
@@ -501,10 +485,10 @@ int param_memo_get(const void *kind, const char *path, const param_file_version 
     return hit;
 }
 
-void param_memo_put(const void *kind, const char *path, const param_file_version *v, const void *data, size_t n)
+void param_memo_put(const void *kind, const char *path, const fileio_version *v, const void *data, size_t n)
 {
-    param_file_version now;
-    if (param_file_version_of(path, &now) != D2_OK || !same_version(&now, v)) return; /* changed while read */
+    fileio_version now;
+    if (fileio_version_of(path, &now) != D2_OK || !fileio_version_same(&now, v)) return; /* changed while read */
     /* a file changed within the last seconds is not remembered: a file's
      * times move in clock ticks, so a rewrite of the same size in the same
      * tick would keep its version; one changed after this (seconds after
@@ -531,8 +515,8 @@ int param_profile_read_memo(const param_table *t, const char *name_or_path, void
     const size_t n = size + sizeof(param_origin);
     unsigned char *buf = malloc(n);
     if (!buf) D2_ERROR(D2_ENOMEM, "out of memory");
-    param_file_version v;
-    int known = param_file_version_of(path, &v) == D2_OK;
+    fileio_version v;
+    int known = fileio_version_of(path, &v) == D2_OK;
     if (known && param_memo_get(t, path, &v, buf, n)) {
         memcpy(obj, buf, size);
         if (o) memcpy(o, buf + size, sizeof *o);

@@ -12,6 +12,8 @@
 #ifndef D2_CORE_PARAM_H
 #define D2_CORE_PARAM_H
 
+#include "core/fileio.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -147,18 +149,12 @@ int param_profile_read_memo(const param_table *t, const char *name_or_path, void
 
 /* The memo itself, for other readers of small files: `kind` tells what was
  * read (any address of the reader's), the file's version is taken before
- * the read and checked after it (param_file_version). */
-typedef struct param_file_version {
-    uint64_t dev, ino;
-    int64_t size, mtime_s, mtime_ns, ctime_s, ctime_ns;
-} param_file_version;
-/* D2_OK for a regular file (its version), else D2_ENOTFOUND. */
-int param_file_version_of(const char *path, param_file_version *v);
+ * the read and checked after it (fileio_version, core/fileio.h). */
 /* 1: copied what was remembered for (kind, path) at version v into out (n bytes) */
-int param_memo_get(const void *kind, const char *path, const param_file_version *v, void *out, size_t n);
+int param_memo_get(const void *kind, const char *path, const fileio_version *v, void *out, size_t n);
 /* remember n bytes for (kind, path) at version v, when the file still has
  * that version (read after v was taken); out of memory: not remembered */
-void param_memo_put(const void *kind, const char *path, const param_file_version *v, const void *data, size_t n);
+void param_memo_put(const void *kind, const char *path, const fileio_version *v, const void *data, size_t n);
 /* param_profile_read, then check(obj, origin) when given (cross-field checks). */
 int param_profile_load(const param_table *t, const char *name_or_path, void *obj,
                        int (*check)(const void *obj, const param_origin *o));

@@ -66,8 +66,8 @@ int readings_load(readings *r, const char *name_or_path)
     }
     D2_TRY(param_profile_path("reading", nm, r->path, sizeof r->path));
     /* read once a process while the file stays the same version (param.h) */
-    param_file_version v;
-    const int known = param_file_version_of(r->path, &v) == D2_OK;
+    fileio_version v;
+    const int known = fileio_version_of(r->path, &v) == D2_OK;
     if (known && param_memo_get(sim_refused, r->path, &v, r, sizeof *r)) return D2_OK;
     FILE *f;
     int rc = fileio_open_read(r->path, FILEIO_INI_MAX, &f, NULL); /* a FIFO or device is refused, not read */
