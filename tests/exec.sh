@@ -236,7 +236,9 @@ ok $? "--max-error above the error: exit 0"
 # than --probe-tol from the calibration's is rejected and measured again
 # (--calib-tol wide, so every calibration passes and the run gate decides)
 "$D2MOE" execute --spec "$TMP/v.ini" --db "$TMP/v3.db" --mwq-dir "$TMP" --repeat 1 --recalibrate "$TMP/rc" \
-    --calib-tol 1000 --probe-tol 0.0001 --max-retries 1 > "$TMP/vr" 2>&1; ok $? "--recalibrate with an impossible --probe-tol still finishes"
+    --calib-tol 1000 --probe-tol 0.0001 --max-retries 1 > "$TMP/vr" 2>&1; st=$?
+ok $st "--recalibrate with an impossible --probe-tol still finishes"
+[ $st -eq 0 ] || tail -n 5 "$TMP/vr" | while read -r l; do diag "exit $st: $l"; done # once failed in CI, not reproduced since
 [ "$(grep -c 'during the run: rejected, measuring again' "$TMP/vr")" -eq 2 ] && [ "$(grep -c 'during the run: rejected (no retries left)' "$TMP/vr")" -eq 2 ]
 ok $? "every run rejected by its probes: 2 points x (1 + 1 retry)"
 grep -q '^4 runs rejected' "$TMP/vr"; ok $? "the summary counts the rejected runs"
