@@ -290,7 +290,7 @@ expect 2 "expected kind = execute" "a spec of another kind: exit 2" -- "$D2MOE" 
     --file-size 8Mi --time-cap 10 --no-timelines > "$TMP/vv" 2>&1; ok $? "validate: 2 points x 2 accepted rounds"
 ! ls "$TMP/vw" | grep -q '\.csv$'; ok $? "validate --no-timelines: no timeline CSV in the work directory"
 ! grep -q 'no op join' "$TMP/vv"; ok $? "every round has its op join"
-[ "$(grep -Ec '^[01] +(hebf|id-order) .* 2 +0 +[0-9.]+ +[0-9.]+ +[-+][0-9.]+% +\[[-+][0-9.]+, [-+][0-9.]+\]% +\[[-+][0-9.]+, [-+][0-9.]+\]% +(within 10%|outside 10%|cannot conclude)$' "$TMP/vv")" -eq 2 ]
+[ "$(grep -Ec '^[01] +(hebf|id-order) .* 2 +0 +[0-9.]+ +[0-9.]+ +[-+][0-9.]+% +\[[-+][0-9.]+, [-+][0-9.]+\]% +\[[-+][0-9.]+, [-+][0-9.]+\]% +(within 10%|outside 10%|cannot conclude)( \(.*\))?$' "$TMP/vv")" -eq 2 ]
 ok $? "each point: median error, its interval, the machine's spread and a verdict"
 grep -q '^makespan ' "$TMP/vv" && grep -q '^compute_l1 ' "$TMP/vv" && grep -q '^load_l1 ' "$TMP/vv"; ok $? "validate prints the op join"
 grep -E '^[01] +(hebf|id-order)|^makespan ' "$TMP/vv" | while read -r l; do diag "$l"; done
@@ -345,9 +345,24 @@ if command -v sqlite3 > /dev/null; then
         JOIN metrics hi ON hi.run_id = r.id AND hi.name = 'error_hi' JOIN metrics md ON md.run_id = r.id AND md.name = 'error_median'
         WHERE r.kind = 'validate' AND r.mode = 'point' AND lo.value <= md.value AND md.value <= hi.value")
     [ "$n" = 2 ]; ok $? "each point stores lo <= median <= hi ($n)"
+    # the verdict holds whatever share of the host's time delayed the rounds:
+    # the measured one when the same rounds without the host's upper bound
+    # agree (same side when outside), else cannot conclude
+    n=$(sqlite3 "$TMP/val.db" "SELECT count(*) FROM runs r
+        JOIN params v ON v.run_id = r.id AND v.key = 'validate.verdict'
+        JOIN params vm ON vm.run_id = r.id AND vm.key = 'validate.verdict_measured'
+        JOIN params vh ON vh.run_id = r.id AND vh.key = 'validate.verdict_host_free'
+        JOIN metrics eh ON eh.run_id = r.id AND eh.name = 'error_hi'
+        LEFT JOIN metrics hh ON hh.run_id = r.id AND hh.name = 'error_host_free_hi'
+        WHERE r.kind = 'validate' AND r.mode = 'point' AND v.value = CASE
+            WHEN vh.value = 'unmeasured' THEN vm.value
+            WHEN vm.value = vh.value AND NOT (vm.value = 'outside' AND (eh.value < -0.1) <> (hh.value < -0.1)) THEN vm.value
+            ELSE 'cannot conclude' END")
+    [ "$n" = 2 ]; ok $? "each point's verdict: the measured one only where the rounds without the host's time agree ($n)"
 else
     skip "rounds in the store (no sqlite3)"; skip "op join in the store (no sqlite3)"; skip "execute runs' op join (no sqlite3)"
     skip "compute_l1 row from the store (no sqlite3)"; skip "load_l1 row from the store (no sqlite3)"; skip "intervals in the store (no sqlite3)"
+    skip "verdicts and the host's time (no sqlite3)"
 fi
 # a run gate nothing passes: rounds rejected, stored with their reason, no verdict
 "$D2MOE" validate "$TMP/v.ini" --db "$TMP/val2.db" --work "$TMP/vw" --rounds 1 --calib-tol 1000 --probe-tol 0.0001 \

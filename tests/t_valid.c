@@ -76,6 +76,50 @@ static void test_bootstrap(void)
     ok(valstat_median_ci(x, 5, 10, 0.95, 1, &ci) == D2_EINVAL, "10 resamples: D2_EINVAL");
 }
 
+/* valstat_judge_host: known answers of the rule, and the property it rests
+ * on: with the same seed, the interval of any removal between none and the
+ * upper bound lies between the two ends' intervals */
+static void test_judge_host(void)
+{
+    const double b = 0.10;
+    valstat_ci in = {.lo = -0.08, .hi = -0.02}, in2 = {.lo = -0.05, .hi = 0.04};
+    valstat_ci lowout = {.lo = -0.19, .hi = -0.13}, lowout2 = {.lo = -0.16, .hi = -0.11}, highout = {.lo = 0.12, .hi = 0.2};
+    valstat_ci straddle = {.lo = -0.13, .hi = -0.06};
+    is_str(valstat_verdict_name(valstat_judge_host(&in, &in2, b)), "within", "both within: within");
+    is_str(valstat_verdict_name(valstat_judge_host(&lowout, &lowout2, b)), "outside", "both wholly below -10%%: outside");
+    is_str(valstat_verdict_name(valstat_judge_host(&lowout, &in, b)), "cannot conclude",
+           "outside as measured, within without the host's time: cannot conclude (the eleventh run's 100M points)");
+    is_str(valstat_verdict_name(valstat_judge_host(&in, &highout, b)), "cannot conclude", "within measured, outside without: cannot conclude");
+    is_str(valstat_verdict_name(valstat_judge_host(&lowout, &highout, b)), "cannot conclude",
+           "outside on opposite sides: cannot conclude (in between it would be within)");
+    is_str(valstat_verdict_name(valstat_judge_host(&lowout, &straddle, b)), "cannot conclude", "outside, then straddling: cannot conclude");
+    is_str(valstat_verdict_name(valstat_judge_host(&straddle, &straddle, b)), "cannot conclude", "both straddling: cannot conclude");
+
+    /* the bracketing property on 9 rounds of a made-up host-stopped run */
+    const double sim[9] = {1.00, 1.02, 0.98, 1.01, 0.99, 1.00, 1.03, 0.97, 1.00};
+    const double real[9] = {1.16, 1.22, 1.10, 1.19, 1.15, 1.30, 1.12, 1.17, 1.21};
+    const double up[9] = {0.08, 0.12, 0.05, 0.10, 0.07, 0.20, 0.03, 0.09, 0.11}; /* upper bound of the host's time, s */
+    double e0[9], e1[9], eh[9];
+    for (int k = 0; k < 9; k++) {
+        e0[k] = valstat_error(sim[k], real[k]);
+        e1[k] = valstat_error(sim[k], real[k] - up[k]);
+    }
+    valstat_ci c0, c1, ch;
+    ok(valstat_median_ci(e0, 9, 5000, 0.95, 3, &c0) == D2_OK && valstat_median_ci(e1, 9, 5000, 0.95, 3, &c1) == D2_OK,
+       "the two ends bootstrapped with the same seed");
+    int bracketed = 1;
+    for (int share = 1; share < 10; share++) {
+        for (int k = 0; k < 9; k++) eh[k] = valstat_error(sim[k], real[k] - up[k] * (share % 3 ? share / 10.0 : 1 - share / 10.0) * (k % 2 ? 1 : 0.5));
+        if (valstat_median_ci(eh, 9, 5000, 0.95, 3, &ch)) { bracketed = 0; break; }
+        if (!(ch.lo >= c0.lo && ch.lo <= c1.lo && ch.hi >= c0.hi && ch.hi <= c1.hi && ch.median >= c0.median && ch.median <= c1.median))
+            bracketed = 0;
+    }
+    ok(bracketed, "any per-round share of the host's time gives an interval between the two ends ([%+.3f, %+.3f] .. [%+.3f, %+.3f])",
+       c0.lo, c0.hi, c1.lo, c1.hi);
+    is_str(valstat_verdict_name(valstat_judge(&c0, b)), "outside", "the made-up run is outside as measured ([%+.3f, %+.3f])", c0.lo, c0.hi);
+    is_str(valstat_verdict_name(valstat_judge_host(&c0, &c1, b)), "cannot conclude", "and cannot conclude with the host's time");
+}
+
 static opjoin_tl *tl_from(const char *csv)
 {
     opjoin_tl *tl;
@@ -394,6 +438,7 @@ static void test_hostwatch(void)
 int main(void)
 {
     test_bootstrap();
+    test_judge_host();
     test_join();
     test_steps();
     test_hostwatch();

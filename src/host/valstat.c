@@ -82,6 +82,14 @@ valstat_verdict valstat_judge(const valstat_ci *ci, double bound)
     return VALSTAT_CANNOT;
 }
 
+valstat_verdict valstat_judge_host(const valstat_ci *measured, const valstat_ci *host_free, double bound)
+{
+    valstat_verdict a = valstat_judge(measured, bound), b = valstat_judge(host_free, bound);
+    if (a != b) return VALSTAT_CANNOT;
+    if (a == VALSTAT_OUTSIDE && (measured->hi < -bound) != (host_free->hi < -bound)) return VALSTAT_CANNOT; /* opposite sides */
+    return a;
+}
+
 const char *valstat_verdict_name(valstat_verdict v)
 {
     switch (v) {

@@ -39,6 +39,18 @@ int valstat_median_ci(const double *x, int n, int resamples, double level, uint6
  * is too noisy to decide). */
 typedef enum valstat_verdict { VALSTAT_WITHIN, VALSTAT_OUTSIDE, VALSTAT_CANNOT } valstat_verdict;
 valstat_verdict valstat_judge(const valstat_ci *ci, double bound);
+/* The verdict that holds whatever share of the host's measured time
+ * delayed the run.  `measured`: the interval of the paired errors as
+ * measured; `host_free`: the interval of the same rounds, in the same order,
+ * bootstrapped with the same seed, each round's real makespan less the
+ * upper bound of the time the host took from it.  A round's error grows
+ * with the time removed, a resample's median with each of its values, and
+ * an order statistic of the resampled medians with each of them, so the
+ * interval of any removal between none and the upper bound lies between
+ * these two ends: WITHIN when both are WITHIN, OUTSIDE when both lie wholly
+ * beyond the same side of the bound, else CANNOT (the host's time decides
+ * the verdict, or the sample is too noisy). */
+valstat_verdict valstat_judge_host(const valstat_ci *measured, const valstat_ci *host_free, double bound);
 /* "within", "outside", "cannot conclude" */
 const char *valstat_verdict_name(valstat_verdict v);
 
