@@ -293,6 +293,23 @@ expect 2 "expected kind = execute" "a spec of another kind: exit 2" -- "$D2MOE" 
 [ "$(grep -Ec '^[01] +(hebf|id-order) .* 2 +0 +[0-9.]+ +[0-9.]+ +[-+][0-9.]+% +\[[-+][0-9.]+, [-+][0-9.]+\]% +\[[-+][0-9.]+, [-+][0-9.]+\]% +(within 10%|outside 10%|cannot conclude)( \(.*\))?$' "$TMP/vv")" -eq 2 ]
 ok $? "each point: median error, its interval, the machine's spread and a verdict"
 grep -q '^makespan ' "$TMP/vv" && grep -q '^compute_l1 ' "$TMP/vv" && grep -q '^load_l1 ' "$TMP/vv"; ok $? "validate prints the op join"
+# --from: the same rounds judged again from the store alone, with the same
+# seed and rounds: the same tables as the live run (the configuration
+# column aside: the store keeps budgets in bytes)
+"$D2MOE" validate --from "$TMP/val.db" > "$TMP/vf" 2>&1; ok $? "validate --from: the stored rounds judged again"
+for f in vv vf; do
+    grep -E '^[01] +(hebf|id-order)' "$TMP/$f" | cut -c1-6,35- > "$TMP/$f.pts"
+    sed -n '/^verdicts at/,$p' "$TMP/$f" > "$TMP/$f.rest"
+done
+[ -s "$TMP/vf.pts" ] && cmp -s "$TMP/vv.pts" "$TMP/vf.pts" && cmp -s "$TMP/vv.rest" "$TMP/vf.rest"
+ok $? "validate --from prints the live run's point table, verdicts, host table and op join"
+"$D2MOE" validate --from "$TMP/val.db" --bound 0.001 > "$TMP/vf2" 2>&1 && grep -q '^verdicts at 0.001%: 0 within' "$TMP/vf2"
+ok $? "validate --from --bound 0.001: nothing within a bound that tight"
+expect 2 "no validation rounds stored" "validate --from a store without rounds: exit 2" -- "$D2MOE" validate --from "$TMP/v.db"
+expect 2 "not an SQLite database" "validate --from a text file: exit 2" -- "$D2MOE" validate --from "$TMP/v.ini"
+expect 2 "cannot open" "validate --from a missing file: exit 2" -- "$D2MOE" validate --from "$TMP/none.db"
+expect 2 "takes no SPEC.ini" "validate --from with a spec: exit 2" -- "$D2MOE" validate --from "$TMP/val.db" "$TMP/v.ini"
+expect 2 "writes nothing" "validate --from with --db: exit 2" -- "$D2MOE" validate --from "$TMP/val.db" --db "$TMP/x.db"
 grep -E '^[01] +(hebf|id-order)|^makespan ' "$TMP/vv" | while read -r l; do diag "$l"; done
 # the host's share: where execute measured it (above), validate's second
 # table, the host inside the computes, and the point's median of the rounds'

@@ -36,6 +36,7 @@ static void usage(FILE *out)
             "usage: d2moe validate SPEC.ini --db FILE [--quick] [--rounds N] [--time-cap MIN]\n"
             "                      [--bound PCT] [--work DIR] [--probe-tol PCT] [--calib-tol PCT]\n"
             "                      [--nice N] [--seed S] [--file-size SIZE] [--no-timelines]\n"
+            "       d2moe validate --from FILE [--bound PCT] [--rounds N] [--seed S]\n"
             "       d2moe validate --join SIM.csv REAL.csv\n\n"
             "Measure the simulator against real execution on this machine for every point\n"
             "of a sweep spec of kind execute (experiments/validation.ini).  A round of a\n"
@@ -76,6 +77,11 @@ static void usage(FILE *out)
             "Stored in --db: kind validate, mode round (metric accepted 0/1, param\n"
             "validate.reason) and mode point; the runs of execute as usual.\n"
             "Exit 0 when the measurement completed, whatever the verdicts.\n\n"
+            "--from FILE: judge again, without measuring, the accepted rounds of the\n"
+            "latest validation in the store FILE (the rounds stored after its previous\n"
+            "point verdicts): the same tables from the stored makespans, host times and\n"
+            "op joins, with this --bound, --seed and --rounds (default: the rounds that\n"
+            "validation asked for); prints only, writes nothing.\n"
             "--join SIM.csv REAL.csv: the op join of two timeline CSVs (execute's\n"
             "--timeline and --real-timeline, or simulate's --timeline), offline;\n"
             "prints the join_* metrics execute stores (seconds to the ns).\n");
@@ -233,6 +239,38 @@ typedef struct point_acc {
     int joined;
 } point_acc;
 
+/* An accepted round into its point's tally (room for it checked by the
+ * caller): its makespans and error, the host's time when measured and
+ * consistent (stopped <= taken <= its upper bound < the makespan; returns 1
+ * then, else 0), its op join (NULL: none) added to the point's. */
+static int acc_add(point_acc *a, double s_s, double r_s, double stop_s, double take_s, double takemax_s, const opjoin_report *rep)
+{
+    const int k = a->n++;
+    a->sim[k] = s_s;
+    a->real[k] = r_s;
+    a->err[k] = valstat_error(s_s, r_s);
+    const int hm = stop_s >= 0 && take_s >= stop_s && takemax_s >= take_s && r_s > takemax_s;
+    if (hm) a->h[a->nh++] = (host_round){.sim = s_s, .real = r_s, .stop = stop_s, .taken = take_s, .taken_max = takemax_s};
+    if (rep) {
+        if (!a->joined) a->join = *rep;
+        else {
+            for (int t = 0; t < rep->nterm; t++) {
+                a->join.term[t].pred_ns += rep->term[t].pred_ns;
+                a->join.term[t].real_ns += rep->term[t].real_ns;
+                a->join.term[t].n_pred += rep->term[t].n_pred;
+                a->join.term[t].n_real += rep->term[t].n_real;
+            }
+            a->join.makespan_pred_ns += rep->makespan_pred_ns;
+            a->join.makespan_real_ns += rep->makespan_real_ns;
+            a->join.matched += rep->matched;
+            a->join.pred_only += rep->pred_only;
+            a->join.real_only += rep->real_only;
+        }
+        a->joined++;
+    }
+    return hm;
+}
+
 static int db_metric(const char *name, double v, const char *unit, void *run) { return db_run_metric(run, name, v, unit); }
 
 static int print_metric(const char *name, double v, const char *unit, void *out)
@@ -285,6 +323,428 @@ static int store_round(const char *dbpath, const char *spec, size_t point, int r
     return rc;
 }
 
+/* "planner budget requests" of a spec's point, as the spec writes them */
+static void point_cfg(const sweep_job *j, char cfg[128])
+{
+    cfg[0] = 0;
+    for (size_t k = 0; k < j->n; k++) {
+        const char *key = j->key[k];
+        if (!strcmp(key, "sim.plan") || !strcmp(key, "sim.budget") || !strcmp(key, "sim.requests")) {
+            size_t l = strlen(cfg);
+            snprintf(cfg + l, 128 - l, "%s%s", l ? " " : "", j->value[k]);
+        }
+    }
+}
+
+/* What validate reports from the accepted rounds, live or --from: per
+ * point the interval, the verdict and the machine's spread (and, with
+ * a->store, a point run in that store), the table without the host's time,
+ * the op join.  Prints; D2 status. */
+typedef struct report_args {
+    const char *store;           /* the store the point runs go to; NULL: print only (--from) */
+    const sweep_spec *sp;        /* the spec, for the point.* params; NULL: none */
+    const char *name;            /* the spec's name (exec.spec) */
+    size_t n;                    /* points */
+    int rounds;                  /* accepted rounds a verdict needs */
+    double bound;                /* the verdict's bound, percent */
+    uint64_t seed;               /* the bootstrap's seed */
+    double load0, load1;         /* load averages at the start and the end */
+    char (*cfg)[128];            /* per point: planner, budget, requests */
+    const double *host_in;       /* [EXEC_HOST_LEVELS] host_in_compute_lK_s summed over joined rounds, s */
+    int host_in_rounds;          /* joined rounds that stored them */
+} report_args;
+
+static int report(const report_args *a, point_acc *acc)
+{
+    const size_t n = a->n;
+    const int rounds = a->rounds;
+    const double bound = a->bound;
+    const uint64_t seed = a->seed;
+    int rc = D2_OK;
+    printf("%-5s %-28s %5s %5s %9s %9s %8s %18s %18s  %s\n", "point", "configuration", "acc", "rej", "sim_s", "real_s",
+           "error", "95% interval", "machine spread", "verdict");
+    int nwithin = 0, nout = 0, ncannot = 0, nhost = 0;
+    enum { NETL = 192 };
+    char *netl = calloc(n, NETL); /* per point: its line of the table without the host's stops */
+    if (!netl) D2_ERROR(D2_ENOMEM, "validate: out of memory");
+    for (size_t p = 0; p < n && rc == D2_OK; p++) {
+        const char *cfg = a->cfg[p];
+        db *d = NULL;
+        if (a->store && (rc = db_open(a->store, &d))) break;
+        db_run *r = db_run_new("validate", "point"); /* written only with a->store */
+        if (!r) { db_close(d); rc = D2_ENOMEM; break; }
+        char pt[32], bd[32], nr[32];
+        snprintf(pt, sizeof pt, "%zu", p);
+        snprintf(bd, sizeof bd, "%g", bound);
+        snprintf(nr, sizeof nr, "%d", rounds);
+        db_run_cmdline(r, cli_argc(), cli_argv());
+        db_run_seed(r, seed);
+        const sweep_job *j = a->sp ? sweep_spec_job(a->sp, p) : NULL;
+        for (size_t k = 0; j && k < j->n && !rc; k++) {
+            char key[128];
+            snprintf(key, sizeof key, "point.%s", j->key[k]);
+            rc = db_run_param(r, key, j->value[k]);
+        }
+        if (!rc) rc = db_run_param(r, "exec.spec", a->name);
+        if (!rc) rc = db_run_param(r, "exec.point", pt);
+        if (!rc) rc = db_run_param(r, "validate.bound_pct", bd);
+        if (!rc) rc = db_run_param(r, "validate.rounds", nr);
+        if (!rc) rc = db_run_metric(r, "accepted_rounds", acc[p].n, "");
+        if (!rc) rc = db_run_metric(r, "rejected_rounds", acc[p].rejected, "");
+        if (!rc) rc = db_run_metric(r, "host_loadavg_start", a->load0, "");
+        if (!rc) rc = db_run_metric(r, "host_loadavg_end", a->load1, "");
+        const char *verdict = "no accepted round";
+        if (acc[p].n == 0) {
+            printf("%-5zu %-28s %5d %5d  (no accepted round)\n", p, cfg, 0, acc[p].rejected);
+            ncannot++;
+        } else {
+            valstat_ci e, m, s;
+            rc = valstat_median_ci(acc[p].err, acc[p].n, 10000, 0.95, seed, &e);
+            if (!rc) rc = valstat_median_ci(acc[p].real, acc[p].n, 10000, 0.95, seed + 1, &m);
+            if (!rc) rc = valstat_median_ci(acc[p].sim, acc[p].n, 10000, 0.95, seed + 2, &s);
+            if (rc) { db_run_free(r); db_close(d); break; }
+            /* a verdict needs the fixed number of rounds: a point resting on
+             * fewer has an interval (at n = 1 a point) that claims too much */
+            valstat_verdict vm = acc[p].n < rounds ? VALSTAT_CANNOT : valstat_judge(&e, bound / 100), v = vm, vh = vm;
+            /* and it must hold whatever share of the host's measured time
+             * delayed the rounds (valstat_judge_host): the same rounds, same
+             * seed, without the upper bound of the compute CPU's taken time */
+            valstat_ci hf = {0};
+            const int have_hf = acc[p].n >= rounds && acc[p].nh == acc[p].n;
+            if (have_hf) {
+                double *x = malloc((size_t)acc[p].n * sizeof *x);
+                if (!x) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); db_run_free(r); db_close(d); break; }
+                for (int k = 0; k < acc[p].n; k++) x[k] = valstat_error(acc[p].h[k].sim, acc[p].h[k].real - acc[p].h[k].taken_max);
+                rc = valstat_median_ci(x, acc[p].n, 10000, 0.95, seed, &hf);
+                free(x);
+                if (rc) { db_run_free(r); db_close(d); break; }
+                vh = valstat_judge(&hf, bound / 100);
+                v = valstat_judge_host(&e, &hf, bound / 100);
+            }
+            char vb[96], iv[40], spr[40];
+            if (acc[p].n < rounds) snprintf(vb, sizeof vb, "cannot conclude (%d of %d rounds)", acc[p].n, rounds);
+            else if (v == VALSTAT_CANNOT && vm != VALSTAT_CANNOT && vm != vh) /* measured decisively, undone by the host's time */
+                snprintf(vb, sizeof vb, "cannot conclude (the host: %s measured, %s without its time)", valstat_verdict_name(vm),
+                         valstat_verdict_name(vh));
+            else if (v == VALSTAT_CANNOT) snprintf(vb, sizeof vb, "cannot conclude");
+            else if (!have_hf) snprintf(vb, sizeof vb, "%s %g%% (the host's time unmeasured in %d rounds)", valstat_verdict_name(v), bound,
+                                        acc[p].n - acc[p].nh);
+            else snprintf(vb, sizeof vb, "%s %g%%", valstat_verdict_name(v), bound);
+            verdict = valstat_verdict_name(v);
+            nwithin += v == VALSTAT_WITHIN, nout += v == VALSTAT_OUTSIDE, ncannot += v == VALSTAT_CANNOT;
+            nhost += v == VALSTAT_CANNOT && vm != VALSTAT_CANNOT && vm != vh;
+            if (!rc) rc = db_run_param(r, "validate.verdict_measured", valstat_verdict_name(vm));
+            if (!rc) rc = db_run_param(r, "validate.verdict_host_free", have_hf ? valstat_verdict_name(vh) : "unmeasured");
+            if (!rc && have_hf) rc = db_run_metric(r, "error_host_free_median", hf.median, "");
+            if (!rc && have_hf) rc = db_run_metric(r, "error_host_free_lo", hf.lo, "");
+            if (!rc && have_hf) rc = db_run_metric(r, "error_host_free_hi", hf.hi, "");
+            snprintf(iv, sizeof iv, "[%+.1f, %+.1f]%%", 100 * e.lo, 100 * e.hi);
+            if (acc[p].n > 1) snprintf(spr, sizeof spr, "[%+.1f, %+.1f]%%", 100 * (m.lo / m.median - 1), 100 * (m.hi / m.median - 1));
+            else snprintf(spr, sizeof spr, "-");
+            printf("%-5zu %-28s %5d %5d %9.3f %9.3f %+7.1f%% %18s %18s  %s\n", p, cfg, acc[p].n, acc[p].rejected, s.median,
+                   m.median, 100 * e.median, iv, spr, vb);
+            const struct { const char *k; double v; const char *u; } mt[] = {
+                {"error_median", e.median, ""}, {"error_lo", e.lo, ""}, {"error_hi", e.hi, ""},
+                {"sim_makespan_median_s", s.median, "s"}, {"real_makespan_median_s", m.median, "s"},
+                {"real_spread_lo", m.lo / m.median - 1, ""}, {"real_spread_hi", m.hi / m.median - 1, ""},
+                {"sim_spread_lo", s.lo / s.median - 1, ""}, {"sim_spread_hi", s.hi / s.median - 1, ""},
+                {"within", v == VALSTAT_WITHIN, ""}, {"outside", v == VALSTAT_OUTSIDE, ""},
+            };
+            for (size_t k = 0; k < sizeof mt / sizeof mt[0] && !rc; k++) rc = db_run_metric(r, mt[k].k, mt[k].v, mt[k].u);
+            /* the same rounds without the time the machine stood still and
+             * without the compute CPU's taken time: the second table */
+            const int nh = acc[p].nh;
+            if (!rc && nh > 0) {
+                /* per round: the time the machine stood still, the compute CPU's taken time, and the
+                 * errors without the first, the second and the second's upper bound */
+                double *col[5] = {NULL};
+                col[0] = malloc(5 * (size_t)nh * sizeof(double));
+                if (!col[0]) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); }
+                for (int ci = 1; col[0] && ci < 5; ci++) col[ci] = col[0] + (size_t)ci * nh;
+                for (int k = 0; col[0] && k < nh; k++) {
+                    const host_round *H = &acc[p].h[k];
+                    col[0][k] = H->stop;
+                    col[1][k] = H->taken;
+                    col[2][k] = valstat_error(H->sim, H->real - H->stop);
+                    col[3][k] = valstat_error(H->sim, H->real - H->taken);
+                    col[4][k] = valstat_error(H->sim, H->real - H->taken_max);
+                }
+                valstat_ci ne, stp, nt, tk, ntx;
+                if (!rc) rc = valstat_median_ci(col[2], nh, 10000, 0.95, seed + 3, &ne);
+                if (!rc) rc = valstat_median_ci(col[0], nh, 10000, 0.95, seed + 4, &stp);
+                if (!rc) rc = valstat_median_ci(col[3], nh, 10000, 0.95, seed + 5, &nt);
+                if (!rc) rc = valstat_median_ci(col[1], nh, 10000, 0.95, seed + 6, &tk);
+                if (!rc) rc = valstat_median_ci(col[4], nh, 10000, 0.95, seed + 7, &ntx);
+                free(col[0]);
+                if (!rc) {
+                    valstat_verdict v1 = nh < rounds ? VALSTAT_CANNOT : valstat_judge(&ne, bound / 100);
+                    valstat_verdict v2 = nh < rounds ? VALSTAT_CANNOT : valstat_judge(&nt, bound / 100);
+                    char i1[40], i2[40];
+                    snprintf(i1, sizeof i1, "[%+.1f, %+.1f]%%", 100 * ne.lo, 100 * ne.hi);
+                    snprintf(i2, sizeof i2, "[%+.1f, %+.1f]%%", 100 * nt.lo, 100 * nt.hi);
+                    snprintf(netl + p * NETL, NETL, "%-5zu %4d %8.3f %+7.1f%% %16s %-15s %8.3f %+7.1f%% %16s %-15s %+7.1f%%\n",
+                             p, nh, stp.median, 100 * ne.median, i1, valstat_verdict_name(v1), tk.median,
+                             100 * nt.median, i2, valstat_verdict_name(v2), 100 * ntx.median);
+                    const struct { const char *k; double v; const char *u; } mn[] = {
+                        {"host_stopped_median_s", stp.median, "s"}, {"error_without_stops_median", ne.median, ""},
+                        {"error_without_stops_lo", ne.lo, ""}, {"error_without_stops_hi", ne.hi, ""},
+                        {"host_late_compute_cpu_median_s", tk.median, "s"},
+                        {"error_without_compute_cpu_taken_median", nt.median, ""},
+                        {"error_without_compute_cpu_taken_lo", nt.lo, ""}, {"error_without_compute_cpu_taken_hi", nt.hi, ""},
+                        {"error_without_compute_cpu_taken_max_median", ntx.median, ""},
+                        {"rounds_with_stops_measured", nh, ""},
+                    };
+                    for (size_t k = 0; k < sizeof mn / sizeof mn[0] && !rc; k++) rc = db_run_metric(r, mn[k].k, mn[k].v, mn[k].u);
+                }
+            }
+            for (int t = 0; acc[p].joined && t < acc[p].join.nterm && !rc; t++) {
+                const opjoin_term *T = &acc[p].join.term[t];
+                if (!T->n_pred && !T->n_real) continue;
+                char k[64];
+                snprintf(k, sizeof k, "join_%s_sim_s", T->name);
+                rc = db_run_metric(r, k, (double)T->pred_ns / 1e9 / acc[p].joined, "s");
+                snprintf(k, sizeof k, "join_%s_real_s", T->name);
+                if (!rc) rc = db_run_metric(r, k, (double)T->real_ns / 1e9 / acc[p].joined, "s");
+            }
+        }
+        if (!rc) rc = db_run_param(r, "validate.verdict", verdict);
+        db_run_status(r, "ok");
+        int64_t id;
+        if (!rc && d) rc = db_run_write(d, r, &id);
+        db_run_free(r);
+        db_close(d);
+    }
+    if (rc) { free(netl); return rc; }
+    printf("verdicts at %g%%: %d within, %d outside, %d cannot conclude", bound, nwithin, nout, ncannot);
+    if (nhost) printf(" (%d of them because the host's time decides)", nhost);
+    printf("\n");
+    int anynet = 0;
+    for (size_t p = 0; p < n; p++) anynet |= netl[p * NETL] != 0;
+    if (anynet) {
+        printf("\nthe same rounds without the time the host took (execute's watchers: both CPUs at once = the machine\n"
+               "stopped, a lower bound of the delay; the compute CPU alone, which delays the run when compute is its\n"
+               "critical path; err_max: without its upper bound, each late wakeup counted from the one before, the\n"
+               "reading the verdicts above must also hold for; docs/host.md, \"Host stops\"):\n");
+        printf("%-5s %4s %8s %8s %16s %-15s %8s %8s %16s %-15s %8s\n", "point", "runs", "stopped", "error", "95% interval",
+               "would be", "taken", "error", "95% interval", "would be", "err_max");
+        for (size_t p = 0; p < n; p++)
+            if (netl[p * NETL]) fputs(netl + p * NETL, stdout);
+    }
+    free(netl);
+
+    /* the op join: where the real run spends time the prediction does not
+     * (per accepted round, mean over rounds, summed over points) */
+    opjoin_report tot;
+    int have = 0, rounds_joined = 0;
+    for (size_t p = 0; p < n; p++) {
+        if (!acc[p].joined) continue;
+        if (!have) {
+            tot = acc[p].join;
+            for (int t = 0; t < tot.nterm; t++) tot.term[t].pred_ns = tot.term[t].real_ns = 0;
+            tot.makespan_pred_ns = tot.makespan_real_ns = 0;
+            have = 1;
+        }
+        for (int t = 0; t < tot.nterm; t++) {
+            tot.term[t].pred_ns += acc[p].join.term[t].pred_ns;
+            tot.term[t].real_ns += acc[p].join.term[t].real_ns;
+        }
+        tot.makespan_pred_ns += acc[p].join.makespan_pred_ns;
+        tot.makespan_real_ns += acc[p].join.makespan_real_ns;
+        rounds_joined += acc[p].joined;
+    }
+    if (have) {
+        printf("\nop join over %d accepted rounds (seconds summed over them; the first block adds up to the makespan):\n",
+               rounds_joined);
+        printf("%-16s %10s %10s %10s %9s %9s\n", "term", "sim_s", "real_s", "real-sim", "real/sim", "share");
+        double dms = (double)(tot.makespan_real_ns - tot.makespan_pred_ns);
+        for (int pass = 1; pass >= 0; pass--) {
+            for (int t = 0; t < tot.nterm; t++) {
+                const opjoin_term *T = &tot.term[t];
+                if (T->in_sum != pass || (!T->pred_ns && !T->real_ns)) continue;
+                double dd = (double)(T->real_ns - T->pred_ns);
+                printf("%-16s %10.3f %10.3f %+10.3f", T->name, T->pred_ns / 1e9, T->real_ns / 1e9, dd / 1e9);
+                if (T->pred_ns > 0) printf(" %9.3f", (double)T->real_ns / (double)T->pred_ns);
+                else printf(" %9s", "-");
+                if (pass && dms != 0) printf(" %8.0f%%", 100 * dd / dms);
+                printf("\n");
+            }
+            if (pass)
+                printf("%-16s %10.3f %10.3f %+10.3f %9.3f %8s\n--\n", "makespan", tot.makespan_pred_ns / 1e9, tot.makespan_real_ns / 1e9,
+                       dms / 1e9, tot.makespan_pred_ns > 0 ? (double)tot.makespan_real_ns / (double)tot.makespan_pred_ns : 0, "100%");
+        }
+        /* the host's share inside the computes, when every joined round measured it */
+        if (a->host_in_rounds > 0 && a->host_in_rounds == rounds_joined) {
+            printf("\nthe host inside the computes (the compute CPU taken during them, a lower bound; execute's watchers):\n");
+            printf("%-16s %10s %10s %10s %10s %9s\n", "term", "sim_s", "real_s", "host_s", "real-host", "/sim");
+            for (int k = 0; k < EXEC_HOST_LEVELS; k++) {
+                char nm[32];
+                snprintf(nm, sizeof nm, "compute_l%d", k + 1);
+                int t = opjoin_report_term(&tot, nm);
+                if (t < 0 || (!tot.term[t].pred_ns && !tot.term[t].real_ns)) continue;
+                double sim = (double)tot.term[t].pred_ns / 1e9, real = (double)tot.term[t].real_ns / 1e9;
+                printf("%-16s %10.3f %10.3f %10.3f %10.3f %9.3f\n", nm, sim, real, a->host_in[k], real - a->host_in[k],
+                       sim > 0 ? (real - a->host_in[k]) / sim : 0);
+            }
+        }
+    }
+    return D2_OK;
+}
+
+/* --from: the latest validation's accepted rounds in the store, judged
+ * again (report() without a store).  Its rounds: those after the last
+ * point run stored before its last round. */
+static int from_store(const char *path, int rounds, int rounds_given, double bound, uint64_t seed)
+{
+    db *d;
+    D2_TRY(db_open_readonly(path, &d));
+    sqlite3 *h = db_handle(d);
+    const char *sql =
+        "WITH R AS (SELECT coalesce(max(id), 0) AS r FROM runs WHERE kind = 'validate' AND mode = 'round'),"
+        " Q AS (SELECT coalesce(max(id), 0) AS q FROM runs WHERE kind = 'validate' AND mode = 'point' AND id < (SELECT r FROM R))"
+        " SELECT v.id, CAST(pp.value AS INTEGER), sp.value, a.value,"
+        "  coalesce((SELECT value FROM metrics WHERE run_id = v.id AND name = 'sim_makespan_s'), 0),"
+        "  coalesce((SELECT value FROM metrics WHERE run_id = v.id AND name = 'real_makespan_s'), 0),"
+        "  coalesce((SELECT value FROM metrics WHERE run_id = v.id AND name = 'host_stopped_s'), -1),"
+        "  coalesce((SELECT value FROM metrics WHERE run_id = v.id AND name = 'host_late_compute_cpu_s'), -1),"
+        "  coalesce((SELECT m.value FROM metrics x JOIN metrics m ON m.run_id = CAST(x.value AS INTEGER)"
+        "            AND m.name = 'host_late_compute_cpu_max_s' WHERE x.run_id = v.id AND x.name = 'exec_real_run_id'), -1),"
+        "  coalesce((SELECT CAST(value AS INTEGER) FROM metrics WHERE run_id = v.id AND name = 'exec_real_run_id'), 0)"
+        " FROM runs v JOIN params pp ON pp.run_id = v.id AND pp.key = 'exec.point'"
+        " JOIN params sp ON sp.run_id = v.id AND sp.key = 'exec.spec'"
+        " JOIN metrics a ON a.run_id = v.id AND a.name = 'accepted'"
+        " WHERE v.kind = 'validate' AND v.mode = 'round' AND v.id > (SELECT q FROM Q) AND v.id <= (SELECT r FROM R)"
+        " ORDER BY v.id";
+    typedef struct { int64_t id, xid; long point; int accepted; double s, r, stop, take, takemax; } row;
+    row *rw = NULL;
+    size_t nr = 0, cap = 0;
+    char spec[256] = "";
+    long npoints = 0;
+    int64_t first = 0, last = 0;
+    sqlite3_stmt *q;
+    int rc = D2_OK;
+    if (sqlite3_prepare_v2(h, sql, -1, &q, NULL) != SQLITE_OK) {
+        d2_err_set("%s: %s", path, sqlite3_errmsg(h));
+        db_close(d);
+        return D2_EDB;
+    }
+    int st;
+    while (rc == D2_OK && (st = sqlite3_step(q)) == SQLITE_ROW) {
+        if (nr == cap) {
+            size_t nc = cap ? 2 * cap : 64;
+            row *g = realloc(rw, nc * sizeof *g);
+            if (!g) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); break; }
+            rw = g;
+            cap = nc;
+        }
+        row *w = &rw[nr++];
+        w->id = sqlite3_column_int64(q, 0);
+        w->point = (long)sqlite3_column_int64(q, 1);
+        const char *sv = (const char *)sqlite3_column_text(q, 2);
+        w->accepted = sqlite3_column_double(q, 3) != 0;
+        w->s = sqlite3_column_double(q, 4);
+        w->r = sqlite3_column_double(q, 5);
+        w->stop = sqlite3_column_double(q, 6);
+        w->take = sqlite3_column_double(q, 7);
+        w->takemax = sqlite3_column_double(q, 8);
+        w->xid = sqlite3_column_int64(q, 9);
+        if (w->point < 0 || w->point >= 100000) {
+            d2_err_set("%s: validate round %lld: exec.point %ld out of range", path, (long long)w->id, w->point);
+            rc = D2_EFORMAT;
+            break;
+        }
+        if (sv) snprintf(spec, sizeof spec, "%s", sv);
+        if (w->point + 1 > npoints) npoints = w->point + 1;
+        if (!first) first = w->id;
+        last = w->id;
+    }
+    if (rc == D2_OK && st != SQLITE_DONE) { d2_err_set("%s: %s", path, sqlite3_errmsg(h)); rc = D2_EDB; }
+    sqlite3_finalize(q);
+    if (rc == D2_OK && nr == 0) { d2_err_set("%s: no validation rounds stored (d2moe validate writes them)", path); rc = D2_ENOTFOUND; }
+    const size_t n = (size_t)npoints;
+    point_acc *acc = rc ? NULL : calloc(n, sizeof *acc);
+    char (*cfg)[128] = rc ? NULL : calloc(n, sizeof *cfg);
+    if (!rc && (!acc || !cfg)) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); }
+    int asked = 0;
+    double load0 = -1, load1 = -1;
+    for (size_t p = 0; rc == D2_OK && p < n; p++) {
+        int cnt = 0;
+        for (size_t i = 0; i < nr; i++) cnt += rw[i].point == (long)p && rw[i].accepted;
+        acc[p].err = calloc((size_t)cnt + 1, sizeof(double));
+        acc[p].sim = calloc((size_t)cnt + 1, sizeof(double));
+        acc[p].real = calloc((size_t)cnt + 1, sizeof(double));
+        acc[p].h = calloc((size_t)cnt + 1, sizeof *acc[p].h);
+        if (!acc[p].err || !acc[p].sim || !acc[p].real || !acc[p].h) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); break; }
+        /* the point's configuration and the rounds asked for: from its point
+         * run after the rounds, else from its last execute run */
+        const char *cq =
+            "SELECT (SELECT value FROM params WHERE run_id = r.id AND key = 'point.sim.plan'),"
+            " (SELECT value FROM params WHERE run_id = r.id AND key = 'point.sim.budget'),"
+            " (SELECT value FROM params WHERE run_id = r.id AND key = 'point.sim.requests'),"
+            " (SELECT CAST(value AS INTEGER) FROM params WHERE run_id = r.id AND key = 'validate.rounds'),"
+            " (SELECT value FROM metrics WHERE run_id = r.id AND name = 'host_loadavg_start'),"
+            " (SELECT value FROM metrics WHERE run_id = r.id AND name = 'host_loadavg_end')"
+            " FROM runs r JOIN params pp ON pp.run_id = r.id AND pp.key = 'exec.point' AND CAST(pp.value AS INTEGER) = ?1"
+            " WHERE r.kind = 'validate' AND r.mode = 'point' AND r.id > ?2 ORDER BY r.id LIMIT 1";
+        const char *xq =
+            "SELECT (SELECT value FROM params WHERE run_id = ?1 AND key = 'sim.plan'),"
+            " (SELECT value FROM params WHERE run_id = ?1 AND key = 'sim.budget'),"
+            " (SELECT value FROM params WHERE run_id = ?1 AND key = 'sim.requests')";
+        int64_t xid = 0;
+        for (size_t i = 0; i < nr; i++)
+            if (rw[i].point == (long)p && rw[i].xid) xid = rw[i].xid;
+        for (int pass = 0; pass < 2 && !cfg[p][0]; pass++) {
+            if (sqlite3_prepare_v2(h, pass ? xq : cq, -1, &q, NULL) != SQLITE_OK) { d2_err_set("%s: %s", path, sqlite3_errmsg(h)); rc = D2_EDB; break; }
+            if (pass) sqlite3_bind_int64(q, 1, xid);
+            else sqlite3_bind_int64(q, 1, (sqlite3_int64)p), sqlite3_bind_int64(q, 2, last);
+            if (sqlite3_step(q) == SQLITE_ROW) {
+                for (int c = 0; c < 3; c++) {
+                    const char *v = (const char *)sqlite3_column_text(q, c);
+                    size_t l = strlen(cfg[p]);
+                    if (v) snprintf(cfg[p] + l, sizeof cfg[p] - l, "%s%s", l ? " " : "", v);
+                }
+                if (!pass && sqlite3_column_type(q, 3) != SQLITE_NULL && sqlite3_column_int(q, 3) > asked) asked = sqlite3_column_int(q, 3);
+                if (!pass && sqlite3_column_type(q, 4) != SQLITE_NULL) load0 = sqlite3_column_double(q, 4);
+                if (!pass && sqlite3_column_type(q, 5) != SQLITE_NULL) load1 = sqlite3_column_double(q, 5);
+            }
+            sqlite3_finalize(q);
+        }
+    }
+    double host_in[EXEC_HOST_LEVELS] = {0};
+    int host_in_rounds = 0, nacc = 0, maxacc = 0;
+    db_close(d);
+    for (size_t i = 0; rc == D2_OK && i < nr; i++) {
+        point_acc *a = &acc[rw[i].point];
+        if (!rw[i].accepted) { a->rejected++; continue; }
+        opjoin_report rep;
+        const int have_join = join_read(path, rw[i].id, &rep) == D2_OK; /* the round's copy of its execute run's join */
+        acc_add(a, rw[i].s, rw[i].r, rw[i].stop, rw[i].take, rw[i].takemax, have_join ? &rep : NULL);
+        int hf = 0;
+        if (have_join && rw[i].xid && (rc = host_in_read(path, rw[i].xid, host_in, &hf))) break;
+        host_in_rounds += hf;
+        nacc++;
+        if (a->n > maxacc) maxacc = a->n;
+    }
+    if (rc == D2_OK) {
+        const int need = rounds_given ? rounds : asked ? asked : maxacc;
+        printf("validate --from %s: the latest validation (spec %s, rounds stored as runs %lld..%lld): %zu points, %d accepted "
+               "rounds, %zu rejected;\nverdicts need %d accepted rounds (%s); bootstrap seed %llu; nothing measured, "
+               "nothing written\n",
+               path, spec, (long long)first, (long long)last, n, nacc, nr - (size_t)nacc, need,
+               rounds_given ? "--rounds" : asked ? "what that validation asked for" : "the most any point has",
+               (unsigned long long)seed);
+        const report_args ra = {.store = NULL, .sp = NULL, .name = spec, .n = n, .rounds = need, .bound = bound, .seed = seed,
+                                .load0 = load0, .load1 = load1, .cfg = cfg, .host_in = host_in, .host_in_rounds = host_in_rounds};
+        rc = report(&ra, acc);
+    }
+    for (size_t p = 0; acc && p < n; p++) {
+        free(acc[p].err); free(acc[p].sim); free(acc[p].real); free(acc[p].h);
+    }
+    free(acc);
+    free(cfg);
+    free(rw);
+    return rc;
+}
+
 static int run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -295,9 +755,11 @@ static int run(int argc, char **argv)
         {"calib-tol", required_argument, NULL, 2}, {"nice", required_argument, NULL, 3},
         {"seed", required_argument, NULL, 4},      {"file-size", required_argument, NULL, 5},
         {"no-timelines", no_argument, NULL, 6},    {"join", no_argument, NULL, 7},
+        {"from", required_argument, NULL, 8},
         {NULL, 0, NULL, 0}};
     const char *dbpath = NULL, *work = "validate-work", *probe_tol = "10", *fsize = "256Mi";
-    int quick = 0, rounds = 7, c, st, timelines = 1, join_only = 0;
+    int quick = 0, rounds = 7, c, st, timelines = 1, join_only = 0, rounds_given = 0;
+    const char *from = NULL;
     double cap_min = 14, bound = 10, calib_tol = 10, dv;
     long lv;
     uint64_t seed = 1;
@@ -310,6 +772,7 @@ static int run(int argc, char **argv)
         case 'n':
             if ((st = cli_parse_long("validate", "--rounds", optarg, 1, 1000, &lv))) return st;
             rounds = (int)lv;
+            rounds_given = 1;
             break;
         case 'c':
             if ((st = cli_parse_double("validate", "--time-cap", optarg, 0, 1e6, 1, "minutes", &cap_min))) return st;
@@ -334,6 +797,7 @@ static int run(int argc, char **argv)
         case 5: fsize = optarg; break; /* calibrate checks it */
         case 6: timelines = 0; break;
         case 7: join_only = 1; break;
+        case 8: from = optarg; break;
         default: return cli_bad_option("validate", argc, argv);
         }
     }
@@ -346,6 +810,12 @@ static int run(int argc, char **argv)
                argv[optind + 1], (long long)jr.matched, (long long)jr.pred_only, (long long)jr.real_only);
         opjoin_report_foreach_metric(&jr, print_metric, stdout);
         return 0;
+    }
+    if (from) {
+        if (optind != argc) return cli_usage_error("validate", "--from FILE takes no SPEC.ini");
+        if (dbpath) return cli_usage_error("validate", "--from FILE writes nothing: no --db");
+        int frc = from_store(from, rounds, rounds_given, bound, seed);
+        return frc ? cli_fail(frc) : 0;
     }
     if (optind != argc - 1) return cli_usage_error("validate", "expected one SPEC.ini (and --db FILE)");
     if (!dbpath) return cli_usage_error("validate", "--db FILE is required");
@@ -456,34 +926,11 @@ static int run(int argc, char **argv)
             }
             int accepted = est == 0 && pok && r_s > 0;
             if (accepted) {
-                int k = acc[p].n++;
-                acc[p].sim[k] = s_s;
-                acc[p].real[k] = r_s;
-                acc[p].err[k] = valstat_error(s_s, r_s);
-                /* measured, and consistent: stopped <= taken <= its upper bound < the makespan */
-                const int hm = stop_s >= 0 && take_s >= stop_s && takemax_s >= take_s && r_s > takemax_s;
-                if (hm) acc[p].h[acc[p].nh++] = (host_round){.sim = s_s, .real = r_s, .stop = stop_s, .taken = take_s,
-                                                              .taken_max = takemax_s};
+                const int k = acc[p].n;
+                const int hm = acc_add(&acc[p], s_s, r_s, stop_s, take_s, takemax_s, have_join ? &rep : NULL);
                 int hf = 0;
                 if (have_join && (rc = host_in_read(dbpath, xid, host_in, &hf))) break;
                 host_in_rounds += hf;
-                if (have_join) {
-                    if (!acc[p].joined) acc[p].join = rep;
-                    else {
-                        for (int t = 0; t < rep.nterm; t++) {
-                            acc[p].join.term[t].pred_ns += rep.term[t].pred_ns;
-                            acc[p].join.term[t].real_ns += rep.term[t].real_ns;
-                            acc[p].join.term[t].n_pred += rep.term[t].n_pred;
-                            acc[p].join.term[t].n_real += rep.term[t].n_real;
-                        }
-                        acc[p].join.makespan_pred_ns += rep.makespan_pred_ns;
-                        acc[p].join.makespan_real_ns += rep.makespan_real_ns;
-                        acc[p].join.matched += rep.matched;
-                        acc[p].join.pred_only += rep.pred_only;
-                        acc[p].join.real_only += rep.real_only;
-                    }
-                    acc[p].joined++;
-                }
                 printf("sim %.3f s, real %.3f s, error %+.1f%%", s_s, r_s, 100 * acc[p].err[k]);
                 if (hm)
                     printf(" (machine stopped %.3f s, compute CPU taken %.3f-%.3f s; without them %+.1f%%, %+.1f%% to %+.1f%%)",
@@ -509,238 +956,14 @@ static int run(int argc, char **argv)
     printf("\n%.1f min, load average %.2f at start, %.2f at the end; error = (sim - real) / real per round, median and "
            "95%% bootstrap interval;\nspread = interval of the median real makespan of the same run repeated, relative to it\n",
            elapsed / 60, load0, load1);
-    printf("%-5s %-28s %5s %5s %9s %9s %8s %18s %18s  %s\n", "point", "configuration", "acc", "rej", "sim_s", "real_s",
-           "error", "95% interval", "machine spread", "verdict");
-    int nwithin = 0, nout = 0, ncannot = 0, nhost = 0;
-    enum { NETL = 192 };
-    char *netl = calloc(n, NETL); /* per point: its line of the table without the host's stops */
-    if (!netl) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); goto out; }
-    for (size_t p = 0; p < n && rc == D2_OK; p++) {
-        const sweep_job *j = sweep_spec_job(sp, p);
-        char cfg[128] = "";
-        for (size_t k = 0; k < j->n; k++) {
-            const char *key = j->key[k];
-            if (!strcmp(key, "sim.plan") || !strcmp(key, "sim.budget") || !strcmp(key, "sim.requests")) {
-                size_t l = strlen(cfg);
-                snprintf(cfg + l, sizeof cfg - l, "%s%s", l ? " " : "", j->value[k]);
-            }
-        }
-        db *d;
-        if ((rc = db_open(dbpath, &d))) break;
-        db_run *r = db_run_new("validate", "point");
-        if (!r) { db_close(d); rc = D2_ENOMEM; break; }
-        char pt[32], bd[32], nr[32];
-        snprintf(pt, sizeof pt, "%zu", p);
-        snprintf(bd, sizeof bd, "%g", bound);
-        snprintf(nr, sizeof nr, "%d", rounds);
-        db_run_cmdline(r, cli_argc(), cli_argv());
-        db_run_seed(r, seed);
-        for (size_t k = 0; k < j->n && !rc; k++) {
-            char key[128];
-            snprintf(key, sizeof key, "point.%s", j->key[k]);
-            rc = db_run_param(r, key, j->value[k]);
-        }
-        if (!rc) rc = db_run_param(r, "exec.spec", name);
-        if (!rc) rc = db_run_param(r, "exec.point", pt);
-        if (!rc) rc = db_run_param(r, "validate.bound_pct", bd);
-        if (!rc) rc = db_run_param(r, "validate.rounds", nr);
-        if (!rc) rc = db_run_metric(r, "accepted_rounds", acc[p].n, "");
-        if (!rc) rc = db_run_metric(r, "rejected_rounds", acc[p].rejected, "");
-        if (!rc) rc = db_run_metric(r, "host_loadavg_start", load0, "");
-        if (!rc) rc = db_run_metric(r, "host_loadavg_end", load1, "");
-        const char *verdict = "no accepted round";
-        if (acc[p].n == 0) {
-            printf("%-5zu %-28s %5d %5d  (no accepted round)\n", p, cfg, 0, acc[p].rejected);
-            ncannot++;
-        } else {
-            valstat_ci e, m, s;
-            rc = valstat_median_ci(acc[p].err, acc[p].n, 10000, 0.95, seed, &e);
-            if (!rc) rc = valstat_median_ci(acc[p].real, acc[p].n, 10000, 0.95, seed + 1, &m);
-            if (!rc) rc = valstat_median_ci(acc[p].sim, acc[p].n, 10000, 0.95, seed + 2, &s);
-            if (rc) { db_run_free(r); db_close(d); break; }
-            /* a verdict needs the fixed number of rounds: a point resting on
-             * fewer has an interval (at n = 1 a point) that claims too much */
-            valstat_verdict vm = acc[p].n < rounds ? VALSTAT_CANNOT : valstat_judge(&e, bound / 100), v = vm, vh = vm;
-            /* and it must hold whatever share of the host's measured time
-             * delayed the rounds (valstat_judge_host): the same rounds, same
-             * seed, without the upper bound of the compute CPU's taken time */
-            valstat_ci hf = {0};
-            const int have_hf = acc[p].n >= rounds && acc[p].nh == acc[p].n;
-            if (have_hf) {
-                double *x = malloc((size_t)acc[p].n * sizeof *x);
-                if (!x) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); db_run_free(r); db_close(d); break; }
-                for (int k = 0; k < acc[p].n; k++) x[k] = valstat_error(acc[p].h[k].sim, acc[p].h[k].real - acc[p].h[k].taken_max);
-                rc = valstat_median_ci(x, acc[p].n, 10000, 0.95, seed, &hf);
-                free(x);
-                if (rc) { db_run_free(r); db_close(d); break; }
-                vh = valstat_judge(&hf, bound / 100);
-                v = valstat_judge_host(&e, &hf, bound / 100);
-            }
-            char vb[96], iv[40], spr[40];
-            if (acc[p].n < rounds) snprintf(vb, sizeof vb, "cannot conclude (%d of %d rounds)", acc[p].n, rounds);
-            else if (v == VALSTAT_CANNOT && vm != vh)
-                snprintf(vb, sizeof vb, "cannot conclude (the host: %s measured, %s without its time)", valstat_verdict_name(vm),
-                         valstat_verdict_name(vh));
-            else if (v == VALSTAT_CANNOT) snprintf(vb, sizeof vb, "cannot conclude");
-            else if (!have_hf) snprintf(vb, sizeof vb, "%s %g%% (the host's time unmeasured in %d rounds)", valstat_verdict_name(v), bound,
-                                        acc[p].n - acc[p].nh);
-            else snprintf(vb, sizeof vb, "%s %g%%", valstat_verdict_name(v), bound);
-            verdict = valstat_verdict_name(v);
-            nwithin += v == VALSTAT_WITHIN, nout += v == VALSTAT_OUTSIDE, ncannot += v == VALSTAT_CANNOT;
-            nhost += v == VALSTAT_CANNOT && vm != vh;
-            if (!rc) rc = db_run_param(r, "validate.verdict_measured", valstat_verdict_name(vm));
-            if (!rc) rc = db_run_param(r, "validate.verdict_host_free", have_hf ? valstat_verdict_name(vh) : "unmeasured");
-            if (!rc && have_hf) rc = db_run_metric(r, "error_host_free_median", hf.median, "");
-            if (!rc && have_hf) rc = db_run_metric(r, "error_host_free_lo", hf.lo, "");
-            if (!rc && have_hf) rc = db_run_metric(r, "error_host_free_hi", hf.hi, "");
-            snprintf(iv, sizeof iv, "[%+.1f, %+.1f]%%", 100 * e.lo, 100 * e.hi);
-            if (acc[p].n > 1) snprintf(spr, sizeof spr, "[%+.1f, %+.1f]%%", 100 * (m.lo / m.median - 1), 100 * (m.hi / m.median - 1));
-            else snprintf(spr, sizeof spr, "-");
-            printf("%-5zu %-28s %5d %5d %9.3f %9.3f %+7.1f%% %18s %18s  %s\n", p, cfg, acc[p].n, acc[p].rejected, s.median,
-                   m.median, 100 * e.median, iv, spr, vb);
-            const struct { const char *k; double v; const char *u; } mt[] = {
-                {"error_median", e.median, ""}, {"error_lo", e.lo, ""}, {"error_hi", e.hi, ""},
-                {"sim_makespan_median_s", s.median, "s"}, {"real_makespan_median_s", m.median, "s"},
-                {"real_spread_lo", m.lo / m.median - 1, ""}, {"real_spread_hi", m.hi / m.median - 1, ""},
-                {"sim_spread_lo", s.lo / s.median - 1, ""}, {"sim_spread_hi", s.hi / s.median - 1, ""},
-                {"within", v == VALSTAT_WITHIN, ""}, {"outside", v == VALSTAT_OUTSIDE, ""},
-            };
-            for (size_t k = 0; k < sizeof mt / sizeof mt[0] && !rc; k++) rc = db_run_metric(r, mt[k].k, mt[k].v, mt[k].u);
-            /* the same rounds without the time the machine stood still and
-             * without the compute CPU's taken time: the second table */
-            const int nh = acc[p].nh;
-            if (!rc && nh > 0) {
-                /* per round: the time the machine stood still, the compute CPU's taken time, and the
-                 * errors without the first, the second and the second's upper bound */
-                double *col[5] = {NULL};
-                col[0] = malloc(5 * (size_t)nh * sizeof(double));
-                if (!col[0]) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); }
-                for (int ci = 1; col[0] && ci < 5; ci++) col[ci] = col[0] + (size_t)ci * nh;
-                for (int k = 0; col[0] && k < nh; k++) {
-                    const host_round *H = &acc[p].h[k];
-                    col[0][k] = H->stop;
-                    col[1][k] = H->taken;
-                    col[2][k] = valstat_error(H->sim, H->real - H->stop);
-                    col[3][k] = valstat_error(H->sim, H->real - H->taken);
-                    col[4][k] = valstat_error(H->sim, H->real - H->taken_max);
-                }
-                valstat_ci ne, stp, nt, tk, ntx;
-                if (!rc) rc = valstat_median_ci(col[2], nh, 10000, 0.95, seed + 3, &ne);
-                if (!rc) rc = valstat_median_ci(col[0], nh, 10000, 0.95, seed + 4, &stp);
-                if (!rc) rc = valstat_median_ci(col[3], nh, 10000, 0.95, seed + 5, &nt);
-                if (!rc) rc = valstat_median_ci(col[1], nh, 10000, 0.95, seed + 6, &tk);
-                if (!rc) rc = valstat_median_ci(col[4], nh, 10000, 0.95, seed + 7, &ntx);
-                free(col[0]);
-                if (!rc) {
-                    valstat_verdict v1 = nh < rounds ? VALSTAT_CANNOT : valstat_judge(&ne, bound / 100);
-                    valstat_verdict v2 = nh < rounds ? VALSTAT_CANNOT : valstat_judge(&nt, bound / 100);
-                    char i1[40], i2[40];
-                    snprintf(i1, sizeof i1, "[%+.1f, %+.1f]%%", 100 * ne.lo, 100 * ne.hi);
-                    snprintf(i2, sizeof i2, "[%+.1f, %+.1f]%%", 100 * nt.lo, 100 * nt.hi);
-                    snprintf(netl + p * NETL, NETL, "%-5zu %4d %8.3f %+7.1f%% %16s %-15s %8.3f %+7.1f%% %16s %-15s %+7.1f%%\n",
-                             p, nh, stp.median, 100 * ne.median, i1, valstat_verdict_name(v1), tk.median,
-                             100 * nt.median, i2, valstat_verdict_name(v2), 100 * ntx.median);
-                    const struct { const char *k; double v; const char *u; } mn[] = {
-                        {"host_stopped_median_s", stp.median, "s"}, {"error_without_stops_median", ne.median, ""},
-                        {"error_without_stops_lo", ne.lo, ""}, {"error_without_stops_hi", ne.hi, ""},
-                        {"host_late_compute_cpu_median_s", tk.median, "s"},
-                        {"error_without_compute_cpu_taken_median", nt.median, ""},
-                        {"error_without_compute_cpu_taken_lo", nt.lo, ""}, {"error_without_compute_cpu_taken_hi", nt.hi, ""},
-                        {"error_without_compute_cpu_taken_max_median", ntx.median, ""},
-                        {"rounds_with_stops_measured", nh, ""},
-                    };
-                    for (size_t k = 0; k < sizeof mn / sizeof mn[0] && !rc; k++) rc = db_run_metric(r, mn[k].k, mn[k].v, mn[k].u);
-                }
-            }
-            for (int t = 0; acc[p].joined && t < acc[p].join.nterm && !rc; t++) {
-                const opjoin_term *T = &acc[p].join.term[t];
-                if (!T->n_pred && !T->n_real) continue;
-                char k[64];
-                snprintf(k, sizeof k, "join_%s_sim_s", T->name);
-                rc = db_run_metric(r, k, (double)T->pred_ns / 1e9 / acc[p].joined, "s");
-                snprintf(k, sizeof k, "join_%s_real_s", T->name);
-                if (!rc) rc = db_run_metric(r, k, (double)T->real_ns / 1e9 / acc[p].joined, "s");
-            }
-        }
-        if (!rc) rc = db_run_param(r, "validate.verdict", verdict);
-        db_run_status(r, "ok");
-        int64_t id;
-        if (!rc) rc = db_run_write(d, r, &id);
-        db_run_free(r);
-        db_close(d);
-    }
-    if (rc) { free(netl); goto out; }
-    printf("verdicts at %g%%: %d within, %d outside, %d cannot conclude", bound, nwithin, nout, ncannot);
-    if (nhost) printf(" (%d of them because the host's time decides)", nhost);
-    printf("\n");
-    int anynet = 0;
-    for (size_t p = 0; p < n; p++) anynet |= netl[p * NETL] != 0;
-    if (anynet) {
-        printf("\nthe same rounds without the time the host took (execute's watchers: both CPUs at once = the machine\n"
-               "stopped, a lower bound of the delay; the compute CPU alone, which delays the run when compute is its\n"
-               "critical path; err_max: without its upper bound, each late wakeup counted from the one before, the\n"
-               "reading the verdicts above must also hold for; docs/host.md, \"Host stops\"):\n");
-        printf("%-5s %4s %8s %8s %16s %-15s %8s %8s %16s %-15s %8s\n", "point", "runs", "stopped", "error", "95% interval",
-               "would be", "taken", "error", "95% interval", "would be", "err_max");
-        for (size_t p = 0; p < n; p++)
-            if (netl[p * NETL]) fputs(netl + p * NETL, stdout);
-    }
-    free(netl);
-
-    /* the op join: where the real run spends time the prediction does not
-     * (per accepted round, mean over rounds, summed over points) */
-    opjoin_report tot;
-    int have = 0, rounds_joined = 0;
-    for (size_t p = 0; p < n; p++) {
-        if (!acc[p].joined) continue;
-        if (!have) {
-            tot = acc[p].join;
-            for (int t = 0; t < tot.nterm; t++) tot.term[t].pred_ns = tot.term[t].real_ns = 0;
-            tot.makespan_pred_ns = tot.makespan_real_ns = 0;
-            have = 1;
-        }
-        for (int t = 0; t < tot.nterm; t++) {
-            tot.term[t].pred_ns += acc[p].join.term[t].pred_ns;
-            tot.term[t].real_ns += acc[p].join.term[t].real_ns;
-        }
-        tot.makespan_pred_ns += acc[p].join.makespan_pred_ns;
-        tot.makespan_real_ns += acc[p].join.makespan_real_ns;
-        rounds_joined += acc[p].joined;
-    }
-    if (have) {
-        printf("\nop join over %d accepted rounds (seconds summed over them; the first block adds up to the makespan):\n",
-               rounds_joined);
-        printf("%-16s %10s %10s %10s %9s %9s\n", "term", "sim_s", "real_s", "real-sim", "real/sim", "share");
-        double dms = (double)(tot.makespan_real_ns - tot.makespan_pred_ns);
-        for (int pass = 1; pass >= 0; pass--) {
-            for (int t = 0; t < tot.nterm; t++) {
-                const opjoin_term *T = &tot.term[t];
-                if (T->in_sum != pass || (!T->pred_ns && !T->real_ns)) continue;
-                double dd = (double)(T->real_ns - T->pred_ns);
-                printf("%-16s %10.3f %10.3f %+10.3f", T->name, T->pred_ns / 1e9, T->real_ns / 1e9, dd / 1e9);
-                if (T->pred_ns > 0) printf(" %9.3f", (double)T->real_ns / (double)T->pred_ns);
-                else printf(" %9s", "-");
-                if (pass && dms != 0) printf(" %8.0f%%", 100 * dd / dms);
-                printf("\n");
-            }
-            if (pass)
-                printf("%-16s %10.3f %10.3f %+10.3f %9.3f %8s\n--\n", "makespan", tot.makespan_pred_ns / 1e9, tot.makespan_real_ns / 1e9,
-                       dms / 1e9, tot.makespan_pred_ns > 0 ? (double)tot.makespan_real_ns / (double)tot.makespan_pred_ns : 0, "100%");
-        }
-        /* the host's share inside the computes, when every joined round measured it */
-        if (host_in_rounds > 0 && host_in_rounds == rounds_joined) {
-            printf("\nthe host inside the computes (the compute CPU taken during them, a lower bound; execute's watchers):\n");
-            printf("%-16s %10s %10s %10s %10s %9s\n", "term", "sim_s", "real_s", "host_s", "real-host", "/sim");
-            for (int k = 0; k < EXEC_HOST_LEVELS; k++) {
-                char nm[32];
-                snprintf(nm, sizeof nm, "compute_l%d", k + 1);
-                int t = opjoin_report_term(&tot, nm);
-                if (t < 0 || (!tot.term[t].pred_ns && !tot.term[t].real_ns)) continue;
-                double sim = (double)tot.term[t].pred_ns / 1e9, real = (double)tot.term[t].real_ns / 1e9;
-                printf("%-16s %10.3f %10.3f %10.3f %10.3f %9.3f\n", nm, sim, real, host_in[k], real - host_in[k],
-                       sim > 0 ? (real - host_in[k]) / sim : 0);
-            }
-        }
+    {
+        char (*cfg)[128] = calloc(n ? n : 1, sizeof *cfg);
+        if (!cfg) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); goto out; }
+        for (size_t p = 0; p < n; p++) point_cfg(sweep_spec_job(sp, p), cfg[p]);
+        const report_args ra = {.store = dbpath, .sp = sp, .name = name, .n = n, .rounds = rounds, .bound = bound, .seed = seed,
+                                .load0 = load0, .load1 = load1, .cfg = cfg, .host_in = host_in, .host_in_rounds = host_in_rounds};
+        rc = report(&ra, acc);
+        free(cfg);
     }
 out:
     for (size_t p = 0; acc && p < n; p++) {
