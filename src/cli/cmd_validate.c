@@ -6,9 +6,12 @@
  * every round (accepted or rejected, with its reason) and each point's
  * median paired error with its bootstrap interval, the machine's own spread
  * and the op join (host/opjoin.h: made by execute in its process and read
- * back from the store here) go to the results store.  --join: the op join
- * of two timeline CSVs, offline.  It is never a test: nothing here asserts
- * a timing. */
+ * back from the store here) go to the results store; a verdict only where
+ * it holds whatever share of the host's measured time delayed the rounds
+ * (host/valstat.h, valstat_judge_host).  --from: the latest validation's
+ * stored rounds judged again, nothing measured or written.  --join: the op
+ * join of two timeline CSVs, offline.  It is never a test: nothing here
+ * asserts a timing. */
 #include "cli/cli.h"
 #include "cli/validation.h"
 #include "core/clock.h"
