@@ -287,7 +287,7 @@ expect 2 "expected kind = execute" "a spec of another kind: exit 2" -- "$D2MOE" 
 # both gates wide open; no timing is asserted.  --no-timelines: no CSV is
 # written, so the op join it prints can only come from the store
 "$D2MOE" validate "$TMP/v.ini" --db "$TMP/val.db" --work "$TMP/vw" --rounds 2 --calib-tol 1000 --probe-tol 1000 \
-    --file-size 8Mi --time-cap 10 --no-timelines > "$TMP/vv" 2>&1; ok $? "validate: 2 points x 2 accepted rounds"
+    --busy-tol 100 --file-size 8Mi --time-cap 10 --no-timelines > "$TMP/vv" 2>&1; ok $? "validate: 2 points x 2 accepted rounds"
 ! ls "$TMP/vw" | grep -q '\.csv$'; ok $? "validate --no-timelines: no timeline CSV in the work directory"
 ! grep -q 'no op join' "$TMP/vv"; ok $? "every round has its op join"
 [ "$(grep -Ec '^[01] +(hebf|id-order) .* 2 +0 +[0-9.]+ +[0-9.]+ +[-+][0-9.]+% +\[[-+][0-9.]+, [-+][0-9.]+\]% +\[[-+][0-9.]+, [-+][0-9.]+\]% +(within 10%|outside 10%|cannot conclude)( \(.*\))?$' "$TMP/vv")" -eq 2 ]
@@ -380,6 +380,29 @@ else
     skip "rounds in the store (no sqlite3)"; skip "op join in the store (no sqlite3)"; skip "execute runs' op join (no sqlite3)"
     skip "compute_l1 row from the store (no sqlite3)"; skip "load_l1 row from the store (no sqlite3)"; skip "intervals in the store (no sqlite3)"
     skip "verdicts and the host's time (no sqlite3)"
+fi
+# other processes on the run's CPUs (execute's others_*: /proc/stat less the
+# run's threads), where execute measured them: within [0, the span], and a
+# machine made busy on purpose (two CPU hogs) has its rounds rejected as busy
+if command -v sqlite3 > /dev/null && [ "$(sqlite3 "$TMP/val.db" "SELECT count(*) FROM metrics WHERE name = 'others_span_s'")" -gt 0 ]; then
+    n=$(sqlite3 "$TMP/val.db" "SELECT count(*) FROM runs r JOIN metrics sp ON sp.run_id = r.id AND sp.name = 'others_span_s'
+        JOIN metrics c ON c.run_id = r.id AND c.name = 'others_compute_cpu_s' JOIN metrics i ON i.run_id = r.id AND i.name = 'others_io_cpu_s'
+        WHERE r.kind = 'execute' AND r.mode = 'real' AND c.value >= 0 AND i.value >= 0 AND c.value <= sp.value AND i.value <= sp.value AND sp.value > 0")
+    m=$(sqlite3 "$TMP/val.db" "SELECT count(*) FROM runs r WHERE r.kind = 'validate' AND r.mode = 'round'
+        AND EXISTS (SELECT 1 FROM metrics WHERE run_id = r.id AND name = 'others_compute_cpu_share')")
+    [ "$n" -ge 4 ] && [ "$m" -ge 4 ]; ok $? "others' CPU time in [0, span] in every real run ($n), each round stores the shares ($m)"
+    yes > /dev/null & h1=$!
+    yes > /dev/null & h2=$!
+    "$D2MOE" validate "$TMP/v.ini" --db "$TMP/val3.db" --work "$TMP/vw" --rounds 1 --calib-tol 1000 --probe-tol 1000 --busy-tol 1 \
+        --file-size 8Mi --time-cap 0.01 --no-timelines > "$TMP/vr4" 2>&1
+    st=$?
+    kill $h1 $h2 2> /dev/null; wait $h1 $h2 2> /dev/null
+    n=$(sqlite3 "$TMP/val3.db" "SELECT count(*) FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = 'accepted' AND m.value = 0
+        JOIN params p ON p.run_id = r.id AND p.key = 'validate.reason' AND p.value LIKE 'busy machine: other processes took %' WHERE r.mode = 'round'")
+    [ $st -eq 0 ] && [ "$n" -ge 1 ] && grep -q '(no accepted round)' "$TMP/vr4"
+    ok $? "two CPU hogs beside the run, --busy-tol 1: its rounds rejected as a busy machine ($n), no verdict"
+else
+    skip "others' CPU time: not measured here (threads not pinned)"; skip "busy machine: not measured here"
 fi
 # a run gate nothing passes: rounds rejected, stored with their reason, no verdict
 "$D2MOE" validate "$TMP/v.ini" --db "$TMP/val2.db" --work "$TMP/vw" --rounds 1 --calib-tol 1000 --probe-tol 0.0001 \

@@ -10,12 +10,14 @@
  * No timing is measured here. */
 #include "core/clock.h"
 #include "core/err.h"
+#include "host/cpushare.h"
 #include "host/hostwatch.h"
 #include "host/opjoin.h"
 #include "host/valstat.h"
 #include "tap.h"
 
 #include <gsl/gsl_cdf.h>
+#include <unistd.h>
 
 /* the exact percentile-bootstrap bound of the median of x_(1) < ... < x_(n)
  * (n odd): the smallest k with P(Binomial(n, k/n) >= (n+1)/2) >= p */
@@ -435,6 +437,44 @@ static void test_hostwatch(void)
     hostwatch_free(w);
 }
 
+/* cpushare: a hand-written /proc/stat (user nice system idle iowait irq
+ * softirq steal ...; only the first three count), bad texts, and this
+ * machine's own (read twice: the busy time does not go back) */
+static void test_cpushare(void)
+{
+    const char *stat = "cpu  900 9 300 5000 10 5 7 0 0 0\n"
+                       "cpu0 400 4 100 2500 5 2 3 0 0 0\n"
+                       "cpu1 500 5 200 2500 5 3 4 0 0 0\n"
+                       "intr 12345 0 0\n"
+                       "cpu12 1 2 3 4 5 6 7 8 9 10\n";
+    long hz = sysconf(_SC_CLK_TCK);
+    if (hz <= 0) hz = 100;
+    const int64_t tick = 1000000000LL / hz;
+    int64_t b[3] = {0};
+    const int c01[2] = {1, 0}, c12[1] = {12};
+    const int prc = cpushare_parse(stat, c01, 2, b);
+    ok(prc == D2_OK && b[0] == 705 * tick && b[1] == 504 * tick,
+       "cpu1 = user + nice + system = 705 ticks, cpu0 = 504 (irq, softirq, idle, iowait left out): %lld, %lld ns",
+       (long long)b[0], (long long)b[1]);
+    ok(cpushare_parse(stat, c12, 1, b) == D2_OK && b[0] == 6 * tick, "cpu12 after another line: 1 + 2 + 3 ticks");
+    const int c2[1] = {2}, neg[1] = {-1};
+    ok(cpushare_parse(stat, c2, 1, b) == D2_ENOTFOUND, "a CPU the text lacks: D2_ENOTFOUND");
+    ok(cpushare_parse("cpu0 12 x 3 4\n", c01 + 1, 1, b) == D2_EFORMAT, "a field that is not a number: D2_EFORMAT");
+    ok(cpushare_parse("cpu0 12\n", c01 + 1, 1, b) == D2_EFORMAT, "a line cut short: D2_EFORMAT");
+    ok(cpushare_parse(stat, neg, 1, b) == D2_EINVAL, "a negative CPU: D2_EINVAL");
+    ok(cpushare_parse(stat, c01, 0, b) == D2_EINVAL, "no CPU: D2_EINVAL");
+    const int c0[1] = {0};
+    int64_t r0 = 0, r1 = 0;
+    int rc = cpushare_read(c0, 1, &r0);
+    if (rc == D2_ENOTFOUND) {
+        tap_skip(1, "no /proc/stat here");
+    } else {
+        volatile double sink = 0;
+        for (int i = 0; i < 2000000; i++) sink += i * 0.5;
+        ok(rc == D2_OK && cpushare_read(c0, 1, &r1) == D2_OK && r1 >= r0 && r0 > 0, "this machine's cpu0: busy time read, not going back");
+    }
+}
+
 int main(void)
 {
     test_bootstrap();
@@ -442,5 +482,6 @@ int main(void)
     test_join();
     test_steps();
     test_hostwatch();
+    test_cpushare();
     return tap_done();
 }

@@ -92,7 +92,13 @@ static void usage(FILE *out)
             "compute CPU's taken time inside the level-K computes), host_watch_cpu_s\n"
             "(the watchers' cost) and exec.host_watch (measured, off, or why not: it needs\n"
             "both threads pinned and SCHED_FIFO, i.e. root).  The simulator does not\n"
-            "model them (docs/host.md, \"Host stops\").  --no-host-watch: no watchers.\n\n"
+            "model them (docs/host.md, \"Host stops\").  --no-host-watch: no watchers.\n"
+            "Other processes: the CPU time the kernel charged to the compute and the I/O\n"
+            "CPU over the run (/proc/stat: user, nice, system) less this run's threads\n"
+            "there, i.e. what other processes of this machine took from them (the\n"
+            "watchers cannot see it), stored as others_compute_cpu_s, others_io_cpu_s\n"
+            "and others_span_s when both threads are pinned to two CPUs and no helper\n"
+            "threads run.\n\n"
             "--spec runs every point of a sweep spec of kind execute (the validation\n"
             "experiment), one process per run, one after the other, --repeat rounds\n"
             "(default 3) interleaved so machine noise spreads over the points; stores\n"
@@ -199,6 +205,13 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
             };
             for (size_t i = 0; x->host_watched && i < sizeof hw / sizeof hw[0] && !rc; i++)
                 rc = db_run_metric(run, hw[i].k, hw[i].v, hw[i].u);
+            const kv ot[] = {
+                {"others_compute_cpu_s", (double)x->others_ns[0] / 1e9, "s"},
+                {"others_io_cpu_s", (double)x->others_ns[1] / 1e9, "s"},
+                {"others_span_s", (double)x->others_span_ns / 1e9, "s"},
+            };
+            for (size_t i = 0; x->others_measured && i < sizeof ot / sizeof ot[0] && !rc; i++)
+                rc = db_run_metric(run, ot[i].k, ot[i].v, ot[i].u);
             for (int k = 0; x->host_watched && k < x->levels && k < EXEC_HOST_LEVELS && !rc; k++) {
                 char nm[48];
                 snprintf(nm, sizeof nm, "host_in_compute_l%d_s", k + 1);
@@ -783,6 +796,12 @@ static int run(int argc, char **argv)
         printf("\n");
     } else if (g_host_watch)
         printf("host stops: %s\n", x.host_watch_note);
+    if (x.others_measured)
+        printf("other processes: %.3f s on the compute CPU, %.3f s on the I/O CPU in the run's %.3f s (%.1f%%, %.1f%%; "
+               "/proc/stat less this run's threads)\n",
+               (double)x.others_ns[0] / 1e9, (double)x.others_ns[1] / 1e9, (double)x.others_span_ns / 1e9,
+               x.others_span_ns > 0 ? 100.0 * (double)x.others_ns[0] / (double)x.others_span_ns : 0,
+               x.others_span_ns > 0 ? 100.0 * (double)x.others_ns[1] / (double)x.others_span_ns : 0);
     if (verify)
         printf("verify: %lld tokens; max relative difference %.3g to the one-shot kernels, %.3g to the double reference\n",
                (long long)x.verified, x.verify_max_rel, x.verify_max_rel_ref);

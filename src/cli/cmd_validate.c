@@ -39,6 +39,7 @@ static void usage(FILE *out)
             "usage: d2moe validate SPEC.ini --db FILE [--quick] [--rounds N] [--time-cap MIN]\n"
             "                      [--bound PCT] [--work DIR] [--probe-tol PCT] [--calib-tol PCT]\n"
             "                      [--nice N] [--seed S] [--file-size SIZE] [--no-timelines]\n"
+            "                      [--busy-tol PCT]\n"
             "       d2moe validate --from FILE [--bound PCT] [--rounds N] [--seed S]\n"
             "       d2moe validate --join SIM.csv REAL.csv\n\n"
             "Measure the simulator against real execution on this machine for every point\n"
@@ -54,7 +55,11 @@ static void usage(FILE *out)
             "stored with its reason) when its calibration's kernel probe differs more\n"
             "than --calib-tol percent (default 10) from its own kernel fits, when the\n"
             "run's probe before or after it moved more than --probe-tol percent (default\n"
-            "10) from the calibration's, or when the run failed.\n\n"
+            "10) from the calibration's, when other processes of this machine took more\n"
+            "than --busy-tol percent (default 5) of the compute or the I/O CPU during the\n"
+            "run (execute's others_*_cpu_s: a busy machine; a thread sharing its CPU is\n"
+            "delayed by about the other's CPU time, so at 5%% that delay is at most half\n"
+            "the default 10%% bound on either CPU), or when the run failed.\n\n"
             "Per point: the median over accepted rounds of the paired error (sim - real)\n"
             "/ real with a 95%% percentile-bootstrap interval (10000 resamples, GSL,\n"
             "--seed), the verdict \"within PCT%%\" only when the point has all its\n"
@@ -93,9 +98,10 @@ static void usage(FILE *out)
 /* the last real execute run of the point after after_id: its id, the
  * predicted and real makespans, whether its probes passed, the time the
  * machine stood still in it and the time the host took the compute CPU
- * away (*stopped_s < 0: not measured) */
+ * away (*stopped_s < 0: not measured), and the shares of the compute and
+ * the I/O CPU other processes took during it (others[k] < 0: not measured) */
 static int last_pair(const char *dbpath, const char *spec, size_t point, int64_t after_id, int64_t *id, double *sim_s,
-                     double *real_s, int *probe_ok, double *stopped_s, double *taken_s, double *taken_max_s)
+                     double *real_s, int *probe_ok, double *stopped_s, double *taken_s, double *taken_max_s, double others[2])
 {
     db *d;
     D2_TRY(db_open(dbpath, &d));
@@ -107,7 +113,11 @@ static int last_pair(const char *dbpath, const char *spec, size_t point, int64_t
         "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'probe_ok'), 1),"
         "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'host_stopped_s'), -1),"
         "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'host_late_compute_cpu_s'), -1),"
-        "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'host_late_compute_cpu_max_s'), -1)"
+        "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'host_late_compute_cpu_max_s'), -1),"
+        "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'others_compute_cpu_s')"
+        "           / (SELECT value FROM metrics WHERE run_id = r.id AND name = 'others_span_s'), -1),"
+        "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'others_io_cpu_s')"
+        "           / (SELECT value FROM metrics WHERE run_id = r.id AND name = 'others_span_s'), -1)"
         "  FROM runs r JOIN params sp ON sp.run_id = r.id AND sp.key = 'exec.spec' AND sp.value = ?1"
         "  JOIN params pt ON pt.run_id = r.id AND pt.key = 'exec.point' AND CAST(pt.value AS INTEGER) = ?2"
         " WHERE r.kind = 'execute' AND r.mode = 'real' AND r.id > ?3 ORDER BY r.id DESC LIMIT 1";
@@ -123,6 +133,8 @@ static int last_pair(const char *dbpath, const char *spec, size_t point, int64_t
             *stopped_s = sqlite3_column_double(q, 4);
             *taken_s = sqlite3_column_double(q, 5);
             *taken_max_s = sqlite3_column_double(q, 6);
+            others[0] = sqlite3_column_double(q, 7);
+            others[1] = sqlite3_column_double(q, 8);
             rc = D2_OK;
         }
         sqlite3_finalize(q);
@@ -286,7 +298,7 @@ static int print_metric(const char *name, double v, const char *unit, void *out)
  * and param validate.reason say whether it counts and why not */
 static int store_round(const char *dbpath, const char *spec, size_t point, int round, int attempt, int accepted,
                        const char *reason, int64_t exec_id, double sim_s, double real_s, double stopped_s,
-                       double taken_s, const opjoin_report *j, double calib_ratio)
+                       double taken_s, const double others[2], const opjoin_report *j, double calib_ratio)
 {
     db *d;
     D2_TRY(db_open(dbpath, &d));
@@ -317,6 +329,8 @@ static int store_round(const char *dbpath, const char *spec, size_t point, int r
         if (!rc && taken_s >= 0 && real_s > taken_s)
             rc = db_run_metric(run, "error_without_compute_cpu_taken", valstat_error(sim_s, real_s - taken_s), "");
     }
+    if (!rc && others && others[0] >= 0) rc = db_run_metric(run, "others_compute_cpu_share", others[0], "");
+    if (!rc && others && others[1] >= 0) rc = db_run_metric(run, "others_io_cpu_share", others[1], "");
     if (j && !rc) rc = opjoin_report_foreach_metric(j, db_metric, run); /* the execute run's, copied */
     db_run_status(run, "ok");
     int64_t id;
@@ -758,12 +772,12 @@ static int run(int argc, char **argv)
         {"calib-tol", required_argument, NULL, 2}, {"nice", required_argument, NULL, 3},
         {"seed", required_argument, NULL, 4},      {"file-size", required_argument, NULL, 5},
         {"no-timelines", no_argument, NULL, 6},    {"join", no_argument, NULL, 7},
-        {"from", required_argument, NULL, 8},
+        {"from", required_argument, NULL, 8},     {"busy-tol", required_argument, NULL, 9},
         {NULL, 0, NULL, 0}};
     const char *dbpath = NULL, *work = "validate-work", *probe_tol = "10", *fsize = "256Mi";
     int quick = 0, rounds = 7, c, st, timelines = 1, join_only = 0, rounds_given = 0;
     const char *from = NULL;
-    double cap_min = 14, bound = 10, calib_tol = 10, dv;
+    double cap_min = 14, bound = 10, calib_tol = 10, busy_tol = 5, dv;
     long lv;
     uint64_t seed = 1;
     while ((c = getopt_long(argc, argv, "hD:qn:c:b:w:", opts, NULL)) != -1) {
@@ -801,6 +815,9 @@ static int run(int argc, char **argv)
         case 6: timelines = 0; break;
         case 7: join_only = 1; break;
         case 8: from = optarg; break;
+        case 9:
+            if ((st = cli_parse_double("validate", "--busy-tol", optarg, 0, 100, 1, "a percentage", &busy_tol))) return st;
+            break;
         default: return cli_bad_option("validate", argc, argv);
         }
     }
@@ -890,7 +907,7 @@ static int run(int argc, char **argv)
                          calib_tol);
                 printf("rejected: %s\n", reason);
                 acc[p].rejected++;
-                rc = store_round(dbpath, name, p, round, acc[p].attempts, 0, reason, 0, 0, 0, -1, -1, NULL, fr);
+                rc = store_round(dbpath, name, p, round, acc[p].attempts, 0, reason, 0, 0, 0, -1, -1, NULL, NULL, fr);
                 continue;
             }
             char *av[2 * SWEEP_MAX_AXES + 40];
@@ -913,21 +930,25 @@ static int run(int argc, char **argv)
                 break;
             }
             int64_t xid = 0;
-            double s_s = 0, r_s = 0, stop_s = -1, take_s = -1, takemax_s = -1;
-            int pok = 0;
+            double s_s = 0, r_s = 0, stop_s = -1, take_s = -1, takemax_s = -1, others[2] = {-1, -1};
+            int pok = 0, busy = 0;
             opjoin_report rep;
             int have_join = 0;
             if (est != 0) {
                 snprintf(reason, sizeof reason, "execute failed (status %d)", est);
-            } else if ((rc = last_pair(dbpath, name, p, start_id, &xid, &s_s, &r_s, &pok, &stop_s, &take_s, &takemax_s))) {
+            } else if ((rc = last_pair(dbpath, name, p, start_id, &xid, &s_s, &r_s, &pok, &stop_s, &take_s, &takemax_s, others))) {
                 break;
             } else {
                 have_join = join_read(dbpath, xid, &rep) == D2_OK;
                 if (!have_join) fflush(stdout), fprintf(stderr, "d2moe validate: note: no op join for this round: %s\n", d2_err_msg());
                 if (!pok) snprintf(reason, sizeof reason, "run: kernel probe (warm or cold) moved more than %s%% from the calibration's", probe_tol);
-                else snprintf(reason, sizeof reason, "accepted");
+                else if (others[0] > busy_tol / 100 || others[1] > busy_tol / 100) {
+                    snprintf(reason, sizeof reason, "busy machine: other processes took %.1f%% of the compute CPU and %.1f%% of the I/O CPU "
+                             "during the run (tolerance %g%%)", 100 * others[0], 100 * others[1], busy_tol);
+                    busy = 1;
+                } else snprintf(reason, sizeof reason, "accepted");
             }
-            int accepted = est == 0 && pok && r_s > 0;
+            int accepted = est == 0 && pok && !busy && r_s > 0;
             if (accepted) {
                 const int k = acc[p].n;
                 const int hm = acc_add(&acc[p], s_s, r_s, stop_s, take_s, takemax_s, have_join ? &rep : NULL);
@@ -947,7 +968,7 @@ static int run(int argc, char **argv)
                 printf("\n");
             }
             fflush(stdout);
-            rc = store_round(dbpath, name, p, round, acc[p].attempts, accepted, reason, xid, s_s, r_s, stop_s, take_s,
+            rc = store_round(dbpath, name, p, round, acc[p].attempts, accepted, reason, xid, s_s, r_s, stop_s, take_s, others,
                              have_join ? &rep : NULL, fr);
         }
         if (rc) break;

@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include "host/exec.h"
 #include "host/cpupin.h"
+#include "host/cpushare.h"
 #include "host/hostwatch.h"
 #include "core/err.h"
 #include "core/clock.h"
@@ -1083,6 +1084,13 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
         nh++;
     }
     if (nh != o->threads - 1) R->nthreads = nh + 1; /* fewer helpers than asked: the split adapts */
+    /* the others' share of the two CPUs (host/cpushare.h): their busy time
+     * over the span less this run's threads there (the compute thread on
+     * one, this thread's I/O loop and each CPU's watcher) */
+    const int pair[2] = {o->compute_cpu, o->io_cpu};
+    int64_t busy0[2], busy1[2], io_cpu0 = 0, io_cpu_ns = 0;
+    const int others = !nh && o->compute_cpu != CPUPIN_NONE && o->io_cpu != CPUPIN_NONE && o->compute_cpu != o->io_cpu &&
+                       cpushare_read(pair, 2, busy0) == D2_OK;
     R->t0 = clock_mono_ns();
     if (pthread_create(&ct, NULL, comp_main, R) != 0) {
         rc = D2_EIO;
@@ -1090,12 +1098,15 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
     } else {
         cpupin_saved io_old;
         int io_rc = cpupin_self(o->io_cpu, &io_old);
+        io_cpu0 = clock_thread_cpu_ns();
         if (io_rc == D2_OK) io_rc = io_loop(R);
+        io_cpu_ns = clock_thread_cpu_ns() - io_cpu0;
         cpupin_restore(&io_old);
         if (io_rc) run_fail(R, io_rc);
         pthread_join(ct, NULL);
     }
     int64_t t_end = clock_mono_ns() - R->t0;
+    const int others_read = others && cpushare_read(pair, 2, busy1) == D2_OK;
     hostwatch_stop(hw);
     pthread_mutex_lock(&R->hmu);
     R->quit = 1;
@@ -1154,6 +1165,20 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
                 r->host_in_compute_ns[(lv > EXEC_HOST_LEVELS ? EXEC_HOST_LEVELS : lv) - 1] += ti.late_ns;
             }
             r->host_watched = rc == D2_OK;
+        }
+        if (others_read) {
+            int64_t mine[2] = {R->comp_thread_cpu, io_cpu_ns};
+            for (int k = 0; hw && k < 2 && rc == D2_OK; k++) { /* the watchers ran there too */
+                hostwatch_tally tw;
+                rc = hostwatch_cpu(hw, k, R->t0, R->t0 + t_end, &tw);
+                mine[k] += tw.cpu_ns;
+            }
+            for (int k = 0; k < 2; k++) {
+                int64_t d = busy1[k] - busy0[k] - mine[k];
+                r->others_ns[k] = d > 0 ? d : 0;
+            }
+            r->others_span_ns = t_end;
+            r->others_measured = rc == D2_OK;
         }
         if (rc == D2_OK && (o->timeline || o->ops)) rc = record_ops(R, first, o);
         if (rc == D2_OK && o->verify) rc = verify(R, r);

@@ -140,6 +140,13 @@ typedef struct exec_result {
                                   host took the compute CPU inside them (lower bound), ns;
                                   levels above EXEC_HOST_LEVELS count in the last */
     int levels;                /* K of the store (host_in_compute_ns[0..min(K, EXEC_HOST_LEVELS)) apply) */
+    int others_measured;       /* 1: others_ns was measured (host/cpushare.h; the threads pinned to
+                                  two CPUs, no helper threads, /proc/stat readable) */
+    int64_t others_ns[2];      /* CPU time other processes of this machine took on the compute CPU [0]
+                                  and the I/O CPU [1] from the compute thread's start to its end
+                                  (the kernel's busy time there less this run's threads on it;
+                                  good to about 20 ms each), ns */
+    int64_t others_span_ns;    /* that span, ns */
 } exec_result;
 
 /* Check that the plan is consistent with the store and self-consistent
