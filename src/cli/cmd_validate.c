@@ -960,6 +960,7 @@ static int run(int argc, char **argv)
                     printf(" (machine stopped %.3f s, compute CPU taken %.3f-%.3f s; without them %+.1f%%, %+.1f%% to %+.1f%%)",
                            stop_s, take_s, takemax_s, 100 * valstat_error(s_s, r_s - stop_s), 100 * valstat_error(s_s, r_s - take_s),
                            100 * valstat_error(s_s, r_s - takemax_s));
+                if (others[0] >= 0) printf(" (other processes %.1f%% of the compute CPU, %.1f%% of the I/O CPU)", 100 * others[0], 100 * others[1]);
                 printf("\n");
             } else {
                 acc[p].rejected++;
