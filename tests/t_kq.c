@@ -3,7 +3,8 @@
  * (levels 1..k of a K-level quantization are byte-identical to a k-level
  * one); the error never grows across levels; the AVX2 kernels equal the
  * scalar reference and the dequantized dot (also on random bytes with
- * activations at +-127, the extremes of the integer sums); the plain and AVX2 quantizers
+ * activations at +-127, the extremes of the integer sums); the mat-vec (row
+ * pairs on AVX2) adds each row's dot bit for bit, for 1 - 9 rows; the plain and AVX2 quantizers
  * write the same bytes; so do 1, 2, 3 and 7 threads (also when thread
  * creation fails), with the same error for a NaN; bad shapes and ranges refused.
  * Speed and error size are measured by `d2moe bench kernels` and `d2moe
@@ -185,9 +186,24 @@ static void kernels_check(kq_matrix *m, const float *x, const char *name)
        (long long)cols, bad_simd, n);
     ok(!bad_ref, "%s %lld x %lld: scalar dot equals the dequantized product (worst %.2g of sum |terms|)", name, (long long)rows,
        (long long)cols, worst);
-    /* mat-vec = dots */
+    /* mat-vec = dots, bit for bit (its multi-row passes do each row's
+     * operations in the one-row order), every row and level range */
+    int bad_mv = 0;
     float *y = calloc((size_t)rows, sizeof *y);
-    ok(kq_matvec(m, 1, f->levels, a, y) == D2_OK && y[rows - 1] == kq_dot(m, rows - 1, 1, f->levels, a), "%s: matvec row = dot", name);
+    for (int impl = KQ_SCALAR; impl <= KQ_AVX2; impl++) {
+        kq_impl_set((kq_impl)impl);
+        for (int lo = 1; lo <= f->levels; lo++)
+            for (int hi = lo; hi <= f->levels; hi++) {
+                for (int64_t r = 0; r < rows; r++) y[r] = 0.5f * (float)r;
+                bad_mv += kq_matvec(m, lo, hi, a, y) != D2_OK;
+                for (int64_t r = 0; r < rows; r++) {
+                    const float want = 0.5f * (float)r + kq_dot(m, r, lo, hi, a);
+                    bad_mv += memcmp(&y[r], &want, sizeof want) != 0;
+                }
+            }
+    }
+    kq_impl_set(KQ_AUTO);
+    ok(!bad_mv, "%s: matvec adds each row's dot bit for bit, every level range (%d differ)", name, bad_mv);
     free(y);
     kq_act_free(a);
     free(xh); free(row); free(lo_row);
@@ -563,6 +579,17 @@ int main(void)
     kernels(&one, "b1 1, 8 levels, bucket", 2, 256, 15);
     kq_format_preset("v1k", &f);
     kernels_extreme(&f, "v1k, random bytes, |xq| = 127", 4, 1024, 21);
+    /* the mat-vec's row pairs: one row (no pair), two (one pair), an odd
+     * last row, rows near the end where no rows are prefetched, one
+     * super-block per row */
+    const int64_t vrows[] = {1, 2, 3, 6, 7, 9};
+    for (size_t i = 0; i < sizeof vrows / sizeof *vrows; i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "v1k, %lld rows", (long long)vrows[i]);
+        kernels(&f, nm, vrows[i], i % 2 ? 256 : 512, 40 + i);
+        snprintf(nm, sizeof nm, "v1k, random bytes, %lld rows", (long long)vrows[i]);
+        kernels_extreme(&f, nm, vrows[i], i % 2 ? 512 : 256, 50 + i);
+    }
     kq_format_preset("v2k", &f);
     kernels_extreme(&f, "v2k, random bytes, |xq| = 127", 4, 1024, 22);
     kernels_extreme(&odd, "b1 7 tied, random bytes, |xq| = 127", 3, 512, 23);

@@ -5,7 +5,9 @@
  * combine the levels' sums in one scaled int32 accumulator, look up the
  * fused weight of levels lo..hi in a table, or, for tied formats, build one
  * integer code per weight) and differ only in float rounding:
- * where and in what order the integers are converted and summed. */
+ * where and in what order the integers are converted and summed.  The AVX2
+ * v1k mat-vec of levels reaching level 2 runs two rows per pass (shared
+ * activation loads), each row bit-identical to its one-row dot. */
 #include "config.h"
 #include "quant/kq.h"
 #include "quant/f16.h"
@@ -982,6 +984,9 @@ KQ_AVX2_FN static inline float hsum8f(__m256 v)
 
 /* the per-sub-block loops below are unrolled so every shift count and mask is a constant */
 #define KQ_UNROLL _Pragma("GCC unroll 8")
+/* X(i) for the rows i = 0 .. R - 1 of a pass (R <= 4, a constant): named
+ * variables s0 .. s3, not an array, so that they stay in registers */
+#define KQ_ROWS(X) do { X(0); if (R > 1) X(1); if (R > 2) X(2); if (R > 3) X(3); } while (0)
 
 /* The v1k path (BUCKET, 2-bit base, 4-bit scale and min codes, relative
  * mins, levels <= 3).  Per super-block, the per-sub-block constants are built
@@ -1040,13 +1045,19 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i bsrl2j(__m256i v
     }
 }
 
-/* sub-block j of sb_v1k_avx2 (called with literal j: every shift and mask a constant) */
-KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i v1k_sub(const int j, __m256i acc, const int8_t *xq, __m256i c0, __m256i c1,
+/* the per-super-block state of one row in sb_v1k_avx2: codes, sign planes,
+ * factor table and int16 madd factors, and the row's int32 accumulator */
+typedef struct v1k_sbst {
+    __m256i acc, c0, c1, v2, v3, T, F1, F2, F3;
+} v1k_sbst;
+
+/* sub-block j of sb_v1k_avx2 (called with literal j: every shift and mask a
+ * constant); x = the sub-block's 32 activations, shared by the rows of a pass */
+KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i v1k_sub(const int j, __m256i acc, __m256i x, __m256i c0, __m256i c1,
                                                                         __m256i v2, __m256i v3, __m256i T, __m256i F1, __m256i F2, __m256i F3,
                                                                         int lo, int hi)
 {
     const __m256i three = _mm256_set1_epi8(3);
-    const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * j));
     const __m256i q = _mm256_and_si256(_mm256_srli_epi16(j < 4 ? c0 : c1, 2 * (j % 4)), three);
     if (lo == 1) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), KQ_W16(F1, j)));
     if (hi >= 2) {
@@ -1065,8 +1076,9 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i v1k_sub(const in
     return acc;
 }
 
-KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i sb_v1k_avx2(const uint8_t *p, const uint8_t *r2, const uint8_t *r3, const int8_t *xq,
-                                                                            const int16_t *bs16, int lo, int hi)
+/* one row's super-block state (the mins already in acc) */
+KQ_AVX2_FN __attribute__((always_inline)) static inline void v1k_prep(const uint8_t *p, const uint8_t *r2, const uint8_t *r3, __m128i bs, int lo,
+                                                                      int hi, v1k_sbst *s)
 {
     const int D = hi >= 3 ? 1600 : hi == 2 ? 40 : 5, C1 = D, CM = D / 5, C2 = D / 40;
     uint32_t su, mu;
@@ -1074,32 +1086,54 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i sb_v1k_avx2(cons
     memcpy(&mu, p + 6, 4);
     const uint8_t *codes = p + 10;
     const __m128i sc16 = _mm_cvtepu8_epi16(nib8(su));
-    __m256i acc = _mm256_setzero_si256();
+    s->acc = _mm256_setzero_si256();
     if (lo == 1) {
-        __m128i mm = _mm_madd_epi16(_mm_mullo_epi16(sc16, _mm_cvtepu8_epi16(nib8(mu))), _mm_loadu_si128((const __m128i *)bs16));
+        __m128i mm = _mm_madd_epi16(_mm_mullo_epi16(sc16, _mm_cvtepu8_epi16(nib8(mu))), bs);
         if (CM != 1) mm = _mm_mullo_epi32(mm, _mm_set1_epi32(CM));
-        acc = _mm256_sub_epi32(acc, _mm256_set_m128i(_mm_setzero_si128(), mm));
+        s->acc = _mm256_sub_epi32(s->acc, _mm256_set_m128i(_mm_setzero_si128(), mm));
     }
-    const __m256i F1 = _mm256_broadcastsi128_si256(_mm_mullo_epi16(sc16, _mm_set1_epi16((short)C1)));
-    __m256i F2 = F1, F3 = F1, T = F1, v2 = F1, v3 = F1;
+    s->F1 = _mm256_broadcastsi128_si256(_mm_mullo_epi16(sc16, _mm_set1_epi16((short)C1)));
+    s->F2 = s->F3 = s->T = s->v2 = s->v3 = s->F1;
     if (hi >= 2) {
         uint32_t c2;
         memcpy(&c2, r2 + 32, 4);
-        v2 = _mm256_loadu_si256((const __m256i *)r2);
-        T = _mm256_broadcastsi128_si256(nib_lut2(c2, kq_gi10_lo, kq_go10_hi));
-        F2 = _mm256_broadcastsi128_si256(_mm_mullo_epi16(sc16, _mm_set1_epi16((short)-C2)));
+        s->v2 = _mm256_loadu_si256((const __m256i *)r2);
+        s->T = _mm256_broadcastsi128_si256(nib_lut2(c2, kq_gi10_lo, kq_go10_hi));
+        s->F2 = _mm256_broadcastsi128_si256(_mm_mullo_epi16(sc16, _mm_set1_epi16((short)-C2)));
     }
     if (hi >= 3) {
         uint16_t ck;
         memcpy(&ck, r3 + 32, 2);
-        v3 = _mm256_loadu_si256((const __m256i *)r3);
-        F3 = _mm256_broadcastsi128_si256(_mm_mullo_epi16(sc16, _mm_cvtepi8_epi16(nib_lut2(ck, kq_nh20_lo, kq_nh20_hi))));
+        s->v3 = _mm256_loadu_si256((const __m256i *)r3);
+        s->F3 = _mm256_broadcastsi128_si256(_mm_mullo_epi16(sc16, _mm_cvtepi8_epi16(nib_lut2(ck, kq_nh20_lo, kq_nh20_hi))));
     }
-    const __m256i c0 = _mm256_loadu_si256((const __m256i *)codes), c1 = _mm256_loadu_si256((const __m256i *)(codes + 32));
-#define KQ_J(j) acc = v1k_sub(j, acc, xq, c0, c1, v2, v3, T, F1, F2, F3, lo, hi)
-    KQ_J(0); KQ_J(1); KQ_J(2); KQ_J(3); KQ_J(4); KQ_J(5); KQ_J(6); KQ_J(7);
-#undef KQ_J
-    return acc;
+    s->c0 = _mm256_loadu_si256((const __m256i *)codes);
+    s->c1 = _mm256_loadu_si256((const __m256i *)(codes + 32));
+}
+
+/* One super-block of R rows (R = 1, 2 or 4; row i's records at p + i ps,
+ * r2 + i r2s, r3 + i r3s) into *t0 .. *t(R-1): each row's integer sums
+ * exactly as one row alone; the rows share the activation loads (the
+ * sub-blocks in turn, every row's sub-block j after one load of x_j). */
+KQ_AVX2_FN __attribute__((always_inline)) static inline void sb_v1k_avx2(const uint8_t *p, int64_t ps, const uint8_t *r2, int64_t r2s,
+                                                                         const uint8_t *r3, int64_t r3s, const int8_t *xq, const int16_t *bs16,
+                                                                         int lo, int hi, int R, __m256i *t0, __m256i *t1, __m256i *t2, __m256i *t3)
+{
+    const __m128i bs = _mm_loadu_si128((const __m128i *)bs16);
+    v1k_sbst s0, s1, s2, s3;
+#define KQ_P(i) v1k_prep(p + i * ps, r2 ? r2 + i * r2s : NULL, r3 ? r3 + i * r3s : NULL, bs, lo, hi, &s##i)
+    KQ_ROWS(KQ_P);
+#undef KQ_P
+#define KQ_S(i) s##i.acc = v1k_sub(j, s##i.acc, x, s##i.c0, s##i.c1, s##i.v2, s##i.v3, s##i.T, s##i.F1, s##i.F2, s##i.F3, lo, hi)
+    KQ_UNROLL
+    for (int j = 0; j < KQ_NSUB; j++) {
+        const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * j));
+        KQ_ROWS(KQ_S);
+    }
+#undef KQ_S
+#define KQ_T(i) *t##i = s##i.acc
+    KQ_ROWS(KQ_T);
+#undef KQ_T
 }
 
 /* The v1k table path (ranges lo..hi with lo <= 2 <= hi): one lookup per
@@ -1162,9 +1196,14 @@ static void v1k_lut_build(void)
         }
 }
 
-KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i sb_v1k_lut_avx2(const uint8_t *p, const uint8_t *r2, const uint8_t *r3,
-                                                                                const int8_t *xq, const int16_t *bs16, const v1k_lut16 *tab,
-                                                                                int off, int lo, int hi)
+/* the per-super-block state of one row in sb_v1k_lut_avx2 */
+typedef struct v1k_lutst {
+    __m256i accL, accH, F, Pe, Po, c0, c1;
+    int32_t cmb[KQ_NSUB]; /* byte offsets of the sub-blocks' tables */
+} v1k_lutst;
+
+KQ_AVX2_FN __attribute__((always_inline)) static inline void v1k_lut_prep(const uint8_t *p, const uint8_t *r2, const uint8_t *r3, __m128i bs, int off,
+                                                                          int lo, int hi, v1k_lutst *s)
 {
     const int D = hi >= 3 ? 1600 : 40, CM = D / 5;
     uint32_t su, mu, c2;
@@ -1173,24 +1212,26 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i sb_v1k_lut_avx2(
     memcpy(&mu, p + 6, 4);
     memcpy(&c2, r2 + 32, 4);
     if (hi >= 3) memcpy(&ck, r3 + 32, 2);
-    const __m128i sc16 = _mm_cvtepu8_epi16(nib8(su)), bs = _mm_loadu_si128((const __m128i *)bs16);
+    const __m128i sc16 = _mm_cvtepu8_epi16(nib8(su));
     __m128i corr = _mm_mullo_epi32(_mm_madd_epi16(sc16, bs), _mm_set1_epi32(off));
     if (lo == 1)
         corr = _mm_add_epi32(corr, _mm_mullo_epi32(_mm_madd_epi16(_mm_mullo_epi16(sc16, _mm_cvtepu8_epi16(nib8(mu))), bs), _mm_set1_epi32(CM)));
-    __m256i accL = _mm256_set_m128i(_mm_setzero_si128(), _mm_sub_epi32(_mm_setzero_si128(), corr)), accH = _mm256_setzero_si256();
-    const __m256i F = _mm256_broadcastsi128_si256(sc16);
+    s->accL = _mm256_set_m128i(_mm_setzero_si128(), _mm_sub_epi32(_mm_setzero_si128(), corr));
+    s->accH = _mm256_setzero_si256();
+    s->F = _mm256_broadcastsi128_si256(sc16);
     /* the sign planes side by side: Pe bit j = s2, bit j + 1 = s3 of sub-block
      * j (even j); Po bit j - 1 = s2, bit j = s3 (odd j) */
     const __m256i v2 = _mm256_loadu_si256((const __m256i *)r2), m55 = _mm256_set1_epi8(0x55), mAA = _mm256_set1_epi8((char)0xAA);
-    __m256i Pe = _mm256_and_si256(v2, m55), Po = _mm256_srli_epi16(_mm256_and_si256(v2, mAA), 1);
+    s->Pe = _mm256_and_si256(v2, m55);
+    s->Po = _mm256_srli_epi16(_mm256_and_si256(v2, mAA), 1);
     if (hi >= 3) {
         const __m256i v3 = _mm256_loadu_si256((const __m256i *)r3);
-        Pe = _mm256_or_si256(Pe, _mm256_slli_epi16(_mm256_and_si256(v3, m55), 1));
-        Po = _mm256_or_si256(Po, _mm256_and_si256(v3, mAA));
+        s->Pe = _mm256_or_si256(s->Pe, _mm256_slli_epi16(_mm256_and_si256(v3, m55), 1));
+        s->Po = _mm256_or_si256(s->Po, _mm256_and_si256(v3, mAA));
     }
     const uint8_t *codes = p + 10;
-    const __m256i c0 = _mm256_loadu_si256((const __m256i *)codes), c1 = _mm256_loadu_si256((const __m256i *)(codes + 32));
-    const __m256i three = _mm256_set1_epi8(3), m0C = _mm256_set1_epi8(0x0C);
+    s->c0 = _mm256_loadu_si256((const __m256i *)codes);
+    s->c1 = _mm256_loadu_si256((const __m256i *)(codes + 32));
     /* the byte offsets of the 8 sub-blocks' tables, 32 (gi | go << 2 | h << 4),
      * in one vector (the scalar shifts cost 7 instructions per sub-block) */
     __m256i cv = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)c2), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
@@ -1200,29 +1241,52 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline __m256i sb_v1k_lut_avx2(
         cv = _mm256_or_si256(cv, _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(ck), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
                                                                     _mm256_set1_epi32(3)),
                                                    9));
-    int32_t cmb[KQ_NSUB];
-    _mm256_storeu_si256((__m256i *)cmb, cv);
+    _mm256_storeu_si256((__m256i *)s->cmb, cv);
+}
+
+/* sub-block j of one row (literal j); x = its 32 activations */
+KQ_AVX2_FN __attribute__((always_inline)) static inline void v1k_lut_sub(const int j, __m256i x, const uint8_t *tb, int hi, v1k_lutst *s)
+{
+    const __m256i three = _mm256_set1_epi8(3), m0C = _mm256_set1_epi8(0x0C);
+    const __m256i q = _mm256_and_si256(_mm256_srli_epi16(j < 4 ? s->c0 : s->c1, 2 * (j % 4)), three);
+    const int base = j & ~1; /* bits base, base + 1 of P -> bits 2, 3 */
+    __m256i sg = j & 1 ? s->Po : s->Pe;
+    sg = base < 2 ? _mm256_slli_epi16(sg, 2 - base) : base > 2 ? _mm256_srli_epi16(sg, base - 2) : sg;
+    const __m256i idx = _mm256_or_si256(q, _mm256_and_si256(sg, m0C));
+    const __m256i tl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(tb + s->cmb[j])));
+    const __m256i fj = KQ_W16(s->F, j);
+    if (hi == 2) { /* T - C in one signed byte: |T - C| <= 80, so |T - C| x pairs <= 20320 */
+        const __m256i t = _mm256_shuffle_epi8(tl, idx);
+        s->accL = _mm256_add_epi32(s->accL, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(t), _mm256_sign_epi8(x, t)), fj));
+    } else {
+        const __m256i th = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(tb + s->cmb[j] + 16)));
+        s->accL = _mm256_add_epi32(s->accL, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_shuffle_epi8(tl, idx), x), fj));
+        s->accH = _mm256_add_epi32(s->accH, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_shuffle_epi8(th, idx), x), fj));
+    }
+}
+
+/* One super-block of R rows (R = 1, 2 or 4) into *t0 .. *t(R-1), as sb_v1k_avx2 */
+KQ_AVX2_FN __attribute__((always_inline)) static inline void sb_v1k_lut_avx2(const uint8_t *p, int64_t ps, const uint8_t *r2, int64_t r2s,
+                                                                             const uint8_t *r3, int64_t r3s, const int8_t *xq, const int16_t *bs16,
+                                                                             const v1k_lut16 *tab, int off, int lo, int hi, int R, __m256i *t0,
+                                                                             __m256i *t1, __m256i *t2, __m256i *t3)
+{
+    const __m128i bs = _mm_loadu_si128((const __m128i *)bs16);
+    v1k_lutst s0, s1, s2, s3;
+#define KQ_P(i) v1k_lut_prep(p + i * ps, r2 + i * r2s, r3 ? r3 + i * r3s : NULL, bs, off, lo, hi, &s##i)
+    KQ_ROWS(KQ_P);
+#undef KQ_P
     const uint8_t *tb = (const uint8_t *)tab;
+#define KQ_S(i) v1k_lut_sub(j, x, tb, hi, &s##i)
     KQ_UNROLL
     for (int j = 0; j < KQ_NSUB; j++) {
         const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + KQ_SUB * j));
-        const __m256i q = _mm256_and_si256(_mm256_srli_epi16(j < 4 ? c0 : c1, 2 * (j % 4)), three);
-        const int base = j & ~1; /* bits base, base + 1 of P -> bits 2, 3 */
-        __m256i s = j & 1 ? Po : Pe;
-        s = base < 2 ? _mm256_slli_epi16(s, 2 - base) : base > 2 ? _mm256_srli_epi16(s, base - 2) : s;
-        const __m256i idx = _mm256_or_si256(q, _mm256_and_si256(s, m0C));
-        const __m256i tl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(tb + cmb[j])));
-        const __m256i fj = KQ_W16(F, j);
-        if (hi == 2) { /* T - C in one signed byte: |T - C| <= 80, so |T - C| x pairs <= 20320 */
-            const __m256i t = _mm256_shuffle_epi8(tl, idx);
-            accL = _mm256_add_epi32(accL, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(t), _mm256_sign_epi8(x, t)), fj));
-        } else {
-            const __m256i th = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(tb + cmb[j] + 16)));
-            accL = _mm256_add_epi32(accL, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_shuffle_epi8(tl, idx), x), fj));
-            accH = _mm256_add_epi32(accH, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_shuffle_epi8(th, idx), x), fj));
-        }
+        KQ_ROWS(KQ_S);
     }
-    return hi == 2 ? accL : _mm256_add_epi32(accL, _mm256_slli_epi32(accH, 7));
+#undef KQ_S
+#define KQ_T(i) *t##i = hi == 2 ? s##i.accL : _mm256_add_epi32(s##i.accL, _mm256_slli_epi32(s##i.accH, 7))
+    KQ_ROWS(KQ_T);
+#undef KQ_T
 }
 
 /* One TIED super-block, levels lo..hi fused: per weight the integer
@@ -1317,10 +1381,23 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline void sb_tied_avx2(const 
     *acc_out = acc;
 }
 
-/* float lanes accumulated across the row's super-blocks, one reduction per
- * row; the common (lo, hi) ranges get their own constant-folded copy */
-KQ_AVX2_FN __attribute__((always_inline)) static inline float row_v1k_avx2_t(const uint8_t *p, const uint8_t *r2, const uint8_t *r3, const kq_act *a,
-                                                                             int64_t NB, int lo, int hi)
+/* the formats of sb_v1k_avx2 / sb_v1k_lut_avx2: v1k's (BUCKET, 2-bit base,
+ * 4/4-bit scale and min codes, relative mins), levels <= 3 */
+static inline int v1k_avx2_ok(const kq_format *f, int hi)
+{
+    return f->resid == KQ_BUCKET && f->base_bits == 2 && f->min_rel && f->scale_bits == 4 && f->min_bits == 4 && hi <= 3;
+}
+
+/* R rows (R = 1, 2 or 4) gap rows apart (row i's records at p + i gap NB
+ * 74, r2 + i gap NB 36, r3 + i gap NB 34) into out[0..R-1]: per row, float
+ * lanes accumulated across the row's super-blocks and one reduction, the
+ * same operations in the same order whatever R (so a row's result is
+ * bit-identical in a pass of 1, 2 or 4 rows); the rows share the activation
+ * loads.  kq_dot runs R = 1, kq_matvec R = 2 (4 measured no faster:
+ * docs/mwq.md, "Rows per pass").  The common (lo, hi) ranges get their own
+ * constant-folded copy. */
+KQ_AVX2_FN __attribute__((always_inline)) static inline void rows_v1k_avx2_t(const uint8_t *p, const uint8_t *r2, const uint8_t *r3, const kq_act *a,
+                                                                             int64_t NB, int64_t gap, int lo, int hi, int R, float *out)
 {
     const float invD = hi >= 3 ? 1.0f / 1600 : hi == 2 ? 1.0f / 40 : 1.0f / 5;
     /* the table path where it measured faster (ranges reaching level 2 from
@@ -1334,19 +1411,56 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline float row_v1k_avx2_t(con
         tab = v1k_lut[v1k_lut_range(lo, hi)];
         off = v1k_lut_off[v1k_lut_range(lo, hi)];
     }
-    __m256 acc = _mm256_setzero_ps();
+    const int64_t ps = gap * NB * 74, r2s = gap * NB * 36, r3s = gap * NB * 34;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
     for (int64_t b = 0; b < NB; b++) {
+        __m256i t0, t1, t2, t3;
         /* a level outside lo..hi has no chunk (NULL): never offset */
-        const __m256i t = lut ? sb_v1k_lut_avx2(p, r2 + b * 36, r3 ? r3 + b * 34 : NULL, a->xq + b * KQ_SUPER, a->bsum16 + b * KQ_NSUB, tab,
-                                                    off, lo, hi)
-                                  : sb_v1k_avx2(p, r2 ? r2 + b * 36 : NULL, r3 ? r3 + b * 34 : NULL, a->xq + b * KQ_SUPER,
-                                                a->bsum16 + b * KQ_NSUB, lo, hi);
-        uint16_t h16;
-        memcpy(&h16, p, 2);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(h16) * (a->dx[b] * invD)), _mm256_cvtepi32_ps(t), acc);
+        if (lut)
+            sb_v1k_lut_avx2(p, ps, r2 + b * 36, r2s, r3 ? r3 + b * 34 : NULL, r3s, a->xq + b * KQ_SUPER, a->bsum16 + b * KQ_NSUB, tab, off, lo, hi,
+                            R, &t0, &t1, &t2, &t3);
+        else
+            sb_v1k_avx2(p, ps, r2 ? r2 + b * 36 : NULL, r2s, r3 ? r3 + b * 34 : NULL, r3s, a->xq + b * KQ_SUPER, a->bsum16 + b * KQ_NSUB, lo, hi,
+                        R, &t0, &t1, &t2, &t3);
+#define KQ_F(i)                                                                                                            \
+    do {                                                                                                                   \
+        uint16_t h16;                                                                                                      \
+        memcpy(&h16, p + i * ps, 2);                                                                                       \
+        acc##i = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(h16) * (a->dx[b] * invD)), _mm256_cvtepi32_ps(t##i), acc##i);    \
+    } while (0)
+        KQ_ROWS(KQ_F);
+#undef KQ_F
         p += 74;
     }
-    return hsum8f(acc);
+#define KQ_O(i) out[i] = hsum8f(acc##i)
+    KQ_ROWS(KQ_O);
+#undef KQ_O
+}
+
+/* kq_matvec's v1k pass for the table-path ranges (lo <= 2 <= hi): rows r
+ * and r + H together (H = rows / 2), so each is read in one sequential
+ * stream through its half of the matrix, as the one-row path reads the
+ * whole (pairing neighbouring rows measured slower from DRAM: two short
+ * streams that restart every pair).  Level 1 alone and level 3 alone stay on
+ * the one-row path (2 and 4 rows per pass measured no faster there from
+ * DRAM; docs/mwq.md, "Rows per pass").  Returns the number of rows done (an
+ * odd last row goes through kq_dot's one-row code, which gives the same
+ * bits). */
+KQ_AVX2_FN static int64_t matvec_v1k_avx2(const kq_matrix *m, int lo, int hi, const kq_act *a, float *y)
+{
+    if (lo > 2 || hi < 2) return 0;
+    const int64_t NB = m->cols / KQ_SUPER, H = m->rows / 2;
+    for (int64_t r = 0; r < H; r++) {
+        const uint8_t *p = m->chunk[0] + r * NB * 74, *r2 = m->chunk[1] + r * NB * 36, *r3 = hi >= 3 ? m->chunk[2] + r * NB * 34 : NULL;
+        float o[2] = {0};
+#define KQ_RANGE(l, h) else if (lo == l && hi == h) rows_v1k_avx2_t(p, r2, r3, a, NB, H, l, h, 2, o)
+        if (0) {}
+        KQ_RANGE(1, 2); KQ_RANGE(1, 3); KQ_RANGE(2, 2); KQ_RANGE(2, 3);
+#undef KQ_RANGE
+        y[r] += o[0];
+        y[r + H] += o[1];
+    }
+    return 2 * H;
 }
 
 KQ_AVX2_FN __attribute__((always_inline)) static inline float row_tied_avx2_t(const uint8_t *p, const uint8_t **res, const kq_act *a, int64_t NB,
@@ -1392,14 +1506,14 @@ KQ_AVX2_FN static float row_dot_avx2(const kq_matrix *m, const uint8_t *p, const
 {
     const kq_format *f = &m->fmt;
     const int64_t NB = m->cols / KQ_SUPER;
-    if (f->resid == KQ_BUCKET && f->base_bits == 2 && f->min_rel && f->scale_bits == 4 && f->min_bits == 4 && hi <= 3) {
+    if (v1k_avx2_ok(f, hi)) {
         const uint8_t *r2 = res[1], *r3 = res[2];
-        if (lo == 1 && hi == 1) return row_v1k_avx2_t(p, r2, r3, a, NB, 1, 1);
-        if (lo == 1 && hi == 2) return row_v1k_avx2_t(p, r2, r3, a, NB, 1, 2);
-        if (lo == 1 && hi == 3) return row_v1k_avx2_t(p, r2, r3, a, NB, 1, 3);
-        if (lo == 2 && hi == 2) return row_v1k_avx2_t(p, r2, r3, a, NB, 2, 2);
-        if (lo == 2 && hi == 3) return row_v1k_avx2_t(p, r2, r3, a, NB, 2, 3);
-        return row_v1k_avx2_t(p, r2, r3, a, NB, 3, 3);
+        float o = 0;
+#define KQ_RANGE(l, h) else if (lo == l && hi == h) rows_v1k_avx2_t(p, r2, r3, a, NB, 0, l, h, 1, &o)
+        if (0) {}
+        KQ_RANGE(1, 1); KQ_RANGE(1, 2); KQ_RANGE(1, 3); KQ_RANGE(2, 2); KQ_RANGE(2, 3); KQ_RANGE(3, 3);
+#undef KQ_RANGE
+        return o;
     }
     if (f->resid == KQ_TIED && (!f->min_rel || f->scale_bits + f->min_bits <= 15)) {
         const float kap = kappa(f);
@@ -1457,6 +1571,11 @@ int kq_matvec(const kq_matrix *m, int lo, int hi, const kq_act *a, float *y)
     if (lo < 1 || hi < lo || hi > m->fmt.levels)
         D2_ERROR(D2_EINVAL, "levels %d..%d: the matrix has levels 1..%d", lo, hi, m->fmt.levels);
     if (a->cols != m->cols) D2_ERROR(D2_EINVAL, "activations of %lld columns for a matrix of %lld", (long long)a->cols, (long long)m->cols);
-    for (int64_t r = 0; r < m->rows; r++) y[r] += kq_dot(m, r, lo, hi, a);
+    if (impl_now == KQ_AUTO) kq_impl_set(KQ_AUTO);
+    int64_t r = 0;
+#ifdef KQ_X86
+    if (impl_now == KQ_AVX2 && v1k_avx2_ok(&m->fmt, hi)) r = matvec_v1k_avx2(m, lo, hi, a, y);
+#endif
+    for (; r < m->rows; r++) y[r] += kq_dot(m, r, lo, hi, a);
     return D2_OK;
 }

@@ -158,8 +158,9 @@ const char *kq_qpath_name(kq_qpath p);
 /* Contribution of levels lo..hi (1 <= lo <= hi <= levels) to row . xhat:
  * W_hi . xhat - W_{lo-1} . xhat, all levels in one pass over the row. */
 float kq_dot(const kq_matrix *m, int64_t row, int lo, int hi, const kq_act *a);
-/* y[r] += kq_dot(m, r, lo, hi, a) for every row.  D2_EINVAL on a bad range
- * or an activation of another width. */
+/* y[r] += kq_dot(m, r, lo, hi, a) for every row, bit for bit (the AVX2
+ * v1k path may run rows in pairs).  D2_EINVAL on a bad range or an
+ * activation of another width. */
 int kq_matvec(const kq_matrix *m, int lo, int hi, const kq_act *a, float *y);
 
 #endif
