@@ -340,12 +340,14 @@ int step_plan(run *r)
          * memory cell per level */
         if (r->bt->expert_levels) { /* a level per expert: the uses counted as they are read */
             uint8_t lv[MODEL_MAX_EXPERTS];
+            uint32_t cell[MODEL_MAX_EXPERTS]; /* expert j's bucket: j U + its level */
             RUN_TRY(r->bt->expert_levels(&r->bc, layer, lv));
+            for (uint32_t j = 0; j < E; j++) cell[j] = j * U + lv[j];
             memset(B, 0, nb * sizeof *B);
             memset(gs, 0, 2 * nb * sizeof *gs);
 #pragma GCC unroll 4
             for (size_t i = 0; i < n; i++) {
-                const size_t b = (size_t)re[i] * U + lv[re[i]];
+                const uint32_t b = cell[re[i]];
                 const double w = rw[i];
                 B[b]++;
                 gs[b] += w;
@@ -404,7 +406,8 @@ int step_plan(run *r)
      * run's uses are far below 2^53). */
     uint64_t uk[POLICY_MAX_LEVELS] = {0};
     double gk[POLICY_MAX_LEVELS], g2k[POLICY_MAX_LEVELS];
-    for (uint32_t k = 0; k < U; k++) gk[k] = r->gate_k[k], g2k[k] = r->gate2_k[k];
+    memcpy(gk, r->gate_k, sizeof gk); /* whole arrays: fixed-size copies, no library call */
+    memcpy(g2k, r->gate2_k, sizeof g2k);
     const uint32_t ebase = layer * E * U;
     const int64_t *ub = r->unit_bytes, *iou = r->io_unit;
     step_item *items = r->items;
@@ -483,11 +486,9 @@ int step_plan(run *r)
             groups[ngroups++] = g;
         }
     }
-    for (uint32_t k = 0; k < U; k++) {
-        r->uses_k[k] += (double)uk[k];
-        r->gate_k[k] = gk[k];
-        r->gate2_k[k] = g2k[k];
-    }
+    for (uint32_t k = 0; k < U; k++) r->uses_k[k] += (double)uk[k];
+    memcpy(r->gate_k, gk, sizeof gk); /* levels from U on: copied in and out unchanged */
+    memcpy(r->gate2_k, g2k, sizeof g2k);
     r->tick = tick;
     r->fstep_need += need;
     r->nitems = r->remaining = nitems;
