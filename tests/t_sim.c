@@ -1359,7 +1359,7 @@ static void test_ops(void)
  * and a token at once (sim_input.route_token). */
 static int route_fixed_token(void *u, uint32_t req, uint32_t pos, uint16_t *e, float *w, uint8_t *b, size_t stride)
 {
-    for (uint32_t l = 0; l < 3; l++) /* the tiny model below: 3 layers, top-1 */
+    for (uint32_t l = 0; l < 3; l++) /* the tiny models below: 3 layers */
         D2_TRY(route_fixed(u, req, pos, l, e + (size_t)l * stride, w + (size_t)l * stride, b ? b + (size_t)l * stride : NULL));
     return D2_OK;
 }
@@ -1380,6 +1380,22 @@ static void test_bad_expert_id(void)
            "expert id 2 of 2 experts refused (%s): \"%s\"", tok ? "a token at once" : "a layer at a time", rc ? d2_err_msg() : "ran");
         sim_result_free(r);
     }
+    /* top-2 a token at once: the ids are or-ed first (1 | 2 = 3, not below 3
+     * experts, though both ids are), then compared one by one */
+    static const uint16_t map2[4] = {1, 2, 2, 3}; /* request 0: experts 1 and 2 of 3; request 1: 2 and 3 */
+    model m2 = tiny(3, 3, 2);
+    fixed_route fr2 = {map2, 2};
+    sim_input in2 = {.model = &m2, .device = &d, .params = &p, .route = route_fixed, .route_user = &fr2, .route_has_bits = 0, .route_token = route_fixed_token};
+    sim_result *r2 = NULL;
+    int rc2 = sim_run(&in2, &r2);
+    ok(rc2 == D2_EFORMAT && strstr(d2_err_msg(), "request 1 position 0 layer 0: expert 3 is not below 3"),
+       "top-2, 3 experts: ids 1 and 2 pass, 3 is refused: \"%s\"", rc2 ? d2_err_msg() : "ran");
+    sim_result_free(r2);
+    p.requests = 1;
+    r2 = NULL;
+    rc2 = sim_run(&in2, &r2);
+    ok(rc2 == D2_OK, "top-2, 3 experts: ids 1 and 2 (or-ed: 3) run (%s)", rc2 ? d2_err_msg() : "ok");
+    sim_result_free(r2);
 }
 
 int main(void)

@@ -43,9 +43,18 @@ static int route_token(run *r, uint32_t q, uint32_t pos, size_t tok)
     const uint32_t E = r->E;
     uint32_t big = 0;
     const uint16_t *e = r->rexp + at;
-    if (K == 2) /* the common top-2 */
-        for (uint32_t l = 0; l < L; l++, e += stride) big |= (uint32_t)(e[0] >= E) | (uint32_t)(e[1] >= E);
-    else
+    if (K == 2) { /* the common top-2: the ids or-ed together (a layer's two as one 32-bit word) are at least the
+                   * largest, so when they are below E all are (E a power of two: exactly when); else one by one */
+        uint32_t any = 0;
+        for (uint32_t l = 0; l < L; l++, e += stride) {
+            uint32_t two;
+            memcpy(&two, e, sizeof two);
+            any |= two;
+        }
+        e = r->rexp + at;
+        if (((any | any >> 16) & 0xffffu) >= E)
+            for (uint32_t l = 0; l < L; l++, e += stride) big |= (uint32_t)(e[0] >= E) | (uint32_t)(e[1] >= E);
+    } else
         for (uint32_t l = 0; l < L; l++, e += stride)
             for (uint32_t k = 0; k < K; k++) big |= e[k] >= E;
     for (uint32_t l = 0; big && l < L; l++) D2_TRY(check_experts(r, q, pos, l, r->rexp + at + l * stride));
