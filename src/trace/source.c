@@ -608,12 +608,18 @@ int trace_source_route_token(trace_source *s, uint32_t req, uint32_t pos, uint16
     if (req < SOURCE_GEN_MAX_REQ && req < s->m->nrq && pos < s->m->rq[req].n) { /* recorded: one pass over the token's records */
         const unsigned char *r = s->m->rq[req].rec + (size_t)pos * L * MEMO_REC(K);
         if (K == 2) { /* the common top-2: a record is two weights (8 bytes) then two ids (4 bytes), copied whole */
-            for (uint32_t l = 0; l < L; l++, r += MEMO_REC(2)) {
-                memcpy(weights + (size_t)l * stride, r, 2 * sizeof(float));
-                memcpy(experts + (size_t)l * stride, r + 2 * sizeof(float), 2 * sizeof(uint16_t));
-            }
+            static const uint8_t none[2] = {0, 0}; /* no recorded bits: a layer's two written as one 16-bit store */
             if (bits)
-                for (uint32_t l = 0; l < L; l++) bits[(size_t)l * stride] = bits[(size_t)l * stride + 1] = 0;
+                for (uint32_t l = 0; l < L; l++, r += MEMO_REC(2)) {
+                    memcpy(weights + (size_t)l * stride, r, 2 * sizeof(float));
+                    memcpy(experts + (size_t)l * stride, r + 2 * sizeof(float), 2 * sizeof(uint16_t));
+                    memcpy(bits + (size_t)l * stride, none, sizeof none);
+                }
+            else
+                for (uint32_t l = 0; l < L; l++, r += MEMO_REC(2)) {
+                    memcpy(weights + (size_t)l * stride, r, 2 * sizeof(float));
+                    memcpy(experts + (size_t)l * stride, r + 2 * sizeof(float), 2 * sizeof(uint16_t));
+                }
             return D2_OK;
         }
         for (uint32_t l = 0; l < L; l++, r += MEMO_REC(K)) {
