@@ -25,7 +25,7 @@ void engine_unit_freed(void *user, uint32_t id)
         const step_item *it = &r->items[ii];
         if (it->held || (it->state >= 2 && r->groups[it->grp].left > 0)) r->bad_free = id + 1;
     }
-    if (r->obs && r->obs->unit_freed) tell_freed(r, id);
+    if (r->obs_freed) tell_freed(r, id);
 }
 
 static __attribute__((noinline, cold)) int report_freed(const run *r)

@@ -245,6 +245,8 @@ int sim_run_observed(const sim_input *in, const sim_observer *obs, sim_result **
     run rr, *r = &rr;
     memset(r, 0, sizeof *r);
     r->obs = obs;
+    r->obs_op = obs && obs->op;
+    r->obs_freed = obs && obs->unit_freed;
     sim_result *res = calloc(1, sizeof *res);
     if (!res) D2_ERROR(D2_ENOMEM, "sim: out of memory");
     r->res = res;

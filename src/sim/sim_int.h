@@ -182,6 +182,7 @@ typedef struct run {
     grp_need *gneed;
     uint32_t bad_free;      /* 1 + an entry that left memory while its step needed it; 0 */
     const sim_observer *obs;
+    int obs_op, obs_freed;  /* obs is set and has op / unit_freed (one test each in the serving loop) */
     /* the step memo (stepmemo.h): this run's entry (NULL: not remembered),
      * whether a remembered forward step needs its routing decoded, whether
      * the current one is remembered, and its composition (npre, ndec, the
@@ -251,7 +252,7 @@ void account_op(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer
 static inline void account_emit(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level,
                                 uint32_t tokens, uint32_t final, int preload, sim_op_tier tier, int64_t bytes)
 {
-    if (r->obs && r->obs->op) account_op(r, kind, t0, t1, layer, expert, level, tokens, final, preload, tier, bytes);
+    if (r->obs_op) account_op(r, kind, t0, t1, layer, expert, level, tokens, final, preload, tier, bytes);
 }
 /* profile.c: per-expert static levels and layer-to-layer transitions from
  * the profiling requests */
