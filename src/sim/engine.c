@@ -64,14 +64,14 @@ static int io_next(run *r)
 {
     while (!r->io_busy && r->qhead < r->qtail && !r->oom && !r->done) {
         io_req *q = &r->ioq[r->qhead];
-        if (r->pt->serial && !q->prefetch && (r->comp_busy || r->rhead < r->rtail)) return D2_OK;
+        if (r->serial && !q->prefetch && (r->comp_busy || r->rhead < r->rtail)) return D2_OK;
         step_item *it = NULL;
         uint32_t unit;
         if (q->prefetch) {
             if (mem_entry_state(r->mm, q->entry) != MEM_ABSENT) { r->qhead++; continue; } /* already resident or loading */
             unit = q->entry % r->U;
         } else {
-            if (r->sys->nested) {
+            if (r->nested) {
                 int go;
                 RUN_TRY(step_pick_load(r, &go));
                 if (!go) return D2_OK;
@@ -111,7 +111,7 @@ static int io_next(run *r)
             step_hold_item(r, it);
             it->started = 1;
             /* invariant: nested levels of an expert load in ascending order */
-            if (r->sys->nested && unit > 0) {
+            if (r->nested && unit > 0) {
                 int32_t jj = r->item_of[entry - 1];
                 if (jj < 0 || !(r->items[jj].hit || r->items[jj].started))
                     D2_ERROR(D2_EINTERNAL, "sim: level %u of expert %u loads before level %u", unit + 1,

@@ -64,6 +64,9 @@ static int setup(run *r, const sim_input *in)
     r->bt = bitroute_find(br, &arg);
     r->pt = plan_find(pl);
     r->mt = mem_policy_find(mp); /* all four known: sim_system_resolve checked them */
+    r->nested = r->sys->nested;
+    r->serial = r->pt->serial;
+    r->kv_on_device = p->kv_on_device;
     r->U = (uint32_t)r->sys->levels;
     D2_TRY(sim_system_caps_parse(cp, (int)r->U, r->caps, "sim.caps")); /* checked: this fills r->caps */
     if (r->bt->needs_bits && !in->route_has_bits)

@@ -203,6 +203,7 @@ typedef struct run {
     int waiting;            /* the compute unit waits for a load (a bubble is open) */
     int64_t now;            /* the time of the event being handled, ns: des_now, kept here by engine_run for the handlers */
     int interfere;          /* device.io_interference > 0: expert computes slow down while a load runs */
+    int nested, serial, kv_on_device; /* sys->nested, pt->serial, p->kv_on_device, kept here for the serving loop */
     /* the running expert compute when device.io_interference > 0: its rate
      * changes whenever the I/O queue starts or stops, so its end event is
      * re-pushed with a new version and stale ones are dropped */
@@ -241,7 +242,7 @@ void account_oom(run *r, int64_t total);
  * (status oom, with the reason) when it exceeds the device */
 static inline void account_mem(run *r)
 {
-    int64_t total = r->fixed_bytes + (r->p->kv_on_device ? r->kv_bytes : 0) + mem_resident_bytes(r->mm) + r->transient;
+    int64_t total = r->fixed_bytes + (r->kv_on_device ? r->kv_bytes : 0) + mem_resident_bytes(r->mm) + r->transient;
     if (total > r->peak_total) r->peak_total = total;
     if (total > r->d->mem_bytes && !r->oom) account_oom(r, total);
 }

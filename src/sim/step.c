@@ -327,7 +327,7 @@ int step_plan(run *r)
     const size_t n = (size_t)r->ntok * r->K;
     const size_t base = (size_t)r->layer * r->ntok * r->K;
     const uint32_t E = r->E, U = r->U, layer = r->layer;
-    const int nested = r->sys->nested;
+    const int nested = r->nested;
     r->lb_flops += 2.0 * (double)r->W * (double)n; /* every token-expert use is at least one GEMM of the expert */
     r->lb_wt += (double)r->W * (double)n;
     /* B[j][u]: uses of expert j at exactly level (unit) u, and their gate
