@@ -632,10 +632,11 @@ int mem_check_quick(const mem *m)
         D2_ERROR(D2_EINTERNAL, "mem: bytes unaccounted: reserved %lld - evicted %lld - released %lld != resident %lld",
                  (long long)m->reserved_total, (long long)m->evicted_total, (long long)m->released_total, (long long)m->resident);
     int64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0; /* four sums: a quarter of the loop's steps */
-    uint32_t l = 0;
-    for (; l + 4 <= m->layers; l += 4)
-        s0 += m->layer_bytes[l], s1 += m->layer_bytes[l + 1], s2 += m->layer_bytes[l + 2], s3 += m->layer_bytes[l + 3];
-    for (; l < m->layers; l++) s0 += m->layer_bytes[l];
+    const int64_t *lb = m->layer_bytes;
+    const size_t nl = m->layers;
+    size_t l = 0; /* a size_t index: the four loads address from one register, no index arithmetic each */
+    for (; l + 4 <= nl; l += 4) s0 += lb[l], s1 += lb[l + 1], s2 += lb[l + 2], s3 += lb[l + 3];
+    for (; l < nl; l++) s0 += lb[l];
     const int64_t lsum = s0 + s1 + s2 + s3;
     if (lsum != m->resident) D2_ERROR(D2_EINTERNAL, "mem: per-layer bytes sum to %lld, account says %lld", (long long)lsum, (long long)m->resident);
     return D2_OK;
