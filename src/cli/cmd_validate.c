@@ -298,7 +298,7 @@ static int print_metric(const char *name, double v, const char *unit, void *out)
 
 /* a round's record: status ok (the record is sound); metric accepted 0/1
  * and param validate.reason say whether it counts and why not */
-static int store_round(const char *dbpath, const char *spec, size_t point, int round, int attempt, int accepted,
+static int store_round(const char *dbpath, const char *spec, const char *session, size_t point, int round, int attempt, int accepted,
                        const char *reason, int64_t exec_id, double sim_s, double real_s, double stopped_s,
                        double taken_s, const double others[2], const opjoin_report *j, double calib_ratio)
 {
@@ -315,6 +315,7 @@ static int store_round(const char *dbpath, const char *spec, size_t point, int r
     if (!rc) rc = db_run_param(run, "exec.point", pt);
     if (!rc) rc = db_run_param(run, "validate.round", rd);
     if (!rc) rc = db_run_param(run, "validate.attempt", at);
+    if (!rc) rc = db_run_param(run, "validate.session", session);
     if (!rc) rc = db_run_param(run, "validate.reason", reason);
     if (!rc) rc = db_run_metric(run, "accepted", accepted, "");
     if (!rc) rc = db_run_metric(run, "host_loadavg_1m", calib_host_loadavg1(), "");
@@ -363,6 +364,7 @@ typedef struct report_args {
     const char *store;           /* the store the point runs go to; NULL: print only (--from) */
     const sweep_spec *sp;        /* the spec, for the point.* params; NULL: none */
     const char *name;            /* the spec's name (exec.spec) */
+    const char *session;         /* validate.session of the point runs */
     size_t n;                    /* points */
     int rounds;                  /* accepted rounds a verdict needs */
     double bound;                /* the verdict's bound, percent */
@@ -408,6 +410,7 @@ static int report(const report_args *a, point_acc *acc)
         if (!rc) rc = db_run_param(r, "exec.point", pt);
         if (!rc) rc = db_run_param(r, "validate.bound_pct", bd);
         if (!rc) rc = db_run_param(r, "validate.rounds", nr);
+        if (!rc && a->session) rc = db_run_param(r, "validate.session", a->session);
         if (!rc) rc = db_run_metric(r, "accepted_rounds", acc[p].n, "");
         if (!rc) rc = db_run_metric(r, "rejected_rounds", acc[p].rejected, "");
         if (!rc) rc = db_run_metric(r, "host_loadavg_start", a->load0, "");
@@ -610,8 +613,10 @@ static int report(const report_args *a, point_acc *acc)
 }
 
 /* --from: the latest validation's accepted rounds in the store, judged
- * again (report() without a store).  Its rounds: those after the last
- * point run stored before its last round. */
+ * again (report() without a store).  Its rounds: those of the last round's
+ * validate.session; in stores from before that param, those after the last
+ * point run stored before the last round (an interrupted validation, which
+ * stored no points, then counts with the next). */
 static int from_store(const char *path, int rounds, int rounds_given, double bound, uint64_t seed)
 {
     db *d;
@@ -619,7 +624,8 @@ static int from_store(const char *path, int rounds, int rounds_given, double bou
     sqlite3 *h = db_handle(d);
     const char *sql =
         "WITH R AS (SELECT coalesce(max(id), 0) AS r FROM runs WHERE kind = 'validate' AND mode = 'round'),"
-        " Q AS (SELECT coalesce(max(id), 0) AS q FROM runs WHERE kind = 'validate' AND mode = 'point' AND id < (SELECT r FROM R))"
+        " Q AS (SELECT coalesce(max(id), 0) AS q FROM runs WHERE kind = 'validate' AND mode = 'point' AND id < (SELECT r FROM R)),"
+        " S AS (SELECT (SELECT value FROM params WHERE run_id = (SELECT r FROM R) AND key = 'validate.session') AS s)"
         " SELECT v.id, CAST(pp.value AS INTEGER), sp.value, a.value,"
         "  coalesce((SELECT value FROM metrics WHERE run_id = v.id AND name = 'sim_makespan_s'), 0),"
         "  coalesce((SELECT value FROM metrics WHERE run_id = v.id AND name = 'real_makespan_s'), 0),"
@@ -631,7 +637,9 @@ static int from_store(const char *path, int rounds, int rounds_given, double bou
         " FROM runs v JOIN params pp ON pp.run_id = v.id AND pp.key = 'exec.point'"
         " JOIN params sp ON sp.run_id = v.id AND sp.key = 'exec.spec'"
         " JOIN metrics a ON a.run_id = v.id AND a.name = 'accepted'"
-        " WHERE v.kind = 'validate' AND v.mode = 'round' AND v.id > (SELECT q FROM Q) AND v.id <= (SELECT r FROM R)"
+        " WHERE v.kind = 'validate' AND v.mode = 'round' AND v.id <= (SELECT r FROM R) AND CASE WHEN (SELECT s FROM S) IS NULL"
+        "  THEN v.id > (SELECT q FROM Q)"
+        "  ELSE (SELECT value FROM params WHERE run_id = v.id AND key = 'validate.session') = (SELECT s FROM S) END"
         " ORDER BY v.id";
     typedef struct { int64_t id, xid; long point; int accepted; double s, r, stop, take, takemax; } row;
     row *rw = NULL;
@@ -745,10 +753,10 @@ static int from_store(const char *path, int rounds, int rounds_given, double bou
     }
     if (rc == D2_OK) {
         const int need = rounds_given ? rounds : asked ? asked : maxacc;
-        printf("validate --from %s: the latest validation (spec %s, rounds stored as runs %lld..%lld): %zu points, %d accepted "
-               "rounds, %zu rejected;\nverdicts need %d accepted rounds (%s); bootstrap seed %llu; nothing measured, "
+        printf("validate --from %s: the latest validation (spec %s, rounds stored as runs %lld..%lld): %zu point%s, %d accepted "
+               "round%s, %zu rejected;\nverdicts need %d accepted rounds (%s); bootstrap seed %llu; nothing measured, "
                "nothing written\n",
-               path, spec, (long long)first, (long long)last, n, nacc, nr - (size_t)nacc, need,
+               path, spec, (long long)first, (long long)last, n, n == 1 ? "" : "s", nacc, nacc == 1 ? "" : "s", nr - (size_t)nacc, need,
                rounds_given ? "--rounds" : asked ? "what that validation asked for" : "the most any point has",
                (unsigned long long)seed);
         const report_args ra = {.store = NULL, .sp = NULL, .name = spec, .n = n, .rounds = need, .bound = bound, .seed = seed,
@@ -868,6 +876,8 @@ static int run(int argc, char **argv)
         goto out;
     }
     int64_t start_id = max_run_id(dbpath);
+    char session[32]; /* this validation's rounds and points in the store: the store's last run id before it */
+    snprintf(session, sizeof session, "%lld", (long long)start_id);
     double t_start = clock_mono_s(), load0 = calib_host_loadavg1();
     printf("validate %s: %zu points, %d accepted rounds each, time cap %.1f min, load average %.2f at start\n", name, n,
            rounds, cap_min, load0);
@@ -909,7 +919,7 @@ static int run(int argc, char **argv)
                          calib_tol);
                 printf("rejected: %s\n", reason);
                 acc[p].rejected++;
-                rc = store_round(dbpath, name, p, round, acc[p].attempts, 0, reason, 0, 0, 0, -1, -1, NULL, NULL, fr);
+                rc = store_round(dbpath, name, session, p, round, acc[p].attempts, 0, reason, 0, 0, 0, -1, -1, NULL, NULL, fr);
                 continue;
             }
             char *av[2 * SWEEP_MAX_AXES + 40];
@@ -971,7 +981,7 @@ static int run(int argc, char **argv)
                 printf("\n");
             }
             fflush(stdout);
-            rc = store_round(dbpath, name, p, round, acc[p].attempts, accepted, reason, xid, s_s, r_s, stop_s, take_s, others,
+            rc = store_round(dbpath, name, session, p, round, acc[p].attempts, accepted, reason, xid, s_s, r_s, stop_s, take_s, others,
                              have_join ? &rep : NULL, fr);
         }
         if (rc) break;
@@ -987,7 +997,7 @@ static int run(int argc, char **argv)
         char (*cfg)[128] = calloc(n ? n : 1, sizeof *cfg);
         if (!cfg) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); goto out; }
         for (size_t p = 0; p < n; p++) point_cfg(sweep_spec_job(sp, p), cfg[p]);
-        const report_args ra = {.store = dbpath, .sp = sp, .name = name, .n = n, .rounds = rounds, .bound = bound, .seed = seed,
+        const report_args ra = {.store = dbpath, .sp = sp, .name = name, .session = session, .n = n, .rounds = rounds, .bound = bound, .seed = seed,
                                 .load0 = load0, .load1 = load1, .cfg = cfg, .host_in = host_in, .host_in_rounds = host_in_rounds};
         rc = report(&ra, acc);
         free(cfg);

@@ -1173,9 +1173,9 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
                 rc = hostwatch_cpu(hw, k, R->t0, R->t0 + t_end, &tw);
                 mine[k] += tw.cpu_ns;
             }
-            for (int k = 0; k < 2; k++) {
+            for (int k = 0; k < 2; k++) { /* in [0, the span]: the ticks' rounding can put it outside on a short run */
                 int64_t d = busy1[k] - busy0[k] - mine[k];
-                r->others_ns[k] = d > 0 ? d : 0;
+                r->others_ns[k] = d < 0 ? 0 : d > t_end ? t_end : d;
             }
             r->others_span_ns = t_end;
             r->others_measured = rc == D2_OK;

@@ -144,8 +144,8 @@ typedef struct exec_result {
                                   two CPUs, no helper threads, /proc/stat readable) */
     int64_t others_ns[2];      /* CPU time other processes of this machine took on the compute CPU [0]
                                   and the I/O CPU [1] from the compute thread's start to its end
-                                  (the kernel's busy time there less this run's threads on it;
-                                  good to about 20 ms each), ns */
+                                  (the kernel's busy time there less this run's threads on it,
+                                  kept in [0, others_span_ns]; good to about 20 ms each), ns */
     int64_t others_span_ns;    /* that span, ns */
 } exec_result;
 
