@@ -10,7 +10,10 @@ WITH pairs AS (
    WHERE rs.kind = 'execute' AND rs.mode = 'sim' AND rr.mode = 'real' AND rs.status = 'ok'
      AND EXISTS (SELECT 1 FROM params WHERE run_id = rs.id AND key = 'exec.spec' AND value = 'validation')
      -- runs rejected by the kernel-probe gate (the machine changed speed) are left out
-     AND coalesce((SELECT value FROM metrics WHERE run_id = rr.id AND name = 'probe_ok'), 1) != 0)
+     AND coalesce((SELECT value FROM metrics WHERE run_id = rr.id AND name = 'probe_ok'), 1) != 0
+     -- and those of a `d2moe validate` round it rejected (probe or busy machine)
+     AND NOT EXISTS (SELECT 1 FROM metrics x JOIN metrics a ON a.run_id = x.run_id AND a.name = 'accepted' AND a.value = 0
+                      WHERE x.name = 'exec_real_run_id' AND x.value = rr.id))
 SELECT pl.value, mr.value, ms.value
   FROM pairs
   JOIN params pl ON pl.run_id = pairs.sid AND pl.key = 'system.plan'

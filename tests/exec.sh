@@ -425,8 +425,16 @@ if command -v sqlite3 > /dev/null && [ "$(sqlite3 "$TMP/val.db" "SELECT count(*)
         JOIN params p ON p.run_id = r.id AND p.key = 'validate.reason' AND p.value LIKE 'busy machine: other processes took %' WHERE r.mode = 'round'")
     [ $st -eq 0 ] && [ "$n" -ge 1 ] && grep -q '(no accepted round)' "$TMP/vr4"
     ok $? "three CPU hogs beside the run, --busy-tol 1: its rounds rejected as a busy machine ($n), no verdict"
+    # the validation figure's query leaves out the runs of rejected rounds: none
+    # of the busy store's, all four accepted ones of the first store
+    for f in val3 val; do
+        sed "s/value = 'validation'/value = 'vsmall'/" "${D2_SRCDIR:-.}/plots/validation.sql" | sqlite3 "$TMP/$f.db" | wc -l > "$TMP/$f.rows"
+    done
+    [ "$(cat "$TMP/val3.rows")" -eq 0 ] && [ "$(cat "$TMP/val.rows")" -eq 4 ]
+    ok $? "the validation figure: no point from a rejected round ($(cat "$TMP/val3.rows")), the accepted ones' ($(cat "$TMP/val.rows"))"
 else
     skip "others' CPU time: not measured here (threads not pinned)"; skip "busy machine: not measured here"
+    skip "the validation figure without rejected rounds: not measured here"
 fi
 # a run gate nothing passes: rounds rejected, stored with their reason, no verdict
 "$D2MOE" validate "$TMP/v.ini" --db "$TMP/val2.db" --work "$TMP/vw" --rounds 1 --calib-tol 1000 --probe-tol 0.0001 \
