@@ -227,6 +227,21 @@ static void test_metrics(const opjoin_report *j)
     ok(opjoin_report_set_metric(&back, "join_compute_l9_sim_s", 1) == D2_ENOTFOUND, "no term compute_l9: not ours");
     ok(opjoin_report_set_metric(&back, "join_compute_l1_cpu_s", 1) == D2_ENOTFOUND, "unknown suffix: not ours");
     ok(opjoin_report_set_metric(&back, "join_compute_l1_sim_s", -1) == D2_ERANGE, "negative seconds: D2_ERANGE");
+
+    /* opjoin_report_add: an empty report plus the join twice is twice the join, field by field */
+    opjoin_report sum;
+    opjoin_report_init(&sum);
+    opjoin_report_add(&sum, j);
+    opjoin_report_add(&sum, j);
+    int twice = sum.nterm == j->nterm && sum.makespan_pred_ns == 2 * j->makespan_pred_ns &&
+                sum.makespan_real_ns == 2 * j->makespan_real_ns && sum.matched == 2 * j->matched &&
+                sum.pred_only == 2 * j->pred_only && sum.real_only == 2 * j->real_only &&
+                sum.pred_only_ns == 2 * j->pred_only_ns && sum.real_only_ns == 2 * j->real_only_ns && j->matched > 0;
+    for (int t = 0; twice && t < j->nterm; t++)
+        twice = !strcmp(sum.term[t].name, j->term[t].name) && sum.term[t].pred_ns == 2 * j->term[t].pred_ns &&
+                sum.term[t].real_ns == 2 * j->term[t].real_ns && sum.term[t].n_pred == 2 * j->term[t].n_pred &&
+                sum.term[t].n_real == 2 * j->term[t].n_real;
+    ok(twice, "opjoin_report_add: empty + the join + the join = twice the join in every term, makespan and count");
 }
 
 static void test_join(void)

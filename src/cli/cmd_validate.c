@@ -269,20 +269,8 @@ static int acc_add(point_acc *a, double s_s, double r_s, double stop_s, double t
     const int hm = stop_s >= 0 && take_s >= stop_s && takemax_s >= take_s && r_s > takemax_s;
     if (hm) a->h[a->nh++] = (host_round){.sim = s_s, .real = r_s, .stop = stop_s, .taken = take_s, .taken_max = takemax_s};
     if (rep) {
-        if (!a->joined) a->join = *rep;
-        else {
-            for (int t = 0; t < rep->nterm; t++) {
-                a->join.term[t].pred_ns += rep->term[t].pred_ns;
-                a->join.term[t].real_ns += rep->term[t].real_ns;
-                a->join.term[t].n_pred += rep->term[t].n_pred;
-                a->join.term[t].n_real += rep->term[t].n_real;
-            }
-            a->join.makespan_pred_ns += rep->makespan_pred_ns;
-            a->join.makespan_real_ns += rep->makespan_real_ns;
-            a->join.matched += rep->matched;
-            a->join.pred_only += rep->pred_only;
-            a->join.real_only += rep->real_only;
-        }
+        if (!a->joined) opjoin_report_init(&a->join);
+        opjoin_report_add(&a->join, rep);
         a->joined++;
     }
     return hm;
@@ -557,24 +545,14 @@ static int report(const report_args *a, point_acc *acc)
     /* the op join: where the real run spends time the prediction does not
      * (per accepted round, mean over rounds, summed over points) */
     opjoin_report tot;
-    int have = 0, rounds_joined = 0;
+    opjoin_report_init(&tot);
+    int rounds_joined = 0;
     for (size_t p = 0; p < n; p++) {
         if (!acc[p].joined) continue;
-        if (!have) {
-            tot = acc[p].join;
-            for (int t = 0; t < tot.nterm; t++) tot.term[t].pred_ns = tot.term[t].real_ns = 0;
-            tot.makespan_pred_ns = tot.makespan_real_ns = 0;
-            have = 1;
-        }
-        for (int t = 0; t < tot.nterm; t++) {
-            tot.term[t].pred_ns += acc[p].join.term[t].pred_ns;
-            tot.term[t].real_ns += acc[p].join.term[t].real_ns;
-        }
-        tot.makespan_pred_ns += acc[p].join.makespan_pred_ns;
-        tot.makespan_real_ns += acc[p].join.makespan_real_ns;
+        opjoin_report_add(&tot, &acc[p].join);
         rounds_joined += acc[p].joined;
     }
-    if (have) {
+    if (rounds_joined) {
         printf("\nop join over %d accepted rounds (seconds summed over them; the first block adds up to the makespan):\n",
                rounds_joined);
         printf("%-16s %10s %10s %10s %9s %9s\n", "term", "sim_s", "real_s", "real-sim", "real/sim", "share");

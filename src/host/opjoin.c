@@ -332,6 +332,23 @@ void opjoin_report_init(opjoin_report *r)
     term_names(r);
 }
 
+void opjoin_report_add(opjoin_report *sum, const opjoin_report *r)
+{
+    for (int t = 0; t < sum->nterm && t < r->nterm; t++) {
+        sum->term[t].pred_ns += r->term[t].pred_ns;
+        sum->term[t].real_ns += r->term[t].real_ns;
+        sum->term[t].n_pred += r->term[t].n_pred;
+        sum->term[t].n_real += r->term[t].n_real;
+    }
+    sum->makespan_pred_ns += r->makespan_pred_ns;
+    sum->makespan_real_ns += r->makespan_real_ns;
+    sum->matched += r->matched;
+    sum->pred_only += r->pred_only;
+    sum->real_only += r->real_only;
+    sum->pred_only_ns += r->pred_only_ns;
+    sum->real_only_ns += r->real_only_ns;
+}
+
 int opjoin_join(const opjoin_tl *pred, const opjoin_tl *real, opjoin_report *out)
 {
     opjoin_report_init(out);

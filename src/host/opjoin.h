@@ -106,6 +106,11 @@ int opjoin_report_term(const opjoin_report *r, const char *name);
 /* An empty report: every term named (as opjoin_join names them), zeros. */
 void opjoin_report_init(opjoin_report *r);
 
+/* sum += r, both named by opjoin_report_init (the same terms in the same
+ * order): every term's durations and op counts, the makespans, the matched
+ * and unmatched counts and durations.  The worst pair stays sum's. */
+void opjoin_report_add(opjoin_report *sum, const opjoin_report *r);
+
 /* The report as metrics, in the results store's names and units (d2moe
  * execute stores them with its real run; validate reads them back):
  *   join_makespan_sim_s, join_makespan_real_s            (s)
