@@ -88,7 +88,8 @@ static void usage(FILE *out)
             "validate.reason) and mode point; the runs of execute as usual.\n"
             "Exit 0 when the measurement completed, whatever the verdicts.\n\n"
             "--from FILE: judge again, without measuring, the accepted rounds of the\n"
-            "latest validation in the store FILE (the rounds stored after its previous\n"
+            "latest validation in the store FILE (those of the last round's\n"
+            "validate.session; in older stores, the rounds stored after the previous\n"
             "point verdicts): the same tables from the stored makespans, host times and\n"
             "op joins, with this --bound, --seed and --rounds (default: the rounds that\n"
             "validation asked for); prints only, writes nothing.\n"
@@ -412,24 +413,41 @@ static int report(const report_args *a, point_acc *acc)
             rc = valstat_median_ci(acc[p].err, acc[p].n, 10000, 0.95, seed, &e);
             if (!rc) rc = valstat_median_ci(acc[p].real, acc[p].n, 10000, 0.95, seed + 1, &m);
             if (!rc) rc = valstat_median_ci(acc[p].sim, acc[p].n, 10000, 0.95, seed + 2, &s);
+            /* the rounds that measured the host's time, without it: without
+             * the stops (ne), without the compute CPU's taken time (nt) and
+             * without its upper bound (ntx, bootstrapped with the verdict's
+             * seed: the host-free interval valstat_judge_host needs) */
+            const int nh = acc[p].nh;
+            valstat_ci ne, stp, nt, tk, ntx;
+            if (!rc && nh > 0) {
+                double *col = malloc(5 * (size_t)nh * sizeof *col); /* stops, taken, and the three errors */
+                if (!col) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); }
+                for (int k = 0; col && k < nh; k++) {
+                    const host_round *H = &acc[p].h[k];
+                    col[k] = H->stop;
+                    col[nh + k] = H->taken;
+                    col[2 * nh + k] = valstat_error(H->sim, H->real - H->stop);
+                    col[3 * nh + k] = valstat_error(H->sim, H->real - H->taken);
+                    col[4 * nh + k] = valstat_error(H->sim, H->real - H->taken_max);
+                }
+                if (!rc) rc = valstat_median_ci(col + 2 * nh, nh, 10000, 0.95, seed + 3, &ne);
+                if (!rc) rc = valstat_median_ci(col, nh, 10000, 0.95, seed + 4, &stp);
+                if (!rc) rc = valstat_median_ci(col + 3 * nh, nh, 10000, 0.95, seed + 5, &nt);
+                if (!rc) rc = valstat_median_ci(col + nh, nh, 10000, 0.95, seed + 6, &tk);
+                if (!rc) rc = valstat_median_ci(col + 4 * nh, nh, 10000, 0.95, seed, &ntx);
+                free(col);
+            }
             if (rc) { db_run_free(r); db_close(d); break; }
             /* a verdict needs the fixed number of rounds: a point resting on
-             * fewer has an interval (at n = 1 a point) that claims too much */
+             * fewer has an interval (at n = 1 a point) that claims too much;
+             * and it must hold whatever share of the host's measured time
+             * delayed the rounds (valstat_judge_host), which needs every
+             * round measured (then h[] holds the rounds in err[]'s order) */
             valstat_verdict vm = acc[p].n < rounds ? VALSTAT_CANNOT : valstat_judge(&e, bound / 100), v = vm, vh = vm;
-            /* and it must hold whatever share of the host's measured time
-             * delayed the rounds (valstat_judge_host): the same rounds, same
-             * seed, without the upper bound of the compute CPU's taken time */
-            valstat_ci hf = {0};
-            const int have_hf = acc[p].n >= rounds && acc[p].nh == acc[p].n;
+            const int have_hf = acc[p].n >= rounds && nh == acc[p].n;
             if (have_hf) {
-                double *x = malloc((size_t)acc[p].n * sizeof *x);
-                if (!x) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); db_run_free(r); db_close(d); break; }
-                for (int k = 0; k < acc[p].n; k++) x[k] = valstat_error(acc[p].h[k].sim, acc[p].h[k].real - acc[p].h[k].taken_max);
-                rc = valstat_median_ci(x, acc[p].n, 10000, 0.95, seed, &hf);
-                free(x);
-                if (rc) { db_run_free(r); db_close(d); break; }
-                vh = valstat_judge(&hf, bound / 100);
-                v = valstat_judge_host(&e, &hf, bound / 100);
+                vh = valstat_judge(&ntx, bound / 100);
+                v = valstat_judge_host(&e, &ntx, bound / 100);
             }
             char vb[96], iv[40], spr[40];
             if (acc[p].n < rounds) snprintf(vb, sizeof vb, "cannot conclude (%d of %d rounds)", acc[p].n, rounds);
@@ -438,16 +456,16 @@ static int report(const report_args *a, point_acc *acc)
                          valstat_verdict_name(vh));
             else if (v == VALSTAT_CANNOT) snprintf(vb, sizeof vb, "cannot conclude");
             else if (!have_hf) snprintf(vb, sizeof vb, "%s %g%% (the host's time unmeasured in %d rounds)", valstat_verdict_name(v), bound,
-                                        acc[p].n - acc[p].nh);
+                                        acc[p].n - nh);
             else snprintf(vb, sizeof vb, "%s %g%%", valstat_verdict_name(v), bound);
             verdict = valstat_verdict_name(v);
             nwithin += v == VALSTAT_WITHIN, nout += v == VALSTAT_OUTSIDE, ncannot += v == VALSTAT_CANNOT;
             nhost += v == VALSTAT_CANNOT && vm != VALSTAT_CANNOT && vm != vh;
             if (!rc) rc = db_run_param(r, "validate.verdict_measured", valstat_verdict_name(vm));
             if (!rc) rc = db_run_param(r, "validate.verdict_host_free", have_hf ? valstat_verdict_name(vh) : "unmeasured");
-            if (!rc && have_hf) rc = db_run_metric(r, "error_host_free_median", hf.median, "");
-            if (!rc && have_hf) rc = db_run_metric(r, "error_host_free_lo", hf.lo, "");
-            if (!rc && have_hf) rc = db_run_metric(r, "error_host_free_hi", hf.hi, "");
+            if (!rc && have_hf) rc = db_run_metric(r, "error_host_free_median", ntx.median, "");
+            if (!rc && have_hf) rc = db_run_metric(r, "error_host_free_lo", ntx.lo, "");
+            if (!rc && have_hf) rc = db_run_metric(r, "error_host_free_hi", ntx.hi, "");
             snprintf(iv, sizeof iv, "[%+.1f, %+.1f]%%", 100 * e.lo, 100 * e.hi);
             if (acc[p].n > 1) snprintf(spr, sizeof spr, "[%+.1f, %+.1f]%%", 100 * (m.lo / m.median - 1), 100 * (m.hi / m.median - 1));
             else snprintf(spr, sizeof spr, "-");
@@ -461,51 +479,26 @@ static int report(const report_args *a, point_acc *acc)
                 {"within", v == VALSTAT_WITHIN, ""}, {"outside", v == VALSTAT_OUTSIDE, ""},
             };
             for (size_t k = 0; k < sizeof mt / sizeof mt[0] && !rc; k++) rc = db_run_metric(r, mt[k].k, mt[k].v, mt[k].u);
-            /* the same rounds without the time the machine stood still and
-             * without the compute CPU's taken time: the second table */
-            const int nh = acc[p].nh;
+            /* the second table: the same rounds without the host's time */
             if (!rc && nh > 0) {
-                /* per round: the time the machine stood still, the compute CPU's taken time, and the
-                 * errors without the first, the second and the second's upper bound */
-                double *col[5] = {NULL};
-                col[0] = malloc(5 * (size_t)nh * sizeof(double));
-                if (!col[0]) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); }
-                for (int ci = 1; col[0] && ci < 5; ci++) col[ci] = col[0] + (size_t)ci * nh;
-                for (int k = 0; col[0] && k < nh; k++) {
-                    const host_round *H = &acc[p].h[k];
-                    col[0][k] = H->stop;
-                    col[1][k] = H->taken;
-                    col[2][k] = valstat_error(H->sim, H->real - H->stop);
-                    col[3][k] = valstat_error(H->sim, H->real - H->taken);
-                    col[4][k] = valstat_error(H->sim, H->real - H->taken_max);
-                }
-                valstat_ci ne, stp, nt, tk, ntx;
-                if (!rc) rc = valstat_median_ci(col[2], nh, 10000, 0.95, seed + 3, &ne);
-                if (!rc) rc = valstat_median_ci(col[0], nh, 10000, 0.95, seed + 4, &stp);
-                if (!rc) rc = valstat_median_ci(col[3], nh, 10000, 0.95, seed + 5, &nt);
-                if (!rc) rc = valstat_median_ci(col[1], nh, 10000, 0.95, seed + 6, &tk);
-                if (!rc) rc = valstat_median_ci(col[4], nh, 10000, 0.95, seed + 7, &ntx);
-                free(col[0]);
-                if (!rc) {
-                    valstat_verdict v1 = nh < rounds ? VALSTAT_CANNOT : valstat_judge(&ne, bound / 100);
-                    valstat_verdict v2 = nh < rounds ? VALSTAT_CANNOT : valstat_judge(&nt, bound / 100);
-                    char i1[40], i2[40];
-                    snprintf(i1, sizeof i1, "[%+.1f, %+.1f]%%", 100 * ne.lo, 100 * ne.hi);
-                    snprintf(i2, sizeof i2, "[%+.1f, %+.1f]%%", 100 * nt.lo, 100 * nt.hi);
-                    snprintf(netl + p * NETL, NETL, "%-5zu %4d %8.3f %+7.1f%% %16s %-15s %8.3f %+7.1f%% %16s %-15s %+7.1f%%\n",
-                             p, nh, stp.median, 100 * ne.median, i1, valstat_verdict_name(v1), tk.median,
-                             100 * nt.median, i2, valstat_verdict_name(v2), 100 * ntx.median);
-                    const struct { const char *k; double v; const char *u; } mn[] = {
-                        {"host_stopped_median_s", stp.median, "s"}, {"error_without_stops_median", ne.median, ""},
-                        {"error_without_stops_lo", ne.lo, ""}, {"error_without_stops_hi", ne.hi, ""},
-                        {"host_late_compute_cpu_median_s", tk.median, "s"},
-                        {"error_without_compute_cpu_taken_median", nt.median, ""},
-                        {"error_without_compute_cpu_taken_lo", nt.lo, ""}, {"error_without_compute_cpu_taken_hi", nt.hi, ""},
-                        {"error_without_compute_cpu_taken_max_median", ntx.median, ""},
-                        {"rounds_with_stops_measured", nh, ""},
-                    };
-                    for (size_t k = 0; k < sizeof mn / sizeof mn[0] && !rc; k++) rc = db_run_metric(r, mn[k].k, mn[k].v, mn[k].u);
-                }
+                valstat_verdict v1 = nh < rounds ? VALSTAT_CANNOT : valstat_judge(&ne, bound / 100);
+                valstat_verdict v2 = nh < rounds ? VALSTAT_CANNOT : valstat_judge(&nt, bound / 100);
+                char i1[40], i2[40];
+                snprintf(i1, sizeof i1, "[%+.1f, %+.1f]%%", 100 * ne.lo, 100 * ne.hi);
+                snprintf(i2, sizeof i2, "[%+.1f, %+.1f]%%", 100 * nt.lo, 100 * nt.hi);
+                snprintf(netl + p * NETL, NETL, "%-5zu %4d %8.3f %+7.1f%% %16s %-15s %8.3f %+7.1f%% %16s %-15s %+7.1f%%\n", p, nh,
+                         stp.median, 100 * ne.median, i1, valstat_verdict_name(v1), tk.median, 100 * nt.median, i2,
+                         valstat_verdict_name(v2), 100 * ntx.median);
+                const struct { const char *k; double v; const char *u; } mn[] = {
+                    {"host_stopped_median_s", stp.median, "s"}, {"error_without_stops_median", ne.median, ""},
+                    {"error_without_stops_lo", ne.lo, ""}, {"error_without_stops_hi", ne.hi, ""},
+                    {"host_late_compute_cpu_median_s", tk.median, "s"},
+                    {"error_without_compute_cpu_taken_median", nt.median, ""},
+                    {"error_without_compute_cpu_taken_lo", nt.lo, ""}, {"error_without_compute_cpu_taken_hi", nt.hi, ""},
+                    {"error_without_compute_cpu_taken_max_median", ntx.median, ""},
+                    {"rounds_with_stops_measured", nh, ""},
+                };
+                for (size_t k = 0; k < sizeof mn / sizeof mn[0] && !rc; k++) rc = db_run_metric(r, mn[k].k, mn[k].v, mn[k].u);
             }
             for (int t = 0; acc[p].joined && t < acc[p].join.nterm && !rc; t++) {
                 const opjoin_term *T = &acc[p].join.term[t];
