@@ -984,9 +984,9 @@ KQ_AVX2_FN static inline float hsum8f(__m256 v)
 
 /* the per-sub-block loops below are unrolled so every shift count and mask is a constant */
 #define KQ_UNROLL _Pragma("GCC unroll 8")
-/* X(i) for the rows i = 0 .. R - 1 of a pass (R <= 4, a constant): named
- * variables s0 .. s3, not an array, so that they stay in registers */
-#define KQ_ROWS(X) do { X(0); if (R > 1) X(1); if (R > 2) X(2); if (R > 3) X(3); } while (0)
+/* X(i) for the rows i = 0 .. R - 1 of a pass (R = 1 or 2, a constant):
+ * named variables s0, s1, not an array, so that they stay in registers */
+#define KQ_ROWS(X) do { X(0); if (R > 1) X(1); } while (0)
 
 /* The v1k path (BUCKET, 2-bit base, 4-bit scale and min codes, relative
  * mins, levels <= 3).  Per super-block, the per-sub-block constants are built
@@ -1111,16 +1111,16 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline void v1k_prep(const uint
     s->c1 = _mm256_loadu_si256((const __m256i *)(codes + 32));
 }
 
-/* One super-block of R rows (R = 1, 2 or 4; row i's records at p + i ps,
+/* One super-block of R rows (R = 1 or 2; row i's records at p + i ps,
  * r2 + i r2s, r3 + i r3s) into *t0 .. *t(R-1): each row's integer sums
  * exactly as one row alone; the rows share the activation loads (the
  * sub-blocks in turn, every row's sub-block j after one load of x_j). */
 KQ_AVX2_FN __attribute__((always_inline)) static inline void sb_v1k_avx2(const uint8_t *p, int64_t ps, const uint8_t *r2, int64_t r2s,
                                                                          const uint8_t *r3, int64_t r3s, const int8_t *xq, const int16_t *bs16,
-                                                                         int lo, int hi, int R, __m256i *t0, __m256i *t1, __m256i *t2, __m256i *t3)
+                                                                         int lo, int hi, int R, __m256i *t0, __m256i *t1)
 {
     const __m128i bs = _mm_loadu_si128((const __m128i *)bs16);
-    v1k_sbst s0, s1, s2, s3;
+    v1k_sbst s0, s1;
 #define KQ_P(i) v1k_prep(p + i * ps, r2 ? r2 + i * r2s : NULL, r3 ? r3 + i * r3s : NULL, bs, lo, hi, &s##i)
     KQ_ROWS(KQ_P);
 #undef KQ_P
@@ -1265,14 +1265,14 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline void v1k_lut_sub(const i
     }
 }
 
-/* One super-block of R rows (R = 1, 2 or 4) into *t0 .. *t(R-1), as sb_v1k_avx2 */
+/* One super-block of R rows (R = 1 or 2) into *t0 .. *t(R-1), as sb_v1k_avx2 */
 KQ_AVX2_FN __attribute__((always_inline)) static inline void sb_v1k_lut_avx2(const uint8_t *p, int64_t ps, const uint8_t *r2, int64_t r2s,
                                                                              const uint8_t *r3, int64_t r3s, const int8_t *xq, const int16_t *bs16,
                                                                              const v1k_lut16 *tab, int off, int lo, int hi, int R, __m256i *t0,
-                                                                             __m256i *t1, __m256i *t2, __m256i *t3)
+                                                                             __m256i *t1)
 {
     const __m128i bs = _mm_loadu_si128((const __m128i *)bs16);
-    v1k_lutst s0, s1, s2, s3;
+    v1k_lutst s0, s1;
 #define KQ_P(i) v1k_lut_prep(p + i * ps, r2 + i * r2s, r3 ? r3 + i * r3s : NULL, bs, off, lo, hi, &s##i)
     KQ_ROWS(KQ_P);
 #undef KQ_P
@@ -1388,11 +1388,11 @@ static inline int v1k_avx2_ok(const kq_format *f, int hi)
     return f->resid == KQ_BUCKET && f->base_bits == 2 && f->min_rel && f->scale_bits == 4 && f->min_bits == 4 && hi <= 3;
 }
 
-/* R rows (R = 1, 2 or 4) gap rows apart (row i's records at p + i gap NB
+/* R rows (R = 1 or 2) gap rows apart (row i's records at p + i gap NB
  * 74, r2 + i gap NB 36, r3 + i gap NB 34) into out[0..R-1]: per row, float
  * lanes accumulated across the row's super-blocks and one reduction, the
  * same operations in the same order whatever R (so a row's result is
- * bit-identical in a pass of 1, 2 or 4 rows); the rows share the activation
+ * bit-identical in a pass of 1 or 2 rows); the rows share the activation
  * loads.  kq_dot runs R = 1, kq_matvec R = 2 (4 measured no faster:
  * docs/mwq.md, "Rows per pass").  The common (lo, hi) ranges get their own
  * constant-folded copy. */
@@ -1412,16 +1412,16 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline void rows_v1k_avx2_t(con
         off = v1k_lut_off[v1k_lut_range(lo, hi)];
     }
     const int64_t ps = gap * NB * 74, r2s = gap * NB * 36, r3s = gap * NB * 34;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
     for (int64_t b = 0; b < NB; b++) {
-        __m256i t0, t1, t2, t3;
+        __m256i t0, t1;
         /* a level outside lo..hi has no chunk (NULL): never offset */
         if (lut)
             sb_v1k_lut_avx2(p, ps, r2 + b * 36, r2s, r3 ? r3 + b * 34 : NULL, r3s, a->xq + b * KQ_SUPER, a->bsum16 + b * KQ_NSUB, tab, off, lo, hi,
-                            R, &t0, &t1, &t2, &t3);
+                            R, &t0, &t1);
         else
             sb_v1k_avx2(p, ps, r2 ? r2 + b * 36 : NULL, r2s, r3 ? r3 + b * 34 : NULL, r3s, a->xq + b * KQ_SUPER, a->bsum16 + b * KQ_NSUB, lo, hi,
-                        R, &t0, &t1, &t2, &t3);
+                        R, &t0, &t1);
 #define KQ_F(i)                                                                                                            \
     do {                                                                                                                   \
         uint16_t h16;                                                                                                      \
