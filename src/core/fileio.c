@@ -1,14 +1,17 @@
 /* fileio.c - bounded inputs, output paths refused unless regular, and a
- * registry of temporaries for removal on a signal (see fileio.h). */
+ * registry of temporaries for removal on a signal, file versions and a
+ * process's memo of what files gave (see fileio.h). */
 #include "core/fileio.h"
 #include "core/err.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *kind(mode_t m)
@@ -223,4 +226,57 @@ int fileio_version_same(const fileio_version *a, const fileio_version *b)
 {
     return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_s == b->mtime_s &&
            a->mtime_ns == b->mtime_ns && a->ctime_s == b->ctime_s && a->ctime_ns == b->ctime_ns;
+}
+
+/* ---- a process's memo of what files gave ------------------------------- */
+
+#define FILEIO_MEMO_SLOTS 32 /* files remembered (round robin) */
+
+typedef struct memo_slot {
+    const void *kind;
+    char *path;            /* NULL = empty slot */
+    fileio_version v;
+    void *data;
+    size_t n;              /* bytes */
+} memo_slot;
+
+static memo_slot memo_slots[FILEIO_MEMO_SLOTS];
+static unsigned memo_next;
+static pthread_mutex_t memo_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int fileio_memo_get(const void *kind, const char *path, const fileio_version *v, void *out, size_t n)
+{
+    int hit = 0;
+    pthread_mutex_lock(&memo_mu);
+    for (unsigned i = 0; i < FILEIO_MEMO_SLOTS && !hit; i++) {
+        const memo_slot *m = &memo_slots[i];
+        if (m->path && m->kind == kind && m->n == n && fileio_version_same(&m->v, v) && !strcmp(m->path, path)) {
+            memcpy(out, m->data, n);
+            hit = 1;
+        }
+    }
+    pthread_mutex_unlock(&memo_mu);
+    return hit;
+}
+
+void fileio_memo_put(const void *kind, const char *path, const fileio_version *v, const void *data, size_t n)
+{
+    fileio_version now;
+    if (fileio_version_of(path, &now) != D2_OK || !fileio_version_same(&now, v)) return; /* changed while read */
+    /* a file changed within the last seconds is not remembered: a file's
+     * times move in clock ticks, so a rewrite of the same size in the same
+     * tick would keep its version; one changed after this (seconds after
+     * its last change) gets new times */
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || v->mtime_s + 2 >= (int64_t)ts.tv_sec || v->ctime_s + 2 >= (int64_t)ts.tv_sec) return;
+    char *p = strdup(path);
+    void *d = malloc(n ? n : 1);
+    if (!p || !d) { free(p); free(d); return; }
+    memcpy(d, data, n);
+    pthread_mutex_lock(&memo_mu);
+    memo_slot *m = &memo_slots[memo_next++ % FILEIO_MEMO_SLOTS];
+    free(m->path);
+    free(m->data);
+    *m = (memo_slot){.kind = kind, .path = p, .v = *v, .data = d, .n = n};
+    pthread_mutex_unlock(&memo_mu);
 }

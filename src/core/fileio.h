@@ -30,7 +30,7 @@ int fileio_check_fd(int fd, const char *path, uint64_t cap, uint64_t *size);
 
 /* A regular file's version: what changes when it is rewritten, renamed
  * over or touched (device, inode, size, mtime and ctime, ns).  Caches of
- * what a file gave (hash.c, param.c's memo) compare it before answering. */
+ * what a file gave (fileio_memo_get) compare it before answering. */
 typedef struct fileio_version {
     uint64_t dev, ino;
     int64_t size;                      /* bytes */
@@ -42,6 +42,18 @@ int fileio_version_of(const char *path, fileio_version *v);
 int fileio_version_of_fd(int fd, fileio_version *v);
 /* 1 when a and b are the same version */
 int fileio_version_same(const fileio_version *a, const fileio_version *b);
+
+/* A process's memo of what files gave (a profile's struct, a file's hash):
+ * `kind` tells what was read (any address of the reader's), the file's
+ * version is taken before the read and checked after it.  32 entries,
+ * round robin; a file changed within the last 2 s is not remembered (a
+ * rewrite of the same size within one tick of the file's clock would keep
+ * its version).  Thread-safe. */
+/* 1: copied what was remembered for (kind, path) at version v into out (n bytes) */
+int fileio_memo_get(const void *kind, const char *path, const fileio_version *v, void *out, size_t n);
+/* remember n bytes for (kind, path) at version v, when the file still has
+ * that version (read after v was taken); out of memory: not remembered */
+void fileio_memo_put(const void *kind, const char *path, const fileio_version *v, const void *data, size_t n);
 
 /* Read one line (without its '\n' or "\r\n") into *buf (grown as needed, at
  * most max+1 bytes).  Returns 1 with *len set, 0 at end of file, or an

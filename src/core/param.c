@@ -9,7 +9,6 @@
 #include "core/fileio.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
@@ -17,7 +16,6 @@
 #include <strings.h>
 #include <stdio.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 const param_def *param_find(const param_table *t, const char *key)
@@ -454,59 +452,6 @@ int param_profile_read(const param_table *t, const char *name_or_path, void *obj
     return param_load_ini(t, obj, path, o);
 }
 
-/* ---- a process's memo of files read ---------------------------------- */
-
-#define PARAM_MEMO_SLOTS 32 /* files remembered (round robin) */
-
-typedef struct memo_slot {
-    const void *kind;
-    char *path;            /* NULL = empty slot */
-    fileio_version v;
-    void *data;
-    size_t n;              /* bytes */
-} memo_slot;
-
-static memo_slot memo_slots[PARAM_MEMO_SLOTS];
-static unsigned memo_next;
-static pthread_mutex_t memo_mu = PTHREAD_MUTEX_INITIALIZER;
-
-int param_memo_get(const void *kind, const char *path, const fileio_version *v, void *out, size_t n)
-{
-    int hit = 0;
-    pthread_mutex_lock(&memo_mu);
-    for (unsigned i = 0; i < PARAM_MEMO_SLOTS && !hit; i++) {
-        const memo_slot *m = &memo_slots[i];
-        if (m->path && m->kind == kind && m->n == n && fileio_version_same(&m->v, v) && !strcmp(m->path, path)) {
-            memcpy(out, m->data, n);
-            hit = 1;
-        }
-    }
-    pthread_mutex_unlock(&memo_mu);
-    return hit;
-}
-
-void param_memo_put(const void *kind, const char *path, const fileio_version *v, const void *data, size_t n)
-{
-    fileio_version now;
-    if (fileio_version_of(path, &now) != D2_OK || !fileio_version_same(&now, v)) return; /* changed while read */
-    /* a file changed within the last seconds is not remembered: a file's
-     * times move in clock ticks, so a rewrite of the same size in the same
-     * tick would keep its version; one changed after this (seconds after
-     * its last change) gets new times */
-    struct timespec ts;
-    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || v->mtime_s + 2 >= (int64_t)ts.tv_sec || v->ctime_s + 2 >= (int64_t)ts.tv_sec) return;
-    char *p = strdup(path);
-    void *d = malloc(n ? n : 1);
-    if (!p || !d) { free(p); free(d); return; }
-    memcpy(d, data, n);
-    pthread_mutex_lock(&memo_mu);
-    memo_slot *m = &memo_slots[memo_next++ % PARAM_MEMO_SLOTS];
-    free(m->path);
-    free(m->data);
-    *m = (memo_slot){.kind = kind, .path = p, .v = *v, .data = d, .n = n};
-    pthread_mutex_unlock(&memo_mu);
-}
-
 int param_profile_read_memo(const param_table *t, const char *name_or_path, void *obj, size_t size, param_origin *o)
 {
     char path[PARAM_PATH_MAX];
@@ -517,7 +462,7 @@ int param_profile_read_memo(const param_table *t, const char *name_or_path, void
     if (!buf) D2_ERROR(D2_ENOMEM, "out of memory");
     fileio_version v;
     int known = fileio_version_of(path, &v) == D2_OK;
-    if (known && param_memo_get(t, path, &v, buf, n)) {
+    if (known && fileio_memo_get(t, path, &v, buf, n)) {
         memcpy(obj, buf, size);
         if (o) memcpy(o, buf + size, sizeof *o);
         free(buf);
@@ -529,7 +474,7 @@ int param_profile_read_memo(const param_table *t, const char *name_or_path, void
         if (o) *o = *org;
         if (known) {
             memcpy(buf, obj, size);
-            param_memo_put(t, path, &v, buf, n);
+            fileio_memo_put(t, path, &v, buf, n);
         }
     }
     free(buf);

@@ -142,19 +142,11 @@ int param_profile_path(const char *kind, const char *name_or_path, char *out, si
 int param_profile_read(const param_table *t, const char *name_or_path, void *obj, param_origin *o);
 /* param_profile_read for an object of `size` bytes (sizeof the table's
  * struct), answered from a process's memo while the file is the same
- * version (path, device, inode, size, mtime and ctime, as hash.c's cache):
+ * version (fileio_memo_get, core/fileio.h):
  * a sweep reads each profile once, not once a run.  The same object and
  * origin as param_profile_read; a file that fails is not remembered. */
 int param_profile_read_memo(const param_table *t, const char *name_or_path, void *obj, size_t size, param_origin *o);
 
-/* The memo itself, for other readers of small files: `kind` tells what was
- * read (any address of the reader's), the file's version is taken before
- * the read and checked after it (fileio_version, core/fileio.h). */
-/* 1: copied what was remembered for (kind, path) at version v into out (n bytes) */
-int param_memo_get(const void *kind, const char *path, const fileio_version *v, void *out, size_t n);
-/* remember n bytes for (kind, path) at version v, when the file still has
- * that version (read after v was taken); out of memory: not remembered */
-void param_memo_put(const void *kind, const char *path, const fileio_version *v, const void *data, size_t n);
 /* param_profile_read, then check(obj, origin) when given (cross-field checks). */
 int param_profile_load(const param_table *t, const char *name_or_path, void *obj,
                        int (*check)(const void *obj, const param_origin *o));

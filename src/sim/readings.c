@@ -68,7 +68,7 @@ int readings_load(readings *r, const char *name_or_path)
     /* read once a process while the file stays the same version (param.h) */
     fileio_version v;
     const int known = fileio_version_of(r->path, &v) == D2_OK;
-    if (known && param_memo_get(sim_refused, r->path, &v, r, sizeof *r)) return D2_OK;
+    if (known && fileio_memo_get(sim_refused, r->path, &v, r, sizeof *r)) return D2_OK;
     FILE *f;
     int rc = fileio_open_read(r->path, FILEIO_INI_MAX, &f, NULL); /* a FIFO or device is refused, not read */
     if (rc == D2_ENOTFOUND)
@@ -84,7 +84,7 @@ int readings_load(readings *r, const char *name_or_path)
     memcpy(r->name, base, bl);
     r->name[bl] = '\0';
     D2_TRY(inifile_parse(r->path, entry, r, NULL));
-    if (known) param_memo_put(sim_refused, r->path, &v, r, sizeof *r);
+    if (known) fileio_memo_put(sim_refused, r->path, &v, r, sizeof *r);
     return D2_OK;
 }
 
