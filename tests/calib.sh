@@ -25,6 +25,16 @@ for k in swiglu_gu_rate_l1 swiglu_gu_rate_l2 swiglu_gu_rate_l3 swiglu_down_rate_
     awk -v k=$k '$1 == k && $3 > 0 { f = 1 } END { exit !f }' "$TMP/show"; ok $? "$k > 0 (the SwiGLU calls as execute makes them)"
 done
 grep -Eq '^# +level 3 down 1\.\.3: a = -?[0-9]+ ns, b = [0-9]+ ns/token; T=1 ' "$TMP/host.ini"; ok $? "the per-level gate/up and down points are in the profile"
+# the interference step times the reader's reads too: during the passes and
+# while the compute CPU spins; the value is the profile's device parameter
+y=$(awk '$1 == "read_interference" { print $3 }' "$TMP/show")
+grep -Eq "^#   in 20 blocks of each, wall time: read_interference = [0-9]+\.[0-9]{4}\.\$" "$TMP/host.ini" &&
+    awk -v y="$y" 'BEGIN { exit !(y != "" && y >= 0) }'; ok $? "read_interference measured and in the profile ($y)"
+awk -v y="$y" '/^# Read interference: those reads took [0-9]+ ns during the passes and [0-9]+ ns while the compute$/ {
+        a = $7; b = $13; e = a / b - 1; if (e < 0) e = 0; f = (y - e < 1e-3 && e - y < 1e-3) }
+    END { exit !f }' "$TMP/host.ini"; ok $? "read_interference = max(0, during / spinning - 1) of the profile's medians"
+grep -Eq '^read interference: a read takes [0-9.]+ us while the compute CPU spins, [0-9.]+ us during those passes \(medians of [1-9][0-9]* and [1-9][0-9]* reads' "$TMP/out"
+ok $? "calibrate prints both read medians with their counts"
 grep -Eq '^# clock_mono_read_ns = [0-9.]+$' "$TMP/host.ini" && grep -Eq '^# clock_thread_cpu_read_ns = [0-9.]+$' "$TMP/host.ini"; ok $? "the clock read costs are in the profile"
 grep -Eq '^#   Stalls \(reported, not modelled\): [0-9]+ of [0-9]+ reads took more than 10x their size.s median,$' "$TMP/host.ini"; ok $? "the storage stalls are in the profile"
 [ -z "$(ls -A "$TMP/d")" ]; ok $? "no temporary file left in --dir"

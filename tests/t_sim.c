@@ -510,6 +510,66 @@ static void test_closed_form(void)
                 "interference 0.25, id-order: compute busy = A + 1.25 c(1) + c(9)");
         sim_result_free(r);
     }
+    /* read interference (device.read_interference = y): a flash load runs at
+     * 1/(1+y) while an expert compute runs.  hebf: load 1 starts with c(9)
+     * at A + io; with y = 3 it has done c(9)/4 of its io when c(9) ends
+     * (c(9) < 4 io) and the rest alone, so c(1) starts at
+     * A + io + c(9) + io - c(9)/4. */
+    device dr = d;
+    dr.read_interference = 3.0;
+    ok(c9.total < 4 * io, "the case is set up as intended: load 1 outlasts c(9) at y = 3");
+    r = run1("moqe-dynaio-int8", "hebf", map, 10, 1, 1000000000, &dr, NULL);
+    ok(r != NULL, "hebf run with read_interference = 3");
+    if (r) {
+        is_near(metric(r, "makespan_s") * 1e9, A + io + c9.total + (io - c9.total / 4.0) + c1.total, 1.5,
+                "read interference 3: hebf makespan = A + io + c(9) + (io - c(9)/4) + c(1)");
+        is_near(metric(r, "io_busy_s") * 1e9, io + c9.total + (io - c9.total / 4.0), 1.5,
+                "read interference 3: I/O busy = io (alone) + c(9) + io - c(9)/4 (load 1, slowed while c(9) ran)");
+        is_near(metric(r, "compute_busy_s") * 1e9, A + c9.total + c1.total, 1.5, "read interference 3: computes unchanged");
+        sim_result_free(r);
+    }
+    /* both (x = y = 1): while c(9) and load 1 overlap each runs at half
+     * rate; load 1 ends 2 io after it started (c(9) >= io), having let c(9)
+     * do io of its work; c(9) finishes the rest alone, then c(1):
+     * makespan A + io + 2 io + (c(9) - io) + c(1). */
+    dr.read_interference = 1.0;
+    dr.io_interference = 1.0;
+    r = run1("moqe-dynaio-int8", "hebf", map, 10, 1, 1000000000, &dr, NULL);
+    ok(r != NULL, "hebf run with io_interference = read_interference = 1");
+    if (r) {
+        is_near(metric(r, "makespan_s") * 1e9, A + 2 * io + c9.total + c1.total, 2.5,
+                "both interferences 1: hebf makespan = A + 2 io + c(9) + c(1)");
+        is_near(metric(r, "io_busy_s") * 1e9, 3 * io, 2.5, "both interferences 1: I/O busy = io + 2 io");
+        is_near(metric(r, "compute_busy_s") * 1e9, A + c9.total + io + c1.total, 2.5,
+                "both interferences 1: compute busy = A + (c(9) + io) + c(1)");
+        sim_result_free(r);
+    }
+    /* a timeline under read interference: every load is told once, with
+     * the duration it had (ended at its event, not at its start's estimate) */
+    dr.io_interference = 0;
+    dr.read_interference = 3.0;
+    FILE *tl = tmpfile();
+    r = run1("moqe-dynaio-int8", "hebf", map, 10, 1, 1000000000, &dr, tl);
+    if (r && tl) {
+        rewind(tl);
+        char line[512];
+        int loads = 0;
+        double longest = 0;
+        while (fgets(line, sizeof line, tl)) {
+            if (!strstr(line, ",io,")) continue;
+            loads++;
+            double t0, t1;
+            const char *p = line;
+            if (sscanf(p, "%lf,%lf", &t0, &t1) == 2 && t1 - t0 > longest) longest = t1 - t0; /* ns */
+        }
+        ok(loads == 2, "read interference: the timeline has both loads (%d)", loads);
+        is_near(longest, c9.total + (io - c9.total / 4.0), 2.5, "read interference: load 1's row lasts c(9) + io - c(9)/4");
+    } else {
+        ok(0, "read interference: timeline run");
+        ok(0, "read interference: timeline run");
+    }
+    sim_result_free(r);
+    if (tl) fclose(tl);
     r = run1("moqe-dynaio-int8", "sequential", map, 10, 1, 1000000000, &d, NULL);
     if (r) {
         is_near(metric(r, "makespan_s") * 1e9, A + 2 * io + c1.total + c9.total, 0.5, "sequential makespan = A + io + c(1) + io + c(9)");

@@ -77,8 +77,12 @@ static void usage(FILE *out)
             "  interference  passes over that pool timed alone and while a second thread\n"
             "           reads the disk (O_DIRECT, reads of a V1 level-1 chunk of\n"
             "           --kernel-model), thread CPU time: io_interference = with / alone\n"
-            "           - 1, the simulator's slowdown of compute while a load is in flight\n"
-            "           (--no-interference: 0)\n"
+            "           - 1, the simulator's slowdown of compute while a load is in flight;\n"
+            "           and that reader's reads timed during the passes and while the\n"
+            "           compute CPU spins (as execute's compute thread polls while it\n"
+            "           waits), wall time: read_interference = during / spinning - 1,\n"
+            "           the slowdown of a load from flash while an expert computes\n"
+            "           (--no-interference: both 0)\n"
             "  host stops (--host-stops S; not by default)  the time the host takes\n"
             "           this machine's CPUs: real-time watcher threads on both CPUs while\n"
             "           the compute CPU runs passes over that pool for S seconds while\n"
@@ -349,10 +353,13 @@ static int run(int argc, char **argv)
         calib_io_opts io2;
         int64_t rb;
         calib_reader_io(&io, model_expert_level_bytes(&km, 2, 1, 128), &io2, &rb);
-        if ((rc = calib_interference(&io2, km.hidden, km.expert_ffn, pool_bytes, rb, 40, &ir))) return cli_fail(rc);
+        if ((rc = calib_interference(&io2, km.hidden, km.expert_ffn, pool_bytes, rb, 60, &ir))) return cli_fail(rc);
         printf("interference: a pass over cold weights takes %.1f us alone, %.1f us while another thread reads (%lld-byte "
                "O_DIRECT reads, %lld of them; thread CPU time) -> io_interference %.3f\n", ir.alone_ns / 1e3,
                ir.with_io_ns / 1e3, (long long)ir.read_bytes, (long long)ir.reads, ir.x);
+        printf("read interference: a read takes %.1f us while the compute CPU spins, %.1f us during those passes (medians of "
+               "%lld and %lld reads, wall) -> read_interference %.3f\n", ir.read_spin_ns / 1e3, ir.read_passes_ns / 1e3,
+               (long long)ir.reads_spin, (long long)ir.reads_passes, ir.y);
     }
     calib_cold_result cr;
     memset(&cr, 0, sizeof cr);
@@ -407,6 +414,7 @@ static int run(int argc, char **argv)
     d.compute_eff = 1;
     if (kernels) d.dequant_rate = kdeq;
     d.io_interference = ir.x;
+    d.read_interference = ir.y;
     d.cold_weight_bw = cr.bw;
     for (int k = 0; k < DEVICE_SWIGLU_LEVELS; k++) {
         d.swiglu_gu_rate[k] = sw_gu[k];
@@ -493,9 +501,15 @@ static int run(int argc, char **argv)
         if (interference)
             fprintf(m, "# I/O interference: passes over that pool (cold weights) took %.0f ns alone and\n"
                        "#   %.0f ns while a second thread read the disk (%lld-byte O_DIRECT reads, a V1 level-1 chunk),\n"
-                       "#   medians of 20 alternating blocks of 5, thread CPU time: io_interference = %.4f.\n",
+                       "#   medians of 20 blocks of 5 of each, thread CPU time: io_interference = %.4f.\n",
                     ir.alone_ns, ir.with_io_ns, (long long)ir.read_bytes, ir.x);
         else fprintf(m, "# I/O interference: not measured (--no-interference): io_interference = 0.\n");
+        if (interference)
+            fprintf(m, "# Read interference: those reads took %.0f ns during the passes and %.0f ns while the compute\n"
+                       "#   CPU spun (as execute's compute thread polls while it waits), medians of %lld and %lld reads\n"
+                       "#   in 20 blocks of each, wall time: read_interference = %.4f.\n",
+                    ir.read_passes_ns, ir.read_spin_ns, (long long)ir.reads_passes, (long long)ir.reads_spin, ir.y);
+        else fprintf(m, "# Read interference: not measured (--no-interference): read_interference = 0.\n");
         if (host_stops_s > 0) {
             const calib_host_phase *I = &hs.idle, *R = &hs.reading;
             fprintf(m, "# Host stops (--host-stops %g): the time the host took the CPUs, from real-time watchers; passes\n"

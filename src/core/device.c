@@ -18,6 +18,7 @@ static const param_def defs[] = {
     {"layer_overhead_ns", PARAM_INT, F(layer_overhead_ns), "0", 0, 1e12, "ns", "fixed software cost per transformer layer per forward step (non-expert kernels, framework)"},
     {"dequant_rate", PARAM_DOUBLE, F(dequant_rate), "0", 0, 1e16, "weights/s", "dequantization rate to FP16; 0 = costed as memory traffic"},
     {"io_interference", PARAM_DOUBLE, F(io_interference), "0", 0, 100, "", "expert compute runs at 1/(1 + x) of its rate while a load is in flight (d2moe calibrate measures it; 0 = independent)"},
+    {"read_interference", PARAM_DOUBLE, F(read_interference), "0", 0, 100, "", "a load from flash runs at 1/(1 + y) of its rate while an expert compute runs (d2moe calibrate measures it; 0 = independent)"},
     {"cold_weight_bw", PARAM_DOUBLE, F(cold_weight_bw), "0", 0, 1e15, "bytes/s", "each expert compute also streams its stored bytes from DRAM at this rate (d2moe calibrate; 0 = none)"},
     /* the SwiGLU data flow per level (d2moe calibrate: kern_matmul timed as d2moe execute calls it,
      * t = a + b T over T = 1..32 tokens, rate = weights / b; 0 = not set: costed at fp16_flops) */

@@ -26,6 +26,8 @@ typedef struct device {
     double dequant_rate;        /* weights/s dequantized to FP16 (0 = costed as memory traffic) */
     double io_interference;     /* while a load is in flight, expert compute runs at 1/(1 + x)
                                    of its rate; 0 = independent queues */
+    double read_interference;   /* while an expert compute runs, a load from flash runs at 1/(1 + y)
+                                   of its rate; 0 = independent queues */
     double cold_weight_bw;      /* an expert compute reads its stored weights from DRAM, not from the cache
                                    its kernels were timed warm in: each unit compute adds
                                    stored bytes / cold_weight_bw, bytes/s (0 = no such cost) */

@@ -605,21 +605,32 @@ typedef struct reader_arg {
     int64_t file_bytes, size;
     void *buf;
     int run;                /* atomic: 1 keeps the reader going */
-    int64_t reads;
+    int64_t reads;          /* atomic: reads made so far (all blocks) */
+    double *t;              /* this block's read times, ns (NULL: not kept) */
+    int tcap, tn;           /* room in t, reads kept there (tn atomic) */
+    int stopped;            /* atomic: the reader thread has ended (its read failed or run was cleared) */
 } reader_arg;
 
 static void *reader_main(void *p)
 {
     reader_arg *a = p;
-    if (cpupin_self(a->cpu, NULL) != D2_OK) return NULL; /* checked by the caller; reads == 0 reports it */
+    if (cpupin_self(a->cpu, NULL) != D2_OK) { /* checked by the caller; reads == 0 reports it */
+        __atomic_store_n(&a->stopped, 1, __ATOMIC_RELEASE);
+        return NULL;
+    }
     uint64_t st = 0x9e3779b97f4a7c15ULL;
     const int64_t slots = (a->file_bytes - a->size) / ALIGN + 1;
     while (__atomic_load_n(&a->run, __ATOMIC_ACQUIRE)) {
         st ^= st << 13; st ^= st >> 7; st ^= st << 17;
         double ns;
         if (timed_read(a->fd, a->direct, 0, a->buf, a->size, (int64_t)(st % (uint64_t)slots) * ALIGN, &ns)) break;
-        a->reads++;
+        if (a->t && a->tn < a->tcap) {
+            a->t[a->tn] = ns;
+            __atomic_store_n(&a->tn, a->tn + 1, __ATOMIC_RELEASE);
+        }
+        __atomic_add_fetch(&a->reads, 1, __ATOMIC_RELEASE);
     }
+    __atomic_store_n(&a->stopped, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -932,43 +943,80 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
     kpool pool;
     D2_TRY(kpool_new(hidden, ffn, pool_bytes, &pool));
     const int per = 5;
+    /* read times kept per block (the reader makes a few per pass; beyond
+     * this many a block's reads are counted, not kept) */
+    const int rper = 256;
     double *t[2] = {malloc((size_t)(blocks * per) * sizeof(double)), malloc((size_t)(blocks * per) * sizeof(double))};
+    double *rt[2] = {malloc((size_t)(blocks * rper) * sizeof(double)), malloc((size_t)(blocks * rper) * sizeof(double))};
     reader_arg ra = {.fd = -1, .direct = 0, .cpu = o->reader_cpu, .file_bytes = o->file_bytes, .size = read_bytes,
-                     .buf = NULL, .run = 0, .reads = 0};
-    int rc = (!t[0] || !t[1] || posix_memalign(&ra.buf, ALIGN, (size_t)read_bytes)) ? D2_ENOMEM : D2_OK;
+                     .buf = NULL, .run = 0, .reads = 0, .t = NULL, .tcap = 0, .tn = 0, .stopped = 0};
+    int rc = (!t[0] || !t[1] || !rt[0] || !rt[1] || posix_memalign(&ra.buf, ALIGN, (size_t)read_bytes)) ? D2_ENOMEM : D2_OK;
     if (rc) { ra.buf = NULL; d2_err_set("interference: out of memory"); }
     char method[64];
     if (rc == D2_OK) rc = open_tmp(o->dir, &ra.fd, &ra.direct, method, sizeof method);
     double wbw;
     if (rc == D2_OK) rc = write_file(ra.fd, o, ra.direct, &wbw);
-    /* blocks alternate: the passes alone, then with a reader thread; both
-     * walk the pool (cold weights), as a serving loop computes */
-    int n[2] = {0, 0}, next = 0;
+    /* blocks cycle through three kinds: the passes alone; the passes with
+     * a reader thread; the reader alone while this thread spins, as
+     * execute's compute thread polls while it waits for a load (as many
+     * reads as the reader made in the block before).  All passes walk the
+     * pool (cold weights), as a serving loop computes.  Kinds 0 and 1 give
+     * io_interference (pass times), kinds 1 and 2 read_interference (the
+     * reader's read times, wall). */
+    int n[2] = {0, 0}, rn[2] = {0, 0}, next = 0;
+    int64_t last_reads = 4; /* reads in the last block with passes */
     for (int b = 0; b < blocks && rc == D2_OK; b++) {
-        const int on = b & 1;
+        const int kind = b % 3, on = kind >= 1, rk = kind - 1; /* rk: read kind, 0 during passes, 1 while spinning */
         pthread_t th;
         if (on) {
+            ra.t = rt[rk] + rn[rk];
+            ra.tcap = rper;
+            ra.tn = 0;
+            ra.stopped = 0;
             __atomic_store_n(&ra.run, 1, __ATOMIC_RELEASE);
             if (pthread_create(&th, NULL, reader_main, &ra)) { rc = D2_EIO; d2_err_set("interference: cannot start a thread"); break; }
             struct timespec ts = {0, 2000000}; /* let the first read start */
             nanosleep(&ts, NULL);
         }
-        for (int i = 0; i < per; i++) {
-            t[on][n[on]++] = kpool_pass(&pool, next);
-            next = next + 1 < pool.n ? next + 1 : 0;
+        if (kind <= 1) {
+            int64_t r0 = __atomic_load_n(&ra.reads, __ATOMIC_ACQUIRE);
+            for (int i = 0; i < per; i++) {
+                t[kind][n[kind]++] = kpool_pass(&pool, next);
+                next = next + 1 < pool.n ? next + 1 : 0;
+            }
+            if (kind == 1) {
+                last_reads = __atomic_load_n(&ra.reads, __ATOMIC_ACQUIRE) - r0;
+                if (last_reads < 4) last_reads = 4;
+                if (last_reads > rper) last_reads = rper;
+            }
+        } else {
+            /* spin until the reader has made last_reads reads in this block
+             * (or stopped: a failed read ends it) */
+            while (__atomic_load_n(&ra.tn, __ATOMIC_ACQUIRE) < last_reads && !__atomic_load_n(&ra.stopped, __ATOMIC_ACQUIRE)) {
+                for (volatile int spin = 0; spin < 1000; spin++) {
+                }
+            }
         }
         if (on) {
             __atomic_store_n(&ra.run, 0, __ATOMIC_RELEASE);
             pthread_join(th, NULL);
+            rn[rk] += ra.tn;
+            ra.t = NULL;
         }
     }
     if (rc == D2_OK) {
-        if (ra.reads == 0) { rc = D2_EIO; d2_err_set("interference: the reader thread read nothing"); }
+        if (ra.reads == 0 || rn[0] == 0 || rn[1] == 0) { rc = D2_EIO; d2_err_set("interference: the reader thread read nothing"); }
         else {
             r->alone_ns = calib_median(t[0], n[0]);
             r->with_io_ns = calib_median(t[1], n[1]);
             r->x = r->with_io_ns / r->alone_ns - 1;
             if (r->x < 0) r->x = 0;
+            r->read_passes_ns = calib_median(rt[0], rn[0]);
+            r->read_spin_ns = calib_median(rt[1], rn[1]);
+            r->y = r->read_passes_ns / r->read_spin_ns - 1;
+            if (r->y < 0) r->y = 0;
+            r->reads_passes = rn[0];
+            r->reads_spin = rn[1];
             r->reads = ra.reads;
             r->read_bytes = read_bytes;
         }
@@ -976,7 +1024,7 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
     if (ra.fd >= 0) close(ra.fd); /* nameless: closing frees it */
     free(ra.buf);
     kpool_free(&pool);
-    free(t[0]); free(t[1]);
+    free(t[0]); free(t[1]); free(rt[0]); free(rt[1]);
     return rc;
 }
 

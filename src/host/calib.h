@@ -214,17 +214,24 @@ void calib_reader_io(const calib_io_opts *o, int64_t level1_bytes, calib_io_opts
 void calib_read_range(int64_t level1_bytes, int64_t level2_bytes, int64_t *lo, int64_t *hi);
 
 /* How much a concurrent load slows the kernels (the simulator's
- * device.io_interference): passes over the pool of calib_cold (cold
- * weights, as a serving loop computes; pool_bytes) timed in thread CPU time
- * in `blocks` alternating blocks, alone and while a second thread reads a
- * nameless temporary file (o->dir, o->file_bytes) with O_DIRECT at random
- * offsets, read_bytes per read; x = median(with) / median(alone) - 1, at
- * least 0.  CPU time: what the reads' memory traffic and interrupts cost
- * the kernels, not how long other processes on a shared machine kept the
- * compute thread off a CPU. */
+ * device.io_interference) and how much the kernels slow a load
+ * (device.read_interference): `blocks` blocks cycling through three kinds,
+ * (0) passes over the pool of calib_cold (cold weights, as a serving loop
+ * computes; pool_bytes) alone, (1) the same passes while a second thread
+ * reads a nameless temporary file (o->dir, o->file_bytes) with O_DIRECT at
+ * random offsets, read_bytes per read, (2) that reader while the calling
+ * thread spins (execute's compute thread polls while it waits), as many
+ * reads as in the block before.  x = median pass time (1) / (0) - 1 in
+ * thread CPU time: what the reads' memory traffic and interrupts cost the
+ * kernels, not how long other processes kept the compute thread off a
+ * CPU; y = median read time (1) / (2) - 1, wall time (a read's time is
+ * the disk's and the memory system's, not a CPU's).  Both at least 0. */
 typedef struct calib_interference_result {
     double alone_ns, with_io_ns;  /* medians of one pass, ns */
-    double x;                     /* slowdown while loading */
+    double x;                     /* compute slowdown while loading */
+    double read_passes_ns, read_spin_ns; /* medians of one read during passes / while spinning, ns (wall) */
+    double y;                     /* read slowdown while computing */
+    int64_t reads_passes, reads_spin; /* reads timed in each kind */
     int64_t reads, read_bytes;    /* reads the reader made, bytes per read */
 } calib_interference_result;
 int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int64_t pool_bytes, int64_t read_bytes,

@@ -1,6 +1,7 @@
 /* engine.c - the I/O channel and the compute unit: start the next load
  * (asking memory for room, the page cache for its tier), start the next ready
- * compute, re-rate a compute under I/O interference, and run the event loop
+ * compute, re-rate a compute under I/O interference and a flash load under
+ * read interference, and run the event loop
  * (non-expert work done, load done, compute done).  The order of loads is the
  * planner's (step.c); what is evicted is the memory policy's (mem.c). */
 #include "sim/sim_int.h"
@@ -55,6 +56,26 @@ static int rerate(run *r, int busy_before)
 static inline int comp_rerate(run *r, int busy_before)
 {
     return r->comp_active && busy_before != r->io_busy ? rerate(r, busy_before) : D2_OK;
+}
+
+/* An expert compute started or ended (r->xcomp went from busy_before):
+ * the flash load in flight (read interference model) changes rate; push
+ * its new end. */
+static int load_rerate(run *r, int busy_before)
+{
+    const double y = r->d->read_interference;
+    int64_t now = r->now;
+    r->load_rem -= (double)(now - r->load_last) / (busy_before ? 1 + y : 1);
+    if (r->load_rem < 0) r->load_rem = 0;
+    r->load_last = now;
+    r->load_ver++;
+    double f = r->xcomp ? 1 + y : 1;
+    return des_event_after(r->ev, (int64_t)ceil(r->load_rem * f), EV_LOAD_DONE, r->load_entry, r->load_ver);
+}
+
+static inline int load_rerate_if(run *r, int busy_before)
+{
+    return r->load_active && busy_before != r->xcomp ? load_rerate(r, busy_before) : D2_OK;
 }
 
 static int kick_compute(run *r);
@@ -134,12 +155,34 @@ static int io_next(run *r)
         }
         const int64_t now = r->now;
         const int prefetch = q->prefetch;
-        RUN_TRY(des_event_after(r->ev, t, EV_LOAD_DONE, entry, prefetch));
-        account_emit(r, SIM_OP_LOAD, now, now + t, q->layer, (int)((entry / r->U) % r->E), unit + 1,
-                     prefetch ? 0 : it->tokens, 0, prefetch, cached ? SIM_TIER_PAGE_CACHE : SIM_TIER_FLASH, bytes);
+        if (r->rinterfere) {
+            /* every load's end event carries a version (stale ones are
+             * dropped); a flash load's duration depends on the expert
+             * computes while it runs: accounted and told when it ends */
+            r->load_ver++;
+            if (!cached) {
+                r->load_active = 1;
+                r->load_entry = entry;
+                r->load_layer = q->layer;
+                r->load_unit = unit;
+                r->load_tokens = prefetch ? 0 : it->tokens;
+                r->load_prefetch = prefetch;
+                r->load_bytes = bytes;
+                r->load_start = r->load_last = now;
+                r->load_rem = (double)t;
+                if (r->xcomp) t = (int64_t)ceil((double)t * (1 + r->d->read_interference));
+            }
+            RUN_TRY(des_event_after(r->ev, t, EV_LOAD_DONE, entry, r->load_ver));
+        } else {
+            RUN_TRY(des_event_after(r->ev, t, EV_LOAD_DONE, entry, prefetch));
+        }
+        if (!r->load_active) {
+            account_emit(r, SIM_OP_LOAD, now, now + t, q->layer, (int)((entry / r->U) % r->E), unit + 1,
+                         prefetch ? 0 : it->tokens, 0, prefetch, cached ? SIM_TIER_PAGE_CACHE : SIM_TIER_FLASH, bytes);
+            r->io_busy_ns += t;
+        }
         r->io_busy = 1;
         RUN_TRY(comp_rerate(r, 0));
-        r->io_busy_ns += t;
         r->io_bytes += bytes;
         if (prefetch) r->pf_loads++;
         else r->loads++;
@@ -168,6 +211,10 @@ static int compute_next(run *r)
         account_mem(r);
     }
     r->comp_busy = 1;
+    if (r->rinterfere) {
+        r->xcomp = 1;
+        RUN_TRY(load_rerate_if(r, 0));
+    }
     if (r->interfere) {
         /* the duration depends on the I/O queue while it runs: accounted
          * and written to the timeline when it ends */
@@ -213,6 +260,16 @@ static inline int handle(run *r, const des_event *e)
         return kick_io(r);
     case EV_LOAD_DONE: {
         uint32_t id = (uint32_t)e->a;
+        if (r->rinterfere) {
+            if (e->b != r->load_ver) return D2_OK; /* superseded by a rate change */
+            if (r->load_active) {
+                int64_t now = r->now;
+                r->load_active = 0;
+                account_emit(r, SIM_OP_LOAD, r->load_start, now, r->load_layer, (int)((id / r->U) % r->E), r->load_unit + 1,
+                             r->load_tokens, 0, r->load_prefetch, SIM_TIER_FLASH, r->load_bytes);
+                r->io_busy_ns += now - r->load_start;
+            }
+        }
         r->io_busy = 0;
         RUN_TRY(comp_rerate(r, 1));
         mem_entry_loaded(r->mm, id);
@@ -238,6 +295,10 @@ static inline int handle(run *r, const des_event *e)
         it->state = 3;
         r->comp_busy = 0;
         r->transient = 0;
+        if (r->rinterfere) {
+            r->xcomp = 0;
+            RUN_TRY(load_rerate_if(r, 1));
+        }
         step_group *g = &r->groups[it->grp];
         /* its part of the open groups' need (step_group_rest) changes only
          * when this is its last item (left was at least 1): from need - held,

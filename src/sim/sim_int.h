@@ -212,6 +212,19 @@ typedef struct run {
     int64_t comp_start, comp_last; /* when it started / its remaining work was last updated, ns */
     double comp_rem;        /* its remaining work at full rate, ns */
     int64_t comp_ver;       /* version of its end event (event field b) */
+    /* the load from flash in flight when device.read_interference > 0: its
+     * rate changes whenever an expert compute starts or ends, so its end
+     * event is re-pushed with a new version (event field b; every load's
+     * event carries one then) and it is told to the observer when it ends */
+    int rinterfere;         /* device.read_interference > 0 */
+    int xcomp;              /* an expert compute is running (the read interference model) */
+    int load_active;        /* a flash load is in flight under that model */
+    uint32_t load_entry, load_layer, load_unit, load_tokens; /* its entry, layer, unit, tokens */
+    int load_prefetch;      /* it is a prefetch */
+    int64_t load_bytes;     /* its bytes */
+    int64_t load_start, load_last; /* when it started / its remaining work was last updated, ns */
+    double load_rem;        /* its remaining work at full rate, ns */
+    int64_t load_ver;       /* version of the latest load end event (event field b) */
     int64_t idle_since;     /* when that bubble opened, ns */
     uint32_t *predicted;    /* entries marked predicted */
     uint32_t npredicted;
