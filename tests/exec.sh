@@ -59,9 +59,18 @@ if command -v sqlite3 > /dev/null; then
     [ "$n" = "sim,real" ]; ok $? "results store: a sim and a real run ($n)"
     h=$(sqlite3 "$TMP/r.db" "SELECT count(DISTINCT config_hash) FROM runs")
     [ "$h" = 1 ]; ok $? "both runs have the same configuration hash"
+    # the weight pool: the memory calibrate reads into (host/iobuf.h), its
+    # size and the share the kernel put in huge pages stored with the run
+    p=$(sqlite3 "$TMP/r.db" "SELECT printf('%.6f %s', (SELECT value FROM metrics WHERE run_id = r.id AND name = 'pool_mb'),
+            coalesce((SELECT printf('%.6f', value) FROM metrics WHERE run_id = r.id AND name = 'pool_huge_frac'), 'none'))
+        FROM runs r WHERE r.mode = 'real'")
+    echo "$p" | awk '$1 > 0 && ($2 == "none" || ($2 >= 0 && $2 <= 1)) { f = 1 } END { exit !f }'
+    ok $? "stored: pool_mb > 0 and pool_huge_frac in [0, 1] when the kernel tells ($p)"
 else
-    skip "results store (no sqlite3)"; skip "configuration hash (no sqlite3)"
+    skip "results store (no sqlite3)"; skip "configuration hash (no sqlite3)"; skip "weight pool (no sqlite3)"
 fi
+grep -Eq '^weight pool: [0-9.]+ MB read into, [0-9.]+ MB of it in huge pages' "$TMP/out" || ! grep -q '^weight pool' "$TMP/out"
+ok $? "the weight pool's huge pages printed when known ($(grep '^weight pool' "$TMP/out"))"
 # host stops: measured (both CPUs pinned, real-time priority) or the reason
 # why not, printed and stored; measured values obey stopped <= each CPU's
 if grep -Eq '^host stops: the machine stood still [0-9.]+-[0-9.]+ s in [0-9]+ spans within the makespan' "$TMP/out"; then
@@ -424,7 +433,9 @@ if command -v sqlite3 > /dev/null && [ "$(sqlite3 "$TMP/val.db" "SELECT count(*)
     n=$(sqlite3 "$TMP/val3.db" "SELECT count(*) FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = 'accepted' AND m.value = 0
         JOIN params p ON p.run_id = r.id AND p.key = 'validate.reason' AND p.value LIKE 'busy machine: other processes took %' WHERE r.mode = 'round'")
     [ $st -eq 0 ] && [ "$n" -ge 1 ] && grep -q '(no accepted round)' "$TMP/vr4"
-    ok $? "three CPU hogs beside the run, --busy-tol 1: its rounds rejected as a busy machine ($n), no verdict"
+    hog=$?
+    ok $hog "three CPU hogs beside the run, --busy-tol 1: its rounds rejected as a busy machine ($n), no verdict"
+    [ $hog -eq 0 ] || diag "status $st; $(grep -E 'round|rejected|accepted|error' "$TMP/vr4" | head -5)"
     # the validation figure's query leaves out the runs of rejected rounds: none
     # of the busy store's, all four accepted ones of the first store
     for f in val3 val; do

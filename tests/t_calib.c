@@ -6,10 +6,12 @@
 #include "core/err.h"
 #include "host/calib.h"
 #include "host/cpupin.h"
+#include "host/iobuf.h"
 #include "tap.h"
 
 #include <dirent.h>
 #include <sched.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -116,9 +118,12 @@ static void test_measure(const char *dir)
     o.bytes_per_size = 1 << 20;
     o.min_reps = 3;
     o.max_reps = 8;
+    o.buf_pool_bytes = 3 << 20;
     calib_io_result r;
     int rc = calib_io_measure(&o, &r);
     ok(rc == D2_OK, "small storage run (4 MiB file, 4 KiB..1 MiB reads): %s", rc ? d2_err_msg() : "ok");
+    ok(r.buf_bytes == 3 << 20 && r.buf_huge_bytes >= -1 && r.buf_huge_bytes <= r.buf_bytes,
+       "the reads' pool: 3 MiB as asked (%lld bytes, %lld in huge pages)", (long long)r.buf_bytes, (long long)r.buf_huge_bytes);
     is_int(r.n, 9, "9 read sizes, 4 KiB .. 1 MiB");
     int sane = 1;
     for (int i = 0; i < r.n; i++)
@@ -155,6 +160,44 @@ static void test_measure(const char *dir)
     snprintf(o.dir, sizeof o.dir, "%s/missing", dir);
     rc = calib_io_measure(&o, &r);
     ok(rc == D2_EIO && strstr(d2_err_msg(), "missing"), "missing directory named: %s", d2_err_msg());
+}
+
+/* host/iobuf.h: 2 MiB-aligned, zeroed, writable; sizes refused; the
+ * huge-page count bounded by the mapping; not an iobuf: not found */
+static void test_iobuf(void)
+{
+    void *p = NULL;
+    int rc = iobuf_alloc(1, &p);
+    ok(rc == D2_OK && p && (uintptr_t)p % IOBUF_ALIGN == 0, "iobuf of 1 byte: a 2 MiB-aligned mapping");
+    if (rc == D2_OK) {
+        unsigned char *c = p, any = 0;
+        for (size_t i = 0; i < IOBUF_ALIGN; i++) any |= c[i];
+        c[0] = 1;
+        c[IOBUF_ALIGN - 1] = 2; /* the whole rounded mapping is the buffer's */
+        ok(!any && c[IOBUF_ALIGN - 1] == 2, "zeroed and writable to its 2 MiB end");
+        int64_t huge = -1;
+        rc = iobuf_huge_bytes(p, 1, &huge);
+        ok(rc == D2_ENOTFOUND || (rc == D2_OK && huge >= 0 && huge <= 1), "huge pages under it: %lld bytes (0 .. 1: the caller's 1 byte)",
+           (long long)huge);
+        iobuf_free(p, 1);
+    }
+    rc = iobuf_alloc((3u << 20) + 5, &p);
+    ok(rc == D2_OK && (uintptr_t)p % IOBUF_ALIGN == 0, "iobuf of 3 MiB + 5: aligned");
+    if (rc == D2_OK) {
+        ((unsigned char *)p)[(4u << 20) - 1] = 7; /* rounded up to 4 MiB */
+        int64_t huge = -1;
+        rc = iobuf_huge_bytes(p, (3u << 20) + 5, &huge);
+        ok(rc == D2_ENOTFOUND || (rc == D2_OK && huge >= 0 && huge <= (int64_t)(3u << 20) + 5), "huge pages: %lld of 3 MiB + 5",
+           (long long)huge);
+        iobuf_free(p, (3u << 20) + 5);
+    }
+    p = (void *)1;
+    ok(iobuf_alloc(0, &p) == D2_ENOMEM && p == NULL, "0 bytes refused (D2_ENOMEM, no buffer)");
+    ok(iobuf_alloc(SIZE_MAX - 1, &p) == D2_ENOMEM && p == NULL, "SIZE_MAX - 1 bytes refused");
+    int local = 0;
+    int64_t h = 5;
+    ok(iobuf_huge_bytes(&local, 4096, &h) == D2_ENOTFOUND && h == 0, "a stack address is no iobuf: not found");
+    iobuf_free(NULL, 10); /* ignored */
 }
 
 static void test_rates(void)
@@ -296,6 +339,7 @@ int main(void)
     test_read_range();
     test_atomic(dir);
     test_measure(dir);
+    test_iobuf();
     test_rates();
     test_cold_bw();
     test_swiglu_rates();

@@ -42,9 +42,13 @@ static void usage(FILE *out)
             "           to 4 KiB; 1.25 samples a range densely), --io-bytes per size (default 128Mi,\n"
             "           between --min-reps 5 and --max-reps 200 reads), sizes interleaved;\n"
             "           medians fitted to t = flash_lat_ns + size/flash_bw (weighted least\n"
-            "           squares, GSL).  Reads go to one reused aligned buffer, as\n"
-            "           `d2moe execute` recycles its weight buffers (--fresh-buffers: a\n"
-            "           new allocation per read, page faults included).\n"
+            "           squares, GSL).  Reads land in turn in a pool of --pool-size bytes\n"
+            "           of the memory `d2moe execute`'s weight pool is (2 MiB-aligned,\n"
+            "           transparent huge pages asked for: the page size under a read sets\n"
+            "           its speed; the profile says how much the kernel gave), as\n"
+            "           execute's loads go to the recycled buffers of its pool\n"
+            "           (--fresh-buffers: a new malloc'd buffer per read, page faults\n"
+            "           included).\n"
             "  memory   streaming read of --mem-size bytes (default 256Mi) by --threads\n"
             "           readers (default 1, the compute threads `execute` uses) -> mem_bw\n"
             "  compute  the MWQ kernels (quant/kern.h, V1: INT2 base + 2 sign levels,\n"
@@ -243,12 +247,18 @@ static int run(int argc, char **argv)
     cpupin_saved orig = {.valid = 0};
     calib_io_result r;
     int rc = cpupin_self(io_cpu, &orig);
+    io.buf_pool_bytes = pool_bytes; /* the reads rotate through a pool as large as the weights' one */
     if (rc == D2_OK) rc = calib_io_measure(&io, &r);
     cpupin_restore(&orig);
     if (rc) return cli_fail(rc);
     io.reader_cpu = io_cpu;
     printf("storage: file %s, page cache bypassed with %s, written at %.0f MB/s\n", r.tmpfile, r.cache_bypass,
            r.write_bw / 1e6);
+    if (r.buf_huge_bytes >= 0)
+        printf("storage: reads land in turn in a %lld-byte pool of execute's kind of memory, %lld bytes of it in huge pages\n",
+               (long long)r.buf_bytes, (long long)r.buf_huge_bytes);
+    else printf("storage: reads land in turn in a %lld-byte pool of execute's kind of memory (huge pages unknown)\n",
+                (long long)r.buf_bytes);
     printf("  %10s %6s %12s %12s %12s %12s %9s\n", "read", "reads", "median", "min", "max", "fit", "MB/s");
     for (int i = 0; i < r.n; i++) {
         char a[32], b[32], cc[32], d[32];
@@ -450,7 +460,14 @@ static int run(int argc, char **argv)
             (long long)r.file_bytes, r.tmpfile, io.dir, r.cache_bypass);
     fprintf(m, "#   one reader (queue depth 1), random 4 KiB-aligned offsets, sizes interleaved,\n");
     fprintf(m, "#   %s; median per size; fit t = flash_lat_ns + size/flash_bw\n",
-            io.fresh_buffers ? "a fresh aligned buffer per read" : "one reused aligned buffer");
+            io.fresh_buffers ? "a fresh aligned buffer per read" : "reads landing in turn in a pool of execute's kind of memory");
+    if (!io.fresh_buffers) {
+        if (r.buf_huge_bytes >= 0)
+            fprintf(m, "#   The pool (host/iobuf.h, --pool-size): %lld bytes, %lld of them in transparent huge pages.\n",
+                    (long long)r.buf_bytes, (long long)r.buf_huge_bytes);
+        else fprintf(m, "#   The pool (host/iobuf.h, --pool-size): %lld bytes, transparent huge pages asked for; how many unknown.\n",
+                     (long long)r.buf_bytes);
+    }
     fprintf(m, "#   (weighted least squares, weights 1/t^2; max |error| %.1f%%).\n", 100 * r.max_rel_err);
     fprintf(m, "#   io_overhead_ns = 0: the per-read software cost is inside flash_lat_ns.\n");
     fprintf(m, "#   Stalls (reported, not modelled): %lld of %lld reads took more than %dx their size's median,\n"

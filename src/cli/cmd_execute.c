@@ -185,6 +185,7 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
                 {"peak_expert_mb", (double)x->peak_expert_bytes / 1e6, "MB"},
                 {"peak_alloc_mb", (double)x->peak_alloc_bytes / 1e6, "MB"},
                 {"pool_new_buffers", (double)x->pool_new_buffers, ""},
+                {"pool_mb", (double)x->pool_bytes / 1e6, "MB"},
                 {"peak_rss_mb", (double)x->peak_rss_bytes / 1e6, "MB"},
                 {"io_wait_mem_s", (double)x->io_wait_mem_ns / 1e9, "s"},
                 {"verify_max_rel", x->verify_max_rel, ""},
@@ -193,6 +194,9 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
                 {"host_loadavg_1m", calib_host_loadavg1(), ""},
             };
             for (size_t i = 0; i < sizeof m / sizeof m[0] && !rc; i++) rc = db_run_metric(run, m[i].k, m[i].v, m[i].u);
+            /* how much of the pool the kernel put in huge pages (host/iobuf.h), when it can tell */
+            if (!rc && x->pool_bytes > 0 && x->pool_huge_bytes >= 0)
+                rc = db_run_metric(run, "pool_huge_frac", (double)x->pool_huge_bytes / (double)x->pool_bytes, "");
             const kv hw[] = {
                 {"host_stopped_s", (double)x->host_stopped_ns / 1e9, "s"},
                 {"host_stopped_max_s", (double)x->host_stopped_max_ns / 1e9, "s"},
@@ -782,6 +786,9 @@ static int run(int argc, char **argv)
            cpupin_words(g_io_cpu, cpus[1]));
     printf("io: %s, %.3f GB read, %.3f s waiting for budget room; load average %.2f\n", x.io_method,
            (double)x.bytes_read / 1e9, (double)x.io_wait_mem_ns / 1e9, calib_host_loadavg1());
+    if (x.pool_huge_bytes >= 0)
+        printf("weight pool: %.1f MB read into, %.1f MB of it in huge pages (calibrate reads into the same kind)\n",
+               (double)x.pool_bytes / 1e6, (double)x.pool_huge_bytes / 1e6);
     if (x.host_watched)
         printf("host stops: the machine stood still %.3f-%.3f s in %lld spans within the makespan (compute CPU taken away "
                "%.3f-%.3f s, I/O CPU %.3f-%.3f s; the watchers' own CPU time %.4f s); the error without the stops %+.1f%%\n",

@@ -6,6 +6,7 @@
 #include "host/calib.h"
 #include "host/cpupin.h"
 #include "host/hostwatch.h"
+#include "host/iobuf.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/fileio.h"
@@ -66,6 +67,7 @@ void calib_io_opts_init(calib_io_opts *o)
     o->file_bytes = 1LL << 30;
     o->min_read = 4096;
     o->max_read = 64LL << 20;
+    o->buf_pool_bytes = 128LL << 20;
     o->bytes_per_size = 128LL << 20;
     o->size_step = 2.0;
     o->min_reps = 5;
@@ -261,15 +263,21 @@ int calib_io_measure(const calib_io_opts *o, calib_io_result *r)
     /* an interleaved schedule: every size's reads spread over the whole run */
     int *order = malloc((size_t)total * sizeof *order);
     double *times = malloc((size_t)total * sizeof *times);
+    /* the reads' buffer: the kind of memory execute's weight pool is
+     * (host/iobuf.h: the page size under it sets a read's speed) */
+    const size_t pool = (size_t)(o->buf_pool_bytes > o->max_read ? o->buf_pool_bytes : o->max_read);
     void *reuse = NULL;
-    if (!order || !times || posix_memalign(&reuse, ALIGN, (size_t)o->max_read)) {
+    if (!order || !times || iobuf_alloc(pool, &reuse) != D2_OK) {
         free(order); free(times); close(fd);
         D2_ERROR(D2_ENOMEM, "calibration: out of memory");
     }
+    r->buf_bytes = (int64_t)pool;
+    if (iobuf_huge_bytes(reuse, pool, &r->buf_huge_bytes) != D2_OK) r->buf_huge_bytes = -1;
+    size_t at = 0; /* where the next read lands in the pool */
     int left[CALIB_MAX_SIZES], base[CALIB_MAX_SIZES];
     for (int i = 0, b = 0; i < nsz; i++) { left[i] = reps[i]; base[i] = b; b += reps[i]; }
     gsl_rng *g = rng_new(o->seed, 0x10);
-    if (!g) { free(order); free(times); free(reuse); close(fd); D2_ERROR(D2_ENOMEM, "calibration: out of memory"); }
+    if (!g) { free(order); free(times); iobuf_free(reuse, pool); close(fd); D2_ERROR(D2_ENOMEM, "calibration: out of memory"); }
     for (int j = 0; j < total; j++) { /* pick a size with probability proportional to its remaining reads */
         int64_t remaining = total - j, u = (int64_t)gsl_rng_uniform_int(g, (unsigned long)remaining), i = 0;
         while (i < nsz - 1 && u >= left[i]) u -= left[i++];
@@ -285,11 +293,13 @@ int calib_io_measure(const calib_io_opts *o, calib_io_result *r)
         int64_t off = (int64_t)gsl_rng_uniform_int(g, (unsigned long)slots) * ALIGN;
         if (off + s > o->file_bytes) off = o->file_bytes - s;
         double ns = 0;
-        rc = timed_read(fd, direct, o->fresh_buffers, reuse, s, off, &ns);
+        if (at + (size_t)s > pool) at = 0;
+        rc = timed_read(fd, direct, o->fresh_buffers, (char *)reuse + at, s, off, &ns);
+        at += (size_t)((s + ALIGN - 1) / ALIGN * ALIGN);
         times[base[i] + done_i[i]++] = ns;
     }
     gsl_rng_free(g);
-    free(reuse);
+    iobuf_free(reuse, pool);
     close(fd); /* the file had no name: closing frees it */
     if (rc == D2_OK) {
         for (int i = 0; i < nsz; i++) {
@@ -950,7 +960,7 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
     double *rt[2] = {malloc((size_t)(blocks * rper) * sizeof(double)), malloc((size_t)(blocks * rper) * sizeof(double))};
     reader_arg ra = {.fd = -1, .direct = 0, .cpu = o->reader_cpu, .file_bytes = o->file_bytes, .size = read_bytes,
                      .buf = NULL, .run = 0, .reads = 0, .t = NULL, .tcap = 0, .tn = 0, .stopped = 0};
-    int rc = (!t[0] || !t[1] || !rt[0] || !rt[1] || posix_memalign(&ra.buf, ALIGN, (size_t)read_bytes)) ? D2_ENOMEM : D2_OK;
+    int rc = (!t[0] || !t[1] || !rt[0] || !rt[1] || iobuf_alloc((size_t)read_bytes, &ra.buf) != D2_OK) ? D2_ENOMEM : D2_OK;
     if (rc) { ra.buf = NULL; d2_err_set("interference: out of memory"); }
     char method[64];
     if (rc == D2_OK) rc = open_tmp(o->dir, &ra.fd, &ra.direct, method, sizeof method);
@@ -1022,7 +1032,7 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
         }
     }
     if (ra.fd >= 0) close(ra.fd); /* nameless: closing frees it */
-    free(ra.buf);
+    iobuf_free(ra.buf, (size_t)ra.size);
     kpool_free(&pool);
     free(t[0]); free(t[1]); free(rt[0]); free(rt[1]);
     return rc;
@@ -1110,7 +1120,7 @@ int calib_host_stops(const calib_io_opts *o, int compute_cpu, int64_t hidden, in
     double *t = malloc(CAP * sizeof *t);
     reader_arg ra = {.fd = -1, .direct = 0, .cpu = o->reader_cpu, .file_bytes = o->file_bytes, .size = read_bytes,
                      .buf = NULL, .run = 0, .reads = 0};
-    int rc = (!t || posix_memalign(&ra.buf, ALIGN, (size_t)read_bytes)) ? D2_ENOMEM : D2_OK;
+    int rc = (!t || iobuf_alloc((size_t)read_bytes, &ra.buf) != D2_OK) ? D2_ENOMEM : D2_OK;
     if (rc) { ra.buf = NULL; d2_err_set("host stops: out of memory"); }
     char method[64];
     double wbw;
@@ -1157,7 +1167,7 @@ int calib_host_stops(const calib_io_opts *o, int compute_cpu, int64_t hidden, in
     r->read_bytes = read_bytes;
     hostwatch_free(w);
     if (ra.fd >= 0) close(ra.fd);
-    free(ra.buf);
+    iobuf_free(ra.buf, (size_t)ra.size);
     free(t);
     kpool_free(&pool);
     return rc;

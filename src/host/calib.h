@@ -26,6 +26,9 @@ typedef struct calib_io_opts {
     int fresh_buffers;       /* 1: read into a new aligned allocation each time (page
                                 faults included); 0 (default): reuse one, as `execute`
                                 does with its recycled, already mapped weight buffers */
+    int64_t buf_pool_bytes;  /* the reads land in turn in a pool of this many bytes of execute's kind of
+                                memory (host/iobuf.h), as execute's loads go to the buffers of its weight
+                                pool, bytes (default 128 MiB; at least max_read is used) */
     uint64_t seed;           /* offsets and file content */
     int reader_cpu;          /* calib_interference's reader thread pinned to this CPU
                                 (host/cpupin.h; default -1, CPUPIN_NONE: not pinned) */
@@ -56,6 +59,8 @@ typedef struct calib_io_result {
     int64_t reads;           /* timed reads, all sizes */
     int64_t stalls;          /* of them, reads longer than CALIB_STALL_FACTOR x their size's median */
     double stall_ns;         /* the stalls' summed time, ns (reported: the fit uses medians) */
+    int64_t buf_bytes;       /* bytes of the reads' buffer pool (host/iobuf.h: what execute's weight pool reads into) */
+    int64_t buf_huge_bytes;  /* of them, bytes the kernel backed with huge pages; -1 when it cannot tell */
 } calib_io_result;
 
 #define CALIB_STALL_FACTOR 10 /* a stall: a read (or an execute load, host/opjoin.h) over 10x its typical time */

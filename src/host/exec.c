@@ -21,6 +21,7 @@
 #include "host/cpupin.h"
 #include "host/cpushare.h"
 #include "host/hostwatch.h"
+#include "host/iobuf.h"
 #include "core/err.h"
 #include "core/clock.h"
 #include "host/opjoin.h"
@@ -420,7 +421,10 @@ typedef struct run {
         int64_t size;           /* bytes of each buffer */
         void **v;               /* free buffers */
         size_t n, cap;
+        uint8_t *arena;         /* the buffers filled before timing, one iobuf (host/iobuf.h); NULL: none */
+        size_t arena_bytes;     /* its bytes (what iobuf_alloc was asked for) */
     } pool[EXEC_MAX_LEVELS_POOL];
+    int64_t pool_bytes, pool_huge_bytes; /* the arenas' bytes / of them in huge pages (-1: cannot tell) */
     int64_t pool_new;           /* buffers allocated (and zeroed) during the timed run */
 } run;
 
@@ -699,23 +703,38 @@ static int pool_init(run *R, int fill)
         P->v = calloc(want ? want : 1, sizeof *P->v);
         if (!P->v) D2_ERROR(D2_ENOMEM, "execute: out of memory for the weight pool");
         P->cap = want ? want : 1;
-        for (size_t i = 0; i < want; i++) {
-            void *b;
-            if (posix_memalign(&b, ALIGN, (size_t)P->size))
-                D2_ERROR(D2_ENOMEM, "execute: cannot allocate the weight pool (%zu buffers of %lld bytes for level %u)",
-                         want, (long long)P->size, k + 1);
-            memset(b, 0, (size_t)P->size);
-            P->v[P->n++] = b;
-        }
+        if (!want) continue;
+        /* one arena of the kind calibrate reads into (host/iobuf.h), the
+         * buffers 4 KiB apart in it */
+        const size_t slot = (size_t)round_up(P->size, ALIGN);
+        if (want > SIZE_MAX / slot || iobuf_alloc(want * slot, (void **)&P->arena) != D2_OK)
+            D2_ERROR(D2_ENOMEM, "execute: cannot allocate the weight pool (%zu buffers of %lld bytes for level %u)", want,
+                     (long long)P->size, k + 1);
+        P->arena_bytes = want * slot;
+        int64_t huge;
+        if (iobuf_huge_bytes(P->arena, P->arena_bytes, &huge) != D2_OK) R->pool_huge_bytes = -1;
+        else if (R->pool_huge_bytes >= 0) R->pool_huge_bytes += huge;
+        R->pool_bytes += (int64_t)P->arena_bytes;
+        for (size_t i = 0; i < want; i++) P->v[P->n++] = P->arena + i * slot;
     }
     return D2_OK;
+}
+
+/* Free a buffer of `level` that is not going back to the pool: the
+ * arena's stay until pool_free. */
+static void pool_release(run *R, uint32_t level, void *b)
+{
+    const struct pool_level *P = &R->pool[level - 1];
+    if (!b || (P->arena && (uint8_t *)b >= P->arena && (uint8_t *)b < P->arena + P->arena_bytes)) return;
+    iobuf_free(b, (size_t)P->size);
 }
 
 static void pool_free(run *R)
 {
     for (int k = 0; k < EXEC_MAX_LEVELS_POOL; k++) {
-        for (size_t i = 0; i < R->pool[k].n; i++) free(R->pool[k].v[i]);
+        for (size_t i = 0; i < R->pool[k].n; i++) pool_release(R, (uint32_t)k + 1, R->pool[k].v[i]);
         free(R->pool[k].v);
+        iobuf_free(R->pool[k].arena, R->pool[k].arena_bytes);
     }
 }
 
@@ -727,10 +746,9 @@ static int pool_get(run *R, uint32_t level, uint8_t **out)
     pthread_mutex_lock(&R->pmu);
     if (P->n) b = P->v[--P->n];
     pthread_mutex_unlock(&R->pmu);
-    if (!b) {
-        if (posix_memalign(&b, ALIGN, (size_t)P->size))
+    if (!b) { /* zeroed by iobuf_alloc */
+        if (iobuf_alloc((size_t)P->size, &b) != D2_OK)
             D2_ERROR(D2_ENOMEM, "execute: cannot allocate %lld bytes", (long long)P->size);
-        memset(b, 0, (size_t)P->size);
         __atomic_add_fetch(&R->pool_new, 1, __ATOMIC_RELAXED);
     }
     *out = b;
@@ -749,7 +767,7 @@ static void pool_put(run *R, uint32_t level, uint8_t *b)
     }
     if (P->n < P->cap) { P->v[P->n++] = b; b = NULL; }
     pthread_mutex_unlock(&R->pmu);
-    free(b);
+    pool_release(R, level, b);
 }
 
 static void *comp_main(void *arg)
@@ -964,7 +982,8 @@ static int verify(run *R, exec_result *r)
                 }
             }
         }
-        for (uint32_t k = 0; k < K; k++) free(tmp[k].buf);
+        for (uint32_t k = 0; k < K; k++)
+            if (tmp[k].buf) pool_put(R, k + 1, tmp[k].buf);
     }
 out:
     kern_act_free(xa); kern_act_free(ha);
@@ -1143,6 +1162,8 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
         r->peak_expert_bytes = R->peak;
         r->peak_alloc_bytes = R->peak_alloc;
         r->pool_new_buffers = R->pool_new;
+        r->pool_bytes = R->pool_bytes;
+        r->pool_huge_bytes = R->pool_huge_bytes;
         r->token_products = R->products;
         snprintf(r->io_method, sizeof r->io_method, "%s", s->direct ? "O_DIRECT" : "POSIX_FADV_DONTNEED");
         struct rusage ru;
@@ -1186,7 +1207,7 @@ int exec_run(const exec_store *s, const exec_plan *p, const exec_opts *o, exec_r
 out:
     hostwatch_free(hw);
     if (R->ub)
-        for (size_t u = 0; u < units; u++) free(R->ub[u].buf);
+        for (size_t u = 0; u < units; u++) pool_release(R, (uint32_t)(u % (size_t)s->levels) + 1, R->ub[u].buf);
     pool_free(R);
     if (R->ts)
         for (uint32_t e = 0; e < s->experts; e++) ts_free(&R->ts[e]);

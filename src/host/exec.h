@@ -117,6 +117,8 @@ typedef struct exec_result {
     int64_t peak_alloc_bytes;  /* the same allocations with alignment padding, bytes */
     int64_t pool_new_buffers;  /* weight-pool buffers allocated (and zeroed) during the timed run
                                   (0 when exec_opts.prefault filled the pool) */
+    int64_t pool_bytes;        /* the weight pool's buffers made before timing (host/iobuf.h), bytes */
+    int64_t pool_huge_bytes;   /* of them, bytes in transparent huge pages; -1 when it cannot tell */
     int64_t peak_rss_bytes;    /* process peak resident set (getrusage), bytes */
     int64_t token_products;    /* token x level x matrix products computed */
     double verify_max_rel;     /* max relative difference to the one-shot kernels, 0 if none checked */

@@ -5,7 +5,8 @@ libd2host_a_SOURCES = \
 	src/host/exec.c src/host/exec.h \
 	src/host/execplan.c src/host/execplan.h \
 	src/host/cpupin.c src/host/cpupin.h \
-	src/host/hostwatch.c src/host/hostwatch.h src/host/cpushare.c src/host/cpushare.h
+	src/host/hostwatch.c src/host/hostwatch.h src/host/cpushare.c src/host/cpushare.h \
+	src/host/iobuf.c src/host/iobuf.h
 
 check_PROGRAMS += tests/t_calib
 tests_t_calib_SOURCES = tests/t_calib.c tests/tap.h
