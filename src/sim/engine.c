@@ -155,7 +155,7 @@ static int io_next(run *r)
         }
         const int64_t now = r->now;
         const int prefetch = q->prefetch;
-        if (r->rinterfere) {
+        if (__builtin_expect(r->rinterfere, 0)) {
             /* every load's end event carries a version (stale ones are
              * dropped); a flash load's duration depends on the expert
              * computes while it runs: accounted and told when it ends */
@@ -173,10 +173,13 @@ static int io_next(run *r)
                 if (r->xcomp) t = (int64_t)ceil((double)t * (1 + r->d->read_interference));
             }
             RUN_TRY(des_event_after(r->ev, t, EV_LOAD_DONE, entry, r->load_ver));
+            if (cached) {
+                account_emit(r, SIM_OP_LOAD, now, now + t, q->layer, (int)((entry / r->U) % r->E), unit + 1,
+                             prefetch ? 0 : it->tokens, 0, prefetch, SIM_TIER_PAGE_CACHE, bytes);
+                r->io_busy_ns += t;
+            }
         } else {
             RUN_TRY(des_event_after(r->ev, t, EV_LOAD_DONE, entry, prefetch));
-        }
-        if (!r->load_active) {
             account_emit(r, SIM_OP_LOAD, now, now + t, q->layer, (int)((entry / r->U) % r->E), unit + 1,
                          prefetch ? 0 : it->tokens, 0, prefetch, cached ? SIM_TIER_PAGE_CACHE : SIM_TIER_FLASH, bytes);
             r->io_busy_ns += t;
@@ -211,7 +214,7 @@ static int compute_next(run *r)
         account_mem(r);
     }
     r->comp_busy = 1;
-    if (r->rinterfere) {
+    if (__builtin_expect(r->rinterfere, 0)) {
         r->xcomp = 1;
         RUN_TRY(load_rerate_if(r, 0));
     }
@@ -260,7 +263,7 @@ static inline int handle(run *r, const des_event *e)
         return kick_io(r);
     case EV_LOAD_DONE: {
         uint32_t id = (uint32_t)e->a;
-        if (r->rinterfere) {
+        if (__builtin_expect(r->rinterfere, 0)) {
             if (e->b != r->load_ver) return D2_OK; /* superseded by a rate change */
             if (r->load_active) {
                 int64_t now = r->now;
@@ -295,7 +298,7 @@ static inline int handle(run *r, const des_event *e)
         it->state = 3;
         r->comp_busy = 0;
         r->transient = 0;
-        if (r->rinterfere) {
+        if (__builtin_expect(r->rinterfere, 0)) {
             r->xcomp = 0;
             RUN_TRY(load_rerate_if(r, 1));
         }
