@@ -27,23 +27,33 @@ typedef int32_t KQL_FN(vi) __attribute__((vector_size(4 * KQL_W)));
 #define VSELL(k, a, b) ((vf)((vi)(b) ^ ((k) & ((vi)(a) ^ (vi)(b))))) /* k: lane masks (0 / -1) */
 #define VANDL(k, a) ((vf)((k) & (vi)(a)))
 #define VABSL(a) ((vf)((vi)(a) & 0x7fffffff))
-#define VRINTL(v) (((v) + VL(12582912.0f)) - VL(12582912.0f)) /* round to nearest even, 0 <= v < 2^22 */
 /* VMAXL(a, b) = VSELL(a > b, a, b) and VMINL(a, b) = VSELL(a < b, a, b)
  * exactly, NaN and signed zeros included (x86 max / min return b unless
  * a > b, resp. a < b); on the AVX2 and AVX-512 paths the instructions
  * themselves (clang finds them in the selects, GCC does not: 1.25x on the
  * AVX-512 path), so those functions carry the path's target (KQL_ATTR) */
+/* VRINTL(v): v rounded to the nearest integer, ties to even, for |v| <
+ * 2^22 (the only inputs it gets): the magic-number sum (((v + 1.5 2^23) -
+ * 1.5 2^23), two additions) on the plain path, the rounding instruction
+ * (one) on the AVX2 and AVX-512 paths.  They agree on every such v except
+ * v = -0 (the sum gives +0); -0 reaches VRINTL only in fit_lanes, with
+ * search_steps so large that nmax + t/10 < 0, and there l only enters sums
+ * that start at +0, where +0 and -0 add the same (bucket_lanes clamps v
+ * to >= +0 first). */
 #if KQL_ISA == 512
 #define VMAXL(a, b) ((vf)_mm512_max_ps((__m512)(a), (__m512)(b)))
 #define VMINL(a, b) ((vf)_mm512_min_ps((__m512)(a), (__m512)(b)))
+#define VRINTL(v) ((vf)_mm512_roundscale_ps((__m512)(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 #define KQL_ATTR KQ_Q_OPT512 __attribute__((target(KQ_AVX512_TARGET)))
 #elif KQL_ISA == 2
 #define VMAXL(a, b) ((vf)_mm256_max_ps((__m256)(a), (__m256)(b)))
 #define VMINL(a, b) ((vf)_mm256_min_ps((__m256)(a), (__m256)(b)))
+#define VRINTL(v) ((vf)_mm256_round_ps((__m256)(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 #define KQL_ATTR KQ_Q_OPT __attribute__((target("avx2")))
 #else
 #define VMAXL(a, b) VSELL((a) > (b), (a), (b))
 #define VMINL(a, b) VSELL((a) < (b), (a), (b))
+#define VRINTL(v) (((v) + VL(12582912.0f)) - VL(12582912.0f))
 #define KQL_ATTR
 #endif
 
@@ -160,7 +170,55 @@ KQL_ATTR static inline __attribute__((always_inline)) void KQL_FN(bucket_lanes)(
         /* pass 1: codes, |R1| and the set of every weight; the level-1 sums.
          * go = 2 gi exactly for g = 0, 1, 3, so for those |u - ao| = 2 |u/2 - ai|
          * (exact: scaling by 2): V = u/2 for outward weights, u otherwise */
-        vf e1 = zero, u2o = zero, u1 = zero, u1o = zero, no = zero, U[KQ_SUB], V[KQ_SUB];
+        vf e1 = zero, u2o = zero, u1 = zero, u1o = zero, no = zero;
+        vf S[4], So[4];
+#if KQL_ISA == 512
+        /* passes 1 and 2 in one (32 registers hold all the sums), the
+         * outward-only sums as masked additions: every sum adds the same
+         * terms in the same order as the two passes below (a masked-off
+         * lane keeps acc, where they add +0 to an acc >= +0: the same) */
+        {
+            const __m512 zs = (__m512)zero, nms = (__m512)nm, ones = (__m512)one, halfs = _mm512_set1_ps(0.5f), ss = (__m512)s, mjs = (__m512)mj,
+                         invs = (__m512)inv, a0 = (__m512)ai[0], a1 = (__m512)ai[1], a3 = (__m512)ai[3], a2i = (__m512)ai[2], a2o = (__m512)ao[2];
+            const __m512i absm = _mm512_set1_epi32(0x7fffffff);
+            __m512 E1 = zs, U2O = zs, U1 = zs, U1O = zs, NO = zs, s0 = zs, s1 = zs, s2 = zs, s3 = zs, o0 = zs, o1 = zs, o2 = zs, o3 = zs;
+            for (int i = 0; i < KQ_SUB; i++) {
+                const __m512 x = (__m512)X[i];
+                __m512 v = _mm512_mul_ps(_mm512_add_ps(x, mjs), invs);
+                v = _mm512_min_ps(_mm512_max_ps(v, zs), nms);
+                const __m512 q = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                const __m512 r = _mm512_sub_ps(x, _mm512_sub_ps(_mm512_mul_ps(ss, q), mjs)), rr = _mm512_mul_ps(r, r);
+                const __m512 u = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(r), absm));
+                const __mmask16 pos = _mm512_cmp_ps_mask(r, zs, _CMP_GE_OS);
+                const __mmask16 mo = _mm512_cmp_ps_mask(q, _mm512_mask_blend_ps(pos, zs, nms), _CMP_EQ_OQ);
+                E1 = _mm512_add_ps(E1, rr);
+                U2O = _mm512_mask_add_ps(U2O, mo, U2O, rr);
+                U1 = _mm512_add_ps(U1, u);
+                U1O = _mm512_mask_add_ps(U1O, mo, U1O, u);
+                NO = _mm512_mask_add_ps(NO, mo, NO, ones);
+                const __m512 V = _mm512_mask_mul_ps(u, mo, u, halfs);
+#define KQL_W512(k, a)                                                                                                                               \
+    {                                                                                                                                                \
+        const __m512 w = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(_mm512_sub_ps(V, (a))), absm));                                      \
+        s##k = _mm512_add_ps(s##k, w);                                                                                                               \
+        o##k = _mm512_mask_add_ps(o##k, mo, o##k, w);                                                                                                \
+    }
+                KQL_W512(0, a0)
+                KQL_W512(1, a1)
+                KQL_W512(3, a3)
+#undef KQL_W512
+                const __m512 w2 = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(_mm512_sub_ps(u, _mm512_mask_blend_ps(mo, a2i, a2o))), absm));
+                s2 = _mm512_add_ps(s2, w2);
+                o2 = _mm512_mask_add_ps(o2, mo, o2, w2);
+            }
+            e1 = (vf)E1; u2o = (vf)U2O; u1 = (vf)U1; u1o = (vf)U1O; no = (vf)NO;
+            S[0] = (vf)s0 - (vf)o0; So[0] = VL(2.0f) * (vf)o0;
+            S[1] = (vf)s1 - (vf)o1; So[1] = VL(2.0f) * (vf)o1;
+            S[3] = (vf)s3 - (vf)o3; So[3] = VL(2.0f) * (vf)o3;
+            S[2] = (vf)s2 - (vf)o2; So[2] = (vf)o2;
+        }
+#else
+        vf U[KQ_SUB], V[KQ_SUB];
         vi MO[KQ_SUB];
         for (int i = 0; i < KQ_SUB; i++) {
             vf v = (X[i] + mj) * inv;
@@ -178,7 +236,6 @@ KQL_ATTR static inline __attribute__((always_inline)) void KQL_FN(bucket_lanes)(
             MO[i] = mo;
         }
         /* pass 2: sum |u - a2(g)| over all weights (S) and the outward ones (So) */
-        vf S[4], So[4];
         {
             vf s0 = zero, s1 = zero, s3 = zero, o0 = zero, o1 = zero, o3 = zero;
             for (int i = 0; i < KQ_SUB; i++) {
@@ -201,6 +258,7 @@ KQL_ATTR static inline __attribute__((always_inline)) void KQL_FN(bucket_lanes)(
             }
             S[2] = s2 - o2; So[2] = o2;
         }
+#endif
         /* per set and g: e2 + 4 e3 = 5 e2 - c (8 s S) + c^2 (4 n s^2), a3 = s c, c = G h / 8 */
         const vf nn[2] = {VL((float)KQ_SUB) - no, no}, U2[2] = {e1 - u2o, u2o}, U1[2] = {u1 - u1o, u1o};
         vf P[2][4], Qs[2][4], R[2];
