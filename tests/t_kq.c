@@ -421,6 +421,34 @@ static void quantize_paths(const kq_format *f, const char *name)
         }
         for (int p = KQ_QPLAIN; p <= KQ_QAVX512; p++) kq_matrix_free(m[p]);
     }
+    /* the edges of the rounding and clamps, where the paths use different
+     * instructions (rounding: a magic-number sum on the plain path, the
+     * rounding instruction on AVX2 / AVX-512; masked sums on AVX-512):
+     * -0 weights (mixed with +0, and a sub-block of -0 only), weights near
+     * 1e30 and 3e6 (FP16 scales overflow to Inf, NaN and Inf inside the
+     * search), and search_steps 31 (nmax + t/10 < 0: negative inverse
+     * scales in the fit) as well as 4 */
+    float *e = malloc((size_t)(rows * cols) * sizeof *e);
+    memcpy(e, g, (size_t)(rows * cols) * sizeof *e);
+    for (int c = 0; c < 32; c++) {
+        e[3 * cols + c] = c % 3 == 0 ? -0.0f : c % 3 == 1 ? 0.0f : 1.0f;
+        e[4 * cols + 32 + c] = -0.0f;
+        e[5 * cols + 64 + c] = c % 4 == 0 ? 1e30f : c % 4 == 1 ? -1e30f : (float)c;
+        e[6 * cols + 256 + c] *= 3e6f;
+        e[7 * cols + 512 + c] = c % 2 ? -0.0f : e[7 * cols + 512 + c];
+    }
+    for (int T = 4; T <= 31; T += 27) {
+        kq_matrix *m[KQ_QAVX512 + 1] = {NULL};
+        for (int p = KQ_QPLAIN; p <= KQ_QAVX512; p++)
+            if (kq_qpath_set((kq_qpath)p) == (kq_qpath)p) kq_quantize(e, rows, cols, f, T, &m[p]);
+        for (int p = KQ_QAVX2; p <= KQ_QAVX512; p++) {
+            if (!m[p]) { tap_skip(1, p == KQ_QAVX2 ? "no AVX2" : "no AVX-512"); continue; }
+            ok(kq_same(m[KQ_QPLAIN], m[p]), "%s, -0, huge weights, search_steps %d: the plain and %s quantizers write the same bytes", name, T,
+               kq_qpath_name((kq_qpath)p));
+        }
+        for (int p = KQ_QPLAIN; p <= KQ_QAVX512; p++) kq_matrix_free(m[p]);
+    }
+    free(e);
     /* a NaN in the super-block left alone (74) and in the second of a pair (3) */
     const int64_t at[2][2] = {{24, 600}, {1, 17}};
     for (int c = 0; c < 2; c++) {
