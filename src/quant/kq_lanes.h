@@ -173,28 +173,38 @@ KQL_ATTR static inline __attribute__((always_inline)) void KQL_FN(bucket_lanes)(
         vf e1 = zero, u2o = zero, u1 = zero, u1o = zero, no = zero;
         vf S[4], So[4];
 #if KQL_ISA == 512
-        /* passes 1 and 2 in one (32 registers hold all the sums), the
-         * outward-only sums as masked additions: every sum adds the same
-         * terms in the same order as the two passes below (a masked-off
-         * lane keeps acc, where they add +0 to an acc >= +0: the same);
-         * the outward count in integers (a float sum of at most 32 ones
-         * is exact too): one float addition fewer per weight, and the
-         * float additions are what limits this loop on the Zen 5 VM */
+        /* the codes and residuals of the 32 positions first (r and the
+         * outward mask kept), then all sums in one pass (32 registers hold
+         * them), the outward-only sums as masked additions: every sum adds
+         * the same terms in the same order as the two passes below (a
+         * masked-off lane keeps acc, where they add +0 to an acc >= +0: the
+         * same); the outward count in integers (a float sum of at most 32
+         * ones is exact too).  Codes first: each position's chain from x
+         * to its sums is about 40 cycles long, and with the sums in a loop
+         * of their own the processor keeps more positions in flight
+         * (measured 1.04x) */
         {
             const __m512 zs = (__m512)zero, nms = (__m512)nm, halfs = _mm512_set1_ps(0.5f), ss = (__m512)s, mjs = (__m512)mj,
                          invs = (__m512)inv, a0 = (__m512)ai[0], a1 = (__m512)ai[1], a3 = (__m512)ai[3], a2i = (__m512)ai[2], a2o = (__m512)ao[2];
             const __m512i absm = _mm512_set1_epi32(0x7fffffff), onei = _mm512_set1_epi32(1);
             __m512i NO = _mm512_setzero_si512(); /* the outward count: an integer sum, exact like the float one */
             __m512 E1 = zs, U2O = zs, U1 = zs, U1O = zs, s0 = zs, s1 = zs, s2 = zs, s3 = zs, o0 = zs, o1 = zs, o2 = zs, o3 = zs;
+            __m512 RB[KQ_SUB];
+            __mmask16 MB[KQ_SUB];
             for (int i = 0; i < KQ_SUB; i++) {
                 const __m512 x = (__m512)X[i];
                 __m512 v = _mm512_mul_ps(_mm512_add_ps(x, mjs), invs);
                 v = _mm512_min_ps(_mm512_max_ps(v, zs), nms);
                 const __m512 q = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                const __m512 r = _mm512_sub_ps(x, _mm512_sub_ps(_mm512_mul_ps(ss, q), mjs)), rr = _mm512_mul_ps(r, r);
-                const __m512 u = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(r), absm));
+                const __m512 r = _mm512_sub_ps(x, _mm512_sub_ps(_mm512_mul_ps(ss, q), mjs));
                 const __mmask16 pos = _mm512_cmp_ps_mask(r, zs, _CMP_GE_OS);
-                const __mmask16 mo = _mm512_cmp_ps_mask(q, _mm512_mask_blend_ps(pos, zs, nms), _CMP_EQ_OQ);
+                MB[i] = _mm512_cmp_ps_mask(q, _mm512_mask_blend_ps(pos, zs, nms), _CMP_EQ_OQ);
+                RB[i] = r;
+            }
+            for (int i = 0; i < KQ_SUB; i++) {
+                const __m512 r = RB[i], rr = _mm512_mul_ps(r, r);
+                const __mmask16 mo = MB[i];
+                const __m512 u = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(r), absm));
                 E1 = _mm512_add_ps(E1, rr);
                 U2O = _mm512_mask_add_ps(U2O, mo, U2O, rr);
                 U1 = _mm512_add_ps(U1, u);
