@@ -465,7 +465,9 @@ static void quant_head(const kq_format *f, const float s[KQ_NSUB], const float m
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define KQ_Q_OPT __attribute__((optimize("O3"))) /* unrolls the small factor loops */
-#define KQ_Q_OPT512 __attribute__((optimize("O3", "fp-contract=off"))) /* AVX-512 implies FMA: nothing fused */
+/* AVX-512 implies FMA: nothing fused; loops unrolled (1.045x on the AVX-512
+ * path in alternating runs; the same for KQ_Q_OPT made the AVX2 path 0.96x) */
+#define KQ_Q_OPT512 __attribute__((optimize("O3", "fp-contract=off", "unroll-loops")))
 #else
 #define KQ_Q_OPT
 #define KQ_Q_OPT512 /* clang: the fp contract pragma above */
