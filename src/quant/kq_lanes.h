@@ -286,6 +286,32 @@ KQL_ATTR static inline __attribute__((always_inline)) void KQL_FN(bucket_lanes)(
             }
         }
         vf res = VL(INFINITY), rgi = zero, rgo = zero, rh = zero;
+#if KQL_ISA == 512
+        { /* the same choice with the selects as masked moves (one instruction each) */
+            __m512 mres = (__m512)res, mrgi = (__m512)rgi, mrgo = (__m512)rgo, mrh = (__m512)rh;
+            for (int h = 0; h < 4; h++) {
+                __m512 tot = (__m512)zero, bg[2] = {(__m512)zero, (__m512)zero};
+                for (int set = 0; set < 2; set++) {
+                    __m512 b = _mm512_set1_ps(INFINITY);
+                    for (int g = 0; g < 4; g++) {
+                        const float c = (set ? kq_go[g] : kq_gi[g]) * h8[h];
+                        const __m512 cv = _mm512_set1_ps(c);
+                        const __m512 o = _mm512_add_ps((__m512)P[set][g], _mm512_mul_ps(cv, _mm512_sub_ps(_mm512_mul_ps(cv, (__m512)R[set]), (__m512)Qs[set][g])));
+                        const __mmask16 lt = _mm512_cmp_ps_mask(o, b, _CMP_LT_OS);
+                        b = _mm512_mask_mov_ps(b, lt, o);
+                        bg[set] = _mm512_mask_mov_ps(bg[set], lt, _mm512_set1_ps((float)g));
+                    }
+                    tot = _mm512_add_ps(tot, b);
+                }
+                const __mmask16 lt = _mm512_cmp_ps_mask(tot, mres, _CMP_LT_OS);
+                mres = _mm512_mask_mov_ps(mres, lt, tot);
+                mrgi = _mm512_mask_mov_ps(mrgi, lt, bg[0]);
+                mrgo = _mm512_mask_mov_ps(mrgo, lt, bg[1]);
+                mrh = _mm512_mask_mov_ps(mrh, lt, _mm512_set1_ps((float)h));
+            }
+            res = (vf)mres, rgi = (vf)mrgi, rgo = (vf)mrgo, rh = (vf)mrh;
+        }
+#else
         for (int h = 0; h < 4; h++) {
             vf tot = zero, bg[2] = {zero, zero};
             for (int set = 0; set < 2; set++) {
@@ -305,6 +331,7 @@ KQL_ATTR static inline __attribute__((always_inline)) void KQL_FN(bucket_lanes)(
             rgo = VSELL(lt, bg[1], rgo);
             rh = VSELL(lt, VL((float)h), rh);
         }
+#endif
         const vf o = e1 + res;
         const vi take = valid & (o < best);
         best = VSELL(take, o, best);
