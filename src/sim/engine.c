@@ -70,7 +70,7 @@ static int load_rerate(run *r, int busy_before)
     r->load_last = now;
     r->load_ver++;
     double f = r->xcomp ? 1 + y : 1;
-    return des_event_after(r->ev, (int64_t)ceil(r->load_rem * f), EV_LOAD_DONE, r->load_entry, r->load_ver);
+    return des_event_after(r->ev, (int64_t)ceil(r->load_rem * f), EV_LOAD_DONE_V, r->load_entry, r->load_ver);
 }
 
 static inline int load_rerate_if(run *r, int busy_before)
@@ -172,7 +172,7 @@ static int io_next(run *r)
                 r->load_rem = (double)t;
                 if (r->xcomp) t = (int64_t)ceil((double)t * (1 + r->d->read_interference));
             }
-            RUN_TRY(des_event_after(r->ev, t, EV_LOAD_DONE, entry, r->load_ver));
+            RUN_TRY(des_event_after(r->ev, t, EV_LOAD_DONE_V, entry, r->load_ver));
             if (cached) {
                 account_emit(r, SIM_OP_LOAD, now, now + t, q->layer, (int)((entry / r->U) % r->E), unit + 1,
                              prefetch ? 0 : it->tokens, 0, prefetch, SIM_TIER_PAGE_CACHE, bytes);
@@ -218,7 +218,7 @@ static int compute_next(run *r)
         r->xcomp = 1;
         RUN_TRY(load_rerate_if(r, 0));
     }
-    if (r->interfere) {
+    if (__builtin_expect(r->interfere, 0)) {
         /* the duration depends on the I/O queue while it runs: accounted
          * and written to the timeline when it ends */
         r->comp_active = 1;
@@ -261,18 +261,19 @@ static inline int handle(run *r, const des_event *e)
         if (r->nitems == 0) return step_end(r);
         RUN_TRY(kick_compute(r));
         return kick_io(r);
+    case EV_LOAD_DONE_V: { /* a load's end under the read interference model */
+        if (e->b != r->load_ver) return D2_OK; /* superseded by a rate change */
+        if (r->load_active) {
+            int64_t now = r->now;
+            r->load_active = 0;
+            account_emit(r, SIM_OP_LOAD, r->load_start, now, r->load_layer, (int)(((uint32_t)e->a / r->U) % r->E),
+                         r->load_unit + 1, r->load_tokens, 0, r->load_prefetch, SIM_TIER_FLASH, r->load_bytes);
+            r->io_busy_ns += now - r->load_start;
+        }
+    }
+        __attribute__((fallthrough)); /* the rest is every load's end */
     case EV_LOAD_DONE: {
         uint32_t id = (uint32_t)e->a;
-        if (__builtin_expect(r->rinterfere, 0)) {
-            if (e->b != r->load_ver) return D2_OK; /* superseded by a rate change */
-            if (r->load_active) {
-                int64_t now = r->now;
-                r->load_active = 0;
-                account_emit(r, SIM_OP_LOAD, r->load_start, now, r->load_layer, (int)((id / r->U) % r->E), r->load_unit + 1,
-                             r->load_tokens, 0, r->load_prefetch, SIM_TIER_FLASH, r->load_bytes);
-                r->io_busy_ns += now - r->load_start;
-            }
-        }
         r->io_busy = 0;
         RUN_TRY(comp_rerate(r, 1));
         mem_entry_loaded(r->mm, id);
@@ -286,22 +287,24 @@ static inline int handle(run *r, const des_event *e)
     }
     case EV_COMP_DONE: {
         step_item *it = &r->items[e->a];
-        if (r->interfere) {
-            if (e->b != r->comp_ver || !r->comp_active) return D2_OK; /* superseded by a rate change */
-            int64_t now = r->now;
-            r->comp_active = 0;
-            account_emit(r, SIM_OP_COMPUTE, r->comp_start, now, r->layer, (int)it->expert, it->unit + 1, it->tokens, it->final, 0,
-                         SIM_TIER_NONE, 0);
-            r->comp_ns += now - r->comp_start;
-            r->expert_ns += now - r->comp_start;
+        if (__builtin_expect(r->interfere_any, 0)) { /* either interference model */
+            if (r->interfere) {
+                if (e->b != r->comp_ver || !r->comp_active) return D2_OK; /* superseded by a rate change */
+                int64_t now = r->now;
+                r->comp_active = 0;
+                account_emit(r, SIM_OP_COMPUTE, r->comp_start, now, r->layer, (int)it->expert, it->unit + 1, it->tokens, it->final,
+                             0, SIM_TIER_NONE, 0);
+                r->comp_ns += now - r->comp_start;
+                r->expert_ns += now - r->comp_start;
+            }
+            if (r->rinterfere) {
+                r->xcomp = 0;
+                RUN_TRY(load_rerate_if(r, 1));
+            }
         }
         it->state = 3;
         r->comp_busy = 0;
         r->transient = 0;
-        if (__builtin_expect(r->rinterfere, 0)) {
-            r->xcomp = 0;
-            RUN_TRY(load_rerate_if(r, 1));
-        }
         step_group *g = &r->groups[it->grp];
         /* its part of the open groups' need (step_group_rest) changes only
          * when this is its last item (left was at least 1): from need - held,

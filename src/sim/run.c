@@ -59,6 +59,7 @@ static int setup(run *r, const sim_input *in)
     r->fp16_copy = p->transient_fp16 && !r->fused && r->d->dequant_rate < COST_NO_FP16_COPY;
     r->interfere = r->d->io_interference > 0;
     r->rinterfere = r->d->read_interference > 0;
+    r->interfere_any = r->interfere || r->rinterfere;
     r->swiglu = r->sys->nested && !strcmp(p->nested_compute, "swiglu") && r->m->expert_matrices >= 2;
     int arg = 0;
     r->ft = prefetch_find(pf);

@@ -60,7 +60,7 @@ struct sim_result {
 
 /* ---- run state ------------------------------------------------------------ */
 
-enum { EV_NONEXP_DONE = 1, EV_LOAD_DONE, EV_COMP_DONE, EV_STEP_START };
+enum { EV_NONEXP_DONE = 1, EV_LOAD_DONE, EV_COMP_DONE, EV_STEP_START, EV_LOAD_DONE_V /* a load's end under device.read_interference: versioned */ };
 
 typedef struct step_item {
     uint32_t entry, expert, unit, tokens;
@@ -217,6 +217,7 @@ typedef struct run {
      * event is re-pushed with a new version (event field b; every load's
      * event carries one then) and it is told to the observer when it ends */
     int rinterfere;         /* device.read_interference > 0 */
+    int interfere_any;      /* interfere || rinterfere: one test in the compute's end for both models */
     int xcomp;              /* an expert compute is running (the read interference model) */
     int load_active;        /* a flash load is in flight under that model */
     uint32_t load_entry, load_layer, load_unit, load_tokens; /* its entry, layer, unit, tokens */
