@@ -39,44 +39,47 @@ static __attribute__((noinline, cold)) int report_freed(const run *r)
 /* D2_OK, or the error for the unit that left memory too early */
 static inline int check_freed(const run *r) { return r->bad_free ? report_freed(r) : D2_OK; }
 
-/* The I/O queue went from busy_before to r->io_busy: the running expert
- * compute (interference model) changes rate; push its new end. */
-static int rerate(run *r, int busy_before)
+/* Start a rated task of full-rate duration `dur` ns, slowed to 1/(1+x)
+ * while `slow`: push its end (kind, a, version). */
+static int rated_start(run *r, rated_task *t, double x, int slow, int64_t dur, int kind, int64_t a)
 {
-    const double x = r->d->io_interference;
-    int64_t now = r->now;
-    r->comp_rem -= (double)(now - r->comp_last) / (busy_before ? 1 + x : 1);
-    if (r->comp_rem < 0) r->comp_rem = 0;
-    r->comp_last = now;
-    r->comp_ver++;
-    double f = r->io_busy ? 1 + x : 1;
-    return des_event_after(r->ev, (int64_t)ceil(r->comp_rem * f), EV_COMP_DONE, r->comp_idx, r->comp_ver);
+    t->rem_ns = (double)dur;
+    t->last_ns = r->now;
+    t->ver++;
+    return des_event_after(r->ev, (int64_t)ceil(t->rem_ns * (slow ? 1 + x : 1)), kind, a, t->ver);
 }
 
+/* A rated task's rate changed now (slow_before -> slow_now): bring its
+ * remaining work up to date and push its new end. */
+static int rated_change(run *r, rated_task *t, double x, int slow_before, int slow_now, int kind, int64_t a)
+{
+    t->rem_ns -= (double)(r->now - t->last_ns) / (slow_before ? 1 + x : 1);
+    if (t->rem_ns < 0) t->rem_ns = 0;
+    t->last_ns = r->now;
+    t->ver++;
+    return des_event_after(r->ev, (int64_t)ceil(t->rem_ns * (slow_now ? 1 + x : 1)), kind, a, t->ver);
+}
+
+/* The I/O queue went from busy_before to r->io_busy: the running expert
+ * compute (I/O interference) changes rate. */
 static inline int comp_rerate(run *r, int busy_before)
 {
-    return r->comp_active && busy_before != r->io_busy ? rerate(r, busy_before) : D2_OK;
+    return r->comp_active && busy_before != r->io_busy
+               ? rated_change(r, &r->comp_rt, r->d->io_interference, busy_before, r->io_busy, EV_COMP_DONE, r->comp_idx)
+               : D2_OK;
 }
 
-/* An expert compute started or ended (r->xcomp went from busy_before):
- * the flash load in flight (read interference model) changes rate; push
- * its new end. */
-static int load_rerate(run *r, int busy_before)
+/* An expert compute started (computing = 1) or ended (0): the flash load
+ * in flight (read interference) changes rate. */
+static inline int load_rerate(run *r, int computing)
 {
-    const double y = r->d->read_interference;
-    int64_t now = r->now;
-    r->load_rem -= (double)(now - r->load_last) / (busy_before ? 1 + y : 1);
-    if (r->load_rem < 0) r->load_rem = 0;
-    r->load_last = now;
-    r->load_ver++;
-    double f = r->xcomp ? 1 + y : 1;
-    return des_event_after(r->ev, (int64_t)ceil(r->load_rem * f), EV_LOAD_DONE_V, r->load_entry, r->load_ver);
+    return r->load_active ? rated_change(r, &r->load_rt, r->d->read_interference, !computing, computing, EV_LOAD_DONE_V,
+                                         r->load_entry)
+                          : D2_OK;
 }
 
-static inline int load_rerate_if(run *r, int busy_before)
-{
-    return r->load_active && busy_before != r->xcomp ? load_rerate(r, busy_before) : D2_OK;
-}
+/* an expert compute runs (the compute unit is busy in the expert phase) */
+static inline int expert_computing(const run *r) { return r->comp_busy && r->phase == 1; }
 
 static int kick_compute(run *r);
 
@@ -159,27 +162,21 @@ static int io_next(run *r)
             /* every load's end event carries a version (stale ones are
              * dropped); a flash load's duration depends on the expert
              * computes while it runs: accounted and told when it ends */
-            r->load_ver++;
+            r->load_active = !cached;
             if (!cached) {
-                r->load_active = 1;
                 r->load_entry = entry;
                 r->load_layer = q->layer;
                 r->load_unit = unit;
                 r->load_tokens = prefetch ? 0 : it->tokens;
                 r->load_prefetch = prefetch;
                 r->load_bytes = bytes;
-                r->load_start = r->load_last = now;
-                r->load_rem = (double)t;
-                if (r->xcomp) t = (int64_t)ceil((double)t * (1 + r->d->read_interference));
+                r->load_start = now;
             }
-            RUN_TRY(des_event_after(r->ev, t, EV_LOAD_DONE_V, entry, r->load_ver));
-            if (cached) {
-                account_emit(r, SIM_OP_LOAD, now, now + t, q->layer, (int)((entry / r->U) % r->E), unit + 1,
-                             prefetch ? 0 : it->tokens, 0, prefetch, SIM_TIER_PAGE_CACHE, bytes);
-                r->io_busy_ns += t;
-            }
+            RUN_TRY(rated_start(r, &r->load_rt, r->d->read_interference, !cached && expert_computing(r), t, EV_LOAD_DONE_V, entry));
         } else {
             RUN_TRY(des_event_after(r->ev, t, EV_LOAD_DONE, entry, prefetch));
+        }
+        if (!r->load_active) { /* its duration is known now */
             account_emit(r, SIM_OP_LOAD, now, now + t, q->layer, (int)((entry / r->U) % r->E), unit + 1,
                          prefetch ? 0 : it->tokens, 0, prefetch, cached ? SIM_TIER_PAGE_CACHE : SIM_TIER_FLASH, bytes);
             r->io_busy_ns += t;
@@ -214,20 +211,14 @@ static int compute_next(run *r)
         account_mem(r);
     }
     r->comp_busy = 1;
-    if (__builtin_expect(r->rinterfere, 0)) {
-        r->xcomp = 1;
-        RUN_TRY(load_rerate_if(r, 0));
-    }
+    if (__builtin_expect(r->rinterfere, 0)) RUN_TRY(load_rerate(r, 1));
     if (__builtin_expect(r->interfere, 0)) {
         /* the duration depends on the I/O queue while it runs: accounted
          * and written to the timeline when it ends */
         r->comp_active = 1;
         r->comp_idx = (uint32_t)(it - r->items);
-        r->comp_start = r->comp_last = now;
-        r->comp_rem = (double)it->t_comp;
-        r->comp_ver++;
-        double f = r->io_busy ? 1 + r->d->io_interference : 1;
-        RUN_TRY(des_event_after(r->ev, (int64_t)ceil(r->comp_rem * f), EV_COMP_DONE, r->comp_idx, r->comp_ver));
+        r->comp_start = now;
+        RUN_TRY(rated_start(r, &r->comp_rt, r->d->io_interference, r->io_busy, it->t_comp, EV_COMP_DONE, r->comp_idx));
     } else {
         RUN_TRY(des_event_after(r->ev, it->t_comp, EV_COMP_DONE, it - r->items, 0));
         account_emit(r, SIM_OP_COMPUTE, now, now + it->t_comp, r->layer, (int)it->expert, it->unit + 1, it->tokens, it->final, 0,
@@ -262,7 +253,7 @@ static inline int handle(run *r, const des_event *e)
         RUN_TRY(kick_compute(r));
         return kick_io(r);
     case EV_LOAD_DONE_V: { /* a load's end under the read interference model */
-        if (e->b != r->load_ver) return D2_OK; /* superseded by a rate change */
+        if (e->b != r->load_rt.ver) return D2_OK; /* superseded by a rate change */
         if (r->load_active) {
             int64_t now = r->now;
             r->load_active = 0;
@@ -289,7 +280,7 @@ static inline int handle(run *r, const des_event *e)
         step_item *it = &r->items[e->a];
         if (__builtin_expect(r->interfere_any, 0)) { /* either interference model */
             if (r->interfere) {
-                if (e->b != r->comp_ver || !r->comp_active) return D2_OK; /* superseded by a rate change */
+                if (e->b != r->comp_rt.ver || !r->comp_active) return D2_OK; /* superseded by a rate change */
                 int64_t now = r->now;
                 r->comp_active = 0;
                 account_emit(r, SIM_OP_COMPUTE, r->comp_start, now, r->layer, (int)it->expert, it->unit + 1, it->tokens, it->final,
@@ -297,10 +288,7 @@ static inline int handle(run *r, const des_event *e)
                 r->comp_ns += now - r->comp_start;
                 r->expert_ns += now - r->comp_start;
             }
-            if (r->rinterfere) {
-                r->xcomp = 0;
-                RUN_TRY(load_rerate_if(r, 1));
-            }
+            if (r->rinterfere) RUN_TRY(load_rerate(r, 0));
         }
         it->state = 3;
         r->comp_busy = 0;

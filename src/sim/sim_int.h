@@ -60,6 +60,15 @@ struct sim_result {
 
 /* ---- run state ------------------------------------------------------------ */
 
+/* A task in flight whose rate depends on the other queue (the interference
+ * models, engine.c): its end event is pushed again, with a new version,
+ * whenever the rate changes, and the stale ones are dropped. */
+typedef struct rated_task {
+    double rem_ns;          /* remaining work at full rate, ns */
+    int64_t last_ns;        /* when rem_ns was last brought up to date, ns */
+    int64_t ver;            /* version of its latest end event (event field b) */
+} rated_task;
+
 enum { EV_NONEXP_DONE = 1, EV_LOAD_DONE, EV_COMP_DONE, EV_STEP_START, EV_LOAD_DONE_V /* a load's end under device.read_interference: versioned */ };
 
 typedef struct step_item {
@@ -209,23 +218,20 @@ typedef struct run {
      * re-pushed with a new version and stale ones are dropped */
     int comp_active;        /* an expert item is computing under the interference model */
     uint32_t comp_idx;      /* its item index */
-    int64_t comp_start, comp_last; /* when it started / its remaining work was last updated, ns */
-    double comp_rem;        /* its remaining work at full rate, ns */
-    int64_t comp_ver;       /* version of its end event (event field b) */
+    int64_t comp_start;     /* when it started, ns */
+    rated_task comp_rt;     /* its remaining work and end-event version */
     /* the load from flash in flight when device.read_interference > 0: its
-     * rate changes whenever an expert compute starts or ends, so its end
-     * event is re-pushed with a new version (event field b; every load's
-     * event carries one then) and it is told to the observer when it ends */
+     * rate changes whenever an expert compute starts or ends, re-pushed the
+     * same way (EV_LOAD_DONE_V; every load's end carries a version then),
+     * and it is told to the observer when it ends */
     int rinterfere;         /* device.read_interference > 0 */
     int interfere_any;      /* interfere || rinterfere: one test in the compute's end for both models */
-    int xcomp;              /* an expert compute is running (the read interference model) */
     int load_active;        /* a flash load is in flight under that model */
     uint32_t load_entry, load_layer, load_unit, load_tokens; /* its entry, layer, unit, tokens */
     int load_prefetch;      /* it is a prefetch */
     int64_t load_bytes;     /* its bytes */
-    int64_t load_start, load_last; /* when it started / its remaining work was last updated, ns */
-    double load_rem;        /* its remaining work at full rate, ns */
-    int64_t load_ver;       /* version of the latest load end event (event field b) */
+    int64_t load_start;     /* when it started, ns */
+    rated_task load_rt;     /* its remaining work and the latest load end event's version */
     int64_t idle_since;     /* when that bubble opened, ns */
     uint32_t *predicted;    /* entries marked predicted */
     uint32_t npredicted;
