@@ -95,7 +95,8 @@ static void usage(FILE *out)
             "           the interference step's reads); printed and recorded as comments\n"
             "           (\"# host_taken_compute_frac_idle\" / \"_reading\",\n"
             "           \"# host_stopped_frac_idle\" / \"_reading\"), not a device parameter\n"
-            "           (docs/host.md, \"Host stops\"); needs both CPUs pinned and root\n"
+            "           (docs/log/validation.md, \"Host stops\"); needs both CPUs pinned\n"
+            "           and root\n"
             "  clocks   the wall cost of one read of the monotonic clock and of the thread\n"
             "           CPU-time clock (\"# clock_mono_read_ns\", \"# clock_thread_cpu_read_ns\";\n"
             "           reported, not used: execute reads the first around every operation,\n"
@@ -531,7 +532,7 @@ static int run(int argc, char **argv)
             const calib_host_phase *I = &hs.idle, *R = &hs.reading;
             fprintf(m, "# Host stops (--host-stops %g): the time the host took the CPUs, from real-time watchers; passes\n"
                        "#   on the compute CPU while the I/O CPU spun, then while it read back to back (%lld-byte O_DIRECT reads,\n"
-                       "#   %.2f GB/s).  Reported, not a device parameter (docs/host.md, \"Host stops\"):\n",
+                       "#   %.2f GB/s).  Reported, not a device parameter (docs/log/validation.md, \"Host stops\"):\n",
                     host_stops_s, (long long)hs.read_bytes, (double)R->reads * (double)hs.read_bytes / (double)R->span_ns);
             fprintf(m, "# host_taken_compute_frac_idle = %.4f\n# host_taken_compute_frac_reading = %.4f\n",
                     (double)I->taken_ns[0] / (double)I->span_ns, (double)R->taken_ns[0] / (double)R->span_ns);

@@ -527,7 +527,7 @@ static int report(const report_args *a, point_acc *acc)
         printf("\nthe same rounds without the time the host took (execute's watchers: both CPUs at once = the machine\n"
                "stopped, a lower bound of the delay; the compute CPU alone, which delays the run when compute is its\n"
                "critical path; err_max: without its upper bound, each late wakeup counted from the one before, the\n"
-               "reading the verdicts above must also hold for; docs/host.md, \"Host stops\"):\n");
+               "reading the verdicts above must also hold for; docs/log/validation.md, \"Host stops\"):\n");
         printf("%-5s %4s %8s %8s %16s %-15s %8s %8s %16s %-15s %8s\n", "point", "runs", "stopped", "error", "95% interval",
                "would be", "taken", "error", "95% interval", "would be", "err_max");
         for (size_t p = 0; p < n; p++)

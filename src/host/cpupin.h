@@ -4,7 +4,7 @@
  * CPU, and reads the disk on another; both pin their threads the same way
  * so that the rates a profile records are rates of the CPU the run
  * computes on.  Why: on this project's 2-vCPU VM the same kernel pass took
- * 580 us on vCPU 0 and 710-890 us on vCPU 1 (2026-12-06, docs/host.md
+ * 580 us on vCPU 0 and 710-890 us on vCPU 1 (2026-12-06, docs/log/validation.md
  * "Where the threads run"), and the disk's interrupts all land on vCPU 1.
  * Not for: choosing CPUs by speed (the default is the first two CPUs the
  * process may use, whatever they measure), NUMA placement. */

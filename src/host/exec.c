@@ -15,7 +15,8 @@
  * epilogue, zeroing a group's accumulators.  The tokens' input activations
  * (drawn from the seed, int8-quantized) and every scratch buffer are made
  * before the timed run: a server gets its inputs from the previous layer
- * and keeps its scratch (docs/host.md, "Harness work out of the items"). */
+ * and keeps its scratch (docs/log/validation.md, "Harness work out of the
+ * items"). */
 #define _GNU_SOURCE
 #include "host/exec.h"
 #include "host/cpupin.h"
@@ -781,7 +782,8 @@ static void *comp_main(void *arg)
     /* The thread's CPU time is read at its start and end only: on this
      * project's VM CLOCK_THREAD_CPUTIME_ID is a system call (~1.3 us), and
      * read around every item it was most of the 3.2-3.6 us between two
-     * computes (docs/host.md, "The hand-off was execute's own clock reads"). */
+     * computes (docs/log/validation.md, "The hand-off was execute's own
+     * clock reads"). */
     const int64_t cpu0 = clock_thread_cpu_ns(), wall0 = clock_mono_ns();
     for (size_t i = 0; i < p->n_comp; i++) {
         pthread_mutex_lock(&R->mu);

@@ -6,7 +6,8 @@
  * guest reads the disk fast with both vCPUs busy, the pattern of a CPU
  * bandwidth limit on the VM that counts the host's storage work (an
  * inference from the pattern: the guest cannot read the host's settings;
- * 2026-12-07, docs/host.md "Host stops").  A watcher thread per watched CPU, pinned
+ * 2026-12-07, docs/log/validation.md "Host stops").  A watcher thread per
+ * watched CPU, pinned
  * there at real-time priority (SCHED_FIFO, so nothing in the guest delays
  * it), sleeps to absolute deadlines HOSTWATCH_PERIOD_NS apart; a wakeup
  * more than HOSTWATCH_LATE_NS after its deadline means that CPU ran no

@@ -1396,8 +1396,8 @@ static inline int v1k_avx2_ok(const kq_format *f, int hi)
  * same operations in the same order whatever R (so a row's result is
  * bit-identical in a pass of 1 or 2 rows); the rows share the activation
  * loads.  kq_dot runs R = 1, kq_matvec R = 2 (4 measured no faster:
- * docs/mwq.md, "Rows per pass").  The common (lo, hi) ranges get their own
- * constant-folded copy. */
+ * docs/log/kernels.md, "Rows per pass").  The common (lo, hi) ranges get
+ * their own constant-folded copy. */
 KQ_AVX2_FN __attribute__((always_inline)) static inline void rows_v1k_avx2_t(const uint8_t *p, const uint8_t *r2, const uint8_t *r3, const kq_act *a,
                                                                              int64_t NB, int64_t gap, int lo, int hi, int R, float *out)
 {
@@ -1445,9 +1445,9 @@ KQ_AVX2_FN __attribute__((always_inline)) static inline void rows_v1k_avx2_t(con
  * whole (pairing neighbouring rows measured slower from DRAM: two short
  * streams that restart every pair).  Level 1 alone and level 3 alone stay on
  * the one-row path (2 and 4 rows per pass measured no faster there from
- * DRAM; docs/mwq.md, "Rows per pass").  Returns the number of rows done (an
- * odd last row goes through kq_dot's one-row code, which gives the same
- * bits). */
+ * DRAM; docs/log/kernels.md, "Rows per pass").  Returns the number of rows
+ * done (an odd last row goes through kq_dot's one-row code, which gives the
+ * same bits). */
 KQ_AVX2_FN static int64_t matvec_v1k_avx2(const kq_matrix *m, int lo, int hi, const kq_act *a, float *y)
 {
     if (lo > 2 || hi < 2) return 0;
