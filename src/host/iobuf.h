@@ -8,11 +8,10 @@
  * speed on this VM (811,008-byte O_DIRECT reads at random offsets, six
  * interleaved blocks of 100: 279 - 291 us into huge pages, 510 - 519 us into
  * 4 KiB pages; docs/log/validation.md, "The page size under a read"), and
- * before this
- * module the allocator chose it by its history: a buffer that landed in
- * memory the quantizer had once asked huge pages for was fast, the same
- * buffer elsewhere slow, so a calibration and the run after it could
- * measure two different disks.
+ * before this module the allocator chose it by its history: a buffer that
+ * landed in memory the quantizer had once asked huge pages for was fast,
+ * the same buffer elsewhere slow, so a calibration and the run after it
+ * could measure two different disks.
  *
  * Not for: other allocations (the kernels' weights have their own chunks,
  * quant/mwq.c); guaranteeing huge pages (the kernel may decline: THP
