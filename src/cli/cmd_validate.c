@@ -6,7 +6,8 @@
  * every round (accepted or rejected, with its reason) and each point's
  * median paired error with its bootstrap interval, the machine's own spread
  * and the op join (host/opjoin.h: made by execute in its process and read
- * back from the store here) go to the results store; a verdict only where
+ * back from the store here) go to the results store (the queries and the
+ * round's record: host/valstore.h); a verdict only where
  * it holds whatever share of the host's measured time delayed the rounds
  * (host/valstat.h, valstat_judge_host).  --from: the latest validation's
  * stored rounds judged again, nothing measured or written.  --join: the op
@@ -21,6 +22,7 @@
 #include "host/exec.h"
 #include "host/opjoin.h"
 #include "host/valstat.h"
+#include "host/valstore.h"
 #include "results/db.h"
 #include "results/sweep.h"
 
@@ -98,128 +100,6 @@ static void usage(FILE *out)
             "prints the join_* metrics execute stores (seconds to the ns).\n");
 }
 
-/* the last real execute run of the point after after_id: its id, the
- * predicted and real makespans, whether its probes passed, the time the
- * machine stood still in it and the time the host took the compute CPU
- * away (*stopped_s < 0: not measured), and the shares of the compute and
- * the I/O CPU other processes took during it (others[k] < 0: not measured) */
-static int last_pair(const char *dbpath, const char *spec, size_t point, int64_t after_id, int64_t *id, double *sim_s,
-                     double *real_s, int *probe_ok, double *stopped_s, double *taken_s, double *taken_max_s, double others[2])
-{
-    db *d;
-    D2_TRY(db_open(dbpath, &d));
-    sqlite3_stmt *q;
-    int rc = D2_ENOTFOUND;
-    const char *sql =
-        "SELECT r.id, (SELECT value FROM metrics WHERE run_id = r.id AND name = 'makespan_s'),"
-        "  (SELECT value FROM metrics WHERE run_id = r.id - 1 AND name = 'makespan_s'),"
-        "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'probe_ok'), 1),"
-        "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'host_stopped_s'), -1),"
-        "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'host_late_compute_cpu_s'), -1),"
-        "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'host_late_compute_cpu_max_s'), -1),"
-        "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'others_compute_cpu_s')"
-        "           / (SELECT value FROM metrics WHERE run_id = r.id AND name = 'others_span_s'), -1),"
-        "  coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'others_io_cpu_s')"
-        "           / (SELECT value FROM metrics WHERE run_id = r.id AND name = 'others_span_s'), -1)"
-        "  FROM runs r JOIN params sp ON sp.run_id = r.id AND sp.key = 'exec.spec' AND sp.value = ?1"
-        "  JOIN params pt ON pt.run_id = r.id AND pt.key = 'exec.point' AND CAST(pt.value AS INTEGER) = ?2"
-        " WHERE r.kind = 'execute' AND r.mode = 'real' AND r.id > ?3 ORDER BY r.id DESC LIMIT 1";
-    if (sqlite3_prepare_v2(db_handle(d), sql, -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, spec, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(q, 2, (sqlite3_int64)point);
-        sqlite3_bind_int64(q, 3, after_id);
-        if (sqlite3_step(q) == SQLITE_ROW) {
-            *id = sqlite3_column_int64(q, 0);
-            *real_s = sqlite3_column_double(q, 1);
-            *sim_s = sqlite3_column_double(q, 2);
-            *probe_ok = sqlite3_column_double(q, 3) != 0;
-            *stopped_s = sqlite3_column_double(q, 4);
-            *taken_s = sqlite3_column_double(q, 5);
-            *taken_max_s = sqlite3_column_double(q, 6);
-            others[0] = sqlite3_column_double(q, 7);
-            others[1] = sqlite3_column_double(q, 8);
-            rc = D2_OK;
-        }
-        sqlite3_finalize(q);
-    } else rc = D2_EDB;
-    db_close(d);
-    if (rc) d2_err_set("%s: no execute run of point %zu found", dbpath, point);
-    return rc;
-}
-
-/* The execute run's host_in_compute_lK_s metrics added into h[K-1]
- * (EXEC_HOST_LEVELS of them); *found = 1 when it stored any. */
-static int host_in_read(const char *dbpath, int64_t run_id, double *h, int *found)
-{
-    *found = 0;
-    db *d;
-    D2_TRY(db_open(dbpath, &d));
-    sqlite3_stmt *q;
-    int rc = D2_OK;
-    if (sqlite3_prepare_v2(db_handle(d), "SELECT name, value FROM metrics WHERE run_id = ?1 AND name LIKE 'host!_in!_compute!_l%' ESCAPE '!'",
-                           -1, &q, NULL) != SQLITE_OK) {
-        d2_err_set("%s: %s", dbpath, sqlite3_errmsg(db_handle(d)));
-        rc = D2_EDB;
-    } else {
-        sqlite3_bind_int64(q, 1, run_id);
-        while (sqlite3_step(q) == SQLITE_ROW) {
-            const char *name = (const char *)sqlite3_column_text(q, 0);
-            int k;
-            char tail[8];
-            if (name && sscanf(name, "host_in_compute_l%d%7s", &k, tail) == 2 && !strcmp(tail, "_s") && k >= 1 &&
-                k <= EXEC_HOST_LEVELS) {
-                h[k - 1] += sqlite3_column_double(q, 1);
-                *found = 1;
-            }
-        }
-        sqlite3_finalize(q);
-    }
-    db_close(d);
-    return rc;
-}
-
-/* 0 when the store cannot tell: every run counts */
-static int64_t max_run_id(const char *dbpath)
-{
-    db *d;
-    int64_t id = 0;
-    if (db_open(dbpath, &d)) return 0;
-    db_run_last_id(d, &id);
-    db_close(d);
-    return id;
-}
-
-/* the op join execute stored with its real run run_id (metrics join_*);
- * D2_ENOTFOUND when it has none */
-static int join_read(const char *dbpath, int64_t run_id, opjoin_report *rep)
-{
-    db *d;
-    D2_TRY(db_open(dbpath, &d));
-    opjoin_report_init(rep);
-    sqlite3_stmt *q;
-    int rc = D2_OK, found = 0;
-    if (sqlite3_prepare_v2(db_handle(d), "SELECT name, value FROM metrics WHERE run_id = ?1 AND name LIKE 'join!_%' ESCAPE '!'",
-                           -1, &q, NULL) != SQLITE_OK) {
-        d2_err_set("%s: %s", dbpath, sqlite3_errmsg(db_handle(d)));
-        db_close(d);
-        return D2_EDB;
-    }
-    sqlite3_bind_int64(q, 1, run_id);
-    while (rc == D2_OK && sqlite3_step(q) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(q, 0);
-        int st = opjoin_report_set_metric(rep, name ? name : "", sqlite3_column_double(q, 1));
-        if (st == D2_OK) found += !strcmp(name, "join_makespan_real_s");
-        else if (st != D2_ENOTFOUND) rc = st; /* D2_ENOTFOUND: a join_ name that is not the op join's, skipped */
-    }
-    sqlite3_finalize(q);
-    db_close(d);
-    if (!rc && !found) {
-        d2_err_set("%s: execute run %lld stored no op join (metrics join_*)", dbpath, (long long)run_id);
-        rc = D2_ENOTFOUND;
-    }
-    return rc;
-}
-
 /* --join: two timeline CSVs joined offline */
 static int join_files(const char *sim_csv, const char *real_csv, opjoin_report *rep)
 {
@@ -277,59 +157,23 @@ static int acc_add(point_acc *a, double s_s, double r_s, double stop_s, double t
     return hm;
 }
 
-static int db_metric(const char *name, double v, const char *unit, void *run) { return db_run_metric(run, name, v, unit); }
-
 static int print_metric(const char *name, double v, const char *unit, void *out)
 {
     fprintf(out, "%-28s %.9f %s\n", name, v, unit);
     return D2_OK;
 }
 
-/* a round's record: status ok (the record is sound); metric accepted 0/1
- * and param validate.reason say whether it counts and why not */
+/* a round's record (host/valstore.h), with this command line and the load now */
 static int store_round(const char *dbpath, const char *spec, const char *session, size_t point, int round, int attempt, int accepted,
                        const char *reason, int64_t exec_id, double sim_s, double real_s, double stopped_s,
                        double taken_s, const double others[2], const opjoin_report *j, double calib_ratio)
 {
-    db *d;
-    D2_TRY(db_open(dbpath, &d));
-    db_run *run = db_run_new("validate", "round");
-    if (!run) { db_close(d); D2_ERROR(D2_ENOMEM, "out of memory"); }
-    char pt[32], rd[32], at[32];
-    snprintf(pt, sizeof pt, "%zu", point);
-    snprintf(rd, sizeof rd, "%d", round);
-    snprintf(at, sizeof at, "%d", attempt);
-    db_run_cmdline(run, cli_argc(), cli_argv());
-    int rc = db_run_param(run, "exec.spec", spec);
-    if (!rc) rc = db_run_param(run, "exec.point", pt);
-    if (!rc) rc = db_run_param(run, "validate.round", rd);
-    if (!rc) rc = db_run_param(run, "validate.attempt", at);
-    if (!rc) rc = db_run_param(run, "validate.session", session);
-    if (!rc) rc = db_run_param(run, "validate.reason", reason);
-    if (!rc) rc = db_run_metric(run, "accepted", accepted, "");
-    if (!rc) rc = db_run_metric(run, "host_loadavg_1m", calib_host_loadavg1(), "");
-    if (!rc && calib_ratio > 0) rc = db_run_metric(run, "calib_probe_fit_ratio", calib_ratio, "");
-    if (!rc && exec_id > 0) rc = db_run_metric(run, "exec_real_run_id", (double)exec_id, "");
-    if (!rc && real_s > 0) {
-        rc = db_run_metric(run, "sim_makespan_s", sim_s, "s");
-        if (!rc) rc = db_run_metric(run, "real_makespan_s", real_s, "s");
-        if (!rc) rc = db_run_metric(run, "error", valstat_error(sim_s, real_s), "");
-        if (!rc && stopped_s >= 0) rc = db_run_metric(run, "host_stopped_s", stopped_s, "s");
-        if (!rc && stopped_s >= 0 && real_s > stopped_s)
-            rc = db_run_metric(run, "error_without_stops", valstat_error(sim_s, real_s - stopped_s), "");
-        if (!rc && taken_s >= 0) rc = db_run_metric(run, "host_late_compute_cpu_s", taken_s, "s");
-        if (!rc && taken_s >= 0 && real_s > taken_s)
-            rc = db_run_metric(run, "error_without_compute_cpu_taken", valstat_error(sim_s, real_s - taken_s), "");
-    }
-    if (!rc && others && others[0] >= 0) rc = db_run_metric(run, "others_compute_cpu_share", others[0], "");
-    if (!rc && others && others[1] >= 0) rc = db_run_metric(run, "others_io_cpu_share", others[1], "");
-    if (j && !rc) rc = opjoin_report_foreach_metric(j, db_metric, run); /* the execute run's, copied */
-    db_run_status(run, "ok");
-    int64_t id;
-    if (!rc) rc = db_run_write(d, run, &id);
-    db_run_free(run);
-    db_close(d);
-    return rc;
+    const valstore_round r = {.spec = spec, .session = session, .point = point, .round = round, .attempt = attempt,
+                              .accepted = accepted, .reason = reason, .exec_id = exec_id, .sim_s = sim_s, .real_s = real_s,
+                              .stopped_s = stopped_s, .taken_s = taken_s, .others = others, .join = j,
+                              .calib_ratio = calib_ratio, .loadavg_1m = calib_host_loadavg1(), .argc = cli_argc(),
+                              .argv = cli_argv()};
+    return valstore_round_write(dbpath, &r);
 }
 
 /* "planner budget requests" of a spec's point, as the spec writes them */
@@ -583,85 +427,19 @@ static int report(const report_args *a, point_acc *acc)
     return D2_OK;
 }
 
-/* --from: the latest validation's accepted rounds in the store, judged
- * again (report() without a store).  Its rounds: those of the last round's
- * validate.session; in stores from before that param, those after the last
- * point run stored before the last round (an interrupted validation, which
- * stored no points, then counts with the next). */
+/* --from: the latest validation's accepted rounds in the store
+ * (valstore_session_read says which), judged again: report() without a
+ * store. */
 static int from_store(const char *path, int rounds, int rounds_given, double bound, uint64_t seed)
 {
-    db *d;
-    D2_TRY(db_open_readonly(path, &d));
-    sqlite3 *h = db_handle(d);
-    const char *sql =
-        "WITH R AS (SELECT coalesce(max(id), 0) AS r FROM runs WHERE kind = 'validate' AND mode = 'round'),"
-        " Q AS (SELECT coalesce(max(id), 0) AS q FROM runs WHERE kind = 'validate' AND mode = 'point' AND id < (SELECT r FROM R)),"
-        " S AS (SELECT (SELECT value FROM params WHERE run_id = (SELECT r FROM R) AND key = 'validate.session') AS s)"
-        " SELECT v.id, CAST(pp.value AS INTEGER), sp.value, a.value,"
-        "  coalesce((SELECT value FROM metrics WHERE run_id = v.id AND name = 'sim_makespan_s'), 0),"
-        "  coalesce((SELECT value FROM metrics WHERE run_id = v.id AND name = 'real_makespan_s'), 0),"
-        "  coalesce((SELECT value FROM metrics WHERE run_id = v.id AND name = 'host_stopped_s'), -1),"
-        "  coalesce((SELECT value FROM metrics WHERE run_id = v.id AND name = 'host_late_compute_cpu_s'), -1),"
-        "  coalesce((SELECT m.value FROM metrics x JOIN metrics m ON m.run_id = CAST(x.value AS INTEGER)"
-        "            AND m.name = 'host_late_compute_cpu_max_s' WHERE x.run_id = v.id AND x.name = 'exec_real_run_id'), -1),"
-        "  coalesce((SELECT CAST(value AS INTEGER) FROM metrics WHERE run_id = v.id AND name = 'exec_real_run_id'), 0)"
-        " FROM runs v JOIN params pp ON pp.run_id = v.id AND pp.key = 'exec.point'"
-        " JOIN params sp ON sp.run_id = v.id AND sp.key = 'exec.spec'"
-        " JOIN metrics a ON a.run_id = v.id AND a.name = 'accepted'"
-        " WHERE v.kind = 'validate' AND v.mode = 'round' AND v.id <= (SELECT r FROM R) AND CASE WHEN (SELECT s FROM S) IS NULL"
-        "  THEN v.id > (SELECT q FROM Q)"
-        "  ELSE (SELECT value FROM params WHERE run_id = v.id AND key = 'validate.session') = (SELECT s FROM S) END"
-        " ORDER BY v.id";
-    typedef struct { int64_t id, xid; long point; int accepted; double s, r, stop, take, takemax; } row;
-    row *rw = NULL;
-    size_t nr = 0, cap = 0;
-    char spec[256] = "";
-    long npoints = 0;
-    int64_t first = 0, last = 0;
-    sqlite3_stmt *q;
-    int rc = D2_OK;
-    if (sqlite3_prepare_v2(h, sql, -1, &q, NULL) != SQLITE_OK) {
-        d2_err_set("%s: %s", path, sqlite3_errmsg(h));
-        db_close(d);
-        return D2_EDB;
-    }
-    int st;
-    while (rc == D2_OK && (st = sqlite3_step(q)) == SQLITE_ROW) {
-        if (nr == cap) {
-            size_t nc = cap ? 2 * cap : 64;
-            row *g = realloc(rw, nc * sizeof *g);
-            if (!g) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); break; }
-            rw = g;
-            cap = nc;
-        }
-        row *w = &rw[nr++];
-        w->id = sqlite3_column_int64(q, 0);
-        w->point = (long)sqlite3_column_int64(q, 1);
-        const char *sv = (const char *)sqlite3_column_text(q, 2);
-        w->accepted = sqlite3_column_double(q, 3) != 0;
-        w->s = sqlite3_column_double(q, 4);
-        w->r = sqlite3_column_double(q, 5);
-        w->stop = sqlite3_column_double(q, 6);
-        w->take = sqlite3_column_double(q, 7);
-        w->takemax = sqlite3_column_double(q, 8);
-        w->xid = sqlite3_column_int64(q, 9);
-        if (w->point < 0 || w->point >= 100000) {
-            d2_err_set("%s: validate round %lld: exec.point %ld out of range", path, (long long)w->id, w->point);
-            rc = D2_EFORMAT;
-            break;
-        }
-        if (sv) snprintf(spec, sizeof spec, "%s", sv);
-        if (w->point + 1 > npoints) npoints = w->point + 1;
-        if (!first) first = w->id;
-        last = w->id;
-    }
-    if (rc == D2_OK && st != SQLITE_DONE) { d2_err_set("%s: %s", path, sqlite3_errmsg(h)); rc = D2_EDB; }
-    sqlite3_finalize(q);
-    if (rc == D2_OK && nr == 0) { d2_err_set("%s: no validation rounds stored (d2moe validate writes them)", path); rc = D2_ENOTFOUND; }
-    const size_t n = (size_t)npoints;
-    point_acc *acc = rc ? NULL : calloc(n, sizeof *acc);
-    char (*cfg)[128] = rc ? NULL : calloc(n, sizeof *cfg);
-    if (!rc && (!acc || !cfg)) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); }
+    valstore_session ss;
+    int rc = valstore_session_read(path, &ss);
+    if (rc) { valstore_session_clear(&ss); return rc; }
+    const valstore_row *rw = ss.rows;
+    const size_t nr = ss.nrows, n = ss.npoints;
+    point_acc *acc = calloc(n, sizeof *acc);
+    char (*cfg)[128] = calloc(n, sizeof *cfg);
+    if (!acc || !cfg) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); }
     int asked = 0;
     double load0 = -1, load1 = -1;
     for (size_t p = 0; rc == D2_OK && p < n; p++) {
@@ -672,52 +450,22 @@ static int from_store(const char *path, int rounds, int rounds_given, double bou
         acc[p].real = calloc((size_t)cnt + 1, sizeof(double));
         acc[p].h = calloc((size_t)cnt + 1, sizeof *acc[p].h);
         if (!acc[p].err || !acc[p].sim || !acc[p].real || !acc[p].h) { rc = D2_ENOMEM; d2_err_set("validate: out of memory"); break; }
-        /* the point's configuration and the rounds asked for: from its point
-         * run after the rounds, else from its last execute run */
-        const char *cq =
-            "SELECT (SELECT value FROM params WHERE run_id = r.id AND key = 'point.sim.plan'),"
-            " (SELECT value FROM params WHERE run_id = r.id AND key = 'point.sim.budget'),"
-            " (SELECT value FROM params WHERE run_id = r.id AND key = 'point.sim.requests'),"
-            " (SELECT CAST(value AS INTEGER) FROM params WHERE run_id = r.id AND key = 'validate.rounds'),"
-            " (SELECT value FROM metrics WHERE run_id = r.id AND name = 'host_loadavg_start'),"
-            " (SELECT value FROM metrics WHERE run_id = r.id AND name = 'host_loadavg_end')"
-            " FROM runs r JOIN params pp ON pp.run_id = r.id AND pp.key = 'exec.point' AND CAST(pp.value AS INTEGER) = ?1"
-            " WHERE r.kind = 'validate' AND r.mode = 'point' AND r.id > ?2 ORDER BY r.id LIMIT 1";
-        const char *xq =
-            "SELECT (SELECT value FROM params WHERE run_id = ?1 AND key = 'sim.plan'),"
-            " (SELECT value FROM params WHERE run_id = ?1 AND key = 'sim.budget'),"
-            " (SELECT value FROM params WHERE run_id = ?1 AND key = 'sim.requests')";
-        int64_t xid = 0;
-        for (size_t i = 0; i < nr; i++)
-            if (rw[i].point == (long)p && rw[i].xid) xid = rw[i].xid;
-        for (int pass = 0; pass < 2 && !cfg[p][0]; pass++) {
-            if (sqlite3_prepare_v2(h, pass ? xq : cq, -1, &q, NULL) != SQLITE_OK) { d2_err_set("%s: %s", path, sqlite3_errmsg(h)); rc = D2_EDB; break; }
-            if (pass) sqlite3_bind_int64(q, 1, xid);
-            else sqlite3_bind_int64(q, 1, (sqlite3_int64)p), sqlite3_bind_int64(q, 2, last);
-            if (sqlite3_step(q) == SQLITE_ROW) {
-                for (int c = 0; c < 3; c++) {
-                    const char *v = (const char *)sqlite3_column_text(q, c);
-                    size_t l = strlen(cfg[p]);
-                    if (v) snprintf(cfg[p] + l, sizeof cfg[p] - l, "%s%s", l ? " " : "", v);
-                }
-                if (!pass && sqlite3_column_type(q, 3) != SQLITE_NULL && sqlite3_column_int(q, 3) > asked) asked = sqlite3_column_int(q, 3);
-                if (!pass && sqlite3_column_type(q, 4) != SQLITE_NULL) load0 = sqlite3_column_double(q, 4);
-                if (!pass && sqlite3_column_type(q, 5) != SQLITE_NULL) load1 = sqlite3_column_double(q, 5);
-            }
-            sqlite3_finalize(q);
-        }
+        const valstore_point *pt = &ss.points[p];
+        snprintf(cfg[p], sizeof cfg[p], "%s", pt->cfg);
+        if (pt->rounds_asked > asked) asked = pt->rounds_asked;
+        if (!isnan(pt->load_start)) load0 = pt->load_start;
+        if (!isnan(pt->load_end)) load1 = pt->load_end;
     }
     double host_in[EXEC_HOST_LEVELS] = {0};
     int host_in_rounds = 0, nacc = 0, maxacc = 0;
-    db_close(d);
     for (size_t i = 0; rc == D2_OK && i < nr; i++) {
         point_acc *a = &acc[rw[i].point];
         if (!rw[i].accepted) { a->rejected++; continue; }
         opjoin_report rep;
-        const int have_join = join_read(path, rw[i].id, &rep) == D2_OK; /* the round's copy of its execute run's join */
-        acc_add(a, rw[i].s, rw[i].r, rw[i].stop, rw[i].take, rw[i].takemax, have_join ? &rep : NULL);
+        const int have_join = valstore_join_read(path, rw[i].id, &rep) == D2_OK; /* the round's copy of its execute run's join */
+        acc_add(a, rw[i].sim_s, rw[i].real_s, rw[i].stopped_s, rw[i].taken_s, rw[i].taken_max_s, have_join ? &rep : NULL);
         int hf = 0;
-        if (have_join && rw[i].xid && (rc = host_in_read(path, rw[i].xid, host_in, &hf))) break;
+        if (have_join && rw[i].exec_id && (rc = valstore_host_in_add(path, rw[i].exec_id, host_in, &hf))) break;
         host_in_rounds += hf;
         nacc++;
         if (a->n > maxacc) maxacc = a->n;
@@ -727,10 +475,10 @@ static int from_store(const char *path, int rounds, int rounds_given, double bou
         printf("validate --from %s: the latest validation (spec %s, rounds stored as runs %lld..%lld): %zu point%s, %d accepted "
                "round%s, %zu rejected;\nverdicts need %d accepted rounds (%s); bootstrap seed %llu; nothing measured, "
                "nothing written\n",
-               path, spec, (long long)first, (long long)last, n, n == 1 ? "" : "s", nacc, nacc == 1 ? "" : "s", nr - (size_t)nacc, need,
-               rounds_given ? "--rounds" : asked ? "what that validation asked for" : "the most any point has",
+               path, ss.spec, (long long)ss.first_id, (long long)ss.last_id, n, n == 1 ? "" : "s", nacc, nacc == 1 ? "" : "s",
+               nr - (size_t)nacc, need, rounds_given ? "--rounds" : asked ? "what that validation asked for" : "the most any point has",
                (unsigned long long)seed);
-        const report_args ra = {.store = NULL, .sp = NULL, .name = spec, .n = n, .rounds = need, .bound = bound, .seed = seed,
+        const report_args ra = {.store = NULL, .sp = NULL, .name = ss.spec, .n = n, .rounds = need, .bound = bound, .seed = seed,
                                 .load0 = load0, .load1 = load1, .cfg = cfg, .host_in = host_in, .host_in_rounds = host_in_rounds};
         rc = report(&ra, acc);
     }
@@ -739,7 +487,7 @@ static int from_store(const char *path, int rounds, int rounds_given, double bou
     }
     free(acc);
     free(cfg);
-    free(rw);
+    valstore_session_clear(&ss);
     return rc;
 }
 
@@ -846,7 +594,8 @@ static int run(int argc, char **argv)
         rc = D2_ENOMEM;
         goto out;
     }
-    int64_t start_id = max_run_id(dbpath);
+    int64_t start_id;
+    (void)valstore_last_id(dbpath, &start_id); /* 0 when the store cannot tell: every run counts */
     char session[32]; /* this validation's rounds and points in the store: the store's last run id before it */
     snprintf(session, sizeof session, "%lld", (long long)start_id);
     double t_start = clock_mono_s(), load0 = calib_host_loadavg1();
@@ -915,14 +664,18 @@ static int run(int argc, char **argv)
             int64_t xid = 0;
             double s_s = 0, r_s = 0, stop_s = -1, take_s = -1, takemax_s = -1, others[2] = {-1, -1};
             int pok = 0, busy = 0;
+            valstore_pair vp;
             opjoin_report rep;
             int have_join = 0;
             if (est != 0) {
                 snprintf(reason, sizeof reason, "execute failed (status %d)", est);
-            } else if ((rc = last_pair(dbpath, name, p, start_id, &xid, &s_s, &r_s, &pok, &stop_s, &take_s, &takemax_s, others))) {
+            } else if ((rc = valstore_pair_last(dbpath, name, p, start_id, &vp))) {
                 break;
             } else {
-                have_join = join_read(dbpath, xid, &rep) == D2_OK;
+                xid = vp.exec_id, s_s = vp.sim_s, r_s = vp.real_s, pok = vp.probe_ok;
+                stop_s = vp.stopped_s, take_s = vp.taken_s, takemax_s = vp.taken_max_s;
+                others[0] = vp.others[0], others[1] = vp.others[1];
+                have_join = valstore_join_read(dbpath, xid, &rep) == D2_OK;
                 if (!have_join) fflush(stdout), fprintf(stderr, "d2moe validate: note: no op join for this round: %s\n", d2_err_msg());
                 if (!pok) snprintf(reason, sizeof reason, "run: kernel probe (warm or cold) moved more than %s%% from the calibration's", probe_tol);
                 else if (others[0] > busy_tol / 100) { /* the compute CPU's: see the help */
@@ -936,7 +689,7 @@ static int run(int argc, char **argv)
                 const int k = acc[p].n;
                 const int hm = acc_add(&acc[p], s_s, r_s, stop_s, take_s, takemax_s, have_join ? &rep : NULL);
                 int hf = 0;
-                if (have_join && (rc = host_in_read(dbpath, xid, host_in, &hf))) break;
+                if (have_join && (rc = valstore_host_in_add(dbpath, xid, host_in, &hf))) break;
                 host_in_rounds += hf;
                 printf("sim %.3f s, real %.3f s, error %+.1f%%", s_s, r_s, 100 * acc[p].err[k]);
                 if (hm)

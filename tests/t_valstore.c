@@ -1,0 +1,248 @@
+/* t_valstore.c - the validation's store records (host/valstore.h) on a
+ * hand-made store of two validate sessions: the reader sees the latest
+ * session only (its rounds accepted and rejected, with their reasons), the
+ * readers of what execute stored, and the errors that name the store.
+ * Every expected number is the one written below. */
+#include "core/err.h"
+#include "host/valstore.h"
+#include "results/db.h"
+#include "tap.h"
+
+#include <math.h>
+#include <unistd.h>
+
+static char *argv0[] = {"t_valstore", NULL};
+
+/* an execute pair as execute stores it: the sim run, then the real run
+ * (id = sim + 1) with the metrics m[0..n) */
+static int64_t exec_pair(const char *path, const char *spec, int point, const char *plan, double sim_s, double real_s,
+                         const char *const *mk, const double *mv, int nm)
+{
+    db *d;
+    if (db_open(path, &d)) return -1;
+    int64_t id = -1;
+    for (int side = 0; side < 2; side++) {
+        db_run *r = db_run_new("execute", side ? "real" : "sim");
+        char pt[16];
+        snprintf(pt, sizeof pt, "%d", point);
+        db_run_cmdline(r, 1, argv0);
+        db_run_param(r, "exec.spec", spec);
+        db_run_param(r, "exec.point", pt);
+        db_run_param(r, "system.plan", plan);
+        db_run_param(r, "sim.plan", plan);
+        db_run_param(r, "sim.budget", "100000000");
+        db_run_param(r, "sim.requests", point ? "8" : "4");
+        db_run_metric(r, "makespan_s", side ? real_s : sim_s, "s");
+        for (int k = 0; side && k < nm; k++) db_run_metric(r, mk[k], mv[k], "");
+        db_run_status(r, "ok");
+        if (db_run_write(d, r, &id)) id = -1;
+        db_run_free(r);
+    }
+    db_close(d);
+    return id;
+}
+
+/* a point run of a session, as validate's report writes it */
+static int point_run(const char *path, const char *spec, int point, const char *session, const char *bound, const char *plan)
+{
+    db *d;
+    if (db_open(path, &d)) return -1;
+    db_run *r = db_run_new("validate", "point");
+    char pt[16];
+    snprintf(pt, sizeof pt, "%d", point);
+    db_run_cmdline(r, 1, argv0);
+    db_run_param(r, "point.sim.plan", plan);
+    db_run_param(r, "point.sim.budget", "100000000");
+    db_run_param(r, "point.sim.requests", point ? "8" : "4");
+    db_run_param(r, "exec.spec", spec);
+    db_run_param(r, "exec.point", pt);
+    db_run_param(r, "validate.bound_pct", bound);
+    db_run_param(r, "validate.rounds", "2");
+    if (session) db_run_param(r, "validate.session", session);
+    db_run_metric(r, "host_loadavg_start", 0.5, "");
+    db_run_metric(r, "host_loadavg_end", 0.75, "");
+    db_run_status(r, "ok");
+    int64_t id;
+    int rc = db_run_write(d, r, &id);
+    db_run_free(r);
+    db_close(d);
+    return rc;
+}
+
+static int round_rec(const char *path, const char *session, int point, int round, int accepted, const char *reason, int64_t xid,
+                     double sim_s, double real_s, double stopped_s, double taken_s, const opjoin_report *j)
+{
+    const valstore_round r = {.spec = "vs", .session = session, .point = (size_t)point, .round = round, .attempt = round,
+                              .accepted = accepted, .reason = reason, .exec_id = xid, .sim_s = sim_s, .real_s = real_s,
+                              .stopped_s = stopped_s, .taken_s = taken_s, .others = NULL, .join = j, .calib_ratio = 1.01,
+                              .loadavg_1m = 0.5, .argc = 1, .argv = argv0};
+    return valstore_round_write(path, &r);
+}
+
+int main(void)
+{
+    char path[] = "/tmp/t_valstore.XXXXXX";
+    int fd = mkstemp(path), rc;
+    if (fd < 0) { printf("Bail out! mkstemp\n"); return 1; }
+    close(fd);
+    unlink(path);
+    char db_path[64];
+    snprintf(db_path, sizeof db_path, "%s.db", path);
+
+    /* session "0": one accepted round per point (15 % bound), then session
+     * B: point 0 accepted twice and rejected once, point 1 accepted once
+     * and rejected once (a failed execute: no pair) */
+    const char *hk[] = {"host_late_compute_cpu_max_s", "host_in_compute_l1_s", "host_in_compute_l2_s", "host_in_compute_l9_s",
+                        "host_in_compute_l1_sx", "host_stopped_s", "host_late_compute_cpu_s", "probe_ok",
+                        "others_compute_cpu_s", "others_io_cpu_s", "others_span_s"};
+    const double hv[] = {0.04, 0.1, 0.2, 5, 7, 0.01, 0.02, 1, 0.05, 0.1, 1.0};
+    int64_t a0 = exec_pair(db_path, "vs", 0, "hebf", 1.0, 1.1, NULL, NULL, 0);
+    int64_t a1 = exec_pair(db_path, "vs", 1, "id-order", 2.0, 2.2, NULL, NULL, 0);
+    ok(a0 > 0 && a1 > 0, "session A: execute pairs stored");
+    ok(round_rec(db_path, "0", 0, 1, 1, "accepted", a0, 1.0, 1.1, -1, -1, NULL) == D2_OK &&
+           round_rec(db_path, "0", 1, 1, 1, "accepted", a1, 2.0, 2.2, -1, -1, NULL) == D2_OK,
+       "session A: two accepted rounds written");
+    ok(point_run(db_path, "vs", 0, "0", "15", "hebf") == D2_OK && point_run(db_path, "vs", 1, "0", "15", "id-order") == D2_OK,
+       "session A: its point runs, bound 15%%");
+
+    int64_t sess = -1;
+    rc = valstore_last_id(db_path, &sess);
+    ok(rc == D2_OK && sess == a1 + 4, "last run id: %lld (4 runs after the second pair)", (long long)sess);
+    char sb[32];
+    snprintf(sb, sizeof sb, "%lld", (long long)sess);
+    int64_t b0 = exec_pair(db_path, "vs", 0, "hebf", 0.9, 1.0, hk, hv, 11);
+    opjoin_report j;
+    opjoin_report_init(&j);
+    ok(opjoin_report_set_metric(&j, "join_makespan_real_s", 1.0) == D2_OK &&
+           opjoin_report_set_metric(&j, "join_makespan_sim_s", 0.9) == D2_OK, "an op join to copy into a round");
+    int64_t first_b = 0;
+    rc = round_rec(db_path, sb, 0, 1, 1, "accepted", b0, 0.9, 1.0, 0.01, 0.02, &j);
+    if (!rc) rc = valstore_last_id(db_path, &first_b);
+    int64_t b1 = exec_pair(db_path, "vs", 1, "id-order", 1.8, 2.0, NULL, NULL, 0);
+    if (!rc) rc = round_rec(db_path, sb, 1, 1, 0, "execute failed (status 1)", 0, 0, 0, -1, -1, NULL);
+    int64_t b2 = exec_pair(db_path, "vs", 0, "hebf", 1.3, 1.2, NULL, NULL, 0);
+    if (!rc) rc = round_rec(db_path, sb, 0, 2, 0, "busy machine: other processes took 9.0% of the compute CPU", b2, 1.3, 1.2, -1, -1, NULL);
+    int64_t b3 = exec_pair(db_path, "vs", 0, "hebf", 1.1, 1.0, NULL, NULL, 0);
+    if (!rc) rc = round_rec(db_path, sb, 0, 3, 1, "accepted", b3, 1.1, 1.0, -1, -1, NULL);
+    if (!rc) rc = round_rec(db_path, sb, 1, 2, 1, "accepted", b1, 1.8, 2.0, -1, -1, NULL);
+    int64_t last_b = 0;
+    if (!rc) rc = valstore_last_id(db_path, &last_b);
+    ok(!rc && b0 > 0 && b1 > 0 && b2 > 0 && b3 > 0, "session B: five rounds written");
+    ok(point_run(db_path, "vs", 0, sb, "7.5", "hebf") == D2_OK && point_run(db_path, "vs", 1, sb, "7.5", "id-order") == D2_OK,
+       "session B: its point runs, bound 7.5%%");
+
+    /* what execute stored, read back */
+    valstore_pair vp;
+    ok(valstore_pair_last(db_path, "vs", 0, sess, &vp) == D2_OK, "the last execute run of point 0");
+    is_int(vp.exec_id, b3, "  is the last one written");
+    is_near(vp.sim_s, 1.1, 0, "  sim makespan from the run before it");
+    is_near(vp.real_s, 1.0, 0, "  real makespan");
+    is_near(vp.stopped_s, -1, 0, "  stops not measured: -1");
+    rc = valstore_pair_last(db_path, "vs", 0, b3, &vp);
+    ok(rc == D2_ENOTFOUND && strstr(d2_err_msg(), db_path) && strstr(d2_err_msg(), "point 0"),
+       "no run after the last: D2_ENOTFOUND naming the store (%s)", d2_err_msg());
+    /* another spec's run, after all of them: not point 0 of "vs" */
+    int64_t o0 = exec_pair(db_path, "other", 0, "hebf", 3.0, 3.3, hk, hv, 11);
+    ok(valstore_pair_last(db_path, "vs", 0, sess, &vp) == D2_OK && vp.exec_id == b3, "another spec's later run is not vs's");
+    ok(valstore_pair_last(db_path, "other", 0, 0, &vp) == D2_OK && vp.exec_id == o0, "the other spec's run");
+    ok(vp.probe_ok == 1, "  probe_ok 1");
+    is_near(vp.stopped_s, 0.01, 0, "  stops 0.01 s");
+    is_near(vp.taken_s, 0.02, 0, "  compute CPU taken 0.02 s");
+    is_near(vp.taken_max_s, 0.04, 0, "  at most 0.04 s");
+    is_near(vp.others[0], 0.05, 1e-15, "  others' share of the compute CPU: 0.05 s / 1 s");
+    is_near(vp.others[1], 0.1, 1e-15, "  of the I/O CPU: 0.1 s / 1 s");
+    double h[EXEC_HOST_LEVELS] = {0};
+    int found = 0;
+    ok(valstore_host_in_add(db_path, b0, h, &found) == D2_OK && found, "host_in_compute_lK_s of b0 found");
+    is_near(h[0], 0.1, 1e-15, "  level 1: 0.1 s (l1_sx skipped)");
+    is_near(h[1], 0.2, 1e-15, "  level 2: 0.2 s");
+    double rest = 0;
+    for (int k = 2; k < EXEC_HOST_LEVELS; k++) rest += h[k];
+    is_near(rest, 0, 0, "  l9 beyond EXEC_HOST_LEVELS skipped");
+    ok(valstore_host_in_add(db_path, b1, h, &found) == D2_OK && !found, "a run without them: not found, D2_OK");
+
+    opjoin_report jr;
+    ok(valstore_join_read(db_path, first_b, &jr) == D2_OK, "the op join copied into session B's first round");
+    is_int(jr.makespan_real_ns, 1000000000, "  its real makespan: 1 s");
+    is_int(jr.makespan_pred_ns, 900000000, "  its predicted one: 0.9 s");
+    rc = valstore_join_read(db_path, last_b, &jr);
+    ok(rc == D2_ENOTFOUND && strstr(d2_err_msg(), db_path),
+       "a round without one: D2_ENOTFOUND naming the store (%s)", d2_err_msg());
+
+    /* the latest session */
+    valstore_session s;
+    ok(valstore_session_read(db_path, &s) == D2_OK, "the latest session read");
+    is_int(s.nrows, 5, "  its five rounds, none of session A's");
+    is_int(s.npoints, 2, "  two points");
+    is_str(s.spec, "vs", "  spec");
+    is_int(s.first_id, first_b, "  first round id");
+    is_int(s.last_id, last_b, "  last round id");
+    int nacc = 0, seen_busy = 0, seen_failed = 0, from_a = 0;
+    for (size_t i = 0; i < s.nrows; i++) {
+        nacc += s.rows[i].accepted;
+        from_a += s.rows[i].id < first_b;
+        if (!s.rows[i].accepted && !strncmp(s.rows[i].reason, "busy machine:", 13) && s.rows[i].point == 0) seen_busy++;
+        if (!s.rows[i].accepted && !strcmp(s.rows[i].reason, "execute failed (status 1)") && s.rows[i].point == 1 &&
+            s.rows[i].real_s == 0 && s.rows[i].exec_id == 0)
+            seen_failed++;
+    }
+    is_int(nacc, 3, "  three accepted");
+    is_int(from_a, 0, "  no round of the earlier session");
+    is_int(seen_busy, 1, "  the busy round rejected, with its reason");
+    is_int(seen_failed, 1, "  the failed round rejected, with its reason and no pair");
+    if (s.nrows >= 1) {
+        const valstore_row *w = &s.rows[0];
+        ok(w->accepted && !strcmp(w->reason, "accepted") && w->exec_id == b0, "  the first: accepted, its execute run");
+        is_near(w->sim_s, 0.9, 0, "  its sim makespan");
+        is_near(w->real_s, 1.0, 0, "  its real makespan");
+        is_near(w->stopped_s, 0.01, 0, "  its stops");
+        is_near(w->taken_s, 0.02, 0, "  the compute CPU taken");
+        is_near(w->taken_max_s, 0.04, 0, "  its upper bound, from the execute run");
+    } else tap_skip(6, "no rows");
+    if (s.npoints == 2) {
+        is_str(s.points[0].cfg, "hebf 100000000 4", "  point 0's configuration from its point run");
+        is_str(s.points[1].cfg, "id-order 100000000 8", "  point 1's");
+        is_int(s.points[0].rounds_asked, 2, "  rounds asked");
+        is_near(s.points[1].load_end, 0.75, 0, "  load at the end");
+    } else tap_skip(4, "no points");
+    valstore_session_clear(&s);
+
+    /* errors name the store */
+    char none[96];
+    snprintf(none, sizeof none, "%s.none.db", path);
+    rc = valstore_session_read(none, &s);
+    ok(rc != D2_OK && strstr(d2_err_msg(), none), "a missing store: refused, named (%s)", d2_err_msg());
+    valstore_session_clear(&s);
+    char txt[96];
+    snprintf(txt, sizeof txt, "%s.txt", path);
+    FILE *tf = fopen(txt, "w");
+    if (tf) fputs("this is not a store\n", tf), fclose(tf);
+    rc = valstore_session_read(txt, &s);
+    ok(rc == D2_EFORMAT && strstr(d2_err_msg(), txt), "a text file: D2_EFORMAT, named (%s)", d2_err_msg());
+    valstore_session_clear(&s);
+    char empty[96];
+    snprintf(empty, sizeof empty, "%s.empty.db", path);
+    db *d = NULL;
+    ok(db_open(empty, &d) == D2_OK, "an empty store");
+    db_close(d);
+    rc = valstore_session_read(empty, &s);
+    ok(rc == D2_ENOTFOUND && strstr(d2_err_msg(), empty) && strstr(d2_err_msg(), "no validation rounds"),
+       "a store without rounds: D2_ENOTFOUND, named (%s)", d2_err_msg());
+    valstore_session_clear(&s);
+    sess = -1;
+    (void)valstore_last_id(txt, &sess);
+    is_int(sess, 0, "last id of a file that is not a store: 0");
+
+    const char *sfx[] = {"", "-wal", "-shm"};
+    for (int k = 0; k < 3; k++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s%s", db_path, sfx[k]);
+        unlink(p);
+        snprintf(p, sizeof p, "%s%s", empty, sfx[k]);
+        unlink(p);
+        snprintf(p, sizeof p, "%s%s", none, sfx[k]);
+        unlink(p);
+    }
+    unlink(txt);
+    return tap_done();
+}
