@@ -436,10 +436,10 @@ if command -v sqlite3 > /dev/null && [ "$(sqlite3 "$TMP/val.db" "SELECT count(*)
     hog=$?
     ok $hog "three CPU hogs beside the run, --busy-tol 1: its rounds rejected as a busy machine ($n), no verdict"
     [ $hog -eq 0 ] || diag "status $st; $(grep -E 'round|rejected|accepted|error' "$TMP/vr4" | head -5)"
-    # the validation figure's query leaves out the runs of rejected rounds: none
-    # of the busy store's, all four accepted ones of the first store
+    # the validation figure's query leaves out rejected rounds: none of the
+    # busy store's, all four accepted ones of the first store
     for f in val3 val; do
-        sed "s/value = 'validation'/value = 'vsmall'/" "${D2_SRCDIR:-.}/plots/validation.sql" | sqlite3 "$TMP/$f.db" | wc -l > "$TMP/$f.rows"
+        sqlite3 "$TMP/$f.db" < "${D2_SRCDIR:-.}/plots/validation.sql" | wc -l > "$TMP/$f.rows"
     done
     [ "$(cat "$TMP/val3.rows")" -eq 0 ] && [ "$(cat "$TMP/val.rows")" -eq 4 ]
     ok $? "the validation figure: no point from a rejected round ($(cat "$TMP/val3.rows")), the accepted ones' ($(cat "$TMP/val.rows"))"

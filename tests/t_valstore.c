@@ -1,11 +1,14 @@
-/* t_valstore.c - the validation's store records (host/valstore.h) on a
- * hand-made store of two validate sessions: the reader sees the latest
- * session only (its rounds accepted and rejected, with their reasons), the
- * readers of what execute stored, and the errors that name the store.
- * Every expected number is the one written below. */
+/* t_valstore.c - the validation's store records (host/valstore.h) and the
+ * validation figure's query (plots/validation.sql) on a hand-made store of
+ * two validate sessions: the reader and the figure see the latest session
+ * only (its rounds accepted and rejected, with their reasons; the figure
+ * its accepted ones and its stored bound), the readers of what execute
+ * stored, and the errors that name the store.  Every expected number is
+ * the one written below. */
 #include "core/err.h"
 #include "host/valstore.h"
 #include "results/db.h"
+#include "results/plot.h"
 #include "tap.h"
 
 #include <math.h>
@@ -207,6 +210,45 @@ int main(void)
     } else tap_skip(4, "no points");
     valstore_session_clear(&s);
 
+    /* the validation figure's query, as `d2moe plot validation` runs it */
+    const char *src = getenv("D2_SRCDIR");
+    char plotdir[4096], dat[128];
+    snprintf(plotdir, sizeof plotdir, "%s/plots", src ? src : ".");
+    snprintf(dat, sizeof dat, "%s.dat", path);
+    plot_fig f;
+    memset(&f, 0, sizeof f);
+    snprintf(f.name, sizeof f.name, "validation");
+    snprintf(f.sql, sizeof f.sql, "validation.sql");
+    snprintf(f.title, sizeof f.title, "validation");
+    db *d = NULL;
+    plot_out po;
+    d2_err_clear();
+    rc = db_open_readonly(db_path, &d);
+    if (!rc) rc = plot_export(d, plotdir, &f, NULL, dat, &po);
+    ok(rc == D2_OK, "the figure's query (%s/validation.sql) on the store%s%s", plotdir, rc ? ": " : "", rc ? d2_err_msg() : "");
+    db_close(d);
+    is_int(po.rows, 3, "  its points: the latest session's three accepted rounds");
+    is_int(po.series, 2, "  two series (planners)");
+    is_str(po.titles, "hebf id-order", "  titles");
+    FILE *df = fopen(dat, "r");
+    char line[512];
+    int nb = 0, nrow = 0;
+    double sumx = 0;
+    while (df && fgets(line, sizeof line, df)) {
+        char lab[64];
+        double x, y, b, st;
+        if (sscanf(line, "%63s %lf %lf %lf %lf", lab, &x, &y, &b, &st) == 5) {
+            nrow++;
+            sumx += x;
+            nb += b == 7.5 && st == 1;
+        }
+    }
+    if (df) fclose(df);
+    is_int(nrow, 3, "  the data file: three rows");
+    is_near(sumx, 1.0 + 1.0 + 2.0, 1e-12, "  their real makespans: 1.0, 1.0, 2.0 s (session A's 1.1 and 2.2 absent)");
+    is_int(nb, 3, "  each with the session's stored bound, 7.5%%");
+    unlink(dat);
+
     /* errors name the store */
     char none[96];
     snprintf(none, sizeof none, "%s.none.db", path);
@@ -222,7 +264,6 @@ int main(void)
     valstore_session_clear(&s);
     char empty[96];
     snprintf(empty, sizeof empty, "%s.empty.db", path);
-    db *d = NULL;
     ok(db_open(empty, &d) == D2_OK, "an empty store");
     db_close(d);
     rc = valstore_session_read(empty, &s);

@@ -106,7 +106,7 @@ static void usage(FILE *out)
             "them in --db (params exec.spec, exec.point) and prints each point's\n"
             "predicted and measured makespan and bubble ratio (medians of the rounds)\n"
             "and its error: the median over rounds of (sim - real) / real, each\n"
-            "prediction paired with its own run (plots/validation.sql).  --max-error:\n"
+            "prediction paired with its own run.  --max-error:\n"
             "exit 1 when a point's |error| is above PCT percent (the issue: 15 on a\n"
             "quiet machine, 25 in CI).  --recalibrate DIR: before every point of every\n"
             "round run `d2moe calibrate` (256Mi file in DIR; reads sampled a factor\n"
@@ -253,7 +253,7 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
 
 /* Pairs of this spec's runs: each sim row and the real row written right
  * after it by the same process (same configuration hash), newer than
- * ?2 (plots/validation.sql reads the same pairs). */
+ * ?2. */
 static const char *pairs_sql =
     "SELECT CAST(pt.value AS INTEGER), ms.value, mr.value, bs.value, br.value"
     "  FROM runs rs JOIN runs rr ON rr.id = rs.id + 1 AND rr.config_hash = rs.config_hash AND rr.mode = 'real'"
