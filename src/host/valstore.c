@@ -16,7 +16,7 @@
 int valstore_pair_last(const char *dbpath, const char *spec, size_t point, int64_t after_id, valstore_pair *out)
 {
     db *d;
-    D2_TRY(db_open(dbpath, &d));
+    D2_TRY(db_open_readonly(dbpath, &d));
     sqlite3_stmt *q;
     int rc = D2_ENOTFOUND;
     const char *sql =
@@ -60,7 +60,7 @@ int valstore_host_in_add(const char *dbpath, int64_t run_id, double h[EXEC_HOST_
 {
     *found = 0;
     db *d;
-    D2_TRY(db_open(dbpath, &d));
+    D2_TRY(db_open_readonly(dbpath, &d));
     sqlite3_stmt *q;
     int rc = D2_OK;
     if (sqlite3_prepare_v2(db_handle(d), "SELECT name, value FROM metrics WHERE run_id = ?1 AND name LIKE 'host!_in!_compute!_l%' ESCAPE '!'",
@@ -100,7 +100,7 @@ int valstore_last_id(const char *dbpath, int64_t *id)
 int valstore_join_read(const char *dbpath, int64_t run_id, opjoin_report *rep)
 {
     db *d;
-    D2_TRY(db_open(dbpath, &d));
+    D2_TRY(db_open_readonly(dbpath, &d));
     opjoin_report_init(rep);
     sqlite3_stmt *q;
     int rc = D2_OK, found = 0;

@@ -3,7 +3,10 @@
  * gate, host times, op join), a round's own record (kind validate, mode
  * round), and the rounds of the latest validate session with each point's
  * configuration, read back for `validate --from`.  Every call opens the
- * store at the path it is given and closes it again.  No statistics or
+ * store at the path it is given and closes it again; the readers open it
+ * read-only (`validate --from` writes nothing, not even a schema
+ * migration), valstore_last_id and valstore_round_write read-write (they
+ * create it).  No statistics or
  * verdicts (host/valstat.h), no printing, no point record (the CLI writes
  * that beside its table). */
 #ifndef D2_HOST_VALSTORE_H
