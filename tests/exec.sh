@@ -435,9 +435,17 @@ if command -v sqlite3 > /dev/null && [ "$(sqlite3 "$TMP/val.db" "SELECT count(*)
     m=$(sqlite3 "$TMP/val.db" "SELECT count(*) FROM runs r WHERE r.kind = 'validate' AND r.mode = 'round'
         AND EXISTS (SELECT 1 FROM metrics WHERE run_id = r.id AND name = 'others_compute_cpu_share')")
     [ "$n" -ge 4 ] && [ "$m" -ge 4 ]; ok $? "others' CPU time in [0, span] in every real run ($n), each round stores the shares ($m)"
-    # three hogs: with the pinned compute thread, four runnable threads on two
-    # CPUs, so the balancer keeps at least one hog on the compute CPU
-    yes > /dev/null & h1=$!
+    # three hogs, the first pinned to the CPU execute computes on (the CPU
+    # its real runs above stored): the kernel then shares that CPU between
+    # the hog and the compute thread whatever else the machine runs (left to
+    # the balancer, a loaded machine once kept every hog off it for a run)
+    ccpu=$(sqlite3 "$TMP/val.db" "SELECT value FROM params WHERE key = 'exec.compute_cpu' AND value GLOB '[0-9]*'
+        ORDER BY run_id DESC LIMIT 1")
+    if [ -n "$ccpu" ] && command -v taskset > /dev/null; then
+        taskset -c "$ccpu" yes > /dev/null & h1=$!
+    else
+        yes > /dev/null & h1=$!
+    fi
     yes > /dev/null & h2=$!
     yes > /dev/null & h3=$!
     "$D2MOE" validate "$TMP/v.ini" --db "$TMP/val3.db" --work "$TMP/vw" --rounds 1 --calib-tol 1000 --probe-tol 1000 --busy-tol 1 \
