@@ -12,10 +12,12 @@ set output outfile
 set datafile separator ','
 names = timelines
 array labels[4] = ['(a) no MWQ: separate copies per bit-width, expert id order', '(b) MWQ levels, expert id order', '(c) MWQ, fine-grained bit-level order (HEBF)', '(d) optimal order (exhaustive search)']
-# level colours: 1 blue, 2 orange, 3 green, 4 purple; work that is not an expert's: dark grey
+# level colours: 1 blue, 2 orange, 3 green, 4 purple (in the key only when a
+# panel has level 4); work that is not an expert's: dark grey
 levelcolor(level) = level == 0 ? 0x404040 : level == 1 ? 0x0072B2 : level == 2 ? 0xD55E00 : level == 3 ? 0x009E73 : 0xCC79A7
 # one time axis for all panels: the end of the longest first layer step
 xmax = 0
+maxlevel = 0
 array tends[4]
 do for [i = 1:4] {
     f = datadir.'/'.word(names, i).'.csv'
@@ -24,6 +26,8 @@ do for [i = 1:4] {
     tends[i] = tend
     stats f every ::1 using ($4 == 0 && $1 < tend ? $2 / 1e6 : NaN) nooutput
     if (STATS_max > xmax) { xmax = STATS_max }
+    stats f every ::1 using ($4 == 0 && $1 < tend ? $6 : NaN) nooutput
+    if (STATS_max > maxlevel) { maxlevel = STATS_max }
 }
 set multiplot layout 5,1 title figtitle
 set ytics ('compute' 0, 'I/O' 1)
@@ -48,6 +52,6 @@ unset title; unset xlabel; unset ytics; unset border; unset tics; unset grid
 set key center center horizontal font ',10' samplen 2
 set xrange [0:1]; set yrange [0:1]
 plot NaN with boxes fs solid lc rgb '#0072B2' title 'level 1', NaN with boxes fs solid lc rgb '#D55E00' title 'level 2', \
-     NaN with boxes fs solid lc rgb '#009E73' title 'level 3', NaN with boxes fs solid lc rgb '#CC79A7' title 'level 4', \
+     NaN with boxes fs solid lc rgb '#009E73' title 'level 3', NaN with boxes fs solid lc rgb '#CC79A7' title (maxlevel >= 4 ? 'level 4' : ''), \
      NaN with boxes fs solid lc rgb '#404040' title 'not an expert (attention, router)'
 unset multiplot

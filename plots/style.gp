@@ -18,7 +18,23 @@ set border 3 lw 1.2
 set tics nomirror out
 set grid ytics lc rgb '#e0e0e0' lt 1
 set key outside right top vertical Left reverse noautotitle samplen 2 spacing 1.1
-set title figtitle font (strlen(figtitle) > 80 ? (fmt eq 'svg' ? ',11' : ',9') : '')
+# A title longer than 70 characters goes on two lines, split at the word
+# that passes half its length: gnuplot centres the title over the plot
+# area, which the key outside leaves narrower than the canvas, and one long
+# line ran off the picture's left edge.  A line still longer than 80
+# characters gets a smaller font.
+_title = figtitle
+if (strlen(figtitle) > 70 && strstrt(figtitle, "\n") == 0) {
+    _l1 = ''; _l2 = ''; _second = 0
+    do for [_i = 1:words(figtitle)] {
+        _w = word(figtitle, _i)
+        if (!_second && _l1 ne '' && strlen(_l1) + 1 + strlen(_w) > strlen(figtitle) / 2 + 4) { _second = 1 }
+        if (_second) { _l2 = _l2 . (_l2 eq '' ? '' : ' ') . _w } else { _l1 = _l1 . (_l1 eq '' ? '' : ' ') . _w }
+    }
+    _title = (_l2 eq '') ? _l1 : _l1 . "\n" . _l2
+}
+_longest = (strstrt(_title, "\n") > 0) ? ((strstrt(_title, "\n") - 1 > strlen(_title) - strstrt(_title, "\n")) ? strstrt(_title, "\n") - 1 : strlen(_title) - strstrt(_title, "\n")) : strlen(_title)
+set title _title font (_longest > 80 ? (fmt eq 'svg' ? ',11' : ',9') : '')
 # eight distinguishable colours (Okabe-Ito) and markers
 set linetype 1 lc rgb '#0072B2' lw 2 pt 7  ps 1.0
 set linetype 2 lc rgb '#D55E00' lw 2 pt 5  ps 1.0

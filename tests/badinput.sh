@@ -92,7 +92,9 @@ expect 2 "--timelines .*: not a directory" "sweep --timelines to a missing direc
 [ ! -e "$TMP/s.db" ]; ok $? "no store created by the refused sweeps"
 expect 2 "2 failed.*first failure: sim.budget: 1 bytes is smaller" "sweep --quiet with failing jobs on bad input: exit 2 (as simulate) and says why" -- "$D2MOE" sweep "$TMP/fail.ini" --db "$TMP/s.db" --quiet
 expect 2 "adir: is a directory" "sweep --curve DIR: exit 2" -- "$D2MOE" sweep "$TMP/fail.ini" --db "$TMP/s.db" --curve "$TMP/adir"
-expect 1 "exec.ini/data: cannot create: Not a directory" "plot --out FILE: the mkdir error, not a later errno" -- "$D2MOE" plot fig3 --db "$TMP/s.db" --out "$TMP/exec.ini"
+expect 2 "exec.ini/data: cannot create: Not a directory" "plot --out FILE: the mkdir error, not a later errno" -- "$D2MOE" plot fig3 --db "$TMP/s.db" --out "$TMP/exec.ini"
+expect 2 "cannot create .*: No such file or directory" "simulate --timeline into a missing folder: a bad argument" -- "$D2MOE" simulate --model mixtral-8x7b --device env1 --requests 1 --prompt 2 --gen 2 --timeline "$TMP/nodir/t.csv"
+expect 2 "expected an integer 0..9200000000000000000" "--seed beyond sim.seed's range: the option named" -- "$D2MOE" simulate --model mixtral-8x7b --device env1 --seed 18446744073709551615
 
 # a second campaign (each case: what happened before its fix)
 # capacities of NaN passed both range tests (v < 0, v > 1) and the sum test,

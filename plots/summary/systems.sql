@@ -1,5 +1,5 @@
--- Beyond the paper (issue 15): every serving system at M = 2000 MB (the
--- quick grid's budget), each model and device: throughput, mean bits per
+-- Beyond the paper: every serving system at M = 2000 MB, each model and device
+-- (M is the quick grid's budget): throughput, mean bits per
 -- expert use (a system at lower precision is faster and less accurate), hit rate,
 -- prefetch accuracy, MB loaded per generated token, and its cache policy's
 -- gap to belady on the same routing (bytes loaded with its own policy over

@@ -226,7 +226,7 @@ static int run(int argc, char **argv)
         db_close(d);
         free(figs);
         fprintf(stderr, "d2moe: %s: cannot create: %s\n", datadir, strerror(e));
-        return 1;
+        return e == ENOENT || e == ENOTDIR ? 2 : 1; /* --out names a file: a bad argument */
     }
     int status = 0;
     char noted[128] = "";

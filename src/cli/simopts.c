@@ -42,8 +42,9 @@ int simopts_take(simopts *o, int c, const char *arg, const char *cmd)
         char *end;
         errno = 0;
         unsigned long long s = strtoull(arg, &end, 10);
-        if (!*arg || *end || arg[0] == '-' || errno == ERANGE)
-            return cli_usage_error(cmd, "--seed %s: expected an integer 0..18446744073709551615", arg);
+        /* the range of the parameter sim.seed (sim/params.c: 0 .. 9.2e18) */
+        if (!*arg || *end || arg[0] == '-' || errno == ERANGE || s > 9200000000000000000ULL)
+            return cli_usage_error(cmd, "--seed %s: expected an integer 0..9200000000000000000", arg);
         o->seed = s;
         return 1;
     }

@@ -160,7 +160,9 @@ int fileio_out_open(const char *path, fileio_out **out, FILE **fp)
         int e = errno;
         fileio_tmp_forget(o->tmp);
         free(o->path); free(o->tmp); free(o);
-        D2_ERROR(D2_EIO, "%s: cannot create %s.tmp: %s", path, path, strerror(e));
+        /* a folder that is missing or not a folder is the caller's argument
+         * (exit 2); anything else is the system refusing (exit 1) */
+        D2_ERROR(e == ENOENT || e == ENOTDIR ? D2_EINVAL : D2_EIO, "%s: cannot create %s.tmp: %s", path, path, strerror(e));
     }
     o->f = fdopen(fd, "wb");
     if (!o->f) { close(fd); fileio_out_abort(o); D2_ERROR(D2_ENOMEM, "out of memory"); }
