@@ -128,6 +128,8 @@ pref=$(sed -n 's/^# probe_ns = \([0-9]*\).*/\1/p' "$TMP/host.ini")
 ok $? "execute with a cold probe reference"
 grep -Eq '^cold probe: [0-9.]+ us before, [0-9.]+ us after the run \(calibrated 0.0 us: NOT both within 1000%; the copies. pages touched first: [0-9.]+ us before, [0-9.]+ us after\)' "$TMP/outcp"
 ok $? "execute prints the cold probe and its verdict"
+grep -q '^caution: the cold probe moved more than 1000% from the calibration: the machine, not the simulator' "$TMP/outcp"
+ok $? "execute says when validate would not count the run (the cold probe failed)"
 if command -v sqlite3 > /dev/null; then
     v=$(sqlite3 "$TMP/cp.db" "SELECT group_concat(m.name || '=' || m.value, ' ') FROM metrics m JOIN runs r ON r.id = m.run_id
         WHERE r.mode = 'real' AND m.name IN ('probe_ok', 'cold_probe_ok') ORDER BY m.name")
@@ -451,7 +453,12 @@ if command -v sqlite3 > /dev/null && [ "$(sqlite3 "$TMP/val.db" "SELECT count(*)
     "$D2MOE" validate "$TMP/v.ini" --db "$TMP/val3.db" --work "$TMP/vw" --rounds 1 --calib-tol 1000 --probe-tol 1000 --busy-tol 1 \
         --file-size 8Mi --time-cap 0.01 --no-timelines > "$TMP/vr4" 2>&1
     st=$?
+    # shellcheck disable=SC2086
+    "$D2MOE" execute $RUN --budget 2M --no-verify --probe-tol 1000 > "$TMP/outbusy" 2>&1
+    stb=$?
     kill $h1 $h2 $h3 2> /dev/null; wait $h1 $h2 $h3 2> /dev/null
+    [ $stb -eq 0 ] && grep -Eq '^caution: other processes took [0-9.]+% of the compute CPU' "$TMP/outbusy"
+    ok $? "execute beside the hogs says the machine was busy (caution line)"
     n=$(sqlite3 "$TMP/val3.db" "SELECT count(*) FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = 'accepted' AND m.value = 0
         JOIN params p ON p.run_id = r.id AND p.key = 'validate.reason' AND p.value LIKE 'busy machine: other processes took %' WHERE r.mode = 'round'")
     [ $st -eq 0 ] && [ "$n" -ge 1 ] && grep -q '(no accepted round)' "$TMP/vr4"

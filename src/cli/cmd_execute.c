@@ -810,6 +810,25 @@ static int run(int argc, char **argv)
                (double)x.others_ns[0] / 1e9, (double)x.others_ns[1] / 1e9, (double)x.others_span_ns / 1e9,
                x.others_span_ns > 0 ? 100.0 * (double)x.others_ns[0] / (double)x.others_span_ns : 0,
                x.others_span_ns > 0 ? 100.0 * (double)x.others_ns[1] / (double)x.others_span_ns : 0);
+    {
+        /* a single run is read as a comparison: say when validate would not
+         * count it (its probe and busy gates at their defaults) */
+        char why[320] = "";
+        size_t wl = 0;
+        if (g_probe_ref > 0 && g_probe_before > 0 && !calib_probe_agrees(g_probe_before, g_probe_after, g_probe_ref, g_probe_tol))
+            wl += (size_t)snprintf(why + wl, sizeof why - wl, "the kernel probe moved more than %.0f%% from the calibration",
+                                   100 * g_probe_tol);
+        if (g_cold_before > 0 && g_cold_ref > 0 && !calib_probe_agrees(g_cold_before, g_cold_after, g_cold_ref, g_probe_tol))
+            wl += (size_t)snprintf(why + wl, sizeof why - wl, "%sthe cold probe moved more than %.0f%% from the calibration",
+                                   wl ? "; " : "", 100 * g_probe_tol);
+        double others_pct = x.others_measured && x.others_span_ns > 0 ? 100.0 * (double)x.others_ns[0] / (double)x.others_span_ns : 0;
+        if (others_pct > VALSTAT_BUSY_TOL_PCT && wl < sizeof why)
+            wl += (size_t)snprintf(why + wl, sizeof why - wl, "%sother processes took %.1f%% of the compute CPU", wl ? "; " : "",
+                                   others_pct);
+        if (wl)
+            printf("caution: %s: the machine, not the simulator, may explain this error; `d2moe validate` would reject "
+                   "this run (docs/host.md)\n", why);
+    }
     if (verify)
         printf("verify: %lld tokens; max relative difference %.3g to the one-shot kernels, %.3g to the double reference\n",
                (long long)x.verified, x.verify_max_rel, x.verify_max_rel_ref);

@@ -506,7 +506,7 @@ static int run(int argc, char **argv)
     const char *dbpath = NULL, *work = "validate-work", *probe_tol = "10", *fsize = "256Mi";
     int quick = 0, rounds = 7, c, st, timelines = 1, join_only = 0, rounds_given = 0;
     const char *from = NULL;
-    double cap_min = 14, bound = 10, calib_tol = 10, busy_tol = 5, dv;
+    double cap_min = 14, bound = 10, calib_tol = 10, busy_tol = VALSTAT_BUSY_TOL_PCT, dv;
     long lv;
     uint64_t seed = 1;
     while ((c = getopt_long(argc, argv, "hD:qn:c:b:w:", opts, NULL)) != -1) {

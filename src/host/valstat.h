@@ -31,6 +31,13 @@ int valstat_median(const double *x, int n, double *out);
  * drawn with replacement (gsl_rng_uniform_int on rng_new(seed, stream
  * VALSTAT_RNG_STREAM)), level in (0, 1).  n == 1: lo = hi = median. */
 #define VALSTAT_RNG_STREAM 18
+
+/* Default gate of a busy machine, percent of the compute CPU other
+ * processes may take during a run (`validate --busy-tol`; execute warns
+ * above it): the compute thread spins, so the kernel delays it by the CPU
+ * time others take there, and at 5% that is at most half the default 10%
+ * bound (an argument from the scheduler, docs/host.md). */
+#define VALSTAT_BUSY_TOL_PCT 5.0
 int valstat_median_ci(const double *x, int n, int resamples, double level, uint64_t seed, valstat_ci *out);
 
 /* What an interval lets one say about |value| <= bound (bound > 0):
