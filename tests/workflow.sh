@@ -222,7 +222,8 @@ expect 2 "no sweep named wt9 \(did you mean 'wt'\?\)" "plot --sweep: an unknown 
 expect 2 "no run has it \(did you mean 'd2moe-v1'\?\)" "plot --sweep: a --where value no run has suggests one" -- \
     "$D2MOE" plot --sweep wt --x sim.budget --y throughput_tps --where sim.policy=d2moe-v --db "$db" -o "$TMP/x.png"
 # shellcheck disable=SC2086
-expect 2 "^d2moe: --set: sim.bugdet: not a sim key \(did you mean 'budget'\?\) \('d2moe simulate --help' lists them\)$" "--set with a misspelt key: did you mean" -- "$D2MOE" $S --set sim.bugdet=1G
+expect 2 "^d2moe: --set: sim.bugdet: not a sim key \(did you mean 'sim.budget'\?\) \('d2moe simulate --help' lists them\)$" "--set with a misspelt key: did you mean" -- "$D2MOE" $S --set sim.bugdet=1G
+expect 2 "sim.budget : not a sim key \\(no blanks around '=': --set sim.KEY=VALUE\\)" "--set 'key = value': the blanks named" -- "$D2MOE" $S --set "sim.budget = 1G"
 # shellcheck disable=SC2086
 expect 2 "^d2moe: --policy: \"d2moe-v3\" is not a named system \(did you mean 'd2moe-v1'\?\) \('d2moe simulate --list' lists them\)$" "--policy with an unknown system: did you mean" -- "$D2MOE" $S --policy d2moe-v3
 sed 's/^sim.budget = .*/sim.budget = 600M..1200M:x/' "$TMP/t.ini" > "$TMP/bad5.ini"

@@ -96,8 +96,15 @@ int runner_check(const char *key, const char *value, const char *where, void *us
         const char *names[PARAM_MAX_DEFS];
         size_t n = 0;
         for (size_t i = 0; i < t->n && n < PARAM_MAX_DEFS; i++) names[n++] = t->defs[i].name;
-        char hint[200];
-        suggest_hint(dot + 1, names, n, hint, sizeof hint);
+        /* the hint names the whole key, as the user types it; a key with a
+         * blank at either end was written "key = value" */
+        char hint[200] = "";
+        const char *pick = suggest_pick(dot + 1, names, n);
+        size_t kl = strlen(key);
+        if (kl && (key[kl - 1] == ' ' || key[kl - 1] == '\t' || key[0] == ' ' || key[0] == '\t'))
+            snprintf(hint, sizeof hint, " (no blanks around '=': --set %s.KEY=VALUE)", prefix);
+        else if (pick)
+            snprintf(hint, sizeof hint, " (did you mean '%s.%s'?)", prefix, pick);
         if (!strcmp(prefix, "sim")) D2_ERROR(D2_EINVAL, "%s: %s: not a sim key%s ('d2moe simulate --help' lists them)", where, key, hint);
         D2_ERROR(D2_EINVAL, "%s: %s: not a %s key%s ('d2moe show %s NAME' lists them)", where, key, prefix, hint, prefix);
     }
