@@ -39,7 +39,8 @@ static void usage(FILE *out)
                  "--sweep: any sweep; KEY is a parameter (table.key, or model, device, trace,\n"
                  "seed) or a metric; one line per value of --series; --where keeps runs with\n"
                  "KEY = VALUE (numbers compare as numbers: 1600M = 1600000000).  Out-of-memory\n"
-                 "runs are drawn as crosses on the x axis.\n\n"
+                 "runs are drawn as crosses on the x axis.  A key in bytes is drawn in MB.\n"
+                 "The figure's data goes to OUT.dat beside it (tab-separated).\n\n"
                  "timeline: a Gantt chart of a 'd2moe simulate --timeline FILE.csv' (I/O and\n"
                  "compute queues, bars coloured by bit level).\n");
 }
