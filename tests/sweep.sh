@@ -1,6 +1,7 @@
 #!/bin/sh
 # sweep.sh - real simulator sweeps through the CLI: bad specs fail before any
-# run, kill -9 mid-way + rerun equals an uninterrupted run, shards + merge
+# run, kill -9, SIGTERM or SIGINT mid-way (batches of runs per transaction)
+# + rerun equals an uninterrupted run, shards + merge
 # equal one unsharded run, merge is idempotent, --quick uses [quick].
 . "${D2_SRCDIR:-.}/tests/lib.sh"
 command -v sqlite3 >/dev/null || { skip "sqlite3 command-line tool not installed"; done_testing; exit 0; }
@@ -77,23 +78,116 @@ before=$(sqlite3 "$TMP/v.db" "SELECT count(*), sum(status = 'failed') FROM runs"
 [ $rc -eq 2 ] && [ "$before" = "4|0" ] && [ "$(sqlite3 "$TMP/v.db" "SELECT count(*), sum(status = 'failed') FROM runs")" = "$before" ]
 ok $? "a bad spec into an existing store: exit 2 ($rc), the store untouched ($before runs, failed)"
 
-# kill -9 the sweep mid-way (its process group), rerun, compare
-setsid "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/killed.db" -j 2 --quiet &
+# Killed sweeps.  A sweep commits its finished runs in batches (sweep.h);
+# the test hook D2MOE_SWEEP_STOP_AFTER=K makes each sweep process stop
+# itself (SIGSTOP) after its K-th job, after its batch check, so a signal
+# lands at a known point whatever the machine's speed: K runs finished,
+# K - K % BATCH of them committed.
+state() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1; }
+# wait_stopped PID N: until N processes (PID itself for N = 0, else its
+# children, the workers) have stopped; 1 after a minute
+wait_stopped() {
+    i=0
+    while [ $i -lt 1200 ]; do
+        if [ "$2" -eq 0 ]; then [ "$(state "$1")" = T ] && return 0
+        else
+            ns=0
+            for c in $(pgrep -P "$1"); do [ "$(state "$c")" = T ] && ns=$((ns + 1)); done
+            [ "$ns" -ge "$2" ] && return 0
+        fi
+        sleep 0.05; i=$((i + 1))
+    done
+    return 1
+}
+stored() { sqlite3 "$1" "SELECT count(*) FROM sweep_jobs"; }
+# resumed DB N WHAT: the rerun runs exactly the 48 - N missing jobs and
+# the store then equals the uninterrupted sweep's
+resumed() {
+    "$D2MOE" sweep "$TMP/s.ini" --db "$1" -j 2 2> "$TMP/resume.err"; ok $? "$3: the rerun completes"
+    grep -q "$((48 - $2)) run, $2 already stored" "$TMP/resume.err"; ok $? "$3: it runs exactly the $((48 - $2)) missing jobs"
+    [ "$(sqlite3 "$1" "SELECT count(*) FROM runs")" -eq 48 ]; ok $? "$3: 48 runs, nothing lost, nothing duplicated"
+    [ "$(digest "$1")" = "$(digest "$TMP/full.db")" ]; ok $? "$3: same metric values as the uninterrupted run"
+}
+
+# kill -9 of the process group, two workers, batches of 4: each worker had
+# run 10 jobs and committed 8 (its third batch, 2 runs, is lost)
+D2MOE_SWEEP_BATCH=4 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=10 \
+    setsid "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/killed.db" -j 2 --quiet &
 pid=$!
-i=0; n=0
-while [ $i -lt 400 ]; do
-    n=$(sqlite3 "$TMP/killed.db" "SELECT count(*) FROM sweep_jobs" 2>/dev/null || echo 0)
-    [ "${n:-0}" -ge 3 ] && break
-    sleep 0.02; i=$((i + 1))
-done
-kill -9 "-$pid" 2>/dev/null; wait $pid 2>/dev/null
-sleep 0.2
-n=$(sqlite3 "$TMP/killed.db" "SELECT count(*) FROM sweep_jobs")
-[ "$n" -gt 0 ] && [ "$n" -lt 48 ]; ok $? "killed with SIGKILL after $n of 48 jobs"
-"$D2MOE" sweep "$TMP/s.ini" --db "$TMP/killed.db" -j 2 2> "$TMP/resume.err"; ok $? "the rerun completes"
-grep -q "$((48 - n)) run, $n already stored" "$TMP/resume.err"; ok $? "it runs exactly the $((48 - n)) missing jobs"
-[ "$(sqlite3 "$TMP/killed.db" "SELECT count(*) FROM runs")" -eq 48 ]; ok $? "48 runs: nothing lost, nothing duplicated"
-[ "$(digest "$TMP/killed.db")" = "$(digest "$TMP/full.db")" ]; ok $? "same metric values as the uninterrupted run"
+wait_stopped $pid 2; ok $? "SIGKILL: both workers stopped after 10 jobs each"
+kill -9 "-$pid" 2>/dev/null; kill -CONT "-$pid" 2>/dev/null; wait $pid 2>/dev/null
+n=$(stored "$TMP/killed.db")
+[ "$n" -eq 16 ]; ok $? "SIGKILL after 2 x 10 jobs in batches of 4: the 16 committed runs stored ($n)"
+resumed "$TMP/killed.db" 16 "SIGKILL"
+
+# SIGTERM, one worker: the 10 finished runs waiting in the batch (none
+# committed yet) are committed before it exits, by the signal
+D2MOE_SWEEP_BATCH=1000 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=10 \
+    "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/term.db" -j 1 --quiet 2> "$TMP/term.err" &
+pid=$!
+wait_stopped $pid 0; ok $? "SIGTERM: the sweep stopped after 10 jobs"
+n=$(stored "$TMP/term.db")
+[ "$n" -eq 0 ]; ok $? "SIGTERM: nothing committed before the signal ($n)"
+kill -TERM $pid; kill -CONT $pid; wait $pid; st=$?
+[ $st -eq 143 ]; ok $? "SIGTERM: the sweep ends by the signal (status $st)"
+grep -q "interrupted (signal 15)" "$TMP/term.err"; ok $? "SIGTERM: it says so"
+n=$(stored "$TMP/term.db")
+[ "$n" -eq 10 ]; ok $? "SIGTERM: the 10 finished runs committed ($n)"
+resumed "$TMP/term.db" 10 "SIGTERM"
+
+# SIGINT to the process group (a ^C), two workers with 5 finished runs each
+D2MOE_SWEEP_BATCH=1000 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=5 \
+    setsid "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/int.db" -j 2 --quiet 2> /dev/null &
+pid=$!
+wait_stopped $pid 2; ok $? "SIGINT: both workers stopped after 5 jobs each"
+kill -INT "-$pid"; kill -CONT "-$pid"; wait $pid; st=$?
+n=$(stored "$TMP/int.db")
+[ $st -eq 130 ] && [ "$n" -eq 10 ]; ok $? "SIGINT to the group: status $st, the 2 x 5 finished runs committed ($n)"
+resumed "$TMP/int.db" 10 "SIGINT"
+
+# SIGTERM to the sweep alone (not its workers): it tells them to stop (a
+# worker may start another job before it is told: at least 2 x 3 runs)
+D2MOE_SWEEP_BATCH=1000 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=3 \
+    setsid "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/term2.db" -j 2 --quiet 2> /dev/null &
+pid=$!
+wait_stopped $pid 2; ok $? "SIGTERM to the parent: both workers stopped after 3 jobs each"
+kill -TERM $pid; kill -CONT "-$pid"; wait $pid; st=$?
+n=$(stored "$TMP/term2.db")
+[ $st -eq 143 ] && [ "$n" -ge 6 ]; ok $? "SIGTERM to the parent: status $st, the workers' finished runs committed ($n >= 6)"
+resumed "$TMP/term2.db" "$n" "SIGTERM to the parent"
+
+# SIGTERM to one worker: every process stops, the sweep ends by the signal
+D2MOE_SWEEP_BATCH=1000 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=3 \
+    setsid "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/term3.db" -j 2 --quiet 2> /dev/null &
+pid=$!
+wait_stopped $pid 2; ok $? "SIGTERM to a worker: both workers stopped after 3 jobs each"
+kill -TERM "$(pgrep -P $pid | head -n 1)"; kill -CONT "-$pid"; wait $pid; st=$?
+n=$(stored "$TMP/term3.db")
+[ $st -eq 143 ] && [ "$n" -ge 6 ]; ok $? "SIGTERM to a worker: status $st, the finished runs committed ($n >= 6)"
+resumed "$TMP/term3.db" "$n" "SIGTERM to a worker"
+
+# two sweeps of the same spec into one store at once (two Slurm tasks given
+# the same shard): each job is stored once, whichever commits it first; a
+# copy the other process finds stored at its commit is left out
+"$D2MOE" sweep "$TMP/s.ini" --db "$TMP/twice.db" -j 1 --quiet & p1=$!
+"$D2MOE" sweep "$TMP/s.ini" --db "$TMP/twice.db" -j 2 --quiet & p2=$!
+wait $p1; r1=$?; wait $p2; r2=$?
+[ $r1 -eq 0 ] && [ $r2 -eq 0 ]; ok $? "two sweeps into one store at once: both succeed ($r1, $r2)"
+[ "$(sqlite3 "$TMP/twice.db" "SELECT count(*) FROM runs")" -eq 48 ] && [ "$(stored "$TMP/twice.db")" -eq 48 ]
+ok $? "two sweeps at once: 48 runs, 48 jobs, none twice"
+[ "$(digest "$TMP/twice.db")" = "$(digest "$TMP/full.db")" ]; ok $? "two sweeps at once: same metric values as one"
+# the same, at a known point: the first sweep stops with 10 finished runs
+# in its batch, the second stores the whole grid, then the first goes on:
+# its 10 copies are left out at its commit, its other jobs skipped
+D2MOE_SWEEP_BATCH=1000 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=10 \
+    "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/late.db" -j 1 2> "$TMP/late.err" &
+pid=$!
+wait_stopped $pid 0; ok $? "a sweep stopped with 10 runs in its batch"
+"$D2MOE" sweep "$TMP/s.ini" --db "$TMP/late.db" -j 2 --quiet; ok $? "another sweep stores the whole grid meanwhile"
+kill -CONT $pid; wait $pid; ok $? "the first sweep completes"
+grep -q "0 run, 48 already stored" "$TMP/late.err"; ok $? "its 10 finished copies left out at the commit, the rest skipped"
+[ "$(sqlite3 "$TMP/late.db" "SELECT count(*) FROM runs")" -eq 48 ] && [ "$(digest "$TMP/late.db")" = "$(digest "$TMP/full.db")" ]
+ok $? "48 runs, the same values as one sweep"
 
 # shards + merge
 for i in 0 1 2; do "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/shard$i.db" --shard "$i/3" --quiet || exit 1; done

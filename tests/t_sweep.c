@@ -214,7 +214,7 @@ static int run_sweep(const char *spec, const char *dbp, int workers, int shard_i
     sweep_spec *s;
     int rc = sweep_spec_load(spec, 0, NULL, 0, NULL, NULL, &s);
     if (rc) return rc;
-    sweep_opts o = {workers, shard_i, shard_n, NULL, 0, test_runner, NULL, 0, NULL};
+    sweep_opts o = {.workers = workers, .shard_i = shard_i, .shard_n = shard_n, .run = test_runner};
     rc = sweep_execute(s, dbp, &o, st);
     sweep_spec_free(s);
     return rc;

@@ -61,6 +61,20 @@ int cli_report_write(const char *dbp, const char *outp, const char *variant, con
 /* `d2moe plot` (argv as for its run) with the figures of sweeps[i] showing
  * variants[i] (n pairs), as reproduce draws them. */
 int cli_plot_variants(int argc, char **argv, const char *const *sweeps, const char *const *variants, size_t n);
+/* While sweeps run (sweep_execute): SIGINT, SIGTERM and SIGHUP ask them to
+ * stop (sweep_interrupt: the jobs in progress finish and every finished
+ * run is committed); a second one stops the process at once, as it does
+ * outside sweeps.  cli_sweep_signals_end(sig) puts the usual handlers back
+ * and, when a sweep was interrupted (sig = its sweep_stats.interrupted, not
+ * 0), says so and ends the process by that signal. */
+void cli_sweep_signals_begin(void);
+void cli_sweep_signals_end(int sig);
+/* The batch settings of a sweep's commits (sweep.h) from the environment:
+ * D2MOE_SWEEP_BATCH runs and D2MOE_SWEEP_BATCH_MS milliseconds (defaults
+ * SWEEP_BATCH_RUNS, SWEEP_BATCH_MS), and the tests' D2MOE_SWEEP_STOP_AFTER
+ * (sweep_opts.stop_after). */
+struct sweep_opts;
+void cli_sweep_batch_env(struct sweep_opts *o);
 /* Full command line of this process, for results. */
 void cli_set_argv(int argc, char **argv);
 int cli_argc(void);

@@ -216,14 +216,18 @@ static int run(int argc, char **argv)
             sv_variants[nsv] = sv_var[nsv];
             nsv++;
         }
-        sweep_opts o = {(int)jobs, 0, 1, NULL, 0, runner_simulate, &ctx, cli_argc(), cli_argv()};
+        sweep_opts o = {.workers = (int)jobs, .shard_i = 0, .shard_n = 1, .run = runner_simulate, .user = &ctx,
+                        .argc = cli_argc(), .argv = cli_argv()};
+        cli_sweep_batch_env(&o);
         sweep_stats st;
         double ts = clock_mono_s();
+        cli_sweep_signals_begin();
         rc = sweep_execute(s, dbp, &o, &st);
         printf("   %-10s %4zu jobs: %4zu run, %4zu stored before, %zu failed  %6.1f s  %s\n", name, st.total, st.done,
                st.skipped, st.failed, clock_mono_s() - ts, sweep_spec_description(s));
         if (st.failed) printf("   %-10s first failure: %s\n", name, st.first_error);
         fflush(stdout);
+        cli_sweep_signals_end(st.interrupted); /* interrupted: ends the process */
         sweep_spec_free(s);
         if (rc) { accuracy_model_free(acc); return cli_fail(rc); }
         if (st.failed) status = 1;

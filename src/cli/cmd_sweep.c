@@ -24,7 +24,10 @@ static void usage(FILE *out)
             "processes into the results store (default results/d2moe.db).  Resumable: a job\n"
             "already stored (the same keys, the same content of the profiles, reading,\n"
             "trace or preset it reads, the same code version) is skipped, so an interrupted\n"
-            "sweep is completed by running the same command again; figures show the jobs\n"
+            "sweep is completed by running the same command again.  Each worker commits its\n"
+            "finished runs together, 32 at a time or 1 s after the first of them started; on\n"
+            "SIGINT/SIGTERM the jobs in progress finish and every finished run is stored, and\n"
+            "kill -9 loses the uncommitted ones (results/README.md).  Figures show the jobs\n"
             "of the latest sweep of a spec (its grid), each job's latest run.  --shard I/N runs only jobs with\n"
             "index %% N == I (0 <= I < N), e.g. one Slurm array task each; merge the shards\n"
             "with 'd2moe merge'.  Every run gets est_ppl from the accuracy model (the curve\n"
@@ -147,8 +150,11 @@ static int run(int argc, char **argv)
         fprintf(stderr, "d2moe sweep: note: %s has no quantizer error table (quant_errors), so est_ppl is stored empty; "
                         "'d2moe reproduce' fills it (step 1), or 'd2moe quantize ... --db %s' (docs/mwq.md)\n", dbp, dbp);
     runner_ctx ctx = {acc, tl};
-    sweep_opts o = {jobs, si, sn, quiet ? NULL : stderr, isatty(2), runner_simulate, &ctx, cli_argc(), cli_argv()};
+    sweep_opts o = {.workers = jobs, .shard_i = si, .shard_n = sn, .progress = quiet ? NULL : stderr, .progress_tty = isatty(2),
+                    .run = runner_simulate, .user = &ctx, .argc = cli_argc(), .argv = cli_argv()};
+    cli_sweep_batch_env(&o);
     sweep_stats st;
+    cli_sweep_signals_begin();
     rc = sweep_execute(s, dbp, &o, &st);
     /* failed jobs are stored with their messages (params sweep.error); the
      * first one is printed, also under --quiet, so exit status 1 says why */
@@ -161,7 +167,7 @@ static int run(int argc, char **argv)
                 st.first_error[0] ? "; first failure: " : "", st.first_error);
     /* say it when a trace was repeated to fill runs (metric trace_repeats) */
     db *rd;
-    if (!quiet && rc == D2_OK && db_open_readonly(dbp, &rd) == D2_OK) {
+    if (!quiet && rc == D2_OK && !st.interrupted && db_open_readonly(dbp, &rd) == D2_OK) {
         sqlite3_stmt *q;
         if (sqlite3_prepare_v2(db_handle(rd),
                 "SELECT count(*), max(m.value), (SELECT value FROM params WHERE run_id = max(m.run_id) AND key = 'result.trace_repeated')"
@@ -178,10 +184,30 @@ static int run(int argc, char **argv)
     }
     accuracy_model_free(acc);
     sweep_spec_free(s);
+    cli_sweep_signals_end(st.interrupted);
     if (rc) return cli_fail(rc);
     /* failed jobs: the exit status of their cause, as simulate would give it
      * (2 for bad input such as a damaged trace, else 1) */
     return st.failed ? d2_exit_code(st.first_status ? st.first_status : D2_EINTERNAL) : 0;
+}
+
+static int env_int(const char *name, long lo, long hi, long dflt)
+{
+    const char *v = getenv(name);
+    char *end;
+    long x = v && *v ? strtol(v, &end, 10) : dflt;
+    if (v && *v && (*end || x < lo || x > hi)) {
+        fprintf(stderr, "d2moe sweep: note: %s=%s ignored (expected %ld..%ld)\n", name, v, lo, hi);
+        return (int)dflt;
+    }
+    return (int)x;
+}
+
+void cli_sweep_batch_env(sweep_opts *o)
+{
+    o->batch_runs = env_int("D2MOE_SWEEP_BATCH", 1, 1000000, SWEEP_BATCH_RUNS);
+    o->batch_ms = env_int("D2MOE_SWEEP_BATCH_MS", 1, 86400000, SWEEP_BATCH_MS);
+    o->stop_after = (size_t)env_int("D2MOE_SWEEP_STOP_AFTER", 0, 1000000000, 0);
 }
 
 const cli_cmd cli_cmd_sweep = {"sweep", "run an experiment grid into the results store (resumable, shardable)", run};

@@ -7,6 +7,7 @@
 #include "core/param.h"
 #include "core/suggest.h"
 #include "core/version.h"
+#include "results/sweep.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -183,6 +184,35 @@ static void on_fatal_signal(int sig)
     raise(sig);
 }
 
+/* The first SIGINT/SIGTERM/SIGHUP during a sweep: stop it, keeping what
+ * finished (cli.h); a second: as on_fatal_signal. */
+static void on_sweep_signal(int sig)
+{
+    if (sweep_interrupt(sig) > 1) on_fatal_signal(sig);
+}
+
+static void set_handlers(void (*fn)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fn;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+void cli_sweep_signals_begin(void) { set_handlers(on_sweep_signal); }
+
+void cli_sweep_signals_end(int sig)
+{
+    set_handlers(on_fatal_signal);
+    if (!sig) return;
+    fprintf(stderr, "d2moe: interrupted (signal %d): the runs that finished are stored; the same command completes the sweep\n", sig);
+    fflush(NULL);
+    raise(sig);
+}
+
 static int unknown_command(const char *name)
 {
     const char *names[N_COMMANDS + 1];
@@ -197,13 +227,7 @@ static int unknown_command(const char *name)
 int main(int argc, char **argv)
 {
     gsl_set_error_handler_off(); /* every GSL status is checked; none aborts */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_fatal_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    set_handlers(on_fatal_signal);
     if (take_profiles(&argc, argv)) return 2;
     cli_set_argv(argc, argv);
     if (argc < 2) {

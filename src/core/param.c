@@ -9,6 +9,7 @@
 #include "core/fileio.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
@@ -311,6 +312,11 @@ void param_print_help(const param_table *t, FILE *out)
 
 static char g_profiles_dir[4096];
 
+/* Which of the folders 3-5 exist, looked up once a process (a sweep
+ * looked them up 12 times a run, most of them failing stats): 1 = yes,
+ * 0 = no, -1 = not looked up yet.  Atomic: threads may look profiles up. */
+static _Atomic int g_root_exists[3] = {-1, -1, -1};
+
 void param_profiles_dir_set(const char *dir) { snprintf(g_profiles_dir, sizeof g_profiles_dir, "%s", dir ? dir : ""); }
 
 static int is_dir(const char *p)
@@ -333,7 +339,10 @@ size_t param_profile_roots(const char *roots[PARAM_MAX_ROOTS], const char *origi
     for (size_t i = 0; i < PARAM_MAX_ROOTS; i++) {
         if (!cand[i]) continue;
         /* an explicit folder counts even when missing: its lookups fail loudly */
-        if (i >= 2 && !is_dir(cand[i])) continue;
+        if (i >= 2) {
+            if (g_root_exists[i - 2] < 0) g_root_exists[i - 2] = is_dir(cand[i]);
+            if (!g_root_exists[i - 2]) continue;
+        }
         roots[n] = cand[i];
         origins[n] = labels[i];
         n++;

@@ -120,7 +120,9 @@ void param_print_help(const param_table *t, FILE *out);
  * each holding <kind>s/<name>.ini (models/, devices/, readings/).  Folders
  * 3-5 are skipped when they do not exist; 1 and 2 are named by the user, so
  * a missing one is an error: main checks --profiles, and every lookup by
- * name (param_profile_find, param_profile_list) checks $D2MOE_PROFILES. */
+ * name (param_profile_find, param_profile_list) checks $D2MOE_PROFILES.
+ * Whether folders 3-5 exist is looked up once a process (the first
+ * lookup): a sweep's runs use the folders its jobs were identified with. */
 #define PARAM_MAX_ROOTS 5
 void param_profiles_dir_set(const char *dir);
 /* D2_EINVAL naming the variable when $D2MOE_PROFILES is set (not empty) but

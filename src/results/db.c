@@ -533,6 +533,7 @@ struct db_run {
     char kind[32], mode[16], status[16];
     char uid[33];
     char started[32];
+    char ended[32];               /* "" = taken at the write (db_run_end) */
     char *cmdline;
     int has_seed;
     uint64_t seed;
@@ -1399,11 +1400,33 @@ fail:
 
 int db_run_write(db *d, db_run *r, int64_t *id) { return db_run_write_with(d, r, NULL, NULL, id); }
 
+void db_run_end(db_run *r) { db_now_iso(r->ended); }
+
+static void write_ctx_init(write_ctx *c, db *d, db_run *r, db_extra_fn extra, void *user)
+{
+    memset(c, 0, sizeof *c);
+    c->d = d;
+    c->r = r;
+    c->extra = extra;
+    c->user = user;
+    if (r->ended[0]) snprintf(c->ended, sizeof c->ended, "%s", r->ended);
+    else db_now_iso(c->ended);
+}
+
 int db_run_write_with(db *d, db_run *r, db_extra_fn extra, void *user, int64_t *id)
 {
-    write_ctx c = {d, r, 0, {0}, extra, user};
-    db_now_iso(c.ended);
+    write_ctx c;
+    write_ctx_init(&c, d, r, extra, user);
     D2_TRY(db_transaction(d, write_fn, &c));
+    if (id) *id = c.id;
+    return D2_OK;
+}
+
+int db_run_insert(db *d, db_run *r, db_extra_fn extra, void *user, int64_t *id)
+{
+    write_ctx c;
+    write_ctx_init(&c, d, r, extra, user);
+    D2_TRY(write_fn(d->h, &c));
     if (id) *id = c.id;
     return D2_OK;
 }

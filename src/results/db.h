@@ -7,7 +7,8 @@
  * PRAGMA user_version and upgraded by forward migrations; WAL mode, foreign
  * keys on, busy timeout plus retry so concurrent writers lose nothing.
  * A run is assembled in memory (db_run) and written in ONE transaction, so a
- * crash never leaves half a result.  A file that is not a d2moe store (another
+ * crash never leaves half a result (a sweep commits several runs in one,
+ * db_run_insert: all of them or none).  A file that is not a d2moe store (another
  * application's database, or not SQLite at all) is refused, never written:
  * D2_EFORMAT (bad input, exit status 2); a store that is locked or cannot be
  * read or written stays D2_EDB. */
@@ -67,6 +68,14 @@ int db_run_write(db *d, db_run *r, int64_t *id);
  * is retried, so it must only insert. */
 typedef int (*db_extra_fn)(db *d, int64_t run_id, void *user);
 int db_run_write_with(db *d, db_run *r, db_extra_fn extra, void *user, int64_t *id);
+/* The run's end time: now (else it is taken when the run is written). */
+void db_run_end(db_run *r);
+/* Writes r like db_run_write_with but inside the caller's transaction (fn
+ * of db_transaction), so that several runs share one commit (a sweep's
+ * batch, sweep.h): their rows are the same as written one by one.  On
+ * failure the caller rolls the whole transaction back (db_transaction
+ * does when fn fails). */
+int db_run_insert(db *d, db_run *r, db_extra_fn extra, void *user, int64_t *id);
 /* The largest run id in the store, 0 when it holds none: runs written later have larger ids. */
 int db_run_last_id(db *d, int64_t *id);
 /* Adapter for param_foreach: adds each parameter to the run. */

@@ -1,5 +1,6 @@
 /* sweep.c - spec parsing and grid expansion, resumable multi-process
- * execution into one SQLite store, shards (see sweep.h). */
+ * execution into one SQLite store (finished runs committed in batches),
+ * shards (see sweep.h). */
 #include "results/sweep.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -708,17 +709,99 @@ static int grid_write(sqlite3 *h, void *user)
 /* Shared between the parent and its workers (an anonymous shared map). */
 typedef struct shared {
     _Atomic size_t next;    /* next position in the shard's job list */
-    _Atomic size_t done, failed, skipped;
+    _Atomic size_t done, failed, skipped; /* committed (skipped: also found stored before running) */
     atomic_int has_error;   /* first_error is set (by the first failing job) */
+    atomic_int stop;        /* the signal of a sweep_interrupt in any of the processes (0 = none):
+                               no new job starts */
     char first_error[512];
     int first_status;       /* the d2 status of that failure */
 } shared;
 
-static int run_one(db *d, const sweep_spec *s, const sweep_job *j, const sweep_opts *o, shared *sh)
+static volatile sig_atomic_t interrupt_sig, interrupt_count;
+static shared *volatile running; /* the map of the sweep in progress, NULL = none */
+
+int sweep_interrupt(int sig)
+{
+    if (!interrupt_sig) interrupt_sig = sig;
+    shared *sh = running;
+    if (sh && !sh->stop) sh->stop = sig; /* every process at once (a lock-free atomic store) */
+    return ++interrupt_count;
+}
+
+static int stop_asked(const shared *sh) { return interrupt_sig != 0 || sh->stop; }
+
+/* Finished runs waiting for their commit (sweep.h, "Batches"). */
+typedef struct pending { db_run *run; const sweep_job *j; int failed; } pending;
+typedef struct batch {
+    const sweep_spec *s;
+    pending *a;
+    size_t n, cap;
+    double t0;                     /* clock_mono_s when its first run started */
+    db *d;                         /* the store being written (batch_write) */
+    size_t done, failed, skipped;  /* of the transaction being written */
+} batch;
+
+static void batch_clear(batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) db_run_free(b->a[i].run);
+    b->n = 0;
+}
+
+static int batch_write(sqlite3 *h, void *user)
+{
+    (void)h;
+    batch *b = user;
+    db *d = b->d;
+    b->done = b->failed = b->skipped = 0; /* a retried transaction counts again */
+    for (size_t i = 0; i < b->n; i++) {
+        pending *p = &b->a[i];
+        job_extra x = {b->s, p->j};
+        if (p->failed) {
+            D2_TRY(db_run_insert(d, p->run, replace_failure, &x, NULL));
+            b->failed++;
+            continue;
+        }
+        /* stored meanwhile by another process (or a job given twice):
+         * this copy is left out; the write lock is held, so the answer holds
+         * until the commit */
+        int stored;
+        D2_TRY(sweep_job_stored(d, p->j, &stored));
+        if (stored) { b->skipped++; continue; }
+        D2_TRY(db_run_insert(d, p->run, insert_job, &x, NULL));
+        b->done++;
+    }
+    return D2_OK;
+}
+
+/* Commits the waiting runs in one transaction (all or none); they are
+ * freed either way. */
+static int batch_flush(db *d, batch *b, shared *sh)
+{
+    if (!b->n) return D2_OK;
+    b->d = d;
+    int rc = db_transaction(d, batch_write, b);
+    if (rc == D2_OK) {
+        sh->done += b->done;
+        sh->failed += b->failed;
+        sh->skipped += b->skipped;
+    }
+    batch_clear(b);
+    return rc;
+}
+
+/* Runs one job (unless stored) and adds its run to the batch. */
+static int run_one(db *d, const sweep_spec *s, const sweep_job *j, const sweep_opts *o, shared *sh, batch *b)
 {
     int stored;
     D2_TRY(sweep_job_stored(d, j, &stored));
     if (stored) { sh->skipped++; return D2_OK; }
+    if (b->n == b->cap) {
+        size_t nc = b->cap ? 2 * b->cap : 16;
+        pending *na = realloc(b->a, nc * sizeof *na);
+        if (!na) D2_ERROR(D2_ENOMEM, "out of memory");
+        b->a = na;
+        b->cap = nc;
+    }
     db_run *run = db_run_new(sweep_spec_kind(s), "sim");
     if (!run) D2_ERROR(D2_ENOMEM, "out of memory");
     if (o->argc) db_run_cmdline(run, o->argc, o->argv);
@@ -726,8 +809,10 @@ static int run_one(db *d, const sweep_spec *s, const sweep_job *j, const sweep_o
     db_run_param(run, "sweep.job", j->hash);
     int vrc = db_run_variant(run, s->variant[0] ? s->variant : NULL, sweep_spec_overrides(s));
     if (vrc != D2_OK) { db_run_free(run); return vrc; }
+    if (b->n == 0) b->t0 = clock_mono_s();
     int rc = o->run(j, run, o->user);
-    if (rc != D2_OK) {
+    int failed = rc != D2_OK;
+    if (failed) {
         /* a failed job is recorded with its message but not marked done, so
          * a rerun tries it again */
         db_run_status(run, "failed");
@@ -737,36 +822,53 @@ static int run_one(db *d, const sweep_spec *s, const sweep_job *j, const sweep_o
             snprintf(sh->first_error, sizeof sh->first_error, "%s", d2_err_msg());
             sh->first_status = rc;
         }
-        job_extra fx = {s, j};
-        int wrc = db_run_write_with(d, run, replace_failure, &fx, NULL);
-        db_run_free(run);
-        if (wrc != D2_OK) return wrc; /* the store itself failed: stop */
-        sh->failed++;
-        return D2_OK;
     }
-    job_extra x = {s, j};
-    rc = db_run_write_with(d, run, insert_job, &x, NULL);
-    db_run_free(run);
-    if (rc != D2_OK) {
-        if (strstr(d2_err_msg(), "already stored")) { sh->skipped++; return D2_OK; }
-        return rc;
-    }
-    sh->done++;
+    db_run_end(run);
+    b->a[b->n++] = (pending){run, j, failed};
     return D2_OK;
 }
 
-static int worker(const sweep_spec *s, const size_t *list, size_t n, const char *db_path,
-                  const sweep_opts *o, shared *sh)
+/* The jobs of list taken in turn (sh->next) by this process, into the
+ * store at db_path, in batches; progress reports when pg is given (the
+ * sweep itself runs the jobs: one worker). */
+typedef struct prog { size_t total; double t0; size_t *decile; } prog;
+static void progress(const sweep_opts *o, const sweep_spec *s, size_t total, const shared *sh,
+                     double t0, size_t *last_decile, int final);
+
+static int run_jobs(const sweep_spec *s, const size_t *list, size_t n, const char *db_path,
+                    const sweep_opts *o, shared *sh, const prog *pg)
 {
     db *d;
     D2_TRY(db_open(db_path, &d));
+    /* the statement journal of the multi-row inserts (db.c, INSERT_CHUNK)
+     * in memory: in a batch's long transaction it spilled to a temporary
+     * file once and then cost two writes per journaled page for the rest
+     * of the batch (half of a batched sweep's writes); this handle makes
+     * no other temporary objects */
+    if (sqlite3_exec(db_handle(d), "PRAGMA temp_store = MEMORY", NULL, NULL, NULL) != SQLITE_OK) {
+        d2_err_set("%s: %s", db_path, sqlite3_errmsg(db_handle(d)));
+        db_close(d);
+        return D2_EDB;
+    }
+    size_t max_runs = o->batch_runs > 0 ? (size_t)o->batch_runs : SWEEP_BATCH_RUNS;
+    double max_s = (o->batch_ms > 0 ? o->batch_ms : SWEEP_BATCH_MS) / 1000.0;
+    batch b = {.s = s};
+    size_t ran = 0;
     int rc = D2_OK;
-    for (;;) {
+    while (!stop_asked(sh)) {
         size_t k = sh->next++;
         if (k >= n) break;
-        rc = run_one(d, s, &s->jobs[list[k]], o, sh);
+        rc = run_one(d, s, &s->jobs[list[k]], o, sh, &b);
         if (rc != D2_OK) break;
+        if (b.n >= max_runs || (b.n && clock_mono_s() - b.t0 >= max_s)) rc = batch_flush(d, &b, sh);
+        if (rc != D2_OK) break;
+        if (o->stop_after && ++ran == o->stop_after) raise(SIGSTOP);
+        if (pg) progress(o, s, pg->total, sh, pg->t0, pg->decile, 0);
     }
+    /* what finished is committed, also when stopping early */
+    int frc = batch_flush(d, &b, sh);
+    if (rc == D2_OK) rc = frc;
+    free(b.a);
     db_close(d);
     return rc;
 }
@@ -793,7 +895,7 @@ static void progress(const sweep_opts *o, const sweep_spec *s, size_t total, con
     } else {
         /* plain lines (a log, not a terminal): about every 10% and at the end */
         size_t decile = total ? fin * 10 / total : 10;
-        if (!final && decile == *last_decile) return;
+        if (decile == *last_decile && (!final || decile == 10)) return; /* the last line said it all */
         *last_decile = decile;
         fprintf(o->progress, "sweep %s: %zu/%zu done (%zu skipped, %zu failed), %.1fs elapsed, ETA %.0fs\n", s->name,
                 fin, total, (size_t)sh->skipped, (size_t)sh->failed, el, eta);
@@ -829,6 +931,7 @@ int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o,
     shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (sh == MAP_FAILED) { free(list); D2_ERROR(D2_ENOMEM, "mmap: %s", strerror(errno)); }
     memset(sh, 0, sizeof *sh);
+    running = sh;
     double t0 = clock_mono_s();
     size_t decile = (size_t)-1;
     int workers = o->workers;
@@ -837,13 +940,9 @@ int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o,
     if (workers == 1) {
         progress(o, s, n, sh, t0, &decile, 0);
         /* in-process: progress after each job */
-        db *wd = NULL;
-        rc = db_open(db_path, &wd);
-        for (size_t k = 0; rc == D2_OK && k < n; k++) {
-            rc = run_one(wd, s, &s->jobs[list[k]], o, sh);
-            progress(o, s, n, sh, t0, &decile, k + 1 == n);
-        }
-        if (wd) db_close(wd);
+        prog pg = {n, t0, &decile};
+        rc = run_jobs(s, list, n, db_path, o, sh, &pg);
+        progress(o, s, n, sh, t0, &decile, 1);
     } else {
         if (workers > 256) workers = 256;
         fflush(NULL);
@@ -856,7 +955,7 @@ int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o,
                 /* a worker dies with the sweep (kill -9 of the parent) */
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
                 if (getppid() != parent) _exit(3);
-                int wrc = worker(s, list, n, db_path, o, sh);
+                int wrc = run_jobs(s, list, n, db_path, o, sh, NULL);
                 if (wrc != D2_OK) fprintf(stderr, "d2moe: worker: %s\n", d2_err_msg());
                 fflush(NULL);
                 _exit(wrc == D2_OK ? 0 : 1);
@@ -878,6 +977,9 @@ int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o,
                 }
                 continue;
             }
+            /* interrupted (sweep_interrupt set sh->stop too): the workers
+             * finish their jobs and commit */
+            if (interrupt_sig && !sh->stop) sh->stop = interrupt_sig;
             size_t fin = sh->done + sh->failed + sh->skipped;
             if (fin != last) { progress(o, s, n, sh, t0, &decile, 0); last = fin; }
             struct timespec ts = {0, 50 * 1000000L};
@@ -891,6 +993,9 @@ int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o,
     st->wall_s = clock_mono_s() - t0;
     snprintf(st->first_error, sizeof st->first_error, "%s", sh->has_error ? sh->first_error : "");
     st->first_status = sh->has_error ? sh->first_status : D2_OK;
+    /* a worker's signal stopped every process: the sweep was interrupted */
+    st->interrupted = interrupt_sig ? interrupt_sig : sh->stop;
+    running = NULL;
     munmap(sh, sizeof *sh);
     free(list);
     return rc;

@@ -109,6 +109,19 @@ int sweep_spec_check_jobs(const sweep_spec *s, sweep_job_check_fn check, void *u
  * return records the run as failed (with its message) and the sweep goes on. */
 typedef int (*sweep_run_fn)(const sweep_job *job, db_run *run, void *user);
 
+/* Batches: each process (the sweep itself with one worker, else each
+ * worker) keeps the runs it finished in memory and commits them together,
+ * in ONE transaction, when batch_runs are waiting or batch_ms have passed
+ * since the first of them started (checked when a job ends), and at the
+ * end.  A run's rows are the same as when written alone; a job another
+ * process stored meanwhile is left out at commit (counted skipped).  A
+ * kill -9 loses the waiting runs (at most batch_runs, about batch_ms of
+ * work plus one job), which a rerun computes again (sweep_job_stored);
+ * after sweep_interrupt the jobs in progress finish and everything
+ * finished is committed before sweep_execute returns. */
+#define SWEEP_BATCH_RUNS 32   /* runs per transaction, default */
+#define SWEEP_BATCH_MS 1000   /* ms after the first waiting run started, default */
+
 typedef struct sweep_opts {
     int workers;            /* processes, >= 1 */
     int shard_i, shard_n;   /* run jobs with index % shard_n == shard_i */
@@ -118,6 +131,10 @@ typedef struct sweep_opts {
     void *user;
     int argc;               /* command line stored with each run */
     char **argv;
+    int batch_runs;         /* runs per transaction, >= 1; 0: SWEEP_BATCH_RUNS */
+    int batch_ms;           /* ms, > 0; 0: SWEEP_BATCH_MS */
+    size_t stop_after;      /* test hook: each process stops itself (SIGSTOP) once after running
+                               this many jobs, after the batch check; 0: never */
 } sweep_opts;
 
 typedef struct sweep_stats {
@@ -128,9 +145,19 @@ typedef struct sweep_stats {
     double wall_s;  /* elapsed, seconds */
     char first_error[512]; /* message of the first failed job ("" = none); all are in params sweep.error */
     int first_status;      /* its d2 status (D2_OK = none): bad input gives exit 2 like simulate */
+    int interrupted;       /* the signal given to sweep_interrupt (0 = none): the sweep stopped early,
+                              every finished run committed */
 } sweep_stats;
 
 int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o, sweep_stats *st);
+
+/* Asks a running sweep_execute to stop (called in the sweep's process or
+ * in one of its workers, it stops them all): no new job starts, the jobs
+ * in progress finish, and every finished run is committed; sweep_execute
+ * then returns with st->interrupted = sig.  Async-signal-safe (for a SIGINT/SIGTERM
+ * handler); returns how many times it was called, so that a handler can
+ * let a second signal stop the process at once. */
+int sweep_interrupt(int sig);
 
 /* Is this job stored (ok/oom) for this code version? */
 int sweep_job_stored(db *d, const sweep_job *j, int *stored);
