@@ -53,6 +53,6 @@ grep -Eq "^ +fig10 +[0-9]+ jobs: +0 run" "$TMP/out3" && grep -Eq "^ +systems +[0
 ok $? "fig10 runs nothing (its runs above are the same jobs), systems runs with the new value"
 [ -s "$TMP/plots3/fig10a.png" ] && [ -s "$TMP/plots3/systems-qwen3.png" ] && ! grep -q "no rows" "$TMP/out3" &&
     [ "$(grep '^Fig. 10 headline' "$TMP/out3")" = "$(grep '^Fig. 10 headline' "$TMP/out2")" ] &&
-    [ "$(grep '^Beyond the paper (issue 15)' "$TMP/out3")" != "$(grep '^Beyond the paper (issue 15)' "$TMP/out2")" ]
+    [ "$(grep '^Beyond the paper: every serving system' "$TMP/out3")" != "$(grep '^Beyond the paper: every serving system' "$TMP/out2")" ]
 ok $? "each sweep's figures and tables show its own variant (fig10's as before, systems' a new one)"
 done_testing
