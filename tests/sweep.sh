@@ -42,7 +42,7 @@ expect 2 "b3.ini:5: sim.budget: .*step must be > 0" "malformed range" -- "$D2MOE
 printf '[sweep]\nname = b\nmodel = no-such-model\ndevice = env1\n' > "$TMP/b4.ini"
 expect 2 "b4.ini:3: model:" "unknown model" -- "$D2MOE" sweep "$TMP/b4.ini" --db "$TMP/b.db"
 printf '[sweep]\nname = b\nmodel = llama-moe-3.5b\ndevice = env1\nsim.requests = 0\n' > "$TMP/b5.ini"
-expect 2 "b5.ini:5: requests: 0 is outside" "out-of-range value" -- "$D2MOE" sweep "$TMP/b5.ini" --db "$TMP/b.db"
+expect 2 "b5.ini:5: sim.requests: 0 is outside" "out-of-range value" -- "$D2MOE" sweep "$TMP/b5.ini" --db "$TMP/b.db"
 [ ! -e "$TMP/b.db" ]; ok $? "no store was created by a bad spec"
 expect 2 "--shard 3/3" "bad --shard" -- "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/b.db" --shard 3/3
 

@@ -111,6 +111,12 @@ void param_defaults(const param_table *t, void *obj)
 int param_set(const param_table *t, void *obj, const char *key, const char *value,
               const char *where, unsigned char *seen)
 {
+    return param_set_as(t, obj, key, value, where, seen, NULL);
+}
+
+int param_set_as(const param_table *t, void *obj, const char *key, const char *value, const char *where,
+                 unsigned char *seen, const char *shown)
+{
     const param_def *d = param_find(t, key);
     if (!d) D2_ERROR(D2_EFORMAT, "%s: %s: unknown key for %s", where, key, t->name);
     size_t idx = (size_t)(d - t->defs);
@@ -118,7 +124,7 @@ int param_set(const param_table *t, void *obj, const char *key, const char *valu
         D2_ERROR(D2_EFORMAT, "%s: %s: given twice", where, key);
     char full[2 * PARAM_STR_MAX]; /* after --set the message names the key as typed there: table.key */
     snprintf(full, sizeof full, "%s.%s", t->name, d->name);
-    D2_TRY(set_one_named(d, strcmp(where, "--set") ? d->name : full, obj, value, where));
+    D2_TRY(set_one_named(d, shown ? shown : strcmp(where, "--set") ? d->name : full, obj, value, where));
     if (seen) seen[idx] = 1;
     return D2_OK;
 }

@@ -55,6 +55,10 @@ const param_def *param_find(const param_table *t, const char *key);
  * error message.  `seen` (t->n bytes, may be NULL) marks keys given. */
 int param_set(const param_table *t, void *obj, const char *key,
               const char *value, const char *where, unsigned char *seen);
+/* The same, the error naming the key as `shown` (e.g. "sim.budget" as a
+ * sweep spec or a readings file writes it; NULL: as param_set). */
+int param_set_as(const param_table *t, void *obj, const char *key, const char *value, const char *where,
+                 unsigned char *seen, const char *shown);
 
 /* Where each value of an object came from, so that a check spanning several
  * keys (top_k <= experts) can name the line of the key it blames, or the

@@ -123,7 +123,7 @@ int runner_check(const char *key, const char *value, const char *where, void *us
     /* the value must parse and lie in range: try it on a scratch object */
     union { model m; device d; sim_params s; } scratch;
     param_defaults(t, &scratch);
-    return param_set(t, &scratch, dot + 1, value, where, NULL);
+    return param_set_as(t, &scratch, dot + 1, value, where, NULL, key); /* the key as typed: table.key */
 }
 
 int runner_trace_repeats(const char *trace, int64_t requests, int64_t positions, double *times, char *why, size_t n)

@@ -48,7 +48,7 @@ static int entry(void *user, const char *section, const char *key, const char *v
     param_defaults(t, &scratch);
     char where[4200];
     snprintf(where, sizeof where, "%s:%d", path, line);
-    D2_TRY(param_set(t, &scratch, dot + 1, value, where, NULL));
+    D2_TRY(param_set_as(t, &scratch, dot + 1, value, where, NULL, key)); /* named as the file writes it */
     if (r->n == READINGS_MAX_SETS) D2_ERROR(D2_ERANGE, "%s:%d: more than %d settings", path, line, READINGS_MAX_SETS);
     if ((size_t)snprintf(r->set[r->n], sizeof r->set[0], "%s=%s", key, value) >= sizeof r->set[0])
         D2_ERROR(D2_EFORMAT, "%s:%d: %s: value too long", path, line, key);
