@@ -91,4 +91,13 @@ S=""; for k in 1 2 3; do S="$S --set device.swiglu_gu_rate_l$k=8e10 --set device
 t=$(sed -n 's/^throughput_tps *= *\([0-9.]*\) .*/\1/p' "$TMP/fast.out"); b=$(sed -n 's/^bound_tps *= *\([0-9.]*\) .*/\1/p' "$TMP/fast.out")
 [ "$st" -eq 0 ] && awk -v t="$t" -v b="$b" 'BEGIN { exit !(t > 0 && t <= b) }'
 ok $? "SwiGLU rates faster than fp16_flops / 2: the run holds its bound (status $st, $t <= $b tokens/s)"
+# a trace recorded for another model of the same shape: replayed, with a note naming both
+TR="${D2_SRCDIR:-.}/traces/mixtral-8x7b.r2.p16.d32.s1.d2t"
+"$D2MOE" simulate --model llama-moe-3.5b --device env1 --trace "$TR" --requests 2 --prompt 16 --gen 16 > /dev/null 2> "$TMP/tm.err"
+st=$?
+[ "$st" -eq 0 ] && grep -q "note: trace .* was recorded for model mixtral-8x7b; replayed on llama-moe-3.5b" "$TMP/tm.err"
+ok $? "a trace of another model: a note names both (status $st)"
+"$D2MOE" simulate --model mixtral-8x7b --device env1 --trace "$TR" --requests 2 --prompt 16 --gen 16 > /dev/null 2> "$TMP/tm2.err"
+[ $? -eq 0 ] && ! grep -q "was recorded for model" "$TMP/tm2.err"
+ok $? "a trace of the run's own model: no such note"
 done_testing

@@ -151,6 +151,8 @@ static int run(int argc, char **argv)
         char why[600];
         if ((rc = runner_result_trace_repeats(r, job.trace, &repeats, why, sizeof why))) { sim_result_free(r); return cli_fail(rc); }
         if (repeats > 1) fprintf(stderr, "d2moe simulate: note: %s: its routing is repeated %.0f times\n", why, repeats);
+        if ((rc = runner_result_trace_model(r, job.trace, why, sizeof why))) { sim_result_free(r); return cli_fail(rc); }
+        if (why[0]) fprintf(stderr, "d2moe simulate: note: %s\n", why);
     }
     int64_t id = 0;
     if (dbpath && (rc = store(dbpath, r, &so, job.trace ? repeats : NAN, &id))) {

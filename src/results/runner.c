@@ -176,6 +176,32 @@ static int64_t result_int(const sim_result *r, const char *key)
     return c.v;
 }
 
+typedef struct find_str { const char *key; char v[TRACE_MODEL_NAME_MAX]; } find_str;
+
+static int find_param_str(const char *key, const char *value, const char *units, void *user)
+{
+    (void)units;
+    find_str *c = user;
+    if (!strcmp(key, c->key)) snprintf(c->v, sizeof c->v, "%s", value);
+    return D2_OK;
+}
+
+int runner_result_trace_model(const sim_result *r, const char *trace, char *note, size_t n)
+{
+    if (n) note[0] = '\0';
+    trace_file *f;
+    D2_TRY(trace_file_open(trace, &f));
+    char rec[TRACE_MODEL_NAME_MAX];
+    snprintf(rec, sizeof rec, "%s", trace_file_header(f)->model);
+    trace_file_close(f);
+    find_str c = {"model.name", ""};
+    sim_result_foreach_param(r, find_param_str, &c);
+    if (rec[0] && c.v[0] && strcmp(rec, c.v) && n)
+        snprintf(note, n, "trace %s was recorded for model %s; replayed on %s (the same layers, experts and top-k)", trace,
+                 rec, c.v);
+    return D2_OK;
+}
+
 int runner_result_trace_repeats(const sim_result *r, const char *trace, double *times, char *why, size_t n)
 {
     return runner_trace_repeats(trace, result_int(r, "sim.requests"),

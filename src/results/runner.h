@@ -26,6 +26,11 @@ int runner_trace_repeats(const char *trace, int64_t requests, int64_t positions,
 /* The same for a finished run (its sim.requests, sim.prompt + sim.gen). */
 typedef struct sim_result sim_result;
 int runner_result_trace_repeats(const sim_result *r, const char *trace, double *times, char *why, size_t n);
+/* A note into note (n bytes; "" when none) when the trace's header names
+ * another model than the run's model.name: the shapes matched (the run
+ * checked them), but the routing was recorded for a different model.
+ * D2_OK, or trace_file_open's status. */
+int runner_result_trace_model(const sim_result *r, const char *trace, char *note, size_t n);
 /* sweep_check_fn: key known to the model/device/sim tables, value valid. */
 /* Every effective parameter, metric and input of a simulated run, its seed,
  * status and (oom) reason, into run: what simulate, sweeps and the audit
