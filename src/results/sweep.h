@@ -156,7 +156,10 @@ int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o,
  * in progress finish, and every finished run is committed; sweep_execute
  * then returns with st->interrupted = sig.  Async-signal-safe (for a SIGINT/SIGTERM
  * handler); returns how many times it was called, so that a handler can
- * let a second signal stop the process at once. */
+ * let a second signal stop the process at once.  The request holds for the
+ * rest of the process: a later sweep_execute in it starts no job and
+ * returns interrupted too (the process was told to stop; there is no
+ * reset). */
 int sweep_interrupt(int sig);
 
 /* Is this job stored (ok/oom) for this code version? */
