@@ -48,7 +48,10 @@ static void list(FILE *out)
     fprintf(out, "systems (--policy):\n");
     for (size_t i = 0; i < policy_count(); i++) {
         const policy_system *s = policy_at(i);
-        fprintf(out, "  %-17s %s\n  %-17s [%s", s->name, s->summary, "", s->nested ? "nested" : "copies");
+        /* a name wider than the column gets a line of its own */
+        if (strlen(s->name) > 17) fprintf(out, "  %s\n  %-17s %s\n", s->name, "", s->summary);
+        else fprintf(out, "  %-17s %s\n", s->name, s->summary);
+        fprintf(out, "  %-17s [%s", "", s->nested ? "nested" : "copies");
         for (int k = 0; k < s->levels; k++) fprintf(out, "%sINT%d", k ? "/" : " ", s->bits[k]);
         fprintf(out, ", caps %s, bitroute %s, plan %s, mem %s, prefetch %s]\n", s->caps, s->bitroute, s->plan, s->mem,
                 s->prefetch);
