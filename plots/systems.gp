@@ -11,7 +11,20 @@ set linetype 11 lc rgb '#01665E' lw 2 pt 14 ps 1.1
 set linetype 12 lc rgb '#C51B7D' lw 2 pt 10 ps 1.1
 set linetype 13 lc rgb '#4D9221' lw 2 pt 1 ps 1.1
 set linetype cycle 13
-set xlabel 'expert memory budget M (MB); points shifted a few MB per system so equal lines stay visible'
+# one budget (the quick grid): one column per system at that budget, not a
+# budget axis the points are spread along
+stats datafile using 2 nooutput
+onebudget = (STATS_min == STATS_max)
+budget1 = STATS_min
+stats datafile using (valid(4) ? 1 : 0) nooutput
+anyoom = (STATS_max > 0)
+if (onebudget) {
+    set xlabel sprintf('one column per system, all at M = %g MB (the only budget of this grid; see the key)', budget1)
+    set xrange [-0.6:nseries - 0.4]
+    unset xtics
+} else {
+    set xlabel 'expert memory budget M (MB); points shifted a few MB per system so equal lines stay visible'
+}
 set ylabel 'throughput (generated tokens/s, log scale)'
 set logscale y
 set format y '%g'
@@ -21,6 +34,7 @@ stats datafile using 3 nooutput
 ymin = STATS_min > 0 ? STATS_min / 2.0 : 0.01
 set yrange [ymin:STATS_max * 2]
 dx(i) = (i - (nseries - 1) / 2.0) * 12
-plot for [i = 0:nseries - 1] datafile index i using ($2 + dx(i)):3 with linespoints lt (i + 1) dashtype i % 4 + 1 title word(titles, i + 1), \
-     for [i = 0:nseries - 1] datafile index i using ($2 + dx(i)):($4 * ymin * 1.15) with points lt (i + 1) pt 2 ps 1.8 lw 2 notitle, \
-     NaN with points lc rgb '#000000' pt 2 ps 1.8 lw 2 title 'x = out of memory at this M'
+xat(i, m) = onebudget ? i : m + dx(i)
+plot for [i = 0:nseries - 1] datafile index i using (xat(i, $2)):3 with linespoints lt (i + 1) dashtype i % 4 + 1 title word(titles, i + 1), \
+     for [i = 0:nseries - 1] datafile index i using (xat(i, $2)):($4 * ymin * 1.15) with points lt (i + 1) pt 2 ps 1.8 lw 2 notitle, \
+     NaN with points lc rgb '#000000' pt 2 ps 1.8 lw 2 title (anyoom ? 'x = out of memory at this M' : '')
