@@ -253,6 +253,18 @@ ok $? "report: 1 figure, no link but SVG namespaces ($nfig figures)"
 grep -q "<dt>variant</dt><dd>base" "$TMP/r.html" && grep -q "xxh128" "$TMP/r.html"; ok $? "report: provenance with variant and input hashes"
 grep -q '<dt>reading</dt><dd>datasheet ([0-9]* runs)' "$TMP/r.html" && ! grep -q '<dd></dd>\|not available' "$TMP/r.html"
 ok $? "report: the reading of each figure's runs is named (no empty provenance line)"
+grep -q 'none: every sweep here has its figures above' "$TMP/r.html"; ok $? "report: every sweep of this store has a figure"
+# a researcher's own sweep that no figure draws: listed with what varies and a plot command that works
+sed 's/^name = wt$/name = mine/' "$TMP/t.ini" > "$TMP/mine.ini"
+"$D2MOE" sweep "$TMP/mine.ini" --db "$TMP/o.db" --quiet && "$D2MOE" report --db "$TMP/o.db" --plots "$TMP/plots" -o "$TMP/o.html" > "$TMP/o.out"
+st=$?
+cmd=$(grep -o '<code>.*sweep mine.*</code>' "$TMP/o.html" | sed 's/<[^>]*>//g')
+[ $st -eq 0 ] && grep -q '1 other sweep listed with a plot command' "$TMP/o.out" &&
+    grep -q '<td>mine</td><td>4</td><td>sim.budget, sim.policy</td>' "$TMP/o.html" &&
+    [ "$cmd" = "d2moe plot --sweep mine --x sim.budget --y throughput_tps --series sim.policy --db $TMP/o.db -o mine.png" ]
+ok $? "report: a sweep no figure draws is listed with its keys and a plot command ($cmd)"
+# shellcheck disable=SC2086
+(cd "$TMP" && "$D2MOE" ${cmd#d2moe } > /dev/null) && [ -s "$TMP/mine.png" ]; ok $? "report: that command draws the sweep"
 chrome=$(command -v chromium || command -v chromium-browser)
 if [ -z "$chrome" ]; then
     skip "chromium not installed (apt-get install chromium)"; skip "chromium"; skip "chromium"

@@ -21,7 +21,9 @@ static void usage(FILE *out)
                  "Write one self-contained HTML page (inline CSS and SVG, nothing fetched from a\n"
                  "network) of a results store (default results/d2moe.db): every figure of\n"
                  "plots/figures.ini that has data, each with its provenance (code version,\n"
-                 "reading, variant, input file hashes), the summary tables, the claims audit\n"
+                 "reading, variant, input file hashes), the store's other sweeps (those no\n"
+                 "figure draws: the keys that vary and a 'd2moe plot --sweep' command that\n"
+                 "draws each), the summary tables, the claims audit\n"
                  "(or a line saying the store holds none), and the store's variants.  Each figure shows the\n"
                  "spec's own variant of its sweep, or NAME where the sweep has it; a figure\n"
                  "whose runs would mix variants is left out with a note and the exit status\n"
@@ -80,10 +82,11 @@ int cli_report_write(const char *dbp, const char *outp, const char *variant, con
     if (rc) { fileio_out_abort(fo); return cli_fail(rc); }
     if ((rc = fileio_out_commit(fo)) != D2_OK) return cli_fail(rc);
     if (!quiet)
-        printf("%s: %zu figure%s, %zu summary table%s, %s; %zu figure%s without data%s\n", outp, st.figures,
-               st.figures == 1 ? "" : "s", st.tables, st.tables == 1 ? "" : "s",
+        printf("%s: %zu figure%s, %zu summary table%s, %s; %zu figure%s without data%s; %zu other sweep%s listed with a "
+               "plot command\n", outp, st.figures, st.figures == 1 ? "" : "s", st.tables, st.tables == 1 ? "" : "s",
                st.audit_tables ? "claims audit" : "no claims audit in the store", st.missing, st.missing == 1 ? "" : "s",
-               st.mixed ? ", some not drawn (variants would mix: see the page)" : "");
+               st.mixed ? ", some not drawn (variants would mix: see the page)" : "", st.other_sweeps,
+               st.other_sweeps == 1 ? "" : "s");
     if (st.mixed) {
         fprintf(stderr, "d2moe report: %zu figures not drawn: their runs are of several variants and none is the spec's own; choose one with --variant NAME ('d2moe db info %s')\n",
                 st.mixed, dbp);

@@ -311,6 +311,95 @@ static int sql_table(db *d, const char *sql, const char *title, table *t)
     return rc;
 }
 
+/* Is key one a reader of "keys that vary" wants?  Derived keys (system.*,
+ * a reading's settings, the sweep's own bookkeeping) are left out, and a
+ * device's or model's values when its name varies too (they follow it). */
+static int key_shown(const char *key, int device_varies, int model_varies)
+{
+    static const char *const skip[] = {"system.", "sweep.", "input.", "result.", "reading.settings"};
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+        if (!strncmp(key, skip[i], strlen(skip[i]))) return 0;
+    if (device_varies && !strncmp(key, "device.", 7) && strcmp(key, "device.name")) return 0;
+    if (model_varies && !strncmp(key, "model.", 6) && strcmp(key, "model.name")) return 0;
+    return 1;
+}
+
+/* The store's sweeps that no figure of figures.ini draws (a researcher's
+ * own): each with its runs, the keys that vary and a `d2moe plot --sweep`
+ * command that draws it (x: the budget if it varies, else the first key;
+ * series: the next key). */
+static int other_sweeps(FILE *out, db *d, const plot_fig *figs, size_t nf, size_t *shown)
+{
+    *shown = 0;
+    if (!table_exists(d, "sweep_jobs")) return D2_OK;
+    sqlite3 *h = db_handle(d);
+    sqlite3_stmt *sw, *kq;
+    if (sqlite3_prepare_v2(h, "SELECT sweep, count(*) FROM sweep_runs GROUP BY sweep ORDER BY sweep", -1, &sw, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errmsg(h));
+    if (sqlite3_prepare_v2(h, "SELECT p.key FROM sweep_runs s JOIN params p ON p.run_id = s.id WHERE s.sweep = ?1"
+                              " GROUP BY p.key HAVING count(DISTINCT p.value) > 1 ORDER BY p.key", -1, &kq, NULL) != SQLITE_OK) {
+        sqlite3_finalize(sw);
+        D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errmsg(h));
+    }
+    while (sqlite3_step(sw) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(sw, 0);
+        if (!name) continue;
+        int drawn = 0;
+        for (size_t i = 0; i < nf && !drawn; i++) drawn = !strcmp(figs[i].sweep, name);
+        if (drawn) continue;
+        char keys[32][128];
+        int nk = 0, dv = 0, mv = 0;
+        sqlite3_bind_text(kq, 1, name, -1, SQLITE_TRANSIENT);
+        while (sqlite3_step(kq) == SQLITE_ROW && nk < 32) {
+            const char *k = (const char *)sqlite3_column_text(kq, 0);
+            if (!k) continue;
+            dv |= !strcmp(k, "device.name");
+            mv |= !strcmp(k, "model.name");
+            snprintf(keys[nk++], sizeof keys[0], "%s", k);
+        }
+        sqlite3_reset(kq);
+        const char *x = NULL, *series = NULL;
+        for (int i = 0; i < nk; i++)
+            if (!strcmp(keys[i], "sim.budget")) x = keys[i];
+        if (!*shown)
+            fputs("<div class=\"scroll\"><table class=\"left\"><tr><th>sweep</th><th>runs</th><th>keys that vary</th>"
+                  "<th>draw it with</th></tr>\n", out);
+        fputs("<tr><td>", out);
+        esc(out, name);
+        fprintf(out, "</td><td>%lld</td><td>", (long long)sqlite3_column_int64(sw, 1));
+        int first = 1;
+        for (int i = 0; i < nk; i++) {
+            if (!key_shown(keys[i], dv, mv)) continue;
+            if (!x) x = keys[i];
+            else if (!series && keys[i] != x) series = keys[i];
+            if (!first) fputs(", ", out);
+            esc(out, keys[i]);
+            first = 0;
+        }
+        if (first) fputs("(none: one configuration)", out);
+        for (int i = 0; i < nk; i++) /* systems are the usual series */
+            if (!strcmp(keys[i], "sim.policy") && keys[i] != x) series = keys[i];
+        fputs("</td><td><code>", out);
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "d2moe plot --sweep %s --x %s --y throughput_tps%s%s --db %s -o %s.png", name,
+                 x ? x : "sim.budget", series ? " --series " : "", series ? series : "", db_path(d), name);
+        /* each "--option value" kept on one line when the cell wraps */
+        for (char *c = cmd, *next; c; c = next) {
+            next = strstr(c + 1, " --");
+            if (next) *next++ = '\0';
+            fputs(c == cmd ? "<span class=\"nw\">" : " <span class=\"nw\">", out);
+            esc(out, c);
+            fputs("</span>", out);
+        }
+        fputs("</code></td></tr>\n", out);
+        (*shown)++;
+    }
+    sqlite3_finalize(sw);
+    sqlite3_finalize(kq);
+    if (*shown) fputs("</table></div>\n", out);
+    return D2_OK;
+}
+
 /* code versions, readings and input hashes of a sweep's runs of one variant */
 static void provenance(FILE *o, db *d, const char *sweep, const char *variant)
 {
@@ -389,7 +478,7 @@ static const char css[] =
     "th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}"
     "th{background:#eef3f8}td:first-child,th:first-child{text-align:left}"
     ".scroll{overflow-x:auto}.none{color:#777;font-style:italic}.warn{color:#a33}"
-    "td.bad{background:#fde2e1}td.good{background:#e3f4e4}"
+    "td.bad{background:#fde2e1}td.good{background:#e3f4e4}table.left td,table.left th{text-align:left}table.left td:last-child{white-space:normal}.nw{white-space:nowrap}"
     "details.prov{font-size:12px;color:#333}details.prov dt{font-weight:bold;margin-top:4px}"
     "details.prov dd{margin-left:16px;font-family:monospace}";
 
@@ -412,7 +501,7 @@ int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
     fprintf(out, " (schema %d) &middot; written %s by d2moe %s</p><p>Every figure below was drawn from this store; open "
                  "&ldquo;provenance&rdquo; under a figure for the code version, reading, variant and input files "
                  "of its runs.</p></header>\n<main>\n<nav><a href=\"#figures\">figures</a><a href=\"#summary\">summary tables</a>"
-                 "<a href=\"#audit\">claims audit</a><a href=\"#variants\">variants</a></nav>\n",
+                 "<a href=\"#sweeps\">other sweeps</a><a href=\"#audit\">claims audit</a><a href=\"#variants\">variants</a></nav>\n",
             db_schema_version(d), now, d2_version());
 
     /* figures */
@@ -480,9 +569,16 @@ int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
         fputs("</figure>\n", out);
         st->figures++;
     }
+    if (rc != D2_OK) { free(figs); return rc; }
+    if (st->figures == 0) fputs("<p class=\"none\">no figure of figures.ini has data in this store</p>\n", out);
+    fputs("</section>\n", out);
+
+    /* sweeps no figure draws: what they vary and how to draw them */
+    fputs("<section id=\"sweeps\"><h2>Other sweeps in this store</h2>\n", out);
+    rc = other_sweeps(out, d, figs, nf, &st->other_sweeps);
     free(figs);
     if (rc != D2_OK) return rc;
-    if (st->figures == 0) fputs("<p class=\"none\">no figure has data in this store yet</p>\n", out);
+    if (!st->other_sweeps) fputs("<p class=\"none\">none: every sweep here has its figures above</p>\n", out);
     fputs("</section>\n", out);
 
     /* summary tables: every .sql file of plots/summary, in name order */

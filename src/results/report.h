@@ -44,6 +44,7 @@ typedef struct report_stats {
     size_t mixed;         /* figures not drawn: variants would mix */
     size_t tables;        /* summary tables */
     size_t audit_tables;  /* audit tables found */
+    size_t other_sweeps;  /* sweeps of the store no figure draws, listed with a plot command */
 } report_stats;
 
 /* Writes the page to out (the caller makes the file appear atomically). */
