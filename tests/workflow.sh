@@ -224,6 +224,7 @@ expect 2 "no run has it \(did you mean 'd2moe-v1'\?\)" "plot --sweep: a --where 
 # shellcheck disable=SC2086
 expect 2 "^d2moe: --set: sim.bugdet: not a sim key \(did you mean 'sim.budget'\?\) \('d2moe simulate --help' lists them\)$" "--set with a misspelt key: did you mean" -- "$D2MOE" $S --set sim.bugdet=1G
 expect 2 "sim.budget : not a sim key \\(no blanks around '=': --set sim.KEY=VALUE\\)" "--set 'key = value': the blanks named" -- "$D2MOE" $S --set "sim.budget = 1G"
+expect 2 "--set name=foo: write the table before the key \\(model.name or device.name\\)" "--set without its table: refused, naming the tables that have the key" -- "$D2MOE" $S --set name=foo
 # shellcheck disable=SC2086
 expect 2 "^d2moe: --policy: \"d2moe-v3\" is not a named system \(did you mean 'd2moe-v1'\?\) \('d2moe simulate --list' lists them\)$" "--policy with an unknown system: did you mean" -- "$D2MOE" $S --policy d2moe-v3
 sed 's/^sim.budget = .*/sim.budget = 600M..1200M:x/' "$TMP/t.ini" > "$TMP/bad5.ini"

@@ -37,6 +37,23 @@ static int route_trace_token(void *user, uint32_t req, uint32_t pos, uint16_t *e
 static int apply_set(model *m, device *d, sim_params *p, const char *s, param_origin *mo, param_origin *dor,
                      const char *via)
 {
+    /* three tables share this --set: a key without its table would be
+     * taken by the first that has it (model.name for name=), so it is
+     * refused, naming the tables that have it, as sweeps refuse it */
+    const char *eq = strchr(s, '='), *dot = strchr(s, '.');
+    if (eq && (!dot || dot > eq)) {
+        char key[PARAM_STR_MAX], have[160] = "";
+        size_t kl = (size_t)(eq - s), hl = 0;
+        if (kl >= sizeof key) kl = sizeof key - 1;
+        memcpy(key, s, kl);
+        key[kl] = '\0';
+        const param_table *ts[] = {&model_params, &device_params, &sim_param_table};
+        for (size_t i = 0; i < 3 && hl < sizeof have; i++)
+            if (param_find(ts[i], key))
+                hl += (size_t)snprintf(have + hl, sizeof have - hl, "%s%s.%s", hl ? " or " : "", ts[i]->name, key);
+        if (have[0]) D2_ERROR(D2_EINVAL, "--set %s: write the table before the key (%s)", s, have);
+        D2_ERROR(D2_EINVAL, "--set %s: expected model.KEY=, device.KEY= or sim.KEY=VALUE", s);
+    }
     int rc = param_apply_set_from(&model_params, m, s, mo, via);
     if (rc != D2_ENOTFOUND) return rc;
     rc = param_apply_set_from(&device_params, d, s, dor, via);
