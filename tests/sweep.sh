@@ -4,6 +4,11 @@
 # + rerun equals an uninterrupted run, shards + merge
 # equal one unsharded run, merge is idempotent, --quick uses [quick].
 . "${D2_SRCDIR:-.}/tests/lib.sh"
+# process groups of sweeps stopped on purpose (D2MOE_SWEEP_STOP_AFTER): killed
+# on exit, so an aborted run of this file leaves no stopped process behind
+PGS="" PIDS=""
+trap 'for g in $PGS; do kill -KILL -- "-$g" 2> /dev/null; kill -CONT -- "-$g" 2> /dev/null; done
+      for p in $PIDS; do kill -KILL "$p" 2> /dev/null; kill -CONT "$p" 2> /dev/null; done; rm -rf "$TMP"' EXIT
 command -v sqlite3 >/dev/null || { skip "sqlite3 command-line tool not installed"; done_testing; exit 0; }
 
 cat > "$TMP/s.ini" <<'SPEC'
@@ -113,6 +118,7 @@ resumed() {
 # run 10 jobs and committed 8 (its third batch, 2 runs, is lost)
 D2MOE_SWEEP_BATCH=4 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=10 \
     setsid "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/killed.db" -j 2 --quiet &
+PGS="$PGS $!" # stopped on purpose: the EXIT trap kills what an aborted test leaves
 pid=$!
 wait_stopped $pid 2; ok $? "SIGKILL: both workers stopped after 10 jobs each"
 kill -9 "-$pid" 2>/dev/null; kill -CONT "-$pid" 2>/dev/null; wait $pid 2>/dev/null
@@ -124,6 +130,7 @@ resumed "$TMP/killed.db" 16 "SIGKILL"
 # committed yet) are committed before it exits, by the signal
 D2MOE_SWEEP_BATCH=1000 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=10 \
     "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/term.db" -j 1 --quiet 2> "$TMP/term.err" &
+PIDS="$PIDS $!" # stopped on purpose: the EXIT trap kills what an aborted test leaves
 pid=$!
 wait_stopped $pid 0; ok $? "SIGTERM: the sweep stopped after 10 jobs"
 n=$(stored "$TMP/term.db")
@@ -135,9 +142,24 @@ n=$(stored "$TMP/term.db")
 [ "$n" -eq 10 ]; ok $? "SIGTERM: the 10 finished runs committed ($n)"
 resumed "$TMP/term.db" 10 "SIGTERM"
 
+# SIGTERM while the store refuses the commit (its sweep_jobs table dropped
+# while the sweep is stopped): no claim that the runs are stored, the error
+# said, and the exit status is the error's, not the signal's
+D2MOE_SWEEP_BATCH=1000 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=4 \
+    "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/termf.db" -j 1 --quiet 2> "$TMP/termf.err" &
+PIDS="$PIDS $!" # stopped on purpose: the EXIT trap kills what an aborted test leaves
+pid=$!
+wait_stopped $pid 0 && sqlite3 "$TMP/termf.db" "DROP TABLE sweep_jobs"
+kill -TERM $pid; kill -CONT $pid; wait $pid; st=$?
+[ $st -ne 0 ] && [ $st -lt 128 ] && grep -q "interrupted (signal 15), and storing the finished runs failed" "$TMP/termf.err" &&
+    ! grep -q "the runs that finished are stored" "$TMP/termf.err" && grep -q "sweep_jobs" "$TMP/termf.err"
+ok $? "SIGTERM with a failing commit: the error said, no claim of stored runs, exit $st (not by the signal)"
+[ $st -ne 0 ] && [ $st -lt 128 ] || sed 's/^/# /' "$TMP/termf.err"
+
 # SIGINT to the process group (a ^C), two workers with 5 finished runs each
 D2MOE_SWEEP_BATCH=1000 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=5 \
     setsid "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/int.db" -j 2 --quiet 2> /dev/null &
+PGS="$PGS $!" # stopped on purpose: the EXIT trap kills what an aborted test leaves
 pid=$!
 wait_stopped $pid 2; ok $? "SIGINT: both workers stopped after 5 jobs each"
 kill -INT "-$pid"; kill -CONT "-$pid"; wait $pid; st=$?
@@ -149,6 +171,7 @@ resumed "$TMP/int.db" 10 "SIGINT"
 # worker may start another job before it is told: at least 2 x 3 runs)
 D2MOE_SWEEP_BATCH=1000 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=3 \
     setsid "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/term2.db" -j 2 --quiet 2> /dev/null &
+PGS="$PGS $!" # stopped on purpose: the EXIT trap kills what an aborted test leaves
 pid=$!
 wait_stopped $pid 2; ok $? "SIGTERM to the parent: both workers stopped after 3 jobs each"
 kill -TERM $pid; kill -CONT "-$pid"; wait $pid; st=$?
@@ -159,6 +182,7 @@ resumed "$TMP/term2.db" "$n" "SIGTERM to the parent"
 # SIGTERM to one worker: every process stops, the sweep ends by the signal
 D2MOE_SWEEP_BATCH=1000 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=3 \
     setsid "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/term3.db" -j 2 --quiet 2> /dev/null &
+PGS="$PGS $!" # stopped on purpose: the EXIT trap kills what an aborted test leaves
 pid=$!
 wait_stopped $pid 2; ok $? "SIGTERM to a worker: both workers stopped after 3 jobs each"
 kill -TERM "$(pgrep -P $pid | head -n 1)"; kill -CONT "-$pid"; wait $pid; st=$?
@@ -181,6 +205,7 @@ ok $? "two sweeps at once: 48 runs, 48 jobs, none twice"
 # its 10 copies are left out at its commit, its other jobs skipped
 D2MOE_SWEEP_BATCH=1000 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=10 \
     "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/late.db" -j 1 2> "$TMP/late.err" &
+PIDS="$PIDS $!" # stopped on purpose: the EXIT trap kills what an aborted test leaves
 pid=$!
 wait_stopped $pid 0; ok $? "a sweep stopped with 10 runs in its batch"
 "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/late.db" -j 2 --quiet; ok $? "another sweep stores the whole grid meanwhile"

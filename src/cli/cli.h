@@ -64,11 +64,14 @@ int cli_plot_variants(int argc, char **argv, const char *const *sweeps, const ch
 /* While sweeps run (sweep_execute): SIGINT, SIGTERM and SIGHUP ask them to
  * stop (sweep_interrupt: the jobs in progress finish and every finished
  * run is committed); a second one stops the process at once, as it does
- * outside sweeps.  cli_sweep_signals_end(sig) puts the usual handlers back
- * and, when a sweep was interrupted (sig = its sweep_stats.interrupted, not
- * 0), says so and ends the process by that signal. */
+ * outside sweeps.  cli_sweep_signals_end(sig, rc) puts the usual handlers
+ * back and, when a sweep was interrupted (sig = its sweep_stats.interrupted,
+ * or a signal that came when no sweep checked), says so and ends the
+ * process by that signal; when rc (the sweep's status) is an error, the
+ * finished runs may not be stored: it says so with the error and returns
+ * rc (the caller exits by it).  Without a signal it returns rc. */
 void cli_sweep_signals_begin(void);
-void cli_sweep_signals_end(int sig);
+int cli_sweep_signals_end(int sig, int rc);
 /* The batch settings of a sweep's commits (sweep.h) from the environment:
  * D2MOE_SWEEP_BATCH runs and D2MOE_SWEEP_BATCH_MS milliseconds (defaults
  * SWEEP_BATCH_RUNS, SWEEP_BATCH_MS), and the tests' D2MOE_SWEEP_STOP_AFTER

@@ -227,7 +227,7 @@ static int run(int argc, char **argv)
                st.skipped, st.failed, clock_mono_s() - ts, sweep_spec_description(s));
         if (st.failed) printf("   %-10s first failure: %s\n", name, st.first_error);
         fflush(stdout);
-        cli_sweep_signals_end(st.interrupted); /* interrupted: ends the process */
+        rc = cli_sweep_signals_end(st.interrupted, rc); /* interrupted: ends the process, unless storing failed */
         sweep_spec_free(s);
         if (rc) { accuracy_model_free(acc); return cli_fail(rc); }
         if (st.failed) status = 1;

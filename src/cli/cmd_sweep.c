@@ -184,7 +184,7 @@ static int run(int argc, char **argv)
     }
     accuracy_model_free(acc);
     sweep_spec_free(s);
-    cli_sweep_signals_end(st.interrupted);
+    rc = cli_sweep_signals_end(st.interrupted, rc);
     if (rc) return cli_fail(rc);
     /* failed jobs: the exit status of their cause, as simulate would give it
      * (2 for bad input such as a damaged trace, else 1) */

@@ -197,20 +197,40 @@ static void set_handlers(void (*fn)(int))
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = fn;
     sigemptyset(&sa.sa_mask);
+    /* one handler at a time: a SIGTERM inside the SIGINT handler must not
+     * race its count (a second signal ends the process) */
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaddset(&sa.sa_mask, SIGHUP);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
 }
 
-void cli_sweep_signals_begin(void) { set_handlers(on_sweep_signal); }
+void cli_sweep_signals_begin(void)
+{
+    sweep_interrupt_reset();
+    set_handlers(on_sweep_signal);
+}
 
-void cli_sweep_signals_end(int sig)
+int cli_sweep_signals_end(int sig, int rc)
 {
     set_handlers(on_fatal_signal);
-    if (!sig) return;
+    /* a signal the sweep did not see (it came after the sweep's last check,
+     * or before its first job) still ends the process */
+    if (!sig) sig = sweep_interrupted();
+    if (!sig) return rc;
+    if (rc != D2_OK) {
+        /* the finished runs were not stored: say why, exit by the error */
+        fprintf(stderr, "d2moe: interrupted (signal %d), and storing the finished runs failed (below); the same command "
+                        "runs them again\n", sig);
+        fflush(NULL);
+        return rc;
+    }
     fprintf(stderr, "d2moe: interrupted (signal %d): the runs that finished are stored; the same command completes the sweep\n", sig);
     fflush(NULL);
     raise(sig);
+    return rc;
 }
 
 static int unknown_command(const char *name)

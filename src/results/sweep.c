@@ -608,8 +608,12 @@ int sweep_job_stored(db *d, const sweep_job *j, int *stored)
     sqlite3_bind_text(st, 2, d2_version(), -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) *stored = 1;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) { /* the message names what failed (a table, a lock), read before the reset */
+        d2_err_set("%s: %s", db_path(d), sqlite3_errmsg(db_handle(d)));
+        sqlite3_reset(st);
+        return D2_EDB;
+    }
     sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errstr(rc));
     return D2_OK;
 }
 
@@ -726,6 +730,14 @@ int sweep_interrupt(int sig)
     shared *sh = running;
     if (sh && !sh->stop) sh->stop = sig; /* every process at once (a lock-free atomic store) */
     return ++interrupt_count;
+}
+
+int sweep_interrupted(void) { return interrupt_sig; }
+
+void sweep_interrupt_reset(void)
+{
+    interrupt_sig = 0;
+    interrupt_count = 0;
 }
 
 static int stop_asked(const shared *sh) { return interrupt_sig != 0 || sh->stop; }

@@ -156,11 +156,16 @@ int sweep_execute(const sweep_spec *s, const char *db_path, const sweep_opts *o,
  * in progress finish, and every finished run is committed; sweep_execute
  * then returns with st->interrupted = sig.  Async-signal-safe (for a SIGINT/SIGTERM
  * handler); returns how many times it was called, so that a handler can
- * let a second signal stop the process at once.  The request holds for the
- * rest of the process: a later sweep_execute in it starts no job and
- * returns interrupted too (the process was told to stop; there is no
- * reset). */
+ * let a second signal stop the process at once.  The request holds until
+ * sweep_interrupt_reset: a later sweep_execute starts no job and returns
+ * interrupted too. */
 int sweep_interrupt(int sig);
+/* The signal sweep_interrupt was given since the last reset (0: none),
+ * whether or not a sweep was running to see it. */
+int sweep_interrupted(void);
+/* Forget an earlier sweep_interrupt (call before installing the handler
+ * that calls it; not async-signal-safe with respect to that handler). */
+void sweep_interrupt_reset(void);
 
 /* Is this job stored (ok/oom) for this code version? */
 int sweep_job_stored(db *d, const sweep_job *j, int *stored);
