@@ -266,6 +266,8 @@ cmd=$(grep -o '<code>.*sweep mine.*</code>' "$TMP/o.html" | sed 's/<[^>]*>//g')
 ok $? "report: a sweep no figure draws is listed with its keys and a plot command ($cmd)"
 # shellcheck disable=SC2086
 (cd "$TMP" && "$D2MOE" ${cmd#d2moe } > /dev/null) && [ -s "$TMP/mine.png" ]; ok $? "report: that command draws the sweep"
+mkdir -p "$TMP/a b" && cp "$TMP/o.db" "$TMP/a b/o.db" && "$D2MOE" report --db "$TMP/a b/o.db" --plots "$TMP/plots" -o "$TMP/o2.html" > /dev/null
+grep -q -- "--db '$TMP/a b/o.db'" "$TMP/o2.html"; ok $? "report: a store path with a blank is quoted in the command"
 chrome=$(command -v chromium || command -v chromium-browser)
 if [ -z "$chrome" ]; then
     skip "chromium not installed (apt-get install chromium)"; skip "chromium"; skip "chromium"

@@ -381,8 +381,12 @@ static int other_sweeps(FILE *out, db *d, const plot_fig *figs, size_t nf, size_
             if (!strcmp(keys[i], "sim.policy") && keys[i] != x) series = keys[i];
         fputs("</td><td><code>", out);
         char cmd[1024];
-        snprintf(cmd, sizeof cmd, "d2moe plot --sweep %s --x %s --y throughput_tps%s%s --db %s -o %s.png", name,
-                 x ? x : "sim.budget", series ? " --series " : "", series ? series : "", db_path(d), name);
+        /* the store's path quoted for a shell when it needs it (no single quote inside: as given) */
+        const char *dbp = db_path(d);
+        int q = strpbrk(dbp, " \t\"$`\\!*?[]()<>|&;#~{}") && !strchr(dbp, '\'');
+        snprintf(cmd, sizeof cmd, "d2moe plot --sweep %s --x %s --y throughput_tps%s%s --db %s%s%s -o %s.png", name,
+                 x ? x : "sim.budget", series ? " --series " : "", series ? series : "", q ? "'" : "", dbp, q ? "'" : "",
+                 name);
         /* each "--option value" kept on one line when the cell wraps */
         for (char *c = cmd, *next; c; c = next) {
             next = strstr(c + 1, " --");
