@@ -113,13 +113,25 @@ resumed() {
     [ "$(sqlite3 "$1" "SELECT count(*) FROM runs")" -eq 48 ]; ok $? "$3: 48 runs, nothing lost, nothing duplicated"
     [ "$(digest "$1")" = "$(digest "$TMP/full.db")" ]; ok $? "$3: same metric values as the uninterrupted run"
 }
+# start_stopped BATCH K J DB ERR: a sweep (-j J, batches of BATCH runs, no
+# time bound) whose processes stop themselves after K jobs each, stderr to
+# ERR; with J > 1 in a process group of its own (signals to "-$pid" reach
+# its workers).  Sets $pid and registers it for the EXIT trap.
+start_stopped() {
+    if [ "$3" -gt 1 ]; then
+        D2MOE_SWEEP_BATCH=$1 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=$2 \
+            setsid "$D2MOE" sweep "$TMP/s.ini" --db "$4" -j "$3" --quiet 2> "$5" &
+        pid=$!; PGS="$PGS $pid"
+    else
+        D2MOE_SWEEP_BATCH=$1 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=$2 \
+            "$D2MOE" sweep "$TMP/s.ini" --db "$4" -j 1 --quiet 2> "$5" &
+        pid=$!; PIDS="$PIDS $pid"
+    fi
+}
 
 # kill -9 of the process group, two workers, batches of 4: each worker had
 # run 10 jobs and committed 8 (its third batch, 2 runs, is lost)
-D2MOE_SWEEP_BATCH=4 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=10 \
-    setsid "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/killed.db" -j 2 --quiet &
-PGS="$PGS $!" # stopped on purpose: the EXIT trap kills what an aborted test leaves
-pid=$!
+start_stopped 4 10 2 "$TMP/killed.db" /dev/null
 wait_stopped $pid 2; ok $? "SIGKILL: both workers stopped after 10 jobs each"
 kill -9 "-$pid" 2>/dev/null; kill -CONT "-$pid" 2>/dev/null; wait $pid 2>/dev/null
 n=$(stored "$TMP/killed.db")
@@ -128,10 +140,7 @@ resumed "$TMP/killed.db" 16 "SIGKILL"
 
 # SIGTERM, one worker: the 10 finished runs waiting in the batch (none
 # committed yet) are committed before it exits, by the signal
-D2MOE_SWEEP_BATCH=1000 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=10 \
-    "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/term.db" -j 1 --quiet 2> "$TMP/term.err" &
-PIDS="$PIDS $!" # stopped on purpose: the EXIT trap kills what an aborted test leaves
-pid=$!
+start_stopped 1000 10 1 "$TMP/term.db" "$TMP/term.err"
 wait_stopped $pid 0; ok $? "SIGTERM: the sweep stopped after 10 jobs"
 n=$(stored "$TMP/term.db")
 [ "$n" -eq 0 ]; ok $? "SIGTERM: nothing committed before the signal ($n)"
@@ -145,10 +154,7 @@ resumed "$TMP/term.db" 10 "SIGTERM"
 # SIGTERM while the store refuses the commit (its sweep_jobs table dropped
 # while the sweep is stopped): no claim that the runs are stored, the error
 # said, and the exit status is the error's, not the signal's
-D2MOE_SWEEP_BATCH=1000 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=4 \
-    "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/termf.db" -j 1 --quiet 2> "$TMP/termf.err" &
-PIDS="$PIDS $!" # stopped on purpose: the EXIT trap kills what an aborted test leaves
-pid=$!
+start_stopped 1000 4 1 "$TMP/termf.db" "$TMP/termf.err"
 wait_stopped $pid 0 && sqlite3 "$TMP/termf.db" "DROP TABLE sweep_jobs"
 kill -TERM $pid; kill -CONT $pid; wait $pid; st=$?
 [ $st -ne 0 ] && [ $st -lt 128 ] && grep -q "interrupted (signal 15), and storing the finished runs failed" "$TMP/termf.err" &&
@@ -157,10 +163,7 @@ ok $? "SIGTERM with a failing commit: the error said, no claim of stored runs, e
 [ $st -ne 0 ] && [ $st -lt 128 ] || sed 's/^/# /' "$TMP/termf.err"
 
 # SIGINT to the process group (a ^C), two workers with 5 finished runs each
-D2MOE_SWEEP_BATCH=1000 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=5 \
-    setsid "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/int.db" -j 2 --quiet 2> /dev/null &
-PGS="$PGS $!" # stopped on purpose: the EXIT trap kills what an aborted test leaves
-pid=$!
+start_stopped 1000 5 2 "$TMP/int.db" /dev/null
 wait_stopped $pid 2; ok $? "SIGINT: both workers stopped after 5 jobs each"
 kill -INT "-$pid"; kill -CONT "-$pid"; wait $pid; st=$?
 n=$(stored "$TMP/int.db")
@@ -169,10 +172,7 @@ resumed "$TMP/int.db" 10 "SIGINT"
 
 # SIGTERM to the sweep alone (not its workers): it tells them to stop (a
 # worker may start another job before it is told: at least 2 x 3 runs)
-D2MOE_SWEEP_BATCH=1000 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=3 \
-    setsid "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/term2.db" -j 2 --quiet 2> /dev/null &
-PGS="$PGS $!" # stopped on purpose: the EXIT trap kills what an aborted test leaves
-pid=$!
+start_stopped 1000 3 2 "$TMP/term2.db" /dev/null
 wait_stopped $pid 2; ok $? "SIGTERM to the parent: both workers stopped after 3 jobs each"
 kill -TERM $pid; kill -CONT "-$pid"; wait $pid; st=$?
 n=$(stored "$TMP/term2.db")
@@ -180,10 +180,7 @@ n=$(stored "$TMP/term2.db")
 resumed "$TMP/term2.db" "$n" "SIGTERM to the parent"
 
 # SIGTERM to one worker: every process stops, the sweep ends by the signal
-D2MOE_SWEEP_BATCH=1000 D2MOE_SWEEP_BATCH_MS=600000 D2MOE_SWEEP_STOP_AFTER=3 \
-    setsid "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/term3.db" -j 2 --quiet 2> /dev/null &
-PGS="$PGS $!" # stopped on purpose: the EXIT trap kills what an aborted test leaves
-pid=$!
+start_stopped 1000 3 2 "$TMP/term3.db" /dev/null
 wait_stopped $pid 2; ok $? "SIGTERM to a worker: both workers stopped after 3 jobs each"
 kill -TERM "$(pgrep -P $pid | head -n 1)"; kill -CONT "-$pid"; wait $pid; st=$?
 n=$(stored "$TMP/term3.db")

@@ -17,6 +17,7 @@
 #include "host/execplan.h"
 #include "host/opjoin.h"
 #include "host/valstat.h"
+#include "host/valstore.h"
 #include "quant/mwqfile.h"
 #include "results/db.h"
 #include "results/sweep.h"
@@ -267,29 +268,6 @@ static const char *pairs_sql =
     "   AND coalesce((SELECT value FROM metrics WHERE run_id = rr.id AND name = 'probe_ok'), 1) != 0"
     " ORDER BY rs.id";
 
-/* probe_ok of the last real run of (spec, point) stored after after_id:
- * 1 accepted (or no probe reference), 0 rejected, -1 no run */
-static int last_probe_ok(const char *dbpath, const char *spec, size_t point, int64_t after_id)
-{
-    db *d;
-    if (db_open(dbpath, &d)) return -1;
-    sqlite3_stmt *q;
-    int res = -1;
-    const char *sql = "SELECT coalesce((SELECT value FROM metrics WHERE run_id = r.id AND name = 'probe_ok'), 1)"
-                      "  FROM runs r JOIN params sp ON sp.run_id = r.id AND sp.key = 'exec.spec' AND sp.value = ?1"
-                      "  JOIN params pt ON pt.run_id = r.id AND pt.key = 'exec.point' AND CAST(pt.value AS INTEGER) = ?2"
-                      " WHERE r.mode = 'real' AND r.id > ?3 ORDER BY r.id DESC LIMIT 1";
-    if (sqlite3_prepare_v2(db_handle(d), sql, -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, spec, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(q, 2, (sqlite3_int64)point);
-        sqlite3_bind_int64(q, 3, after_id);
-        if (sqlite3_step(q) == SQLITE_ROW) res = sqlite3_column_double(q, 0) != 0;
-        sqlite3_finalize(q);
-    }
-    db_close(d);
-    return res;
-}
-
 static int run_spec(const char *dbpath, const char *const *pass, int npass, const sweep_spec *s, int repeat, double max_err,
                     const char *recal_dir, int max_retries, const char *probe_tol, const char *calib_tol)
 {
@@ -383,7 +361,9 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
             printf("point %zu failed (status %d)\n", i, st);
             break;
         }
-        if (!probe_ref[0] || last_probe_ok(dbpath, sweep_spec_name(s), i, start_id) != 0) break;
+        valstore_pair last; /* the run just stored: its probe gate (no run found: nothing to reject) */
+        if (!probe_ref[0] || valstore_pair_last(dbpath, sweep_spec_name(s), i, start_id, &last) != D2_OK || last.probe_ok)
+            break;
         rejected++;
         printf("round %zu, point %zu: the machine's kernel speed moved more than %s%% from its calibration during the "
                "run: rejected%s\n", it / n + 1, i, probe_tol, attempt < max_retries ? ", measuring again" : " (no retries left)");

@@ -2,6 +2,7 @@
  * (see opjoin.h). */
 #include "host/opjoin.h"
 #include "core/err.h"
+#include "core/vec.h"
 #include "core/fileio.h"
 #include "core/text.h"
 #include "sim/sim.h"
@@ -40,13 +41,7 @@ int opjoin_tl_add(opjoin_tl *tl, const opjoin_op *op)
     if (op->end_ns < op->start_ns || op->step < 0 || op->layer < 0)
         D2_ERROR(D2_EINVAL, "op record: step %d layer %d [%lld, %lld] out of range", (int)op->step, (int)op->layer,
                  (long long)op->start_ns, (long long)op->end_ns);
-    if (tl->n == tl->cap) {
-        size_t c = tl->cap ? 2 * tl->cap : 256;
-        opjoin_op *q = realloc(tl->op, c * sizeof *q);
-        if (!q) D2_ERROR(D2_ENOMEM, "op records: out of memory");
-        tl->op = q;
-        tl->cap = c;
-    }
+    D2_TRY(VEC_RESERVE(tl->op, tl->cap, tl->n + 1));
     tl->op[tl->n++] = *op;
     return D2_OK;
 }

@@ -5,6 +5,7 @@
 #include "host/valstore.h"
 
 #include "core/err.h"
+#include "core/vec.h"
 #include "host/valstat.h"
 #include "results/db.h"
 
@@ -228,13 +229,7 @@ static int read_rows(const char *path, sqlite3 *h, valstore_session *s)
     size_t cap = 0;
     int rc = D2_OK, st;
     while (rc == D2_OK && (st = sqlite3_step(q)) == SQLITE_ROW) {
-        if (s->nrows == cap) {
-            size_t nc = cap ? 2 * cap : 64;
-            valstore_row *g = realloc(s->rows, nc * sizeof *g);
-            if (!g) { rc = D2_ENOMEM; d2_err_set("%s: out of memory", path); break; }
-            s->rows = g;
-            cap = nc;
-        }
+        if ((rc = VEC_RESERVE(s->rows, cap, s->nrows + 1)) != D2_OK) break;
         valstore_row *w = &s->rows[s->nrows++];
         w->id = sqlite3_column_int64(q, 0);
         w->point = (long)sqlite3_column_int64(q, 1);

@@ -6,6 +6,7 @@
 #include "quant/weights.h"
 #include "quant/f16.h"
 #include "core/err.h"
+#include "core/vec.h"
 #include "core/text.h"
 
 #include <errno.h>
@@ -38,13 +39,7 @@ int weights_format_parse(const char *s, weights_format *out)
 
 static int add(weights *w, const weights_info *ti)
 {
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? 2 * w->cap : 32;
-        weights_info *t = realloc(w->t, cap * sizeof *t);
-        if (!t) D2_ERROR(D2_ENOMEM, "out of memory");
-        w->t = t;
-        w->cap = cap;
-    }
+    D2_TRY(VEC_RESERVE(w->t, w->cap, w->n + 1));
     w->t[w->n++] = *ti;
     return D2_OK;
 }

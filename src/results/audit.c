@@ -5,6 +5,7 @@
 #include "results/audit.h"
 #include "core/device.h"
 #include "core/err.h"
+#include "core/vec.h"
 #include "core/fileio.h"
 #include "core/hash.h"
 #include "core/inifile.h"
@@ -624,13 +625,7 @@ static int run_job(audit_report *rep, const claim *cl, const char *mname, const 
     }
     for (size_t i = 0; i < rep->nm; i++)
         if (!strcmp(rep->m[i].key, key)) { *out = i; return D2_OK; }
-    if (rep->nm == rep->capm) {
-        size_t nc = rep->capm ? 2 * rep->capm : 32;
-        memo *na = realloc(rep->m, nc * sizeof *na);
-        if (!na) D2_ERROR(D2_ENOMEM, "out of memory");
-        rep->m = na;
-        rep->capm = nc;
-    }
+    D2_TRY(VEC_RESERVE(rep->m, rep->capm, rep->nm + 1));
     memo *m = &rep->m[rep->nm];
     memset(m, 0, sizeof *m);
     snprintf(m->key, sizeof m->key, "%s", key);

@@ -4,6 +4,7 @@
  * refused, and a figure is drawn into <path>.tmp and renamed into place. */
 #include "results/plot.h"
 #include "core/err.h"
+#include "core/vec.h"
 #include "core/fileio.h"
 #include "core/inifile.h"
 #include "core/suggest.h"
@@ -36,13 +37,7 @@ static int fig_entry(void *user, const char *section, const char *key, const cha
     if (!f || strcmp(f->name, section) != 0) {
         for (size_t i = 0; i < c->n; i++)
             if (!strcmp(c->a[i].name, section)) D2_ERROR(D2_EFORMAT, "%s:%d: [%s]: section given twice", path, line, section);
-        if (c->n == c->cap) {
-            size_t nc = c->cap ? 2 * c->cap : 16;
-            plot_fig *na = realloc(c->a, nc * sizeof *na);
-            if (!na) D2_ERROR(D2_ENOMEM, "out of memory");
-            c->a = na;
-            c->cap = nc;
-        }
+        D2_TRY(VEC_RESERVE(c->a, c->cap, c->n + 1));
         f = &c->a[c->n++];
         memset(f, 0, sizeof *f);
         snprintf(f->name, sizeof f->name, "%s", section);

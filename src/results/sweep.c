@@ -4,6 +4,7 @@
 #include "results/sweep.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/vec.h"
 #include "core/hash.h"
 #include "core/inifile.h"
 #include "core/units.h"
@@ -807,13 +808,7 @@ static int run_one(db *d, const sweep_spec *s, const sweep_job *j, const sweep_o
     int stored;
     D2_TRY(sweep_job_stored(d, j, &stored));
     if (stored) { sh->skipped++; return D2_OK; }
-    if (b->n == b->cap) {
-        size_t nc = b->cap ? 2 * b->cap : 16;
-        pending *na = realloc(b->a, nc * sizeof *na);
-        if (!na) D2_ERROR(D2_ENOMEM, "out of memory");
-        b->a = na;
-        b->cap = nc;
-    }
+    D2_TRY(VEC_RESERVE(b->a, b->cap, b->n + 1));
     db_run *run = db_run_new(sweep_spec_kind(s), "sim");
     if (!run) D2_ERROR(D2_ENOMEM, "out of memory");
     if (o->argc) db_run_cmdline(run, o->argc, o->argv);
