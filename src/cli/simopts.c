@@ -42,9 +42,10 @@ int simopts_take(simopts *o, int c, const char *arg, const char *cmd)
         char *end;
         errno = 0;
         unsigned long long s = strtoull(arg, &end, 10);
-        /* the range of the parameter sim.seed (sim/params.c: 0 .. 9.2e18) */
-        if (!*arg || *end || arg[0] == '-' || errno == ERANGE || s > 9200000000000000000ULL)
-            return cli_usage_error(cmd, "--seed %s: expected an integer 0..9200000000000000000", arg);
+        /* the range of the parameter sim.seed, from its row of the table */
+        const unsigned long long smax = (unsigned long long)param_find(&sim_param_table, "seed")->max;
+        if (!*arg || *end || arg[0] == '-' || errno == ERANGE || s > smax)
+            return cli_usage_error(cmd, "--seed %s: expected an integer 0..%llu", arg, smax);
         o->seed = s;
         return 1;
     }
