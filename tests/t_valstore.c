@@ -82,6 +82,59 @@ static int round_rec(const char *path, const char *session, int point, int round
     return valstore_round_write(path, &r);
 }
 
+/* an execute --spec pair with bubble ratios (what its summary reads);
+ * probe < 0: no probe_ok stored; other_cfg: the real run's configuration
+ * differs (a pair that is not one) */
+static int64_t spec_pair(const char *path, const char *spec, int point, double sim_s, double real_s, double sb, double rb,
+                         int probe, int other_cfg)
+{
+    db *d;
+    if (db_open(path, &d)) return -1;
+    int64_t id = -1;
+    for (int side = 0; side < 2; side++) {
+        db_run *r = db_run_new("execute", side ? "real" : "sim");
+        char pt[16];
+        snprintf(pt, sizeof pt, "%d", point);
+        db_run_cmdline(r, 1, argv0);
+        db_run_param(r, "exec.spec", spec);
+        db_run_param(r, "exec.point", pt);
+        db_run_param(r, "sim.budget", side && other_cfg ? "1" : "100000000");
+        db_run_metric(r, "makespan_s", side ? real_s : sim_s, "s");
+        db_run_metric(r, "bubble_ratio", side ? rb : sb, "");
+        if (side && probe >= 0) db_run_metric(r, "probe_ok", probe, "");
+        db_run_status(r, "ok");
+        if (db_run_write(d, r, &id)) id = -1;
+        db_run_free(r);
+    }
+    db_close(d);
+    return id;
+}
+
+typedef struct pairs_seen {
+    int n;
+    long point[8];
+    double sim_s[8], real_s[8], sb[8], rb[8];
+} pairs_seen;
+
+static int see_pair(void *user, const valstore_spec_pair *p)
+{
+    pairs_seen *a = user;
+    if (a->n >= 8) return D2_EINTERNAL;
+    a->point[a->n] = p->point;
+    a->sim_s[a->n] = p->sim_s;
+    a->real_s[a->n] = p->real_s;
+    a->sb[a->n] = p->sim_bubble;
+    a->rb[a->n++] = p->real_bubble;
+    return D2_OK;
+}
+
+static int stop_at_first(void *user, const valstore_spec_pair *p)
+{
+    (void)p;
+    ++*(int *)user;
+    return D2_EINTERNAL;
+}
+
 int main(void)
 {
     char path[] = "/tmp/t_valstore.XXXXXX";
@@ -274,6 +327,35 @@ int main(void)
     (void)valstore_last_id(txt, &sess);
     is_int(sess, 0, "last id of a file that is not a store: 0");
 
+    /* execute --spec's summary: its pairs, read back */
+    char sp_path[96];
+    snprintf(sp_path, sizeof sp_path, "%s.spec.db", path);
+    int64_t s0 = spec_pair(sp_path, "sp", 0, 1.0, 1.25, 0.1, 0.2, -1, 0);  /* before the cut: not read */
+    int64_t cut = s0;
+    int64_t s1 = spec_pair(sp_path, "sp", 1, 2.0, 2.5, 0.3, 0.4, 1, 0);   /* read */
+    int64_t s2 = spec_pair(sp_path, "sp", 0, 3.0, 3.5, 0.5, 0.6, 0, 0);   /* probe failed: not read */
+    int64_t s3 = spec_pair(sp_path, "other", 0, 4.0, 4.5, 0.7, 0.8, 1, 0); /* another spec: not read */
+    int64_t s4 = spec_pair(sp_path, "sp", 0, 5.0, 5.5, 0.9, 1.0, 1, 1);   /* real run of another configuration: not read */
+    int64_t s5 = spec_pair(sp_path, "sp", 7, 6.0, 6.5, 0.15, 0.25, -1, 0); /* no probe stored: read */
+    ok(s0 > 0 && s1 > 0 && s2 > 0 && s3 > 0 && s4 > 0 && s5 > 0, "execute --spec pairs stored");
+    pairs_seen ps = {0};
+    ok(valstore_spec_pairs(sp_path, "sp", cut, see_pair, &ps) == D2_OK, "valstore_spec_pairs walks the pairs after the cut");
+    is_int(ps.n, 2, "  two pairs: the probe-failed one, another spec's, a mismatched one and the one before the cut left out");
+    ok(ps.n == 2 && ps.point[0] == 1 && ps.point[1] == 7, "  points 1 then 7, by sim run id");
+    ok(ps.n == 2 && ps.sim_s[0] == 2.0 && ps.real_s[0] == 2.5 && ps.sb[0] == 0.3 && ps.rb[0] == 0.4,
+       "  the first pair's makespans and bubble ratios, sim and real in their places");
+    ok(ps.n == 2 && ps.sim_s[1] == 6.0 && ps.real_s[1] == 6.5 && ps.sb[1] == 0.15 && ps.rb[1] == 0.25, "  the second's");
+    ps.n = 0;
+    rc = valstore_spec_pairs(sp_path, "sp", 0, see_pair, &ps);
+    ok(rc == D2_OK && ps.n == 3 && ps.point[0] == 0 && ps.sim_s[0] == 1.0, "  after id 0: the first pair too (%d pairs)", ps.n);
+    int calls = 0;
+    ok(valstore_spec_pairs(sp_path, "sp", 0, stop_at_first, &calls) == D2_EINTERNAL && calls == 1,
+       "  the visitor's status stops the walk and is returned");
+    ps.n = 0;
+    ok(valstore_spec_pairs(sp_path, "nosuch", 0, see_pair, &ps) == D2_OK && ps.n == 0, "  a spec with no pairs: none, D2_OK");
+    rc = valstore_spec_pairs(txt, "sp", 0, see_pair, &ps);
+    ok(rc != D2_OK && strstr(d2_err_msg(), txt), "  a file that is not a store: refused, named (%s)", d2_err_msg());
+
     const char *sfx[] = {"", "-wal", "-shm"};
     for (int k = 0; k < 3; k++) {
         char p[128];
@@ -282,6 +364,8 @@ int main(void)
         snprintf(p, sizeof p, "%s%s", empty, sfx[k]);
         unlink(p);
         snprintf(p, sizeof p, "%s%s", none, sfx[k]);
+        unlink(p);
+        snprintf(p, sizeof p, "%s%s", sp_path, sfx[k]);
         unlink(p);
     }
     unlink(txt);

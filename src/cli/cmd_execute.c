@@ -252,21 +252,25 @@ static int store(const char *path, const sim_result *r, const exec_result *x, co
     return rc;
 }
 
-/* Pairs of this spec's runs: each sim row and the real row written right
- * after it by the same process (same configuration hash), newer than
- * ?2. */
-static const char *pairs_sql =
-    "SELECT CAST(pt.value AS INTEGER), ms.value, mr.value, bs.value, br.value"
-    "  FROM runs rs JOIN runs rr ON rr.id = rs.id + 1 AND rr.config_hash = rs.config_hash AND rr.mode = 'real'"
-    "  JOIN params sp ON sp.run_id = rs.id AND sp.key = 'exec.spec' AND sp.value = ?1"
-    "  JOIN params pt ON pt.run_id = rs.id AND pt.key = 'exec.point'"
-    "  JOIN metrics ms ON ms.run_id = rs.id AND ms.name = 'makespan_s'"
-    "  JOIN metrics mr ON mr.run_id = rr.id AND mr.name = 'makespan_s'"
-    "  JOIN metrics bs ON bs.run_id = rs.id AND bs.name = 'bubble_ratio'"
-    "  JOIN metrics br ON br.run_id = rr.id AND br.name = 'bubble_ratio'"
-    " WHERE rs.kind = 'execute' AND rs.mode = 'sim' AND rs.status = 'ok' AND rs.id > ?2"
-    "   AND coalesce((SELECT value FROM metrics WHERE run_id = rr.id AND name = 'probe_ok'), 1) != 0"
-    " ORDER BY rs.id";
+/* The summary's arrays: [point][round] of each stored pair (run_spec) */
+typedef struct spec_rows {
+    size_t n;                     /* points */
+    int repeat;                   /* rounds kept per point */
+    double *simr, *real, *sb, *rb; /* [n * repeat]: makespans (s), bubble ratios */
+    int *cnt;                     /* [n]: rounds kept */
+} spec_rows;
+
+static int spec_row(void *user, const valstore_spec_pair *p)
+{
+    spec_rows *a = user;
+    if (p->point < 0 || (size_t)p->point >= a->n || a->cnt[p->point] >= a->repeat) return D2_OK;
+    const size_t at = (size_t)p->point * (size_t)a->repeat + (size_t)a->cnt[p->point]++;
+    a->simr[at] = p->sim_s;
+    a->real[at] = p->real_s;
+    a->sb[at] = p->sim_bubble;
+    a->rb[at] = p->real_bubble;
+    return D2_OK;
+}
 
 static int run_spec(const char *dbpath, const char *const *pass, int npass, const sweep_spec *s, int repeat, double max_err,
                     const char *recal_dir, int max_retries, const char *probe_tol, const char *calib_tol)
@@ -370,39 +374,21 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
       }
     }
     /* the summary, from the store */
-    db *d;
-    int rc = db_open(dbpath, &d);
-    if (rc) return cli_fail(rc);
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(db_handle(d), pairs_sql, -1, &q, NULL) != SQLITE_OK) {
-        d2_err_set("%s: %s", dbpath, sqlite3_errmsg(db_handle(d)));
-        db_close(d);
-        return cli_fail(D2_EDB);
-    }
-    sqlite3_bind_text(q, 1, sweep_spec_name(s), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(q, 2, start_id);
     double *sb = calloc(n * (size_t)repeat, sizeof *sb), *real = calloc(n * (size_t)repeat, sizeof *real),
            *rb = calloc(n * (size_t)repeat, sizeof *rb), *simr = calloc(n * (size_t)repeat, sizeof *simr),
            *err = calloc(n * (size_t)repeat, sizeof *err);
     int *cnt = calloc(n, sizeof *cnt);
     if (!simr || !err || !sb || !real || !rb || !cnt) {
         free(simr); free(err); free(sb); free(real); free(rb); free(cnt);
-        sqlite3_finalize(q);
-        db_close(d);
         d2_err_set("execute: out of memory");
         return cli_fail(D2_ENOMEM);
     }
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        int64_t p = sqlite3_column_int64(q, 0);
-        if (p < 0 || (size_t)p >= n || cnt[p] >= repeat) continue;
-        simr[(size_t)p * (size_t)repeat + (size_t)cnt[p]] = sqlite3_column_double(q, 1);
-        sb[(size_t)p * (size_t)repeat + (size_t)cnt[p]] = sqlite3_column_double(q, 3);
-        real[(size_t)p * (size_t)repeat + (size_t)cnt[p]] = sqlite3_column_double(q, 2);
-        rb[(size_t)p * (size_t)repeat + (size_t)cnt[p]] = sqlite3_column_double(q, 4);
-        cnt[p]++;
+    spec_rows rows = {.n = n, .repeat = repeat, .simr = simr, .real = real, .sb = sb, .rb = rb, .cnt = cnt};
+    int rc = valstore_spec_pairs(dbpath, sweep_spec_name(s), start_id, spec_row, &rows);
+    if (rc) {
+        free(simr); free(err); free(sb); free(real); free(rb); free(cnt);
+        return cli_fail(rc);
     }
-    sqlite3_finalize(q);
-    db_close(d);
     printf("\n%-6s %6s %12s %12s %9s %10s %10s   (medians over the rounds; error: median of each round's\n"
            "%63s(sim - real) / real, prediction and run paired)\n", "point", "rounds", "sim_s", "real_s", "error", "sim_bub",
            "real_bub", "");

@@ -9,6 +9,7 @@
 #include "host/valstat.h"
 #include "results/db.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,45 @@ int valstore_pair_last(const char *dbpath, const char *spec, size_t point, int64
     } else rc = D2_EDB;
     db_close(d);
     if (rc) d2_err_set("%s: no execute run of point %zu found", dbpath, point);
+    return rc;
+}
+
+int valstore_spec_pairs(const char *dbpath, const char *spec, int64_t after_id,
+                        int (*fn)(void *user, const valstore_spec_pair *p), void *user)
+{
+    db *d;
+    D2_TRY(db_open_readonly(dbpath, &d));
+    const char *sql =
+        "SELECT CAST(pt.value AS INTEGER), ms.value, mr.value, bs.value, br.value"
+        "  FROM runs rs JOIN runs rr ON rr.id = rs.id + 1 AND rr.config_hash = rs.config_hash AND rr.mode = 'real'"
+        "  JOIN params sp ON sp.run_id = rs.id AND sp.key = 'exec.spec' AND sp.value = ?1"
+        "  JOIN params pt ON pt.run_id = rs.id AND pt.key = 'exec.point'"
+        "  JOIN metrics ms ON ms.run_id = rs.id AND ms.name = 'makespan_s'"
+        "  JOIN metrics mr ON mr.run_id = rr.id AND mr.name = 'makespan_s'"
+        "  JOIN metrics bs ON bs.run_id = rs.id AND bs.name = 'bubble_ratio'"
+        "  JOIN metrics br ON br.run_id = rr.id AND br.name = 'bubble_ratio'"
+        " WHERE rs.kind = 'execute' AND rs.mode = 'sim' AND rs.status = 'ok' AND rs.id > ?2"
+        "   AND coalesce((SELECT value FROM metrics WHERE run_id = rr.id AND name = 'probe_ok'), 1) != 0"
+        " ORDER BY rs.id";
+    sqlite3_stmt *q;
+    int rc = D2_OK, st = SQLITE_DONE;
+    if (sqlite3_prepare_v2(db_handle(d), sql, -1, &q, NULL) != SQLITE_OK) {
+        d2_err_set("%s: %s", dbpath, sqlite3_errmsg(db_handle(d)));
+        db_close(d);
+        return D2_EDB;
+    }
+    sqlite3_bind_text(q, 1, spec, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 2, after_id);
+    while (rc == D2_OK && (st = sqlite3_step(q)) == SQLITE_ROW) {
+        const sqlite3_int64 pt = sqlite3_column_int64(q, 0);
+        const valstore_spec_pair p = {.point = pt < LONG_MIN ? LONG_MIN : pt > LONG_MAX ? LONG_MAX : (long)pt,
+                                      .sim_s = sqlite3_column_double(q, 1), .real_s = sqlite3_column_double(q, 2),
+                                      .sim_bubble = sqlite3_column_double(q, 3), .real_bubble = sqlite3_column_double(q, 4)};
+        rc = fn(user, &p);
+    }
+    if (rc == D2_OK && st != SQLITE_DONE) rc = (d2_err_set("%s: %s", dbpath, sqlite3_errmsg(db_handle(d))), D2_EDB);
+    sqlite3_finalize(q);
+    db_close(d);
     return rc;
 }
 

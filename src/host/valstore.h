@@ -41,6 +41,24 @@ typedef struct valstore_pair {
  * query, or db_open's status. */
 int valstore_pair_last(const char *dbpath, const char *spec, size_t point, int64_t after_id, valstore_pair *out);
 
+/* A stored pair of a point for `execute --spec`'s summary: a sim run and
+ * the real run written right after it (the next run id, the same
+ * configuration hash), the real one's kernel probes passed (or none
+ * stored). */
+typedef struct valstore_spec_pair {
+    long point;           /* exec.point as stored (the caller checks its range) */
+    double sim_s, real_s; /* predicted and measured makespans, s */
+    double sim_bubble;    /* predicted bubble ratio */
+    double real_bubble;   /* measured bubble ratio */
+} valstore_spec_pair;
+
+/* Every such pair of spec `spec` with a sim run id > after_id, by sim run
+ * id, to fn (a non-zero return stops the walk and is returned).  The store
+ * is opened read-only.  D2_EDB (naming dbpath) when it refuses the query,
+ * or db_open_readonly's status. */
+int valstore_spec_pairs(const char *dbpath, const char *spec, int64_t after_id,
+                        int (*fn)(void *user, const valstore_spec_pair *p), void *user);
+
 /* Add run run_id's metrics host_in_compute_lK_s into h[K-1] (K in
  * 1..EXEC_HOST_LEVELS; others skipped); *found = 1 when it stored any.
  * D2_EDB (naming dbpath) or db_open's status. */
