@@ -62,4 +62,9 @@ printf '[sweep]\nname = caf\351\nmodel = tiny-moe\ndevice = env2\nsim.requests =
 "$D2MOE" export --db "$TMP/l1.db" --format json -o "$TMP/l1.json" 2> "$TMP/l1.err" > /dev/null; st=$?
 [ "$st" -eq 0 ] && grep -q '"sweep": "caf\\ufffd"\|"sweep": "caf'"$(printf '\357\277\275')"'"' "$TMP/l1.json" && ! grep -q '"sweep": null' "$TMP/l1.json" && grep -q "not UTF-8: written as U+FFFD" "$TMP/l1.err"
 ok $? "export --format json of a Latin-1 sweep name: U+FFFD, not null, and a note (status $st)"
+# a path longer than PATH_MAX is refused, never cut short into another file's name
+LONGP=$(head -c 5000 /dev/zero | tr '\0' a)
+expect 2 "path too long \(5000 bytes, at most 4095\): aaaa" "plot --plots with a 5000-byte folder: exit 2, one line" -- "$D2MOE" plot list --plots "$LONGP"
+expect 2 "path too long" "report --plots with a 5000-byte folder: exit 2, one line" -- "$D2MOE" report --plots "$LONGP" -o "$TMP/r.html"
+expect 2 "path too long \(5005 bytes" "reproduce into a 5000-byte folder: exit 2, one line" -- "$D2MOE" reproduce --quick --db "/tmp/$LONGP/x.db"
 done_testing

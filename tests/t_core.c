@@ -4,6 +4,7 @@
  * cannot be created), the control-character test. */
 #include "core/device.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/hash.h"
 #include "core/model.h"
 #include "core/par.h"
@@ -314,6 +315,27 @@ static void test_prefault(void)
     free(z);
 }
 
+static void test_pathf(void)
+{
+    /* a path that fits exactly (n - 1 bytes) is built; one byte more is
+     * refused, never cut short, and the buffer left "" */
+    char b[8];
+    is_int(fileio_pathf(b, sizeof b, "%s/%s", "abc", "def"), D2_OK, "fileio_pathf: 7 bytes fit in 8");
+    is_str(b, "abc/def", "  the path built");
+    is_int(fileio_pathf(b, sizeof b, "%s/%s.x", "ab", "de"), D2_OK, "  \"ab/de.x\" fits too");
+    is_int(fileio_pathf(b, sizeof b, "%s/%s", "abcd", "efg"), D2_ERANGE, "  8 bytes in 8: D2_ERANGE");
+    is_str(b, "", "  the buffer left empty");
+    ok(strstr(d2_err_msg(), "path too long (8 bytes, at most 7): abcd/ef...") != NULL, "  the message names the length and the start (%s)",
+       d2_err_msg());
+    char big[FILEIO_PATH_MAX + 10];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    char p[FILEIO_PATH_MAX];
+    is_int(fileio_pathf(p, sizeof p, "%s", big), D2_ERANGE, "  a name longer than FILEIO_PATH_MAX: D2_ERANGE");
+    big[FILEIO_PATH_MAX - 1] = '\0';
+    is_int(fileio_pathf(p, sizeof p, "%s", big), D2_OK, "  FILEIO_PATH_MAX - 1 bytes: built");
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/t_core.XXXXXX");
@@ -321,6 +343,7 @@ int main(void)
     test_units();
     test_text();
     test_vec();
+    test_pathf();
     test_prefault();
     test_ini();
     test_models();

@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "eval/evalq.h"
 #include "eval/llm.h"
 
@@ -19,9 +20,9 @@ int bench_eval(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    char path[4200], tmp[64] = "";
-    snprintf(path, sizeof path, "%s/../shared/data/weights/stories260K.bin", D2_SRCDIR);
-    int rc;
+    char path[FILEIO_PATH_MAX], tmp[64] = "";
+    int rc = fileio_pathf(path, sizeof path, "%s/../shared/data/weights/stories260K.bin", D2_SRCDIR);
+    if (rc) return cli_fail(rc);
     if (access(path, R_OK) != 0) {
         snprintf(tmp, sizeof tmp, "/tmp/d2moe-bench-eval.%ld.bin", (long)getpid());
         llm_config c;

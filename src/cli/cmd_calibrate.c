@@ -213,7 +213,7 @@ static int run(int argc, char **argv)
     for (const char *p = name; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
             return cli_usage_error("calibrate", "--name %s: letters a-z, digits, '-' and '_' only", name);
-    char path[4096];
+    char path[FILEIO_PATH_MAX];
     if (!out_path) {
         int rc = param_profile_path("device", name, path, sizeof path);
         if (rc) return cli_fail(rc);
@@ -223,8 +223,8 @@ static int run(int argc, char **argv)
     { /* fail before measuring when the profile cannot be written */
         int orc = fileio_out_check(out_path); /* a FIFO, device or symlink: refused (exit 2) */
         if (orc) return cli_fail(orc);
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", out_path);
+        char dir[FILEIO_PATH_MAX];
+        if ((orc = fileio_pathf(dir, sizeof dir, "%s", out_path)) != D2_OK) return cli_fail(orc);
         char *slash = strrchr(dir, '/');
         if (slash == dir) dir[1] = 0;
         else if (slash) *slash = 0;

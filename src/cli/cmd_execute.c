@@ -275,7 +275,7 @@ static int spec_row(void *user, const valstore_spec_pair *p)
 static int run_spec(const char *dbpath, const char *const *pass, int npass, const sweep_spec *s, int repeat, double max_err,
                     const char *recal_dir, int max_retries, const char *probe_tol, const char *calib_tol)
 {
-    char round_dev[4200] = "", probe_ref[32] = "", cold_ref[32] = "";
+    char round_dev[FILEIO_PATH_MAX] = "", probe_ref[32] = "", cold_ref[32] = "";
     int rejected = 0, rejected_cal = 0;
     size_t n = sweep_spec_size(s);
     int failed = 0;
@@ -304,7 +304,8 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
              * reads are sampled densely (factor 1.25) around the sizes this
              * model's level chunks have (V1: half the level-2 chunk .. twice
              * the level-1 chunk), where read time is not linear in size. */
-            snprintf(round_dev, sizeof round_dev, "%s/host-r%zu-p%zu.ini", recal_dir, it / n + 1, i);
+            int prc = fileio_pathf(round_dev, sizeof round_dev, "%s/host-r%zu-p%zu.ini", recal_dir, it / n + 1, i);
+            if (prc) return cli_fail(prc);
             char lo[32], hi[32], *cv[VALIDATION_CALIBRATE_ARGC + 5];
             int ncv = validation_calibrate_argv(j, round_dev, recal_dir, "256Mi", lo, hi, cv);
             /* the calibration pins its threads as the runs will */
@@ -627,14 +628,17 @@ static int run(int argc, char **argv)
     }
 
     /* 3. the model file */
-    char path[4096];
-    if (mwq) snprintf(path, sizeof path, "%s", mwq);
-    else {
+    char path[FILEIO_PATH_MAX];
+    rc = mwq ? fileio_pathf(path, sizeof path, "%s", mwq) : D2_OK;
+    if (rc) { opjoin_tl_free(sim_ops); opjoin_tl_free(real_ops); execplan_free(&plan); sim_result_free(r); return cli_fail(rc); }
+    if (!mwq) {
         /* the container version is in the name: a file cached by a build
          * with another layout is not picked up */
-        snprintf(path, sizeof path, "%s/%s.b%dk%dg%lld.L%lldE%lldH%lldF%lld.v%d.mwq", mwqdir, e.m.name, e.bits[0], e.levels,
-                 (long long)e.group, (long long)model_moe_layers(&e.m), (long long)e.m.experts, (long long)e.m.hidden,
-                 (long long)e.m.expert_ffn, MWQFILE_VERSION);
+        if ((rc = fileio_pathf(path, sizeof path, "%s/%s.b%dk%dg%lld.L%lldE%lldH%lldF%lld.v%d.mwq", mwqdir, e.m.name, e.bits[0],
+                               e.levels, (long long)e.group, (long long)model_moe_layers(&e.m), (long long)e.m.experts,
+                               (long long)e.m.hidden, (long long)e.m.expert_ffn, MWQFILE_VERSION))) {
+            opjoin_tl_free(sim_ops); opjoin_tl_free(real_ops); execplan_free(&plan); sim_result_free(r); return cli_fail(rc);
+        }
         struct stat st;
         if (stat(path, &st) != 0) {
             mwq_config mc;

@@ -5,6 +5,7 @@
 #include "sim/readings.h"
 #include "core/device.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/model.h"
 #include "core/param.h"
 #include "core/suggest.h"
@@ -41,7 +42,7 @@ static int list_models(void)
         if (rc) { status = cli_fail(rc); continue; }
         double active = (double)model_nonexpert_params(&m)
                       + (double)model_moe_layers(&m) * (double)m.top_k * (double)model_expert_params(&m);
-        char path[4200];
+        char path[FILEIO_PATH_MAX];
         const char *origin = "?";
         param_profile_find("model", names[i], path, sizeof path, &origin);
         printf("%-20s %6lld %7lld %5lld %9.2f %9.2f %10.2f %10.2f %10.2f  %s (%s)\n", m.name, (long long)m.layers,
@@ -85,7 +86,7 @@ static int list_devices(void)
         device d;
         rc = device_load(&d, names[i]);
         if (rc) { status = cli_fail(rc); continue; }
-        char path[4200];
+        char path[FILEIO_PATH_MAX];
         const char *origin = "?";
         param_profile_find("device", names[i], path, sizeof path, &origin);
         printf("%-22s %-10s %10.2f %10.1f %11.2f %10.2f %9s  %s (%s)\n", d.name, d.kind, (double)d.mem_bytes / 1e9,

@@ -47,8 +47,11 @@ static void usage(FILE *out)
 
 static int mkdir_p(const char *p)
 {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", p);
+    char buf[FILEIO_PATH_MAX];
+    if (fileio_pathf(buf, sizeof buf, "%s", p) != D2_OK) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     for (char *s = buf + 1; *s; s++)
         if (*s == '/') { *s = '\0'; mkdir(buf, 0755); *s = '/'; }
     if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
@@ -65,10 +68,11 @@ static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, c
     if (!rc) rc = db_variant_pick(d, q->sweep, want, variant, note, sizeof note);
     if (rc) { db_close(d); return cli_fail(rc); }
     q->variant = variant;
-    char dat[4300];
-    snprintf(dat, sizeof dat, "%s.dat", outp);
+    char dat[FILEIO_PATH_MAX];
     plot_out po;
     plot_axes ax;
+    rc = fileio_pathf(dat, sizeof dat, "%s.dat", outp);
+    if (rc) { db_close(d); return cli_fail(rc); }
     rc = plot_sweep_export(d, q, dat, &po, &ax);
     char hint[1024] = "", gnote[1024] = "";
     if (!rc && po.rows == 0 && q->nwhere) plot_where_hint(d, q, hint, sizeof hint);
@@ -87,7 +91,7 @@ static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, c
     for (size_t i = 0; i < q->nwhere && off < sizeof where; i++)
         off += (size_t)snprintf(where + off, sizeof where - off, "%s%s=%s", i ? ", " : "; ", q->where_k[i], q->where_v[i]);
     snprintf(title, sizeof title, "sweep %s, variant %s: %s against %s%s", q->sweep, variant, q->y, q->x, where);
-    char vars[8192];
+    char vars[PLOT_GP_VARS_MAX];
     size_t voff = 0;
     rc = plot_gp_assign(vars, sizeof vars, &voff, "datafile", dat, "-o");
     if (!rc) rc = plot_gp_assign(vars, sizeof vars, &voff, "titles", po.titles, NULL);
@@ -100,9 +104,9 @@ static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, c
         rc = D2_ERANGE;
     }
     if (rc) { unlink(dat); return cli_fail(rc); }
-    char script[4200];
-    snprintf(script, sizeof script, "%s/sweep.gp", plotdir);
-    rc = plot_draw(D2_GNUPLOT, script, vars, outp);
+    char script[FILEIO_PATH_MAX];
+    rc = fileio_pathf(script, sizeof script, "%s/sweep.gp", plotdir);
+    if (!rc) rc = plot_draw(D2_GNUPLOT, script, vars, outp);
     if (rc) { unlink(dat); return cli_fail(rc); } /* no data file beside a figure not drawn */
     if (note[0]) fprintf(stderr, "d2moe plot: %s: %s\n", q->sweep, note);
     printf("%s (%zu runs, %zu series, variant %s%s)\n", outp, po.rows, po.series, variant,
@@ -115,7 +119,7 @@ static int plot_timeline(const char *plotdir, const char *csv, const char *outp)
     size_t rows;
     int rc = opjoin_tl_check_file(csv, &rows);
     if (rc) return cli_fail(rc);
-    char vars[8192], script[4200], title[4400];
+    char vars[PLOT_GP_VARS_MAX], script[FILEIO_PATH_MAX], title[FILEIO_PATH_MAX + 128];
     const char *base = strrchr(csv, '/');
     snprintf(title, sizeof title, "timeline %s: I/O and compute queues (%zu records)", base ? base + 1 : csv, rows);
     size_t voff = 0;
@@ -126,8 +130,8 @@ static int plot_timeline(const char *plotdir, const char *csv, const char *outp)
     if (!vrc && voff + 12 >= sizeof vars) { d2_err_set("gnuplot's command line is too long"); vrc = D2_ERANGE; }
     if (vrc) return cli_fail(vrc);
     memcpy(vars + voff, "; nseries=0", 12);
-    snprintf(script, sizeof script, "%s/timeline.gp", plotdir);
-    rc = plot_draw(D2_GNUPLOT, script, vars, outp);
+    rc = fileio_pathf(script, sizeof script, "%s/timeline.gp", plotdir);
+    if (!rc) rc = plot_draw(D2_GNUPLOT, script, vars, outp);
     if (rc) return cli_fail(rc);
     printf("%s (%zu records)\n", outp, rows);
     return 0;
@@ -146,17 +150,19 @@ static int run(int argc, char **argv)
         {"x", required_argument, NULL, 'x'}, {"y", required_argument, NULL, 'y'},
         {"series", required_argument, NULL, 'S'}, {"where", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0}};
     const char *dbp = "results/d2moe.db", *outdir = NULL, *want_variant = NULL;
-    char plotdir[4096];
-    snprintf(plotdir, sizeof plotdir, "%s", cli_data_dir("plots", "figures.ini"));
+    char plotdir[FILEIO_PATH_MAX];
+    int c, rc = fileio_pathf(plotdir, sizeof plotdir, "%s", cli_data_dir("plots", "figures.ini"));
+    if (rc) return cli_fail(rc);
     plot_query q;
     memset(&q, 0, sizeof q);
-    int c, rc;
     while ((c = cli_getopt_long(argc, argv, "hd:o:p:", opts, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'd': dbp = optarg; break;
         case 'o': outdir = optarg; break;
-        case 'p': snprintf(plotdir, sizeof plotdir, "%s", optarg); break;
+        case 'p':
+            if ((rc = fileio_pathf(plotdir, sizeof plotdir, "%s", optarg)) != D2_OK) return cli_fail(rc);
+            break;
         case 'V': want_variant = optarg; break;
         case 's': q.sweep = optarg; break;
         case 'x': q.x = optarg; break;
@@ -193,11 +199,11 @@ static int run(int argc, char **argv)
     if (!outdir) outdir = "plots";
     if (argc - optind != 1) return cli_usage_error("plot", "expected one FIGURE, all or list");
     const char *want = argv[optind];
-    char ini[4200];
-    snprintf(ini, sizeof ini, "%s/figures.ini", plotdir);
+    char ini[FILEIO_PATH_MAX];
     plot_fig *figs;
     size_t n;
-    rc = plot_figures_load(ini, &figs, &n);
+    rc = fileio_pathf(ini, sizeof ini, "%s/figures.ini", plotdir);
+    if (!rc) rc = plot_figures_load(ini, &figs, &n);
     if (rc) return cli_fail(rc);
     if (!strcmp(want, "list")) {
         for (size_t i = 0; i < n; i++) printf("%-16s %s\n", figs[i].name, figs[i].title);
@@ -220,32 +226,40 @@ static int run(int argc, char **argv)
     }
     db *d = NULL;
     if ((rc = db_open_readonly(dbp, &d)) != D2_OK) { free(figs); return cli_fail(rc); }
-    char datadir[4200];
-    snprintf(datadir, sizeof datadir, "%s/data", outdir);
+    char datadir[FILEIO_PATH_MAX];
+    if ((rc = fileio_pathf(datadir, sizeof datadir, "%s/data", outdir)) != D2_OK) {
+        db_close(d);
+        free(figs);
+        return cli_fail(rc);
+    }
     if (mkdir_p(datadir) != 0) {
         int e = errno; /* before db_close and free can change it */
         db_close(d);
         free(figs);
         fprintf(stderr, "d2moe: %s: cannot create: %s\n", datadir, strerror(e));
-        return e == ENOENT || e == ENOTDIR ? 2 : 1; /* --out names a file: a bad argument */
+        return e == ENOENT || e == ENOTDIR || e == ENAMETOOLONG ? 2 : 1; /* --out names a file or is too long: a bad argument */
     }
     int status = 0;
     char noted[128] = "";
     for (size_t i = 0; i < n; i++) {
         plot_fig *f = &figs[i];
         if (strcmp(want, "all") && strcmp(want, f->name)) continue;
-        char dat[4400], outbase[4400], csvdir[4400];
-        snprintf(outbase, sizeof outbase, "%s/%s", outdir, f->name);
+        char dat[FILEIO_PATH_MAX], outbase[FILEIO_PATH_MAX], csvdir[FILEIO_PATH_MAX];
+        if ((rc = fileio_pathf(outbase, sizeof outbase, "%s/%s", outdir, f->name)) != D2_OK) {
+            int e = cli_fail(rc);
+            if (!status) status = e;
+            continue;
+        }
         plot_out po;
         memset(&po, 0, sizeof po);
         const char *datp = NULL, *cdir = NULL;
         if (f->sql[0]) {
             char variant[DB_VARIANT_MAX] = "base", note[2048] = "";
             if (f->sweep[0]) {
-                char qpath[4400];
-                snprintf(qpath, sizeof qpath, "%s/%s", plotdir, f->sql);
+                char qpath[FILEIO_PATH_MAX];
                 const char *wv;
-                rc = report_map_variant(qpath, f->sweep, map_sweeps, map_variants, map_n, want_variant, &wv);
+                rc = fileio_pathf(qpath, sizeof qpath, "%s/%s", plotdir, f->sql);
+                if (rc == D2_OK) rc = report_map_variant(qpath, f->sweep, map_sweeps, map_variants, map_n, want_variant, &wv);
                 if (rc == D2_OK) rc = db_variant_pick(d, f->sweep, wv, variant, note, sizeof note);
                 if (rc) {
                     /* rows of several variants would mix: stop this figure */
@@ -266,8 +280,8 @@ static int run(int argc, char **argv)
                     snprintf(noted, sizeof noted, "%s", f->sweep);
                 }
             } else if (want_variant) snprintf(variant, sizeof variant, "%s", want_variant);
-            snprintf(dat, sizeof dat, "%s/%s.dat", datadir, f->name);
-            rc = plot_export(d, plotdir, f, variant, dat, &po);
+            rc = fileio_pathf(dat, sizeof dat, "%s/%s.dat", datadir, f->name);
+            if (rc == D2_OK) rc = plot_export(d, plotdir, f, variant, dat, &po);
             if (rc == D2_OK && po.rows == 0) {
                 if (f->optional && !strcmp(want, "all")) {
                     printf("%s: skipped (optional; no data in %s)\n", f->name, dbp);
@@ -281,10 +295,10 @@ static int run(int argc, char **argv)
         } else {
             /* timeline folders live beside the store: results/d2moe.db -> results/fig9 */
             const char *slash = strrchr(dbp, '/');
-            if (slash) snprintf(csvdir, sizeof csvdir, "%.*s/%s", (int)(slash - dbp), dbp, f->csv);
-            else snprintf(csvdir, sizeof csvdir, "%s", f->csv);
+            rc = slash ? fileio_pathf(csvdir, sizeof csvdir, "%.*s/%s", (int)(slash - dbp), dbp, f->csv)
+                       : fileio_pathf(csvdir, sizeof csvdir, "%s", f->csv);
             cdir = csvdir;
-            rc = D2_OK;
+            if (rc) { int e = cli_fail(rc); if (!status) status = e; continue; }
             if (access(csvdir, R_OK) != 0) {
                 fprintf(stderr, "d2moe: %s: no timelines in %s (d2moe reproduce writes them)\n", f->name, csvdir);
                 if (!status) status = 1;

@@ -37,9 +37,8 @@ static void rm_tree(const char *dir)
         struct dirent *e;
         while ((e = readdir(dp))) {
             if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char p[4400];
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
+            char p[FILEIO_PATH_MAX];
+            if (fileio_pathf(p, sizeof p, "%s/%s", dir, e->d_name) == D2_OK) unlink(p);
         }
         closedir(dp);
     }
@@ -61,10 +60,14 @@ int cli_report_write(const char *dbp, const char *outp, const char *variant, con
         fprintf(stderr, "d2moe report: cannot create a scratch folder in /tmp: %s\n", strerror(errno));
         return 1;
     }
-    char csvroot[4200];
+    char csvroot[FILEIO_PATH_MAX];
     const char *slash = strrchr(dbp, '/');
-    if (slash) snprintf(csvroot, sizeof csvroot, "%.*s", (int)(slash - dbp), dbp);
-    else snprintf(csvroot, sizeof csvroot, ".");
+    rc = slash ? fileio_pathf(csvroot, sizeof csvroot, "%.*s", (int)(slash - dbp), dbp) : fileio_pathf(csvroot, sizeof csvroot, ".");
+    if (rc) {
+        db_close(d);
+        rm_tree(work);
+        return cli_fail(rc);
+    }
     fileio_out *fo; /* a regular file (or new), written through OUT.tmp */
     FILE *f;
     if ((rc = fileio_out_open(outp, &fo, &f)) != D2_OK) {
@@ -102,16 +105,20 @@ static int run(int argc, char **argv)
         {"out", required_argument, NULL, 'o'}, {"variant", required_argument, NULL, 'V'},
         {"plots", required_argument, NULL, 'p'}, {NULL, 0, NULL, 0}};
     const char *dbp = "results/d2moe.db", *outp = NULL, *variant = NULL;
-    char plotdir[4200];
-    snprintf(plotdir, sizeof plotdir, "%s", cli_data_dir("plots", "figures.ini"));
-    int c;
+    char plotdir[FILEIO_PATH_MAX];
+    int c = fileio_pathf(plotdir, sizeof plotdir, "%s", cli_data_dir("plots", "figures.ini"));
+    if (c) return cli_fail(c);
     while ((c = cli_getopt_long(argc, argv, "hd:o:p:", opts, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'd': dbp = optarg; break;
         case 'o': outp = optarg; break;
         case 'V': variant = optarg; break;
-        case 'p': snprintf(plotdir, sizeof plotdir, "%s", optarg); break;
+        case 'p': {
+            int prc = fileio_pathf(plotdir, sizeof plotdir, "%s", optarg);
+            if (prc) return cli_fail(prc);
+            break;
+        }
         default: return cli_bad_option("report", argc, argv);
         }
     }

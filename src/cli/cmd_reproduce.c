@@ -9,6 +9,7 @@
 #include "cli/reproduce.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/inifile.h"
 #include "results/accuracy.h"
 #include "results/report.h"
@@ -102,14 +103,14 @@ static int fig9(const plan *p, const char *dir, const char *rdname)
         D2_ERROR(D2_EFORMAT, "experiments/reproduce.ini: [fig9] needs model, device and at least one strategy");
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) D2_ERROR(D2_EIO, "%s: cannot create: %s", dir, strerror(errno));
     for (int i = 0; i < p->nstrat; i++) {
-        char common[512], own[256], path[4200];
+        char common[512], own[256], path[FILEIO_PATH_MAX];
         const char *sets[64];
         size_t n = 0;
         snprintf(common, sizeof common, "%s", p->common);
         snprintf(own, sizeof own, "%s", p->sets[i]);
         D2_TRY(split_sets(common, sets, &n, 64));
         D2_TRY(split_sets(own, sets, &n, 64));
-        snprintf(path, sizeof path, "%s/%s.csv", dir, p->name[i]);
+        D2_TRY(fileio_pathf(path, sizeof path, "%s/%s.csv", dir, p->name[i]));
         sim_job j = {.model = p->model, .device = p->device, .sets = sets, .nsets = n, .seed = 1, .timeline = path,
                      .readings = rdname};
         sim_result *r;
@@ -163,10 +164,10 @@ static int run(int argc, char **argv)
         sets[nsets++] = rdset;
     }
     double t0 = clock_mono_s();
-    char path[4200], resdir[4200];
+    char path[FILEIO_PATH_MAX], resdir[FILEIO_PATH_MAX];
     const char *slash = strrchr(dbp, '/');
-    if (slash) snprintf(resdir, sizeof resdir, "%.*s", (int)(slash - dbp), dbp);
-    else snprintf(resdir, sizeof resdir, ".");
+    int rc = slash ? fileio_pathf(resdir, sizeof resdir, "%.*s", (int)(slash - dbp), dbp) : fileio_pathf(resdir, sizeof resdir, ".");
+    if (rc) return cli_fail(rc);
     if (mkdir(resdir, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "d2moe: %s: cannot create: %s\n", resdir, strerror(errno));
         return 1;
@@ -174,10 +175,10 @@ static int run(int argc, char **argv)
     plan p;
     memset(&p, 0, sizeof p);
     /* specs and queries from ./, the installed data folder or the source tree */
-    char expdir[4200];
-    snprintf(expdir, sizeof expdir, "%s", cli_data_dir("experiments", "reproduce.ini"));
-    snprintf(path, sizeof path, "%s/reproduce.ini", expdir);
-    int rc = inifile_parse(path, plan_entry, &p, NULL);
+    char expdir[FILEIO_PATH_MAX];
+    rc = fileio_pathf(expdir, sizeof expdir, "%s", cli_data_dir("experiments", "reproduce.ini"));
+    if (!rc) rc = fileio_pathf(path, sizeof path, "%s/reproduce.ini", expdir);
+    if (!rc) rc = inifile_parse(path, plan_entry, &p, NULL);
     if (rc) return cli_fail(rc);
 
     printf("== d2moe reproduce%s: reading %s, results in %s, figures in %s, %ld workers ==\n", quick ? " --quick" : "", rdname,
@@ -204,9 +205,9 @@ static int run(int argc, char **argv)
     size_t nsv = 0;
     snprintf(list, sizeof list, "%s", p.sweeps);
     for (char *save = NULL, *name = strtok_r(list, " \t,", &save); name; name = strtok_r(NULL, " \t,", &save)) {
-        snprintf(path, sizeof path, "%s/%s.ini", expdir, name);
-        sweep_spec *s;
-        rc = sweep_spec_load(path, quick, sets, nsets, runner_check, NULL, &s);
+        sweep_spec *s = NULL;
+        rc = fileio_pathf(path, sizeof path, "%s/%s.ini", expdir, name);
+        if (!rc) rc = sweep_spec_load(path, quick, sets, nsets, runner_check, NULL, &s);
         if (rc == D2_OK) rc = runner_prepare_spec(s);
         if (rc) { sweep_spec_free(s); accuracy_model_free(acc); return cli_fail(rc); } /* s: NULL when it did not load */
         if (nsv < 64) {
@@ -235,8 +236,7 @@ static int run(int argc, char **argv)
     accuracy_model_free(acc);
 
     printf("-- step 3: Fig. 9 timelines\n");
-    snprintf(path, sizeof path, "%s/fig9", resdir);
-    if ((rc = fig9(&p, path, rdname))) return cli_fail(rc);
+    if ((rc = fileio_pathf(path, sizeof path, "%s/fig9", resdir)) || (rc = fig9(&p, path, rdname))) return cli_fail(rc);
 
     printf("-- step 3b: measured accuracy (d2moe eval on a real llama2.c checkpoint)\n");
     if (cli_reproduce_eval(dbp, quick) != 0) status = 1;
@@ -251,9 +251,9 @@ static int run(int argc, char **argv)
     if ((rc = db_open_readonly(dbp, &d))) return cli_fail(rc);
     snprintf(list, sizeof list, "%s", p.summary);
     for (char *save = NULL, *name = strtok_r(list, " \t,", &save); name; name = strtok_r(NULL, " \t,", &save)) {
-        snprintf(path, sizeof path, "%s/summary/%s.sql", cli_data_dir("plots", "figures.ini"), name);
         const char *variant; /* its sweeps' variant */
-        if ((rc = report_map_variant(path, NULL, sv_sweeps, sv_variants, nsv, "base", &variant)) != D2_OK) {
+        if ((rc = fileio_pathf(path, sizeof path, "%s/summary/%s.sql", cli_data_dir("plots", "figures.ini"), name)) != D2_OK ||
+            (rc = report_map_variant(path, NULL, sv_sweeps, sv_variants, nsv, "base", &variant)) != D2_OK) {
             printf("%s: not shown: %s\n", name, d2_err_msg());
             status = 1;
             continue;
@@ -265,8 +265,8 @@ static int run(int argc, char **argv)
     printf("-- step 6: claims audit (experiments/paper-claims.ini under each reading)\n");
     fflush(stdout);
     if (cli_reproduce_audit(dbp) != 0) status = 1;
-    snprintf(path, sizeof path, "%s/report.html", resdir);
-    if (cli_report_write(dbp, path, NULL, sv_sweeps, sv_variants, nsv, cli_data_dir("plots", "figures.ini"), 0) != 0) status = 1;
+    if ((rc = fileio_pathf(path, sizeof path, "%s/report.html", resdir)) != D2_OK) status = cli_fail(rc);
+    else if (cli_report_write(dbp, path, NULL, sv_sweeps, sv_variants, nsv, cli_data_dir("plots", "figures.ini"), 0) != 0) status = 1;
     printf("\n== done in %.1f s%s ==\n", clock_mono_s() - t0, status ? " (with failures above)" : "");
     return status;
 }

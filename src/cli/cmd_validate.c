@@ -626,10 +626,11 @@ static int run(int argc, char **argv)
             if (acc[p].n >= rounds) continue;
             if (clock_mono_s() - t_start > cap_min * 60) break;
             const sweep_job *j = sweep_spec_job(sp, p);
-            char dev[4200], scsv[4200], rcsv[4200], lo[32], hi[32], *cv[VALIDATION_CALIBRATE_ARGC + 1];
-            snprintf(dev, sizeof dev, "%s/host-p%zu.ini", work, p);
-            snprintf(scsv, sizeof scsv, "%s/sim-p%zu.csv", work, p);
-            snprintf(rcsv, sizeof rcsv, "%s/real-p%zu.csv", work, p);
+            char dev[FILEIO_PATH_MAX], scsv[FILEIO_PATH_MAX], rcsv[FILEIO_PATH_MAX], lo[32], hi[32], *cv[VALIDATION_CALIBRATE_ARGC + 1];
+            if ((rc = fileio_pathf(dev, sizeof dev, "%s/host-p%zu.ini", work, p)) ||
+                (rc = fileio_pathf(scsv, sizeof scsv, "%s/sim-p%zu.csv", work, p)) ||
+                (rc = fileio_pathf(rcsv, sizeof rcsv, "%s/real-p%zu.csv", work, p)))
+                break;
             validation_calibrate_argv(j, dev, work, fsize, lo, hi, cv);
             acc[p].attempts++;
             printf("round %d, point %zu (accepted %d/%d, %.0f s, load %.2f): ", round, p, acc[p].n, rounds,

@@ -117,7 +117,7 @@ int cli_bad_option(const char *cmd, int argc, char **argv)
 
 const char *cli_data_dir(const char *what, const char *marker)
 {
-    static char buf[2][4200];
+    static char buf[2][FILEIO_PATH_MAX];
     static int k;
     char *out = buf[k++ & 1];
     const char *roots[3] = {".", D2_DATADIR, D2_SRCDIR};

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/reproduce.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "results/audit.h"
 #include "results/db.h"
 #include "sim/readings.h"
@@ -16,8 +17,9 @@
 
 int cli_reproduce_audit(const char *dbp)
 {
-    char claims[4200];
-    snprintf(claims, sizeof claims, "%s/experiments/paper-claims.ini", D2_SRCDIR);
+    char claims[FILEIO_PATH_MAX];
+    int prc = fileio_pathf(claims, sizeof claims, "%s/experiments/paper-claims.ini", D2_SRCDIR);
+    if (prc) return cli_fail(prc);
     char **names = NULL;
     size_t n = 0;
     if (readings_list(&names, &n) != D2_OK || n == 0) {

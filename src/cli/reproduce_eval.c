@@ -9,6 +9,7 @@
 #include "cli/reproduce.h"
 #include "core/version.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "results/db.h"
 
 #include <getopt.h>
@@ -18,10 +19,11 @@
 
 int cli_reproduce_eval(const char *dbp, int quick)
 {
-    char path[4200];
+    char path[FILEIO_PATH_MAX];
     const char *sh = getenv("D2_SHARED");
-    if (sh && *sh) snprintf(path, sizeof path, "%s/data/weights/stories260K.bin", sh);
-    else snprintf(path, sizeof path, "%s/../shared/data/weights/stories260K.bin", D2_SRCDIR);
+    int prc = sh && *sh ? fileio_pathf(path, sizeof path, "%s/data/weights/stories260K.bin", sh)
+                        : fileio_pathf(path, sizeof path, "%s/../shared/data/weights/stories260K.bin", D2_SRCDIR);
+    if (prc) return cli_fail(prc);
     if (access(path, R_OK) != 0) {
         printf("   skipped: %s is absent (the measured accuracy needs a trained llama2.c checkpoint)\n", path);
         return 0;

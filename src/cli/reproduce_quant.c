@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/reproduce.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "quant/synth.h"
 #include "results/db.h"
 
@@ -45,9 +46,9 @@ int cli_reproduce_quantize(const char *dbp, const char *workdir, int quick)
     synth_params p = {1376, 4096, 3.0, 0.02, 16, 8.0, 1};
     float *w;
     if ((rc = synth_heavy_tailed(&p, &w))) return cli_fail(rc);
-    char npy[4200];
-    snprintf(npy, sizeof npy, "%s/synthetic-expert-1376x4096.npy", workdir);
-    rc = synth_npy_write(npy, w, p.rows, p.cols);
+    char npy[FILEIO_PATH_MAX];
+    rc = fileio_pathf(npy, sizeof npy, "%s/synthetic-expert-1376x4096.npy", workdir);
+    if (!rc) rc = synth_npy_write(npy, w, p.rows, p.cols);
     free(w);
     if (rc) return cli_fail(rc);
     static const char *const presets[] = {"v1", "v2", "v1k", "v2k"};

@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -80,6 +82,23 @@ int fileio_getline(FILE *f, const char *path, uint64_t line, size_t max, char **
     (*buf)[n] = 0;
     *len = n;
     return 1;
+}
+
+int fileio_pathf(char *buf, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(buf, n, fmt, ap);
+    va_end(ap);
+    if (len >= 0 && (size_t)len < n) return D2_OK;
+    if (len < 0) {
+        if (n) buf[0] = '\0';
+        D2_ERROR(D2_EINVAL, "cannot build a path from \"%s\"", fmt);
+    }
+    char head[48];
+    snprintf(head, sizeof head, "%s", buf); /* the start of what was cut */
+    if (n) buf[0] = '\0';
+    D2_ERROR(D2_ERANGE, "path too long (%d bytes, at most %zu): %s...", len, n ? n - 1 : 0, head);
 }
 
 int fileio_out_check(const char *path)

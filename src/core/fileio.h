@@ -19,6 +19,14 @@
 #define FILEIO_TABLE_MAX (256ull << 20) /* activation tables (CSV, JSON) */
 #define FILEIO_TEXT_MAX (4ull << 30)    /* text traces for `trace import` */
 #define FILEIO_LINE_MAX (1u << 20)      /* one line of a text trace or table */
+/* Bytes of a path buffer, NUL included: Linux's PATH_MAX.  A path built
+ * longer than this is refused (fileio_pathf), never cut short. */
+#define FILEIO_PATH_MAX 4096
+
+/* Build a path with snprintf(buf, n, fmt, ...): D2_OK, or D2_ERANGE
+ * naming the start of the path when it does not fit in n bytes (buf then
+ * holds "", so a caller that goes on anyway opens nothing). */
+int fileio_pathf(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Open path for reading ("rb") after checking it is a regular file of at
  * most cap bytes; *size gets its size (may be NULL).  Errors name the file:

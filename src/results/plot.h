@@ -99,5 +99,8 @@ int plot_draw(const char *gnuplot, const char *script, const char *vars, const c
  * label, its control characters become blanks.  D2_ERANGE when it does not
  * fit. */
 int plot_gp_assign(char *buf, size_t cap, size_t *off, const char *name, const char *value, const char *what);
+/* Bytes of the gnuplot variable assignments one figure passes (-e):
+ * two paths, titles and labels */
+#define PLOT_GP_VARS_MAX 8192
 
 #endif
