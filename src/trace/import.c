@@ -3,6 +3,7 @@
  * jansson, one object per line; CSV by a strict splitter (no quoting). */
 #include "trace/import.h"
 #include "core/err.h"
+#include "core/vec.h"
 #include "core/fileio.h"
 
 #include <ctype.h>
@@ -92,13 +93,7 @@ static int req_id(ctx *c, const char *name, uint32_t *out)
         j = (j + 1) & (c->hcap - 1);
     }
     if (c->nreq >= UINT32_MAX - 1) D2_ERROR(D2_ERANGE, "%s: too many requests", c->path);
-    if (c->nreq == c->byid_cap) {
-        size_t ncap = c->byid_cap ? 2 * c->byid_cap : 64;
-        char **nb = realloc(c->byid, ncap * sizeof *nb);
-        if (!nb) D2_ERROR(D2_ENOMEM, "out of memory");
-        c->byid = nb;
-        c->byid_cap = ncap;
-    }
+    D2_TRY(VEC_RESERVE(c->byid, c->byid_cap, c->nreq + 1));
     c->names[j] = strdup(name);
     if (!c->names[j]) D2_ERROR(D2_ENOMEM, "out of memory");
     c->byid[c->nreq] = c->names[j];
@@ -109,13 +104,7 @@ static int req_id(ctx *c, const char *name, uint32_t *out)
 
 static raw *row_new(ctx *c)
 {
-    if (c->n == c->cap) {
-        size_t ncap = c->cap ? 2 * c->cap : 4096;
-        raw *r = realloc(c->rows, ncap * sizeof *r);
-        if (!r) return NULL;
-        c->rows = r;
-        c->cap = ncap;
-    }
+    if (VEC_RESERVE(c->rows, c->cap, c->n + 1) != D2_OK) return NULL;
     raw *r = &c->rows[c->n];
     /* only the header fields; ex/w/bits are written for j < k by the parsers */
     r->req = r->line = 0;
@@ -704,7 +693,7 @@ static int vllm_structure(ctx *c)
     int64_t *last = malloc(65536 * sizeof *last);
     uint64_t *stamp = calloc(65536, sizeof *stamp);
     int64_t *bmin = NULL, *bmax = NULL;
-    size_t bcap = 0;
+    size_t bmin_cap = 0, bmax_cap = 0; /* equal unless growing bmax failed */
     uint8_t *seen = calloc(65536, 1);
     uint64_t *hser = NULL;
     uint32_t *hval = NULL;
@@ -766,15 +755,8 @@ static int vllm_structure(ctx *c)
             }
             if (t == i || (stamp[l] == serial && r->pos <= last[l])) {
                 serial++;
-                if (nb == bcap) {
-                    size_t ncap = bcap ? 2 * bcap : 64;
-                    int64_t *a = realloc(bmin, ncap * sizeof *a);
-                    if (a) bmin = a;
-                    int64_t *b = a ? realloc(bmax, ncap * sizeof *b) : NULL;
-                    if (!b) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
-                    bmax = b;
-                    bcap = ncap;
-                }
+                if ((rc = VEC_RESERVE(bmin, bmin_cap, (size_t)nb + 1)) != D2_OK) goto out;
+                if ((rc = VEC_RESERVE(bmax, bmax_cap, (size_t)nb + 1)) != D2_OK) goto out;
                 bmin[nb] = bmax[nb] = r->pos;
                 nb++;
             }
@@ -1189,11 +1171,9 @@ static int table_csv(const char *path, char *text, const char *language, import_
             q += n + 1;
         }
     }
-    size_t cap = 64;
-    double *sh = malloc(cap * E * sizeof *sh);
-    uint32_t *at = malloc(cap * sizeof *at); /* line of each layer's row, 0 = none yet */
-    if (!sh || !at) { free(sh); free(at); D2_ERROR(D2_ENOMEM, "out of memory"); }
-    memset(at, 0, cap * sizeof *at);
+    double *sh = NULL;   /* [layer][E] shares */
+    uint32_t *at = NULL; /* line of each layer's row, 0 = none yet */
+    size_t cap = 0, sh_cap = 0; /* layers with room in at (zeroed) and in sh; sh_cap counts doubles */
     uint32_t L = 0, rows = 0;
     double ksum = 0;
     int rc = D2_OK;
@@ -1214,15 +1194,10 @@ static int table_csv(const char *path, char *text, const char *language, import_
             rc = D2_EFORMAT; d2_err_set("%s:%u: field \"Layer\": expected a layer number 0..65534, got \"%.40s\"", path, lineno, line); break;
         }
         if ((size_t)lay >= cap) {
-            size_t ncap = cap;
-            while ((size_t)lay >= ncap) ncap *= 2;
-            double *n = realloc(sh, ncap * E * sizeof *sh);
-            if (n) sh = n;
-            uint32_t *na = n ? realloc(at, ncap * sizeof *at) : NULL;
-            if (!na) { rc = D2_ENOMEM; d2_err_set("out of memory"); break; }
-            at = na;
-            memset(at + cap, 0, (ncap - cap) * sizeof *at);
-            cap = ncap;
+            size_t old = cap;
+            if ((rc = VEC_RESERVE(at, cap, (size_t)lay + 1)) != D2_OK) break;
+            memset(at + old, 0, (cap - old) * sizeof *at);
+            if ((rc = VEC_RESERVE(sh, sh_cap, cap * E)) != D2_OK) break;
         }
         if (at[lay]) { rc = D2_EFORMAT; d2_err_set("%s:%u: field \"Layer\": layer %ld again (first at line %u)", path, lineno, lay, at[lay]); break; }
         at[lay] = lineno;

@@ -4,6 +4,7 @@
 #include "trace/trace.h"
 #include "trace/trace_int.h"
 #include "core/err.h"
+#include "core/vec.h"
 #include "core/fileio.h"
 #include "core/hash.h"
 #include "core/prefault.h"
@@ -113,7 +114,7 @@ struct trace_writer {
     unsigned char *chunk;   /* chunk_records * rb bytes */
     uint32_t in_chunk;      /* records buffered */
     trace_req_info *idx;    /* one per request so far */
-    uint32_t idx_cap;
+    size_t idx_cap;
     int have_last;
     trace_rec last;
     int failed;
@@ -182,13 +183,7 @@ static int writer_put(trace_writer *w, const trace_rec *r)
             D2_ERROR(D2_EINVAL, "%s: request %u follows %d: requests must be numbered 0,1,2,... in order", where, r->req,
                      l ? (int)l->req : -1);
         if (r->pos != 0) D2_ERROR(D2_EINVAL, "%s: request %u starts at position %u, not 0", where, r->req, r->pos);
-        if (w->h.requests == w->idx_cap) {
-            uint32_t cap = w->idx_cap ? 2 * w->idx_cap : 64;
-            trace_req_info *n = realloc(w->idx, cap * sizeof *n);
-            if (!n) D2_ERROR(D2_ENOMEM, "out of memory");
-            w->idx = n;
-            w->idx_cap = cap;
-        }
+        D2_TRY(VEC_RESERVE(w->idx, w->idx_cap, (size_t)w->h.requests + 1));
         trace_req_info *e = &w->idx[w->h.requests++];
         e->first = w->h.records;
         e->records = e->positions = e->prefill = 0;
