@@ -207,7 +207,8 @@ typedef struct run {
     uint32_t *ready;        /* FIFO of items whose unit is resident, in readiness order */
     uint32_t rhead, rtail;
     io_req *ioq;            /* loads not yet started, in order */
-    uint32_t qhead, qtail, qcap;
+    uint32_t qhead, qtail;
+    size_t qcap;            /* room in ioq (core/vec.h) */
     int io_busy, comp_busy, phase; /* flags; phase: 0 non-expert, 1 expert */
     int waiting;            /* the compute unit waits for a load (a bubble is open) */
     int64_t now;            /* the time of the event being handled, ns: des_now, kept here by engine_run for the handlers */

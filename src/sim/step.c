@@ -7,6 +7,7 @@
 #include "sim/sim_int.h"
 #include "core/clock.h"
 #include "core/prefault.h"
+#include "core/vec.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -189,15 +190,10 @@ static int queue_room(run *r, size_t k)
         r->qtail -= r->qhead;
         r->qhead = 0;
     }
-    uint32_t cap = r->qcap;
-    while (cap - r->qtail < k) cap *= 2;
-    if (cap != r->qcap) {
-        io_req *q = realloc(r->ioq, cap * sizeof *q);
-        if (!q) D2_ERROR(D2_ENOMEM, "sim: out of memory");
-        r->ioq = q;
-        r->qcap = cap;
-    }
-    return D2_OK;
+    if (k > UINT32_MAX - r->qtail) D2_ERROR(D2_ENOMEM, "sim: out of memory (a load queue of more than 2^32 entries)");
+    int rc = VEC_RESERVE(r->ioq, r->qcap, r->qtail + k);
+    if (rc != D2_OK) d2_err_prefix("sim: ");
+    return rc;
 }
 
 static int queue_io(run *r, uint32_t entry, int prefetch, uint32_t layer)
