@@ -223,13 +223,7 @@ static int claim_new(parse_ctx *p, const char *section, const char *path, int li
                  section, AUDIT_NAME_MAX);
     for (size_t i = 0; i < p->c->n; i++)
         if (!strcmp(p->c->a[i].name, nm)) D2_ERROR(D2_EFORMAT, "%s:%d: [%s]: claim \"%s\" given twice", path, line, section, nm);
-    if (p->c->n == p->c->cap) {
-        size_t nc = p->c->cap ? 2 * p->c->cap : 16;
-        claim *na = realloc(p->c->a, nc * sizeof *na);
-        if (!na) D2_ERROR(D2_ENOMEM, "out of memory");
-        p->c->a = na;
-        p->c->cap = nc;
-    }
+    D2_TRY(VEC_RESERVE(p->c->a, p->c->cap, p->c->n + 1));
     claim *cl = &p->c->a[p->c->n++];
     memset(cl, 0, sizeof *cl);
     snprintf(cl->name, sizeof cl->name, "%s", nm);

@@ -2,6 +2,7 @@
  * and one-transaction run records (see db.h). */
 #include "results/db.h"
 #include "core/err.h"
+#include "core/vec.h"
 #include "core/fileio.h"
 #include "core/hash.h"
 #include "core/rng.h"
@@ -591,13 +592,9 @@ static int kv_push(kvlist *l, const char *k, const char *v, const char *unit, do
         return D2_OK;
     }
     if (l->n == l->cap) {
-        size_t nc = l->cap ? 2 * l->cap : 32;
-        if (nc >= UINT32_MAX / 4) D2_ERROR(D2_ENOMEM, "out of memory");
-        kv *na = realloc(l->a, nc * sizeof *na);
-        if (!na) D2_ERROR(D2_ENOMEM, "out of memory");
-        l->a = na;
-        l->cap = nc;
-        if (2 * nc > l->hcap) {
+        if (2 * l->cap >= UINT32_MAX / 4) D2_ERROR(D2_ENOMEM, "out of memory"); /* the index holds uint32_t entries */
+        D2_TRY(VEC_RESERVE(l->a, l->cap, l->n + 1));
+        if (2 * l->cap > l->hcap) {
             D2_TRY(kv_index(l));
             slot = kv_slot(l, k);
         }
@@ -867,13 +864,7 @@ typedef struct strlist { char **a; size_t n, cap; } strlist;
 
 static int strlist_push(strlist *l, const char *s)
 {
-    if (l->n == l->cap) {
-        size_t nc = l->cap ? 2 * l->cap : 64;
-        char **na = realloc(l->a, nc * sizeof *na);
-        if (!na) D2_ERROR(D2_ENOMEM, "out of memory");
-        l->a = na;
-        l->cap = nc;
-    }
+    D2_TRY(VEC_RESERVE(l->a, l->cap, l->n + 1));
     if (!(l->a[l->n] = strdup(s))) D2_ERROR(D2_ENOMEM, "out of memory");
     l->n++;
     return D2_OK;
@@ -972,13 +963,8 @@ static int read_names(db *d, const char *sql, char ***a, size_t *n)
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *v = (const char *)sqlite3_column_text(st, 0);
         if (!v) continue;
-        if (*n == cap) {
-            size_t nc = cap ? 2 * cap : 256;
-            char **g = realloc(*a, nc * sizeof *g);
-            if (!g) { sqlite3_reset(st); D2_ERROR(D2_ENOMEM, "out of memory"); }
-            *a = g;
-            cap = nc;
-        }
+        int vrc = VEC_RESERVE(*a, cap, *n + 1);
+        if (vrc != D2_OK) { sqlite3_reset(st); return vrc; }
         if (!((*a)[*n] = strdup(v))) { sqlite3_reset(st); D2_ERROR(D2_ENOMEM, "out of memory"); }
         (*n)++;
     }
@@ -1062,12 +1048,11 @@ static int variants_of(db *d, const char *sweep, vrow **out, size_t *n)
     if (sqlite3_prepare_v2(d->h, sql, -1, &st, NULL) != SQLITE_OK) D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
     if (sweep) sqlite3_bind_text(st, 1, sweep, -1, SQLITE_STATIC);
     vrow *a = NULL;
-    size_t cnt = 0;
+    size_t cnt = 0, cap = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        vrow *na = realloc(a, (cnt + 1) * sizeof *na);
-        if (!na) { sqlite3_finalize(st); vrows_free(a, cnt); D2_ERROR(D2_ENOMEM, "out of memory"); }
-        a = na;
+        int vrc = VEC_RESERVE(a, cap, cnt + 1);
+        if (vrc != D2_OK) { sqlite3_finalize(st); vrows_free(a, cnt); return vrc; }
         const char *nm = (const char *)sqlite3_column_text(st, 0);
         snprintf(a[cnt].name, sizeof a[cnt].name, "%s", nm ? nm : "legacy");
         a[cnt].ovr = strdup((const char *)sqlite3_column_text(st, 1));

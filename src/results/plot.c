@@ -387,11 +387,9 @@ static int sweep_names(db *d, const char *sweep, char ***out, size_t *n)
         D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errmsg(db_handle(d)));
     sqlite3_bind_text(st, 1, sweep, -1, SQLITE_STATIC);
     char **a = NULL;
-    size_t cnt = 0;
+    size_t cnt = 0, cap = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
-        char **na = realloc(a, (cnt + 1) * sizeof *na);
-        if (!na) break;
-        a = na;
+        if (VEC_RESERVE(a, cap, cnt + 1) != D2_OK) break;
         a[cnt] = strdup((const char *)sqlite3_column_text(st, 0));
         if (a[cnt]) cnt++;
     }

@@ -2,6 +2,7 @@
  * self-contained HTML report (see report.h). */
 #include "results/report.h"
 #include "core/err.h"
+#include "core/vec.h"
 #include "core/fileio.h"
 #include "core/hash.h"
 #include "core/version.h"
@@ -46,12 +47,7 @@ static char *slurp_text(const char *path, char *title, size_t tn)
             title[strcspn(title, "\n")] = '\0';
         }
         size_t l = strlen(line);
-        if (len + l + 1 > cap) {
-            cap = (len + l + 1) * 2;
-            char *n = realloc(sql, cap);
-            if (!n) { free(sql); fclose(f); errno = ENOMEM; return NULL; }
-            sql = n;
-        }
+        if (VEC_RESERVE(sql, cap, len + l + 1) != D2_OK) { free(sql); fclose(f); errno = ENOMEM; return NULL; }
         memcpy(sql + len, line, l + 1);
         len += l;
     }

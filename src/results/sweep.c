@@ -71,13 +71,7 @@ struct sweep_spec {
 static int axis_push(axis *a, const char *v)
 {
     if (a->n == MAX_VALUES) D2_ERROR(D2_ERANGE, "%s: more than %d values", a->key, MAX_VALUES);
-    if (a->n == a->cap) {
-        size_t nc = a->cap ? 2 * a->cap : 8;
-        char **nv = realloc(a->values, nc * sizeof *nv);
-        if (!nv) D2_ERROR(D2_ENOMEM, "out of memory");
-        a->values = nv;
-        a->cap = nc;
-    }
+    D2_TRY(VEC_RESERVE(a->values, a->cap, a->n + 1));
     if (!(a->values[a->n] = strdup(v))) D2_ERROR(D2_ENOMEM, "out of memory");
     a->n++;
     return D2_OK;
