@@ -2,6 +2,7 @@
 #include "config.h"
 #include "quant/mwqfile.h"
 #include "core/err.h"
+#include "core/vec.h"
 #include "core/fileio.h"
 #include "core/hash.h"
 #include "core/text.h"
@@ -314,14 +315,7 @@ static int wr(mwqfile_writer *w, const void *p, size_t n)
 
 static int ix_put(mwqfile_writer *w, const void *p, size_t n)
 {
-    if (w->ixlen + n > w->ixcap) {
-        size_t cap = w->ixcap ? 2 * w->ixcap : 4096;
-        while (cap < w->ixlen + n) cap *= 2;
-        uint8_t *q = realloc(w->ix, cap);
-        if (!q) D2_ERROR(D2_ENOMEM, "out of memory");
-        w->ix = q;
-        w->ixcap = cap;
-    }
+    D2_TRY(VEC_RESERVE(w->ix, w->ixcap, w->ixlen + n));
     memcpy(w->ix + w->ixlen, p, n);
     w->ixlen += n;
     return D2_OK;

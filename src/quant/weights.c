@@ -206,13 +206,7 @@ static int open_safetensors(weights *w)
         }
         ti.offset = data0 + b;
         if ((rc = add(w, &ti))) break;
-        if (n == spcap) {
-            size_t nc = spcap ? 2 * spcap : 64;
-            int64_t (*ns)[2] = realloc(sp, nc * sizeof *ns);
-            if (!ns) { rc = D2_ENOMEM; d2_err_set("out of memory"); break; }
-            sp = ns;
-            spcap = nc;
-        }
+        if ((rc = VEC_RESERVE(sp, spcap, n + 1)) != D2_OK) break;
         sp[n][0] = b;
         sp[n][1] = e;
         n++;
