@@ -25,6 +25,7 @@
 #include "host/iobuf.h"
 #include "core/err.h"
 #include "core/clock.h"
+#include "core/vec.h"
 #include "host/opjoin.h"
 #include "quant/swiglu.h"
 
@@ -232,16 +233,15 @@ static int groups_build(const exec_store *s, const exec_plan *p, sched *d)
     return rc;
 }
 
-/* A free of unit u after compute c appended to (fu, fc), *nf of *cap used
- * (doubled when full). */
-static int free_push(size_t **fu, size_t **fc, size_t *nf, size_t *cap, size_t u, size_t c)
+/* A free of unit u after compute c appended to (fu, fc), *nf used, room for
+ * *cap_u and *cap_c (core/vec.h: equal unless growing fc failed). */
+static int free_push(size_t **fu, size_t **fc, size_t *nf, size_t *cap_u, size_t *cap_c, size_t u, size_t c)
 {
-    if (*nf == *cap) {
-        *cap *= 2;
-        size_t *a = realloc(*fu, *cap * sizeof **fu), *b = realloc(*fc, *cap * sizeof **fc);
-        if (a) *fu = a;
-        if (b) *fc = b;
-        if (!a || !b) D2_ERROR(D2_ENOMEM, "plan: out of memory");
+    int rc = VEC_RESERVE(*fu, *cap_u, *nf + 1);
+    if (rc == D2_OK) rc = VEC_RESERVE(*fc, *cap_c, *nf + 1);
+    if (rc != D2_OK) {
+        d2_err_prefix("plan: ");
+        return rc;
     }
     (*fu)[*nf] = u;
     (*fc)[(*nf)++] = c;
@@ -258,11 +258,10 @@ static int sched_build(const exec_store *s, const exec_plan *p, sched *d)
     d->unit_bytes = calloc(units, sizeof *d->unit_bytes);
     int64_t *last_load = malloc(units * sizeof *last_load);   /* index of the unit's latest load so far */
     int64_t *pending = malloc(units * sizeof *pending);       /* latest compute using it since that load */
-    size_t cap = 64, nf = 0;
-    size_t *fu = malloc(cap * sizeof *fu);
-    size_t *fc = malloc(cap * sizeof *fc);                    /* compute index of each free */
+    size_t nf = 0, cap_u = 0, cap_c = 0;
+    size_t *fu = NULL, *fc = NULL;                            /* unit and compute index of each free (free_push) */
     int rc = D2_OK;
-    if (!d->dep_load || !d->gate || !d->free_start || !d->unit_bytes || !last_load || !pending || !fu || !fc) {
+    if (!d->dep_load || !d->gate || !d->free_start || !d->unit_bytes || !last_load || !pending) {
         rc = D2_ENOMEM;
         d2_err_set("plan: out of memory");
         goto out;
@@ -283,7 +282,7 @@ static int sched_build(const exec_store *s, const exec_plan *p, sched *d)
         for (; li < p->n_load && p->load[li].phase == ph; li++) {
             size_t u = unit_id(s, p->load[li].layer, p->load[li].expert, p->load[li].level);
             if (pending[u] >= 0) { /* the last use before this reload frees it */
-                if ((rc = free_push(&fu, &fc, &nf, &cap, u, (size_t)pending[u]))) goto out;
+                if ((rc = free_push(&fu, &fc, &nf, &cap_u, &cap_c, u, (size_t)pending[u]))) goto out;
                 pending[u] = -1;
             }
             last_load[u] = (int64_t)li;
@@ -313,7 +312,7 @@ static int sched_build(const exec_store *s, const exec_plan *p, sched *d)
     }
     /* units still held after their last use: free them then */
     for (size_t u = 0; u < units; u++)
-        if (pending[u] >= 0 && (rc = free_push(&fu, &fc, &nf, &cap, u, (size_t)pending[u]))) goto out;
+        if (pending[u] >= 0 && (rc = free_push(&fu, &fc, &nf, &cap_u, &cap_c, u, (size_t)pending[u]))) goto out;
     /* group frees by compute (counting sort) */
     d->free_unit = malloc((nf + 1) * sizeof *d->free_unit);
     if (!d->free_unit) { rc = D2_ENOMEM; d2_err_set("plan: out of memory"); goto out; }
@@ -761,12 +760,7 @@ static void pool_put(run *R, uint32_t level, uint8_t *b)
 {
     struct pool_level *P = &R->pool[level - 1];
     pthread_mutex_lock(&R->pmu);
-    if (P->n == P->cap) {
-        size_t nc = P->cap ? 2 * P->cap : 16;
-        void **v = realloc(P->v, nc * sizeof *v);
-        if (v) { P->v = v; P->cap = nc; }
-    }
-    if (P->n < P->cap) { P->v[P->n++] = b; b = NULL; }
+    if (VEC_RESERVE(P->v, P->cap, P->n + 1) == D2_OK) { P->v[P->n++] = b; b = NULL; }
     pthread_mutex_unlock(&R->pmu);
     pool_release(R, level, b);
 }

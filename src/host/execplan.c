@@ -2,6 +2,7 @@
  * exec_store, and synthetic model files (see execplan.h). */
 #include "host/execplan.h"
 #include "core/err.h"
+#include "core/vec.h"
 #include "core/rng.h"
 #include "quant/mwqfile.h"
 #include "sim/sim.h"
@@ -30,12 +31,10 @@ void execplan_free(exec_plan *p)
 
 static int push(exec_op **v, size_t *n, size_t *cap, exec_op op)
 {
-    if (*n == *cap) {
-        size_t c = *cap ? 2 * *cap : 256;
-        exec_op *q = realloc(*v, c * sizeof *q);
-        if (!q) D2_ERROR(D2_ENOMEM, "plan: out of memory");
-        *v = q;
-        *cap = c;
+    int rc = VEC_RESERVE(*v, *cap, *n + 1);
+    if (rc != D2_OK) {
+        d2_err_prefix("plan: ");
+        return rc;
     }
     (*v)[(*n)++] = op;
     return D2_OK;
