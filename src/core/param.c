@@ -3,6 +3,7 @@
  * only the first error line) so every message names path:line. */
 #include "core/param.h"
 #include "core/err.h"
+#include "core/vec.h"
 #include "core/units.h"
 #include "core/inifile.h"
 #include "core/suggest.h"
@@ -431,12 +432,8 @@ int param_profile_list(const char *kind, char ***names, size_t *n)
             int dup = 0;
             for (size_t k = 0; k < cnt && !dup; k++) dup = strlen(a[k]) == len - 4 && !strncmp(a[k], e->d_name, len - 4);
             if (dup) continue;
-            if (cnt == cap) {
-                cap = cap ? cap * 2 : 16;
-                char **na = realloc(a, cap * sizeof *na);
-                if (!na) { param_names_free(a, cnt); closedir(dp); D2_ERROR(D2_ENOMEM, "out of memory"); }
-                a = na;
-            }
+            int rc = VEC_RESERVE(a, cap, cnt + 1);
+            if (rc != D2_OK) { param_names_free(a, cnt); closedir(dp); return rc; }
             a[cnt] = strndup(e->d_name, len - 4);
             if (!a[cnt]) { param_names_free(a, cnt); closedir(dp); D2_ERROR(D2_ENOMEM, "out of memory"); }
             cnt++;
