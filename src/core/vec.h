@@ -3,7 +3,14 @@
  * VEC_MIN_CAP), and returns D2_OK or D2_ENOMEM (with the error message set;
  * p and cap unchanged, so the caller frees what it holds as usual).  It does
  * not track the element count, shrink or free: the caller keeps its own
- * count and calls free(p). */
+ * count and calls free(p).
+ *
+ * Growth it does not fit, left as hand-written realloc: a memo cache that
+ * charges its bytes to a budget before growing and only stops recording
+ * when it cannot (trace/source.c, sim/stepmemo.c); the 1-based event heap
+ * on the simulator's hot path (sim/des.c); a scratch buffer resized to a
+ * caller's exact count (host/calib.c); a line buffer whose capacity is
+ * capped at the line limit (core/fileio.c). */
 #ifndef D2_CORE_VEC_H
 #define D2_CORE_VEC_H
 
