@@ -42,6 +42,16 @@ static int fail_now(void)
     return ++calls == fail_at;
 }
 
+/* For test programs linked with these wrappers: fail the allocation k
+ * calls from now (k = 1: the next one), once. */
+void failalloc_fail_in(unsigned long k);
+void failalloc_fail_in(unsigned long k)
+{
+    (void)fail_now; /* read D2_FAIL_ALLOC first, so it cannot override this later */
+    if (!ready) { ready = 1; if (getenv("D2_FAIL_ALLOC_COUNT")) atexit(report); }
+    fail_at = calls + k;
+}
+
 void *__wrap_malloc(size_t n) { return fail_now() ? NULL : __real_malloc(n); }
 void *__wrap_calloc(size_t n, size_t size) { return fail_now() ? NULL : __real_calloc(n, size); }
 void *__wrap_realloc(void *p, size_t n) { return fail_now() ? NULL : __real_realloc(p, n); }

@@ -8,7 +8,8 @@
 # under the sanitizer build), and the run that succeeds must print what an
 # unfailed run prints.  Walks at most FAILALLOC_MAX (default 60; the sweep
 # half of it) values of N per command, stepping through the allocation count
-# when it is larger (the step is printed).
+# when it is larger (the step is printed), and every N of the first FIRST
+# and the last LAST allocations where a walk sets them.
 . "${D2_SRCDIR:-.}/tests/lib.sh"
 F=$(cd "${D2_BUILDDIR:-.}" && pwd)/tests/d2moe-failalloc
 SRC=$(cd "$D2_SRCDIR" && pwd)
@@ -55,9 +56,14 @@ walk() {
             bad=$((bad + 1)); diag "$name: N=$n: status $st: $(grep -v '^failalloc' "$TMP/err" | head -3 | tr '\n' ' ')"
         fi
         [ $bad -ge 5 ] && break
-        n=$((n + step))
+        # every N of the first $FIRST and of the last $LAST allocations (a
+        # command's setup and its record in the store), else by the step
+        last0=$((total + 1 - ${LAST:-0}))
+        if [ $n -lt "${FIRST:-0}" ] || [ $n -ge $last0 ]; then n=$((n + 1))
+        elif [ $((n + step)) -gt $last0 ] && [ "${LAST:-0}" -gt 0 ]; then n=$last0
+        else n=$((n + step)); fi
     done
-    ok $bad "$name: $total allocations, N = 1..$((total + 1)) step $step: $fails failed cleanly (exit 1, out of memory), the rest gave the unfailed output"
+    ok $bad "$name: $total allocations, N = 1..$((total + 1)) step $step${FIRST:+, every N below $FIRST}${LAST:+, every N of the last $LAST}: $fails failed cleanly (exit 1, out of memory), the rest gave the unfailed output"
 }
 
 nojson_overhead="jq -S 'del(.plan_overhead_s)'"
@@ -70,6 +76,16 @@ walk "quantize" "grep -v 's CPU'" "$F" quantize --input "$TMP/w.npy" --format np
 walk "quantize --threads 2" "grep -v 's CPU'" "$F" quantize --input "$TMP/w.npy" --format npy --no-baselines --threads 2 -o q.mwq
 walk "quantize --preset v1k --threads 3" "grep -v 's CPU'" "$F" quantize --input "$TMP/w.npy" --format npy --preset v1k --no-baselines --threads 3 -o q.mwq
 walk "trace import" "cat" "$F" trace import --format csv "$SRC/tests/data/trace/good.csv" -o t.d2t
+# the run's record in the store: every allocation of the last 80 (a field
+# lost there, e.g. the command line, must fail the command, not store an
+# incomplete run)
+# the printed record: its command line, its parameter and metric counts
+LAST=80 walk "simulate --db" "grep -v 'plan_overhead'" \
+    sh -c '"$1" simulate --model llama-moe-3.5b --device env1 --requests 2 --prompt 4 --gen 4 --db s.db &&
+           sqlite3 s.db "SELECT cmdline LIKE \"%simulate --model%\", (SELECT count(*) FROM params), (SELECT count(*) FROM metrics),
+                         (SELECT count(*) FROM inputs) FROM runs"' sh "$F"
 MAXN=$(( MAXN / 2 ))  # a sweep run (a database, two points) costs the most: half the walk
-walk "sweep" "grep -v 'runs/s\|[0-9.]* s\b'" "$F" sweep "$TMP/s.ini" --db s.db --quiet
+# every N of the first 40: the spec's profiles checked before any job (an
+# allocation failure there is the machine's, exit 1, not a bad spec's 2)
+FIRST=40 walk "sweep" "grep -v 'runs/s\|[0-9.]* s\b'" "$F" sweep "$TMP/s.ini" --db s.db --quiet
 done_testing

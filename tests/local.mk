@@ -19,6 +19,12 @@ tests_d2moe_failalloc_LDADD = $(d2moe_LDADD)
 tests_d2moe_failalloc_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=aligned_alloc,--wrap=posix_memalign
 TESTS += tests/failalloc.sh
 EXTRA_DIST += tests/failalloc.sh
+# A run record that lost a field to a failed allocation is never stored.
+check_PROGRAMS += tests/t_dbfail
+tests_t_dbfail_SOURCES = tests/t_dbfail.c tests/failalloc.c tests/tap.h
+tests_t_dbfail_LDADD = libd2results.a libd2sim.a libd2quant.a libd2trace.a libd2core.a $(D2_LIBS)
+tests_t_dbfail_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=aligned_alloc,--wrap=posix_memalign
+TESTS += tests/t_dbfail
 # Issue 15's systems (sysa): belady's bound, hobbit, mixtral-offloading, d2moe with preloading.
 check_PROGRAMS += tests/t_systems
 tests_t_systems_SOURCES = tests/t_systems.c tests/tap.h

@@ -541,6 +541,8 @@ struct db_run {
     kvlist params, metrics, inputs;
     char variant[DB_VARIANT_MAX]; /* "" = computed at write from overrides + reading */
     char *overrides;              /* canonical override lines ("" = none) */
+    int lost;                     /* 1: an allocation failed while it was built (a field is missing):
+                                     write_fn refuses it rather than store it incomplete */
 };
 
 static size_t kv_hash(const char *k)
@@ -669,7 +671,7 @@ void db_run_cmdline(db_run *r, int argc, char **argv)
     for (int i = 0; i < argc; i++) len += strlen(argv[i]) + 3;
     free(r->cmdline);
     r->cmdline = malloc(len);
-    if (!r->cmdline) return;
+    if (!r->cmdline) { r->lost = 1; return; }
     r->cmdline[0] = '\0';
     for (int i = 0; i < argc; i++) {
         if (i) strcat(r->cmdline, " ");
@@ -682,10 +684,17 @@ void db_run_cmdline(db_run *r, int argc, char **argv)
 
 void db_run_seed(db_run *r, uint64_t seed) { r->has_seed = 1; r->seed = seed; }
 void db_run_status(db_run *r, const char *status) { snprintf(r->status, sizeof r->status, "%s", status); }
-int db_run_param(db_run *r, const char *key, const char *value) { return kv_push(&r->params, key, value, NULL, 0); }
+/* a setter's status, remembered when it lost a field (db_run.lost) */
+static int kept(db_run *r, int rc)
+{
+    if (rc == D2_ENOMEM) r->lost = 1;
+    return rc;
+}
+
+int db_run_param(db_run *r, const char *key, const char *value) { return kept(r, kv_push(&r->params, key, value, NULL, 0)); }
 int db_run_metric(db_run *r, const char *name, double value, const char *unit)
 {
-    return kv_push(&r->metrics, name, NULL, unit ? unit : "", value);
+    return kept(r, kv_push(&r->metrics, name, NULL, unit ? unit : "", value));
 }
 
 int db_run_param_visit(const char *key, const char *value, const char *units, void *run)
@@ -697,8 +706,8 @@ int db_run_param_visit(const char *key, const char *value, const char *units, vo
 int db_run_input(db_run *r, const char *role, const char *path)
 {
     char hex[33];
-    D2_TRY(hash_file_hex(path, hex));
-    return kv_push(&r->inputs, role, path, hex, 0);
+    D2_TRY(kept(r, hash_file_hex(path, hex)));
+    return kept(r, kv_push(&r->inputs, role, path, hex, 0));
 }
 
 static int kv_cmp(const void *a, const void *b) { return strcmp(((const kv *)a)->k, ((const kv *)b)->k); }
@@ -793,7 +802,10 @@ int db_run_variant(db_run *r, const char *name, const char *overrides)
     snprintf(r->variant, sizeof r->variant, "%s", name ? name : "");
     free(r->overrides);
     r->overrides = NULL;
-    if (overrides && !(r->overrides = strdup(overrides))) D2_ERROR(D2_ENOMEM, "out of memory");
+    if (overrides && !(r->overrides = strdup(overrides))) {
+        r->lost = 1;
+        D2_ERROR(D2_ENOMEM, "out of memory");
+    }
     return D2_OK;
 }
 
@@ -1338,6 +1350,8 @@ static int write_fn(sqlite3 *h, void *user)
     write_ctx *c = user;
     db *d = c->d;
     db_run *r = c->r;
+    if (r->lost) /* a setter's failure its caller did not act on: never a record without its field */
+        D2_ERROR(D2_ENOMEM, "out of memory: a %s run's record lost a field while it was built; not stored", r->kind);
     char host[256] = "unknown", hash[33];
     gethostname(host, sizeof host - 1);
     db_run_config_hash(r, hash);

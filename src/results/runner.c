@@ -53,29 +53,36 @@ int runner_readings_load(readings *rd, const char *name_or_path)
     return readings_load(rd, name_or_path);
 }
 
+/* A spec value that did not load: the spec's fault (D2_EINVAL, exit 2),
+ * unless the machine failed (out of memory, a read error, a bug: their
+ * own status, exit 1); the message is prefixed with where and key */
+static int value_failed(int rc, const char *where, const char *key)
+{
+    d2_err_prefix("%s: %s: ", where, key);
+    return rc == D2_ENOMEM || rc == D2_EIO || rc == D2_EDB || rc == D2_EINTERNAL ? rc : D2_EINVAL;
+}
+
 int runner_check(const char *key, const char *value, const char *where, void *user)
 {
     (void)user;
+    int rc;
     if (!strcmp(key, "model")) {
         model m;
-        if (model_load(&m, value) != D2_OK) { d2_err_prefix("%s: model: ", where); return D2_EINVAL; }
-        return D2_OK;
+        return (rc = model_load(&m, value)) != D2_OK ? value_failed(rc, where, key) : D2_OK;
     }
     if (!strcmp(key, "device")) {
         device d;
-        if (device_load(&d, value) != D2_OK) { d2_err_prefix("%s: device: ", where); return D2_EINVAL; }
-        return D2_OK;
+        return (rc = device_load(&d, value)) != D2_OK ? value_failed(rc, where, key) : D2_OK;
     }
     if (!strcmp(key, "readings")) {
         readings rd;
-        if (runner_readings_load(&rd, value) != D2_OK) { d2_err_prefix("%s: readings: ", where); return D2_EINVAL; }
-        return D2_OK;
+        return (rc = runner_readings_load(&rd, value)) != D2_OK ? value_failed(rc, where, key) : D2_OK;
     }
     if (!strcmp(key, "trace")) {
         /* opened, not only found: a FIFO, a file that is not a .d2t or a
          * bad header fails here, before any run */
         trace_file *tf;
-        if (trace_file_open(value, &tf) != D2_OK) { d2_err_prefix("%s: trace: ", where); return D2_EINVAL; }
+        if ((rc = trace_file_open(value, &tf)) != D2_OK) return value_failed(rc, where, key);
         trace_file_close(tf);
         return D2_OK;
     }
