@@ -77,10 +77,10 @@ static void test_horizon(void)
 {
     des *e;
     des_new(&e);
-    ok(des_event_push(e, DES_NS_MAX + 1, 0, 0, 0) == D2_ERANGE, "an event past the horizon is refused (D2_ERANGE)");
-    ok(des_event_push(e, DES_NS_MAX, 0, 0, 0) == D2_OK, "an event at the horizon is taken");
+    ok(des_event_push(e, SIM_NS_MAX + 1, 0, 0, 0) == D2_ERANGE, "an event past the horizon is refused (D2_ERANGE)");
+    ok(des_event_push(e, SIM_NS_MAX, 0, 0, 0) == D2_OK, "an event at the horizon is taken");
     des_event x;
-    ok(des_event_pop(e, &x) && des_now(e) == DES_NS_MAX, "now at the horizon");
+    ok(des_event_pop(e, &x) && des_now(e) == SIM_NS_MAX, "now at the horizon");
     ok(des_event_after(e, INT64_MAX, 0, 0, 0) == D2_ERANGE, "now + INT64_MAX is refused, not wrapped");
     ok(des_event_after(e, 1, 0, 0, 0) == D2_ERANGE && strstr(d2_err_msg(), "horizon"), "one ns past it: %s", d2_err_msg());
     ok(des_check(e) == D2_OK, "nothing lost after the refusals");

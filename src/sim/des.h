@@ -7,15 +7,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "sim/simtime.h"
 
-typedef int64_t des_ns; /* simulated nanoseconds */
-/* The horizon: no event is scheduled after 2^62 ns (146 years), so now +
- * a delay never overflows; pushing past it is D2_ERANGE (a run too long to
- * simulate, from parameters that are each in range). */
-#define DES_NS_MAX ((des_ns)1 << 62)
+/* Times are sim_ns (simtime.h).  Pushing an event past the horizon,
+ * SIM_NS_MAX, is D2_ERANGE (a run too long to simulate, from parameters
+ * that are each in range). */
 
 typedef struct des_event {
-    des_ns time;   /* when it fires, ns */
+    sim_ns time;   /* when it fires, ns */
     uint64_t seq;  /* push order: ties fire in FIFO order */
     int kind;      /* caller's event type */
     int64_t a, b;  /* caller's payload */
@@ -25,13 +24,13 @@ typedef struct des des;
 
 int des_new(des **out);
 void des_free(des *e);
-des_ns des_now(const des *e);
+sim_ns des_now(const des *e);
 size_t des_pending(const des *e);
-/* Schedule at absolute time now <= t <= DES_NS_MAX (D2_EINTERNAL before
+/* Schedule at absolute time now <= t <= SIM_NS_MAX (D2_EINTERNAL before
  * now, D2_ERANGE past the horizon). */
-int des_event_push(des *e, des_ns t, int kind, int64_t a, int64_t b);
+int des_event_push(des *e, sim_ns t, int kind, int64_t a, int64_t b);
 /* Schedule after a delay >= 0 (D2_ERANGE past the horizon). */
-int des_event_after(des *e, des_ns delay, int kind, int64_t a, int64_t b);
+int des_event_after(des *e, sim_ns delay, int kind, int64_t a, int64_t b);
 /* Pop the earliest event and advance now to its time; 0 when empty. */
 int des_event_pop(des *e, des_event *out);
 /* Heap order, no event before now, every pushed event either popped or

@@ -15,24 +15,24 @@
 struct des {
     des_event *heap; /* heap[1..n] */
     size_t n, cap;
-    des_ns now;        /* time of the last popped event, ns */
+    sim_ns now;        /* time of the last popped event, ns */
     uint64_t seq;      /* next seq */
     uint64_t pushed, popped;
 };
 
 /* des.c's slow paths of the inline functions below */
-int des_grow_push(des *e, des_ns t, int kind, int64_t a, int64_t b); /* the heap is full */
-int des_refuse_after(const des *e, des_ns delay);                     /* a delay out of range */
+int des_grow_push(des *e, sim_ns t, int kind, int64_t a, int64_t b); /* the heap is full */
+int des_refuse_after(const des *e, sim_ns delay);                     /* a delay out of range */
 
 static inline int des_before_inline(const des_event *x, const des_event *y)
 {
     return x->time < y->time || (x->time == y->time && x->seq < y->seq);
 }
 
-/* the push once t is checked (now <= t <= DES_NS_MAX) into a heap with
+/* the push once t is checked (now <= t <= SIM_NS_MAX) into a heap with
  * room: the new event's hole sifts up from the end, parents moving down
  * into it */
-static inline void des_push_room_inline(des *e, des_ns t, int kind, int64_t a, int64_t b)
+static inline void des_push_room_inline(des *e, sim_ns t, int kind, int64_t a, int64_t b)
 {
     des_event *h = e->heap;
     const uint64_t seq = e->seq++;
@@ -47,11 +47,11 @@ static inline void des_push_room_inline(des *e, des_ns t, int kind, int64_t a, i
     e->pushed++;
 }
 
-static inline int des_event_after_inline(des *e, des_ns delay, int kind, int64_t a, int64_t b)
+static inline int des_event_after_inline(des *e, sim_ns delay, int kind, int64_t a, int64_t b)
 {
-    if (delay < 0 || delay > DES_NS_MAX - e->now) return des_refuse_after(e, delay);
+    if (delay < 0 || delay > SIM_NS_MAX - e->now) return des_refuse_after(e, delay);
     if (e->n == e->cap) return des_grow_push(e, e->now + delay, kind, a, b);
-    des_push_room_inline(e, e->now + delay, kind, a, b); /* now <= now + delay <= DES_NS_MAX: checked above */
+    des_push_room_inline(e, e->now + delay, kind, a, b); /* now <= now + delay <= SIM_NS_MAX: checked above */
     return D2_OK;
 }
 
@@ -80,7 +80,7 @@ static inline int des_event_pop_inline(des *e, des_event *out)
     return 1;
 }
 
-static inline des_ns des_now_inline(const des *e) { return e->now; }
+static inline sim_ns des_now_inline(const des *e) { return e->now; }
 
 #define des_event_after(e, delay, kind, a, b) des_event_after_inline(e, delay, kind, a, b)
 #define des_event_pop(e, out) des_event_pop_inline(e, out)

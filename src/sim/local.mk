@@ -5,7 +5,7 @@ noinst_LIBRARIES += libd2sim.a
 libd2sim_a_SOURCES = \
 	src/sim/run.c src/sim/account.c src/sim/sim.h src/sim/sim_int.h src/sim/params.c src/sim/job.c \
 	src/sim/engine.c src/sim/step.c src/sim/profile.c src/sim/result.c src/sim/system.c src/sim/timeline.c src/sim/oracle.c \
-	src/sim/des.c src/sim/des.h src/sim/des_int.h src/sim/stepmemo.c src/sim/stepmemo.h \
+	src/sim/simtime.h src/sim/des.c src/sim/des.h src/sim/des_int.h src/sim/stepmemo.c src/sim/stepmemo.h \
 	src/sim/cost.c src/sim/cost.h \
 	src/sim/mem.c src/sim/mem.h src/sim/mem_int.h \
 	src/sim/plan.c src/sim/plan.h \

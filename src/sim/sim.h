@@ -12,8 +12,7 @@
 #include "core/device.h"
 #include "core/model.h"
 #include "core/param.h"
-
-typedef int64_t sim_ns; /* simulated nanoseconds since the run started; never negative */
+#include "sim/simtime.h" /* sim_ns: simulated nanoseconds, every time and duration of a run */
 
 /* The simulator's knobs: table "sim" (--set sim.key=value).  String policy
  * fields that are empty mean "the named system's choice" (sim.policy). */
