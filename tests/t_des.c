@@ -6,7 +6,7 @@
 #include "core/rng.h"
 #include "tap.h"
 
-typedef struct ev { int64_t t; uint64_t seq; } ev;
+typedef struct ev { sim_ns t; uint64_t seq; } ev;
 
 static int ev_cmp(const void *a, const void *b)
 {
@@ -24,11 +24,11 @@ static void test_oracle(void)
     size_t n = 0;
     uint64_t seq = 0;
     int bad = 0, backwards = 0, checks = 0;
-    int64_t last = 0;
+    sim_ns last = 0;
     for (int round = 0; round < 20000; round++) {
         if (n < 5000 && (n == 0 || gsl_rng_uniform(g) < 0.55)) {
             /* few distinct times, so ties are common */
-            int64_t t = des_now(e) + (int64_t)gsl_rng_uniform_int(g, 8) * 1000;
+            sim_ns t = des_now(e) + (sim_ns)gsl_rng_uniform_int(g, 8) * 1000;
             if (des_event_push(e, t, 1, (int64_t)seq, 0)) bad++;
             oracle[n++] = (ev){t, seq++};
         } else {

@@ -178,7 +178,7 @@ static sim_result *run1(const char *policy, const char *plan, const uint16_t *ma
 
 /* ---- nested levels held together (observer + timeline) ---------------- */
 
-typedef struct freed { int64_t t; uint32_t layer, expert, level; } freed;
+typedef struct freed { sim_ns t; uint32_t layer, expert, level; } freed;
 typedef struct freed_log { freed *v; size_t n, cap; } freed_log;
 
 static void on_freed(void *user, sim_ns t, uint32_t layer, uint32_t expert, uint32_t level)
@@ -192,7 +192,7 @@ static void on_freed(void *user, sim_ns t, uint32_t layer, uint32_t expert, uint
     f->v[f->n++] = (freed){t, layer, expert, level};
 }
 
-typedef struct tl_line { int64_t s, e; int layer, expert, level; } tl_line;
+typedef struct tl_line { sim_ns s, e; int layer, expert, level; } tl_line;
 
 /* A run with the library's timeline writer (an observer) into tl and the
  * free hook into fl; either may be NULL. */
@@ -302,7 +302,7 @@ static int deferred_hits(FILE *tl, const freed_log *f)
         if (io[w] || v[w].expert >= 0) continue; /* a non-expert line opens a layer step */
         size_t end = w + 1;
         while (end < n && !(io[end] == 0 && v[end].expert < 0)) end++;
-        int64_t t1 = end < n ? v[end].s : INT64_MAX;
+        sim_ns t1 = end < n ? v[end].s : INT64_MAX;
         for (size_t i = 0; i < f->n; i++) {
             const freed *x = &f->v[i];
             if (x->t <= v[w].s || x->t >= t1 || (int)x->layer != v[w].layer) continue;
@@ -373,13 +373,13 @@ static void test_nested_hold(void)
     int rc = run_obs(&in, tl, &fl, &r);
     ok(rc == D2_OK && r, "one step at a budget of one expert's three levels runs%s%s", rc ? ": " : "", rc ? d2_err_msg() : "");
     if (r && tl) {
-        int64_t io1 = cost_load_ns(&d, b1, 0), io2 = cost_load_ns(&d, b2, 0);
+        sim_ns io1 = cost_load_ns(&d, b1, 0), io2 = cost_load_ns(&d, b2, 0);
         cost_compute c14, c12, c21, c31;
         cost_expert(&d, 65536, b1, 2, 4, &c14);
         cost_expert(&d, 65536, b1, 2, 2, &c12);
         cost_expert(&d, 65536, b2, 3, 1, &c21);
         cost_expert(&d, 65536, b3, 4, 1, &c31);
-        int64_t A = cost_nonexpert_ns(&d, &m, 16, 16, 6, 6);
+        sim_ns A = cost_nonexpert_ns(&d, &m, 16, 16, 6, 6);
         ok(c21.total > cost_load_ns(&d, b3, 0) && c14.total > io1, "the case is set up as intended: c_2(1) > io_3, c_1(4) > io_1");
         is_int(bad_frees(tl, &fl, 1), 0, "no unit (j, u) freed while an item (j, u' > u) of the step is pending");
         ok(fl.n == 1 && fl.v[0].expert == 0 && fl.v[0].level == 1 && fl.v[0].t == A + io1 + c14.total + c12.total,
@@ -459,11 +459,11 @@ static void test_closed_form(void)
     device d = dev();
     model m = tiny(1, 2, 1);
     int64_t bytes = model_expert_bytes_uniform(&m, 8, 128);
-    int64_t io = cost_load_ns(&d, bytes, 0);
+    sim_ns io = cost_load_ns(&d, bytes, 0);
     cost_compute c1, c9;
     cost_expert(&d, 65536, bytes, 8, 1, &c1);
     cost_expert(&d, 65536, bytes, 8, 9, &c9);
-    int64_t A = cost_nonexpert_ns(&d, &m, 16, 16, 10, 10);
+    sim_ns A = cost_nonexpert_ns(&d, &m, 16, 16, 10, 10);
     tap_diag("io %lld ns, compute 1 token %lld ns, 9 tokens %lld ns, non-expert %lld ns", (long long)io,
              (long long)c1.total, (long long)c9.total, (long long)A);
     ok(c1.total < io && c9.total >= io, "the case is set up as intended: c(1) < io <= c(9)");
@@ -581,7 +581,7 @@ static void test_closed_form(void)
     fast.fp16_flops = 1e17;
     cost_compute f9;
     cost_expert(&fast, 65536, bytes, 8, 9, &f9);
-    int64_t Af = cost_nonexpert_ns(&fast, &m, 16, 16, 10, 10);
+    sim_ns Af = cost_nonexpert_ns(&fast, &m, 16, 16, 10, 10);
     r = run1("moqe-dynaio-int8", "hebf", map, 10, 1, 1000000000, &fast, NULL);
     if (r) {
         is_near(metric(r, "makespan_s") * 1e9, Af + 2 * io + f9.total, 0.5, "I/O-bound step: A + io + io + c(9)");
@@ -630,10 +630,10 @@ static void test_closed_form(void)
 }
 
 /* every permutation respecting ascending units per expert */
-static int64_t brute(const plan_item *it, size_t n, uint32_t *perm, size_t k, size_t depth, int nested)
+static sim_ns brute(const plan_item *it, size_t n, uint32_t *perm, size_t k, size_t depth, int nested)
 {
     if (depth == k) return plan_makespan(it, n, perm, k);
-    int64_t best = INT64_MAX;
+    sim_ns best = INT64_MAX;
     for (size_t i = depth; i < k; i++) {
         uint32_t t = perm[depth]; perm[depth] = perm[i]; perm[i] = t;
         int okc = 1;
@@ -641,7 +641,7 @@ static int64_t brute(const plan_item *it, size_t n, uint32_t *perm, size_t k, si
             for (size_t j = depth + 1; j < k; j++)
                 if (it[perm[j]].expert == it[perm[depth]].expert && it[perm[j]].unit < it[perm[depth]].unit) okc = 0;
         if (okc) {
-            int64_t v = brute(it, n, perm, k, depth + 1, nested);
+            sim_ns v = brute(it, n, perm, k, depth + 1, nested);
             if (v < best) best = v;
         }
         t = perm[depth]; perm[depth] = perm[i]; perm[i] = t;
@@ -710,7 +710,7 @@ static void test_optimal(void)
             for (size_t i = 0; i < n; i++) dup |= it[i].expert == e && it[i].unit == lev;
             if (dup) continue;
             uint32_t tok = 1 + (uint32_t)gsl_rng_uniform_int(g, 20);
-            it[n++] = (plan_item){e, lev, tok, 100 + (int64_t)gsl_rng_uniform_int(g, 900), 50 * (int64_t)tok, gsl_rng_uniform(g) < 0.85};
+            it[n++] = (plan_item){e, lev, tok, 100 + (sim_ns)gsl_rng_uniform_int(g, 900), 50 * (sim_ns)tok, gsl_rng_uniform(g) < 0.85};
         }
         plan_ctx pc = {.nested = nested, .max_states = 1 << 20};
         uint32_t ord[8], perm[8];
@@ -719,8 +719,8 @@ static void test_optimal(void)
         plan_optimal(&pc, it, n, ord, &k, &found);
         size_t kk = 0;
         for (size_t i = 0; i < n; i++) if (it[i].load) perm[kk++] = (uint32_t)i;
-        int64_t bf = brute(it, n, perm, kk, 0, nested);
-        int64_t mo = plan_makespan(it, n, ord, k);
+        sim_ns bf = brute(it, n, perm, kk, 0, nested);
+        sim_ns mo = plan_makespan(it, n, ord, k);
         if (mo == bf && found) agree++;
         if (nested)
             for (size_t a = 0; a < k; a++)
@@ -741,12 +741,12 @@ static void test_optimal(void)
     size_t k;
     int found;
     ok(plan_find("id-order")->order(&pc, two, 2, o, &k) == D2_OK && k == 2, "id-order: status OK, two loads");
-    int64_t mi = plan_makespan(two, 2, o, k);
+    sim_ns mi = plan_makespan(two, 2, o, k);
     plan_find("hebf")->order(&pc, two, 2, o, &k);
-    int64_t mh = plan_makespan(two, 2, o, k);
+    sim_ns mh = plan_makespan(two, 2, o, k);
     ok(o[0] == 1, "hebf loads the hot expert first");
     plan_optimal(&pc, two, 2, o, &k, &found);
-    int64_t mo = plan_makespan(two, 2, o, k);
+    sim_ns mo = plan_makespan(two, 2, o, k);
     is_int(mi, 1000 + 1000 + 1800, "id-order: 2 loads then the hot compute (3800 by hand)");
     is_int(mh, 1000 + 1800 + 200, "hebf: load, hot compute hides the next load (3000 by hand)");
     ok(mo <= mh && mh <= mi, "optimal <= hebf <= id-order");
@@ -1269,7 +1269,7 @@ static void test_swiglu(void)
         while (fgets(line, sizeof line, tl))
             if (sscanf(line, "%lld,%lld,%15[^,],%d,%d,%d,%d", &t0, &t1, q, &layer, &expert, &level, &tokens) == 7 &&
                 !strcmp(q, "compute") && expert >= 0 && n < 3) { /* the first step's three items */
-                int64_t want = mode == 2 ? wr[level - 1].total
+                sim_ns want = mode == 2 ? wr[level - 1].total
                                : mode ? gu[level - 1].total + (level == 3 ? dn.total : 0) : un[level - 1].total;
                 if (t1 - t0 != want) { tap_diag("%s level %d: %lld ns, want %lld", p.nested_compute, level, t1 - t0, (long long)want); good = 0; }
                 n++;

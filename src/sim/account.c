@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 /* A duration the cost model saturated (cost.h): refused, not simulated. */
-int account_check_dur(int64_t t, const char *what)
+int account_check_dur(sim_ns t, const char *what)
 {
     if (t >= COST_NS_MAX)
         D2_ERROR(D2_ERANGE, "sim: one %s takes %.1f hours or more of simulated time: the device is too slow for this model",
@@ -28,7 +28,7 @@ void account_oom(run *r, int64_t total)
 }
 
 /* Tell the observer of one operation (account_emit checks there is one). */
-void account_op(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level, uint32_t tokens,
+void account_op(run *r, sim_op_kind kind, sim_ns t0, sim_ns t1, uint32_t layer, int expert, uint32_t level, uint32_t tokens,
                 uint32_t final, int preload, sim_op_tier tier, int64_t bytes)
 {
     sim_op op = {.kind = kind, .fstep = r->f, .step = (uint32_t)r->steps, .layer = layer, .expert = expert, .level = level,

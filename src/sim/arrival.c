@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-static int times_batch(double rate, gsl_rng *rng, uint32_t n, int64_t *t)
+static int times_batch(double rate, gsl_rng *rng, uint32_t n, sim_ns *t)
 {
     (void)rate;
     (void)rng;
@@ -17,21 +17,21 @@ static int times_batch(double rate, gsl_rng *rng, uint32_t n, int64_t *t)
 }
 
 /* Poisson process: exponential gaps of mean 1/rate; the first request at 0 */
-static int times_poisson(double rate, gsl_rng *rng, uint32_t n, int64_t *t)
+static int times_poisson(double rate, gsl_rng *rng, uint32_t n, sim_ns *t)
 {
     double at = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (i) at += gsl_ran_exponential(rng, 1.0 / rate);
-        t[i] = (int64_t)ceil(at * 1e9);
+        t[i] = (sim_ns)ceil(at * 1e9);
     }
     return D2_OK;
 }
 
 /* one request every 1/rate seconds from 0 */
-static int times_uniform(double rate, gsl_rng *rng, uint32_t n, int64_t *t)
+static int times_uniform(double rate, gsl_rng *rng, uint32_t n, sim_ns *t)
 {
     (void)rng;
-    for (uint32_t i = 0; i < n; i++) t[i] = (int64_t)ceil((double)i / rate * 1e9);
+    for (uint32_t i = 0; i < n; i++) t[i] = (sim_ns)ceil((double)i / rate * 1e9);
     return D2_OK;
 }
 

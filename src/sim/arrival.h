@@ -7,13 +7,14 @@
 
 #include <stdint.h>
 #include <gsl/gsl_rng.h>
+#include "sim/simtime.h"
 
 typedef struct arrival_type {
     const char *name;
     const char *summary;
     /* arrival time of each of n requests, ns, non-decreasing; rate in
      * requests/s (unused by batch) */
-    int (*times)(double rate, gsl_rng *rng, uint32_t n, int64_t *t_ns);
+    int (*times)(double rate, gsl_rng *rng, uint32_t n, sim_ns *t_ns);
 } arrival_type;
 
 #include "core/registry.h"

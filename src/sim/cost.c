@@ -7,12 +7,12 @@
 #include <math.h>
 
 /* a + b, both >= 0, saturating at COST_NS_MAX */
-static int64_t sat_add(int64_t a, int64_t b)
+static sim_ns sat_add(sim_ns a, sim_ns b)
 {
     return a >= COST_NS_MAX - b ? COST_NS_MAX : a + b;
 }
 
-int64_t cost_dur_ns(double amount, double rate)
+sim_ns cost_dur_ns(double amount, double rate)
 {
     if (amount <= 0) return 0;
     double q = amount * 1e9 / rate;
@@ -20,14 +20,14 @@ int64_t cost_dur_ns(double amount, double rate)
     double r = nearbyint(q);
     /* a rate like 3.5e9 is not exact in binary: treat a quotient within
      * 1e-9 relative of an integer as that integer, round up otherwise */
-    int64_t ns = fabs(q - r) <= 1e-9 * (q > 1 ? q : 1) ? (int64_t)r : (int64_t)ceil(q);
+    sim_ns ns = fabs(q - r) <= 1e-9 * (q > 1 ? q : 1) ? (sim_ns)r : (sim_ns)ceil(q);
     return ns > 0 ? ns : 1;
 }
 
 /* The stage durations of one load, ns (bandwidth terms only): flash (when
  * not page-cached), host copy (page-cached, or any buffered read), link
  * (discrete accelerators).  Returns the number of stages. */
-static int load_stages(const device *d, int64_t bytes, int page_cached, int64_t *st)
+static int load_stages(const device *d, int64_t bytes, int page_cached, sim_ns *st)
 {
     int n = 0;
     if (!page_cached) st[n++] = cost_dur_ns((double)bytes, d->flash_bw);
@@ -36,17 +36,17 @@ static int load_stages(const device *d, int64_t bytes, int page_cached, int64_t 
     return n;
 }
 
-int64_t cost_load_ns(const device *d, int64_t bytes, int page_cached)
+sim_ns cost_load_ns(const device *d, int64_t bytes, int page_cached)
 {
-    int64_t t = d->io_overhead_ns < COST_NS_MAX ? d->io_overhead_ns : COST_NS_MAX;
+    sim_ns t = d->io_overhead_ns < COST_NS_MAX ? d->io_overhead_ns : COST_NS_MAX;
     if (!page_cached) {
         int64_t reads = d->flash_read_bytes > 0 ? (bytes + d->flash_read_bytes - 1) / d->flash_read_bytes : 1;
         int64_t waves = (reads + d->flash_qd - 1) / d->flash_qd;
         double lat = (double)waves * (double)d->flash_lat_ns;
-        t = sat_add(t, lat < (double)COST_NS_MAX ? (int64_t)lat : COST_NS_MAX);
+        t = sat_add(t, lat < (double)COST_NS_MAX ? (sim_ns)lat : COST_NS_MAX);
     }
     if (!d->unified) t = sat_add(t, d->link_lat_ns < COST_NS_MAX ? d->link_lat_ns : COST_NS_MAX);
-    int64_t st[3], sum = 0, mx = 0;
+    sim_ns st[3], sum = 0, mx = 0;
     int n = load_stages(d, bytes, page_cached, st);
     for (int i = 0; i < n; i++) {
         sum = sat_add(sum, st[i]);
@@ -55,7 +55,7 @@ int64_t cost_load_ns(const device *d, int64_t bytes, int page_cached)
     /* chunked pipelining: n_c equal chunks through the stages take the
      * slowest stage's whole time plus one chunk of each other stage,
      * max + (sum - max) / n_c (rounded up); without chunks, the sum */
-    int64_t pipe = sum;
+    sim_ns pipe = sum;
     if (d->io_chunk_bytes > 0 && bytes > d->io_chunk_bytes && n > 1) {
         int64_t nc = (bytes + d->io_chunk_bytes - 1) / d->io_chunk_bytes;
         pipe = sat_add(mx, (sum - mx + nc - 1) / nc);
@@ -64,9 +64,9 @@ int64_t cost_load_ns(const device *d, int64_t bytes, int page_cached)
     return t > 0 ? t : 1;
 }
 
-int64_t cost_load_floor_ns(const device *d, int64_t bytes, int page_cached)
+sim_ns cost_load_floor_ns(const device *d, int64_t bytes, int page_cached)
 {
-    int64_t st[3], mx = 0;
+    sim_ns st[3], mx = 0;
     int n = load_stages(d, bytes, page_cached, st);
     for (int i = 0; i < n; i++)
         if (st[i] > mx) mx = st[i];
@@ -77,7 +77,7 @@ int64_t cost_load_floor_ns(const device *d, int64_t bytes, int page_cached)
  * dequantization, the roofline max(tf, weight stream), the cold weight
  * stream and the launches.  cost_expert's tf is 2 weights tokens /
  * (fp16_flops x compute_eff); the SwiGLU items' measured rates give theirs. */
-static void expert_terms(const device *d, int64_t weights, int64_t stored, int bits, int64_t tf, cost_compute *out)
+static void expert_terms(const device *d, int64_t weights, int64_t stored, int bits, sim_ns tf, cost_compute *out)
 {
     double bw = d->mem_bw * d->mem_eff;
     int kernels = 1;
@@ -93,7 +93,7 @@ static void expert_terms(const device *d, int64_t weights, int64_t stored, int b
      * FP16 copy step (dequant_rate >= COST_NO_FP16_COPY: the kernels work on
      * the packed bit planes), the stored bytes */
     double streamed = bits < 16 && d->dequant_rate >= COST_NO_FP16_COPY ? (double)stored : 2.0 * (double)weights;
-    int64_t tm = cost_dur_ns(streamed, bw);
+    sim_ns tm = cost_dur_ns(streamed, bw);
     out->gemm = tf > tm ? tf : tm;
     if (d->cold_weight_bw > 0) /* the weights come from DRAM once per call, not overlapped */
         out->gemm = sat_add(out->gemm, cost_dur_ns((double)stored, d->cold_weight_bw));
@@ -148,7 +148,7 @@ void cost_expert_swiglu_item(const device *d, int64_t weights, int64_t matrices,
         if (final > 0) {
             expert_terms(d, Wm * k, down_bytes, bits, cost_dur_ns((double)Wm * (double)final, d->swiglu_down_rate[k - 1]),
                          &dn);
-            int64_t epi = cost_dur_ns((double)ffn * (double)final, d->swiglu_epilogue_rate);
+            sim_ns epi = cost_dur_ns((double)ffn * (double)final, d->swiglu_epilogue_rate);
             dn.gemm = sat_add(dn.gemm, epi);
             dn.total = sat_add(dn.total, epi);
         }
@@ -172,8 +172,8 @@ double cost_nonexpert_flops(const model *m, int64_t tokens, double ctx_sum)
     return 2.0 * w * (double)tokens + 4.0 * (double)(m->heads * m->head_dim) * ctx_sum * per_layers;
 }
 
-int64_t cost_nonexpert_ns(const device *d, const model *m, int nonexpert_bits, int kv_bits,
-                          int64_t tokens, double ctx_sum)
+sim_ns cost_nonexpert_ns(const device *d, const model *m, int nonexpert_bits, int kv_bits,
+                         int64_t tokens, double ctx_sum)
 {
     double moe = (double)model_moe_layers(m);
     double per_layers = (double)m->layers / moe; /* transformer layers per MoE slot */
@@ -181,9 +181,9 @@ int64_t cost_nonexpert_ns(const device *d, const model *m, int nonexpert_bits, i
     double wbytes = w * nonexpert_bits / 8.0;
     double kvbytes = (double)model_kv_bytes_per_token(m, kv_bits) / moe * ctx_sum;
     double flops = cost_nonexpert_flops(m, tokens, ctx_sum);
-    int64_t tf = cost_dur_ns(flops, d->fp16_flops * d->compute_eff);
-    int64_t tm = cost_dur_ns(wbytes + kvbytes, d->mem_bw * d->mem_eff);
+    sim_ns tf = cost_dur_ns(flops, d->fp16_flops * d->compute_eff);
+    sim_ns tm = cost_dur_ns(wbytes + kvbytes, d->mem_bw * d->mem_eff);
     double lo = ceil(per_layers * (double)d->layer_overhead_ns);
-    int64_t t = sat_add(tf > tm ? tf : tm, lo < (double)COST_NS_MAX ? (int64_t)lo : COST_NS_MAX);
+    sim_ns t = sat_add(tf > tm ? tf : tm, lo < (double)COST_NS_MAX ? (sim_ns)lo : COST_NS_MAX);
     return t > 0 ? t : 1;
 }

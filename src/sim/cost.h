@@ -6,6 +6,7 @@
 #define D2_SIM_COST_H
 
 #include <stdint.h>
+#include "sim/simtime.h"
 #include "core/device.h"
 #include "core/model.h"
 
@@ -13,10 +14,10 @@
  * parameter is within its range, but together they can ask for more (an
  * expert of 10^13 weights at 100 FLOP/s); such a duration saturates here and
  * the simulator refuses it (sums of up to 2^16 of them then fit int64). */
-#define COST_NS_MAX ((int64_t)1 << 46)
+#define COST_NS_MAX ((sim_ns)1 << 46)
 
 /* ceil(amount / rate) seconds in ns; 0 for amount 0; 1..COST_NS_MAX otherwise. */
-int64_t cost_dur_ns(double amount, double rate);
+sim_ns cost_dur_ns(double amount, double rate);
 
 /* One load of `bytes` into accelerator memory, through up to three stages:
  *   flash      bytes / flash_bw, when not in the host page cache, plus
@@ -30,18 +31,18 @@ int64_t cost_dur_ns(double amount, double rate);
  * The stages' bandwidth terms add up, or with device.io_chunk_bytes = c > 0
  * they are pipelined in n = ceil(bytes / c) chunks: max + (sum - max) / n.
  * Plus io_overhead_ns. */
-int64_t cost_load_ns(const device *d, int64_t bytes, int page_cached); /* <= COST_NS_MAX */
+sim_ns cost_load_ns(const device *d, int64_t bytes, int page_cached); /* <= COST_NS_MAX */
 /* The slowest stage's bandwidth term alone: no load of `bytes` from that
  * tier is faster, however it is pipelined (for the bound, sim_bound). */
-int64_t cost_load_floor_ns(const device *d, int64_t bytes, int page_cached);
+sim_ns cost_load_floor_ns(const device *d, int64_t bytes, int page_cached);
 
 /* Parts of one expert-unit compute, ns (see cost.c). */
 typedef struct cost_compute {
-    int64_t dequant;  /* dequantize the unit to FP16 */
-    int64_t gemm;     /* roofline of the token GEMMs (FLOPs vs the weight stream), plus the
+    sim_ns dequant;   /* dequantize the unit to FP16 */
+    sim_ns gemm;      /* roofline of the token GEMMs (FLOPs vs the weight stream), plus the
                          cold weight stream (device.cold_weight_bw) */
-    int64_t overhead; /* kernel launches */
-    int64_t total;    /* <= COST_NS_MAX */
+    sim_ns overhead;  /* kernel launches */
+    sim_ns total;     /* <= COST_NS_MAX */
 } cost_compute;
 
 /* A dequant_rate at or above this (weights/s) means the device has no FP16
@@ -104,7 +105,7 @@ int cost_swiglu_rates_set(const device *d, int k);
 /* FLOPs of that work (the GEMMs and attention): the compute term of
  * cost_nonexpert_ns before it meets the device (for the bound). */
 double cost_nonexpert_flops(const model *m, int64_t tokens, double ctx_sum);
-int64_t cost_nonexpert_ns(const device *d, const model *m, int nonexpert_bits, int kv_bits,
-                          int64_t tokens, double ctx_sum); /* <= COST_NS_MAX */
+sim_ns cost_nonexpert_ns(const device *d, const model *m, int nonexpert_bits, int kv_bits,
+                         int64_t tokens, double ctx_sum); /* <= COST_NS_MAX */
 
 #endif

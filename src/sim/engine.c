@@ -41,12 +41,12 @@ static inline int check_freed(const run *r) { return r->bad_free ? report_freed(
 
 /* Start a rated task of full-rate duration `dur` ns, slowed to 1/(1+x)
  * while `slow`: push its end (kind, a, version). */
-static int rated_start(run *r, rated_task *t, double x, int slow, int64_t dur, int kind, int64_t a)
+static int rated_start(run *r, rated_task *t, double x, int slow, sim_ns dur, int kind, int64_t a)
 {
     t->rem_ns = (double)dur;
     t->last_ns = r->now;
     t->ver++;
-    return des_event_after(r->ev, (int64_t)ceil(t->rem_ns * (slow ? 1 + x : 1)), kind, a, t->ver);
+    return des_event_after(r->ev, (sim_ns)ceil(t->rem_ns * (slow ? 1 + x : 1)), kind, a, t->ver);
 }
 
 /* A rated task's rate changed now (slow_before -> slow_now): bring its
@@ -57,7 +57,7 @@ static int rated_change(run *r, rated_task *t, double x, int slow_before, int sl
     if (t->rem_ns < 0) t->rem_ns = 0;
     t->last_ns = r->now;
     t->ver++;
-    return des_event_after(r->ev, (int64_t)ceil(t->rem_ns * (slow_now ? 1 + x : 1)), kind, a, t->ver);
+    return des_event_after(r->ev, (sim_ns)ceil(t->rem_ns * (slow_now ? 1 + x : 1)), kind, a, t->ver);
 }
 
 /* The I/O queue went from busy_before to r->io_busy: the running expert
@@ -150,13 +150,13 @@ static int io_next(run *r)
 #endif
         int cached = 0;
         if (r->cache_bytes > 0) RUN_TRY(mem_cache_access(r->mm, entry, &cached)); /* mem has no page cache without room for one */
-        int64_t t = r->io_unit[unit]; /* checked once at setup */
+        sim_ns t = r->io_unit[unit]; /* checked once at setup */
         if (cached) {
             r->pc_hits++;
             t = cost_load_ns(r->d, bytes, 1);
             RUN_TRY(account_check_dur(t, "expert load"));
         }
-        const int64_t now = r->now;
+        const sim_ns now = r->now;
         const int prefetch = q->prefetch;
         if (__builtin_expect(r->rinterfere, 0)) {
             /* every load's end event carries a version (stale ones are
@@ -203,7 +203,7 @@ static int compute_next(run *r)
     step_item *it = &r->items[r->ready[r->rhead++]];
     if (mem_entry_state(r->mm, it->entry) != MEM_RESIDENT)
         D2_ERROR(D2_EINTERNAL, "sim: compute of expert %u level %u starts before its load completed", it->expert, it->unit + 1);
-    int64_t now = r->now;
+    sim_ns now = r->now;
     if (r->waiting) { r->bubble_ns += now - r->idle_since; r->waiting = 0; }
     it->state = 2;
     if (r->fp16_copy && r->unit_bits[it->unit] < 16) {
@@ -255,7 +255,7 @@ static inline int handle(run *r, const des_event *e)
     case EV_LOAD_DONE_V: { /* a load's end under the read interference model */
         if (e->b != r->load_rt.ver) return D2_OK; /* superseded by a rate change */
         if (r->load_active) {
-            int64_t now = r->now;
+            sim_ns now = r->now;
             r->load_active = 0;
             account_emit(r, SIM_OP_LOAD, r->load_start, now, r->load_layer, (int)(((uint32_t)e->a / r->U) % r->E),
                          r->load_unit + 1, r->load_tokens, 0, r->load_prefetch, SIM_TIER_FLASH, r->load_bytes);
@@ -281,7 +281,7 @@ static inline int handle(run *r, const des_event *e)
         if (__builtin_expect(r->interfere_any, 0)) { /* either interference model */
             if (r->interfere) {
                 if (e->b != r->comp_rt.ver || !r->comp_active) return D2_OK; /* superseded by a rate change */
-                int64_t now = r->now;
+                sim_ns now = r->now;
                 r->comp_active = 0;
                 account_emit(r, SIM_OP_COMPUTE, r->comp_start, now, r->layer, (int)it->expert, it->unit + 1, it->tokens, it->final,
                              0, SIM_TIER_NONE, 0);

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int64_t plan_makespan(const plan_item *it, size_t n, const uint32_t *order, size_t nload)
+sim_ns plan_makespan(const plan_item *it, size_t n, const uint32_t *order, size_t nload)
 {
-    int64_t c2 = 0, c1 = 0;
+    sim_ns c2 = 0, c1 = 0;
     for (size_t i = 0; i < n; i++)
         if (!it[i].load) c2 += it[i].t_comp;
     for (size_t k = 0; k < nload; k++) {
@@ -21,9 +21,9 @@ int64_t plan_makespan(const plan_item *it, size_t n, const uint32_t *order, size
     return c2;
 }
 
-int64_t plan_makespan_serial(const plan_item *it, size_t n, const uint32_t *order, size_t nload)
+sim_ns plan_makespan_serial(const plan_item *it, size_t n, const uint32_t *order, size_t nload)
 {
-    int64_t t = 0;
+    sim_ns t = 0;
     for (size_t i = 0; i < n; i++)
         if (!it[i].load) t += it[i].t_comp;
     for (size_t k = 0; k < nload; k++) t += it[order[k]].t_io + it[order[k]].t_comp;
@@ -222,10 +222,10 @@ int plan_optimal(const plan_ctx *c, const plan_item *it, size_t n, uint32_t *ord
         free(ids); free(cstart); free(clen); free(radix);
         return D2_OK;
     }
-    int64_t *best = malloc(states * sizeof *best), *c1 = malloc(states * sizeof *c1);
+    sim_ns *best = malloc(states * sizeof *best), *c1 = malloc(states * sizeof *c1);
     uint8_t *from = malloc(states);
     if (!best || !c1 || !from) { free(ids); free(cstart); free(clen); free(radix); free(best); free(c1); free(from); OPT_NOMEM(); }
-    int64_t base = 0;
+    sim_ns base = 0;
     for (size_t i = 0; i < n; i++)
         if (!it[i].load) base += it[i].t_comp;
     for (uint64_t s = 0; s < states; s++) best[s] = INT64_MAX;
@@ -238,8 +238,8 @@ int plan_optimal(const plan_ctx *c, const plan_item *it, size_t n, uint32_t *ord
             if (pos == clen[q]) continue;
             const plan_item *x = &it[ids[cstart[q] + pos]];
             uint64_t t = s + radix[q];
-            int64_t l1 = c1[s] + x->t_io;
-            int64_t l2 = (best[s] > l1 ? best[s] : l1) + x->t_comp;
+            sim_ns l1 = c1[s] + x->t_io;
+            sim_ns l2 = (best[s] > l1 ? best[s] : l1) + x->t_comp;
             if (l2 < best[t]) { best[t] = l2; c1[t] = l1; from[t] = (uint8_t)q; }
         }
     }

@@ -9,13 +9,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "sim/simtime.h"
 
 typedef struct plan_item {
     uint32_t expert;  /* expert id */
     uint32_t unit;    /* level (nested) or copy index, 0-based */
     uint32_t tokens;  /* tokens that need this unit */
-    int64_t t_io;     /* load time, ns (0 when resident) */
-    int64_t t_comp;   /* compute time, ns */
+    sim_ns t_io;      /* load time, ns (0 when resident) */
+    sim_ns t_comp;    /* compute time, ns */
     int load;         /* needs a load */
 } plan_item;
 
@@ -42,10 +43,10 @@ D2_REGISTRY_DECLARE(plan, plan_type)
 /* Makespan, ns, of the static model: resident items (load = 0) compute from
  * time 0 in index order, then the loads in `order` back to back from time 0,
  * each compute after its load and after the previous compute. */
-int64_t plan_makespan(const plan_item *items, size_t n, const uint32_t *order, size_t nload);
+sim_ns plan_makespan(const plan_item *items, size_t n, const uint32_t *order, size_t nload);
 /* Same, with the compute unit idle between each load and the next load
  * (sequential: a load starts only after the previous compute ended). */
-int64_t plan_makespan_serial(const plan_item *items, size_t n, const uint32_t *order, size_t nload);
+sim_ns plan_makespan_serial(const plan_item *items, size_t n, const uint32_t *order, size_t nload);
 
 /* Exact minimum of plan_makespan over orders that keep each expert's units
  * ascending (when nested).  *found = 1 and the count in *nload; *found = 0

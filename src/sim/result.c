@@ -42,11 +42,11 @@ void result_finish(run *r)
     m->total_tps = T > 0 ? m->tokens_total / T : 0;
     /* per request: time to first token from its arrival, time per output
      * token after it, latency from arrival to its last token */
-    int64_t sft = 0, mft = 0, stp = 0, slat = 0;
+    sim_ns sft = 0, mft = 0, stp = 0, slat = 0;
     uint32_t nft = 0, nfin = 0;
     for (uint32_t q = 0; q < r->R; q++) {
         if (r->first_ns[q] < 0) continue;
-        int64_t ft = r->first_ns[q] - r->arrive_ns[q];
+        sim_ns ft = r->first_ns[q] - r->arrive_ns[q];
         sft += ft;
         if (ft > mft) mft = ft;
         nft++;

@@ -65,7 +65,7 @@ struct sim_result {
  * whenever the rate changes, and the stale ones are dropped. */
 typedef struct rated_task {
     double rem_ns;          /* remaining work at full rate, ns */
-    int64_t last_ns;        /* when rem_ns was last brought up to date, ns */
+    sim_ns last_ns;         /* when rem_ns was last brought up to date, ns */
     int64_t ver;            /* version of its latest end event (event field b) */
 } rated_task;
 
@@ -75,8 +75,8 @@ typedef struct step_item {
     uint32_t entry, expert, unit, tokens;
     uint32_t final;      /* tokens whose own level is this unit (copies: = tokens) */
     uint32_t grp;        /* its group in this step (step_group) */
-    int64_t t_comp;      /* ns */
-    int64_t dequant, router; /* parts of t_comp, ns */
+    sim_ns t_comp;       /* ns */
+    sim_ns dequant, router; /* parts of t_comp, ns */
     int state;           /* 0 waiting for load, 1 ready, 2 computing, 3 done */
     int hit;             /* resident or loading when the step was planned, or when its deferred load came up */
     int started;         /* its load has started in this step */
@@ -86,7 +86,7 @@ typedef struct step_item {
 
 /* An item's compute cost as the step uses it, ns: the whole (cost model
  * and router), its dequantization and router parts */
-typedef struct step_cost { int64_t t_comp, dequant, router; } step_cost;
+typedef struct step_cost { sim_ns t_comp, dequant, router; } step_cost;
 
 /* The items of a layer step that are used together.  Nested storage: one
  * expert's units (levels 1..k): the expert's FFN is SwiGLU, so a token at
@@ -137,7 +137,7 @@ typedef struct run {
     int unit_bits[POLICY_MAX_LEVELS];        /* bit-width of level k */
     uint32_t L, E, K, U, R, P, G;            /* MoE layers, experts, top_k, units, requests, prompt and gen tokens */
     int64_t W;              /* weights per expert */
-    int64_t io_unit[POLICY_MAX_LEVELS]; /* load time of a unit from flash, ns */
+    sim_ns io_unit[POLICY_MAX_LEVELS]; /* load time of a unit from flash, ns */
     step_cost *ccache;      /* [U][tokens] compute cost memo (t_comp 0 = not yet) */
     des *ev;
     mem *mm;
@@ -159,7 +159,7 @@ typedef struct run {
     /* the bound (sim_bound): work no schedule avoids */
     int64_t fstep_need;     /* bytes of distinct units the current forward step needs */
     int64_t fstep_avail;    /* bytes that can be resident when it begins: the budget (the first step: what is) */
-    int64_t lb_io_ns;       /* I/O time no schedule avoids, summed over forward steps, ns */
+    sim_ns lb_io_ns;        /* I/O time no schedule avoids, summed over forward steps, ns */
     double lb_flops;        /* FLOPs of the expert uses (2 W per token-expert use) and non-expert work */
     double lb_ne_flops;     /* the non-expert part of lb_flops, FLOPs */
     double lb_wt;           /* the expert part as weights x tokens (W per token-expert use) */
@@ -169,13 +169,13 @@ typedef struct run {
     /* step */
     uint32_t f, layer, ntok;       /* forward step, MoE layer, tokens of the forward step */
     double ctx_sum;                /* sum over those tokens of the context each attends to, tokens */
-    int64_t ne_ns;                 /* a layer's non-expert work in this forward step, ns (cost_nonexpert_ns) */
+    sim_ns ne_ns;                  /* a layer's non-expert work in this forward step, ns (cost_nonexpert_ns) */
     double ne_flops;               /* its FLOPs (cost_nonexpert_flops) */
     /* requests: arrival, progress; a forward step = prefills of the
      * requests in pre_q (P tokens each, position-major) then one decode
      * token of each request in dec_q */
     const arrival_type *at;
-    int64_t *arrive_ns, *first_ns, *finish_ns; /* per request, ns */
+    sim_ns *arrive_ns, *first_ns, *finish_ns; /* per request, ns */
     uint32_t *gen_cnt;             /* tokens generated so far per request (0: not prefilled) */
     uint32_t *pre_q, *dec_q, *dec_pos;
     uint32_t npre, ndec, ndone;
@@ -211,7 +211,7 @@ typedef struct run {
     size_t qcap;            /* room in ioq (core/vec.h) */
     int io_busy, comp_busy, phase; /* flags; phase: 0 non-expert, 1 expert */
     int waiting;            /* the compute unit waits for a load (a bubble is open) */
-    int64_t now;            /* the time of the event being handled, ns: des_now, kept here by engine_run for the handlers */
+    sim_ns now;             /* the time of the event being handled, ns: des_now, kept here by engine_run for the handlers */
     int interfere;          /* device.io_interference > 0: expert computes slow down while a load runs */
     int nested, serial, kv_on_device; /* sys->nested, pt->serial, p->kv_on_device, kept here for the serving loop */
     /* the running expert compute when device.io_interference > 0: its rate
@@ -219,7 +219,7 @@ typedef struct run {
      * re-pushed with a new version and stale ones are dropped */
     int comp_active;        /* an expert item is computing under the interference model */
     uint32_t comp_idx;      /* its item index */
-    int64_t comp_start;     /* when it started, ns */
+    sim_ns comp_start;      /* when it started, ns */
     rated_task comp_rt;     /* its remaining work and end-event version */
     /* the load from flash in flight when device.read_interference > 0: its
      * rate changes whenever an expert compute starts or ends, re-pushed the
@@ -231,19 +231,19 @@ typedef struct run {
     uint32_t load_entry, load_layer, load_unit, load_tokens; /* its entry, layer, unit, tokens */
     int load_prefetch;      /* it is a prefetch */
     int64_t load_bytes;     /* its bytes */
-    int64_t load_start;     /* when it started, ns */
+    sim_ns load_start;      /* when it started, ns */
     rated_task load_rt;     /* its remaining work and the latest load end event's version */
-    int64_t idle_since;     /* when that bubble opened, ns */
+    sim_ns idle_since;      /* when that bubble opened, ns */
     uint32_t *predicted;    /* entries marked predicted */
     uint32_t npredicted;
     /* memory account, bytes */
     int64_t fixed_bytes, kv_bytes, transient, peak_total, kv_per_token;
     int oom;
     int done;               /* the last step has ended */
-    int64_t end_ns;         /* when it ended */
+    sim_ns end_ns;          /* when it ended, ns */
     int64_t tick;           /* use counter for lru/lfu and the page cache (not time) */
     /* accumulators */
-    int64_t io_busy_ns, comp_ns, expert_ns, nonexp_ns, dequant_ns, router_ns, bubble_ns; /* ns */
+    sim_ns io_busy_ns, comp_ns, expert_ns, nonexp_ns, dequant_ns, router_ns, bubble_ns; /* ns */
     int64_t io_bytes;       /* bytes loaded */
     uint64_t loads, hits, pf_loads, pf_used, pc_hits, steps; /* counts */
     double plan_wall;       /* wall-clock seconds in the planner */
@@ -257,7 +257,7 @@ typedef struct run {
 #define RUN_TRY(expr) D2_TRY(expr)
 
 /* account.c */
-int account_check_dur(int64_t t, const char *what);
+int account_check_dur(sim_ns t, const char *what);
 void account_oom(run *r, int64_t total);
 /* the device memory account after a change: its peak, and the run stops
  * (status oom, with the reason) when it exceeds the device */
@@ -267,11 +267,11 @@ static inline void account_mem(run *r)
     if (total > r->peak_total) r->peak_total = total;
     if (total > r->d->mem_bytes && !r->oom) account_oom(r, total);
 }
-void account_op(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level, uint32_t tokens,
+void account_op(run *r, sim_op_kind kind, sim_ns t0, sim_ns t1, uint32_t layer, int expert, uint32_t level, uint32_t tokens,
                 uint32_t final, int preload, sim_op_tier tier, int64_t bytes);
 /* an operation to the observer, if one listens (inline: without one the
  * arguments are not even computed) */
-static inline void account_emit(run *r, sim_op_kind kind, int64_t t0, int64_t t1, uint32_t layer, int expert, uint32_t level,
+static inline void account_emit(run *r, sim_op_kind kind, sim_ns t0, sim_ns t1, uint32_t layer, int expert, uint32_t level,
                                 uint32_t tokens, uint32_t final, int preload, sim_op_tier tier, int64_t bytes)
 {
     if (r->obs_op) account_op(r, kind, t0, t1, layer, expert, level, tokens, final, preload, tier, bytes);

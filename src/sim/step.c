@@ -242,10 +242,10 @@ static int issue_prefetch(run *r)
 
 int step_start(run *r)
 {
-    int64_t now = des_now(r->ev);
+    sim_ns now = des_now(r->ev);
     if (r->layer == 0) { /* a new forward step: who is in it, its tokens' KV cache */
         r->npre = r->ndec = 0;
-        int64_t next = INT64_MAX;
+        sim_ns next = INT64_MAX;
         for (uint32_t q = 0; q < r->R; q++) {
             if (r->finish_ns[q] >= 0) continue;
             if (r->arrive_ns[q] > now) { /* joins a later forward step */
@@ -277,7 +277,7 @@ int step_start(run *r)
     }
     mem_set_layer(r->mm, r->layer);
     account_mem(r);
-    int64_t t = r->ne_ns;
+    sim_ns t = r->ne_ns;
     r->lb_flops += r->ne_flops;
     r->lb_ne_flops += r->ne_flops;
     RUN_TRY(account_check_dur(t, "layer's non-expert work"));
@@ -311,7 +311,7 @@ static int item_cost(run *r, uint32_t u, uint32_t cnt, uint32_t final, step_cost
         cost_expert(r->d, r->W, r->unit_bytes[u], r->unit_bits[u], cnt, &cc);
     RUN_TRY(account_check_dur(cc.total, "expert compute"));
     out->dequant = cc.dequant;
-    out->router = r->bt->is_router ? (int64_t)ceil(r->p->router_overhead * (double)cc.total) : 0;
+    out->router = r->bt->is_router ? (sim_ns)ceil(r->p->router_overhead * (double)cc.total) : 0;
     out->t_comp = cc.total + out->router; /* >= 1: 0 marks a memo cell not yet filled */
     if (memo) *memo = *out;
     return D2_OK;
@@ -414,7 +414,8 @@ int step_plan(run *r)
     memcpy(gk, r->gate_k, sizeof gk); /* whole arrays: fixed-size copies, no library call */
     memcpy(g2k, r->gate2_k, sizeof g2k);
     const uint32_t ebase = layer * E * U;
-    const int64_t *ub = r->unit_bytes, *iou = r->io_unit;
+    const int64_t *ub = r->unit_bytes;
+    const sim_ns *iou = r->io_unit;
     step_item *items = r->items;
     step_group *groups = r->groups;
     plan_item *pi = r->pitems;
@@ -559,12 +560,12 @@ int step_plan(run *r)
         size_t kh, ki, ko;
         int found;
         RUN_TRY(plan_find("hebf")->order(&hc, r->pitems, r->nitems, r->order2, &kh));
-        int64_t mh = plan_makespan(r->pitems, r->nitems, r->order2, kh);
+        sim_ns mh = plan_makespan(r->pitems, r->nitems, r->order2, kh);
         RUN_TRY(plan_find("id-order")->order(&hc, r->pitems, r->nitems, r->order2, &ki));
-        int64_t mi = plan_makespan(r->pitems, r->nitems, r->order2, ki);
+        sim_ns mi = plan_makespan(r->pitems, r->nitems, r->order2, ki);
         RUN_TRY(plan_optimal(&r->pc, r->pitems, r->nitems, r->order2, &ko, &found));
         if (found) {
-            int64_t mo = plan_makespan(r->pitems, r->nitems, r->order2, ko);
+            sim_ns mo = plan_makespan(r->pitems, r->nitems, r->order2, ko);
             if (mo > mh) D2_ERROR(D2_EINTERNAL, "sim: optimal plan (%lld ns) worse than hebf (%lld ns)", (long long)mo, (long long)mh);
             double g = (double)mh / (double)mo - 1;
             r->gap_sum += g;
@@ -603,9 +604,9 @@ static void bound_fstep(run *r)
     int64_t flash = need - r->cache_bytes;
     if (flash < 0) flash = 0;
     int64_t cached = need - flash;
-    int64_t tc = 0;
+    sim_ns tc = 0;
     if (cached > 0) {
-        int64_t hit = cost_load_floor_ns(r->d, cached, 1), miss = cost_load_floor_ns(r->d, cached, 0);
+        sim_ns hit = cost_load_floor_ns(r->d, cached, 1), miss = cost_load_floor_ns(r->d, cached, 0);
         tc = hit < miss ? hit : miss;
     }
     r->lb_io_ns += (flash > 0 ? cost_load_floor_ns(r->d, flash, 0) : 0) + tc;
@@ -626,7 +627,7 @@ int step_end(run *r)
     RUN_TRY(r->layer + 1 == r->L ? mem_check(r->mm) : mem_check_quick(r->mm));
     RUN_TRY(des_check(r->ev));
     if (++r->layer == r->L) { /* the forward step is complete: every request in it has a new token */
-        int64_t now = des_now(r->ev);
+        sim_ns now = des_now(r->ev);
         bound_fstep(r);
         r->layer = 0;
         r->f++;
