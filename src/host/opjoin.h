@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "sim/simtime.h"
 
 typedef enum opjoin_kind { OPJOIN_LOAD = 0, OPJOIN_COMPUTE = 1, OPJOIN_NONEXPERT = 2 } opjoin_kind;
 #define OPJOIN_MAX_LEVEL 8 /* levels 1..8 (= KERN_MAX_LEVELS) */
@@ -59,7 +60,7 @@ int opjoin_tl_write_csv(const opjoin_tl *tl, FILE *f);
 typedef struct opjoin_term {
     char name[32];      /* e.g. "compute_l2", "wait_l1", "handoff_l3", "load_l1" */
     int in_sum;         /* 1: part of the makespan split (the in_sum terms add up to it) */
-    int64_t pred_ns;    /* predicted, ns */
+    sim_ns pred_ns;     /* predicted (simulated), ns */
     int64_t real_ns;    /* measured, ns */
     int64_t n_pred;     /* ops behind the predicted figure */
     int64_t n_real;     /* ops behind the measured one */
@@ -69,10 +70,12 @@ typedef struct opjoin_term {
 #define OPJOIN_STALL_FACTOR 10 /* a stall: a real load more than this many times its predicted duration (= CALIB_STALL_FACTOR) */
 
 typedef struct opjoin_report {
-    int64_t makespan_pred_ns, makespan_real_ns; /* last end - first start, ns */
+    sim_ns makespan_pred_ns;                    /* last end - first start, simulated ns */
+    int64_t makespan_real_ns;                   /* the same, wall ns */
     int64_t matched;                            /* op pairs joined */
     int64_t pred_only, real_only;               /* ops with no counterpart */
-    int64_t pred_only_ns, real_only_ns;         /* their summed durations, ns */
+    sim_ns pred_only_ns;                        /* their summed durations: predicted ops, simulated ns */
+    int64_t real_only_ns;                       /* real ops, wall ns */
     int nterm;
     opjoin_term term[OPJOIN_MAX_TERMS];
     /* the joined pair with the largest real - predicted duration */
