@@ -67,4 +67,39 @@ LONGP=$(head -c 5000 /dev/zero | tr '\0' a)
 expect 2 "path too long \(5000 bytes, at most 4095\): aaaa" "plot --plots with a 5000-byte folder: exit 2, one line" -- "$D2MOE" plot list --plots "$LONGP"
 expect 2 "path too long" "report --plots with a 5000-byte folder: exit 2, one line" -- "$D2MOE" report --plots "$LONGP" -o "$TMP/r.html"
 expect 2 "path too long \(5005 bytes" "reproduce into a 5000-byte folder: exit 2, one line" -- "$D2MOE" reproduce --quick --db "/tmp/$LONGP/x.db"
+# an output that is one of the command's inputs is refused before any work,
+# and the input keeps its bytes (a store, a trace, a profile, a CSV, weights)
+printf '[sweep]\nname = same\nmodel = llama-moe-3.5b\ndevice = env2\nsim.prompt = 2\nsim.gen = 2\nsim.requests = 1,2\n' > "$TMP/same.ini"
+"$D2MOE" sweep "$TMP/same.ini" --db "$TMP/same.db" --quiet > /dev/null 2>&1
+cp "$TMP/same.db" "$TMP/same.db.orig"
+expect 2 "same.db: is an input of this command" "simulate --timeline onto its own --db: exit 2" -- \
+    "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --db "$TMP/same.db" --timeline "$TMP/same.db"
+[ "$(sqlite3 "$TMP/same.db" 'SELECT count(*) FROM runs')" = 2 ]; ok $? "  the store keeps its 2 runs"
+expect 2 "same.db: is an input of this command" "export -o onto its own --db: exit 2" -- "$D2MOE" export --db "$TMP/same.db" -o "$TMP/same.db"
+[ "$(sqlite3 "$TMP/same.db" 'SELECT count(*) FROM runs')" = 2 ]; ok $? "  the store keeps its 2 runs"
+cp "$D2_SRCDIR/traces/mixtral-8x7b.r2.p16.d32.s1.d2t" "$TMP/same.d2t"
+expect 2 "same.d2t: is an input of this command" "simulate --timeline onto its own --trace: exit 2" -- \
+    "$D2MOE" simulate --model mixtral-8x7b --device env2 --requests 1 --prompt 2 --gen 2 --trace "$TMP/same.d2t" --timeline "$TMP/same.d2t"
+cmp -s "$TMP/same.d2t" "$D2_SRCDIR/traces/mixtral-8x7b.r2.p16.d32.s1.d2t"; ok $? "  the trace keeps its bytes"
+expect 2 "same.d2t: is an input of this command" "simulate --db onto its own --trace: exit 2" -- \
+    "$D2MOE" simulate --model mixtral-8x7b --device env2 --requests 1 --prompt 2 --gen 2 --trace "$TMP/same.d2t" --db "$TMP/same.d2t"
+cmp -s "$TMP/same.d2t" "$D2_SRCDIR/traces/mixtral-8x7b.r2.p16.d32.s1.d2t"; ok $? "  the trace keeps its bytes"
+cp "$D2_SRCDIR/experiments/devices/env2.ini" "$TMP/samedev.ini"
+expect 2 "samedev.ini: is an input of this command" "simulate --timeline onto its --device profile: exit 2" -- \
+    "$D2MOE" simulate --model llama-moe-3.5b --device "$TMP/samedev.ini" --requests 1 --prompt 2 --gen 2 --timeline "$TMP/samedev.ini"
+cmp -s "$TMP/samedev.ini" "$D2_SRCDIR/experiments/devices/env2.ini"; ok $? "  the profile keeps its bytes"
+cp "$D2_SRCDIR/tests/data/trace/good.csv" "$TMP/same.csv"
+expect 2 "same.csv: is an input of this command" "trace import -o onto its input: exit 2" -- "$D2MOE" trace import --format csv "$TMP/same.csv" -o "$TMP/same.csv"
+cmp -s "$TMP/same.csv" "$D2_SRCDIR/tests/data/trace/good.csv"; ok $? "  the CSV keeps its bytes"
+perl -e 'my $h = "{'"'"'descr'"'"': '"'"'<f4'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (4, 256), }";
+         $h .= " " x (118 - length($h)) . "\n"; print "\x93NUMPY\x01\x00", pack("v", length($h)), $h, pack("f<*", map { sin($_) } 0 .. 1023)' > "$TMP/same.npy"
+cp "$TMP/same.npy" "$TMP/same.npy.orig"
+expect 2 "same.npy: is an input of this command" "quantize -o onto its --input: exit 2" -- "$D2MOE" quantize --input "$TMP/same.npy" --format npy -o "$TMP/same.npy"
+cmp -s "$TMP/same.npy" "$TMP/same.npy.orig"; ok $? "  the weights keep their bytes"
+# JSON has no inf: a non-finite metric is written as null, and said
+cp "$TMP/same.db.orig" "$TMP/inf.db"
+sqlite3 "$TMP/inf.db" "UPDATE metrics SET value = 1e308 * 10 WHERE name = 'makespan_s' AND run_id = 1"
+"$D2MOE" export --db "$TMP/inf.db" --format json -o "$TMP/inf.json" 2> "$TMP/inf.err" > /dev/null; st=$?
+[ "$st" -eq 0 ] && grep -q '"makespan_s": null' "$TMP/inf.json" && grep -q "1 value in the store is not finite" "$TMP/inf.err"
+ok $? "export --format json of an infinite metric: null and a note, exit 0 (status $st)"
 done_testing

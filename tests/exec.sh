@@ -119,6 +119,19 @@ else
     skip "join in the store = join of the CSVs (no sqlite3)"; skip "join stored with the real run (no sqlite3)"
 fi
 expect 2 "--join: expected SIM.csv REAL.csv" "validate --join with one file: exit 2" -- "$D2MOE" validate --join "$TMP/sim.csv"
+# --join takes timelines only: the header, records in range, sums that fit
+: > "$TMP/empty.csv"
+expect 2 "empty.csv:1: not a timeline" "validate --join of an empty file: exit 2, one line" -- "$D2MOE" validate --join "$TMP/empty.csv" "$TMP/real.csv"
+tail -n +2 "$TMP/sim.csv" > "$TMP/nohead.csv"
+expect 2 "nohead.csv:1: not a timeline" "validate --join of a timeline without its header: exit 2" -- "$D2MOE" validate --join "$TMP/sim.csv" "$TMP/nohead.csv"
+printf 'start_nsXX,foo\n0,10,compute,0,-1,0,4\n' > "$TMP/badhead.csv"
+expect 2 "badhead.csv:1: not a timeline" "validate --join of another header: exit 2" -- "$D2MOE" validate --join "$TMP/badhead.csv" "$TMP/real.csv"
+sed '3s/^\([0-9]*\),[0-9]*,/\1,9223372036854775807,/' "$TMP/sim.csv" > "$TMP/bigend.csv"
+expect 2 'bigend.csv:3: field "end_ns": expected an integer' "validate --join of an end_ns past the horizon (2^62 ns): exit 2, named" -- "$D2MOE" validate --join "$TMP/bigend.csv" "$TMP/real.csv"
+H=4611686018427387904
+{ echo "start_ns,end_ns,queue,layer,expert,level,tokens"; echo "0,10,compute,0,-1,0,4"
+  for e in 1 2 3; do echo "0,$H,io,0,$e,1,1"; done; echo "$H,$H,compute,0,1,1,1"; } > "$TMP/overlap.csv"
+expect 2 "overlap.csv and .*overlap.csv: timeline: level-1 loads sum past" "validate --join of overlapping loads summing past int64: exit 2, no wrapped sum" -- "$D2MOE" validate --join "$TMP/overlap.csv" "$TMP/overlap.csv"
 grep -Eq '^# probe_ns = [1-9][0-9]*$' "$TMP/host.ini"; ok $? "calibrate records the kernel probe (# probe_ns)"
 grep -Eq '^# cold_probe_ns = [1-9][0-9]* ' "$TMP/host.ini"; ok $? "calibrate records the cold probe (# cold_probe_ns)"
 # the cold probe gates a run: a reference no pass can meet (1 ns) fails it, whatever the warm probe did

@@ -238,10 +238,10 @@ if command -v python3 > /dev/null 2>&1; then
     st "$TMP/vec.safetensors" norm:256
     expect 2 "vec.safetensors: no tensors of 2 or more dimensions \(1 1-D or scalar; name one with --tensor" \
         "safetensors of one 1-D tensor: exit 2, says how to include it" -- "$D2MOE" quantize --input "$TMP/vec.safetensors"
-    # 2: a --db that is not a store is refused before any work: no output on stdout, no .mwq
+    # 2: a --db that is not a store (here the --input itself) is refused before any work: no output on stdout, no .mwq
     "$D2MOE" quantize --input "$TMP/ok.npy" --db "$TMP/ok.npy" -o "$TMP/dbt.mwq" --json > "$TMP/dbt.out" 2> "$TMP/dbt.err"; rc=$?
     [ "$rc" -eq 2 ] && [ ! -s "$TMP/dbt.out" ] && [ ! -e "$TMP/dbt.mwq" ] && [ ! -e "$TMP/dbt.mwq.tmp" ] &&
-        grep -q 'ok.npy: not an SQLite database' "$TMP/dbt.err" && [ "$(grep -c '' "$TMP/dbt.err")" -eq 1 ]
+        grep -q 'ok.npy: is an input of this command' "$TMP/dbt.err" && [ "$(grep -c '' "$TMP/dbt.err")" -eq 1 ]
     ok $? "quantize --db NOT-A-STORE: exit 2 before the run (status $rc; no JSON printed, no .mwq written)"
     # 3: .npy data past the header's shape, and a fortran_order that is not a Python bool
     npy "$TMP/trail.npy" "4, 256" False 1024 4

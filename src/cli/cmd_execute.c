@@ -559,12 +559,19 @@ static int run(int argc, char **argv)
         if (prc) return cli_fail(prc);
     }
     job.nsets = so.nsets;
-    { /* outputs that are a FIFO, device or symlink: refused before the run */
-        const char *outs[3] = {user_tl, real_tl, dbpath};
-        for (int i = 0; i < 3; i++) {
-            int orc = outs[i] ? fileio_out_check(outs[i]) : D2_OK;
-            if (orc) return cli_fail(orc);
-        }
+    { /* outputs that are a FIFO, device or symlink, or one of the inputs
+       * (the store, the .mwq, the trace; the profiles once read), or the
+       * same file twice: refused before the run */
+        if (mwq) fileio_note_input(mwq);
+        if (job.trace) fileio_note_input(job.trace);
+        int orc = dbpath ? fileio_store_check(dbpath) : D2_OK;
+        if (orc) return cli_fail(orc);
+        if (dbpath) fileio_note_store(dbpath);
+        const char *outs[2] = {user_tl, real_tl};
+        for (int i = 0; i < 2; i++)
+            if (outs[i] && (orc = fileio_out_check(outs[i])) != D2_OK) return cli_fail(orc);
+        if (user_tl && real_tl && !strcmp(user_tl, real_tl))
+            return cli_usage_error("execute", "--timeline and --real-timeline name the same file %s", user_tl);
     }
 
     /* 1. the effective configuration, without running anything */

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -100,6 +101,7 @@ static int export_rows(db *d, const char *sweep, const char *variant, int json, 
     int nc = sqlite3_column_count(st);
     *rows = 0;
     size_t nbad = 0; /* bytes of text that were not UTF-8 */
+    size_t nnf = 0;  /* non-finite floats written as null */
     json_t *arr = json ? json_array() : NULL;
     if (!json)
         for (int c = 0; c < nc; c++) {
@@ -112,7 +114,9 @@ static int export_rows(db *d, const char *sweep, const char *variant, int json, 
         for (int c = 0; c < nc; c++) {
             int t = sqlite3_column_type(st, c);
             if (json) {
-                json_t *v = t == SQLITE_NULL ? json_null()
+                const int inf = t == SQLITE_FLOAT && !isfinite(sqlite3_column_double(st, c)); /* JSON has no inf or NaN: null, said below */
+                nnf += inf;
+                json_t *v = t == SQLITE_NULL || inf ? json_null()
                           : t == SQLITE_INTEGER ? json_integer(sqlite3_column_int64(st, c))
                           : t == SQLITE_FLOAT ? json_real(sqlite3_column_double(st, c))
                           : json_string((const char *)sqlite3_column_text(st, c));
@@ -136,6 +140,9 @@ static int export_rows(db *d, const char *sweep, const char *variant, int json, 
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) { json_decref(arr); D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errstr(rc)); }
+    if (nnf)
+        fprintf(stderr, "d2moe export: %zu value%s in the store %s not finite (inf or NaN): written as null in the JSON\n", nnf,
+                nnf == 1 ? "" : "s", nnf == 1 ? "is" : "are");
     if (nbad)
         fprintf(stderr, "d2moe export: %zu byte%s of text in the store %s not UTF-8: written as U+FFFD in the JSON\n", nbad,
                 nbad == 1 ? "" : "s", nbad == 1 ? "is" : "are");

@@ -142,9 +142,12 @@ static int run(int argc, char **argv)
     if (!job.device) return cli_usage_error("simulate", "--device is required");
     job.sets = so.sets;
     job.nsets = so.nsets;
-    /* outputs that are a FIFO, device or symlink: refused before the run */
-    int rc = job.timeline ? fileio_out_check(job.timeline) : D2_OK;
-    if (rc == D2_OK && dbpath) rc = fileio_out_check(dbpath);
+    /* outputs that are a FIFO, device or symlink, or one of the inputs
+     * (the store, the trace; the profiles once read), refused before the run */
+    if (job.trace) fileio_note_input(job.trace);
+    int rc = dbpath ? fileio_store_check(dbpath) : D2_OK;
+    if (rc == D2_OK && dbpath) fileio_note_store(dbpath);
+    if (rc == D2_OK && job.timeline) rc = fileio_out_check(job.timeline);
     if (rc) return cli_fail(rc);
     sim_result *r;
     rc = sim_job_run(&job, &r);

@@ -118,7 +118,10 @@ static void usage(FILE *out)
 static int join_files(const char *sim_csv, const char *real_csv, opjoin_report *rep)
 {
     opjoin_tl *a = NULL, *b = NULL;
-    int rc = opjoin_tl_new(&a);
+    /* both timelines by their header and records, as `plot timeline` takes them */
+    int rc = opjoin_tl_check(sim_csv);
+    if (!rc) rc = opjoin_tl_check(real_csv);
+    if (!rc) rc = opjoin_tl_new(&a);
     if (!rc) rc = opjoin_tl_new(&b);
     FILE *f = NULL; /* a FIFO or device is refused, not waited on */
     if (!rc) rc = fileio_open_read(sim_csv, FILEIO_TEXT_MAX, &f, NULL);
@@ -128,7 +131,7 @@ static int join_files(const char *sim_csv, const char *real_csv, opjoin_report *
     if (!rc) rc = fileio_open_read(real_csv, FILEIO_TEXT_MAX, &f, NULL);
     if (!rc) rc = opjoin_tl_read_csv(f, real_csv, b);
     if (f) fclose(f);
-    if (!rc) rc = opjoin_join(a, b, rep);
+    if (!rc && (rc = opjoin_join(a, b, rep)) != D2_OK) d2_err_prefix("%s and %s: ", sim_csv, real_csv);
     opjoin_tl_free(a);
     opjoin_tl_free(b);
     return rc;

@@ -27,11 +27,80 @@ static const char *kind(mode_t m)
     return "not a regular file";
 }
 
+/* ---------------------------------------------------------- inputs read */
+
+#define INPUT_NAME_MAX 200 /* bytes of an input's name kept for messages */
+typedef struct input_seen {
+    uint64_t dev, ino;
+    int store;                 /* 1: a results store, which its own opens may write (fileio_store_check) */
+    int own;                   /* 1: written by this process (fileio_out_commit): its own output, not an input */
+    char name[INPUT_NAME_MAX];
+} input_seen;
+static input_seen *inputs_seen;
+static size_t inputs_n, inputs_cap;
+static pthread_mutex_t inputs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void note_stat(const struct stat *st, const char *path, int store, int own)
+{
+    if (!S_ISREG(st->st_mode)) return;
+    pthread_mutex_lock(&inputs_lock);
+    size_t i = 0;
+    while (i < inputs_n && !(inputs_seen[i].dev == (uint64_t)st->st_dev && inputs_seen[i].ino == (uint64_t)st->st_ino)) i++;
+    if (i == inputs_n && inputs_n == inputs_cap) {
+        size_t nc = inputs_cap ? 2 * inputs_cap : 16;
+        input_seen *a = realloc(inputs_seen, nc * sizeof *a);
+        if (a) inputs_seen = a, inputs_cap = nc;
+    }
+    if (i < inputs_n && !store) inputs_seen[i].store = 0; /* read as a file too: protected from the store's opens */
+    if (i < inputs_n && own) inputs_seen[i].own = 1;
+    if (i == inputs_n && inputs_n < inputs_cap) {
+        inputs_seen[i] = (input_seen){.dev = (uint64_t)st->st_dev, .ino = (uint64_t)st->st_ino, .store = store, .own = own};
+        snprintf(inputs_seen[i].name, sizeof inputs_seen[i].name, "%s", path);
+        inputs_n++;
+    }
+    pthread_mutex_unlock(&inputs_lock);
+}
+
+void fileio_note_input(const char *path)
+{
+    struct stat st;
+    if (path && stat(path, &st) == 0) note_stat(&st, path, 0, 0);
+}
+
+void fileio_note_input_fd(int fd, const char *path)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0) note_stat(&st, path, 0, 0);
+}
+
+void fileio_note_store(const char *path)
+{
+    struct stat st;
+    if (path && stat(path, &st) == 0) note_stat(&st, path, 1, 0);
+}
+
+/* 1 and the name it was read as when (dev, ino) is an input (a store's
+ * own entry left out when stores are allowed) */
+static int input_name(const struct stat *st, int allow_store, char name[INPUT_NAME_MAX])
+{
+    int found = 0;
+    pthread_mutex_lock(&inputs_lock);
+    for (size_t i = 0; i < inputs_n && !found; i++)
+        if (inputs_seen[i].dev == (uint64_t)st->st_dev && inputs_seen[i].ino == (uint64_t)st->st_ino &&
+            !inputs_seen[i].own && !(allow_store && inputs_seen[i].store)) {
+            memcpy(name, inputs_seen[i].name, INPUT_NAME_MAX);
+            found = 1;
+        }
+    pthread_mutex_unlock(&inputs_lock);
+    return found;
+}
+
 int fileio_check_fd(int fd, const char *path, uint64_t cap, uint64_t *size)
 {
     struct stat st;
     if (fstat(fd, &st)) D2_ERROR(D2_EIO, "%s: cannot stat: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode)) D2_ERROR(D2_EINVAL, "%s: not a regular file (%s)", path, kind(st.st_mode));
+    note_stat(&st, path, 0, 0);
     if ((uint64_t)st.st_size > cap)
         D2_ERROR(D2_ERANGE, "%s: %llu bytes, more than the limit of %llu bytes for this kind of file", path,
                  (unsigned long long)st.st_size, (unsigned long long)cap);
@@ -101,7 +170,7 @@ int fileio_pathf(char *buf, size_t n, const char *fmt, ...)
     D2_ERROR(D2_ERANGE, "path too long (%d bytes, at most %zu): %s...", len, n ? n - 1 : 0, head);
 }
 
-int fileio_out_check(const char *path)
+static int out_check(const char *path, int allow_store)
 {
     /* "" would write ".tmp" in the current folder and fail at the rename,
      * after the work; SQLite opens "" as a temporary store, lost at close */
@@ -114,8 +183,15 @@ int fileio_out_check(const char *path)
     if (!S_ISREG(st.st_mode))
         D2_ERROR(D2_EINVAL, "%s: output path exists and is %s: refusing to replace it (give a new file name)", path,
                  kind(st.st_mode));
+    char in[INPUT_NAME_MAX];
+    if (input_name(&st, allow_store, in))
+        D2_ERROR(D2_EINVAL, "%s: is an input of this command%s%s%s: refusing to write over it (give the output another name)", path,
+                 strcmp(in, path) ? " (read as " : "", strcmp(in, path) ? in : "", strcmp(in, path) ? ")" : "");
     return D2_OK;
 }
+
+int fileio_out_check(const char *path) { return out_check(path, 0); }
+int fileio_store_check(const char *path) { return out_check(path, 1); }
 
 /* ---------------------------------------------------------- temporaries */
 
@@ -205,6 +281,10 @@ int fileio_out_commit(fileio_out *o)
     o->f = NULL;
     if (!rc) rc = fileio_out_check(o->path); /* it may have been replaced meanwhile */
     if (!rc && rename(o->tmp, o->path)) { rc = D2_EIO; d2_err_set("%s: cannot rename %s over it: %s", o->path, o->tmp, strerror(errno)); }
+    if (!rc) { /* this process's own output from now on: reading it back (a check) does not make it an input */
+        struct stat st;
+        if (stat(o->path, &st) == 0) note_stat(&st, o->path, 0, 1);
+    }
     if (rc) unlink(o->tmp);
     out_free(o);
     return rc;

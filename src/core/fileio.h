@@ -28,6 +28,22 @@
  * holds "", so a caller that goes on anyway opens nothing). */
 int fileio_pathf(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* The files this process reads, remembered by device and inode (every
+ * reader through fileio_open_read / fileio_check_fd, and the readers and
+ * stores that open files themselves call fileio_note_input_fd /
+ * fileio_note_input): fileio_out_check refuses an output that is one of
+ * them, at its opening and again before the rename over it, so no command
+ * writes its output over its own input (a timeline over the --db, an
+ * import over the file it reads).  A file this process wrote itself
+ * (fileio_out_commit) is its own output, not an input, even when read back
+ * afterwards.  Best effort on memory: an input not remembered for lack of
+ * it is not protected.  Thread-safe. */
+void fileio_note_input(const char *path);            /* a path that is not a regular file: ignored */
+void fileio_note_input_fd(int fd, const char *path); /* the same for an open descriptor */
+/* A results store this process opened: protected from every file output,
+ * but not from its own later opens (fileio_store_check). */
+void fileio_note_store(const char *path);
+
 /* Open path for reading ("rb") after checking it is a regular file of at
  * most cap bytes; *size gets its size (may be NULL).  Errors name the file:
  * D2_ENOTFOUND (cannot open), D2_EINVAL (not a regular file), D2_ERANGE
@@ -71,9 +87,13 @@ void fileio_memo_put(const void *kind, const char *path, const fileio_version *v
 int fileio_getline(FILE *f, const char *path, uint64_t line, size_t max, char **buf, size_t *cap, size_t *len);
 
 /* Refuse an output path that is empty, or that exists and is not a regular
- * file (symlinks are refused too: they are not followed).  D2_EINVAL naming
- * the path. */
+ * file (symlinks are refused too: they are not followed), or that is one of
+ * this process's inputs (fileio_note_input).  D2_EINVAL naming the path. */
 int fileio_out_check(const char *path);
+/* The same for a results store being opened for writing: a store it
+ * opened before is not refused (a store is read and written), any other
+ * input is. */
+int fileio_store_check(const char *path);
 
 /* A file written through a temporary: open checks the path
  * (fileio_out_check), creates "<path>.tmp" (not following a symlink there)

@@ -38,7 +38,7 @@ int opjoin_tl_add(opjoin_tl *tl, const opjoin_op *op)
         D2_ERROR(D2_EINVAL, "op record: unknown kind %d", (int)op->kind);
     if (op->kind == OPJOIN_NONEXPERT ? op->level != 0 : (op->level < 1 || op->level > OPJOIN_MAX_LEVEL))
         D2_ERROR(D2_EINVAL, "op record: level %d out of range", (int)op->level);
-    if (op->end_ns < op->start_ns || op->step < 0 || op->layer < 0)
+    if (op->start_ns < 0 || op->end_ns < op->start_ns || op->end_ns > SIM_NS_MAX || op->step < 0 || op->layer < 0)
         D2_ERROR(D2_EINVAL, "op record: step %d layer %d [%lld, %lld] out of range", (int)op->step, (int)op->layer,
                  (long long)op->start_ns, (long long)op->end_ns);
     D2_TRY(VEC_RESERVE(tl->op, tl->cap, tl->n + 1));
@@ -94,8 +94,10 @@ int opjoin_tl_read_csv(FILE *f, const char *name, opjoin_tl *tl)
             D2_ERROR(D2_EFORMAT, "%s:%zu: expected 7 fields start_ns,end_ns,queue,layer,expert,level,tokens, got %d", name,
                      lineno, nf);
         long long t0, t1, layer, expert, level, tokens;
-        D2_TRY(tl_int(name, lineno, 0, fs[0], fl[0], 0, INT64_MAX, &t0));
-        D2_TRY(tl_int(name, lineno, 1, fs[1], fl[1], t0, INT64_MAX, &t1)); /* start <= end */
+        /* times up to the simulator's horizon (SIM_NS_MAX, 146 years): a
+         * timeline's span and its non-overlapping sums then fit an int64 */
+        D2_TRY(tl_int(name, lineno, 0, fs[0], fl[0], 0, SIM_NS_MAX, &t0));
+        D2_TRY(tl_int(name, lineno, 1, fs[1], fl[1], t0, SIM_NS_MAX, &t1)); /* start <= end */
         D2_TRY(tl_int(name, lineno, 3, fs[3], fl[3], 0, INT32_MAX, &layer));
         D2_TRY(tl_int(name, lineno, 4, fs[4], fl[4], -1, INT32_MAX, &expert));
         D2_TRY(tl_int(name, lineno, 5, fs[5], fl[5], 0, INT32_MAX, &level));
@@ -269,7 +271,13 @@ static int split(const opjoin_tl *tl, int64_t *v, int64_t *n, int64_t *makespan)
     for (size_t i = 0; i < tl->n; i++) {
         const opjoin_op *o = &s[i];
         if (o->kind == OPJOIN_LOAD) {
-            v[T_LOAD + o->level - 1] += o->end_ns - o->start_ns;
+            /* loads may overlap (a malformed file): their sum checked, the
+             * other terms are sums of disjoint spans within the makespan */
+            if (__builtin_add_overflow(v[T_LOAD + o->level - 1], o->end_ns - o->start_ns, &v[T_LOAD + o->level - 1])) {
+                free(s);
+                free(ld);
+                D2_ERROR(D2_ERANGE, "timeline: level-%d loads sum past %lld ns (overlapping loads)", (int)o->level, (long long)INT64_MAX);
+            }
             n[T_LOAD + o->level - 1]++;
             int64_t b0 = o->start_ns > iprev ? o->start_ns : iprev;
             if (o->end_ns > b0) ibusy += o->end_ns - b0;
@@ -362,23 +370,26 @@ int opjoin_join(const opjoin_tl *pred, const opjoin_tl *real, opjoin_report *out
     if (rc) { free(a); return rc; }
     size_t i = 0, j = 0;
     int64_t worst = INT64_MIN;
+    int over = 0; /* a sum past INT64_MAX (overlapping operations of a malformed file) */
     while (i < pred->n || j < real->n) {
         int c = i == pred->n ? 1 : j == real->n ? -1 : cmp_key(&a[i], &b[j]);
         if (c < 0) {
             out->pred_only++;
-            out->pred_only_ns += a[i].end_ns - a[i].start_ns;
+            over |= __builtin_add_overflow(out->pred_only_ns, a[i].end_ns - a[i].start_ns, &out->pred_only_ns);
             i++;
         } else if (c > 0) {
             out->real_only++;
-            out->real_only_ns += b[j].end_ns - b[j].start_ns;
+            over |= __builtin_add_overflow(out->real_only_ns, b[j].end_ns - b[j].start_ns, &out->real_only_ns);
             j++;
         } else {
             out->matched++;
             const int64_t dp = a[i].end_ns - a[i].start_ns, dr = b[j].end_ns - b[j].start_ns;
-            if (a[i].kind == OPJOIN_LOAD && a[i].level >= 1 && a[i].level <= L && dr > OPJOIN_STALL_FACTOR * dp) {
+            int64_t fdp;
+            if (a[i].kind == OPJOIN_LOAD && a[i].level >= 1 && a[i].level <= L &&
+                !__builtin_mul_overflow((int64_t)OPJOIN_STALL_FACTOR, dp, &fdp) && dr > fdp) {
                 opjoin_term *st = &out->term[T_STALL + a[i].level - 1];
-                st->pred_ns += dp;
-                st->real_ns += dr;
+                over |= __builtin_add_overflow(st->pred_ns, dp, &st->pred_ns);
+                over |= __builtin_add_overflow(st->real_ns, dr, &st->real_ns);
                 st->n_pred++;
                 st->n_real++;
             }
@@ -394,6 +405,7 @@ int opjoin_join(const opjoin_tl *pred, const opjoin_tl *real, opjoin_report *out
     }
     free(a);
     free(b);
+    if (over) D2_ERROR(D2_ERANGE, "timeline: operation times sum past %lld ns (overlapping operations)", (long long)INT64_MAX);
     return D2_OK;
 }
 

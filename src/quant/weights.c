@@ -6,6 +6,7 @@
 #include "quant/weights.h"
 #include "quant/f16.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "core/vec.h"
 #include "core/text.h"
 
@@ -384,6 +385,7 @@ int weights_open(const char *path, weights_format fmt, weights **out)
     if (w->fd < 0) { int e = errno; free(w); D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(e)); }
     struct stat st;
     if (fstat(w->fd, &st) || !S_ISREG(st.st_mode)) { weights_free(w); D2_ERROR(D2_EINVAL, "%s: not a regular file", path); }
+    fileio_note_input_fd(w->fd, path); /* no output of this command may be written over it */
     w->size = st.st_size;
     int rc = fmt == WEIGHTS_LLAMA2C ? open_llama2c(w) : fmt == WEIGHTS_SAFETENSORS ? open_safetensors(w) : open_npy(w);
     if (rc) { weights_free(w); return rc; }

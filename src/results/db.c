@@ -428,9 +428,10 @@ int db_open(const char *path, db **out)
     /* a store is written like every output (core/fileio.h): an existing
      * FIFO, device or symlink at the path is refused, never opened (SQLite
      * would follow the link or block on the FIFO) */
-    D2_TRY(fileio_out_check(path));
+    D2_TRY(fileio_store_check(path)); /* and not a file this command reads (a trace, a profile) */
     db *d;
     D2_TRY(open_common(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW, &d));
+    fileio_note_store(path); /* no file output of this command may be written over it */
     int rc = D2_OK;
     /* WAL can be refused briefly while another process holds a lock */
     for (int attempt = 0; attempt < 500; attempt++) {
@@ -459,6 +460,7 @@ int db_open_readonly(const char *path, db **out)
     if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) D2_ERROR(D2_EINVAL, "%s: not a regular file (not a results database)", path);
     db *d;
     D2_TRY(open_common(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, &d));
+    fileio_note_store(path); /* no file output of this command may be written over it */
     if (d->version == 0 && N_MIGRATIONS > 0) {
         db_close(d);
         return refuse_empty(path);

@@ -404,6 +404,7 @@ int trace_file_open(const char *path, trace_file **out)
     unsigned char head[TRACE_HEADER_BYTES];
     if (f->fd < 0) { rc = D2_ENOTFOUND; d2_err_set("%s: cannot open: %s", path, strerror(errno)); goto fail; }
     if (fstat(f->fd, &st) || !S_ISREG(st.st_mode)) { rc = D2_EFORMAT; d2_err_set("%s: not a regular file", path); goto fail; }
+    fileio_note_input_fd(f->fd, path); /* no output of this command may be written over it */
     if (st.st_size == 0) { rc = D2_EFORMAT; d2_err_set("%s: empty file, not a .d2t trace", path); goto fail; }
     if ((uint64_t)st.st_size < TRACE_HEADER_BYTES) {
         int r = pread_all(f->fd, head, (size_t)st.st_size, 0);
