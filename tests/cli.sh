@@ -102,4 +102,11 @@ sqlite3 "$TMP/inf.db" "UPDATE metrics SET value = 1e308 * 10 WHERE name = 'makes
 "$D2MOE" export --db "$TMP/inf.db" --format json -o "$TMP/inf.json" 2> "$TMP/inf.err" > /dev/null; st=$?
 [ "$st" -eq 0 ] && grep -q '"makespan_s": null' "$TMP/inf.json" && grep -q "1 value in the store is not finite" "$TMP/inf.err"
 ok $? "export --format json of an infinite metric: null and a note, exit 0 (status $st)"
+# a sweep job's identity text is never cut short (two long values with one
+# prefix would share a hash, and the second be skipped as stored)
+LA=$(head -c 250 /dev/zero | tr '\0' a); LB=$(head -c 250 /dev/zero | tr '\0' b); LC=$(head -c 120 /dev/zero | tr '\0' c)
+mkdir -p "$TMP/$LA/$LB/$LC" && cp "$D2_SRCDIR/experiments/models/llama-moe-3.5b.ini" "$TMP/$LA/$LB/$LC/m.ini"
+expect 2 "sweep same: model: a value longer than [0-9]+ bytes" "sweep --set model=<a 640-byte path>: exit 2, not cut short into another job's identity" -- \
+    "$D2MOE" sweep "$TMP/same.ini" --db "$TMP/longv.db" --quiet --set "model=$TMP/$LA/$LB/$LC/m.ini"
+[ ! -e "$TMP/longv.db" ]; ok $? "  no store created"
 done_testing

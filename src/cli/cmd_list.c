@@ -64,7 +64,7 @@ static int list_readings(void)
     if (rc) return cli_fail(rc);
     for (size_t i = 0; i < n; i++) {
         readings r;
-        char txt[2048];
+        char txt[READINGS_TEXT_MAX];
         if ((rc = readings_load(&r, names[i]))) { param_names_free(names, n); return cli_fail(rc); }
         readings_text(&r, txt, sizeof txt);
         printf("%-16s %s\n", r.name, txt);

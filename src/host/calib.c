@@ -108,8 +108,8 @@ static int open_tmp(const char *dir, int *fd_out, int *direct, char *method, siz
     if (e == EROFS || e == EACCES || e == EPERM || e == ENOENT || e == ENOTDIR || e == ENOSPC || e == EDQUOT)
         D2_ERROR(D2_EIO, "%s: cannot create the calibration file: %s", dir, why(e));
     /* no O_TMPFILE support: a named file, unlinked before any data is written */
-    char path[4200];
-    snprintf(path, sizeof path, "%s/.d2moe-calib.XXXXXX", dir);
+    char path[FILEIO_PATH_MAX];
+    D2_TRY(fileio_pathf(path, sizeof path, "%s/.d2moe-calib.XXXXXX", dir));
     fd = mkstemp(path);
     if (fd < 0) D2_ERROR(D2_EIO, "%s: cannot create the calibration file: %s", dir, why(errno));
     unlink(path);
@@ -1180,9 +1180,8 @@ int calib_file_write_atomic(const char *path, const char *data, size_t n)
     /* like every output (core/fileio.h): a FIFO, device or symlink at path
      * is refused, never replaced */
     D2_TRY(fileio_out_check(path));
-    char tmp[4200];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= 4096)
-        D2_ERROR(D2_EINVAL, "%s: path too long", path);
+    char tmp[FILEIO_PATH_MAX];
+    D2_TRY(fileio_pathf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path));
     int fd = mkstemp(tmp);
     if (fd < 0) D2_ERROR(D2_EIO, "%s: cannot create the profile: %s", path, why(errno));
     fileio_tmp_register(tmp); /* removed on SIGINT/SIGTERM (src/cli's handler) */

@@ -10,12 +10,14 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "core/fileio.h"
+
 #define CALIB_MAX_SIZES 40
 #define KERN_MAX_LEVELS_CALIB 8 /* = KERN_MAX_LEVELS of quant/kern.h */
 
 /* Options of the storage measurement; calib_io_opts_init sets defaults. */
 typedef struct calib_io_opts {
-    char dir[4096];          /* directory of the temporary data file */
+    char dir[FILEIO_PATH_MAX]; /* directory of the temporary data file */
     int64_t file_bytes;      /* temporary file size, bytes (default 1 GiB) */
     int64_t min_read;        /* smallest read, bytes, a multiple of 4096 (default 4 KiB) */
     int64_t max_read;        /* largest read, bytes, >= min_read (default 64 MiB) */

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "core/fileio.h"
 #include "host/opjoin.h"
 #include "quant/kern.h"
 
@@ -25,7 +26,7 @@ typedef struct exec_chunk {
 } exec_chunk;
 
 typedef struct exec_store {
-    char path[4096];
+    char path[FILEIO_PATH_MAX];
     int fd;                     /* open for reading */
     int direct;                 /* fd has O_DIRECT (reads widened to 4 KiB-aligned extents) */
     uint32_t layers, experts;   /* MoE layers, experts per layer */

@@ -19,6 +19,10 @@
 
 #if defined(HAVE_IMMINTRIN_H) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
+
+/* codes of a group a candidate fit keeps on the stack (bytes; a longer group
+ * compares candidates by their level-1 error only) */
+#define MWQ_STACK_CODES 4096
 #define MWQ_X86 1
 #endif
 
@@ -665,13 +669,13 @@ static int quant_group(mwq_matrix *m, int64_t r, int64_t j, const float *x, cons
     double err[KERN_MAX_LEVELS];
     int have_q = 0;
     group_out o = {bits, (n + 31) / 32 * 4, {0}};
-    if (nc > 1 && (c->search_objective[0] == 'b' || K == 1 || n > 4096)) {
+    if (nc > 1 && (c->search_objective[0] == 'b' || K == 1 || n > MWQ_STACK_CODES)) {
         /* level-1 error only: no dry runs of the residual levels; the
-         * winner's codes are kept (qb on the stack for n <= 4096) */
-        uint8_t qb[4096];
+         * winner's codes are kept (qb on the stack for n <= MWQ_STACK_CODES) */
+        uint8_t qb[MWQ_STACK_CODES];
         double be = INFINITY;
         for (int i = 0; i < nc; i++) {
-            uint8_t *qq = n <= 4096 && i > 0 ? qb : q;
+            uint8_t *qq = n <= MWQ_STACK_CODES && i > 0 ? qb : q;
             double e = codes_for(x, h, n, cand[i].s, cand[i].z, (1 << b1) - 1, qq);
             if (e < be) {
                 be = e;

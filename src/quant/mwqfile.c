@@ -25,7 +25,7 @@ static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1]
 
 /* ---- reader ---------------------------------------------------------------- */
 struct mwqfile {
-    char path[4096];
+    char path[FILEIO_PATH_MAX];
     int fd;
     int64_t size, nread;
     mwqfile_tensor *t;
@@ -297,7 +297,7 @@ int mwqfile_load_kq(mwqfile *f, size_t i, int k, kq_matrix **out)
 
 /* ---- writer ---------------------------------------------------------------- */
 struct mwqfile_writer {
-    char path[4096], tmp[4200];
+    char path[FILEIO_PATH_MAX], tmp[FILEIO_PATH_MAX + 8];
     FILE *fp;
     fileio_out *out; /* the temporary "<path>.tmp" (core/fileio.h) */
     int64_t pos;

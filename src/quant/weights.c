@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 struct weights {
-    char path[4096];
+    char path[FILEIO_PATH_MAX];
     int fd;
     int64_t size; /* bytes */
     weights_info *t;

@@ -134,9 +134,9 @@ int accuracy_model_load(const char *curve_csv, db *d, accuracy_model **out)
 
 int accuracy_model_load_default(const char *curve_csv, db *d, accuracy_model **out)
 {
-    char def[4200];
+    char def[FILEIO_PATH_MAX];
     if (!curve_csv) {
-        snprintf(def, sizeof def, "%s/experiments/accuracy/llama-moe-wikitext2.csv", D2_SRCDIR);
+        D2_TRY(fileio_pathf(def, sizeof def, "%s/experiments/accuracy/llama-moe-wikitext2.csv", D2_SRCDIR));
         curve_csv = def;
     }
     return accuracy_model_load(curve_csv, d, out);

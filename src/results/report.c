@@ -453,9 +453,8 @@ static void provenance_csv(FILE *o, const char *dir)
         while ((e = readdir(dp))) {
             size_t l = strlen(e->d_name);
             if (l < 5 || strcmp(e->d_name + l - 4, ".csv")) continue;
-            char p[4400], hex[33];
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            if (hash_file_hex(p, hex) != D2_OK) continue;
+            char p[FILEIO_PATH_MAX], hex[33];
+            if (fileio_pathf(p, sizeof p, "%s/%s", dir, e->d_name) != D2_OK || hash_file_hex(p, hex) != D2_OK) continue;
             if (n++) fputs("<br>", o);
             esc(o, e->d_name);
             fprintf(o, "  xxh128 %s", hex);
@@ -485,8 +484,8 @@ static const char css[] =
 int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
 {
     memset(st, 0, sizeof *st);
-    char ini[4200];
-    snprintf(ini, sizeof ini, "%s/figures.ini", o->plotdir);
+    char ini[FILEIO_PATH_MAX];
+    D2_TRY(fileio_pathf(ini, sizeof ini, "%s/figures.ini", o->plotdir));
     plot_fig *figs;
     size_t nf;
     D2_TRY(plot_figures_load(ini, &figs, &nf));
@@ -509,17 +508,18 @@ int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
     int rc = D2_OK;
     for (size_t i = 0; i < nf && rc == D2_OK; i++) {
         plot_fig *f = &figs[i];
-        char variant[DB_VARIANT_MAX] = "base", note[2048] = "", dat[4400], outbase[4400], csvdir[4400], svg[4500];
-        snprintf(outbase, sizeof outbase, "%s/%s", o->workdir, f->name);
+        char variant[DB_VARIANT_MAX] = "base", note[2048] = "", dat[FILEIO_PATH_MAX], outbase[FILEIO_PATH_MAX],
+             csvdir[FILEIO_PATH_MAX], svg[FILEIO_PATH_MAX];
+        if ((rc = fileio_pathf(outbase, sizeof outbase, "%s/%s", o->workdir, f->name)) != D2_OK) break;
         plot_out po;
         memset(&po, 0, sizeof po);
         const char *datp = NULL, *cdir = NULL;
         if (f->sql[0]) {
             if (f->sweep[0]) {
-                char qpath[4500];
-                snprintf(qpath, sizeof qpath, "%s/%s", o->plotdir, f->sql);
+                char qpath[FILEIO_PATH_MAX];
                 const char *want;
-                int prc = variant_for(o, qpath, f->sweep, &want);
+                int prc = fileio_pathf(qpath, sizeof qpath, "%s/%s", o->plotdir, f->sql);
+                if (prc == D2_OK) prc = variant_for(o, qpath, f->sweep, &want);
                 if (prc == D2_OK) {
                     prc = D2_ENOTFOUND;
                     if (want) prc = db_variant_pick(d, f->sweep, want, variant, note, sizeof note);
@@ -535,8 +535,8 @@ int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
                     continue;
                 }
             }
-            snprintf(dat, sizeof dat, "%s/%s.dat", o->workdir, f->name);
-            rc = plot_export(d, o->plotdir, f, variant, dat, &po);
+            rc = fileio_pathf(dat, sizeof dat, "%s/%s.dat", o->workdir, f->name);
+            if (rc == D2_OK) rc = plot_export(d, o->plotdir, f, variant, dat, &po);
             char gnote[1024] = "";
             if (rc == D2_OK && f->sweep[0]) rc = db_sweep_runs_note(d, f->sweep, variant, gnote, sizeof gnote);
             if (gnote[0]) { /* runs of older grids: said under the figure */
@@ -547,7 +547,7 @@ int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
             if (po.rows == 0) { st->missing++; continue; }
             datp = dat;
         } else {
-            snprintf(csvdir, sizeof csvdir, "%s/%s", o->csvroot ? o->csvroot : ".", f->csv);
+            if ((rc = fileio_pathf(csvdir, sizeof csvdir, "%s/%s", o->csvroot ? o->csvroot : ".", f->csv)) != D2_OK) break;
             struct stat sb;
             if (stat(csvdir, &sb) != 0) { st->missing++; continue; }
             cdir = csvdir;
@@ -555,7 +555,7 @@ int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
         }
         rc = plot_render(o->gnuplot, o->plotdir, f, datp, cdir, &po, outbase);
         if (rc != D2_OK) break;
-        snprintf(svg, sizeof svg, "%s.svg", outbase);
+        if ((rc = fileio_pathf(svg, sizeof svg, "%s.svg", outbase)) != D2_OK) break;
         fprintf(out, "<figure id=\"fig-%s\">\n", f->name);
         rc = inline_svg(out, svg, (int)i);
         if (rc != D2_OK) break;
@@ -583,17 +583,17 @@ int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
 
     /* summary tables: every .sql file of plots/summary, in name order */
     fputs("<section id=\"summary\"><h2>Summary tables</h2>\n", out);
-    char sdir[4200];
-    snprintf(sdir, sizeof sdir, "%s/summary", o->plotdir);
+    char sdir[FILEIO_PATH_MAX];
+    if ((rc = fileio_pathf(sdir, sizeof sdir, "%s/summary", o->plotdir)) != D2_OK) return rc;
     struct dirent **ents = NULL;
     int ne = scandir(sdir, &ents, NULL, alphasort);
     for (int i = 0; i < ne; i++) {
         size_t l = strlen(ents[i]->d_name);
         if (rc == D2_OK && l > 4 && !strcmp(ents[i]->d_name + l - 4, ".sql")) {
-            char p[4500], sweep[128], variant[DB_VARIANT_MAX] = "base";
-            snprintf(p, sizeof p, "%s/%s", sdir, ents[i]->d_name);
-            sql_sweep(p, sweep, sizeof sweep);
-            int prc = D2_OK;
+            char p[FILEIO_PATH_MAX], sweep[128], variant[DB_VARIANT_MAX] = "base";
+            int prc = fileio_pathf(p, sizeof p, "%s/%s", sdir, ents[i]->d_name);
+            sweep[0] = '\0';
+            if (prc == D2_OK) sql_sweep(p, sweep, sizeof sweep);
             if (sweep[0]) {
                 const char *want;
                 prc = variant_for(o, p, sweep, &want);

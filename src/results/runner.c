@@ -380,7 +380,7 @@ static int runner_same(const sweep_job *with, const sweep_job *without, const ch
     }
     if (!strcmp(key, "readings")) { /* the same reading by name and settings (none given: the default) */
         readings ra, rb;
-        char ta[4096], tb[4096];
+        char ta[READINGS_TEXT_MAX], tb[READINGS_TEXT_MAX];
         if (readings_load(&ra, a.readings) != D2_OK || readings_load(&rb, b.readings) != D2_OK) return D2_OK;
         readings_text(&ra, ta, sizeof ta);
         readings_text(&rb, tb, sizeof tb);
@@ -423,9 +423,9 @@ int runner_simulate(const sweep_job *job, db_run *run, void *user)
     sim_job sj;
     job_sets js;
     D2_TRY(job_of(job, &sj, &js));
-    char tl[4200];
+    char tl[FILEIO_PATH_MAX];
     if (c && c->timeline_dir) {
-        snprintf(tl, sizeof tl, "%s/%s.csv", c->timeline_dir, job->hash);
+        D2_TRY(fileio_pathf(tl, sizeof tl, "%s/%s.csv", c->timeline_dir, job->hash));
         sj.timeline = tl;
     }
     sim_result *r;

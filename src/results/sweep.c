@@ -9,6 +9,7 @@
 #include "core/inifile.h"
 #include "core/units.h"
 #include "core/version.h"
+#include "core/fileio.h"
 
 #include <errno.h>
 #include <math.h>
@@ -48,7 +49,7 @@ static void values_free(char **v, size_t n)
 }
 
 struct sweep_spec {
-    char path[4096];
+    char path[FILEIO_PATH_MAX];
     int quick;                    /* apply the [quick] section */
     axis quick_axes[SWEEP_MAX_AXES];
     size_t nquick;
@@ -181,7 +182,7 @@ static int spec_entry(void *user, const char *section, const char *key, const ch
                       const char *path, int line)
 {
     sweep_spec *s = user;
-    char where[4200];
+    char where[FILEIO_PATH_MAX + 16]; /* "path:line" */
     snprintf(where, sizeof where, "%s:%d", path, line);
     if (!strcmp(section, "quick")) {
         /* the --quick variant: replaces the values of axes of [sweep] */
@@ -247,7 +248,7 @@ static int apply_quick(sweep_spec *s)
 static int parse_zip(sweep_spec *s)
 {
     if (!s->zip_text[0]) return D2_OK;
-    char where[4200], buf[256];
+    char where[FILEIO_PATH_MAX + 16], buf[256]; /* where: "path:line" */
     snprintf(where, sizeof where, "%s:%d", s->path, s->zip_line);
     snprintf(buf, sizeof buf, "%s", s->zip_text);
     int group = 0;
@@ -281,26 +282,31 @@ static int cmp_kv(const void *a, const void *b)
 /* The sweep's name is part of the job: the same configuration in two
  * sweeps is stored once for each, so every figure's query finds its runs.
  * The inputs' content hashes (sweep_spec_identify) close the text. */
-static void job_finish(sweep_job *j, const char *sweep, const char *variant)
+static int job_finish(sweep_job *j, const char *sweep, const char *variant)
 {
     const char *lines[SWEEP_MAX_AXES];
-    char tmp[SWEEP_MAX_AXES][600];
+    char tmp[SWEEP_MAX_AXES][SWEEP_KV_MAX];
     for (size_t i = 0; i < j->n; i++) {
-        snprintf(tmp[i], sizeof tmp[i], "%s=%s", j->key[i], j->value[i]);
+        if ((size_t)snprintf(tmp[i], sizeof tmp[i], "%s=%s", j->key[i], j->value[i]) >= sizeof tmp[i])
+            D2_ERROR(D2_ERANGE, "sweep %s: %s: a value longer than %zu bytes (%.40s...)", sweep, j->key[i],
+                     sizeof tmp[i] - strlen(j->key[i]) - 2, j->value[i]);
         lines[i] = tmp[i];
     }
     qsort(lines, j->n, sizeof lines[0], cmp_kv);
     size_t off = 0, cap = sizeof j->text;
+    int cut = 0;
 #define JOB_APPEND(...) do { int w_ = snprintf(j->text + off, cap - off, __VA_ARGS__); \
-                             if (w_ > 0) off = (size_t)w_ < cap - off ? off + (size_t)w_ : cap - 1; } while (0)
+                             if (w_ < 0 || (size_t)w_ >= cap - off) cut = 1; else off += (size_t)w_; } while (0)
     JOB_APPEND("sweep=%s\n", sweep);
     /* a named variant is its own set of jobs (auto variants differ in
      * their override lines already) */
-    if (variant && *variant) JOB_APPEND("variant=%s\n", variant);
-    for (size_t i = 0; i < j->n; i++) JOB_APPEND("%s\n", lines[i]);
-    JOB_APPEND("%s", j->inputs);
+    if (variant && *variant && !cut) JOB_APPEND("variant=%s\n", variant);
+    for (size_t i = 0; i < j->n && !cut; i++) JOB_APPEND("%s\n", lines[i]);
+    if (!cut) JOB_APPEND("%s", j->inputs);
 #undef JOB_APPEND
+    if (cut) D2_ERROR(D2_ERANGE, "sweep %s: job %zu: its configuration is longer than %d bytes", sweep, j->index, SWEEP_JOB_TEXT_MAX - 1);
     hash_mem_hex(j->text, strlen(j->text), j->hash);
+    return D2_OK;
 }
 
 /* Units of the grid: a crossed axis is one unit; a zip group is one unit
@@ -343,7 +349,7 @@ static int expand(sweep_spec *s)
             job->key[i] = s->axes[i].key;
             job->value[i] = s->axes[i].values[idx[unit_of[i]]];
         }
-        job_finish(job, s->name, s->variant);
+        D2_TRY(job_finish(job, s->name, s->variant));
     }
     return D2_OK;
 }
@@ -526,7 +532,7 @@ int sweep_spec_name_variant(sweep_spec *s, const char *name)
 {
     D2_TRY(db_variant_name_check_for(name, sweep_spec_overrides(s)));
     snprintf(s->variant, sizeof s->variant, "%s", name);
-    for (size_t j = 0; j < s->njobs; j++) job_finish(&s->jobs[j], s->name, s->variant);
+    for (size_t j = 0; j < s->njobs; j++) D2_TRY(job_finish(&s->jobs[j], s->name, s->variant));
     return D2_OK;
 }
 
@@ -534,7 +540,7 @@ int sweep_spec_identify(sweep_spec *s, sweep_inputs_fn fn, void *user)
 {
     for (size_t j = 0; j < s->njobs; j++) {
         D2_TRY(fn(&s->jobs[j], s->jobs[j].inputs, sizeof s->jobs[j].inputs, user));
-        job_finish(&s->jobs[j], s->name, s->variant);
+        D2_TRY(job_finish(&s->jobs[j], s->name, s->variant));
     }
     return D2_OK;
 }
@@ -575,7 +581,7 @@ int sweep_spec_check_jobs(const sweep_spec *s, sweep_job_check_fn check, void *u
         char key[128] = "";
         int rc = check(&s->jobs[j], key, sizeof key, user);
         if (rc == D2_OK) continue;
-        char msg[1024], where[4300];
+        char msg[1024], where[FILEIO_PATH_MAX + 16]; /* where: "path:line" */
         snprintf(msg, sizeof msg, "%s", d2_err_msg());
         const axis *a = key[0] ? axis_named(s, key) : NULL;
         if (!a) a = axis_named(s, "readings");

@@ -26,6 +26,11 @@
 #include "results/db.h"
 
 #define SWEEP_MAX_AXES 32
+/* Bytes of a job's identity text (sweep_job.text) and of one of its
+ * "key=value" lines: a job that does not fit is refused (D2_ERANGE), never
+ * cut short into another job's identity */
+#define SWEEP_JOB_TEXT_MAX 4096
+#define SWEEP_KV_MAX 600
 
 typedef struct sweep_job {
     size_t index;                 /* position in the grid, 0-based */
@@ -34,7 +39,7 @@ typedef struct sweep_job {
     const char *value[SWEEP_MAX_AXES];
     char inputs[1024];            /* "input.ROLE=XXH3-128\n" lines of the files the job reads
                                      (sweep_spec_identify), "" = not identified */
-    char text[4096];              /* "sweep=<name>\n" + canonical "key=value\n" lines, sorted,
+    char text[SWEEP_JOB_TEXT_MAX]; /* "sweep=<name>\n" + canonical "key=value\n" lines, sorted,
                                      then the inputs lines */
     char hash[33];                /* XXH3-128 hex of text */
 } sweep_job;

@@ -207,7 +207,7 @@ int sim_job_files(const sim_job *job, sim_job_memo *mo, sim_job_file_fn fn, void
     device d;
     sim_params p;
     readings rd;
-    char path[4096];
+    char path[PARAM_PATH_MAX];
     D2_TRY(param_profile_path("model", job->model, path, sizeof path));
     D2_TRY(fn("model", path, user));
     D2_TRY(param_profile_path("device", job->device, path, sizeof path));
@@ -240,7 +240,7 @@ int sim_job_run(const sim_job *job, sim_result **out)
     device d;
     sim_params p;
     readings rd;
-    char mpath[4096], dpath[4096];
+    char mpath[PARAM_PATH_MAX], dpath[PARAM_PATH_MAX];
     *out = NULL;
     D2_TRY(param_profile_path("model", job->model, mpath, sizeof mpath));
     D2_TRY(param_profile_path("device", job->device, dpath, sizeof dpath));
@@ -293,7 +293,7 @@ int sim_job_run(const sim_job *job, sim_result **out)
         }
     }
     if (rc == D2_OK) {
-        char txt[2048];
+        char txt[READINGS_TEXT_MAX];
         readings_text(&rd, txt, sizeof txt);
         sim_result_set_inputs(r, mpath, dpath, job->trace, trace_source_id(src));
         sim_result_set_reading(r, rd.name, txt, rd.path);

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* profiled requests whose activation mix the memory policy takes (more: it stays LRU) */
+#define MOEINF_MIX_MAX 4096
+
 #define HIST(s, j, l) ((s)->hist + ((size_t)(j) * (s)->L + (l)) * (s)->E)
 #define CUR(s, q, l) ((s)->cur + ((size_t)(q) * (s)->L + (l)) * (s)->E)
 
@@ -101,8 +104,8 @@ static void feed_memory(moeinf_state *s, const prefetch_ctx *c)
     if (!t || t->victim != moeinf_mem_victim) return;
     moeinf_mem_state *ms = mem_policy_state(c->mem);
     if (!ms || !ms->prio || ms->layers != s->L || ms->experts != s->E) return;
-    double w[4096];
-    double *wv = s->H <= 4096 ? w : NULL;
+    double w[MOEINF_MIX_MAX];
+    double *wv = s->H <= MOEINF_MIX_MAX ? w : NULL;
     if (!wv) return; /* more history than the mix keeps: the memory policy stays LRU */
     memset(wv, 0, s->H * sizeof *wv);
     for (uint32_t i = 0; i < s->nact; i++)

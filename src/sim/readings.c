@@ -46,7 +46,7 @@ static int entry(void *user, const char *section, const char *key, const char *v
     /* the value must parse and lie in range */
     union { device d; sim_params s; } scratch;
     param_defaults(t, &scratch);
-    char where[4200];
+    char where[PARAM_PATH_MAX + 16]; /* "path:line" */
     snprintf(where, sizeof where, "%s:%d", path, line);
     D2_TRY(param_set_as(t, &scratch, dot + 1, value, where, NULL, key)); /* named as the file writes it */
     if (r->n == READINGS_MAX_SETS) D2_ERROR(D2_ERANGE, "%s:%d: more than %d settings", path, line, READINGS_MAX_SETS);

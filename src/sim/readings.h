@@ -13,11 +13,13 @@
 #include "core/param.h"
 
 #define READINGS_MAX_SETS 64
+/* Bytes of readings_text's line for the most settings a reading holds */
+#define READINGS_TEXT_MAX (READINGS_MAX_SETS * (2 * PARAM_STR_MAX + 2))
 #define READINGS_DEFAULT "datasheet" /* the reading of a run that names none */
 
 typedef struct readings {
     char name[PARAM_STR_MAX];   /* the reading's name ("none": no file, nothing applied) */
-    char path[4096];            /* its file ("" for none) */
+    char path[PARAM_PATH_MAX];  /* its file ("" for none) */
     size_t n;                   /* settings */
     char set[READINGS_MAX_SETS][2 * PARAM_STR_MAX]; /* "table.key=value", in file order */
 } readings;

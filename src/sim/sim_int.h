@@ -20,6 +20,7 @@
 #include "sim/prefetch.h"
 #include "sim/stepmemo.h"
 #include "core/err.h"
+#include "sim/readings.h"
 
 #include <gsl/gsl_rng.h>
 #include <stddef.h>
@@ -54,8 +55,8 @@ struct sim_result {
     int nested;
     char sys_prefetch[PARAM_STR_MAX];
     char sys_buffer[PARAM_STR_MAX];
-    char reading_name[PARAM_STR_MAX], reading_settings[2048], reading_path[4096];
-    char trace_path[4096], trace_id[128], model_path[4096], device_path[4096];
+    char reading_name[PARAM_STR_MAX], reading_settings[READINGS_TEXT_MAX], reading_path[PARAM_PATH_MAX];
+    char trace_path[PARAM_PATH_MAX], trace_id[128], model_path[PARAM_PATH_MAX], device_path[PARAM_PATH_MAX];
 };
 
 /* ---- run state ------------------------------------------------------------ */
