@@ -109,4 +109,9 @@ mkdir -p "$TMP/$LA/$LB/$LC" && cp "$D2_SRCDIR/experiments/models/llama-moe-3.5b.
 expect 2 "sweep same: model: a value longer than [0-9]+ bytes" "sweep --set model=<a 640-byte path>: exit 2, not cut short into another job's identity" -- \
     "$D2MOE" sweep "$TMP/same.ini" --db "$TMP/longv.db" --quiet --set "model=$TMP/$LA/$LB/$LC/m.ini"
 [ ! -e "$TMP/longv.db" ]; ok $? "  no store created"
+# an error message echoes a file's field: bytes that are not UTF-8 and
+# control characters come out as \xNN, one line, nothing a terminal acts on
+sed 's/^name = .*/&\nx\xff\xfe = 1/' "$D2_SRCDIR/experiments/models/llama-moe-3.5b.ini" > "$TMP/badkey.ini"
+expect 2 'badkey.ini:[0-9]+: x\\xff\\xfe: unknown key' "a profile key of bytes FF FE: echoed as \\xff\\xfe, exit 2" -- "$D2MOE" show model "$TMP/badkey.ini"
+expect 2 'caf(\?|\\x1b)\[31m\.ini: cannot open' "a path with ESC in it: not written raw in the message" -- "$D2MOE" show model "$TMP/caf$(printf '\033')[31m.ini"
 done_testing

@@ -290,6 +290,30 @@ static void test_text(void)
     for (unsigned c = 0; c < 256; c++) ctl += text_ctl_byte((unsigned char)c);
     ok(ctl == 33 && text_ctl_byte(0x1f) && !text_ctl_byte(0x20) && text_ctl_byte(0x7f) && !text_ctl_byte(0x80) && !text_ctl_byte(0xff),
        "text_ctl_byte: 33 control bytes, 0x00..0x1f and 0x7f");
+    /* UTF-8 (RFC 3629, table 3-7 of the Unicode standard): well-formed sequences and the ill-formed ones */
+#define U8(str) text_utf8_len((const unsigned char *)(str), sizeof(str) - 1)
+    is_int(U8("a"), 1, "utf8: ASCII a is 1 byte");
+    is_int(U8("\t"), 0, "utf8: a tab (control) is not taken");
+    is_int(U8("\xc3\xa9"), 2, "utf8: e-acute C3 A9 is 2 bytes");
+    is_int(U8("\xe2\x82\xac"), 3, "utf8: euro sign E2 82 AC is 3 bytes");
+    is_int(U8("\xf0\x9f\x98\x80"), 4, "utf8: U+1F600 F0 9F 98 80 is 4 bytes");
+    is_int(U8("\xc0\x80"), 0, "utf8: overlong C0 80 refused");
+    is_int(U8("\xe0\x80\x80"), 0, "utf8: overlong E0 80 80 refused");
+    is_int(U8("\xed\xa0\x80"), 0, "utf8: surrogate ED A0 80 refused");
+    is_int(U8("\xf4\x90\x80\x80"), 0, "utf8: past U+10FFFF (F4 90 ..) refused");
+    is_int(U8("\xf5\x80\x80\x80"), 0, "utf8: F5 refused");
+    is_int(U8("\x80"), 0, "utf8: a stray continuation byte refused");
+    is_int(U8("\xe2\x82"), 0, "utf8: a cut sequence refused");
+    is_int(U8("\xc2\x85"), 0, "utf8: C1 control U+0085 refused");
+    is_int(U8("\xc2\xa0"), 2, "utf8: U+00A0 taken");
+#undef U8
+    char buf[128] = "";
+    FILE *mf = fmemopen(buf, sizeof buf, "w");
+    if (mf) {
+        text_fputs_escaped("caf\xc3\xa9 \xff\x1b[31m\n", mf);
+        fclose(mf);
+    }
+    is_str(buf, "caf\xc3\xa9 \\xff\\x1b[31m\\x0a", "text_fputs_escaped: UTF-8 kept, a bad byte, ESC and a newline as \\xNN");
 }
 
 /* prefault: contents unchanged, any range (unaligned, short, empty, NULL) accepted */

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/text.h"
 #include "core/fileio.h"
 #include "core/param.h"
 #include "core/suggest.h"
@@ -35,19 +36,26 @@ void cli_set_argv(int argc, char **argv) { g_argc = argc; g_argv = argv; }
 int cli_argc(void) { return g_argc; }
 char **cli_argv(void) { return g_argv; }
 
+/* error messages name files and echo their fields: control characters
+ * and bytes that are not UTF-8 are written as \xNN (one line, nothing the
+ * terminal would act on) */
 int cli_fail(int status)
 {
-    fprintf(stderr, "d2moe: %s\n", d2_err_msg());
+    fputs("d2moe: ", stderr);
+    text_fputs_escaped(d2_err_msg(), stderr);
+    fputc('\n', stderr);
     return d2_exit_code(status);
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
-    fprintf(stderr, "d2moe %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "d2moe %s: ", cmd);
+    text_fputs_escaped(msg, stderr);
     fprintf(stderr, " (see 'd2moe %s --help')\n", cmd);
     return 2;
 }
