@@ -106,4 +106,31 @@ for c in "59f7ac9b0cf3f8698b8bc3bc104a08c7 --set gen.experts=2 --set gen.skew=8"
     $D2MOE trace gen $m "$@" --set gen.requests=2 --set gen.prefill=8 --set gen.decode=8 --out $TMP/golden.d2t >/dev/null
     [ "$(md5sum < $TMP/golden.d2t | cut -d' ' -f1)" = "$want" ]; ok $? "generator stream golden: $*"
 done
+# a vLLM meta line's layers_logged is checked: a wrong type, a wrong element
+# type or a layer listed twice is fatal; a route row at a layer the list does
+# not name is a layer out of range (fatal with --strict).  A string, an
+# object, [0,0] and [5] over layer-0 rows were accepted (even with --strict),
+# [5] writing a 6-layer trace
+R='{"type":"route","req_id":"r0","token_idx":0,"layer":0,"topk_ids":[1,2],"topk_weights":[0.6,0.4]}'
+R2='{"type":"route","req_id":"r0","token_idx":1,"layer":0,"topk_ids":[3,2],"topk_weights":[0.6,0.4]}'
+for c in '"0"|field "layers_logged": expected an array, got a string' \
+         '{"a":1}|field "layers_logged": expected an array, got an object' \
+         '[0,"1"]|field "layers_logged"\[1\]: expected an integer, got a string' \
+         '[0,0]|field "layers_logged"\[1\]: layer 0 listed twice' \
+         '[70000]|field "layers_logged"\[0\]: 70000 out of range'; do
+    ll=${c%%|*}; want_re=${c#*|}
+    printf '{"type":"meta","layers_logged":%s,"top_k":2,"num_experts":8}\n%s\n%s\n' "$ll" "$R" "$R2" > $TMP/meta.jsonl
+    for s in "" --strict; do
+        expect 2 "meta.jsonl:1: $want_re" "vllm-jsonl meta layers_logged $ll $s: exit 2 naming line 1 and the field" -- \
+            $D2MOE trace import $s --format vllm-jsonl $TMP/meta.jsonl -o $TMP/x.d2t
+    done
+done
+printf '{"type":"meta","layers_logged":[5],"top_k":2,"num_experts":8}\n%s\n%s\n' "$R" "$R2" > $TMP/meta5.jsonl
+expect 2 'meta5.jsonl:2: field "layer": 0 is not among the layers_logged of line 1 \(--strict\)' \
+    "vllm-jsonl rows outside layers_logged, --strict: exit 2" -- $D2MOE trace import --strict --format vllm-jsonl $TMP/meta5.jsonl -o $TMP/x.d2t
+expect 2 'meta5.jsonl: no usable records' "vllm-jsonl rows outside layers_logged: dropped, nothing left: exit 2" -- \
+    $D2MOE trace import --format vllm-jsonl $TMP/meta5.jsonl -o $TMP/x.d2t
+printf '{"type":"meta","layers_logged":[0],"top_k":2,"num_experts":8}\n%s\n%s\n' "$R" "$R2" > $TMP/meta0.jsonl
+$D2MOE trace import --strict --format vllm-jsonl $TMP/meta0.jsonl -o $TMP/x.d2t | grep -q '1 layers x 8 experts, top-2'; ok $? "vllm-jsonl with a good meta line: imported (1 layer)"
+
 done_testing

@@ -48,6 +48,8 @@ typedef struct ctx {
     size_t byid_cap;
     /* vllm meta */
     uint32_t meta_experts, meta_topk, meta_layers;
+    uint8_t *meta_logged; /* [65535] the meta line's layers_logged, NULL without one */
+    uint32_t meta_line;   /* the line that gave meta_logged */
 } ctx;
 
 static int problem(ctx *c, import_problem p, uint32_t line, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -202,13 +204,28 @@ static int parse_json_line(ctx *c, uint32_t line, const char *buf, size_t len, i
                 c->meta_topk = (uint32_t)v;
             }
             json_t *ll = json_object_get(o, "layers_logged");
-            if (ll && json_is_array(ll)) {
+            if (ll) {
+                if (!json_is_array(ll)) { rc = D2_EFORMAT; d2_err_set("%s:%u: field \"layers_logged\": expected an array, got %s", c->path, line, jtype(ll)); goto out; }
+                if (!c->meta_logged && !(c->meta_logged = calloc(65535, 1))) { rc = D2_ENOMEM; d2_err_set("out of memory"); goto out; }
+                c->meta_line = line;
                 for (size_t i = 0; i < json_array_size(ll); i++) {
                     json_t *x = json_array_get(ll, i);
-                    if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > 65534) {
-                        rc = D2_EFORMAT; d2_err_set("%s:%u: field \"layers_logged\"[%zu]: expected a layer number", c->path, line, i); goto out;
+                    if (!json_is_integer(x)) {
+                        rc = D2_EFORMAT; d2_err_set("%s:%u: field \"layers_logged\"[%zu]: expected an integer, got %s", c->path, line, i, jtype(x));
+                        goto out;
                     }
-                    if ((uint32_t)json_integer_value(x) + 1 > c->meta_layers) c->meta_layers = (uint32_t)json_integer_value(x) + 1;
+                    if (json_integer_value(x) < 0 || json_integer_value(x) > 65534) {
+                        rc = D2_EFORMAT; d2_err_set("%s:%u: field \"layers_logged\"[%zu]: %lld out of range 0..65534", c->path, line, i,
+                                                    (long long)json_integer_value(x));
+                        goto out;
+                    }
+                    uint32_t l = (uint32_t)json_integer_value(x);
+                    for (size_t i2 = 0; i2 < i; i2++)
+                        if (json_integer_value(json_array_get(ll, i2)) == (json_int_t)l) {
+                            rc = D2_EFORMAT; d2_err_set("%s:%u: field \"layers_logged\"[%zu]: layer %u listed twice", c->path, line, i, l); goto out;
+                        }
+                    c->meta_logged[l] = 1;
+                    if (l + 1 > c->meta_layers) c->meta_layers = l + 1;
                 }
             }
             goto out;
@@ -856,6 +873,12 @@ static int check_rows(ctx *c, uint32_t L, uint32_t E, uint32_t K)
             r->drop = 1;
             continue;
         }
+        if (c->meta_logged && (r->layer > 65534 || !c->meta_logged[r->layer])) {
+            D2_TRY(problem(c, IMPORT_RANGE, r->line, "field \"layer\": %lld is not among the layers_logged of line %u", (long long)r->layer,
+                           c->meta_line));
+            r->drop = 1;
+            continue;
+        }
         for (int j = 0; j < r->k && !r->drop; j++) {
             if (r->ex[j] < 0 || (uint32_t)r->ex[j] >= E) {
                 D2_TRY(problem(c, IMPORT_RANGE, r->line, "field \"experts\"[%d]: id out of range 0..%u", j, E - 1));
@@ -1043,7 +1066,7 @@ int import_run(const char *in, const char *out, const import_opts *o, import_rep
         if (!rc) { rep->tokens = trace_file_header(tf)->tokens; trace_file_close(tf); }
     }
     for (size_t i = 0; i < c.hcap; i++) free(c.names[i]);
-    free(c.names); free(c.ids); free(c.rows); free(c.byid);
+    free(c.names); free(c.ids); free(c.rows); free(c.byid); free(c.meta_logged);
     return rc;
 }
 
