@@ -39,6 +39,13 @@ printf '\000\001\002binary\377\n' > "$TMP/bin.ini"
 expect 2 "bin.ini:1: binary data" "binary garbage" -- "$D2MOE" show model "$TMP/bin.ini"
 : > "$TMP/empty.ini"
 expect 2 "empty.ini:[0-9]+: name: required key missing" "empty file" -- "$D2MOE" show model "$TMP/empty.ini"
+# an empty required name was accepted: a device stored with name '', a
+# model's generator preset looked up as ".../presets/.ini"
+printf '%s\n' "$good" | sed 's/^name = .*/name =/' > "$TMP/noname.ini"
+expect 2 "noname.ini:2: name: empty$" "model profile with an empty name: file:line" -- "$D2MOE" show model "$TMP/noname.ini"
+expect 2 "noname.ini:2: name: empty$" "simulate: model profile with an empty name: file:line" -- "$D2MOE" simulate --model "$TMP/noname.ini" --device env2
+printf '[device]\nname =\nmem_bytes = 1G\nmem_bw = 1G\nfp16_flops = 1T\nhost_mem_bytes = 1G\nflash_bw = 1G\nflash_lat_ns = 5\nunified = true\n' > "$TMP/devnoname.ini"
+expect 2 "devnoname.ini:2: name: empty$" "device profile with an empty name: file:line" -- "$D2MOE" show device "$TMP/devnoname.ini"
 # checks across keys name the line of the key they blame, and run on the
 # effective values: after --set, which can mend a profile or break it
 printf '%s\n' "$good" | sed 's/top_k = 2/top_k = 8/' > "$TMP/topk.ini"

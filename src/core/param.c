@@ -76,6 +76,8 @@ static int set_one_named(const param_def *d, const char *name, void *obj, const 
     }
     case PARAM_STRING: {
         size_t len = strlen(value);
+        /* a required string (no default: a profile's name) names something */
+        if (!d->def && !len) D2_ERROR(D2_EFORMAT, "%s: %s: empty", where, name);
         if (len >= PARAM_STR_MAX)
             D2_ERROR(D2_ERANGE, "%s: %s: longer than %d characters", where, name, PARAM_STR_MAX - 1);
         memcpy(field, value, len + 1);
