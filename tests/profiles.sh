@@ -38,7 +38,11 @@ expect 2 "dev5.ini:10: swiglu_down_rate_l3: " "trailing garbage in a SwiGLU rate
 printf '\000\001\002binary\377\n' > "$TMP/bin.ini"
 expect 2 "bin.ini:1: binary data" "binary garbage" -- "$D2MOE" show model "$TMP/bin.ini"
 : > "$TMP/empty.ini"
-expect 2 "empty.ini:[0-9]+: name: required key missing" "empty file" -- "$D2MOE" show model "$TMP/empty.ini"
+expect 2 "empty.ini: empty file: name: required key missing" "empty file: said so, no line 0" -- "$D2MOE" show model "$TMP/empty.ini"
+expect 2 "empty.ini: empty file: name: required key missing" "empty device profile: said so, no line 0" -- "$D2MOE" show device "$TMP/empty.ini"
+printf '[sweep]\n' > "$TMP/emptyspec.ini"; : > "$TMP/nullspec.ini"
+expect 2 "nullspec.ini: empty file: name: required key missing" "empty sweep spec: said so, no line 0" -- "$D2MOE" sweep "$TMP/nullspec.ini" --db "$TMP/e.db"
+expect 2 "emptyspec.ini:1: name: required key missing" "a spec of a bare [sweep]: line 1" -- "$D2MOE" sweep "$TMP/emptyspec.ini" --db "$TMP/e.db"
 # an empty required name was accepted: a device stored with name '', a
 # model's generator preset looked up as ".../presets/.ini"
 printf '%s\n' "$good" | sed 's/^name = .*/name =/' > "$TMP/noname.ini"

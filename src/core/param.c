@@ -205,9 +205,11 @@ int param_load_ini(const param_table *t, void *obj, const char *path, param_orig
     c.o = o;
     int lines = 0;
     D2_TRY(inifile_parse(path, load_entry, &c, &lines));
-    for (size_t i = 0; i < t->n; i++)
-        if (t->defs[i].def == NULL && !c.seen[i])
-            D2_ERROR(D2_EFORMAT, "%s:%d: %s: required key missing", path, lines, t->defs[i].name);
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->defs[i].def || c.seen[i]) continue;
+        if (!lines) D2_ERROR(D2_EFORMAT, "%s: empty file: %s: required key missing", path, t->defs[i].name);
+        D2_ERROR(D2_EFORMAT, "%s:%d: %s: required key missing", path, lines, t->defs[i].name);
+    }
     return D2_OK;
 }
 

@@ -490,6 +490,10 @@ int sweep_spec_load(const char *path, int quick, const char *const *sets, size_t
     s->quick = quick;
     int lines = 0;
     int rc = inifile_parse(path, spec_entry, s, &lines);
+    if (rc == D2_OK && !lines) {
+        d2_err_set("%s: empty file: name: required key missing", path);
+        rc = D2_EFORMAT;
+    }
     if (rc == D2_OK && !s->name[0]) {
         d2_err_set("%s:%d: name: required key missing", path, lines);
         rc = D2_EFORMAT;
