@@ -88,4 +88,24 @@ done
 for f in "$D2_SRCDIR"/experiments/devices/*.ini; do
     "$D2MOE" show device "$f" > /dev/null 2>&1; ok $? "shipped $(basename "$f") loads"
 done
+# the host DRAM's parts (OS, serving process, pinned buffers) cannot be
+# larger than it: host_os_bytes = 900T was accepted (page_cache_bytes had
+# the check); with page_cache_auto their sum cannot be either.  A part left
+# at its default is not held against a small host without page_cache_auto.
+P="$D2_SRCDIR/experiments/devices/env2.ini"
+for k in host_os_bytes host_process_bytes host_pinned_bytes; do
+    sed "s/^$k = .*/$k = 900T/" "$P" > "$TMP/host-$k.ini"
+    n=$(grep -n "^$k = " "$TMP/host-$k.ini" | cut -d: -f1)
+    expect 2 "host-$k.ini:$n: $k: 900000000000000 is larger than host_mem_bytes \(68719476736\)$" "$k > host_mem_bytes: file:line" -- \
+        "$D2MOE" show device "$TMP/host-$k.ini"
+done
+expect 2 "^d2moe: --set: device.host_mem_bytes: 1000000000 is smaller than host_os_bytes" "host_mem_bytes set below a given host_os_bytes: --set named" -- \
+    "$D2MOE" show device "$P" --set device.host_mem_bytes=1G
+expect 2 "host_os_bytes \+ host_process_bytes \+ host_pinned_bytes \(75430363136\) is larger than host_mem_bytes" \
+    "page_cache_auto: the host parts together larger than host DRAM: exit 2" -- \
+    "$D2MOE" show device "$P" --set device.page_cache_auto=true --set device.host_os_bytes=40Gi --set device.host_process_bytes=30Gi
+printf '[device]\nname = d\nmem_bytes = 1G\nmem_bw = 1G\nfp16_flops = 1T\nhost_mem_bytes = 1G\nflash_bw = 1G\nflash_lat_ns = 5\nunified = true\n' > "$TMP/smallhost.ini"
+"$D2MOE" show device "$TMP/smallhost.ini" > /dev/null; ok $? "a 1 GB host with the host parts at their defaults, no page_cache_auto: accepted"
+expect 2 "smallhost.ini:6: host_mem_bytes: 1000000000 is smaller than host_os_bytes \\(2147483648\\)" "the same with page_cache_auto: the default host_os_bytes does not fit" -- \
+    "$D2MOE" show device "$TMP/smallhost.ini" --set device.page_cache_auto=true
 done_testing

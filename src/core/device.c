@@ -54,6 +54,15 @@ const param_table device_params = {"device", "device", defs, sizeof defs / sizeo
 
 #define BLAME(...) PARAM_BLAME(&device_params, o, w, __VA_ARGS__)
 
+/* 1: key was given in the profile or by an override (not a default) */
+static int device_given(const param_origin *o, const char *key)
+{
+    const param_def *d = param_find(&device_params, key);
+    if (!o || !d) return 0;
+    size_t i = (size_t)(d - device_params.defs);
+    return o->via[i] || o->line[i] > 0;
+}
+
 int device_check(const device *d, const param_origin *o)
 {
     char w[PARAM_PATH_MAX + 64];
@@ -68,6 +77,24 @@ int device_check(const device *d, const param_origin *o)
         if (!strcmp(BLAME("page_cache_bytes", "host_mem_bytes"), "page_cache_bytes"))
             D2_ERROR(D2_ERANGE, "%s: %lld is larger than host_mem_bytes (%lld)", w, pc, host);
         D2_ERROR(D2_ERANGE, "%s: %lld is smaller than page_cache_bytes (%lld)", w, host, pc);
+    }
+    /* The OS's, the serving process's and the pinned buffers' shares are
+     * parts of host DRAM: one given (in the profile or by --set) cannot be
+     * larger than it, and when page_cache_auto subtracts them all from it,
+     * together they cannot be either.  An unset one is a default used only
+     * by page_cache_auto, so a small host without it is not refused. */
+    static const char *const part[] = {"host_os_bytes", "host_process_bytes", "host_pinned_bytes"};
+    const int64_t pv[] = {d->host_os_bytes, d->host_process_bytes, d->host_pinned_bytes};
+    for (int i = 0; i < 3; i++) {
+        if (pv[i] <= d->host_mem_bytes || !(d->page_cache_auto || device_given(o, part[i]))) continue;
+        if (!strcmp(BLAME(part[i], "host_mem_bytes"), part[i]))
+            D2_ERROR(D2_ERANGE, "%s: %lld is larger than host_mem_bytes (%lld)", w, (long long)pv[i], host);
+        D2_ERROR(D2_ERANGE, "%s: %lld is smaller than %s (%lld)", w, host, part[i], (long long)pv[i]);
+    }
+    if (d->page_cache_auto && pv[0] + pv[1] + pv[2] > d->host_mem_bytes) {
+        BLAME("host_os_bytes", "host_process_bytes", "host_pinned_bytes", "host_mem_bytes", "page_cache_auto");
+        D2_ERROR(D2_ERANGE, "%s: host_os_bytes + host_process_bytes + host_pinned_bytes (%lld) is larger than host_mem_bytes (%lld)",
+                 w, (long long)(pv[0] + pv[1] + pv[2]), host);
     }
     if (d->unified && d->mem_bytes > d->host_mem_bytes) {
         k = BLAME("mem_bytes", "host_mem_bytes", "unified");
