@@ -261,6 +261,14 @@ if command -v python3 > /dev/null 2>&1; then
     npy "$TMP/calib0.npy" "0, 256" False 0
     expect 2 "calib0.npy: calibration activations have no rows \(shape \(0, 256\)\)" \
         "--mode gptq --calib of 0 rows: exit 2, names the calibration file" -- "$D2MOE" quantize --input "$TMP/ok.npy" --mode gptq --calib "$TMP/calib0.npy"
+    # all-zero calibration activations: X^T X = 0 and W X = 0, out_rel_err was 0/0 reported as 0.0 (exit 0)
+    npy "$TMP/x0.npy" "16, 256" False 0 16384
+    npy "$TMP/w8.npy" "8, 256" False 2048
+    for m in gptq rtn; do
+        expect 2 "x0.npy: calibration activations are all zero \(shape \(16, 256\)\)" \
+            "--mode $m --calib of zeros: exit 2, names the calibration file" -- "$D2MOE" quantize --input "$TMP/w8.npy" --mode $m --calib "$TMP/x0.npy" --json -o "$TMP/x0.mwq"
+    done
+    [ ! -e "$TMP/x0.mwq" ] && [ ! -e "$TMP/x0.mwq.tmp" ]; ok $? "no .mwq left by the all-zero calibration"
     # 5: --json of all-zero weights: totals' rel_err 0 like every tensor's (was null), "output" present (null without -o)
     python3 -c 'import struct, sys
 h = "{\x27descr\x27: \x27<f4\x27, \x27fortran_order\x27: False, \x27shape\x27: (4, 256), }"; h += " " * (117 - len(h)) + "\n"

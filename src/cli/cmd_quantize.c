@@ -539,6 +539,18 @@ static int run(int argc, char **argv)
             goto fail;
         }
     }
+    if (X) { /* after the shapes: a calibration of the wrong width is that first */
+        /* all zero: X^T X = 0 leaves gptq nothing to fit and W X = 0 makes
+         * the output error 0/0 (it was reported as 0.0) */
+        int64_t nz = 0;
+        while (nz < T * Xcols && X[nz] == 0) nz++;
+        if (nz == T * Xcols) {
+            rc = D2_EFORMAT;
+            d2_err_set("%s: calibration activations are all zero (shape (%lld, %lld)): nothing to fit or measure the output error on", o.calib,
+                       (long long)T, (long long)Xcols);
+            goto fail;
+        }
+    }
     /* the store is opened (created, or checked to be a d2moe store and
      * migrated) before any work: a bad --db costs no run and leaves no .mwq */
     if (o.dbpath && (rc = db_open(o.dbpath, &d))) goto fail;
