@@ -269,4 +269,27 @@ expect 2 "figures.ini:$tl: \[fig9\]: timelines: fig9.gp draws exactly 4, got 3" 
 sed 's/^timelines = .*/timelines = no-mwq mwq-id-order mwq-hebf optimal extra/' "$D2_SRCDIR/plots/figures.ini" > "$TMP/pl9/figures.ini"
 expect 2 "figures.ini:$tl: \[fig9\]: timelines: fig9.gp draws exactly 4, got 5" "fig9 with five timelines: exit 2 at figures.ini:line" -- "$D2MOE" plot fig9 --plots "$TMP/pl9" --db "$TMP/none.db" --out "$TMP/f9"
 [ ! -e "$TMP/f9" ] && [ ! -e "$TMP/none.db" ]; ok $? "nothing written by those"
+# reproduce.ini: a key given twice replaced the first (sweeps = fig3, then
+# sweeps = fig10), and a missing spec was found only after the quantizer's
+# runs (4 runs and a .npy written); now the duplicate names its line and
+# every listed spec is loaded and checked before any work
+mkdir -p "$TMP/rp/experiments"
+cp "$D2_SRCDIR/experiments/fig3.ini" "$TMP/rp/experiments/"
+printf '[reproduce]\nsweeps = fig3\nsweeps = fig10\n' > "$TMP/rp/experiments/reproduce.ini"
+expect 2 "experiments/reproduce.ini:3: sweeps: given twice \(first at line 2\)$" "reproduce.ini: sweeps twice: exit 2 naming the line" -- \
+    sh -c "cd '$TMP/rp' && exec '$D2MOE' reproduce --quick --db r.db"
+printf '[reproduce]\nsweeps = fig3 fig10\n' > "$TMP/rp/experiments/reproduce.ini"
+expect 2 "experiments/reproduce.ini:2: sweeps: .*experiments/fig10.ini: cannot open" "reproduce.ini: a missing sweep spec: exit 2 naming reproduce.ini:line" -- \
+    sh -c "cd '$TMP/rp' && exec '$D2MOE' reproduce --quick --db r.db"
+printf '[reproduce]\nsweeps = fig3 fig3\n' > "$TMP/rp/experiments/reproduce.ini"
+expect 2 "experiments/reproduce.ini:2: sweeps: fig3: listed twice$" "reproduce.ini: a sweep listed twice: exit 2" -- \
+    sh -c "cd '$TMP/rp' && exec '$D2MOE' reproduce --quick --db r.db"
+printf '[reproduce]\nsweeps = fig3\n[fig9]\nmodel = llama-moe-3.5b\nmodel = mixtral-8x7b\n' > "$TMP/rp/experiments/reproduce.ini"
+expect 2 "experiments/reproduce.ini:5: model: given twice \(first at line 4\)$" "reproduce.ini: [fig9] model twice: exit 2" -- \
+    sh -c "cd '$TMP/rp' && exec '$D2MOE' reproduce --quick --db r.db"
+printf '[reproduce]\nsweeps = fig3\n' > "$TMP/rp/experiments/reproduce.ini"
+expect 2 "experiments/reproduce.ini: \[fig9\] needs model, device and at least one strategy$" "reproduce.ini without [fig9]: exit 2 before any work" -- \
+    sh -c "cd '$TMP/rp' && exec '$D2MOE' reproduce --quick --db r.db"
+[ "$(ls "$TMP/rp")" = experiments ]; ok $? "no store, .npy or other output after those failures ($(ls "$TMP/rp" | tr '\n' ' '))"
+
 done_testing

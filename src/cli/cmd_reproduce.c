@@ -50,6 +50,7 @@ static void usage(FILE *out)
 }
 
 #define FIG9_MAX 8
+#define REPRODUCE_SWEEPS_MAX 64
 
 /* experiments/reproduce.ini: [reproduce] sweeps, summary; [fig9] model,
  * device, common (sets for every strategy) and one line of sets per
@@ -59,23 +60,45 @@ typedef struct plan {
     char model[128], device[128], common[512];
     char name[FIG9_MAX][64], sets[FIG9_MAX][256];
     int nstrat;
+    /* the line of each key (0 = not given): a key given twice is refused */
+    int sweeps_line, summary_line, model_line, device_line, common_line, strat_line[FIG9_MAX];
 } plan;
+
+static int plan_once(int *at, const char *key, const char *path, int line)
+{
+    if (*at) D2_ERROR(D2_EFORMAT, "%s:%d: %s: given twice (first at line %d)", path, line, key, *at);
+    *at = line;
+    return D2_OK;
+}
 
 static int plan_entry(void *user, const char *section, const char *key, const char *value, const char *path, int line)
 {
     plan *p = user;
     if (!strcmp(section, "reproduce")) {
-        if (!strcmp(key, "sweeps")) snprintf(p->sweeps, sizeof p->sweeps, "%s", value);
-        else if (!strcmp(key, "summary")) snprintf(p->summary, sizeof p->summary, "%s", value);
-        else D2_ERROR(D2_EFORMAT, "%s:%d: %s: unknown key (sweeps, summary)", path, line, key);
+        if (!strcmp(key, "sweeps")) {
+            D2_TRY(plan_once(&p->sweeps_line, key, path, line));
+            snprintf(p->sweeps, sizeof p->sweeps, "%s", value);
+        } else if (!strcmp(key, "summary")) {
+            D2_TRY(plan_once(&p->summary_line, key, path, line));
+            snprintf(p->summary, sizeof p->summary, "%s", value);
+        } else D2_ERROR(D2_EFORMAT, "%s:%d: %s: unknown key (sweeps, summary)", path, line, key);
         return D2_OK;
     }
     if (!strcmp(section, "fig9")) {
-        if (!strcmp(key, "model")) snprintf(p->model, sizeof p->model, "%s", value);
-        else if (!strcmp(key, "device")) snprintf(p->device, sizeof p->device, "%s", value);
-        else if (!strcmp(key, "common")) snprintf(p->common, sizeof p->common, "%s", value);
-        else {
+        if (!strcmp(key, "model")) {
+            D2_TRY(plan_once(&p->model_line, key, path, line));
+            snprintf(p->model, sizeof p->model, "%s", value);
+        } else if (!strcmp(key, "device")) {
+            D2_TRY(plan_once(&p->device_line, key, path, line));
+            snprintf(p->device, sizeof p->device, "%s", value);
+        } else if (!strcmp(key, "common")) {
+            D2_TRY(plan_once(&p->common_line, key, path, line));
+            snprintf(p->common, sizeof p->common, "%s", value);
+        } else {
+            for (int i = 0; i < p->nstrat; i++)
+                if (!strcmp(p->name[i], key)) D2_TRY(plan_once(&p->strat_line[i], key, path, line));
             if (p->nstrat == FIG9_MAX) D2_ERROR(D2_ERANGE, "%s:%d: %s: more than %d strategies", path, line, key, FIG9_MAX);
+            p->strat_line[p->nstrat] = line;
             snprintf(p->name[p->nstrat], sizeof p->name[0], "%s", key);
             snprintf(p->sets[p->nstrat], sizeof p->sets[0], "%s", value);
             p->nstrat++;
@@ -180,19 +203,61 @@ static int run(int argc, char **argv)
     if (!rc) rc = fileio_pathf(path, sizeof path, "%s/reproduce.ini", expdir);
     if (!rc) rc = inifile_parse(path, plan_entry, &p, NULL);
     if (rc) return cli_fail(rc);
+    /* every listed sweep loaded and its jobs checked before any work: a
+     * bad or missing spec costs no quantizer run and no stored result */
+    static sweep_spec *specs[REPRODUCE_SWEEPS_MAX];
+    static char spec_name[REPRODUCE_SWEEPS_MAX][128];
+    size_t nspec = 0;
+    {
+        char list[1024];
+        snprintf(list, sizeof list, "%s", p.sweeps);
+        char plan_path[FILEIO_PATH_MAX];
+        snprintf(plan_path, sizeof plan_path, "%s", path);
+        for (char *save = NULL, *name = strtok_r(list, " \t,", &save); name && !rc; name = strtok_r(NULL, " \t,", &save)) {
+            sweep_spec *s = NULL;
+            for (size_t i = 0; i < nspec && !rc; i++)
+                if (!strcmp(spec_name[i], name)) { rc = D2_EFORMAT; d2_err_set("%s: listed twice", name); }
+            if (!rc && nspec == REPRODUCE_SWEEPS_MAX) { rc = D2_ERANGE; d2_err_set("more than %d sweeps", REPRODUCE_SWEEPS_MAX); }
+            if (!rc && strlen(name) >= sizeof spec_name[0]) { rc = D2_ERANGE; d2_err_set("%s: a name longer than %zu bytes", name, sizeof spec_name[0] - 1); }
+            if (!rc) rc = fileio_pathf(path, sizeof path, "%s/%s.ini", expdir, name);
+            if (!rc) rc = sweep_spec_load(path, quick, sets, nsets, runner_check, NULL, &s);
+            if (!rc) rc = runner_prepare_spec(s);
+            if (rc) { sweep_spec_free(s); break; } /* s: NULL when it did not load */
+            snprintf(spec_name[nspec], sizeof spec_name[nspec], "%s", name);
+            specs[nspec++] = s;
+        }
+        if (rc) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", d2_err_msg());
+            d2_err_set("%s:%d: sweeps: %s", plan_path, p.sweeps_line, msg);
+            for (size_t i = 0; i < nspec; i++) sweep_spec_free(specs[i]);
+            return cli_fail(rc);
+        }
+        if (!p.model[0] || !p.device[0] || p.nstrat == 0) {
+            for (size_t i = 0; i < nspec; i++) sweep_spec_free(specs[i]);
+            return cli_fail((d2_err_set("%s: [fig9] needs model, device and at least one strategy", plan_path), D2_EFORMAT));
+        }
+    }
 
     printf("== d2moe reproduce%s: reading %s, results in %s, figures in %s, %ld workers ==\n", quick ? " --quick" : "", rdname,
            dbp, outdir, jobs);
     printf("-- step 1: MWQ per-level error table (for the accuracy estimate)\n");
     fflush(stdout);
-    if ((rc = cli_reproduce_quantize(dbp, resdir, quick)) != 0) return rc;
+    if ((rc = cli_reproduce_quantize(dbp, resdir, quick)) != 0) {
+        for (size_t i = 0; i < nspec; i++) sweep_spec_free(specs[i]);
+        return rc;
+    }
 
     db *d;
-    if ((rc = db_open(dbp, &d))) return cli_fail(rc);
     accuracy_model *acc = NULL;
-    rc = accuracy_model_load_default(NULL, d, &acc);
-    db_close(d);
-    if (rc) return cli_fail(rc);
+    if (!(rc = db_open(dbp, &d))) {
+        rc = accuracy_model_load_default(NULL, d, &acc);
+        db_close(d);
+    }
+    if (rc) {
+        for (size_t i = 0; i < nspec; i++) sweep_spec_free(specs[i]);
+        return cli_fail(rc);
+    }
     runner_ctx ctx = {acc, NULL};
 
     printf("-- step 2: sweeps\n");
@@ -200,23 +265,18 @@ static int run(int argc, char **argv)
     char list[1024];
     /* each sweep's variant: the --set overrides that change its jobs (a
      * value a spec already has is none of its overrides) */
-    static char sv_name[64][128], sv_var[64][DB_VARIANT_MAX];
-    const char *sv_sweeps[64], *sv_variants[64];
+    static char sv_name[REPRODUCE_SWEEPS_MAX][128], sv_var[REPRODUCE_SWEEPS_MAX][DB_VARIANT_MAX];
+    const char *sv_sweeps[REPRODUCE_SWEEPS_MAX], *sv_variants[REPRODUCE_SWEEPS_MAX];
     size_t nsv = 0;
-    snprintf(list, sizeof list, "%s", p.sweeps);
-    for (char *save = NULL, *name = strtok_r(list, " \t,", &save); name; name = strtok_r(NULL, " \t,", &save)) {
-        sweep_spec *s = NULL;
-        rc = fileio_pathf(path, sizeof path, "%s/%s.ini", expdir, name);
-        if (!rc) rc = sweep_spec_load(path, quick, sets, nsets, runner_check, NULL, &s);
-        if (rc == D2_OK) rc = runner_prepare_spec(s);
-        if (rc) { sweep_spec_free(s); accuracy_model_free(acc); return cli_fail(rc); } /* s: NULL when it did not load */
-        if (nsv < 64) {
-            snprintf(sv_name[nsv], sizeof sv_name[nsv], "%s", sweep_spec_name(s));
-            sweep_spec_variant(s, sv_var[nsv]);
-            sv_sweeps[nsv] = sv_name[nsv];
-            sv_variants[nsv] = sv_var[nsv];
-            nsv++;
-        }
+    for (size_t k = 0; k < nspec; k++) {
+        sweep_spec *s = specs[k];
+        const char *name = spec_name[k];
+        specs[k] = NULL;
+        snprintf(sv_name[nsv], sizeof sv_name[nsv], "%s", sweep_spec_name(s));
+        sweep_spec_variant(s, sv_var[nsv]);
+        sv_sweeps[nsv] = sv_name[nsv];
+        sv_variants[nsv] = sv_var[nsv];
+        nsv++;
         sweep_opts o = {.workers = (int)jobs, .shard_i = 0, .shard_n = 1, .run = runner_simulate, .user = &ctx,
                         .argc = cli_argc(), .argv = cli_argv()};
         cli_sweep_batch_env(&o);
@@ -230,7 +290,11 @@ static int run(int argc, char **argv)
         fflush(stdout);
         rc = cli_sweep_signals_end(st.interrupted, rc); /* interrupted: ends the process, unless storing failed */
         sweep_spec_free(s);
-        if (rc) { accuracy_model_free(acc); return cli_fail(rc); }
+        if (rc) {
+            for (size_t i = k + 1; i < nspec; i++) sweep_spec_free(specs[i]);
+            accuracy_model_free(acc);
+            return cli_fail(rc);
+        }
         if (st.failed) status = 1;
     }
     accuracy_model_free(acc);
