@@ -291,5 +291,26 @@ printf '[reproduce]\nsweeps = fig3\n' > "$TMP/rp/experiments/reproduce.ini"
 expect 2 "experiments/reproduce.ini: \[fig9\] needs model, device and at least one strategy$" "reproduce.ini without [fig9]: exit 2 before any work" -- \
     sh -c "cd '$TMP/rp' && exec '$D2MOE' reproduce --quick --db r.db"
 [ "$(ls "$TMP/rp")" = experiments ]; ok $? "no store, .npy or other output after those failures ($(ls "$TMP/rp" | tr '\n' ' '))"
+# a text value in a store's REAL metric column was drawn as 0 (plot: exit 0,
+# .dat row "all 1 0") and exported as a JSON string: refused, naming the run
+# and the metric, before any output
+if command -v sqlite3 >/dev/null; then
+    printf '[sweep]\nname = t\nmodel = llama-moe-3.5b\ndevice = env2\nsim.prompt = 2\nsim.gen = 2\nsim.requests = 1,2\n' > "$TMP/mt.ini"
+    "$D2MOE" sweep "$TMP/mt.ini" --db "$TMP/mt.db" --quiet > /dev/null 2>&1; ok $? "a 2-run store"
+    rid=$(sqlite3 "$TMP/mt.db" "SELECT min(run_id) FROM metrics WHERE name = 'makespan_s'")
+    sqlite3 "$TMP/mt.db" "UPDATE metrics SET value = 'abc' WHERE name = 'makespan_s' AND run_id = $rid"
+    expect 2 "mt.db: run $rid: metric makespan_s: \"abc\" is not a number$" "plot --y of a metric holding text: exit 2 naming run and metric" -- \
+        "$D2MOE" plot --sweep t --x sim.requests --y makespan_s --db "$TMP/mt.db" -o "$TMP/mt.svg"
+    for f in json csv; do
+        "$D2MOE" export --format $f --db "$TMP/mt.db" > "$TMP/mt.$f" 2> "$TMP/mt.err"; rc=$?
+        [ "$rc" -eq 2 ] && [ ! -s "$TMP/mt.$f" ] && grep -q "mt.db: run $rid: metric makespan_s: \"abc\" is not a number$" "$TMP/mt.err"
+        ok $? "export --format $f of a metric holding text: exit 2 ($rc), nothing written"
+    done
+    expect 2 "mt.db: run $rid: metric makespan_s: \"abc\" is not a number$" "export --sweep t: the same" -- "$D2MOE" export --sweep t --db "$TMP/mt.db"
+    "$D2MOE" plot --sweep t --x sim.requests --y throughput_tps --db "$TMP/mt.db" -o "$TMP/mt2.svg" > /dev/null; ok $? "plot --y of another metric: still drawn"
+    [ ! -e "$TMP/mt.svg" ] && [ ! -e "$TMP/mt.svg.dat" ] && [ -e "$TMP/mt2.svg.dat" ]; ok $? "no figure or .dat written for the refused plot (the good one wrote its .dat)"
+else
+    for i in 1 2 3 4 5 6 7; do skip "sqlite3 not installed"; done
+fi
 
 done_testing

@@ -84,6 +84,9 @@ static char *utf8_fix(const char *s, size_t *nbad)
 
 static int export_rows(db *d, const char *sweep, const char *variant, int json, FILE *o, long *rows)
 {
+    /* a metric is a number or null: a text value (hand-edited, another
+     * writer) is refused before any output, not written as a string */
+    D2_TRY(db_metrics_numeric(d, sweep, variant));
     char *sel;
     D2_TRY(db_wide_select(d, &sel));
     /* --sweep: the runs its figures show (db_sweep_runs) */

@@ -1157,6 +1157,32 @@ static void variant_list(const vrow *v, size_t n, char *buf, size_t bn)
     }
 }
 
+int db_metrics_numeric(db *d, const char *sweep, const char *variant)
+{
+    const char *sql = sweep ? "SELECT run_id, name, typeof(value), value FROM metrics WHERE typeof(value) IN ('text', 'blob')"
+                              " AND run_id IN (SELECT id FROM sweep_runs WHERE sweep = ?1 AND variant = ?2) ORDER BY run_id, name LIMIT 1"
+                            : "SELECT run_id, name, typeof(value), value FROM metrics WHERE typeof(value) IN ('text', 'blob')"
+                              " AND run_id IN (SELECT id FROM runs WHERE ?2 IS NULL OR variant = ?2) ORDER BY run_id, name LIMIT 1";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->h, sql, -1, &st, NULL) != SQLITE_OK) D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errmsg(d->h));
+    if (sweep) sqlite3_bind_text(st, 1, sweep, -1, SQLITE_STATIC);
+    if (variant) sqlite3_bind_text(st, 2, variant, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 1), *type = (const char *)sqlite3_column_text(st, 2);
+        char shown[64] = "a blob";
+        if (type && !strcmp(type, "text")) snprintf(shown, sizeof shown, "\"%.40s\"", (const char *)sqlite3_column_text(st, 3));
+        for (char *c = shown; *c; c++)
+            if ((unsigned char)*c < 0x20) *c = '?'; /* one line */
+        d2_err_set("%s: run %lld: metric %s: %s is not a number", d->path, (long long)sqlite3_column_int64(st, 0), name ? name : "?", shown);
+        sqlite3_finalize(st);
+        return D2_EFORMAT;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) D2_ERROR(D2_EDB, "%s: %s", d->path, sqlite3_errstr(rc));
+    return D2_OK;
+}
+
 int db_sweep_check(db *d, const char *name)
 {
     sqlite3_stmt *st;

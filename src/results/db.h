@@ -137,6 +137,10 @@ int db_sweep_runs(db *d);
  * because their jobs are not in the latest grid (how many, and that export
  * without --sweep lists every run); "" when none are. */
 int db_sweep_runs_note(db *d, const char *sweep, const char *variant, char *note, size_t n);
+/* D2_EFORMAT naming the first run and metric whose stored value is text or
+ * a blob (a metric is a number or NULL), among the runs of (sweep, variant)
+ * when sweep is given (after db_sweep_runs), else of variant (NULL: all). */
+int db_metrics_numeric(db *d, const char *sweep, const char *variant);
 
 /* ---- runs_wide: one row per run, columns run_id, uid, sweep, variant,
  * status, kind, mode, code_version, started_at, seed, then every param key

@@ -555,7 +555,7 @@ int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out
     sqlite3_str_appendf(s,
         "WITH r AS (SELECT id FROM sweep_runs WHERE sweep = %Q AND variant = %Q)"
         " SELECT %s, %s, CASE WHEN runs.status = 'ok' THEN %s END, runs.status,"
-        " (SELECT job FROM sweep_jobs WHERE run_id = runs.id) FROM r JOIN runs ON runs.id = r.id WHERE 1",
+        " (SELECT job FROM sweep_jobs WHERE run_id = runs.id), runs.id FROM r JOIN runs ON runs.id = r.id WHERE 1",
         q->sweep, q->variant, se ? se : "'all'", xe ? xe : "NULL", ye ? ye : "NULL");
     for (size_t i = 0; rc == D2_OK && i < q->nwhere; i++) {
         char *we = NULL, wu[64], opt[300];
@@ -572,6 +572,7 @@ int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out
     /* numbers in numeric order (text order put 1.4G before 500M), then text */
     sqlite3_str_appendf(s, " ORDER BY 1, CAST(%s AS REAL), %s", xe ? xe : "NULL", xe ? xe : "NULL");
     char *sql = sqlite3_str_finish(s);
+    const int ymetric = ye && strstr(ye, "FROM metrics WHERE") != NULL; /* key_expr's metric lookup */
     sqlite3_free(xe);
     sqlite3_free(ye);
     sqlite3_free(se);
@@ -596,6 +597,18 @@ int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *x = (const char *)sqlite3_column_text(st, 1), *sv = (const char *)sqlite3_column_text(st, 0);
         double v;
+        /* a metric is a number or null: text in one (hand-edited, another
+         * writer) was drawn as 0 */
+        int yt = sqlite3_column_type(st, 2);
+        if (ymetric && (yt == SQLITE_TEXT || yt == SQLITE_BLOB)) {
+            char shown[64] = "a blob";
+            if (yt == SQLITE_TEXT) snprintf(shown, sizeof shown, "\"%.40s\"", (const char *)sqlite3_column_text(st, 2));
+            for (char *c = shown; *c; c++)
+                if ((unsigned char)*c < 0x20) *c = '?'; /* one line */
+            d2_err_set("%s: run %lld: metric %s: %s is not a number", db_path(d), (long long)sqlite3_column_int64(st, 5), q->y, shown);
+            sqlite3_finalize(st);
+            return D2_EFORMAT;
+        }
         if (!is_number(x, &v)) ax->xcat = 1;
         size_t k = 0;
         while (k < ncat && strcmp(cats[k], x ? x : "")) k++;
