@@ -133,4 +133,19 @@ expect 2 'meta5.jsonl: no usable records' "vllm-jsonl rows outside layers_logged
 printf '{"type":"meta","layers_logged":[0],"top_k":2,"num_experts":8}\n%s\n%s\n' "$R" "$R2" > $TMP/meta0.jsonl
 $D2MOE trace import --strict --format vllm-jsonl $TMP/meta0.jsonl -o $TMP/x.d2t | grep -q '1 layers x 8 experts, top-2'; ok $? "vllm-jsonl with a good meta line: imported (1 layer)"
 
+# trace gen --model takes a model profile's path as simulate does (its name
+# picks the preset): it was read as a generator preset ("[model]: unknown
+# section (expected [gen])").  A preset given as --model says to use --preset.
+M="$D2_SRCDIR/experiments/models/llama-moe-3.5b.ini"
+"$D2MOE" trace gen --model "$M" --set gen.requests=2 -o "$TMP/mp.d2t" > /dev/null &&
+    "$D2MOE" trace gen --model llama-moe-3.5b --set gen.requests=2 -o "$TMP/mn.d2t" > /dev/null && cmp -s "$TMP/mp.d2t" "$TMP/mn.d2t"
+ok $? "trace gen --model PROFILE.ini: the same trace as --model NAME"
+"$D2MOE" trace info "$TMP/mp.d2t" | grep -q '^model *= llama-moe-3.5b$'; ok $? "its header names the model by name"
+sed 's/^name = .*/name = mine/' "$M" > "$TMP/mine.ini"
+expect 2 'generator preset "mine": .*presets/mine.ini not found' "trace gen --model PROFILE whose name has no preset: as simulate" -- \
+    "$D2MOE" trace gen --model "$TMP/mine.ini" -o "$TMP/mine.d2t"
+expect 2 "--model .*presets/tiny-moe.ini: a generator preset, not a model profile \(give a preset with --preset\)" \
+    "trace gen --model PRESET.ini: says --preset" -- "$D2MOE" trace gen --model "$D2_SRCDIR/traces/presets/tiny-moe.ini" -o "$TMP/t.d2t"
+"$D2MOE" trace gen --preset "$D2_SRCDIR/traces/presets/tiny-moe.ini" -o "$TMP/t.d2t" > /dev/null; ok $? "trace gen --preset PRESET.ini still reads it"
+
 done_testing

@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "core/err.h"
 #include "core/fileio.h"
+#include "core/model.h"
 #include "core/param.h"
 #include "trace/gen.h"
 #include "trace/import.h"
@@ -27,7 +28,8 @@ static void usage(FILE *out)
             "import  convert a published trace: F = mixtral-jsonl, vllm-jsonl or csv (traces/README.md).\n"
             "        Problems are counted and handled (or fatal with --strict); the shape comes from\n"
             "        --model, the vLLM meta line, or the largest ids seen.\n"
-            "gen     synthetic trace from the model's preset (traces/presets/M.ini) or, with --like,\n"
+            "gen     synthetic trace from the model's preset (traces/presets/M.ini; --model M is a name,\n"
+            "        or as for simulate a profile's path whose name picks the preset) or, with --like,\n"
             "        fitted to a .d2t trace or an activation table (Qwen3 CSV, Switch JSON).\n"
             "stats   per-layer statistics of a .d2t (or of an activation table: shares only).\n"
             "info    header, shape and counts of a .d2t.\n\n"
@@ -321,14 +323,30 @@ static int cmd_gen(int argc, char **argv)
     param_origin po; /* the preset's line of each key, or the --set that changed it */
     param_origin_init(&po, NULL);
     int rc;
-    if (preset || modelname) rc = gen_preset_read(preset ? preset : modelname, &p, &po);
+    /* --model as simulate reads it: a name, or a profile's path whose
+     * `name` picks the generator preset (a path was read as a preset) */
+    static model mp;
+    const size_t ml = modelname ? strlen(modelname) : 0;
+    const int mpath = modelname && (strchr(modelname, '/') || (ml > 4 && !strcmp(modelname + ml - 4, ".ini")));
+    if (mpath && (rc = model_load(&mp, modelname))) {
+        if (rc == D2_EFORMAT && gen_preset_read(modelname, &p, NULL) == D2_OK) /* the old reading of a path */
+            return cli_usage_error("trace gen", "--model %s: a generator preset, not a model profile (give a preset with --preset)", modelname);
+        return cli_fail(rc);
+    }
+    if (mpath && strlen(mp.name) >= sizeof p.model) return cli_fail((d2_err_set("%s: name: too long for a generator", modelname), D2_ERANGE));
+    if (preset || modelname) rc = gen_preset_read(preset ? preset : mpath ? mp.name : modelname, &p, &po);
     else { param_defaults(&gen_params_table, &p); rc = D2_OK; }
     if (rc) return cli_fail(rc);
-    if (modelname) snprintf(p.model, sizeof p.model, "%s", modelname);
+    if (modelname) snprintf(p.model, sizeof p.model, "%s", mpath ? mp.name : modelname);
     for (int i = 0; i < nsets; i++) {
         rc = param_apply_set_from(&gen_params_table, &p, sets[i], &po, "--set");
         if (rc == D2_ENOTFOUND) return cli_usage_error("trace gen", "--set %s: not a gen key", sets[i]);
         if (rc) return cli_fail(rc);
+    }
+    if (mpath && !strcmp(p.model, mp.name)) { /* the shape from the profile given, not one found by its name */
+        if (!p.layers) p.layers = model_moe_layers(&mp);
+        if (!p.experts) p.experts = mp.experts;
+        if (!p.top_k) p.top_k = mp.top_k;
     }
     if (p.model[0]) { /* a model with no profile: named with the preset's line of `model` (or its --set) */
         gen_params q = p;
