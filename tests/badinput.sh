@@ -313,4 +313,15 @@ else
     for i in 1 2 3 4 5 6 7; do skip "sqlite3 not installed"; done
 fi
 
+# a third campaign: a refused command leaves nothing behind
+printf '[sweep]\nname = t\nmodel = llama-moe-3.5b\ndevice = env2\nsim.prompt = 2\nsim.gen = 2\nsim.requests = 1,2\n' > "$TMP/ok3.ini"
+"$D2MOE" sweep "$TMP/ok3.ini" --db "$TMP/s3.db" --quiet; ok $? "a small store for the cases below"
+# a bad --curve was found after the store was created (0 runs in it)
+: > "$TMP/cempty.csv"; mkdir -p "$TMP/cdir"
+head -c 10485760 /dev/zero | tr '\0' 1 > "$TMP/cbigline.csv"
+expect 2 "nonexist.csv: cannot open" "sweep --curve MISSING: exit 2" -- "$D2MOE" sweep "$TMP/ok3.ini" --db "$TMP/c3.db" --curve "$TMP/nonexist.csv" --quiet
+expect 2 "cempty.csv: the curve needs the 16-bit" "sweep --curve EMPTY: exit 2" -- "$D2MOE" sweep "$TMP/ok3.ini" --db "$TMP/c3.db" --curve "$TMP/cempty.csv" --quiet
+expect 2 "cdir: is a directory" "sweep --curve DIR: exit 2" -- "$D2MOE" sweep "$TMP/ok3.ini" --db "$TMP/c3.db" --curve "$TMP/cdir" --quiet
+expect 2 "cbigline.csv" "sweep --curve with a 10 MB line: exit 2" -- "$D2MOE" sweep "$TMP/ok3.ini" --db "$TMP/c3.db" --curve "$TMP/cbigline.csv" --quiet
+[ ! -e "$TMP/c3.db" ]; ok $? "no store created by a refused --curve"
 done_testing

@@ -3,7 +3,6 @@
 #include "cli/cli.h"
 #include "sim/readings.h"
 #include "core/err.h"
-#include "core/fileio.h"
 #include "core/param.h"
 #include "results/accuracy.h"
 #include "results/runner.h"
@@ -129,11 +128,13 @@ static int run(int argc, char **argv)
         fprintf(stderr, "d2moe sweep: note: not overrides, as they change no job (the value the spec, a profile, the reading or the "
                         "default gives; one of a swept axis's values narrows the grid to it): %s\n", sweep_spec_unchanged(s));
     db *d;
-    struct stat cst; /* a --curve that is a FIFO or device: refused before the store is created */
-    if (curve && stat(curve, &cst) == 0 && !S_ISREG(cst.st_mode) && !S_ISDIR(cst.st_mode)) {
-        FILE *cf;
-        if ((rc = fileio_open_read(curve, FILEIO_TABLE_MAX, &cf, NULL)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
-        fclose(cf);
+    /* the curve is read whole (a missing, empty, oversized or malformed
+     * file, a directory, FIFO or device refused) before the store is
+     * opened: a refused --curve leaves no new store behind */
+    if (curve) {
+        accuracy_model *chk = NULL;
+        if ((rc = accuracy_model_load(curve, NULL, &chk)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
+        accuracy_model_free(chk);
     }
     if ((rc = db_open(dbp, &d)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
     if (as && (rc = db_variant_usable(d, as, sweep_spec_overrides(s))) != D2_OK) {
