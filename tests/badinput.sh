@@ -324,4 +324,12 @@ expect 2 "cempty.csv: the curve needs the 16-bit" "sweep --curve EMPTY: exit 2" 
 expect 2 "cdir: is a directory" "sweep --curve DIR: exit 2" -- "$D2MOE" sweep "$TMP/ok3.ini" --db "$TMP/c3.db" --curve "$TMP/cdir" --quiet
 expect 2 "cbigline.csv" "sweep --curve with a 10 MB line: exit 2" -- "$D2MOE" sweep "$TMP/ok3.ini" --db "$TMP/c3.db" --curve "$TMP/cbigline.csv" --quiet
 [ ! -e "$TMP/c3.db" ]; ok $? "no store created by a refused --curve"
+# --db in a missing folder (or under a file): exit 1 "cannot open: unable
+# to open database file", where every other output said exit 2
+: > "$TMP/afile3"
+expect 2 "nodir/x.db: cannot create the store: No such file or directory" "simulate --db nodir/x.db: exit 2" -- "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --db "$TMP/nodir/x.db"
+expect 2 "nodir/x.db: cannot create the store: No such file or directory" "sweep --db nodir/x.db: exit 2" -- "$D2MOE" sweep "$TMP/ok3.ini" --db "$TMP/nodir/x.db" --quiet
+expect 2 "afile3/x.db: cannot create the store: Not a directory" "sweep --db FILE/x.db: exit 2" -- "$D2MOE" sweep "$TMP/ok3.ini" --db "$TMP/afile3/x.db" --quiet
+expect 2 "nodir/x.db: cannot create the store: No such file or directory" "audit --db nodir/x.db: exit 2" -- "$D2MOE" audit --claims "$D2_SRCDIR/experiments/paper-claims.ini" --db "$TMP/nodir/x.db"
+[ ! -e "$TMP/nodir" ] && [ -f "$TMP/afile3" ] && [ ! -s "$TMP/afile3" ]; ok $? "nothing created by those"
 done_testing

@@ -422,13 +422,34 @@ static int open_common(const char *path, int flags, db **out)
     return D2_OK;
 }
 
-int db_open(const char *path, db **out)
+int db_path_check(const char *path)
 {
-    *out = NULL;
+    /* a store to create in a missing folder (or under a regular file) is
+     * the argument's fault, as an output in a missing folder is
+     * (core/fileio.c); SQLite said "unable to open database file" (exit 1) */
+    struct stat st;
+    if (path[0] && lstat(path, &st) != 0 && (errno == ENOENT || errno == ENOTDIR)) {
+        int e = errno;
+        const char *slash = strrchr(path, '/');
+        char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+        if (!dir) D2_ERROR(D2_ENOMEM, "out of memory");
+        if (e == ENOENT && stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) e = ENOTDIR;
+        else if (e == ENOENT && stat(dir, &st) != 0) e = errno;
+        else if (e == ENOENT) e = 0; /* the folder is there: the store is created in it */
+        free(dir);
+        if (e == ENOENT || e == ENOTDIR)
+            D2_ERROR(D2_EINVAL, "%s: cannot create the store: %s (its folder is missing or not a directory)", path, strerror(e));
+    }
     /* a store is written like every output (core/fileio.h): an existing
      * FIFO, device or symlink at the path is refused, never opened (SQLite
      * would follow the link or block on the FIFO) */
-    D2_TRY(fileio_store_check(path)); /* and not a file this command reads (a trace, a profile) */
+    return fileio_store_check(path); /* and not a file this command reads (a trace, a profile) */
+}
+
+int db_open(const char *path, db **out)
+{
+    *out = NULL;
+    D2_TRY(db_path_check(path));
     db *d;
     D2_TRY(open_common(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW, &d));
     fileio_note_store(path); /* no file output of this command may be written over it */

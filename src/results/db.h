@@ -27,6 +27,10 @@ typedef struct db_run db_run;
 
 /* Open (creating and migrating as needed). */
 int db_open(const char *path, db **out);
+/* The checks db_open makes of a store's path before touching it, without
+ * creating anything: D2_EINVAL naming the path when it is empty, exists and
+ * is not a regular file, or its folder is missing or not a directory. */
+int db_path_check(const char *path);
 /* Open an existing store read-only; no migration, no creation. */
 int db_open_readonly(const char *path, db **out);
 void db_close(db *d);
