@@ -130,4 +130,13 @@ badl 'sim.storage = v2k' 'sim\.storage: v2k has 4 levels; system d2moe-v1 has 3'
 badl 'sim.bitroute = uniform:8' 'sim\.bitroute: uniform:8: system d2moe-v1 stores no 8-bit level' "a bit routing the claim's system cannot do: exit 2"
 badl 'model.top_k = 9' 'model\.top_k: 9 is more than experts \(8\)' "a model setting the profile checks refuse: exit 2"
 
+# a refused audit left an empty store behind (the store was created first)
+$D2MOE audit --claims "$C" --readings nope --db "$TMP/nr.db" > /dev/null 2>&1
+[ $? = 2 ] && [ ! -e "$TMP/nr.db" ]; ok $? "an unknown reading with --db: exit 2, no store created"
+sed 's/^metric = peak_mem_mb$/metric = nope_metric/' "$C" > "$TMP/badm.ini"
+$D2MOE audit --claims "$TMP/badm.ini" --db "$TMP/nm.db" > /dev/null 2>&1
+[ $? = 2 ] && [ ! -e "$TMP/nm.db" ]; ok $? "a metric the simulator does not report, with --db: exit 2, no store created"
+$D2MOE audit --claims "$C" --db "$TMP/ng.db" > /dev/null 2>&1 && [ "$(sqlite3 "$TMP/ng.db" 'SELECT count(*) FROM audits')" = 1 ]
+ok $? "a good audit creates the store and stores itself in it"
+
 done_testing

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void usage(FILE *out)
 {
@@ -181,9 +182,14 @@ static int run(int argc, char **argv)
     audit_claims *cl;
     int rc = audit_claims_load(claims_path, &cl);
     if (rc) return cli_fail(rc);
+    /* an existing store is opened (and checked) before the runs; a new one
+     * is created only when the audit succeeded: a refused audit (a bad
+     * reading, a metric the simulator does not report) leaves none behind */
     db *d = NULL;
-    if (dbpath && (rc = db_open(dbpath, &d))) { audit_claims_free(cl); return cli_fail(rc); }
-    audit_opts o = {.readings = readings, .store = d, .argc = cli_argc(), .argv = cli_argv()};
+    struct stat dst;
+    if (dbpath && (rc = db_path_check(dbpath))) { audit_claims_free(cl); return cli_fail(rc); }
+    if (dbpath && lstat(dbpath, &dst) == 0 && (rc = db_open(dbpath, &d))) { audit_claims_free(cl); return cli_fail(rc); }
+    audit_opts o = {.readings = readings, .store = d, .store_path = d ? NULL : dbpath, .argc = cli_argc(), .argv = cli_argv()};
     audit_report *r;
     rc = audit_run(cl, &o, &r);
     db_close(d);

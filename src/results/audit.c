@@ -868,6 +868,13 @@ int audit_run(const audit_claims *c, const audit_opts *o, audit_report **out)
         cr->ncases = n;
         cr->verdict = audit_decide(&cl->rule, cases, n);
     }
+    db *own = NULL;
+    audit_opts so;
+    if (rc == D2_OK && o && !o->store && o->store_path) {
+        so = *o;
+        if ((rc = db_open(o->store_path, &own)) == D2_OK) so.store = own;
+        o = &so;
+    }
     if (rc == D2_OK && o && o->store) {
         for (size_t i = 0; rc == D2_OK && i < rep->nm; i++)
             if (rep->m[i].r) rc = store_run(o->store, &rep->m[i], o);
@@ -887,6 +894,7 @@ int audit_run(const audit_claims *c, const audit_opts *o, audit_report **out)
             rc = db_transaction(o->store, write_audit, &w);
         }
     }
+    db_close(own);
     if (rc != D2_OK) { audit_report_free(rep); return rc; }
     *out = rep;
     return D2_OK;

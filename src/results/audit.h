@@ -77,6 +77,9 @@ typedef struct audit_report audit_report;
 typedef struct audit_opts {
     const char *readings; /* reading-set name or path; NULL or "" = none */
     db *store;            /* NULL, or store every run and the audit here */
+    const char *store_path; /* without store: NULL, or the store to open (and
+                             * create) only once every case ran, so a refused
+                             * audit leaves no new store behind */
     int argc;             /* command line stored with the runs */
     char **argv;
 } audit_opts;
