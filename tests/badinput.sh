@@ -332,4 +332,15 @@ expect 2 "nodir/x.db: cannot create the store: No such file or directory" "sweep
 expect 2 "afile3/x.db: cannot create the store: Not a directory" "sweep --db FILE/x.db: exit 2" -- "$D2MOE" sweep "$TMP/ok3.ini" --db "$TMP/afile3/x.db" --quiet
 expect 2 "nodir/x.db: cannot create the store: No such file or directory" "audit --db nodir/x.db: exit 2" -- "$D2MOE" audit --claims "$D2_SRCDIR/experiments/paper-claims.ini" --db "$TMP/nodir/x.db"
 [ ! -e "$TMP/nodir" ] && [ -f "$TMP/afile3" ] && [ ! -s "$TMP/afile3" ]; ok $? "nothing created by those"
+# merge wrote the inputs before a bad one (here a truncated copy) into OUT
+head -c 4096 "$TMP/s3.db" > "$TMP/tr3.db"
+sz=$(wc -c < "$TMP/s3.db"); head -c $((sz - 4096)) "$TMP/s3.db" > "$TMP/tr4.db"
+expect 2 "tr3.db: not an SQLite database" "merge with a truncated input last: exit 2" -- "$D2MOE" merge "$TMP/mo3.db" "$TMP/s3.db" "$TMP/tr3.db"
+[ ! -e "$TMP/mo3.db" ] && [ ! -e "$TMP/mo3.db-wal" ]; ok $? "... and no output created"
+expect 2 "tr4.db: " "merge with an input missing its last page: exit 2" -- "$D2MOE" merge "$TMP/mo3.db" "$TMP/s3.db" "$TMP/tr4.db"
+[ ! -e "$TMP/mo3.db" ]; ok $? "... and no output created"
+cp "$TMP/s3.db" "$TMP/ex3.db"; "$D2MOE" sweep "$TMP/okp.ini" --db "$TMP/in3.db" --quiet > /dev/null 2>&1
+sum1=$(cksum < "$TMP/ex3.db")
+expect 2 "tr3.db: not an SQLite database" "merge into an existing store, a bad input last: exit 2" -- "$D2MOE" merge "$TMP/ex3.db" "$TMP/in3.db" "$TMP/tr3.db"
+[ "$(cksum < "$TMP/ex3.db")" = "$sum1" ]; ok $? "... and the existing output unchanged"
 done_testing

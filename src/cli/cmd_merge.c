@@ -11,6 +11,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void usage(FILE *out)
 {
@@ -35,24 +37,44 @@ static int run(int argc, char **argv)
     const char *out = argv[optind];
     char ro[PATH_MAX], ri[PATH_MAX];
     int have_out = realpath(out, ro) != NULL;
+    /* every input checked, and the output's path, before the first write:
+     * a bad input found after others were merged left part of the merge */
+    int rc = db_path_check(out);
+    if (rc) return cli_fail(rc);
     for (int i = optind + 1; i < argc; i++) {
         if (have_out && realpath(argv[i], ri) && !strcmp(ro, ri))
             return cli_usage_error("merge", "%s: cannot merge a store into itself", argv[i]);
+        if ((rc = merge_check(argv[i])) != D2_OK) return cli_fail(rc);
+    }
+    struct stat ost;
+    int existed = lstat(out, &ost) == 0;
+    for (int i = optind + 1; rc == D2_OK && i < argc; i++) {
         merge_stats st = {0, 0};
-        int rc = merge_into(out, argv[i], &st);
-        if (rc) return cli_fail(rc);
-        printf("%s: %lld runs added, %lld already present\n", argv[i], (long long)st.runs_added, (long long)st.runs_present);
+        rc = merge_into(out, argv[i], &st);
+        if (rc == D2_OK)
+            printf("%s: %lld runs added, %lld already present\n", argv[i], (long long)st.runs_added, (long long)st.runs_present);
     }
     /* est_ppl where a shard could not compute it (its store had no error table) */
     db *d = NULL;
-    int rc = db_open(out, &d);
+    if (rc == D2_OK) rc = db_open(out, &d);
     accuracy_model *acc = NULL;
     if (!rc) rc = accuracy_model_load_default(NULL, d, &acc);
     long filled = 0;
     if (!rc && !isnan(accuracy_bits_error(acc, "nested", 4))) rc = accuracy_fill_missing(d, acc, &filled);
     accuracy_model_free(acc);
     if (d) db_close(d);
-    if (rc) return cli_fail(rc);
+    if (rc) {
+        /* a failed merge into a new output leaves none behind */
+        if (!existed) {
+            char side[PATH_MAX + 8];
+            unlink(out);
+            snprintf(side, sizeof side, "%s-wal", out);
+            unlink(side);
+            snprintf(side, sizeof side, "%s-shm", out);
+            unlink(side);
+        }
+        return cli_fail(rc);
+    }
     if (filled) printf("%s: est_ppl filled in for %ld runs from its quantizer error table\n", out, filled);
     return 0;
 }

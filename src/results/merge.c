@@ -77,16 +77,42 @@ static int merge_fn(sqlite3 *h, void *user)
     return D2_OK;
 }
 
-int merge_into(const char *out_path, const char *in_path, merge_stats *st)
+/* the input is a d2moe store of this schema (read-only); full: and every
+ * page of it reads (PRAGMA quick_check), as a truncated copy does not */
+static int check_input(const char *in_path, int full)
 {
-    /* check the input is a d2moe store of this schema, read-only */
     db *in;
     D2_TRY(db_open_readonly(in_path, &in));
     int ver = db_schema_version(in);
+    int rc = D2_OK;
+    if (full && ver == db_schema_latest()) {
+        sqlite3_stmt *q;
+        int src = sqlite3_prepare_v2(db_handle(in), "PRAGMA quick_check(1)", -1, &q, NULL);
+        if (src == SQLITE_OK) src = sqlite3_step(q);
+        if (src == SQLITE_ROW) {
+            const char *res = (const char *)sqlite3_column_text(q, 0);
+            if (!res || strcmp(res, "ok"))
+                rc = (d2_err_set("%s: damaged store (quick_check: %.200s); refusing to merge it", in_path, res ? res : "?"), D2_EFORMAT);
+        } else if ((src & 0xff) == SQLITE_CORRUPT || (src & 0xff) == SQLITE_NOTADB) {
+            rc = (d2_err_set("%s: damaged store (%s); refusing to merge it", in_path, sqlite3_errstr(src)), D2_EFORMAT);
+        } else {
+            rc = (d2_err_set("%s: cannot read: %s", in_path, sqlite3_errmsg(db_handle(in))), D2_EDB);
+        }
+        sqlite3_finalize(q);
+    }
     db_close(in);
+    if (rc) return rc;
     if (ver != db_schema_latest())
         D2_ERROR(D2_EDB, "%s: schema version %d, this build writes %d; open it once with this build (d2moe db info does not migrate) or use a matching d2moe",
                  in_path, ver, db_schema_latest());
+    return D2_OK;
+}
+
+int merge_check(const char *in_path) { return check_input(in_path, 1); }
+
+int merge_into(const char *out_path, const char *in_path, merge_stats *st)
+{
+    D2_TRY(check_input(in_path, 0));
     db *out;
     D2_TRY(db_open(out_path, &out));
     sqlite3 *h = db_handle(out);

@@ -13,5 +13,9 @@ typedef struct merge_stats {
 } merge_stats;
 
 int merge_into(const char *out_path, const char *in_path, merge_stats *st);
+/* Check an input before anything is written (read-only): a d2moe store of
+ * this build's schema whose every page reads.  D2_EFORMAT / D2_ENOTFOUND /
+ * D2_EINVAL naming the file for bad input, D2_EDB for the rest. */
+int merge_check(const char *in_path);
 
 #endif
