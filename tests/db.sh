@@ -106,4 +106,13 @@ time.sleep(20)' "$TMP/live.db" "$TMP/tmpl.sql" "$app" "$ver" & py=$!
 else
     skip "python3 absent"
 fi
+# a store whose user_version is negative: a migration from it was tried
+# (exit 1 "migration 0 -> 1: ... table runs already exists")
+"$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --db "$TMP/neg.db" > /dev/null 2>&1
+sqlite3 "$TMP/neg.db" 'PRAGMA user_version=-1'
+sum1=$(cksum < "$TMP/neg.db")
+expect 2 "neg.db: schema version \(user_version\) -1 is not one d2moe writes" "a store of schema version -1: exit 2 naming it" -- \
+    "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --db "$TMP/neg.db"
+expect 2 "neg.db: schema version \(user_version\) -1" "db info of it: exit 2" -- "$D2MOE" db info "$TMP/neg.db"
+[ "$(cksum < "$TMP/neg.db")" = "$sum1" ] && [ ! -e "$TMP/neg.db-wal" ]; ok $? "... and the file unchanged"
 done_testing

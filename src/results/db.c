@@ -294,6 +294,7 @@ static int migrate_fn(sqlite3 *h, void *user)
         snprintf(sql, sizeof sql, "PRAGMA application_id = %d", DB_APPLICATION_ID);
         if (exec_simple(d, sql) != SQLITE_OK) return D2_EDB;
     }
+    if (v < 0) D2_ERROR(D2_EFORMAT, "%s: schema version (user_version) %d is not one d2moe writes (0..%d); refusing to touch it", d->path, v, N_MIGRATIONS);
     if (v > N_MIGRATIONS)
         D2_ERROR(D2_EDB, "%s: schema version %d is newer than this d2moe knows (%d); use a newer build", d->path, v, N_MIGRATIONS);
     for (; v < N_MIGRATIONS; v++) {
@@ -325,6 +326,11 @@ static int verify_owner(db *d)
     if (rc != SQLITE_OK) D2_ERROR(D2_EDB, "%s: cannot read: %s", d->path, sqlite3_errstr(rc));
     if (app != DB_APPLICATION_ID && (app != 0 || ntab != 0 || ver != 0))
         D2_ERROR(D2_EFORMAT, "%s: an SQLite database of another application (application_id %d); refusing to touch it", d->path, app);
+    /* no d2moe writes a negative version: migrating from it ran migration
+     * 0 -> 1 over the existing tables (and indexed migrations[] below 0) */
+    if (ver < 0)
+        D2_ERROR(D2_EFORMAT, "%s: schema version (user_version) %d is not one d2moe writes (0..%d); refusing to touch it", d->path,
+                 ver, N_MIGRATIONS);
     d->version = ver;
     return D2_OK;
 }
