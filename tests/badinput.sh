@@ -343,4 +343,10 @@ cp "$TMP/s3.db" "$TMP/ex3.db"; "$D2MOE" sweep "$TMP/okp.ini" --db "$TMP/in3.db" 
 sum1=$(cksum < "$TMP/ex3.db")
 expect 2 "tr3.db: not an SQLite database" "merge into an existing store, a bad input last: exit 2" -- "$D2MOE" merge "$TMP/ex3.db" "$TMP/in3.db" "$TMP/tr3.db"
 [ "$(cksum < "$TMP/ex3.db")" = "$sum1" ]; ok $? "... and the existing output unchanged"
+# plot --sweep: two --where no run has together exited 1, one value no run has 2
+expect 2 "that match every --where \(no run has all of them together\)" "plot --sweep with two --where matching no run: exit 2" -- \
+    "$D2MOE" plot --sweep t --x sim.requests --y makespan_s --db "$TMP/s3.db" --where sim.requests=1 --where sim.requests=2 -o "$TMP/w3.svg"
+expect 2 "--where sim.requests=3: no run has it" "plot --sweep with one --where no run has: exit 2" -- \
+    "$D2MOE" plot --sweep t --x sim.requests --y makespan_s --db "$TMP/s3.db" --where sim.requests=3 -o "$TMP/w3.svg"
+[ ! -e "$TMP/w3.svg" ] && [ ! -e "$TMP/w3.svg.dat" ]; ok $? "... and nothing written"
 done_testing

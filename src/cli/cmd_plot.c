@@ -82,9 +82,13 @@ static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, c
     if (rc) return cli_fail(rc);
     if (po.rows == 0) {
         unlink(dat);
+        /* no run matching the --where filters is the filters' fault (exit 2),
+         * whether one value no run has or values no run has together */
+        if (q->nwhere && !hint[0] && q->nwhere > 1)
+            snprintf(hint, sizeof hint, " (no run has all of them together)");
         fprintf(stderr, "d2moe plot: sweep %s has no runs of variant %s in %s%s%s\n", q->sweep, variant, dbp,
                 q->nwhere ? " that match every --where" : "", hint);
-        return hint[0] ? 2 : 1;
+        return q->nwhere ? 2 : 1;
     }
     char title[1024], where[512] = "";
     size_t off = 0;
