@@ -349,4 +349,16 @@ expect 2 "that match every --where \(no run has all of them together\)" "plot --
 expect 2 "--where sim.requests=3: no run has it" "plot --sweep with one --where no run has: exit 2" -- \
     "$D2MOE" plot --sweep t --x sim.requests --y makespan_s --db "$TMP/s3.db" --where sim.requests=3 -o "$TMP/w3.svg"
 [ ! -e "$TMP/w3.svg" ] && [ ! -e "$TMP/w3.svg.dat" ]; ok $? "... and nothing written"
+# a figure's .sql that is empty, only comments, or writes: exit 1 with
+# SQLite's "bad parameter or other API misuse" / "attempt to write a
+# readonly database"
+"$D2MOE" sweep "$D2_SRCDIR/experiments/fig3.ini" --quick --db "$TMP/F3.db" --quiet > /dev/null 2>&1; ok $? "a fig3 store"
+cp -R "$D2_SRCDIR/plots" "$TMP/pq" && chmod -R u+w "$TMP/pq"
+printf '\n' > "$TMP/pq/fig3.sql"
+expect 2 "pq/fig3.sql: no query" "plot with an empty figure .sql: exit 2 naming it" -- "$D2MOE" plot fig3 --db "$TMP/F3.db" --out "$TMP/pqo" --plots "$TMP/pq"
+printf -- '-- nothing\n/* here */\n' > "$TMP/pq/fig3.sql"
+expect 2 "pq/fig3.sql: no query" "plot with a comment-only figure .sql: exit 2 naming it" -- "$D2MOE" plot fig3 --db "$TMP/F3.db" --out "$TMP/pqo" --plots "$TMP/pq"
+printf 'DELETE FROM runs;\n' > "$TMP/pq/fig3.sql"
+expect 2 "pq/fig3.sql: not a SELECT \(a figure's query only reads\)" "plot with a figure .sql that writes: exit 2 naming it" -- "$D2MOE" plot fig3 --db "$TMP/F3.db" --out "$TMP/pqo" --plots "$TMP/pq"
+[ "$(sqlite3 "$TMP/F3.db" 'SELECT count(*) FROM runs')" -gt 0 ]; ok $? "... and the store keeps its runs"
 done_testing

@@ -168,6 +168,14 @@ int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *varia
     int rc = sqlite3_prepare_v2(db_handle(d), sql, -1, &st, NULL);
     free(sql);
     if (rc != SQLITE_OK) D2_ERROR(D2_EFORMAT, "%s: %s", qpath, sqlite3_errmsg(db_handle(d)));
+    /* empty or only comments: no statement (SQLite's "bad parameter or
+     * other API misuse" at the step); a write: refused by the read-only
+     * store only when run ("attempt to write a readonly database", exit 1) */
+    if (!st) D2_ERROR(D2_EFORMAT, "%s: no query (the file is empty or only comments)", qpath);
+    if (!sqlite3_stmt_readonly(st)) {
+        sqlite3_finalize(st);
+        D2_ERROR(D2_EFORMAT, "%s: not a SELECT (a figure's query only reads)", qpath);
+    }
     for (int i = 1; i <= sqlite3_bind_parameter_count(st); i++) {
         const char *pn = sqlite3_bind_parameter_name(st, i);
         const char *v = NULL;
