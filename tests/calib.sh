@@ -46,7 +46,15 @@ expect 2 "at least twice the largest read" "file smaller than the reads: exit 2"
 expect 2 "unknown option" "unknown option: exit 2" -- "$D2MOE" calibrate --frob
 expect 2 "--size-step 1: expected a factor 1.05..16" "size step without progress: exit 2" -- "$D2MOE" calibrate -o "$TMP/x.ini" --size-step 1
 expect 2 "at most 40: raise --size-step" "too many read sizes: exit 2, before any file" -- "$D2MOE" calibrate -o "$TMP/x.ini" --dir "$TMP/d" --size-step 1.05
-expect 1 "nowhere: no such file or directory" "missing --dir: one line" -- "$D2MOE" calibrate -o "$TMP/x.ini" --dir "$TMP/nowhere" $SMALL
+# bad paths exited 1 (a --dir found when the file was created, after the
+# options); the argument's fault: exit 2, before measuring
+expect 2 "--dir .*nowhere: No such file or directory" "missing --dir: exit 2, one line" -- "$D2MOE" calibrate -o "$TMP/x.ini" --dir "$TMP/nowhere" $SMALL
+: > "$TMP/afile"
+expect 2 "--dir .*afile: not a directory" "--dir FILE: exit 2" -- "$D2MOE" calibrate -o "$TMP/x.ini" --dir "$TMP/afile" $SMALL
+expect 2 "--dir: empty path" "--dir '': exit 2" -- "$D2MOE" calibrate -o "$TMP/x.ini" --dir '' $SMALL
+expect 2 "nodir/x.ini: cannot create the profile: No such file or directory" "-o into a missing folder: exit 2" -- "$D2MOE" calibrate -o "$TMP/nodir/x.ini" $SMALL
+expect 2 "afile/x.ini: cannot create the profile: Not a directory" "-o under a file: exit 2" -- "$D2MOE" calibrate -o "$TMP/afile/x.ini" $SMALL
+[ ! -e "$TMP/x.ini" ] && [ ! -e "$TMP/nodir" ]; ok $? "nothing written by those"
 [ ! -e "$TMP/x.ini" ]; ok $? "no profile after the errors"
 
 # A read-only and a full file system, each in a private mount namespace

@@ -78,6 +78,10 @@ int cli_sweep_signals_end(int sig, int rc);
  * (sweep_opts.stop_after). */
 struct sweep_opts;
 void cli_sweep_batch_env(struct sweep_opts *o);
+/* A folder argument (`opt dir`), checked before any work: 0 when dir is a
+ * directory (creatable: or missing, in a folder that is one, for the
+ * command to create), else one line "d2moe CMD: OPT DIR: why" and 2. */
+int cli_dir_arg(const char *cmd, const char *opt, const char *dir, int creatable);
 /* Full command line of this process, for results. */
 void cli_set_argv(int argc, char **argv);
 int cli_argc(void);

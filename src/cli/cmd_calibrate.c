@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,6 +166,7 @@ static int run(int argc, char **argv)
         case 'n': name = optarg; break;
         case 'd':
             if (strlen(optarg) >= sizeof io.dir) return cli_usage_error("calibrate", "--dir: path too long");
+            if ((st = cli_dir_arg("calibrate", "--dir", optarg, 0))) return st; /* missing, a file or '': before measuring */
             snprintf(io.dir, sizeof io.dir, "%s", optarg);
             break;
         case 'f': if (parse_size("--file-size", optarg, &io.file_bytes)) return 2; break;
@@ -221,17 +223,25 @@ static int run(int argc, char **argv)
     }
     if (mem_size < (1 << 20)) return cli_usage_error("calibrate", "--mem-size: at least 1Mi");
     { /* fail before measuring when the profile cannot be written */
-        int orc = fileio_out_check(out_path); /* a FIFO, device or symlink: refused (exit 2) */
-        if (orc) return cli_fail(orc);
         char dir[FILEIO_PATH_MAX];
+        int orc;
         if ((orc = fileio_pathf(dir, sizeof dir, "%s", out_path)) != D2_OK) return cli_fail(orc);
         char *slash = strrchr(dir, '/');
         if (slash == dir) dir[1] = 0;
         else if (slash) *slash = 0;
         else snprintf(dir, sizeof dir, ".");
+        struct stat dst;
+        /* a folder that is missing or not a folder is the argument's fault
+         * (exit 2), as for every output; one it may not write in is not */
+        int e = stat(dir, &dst) != 0 ? errno : S_ISDIR(dst.st_mode) ? 0 : ENOTDIR;
+        if (e) {
+            d2_err_set("%s: cannot create the profile: %s", out_path, strerror(e));
+            return cli_fail(e == ENOENT || e == ENOTDIR ? D2_EINVAL : D2_EIO);
+        }
+        orc = fileio_out_check(out_path); /* a FIFO, device or symlink: refused (exit 2) */
+        if (orc) return cli_fail(orc);
         if (access(dir, W_OK) != 0) {
-            d2_err_set("%s: cannot create the profile: %s", out_path,
-                       errno == EROFS ? "read-only file system" : errno == ENOENT ? "no such directory" : strerror(errno));
+            d2_err_set("%s: cannot create the profile: %s", out_path, errno == EROFS ? "read-only file system" : strerror(errno));
             return cli_fail(D2_EIO);
         }
     }

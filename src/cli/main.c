@@ -60,6 +60,29 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return 2;
 }
 
+int cli_dir_arg(const char *cmd, const char *opt, const char *dir, int creatable)
+{
+    if (!dir[0]) return cli_usage_error(cmd, "%s: empty path: give a directory", opt);
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return 0;
+        return cli_usage_error(cmd, "%s %s: not a directory", opt, dir);
+    }
+    int e = errno;
+    if (e != ENOENT || !creatable) return cli_usage_error(cmd, "%s %s: %s", opt, dir, strerror(e));
+    /* missing: its parent must be a folder to create it in */
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    while (n > 0 && dir[n - 1] != '/') n--;
+    while (n > 1 && dir[n - 1] == '/') n--;
+    char *parent = n ? strndup(dir, n) : strdup(".");
+    if (!parent) { d2_err_set("out of memory"); return cli_fail(D2_ENOMEM); }
+    e = stat(parent, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    free(parent);
+    if (e) return cli_usage_error(cmd, "%s %s: cannot create it: %s", opt, dir, strerror(e));
+    return 0;
+}
+
 int cli_parse_long(const char *cmd, const char *opt, const char *arg, long lo, long hi, long *out)
 {
     char *end;
