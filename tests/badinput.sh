@@ -361,4 +361,15 @@ expect 2 "pq/fig3.sql: no query" "plot with a comment-only figure .sql: exit 2 n
 printf 'DELETE FROM runs;\n' > "$TMP/pq/fig3.sql"
 expect 2 "pq/fig3.sql: not a SELECT \(a figure's query only reads\)" "plot with a figure .sql that writes: exit 2 naming it" -- "$D2MOE" plot fig3 --db "$TMP/F3.db" --out "$TMP/pqo" --plots "$TMP/pq"
 [ "$(sqlite3 "$TMP/F3.db" 'SELECT count(*) FROM runs')" -gt 0 ]; ok $? "... and the store keeps its runs"
+# validate left --file-size and --work to its calibrate child (exit 1, two
+# lines, the store created).  Refused before any measurement or store:
+# exit 2, one line
+V="$D2_SRCDIR/experiments/validation.ini"
+for fs in 0 abc 1e30; do
+    expect 2 "validate: --file-size $fs: expected a positive size" "validate --file-size $fs: exit 2" -- "$D2MOE" validate "$V" --db "$TMP/v3.db" --work "$TMP/vw3" --file-size "$fs"
+done
+expect 2 "validate: --work .*afile3: not a directory" "validate --work FILE: exit 2" -- "$D2MOE" validate "$V" --db "$TMP/v3.db" --work "$TMP/afile3"
+expect 2 "validate: --work .*nodir/w: cannot create it: No such file or directory" "validate --work in a missing folder: exit 2" -- "$D2MOE" validate "$V" --db "$TMP/v3.db" --work "$TMP/nodir/w"
+expect 2 "v3.db: cannot create the store" "validate --db in a missing folder: exit 2" -- "$D2MOE" validate "$V" --db "$TMP/nodir/v3.db" --work "$TMP/vw3"
+[ ! -e "$TMP/v3.db" ] && [ ! -e "$TMP/vw3" ]; ok $? "no store and no work folder made by those"
 done_testing

@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/fileio.h"
+#include "core/units.h"
 #include "host/calib.h"
 #include "host/exec.h"
 #include "host/opjoin.h"
@@ -557,7 +558,13 @@ static int run(int argc, char **argv)
             if ((st = cli_parse_long("validate", "--seed", optarg, 0, LONG_MAX, &lv))) return st;
             seed = (uint64_t)lv;
             break;
-        case 5: fsize = optarg; break; /* calibrate checks it */
+        case 5: { /* calibrate's rule, here: a bad size exited 1 from its child, after the store was created */
+            int64_t fb;
+            if (units_parse_int64(optarg, &fb) != 0 || fb <= 0)
+                return cli_usage_error("validate", "--file-size %s: expected a positive size (e.g. 64Mi)", optarg);
+            fsize = optarg;
+            break;
+        }
         case 6: timelines = 0; break;
         case 7: join_only = 1; break;
         case 8: from = optarg; break;
@@ -585,6 +592,10 @@ static int run(int argc, char **argv)
     }
     if (optind != argc - 1) return cli_usage_error("validate", "expected one SPEC.ini (and --db FILE)");
     if (!dbpath) return cli_usage_error("validate", "--db FILE is required");
+    /* the work folder (made when missing) and the store's path, before any
+     * store or measurement: a --work that is a file failed in calibrate */
+    if ((st = cli_dir_arg("validate", "--work", work, 1))) return st;
+    if ((st = db_path_check(dbpath))) return cli_fail(st);
     const char *spec = argv[optind];
     sweep_spec *sp;
     int rc = validation_spec_load(spec, quick, &sp);
