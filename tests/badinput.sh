@@ -362,8 +362,9 @@ printf 'DELETE FROM runs;\n' > "$TMP/pq/fig3.sql"
 expect 2 "pq/fig3.sql: not a SELECT \(a figure's query only reads\)" "plot with a figure .sql that writes: exit 2 naming it" -- "$D2MOE" plot fig3 --db "$TMP/F3.db" --out "$TMP/pqo" --plots "$TMP/pq"
 [ "$(sqlite3 "$TMP/F3.db" 'SELECT count(*) FROM runs')" -gt 0 ]; ok $? "... and the store keeps its runs"
 # validate left --file-size and --work to its calibrate child (exit 1, two
-# lines, the store created).  Refused before any measurement or store:
-# exit 2, one line
+# lines, the store created); execute took a bad --recalibrate or --mwq-dir
+# to the runs (exit 1, once per run, the store created).  Refused before
+# any measurement or store: exit 2, one line
 V="$D2_SRCDIR/experiments/validation.ini"
 for fs in 0 abc 1e30; do
     expect 2 "validate: --file-size $fs: expected a positive size" "validate --file-size $fs: exit 2" -- "$D2MOE" validate "$V" --db "$TMP/v3.db" --work "$TMP/vw3" --file-size "$fs"
@@ -372,4 +373,12 @@ expect 2 "validate: --work .*afile3: not a directory" "validate --work FILE: exi
 expect 2 "validate: --work .*nodir/w: cannot create it: No such file or directory" "validate --work in a missing folder: exit 2" -- "$D2MOE" validate "$V" --db "$TMP/v3.db" --work "$TMP/nodir/w"
 expect 2 "v3.db: cannot create the store" "validate --db in a missing folder: exit 2" -- "$D2MOE" validate "$V" --db "$TMP/nodir/v3.db" --work "$TMP/vw3"
 [ ! -e "$TMP/v3.db" ] && [ ! -e "$TMP/vw3" ]; ok $? "no store and no work folder made by those"
+expect 2 "execute: --recalibrate .*afile3: not a directory" "execute --recalibrate FILE: exit 2" -- "$D2MOE" execute --spec "$V" --db "$TMP/e3.db" --quick --recalibrate "$TMP/afile3"
+expect 2 "execute: --recalibrate: empty path" "execute --recalibrate '': exit 2" -- "$D2MOE" execute --spec "$V" --db "$TMP/e3.db" --quick --recalibrate ''
+expect 2 "execute: --mwq-dir .*afile3: not a directory" "execute --spec --mwq-dir FILE: exit 2" -- "$D2MOE" execute --spec "$V" --db "$TMP/e3.db" --quick --mwq-dir "$TMP/afile3"
+expect 2 "execute: --mwq-dir .*nodir: No such file or directory" "execute --mwq-dir MISSING: exit 2" -- "$D2MOE" execute --spec "$V" --db "$TMP/e3.db" --quick --mwq-dir "$TMP/nodir"
+expect 2 "execute: --mwq-dir .*afile3: not a directory" "execute --mwq-dir FILE (one run): exit 2" -- "$D2MOE" execute --model tiny-moe --device host --requests 1 --prompt 2 --gen 2 --mwq-dir "$TMP/afile3"
+expect 2 "e3.db: cannot create the store" "execute --spec --db in a missing folder: exit 2" -- "$D2MOE" execute --spec "$V" --db "$TMP/nodir/e3.db" --quick
+expect 2 "x.db: cannot create the store: Not a directory" "execute --db under a file (one run): exit 2" -- "$D2MOE" execute --model tiny-moe --device host --requests 1 --prompt 2 --gen 2 --db "$TMP/afile3/x.db"
+[ ! -e "$TMP/e3.db" ] && [ ! -e "$TMP/nodir" ]; ok $? "no store made by those"
 done_testing

@@ -474,7 +474,9 @@ static int run(int argc, char **argv)
         case 'T': user_tl = optarg; break;
         case 'R': real_tl = optarg; break;
         case 'w': mwq = optarg; break;
-        case 'W': mwqdir = optarg; pass[npass++] = "--mwq-dir"; pass[npass++] = optarg; break;
+        case 'W': /* a file, a missing folder or '': refused before any work (it failed in every run) */
+            if ((pst = cli_dir_arg("execute", "--mwq-dir", optarg, 0))) return pst;
+            mwqdir = optarg; pass[npass++] = "--mwq-dir"; pass[npass++] = optarg; break;
         case 'V': verify = 0; pass[npass++] = "--no-verify"; break;
         case 17: g_host_watch = 0; pass[npass++] = "--no-host-watch"; break;
         case 1: spec = optarg; break;
@@ -518,7 +520,10 @@ static int run(int argc, char **argv)
             if ((pst = cli_parse_long("execute", "--repeat", optarg, 1, 100, &lv))) return pst;
             repeat = (int)lv;
             break;
-        case 7: recal = optarg; break;
+        case 7: /* made when missing: a file, '' or a missing parent refused before the store */
+            if ((pst = cli_dir_arg("execute", "--recalibrate", optarg, 1))) return pst;
+            recal = optarg;
+            break;
         case 8:
             if ((pst = cli_set_nice("execute", optarg, &lv))) return pst;
             break; /* threads and child processes inherit it */
@@ -540,6 +545,8 @@ static int run(int argc, char **argv)
     if (optind < argc) return cli_usage_error("execute", "unexpected argument '%s'", argv[optind]);
     if (spec) {
         if (!dbpath) return cli_usage_error("execute", "--spec needs --db");
+        int prc = db_path_check(dbpath); /* before the store is created */
+        if (prc) return cli_fail(prc);
         if (job.model || job.device || so.nsets || mwq || user_tl || real_tl)
             return cli_usage_error("execute", "--spec takes the configuration from the spec (only --db, --mwq-dir, --threads, --no-verify, --no-host-watch, --wait, --compute-cpu, --io-cpu, --quick, --repeat, --max-error, --recalibrate, --probe-tol, --calib-tol, --max-retries, --nice)");
         sweep_spec *sp;
@@ -561,10 +568,10 @@ static int run(int argc, char **argv)
     job.nsets = so.nsets;
     { /* outputs that are a FIFO, device or symlink, or one of the inputs
        * (the store, the .mwq, the trace; the profiles once read), or the
-       * same file twice: refused before the run */
+       * same file twice, and a store in a missing folder: refused before the run */
         if (mwq) fileio_note_input(mwq);
         if (job.trace) fileio_note_input(job.trace);
-        int orc = dbpath ? fileio_store_check(dbpath) : D2_OK;
+        int orc = dbpath ? db_path_check(dbpath) : D2_OK;
         if (orc) return cli_fail(orc);
         if (dbpath) fileio_note_store(dbpath);
         const char *outs[2] = {user_tl, real_tl};
