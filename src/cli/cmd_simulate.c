@@ -145,7 +145,7 @@ static int run(int argc, char **argv)
     /* outputs that are a FIFO, device or symlink, or one of the inputs
      * (the store, the trace; the profiles once read), refused before the run */
     if (job.trace) fileio_note_input(job.trace);
-    int rc = dbpath ? fileio_store_check(dbpath) : D2_OK;
+    int rc = dbpath ? db_path_check(dbpath) : D2_OK; /* and a store in a missing folder */
     if (rc == D2_OK && dbpath) fileio_note_store(dbpath);
     if (rc == D2_OK && job.timeline) rc = fileio_out_check(job.timeline);
     if (rc) return cli_fail(rc);
