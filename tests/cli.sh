@@ -114,4 +114,14 @@ expect 2 "sweep same: model: a value longer than [0-9]+ bytes" "sweep --set mode
 sed 's/^name = .*/&\nx\xff\xfe = 1/' "$D2_SRCDIR/experiments/models/llama-moe-3.5b.ini" > "$TMP/badkey.ini"
 expect 2 'badkey.ini:[0-9]+: x\\xff\\xfe: unknown key' "a profile key of bytes FF FE: echoed as \\xff\\xfe, exit 2" -- "$D2MOE" show model "$TMP/badkey.ini"
 expect 2 'caf(\?|\\x1b)\[31m\.ini: cannot open' "a path with ESC in it: not written raw in the message" -- "$D2MOE" show model "$TMP/caf$(printf '\033')[31m.ini"
+# the output's temporary OUT.tmp is truncated and renamed away: an input of that name is refused too
+cp "$D2_SRCDIR/tests/data/trace/good.csv" "$TMP/imp.tmp"
+expect 2 "imp.tmp: is an input of this command: refusing to write through it" "trace import INPUT.tmp -o INPUT: exit 2" -- \
+    "$D2MOE" trace import --format csv "$TMP/imp.tmp" -o "$TMP/imp"
+cmp -s "$TMP/imp.tmp" "$D2_SRCDIR/tests/data/trace/good.csv" && [ ! -e "$TMP/imp" ]; ok $? "  the input keeps its bytes, no output"
+# two outputs naming one file not there yet (x and ./x): refused before the run
+mkdir -p "$TMP/two"
+expect 2 "--timeline and --db name the same file" "simulate --timeline X --db ./X (X new): exit 2 before the run" -- sh -c \
+    "cd '$TMP/two' && exec '$D2MOE' simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --db new.db --timeline ./new.db"
+[ -z "$(ls "$TMP/two")" ]; ok $? "  nothing written"
 done_testing

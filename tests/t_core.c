@@ -358,6 +358,31 @@ static void test_pathf(void)
     is_int(fileio_pathf(p, sizeof p, "%s", big), D2_ERANGE, "  a name longer than FILEIO_PATH_MAX: D2_ERANGE");
     big[FILEIO_PATH_MAX - 1] = '\0';
     is_int(fileio_pathf(p, sizeof p, "%s", big), D2_OK, "  FILEIO_PATH_MAX - 1 bytes: built");
+
+    /* fileio_same_target: one file under two names, existing or not yet */
+    char dir[] = "/tmp/t_core.XXXXXX";
+    if (mkdtemp(dir)) {
+        char f1[64], f2[64], f3[64], lnk[64], none[64], none2[64];
+        snprintf(f1, sizeof f1, "%s/a", dir);
+        snprintf(f2, sizeof f2, "%s/./a", dir);
+        snprintf(f3, sizeof f3, "%s/b", dir);
+        snprintf(lnk, sizeof lnk, "%s/hard", dir);
+        snprintf(none, sizeof none, "%s/new.csv", dir);
+        snprintf(none2, sizeof none2, "%s/../%s/new.csv", dir, strrchr(dir, '/') + 1);
+        FILE *fa = fopen(f1, "w"), *fb = fopen(f3, "w");
+        if (fa) fclose(fa);
+        if (fb) fclose(fb);
+        int linked = link(f1, lnk) == 0;
+        ok(fileio_same_target(f1, f1) && fileio_same_target(f1, f2), "fileio_same_target: a and ./a");
+        ok(!fileio_same_target(f1, f3), "  a and b: not the same");
+        ok(!linked || fileio_same_target(f1, lnk), "  a and a hard link to it: the same");
+        ok(fileio_same_target(none, none2), "  a file not there yet, named through ../: the same");
+        ok(!fileio_same_target(none, f1), "  a new name and an existing file: not the same");
+        unlink(f1); unlink(f3); unlink(lnk);
+        rmdir(dir);
+    } else {
+        ok(0, "mkdtemp");
+    }
 }
 
 int main(void)

@@ -238,7 +238,12 @@ static int run(int argc, char **argv)
             d2_err_set("%s: cannot create the profile: %s", out_path, strerror(e));
             return cli_fail(e == ENOENT || e == ENOTDIR ? D2_EINVAL : D2_EIO);
         }
-        orc = fileio_out_check(out_path); /* a FIFO, device or symlink: refused (exit 2) */
+        /* the kernel model is read only after the measuring starts: its
+         * profile file, if it is one, noted as an input now, so -o over it
+         * is refused here and not after minutes of measuring */
+        char kpath[PARAM_PATH_MAX];
+        if (param_profile_path("model", kmodel, kpath, sizeof kpath) == D2_OK) fileio_note_input(kpath);
+        orc = fileio_out_check(out_path); /* a FIFO, device or symlink, or an input: refused (exit 2) */
         if (orc) return cli_fail(orc);
         if (access(dir, W_OK) != 0) {
             d2_err_set("%s: cannot create the profile: %s", out_path, errno == EROFS ? "read-only file system" : strerror(errno));

@@ -577,8 +577,11 @@ static int run(int argc, char **argv)
         const char *outs[2] = {user_tl, real_tl};
         for (int i = 0; i < 2; i++)
             if (outs[i] && (orc = fileio_out_check(outs[i])) != D2_OK) return cli_fail(orc);
-        if (user_tl && real_tl && !strcmp(user_tl, real_tl))
-            return cli_usage_error("execute", "--timeline and --real-timeline name the same file %s", user_tl);
+        if (user_tl && real_tl && fileio_same_target(user_tl, real_tl))
+            return cli_usage_error("execute", "--timeline %s and --real-timeline %s name the same file", user_tl, real_tl);
+        for (int i = 0; i < 2 && dbpath; i++)
+            if (outs[i] && fileio_same_target(outs[i], dbpath))
+                return cli_usage_error("execute", "%s and --db name the same file %s", i ? "--real-timeline" : "--timeline", dbpath);
     }
 
     /* 1. the effective configuration, without running anything */

@@ -149,6 +149,8 @@ static int run(int argc, char **argv)
     if (rc == D2_OK && dbpath) fileio_note_store(dbpath);
     if (rc == D2_OK && job.timeline) rc = fileio_out_check(job.timeline);
     if (rc) return cli_fail(rc);
+    if (job.timeline && dbpath && fileio_same_target(job.timeline, dbpath))
+        return cli_usage_error("simulate", "--timeline and --db name the same file %s", dbpath);
     sim_result *r;
     rc = sim_job_run(&job, &r);
     if (rc) return cli_fail(rc);

@@ -49,14 +49,21 @@ int cli_fail(int status)
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
-    char msg[2048];
+    char small[2048], *msg = small;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int len = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
+    if (len >= (int)sizeof small && (msg = malloc((size_t)len + 1)) != NULL) { /* a long path or argument: whole */
+        va_start(ap, fmt);
+        vsnprintf(msg, (size_t)len + 1, fmt, ap);
+        va_end(ap);
+    }
+    if (!msg) msg = small; /* no memory for the whole: its first 2047 bytes */
     fprintf(stderr, "d2moe %s: ", cmd);
     text_fputs_escaped(msg, stderr);
     fprintf(stderr, " (see 'd2moe %s --help')\n", cmd);
+    if (msg != small) free(msg);
     return 2;
 }
 

@@ -191,6 +191,27 @@ static int out_check(const char *path, int allow_store)
 }
 
 int fileio_out_check(const char *path) { return out_check(path, 0); }
+
+/* the folder of path (its text before the last '/', "." without one) and its base name */
+static int split_dir(const char *path, char *dir, size_t n, const char **base)
+{
+    const char *slash = strrchr(path, '/');
+    *base = slash ? slash + 1 : path;
+    if (!slash) return fileio_pathf(dir, n, ".");
+    return fileio_pathf(dir, n, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
+int fileio_same_target(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (!strcmp(a, b)) return 1;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    /* one does not exist yet: the same folder and the same name */
+    char da[FILEIO_PATH_MAX], db[FILEIO_PATH_MAX];
+    const char *ba, *bb;
+    if (split_dir(a, da, sizeof da, &ba) || split_dir(b, db, sizeof db, &bb)) return 0;
+    return !strcmp(ba, bb) && stat(da, &sa) == 0 && stat(db, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
 int fileio_store_check(const char *path) { return out_check(path, 1); }
 
 /* ---------------------------------------------------------- temporaries */
@@ -247,6 +268,11 @@ int fileio_out_open(const char *path, fileio_out **out, FILE **fp)
     if (lstat(o->tmp, &st) == 0 && !S_ISREG(st.st_mode)) {
         free(o->path); free(o->tmp); free(o);
         D2_ERROR(D2_EINVAL, "%s.tmp: exists and is %s: refusing to write through it", path, kind(st.st_mode));
+    }
+    char in[INPUT_NAME_MAX]; /* the temporary is truncated and renamed away: never one of the inputs */
+    if (lstat(o->tmp, &st) == 0 && input_name(&st, 0, in)) {
+        free(o->path); free(o->tmp); free(o);
+        D2_ERROR(D2_EINVAL, "%s.tmp: is an input of this command: refusing to write through it (give the output another name)", path);
     }
     /* registered before it exists: a signal between the two left it behind */
     fileio_tmp_register(o->tmp);

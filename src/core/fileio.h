@@ -94,6 +94,10 @@ int fileio_out_check(const char *path);
  * opened before is not refused (a store is read and written), any other
  * input is. */
 int fileio_store_check(const char *path);
+/* 1 when the paths a and b name the same file: the same device and inode,
+ * or, when one does not exist yet, the same name in the same folder (two
+ * outputs of one command given as x.csv and ./x.csv); else 0. */
+int fileio_same_target(const char *a, const char *b);
 
 /* A file written through a temporary: open checks the path
  * (fileio_out_check), creates "<path>.tmp" (not following a symlink there)

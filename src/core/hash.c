@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack (hash_acc) */
 #include <xxhash.h>
 
 static const char hash_kind = 0; /* the memo's kind for a file's hex digest */
@@ -48,3 +49,18 @@ int hash_file_hex(const char *path, char out[33])
 
 void hash_mem_hex(const void *p, size_t n, char out[33]) { hex128(XXH3_128bits(p, n), out); }
 uint64_t hash64(const void *p, size_t n) { return XXH3_64bits(p, n); }
+
+_Static_assert(sizeof(XXH3_state_t) <= sizeof(((hash_acc *)0)->state), "hash_acc too small for XXH3_state_t");
+_Static_assert(_Alignof(XXH3_state_t) <= 64, "hash_acc under-aligned for XXH3_state_t");
+
+void hash_acc_reset(hash_acc *a)
+{
+    XXH3_state_t *st = (XXH3_state_t *)(void *)a->state;
+    memset(st, 0, sizeof *st); /* XXH3_INITSTATE: no seed, no custom secret */
+    XXH3_INITSTATE(st);
+    XXH3_128bits_reset(st);
+}
+
+void hash_acc_add(hash_acc *a, const void *p, size_t n) { XXH3_128bits_update((XXH3_state_t *)(void *)a->state, p, n); }
+
+void hash_acc_hex(hash_acc *a, char out[33]) { hex128(XXH3_128bits_digest((XXH3_state_t *)(void *)a->state), out); }

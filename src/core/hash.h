@@ -15,4 +15,14 @@ int hash_file_hex(const char *path, char out[33]);
 void hash_mem_hex(const void *p, size_t n, char out[33]);
 uint64_t hash64(const void *p, size_t n);
 
+/* The XXH3-128 of pieces fed in turn, kept on the caller's stack (no
+ * allocation, so no failure): hash_acc_hex gives what hash_mem_hex gives
+ * for the pieces joined. */
+typedef struct hash_acc {
+    _Alignas(64) unsigned char state[704]; /* xxHash's XXH3 state (checked in hash.c) */
+} hash_acc;
+void hash_acc_reset(hash_acc *a);
+void hash_acc_add(hash_acc *a, const void *p, size_t n);
+void hash_acc_hex(hash_acc *a, char out[33]);
+
 #endif

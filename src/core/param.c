@@ -184,7 +184,7 @@ static int load_entry(void *user, const char *section, const char *key, const ch
                       const char *path, int line)
 {
     load_ctx *c = user;
-    char where[4200];
+    char where[PARAM_PATH_MAX + 16]; /* "path:line" */
     snprintf(where, sizeof where, "%s:%d", path, line);
     if (section[0] && strcmp(section, c->t->section) != 0)
         D2_ERROR(D2_EFORMAT, "%s: [%s]: unknown section (expected [%s])", where, section, c->t->section);
@@ -321,7 +321,7 @@ void param_print_help(const param_table *t, FILE *out)
     }
 }
 
-static char g_profiles_dir[4096];
+static char g_profiles_dir[PARAM_PATH_MAX];
 
 /* Which of the folders 3-5 exist, looked up once a process (a sweep
  * looked them up 12 times a run, most of them failing stats): 1 = yes,
@@ -338,7 +338,7 @@ static int is_dir(const char *p)
 
 size_t param_profile_roots(const char *roots[PARAM_MAX_ROOTS], const char *origins[PARAM_MAX_ROOTS])
 {
-    static char installed[4096], source[4096];
+    static char installed[PARAM_PATH_MAX], source[PARAM_PATH_MAX];
     size_t n = 0;
     const char *env = getenv("D2MOE_PROFILES");
     snprintf(installed, sizeof installed, "%s/experiments", D2_DATADIR);
@@ -424,7 +424,7 @@ int param_profile_list(const char *kind, char ***names, size_t *n)
     size_t cnt = 0, cap = 0;
     int any = 0;
     for (size_t r = 0; r < nr; r++) {
-        char dir[4200];
+        char dir[PARAM_PATH_MAX + 16]; /* a root and "/<kind>s" */
         snprintf(dir, sizeof dir, "%s/%ss", roots[r], kind);
         DIR *dp = opendir(dir);
         if (!dp) continue;

@@ -274,9 +274,10 @@ static int split(const opjoin_tl *tl, int64_t *v, int64_t *n, int64_t *makespan)
             /* loads may overlap (a malformed file): their sum checked, the
              * other terms are sums of disjoint spans within the makespan */
             if (__builtin_add_overflow(v[T_LOAD + o->level - 1], o->end_ns - o->start_ns, &v[T_LOAD + o->level - 1])) {
+                const int level = (int)o->level; /* o points into s */
                 free(s);
                 free(ld);
-                D2_ERROR(D2_ERANGE, "timeline: level-%d loads sum past %lld ns (overlapping loads)", (int)o->level, (long long)INT64_MAX);
+                D2_ERROR(D2_ERANGE, "timeline: level-%d loads sum past %lld ns (overlapping loads)", level, (long long)INT64_MAX);
             }
             n[T_LOAD + o->level - 1]++;
             int64_t b0 = o->start_ns > iprev ? o->start_ns : iprev;

@@ -28,6 +28,12 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Bytes of a claims file line read by check_headers (the INI reader refuses
+ * longer ones first), and of a configuration's key (model, device, seed and
+ * the settings; a claim whose key does not fit is refused, never cut) */
+#define AUDIT_LINE_MAX 4096
+#define AUDIT_KEY_MAX 4096
+
 #define AUDIT_MAX_LIST 16   /* items of a model, device or budget list */
 #define AUDIT_MAX_SETS 32   /* table.key settings of one claim */
 #define AUDIT_NAME_MAX 128
@@ -245,7 +251,7 @@ static int entry(void *user, const char *section, const char *key, const char *v
         D2_TRY(claim_new(p, section, path, line));
     }
     claim *cl = p->cur;
-    char where[4200];
+    char where[FILEIO_PATH_MAX + 16]; /* "path:line" */
     snprintf(where, sizeof where, "%s:%d", path, line);
 
     if (strchr(key, '.')) { /* table.key = value: a setting of every run of the claim */
@@ -503,7 +509,7 @@ static int check_headers(const audit_claims *c, const char *path)
 {
     FILE *f;
     D2_TRY(fileio_open_read(path, FILEIO_INI_MAX, &f, NULL));
-    char buf[4096];
+    char buf[AUDIT_LINE_MAX];
     int line = 0, rc = D2_OK;
     while (rc == D2_OK && fgets(buf, sizeof buf, f)) {
         line++;
@@ -557,7 +563,7 @@ int audit_claims_load(const char *path, audit_claims **out)
 
 /* One configuration run once per audit; cases that share it share the run. */
 typedef struct memo {
-    char key[4096];       /* canonical job: model, device, seed, then the sets */
+    char key[AUDIT_KEY_MAX]; /* canonical job: model, device, seed, then the sets */
     sim_result *r;        /* NULL when it failed */
     char error[256];
     int rc;               /* sim_job_run's status */
@@ -611,11 +617,13 @@ static int run_job(audit_report *rep, const claim *cl, const char *mname, const 
     sim_job job;
     claim_job(cl, mname, dname, policy, budget, rdname, &job, &cs);
     const size_t n = job.nsets;
-    char key[4096];
+    char key[AUDIT_KEY_MAX];
     int len = snprintf(key, sizeof key, "%s\n%s\n%llu\n", mname, dname, (unsigned long long)cl->seed);
+    if (len < 0 || (size_t)len >= sizeof key) D2_ERROR(D2_EINVAL, "[claim %s]: model and device names too long", cl->name);
     for (size_t i = 0; i < n; i++) {
-        len += snprintf(key + len, sizeof key - (size_t)len, "%s\n", cs.buf[i]);
-        if ((size_t)len >= sizeof key) D2_ERROR(D2_EINVAL, "[claim %s]: settings too long", cl->name);
+        const int w = snprintf(key + len, sizeof key - (size_t)len, "%s\n", cs.buf[i]);
+        if (w < 0 || (size_t)w >= sizeof key - (size_t)len) D2_ERROR(D2_EINVAL, "[claim %s]: settings too long", cl->name);
+        len += w;
     }
     for (size_t i = 0; i < rep->nm; i++)
         if (!strcmp(rep->m[i].key, key)) { *out = i; return D2_OK; }

@@ -370,7 +370,7 @@ static char *file_uri(const char *path, const char *q)
 static int verify_untouched(const char *file, const char *path, int empty_too)
 {
     struct stat sb;
-    char side[4200];
+    char side[FILEIO_PATH_MAX + 8]; /* the path and "-wal" / "-shm" */
     /* lstat: SQLite keeps the side files beside a symlink's target, not the
      * link, so a link is left to the locked connection (a store open by a
      * writer through a link was read alone, without its WAL, and refused) */
@@ -747,14 +747,17 @@ void db_run_config_hash(db_run *r, char out[33])
         qsort(r->params.a, r->params.n, sizeof(kv), kv_cmp);
         kv_moved(&r->params);
     }
-    size_t len = 1;
-    for (size_t i = 0; i < r->params.n; i++) len += strlen(r->params.a[i].k) + strlen(r->params.a[i].v) + 2;
-    char *buf = malloc(len), *p = buf;
-    if (!buf) { snprintf(out, 33, "%032d", 0); return; }
-    for (size_t i = 0; i < r->params.n; i++)
-        p += sprintf(p, "%s=%s\n", r->params.a[i].k, r->params.a[i].v);
-    hash_mem_hex(buf, (size_t)(p - buf), out);
-    free(buf);
+    /* "k=v\n" per parameter, hashed as it is fed (no buffer to allocate:
+     * a failed allocation gave every such run the hash 000...0) */
+    hash_acc h;
+    hash_acc_reset(&h);
+    for (size_t i = 0; i < r->params.n; i++) {
+        hash_acc_add(&h, r->params.a[i].k, strlen(r->params.a[i].k));
+        hash_acc_add(&h, "=", 1);
+        hash_acc_add(&h, r->params.a[i].v, strlen(r->params.a[i].v));
+        hash_acc_add(&h, "\n", 1);
+    }
+    hash_acc_hex(&h, out);
 }
 
 /* ---- variants ---------------------------------------------------------- */
@@ -804,12 +807,17 @@ void db_variant_auto(const char *overrides, const char *reading, char out[DB_VAR
         snprintf(out, DB_VARIANT_MAX, "base");
         return;
     }
-    size_t l = strlen(overrides ? overrides : "") + strlen(reading ? reading : "") + 32;
-    char *buf = malloc(l), hex[33];
-    if (!buf) { snprintf(out, DB_VARIANT_MAX, "v00000000"); return; }
-    snprintf(buf, l, "%sreading.name=%s\n", overrides ? overrides : "", reading ? reading : "");
-    hash_mem_hex(buf, strlen(buf), hex);
-    free(buf);
+    /* "<overrides>reading.name=<reading>\n", hashed as it is fed (no
+     * allocation: a failed one named every such variant v00000000) */
+    const char *o = overrides ? overrides : "", *rd = reading ? reading : "";
+    char hex[33];
+    hash_acc h;
+    hash_acc_reset(&h);
+    hash_acc_add(&h, o, strlen(o));
+    hash_acc_add(&h, "reading.name=", 13);
+    hash_acc_add(&h, rd, strlen(rd));
+    hash_acc_add(&h, "\n", 1);
+    hash_acc_hex(&h, hex);
     snprintf(out, DB_VARIANT_MAX, "v%.8s", hex);
 }
 

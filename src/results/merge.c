@@ -119,9 +119,7 @@ int merge_into(const char *out_path, const char *in_path, merge_stats *st)
     sqlite3_stmt *a;
     int rc = sqlite3_prepare_v2(h, "ATTACH DATABASE ? AS src", -1, &a, NULL);
     if (rc == SQLITE_OK) {
-        char uri[4200];
-        snprintf(uri, sizeof uri, "%s", in_path);
-        sqlite3_bind_text(a, 1, uri, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(a, 1, in_path, -1, SQLITE_TRANSIENT);
         rc = sqlite3_step(a);
         sqlite3_finalize(a);
     }

@@ -159,8 +159,8 @@ static char *slurp(const char *path)
 int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *variant, const char *dat_path, plot_out *out)
 {
     memset(out, 0, sizeof *out);
-    char qpath[4200];
-    snprintf(qpath, sizeof qpath, "%s/%s", plotdir, f->sql);
+    char qpath[FILEIO_PATH_MAX];
+    D2_TRY(fileio_pathf(qpath, sizeof qpath, "%s/%s", plotdir, f->sql));
     D2_TRY(db_sweep_runs(d)); /* the runs each (sweep, variant) shows: temp.sweep_runs */
     char *sql = slurp(qpath);
     if (!sql) D2_ERROR(D2_ENOTFOUND, "%s: cannot read: %s", qpath, strerror(errno));
@@ -324,9 +324,9 @@ int plot_timelines_check(const plot_fig *f, const char *dir, int (*check)(const 
     char names[sizeof f->timelines];
     snprintf(names, sizeof names, "%s", f->timelines);
     for (char *save = NULL, *t = strtok_r(names, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-        char p[4400];
+        char p[FILEIO_PATH_MAX];
         struct stat sb;
-        snprintf(p, sizeof p, "%s/%s.csv", dir, t);
+        D2_TRY(fileio_pathf(p, sizeof p, "%s/%s.csv", dir, t));
         if (lstat(p, &sb) != 0 && errno == ENOENT)
             D2_ERROR(D2_ENOTFOUND, "%s: missing: %s draws the timelines %s (.csv) of that folder ('d2moe reproduce' writes them)",
                      p, f->name, f->timelines);
@@ -339,13 +339,13 @@ int plot_render(const char *gnuplot, const char *plotdir, const plot_fig *f, con
                 const char *datadir, const plot_out *po, const char *outbase)
 {
     static const char *const fmts[] = {"png", "svg"};
-    char script[4200], log_path[4300];
-    snprintf(script, sizeof script, "%s/%s", plotdir, f->gp);
+    char script[FILEIO_PATH_MAX], log_path[FILEIO_PATH_MAX];
+    D2_TRY(fileio_pathf(script, sizeof script, "%s/%s", plotdir, f->gp));
     if (access(script, R_OK) != 0) D2_ERROR(D2_ENOTFOUND, "%s: cannot read: %s", script, strerror(errno));
-    snprintf(log_path, sizeof log_path, "%s.gnuplot.log", outbase);
+    D2_TRY(fileio_pathf(log_path, sizeof log_path, "%s.gnuplot.log", outbase));
     for (int i = 0; i < 2; i++) {
-        char outp[4300];
-        snprintf(outp, sizeof outp, "%s.%s", outbase, fmts[i]);
+        char outp[FILEIO_PATH_MAX];
+        D2_TRY(fileio_pathf(outp, sizeof outp, "%s.%s", outbase, fmts[i]));
         fileio_out *fo;
         FILE *fp;
         D2_TRY(fileio_out_open(outp, &fo, &fp));
@@ -693,9 +693,9 @@ int plot_draw(const char *gnuplot, const char *script, const char *vars, const c
     const char *dot = strrchr(outpath, '.');
     const char *fmt = !strcmp(dot, ".svg") ? "svg" : "png";
     if (access(script, R_OK) != 0) D2_ERROR(D2_ENOTFOUND, "%s: cannot read: %s", script, strerror(errno));
-    char outbase[4200], log_path[4300], *all;
-    snprintf(outbase, sizeof outbase, "%.*s", (int)(dot - outpath), outpath);
-    snprintf(log_path, sizeof log_path, "%s.gnuplot.log", outbase);
+    char outbase[FILEIO_PATH_MAX], log_path[FILEIO_PATH_MAX], *all;
+    D2_TRY(fileio_pathf(outbase, sizeof outbase, "%.*s", (int)(dot - outpath), outpath));
+    D2_TRY(fileio_pathf(log_path, sizeof log_path, "%s.gnuplot.log", outbase));
     fileio_out *fo;
     FILE *fp;
     D2_TRY(fileio_out_open(outpath, &fo, &fp));
