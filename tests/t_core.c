@@ -378,6 +378,40 @@ static void test_pathf(void)
         ok(!linked || fileio_same_target(f1, lnk), "  a and a hard link to it: the same");
         ok(fileio_same_target(none, none2), "  a file not there yet, named through ../: the same");
         ok(!fileio_same_target(none, f1), "  a new name and an existing file: not the same");
+        /* the registry of inputs past its first growths (16, 32, 64, 128, 256 entries): every
+         * input refused as an output, a file written through fileio_out_commit is the
+         * process's own and stays writable, a store may be reopened */
+        enum { NIN = 300 };
+        char fn[80];
+        int made = 0, refused = 0;
+        for (int k = 0; k < NIN; k++) {
+            snprintf(fn, sizeof fn, "%s/in%d", dir, k);
+            FILE *f = fopen(fn, "w");
+            if (!f) continue;
+            fclose(f);
+            made++;
+            fileio_note_input(fn);
+        }
+        for (int k = 0; k < NIN; k++) {
+            snprintf(fn, sizeof fn, "%s/in%d", dir, k);
+            refused += fileio_out_check(fn) == D2_EINVAL;
+        }
+        is_int(refused, made, "inputs: all %d noted inputs refused as outputs", made);
+        ok(fileio_out_check(f3) == D2_OK, "  a file never read: writable");
+        fileio_out *o;
+        FILE *fp;
+        snprintf(fn, sizeof fn, "%s/mine", dir);
+        int wrote = fileio_out_open(fn, &o, &fp) == D2_OK && fputs("x\n", fp) >= 0 && fileio_out_commit(o) == D2_OK;
+        fileio_note_input(fn); /* read back (a check of what was written) */
+        ok(wrote && fileio_out_check(fn) == D2_OK, "  the process's own output, read back: still writable");
+        fileio_note_store(f3);
+        ok(fileio_store_check(f3) == D2_OK && fileio_out_check(f3) == D2_EINVAL, "  a store: reopened as a store, refused as a file output");
+        for (int k = 0; k < NIN; k++) {
+            snprintf(fn, sizeof fn, "%s/in%d", dir, k);
+            unlink(fn);
+        }
+        snprintf(fn, sizeof fn, "%s/mine", dir);
+        unlink(fn);
         unlink(f1); unlink(f3); unlink(lnk);
         rmdir(dir);
     } else {

@@ -38,25 +38,53 @@ typedef struct input_seen {
 } input_seen;
 static input_seen *inputs_seen;
 static size_t inputs_n, inputs_cap;
+static uint32_t *inputs_ix;  /* open-addressing index over (dev, ino): 1 + the entry, 0 free; inputs_ixcap slots */
+static size_t inputs_ixcap;  /* a power of two, at least twice inputs_cap (a sweep's outputs make thousands) */
 static pthread_mutex_t inputs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t input_slot(uint64_t dev, uint64_t ino)
+{
+    uint64_t h = (dev * 0x9e3779b97f4a7c15ull) ^ (ino * 0xc2b2ae3d27d4eb4full);
+    size_t m = inputs_ixcap - 1, i = (size_t)(h ^ (h >> 29)) & m;
+    while (inputs_ix[i] && !(inputs_seen[inputs_ix[i] - 1].dev == dev && inputs_seen[inputs_ix[i] - 1].ino == ino)) i = (i + 1) & m;
+    return i;
+}
+
+/* room for one more entry and its slot (under the lock); 0 when there is
+ * no memory (the input is then not remembered) */
+static int input_room(void)
+{
+    if (inputs_n < inputs_cap && 2 * (inputs_n + 1) <= inputs_ixcap) return 1;
+    size_t nc = inputs_cap ? 2 * inputs_cap : 16, nix = 2 * nc;
+    if (nc > UINT32_MAX / 4) return 0;
+    input_seen *a = realloc(inputs_seen, nc * sizeof *a);
+    if (!a) return 0;
+    inputs_seen = a;
+    inputs_cap = nc;
+    uint32_t *ix = calloc(nix, sizeof *ix);
+    if (!ix) return 0; /* the entries grew; the old index stays valid for them */
+    free(inputs_ix);
+    inputs_ix = ix;
+    inputs_ixcap = nix;
+    for (size_t k = 0; k < inputs_n; k++) inputs_ix[input_slot(inputs_seen[k].dev, inputs_seen[k].ino)] = (uint32_t)(k + 1);
+    return 1;
+}
 
 static void note_stat(const struct stat *st, const char *path, int store, int own)
 {
     if (!S_ISREG(st->st_mode)) return;
+    const uint64_t dev = (uint64_t)st->st_dev, ino = (uint64_t)st->st_ino;
     pthread_mutex_lock(&inputs_lock);
-    size_t i = 0;
-    while (i < inputs_n && !(inputs_seen[i].dev == (uint64_t)st->st_dev && inputs_seen[i].ino == (uint64_t)st->st_ino)) i++;
-    if (i == inputs_n && inputs_n == inputs_cap) {
-        size_t nc = inputs_cap ? 2 * inputs_cap : 16;
-        input_seen *a = realloc(inputs_seen, nc * sizeof *a);
-        if (a) inputs_seen = a, inputs_cap = nc;
-    }
-    if (i < inputs_n && !store) inputs_seen[i].store = 0; /* read as a file too: protected from the store's opens */
-    if (i < inputs_n && own) inputs_seen[i].own = 1;
-    if (i == inputs_n && inputs_n < inputs_cap) {
-        inputs_seen[i] = (input_seen){.dev = (uint64_t)st->st_dev, .ino = (uint64_t)st->st_ino, .store = store, .own = own};
-        snprintf(inputs_seen[i].name, sizeof inputs_seen[i].name, "%s", path);
-        inputs_n++;
+    size_t slot = inputs_ixcap ? input_slot(dev, ino) : 0;
+    if (inputs_ixcap && inputs_ix[slot]) {
+        input_seen *e = &inputs_seen[inputs_ix[slot] - 1];
+        if (!store) e->store = 0; /* read as a file too: protected from the store's opens */
+        if (own) e->own = 1;
+    } else if (input_room()) {
+        slot = input_slot(dev, ino);
+        inputs_seen[inputs_n] = (input_seen){.dev = dev, .ino = ino, .store = store, .own = own};
+        snprintf(inputs_seen[inputs_n].name, sizeof inputs_seen[inputs_n].name, "%s", path);
+        inputs_ix[slot] = (uint32_t)++inputs_n;
     }
     pthread_mutex_unlock(&inputs_lock);
 }
@@ -85,12 +113,14 @@ static int input_name(const struct stat *st, int allow_store, char name[INPUT_NA
 {
     int found = 0;
     pthread_mutex_lock(&inputs_lock);
-    for (size_t i = 0; i < inputs_n && !found; i++)
-        if (inputs_seen[i].dev == (uint64_t)st->st_dev && inputs_seen[i].ino == (uint64_t)st->st_ino &&
-            !inputs_seen[i].own && !(allow_store && inputs_seen[i].store)) {
-            memcpy(name, inputs_seen[i].name, INPUT_NAME_MAX);
+    if (inputs_ixcap) {
+        const uint32_t k = inputs_ix[input_slot((uint64_t)st->st_dev, (uint64_t)st->st_ino)];
+        const input_seen *e = k ? &inputs_seen[k - 1] : NULL;
+        if (e && !e->own && !(allow_store && e->store)) {
+            memcpy(name, e->name, INPUT_NAME_MAX);
             found = 1;
         }
+    }
     pthread_mutex_unlock(&inputs_lock);
     return found;
 }
