@@ -124,4 +124,13 @@ mkdir -p "$TMP/two"
 expect 2 "--timeline and --db name the same file" "simulate --timeline X --db ./X (X new): exit 2 before the run" -- sh -c \
     "cd '$TMP/two' && exec '$D2MOE' simulate --model llama-moe-3.5b --device env2 --requests 1 --prompt 2 --gen 2 --db new.db --timeline ./new.db"
 [ -z "$(ls "$TMP/two")" ]; ok $? "  nothing written"
+# options that would be ignored are refused, not dropped without a word
+expect 2 "a .d2t trace: --language applies to activation tables only" "trace stats --language on a .d2t: exit 2" -- \
+    "$D2MOE" trace stats --language en "$D2_SRCDIR/traces/mixtral-8x7b.r2.p16.d32.s1.d2t"
+expect 2 "a .d2t trace: --top-k applies to activation tables only" "trace stats --top-k on a .d2t: exit 2" -- \
+    "$D2MOE" trace stats --top-k 2 "$D2_SRCDIR/traces/mixtral-8x7b.r2.p16.d32.s1.d2t"
+"$D2MOE" trace stats "$D2_SRCDIR/traces/mixtral-8x7b.r2.p16.d32.s1.d2t" > /dev/null; ok $? "  trace stats of the .d2t without them: exit 0"
+mkdir -p "$TMP/mwqd"
+expect 2 "--mwq .* and --mwq-dir .*: give one" "execute --mwq with --mwq-dir: exit 2" -- \
+    "$D2MOE" execute --model tiny-moe --device host --requests 1 --prompt 2 --gen 2 --mwq "$TMP/x.mwq" --mwq-dir "$TMP/mwqd"
 done_testing

@@ -539,6 +539,8 @@ static int run(int argc, char **argv)
         default: return cli_bad_option("execute", argc, argv);
         }
     }
+    if (mwq && strcmp(mwqdir, "."))
+        return cli_usage_error("execute", "--mwq %s and --mwq-dir %s: give one (--mwq names the file, --mwq-dir where a generated one is kept)", mwq, mwqdir);
     if (simopts_finish(&so, "execute")) return 2;
     job.seed = so.seed;
     job.readings = so.readings;

@@ -123,9 +123,23 @@ static int is_d2t(const char *path)
 }
 
 /* Statistics of a .d2t, or of an activation table (shares only). */
-static int load_stats(const char *path, const stat_params *sp, const char *language, uint32_t top_k, stat_acc **out)
+/* --language and --top-k describe an activation table: with a .d2t they
+ * would be ignored, so they are refused (exit 2) */
+static int d2t_only(const char *path, const char *language, int top_k_given)
 {
-    if (is_d2t(path)) return stat_file(path, sp, out);
+    if (language) D2_ERROR(D2_EINVAL, "%s: a .d2t trace: --language applies to activation tables only", path);
+    if (top_k_given) D2_ERROR(D2_EINVAL, "%s: a .d2t trace: --top-k applies to activation tables only (a trace has its own)", path);
+    return D2_OK;
+}
+
+/* top_k_given: the user's --top-k (refused with a .d2t), not a model's */
+static int load_stats(const char *path, const stat_params *sp, const char *language, uint32_t top_k, int top_k_given,
+                      stat_acc **out)
+{
+    if (is_d2t(path)) {
+        D2_TRY(d2t_only(path, language, top_k_given));
+        return stat_file(path, sp, out);
+    }
     FILE *f; /* a FIFO or device: refused here, not waited on */
     D2_TRY(fileio_open_read(path, UINT64_MAX, &f, NULL));
     {
@@ -133,7 +147,10 @@ static int load_stats(const char *path, const stat_params *sp, const char *langu
         char m[8] = {0};
         size_t n = fread(m, 1, 8, f);
         fclose(f);
-        if (n > 0 && !memcmp(m, "D2TRACE", n < 8 ? n : 8)) return stat_file(path, sp, out);
+        if (n > 0 && !memcmp(m, "D2TRACE", n < 8 ? n : 8)) {
+            D2_TRY(d2t_only(path, language, top_k_given));
+            return stat_file(path, sp, out);
+        }
     }
     import_table t;
     D2_TRY(import_table_read(path, language, &t));
@@ -259,7 +276,7 @@ static int cmd_stats(int argc, char **argv)
     }
     if (argc - optind != 1) return cli_usage_error("trace stats", "expected one trace file");
     stat_acc *s;
-    int rc = load_stats(argv[optind], &sp, language, top_k, &s);
+    int rc = load_stats(argv[optind], &sp, language, top_k, top_k != 0, &s);
     if (rc) return cli_fail(rc);
     if (json) {
         json_t *o = stat_json(s);
@@ -363,7 +380,7 @@ static int cmd_gen(int argc, char **argv)
             if (!gen_params_resolve(&q)) k = (uint32_t)q.top_k;
         }
         stat_acc *target;
-        rc = load_stats(like, &sp, language, k, &target);
+        rc = load_stats(like, &sp, language, k, 0, &target);
         if (rc) return cli_fail(rc);
         rc = gen_model_fit(&p, target, seed, &m);
         stat_free(target);
