@@ -87,6 +87,10 @@ expect 2 'id.csv:2: field "experts"\[0\]: id out of range' "csv expert id 65535 
 # sweeps
 printf '[sweep]\nname = k\nkind = execute\nmodel = llama-moe-3.5b\ndevice = env2\n' > "$TMP/exec.ini"
 expect 2 "kind = execute: only 'simulate' sweeps run here" "sweep of kind execute: exit 2 (used the freed spec)" -- "$D2MOE" sweep "$TMP/exec.ini" --db "$TMP/s.db"
+printf '[sweep]\nname = k\nkind =\nmodel = llama-moe-3.5b\ndevice = env2\n' > "$TMP/kempty.ini"
+expect 2 'kempty.ini:3: kind "": expected simulate' "a spec with an empty kind: exit 2 naming file:line" -- "$D2MOE" sweep "$TMP/kempty.ini" --db "$TMP/s.db"
+printf '[sweep]\nname = k\nkind = simulat\nmodel = llama-moe-3.5b\ndevice = env2\n' > "$TMP/ktypo.ini"
+expect 2 'ktypo.ini:3: kind "simulat": expected simulate' "a spec with an unknown kind: exit 2 naming file:line" -- "$D2MOE" sweep "$TMP/ktypo.ini" --db "$TMP/s.db"
 printf '[sweep]\nname = b\nmodel = llama-moe-3.5b\ndevice = env2\nsim.requests = 1\nsim.prompt = 2\nsim.gen = 2\nsim.budget = 1,2\n' > "$TMP/fail.ini"
 expect 2 "--timelines .*: not a directory" "sweep --timelines to a missing directory: exit 2 before running" -- "$D2MOE" sweep "$TMP/fail.ini" --db "$TMP/s.db" --timelines "$TMP/none/x"
 [ ! -e "$TMP/s.db" ]; ok $? "no store created by the refused sweeps"

@@ -133,4 +133,6 @@ expect 2 "a .d2t trace: --top-k applies to activation tables only" "trace stats 
 mkdir -p "$TMP/mwqd"
 expect 2 "--mwq .* and --mwq-dir .*: give one" "execute --mwq with --mwq-dir: exit 2" -- \
     "$D2MOE" execute --model tiny-moe --device host --requests 1 --prompt 2 --gen 2 --mwq "$TMP/x.mwq" --mwq-dir "$TMP/mwqd"
+expect 2 "the store path is empty" "db info '': exit 2 saying the store path is empty" -- "$D2MOE" db info ""
+expect 2 "--name is empty" "calibrate --name '': exit 2 saying so" -- "$D2MOE" calibrate --name ""
 done_testing

@@ -212,6 +212,7 @@ static int run(int argc, char **argv)
         if (prc == D2_EINVAL) return cli_usage_error("calibrate", "%s", d2_err_msg());
         if (prc) return cli_fail(prc);
     }
+    if (!name[0]) return cli_usage_error("calibrate", "--name is empty: give the profile a name (letters a-z, digits, '-' and '_')");
     for (const char *p = name; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
             return cli_usage_error("calibrate", "--name %s: letters a-z, digits, '-' and '_' only", name);

@@ -482,6 +482,7 @@ int db_open(const char *path, db **out)
 
 int db_open_readonly(const char *path, db **out)
 {
+    if (!path[0]) D2_ERROR(D2_EINVAL, "the store path is empty: give the file name of a results store");
     if (access(path, R_OK) != 0) D2_ERROR(D2_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb; /* a FIFO or device would block or never end */
     if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) D2_ERROR(D2_EINVAL, "%s: not a regular file (not a results database)", path);

@@ -211,7 +211,13 @@ static int spec_entry(void *user, const char *section, const char *key, const ch
         snprintf(s->name, sizeof s->name, "%s", value);
         return D2_OK;
     }
-    if (!strcmp(key, "kind")) { snprintf(s->kind, sizeof s->kind, "%s", value); return D2_OK; }
+    if (!strcmp(key, "kind")) { /* the two kinds a spec has: run by sweep, or by execute / validate */
+        if (strcmp(value, "simulate") && strcmp(value, "execute"))
+            D2_ERROR(D2_EFORMAT, "%s: kind \"%s\": expected simulate (d2moe sweep) or execute (d2moe execute --spec, validate)", where,
+                     value);
+        snprintf(s->kind, sizeof s->kind, "%s", value);
+        return D2_OK;
+    }
     if (!strcmp(key, "description")) { snprintf(s->description, sizeof s->description, "%s", value); return D2_OK; }
     if (!strcmp(key, "zip")) {
         if (!value[strspn(value, " \t,|")]) /* parse_zip would find no group and zip nothing */
