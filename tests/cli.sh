@@ -135,4 +135,9 @@ expect 2 "--mwq .* and --mwq-dir .*: give one" "execute --mwq with --mwq-dir: ex
     "$D2MOE" execute --model tiny-moe --device host --requests 1 --prompt 2 --gen 2 --mwq "$TMP/x.mwq" --mwq-dir "$TMP/mwqd"
 expect 2 "the store path is empty" "db info '': exit 2 saying the store path is empty" -- "$D2MOE" db info ""
 expect 2 "--name is empty" "calibrate --name '': exit 2 saying so" -- "$D2MOE" calibrate --name ""
+# a setting given twice would take the last without a word: refused
+expect 2 "sim.budget given twice \(sim.budget=1G, then sim.budget=2G\)" "simulate --set sim.budget twice: exit 2" -- \
+    "$D2MOE" simulate --model llama-moe-3.5b --device env2 --set sim.budget=1G --set sim.budget=2G
+expect 2 "sim.requests given twice \(sim.requests=4, then sim.requests=8\)" "simulate --requests and --set sim.requests: exit 2" -- \
+    "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 4 --set sim.requests=8
 done_testing

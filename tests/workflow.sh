@@ -215,7 +215,7 @@ expect 2 "^d2moe: --set: sim.budget: expected an integer" "--set sim.budget=x na
 # shellcheck disable=SC2086
 expect 2 "a range lo..hi:step belongs in a sweep spec" "--set with a range says ranges belong in a spec" -- "$D2MOE" $S --set sim.budget=1..2:3
 # shellcheck disable=SC2086
-expect 2 "outside \[1, 4096\]$" "a range message without units ends without a trailing space" -- "$D2MOE" $S --set sim.requests=0
+expect 2 "outside \[1, 4096\]$" "a range message without units ends without a trailing space" -- "$D2MOE" $S --set sim.profile_requests=0
 expect 2 "no sweep named wt9 \(did you mean 'wt'\?\)" "export: an unknown sweep suggests the closest" -- "$D2MOE" export --db "$db" --sweep wt9
 expect 2 "no sweep named wt9 \(did you mean 'wt'\?\)" "plot --sweep: an unknown sweep suggests the closest" -- \
     "$D2MOE" plot --sweep wt9 --x sim.budget --y throughput_tps --db "$db" -o "$TMP/x.png"

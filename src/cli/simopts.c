@@ -87,6 +87,16 @@ int simopts_finish(simopts *o, const char *cmd)
     o->nsets = 0;
     for (size_t i = 0; i < o->nshort; i++) o->sets[o->nsets++] = o->shortcut[i];
     for (size_t i = 0; i < o->ngiven; i++) o->sets[o->nsets++] = o->given[i];
+    /* a key set twice (--budget and --set sim.budget=, or two --set): the
+     * last would win without a word, so it is refused */
+    for (size_t i = 1; i < o->nsets; i++) {
+        const char *eq = strchr(o->sets[i], '=');
+        if (!eq) continue;
+        const size_t kl = (size_t)(eq - o->sets[i]);
+        for (size_t j = 0; j < i; j++)
+            if (!strncmp(o->sets[j], o->sets[i], kl) && o->sets[j][kl] == '=')
+                return cli_usage_error(cmd, "%.*s given twice (%s, then %s): give it once", (int)kl, o->sets[i], o->sets[j], o->sets[i]);
+    }
     /* --set table.key=value: the key known (else the closest one suggested)
      * and the value valid, before anything runs */
     for (size_t i = 0; i < o->ngiven; i++) {
