@@ -140,4 +140,18 @@ expect 2 "sim.budget given twice \(sim.budget=1G, then sim.budget=2G\)" "simulat
     "$D2MOE" simulate --model llama-moe-3.5b --device env2 --set sim.budget=1G --set sim.budget=2G
 expect 2 "sim.requests given twice \(sim.requests=4, then sim.requests=8\)" "simulate --requests and --set sim.requests: exit 2" -- \
     "$D2MOE" simulate --model llama-moe-3.5b --device env2 --requests 4 --set sim.requests=8
+# a profile name that is not UTF-8 text is refused at file:line (it is stored and printed)
+sed "s/^name = .*/name = caf$(printf '\377')/" "$D2_SRCDIR/experiments/devices/env2.ini" > "$TMP/nonutf8.ini"
+expect 2 "nonutf8.ini:[0-9]+: name: byte 4 is not UTF-8 text" "a device name of bytes that are not UTF-8: exit 2 at file:line" -- "$D2MOE" show device "$TMP/nonutf8.ini"
+sed "s/^name = .*/name = caf$(printf '\303\251')/" "$D2_SRCDIR/experiments/devices/env2.ini" > "$TMP/utf8.ini"
+"$D2MOE" show device "$TMP/utf8.ini" > /dev/null; ok $? "  a UTF-8 name (cafe with an acute e) is taken"
+expect 2 "--x given twice" "plot --x twice: exit 2 (the last was taken)" -- "$D2MOE" plot --sweep t --x a --x b --y c -o "$TMP/x2.svg"
+printf '# a reading with nothing in it\n' > "$TMP/emptyreading.ini"
+expect 2 "emptyreading.ini: no settings" "--readings of a file without settings: exit 2" -- \
+    "$D2MOE" simulate --model llama-moe-3.5b --device env2 --readings "$TMP/emptyreading.ini"
+mkdir -p "$TMP/emptyplots" && : > "$TMP/emptyplots/figures.ini"
+expect 2 "figures.ini: no figures" "plot list of an empty figures.ini: exit 2" -- "$D2MOE" plot list --plots "$TMP/emptyplots"
+expect 2 "--readings nope: reading 'nope': no such profile" "audit --readings NOPE: names the option, exit 2" -- \
+    "$D2MOE" audit --claims "$D2_SRCDIR/experiments/paper-claims.ini" --readings nope --db "$TMP/noaudit.db"
+[ ! -e "$TMP/noaudit.db" ]; ok $? "  no store created"
 done_testing

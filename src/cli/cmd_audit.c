@@ -6,6 +6,8 @@
 #include "cli/cli.h"
 #include "cli/reproduce.h"
 #include "core/err.h"
+#include "sim/readings.h"
+#include "results/runner.h"
 #include "results/audit.h"
 #include "results/db.h"
 
@@ -164,13 +166,13 @@ static int run(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},          {"claims", required_argument, NULL, 'c'},
         {"readings", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'j'},
         {"db", required_argument, NULL, 'D'},       {NULL, 0, NULL, 0}};
-    const char *claims_path = NULL, *readings = NULL, *dbpath = NULL;
+    const char *claims_path = NULL, *rdname = NULL, *dbpath = NULL;
     int json = 0, c;
     while ((c = getopt_long(argc, argv, "hc:r:jD:", opts, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'c': claims_path = optarg; break;
-        case 'r': readings = optarg; break;
+        case 'r': rdname = optarg; break;
         case 'j': json = 1; break;
         case 'D': dbpath = optarg; break;
         default: return cli_bad_option("audit", argc, argv);
@@ -178,9 +180,17 @@ static int run(int argc, char **argv)
     }
     if (optind < argc) return cli_usage_error("audit", "unexpected argument '%s'", argv[optind]);
     if (!claims_path) return cli_usage_error("audit", "--claims FILE is required");
-    if (readings && !readings[0]) return cli_usage_error("audit", "--readings: empty name");
+    if (rdname && !rdname[0]) return cli_usage_error("audit", "--readings: empty name");
+    int rc;
+    if (rdname) { /* named as typed, before the claims are read and anything runs */
+        readings rdc;
+        if ((rc = runner_readings_load(&rdc, rdname)) != D2_OK) {
+            d2_err_prefix("--readings %s: ", rdname);
+            return cli_fail(rc);
+        }
+    }
     audit_claims *cl;
-    int rc = audit_claims_load(claims_path, &cl);
+    rc = audit_claims_load(claims_path, &cl);
     if (rc) return cli_fail(rc);
     /* an existing store is opened (and checked) before the runs; a new one
      * is created only when the audit succeeded: a refused audit (a bad
@@ -189,7 +199,7 @@ static int run(int argc, char **argv)
     struct stat dst;
     if (dbpath && (rc = db_path_check(dbpath))) { audit_claims_free(cl); return cli_fail(rc); }
     if (dbpath && lstat(dbpath, &dst) == 0 && (rc = db_open(dbpath, &d))) { audit_claims_free(cl); return cli_fail(rc); }
-    audit_opts o = {.readings = readings, .store = d, .store_path = d ? NULL : dbpath, .argc = cli_argc(), .argv = cli_argv()};
+    audit_opts o = {.readings = rdname, .store = d, .store_path = d ? NULL : dbpath, .argc = cli_argc(), .argv = cli_argv()};
     audit_report *r;
     rc = audit_run(cl, &o, &r);
     db_close(d);

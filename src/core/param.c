@@ -3,6 +3,7 @@
  * only the first error line) so every message names path:line. */
 #include "core/param.h"
 #include "core/err.h"
+#include "core/text.h"
 #include "core/vec.h"
 #include "core/units.h"
 #include "core/inifile.h"
@@ -80,6 +81,10 @@ static int set_one_named(const param_def *d, const char *name, void *obj, const 
         if (!d->def && !len) D2_ERROR(D2_EFORMAT, "%s: %s: empty", where, name);
         if (len >= PARAM_STR_MAX)
             D2_ERROR(D2_ERANGE, "%s: %s: longer than %d characters", where, name, PARAM_STR_MAX - 1);
+        /* a name is stored and printed: UTF-8 text without control characters */
+        for (size_t i = 0, k; i < len; i += k)
+            if (!(k = text_utf8_len((const unsigned char *)value + i, len - i)))
+                D2_ERROR(D2_EFORMAT, "%s: %s: byte %zu is not UTF-8 text (or a control character)", where, name, i + 1);
         memcpy(field, value, len + 1);
         return D2_OK;
     }

@@ -136,6 +136,7 @@ int plot_figures_load(const char *ini_path, plot_fig **figs, size_t *n)
         else if (!f->csv[0] != !f->timelines[0]) { d2_err_set("%s:%d: [%s]: timelines goes with csv, and csv needs it", ini_path, f->line, f->name); rc = D2_EFORMAT; }
         else if (f->timelines[0]) rc = timelines_count_check(ini_path, f);
     }
+    if (rc == D2_OK && c.n == 0) { d2_err_set("%s: no figures (a [NAME] section with gp and sql or csv each)", ini_path); rc = D2_EFORMAT; }
     if (rc != D2_OK) { free(c.a); return rc; }
     *figs = c.a;
     *n = c.n;

@@ -84,6 +84,8 @@ int readings_load(readings *r, const char *name_or_path)
     memcpy(r->name, base, bl);
     r->name[bl] = '\0';
     D2_TRY(inifile_parse(r->path, entry, r, NULL));
+    if (r->n == 0) /* a file that says nothing is a mistake: the reading that applies nothing is "none" */
+        D2_ERROR(D2_EFORMAT, "%s: no settings (a reading that applies nothing is --readings none)", r->path);
     if (known) fileio_memo_put(sim_refused, r->path, &v, r, sizeof *r);
     return D2_OK;
 }
