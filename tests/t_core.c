@@ -373,6 +373,14 @@ static void test_pathf(void)
         if (fa) fclose(fa);
         if (fb) fclose(fb);
         int linked = link(f1, lnk) == 0;
+        char dd[64];
+        const char *bn;
+        ok(fileio_dir_of("results/d2moe.db", dd, sizeof dd, &bn) == D2_OK && !strcmp(dd, "results") && !strcmp(bn, "d2moe.db"),
+           "fileio_dir_of: results/d2moe.db is d2moe.db in results");
+        ok(fileio_dir_of("x.db", dd, sizeof dd, &bn) == D2_OK && !strcmp(dd, ".") && !strcmp(bn, "x.db"), "  x.db: in .");
+        ok(fileio_dir_of("/x.db", dd, sizeof dd, NULL) == D2_OK && !strcmp(dd, "/"), "  /x.db: in /");
+        ok(fileio_dir_of("a/b/", dd, sizeof dd, NULL) == D2_OK && !strcmp(dd, "a"), "  a/b/: in a (trailing slash aside)");
+        ok(fileio_dir_of("abcdefgh/x", dd, 8, NULL) == D2_ERANGE, "  a folder that does not fit: D2_ERANGE");
         ok(fileio_same_target(f1, f1) && fileio_same_target(f1, f2), "fileio_same_target: a and ./a");
         ok(!fileio_same_target(f1, f3), "  a and b: not the same");
         ok(!linked || fileio_same_target(f1, lnk), "  a and a hard link to it: the same");

@@ -16,10 +16,21 @@
 
 static char *argv0[] = {"t_valstore", NULL};
 
+/* What a hand-made execute pair holds beyond its makespans */
+typedef struct pair_extra {
+    const char *const *mk;  /* metrics of the real run: names, values, count */
+    const double *mv;
+    int nm;
+    int bubbles;            /* 1: bubble_ratio sb (sim) and rb (real) stored */
+    double sb, rb;
+    int probe;              /* probe_ok of the real run; < 0: none stored */
+    int other_cfg;          /* 1: the real run's configuration differs (not a pair) */
+} pair_extra;
+
 /* an execute pair as execute stores it: the sim run, then the real run
- * (id = sim + 1) with the metrics m[0..n) */
-static int64_t exec_pair(const char *path, const char *spec, int point, const char *plan, double sim_s, double real_s,
-                         const char *const *mk, const double *mv, int nm)
+ * (id = sim + 1); returns the real run's id, -1 on failure */
+static int64_t pair_write(const char *path, const char *spec, int point, const char *plan, double sim_s, double real_s,
+                          const pair_extra *x)
 {
     db *d;
     if (db_open(path, &d)) return -1;
@@ -33,16 +44,26 @@ static int64_t exec_pair(const char *path, const char *spec, int point, const ch
         db_run_param(r, "exec.point", pt);
         db_run_param(r, "system.plan", plan);
         db_run_param(r, "sim.plan", plan);
-        db_run_param(r, "sim.budget", "100000000");
+        db_run_param(r, "sim.budget", side && x->other_cfg ? "1" : "100000000");
         db_run_param(r, "sim.requests", point ? "8" : "4");
         db_run_metric(r, "makespan_s", side ? real_s : sim_s, "s");
-        for (int k = 0; side && k < nm; k++) db_run_metric(r, mk[k], mv[k], "");
+        if (x->bubbles) db_run_metric(r, "bubble_ratio", side ? x->rb : x->sb, "");
+        if (side && x->probe >= 0) db_run_metric(r, "probe_ok", x->probe, "");
+        for (int k = 0; side && k < x->nm; k++) db_run_metric(r, x->mk[k], x->mv[k], "");
         db_run_status(r, "ok");
         if (db_run_write(d, r, &id)) id = -1;
         db_run_free(r);
     }
     db_close(d);
     return id;
+}
+
+/* a validate round's pair, with the real run's metrics m[0..n) */
+static int64_t exec_pair(const char *path, const char *spec, int point, const char *plan, double sim_s, double real_s,
+                         const char *const *mk, const double *mv, int nm)
+{
+    const pair_extra x = {.mk = mk, .mv = mv, .nm = nm, .probe = -1};
+    return pair_write(path, spec, point, plan, sim_s, real_s, &x);
 }
 
 /* a point run of a session, as validate's report writes it */
@@ -82,32 +103,12 @@ static int round_rec(const char *path, const char *session, int point, int round
     return valstore_round_write(path, &r);
 }
 
-/* an execute --spec pair with bubble ratios (what its summary reads);
- * probe < 0: no probe_ok stored; other_cfg: the real run's configuration
- * differs (a pair that is not one) */
+/* an execute --spec pair with bubble ratios (what its summary reads) */
 static int64_t spec_pair(const char *path, const char *spec, int point, double sim_s, double real_s, double sb, double rb,
                          int probe, int other_cfg)
 {
-    db *d;
-    if (db_open(path, &d)) return -1;
-    int64_t id = -1;
-    for (int side = 0; side < 2; side++) {
-        db_run *r = db_run_new("execute", side ? "real" : "sim");
-        char pt[16];
-        snprintf(pt, sizeof pt, "%d", point);
-        db_run_cmdline(r, 1, argv0);
-        db_run_param(r, "exec.spec", spec);
-        db_run_param(r, "exec.point", pt);
-        db_run_param(r, "sim.budget", side && other_cfg ? "1" : "100000000");
-        db_run_metric(r, "makespan_s", side ? real_s : sim_s, "s");
-        db_run_metric(r, "bubble_ratio", side ? rb : sb, "");
-        if (side && probe >= 0) db_run_metric(r, "probe_ok", probe, "");
-        db_run_status(r, "ok");
-        if (db_run_write(d, r, &id)) id = -1;
-        db_run_free(r);
-    }
-    db_close(d);
-    return id;
+    const pair_extra x = {.bubbles = 1, .sb = sb, .rb = rb, .probe = probe, .other_cfg = other_cfg};
+    return pair_write(path, spec, point, "hebf", sim_s, real_s, &x);
 }
 
 typedef struct pairs_seen {

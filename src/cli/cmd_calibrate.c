@@ -226,11 +226,7 @@ static int run(int argc, char **argv)
     { /* fail before measuring when the profile cannot be written */
         char dir[FILEIO_PATH_MAX];
         int orc;
-        if ((orc = fileio_pathf(dir, sizeof dir, "%s", out_path)) != D2_OK) return cli_fail(orc);
-        char *slash = strrchr(dir, '/');
-        if (slash == dir) dir[1] = 0;
-        else if (slash) *slash = 0;
-        else snprintf(dir, sizeof dir, ".");
+        if ((orc = fileio_dir_of(out_path, dir, sizeof dir, NULL)) != D2_OK) return cli_fail(orc);
         struct stat dst;
         /* a folder that is missing or not a folder is the argument's fault
          * (exit 2), as for every output; one it may not write in is not */

@@ -61,8 +61,7 @@ int cli_report_write(const char *dbp, const char *outp, const char *variant, con
         return 1;
     }
     char csvroot[FILEIO_PATH_MAX];
-    const char *slash = strrchr(dbp, '/');
-    rc = slash ? fileio_pathf(csvroot, sizeof csvroot, "%.*s", (int)(slash - dbp), dbp) : fileio_pathf(csvroot, sizeof csvroot, ".");
+    rc = fileio_dir_of(dbp, csvroot, sizeof csvroot, NULL); /* timeline folders live beside the store */
     if (rc) {
         db_close(d);
         rm_tree(work);

@@ -19,6 +19,7 @@
 #include "sim/sim.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,41 +72,39 @@ static int plan_once(int *at, const char *key, const char *path, int line)
     return D2_OK;
 }
 
+/* the plan's own keys: where each value and the line it came from go */
+#define PLAN_KEY(sec, k) {sec, #k, offsetof(plan, k), sizeof(((plan *)0)->k), offsetof(plan, k##_line)}
+static const struct plan_key {
+    const char *section, *key;
+    size_t off, size, line_off; /* the value's field and its bytes, the line's field */
+} plan_keys[] = {PLAN_KEY("reproduce", sweeps), PLAN_KEY("reproduce", summary), PLAN_KEY("fig9", model),
+                 PLAN_KEY("fig9", device), PLAN_KEY("fig9", common)};
+#undef PLAN_KEY
+
 static int plan_entry(void *user, const char *section, const char *key, const char *value, const char *path, int line)
 {
     plan *p = user;
-    if (!strcmp(section, "reproduce")) {
-        if (!strcmp(key, "sweeps")) {
-            D2_TRY(plan_once(&p->sweeps_line, key, path, line));
-            snprintf(p->sweeps, sizeof p->sweeps, "%s", value);
-        } else if (!strcmp(key, "summary")) {
-            D2_TRY(plan_once(&p->summary_line, key, path, line));
-            snprintf(p->summary, sizeof p->summary, "%s", value);
-        } else D2_ERROR(D2_EFORMAT, "%s:%d: %s: unknown key (sweeps, summary)", path, line, key);
+    const int fig9 = !strcmp(section, "fig9");
+    if (!fig9 && strcmp(section, "reproduce"))
+        D2_ERROR(D2_EFORMAT, "%s:%d: %s: expected a [reproduce] or [fig9] section", path, line, key);
+    for (size_t i = 0; i < sizeof plan_keys / sizeof plan_keys[0]; i++) {
+        const struct plan_key *k = &plan_keys[i];
+        if (strcmp(section, k->section) || strcmp(key, k->key)) continue;
+        D2_TRY(plan_once((int *)(void *)((char *)p + k->line_off), key, path, line));
+        if ((size_t)snprintf((char *)p + k->off, k->size, "%s", value) >= k->size)
+            D2_ERROR(D2_ERANGE, "%s:%d: %s: longer than %zu characters", path, line, key, k->size - 1);
         return D2_OK;
     }
-    if (!strcmp(section, "fig9")) {
-        if (!strcmp(key, "model")) {
-            D2_TRY(plan_once(&p->model_line, key, path, line));
-            snprintf(p->model, sizeof p->model, "%s", value);
-        } else if (!strcmp(key, "device")) {
-            D2_TRY(plan_once(&p->device_line, key, path, line));
-            snprintf(p->device, sizeof p->device, "%s", value);
-        } else if (!strcmp(key, "common")) {
-            D2_TRY(plan_once(&p->common_line, key, path, line));
-            snprintf(p->common, sizeof p->common, "%s", value);
-        } else {
-            for (int i = 0; i < p->nstrat; i++)
-                if (!strcmp(p->name[i], key)) D2_TRY(plan_once(&p->strat_line[i], key, path, line));
-            if (p->nstrat == FIG9_MAX) D2_ERROR(D2_ERANGE, "%s:%d: %s: more than %d strategies", path, line, key, FIG9_MAX);
-            p->strat_line[p->nstrat] = line;
-            snprintf(p->name[p->nstrat], sizeof p->name[0], "%s", key);
-            snprintf(p->sets[p->nstrat], sizeof p->sets[0], "%s", value);
-            p->nstrat++;
-        }
-        return D2_OK;
-    }
-    D2_ERROR(D2_EFORMAT, "%s:%d: %s: expected a [reproduce] or [fig9] section", path, line, key);
+    if (!fig9) D2_ERROR(D2_EFORMAT, "%s:%d: %s: unknown key (sweeps, summary)", path, line, key);
+    /* any other key of [fig9] is a strategy: its name and its sets */
+    for (int i = 0; i < p->nstrat; i++)
+        if (!strcmp(p->name[i], key)) D2_TRY(plan_once(&p->strat_line[i], key, path, line));
+    if (p->nstrat == FIG9_MAX) D2_ERROR(D2_ERANGE, "%s:%d: %s: more than %d strategies", path, line, key, FIG9_MAX);
+    if ((size_t)snprintf(p->name[p->nstrat], sizeof p->name[0], "%s", key) >= sizeof p->name[0] ||
+        (size_t)snprintf(p->sets[p->nstrat], sizeof p->sets[0], "%s", value) >= sizeof p->sets[0])
+        D2_ERROR(D2_ERANGE, "%s:%d: %s: strategy name or sets too long", path, line, key);
+    p->strat_line[p->nstrat++] = line;
+    return D2_OK;
 }
 
 /* split "a=1 b=2" into sets (in place) */
@@ -188,8 +187,7 @@ static int run(int argc, char **argv)
     }
     double t0 = clock_mono_s();
     char path[FILEIO_PATH_MAX], resdir[FILEIO_PATH_MAX];
-    const char *slash = strrchr(dbp, '/');
-    int rc = slash ? fileio_pathf(resdir, sizeof resdir, "%.*s", (int)(slash - dbp), dbp) : fileio_pathf(resdir, sizeof resdir, ".");
+    int rc = fileio_dir_of(dbp, resdir, sizeof resdir, NULL); /* results beside the store */
     if (rc) return cli_fail(rc);
     if (mkdir(resdir, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "d2moe: %s: cannot create: %s\n", resdir, strerror(errno));

@@ -78,14 +78,10 @@ int cli_dir_arg(const char *cmd, const char *opt, const char *dir, int creatable
     int e = errno;
     if (e != ENOENT || !creatable) return cli_usage_error(cmd, "%s %s: %s", opt, dir, strerror(e));
     /* missing: its parent must be a folder to create it in */
-    size_t n = strlen(dir);
-    while (n > 1 && dir[n - 1] == '/') n--;
-    while (n > 0 && dir[n - 1] != '/') n--;
-    while (n > 1 && dir[n - 1] == '/') n--;
-    char *parent = n ? strndup(dir, n) : strdup(".");
-    if (!parent) { d2_err_set("out of memory"); return cli_fail(D2_ENOMEM); }
+    char parent[FILEIO_PATH_MAX];
+    int prc = fileio_dir_of(dir, parent, sizeof parent, NULL);
+    if (prc) return cli_fail(prc);
     e = stat(parent, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-    free(parent);
     if (e) return cli_usage_error(cmd, "%s %s: cannot create it: %s", opt, dir, strerror(e));
     return 0;
 }

@@ -222,13 +222,15 @@ static int out_check(const char *path, int allow_store)
 
 int fileio_out_check(const char *path) { return out_check(path, 0); }
 
-/* the folder of path (its text before the last '/', "." without one) and its base name */
-static int split_dir(const char *path, char *dir, size_t n, const char **base)
+int fileio_dir_of(const char *path, char *dir, size_t n, const char **base)
 {
-    const char *slash = strrchr(path, '/');
-    *base = slash ? slash + 1 : path;
-    if (!slash) return fileio_pathf(dir, n, ".");
-    return fileio_pathf(dir, n, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    size_t end = strlen(path);
+    while (end > 1 && path[end - 1] == '/') end--; /* "a/b/" is b in a */
+    size_t slash = end;
+    while (slash > 0 && path[slash - 1] != '/') slash--;
+    if (base) *base = path + slash;
+    if (slash == 0) return fileio_pathf(dir, n, ".");
+    return fileio_pathf(dir, n, "%.*s", slash == 1 ? 1 : (int)(slash - 1), path); /* "/x": the root */
 }
 
 int fileio_same_target(const char *a, const char *b)
@@ -239,7 +241,7 @@ int fileio_same_target(const char *a, const char *b)
     /* one does not exist yet: the same folder and the same name */
     char da[FILEIO_PATH_MAX], db[FILEIO_PATH_MAX];
     const char *ba, *bb;
-    if (split_dir(a, da, sizeof da, &ba) || split_dir(b, db, sizeof db, &bb)) return 0;
+    if (fileio_dir_of(a, da, sizeof da, &ba) || fileio_dir_of(b, db, sizeof db, &bb)) return 0;
     return !strcmp(ba, bb) && stat(da, &sa) == 0 && stat(db, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 int fileio_store_check(const char *path) { return out_check(path, 1); }
@@ -295,14 +297,15 @@ int fileio_out_open(const char *path, fileio_out **out, FILE **fp)
     sprintf(o->tmp, "%s.tmp", path);
     /* a symlink or FIFO planted at the temporary name is not followed */
     struct stat st;
-    if (lstat(o->tmp, &st) == 0 && !S_ISREG(st.st_mode)) {
-        free(o->path); free(o->tmp); free(o);
-        D2_ERROR(D2_EINVAL, "%s.tmp: exists and is %s: refusing to write through it", path, kind(st.st_mode));
-    }
-    char in[INPUT_NAME_MAX]; /* the temporary is truncated and renamed away: never one of the inputs */
-    if (lstat(o->tmp, &st) == 0 && input_name(&st, 0, in)) {
-        free(o->path); free(o->tmp); free(o);
-        D2_ERROR(D2_EINVAL, "%s.tmp: is an input of this command: refusing to write through it (give the output another name)", path);
+    char in[INPUT_NAME_MAX];
+    if (lstat(o->tmp, &st) == 0) {
+        /* the temporary is truncated and renamed away: never a link, FIFO, device or one of the inputs */
+        const int other = !S_ISREG(st.st_mode), input = !other && input_name(&st, 0, in);
+        if (other || input) {
+            free(o->path); free(o->tmp); free(o);
+            if (other) D2_ERROR(D2_EINVAL, "%s.tmp: exists and is %s: refusing to write through it", path, kind(st.st_mode));
+            D2_ERROR(D2_EINVAL, "%s.tmp: is an input of this command: refusing to write through it (give the output another name)", path);
+        }
     }
     /* registered before it exists: a signal between the two left it behind */
     fileio_tmp_register(o->tmp);

@@ -94,6 +94,11 @@ int fileio_out_check(const char *path);
  * opened before is not refused (a store is read and written), any other
  * input is. */
 int fileio_store_check(const char *path);
+/* The folder of path into dir[n]: its text before the last '/' (trailing
+ * slashes aside; "/" for a name in the root), "." when it has none; *base
+ * (base may be NULL) its last component.  D2_OK, or fileio_pathf's
+ * D2_ERANGE when the folder does not fit. */
+int fileio_dir_of(const char *path, char *dir, size_t n, const char **base);
 /* 1 when the paths a and b name the same file: the same device and inode,
  * or, when one does not exist yet, the same name in the same folder (two
  * outputs of one command given as x.csv and ./x.csv); else 0. */

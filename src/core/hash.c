@@ -31,18 +31,15 @@ int hash_file_hex(const char *path, char out[33])
     fileio_version v;
     int cacheable = fileio_version_of_fd(fileno(f), &v) == D2_OK;
     if (cacheable && fileio_memo_get(&hash_kind, path, &v, out, 33)) { fclose(f); return D2_OK; }
-    XXH3_state_t *xs = XXH3_createState();
-    if (!xs) { fclose(f); D2_ERROR(D2_ENOMEM, "out of memory"); }
-    XXH3_128bits_reset(xs);
+    hash_acc h;
+    hash_acc_reset(&h);
     unsigned char buf[1 << 16];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) XXH3_128bits_update(xs, buf, n);
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) hash_acc_add(&h, buf, n);
     int err = ferror(f);
     fclose(f);
-    XXH128_hash_t h = XXH3_128bits_digest(xs);
-    XXH3_freeState(xs);
     if (err) D2_ERROR(D2_EIO, "%s: read error", path);
-    hex128(h, out);
+    hash_acc_hex(&h, out);
     if (cacheable) fileio_memo_put(&hash_kind, path, &v, out, 33); /* remembered only if unchanged since v */
     return D2_OK;
 }

@@ -436,13 +436,11 @@ int db_path_check(const char *path)
     struct stat st;
     if (path[0] && lstat(path, &st) != 0 && (errno == ENOENT || errno == ENOTDIR)) {
         int e = errno;
-        const char *slash = strrchr(path, '/');
-        char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-        if (!dir) D2_ERROR(D2_ENOMEM, "out of memory");
+        char dir[FILEIO_PATH_MAX];
+        D2_TRY(fileio_dir_of(path, dir, sizeof dir, NULL));
         if (e == ENOENT && stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) e = ENOTDIR;
         else if (e == ENOENT && stat(dir, &st) != 0) e = errno;
         else if (e == ENOENT) e = 0; /* the folder is there: the store is created in it */
-        free(dir);
         if (e == ENOENT || e == ENOTDIR)
             D2_ERROR(D2_EINVAL, "%s: cannot create the store: %s (its folder is missing or not a directory)", path, strerror(e));
     }
