@@ -304,9 +304,9 @@ static int run(int argc, char **argv)
             datp = dat;
         } else {
             /* timeline folders live beside the store: results/d2moe.db -> results/fig9 */
-            const char *slash = strrchr(dbp, '/');
-            rc = slash ? fileio_pathf(csvdir, sizeof csvdir, "%.*s/%s", (int)(slash - dbp), dbp, f->csv)
-                       : fileio_pathf(csvdir, sizeof csvdir, "%s", f->csv);
+            char sdir[FILEIO_PATH_MAX];
+            rc = fileio_dir_of(dbp, sdir, sizeof sdir, NULL);
+            if (!rc) rc = fileio_pathf(csvdir, sizeof csvdir, "%s/%s", sdir, f->csv);
             cdir = csvdir;
             if (rc) { int e = cli_fail(rc); if (!status) status = e; continue; }
             if (access(csvdir, R_OK) != 0) {
