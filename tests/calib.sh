@@ -36,10 +36,38 @@ awk -v y="$y" '/^# Read interference: those reads took [0-9]+ ns during the pass
 grep -Eq '^read interference: a read takes [0-9.]+ us while the compute CPU spins, [0-9.]+ us during those passes \(medians of [1-9][0-9]* and [1-9][0-9]* reads' "$TMP/out"
 ok $? "calibrate prints both read medians with their counts"
 grep -Eq '^# clock_mono_read_ns = [0-9.]+$' "$TMP/host.ini" && grep -Eq '^# clock_thread_cpu_read_ns = [0-9.]+$' "$TMP/host.ini"; ok $? "the clock read costs are in the profile"
-grep -Eq '^#   Stalls \(reported, not modelled\): [0-9]+ of [0-9]+ reads took more than 10x their size.s median,$' "$TMP/host.ini"; ok $? "the storage stalls are in the profile"
+grep -Eq '^#   Stalls \(reported, not modelled; left out of the means\): [0-9]+ of [0-9]+ reads took more than 10x their$' "$TMP/host.ini"; ok $? "the storage stalls are in the profile"
+# the fit is of each size's mean (stalls left out): the table's fit_ns column
+# is flash_lat_ns + size / flash_bw, and the profile says which statistic
+grep -q '^#   reads landing in turn in a pool of execute.s kind of memory; mean without the stalls per size; fit' "$TMP/host.ini"
+ok $? "the profile names the fitted statistic (the mean without the stalls)"
+awk '/^flash_bw / { bw = $3 } /^flash_lat_ns / { lat = $3 }
+     /^#   +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+$/ && NF == 7 { n++; s[n] = $2; m[n] = $4; f[n] = $7; md[n] = $3 }
+     END { if (n < 2) exit 1; for (i = 1; i <= n; i++) { d = lat + s[i] / bw * 1e9 - f[i]; if (d < -1 || d > 1) exit 1
+                                                            if (m[i] <= 0) exit 1 }
+           exit 0 }' "$TMP/host.ini"
+ok $? "the storage table has median_ns and mean_ns, and fit_ns = flash_lat_ns + size / flash_bw"
 [ -z "$(ls -A "$TMP/d")" ]; ok $? "no temporary file left in --dir"
 [ "$(ls "$TMP" | grep -c 'host.ini.tmp')" -eq 0 ]; ok $? "no temporary profile left"
 
+# --read-file: an existing file is read in place of the temporary one (left
+# unchanged); --fit-stat median fits the medians
+head -c 4194304 /dev/urandom > "$TMP/data.bin"
+cksum < "$TMP/data.bin" > "$TMP/data.sum0"
+# shellcheck disable=SC2086
+"$D2MOE" calibrate -o "$TMP/rf.ini" --dir "$TMP/d" $SMALL --read-file "$TMP/data.bin" --fit-stat median --no-kernels > "$TMP/rfout" 2>&1
+ok $? "calibrate --read-file FILE --fit-stat median runs"
+grep -q "^# Storage: the existing file $TMP/data.bin (4194304 bytes, --read-file); page cache bypassed with" "$TMP/rf.ini"
+ok $? "the profile names the file read"
+grep -q '; median per size; fit' "$TMP/rf.ini" && grep -q '^storage fit (median per size)' "$TMP/rfout"; ok $? "--fit-stat median: the medians fitted, and said so"
+cksum < "$TMP/data.bin" | cmp -s - "$TMP/data.sum0" && [ -z "$(ls -A "$TMP/d")" ]; ok $? "--read-file: the file unchanged, nothing left in --dir"
+expect 2 "--fit-stat mode: expected mean or median" "bad --fit-stat: exit 2" -- "$D2MOE" calibrate -o "$TMP/x.ini" --fit-stat mode
+expect 2 "--read-file .*nothere.bin: No such file or directory" "missing --read-file: exit 2" -- "$D2MOE" calibrate -o "$TMP/x.ini" --read-file "$TMP/nothere.bin"
+expect 2 "--read-file .*: not a regular file" "--read-file a folder: exit 2" -- "$D2MOE" calibrate -o "$TMP/x.ini" --read-file "$TMP/d"
+expect 2 "data.bin: --read-file: 4194304 bytes, less than twice the largest read" "--read-file smaller than twice the reads: exit 2" -- \
+    "$D2MOE" calibrate -o "$TMP/x.ini" --dir "$TMP/d" --read-file "$TMP/data.bin" --max-read 4Mi --no-kernels
+expect 2 "data.bin" "-o over the --read-file refused: exit 2" -- "$D2MOE" calibrate -o "$TMP/data.bin" --read-file "$TMP/data.bin" --no-kernels
+cksum < "$TMP/data.bin" | cmp -s - "$TMP/data.sum0"; ok $? "the file read is unchanged after the refusals"
 expect 2 "--file-size 12x" "bad size: exit 2, one line" -- "$D2MOE" calibrate -o "$TMP/x.ini" --file-size 12x
 expect 2 "at least twice the largest read" "file smaller than the reads: exit 2" -- \
     "$D2MOE" calibrate -o "$TMP/x.ini" --dir "$TMP/d" --file-size 1Mi --max-read 1Mi

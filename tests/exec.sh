@@ -266,6 +266,9 @@ ok $st "--recalibrate with an impossible --probe-tol still finishes"
 [ "$(grep -c 'during the run: rejected, measuring again' "$TMP/vr")" -eq 2 ] && [ "$(grep -c 'during the run: rejected (no retries left)' "$TMP/vr")" -eq 2 ]
 ok $? "every run rejected by its probes: 2 points x (1 + 1 retry)"
 grep -q '^4 runs rejected' "$TMP/vr"; ok $? "the summary counts the rejected runs"
+mw=$(sed -n 's/^# Storage: the existing file \(.*\.v[0-9]*\.mwq\) ([0-9]* bytes, --read-file).*/\1/p' "$TMP/rc/host-r1-p0.ini")
+[ -n "$mw" ] && [ -f "$mw" ] && [ "$(dirname "$mw")" = "$TMP" ]
+ok $? "--recalibrate: each calibration read the point's model file ($mw)"
 [ "$(grep -c '(no result)' "$TMP/vr")" -eq 2 ]; ok $? "rejected runs are left out of the summary"
 if command -v sqlite3 > /dev/null; then
     n=$(sqlite3 "$TMP/v3.db" "SELECT count(*) FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = 'probe_ok' AND m.value = 0 WHERE r.mode = 'real'")
@@ -313,6 +316,17 @@ expect 2 "expected kind = execute" "a spec of another kind: exit 2" -- "$D2MOE" 
 "$D2MOE" validate "$TMP/v.ini" --db "$TMP/val.db" --work "$TMP/vw" --rounds 2 --calib-tol 1000 --probe-tol 1000 \
     --busy-tol 100 --file-size 8Mi --time-cap 10 --no-timelines > "$TMP/vv" 2>&1; ok $? "validate: 2 points x 2 accepted rounds"
 ! ls "$TMP/vw" | grep -q '\.csv$'; ok $? "validate --no-timelines: no timeline CSV in the work directory"
+# the calibration reads the model file the runs read (--calib-file model, the default)
+mw=$(ls "$TMP/vw"/*.mwq 2>/dev/null | head -n 1)
+[ -n "$mw" ] && grep -q "^# Storage: the existing file $mw ([0-9]* bytes, --read-file); page cache bypassed" "$TMP/vw/host-p0.ini" &&
+    ! ls "$TMP/vw" | grep -q '\.path$'
+ok $? "validate: the calibration read the point's model file ($mw), no path file left"
+"$D2MOE" validate "$TMP/v.ini" --db "$TMP/valt.db" --work "$TMP/vwt" --rounds 1 --calib-tol 1000 --probe-tol 1000 \
+    --busy-tol 100 --file-size 8Mi --time-cap 0.01 --no-timelines --calib-file temp > "$TMP/vvt" 2>&1 &&
+    grep -q '^# Storage: 8388608-byte temporary file' "$TMP/vwt/host-p0.ini"
+ok $? "validate --calib-file temp: the calibration reads a temporary file of --file-size"
+expect 2 "--calib-file disk: expected model or temp" "validate --calib-file of another kind: exit 2" -- \
+    "$D2MOE" validate "$TMP/v.ini" --db "$TMP/valt.db" --calib-file disk
 ! grep -q 'no op join' "$TMP/vv"; ok $? "every round has its op join"
 [ "$(grep -Ec '^[01] +(hebf|id-order) .* 2 +0 +[0-9.]+ +[0-9.]+ +[-+][0-9.]+% +\[[-+][0-9.]+, [-+][0-9.]+\]% +\[[-+][0-9.]+, [-+][0-9.]+\]% +(within 10%|outside 10%|cannot conclude)( \(.*\))?$' "$TMP/vv")" -eq 2 ]
 ok $? "each point: median error, its interval, the machine's spread and a verdict"

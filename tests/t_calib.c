@@ -59,6 +59,23 @@ static void test_fit(void)
 
     r.n = 1;
     ok(calib_io_fit(&r) == D2_EINVAL, "one point cannot be fitted");
+
+    /* the statistic: with fit_mean the means are fitted, the medians ignored
+     * (means on lat 100 us, 1 GB/s; medians 20% below: a right-skewed read time) */
+    r.n = 6;
+    r.fit_mean = 1;
+    for (int i = 0; i < 6; i++) {
+        r.pt[i].mean_ns = 100000.0 + (double)r.pt[i].size;
+        r.pt[i].median_ns = 0.8 * r.pt[i].mean_ns;
+    }
+    ok(calib_io_fit(&r) == D2_OK, "fit of the means succeeds");
+    is_near(r.lat_ns, 100000, 1e-3, "fit_mean: latency 100 us of the means (medians 80 us)");
+    is_near(r.bw, 1e9, 1e-3, "fit_mean: bandwidth 1 GB/s of the means (medians 1.25 GB/s)");
+    is_near(r.pt[3].fit_ns, r.pt[3].mean_ns, 1e-6, "fit_mean: the fitted line passes through the means");
+    r.fit_mean = 0;
+    ok(calib_io_fit(&r) == D2_OK, "fit of the medians succeeds");
+    is_near(r.lat_ns, 80000, 1e-3, "fit_mean = 0: latency 80 us of the medians");
+    is_near(r.bw, 1.25e9, 1e-3, "fit_mean = 0: bandwidth 1.25 GB/s of the medians");
 }
 
 static void test_median(void)
@@ -134,6 +151,50 @@ static void test_measure(const char *dir)
     ok(!strcmp(r.cache_bypass, "O_DIRECT") || !strcmp(r.cache_bypass, "POSIX_FADV_DONTNEED"),
        "page cache bypass named (%s)", r.cache_bypass);
     is_int(count_entries(dir), 0, "no temporary file left in the directory");
+    {
+        /* the mean per size, stalls left out: between min and max, the fit on it */
+        int mean_ok = r.fit_mean == 1;
+        for (int i = 0; i < r.n; i++)
+            mean_ok &= r.pt[i].mean_ns >= r.pt[i].min_ns && r.pt[i].mean_ns <= r.pt[i].max_ns;
+        ok(mean_ok, "every size's mean without stalls lies within [min, max] and the fit uses the means (default)");
+    }
+
+    /* --read-file: an existing file is read, not written, and left as it was */
+    {
+        char f[FILEIO_PATH_MAX];
+        snprintf(f, sizeof f, "%s/data.bin", dir);
+        FILE *fp = fopen(f, "wb");
+        int wrote = fp != NULL;
+        for (int i = 0; wrote && i < (3 << 20) / 8; i++) {
+            uint64_t x = (uint64_t)i * 0x9E3779B97F4A7C15ULL;
+            wrote = fwrite(&x, sizeof x, 1, fp) == 1;
+        }
+        if (fp && fclose(fp) != 0) wrote = 0;
+        struct stat st0, st1;
+        ok(wrote && stat(f, &st0) == 0, "a 3 MiB data file written");
+        calib_io_opts ro = o;
+        snprintf(ro.read_file, sizeof ro.read_file, "%s", f);
+        ro.file_bytes = 1; /* not used with a read file */
+        ro.max_read = 1 << 20;
+        rc = calib_io_measure(&ro, &r);
+        ok(rc == D2_OK && r.file_bytes == 3 << 20 && r.write_bw == 0 && !strcmp(r.tmpfile, "existing file"),
+           "--read-file: the file's 3 MiB read, nothing written (%s)", rc ? d2_err_msg() : r.tmpfile);
+        ok(stat(f, &st1) == 0 && st1.st_size == st0.st_size && st1.st_mtime == st0.st_mtime, "--read-file: the file is unchanged");
+        is_int(count_entries(dir), 1, "--read-file: nothing else left in the directory");
+        ro.max_read = 2 << 20; /* reads of 2 MiB need 4 MiB */
+        rc = calib_io_measure(&ro, &r);
+        ok(rc == D2_EINVAL && strstr(d2_err_msg(), "data.bin") && strstr(d2_err_msg(), "less than twice the largest read"),
+           "--read-file smaller than twice the largest read refused: %s", d2_err_msg());
+        snprintf(ro.read_file, sizeof ro.read_file, "%s/missing.bin", dir);
+        ro.max_read = 1 << 20;
+        rc = calib_io_measure(&ro, &r);
+        ok(rc == D2_EIO && strstr(d2_err_msg(), "missing.bin") && strstr(d2_err_msg(), "no such file"),
+           "--read-file missing: %s", d2_err_msg());
+        snprintf(ro.read_file, sizeof ro.read_file, "%s", dir);
+        rc = calib_io_measure(&ro, &r);
+        ok(rc != D2_OK, "--read-file a folder refused: %s", d2_err_msg());
+        unlink(f);
+    }
 
     o.file_bytes = 1 << 20; /* smaller than twice the largest read */
     ok(calib_io_measure(&o, &r) == D2_EINVAL, "file too small for the reads refused: %s", d2_err_msg());

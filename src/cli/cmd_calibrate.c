@@ -33,7 +33,7 @@ static void usage(FILE *out)
             "                       [--mem-size SIZE] [--threads N] [--seed N]\n"
             "                       [--kernel-model M | --no-kernels] [--no-interference] [--no-cold]\n"
             "                       [--pool-size SIZE] [--nice N] [--compute-cpu N|none] [--io-cpu N|none]\n"
-            "                       [--host-stops SECONDS]\n\n"
+            "                       [--host-stops SECONDS] [--read-file FILE] [--fit-stat mean|median]\n\n"
             "Measure this machine and write a device profile (kind = measured):\n"
             "  storage  a nameless temporary file of --file-size bytes (default 1Gi) in\n"
             "           --dir (default .), read at random 4 KiB-aligned offsets with the\n"
@@ -42,8 +42,17 @@ static void usage(FILE *out)
             "           4Ki..64Mi) a factor --size-step apart (default 2; each rounded up\n"
             "           to 4 KiB; 1.25 samples a range densely), --io-bytes per size (default 128Mi,\n"
             "           between --min-reps 5 and --max-reps 200 reads), sizes interleaved;\n"
-            "           medians fitted to t = flash_lat_ns + size/flash_bw (weighted least\n"
-            "           squares, GSL).  Reads land in turn in a pool of --pool-size bytes\n"
+            "           each size's mean read time, its stalls (reads over 10x its median)\n"
+            "           left out, fitted to t = flash_lat_ns + size/flash_bw (weighted least\n"
+            "           squares, GSL): the simulator adds loads up, so a load's expected\n"
+            "           time is the one to predict, and on a shared disk the read time is\n"
+            "           skewed to the right (--fit-stat median: the medians, as before\n"
+            "           2026-12-08).  --read-file FILE: read FILE (an existing file, e.g.\n"
+            "           the .mwq `d2moe execute` reads; at least twice --max-read) instead\n"
+            "           of writing a temporary file: the disk serves a file by where and\n"
+            "           how long ago it was written, and the reads to predict are the\n"
+            "           run's (the interference and host-stops steps read it too).\n"
+            "           Reads land in turn in a pool of --pool-size bytes\n"
             "           of the memory `d2moe execute`'s weight pool is (2 MiB-aligned,\n"
             "           transparent huge pages asked for: the page size under a read sets\n"
             "           its speed; the profile says how much the kernel gave), as\n"
@@ -146,7 +155,8 @@ static int run(int argc, char **argv)
         {"no-interference", no_argument, NULL, 14}, {"no-cold", no_argument, NULL, 15},
         {"pool-size", required_argument, NULL, 16},
         {"compute-cpu", required_argument, NULL, 17}, {"io-cpu", required_argument, NULL, 18},
-        {"host-stops", required_argument, NULL, 19},
+        {"host-stops", required_argument, NULL, 19}, {"read-file", required_argument, NULL, 20},
+        {"fit-stat", required_argument, NULL, 21},
         {NULL, 0, NULL, 0}};
     calib_io_opts io;
     calib_io_opts_init(&io);
@@ -195,6 +205,22 @@ static int run(int argc, char **argv)
             break;
         case 19:
             if (cli_parse_double("calibrate", "--host-stops", optarg, 0.1, 600, 0, "seconds", &host_stops_s)) return 2;
+            break;
+        case 20: {
+            struct stat rst;
+            if (!optarg[0]) return cli_usage_error("calibrate", "--read-file is empty: give an existing file");
+            if (strlen(optarg) >= sizeof io.read_file) return cli_usage_error("calibrate", "--read-file: path too long");
+            if (stat(optarg, &rst) != 0)
+                return cli_usage_error("calibrate", "--read-file %s: %s", optarg, strerror(errno));
+            if (!S_ISREG(rst.st_mode)) return cli_usage_error("calibrate", "--read-file %s: not a regular file", optarg);
+            snprintf(io.read_file, sizeof io.read_file, "%s", optarg);
+            fileio_note_input(io.read_file); /* -o over it is refused */
+            break;
+        }
+        case 21:
+            if (!strcmp(optarg, "mean")) io.fit_mean = 1;
+            else if (!strcmp(optarg, "median")) io.fit_mean = 0;
+            else return cli_usage_error("calibrate", "--fit-stat %s: expected mean or median", optarg);
             break;
         case 13:
             if (cli_parse_double("calibrate", "--size-step", optarg, 1.05, 16, 0, "a factor", &io.size_step)) return 2;
@@ -251,7 +277,8 @@ static int run(int argc, char **argv)
     signal(SIGXFSZ, SIG_IGN); /* a file size limit is an error to report, not a crash */
 
     char buf[64];
-    printf("storage: %s temporary file in %s ...\n", units_fmt_bytes((double)io.file_bytes, buf, sizeof buf), io.dir);
+    if (io.read_file[0]) printf("storage: reading %s ...\n", io.read_file);
+    else printf("storage: %s temporary file in %s ...\n", units_fmt_bytes((double)io.file_bytes, buf, sizeof buf), io.dir);
     fflush(stdout);
     char cpus[2][CPUPIN_NAME_MAX];
     printf("where: compute measured on %s, storage read from %s\n", cpupin_words(compute_cpu, cpus[0]),
@@ -265,27 +292,32 @@ static int run(int argc, char **argv)
     cpupin_restore(&orig);
     if (rc) return cli_fail(rc);
     io.reader_cpu = io_cpu;
-    printf("storage: file %s, page cache bypassed with %s, written at %.0f MB/s\n", r.tmpfile, r.cache_bypass,
-           r.write_bw / 1e6);
+    if (io.read_file[0])
+        printf("storage: file %s (%lld bytes, existing), page cache bypassed with %s\n", io.read_file, (long long)r.file_bytes,
+               r.cache_bypass);
+    else printf("storage: file %s, page cache bypassed with %s, written at %.0f MB/s\n", r.tmpfile, r.cache_bypass,
+                r.write_bw / 1e6);
     if (r.buf_huge_bytes >= 0)
         printf("storage: reads land in turn in a %lld-byte pool of execute's kind of memory, %lld bytes of it in huge pages\n",
                (long long)r.buf_bytes, (long long)r.buf_huge_bytes);
     else printf("storage: reads land in turn in a %lld-byte pool of execute's kind of memory (huge pages unknown)\n",
                 (long long)r.buf_bytes);
-    printf("  %10s %6s %12s %12s %12s %12s %9s\n", "read", "reads", "median", "min", "max", "fit", "MB/s");
+    printf("  %10s %6s %12s %12s %12s %12s %12s %9s\n", "read", "reads", "median", "mean", "min", "max", "fit", "MB/s");
     for (int i = 0; i < r.n; i++) {
-        char a[32], b[32], cc[32], d[32];
+        char a[32], b[32], cc[32], d[32], e[32];
         fmt_ns(r.pt[i].median_ns, a, sizeof a);
+        fmt_ns(r.pt[i].mean_ns, e, sizeof e);
         fmt_ns(r.pt[i].min_ns, b, sizeof b);
         fmt_ns(r.pt[i].max_ns, cc, sizeof cc);
         fmt_ns(r.pt[i].fit_ns, d, sizeof d);
-        printf("  %10s %6d %12s %12s %12s %12s %9.1f\n", units_fmt_bytes((double)r.pt[i].size, buf, sizeof buf),
-               r.pt[i].reps, a, b, cc, d, (double)r.pt[i].size / r.pt[i].median_ns * 1e3);
+        printf("  %10s %6d %12s %12s %12s %12s %12s %9.1f\n", units_fmt_bytes((double)r.pt[i].size, buf, sizeof buf),
+               r.pt[i].reps, a, e, b, cc, d,
+               (double)r.pt[i].size / (r.fit_mean ? r.pt[i].mean_ns : r.pt[i].median_ns) * 1e3);
     }
-    printf("storage fit: flash_bw = %.0f B/s (%.1f MB/s), flash_lat_ns = %.0f, max |error| %.1f%%\n", r.bw,
-           r.bw / 1e6, r.lat_ns, 100 * r.max_rel_err);
+    printf("storage fit (%s per size): flash_bw = %.0f B/s (%.1f MB/s), flash_lat_ns = %.0f, max |error| %.1f%%\n",
+           r.fit_mean ? "mean without stalls" : "median", r.bw, r.bw / 1e6, r.lat_ns, 100 * r.max_rel_err);
     printf("storage stalls: %lld of %lld reads took more than %dx their size's median (%.1f ms in all; reported, not "
-           "modelled: the fit uses medians)\n", (long long)r.stalls, (long long)r.reads, CALIB_STALL_FACTOR, r.stall_ns / 1e6);
+           "modelled: the fit leaves them out)\n", (long long)r.stalls, (long long)r.reads, CALIB_STALL_FACTOR, r.stall_ns / 1e6);
     fflush(stdout);
 
     double bw1, bwn = 0;
@@ -469,11 +501,15 @@ static int run(int argc, char **argv)
     fprintf(m, "# Machine: %s, %d CPUs, %s %s %s.\n", cpu, ncpu, u.sysname, u.release, u.machine);
     fprintf(m, "# The CPU is the accelerator: unified memory, mem_bytes = host_mem_bytes = RAM.\n");
     fprintf(m, "# Measured at nice %d; load average (1 min) at the end: %.2f.\n", nice_v, calib_host_loadavg1());
-    fprintf(m, "# Storage: %lld-byte temporary file (%s) in %s; page cache bypassed with %s;\n",
-            (long long)r.file_bytes, r.tmpfile, io.dir, r.cache_bypass);
+    if (io.read_file[0])
+        fprintf(m, "# Storage: the existing file %s (%lld bytes, --read-file); page cache bypassed with %s;\n", io.read_file,
+                (long long)r.file_bytes, r.cache_bypass);
+    else fprintf(m, "# Storage: %lld-byte temporary file (%s) in %s; page cache bypassed with %s;\n",
+                 (long long)r.file_bytes, r.tmpfile, io.dir, r.cache_bypass);
     fprintf(m, "#   one reader (queue depth 1), random 4 KiB-aligned offsets, sizes interleaved,\n");
-    fprintf(m, "#   %s; median per size; fit t = flash_lat_ns + size/flash_bw\n",
-            io.fresh_buffers ? "a fresh aligned buffer per read" : "reads landing in turn in a pool of execute's kind of memory");
+    fprintf(m, "#   %s; %s per size; fit t = flash_lat_ns + size/flash_bw\n",
+            io.fresh_buffers ? "a fresh aligned buffer per read" : "reads landing in turn in a pool of execute's kind of memory",
+            r.fit_mean ? "mean without the stalls" : "median");
     if (!io.fresh_buffers) {
         if (r.buf_huge_bytes >= 0)
             fprintf(m, "#   The pool (host/iobuf.h, --pool-size): %lld bytes, %lld of them in transparent huge pages.\n",
@@ -483,12 +519,12 @@ static int run(int argc, char **argv)
     }
     fprintf(m, "#   (weighted least squares, weights 1/t^2; max |error| %.1f%%).\n", 100 * r.max_rel_err);
     fprintf(m, "#   io_overhead_ns = 0: the per-read software cost is inside flash_lat_ns.\n");
-    fprintf(m, "#   Stalls (reported, not modelled): %lld of %lld reads took more than %dx their size's median,\n"
-               "#   %.0f ns in all.\n", (long long)r.stalls, (long long)r.reads, CALIB_STALL_FACTOR, r.stall_ns);
-    fprintf(m, "#   %10s %6s %14s %14s %14s\n", "bytes", "reads", "median_ns", "min_ns", "fit_ns");
+    fprintf(m, "#   Stalls (reported, not modelled; left out of the means): %lld of %lld reads took more than %dx their\n"
+               "#   size's median, %.0f ns in all.\n", (long long)r.stalls, (long long)r.reads, CALIB_STALL_FACTOR, r.stall_ns);
+    fprintf(m, "#   %10s %6s %14s %14s %14s %14s\n", "bytes", "reads", "median_ns", "mean_ns", "min_ns", "fit_ns");
     for (int i = 0; i < r.n; i++)
-        fprintf(m, "#   %10lld %6d %14.0f %14.0f %14.0f\n", (long long)r.pt[i].size, r.pt[i].reps, r.pt[i].median_ns,
-                r.pt[i].min_ns, r.pt[i].fit_ns);
+        fprintf(m, "#   %10lld %6d %14.0f %14.0f %14.0f %14.0f\n", (long long)r.pt[i].size, r.pt[i].reps, r.pt[i].median_ns,
+                r.pt[i].mean_ns, r.pt[i].min_ns, r.pt[i].fit_ns);
     fprintf(m, "# Memory: streaming read of %lld bytes, median of 5: %.0f B/s one thread", (long long)mem_size, bw1);
     if (threads > 1) fprintf(m, ", %.0f B/s %ld threads", bwn, threads);
     fprintf(m, ";\n#   mem_bw is the %s figure.\n", threads > 1 && bwn > 0 ? "all-threads" : "one-thread");

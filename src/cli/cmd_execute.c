@@ -142,6 +142,7 @@ static double g_probe_ref = 0, g_probe_tol = 0.10;  /* --x-probe-ref NS, --x-pro
 static double g_probe_before = 0, g_probe_after = 0;
 static double g_cold_ref = 0, g_cold_before = 0, g_cold_after = 0; /* the cold probe: --x-cold-probe-ref NS */
 static double g_touch_before = 0, g_touch_after = 0; /* its page touches per copy, ns (reported, not gated) */
+static const char *g_model_file_out = NULL; /* --x-model-file FILE: make the model file, write its path there, run nothing */
 
 static int store(const char *path, const sim_result *r, const exec_result *x, const opjoin_report *join, const char *mwq,
                  int threads, uint64_t seed)
@@ -272,8 +273,9 @@ static int spec_row(void *user, const valstore_spec_pair *p)
     return D2_OK;
 }
 
-static int run_spec(const char *dbpath, const char *const *pass, int npass, const sweep_spec *s, int repeat, double max_err,
-                    const char *recal_dir, int max_retries, const char *probe_tol, const char *calib_tol)
+static int run_spec_points(const char *dbpath, const char *const *pass, int npass, const sweep_spec *s, int repeat,
+                           double max_err, const char *recal_dir, int max_retries, const char *probe_tol, const char *calib_tol,
+                           char (*mwq_of)[FILEIO_PATH_MAX])
 {
     char round_dev[FILEIO_PATH_MAX] = "", probe_ref[32] = "", cold_ref[32] = "";
     int rejected = 0, rejected_cal = 0;
@@ -291,6 +293,11 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
         d2_err_set("execute: --recalibrate %s: %s", recal_dir, strerror(errno));
         return cli_fail(D2_EIO);
     }
+    /* each point's model file (mwq_of[i], "" until found), found before its
+     * first calibration, which reads it */
+    const char *mwqdir_of = ".";
+    for (int k = 0; k + 1 < npass; k++)
+        if (!strcmp(pass[k], "--mwq-dir")) mwqdir_of = pass[k + 1];
     printf("validation %s: %zu points x %d rounds, each run in its own process, rounds interleaved\n",
            sweep_spec_name(s), n, repeat);
     for (size_t it = 0; it < n * (size_t)repeat; it++) {
@@ -307,7 +314,12 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
             int prc = fileio_pathf(round_dev, sizeof round_dev, "%s/host-r%zu-p%zu.ini", recal_dir, it / n + 1, i);
             if (prc) return cli_fail(prc);
             char lo[32], hi[32], *cv[VALIDATION_CALIBRATE_ARGC + 5];
-            int ncv = validation_calibrate_argv(j, round_dev, recal_dir, "256Mi", lo, hi, cv);
+            /* the calibration reads the model file the run will read (made now when missing) */
+            if (!mwq_of[i][0]) {
+                int mrc = validation_model_file(j, mwqdir_of, i, mwq_of[i]);
+                if (mrc) return cli_fail(mrc);
+            }
+            int ncv = validation_calibrate_argv(j, round_dev, recal_dir, "256Mi", mwq_of[i], lo, hi, cv);
             /* the calibration pins its threads as the runs will */
             char cpu[2][CPUPIN_NAME_MAX];
             if (g_compute_cpu != CPUPIN_DEFAULT) cv[ncv++] = "--compute-cpu", cv[ncv++] = (char *)cpupin_arg(g_compute_cpu, cpu[0]);
@@ -427,6 +439,39 @@ static int run_spec(const char *dbpath, const char *const *pass, int npass, cons
 }
 
 
+/* run_spec_points with room for each point's model file path (--recalibrate) */
+static int run_spec(const char *dbpath, const char *const *pass, int npass, const sweep_spec *s, int repeat, double max_err,
+                    const char *recal_dir, int max_retries, const char *probe_tol, const char *calib_tol)
+{
+    char (*mwq_of)[FILEIO_PATH_MAX] = calloc(sweep_spec_size(s) ? sweep_spec_size(s) : 1, sizeof *mwq_of);
+    if (!mwq_of) { d2_err_set("execute: out of memory"); return cli_fail(D2_ENOMEM); }
+    int st = run_spec_points(dbpath, pass, npass, s, repeat, max_err, recal_dir, max_retries, probe_tol, calib_tol, mwq_of);
+    free(mwq_of);
+    return st;
+}
+
+/* The model file a run reads: --mwq, else the one generated in --mwq-dir
+ * for this model and format (made now when missing, synthetic weights
+ * quantized by MWQ rtn; its name carries the container version, so a file
+ * cached by a build with another layout is not picked up).  path gets it. */
+static int model_file(const char *mwq, const char *mwqdir, const eff *e, char path[FILEIO_PATH_MAX])
+{
+    if (mwq) return fileio_pathf(path, FILEIO_PATH_MAX, "%s", mwq);
+    D2_TRY(fileio_pathf(path, FILEIO_PATH_MAX, "%s/%s.b%dk%dg%lld.L%lldE%lldH%lldF%lld.v%d.mwq", mwqdir, e->m.name, e->bits[0],
+                        e->levels, (long long)e->group, (long long)model_moe_layers(&e->m), (long long)e->m.experts,
+                        (long long)e->m.hidden, (long long)e->m.expert_ffn, MWQFILE_VERSION));
+    struct stat st;
+    if (stat(path, &st) == 0) return D2_OK;
+    mwq_config mc;
+    mwq_config_default(&mc);
+    mc.base_bits = e->bits[0];
+    mc.levels = e->levels;
+    mc.group = e->group;
+    printf("generating %s (synthetic weights, MWQ rtn) ...\n", path);
+    fflush(stdout);
+    return execplan_model_generate(path, &e->m, &mc, 1); /* its "<path>.tmp" goes on a signal (core/fileio.h) */
+}
+
 static int run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -444,7 +489,7 @@ static int run(int argc, char **argv)
         {"probe-tol", required_argument, NULL, 11}, {"max-retries", required_argument, NULL, 12},
         {"calib-tol", required_argument, NULL, 13}, {"x-cold-probe-ref", required_argument, NULL, 14},
         {"compute-cpu", required_argument, NULL, 15}, {"io-cpu", required_argument, NULL, 16},
-        {"no-host-watch", no_argument, NULL, 17},
+        {"no-host-watch", no_argument, NULL, 17}, {"x-model-file", required_argument, NULL, 18},
         {NULL, 0, NULL, 0}};
     static char adjust[128];
     static simopts so;
@@ -516,6 +561,7 @@ static int run(int argc, char **argv)
             break;
         case 3: g_spec = optarg; break;
         case 4: g_point = optarg; break;
+        case 18: g_model_file_out = optarg; break;
         case 5:
             if ((pst = cli_parse_long("execute", "--repeat", optarg, 1, 100, &lv))) return pst;
             repeat = (int)lv;
@@ -549,7 +595,7 @@ static int run(int argc, char **argv)
         if (!dbpath) return cli_usage_error("execute", "--spec needs --db");
         int prc = db_path_check(dbpath); /* before the store is created */
         if (prc) return cli_fail(prc);
-        if (job.model || job.device || so.nsets || mwq || user_tl || real_tl)
+        if (job.model || job.device || so.nsets || mwq || user_tl || real_tl || g_model_file_out)
             return cli_usage_error("execute", "--spec takes the configuration from the spec (only --db, --mwq-dir, --threads, --no-verify, --no-host-watch, --wait, --compute-cpu, --io-cpu, --quick, --repeat, --max-error, --recalibrate, --probe-tol, --calib-tol, --max-retries, --nice)");
         sweep_spec *sp;
         int src = validation_spec_load(spec, quick, &sp);
@@ -608,6 +654,14 @@ static int run(int argc, char **argv)
     if (sys.hold) return cli_usage_error("execute", "a hold-in-memory system has no expert I/O to execute");
     for (int k = 1; k < e.levels; k++)
         if (e.bits[k] != e.bits[0] + k) return cli_usage_error("execute", "system bits are not nested levels b1, b1+1, ...");
+    if (g_model_file_out) { /* validate's calibrations read the file the run will read: make it, say where, run nothing */
+        char mpath[FILEIO_PATH_MAX];
+        if ((rc = model_file(mwq, mwqdir, &e, mpath))) return cli_fail(rc);
+        size_t ml = strlen(mpath);
+        mpath[ml] = '\n'; /* room: fileio_pathf left it below FILEIO_PATH_MAX */
+        if ((rc = calib_file_write_atomic(g_model_file_out, mpath, ml + 1))) return cli_fail(rc);
+        return 0;
+    }
 
     /* 2. the simulation, a load being three reads; its plan handed over as
      * typed operations (and written as a timeline when asked) */
@@ -648,29 +702,8 @@ static int run(int argc, char **argv)
 
     /* 3. the model file */
     char path[FILEIO_PATH_MAX];
-    rc = mwq ? fileio_pathf(path, sizeof path, "%s", mwq) : D2_OK;
+    rc = model_file(mwq, mwqdir, &e, path);
     if (rc) { opjoin_tl_free(sim_ops); opjoin_tl_free(real_ops); execplan_free(&plan); sim_result_free(r); return cli_fail(rc); }
-    if (!mwq) {
-        /* the container version is in the name: a file cached by a build
-         * with another layout is not picked up */
-        if ((rc = fileio_pathf(path, sizeof path, "%s/%s.b%dk%dg%lld.L%lldE%lldH%lldF%lld.v%d.mwq", mwqdir, e.m.name, e.bits[0],
-                               e.levels, (long long)e.group, (long long)model_moe_layers(&e.m), (long long)e.m.experts,
-                               (long long)e.m.hidden, (long long)e.m.expert_ffn, MWQFILE_VERSION))) {
-            opjoin_tl_free(sim_ops); opjoin_tl_free(real_ops); execplan_free(&plan); sim_result_free(r); return cli_fail(rc);
-        }
-        struct stat st;
-        if (stat(path, &st) != 0) {
-            mwq_config mc;
-            mwq_config_default(&mc);
-            mc.base_bits = e.bits[0];
-            mc.levels = e.levels;
-            mc.group = e.group;
-            printf("generating %s (synthetic weights, MWQ rtn) ...\n", path);
-            fflush(stdout);
-            rc = execplan_model_generate(path, &e.m, &mc, 1); /* its "<path>.tmp" goes on a signal (core/fileio.h) */
-            if (rc) { opjoin_tl_free(sim_ops); opjoin_tl_free(real_ops); execplan_free(&plan); sim_result_free(r); return cli_fail(rc); }
-        }
-    }
     exec_store store_;
     rc = execplan_store_open(&store_, path, &e.m, e.levels, e.bits[0], e.group);
     if (rc) { opjoin_tl_free(sim_ops); opjoin_tl_free(real_ops); execplan_free(&plan); sim_result_free(r); return cli_fail(rc); }

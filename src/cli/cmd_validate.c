@@ -56,13 +56,15 @@ static void usage(FILE *out)
             "usage: d2moe validate SPEC.ini --db FILE [--quick] [--rounds N] [--time-cap MIN]\n"
             "                      [--bound PCT] [--work DIR] [--probe-tol PCT] [--calib-tol PCT]\n"
             "                      [--nice N] [--seed S] [--file-size SIZE] [--no-timelines]\n"
-            "                      [--busy-tol PCT]\n"
+            "                      [--busy-tol PCT] [--calib-file model|temp]\n"
             "       d2moe validate --from FILE [--bound PCT] [--rounds N] [--seed S]\n"
             "       d2moe validate --join SIM.csv REAL.csv\n\n"
             "Measure the simulator against real execution on this machine for every point\n"
             "of a sweep spec of kind execute (experiments/validation.ini).  A round of a\n"
             "point: `d2moe calibrate` (a fresh profile, files in --work DIR, default\n"
-            "./validate-work; its temporary read file --file-size, default 256Mi),\n"
+            "./validate-work; its reads from the model file the point's runs read,\n"
+            "made there first when missing, --calib-file model, the default; or from\n"
+            "a temporary file of --file-size, default 256Mi, with --calib-file temp),\n"
             "then `d2moe execute` of the point against it (one process,\n"
             "no verification; both timelines kept in DIR as sim-pN.csv and real-pN.csv\n"
             "for whoever wants to look, none with --no-timelines: nothing here reads\n"
@@ -153,6 +155,7 @@ typedef struct point_acc {
     int attempts, rejected;
     opjoin_report join;             /* terms summed over accepted rounds */
     int joined;
+    char mwq[FILEIO_PATH_MAX];      /* the model file its runs read ("" until its first round; --calib-file model) */
 } point_acc;
 
 /* An accepted round into its point's tally (room for it checked by the
@@ -520,9 +523,11 @@ static int run(int argc, char **argv)
         {"seed", required_argument, NULL, 4},      {"file-size", required_argument, NULL, 5},
         {"no-timelines", no_argument, NULL, 6},    {"join", no_argument, NULL, 7},
         {"from", required_argument, NULL, 8},     {"busy-tol", required_argument, NULL, 9},
+        {"calib-file", required_argument, NULL, 10},
         {NULL, 0, NULL, 0}};
     const char *dbpath = NULL, *work = "validate-work", *probe_tol = "10", *fsize = "256Mi";
     int quick = 0, rounds = VALIDATE_ROUNDS, c, st, timelines = 1, join_only = 0, rounds_given = 0;
+    int calib_model = 1; /* --calib-file: 1 (model) the calibration reads the point's model file, 0 (temp) a temporary file */
     const char *from = NULL;
     double cap_min = VALIDATE_TIME_CAP_MIN, bound = 10, calib_tol = 10, busy_tol = VALSTAT_BUSY_TOL_PCT, dv;
     long lv;
@@ -570,6 +575,11 @@ static int run(int argc, char **argv)
         case 8: from = optarg; break;
         case 9:
             if ((st = cli_parse_double("validate", "--busy-tol", optarg, 0, 100, 1, "a percentage", &busy_tol))) return st;
+            break;
+        case 10:
+            if (!strcmp(optarg, "model")) calib_model = 1;
+            else if (!strcmp(optarg, "temp")) calib_model = 0;
+            else return cli_usage_error("validate", "--calib-file %s: expected model or temp", optarg);
             break;
         default: return cli_bad_option("validate", argc, argv);
         }
@@ -645,7 +655,12 @@ static int run(int argc, char **argv)
                 (rc = fileio_pathf(scsv, sizeof scsv, "%s/sim-p%zu.csv", work, p)) ||
                 (rc = fileio_pathf(rcsv, sizeof rcsv, "%s/real-p%zu.csv", work, p)))
                 break;
-            validation_calibrate_argv(j, dev, work, fsize, lo, hi, cv);
+            /* the calibration reads the file the run will read (made now when missing) */
+            if (calib_model && !acc[p].mwq[0] && (rc = validation_model_file(j, work, p, acc[p].mwq))) {
+                d2_err_prefix("validate: ");
+                break;
+            }
+            validation_calibrate_argv(j, dev, work, fsize, calib_model ? acc[p].mwq : NULL, lo, hi, cv);
             acc[p].attempts++;
             printf("round %d, point %zu (accepted %d/%d, %.0f s, load %.2f): ", round, p, acc[p].n, rounds,
                    clock_mono_s() - t_start, calib_host_loadavg1());

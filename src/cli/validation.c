@@ -51,8 +51,8 @@ int validation_run(char **av, int quiet, int *status)
     return D2_OK;
 }
 
-int validation_calibrate_argv(const sweep_job *j, const char *dev, const char *dir, const char *file_size, char lo[32],
-                              char hi[32], char **av)
+int validation_calibrate_argv(const sweep_job *j, const char *dev, const char *dir, const char *file_size, const char *read_file,
+                              char lo[32], char hi[32], char **av)
 {
     const char *km = sweep_job_get(j, "model");
     if (!km) km = "tiny-moe";
@@ -70,9 +70,42 @@ int validation_calibrate_argv(const sweep_job *j, const char *dev, const char *d
     const char *args[VALIDATION_CALIBRATE_ARGC] = {"d2moe", "calibrate", "-o", dev, "--dir", dir, "--file-size", file_size,
                                                    "--io-bytes", "16Mi", "--min-read", lo, "--max-read", hi, "--size-step",
                                                    "1.25", "--kernel-model", km};
-    for (int i = 0; i < VALIDATION_CALIBRATE_ARGC; i++) av[i] = (char *)args[i];
-    av[VALIDATION_CALIBRATE_ARGC] = NULL;
-    return VALIDATION_CALIBRATE_ARGC;
+    int n = VALIDATION_CALIBRATE_ARGC - 2;
+    for (int i = 0; i < n; i++) av[i] = (char *)args[i];
+    if (read_file) {
+        av[n++] = "--read-file";
+        av[n++] = (char *)read_file;
+    }
+    av[n] = NULL;
+    return n;
+}
+
+int validation_model_file(const sweep_job *j, const char *dir, size_t p, char path[FILEIO_PATH_MAX])
+{
+    char out[FILEIO_PATH_MAX], pt[32];
+    D2_TRY(fileio_pathf(out, sizeof out, "%s/model-p%zu.path", dir, p));
+    snprintf(pt, sizeof pt, "%zu", p);
+    char *av[2 * SWEEP_MAX_AXES + 16];
+    validation_strs strs;
+    /* the file depends on the model and the system's format, not on the
+     * device: a shipped profile resolves the point before any calibration
+     * made the spec's (device = host, written by calibrate) */
+    int ac = validation_execute_argv(j, "env1", &strs, av);
+    char *tail[] = {"--mwq-dir", (char *)dir, "--x-model-file", out};
+    for (size_t k = 0; k < sizeof tail / sizeof tail[0]; k++) av[ac++] = tail[k];
+    av[ac] = NULL;
+    int st;
+    D2_TRY(validation_run(av, 1, &st));
+    if (st != 0) D2_ERROR(D2_EIO, "the model file of point %zu: execute failed (status %d)", p, st);
+    FILE *f = fopen(out, "r");
+    if (!f) D2_ERROR(D2_EIO, "%s: %s", out, strerror(errno));
+    int ok = fgets(path, FILEIO_PATH_MAX, f) != NULL;
+    fclose(f);
+    unlink(out);
+    size_t len = ok ? strlen(path) : 0;
+    if (!len || path[len - 1] != '\n') D2_ERROR(D2_EIO, "%s: no model file path in it", out);
+    path[len - 1] = 0;
+    return D2_OK;
 }
 
 int validation_execute_argv(const sweep_job *j, const char *dev, validation_strs *s, char **av)

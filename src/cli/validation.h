@@ -6,6 +6,7 @@
 #ifndef D2_CLI_VALIDATION_H
 #define D2_CLI_VALIDATION_H
 
+#include "core/fileio.h"
 #include "core/param.h"
 #include "results/sweep.h"
 
@@ -21,15 +22,24 @@ int validation_spec_load(const char *path, int quick, sweep_spec **out);
  * or waited for (fork, waitpid). */
 int validation_run(char **av, int quiet, int *status);
 
-/* `d2moe calibrate` before a run of point j: the profile to dev, its read
- * file of file_size in dir, reads sampled a factor 1.25 apart over
+/* `d2moe calibrate` before a run of point j: the profile to dev, its
+ * reads from read_file (--read-file: the model file the run reads; see
+ * validation_model_file) or, when read_file is NULL, from a temporary file
+ * of file_size in dir; reads sampled a factor 1.25 apart over
  * calib_read_range of the point's model (model, default tiny-moe;
  * 64Ki..4Mi when it cannot be loaded or the range is empty), written to lo
  * and hi.  av (room for VALIDATION_CALIBRATE_ARGC and more the caller
  * adds) gets the arguments and a NULL; returns their count. */
-#define VALIDATION_CALIBRATE_ARGC 18
-int validation_calibrate_argv(const sweep_job *j, const char *dev, const char *dir, const char *file_size, char lo[32],
-                              char hi[32], char **av);
+#define VALIDATION_CALIBRATE_ARGC 20
+int validation_calibrate_argv(const sweep_job *j, const char *dev, const char *dir, const char *file_size, const char *read_file,
+                              char lo[32], char hi[32], char **av);
+
+/* The model file a run of point j reads, made when missing: `d2moe execute`
+ * of the point with --mwq-dir dir and --x-model-file (a child process that
+ * resolves the point as a run does, generates the file and writes its path
+ * to dir/model-pP.path; nothing runs).  path gets it.  D2_EIO when the
+ * child fails (its message is on stderr). */
+int validation_model_file(const sweep_job *j, const char *dir, size_t p, char path[FILEIO_PATH_MAX]);
 
 /* The strings of a point's execute arguments. */
 typedef struct validation_strs {

@@ -75,6 +75,7 @@ void calib_io_opts_init(calib_io_opts *o)
     o->fresh_buffers = 0;
     o->seed = 7;
     o->reader_cpu = CPUPIN_NONE;
+    o->fit_mean = 1;
 }
 
 
@@ -116,6 +117,39 @@ static int open_tmp(const char *dir, int *fd_out, int *direct, char *method, siz
     snprintf(method, mn, "mkstemp+unlink");
     int fl = fcntl(fd, F_GETFL);
     *direct = fl >= 0 && fcntl(fd, F_SETFL, fl | O_DIRECT) == 0;
+    *fd_out = fd;
+    return D2_OK;
+}
+
+static int write_file(int fd, const calib_io_opts *o, int direct, double *bw);
+
+/* The file the reads come from: o->read_file when set (an existing file,
+ * opened read-only with O_DIRECT where the filesystem takes it, else read
+ * with POSIX_FADV_DONTNEED before each read; nothing written, *wbw = 0),
+ * else a nameless temporary file of o->file_bytes in o->dir, written first
+ * (*wbw its write rate).  *bytes: how many bytes reads may span (the file's
+ * size rounded down to 4 KiB). */
+static int open_data(const calib_io_opts *o, int *fd_out, int *direct, int64_t *bytes, char *method, size_t mn, double *wbw)
+{
+    *wbw = 0;
+    if (!o->read_file[0]) {
+        D2_TRY(open_tmp(o->dir, fd_out, direct, method, mn));
+        *bytes = o->file_bytes;
+        int rc = write_file(*fd_out, o, *direct, wbw);
+        if (rc) { close(*fd_out); *fd_out = -1; }
+        return rc;
+    }
+    int fd = open(o->read_file, O_RDONLY | O_DIRECT);
+    *direct = fd >= 0;
+    if (fd < 0 && errno == EINVAL) fd = open(o->read_file, O_RDONLY); /* O_DIRECT refused: fadvise before each read */
+    if (fd < 0) D2_ERROR(D2_EIO, "%s: cannot read the calibration file: %s", o->read_file, why(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        D2_ERROR(D2_EINVAL, "%s: --read-file: not a regular file", o->read_file);
+    }
+    *bytes = (int64_t)st.st_size / ALIGN * ALIGN;
+    snprintf(method, mn, "existing file");
     *fd_out = fd;
     return D2_OK;
 }
@@ -169,7 +203,7 @@ int calib_io_fit(calib_io_result *r)
     double x[CALIB_MAX_SIZES], y[CALIB_MAX_SIZES], w[CALIB_MAX_SIZES];
     for (int i = 0; i < r->n; i++) {
         x[i] = (double)r->pt[i].size;
-        y[i] = r->pt[i].median_ns;
+        y[i] = r->fit_mean ? r->pt[i].mean_ns : r->pt[i].median_ns;
         if (!(y[i] > 0)) D2_ERROR(D2_EINTERNAL, "calibration: read of %lld bytes took no time", (long long)r->pt[i].size);
         w[i] = 1.0 / (y[i] * y[i]);
     }
@@ -223,7 +257,7 @@ int calib_io_measure(const calib_io_opts *o, calib_io_result *r)
     memset(r, 0, sizeof *r);
     if (o->min_read % ALIGN || o->min_read < ALIGN || o->max_read < o->min_read || !(o->size_step >= 1.05 && o->size_step <= 16))
         D2_ERROR(D2_EINVAL, "calibration: read sizes must be multiples of %d with min <= max, and the size step 1.05..16", ALIGN);
-    if (o->file_bytes < 2 * o->max_read || o->file_bytes % ALIGN)
+    if (!o->read_file[0] && (o->file_bytes < 2 * o->max_read || o->file_bytes % ALIGN))
         D2_ERROR(D2_EINVAL, "calibration: the file size %lld must be a multiple of 4 KiB and at least twice the "
                             "largest read (%lld bytes)", (long long)o->file_bytes, (long long)o->max_read);
     if (o->min_reps < 1 || o->max_reps < o->min_reps || o->max_reps > 100000)
@@ -242,11 +276,17 @@ int calib_io_measure(const calib_io_opts *o, calib_io_result *r)
     if (!S_ISDIR(st.st_mode)) D2_ERROR(D2_EIO, "%s: not a directory", o->dir);
 
     int fd, direct;
-    D2_TRY(open_tmp(o->dir, &fd, &direct, r->tmpfile, sizeof r->tmpfile));
+    int64_t fbytes;
+    D2_TRY(open_data(o, &fd, &direct, &fbytes, r->tmpfile, sizeof r->tmpfile, &r->write_bw));
     snprintf(r->cache_bypass, sizeof r->cache_bypass, "%s", direct ? "O_DIRECT" : "POSIX_FADV_DONTNEED");
-    r->file_bytes = o->file_bytes;
-    int rc = write_file(fd, o, direct, &r->write_bw);
-    if (rc) { close(fd); return rc; }
+    r->file_bytes = fbytes;
+    r->fit_mean = o->fit_mean;
+    if (fbytes < 2 * o->max_read) {
+        close(fd);
+        D2_ERROR(D2_EINVAL, "%s: --read-file: %lld bytes, less than twice the largest read (%lld bytes): lower --max-read",
+                 o->read_file, (long long)fbytes, (long long)o->max_read);
+    }
+    int rc;
 
     /* sizes and repetitions */
     int nsz = 0, reps[CALIB_MAX_SIZES], total = 0;
@@ -289,9 +329,9 @@ int calib_io_measure(const calib_io_opts *o, calib_io_result *r)
     rc = D2_OK;
     for (int j = 0; j < total && rc == D2_OK; j++) {
         int i = order[j];
-        int64_t s = r->pt[i].size, slots = (o->file_bytes - s) / ALIGN + 1;
+        int64_t s = r->pt[i].size, slots = (fbytes - s) / ALIGN + 1;
         int64_t off = (int64_t)gsl_rng_uniform_int(g, (unsigned long)slots) * ALIGN;
-        if (off + s > o->file_bytes) off = o->file_bytes - s;
+        if (off + s > fbytes) off = fbytes - s;
         double ns = 0;
         if (at + (size_t)s > pool) at = 0;
         rc = timed_read(fd, direct, o->fresh_buffers, (char *)reuse + at, s, off, &ns);
@@ -308,8 +348,10 @@ int calib_io_measure(const calib_io_opts *o, calib_io_result *r)
             p->reps = reps[i];
             p->median_ns = calib_median(t, reps[i]);
             int64_t ns_cnt = 0;
-            double ns_sum = 0;
+            double ns_sum = 0, all = 0;
             calib_stalls(t, reps[i], p->median_ns, CALIB_STALL_FACTOR, &ns_cnt, &ns_sum);
+            for (int k = 0; k < reps[i]; k++) all += t[k];
+            p->mean_ns = (all - ns_sum) / (double)(reps[i] - ns_cnt); /* the stalls are at most half: median <= them */
             r->reads += reps[i];
             r->stalls += ns_cnt;
             r->stall_ns += ns_sum;
@@ -944,7 +986,8 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
                        int blocks, calib_interference_result *r)
 {
     memset(r, 0, sizeof *r);
-    if (read_bytes < ALIGN || read_bytes % ALIGN || o->file_bytes < 2 * read_bytes || blocks < 2 || blocks > 1000)
+    if (read_bytes < ALIGN || read_bytes % ALIGN || (!o->read_file[0] && o->file_bytes < 2 * read_bytes) || blocks < 2 ||
+        blocks > 1000)
         D2_ERROR(D2_EINVAL, "interference: read size %lld (a multiple of 4 KiB, at most half the file), %d blocks",
                  (long long)read_bytes, blocks);
     struct stat st;
@@ -963,9 +1006,13 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
     int rc = (!t[0] || !t[1] || !rt[0] || !rt[1] || iobuf_alloc((size_t)read_bytes, &ra.buf) != D2_OK) ? D2_ENOMEM : D2_OK;
     if (rc) { ra.buf = NULL; d2_err_set("interference: out of memory"); }
     char method[64];
-    if (rc == D2_OK) rc = open_tmp(o->dir, &ra.fd, &ra.direct, method, sizeof method);
     double wbw;
-    if (rc == D2_OK) rc = write_file(ra.fd, o, ra.direct, &wbw);
+    if (rc == D2_OK) rc = open_data(o, &ra.fd, &ra.direct, &ra.file_bytes, method, sizeof method, &wbw);
+    if (rc == D2_OK && ra.file_bytes < 2 * read_bytes) {
+        rc = D2_EINVAL;
+        d2_err_set("%s: --read-file: %lld bytes, less than twice the interference step's read (%lld bytes)", o->read_file,
+                   (long long)ra.file_bytes, (long long)read_bytes);
+    }
     /* blocks cycle through three kinds: the passes alone; the passes with
      * a reader thread; the reader alone while this thread spins, as
      * execute's compute thread polls while it waits for a load (as many
@@ -1109,7 +1156,7 @@ int calib_host_stops(const calib_io_opts *o, int compute_cpu, int64_t hidden, in
     memset(r, 0, sizeof *r);
     if (compute_cpu < 0 || o->reader_cpu < 0 || compute_cpu == o->reader_cpu)
         D2_ERROR(D2_EINVAL, "host stops: the compute and the I/O CPU must be two pinned CPUs");
-    if (read_bytes < ALIGN || read_bytes % ALIGN || o->file_bytes < 2 * read_bytes)
+    if (read_bytes < ALIGN || read_bytes % ALIGN || (!o->read_file[0] && o->file_bytes < 2 * read_bytes))
         D2_ERROR(D2_EINVAL, "host stops: read size %lld (a multiple of 4 KiB, at most half the file)", (long long)read_bytes);
     if (!(idle_s >= 0.1 && idle_s <= 600) || !(read_s >= 0.1 && read_s <= 600))
         D2_ERROR(D2_EINVAL, "host stops: durations %g s and %g s (0.1..600 each)", idle_s, read_s);
@@ -1124,8 +1171,12 @@ int calib_host_stops(const calib_io_opts *o, int compute_cpu, int64_t hidden, in
     if (rc) { ra.buf = NULL; d2_err_set("host stops: out of memory"); }
     char method[64];
     double wbw;
-    if (rc == D2_OK) rc = open_tmp(o->dir, &ra.fd, &ra.direct, method, sizeof method);
-    if (rc == D2_OK) rc = write_file(ra.fd, o, ra.direct, &wbw);
+    if (rc == D2_OK) rc = open_data(o, &ra.fd, &ra.direct, &ra.file_bytes, method, sizeof method, &wbw);
+    if (rc == D2_OK && ra.file_bytes < 2 * read_bytes) {
+        rc = D2_EINVAL;
+        d2_err_set("%s: --read-file: %lld bytes, less than twice the host-stops step's read (%lld bytes)", o->read_file,
+                   (long long)ra.file_bytes, (long long)read_bytes);
+    }
     hostwatch *w = NULL;
     int cpus[2] = {compute_cpu, o->reader_cpu};
     if (rc == D2_OK) rc = hostwatch_start(cpus, 2, &w);

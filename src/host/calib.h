@@ -34,6 +34,11 @@ typedef struct calib_io_opts {
     uint64_t seed;           /* offsets and file content */
     int reader_cpu;          /* calib_interference's reader thread pinned to this CPU
                                 (host/cpupin.h; default -1, CPUPIN_NONE: not pinned) */
+    char read_file[FILEIO_PATH_MAX]; /* read this existing file instead of writing a temporary one
+                                (execute's weight file: the reads the run makes; "" = the temporary
+                                file of file_bytes in dir); every step that reads the disk reads it */
+    int fit_mean;            /* 1 (default): fit each size's mean read time without its stalls (the
+                                expected time of a read, what a sum of loads adds up); 0: its median */
 } calib_io_opts;
 
 void calib_io_opts_init(calib_io_opts *o);
@@ -44,6 +49,7 @@ typedef struct calib_io_point {
     int64_t size;            /* bytes per read */
     int reps;                /* timed reads */
     double median_ns;        /* median time of one read, ns */
+    double mean_ns;          /* mean time of one read without the stalls (CALIB_STALL_FACTOR), ns */
     double min_ns, max_ns;   /* fastest and slowest read, ns */
     double fit_ns;           /* lat + size/bw of the fit, ns */
 } calib_io_point;
@@ -55,9 +61,10 @@ typedef struct calib_io_result {
     double write_bw;         /* bytes/s writing it (fdatasync included) */
     int n;                   /* points */
     calib_io_point pt[CALIB_MAX_SIZES];
+    int fit_mean;            /* the fit's statistic per size: 1 the mean without stalls, 0 the median */
     double bw;               /* fitted bandwidth, bytes/s */
     double lat_ns;           /* fitted latency per read, ns (>= 0) */
-    double max_rel_err;      /* max |median - fit| / median over the points */
+    double max_rel_err;      /* max |y - fit| / y over the points (y: the fitted statistic) */
     int64_t reads;           /* timed reads, all sizes */
     int64_t stalls;          /* of them, reads longer than CALIB_STALL_FACTOR x their size's median */
     double stall_ns;         /* the stalls' summed time, ns (reported: the fit uses medians) */
@@ -67,14 +74,16 @@ typedef struct calib_io_result {
 
 #define CALIB_STALL_FACTOR 10 /* a stall: a read (or an execute load, host/opjoin.h) over 10x its typical time */
 
-/* Write the temporary file, time the reads, fit (weighted least squares,
- * weights 1/median^2, so each point counts by its relative error; GSL).
- * D2_EIO names the directory and the reason (read-only, no space, ...);
- * the temporary file never outlives the call or the process. */
+/* Write the temporary file (or open o->read_file), time the reads, fit
+ * (weighted least squares, weights 1/y^2, y each size's mean without stalls
+ * or, with fit_mean = 0, its median, so each point counts by its relative
+ * error; GSL).  D2_EIO names the directory or file and the reason
+ * (read-only, no space, ...); the temporary file never outlives the call or
+ * the process. */
 int calib_io_measure(const calib_io_opts *o, calib_io_result *r);
 
-/* Fit t = lat + size/bw to the points' medians (fills bw, lat_ns, fit_ns,
- * max_rel_err).  Exposed for tests. */
+/* Fit t = lat + size/bw to the points' means (r->fit_mean) or medians
+ * (fills bw, lat_ns, fit_ns, max_rel_err).  Exposed for tests. */
 int calib_io_fit(calib_io_result *r);
 
 /* Streaming read bandwidth of a buffer of `bytes` (>= 1 MiB) by `threads`
