@@ -1,15 +1,14 @@
 -- Beyond the paper: throughput against estimated perplexity, one point per
--- (bit-routing policy, budget); series: the policy, named with its budgets
--- (under the fitted rates a policy's budgets give nearly the same point).
+-- (bit-routing policy, budget); series: the policy; column 4 the budget in
+-- MB, which bitroute.gp turns into the point's marker (under the fitted
+-- rates a policy's budgets give nearly the same point).
 WITH r AS (SELECT id FROM sweep_runs WHERE sweep = :sweep AND variant = :variant),
 v AS (SELECT br.value AS policy, p.value AS ppl, t.value AS tps, CAST(bud.value AS REAL) / 1e6 AS mb
       FROM r JOIN runs ON runs.id = r.id AND runs.status = 'ok'
       JOIN params br ON br.run_id = r.id AND br.key = 'sim.bitroute'
       JOIN params bud ON bud.run_id = r.id AND bud.key = 'sim.budget'
       JOIN metrics p ON p.run_id = r.id AND p.name = 'est_ppl'
-      JOIN metrics t ON t.run_id = r.id AND t.name = 'throughput_tps'),
-b AS (SELECT policy, group_concat(printf('%.0f', mb), '/') AS budgets
-      FROM (SELECT DISTINCT policy, mb FROM v ORDER BY policy, mb) GROUP BY policy)
-SELECT v.policy || ' (M = ' || b.budgets || ' MB)', v.ppl, v.tps, v.mb
-FROM v JOIN b ON b.policy = v.policy
+      JOIN metrics t ON t.run_id = r.id AND t.name = 'throughput_tps')
+SELECT v.policy, v.ppl, v.tps, v.mb
+FROM v
 ORDER BY v.policy, v.mb;
