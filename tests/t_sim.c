@@ -590,8 +590,11 @@ static void test_closed_form(void)
          * with nothing resident, so 2 x bytes cross flash at 1 GB/s; FLOPs
          * 2 W per use x 10 uses + the non-expert work at 1e17 FLOP/s */
         is_near(metric(r, "bound_io_s") * 1e9, (double)cost_dur_ns(2.0 * (double)bytes, 1e9), 0.5, "bound: I/O = 2 units from flash");
-        is_near(metric(r, "bound_compute_s"), (2.0 * 65536 * 10 + cost_nonexpert_flops(&m, 10, 10)) / 1e17, 1e-15,
-                "bound: compute = FLOPs at peak");
+        is_near(metric(r, "bound_flops_s"), (2.0 * 65536 * 10 + cost_nonexpert_flops(&m, 10, 10)) / 1e17, 1e-15,
+                "bound: FLOPs at peak");
+        /* the memory floor (by hand below, the memory-bound case): 407,808 B at 1 TB/s, above the FLOPs */
+        is_near(metric(r, "bound_mem_s"), 407808 / 1e12, 1e-18, "bound: memory = 407,808 B at 1 TB/s");
+        is_near(metric(r, "bound_compute_s"), metric(r, "bound_mem_s"), 0, "bound: compute unit = the larger, memory");
         is_near(metric(r, "bound_tps"), 10 / metric(r, "bound_io_s"), 1e-6, "I/O-bound: bound_tps = 10 tokens / bound_io_s");
         is_near(metric(r, "bound_util"), 2.0 * (double)io / (double)(Af + 2 * io + f9.total), 1e-6,
                 "I/O-bound: bound_util = 2 io / (A + 2 io + c(9))");
@@ -608,6 +611,52 @@ static void test_closed_form(void)
         double fl = 2.0 * 65536 * 10 + cost_nonexpert_flops(&m, 10, 10);
         is_near(metric(r, "bound_tps"), 10 / (fl / 10e9), 1e-6, "compute-bound: bound_tps = 10 / (FLOPs / 10 GFLOP/s)");
         ok(metric(r, "bound_util") <= 1 && metric(r, "bound_util") > 0.5, "compute-bound: bound_util %.4f (dequant, memory floors)", metric(r, "bound_util"));
+        sim_result_free(r);
+    }
+    /* memory-bound: the same hold run with FLOPs nearly free (1e17 FLOP/s)
+     * and accelerator memory at 2 GB/s x mem_eff 0.5 = 1 GB/s.  By hand, the
+     * bytes the one forward step's computes stream: two expert units (1 and
+     * 9 tokens), each an FP16 weight stream of 2 x 65,536 B (the device
+     * dequantizes: dequant_rate 1e12 < COST_NO_FP16_COPY) = 262,144 B; the
+     * non-expert weights at 16 bits, 70,272 parameters (embeddings 2 x 16 x
+     * 128 = 4,096, final norm 128, attention 4 x 128 x 128 = 65,536, two
+     * norms 256, router 128 x 2 = 256) = 140,544 B; the KV cache read, 512 B
+     * a token (K and V, 128 elements each, at 16 bits) x a context sum of
+     * 10 = 5,120 B.  In all 407,808 B at 1 GB/s = 407,808 ns: the bound. */
+    device dm = d;
+    dm.fp16_flops = 1e17;
+    dm.mem_bw = 2e9;
+    dm.mem_eff = 0.5;
+    ok(model_nonexpert_params(&m) == 70272 && model_kv_bytes_per_token(&m, 16) == 512,
+       "the case is set up as intended: 70,272 non-expert parameters, 512 KV bytes a token");
+    cost_compute m1, m9;
+    cost_expert(&dm, 65536, bytes, 8, 1, &m1);
+    cost_expert(&dm, 65536, bytes, 8, 9, &m9);
+    sim_ns Am = cost_nonexpert_ns(&dm, &m, 16, 16, 10, 10);
+    is_near(m1.stream, 131072, 0, "memory-bound: an expert unit streams its FP16 weights, 131,072 B");
+    r = run1("hold-int8", "", map, 10, 1, 1000000000, &dm, NULL);
+    ok(r != NULL, "memory-bound hold run");
+    if (r) {
+        is_near(metric(r, "makespan_s") * 1e9, Am + m1.total + m9.total, 0.5, "memory-bound (hold): A + c(1) + c(9)");
+        is_near(metric(r, "bound_mem_s"), 407808e-9, 1e-18, "memory-bound: bound_mem_s = 407,808 B / 1 GB/s, by hand");
+        is_near(metric(r, "bound_compute_s"), 407808e-9, 1e-18, "memory-bound: the compute unit's floor is the memory term");
+        is_near(metric(r, "bound_flops_s"), (2.0 * 65536 * 10 + cost_nonexpert_flops(&m, 10, 10)) / 1e17, 1e-15,
+                "memory-bound: FLOPs at peak, far below");
+        is_near(metric(r, "bound_tps"), 10 / 407808e-9, 1e-6, "memory-bound: bound_tps = 10 tokens / 407,808 ns");
+        is_near(metric(r, "bound_util"), 407808.0 / (double)(Am + m1.total + m9.total), 1e-9,
+                "memory-bound: bound_util = 407,808 ns / makespan");
+        ok(metric(r, "bound_util") > 0.99 && metric(r, "bound_util") <= 1, "memory-bound: bound_util %.6f (dequantization "
+           "and rounding above the floor)", metric(r, "bound_util"));
+        sim_result_free(r);
+    }
+    /* no FP16 copy (dequant_rate >= COST_NO_FP16_COPY: the kernels read the
+     * packed codes): each unit streams its stored bytes instead of 2 x 65,536 */
+    dm.dequant_rate = 1e16;
+    r = run1("hold-int8", "", map, 10, 1, 1000000000, &dm, NULL);
+    if (r) {
+        is_near(metric(r, "bound_mem_s"), (2.0 * (double)bytes + 145664) / 1e9, 1e-18,
+                "memory-bound, no FP16 copy: 2 x the stored unit + 145,664 B non-expert and KV, at 1 GB/s");
+        ok(metric(r, "bound_util") > 0.9 && metric(r, "bound_util") <= 1, "no FP16 copy: bound_util %.6f", metric(r, "bound_util"));
         sim_result_free(r);
     }
     /* the fused kernel: max(dequant, gemm) + one launch, by hand */
@@ -1122,7 +1171,7 @@ static void swiglu_item_old(const device *d, int64_t weights, int64_t matrices, 
     const int64_t Wm = weights / matrices, ub = level_bytes[k - 1];
     int64_t down_bytes = 0;
     for (int l = 0; l < k; l++) down_bytes += level_bytes[l] / matrices;
-    cost_compute gu, dn = {0, 0, 0, 0};
+    cost_compute gu, dn = {.total = 0, .stream = 0};
     cost_expert(d, weights - Wm, ub - ub / matrices, bits, tokens, &gu);
     if (final > 0) cost_expert(d, Wm * k, down_bytes, bits, final, &dn);
     out->dequant = gu.dequant + dn.dequant;

@@ -73,6 +73,11 @@ sim_ns cost_load_floor_ns(const device *d, int64_t bytes, int page_cached)
     return mx;
 }
 
+double cost_weight_stream_bytes(const device *d, int64_t weights, int64_t stored, int bits)
+{
+    return bits < 16 && d->dequant_rate >= COST_NO_FP16_COPY ? (double)stored : 2.0 * (double)weights;
+}
+
 /* The terms of one expert-unit compute around its FLOP-side time tf (ns):
  * dequantization, the roofline max(tf, weight stream), the cold weight
  * stream and the launches.  cost_expert's tf is 2 weights tokens /
@@ -92,8 +97,9 @@ static void expert_terms(const device *d, int64_t weights, int64_t stored, int b
     /* the weight-stream floor: the FP16 weights, or, when the device has no
      * FP16 copy step (dequant_rate >= COST_NO_FP16_COPY: the kernels work on
      * the packed bit planes), the stored bytes */
-    double streamed = bits < 16 && d->dequant_rate >= COST_NO_FP16_COPY ? (double)stored : 2.0 * (double)weights;
+    double streamed = cost_weight_stream_bytes(d, weights, stored, bits);
     sim_ns tm = cost_dur_ns(streamed, bw);
+    out->stream = streamed;
     out->gemm = tf > tm ? tf : tm;
     if (d->cold_weight_bw > 0) /* the weights come from DRAM once per call, not overlapped */
         out->gemm = sat_add(out->gemm, cost_dur_ns((double)stored, d->cold_weight_bw));
@@ -134,7 +140,7 @@ void cost_expert_swiglu_item(const device *d, int64_t weights, int64_t matrices,
     const int64_t Wm = weights / matrices, ub = level_bytes[k - 1];
     int64_t down_bytes = 0;
     for (int l = 0; l < k; l++) down_bytes += level_bytes[l] / matrices;
-    cost_compute gu, dn = {0, 0, 0, 0};
+    cost_compute gu, dn = {.total = 0, .stream = 0};
     if (fused) {
         int pb = k == 1 ? bits : 1; /* level 1: the b1-bit base; above: one sign plane */
         cost_expert_fused(d, weights - Wm, ub - ub / matrices, bits, pb, tokens, k == 1, &gu);
@@ -160,6 +166,7 @@ void cost_expert_swiglu_item(const device *d, int64_t weights, int64_t matrices,
     out->gemm = gu.gemm + dn.gemm;
     out->overhead = gu.overhead + dn.overhead;
     out->total = sat_add(gu.total, dn.total);
+    out->stream = gu.stream + dn.stream;
 }
 
 double cost_nonexpert_flops(const model *m, int64_t tokens, double ctx_sum)
@@ -172,17 +179,23 @@ double cost_nonexpert_flops(const model *m, int64_t tokens, double ctx_sum)
     return 2.0 * w * (double)tokens + 4.0 * (double)(m->heads * m->head_dim) * ctx_sum * per_layers;
 }
 
+double cost_nonexpert_stream_bytes(const model *m, int nonexpert_bits, int kv_bits, double ctx_sum)
+{
+    double moe = (double)model_moe_layers(m);
+    double w = (double)model_nonexpert_params(m) / moe;
+    double wbytes = w * nonexpert_bits / 8.0;
+    double kvbytes = (double)model_kv_bytes_per_token(m, kv_bits) / moe * ctx_sum;
+    return wbytes + kvbytes;
+}
+
 sim_ns cost_nonexpert_ns(const device *d, const model *m, int nonexpert_bits, int kv_bits,
                          int64_t tokens, double ctx_sum)
 {
     double moe = (double)model_moe_layers(m);
     double per_layers = (double)m->layers / moe; /* transformer layers per MoE slot */
-    double w = (double)model_nonexpert_params(m) / moe;
-    double wbytes = w * nonexpert_bits / 8.0;
-    double kvbytes = (double)model_kv_bytes_per_token(m, kv_bits) / moe * ctx_sum;
     double flops = cost_nonexpert_flops(m, tokens, ctx_sum);
     sim_ns tf = cost_dur_ns(flops, d->fp16_flops * d->compute_eff);
-    sim_ns tm = cost_dur_ns(wbytes + kvbytes, d->mem_bw * d->mem_eff);
+    sim_ns tm = cost_dur_ns(cost_nonexpert_stream_bytes(m, nonexpert_bits, kv_bits, ctx_sum), d->mem_bw * d->mem_eff);
     double lo = ceil(per_layers * (double)d->layer_overhead_ns);
     sim_ns t = sat_add(tf > tm ? tf : tm, lo < (double)COST_NS_MAX ? (sim_ns)lo : COST_NS_MAX);
     return t > 0 ? t : 1;

@@ -43,6 +43,9 @@ typedef struct cost_compute {
                          cold weight stream (device.cold_weight_bw) */
     sim_ns overhead;  /* kernel launches */
     sim_ns total;     /* <= COST_NS_MAX */
+    double stream;    /* bytes the GEMMs' weight-stream floors read at mem_bw x mem_eff
+                         (cost_weight_stream_bytes of each GEMM): gemm, and so total, is at least
+                         their time; the bound's memory term (sim_bound) */
 } cost_compute;
 
 /* A dequant_rate at or above this (weights/s) means the device has no FP16
@@ -50,6 +53,13 @@ typedef struct cost_compute {
  * writes 1e16 when dequantization costs nothing measurable), so a GEMM's
  * memory floor streams the stored bytes, not 2 bytes per weight. */
 #define COST_NO_FP16_COPY 1e15
+
+/* The bytes the weight-stream floor of a GEMM over `weights` weights reads
+ * from accelerator memory (stored: their bytes; bits: their width): the FP16
+ * weights, 2 x weights, or the stored bytes when bits < 16 and the device
+ * has no FP16 copy step (dequant_rate >= COST_NO_FP16_COPY).  Every expert
+ * GEMM in this file is max(FLOP time, this / (mem_bw x mem_eff)) or more. */
+double cost_weight_stream_bytes(const device *d, int64_t weights, int64_t stored, int bits);
 
 /* weights: weights in the unit (all matrices of one expert); stored: its
  * bytes; bits: its bit-width (16 = no dequantization); tokens: rows.
@@ -105,6 +115,11 @@ int cost_swiglu_rates_set(const device *d, int k);
 /* FLOPs of that work (the GEMMs and attention): the compute term of
  * cost_nonexpert_ns before it meets the device (for the bound). */
 double cost_nonexpert_flops(const model *m, int64_t tokens, double ctx_sum);
+/* The bytes of that work's memory floor, read at mem_bw x mem_eff: the
+ * slot's share of the non-expert weights at nonexpert_bits and the KV cache
+ * its tokens read (kv_bits); the memory term of cost_nonexpert_ns (for the
+ * bound). */
+double cost_nonexpert_stream_bytes(const model *m, int nonexpert_bits, int kv_bits, double ctx_sum);
 sim_ns cost_nonexpert_ns(const device *d, const model *m, int nonexpert_bits, int kv_bits,
                          int64_t tokens, double ctx_sum); /* <= COST_NS_MAX */
 

@@ -24,7 +24,8 @@ static const metric_def metric_defs[] = {
     M(plan_gap_steps, ""), M(plan_gap_skipped, ""), M(opt_fallbacks, ""), M(layer_steps, ""),
     M(tokens_generated, "tokens"), M(tokens_total, "tokens"), M(avg_bits, "bits"),
     M(nonexpert_mb, "MB"), M(kv_mb, "MB"), M(ttft_max_s, "s"), M(latency_s, "s"),
-    M(bound_tps, "tokens/s"), M(bound_util, ""), M(bound_io_s, "s"), M(bound_compute_s, "s"), M(page_cache_gb, "GB"),
+    M(bound_tps, "tokens/s"), M(bound_util, ""), M(bound_io_s, "s"), M(bound_compute_s, "s"), M(bound_flops_s, "s"),
+    M(bound_mem_s, "s"), M(page_cache_gb, "GB"),
 };
 #undef M
 #define NMETRIC (sizeof metric_defs / sizeof metric_defs[0])
@@ -88,19 +89,13 @@ void result_finish(run *r)
     m->plan_gap_skipped = (double)r->gap_skip;
     m->opt_fallbacks = (double)r->pc.fallbacks;
     m->layer_steps = (double)r->steps;
-    /* the bound: the run lasts at least its unavoidable I/O and its FLOPs at peak */
+    /* the bound (step.c, bound_fstep): the run lasts at least its unavoidable I/O and its compute
+     * unit's floor, per forward step the larger of its FLOPs at peak and the bytes its computes
+     * stream from accelerator memory */
     m->bound_io_s = (double)r->lb_io_ns / 1e9;
-    m->bound_compute_s = r->lb_flops / r->d->fp16_flops;
-    {   /* measured SwiGLU rates (sim.nested_compute = swiglu) may beat fp16_flops: the expert
-         * uses at the fastest rate the cost model can give one, W weights x tokens each */
-        double peak_wt = r->d->fp16_flops / 2, fast = peak_wt;
-        for (int k = 1; r->swiglu && k <= DEVICE_SWIGLU_LEVELS; k++)
-            if (cost_swiglu_rates_set(r->d, k)) {
-                if (r->d->swiglu_gu_rate[k - 1] > fast) fast = r->d->swiglu_gu_rate[k - 1];
-                if (r->d->swiglu_down_rate[k - 1] > fast) fast = r->d->swiglu_down_rate[k - 1];
-            }
-        if (fast > peak_wt) m->bound_compute_s = r->lb_ne_flops / r->d->fp16_flops + r->lb_wt / fast;
-    }
+    m->bound_compute_s = r->lb_comp_s;
+    m->bound_flops_s = r->lb_flops_s;
+    m->bound_mem_s = r->lb_mem_s;
     double tlb = m->bound_io_s > m->bound_compute_s ? m->bound_io_s : m->bound_compute_s;
     m->bound_tps = r->oom || tlb <= 0 ? 0 : (double)r->R * r->G / tlb;
     m->bound_util = m->bound_tps > 0 ? m->throughput_tps / m->bound_tps : 0;

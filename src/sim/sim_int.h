@@ -36,7 +36,7 @@ typedef struct sim_metrics {
     double plan_overhead_s, plan_gap_mean, plan_gap_max, plan_gap_idorder_mean, plan_gap_steps, plan_gap_skipped;
     double opt_fallbacks, layer_steps, tokens_generated, tokens_total, avg_bits;
     double nonexpert_mb, kv_mb, ttft_max_s, latency_s;
-    double bound_tps, bound_util, bound_io_s, bound_compute_s, page_cache_gb;
+    double bound_tps, bound_util, bound_io_s, bound_compute_s, bound_flops_s, bound_mem_s, page_cache_gb;
 } sim_metrics;
 
 struct sim_result {
@@ -86,8 +86,9 @@ typedef struct step_item {
 } step_item;
 
 /* An item's compute cost as the step uses it, ns: the whole (cost model
- * and router), its dequantization and router parts */
-typedef struct step_cost { sim_ns t_comp, dequant, router; } step_cost;
+ * and router), its dequantization and router parts; and the bytes its
+ * GEMMs' weight-stream floors read (cost_compute.stream, for the bound) */
+typedef struct step_cost { sim_ns t_comp, dequant, router; double stream; } step_cost;
 
 /* The items of a layer step that are used together.  Nested storage: one
  * expert's units (levels 1..k): the expert's FFN is SwiGLU, so a token at
@@ -161,9 +162,14 @@ typedef struct run {
     int64_t fstep_need;     /* bytes of distinct units the current forward step needs */
     int64_t fstep_avail;    /* bytes that can be resident when it begins: the budget (the first step: what is) */
     sim_ns lb_io_ns;        /* I/O time no schedule avoids, summed over forward steps, ns */
-    double lb_flops;        /* FLOPs of the expert uses (2 W per token-expert use) and non-expert work */
-    double lb_ne_flops;     /* the non-expert part of lb_flops, FLOPs */
-    double lb_wt;           /* the expert part as weights x tokens (W per token-expert use) */
+    /* the compute unit's share, per forward step (folded in by bound_fstep) */
+    double fs_ne_flops;     /* the current forward step's non-expert FLOPs */
+    double fs_wt;           /* its expert uses as weights x tokens (W per token-expert use) */
+    double fs_stream;       /* bytes its computes' memory floors read (weight streams, non-expert weights, KV) */
+    double ne_stream;       /* of those, one layer's non-expert work in it (cost_nonexpert_stream_bytes) */
+    double lb_flops_s;      /* sum over forward steps of their FLOPs at peak, s (bound_flops_s) */
+    double lb_mem_s;        /* sum over forward steps of fs_stream / (mem_bw x mem_eff), s (bound_mem_s) */
+    double lb_comp_s;       /* sum over forward steps of the larger of the two, s (bound_compute_s) */
     /* offline profiling */
     uint8_t *static_level;  /* [L*E] */
     double *trans;          /* [L*E*E] P(e' at l+1 | e at l) */

@@ -274,12 +274,13 @@ int step_start(run *r)
          * only: costed once per forward step */
         r->ne_ns = cost_nonexpert_ns(r->d, r->m, (int)r->p->nonexpert_bits, (int)r->p->kv_bits, r->ntok, r->ctx_sum);
         r->ne_flops = cost_nonexpert_flops(r->m, r->ntok, r->ctx_sum);
+        r->ne_stream = cost_nonexpert_stream_bytes(r->m, (int)r->p->nonexpert_bits, (int)r->p->kv_bits, r->ctx_sum);
     }
     mem_set_layer(r->mm, r->layer);
     account_mem(r);
     sim_ns t = r->ne_ns;
-    r->lb_flops += r->ne_flops;
-    r->lb_ne_flops += r->ne_flops;
+    r->fs_ne_flops += r->ne_flops;
+    r->fs_stream += r->ne_stream;
     RUN_TRY(account_check_dur(t, "layer's non-expert work"));
     account_emit(r, SIM_OP_NONEXPERT, now, now + t, r->layer, -1, 0, r->ntok, 0, 0, SIM_TIER_NONE, 0);
     r->phase = 0;
@@ -300,7 +301,7 @@ static int item_cost(run *r, uint32_t u, uint32_t cnt, uint32_t final, step_cost
         *out = *memo;
         return D2_OK;
     }
-    cost_compute cc = {0, 0, 0, 0};
+    cost_compute cc = {.total = 0, .stream = 0};
     if (r->swiglu)
         cost_expert_swiglu_item(r->d, r->W, r->m->expert_matrices, r->m->expert_ffn, r->unit_bytes, (int)u + 1,
                                 r->unit_bits[u], cnt, final, r->fused, &cc);
@@ -313,6 +314,7 @@ static int item_cost(run *r, uint32_t u, uint32_t cnt, uint32_t final, step_cost
     out->dequant = cc.dequant;
     out->router = r->bt->is_router ? (sim_ns)ceil(r->p->router_overhead * (double)cc.total) : 0;
     out->t_comp = cc.total + out->router; /* >= 1: 0 marks a memo cell not yet filled */
+    out->stream = cc.stream;
     if (memo) *memo = *out;
     return D2_OK;
 }
@@ -324,8 +326,7 @@ int step_plan(run *r)
     const size_t base = (size_t)r->layer * r->ntok * r->K;
     const uint32_t E = r->E, U = r->U, layer = r->layer;
     const int nested = r->nested;
-    r->lb_flops += 2.0 * (double)r->W * (double)n; /* every token-expert use is at least one GEMM of the expert */
-    r->lb_wt += (double)r->W * (double)n;
+    r->fs_wt += (double)r->W * (double)n; /* every token-expert use is at least one GEMM of the expert */
     /* B[j][u]: uses of expert j at exactly level (unit) u, and their gate
      * weights' sums gs and sums of squares gs2: decoded here, or read in
      * the memo (Bc, gsc, gs2c: the step's, whichever) */
@@ -429,6 +430,7 @@ int step_plan(run *r)
     uint32_t *pres = r->order, *pgrp = r->order2;
     uint32_t nitems = 0, ngroups = 0, npres = 0, npgrp = 0;
     int64_t need = 0, tick = r->tick;
+    double stream = 0; /* bytes the items' weight-stream floors read (the bound) */
     uint32_t need_u[POLICY_MAX_LEVELS];
     for (uint32_t j = 0, b = 0; j < E; j++) {
         const uint32_t *nd = Bc + b; /* nd[u]: expert j's tokens that need unit u */
@@ -462,6 +464,7 @@ int step_plan(run *r)
                 RUN_TRY(item_cost(r, u, cnt, fin, &own));
                 sc = &own;
             }
+            stream += sc->stream;
             items[nitems] = (step_item){.entry = id, .expert = j, .unit = u, .tokens = cnt, .final = fin, .grp = ngroups,
                                         .t_comp = sc->t_comp, .dequant = sc->dequant, .router = sc->router, .hit = hit,
                                         .pred = pred};
@@ -497,6 +500,7 @@ int step_plan(run *r)
     memcpy(r->gate2_k, g2k, sizeof g2k);
     r->tick = tick;
     r->fstep_need += need;
+    r->fs_stream += stream;
     r->nitems = r->remaining = nitems;
     r->ngroups = ngroups;
     /* Which groups hold their present units now (hits).  Groups all present,
@@ -586,18 +590,63 @@ int step_plan(run *r)
     return issue_prefetch(r);
 }
 
-/* The bound (docs/simulator.md, "The bound"): the units a forward step
- * needs (N bytes, distinct) were either resident when it began (at most the
- * budget M: resident bytes never exceed it, loading ones included; in the
- * first forward step exactly what the system starts with) or are
- * loaded during it, so at least N - M bytes cross the host link, and of
- * those at least N - M - C come from flash (C: the page cache, which held
- * at most C of them when the step began).  Each tier's bytes take at least
- * their slowest stage's bandwidth term (cost_load_floor_ns); the page-cache
- * share is costed at the cheaper of its two ways in.  One I/O channel: the
- * run lasts at least the sum. */
+/* The fastest rate, weights x tokens per second, at which the cost model
+ * can do an expert use's W weights x tokens: fp16_flops / 2 (2 FLOPs a
+ * weight and token), or a measured SwiGLU rate above it (sim.nested_compute
+ * = swiglu, device.swiglu_*_rate_l<k> set; a use does at least W x tokens
+ * of gate/up and down work, each part at its own rate or slower). */
+static double bound_wt_rate(const run *r)
+{
+    double fast = r->d->fp16_flops / 2;
+    for (int k = 1; r->swiglu && k <= DEVICE_SWIGLU_LEVELS; k++)
+        if (cost_swiglu_rates_set(r->d, k)) {
+            if (r->d->swiglu_gu_rate[k - 1] > fast) fast = r->d->swiglu_gu_rate[k - 1];
+            if (r->d->swiglu_down_rate[k - 1] > fast) fast = r->d->swiglu_down_rate[k - 1];
+        }
+    return fast;
+}
+
+/* The bound (docs/simulator.md, "The bound").
+ *
+ * Compute: the one compute unit runs every operation of the forward step
+ * one after another, each at least its cost-model time (interference only
+ * slows it; the router's share only adds).  Each operation's time is at
+ * least max(its FLOP time, its memory time): the non-expert work
+ * max(tf, tm) + layer overhead with tm = cost_nonexpert_stream_bytes at
+ * mem_bw x mem_eff; an expert item's GEMM term max(tf, tm) (+ the cold
+ * stream), with tm = cost_weight_stream_bytes at mem_bw x mem_eff (per
+ * GEMM: gate/up and down apart for SwiGLU items), under dequantization
+ * added before it (per-level kernels) or max'ed with it (fused), plus
+ * launches.  A sum of maxima is at least the maximum of the sums, so the
+ * step takes at least max(FLOPs at peak, streamed bytes / (mem_bw x
+ * mem_eff)); the FLOP side is the step's non-expert FLOPs at peak plus its
+ * expert uses (W weights x tokens each) at bound_wt_rate, below every
+ * kernel reading's FLOP time (compute_eff <= 1).  The streamed bytes are
+ * the cost model's own, summed over the step's items (each (layer,
+ * expert, unit) used once, whatever its tokens) and its layers' non-expert
+ * work: nothing the model charges at memory speed is counted twice or
+ * left at a faster rate.  cost_dur_ns rounds each term up (or to an integer
+ * within 1e-9 relative, which the run's bound check allows for).
+ *
+ * I/O: the units a forward step needs (N bytes, distinct) were either
+ * resident when it began (at most the budget M: resident bytes never exceed
+ * it, loading ones included; in the first forward step exactly what the
+ * system starts with) or are loaded during it, so at least N - M bytes
+ * cross the host link, and of those at least N - M - C come from flash (C:
+ * the page cache, which held at most C of them when the step began).  Each
+ * tier's bytes take at least their slowest stage's bandwidth term
+ * (cost_load_floor_ns); the page-cache share is costed at the cheaper of its
+ * two ways in.  One I/O channel: the run lasts at least the sum. */
 static void bound_fstep(run *r)
 {
+    const double wt_rate = bound_wt_rate(r), peak = r->d->fp16_flops;
+    const double tflops = wt_rate > peak / 2 ? r->fs_ne_flops / peak + r->fs_wt / wt_rate
+                                             : (r->fs_ne_flops + 2.0 * r->fs_wt) / peak;
+    const double tmem = r->fs_stream / (r->d->mem_bw * r->d->mem_eff);
+    r->lb_flops_s += tflops;
+    r->lb_mem_s += tmem;
+    r->lb_comp_s += tflops > tmem ? tflops : tmem;
+    r->fs_ne_flops = r->fs_wt = r->fs_stream = 0;
     int64_t need = r->fstep_need - r->fstep_avail;
     r->fstep_need = 0;
     if (need <= 0) return;
