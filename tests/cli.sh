@@ -154,4 +154,73 @@ expect 2 "figures.ini: no figures" "plot list of an empty figures.ini: exit 2" -
 expect 2 "--readings nope: reading 'nope': no such profile" "audit --readings NOPE: names the option, exit 2" -- \
     "$D2MOE" audit --claims "$D2_SRCDIR/experiments/paper-claims.ini" --readings nope --db "$TMP/noaudit.db"
 [ ! -e "$TMP/noaudit.db" ]; ok $? "  no store created"
+# an option that takes a value, given twice, is refused naming it (exit 2,
+# one line, before any work): the last one was taken without a word.  One
+# place (cli_getopt_long) does it for every command; the options --help
+# shows with "..." repeat, --set with different keys (one key twice is
+# refused naming the key), and a flag twice is the same thing said twice
+SIM="simulate --model llama-moe-3.5b --device env1 --requests 1 --prompt 2 --gen 2"
+# shellcheck disable=SC2086
+expect 2 "^d2moe simulate: --db \(-D\) given twice: give it once" "simulate --db twice: exit 2 naming --db" -- \
+    "$D2MOE" $SIM --db "$TMP/twice1.db" --db "$TMP/twice2.db"
+[ ! -e "$TMP/twice1.db" ] && [ ! -e "$TMP/twice2.db" ]; ok $? "  and no store created"
+# shellcheck disable=SC2086
+expect 2 "^d2moe simulate: --policy \(-p\) given twice" "simulate --policy twice: exit 2" -- "$D2MOE" $SIM --policy d2moe-v1 --policy hobbit
+# shellcheck disable=SC2086
+"$D2MOE" $SIM --set sim.budget=2G --set sim.plan=hebf --json --json > /dev/null; ok $? "  simulate: two --set of different keys and --json twice: exit 0"
+expect 2 "^d2moe execute: --model \(-m\) given twice" "execute --model twice: exit 2" -- \
+    "$D2MOE" execute --model tiny-moe --model llama-moe-3.5b --device host --requests 1 --prompt 2 --gen 2
+expect 2 "^d2moe execute: sim.prompt given twice \(sim.prompt=2, then sim.prompt=4\)" "execute --set of one key twice: exit 2" -- \
+    "$D2MOE" execute --model tiny-moe --device host --requests 1 --set sim.prompt=2 --set sim.prompt=4 --gen 2
+printf '[sweep]\nname = tw\nmodel = llama-moe-3.5b\ndevice = env1\nsim.requests = 1\nsim.prompt = 2\nsim.gen = 2\n' > "$TMP/tw.ini"
+expect 2 "^d2moe sweep: --jobs \(-j\) given twice" "sweep -j and --jobs: exit 2 naming --jobs" -- "$D2MOE" sweep "$TMP/tw.ini" -j 1 --jobs 2 --db "$TMP/tw.db"
+expect 2 "^d2moe sweep: --db \(-d\) given twice" "sweep --db twice: exit 2" -- "$D2MOE" sweep "$TMP/tw.ini" --db "$TMP/tw.db" --db "$TMP/tw2.db"
+expect 2 "^d2moe sweep: sim.prompt given twice \(sim.prompt=2, then sim.prompt=4\)" "sweep --set of one key twice: exit 2 (the last won)" -- \
+    "$D2MOE" sweep "$TMP/tw.ini" --set sim.prompt=2 --set sim.prompt=4 --db "$TMP/tw.db"
+[ ! -e "$TMP/tw.db" ] && [ ! -e "$TMP/tw2.db" ]; ok $? "  and no store created"
+"$D2MOE" sweep "$TMP/tw.ini" --set sim.prompt=4 --set sim.gen=4 --quiet --quiet --db "$TMP/tw.db" > /dev/null 2>&1 &&
+    "$D2MOE" export --db "$TMP/tw.db" --format json | jq -e '.[0]["sim.prompt"] == "4" and .[0]["sim.gen"] == "4"' > /dev/null
+ok $? "  sweep: two --set of different keys (and --quiet twice) both apply"
+expect 2 "^d2moe quantize: --output \(-o\) given twice" "quantize --output and -o: exit 2 naming --output" -- \
+    "$D2MOE" quantize --input "$TMP/none.npy" --output "$TMP/a.mwq" -o "$TMP/b.mwq"
+expect 2 "^d2moe quantize: mwq.levels given twice \(mwq.levels=2, then mwq.levels=3\)" "quantize --set of one key twice: exit 2" -- \
+    "$D2MOE" quantize --input "$TMP/none.npy" --set mwq.levels=2 --set mwq.levels=3
+expect 2 "^d2moe calibrate: --seed given twice" "calibrate --seed twice: exit 2" -- "$D2MOE" calibrate --seed 1 --seed 2 -o "$TMP/cal.ini"
+[ ! -e "$TMP/cal.ini" ]; ok $? "  and nothing measured or written"
+expect 2 "^d2moe plot: --db \(-d\) given twice" "plot --db and -d: exit 2 naming --db" -- "$D2MOE" plot all --db "$TMP/a.db" -d "$TMP/b.db"
+expect 2 "^d2moe plot: --variant given twice" "plot --variant twice: exit 2 (a long-only option)" -- "$D2MOE" plot all --variant a --variant b
+expect 2 "^d2moe report: --out \(-o\) given twice" "report -o twice: exit 2" -- "$D2MOE" report -o "$TMP/a.html" -o "$TMP/b.html"
+expect 2 "^d2moe export: --format \(-f\) given twice" "export --format twice: exit 2" -- "$D2MOE" export --format csv --format json
+expect 2 "^d2moe db: info: expected one FILE" "db info with two files: exit 2" -- "$D2MOE" db info "$TMP/a.db" "$TMP/b.db"
+expect 2 "^d2moe: --profiles given twice: give it once" "the global --profiles twice: exit 2" -- \
+    "$D2MOE" --profiles "$TMP" --profiles "$D2_SRCDIR/experiments" db info "$TMP/a.db"
+T2="$D2_SRCDIR/traces/mixtral-8x7b.r2.p16.d32.s1.d2t"
+expect 2 "^d2moe trace import: --format \(-f\) given twice" "trace import --format twice: exit 2" -- \
+    "$D2MOE" trace import --format csv --format mixtral-jsonl "$D2_SRCDIR/tests/data/trace/good.csv" -o "$TMP/ti.d2t"
+expect 2 "^d2moe trace gen: --seed given twice" "trace gen --seed twice: exit 2" -- "$D2MOE" trace gen --model mixtral-8x7b --seed 1 --seed 2 -o "$TMP/tg.d2t"
+expect 2 "^d2moe trace gen: gen.requests given twice \(gen.requests=1, then gen.requests=2\)" "trace gen --set of one key twice: exit 2" -- \
+    "$D2MOE" trace gen --model mixtral-8x7b --set gen.requests=1 --set gen.requests=2 -o "$TMP/tg.d2t"
+[ ! -e "$TMP/tg.d2t" ]; ok $? "  and no trace written"
+"$D2MOE" trace gen --model mixtral-8x7b --set gen.requests=1 --set gen.layers=2 -o "$TMP/tg.d2t" > /dev/null &&
+    "$D2MOE" trace info "$TMP/tg.d2t" | grep -Eq '^layers += 2$'
+ok $? "  trace gen: two --set of different keys both apply"
+expect 2 "^d2moe trace stats: --language given twice" "trace stats --language twice: exit 2" -- "$D2MOE" trace stats --language en --language de "$T2"
+"$D2MOE" trace stats --json --json "$T2" | jq -e . > /dev/null; ok $? "  trace stats --json twice: exit 0"
+expect 2 "^d2moe show: --group \(-g\) given twice" "show --group twice: exit 2" -- "$D2MOE" show model mixtral-8x7b --group 64 -g 128
+expect 2 "^d2moe show: model.layers given twice \(model.layers=2, then model.layers=3\)" "show --set of one key twice: exit 2 (the last won)" -- \
+    "$D2MOE" show model mixtral-8x7b --set model.layers=2 --set model.layers=3
+"$D2MOE" show model mixtral-8x7b --set model.layers=2 --set model.experts=4 | grep -Eq '^experts += 4 '; ok $? "  show: two --set of different keys: exit 0"
+expect 2 "^d2moe reproduce: --db \(-d\) given twice" "reproduce --db twice: exit 2" -- "$D2MOE" reproduce --db "$TMP/r1.db" --db "$TMP/r2.db"
+expect 2 "^d2moe reproduce: device.flash_bw given twice \(device.flash_bw=7G, then device.flash_bw=8G\)" "reproduce --set of one key twice: exit 2" -- \
+    "$D2MOE" reproduce --db "$TMP/r1.db" --set device.flash_bw=7G --set device.flash_bw=8G
+[ ! -e "$TMP/r1.db" ]; ok $? "  and no store created"
+expect 2 "^d2moe audit: --claims \(-c\) given twice" "audit --claims twice: exit 2" -- \
+    "$D2MOE" audit --claims "$D2_SRCDIR/experiments/paper-claims.ini" --claims "$D2_SRCDIR/tests/data/audit-claims.ini"
+expect 2 "^d2moe eval: --seqs \(-n\) given twice" "eval --seqs twice: exit 2" -- "$D2MOE" eval --input "$TMP/syn.bin" --seqs 1 --seqs 2
+"$D2MOE" eval --write-synthetic "$TMP/syn.bin" > /dev/null &&
+    "$D2MOE" eval --input "$TMP/syn.bin" --seqs 1 --len 4 --preset v1 --preset v2 > "$TMP/ev.txt" && grep -q '^v1 ' "$TMP/ev.txt" && grep -q '^v2 ' "$TMP/ev.txt"
+ok $? "  eval --preset twice (it repeats): both presets run"
+expect 2 "^d2moe validate: --rounds \(-n\) given twice" "validate --rounds twice: exit 2" -- "$D2MOE" validate --from "$TMP/v.db" --rounds 3 --rounds 4
+expect 2 "^d2moe bench sim: --reps \(-n\) given twice" "bench sim --reps twice: exit 2" -- "$D2MOE" bench sim --reps 1 -n 2
+expect 2 "^d2moe bench kernels: --threads \(-t\) given twice" "bench kernels --threads twice: exit 2" -- "$D2MOE" bench kernels --threads 1 --threads 2
 done_testing

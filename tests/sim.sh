@@ -58,7 +58,7 @@ expect 2 "smaller than one expert level" "budget below one level: exit 2" -- $S 
 expect 2 "unknown planner" "unknown planner: exit 2" -- $S --set sim.plan=fastest
 expect 2 "unknown predictor" "unknown preloading predictor: exit 2" -- $S --set sim.prefetch=psychic
 expect 2 "expected model.KEY" "--set of an unknown table: exit 2" -- $S --set foo.bar=1
-expect 2 "requests: 0 is outside" "zero requests: exit 2" -- $S --requests 0
+expect 2 "requests: 0 is outside" "zero requests: exit 2" -- $D2MOE simulate --model llama-moe-3.5b --device env1 --requests 0 --prompt 8 --gen 8
 expect 2 "model is required" "no model: exit 2" -- $D2MOE simulate --device env1
 expect 2 "unknown option" "unknown option: exit 2" -- $S --frobnicate
 expect 2 "trace" "bitroute=trace without recorded bits: exit 2" -- $S --set sim.bitroute=trace

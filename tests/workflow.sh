@@ -209,7 +209,7 @@ S="simulate --model llama-moe-3.5b --device env1 --requests 1 --prompt 2 --gen 2
 expect 2 "^d2moe simulate: --budget: expected an integer, got \"1500xb\" \(suffixes k M G T or Ki Mi Gi Ti, any case" \
     "--budget 1500xb: the error names --budget and lists the suffixes" -- "$D2MOE" $S --budget 1500xb
 # shellcheck disable=SC2086
-expect 2 "^d2moe simulate: --requests: 0 is outside \[1, " "--requests 0: the range, naming --requests" -- "$D2MOE" $S --requests 0
+expect 2 "^d2moe simulate: --requests: 0 is outside \[1, " "--requests 0: the range, naming --requests" -- "$D2MOE" simulate --model llama-moe-3.5b --device env1 --requests 0 --prompt 2 --gen 2
 # shellcheck disable=SC2086
 expect 2 "^d2moe: --set: sim.budget: expected an integer" "--set sim.budget=x names --set and the key as typed (sim.budget)" -- "$D2MOE" $S --set sim.budget=x
 # shellcheck disable=SC2086

@@ -497,7 +497,7 @@ int bench_kernels(int argc, char **argv)
     const char *preset = "v1";
     kern_impl impl = KERN_AUTO;
     kq_qpath qpath = KQ_QAUTO;
-    while ((ch = getopt_long(argc, argv, "hr:c:R:C:n:i:js:g:p:t:q:", lo, NULL)) != -1) {
+    while ((ch = cli_getopt_long(argc, argv, "hr:c:R:C:n:i:js:g:p:t:q:", lo, NULL, NULL)) != -1) {
         char *end = NULL;
         long v = 0;
         if (ch == 'r' || ch == 'c' || ch == 'R' || ch == 'C' || ch == 'n' || ch == 's') {

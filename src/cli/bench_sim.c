@@ -116,7 +116,7 @@ int bench_sim(int argc, char **argv)
                                          {"trace", required_argument, NULL, 't'}, {NULL, 0, NULL, 0}};
     int reps = 5, c;
     const char *trace = NULL;
-    while ((c = getopt_long(argc, argv, "hn:t:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hn:t:", opts, NULL, NULL)) != -1) {
         if (c == 'h') {
             printf("usage: d2moe bench sim [--reps N] [--trace FILE]\n\nWall time of paper-size simulator runs (best of N, default 5).\n");
             return 0;

@@ -149,7 +149,7 @@ int bench_trace(int argc, char **argv)
     const char *dir = "/tmp";
     int keep = 0, c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "h", opts, NULL, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'h': usage(stdout); return 0;

@@ -43,11 +43,18 @@ int cli_parse_double(const char *cmd, const char *opt, const char *arg, double l
  * (2: a bad value, or a priority this user may not take). */
 int cli_set_nice(const char *cmd, const char *arg, long *out);
 /* getopt_long that remembers the long options, so an unknown option gets a
- * "did you mean" (cli_bad_option). */
+ * "did you mean" (cli_bad_option), and refuses an option that takes a value
+ * given twice in one parse (the last one would win without a word): it
+ * returns '?' and cli_bad_option names it.  repeat: the option values (val,
+ * or the short letter) that may be given several times, e.g. "s" for a
+ * --set key=value that repeats, or NULL.  Flags (no value) may repeat.
+ * Every command parses its options with it. */
 struct option;
-int cli_getopt_long(int argc, char *const *argv, const char *shortopts, const struct option *longopts, int *idx);
-/* After getopt_long returned '?' or ':': one line naming the option (and
- * the closest known one); returns 2. */
+int cli_getopt_long(int argc, char *const *argv, const char *shortopts, const struct option *longopts, const char *repeat,
+                    int *idx);
+/* After cli_getopt_long returned '?' or ':': one line naming the option
+ * (an option given twice, or an unknown one and the closest known one);
+ * returns 2. */
 int cli_bad_option(const char *cmd, int argc, char **argv);
 /* The folder of shipped data `what` ("plots" or "experiments") holding
  * `marker` (e.g. "figures.ini"): ./<what>, then the installed data folder

@@ -168,7 +168,7 @@ static int run(int argc, char **argv)
         {"db", required_argument, NULL, 'D'},       {NULL, 0, NULL, 0}};
     const char *claims_path = NULL, *rdname = NULL, *dbpath = NULL;
     int json = 0, c;
-    while ((c = getopt_long(argc, argv, "hc:r:jD:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hc:r:jD:", opts, NULL, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'c': claims_path = optarg; break;

@@ -169,7 +169,7 @@ static int run(int argc, char **argv)
     int64_t pool_bytes = 128LL << 20;
     int compute_cpu = CPUPIN_DEFAULT, io_cpu = CPUPIN_DEFAULT;
     int c, st;
-    while ((c = cli_getopt_long(argc, argv, "ho:n:d:f:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "ho:n:d:f:", opts, NULL, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'o': out_path = optarg; break;

@@ -151,7 +151,7 @@ static int run(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     opts o = {.seqs = 16, .len = 128, .seed = 1};
     int ch;
-    while ((ch = getopt_long(argc, argv, "hi:f:n:T:s:d:jp:lw:P:", lo, NULL)) != -1) {
+    while ((ch = cli_getopt_long(argc, argv, "hi:f:n:T:s:d:jp:lw:P:", lo, "p", NULL)) != -1) {
         switch (ch) {
         case 'h': usage(stdout); return 0;
         case 'i': o.input = optarg; break;

@@ -506,7 +506,7 @@ static int run(int argc, char **argv)
     const char *recal = NULL;
     const char *spec = NULL, *pass[32];
     int npass = 0;
-    while ((c = cli_getopt_long(argc, argv, "hm:d:p:b:r:P:g:t:S:s:E:D:T:R:w:W:j:V", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hm:d:p:b:r:P:g:t:S:s:E:D:T:R:w:W:j:V", opts, "s=", NULL)) != -1) {
         if (npass > (int)(sizeof pass / sizeof pass[0]) - 2) return cli_usage_error("execute", "too many options");
         int t = simopts_take(&so, c, optarg, "execute");
         if (t == 1) continue;

@@ -166,7 +166,7 @@ static int run(int argc, char **argv)
         {"format", required_argument, NULL, 'f'}, {"out", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
     const char *dbp = "results/d2moe.db", *sweep = NULL, *want = NULL, *outp = NULL;
     int json = 0, c;
-    while ((c = cli_getopt_long(argc, argv, "hd:s:f:o:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hd:s:f:o:", opts, NULL, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'd': dbp = optarg; break;

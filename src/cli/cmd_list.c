@@ -100,7 +100,7 @@ static int run(int argc, char **argv)
 {
     static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int c;
-    while ((c = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "h", opts, NULL, NULL)) != -1) {
         if (c == 'h') { usage(stdout); return 0; }
         return cli_bad_option("list", argc, argv);
     }

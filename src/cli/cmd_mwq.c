@@ -27,7 +27,7 @@ static int run(int argc, char **argv)
                                        {"json", no_argument, NULL, 'j'},
                                        {NULL, 0, NULL, 0}};
     int verify = 0, json = 0, c;
-    while ((c = cli_getopt_long(argc, argv, "hvj", lo, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hvj", lo, NULL, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'v': verify = 1; break;

@@ -159,13 +159,8 @@ static int run(int argc, char **argv)
     if (rc) return cli_fail(rc);
     plot_query q;
     memset(&q, 0, sizeof q);
-    unsigned char given[128] = {0}; /* options that take one value: a second one is refused, not the last taken */
-    while ((c = cli_getopt_long(argc, argv, "hd:o:p:", opts, NULL)) != -1) {
-        if (c > 0 && c < 128 && c != 'w' && c != 'h' && given[c]++) {
-            const char *nm = c == 'd' ? "--db" : c == 'o' ? "--out" : c == 'p' ? "--plots" : c == 'V' ? "--variant"
-                           : c == 's' ? "--sweep" : c == 'x' ? "--x" : c == 'y' ? "--y" : c == 'S' ? "--series" : "an option";
-            return cli_usage_error("plot", "%s given twice: give it once", nm);
-        }
+    /* --where repeats; the others take one value each (cli_getopt_long refuses a second) */
+    while ((c = cli_getopt_long(argc, argv, "hd:o:p:", opts, "w", NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'd': dbp = optarg; break;

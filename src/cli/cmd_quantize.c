@@ -408,7 +408,7 @@ static int run(int argc, char **argv)
     int nsets = 0;
     int64_t bb = 0, lv = 0, gr = 0;
     int ch;
-    while ((ch = cli_getopt_long(argc, argv, "hi:f:t:p:b:k:g:m:c:s:o:jd:nr:R:T:", lo, NULL)) != -1) {
+    while ((ch = cli_getopt_long(argc, argv, "hi:f:t:p:b:k:g:m:c:s:o:jd:nr:R:T:", lo, "ts=", NULL)) != -1) {
         switch (ch) {
         case 'h': usage(stdout); return 0;
         case 'i': o.input = optarg; break;

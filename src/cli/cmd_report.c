@@ -107,7 +107,7 @@ static int run(int argc, char **argv)
     char plotdir[FILEIO_PATH_MAX];
     int c = fileio_pathf(plotdir, sizeof plotdir, "%s", cli_data_dir("plots", "figures.ini"));
     if (c) return cli_fail(c);
-    while ((c = cli_getopt_long(argc, argv, "hd:o:p:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hd:o:p:", opts, NULL, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'd': dbp = optarg; break;

@@ -157,7 +157,7 @@ static int run(int argc, char **argv)
     int quick = 0, c;
     long jobs = sysconf(_SC_NPROCESSORS_ONLN);
     if (jobs < 1) jobs = 1;
-    while ((c = cli_getopt_long(argc, argv, "hqd:o:j:S:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hqd:o:j:S:", opts, "S=", NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'q': quick = 1; break;

@@ -73,7 +73,7 @@ static int run(int argc, char **argv)
     int nsets = 0;
     long group = 128;
     int c;
-    while ((c = cli_getopt_long(argc, argv, "hs:g:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hs:g:", opts, "s=", NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 's':

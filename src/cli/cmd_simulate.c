@@ -118,7 +118,7 @@ static int run(int argc, char **argv)
     sim_job job = {.seed = 1};
     const char *dbpath = NULL;
     int json = 0, c;
-    while ((c = cli_getopt_long(argc, argv, "hLm:d:p:b:r:P:g:t:S:s:E:D:jT:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hLm:d:p:b:r:P:g:t:S:s:E:D:jT:", opts, "s=", NULL)) != -1) {
         int t = simopts_take(&so, c, optarg, "simulate");
         if (t == 1) continue;
         if (t) return t;

@@ -66,7 +66,7 @@ static int run(int argc, char **argv)
     size_t nsets = 0;
     const char *dbp = "results/d2moe.db", *tl = NULL, *curve = NULL, *as = NULL;
     int jobs = 1, si = 0, sn = 1, quiet = 0, quick = 0, c;
-    while ((c = cli_getopt_long(argc, argv, "hd:j:s:t:c:q", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hd:j:s:t:c:q", opts, "S=", NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'd': dbp = optarg; break;

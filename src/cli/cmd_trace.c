@@ -62,7 +62,7 @@ static int cmd_import(int argc, char **argv)
     import_opts o = {0};
     const char *out = NULL;
     int c;
-    while ((c = cli_getopt_long(argc, argv, "hf:o:sm:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hf:o:sm:", opts, NULL, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'f': o.format = optarg; break;
@@ -259,7 +259,7 @@ static int cmd_stats(int argc, char **argv)
     stat_params sp;
     stat_params_default(&sp);
     int c;
-    while ((c = cli_getopt_long(argc, argv, "hjs:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hjs:", opts, "s=", NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'j': json = 1; break;
@@ -306,7 +306,7 @@ static int cmd_gen(int argc, char **argv)
     int nsets = 0;
     uint64_t seed = 1;
     int c;
-    while ((c = cli_getopt_long(argc, argv, "hm:o:s:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hm:o:s:", opts, "s=", NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'm': modelname = optarg; break;

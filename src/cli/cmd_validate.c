@@ -532,7 +532,7 @@ static int run(int argc, char **argv)
     double cap_min = VALIDATE_TIME_CAP_MIN, bound = 10, calib_tol = 10, busy_tol = VALSTAT_BUSY_TOL_PCT, dv;
     long lv;
     uint64_t seed = 1;
-    while ((c = getopt_long(argc, argv, "hD:qn:c:b:w:", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "hD:qn:c:b:w:", opts, NULL, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'D': dbpath = optarg; break;

@@ -118,16 +118,108 @@ int cli_set_nice(const char *cmd, const char *arg, long *out)
     return cli_fail(D2_EINVAL);
 }
 
+/* The parse in progress: its long options (for "did you mean"), and for the
+ * duplicate check the option values seen so far and the one given twice. */
 static const struct option *g_longopts;
+static const char *g_shortopts;
+static unsigned char g_seen[256];
+static int g_twice, g_last_optind;
+/* the KEY=VALUE arguments of the options that repeat with different keys
+ * (repeat "s=": --set), and the two that named one key */
+#define OPT_KEYED_MAX 1024
+static struct { int c; const char *arg; } g_keyed[OPT_KEYED_MAX];
+static size_t g_nkeyed;
+static const char *g_dup_first, *g_dup_second;
 
-int cli_getopt_long(int argc, char *const *argv, const char *shortopts, const struct option *longopts, int *idx)
+static void opt_state_reset(void)
 {
+    memset(g_seen, 0, sizeof g_seen);
+    g_twice = 0;
+    g_last_optind = 0;
+    g_nkeyed = 0;
+    g_dup_first = g_dup_second = NULL;
+}
+
+/* arg (KEY=VALUE) of option c names a key an earlier one of c named: that
+ * earlier argument, else NULL (and arg remembered) */
+static const char *opt_keyed_dup(int c, const char *arg)
+{
+    const char *eq = arg ? strchr(arg, '=') : NULL;
+    if (!eq) return NULL; /* no KEY=: the command says what is wrong with it */
+    const size_t kl = (size_t)(eq - arg);
+    for (size_t i = 0; i < g_nkeyed; i++)
+        if (g_keyed[i].c == c && !strncmp(g_keyed[i].arg, arg, kl) && g_keyed[i].arg[kl] == '=') return g_keyed[i].arg;
+    if (g_nkeyed < OPT_KEYED_MAX) { /* past that the command's own limit on its --set has refused them */
+        g_keyed[g_nkeyed].c = c;
+        g_keyed[g_nkeyed++].arg = arg;
+    }
+    return NULL;
+}
+
+/* has_arg of the option getopt_long returned as c: the long one typed
+ * (idx), else the short one in shortopts, else the first long one of val c */
+static int opt_takes_value(int c, int idx, const char *shortopts, const struct option *longopts)
+{
+    if (idx >= 0) return longopts[idx].has_arg != no_argument;
+    const char *s = c > 0 && c < 256 && c != ':' && c != '+' && c != '-' ? strchr(shortopts, c) : NULL;
+    if (s) return s[1] == ':';
+    for (const struct option *o = longopts; o && o->name; o++)
+        if (o->val == c && !o->flag) return o->has_arg != no_argument;
+    return 0;
+}
+
+int cli_getopt_long(int argc, char *const *argv, const char *shortopts, const struct option *longopts, const char *repeat,
+                    int *idx)
+{
+    /* a new parse: other options, or optind set back (main, bench, reproduce
+     * set it to 1 before a command's parse) */
+    if (longopts != g_longopts || optind == 0 || optind < g_last_optind) opt_state_reset();
     g_longopts = longopts;
-    return getopt_long(argc, argv, shortopts, longopts, idx);
+    g_shortopts = shortopts;
+    int li = -1;
+    int c = getopt_long(argc, argv, shortopts, longopts, &li);
+    if (idx) *idx = li;
+    g_last_optind = optind;
+    if (c == -1 || c == '?' || c == ':') { /* the parse ends here */
+        opt_state_reset();
+        return c;
+    }
+    /* a value given twice would be resolved silently (the last one kept):
+     * refused, unless the option is one that repeats (repeat lists it; with
+     * '=' after it, as KEY=VALUE of different keys); a flag given twice says
+     * the same thing twice and is let be */
+    const char *r = c > 0 && c < 256 && repeat ? strchr(repeat, c) : NULL;
+    if (c <= 0 || c >= 256 || !opt_takes_value(c, li, shortopts, longopts)) return c;
+    const char *first = r && r[1] == '=' ? opt_keyed_dup(c, optarg) : NULL;
+    if (first || (!r && g_seen[c]++)) {
+        opt_state_reset();
+        g_twice = c;
+        g_dup_first = first;
+        g_dup_second = first ? optarg : NULL;
+        return '?';
+    }
+    return c;
 }
 
 int cli_bad_option(const char *cmd, int argc, char **argv)
 {
+    if (g_twice && g_dup_first) { /* one key of --set KEY=VALUE twice */
+        const char *a = g_dup_first, *b = g_dup_second;
+        opt_state_reset();
+        return cli_usage_error(cmd, "%.*s given twice (%s, then %s): give it once", (int)strcspn(a, "="), a, a, b);
+    }
+    if (g_twice) {
+        int c = g_twice;
+        g_twice = 0;
+        const char *lname = NULL;
+        for (const struct option *o = g_longopts; o && o->name && !lname; o++)
+            if (o->val == c && !o->flag) lname = o->name;
+        /* its short form too, when it has one (val 'V' of --variant may be long-only) */
+        int shortc = c > ' ' && c < 127 && c != ':' && c != '+' && c != '-' && g_shortopts && strchr(g_shortopts, c);
+        if (lname && shortc) return cli_usage_error(cmd, "--%s (-%c) given twice: give it once", lname, c);
+        if (lname) return cli_usage_error(cmd, "--%s given twice: give it once", lname);
+        return cli_usage_error(cmd, "-%c given twice: give it once", c);
+    }
     const char *opt = (optind - 1 >= 0 && optind - 1 < argc) ? argv[optind - 1] : "?";
     if (optopt && optopt != '?' && strncmp(opt, "--", 2) != 0)
         return cli_usage_error(cmd, "bad option '-%c' or missing argument", optopt);
@@ -170,12 +262,14 @@ const char *cli_data_dir(const char *what, const char *marker)
  * argv here, so every command looks profiles up there first. */
 static int take_profiles(int *argc, char **argv)
 {
-    int o = 1;
+    int o = 1, seen = 0;
     for (int i = 1; i < *argc; i++) {
         if (!strcmp(argv[i], "--")) { while (i < *argc) argv[o++] = argv[i++]; break; }
         if (!strcmp(argv[i], "--profiles") || !strncmp(argv[i], "--profiles=", 11)) {
             const char *dir = argv[i][10] == '=' ? argv[i] + 11 : (i + 1 < *argc ? argv[++i] : NULL);
             if (!dir || !*dir) { fprintf(stderr, "d2moe: --profiles: expected a folder\n"); return 2; }
+            /* one folder: a second would replace the first without a word */
+            if (seen++) { fprintf(stderr, "d2moe: --profiles given twice: give it once\n"); return 2; }
             struct stat st; /* a file or FIFO is "not a directory", not a permission problem */
             if (stat(dir, &st) != 0) { fprintf(stderr, "d2moe: --profiles %s: %s\n", dir, strerror(errno)); return 2; }
             if (!S_ISDIR(st.st_mode)) { fprintf(stderr, "d2moe: --profiles %s: not a directory\n", dir); return 2; }
@@ -198,7 +292,10 @@ static void usage(FILE *out)
         fprintf(out, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
     fprintf(out, "  %-12s %s\n", "help", "list the commands, or 'help COMMAND' for one");
     fprintf(out, "\nOptions: --version, --help, --profiles DIR (look profiles up in DIR first;\n"
-                 "see 'd2moe list' for the search order)\n");
+                 "see 'd2moe list' for the search order)\n\n"
+                 "An option that takes a value is given once (a second one is refused, exit 2);\n"
+                 "those a command's --help shows with '...' repeat, --set KEY=VALUE with\n"
+                 "different keys.\n");
 }
 
 static const cli_cmd *find(const char *name)

@@ -87,8 +87,9 @@ int simopts_finish(simopts *o, const char *cmd)
     o->nsets = 0;
     for (size_t i = 0; i < o->nshort; i++) o->sets[o->nsets++] = o->shortcut[i];
     for (size_t i = 0; i < o->ngiven; i++) o->sets[o->nsets++] = o->given[i];
-    /* a key set twice (--budget and --set sim.budget=, or two --set): the
-     * last would win without a word, so it is refused */
+    /* a key set twice (--budget and --set sim.budget=; two --set of one
+     * key are refused by cli_getopt_long already): the last would win
+     * without a word, so it is refused */
     for (size_t i = 1; i < o->nsets; i++) {
         const char *eq = strchr(o->sets[i], '=');
         if (!eq) continue;
