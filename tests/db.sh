@@ -31,14 +31,14 @@ expect 2 "no runs of variant \"nosuch\"" "export --variant of no run, JSON: exit
 [ "$("$D2MOE" export --db "$TMP/shared.db" --variant base --format json 2>/dev/null | jq length)" = 24 ]; ok $? "export --variant base: the 24 runs"
 sqlite3 "$TMP/foreign.db" "CREATE TABLE t(x); INSERT INTO t VALUES (1);"
 before=$(md5sum < "$TMP/foreign.db")
-expect 2 "foreign.db: an SQLite database of another application" "a foreign SQLite file is refused (exit 2)" -- "$D2MOE" simulate --model llama-moe-3.5b --device env1 --requests 1 --prompt 2 --gen 2 --db "$TMP/foreign.db"
+expect 2 "foreign.db: not a d2moe results database \(an SQLite database d2moe did not create: 1 table, schema version 0" "a foreign SQLite file is refused (exit 2)" -- "$D2MOE" simulate --model llama-moe-3.5b --device env1 --requests 1 --prompt 2 --gen 2 --db "$TMP/foreign.db"
 [ "$(md5sum < "$TMP/foreign.db")" = "$before" ]; ok $? "and left unchanged"
 # a --db that is not a d2moe store is bad input: exit 2 and one line naming the file, for every command that opens one
 printf 'just some text\n' > "$TMP/text.db"
 : > "$TMP/empty.db"
 printf '[sweep]\nname = t1\nmodel = llama-moe-3.5b\ndevice = env1\nsim.requests = 1\nsim.prompt = 2\nsim.gen = 2\n' > "$TMP/t1.ini"
 for f in text foreign; do
-    case $f in text) re="text.db: not an SQLite database" ;; *) re="foreign.db: an SQLite database of another application" ;; esac
+    case $f in text) re="text.db: not an SQLite database" ;; *) re="foreign.db: not a d2moe results database \(an SQLite database d2moe did not create" ;; esac
     sum=$(md5sum < "$TMP/$f.db")
     expect 2 "$re" "$f file: db info exits 2" -- "$D2MOE" db info "$TMP/$f.db"
     expect 2 "$re" "$f file: export exits 2" -- "$D2MOE" export --db "$TMP/$f.db"
@@ -49,7 +49,41 @@ for f in text foreign; do
     expect 2 "$re" "$f file: merge from it exits 2" -- "$D2MOE" merge "$TMP/m.db" "$TMP/$f.db"
     [ "$(md5sum < "$TMP/$f.db")" = "$sum" ]; ok $? "$f file: left unchanged"
 done
-expect 2 "empty.db: empty .*not a d2moe results database" "an empty file: db info exits 2" -- "$D2MOE" db info "$TMP/empty.db"
+expect 2 "empty.db: not a d2moe results database \(an empty file or SQLite database: not initialised" "an empty file: db info exits 2" -- "$D2MOE" db info "$TMP/empty.db"
+# SQLite files whose schema version (user_version) is 0: db info called
+# their tables empty; every command that reads a store says the file is not
+# one (or not initialised), exit 2, and leaves it as it was: a plain SQLite
+# file with a table, an SQLite file without tables, one with another
+# application's id, and one with d2moe's id but never initialised
+sqlite3 "$TMP/v0tab.db" "CREATE TABLE t(a);"
+sqlite3 "$TMP/v0none.db" "PRAGMA user_version = 0; VACUUM;"
+sqlite3 "$TMP/v0app.db" "PRAGMA application_id = 7; CREATE TABLE t(a);"
+sqlite3 "$TMP/v0ours.db" "PRAGMA application_id = 1144147269; CREATE TABLE t(a); INSERT INTO t VALUES (1);"
+for f in v0tab v0none v0app v0ours; do
+    case $f in
+    v0tab) re="v0tab.db: not a d2moe results database \(an SQLite database d2moe did not create: 1 table, schema version 0, no d2moe application id\)" ;;
+    v0none) re="v0none.db: not a d2moe results database \(an empty file or SQLite database: not initialised" ;;
+    v0app) re="v0app.db: not a d2moe results database \(an SQLite database of another application, application_id 7\)" ;;
+    *) re="v0ours.db: not a d2moe results database \(d2moe's application id but schema version 0, never initialised, with 1 table of its own\)" ;;
+    esac
+    sum=$(md5sum < "$TMP/$f.db")
+    expect 2 "$re" "$f (user_version 0): db info exits 2 saying it is not a store" -- "$D2MOE" db info "$TMP/$f.db"
+    "$D2MOE" db info "$TMP/$f.db" 2>&1 | grep -q "empty$\|^t  *[0-9]"; [ $? -ne 0 ]; ok $? "$f (user_version 0): db info lists no tables"
+    expect 2 "$re" "$f (user_version 0): export exits 2" -- "$D2MOE" export --db "$TMP/$f.db"
+    expect 2 "$re" "$f (user_version 0): report exits 2" -- "$D2MOE" report --db "$TMP/$f.db" -o "$TMP/$f.html"
+    expect 2 "$re" "$f (user_version 0): plot --sweep exits 2" -- "$D2MOE" plot --sweep t1 --x sim.requests --y makespan_s --db "$TMP/$f.db" -o "$TMP/$f.png"
+    rm -f "$TMP/m.db"
+    expect 2 "$re" "$f (user_version 0): merge from it exits 2" -- "$D2MOE" merge "$TMP/m.db" "$TMP/$f.db"
+    [ "$(md5sum < "$TMP/$f.db")" = "$sum" ]; ok $? "$f (user_version 0): left unchanged"
+done
+# a writer refuses the ones with tables and initialises the one without
+for f in v0tab v0app v0ours; do
+    expect 2 "$f.db: not a d2moe results database" "$f (user_version 0): simulate --db exits 2" -- \
+        "$D2MOE" simulate --model llama-moe-3.5b --device env1 --requests 1 --prompt 2 --gen 2 --db "$TMP/$f.db"
+done
+"$D2MOE" simulate --model llama-moe-3.5b --device env1 --requests 1 --prompt 2 --gen 2 --db "$TMP/v0none.db" > /dev/null &&
+    "$D2MOE" db info "$TMP/v0none.db" | grep -Eq '^runs +1$'
+ok $? "an SQLite file without tables: simulate --db initialises it as a store, db info reads it"
 # a refused WAL-mode store gets no -wal or -shm beside it: a corrupt store
 # (a good one cut to 3000 bytes: its header intact) and another
 # application's database in WAL mode (SQLite made both side files to read
@@ -59,7 +93,7 @@ expect 2 "empty.db: empty .*not a d2moe results database" "an empty file: db inf
 ok $? "a WAL-mode store, cut to 3000 bytes"
 sqlite3 "$TMP/fwal.db" "PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1);" > /dev/null
 for f in cut fwal; do
-    case $f in cut) re="cut.db: not an SQLite database \(corrupt" ;; *) re="fwal.db: an SQLite database of another application" ;; esac
+    case $f in cut) re="cut.db: not an SQLite database \(corrupt" ;; *) re="fwal.db: not a d2moe results database \(an SQLite database d2moe did not create" ;; esac
     sum=$(md5sum < "$TMP/$f.db")
     expect 2 "$re" "$f (WAL): export exits 2" -- "$D2MOE" export --db "$TMP/$f.db"
     expect 2 "$re" "$f (WAL): db info exits 2" -- "$D2MOE" db info "$TMP/$f.db"

@@ -240,7 +240,7 @@ int main(void)
     sqlite3_exec(h, "CREATE TABLE customers(name TEXT); INSERT INTO customers VALUES('a');", NULL, NULL, NULL);
     sqlite3_close(h);
     hash_file_hex(foreign, h1);
-    ok(db_open(foreign, &d) == D2_EFORMAT && strstr(d2_err_msg(), "another application"), "a foreign database is refused: %s", d2_err_msg());
+    ok(db_open(foreign, &d) == D2_EFORMAT && strstr(d2_err_msg(), "not a d2moe results database (an SQLite database d2moe did not create"), "a foreign database is refused: %s", d2_err_msg());
     hash_file_hex(foreign, h2);
     is_str(h2, h1, "and left byte-for-byte unchanged");
 

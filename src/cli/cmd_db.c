@@ -11,7 +11,9 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: d2moe db info FILE\n\n"
                  "Print the schema version of a d2moe results database and the row count of\n"
-                 "each table.  A file that is not a d2moe results database is refused.\n");
+                 "each table.  A file that is not a d2moe results database is refused with\n"
+                 "exit status 2 and one line saying why, also an SQLite file d2moe never\n"
+                 "initialised (schema version 0: an empty file, or tables of another program).\n");
 }
 
 static int run(int argc, char **argv)

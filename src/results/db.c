@@ -27,6 +27,7 @@ struct db {
     sqlite3 *h;
     char *path;
     int version;
+    int ntables;             /* tables in sqlite_master when opened (verify_owner) */
     struct {
         char *sql;           /* a copy of its text */
         sqlite3_stmt *st;
@@ -277,6 +278,7 @@ int db_transaction(db *d, int (*fn)(sqlite3 *h, void *user), void *user)
 }
 
 static int wide_view_refresh(sqlite3 *h, const char *path);
+static int refuse_not_store(const char *path, int app, int ntab, int ver);
 static void overrides_line(const char *ovr, const char *reading, char *buf, size_t n);
 
 static int migrate_fn(sqlite3 *h, void *user)
@@ -288,8 +290,7 @@ static int migrate_fn(sqlite3 *h, void *user)
     if (v == 0) {
         int ntab = 0;
         query_int(d, "SELECT count(*) FROM sqlite_master", &ntab);
-        if (ntab != 0)
-            D2_ERROR(D2_EFORMAT, "%s: holds tables but is not a d2moe results database; refusing to touch it", d->path);
+        if (ntab != 0) return refuse_not_store(d->path, DB_APPLICATION_ID, ntab, 0);
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA application_id = %d", DB_APPLICATION_ID);
         if (exec_simple(d, sql) != SQLITE_OK) return D2_EDB;
@@ -324,20 +325,36 @@ static int verify_owner(db *d)
     if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
         D2_ERROR(D2_EFORMAT, "%s: not an SQLite database (corrupt or another kind of file); refusing to touch it", d->path);
     if (rc != SQLITE_OK) D2_ERROR(D2_EDB, "%s: cannot read: %s", d->path, sqlite3_errstr(rc));
-    if (app != DB_APPLICATION_ID && (app != 0 || ntab != 0 || ver != 0))
-        D2_ERROR(D2_EFORMAT, "%s: an SQLite database of another application (application_id %d); refusing to touch it", d->path, app);
+    if (app != DB_APPLICATION_ID && (app != 0 || ntab != 0 || ver != 0)) return refuse_not_store(d->path, app, ntab, ver);
     /* no d2moe writes a negative version: migrating from it ran migration
      * 0 -> 1 over the existing tables (and indexed migrations[] below 0) */
     if (ver < 0)
         D2_ERROR(D2_EFORMAT, "%s: schema version (user_version) %d is not one d2moe writes (0..%d); refusing to touch it", d->path,
                  ver, N_MIGRATIONS);
     d->version = ver;
+    d->ntables = ntab;
     return D2_OK;
 }
 
-static int refuse_empty(const char *path)
+/* One wording for every SQLite file that is not a d2moe store, whoever
+ * meets it (a reader, a writer, db info): D2_EFORMAT (exit 2), naming the
+ * file and why.  app, ntab, ver: its application_id, sqlite_master rows
+ * and user_version.  A store is d2moe's application id with a schema
+ * version 1..N_MIGRATIONS; an empty file (or SQLite file without tables)
+ * is not one yet, and a writer (db_open) initialises it instead. */
+static int refuse_not_store(const char *path, int app, int ntab, int ver)
 {
-    D2_ERROR(D2_EFORMAT, "%s: empty (an empty file or SQLite database), not a d2moe results database", path);
+    if (app != DB_APPLICATION_ID && app != 0)
+        D2_ERROR(D2_EFORMAT, "%s: not a d2moe results database (an SQLite database of another application, application_id %d); "
+                 "refusing to touch it", path, app);
+    if (ntab == 0 && ver == 0)
+        D2_ERROR(D2_EFORMAT, "%s: not a d2moe results database (an empty file or SQLite database: not initialised; a command "
+                 "that stores runs into it, e.g. simulate --db, initialises it)", path);
+    if (app == 0) /* a plain SQLite file: sqlite3 x.db 'create table t(a)' */
+        D2_ERROR(D2_EFORMAT, "%s: not a d2moe results database (an SQLite database d2moe did not create: %d table%s, schema "
+                 "version %d, no d2moe application id); refusing to touch it", path, ntab, ntab == 1 ? "" : "s", ver);
+    D2_ERROR(D2_EFORMAT, "%s: not a d2moe results database (d2moe's application id but schema version %d, never initialised, "
+             "with %d table%s of its own); refusing to touch it", path, ver, ntab, ntab == 1 ? "" : "s");
 }
 
 /* A "file:" URI of path with the query q, every byte but [A-Za-z0-9/._~-]
@@ -385,7 +402,7 @@ static int verify_untouched(const char *file, const char *path, int empty_too)
     if (!uri || !t) { sqlite3_free(uri); free(t); D2_ERROR(D2_ENOMEM, "out of memory"); }
     t->path = (char *)path; /* not freed: t is not closed with db_close */
     int rc = sqlite3_open_v2(uri, &t->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) == SQLITE_OK ? verify_owner(t) : D2_EDB;
-    if (rc == D2_OK && empty_too && t->version == 0 && N_MIGRATIONS > 0) rc = refuse_empty(path);
+    if (rc == D2_OK && empty_too && t->version == 0 && N_MIGRATIONS > 0) rc = refuse_not_store(path, DB_APPLICATION_ID, t->ntables, 0);
     sqlite3_close_v2(t->h);
     sqlite3_free(uri);
     free(t);
@@ -488,8 +505,9 @@ int db_open_readonly(const char *path, db **out)
     D2_TRY(open_common(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, &d));
     fileio_note_store(path); /* no file output of this command may be written over it */
     if (d->version == 0 && N_MIGRATIONS > 0) {
+        int ntab = d->ntables;
         db_close(d);
-        return refuse_empty(path);
+        return refuse_not_store(path, DB_APPLICATION_ID, ntab, 0);
     }
     *out = d;
     return D2_OK;
