@@ -181,6 +181,11 @@ expect 2 "^d2moe sweep: sim.prompt given twice \(sim.prompt=2, then sim.prompt=4
 "$D2MOE" sweep "$TMP/tw.ini" --set sim.prompt=4 --set sim.gen=4 --quiet --quiet --db "$TMP/tw.db" > /dev/null 2>&1 &&
     "$D2MOE" export --db "$TMP/tw.db" --format json | jq -e '.[0]["sim.prompt"] == "4" and .[0]["sim.gen"] == "4"' > /dev/null
 ok $? "  sweep: two --set of different keys (and --quiet twice) both apply"
+expect 2 "^d2moe sweep: readings given twice \(--readings datasheet, then --set readings=none\)" "sweep --readings with --set readings=: exit 2 (one was dropped)" -- \
+    "$D2MOE" sweep "$TMP/tw.ini" --readings datasheet --set readings=none --db "$TMP/tw3.db"
+[ ! -e "$TMP/tw3.db" ]; ok $? "  and no store created"
+expect 2 "^d2moe reproduce: --set readings=none: the reading of every run is --readings NAME .*: give --readings none" \
+    "reproduce --set readings=: exit 2 naming --readings (it was overridden by the default reading)" -- "$D2MOE" reproduce --set readings=none --db "$TMP/r0.db"
 expect 2 "^d2moe quantize: --output \(-o\) given twice" "quantize --output and -o: exit 2 naming --output" -- \
     "$D2MOE" quantize --input "$TMP/none.npy" --output "$TMP/a.mwq" -o "$TMP/b.mwq"
 expect 2 "^d2moe quantize: mwq.levels given twice \(mwq.levels=2, then mwq.levels=3\)" "quantize --set of one key twice: exit 2" -- \

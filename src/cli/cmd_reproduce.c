@@ -162,6 +162,10 @@ static int run(int argc, char **argv)
         case 'h': usage(stdout); return 0;
         case 'q': quick = 1; break;
         case 'S':
+            /* every run gets readings=--readings NAME after the sets: this one would be dropped without a word */
+            if (!strncmp(optarg, "readings=", 9))
+                return cli_usage_error("reproduce", "--set %s: the reading of every run is --readings NAME (default %s): give --readings %s",
+                                       optarg, REPRODUCE_READINGS, optarg + 9);
             if (nsets == 64) return cli_usage_error("reproduce", "too many --set options (64 at most)");
             sets[nsets++] = optarg;
             break;

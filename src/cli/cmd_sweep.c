@@ -102,6 +102,10 @@ static int run(int argc, char **argv)
         }
     }
     if (argc - optind != 1) return cli_usage_error("sweep", "expected one SPEC.ini");
+    /* --readings NAME is --set readings=NAME: with both, one was dropped without a word */
+    for (size_t i = 0; rdset[0] && i < nsets; i++)
+        if (sets[i] != rdset && !strncmp(sets[i], "readings=", 9))
+            return cli_usage_error("sweep", "readings given twice (--readings %s, then --set %s): give it once", rdset + 9, sets[i]);
     if (rdset[0]) { /* named as typed: --readings NAME, not the --set it becomes */
         readings rd;
         if (runner_readings_load(&rd, rdset + 9) != D2_OK) {
