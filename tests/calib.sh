@@ -121,7 +121,7 @@ st=$?
 pid=$!
 seen=1
 i=0
-while [ $i -lt 100 ]; do
+while [ $i -lt 1200 ] && kill -0 $pid 2> /dev/null; do # up to a minute: a loaded machine is slow to start
     if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q "$TMP/d/.*(deleted)"; then seen=0; break; fi
     sleep 0.05; i=$((i + 1))
 done

@@ -229,8 +229,9 @@ mkdir -p "$TMP/g"
 "$D2MOE" execute --model "$TMP/big.ini" --device "$TMP/host.ini" --requests 2 --prompt 1 --gen 1 --mwq-dir "$TMP/g" \
     > "$TMP/gout" 2>&1 &
 pid=$!
+# (waits up to a minute, while the process runs: a loaded machine is slow to start)
 i=0
-while [ $i -lt 100 ] && ! ls "$TMP/g" 2>/dev/null | grep -q 'mwq.tmp$'; do sleep 0.05; i=$((i + 1)); done
+while [ $i -lt 1200 ] && kill -0 $pid 2> /dev/null && ! ls "$TMP/g" 2>/dev/null | grep -q 'mwq.tmp$'; do sleep 0.05; i=$((i + 1)); done
 ls "$TMP/g" | grep -q 'mwq.tmp$'; ok $? "generation under way (temporary model file)"
 kill -TERM $pid 2>/dev/null
 wait $pid; st=$?
