@@ -661,6 +661,7 @@ typedef struct reader_arg {
     double *t;              /* this block's read times, ns (NULL: not kept) */
     int tcap, tn;           /* room in t, reads kept there (tn atomic) */
     int stopped;            /* atomic: the reader thread has ended (its read failed or run was cleared) */
+    int started;            /* atomic: the reader thread is running, pinned, its first read next */
 } reader_arg;
 
 static void *reader_main(void *p)
@@ -670,6 +671,7 @@ static void *reader_main(void *p)
         __atomic_store_n(&a->stopped, 1, __ATOMIC_RELEASE);
         return NULL;
     }
+    __atomic_store_n(&a->started, 1, __ATOMIC_RELEASE);
     uint64_t st = 0x9e3779b97f4a7c15ULL;
     const int64_t slots = (a->file_bytes - a->size) / ALIGN + 1;
     while (__atomic_load_n(&a->run, __ATOMIC_ACQUIRE)) {
@@ -684,6 +686,17 @@ static void *reader_main(void *p)
     }
     __atomic_store_n(&a->stopped, 1, __ATOMIC_RELEASE);
     return NULL;
+}
+
+/* Wait until the reader thread just created runs (or has ended): a span
+ * that counts its reads starts after this, so that a machine slow to
+ * schedule the new thread gives fewer reads, not none (run is 1 before the
+ * thread starts, so a started reader makes at least one read). */
+static void reader_wait_started(reader_arg *a)
+{
+    struct timespec ts = {0, 50000};
+    while (!__atomic_load_n(&a->started, __ATOMIC_ACQUIRE) && !__atomic_load_n(&a->stopped, __ATOMIC_ACQUIRE))
+        nanosleep(&ts, NULL);
 }
 
 struct calib_probe {
@@ -1030,8 +1043,10 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
             ra.tcap = rper;
             ra.tn = 0;
             ra.stopped = 0;
+            ra.started = 0;
             __atomic_store_n(&ra.run, 1, __ATOMIC_RELEASE);
             if (pthread_create(&th, NULL, reader_main, &ra)) { rc = D2_EIO; d2_err_set("interference: cannot start a thread"); break; }
+            reader_wait_started(&ra);
             struct timespec ts = {0, 2000000}; /* let the first read start */
             nanosleep(&ts, NULL);
         }
@@ -1201,6 +1216,7 @@ int calib_host_stops(const calib_io_opts *o, int compute_cpu, int64_t hidden, in
             rc = D2_EIO;
             d2_err_set("host stops: cannot start a thread");
         } else if (rc == D2_OK) {
+            reader_wait_started(&ra); /* the phase starts with the reader: at least one read */
             b0 = clock_mono_ns();
             host_passes(&pool, &next, b0 + (int64_t)(read_s * 1e9), t, CAP, &n);
             b1 = clock_mono_ns();

@@ -258,9 +258,10 @@ int calib_interference(const calib_io_opts *o, int64_t hidden, int64_t ffn, int6
  * pool of calib_cold (pool_bytes) on the calling thread, which runs on
  * compute_cpu, for idle_s seconds while a thread on o->reader_cpu spins
  * (both CPUs busy, as in execute, nothing read), then for read_s seconds
- * while a reader thread there reads a nameless temporary file (o->dir,
- * o->file_bytes) with O_DIRECT at random offsets, read_bytes per read; a
- * watcher on each of the two CPUs throughout.  Measured and reported, not
+ * from the moment a reader thread there runs, while it reads a nameless
+ * temporary file (o->dir, o->file_bytes) with O_DIRECT at random offsets,
+ * read_bytes per read (at least one read however late the thread starts);
+ * a watcher on each of the two CPUs throughout.  Measured and reported, not
  * a device parameter: on this project's VM the host's share moved between
  * 0 and ~10% from one run to the next at the same reads (docs/host.md,
  * "Host stops").  D2_EINVAL (CPUs not pinned to two, bad sizes or
