@@ -13,6 +13,12 @@ for k in status throughput_tps total_tps makespan_s ttft_s tpot_s peak_mem_mb io
 done
 jq -e '.status == "ok" and .throughput_tps > 0 and .makespan_s > 0' "$TMP/a.json" > /dev/null; ok $? "status ok, throughput > 0"
 jq -e '.params["sim.policy"] == "d2moe-v1" and .params["system.plan"] == "hebf"' "$TMP/a.json" > /dev/null; ok $? "effective params in the JSON"
+# the reading the run ran under, named in both outputs (README: datasheet vs paper-testbed)
+jq -e '.reading == "datasheet"' "$TMP/a.json" > /dev/null; ok $? "json names the reading (default datasheet)"
+$S --readings paper-testbed --json | jq -e '.reading == "paper-testbed" and .params["reading.name"] == "paper-testbed"' > /dev/null
+ok $? "json names --readings paper-testbed"
+$S | grep -Eq '^reading +\= datasheet$'; ok $? "text output: reading = datasheet"
+$S --readings none | grep -Eq '^reading +\= none$'; ok $? "text output: reading = none"
 $S --json > "$TMP/b.json"
 jq -S 'del(.plan_overhead_s)' "$TMP/a.json" > "$TMP/a2"; jq -S 'del(.plan_overhead_s)' "$TMP/b.json" > "$TMP/b2"
 cmp -s "$TMP/a2" "$TMP/b2"; ok $? "two runs with the same seed: identical output (but the wall-clock plan overhead)"

@@ -37,8 +37,9 @@ static void usage(FILE *out)
             "--set also takes model.KEY and device.KEY.  --list prints the named systems\n"
             "and the policies they combine.  --readings names the reading set applied to\n"
             "every system (experiments/readings/NAME.ini; default datasheet, none = the\n"
-            "profiles as they are).  Out of memory is a result (status oom, exit\n"
-            "0); bad arguments exit 2.  See docs/simulator.md.\n\n"
+            "profiles as they are); the output names it (reading = NAME, in JSON\n"
+            "\"reading\").  Out of memory is a result (status oom, exit 0); bad\n"
+            "arguments exit 2.  See docs/simulator.md.\n\n"
             "sim keys:\n");
     param_print_help(&sim_param_table, out);
 }
@@ -80,6 +81,13 @@ static int json_param(const char *key, const char *value, const char *units, voi
 {
     (void)units;
     return json_object_set_new(u, key, json_string(value)) ? D2_ENOMEM : D2_OK;
+}
+/* the reading the run ran under (param reading.name), for the output */
+static int find_reading(const char *key, const char *value, const char *units, void *u)
+{
+    (void)units;
+    if (!strcmp(key, "reading.name")) snprintf(u, PARAM_STR_MAX, "%s", value);
+    return D2_OK;
 }
 static int store(const char *path, const sim_result *r, const simopts *so, double trace_repeats, int64_t *id)
 {
@@ -167,10 +175,15 @@ static int run(int argc, char **argv)
         sim_result_free(r);
         return cli_fail(rc);
     }
+    /* the reading is said in both forms: the same configuration gives other
+     * numbers under another reading (README: datasheet vs paper-testbed) */
+    char reading[PARAM_STR_MAX] = "";
+    sim_result_foreach_param(r, find_reading, reading);
     if (json) {
         json_t *o = json_object(), *params = json_object();
         json_object_set_new(o, "status", json_string(sim_result_status(r)));
         if (sim_result_reason(r)[0]) json_object_set_new(o, "reason", json_string(sim_result_reason(r)));
+        json_object_set_new(o, "reading", json_string(reading));
         sim_result_foreach_metric(r, json_metric, o);
         sim_result_foreach_param(r, json_param, params);
         json_object_set_new(o, "params", params);
@@ -182,6 +195,7 @@ static int run(int argc, char **argv)
         free(s);
     } else {
         sim_result_print(r, stdout);
+        printf("%-22s = %s\n", "reading", reading);
         if (dbpath) printf("%-22s = %lld\n", "run_id", (long long)id);
     }
     sim_result_free(r);
