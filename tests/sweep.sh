@@ -34,8 +34,18 @@ n=$(sqlite3 "$TMP/full.db" "SELECT count(*) FROM sweep_jobs"); [ "$n" -eq 48 ]; 
 [ "$(sqlite3 "$TMP/full.db" "SELECT count(*) FROM metrics WHERE name = 'est_ppl'")" -eq 48 ]; ok $? "every run has est_ppl"
 "$D2MOE" sweep "$TMP/s.ini" --db "$TMP/full.db" -j 2 2> "$TMP/rerun.err"; ok $? "rerun"
 grep -q "0 run, 48 already stored" "$TMP/rerun.err"; ok $? "a rerun skips all 48"
-"$D2MOE" sweep "$TMP/s.ini" --quick --db "$TMP/quick.db" --quiet
+grep -q "already stored, 0 failed; reading datasheet; " "$TMP/rerun.err"; ok $? "the summary names the reading (datasheet, the default)"
+"$D2MOE" sweep "$TMP/s.ini" --quick --db "$TMP/quick.db" 2> "$TMP/quick.err"
 [ "$(sqlite3 "$TMP/quick.db" "SELECT count(*) FROM sweep_jobs")" -eq 6 ]; ok $? "--quick: [quick] budget list, 6 jobs"
+! grep -q "no \[quick\] section" "$TMP/quick.err"; ok $? "--quick with a [quick] section: no note"
+# --quick on a spec without [quick]: the full grid, with a note before any run
+sed '/^\[quick\]/,$d' "$TMP/s.ini" | sed 's/^name = t$/name = tnq/; s/^sim.budget = .*/sim.budget = 600M/; s/^sim.requests = .*/sim.requests = 2/' > "$TMP/nq.ini"
+printf 'readings = datasheet, paper-testbed\n' >> "$TMP/nq.ini"
+"$D2MOE" sweep "$TMP/nq.ini" --quick --db "$TMP/nq.db" 2> "$TMP/nq.err"; st=$?
+[ $st -eq 0 ] && grep -q "^d2moe sweep: note: --quick: .*nq.ini has no \[quick\] section, so its full grid of 6 jobs runs$" "$TMP/nq.err" &&
+    [ "$(sqlite3 "$TMP/nq.db" "SELECT count(*) FROM sweep_jobs")" -eq 6 ]
+ok $? "--quick without a [quick] section: the full 6 jobs, said on stderr"
+grep -q "; readings datasheet, paper-testbed; " "$TMP/nq.err"; ok $? "a readings axis: the summary names both"
 
 # bad specs fail before any run starts, naming file:line
 printf '[sweep]\nname = b\nmodel = llama-moe-3.5b\ndevice = env1\nsim.colour = red\n' > "$TMP/b1.ini"

@@ -33,11 +33,13 @@ static void usage(FILE *out)
             "CSV, default experiments/accuracy/llama-moe-wikitext2.csv, and the store's\n"
             "quant_errors table; left empty, with a note naming d2moe reproduce and d2moe\n"
             "quantize, when that table is empty).  --quick uses the spec's\n"
-            "[quick] section (smaller value lists) for a first look.  --set key=value\n"
+            "[quick] section (smaller value lists) for a first look; a spec without one\n"
+            "runs its full grid, with a note saying so.  --set key=value\n"
             "fixes one axis to one value (or adds it) for every job, e.g. --set\n"
             "device.flash_bw=7G to change one assumption and rerun.  --readings NAME\n"
             "(= --set readings=NAME) applies a reading set to every job; a spec may also\n"
-            "sweep `readings = datasheet, paper-testbed` like any axis.\n\n"
+            "sweep `readings = datasheet, paper-testbed` like any axis.  The summary line\n"
+            "names the reading(s) the grid ran under (default datasheet).\n\n"
             "Variants: every run records the assumptions it ran with beyond the spec's\n"
             "axes: by default \"base\" (no --set, no --readings) or \"v\" + a digest of\n"
             "those overrides; --as NAME names them.  A --set or --readings that changes\n"
@@ -50,6 +52,27 @@ static void usage(FILE *out)
             "Spec keys: name, kind (simulate), description, zip = a b | c d, and axes:\n"
             "model, device, trace, seed, readings, or any table.key (model.*, device.*, sim.*).\n"
             "Values: comma lists; ranges lo..hi:step or lo..hi*factor.\n");
+}
+
+/* "reading NAME" or "readings A, B" of the grid's jobs (a spec may sweep
+ * them; a job that names none runs under READINGS_DEFAULT), for the summary:
+ * the same grid gives other numbers under another reading */
+static void readings_of(const sweep_spec *s, char *buf, size_t n)
+{
+    const char *seen[16];
+    size_t ns = 0, more = 0;
+    for (size_t i = 0; i < sweep_spec_size(s); i++) {
+        const char *r = sweep_job_get(sweep_spec_job(s, i), "readings");
+        if (!r || !*r) r = READINGS_DEFAULT;
+        size_t k = 0;
+        while (k < ns && strcmp(seen[k], r)) k++;
+        if (k < ns) continue;
+        if (ns < sizeof seen / sizeof *seen) seen[ns++] = r;
+        else more = 1;
+    }
+    size_t used = (size_t)snprintf(buf, n, "reading%s ", ns > 1 ? "s" : "");
+    for (size_t k = 0; k < ns && used < n; k++) used += (size_t)snprintf(buf + used, n - used, "%s%s", k ? ", " : "", seen[k]);
+    if (more && used < n) snprintf(buf + used, n - used, ", ...");
 }
 
 static int run(int argc, char **argv)
@@ -124,6 +147,11 @@ static int run(int argc, char **argv)
         sweep_spec_free(s);
         return rc;
     }
+    /* --quick on a spec without [quick]: the full grid runs (the spec's
+     * smallest), said before any run so a large one can be stopped */
+    if (quick && !sweep_spec_has_quick(s))
+        fprintf(stderr, "d2moe sweep: note: --quick: %s has no [quick] section, so its full grid of %zu jobs runs\n", argv[optind],
+                sweep_spec_size(s));
     /* every job's configuration as a run would resolve it, before the store
      * is opened: a bad combination stops here, naming its spec line */
     if ((rc = runner_prepare_spec(s)) != D2_OK) { sweep_spec_free(s); return cli_fail(rc); }
@@ -165,9 +193,11 @@ static int run(int argc, char **argv)
      * first one is printed, also under --quiet, so exit status 1 says why */
     char variant[DB_VARIANT_MAX];
     sweep_spec_variant(s, variant);
+    char rdnames[256];
+    readings_of(s, rdnames, sizeof rdnames);
     if (!quiet || rc || st.failed)
-        fprintf(stderr, "sweep %s (variant %s%s): %zu jobs in this shard: %zu run, %zu already stored, %zu failed; %.2f s (%.1f configurations/s per worker)%s%s\n",
-                sweep_spec_name(s), variant, as || !*sweep_spec_overrides(s) ? "" : " = the --set overrides", st.total, st.done, st.skipped, st.failed, st.wall_s,
+        fprintf(stderr, "sweep %s (variant %s%s): %zu jobs in this shard: %zu run, %zu already stored, %zu failed; %s; %.2f s (%.1f configurations/s per worker)%s%s\n",
+                sweep_spec_name(s), variant, as || !*sweep_spec_overrides(s) ? "" : " = the --set overrides", st.total, st.done, st.skipped, st.failed, rdnames, st.wall_s,
                 st.wall_s > 0 ? (double)(st.done + st.failed) / st.wall_s / jobs : 0.0,
                 st.first_error[0] ? "; first failure: " : "", st.first_error);
     /* say it when a trace was repeated to fill runs (metric trace_repeats) */

@@ -569,6 +569,7 @@ const char *sweep_spec_kind(const sweep_spec *s) { return s->kind; }
 const char *sweep_spec_path(const sweep_spec *s) { return s->path; }
 const char *sweep_spec_description(const sweep_spec *s) { return s->description; }
 size_t sweep_spec_size(const sweep_spec *s) { return s->njobs; }
+int sweep_spec_has_quick(const sweep_spec *s) { return s->nquick > 0; }
 const sweep_job *sweep_spec_job(const sweep_spec *s, size_t i) { return i < s->njobs ? &s->jobs[i] : NULL; }
 
 const char *sweep_job_get(const sweep_job *j, const char *key)

@@ -58,6 +58,9 @@ typedef int (*sweep_check_fn)(const char *key, const char *value, const char *wh
 int sweep_spec_load(const char *path, int quick, const char *const *sets, size_t nsets,
                     sweep_check_fn check, void *user, sweep_spec **out);
 void sweep_spec_free(sweep_spec *s);
+/* Does the spec have a [quick] section with at least one axis?  (Without
+ * one, quick = 1 loads the full grid.) */
+int sweep_spec_has_quick(const sweep_spec *s);
 const char *sweep_spec_name(const sweep_spec *s);
 const char *sweep_spec_kind(const sweep_spec *s);
 const char *sweep_spec_path(const sweep_spec *s);
