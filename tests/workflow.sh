@@ -126,8 +126,18 @@ diag "progress: export"
 runs=$(sqlite3 "$db" "SELECT count(*) FROM runs")
 [ "$(($(grep -c '' "$TMP/all.csv") - 1))" -eq "$runs" ]; ok $? "export: one row per run ($runs)"
 want=$(sqlite3 "$db" "SELECT 10 + (SELECT count(DISTINCT key) FROM params) + (SELECT count(DISTINCT name) FROM metrics)")
+prov=$(sqlite3 "$db" "SELECT 5 + 2 * (SELECT count(DISTINCT role) FROM inputs)")
 got=$(head -1 "$TMP/all.csv" | tr ',' '\n' | grep -c '')
-[ "$got" -eq "$want" ]; ok $? "export: columns = fixed 10 + every param key + every metric ($got, want $want)"
+[ "$got" -eq "$((want + prov))" ]; ok $? "export: columns = fixed 10 + provenance $prov + every param key + every metric ($got, want $((want + prov)))"
+# provenance: the runs row's and every input file's hash and path, as stored
+head -1 "$TMP/all.csv" | tr -d '\r' | tr ',' '\n' | sed -n 11,21p | tr '\n' ' ' |
+    grep -q "^ended_at host cmdline rng config_hash inputs.device inputs.device.path inputs.model inputs.model.path inputs.reading inputs.reading.path $"
+ok $? "export (CSV): ended_at, host, cmdline, rng, config_hash, inputs.ROLE and inputs.ROLE.path after the fixed columns"
+"$D2MOE" export --db "$db" --format json 2>/dev/null | jq -r '.[] | [.run_id, .host, .cmdline, .rng, .config_hash, .["inputs.model"], .["inputs.device.path"]] | @tsv' > "$TMP/prov.j"
+sqlite3 -separator '	' "$db" "SELECT r.id, r.host, r.cmdline, r.rng, r.config_hash, m.xxh128, d.path FROM runs r
+    JOIN inputs m ON m.run_id = r.id AND m.role = 'model' JOIN inputs d ON d.run_id = r.id AND d.role = 'device' ORDER BY r.id" > "$TMP/prov.s"
+[ -s "$TMP/prov.s" ] && cmp -s "$TMP/prov.j" "$TMP/prov.s" && grep -q "sweep" "$TMP/prov.j"
+ok $? "export (JSON): each run's host, cmdline, rng, config_hash and input hashes and paths, as in the store"
 head -1 "$TMP/all.csv" | tr -d '\r' | tr ',' '\n' | sed -n 1,5p | tr '\n' ' ' | grep -q "^run_id uid sweep variant status "
 ok $? "export: run_id, uid, sweep, variant, status first"
 head -1 "$TMP/all.csv" | tr -d '\r' | tr ',' '\n' | grep -qx "sim.budget"; ok $? "export: a column per param (sim.budget)"

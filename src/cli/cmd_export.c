@@ -1,7 +1,8 @@
 /* cmd_export.c - `d2moe export`: the runs of a results store as one wide
  * table (one row per run, every parameter and metric a column), CSV or
- * JSON, for pandas and spreadsheets.  The same columns as the SQL view
- * runs_wide (src/results/db.h).  Opens the store read-only. */
+ * JSON, for pandas and spreadsheets.  The columns of the SQL view runs_wide
+ * plus each run's provenance (db_export_select, src/results/db.h).  Opens
+ * the store read-only. */
 #include "cli/cli.h"
 #include "core/err.h"
 #include "core/fileio.h"
@@ -20,9 +21,11 @@ static void usage(FILE *out)
     fprintf(out, "usage: d2moe export [--db FILE] [--sweep NAME] [--variant NAME] [--format csv|json] [-o OUT]\n\n"
                  "Write the runs of a results store (default results/d2moe.db) as one wide table:\n"
                  "one row per run with run_id, uid, sweep, variant, status, kind, mode,\n"
-                 "code_version, started_at, seed, then every parameter (table.key) and every\n"
-                 "metric as a column (empty when a run has none).  The same columns as the SQL\n"
-                 "view runs_wide (results/README.md).  --sweep keeps the runs the sweep's\n"
+                 "code_version, started_at, seed, the provenance (ended_at, host, cmdline, rng,\n"
+                 "config_hash, and for each input file role inputs.ROLE = its XXH3-128 and\n"
+                 "inputs.ROLE.path), then every parameter (table.key) and every metric as a\n"
+                 "column (empty when a run has none).  The columns of the SQL view runs_wide\n"
+                 "plus the provenance (results/README.md).  --sweep keeps the runs the sweep's\n"
                  "figures show: of one variant (--variant NAME, default the spec's own; when\n"
                  "the sweep's runs are of several variants and none is the spec's own, export\n"
                  "stops with exit status 2 naming them), the jobs of the sweep's latest grid,\n"
@@ -88,7 +91,7 @@ static int export_rows(db *d, const char *sweep, const char *variant, int json, 
      * writer) is refused before any output, not written as a string */
     D2_TRY(db_metrics_numeric(d, sweep, variant));
     char *sel;
-    D2_TRY(db_wide_select(d, &sel));
+    D2_TRY(db_export_select(d, &sel));
     /* --sweep: the runs its figures show (db_sweep_runs) */
     char *sql = sweep ? sqlite3_mprintf("SELECT * FROM (%s) WHERE run_id IN (SELECT id FROM sweep_runs WHERE sweep = ?1 AND variant = ?2)"
                                         " ORDER BY run_id", sel)

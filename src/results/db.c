@@ -966,29 +966,44 @@ static int collect(sqlite3 *h, const char *sql, strlist *l)
 static const char *const wide_fixed[] = {"run_id", "uid", "sweep", "variant", "status", "kind", "mode",
                                          "code_version", "started_at", "seed"};
 
-static int wide_select_h(sqlite3 *h, char **out)
+/* the provenance columns of an export (db_export_select), after the fixed
+ * ones: the runs row's, then inputs.ROLE (XXH3-128) and inputs.ROLE.path,
+ * named after the table (no param key starts so; params hold input.trace_id) */
+static const char *const wide_prov[] = {"ended_at", "host", "cmdline", "rng", "config_hash"};
+
+static int wide_select_h(sqlite3 *h, int prov, char **out)
 {
     *out = NULL;
-    strlist keys = {0}, names = {0};
+    strlist keys = {0}, names = {0}, roles = {0};
     int rc = collect(h, "SELECT DISTINCT key FROM params ORDER BY key", &keys);
     if (rc == D2_OK) rc = collect(h, "SELECT DISTINCT name FROM metrics ORDER BY name", &names);
+    if (rc == D2_OK && prov) rc = collect(h, "SELECT DISTINCT role FROM inputs ORDER BY role", &roles);
     sqlite3_str *s = sqlite3_str_new(h);
     sqlite3_str_appendall(s,
         "SELECT r.id AS run_id, r.uid AS uid,"
         " (SELECT value FROM params WHERE run_id = r.id AND key = 'sweep.name') AS sweep,"
         " r.variant AS variant, r.status AS status, r.kind AS kind, r.mode AS mode,"
         " r.code_version AS code_version, r.started_at AS started_at, r.seed AS seed");
+    for (size_t i = 0; prov && i < sizeof wide_prov / sizeof wide_prov[0]; i++)
+        sqlite3_str_appendf(s, ", r.%s AS %s", wide_prov[i], wide_prov[i]);
+    for (size_t i = 0; rc == D2_OK && i < roles.n; i++)
+        sqlite3_str_appendf(s, ", (SELECT xxh128 FROM inputs WHERE run_id = r.id AND role = %Q) AS \"inputs.%w\""
+                               ", (SELECT path FROM inputs WHERE run_id = r.id AND role = %Q) AS \"inputs.%w.path\"",
+                            roles.a[i], roles.a[i], roles.a[i], roles.a[i]);
     for (size_t i = 0; rc == D2_OK && i < keys.n; i++)
         sqlite3_str_appendf(s, ", (SELECT value FROM params WHERE run_id = r.id AND key = %Q) AS \"%w\"", keys.a[i], keys.a[i]);
     for (size_t i = 0; rc == D2_OK && i < names.n; i++) {
         int clash = strlist_has(&keys, names.a[i]);
         for (size_t k = 0; k < sizeof wide_fixed / sizeof wide_fixed[0]; k++) clash |= !strcmp(wide_fixed[k], names.a[i]);
+        for (size_t k = 0; prov && k < sizeof wide_prov / sizeof wide_prov[0]; k++) clash |= !strcmp(wide_prov[k], names.a[i]);
+        clash |= prov && !strncmp(names.a[i], "inputs.", 7);
         sqlite3_str_appendf(s, ", (SELECT value FROM metrics WHERE run_id = r.id AND name = %Q) AS \"%s%w\"", names.a[i],
                             clash ? "metric." : "", names.a[i]);
     }
     sqlite3_str_appendall(s, " FROM runs r");
     strlist_free(&keys);
     strlist_free(&names);
+    strlist_free(&roles);
     char *sql = sqlite3_str_finish(s);
     if (rc != D2_OK) { sqlite3_free(sql); return rc; }
     if (!sql) D2_ERROR(D2_ENOMEM, "out of memory");
@@ -996,12 +1011,13 @@ static int wide_select_h(sqlite3 *h, char **out)
     return D2_OK;
 }
 
-int db_wide_select(db *d, char **sql) { return wide_select_h(d->h, sql); }
+int db_wide_select(db *d, char **sql) { return wide_select_h(d->h, 0, sql); }
+int db_export_select(db *d, char **sql) { return wide_select_h(d->h, 1, sql); }
 
 static int wide_view_refresh(sqlite3 *h, const char *path)
 {
     char *sel;
-    D2_TRY(wide_select_h(h, &sel));
+    D2_TRY(wide_select_h(h, 0, &sel));
     char *sql = sqlite3_mprintf("DROP VIEW IF EXISTS runs_wide; CREATE VIEW runs_wide AS %s ORDER BY r.id", sel);
     sqlite3_free(sel);
     if (!sql) D2_ERROR(D2_ENOMEM, "out of memory");

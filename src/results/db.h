@@ -151,6 +151,10 @@ int db_metrics_numeric(db *d, const char *sweep, const char *variant);
  * (table.key) and every metric name (prefixed "metric." if it clashes).  The
  * view is recreated whenever a write brings a new column. */
 int db_wide_select(db *d, char **sql); /* the view's SELECT; sqlite3_free it */
+/* runs_wide's SELECT with the provenance after the fixed columns: ended_at,
+ * host, cmdline, rng, config_hash, then per input role inputs.ROLE (its
+ * XXH3-128) and inputs.ROLE.path (d2moe export); sqlite3_free it */
+int db_export_select(db *d, char **sql);
 int db_wide_view_refresh(db *d);
 
 /* "2026-11-25T10:00:00.123Z" */
