@@ -93,6 +93,29 @@ ok $? "plot --sweep"
 [ -s "$TMP/s.png" ] && grep -q "4 runs, 2 series, variant base" "$TMP/s.out"; ok $? "plot --sweep: 4 runs, 2 series, base"
 "$D2MOE" plot --sweep wt --x sim.policy --y peak_mem_mb --where sim.budget=600M --db "$db" -o "$TMP/s.svg" > "$TMP/s2.out"
 grep -q "2 runs, 1 series" "$TMP/s2.out" && grep -q "<svg" "$TMP/s.svg"; ok $? "plot --sweep: categorical x, --where 600M keeps 2 runs, SVG"
+# the run columns export writes are keys too: variant as --series draws every variant (base and the flash_bw=7G rerun)
+"$D2MOE" plot --sweep wt --x sim.budget --y throughput_tps --series variant --where sim.policy=d2moe-v1 --db "$db" -o "$TMP/v.png" > "$TMP/v.out" 2> "$TMP/v.err"
+[ $? -eq 0 ] && grep -q "4 runs, 2 series" "$TMP/v.out" && [ "$(grep -v '^#' "$TMP/v.png.dat" | cut -f1 | grep . | sort -u | tr '\n' ' ')" = "base $v " ]
+ok $? "plot --sweep --series variant: one line per variant (base, $v)"
+"$D2MOE" plot --sweep wt --x sim.budget --y throughput_tps --series sim.policy --where variant="$v" --db "$db" -o "$TMP/v2.png" > "$TMP/v2.out" 2>&1 &&
+    grep -q "4 runs, 2 series" "$TMP/v2.out"; ok $? "plot --sweep --where variant=$v: that variant's 4 runs"
+"$D2MOE" plot --sweep wt --x sim.budget --y throughput_tps --series status --where sim.policy=d2moe-v1 --db "$db" -o "$TMP/v3.png" > /dev/null 2>&1 &&
+    [ "$(grep -v '^#' "$TMP/v3.png.dat" | cut -f1 | grep . | sort -u)" = ok ]; ok $? "plot --sweep --series status (a run column)"
+expect 2 "--series varient: no parameter, metric or run column .*did you mean 'variant'" "a misspelt run column: exit 2 with a suggestion" -- \
+    "$D2MOE" plot --sweep wt --x sim.budget --y throughput_tps --series varient --db "$db" -o "$TMP/v4.png"
+# a sweep narrowed by --set that runs nothing still makes its grid the latest (README "What a figure shows"):
+# it says so, and plot --where finds the runs outside it, with a note
+cp "$db" "$TMP/g.db"
+"$D2MOE" sweep "$TMP/t.ini" --db "$TMP/g.db" --set sim.budget=1200M > /dev/null 2> "$TMP/g.err"
+grep -q "0 run, 2 already stored" "$TMP/g.err" && grep -q "^sweep wt: note: figures now show this sweep's grid .*2 runs of variant base not shown" "$TMP/g.err"
+ok $? "sweep --set sim.budget=1200M, all stored: a note says the figures now show its narrower grid"
+"$D2MOE" plot --sweep wt --x sim.policy --y throughput_tps --where sim.budget=600M --db "$TMP/g.db" -o "$TMP/g.png" > "$TMP/g.out" 2> "$TMP/g2.err"
+[ $? -eq 0 ] && grep -q "2 runs, 1 series, variant base" "$TMP/g.out" && grep -q "no run of the latest grid of wt matches every --where; drawn instead" "$TMP/g2.err"
+ok $? "then plot --where sim.budget=600M: the 2 runs outside the latest grid drawn, with a note"
+"$D2MOE" plot --sweep wt --x sim.policy --y throughput_tps --where sim.budget=1200M --db "$TMP/g.db" -o "$TMP/g.png" > /dev/null 2> "$TMP/g3.err" &&
+    ! grep -q "drawn instead" "$TMP/g3.err"; ok $? "and --where sim.budget=1200M (in the latest grid): no such note"
+"$D2MOE" plot --sweep wt --x sim.policy --y throughput_tps --where sim.budget=900M --db "$TMP/g.db" -o "$TMP/g.png" > /dev/null 2> "$TMP/g4.err"
+[ $? -eq 2 ] && grep -q "no run has it; its values: 1200000000, 600000000" "$TMP/g4.err"; ok $? "--where of a value no run has: still exit 2"
 # numeric x in numeric order (text order would put 1400M before 500M), and
 # a line never joins runs that differ in another swept key
 cat > "$TMP/t3.ini" <<'SPEC'

@@ -37,8 +37,13 @@ static void usage(FILE *out)
                  "latest run; runs of jobs outside that grid are left out, and plot says how\n"
                  "many ('d2moe export' without --sweep lists every run).\n\n"
                  "--sweep: any sweep; KEY is a parameter (table.key, or model, device, trace,\n"
-                 "seed) or a metric; one line per value of --series; --where keeps runs with\n"
-                 "KEY = VALUE (numbers compare as numbers: 1600M = 1600000000).  Out-of-memory\n"
+                 "seed), a metric or a column of the run as 'd2moe export' names it (variant,\n"
+                 "status, host, code_version, inputs.ROLE, ...); one line per value of --series;\n"
+                 "--where keeps runs with KEY = VALUE (numbers compare as numbers: 1600M =\n"
+                 "1600000000).  variant as a KEY without --variant draws every variant of the\n"
+                 "sweep (each its own latest grid).  When no run of the latest grid matches\n"
+                 "every --where, the latest run of each matching job of earlier sweeps is\n"
+                 "drawn, with a note (e.g. after a sweep narrowed by --set).  Out-of-memory\n"
                  "runs are drawn as crosses on the x axis.  A key in bytes is drawn in MB.\n"
                  "The figure's data goes to OUT.dat beside it (tab-separated).\n\n"
                  "timeline: a Gantt chart of a 'd2moe simulate --timeline FILE.csv' (I/O and\n"
@@ -63,22 +68,40 @@ static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, c
     db *d = NULL;
     int rc = db_open_readonly(dbp, &d);
     if (rc) return cli_fail(rc);
-    char variant[DB_VARIANT_MAX], note[2048];
+    char variant[DB_VARIANT_MAX] = "", note[2048] = "";
+    /* variant as --x, --series or --where (without --variant): the runs of
+     * every variant, each its own grid's */
+    int by_variant = !want && (plot_key_is_variant(q->x) || plot_key_is_variant(q->series));
+    for (size_t i = 0; i < q->nwhere; i++) by_variant |= !want && plot_key_is_variant(q->where_k[i]);
     rc = db_sweep_check(d, q->sweep);
-    if (!rc) rc = db_variant_pick(d, q->sweep, want, variant, note, sizeof note);
+    if (!rc && !by_variant) rc = db_variant_pick(d, q->sweep, want, variant, note, sizeof note);
     if (rc) { db_close(d); return cli_fail(rc); }
-    q->variant = variant;
+    if (by_variant) snprintf(variant, sizeof variant, "(every one)");
+    q->variant = by_variant ? NULL : variant;
     char dat[FILEIO_PATH_MAX];
     plot_out po;
     plot_axes ax;
     rc = fileio_pathf(dat, sizeof dat, "%s.dat", outp);
     if (rc) { db_close(d); return cli_fail(rc); }
     rc = plot_sweep_export(d, q, dat, &po, &ax);
-    char hint[1024] = "", gnote[1024] = "";
+    char hint[1024] = "", gnote[1024] = "", anote[1024] = "";
+    if (!rc && po.rows == 0 && q->nwhere) {
+        /* the --where values may be runs outside the latest grid (a sweep
+         * narrowed by --set or --quick since): each job's latest run of
+         * every grid, said on stderr */
+        q->any_grid = 1;
+        rc = plot_sweep_export(d, q, dat, &po, &ax);
+        if (!rc && po.rows)
+            snprintf(anote, sizeof anote, "note: no run of the latest grid of %s matches every --where; drawn instead from the "
+                     "latest run of each matching job of its earlier sweeps (%zu runs; sweep the spec again to make its grid the latest)",
+                     q->sweep, po.rows);
+        else q->any_grid = 0;
+    }
     if (!rc && po.rows == 0 && q->nwhere) plot_where_hint(d, q, hint, sizeof hint);
-    if (!rc) rc = db_sweep_runs_note(d, q->sweep, variant, gnote, sizeof gnote);
+    if (!rc && !q->any_grid && !by_variant) rc = db_sweep_runs_note(d, q->sweep, variant, gnote, sizeof gnote);
     db_close(d);
     if (gnote[0]) fprintf(stderr, "d2moe plot: %s: %s\n", q->sweep, gnote);
+    if (anote[0]) fprintf(stderr, "d2moe plot: %s: %s\n", q->sweep, anote);
     if (rc) return cli_fail(rc);
     if (po.rows == 0) {
         unlink(dat);

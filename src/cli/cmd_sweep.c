@@ -215,6 +215,13 @@ static int run(int argc, char **argv)
                         sqlite3_column_text(q, 2) ? (const char *)sqlite3_column_text(q, 2) : "");
             sqlite3_finalize(q);
         }
+        /* a grid narrower than the runs stored (--set of one of an axis's
+         * values, --quick, an edited spec) is now the one figures show,
+         * even when nothing ran: say what it leaves out */
+        char gnote[1024];
+        if (db_sweep_runs_note(rd, sweep_spec_name(s), variant, gnote, sizeof gnote) == D2_OK && gnote[0])
+            fprintf(stderr, "sweep %s: note: figures now show this sweep's grid until the spec is swept again (plot --sweep "
+                            "--where also looks beyond it): %s\n", sweep_spec_name(s), gnote);
         db_close(rd);
     }
     accuracy_model_free(acc);

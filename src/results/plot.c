@@ -382,6 +382,17 @@ static const char *key_alias(const char *k)
     return k;
 }
 
+/* columns of the run that export writes, usable as keys: name, expression */
+static const char *const run_cols[][2] = {
+    {"variant", "runs.variant"}, {"status", "runs.status"}, {"run_id", "runs.id"}, {"uid", "runs.uid"},
+    {"kind", "runs.kind"}, {"mode", "runs.mode"}, {"code_version", "runs.code_version"},
+    {"started_at", "runs.started_at"}, {"ended_at", "runs.ended_at"}, {"host", "runs.host"},
+    {"cmdline", "runs.cmdline"}, {"rng", "runs.rng"}, {"config_hash", "runs.config_hash"},
+    {"sweep", "(SELECT value FROM params WHERE run_id = runs.id AND key = 'sweep.name')"},
+};
+
+int plot_key_is_variant(const char *key) { return key && !strcmp(key, "variant"); }
+
 /* the names a key may take in this sweep: params and metrics of its runs */
 static int sweep_names(db *d, const char *sweep, char ***out, size_t *n)
 {
@@ -392,7 +403,10 @@ static int sweep_names(db *d, const char *sweep, char ***out, size_t *n)
             "WITH r AS (SELECT run_id AS id FROM params WHERE key = 'sweep.name' AND value = ?1)"
             " SELECT DISTINCT key FROM params WHERE run_id IN (SELECT id FROM r)"
             " UNION SELECT DISTINCT name FROM metrics WHERE run_id IN (SELECT id FROM r)"
-            " UNION VALUES ('model'), ('device'), ('trace'), ('seed')", -1, &st, NULL) != SQLITE_OK)
+            " UNION SELECT DISTINCT 'inputs.' || role FROM inputs WHERE run_id IN (SELECT id FROM r)"
+            " UNION VALUES ('model'), ('device'), ('trace'), ('seed'), ('variant'), ('status'), ('run_id'), ('uid'), ('kind'),"
+            " ('mode'), ('code_version'), ('started_at'), ('ended_at'), ('host'), ('cmdline'), ('rng'), ('config_hash'), ('sweep')",
+            -1, &st, NULL) != SQLITE_OK)
         D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errmsg(db_handle(d)));
     sqlite3_bind_text(st, 1, sweep, -1, SQLITE_STATIC);
     char **a = NULL;
@@ -421,15 +435,28 @@ static int key_expr(db *d, const char *sweep, const char *opt, const char *key, 
     unit[0] = '\0';
     const char *k = key_alias(key);
     if (!strcmp(k, "seed")) { *expr = sqlite3_mprintf("runs.seed"); return *expr ? D2_OK : D2_ENOMEM; }
+    for (size_t i = 0; i < sizeof run_cols / sizeof run_cols[0]; i++)
+        if (!strcmp(k, run_cols[i][0])) { *expr = sqlite3_mprintf("%s", run_cols[i][1]); return *expr ? D2_OK : D2_ENOMEM; }
+    int only_metric = 0; /* export's name of a metric that clashes with a column */
+    if (!strncmp(k, "metric.", 7) && k[7]) { k += 7; only_metric = 1; }
+    if (!strncmp(k, "inputs.", 7) && k[7]) { /* export's input columns: the file's hash, or its path */
+        char role[128];
+        size_t l = strlen(k);
+        const int path = l > 12 && !strcmp(k + l - 5, ".path");
+        snprintf(role, sizeof role, "%.*s", (int)(l - 7 - (path ? 5 : 0)), k + 7);
+        *expr = sqlite3_mprintf("(SELECT %s FROM inputs WHERE run_id = runs.id AND role = %Q)", path ? "path" : "xxh128", role);
+        return *expr ? D2_OK : D2_ENOMEM;
+    }
     sqlite3_stmt *st;
     int kind = 0; /* 1 param, 2 metric */
     if (sqlite3_prepare_v2(db_handle(d),
-            "SELECT 1, '' FROM params WHERE key = ?1 AND run_id IN (SELECT run_id FROM params WHERE key = 'sweep.name' AND value = ?2)"
+            "SELECT 1, '' FROM params WHERE NOT ?3 AND key = ?1 AND run_id IN (SELECT run_id FROM params WHERE key = 'sweep.name' AND value = ?2)"
             " UNION ALL SELECT 2, unit FROM metrics WHERE name = ?1 AND run_id IN (SELECT run_id FROM params WHERE key = 'sweep.name' AND value = ?2)"
             " LIMIT 1", -1, &st, NULL) != SQLITE_OK)
         D2_ERROR(D2_EDB, "%s: %s", db_path(d), sqlite3_errmsg(db_handle(d)));
     sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, sweep, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, only_metric);
     if (sqlite3_step(st) == SQLITE_ROW) {
         kind = sqlite3_column_int(st, 0);
         snprintf(unit, un, "%s", (const char *)sqlite3_column_text(st, 1));
@@ -447,8 +474,8 @@ static int key_expr(db *d, const char *sweep, const char *opt, const char *key, 
         char hint[300];
         suggest_hint(key, (const char *const *)names, n, hint, sizeof hint);
         names_free(names, n);
-        D2_ERROR(D2_ENOTFOUND, "%s %s: no parameter or metric of that name in the runs of sweep %s%s (d2moe export --sweep %s lists the columns)",
-                 opt, key, sweep, hint, sweep);
+        D2_ERROR(D2_ENOTFOUND, "%s %s: no parameter, metric or run column of that name in the runs of sweep %s%s "
+                 "(d2moe export --sweep %s lists the columns)", opt, key, sweep, hint, sweep);
     }
     return *expr ? D2_OK : D2_ENOMEM;
 }
@@ -561,11 +588,19 @@ int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out
     if (rc == D2_OK && q->series) rc = key_expr(d, q->sweep, "--series", q->series, &se, su, sizeof su);
     if (rc == D2_OK) rc = db_sweep_runs(d);
     sqlite3_str *s = sqlite3_str_new(db_handle(d));
+    if (q->any_grid) /* each job's latest run, whatever grid it is in (the rule of sweep_runs without the grid) */
+        sqlite3_str_appendf(s,
+            "WITH r AS (SELECT id FROM (SELECT j.run_id AS id, row_number() OVER (PARTITION BY rv.variant, j.job_hash"
+            " ORDER BY rv.ended_at DESC, rv.id DESC) AS k FROM sweep_jobs j JOIN runs rv ON rv.id = j.run_id"
+            " WHERE j.sweep = %Q AND (%Q IS NULL OR rv.variant = %Q)) WHERE k = 1)",
+            q->sweep, q->variant, q->variant);
+    else
+        sqlite3_str_appendf(s, "WITH r AS (SELECT id FROM sweep_runs WHERE sweep = %Q AND (%Q IS NULL OR variant = %Q))", q->sweep,
+                            q->variant, q->variant);
     sqlite3_str_appendf(s,
-        "WITH r AS (SELECT id FROM sweep_runs WHERE sweep = %Q AND variant = %Q)"
         " SELECT %s, %s, CASE WHEN runs.status = 'ok' THEN %s END, runs.status,"
         " (SELECT job FROM sweep_jobs WHERE run_id = runs.id), runs.id FROM r JOIN runs ON runs.id = r.id WHERE 1",
-        q->sweep, q->variant, se ? se : "'all'", xe ? xe : "NULL", ye ? ye : "NULL");
+        se ? se : "'all'", xe ? xe : "NULL", ye ? ye : "NULL");
     for (size_t i = 0; rc == D2_OK && i < q->nwhere; i++) {
         char *we = NULL, wu[64], opt[300];
         snprintf(opt, sizeof opt, "--where %s=%s:", q->where_k[i], q->where_v[i]);
@@ -639,7 +674,7 @@ int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out
     fileio_out *fo;
     FILE *o;
     if ((rc = fileio_out_open(dat_path, &fo, &o)) != D2_OK) { sqlite3_finalize(st); return rc; }
-    fprintf(o, "# sweep %s, variant %s: series x y oom_marker x_label\n", q->sweep, q->variant);
+    fprintf(o, "# sweep %s, variant %s: series x y oom_marker x_label\n", q->sweep, q->variant ? q->variant : "(every one)");
     char prev[256] = "";
     size_t tl = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

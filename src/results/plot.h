@@ -60,15 +60,21 @@ int plot_render(const char *gnuplot, const char *plotdir, const plot_fig *f, con
                 const char *datadir, const plot_out *po, const char *outbase);
 
 /* Any sweep: x and y are a parameter (table.key, or model, device,
- * trace, seed) or a metric; one series per value of `series` (NULL: one);
+ * trace, seed), a metric, or a column of the run that d2moe export writes
+ * (variant, status, run_id, uid, kind, mode, code_version, started_at,
+ * ended_at, host, cmdline, rng, config_hash, inputs.ROLE; metric.NAME is the
+ * metric NAME); one series per value of `series` (NULL: one);
  * rows filtered by where_k[i] = where_v[i] (numbers compared as numbers).
- * Only the sweep's runs of `variant`, the latest run of each job.  The data
+ * Only the sweep's runs of `variant` (NULL: of every variant, each
+ * variant's own), the latest run of each job of the latest grid (any_grid:
+ * of every job the sweep stored, whatever grid).  The data
  * file has columns: series, x (category index when x is not numeric), y
  * (NaN unless ok), oom marker (0 for an out-of-memory run, else NaN), x
  * label.  An unknown key is D2_ENOTFOUND with a suggestion. */
 #define PLOT_MAX_WHERE 16
 typedef struct plot_query {
     const char *sweep, *variant, *x, *y, *series;
+    int any_grid;
     size_t nwhere;
     const char *where_k[PLOT_MAX_WHERE], *where_v[PLOT_MAX_WHERE];
 } plot_query;
@@ -82,6 +88,8 @@ int plot_sweep_export(db *d, const plot_query *q, const char *dat_path, plot_out
  * did you mean 'X'?)" for the first --where whose value no run of the sweep
  * has, into buf; "" when each value occurs. */
 void plot_where_hint(db *d, const plot_query *q, char *buf, size_t n);
+/* Does key name the variant (plot_query: NULL variant draws them all)? */
+int plot_key_is_variant(const char *key);
 /* An output path plot_draw can write: ending in .png or .svg and not an
  * existing FIFO, device, symlink or directory (D2_EINVAL).  Checked before
  * anything is written beside it (the data file OUT.dat). */
