@@ -9,6 +9,6 @@ v AS (SELECT br.value AS policy, p.value AS ppl, t.value AS tps, CAST(bud.value 
       JOIN params bud ON bud.run_id = r.id AND bud.key = 'sim.budget'
       JOIN metrics p ON p.run_id = r.id AND p.name = 'est_ppl'
       JOIN metrics t ON t.run_id = r.id AND t.name = 'throughput_tps')
-SELECT v.policy, v.ppl, v.tps, v.mb
+SELECT v.policy AS series, v.ppl AS est_ppl, v.tps AS throughput_tps, v.mb AS budget_mb
 FROM v
 ORDER BY v.policy, v.mb;

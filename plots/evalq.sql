@@ -12,8 +12,8 @@ r AS (SELECT max(runs.id) AS id FROM runs
       JOIN params lv ON lv.run_id = runs.id AND lv.key = 'eval.level'
       WHERE runs.kind = 'eval' AND runs.status = 'ok'
       GROUP BY pr.value, me.value, br.value, lv.value)
-SELECT pr.value || ' ' || me.value || CASE WHEN br.value = 'uniform' THEN '' ELSE ' ' || br.value END,
-       b.value, k.value, CASE WHEN br.value = 'uniform' THEN 0 ELSE 1 END AS routed
+SELECT pr.value || ' ' || me.value || CASE WHEN br.value = 'uniform' THEN '' ELSE ' ' || br.value END AS series,
+       b.value AS bpw, k.value AS kl, CASE WHEN br.value = 'uniform' THEN 0 ELSE 1 END AS routed
 FROM r
 JOIN params pr ON pr.run_id = r.id AND pr.key = 'eval.preset'
 JOIN params me ON me.run_id = r.id AND me.key = 'eval.method'

@@ -3,14 +3,16 @@
 -- 'memory' (peak MB with and without the transient FP16 copy counted,
 -- per-level kernel), 'latency' (makespan s of the per-level kernel, a
 -- dequantize pass then the GEMM, against the fused kernel that dequantizes
--- in step with the GEMM; both with the copy counted).
+-- in step with the GEMM; both with the copy counted).  The panels share the
+-- column names of the first SELECT: the third is named after the figure's
+-- y_column in figures.ini (time_s, peak_mem_mb, makespan_s).
 WITH r AS (SELECT id FROM sweep_runs WHERE sweep = :sweep AND variant = :variant),
 v AS (SELECT r.id,
         (SELECT CAST(value AS INTEGER) FROM params WHERE run_id = r.id AND key = 'sim.requests') AS req,
         (SELECT value FROM params WHERE run_id = r.id AND key = 'sim.transient_fp16') AS tr,
         (SELECT value FROM params WHERE run_id = r.id AND key = 'sim.nested_kernel') AS nk
       FROM r JOIN runs ON runs.id = r.id AND runs.status = 'ok')
-SELECT 'dequantization', req, (SELECT value FROM metrics WHERE run_id = v.id AND name = 'dequant_s') FROM v WHERE :what = 'time' AND tr = 'true' AND nk = 'per-level'
+SELECT 'dequantization' AS series, req AS requests, (SELECT value FROM metrics WHERE run_id = v.id AND name = 'dequant_s') AS ":y_column" FROM v WHERE :what = 'time' AND tr = 'true' AND nk = 'per-level'
 UNION ALL
 SELECT 'expert compute (total)', req, (SELECT value FROM metrics WHERE run_id = v.id AND name = 'expert_compute_s') FROM v WHERE :what = 'time' AND tr = 'true' AND nk = 'per-level'
 UNION ALL

@@ -13,7 +13,8 @@ v AS (SELECT mo.value AS model, CAST(req.value AS INTEGER) AS req,
       JOIN metrics po ON po.run_id = r.id AND po.name = 'plan_overhead_s'
       JOIN metrics ms ON ms.run_id = r.id AND ms.name = 'makespan_s'
       JOIN metrics st ON st.run_id = r.id AND st.name = 'layer_steps' AND st.value > 0)
-SELECT model || ': planning per step', req, avg(plan_ms), min(plan_ms), max(plan_ms), count(*) FROM v GROUP BY model, req
+SELECT model || ': planning per step' AS series, req AS requests, avg(plan_ms) AS mean_ms, min(plan_ms) AS min_ms, max(plan_ms) AS max_ms,
+       count(*) AS runs FROM v GROUP BY model, req
 UNION ALL
 SELECT model || ': simulated step time', req, avg(step_ms), min(step_ms), max(step_ms), count(*) FROM v GROUP BY model, req
 ORDER BY 1, 2;

@@ -37,6 +37,24 @@ device = env1
 FIG
 "$D2MOE" plot tfig --plots "$TMP/plots" --db "$db" --out "$TMP/out" > "$TMP/p1" 2>&1; ok $? "figure of the sweep"
 grep -q "(4 rows" "$TMP/p1"; ok $? "figure has 4 rows"
+# the .dat header names each column (fig12's panels share one query: the third column is the figure's y_column)
+mkdir -p "$TMP/plots2" && cp "$TMP"/plots/*.gp "$TMP"/plots/*.sql "$TMP/plots2/"
+printf '[tmem]\ntitle = test memory panel\nsql = fig12.sql\nsweep = wt\ngp = fig12.gp\nwhat = memory\ny_column = peak_mem_mb\ngp.ylab = MB\n' > "$TMP/plots2/figures.ini"
+printf '[tnocol]\ntitle = test panel without y_column\nsql = fig12.sql\nsweep = wt\ngp = fig12.gp\nwhat = memory\ngp.ylab = MB\n' >> "$TMP/plots2/figures.ini"
+"$D2MOE" plot tmem --plots "$TMP/plots2" --db "$db" --out "$TMP/out" > "$TMP/tmem.out" 2>&1 && sed -n 2p "$TMP/out/data/tmem.dat" | grep -qx "# series requests peak_mem_mb"
+ok $? "a .dat header names its columns (fig12.sql, memory panel: series requests peak_mem_mb)"
+expect 2 "fig12.sql: column 3 is named \":y_column\", but \[tnocol\] of figures.ini has no key y_column" "a column named after a key the figure lacks: exit 2" -- \
+    "$D2MOE" plot tnocol --plots "$TMP/plots2" --db "$db" --out "$TMP/out"
+# every ":KEY" column of a shipped query has its key in each figure that uses the query
+bad=""
+for f in $(sed -n 's/^\[\(.*\)\]$/\1/p' "$D2_SRCDIR/plots/figures.ini"); do
+    sql=$(sed -n "/^\[$f\]$/,/^\[/s/^sql = //p" "$D2_SRCDIR/plots/figures.ini")
+    [ -n "$sql" ] || continue
+    for k in $(grep -o 'AS ":[a-z_]*"' "$D2_SRCDIR/plots/$sql" | sed 's/AS ":\(.*\)"/\1/'); do
+        sed -n "/^\[$f\]$/,/^\[/p" "$D2_SRCDIR/plots/figures.ini" | grep -q "^$k = " || bad="$bad $f:$k"
+    done
+done
+[ -z "$bad" ]; ok $? "every figure whose query names a column :KEY gives KEY in figures.ini${bad:+ (missing:$bad)}"
 
 # the same sweep rerun with one changed assumption into the same store
 "$D2MOE" sweep "$TMP/t.ini" --db "$db" --quiet --set device.flash_bw=7G; ok $? "rerun with --set device.flash_bw=7G"

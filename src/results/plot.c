@@ -190,12 +190,33 @@ int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *varia
         }
         sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
     }
+    /* the header names each column as the query does (AS NAME); an alias
+     * ":KEY" is the figure's KEY in figures.ini (a column whose meaning is
+     * the figure's, e.g. fig11's :metric); blanks become '_' (one word each) */
+    int ncol = sqlite3_column_count(st);
+    const char *colname[64];
+    for (int c = 0; c < ncol && c < 64; c++) {
+        const char *cn = sqlite3_column_name(st, c), *v = cn;
+        if (cn && cn[0] == ':') {
+            v = NULL;
+            for (size_t k = 0; k < f->nbind; k++)
+                if (!strcmp(cn + 1, f->bind_k[k])) v = f->bind_v[k];
+            if (!v) {
+                d2_err_set("%s: column %d is named \"%s\", but [%s] of figures.ini has no key %s", qpath, c + 1, cn, f->name, cn + 1);
+                sqlite3_finalize(st);
+                return D2_EFORMAT;
+            }
+        }
+        colname[c] = v ? v : "?";
+    }
     fileio_out *fo;
     FILE *o;
     if ((rc = fileio_out_open(dat_path, &fo, &o)) != D2_OK) { sqlite3_finalize(st); return rc; }
-    int ncol = sqlite3_column_count(st);
     fprintf(o, "# %s: %s\n#", f->name, f->title);
-    for (int c = 0; c < ncol; c++) fprintf(o, " %s", sqlite3_column_name(st, c));
+    for (int c = 0; c < ncol; c++) {
+        fputc(' ', o);
+        for (const char *p = c < 64 ? colname[c] : "?"; *p; p++) fputc(*p == ' ' || *p == '\t' || *p == '\n' ? '_' : *p, o);
+    }
     fprintf(o, "\n");
     char prev[256] = "";
     size_t tl = 0;
