@@ -23,11 +23,13 @@ golden_name() {
     printf '%s.golden\n' "$n"
 }
 # golden_run D2MOE SRCDIR ARGS...: the run's status, reason and metrics, one
-# "name value" a line, in the order d2moe prints them (params left out;
-# plan_overhead_s is wall-clock time: its value is written as "wall-clock").
+# "name value" a line, in the order d2moe prints them (params and the reading's
+# name left out: the reading is part of the case, the reading's settings are
+# params; plan_overhead_s is wall-clock time: its value is written as
+# "wall-clock").
 golden_run() {
     bin=$1; src=$2; shift 2
     set -- $(for a in "$@"; do case $a in traces/*) printf '%s\n' "$src/$a" ;; *) printf '%s\n' "$a" ;; esac; done)
-    "$bin" simulate "$@" --json | jq -r 'del(.params) | to_entries[] | "\(.key) \(.value)"' |
+    "$bin" simulate "$@" --json | jq -r 'del(.params, .reading) | to_entries[] | "\(.key) \(.value)"' |
         sed 's/^plan_overhead_s .*/plan_overhead_s wall-clock/'
 }
