@@ -9,6 +9,9 @@ done
 "$D2MOE" --version | grep -Eq '^d2moe .+'; ok $? "--version prints a version"
 "$D2MOE" show --help | grep -q 'usage: d2moe show'; ok $? "show --help"
 "$D2MOE" help show | grep -q 'usage: d2moe show'; ok $? "help show"
+for a in --help -h help; do
+    "$D2MOE" help $a | grep -q '^usage: d2moe <command>'; ok $? "help $a: the command list"
+done
 expect 2 "not a d2moe command" "unknown command: exit 2, one line" -- "$D2MOE" frobnicate
 expect 2 "unknown option '--frob'" "unknown global option: exit 2, one line" -- "$D2MOE" --frob
 expect 2 "unknown option .*--colour" "unknown command option: exit 2, one line" -- "$D2MOE" list --colour models

@@ -401,7 +401,11 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(verb, "help")) {
-        if (argc == 2) { usage(stdout); return 0; }
+        /* 'help', 'help --help' (-h) and 'help help' all ask for this list */
+        if (argc == 2 || (argc == 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h") || !strcmp(argv[2], "help")))) {
+            usage(stdout);
+            return 0;
+        }
         const cli_cmd *c = find(argv[2]);
         if (!c) return unknown_command(argv[2]);
         char *hargv[CLI_HELP_WORDS + 3];
