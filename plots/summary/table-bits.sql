@@ -1,4 +1,4 @@
--- Bit-width trade-off table (LLaMA-MoE, one bit-width for all weights, all resident, R = 1, RTX 4090): ours beside the paper's llama.cpp measurements
+-- Bit-width trade-off table (LLaMA-MoE, one bit-width for all weights, all resident, R = 1, RTX 4090): ours beside the paper's llama.cpp measurements; est_ppl equals paper_ppl by construction (the estimate is fitted to this curve), not a reproduction
 WITH r AS (SELECT id FROM sweep_runs WHERE sweep = 'table-bits' AND variant = :variant),
 paper(bits, mem_gb, tps, ppl) AS (VALUES (2, 3.04, 50.47, 20.95), (3, 3.80, 45.91, 15.10), (4, 4.48, 43.82, 14.72),
                                          (5, 5.10, 40.15, 14.63), (6, 5.60, 37.72, 14.62), (8, 7.24, 35.34, 14.55),
