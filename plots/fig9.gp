@@ -1,5 +1,10 @@
 # Fig. 9: the I/O and compute queues of the same layer step under four
-# orders (Gantt chart).  Reads the simulator's timelines (CSV: start_ns,
+# strategies (Gantt chart): (a) separate copies and (b) MWQ levels, both
+# sequential (load, compute, load, ... in expert id order, no I/O-compute
+# overlap: ablate-router, ablate-mwq); (c) MWQ with overlap in HEBF order
+# (ablate-hebf); (d) MWQ with overlap in the optimal order.  So (b) vs (c)
+# shows overlap, not a load order (experiments/reproduce.ini [fig9];
+# docs/reproduction.md, Fig. 9).  Reads the simulator's timelines (CSV: start_ns,
 # end_ns, queue, layer, expert, level, tokens) from datadir/<strategy>.csv
 # for the four strategies of `timelines` (figures.ini; d2moe requires
 # exactly four names for this script and checks each file before gnuplot
@@ -11,7 +16,7 @@ if (fmt eq 'svg') { set terminal svg size 900,900 dynamic noenhanced font 'Helve
 set output outfile
 set datafile separator ','
 names = timelines
-array labels[4] = ['(a) no MWQ: separate copies per bit-width, expert id order', '(b) MWQ levels, expert id order', '(c) MWQ, fine-grained bit-level order (HEBF)', '(d) optimal order (exhaustive search)']
+array labels[4] = ['(a) no MWQ: separate INT2/3/4 copies, sequential (expert id order, no I/O-compute overlap)', '(b) MWQ levels, sequential (expert id order, no I/O-compute overlap)', '(c) MWQ levels, I/O-compute overlap, HEBF order', '(d) MWQ levels, I/O-compute overlap, optimal order (exhaustive search)']
 # level colours: 1 blue, 2 orange, 3 green, 4 purple (in the key only when a
 # panel has level 4); work that is not an expert's: dark grey
 levelcolor(level) = level == 0 ? 0x404040 : level == 1 ? 0x0072B2 : level == 2 ? 0xD55E00 : level == 3 ? 0x009E73 : 0xCC79A7
