@@ -16,6 +16,7 @@ libd2core_a_SOURCES = \
 	src/core/fileio.c src/core/fileio.h \
 	src/core/suggest.c src/core/suggest.h \
 	src/core/text.c src/core/text.h \
+	src/core/registry.h \
 	src/core/version.h
 nodist_libd2core_a_SOURCES = src/core/version.c
 CLEANFILES += src/core/version.c src/core/version.c.tmp
