@@ -113,7 +113,7 @@ static const char *const migrations[] = {
     "  status TEXT NOT NULL CHECK (status IN ('ok','oom','failed')),"
     "  started_at TEXT NOT NULL,"       /* ISO 8601 UTC */
     "  ended_at TEXT NOT NULL,"
-    "  code_version TEXT NOT NULL,"     /* git describe --always --dirty */
+    "  code_version TEXT NOT NULL,"     /* d2_version(): describe, plus -dirty.<source hash> */
     "  host TEXT NOT NULL,"
     "  cmdline TEXT NOT NULL,"
     "  seed INTEGER,"
