@@ -21,4 +21,4 @@ tests_t_accuracy_LDADD = libd2results.a libd2core.a $(D2_LIBS)
 tests_t_audit_SOURCES = tests/t_audit.c tests/tap.h
 tests_t_audit_LDADD = libd2results.a libd2sim.a libd2quant.a libd2trace.a libd2core.a $(D2_LIBS)
 TESTS += tests/t_db tests/t_sweep tests/t_accuracy tests/t_audit tests/audit.sh tests/sweep.sh tests/slurm.sh tests/reproduce.sh
-EXTRA_DIST += tests/audit.sh tests/data/audit-claims.ini
+EXTRA_DIST += tests/audit.sh tests/data/audit-claims.ini tests/sweep.sh tests/slurm.sh tests/reproduce.sh
