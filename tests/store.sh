@@ -31,6 +31,7 @@ n=$("$D2MOE" export --db "$TMP/a.db" --sweep fig10 --format json 2>/dev/null |
     jq -c '[.[] | select(."device.name" == "env1-calibrated") | ."device.flash_bw"] | unique')
 [ "$n" = '["915200000"]' ]; ok $? "export --sweep: the env1-calibrated runs shown are the new flash_bw's ($n)"
 fig "$TMP/a.db" "$TMP/fa" && [ "$(rows "$TMP/fa/data/fig10a.dat")" -eq 24 ]; ok $? "fig10a: 24 rows"
+grep -qx '# reading: datasheet' "$TMP/fa/data/fig10a.dat"; ok $? "fig10a's data file names the reading of the runs it shows (the sweep's default, datasheet)"
 grep -q "48 runs of variant base not shown: their jobs are not in the grid of the latest sweep of fig10 (192 jobs" "$TMP/fa.err"
 ok $? "and plot says the 48 older runs are left out"
 sqlite3 "$TMP/a.db" "SELECT i.xxh128 FROM inputs i JOIN sweep_jobs j ON j.run_id = i.run_id WHERE i.role = 'device'

@@ -157,12 +157,41 @@ static char *slurp(const char *path)
     return buf;
 }
 
+/* The readings (param reading.name) of the runs the figure of (sweep,
+ * variant) shows, ", "-separated in name order, into out ("" when no run
+ * stored one).  A D2 status. */
+static int shown_reading(db *d, const char *sweep, const char *variant, char *out, size_t n)
+{
+    static const char q[] = "SELECT group_concat(v, ', ') FROM (SELECT DISTINCT p.value AS v FROM sweep_runs s "
+                            "JOIN params p ON p.run_id = s.id AND p.key = 'reading.name' "
+                            "WHERE s.sweep = ?1 AND s.variant = ?2 ORDER BY v)";
+    sqlite3_stmt *st;
+    out[0] = 0;
+    if (sqlite3_prepare_v2(db_handle(d), q, -1, &st, NULL) != SQLITE_OK)
+        D2_ERROR(D2_EIO, "the readings of sweep %s: %s", sweep, sqlite3_errmsg(db_handle(d)));
+    sqlite3_bind_text(st, 1, sweep, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, variant, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_text(st, 0)) snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
+    else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        d2_err_set("the readings of sweep %s: %s", sweep, sqlite3_errmsg(db_handle(d)));
+        sqlite3_finalize(st);
+        return rc == SQLITE_NOMEM ? D2_ENOMEM : D2_EIO;
+    }
+    sqlite3_finalize(st);
+    /* a name goes into gnuplot's title: only a name's characters */
+    for (char *p = out; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-_., ", *p))) *p = '?';
+    return D2_OK;
+}
+
 int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *variant, const char *dat_path, plot_out *out)
 {
     memset(out, 0, sizeof *out);
     char qpath[FILEIO_PATH_MAX];
     D2_TRY(fileio_pathf(qpath, sizeof qpath, "%s/%s", plotdir, f->sql));
     D2_TRY(db_sweep_runs(d)); /* the runs each (sweep, variant) shows: temp.sweep_runs */
+    if (f->sweep[0]) D2_TRY(shown_reading(d, f->sweep, variant ? variant : "base", out->reading, sizeof out->reading));
     char *sql = slurp(qpath);
     if (!sql) D2_ERROR(D2_ENOTFOUND, "%s: cannot read: %s", qpath, strerror(errno));
     sqlite3_stmt *st;
@@ -212,7 +241,9 @@ int plot_export(db *d, const char *plotdir, const plot_fig *f, const char *varia
     fileio_out *fo;
     FILE *o;
     if ((rc = fileio_out_open(dat_path, &fo, &o)) != D2_OK) { sqlite3_finalize(st); return rc; }
-    fprintf(o, "# %s: %s\n#", f->name, f->title);
+    fprintf(o, "# %s: %s\n", f->name, f->title);
+    if (out->reading[0]) fprintf(o, "# reading: %s\n", out->reading);
+    fputc('#', o);
     for (int c = 0; c < ncol; c++) {
         fputc(' ', o);
         for (const char *p = c < 64 ? colname[c] : "?"; *p; p++) fputc(*p == ' ' || *p == '\t' || *p == '\n' ? '_' : *p, o);
@@ -380,7 +411,10 @@ int plot_render(const char *gnuplot, const char *plotdir, const plot_fig *f, con
         if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "datadir", datadir ? datadir : "", "the data folder");
         if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "titles", po ? po->titles : "", NULL);
         if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "plotdir", plotdir, "the plots folder");
-        if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "figtitle", f->title, NULL);
+        char ftitle[sizeof f->title + sizeof po->reading + 32];
+        if (po && po->reading[0]) snprintf(ftitle, sizeof ftitle, "%s [reading %s]", f->title, po->reading);
+        else snprintf(ftitle, sizeof ftitle, "%s", f->title);
+        if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "figtitle", ftitle, NULL);
         if (!rc) rc = plot_gp_assign(vars, sizeof vars, &off, "timelines", f->timelines, NULL);
         for (size_t k = 0; k < f->ngp && !rc; k++) rc = plot_gp_assign(vars, sizeof vars, &off, f->gp_k[k], f->gp_v[k], NULL);
         snprintf(ns, sizeof ns, "; nseries=%zu", po ? po->series : 0);

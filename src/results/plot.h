@@ -44,6 +44,9 @@ int plot_figures_load(const char *ini_path, plot_fig **figs, size_t *n);
 typedef struct plot_out {
     size_t rows, series;
     char titles[2048]; /* series labels, space separated (spaces inside a label -> '_') */
+    char reading[256];  /* the reading(s) of the runs a sweep figure shows (param reading.name,
+                           ", "-separated when several; "" when none is stored): plot_render
+                           names it in the title, the data file in its header */
 } plot_out;
 
 /* Run the figure's query on d and write the data file; variant (may be
