@@ -15,6 +15,10 @@ set ytics ('compute' 0, 'I/O' 1)
 set yrange [-0.6:1.6]
 set grid xtics lc rgb '#e0e0e0'
 set xlabel 'simulated time (ms)'
+# d2moe plot timeline --from / --to: the window drawn (-1: the run's start / end)
+if (exists('tfrom') && exists('tto')) {
+    if (tfrom >= 0 && tto >= 0) { set xrange [tfrom:tto] } else { if (tfrom >= 0) { set xrange [tfrom:*] } else { if (tto >= 0) { set xrange [*:tto] } } }
+}
 set key outside right top
 levelcolor(level) = level == 0 ? 0x999999 : level == 1 ? 0x0072B2 : level == 2 ? 0xD55E00 : level == 3 ? 0x009E73 : level == 4 ? 0xCC79A7 : 0xE69F00
 plot datafile every ::1 using (($1 + $2) / 2e6):(strcol(3) eq 'io' ? 1 : 0):(($2 - $1) / 2e6):(0.35):(levelcolor($6)) \

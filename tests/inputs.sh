@@ -276,6 +276,16 @@ evil="z'; system('touch PWNED'); a='.csv"
 cp "$TMP/o.tl" "$TMP/$evil"
 (cd "$TMP" && "$D2MOE" plot timeline "$evil" -o "q'x.png") > /dev/null 2>&1; st=$?
 [ "$st" -eq 0 ] && [ -s "$TMP/q'x.png" ] && [ ! -e "$TMP/PWNED" ]; ok $? "plot timeline of a file named with quotes and system(): drawn (status $st), no command run"
+# a window of a timeline: --from / --to (ms); a window that ends before it
+# starts, or the options without timeline, refused
+"$D2MOE" plot timeline "$TMP/o.tl" -o "$TMP/ow.svg" --from 0.5 --to 2 > /dev/null 2>&1 &&
+    sed -n 's/.*<text> *\([0-9.]*\)<.*/\1/p' "$TMP/ow.svg" | awk 'NF { n++; if ($1 > m) m = $1; if (n == 1 || $1 < lo) lo = $1 }
+        END { exit !(n >= 3 && m == 2 && lo >= 0.5) }'
+ok $? "plot timeline --from 0.5 --to 2: the x axis runs from 0.5 to 2 ms (the run lasts hundreds)"
+"$D2MOE" plot timeline "$TMP/o.tl" -o "$TMP/ow.svg" --to 1 > /dev/null 2>&1; ok $? "plot timeline --to alone"
+expect 2 "--from 3 --to 1: the window must end after it starts" "plot timeline --from after --to: exit 2" -- "$D2MOE" plot timeline "$TMP/o.tl" -o "$TMP/ow2.png" --from 3 --to 1
+expect 2 "--from and --to go with timeline FILE.csv" "plot --from without timeline: exit 2" -- "$D2MOE" plot fig3 --from 1 --db "$TMP/o.db"
+expect 2 "--to -1: expected milliseconds" "plot timeline --to -1: exit 2" -- "$D2MOE" plot timeline "$TMP/o.tl" -o "$TMP/ow2.png" --to -1
 "$D2MOE" plot --sweep osw --x sim.requests --y makespan_s --db "$TMP/o.db" -o "$TMP/o'd.png" > /dev/null 2>&1; st=$?
 [ "$st" -eq 0 ] && [ -s "$TMP/o'd.png" ]; ok $? "plot --sweep -o with a quote in the name: drawn (status $st)"
 nl="$TMP/a

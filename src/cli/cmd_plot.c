@@ -21,7 +21,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: d2moe plot FIGURE|all|list [--db FILE] [--out DIR] [--plots DIR] [--variant NAME]\n"
                  "       d2moe plot --sweep NAME --x KEY --y METRIC [--series KEY] [--where KEY=VALUE]...\n"
                  "                  [--variant NAME] [--db FILE] -o OUT.png|OUT.svg\n"
-                 "       d2moe plot timeline FILE.csv -o OUT.png|OUT.svg\n\n"
+                 "       d2moe plot timeline FILE.csv -o OUT.png|OUT.svg [--from MS] [--to MS]\n\n"
                  "Draw figures listed in plots/figures.ini from the results store (default\n"
                  "results/d2moe.db) into DIR (default plots/) as PNG and SVG; the exported data\n"
                  "goes to DIR/data/<figure>.dat.  Timeline figures (Fig. 9) read CSV folders\n"
@@ -50,7 +50,9 @@ static void usage(FILE *out)
                  "runs are drawn as crosses on the x axis.  A key in bytes is drawn in MB.\n"
                  "The figure's data goes to OUT.dat beside it (tab-separated).\n\n"
                  "timeline: a Gantt chart of a 'd2moe simulate --timeline FILE.csv' (I/O and\n"
-                 "compute queues, bars coloured by bit level).\n");
+                 "compute queues, bars coloured by bit level); --from MS and --to MS draw\n"
+                 "that window of simulated time (milliseconds; default the whole run: a run\n"
+                 "of thousands of operations is easier to read a few ms at a time).\n");
 }
 
 static int mkdir_p(const char *p)
@@ -144,7 +146,7 @@ static int plot_one_sweep(const char *dbp, const char *plotdir, plot_query *q, c
     return 0;
 }
 
-static int plot_timeline(const char *plotdir, const char *csv, const char *outp)
+static int plot_timeline(const char *plotdir, const char *csv, const char *outp, double t_from, double t_to)
 {
     size_t rows;
     int rc = opjoin_tl_check_file(csv, &rows);
@@ -157,9 +159,11 @@ static int plot_timeline(const char *plotdir, const char *csv, const char *outp)
     if (!vrc) vrc = plot_gp_assign(vars, sizeof vars, &voff, "plotdir", plotdir, "the plots folder");
     if (!vrc) vrc = plot_gp_assign(vars, sizeof vars, &voff, "figtitle", title, NULL);
     if (!vrc) vrc = plot_gp_assign(vars, sizeof vars, &voff, "titles", "", NULL);
-    if (!vrc && voff + 12 >= sizeof vars) { d2_err_set("gnuplot's command line is too long"); vrc = D2_ERANGE; }
     if (vrc) return cli_fail(vrc);
-    memcpy(vars + voff, "; nseries=0", 12);
+    char win[96];
+    snprintf(win, sizeof win, "; nseries=0; tfrom=%.17g; tto=%.17g", t_from, t_to); /* -1: the timeline's own start / end */
+    if (voff + strlen(win) + 1 > sizeof vars) { d2_err_set("gnuplot's command line is too long"); return cli_fail(D2_ERANGE); }
+    memcpy(vars + voff, win, strlen(win) + 1);
     rc = fileio_pathf(script, sizeof script, "%s/timeline.gp", plotdir);
     if (!rc) rc = plot_draw(D2_GNUPLOT, script, vars, outp);
     if (rc) return cli_fail(rc);
@@ -178,7 +182,9 @@ static int run(int argc, char **argv)
         {"out", required_argument, NULL, 'o'}, {"plots", required_argument, NULL, 'p'},
         {"variant", required_argument, NULL, 'V'}, {"sweep", required_argument, NULL, 's'},
         {"x", required_argument, NULL, 'x'}, {"y", required_argument, NULL, 'y'},
-        {"series", required_argument, NULL, 'S'}, {"where", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0}};
+        {"series", required_argument, NULL, 'S'}, {"where", required_argument, NULL, 'w'},
+        {"from", required_argument, NULL, 1},     {"to", required_argument, NULL, 2}, {NULL, 0, NULL, 0}};
+    double t_from = -1, t_to = -1; /* timeline: the window drawn, ms of simulated time (-1: its start / end) */
     const char *dbp = "results/d2moe.db", *outdir = NULL, *want_variant = NULL;
     char plotdir[FILEIO_PATH_MAX];
     int c, rc = fileio_pathf(plotdir, sizeof plotdir, "%s", cli_data_dir("plots", "figures.ini"));
@@ -199,6 +205,12 @@ static int run(int argc, char **argv)
         case 'x': q.x = optarg; break;
         case 'y': q.y = optarg; break;
         case 'S': q.series = optarg; break;
+        case 1:
+        case 2:
+            if ((rc = cli_parse_double("plot", c == 1 ? "--from" : "--to", optarg, 0, 1e12, 0, "milliseconds",
+                                       c == 1 ? &t_from : &t_to)))
+                return rc;
+            break;
         case 'w': {
             const char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg || !eq[1]) return cli_usage_error("plot", "--where %s: expected KEY=VALUE", optarg);
@@ -221,11 +233,15 @@ static int run(int argc, char **argv)
         return plot_one_sweep(dbp, plotdir, &q, want_variant, outdir);
     }
     if (q.x || q.y || q.series || q.nwhere) return cli_usage_error("plot", "--x, --y, --series and --where go with --sweep NAME");
-    if (optind < argc && !strcmp(argv[optind], "timeline")) {
+    int is_tl = optind < argc && !strcmp(argv[optind], "timeline");
+    if (!is_tl && (t_from >= 0 || t_to >= 0)) return cli_usage_error("plot", "--from and --to go with timeline FILE.csv");
+    if (t_from >= 0 && t_to >= 0 && !(t_to > t_from))
+        return cli_usage_error("plot", "--from %g --to %g: the window must end after it starts", t_from, t_to);
+    if (is_tl) {
         if (argc - optind != 2) return cli_usage_error("plot", "timeline: expected one FILE.csv");
         if (!outdir) return cli_usage_error("plot", "timeline needs -o OUT.png or -o OUT.svg");
         if ((rc = plot_out_check(outdir)) != D2_OK) return cli_fail(rc);
-        return plot_timeline(plotdir, argv[optind + 1], outdir);
+        return plot_timeline(plotdir, argv[optind + 1], outdir, t_from, t_to);
     }
     if (!outdir) outdir = "plots";
     if (argc - optind != 1) return cli_usage_error("plot", "expected one FIGURE, all or list");
