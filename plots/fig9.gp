@@ -34,7 +34,11 @@ do for [i = 1:4] {
     stats f every ::1 using ($4 == 0 && $1 < tend ? $6 : NaN) nooutput
     if (STATS_max > maxlevel) { maxlevel = STATS_max }
 }
-set multiplot layout 5,1 title figtitle
+# four panels and a thin strip for the key (a fifth panel of a 5 x 1
+# layout left a fifth of the picture blank under the key)
+set multiplot title figtitle
+ph = 0.215       # a panel's height, of the canvas
+ptop = 0.955     # below the figure's title
 set ytics ('compute' 0, 'I/O' 1)
 set grid xtics lc rgb '#e0e0e0'
 set key off
@@ -43,11 +47,13 @@ set xlabel 'simulated time (ms)' offset 0,0.6
 do for [i = 1:4] {
     f = datadir.'/'.word(names, i).'.csv'
     tend = tends[i]
+    set origin 0, ptop - i * ph
+    set size 1, ph
     set yrange [-0.6:1.6]
     set title labels[i] offset 0,-0.4
     # the work that is not an expert's is a sliver at this scale: say how long it is
     stats f every ::1 using ($4 == 0 && $5 == -1 && $1 < tend ? ($2 - $1) / 1e6 : NaN) nooutput
-    set label 2 sprintf('dark sliver at 0: attention + router, %.2f ms', STATS_sum) at first 0, first -0.5 left font ',8' offset 0.5,0
+    set label 2 sprintf('dark sliver at 0: attention + router, %.2f ms', STATS_sum) at first 0, first 0.5 left font ',8' offset 0.5,0
     plot f every ::1 using ($4 == 0 && $1 < tend ? ($1 + $2) / 2e6 : NaN):(strcol(3) eq 'io' ? 1 : 0):(($2 - $1) / 2e6):(0.38):(levelcolor($6)) \
          with boxxyerror fs solid 0.9 noborder lc rgb variable
 }
@@ -55,6 +61,8 @@ do for [i = 1:4] {
 unset label 2
 unset title; unset xlabel; unset ytics; unset border; unset tics; unset grid
 set key center center horizontal font ',10' samplen 2
+set origin 0, ptop - 4 * ph - 0.08
+set size 1, 0.08
 set xrange [0:1]; set yrange [0:1]
 plot NaN with boxes fs solid lc rgb '#0072B2' title 'level 1', NaN with boxes fs solid lc rgb '#D55E00' title 'level 2', \
      NaN with boxes fs solid lc rgb '#009E73' title 'level 3', NaN with boxes fs solid lc rgb '#CC79A7' title (maxlevel >= 4 ? 'level 4' : ''), \
