@@ -12,6 +12,8 @@ for f in $(awk '/^\[/ { if (n) print n; n = substr($0, 2, length($0) - 2) } /^op
     [ -s "$TMP/plots/$f.png" ] && [ -s "$TMP/plots/$f.svg" ]; ok $? "figure $f: non-empty PNG and SVG"
 done
 grep -q "^Fig. 10 headline" "$TMP/out"; ok $? "summary: Fig. 10 headline table"
+grep -q '^Fig. 10 headline.* \[variant v[0-9a-f]*: .*readings=paper-testbed.*sim\.gen=8.*\]$' "$TMP/out"
+ok $? "summary: a table of a variant says what the variant stands for (its overrides: the reading, --set)"
 grep -q "^Accuracy table" "$TMP/out"; ok $? "summary: accuracy table"
 grep -q "no rows" "$TMP/out"; [ $? -ne 0 ]; ok $? "no summary table is empty"
 # the HTML report beside the store: every drawn figure, provenance with a reading

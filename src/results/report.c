@@ -200,8 +200,13 @@ int report_print_sql(db *d, const char *sql_path, const char *variant, FILE *out
     for (int r = 0; r <= t.nr; r++)
         for (int c = 0; c < t.nc; c++)
             if (t.cells[r][c] && strlen(t.cells[r][c]) > w[c]) w[c] = strlen(t.cells[r][c]);
-    fprintf(out, "\n%s%s%s%s\n", t.title, variant && strcmp(variant, "base") ? " [variant " : "",
-            variant && strcmp(variant, "base") ? variant : "", variant && strcmp(variant, "base") ? "]" : "");
+    /* a variant other than base is named with what it stands for
+     * ([variant v6a7dd320: readings=paper-testbed]): its name alone said
+     * nothing to a reader */
+    char vdesc[512] = "";
+    if (variant && strcmp(variant, "base")) (void)db_variant_describe(d, variant, vdesc, sizeof vdesc);
+    if (variant && strcmp(variant, "base")) fprintf(out, "\n%s [variant %s: %s]\n", t.title, variant, vdesc);
+    else fprintf(out, "\n%s\n", t.title);
     if (t.nr == 0) fprintf(out, "  (no rows: run the experiment first)\n");
     else
         for (int r = 0; r <= t.nr; r++) {
@@ -610,7 +615,11 @@ int report_html(db *d, const report_opts *o, FILE *out, report_stats *st)
             } else if ((rc = query_table(d, p, variant, &t)) == D2_OK) {
                 fputs("<h3>", out);
                 esc(out, t.title);
-                if (strcmp(variant, "base")) { fputs(" [variant ", out); esc(out, variant); fputs("]", out); }
+                if (strcmp(variant, "base")) {
+                    char vdesc[512] = "";
+                    (void)db_variant_describe(d, variant, vdesc, sizeof vdesc);
+                    fputs(" [variant ", out); esc(out, variant); fputs(": ", out); esc(out, vdesc); fputs("]", out);
+                }
                 fputs("</h3>\n", out);
                 html_table(out, &t);
                 table_free(&t);
